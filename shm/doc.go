@@ -1,0 +1,56 @@
+// Package shm creates, attaches, validates and detaches the coupling-facility
+// (CF) structure files that every process of a queue-sharing group maps with
+// MAP_SHARED. It is the only package that turns mapped bytes into typed views
+// (pointers to words for sync/atomic, byte slices), and the only one that
+// uses package unsafe; the structures inside a mapping are built by package
+// lockfree on top of the Mem type defined here.
+//
+// # Files
+//
+// A group keeps its structures in one directory, by default
+// /dev/shm/qmgr-<group>/ (DefaultDir). Each structure is one file named after
+// the structure (for example ADMIN or APPL1), created with mode 0660 in a
+// directory of mode 0770, so only the owning user and group may map it.
+//
+// Creation is atomic: the creator writes and initialises a temporary file
+// (".<name>.<pid>.<random>.tmp") in the same directory and then link(2)s it
+// to its final name. link fails with EEXIST when another process won the
+// race, in which case the loser discards its file and attaches the winner's.
+// The final name therefore only ever names a complete, initialised
+// structure. A creator killed before the link leaves a temporary file that
+// the next Create in that directory removes once its pid is gone.
+//
+// Pages are allocated with fallocate(2) at creation (a full /dev/shm is
+// reported as ErrNoSpace instead of a SIGBUS later) and every attach
+// prefaults its page tables with madvise(MADV_POPULATE_WRITE), so the data
+// path takes no page faults. MADV_POPULATE_WRITE also reports a file that
+// became shorter than its header says as an error instead of a fault.
+//
+// # Header (page 0, 4096 bytes, little-endian)
+//
+//	offset size field
+//	     0    8 magic      "QMGRCF1\x00"
+//	     8    4 version    layout version of everything after the header
+//	    12    4 kind       1 = admin structure, 2 = application structure
+//	    16    8 size       total file size in bytes (a multiple of 4096)
+//	    24    8 created    creation time, Unix nanoseconds
+//	    32    4 dataOff    offset of the data area (4096)
+//	    36    4 reserved   zero
+//	    40   48 name       structure name, NUL padded (1..48 bytes of A-Z a-z 0-9 . _ %)
+//	    88   32 reserved   zero
+//	   120    8 checksum   xxhash64 of bytes [0,120)
+//	   128 3968 unused     zero
+//
+// The data area runs from dataOff to size; its layout is owned by the caller
+// (package lockfree) and covered by the version field.
+//
+// # Errors
+//
+// Attach refuses a file with a wrong magic (ErrBadMagic), a bad header
+// checksum or name (ErrCorrupt), another layout version (ErrVersion), a file
+// shorter than its header says or than a header (ErrTruncated), a file the
+// process may not open (ErrPermission) and a missing file (ErrNotFound). Each
+// comes wrapped in an *Error that names the file and says what to do. A
+// memory fault while touching a mapping becomes ErrFault through Guard and
+// CatchFault instead of killing the process.
+package shm
