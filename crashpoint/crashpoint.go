@@ -1,0 +1,106 @@
+package crashpoint
+
+import (
+	"os"
+	"sort"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"syscall"
+)
+
+// EnvVar arms the points; see the package documentation.
+const EnvVar = "QMGR_CRASHPOINT"
+
+// Point is one instrumented step.
+type Point struct {
+	name string
+	hits atomic.Int64
+}
+
+var (
+	armed      bool // written once in init, read by Hit
+	counting   bool // QMGR_CRASHPOINT=count
+	targetName string
+	targetN    int64 = 1
+
+	mu     sync.Mutex
+	points = map[string]*Point{}
+)
+
+func init() {
+	v := os.Getenv(EnvVar)
+	if v == "" {
+		return
+	}
+	armed = true
+	if v == "count" {
+		counting = true
+		return
+	}
+	name, n, ok := strings.Cut(v, ":")
+	targetName = name
+	if ok {
+		if k, err := strconv.ParseInt(n, 10, 64); err == nil && k > 0 {
+			targetN = k
+		}
+	}
+}
+
+// New declares a point. Names are unique; declaring one twice is a bug.
+func New(name string) *Point {
+	mu.Lock()
+	defer mu.Unlock()
+	if _, dup := points[name]; dup {
+		panic("crashpoint: duplicate point " + name)
+	}
+	p := &Point{name: name}
+	points[name] = p
+	return p
+}
+
+// Name is the point's name.
+func (p *Point) Name() string { return p.name }
+
+// Hit is the instrumented step.
+func (p *Point) Hit() {
+	if armed {
+		p.hit()
+	}
+}
+
+func (p *Point) hit() {
+	n := p.hits.Add(1)
+	if counting || p.name != targetName || n != targetN {
+		return
+	}
+	syscall.Kill(os.Getpid(), syscall.SIGKILL)
+	select {} // never returns: the kill is delivered before this goroutine runs again
+}
+
+// All lists the declared points, sorted.
+func All() []string {
+	mu.Lock()
+	defer mu.Unlock()
+	out := make([]string, 0, len(points))
+	for n := range points {
+		out = append(out, n)
+	}
+	sort.Strings(out)
+	return out
+}
+
+// Counts reports how often each point was hit (only when armed).
+func Counts() map[string]int64 {
+	mu.Lock()
+	defer mu.Unlock()
+	out := make(map[string]int64, len(points))
+	for n, p := range points {
+		out[n] = p.hits.Load()
+	}
+	return out
+}
+
+// Armed reports whether points are live in this process.
+func Armed() bool { return armed }

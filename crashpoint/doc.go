@@ -1,0 +1,17 @@
+// Package crashpoint marks the steps of multi-step operations on shared
+// memory so tests can kill a process with SIGKILL at exactly that step and
+// then prove that repair leaves nothing lost, duplicated or leaked.
+//
+// A point is declared once at package level and hit on the code path:
+//
+//	var cpLinked = crashpoint.New("lockfree.put.linked")
+//	...
+//	cpLinked.Hit()
+//
+// Points are disarmed unless the environment variable QMGR_CRASHPOINT is set
+// when the process starts, so a Hit costs one predictable branch on a
+// package variable. QMGR_CRASHPOINT=name:n makes the n-th hit (default 1) of
+// the named point SIGKILL the process at once; QMGR_CRASHPOINT=count makes
+// every hit count, and Counts reports them (tests use it to learn which points
+// a workload reaches). All lists every declared point.
+package crashpoint

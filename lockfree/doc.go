@@ -1,0 +1,150 @@
+// Package lockfree builds the coupling facility's data structures inside a
+// CF structure mapping (package shm): queue lists, the pools of message
+// entries and data elements, the message/correlation id index, status slots
+// changed only by whole-record compare-and-swap, cross-process wait and
+// wake, owners with Repair, and a checker.
+//
+// # Rules
+//
+// No Go pointer is stored in the mapping: references are indexes (plus one,
+// so zero means none) with a generation number. Every shared word is read
+// and written with sync/atomic (sequentially consistent) and is 8-byte
+// aligned; records are multiples of 64 bytes so words written by different
+// processes on hot paths do not share cache lines. The data path (put, get,
+// browse, commit, backout, allocate, free) takes no lock: every step is a
+// single CAS or a store to something the caller alone owns.
+//
+// Every multi-step operation is tagged with its owner (an owner slot and its
+// incarnation, an OwnerTag): a thing in flight carries its owner's tag in the
+// same word as its state, and an owner about to change a second word (its
+// depth counter, a backout count) first writes a descriptor in its own slot.
+// Repair(owner) therefore finishes or undoes, from the mapping alone,
+// whatever a process killed at any instruction left half done. The only
+// reservations anyone waits on (a status slot being rewritten, the admin
+// token for queue create and delete) name their holder, and a waiter clears
+// them as soon as it sees the holder's process is gone.
+//
+// # Design choices
+//
+// Pools are clock sweeps over state words rather than Treiber stacks: a
+// process killed between popping a free-list head and recording what it
+// popped would leak the element with no trace of who had it, while a CAS
+// free -> owned(tag) records the owner in the same step. Per-owner caches
+// keep the shared sweep hand off the per-message path.
+//
+// Queue depth is not one shared counter but a cell per owner and queue,
+// written only by its owner: a shared counter updated next to an entry
+// state change cannot be repaired after a kill between the two, a
+// single-writer cell plus the descriptor's before-value can. Depth is the
+// sum over the owners that ever touched the queue (a bitmap), read on puts
+// to queues whose MaxDepth is below the structure's entry count, and by
+// displays.
+//
+// Queue lists are per-priority position logs (see sublog.go): an entry is
+// linked at a position by one CAS and stays there until consumed, so a
+// backout puts it back where it was and a scanner can skip what it has
+// already seen.
+//
+// Getters scan from the head. A process-local cache of "nothing available
+// below position P as of availSeq S" makes repeated gets on a queue with
+// many held or uncommitted messages cheap; commit, backout and repair bump
+// availSeq. A getter that would take a message of a unit of work it skipped
+// an invisible message of earlier in the same scan starts again, so a
+// producer's messages are got in the order they were put.
+//
+// # Byte layout of the data area
+//
+// All integers little-endian (native on the supported platforms); offsets
+// are from the start of the data area (the shm header page precedes it).
+// Regions start on 4096-byte boundaries in this order:
+//
+//	control page    4096 bytes
+//	owners          Owners x 256
+//	queues          Queues x queueSize (= 256 + 2*bitmap + 10*128, bitmap = Owners/8 rounded up to 64)
+//	cells           Owners x Queues x 16
+//	entries         Entries x 256
+//	element words   Elements x 8
+//	element links   Elements x 4
+//	segments        Segments x 576
+//	index           IndexSlots x 8
+//	status slots    StatusSlots x (64 + 2 x StatusSize rounded up to 64)
+//	element data    Elements x ElementSize
+//
+// Control page:
+//
+//	   0   8 magic "QMGRLF01"
+//	   8  36 parameters, u32 each: Owners Queues Entries Elements ElementSize
+//	         Segments IndexSlots StatusSlots StatusSize
+//	  48   8 xxhash64 of [0,48)
+//	1024   8 entry sweep hand          (fetch-add by every allocating owner)
+//	1088   8 element sweep hand
+//	1152   8 segment sweep hand
+//	1216   8 admin token: owner tag or 0 (queue create/delete)
+//
+// State words of entries, elements and segments share one encoding:
+//
+//	gen(24) << 40 | kind(8) << 32 | value(32)
+//
+// gen changes whenever the thing is freed after use, so a stale reference
+// (index, gen) never validates. Entry kinds: 0 free, 1 alloc(owner),
+// 2 putu(owner) (linked, uncommitted put), 3 avail, 4 held(owner),
+// 5 dead(owner) (being freed). Element kinds: 0 free, 1 owned(owner),
+// 2 msg(entry index). Segment kinds: 0 free, 1 owned(owner),
+// 2 linked(queue << 8 | priority).
+//
+// Owner slot (256 bytes; written by its owner, or by its repairer after it
+// died; read by anyone checking liveness or repairing):
+//
+//	  0 state: incarnation(16) << 48 | state(8) << 40 | pid or repairer pid(32)
+//	          states 0 free, 1 active, 2 repairing
+//	  8 pid               16 process start time (procid)
+//	 24 registration time 32 repairer's process start time
+//	 64 unit of work: seq(32) << 32 | state(8), states 0 idle, 1 active, 2 committing
+//	128 message descriptor: op, a, b, c (op written last)
+//	192 segment descriptor: op, a, b
+//
+// Queue record:
+//
+//	  0 state: incarnation(16) << 48 | state(8) << 40 | owner tag(32)
+//	           states 0 free, 1 creating, 2 active, 3 deleting
+//	  8 max depth   16 max message length   24 flags (1 msgid index,
+//	    2 correlid index, 4 some key not indexed)
+//	 32 created (Unix ns)   40 name length   48 name [48]
+//	128 priorities used (bit mask; set before a first link, cleared on delete)
+//	192 futex word (u32): bumped by putters when someone waits
+//	256 waiter bitmap (one bit per owner slot), then touched bitmap
+//	    (owners whose cells count for this queue)
+//	then 10 sublogs of 128 bytes, priority 0 first:
+//	  0 tail position   8 tail segment ref   16 availSeq
+//	 64 head position  72 head segment ref   80 janitor token (owner tag)
+//
+// Cell (owner o, queue q) at cells + (o*Queues + q)*16: depth contribution
+// (int64), uncommitted count (int64). Written only by owner o (or its
+// repairer).
+//
+// Entry (256 bytes):
+//
+//	  0 state word        8 position in its sublog
+//	 16 putter: owner tag << 32 | unit-of-work seq
+//	 24 queue(16) | priority(8) << 16 | flags(8) << 24 | body length << 32
+//	 32 put time   40 expiry   48 backout count(32) | properties length << 32
+//	 56 first element+1 (0: inline)(32) | variable part length << 32
+//	 64 message id [24]   88 correlation id [24]   112 format [8]
+//	120 reply-to queue name length (u8), reply-to qmgr name length (u8)
+//	128 inline variable part [128]
+//
+// The variable part is reply-to queue name, reply-to queue manager name,
+// properties, body, in that order; inline when it fits in 128 bytes,
+// otherwise chained over data elements (next links in the element link
+// array, index+1, 0 ends).
+//
+// Segment (576 bytes): 0 state word, 8 base position (a multiple of 64),
+// 16 next segment ref, 64 slots [64] of entry refs ((index+1) << 32 | gen),
+// 0 for empty, all ones for a tombstone.
+//
+// Index slot: (entry index+1) << 32 | gen << 8 | top byte of the key hash.
+//
+// Status slot: 0 control word: version(31) << 33 | current copy(1) << 32 |
+// reserving owner tag(32); 64 copy 0; 64 + StatusSize rounded up to 64:
+// copy 1.
+package lockfree

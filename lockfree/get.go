@@ -1,0 +1,707 @@
+package lockfree
+
+import (
+	"bytes"
+	"fmt"
+	"runtime"
+	"sync/atomic"
+	"time"
+
+	"github.com/qmgr/qmgr/crashpoint"
+	"github.com/qmgr/qmgr/shm"
+)
+
+// GetOptions control a get.
+type GetOptions struct {
+	// Syncpoint gets the message in the owner's unit of work: it stays on the
+	// queue, held, until Commit removes it or Backout releases it.
+	Syncpoint bool
+	// MsgID and CorrelID, when set, select only messages with that id.
+	MsgID, CorrelID *[idBytes]byte
+	// Wait is how long to wait for a message: 0 does not wait, a negative
+	// value waits until one arrives.
+	Wait time.Duration
+	// Spin is how long to poll before sleeping on the futex while waiting.
+	Spin time.Duration
+}
+
+type claimMode uint8
+
+const (
+	claimHeld claimMode = iota // avail -> held(o): syncpoint get, view
+	claimDead                  // avail -> dead(o): non-syncpoint get, consumed at once
+)
+
+// maxFutexSleep bounds one futex sleep so a waiter whose waker died is never
+// stuck: it rechecks the queue at least this often.
+const maxFutexSleep = 50 * time.Millisecond
+
+var (
+	cpGetClaimed = crashpoint.New("lockfree.get.claimed")
+	cpGetCounted = crashpoint.New("lockfree.get.counted")
+	cpGetFreed   = crashpoint.New("lockfree.get.freed")
+)
+
+type matcher struct {
+	msgID, correlID *[idBytes]byte
+}
+
+func (s *Structure) entryMatches(eo uint64, m *matcher) bool {
+	if m.msgID != nil && !bytes.Equal(s.mem.Bytes(eo+enMsgID, idBytes), m.msgID[:]) {
+		return false
+	}
+	if m.correlID != nil && !bytes.Equal(s.mem.Bytes(eo+enCorrelID, idBytes), m.correlID[:]) {
+		return false
+	}
+	return true
+}
+
+// scanCache lets a getter skip positions it already found unavailable:
+// positions in [head, resume) held nothing available when availSeq was seq,
+// and no entry becomes available again without bumping availSeq (entries
+// still being linked are excluded by resume).
+type scanCache struct {
+	seq, tail, resume uint64
+}
+
+func (o *Owner) scanCacheFor(qp uint32) *scanCache {
+	if o.scans == nil {
+		o.scans = map[uint32]*scanCache{}
+	}
+	c := o.scans[qp]
+	if c == nil {
+		c = &scanCache{seq: ^uint64(0)}
+		o.scans[qp] = c
+	}
+	return c
+}
+
+type claimed struct {
+	idx, gen uint32
+	q        uint32
+	prio     int
+	pos      uint64
+}
+
+// tryClaim claims entry r (ctl word w, available) for this owner.
+func (o *Owner) tryClaim(r ref, w uint64, q uint32, mode claimMode) bool {
+	s := o.s
+	eo := s.entryOff(r.idx())
+	if mode == claimHeld {
+		if !s.cas(eo+enCtl, w, mkWord(r.gen(), stHeld, uint32(o.tag))) {
+			return false
+		}
+		cpGetClaimed.Hit()
+		return true
+	}
+	before := o.cellDepth(q)
+	o.setDesc(opRemove, uint64(r), uint64(q), before)
+	if !s.cas(eo+enCtl, w, mkWord(r.gen(), stDead, uint32(o.tag))) {
+		o.clearDesc()
+		return false
+	}
+	cpGetClaimed.Hit()
+	o.setCellDepth(q, before-1)
+	cpGetCounted.Hit()
+	return true
+}
+
+// claimSublog scans sublog q/prio from its head for the first available
+// entry that m accepts and claims it. On the way it advances the head over
+// dead positions, frees head segments behind it and unlinks fully dead
+// segments, and removes expired messages.
+func (o *Owner) claimSublog(q uint32, prio int, m *matcher, mode claimMode, now *int64) (claimed, bool, error) {
+	s := o.s
+	sl := s.sublogOff(q, prio)
+	qp := qpOf(q, prio)
+	var cache *scanCache
+	if m == nil {
+		cache = o.scanCacheFor(qp)
+	}
+	var skipped [32]uint64
+	overflowRestarts := 0
+	for attempt := 0; attempt < maxRetries; attempt++ {
+		aseq := s.load(sl + slAvailSeq)
+		t := s.load(sl + slTailPos)
+		h := s.load(sl + slHeadPos)
+		if h >= t {
+			return claimed{}, false, nil
+		}
+		start := h
+		if cache != nil && cache.seq == aseq && cache.resume > h {
+			if cache.resume >= t {
+				return claimed{}, false, nil
+			}
+			start = cache.resume
+		}
+		hs := ref(s.load(sl + slHeadSeg))
+		base, ok := s.segRead(hs, qp)
+		if !ok {
+			continue
+		}
+		if h < base {
+			s.cas(sl+slHeadPos, h, base) // the head segment starts after a gap
+			continue
+		}
+		seg, prev := hs, ref(0)
+		restart := false
+		for start >= base+segSlots && !restart {
+			nx := ref(s.load(s.segOff(seg.idx()) + sgNext))
+			nb, ok1 := s.segRead(nx, qp)
+			_, ok2 := s.segRead(seg, qp)
+			if !ok1 || !ok2 {
+				restart = true
+				break
+			}
+			prev, seg, base = seg, nx, nb
+		}
+		if restart {
+			continue
+		}
+		if start < base {
+			start = base
+		}
+		advancing := start == h
+		leftHead := false
+		resume := t
+		nskip, overflow := 0, false
+		fromStart, allDead := start == base, true
+		for pos := start; pos < t; pos++ {
+			if pos >= base+segSlots {
+				nx := ref(s.load(s.segOff(seg.idx()) + sgNext))
+				if nx.nil() {
+					break
+				}
+				nb, ok1 := s.segRead(nx, qp)
+				_, ok2 := s.segRead(seg, qp)
+				if !ok1 || !ok2 {
+					restart = true
+					break
+				}
+				if fromStart && allDead && !prev.nil() && o.compact(q, prio, prev, seg) {
+					// seg is gone; prev now links to nx
+				} else {
+					prev = seg
+				}
+				if advancing && seg == hs {
+					leftHead = true
+				}
+				seg, base = nx, nb
+				if pos < base {
+					if advancing {
+						s.cas(sl+slHeadPos, pos, base)
+					}
+					pos = base
+					if pos >= t {
+						break
+					}
+				}
+				fromStart, allDead = pos == base, true
+			}
+			sw := s.load(s.slotOff(seg.idx(), pos-base))
+			dead := false
+			switch {
+			case sw == tombstone:
+				dead = true
+			case sw == 0:
+				resume = min(resume, pos) // being filled; cannot be below the tail, but stay safe
+			default:
+				r := ref(sw)
+				if r.idx() >= uint32(s.p.Entries) {
+					dead = true
+					break
+				}
+				eo := s.entryOff(r.idx())
+				w := s.load(eo + enCtl)
+				if wGen(w) != r.gen() {
+					dead = true
+					break
+				}
+				switch wKind(w) {
+				case stFree, stDead:
+					dead = true
+				case stAlloc, stPutU:
+					if wKind(w) == stAlloc {
+						resume = min(resume, pos)
+					}
+					if p := s.load(eo + enPutter); p&(1<<31) == 0 {
+						// A put of a unit of work: remember it once.
+						dup := false
+						for _, sp := range skipped[:nskip] {
+							dup = dup || sp == p
+						}
+						if !dup && nskip < len(skipped) {
+							skipped[nskip] = p
+							nskip++
+						} else if !dup {
+							overflow = true
+						}
+					}
+				case stAvail:
+					if s.load(eo+enPos) != pos || uint32(s.load(eo+enQueue))&0xffffff != uint32(q)|uint32(prio)<<16 {
+						restart = true // our segment was recycled under us
+						break
+					}
+					if exp := int64(s.load(eo + enExpiry)); exp != 0 {
+						if *now == 0 {
+							*now = nowNanos()
+						}
+						if exp <= *now {
+							dead = o.expire(r, w, q)
+							break
+						}
+					}
+					if m != nil && !s.entryMatches(eo, m) {
+						break
+					}
+					if p := s.load(eo + enPutter); nskip > 0 && p&(1<<31) == 0 {
+						// Taking this message while we passed over an earlier,
+						// then invisible message of the same unit of work would
+						// break the order of that producer: its unit of work
+						// committed while we scanned, so start again. Each
+						// restart follows a commit, so restarts are bounded;
+						// with more than len(skipped) units of work pending in
+						// front, those beyond are not remembered (and
+						// overflowRestarts bounds the restarts they cause).
+						found := overflow && overflowRestarts < 3
+						for _, sp := range skipped[:nskip] {
+							found = found || sp == p
+						}
+						if found {
+							if overflow {
+								overflowRestarts++
+							}
+							restart, cache = true, nil
+							break
+						}
+					}
+					if start > h && s.load(sl+slAvailSeq) != aseq {
+						// We skipped [h, start) on the strength of the cache,
+						// and entries became available since: rescan.
+						restart, cache = true, nil
+						break
+					}
+					if o.tryClaim(r, w, q, mode) {
+						if cache != nil {
+							cache.seq, cache.tail, cache.resume = aseq, t, min(resume, pos+1)
+						}
+						if leftHead {
+							o.retireHead(q, prio)
+						}
+						return claimed{idx: r.idx(), gen: r.gen(), q: q, prio: prio, pos: pos}, true, nil
+					}
+				}
+			}
+			if restart {
+				break
+			}
+			if dead {
+				if advancing {
+					s.cas(sl+slHeadPos, pos, pos+1)
+				}
+			} else {
+				advancing, allDead = false, false
+			}
+		}
+		if restart {
+			continue
+		}
+		if cache != nil {
+			cache.seq, cache.tail, cache.resume = aseq, t, resume
+		}
+		if leftHead {
+			o.retireHead(q, prio)
+		}
+		return claimed{}, false, nil
+	}
+	return claimed{}, false, errCorrupt(s, "scan of queue %d priority %d does not settle", q, prio)
+}
+
+// expire removes an expired available message; it reports whether it did.
+func (o *Owner) expire(r ref, w uint64, q uint32) bool {
+	if !o.tryClaim(r, w, q, claimDead) {
+		return false
+	}
+	o.freeEntry(r.idx(), r.gen())
+	o.clearDesc()
+	return true
+}
+
+// claimQueue tries each used priority of q from the highest.
+func (o *Owner) claimQueue(q uint32, m *matcher, mode claimMode, now *int64) (claimed, bool, error) {
+	s := o.s
+	if m != nil {
+		if c, ok, used, err := o.claimIndexed(q, m, mode, now); used {
+			return c, ok, err
+		}
+	}
+	mask := s.load(s.queueOff(q) + qPrioMask)
+	for p := Priorities - 1; p >= 0; p-- {
+		if mask&(1<<p) == 0 {
+			continue
+		}
+		c, ok, err := o.claimSublog(q, p, m, mode, now)
+		if ok || err != nil {
+			return c, ok, err
+		}
+	}
+	return claimed{}, false, nil
+}
+
+// claimWait claims a message, waiting as the options say.
+func (o *Owner) claimWait(q uint32, opt GetOptions, mode claimMode) (claimed, error) {
+	s := o.s
+	var m *matcher
+	if opt.MsgID != nil || opt.CorrelID != nil {
+		m = &matcher{msgID: opt.MsgID, correlID: opt.CorrelID}
+	}
+	var now int64
+	try := func() (claimed, bool, error) {
+		now = 0
+		return o.claimQueue(q, m, mode, &now)
+	}
+	c, ok, err := try()
+	if ok || err != nil {
+		return c, err
+	}
+	if opt.Wait == 0 {
+		return c, ErrNoMessage
+	}
+	t0 := time.Now()
+	deadline := t0.Add(opt.Wait)
+	if opt.Wait < 0 {
+		deadline = t0.Add(100 * 365 * 24 * time.Hour)
+	}
+	if opt.Spin > 0 {
+		spinUntil := t0.Add(min(opt.Spin, time.Until(deadline)))
+		for i := 0; ; i++ {
+			if c, ok, err = try(); ok || err != nil {
+				return c, err
+			}
+			if i%64 == 63 {
+				if time.Now().After(spinUntil) {
+					break
+				}
+				runtime.Gosched()
+			}
+		}
+	}
+	o.setWaiting(q, true)
+	defer o.setWaiting(q, false)
+	fw := s.futexWord(q)
+	for {
+		seq := atomic.LoadUint32(fw)
+		if c, ok, err = try(); ok || err != nil {
+			return c, err
+		}
+		left := time.Until(deadline)
+		if left <= 0 {
+			return c, ErrNoMessage
+		}
+		if err := shm.FutexWait(fw, seq, min(left, maxFutexSleep)); err != nil {
+			return c, fmt.Errorf("wait on queue %d: %w", q, err)
+		}
+		if err := o.checkAlive(); err != nil {
+			return c, err
+		}
+		if !s.queueActive(q) {
+			return c, fmt.Errorf("%w: slot %d deleted while waiting", ErrUnknownQueue, q)
+		}
+	}
+}
+
+// Get gets the next message from q into dst (whose slices are reused).
+// Messages come highest priority first, then in arrival order.
+func (o *Owner) Get(q QueueID, opt GetOptions, dst *Message) error {
+	if err := o.checkAlive(); err != nil {
+		return err
+	}
+	s := o.s
+	if !s.queueActive(uint32(q)) {
+		return fmt.Errorf("%w: slot %d", ErrUnknownQueue, q)
+	}
+	o.touch(uint32(q))
+	mode := claimDead
+	if opt.Syncpoint {
+		mode = claimHeld
+	}
+	c, err := o.claimWait(uint32(q), opt, mode)
+	if err != nil {
+		return err
+	}
+	eo := s.entryOff(c.idx)
+	if !o.readEntry(eo, dst) {
+		return errCorrupt(s, "entry %d of queue %d has inconsistent lengths", c.idx, q)
+	}
+	if mode == claimHeld {
+		o.holdInUOW(c)
+		return nil
+	}
+	o.freeEntry(c.idx, c.gen)
+	cpGetFreed.Hit()
+	o.clearDesc()
+	return nil
+}
+
+// GetBatch gets up to len(dst) messages; only the first may wait. It returns
+// how many it got; ErrNoMessage only when it got none.
+func (o *Owner) GetBatch(q QueueID, opt GetOptions, dst []Message) (int, error) {
+	for i := range dst {
+		if err := o.Get(q, opt, &dst[i]); err != nil {
+			if i > 0 && err == ErrNoMessage {
+				return i, nil
+			}
+			return i, err
+		}
+		opt.Wait = 0
+	}
+	return len(dst), nil
+}
+
+// holdInUOW records a held message in the owner's unit of work.
+func (o *Owner) holdInUOW(c claimed) {
+	o.uowGets = append(o.uowGets, uowItem{idx: c.idx, gen: c.gen, q: c.q, prio: uint8(c.prio)})
+	o.addUncom(c.q, 1)
+	o.markUOW()
+}
+
+// freeEntry frees a dead entry of this owner and its data into the caches.
+// The gen is bumped so every reference to the dead message goes stale.
+func (o *Owner) freeEntry(e, g uint32) {
+	s := o.s
+	eo := s.entryOff(e)
+	o.walkElems(e, s.load(eo+enDataRef), func(el uint32, w uint64) {
+		s.store(s.elemWordOff(el), mkWord(nextGen(wGen(w)), ekOwned, uint32(o.tag)))
+		o.cacheElem(el)
+	})
+	s.store(eo+enCtl, mkWord(nextGen(g), stAlloc, uint32(o.tag)))
+	o.cacheEntry(e)
+}
+
+// View is a message held by its owner whose body is read in place, without
+// copying: the slices point into the mapping. A view is valid until it is
+// released, or, for a view got under syncpoint, until the unit of work ends.
+// The channel sender writes views straight to its socket.
+type View struct {
+	o         *Owner
+	c         claimed
+	syncpoint bool
+	done      bool
+	Msg       Message  // descriptor fields and properties (copied); Body is empty
+	Body      [][]byte // the body, in pieces, aliasing the mapping
+}
+
+// Len is the body length.
+func (v *View) Len() int {
+	n := 0
+	for _, b := range v.Body {
+		n += len(b)
+	}
+	return n
+}
+
+// GetView claims the next message like Get and returns a zero-copy view of
+// it. Without Syncpoint the message is removed when the view is released;
+// with Syncpoint it belongs to the unit of work like any syncpoint get.
+func (o *Owner) GetView(q QueueID, opt GetOptions) (*View, error) {
+	if err := o.checkAlive(); err != nil {
+		return nil, err
+	}
+	s := o.s
+	if !s.queueActive(uint32(q)) {
+		return nil, fmt.Errorf("%w: slot %d", ErrUnknownQueue, q)
+	}
+	o.touch(uint32(q))
+	c, err := o.claimWait(uint32(q), opt, claimHeld)
+	if err != nil {
+		return nil, err
+	}
+	v := &View{o: o, c: c, syncpoint: opt.Syncpoint}
+	eo := s.entryOff(c.idx)
+	varLen, bodyLen, propsLen, rq, rqm := s.entryMeta(eo, &v.Msg)
+	skip := rq + rqm + propsLen
+	if varLen != skip+bodyLen {
+		return nil, errCorrupt(s, "entry %d of queue %d has inconsistent lengths", c.idx, q)
+	}
+	var head []byte
+	s.chunks(eo, func(b []byte) bool {
+		if skip > 0 {
+			k := min(skip, len(b))
+			head = append(head, b[:k]...)
+			b, skip = b[k:], skip-k
+		}
+		if len(b) > 0 {
+			v.Body = append(v.Body, b)
+		}
+		return true
+	})
+	v.Msg.ReplyToQ = string(head[:rq])
+	v.Msg.ReplyToQMgr = string(head[rq : rq+rqm])
+	v.Msg.Properties = append([]byte(nil), head[rq+rqm:]...)
+	if opt.Syncpoint {
+		o.holdInUOW(c)
+	} else {
+		o.views++
+	}
+	return v, nil
+}
+
+// Release ends a view. A view got without syncpoint removes its message
+// now; a syncpoint view's message is removed by Commit (or kept by Backout).
+func (v *View) Release() error {
+	if v.done {
+		return ErrViewReleased
+	}
+	v.done = true
+	v.Body = nil
+	if v.syncpoint {
+		return nil
+	}
+	o := v.o
+	o.views--
+	return o.removeHeld(v.c)
+}
+
+// removeHeld consumes a message this owner holds: held -> dead, depth
+// decremented, data and entry freed.
+func (o *Owner) removeHeld(c claimed) error {
+	s := o.s
+	eo := s.entryOff(c.idx)
+	r := mkRef(c.idx, c.gen)
+	before := o.cellDepth(c.q)
+	o.setDesc(opRemove, uint64(r), uint64(c.q), before)
+	if !s.cas(eo+enCtl, mkWord(c.gen, stHeld, uint32(o.tag)), mkWord(c.gen, stDead, uint32(o.tag))) {
+		o.clearDesc()
+		return fmt.Errorf("%w: held message %d was taken back", ErrOwnerRevoked, c.idx)
+	}
+	cpRemoveDead.Hit()
+	o.setCellDepth(c.q, before-1)
+	cpRemoveCounted.Hit()
+	o.freeEntry(c.idx, c.gen)
+	o.clearDesc()
+	return nil
+}
+
+var (
+	cpRemoveDead    = crashpoint.New("lockfree.remove.dead")
+	cpRemoveCounted = crashpoint.New("lockfree.remove.counted")
+)
+
+// BrowseCursor remembers where a browse got to.
+type BrowseCursor struct {
+	q       uint32
+	prio    int
+	pos     uint64
+	started bool
+}
+
+// NewBrowseCursor starts a browse of q at its first message.
+func (o *Owner) NewBrowseCursor(q QueueID) *BrowseCursor {
+	return &BrowseCursor{q: uint32(q), prio: Priorities - 1}
+}
+
+// BrowseNext copies the next available message after the cursor into dst
+// without claiming it, in delivery order (priority, then position), and
+// moves the cursor. Messages that arrive behind the cursor are seen by a
+// new cursor. Only the match fields of opt are used.
+func (o *Owner) BrowseNext(cur *BrowseCursor, opt GetOptions, dst *Message) error {
+	if err := o.checkAlive(); err != nil {
+		return err
+	}
+	s := o.s
+	if !s.queueActive(cur.q) {
+		return fmt.Errorf("%w: slot %d", ErrUnknownQueue, cur.q)
+	}
+	var m *matcher
+	if opt.MsgID != nil || opt.CorrelID != nil {
+		m = &matcher{msgID: opt.MsgID, correlID: opt.CorrelID}
+	}
+	now := nowNanos()
+	mask := s.load(s.queueOff(cur.q) + qPrioMask)
+	for ; cur.prio >= 0; cur.prio, cur.started = cur.prio-1, false {
+		if mask&(1<<cur.prio) == 0 {
+			continue
+		}
+		from := uint64(0)
+		if cur.started {
+			from = cur.pos + 1
+		}
+		found := false
+		s.walk(cur.q, cur.prio, from, func(pos uint64, r ref) bool {
+			eo := s.entryOff(r.idx())
+			w := s.load(eo + enCtl)
+			if wGen(w) != r.gen() || wKind(w) != stAvail || s.load(eo+enPos) != pos {
+				return true
+			}
+			if exp := int64(s.load(eo + enExpiry)); exp != 0 && exp <= now {
+				return true
+			}
+			if m != nil && !s.entryMatches(eo, m) {
+				return true
+			}
+			ok := o.readEntry(eo, dst)
+			// The message may have been consumed and its entry reused while we
+			// copied: the gen tells.
+			if !ok || wGen(s.load(eo+enCtl)) != r.gen() {
+				return true
+			}
+			cur.pos, cur.started, found = pos, true, true
+			return false
+		})
+		if found {
+			return nil
+		}
+	}
+	return ErrNoMessage
+}
+
+// walk visits the filled slots of sublog q/prio from position from on,
+// without changing anything. f returns false to stop.
+func (s *Structure) walk(q uint32, prio int, from uint64, f func(pos uint64, r ref) bool) {
+	sl := s.sublogOff(q, prio)
+	qp := qpOf(q, prio)
+	for attempt := 0; attempt < 64; attempt++ {
+		t := s.load(sl + slTailPos)
+		if h := s.load(sl + slHeadPos); from < h {
+			from = h
+		}
+		seg := ref(s.load(sl + slHeadSeg))
+		base, ok := s.segRead(seg, qp)
+		if !ok {
+			if seg.nil() {
+				return
+			}
+			continue
+		}
+		restart := false
+		pos := max(from, base)
+		for pos < t {
+			if pos >= base+segSlots {
+				nx := ref(s.load(s.segOff(seg.idx()) + sgNext))
+				nb, ok1 := s.segRead(nx, qp)
+				_, ok2 := s.segRead(seg, qp)
+				if nx.nil() {
+					return
+				}
+				if !ok1 || !ok2 {
+					restart = true
+					break
+				}
+				seg, base = nx, nb
+				pos = max(pos, base)
+				continue
+			}
+			sw := s.load(s.slotOff(seg.idx(), pos-base))
+			if sw != 0 && sw != tombstone && ref(sw).idx() < uint32(s.p.Entries) {
+				if !f(pos, ref(sw)) {
+					return
+				}
+			}
+			pos++
+		}
+		if !restart {
+			return
+		}
+		from = pos
+	}
+}

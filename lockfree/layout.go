@@ -1,0 +1,308 @@
+package lockfree
+
+import (
+	"encoding/binary"
+	"fmt"
+
+	"github.com/cespare/xxhash/v2"
+	"github.com/qmgr/qmgr/shm"
+)
+
+// LayoutVersion is the version of the data-area layout below. It is stored in
+// the shm header; bump it whenever any offset or encoding here changes.
+const LayoutVersion = 1
+
+// Fixed sizes. Every record is a multiple of the 64-byte cache line so that
+// words written by different processes on hot paths never share a line.
+const (
+	line         = 64
+	ctlPageSize  = 4096
+	ownerSize    = 256
+	cellSize     = 16
+	entrySize    = 256
+	inlineOff    = 128 // offset of the inline data area inside an entry
+	InlineMax    = entrySize - inlineOff
+	segSlots     = 64
+	segHdrSize   = 64
+	segSize      = segHdrSize + segSlots*8
+	statusHdr    = 64
+	Priorities   = 10
+	sublogSize   = 2 * line
+	queueFixed   = 4 * line // attributes (2 lines), priority mask, futex word
+	maxOwners    = 1 << 16
+	maxQueues    = 1 << 16
+	maxEntries   = 1<<32 - 2
+	genBits      = 24
+	genMask      = 1<<genBits - 1
+	idBytes      = 24 // message and correlation id
+	MaxNameLen   = 48
+	formatBytes  = 8
+	maxElemSize  = 1 << 20
+	minElemSize  = 64
+	maxStatusRec = 1 << 16
+)
+
+// Control page (offset 0 of the data area).
+const (
+	ctlMagic      = 0  // [8]byte "QMGRLF01"
+	ctlParams     = 8  // 9 x u32: Owners Queues Entries Elements ElementSize Segments IndexSlots StatusSlots StatusSize
+	ctlChecksum   = 48 // xxhash64 of [0,48)
+	ctlEntryHand  = 1 * 1024
+	ctlElemHand   = ctlEntryHand + line
+	ctlSegHand    = ctlElemHand + line
+	ctlAdminToken = ctlSegHand + line
+	layoutMagic   = "QMGRLF01"
+)
+
+// Owner slot fields.
+const (
+	ownState    = 0   // inc(16)<<48 | state(8)<<40 | repairer tag(32)
+	ownPid      = 8   // pid of the registered process
+	ownStart    = 16  // its start time (procid)
+	ownReg      = 24  // registration time, Unix ns
+	ownRepStart = 32  // start time of the repairing process (state repairing)
+	ownUOW      = 64  // uow seq(32)<<32 | uow state(8)
+	ownDesc     = 128 // message descriptor: op, a, b, c
+	ownSegDesc  = 192 // segment descriptor: op, a, b
+)
+
+// Queue record fields.
+const (
+	qState    = 0  // inc(16)<<48 | state(8)<<40 | creator tag(32)
+	qMaxDepth = 8  // atomic
+	qMaxMsgL  = 16 // atomic
+	qFlags    = 24 // atomic: index flags
+	qCreated  = 32
+	qNameLen  = 40
+	qName     = 48 // [48]
+	qPrioMask = 2 * line
+	qFutex    = 3 * line // u32 wake sequence
+	qBitmaps  = 4 * line // waiters bitmap then touched bitmap
+)
+
+// Sublog fields (relative to the sublog).
+const (
+	slTailPos  = 0         // next position to fill; CAS by producers (and helpers)
+	slTailSeg  = 8         // segment holding tailPos (may lag one segment)
+	slAvailSeq = 16        // bumped after entries become available again (commit, backout, repair)
+	slHeadPos  = line      // positions below are dead; CAS by scanners
+	slHeadSeg  = line + 8  // first segment; changed only by the janitor token holder
+	slJanitor  = line + 16 // owner tag holding the janitor token (0: free)
+)
+
+// Entry fields.
+const (
+	enCtl      = 0
+	enPos      = 8
+	enPutter   = 16
+	enQueue    = 24 // u16 queue, u8 priority, u8 flags, u32 body length
+	enPutTime  = 32
+	enExpiry   = 40
+	enBackout  = 48 // u32 backout count, u32 properties length
+	enDataRef  = 56 // u32 first element + 1 (0: inline), u32 variable-part length
+	enMsgID    = 64
+	enCorrelID = 88
+	enFormat   = 112
+	enReplyLen = 120 // u8 reply-to queue name length, u8 reply-to qmgr name length
+)
+
+// Segment fields.
+const (
+	sgWord  = 0
+	sgBase  = 8
+	sgNext  = 16
+	sgSlots = segHdrSize
+)
+
+// Params sizes a structure. Zero fields take the defaults documented on
+// each field; ParamsForSize derives the counts from a byte budget.
+type Params struct {
+	Owners      int // owner (connection) slots; default 256; at most 65536
+	Queues      int // queue slots; default 512, as many as an IBM MQ CF application structure holds
+	Entries     int // message entries; default derived from the size
+	Elements    int // data elements for bodies that do not fit inline; default derived from the size
+	ElementSize int // bytes per data element; default 256; multiple of 64
+	Segments    int // list segments of 64 positions; default Entries/8 + 2*Queues
+	IndexSlots  int // message/correlation id index slots; default 2*Entries rounded to a power of two
+	StatusSlots int // compare-and-swap status records; default 64
+	StatusSize  int // bytes per status record; default 256; multiple of 8, at least 16
+}
+
+func (p Params) withDefaults() Params {
+	if p.Owners == 0 {
+		p.Owners = 256
+	}
+	if p.Queues == 0 {
+		p.Queues = 512
+	}
+	if p.ElementSize == 0 {
+		p.ElementSize = 256
+	}
+	if p.Entries == 0 {
+		p.Entries = 4096
+	}
+	if p.Elements == 0 {
+		p.Elements = p.Entries
+	}
+	if p.Segments == 0 {
+		p.Segments = p.Entries/8 + 2*p.Queues
+	}
+	if p.IndexSlots == 0 {
+		n := 64
+		for n < 2*p.Entries {
+			n <<= 1
+		}
+		p.IndexSlots = n
+	}
+	if p.StatusSlots == 0 {
+		p.StatusSlots = 64
+	}
+	if p.StatusSize == 0 {
+		p.StatusSize = 256
+	}
+	return p
+}
+
+// Validate checks the parameters after defaults are applied.
+func (p Params) Validate() error {
+	p = p.withDefaults()
+	switch {
+	case p.Owners < 1 || p.Owners > maxOwners:
+		return fmt.Errorf("%w: owners %d not in 1..%d", ErrParams, p.Owners, maxOwners)
+	case p.Queues < 1 || p.Queues > maxQueues:
+		return fmt.Errorf("%w: queues %d not in 1..%d", ErrParams, p.Queues, maxQueues)
+	case p.Entries < 1 || p.Entries > maxEntries:
+		return fmt.Errorf("%w: entries %d", ErrParams, p.Entries)
+	case p.Elements < 1 || p.Elements > maxEntries:
+		return fmt.Errorf("%w: elements %d", ErrParams, p.Elements)
+	case p.ElementSize < minElemSize || p.ElementSize > maxElemSize || p.ElementSize%64 != 0:
+		return fmt.Errorf("%w: element size %d not a multiple of 64 in %d..%d", ErrParams, p.ElementSize, minElemSize, maxElemSize)
+	case p.Segments < 2 || p.Segments > maxEntries:
+		return fmt.Errorf("%w: segments %d", ErrParams, p.Segments)
+	case p.IndexSlots < 64 || p.IndexSlots&(p.IndexSlots-1) != 0 || p.IndexSlots > 1<<32:
+		return fmt.Errorf("%w: index slots %d not a power of two >= 64", ErrParams, p.IndexSlots)
+	case p.StatusSlots < 0 || p.StatusSlots > 1<<20:
+		return fmt.Errorf("%w: status slots %d", ErrParams, p.StatusSlots)
+	case p.StatusSize < 16 || p.StatusSize > maxStatusRec || p.StatusSize%8 != 0:
+		return fmt.Errorf("%w: status size %d not a multiple of 8 in 16..%d", ErrParams, p.StatusSize, maxStatusRec)
+	}
+	return nil
+}
+
+// ParamsForSize fills Entries and Elements, where they are zero, so that the
+// structure fits in size bytes (the whole file, shm header included): the
+// room left after the fixed regions is split so there is one data element
+// per entry. Segments and IndexSlots, where zero, follow from Entries.
+func ParamsForSize(size uint64, p Params) (Params, error) {
+	in := p
+	derive := func(entries, elements int) Params {
+		q := in
+		if in.Entries == 0 {
+			q.Entries = entries
+		}
+		if in.Elements == 0 {
+			q.Elements = elements
+		}
+		return q.withDefaults()
+	}
+	fixed := derive(1, 1).Size()
+	if fixed >= size {
+		return p, fmt.Errorf("%w: %d bytes cannot hold %d owners and %d queues (need more than %d)",
+			ErrParams, size, p.withDefaults().Owners, p.withDefaults().Queues, fixed)
+	}
+	q := derive(1, 1)
+	var per uint64
+	if in.Entries == 0 {
+		per += entrySize + segSize/8 + 16 // entry, its share of a segment, two index slots
+	}
+	if in.Elements == 0 {
+		per += 8 + 4 + uint64(q.ElementSize)
+	}
+	n := 1
+	if per > 0 {
+		n = int((size - fixed) / per)
+	}
+	if n > maxEntries {
+		n = maxEntries
+	}
+	for n > 1 && derive(n, n).Size() > size {
+		n -= n/64 + 1
+	}
+	if n < 1 {
+		n = 1
+	}
+	p = derive(n, n)
+	if p.Size() > size {
+		return p, fmt.Errorf("%w: %d bytes are too few for the given counts (need %d)", ErrParams, size, p.Size())
+	}
+	return p, p.Validate()
+}
+
+// layout holds the byte offset of every region of the data area.
+type layout struct {
+	p                                       Params
+	owners, queues, cells, entries          uint64
+	elemWords, elemNext, segs, index, stats uint64
+	elemData, total                         uint64
+	queueSize, bitmapSize, statusRec        uint64
+}
+
+func roundUp(n, a uint64) uint64 { return (n + a - 1) / a * a }
+
+func computeLayout(p Params) layout {
+	l := layout{p: p}
+	l.bitmapSize = roundUp(uint64(p.Owners+63)/64*8, line)
+	l.queueSize = queueFixed + 2*l.bitmapSize + Priorities*sublogSize
+	l.statusRec = statusHdr + 2*roundUp(uint64(p.StatusSize), line)
+	off := uint64(ctlPageSize)
+	next := func(n uint64) uint64 {
+		o := off
+		off = roundUp(off+n, 4096)
+		return o
+	}
+	l.owners = next(uint64(p.Owners) * ownerSize)
+	l.queues = next(uint64(p.Queues) * l.queueSize)
+	l.cells = next(uint64(p.Owners) * uint64(p.Queues) * cellSize)
+	l.entries = next(uint64(p.Entries) * entrySize)
+	l.elemWords = next(uint64(p.Elements) * 8)
+	l.elemNext = next(uint64(p.Elements) * 4)
+	l.segs = next(uint64(p.Segments) * segSize)
+	l.index = next(uint64(p.IndexSlots) * 8)
+	l.stats = next(uint64(p.StatusSlots) * l.statusRec)
+	l.elemData = next(uint64(p.Elements) * uint64(p.ElementSize))
+	l.total = off
+	return l
+}
+
+// Size is the number of bytes (shm header included) a structure with these
+// parameters needs.
+func (p Params) Size() uint64 { return computeLayout(p.withDefaults()).total + shm.HeaderSize }
+
+func encodeParams(p Params) []byte {
+	b := make([]byte, ctlChecksum+8)
+	copy(b, layoutMagic)
+	for i, v := range []int{p.Owners, p.Queues, p.Entries, p.Elements, p.ElementSize, p.Segments, p.IndexSlots, p.StatusSlots, p.StatusSize} {
+		binary.LittleEndian.PutUint32(b[ctlParams+4*i:], uint32(v))
+	}
+	binary.LittleEndian.PutUint64(b[ctlChecksum:], xxhash.Sum64(b[:ctlChecksum]))
+	return b
+}
+
+func decodeParams(b []byte) (Params, error) {
+	var p Params
+	if len(b) < ctlChecksum+8 || string(b[:8]) != layoutMagic {
+		return p, fmt.Errorf("%w: control page magic", ErrCorrupt)
+	}
+	if xxhash.Sum64(b[:ctlChecksum]) != binary.LittleEndian.Uint64(b[ctlChecksum:]) {
+		return p, fmt.Errorf("%w: control page checksum", ErrCorrupt)
+	}
+	v := func(i int) int { return int(binary.LittleEndian.Uint32(b[ctlParams+4*i:])) }
+	p = Params{Owners: v(0), Queues: v(1), Entries: v(2), Elements: v(3), ElementSize: v(4), Segments: v(5), IndexSlots: v(6), StatusSlots: v(7), StatusSize: v(8)}
+	if p.Entries == 0 || p.Elements == 0 || p.Segments == 0 || p.IndexSlots == 0 || p.StatusSize == 0 || p.Owners == 0 || p.Queues == 0 {
+		return p, fmt.Errorf("%w: zero parameter in control page", ErrCorrupt)
+	}
+	if err := p.Validate(); err != nil {
+		return p, fmt.Errorf("%w: %v", ErrCorrupt, err)
+	}
+	return p, nil
+}

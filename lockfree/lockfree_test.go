@@ -1,0 +1,890 @@
+package lockfree
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"math/rand"
+	"os"
+	"sync"
+	"testing"
+	"time"
+)
+
+var smallParams = Params{Owners: 16, Queues: 8, Entries: 2048, Elements: 2048, ElementSize: 128, StatusSlots: 8, StatusSize: 64}
+
+func newStructure(t testing.TB, p Params) *Structure {
+	t.Helper()
+	s, created, err := Create(CreateOptions{Dir: t.TempDir(), Name: "APPL1", Params: p})
+	if err != nil || !created {
+		t.Fatalf("create: %v %v", err, created)
+	}
+	t.Cleanup(func() { s.Close() })
+	return s
+}
+
+func register(t testing.TB, s *Structure) *Owner {
+	t.Helper()
+	o, err := s.Register()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return o
+}
+
+func mustQueue(t testing.TB, o *Owner, name string, a QueueAttrs) QueueID {
+	t.Helper()
+	q, err := o.CreateQueue(name, a)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return q
+}
+
+func put(t testing.TB, o *Owner, q QueueID, body string, prio int, sync bool) {
+	t.Helper()
+	if err := o.Put(q, &Message{Body: []byte(body), Priority: prio}, PutOptions{Syncpoint: sync}); err != nil {
+		t.Fatalf("put %q: %v", body, err)
+	}
+}
+
+func get(t testing.TB, o *Owner, q QueueID, sync bool) string {
+	t.Helper()
+	var m Message
+	if err := o.Get(q, GetOptions{Syncpoint: sync}, &m); err != nil {
+		t.Fatalf("get: %v", err)
+	}
+	return string(m.Body)
+}
+
+func expectEmpty(t testing.TB, o *Owner, q QueueID) {
+	t.Helper()
+	var m Message
+	if err := o.Get(q, GetOptions{}, &m); !errors.Is(err, ErrNoMessage) {
+		t.Fatalf("expected empty queue, got %q %v", m.Body, err)
+	}
+}
+
+func checkOK(t testing.TB, s *Structure) {
+	t.Helper()
+	if r := s.Check(CheckOptions{Quiescent: true}); !r.OK() {
+		t.Fatalf("checker: %v", r)
+	}
+}
+
+func TestFIFOAndPriority(t *testing.T) {
+	s := newStructure(t, smallParams)
+	o := register(t, s)
+	q := mustQueue(t, o, "Q1", QueueAttrs{})
+	for i := 0; i < 300; i++ { // crosses several segments
+		put(t, o, q, fmt.Sprint(i), 0, false)
+	}
+	put(t, o, q, "p5a", 5, false)
+	put(t, o, q, "p9", 9, false)
+	put(t, o, q, "p5b", 5, false)
+	for _, want := range []string{"p9", "p5a", "p5b"} {
+		if got := get(t, o, q, false); got != want {
+			t.Fatalf("got %q want %q", got, want)
+		}
+	}
+	for i := 0; i < 300; i++ {
+		if got := get(t, o, q, false); got != fmt.Sprint(i) {
+			t.Fatalf("got %q want %d", got, i)
+		}
+	}
+	expectEmpty(t, o, q)
+	if err := o.Put(q, &Message{Priority: 10}, PutOptions{}); !errors.Is(err, ErrBadPriority) {
+		t.Fatalf("priority 10: %v", err)
+	}
+	checkOK(t, s)
+	o.Close()
+	checkOK(t, s)
+}
+
+func TestSyncpointPutInvisibleUntilCommit(t *testing.T) {
+	s := newStructure(t, smallParams)
+	a, b := register(t, s), register(t, s)
+	q := mustQueue(t, a, "Q", QueueAttrs{})
+	put(t, a, q, "u1", 0, true)
+	put(t, a, q, "u2", 0, true)
+	put(t, b, q, "v", 0, false)
+	info, _ := s.QueueInfo(q)
+	if info.Depth != 3 || info.Uncom != 2 {
+		t.Fatalf("depth %d uncom %d", info.Depth, info.Uncom)
+	}
+	if got := get(t, b, q, false); got != "v" {
+		t.Fatalf("got %q", got)
+	}
+	expectEmpty(t, b, q)
+	if err := a.Commit(); err != nil {
+		t.Fatal(err)
+	}
+	if got := get(t, b, q, false); got != "u1" {
+		t.Fatalf("got %q", got)
+	}
+	put(t, a, q, "gone", 0, true)
+	if err := a.Backout(); err != nil {
+		t.Fatal(err)
+	}
+	if got := get(t, b, q, false); got != "u2" {
+		t.Fatalf("got %q", got)
+	}
+	expectEmpty(t, b, q)
+	checkOK(t, s)
+}
+
+func TestBackoutRestoresPosition(t *testing.T) {
+	s := newStructure(t, smallParams)
+	o := register(t, s)
+	q := mustQueue(t, o, "Q", QueueAttrs{})
+	for i := 0; i < 5; i++ {
+		put(t, o, q, fmt.Sprint(i), 0, false)
+	}
+	var m Message
+	for i := 0; i < 3; i++ {
+		if err := o.Get(q, GetOptions{Syncpoint: true}, &m); err != nil {
+			t.Fatal(err)
+		}
+	}
+	info, _ := s.QueueInfo(q)
+	if info.Depth != 5 || info.Uncom != 3 {
+		t.Fatalf("while held: depth %d uncom %d", info.Depth, info.Uncom)
+	}
+	if err := o.Backout(); err != nil {
+		t.Fatal(err)
+	}
+	for i := 0; i < 5; i++ {
+		if err := o.Get(q, GetOptions{}, &m); err != nil {
+			t.Fatal(err)
+		}
+		wantBO := uint32(0)
+		if i < 3 {
+			wantBO = 1
+		}
+		if string(m.Body) != fmt.Sprint(i) || m.BackoutCount != wantBO {
+			t.Fatalf("got %q backout %d, want %d backout %d", m.Body, m.BackoutCount, i, wantBO)
+		}
+	}
+	checkOK(t, s)
+}
+
+func TestCommitGetRemoves(t *testing.T) {
+	s := newStructure(t, smallParams)
+	a, b := register(t, s), register(t, s)
+	q := mustQueue(t, a, "Q", QueueAttrs{})
+	put(t, a, q, "x", 0, false)
+	put(t, a, q, "y", 0, false)
+	if got := get(t, a, q, true); got != "x" {
+		t.Fatal(got)
+	}
+	// Held by a: b gets the next one.
+	if got := get(t, b, q, false); got != "y" {
+		t.Fatal(got)
+	}
+	expectEmpty(t, b, q)
+	if err := a.Commit(); err != nil {
+		t.Fatal(err)
+	}
+	expectEmpty(t, b, q)
+	if d := s.Depth(q); d != 0 {
+		t.Fatalf("depth %d", d)
+	}
+	checkOK(t, s)
+}
+
+func TestBrowse(t *testing.T) {
+	s := newStructure(t, smallParams)
+	o := register(t, s)
+	q := mustQueue(t, o, "Q", QueueAttrs{})
+	put(t, o, q, "a", 1, false)
+	put(t, o, q, "b", 3, false)
+	put(t, o, q, "c", 1, false)
+	put(t, o, q, "hidden", 1, true)
+	cur := o.NewBrowseCursor(q)
+	var got []string
+	var m Message
+	for {
+		err := o.BrowseNext(cur, GetOptions{}, &m)
+		if errors.Is(err, ErrNoMessage) {
+			break
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		got = append(got, string(m.Body))
+	}
+	if fmt.Sprint(got) != "[b a c]" {
+		t.Fatalf("browse %v", got)
+	}
+	if d := s.Depth(q); d != 4 {
+		t.Fatalf("browse changed depth: %d", d)
+	}
+	o.Backout()
+	checkOK(t, s)
+}
+
+func TestGetByID(t *testing.T) {
+	for _, indexed := range []bool{false, true} {
+		t.Run(fmt.Sprint("indexed=", indexed), func(t *testing.T) {
+			s := newStructure(t, smallParams)
+			o := register(t, s)
+			q := mustQueue(t, o, "Q", QueueAttrs{IndexMsgID: indexed, IndexCorrelID: indexed})
+			var ids [][idBytes]byte
+			for i := 0; i < 100; i++ {
+				m := Message{Body: []byte(fmt.Sprint(i))}
+				m.CorrelID[0] = byte(i % 10)
+				if err := o.Put(q, &m, PutOptions{}); err != nil {
+					t.Fatal(err)
+				}
+				ids = append(ids, m.MsgID)
+			}
+			var m Message
+			id := ids[42]
+			if err := o.Get(q, GetOptions{MsgID: &id}, &m); err != nil || string(m.Body) != "42" {
+				t.Fatalf("by msgid: %q %v", m.Body, err)
+			}
+			if err := o.Get(q, GetOptions{MsgID: &id}, &m); !errors.Is(err, ErrNoMessage) {
+				t.Fatalf("msgid got twice: %v", err)
+			}
+			var c [idBytes]byte
+			c[0] = 7
+			for _, want := range []string{"7", "17", "27"} {
+				if err := o.Get(q, GetOptions{CorrelID: &c}, &m); err != nil || string(m.Body) != want {
+					t.Fatalf("by correlid: %q %v want %s", m.Body, err, want)
+				}
+			}
+			var none [idBytes]byte
+			none[5] = 1
+			if err := o.Get(q, GetOptions{CorrelID: &none}, &m); !errors.Is(err, ErrNoMessage) {
+				t.Fatalf("unknown correlid: %v", err)
+			}
+			if d := s.Depth(q); d != 96 {
+				t.Fatalf("depth %d", d)
+			}
+			checkOK(t, s)
+		})
+	}
+}
+
+func TestLimits(t *testing.T) {
+	s := newStructure(t, smallParams)
+	o := register(t, s)
+	q := mustQueue(t, o, "Q", QueueAttrs{MaxDepth: 3, MaxMsgLen: 1000})
+	for i := 0; i < 3; i++ {
+		put(t, o, q, "x", 0, i == 2)
+	}
+	if err := o.Put(q, &Message{Body: []byte("y")}, PutOptions{}); !errors.Is(err, ErrQueueFull) {
+		t.Fatalf("4th put: %v", err)
+	}
+	if err := o.Put(q, &Message{Body: make([]byte, 1001)}, PutOptions{}); !errors.Is(err, ErrMsgTooLong) {
+		t.Fatalf("long: %v", err)
+	}
+	o.Backout() // frees the uncommitted third
+	put(t, o, q, "z", 0, false)
+	if _, err := o.CreateQueue("Q", QueueAttrs{}); !errors.Is(err, ErrQueueExists) {
+		t.Fatalf("duplicate: %v", err)
+	}
+	if _, err := o.CreateQueue("bad name", QueueAttrs{}); !errors.Is(err, ErrBadName) {
+		t.Fatalf("bad name: %v", err)
+	}
+	if err := o.DeleteQueue(q); !errors.Is(err, ErrQueueNotEmpty) {
+		t.Fatalf("delete non-empty: %v", err)
+	}
+	for i := 0; i < 3; i++ {
+		get(t, o, q, false)
+	}
+	if err := o.DeleteQueue(q); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.LookupQueue("Q"); !errors.Is(err, ErrUnknownQueue) {
+		t.Fatalf("lookup deleted: %v", err)
+	}
+	if err := o.Put(q, &Message{}, PutOptions{}); !errors.Is(err, ErrUnknownQueue) {
+		t.Fatalf("put to deleted: %v", err)
+	}
+	checkOK(t, s)
+}
+
+func TestLargeMessagesAndViews(t *testing.T) {
+	s := newStructure(t, smallParams)
+	o := register(t, s)
+	q := mustQueue(t, o, "Q", QueueAttrs{})
+	rng := rand.New(rand.NewSource(1))
+	var bodies [][]byte
+	for _, n := range []int{0, 1, 100, 128, 129, 1000, 5000, 64 << 10} {
+		b := make([]byte, n)
+		rng.Read(b)
+		bodies = append(bodies, b)
+		m := Message{Body: b, Properties: []byte("props"), ReplyToQ: "RQ", ReplyToQMgr: "RQM"}
+		m.Format = [8]byte{'M', 'Q', 'S', 'T', 'R'}
+		if err := o.Put(q, &m, PutOptions{}); err != nil {
+			t.Fatalf("put %d: %v", n, err)
+		}
+	}
+	for i, want := range bodies {
+		if i%2 == 0 {
+			var m Message
+			if err := o.Get(q, GetOptions{}, &m); err != nil {
+				t.Fatal(err)
+			}
+			if !bytes.Equal(m.Body, want) || string(m.Properties) != "props" || m.ReplyToQ != "RQ" || m.ReplyToQMgr != "RQM" || m.Format[0] != 'M' {
+				t.Fatalf("message %d: got %d bytes %q %q %q", i, len(m.Body), m.Properties, m.ReplyToQ, m.ReplyToQMgr)
+			}
+			continue
+		}
+		v, err := o.GetView(q, GetOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := bytes.Join(v.Body, nil); !bytes.Equal(got, want) || v.Len() != len(want) || v.Msg.ReplyToQ != "RQ" || string(v.Msg.Properties) != "props" {
+			t.Fatalf("view %d: %d bytes", i, v.Len())
+		}
+		if d := s.Depth(q); d != int64(len(bodies)-i) {
+			t.Fatalf("a view keeps its message until released: depth %d", d)
+		}
+		if err := v.Release(); err != nil {
+			t.Fatal(err)
+		}
+		if err := v.Release(); !errors.Is(err, ErrViewReleased) {
+			t.Fatal("double release")
+		}
+	}
+	// A message larger than the structure can hold.
+	if err := o.Put(q, &Message{Body: make([]byte, 3<<20)}, PutOptions{}); !errors.Is(err, ErrMsgTooLong) {
+		t.Fatalf("huge: %v", err)
+	}
+	o.Close()
+	checkOK(t, s)
+	r := s.Check(CheckOptions{Quiescent: true})
+	if r.Elements.Free != smallParams.Elements {
+		t.Fatalf("elements leaked: %v", r)
+	}
+}
+
+func TestSyncpointViewBackout(t *testing.T) {
+	s := newStructure(t, smallParams)
+	o := register(t, s)
+	q := mustQueue(t, o, "Q", QueueAttrs{})
+	put(t, o, q, "m", 0, false)
+	v, err := o.GetView(q, GetOptions{Syncpoint: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if string(v.Body[0]) != "m" {
+		t.Fatal("view body")
+	}
+	v.Release()
+	o.Backout()
+	var m Message
+	if err := o.Get(q, GetOptions{}, &m); err != nil || m.BackoutCount != 1 {
+		t.Fatalf("after backout: %v %d", err, m.BackoutCount)
+	}
+	checkOK(t, s)
+}
+
+func TestExpiry(t *testing.T) {
+	s := newStructure(t, smallParams)
+	o := register(t, s)
+	q := mustQueue(t, o, "Q", QueueAttrs{IndexCorrelID: true})
+	past := time.Now().Add(-time.Second).UnixNano()
+	m := Message{Body: []byte("old"), Expiry: past}
+	m.CorrelID[0] = 1
+	o.Put(q, &m, PutOptions{})
+	o.Put(q, &Message{Body: []byte("old2"), Expiry: past}, PutOptions{})
+	o.Put(q, &Message{Body: []byte("new"), Expiry: time.Now().Add(time.Hour).UnixNano()}, PutOptions{})
+	var c [idBytes]byte
+	c[0] = 1
+	var got Message
+	if err := o.Get(q, GetOptions{CorrelID: &c}, &got); !errors.Is(err, ErrNoMessage) {
+		t.Fatalf("expired by correlid: %v", err)
+	}
+	if g := get(t, o, q, false); g != "new" {
+		t.Fatalf("got %q", g)
+	}
+	if d := s.Depth(q); d != 0 {
+		t.Fatalf("expired messages not removed: depth %d", d)
+	}
+	checkOK(t, s)
+}
+
+func TestWaitWake(t *testing.T) {
+	s := newStructure(t, smallParams)
+	a, b := register(t, s), register(t, s)
+	q := mustQueue(t, a, "Q", QueueAttrs{})
+	done := make(chan string)
+	go func() {
+		var m Message
+		err := b.Get(q, GetOptions{Wait: 10 * time.Second}, &m)
+		done <- fmt.Sprintf("%s %v", m.Body, err)
+	}()
+	for s.Waiters(q) == 0 {
+		time.Sleep(time.Millisecond)
+	}
+	t0 := time.Now()
+	put(t, a, q, "hello", 0, false)
+	if got := <-done; got != "hello <nil>" {
+		t.Fatal(got)
+	}
+	if el := time.Since(t0); el > 40*time.Millisecond {
+		// 50 ms is the bounded re-check interval: a woken waiter returns sooner.
+		t.Logf("wake took %v", el)
+	}
+	if s.Waiters(q) != 0 {
+		t.Fatal("waiter bit left set")
+	}
+	// Wait with timeout on an empty queue.
+	var m Message
+	t1 := time.Now()
+	if err := b.Get(q, GetOptions{Wait: 30 * time.Millisecond, Spin: 5 * time.Millisecond}, &m); !errors.Is(err, ErrNoMessage) {
+		t.Fatal(err)
+	}
+	if time.Since(t1) < 30*time.Millisecond {
+		t.Fatal("returned before the wait interval")
+	}
+	// A commit wakes a waiter too.
+	go func() {
+		var m Message
+		err := b.Get(q, GetOptions{Wait: 10 * time.Second}, &m)
+		done <- fmt.Sprintf("%s %v", m.Body, err)
+	}()
+	for s.Waiters(q) == 0 {
+		time.Sleep(time.Millisecond)
+	}
+	put(t, a, q, "committed", 0, true)
+	a.Commit()
+	if got := <-done; got != "committed <nil>" {
+		t.Fatal(got)
+	}
+	checkOK(t, s)
+}
+
+func TestStatusSlots(t *testing.T) {
+	s := newStructure(t, smallParams)
+	a, b := register(t, s), register(t, s)
+	n := s.StatusSize()
+	cur := make([]byte, n)
+	if v, err := s.ReadStatus(2, cur); err != nil || v != 0 || !bytes.Equal(cur, make([]byte, n)) {
+		t.Fatalf("fresh slot: %v %v", v, err)
+	}
+	next := bytes.Repeat([]byte{7}, n)
+	if err := a.CompareAndSwapStatus(2, cur, next); err != nil {
+		t.Fatal(err)
+	}
+	if err := b.CompareAndSwapStatus(2, cur, next); !errors.Is(err, ErrStatusChanged) {
+		t.Fatalf("stale before-image accepted: %v", err)
+	}
+	if v, _ := s.ReadStatus(2, cur); v != 1 || cur[0] != 7 {
+		t.Fatalf("after update: v%d %d", v, cur[0])
+	}
+	if err := a.CompareAndSwapStatus(99, cur, next); !errors.Is(err, ErrStatusRange) {
+		t.Fatal(err)
+	}
+	if err := a.CompareAndSwapStatus(1, cur[:3], next); !errors.Is(err, ErrStatusRange) {
+		t.Fatal(err)
+	}
+	// Concurrent increments of two halves that must always sum to 1000.
+	init := make([]byte, n)
+	init[0] = 0xe8
+	init[1] = 0x03 // 1000 little-endian in the first half
+	a.CompareAndSwapStatus(3, make([]byte, n), init)
+	var wg sync.WaitGroup
+	stop := make(chan struct{})
+	for _, o := range []*Owner{a, b} {
+		wg.Add(1)
+		go func(o *Owner) {
+			defer wg.Done()
+			for i := 0; i < 500; i++ {
+				if err := o.UpdateStatus(3, func(c []byte) []byte {
+					x, y := le16(c[0:]), le16(c[2:])
+					put16(c[0:], x-1)
+					put16(c[2:], y+1)
+					return c
+				}); err != nil {
+					t.Error(err)
+					return
+				}
+			}
+		}(o)
+	}
+	var reader sync.WaitGroup
+	reader.Add(1)
+	go func() {
+		defer reader.Done()
+		buf := make([]byte, n)
+		for {
+			select {
+			case <-stop:
+				return
+			default:
+			}
+			s.ReadStatus(3, buf)
+			if le16(buf)+le16(buf[2:]) != 1000 {
+				t.Error("torn status record read")
+				return
+			}
+		}
+	}()
+	wg.Wait()
+	close(stop)
+	reader.Wait()
+	s.ReadStatus(3, cur)
+	if le16(cur) != 0 || le16(cur[2:]) != 1000 {
+		t.Fatalf("lost updates: %d %d", le16(cur), le16(cur[2:]))
+	}
+}
+
+func le16(b []byte) int     { return int(b[0]) | int(b[1])<<8 }
+func put16(b []byte, v int) { b[0], b[1] = byte(v), byte(v>>8) }
+
+func TestOwnerSlots(t *testing.T) {
+	s := newStructure(t, Params{Owners: 2, Queues: 2, Entries: 64, Elements: 64})
+	a, b := register(t, s), register(t, s)
+	if _, err := s.Register(); !errors.Is(err, ErrNoOwnerSlot) {
+		t.Fatalf("third owner: %v", err)
+	}
+	if !s.OwnerAlive(a.Tag()) || len(s.Owners()) != 2 {
+		t.Fatal("owners")
+	}
+	if _, err := s.Repair(a.Tag()); !errors.Is(err, ErrOwnerAlive) {
+		t.Fatalf("repair of a live owner: %v", err)
+	}
+	at := a.Tag()
+	a.Close()
+	if s.OwnerAlive(at) {
+		t.Fatal("closed owner alive")
+	}
+	c := register(t, s)
+	if c.Tag() == at || c.Tag().Slot() != at.Slot() {
+		t.Fatalf("reused slot must get a new incarnation: %v %v", c.Tag(), at)
+	}
+	if err := a.Put(0, &Message{}, PutOptions{}); !errors.Is(err, ErrClosed) {
+		t.Fatal(err)
+	}
+	_ = b
+}
+
+// TestRepairInProcess abandons owners in the middle of units of work and
+// repairs them (with force, as the process is alive).
+func TestRepairInProcess(t *testing.T) {
+	s := newStructure(t, smallParams)
+	a, b, c := register(t, s), register(t, s), register(t, s)
+	q := mustQueue(t, a, "Q", QueueAttrs{})
+	for i := 0; i < 10; i++ {
+		put(t, a, q, fmt.Sprint(i), 0, false)
+	}
+	// b holds 0,1 and has an uncommitted put; c holds 2 and decided to commit.
+	get(t, b, q, true)
+	get(t, b, q, true)
+	put(t, b, q, "b-uncommitted", 0, true)
+	get(t, c, q, true)
+	put(t, c, q, "c-committed", 0, true)
+	s.store(c.off+ownUOW, uint64(c.uowSeq)<<32|uint64(uowCommitting)) // c dies right after deciding
+	rb, err := s.RepairWith(b.Tag(), OutcomeAuto, true)
+	if err != nil || rb.Committed || rb.GetsRestored != 2 || rb.PutsRemoved != 1 {
+		t.Fatalf("repair b: %+v %v", rb, err)
+	}
+	rc, err := s.RepairWith(c.Tag(), OutcomeAuto, true)
+	if err != nil || !rc.Committed || rc.GetsRemoved != 1 || rc.PutsCommitted != 1 {
+		t.Fatalf("repair c: %+v %v", rc, err)
+	}
+	if err := b.Put(q, &Message{}, PutOptions{}); !errors.Is(err, ErrOwnerRevoked) {
+		t.Fatalf("repaired owner still works: %v", err)
+	}
+	checkOK(t, s)
+	var got []string
+	var m Message
+	for a.Get(q, GetOptions{}, &m) == nil {
+		got = append(got, fmt.Sprintf("%s/%d", m.Body, m.BackoutCount))
+	}
+	if want := "[0/1 1/1 3/0 4/0 5/0 6/0 7/0 8/0 9/0 c-committed/0]"; fmt.Sprint(got) != want {
+		t.Fatalf("after repair: %v\nwant %s", got, want)
+	}
+	checkOK(t, s)
+}
+
+// TestCheckerFindsCorruption proves the checker can fail: each case breaks
+// one invariant by hand.
+func TestCheckerFindsCorruption(t *testing.T) {
+	cases := map[string]func(s *Structure, o *Owner, q QueueID){
+		"leaked element": func(s *Structure, o *Owner, q QueueID) {
+			s.store(s.elemWordOff(5), mkWord(0, ekOwned, uint32(mkTag(9, 3))))
+		},
+		"element in message and free": func(s *Structure, o *Owner, q QueueID) {
+			o.Put(q, &Message{Body: make([]byte, 500)}, PutOptions{})
+			for e := uint32(0); e < uint32(s.p.Elements); e++ {
+				if w := s.load(s.elemWordOff(e)); wKind(w) == ekMsg {
+					s.store(s.elemWordOff(e), mkWord(wGen(w), ekFree, 0))
+					return
+				}
+			}
+		},
+		"count mismatch": func(s *Structure, o *Owner, q QueueID) {
+			o.setCellDepth(uint32(q), o.cellDepth(uint32(q))+1)
+		},
+		"lost message behind head": func(s *Structure, o *Owner, q QueueID) {
+			put(t, o, q, "x", 0, false)
+			sl := s.sublogOff(uint32(q), 0)
+			s.store(sl+slHeadPos, s.load(sl+slTailPos))
+		},
+		"entry owned by dead owner": func(s *Structure, o *Owner, q QueueID) {
+			put(t, o, q, "x", 0, false)
+			for e := uint32(0); e < uint32(s.p.Entries); e++ {
+				if w := s.load(s.entryOff(e)); wKind(w) == stAvail {
+					s.store(s.entryOff(e), mkWord(wGen(w), stHeld, uint32(mkTag(9, 3))))
+					return
+				}
+			}
+		},
+		"segment leaked": func(s *Structure, o *Owner, q QueueID) {
+			s.store(s.segOff(uint32(s.p.Segments-1)), mkWord(0, skLink, qpOf(uint32(q), 3)))
+		},
+		"illegal entry state": func(s *Structure, o *Owner, q QueueID) {
+			s.store(s.entryOff(7), mkWord(0, 9, 0))
+		},
+		"duplicate link": func(s *Structure, o *Owner, q QueueID) {
+			put(t, o, q, "x", 0, false)
+			put(t, o, q, "y", 0, false)
+			sl := s.sublogOff(uint32(q), 0)
+			hs := ref(s.load(sl + slHeadSeg))
+			s.store(s.slotOff(hs.idx(), 1), s.load(s.slotOff(hs.idx(), 0)))
+		},
+		"status reserved by dead owner": func(s *Structure, o *Owner, q QueueID) {
+			s.store(s.statusOff(1), uint64(mkTag(9, 3)))
+		},
+		"truncated mapping": nil,
+	}
+	for name, corrupt := range cases {
+		t.Run(name, func(t *testing.T) {
+			s := newStructure(t, smallParams)
+			o := register(t, s)
+			q := mustQueue(t, o, "Q", QueueAttrs{})
+			put(t, o, q, "keep", 0, false)
+			checkOK(t, s)
+			if corrupt == nil {
+				if err := truncate(s); err != nil {
+					t.Fatal(err)
+				}
+			} else {
+				corrupt(s, o, q)
+			}
+			r := s.Check(CheckOptions{Quiescent: true})
+			if r.OK() {
+				t.Fatalf("checker missed %s: %v", name, r)
+			}
+			t.Logf("found: %s", r.Problems[0])
+		})
+	}
+}
+
+// TestCountersNearWrap starts every wrapping counter just below its wrap
+// point: entry and element generations, owner incarnations, the unit-of-work
+// sequence, status versions, the futex word and queue positions.
+func TestCountersNearWrap(t *testing.T) {
+	s := newStructure(t, smallParams)
+	for e := uint32(0); e < uint32(s.p.Entries); e++ {
+		s.store(s.entryOff(e), mkWord(genMask-1, stFree, 0))
+	}
+	for e := uint32(0); e < uint32(s.p.Elements); e++ {
+		s.store(s.elemWordOff(e), mkWord(genMask, ekFree, 0))
+	}
+	for i := uint32(0); i < uint32(s.p.Segments); i++ {
+		s.store(s.segOff(i), mkWord(genMask, skFree, 0))
+	}
+	for slot := 0; slot < s.p.Owners; slot++ {
+		s.store(s.ownerOff(slot)+ownState, mkOwnState(0xfffe, osFree, 0))
+		s.store(s.ownerOff(slot)+ownUOW, uint64(0xfffffffe)<<32)
+	}
+	s.store(s.statusOff(0), uint64(1<<31-2)<<33)
+	a, b := register(t, s), register(t, s)
+	q := mustQueue(t, a, "Q", QueueAttrs{})
+	*s.futexWord(uint32(q)) = 0xfffffffe
+	const start = uint64(1)<<63 - 100
+	for p := 0; p < Priorities; p++ {
+		sl := s.sublogOff(uint32(q), p)
+		s.store(sl+slHeadPos, start)
+		s.store(sl+slTailPos, start)
+	}
+	// The first segment of each sublog is created at base 0; move the
+	// positions into a pre-made segment instead.
+	for p := 0; p < Priorities; p++ {
+		s.prioUsed(uint32(q), p)
+		if err := a.extend(uint32(q), p, 0, start&^(segSlots-1)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for round := 0; round < 6; round++ {
+		for i := 0; i < 150; i++ {
+			body := make([]byte, 1+i%300)
+			body[0] = byte(i)
+			if err := a.Put(q, &Message{Body: body, Priority: i % 3}, PutOptions{Syncpoint: i%2 == 0}); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if err := a.Commit(); err != nil {
+			t.Fatal(err)
+		}
+		for i := 0; i < 150; i++ {
+			var m Message
+			if err := b.Get(q, GetOptions{Syncpoint: true}, &m); err != nil {
+				t.Fatalf("round %d get %d: %v", round, i, err)
+			}
+		}
+		if round%2 == 0 {
+			b.Backout()
+			for i := 0; i < 150; i++ {
+				get(t, b, q, false)
+			}
+		} else {
+			b.Commit()
+		}
+		b.Close()
+		b = register(t, s)
+		c := make([]byte, s.StatusSize())
+		s.ReadStatus(0, c)
+		n := append([]byte(nil), c...)
+		n[0]++
+		if err := a.CompareAndSwapStatus(0, c, n); err != nil {
+			t.Fatal(err)
+		}
+		checkOK(t, s)
+	}
+	if v, _ := s.ReadStatus(0, make([]byte, s.StatusSize())); v < 1<<31-2 {
+		// the version is 31 bits: it wrapped, and reads still validate
+		t.Logf("status version wrapped to %d", v)
+	}
+	if g := wGen(s.load(s.entryOff(0))); g > 5 && g < genMask-1 {
+		t.Fatalf("entry gen did not wrap: %d", g)
+	}
+	if inc := b.Tag().Incarnation(); inc == 0 {
+		t.Fatal("incarnation 0 handed out")
+	}
+	expectEmpty(t, b, q)
+	checkOK(t, s)
+}
+
+// TestHeldMessagePinsOnlyItsSegment: a message held for a long time while
+// traffic flows must not keep the segments behind it.
+func TestHeldMessagePinsOnlyItsSegment(t *testing.T) {
+	p := smallParams
+	p.Segments = 40
+	s := newStructure(t, p)
+	a, b := register(t, s), register(t, s)
+	q := mustQueue(t, a, "Q", QueueAttrs{})
+	put(t, a, q, "held", 0, false)
+	get(t, b, q, true)
+	for i := 0; i < 64*200; i++ { // 200 segments' worth of traffic through 40 segments
+		put(t, a, q, "x", 0, false)
+		get(t, a, q, false)
+	}
+	r := s.Check(CheckOptions{Quiescent: true})
+	if !r.OK() || r.Segments.Linked > 4 {
+		t.Fatalf("%v", r)
+	}
+	b.Backout()
+	if got := get(t, a, q, false); got != "held" {
+		t.Fatal(got)
+	}
+	checkOK(t, s)
+}
+
+func TestConcurrentInProcess(t *testing.T) {
+	s := newStructure(t, Params{Owners: 16, Queues: 4, Entries: 4096, Elements: 4096, ElementSize: 64})
+	admin := register(t, s)
+	q := mustQueue(t, admin, "Q", QueueAttrs{MaxDepth: 500})
+	const producers, consumers, per = 4, 4, 3000
+	var wg sync.WaitGroup
+	for p := 0; p < producers; p++ {
+		wg.Add(1)
+		go func(p int) {
+			defer wg.Done()
+			o := register(t, s)
+			defer o.Close()
+			for i := 0; i < per; i++ {
+				m := Message{Body: []byte(fmt.Sprintf("%d/%d", p, i)), Priority: i % 2}
+				for {
+					err := o.Put(q, &m, PutOptions{Syncpoint: i%3 == 0})
+					if errors.Is(err, ErrQueueFull) {
+						o.Commit()
+						time.Sleep(10 * time.Microsecond)
+						continue
+					}
+					if err != nil {
+						t.Error(err)
+						return
+					}
+					break
+				}
+				if i%3 == 0 && i%9 == 0 {
+					o.Commit()
+				}
+			}
+			o.Commit()
+		}(p)
+	}
+	var mu sync.Mutex
+	seen := map[string]int{}
+	var last [producers][2]int
+	for i := range last {
+		last[i] = [2]int{-1, -1}
+	}
+	var got sync.WaitGroup
+	done := make(chan struct{})
+	for c := 0; c < consumers; c++ {
+		got.Add(1)
+		go func(c int) {
+			defer got.Done()
+			o := register(t, s)
+			defer o.Close()
+			var m Message
+			var batch []string
+			for {
+				err := o.Get(q, GetOptions{Syncpoint: true, Wait: 20 * time.Millisecond}, &m)
+				if errors.Is(err, ErrNoMessage) {
+					select {
+					case <-done:
+						if len(batch) == 0 {
+							return
+						}
+					default:
+					}
+				} else if err != nil {
+					t.Error(err)
+					return
+				} else {
+					batch = append(batch, fmt.Sprintf("%s/%d", m.Body, m.Priority))
+				}
+				if len(batch) >= 7 || errors.Is(err, ErrNoMessage) && len(batch) > 0 {
+					if len(batch) == 7 && rand.Intn(4) == 0 {
+						o.Backout() // full batches only: a partial one may be the last
+						batch = batch[:0]
+						continue
+					}
+					if err := o.Commit(); err != nil {
+						t.Error(err)
+						return
+					}
+					mu.Lock()
+					for _, b := range batch {
+						seen[b]++
+					}
+					mu.Unlock()
+					batch = batch[:0]
+				}
+			}
+		}(c)
+	}
+	wg.Wait()
+	close(done)
+	got.Wait()
+	if len(seen) != producers*per {
+		t.Fatalf("got %d distinct messages, want %d", len(seen), producers*per)
+	}
+	for k, n := range seen {
+		if n != 1 {
+			t.Fatalf("%s got %d times", k, n)
+		}
+	}
+	checkOK(t, s)
+}
+
+func truncate(s *Structure) error { return os.Truncate(s.Mapping().Path(), 8192) }

@@ -1,0 +1,275 @@
+package lockfree
+
+import (
+	"encoding/binary"
+	"fmt"
+	"os"
+	"time"
+)
+
+// Message is what applications put and get: the descriptor fields later
+// layers need, properties and body.
+type Message struct {
+	MsgID        [idBytes]byte // generated on put when all zero
+	CorrelID     [idBytes]byte
+	Format       [formatBytes]byte
+	Priority     int   // 0 (lowest) to 9
+	Persistent   bool  // recorded for the persistence layer
+	Expiry       int64 // absolute Unix ns after which the message is never returned; 0 never expires
+	PutTime      int64 // Unix ns; set on put when zero
+	BackoutCount uint32
+	ReplyToQ     string // at most 48 bytes
+	ReplyToQMgr  string // at most 48 bytes
+	Properties   []byte
+	Body         []byte
+}
+
+// Entry flag bits (byte 3 of the enQueue word).
+const (
+	efPersistent = 1 << 0
+)
+
+// putterStamp identifies the unit of work a put belongs to, for the getters'
+// ordering rule (see claimSublog): owner tag << 32 | uow seq (31 bits) for a
+// put under syncpoint; a put outside syncpoint belongs to no unit of work
+// and gets bit 31 set and a per-put number, so it never matches one.
+func (o *Owner) putterStamp(sync bool) uint64 {
+	if sync {
+		return uint64(o.tag)<<32 | uint64(o.uowSeq&0x7fffffff)
+	}
+	o.putSeq++
+	return uint64(o.tag)<<32 | 1<<31 | uint64(o.putSeq&0x7fffffff)
+}
+
+// varLayout is where the variable part of an entry goes: reply-to queue,
+// reply-to queue manager, properties, body, in that order.
+func (m *Message) varLen() int {
+	return len(m.ReplyToQ) + len(m.ReplyToQMgr) + len(m.Properties) + len(m.Body)
+}
+
+// fillEntry writes m into entry e (alloc(o), gen g), allocating and tagging
+// data elements when the variable part does not fit inline.
+func (o *Owner) fillEntry(e uint32, q uint32, m *Message, putTime int64, sync bool) error {
+	s := o.s
+	if len(m.ReplyToQ) > MaxNameLen || len(m.ReplyToQMgr) > MaxNameLen {
+		return fmt.Errorf("%w: reply-to name longer than %d", ErrBadName, MaxNameLen)
+	}
+	eo := s.entryOff(e)
+	var flags uint64
+	if m.Persistent {
+		flags |= efPersistent
+	}
+	s.store(eo+enPutter, o.putterStamp(sync))
+	s.store(eo+enQueue, uint64(q)&0xffff|uint64(m.Priority)<<16|flags<<24|uint64(len(m.Body))<<32)
+	s.store(eo+enPutTime, uint64(putTime))
+	s.store(eo+enExpiry, uint64(m.Expiry))
+	s.store(eo+enBackout, uint64(len(m.Properties))<<32|uint64(m.BackoutCount))
+	id := m.MsgID
+	if id == ([idBytes]byte{}) {
+		o.msgSeq++
+		binary.BigEndian.PutUint64(id[0:8], uint64(s.load(o.off+ownReg)))
+		binary.BigEndian.PutUint32(id[8:12], uint32(o.tag))
+		binary.BigEndian.PutUint64(id[12:20], o.msgSeq)
+		binary.BigEndian.PutUint32(id[20:24], uint32(os.Getpid()))
+		m.MsgID = id
+	}
+	copy(s.mem.Bytes(eo+enMsgID, idBytes), id[:])
+	copy(s.mem.Bytes(eo+enCorrelID, idBytes), m.CorrelID[:])
+	copy(s.mem.Bytes(eo+enFormat, formatBytes), m.Format[:])
+	rl := s.mem.Bytes(eo+enReplyLen, 8)
+	rl[0], rl[1] = byte(len(m.ReplyToQ)), byte(len(m.ReplyToQMgr))
+	n := m.varLen()
+	if n <= InlineMax {
+		b := s.mem.Bytes(eo+inlineOff, InlineMax)
+		k := copy(b, m.ReplyToQ)
+		k += copy(b[k:], m.ReplyToQMgr)
+		k += copy(b[k:], m.Properties)
+		copy(b[k:], m.Body)
+		s.store(eo+enDataRef, uint64(n)<<32)
+		return nil
+	}
+	es := s.p.ElementSize
+	k := (n + es - 1) / es
+	els, err := o.allocElems(k, o.scratchIdx(k))
+	if err != nil {
+		return err
+	}
+	// Tag every element as this entry's before anything else: from here a
+	// repair that frees the entry finds them by their tag.
+	for i, el := range els {
+		wo := s.elemWordOff(el)
+		s.store(wo, mkWord(wGen(s.load(wo)), ekMsg, e))
+		next := uint32(0)
+		if i+1 < len(els) {
+			next = els[i+1] + 1
+		}
+		s.setElemNext(el, next)
+	}
+	w := chunkWriter{s: s, els: els, es: es}
+	w.write(m.ReplyToQ)
+	w.write(m.ReplyToQMgr)
+	w.writeB(m.Properties)
+	w.writeB(m.Body)
+	s.store(eo+enDataRef, uint64(n)<<32|uint64(els[0]+1))
+	return nil
+}
+
+func (o *Owner) scratchIdx(k int) []uint32 {
+	if cap(o.idxScratch) < k {
+		o.idxScratch = make([]uint32, 0, k)
+	}
+	return o.idxScratch[:0]
+}
+
+type chunkWriter struct {
+	s   *Structure
+	els []uint32
+	es  int
+	i   int // element
+	off int // offset within element
+}
+
+func (w *chunkWriter) write(src string) {
+	for len(src) > 0 {
+		d := w.s.elemData(w.els[w.i])[w.off:]
+		n := copy(d, src)
+		src = src[n:]
+		w.advance(n)
+	}
+}
+
+func (w *chunkWriter) writeB(src []byte) {
+	for len(src) > 0 {
+		d := w.s.elemData(w.els[w.i])[w.off:]
+		n := copy(d, src)
+		src = src[n:]
+		w.advance(n)
+	}
+}
+
+func (w *chunkWriter) advance(n int) {
+	w.off += n
+	if w.off == w.es {
+		w.i++
+		w.off = 0
+	}
+}
+
+// untagElems gives the elements of an unused entry back to the owner's
+// cache (a put that failed before linking).
+func (o *Owner) untagElems(e uint32) {
+	s := o.s
+	eo := s.entryOff(e)
+	dr := s.load(eo + enDataRef)
+	s.store(eo+enDataRef, 0)
+	o.walkElems(e, dr, func(el uint32, w uint64) {
+		s.store(s.elemWordOff(el), mkWord(wGen(w), ekOwned, uint32(o.tag)))
+		o.cacheElem(el)
+	})
+}
+
+// walkElems calls f for each element of entry e's chain (dataRef dr) that
+// is still tagged as e's. The chain is bounded by the variable-part length,
+// so a corrupt link cannot loop.
+func (o *Owner) walkElems(e uint32, dr uint64, f func(el uint32, w uint64)) {
+	s := o.s
+	first := uint32(dr)
+	if first == 0 {
+		return
+	}
+	n := (int(dr>>32) + s.p.ElementSize - 1) / s.p.ElementSize
+	el := first - 1
+	for k := 0; k < n && el < uint32(s.p.Elements); k++ {
+		nx := s.elemNext(el)
+		w := s.load(s.elemWordOff(el))
+		if wKind(w) == ekMsg && wVal(w) == e {
+			f(el, w)
+		}
+		if nx == 0 {
+			break
+		}
+		el = nx - 1
+	}
+}
+
+// entryMeta decodes the fixed fields of an entry into m (body excluded).
+func (s *Structure) entryMeta(eo uint64, m *Message) (varLen int, bodyLen int, propsLen int, rq, rqm int) {
+	qw := s.load(eo + enQueue)
+	m.Priority = int(qw>>16) & 0xff
+	m.Persistent = (qw>>24)&efPersistent != 0
+	bodyLen = int(qw >> 32)
+	m.PutTime = int64(s.load(eo + enPutTime))
+	m.Expiry = int64(s.load(eo + enExpiry))
+	bw := s.load(eo + enBackout)
+	m.BackoutCount = uint32(bw)
+	propsLen = int(bw >> 32)
+	copy(m.MsgID[:], s.mem.Bytes(eo+enMsgID, idBytes))
+	copy(m.CorrelID[:], s.mem.Bytes(eo+enCorrelID, idBytes))
+	copy(m.Format[:], s.mem.Bytes(eo+enFormat, formatBytes))
+	rl := s.mem.Bytes(eo+enReplyLen, 2)
+	rq, rqm = int(rl[0]), int(rl[1])
+	varLen = int(s.load(eo+enDataRef) >> 32)
+	return
+}
+
+// chunks calls f with the pieces of entry eo's variable part, in order. It
+// stops early when f returns false. Bounds are checked so that a message
+// being freed under a browser yields garbage (caught by the browser's gen
+// check) rather than a fault.
+func (s *Structure) chunks(eo uint64, f func([]byte) bool) {
+	dr := s.load(eo + enDataRef)
+	n := int(dr >> 32)
+	first := uint32(dr)
+	if first == 0 {
+		if n > InlineMax {
+			n = InlineMax
+		}
+		f(s.mem.Bytes(eo+inlineOff, uint64(n)))
+		return
+	}
+	el := first - 1
+	es := s.p.ElementSize
+	for n > 0 && el < uint32(s.p.Elements) {
+		k := min(n, es)
+		if !f(s.elemData(el)[:k]) {
+			return
+		}
+		n -= k
+		nx := s.elemNext(el)
+		if nx == 0 {
+			return
+		}
+		el = nx - 1
+	}
+}
+
+// readEntry copies entry eo into m, reusing m's slices. It reports false
+// when the entry's lengths do not add up, which only happens when a browser
+// reads an entry that is being freed; the browser then revalidates.
+func (o *Owner) readEntry(eo uint64, m *Message) bool {
+	s := o.s
+	varLen, bodyLen, propsLen, rq, rqm := s.entryMeta(eo, m)
+	if varLen != rq+rqm+propsLen+bodyLen || uint64(varLen) > s.maxVar() {
+		return false
+	}
+	if varLen > cap(o.scratch) {
+		o.scratch = make([]byte, 0, varLen)
+	}
+	buf := o.scratch[:0]
+	s.chunks(eo, func(b []byte) bool { buf = append(buf, b...); return len(buf) <= varLen })
+	if len(buf) != varLen {
+		return false
+	}
+	m.ReplyToQ = string(buf[:rq])
+	m.ReplyToQMgr = string(buf[rq : rq+rqm])
+	m.Properties = append(m.Properties[:0], buf[rq+rqm:rq+rqm+propsLen]...)
+	m.Body = append(m.Body[:0], buf[rq+rqm+propsLen:]...)
+	return true
+}
+
+// maxVar is the longest variable part the structure can hold.
+func (s *Structure) maxVar() uint64 {
+	return max(uint64(s.p.Elements)*uint64(s.p.ElementSize), InlineMax)
+}
+
+func nowNanos() int64 { return time.Now().UnixNano() }

@@ -1,0 +1,336 @@
+package lockfree
+
+import (
+	"fmt"
+	"sync/atomic"
+	"time"
+
+	"github.com/qmgr/qmgr/crashpoint"
+	"github.com/qmgr/qmgr/procid"
+)
+
+var cpRegisterClaimed = crashpoint.New("lockfree.register.claimed")
+
+// Owner slot states (bits 40..47 of the slot's state word).
+const (
+	osFree      uint8 = 0 // low word 0
+	osActive    uint8 = 1 // low word: pid of the registered process
+	osRepairing uint8 = 2 // low word: pid of the repairing process
+)
+
+func mkOwnState(inc uint16, st uint8, low uint32) uint64 {
+	return uint64(inc)<<48 | uint64(st)<<40 | uint64(low)
+}
+func osInc(w uint64) uint16  { return uint16(w >> 48) }
+func osState(w uint64) uint8 { return uint8(w >> 40) }
+func osLow(w uint64) uint32  { return uint32(w) }
+
+// Unit-of-work states (low byte of the slot's uow word; the high half is the
+// uow sequence number).
+const (
+	uowIdle       uint8 = 0
+	uowActive     uint8 = 1 // has uncommitted puts or gets
+	uowCommitting uint8 = 2 // commit decided: repair rolls forward
+)
+
+// Descriptor operations: the one multi-word transition an owner is in the
+// middle of. Fields a..d are written before op, op last, so a repairer that
+// reads op != opNone sees a complete descriptor.
+const (
+	opNone    = 0
+	opPut     = 1 // a: entry ref, b: queue<<8|prio, c: depth cell before the put
+	opRemove  = 2 // a: entry ref, b: queue, c: depth cell before the removal (consume or backed-out put)
+	opBackout = 3 // a: entry ref, c: backout count before the backout
+	opSegLink = 4 // a: segment ref, b: queue<<8|prio
+	opSegFree = 5 // a: segment ref, b: queue<<8|prio
+)
+
+const (
+	dOp = ownDesc + 0
+	dA  = ownDesc + 8
+	dB  = ownDesc + 16
+	dC  = ownDesc + 24
+)
+
+// Cache sizes for the per-owner caches of entries, elements and segments.
+const (
+	entryBatch = 64
+	elemBatch  = 64
+	segBatch   = 2
+)
+
+// Owner is one registered owner of work in the structure: a connection (or
+// a test process). It tags every operation it performs so that Repair can
+// finish or undo them if its process dies. An Owner is not safe for
+// concurrent use: like an MQ connection handle, use it from one goroutine at
+// a time.
+type Owner struct {
+	s    *Structure
+	slot int
+	tag  OwnerTag
+	off  uint64
+
+	closed  bool
+	entries []uint32 // cached entries, ctl = alloc(tag)
+	elems   []uint32 // cached data elements, word = owned(tag)
+	segs    []uint32 // cached segments, word = owned(tag)
+
+	uowSeq  uint32
+	uowOpen bool // the slot's uow word says active
+	uowPuts []uowItem
+	uowGets []uowItem
+
+	touched    []uint64 // queues whose touched bit this owner has set
+	msgSeq     uint64   // for generated message ids
+	putSeq     uint32   // for putter stamps of puts outside syncpoint
+	views      int      // outstanding views
+	scratch    []byte   // copy buffer for reads
+	idxScratch []uint32 // element indexes for a put
+	scans      map[uint32]*scanCache
+}
+
+type uowItem struct {
+	idx, gen uint32
+	q        uint32
+	prio     uint8
+}
+
+// Tag is the owner's tag.
+func (o *Owner) Tag() OwnerTag { return o.tag }
+
+// Structure is the structure the owner is registered in.
+func (o *Owner) Structure() *Structure { return o.s }
+
+// Register claims a free owner slot for the calling process.
+func (s *Structure) Register() (*Owner, error) {
+	start := int(uint32(s.self.Pid)*2654435761) % s.p.Owners
+	for i := 0; i < s.p.Owners; i++ {
+		slot := (start + i) % s.p.Owners
+		if o, err := s.RegisterSlot(slot); err == nil {
+			return o, nil
+		}
+	}
+	return nil, fmt.Errorf("%w: all %d slots in use (run `qmgr check` to find dead owners)", ErrNoOwnerSlot, s.p.Owners)
+}
+
+// RegisterSlot claims a given owner slot (the queue manager layer uses the
+// connection slot number of the admin structure, so that an owner has the
+// same tag in every structure). It fails with ErrNoOwnerSlot when the slot
+// is in use.
+func (s *Structure) RegisterSlot(slot int) (*Owner, error) {
+	if slot < 0 || slot >= s.p.Owners {
+		return nil, fmt.Errorf("%w: slot %d not in 0..%d", ErrNotOwner, slot, s.p.Owners-1)
+	}
+	off := s.ownerOff(slot)
+	w := s.load(off + ownState)
+	if osState(w) != osFree {
+		return nil, fmt.Errorf("%w: slot %d is %s", ErrNoOwnerSlot, slot, ownerStateName(osState(w)))
+	}
+	inc := osInc(w) + 1
+	if inc == 0 {
+		inc = 1
+	}
+	// Claim with our pid in the state word: from here on a liveness check can
+	// tell whether the claimer still runs, even before the start time below
+	// is written.
+	if !s.cas(off+ownState, w, mkOwnState(inc, osActive, uint32(s.self.Pid))) {
+		return nil, fmt.Errorf("%w: slot %d taken concurrently", ErrNoOwnerSlot, slot)
+	}
+	cpRegisterClaimed.Hit()
+	s.store(off+ownStart, s.self.Start)
+	s.store(off+ownPid, uint64(s.self.Pid))
+	s.store(off+ownReg, uint64(time.Now().UnixNano()))
+	o := &Owner{s: s, slot: slot, tag: mkTag(slot, inc), off: off,
+		touched: make([]uint64, (s.p.Queues+63)/64)}
+	o.uowSeq = uint32(s.load(off+ownUOW) >> 32)
+	s.store(off+ownUOW, uint64(o.uowSeq)<<32|uint64(uowIdle))
+	s.store(off+dOp, opNone)
+	s.store(off+sdOp, opNone)
+	return o, nil
+}
+
+func ownerStateName(st uint8) string {
+	switch st {
+	case osFree:
+		return "free"
+	case osActive:
+		return "active"
+	case osRepairing:
+		return "repairing"
+	}
+	return fmt.Sprintf("state(%d)", st)
+}
+
+// Close ends the owner in order: an open unit of work is backed out, the
+// caches go back to the shared pools and the slot is freed.
+func (o *Owner) Close() error {
+	if o.closed {
+		return nil
+	}
+	var err error
+	if len(o.uowPuts)+len(o.uowGets) > 0 {
+		err = o.Backout()
+	}
+	o.releaseCaches()
+	w := o.s.load(o.off + ownState)
+	if osInc(w) == o.tag.Incarnation() && osState(w) == osActive {
+		o.s.store(o.off+dOp, opNone)
+		o.s.cas(o.off+ownState, w, mkOwnState(osInc(w), osFree, 0))
+	}
+	o.closed = true
+	return err
+}
+
+// releaseCaches returns every cached entry, element and segment.
+func (o *Owner) releaseCaches() {
+	for _, i := range o.entries {
+		o.s.release(poolEntries, i, o.tag)
+	}
+	for _, i := range o.elems {
+		o.s.release(poolElems, i, o.tag)
+	}
+	for _, i := range o.segs {
+		o.s.release(poolSegs, i, o.tag)
+	}
+	o.entries, o.elems, o.segs = o.entries[:0], o.elems[:0], o.segs[:0]
+}
+
+// setDesc publishes a descriptor: op cleared, fields written, op set last.
+func (o *Owner) setDesc(op, a, b, c uint64) {
+	s := o.s
+	s.store(o.off+dOp, opNone)
+	s.store(o.off+dA, a)
+	s.store(o.off+dB, b)
+	s.store(o.off+dC, c)
+	s.store(o.off+dOp, op)
+}
+
+func (o *Owner) clearDesc() { o.s.store(o.off+dOp, opNone) }
+
+// The segment descriptor is separate: a put's descriptor must survive the
+// segment allocation that linking it may need.
+const (
+	sdOp = ownSegDesc + 0
+	sdA  = ownSegDesc + 8
+	sdB  = ownSegDesc + 16
+)
+
+func (o *Owner) setSegDesc(op, a, b uint64) {
+	s := o.s
+	s.store(o.off+sdOp, opNone)
+	s.store(o.off+sdA, a)
+	s.store(o.off+sdB, b)
+	s.store(o.off+sdOp, op)
+}
+
+func (o *Owner) clearSegDesc() { o.s.store(o.off+sdOp, opNone) }
+
+// cell returns this owner's (depth, uncommitted) contribution words for q.
+func (o *Owner) cellDepth(q uint32) uint64 { return o.s.load(o.s.cellOff(o.slot, q)) }
+func (o *Owner) setCellDepth(q uint32, v uint64) {
+	o.s.store(o.s.cellOff(o.slot, q), v)
+}
+func (o *Owner) addUncom(q uint32, d int64) {
+	off := o.s.cellOff(o.slot, q) + 8
+	o.s.store(off, uint64(int64(o.s.load(off))+d))
+}
+
+// touch sets this owner's bit in q's touched bitmap the first time it
+// changes q's counts, so depth sums only visit owners that ever did.
+func (o *Owner) touch(q uint32) {
+	if o.touched[q/64]&(1<<(q%64)) != 0 {
+		return
+	}
+	off := o.s.queueOff(q) + qBitmaps + o.s.l.bitmapSize + uint64(o.slot/64)*8
+	bit := uint64(1) << (o.slot % 64)
+	if o.s.load(off)&bit == 0 {
+		atomic.OrUint64(o.s.u64(off), bit)
+	}
+	o.touched[q/64] |= 1 << (q % 64)
+}
+
+// checkAlive fails with ErrOwnerRevoked when the slot no longer belongs to
+// this owner (it was repaired as dead).
+func (o *Owner) checkAlive() error {
+	if o.closed {
+		return ErrClosed
+	}
+	w := o.s.load(o.off + ownState)
+	if osInc(w) != o.tag.Incarnation() || osState(w) != osActive {
+		return fmt.Errorf("%w: %v", ErrOwnerRevoked, o.tag)
+	}
+	return nil
+}
+
+// OwnerInfo describes an owner slot.
+type OwnerInfo struct {
+	Tag       OwnerTag
+	State     string // free, active, repairing
+	Process   procid.ID
+	Alive     bool
+	UOWActive bool
+	Since     time.Time
+}
+
+// slotProcess reads the process recorded in a slot.
+func (s *Structure) slotProcess(slot int) (w uint64, id procid.ID) {
+	off := s.ownerOff(slot)
+	w = s.load(off + ownState)
+	switch osState(w) {
+	case osActive:
+		id.Pid = int(osLow(w))
+		if uint64(id.Pid) == s.load(off+ownPid) {
+			id.Start = s.load(off + ownStart)
+		}
+	case osRepairing:
+		id.Pid = int(osLow(w))
+		id.Start = s.load(off + ownRepStart)
+	}
+	return w, id
+}
+
+// processAlive checks a recorded process. A start time of zero means the
+// claimer died (or is) between claiming and recording it: the pid alone
+// decides.
+func processAlive(id procid.ID) bool {
+	if id.Pid <= 0 {
+		return false
+	}
+	if id.Start == 0 {
+		_, err := procid.Of(id.Pid)
+		return err == nil
+	}
+	return procid.Alive(id)
+}
+
+// OwnerAlive reports whether t still names a registered owner whose process
+// runs.
+func (s *Structure) OwnerAlive(t OwnerTag) bool {
+	if t.Slot() >= s.p.Owners {
+		return false
+	}
+	w, id := s.slotProcess(t.Slot())
+	if osInc(w) != t.Incarnation() || osState(w) != osActive {
+		return false
+	}
+	return processAlive(id)
+}
+
+// Owners lists the owner slots that are not free.
+func (s *Structure) Owners() []OwnerInfo {
+	var out []OwnerInfo
+	for slot := 0; slot < s.p.Owners; slot++ {
+		w, id := s.slotProcess(slot)
+		if osState(w) == osFree {
+			continue
+		}
+		off := s.ownerOff(slot)
+		out = append(out, OwnerInfo{
+			Tag: mkTag(slot, osInc(w)), State: ownerStateName(osState(w)), Process: id,
+			Alive:     processAlive(id),
+			UOWActive: uint8(s.load(off+ownUOW)) != uowIdle,
+			Since:     time.Unix(0, int64(s.load(off+ownReg))),
+		})
+	}
+	return out
+}

@@ -1,0 +1,143 @@
+package lockfree
+
+import (
+	"fmt"
+	"runtime"
+	"time"
+
+	"github.com/qmgr/qmgr/crashpoint"
+)
+
+// PutOptions control a put.
+type PutOptions struct {
+	// Syncpoint puts the message in the owner's unit of work: it is on the
+	// queue (and counts in its depth) but invisible until Commit; Backout
+	// removes it.
+	Syncpoint bool
+}
+
+var (
+	cpPutFilled   = crashpoint.New("lockfree.put.filled")
+	cpPutReserved = crashpoint.New("lockfree.put.reserved")
+	cpPutLinked   = crashpoint.New("lockfree.put.linked")
+	cpPutVisible  = crashpoint.New("lockfree.put.visible")
+)
+
+// Put puts m on q. A zero MsgID is replaced by a generated one (written back
+// to m.MsgID); a zero PutTime by the current time.
+func (o *Owner) Put(q QueueID, m *Message, opt PutOptions) error {
+	if err := o.checkAlive(); err != nil {
+		return err
+	}
+	s := o.s
+	qi := uint32(q)
+	if !s.queueActive(qi) {
+		return fmt.Errorf("%w: slot %d", ErrUnknownQueue, q)
+	}
+	if m.Priority < 0 || m.Priority >= Priorities {
+		return fmt.Errorf("%w: %d", ErrBadPriority, m.Priority)
+	}
+	qo := s.queueOff(qi)
+	if n := len(m.Body) + len(m.Properties); n > int(s.load(qo+qMaxMsgL)) {
+		return fmt.Errorf("%w: %d bytes, queue %s takes at most %d", ErrMsgTooLong, n, s.queueName(qi), s.load(qo+qMaxMsgL))
+	}
+	if uint64(m.varLen()) > s.maxVar() {
+		return fmt.Errorf("%w: %d bytes, structure %s holds at most %d", ErrMsgTooLong, m.varLen(), s.Name(), s.maxVar())
+	}
+	o.touch(qi)
+	e, g, err := o.allocEntry()
+	if err != nil {
+		return err
+	}
+	putTime := m.PutTime
+	if putTime == 0 {
+		putTime = nowNanos()
+	}
+	if err := o.fillEntry(e, qi, m, putTime, opt.Syncpoint); err != nil {
+		o.entries = append(o.entries, e)
+		return err
+	}
+	cpPutFilled.Hit()
+	if f := s.load(qo + qFlags); f&(flagIndexMsgID|flagIndexCorrelID) != 0 {
+		s.indexPut(qi, f, e, g)
+	}
+	r := mkRef(e, g)
+	before, err := o.reserveDepth(qi, r, m.Priority)
+	if err != nil {
+		o.untagElems(e)
+		o.entries = append(o.entries, e)
+		return err
+	}
+	cpPutReserved.Hit()
+	s.prioUsed(qi, m.Priority)
+	if _, err := o.link(qi, m.Priority, e, g); err != nil {
+		o.setCellDepth(qi, before)
+		o.clearDesc()
+		o.untagElems(e)
+		o.entries = append(o.entries, e)
+		return err
+	}
+	cpPutLinked.Hit()
+	eo := s.entryOff(e)
+	alloc := mkWord(g, stAlloc, uint32(o.tag))
+	if opt.Syncpoint {
+		if !s.cas(eo+enCtl, alloc, mkWord(g, stPutU, uint32(o.tag))) {
+			return fmt.Errorf("%w: entry %d taken back during put", ErrOwnerRevoked, e)
+		}
+		cpPutVisible.Hit()
+		o.uowPuts = append(o.uowPuts, uowItem{idx: e, gen: g, q: qi, prio: uint8(m.Priority)})
+		o.addUncom(qi, 1)
+		o.markUOW()
+		o.clearDesc()
+		return nil
+	}
+	if !s.cas(eo+enCtl, alloc, mkWord(g, stAvail, 0)) {
+		return fmt.Errorf("%w: entry %d taken back during put", ErrOwnerRevoked, e)
+	}
+	cpPutVisible.Hit()
+	o.clearDesc()
+	s.wake(qi, 1)
+	return nil
+}
+
+// PutBatch puts msgs in order and returns how many it put.
+func (o *Owner) PutBatch(q QueueID, msgs []Message, opt PutOptions) (int, error) {
+	for i := range msgs {
+		if err := o.Put(q, &msgs[i], opt); err != nil {
+			return i, err
+		}
+	}
+	return len(msgs), nil
+}
+
+// reserveDepth counts the new message in this owner's depth cell, then
+// checks the queue's depth including every concurrent reservation. Several
+// producers racing for the last places may all back off (a put may see
+// ErrQueueFull a little early), but the depth never passes MaxDepth. The
+// descriptor records the cell before the put so Repair can restore it.
+func (o *Owner) reserveDepth(q uint32, r ref, prio int) (uint64, error) {
+	s := o.s
+	maxD := int64(s.load(s.queueOff(q) + qMaxDepth))
+	for try := 0; ; try++ {
+		before := o.cellDepth(q)
+		o.setDesc(opPut, uint64(r), uint64(qpOf(q, prio)), before)
+		o.setCellDepth(q, before+1)
+		if maxD >= int64(s.p.Entries) {
+			return before, nil
+		}
+		d, _ := s.counts(q)
+		if d <= maxD {
+			return before, nil
+		}
+		o.setCellDepth(q, before)
+		o.clearDesc()
+		if d-1 >= maxD || try >= 3 {
+			return 0, fmt.Errorf("%w: %s holds %d (MAXDEPTH %d)", ErrQueueFull, s.queueName(q), d-1, maxD)
+		}
+		if try == 0 {
+			runtime.Gosched()
+		} else {
+			time.Sleep(time.Duration(try) * time.Microsecond)
+		}
+	}
+}

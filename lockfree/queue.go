@@ -1,0 +1,379 @@
+package lockfree
+
+import (
+	"bytes"
+
+	"fmt"
+	"github.com/qmgr/qmgr/crashpoint"
+	"math/bits"
+	"runtime"
+	"sync/atomic"
+	"time"
+)
+
+var (
+	cpQueueCreating = crashpoint.New("lockfree.queue.creating")
+	cpQueueDeleting = crashpoint.New("lockfree.queue.deleting")
+)
+
+// QueueID is a queue's slot in the structure.
+type QueueID uint32
+
+// Queue slot states (bits 40..47 of the queue state word; bits 48..63 are
+// the slot's incarnation, the low word the tag of the owner creating or
+// deleting it).
+const (
+	qsFree     uint8 = 0
+	qsCreating uint8 = 1
+	qsActive   uint8 = 2
+	qsDeleting uint8 = 3
+)
+
+// Index flags (queue flags word).
+const (
+	flagIndexMsgID    = 1 << 0
+	flagIndexCorrelID = 1 << 1
+)
+
+// QueueAttrs are the attributes the data path enforces.
+type QueueAttrs struct {
+	// MaxDepth is the most messages (committed or not) the queue holds;
+	// 0 means as many as the structure has entries.
+	MaxDepth int64
+	// MaxMsgLen is the longest body plus properties accepted; 0 means
+	// 4 MiB (the IBM MQ default).
+	MaxMsgLen int
+	// IndexMsgID and IndexCorrelID keep an index so that gets by message or
+	// correlation id do not scan the queue.
+	IndexMsgID, IndexCorrelID bool
+}
+
+// DefaultMaxMsgLen is MQ's default MAXMSGL.
+const DefaultMaxMsgLen = 4 << 20
+
+func (a QueueAttrs) withDefaults(s *Structure) QueueAttrs {
+	if a.MaxDepth <= 0 {
+		a.MaxDepth = int64(s.p.Entries)
+	}
+	if a.MaxMsgLen <= 0 {
+		a.MaxMsgLen = DefaultMaxMsgLen
+	}
+	return a
+}
+
+// QueueInfo describes a queue.
+type QueueInfo struct {
+	ID      QueueID
+	Name    string
+	Attrs   QueueAttrs
+	Depth   int64 // messages on the queue, committed or not (MQ CURDEPTH)
+	Uncom   int64 // uncommitted puts and gets (MQ UNCOM)
+	Created time.Time
+}
+
+func validQueueName(n string) bool {
+	if len(n) == 0 || len(n) > MaxNameLen {
+		return false
+	}
+	for i := 0; i < len(n); i++ {
+		c := n[i]
+		if !(c >= 'A' && c <= 'Z' || c >= 'a' && c <= 'z' || c >= '0' && c <= '9' || c == '.' || c == '/' || c == '_' || c == '%') {
+			return false
+		}
+	}
+	return true
+}
+
+// adminLock takes the structure's admin token (queue create and delete are
+// admin operations, never on the data path). A holder that died is
+// recognised by its process being gone and the token is taken over; what it
+// left half done is finished by the next admin operation (sweepQueues).
+func (o *Owner) adminLock() {
+	s := o.s
+	t0 := time.Now()
+	for i := 0; ; i++ {
+		cur := s.load(ctlAdminToken)
+		if cur == 0 && s.cas(ctlAdminToken, 0, uint64(o.tag)) {
+			return
+		}
+		if cur != 0 && (i%64 == 63 || time.Since(t0) > time.Millisecond) && !s.OwnerAlive(OwnerTag(cur)) {
+			if s.cas(ctlAdminToken, cur, uint64(o.tag)) {
+				return
+			}
+		}
+		if i < 16 {
+			runtime.Gosched()
+		} else {
+			time.Sleep(50 * time.Microsecond)
+		}
+	}
+}
+
+func (o *Owner) adminUnlock() { o.s.cas(ctlAdminToken, uint64(o.tag), 0) }
+
+// sweepQueues finishes creates and deletes whose owner died: a creating
+// slot is freed, a deleting one is deleted. Called with the admin token.
+func (o *Owner) sweepQueues() {
+	s := o.s
+	for q := uint32(0); q < uint32(s.p.Queues); q++ {
+		off := s.queueOff(q)
+		w := s.load(off + qState)
+		st := osState(w)
+		if st != qsCreating && st != qsDeleting {
+			continue
+		}
+		if OwnerTag(osLow(w)) == o.tag || s.OwnerAlive(OwnerTag(osLow(w))) {
+			continue
+		}
+		if st == qsDeleting {
+			o.finishDelete(q, w)
+		} else {
+			s.cas(off+qState, w, mkOwnState(osInc(w), qsFree, 0))
+		}
+	}
+}
+
+// CreateQueue defines a queue in the structure.
+func (o *Owner) CreateQueue(name string, a QueueAttrs) (QueueID, error) {
+	if err := o.checkAlive(); err != nil {
+		return 0, err
+	}
+	if !validQueueName(name) {
+		return 0, fmt.Errorf("%w: queue name %q (1 to 48 of A-Z a-z 0-9 . / _ %%)", ErrBadName, name)
+	}
+	s := o.s
+	a = a.withDefaults(s)
+	o.adminLock()
+	defer o.adminUnlock()
+	o.sweepQueues()
+	if q, ok := s.findQueue(name); ok {
+		return q, fmt.Errorf("%w: %s", ErrQueueExists, name)
+	}
+	for q := uint32(0); q < uint32(s.p.Queues); q++ {
+		off := s.queueOff(q)
+		w := s.load(off + qState)
+		if osState(w) != qsFree {
+			continue
+		}
+		inc := osInc(w) + 1
+		if !s.cas(off+qState, w, mkOwnState(inc, qsCreating, uint32(o.tag))) {
+			continue
+		}
+		cpQueueCreating.Hit()
+		s.store(off+qFlags, 0)
+		s.setAttrs(q, a)
+		s.store(off+qCreated, uint64(time.Now().UnixNano()))
+		nb := s.mem.Bytes(off+qName, MaxNameLen)
+		copy(nb, name)
+		clear(nb[len(name):])
+		s.store(off+qNameLen, uint64(len(name)))
+		s.store(off+qPrioMask, 0)
+		for p := 0; p < Priorities; p++ {
+			sl := s.sublogOff(q, p)
+			for _, f := range []uint64{slTailPos, slTailSeg, slHeadPos, slHeadSeg, slJanitor} {
+				s.store(sl+f, 0)
+			}
+			// Positions start again at 0: getters' scan caches from the
+			// queue that had this slot before must not match.
+			atomic.AddUint64(s.u64(sl+slAvailSeq), 1)
+		}
+		s.store(off+qState, mkOwnState(inc, qsActive, 0))
+		s.nameMu.Lock()
+		s.names[name] = QueueID(q)
+		s.nameMu.Unlock()
+		return QueueID(q), nil
+	}
+	return 0, fmt.Errorf("%w: all %d queue slots of structure %s are in use", ErrNoQueueSlot, s.p.Queues, s.Name())
+}
+
+func (s *Structure) setAttrs(q uint32, a QueueAttrs) {
+	off := s.queueOff(q)
+	s.store(off+qMaxDepth, uint64(a.MaxDepth))
+	s.store(off+qMaxMsgL, uint64(a.MaxMsgLen))
+	f := s.load(off+qFlags) & flagUnindexed
+	if a.IndexMsgID {
+		f |= flagIndexMsgID
+	}
+	if a.IndexCorrelID {
+		f |= flagIndexCorrelID
+	}
+	s.store(off+qFlags, f)
+}
+
+// SetQueueAttrs changes a queue's attributes (MQ ALTER). A smaller MaxDepth
+// does not remove messages; it refuses puts until the depth falls below it.
+func (s *Structure) SetQueueAttrs(q QueueID, a QueueAttrs) error {
+	if !s.queueActive(uint32(q)) {
+		return fmt.Errorf("%w: slot %d", ErrUnknownQueue, q)
+	}
+	s.setAttrs(uint32(q), a.withDefaults(s))
+	return nil
+}
+
+func (s *Structure) queueActive(q uint32) bool {
+	return q < uint32(s.p.Queues) && osState(s.load(s.queueOff(q)+qState)) == qsActive
+}
+
+func (s *Structure) queueName(q uint32) string {
+	off := s.queueOff(q)
+	n := s.load(off + qNameLen)
+	if n > MaxNameLen {
+		n = MaxNameLen
+	}
+	return string(s.mem.Bytes(off+qName, n))
+}
+
+// findQueue scans the queue table for an active (or being created) queue.
+func (s *Structure) findQueue(name string) (QueueID, bool) {
+	for q := uint32(0); q < uint32(s.p.Queues); q++ {
+		off := s.queueOff(q)
+		st := osState(s.load(off + qState))
+		if st != qsActive && st != qsCreating {
+			continue
+		}
+		n := s.load(off + qNameLen)
+		if n == uint64(len(name)) && bytes.Equal(s.mem.Bytes(off+qName, n), []byte(name)) {
+			return QueueID(q), true
+		}
+	}
+	return 0, false
+}
+
+// LookupQueue finds a queue by name.
+func (s *Structure) LookupQueue(name string) (QueueID, error) {
+	s.nameMu.Lock()
+	q, ok := s.names[name]
+	s.nameMu.Unlock()
+	if ok && s.queueActive(uint32(q)) && s.queueName(uint32(q)) == name {
+		return q, nil
+	}
+	q, ok = s.findQueue(name)
+	if !ok || !s.queueActive(uint32(q)) {
+		return 0, fmt.Errorf("%w: %s in structure %s", ErrUnknownQueue, name, s.Name())
+	}
+	s.nameMu.Lock()
+	s.names[name] = q
+	s.nameMu.Unlock()
+	return q, nil
+}
+
+// DeleteQueue removes an empty queue. Callers make sure nobody has it open.
+func (o *Owner) DeleteQueue(q QueueID) error {
+	if err := o.checkAlive(); err != nil {
+		return err
+	}
+	s := o.s
+	o.adminLock()
+	defer o.adminUnlock()
+	o.sweepQueues()
+	off := s.queueOff(uint32(q))
+	w := s.load(off + qState)
+	if uint32(q) >= uint32(s.p.Queues) || osState(w) != qsActive {
+		return fmt.Errorf("%w: slot %d", ErrUnknownQueue, q)
+	}
+	if d, u := s.counts(uint32(q)); d != 0 || u != 0 {
+		return fmt.Errorf("%w: %s has depth %d, %d uncommitted", ErrQueueNotEmpty, s.queueName(uint32(q)), d, u)
+	}
+	if !s.cas(off+qState, w, mkOwnState(osInc(w), qsDeleting, uint32(o.tag))) {
+		return fmt.Errorf("%w: slot %d changed", ErrUnknownQueue, q)
+	}
+	cpQueueDeleting.Hit()
+	o.finishDelete(uint32(q), mkOwnState(osInc(w), qsDeleting, uint32(o.tag)))
+	s.nameMu.Lock()
+	for n, id := range s.names {
+		if id == q {
+			delete(s.names, n)
+		}
+	}
+	s.nameMu.Unlock()
+	return nil
+}
+
+// finishDelete frees the segments of a queue being deleted (all positions
+// in them are dead: the queue is empty) and frees the slot. Idempotent, so
+// a sweep can finish the delete of an owner that died.
+func (o *Owner) finishDelete(q uint32, w uint64) {
+	s := o.s
+	for p := 0; p < Priorities; p++ {
+		sl := s.sublogOff(q, p)
+		for {
+			hs := ref(s.load(sl + slHeadSeg))
+			if hs.nil() {
+				break
+			}
+			so := s.segOff(hs.idx())
+			sw := s.load(so + sgWord)
+			next := s.load(so + sgNext)
+			if wGen(sw) == hs.gen() && wKind(sw) == skLink {
+				s.cas(so+sgWord, sw, mkWord(nextGen(wGen(sw)), skFree, 0))
+			}
+			s.cas(sl+slHeadSeg, uint64(hs), next)
+		}
+		for _, f := range []uint64{slTailPos, slTailSeg, slHeadPos, slJanitor} {
+			s.store(sl+f, 0)
+		}
+	}
+	s.store(s.queueOff(q)+qPrioMask, 0)
+	s.cas(s.queueOff(q)+qState, w, mkOwnState(osInc(w), qsFree, 0))
+}
+
+// counts sums the per-owner depth and uncommitted cells of q over the owners
+// that ever touched it.
+func (s *Structure) counts(q uint32) (depth, uncom int64) {
+	bm := s.queueOff(q) + qBitmaps + s.l.bitmapSize
+	for wi := 0; wi < (s.p.Owners+63)/64; wi++ {
+		w := s.load(bm + uint64(wi)*8)
+		for w != 0 {
+			b := bits.TrailingZeros64(w)
+			w &= w - 1
+			off := s.cellOff(wi*64+b, q)
+			depth += int64(s.load(off))
+			uncom += int64(s.load(off + 8))
+		}
+	}
+	return depth, uncom
+}
+
+// Depth is the current depth of q (committed and uncommitted messages).
+func (s *Structure) Depth(q QueueID) int64 {
+	d, _ := s.counts(uint32(q))
+	return max(d, 0)
+}
+
+// QueueInfo describes one queue.
+func (s *Structure) QueueInfo(q QueueID) (QueueInfo, error) {
+	if !s.queueActive(uint32(q)) {
+		return QueueInfo{}, fmt.Errorf("%w: slot %d", ErrUnknownQueue, q)
+	}
+	off := s.queueOff(uint32(q))
+	d, u := s.counts(uint32(q))
+	f := s.load(off + qFlags)
+	return QueueInfo{
+		ID: q, Name: s.queueName(uint32(q)),
+		Attrs: QueueAttrs{MaxDepth: int64(s.load(off + qMaxDepth)), MaxMsgLen: int(s.load(off + qMaxMsgL)),
+			IndexMsgID: f&flagIndexMsgID != 0, IndexCorrelID: f&flagIndexCorrelID != 0},
+		Depth: max(d, 0), Uncom: max(u, 0),
+		Created: time.Unix(0, int64(s.load(off+qCreated))),
+	}, nil
+}
+
+// Queues lists the active queues.
+func (s *Structure) Queues() []QueueInfo {
+	var out []QueueInfo
+	for q := uint32(0); q < uint32(s.p.Queues); q++ {
+		if info, err := s.QueueInfo(QueueID(q)); err == nil {
+			out = append(out, info)
+		}
+	}
+	return out
+}
+
+// prioUsed marks priority p as used on q (before linking, so the mark is
+// never missing for a non-empty sublog; marks are only cleared on delete).
+func (s *Structure) prioUsed(q uint32, p int) {
+	off := s.queueOff(q) + qPrioMask
+	bit := uint64(1) << p
+	if s.load(off)&bit == 0 {
+		atomic.OrUint64(s.u64(off), bit)
+	}
+}

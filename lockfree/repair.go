@@ -1,0 +1,361 @@
+package lockfree
+
+import (
+	"errors"
+	"fmt"
+	"slices"
+	"sync/atomic"
+
+	"github.com/qmgr/qmgr/crashpoint"
+	"github.com/qmgr/qmgr/procid"
+)
+
+// Outcome decides what Repair does with a dead owner's unit of work.
+type Outcome int
+
+const (
+	// OutcomeAuto rolls forward a commit the owner had decided (its uow word
+	// says committing) and backs out anything else.
+	OutcomeAuto Outcome = iota
+	// OutcomeCommit and OutcomeBackout impose the outcome: a layer that
+	// commits units of work spanning several structures records its
+	// decision elsewhere and passes it here.
+	OutcomeCommit
+	OutcomeBackout
+)
+
+// RepairReport says what Repair found and did.
+type RepairReport struct {
+	Owner         OwnerTag
+	Committed     bool // the unit of work was rolled forward
+	PutsCommitted int  // uncommitted puts made visible
+	PutsRemoved   int  // uncommitted or half-done puts removed
+	GetsRemoved   int  // held messages consumed (commit) or half-done gets finished
+	GetsRestored  int  // held messages put back (backout)
+	EntriesFreed  int  // entries returned to the pool (cached, half-put, consumed)
+	ElementsFreed int
+	SegmentsFreed int
+	StatusCleared int
+}
+
+var cpRepairStep = crashpoint.New("lockfree.repair.step")
+
+// Repair finishes or undoes everything owner t left half done. The owner's
+// process must be gone (ErrOwnerAlive otherwise). Several processes may call
+// Repair for one owner at once: one does the work and the others get
+// ErrOwnerBusy; if the repairer dies, the next call takes over and finishes.
+func (s *Structure) Repair(t OwnerTag) (RepairReport, error) {
+	return s.repair(t, OutcomeAuto, false)
+}
+
+// RepairWith is Repair with an imposed outcome. With force it does not check
+// that the owner's process is gone: the caller has fenced it (killed it, or
+// knows it will never touch the structure again).
+func (s *Structure) RepairWith(t OwnerTag, out Outcome, force bool) (RepairReport, error) {
+	return s.repair(t, out, force)
+}
+
+// RepairDead repairs every owner whose process is gone (and finishes
+// repairs whose repairer died). It is what a survivor runs when it learns of
+// a death, and what a process starting alone runs first.
+func (s *Structure) RepairDead() ([]RepairReport, error) {
+	var out []RepairReport
+	var errs []error
+	for slot := 0; slot < s.p.Owners; slot++ {
+		w, id := s.slotProcess(slot)
+		st := osState(w)
+		if st == osFree || processAlive(id) {
+			continue
+		}
+		if st == osRepairing && id.Pid == s.self.Pid && id.Start == s.self.Start {
+			continue
+		}
+		rep, err := s.repair(mkTag(slot, osInc(w)), OutcomeAuto, false)
+		if err != nil && !errors.Is(err, ErrOwnerBusy) && !errors.Is(err, ErrNotOwner) {
+			errs = append(errs, err)
+			continue
+		}
+		if err == nil {
+			out = append(out, rep)
+		}
+	}
+	return out, errors.Join(errs...)
+}
+
+// claimRepair moves slot t to repairing by this process.
+func (s *Structure) claimRepair(t OwnerTag, force bool) error {
+	off := s.ownerOff(t.Slot())
+	for {
+		w, id := s.slotProcess(t.Slot())
+		if osInc(w) != t.Incarnation() || osState(w) == osFree {
+			return fmt.Errorf("%w: %v is not registered", ErrNotOwner, t)
+		}
+		mine := procid.ID{Pid: s.self.Pid, Start: s.self.Start}
+		switch osState(w) {
+		case osActive:
+			if !force && processAlive(id) {
+				return fmt.Errorf("%w: %v is process %v", ErrOwnerAlive, t, id)
+			}
+		case osRepairing:
+			if id == mine {
+				return nil
+			}
+			if processAlive(id) {
+				return fmt.Errorf("%w: %v by process %v", ErrOwnerBusy, t, id)
+			}
+		}
+		// Record our start time before the claim, so whoever sees the claim
+		// can check us; a loser's write is overwritten by the winner's.
+		s.store(off+ownRepStart, s.self.Start)
+		if s.cas(off+ownState, w, mkOwnState(osInc(w), osRepairing, uint32(s.self.Pid))) {
+			s.store(off+ownRepStart, s.self.Start)
+			return nil
+		}
+	}
+}
+
+func (s *Structure) repair(t OwnerTag, out Outcome, force bool) (RepairReport, error) {
+	rep := RepairReport{Owner: t}
+	if t.Slot() >= s.p.Owners {
+		return rep, fmt.Errorf("%w: %v", ErrNotOwner, t)
+	}
+	if err := s.claimRepair(t, force); err != nil {
+		return rep, err
+	}
+	// Act as the dead owner: its slot, its tag, its descriptors. Every change
+	// below is recorded in its descriptors first, exactly as the owner would,
+	// so a repairer that dies is itself repaired by the next one.
+	x := &Owner{s: s, slot: t.Slot(), tag: t, off: s.ownerOff(t.Slot())}
+	dead := map[uint32]uint32{} // entry -> gen, to free once their elements are swept
+	// Every sublog: entries are about to become available again.
+	var all sublogSet
+	for q := uint32(0); q < uint32(s.p.Queues); q++ {
+		if s.queueActive(q) {
+			for p := 0; p < Priorities; p++ {
+				all = append(all, qpOf(q, p))
+			}
+		}
+	}
+	s.bumpAvail(all)
+
+	// 1. The segment descriptor.
+	switch s.load(x.off + sdOp) {
+	case opSegLink:
+		sr, qp := ref(s.load(x.off+sdA)), uint32(s.load(x.off+sdB))
+		so := s.segOff(sr.idx())
+		if sw := s.load(so + sgWord); wKind(sw) == skLink && wGen(sw) == sr.gen() && wVal(sw) == qp &&
+			!s.segReachable(qp>>8, int(qp&0xff), sr) {
+			s.cas(so+sgWord, sw, mkWord(sr.gen(), skOwned, uint32(t))) // freed with the owner's other segments
+		}
+	case opSegFree:
+		sr, qp := ref(s.load(x.off+sdA)), uint32(s.load(x.off+sdB))
+		if _, ok := s.segRead(sr, qp); ok && !s.segReachable(qp>>8, int(qp&0xff), sr) {
+			if s.freeSeg(sr, qp) {
+				rep.SegmentsFreed++
+			}
+		}
+	}
+	x.clearSegDesc()
+	cpRepairStep.Hit()
+
+	// 2. The message descriptor: the one transition in flight.
+	r := ref(s.load(x.off + dA))
+	b, c := s.load(x.off+dB), s.load(x.off+dC)
+	switch s.load(x.off + dOp) {
+	case opPut:
+		q, prio := uint32(b>>8), uint8(b&0xff)
+		eo := s.entryOff(r.idx())
+		if w := s.load(eo + enCtl); w == mkWord(r.gen(), stAlloc, uint32(t)) {
+			// Not yet visible: undo, whether or not it was linked (a linked
+			// slot goes stale when the entry is freed).
+			x.setCellDepth(q, c)
+			dead[r.idx()] = r.gen()
+			rep.PutsRemoved++
+		} else {
+			x.setCellDepth(q, c+1)
+		}
+		s.prioUsed(q, int(prio))
+	case opRemove:
+		q := uint32(b)
+		if s.load(s.entryOff(r.idx())+enCtl) == mkWord(r.gen(), stDead, uint32(t)) {
+			if x.cellDepth(q) == c {
+				x.setCellDepth(q, c-1)
+			}
+			dead[r.idx()] = r.gen()
+			rep.GetsRemoved++
+		}
+	case opBackout:
+		eo := s.entryOff(r.idx())
+		if s.load(eo+enCtl) == mkWord(r.gen(), stHeld, uint32(t)) {
+			bw := s.load(eo + enBackout)
+			s.store(eo+enBackout, bw&^0xffffffff|uint64(uint32(c)+1))
+			s.cas(eo+enCtl, mkWord(r.gen(), stHeld, uint32(t)), mkWord(r.gen(), stAvail, 0))
+			rep.GetsRestored++
+		}
+	}
+	x.clearDesc()
+	cpRepairStep.Hit()
+
+	// 3. The unit of work.
+	uw := s.load(x.off + ownUOW)
+	commit := uint8(uw) == uowCommitting
+	switch out {
+	case OutcomeCommit:
+		commit = true
+	case OutcomeBackout:
+		commit = false
+	}
+	rep.Committed = commit
+	type held struct {
+		idx, gen uint32
+		q        uint32
+		prio     uint8
+		pos      uint64
+		kind     uint8
+	}
+	var mine []held
+	for e := uint32(0); e < uint32(s.p.Entries); e++ {
+		eo := s.entryOff(e)
+		w := s.load(eo + enCtl)
+		if wVal(w) != uint32(t) || wKind(w) == stFree || wKind(w) == stAvail {
+			continue
+		}
+		switch wKind(w) {
+		case stAlloc:
+			// Cached or half filled and never linked (a linked one is the
+			// descriptor's, handled above): back to the pool with a new gen
+			// so any index slot naming it goes stale.
+			if s.cas(eo+enCtl, w, mkWord(nextGen(wGen(w)), stAlloc, uint32(t))) {
+				dead[e] = nextGen(wGen(w))
+			}
+		case stDead:
+			dead[e] = wGen(w) // already counted (its descriptor was resolved)
+		case stPutU, stHeld:
+			qw := s.load(eo + enQueue)
+			mine = append(mine, held{idx: e, gen: wGen(w), q: uint32(qw) & 0xffff, prio: uint8(qw >> 16), pos: s.load(eo + enPos), kind: wKind(w)})
+		}
+	}
+	// Make a committed unit of work visible in queue order, so no getter
+	// sees a later message of it before an earlier one.
+	slices.SortFunc(mine, func(a, b held) int {
+		if a.q != b.q {
+			return int(a.q) - int(b.q)
+		}
+		if a.prio != b.prio {
+			return int(b.prio) - int(a.prio)
+		}
+		if a.pos < b.pos {
+			return -1
+		}
+		return 1
+	})
+	for _, h := range mine {
+		eo := s.entryOff(h.idx)
+		cur := mkWord(h.gen, h.kind, uint32(t))
+		r := mkRef(h.idx, h.gen)
+		switch {
+		case h.kind == stPutU && commit:
+			if s.cas(eo+enCtl, cur, mkWord(h.gen, stAvail, 0)) {
+				rep.PutsCommitted++
+			}
+		case h.kind == stHeld && !commit:
+			bw := s.load(eo + enBackout)
+			x.setDesc(opBackout, uint64(r), uint64(h.q), uint64(uint32(bw)))
+			s.store(eo+enBackout, bw&^0xffffffff|uint64(uint32(bw)+1))
+			if s.cas(eo+enCtl, cur, mkWord(h.gen, stAvail, 0)) {
+				rep.GetsRestored++
+			}
+			x.clearDesc()
+		default: // a put backed out or a get committed: remove it
+			before := x.cellDepth(h.q)
+			x.setDesc(opRemove, uint64(r), uint64(h.q), before)
+			if s.cas(eo+enCtl, cur, mkWord(h.gen, stDead, uint32(t))) {
+				x.setCellDepth(h.q, before-1)
+				dead[h.idx] = h.gen
+				if h.kind == stPutU {
+					rep.PutsRemoved++
+				} else {
+					rep.GetsRemoved++
+				}
+			}
+			x.clearDesc()
+		}
+		cpRepairStep.Hit()
+	}
+
+	// 4. Free what the owner had: dead entries with their data, cached
+	// elements and segments.
+	for e := uint32(0); e < uint32(s.p.Elements); e++ {
+		off := s.elemWordOff(e)
+		w := s.load(off)
+		switch wKind(w) {
+		case ekOwned:
+			if wVal(w) == uint32(t) && s.cas(off, w, mkWord(nextGen(wGen(w)), ekFree, 0)) {
+				rep.ElementsFreed++
+			}
+		case ekMsg:
+			if _, ok := dead[wVal(w)]; ok && s.cas(off, w, mkWord(nextGen(wGen(w)), ekFree, 0)) {
+				rep.ElementsFreed++
+			}
+		}
+	}
+	cpRepairStep.Hit()
+	for e, g := range dead {
+		eo := s.entryOff(e)
+		w := s.load(eo + enCtl)
+		if wGen(w) == g && wVal(w) == uint32(t) && (wKind(w) == stDead || wKind(w) == stAlloc) {
+			if s.cas(eo+enCtl, w, mkWord(nextGen(g), stFree, 0)) {
+				rep.EntriesFreed++
+			}
+		}
+	}
+	for i := uint32(0); i < uint32(s.p.Segments); i++ {
+		off := s.segOff(i) + sgWord
+		if w := s.load(off); wKind(w) == skOwned && wVal(w) == uint32(t) && s.cas(off, w, mkWord(nextGen(wGen(w)), skFree, 0)) {
+			rep.SegmentsFreed++
+		}
+	}
+	cpRepairStep.Hit()
+
+	// 5. Tokens, reservations, waits, uncommitted counts, and a queue create
+	// or delete left half done.
+	for q := uint32(0); q < uint32(s.p.Queues); q++ {
+		w := s.load(s.queueOff(q) + qState)
+		if OwnerTag(osLow(w)) != t {
+			continue
+		}
+		switch osState(w) {
+		case qsCreating:
+			s.cas(s.queueOff(q)+qState, w, mkOwnState(osInc(w), qsFree, 0))
+		case qsDeleting:
+			x.finishDelete(q, w)
+		}
+	}
+	s.cas(ctlAdminToken, uint64(t), 0)
+	for i := 0; i < s.p.StatusSlots; i++ {
+		ctl := s.statusOff(i)
+		if w := s.load(ctl); OwnerTag(w&stTagMask) == t && s.cas(ctl, w, w&^stTagMask) {
+			rep.StatusCleared++
+		}
+	}
+	bit := uint64(1) << (t.Slot() % 64)
+	for q := uint32(0); q < uint32(s.p.Queues); q++ {
+		qo := s.queueOff(q)
+		atomic.AndUint64(s.u64(qo+qBitmaps+uint64(t.Slot()/64)*8), ^bit)
+		for p := 0; p < Priorities; p++ {
+			s.cas(s.sublogOff(q, p)+slJanitor, uint64(t), 0)
+		}
+		s.store(s.cellOff(t.Slot(), q)+8, 0)
+	}
+	// Scanners' caches may have skipped positions that are available now.
+	s.announce(all, 1<<30)
+
+	// 6. Free the slot, keeping its incarnation: the next owner gets a new one.
+	off := s.ownerOff(t.Slot())
+	s.store(off+ownUOW, (uw>>32+1)<<32|uint64(uowIdle))
+	w := s.load(off + ownState)
+	if !s.cas(off+ownState, w, mkOwnState(t.Incarnation(), osFree, 0)) {
+		return rep, fmt.Errorf("%w: slot of %v changed during repair", ErrCorrupt, t)
+	}
+	return rep, nil
+}

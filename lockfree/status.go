@@ -1,0 +1,155 @@
+package lockfree
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"runtime"
+	"time"
+
+	"github.com/qmgr/qmgr/crashpoint"
+)
+
+// Status slots are fixed-size records (StatusSize bytes, more than a word)
+// that change only by compare-and-swap of the whole record, before-image to
+// after-image. Each slot has a control word and two copies of the record:
+//
+//	ctl = version(31) << 33 | current copy(1) << 32 | reserving owner tag(32)
+//
+// A writer reserves the slot by CAS (tag 0 -> its tag), compares the current
+// copy with its before-image, writes the after-image into the other copy and
+// publishes it by CAS (version+1, copies swapped, tag 0). Readers copy the
+// current record and retry if the version moved, so they never wait and
+// never see a torn record. A writer killed before the publish leaves only a
+// half-written spare copy nobody reads and a reservation that the next
+// writer clears as soon as it sees the reserving process is gone (and Repair
+// clears it too): nobody waits longer than it takes to notice the death.
+
+var (
+	cpStatusReserved  = crashpoint.New("lockfree.status.reserved")
+	cpStatusWritten   = crashpoint.New("lockfree.status.written")
+	cpStatusPublished = crashpoint.New("lockfree.status.published")
+)
+
+const (
+	stTagMask = 0xffffffff
+	stSelBit  = 1 << 32
+)
+
+func (s *Structure) statusOff(i int) uint64 { return s.l.stats + uint64(i)*s.l.statusRec }
+func (s *Structure) statusCopy(i int, sel uint64) []byte {
+	n := uint64(s.p.StatusSize)
+	return s.mem.Bytes(s.statusOff(i)+statusHdr+sel*roundUp(n, line), n)
+}
+
+// StatusSlots is the number of status slots; StatusSize the record size.
+func (s *Structure) StatusSlots() int { return s.p.StatusSlots }
+
+// StatusSize is the size of one status record in bytes.
+func (s *Structure) StatusSize() int { return s.p.StatusSize }
+
+func (s *Structure) checkStatus(i int, recs ...[]byte) error {
+	if i < 0 || i >= s.p.StatusSlots {
+		return fmt.Errorf("%w: slot %d not in 0..%d", ErrStatusRange, i, s.p.StatusSlots-1)
+	}
+	for _, r := range recs {
+		if r != nil && len(r) != s.p.StatusSize {
+			return fmt.Errorf("%w: record of %d bytes, slots hold %d", ErrStatusRange, len(r), s.p.StatusSize)
+		}
+	}
+	return nil
+}
+
+// ReadStatus copies record i into dst (StatusSize bytes) and returns its
+// version (the number of updates it has had).
+func (s *Structure) ReadStatus(i int, dst []byte) (uint64, error) {
+	if err := s.checkStatus(i, dst); err != nil {
+		return 0, err
+	}
+	ctl := s.statusOff(i)
+	for {
+		w := s.load(ctl)
+		copy(dst, s.statusCopy(i, (w>>32)&1))
+		if s.load(ctl)>>32 == w>>32 {
+			return w >> 33, nil
+		}
+	}
+}
+
+// CompareAndSwapStatus replaces record i with after if it currently equals
+// before. On a mismatch it returns ErrStatusChanged and changes nothing.
+func (o *Owner) CompareAndSwapStatus(i int, before, after []byte) error {
+	if err := o.checkAlive(); err != nil {
+		return err
+	}
+	s := o.s
+	if err := s.checkStatus(i, before, after); err != nil {
+		return err
+	}
+	ctl := s.statusOff(i)
+	w, err := o.reserveStatus(ctl)
+	if err != nil {
+		return err
+	}
+	cpStatusReserved.Hit()
+	sel := (w >> 32) & 1
+	if !bytes.Equal(s.statusCopy(i, sel), before) {
+		s.cas(ctl, w|uint64(o.tag), w)
+		return fmt.Errorf("%w: slot %d", ErrStatusChanged, i)
+	}
+	copy(s.statusCopy(i, 1-sel), after)
+	cpStatusWritten.Hit()
+	s.cas(ctl, w|uint64(o.tag), ((w>>33)+1)<<33|(1-sel)<<32)
+	cpStatusPublished.Hit()
+	return nil
+}
+
+// UpdateStatus applies f to record i until the CAS succeeds. f gets the
+// current record and returns the new one, or nil to leave it unchanged.
+func (o *Owner) UpdateStatus(i int, f func(cur []byte) []byte) error {
+	cur := make([]byte, o.s.p.StatusSize)
+	for {
+		if _, err := o.s.ReadStatus(i, cur); err != nil {
+			return err
+		}
+		next := f(append([]byte(nil), cur...))
+		if next == nil {
+			return nil
+		}
+		err := o.CompareAndSwapStatus(i, cur, next)
+		if err == nil || !errors.Is(err, ErrStatusChanged) {
+			return err
+		}
+	}
+}
+
+// reserveStatus takes the slot's reservation and returns the control word
+// as it was (tag 0). A reservation held by a process that died is cleared.
+func (o *Owner) reserveStatus(ctl uint64) (uint64, error) {
+	s := o.s
+	t0 := time.Now()
+	for i := 0; ; i++ {
+		w := s.load(ctl)
+		holder := OwnerTag(w & stTagMask)
+		if holder == 0 {
+			if s.cas(ctl, w, w|uint64(o.tag)) {
+				return w, nil
+			}
+			continue
+		}
+		if holder == o.tag {
+			return 0, fmt.Errorf("%w: status slot already reserved by this owner", ErrCorrupt)
+		}
+		if i%256 == 255 || time.Since(t0) > 200*time.Microsecond {
+			if !s.OwnerAlive(holder) {
+				s.cas(ctl, w, w&^stTagMask)
+				continue
+			}
+		}
+		if i < 64 {
+			runtime.Gosched()
+		} else {
+			time.Sleep(20 * time.Microsecond)
+		}
+	}
+}

@@ -1,0 +1,167 @@
+package lockfree
+
+import (
+	"fmt"
+	"sync"
+	"sync/atomic"
+
+	"github.com/qmgr/qmgr/procid"
+	"github.com/qmgr/qmgr/shm"
+)
+
+// Structure is one CF structure attached by this process: the typed view of
+// its data area. It is safe for concurrent use; the per-connection state
+// lives in Owner.
+type Structure struct {
+	mem  shm.Mem
+	l    layout
+	p    Params
+	m    *shm.Mapping // nil for structures built over plain memory (tests)
+	self procid.ID
+
+	nameMu sync.Mutex
+	names  map[string]QueueID // process-local cache of queue slots by name
+}
+
+// Format writes an empty structure with parameters p into mem, which must be
+// zeroed (a fresh file is). Everything but the control page is valid when
+// zero: all entries, elements, segments, owner and queue slots free.
+func Format(mem shm.Mem, p Params) error {
+	p = p.withDefaults()
+	if err := p.Validate(); err != nil {
+		return err
+	}
+	l := computeLayout(p)
+	if l.total > mem.Len() {
+		return fmt.Errorf("%w: layout needs %d bytes, have %d", ErrParams, l.total, mem.Len())
+	}
+	copy(mem.Bytes(0, ctlChecksum+8), encodeParams(p))
+	return nil
+}
+
+// Open validates the control page of a formatted data area and returns the
+// structure. It never panics on bad bytes: a control page that does not
+// describe a layout fitting in mem is ErrCorrupt.
+func Open(mem shm.Mem) (*Structure, error) {
+	if mem.Len() < ctlPageSize {
+		return nil, fmt.Errorf("%w: data area of %d bytes", ErrCorrupt, mem.Len())
+	}
+	p, err := decodeParams(mem.Bytes(0, ctlChecksum+8))
+	if err != nil {
+		return nil, err
+	}
+	l := computeLayout(p)
+	if l.total > mem.Len() {
+		return nil, fmt.Errorf("%w: layout needs %d bytes, the structure has %d", ErrCorrupt, l.total, mem.Len())
+	}
+	return &Structure{mem: mem, l: l, p: p, self: procid.Self(), names: map[string]QueueID{}}, nil
+}
+
+// CreateOptions names a structure file to create or attach.
+type CreateOptions struct {
+	Dir    string   // CF directory (required)
+	Name   string   // structure name (required)
+	Kind   shm.Kind // admin or application; default application
+	Size   uint64   // file size; default: what Params need (Params.Size)
+	Params Params   // counts; zero counts are derived from Size
+}
+
+// Create creates the structure file (or attaches it when another process
+// already created it) and reports whether this call created it.
+func Create(o CreateOptions) (*Structure, bool, error) {
+	if o.Kind == 0 {
+		o.Kind = shm.KindApplication
+	}
+	p := o.Params
+	if o.Size == 0 {
+		p = p.withDefaults()
+		o.Size = p.Size()
+	} else {
+		var err error
+		if p, err = ParamsForSize(o.Size, p); err != nil {
+			return nil, false, err
+		}
+	}
+	m, created, err := shm.Create(shm.CreateOptions{Dir: o.Dir, Name: o.Name, Kind: o.Kind, Size: o.Size, Version: LayoutVersion,
+		Init: func(mem shm.Mem) error { return Format(mem, p) }})
+	if err != nil {
+		return nil, false, err
+	}
+	s, err := openMapping(m)
+	return s, created, err
+}
+
+// Attach maps an existing structure.
+func Attach(dir, name string) (*Structure, error) {
+	m, err := shm.Attach(dir, name, LayoutVersion)
+	if err != nil {
+		return nil, err
+	}
+	return openMapping(m)
+}
+
+func openMapping(m *shm.Mapping) (*Structure, error) {
+	var s *Structure
+	err := shm.Guard(func() error {
+		var err error
+		s, err = Open(m.Mem())
+		return err
+	})
+	if err != nil {
+		m.Close()
+		return nil, fmt.Errorf("attach %s: %w", m.Path(), err)
+	}
+	s.m = m
+	return s, nil
+}
+
+// Close detaches the structure. Owners must be closed first.
+func (s *Structure) Close() error {
+	if s.m == nil {
+		return nil
+	}
+	return s.m.Close()
+}
+
+// Mapping is the underlying file mapping (nil over plain memory).
+func (s *Structure) Mapping() *shm.Mapping { return s.m }
+
+// Params are the structure's parameters.
+func (s *Structure) Params() Params { return s.p }
+
+// Name is the structure name ("" over plain memory).
+func (s *Structure) Name() string {
+	if s.m == nil {
+		return ""
+	}
+	return s.m.Header().Name
+}
+
+// Word accessors. Offsets come from the layout; a bad one panics in shm.
+func (s *Structure) u64(off uint64) *uint64 { return s.mem.U64(off) }
+func (s *Structure) load(off uint64) uint64 { return atomic.LoadUint64(s.mem.U64(off)) }
+func (s *Structure) store(off, v uint64)    { atomic.StoreUint64(s.mem.U64(off), v) }
+func (s *Structure) cas(off, old, new uint64) bool {
+	return atomic.CompareAndSwapUint64(s.mem.U64(off), old, new)
+}
+
+func (s *Structure) entryOff(i uint32) uint64    { return s.l.entries + uint64(i)*entrySize }
+func (s *Structure) elemWordOff(i uint32) uint64 { return s.l.elemWords + uint64(i)*8 }
+func (s *Structure) elemNextOff(i uint32) uint64 { return s.l.elemNext + uint64(i)*4 }
+func (s *Structure) elemData(i uint32) []byte {
+	es := uint64(s.p.ElementSize)
+	return s.mem.Bytes(s.l.elemData+uint64(i)*es, es)
+}
+func (s *Structure) segOff(i uint32) uint64   { return s.l.segs + uint64(i)*segSize }
+func (s *Structure) ownerOff(slot int) uint64 { return s.l.owners + uint64(slot)*ownerSize }
+func (s *Structure) queueOff(q uint32) uint64 { return s.l.queues + uint64(q)*s.l.queueSize }
+func (s *Structure) sublogOff(q uint32, prio int) uint64 {
+	return s.queueOff(q) + queueFixed + 2*s.l.bitmapSize + uint64(prio)*sublogSize
+}
+func (s *Structure) cellOff(slot int, q uint32) uint64 {
+	return s.l.cells + (uint64(slot)*uint64(s.p.Queues)+uint64(q))*cellSize
+}
+func (s *Structure) elemNext(i uint32) uint32 { return atomic.LoadUint32(s.mem.U32(s.elemNextOff(i))) }
+func (s *Structure) setElemNext(i, n uint32) {
+	atomic.StoreUint32(s.mem.U32(s.elemNextOff(i)), n)
+}

@@ -1,0 +1,90 @@
+package procid
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"os"
+	"strconv"
+	"syscall"
+)
+
+// ErrGone means the process does not exist (any more).
+var ErrGone = errors.New("procid: process gone")
+
+// ID is a process identity.
+type ID struct {
+	Pid   int
+	Start uint64 // start time in clock ticks after boot
+}
+
+func (id ID) String() string { return fmt.Sprintf("%d@%d", id.Pid, id.Start) }
+
+// Self returns the identity of the calling process.
+func Self() ID {
+	id, err := Of(os.Getpid())
+	if err != nil {
+		panic("procid: cannot read own /proc entry: " + err.Error())
+	}
+	return id
+}
+
+// Of reads the identity of pid. A zombie counts as gone.
+func Of(pid int) (ID, error) {
+	state, start, err := stat(pid)
+	if err != nil {
+		return ID{}, err
+	}
+	if state == 'Z' || state == 'X' {
+		return ID{}, ErrGone
+	}
+	return ID{Pid: pid, Start: start}, nil
+}
+
+// Alive reports whether the process id names is still running: the pid
+// exists, is not a zombie, and started at the recorded time.
+func Alive(id ID) bool {
+	if id.Pid <= 0 {
+		return false
+	}
+	if err := syscall.Kill(id.Pid, 0); errors.Is(err, syscall.ESRCH) {
+		return false
+	}
+	cur, err := Of(id.Pid)
+	if err != nil {
+		// EPERM-like failures on /proc still mean the pid exists; a missing
+		// entry means it is gone.
+		return !errors.Is(err, ErrGone)
+	}
+	return cur.Start == id.Start
+}
+
+func stat(pid int) (state byte, start uint64, err error) {
+	b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
+	if err != nil {
+		if errors.Is(err, os.ErrNotExist) || errors.Is(err, syscall.ESRCH) {
+			return 0, 0, ErrGone
+		}
+		return 0, 0, fmt.Errorf("procid: %w", err)
+	}
+	return parseStat(b)
+}
+
+// parseStat extracts the state (field 3) and start time (field 22). The
+// command name (field 2) may hold spaces and parentheses, so fields are
+// counted from the last ')'.
+func parseStat(b []byte) (byte, uint64, error) {
+	i := bytes.LastIndexByte(b, ')')
+	if i < 0 || i+2 >= len(b) {
+		return 0, 0, fmt.Errorf("procid: malformed stat %q", b)
+	}
+	f := bytes.Fields(b[i+2:]) // f[0] is field 3
+	if len(f) < 20 || len(f[0]) != 1 {
+		return 0, 0, fmt.Errorf("procid: malformed stat %q", b)
+	}
+	start, err := strconv.ParseUint(string(f[19]), 10, 64)
+	if err != nil {
+		return 0, 0, fmt.Errorf("procid: start time: %w", err)
+	}
+	return f[0][0], start, nil
+}
