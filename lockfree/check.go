@@ -99,7 +99,7 @@ func (s *Structure) check(o CheckOptions, r *CheckReport) {
 		t := mkTag(slot, osInc(w))
 		switch osState(w) {
 		case osFree:
-			if d := s.load(s.ownerOff(slot) + dOp); d != opNone {
+			if d, _, _, _ := s.readDesc(s.ownerOff(slot)); d != opNone {
 				bad("owner slot %d is free but has descriptor op %d", slot, d)
 			}
 		case osActive:
@@ -118,6 +118,15 @@ func (s *Structure) check(o CheckOptions, r *CheckReport) {
 			}
 		default:
 			bad("owner slot %d: illegal state %d", slot, osState(w))
+		}
+	}
+	// Segments a live owner is linking or unlinking right now: linked but
+	// (not yet, or no longer) in their chain.
+	inFlightSeg := map[ref]bool{}
+	for t := range live {
+		off := s.ownerOff(t.Slot())
+		if op := s.load(off + sdOp); op == opSegLink || op == opSegFree {
+			inFlightSeg[ref(s.load(off+sdA))] = true
 		}
 	}
 	ownerOK := func(what string, v uint32) {
@@ -260,17 +269,17 @@ func (s *Structure) check(o CheckOptions, r *CheckReport) {
 				for k := uint64(0); k < segSlots; k++ {
 					pos := base + k
 					sw := s.load(s.slotOff(cur.idx(), k))
-					if sw == 0 {
+					if ref(sw).nil() {
 						if pos >= head && pos < tail {
 							bad("%s priority %d: empty slot at %d below tail %d", name, p, pos, tail)
 						}
+						if sw != emptyMark(cur.gen()) && (sw != 0 || pos >= head) {
+							bad("%s priority %d: slot %d holds %#x, not the empty mark of segment %d", name, p, pos, sw, cur.idx())
+						}
 						continue
 					}
-					if pos >= tail && sw != tombstone && o.Quiescent && !s.slotDead(sw) {
+					if pos >= tail && o.Quiescent && !s.slotDead(sw) {
 						bad("%s priority %d: live slot at %d at or past tail %d", name, p, pos, tail)
-					}
-					if sw == tombstone {
-						continue
 					}
 					rf := ref(sw)
 					ei := ents[rf.idx()]
@@ -332,6 +341,9 @@ func (s *Structure) check(o CheckOptions, r *CheckReport) {
 	// exactly one live message's chain.
 	inChain := make(map[uint32]uint32)
 	for e, ei := range ents {
+		if ei.kind == stDead && !o.Quiescent {
+			continue // being freed by a live owner, possibly descheduled mid-way
+		}
 		eo := s.entryOff(e)
 		dr := s.load(eo + enDataRef)
 		varLen := int(dr >> 32)
@@ -389,7 +401,7 @@ func (s *Structure) check(o CheckOptions, r *CheckReport) {
 				}
 				continue
 			}
-			if _, ok := inChain[el]; !ok {
+			if _, ok := inChain[el]; !ok && (ei.kind != stDead || o.Quiescent) {
 				bad("element %d is leaked: tagged for entry %d but not in its chain", el, e)
 			}
 		default:
@@ -408,7 +420,7 @@ func (s *Structure) check(o CheckOptions, r *CheckReport) {
 			ownerOK(fmt.Sprintf("segment %d", i), wVal(w))
 		case skLink:
 			r.Segments.Linked++
-			if !segSeen[i] {
+			if !segSeen[i] && (o.Quiescent || !inFlightSeg[mkRef(i, wGen(w))]) {
 				bad("segment %d is leaked: linked to queue %d priority %d but not in its chain", i, wVal(w)>>8, wVal(w)&0xff)
 			}
 		default:

@@ -139,8 +139,9 @@
 // array, index+1, 0 ends).
 //
 // Segment (576 bytes): 0 state word, 8 base position (a multiple of 64),
-// 16 next segment ref, 64 slots [64] of entry refs ((index+1) << 32 | gen),
-// 0 for empty, all ones for a tombstone.
+// 16 next segment ref, 64 slots [64] of entry refs ((index+1) << 32 | gen).
+// An empty slot or next field holds the empty mark 1 << 31 | the segment's
+// gen (a nil reference: its high half is zero).
 //
 // Index slot: (entry index+1) << 32 | gen << 8 | top byte of the key hash.
 //

@@ -97,7 +97,6 @@ func (o *Owner) tryClaim(r ref, w uint64, q uint32, mode claimMode) bool {
 	before := o.cellDepth(q)
 	o.setDesc(opRemove, uint64(r), uint64(q), before)
 	if !s.cas(eo+enCtl, w, mkWord(r.gen(), stDead, uint32(o.tag))) {
-		o.clearDesc()
 		return false
 	}
 	cpGetClaimed.Hit()
@@ -201,9 +200,7 @@ func (o *Owner) claimSublog(q uint32, prio int, m *matcher, mode claimMode, now 
 			sw := s.load(s.slotOff(seg.idx(), pos-base))
 			dead := false
 			switch {
-			case sw == tombstone:
-				dead = true
-			case sw == 0:
+			case ref(sw).nil():
 				resume = min(resume, pos) // being filled; cannot be below the tail, but stay safe
 			default:
 				r := ref(sw)
@@ -244,7 +241,7 @@ func (o *Owner) claimSublog(q uint32, prio int, m *matcher, mode claimMode, now 
 					}
 					if exp := int64(s.load(eo + enExpiry)); exp != 0 {
 						if *now == 0 {
-							*now = nowNanos()
+							*now = coarseNow()
 						}
 						if exp <= *now {
 							dead = o.expire(r, w, q)
@@ -323,7 +320,6 @@ func (o *Owner) expire(r ref, w uint64, q uint32) bool {
 		return false
 	}
 	o.freeEntry(r.idx(), r.gen())
-	o.clearDesc()
 	return true
 }
 
@@ -439,7 +435,6 @@ func (o *Owner) Get(q QueueID, opt GetOptions, dst *Message) error {
 	}
 	o.freeEntry(c.idx, c.gen)
 	cpGetFreed.Hit()
-	o.clearDesc()
 	return nil
 }
 
@@ -571,14 +566,12 @@ func (o *Owner) removeHeld(c claimed) error {
 	before := o.cellDepth(c.q)
 	o.setDesc(opRemove, uint64(r), uint64(c.q), before)
 	if !s.cas(eo+enCtl, mkWord(c.gen, stHeld, uint32(o.tag)), mkWord(c.gen, stDead, uint32(o.tag))) {
-		o.clearDesc()
 		return fmt.Errorf("%w: held message %d was taken back", ErrOwnerRevoked, c.idx)
 	}
 	cpRemoveDead.Hit()
 	o.setCellDepth(c.q, before-1)
 	cpRemoveCounted.Hit()
 	o.freeEntry(c.idx, c.gen)
-	o.clearDesc()
 	return nil
 }
 
@@ -692,7 +685,7 @@ func (s *Structure) walk(q uint32, prio int, from uint64, f func(pos uint64, r r
 				continue
 			}
 			sw := s.load(s.slotOff(seg.idx(), pos-base))
-			if sw != 0 && sw != tombstone && ref(sw).idx() < uint32(s.p.Entries) {
+			if !ref(sw).nil() && ref(sw).idx() < uint32(s.p.Entries) {
 				if !f(pos, ref(sw)) {
 					return
 				}

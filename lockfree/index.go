@@ -114,7 +114,7 @@ func (o *Owner) claimIndexed(q uint32, m *matcher, mode claimMode, now *int64) (
 			}
 			if exp := int64(s.load(eo + enExpiry)); exp != 0 {
 				if *now == 0 {
-					*now = nowNanos()
+					*now = coarseNow()
 				}
 				if exp <= *now {
 					o.expire(r, cw, q)

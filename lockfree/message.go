@@ -59,11 +59,11 @@ func (o *Owner) fillEntry(e uint32, q uint32, m *Message, putTime int64, sync bo
 	if m.Persistent {
 		flags |= efPersistent
 	}
-	s.store(eo+enPutter, o.putterStamp(sync))
-	s.store(eo+enQueue, uint64(q)&0xffff|uint64(m.Priority)<<16|flags<<24|uint64(len(m.Body))<<32)
-	s.store(eo+enPutTime, uint64(putTime))
-	s.store(eo+enExpiry, uint64(m.Expiry))
-	s.store(eo+enBackout, uint64(len(m.Properties))<<32|uint64(m.BackoutCount))
+	s.storeOwned(eo+enPutter, o.putterStamp(sync))
+	s.storeOwned(eo+enQueue, uint64(q)&0xffff|uint64(m.Priority)<<16|flags<<24|uint64(len(m.Body))<<32)
+	s.storeOwned(eo+enPutTime, uint64(putTime))
+	s.storeOwned(eo+enExpiry, uint64(m.Expiry))
+	s.storeOwned(eo+enBackout, uint64(len(m.Properties))<<32|uint64(m.BackoutCount))
 	id := m.MsgID
 	if id == ([idBytes]byte{}) {
 		o.msgSeq++
@@ -85,7 +85,7 @@ func (o *Owner) fillEntry(e uint32, q uint32, m *Message, putTime int64, sync bo
 		k += copy(b[k:], m.ReplyToQMgr)
 		k += copy(b[k:], m.Properties)
 		copy(b[k:], m.Body)
-		s.store(eo+enDataRef, uint64(n)<<32)
+		s.storeOwned(eo+enDataRef, uint64(n)<<32)
 		return nil
 	}
 	es := s.p.ElementSize
@@ -110,7 +110,7 @@ func (o *Owner) fillEntry(e uint32, q uint32, m *Message, putTime int64, sync bo
 	w.write(m.ReplyToQMgr)
 	w.writeB(m.Properties)
 	w.writeB(m.Body)
-	s.store(eo+enDataRef, uint64(n)<<32|uint64(els[0]+1))
+	s.storeOwned(eo+enDataRef, uint64(n)<<32|uint64(els[0]+1))
 	return nil
 }
 

@@ -34,23 +34,33 @@ const (
 )
 
 // Descriptor operations: the one multi-word transition an owner is in the
-// middle of. Fields a..d are written before op, op last, so a repairer that
-// reads op != opNone sees a complete descriptor.
+// middle of. The descriptor has an op word and two buffers of fields a, b, c:
+// the owner writes the fields of a new descriptor into the buffer the op word
+// does not name, then publishes op and buffer with one atomic store. A
+// process killed while writing fields leaves the previous, complete
+// descriptor in force, and resolving a descriptor whose operation completed
+// changes nothing (see Repair), so descriptors are never cleared on the data
+// path.
 const (
 	opNone    = 0
 	opPut     = 1 // a: entry ref, b: queue<<8|prio, c: depth cell before the put
 	opRemove  = 2 // a: entry ref, b: queue, c: depth cell before the removal (consume or backed-out put)
-	opBackout = 3 // a: entry ref, c: backout count before the backout
+	opBackout = 3 // a: entry ref, b: queue, c: backout count before the backout
 	opSegLink = 4 // a: segment ref, b: queue<<8|prio
 	opSegFree = 5 // a: segment ref, b: queue<<8|prio
 )
 
-const (
-	dOp = ownDesc + 0
-	dA  = ownDesc + 8
-	dB  = ownDesc + 16
-	dC  = ownDesc + 24
-)
+// dOp is the op word: kind | buffer << 8.
+const dOp = ownDesc
+
+func descBufOff(buf uint64) uint64 { return ownDesc + 8 + buf*24 }
+
+// readDesc returns an owner slot's descriptor.
+func (s *Structure) readDesc(off uint64) (op, a, b, c uint64) {
+	w := s.load(off + dOp)
+	f := off + descBufOff((w>>8)&1)
+	return w & 0xff, s.load(f), s.load(f + 8), s.load(f + 16)
+}
 
 // Cache sizes for the per-owner caches of entries, elements and segments.
 const (
@@ -83,6 +93,7 @@ type Owner struct {
 	touched    []uint64 // queues whose touched bit this owner has set
 	msgSeq     uint64   // for generated message ids
 	putSeq     uint32   // for putter stamps of puts outside syncpoint
+	descBuf    uint64   // descriptor buffer the op word names
 	views      int      // outstanding views
 	scratch    []byte   // copy buffer for reads
 	idxScratch []uint32 // element indexes for a put
@@ -144,7 +155,8 @@ func (s *Structure) RegisterSlot(slot int) (*Owner, error) {
 		touched: make([]uint64, (s.p.Queues+63)/64)}
 	o.uowSeq = uint32(s.load(off+ownUOW) >> 32)
 	s.store(off+ownUOW, uint64(o.uowSeq)<<32|uint64(uowIdle))
-	s.store(off+dOp, opNone)
+	o.descBuf = (s.load(off+dOp) >> 8) & 1
+	s.store(off+dOp, opNone|o.descBuf<<8)
 	s.store(off+sdOp, opNone)
 	return o, nil
 }
@@ -174,7 +186,7 @@ func (o *Owner) Close() error {
 	o.releaseCaches()
 	w := o.s.load(o.off + ownState)
 	if osInc(w) == o.tag.Incarnation() && osState(w) == osActive {
-		o.s.store(o.off+dOp, opNone)
+		o.clearDesc()
 		o.s.cas(o.off+ownState, w, mkOwnState(osInc(w), osFree, 0))
 	}
 	o.closed = true
@@ -195,22 +207,24 @@ func (o *Owner) releaseCaches() {
 	o.entries, o.elems, o.segs = o.entries[:0], o.elems[:0], o.segs[:0]
 }
 
-// setDesc publishes a descriptor: op cleared, fields written, op set last.
+// setDesc publishes a descriptor (see the op constants).
 func (o *Owner) setDesc(op, a, b, c uint64) {
 	s := o.s
-	s.store(o.off+dOp, opNone)
-	s.store(o.off+dA, a)
-	s.store(o.off+dB, b)
-	s.store(o.off+dC, c)
-	s.store(o.off+dOp, op)
+	nb := o.descBuf ^ 1
+	f := o.off + descBufOff(nb)
+	s.storeOwned(f, a)
+	s.storeOwned(f+8, b)
+	s.storeOwned(f+16, c)
+	s.store(o.off+dOp, op|nb<<8)
+	o.descBuf = nb
 }
 
-func (o *Owner) clearDesc() { o.s.store(o.off+dOp, opNone) }
+func (o *Owner) clearDesc() { o.s.store(o.off+dOp, opNone|o.descBuf<<8) }
 
 // The segment descriptor is separate: a put's descriptor must survive the
 // segment allocation that linking it may need.
 const (
-	sdOp = ownSegDesc + 0
+	sdOp = ownSegDesc
 	sdA  = ownSegDesc + 8
 	sdB  = ownSegDesc + 16
 )
@@ -228,11 +242,11 @@ func (o *Owner) clearSegDesc() { o.s.store(o.off+sdOp, opNone) }
 // cell returns this owner's (depth, uncommitted) contribution words for q.
 func (o *Owner) cellDepth(q uint32) uint64 { return o.s.load(o.s.cellOff(o.slot, q)) }
 func (o *Owner) setCellDepth(q uint32, v uint64) {
-	o.s.store(o.s.cellOff(o.slot, q), v)
+	o.s.storeOwned(o.s.cellOff(o.slot, q), v)
 }
 func (o *Owner) addUncom(q uint32, d int64) {
 	off := o.s.cellOff(o.slot, q) + 8
-	o.s.store(off, uint64(int64(o.s.load(off))+d))
+	o.s.storeOwned(off, uint64(int64(o.s.load(off))+d))
 }
 
 // touch sets this owner's bit in q's touched bitmap the first time it

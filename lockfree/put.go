@@ -51,7 +51,7 @@ func (o *Owner) Put(q QueueID, m *Message, opt PutOptions) error {
 	}
 	putTime := m.PutTime
 	if putTime == 0 {
-		putTime = nowNanos()
+		putTime = coarseNow()
 	}
 	if err := o.fillEntry(e, qi, m, putTime, opt.Syncpoint); err != nil {
 		o.entries = append(o.entries, e)
@@ -72,7 +72,6 @@ func (o *Owner) Put(q QueueID, m *Message, opt PutOptions) error {
 	s.prioUsed(qi, m.Priority)
 	if _, err := o.link(qi, m.Priority, e, g); err != nil {
 		o.setCellDepth(qi, before)
-		o.clearDesc()
 		o.untagElems(e)
 		o.entries = append(o.entries, e)
 		return err
@@ -88,14 +87,12 @@ func (o *Owner) Put(q QueueID, m *Message, opt PutOptions) error {
 		o.uowPuts = append(o.uowPuts, uowItem{idx: e, gen: g, q: qi, prio: uint8(m.Priority)})
 		o.addUncom(qi, 1)
 		o.markUOW()
-		o.clearDesc()
 		return nil
 	}
 	if !s.cas(eo+enCtl, alloc, mkWord(g, stAvail, 0)) {
 		return fmt.Errorf("%w: entry %d taken back during put", ErrOwnerRevoked, e)
 	}
 	cpPutVisible.Hit()
-	o.clearDesc()
 	s.wake(qi, 1)
 	return nil
 }
@@ -130,7 +127,6 @@ func (o *Owner) reserveDepth(q uint32, r ref, prio int) (uint64, error) {
 			return before, nil
 		}
 		o.setCellDepth(q, before)
-		o.clearDesc()
 		if d-1 >= maxD || try >= 3 {
 			return 0, fmt.Errorf("%w: %s holds %d (MAXDEPTH %d)", ErrQueueFull, s.queueName(q), d-1, maxD)
 		}

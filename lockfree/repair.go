@@ -126,6 +126,8 @@ func (s *Structure) repair(t OwnerTag, out Outcome, force bool) (RepairReport, e
 	// below is recorded in its descriptors first, exactly as the owner would,
 	// so a repairer that dies is itself repaired by the next one.
 	x := &Owner{s: s, slot: t.Slot(), tag: t, off: s.ownerOff(t.Slot())}
+	op, da, db, dc := s.readDesc(x.off)
+	x.descBuf = (s.load(x.off+dOp) >> 8) & 1
 	dead := map[uint32]uint32{} // entry -> gen, to free once their elements are swept
 	// Every sublog: entries are about to become available again.
 	var all sublogSet
@@ -159,9 +161,8 @@ func (s *Structure) repair(t OwnerTag, out Outcome, force bool) (RepairReport, e
 	cpRepairStep.Hit()
 
 	// 2. The message descriptor: the one transition in flight.
-	r := ref(s.load(x.off + dA))
-	b, c := s.load(x.off+dB), s.load(x.off+dC)
-	switch s.load(x.off + dOp) {
+	r, b, c := ref(da), db, dc
+	switch op {
 	case opPut:
 		q, prio := uint32(b>>8), uint8(b&0xff)
 		eo := s.entryOff(r.idx())

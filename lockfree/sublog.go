@@ -16,6 +16,12 @@ import (
 // filled, by the filler or by anyone who finds the slot full, so tailPos
 // never passes an empty slot.
 //
+// An empty slot, and the next field of a segment with no successor, hold an
+// empty mark that carries the segment's gen (emptyMark). Producers CAS from
+// the mark of the segment incarnation they validated, so a producer that was
+// descheduled while the segment was freed and reused (for this or another
+// queue) fails its CAS instead of writing into someone else's list.
+//
 // An entry stays at its position from put to consumption: a get claims it
 // in place (avail -> held) and a backout releases it in place, which is what
 // puts a backed-out message back at its original position. A consumed
@@ -25,7 +31,9 @@ import (
 // fully dead segments from the middle of the chain, so a message held for a
 // long time pins only its own segment.
 
-const tombstone = ^uint64(0) // a slot whose link was undone: dead forever
+// emptyMark is the content of an empty slot or next field of a segment with
+// gen g: bit 31 set, zero high half (so it reads as a nil reference).
+func emptyMark(g uint32) uint64 { return 1<<31 | uint64(g&genMask) }
 
 const maxRetries = 1 << 20 // a lock-free loop retrying this often means a corrupt structure
 
@@ -103,17 +111,12 @@ func (o *Owner) link(q uint32, prio int, e, g uint32) (uint64, error) {
 			continue
 		}
 		so := s.slotOff(ts.idx(), t-base)
-		s.store(s.entryOff(e)+enPos, t)
-		if !s.cas(so, 0, r) {
-			s.cas(sl+slTailPos, t, t+1) // help whoever filled slot t
-			continue
-		}
-		// The segment may have been recycled between segRead and the CAS
-		// (we were descheduled while the sublog drained past it), or our
-		// stale position may already be behind the head: undo and retry.
-		if b2, ok := s.segRead(ts, qp); !ok || b2 != base || s.load(sl+slHeadPos) > t {
-			s.cas(so, r, tombstone)
-			continue
+		s.storeOwned(s.entryOff(e)+enPos, t)
+		if !s.cas(so, emptyMark(ts.gen()), r) {
+			if !ref(s.load(so)).nil() {
+				s.cas(sl+slTailPos, t, t+1) // help whoever filled slot t
+			}
+			continue // or the segment was recycled under us: reread
 		}
 		cpLinkSlot.Hit()
 		s.cas(sl+slTailPos, t, t+1)
@@ -134,9 +137,9 @@ func (o *Owner) extend(q uint32, prio int, prev ref, base uint64) error {
 	so := s.segOff(i)
 	g := wGen(s.load(so + sgWord))
 	for k := uint64(0); k < segSlots; k++ {
-		s.store(so+sgSlots+k*8, 0)
+		s.store(so+sgSlots+k*8, emptyMark(g))
 	}
-	s.store(so+sgNext, 0)
+	s.store(so+sgNext, emptyMark(g))
 	s.store(so+sgBase, base)
 	sr := mkRef(i, g)
 	qp := qpOf(q, prio)
@@ -149,18 +152,11 @@ func (o *Owner) extend(q uint32, prio int, prev ref, base uint64) error {
 			cpSegLinked.Hit()
 			s.cas(sl+slTailSeg, 0, uint64(sr))
 		}
-	} else {
-		po := s.segOff(prev.idx()) + sgNext
-		if linked = s.cas(po, 0, uint64(sr)); linked {
-			if pb, ok := s.segRead(prev, qp); !ok || pb+segSlots != base {
-				// prev was recycled under us: that was not our chain.
-				s.cas(po, uint64(sr), 0)
-				linked = false
-			} else {
-				cpSegLinked.Hit()
-				s.cas(sl+slTailSeg, uint64(prev), uint64(sr))
-			}
-		}
+	} else if linked = s.cas(s.segOff(prev.idx())+sgNext, emptyMark(prev.gen()), uint64(sr)); linked {
+		// The mark carries prev's gen: had prev been freed and reused
+		// since we validated it, the CAS would have failed.
+		cpSegLinked.Hit()
+		s.cas(sl+slTailSeg, uint64(prev), uint64(sr))
 	}
 	if !linked {
 		s.store(so+sgWord, mkWord(g, skOwned, uint32(o.tag)))
@@ -193,11 +189,13 @@ func (s *Structure) repairTailSeg(q uint32, prio int, bad ref) {
 }
 
 // segReachable reports whether segment sr is in the chain of sublog qp.
-// Used by Repair and the checker, never on the data path.
+// Used by Repair, never on the data path. A walk that keeps meeting
+// concurrent changes answers true: keeping a segment is safe (the checker
+// reports a leak), freeing a linked one is not.
 func (s *Structure) segReachable(q uint32, prio int, sr ref) bool {
 	qp := qpOf(q, prio)
 	sl := s.sublogOff(q, prio)
-	for attempt := 0; attempt < 16; attempt++ {
+	for attempt := 0; attempt < 1000; attempt++ {
 		cur := ref(s.load(sl + slHeadSeg))
 		restart := false
 		for n := 0; !cur.nil() && n <= s.p.Segments; n++ {
@@ -219,7 +217,7 @@ func (s *Structure) segReachable(q uint32, prio int, sr ref) bool {
 			return false
 		}
 	}
-	return false
+	return true
 }
 
 // janitorLock takes the sublog's janitor token without waiting.
@@ -363,13 +361,10 @@ func (o *Owner) tidy(q uint32, prio int) {
 
 // slotDead reports whether a slot word can never again hold a live entry.
 func (s *Structure) slotDead(w uint64) bool {
-	if w == tombstone {
-		return true
-	}
-	if w == 0 {
+	r := ref(w)
+	if r.nil() {
 		return false
 	}
-	r := ref(w)
 	if r.idx() >= uint32(s.p.Entries) {
 		return true
 	}

@@ -170,10 +170,8 @@ func (o *Owner) backoutHeld(it uowItem) error {
 	}
 	bw := s.load(eo + enBackout)
 	o.setDesc(opBackout, uint64(mkRef(it.idx, it.gen)), uint64(it.q), uint64(uint32(bw)))
-	s.store(eo+enBackout, bw&^0xffffffff|uint64(uint32(bw)+1))
-	ok := s.cas(eo+enCtl, held, mkWord(it.gen, stAvail, 0))
-	o.clearDesc()
-	if !ok {
+	s.storeOwned(eo+enBackout, bw&^0xffffffff|uint64(uint32(bw)+1))
+	if !s.cas(eo+enCtl, held, mkWord(it.gen, stAvail, 0)) {
 		return fmt.Errorf("%w: held message %d taken back", ErrOwnerRevoked, it.idx)
 	}
 	return nil
@@ -186,13 +184,11 @@ func (o *Owner) removePut(it uowItem) error {
 	before := o.cellDepth(it.q)
 	o.setDesc(opRemove, uint64(mkRef(it.idx, it.gen)), uint64(it.q), before)
 	if !s.cas(eo+enCtl, mkWord(it.gen, stPutU, uint32(o.tag)), mkWord(it.gen, stDead, uint32(o.tag))) {
-		o.clearDesc()
 		return fmt.Errorf("%w: uncommitted put %d taken back", ErrOwnerRevoked, it.idx)
 	}
 	cpRemoveDead.Hit()
 	o.setCellDepth(it.q, before-1)
 	cpRemoveCounted.Hit()
 	o.freeEntry(it.idx, it.gen)
-	o.clearDesc()
 	return nil
 }

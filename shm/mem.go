@@ -41,7 +41,7 @@ func (m Mem) Sub(off, n uint64) Mem {
 // U64 returns the 8-byte aligned word at off.
 func (m Mem) U64(off uint64) *uint64 {
 	if off+8 > m.n || off&7 != 0 {
-		panic(fmt.Sprintf("shm: U64(%d) out of range %d or misaligned", off, m.n))
+		badAccess(off)
 	}
 	return (*uint64)(unsafe.Add(m.base, off))
 }
@@ -49,7 +49,7 @@ func (m Mem) U64(off uint64) *uint64 {
 // U32 returns the 4-byte aligned word at off.
 func (m Mem) U32(off uint64) *uint32 {
 	if off+4 > m.n || off&3 != 0 {
-		panic(fmt.Sprintf("shm: U32(%d) out of range %d or misaligned", off, m.n))
+		badAccess(off)
 	}
 	return (*uint32)(unsafe.Add(m.base, off))
 }
@@ -58,12 +58,17 @@ func (m Mem) U32(off uint64) *uint32 {
 // is valid until the mapping is detached.
 func (m Mem) Bytes(off, n uint64) []byte {
 	if off > m.n || n > m.n-off {
-		panic(fmt.Sprintf("shm: Bytes(%d,%d) out of range %d", off, n, m.n))
-	}
-	if n == 0 {
-		return nil
+		badAccess(off)
 	}
 	return unsafe.Slice((*byte)(unsafe.Add(m.base, off)), n)
+}
+
+// badAccess is out of line so the accessors above stay small enough to be
+// inlined on the data path.
+//
+//go:noinline
+func badAccess(off uint64) {
+	panic(fmt.Sprintf("shm: access at offset %d outside the mapping or misaligned", off))
 }
 
 // Addr is the address of the byte at off (for diagnostics only).

@@ -1,0 +1,383 @@
+package cli
+
+import (
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/qmgr/qmgr/lockfree"
+	"github.com/qmgr/qmgr/shm"
+)
+
+// DemoConfig sizes the coupling-facility demo.
+type DemoConfig struct {
+	Dir       string        // where the demo's CF structures go; default: a new directory under /dev/shm, removed at the end
+	Producers int           // producer processes; default 2
+	Consumers int           // consumer processes; default 2
+	Messages  int           // messages per producer; default 200000
+	Batch     int           // messages per unit of work; default 50
+	KillAt    float64       // fraction of the messages done when a consumer is SIGKILLed; default 0.4
+	Refresh   time.Duration // progress refresh; default 200ms
+}
+
+func (c *DemoConfig) defaults() {
+	if c.Producers == 0 {
+		c.Producers = 2
+	}
+	if c.Consumers == 0 {
+		c.Consumers = 2
+	}
+	if c.Messages == 0 {
+		c.Messages = 200_000
+	}
+	if c.Batch == 0 {
+		c.Batch = 50
+	}
+	if c.KillAt == 0 {
+		c.KillAt = 0.4
+	}
+	if c.Refresh == 0 {
+		c.Refresh = 200 * time.Millisecond
+	}
+}
+
+// Validate checks the configuration after defaults.
+func (c *DemoConfig) Validate() error {
+	c.defaults()
+	switch {
+	case c.Producers < 1 || c.Producers > 16:
+		return fmt.Errorf("demo: producers %d not in 1..16", c.Producers)
+	case c.Consumers < 2 || c.Consumers > 16:
+		return fmt.Errorf("demo: consumers %d not in 2..16 (one is killed)", c.Consumers)
+	case c.Messages < 100:
+		return fmt.Errorf("demo: at least 100 messages per producer")
+	case c.Batch < 1 || c.Batch > 10_000:
+		return fmt.Errorf("demo: batch %d not in 1..10000", c.Batch)
+	case c.KillAt <= 0 || c.KillAt >= 1:
+		return fmt.Errorf("demo: kill point %v not between 0 and 1", c.KillAt)
+	}
+	return nil
+}
+
+const (
+	demoStructure = "APPL1"
+	demoIn        = "DEMO.IN"
+	demoDone      = "DEMO.DONE"
+)
+
+func cmdDemo(args []string, out io.Writer) error {
+	var c DemoConfig
+	fs := flag.NewFlagSet("demo", flag.ContinueOnError)
+	fs.SetOutput(out)
+	fs.IntVar(&c.Producers, "producers", 2, "producer processes")
+	fs.IntVar(&c.Consumers, "consumers", 2, "consumer processes (one is killed)")
+	fs.IntVar(&c.Messages, "messages", 200_000, "messages per producer")
+	fs.IntVar(&c.Batch, "batch", 50, "messages per unit of work")
+	fs.StringVar(&c.Dir, "cf-dir", "", "CF directory (default: a temporary one under /dev/shm, removed afterwards)")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	if err := c.Validate(); err != nil {
+		return err
+	}
+	return runDemo(c, out)
+}
+
+// runDemo: producers put messages to DEMO.IN under syncpoint; consumers move
+// them to DEMO.DONE, each get and put in one unit of work. Part way through,
+// one consumer is SIGKILLed with a unit of work open; the demo, acting as
+// the surviving member, repairs it at once and starts a replacement. At the
+// end every message must be on DEMO.DONE exactly once.
+func runDemo(c DemoConfig, out io.Writer) error {
+	dir := c.Dir
+	if dir == "" {
+		base := "/dev/shm"
+		if _, err := os.Stat(base); err != nil {
+			base = os.TempDir()
+		}
+		d, err := os.MkdirTemp(base, "qmgr-demo-")
+		if err != nil {
+			return err
+		}
+		dir = d
+		defer os.RemoveAll(dir)
+	}
+	total := c.Producers * c.Messages
+	s, _, err := lockfree.Create(lockfree.CreateOptions{Dir: dir, Name: demoStructure, Kind: shm.KindApplication,
+		Size: 256 << 20, Params: lockfree.Params{Owners: 64, Queues: 8}})
+	if err != nil {
+		return err
+	}
+	defer s.Close()
+	admin, err := s.Register()
+	if err != nil {
+		return err
+	}
+	defer admin.Close()
+	in, err := admin.CreateQueue(demoIn, lockfree.QueueAttrs{MaxDepth: 20_000})
+	if err != nil {
+		return err
+	}
+	done, err := admin.CreateQueue(demoDone, lockfree.QueueAttrs{})
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(out, "qmgr demo: coupling facility in %s (structure %s, %d entries, %d data elements)\n",
+		dir, demoStructure, s.Params().Entries, s.Params().Elements)
+	fmt.Fprintf(out, "  %d producers put %d messages each to %s; %d consumers move them to %s, %d per unit of work\n",
+		c.Producers, c.Messages, demoIn, c.Consumers, demoDone, c.Batch)
+
+	exe, err := os.Executable()
+	if err != nil {
+		return err
+	}
+	start := func(role string, id int) (*exec.Cmd, error) {
+		cmd := exec.Command(exe, "demo-worker", "-role", role, "-id", strconv.Itoa(id), "-cf-dir", dir,
+			"-messages", strconv.Itoa(c.Messages), "-batch", strconv.Itoa(c.Batch))
+		cmd.Stderr = os.Stderr
+		return cmd, cmd.Start()
+	}
+	var prods, cons []*exec.Cmd
+	waitAll := func() {
+		for _, p := range append(prods, cons...) {
+			if p.ProcessState == nil {
+				p.Process.Kill()
+				p.Wait()
+			}
+		}
+	}
+	defer waitAll()
+	for i := 0; i < c.Consumers; i++ {
+		cmd, err := start("consumer", i)
+		if err != nil {
+			return err
+		}
+		cons = append(cons, cmd)
+	}
+	t0 := time.Now()
+	for i := 0; i < c.Producers; i++ {
+		cmd, err := start("producer", i)
+		if err != nil {
+			return err
+		}
+		prods = append(prods, cmd)
+	}
+	prodDone := make(chan error, len(prods))
+	for _, p := range prods {
+		go func(p *exec.Cmd) { prodDone <- p.Wait() }(p)
+	}
+
+	tty := isTerminal(out)
+	progress := func(final bool) {
+		din, _ := s.QueueInfo(in)
+		ddone, _ := s.QueueInfo(done)
+		line := fmt.Sprintf("  %6.1fs  %s %7d (uncommitted %4d)  %s %7d/%d  %7.0f msgs/s",
+			time.Since(t0).Seconds(), demoIn, din.Depth, din.Uncom, demoDone, ddone.Depth, total,
+			float64(ddone.Depth)/time.Since(t0).Seconds())
+		if tty && !final {
+			fmt.Fprintf(out, "\r%s", line)
+		} else {
+			fmt.Fprintf(out, "%s\n", line)
+		}
+	}
+	killed := false
+	producersLeft := len(prods)
+	tick := time.NewTicker(c.Refresh)
+	defer tick.Stop()
+	deadline := time.Now().Add(10 * time.Minute)
+	for {
+		select {
+		case err := <-prodDone:
+			if err != nil {
+				return fmt.Errorf("producer: %w", err)
+			}
+			producersLeft--
+		case <-tick.C:
+		}
+		progress(false)
+		d := s.Depth(done)
+		if !killed && d >= int64(float64(total)*c.KillAt) {
+			killed = true
+			if tty {
+				fmt.Fprintln(out)
+			}
+			if err := killAndRepair(s, cons[0], in, out); err != nil {
+				return err
+			}
+			cmd, err := start("consumer", c.Consumers)
+			if err != nil {
+				return err
+			}
+			cons[0] = cmd
+			fmt.Fprintf(out, "  started consumer %d (pid %d) in its place\n", c.Consumers, cmd.Process.Pid)
+		}
+		if producersLeft == 0 && d == int64(total) {
+			break
+		}
+		if time.Now().After(deadline) {
+			return errors.New("demo: no progress for ten minutes")
+		}
+	}
+	if tty {
+		fmt.Fprintln(out)
+	}
+	progress(true)
+	el := time.Since(t0)
+	// Stop the consumers: they are waiting on an empty queue.
+	for _, p := range cons {
+		p.Process.Signal(syscall.SIGTERM)
+		p.Wait()
+	}
+	if _, err := s.RepairDead(); err != nil {
+		return err
+	}
+	// Every message exactly once on DEMO.DONE.
+	seen := make(map[string]bool, total)
+	var m lockfree.Message
+	for admin.Get(done, lockfree.GetOptions{}, &m) == nil {
+		k := string(m.Body)
+		if seen[k] {
+			return fmt.Errorf("demo: message %s arrived twice", k)
+		}
+		seen[k] = true
+	}
+	if len(seen) != total {
+		return fmt.Errorf("demo: %d of %d messages arrived", len(seen), total)
+	}
+	r := s.Check(lockfree.CheckOptions{Quiescent: true})
+	fmt.Fprintf(out, "  all %d messages moved exactly once in %.2fs (%.0f msgs/s through two queues, %d units of work)\n",
+		total, el.Seconds(), float64(total)/el.Seconds(), 2*total/c.Batch)
+	if !r.OK() {
+		return fmt.Errorf("demo: checker: %v", r)
+	}
+	fmt.Fprintf(out, "  checker: %d queues, no broken invariant, nothing leaked\n", r.Queues)
+	return nil
+}
+
+// killAndRepair SIGKILLs a consumer in the middle of its unit of work and
+// repairs it, as a surviving member does when its watcher sees the death.
+func killAndRepair(s *lockfree.Structure, cmd *exec.Cmd, in lockfree.QueueID, out io.Writer) error {
+	before, _ := s.QueueInfo(in)
+	cmd.Process.Signal(syscall.SIGKILL)
+	cmd.Wait()
+	t := time.Now()
+	reps, err := s.RepairDead()
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(out, "  SIGKILLed consumer pid %d while %d gets were uncommitted on %s\n", cmd.Process.Pid, before.Uncom, demoIn)
+	for _, r := range reps {
+		fmt.Fprintf(out, "  repaired %v in %v: %d held messages back on their queue in place, %d uncommitted puts removed, %d entries and %d elements freed\n",
+			r.Owner, time.Since(t).Round(time.Microsecond), r.GetsRestored, r.PutsRemoved, r.EntriesFreed, r.ElementsFreed)
+	}
+	return nil
+}
+
+// cmdDemoWorker is one demo process (not for users: the demo starts it).
+func cmdDemoWorker(args []string) error {
+	fs := flag.NewFlagSet("demo-worker", flag.ContinueOnError)
+	role := fs.String("role", "", "producer or consumer")
+	id := fs.Int("id", 0, "worker number")
+	dir := fs.String("cf-dir", "", "CF directory")
+	n := fs.Int("messages", 0, "messages to put")
+	batch := fs.Int("batch", 50, "messages per unit of work")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	s, err := lockfree.Attach(*dir, demoStructure)
+	if err != nil {
+		return err
+	}
+	defer s.Close()
+	o, err := s.Register()
+	if err != nil {
+		return err
+	}
+	in, err := s.LookupQueue(demoIn)
+	if err != nil {
+		return err
+	}
+	done, err := s.LookupQueue(demoDone)
+	if err != nil {
+		return err
+	}
+	stop := make(chan os.Signal, 1)
+	notifyTerm(stop)
+	switch *role {
+	case "producer":
+		for i := 0; i < *n; i++ {
+			m := lockfree.Message{Body: []byte(fmt.Sprintf("p%d-%d", *id, i))}
+			for {
+				err := o.Put(in, &m, lockfree.PutOptions{Syncpoint: true})
+				if errors.Is(err, lockfree.ErrQueueFull) {
+					if err := o.Commit(); err != nil {
+						return err
+					}
+					time.Sleep(200 * time.Microsecond)
+					continue
+				}
+				if err != nil {
+					return err
+				}
+				break
+			}
+			if i%*batch == *batch-1 {
+				if err := o.Commit(); err != nil {
+					return err
+				}
+			}
+		}
+		if err := o.Commit(); err != nil {
+			return err
+		}
+		return o.Close()
+	case "consumer":
+		var m lockfree.Message
+		k := 0
+		for {
+			select {
+			case <-stop:
+				o.Commit()
+				return o.Close()
+			default:
+			}
+			err := o.Get(in, lockfree.GetOptions{Syncpoint: true, Wait: 20 * time.Millisecond}, &m)
+			if errors.Is(err, lockfree.ErrNoMessage) {
+				if err := o.Commit(); err != nil {
+					return err
+				}
+				k = 0
+				continue
+			}
+			if err != nil {
+				return err
+			}
+			if err := o.Put(done, &lockfree.Message{Body: m.Body}, lockfree.PutOptions{Syncpoint: true}); err != nil {
+				return err
+			}
+			if k++; k == *batch {
+				if err := o.Commit(); err != nil {
+					return err
+				}
+				k = 0
+			}
+		}
+	}
+	return fmt.Errorf("demo-worker: unknown role %q", *role)
+}
+
+func isTerminal(w io.Writer) bool {
+	f, ok := w.(*os.File)
+	if !ok {
+		return false
+	}
+	st, err := f.Stat()
+	return err == nil && st.Mode()&os.ModeCharDevice != 0 && !strings.EqualFold(os.Getenv("TERM"), "dumb")
+}
