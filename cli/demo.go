@@ -142,6 +142,7 @@ func runDemo(c DemoConfig, out io.Writer) error {
 		cmd := exec.Command(exe, "demo-worker", "-role", role, "-id", strconv.Itoa(id), "-cf-dir", dir,
 			"-messages", strconv.Itoa(c.Messages), "-batch", strconv.Itoa(c.Batch))
 		cmd.Stderr = os.Stderr
+		cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL} // never outlive the demo
 		return cmd, cmd.Start()
 	}
 	var prods, cons []*exec.Cmd

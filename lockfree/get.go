@@ -128,6 +128,10 @@ func (o *Owner) claimSublog(q uint32, prio int, m *matcher, mode claimMode, now 
 		}
 		start := h
 		if cache != nil && cache.seq == aseq && cache.resume > h {
+			// Positions before resume need no look for messages, but the
+			// head must still move over the dead ones (what this owner
+			// consumed since): catch it up first.
+			h = o.catchUpHead(q, prio, h, cache.resume)
 			if cache.resume >= t {
 				return claimed{}, false, nil
 			}
@@ -312,6 +316,43 @@ func (o *Owner) claimSublog(q uint32, prio int, m *matcher, mode claimMode, now 
 		return claimed{}, false, nil
 	}
 	return claimed{}, false, errCorrupt(s, "scan of queue %d priority %d does not settle", q, prio)
+}
+
+// catchUpHead advances the head of q/prio from h over dead positions, up to
+// limit, and frees the head segments it leaves. It returns the new head.
+func (o *Owner) catchUpHead(q uint32, prio int, h, limit uint64) uint64 {
+	s := o.s
+	sl := s.sublogOff(q, prio)
+	qp := qpOf(q, prio)
+	seg := ref(s.load(sl + slHeadSeg))
+	base, ok := s.segRead(seg, qp)
+	if !ok || h < base {
+		return h
+	}
+	left := false
+	for h < limit {
+		if h >= base+segSlots {
+			nx := ref(s.load(s.segOff(seg.idx()) + sgNext))
+			nb, ok1 := s.segRead(nx, qp)
+			if _, ok2 := s.segRead(seg, qp); !ok1 || !ok2 || nb < h {
+				break
+			}
+			seg, base, left = nx, nb, true
+			if h < base && !s.cas(sl+slHeadPos, h, base) {
+				break
+			}
+			h = base
+			continue
+		}
+		if !s.slotDead(s.load(s.slotOff(seg.idx(), h-base))) || !s.cas(sl+slHeadPos, h, h+1) {
+			break
+		}
+		h++
+	}
+	if left {
+		o.retireHead(q, prio)
+	}
+	return h
 }
 
 // expire removes an expired available message; it reports whether it did.

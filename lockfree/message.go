@@ -3,7 +3,6 @@ package lockfree
 import (
 	"encoding/binary"
 	"fmt"
-	"os"
 	"time"
 )
 
@@ -70,7 +69,7 @@ func (o *Owner) fillEntry(e uint32, q uint32, m *Message, putTime int64, sync bo
 		binary.BigEndian.PutUint64(id[0:8], uint64(s.load(o.off+ownReg)))
 		binary.BigEndian.PutUint32(id[8:12], uint32(o.tag))
 		binary.BigEndian.PutUint64(id[12:20], o.msgSeq)
-		binary.BigEndian.PutUint32(id[20:24], uint32(os.Getpid()))
+		binary.BigEndian.PutUint32(id[20:24], uint32(s.self.Pid))
 		m.MsgID = id
 	}
 	copy(s.mem.Bytes(eo+enMsgID, idBytes), id[:])

@@ -159,11 +159,20 @@ func childConsumer(s *Structure) error {
 	}
 }
 
+// spawn prepares a child. Children die with the test process (parent-death
+// signal) and are killed when the test ends, failed or not, so a failing
+// test never leaves workers running.
 func spawn(t testing.TB, dir, role string, env ...string) *exec.Cmd {
 	t.Helper()
 	cmd := exec.Command(os.Args[0], "-test.run=^$")
 	cmd.Env = append(os.Environ(), "LF_CHILD="+role, "LF_DIR="+dir)
 	cmd.Env = append(cmd.Env, env...)
+	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
+	t.Cleanup(func() {
+		if cmd.Process != nil && cmd.ProcessState == nil {
+			cmd.Process.Kill()
+		}
+	})
 	return cmd
 }
 

@@ -21,7 +21,10 @@ import (
 // fetch-add by a window of 64 words, and the taker CASes the free ones in
 // its window into its own per-owner cache. Owners free into their cache and
 // give half back to the pool when it overflows, so the shared hand is
-// touched once per batch, not per message.
+// touched once per batch, not per message. An owner that gives a batch back
+// moves the hand to it (the hand is only a hint: any value is safe), so the
+// next taker reuses entries that are still in some core's cache instead of
+// sweeping the whole pool through memory.
 
 type poolKind int
 
@@ -153,21 +156,27 @@ func (o *Owner) allocSeg() (uint32, error) {
 func (o *Owner) cacheEntry(i uint32) {
 	o.entries = append(o.entries, i)
 	if len(o.entries) > 4*entryBatch {
-		for _, j := range o.entries[:2*entryBatch] {
-			o.s.release(poolEntries, j, o.tag)
-		}
-		o.entries = append(o.entries[:0], o.entries[2*entryBatch:]...)
+		o.entries = o.giveBack(poolEntries, o.entries, 2*entryBatch)
 	}
 }
 
 func (o *Owner) cacheElem(i uint32) {
 	o.elems = append(o.elems, i)
 	if len(o.elems) > 4*elemBatch {
-		for _, j := range o.elems[:2*elemBatch] {
-			o.s.release(poolElems, j, o.tag)
-		}
-		o.elems = append(o.elems[:0], o.elems[2*elemBatch:]...)
+		o.elems = o.giveBack(poolElems, o.elems, 2*elemBatch)
 	}
+}
+
+// giveBack releases the oldest n of a cache and points the sweep hand at
+// them.
+func (o *Owner) giveBack(k poolKind, cache []uint32, n int) []uint32 {
+	lo := cache[0]
+	for _, j := range cache[:n] {
+		o.s.release(k, j, o.tag)
+		lo = min(lo, j)
+	}
+	atomic.StoreUint64(o.s.u64(poolHand(k)), uint64(lo))
+	return append(cache[:0], cache[n:]...)
 }
 
 func errStructureFull(s *Structure, what string) error {

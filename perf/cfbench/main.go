@@ -11,9 +11,11 @@ import (
 	"os/exec"
 	"path/filepath"
 	"runtime"
+	"runtime/pprof"
 	"slices"
 	"strconv"
 	"sync/atomic"
+	"syscall"
 	"time"
 
 	"github.com/qmgr/qmgr/lockfree"
@@ -187,6 +189,7 @@ func spawn(role string, env ...string) *exec.Cmd {
 	cmd := exec.Command(exe)
 	cmd.Env = append(append(os.Environ(), roleEnv+"="+role), env...)
 	cmd.Stderr = os.Stderr
+	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL} // never outlive the benchmark
 	return cmd
 }
 
@@ -265,6 +268,23 @@ func child(role string) error {
 		return err
 	}
 	waitGo()
+	if os.Getenv("CF_RUSAGE") != "" {
+		t0 := time.Now()
+		defer func() {
+			var ru syscall.Rusage
+			syscall.Getrusage(syscall.RUSAGE_SELF, &ru)
+			fmt.Fprintf(os.Stderr, "%s: wall %v user %v sys %v voluntary-cs %d involuntary-cs %d\n", role, time.Since(t0).Round(time.Millisecond),
+				time.Duration(ru.Utime.Nano()).Round(time.Millisecond), time.Duration(ru.Stime.Nano()).Round(time.Millisecond), ru.Nvcsw, ru.Nivcsw)
+		}()
+	}
+	if d := os.Getenv("CF_PROFILE"); d != "" {
+		f, err := os.Create(filepath.Join(d, fmt.Sprintf("%s-%d.prof", role, os.Getpid())))
+		if err != nil {
+			return err
+		}
+		pprof.StartCPUProfile(f)
+		defer pprof.StopCPUProfile()
+	}
 	switch role {
 	case "producer":
 		msgs := make([]lockfree.Message, max(batch, 1))
