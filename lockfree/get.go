@@ -449,7 +449,8 @@ func (o *Owner) claimWait(q uint32, opt GetOptions, mode claimMode) (claimed, er
 
 // Get gets the next message from q into dst (whose slices are reused).
 // Messages come highest priority first, then in arrival order.
-func (o *Owner) Get(q QueueID, opt GetOptions, dst *Message) error {
+func (o *Owner) Get(q QueueID, opt GetOptions, dst *Message) (err error) {
+	defer shm.EndGuard(shm.BeginGuard(), &err)
 	if err := o.checkAlive(); err != nil {
 		return err
 	}
@@ -539,7 +540,8 @@ func (v *View) Len() int {
 // GetView claims the next message like Get and returns a zero-copy view of
 // it. Without Syncpoint the message is removed when the view is released;
 // with Syncpoint it belongs to the unit of work like any syncpoint get.
-func (o *Owner) GetView(q QueueID, opt GetOptions) (*View, error) {
+func (o *Owner) GetView(q QueueID, opt GetOptions) (v *View, err error) {
+	defer shm.EndGuard(shm.BeginGuard(), &err)
 	if err := o.checkAlive(); err != nil {
 		return nil, err
 	}
@@ -552,7 +554,7 @@ func (o *Owner) GetView(q QueueID, opt GetOptions) (*View, error) {
 	if err != nil {
 		return nil, err
 	}
-	v := &View{o: o, c: c, syncpoint: opt.Syncpoint}
+	v = &View{o: o, c: c, syncpoint: opt.Syncpoint}
 	eo := s.entryOff(c.idx)
 	varLen, bodyLen, propsLen, rq, rqm := s.entryMeta(eo, &v.Msg)
 	skip := rq + rqm + propsLen
@@ -584,7 +586,8 @@ func (o *Owner) GetView(q QueueID, opt GetOptions) (*View, error) {
 
 // Release ends a view. A view got without syncpoint removes its message
 // now; a syncpoint view's message is removed by Commit (or kept by Backout).
-func (v *View) Release() error {
+func (v *View) Release() (err error) {
+	defer shm.EndGuard(shm.BeginGuard(), &err)
 	if v.done {
 		return ErrViewReleased
 	}
@@ -638,7 +641,8 @@ func (o *Owner) NewBrowseCursor(q QueueID) *BrowseCursor {
 // without claiming it, in delivery order (priority, then position), and
 // moves the cursor. Messages that arrive behind the cursor are seen by a
 // new cursor. Only the match fields of opt are used.
-func (o *Owner) BrowseNext(cur *BrowseCursor, opt GetOptions, dst *Message) error {
+func (o *Owner) BrowseNext(cur *BrowseCursor, opt GetOptions, dst *Message) (err error) {
+	defer shm.EndGuard(shm.BeginGuard(), &err)
 	if err := o.checkAlive(); err != nil {
 		return err
 	}

@@ -526,7 +526,7 @@ func TestCrashPoints(t *testing.T) {
 	for _, p := range points {
 		hits := []int{1}
 		if c := counts[p]; c > 2 {
-			hits = append(hits, c/2+1)
+			hits = append(hits, c/3+1, 2*c/3+1)
 		}
 		for _, n := range hits {
 			cmd := spawn(t, dir, "mover", fmt.Sprintf("%s=%s:%d", crashpoint.EnvVar, p, n), "LF_SEED=7", "LF_ITERS=300")

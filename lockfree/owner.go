@@ -2,6 +2,7 @@ package lockfree
 
 import (
 	"fmt"
+	"github.com/qmgr/qmgr/shm"
 	"sync/atomic"
 	"time"
 
@@ -128,7 +129,8 @@ func (s *Structure) Register() (*Owner, error) {
 // connection slot number of the admin structure, so that an owner has the
 // same tag in every structure). It fails with ErrNoOwnerSlot when the slot
 // is in use.
-func (s *Structure) RegisterSlot(slot int) (*Owner, error) {
+func (s *Structure) RegisterSlot(slot int) (own *Owner, err error) {
+	defer shm.EndGuard(shm.BeginGuard(), &err)
 	if slot < 0 || slot >= s.p.Owners {
 		return nil, fmt.Errorf("%w: slot %d not in 0..%d", ErrNotOwner, slot, s.p.Owners-1)
 	}
@@ -175,11 +177,11 @@ func ownerStateName(st uint8) string {
 
 // Close ends the owner in order: an open unit of work is backed out, the
 // caches go back to the shared pools and the slot is freed.
-func (o *Owner) Close() error {
+func (o *Owner) Close() (err error) {
+	defer shm.EndGuard(shm.BeginGuard(), &err)
 	if o.closed {
 		return nil
 	}
-	var err error
 	if len(o.uowPuts)+len(o.uowGets) > 0 {
 		err = o.Backout()
 	}

@@ -2,6 +2,7 @@ package lockfree
 
 import (
 	"fmt"
+	"github.com/qmgr/qmgr/shm"
 	"runtime"
 	"time"
 
@@ -25,7 +26,8 @@ var (
 
 // Put puts m on q. A zero MsgID is replaced by a generated one (written back
 // to m.MsgID); a zero PutTime by the current time.
-func (o *Owner) Put(q QueueID, m *Message, opt PutOptions) error {
+func (o *Owner) Put(q QueueID, m *Message, opt PutOptions) (err error) {
+	defer shm.EndGuard(shm.BeginGuard(), &err)
 	if err := o.checkAlive(); err != nil {
 		return err
 	}

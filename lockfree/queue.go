@@ -2,6 +2,7 @@ package lockfree
 
 import (
 	"bytes"
+	"github.com/qmgr/qmgr/shm"
 
 	"fmt"
 	"github.com/qmgr/qmgr/crashpoint"
@@ -134,7 +135,8 @@ func (o *Owner) sweepQueues() {
 }
 
 // CreateQueue defines a queue in the structure.
-func (o *Owner) CreateQueue(name string, a QueueAttrs) (QueueID, error) {
+func (o *Owner) CreateQueue(name string, a QueueAttrs) (id QueueID, err error) {
+	defer shm.EndGuard(shm.BeginGuard(), &err)
 	if err := o.checkAlive(); err != nil {
 		return 0, err
 	}
@@ -202,7 +204,8 @@ func (s *Structure) setAttrs(q uint32, a QueueAttrs) {
 
 // SetQueueAttrs changes a queue's attributes (MQ ALTER). A smaller MaxDepth
 // does not remove messages; it refuses puts until the depth falls below it.
-func (s *Structure) SetQueueAttrs(q QueueID, a QueueAttrs) error {
+func (s *Structure) SetQueueAttrs(q QueueID, a QueueAttrs) (err error) {
+	defer shm.EndGuard(shm.BeginGuard(), &err)
 	if !s.queueActive(uint32(q)) {
 		return fmt.Errorf("%w: slot %d", ErrUnknownQueue, q)
 	}
@@ -240,7 +243,8 @@ func (s *Structure) findQueue(name string) (QueueID, bool) {
 }
 
 // LookupQueue finds a queue by name.
-func (s *Structure) LookupQueue(name string) (QueueID, error) {
+func (s *Structure) LookupQueue(name string) (id QueueID, err error) {
+	defer shm.EndGuard(shm.BeginGuard(), &err)
 	s.nameMu.Lock()
 	q, ok := s.names[name]
 	s.nameMu.Unlock()
@@ -258,7 +262,8 @@ func (s *Structure) LookupQueue(name string) (QueueID, error) {
 }
 
 // DeleteQueue removes an empty queue. Callers make sure nobody has it open.
-func (o *Owner) DeleteQueue(q QueueID) error {
+func (o *Owner) DeleteQueue(q QueueID) (err error) {
+	defer shm.EndGuard(shm.BeginGuard(), &err)
 	if err := o.checkAlive(); err != nil {
 		return err
 	}
@@ -341,7 +346,8 @@ func (s *Structure) Depth(q QueueID) int64 {
 }
 
 // QueueInfo describes one queue.
-func (s *Structure) QueueInfo(q QueueID) (QueueInfo, error) {
+func (s *Structure) QueueInfo(q QueueID) (info QueueInfo, err error) {
+	defer shm.EndGuard(shm.BeginGuard(), &err)
 	if !s.queueActive(uint32(q)) {
 		return QueueInfo{}, fmt.Errorf("%w: slot %d", ErrUnknownQueue, q)
 	}

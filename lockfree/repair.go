@@ -3,6 +3,7 @@ package lockfree
 import (
 	"errors"
 	"fmt"
+	"github.com/qmgr/qmgr/shm"
 	"slices"
 	"sync/atomic"
 
@@ -114,8 +115,9 @@ func (s *Structure) claimRepair(t OwnerTag, force bool) error {
 	}
 }
 
-func (s *Structure) repair(t OwnerTag, out Outcome, force bool) (RepairReport, error) {
-	rep := RepairReport{Owner: t}
+func (s *Structure) repair(t OwnerTag, out Outcome, force bool) (rep RepairReport, err error) {
+	defer shm.EndGuard(shm.BeginGuard(), &err)
+	rep = RepairReport{Owner: t}
 	if t.Slot() >= s.p.Owners {
 		return rep, fmt.Errorf("%w: %v", ErrNotOwner, t)
 	}

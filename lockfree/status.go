@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
+	"github.com/qmgr/qmgr/shm"
 	"runtime"
 	"time"
 
@@ -62,7 +63,8 @@ func (s *Structure) checkStatus(i int, recs ...[]byte) error {
 
 // ReadStatus copies record i into dst (StatusSize bytes) and returns its
 // version (the number of updates it has had).
-func (s *Structure) ReadStatus(i int, dst []byte) (uint64, error) {
+func (s *Structure) ReadStatus(i int, dst []byte) (v uint64, err error) {
+	defer shm.EndGuard(shm.BeginGuard(), &err)
 	if err := s.checkStatus(i, dst); err != nil {
 		return 0, err
 	}
@@ -78,7 +80,8 @@ func (s *Structure) ReadStatus(i int, dst []byte) (uint64, error) {
 
 // CompareAndSwapStatus replaces record i with after if it currently equals
 // before. On a mismatch it returns ErrStatusChanged and changes nothing.
-func (o *Owner) CompareAndSwapStatus(i int, before, after []byte) error {
+func (o *Owner) CompareAndSwapStatus(i int, before, after []byte) (err error) {
+	defer shm.EndGuard(shm.BeginGuard(), &err)
 	if err := o.checkAlive(); err != nil {
 		return err
 	}

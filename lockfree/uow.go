@@ -2,6 +2,7 @@ package lockfree
 
 import (
 	"fmt"
+	"github.com/qmgr/qmgr/shm"
 	"sync/atomic"
 
 	"github.com/qmgr/qmgr/crashpoint"
@@ -78,7 +79,8 @@ func (s *Structure) announce(ss sublogSet, n int) {
 }
 
 // Commit makes the unit of work's puts visible and removes its gets.
-func (o *Owner) Commit() error {
+func (o *Owner) Commit() (err error) {
+	defer shm.EndGuard(shm.BeginGuard(), &err)
 	if err := o.checkAlive(); err != nil {
 		return err
 	}
@@ -119,7 +121,8 @@ func (o *Owner) Commit() error {
 
 // Backout removes the unit of work's puts and puts its gets back where they
 // were, each with its backout count increased.
-func (o *Owner) Backout() error {
+func (o *Owner) Backout() (err error) {
+	defer shm.EndGuard(shm.BeginGuard(), &err)
 	if err := o.checkAlive(); err != nil {
 		return err
 	}

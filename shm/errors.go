@@ -70,6 +70,33 @@ func CatchFault(err *error) {
 	panic(r)
 }
 
+// BeginGuard and EndGuard bracket an operation on a mapping so a memory
+// fault (the file was truncated under the mapping) becomes ErrFault instead
+// of killing the process, without the cost of a closure:
+//
+//	func (x *T) Op() (err error) {
+//		defer shm.EndGuard(shm.BeginGuard(), &err)
+//		...
+//	}
+func BeginGuard() bool { return debug.SetPanicOnFault(true) }
+
+// EndGuard restores the goroutine's fault mode and converts a fault into
+// ErrFault in *err. It must be deferred directly (it calls recover).
+func EndGuard(old bool, err *error) {
+	debug.SetPanicOnFault(old)
+	r := recover()
+	if r == nil {
+		return
+	}
+	if re, ok := r.(runtime.Error); ok {
+		if a, ok := r.(interface{ Addr() uintptr }); ok {
+			*err = fmt.Errorf("%w at address %#x: %v (the structure file was probably truncated or removed while mapped; run `qmgr check`)", ErrFault, a.Addr(), re)
+			return
+		}
+	}
+	panic(r)
+}
+
 // Guard runs f with memory faults turned into ErrFault.
 func Guard(f func() error) (err error) {
 	old := debug.SetPanicOnFault(true)

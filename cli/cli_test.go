@@ -1,0 +1,103 @@
+package cli
+
+import (
+	"bytes"
+	"os"
+	"os/exec"
+	"strings"
+	"testing"
+
+	"github.com/qmgr/qmgr/lockfree"
+)
+
+// The demo re-executes its own binary as workers: in tests that binary is
+// the test binary, so dispatch the worker command here.
+func TestMain(m *testing.M) {
+	if len(os.Args) > 1 && os.Args[1] == "demo-worker" {
+		os.Exit(Main(os.Args[1:], os.Stdout, os.Stderr))
+	}
+	if dir := os.Getenv("CLI_TEST_REGISTER"); dir != "" {
+		// Register an owner and exit without closing it: a dead owner.
+		s, err := lockfree.Attach(dir, "APPL1")
+		if err == nil {
+			_, err = s.Register()
+		}
+		if err != nil {
+			os.Exit(3)
+		}
+		os.Exit(0)
+	}
+	os.Exit(m.Run())
+}
+
+func TestDemo(t *testing.T) {
+	if testing.Short() {
+		t.Skip("multi-process")
+	}
+	var out bytes.Buffer
+	c := DemoConfig{Dir: t.TempDir(), Producers: 2, Consumers: 2, Messages: 20000, Rate: 50000}
+	if err := c.Validate(); err != nil {
+		t.Fatal(err)
+	}
+	if err := runDemo(c, &out); err != nil {
+		t.Fatalf("%v\n%s", err, out.String())
+	}
+	for _, want := range []string{"SIGKILL consumer", "repaired owner", "all 40000 messages arrived exactly once", "no broken invariant"} {
+		if !strings.Contains(out.String(), want) {
+			t.Fatalf("demo output lacks %q:\n%s", want, out.String())
+		}
+	}
+}
+
+func TestDemoConfig(t *testing.T) {
+	for _, c := range []DemoConfig{{Consumers: 1}, {Producers: 99}, {Messages: 5}, {Batch: -1}, {KillAt: 2}, {Rate: -1}} {
+		if err := c.Validate(); err == nil {
+			t.Errorf("%+v accepted", c)
+		}
+	}
+}
+
+func TestCheckCommand(t *testing.T) {
+	dir := t.TempDir()
+	s, _, err := lockfree.Create(lockfree.CreateOptions{Dir: dir, Name: "APPL1", Params: lockfree.Params{Owners: 4, Queues: 2, Entries: 64, Elements: 64}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	o, _ := s.Register()
+	q, _ := o.CreateQueue("Q", lockfree.QueueAttrs{})
+	o.Put(q, &lockfree.Message{Body: []byte("x")}, lockfree.PutOptions{})
+	o.Close()
+	var out, errOut bytes.Buffer
+	if code := Main([]string{"check", "-cf-dir", dir}, &out, &errOut); code != 0 {
+		t.Fatalf("healthy structure: exit %d\n%s%s", code, out.String(), errOut.String())
+	}
+	if !strings.Contains(out.String(), "APPL1: queues 1, messages 1") {
+		t.Fatalf("output: %s", out.String())
+	}
+	// An owner whose process died without closing is a broken invariant
+	// until it is repaired.
+	cmd := exec.Command(os.Args[0], "-test.run=^$")
+	cmd.Env = append(os.Environ(), "CLI_TEST_REGISTER="+dir)
+	if err := cmd.Run(); err != nil {
+		t.Fatal(err)
+	}
+	out.Reset()
+	if code := Main([]string{"check", "-cf-dir", dir}, &out, &errOut); code != 1 || !strings.Contains(out.String(), "is dead and the owner was not repaired") {
+		t.Fatalf("dead owner: exit %d\n%s", code, out.String())
+	}
+	if _, err := s.RepairDead(); err != nil {
+		t.Fatal(err)
+	}
+	out.Reset()
+	if code := Main([]string{"check", "-cf-dir", dir}, &out, &errOut); code != 0 {
+		t.Fatalf("after repair: exit %d\n%s", code, out.String())
+	}
+	s.Close()
+	out.Reset()
+	if code := Main([]string{"check", "-cf-dir", t.TempDir()}, &out, &errOut); code == 0 {
+		t.Fatal("an empty CF directory must fail")
+	}
+	if code := Main([]string{"nosuch"}, &out, &errOut); code != 2 {
+		t.Fatalf("unknown command: exit %d", code)
+	}
+}
