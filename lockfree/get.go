@@ -105,11 +105,18 @@ func (o *Owner) tryClaim(r ref, w uint64, q uint32, mode claimMode) bool {
 	return true
 }
 
-// claimSublog scans sublog q/prio from its head for the first available
-// entry that m accepts and claims it. On the way it advances the head over
-// dead positions, frees head segments behind it and unlinks fully dead
+// taker receives each claimed message and says whether to claim another.
+// In claimDead mode it must consume the message before returning (the
+// owner's descriptor names it until the next claim).
+type taker func(claimed) bool
+
+// claimSublog scans sublog q/prio from its head for available entries that
+// m accepts and claims them in order, handing each to take, until take
+// says stop or the sublog has no more. It returns how many it claimed and
+// whether take asked to stop. On the way it advances the head over dead
+// positions, frees head segments behind it and unlinks fully dead
 // segments, and removes expired messages.
-func (o *Owner) claimSublog(q uint32, prio int, m *matcher, mode claimMode, now *int64) (claimed, bool, error) {
+func (o *Owner) claimSublog(q uint32, prio int, m *matcher, mode claimMode, now *int64, take taker) (int, bool, error) {
 	s := o.s
 	sl := s.sublogOff(q, prio)
 	qp := qpOf(q, prio)
@@ -119,12 +126,13 @@ func (o *Owner) claimSublog(q uint32, prio int, m *matcher, mode claimMode, now 
 	}
 	var skipped [32]uint64
 	overflowRestarts := 0
+	n := 0
 	for attempt := 0; attempt < maxRetries; attempt++ {
 		aseq := s.load(sl + slAvailSeq)
 		t := s.load(sl + slTailPos)
 		h := s.load(sl + slHeadPos)
 		if h >= t {
-			return claimed{}, false, nil
+			return n, false, nil
 		}
 		start := h
 		if cache != nil && cache.seq == aseq && cache.resume > h {
@@ -133,7 +141,7 @@ func (o *Owner) claimSublog(q uint32, prio int, m *matcher, mode claimMode, now 
 			// consumed since): catch it up first.
 			h = o.catchUpHead(q, prio, h, cache.resume)
 			if cache.resume >= t {
-				return claimed{}, false, nil
+				return n, false, nil
 			}
 			start = cache.resume
 		}
@@ -283,13 +291,18 @@ func (o *Owner) claimSublog(q uint32, prio int, m *matcher, mode claimMode, now 
 						break
 					}
 					if o.tryClaim(r, w, q, mode) {
+						n++
 						if cache != nil {
 							cache.seq, cache.tail, cache.resume = aseq, t, min(resume, pos+1)
 						}
-						if leftHead {
-							o.retireHead(q, prio)
+						if !take(claimed{idx: r.idx(), gen: r.gen(), q: q, prio: prio, pos: pos}) {
+							if leftHead {
+								o.retireHead(q, prio)
+							}
+							return n, true, nil
 						}
-						return claimed{idx: r.idx(), gen: r.gen(), q: q, prio: prio, pos: pos}, true, nil
+						dead = mode == claimDead // consumed by take
+						nskip, overflow = 0, false
 					}
 				}
 			}
@@ -313,9 +326,9 @@ func (o *Owner) claimSublog(q uint32, prio int, m *matcher, mode claimMode, now 
 		if leftHead {
 			o.retireHead(q, prio)
 		}
-		return claimed{}, false, nil
+		return n, false, nil
 	}
-	return claimed{}, false, errCorrupt(s, "scan of queue %d priority %d does not settle", q, prio)
+	return n, false, errCorrupt(s, "scan of queue %d priority %d does not settle", q, prio)
 }
 
 // catchUpHead advances the head of q/prio from h over dead positions, up to
@@ -364,38 +377,47 @@ func (o *Owner) expire(r ref, w uint64, q uint32) bool {
 	return true
 }
 
-// claimQueue tries each used priority of q from the highest.
-func (o *Owner) claimQueue(q uint32, m *matcher, mode claimMode, now *int64) (claimed, bool, error) {
+// claimQueue claims from each used priority of q, highest first, until
+// take says stop. It returns how many it claimed.
+func (o *Owner) claimQueue(q uint32, m *matcher, mode claimMode, now *int64, take taker) (int, error) {
 	s := o.s
 	if m != nil {
 		if c, ok, used, err := o.claimIndexed(q, m, mode, now); used {
-			return c, ok, err
+			if ok {
+				take(c)
+				return 1, err
+			}
+			return 0, err
 		}
 	}
 	mask := s.load(s.queueOff(q) + qPrioMask)
+	total := 0
 	for p := Priorities - 1; p >= 0; p-- {
 		if mask&(1<<p) == 0 {
 			continue
 		}
-		c, ok, err := o.claimSublog(q, p, m, mode, now)
-		if ok || err != nil {
-			return c, ok, err
+		n, stop, err := o.claimSublog(q, p, m, mode, now, take)
+		total += n
+		if stop || err != nil {
+			return total, err
 		}
 	}
-	return claimed{}, false, nil
+	return total, nil
 }
 
-// claimWait claims a message, waiting as the options say.
-func (o *Owner) claimWait(q uint32, opt GetOptions, mode claimMode) (claimed, error) {
+// claimWait claims messages for take, waiting as the options say for the
+// first; it fails with ErrNoMessage when none came.
+func (o *Owner) claimWait(q uint32, opt GetOptions, mode claimMode, take taker) (int, error) {
 	s := o.s
 	var m *matcher
 	if opt.MsgID != nil || opt.CorrelID != nil {
 		m = &matcher{msgID: opt.MsgID, correlID: opt.CorrelID}
 	}
 	var now int64
-	try := func() (claimed, bool, error) {
+	try := func() (int, bool, error) {
 		now = 0
-		return o.claimQueue(q, m, mode, &now)
+		n, err := o.claimQueue(q, m, mode, &now, take)
+		return n, n > 0, err
 	}
 	c, ok, err := try()
 	if ok || err != nil {
@@ -463,36 +485,55 @@ func (o *Owner) Get(q QueueID, opt GetOptions, dst *Message) (err error) {
 	if opt.Syncpoint {
 		mode = claimHeld
 	}
-	c, err := o.claimWait(uint32(q), opt, mode)
-	if err != nil {
-		return err
-	}
-	eo := s.entryOff(c.idx)
-	if !o.readEntry(eo, dst) {
-		return errCorrupt(s, "entry %d of queue %d has inconsistent lengths", c.idx, q)
-	}
-	if mode == claimHeld {
-		o.holdInUOW(c)
-		return nil
-	}
-	o.freeEntry(c.idx, c.gen)
-	cpGetFreed.Hit()
-	return nil
+	_, err = o.getInto(uint32(q), opt, mode, 1, func(int) *Message { return dst })
+	return err
 }
 
-// GetBatch gets up to len(dst) messages; only the first may wait. It returns
-// how many it got; ErrNoMessage only when it got none.
-func (o *Owner) GetBatch(q QueueID, opt GetOptions, dst []Message) (int, error) {
-	for i := range dst {
-		if err := o.Get(q, opt, &dst[i]); err != nil {
-			if i > 0 && err == ErrNoMessage {
-				return i, nil
-			}
-			return i, err
+// getInto claims up to max messages in one scan and copies message i into
+// at(i).
+func (o *Owner) getInto(q uint32, opt GetOptions, mode claimMode, max int, at func(int) *Message) (int, error) {
+	s := o.s
+	i := 0
+	var bad error
+	n, err := o.claimWait(q, opt, mode, func(c claimed) bool {
+		if !o.readEntry(s.entryOff(c.idx), at(i)) && bad == nil {
+			bad = errCorrupt(s, "entry %d of queue %d has inconsistent lengths", c.idx, q)
 		}
-		opt.Wait = 0
+		i++
+		if mode == claimHeld {
+			o.holdInUOW(c)
+		} else {
+			o.freeEntry(c.idx, c.gen)
+			cpGetFreed.Hit()
+		}
+		return i < max && bad == nil
+	})
+	if bad != nil {
+		return n, bad
 	}
-	return len(dst), nil
+	return n, err
+}
+
+// GetBatch gets up to len(dst) messages, in delivery order, in one scan of
+// the queue; only the first may wait. It returns how many it got, and
+// ErrNoMessage only when it got none.
+func (o *Owner) GetBatch(q QueueID, opt GetOptions, dst []Message) (n int, err error) {
+	defer shm.EndGuard(shm.BeginGuard(), &err)
+	if err := o.checkAlive(); err != nil {
+		return 0, err
+	}
+	if !o.s.queueActive(uint32(q)) {
+		return 0, fmt.Errorf("%w: slot %d", ErrUnknownQueue, q)
+	}
+	if len(dst) == 0 {
+		return 0, nil
+	}
+	o.touch(uint32(q))
+	mode := claimDead
+	if opt.Syncpoint {
+		mode = claimHeld
+	}
+	return o.getInto(uint32(q), opt, mode, len(dst), func(i int) *Message { return &dst[i] })
 }
 
 // holdInUOW records a held message in the owner's unit of work.
@@ -550,8 +591,8 @@ func (o *Owner) GetView(q QueueID, opt GetOptions) (v *View, err error) {
 		return nil, fmt.Errorf("%w: slot %d", ErrUnknownQueue, q)
 	}
 	o.touch(uint32(q))
-	c, err := o.claimWait(uint32(q), opt, claimHeld)
-	if err != nil {
+	var c claimed
+	if _, err := o.claimWait(uint32(q), opt, claimHeld, func(x claimed) bool { c = x; return false }); err != nil {
 		return nil, err
 	}
 	v = &View{o: o, c: c, syncpoint: opt.Syncpoint}

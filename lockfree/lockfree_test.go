@@ -888,3 +888,54 @@ func TestConcurrentInProcess(t *testing.T) {
 }
 
 func truncate(s *Structure) error { return os.Truncate(s.Mapping().Path(), 8192) }
+
+func TestBatches(t *testing.T) {
+	s := newStructure(t, smallParams)
+	a, b := register(t, s), register(t, s)
+	q := mustQueue(t, a, "Q", QueueAttrs{})
+	msgs := make([]Message, 150) // crosses segment boundaries inside a run
+	for i := range msgs {
+		msgs[i] = Message{Body: []byte(fmt.Sprint(i)), Priority: i % 2 * 4}
+	}
+	if n, err := a.PutBatch(q, msgs, PutOptions{}); err != nil || n != 150 {
+		t.Fatalf("put batch: %d %v", n, err)
+	}
+	dst := make([]Message, 100)
+	n, err := b.GetBatch(q, GetOptions{Syncpoint: true}, dst)
+	if err != nil || n != 100 {
+		t.Fatalf("get batch: %d %v", n, err)
+	}
+	// Priority 4 first (the odd ones), then priority 0, each in order.
+	for i := 0; i < n; i++ {
+		want := 2*i + 1
+		if i >= 75 {
+			want = 2 * (i - 75)
+		}
+		if string(dst[i].Body) != fmt.Sprint(want) {
+			t.Fatalf("batch message %d: %q want %d", i, dst[i].Body, want)
+		}
+	}
+	b.Backout()
+	n, _ = b.GetBatch(q, GetOptions{}, make([]Message, 500))
+	if n != 150 {
+		t.Fatalf("after backout got %d", n)
+	}
+	if _, err := b.GetBatch(q, GetOptions{}, dst); !errors.Is(err, ErrNoMessage) {
+		t.Fatalf("empty: %v", err)
+	}
+	// A syncpoint batch is invisible until commit.
+	a.PutBatch(q, msgs[:10], PutOptions{Syncpoint: true})
+	if _, err := b.GetBatch(q, GetOptions{}, dst); !errors.Is(err, ErrNoMessage) {
+		t.Fatalf("uncommitted batch visible: %v", err)
+	}
+	a.Commit()
+	if n, _ := b.GetBatch(q, GetOptions{}, dst); n != 10 {
+		t.Fatalf("committed batch: %d", n)
+	}
+	// A bad message stops the batch where it is.
+	bad := append(append([]Message{}, msgs[:3]...), Message{Priority: 11})
+	if n, err := a.PutBatch(q, bad, PutOptions{}); n != 3 || !errors.Is(err, ErrBadPriority) {
+		t.Fatalf("bad batch: %d %v", n, err)
+	}
+	checkOK(t, s)
+}

@@ -348,8 +348,28 @@ func childMover(s *Structure) error {
 			if err := o.Put(qc, &Message{Body: body, Expiry: exp, Priority: rng.Intn(10)}, PutOptions{}); err != nil && !errors.Is(err, ErrQueueFull) {
 				return err
 			}
-			if rng.Intn(2) == 0 {
+			if rng.Intn(3) == 0 { // a batch that fills consecutive positions
+				batch := make([]Message, 2+rng.Intn(6))
+				for i := range batch {
+					batch[i] = Message{Body: body[:rng.Intn(len(body)+1)], Priority: 3}
+				}
+				if _, err := o.PutBatch(qc, batch, PutOptions{Syncpoint: rng.Intn(2) == 0}); err != nil && !errors.Is(err, ErrQueueFull) {
+					return err
+				}
+				if err := o.Commit(); err != nil {
+					return err
+				}
+			}
+			if k := rng.Intn(3); k == 0 {
 				if err := o.Get(qc, GetOptions{}, &m); err != nil && !errors.Is(err, ErrNoMessage) {
+					return err
+				}
+			} else if k == 1 {
+				dst := make([]Message, 1+rng.Intn(6))
+				if _, err := o.GetBatch(qc, GetOptions{Syncpoint: rng.Intn(2) == 0}, dst); err != nil && !errors.Is(err, ErrNoMessage) {
+					return err
+				}
+				if err := o.Commit(); err != nil {
 					return err
 				}
 			} else if v, err := o.GetView(qc, GetOptions{}); err == nil {
@@ -379,8 +399,10 @@ func childMover(s *Structure) error {
 			}); err != nil {
 				return err
 			}
-		case op < 19: // admin: a scratch queue
-			name := fmt.Sprintf("T%d", os.Getpid())
+		case op < 19: // admin: create or drain and delete one of a few scratch queues
+			// DeleteQueue's callers make sure nobody has the queue open: each
+			// worker has its own scratch queue, reused by its replacement.
+			name := "T" + os.Getenv("LF_SCRATCH")
 			if q, err := s.LookupQueue(name); err == nil {
 				for o.Get(q, GetOptions{}, &m) == nil {
 				}
@@ -389,7 +411,7 @@ func childMover(s *Structure) error {
 				}
 			} else if q, err := o.CreateQueue(name, QueueAttrs{}); err == nil {
 				o.Put(q, &Message{Body: []byte("t")}, PutOptions{})
-			} else if !errors.Is(err, ErrNoQueueSlot) {
+			} else {
 				return err
 			}
 		default: // an owner that comes and goes
@@ -586,8 +608,8 @@ func TestTorture(t *testing.T) {
 		cmd  *exec.Cmd
 		done chan error
 	}
-	start := func(seed int) *child {
-		cmd := spawn(t, dir, "mover", fmt.Sprintf("LF_SEED=%d", seed), "LF_ITERS=0")
+	start := func(worker, seed int) *child {
+		cmd := spawn(t, dir, "mover", fmt.Sprintf("LF_SEED=%d", seed), "LF_ITERS=0", fmt.Sprintf("LF_SCRATCH=%d", worker))
 		cmd.Stderr = os.Stderr
 		if err := cmd.Start(); err != nil {
 			t.Fatal(err)
@@ -600,7 +622,7 @@ func TestTorture(t *testing.T) {
 	seed := int(rng.Int31())
 	for i := range kids {
 		seed++
-		kids[i] = start(seed)
+		kids[i] = start(i, seed)
 	}
 	kills := 0
 	deadline := time.Now().Add(d)
@@ -619,7 +641,7 @@ func TestTorture(t *testing.T) {
 			t.Fatalf("checker while others run: %v", r)
 		}
 		seed++
-		kids[i] = start(seed)
+		kids[i] = start(i, seed)
 	}
 	for _, k := range kids {
 		k.cmd.Process.Signal(syscall.SIGKILL)

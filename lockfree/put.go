@@ -28,40 +28,97 @@ var (
 // to m.MsgID); a zero PutTime by the current time.
 func (o *Owner) Put(q QueueID, m *Message, opt PutOptions) (err error) {
 	defer shm.EndGuard(shm.BeginGuard(), &err)
-	if err := o.checkAlive(); err != nil {
+	pq, err := o.putQueue(q)
+	if err != nil {
 		return err
+	}
+	var run linkRun
+	err = o.putOne(pq, m, opt, &run)
+	o.endRun(&run)
+	if err == nil && !opt.Syncpoint {
+		o.s.wake(pq.q, 1)
+	}
+	return err
+}
+
+// PutBatch puts msgs in order and returns how many it put. The checks are
+// made once, consecutive positions are filled without moving the queue's
+// tail for each message, and waiters are woken once: consumers see the
+// batch appear at once. Each message is still its own put (without
+// syncpoint, a failure part way leaves the ones before it on the queue).
+func (o *Owner) PutBatch(q QueueID, msgs []Message, opt PutOptions) (n int, err error) {
+	defer shm.EndGuard(shm.BeginGuard(), &err)
+	pq, err := o.putQueue(q)
+	if err != nil {
+		return 0, err
+	}
+	var run linkRun
+	for n = range msgs {
+		if err = o.putOne(pq, &msgs[n], opt, &run); err != nil {
+			break
+		}
+	}
+	if err == nil {
+		n = len(msgs)
+	}
+	o.endRun(&run)
+	if n > 0 && !opt.Syncpoint {
+		o.s.wake(pq.q, n)
+	}
+	return n, err
+}
+
+// putTarget is what a put needs to know about its queue, read once per call.
+type putTarget struct {
+	q        uint32
+	maxMsgL  int
+	flags    uint64
+	putTime  int64
+	syncSeen bool
+}
+
+func (o *Owner) putQueue(q QueueID) (putTarget, error) {
+	if err := o.checkAlive(); err != nil {
+		return putTarget{}, err
 	}
 	s := o.s
 	qi := uint32(q)
 	if !s.queueActive(qi) {
-		return fmt.Errorf("%w: slot %d", ErrUnknownQueue, q)
+		return putTarget{}, fmt.Errorf("%w: slot %d", ErrUnknownQueue, q)
 	}
+	o.touch(qi)
+	qo := s.queueOff(qi)
+	return putTarget{q: qi, maxMsgL: int(s.load(qo + qMaxMsgL)), flags: s.load(qo + qFlags), putTime: coarseNow()}, nil
+}
+
+// putOne puts one message; consecutive puts of one call share run.
+func (o *Owner) putOne(pq putTarget, m *Message, opt PutOptions, run *linkRun) error {
+	s := o.s
+	qi := pq.q
 	if m.Priority < 0 || m.Priority >= Priorities {
 		return fmt.Errorf("%w: %d", ErrBadPriority, m.Priority)
 	}
-	qo := s.queueOff(qi)
-	if n := len(m.Body) + len(m.Properties); n > int(s.load(qo+qMaxMsgL)) {
-		return fmt.Errorf("%w: %d bytes, queue %s takes at most %d", ErrMsgTooLong, n, s.queueName(qi), s.load(qo+qMaxMsgL))
+	if n := len(m.Body) + len(m.Properties); n > pq.maxMsgL {
+		return fmt.Errorf("%w: %d bytes, queue %s takes at most %d", ErrMsgTooLong, n, s.queueName(qi), pq.maxMsgL)
 	}
 	if uint64(m.varLen()) > s.maxVar() {
 		return fmt.Errorf("%w: %d bytes, structure %s holds at most %d", ErrMsgTooLong, m.varLen(), s.Name(), s.maxVar())
 	}
-	o.touch(qi)
 	e, g, err := o.allocEntry()
 	if err != nil {
 		return err
 	}
 	putTime := m.PutTime
 	if putTime == 0 {
-		putTime = coarseNow()
+		putTime = pq.putTime
 	}
 	if err := o.fillEntry(e, qi, m, putTime, opt.Syncpoint); err != nil {
 		o.entries = append(o.entries, e)
 		return err
 	}
 	cpPutFilled.Hit()
-	if f := s.load(qo + qFlags); f&(flagIndexMsgID|flagIndexCorrelID) != 0 {
-		s.indexPut(qi, f, e, g)
+	if pq.flags&(flagIndexMsgID|flagIndexCorrelID) != 0 {
+		s.indexPut(qi, pq.flags, e, g)
 	}
 	r := mkRef(e, g)
 	before, err := o.reserveDepth(qi, r, m.Priority)
@@ -72,7 +129,7 @@ func (o *Owner) Put(q QueueID, m *Message, opt PutOptions) (err error) {
 	}
 	cpPutReserved.Hit()
 	s.prioUsed(qi, m.Priority)
-	if _, err := o.link(qi, m.Priority, e, g); err != nil {
+	if err := o.linkInRun(qi, m.Priority, e, g, run); err != nil {
 		o.setCellDepth(qi, before)
 		o.untagElems(e)
 		o.entries = append(o.entries, e)
@@ -95,18 +152,7 @@ func (o *Owner) Put(q QueueID, m *Message, opt PutOptions) (err error) {
 		return fmt.Errorf("%w: entry %d taken back during put", ErrOwnerRevoked, e)
 	}
 	cpPutVisible.Hit()
-	s.wake(qi, 1)
 	return nil
-}
-
-// PutBatch puts msgs in order and returns how many it put.
-func (o *Owner) PutBatch(q QueueID, msgs []Message, opt PutOptions) (int, error) {
-	for i := range msgs {
-		if err := o.Put(q, &msgs[i], opt); err != nil {
-			return i, err
-		}
-	}
-	return len(msgs), nil
 }
 
 // reserveDepth counts the new message in this owner's depth cell, then

@@ -335,6 +335,9 @@ func (s *Structure) repair(t OwnerTag, out Outcome, force bool) (rep RepairRepor
 		}
 	}
 	s.cas(ctlAdminToken, uint64(t), 0)
+	for _, k := range all {
+		s.helpTail(k>>8, int(k&0xff))
+	}
 	for i := 0; i < s.p.StatusSlots; i++ {
 		ctl := s.statusOff(i)
 		if w := s.load(ctl); OwnerTag(w&stTagMask) == t && s.cas(ctl, w, w&^stTagMask) {

@@ -125,6 +125,97 @@ func (o *Owner) link(q uint32, prio int, e, g uint32) (uint64, error) {
 	return 0, errCorrupt(s, "cannot link into queue %d priority %d", q, prio)
 }
 
+// linkRun lets one call put several messages at consecutive positions of a
+// sublog without moving its tail for each: after a normal link at position
+// p, the next message goes straight into slot p+1 if it is in the same
+// segment and still empty, and endRun moves the tail past the run at the
+// end. The tail never passes an empty slot: every slot in a run is filled.
+// A producer killed inside a run leaves filled slots beyond the tail;
+// other producers move the tail over them, and so does Repair.
+type linkRun struct {
+	active bool
+	q      uint32
+	prio   int
+	seg    ref
+	base   uint64
+	last   uint64 // last position filled
+}
+
+// linkInRun links e like link, continuing run when it can.
+func (o *Owner) linkInRun(q uint32, prio int, e, g uint32, run *linkRun) error {
+	s := o.s
+	if run.active && run.q == q && run.prio == prio && run.last+1 < run.base+segSlots {
+		pos := run.last + 1
+		s.storeOwned(s.entryOff(e)+enPos, pos)
+		if s.cas(s.slotOff(run.seg.idx(), pos-run.base), emptyMark(run.seg.gen()), uint64(mkRef(e, g))) {
+			cpLinkSlot.Hit()
+			run.last = pos
+			return nil
+		}
+	}
+	o.endRun(run)
+	pos, err := o.link(q, prio, e, g)
+	if err != nil {
+		return err
+	}
+	sl := s.sublogOff(q, prio)
+	ts := ref(s.load(sl + slTailSeg))
+	if base, ok := s.segRead(ts, qpOf(q, prio)); ok && pos >= base && pos < base+segSlots {
+		*run = linkRun{active: true, q: q, prio: prio, seg: ts, base: base, last: pos}
+	}
+	return nil
+}
+
+// endRun moves the tail past the run's last position.
+func (o *Owner) endRun(run *linkRun) {
+	if !run.active {
+		return
+	}
+	run.active = false
+	s := o.s
+	sl := s.sublogOff(run.q, run.prio)
+	for {
+		t := s.load(sl + slTailPos)
+		if t > run.last || s.cas(sl+slTailPos, t, run.last+1) {
+			return
+		}
+	}
+}
+
+// helpTail moves the tail of q/prio over filled slots (those of a producer
+// that died in a run, or between filling a slot and moving the tail).
+func (s *Structure) helpTail(q uint32, prio int) {
+	sl := s.sublogOff(q, prio)
+	qp := qpOf(q, prio)
+	for n := 0; n < 1<<20; n++ {
+		t := s.load(sl + slTailPos)
+		ts := ref(s.load(sl + slTailSeg))
+		if ts.nil() {
+			// Killed between installing the first segment and the tail.
+			if hs := ref(s.load(sl + slHeadSeg)); !hs.nil() && s.cas(sl+slTailSeg, 0, uint64(hs)) {
+				continue
+			}
+			return
+		}
+		base, ok := s.segRead(ts, qp)
+		if !ok || t < base {
+			return
+		}
+		if t >= base+segSlots {
+			nx := ref(s.load(s.segOff(ts.idx()) + sgNext))
+			if nb, ok := s.segRead(nx, qp); ok && nb == base+segSlots {
+				s.cas(sl+slTailSeg, uint64(ts), uint64(nx))
+				continue
+			}
+			return
+		}
+		if ref(s.load(s.slotOff(ts.idx(), t-base))).nil() {
+			return
+		}
+		s.cas(sl+slTailPos, t, t+1)
+	}
+}
+
 // extend links a new segment with the given base after prev (or as the
 // first segment when prev is nil).
 func (o *Owner) extend(q uint32, prio int, prev ref, base uint64) error {
