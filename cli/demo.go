@@ -70,7 +70,7 @@ func (c *DemoConfig) Validate() error {
 }
 
 const (
-	demoStructure = "APPL1"
+	demoStructure = shm.DefaultApplicationStructure
 	demoIn        = "DEMO.IN"
 	demoDone      = "DEMO.DONE"
 )

@@ -42,65 +42,101 @@ const (
 	maxStatusRec = 1 << 16
 )
 
+// The word offsets below say, for every word more than one process touches,
+// who writes it, who reads it and what ordering it relies on. All shared
+// words are 8-byte aligned and accessed with sync/atomic (sequentially
+// consistent) unless marked "owned": a word only its owner writes, stored
+// with a plain store (storeOwned) and published by the owner's next atomic
+// operation, or read by a repairer only after the owner died.
+
 // Control page (offset 0 of the data area).
 const (
-	ctlMagic      = 0  // [8]byte "QMGRLF01"
-	ctlParams     = 8  // 9 x u32: Owners Queues Entries Elements ElementSize Segments IndexSlots StatusSlots StatusSize
-	ctlChecksum   = 48 // xxhash64 of [0,48)
-	ctlEntryHand  = 1 * 1024
-	ctlElemHand   = ctlEntryHand + line
-	ctlSegHand    = ctlElemHand + line
+	ctlMagic     = 0                   // [8]byte "QMGRLF01"; written once by the creator before the structure is linked into place
+	ctlParams    = 8                   // 9 x u32: Owners Queues Entries Elements ElementSize Segments IndexSlots StatusSlots StatusSize; as ctlMagic
+	ctlChecksum  = 48                  // xxhash64 of [0,48); as ctlMagic
+	ctlEntryHand = 1 * 1024            // sweep hand of the entry pool: fetch-add by allocating owners, stored by owners giving a batch back; a hint only, any value is safe
+	ctlElemHand  = ctlEntryHand + line // sweep hand of the element pool; as ctlEntryHand
+	ctlSegHand   = ctlElemHand + line  // sweep hand of the segment pool; as ctlEntryHand
+	// ctlAdminToken: owner tag holding the admin token (queue create and
+	// delete) or 0. CAS 0 -> tag by the taker, tag -> 0 by the holder, or
+	// tag -> taker by whoever sees the holder's process is gone; Repair
+	// clears it for a dead owner. Read by the checker.
 	ctlAdminToken = ctlSegHand + line
 	layoutMagic   = "QMGRLF01"
 )
 
-// Owner slot fields.
+// Owner slot fields. A slot is written by its owner while it is active, by
+// its repairer while it is repairing; anyone reads it to check liveness or
+// to repair.
 const (
-	ownState    = 0   // inc(16)<<48 | state(8)<<40 | repairer tag(32)
-	ownPid      = 8   // pid of the registered process
-	ownStart    = 16  // its start time (procid)
-	ownReg      = 24  // registration time, Unix ns
-	ownRepStart = 32  // start time of the repairing process (state repairing)
-	ownUOW      = 64  // uow seq(32)<<32 | uow state(8)
-	ownDesc     = 128 // message descriptor: op, a, b, c
-	ownSegDesc  = 192 // segment descriptor: op, a, b
+	// ownState: inc(16)<<48 | state(8)<<40 | pid(32). CAS by a registering
+	// process (free -> active, claims the slot with its pid), by a repairer
+	// (active or repairing by a dead pid -> repairing by its pid) and by
+	// Close or Repair (-> free). Read by liveness checks, RepairDead and
+	// the checker.
+	ownState    = 0
+	ownPid      = 8   // pid of the registered process: stored after the claim; readers use it only when it matches the pid in ownState
+	ownStart    = 16  // that process's start time (procid): stored before ownPid, so a reader that sees a matching pid sees its start time
+	ownReg      = 24  // registration time, Unix ns (owned; informational and message id generation)
+	ownRepStart = 32  // start time of the repairing process, stored before and after the repairer's claim CAS
+	ownUOW      = 64  // uow seq(32)<<32 | uow state(8): atomic stores by the owner (committing is stored before any entry of the commit changes); read by Repair to decide roll forward or back
+	ownDesc     = 128 // message descriptor: op word (atomic store, publishes a buffer), then two buffers of a, b, c (owned); read by Repair
+	ownSegDesc  = 192 // segment descriptor: op, a, b (atomic stores, op cleared first and set last); read by Repair and the checker
 )
 
 // Queue record fields.
 const (
-	qState    = 0  // inc(16)<<48 | state(8)<<40 | creator tag(32)
-	qMaxDepth = 8  // atomic
-	qMaxMsgL  = 16 // atomic
-	qFlags    = 24 // atomic: index flags
-	qCreated  = 32
-	qNameLen  = 40
-	qName     = 48 // [48]
+	// qState: inc(16)<<48 | state(8)<<40 | owner tag(32). Changed by CAS
+	// under the admin token (create, delete) and by Repair for a dead
+	// creator or deleter; read by every operation (is the queue active).
+	qState    = 0
+	qMaxDepth = 8  // stored under the admin token or by an attribute change; read by every put (before reserving depth)
+	qMaxMsgL  = 16 // as qMaxDepth
+	qFlags    = 24 // index flags: stored on create and attribute changes; OR of "some key not indexed" by puts; read by puts and gets by id
+	qCreated  = 32 // written once on create, before the state becomes active
+	qNameLen  = 40 // as qCreated
+	qName     = 48 // [48]; as qCreated
+	// qPrioMask: priorities ever used on the queue. Atomic OR by producers
+	// before their first link at a priority (never missing for a non-empty
+	// sublog), cleared on delete; read by every get.
 	qPrioMask = 2 * line
-	qFutex    = 3 * line // u32 wake sequence
-	qBitmaps  = 4 * line // waiters bitmap then touched bitmap
+	// qFutex: u32 wake sequence. Atomic add by a producer that made a message
+	// visible while some waiter bit is set, then FUTEX_WAKE; a waiter reads it
+	// after setting its bit and before its last look, and sleeps on it.
+	qFutex = 3 * line
+	// qBitmaps: the waiter bitmap (one bit per owner slot; atomic OR/AND by
+	// the waiting owner, AND by Repair; read by producers after making a
+	// message visible), then the touched bitmap (atomic OR by an owner before
+	// it first changes its cells of this queue; read by depth sums).
+	qBitmaps = 4 * line
 )
 
-// Sublog fields (relative to the sublog).
+// Sublog fields (relative to the sublog). The tail line is written by
+// producers, the head line by consumers.
 const (
-	slTailPos  = 0         // next position to fill; CAS by producers (and helpers)
-	slTailSeg  = 8         // segment holding tailPos (may lag one segment)
-	slAvailSeq = 16        // bumped after entries become available again (commit, backout, repair)
-	slHeadPos  = line      // positions below are dead; CAS by scanners
-	slHeadSeg  = line + 8  // first segment; changed only by the janitor token holder
-	slJanitor  = line + 16 // owner tag holding the janitor token (0: free)
+	slTailPos  = 0         // next position to fill: CAS by the producer that filled it or by anyone who finds that slot full; never passes an empty slot; read by scanners
+	slTailSeg  = 8         // segment holding tailPos, may lag one segment: CAS by producers and helpers (and Repair when missing); read by producers
+	slAvailSeq = 16        // atomic add before and after entries become available again (commit, backout, repair); read by getters to validate their scan caches
+	slHeadPos  = line      // positions below are dead: CAS forward by scanners that found them dead; read by everyone
+	slHeadSeg  = line + 8  // first segment: CAS 0 -> first by the producer creating it, otherwise only by the janitor token holder; read by scanners and producers
+	slJanitor  = line + 16 // owner tag holding the janitor token (frees and unlinks segments): CAS without waiting; cleared by Repair for a dead holder
 )
 
-// Entry fields.
+// Entry fields. The state word is the only word others change; every other
+// field is written (owned) by the owner of an alloc entry before the CAS
+// that links or publishes it, and is then immutable until the entry is
+// freed (the gen changes), except the backout count, written by the owner
+// of a held entry before the CAS that releases it.
 const (
-	enCtl      = 0
-	enPos      = 8
-	enPutter   = 16
+	enCtl      = 0  // state word (gen | state | owner tag): CAS for every transition, stores by the sole owner of an alloc or dead entry
+	enPos      = 8  // position in its sublog (stored before the slot CAS that links the entry)
+	enPutter   = 16 // owner tag << 32 | unit of work: read by getters for the ordering rule
 	enQueue    = 24 // u16 queue, u8 priority, u8 flags, u32 body length
 	enPutTime  = 32
-	enExpiry   = 40
+	enExpiry   = 40 // read by getters (expired messages are removed, never returned)
 	enBackout  = 48 // u32 backout count, u32 properties length
 	enDataRef  = 56 // u32 first element + 1 (0: inline), u32 variable-part length
-	enMsgID    = 64
+	enMsgID    = 64 // read by gets by id and the index
 	enCorrelID = 88
 	enFormat   = 112
 	enReplyLen = 120 // u8 reply-to queue name length, u8 reply-to qmgr name length
@@ -108,10 +144,10 @@ const (
 
 // Segment fields.
 const (
-	sgWord  = 0
-	sgBase  = 8
-	sgNext  = 16
-	sgSlots = segHdrSize
+	sgWord  = 0          // state word (gen | kind | value): CAS by the sweep (free -> owned), stores by its owner, CAS linked -> free by the janitor that unlinked it
+	sgBase  = 8          // first position: stored by the owner before the segment is linked; immutable while linked
+	sgNext  = 16         // next segment ref or this segment's empty mark: CAS mark -> ref by the producer linking the next segment, ref -> ref by the janitor unlinking it
+	sgSlots = segHdrSize // 64 slots: CAS empty mark -> entry ref by producers; read by scanners
 )
 
 // Params sizes a structure. Zero fields take the defaults documented on

@@ -939,3 +939,28 @@ func TestBatches(t *testing.T) {
 	}
 	checkOK(t, s)
 }
+
+func TestCreateOptions(t *testing.T) {
+	dir := t.TempDir()
+	for _, o := range []CreateOptions{
+		{Name: "APPL1"},
+		{Dir: dir, Name: "bad/name"},
+		{Dir: dir, Name: "APPL1", Kind: 7},
+		{Dir: dir, Name: "APPL1", Params: Params{Owners: 1 << 20}},
+		{Dir: dir, Name: "APPL1", Size: 8192},
+		{Dir: dir, Name: "APPL1", Params: Params{ElementSize: 100}},
+	} {
+		if _, _, err := Create(o); err == nil {
+			t.Errorf("%+v accepted", o)
+		}
+	}
+	// A size budget derives the counts, and the structure fits in it.
+	s, _, err := Create(CreateOptions{Dir: dir, Name: "SIZED", Size: 32 << 20})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	if p := s.Params(); p.Size() > 32<<20 || p.Entries < 10000 || p.Elements != p.Entries {
+		t.Fatalf("params for 32 MiB: %+v (size %d)", p, p.Size())
+	}
+}

@@ -59,18 +59,38 @@ func Open(mem shm.Mem) (*Structure, error) {
 
 // CreateOptions names a structure file to create or attach.
 type CreateOptions struct {
-	Dir    string   // CF directory (required)
-	Name   string   // structure name (required)
+	Dir    string   // CF directory (required), e.g. shm.DefaultDir(group)
+	Name   string   // structure name (required), e.g. shm.DefaultApplicationStructure
 	Kind   shm.Kind // admin or application; default application
 	Size   uint64   // file size; default: what Params need (Params.Size)
-	Params Params   // counts; zero counts are derived from Size
+	Params Params   // counts; zero counts are derived from Size, or take their defaults when Size is zero
+}
+
+// Validate applies the defaults and checks the options.
+func (o *CreateOptions) Validate() error {
+	if o.Kind == 0 {
+		o.Kind = shm.KindApplication
+	}
+	switch {
+	case o.Dir == "":
+		return fmt.Errorf("%w: no CF directory", ErrParams)
+	case !shm.ValidName(o.Name):
+		return fmt.Errorf("%w: structure name %q (1 to 48 of A-Z a-z 0-9 . _ %%)", ErrBadName, o.Name)
+	case o.Kind != shm.KindAdmin && o.Kind != shm.KindApplication:
+		return fmt.Errorf("%w: kind %d", ErrParams, o.Kind)
+	}
+	if o.Size == 0 {
+		return o.Params.Validate()
+	}
+	_, err := ParamsForSize(o.Size, o.Params)
+	return err
 }
 
 // Create creates the structure file (or attaches it when another process
 // already created it) and reports whether this call created it.
 func Create(o CreateOptions) (*Structure, bool, error) {
-	if o.Kind == 0 {
-		o.Kind = shm.KindApplication
+	if err := o.Validate(); err != nil {
+		return nil, false, err
 	}
 	p := o.Params
 	if o.Size == 0 {

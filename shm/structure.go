@@ -58,6 +58,13 @@ func (k Kind) String() string {
 	return "kind(" + strconv.Itoa(int(k)) + ")"
 }
 
+// Structure names every group has: one admin structure and at least one
+// application structure.
+const (
+	AdminStructure              = "ADMIN"
+	DefaultApplicationStructure = "APPL1"
+)
+
 // DefaultDir is where the structures of a group live unless told otherwise.
 func DefaultDir(group string) string { return filepath.Join("/dev/shm", "qmgr-"+group) }
 
