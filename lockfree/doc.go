@@ -98,10 +98,11 @@
 //	  0 state: incarnation(16) << 48 | state(8) << 40 | pid or repairer pid(32)
 //	          states 0 free, 1 active, 2 repairing
 //	  8 pid               16 process start time (procid)
-//	 24 registration time 32 repairer's process start time
+//	 24 registration time 32 repairer's start time   40 repairer's pid
 //	 64 unit of work: seq(32) << 32 | state(8), states 0 idle, 1 active, 2 committing
-//	128 message descriptor: op, a, b, c (op written last)
-//	192 segment descriptor: op, a, b
+//	128 message descriptor: op word (kind | buffer << 8), then two
+//	    buffers of a, b, c; the op word is stored last and names the buffer
+//	192 segment descriptor: op, a, b (op cleared first, set last)
 //
 // Queue record:
 //

@@ -78,7 +78,8 @@ const (
 	ownPid      = 8   // pid of the registered process: stored after the claim; readers use it only when it matches the pid in ownState
 	ownStart    = 16  // that process's start time (procid): stored before ownPid, so a reader that sees a matching pid sees its start time
 	ownReg      = 24  // registration time, Unix ns (owned; informational and message id generation)
-	ownRepStart = 32  // start time of the repairing process, stored before and after the repairer's claim CAS
+	ownRepStart = 32  // start time of the repairing process: stored by the winner of the repair claim, before ownRepPid
+	ownRepPid   = 40  // pid of the repairing process: stored after ownRepStart; readers trust ownRepStart only when this matches the pid in ownState
 	ownUOW      = 64  // uow seq(32)<<32 | uow state(8): atomic stores by the owner (committing is stored before any entry of the commit changes); read by Repair to decide roll forward or back
 	ownDesc     = 128 // message descriptor: op word (atomic store, publishes a buffer), then two buffers of a, b, c (owned); read by Repair
 	ownSegDesc  = 192 // segment descriptor: op, a, b (atomic stores, op cleared first and set last); read by Repair and the checker

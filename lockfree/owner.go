@@ -300,7 +300,9 @@ func (s *Structure) slotProcess(slot int) (w uint64, id procid.ID) {
 		}
 	case osRepairing:
 		id.Pid = int(osLow(w))
-		id.Start = s.load(off + ownRepStart)
+		if uint64(id.Pid) == s.load(off+ownRepPid) {
+			id.Start = s.load(off + ownRepStart)
+		}
 	}
 	return w, id
 }

@@ -105,11 +105,12 @@ func (s *Structure) claimRepair(t OwnerTag, force bool) error {
 				return fmt.Errorf("%w: %v by process %v", ErrOwnerBusy, t, id)
 			}
 		}
-		// Record our start time before the claim, so whoever sees the claim
-		// can check us; a loser's write is overwritten by the winner's.
-		s.store(off+ownRepStart, s.self.Start)
+		// Only the winner records its start time, then its pid: until both
+		// are written a reader sees a stale pid there and checks the pid in
+		// the state word alone (as for a registering process).
 		if s.cas(off+ownState, w, mkOwnState(osInc(w), osRepairing, uint32(s.self.Pid))) {
 			s.store(off+ownRepStart, s.self.Start)
+			s.store(off+ownRepPid, uint64(s.self.Pid))
 			return nil
 		}
 	}
