@@ -28,8 +28,9 @@ type GetOptions struct {
 type claimMode uint8
 
 const (
-	claimHeld claimMode = iota // avail -> held(o): syncpoint get, view
+	claimHeld claimMode = iota // avail -> held(o): syncpoint get or view
 	claimDead                  // avail -> dead(o): non-syncpoint get, consumed at once
+	claimView                  // avail -> view(o): view outside syncpoint, removed on release
 )
 
 // maxFutexSleep bounds one futex sleep so a waiter whose waker died is never
@@ -87,8 +88,12 @@ type claimed struct {
 func (o *Owner) tryClaim(r ref, w uint64, q uint32, mode claimMode) bool {
 	s := o.s
 	eo := s.entryOff(r.idx())
-	if mode == claimHeld {
-		if !s.cas(eo+enCtl, w, mkWord(r.gen(), stHeld, uint32(o.tag))) {
+	if mode != claimDead {
+		st := stHeld
+		if mode == claimView {
+			st = stView
+		}
+		if !s.cas(eo+enCtl, w, mkWord(r.gen(), st, uint32(o.tag))) {
 			return false
 		}
 		cpGetClaimed.Hit()
@@ -222,7 +227,10 @@ func (o *Owner) claimSublog(q uint32, prio int, m *matcher, mode claimMode, now 
 				}
 				eo := s.entryOff(r.idx())
 				w := s.load(eo + enCtl)
-				if wGen(w) != r.gen() {
+				if wGen(w) != r.gen() || !s.entryAt(eo, q, prio, pos) {
+					// Stale: the message died. With 24-bit gens an entry
+					// reused 2^24 times can match the gen again, but then it
+					// names another position: the identity decides.
 					dead = true
 					break
 				}
@@ -247,10 +255,6 @@ func (o *Owner) claimSublog(q uint32, prio int, m *matcher, mode claimMode, now 
 						}
 					}
 				case stAvail:
-					if s.load(eo+enPos) != pos || uint32(s.load(eo+enQueue))&0xffffff != uint32(q)|uint32(prio)<<16 {
-						restart = true // our segment was recycled under us
-						break
-					}
 					if exp := int64(s.load(eo + enExpiry)); exp != 0 {
 						if *now == 0 {
 							*now = coarseNow()
@@ -357,7 +361,7 @@ func (o *Owner) catchUpHead(q uint32, prio int, h, limit uint64) uint64 {
 			h = base
 			continue
 		}
-		if !s.slotDead(s.load(s.slotOff(seg.idx(), h-base))) || !s.cas(sl+slHeadPos, h, h+1) {
+		if !s.slotDead(s.load(s.slotOff(seg.idx(), h-base)), q, prio, h) || !s.cas(sl+slHeadPos, h, h+1) {
 			break
 		}
 		h++
@@ -592,7 +596,11 @@ func (o *Owner) GetView(q QueueID, opt GetOptions) (v *View, err error) {
 	}
 	o.touch(uint32(q))
 	var c claimed
-	if _, err := o.claimWait(uint32(q), opt, claimHeld, func(x claimed) bool { c = x; return false }); err != nil {
+	mode := claimView
+	if opt.Syncpoint {
+		mode = claimHeld
+	}
+	if _, err := o.claimWait(uint32(q), opt, mode, func(x claimed) bool { c = x; return false }); err != nil {
 		return nil, err
 	}
 	v = &View{o: o, c: c, syncpoint: opt.Syncpoint}
@@ -620,7 +628,7 @@ func (o *Owner) GetView(q QueueID, opt GetOptions) (v *View, err error) {
 	if opt.Syncpoint {
 		o.holdInUOW(c)
 	} else {
-		o.views++
+		o.views = append(o.views, c)
 	}
 	return v, nil
 }
@@ -638,19 +646,28 @@ func (v *View) Release() (err error) {
 		return nil
 	}
 	o := v.o
-	o.views--
-	return o.removeHeld(v.c)
+	o.dropView(v.c)
+	return o.removeHeld(v.c, stView)
 }
 
-// removeHeld consumes a message this owner holds: held -> dead, depth
-// decremented, data and entry freed.
-func (o *Owner) removeHeld(c claimed) error {
+func (o *Owner) dropView(c claimed) {
+	for i, x := range o.views {
+		if x == c {
+			o.views = append(o.views[:i], o.views[i+1:]...)
+			return
+		}
+	}
+}
+
+// removeHeld consumes a message this owner holds (state from: held or
+// view): -> dead, depth decremented, data and entry freed.
+func (o *Owner) removeHeld(c claimed, from uint8) error {
 	s := o.s
 	eo := s.entryOff(c.idx)
 	r := mkRef(c.idx, c.gen)
 	before := o.cellDepth(c.q)
 	o.setDesc(opRemove, uint64(r), uint64(c.q), before)
-	if !s.cas(eo+enCtl, mkWord(c.gen, stHeld, uint32(o.tag)), mkWord(c.gen, stDead, uint32(o.tag))) {
+	if !s.cas(eo+enCtl, mkWord(c.gen, from, uint32(o.tag)), mkWord(c.gen, stDead, uint32(o.tag))) {
 		return fmt.Errorf("%w: held message %d was taken back", ErrOwnerRevoked, c.idx)
 	}
 	cpRemoveDead.Hit()
@@ -720,8 +737,10 @@ func (o *Owner) BrowseNext(cur *BrowseCursor, opt GetOptions, dst *Message) (err
 			}
 			ok := o.readEntry(eo, dst)
 			// The message may have been consumed and its entry reused while we
-			// copied: the gen tells.
-			if !ok || wGen(s.load(eo+enCtl)) != r.gen() {
+			// copied: the gen tells. The fence keeps the copy's loads before
+			// the recheck on machines that reorder loads.
+			fullFence()
+			if !ok || wGen(s.load(eo+enCtl)) != r.gen() || s.load(eo+enPos) != pos {
 				return true
 			}
 			cur.pos, cur.started, found = pos, true, true

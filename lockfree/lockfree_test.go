@@ -964,3 +964,130 @@ func TestCreateOptions(t *testing.T) {
 		t.Fatalf("params for 32 MiB: %+v (size %d)", p, p.Size())
 	}
 }
+
+// TestRepairAfterBackoutThenHoldAgain: an owner backs a message out, holds
+// the same message again, and dies having decided to commit (or with a
+// commit imposed): the message must be consumed, not put back.
+func TestRepairAfterBackoutThenHoldAgain(t *testing.T) {
+	for _, out := range []Outcome{OutcomeAuto, OutcomeCommit} {
+		s := newStructure(t, smallParams)
+		a, b := register(t, s), register(t, s)
+		q := mustQueue(t, a, "Q", QueueAttrs{})
+		put(t, a, q, "M", 0, false)
+		get(t, b, q, true)
+		if err := b.Backout(); err != nil {
+			t.Fatal(err)
+		}
+		get(t, b, q, true) // the same entry incarnation, held again
+		if out == OutcomeAuto {
+			s.store(b.off+ownUOW, uint64(b.uowSeq)<<32|uint64(uowCommitting)) // killed right after deciding
+		}
+		rep, err := s.RepairWith(b.Tag(), out, true)
+		if err != nil || !rep.Committed || rep.GetsRemoved != 1 || rep.GetsRestored != 0 {
+			t.Fatalf("outcome %d: repair %+v %v", out, rep, err)
+		}
+		expectEmpty(t, a, q)
+		checkOK(t, s)
+	}
+}
+
+// TestStaleReferenceWithWrappedGen: a slot keeps a reference to a consumed
+// message while something before it pins the head; the entry is reused
+// until its 24-bit gen comes round to the same value (simulated) for a
+// message at a later position. Scans must treat the old slot as dead.
+func TestStaleReferenceWithWrappedGen(t *testing.T) {
+	s := newStructure(t, smallParams)
+	a, b, c := register(t, s), register(t, s), register(t, s)
+	q := mustQueue(t, a, "Q", QueueAttrs{})
+	put(t, a, q, "pin", 0, false)
+	get(t, b, q, true) // held at position 0: the head stays there
+	put(t, a, q, "X", 0, false)
+	sl := s.sublogOff(uint32(q), 0)
+	hs := ref(s.load(sl + slHeadSeg))
+	stale := ref(s.load(s.slotOff(hs.idx(), 1)))
+	get(t, a, q, false) // X consumed: its entry goes back to a's cache (LIFO)
+	// Fast-forward 2^24 reuses of the cached entry: its gen comes round to
+	// the one the stale slot names.
+	if e := a.entries[len(a.entries)-1]; e != stale.idx() {
+		t.Fatalf("entry %d not on top of the cache (%d): the test needs LIFO caches", stale.idx(), e)
+	}
+	w := s.load(s.entryOff(stale.idx()))
+	s.store(s.entryOff(stale.idx()), mkWord(stale.gen(), wKind(w), wVal(w)))
+	put(t, a, q, "Y", 0, false)
+	if y := ref(s.load(s.slotOff(hs.idx(), 2))); y != stale {
+		t.Fatalf("Y is at %v, want the wrapped reference %v", y, stale)
+	}
+	if got := get(t, c, q, false); got != "Y" {
+		t.Fatalf("got %q", got)
+	}
+	expectEmpty(t, c, q)
+	b.Backout()
+	if got := get(t, c, q, false); got != "pin" {
+		t.Fatalf("got %q", got)
+	}
+	checkOK(t, s)
+}
+
+// TestViewsOutsideSyncpoint: a view got without syncpoint is outside any
+// unit of work: Close and Repair (whatever the outcome) put its message
+// back instead of losing or consuming it.
+func TestViewsOutsideSyncpoint(t *testing.T) {
+	s := newStructure(t, smallParams)
+	a, b := register(t, s), register(t, s)
+	q := mustQueue(t, a, "Q", QueueAttrs{})
+	put(t, a, q, "M", 0, false)
+	put(t, a, q, "N", 0, false)
+	if _, err := b.GetView(q, GetOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	if info, _ := s.QueueInfo(q); info.Depth != 2 || info.Uncom != 0 {
+		t.Fatalf("a view is not uncommitted work: %+v", info)
+	}
+	get(t, b, q, true) // N, in the unit of work
+	b.Commit()         // consumes N, not the view's M
+	if err := b.Close(); err != nil {
+		t.Fatal(err)
+	}
+	var m Message
+	if err := a.Get(q, GetOptions{}, &m); err != nil || string(m.Body) != "M" || m.BackoutCount != 1 {
+		t.Fatalf("after close: %q %d %v", m.Body, m.BackoutCount, err)
+	}
+	checkOK(t, s)
+	// Repair with a commit imposed still puts a view's message back.
+	put(t, a, q, "V", 0, false)
+	c := register(t, s)
+	if _, err := c.GetView(q, GetOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	if rep, err := s.RepairWith(c.Tag(), OutcomeCommit, true); err != nil || rep.GetsRestored != 1 {
+		t.Fatalf("repair: %+v %v", rep, err)
+	}
+	if got := get(t, a, q, false); got != "V" {
+		t.Fatalf("got %q", got)
+	}
+	checkOK(t, s)
+}
+
+func TestIndexTypeChangesOnlyWhenEmpty(t *testing.T) {
+	s := newStructure(t, smallParams)
+	a := register(t, s)
+	q := mustQueue(t, a, "Q", QueueAttrs{})
+	put(t, a, q, "M", 0, false)
+	if err := s.SetQueueAttrs(q, QueueAttrs{IndexMsgID: true}); !errors.Is(err, ErrQueueNotEmpty) {
+		t.Fatalf("index enabled on a non-empty queue: %v", err)
+	}
+	if err := s.SetQueueAttrs(q, QueueAttrs{MaxDepth: 10}); err != nil {
+		t.Fatalf("other attributes change any time: %v", err)
+	}
+	get(t, a, q, false)
+	if err := s.SetQueueAttrs(q, QueueAttrs{IndexMsgID: true}); err != nil {
+		t.Fatal(err)
+	}
+	m := Message{Body: []byte("X")}
+	a.Put(q, &m, PutOptions{})
+	id := m.MsgID
+	var g Message
+	if err := a.Get(q, GetOptions{MsgID: &id}, &g); err != nil || string(g.Body) != "X" {
+		t.Fatalf("get by id through the new index: %v", err)
+	}
+}

@@ -91,13 +91,13 @@ type Owner struct {
 	uowPuts []uowItem
 	uowGets []uowItem
 
-	touched    []uint64 // queues whose touched bit this owner has set
-	msgSeq     uint64   // for generated message ids
-	putSeq     uint32   // for putter stamps of puts outside syncpoint
-	descBuf    uint64   // descriptor buffer the op word names
-	views      int      // outstanding views
-	scratch    []byte   // copy buffer for reads
-	idxScratch []uint32 // element indexes for a put
+	touched    []uint64  // queues whose touched bit this owner has set
+	msgSeq     uint64    // for generated message ids
+	putSeq     uint32    // for putter stamps of puts outside syncpoint
+	descBuf    uint64    // descriptor buffer the op word names
+	views      []claimed // open views got outside syncpoint (state view)
+	scratch    []byte    // copy buffer for reads
+	idxScratch []uint32  // element indexes for a put
 	scans      map[uint32]*scanCache
 }
 
@@ -185,6 +185,15 @@ func (o *Owner) Close() (err error) {
 	if len(o.uowPuts)+len(o.uowGets) > 0 {
 		err = o.Backout()
 	}
+	// Views never released: their messages go back where they were.
+	for _, c := range o.views {
+		it := uowItem{idx: c.idx, gen: c.gen, q: c.q, prio: uint8(c.prio)}
+		if berr := o.backoutHeldFrom(it, stView); berr != nil && err == nil {
+			err = berr
+		}
+		o.s.announce(sublogSet{qpOf(c.q, c.prio)}, 1)
+	}
+	o.views = nil
 	o.releaseCaches()
 	w := o.s.load(o.off + ownState)
 	if osInc(w) == o.tag.Incarnation() && osState(w) == osActive {
@@ -319,6 +328,20 @@ func processAlive(id procid.ID) bool {
 		return err == nil
 	}
 	return procid.Alive(id)
+}
+
+// holderAlive is OwnerAlive for the holder of a token or a reservation: an
+// owner being repaired by a live repairer counts as alive, because its
+// repairer acts for it (and may be using what it holds).
+func (s *Structure) holderAlive(t OwnerTag) bool {
+	if t.Slot() >= s.p.Owners {
+		return false
+	}
+	w, id := s.slotProcess(t.Slot())
+	if osInc(w) != t.Incarnation() || osState(w) == osFree {
+		return false
+	}
+	return processAlive(id)
 }
 
 // OwnerAlive reports whether t still names a registered owner whose process

@@ -94,10 +94,13 @@ func (o *Owner) adminLock() {
 	t0 := time.Now()
 	for i := 0; ; i++ {
 		cur := s.load(ctlAdminToken)
+		if cur == uint64(o.tag) {
+			return // a repairer acting as the dead holder
+		}
 		if cur == 0 && s.cas(ctlAdminToken, 0, uint64(o.tag)) {
 			return
 		}
-		if cur != 0 && (i%64 == 63 || time.Since(t0) > time.Millisecond) && !s.OwnerAlive(OwnerTag(cur)) {
+		if cur != 0 && (i%64 == 63 || time.Since(t0) > time.Millisecond) && !s.holderAlive(OwnerTag(cur)) {
 			if s.cas(ctlAdminToken, cur, uint64(o.tag)) {
 				return
 			}
@@ -123,7 +126,7 @@ func (o *Owner) sweepQueues() {
 		if st != qsCreating && st != qsDeleting {
 			continue
 		}
-		if OwnerTag(osLow(w)) == o.tag || s.OwnerAlive(OwnerTag(osLow(w))) {
+		if OwnerTag(osLow(w)) == o.tag || s.holderAlive(OwnerTag(osLow(w))) {
 			continue
 		}
 		if st == qsDeleting {
@@ -204,10 +207,18 @@ func (s *Structure) setAttrs(q uint32, a QueueAttrs) {
 
 // SetQueueAttrs changes a queue's attributes (MQ ALTER). A smaller MaxDepth
 // does not remove messages; it refuses puts until the depth falls below it.
+// The index flags change only on an empty queue nobody has open (as MQ's
+// INDXTYPE): messages put before would not be in the index.
 func (s *Structure) SetQueueAttrs(q QueueID, a QueueAttrs) (err error) {
 	defer shm.EndGuard(shm.BeginGuard(), &err)
 	if !s.queueActive(uint32(q)) {
 		return fmt.Errorf("%w: slot %d", ErrUnknownQueue, q)
+	}
+	f := s.load(s.queueOff(uint32(q)) + qFlags)
+	if (f&flagIndexMsgID != 0) != a.IndexMsgID || (f&flagIndexCorrelID != 0) != a.IndexCorrelID {
+		if d, u := s.counts(uint32(q)); d != 0 || u != 0 {
+			return fmt.Errorf("%w: the index type of %s changes only while it is empty (depth %d)", ErrQueueNotEmpty, s.queueName(uint32(q)), d)
+		}
 	}
 	s.setAttrs(uint32(q), a.withDefaults(s))
 	return nil
@@ -302,6 +313,9 @@ func (o *Owner) finishDelete(q uint32, w uint64) {
 	for p := 0; p < Priorities; p++ {
 		sl := s.sublogOff(q, p)
 		for {
+			if s.load(s.queueOff(q)+qState) != w {
+				return // someone else finished it (and the slot may hold a new queue)
+			}
 			hs := ref(s.load(sl + slHeadSeg))
 			if hs.nil() {
 				break
@@ -314,9 +328,15 @@ func (o *Owner) finishDelete(q uint32, w uint64) {
 			}
 			s.cas(sl+slHeadSeg, uint64(hs), next)
 		}
+		if s.load(s.queueOff(q)+qState) != w {
+			return
+		}
 		for _, f := range []uint64{slTailPos, slTailSeg, slHeadPos, slJanitor} {
 			s.store(sl+f, 0)
 		}
+	}
+	if s.load(s.queueOff(q)+qState) != w {
+		return
 	}
 	s.store(s.queueOff(q)+qPrioMask, 0)
 	s.cas(s.queueOff(q)+qState, w, mkOwnState(osInc(w), qsFree, 0))

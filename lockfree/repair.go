@@ -234,7 +234,7 @@ func (s *Structure) repair(t OwnerTag, out Outcome, force bool) (rep RepairRepor
 			}
 		case stDead:
 			dead[e] = wGen(w) // already counted (its descriptor was resolved)
-		case stPutU, stHeld:
+		case stPutU, stHeld, stView:
 			qw := s.load(eo + enQueue)
 			mine = append(mine, held{idx: e, gen: wGen(w), q: uint32(qw) & 0xffff, prio: uint8(qw >> 16), pos: s.load(eo + enPos), kind: wKind(w)})
 		}
@@ -262,7 +262,9 @@ func (s *Structure) repair(t OwnerTag, out Outcome, force bool) (rep RepairRepor
 			if s.cas(eo+enCtl, cur, mkWord(h.gen, stAvail, 0)) {
 				rep.PutsCommitted++
 			}
-		case h.kind == stHeld && !commit:
+		case h.kind == stView || h.kind == stHeld && !commit:
+			// A held message of a backed-out unit of work, or a view outside
+			// any unit of work (never consumed, whatever the outcome).
 			bw := s.load(eo + enBackout)
 			x.setDesc(opBackout, uint64(r), uint64(h.q), uint64(uint32(bw)))
 			s.store(eo+enBackout, bw&^0xffffffff|uint64(uint32(bw)+1))
@@ -322,17 +324,26 @@ func (s *Structure) repair(t OwnerTag, out Outcome, force bool) (rep RepairRepor
 	cpRepairStep.Hit()
 
 	// 5. Tokens, reservations, waits, uncommitted counts, and a queue create
-	// or delete left half done.
+	// or delete left half done: finished under the admin token, taken as
+	// the dead owner (whose token it may already be).
+	halfDone := false
 	for q := uint32(0); q < uint32(s.p.Queues); q++ {
 		w := s.load(s.queueOff(q) + qState)
-		if OwnerTag(osLow(w)) != t {
-			continue
-		}
-		switch osState(w) {
-		case qsCreating:
-			s.cas(s.queueOff(q)+qState, w, mkOwnState(osInc(w), qsFree, 0))
-		case qsDeleting:
-			x.finishDelete(q, w)
+		halfDone = halfDone || OwnerTag(osLow(w)) == t && (osState(w) == qsCreating || osState(w) == qsDeleting)
+	}
+	if halfDone {
+		x.adminLock()
+		for q := uint32(0); q < uint32(s.p.Queues); q++ {
+			w := s.load(s.queueOff(q) + qState)
+			if OwnerTag(osLow(w)) != t {
+				continue
+			}
+			switch osState(w) {
+			case qsCreating:
+				s.cas(s.queueOff(q)+qState, w, mkOwnState(osInc(w), qsFree, 0))
+			case qsDeleting:
+				x.finishDelete(q, w)
+			}
 		}
 	}
 	s.cas(ctlAdminToken, uint64(t), 0)

@@ -72,6 +72,7 @@ func (s *Structure) ReadStatus(i int, dst []byte) (v uint64, err error) {
 	for {
 		w := s.load(ctl)
 		copy(dst, s.statusCopy(i, (w>>32)&1))
+		fullFence() // the copy's plain loads complete before the recheck
 		if s.load(ctl)>>32 == w>>32 {
 			return w >> 33, nil
 		}

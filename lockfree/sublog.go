@@ -401,8 +401,9 @@ func (o *Owner) compactLocked(q uint32, prio int, prev, seg ref) bool {
 	}
 	// Dead slots stay dead (stale references and tombstones never come
 	// back), but check again under the token: the scanner's view is old.
+	base, _ := s.segRead(seg, qp)
 	for k := uint64(0); k < segSlots; k++ {
-		if !s.slotDead(s.load(s.slotOff(seg.idx(), k))) {
+		if !s.slotDead(s.load(s.slotOff(seg.idx(), k)), q, prio, base+k) {
 			return false
 		}
 	}
@@ -450,8 +451,9 @@ func (o *Owner) tidy(q uint32, prio int) {
 	}
 }
 
-// slotDead reports whether a slot word can never again hold a live entry.
-func (s *Structure) slotDead(w uint64) bool {
+// slotDead reports whether the slot word w at position pos of sublog q/prio
+// can never again hold a live entry.
+func (s *Structure) slotDead(w uint64, q uint32, prio int, pos uint64) bool {
 	r := ref(w)
 	if r.nil() {
 		return false
@@ -459,6 +461,14 @@ func (s *Structure) slotDead(w uint64) bool {
 	if r.idx() >= uint32(s.p.Entries) {
 		return true
 	}
-	c := s.load(s.entryOff(r.idx()) + enCtl)
-	return wGen(c) != r.gen() || wKind(c) == stFree || wKind(c) == stDead
+	eo := s.entryOff(r.idx())
+	c := s.load(eo + enCtl)
+	return wGen(c) != r.gen() || wKind(c) == stFree || wKind(c) == stDead || !s.entryAt(eo, q, prio, pos)
+}
+
+// entryAt reports whether the entry at eo says it is at position pos of
+// sublog q/prio. A reference whose gen matches but whose entry is elsewhere
+// is stale: its gen wrapped (24 bits) while the slot kept the old reference.
+func (s *Structure) entryAt(eo uint64, q uint32, prio int, pos uint64) bool {
+	return s.load(eo+enPos) == pos && uint32(s.load(eo+enQueue))&0xffffff == q|uint32(prio)<<16
 }

@@ -105,7 +105,7 @@ func (o *Owner) Commit() (err error) {
 		o.addUncom(it.q, -1)
 	}
 	for _, it := range o.uowGets {
-		if err := o.removeHeld(claimed{idx: it.idx, gen: it.gen, q: it.q}); err != nil && firstErr == nil {
+		if err := o.removeHeld(claimed{idx: it.idx, gen: it.gen, q: it.q}, stHeld); err != nil && firstErr == nil {
 			firstErr = err
 			continue
 		}
@@ -164,10 +164,13 @@ func (o *Owner) Backout() (err error) {
 }
 
 // backoutHeld releases a held message in place with its backout count + 1.
-func (o *Owner) backoutHeld(it uowItem) error {
+func (o *Owner) backoutHeld(it uowItem) error { return o.backoutHeldFrom(it, stHeld) }
+
+// backoutHeldFrom is backoutHeld for a message in state from (held or view).
+func (o *Owner) backoutHeldFrom(it uowItem, from uint8) error {
 	s := o.s
 	eo := s.entryOff(it.idx)
-	held := mkWord(it.gen, stHeld, uint32(o.tag))
+	held := mkWord(it.gen, from, uint32(o.tag))
 	if s.load(eo+enCtl) != held {
 		return fmt.Errorf("%w: held message %d taken back", ErrOwnerRevoked, it.idx)
 	}
@@ -177,6 +180,9 @@ func (o *Owner) backoutHeld(it uowItem) error {
 	if !s.cas(eo+enCtl, held, mkWord(it.gen, stAvail, 0)) {
 		return fmt.Errorf("%w: held message %d taken back", ErrOwnerRevoked, it.idx)
 	}
+	// Unlike the other descriptors, a completed backout's can match again:
+	// this owner may hold the same message again. Clear it.
+	o.clearDesc()
 	return nil
 }
 

@@ -24,9 +24,10 @@ const (
 	stAvail uint8 = 3 // linked, visible, value 0
 	stHeld  uint8 = 4 // linked, claimed by value's unit of work
 	stDead  uint8 = 5 // linked or not, being freed by value (consumed or backed out)
+	stView  uint8 = 6 // linked, held by value outside any unit of work (a zero-copy view got without syncpoint)
 )
 
-var stateNames = [...]string{"free", "alloc", "putu", "avail", "held", "dead"}
+var stateNames = [...]string{"free", "alloc", "putu", "avail", "held", "dead", "view"}
 
 func stateName(k uint8) string {
 	if int(k) < len(stateNames) {
