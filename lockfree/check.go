@@ -196,6 +196,7 @@ func (s *Structure) check(o CheckOptions, r *CheckReport) {
 
 	// Queues and their sublogs.
 	segSeen := map[uint32]bool{}
+	queueInFlight := map[uint32]bool{} // being created or deleted by a live owner
 	for q := uint32(0); q < uint32(s.p.Queues); q++ {
 		qo := s.queueOff(q)
 		qs := osState(s.load(qo + qState))
@@ -205,6 +206,10 @@ func (s *Structure) check(o CheckOptions, r *CheckReport) {
 		if qs != qsActive {
 			if o.Quiescent {
 				bad("queue %d: state %d (create or delete unfinished)", q, qs)
+			} else if holder := OwnerTag(osLow(s.load(qo + qState))); !s.holderAlive(holder) {
+				bad("queue %d: create or delete by %v, which is not a live owner", q, holder)
+			} else {
+				queueInFlight[q] = true
 			}
 			continue
 		}
@@ -421,7 +426,7 @@ func (s *Structure) check(o CheckOptions, r *CheckReport) {
 			ownerOK(fmt.Sprintf("segment %d", i), wVal(w))
 		case skLink:
 			r.Segments.Linked++
-			if !segSeen[i] && (o.Quiescent || !inFlightSeg[mkRef(i, wGen(w))]) {
+			if !segSeen[i] && (o.Quiescent || !inFlightSeg[mkRef(i, wGen(w))] && !queueInFlight[wVal(w)>>8]) {
 				bad("segment %d is leaked: linked to queue %d priority %d but not in its chain", i, wVal(w)>>8, wVal(w)&0xff)
 			}
 		default:

@@ -86,9 +86,14 @@
 //	gen(24) << 40 | kind(8) << 32 | value(32)
 //
 // gen changes whenever the thing is freed after use, so a stale reference
-// (index, gen) never validates. Entry kinds: 0 free, 1 alloc(owner),
-// 2 putu(owner) (linked, uncommitted put), 3 avail, 4 held(owner),
-// 5 dead(owner) (being freed). Element kinds: 0 free, 1 owned(owner),
+// (index, gen) fails validation. Gens are 24 bits and per-owner caches reuse
+// an entry as soon as it is freed, so a gen can come round again within
+// seconds; wherever a reference to an entry is trusted, the entry's own
+// record of where it is linked (queue, priority, position) must match too.
+// Entry kinds: 0 free, 1 alloc(owner), 2 putu(owner) (linked, uncommitted
+// put), 3 avail, 4 held(owner) (got under syncpoint), 5 dead(owner) (being
+// freed), 6 view(owner) (held outside any unit of work by a zero-copy view;
+// Close and Repair put it back). Element kinds: 0 free, 1 owned(owner),
 // 2 msg(entry index). Segment kinds: 0 free, 1 owned(owner),
 // 2 linked(queue << 8 | priority).
 //
