@@ -45,9 +45,13 @@ var (
 
 type matcher struct {
 	msgID, correlID *[idBytes]byte
+	none            bool // match nothing: a scan that only removes expired messages
 }
 
 func (s *Structure) entryMatches(eo uint64, m *matcher) bool {
+	if m.none {
+		return false
+	}
 	if m.msgID != nil && !bytes.Equal(s.mem.Bytes(eo+enMsgID, idBytes), m.msgID[:]) {
 		return false
 	}
@@ -378,7 +382,34 @@ func (o *Owner) expire(r ref, w uint64, q uint32) bool {
 		return false
 	}
 	o.freeEntry(r.idx(), r.gen())
+	o.expired++
 	return true
+}
+
+// RemoveExpired walks q and removes every expired message (gets remove the
+// expired messages they meet; this is MQ's periodic expiry scan for the ones
+// nobody gets). It returns how many it removed.
+func (o *Owner) RemoveExpired(q QueueID) (n int, err error) {
+	defer shm.EndGuard(shm.BeginGuard(), &err)
+	if err := o.begin(); err != nil {
+		return 0, err
+	}
+	defer o.end()
+	if !o.s.queueActive(uint32(q)) {
+		return 0, fmt.Errorf("%w: slot %d", ErrUnknownQueue, q)
+	}
+	o.touch(uint32(q))
+	before := o.expired
+	now := coarseNow()
+	mask := o.s.load(o.s.queueOff(uint32(q)) + qPrioMask)
+	for p := Priorities - 1; p >= 0; p-- {
+		if mask&(1<<p) != 0 {
+			if _, _, err := o.claimSublog(uint32(q), p, &matcher{none: true}, claimDead, &now, func(claimed) bool { return false }); err != nil {
+				return o.expired - before, err
+			}
+		}
+	}
+	return o.expired - before, nil
 }
 
 // claimQueue claims from each used priority of q, highest first, until
@@ -445,12 +476,20 @@ func (o *Owner) claimWait(q uint32, opt GetOptions, mode claimMode, take taker) 
 				if time.Now().After(spinUntil) {
 					break
 				}
+				o.pause()
 				runtime.Gosched()
+				if err := o.resume(); err != nil {
+					return c, err
+				}
 			}
 		}
 	}
 	o.setWaiting(q, true)
-	defer o.setWaiting(q, false)
+	defer func() {
+		if !o.revoked { // a revoked owner's bit was cleared by its repairer
+			o.setWaiting(q, false)
+		}
+	}()
 	fw := s.futexWord(q)
 	for {
 		seq := atomic.LoadUint32(fw)
@@ -461,11 +500,13 @@ func (o *Owner) claimWait(q uint32, opt GetOptions, mode claimMode, take taker) 
 		if left <= 0 {
 			return c, ErrNoMessage
 		}
-		if err := shm.FutexWait(fw, seq, min(left, maxFutexSleep)); err != nil {
-			return c, fmt.Errorf("wait on queue %d: %w", q, err)
-		}
-		if err := o.checkAlive(); err != nil {
+		o.pause()
+		werr := shm.FutexWait(fw, seq, min(left, maxFutexSleep))
+		if err := o.resume(); err != nil {
 			return c, err
+		}
+		if werr != nil {
+			return c, fmt.Errorf("wait on queue %d: %w", q, werr)
 		}
 		if !s.queueActive(q) {
 			return c, fmt.Errorf("%w: slot %d deleted while waiting", ErrUnknownQueue, q)
@@ -477,9 +518,10 @@ func (o *Owner) claimWait(q uint32, opt GetOptions, mode claimMode, take taker) 
 // Messages come highest priority first, then in arrival order.
 func (o *Owner) Get(q QueueID, opt GetOptions, dst *Message) (err error) {
 	defer shm.EndGuard(shm.BeginGuard(), &err)
-	if err := o.checkAlive(); err != nil {
+	if err := o.begin(); err != nil {
 		return err
 	}
+	defer o.end()
 	s := o.s
 	if !s.queueActive(uint32(q)) {
 		return fmt.Errorf("%w: slot %d", ErrUnknownQueue, q)
@@ -523,9 +565,10 @@ func (o *Owner) getInto(q uint32, opt GetOptions, mode claimMode, max int, at fu
 // ErrNoMessage only when it got none.
 func (o *Owner) GetBatch(q QueueID, opt GetOptions, dst []Message) (n int, err error) {
 	defer shm.EndGuard(shm.BeginGuard(), &err)
-	if err := o.checkAlive(); err != nil {
+	if err := o.begin(); err != nil {
 		return 0, err
 	}
+	defer o.end()
 	if !o.s.queueActive(uint32(q)) {
 		return 0, fmt.Errorf("%w: slot %d", ErrUnknownQueue, q)
 	}
@@ -587,9 +630,10 @@ func (v *View) Len() int {
 // with Syncpoint it belongs to the unit of work like any syncpoint get.
 func (o *Owner) GetView(q QueueID, opt GetOptions) (v *View, err error) {
 	defer shm.EndGuard(shm.BeginGuard(), &err)
-	if err := o.checkAlive(); err != nil {
+	if err := o.begin(); err != nil {
 		return nil, err
 	}
+	defer o.end()
 	s := o.s
 	if !s.queueActive(uint32(q)) {
 		return nil, fmt.Errorf("%w: slot %d", ErrUnknownQueue, q)
@@ -646,6 +690,10 @@ func (v *View) Release() (err error) {
 		return nil
 	}
 	o := v.o
+	if err := o.begin(); err != nil {
+		return err
+	}
+	defer o.end()
 	o.dropView(v.c)
 	return o.removeHeld(v.c, stView)
 }
@@ -701,9 +749,10 @@ func (o *Owner) NewBrowseCursor(q QueueID) *BrowseCursor {
 // new cursor. Only the match fields of opt are used.
 func (o *Owner) BrowseNext(cur *BrowseCursor, opt GetOptions, dst *Message) (err error) {
 	defer shm.EndGuard(shm.BeginGuard(), &err)
-	if err := o.checkAlive(); err != nil {
+	if err := o.begin(); err != nil {
 		return err
 	}
+	defer o.end()
 	s := o.s
 	if !s.queueActive(cur.q) {
 		return fmt.Errorf("%w: slot %d", ErrUnknownQueue, cur.q)

@@ -10,7 +10,7 @@ import (
 
 // LayoutVersion is the version of the data-area layout below. It is stored in
 // the shm header; bump it whenever any offset or encoding here changes.
-const LayoutVersion = 1
+const LayoutVersion = 2
 
 // Fixed sizes. Every record is a multiple of the 64-byte cache line so that
 // words written by different processes on hot paths never share a line.
@@ -18,7 +18,7 @@ const (
 	line         = 64
 	ctlPageSize  = 4096
 	ownerSize    = 256
-	cellSize     = 16
+	cellSize     = 32
 	entrySize    = 256
 	inlineOff    = 128 // offset of the inline data area inside an entry
 	InlineMax    = entrySize - inlineOff
@@ -80,6 +80,8 @@ const (
 	ownReg      = 24  // registration time, Unix ns (owned; informational and message id generation)
 	ownRepStart = 32  // start time of the repairing process: stored by the winner of the repair claim, before ownRepPid
 	ownRepPid   = 40  // pid of the repairing process: stored after ownRepStart; readers trust ownRepStart only when this matches the pid in ownState
+	ownLabel    = 48  // opaque label given at registration (the member a connection belongs to): stored before ownPid, trusted like ownStart
+	ownOpSeq    = 56  // operation counter of a revocable owner, odd while an operation is in flight: atomic stores by the owner, read by a revoker
 	ownUOW      = 64  // uow seq(32)<<32 | uow state(8): atomic stores by the owner (committing is stored before any entry of the commit changes); read by Repair to decide roll forward or back
 	ownDesc     = 128 // message descriptor: op word (atomic store, publishes a buffer), then two buffers of a, b, c (owned); read by Repair
 	ownSegDesc  = 192 // segment descriptor: op, a, b (atomic stores, op cleared first and set last); read by Repair and the checker

@@ -95,6 +95,10 @@ type Owner struct {
 	msgSeq     uint64    // for generated message ids
 	putSeq     uint32    // for putter stamps of puts outside syncpoint
 	descBuf    uint64    // descriptor buffer the op word names
+	revocable  bool      // operations bracketed by opSeq (see begin)
+	opSeq      uint64    // this owner's copy of the slot's operation counter
+	revoked    bool      // the slot was taken from this owner
+	expired    int       // expired messages this owner removed
 	views      []claimed // open views got outside syncpoint (state view)
 	scratch    []byte    // copy buffer for reads
 	idxScratch []uint32  // element indexes for a put
@@ -129,7 +133,23 @@ func (s *Structure) Register() (*Owner, error) {
 // connection slot number of the admin structure, so that an owner has the
 // same tag in every structure). It fails with ErrNoOwnerSlot when the slot
 // is in use.
-func (s *Structure) RegisterSlot(slot int) (own *Owner, err error) {
+func (s *Structure) RegisterSlot(slot int) (*Owner, error) { return s.RegisterSlotLabel(slot, 0) }
+
+// RegisterLabel is Register with a label: an opaque word others can read
+// in OwnerInfo (the queue manager layer labels a connection with the member
+// it belongs to).
+func (s *Structure) RegisterLabel(label uint64) (*Owner, error) {
+	start := int(uint32(s.self.Pid)*2654435761) % s.p.Owners
+	for i := 0; i < s.p.Owners; i++ {
+		if o, err := s.RegisterSlotLabel((start+i)%s.p.Owners, label); err == nil {
+			return o, nil
+		}
+	}
+	return nil, fmt.Errorf("%w: all %d slots in use (run `qmgr check` to find dead owners)", ErrNoOwnerSlot, s.p.Owners)
+}
+
+// RegisterSlotLabel is RegisterSlot with a label.
+func (s *Structure) RegisterSlotLabel(slot int, label uint64) (own *Owner, err error) {
 	defer shm.EndGuard(shm.BeginGuard(), &err)
 	if slot < 0 || slot >= s.p.Owners {
 		return nil, fmt.Errorf("%w: slot %d not in 0..%d", ErrNotOwner, slot, s.p.Owners-1)
@@ -150,11 +170,15 @@ func (s *Structure) RegisterSlot(slot int) (own *Owner, err error) {
 		return nil, fmt.Errorf("%w: slot %d taken concurrently", ErrNoOwnerSlot, slot)
 	}
 	cpRegisterClaimed.Hit()
+	// Start time and label before the pid: a reader trusts them only when
+	// the pid matches the one in the state word.
 	s.store(off+ownStart, s.self.Start)
+	s.store(off+ownLabel, label)
 	s.store(off+ownPid, uint64(s.self.Pid))
 	s.store(off+ownReg, uint64(time.Now().UnixNano()))
 	o := &Owner{s: s, slot: slot, tag: mkTag(slot, inc), off: off,
 		touched: make([]uint64, (s.p.Queues+63)/64)}
+	o.opSeq = s.load(off+ownOpSeq) &^ 1
 	o.uowSeq = uint32(s.load(off+ownUOW) >> 32)
 	s.store(off+ownUOW, uint64(o.uowSeq)<<32|uint64(uowIdle))
 	o.descBuf = (s.load(off+dOp) >> 8) & 1
@@ -182,8 +206,16 @@ func (o *Owner) Close() (err error) {
 	if o.closed {
 		return nil
 	}
+	if o.checkAlive() != nil {
+		o.closed = true // revoked: its repairer undid its work and owns its slot
+		return nil
+	}
 	if len(o.uowPuts)+len(o.uowGets) > 0 {
 		err = o.Backout()
+	}
+	if err := o.begin(); err != nil {
+		o.closed = true
+		return nil
 	}
 	// Views never released: their messages go back where they were.
 	for _, c := range o.views {
@@ -195,9 +227,10 @@ func (o *Owner) Close() (err error) {
 	}
 	o.views = nil
 	o.releaseCaches()
+	o.clearDesc()
+	o.end() // before the slot is freed: a new owner may take it at once
 	w := o.s.load(o.off + ownState)
 	if osInc(w) == o.tag.Incarnation() && osState(w) == osActive {
-		o.clearDesc()
 		o.s.cas(o.off+ownState, w, mkOwnState(osInc(w), osFree, 0))
 	}
 	o.closed = true
@@ -275,26 +308,80 @@ func (o *Owner) touch(q uint32) {
 }
 
 // checkAlive fails with ErrOwnerRevoked when the slot no longer belongs to
-// this owner (it was repaired as dead).
+// this owner (it was repaired as dead, or revoked).
 func (o *Owner) checkAlive() error {
 	if o.closed {
 		return ErrClosed
 	}
+	if o.revoked {
+		return fmt.Errorf("%w: %v", ErrOwnerRevoked, o.tag)
+	}
 	w := o.s.load(o.off + ownState)
 	if osInc(w) != o.tag.Incarnation() || osState(w) != osActive {
+		o.revoked = true
 		return fmt.Errorf("%w: %v", ErrOwnerRevoked, o.tag)
 	}
 	return nil
 }
 
+// begin starts an operation and end ends it. For a revocable owner the
+// operation is bracketed by the slot's operation counter (odd while one is
+// in flight), stored before the slot state is checked: a revoker claims the
+// slot and then waits for the counter to be even, so either it waits for
+// this operation or this operation sees the claim and touches nothing.
+func (o *Owner) begin() error {
+	if o.closed {
+		return ErrClosed
+	}
+	if o.revocable {
+		o.opSeq++
+		o.s.store(o.off+ownOpSeq, o.opSeq) // odd; a full barrier before the state load
+	}
+	if err := o.checkAlive(); err != nil {
+		o.end()
+		return err
+	}
+	return nil
+}
+
+func (o *Owner) end() {
+	if o.revocable && o.opSeq&1 == 1 {
+		o.opSeq++
+		o.s.store(o.off+ownOpSeq, o.opSeq) // even: everything the operation stored is visible first
+	}
+}
+
+// pause ends the bracket around a sleep (a get waiting on the futex) and
+// resume starts it again: a revoker does not wait for a sleeping getter.
+func (o *Owner) pause() { o.end() }
+
+func (o *Owner) resume() error {
+	if o.revocable {
+		o.opSeq++
+		o.s.store(o.off+ownOpSeq, o.opSeq)
+	}
+	return o.checkAlive()
+}
+
+// SetRevocable makes the owner revocable while its process lives (see
+// Structure.Revoke): every operation is then bracketed in the owner's slot,
+// which costs two atomic stores per operation. Connections of applications
+// are revocable; a member's own owners need not be.
+func (o *Owner) SetRevocable(on bool) { o.revocable = on }
+
+// Label is the label the owner registered with (see RegisterSlotLabel).
+func (o *Owner) Label() uint64 { return o.s.load(o.off + ownLabel) }
+
 // OwnerInfo describes an owner slot.
 type OwnerInfo struct {
-	Tag       OwnerTag
-	State     string // free, active, repairing
-	Process   procid.ID
-	Alive     bool
-	UOWActive bool
-	Since     time.Time
+	Tag        OwnerTag
+	State      string // free, active, repairing
+	Process    procid.ID
+	Alive      bool
+	UOWActive  bool
+	Label      uint64 // as registered; valid once Registered
+	Registered bool   // the registration finished (pid, start time and label recorded)
+	Since      time.Time
 }
 
 // slotProcess reads the process recorded in a slot.
@@ -344,6 +431,67 @@ func (s *Structure) holderAlive(t OwnerTag) bool {
 	return processAlive(id)
 }
 
+func (s *Structure) ownerInfo(slot int, w uint64, id procid.ID) OwnerInfo {
+	off := s.ownerOff(slot)
+	registered := osState(w) == osActive && uint64(osLow(w)) == s.load(off+ownPid)
+	info := OwnerInfo{
+		Tag: mkTag(slot, osInc(w)), State: ownerStateName(osState(w)), Process: id,
+		Alive:      processAlive(id),
+		UOWActive:  uint8(s.load(off+ownUOW)) != uowIdle,
+		Registered: registered,
+		Since:      time.Unix(0, int64(s.load(off+ownReg))),
+	}
+	if registered || osState(w) == osRepairing {
+		info.Label = s.load(off + ownLabel)
+	}
+	return info
+}
+
+// Owner describes owner slot slot; ok is false when it is free.
+func (s *Structure) Owner(slot int) (info OwnerInfo, ok bool) {
+	if slot < 0 || slot >= s.p.Owners {
+		return info, false
+	}
+	w, id := s.slotProcess(slot)
+	if osState(w) == osFree {
+		return info, false
+	}
+	return s.ownerInfo(slot, w, id), true
+}
+
+// DecideCommit records in this owner's slot that its unit of work, which
+// may span structures, is committing: Decision then says OutcomeCommit, and
+// whoever recovers the owner imposes it on every structure (RepairWith).
+// Call it before committing in each structure, and EndDecision after.
+func (o *Owner) DecideCommit() error {
+	if err := o.begin(); err != nil {
+		return err
+	}
+	defer o.end()
+	o.s.store(o.off+ownUOW, uint64(o.uowSeq)<<32|uint64(uowCommitting))
+	return nil
+}
+
+// EndDecision clears what DecideCommit recorded.
+func (o *Owner) EndDecision() {
+	o.uowSeq++
+	o.s.store(o.off+ownUOW, uint64(o.uowSeq)<<32|uint64(uowIdle))
+}
+
+// Decision is the outcome recorded for owner t by DecideCommit: commit if
+// it decided to, backout otherwise. Read it before repairing the structure
+// that holds it (repair resets the record).
+func (s *Structure) Decision(t OwnerTag) Outcome {
+	if t.Slot() >= s.p.Owners {
+		return OutcomeBackout
+	}
+	off := s.ownerOff(t.Slot())
+	if osInc(s.load(off+ownState)) == t.Incarnation() && uint8(s.load(off+ownUOW)) == uowCommitting {
+		return OutcomeCommit
+	}
+	return OutcomeBackout
+}
+
 // OwnerAlive reports whether t still names a registered owner whose process
 // runs.
 func (s *Structure) OwnerAlive(t OwnerTag) bool {
@@ -365,13 +513,7 @@ func (s *Structure) Owners() []OwnerInfo {
 		if osState(w) == osFree {
 			continue
 		}
-		off := s.ownerOff(slot)
-		out = append(out, OwnerInfo{
-			Tag: mkTag(slot, osInc(w)), State: ownerStateName(osState(w)), Process: id,
-			Alive:     processAlive(id),
-			UOWActive: uint8(s.load(off+ownUOW)) != uowIdle,
-			Since:     time.Unix(0, int64(s.load(off+ownReg))),
-		})
+		out = append(out, s.ownerInfo(slot, w, id))
 	}
 	return out
 }

@@ -28,6 +28,10 @@ var (
 // to m.MsgID); a zero PutTime by the current time.
 func (o *Owner) Put(q QueueID, m *Message, opt PutOptions) (err error) {
 	defer shm.EndGuard(shm.BeginGuard(), &err)
+	if err := o.begin(); err != nil {
+		return err
+	}
+	defer o.end()
 	pq, err := o.putQueue(q)
 	if err != nil {
 		return err
@@ -48,6 +52,10 @@ func (o *Owner) Put(q QueueID, m *Message, opt PutOptions) (err error) {
 // syncpoint, a failure part way leaves the ones before it on the queue).
 func (o *Owner) PutBatch(q QueueID, msgs []Message, opt PutOptions) (n int, err error) {
 	defer shm.EndGuard(shm.BeginGuard(), &err)
+	if err := o.begin(); err != nil {
+		return 0, err
+	}
+	defer o.end()
 	pq, err := o.putQueue(q)
 	if err != nil {
 		return 0, err
@@ -78,9 +86,6 @@ type putTarget struct {
 }
 
 func (o *Owner) putQueue(q QueueID) (putTarget, error) {
-	if err := o.checkAlive(); err != nil {
-		return putTarget{}, err
-	}
 	s := o.s
 	qi := uint32(q)
 	if !s.queueActive(qi) {

@@ -69,6 +69,8 @@ type QueueInfo struct {
 	Attrs   QueueAttrs
 	Depth   int64 // messages on the queue, committed or not (MQ CURDEPTH)
 	Uncom   int64 // uncommitted puts and gets (MQ UNCOM)
+	OpenIn  int64 // handles open for input (MQ IPPROCS)
+	OpenOut int64 // handles open for output (MQ OPPROCS)
 	Created time.Time
 }
 
@@ -140,9 +142,10 @@ func (o *Owner) sweepQueues() {
 // CreateQueue defines a queue in the structure.
 func (o *Owner) CreateQueue(name string, a QueueAttrs) (id QueueID, err error) {
 	defer shm.EndGuard(shm.BeginGuard(), &err)
-	if err := o.checkAlive(); err != nil {
+	if err := o.begin(); err != nil {
 		return 0, err
 	}
+	defer o.end()
 	if !validQueueName(name) {
 		return 0, fmt.Errorf("%w: queue name %q (1 to 48 of A-Z a-z 0-9 . / _ %%)", ErrBadName, name)
 	}
@@ -275,9 +278,10 @@ func (s *Structure) LookupQueue(name string) (id QueueID, err error) {
 // DeleteQueue removes an empty queue. Callers make sure nobody has it open.
 func (o *Owner) DeleteQueue(q QueueID) (err error) {
 	defer shm.EndGuard(shm.BeginGuard(), &err)
-	if err := o.checkAlive(); err != nil {
+	if err := o.begin(); err != nil {
 		return err
 	}
+	defer o.end()
 	s := o.s
 	o.adminLock()
 	defer o.adminUnlock()
@@ -345,6 +349,13 @@ func (o *Owner) finishDelete(q uint32, w uint64) {
 // counts sums the per-owner depth and uncommitted cells of q over the owners
 // that ever touched it.
 func (s *Structure) counts(q uint32) (depth, uncom int64) {
+	c := s.cellSums(q)
+	return c[0], c[1]
+}
+
+// cellSums sums all four cells (depth, uncommitted, open for input, open
+// for output) of q over the owners that ever touched it.
+func (s *Structure) cellSums(q uint32) (c [4]int64) {
 	bm := s.queueOff(q) + qBitmaps + s.l.bitmapSize
 	for wi := 0; wi < (s.p.Owners+63)/64; wi++ {
 		w := s.load(bm + uint64(wi)*8)
@@ -352,11 +363,31 @@ func (s *Structure) counts(q uint32) (depth, uncom int64) {
 			b := bits.TrailingZeros64(w)
 			w &= w - 1
 			off := s.cellOff(wi*64+b, q)
-			depth += int64(s.load(off))
-			uncom += int64(s.load(off + 8))
+			for k := range c {
+				c[k] += int64(s.load(off + uint64(k)*8))
+			}
 		}
 	}
-	return depth, uncom
+	return c
+}
+
+// CountOpen adds in and out (+1 on open, -1 on close) to this owner's count
+// of handles open on q for input and for output. QueueInfo sums them over
+// the owners (MQ IPPROCS, OPPROCS); Repair zeroes a dead owner's.
+func (o *Owner) CountOpen(q QueueID, in, out int) (err error) {
+	defer shm.EndGuard(shm.BeginGuard(), &err)
+	if err := o.begin(); err != nil {
+		return err
+	}
+	defer o.end()
+	if !o.s.queueActive(uint32(q)) {
+		return fmt.Errorf("%w: slot %d", ErrUnknownQueue, q)
+	}
+	o.touch(uint32(q))
+	off := o.s.cellOff(o.slot, uint32(q))
+	o.s.storeOwned(off+16, uint64(int64(o.s.load(off+16))+int64(in)))
+	o.s.storeOwned(off+24, uint64(int64(o.s.load(off+24))+int64(out)))
+	return nil
 }
 
 // Depth is the current depth of q (committed and uncommitted messages).
@@ -372,13 +403,14 @@ func (s *Structure) QueueInfo(q QueueID) (info QueueInfo, err error) {
 		return QueueInfo{}, fmt.Errorf("%w: slot %d", ErrUnknownQueue, q)
 	}
 	off := s.queueOff(uint32(q))
-	d, u := s.counts(uint32(q))
+	c := s.cellSums(uint32(q))
+	d, u := c[0], c[1]
 	f := s.load(off + qFlags)
 	return QueueInfo{
 		ID: q, Name: s.queueName(uint32(q)),
 		Attrs: QueueAttrs{MaxDepth: int64(s.load(off + qMaxDepth)), MaxMsgLen: int(s.load(off + qMaxMsgL)),
 			IndexMsgID: f&flagIndexMsgID != 0, IndexCorrelID: f&flagIndexCorrelID != 0},
-		Depth: max(d, 0), Uncom: max(u, 0),
+		Depth: max(d, 0), Uncom: max(u, 0), OpenIn: max(c[2], 0), OpenOut: max(c[3], 0),
 		Created: time.Unix(0, int64(s.load(off+qCreated))),
 	}, nil
 }

@@ -4,8 +4,10 @@ import (
 	"errors"
 	"fmt"
 	"github.com/qmgr/qmgr/shm"
+	"runtime"
 	"slices"
 	"sync/atomic"
+	"time"
 
 	"github.com/qmgr/qmgr/crashpoint"
 	"github.com/qmgr/qmgr/procid"
@@ -54,6 +56,36 @@ func (s *Structure) Repair(t OwnerTag) (RepairReport, error) {
 // knows it will never touch the structure again).
 func (s *Structure) RepairWith(t OwnerTag, out Outcome, force bool) (RepairReport, error) {
 	return s.repair(t, out, force)
+}
+
+// Revoke takes owner t away from its process, which may be alive (a
+// connection whose queue manager died), and undoes or finishes its work as
+// Repair does. The owner's next operation fails with ErrOwnerRevoked. If it
+// is in the middle of an operation, Revoke waits for that operation to end
+// (a revocable owner brackets its operations; see Owner.SetRevocable): the
+// wait is for a live process, never for a dead one. An owner that is not
+// revocable must be fenced (killed) by the caller instead.
+func (s *Structure) Revoke(t OwnerTag, out Outcome) (rep RepairReport, err error) {
+	defer shm.EndGuard(shm.BeginGuard(), &err)
+	if t.Slot() >= s.p.Owners {
+		return rep, fmt.Errorf("%w: %v", ErrNotOwner, t)
+	}
+	_, id := s.slotProcess(t.Slot())
+	if err := s.claimRepair(t, true); err != nil {
+		return rep, err
+	}
+	off := s.ownerOff(t.Slot())
+	for i := 0; s.load(off+ownOpSeq)&1 == 1; i++ {
+		if i%64 == 63 && !processAlive(id) {
+			break // it died in the operation: repair it as dead
+		}
+		if i < 16 {
+			runtime.Gosched()
+		} else {
+			time.Sleep(10 * time.Microsecond)
+		}
+	}
+	return s.repair(t, out, true)
 }
 
 // RepairDead repairs every owner whose process is gone (and finishes
@@ -363,7 +395,10 @@ func (s *Structure) repair(t OwnerTag, out Outcome, force bool) (rep RepairRepor
 		for p := 0; p < Priorities; p++ {
 			s.cas(s.sublogOff(q, p)+slJanitor, uint64(t), 0)
 		}
-		s.store(s.cellOff(t.Slot(), q)+8, 0)
+		co := s.cellOff(t.Slot(), q)
+		s.store(co+8, 0)  // uncommitted
+		s.store(co+16, 0) // open for input
+		s.store(co+24, 0) // open for output
 	}
 	// Scanners' caches may have skipped positions that are available now.
 	s.announce(all, 1<<30)

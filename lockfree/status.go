@@ -83,9 +83,10 @@ func (s *Structure) ReadStatus(i int, dst []byte) (v uint64, err error) {
 // before. On a mismatch it returns ErrStatusChanged and changes nothing.
 func (o *Owner) CompareAndSwapStatus(i int, before, after []byte) (err error) {
 	defer shm.EndGuard(shm.BeginGuard(), &err)
-	if err := o.checkAlive(); err != nil {
+	if err := o.begin(); err != nil {
 		return err
 	}
+	defer o.end()
 	s := o.s
 	if err := s.checkStatus(i, before, after); err != nil {
 		return err

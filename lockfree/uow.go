@@ -81,9 +81,10 @@ func (s *Structure) announce(ss sublogSet, n int) {
 // Commit makes the unit of work's puts visible and removes its gets.
 func (o *Owner) Commit() (err error) {
 	defer shm.EndGuard(shm.BeginGuard(), &err)
-	if err := o.checkAlive(); err != nil {
+	if err := o.begin(); err != nil {
 		return err
 	}
+	defer o.end()
 	if !o.InUOW() {
 		return nil
 	}
@@ -123,9 +124,10 @@ func (o *Owner) Commit() (err error) {
 // were, each with its backout count increased.
 func (o *Owner) Backout() (err error) {
 	defer shm.EndGuard(shm.BeginGuard(), &err)
-	if err := o.checkAlive(); err != nil {
+	if err := o.begin(); err != nil {
 		return err
 	}
+	defer o.end()
 	if !o.InUOW() {
 		return nil
 	}

@@ -1,0 +1,181 @@
+package lockfree
+
+import (
+	"errors"
+	"fmt"
+	"math/rand"
+	"testing"
+	"time"
+)
+
+// TestRevokeLiveOwner revokes an owner while its goroutine is busy moving
+// messages between queues in units of work: the owner must see
+// ErrOwnerRevoked, nothing may be lost or duplicated, and the checker must
+// be clean. Repeated with revocations at random moments.
+func TestRevokeLiveOwner(t *testing.T) {
+	s := newStructure(t, smallParams)
+	admin := register(t, s)
+	qa := mustQueue(t, admin, "A", QueueAttrs{})
+	qb := mustQueue(t, admin, "B", QueueAttrs{})
+	const total = 200
+	for i := 0; i < total; i++ {
+		put(t, admin, qa, fmt.Sprint(i), i%3, false)
+	}
+	rng := rand.New(rand.NewSource(1))
+	for round := 0; round < 200; round++ {
+		o := register(t, s)
+		o.SetRevocable(true)
+		done := make(chan error, 1)
+		go func(seed int64) {
+			r := rand.New(rand.NewSource(seed))
+			var m Message
+			for {
+				from, to := qa, qb
+				if r.Intn(2) == 0 {
+					from, to = qb, qa
+				}
+				for k := 0; k < 1+r.Intn(4); k++ {
+					err := o.Get(from, GetOptions{Syncpoint: true, Wait: time.Duration(r.Intn(2)) * time.Millisecond}, &m)
+					if errors.Is(err, ErrNoMessage) {
+						continue
+					}
+					if err != nil {
+						done <- err
+						return
+					}
+					if err := o.Put(to, &Message{Body: m.Body, Priority: m.Priority}, PutOptions{Syncpoint: true}); err != nil {
+						done <- err
+						return
+					}
+				}
+				var err error
+				if r.Intn(4) == 0 {
+					err = o.Backout()
+				} else {
+					err = o.Commit()
+				}
+				if err != nil {
+					done <- err
+					return
+				}
+			}
+		}(int64(round))
+		time.Sleep(time.Duration(rng.Intn(300)) * time.Microsecond)
+		out := OutcomeBackout
+		if round%3 == 0 {
+			out = OutcomeAuto
+		}
+		if _, err := s.Revoke(o.Tag(), out); err != nil {
+			t.Fatalf("round %d: revoke: %v", round, err)
+		}
+		if err := <-done; !errors.Is(err, ErrOwnerRevoked) {
+			t.Fatalf("round %d: the owner saw %v, want ErrOwnerRevoked", round, err)
+		}
+		o.Close()
+		if r := s.Check(CheckOptions{Quiescent: true}); !r.OK() {
+			t.Fatalf("round %d: %v", round, r)
+		}
+	}
+	seen := map[string]int{}
+	var m Message
+	for _, q := range []QueueID{qa, qb} {
+		for admin.Get(q, GetOptions{}, &m) == nil {
+			seen[string(m.Body)]++
+		}
+	}
+	if len(seen) != total {
+		t.Fatalf("%d distinct messages, want %d", len(seen), total)
+	}
+	for k, n := range seen {
+		if n != 1 {
+			t.Fatalf("message %s %d times", k, n)
+		}
+	}
+}
+
+// TestRevokeWaitsOnlyForTheOperation: a revocable owner sleeping in a get
+// with a long wait does not hold up a revoker.
+func TestRevokeDoesNotWaitForASleepingGet(t *testing.T) {
+	s := newStructure(t, smallParams)
+	admin := register(t, s)
+	q := mustQueue(t, admin, "Q", QueueAttrs{})
+	o := register(t, s)
+	o.SetRevocable(true)
+	done := make(chan error, 1)
+	go func() {
+		var m Message
+		done <- o.Get(q, GetOptions{Wait: time.Minute}, &m)
+	}()
+	for s.Waiters(q) == 0 {
+		time.Sleep(time.Millisecond)
+	}
+	t0 := time.Now()
+	if _, err := s.Revoke(o.Tag(), OutcomeBackout); err != nil {
+		t.Fatal(err)
+	}
+	if el := time.Since(t0); el > time.Second {
+		t.Fatalf("revoke waited %v for a sleeping getter", el)
+	}
+	if err := <-done; !errors.Is(err, ErrOwnerRevoked) {
+		t.Fatalf("getter saw %v", err)
+	}
+	checkOK(t, s)
+}
+
+func TestOpenCountsExpiryDecisionLabels(t *testing.T) {
+	s := newStructure(t, smallParams)
+	a := register(t, s)
+	b, err := s.RegisterLabel(42)
+	if err != nil {
+		t.Fatal(err)
+	}
+	q := mustQueue(t, a, "Q", QueueAttrs{})
+	a.CountOpen(q, 1, 0)
+	b.CountOpen(q, 1, 1)
+	b.CountOpen(q, 0, 1)
+	if info, _ := s.QueueInfo(q); info.OpenIn != 2 || info.OpenOut != 2 {
+		t.Fatalf("open counts %+v", info)
+	}
+	if info, ok := s.Owner(b.Tag().Slot()); !ok || info.Label != 42 || !info.Registered {
+		t.Fatalf("owner info %+v", info)
+	}
+	// A repaired owner's handles are gone.
+	if _, err := s.RepairWith(b.Tag(), OutcomeBackout, true); err != nil {
+		t.Fatal(err)
+	}
+	if info, _ := s.QueueInfo(q); info.OpenIn != 1 || info.OpenOut != 0 {
+		t.Fatalf("after repair %+v", info)
+	}
+	// Expiry scan.
+	past := time.Now().Add(-time.Second).UnixNano()
+	for i := 0; i < 10; i++ {
+		exp := int64(0)
+		if i%2 == 0 {
+			exp = past
+		}
+		a.Put(q, &Message{Body: []byte{byte(i)}, Expiry: exp}, PutOptions{})
+	}
+	if n, err := a.RemoveExpired(q); err != nil || n != 5 {
+		t.Fatalf("removed %d %v", n, err)
+	}
+	if d := s.Depth(q); d != 5 {
+		t.Fatalf("depth %d", d)
+	}
+	// A decision recorded in one structure decides elsewhere.
+	c := register(t, s)
+	if s.Decision(c.Tag()) != OutcomeBackout {
+		t.Fatal("no decision yet")
+	}
+	c.DecideCommit()
+	if s.Decision(c.Tag()) != OutcomeCommit {
+		t.Fatal("decision not recorded")
+	}
+	c.EndDecision()
+	if s.Decision(c.Tag()) != OutcomeBackout {
+		t.Fatal("decision not cleared")
+	}
+	a.CountOpen(q, -1, 0)
+	a.Close()
+	c.Close()
+	checkOK(t, s)
+}
