@@ -1,6 +1,14 @@
-// Package recovery will hold the peer watcher (pidfd and heartbeat), peer
-// recovery of units of work and channels, the recovery logs, fuzzy backups,
-// structure recovery and backup scheduling (seed 002). It is empty until
-// those issues; the directory exists because the top-level layout is fixed.
-// The repair of one dead owner inside one structure is lockfree.Repair.
+// Package recovery notices deaths and recovers what the dead left behind.
+//
+// Watcher learns of a process's exit at once: it holds a pidfd
+// (pidfd_open(2)) per watched process and polls them together, so a death
+// is seen within the poll's wake-up, not at the next heartbeat. A pid is
+// always watched together with the process start time recorded for it
+// (procid), so a pid the kernel reused between reading it and opening the
+// pidfd is reported as dead rather than taken for the old process.
+//
+// Later issues add here the recovery logs, fuzzy backups, structure
+// recovery and backup scheduling. The repair of one dead owner inside one
+// structure is lockfree.Repair; the recovery of a dead member's
+// connections across the group's structures is in package qm.
 package recovery

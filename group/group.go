@@ -1,0 +1,228 @@
+package group
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"sort"
+	"sync"
+
+	"github.com/qmgr/qmgr/lockfree"
+	"github.com/qmgr/qmgr/shm"
+)
+
+// Sentinel errors.
+var (
+	ErrConfig      = errors.New("group: invalid configuration")
+	ErrNoGroup     = errors.New("group: group not found")
+	ErrNoPeerSlot  = errors.New("group: no free peer slot")
+	ErrPeerRunning = errors.New("group: member already running")
+	ErrBadRecord   = errors.New("group: malformed record")
+)
+
+// Status slot allocation in the admin structure.
+const (
+	PeerSlots        = 32
+	firstLeaseSlot   = 32
+	firstCounterSlot = 48
+	FirstFreeSlot    = 64 // later layers (channel status) use slots from here
+	statusSlots      = 1024
+	recordSize       = 256
+	// MaxConnections is the number of connection slots (owner slots of
+	// every structure of the group).
+	MaxConnections = 1024
+)
+
+// Leases.
+const (
+	LeaseExpiry = firstLeaseSlot + 0 // the member that runs the periodic expiry scan
+	LeaseBackup = firstLeaseSlot + 1 // the member that schedules CF backups (later)
+)
+
+// Counters.
+const (
+	CounterDefs = firstCounterSlot + 0 // bumped after every change of the shared definitions
+	CounterLRSN = firstCounterSlot + 1 // log record sequence numbers (later)
+)
+
+// Config locates a group's files.
+type Config struct {
+	// Name is the group name; default QSG1. Same rules as structure names.
+	Name string
+	// DataDir holds the shared definitions, recovery logs and backups;
+	// default $XDG_STATE_HOME/qmgr/<name> (or ~/.local/state/qmgr/<name>).
+	DataDir string
+	// CFDir holds the CF structure files; default /dev/shm/qmgr-<name>.
+	CFDir string
+	// AdminSize and AppSize are the sizes of new structures; defaults
+	// 16 MiB and 256 MiB.
+	AdminSize, AppSize uint64
+}
+
+// Validate applies the defaults and checks the configuration.
+func (c *Config) Validate() error {
+	if c.Name == "" {
+		c.Name = "QSG1"
+	}
+	if !shm.ValidName(c.Name) {
+		return fmt.Errorf("%w: group name %q (1 to 48 of A-Z a-z 0-9 . _ %%)", ErrConfig, c.Name)
+	}
+	if c.DataDir == "" {
+		base := os.Getenv("XDG_STATE_HOME")
+		if base == "" {
+			home, err := os.UserHomeDir()
+			if err != nil {
+				return fmt.Errorf("%w: no data directory given and no home directory: %v", ErrConfig, err)
+			}
+			base = filepath.Join(home, ".local", "state")
+		}
+		c.DataDir = filepath.Join(base, "qmgr", c.Name)
+	}
+	if c.CFDir == "" {
+		c.CFDir = shm.DefaultDir(c.Name)
+	}
+	if c.AdminSize == 0 {
+		c.AdminSize = 16 << 20
+	}
+	if c.AppSize == 0 {
+		c.AppSize = 256 << 20
+	}
+	return nil
+}
+
+// Group is an attached group: its admin structure and the application
+// structures opened so far.
+type Group struct {
+	cfg   Config
+	admin *lockfree.Structure
+
+	mu   sync.Mutex
+	apps map[string]*lockfree.Structure
+}
+
+// AdminParams are the admin structure's parameters.
+func AdminParams() lockfree.Params {
+	return lockfree.Params{Owners: MaxConnections, Queues: 1, Entries: 64, Elements: 64,
+		StatusSlots: statusSlots, StatusSize: recordSize}
+}
+
+// QueuesPerStructure is how many queues an application structure holds.
+// Every (connection, queue) pair has a 32-byte count cell, so this and
+// MaxConnections set a fixed cost of 8 MiB per structure.
+const QueuesPerStructure = 256
+
+// AppParams are the parameters of application structures (counts come from
+// the size).
+func AppParams() lockfree.Params {
+	return lockfree.Params{Owners: MaxConnections, Queues: QueuesPerStructure}
+}
+
+// Open attaches the group's admin structure, creating the directories and
+// the structure when create is set (members do; applications do not).
+func Open(cfg Config, create bool) (*Group, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	g := &Group{cfg: cfg, apps: map[string]*lockfree.Structure{}}
+	var err error
+	if create {
+		if err := os.MkdirAll(cfg.DataDir, shm.DirMode); err != nil {
+			return nil, fmt.Errorf("group %s: data directory: %w", cfg.Name, err)
+		}
+		g.admin, _, err = lockfree.Create(lockfree.CreateOptions{Dir: cfg.CFDir, Name: shm.AdminStructure, Kind: shm.KindAdmin,
+			Size: cfg.AdminSize, Params: AdminParams()})
+	} else {
+		g.admin, err = lockfree.Attach(cfg.CFDir, shm.AdminStructure)
+		if errors.Is(err, shm.ErrNotFound) {
+			return nil, fmt.Errorf("%w: %s has no admin structure (is a member of group %s running?): %v", ErrNoGroup, cfg.CFDir, cfg.Name, err)
+		}
+	}
+	if err != nil {
+		return nil, err
+	}
+	if g.admin.Params().StatusSlots < statusSlots || g.admin.Params().Owners != MaxConnections {
+		g.admin.Close()
+		return nil, fmt.Errorf("%w: %s is not a group admin structure", ErrConfig, shm.AdminStructure)
+	}
+	return g, nil
+}
+
+// Config is the group's configuration (defaults applied).
+func (g *Group) Config() Config { return g.cfg }
+
+// Admin is the admin structure.
+func (g *Group) Admin() *lockfree.Structure { return g.admin }
+
+// Structure attaches (or, with create, creates) an application structure.
+func (g *Group) Structure(name string, create bool) (*lockfree.Structure, error) {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if s, ok := g.apps[name]; ok {
+		return s, nil
+	}
+	var s *lockfree.Structure
+	var err error
+	if create {
+		s, _, err = lockfree.Create(lockfree.CreateOptions{Dir: g.cfg.CFDir, Name: name, Kind: shm.KindApplication,
+			Size: g.cfg.AppSize, Params: AppParams()})
+	} else {
+		s, err = lockfree.Attach(g.cfg.CFDir, name)
+	}
+	if err != nil {
+		return nil, err
+	}
+	if s.Params().Owners != MaxConnections {
+		s.Close()
+		return nil, fmt.Errorf("%w: structure %s has %d owner slots, the group uses %d", ErrConfig, name, s.Params().Owners, MaxConnections)
+	}
+	g.apps[name] = s
+	return s, nil
+}
+
+// Structures attaches every application structure present in the CF
+// directory and returns them by name, sorted.
+func (g *Group) Structures() ([]string, error) {
+	names, err := shm.List(g.cfg.CFDir)
+	if err != nil {
+		return nil, err
+	}
+	var out []string
+	for _, n := range names {
+		if n == shm.AdminStructure {
+			continue
+		}
+		if _, err := g.Structure(n, false); err != nil {
+			return out, fmt.Errorf("structure %s: %w", n, err)
+		}
+		out = append(out, n)
+	}
+	sort.Strings(out)
+	return out, nil
+}
+
+// Close detaches every structure.
+func (g *Group) Close() error {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	var errs []error
+	for n, s := range g.apps {
+		errs = append(errs, s.Close())
+		delete(g.apps, n)
+	}
+	errs = append(errs, g.admin.Close())
+	return errors.Join(errs...)
+}
+
+// ConnLabel is the owner label of a connection of the member in peer slot
+// peer: the member recovers it when the application dies, its peers when
+// the member dies.
+func ConnLabel(peer int) uint64 { return 1<<32 | uint64(peer) }
+
+// LabelPeer returns the peer slot a connection label names.
+func LabelPeer(label uint64) (int, bool) {
+	if label>>32 != 1 || uint32(label) >= PeerSlots {
+		return 0, false
+	}
+	return int(uint32(label)), true
+}

@@ -1,0 +1,110 @@
+package group
+
+import (
+	"errors"
+	"testing"
+	"time"
+
+	"github.com/qmgr/qmgr/procid"
+	"github.com/qmgr/qmgr/shm"
+)
+
+func testGroup(t *testing.T) *Group {
+	t.Helper()
+	dir := t.TempDir()
+	g, err := Open(Config{Name: "TEST", DataDir: dir + "/data", CFDir: dir + "/cf", AdminSize: 8 << 20, AppSize: 32 << 20}, true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { g.Close() })
+	return g
+}
+
+func TestConfigDefaults(t *testing.T) {
+	t.Setenv("XDG_STATE_HOME", "/tmp/xdg")
+	c := Config{}
+	if err := c.Validate(); err != nil {
+		t.Fatal(err)
+	}
+	if c.Name != "QSG1" || c.DataDir != "/tmp/xdg/qmgr/QSG1" || c.CFDir != "/dev/shm/qmgr-QSG1" {
+		t.Fatalf("%+v", c)
+	}
+	if err := (&Config{Name: "bad/name"}).Validate(); !errors.Is(err, ErrConfig) {
+		t.Fatal(err)
+	}
+}
+
+func TestOpenWithoutGroup(t *testing.T) {
+	dir := t.TempDir()
+	if _, err := Open(Config{Name: "NONE", DataDir: dir, CFDir: dir}, false); !errors.Is(err, ErrNoGroup) {
+		t.Fatalf("%v", err)
+	}
+}
+
+func TestPeersLeasesCounters(t *testing.T) {
+	g := testGroup(t)
+	o, err := g.Admin().Register()
+	if err != nil {
+		t.Fatal(err)
+	}
+	self := procid.Self()
+	ok, err := g.UpdatePeer(o, 3, func(p *Peer) bool {
+		p.Name, p.State, p.Process, p.Incarnation, p.Port = "QM1", PeerActive, self, 1, 1414
+		return true
+	})
+	if err != nil || !ok {
+		t.Fatal(err)
+	}
+	p, found, err := g.FindPeer("QM1")
+	if err != nil || !found || p.Slot != 3 || p.State != PeerActive || p.Process != self || p.Port != 1414 || !p.ProcessAlive() {
+		t.Fatalf("%+v %v %v", p, found, err)
+	}
+	if ok, _ := g.UpdatePeer(o, 3, func(p *Peer) bool { return false }); ok {
+		t.Fatal("unchanged update reported a change")
+	}
+	held, err := g.AcquireLease(o, LeaseExpiry, 3, time.Second)
+	if err != nil || !held {
+		t.Fatalf("lease: %v %v", held, err)
+	}
+	if held, _ := g.AcquireLease(o, LeaseExpiry, 4, time.Second); held {
+		t.Fatal("a held lease was taken by another member")
+	}
+	if held, _ := g.AcquireLease(o, LeaseExpiry, 3, time.Second); !held {
+		t.Fatal("the holder could not renew")
+	}
+	g.ReleaseLease(o, LeaseExpiry, 3)
+	if held, _ := g.AcquireLease(o, LeaseExpiry, 4, time.Millisecond); !held {
+		t.Fatal("a released lease could not be taken")
+	}
+	time.Sleep(2 * time.Millisecond)
+	if held, _ := g.AcquireLease(o, LeaseExpiry, 5, time.Second); !held {
+		t.Fatal("an expired lease could not be taken")
+	}
+	for i := 1; i <= 3; i++ {
+		if v, err := g.AddCounter(o, CounterDefs, 1); err != nil || v != uint64(i) {
+			t.Fatalf("counter %d %v", v, err)
+		}
+	}
+	if _, err := g.Structure(shm.DefaultApplicationStructure, true); err != nil {
+		t.Fatal(err)
+	}
+	if names, err := g.Structures(); err != nil || len(names) != 1 || names[0] != "APPL1" {
+		t.Fatalf("%v %v", names, err)
+	}
+}
+
+func FuzzDecodePeer(f *testing.F) {
+	f.Add(Peer{Name: "QM1", State: PeerActive, Process: procid.ID{Pid: 5, Start: 7}, Port: 1}.Encode())
+	f.Add(make([]byte, recordSize))
+	f.Add([]byte{1, 2, 3})
+	f.Fuzz(func(t *testing.T, b []byte) {
+		p, err := DecodePeer(b)
+		if err != nil {
+			return
+		}
+		q, err := DecodePeer(p.Encode())
+		if err != nil || q.Name != p.Name || q.State != p.State || q.Process != p.Process {
+			t.Fatalf("round trip: %+v -> %+v %v", p, q, err)
+		}
+	})
+}

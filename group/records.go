@@ -1,0 +1,263 @@
+package group
+
+import (
+	"bytes"
+	"encoding/binary"
+	"fmt"
+	"time"
+
+	"github.com/qmgr/qmgr/lockfree"
+	"github.com/qmgr/qmgr/procid"
+)
+
+// PeerState is a member's state in the peer table.
+type PeerState uint8
+
+// Member states.
+const (
+	PeerEmpty      PeerState = iota // never used
+	PeerStarting                    // claimed by a starting process
+	PeerActive                      // serving
+	PeerStopping                    // ending in order
+	PeerFailed                      // died (or hung and was killed); not yet recovered
+	PeerRecovering                  // a survivor is recovering its work
+	PeerRecovered                   // died and its work was recovered
+	PeerStopped                     // stopped in order
+)
+
+var peerStateNames = [...]string{"empty", "starting", "active", "stopping", "failed", "recovering", "recovered", "stopped"}
+
+func (s PeerState) String() string {
+	if int(s) < len(peerStateNames) {
+		return peerStateNames[s]
+	}
+	return fmt.Sprintf("state(%d)", s)
+}
+
+// Running reports whether a member in this state has (or should have) a
+// live process.
+func (s PeerState) Running() bool { return s == PeerStarting || s == PeerActive || s == PeerStopping }
+
+// Peer is one member's record.
+type Peer struct {
+	Slot        int
+	Name        string
+	State       PeerState
+	Process     procid.ID
+	Incarnation uint64
+	Heartbeat   int64 // Unix ns
+	Started     int64 // Unix ns
+	Recoverer   procid.ID
+	Port        int
+	GenericPort int
+}
+
+// ProcessAlive reports whether the member's process runs.
+func (p Peer) ProcessAlive() bool { return p.Process.Pid > 0 && procid.Alive(p.Process) }
+
+// Encode renders the record (recordSize bytes).
+func (p Peer) Encode() []byte {
+	b := make([]byte, recordSize)
+	copy(b[0:48], p.Name)
+	b[48] = byte(p.State)
+	le := binary.LittleEndian
+	le.PutUint64(b[56:], uint64(p.Process.Pid))
+	le.PutUint64(b[64:], p.Process.Start)
+	le.PutUint64(b[72:], p.Incarnation)
+	le.PutUint64(b[80:], uint64(p.Heartbeat))
+	le.PutUint64(b[88:], uint64(p.Started))
+	le.PutUint64(b[96:], uint64(p.Recoverer.Pid))
+	le.PutUint64(b[104:], p.Recoverer.Start)
+	le.PutUint32(b[112:], uint32(p.Port))
+	le.PutUint32(b[116:], uint32(p.GenericPort))
+	return b
+}
+
+// DecodePeer parses a peer record. It never panics; a record that cannot be
+// one is ErrBadRecord.
+func DecodePeer(b []byte) (Peer, error) {
+	var p Peer
+	if len(b) < 120 {
+		return p, fmt.Errorf("%w: peer record of %d bytes", ErrBadRecord, len(b))
+	}
+	name := b[0:48]
+	if i := bytes.IndexByte(name, 0); i >= 0 {
+		name = name[:i]
+	}
+	p.Name = string(name)
+	p.State = PeerState(b[48])
+	if int(p.State) >= len(peerStateNames) {
+		return p, fmt.Errorf("%w: peer state %d", ErrBadRecord, b[48])
+	}
+	le := binary.LittleEndian
+	pid := le.Uint64(b[56:])
+	rpid := le.Uint64(b[96:])
+	if pid > 1<<31 || rpid > 1<<31 {
+		return p, fmt.Errorf("%w: pid out of range", ErrBadRecord)
+	}
+	p.Process = procid.ID{Pid: int(pid), Start: le.Uint64(b[64:])}
+	p.Incarnation = le.Uint64(b[72:])
+	p.Heartbeat = int64(le.Uint64(b[80:]))
+	p.Started = int64(le.Uint64(b[88:]))
+	p.Recoverer = procid.ID{Pid: int(rpid), Start: le.Uint64(b[104:])}
+	p.Port = int(le.Uint32(b[112:]))
+	p.GenericPort = int(le.Uint32(b[116:]))
+	if p.State != PeerEmpty && (p.Name == "" || len(p.Name) > 48) {
+		return p, fmt.Errorf("%w: peer in state %v without a name", ErrBadRecord, p.State)
+	}
+	return p, nil
+}
+
+// Peer reads peer slot slot.
+func (g *Group) Peer(slot int) (Peer, error) {
+	if slot < 0 || slot >= PeerSlots {
+		return Peer{}, fmt.Errorf("%w: peer slot %d", ErrConfig, slot)
+	}
+	b := make([]byte, recordSize)
+	if _, err := g.admin.ReadStatus(slot, b); err != nil {
+		return Peer{}, err
+	}
+	p, err := DecodePeer(b)
+	p.Slot = slot
+	return p, err
+}
+
+// Peers returns every used peer slot.
+func (g *Group) Peers() ([]Peer, error) {
+	var out []Peer
+	for i := 0; i < PeerSlots; i++ {
+		p, err := g.Peer(i)
+		if err != nil {
+			return out, err
+		}
+		if p.State != PeerEmpty {
+			out = append(out, p)
+		}
+	}
+	return out, nil
+}
+
+// FindPeer returns the slot of the member named name, or -1.
+func (g *Group) FindPeer(name string) (Peer, bool, error) {
+	ps, err := g.Peers()
+	for _, p := range ps {
+		if p.Name == name {
+			return p, true, err
+		}
+	}
+	return Peer{}, false, err
+}
+
+// UpdatePeer applies f to peer slot slot by compare-and-swap until it
+// sticks; f returns false to leave the record unchanged (and UpdatePeer
+// then returns false).
+func (g *Group) UpdatePeer(o *lockfree.Owner, slot int, f func(p *Peer) bool) (bool, error) {
+	changed := false
+	err := o.UpdateStatus(slot, func(cur []byte) []byte {
+		p, err := DecodePeer(cur)
+		if err != nil {
+			p = Peer{} // a malformed record is rewritten from scratch
+		}
+		p.Slot = slot
+		if !f(&p) {
+			changed = false
+			return nil
+		}
+		changed = true
+		return p.Encode()
+	})
+	return changed, err
+}
+
+// Lease is a lease record.
+type Lease struct {
+	Holder  int // peer slot, -1 when free
+	Process procid.ID
+	Expires int64
+	Gen     uint64
+}
+
+func (l Lease) encode() []byte {
+	b := make([]byte, recordSize)
+	le := binary.LittleEndian
+	le.PutUint64(b[0:], uint64(l.Holder+1))
+	le.PutUint64(b[8:], uint64(l.Process.Pid))
+	le.PutUint64(b[16:], l.Process.Start)
+	le.PutUint64(b[24:], uint64(l.Expires))
+	le.PutUint64(b[32:], l.Gen)
+	return b
+}
+
+func decodeLease(b []byte) Lease {
+	le := binary.LittleEndian
+	return Lease{Holder: int(le.Uint64(b[0:])) - 1, Process: procid.ID{Pid: int(le.Uint64(b[8:])), Start: le.Uint64(b[16:])},
+		Expires: int64(le.Uint64(b[24:])), Gen: le.Uint64(b[32:])}
+}
+
+// LeaseHolder reads a lease.
+func (g *Group) LeaseHolder(lease int) (Lease, error) {
+	b := make([]byte, recordSize)
+	if _, err := g.admin.ReadStatus(lease, b); err != nil {
+		return Lease{}, err
+	}
+	return decodeLease(b), nil
+}
+
+// AcquireLease takes or renews lease for the member in peer slot peer: it
+// succeeds when the lease is free, expired, held by a process that is gone,
+// or already this member's. The holder renews before ttl runs out.
+func (g *Group) AcquireLease(o *lockfree.Owner, lease, peer int, ttl time.Duration) (bool, error) {
+	self := procid.Self()
+	held := false
+	err := o.UpdateStatus(lease, func(cur []byte) []byte {
+		l := decodeLease(cur)
+		now := time.Now().UnixNano()
+		mine := l.Holder == peer && l.Process == self
+		free := l.Holder < 0 || l.Expires < now || !procid.Alive(l.Process)
+		if !mine && !free {
+			held = false
+			return nil
+		}
+		if !mine {
+			l.Gen++
+		}
+		l.Holder, l.Process, l.Expires = peer, self, now+int64(ttl)
+		held = true
+		return l.encode()
+	})
+	return held, err
+}
+
+// ReleaseLease gives a lease up if this member holds it.
+func (g *Group) ReleaseLease(o *lockfree.Owner, lease, peer int) error {
+	self := procid.Self()
+	return o.UpdateStatus(lease, func(cur []byte) []byte {
+		l := decodeLease(cur)
+		if l.Holder != peer || l.Process != self {
+			return nil
+		}
+		l.Holder, l.Process, l.Expires = -1, procid.ID{}, 0
+		l.Gen++
+		return l.encode()
+	})
+}
+
+// Counter reads a counter.
+func (g *Group) Counter(c int) (uint64, error) {
+	b := make([]byte, recordSize)
+	if _, err := g.admin.ReadStatus(c, b); err != nil {
+		return 0, err
+	}
+	return binary.LittleEndian.Uint64(b), nil
+}
+
+// AddCounter adds delta to a counter and returns the new value.
+func (g *Group) AddCounter(o *lockfree.Owner, c int, delta uint64) (uint64, error) {
+	var v uint64
+	err := o.UpdateStatus(c, func(cur []byte) []byte {
+		v = binary.LittleEndian.Uint64(cur) + delta
+		binary.LittleEndian.PutUint64(cur, v)
+		return cur
+	})
+	return v, err
+}
