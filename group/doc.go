@@ -34,12 +34,12 @@
 //
 // # Lease record
 //
-//	  0   8 holder peer slot + 1 (0: free)
-//	  8   8 holder pid      16 8 holder start time
-//	 24   8 expiry, Unix ns (the holder renews it)
-//	 32   8 generation (incremented on every change of holder)
+//	 0   8 holder peer slot + 1 (0: free)
+//	 8   8 holder pid      16 8 holder start time
+//	24   8 expiry, Unix ns (the holder renews it)
+//	32   8 generation (incremented on every change of holder)
 //
 // # Counter record
 //
-//	  0   8 value
+//	0   8 value
 package group
