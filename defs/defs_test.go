@@ -1,0 +1,148 @@
+package defs
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"sync"
+	"testing"
+)
+
+func TestMain(m *testing.M) {
+	if dir := os.Getenv("DEFS_CHILD"); dir != "" {
+		r, err := Open(dir, false)
+		if err != nil {
+			fmt.Println("open:", err)
+			os.Exit(1)
+		}
+		for i := 0; i < 50; i++ {
+			name := fmt.Sprintf("Q.%s.%d", os.Getenv("DEFS_ID"), i)
+			if err := r.Update(func(tx *Tx) error {
+				_, err := tx.Save(TypeQLocal, name, DefaultQueue(name), Create)
+				return err
+			}); err != nil {
+				fmt.Println("save:", err)
+				os.Exit(1)
+			}
+		}
+		os.Exit(0)
+	}
+	os.Exit(m.Run())
+}
+
+func TestSaveLoadModes(t *testing.T) {
+	dir := t.TempDir()
+	r, err := Open(dir, true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	q := DefaultQueue("IN")
+	q.MaxDepth, q.Descr = 10, "input"
+	err = r.Update(func(tx *Tx) error {
+		if _, err := tx.Save(TypeQLocal, q.Name, q, Create); err != nil {
+			return err
+		}
+		_, err := tx.Save(TypeQLocal, q.Name, q, Create)
+		return err
+	})
+	if !errors.Is(err, ErrExists) {
+		t.Fatalf("duplicate create: %v", err)
+	}
+	// The failed transaction changed nothing.
+	r.View(func(tx *Tx) error {
+		if _, err := tx.Queue("IN"); !errors.Is(err, ErrNotFound) {
+			t.Fatalf("rolled back create is visible: %v", err)
+		}
+		return nil
+	})
+	must := func(err error) {
+		t.Helper()
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	must(r.Update(func(tx *Tx) error { _, err := tx.Save(TypeQLocal, q.Name, q, Create); return err }))
+	if err := r.Update(func(tx *Tx) error { _, err := tx.Save(TypeQLocal, "NOPE", q, Alter); return err }); !errors.Is(err, ErrNotFound) {
+		t.Fatalf("alter of a missing object: %v", err)
+	}
+	q.MaxDepth = 20
+	must(r.Update(func(tx *Tx) error { _, err := tx.Save(TypeQLocal, q.Name, q, Alter); return err }))
+	must(r.View(func(tx *Tx) error {
+		got, err := tx.Queue("IN")
+		if err != nil || got.MaxDepth != 20 || got.Descr != "input" || got.Created.IsZero() || got.Altered.Before(got.Created) {
+			t.Fatalf("%+v %v", got, err)
+		}
+		qs, err := tx.Queues("I*")
+		if err != nil || len(qs) != 1 {
+			t.Fatalf("%v %v", qs, err)
+		}
+		m, err := tx.QMgr()
+		if err != nil || m.DeadQ != "" {
+			t.Fatalf("default qmgr: %+v %v", m, err)
+		}
+		return nil
+	}))
+	must(r.Update(func(tx *Tx) error { return tx.Delete(TypeQLocal, "IN") }))
+	if err := r.Update(func(tx *Tx) error { return tx.Delete(TypeQLocal, "IN") }); !errors.Is(err, ErrNotFound) {
+		t.Fatal(err)
+	}
+	st, _ := os.Stat(filepath.Join(dir, FileName))
+	if st.Mode().Perm() != 0o660 {
+		t.Fatalf("mode %v", st.Mode())
+	}
+}
+
+func TestValidation(t *testing.T) {
+	bad := []Queue{{Name: "bad name"}, func() Queue { q := DefaultQueue("Q"); q.DefPrty = 10; return q }(),
+		func() Queue { q := DefaultQueue("Q"); q.IndxType = "GROUPID"; return q }(),
+		func() Queue { q := DefaultQueue("Q"); q.MaxDepth = -1; return q }()}
+	for _, q := range bad {
+		if q.Validate() == nil {
+			t.Errorf("%+v accepted", q)
+		}
+	}
+	if err := DefaultQueue("A.B/C_%").Validate(); err != nil {
+		t.Fatal(err)
+	}
+	for s, ok := range map[string]bool{"APPL1": true, "1APPL": false, "A_B": false, "ABCDEFGHIJKLM": false} {
+		if ValidStructName(s) != ok {
+			t.Errorf("ValidStructName(%s) != %v", s, ok)
+		}
+	}
+	if !Match("A*", "AB") || Match("A*", "BA") || !Match("*", "X") || !Match("X", "X") {
+		t.Fatal("match")
+	}
+}
+
+// TestConcurrentProcesses: several processes write the repository at once.
+func TestConcurrentProcesses(t *testing.T) {
+	dir := t.TempDir()
+	r, err := Open(dir, true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	var wg sync.WaitGroup
+	for i := 0; i < 4; i++ {
+		wg.Add(1)
+		go func(i int) {
+			defer wg.Done()
+			cmd := exec.Command(os.Args[0], "-test.run=^$")
+			cmd.Env = append(os.Environ(), "DEFS_CHILD="+dir, fmt.Sprintf("DEFS_ID=%d", i))
+			if out, err := cmd.CombinedOutput(); err != nil {
+				t.Errorf("child %d: %v %s", i, err, out)
+			}
+		}(i)
+	}
+	wg.Wait()
+	r.View(func(tx *Tx) error {
+		names, err := tx.Names(TypeQLocal, "*")
+		if err != nil || len(names) != 200 {
+			t.Fatalf("%d names %v", len(names), err)
+		}
+		return nil
+	})
+}

@@ -1,0 +1,24 @@
+// Package defs is the group's shared definitions repository: queues,
+// coupling-facility structures and group-wide queue manager attributes, in
+// SQLite (modernc.org/sqlite, no cgo) in the group's data directory.
+//
+// Every member and application opens the same database at once. It runs in
+// WAL mode with a busy timeout, so readers never block and writers queue;
+// every change is one transaction. After a change the caller bumps the
+// definitions counter in the admin structure (group.CounterDefs) so that
+// processes caching definitions refresh them.
+//
+// # Schema (defs.db)
+//
+//	CREATE TABLE objects (
+//	    type    TEXT NOT NULL,   -- QLOCAL, CFSTRUCT, QMGR
+//	    name    TEXT NOT NULL,
+//	    def     TEXT NOT NULL,   -- the object as JSON, keys are MQSC attribute names
+//	    created INTEGER NOT NULL, -- Unix ns
+//	    altered INTEGER NOT NULL,
+//	    PRIMARY KEY (type, name))
+//	CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT)  -- schema_version
+//
+// The database file and its WAL and shared-memory files are created with
+// mode 0660 in a 0770 directory: owner and group only.
+package defs

@@ -1,0 +1,141 @@
+package defs
+
+import (
+	"fmt"
+	"strings"
+	"time"
+)
+
+// Type is an object type, named as in MQSC.
+type Type string
+
+// Object types.
+const (
+	TypeQLocal   Type = "QLOCAL"
+	TypeCFStruct Type = "CFSTRUCT"
+	TypeQMgr     Type = "QMGR"
+)
+
+// GroupQMgr is the name of the one QMGR object: the group's attributes.
+const GroupQMgr = "GROUP"
+
+// Queue is a local queue shared by the group (MQ's QLOCAL with
+// QSGDISP(SHARED)).
+type Queue struct {
+	Name     string    `json:"QUEUE"`
+	MaxDepth int64     `json:"MAXDEPTH"` // default 5000
+	MaxMsgL  int       `json:"MAXMSGL"`  // default 4194304
+	DefPsist bool      `json:"DEFPSIST"` // default NO
+	DefPrty  int       `json:"DEFPRTY"`  // 0..9, default 0
+	BOThresh int       `json:"BOTHRESH"` // 0: no backout threshold
+	BOQName  string    `json:"BOQNAME"`
+	CFStruct string    `json:"CFSTRUCT"` // default APPL1
+	IndxType string    `json:"INDXTYPE"` // NONE, MSGID, CORRELID; default NONE
+	Usage    string    `json:"USAGE"`    // NORMAL, XMITQ; default NORMAL
+	Descr    string    `json:"DESCR"`
+	Created  time.Time `json:"-"`
+	Altered  time.Time `json:"-"`
+}
+
+// DefaultQueue is a queue with MQ's defaults.
+func DefaultQueue(name string) Queue {
+	return Queue{Name: name, MaxDepth: 5000, MaxMsgL: 4 << 20, CFStruct: "APPL1", IndxType: "NONE", Usage: "NORMAL"}
+}
+
+// Validate checks a queue definition.
+func (q Queue) Validate() error {
+	switch {
+	case !ValidName(q.Name):
+		return fmt.Errorf("%w: queue name %q", ErrBadName, q.Name)
+	case q.MaxDepth < 0 || q.MaxDepth > 999_999_999:
+		return fmt.Errorf("%w: MAXDEPTH(%d) not in 0..999999999", ErrBadValue, q.MaxDepth)
+	case q.MaxMsgL < 0 || q.MaxMsgL > 100<<20:
+		return fmt.Errorf("%w: MAXMSGL(%d) not in 0..104857600", ErrBadValue, q.MaxMsgL)
+	case q.DefPrty < 0 || q.DefPrty > 9:
+		return fmt.Errorf("%w: DEFPRTY(%d) not in 0..9", ErrBadValue, q.DefPrty)
+	case q.BOThresh < 0 || q.BOThresh > 999_999_999:
+		return fmt.Errorf("%w: BOTHRESH(%d) not in 0..999999999", ErrBadValue, q.BOThresh)
+	case q.BOQName != "" && !ValidName(q.BOQName):
+		return fmt.Errorf("%w: BOQNAME(%s)", ErrBadName, q.BOQName)
+	case !ValidStructName(q.CFStruct):
+		return fmt.Errorf("%w: CFSTRUCT(%s)", ErrBadName, q.CFStruct)
+	case q.IndxType != "NONE" && q.IndxType != "MSGID" && q.IndxType != "CORRELID":
+		return fmt.Errorf("%w: INDXTYPE(%s) is not NONE, MSGID or CORRELID", ErrBadValue, q.IndxType)
+	case q.Usage != "NORMAL" && q.Usage != "XMITQ":
+		return fmt.Errorf("%w: USAGE(%s) is not NORMAL or XMITQ", ErrBadValue, q.Usage)
+	case len(q.Descr) > 64:
+		return fmt.Errorf("%w: DESCR longer than 64 characters", ErrBadValue)
+	}
+	return nil
+}
+
+// CFStruct is a coupling-facility application structure.
+type CFStruct struct {
+	Name    string    `json:"CFSTRUCT"`
+	SizeMB  int       `json:"SIZE"` // MiB; default 256
+	Descr   string    `json:"DESCR"`
+	Created time.Time `json:"-"`
+	Altered time.Time `json:"-"`
+}
+
+// Validate checks a structure definition.
+func (c CFStruct) Validate() error {
+	switch {
+	case !ValidStructName(c.Name):
+		return fmt.Errorf("%w: CFSTRUCT name %q (1 to 12 letters and digits, starting with a letter)", ErrBadName, c.Name)
+	case c.SizeMB < 16 || c.SizeMB > 1<<20:
+		return fmt.Errorf("%w: SIZE(%d) not in 16..1048576 MiB", ErrBadValue, c.SizeMB)
+	case len(c.Descr) > 64:
+		return fmt.Errorf("%w: DESCR longer than 64 characters", ErrBadValue)
+	}
+	return nil
+}
+
+// QMgr holds the group-wide queue manager attributes.
+type QMgr struct {
+	DeadQ string `json:"DEADQ"` // dead-letter queue; empty for none
+	Descr string `json:"DESCR"`
+}
+
+// Validate checks the attributes.
+func (m QMgr) Validate() error {
+	if m.DeadQ != "" && !ValidName(m.DeadQ) {
+		return fmt.Errorf("%w: DEADQ(%s)", ErrBadName, m.DeadQ)
+	}
+	return nil
+}
+
+// ValidName reports whether s is a valid MQ object name: 1 to 48 of
+// A-Z a-z 0-9 . / _ %.
+func ValidName(s string) bool {
+	if len(s) == 0 || len(s) > 48 {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if !(c >= 'A' && c <= 'Z' || c >= 'a' && c <= 'z' || c >= '0' && c <= '9' || c == '.' || c == '/' || c == '_' || c == '%') {
+			return false
+		}
+	}
+	return true
+}
+
+// ValidStructName reports whether s is a valid CF structure name: as in IBM
+// MQ, 1 to 12 letters and digits starting with a letter.
+func ValidStructName(s string) bool {
+	if len(s) == 0 || len(s) > 12 || !(s[0] >= 'A' && s[0] <= 'Z' || s[0] >= 'a' && s[0] <= 'z') {
+		return false
+	}
+	return strings.IndexFunc(s, func(r rune) bool {
+		return !(r >= 'A' && r <= 'Z' || r >= 'a' && r <= 'z' || r >= '0' && r <= '9')
+	}) < 0
+}
+
+// Match reports whether name matches an MQSC generic pattern: a trailing *
+// matches any suffix, a lone * matches everything.
+func Match(pattern, name string) bool {
+	if strings.HasSuffix(pattern, "*") {
+		return strings.HasPrefix(name, pattern[:len(pattern)-1])
+	}
+	return pattern == name
+}

@@ -1,0 +1,286 @@
+package defs
+
+import (
+	"database/sql"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"sort"
+	"time"
+
+	_ "modernc.org/sqlite" // the database/sql driver "sqlite"
+
+	"github.com/qmgr/qmgr/shm"
+)
+
+// Sentinel errors.
+var (
+	ErrNotFound   = errors.New("defs: object not found")
+	ErrExists     = errors.New("defs: object already exists")
+	ErrBadName    = errors.New("defs: invalid name")
+	ErrBadValue   = errors.New("defs: invalid attribute value")
+	ErrPermission = errors.New("defs: not authorised")
+	ErrCorrupt    = errors.New("defs: stored definition unreadable")
+)
+
+const schemaVersion = "1"
+
+// FileName is the database file in the data directory.
+const FileName = "defs.db"
+
+// Repo is an open definitions repository.
+type Repo struct {
+	db   *sql.DB
+	path string
+}
+
+// Open opens (creating when create is set) the repository in dataDir.
+func Open(dataDir string, create bool) (*Repo, error) {
+	path := filepath.Join(dataDir, FileName)
+	if create {
+		if err := os.MkdirAll(dataDir, shm.DirMode); err != nil {
+			return nil, permErr(path, err)
+		}
+		// Create the file ourselves so it gets owner/group permissions;
+		// SQLite gives its WAL and shared-memory files the same mode.
+		f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE, shm.FileMode)
+		if err != nil {
+			return nil, permErr(path, err)
+		}
+		if st, err := f.Stat(); err == nil && st.Size() == 0 {
+			f.Chmod(shm.FileMode) // undo the umask for a new file
+		}
+		f.Close()
+	} else if _, err := os.Stat(path); err != nil {
+		if errors.Is(err, os.ErrNotExist) {
+			return nil, fmt.Errorf("%w: %s (no member of the group has started in this data directory)", ErrNotFound, path)
+		}
+		return nil, permErr(path, err)
+	}
+	if f, err := os.OpenFile(path, os.O_RDWR, 0); err != nil {
+		return nil, permErr(path, err)
+	} else {
+		f.Close()
+	}
+	db, err := sql.Open("sqlite", "file:"+path+"?_pragma=journal_mode(WAL)&_pragma=busy_timeout(10000)&_pragma=synchronous(NORMAL)&_txlock=immediate")
+	if err != nil {
+		return nil, fmt.Errorf("defs: open %s: %w", path, err)
+	}
+	r := &Repo{db: db, path: path}
+	if err := r.init(); err != nil {
+		db.Close()
+		return nil, err
+	}
+	return r, nil
+}
+
+func permErr(path string, err error) error {
+	if errors.Is(err, os.ErrPermission) {
+		return fmt.Errorf("%w: %s: %v (run as the user that owns the group's files or a member of its group)", ErrPermission, path, err)
+	}
+	return fmt.Errorf("defs: %s: %w", path, err)
+}
+
+func (r *Repo) init() error {
+	_, err := r.db.Exec(`
+CREATE TABLE IF NOT EXISTS objects (
+  type TEXT NOT NULL, name TEXT NOT NULL, def TEXT NOT NULL,
+  created INTEGER NOT NULL, altered INTEGER NOT NULL,
+  PRIMARY KEY (type, name));
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT);
+INSERT OR IGNORE INTO meta(key, value) VALUES ('schema_version', '` + schemaVersion + `');`)
+	if err != nil {
+		return fmt.Errorf("defs: initialise %s: %w", r.path, err)
+	}
+	var v string
+	if err := r.db.QueryRow(`SELECT value FROM meta WHERE key='schema_version'`).Scan(&v); err != nil {
+		return fmt.Errorf("defs: %s: %w", r.path, err)
+	}
+	if v != schemaVersion {
+		return fmt.Errorf("%w: %s has schema version %s, this binary uses %s", ErrCorrupt, r.path, v, schemaVersion)
+	}
+	return nil
+}
+
+// Close closes the repository.
+func (r *Repo) Close() error { return r.db.Close() }
+
+// Mode says what Save does when the object exists or not.
+type Mode int
+
+// Save modes.
+const (
+	Create  Mode = iota // fail with ErrExists when it exists
+	Replace             // create or replace
+	Alter               // fail with ErrNotFound when it does not exist
+)
+
+// Tx is a transaction on the repository.
+type Tx struct{ tx *sql.Tx }
+
+// Update runs f in one immediate transaction: either all of it happens or
+// none. f may do other work (creating a queue in the CF) and fail to roll
+// the definitions back.
+func (r *Repo) Update(f func(tx *Tx) error) error {
+	tx, err := r.db.Begin()
+	if err != nil {
+		return fmt.Errorf("defs: begin: %w", err)
+	}
+	if err := f(&Tx{tx}); err != nil {
+		tx.Rollback()
+		return err
+	}
+	if err := tx.Commit(); err != nil {
+		return fmt.Errorf("defs: commit: %w", err)
+	}
+	return nil
+}
+
+// View runs f in a read transaction.
+func (r *Repo) View(f func(tx *Tx) error) error {
+	tx, err := r.db.Begin()
+	if err != nil {
+		return fmt.Errorf("defs: begin: %w", err)
+	}
+	defer tx.Rollback()
+	return f(&Tx{tx})
+}
+
+// Save stores object obj (a Queue, CFStruct or QMgr) of type t under name.
+func (t *Tx) Save(typ Type, name string, obj any, mode Mode) (created bool, err error) {
+	js, err := json.Marshal(obj)
+	if err != nil {
+		return false, fmt.Errorf("defs: encode %s(%s): %w", typ, name, err)
+	}
+	now := time.Now().UnixNano()
+	var exists int
+	t.tx.QueryRow(`SELECT COUNT(*) FROM objects WHERE type=? AND name=?`, string(typ), name).Scan(&exists)
+	switch {
+	case mode == Create && exists > 0:
+		return false, fmt.Errorf("%w: %s(%s)", ErrExists, typ, name)
+	case mode == Alter && exists == 0:
+		return false, fmt.Errorf("%w: %s(%s)", ErrNotFound, typ, name)
+	}
+	if exists > 0 {
+		_, err = t.tx.Exec(`UPDATE objects SET def=?, altered=? WHERE type=? AND name=?`, string(js), now, string(typ), name)
+	} else {
+		_, err = t.tx.Exec(`INSERT INTO objects(type, name, def, created, altered) VALUES (?,?,?,?,?)`, string(typ), name, string(js), now, now)
+	}
+	if err != nil {
+		return false, fmt.Errorf("defs: save %s(%s): %w", typ, name, err)
+	}
+	return exists == 0, nil
+}
+
+// Delete removes an object.
+func (t *Tx) Delete(typ Type, name string) error {
+	res, err := t.tx.Exec(`DELETE FROM objects WHERE type=? AND name=?`, string(typ), name)
+	if err != nil {
+		return fmt.Errorf("defs: delete %s(%s): %w", typ, name, err)
+	}
+	if n, _ := res.RowsAffected(); n == 0 {
+		return fmt.Errorf("%w: %s(%s)", ErrNotFound, typ, name)
+	}
+	return nil
+}
+
+// Load reads one object into obj, and its creation and alteration times.
+func (t *Tx) Load(typ Type, name string, obj any) (created, altered time.Time, err error) {
+	var js string
+	var c, a int64
+	err = t.tx.QueryRow(`SELECT def, created, altered FROM objects WHERE type=? AND name=?`, string(typ), name).Scan(&js, &c, &a)
+	if errors.Is(err, sql.ErrNoRows) {
+		return created, altered, fmt.Errorf("%w: %s(%s)", ErrNotFound, typ, name)
+	}
+	if err != nil {
+		return created, altered, fmt.Errorf("defs: load %s(%s): %w", typ, name, err)
+	}
+	if err := json.Unmarshal([]byte(js), obj); err != nil {
+		return created, altered, fmt.Errorf("%w: %s(%s): %v", ErrCorrupt, typ, name, err)
+	}
+	return time.Unix(0, c), time.Unix(0, a), nil
+}
+
+// Names lists the names of type typ matching pattern (see Match), sorted.
+func (t *Tx) Names(typ Type, pattern string) ([]string, error) {
+	rows, err := t.tx.Query(`SELECT name FROM objects WHERE type=?`, string(typ))
+	if err != nil {
+		return nil, fmt.Errorf("defs: list %s: %w", typ, err)
+	}
+	defer rows.Close()
+	var out []string
+	for rows.Next() {
+		var n string
+		if err := rows.Scan(&n); err != nil {
+			return nil, err
+		}
+		if Match(pattern, n) {
+			out = append(out, n)
+		}
+	}
+	sort.Strings(out)
+	return out, rows.Err()
+}
+
+// Queue loads a queue definition.
+func (t *Tx) Queue(name string) (Queue, error) {
+	q := Queue{}
+	c, a, err := t.Load(TypeQLocal, name, &q)
+	q.Created, q.Altered = c, a
+	return q, err
+}
+
+// Queues loads the queues matching pattern.
+func (t *Tx) Queues(pattern string) ([]Queue, error) {
+	names, err := t.Names(TypeQLocal, pattern)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]Queue, 0, len(names))
+	for _, n := range names {
+		q, err := t.Queue(n)
+		if err != nil {
+			return out, err
+		}
+		out = append(out, q)
+	}
+	return out, nil
+}
+
+// Struct loads a structure definition.
+func (t *Tx) Struct(name string) (CFStruct, error) {
+	c := CFStruct{}
+	cr, a, err := t.Load(TypeCFStruct, name, &c)
+	c.Created, c.Altered = cr, a
+	return c, err
+}
+
+// Structs loads the structures matching pattern.
+func (t *Tx) Structs(pattern string) ([]CFStruct, error) {
+	names, err := t.Names(TypeCFStruct, pattern)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]CFStruct, 0, len(names))
+	for _, n := range names {
+		c, err := t.Struct(n)
+		if err != nil {
+			return out, err
+		}
+		out = append(out, c)
+	}
+	return out, nil
+}
+
+// QMgr loads the group's queue manager attributes (defaults when never
+// set).
+func (t *Tx) QMgr() (QMgr, error) {
+	var m QMgr
+	_, _, err := t.Load(TypeQMgr, GroupQMgr, &m)
+	if errors.Is(err, ErrNotFound) {
+		return QMgr{}, nil
+	}
+	return m, err
+}
