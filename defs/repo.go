@@ -32,7 +32,8 @@ const FileName = "defs.db"
 
 // Repo is an open definitions repository.
 type Repo struct {
-	db   *sql.DB
+	db   *sql.DB // writes: transactions take the write lock at BEGIN
+	rdb  *sql.DB // reads: deferred transactions, never the write lock
 	path string
 }
 
@@ -64,13 +65,19 @@ func Open(dataDir string, create bool) (*Repo, error) {
 	} else {
 		f.Close()
 	}
-	db, err := sql.Open("sqlite", "file:"+path+"?_pragma=journal_mode(WAL)&_pragma=busy_timeout(10000)&_pragma=synchronous(NORMAL)&_txlock=immediate")
+	dsn := "file:" + path + "?_pragma=journal_mode(WAL)&_pragma=busy_timeout(10000)&_pragma=synchronous(NORMAL)"
+	db, err := sql.Open("sqlite", dsn+"&_txlock=immediate")
 	if err != nil {
 		return nil, fmt.Errorf("defs: open %s: %w", path, err)
 	}
-	r := &Repo{db: db, path: path}
-	if err := r.init(); err != nil {
+	rdb, err := sql.Open("sqlite", dsn+"&_txlock=deferred")
+	if err != nil {
 		db.Close()
+		return nil, fmt.Errorf("defs: open %s: %w", path, err)
+	}
+	r := &Repo{db: db, rdb: rdb, path: path}
+	if err := r.init(); err != nil {
+		r.Close()
 		return nil, err
 	}
 	return r, nil
@@ -105,7 +112,7 @@ INSERT OR IGNORE INTO meta(key, value) VALUES ('schema_version', '` + schemaVers
 }
 
 // Close closes the repository.
-func (r *Repo) Close() error { return r.db.Close() }
+func (r *Repo) Close() error { return errors.Join(r.db.Close(), r.rdb.Close()) }
 
 // Mode says what Save does when the object exists or not.
 type Mode int
@@ -138,9 +145,10 @@ func (r *Repo) Update(f func(tx *Tx) error) error {
 	return nil
 }
 
-// View runs f in a read transaction.
+// View runs f in a read transaction (a consistent snapshot that never
+// waits for writers).
 func (r *Repo) View(f func(tx *Tx) error) error {
-	tx, err := r.db.Begin()
+	tx, err := r.rdb.Begin()
 	if err != nil {
 		return fmt.Errorf("defs: begin: %w", err)
 	}

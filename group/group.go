@@ -156,6 +156,15 @@ func (g *Group) Admin() *lockfree.Structure { return g.admin }
 
 // Structure attaches (or, with create, creates) an application structure.
 func (g *Group) Structure(name string, create bool) (*lockfree.Structure, error) {
+	return g.StructureSized(name, create, 0)
+}
+
+// StructureSized is Structure with the size of a new structure (0: the
+// configured AppSize).
+func (g *Group) StructureSized(name string, create bool, size uint64) (*lockfree.Structure, error) {
+	if size == 0 {
+		size = g.cfg.AppSize
+	}
 	g.mu.Lock()
 	defer g.mu.Unlock()
 	if s, ok := g.apps[name]; ok {
@@ -165,7 +174,7 @@ func (g *Group) Structure(name string, create bool) (*lockfree.Structure, error)
 	var err error
 	if create {
 		s, _, err = lockfree.Create(lockfree.CreateOptions{Dir: g.cfg.CFDir, Name: name, Kind: shm.KindApplication,
-			Size: g.cfg.AppSize, Params: AppParams()})
+			Size: size, Params: AppParams()})
 	} else {
 		s, err = lockfree.Attach(g.cfg.CFDir, name)
 	}

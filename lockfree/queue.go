@@ -39,10 +39,10 @@ const (
 // QueueAttrs are the attributes the data path enforces.
 type QueueAttrs struct {
 	// MaxDepth is the most messages (committed or not) the queue holds;
-	// 0 means as many as the structure has entries.
+	// 0 means as many as the structure has entries, a negative value none.
 	MaxDepth int64
 	// MaxMsgLen is the longest body plus properties accepted; 0 means
-	// 4 MiB (the IBM MQ default).
+	// 4 MiB (the IBM MQ default), a negative value 0.
 	MaxMsgLen int
 	// IndexMsgID and IndexCorrelID keep an index so that gets by message or
 	// correlation id do not scan the queue.
@@ -53,11 +53,17 @@ type QueueAttrs struct {
 const DefaultMaxMsgLen = 4 << 20
 
 func (a QueueAttrs) withDefaults(s *Structure) QueueAttrs {
-	if a.MaxDepth <= 0 {
+	switch {
+	case a.MaxDepth == 0:
 		a.MaxDepth = int64(s.p.Entries)
+	case a.MaxDepth < 0:
+		a.MaxDepth = 0 // MQ's MAXDEPTH(0): nothing may be put
 	}
-	if a.MaxMsgLen <= 0 {
+	switch {
+	case a.MaxMsgLen == 0:
 		a.MaxMsgLen = DefaultMaxMsgLen
+	case a.MaxMsgLen < 0:
+		a.MaxMsgLen = 0 // only empty messages
 	}
 	return a
 }
@@ -434,4 +440,37 @@ func (s *Structure) prioUsed(q uint32, p int) {
 	if s.load(off)&bit == 0 {
 		atomic.OrUint64(s.u64(off), bit)
 	}
+}
+
+// Usage counts what is in use in the structure (a full scan: for displays).
+type Usage struct {
+	EntriesUsed, ElementsUsed, Queues, Owners int
+}
+
+// Usage scans the structure.
+func (s *Structure) Usage() (u Usage) {
+	shm.Guard(func() error {
+		for e := uint32(0); e < uint32(s.p.Entries); e++ {
+			if wKind(s.load(s.entryOff(e))) != stFree {
+				u.EntriesUsed++
+			}
+		}
+		for e := uint32(0); e < uint32(s.p.Elements); e++ {
+			if wKind(s.load(s.elemWordOff(e))) != ekFree {
+				u.ElementsUsed++
+			}
+		}
+		for q := uint32(0); q < uint32(s.p.Queues); q++ {
+			if s.queueActive(q) {
+				u.Queues++
+			}
+		}
+		for slot := 0; slot < s.p.Owners; slot++ {
+			if osState(s.load(s.ownerOff(slot)+ownState)) != osFree {
+				u.Owners++
+			}
+		}
+		return nil
+	})
+	return u
 }

@@ -1,0 +1,484 @@
+package mq
+
+import (
+	"errors"
+	"fmt"
+	"sort"
+	"time"
+
+	"github.com/qmgr/qmgr/defs"
+	"github.com/qmgr/qmgr/group"
+	"github.com/qmgr/qmgr/lockfree"
+)
+
+// ConnectOptions say which group and member to connect through.
+type ConnectOptions struct {
+	Group   string // group name; default QSG1
+	QMgr    string // member to connect through; empty for any active member
+	DataDir string // the group's data directory; default as group.Config
+	CFDir   string // the group's CF directory; default as group.Config
+}
+
+// Conn is a connection to the group through one member (MQ's hconn). Like
+// an MQ connection handle it is not safe for concurrent use: use one per
+// goroutine. If the application's process dies, its member backs out its
+// unit of work; if the member dies, its peers do, and every later call on
+// the connection fails with RCConnectionBroken.
+type Conn struct {
+	g     *group.Group
+	repo  *defs.Repo
+	peer  group.Peer
+	admin *lockfree.Owner
+
+	owners  map[string]*lockfree.Owner // per application structure, same slot as admin
+	defsVer uint64
+	queues  map[string]defs.Queue
+	qmgr    defs.QMgr
+	closed  bool
+}
+
+// Connect connects to the group through a member.
+func Connect(o ConnectOptions) (*Conn, error) {
+	cfg := group.Config{Name: o.Group, DataDir: o.DataDir, CFDir: o.CFDir}
+	g, err := group.Open(cfg, false)
+	if err != nil {
+		return nil, wrap("connect", err)
+	}
+	c := &Conn{g: g, owners: map[string]*lockfree.Owner{}}
+	fail := func(r Reason, err error) (*Conn, error) {
+		if c.admin != nil {
+			c.admin.Close()
+		}
+		if c.repo != nil {
+			c.repo.Close()
+		}
+		g.Close()
+		return nil, &Error{Op: "connect", Reason: r, Err: err}
+	}
+	peer, err := pickMember(g, o.QMgr)
+	if err != nil {
+		return fail(RCQMgrNotAvailable, err)
+	}
+	c.peer = peer
+	admin, err := g.Admin().RegisterLabel(group.ConnLabel(peer.Slot))
+	if err != nil {
+		return fail(RCQMgrNotAvailable, fmt.Errorf("no free connection slot: %w", err))
+	}
+	admin.SetRevocable(true)
+	c.admin = admin
+	// The member may have died between our look and our registration; if
+	// it did, its recovery may have missed us: check again.
+	if now, err := g.Peer(peer.Slot); err != nil || now.State != group.PeerActive || now.Incarnation != peer.Incarnation {
+		return fail(RCQMgrNotAvailable, fmt.Errorf("member %s stopped while connecting", peer.Name))
+	}
+	if c.repo, err = defs.Open(g.Config().DataDir, false); err != nil {
+		return fail(reasonFor(err), err)
+	}
+	return c, nil
+}
+
+func pickMember(g *group.Group, name string) (group.Peer, error) {
+	peers, err := g.Peers()
+	if err != nil {
+		return group.Peer{}, err
+	}
+	sort.Slice(peers, func(i, j int) bool { return peers[i].Name < peers[j].Name })
+	for _, p := range peers {
+		if (name == "" || p.Name == name) && p.State == group.PeerActive && p.ProcessAlive() {
+			return p, nil
+		}
+	}
+	if name == "" {
+		return group.Peer{}, fmt.Errorf("no active member in group %s", g.Config().Name)
+	}
+	return group.Peer{}, fmt.Errorf("member %s of group %s is not running", name, g.Config().Name)
+}
+
+// QMgr is the name of the member the connection goes through.
+func (c *Conn) QMgr() string { return c.peer.Name }
+
+// Group is the group's configuration.
+func (c *Conn) Group() group.Config { return c.g.Config() }
+
+// Tag is the connection's owner tag in the admin structure.
+func (c *Conn) Tag() lockfree.OwnerTag { return c.admin.Tag() }
+
+// refresh reloads cached definitions when the group's definitions changed.
+func (c *Conn) refresh() error {
+	v, err := c.g.Counter(group.CounterDefs)
+	if err != nil {
+		return err
+	}
+	if c.queues != nil && v == c.defsVer {
+		return nil
+	}
+	queues := map[string]defs.Queue{}
+	var qm defs.QMgr
+	err = c.repo.View(func(tx *defs.Tx) error {
+		qs, err := tx.Queues("*")
+		for _, q := range qs {
+			queues[q.Name] = q
+		}
+		if err != nil {
+			return err
+		}
+		qm, err = tx.QMgr()
+		return err
+	})
+	if err != nil {
+		return err
+	}
+	c.queues, c.qmgr, c.defsVer = queues, qm, v
+	return nil
+}
+
+// owner returns the connection's owner in structure name, registering the
+// connection's slot there the first time.
+func (c *Conn) owner(name string) (*lockfree.Owner, *lockfree.Structure, error) {
+	s, err := c.g.Structure(name, false)
+	if err != nil {
+		return nil, nil, err
+	}
+	if o, ok := c.owners[name]; ok {
+		return o, s, nil
+	}
+	o, err := s.RegisterSlotLabel(c.admin.Tag().Slot(), c.admin.Label())
+	if err != nil {
+		return nil, nil, fmt.Errorf("connection slot %d in structure %s: %w", c.admin.Tag().Slot(), name, err)
+	}
+	o.SetRevocable(true)
+	c.owners[name] = o
+	return o, s, nil
+}
+
+func (c *Conn) check(op string) error {
+	if c.closed {
+		return &Error{Op: op, Reason: RCConnectionBroken, Err: errors.New("disconnected")}
+	}
+	return nil
+}
+
+// Commit commits the connection's unit of work: everything put under
+// syncpoint becomes visible and everything got under syncpoint is removed,
+// in every structure at once. A unit of work spanning structures records
+// its decision in the admin structure first, so that if the process dies
+// half way the recovery finishes the commit everywhere.
+func (c *Conn) Commit() error {
+	if err := c.check("commit"); err != nil {
+		return err
+	}
+	var in []*lockfree.Owner
+	for _, o := range c.owners {
+		if o.InUOW() {
+			in = append(in, o)
+		}
+	}
+	if len(in) == 0 {
+		return nil
+	}
+	if len(in) > 1 {
+		if err := c.admin.DecideCommit(); err != nil {
+			return wrap("commit", err)
+		}
+		defer c.admin.EndDecision()
+	}
+	var first error
+	for _, o := range in {
+		if err := o.Commit(); err != nil && first == nil {
+			first = wrap("commit", err)
+		}
+	}
+	return first
+}
+
+// Backout backs out the connection's unit of work.
+func (c *Conn) Backout() error {
+	if err := c.check("backout"); err != nil {
+		return err
+	}
+	var first error
+	for _, o := range c.owners {
+		if err := o.Backout(); err != nil && first == nil {
+			first = wrap("backout", err)
+		}
+	}
+	return first
+}
+
+// Disconnect ends the connection. An open unit of work is backed out
+// (commit first to keep it).
+func (c *Conn) Disconnect() error {
+	if c.closed {
+		return nil
+	}
+	c.closed = true
+	var errs []error
+	for _, o := range c.owners {
+		errs = append(errs, o.Close())
+	}
+	errs = append(errs, c.admin.Close(), c.repo.Close(), c.g.Close())
+	if err := errors.Join(errs...); err != nil {
+		return wrap("disconnect", err)
+	}
+	return nil
+}
+
+// OpenOptions say what a handle is for.
+type OpenOptions struct {
+	Input  bool // get (MQOO_INPUT)
+	Output bool // put (MQOO_OUTPUT)
+	Browse bool // browse (MQOO_BROWSE)
+}
+
+// Queue is an open queue handle (MQ's hobj).
+type Queue struct {
+	c      *Conn
+	def    defs.Queue
+	o      *lockfree.Owner
+	s      *lockfree.Structure
+	q      lockfree.QueueID
+	opts   OpenOptions
+	closed bool
+}
+
+// Open opens a queue by name.
+func (c *Conn) Open(name string, opts OpenOptions) (*Queue, error) {
+	if err := c.check("open"); err != nil {
+		return nil, err
+	}
+	if !opts.Input && !opts.Output && !opts.Browse {
+		return nil, &Error{Op: "open " + name, Reason: RCOptionError, Err: errors.New("open for input, output or browse")}
+	}
+	if err := c.refresh(); err != nil {
+		return nil, wrap("open "+name, err)
+	}
+	def, ok := c.queues[name]
+	if !ok {
+		return nil, &Error{Op: "open " + name, Reason: RCUnknownObjectName, Err: fmt.Errorf("queue %s is not defined in group %s", name, c.g.Config().Name)}
+	}
+	o, s, err := c.owner(def.CFStruct)
+	if err != nil {
+		return nil, wrap("open "+name, err)
+	}
+	q, err := s.LookupQueue(name)
+	if err != nil {
+		return nil, wrap("open "+name, err)
+	}
+	in, out := 0, 0
+	if opts.Input {
+		in = 1
+	}
+	if opts.Output {
+		out = 1
+	}
+	if err := o.CountOpen(q, in, out); err != nil {
+		return nil, wrap("open "+name, err)
+	}
+	return &Queue{c: c, def: def, o: o, s: s, q: q, opts: opts}, nil
+}
+
+// Name is the queue's name.
+func (h *Queue) Name() string { return h.def.Name }
+
+// Def is the queue's definition as of Open.
+func (h *Queue) Def() defs.Queue { return h.def }
+
+// Close closes the handle.
+func (h *Queue) Close() error {
+	if h.closed {
+		return nil
+	}
+	h.closed = true
+	in, out := 0, 0
+	if h.opts.Input {
+		in = -1
+	}
+	if h.opts.Output {
+		out = -1
+	}
+	return wrap("close "+h.def.Name, h.o.CountOpen(h.q, in, out))
+}
+
+func (h *Queue) check(op string, need bool) error {
+	if err := h.c.check(op); err != nil {
+		return err
+	}
+	if h.closed {
+		return &Error{Op: op + " " + h.def.Name, Reason: RCHandleNotAvailable, Err: errors.New("handle closed")}
+	}
+	if !need {
+		return &Error{Op: op + " " + h.def.Name, Reason: RCOptionError, Err: fmt.Errorf("handle not opened for %s", op)}
+	}
+	return nil
+}
+
+// Persistence of a put.
+type Persistence int
+
+// Persistence values: as the queue's DEFPSIST, or set.
+const (
+	PersistenceAsQDef Persistence = iota
+	Persistent
+	NotPersistent
+)
+
+// PriorityAsQDef asks for the queue's DEFPRTY.
+const PriorityAsQDef = -1
+
+// Message is what applications put and get.
+type Message struct {
+	MsgID        [24]byte // generated on put when zero
+	CorrelID     [24]byte
+	Format       string // up to 8 characters
+	Priority     int    // 0..9, or PriorityAsQDef on put
+	Persistence  Persistence
+	Persistent   bool      // on get: whether the message is persistent
+	Expiry       time.Time // zero: never expires
+	PutTime      time.Time // set on put
+	BackoutCount int       // on get
+	ReplyToQ     string
+	ReplyToQMgr  string
+	Properties   []byte
+	Body         []byte
+}
+
+// PutOptions control a put.
+type PutOptions struct {
+	Syncpoint bool
+}
+
+// Put puts m on the queue.
+func (h *Queue) Put(m *Message, opt PutOptions) error {
+	if err := h.check("put", h.opts.Output); err != nil {
+		return err
+	}
+	lm := lockfree.Message{MsgID: m.MsgID, CorrelID: m.CorrelID, Priority: m.Priority, Body: m.Body,
+		Properties: m.Properties, ReplyToQ: m.ReplyToQ, ReplyToQMgr: m.ReplyToQMgr}
+	if lm.Priority == PriorityAsQDef {
+		lm.Priority = h.def.DefPrty
+	}
+	switch m.Persistence {
+	case PersistenceAsQDef:
+		lm.Persistent = h.def.DefPsist
+	case Persistent:
+		lm.Persistent = true
+	}
+	copy(lm.Format[:], m.Format)
+	for i := len(m.Format); i < len(lm.Format); i++ {
+		lm.Format[i] = ' '
+	}
+	if !m.Expiry.IsZero() {
+		lm.Expiry = m.Expiry.UnixNano()
+	}
+	if err := h.o.Put(h.q, &lm, lockfree.PutOptions{Syncpoint: opt.Syncpoint}); err != nil {
+		return wrap("put "+h.def.Name, err)
+	}
+	m.MsgID = lm.MsgID
+	m.PutTime = time.Unix(0, lm.PutTime)
+	m.Persistent = lm.Persistent
+	return nil
+}
+
+// GetOptions control a get.
+type GetOptions struct {
+	Syncpoint bool
+	Wait      time.Duration // 0: no wait; negative: wait for ever
+	MsgID     *[24]byte
+	CorrelID  *[24]byte
+}
+
+// Get gets the next message. A message whose backout count reached the
+// queue's BOTHRESH is not returned: it is requeued to BOQNAME (or, failing
+// that, to the dead-letter queue with a DLH) in the same unit of work, and
+// the next message is got instead.
+func (h *Queue) Get(opt GetOptions) (*Message, error) {
+	if err := h.check("get", h.opts.Input); err != nil {
+		return nil, err
+	}
+	for {
+		var lm lockfree.Message
+		err := h.o.Get(h.q, lockfree.GetOptions{Syncpoint: opt.Syncpoint, Wait: opt.Wait, MsgID: opt.MsgID, CorrelID: opt.CorrelID}, &lm)
+		if err != nil {
+			return nil, wrap("get "+h.def.Name, err)
+		}
+		m := fromLockfree(&lm)
+		if h.def.BOThresh > 0 && m.BackoutCount >= h.def.BOThresh && h.c.requeue(h, m, opt.Syncpoint) {
+			continue
+		}
+		return m, nil
+	}
+}
+
+func fromLockfree(lm *lockfree.Message) *Message {
+	m := &Message{MsgID: lm.MsgID, CorrelID: lm.CorrelID, Priority: lm.Priority, Persistent: lm.Persistent,
+		PutTime: time.Unix(0, lm.PutTime), BackoutCount: int(lm.BackoutCount), ReplyToQ: lm.ReplyToQ,
+		ReplyToQMgr: lm.ReplyToQMgr, Properties: lm.Properties, Body: lm.Body}
+	if lm.Expiry != 0 {
+		m.Expiry = time.Unix(0, lm.Expiry)
+	}
+	m.Format = trimFormat(lm.Format)
+	if m.Persistent {
+		m.Persistence = Persistent
+	} else {
+		m.Persistence = NotPersistent
+	}
+	return m
+}
+
+func trimFormat(f [8]byte) string {
+	n := len(f)
+	for n > 0 && (f[n-1] == ' ' || f[n-1] == 0) {
+		n--
+	}
+	return string(f[:n])
+}
+
+// requeue moves a message that reached the backout threshold to the
+// backout queue, or to the dead-letter queue; false when neither took it
+// (the application then gets it).
+func (c *Conn) requeue(from *Queue, m *Message, syncpoint bool) bool {
+	put := func(name string, msg *Message) bool {
+		h, err := c.Open(name, OpenOptions{Output: true})
+		if err != nil {
+			return false
+		}
+		defer h.Close()
+		return h.Put(msg, PutOptions{Syncpoint: syncpoint}) == nil
+	}
+	if bq := from.def.BOQName; bq != "" && put(bq, m) {
+		return true
+	}
+	if c.qmgr.DeadQ == "" {
+		return false
+	}
+	d := *m
+	d.Body = DLH{Reason: RCBackoutThresholdReached, DestQ: from.def.Name, DestQMgr: c.peer.Name, OrigFormat: m.Format, Time: time.Now()}.Encode(m.Body)
+	d.Format = FormatDeadLetter
+	return put(c.qmgr.DeadQ, &d)
+}
+
+// BrowseCursor walks a queue without removing messages.
+type BrowseCursor struct {
+	h   *Queue
+	cur *lockfree.BrowseCursor
+}
+
+// Browse starts a browse of the queue.
+func (h *Queue) Browse() (*BrowseCursor, error) {
+	if err := h.check("browse", h.opts.Browse); err != nil {
+		return nil, err
+	}
+	return &BrowseCursor{h: h, cur: h.o.NewBrowseCursor(h.q)}, nil
+}
+
+// Next copies the next message without removing it.
+func (b *BrowseCursor) Next(opt GetOptions) (*Message, error) {
+	if err := b.h.check("browse", true); err != nil {
+		return nil, err
+	}
+	var lm lockfree.Message
+	if err := b.h.o.BrowseNext(b.cur, lockfree.GetOptions{MsgID: opt.MsgID, CorrelID: opt.CorrelID}, &lm); err != nil {
+		return nil, wrap("browse "+b.h.def.Name, err)
+	}
+	return fromLockfree(&lm), nil
+}

@@ -1,0 +1,22 @@
+// Package mq is the application API in bindings mode: an application
+// process maps the group's CF structures itself and puts and gets through
+// them directly, registered as a connection under one member of the group.
+//
+//	c, err := mq.Connect(mq.ConnectOptions{Group: "QSG1", QMgr: "QM1"})
+//	q, err := c.Open("IN", mq.OpenOptions{Input: true, Output: true})
+//	err = q.Put(&mq.Message{Body: []byte("hello")}, mq.PutOptions{Syncpoint: true})
+//	err = c.Commit()
+//	m, err := q.Get(mq.GetOptions{Syncpoint: true, Wait: time.Second})
+//
+// Errors are *Error values carrying an MQ reason code (ReasonOf); test them
+// with errors.Is against the sentinels (ErrNoMessage, ErrQueueFull, ...).
+//
+// A connection is not safe for concurrent use. Its unit of work spans every
+// queue it touches, in every structure; if the application dies its member
+// backs the unit of work out, and if the member dies its peers do, after
+// which every call on the connection fails with RCConnectionBroken.
+//
+// Messages that reach a queue's backout threshold (BOTHRESH) are moved to
+// its backout queue (BOQNAME), or to the group's dead-letter queue (DEADQ)
+// behind a DLH (see DLH for the byte layout), instead of being returned.
+package mq

@@ -1,0 +1,182 @@
+package qm
+
+import (
+	"bufio"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"os"
+	"path/filepath"
+	"time"
+
+	"github.com/qmgr/qmgr/defs"
+	"github.com/qmgr/qmgr/group"
+	"github.com/qmgr/qmgr/mqsc"
+	"github.com/qmgr/qmgr/shm"
+)
+
+// The command server: each member listens on a unix socket in the data
+// directory (<name>.cmd, mode 0660) for admin commands. A request is one
+// JSON line, the answer one JSON line:
+//
+//	-> {"mqsc":"DISPLAY QLOCAL(*)","json":false}
+//	<- {"ok":true,"text":"...","objects":[{...}],"error":""}
+//
+// Requests are decoded with DecodeRequest, which never panics on hostile
+// input (FuzzDecodeRequest).
+
+// Request is an admin request.
+type Request struct {
+	MQSC string `json:"mqsc"`
+}
+
+// Response is its answer.
+type Response struct {
+	OK      bool              `json:"ok"`
+	Text    string            `json:"text"`              // MQSC-style output
+	Objects []json.RawMessage `json:"objects,omitempty"` // one JSON object per result
+	Error   string            `json:"error,omitempty"`
+	Member  string            `json:"member"`
+}
+
+// MaxRequest bounds a request line.
+const MaxRequest = 1 << 20
+
+// DecodeRequest parses one request line.
+func DecodeRequest(b []byte) (Request, error) {
+	var r Request
+	if len(b) > MaxRequest {
+		return r, fmt.Errorf("qm: request of %d bytes (at most %d)", len(b), MaxRequest)
+	}
+	if err := json.Unmarshal(b, &r); err != nil {
+		return r, fmt.Errorf("qm: malformed request: %w", err)
+	}
+	if r.MQSC == "" {
+		return r, errors.New("qm: empty request")
+	}
+	return r, nil
+}
+
+// SocketPath is where member name listens for commands.
+func SocketPath(g group.Config, name string) string {
+	return filepath.Join(g.DataDir, name+".cmd")
+}
+
+// CreateStructure creates the file of a newly defined structure (mqsc.Env).
+func (m *Member) CreateStructure(c defs.CFStruct) error {
+	_, err := m.structure(c, true)
+	return err
+}
+
+// DefsChanged bumps the group's definitions counter (mqsc.Env).
+func (m *Member) DefsChanged() error {
+	_, err := m.g.AddCounter(m.own, group.CounterDefs, 1)
+	return err
+}
+
+// QMgrName is the member's name (mqsc.Env).
+func (m *Member) QMgrName() string { return m.cfg.Name }
+
+// Exec runs MQSC commands on this member.
+func (m *Member) Exec(text string) Response {
+	m.cmdMu.Lock()
+	defer m.cmdMu.Unlock()
+	rs, err := mqsc.Run(m, text)
+	resp := Response{OK: err == nil, Text: mqsc.Text(rs), Member: m.cfg.Name}
+	for _, o := range mqsc.JSON(rs) {
+		resp.Objects = append(resp.Objects, json.RawMessage(o))
+	}
+	if err != nil {
+		resp.Error = err.Error()
+	}
+	return resp
+}
+
+// serveCommands accepts admin connections until the listener closes.
+func (m *Member) serveCommands(l net.Listener) {
+	for {
+		c, err := l.Accept()
+		if err != nil {
+			return
+		}
+		go m.serveConn(c)
+	}
+}
+
+func (m *Member) serveConn(c net.Conn) {
+	defer c.Close()
+	c.SetDeadline(time.Now().Add(5 * time.Minute))
+	r := bufio.NewReaderSize(c, 64<<10)
+	for {
+		line, err := readLine(r, MaxRequest)
+		if err != nil {
+			return
+		}
+		var resp Response
+		req, err := DecodeRequest(line)
+		if err != nil {
+			resp = Response{Error: err.Error(), Member: m.cfg.Name}
+		} else {
+			resp = m.Exec(req.MQSC)
+			m.log.Info("command", "mqsc", req.MQSC, "ok", resp.OK, "err", resp.Error)
+		}
+		b, _ := json.Marshal(resp)
+		if _, err := c.Write(append(b, '\n')); err != nil {
+			return
+		}
+	}
+}
+
+func readLine(r *bufio.Reader, max int) ([]byte, error) {
+	var out []byte
+	for {
+		chunk, isPrefix, err := r.ReadLine()
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, chunk...)
+		if len(out) > max {
+			return nil, fmt.Errorf("qm: line longer than %d bytes", max)
+		}
+		if !isPrefix {
+			return out, nil
+		}
+	}
+}
+
+// openCommands opens the command socket.
+func (m *Member) openCommands() (net.Listener, error) {
+	path := SocketPath(m.g.Config(), m.cfg.Name)
+	os.Remove(path) // a previous incarnation's: we hold the member's slot
+	l, err := net.Listen("unix", path)
+	if err != nil {
+		return nil, fmt.Errorf("qm: command socket %s: %w", path, err)
+	}
+	os.Chmod(path, shm.FileMode)
+	return l, nil
+}
+
+// Command sends MQSC commands to a member's command server.
+func Command(g group.Config, member, text string) (Response, error) {
+	c, err := net.DialTimeout("unix", SocketPath(g, member), 5*time.Second)
+	if err != nil {
+		return Response{}, fmt.Errorf("qm: member %s is not reachable: %w", member, err)
+	}
+	defer c.Close()
+	c.SetDeadline(time.Now().Add(5 * time.Minute))
+	b, _ := json.Marshal(Request{MQSC: text})
+	if _, err := c.Write(append(b, '\n')); err != nil {
+		return Response{}, err
+	}
+	line, err := readLine(bufio.NewReader(c), 64<<20)
+	if err != nil && !errors.Is(err, io.EOF) {
+		return Response{}, fmt.Errorf("qm: reading the answer of %s: %w", member, err)
+	}
+	var resp Response
+	if err := json.Unmarshal(line, &resp); err != nil {
+		return Response{}, fmt.Errorf("qm: malformed answer from %s: %w", member, err)
+	}
+	return resp, nil
+}

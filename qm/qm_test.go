@@ -1,0 +1,122 @@
+package qm
+
+import (
+	"context"
+	"errors"
+	"io"
+	"log/slog"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/qmgr/qmgr/group"
+	"github.com/qmgr/qmgr/mq"
+)
+
+func testConfig(t testing.TB, name string) Config {
+	dir := t.TempDir()
+	return Config{Group: group.Config{Name: "T", DataDir: dir + "/data", CFDir: dir + "/cf", AppSize: 32 << 20, AdminSize: 8 << 20},
+		Name: name, HeartbeatInterval: 20 * time.Millisecond, HeartbeatTimeout: time.Second,
+		Logger: slog.New(slog.NewTextHandler(io.Discard, nil))}
+}
+
+func startMember(t testing.TB, cfg Config) *Member {
+	t.Helper()
+	m, err := Start(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	go m.Run(ctx)
+	t.Cleanup(func() { cancel(); m.Stop() })
+	return m
+}
+
+func mustExec(t testing.TB, m *Member, cmd string) Response {
+	t.Helper()
+	r := m.Exec(cmd)
+	if !r.OK {
+		t.Fatalf("%s: %s", cmd, r.Error)
+	}
+	return r
+}
+
+func TestMemberAdminAndAPI(t *testing.T) {
+	cfg := testConfig(t, "QM1")
+	m := startMember(t, cfg)
+	mustExec(t, m, "DEFINE QLOCAL(IN) MAXDEPTH(100) DESCR('input queue') BOTHRESH(2) BOQNAME(IN.BACKOUT)")
+	mustExec(t, m, "define qlocal(in.backout)")
+	r := mustExec(t, m, "DISPLAY QLOCAL(IN) ALL")
+	if !strings.Contains(r.Text, "MAXDEPTH(100)") || !strings.Contains(r.Text, "DESCR('input queue')") {
+		t.Fatalf("display:\n%s", r.Text)
+	}
+	if bad := m.Exec("DEFINE QLOCAL(IN)"); bad.OK || !strings.Contains(bad.Error, "already exists") {
+		t.Fatalf("duplicate define: %+v", bad)
+	}
+	if bad := m.Exec("DEFINE QLOCAL(X) MAXDEPHT(5)"); bad.OK || !strings.Contains(bad.Error, "MAXDEPHT(5)") {
+		t.Fatalf("bad attribute: %+v", bad)
+	}
+	if bad := m.Exec("DISPLAY QLOCAL(X)"); bad.OK {
+		t.Fatal("the failed define created X")
+	}
+
+	c, err := mq.Connect(mq.ConnectOptions{Group: cfg.Group.Name, QMgr: "QM1", DataDir: cfg.Group.DataDir, CFDir: cfg.Group.CFDir})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Disconnect()
+	q, err := c.Open("IN", mq.OpenOptions{Input: true, Output: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := q.Put(&mq.Message{Body: []byte("hello")}, mq.PutOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	r = mustExec(t, m, "DISPLAY QSTATUS(IN)")
+	if !strings.Contains(r.Text, "CURDEPTH(1)") || !strings.Contains(r.Text, "IPPROCS(1)") {
+		t.Fatalf("qstatus:\n%s", r.Text)
+	}
+	if bad := m.Exec("DELETE QLOCAL(IN) PURGE"); bad.OK || !strings.Contains(bad.Error, "open") {
+		t.Fatalf("delete of an open queue: %+v", bad)
+	}
+	// Back out twice: the third get finds it moved to the backout queue.
+	for i := 0; i < 2; i++ {
+		msg, err := q.Get(mq.GetOptions{Syncpoint: true})
+		if err != nil || string(msg.Body) != "hello" || msg.BackoutCount != i {
+			t.Fatalf("get %d: %v %+v", i, err, msg)
+		}
+		c.Backout()
+	}
+	if _, err := q.Get(mq.GetOptions{Syncpoint: true}); !errors.Is(err, mq.ErrNoMessage) {
+		t.Fatalf("message over the backout threshold returned: %v", err)
+	}
+	c.Commit()
+	bq, err := c.Open("IN.BACKOUT", mq.OpenOptions{Input: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if msg, err := bq.Get(mq.GetOptions{}); err != nil || string(msg.Body) != "hello" {
+		t.Fatalf("backout queue: %v", err)
+	}
+	if _, err := c.Open("NOSUCH", mq.OpenOptions{Input: true}); mq.ReasonOf(err) != mq.RCUnknownObjectName {
+		t.Fatalf("unknown queue: %v", err)
+	}
+	r = mustExec(t, m, "DISPLAY CONN(*)")
+	if !strings.Contains(r.Text, "QMNAME(QM1)") {
+		t.Fatalf("conns:\n%s", r.Text)
+	}
+	r = mustExec(t, m, "DISPLAY GROUP")
+	if !strings.Contains(r.Text, "STATUS(ACTIVE)") {
+		t.Fatalf("group:\n%s", r.Text)
+	}
+	mustExec(t, m, "DISPLAY CFSTATUS(*)")
+	mustExec(t, m, "ALTER QMGR DEADQ(DLQ)")
+	if r := mustExec(t, m, "DISPLAY QMGR"); !strings.Contains(r.Text, "DEADQ(DLQ)") {
+		t.Fatalf("qmgr:\n%s", r.Text)
+	}
+	// The command server answers the same over its socket.
+	resp, err := Command(m.g.Config(), "QM1", "DISPLAY QLOCAL(IN*)")
+	if err != nil || !resp.OK || len(resp.Objects) != 2 {
+		t.Fatalf("socket: %v %+v", err, resp)
+	}
+}
