@@ -16,22 +16,51 @@ import (
 const usage = `usage: qmgr <command> [flags]
 
 commands:
-  demo    run the coupling-facility demo (processes, a SIGKILL, repair)
-  check   check every structure in a CF directory (exit 1 on a problem)
+  start    run a member (queue manager) of the group in the foreground
+  stop     stop a member in order
+  status   the group, its members, structures and queues (exit 1 if no member is active)
+  mqsc     run admin commands (-c 'COMMAND' or stdin) on a member
+  put      put messages (stdin lines, or --count N --size B)
+  get      get or browse messages, one body per line
+  check    check every structure of the group (exit 1 on a broken invariant)
+  demo     the group at work: three members, applications, a member killed and recovered
+  cf-demo  the coupling facility alone: processes, a SIGKILL mid unit of work, repair
 
+every group command takes --group G, --data DIR and --cf-dir DIR;
 run "qmgr <command> -h" for a command's flags
 `
 
 // Main runs the command in args (without the program name) and returns the
 // process exit status.
 func Main(args []string, stdout, stderr io.Writer) int {
+	return MainIO(args, os.Stdin, stdout, stderr)
+}
+
+// MainIO is Main with standard input.
+func MainIO(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	if len(args) == 0 {
 		fmt.Fprint(stderr, usage)
 		return 2
 	}
 	var err error
 	switch args[0] {
+	case "start":
+		err = cmdStart(args[1:], stdout)
+	case "stop":
+		err = cmdStop(args[1:], stdout)
+	case "status":
+		err = cmdStatus(args[1:], stdout)
+	case "mqsc":
+		err = cmdMQSC(args[1:], stdin, stdout)
+	case "put":
+		err = cmdPut(args[1:], stdin, stdout)
+	case "get":
+		err = cmdGet(args[1:], stdout)
 	case "demo":
+		err = cmdGroupDemo(args[1:], stdout)
+	case "group-demo-worker":
+		err = cmdGroupDemoWorker(args[1:])
+	case "cf-demo":
 		err = cmdDemo(args[1:], stdout)
 	case "demo-worker":
 		err = cmdDemoWorker(args[1:])
@@ -52,6 +81,11 @@ func Main(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintln(stderr, "qmgr check:", err)
 		return 1
 	}
+	var xe exitError
+	if errors.As(err, &xe) {
+		fmt.Fprintf(stderr, "qmgr %s: %v\n", args[0], xe.err)
+		return xe.code
+	}
 	if err != nil {
 		fmt.Fprintln(stderr, "qmgr:", err)
 		return 1
@@ -63,38 +97,18 @@ type checkError struct{ n int }
 
 func (e checkError) Error() string { return fmt.Sprintf("%d broken invariants", e.n) }
 
-// CheckConfig says what to check.
-type CheckConfig struct {
-	Group string // group name; default QSG1
-	Dir   string // CF directory; default /dev/shm/qmgr-<group>
-}
-
-// Validate applies defaults and checks the configuration.
-func (c *CheckConfig) Validate() error {
-	if c.Group == "" {
-		c.Group = "QSG1"
-	}
-	if c.Dir == "" {
-		c.Dir = shm.DefaultDir(c.Group)
-	}
-	if !shm.ValidName(c.Group) {
-		return fmt.Errorf("check: invalid group name %q", c.Group)
-	}
-	return nil
-}
-
 func cmdCheck(args []string, out io.Writer) error {
-	var c CheckConfig
-	fs := flag.NewFlagSet("check", flag.ContinueOnError)
-	fs.SetOutput(out)
-	fs.StringVar(&c.Group, "group", "QSG1", "queue-sharing group")
-	fs.StringVar(&c.Dir, "cf-dir", "", "CF directory (default /dev/shm/qmgr-<group>)")
+	var gf groupFlags
+	fs := newFlags("check", out)
+	gf.register(fs)
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
-	if err := c.Validate(); err != nil {
+	cfg, err := gf.config()
+	if err != nil {
 		return err
 	}
+	c := struct{ Dir string }{cfg.CFDir}
 	names, err := shm.List(c.Dir)
 	if err != nil {
 		return err

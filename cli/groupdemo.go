@@ -1,0 +1,474 @@
+package cli
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/qmgr/qmgr/group"
+	"github.com/qmgr/qmgr/lockfree"
+	"github.com/qmgr/qmgr/mq"
+	"github.com/qmgr/qmgr/qm"
+)
+
+// GroupDemoConfig sizes the group demo.
+type GroupDemoConfig struct {
+	Dir       string        // where the group lives; default a new temporary directory, removed at the end
+	Messages  int           // messages per producer; default 100000
+	Producers int           // producer processes; default 2
+	Consumers int           // consumer processes; default 2
+	Batch     int           // messages per unit of work; default 50
+	Rate      int           // messages per second from all producers; default 50000, 0 unpaced
+	KillAt    float64       // fraction done when a member is killed; default 0.4
+	Refresh   time.Duration // progress refresh; default 250ms
+}
+
+// Validate applies the defaults and checks the configuration.
+func (c *GroupDemoConfig) Validate() error {
+	if c.Messages == 0 {
+		c.Messages = 100_000
+	}
+	if c.Producers == 0 {
+		c.Producers = 2
+	}
+	if c.Consumers == 0 {
+		c.Consumers = 2
+	}
+	if c.Batch == 0 {
+		c.Batch = 50
+	}
+	if c.KillAt == 0 {
+		c.KillAt = 0.4
+	}
+	if c.Refresh == 0 {
+		c.Refresh = 250 * time.Millisecond
+	}
+	switch {
+	case c.Messages < 100:
+		return errors.New("demo: at least 100 messages per producer")
+	case c.Producers < 1 || c.Producers > 8 || c.Consumers < 1 || c.Consumers > 8:
+		return errors.New("demo: 1 to 8 producers and consumers")
+	case c.Batch < 1 || c.Batch > 10_000:
+		return errors.New("demo: batch not in 1..10000")
+	case c.Rate < 0:
+		return errors.New("demo: negative rate")
+	case c.KillAt <= 0 || c.KillAt >= 1:
+		return errors.New("demo: kill point not between 0 and 1")
+	}
+	return nil
+}
+
+var demoMembers = []string{"QM1", "QM2", "QM3"}
+
+const demoGroup = "DEMO"
+
+func cmdGroupDemo(args []string, out io.Writer) error {
+	var c GroupDemoConfig
+	fs := newFlags("demo", out)
+	fs.IntVar(&c.Messages, "messages", 100_000, "messages per producer")
+	fs.IntVar(&c.Producers, "producers", 2, "producer processes")
+	fs.IntVar(&c.Consumers, "consumers", 2, "consumer processes")
+	fs.IntVar(&c.Batch, "batch", 50, "messages per unit of work")
+	fs.IntVar(&c.Rate, "rate", 50_000, "messages per second from all producers (0: unpaced)")
+	fs.StringVar(&c.Dir, "dir", "", "directory for the group (default: a temporary one, removed afterwards)")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	if err := c.Validate(); err != nil {
+		return err
+	}
+	return runGroupDemo(c, out)
+}
+
+type demoProc struct {
+	name string
+	cmd  *exec.Cmd
+	done chan error
+}
+
+func runGroupDemo(c GroupDemoConfig, out io.Writer) error {
+	dir := c.Dir
+	if dir == "" {
+		d, err := os.MkdirTemp("", "qmgr-demo-")
+		if err != nil {
+			return err
+		}
+		dir = d
+		defer os.RemoveAll(dir)
+	}
+	cfg := group.Config{Name: demoGroup, DataDir: filepath.Join(dir, "data"), CFDir: filepath.Join(dir, "cf"), AppSize: 64 << 20}
+	if err := cfg.Validate(); err != nil {
+		return err
+	}
+	exe, err := os.Executable()
+	if err != nil {
+		return err
+	}
+	gargs := []string{"--group", cfg.Name, "--data", cfg.DataDir, "--cf-dir", cfg.CFDir}
+	var procs []*demoProc
+	start := func(name string, args ...string) (*demoProc, error) {
+		cmd := exec.Command(exe, args...)
+		logf, err := os.Create(filepath.Join(dir, name+".log"))
+		if err != nil {
+			return nil, err
+		}
+		cmd.Stdout, cmd.Stderr = logf, logf
+		cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL} // never outlive the demo
+		if err := cmd.Start(); err != nil {
+			return nil, err
+		}
+		p := &demoProc{name: name, cmd: cmd, done: make(chan error, 1)}
+		go func() { p.done <- cmd.Wait(); logf.Close() }()
+		procs = append(procs, p)
+		return p, nil
+	}
+	defer func() {
+		for _, p := range procs {
+			p.cmd.Process.Kill()
+		}
+	}()
+	fmt.Fprintf(out, "qmgr demo: a queue-sharing group of three in %s\n", dir)
+	members := map[string]*demoProc{}
+	for i, n := range demoMembers {
+		args := append([]string{"start", "--name", n, "--heartbeat", "50ms", "--port", strconv.Itoa(0)}, gargs...)
+		p, err := start(n, args...)
+		if err != nil {
+			return err
+		}
+		members[n] = p
+		if err := waitActive(cfg, n, 10*time.Second); err != nil {
+			return fmt.Errorf("%w (see %s)", err, filepath.Join(dir, n+".log"))
+		}
+		fmt.Fprintf(out, "  member %s started (pid %d)%s\n", n, p.cmd.Process.Pid, map[bool]string{true: ", created the group's structures", false: ""}[i == 0])
+	}
+	for _, cmd := range []string{"DEFINE QLOCAL(DEMO.IN) MAXDEPTH(20000) DESCR('work to do')", "DEFINE QLOCAL(DEMO.DONE) MAXDEPTH(999999999) DESCR('work done')"} {
+		resp, err := qm.Command(cfg, "QM1", cmd)
+		if err != nil || !resp.OK {
+			return fmt.Errorf("%s: %v %s", cmd, err, resp.Error)
+		}
+		fmt.Fprintf(out, "  %s: %s", cmd, resp.Text)
+	}
+	total := c.Producers * c.Messages
+	perRate := 0
+	if c.Rate > 0 {
+		perRate = max(c.Rate/c.Producers, 1)
+	}
+	for i := 0; i < c.Producers; i++ {
+		via := demoMembers[i%2] // QM1 and QM2
+		if _, err := start(fmt.Sprintf("producer%d", i), append([]string{"group-demo-worker", "--role", "producer", "--id", strconv.Itoa(i), "--via", via,
+			"--messages", strconv.Itoa(c.Messages), "--batch", strconv.Itoa(c.Batch), "--rate", strconv.Itoa(perRate)}, gargs...)...); err != nil {
+			return err
+		}
+	}
+	for i := 0; i < c.Consumers; i++ {
+		via := demoMembers[1+i%2] // QM2 and QM3
+		if _, err := start(fmt.Sprintf("consumer%d", i), append([]string{"group-demo-worker", "--role", "consumer", "--id", strconv.Itoa(i), "--via", via,
+			"--batch", strconv.Itoa(c.Batch)}, gargs...)...); err != nil {
+			return err
+		}
+	}
+	fmt.Fprintf(out, "  %d producers put %d messages each (through QM1 and QM2); %d consumers move them from DEMO.IN to DEMO.DONE\n"+
+		"  (through QM2 and QM3), %d per unit of work. QM2 will be SIGKILLed with units of work open.\n", c.Producers, c.Messages, c.Consumers, c.Batch)
+
+	conn, err := mq.Connect(mq.ConnectOptions{Group: cfg.Name, QMgr: "QM1", DataDir: cfg.DataDir, CFDir: cfg.CFDir})
+	if err != nil {
+		return err
+	}
+	defer conn.Disconnect()
+	done, err := conn.Open("DEMO.DONE", mq.OpenOptions{Input: true})
+	if err != nil {
+		return err
+	}
+	g, err := group.Open(cfg, false)
+	if err != nil {
+		return err
+	}
+	defer g.Close()
+	inStruct, _ := g.Structure("APPL1", false)
+	seen := make([]bool, total)
+	got := 0
+	t0 := time.Now()
+	tty := isTerminal(out)
+	lastT, lastN := t0, 0
+	progress := func(final bool) {
+		in := lockfree.QueueInfo{}
+		if id, err := inStruct.LookupQueue("DEMO.IN"); err == nil {
+			in, _ = inStruct.QueueInfo(id)
+		}
+		now := time.Now()
+		rate := float64(got-lastN) / now.Sub(lastT).Seconds()
+		lastT, lastN = now, got
+		var states []string
+		peers, _ := g.Peers()
+		for _, p := range peers {
+			st := p.State.String()
+			if p.State.Running() && !p.ProcessAlive() {
+				st = "DEAD"
+			}
+			states = append(states, p.Name+" "+st)
+		}
+		line := fmt.Sprintf("  %5.1fs  DEMO.IN %5d (%4d in open units of work) | arrived %7d/%d | %7.0f msgs/s | %s",
+			now.Sub(t0).Seconds(), in.Depth, in.Uncom, got, total, rate, strings.Join(states, ", "))
+		if tty && !final {
+			fmt.Fprintf(out, "\r%s\033[K", line)
+		} else {
+			fmt.Fprintln(out, line)
+		}
+	}
+	killed := false
+	var killTime time.Time
+	recoveredShown := false
+	tick := time.NewTicker(c.Refresh)
+	defer tick.Stop()
+	lastGot, lastProgress := 0, time.Now()
+	for got < total {
+		for k := 0; k < 100_000; k++ {
+			m, err := done.Get(mq.GetOptions{})
+			if errors.Is(err, mq.ErrNoMessage) {
+				break
+			}
+			if err != nil {
+				return err
+			}
+			var p, i int
+			if _, err := fmt.Sscanf(string(m.Body), "p%d-%d", &p, &i); err != nil || p >= c.Producers || i >= c.Messages {
+				return fmt.Errorf("demo: unexpected message %q", m.Body)
+			}
+			if seen[p*c.Messages+i] {
+				return fmt.Errorf("demo: message %s arrived twice", m.Body)
+			}
+			seen[p*c.Messages+i] = true
+			got++
+		}
+		<-tick.C
+		progress(false)
+		if !killed && got >= int(float64(total)*c.KillAt) {
+			killed = true
+			in := lockfree.QueueInfo{}
+			if id, err := inStruct.LookupQueue("DEMO.IN"); err == nil {
+				in, _ = inStruct.QueueInfo(id)
+			}
+			if tty {
+				fmt.Fprintln(out)
+			}
+			victim := members["QM2"]
+			victim.cmd.Process.Signal(syscall.SIGKILL)
+			killTime = time.Now()
+			fmt.Fprintf(out, "  SIGKILL QM2 (pid %d) while %d messages of DEMO.IN were held in open units of work\n", victim.cmd.Process.Pid, in.Uncom)
+			// Watch closely how long the survivors take.
+			for time.Since(killTime) < 5*time.Second {
+				if p, found, _ := g.FindPeer("QM2"); found && p.State == group.PeerRecovered {
+					break
+				}
+				time.Sleep(time.Millisecond)
+			}
+		}
+		if killed && !recoveredShown {
+			if p, found, _ := g.FindPeer("QM2"); found && p.State == group.PeerRecovered {
+				recoveredShown = true
+				if tty {
+					fmt.Fprintln(out)
+				}
+				fmt.Fprintf(out, "  QM2's units of work recovered by a survivor (seen %v after the kill): its held messages are back in place,\n"+
+					"  its applications got \"connection broken\" and reconnected through a survivor\n", time.Since(killTime).Round(time.Millisecond))
+			}
+		}
+		if got != lastGot {
+			lastGot, lastProgress = got, time.Now()
+		} else if time.Since(lastProgress) > time.Minute {
+			return fmt.Errorf("demo: no progress for a minute (%d of %d arrived; logs in %s)", got, total, dir)
+		}
+	}
+	if tty {
+		fmt.Fprintln(out)
+	}
+	progress(true)
+	el := time.Since(t0)
+	fmt.Fprintf(out, "  all %d messages arrived exactly once: none lost, none twice (%.1fs)\n", total, el.Seconds())
+	// Stop the workers, then the members, in order.
+	for _, p := range procs {
+		if strings.HasPrefix(p.name, "consumer") || strings.HasPrefix(p.name, "producer") {
+			p.cmd.Process.Signal(syscall.SIGTERM)
+			<-p.done
+		}
+	}
+	for _, n := range []string{"QM1", "QM3"} {
+		members[n].cmd.Process.Signal(syscall.SIGTERM)
+		select {
+		case <-members[n].done:
+		case <-time.After(20 * time.Second):
+			return fmt.Errorf("demo: %s did not stop", n)
+		}
+	}
+	conn.Disconnect()
+	problems := 0
+	names, _ := g.Structures()
+	for _, n := range append(names, "ADMIN") {
+		var s *lockfree.Structure
+		if n == "ADMIN" {
+			s = g.Admin()
+		} else {
+			s, _ = g.Structure(n, false)
+		}
+		r := s.Check(lockfree.CheckOptions{Quiescent: true})
+		problems += len(r.Problems)
+		if !r.OK() {
+			fmt.Fprintf(out, "  %s: %v\n", n, r)
+		}
+	}
+	if problems > 0 {
+		return fmt.Errorf("demo: the checker found %d problems", problems)
+	}
+	fmt.Fprintf(out, "  members stopped; checker: every structure clean, nothing leaked\n")
+	return nil
+}
+
+func waitActive(cfg group.Config, name string, d time.Duration) error {
+	deadline := time.Now().Add(d)
+	for time.Now().Before(deadline) {
+		if g, err := group.Open(cfg, false); err == nil {
+			p, found, _ := g.FindPeer(name)
+			g.Close()
+			if found && p.State == group.PeerActive && p.ProcessAlive() {
+				return nil
+			}
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	return fmt.Errorf("member %s did not become active within %v", name, d)
+}
+
+// cmdGroupDemoWorker is a demo application process. When its member dies
+// it reconnects through another and carries on: a producer from its last
+// committed message, a consumer simply (its open unit of work was backed
+// out, so those messages are on DEMO.IN again).
+func cmdGroupDemoWorker(args []string) error {
+	var gf groupFlags
+	var role, via string
+	var id, n, batch, rate int
+	fs := newFlags("group-demo-worker", os.Stderr)
+	gf.register(fs)
+	fs.StringVar(&role, "role", "", "producer or consumer")
+	fs.StringVar(&via, "via", "", "member to connect through first")
+	fs.IntVar(&id, "id", 0, "worker number")
+	fs.IntVar(&n, "messages", 0, "messages to put")
+	fs.IntVar(&batch, "batch", 50, "messages per unit of work")
+	fs.IntVar(&rate, "rate", 0, "messages per second (0 unpaced)")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	stop := make(chan os.Signal, 1)
+	notifyTerm(stop)
+	stopped := func() bool {
+		select {
+		case <-stop:
+			return true
+		default:
+			return false
+		}
+	}
+	reconnect := func(prefer string) (*mq.Conn, error) {
+		for i := 0; i < 200; i++ {
+			c, err := connect(gf, prefer)
+			if err == nil {
+				return c, nil
+			}
+			prefer = "" // any active member
+			time.Sleep(50 * time.Millisecond)
+		}
+		return nil, errors.New("no member to connect through")
+	}
+	c, err := reconnect(via)
+	if err != nil {
+		return err
+	}
+	defer func() { c.Disconnect() }()
+	broken := func(err error) bool {
+		r := mq.ReasonOf(err)
+		return r == mq.RCConnectionBroken || r == mq.RCQMgrNotAvailable || r == mq.RCQMgrStopping
+	}
+	switch role {
+	case "producer":
+		committed := 0 // messages 0..committed-1 are on DEMO.IN for good
+		t0 := time.Now()
+		for committed < n && !stopped() {
+			q, err := c.Open("DEMO.IN", mq.OpenOptions{Output: true})
+			for err == nil && committed < n {
+				end := min(committed+batch, n)
+				for i := committed; i < end && err == nil; i++ {
+					if rate > 0 {
+						if ahead := time.Duration(float64(i)/float64(rate)*float64(time.Second)) - time.Since(t0); ahead > 0 {
+							time.Sleep(ahead)
+						}
+					}
+					err = q.Put(&mq.Message{Body: []byte(fmt.Sprintf("p%d-%d", id, i)), Priority: mq.PriorityAsQDef}, mq.PutOptions{Syncpoint: true})
+					for mq.ReasonOf(err) == mq.RCQFull {
+						time.Sleep(time.Millisecond)
+						err = q.Put(&mq.Message{Body: []byte(fmt.Sprintf("p%d-%d", id, i)), Priority: mq.PriorityAsQDef}, mq.PutOptions{Syncpoint: true})
+					}
+				}
+				if err == nil {
+					if err = c.Commit(); err == nil {
+						committed = end
+					}
+				}
+			}
+			if err != nil && !broken(err) {
+				return err
+			}
+			if err != nil {
+				c.Disconnect()
+				if c, err = reconnect(""); err != nil {
+					return err
+				}
+			}
+		}
+		return nil
+	case "consumer":
+		for !stopped() {
+			in, err := c.Open("DEMO.IN", mq.OpenOptions{Input: true})
+			var out *mq.Queue
+			if err == nil {
+				out, err = c.Open("DEMO.DONE", mq.OpenOptions{Output: true})
+			}
+			k := 0
+			for err == nil && !stopped() {
+				var m *mq.Message
+				m, err = in.Get(mq.GetOptions{Syncpoint: true, Wait: 50 * time.Millisecond})
+				if errors.Is(err, mq.ErrNoMessage) {
+					err = c.Commit()
+					k = 0
+					continue
+				}
+				if err == nil {
+					err = out.Put(&mq.Message{Body: m.Body, Priority: m.Priority}, mq.PutOptions{Syncpoint: true})
+				}
+				if err == nil {
+					if k++; k == batch {
+						err = c.Commit()
+						k = 0
+					}
+				}
+			}
+			if err == nil {
+				return c.Commit()
+			}
+			if !broken(err) {
+				return err
+			}
+			c.Disconnect()
+			if c, err = reconnect(""); err != nil {
+				return err
+			}
+		}
+		return nil
+	}
+	return fmt.Errorf("group-demo-worker: unknown role %q", role)
+}
