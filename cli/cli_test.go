@@ -13,8 +13,15 @@ import (
 // The demo re-executes its own binary as workers: in tests that binary is
 // the test binary, so dispatch the worker command here.
 func TestMain(m *testing.M) {
-	if len(os.Args) > 1 && os.Args[1] == "demo-worker" {
-		os.Exit(Main(os.Args[1:], os.Stdout, os.Stderr))
+	if len(os.Args) > 1 {
+		switch os.Args[1] {
+		case "start", "stop", "status", "mqsc", "put", "get", "check", "demo", "cf-demo", "demo-worker", "group-demo-worker":
+			// The test binary acting as the qmgr binary (members and
+			// applications of the multi-process tests, the demos' children).
+			os.Exit(Main(os.Args[1:], os.Stdout, os.Stderr))
+		case "--app-hold":
+			appHold(os.Args[2:])
+		}
 	}
 	if dir := os.Getenv("CLI_TEST_REGISTER"); dir != "" {
 		// Register an owner and exit without closing it: a dead owner.

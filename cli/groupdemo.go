@@ -1,6 +1,7 @@
 package cli
 
 import (
+	"bufio"
 	"errors"
 	"fmt"
 	"io"
@@ -358,6 +359,8 @@ func cmdGroupDemoWorker(args []string) error {
 	fs.StringVar(&role, "role", "", "producer or consumer")
 	fs.StringVar(&via, "via", "", "member to connect through first")
 	fs.IntVar(&id, "id", 0, "worker number")
+	var tag string
+	fs.StringVar(&tag, "tag", "", "torture-producer: the prefix of this incarnation's message ids")
 	fs.IntVar(&n, "messages", 0, "messages to put")
 	fs.IntVar(&batch, "batch", 50, "messages per unit of work")
 	fs.IntVar(&rate, "rate", 0, "messages per second (0 unpaced)")
@@ -366,13 +369,16 @@ func cmdGroupDemoWorker(args []string) error {
 	}
 	stop := make(chan os.Signal, 1)
 	notifyTerm(stop)
-	stopped := func() bool {
-		select {
-		case <-stop:
-			return true
-		default:
-			return false
+	isStopped := false
+	stopped := func() bool { // sticky: the signal is read once
+		if !isStopped {
+			select {
+			case <-stop:
+				isStopped = true
+			default:
+			}
 		}
+		return isStopped
 	}
 	reconnect := func(prefer string) (*mq.Conn, error) {
 		for i := 0; i < 200; i++ {
@@ -395,6 +401,53 @@ func cmdGroupDemoWorker(args []string) error {
 		return r == mq.RCConnectionBroken || r == mq.RCQMgrNotAvailable || r == mq.RCQMgrStopping
 	}
 	switch role {
+	case "torture-producer":
+		// Puts its own ids (tag-seq) in units of work and prints the ids of
+		// each committed one; a unit of work broken by a member's death is
+		// never put again (its ids were never committed).
+		out := bufio.NewWriter(os.Stdout)
+		seq := 0
+		t0 := time.Now()
+		for !stopped() {
+			q, err := c.Open("DEMO.IN", mq.OpenOptions{Output: true})
+			for err == nil && !stopped() {
+				var ids []string
+				for k := 0; k < batch && err == nil; k++ {
+					if rate > 0 {
+						if ahead := time.Duration(float64(seq)/float64(rate)*float64(time.Second)) - time.Since(t0); ahead > 0 {
+							time.Sleep(ahead)
+						}
+					}
+					body := fmt.Sprintf("p%s-%d", tag, seq)
+					seq++
+					err = q.Put(&mq.Message{Body: []byte(body), Priority: mq.PriorityAsQDef}, mq.PutOptions{Syncpoint: true})
+					if err == nil {
+						ids = append(ids, body)
+					}
+				}
+				if r := mq.ReasonOf(err); r == mq.RCQFull || r == mq.RCStorageMediumFull {
+					err = c.Backout()
+					time.Sleep(2 * time.Millisecond)
+					continue
+				}
+				if err == nil {
+					if err = c.Commit(); err == nil {
+						fmt.Fprintf(out, "committed %s\n", strings.Join(ids, " "))
+						out.Flush()
+					}
+				}
+			}
+			if err != nil && !broken(err) {
+				return err
+			}
+			if err != nil {
+				c.Disconnect()
+				if c, err = reconnect(""); err != nil {
+					return err
+				}
+			}
+		}
+		return nil
 	case "producer":
 		committed := 0 // messages 0..committed-1 are on DEMO.IN for good
 		t0 := time.Now()

@@ -177,7 +177,11 @@ func (m *Member) updatePeer(f func(p *group.Peer) bool) (bool, error) {
 // claimSlot takes the member's peer slot: its old one (a previous
 // incarnation that stopped or died) or a free one.
 func (m *Member) claimSlot(o *lockfree.Owner) (int, error) {
-	for attempt := 0; attempt < 100; attempt++ {
+	deadline := time.Now().Add(30 * time.Second)
+	for attempt := 0; time.Now().Before(deadline); attempt++ {
+		if attempt > 0 {
+			time.Sleep(5 * time.Millisecond) // e.g. a survivor is still recovering our previous incarnation
+		}
 		p, found, err := m.g.FindPeer(m.cfg.Name)
 		if err != nil {
 			return 0, err
@@ -224,7 +228,7 @@ func (m *Member) claimSlot(o *lockfree.Owner) (int, error) {
 		m.inc = p.Incarnation
 		return slot, nil
 	}
-	return 0, fmt.Errorf("qm: could not claim a member slot for %s", m.cfg.Name)
+	return 0, fmt.Errorf("qm: could not claim a member slot for %s within 30s (is a survivor still recovering its previous incarnation?)", m.cfg.Name)
 }
 
 func (m *Member) freeSlot() int {
@@ -446,18 +450,27 @@ func (m *Member) tick() {
 			m.recoverMember(m.own, p)
 		}
 	}
-	m.watchConnections(peers)
+	m.watchConnections()
 }
 
 // watchConnections watches this member's connections, and recovers
 // connections left over by members that are gone (a connection registered
 // while its member was being recovered).
-func (m *Member) watchConnections(peers []group.Peer) {
+func (m *Member) watchConnections() {
+	// Owners first, then the peer table: a member (or an application)
+	// registers its owner only after its member's slot was claimed, so a
+	// peer table read after the owners never shows the member of a fresh
+	// owner as gone.
+	owners := m.g.Admin().Owners()
+	peers, err := m.g.Peers()
+	if err != nil {
+		return
+	}
 	running := map[int]bool{}
 	for _, p := range peers {
 		running[p.Slot] = p.State.Running() && p.ProcessAlive()
 	}
-	for _, info := range m.g.Admin().Owners() {
+	for _, info := range owners {
 		if !info.Registered {
 			continue
 		}
@@ -580,7 +593,7 @@ func (m *Member) recoverDead() {
 		}
 	}
 	// Connections of members that are gone (and owners nobody labelled).
-	m.watchConnections(peers)
+	m.watchConnections()
 }
 
 // expiryScan removes expired messages, by the holder of the expiry lease.
