@@ -535,3 +535,125 @@ func newRand() *rand.Rand {
 	fmt.Fprintf(os.Stderr, "group torture seed %d\n", seed)
 	return rand.New(rand.NewSource(seed))
 }
+
+// TestRecovererDies: QM2 dies holding a unit of work; QM1, the only
+// survivor, dies in the middle of recovering it (a crash point); QM3 then
+// starts alone and, before it serves, recovers both: the messages are back
+// with backout count 1 and the checker is clean.
+func TestRecovererDies(t *testing.T) {
+	if testing.Short() {
+		t.Skip("multi-process")
+	}
+	for _, point := range []string{"qm.recover.claimed", "qm.recover.conn"} {
+		t.Run(point, func(t *testing.T) {
+			g := newTestGroup(t)
+			// QM1 dies at the crash point the first time it recovers a peer.
+			os.Setenv("QMGR_CRASHPOINT", point+":1")
+			g.start("QM1")
+			os.Unsetenv("QMGR_CRASHPOINT")
+			g.start("QM2")
+			g.mqsc("DEFINE QLOCAL(Q)")
+			c := g.connect("QM1")
+			q, _ := c.Open("Q", mq.OpenOptions{Output: true})
+			for i := 0; i < 3; i++ {
+				q.Put(&mq.Message{Body: []byte(fmt.Sprint(i))}, mq.PutOptions{})
+			}
+			c.Disconnect()
+			app := g.cmd("--app-hold", g.cfg.Name, g.cfg.DataDir, g.cfg.CFDir, "QM2", "Q", "2")
+			outp, _ := app.StdoutPipe()
+			if err := app.Start(); err != nil {
+				t.Fatal(err)
+			}
+			defer func() { app.Process.Kill(); app.Wait() }()
+			if line, _ := bufio.NewReader(outp).ReadString('\n'); line != "held\n" {
+				t.Fatalf("application: %q", line)
+			}
+			g.kill("QM2")
+			// QM1 notices, claims the recovery and dies at the crash point.
+			if err := g.members["QM1"].Wait(); err == nil {
+				t.Fatal("QM1 did not die at the crash point")
+			}
+			if p, _, _ := mustPeer(t, g, "QM2"); p.State != group.PeerRecovering {
+				t.Fatalf("QM2 left in state %v, want recovering (by the dead QM1)", p.State)
+			}
+			// QM3 starts alone and recovers everything first.
+			g.start("QM3")
+			for _, n := range []string{"QM1", "QM2"} {
+				if p, _, _ := mustPeer(t, g, n); p.State != group.PeerRecovered {
+					t.Fatalf("%s: %v after QM3 started", n, p.State)
+				}
+			}
+			c = g.connect("QM3")
+			defer c.Disconnect()
+			q, _ = c.Open("Q", mq.OpenOptions{Browse: true})
+			cur, _ := q.Browse()
+			var got []string
+			for {
+				m, err := cur.Next(mq.GetOptions{})
+				if err != nil {
+					break
+				}
+				got = append(got, fmt.Sprintf("%s/%d", m.Body, m.BackoutCount))
+			}
+			if strings.Join(got, " ") != "0/1 1/1 2/0" {
+				t.Fatalf("after recovery: %v", got)
+			}
+			if code, out, errs := g.run("", "check"); code != 0 {
+				t.Fatalf("check: %s %s", out, errs)
+			}
+		})
+	}
+}
+
+func mustPeer(t *testing.T, g *testGroup, name string) (group.Peer, bool, error) {
+	t.Helper()
+	gr, err := group.Open(g.cfg, false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer gr.Close()
+	return gr.FindPeer(name)
+}
+
+// TestNotAuthorised: the group's files are owner/group only; a process of
+// another user gets "not authorised" (MQRC 2035), not a crash.
+func TestNotAuthorised(t *testing.T) {
+	if testing.Short() {
+		t.Skip("multi-process")
+	}
+	if os.Geteuid() != 0 {
+		t.Skip("needs root to run a child as another user")
+	}
+	g := newTestGroup(t)
+	g.start("QM1")
+	g.mqsc("DEFINE QLOCAL(Q)")
+	for _, p := range []string{g.cfg.CFDir, g.cfg.DataDir} {
+		st, err := os.Stat(p)
+		if err != nil || st.Mode().Perm() != 0o770 {
+			t.Fatalf("%s: mode %v %v", p, st.Mode(), err)
+		}
+	}
+	// A copy of this binary that nobody may run, and parents nobody may
+	// traverse, so the refusal comes from the group's own modes.
+	for _, d := range []string{filepath.Dir(g.dir), g.dir} {
+		os.Chmod(d, 0o755)
+	}
+	exe, _ := os.ReadFile(os.Args[0])
+	bin := filepath.Join(g.dir, "qmgr.test")
+	if err := os.WriteFile(bin, exe, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	for _, args := range [][]string{{"put", "--queue", "Q"}, {"get", "--queue", "Q"}, {"status"}} {
+		c := exec.Command(bin, g.args(args...)...)
+		c.Stdin = strings.NewReader("x\n")
+		c.SysProcAttr = &syscall.SysProcAttr{Credential: &syscall.Credential{Uid: 65534, Gid: 65534}}
+		out, err := c.CombinedOutput()
+		var ee *exec.ExitError
+		if !errors.As(err, &ee) || ee.ExitCode() != 1 || ee.Sys().(syscall.WaitStatus).Signaled() {
+			t.Fatalf("%v as nobody: %v %s", args, err, out)
+		}
+		if args[0] != "status" && !strings.Contains(string(out), "2035") {
+			t.Fatalf("%v as nobody: %s", args, out)
+		}
+	}
+}

@@ -41,7 +41,7 @@ type Repo struct {
 func Open(dataDir string, create bool) (*Repo, error) {
 	path := filepath.Join(dataDir, FileName)
 	if create {
-		if err := os.MkdirAll(dataDir, shm.DirMode); err != nil {
+		if err := shm.MkdirGroup(dataDir); err != nil {
 			return nil, permErr(path, err)
 		}
 		// Create the file ourselves so it gets owner/group permissions;

@@ -127,7 +127,7 @@ func Open(cfg Config, create bool) (*Group, error) {
 	g := &Group{cfg: cfg, apps: map[string]*lockfree.Structure{}}
 	var err error
 	if create {
-		if err := os.MkdirAll(cfg.DataDir, shm.DirMode); err != nil {
+		if err := shm.MkdirGroup(cfg.DataDir); err != nil {
 			return nil, fmt.Errorf("group %s: data directory: %w", cfg.Name, err)
 		}
 		g.admin, _, err = lockfree.Create(lockfree.CreateOptions{Dir: cfg.CFDir, Name: shm.AdminStructure, Kind: shm.KindAdmin,

@@ -11,12 +11,19 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/qmgr/qmgr/crashpoint"
 	"github.com/qmgr/qmgr/defs"
 	"github.com/qmgr/qmgr/group"
 	"github.com/qmgr/qmgr/lockfree"
 	"github.com/qmgr/qmgr/procid"
 	"github.com/qmgr/qmgr/recovery"
 	"github.com/qmgr/qmgr/shm"
+)
+
+// Crash points of member recovery (see package crashpoint).
+var (
+	cpRecoverClaimed = crashpoint.New("qm.recover.claimed")
+	cpRecoverConn    = crashpoint.New("qm.recover.conn")
 )
 
 // Sentinel errors.
@@ -512,12 +519,14 @@ func (m *Member) recoverMember(o *lockfree.Owner, p group.Peer) {
 	if err != nil || !won {
 		return
 	}
+	cpRecoverClaimed.Hit()
 	t0 := time.Now()
 	m.watch.Unwatch(peerKey(p.Slot))
 	n := 0
 	for _, info := range m.g.Admin().Owners() {
 		if peer, ok := group.LabelPeer(info.Label); ok && peer == p.Slot {
 			m.recoverConn(info.Tag.Slot(), true)
+			cpRecoverConn.Hit()
 			n++
 		}
 	}

@@ -120,3 +120,49 @@ func TestMemberAdminAndAPI(t *testing.T) {
 		t.Fatalf("socket: %v %+v", err, resp)
 	}
 }
+
+func TestExpiryScanAndDeadLetter(t *testing.T) {
+	cfg := testConfig(t, "QM1")
+	cfg.ExpiryInterval = 30 * time.Millisecond
+	m := startMember(t, cfg)
+	mustExec(t, m, "DEFINE QLOCAL(Q) BOTHRESH(1)")
+	mustExec(t, m, "DEFINE QLOCAL(DLQ)")
+	mustExec(t, m, "ALTER QMGR DEADQ(DLQ)")
+	c, err := mq.Connect(mq.ConnectOptions{Group: cfg.Group.Name, QMgr: "QM1", DataDir: cfg.Group.DataDir, CFDir: cfg.Group.CFDir})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Disconnect()
+	q, _ := c.Open("Q", mq.OpenOptions{Input: true, Output: true})
+	// Expired messages nobody gets are removed by the lease holder's scan.
+	for i := 0; i < 5; i++ {
+		q.Put(&mq.Message{Body: []byte("old"), Expiry: time.Now().Add(20 * time.Millisecond)}, mq.PutOptions{})
+	}
+	q.Put(&mq.Message{Body: []byte("poison"), Format: "MQSTR"}, mq.PutOptions{})
+	t0 := time.Now()
+	for !strings.Contains(m.Exec("DISPLAY QSTATUS(Q)").Text, "CURDEPTH(1)") {
+		if time.Since(t0) > 5*time.Second {
+			t.Fatalf("expired messages not removed: %s", m.Exec("DISPLAY QSTATUS(Q)").Text)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	// Backed out once: at BOTHRESH(1) with no BOQNAME it goes to the DLQ.
+	if _, err := q.Get(mq.GetOptions{Syncpoint: true}); err != nil {
+		t.Fatal(err)
+	}
+	c.Backout()
+	if _, err := q.Get(mq.GetOptions{Syncpoint: true}); !errors.Is(err, mq.ErrNoMessage) {
+		t.Fatalf("poison message returned: %v", err)
+	}
+	c.Commit()
+	dlq, _ := c.Open("DLQ", mq.OpenOptions{Input: true})
+	dm, err := dlq.Get(mq.GetOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	h, body, err := mq.ParseDLH(dm.Body)
+	if err != nil || dm.Format != mq.FormatDeadLetter || h.Reason != mq.RCBackoutThresholdReached || h.DestQ != "Q" ||
+		h.DestQMgr != "QM1" || h.OrigFormat != "MQSTR" || string(body) != "poison" {
+		t.Fatalf("dead letter: %+v %q %v (format %q)", h, body, err, dm.Format)
+	}
+}

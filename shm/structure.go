@@ -261,7 +261,7 @@ func Create(o CreateOptions) (*Mapping, bool, error) {
 	} else if !errors.Is(err, ErrNotFound) {
 		return nil, false, err
 	}
-	if err := os.MkdirAll(o.Dir, DirMode); err != nil {
+	if err := MkdirGroup(o.Dir); err != nil {
 		return nil, false, osError("create", o.Dir, err)
 	}
 	cleanStaleTemps(o.Dir, o.Name)
@@ -450,4 +450,23 @@ func osError(op, path string, err error) error {
 		return &Error{Op: op, Path: path, Err: ErrNoSpace, Msg: err.Error(), Hint: "free space in the CF directory's file system"}
 	}
 	return fmt.Errorf("%s %s: %w", op, path, err)
+}
+
+// MkdirGroup creates dir with mode DirMode regardless of the umask (the
+// group's members must be able to create files in it); missing parents are
+// created as usual (0755 less the umask). An existing dir is left alone.
+func MkdirGroup(dir string) error {
+	if st, err := os.Stat(dir); err == nil {
+		if !st.IsDir() {
+			return fmt.Errorf("%s is not a directory", dir)
+		}
+		return nil
+	}
+	if err := os.MkdirAll(filepath.Dir(dir), 0o755); err != nil {
+		return err
+	}
+	if err := os.Mkdir(dir, DirMode); err != nil && !errors.Is(err, fs.ErrExist) {
+		return err
+	}
+	return os.Chmod(dir, DirMode)
 }
