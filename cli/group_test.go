@@ -570,8 +570,15 @@ func TestRecovererDies(t *testing.T) {
 			}
 			g.kill("QM2")
 			// QM1 notices, claims the recovery and dies at the crash point.
-			if err := g.members["QM1"].Wait(); err == nil {
-				t.Fatal("QM1 did not die at the crash point")
+			died := make(chan error, 1)
+			go func() { died <- g.members["QM1"].Wait() }()
+			select {
+			case err := <-died:
+				if err == nil {
+					t.Fatal("QM1 stopped instead of dying at the crash point")
+				}
+			case <-time.After(20 * time.Second):
+				t.Fatal("QM1 did not reach the crash point")
 			}
 			if p, _, _ := mustPeer(t, g, "QM2"); p.State != group.PeerRecovering {
 				t.Fatalf("QM2 left in state %v, want recovering (by the dead QM1)", p.State)

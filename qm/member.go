@@ -461,8 +461,10 @@ func (m *Member) tick() {
 }
 
 // watchConnections watches this member's connections, and recovers
-// connections left over by members that are gone (a connection registered
-// while its member was being recovered).
+// stragglers: connections of members whose recovery has finished (one
+// registered while its member was being recovered). The connections of a
+// dead member not yet recovered are left to recoverMember, whose
+// compare-and-swap gives them to exactly one survivor.
 func (m *Member) watchConnections() {
 	// Owners first, then the peer table: a member (or an application)
 	// registers its owner only after its member's slot was claimed, so a
@@ -473,9 +475,12 @@ func (m *Member) watchConnections() {
 	if err != nil {
 		return
 	}
-	running := map[int]bool{}
+	finished := map[int]bool{} // slots whose member stopped or was recovered
+	for i := 0; i < group.PeerSlots; i++ {
+		finished[i] = true
+	}
 	for _, p := range peers {
-		running[p.Slot] = p.State.Running() && p.ProcessAlive()
+		finished[p.Slot] = p.State == group.PeerStopped || p.State == group.PeerRecovered
 	}
 	for _, info := range owners {
 		if !info.Registered {
@@ -489,7 +494,7 @@ func (m *Member) watchConnections() {
 			if info.Tag != m.own.Tag() && !m.watch.Watching(connKey(slot)) {
 				m.watch.Watch(connKey(slot), info.Process)
 			}
-		case !running[peer]:
+		case finished[peer]:
 			m.recoverConn(slot, true)
 		}
 	}
