@@ -664,3 +664,45 @@ func TestNotAuthorised(t *testing.T) {
 		}
 	}
 }
+
+// TestHungMemberIsFenced: a member that stops heartbeating while its
+// process lives (SIGSTOP) is killed by a survivor after the heartbeat
+// timeout, and its work recovered.
+func TestHungMemberIsFenced(t *testing.T) {
+	if testing.Short() {
+		t.Skip("multi-process")
+	}
+	g := newTestGroup(t)
+	g.start("QM1")
+	qm2 := g.start("QM2")
+	g.mqsc("DEFINE QLOCAL(Q)")
+	c := g.connect("QM1")
+	defer c.Disconnect()
+	q, _ := c.Open("Q", mq.OpenOptions{Input: true, Output: true})
+	q.Put(&mq.Message{Body: []byte("m")}, mq.PutOptions{})
+	app := g.cmd("--app-hold", g.cfg.Name, g.cfg.DataDir, g.cfg.CFDir, "QM2", "Q", "1")
+	outp, _ := app.StdoutPipe()
+	if err := app.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer func() { app.Process.Kill(); app.Wait() }()
+	if line, _ := bufio.NewReader(outp).ReadString('\n'); line != "held\n" {
+		t.Fatalf("application: %q", line)
+	}
+	t0 := time.Now()
+	qm2.Process.Signal(syscall.SIGSTOP)
+	// The heartbeat timeout of the test members is 2 s.
+	m, err := q.Get(mq.GetOptions{Wait: 20 * time.Second})
+	if err != nil || string(m.Body) != "m" || m.BackoutCount != 1 {
+		t.Fatalf("after QM2 hung: %v %+v", err, m)
+	}
+	el := time.Since(t0)
+	if el < 2*time.Second {
+		t.Fatalf("a hung member was fenced after %v, before its heartbeat timed out", el)
+	}
+	var ee *exec.ExitError
+	if err := qm2.Wait(); !errors.As(err, &ee) || ee.Sys().(syscall.WaitStatus).Signal() != syscall.SIGKILL {
+		t.Fatalf("QM2 ended with %v, want SIGKILL", err)
+	}
+	t.Logf("hung member killed and its unit of work recovered after %v", el.Round(time.Millisecond))
+}

@@ -4,9 +4,11 @@
 # Baselines are measured in the same run; compare runs by their ratios.
 #
 #   scripts/bench.sh        every area
-#   scripts/bench.sh cf     the coupling facility (issue: the CF)
+#   scripts/bench.sh cf     the coupling facility
+#   scripts/bench.sh group  a group of three members with applications
 #
-# Set BENCH_ARGS to pass flags to the benchmark programs (e.g. "-rounds 5").
+# BENCH_ARGS passes flags to the cf program (e.g. "-rounds 5"),
+# BENCH_ARGS_GROUP to the group program (e.g. "-n 500000 -recoveries 9").
 set -euo pipefail
 cd "$(dirname "$0")/.."
 area=${1:-all}
@@ -19,8 +21,15 @@ run_cf() {
   "$bin/cfbench" ${BENCH_ARGS:-}
 }
 
+run_group() {
+  go build -o "$bin/groupbench" ./perf/groupbench
+  # shellcheck disable=SC2086
+  "$bin/groupbench" ${BENCH_ARGS_GROUP:-}
+}
+
 case "$area" in
   cf) run_cf ;;
-  all) run_cf ;;
-  *) echo "unknown area $area (known: cf)" >&2; exit 2 ;;
+  group) run_group ;;
+  all) run_cf; run_group ;;
+  *) echo "unknown area $area (known: cf, group)" >&2; exit 2 ;;
 esac
