@@ -141,9 +141,9 @@ func run(n, rounds, recoveries int) error {
 		return nil
 	}
 	figures := []struct {
-		name            string
+		name             string
 		prodVia, consVia string
-		commit          int
+		commit           int
 	}{
 		{"group.putget.same.64B", "QM1", "QM1", 0},
 		{"group.putget.cross.64B", "QM1", "QM2", 0},
