@@ -44,6 +44,17 @@ func newTestGroup(t *testing.T) *testGroup {
 				c.Wait()
 			}
 		}
+		if t.Failed() {
+			// The members' logs say what happened.
+			logs, _ := filepath.Glob(filepath.Join(dir, "*.log"))
+			for _, l := range logs {
+				b, _ := os.ReadFile(l)
+				if len(b) > 20000 {
+					b = b[len(b)-20000:]
+				}
+				t.Logf("%s:\n%s", filepath.Base(l), b)
+			}
+		}
 	})
 	return g
 }

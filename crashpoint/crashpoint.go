@@ -2,6 +2,7 @@ package crashpoint
 
 import (
 	"os"
+	"runtime"
 	"sort"
 	"strconv"
 	"strings"
@@ -20,10 +21,11 @@ type Point struct {
 }
 
 var (
-	armed      bool // written once in init, read by Hit
-	counting   bool // QMGR_CRASHPOINT=count
-	targetName string
-	targetN    int64 = 1
+	armed       bool // written once in init, read by Hit
+	counting    bool // QMGR_CRASHPOINT=count
+	targetName  string
+	targetN     int64 = 1
+	stopInstead bool  // QMGR_CRASHPOINT=name:n:stop: SIGSTOP instead of SIGKILL
 
 	mu     sync.Mutex
 	points = map[string]*Point{}
@@ -39,12 +41,14 @@ func init() {
 		counting = true
 		return
 	}
-	name, n, ok := strings.Cut(v, ":")
+	name, rest, ok := strings.Cut(v, ":")
 	targetName = name
 	if ok {
+		n, action, _ := strings.Cut(rest, ":")
 		if k, err := strconv.ParseInt(n, 10, 64); err == nil && k > 0 {
 			targetN = k
 		}
+		stopInstead = action == "stop"
 	}
 }
 
@@ -73,6 +77,17 @@ func (p *Point) Hit() {
 func (p *Point) hit() {
 	n := p.hits.Add(1)
 	if counting || p.name != targetName || n != targetN {
+		return
+	}
+	if stopInstead {
+		// The process stops here, in the middle of its step, until someone
+		// sends SIGCONT; then it goes on as if nothing happened. The signal
+		// is sent to this thread: one sent to the process may be taken by
+		// another thread, and this one would run on for a while before the
+		// group stop reaches it.
+		runtime.LockOSThread()
+		syscall.Tgkill(os.Getpid(), syscall.Gettid(), syscall.SIGSTOP)
+		runtime.UnlockOSThread()
 		return
 	}
 	syscall.Kill(os.Getpid(), syscall.SIGKILL)

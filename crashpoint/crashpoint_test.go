@@ -4,6 +4,7 @@ import (
 	"errors"
 	"os"
 	"os/exec"
+	"strconv"
 	"strings"
 	"syscall"
 	"testing"
@@ -61,4 +62,34 @@ func TestRegistry(t *testing.T) {
 		}
 	}()
 	New("test.a")
+}
+
+// TestStopAtHit: name:n:stop stops the process at the n-th hit; after
+// SIGCONT it carries on to the end.
+func TestStopAtHit(t *testing.T) {
+	cmd := exec.Command(os.Args[0], "-test.run=^$")
+	cmd.Env = append(os.Environ(), "CP_CHILD=1", EnvVar+"=test.a:2:stop")
+	var out strings.Builder
+	cmd.Stdout = &out
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	// Wait until it is stopped (state T in /proc), without a time limit of
+	// our own: the test's deadline bounds it.
+	for {
+		b, err := os.ReadFile("/proc/" + strconv.Itoa(cmd.Process.Pid) + "/stat")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if i := strings.LastIndexByte(string(b), ')'); i > 0 && len(b) > i+2 && b[i+2] == 'T' {
+			break
+		}
+	}
+	cmd.Process.Signal(syscall.SIGCONT)
+	if err := cmd.Wait(); err != nil {
+		t.Fatalf("child after SIGCONT: %v", err)
+	}
+	if n := strings.Count(out.String(), "step"); n != 5 {
+		t.Fatalf("%d steps after SIGCONT, want 5", n)
+	}
 }

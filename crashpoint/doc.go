@@ -11,7 +11,10 @@
 // Points are disarmed unless the environment variable QMGR_CRASHPOINT is set
 // when the process starts, so a Hit costs one predictable branch on a
 // package variable. QMGR_CRASHPOINT=name:n makes the n-th hit (default 1) of
-// the named point SIGKILL the process at once; QMGR_CRASHPOINT=count makes
-// every hit count, and Counts reports them (tests use it to learn which points
-// a workload reaches). All lists every declared point.
+// the named point SIGKILL the process at once; QMGR_CRASHPOINT=name:n:stop
+// makes it SIGSTOP the process instead (a process stalled in the middle of a
+// step until it gets SIGCONT, then going on as if nothing happened).
+// QMGR_CRASHPOINT=count makes every hit count, and Counts reports them (tests
+// use it to learn which points a workload reaches). All lists every declared
+// point.
 package crashpoint

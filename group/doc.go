@@ -6,7 +6,7 @@
 // The admin structure is a lockfree structure whose owner slots are the
 // group's connection slots: every connection (an application's, or a
 // member's own) registers an owner there with a label naming its member
-// (ConnLabel), and registers the same slot in each application structure it
+// and the member's incarnation (ConnLabel), and registers the same slot in each application structure it
 // uses, so a connection has one OwnerTag everywhere.
 //
 // Everything else lives in the admin structure's status slots, changed only

@@ -166,11 +166,13 @@ func (g *Group) StructureSized(name string, create bool, size uint64) (*lockfree
 		size = g.cfg.AppSize
 	}
 	g.mu.Lock()
-	defer g.mu.Unlock()
-	if s, ok := g.apps[name]; ok {
+	s, ok := g.apps[name]
+	g.mu.Unlock()
+	if ok {
 		return s, nil
 	}
-	var s *lockfree.Structure
+	// Create or attach without the lock: creating a large structure takes a
+	// while (its pages are populated) and others must not wait for it.
 	var err error
 	if create {
 		s, _, err = lockfree.Create(lockfree.CreateOptions{Dir: g.cfg.CFDir, Name: name, Kind: shm.KindApplication,
@@ -184,6 +186,12 @@ func (g *Group) StructureSized(name string, create bool, size uint64) (*lockfree
 	if s.Params().Owners != MaxConnections {
 		s.Close()
 		return nil, fmt.Errorf("%w: structure %s has %d owner slots, the group uses %d", ErrConfig, name, s.Params().Owners, MaxConnections)
+	}
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if prev, ok := g.apps[name]; ok { // attached concurrently
+		s.Close()
+		return prev, nil
 	}
 	g.apps[name] = s
 	return s, nil
@@ -223,15 +231,29 @@ func (g *Group) Close() error {
 	return errors.Join(errs...)
 }
 
-// ConnLabel is the owner label of a connection of the member in peer slot
-// peer: the member recovers it when the application dies, its peers when
-// the member dies.
-func ConnLabel(peer int) uint64 { return 1<<32 | uint64(peer) }
-
-// LabelPeer returns the peer slot a connection label names.
-func LabelPeer(label uint64) (int, bool) {
-	if label>>32 != 1 || uint32(label) >= PeerSlots {
-		return 0, false
-	}
-	return int(uint32(label)), true
+// ConnLabel is the owner label of a connection of incarnation inc of the
+// member in peer slot peer: the member recovers it when the application
+// dies, its peers when the member dies. The label carries the incarnation
+// (its low 24 bits) so that a connection left over from an earlier
+// incarnation of the slot is never taken for one of the current member's.
+//
+//	bits  0..31  peer slot
+//	bits 32..39  1 (a connection label)
+//	bits 40..63  incarnation mod 2^24
+func ConnLabel(peer int, inc uint64) uint64 {
+	return (inc&labelIncMask)<<40 | 1<<32 | uint64(uint32(peer))
 }
+
+const labelIncMask = 1<<24 - 1
+
+// LabelPeer returns the peer slot and the incarnation (mod 2^24) a
+// connection label names.
+func LabelPeer(label uint64) (peer int, inc uint64, ok bool) {
+	if (label>>32)&0xff != 1 || uint32(label) >= PeerSlots {
+		return 0, 0, false
+	}
+	return int(uint32(label)), label >> 40, true
+}
+
+// SameIncarnation reports whether a label's incarnation (mod 2^24) is inc.
+func SameIncarnation(labelInc, inc uint64) bool { return labelInc == inc&labelIncMask }

@@ -2,12 +2,13 @@ package lockfree
 
 import (
 	"fmt"
-	"github.com/qmgr/qmgr/shm"
+	mbits "math/bits"
 	"sync/atomic"
 	"time"
 
 	"github.com/qmgr/qmgr/crashpoint"
 	"github.com/qmgr/qmgr/procid"
+	"github.com/qmgr/qmgr/shm"
 )
 
 var cpRegisterClaimed = crashpoint.New("lockfree.register.claimed")
@@ -228,9 +229,19 @@ func (o *Owner) Close() (err error) {
 	o.views = nil
 	o.releaseCaches()
 	o.clearDesc()
+	// Handles the application left open no longer count (IPPROCS, OPPROCS).
+	for wi, bits := range o.touched {
+		for ; bits != 0; bits &= bits - 1 {
+			q := uint32(wi*64 + mbits.TrailingZeros64(bits))
+			co := o.s.cellOff(o.slot, q)
+			o.s.storeOwned(co+16, 0)
+			o.s.storeOwned(co+24, 0)
+		}
+	}
 	o.end() // before the slot is freed: a new owner may take it at once
 	w := o.s.load(o.off + ownState)
 	if osInc(w) == o.tag.Incarnation() && osState(w) == osActive {
+		o.s.store(o.off+ownPid, 0) // see repair: the record is trusted again once a registrant stores its pid
 		o.s.cas(o.off+ownState, w, mkOwnState(osInc(w), osFree, 0))
 	}
 	o.closed = true
@@ -472,11 +483,20 @@ func (o *Owner) DecideCommit() error {
 	return nil
 }
 
-// EndDecision clears what DecideCommit recorded.
+// EndDecision clears what DecideCommit recorded. A revoked owner changes
+// nothing: its slot belongs to the repairer, which has read the decision.
 func (o *Owner) EndDecision() {
+	if o.begin() != nil {
+		return
+	}
+	defer o.end()
 	o.uowSeq++
 	o.s.store(o.off+ownUOW, uint64(o.uowSeq)<<32|uint64(uowIdle))
 }
+
+// Check reports whether the owner is still usable: ErrClosed after Close,
+// ErrOwnerRevoked once its slot was taken (repaired or revoked).
+func (o *Owner) Check() error { return o.checkAlive() }
 
 // Decision is the outcome recorded for owner t by DecideCommit: commit if
 // it decided to, backout otherwise. Read it before repairing the structure

@@ -2,11 +2,11 @@ package lockfree
 
 import (
 	"fmt"
-	"github.com/qmgr/qmgr/shm"
 	"runtime"
 	"time"
 
 	"github.com/qmgr/qmgr/crashpoint"
+	"github.com/qmgr/qmgr/shm"
 )
 
 // PutOptions control a put.

@@ -2,14 +2,14 @@ package lockfree
 
 import (
 	"bytes"
-	"github.com/qmgr/qmgr/shm"
-
 	"fmt"
-	"github.com/qmgr/qmgr/crashpoint"
 	"math/bits"
 	"runtime"
 	"sync/atomic"
 	"time"
+
+	"github.com/qmgr/qmgr/crashpoint"
+	"github.com/qmgr/qmgr/shm"
 )
 
 var (

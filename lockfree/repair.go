@@ -3,7 +3,6 @@ package lockfree
 import (
 	"errors"
 	"fmt"
-	"github.com/qmgr/qmgr/shm"
 	"runtime"
 	"slices"
 	"sync/atomic"
@@ -11,6 +10,7 @@ import (
 
 	"github.com/qmgr/qmgr/crashpoint"
 	"github.com/qmgr/qmgr/procid"
+	"github.com/qmgr/qmgr/shm"
 )
 
 // Outcome decides what Repair does with a dead owner's unit of work.
@@ -60,24 +60,54 @@ func (s *Structure) RepairWith(t OwnerTag, out Outcome, force bool) (RepairRepor
 
 // Revoke takes owner t away from its process, which may be alive (a
 // connection whose queue manager died), and undoes or finishes its work as
-// Repair does. The owner's next operation fails with ErrOwnerRevoked. If it
-// is in the middle of an operation, Revoke waits for that operation to end
-// (a revocable owner brackets its operations; see Owner.SetRevocable): the
-// wait is for a live process, never for a dead one. An owner that is not
-// revocable must be fenced (killed) by the caller instead.
+// Repair does. The owner's next operation fails with ErrOwnerRevoked. It is
+// Fence followed by RepairWith(t, out, true).
 func (s *Structure) Revoke(t OwnerTag, out Outcome) (rep RepairReport, err error) {
+	if err := s.Fence(t); err != nil {
+		return RepairReport{Owner: t}, err
+	}
+	return s.repair(t, out, true)
+}
+
+// Fence takes owner slot t from its process, alive or not, without
+// repairing it yet: the slot becomes "repairing" by the calling process and
+// the owner's next operation fails with ErrOwnerRevoked. If the owner is in
+// the middle of an operation, Fence waits for that operation to end (a
+// revocable owner brackets its operations; see Owner.SetRevocable): the
+// wait is for a live process, never for a dead one. After Fence the slot's
+// records (its unit-of-work word, Decision) no longer change; a layer that
+// keeps a decision in this slot reads it now, repairs the owner's slots in
+// other structures with it, and repairs this one last (RepairWith, force).
+//
+// A live owner whose registration has not finished is not fenced
+// (ErrOwnerBusy): its process will see the fence it registers under, or,
+// if it dies, the owner is repaired as dead. An owner that is not revocable
+// must be killed by the caller instead.
+func (s *Structure) Fence(t OwnerTag) (err error) {
 	defer shm.EndGuard(shm.BeginGuard(), &err)
 	if t.Slot() >= s.p.Owners {
-		return rep, fmt.Errorf("%w: %v", ErrNotOwner, t)
+		return fmt.Errorf("%w: %v", ErrNotOwner, t)
 	}
-	_, id := s.slotProcess(t.Slot())
 	if err := s.claimRepair(t, true); err != nil {
-		return rep, err
+		return err
 	}
+	s.waitQuiet(t)
+	return nil
+}
+
+// waitQuiet waits, after the repair claim, until owner t is not in the
+// middle of an operation: its operation counter is even or its process is
+// gone. The process is the one recorded at registration (a claim of a live
+// owner requires a finished registration, see claimRepair).
+func (s *Structure) waitQuiet(t OwnerTag) {
 	off := s.ownerOff(t.Slot())
+	if s.load(off+ownOpSeq)&1 == 0 {
+		return
+	}
+	id := procid.ID{Pid: int(s.load(off + ownPid)), Start: s.load(off + ownStart)}
 	for i := 0; s.load(off+ownOpSeq)&1 == 1; i++ {
 		if i%64 == 63 && !processAlive(id) {
-			break // it died in the operation: repair it as dead
+			return // it died in the operation: repaired as dead
 		}
 		if i < 16 {
 			runtime.Gosched()
@@ -85,7 +115,6 @@ func (s *Structure) Revoke(t OwnerTag, out Outcome) (rep RepairReport, err error
 			time.Sleep(10 * time.Microsecond)
 		}
 	}
-	return s.repair(t, out, true)
 }
 
 // RepairDead repairs every owner whose process is gone (and finishes
@@ -126,8 +155,13 @@ func (s *Structure) claimRepair(t OwnerTag, force bool) error {
 		mine := procid.ID{Pid: s.self.Pid, Start: s.self.Start}
 		switch osState(w) {
 		case osActive:
-			if !force && processAlive(id) {
-				return fmt.Errorf("%w: %v is process %v", ErrOwnerAlive, t, id)
+			if processAlive(id) {
+				if !force {
+					return fmt.Errorf("%w: %v is process %v", ErrOwnerAlive, t, id)
+				}
+				if s.load(off+ownPid) != uint64(osLow(w)) {
+					return fmt.Errorf("%w: %v is still registering (process %v)", ErrOwnerBusy, t, id)
+				}
 			}
 		case osRepairing:
 			if id == mine {
@@ -157,6 +191,9 @@ func (s *Structure) repair(t OwnerTag, out Outcome, force bool) (rep RepairRepor
 	if err := s.claimRepair(t, force); err != nil {
 		return rep, err
 	}
+	// A repair that takes over from a fence or a repairer that died, or a
+	// forced one, may find the owner's live process still in an operation.
+	s.waitQuiet(t)
 	// Act as the dead owner: its slot, its tag, its descriptors. Every change
 	// below is recorded in its descriptors first, exactly as the owner would,
 	// so a repairer that dies is itself repaired by the next one.
@@ -406,6 +443,7 @@ func (s *Structure) repair(t OwnerTag, out Outcome, force bool) (rep RepairRepor
 	// 6. Free the slot, keeping its incarnation: the next owner gets a new one.
 	off := s.ownerOff(t.Slot())
 	s.store(off+ownUOW, (uw>>32+1)<<32|uint64(uowIdle))
+	s.store(off+ownPid, 0) // a later registrant's record counts only once it stores its own
 	w := s.load(off + ownState)
 	if !s.cas(off+ownState, w, mkOwnState(t.Incarnation(), osFree, 0)) {
 		return rep, fmt.Errorf("%w: slot of %v changed during repair", ErrCorrupt, t)

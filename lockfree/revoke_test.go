@@ -179,3 +179,94 @@ func TestOpenCountsExpiryDecisionLabels(t *testing.T) {
 	c.Close()
 	checkOK(t, s)
 }
+
+// TestFenceWaitsForTheOperationInFlight: Fence returns only once the
+// owner's operation in flight has ended; from then on the owner's records
+// do not change (EndDecision after the fence leaves the decision for the
+// repairer) and its next operation fails.
+func TestFenceWaitsForTheOperationInFlight(t *testing.T) {
+	s := newStructure(t, smallParams)
+	admin := register(t, s)
+	q := mustQueue(t, admin, "Q", QueueAttrs{})
+	o := register(t, s)
+	o.SetRevocable(true)
+	if err := o.Put(q, &Message{Body: []byte("a")}, PutOptions{Syncpoint: true}); err != nil {
+		t.Fatal(err)
+	}
+	if err := o.DecideCommit(); err != nil {
+		t.Fatal(err)
+	}
+	if err := o.begin(); err != nil { // an operation in flight
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() { done <- s.Fence(o.Tag()) }()
+	select {
+	case err := <-done:
+		t.Fatalf("fence returned (%v) while an operation was in flight", err)
+	case <-time.After(100 * time.Millisecond):
+	}
+	o.end()
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	o.EndDecision()
+	if d := s.Decision(o.Tag()); d != OutcomeCommit {
+		t.Fatalf("decision after a fenced EndDecision: %v", d)
+	}
+	if err := o.Put(q, &Message{Body: []byte("b")}, PutOptions{}); !errors.Is(err, ErrOwnerRevoked) {
+		t.Fatalf("put after fence: %v", err)
+	}
+	if _, err := s.RepairWith(o.Tag(), s.Decision(o.Tag()), true); err != nil {
+		t.Fatal(err)
+	}
+	if d := s.Depth(q); d != 1 {
+		t.Fatalf("depth %d after the committing owner was repaired, want 1", d)
+	}
+	o.Close()
+	checkOK(t, s)
+}
+
+// TestFenceRefusesAnUnfinishedRegistration: a live owner whose registration
+// has not recorded its process yet cannot be fenced (ErrOwnerBusy); once it
+// has, it can.
+func TestFenceRefusesAnUnfinishedRegistration(t *testing.T) {
+	s := newStructure(t, smallParams)
+	o := register(t, s)
+	o.SetRevocable(true)
+	off := s.ownerOff(o.Tag().Slot())
+	pid := s.load(off + ownPid)
+	s.store(off+ownPid, 0) // as between the claim and the end of RegisterSlotLabel
+	if err := s.Fence(o.Tag()); !errors.Is(err, ErrOwnerBusy) {
+		t.Fatalf("fence of a registering owner: %v", err)
+	}
+	s.store(off+ownPid, pid)
+	if _, err := s.Revoke(o.Tag(), OutcomeBackout); err != nil {
+		t.Fatal(err)
+	}
+	if err := o.Check(); !errors.Is(err, ErrOwnerRevoked) {
+		t.Fatalf("check after revoke: %v", err)
+	}
+	checkOK(t, s)
+}
+
+// TestCloseClearsOpenCounts: handles an owner leaves open stop counting
+// when it closes.
+func TestCloseClearsOpenCounts(t *testing.T) {
+	s := newStructure(t, smallParams)
+	admin := register(t, s)
+	q := mustQueue(t, admin, "Q", QueueAttrs{})
+	o := register(t, s)
+	o.CountOpen(q, 1, 1)
+	o.CountOpen(q, 1, 0)
+	if info, _ := s.QueueInfo(q); info.OpenIn != 2 || info.OpenOut != 1 {
+		t.Fatalf("open counts %+v", info)
+	}
+	if err := o.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if info, _ := s.QueueInfo(q); info.OpenIn != 0 || info.OpenOut != 0 {
+		t.Fatalf("open counts after close %+v", info)
+	}
+	checkOK(t, s)
+}

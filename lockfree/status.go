@@ -4,11 +4,11 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
-	"github.com/qmgr/qmgr/shm"
 	"runtime"
 	"time"
 
 	"github.com/qmgr/qmgr/crashpoint"
+	"github.com/qmgr/qmgr/shm"
 )
 
 // Status slots are fixed-size records (StatusSize bytes, more than a word)

@@ -2,10 +2,10 @@ package lockfree
 
 import (
 	"fmt"
-	"github.com/qmgr/qmgr/shm"
 	"sync/atomic"
 
 	"github.com/qmgr/qmgr/crashpoint"
+	"github.com/qmgr/qmgr/shm"
 )
 
 // Units of work. An owner's puts under syncpoint are linked in place but

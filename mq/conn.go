@@ -60,7 +60,7 @@ func Connect(o ConnectOptions) (*Conn, error) {
 		return fail(RCQMgrNotAvailable, err)
 	}
 	c.peer = peer
-	admin, err := g.Admin().RegisterLabel(group.ConnLabel(peer.Slot))
+	admin, err := g.Admin().RegisterLabel(group.ConnLabel(peer.Slot, peer.Incarnation))
 	if err != nil {
 		return fail(RCQMgrNotAvailable, fmt.Errorf("no free connection slot: %w", err))
 	}
@@ -147,6 +147,14 @@ func (c *Conn) owner(name string) (*lockfree.Owner, *lockfree.Structure, error) 
 		return nil, nil, fmt.Errorf("connection slot %d in structure %s: %w", c.admin.Tag().Slot(), name, err)
 	}
 	o.SetRevocable(true)
+	// The connection may have been revoked (its member died or stopped)
+	// before this registration: its recoverer fenced the admin slot first
+	// and then looked at every structure, so either it saw this owner (and
+	// revokes it too) or this check sees the fence.
+	if err := c.admin.Check(); err != nil {
+		o.Close()
+		return nil, nil, err
+	}
 	c.owners[name] = o
 	return o, s, nil
 }

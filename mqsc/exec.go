@@ -479,9 +479,12 @@ func defineStruct(env Env, c Command) ([]Result, error) {
 	if !defs.ValidStructName(c.Name) {
 		return nil, fmt.Errorf("%w: CFSTRUCT(%s): 1 to 12 letters and digits, starting with a letter", ErrValue, c.Name)
 	}
+	// The checks run twice: first to learn whether a structure file must be
+	// created (which can take a while for a large one, so it is done outside
+	// the repository's write transaction), then again in that transaction.
 	var def defs.CFStruct
 	created := false
-	err := env.Repo().Update(func(tx *defs.Tx) error {
+	decide := func(tx *defs.Tx) error {
 		old, err := tx.Struct(c.Name)
 		exists := err == nil
 		switch {
@@ -515,14 +518,26 @@ func defineStruct(env Env, c Command) ([]Result, error) {
 			return fmt.Errorf("%w: %v", ErrValue, err)
 		}
 		created = !exists
-		_, err = tx.Save(defs.TypeCFStruct, def.Name, def, defs.Replace)
-		if err != nil {
+		return nil
+	}
+	if err := env.Repo().View(decide); err != nil {
+		return nil, err
+	}
+	if created {
+		if err := env.CreateStructure(def); err != nil {
+			return nil, err
+		}
+	}
+	err := env.Repo().Update(func(tx *defs.Tx) error {
+		wasCreated := created
+		if err := decide(tx); err != nil {
 			return err
 		}
-		if created {
-			return env.CreateStructure(def)
+		if created && !wasCreated {
+			return fmt.Errorf("%w: CFSTRUCT(%s) was deleted concurrently; try again", ErrExists, c.Name)
 		}
-		return nil
+		_, err := tx.Save(defs.TypeCFStruct, def.Name, def, defs.Replace)
+		return err
 	})
 	if err != nil {
 		return nil, err
@@ -632,7 +647,7 @@ func displayConns(env Env, c Command) ([]Result, error) {
 			continue
 		}
 		qm := ""
-		if peer, ok := group.LabelPeer(info.Label); ok {
+		if peer, _, ok := group.LabelPeer(info.Label); ok {
 			qm = names[peer]
 		}
 		uow := "NONE"

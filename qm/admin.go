@@ -13,6 +13,7 @@ import (
 
 	"github.com/qmgr/qmgr/defs"
 	"github.com/qmgr/qmgr/group"
+	"github.com/qmgr/qmgr/lockfree"
 	"github.com/qmgr/qmgr/mqsc"
 	"github.com/qmgr/qmgr/shm"
 )
@@ -72,8 +73,10 @@ func (m *Member) CreateStructure(c defs.CFStruct) error {
 
 // DefsChanged bumps the group's definitions counter (mqsc.Env).
 func (m *Member) DefsChanged() error {
-	_, err := m.g.AddCounter(m.own, group.CounterDefs, 1)
-	return err
+	return m.withOwn(func(o *lockfree.Owner) error {
+		_, err := m.g.AddCounter(o, group.CounterDefs, 1)
+		return err
+	})
 }
 
 // QMgrName is the member's name (mqsc.Env).
@@ -83,6 +86,9 @@ func (m *Member) QMgrName() string { return m.cfg.Name }
 func (m *Member) Exec(text string) Response {
 	m.cmdMu.Lock()
 	defer m.cmdMu.Unlock()
+	if m.stopping.Load() {
+		return Response{Error: fmt.Sprintf("%v: %s is stopping", ErrStopped, m.cfg.Name), Member: m.cfg.Name}
+	}
 	rs, err := mqsc.Run(m, text)
 	resp := Response{OK: err == nil, Text: mqsc.Text(rs), Member: m.cfg.Name}
 	for _, o := range mqsc.JSON(rs) {
@@ -106,7 +112,20 @@ func (m *Member) serveCommands(l net.Listener) {
 }
 
 func (m *Member) serveConn(c net.Conn) {
-	defer c.Close()
+	m.mu.Lock()
+	if m.stopping.Load() {
+		m.mu.Unlock()
+		c.Close()
+		return
+	}
+	m.cmdConns[c] = struct{}{}
+	m.mu.Unlock()
+	defer func() {
+		m.mu.Lock()
+		delete(m.cmdConns, c)
+		m.mu.Unlock()
+		c.Close()
+	}()
 	c.SetDeadline(time.Now().Add(5 * time.Minute))
 	r := bufio.NewReaderSize(c, 64<<10)
 	for {

@@ -7,15 +7,70 @@
 // pidfd (recovery.Watcher), and runs the group's periodic work when it holds
 // the lease for it (the expiry scan).
 //
+// # Goroutines
+//
+//   - The heartbeat goroutine starts as soon as the slot is claimed and
+//     stores a tick every HeartbeatInterval; nothing else runs on it, so a
+//     busy member never looks hung.
+//   - The run loop (run.go) never blocks: it polls the watcher, judges
+//     heartbeats, scans connections, and hands every recovery and the
+//     expiry scan to goroutines of their own. A recovery may wait for a
+//     live application to finish the operation it is in (see below), as
+//     long as that takes; meanwhile the member keeps watching everyone else.
+//   - Recoveries are deduplicated per member by a busy set keyed by what is
+//     recovered (a member, a connection slot, an orphan owner).
+//   - Commands (admin.go) and the expiry scan hold cmdMu; the member's own
+//     owners (admin and application structures) are reached through withOwn
+//     under ownMu.
+//
+// # Heartbeats
+//
+// A member judges another's heartbeat by its own monotonic clock: the time
+// it last saw the heartbeat change. If its own heartbeat tick is late by more
+// than half the timeout (the member was stopped, or the host suspended), it
+// forgets what it saw and starts again, so a whole group stopped and resumed
+// takes nobody for hung. A peer whose heartbeat stops while its process lives
+// is hung: it is killed first, so it cannot touch the CF again.
+//
+// # Recovery
+//
 // When one of its applications dies, the member repairs the connection's
 // slot in every structure: its unit of work is backed out (or, when it had
-// recorded a commit decision, committed). When a member dies, the
-// survivors race to claim its peer record by compare-and-swap; the winner
-// revokes each of its connections (a live application then sees "connection
-// broken") and repairs its own owners; if the winner dies too, another
-// survivor takes over. A peer whose heartbeat stops while its process
-// lives is hung: it is killed first, so it cannot touch the CF again.
+// recorded a commit decision, committed). When a member dies, the survivors
+// race to claim its peer record by compare-and-swap; the winner recovers
+// each of the member's connections concurrently (a live application then
+// sees "connection broken"); if the winner dies too, another survivor takes
+// over. Connections are labelled with their member's slot and incarnation
+// (group.ConnLabel), so a connection left from an earlier incarnation is a
+// straggler that watchConnections recovers on its own.
 //
-// An orderly stop (Stop, SIGTERM) marks the member stopping, gives its
-// connections StopGrace to end, breaks the rest, and deregisters.
+// A connection is recovered in this order (recoverConn):
+//
+//  1. Its admin slot is fenced (lockfree.Structure.Fence). The fence waits
+//     for the operation in flight to end; from then on the connection can
+//     neither record a commit decision nor register in another structure
+//     (mq.Conn checks its admin slot after registering anywhere).
+//  2. The decision is read from the admin slot: commit if the connection
+//     had recorded one, otherwise each structure's own record decides.
+//  3. Its slot in every application structure is revoked (alive) or
+//     repaired (dead) with that outcome.
+//  4. The admin slot is repaired last, so that a recoverer that dies half
+//     way leaves the decision for the one that takes over.
+//
+// A unit of work is therefore never half committed: either every structure
+// sees the commit decision or none does.
+//
+// Orphans, owners in an application structure whose admin slot is free or
+// held by another process (an application killed between registering and
+// checking), are found by a sweep every few ticks and at start.
+//
+// # Stopping
+//
+// An orderly stop (Stop, SIGTERM) marks the member stopping, refuses new
+// commands, closes its listener and the admin connections it accepted, gives
+// its connections StopGrace to end, breaks the rest, waits for the
+// recoveries in flight, and deregisters. If a recovery is still waiting for
+// an application when StopGrace runs out, the member stops anyway: a repair
+// whose repairer is gone is taken over by a survivor (or the next member to
+// start).
 package qm

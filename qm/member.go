@@ -1,13 +1,13 @@
 package qm
 
 import (
-	"context"
 	"errors"
 	"fmt"
 	"log/slog"
 	"net"
 	"os"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -90,6 +90,13 @@ func (c *Config) Validate() error {
 }
 
 // Member is a running queue manager of the group.
+//
+// Its goroutines: the run loop (Run: watches peers and connections, fences
+// the hung, starts recoveries but never waits for one), the heartbeat
+// (stores the member's heartbeat every HeartbeatInterval from the moment
+// its slot is claimed until it stops, whatever else the member is doing),
+// one goroutine per recovery in flight, the command server, and the expiry
+// scan.
 type Member struct {
 	cfg  Config
 	log  *slog.Logger
@@ -99,16 +106,40 @@ type Member struct {
 
 	slot int    // peer slot
 	inc  uint64 // incarnation
-	own  *lockfree.Owner
-	mu   sync.Mutex // guards owners (command server and loop)
-	apps map[string]*lockfree.Owner
+
+	// own is the member's owner in the admin structure, for status-slot
+	// updates (peer records, leases, counters). An Owner is used by one
+	// goroutine at a time: ownMu serialises its users, each of which holds
+	// it only for a bounded compare-and-swap update.
+	ownMu sync.Mutex
+	own   *lockfree.Owner
+
+	// cmdMu serialises admin work: commands, the expiry scan, and the use of
+	// the member's owners in application structures (apps), which only
+	// admin work uses. Lock order: cmdMu, then ownMu, then mu.
+	cmdMu    sync.Mutex
+	mu       sync.Mutex // guards apps, cmdConns
+	apps     map[string]*lockfree.Owner
+	cmdL     net.Listener
+	cmdConns map[net.Conn]struct{}
+	stopping atomic.Bool // set once by shutdown; commands are refused from then on
 
 	watch *recovery.Watcher
-	cmdMu sync.Mutex // one admin command at a time
-	cmdL  net.Listener
-	stop  chan struct{}
-	done  chan struct{}
-	once  sync.Once
+	// The run loop's own: what it watches, and the heartbeats it last saw.
+	peerW    map[int]peerKey
+	connW    map[int]connKey
+	seen     map[int]hbSeen
+	lastTick time.Time
+	ticks    int
+	scanning atomic.Bool // an expiry scan is running
+
+	// Recoveries in flight, by what they recover (at most one each).
+	busyMu sync.Mutex
+	busy   map[string]bool
+
+	hbStop, hbDone chan struct{}
+	stop, done     chan struct{}
+	once           sync.Once
 }
 
 // Start brings a member up: it claims its peer slot, recovers whatever dead
@@ -118,12 +149,24 @@ func Start(cfg Config) (*Member, error) {
 		return nil, err
 	}
 	m := &Member{cfg: cfg, log: cfg.Logger.With("qmgr", cfg.Name), self: procid.Self(), apps: map[string]*lockfree.Owner{},
-		stop: make(chan struct{}), done: make(chan struct{})}
+		cmdConns: map[net.Conn]struct{}{}, peerW: map[int]peerKey{}, connW: map[int]connKey{}, seen: map[int]hbSeen{},
+		busy: map[string]bool{}, stop: make(chan struct{}), done: make(chan struct{})}
 	var err error
 	if m.g, err = group.Open(cfg.Group, true); err != nil {
 		return nil, err
 	}
 	fail := func(err error) (*Member, error) {
+		m.stopHeartbeat()
+		if m.inc > 0 {
+			// Give the slot back: nothing was served yet.
+			m.updatePeer(func(p *group.Peer) bool {
+				if p.Process != m.self {
+					return false
+				}
+				p.State, p.Process = group.PeerStopped, procid.ID{}
+				return true
+			})
+		}
 		m.close()
 		return nil, err
 	}
@@ -133,30 +176,52 @@ func Start(cfg Config) (*Member, error) {
 	if m.watch, err = recovery.NewWatcher(); err != nil {
 		return fail(err)
 	}
-	// A short-lived owner to claim the peer slot; the member's own owner is
-	// labelled with the slot it gets.
+	// A short-lived owner claims the peer slot (and recovers a previous
+	// incarnation); the member's own owner is then labelled with the slot
+	// and incarnation it got.
 	tmp, err := m.g.Admin().Register()
 	if err != nil {
 		return fail(err)
 	}
-	slot, err := m.claimSlot(tmp)
+	m.own = tmp
+	slot, err := m.claimSlot()
+	if err == nil {
+		m.slot = slot
+		var own *lockfree.Owner
+		if own, err = m.g.Admin().RegisterLabel(group.ConnLabel(slot, m.inc)); err == nil {
+			m.ownMu.Lock()
+			m.own = own
+			m.ownMu.Unlock()
+		}
+	}
 	tmp.Close()
+	if m.own == tmp {
+		m.own = nil
+	}
 	if err != nil {
 		return fail(err)
 	}
-	m.slot = slot
-	if m.own, err = m.g.Admin().RegisterLabel(group.ConnLabel(slot)); err != nil {
-		return fail(err)
-	}
-	if err := m.ensureDefaults(); err != nil {
+	// From here on the heartbeat runs, whatever Start still has to do.
+	m.hbStop, m.hbDone = make(chan struct{}), make(chan struct{})
+	go m.heartbeat()
+	m.cmdMu.Lock()
+	err = m.ensureDefaults()
+	m.cmdMu.Unlock()
+	if err != nil {
 		return fail(err)
 	}
 	// Start alone or not, first recover whatever dead members left behind.
 	m.recoverDead()
-	if err := m.reconcileQueues(); err != nil {
+	m.cmdMu.Lock()
+	err = m.reconcileQueues()
+	m.cmdMu.Unlock()
+	if err != nil {
 		return fail(err)
 	}
 	if _, err := m.updatePeer(func(p *group.Peer) bool {
+		if p.Process != m.self {
+			return false
+		}
 		p.State, p.Heartbeat = group.PeerActive, time.Now().UnixNano()
 		return true
 	}); err != nil {
@@ -177,13 +242,64 @@ func (m *Member) Group() *group.Group  { return m.g }
 func (m *Member) Repo() *defs.Repo     { return m.repo }
 func (m *Member) Logger() *slog.Logger { return m.log }
 
+// withOwn runs f with the member's admin owner (see ownMu).
+func (m *Member) withOwn(f func(o *lockfree.Owner) error) error {
+	m.ownMu.Lock()
+	defer m.ownMu.Unlock()
+	if m.own == nil {
+		return ErrStopped
+	}
+	return f(m.own)
+}
+
+// updatePeer changes the member's own peer record.
 func (m *Member) updatePeer(f func(p *group.Peer) bool) (bool, error) {
-	return m.g.UpdatePeer(m.own, m.slot, f)
+	return m.updatePeerSlot(m.slot, f)
+}
+
+// updatePeerSlot changes peer record slot.
+func (m *Member) updatePeerSlot(slot int, f func(p *group.Peer) bool) (changed bool, err error) {
+	err = m.withOwn(func(o *lockfree.Owner) error {
+		changed, err = m.g.UpdatePeer(o, slot, f)
+		return err
+	})
+	return changed, err
+}
+
+// heartbeat stores the member's heartbeat until stopHeartbeat. It runs on
+// its own so that nothing the member waits for (a recovery, a command)
+// delays it: a member whose heartbeat stops is taken for hung and killed.
+func (m *Member) heartbeat() {
+	defer close(m.hbDone)
+	t := time.NewTicker(m.cfg.HeartbeatInterval)
+	defer t.Stop()
+	for {
+		select {
+		case <-m.hbStop:
+			return
+		case <-t.C:
+		}
+		m.updatePeer(func(p *group.Peer) bool {
+			if p.Process != m.self {
+				return false
+			}
+			p.Heartbeat = time.Now().UnixNano()
+			return true
+		})
+	}
+}
+
+func (m *Member) stopHeartbeat() {
+	if m.hbStop != nil {
+		close(m.hbStop)
+		<-m.hbDone
+		m.hbStop = nil
+	}
 }
 
 // claimSlot takes the member's peer slot: its old one (a previous
 // incarnation that stopped or died) or a free one.
-func (m *Member) claimSlot(o *lockfree.Owner) (int, error) {
+func (m *Member) claimSlot() (int, error) {
 	deadline := time.Now().Add(30 * time.Second)
 	for attempt := 0; time.Now().Before(deadline); attempt++ {
 		if attempt > 0 {
@@ -198,7 +314,7 @@ func (m *Member) claimSlot(o *lockfree.Owner) (int, error) {
 		}
 		if found && (p.State.Running() || p.State == group.PeerFailed || p.State == group.PeerRecovering) {
 			// Our previous incarnation died: recover it first, as a peer would.
-			m.recoverMember(o, p)
+			m.recoverMember(p)
 			continue
 		}
 		slot := p.Slot
@@ -207,7 +323,7 @@ func (m *Member) claimSlot(o *lockfree.Owner) (int, error) {
 				return 0, fmt.Errorf("%w: all %d member slots of group %s are in use", group.ErrNoPeerSlot, group.PeerSlots, m.g.Config().Name)
 			}
 		}
-		ok, err := m.g.UpdatePeer(o, slot, func(cur *group.Peer) bool {
+		ok, err := m.updatePeerSlot(slot, func(cur *group.Peer) bool {
 			if cur.State != group.PeerEmpty && (cur.Name != m.cfg.Name || cur.State.Running() || cur.State == group.PeerRecovering) {
 				return false
 			}
@@ -227,7 +343,7 @@ func (m *Member) claimSlot(o *lockfree.Owner) (int, error) {
 		peers, _ := m.g.Peers()
 		for _, q := range peers {
 			if q.Slot != slot && q.Name == m.cfg.Name && q.State.Running() && q.ProcessAlive() && q.Slot < slot {
-				m.g.UpdatePeer(o, slot, func(cur *group.Peer) bool { *cur = group.Peer{}; return true })
+				m.updatePeerSlot(slot, func(cur *group.Peer) bool { *cur = group.Peer{}; return true })
 				return 0, fmt.Errorf("%w: %s is process %d", ErrRunning, m.cfg.Name, q.Process.Pid)
 			}
 		}
@@ -280,14 +396,14 @@ func (m *Member) ensureDefaults() error {
 }
 
 // structure attaches (or creates) an application structure and the
-// member's owner in it.
+// member's owner in it. Callers hold cmdMu.
 func (m *Member) structure(c defs.CFStruct, create bool) (*lockfree.Structure, error) {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	s, err := m.g.StructureSized(c.Name, create, uint64(c.SizeMB)<<20)
+	s, err := m.g.StructureSized(c.Name, create, uint64(c.SizeMB)<<20) // may take a while: no lock held
 	if err != nil {
 		return nil, err
 	}
+	m.mu.Lock()
+	defer m.mu.Unlock()
 	if _, ok := m.apps[c.Name]; !ok {
 		o, err := s.RegisterSlotLabel(m.own.Tag().Slot(), m.own.Label())
 		if err != nil {
@@ -353,346 +469,6 @@ func CFAttrs(q defs.Queue) lockfree.QueueAttrs {
 		a.MaxMsgLen = -1
 	}
 	return a
-}
-
-// Run serves until ctx ends or Stop is called, then stops in order.
-func (m *Member) Run(ctx context.Context) error {
-	defer close(m.done)
-	hb := time.NewTicker(m.cfg.HeartbeatInterval)
-	defer hb.Stop()
-	lastExpiry := time.Now()
-	deaths := make(chan []any, 1)
-	go m.waitDeaths(deaths)
-	m.tick()
-	for {
-		select {
-		case <-ctx.Done():
-			return m.shutdown()
-		case <-m.stop:
-			return m.shutdown()
-		case keys := <-deaths:
-			for _, k := range keys {
-				m.handleDeath(k)
-			}
-		case <-hb.C:
-			m.tick()
-			if time.Since(lastExpiry) >= m.cfg.ExpiryInterval {
-				lastExpiry = time.Now()
-				m.expiryScan()
-			}
-		}
-	}
-}
-
-// Stop asks Run to stop in order and waits for it.
-func (m *Member) Stop() {
-	m.once.Do(func() { close(m.stop) })
-	<-m.done
-}
-
-// waitDeaths forwards the watcher's reports to the run loop.
-func (m *Member) waitDeaths(out chan<- []any) {
-	for {
-		keys, err := m.watch.Wait(time.Second)
-		if err != nil {
-			return
-		}
-		if len(keys) > 0 {
-			select {
-			case out <- keys:
-			case <-m.stop:
-				return
-			}
-		}
-	}
-}
-
-type peerKey int // a watched member, by peer slot
-type connKey int // a watched connection, by connection slot
-
-func (m *Member) handleDeath(k any) {
-	switch k := k.(type) {
-	case peerKey:
-		p, err := m.g.Peer(int(k))
-		if err == nil && p.Slot != m.slot {
-			m.recoverMember(m.own, p)
-		}
-	case connKey:
-		m.recoverConn(int(k), false)
-	}
-}
-
-// tick is the heartbeat: store ours, watch peers and connections, recover
-// the dead, fence the hung.
-func (m *Member) tick() {
-	now := time.Now()
-	m.updatePeer(func(p *group.Peer) bool {
-		if p.Process != m.self {
-			return false
-		}
-		p.Heartbeat = now.UnixNano()
-		return true
-	})
-	peers, err := m.g.Peers()
-	if err != nil {
-		m.log.Error("read peer table", "err", err)
-		return
-	}
-	for _, p := range peers {
-		if p.Slot == m.slot {
-			continue
-		}
-		switch {
-		case p.State.Running() && p.Process.Pid > 0:
-			if !m.watch.Watching(peerKey(p.Slot)) {
-				m.watch.Watch(peerKey(p.Slot), p.Process)
-			}
-			if age := now.Sub(time.Unix(0, p.Heartbeat)); age > m.cfg.HeartbeatTimeout && p.ProcessAlive() {
-				// Hung: fence it so it cannot touch the CF again, then its
-				// death is handled like any other.
-				m.log.Warn("peer hung, killing it", "peer", p.Name, "pid", p.Process.Pid, "heartbeat age", age.Round(time.Millisecond))
-				syscall.Kill(p.Process.Pid, syscall.SIGKILL)
-			}
-		case p.State == group.PeerFailed, p.State == group.PeerRecovering && !procid.Alive(p.Recoverer):
-			m.recoverMember(m.own, p)
-		}
-	}
-	m.watchConnections()
-}
-
-// watchConnections watches this member's connections, and recovers
-// stragglers: connections of members whose recovery has finished (one
-// registered while its member was being recovered). The connections of a
-// dead member not yet recovered are left to recoverMember, whose
-// compare-and-swap gives them to exactly one survivor.
-func (m *Member) watchConnections() {
-	// Owners first, then the peer table: a member (or an application)
-	// registers its owner only after its member's slot was claimed, so a
-	// peer table read after the owners never shows the member of a fresh
-	// owner as gone.
-	owners := m.g.Admin().Owners()
-	peers, err := m.g.Peers()
-	if err != nil {
-		return
-	}
-	finished := map[int]bool{} // slots whose member stopped or was recovered
-	for i := 0; i < group.PeerSlots; i++ {
-		finished[i] = true
-	}
-	for _, p := range peers {
-		finished[p.Slot] = p.State == group.PeerStopped || p.State == group.PeerRecovered
-	}
-	for _, info := range owners {
-		if !info.Registered {
-			continue
-		}
-		slot := info.Tag.Slot()
-		peer, ok := group.LabelPeer(info.Label)
-		switch {
-		case !ok:
-		case peer == m.slot:
-			if info.Tag != m.own.Tag() && !m.watch.Watching(connKey(slot)) {
-				m.watch.Watch(connKey(slot), info.Process)
-			}
-		case finished[peer]:
-			m.recoverConn(slot, true)
-		}
-	}
-}
-
-// recoverMember recovers a dead member's work, unless another survivor is
-// doing it. Exactly one survivor wins the compare-and-swap; if it dies, the
-// next tick of another one takes over (a recovering member whose recoverer
-// is gone).
-func (m *Member) recoverMember(o *lockfree.Owner, p group.Peer) {
-	if p.State.Running() && p.ProcessAlive() {
-		return
-	}
-	won, err := m.g.UpdatePeer(o, p.Slot, func(cur *group.Peer) bool {
-		if cur.Name != p.Name || cur.Incarnation != p.Incarnation {
-			return false
-		}
-		switch {
-		case cur.State.Running() && !cur.ProcessAlive(), cur.State == group.PeerFailed:
-		case cur.State == group.PeerRecovering && !procid.Alive(cur.Recoverer):
-		default:
-			return false
-		}
-		cur.State, cur.Recoverer = group.PeerRecovering, m.self
-		return true
-	})
-	if err != nil || !won {
-		return
-	}
-	cpRecoverClaimed.Hit()
-	t0 := time.Now()
-	m.watch.Unwatch(peerKey(p.Slot))
-	n := 0
-	for _, info := range m.g.Admin().Owners() {
-		if peer, ok := group.LabelPeer(info.Label); ok && peer == p.Slot {
-			m.recoverConn(info.Tag.Slot(), true)
-			cpRecoverConn.Hit()
-			n++
-		}
-	}
-	m.g.UpdatePeer(o, p.Slot, func(cur *group.Peer) bool {
-		if cur.State != group.PeerRecovering || cur.Recoverer != m.self {
-			return false
-		}
-		cur.State, cur.Process, cur.Recoverer = group.PeerRecovered, procid.ID{}, procid.ID{}
-		return true
-	})
-	m.log.Warn("recovered a dead member", "peer", p.Name, "pid", p.Process.Pid, "connections", n, "took", time.Since(t0).Round(time.Microsecond))
-}
-
-// recoverConn finishes or undoes the work of connection slot slot in every
-// structure: repaired if its process is gone, revoked (connection broken)
-// if it is alive and revoke is set. The outcome of a unit of work that
-// spans structures is read from the admin structure first.
-func (m *Member) recoverConn(slot int, revoke bool) {
-	admin := m.g.Admin()
-	info, ok := admin.Owner(slot)
-	if !ok {
-		return
-	}
-	m.watch.Unwatch(connKey(slot))
-	out := admin.Decision(info.Tag)
-	names, err := m.g.Structures()
-	if err != nil {
-		m.log.Error("list structures", "err", err)
-	}
-	fix := func(s *lockfree.Structure, t lockfree.OwnerTag, alive bool) error {
-		var err error
-		if alive && revoke {
-			_, err = s.Revoke(t, out)
-		} else {
-			_, err = s.RepairWith(t, out, false)
-		}
-		if errors.Is(err, lockfree.ErrNotOwner) || errors.Is(err, lockfree.ErrOwnerBusy) || errors.Is(err, lockfree.ErrOwnerAlive) {
-			return nil
-		}
-		return err
-	}
-	for _, n := range names {
-		s, err := m.g.Structure(n, false)
-		if err != nil {
-			continue
-		}
-		if oi, ok := s.Owner(slot); ok {
-			if err := fix(s, oi.Tag, oi.Alive); err != nil {
-				m.log.Error("recover connection", "slot", slot, "structure", n, "err", err)
-			}
-		}
-	}
-	if err := fix(admin, info.Tag, info.Alive); err != nil {
-		m.log.Error("recover connection", "slot", slot, "structure", shm.AdminStructure, "err", err)
-		return
-	}
-	m.log.Info("recovered a connection", "slot", slot, "pid", info.Process.Pid, "outcome", outcomeName(out), "revoked", info.Alive && revoke)
-}
-
-func outcomeName(o lockfree.Outcome) string {
-	if o == lockfree.OutcomeCommit {
-		return "commit"
-	}
-	return "backout"
-}
-
-// recoverDead recovers every member that died and was not recovered.
-func (m *Member) recoverDead() {
-	peers, _ := m.g.Peers()
-	for _, p := range peers {
-		if p.Slot != m.slot {
-			m.recoverMember(m.own, p)
-		}
-	}
-	// Connections of members that are gone (and owners nobody labelled).
-	m.watchConnections()
-}
-
-// expiryScan removes expired messages, by the holder of the expiry lease.
-func (m *Member) expiryScan() {
-	held, err := m.g.AcquireLease(m.own, group.LeaseExpiry, m.slot, 3*m.cfg.ExpiryInterval)
-	if err != nil || !held {
-		return
-	}
-	var qs []defs.Queue
-	if err := m.repo.View(func(tx *defs.Tx) error { var err error; qs, err = tx.Queues("*"); return err }); err != nil {
-		return
-	}
-	total := 0
-	for _, q := range qs {
-		o, s, err := m.ownerIn(q.CFStruct)
-		if err != nil {
-			continue
-		}
-		id, err := s.LookupQueue(q.Name)
-		if err != nil {
-			continue
-		}
-		n, _ := o.RemoveExpired(id)
-		total += n
-	}
-	if total > 0 {
-		m.log.Info("removed expired messages", "count", total)
-	}
-}
-
-// shutdown is the orderly stop: no new work, connections given the grace
-// period to end and then broken, units of work backed out, deregistered.
-func (m *Member) shutdown() error {
-	m.log.Info("stopping")
-	m.updatePeer(func(p *group.Peer) bool { p.State = group.PeerStopping; return true })
-	if m.cmdL != nil {
-		m.cmdL.Close() // no new admin work
-		os.Remove(SocketPath(m.g.Config(), m.cfg.Name))
-	}
-	deadline := time.Now().Add(m.cfg.StopGrace)
-	for {
-		left := 0
-		for _, info := range m.g.Admin().Owners() {
-			if peer, ok := group.LabelPeer(info.Label); ok && peer == m.slot && info.Tag != m.own.Tag() {
-				if time.Now().After(deadline) || !info.Alive {
-					m.recoverConn(info.Tag.Slot(), true)
-				} else {
-					left++
-				}
-			}
-		}
-		if left == 0 {
-			break
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
-	m.g.ReleaseLease(m.own, group.LeaseExpiry, m.slot)
-	m.updatePeer(func(p *group.Peer) bool {
-		p.State, p.Process = group.PeerStopped, procid.ID{}
-		return true
-	})
-	m.close()
-	m.log.Info("stopped")
-	return nil
-}
-
-func (m *Member) close() {
-	m.mu.Lock()
-	for _, o := range m.apps {
-		o.Close()
-	}
-	m.apps = map[string]*lockfree.Owner{}
-	m.mu.Unlock()
-	if m.own != nil {
-		m.own.Close()
-	}
-	if m.watch != nil {
-		m.watch.Close()
-	}
-	if m.repo != nil {
-		m.repo.Close()
-	}
-	if m.g != nil {
-		m.g.Close()
-	}
 }
 
 // SignalStop sends SIGTERM to the member named name (for `qmgr stop`).

@@ -110,8 +110,10 @@ func (w *Watcher) Wait(timeout time.Duration) ([]any, error) {
 	}
 	fds := make([]unix.PollFd, 0, len(w.byFD)+1)
 	fds = append(fds, unix.PollFd{Fd: int32(w.wake), Events: unix.POLLIN})
-	for fd := range w.byFD {
+	snap := make(map[int]watched, len(w.byFD))
+	for fd, wd := range w.byFD {
 		fds = append(fds, unix.PollFd{Fd: int32(fd), Events: unix.POLLIN})
+		snap[fd] = wd
 	}
 	w.mu.Unlock()
 	_, err := unix.Poll(fds, int(timeout/time.Millisecond))
@@ -127,7 +129,10 @@ func (w *Watcher) Wait(timeout time.Duration) ([]any, error) {
 		if p.Revents == 0 {
 			continue
 		}
-		if wd, ok := w.byFD[int(p.Fd)]; ok {
+		// An Unwatch during the poll may have closed the descriptor and a
+		// Watch reused its number for another process: report only what
+		// is still the same watch and whose process is really gone.
+		if wd, ok := w.byFD[int(p.Fd)]; ok && wd == snap[int(p.Fd)] && !procid.Alive(wd.id) {
 			out = append(out, wd.key)
 			unix.Close(int(p.Fd))
 			delete(w.byFD, int(p.Fd))

@@ -1,0 +1,307 @@
+package qm
+
+import (
+	"errors"
+	"fmt"
+	"sync"
+	"time"
+
+	"github.com/qmgr/qmgr/defs"
+	"github.com/qmgr/qmgr/group"
+	"github.com/qmgr/qmgr/lockfree"
+	"github.com/qmgr/qmgr/procid"
+	"github.com/qmgr/qmgr/shm"
+)
+
+// Recoveries run on their own goroutines, at most one per thing recovered
+// (the busy set), so that the run loop, and with it the watching of
+// everyone else, never waits for one: a revocation waits for a live
+// application to finish the operation it is in, which takes as long as
+// that application takes.
+
+// goRecover runs f on its own goroutine unless a recovery under key is
+// already running in this member.
+func (m *Member) goRecover(key string, f func()) {
+	m.busyMu.Lock()
+	if m.busy[key] {
+		m.busyMu.Unlock()
+		return
+	}
+	m.busy[key] = true
+	m.busyMu.Unlock()
+	go func() {
+		defer func() {
+			m.busyMu.Lock()
+			delete(m.busy, key)
+			m.busyMu.Unlock()
+		}()
+		f()
+	}()
+}
+
+func (m *Member) inFlight() int {
+	m.busyMu.Lock()
+	defer m.busyMu.Unlock()
+	return len(m.busy)
+}
+
+// waitRecoveries waits until no recovery is in flight, for at most d; it
+// reports whether none is.
+func (m *Member) waitRecoveries(d time.Duration) bool {
+	deadline := time.Now().Add(d)
+	for m.inFlight() > 0 {
+		if time.Now().After(deadline) {
+			return false
+		}
+		time.Sleep(2 * time.Millisecond)
+	}
+	return true
+}
+
+func (m *Member) goRecoverMember(p group.Peer) {
+	m.goRecover(fmt.Sprintf("member %d", p.Slot), func() { m.recoverMember(p) })
+}
+
+func (m *Member) goRecoverConn(t lockfree.OwnerTag, id procid.ID, revoke bool) {
+	m.goRecover(fmt.Sprintf("conn %d", t.Slot()), func() { m.recoverConn(t, id, revoke) })
+}
+
+func (m *Member) goRepairAdmin(t lockfree.OwnerTag) {
+	m.goRecover(fmt.Sprintf("conn %d", t.Slot()), func() {
+		if _, err := m.g.Admin().Repair(t); err == nil {
+			m.log.Info("repaired a connection that died registering", "slot", t.Slot())
+		}
+	})
+}
+
+// recoverDead recovers every member that died and was not recovered, and
+// the connections nobody else will: what a member starting (alone or not)
+// does first. It waits for those recoveries, but not for ever: one that
+// waits for an application stopped in the middle of an operation goes on
+// in the background.
+func (m *Member) recoverDead() {
+	peers, _ := m.g.Peers()
+	for _, p := range peers {
+		if p.Slot != m.slot {
+			if p.State.Running() && !p.ProcessAlive() || p.State == group.PeerFailed ||
+				p.State == group.PeerRecovering && !procid.Alive(p.Recoverer) {
+				m.goRecoverMember(p)
+			}
+		}
+	}
+	m.waitRecoveries(10 * time.Second)
+	m.sweepOrphans()
+	m.watchConnections()
+	if !m.waitRecoveries(10 * time.Second) {
+		m.log.Warn("recoveries still in flight; going on", "recoveries", m.inFlight())
+	}
+}
+
+// recoverMember recovers a dead member's work, unless another survivor is
+// doing it. Exactly one survivor wins the compare-and-swap; if it dies, the
+// next tick of another one takes over (a recovering member whose recoverer
+// is gone). The member's connections are recovered concurrently.
+func (m *Member) recoverMember(p group.Peer) {
+	if p.State.Running() && p.ProcessAlive() {
+		return
+	}
+	won, err := m.updatePeerSlot(p.Slot, func(cur *group.Peer) bool {
+		if cur.Name != p.Name || cur.Incarnation != p.Incarnation {
+			return false
+		}
+		switch {
+		case cur.State.Running() && !cur.ProcessAlive(), cur.State == group.PeerFailed:
+		case cur.State == group.PeerRecovering && !procid.Alive(cur.Recoverer):
+		default:
+			return false
+		}
+		cur.State, cur.Recoverer = group.PeerRecovering, m.self
+		return true
+	})
+	if err != nil || !won {
+		return
+	}
+	cpRecoverClaimed.Hit()
+	t0 := time.Now()
+	var wg sync.WaitGroup
+	n := 0
+	for _, info := range m.g.Admin().Owners() {
+		peer, inc, ok := group.LabelPeer(info.Label)
+		if !ok || peer != p.Slot || !group.SameIncarnation(inc, p.Incarnation) {
+			continue // a connection of an earlier incarnation is a straggler: watchConnections
+		}
+		n++
+		wg.Add(1)
+		go func(info lockfree.OwnerInfo) {
+			defer wg.Done()
+			m.recoverConn(info.Tag, procid.ID{}, true)
+			cpRecoverConn.Hit()
+		}(info)
+	}
+	wg.Wait()
+	m.updatePeerSlot(p.Slot, func(cur *group.Peer) bool {
+		if cur.State != group.PeerRecovering || cur.Recoverer != m.self || cur.Incarnation != p.Incarnation {
+			return false
+		}
+		cur.State, cur.Process, cur.Recoverer = group.PeerRecovered, procid.ID{}, procid.ID{}
+		return true
+	})
+	m.log.Warn("recovered a dead member", "peer", p.Name, "pid", p.Process.Pid, "connections", n, "took", time.Since(t0).Round(time.Microsecond))
+}
+
+// recoverConn finishes or undoes the work of the connection whose admin
+// owner is t in every structure: repaired if its process is gone, revoked
+// (connection broken) if it is alive and revoke is set. id, when set, is
+// the process the caller saw registered under t: nothing is done if the
+// slot has another one.
+//
+// The order matters. The admin slot is fenced first: from then on the
+// connection can neither record a commit decision nor register in another
+// structure (Conn checks its admin slot after registering). Then the
+// decision is read, the connection's slot in every application structure
+// is repaired or revoked with it, and the admin slot is repaired last, so
+// that a recoverer that dies half way leaves the decision for the one that
+// takes over.
+func (m *Member) recoverConn(t lockfree.OwnerTag, id procid.ID, revoke bool) {
+	admin := m.g.Admin()
+	info, ok := admin.Owner(t.Slot())
+	if !ok || info.Tag != t {
+		return
+	}
+	if info.State == "active" {
+		if id.Pid != 0 && info.Process != id {
+			return
+		}
+		if info.Alive && !revoke {
+			return
+		}
+		id = info.Process
+	}
+	if err := m.waitLogged("fence connection", t, func() error { return admin.Fence(t) }); err != nil {
+		if !errors.Is(err, lockfree.ErrNotOwner) && !errors.Is(err, lockfree.ErrOwnerBusy) {
+			m.log.Error("recover connection: fence", "slot", t.Slot(), "err", err)
+		}
+		return
+	}
+	out := lockfree.OutcomeAuto // a unit of work in one structure: as its own record says
+	if admin.Decision(t) == lockfree.OutcomeCommit {
+		out = lockfree.OutcomeCommit
+	}
+	names, err := m.g.Structures()
+	if err != nil {
+		m.log.Error("list structures", "err", err)
+	}
+	for _, n := range names {
+		s, err := m.g.Structure(n, false)
+		if err != nil {
+			continue
+		}
+		oi, ok := s.Owner(t.Slot())
+		if !ok || oi.State == "active" && oi.Alive && id.Pid != 0 && oi.Process.Pid != id.Pid {
+			continue // not this connection's
+		}
+		err = m.waitLogged("revoke connection in "+n, oi.Tag, func() error {
+			if oi.State == "active" && oi.Alive {
+				_, err := s.Revoke(oi.Tag, out)
+				return err
+			}
+			_, err := s.RepairWith(oi.Tag, out, false)
+			return err
+		})
+		if err != nil && !errors.Is(err, lockfree.ErrNotOwner) && !errors.Is(err, lockfree.ErrOwnerBusy) {
+			m.log.Error("recover connection", "slot", t.Slot(), "structure", n, "err", err)
+		}
+		testHookStructureFixed(n)
+	}
+	if _, err := admin.RepairWith(t, out, true); err != nil {
+		m.log.Error("recover connection", "slot", t.Slot(), "structure", shm.AdminStructure, "err", err)
+		return
+	}
+	m.log.Info("recovered a connection", "slot", t.Slot(), "pid", id.Pid, "outcome", outcomeName(out), "revoked", info.Alive && revoke)
+}
+
+// testHookStructureFixed is called after each application structure a
+// recovery repaired (tests only).
+var testHookStructureFixed = func(string) {}
+
+// waitLogged runs f, which may wait for a live process (a fence waits for
+// the operation in flight to end), and logs while it waits.
+func (m *Member) waitLogged(what string, t lockfree.OwnerTag, f func() error) error {
+	done := make(chan struct{})
+	defer close(done)
+	go func() {
+		t0 := time.Now()
+		tk := time.NewTicker(5 * time.Second)
+		defer tk.Stop()
+		for {
+			select {
+			case <-done:
+				return
+			case <-tk.C:
+				m.log.Warn("still waiting for a connection's process to finish its operation", "what", what, "slot", t.Slot(), "waited", time.Since(t0).Round(time.Second))
+			}
+		}
+	}()
+	return f()
+}
+
+func outcomeName(o lockfree.Outcome) string {
+	switch o {
+	case lockfree.OutcomeCommit:
+		return "commit"
+	case lockfree.OutcomeBackout:
+		return "backout"
+	}
+	return "as recorded"
+}
+
+// sweepOrphans repairs owners in application structures that belong to no
+// connection: their admin slot is free or held by another process. A
+// connection registers in an application structure only while its admin
+// slot is its own and checks that slot again afterwards, and a recovery
+// repairs the application structures before the admin slot, so an orphan
+// is rare: an application killed between registering in a structure and
+// that check, or a structure attached while its owners were being
+// recovered. Owners whose admin slot is being repaired are left to that
+// repair.
+func (m *Member) sweepOrphans() {
+	names, err := m.g.Structures()
+	if err != nil {
+		return
+	}
+	admin := m.g.Admin()
+	for _, n := range names {
+		s, err := m.g.Structure(n, false)
+		if err != nil {
+			continue
+		}
+		for _, oi := range s.Owners() {
+			if oi.State == "repairing" && oi.Alive {
+				continue // being repaired
+			}
+			ai, ok := admin.Owner(oi.Tag.Slot()) // read after the structure's owner
+			if ok && (ai.State == "repairing" || oi.State == "active" && ai.Process.Pid == oi.Process.Pid) {
+				continue
+			}
+			oi, n := oi, n
+			m.goRecover(fmt.Sprintf("orphan %s %d", n, oi.Tag.Slot()), func() {
+				var err error
+				if oi.State == "active" && oi.Alive {
+					_, err = s.Revoke(oi.Tag, lockfree.OutcomeAuto)
+				} else {
+					_, err = s.RepairWith(oi.Tag, lockfree.OutcomeAuto, false)
+				}
+				if err == nil {
+					m.log.Warn("repaired an owner without a connection", "structure", n, "slot", oi.Tag.Slot(), "pid", oi.Process.Pid)
+				}
+			})
+		}
+	}
+}
+
+// queueDefs reads every queue definition.
+func (m *Member) queueDefs() ([]defs.Queue, error) {
+	var qs []defs.Queue
+	err := m.repo.View(func(tx *defs.Tx) error { var err error; qs, err = tx.Queues("*"); return err })
+	return qs, err
+}

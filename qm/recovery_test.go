@@ -1,0 +1,438 @@
+package qm
+
+import (
+	"bufio"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/qmgr/qmgr/lockfree"
+	"github.com/qmgr/qmgr/mq"
+	"github.com/qmgr/qmgr/procid"
+)
+
+// The test binary doubles as an application process driven by lines on
+// stdin (QM_TEST_APP=1): "open Q", "getsp Q", "put Q body", "commit".
+func TestMain(m *testing.M) {
+	if os.Getenv("QM_TEST_APP") == "1" {
+		testApp()
+		return
+	}
+	if os.Getenv("QM_TEST_ORPHAN") != "" {
+		testOrphan()
+		return
+	}
+	os.Exit(m.Run())
+}
+
+func testApp() {
+	c, err := mq.Connect(mq.ConnectOptions{Group: os.Getenv("G"), QMgr: os.Getenv("QM"), DataDir: os.Getenv("D"), CFDir: os.Getenv("CF")})
+	if err != nil {
+		fmt.Println("connect:", err)
+		return
+	}
+	fmt.Println("slot", c.Tag().Slot())
+	hs := map[string]*mq.Queue{}
+	sc := bufio.NewScanner(os.Stdin)
+	for sc.Scan() {
+		f := strings.Fields(sc.Text())
+		var err error
+		switch f[0] {
+		case "open":
+			hs[f[1]], err = c.Open(f[1], mq.OpenOptions{Input: true, Output: true})
+		case "getsp":
+			var m *mq.Message
+			if m, err = hs[f[1]].Get(mq.GetOptions{Syncpoint: true}); err == nil {
+				fmt.Println("got", string(m.Body))
+				continue
+			}
+		case "put":
+			err = hs[f[1]].Put(&mq.Message{Body: []byte(f[2])}, mq.PutOptions{Syncpoint: true})
+		case "commit":
+			err = c.Commit()
+		}
+		fmt.Printf("reason %d %v\n", mq.ReasonOf(err), err)
+	}
+}
+
+// testOrphan registers owner slot QM_TEST_ORPHAN in structure APP2
+// directly (no connection in the admin structure), gets a message from Q2
+// under syncpoint, says so and waits to be killed.
+func testOrphan() {
+	slot, _ := strconv.Atoi(os.Getenv("QM_TEST_ORPHAN"))
+	s, err := lockfree.Attach(os.Getenv("CF"), "APP2")
+	if err != nil {
+		fmt.Println(err)
+		return
+	}
+	o, err := s.RegisterSlot(slot)
+	if err != nil {
+		fmt.Println(err)
+		return
+	}
+	o.SetRevocable(true) // as a connection's: the sweep may revoke it while it lives
+	q, err := s.LookupQueue("Q2")
+	if err != nil {
+		fmt.Println(err)
+		return
+	}
+	var m lockfree.Message
+	if err := o.Get(q, lockfree.GetOptions{Syncpoint: true}, &m); err != nil {
+		fmt.Println(err)
+		return
+	}
+	fmt.Println("held", string(m.Body))
+	select {}
+}
+
+type testProc struct {
+	cmd *exec.Cmd
+	in  io.WriteCloser
+	out *bufio.Scanner
+}
+
+func startApp(t *testing.T, cfg Config, qm string) *testProc {
+	t.Helper()
+	cmd := exec.Command(os.Args[0], "-test.run=^$")
+	cmd.Env = append(os.Environ(), "QM_TEST_APP=1", "G="+cfg.Group.Name, "QM="+qm, "D="+cfg.Group.DataDir, "CF="+cfg.Group.CFDir)
+	in, _ := cmd.StdinPipe()
+	outp, _ := cmd.StdoutPipe()
+	cmd.Stderr = os.Stderr
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { cmd.Process.Kill(); cmd.Wait() })
+	p := &testProc{cmd: cmd, in: in, out: bufio.NewScanner(outp)}
+	if l := p.line(); !strings.HasPrefix(l, "slot ") {
+		t.Fatalf("application: %q", l)
+	}
+	return p
+}
+
+func (p *testProc) line() string { p.out.Scan(); return p.out.Text() }
+func (p *testProc) do(s string) string {
+	fmt.Fprintln(p.in, s)
+	return p.line()
+}
+
+func connect(t *testing.T, cfg Config, qm string) *mq.Conn {
+	t.Helper()
+	c, err := mq.Connect(mq.ConnectOptions{Group: cfg.Group.Name, QMgr: qm, DataDir: cfg.Group.DataDir, CFDir: cfg.Group.CFDir})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return c
+}
+
+// twoStructures defines Q1 in APPL1 and Q2 in APP2.
+func twoStructures(t *testing.T, m *Member) {
+	mustExec(t, m, "DEFINE CFSTRUCT(APP2) SIZE(32)")
+	mustExec(t, m, "DEFINE QLOCAL(Q1)")
+	mustExec(t, m, "DEFINE QLOCAL(Q2) CFSTRUCT(APP2)")
+}
+
+func putOne(t *testing.T, cfg Config, qm, q, body string) {
+	t.Helper()
+	c := connect(t, cfg, qm)
+	defer c.Disconnect()
+	h, err := c.Open(q, mq.OpenOptions{Output: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := h.Put(&mq.Message{Body: []byte(body)}, mq.PutOptions{}); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// eventually polls cond until it holds or the deadline passes (a bound on
+// correctness, not a speed assertion).
+func eventually(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(15 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("%s: not within 15s", what)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}
+
+// getBody gets one message (no wait), or "" when there is none.
+func getBody(t *testing.T, c *mq.Conn, q string) (string, int) {
+	t.Helper()
+	h, err := c.Open(q, mq.OpenOptions{Input: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer h.Close()
+	m, err := h.Get(mq.GetOptions{})
+	if errors.Is(err, mq.ErrNoMessage) {
+		return "", 0
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(m.Body), m.BackoutCount
+}
+
+// A unit of work spanning two structures is never half committed: the
+// application commits while its recoverer is between the structures. The
+// recoverer fenced the connection first, so the commit fails and both puts
+// are backed out.
+func TestRecoveryNeverHalfCommits(t *testing.T) {
+	cfg := testConfig(t, "QM1")
+	m := startMember(t, cfg)
+	twoStructures(t, m)
+	c := connect(t, cfg, "QM1")
+	q1, _ := c.Open("Q1", mq.OpenOptions{Output: true})
+	q2, _ := c.Open("Q2", mq.OpenOptions{Output: true})
+	if err := q1.Put(&mq.Message{Body: []byte("a")}, mq.PutOptions{Syncpoint: true}); err != nil {
+		t.Fatal(err)
+	}
+	if err := q2.Put(&mq.Message{Body: []byte("b")}, mq.PutOptions{Syncpoint: true}); err != nil {
+		t.Fatal(err)
+	}
+	var commitErr error
+	committed := false
+	testHookStructureFixed = func(name string) {
+		if !committed {
+			committed = true
+			commitErr = c.Commit()
+		}
+	}
+	defer func() { testHookStructureFixed = func(string) {} }()
+	m.recoverConn(c.Tag(), procid.ID{}, true)
+	if !committed {
+		t.Fatal("the hook never ran")
+	}
+	if mq.ReasonOf(commitErr) != mq.RCConnectionBroken {
+		t.Fatalf("commit during recovery: %v, want connection broken", commitErr)
+	}
+	d := connect(t, cfg, "QM1")
+	defer d.Disconnect()
+	for _, q := range []string{"Q1", "Q2"} {
+		if b, _ := getBody(t, d, q); b != "" {
+			t.Fatalf("%s holds %q: half committed", q, b)
+		}
+	}
+}
+
+// A revoked connection cannot start using a structure it had not used yet.
+func TestRevokedConnectionCannotRegister(t *testing.T) {
+	cfg := testConfig(t, "QM1")
+	m := startMember(t, cfg)
+	twoStructures(t, m)
+	c := connect(t, cfg, "QM1")
+	defer c.Disconnect()
+	q1, _ := c.Open("Q1", mq.OpenOptions{Output: true})
+	slot := c.Tag().Slot()
+	m.recoverConn(c.Tag(), procid.ID{}, true)
+	if err := q1.Put(&mq.Message{Body: []byte("x")}, mq.PutOptions{}); mq.ReasonOf(err) != mq.RCConnectionBroken {
+		t.Fatalf("put after revocation: %v", err)
+	}
+	if _, err := c.Open("Q2", mq.OpenOptions{Output: true}); mq.ReasonOf(err) != mq.RCConnectionBroken {
+		t.Fatalf("open of a queue in a new structure after revocation: %v", err)
+	}
+	s, err := m.g.Structure("APP2", false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if oi, ok := s.Owner(slot); ok {
+		t.Fatalf("APP2 slot %d still registered: %+v", slot, oi)
+	}
+	if r := s.Check(lockfree.CheckOptions{}); !r.OK() {
+		t.Fatal(r)
+	}
+}
+
+// Disconnecting with handles open leaves no open counts behind.
+func TestDisconnectClearsOpenCounts(t *testing.T) {
+	cfg := testConfig(t, "QM1")
+	m := startMember(t, cfg)
+	mustExec(t, m, "DEFINE QLOCAL(Q1)")
+	c := connect(t, cfg, "QM1")
+	if _, err := c.Open("Q1", mq.OpenOptions{Output: true, Input: true}); err != nil {
+		t.Fatal(err)
+	}
+	if r := mustExec(t, m, "DISPLAY QSTATUS(Q1)"); !strings.Contains(r.Text, "IPPROCS(1)") || !strings.Contains(r.Text, "OPPROCS(1)") {
+		t.Fatalf("while open:\n%s", r.Text)
+	}
+	c.Disconnect()
+	if r := mustExec(t, m, "DISPLAY QSTATUS(Q1)"); !strings.Contains(r.Text, "IPPROCS(0)") || !strings.Contains(r.Text, "OPPROCS(0)") {
+		t.Fatalf("after disconnect:\n%s", r.Text)
+	}
+	mustExec(t, m, "DELETE QLOCAL(Q1)")
+}
+
+// Once a member stops, it runs no more commands; commands racing with the
+// stop either ran before it or were refused.
+func TestNoCommandsAfterStop(t *testing.T) {
+	for iter := 0; iter < 10; iter++ {
+		cfg := testConfig(t, "QM1")
+		m, err := Start(cfg)
+		if err != nil {
+			t.Fatal(err)
+		}
+		go m.Run(t.Context())
+		var stopped sync.WaitGroup
+		stopped.Add(1)
+		var after []string
+		var mu sync.Mutex
+		done := make(chan struct{})
+		stopReturned := make(chan struct{})
+		go func() {
+			defer close(done)
+			for i := 0; ; i++ {
+				select {
+				case <-stopReturned:
+					return
+				default:
+				}
+				r := m.Exec(fmt.Sprintf("DEFINE QLOCAL(Q%d)", i))
+				select {
+				case <-stopReturned:
+					if r.OK {
+						mu.Lock()
+						after = append(after, fmt.Sprint(i))
+						mu.Unlock()
+					}
+				default:
+				}
+			}
+		}()
+		time.Sleep(time.Duration(iter) * 3 * time.Millisecond)
+		m.Stop()
+		close(stopReturned)
+		<-done
+		if len(after) > 0 {
+			t.Fatalf("iteration %d: commands ran after Stop returned: %v", iter, after)
+		}
+		if r := m.Exec("DISPLAY QLOCAL(*)"); r.OK || !strings.Contains(r.Error, "stopping") {
+			t.Fatalf("after stop: %+v", r)
+		}
+	}
+}
+
+// A connection slot reused by another process while the first process
+// lives is watched anew: the second process's death is recovered.
+func TestConnectionSlotReusedByAnotherProcess(t *testing.T) {
+	cfg := testConfig(t, "QM1")
+	m := startMember(t, cfg)
+	mustExec(t, m, "DEFINE QLOCAL(Q1)")
+	putOne(t, cfg, "QM1", "Q1", "m1")
+	a := connect(t, cfg, "QM1")
+	sA := a.Tag().Slot()
+	eventually(t, "watching the first connection", func() bool {
+		return m.watch.Watching(connKey{tag: a.Tag(), id: procid.Self()})
+	})
+	a.Disconnect()
+	// Occupy every other admin slot so that the next connection gets sA.
+	var fill []*lockfree.Owner
+	for i := 0; i < m.g.Admin().Params().Owners; i++ {
+		if i == sA {
+			continue
+		}
+		if o, err := m.g.Admin().RegisterSlot(i); err == nil {
+			fill = append(fill, o)
+		}
+	}
+	b := startApp(t, cfg, "QM1")
+	for _, o := range fill {
+		o.Close()
+	}
+	if info, ok := m.g.Admin().Owner(sA); !ok || info.Process.Pid != b.cmd.Process.Pid {
+		t.Fatalf("the application did not get slot %d: %+v", sA, info)
+	}
+	if r := b.do("open Q1"); r != "reason 0 <nil>" {
+		t.Fatal(r)
+	}
+	if r := b.do("getsp Q1"); r != "got m1" {
+		t.Fatal(r)
+	}
+	b.cmd.Process.Signal(syscall.SIGKILL)
+	b.cmd.Wait()
+	d := connect(t, cfg, "QM1")
+	defer d.Disconnect()
+	eventually(t, "the dead application's message back", func() bool {
+		body, n := getBody(t, d, "Q1")
+		if body != "" && (body != "m1" || n != 1) {
+			t.Fatalf("got %q backout count %d", body, n)
+		}
+		return body != ""
+	})
+}
+
+// A connection revoked by an orderly stop cannot register in a structure
+// it had not used; killed afterwards, it leaves nothing held.
+func TestRevokedByStopThenKilled(t *testing.T) {
+	cfg := testConfig(t, "QM1")
+	cfg.StopGrace = 100 * time.Millisecond
+	m1, err := Start(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	go m1.Run(t.Context())
+	twoStructures(t, m1)
+	putOne(t, cfg, "QM1", "Q2", "precious")
+	b := startApp(t, cfg, "QM1")
+	if r := b.do("open Q1"); r != "reason 0 <nil>" {
+		t.Fatal(r)
+	}
+	m1.Stop() // revokes b after the grace period
+	if r := b.do("open Q2"); !strings.HasPrefix(r, fmt.Sprintf("reason %d ", mq.RCConnectionBroken)) {
+		t.Fatalf("open Q2 after the member stopped: %s", r)
+	}
+	b.cmd.Process.Signal(syscall.SIGKILL)
+	b.cmd.Wait()
+	cfg2 := cfg
+	cfg2.Name = "QM2"
+	startMember(t, cfg2)
+	c := connect(t, cfg2, "QM2")
+	defer c.Disconnect()
+	if body, _ := getBody(t, c, "Q2"); body != "precious" {
+		t.Fatalf("Q2: %q", body)
+	}
+}
+
+// An owner in an application structure without a connection in the admin
+// structure (an application killed between registering there and checking
+// its connection) is found by the orphan sweep and repaired.
+func TestOrphanOwnerIsRepaired(t *testing.T) {
+	cfg := testConfig(t, "QM1")
+	m := startMember(t, cfg)
+	twoStructures(t, m)
+	putOne(t, cfg, "QM1", "Q2", "orphaned")
+	const slot = 777
+	if _, ok := m.g.Admin().Owner(slot); ok {
+		t.Fatalf("admin slot %d in use", slot)
+	}
+	cmd := exec.Command(os.Args[0], "-test.run=^$")
+	cmd.Env = append(os.Environ(), "QM_TEST_ORPHAN="+strconv.Itoa(slot), "CF="+cfg.Group.CFDir)
+	outp, _ := cmd.StdoutPipe()
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer func() { cmd.Process.Kill(); cmd.Wait() }()
+	if l, _ := bufio.NewReader(outp).ReadString('\n'); l != "held orphaned\n" {
+		t.Fatalf("orphan: %q", l)
+	}
+	cmd.Process.Signal(syscall.SIGKILL)
+	cmd.Wait()
+	c := connect(t, cfg, "QM1")
+	defer c.Disconnect()
+	eventually(t, "the orphan's message back", func() bool {
+		body, n := getBody(t, c, "Q2")
+		if body != "" && (body != "orphaned" || n != 1) {
+			t.Fatalf("got %q backout count %d", body, n)
+		}
+		return body != ""
+	})
+}
