@@ -1,6 +1,7 @@
-// Package defs is the group's shared definitions repository: queues,
-// coupling-facility structures and group-wide queue manager attributes, in
-// SQLite (modernc.org/sqlite, no cgo) in the group's data directory.
+// Package defs is the group's shared definitions repository: local and
+// remote queues, channels, coupling-facility structures and group-wide
+// queue manager attributes, in SQLite (modernc.org/sqlite, no cgo) in the
+// group's data directory.
 //
 // Every member and application opens the same database at once. It runs in
 // WAL mode with a busy timeout, so readers never block and writers queue;
@@ -11,7 +12,7 @@
 // # Schema (defs.db)
 //
 //	CREATE TABLE objects (
-//	    type    TEXT NOT NULL,   -- QLOCAL, CFSTRUCT, QMGR
+//	    type    TEXT NOT NULL,   -- QLOCAL, QREMOTE, CHANNEL, CFSTRUCT, QMGR
 //	    name    TEXT NOT NULL,
 //	    def     TEXT NOT NULL,   -- the object as JSON, keys are MQSC attribute names
 //	    created INTEGER NOT NULL, -- Unix ns

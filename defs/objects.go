@@ -32,6 +32,8 @@ type Queue struct {
 	CFStruct string    `json:"CFSTRUCT"` // default APPL1
 	IndxType string    `json:"INDXTYPE"` // NONE, MSGID, CORRELID; default NONE
 	Usage    string    `json:"USAGE"`    // NORMAL, XMITQ; default NORMAL
+	Trigger  bool      `json:"TRIGGER"`  // XMITQ: start the sender channel when messages arrive; default NO
+	TrigData string    `json:"TRIGDATA"` // XMITQ: the channel to start; default the one sender using the queue
 	Descr    string    `json:"DESCR"`
 	Created  time.Time `json:"-"`
 	Altered  time.Time `json:"-"`
@@ -65,6 +67,8 @@ func (q Queue) Validate() error {
 		return fmt.Errorf("%w: USAGE(%s) is not NORMAL or XMITQ", ErrBadValue, q.Usage)
 	case len(q.Descr) > 64:
 		return fmt.Errorf("%w: DESCR longer than 64 characters", ErrBadValue)
+	case q.TrigData != "" && !ValidChannelName(q.TrigData):
+		return fmt.Errorf("%w: TRIGDATA(%s) is not a channel name", ErrBadValue, q.TrigData)
 	}
 	return nil
 }

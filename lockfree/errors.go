@@ -18,6 +18,7 @@ var (
 	ErrBadName       = errors.New("lockfree: invalid name")
 	ErrBadPriority   = errors.New("lockfree: priority not in 0..9")
 	ErrStatusChanged = errors.New("lockfree: status record changed (before-image mismatch)")
+	ErrStatusBusy    = errors.New("lockfree: status slot reserved by a live process that does not finish")
 	ErrStatusRange   = errors.New("lockfree: status slot or record size out of range")
 	ErrOwnerRevoked  = errors.New("lockfree: owner was repaired; its work was undone")
 	ErrOwnerAlive    = errors.New("lockfree: owner's process is alive")

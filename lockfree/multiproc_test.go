@@ -58,6 +58,8 @@ func runChild(role string) error {
 	}
 	defer s.Close()
 	switch role {
+	case "midop":
+		return midOpChild(s)
 	case "producer":
 		return childProducer(s)
 	case "consumer":

@@ -175,6 +175,10 @@ func (s *Structure) RegisterSlotLabel(slot int, label uint64) (own *Owner, err e
 	// the pid matches the one in the state word.
 	s.store(off+ownStart, s.self.Start)
 	s.store(off+ownLabel, label)
+	// Even before the pid: from the pid on a revoker may fence this owner
+	// and waits while the counter is odd (a repair makes it even too, but
+	// a slot may have been freed by an older version or by Close).
+	s.store(off+ownOpSeq, s.load(off+ownOpSeq)&^1)
 	s.store(off+ownPid, uint64(s.self.Pid))
 	s.store(off+ownReg, uint64(time.Now().UnixNano()))
 	o := &Owner{s: s, slot: slot, tag: mkTag(slot, inc), off: off,

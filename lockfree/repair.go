@@ -443,7 +443,8 @@ func (s *Structure) repair(t OwnerTag, out Outcome, force bool) (rep RepairRepor
 	// 6. Free the slot, keeping its incarnation: the next owner gets a new one.
 	off := s.ownerOff(t.Slot())
 	s.store(off+ownUOW, (uw>>32+1)<<32|uint64(uowIdle))
-	s.store(off+ownPid, 0) // a later registrant's record counts only once it stores its own
+	s.store(off+ownOpSeq, s.load(off+ownOpSeq)&^1) // an owner killed in an operation left it odd
+	s.store(off+ownPid, 0)                         // a later registrant's record counts only once it stores its own
 	w := s.load(off + ownState)
 	if !s.cas(off+ownState, w, mkOwnState(t.Incarnation(), osFree, 0)) {
 		return rep, fmt.Errorf("%w: slot of %v changed during repair", ErrCorrupt, t)

@@ -270,3 +270,24 @@ func TestCloseClearsOpenCounts(t *testing.T) {
 	}
 	checkOK(t, s)
 }
+
+// TestStatusReservationOfAStoppedHolder: a writer does not wait for ever for
+// a live holder of a status slot's reservation (a stopped process): it
+// gets ErrStatusBusy, and succeeds once the reservation is gone.
+func TestStatusReservationOfAStoppedHolder(t *testing.T) {
+	s := newStructure(t, smallParams)
+	a, b := register(t, s), register(t, s)
+	rec := make([]byte, s.StatusSize())
+	ctl := s.statusOff(0)
+	w := s.load(ctl)
+	s.store(ctl, w|uint64(b.Tag())) // b reserved the slot and stopped
+	after := append([]byte(nil), rec...)
+	after[0] = 1
+	if err := a.CompareAndSwapStatus(0, rec, after); !errors.Is(err, ErrStatusBusy) {
+		t.Fatalf("CAS against a live reservation: %v", err)
+	}
+	s.store(ctl, w)
+	if err := a.CompareAndSwapStatus(0, rec, after); err != nil {
+		t.Fatal(err)
+	}
+}

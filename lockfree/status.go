@@ -32,6 +32,10 @@ var (
 	cpStatusPublished = crashpoint.New("lockfree.status.published")
 )
 
+// statusWaitLimit bounds how long a writer waits for a live process that
+// holds a status slot's reservation (it holds it for a few stores).
+const statusWaitLimit = time.Second
+
 const (
 	stTagMask = 0xffffffff
 	stSelBit  = 1 << 32
@@ -149,6 +153,12 @@ func (o *Owner) reserveStatus(ctl uint64) (uint64, error) {
 			if !s.OwnerAlive(holder) {
 				s.cas(ctl, w, w&^stTagMask)
 				continue
+			}
+			// A live holder that does not publish within the limit is
+			// stopped or hung: give up rather than make the caller (a
+			// member's heartbeat, say) hang with it.
+			if time.Since(t0) > statusWaitLimit {
+				return 0, fmt.Errorf("%w: slot reserved by %v", ErrStatusBusy, holder)
 			}
 		}
 		if i < 64 {

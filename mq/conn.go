@@ -1,6 +1,7 @@
 package mq
 
 import (
+	"crypto/rand"
 	"errors"
 	"fmt"
 	"sort"
@@ -9,6 +10,7 @@ import (
 	"github.com/qmgr/qmgr/defs"
 	"github.com/qmgr/qmgr/group"
 	"github.com/qmgr/qmgr/lockfree"
+	"github.com/qmgr/qmgr/xmit"
 )
 
 // ConnectOptions say which group and member to connect through.
@@ -33,6 +35,7 @@ type Conn struct {
 	owners  map[string]*lockfree.Owner // per application structure, same slot as admin
 	defsVer uint64
 	queues  map[string]defs.Queue
+	remotes map[string]defs.QRemote
 	qmgr    defs.QMgr
 	closed  bool
 }
@@ -113,11 +116,19 @@ func (c *Conn) refresh() error {
 		return nil
 	}
 	queues := map[string]defs.Queue{}
+	remotes := map[string]defs.QRemote{}
 	var qm defs.QMgr
 	err = c.repo.View(func(tx *defs.Tx) error {
 		qs, err := tx.Queues("*")
 		for _, q := range qs {
 			queues[q.Name] = q
+		}
+		if err != nil {
+			return err
+		}
+		rs, err := tx.QRemotes("*")
+		for _, r := range rs {
+			remotes[r.Name] = r
 		}
 		if err != nil {
 			return err
@@ -128,7 +139,7 @@ func (c *Conn) refresh() error {
 	if err != nil {
 		return err
 	}
-	c.queues, c.qmgr, c.defsVer = queues, qm, v
+	c.queues, c.remotes, c.qmgr, c.defsVer = queues, remotes, qm, v
 	return nil
 }
 
@@ -247,9 +258,13 @@ type Queue struct {
 	q      lockfree.QueueID
 	opts   OpenOptions
 	closed bool
+	remote *defs.QRemote // opened as a remote queue: puts go to def, the transmission queue
+	origID [24]byte      // remote: the message id of the last put
 }
 
-// Open opens a queue by name.
+// Open opens a queue by name. A remote queue (QREMOTE) opens for output
+// only: its messages go, in a transmission header (package xmit), to its
+// transmission queue, from which a sender channel moves them.
 func (c *Conn) Open(name string, opts OpenOptions) (*Queue, error) {
 	if err := c.check("open"); err != nil {
 		return nil, err
@@ -261,6 +276,20 @@ func (c *Conn) Open(name string, opts OpenOptions) (*Queue, error) {
 		return nil, wrap("open "+name, err)
 	}
 	def, ok := c.queues[name]
+	var remote *defs.QRemote
+	if r, isRemote := c.remotes[name]; !ok && isRemote {
+		if opts.Input || opts.Browse {
+			return nil, &Error{Op: "open " + name, Reason: RCNotValidForType, Err: fmt.Errorf("%s is a remote queue: open it for output", name)}
+		}
+		xq := r.TransmissionQueue()
+		if def, ok = c.queues[xq]; !ok {
+			return nil, &Error{Op: "open " + name, Reason: RCUnknownXmitQ, Err: fmt.Errorf("transmission queue %s of remote queue %s is not defined", xq, name)}
+		}
+		if def.Usage != "XMITQ" {
+			return nil, &Error{Op: "open " + name, Reason: RCXmitQUsageError, Err: fmt.Errorf("%s, the transmission queue of remote queue %s, is not USAGE(XMITQ)", xq, name)}
+		}
+		remote = &r
+	}
 	if !ok {
 		return nil, &Error{Op: "open " + name, Reason: RCUnknownObjectName, Err: fmt.Errorf("queue %s is not defined in group %s", name, c.g.Config().Name)}
 	}
@@ -282,10 +311,10 @@ func (c *Conn) Open(name string, opts OpenOptions) (*Queue, error) {
 	if err := o.CountOpen(q, in, out); err != nil {
 		return nil, wrap("open "+name, err)
 	}
-	return &Queue{c: c, def: def, o: o, s: s, q: q, opts: opts}, nil
+	return &Queue{c: c, def: def, o: o, s: s, q: q, opts: opts, remote: remote}, nil
 }
 
-// Name is the queue's name.
+// Name is the queue's name (the transmission queue's for a remote queue).
 func (h *Queue) Name() string { return h.def.Name }
 
 // Def is the queue's definition as of Open.
@@ -378,8 +407,19 @@ func (h *Queue) Put(m *Message, opt PutOptions) error {
 	if !m.Expiry.IsZero() {
 		lm.Expiry = m.Expiry.UnixNano()
 	}
+	if h.remote != nil {
+		if err := h.wrapXmit(&lm); err != nil {
+			return err
+		}
+	}
 	if err := h.o.Put(h.q, &lm, lockfree.PutOptions{Syncpoint: opt.Syncpoint}); err != nil {
 		return wrap("put "+h.def.Name, err)
+	}
+	if h.remote != nil {
+		m.MsgID = h.origID
+		m.PutTime = time.Unix(0, lm.PutTime)
+		m.Persistent = lm.Persistent
+		return nil
 	}
 	m.MsgID = lm.MsgID
 	m.PutTime = time.Unix(0, lm.PutTime)
@@ -489,4 +529,35 @@ func (b *BrowseCursor) Next(opt GetOptions) (*Message, error) {
 		return nil, wrap("browse "+b.h.def.Name, err)
 	}
 	return fromLockfree(&lm), nil
+}
+
+// wrapXmit turns lm, bound for the remote queue h was opened as, into the
+// transmission queue's message: its body is the transmission header, the
+// properties and the body (package xmit); the original message id travels
+// in the header (generated here when zero) and the transmission queue's
+// message gets an id of its own.
+func (h *Queue) wrapXmit(lm *lockfree.Message) error {
+	if lm.MsgID == ([24]byte{}) {
+		if _, err := rand.Read(lm.MsgID[:]); err != nil {
+			return &Error{Op: "put " + h.remote.Name, Reason: RCUnexpectedError, Err: err}
+		}
+	}
+	if lm.PutTime == 0 {
+		lm.PutTime = time.Now().UnixNano()
+	}
+	if len(lm.Body) > h.def.MaxMsgL && h.def.MaxMsgL > 0 {
+		return &Error{Op: "put " + h.remote.Name, Reason: RCMsgTooBigForQ, Err: fmt.Errorf("message of %d bytes, MAXMSGL of %s is %d", len(lm.Body), h.def.Name, h.def.MaxMsgL)}
+	}
+	xh := xmit.Header{DestQMgr: h.remote.RQMName, DestQueue: h.remote.RName, MsgID: lm.MsgID, CorrelID: lm.CorrelID,
+		Format: lm.Format, Priority: lm.Priority, Persistent: lm.Persistent, Expiry: lm.Expiry, PutTime: lm.PutTime,
+		ReplyToQ: lm.ReplyToQ, ReplyToQMgr: lm.ReplyToQMgr}
+	body, err := xmit.Append(make([]byte, 0, xmit.Size(len(lm.Properties), len(lm.Body))), &xh, lm.Properties, lm.Body)
+	if err != nil {
+		return &Error{Op: "put " + h.remote.Name, Reason: RCOptionError, Err: err}
+	}
+	h.origID = lm.MsgID
+	lm.Body, lm.Properties, lm.MsgID = body, nil, [24]byte{}
+	lm.CorrelID, lm.ReplyToQ, lm.ReplyToQMgr = [24]byte{}, "", ""
+	lm.Format = [8]byte{'M', 'Q', 'X', 'M', 'I', 'T', ' ', ' '}
+	return nil
 }

@@ -33,6 +33,9 @@ const (
 	RCCFStructFailed          Reason = 2373
 	RCHandleNotAvailable      Reason = 2017 // handle closed
 	RCOptionError             Reason = 2046 // bad option or parameter
+	RCNotValidForType         Reason = 2045 // e.g. a remote queue opened for input
+	RCUnknownXmitQ            Reason = 2196
+	RCXmitQUsageError         Reason = 2091
 )
 
 var reasonNames = map[Reason]string{
@@ -42,6 +45,8 @@ var reasonNames = map[Reason]string{
 	RCUnknownObjectName: "unknown object name", RCQMgrStopping: "queue manager stopping", RCStorageMediumFull: "CF structure full",
 	RCUnexpectedError: "unexpected error", RCBackoutThresholdReached: "backout threshold reached", RCCFStructFailed: "CF structure failed",
 	RCHandleNotAvailable: "handle not available", RCOptionError: "option error",
+	RCNotValidForType: "option not valid for object type", RCUnknownXmitQ: "unknown transmission queue",
+	RCXmitQUsageError: "transmission queue usage error",
 }
 
 func (r Reason) String() string {

@@ -76,6 +76,26 @@ func Execute(env Env, c Command) ([]Result, error) {
 		return displayConns(env, c)
 	case "ALTER QMGR", "DISPLAY QMGR":
 		return qmgr(env, c)
+	case "DEFINE QREMOTE", "ALTER QREMOTE":
+		return defineQRemote(env, c)
+	case "DELETE QREMOTE":
+		return deleteObject(env, c, defs.TypeQRemote, "AMQ8007I: Queue deleted.")
+	case "DISPLAY QREMOTE":
+		return displayQRemotes(env, c)
+	case "DEFINE CHANNEL", "ALTER CHANNEL":
+		return defineChannel(env, c)
+	case "DELETE CHANNEL":
+		return deleteChannel(env, c)
+	case "DISPLAY CHANNEL":
+		return displayChannels(env, c)
+	case "START CHANNEL":
+		return startChannel(env, c)
+	case "STOP CHANNEL":
+		return stopChannel(env, c)
+	case "DISPLAY CHSTATUS":
+		return displayChStatus(env, c)
+	case "START CHINIT", "STOP CHINIT":
+		return chinit(env, c)
 	}
 	return nil, fmt.Errorf("%w: %s %s is not supported", ErrSyntax, c.Verb, c.Type)
 }
@@ -182,6 +202,8 @@ func applyQueueAttrs(q *defs.Queue, c Command) error {
 			q.IndxType, err = parseEnum(a, "NONE", "MSGID", "CORRELID")
 		case "USAGE":
 			q.Usage, err = parseEnum(a, "NORMAL", "XMITQ")
+		case "TRIGDATA":
+			q.TrigData, err = parseName(a, defs.ValidChannelName)
 		case "DESCR":
 			q.Descr = a.Value
 			if len(q.Descr) > 64 {
@@ -194,12 +216,20 @@ func applyQueueAttrs(q *defs.Queue, c Command) error {
 			return err
 		}
 	}
+	switch {
+	case c.Has("TRIGGER") && c.Has("NOTRIGGER"):
+		return fmt.Errorf("%w: TRIGGER and NOTRIGGER together", ErrSyntax)
+	case c.Has("TRIGGER"):
+		q.Trigger = true
+	case c.Has("NOTRIGGER"):
+		q.Trigger = false
+	}
 	return nil
 }
 
 func defineQueue(env Env, c Command) ([]Result, error) {
 	alter := c.Verb == "ALTER"
-	if err := checkFlags(c, "REPLACE", "NOREPLACE"); err != nil {
+	if err := checkFlags(c, "REPLACE", "NOREPLACE", "TRIGGER", "NOTRIGGER"); err != nil {
 		return nil, err
 	}
 	if !defs.ValidName(c.Name) || strings.Contains(c.Name, "*") {
@@ -218,6 +248,9 @@ func defineQueue(env Env, c Command) ([]Result, error) {
 			return fmt.Errorf("%w: QLOCAL(%s)", ErrNotFound, c.Name)
 		case !alter && exists && !replace:
 			return fmt.Errorf("%w: QLOCAL(%s) (add REPLACE to redefine it)", ErrExists, c.Name)
+		}
+		if _, err := tx.QRemote(c.Name); err == nil {
+			return fmt.Errorf("%w: %s is a QREMOTE", ErrExists, c.Name)
 		}
 		q := defs.DefaultQueue(c.Name)
 		if alter {
@@ -386,7 +419,14 @@ func mqDate(t time.Time) (string, string) {
 	return t.Format("2006-01-02"), t.Format("15.04.05")
 }
 
-var queueAttrOrder = []string{"MAXDEPTH", "MAXMSGL", "DEFPSIST", "DEFPRTY", "BOTHRESH", "BOQNAME", "CFSTRUCT", "INDXTYPE", "USAGE", "DESCR", "CURDEPTH", "CRDATE", "CRTIME", "ALTDATE", "ALTTIME"}
+var queueAttrOrder = []string{"MAXDEPTH", "MAXMSGL", "DEFPSIST", "DEFPRTY", "BOTHRESH", "BOQNAME", "CFSTRUCT", "INDXTYPE", "USAGE", "TRIGGER", "TRIGDATA", "DESCR", "CURDEPTH", "CRDATE", "CRTIME", "ALTDATE", "ALTTIME"}
+
+func trigger(b bool) string {
+	if b {
+		return "TRIGGER"
+	}
+	return "NOTRIGGER"
+}
 
 func yesNo(b bool) string {
 	if b {
@@ -430,7 +470,7 @@ func displayQueues(env Env, c Command) ([]Result, error) {
 		ad, at := mqDate(q.Altered)
 		vals := map[string]any{"MAXDEPTH": q.MaxDepth, "MAXMSGL": int64(q.MaxMsgL), "DEFPSIST": yesNo(q.DefPsist),
 			"DEFPRTY": int64(q.DefPrty), "BOTHRESH": int64(q.BOThresh), "BOQNAME": q.BOQName, "CFSTRUCT": q.CFStruct,
-			"INDXTYPE": q.IndxType, "USAGE": q.Usage, "DESCR": q.Descr, "CURDEPTH": depth,
+			"INDXTYPE": q.IndxType, "USAGE": q.Usage, "TRIGGER": trigger(q.Trigger), "TRIGDATA": q.TrigData, "DESCR": q.Descr, "CURDEPTH": depth,
 			"CRDATE": cd, "CRTIME": ct, "ALTDATE": ad, "ALTTIME": at}
 		r := Result{Header: "AMQ8409I: Display Queue details.", Attrs: []KV{{"QUEUE", q.Name}, {"TYPE", "QLOCAL"}}}
 		for _, k := range queueAttrOrder {

@@ -11,8 +11,8 @@ var ErrSyntax = errors.New("mqsc: syntax error")
 
 // Command is one parsed MQSC command.
 type Command struct {
-	Verb  string // DEFINE, ALTER, DELETE, CLEAR, DISPLAY
-	Type  string // QLOCAL, QSTATUS, CFSTRUCT, CFSTATUS, GROUP, CONN, QMGR
+	Verb  string // DEFINE, ALTER, DELETE, CLEAR, DISPLAY, START, STOP
+	Type  string // QLOCAL, QREMOTE, QSTATUS, CFSTRUCT, CFSTATUS, GROUP, CONN, QMGR, CHANNEL, CHSTATUS, CHINIT
 	Name  string // the object name or pattern ("" for GROUP, QMGR)
 	Attrs []Attr // keyword(value) pairs after the object, in order
 	Flags []string
@@ -98,9 +98,9 @@ func ParseOne(text string) (Command, error) {
 	}
 	c.Verb = canonVerb(verb.word)
 	switch c.Verb {
-	case "DEFINE", "ALTER", "DELETE", "CLEAR", "DISPLAY":
+	case "DEFINE", "ALTER", "DELETE", "CLEAR", "DISPLAY", "START", "STOP":
 	default:
-		return c, fmt.Errorf("%w: unknown command %q (DEFINE, ALTER, DELETE, CLEAR, DISPLAY)", ErrSyntax, verb.text)
+		return c, fmt.Errorf("%w: unknown command %q (DEFINE, ALTER, DELETE, CLEAR, DISPLAY, START, STOP)", ErrSyntax, verb.text)
 	}
 	if len(toks) < 2 {
 		return c, fmt.Errorf("%w: %s needs an object, such as QLOCAL(name)", ErrSyntax, c.Verb)
@@ -108,7 +108,7 @@ func ParseOne(text string) (Command, error) {
 	obj := toks[1]
 	c.Type = canonType(obj.word)
 	switch c.Type {
-	case "QLOCAL", "QSTATUS", "CFSTRUCT", "CFSTATUS", "CONN":
+	case "QLOCAL", "QREMOTE", "QSTATUS", "CFSTRUCT", "CFSTATUS", "CONN", "CHANNEL", "CHSTATUS":
 		if !obj.hasValue {
 			if c.Type == "CONN" {
 				c.Name = "*"
@@ -120,7 +120,7 @@ func ParseOne(text string) (Command, error) {
 		if c.Name == "" {
 			return c, fmt.Errorf("%w: empty name in %q", ErrSyntax, obj.text)
 		}
-	case "GROUP", "QMGR":
+	case "GROUP", "QMGR", "CHINIT":
 		if obj.hasValue {
 			return c, fmt.Errorf("%w: %q takes no name", ErrSyntax, obj.text)
 		}
@@ -155,6 +155,12 @@ func canonType(w string) string {
 		return "QLOCAL"
 	case "QS":
 		return "QSTATUS"
+	case "QR":
+		return "QREMOTE"
+	case "CHL":
+		return "CHANNEL"
+	case "CHS":
+		return "CHSTATUS"
 	}
 	return w
 }

@@ -103,6 +103,9 @@ type Member struct {
 	g    *group.Group
 	repo *defs.Repo
 	self procid.ID
+	// stragglers: live connections of finished members, and when they
+	// were first seen (run loop only).
+	stragglers map[lockfree.OwnerTag]time.Time
 
 	slot int    // peer slot
 	inc  uint64 // incarnation

@@ -187,13 +187,20 @@ func (m *Member) recoverConn(t lockfree.OwnerTag, id procid.ID, revoke bool) {
 	if admin.Decision(t) == lockfree.OutcomeCommit {
 		out = lockfree.OutcomeCommit
 	}
+	// The admin slot, and with it the decision, is repaired only once every
+	// structure is: otherwise it stays fenced (repairing by this process)
+	// and watchConnections runs the recovery again.
+	complete := true
 	names, err := m.g.Structures()
 	if err != nil {
-		m.log.Error("list structures", "err", err)
+		m.log.Error("recover connection: list structures", "slot", t.Slot(), "err", err)
+		complete = false
 	}
 	for _, n := range names {
 		s, err := m.g.Structure(n, false)
 		if err != nil {
+			m.log.Error("recover connection: attach", "slot", t.Slot(), "structure", n, "err", err)
+			complete = false
 			continue
 		}
 		oi, ok := s.Owner(t.Slot())
@@ -208,10 +215,17 @@ func (m *Member) recoverConn(t lockfree.OwnerTag, id procid.ID, revoke bool) {
 			_, err := s.RepairWith(oi.Tag, out, false)
 			return err
 		})
-		if err != nil && !errors.Is(err, lockfree.ErrNotOwner) && !errors.Is(err, lockfree.ErrOwnerBusy) {
-			m.log.Error("recover connection", "slot", t.Slot(), "structure", n, "err", err)
+		if err != nil && !errors.Is(err, lockfree.ErrNotOwner) {
+			if !errors.Is(err, lockfree.ErrOwnerBusy) {
+				m.log.Error("recover connection", "slot", t.Slot(), "structure", n, "err", err)
+			}
+			complete = false
 		}
 		testHookStructureFixed(n)
+	}
+	if !complete {
+		m.log.Warn("connection not fully recovered; will retry", "slot", t.Slot())
+		return
 	}
 	if _, err := admin.RepairWith(t, out, true); err != nil {
 		m.log.Error("recover connection", "slot", t.Slot(), "structure", shm.AdminStructure, "err", err)
@@ -284,7 +298,9 @@ func (m *Member) sweepOrphans() {
 				continue
 			}
 			oi, n := oi, n
-			m.goRecover(fmt.Sprintf("orphan %s %d", n, oi.Tag.Slot()), func() {
+			// The same key as the connection's recovery: one goroutine of
+			// this process at a time repairs a slot.
+			m.goRecover(fmt.Sprintf("conn %d", oi.Tag.Slot()), func() {
 				var err error
 				if oi.State == "active" && oi.Alive {
 					_, err = s.Revoke(oi.Tag, lockfree.OutcomeAuto)

@@ -382,8 +382,12 @@ func TestRevokedByStopThenKilled(t *testing.T) {
 	go m1.Run(t.Context())
 	twoStructures(t, m1)
 	putOne(t, cfg, "QM1", "Q2", "precious")
+	putOne(t, cfg, "QM1", "Q1", "held")
 	b := startApp(t, cfg, "QM1")
 	if r := b.do("open Q1"); r != "reason 0 <nil>" {
+		t.Fatal(r)
+	}
+	if r := b.do("getsp Q1"); r != "got held" {
 		t.Fatal(r)
 	}
 	m1.Stop() // revokes b after the grace period
@@ -399,6 +403,9 @@ func TestRevokedByStopThenKilled(t *testing.T) {
 	defer c.Disconnect()
 	if body, _ := getBody(t, c, "Q2"); body != "precious" {
 		t.Fatalf("Q2: %q", body)
+	}
+	if body, n := getBody(t, c, "Q1"); body != "held" || n != 1 {
+		t.Fatalf("Q1: %q backout count %d, want the held message back with backout count 1", body, n)
 	}
 }
 

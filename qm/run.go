@@ -23,6 +23,7 @@ func (m *Member) Run(ctx context.Context) error {
 	for {
 		select {
 		case <-ctx.Done():
+			m.once.Do(func() { close(m.stop) }) // ends waitDeaths too
 			return m.shutdown()
 		case <-m.stop:
 			return m.shutdown()
@@ -188,6 +189,10 @@ func (m *Member) judgeHeartbeat(p group.Peer, key peerKey, now time.Time) {
 // an earlier incarnation of a member). The connections of a dead member
 // not yet recovered are left to recoverMember, whose compare-and-swap gives
 // them to exactly one survivor.
+// stragglerGrace is how long a live connection of a stopped member may
+// stay registered before it is revoked.
+const stragglerGrace = 2 * time.Second
+
 func (m *Member) watchConnections() {
 	// Owners first, then the peer table: a member (or an application)
 	// registers its owner only after its member's slot was claimed, so a
@@ -213,6 +218,10 @@ func (m *Member) watchConnections() {
 		return !group.SameIncarnation(inc, p.Incarnation) && p.State != group.PeerRecovering && p.State != group.PeerFailed
 	}
 	mine := map[int]bool{}
+	seen := map[lockfree.OwnerTag]bool{}
+	if m.stragglers == nil {
+		m.stragglers = map[lockfree.OwnerTag]time.Time{}
+	}
 	ownTag := m.ownTag()
 	for _, info := range owners {
 		slot := info.Tag.Slot()
@@ -221,6 +230,10 @@ func (m *Member) watchConnections() {
 			case info.State == "active" && !info.Alive:
 				// Died registering (no label yet): nothing of it is anywhere else.
 				m.goRepairAdmin(info.Tag)
+			case info.State == "repairing" && info.Process == m.self:
+				// A recovery of ours that could not finish: again (one
+				// that is running holds the busy key).
+				m.goRecoverConn(info.Tag, procid.ID{}, true)
 			case info.State == "repairing" && !info.Alive:
 				// Its repairer died.
 				if peer, inc, ok := group.LabelPeer(info.Label); ok && (finished(peer, inc) || peer == m.slot && group.SameIncarnation(inc, m.inc)) {
@@ -249,7 +262,27 @@ func (m *Member) watchConnections() {
 				}
 			}
 		case finished(peer, inc):
+			if info.Alive {
+				// A live connection of a member that stopped: the member's
+				// own owners stay registered until its process ends, a moment
+				// after it published "stopped", and are not revocable. Give
+				// it stragglerGrace before revoking.
+				seen[info.Tag] = true
+				first, ok := m.stragglers[info.Tag]
+				if !ok {
+					m.stragglers[info.Tag] = time.Now()
+					continue
+				}
+				if time.Since(first) < stragglerGrace {
+					continue
+				}
+			}
 			m.goRecoverConn(info.Tag, info.Process, true)
+		}
+	}
+	for t := range m.stragglers {
+		if !seen[t] {
+			delete(m.stragglers, t)
 		}
 	}
 	for slot, key := range m.connW {

@@ -122,6 +122,11 @@ func (w *Watcher) Wait(timeout time.Duration) ([]any, error) {
 	}
 	w.mu.Lock()
 	defer w.mu.Unlock()
+	if w.closed {
+		// Closed while polling: the descriptors polled are closed (and
+		// their numbers may belong to other files by now).
+		return nil, ErrClosed
+	}
 	var buf [8]byte
 	unix.Read(w.wake, buf[:])
 	var out []any

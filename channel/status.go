@@ -1,0 +1,285 @@
+package channel
+
+import (
+	"bytes"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/cespare/xxhash/v2"
+
+	"github.com/qmgr/qmgr/defs"
+	"github.com/qmgr/qmgr/group"
+	"github.com/qmgr/qmgr/lockfree"
+)
+
+// State is a channel instance's state in the shared status table.
+type State uint8
+
+// States, as MQ names them. A channel that has never run, or whose last
+// instance ended normally, is inactive.
+const (
+	Inactive State = iota
+	Starting       // start requested (no owner yet) or being started by its owner
+	Running
+	Retrying // comms failure: any channel initiator restarts it at RetryAt
+	Stopping
+	Stopped // explicitly stopped: only START CHANNEL runs it again
+	numStates
+)
+
+var stateNames = [...]string{"INACTIVE", "STARTING", "RUNNING", "RETRYING", "STOPPING", "STOPPED"}
+
+func (s State) String() string {
+	if int(s) < len(stateNames) {
+		return stateNames[s]
+	}
+	return fmt.Sprintf("STATE(%d)", s)
+}
+
+// Status is one entry of the shared channel status table (seed 000): the
+// state of the one instance of a channel, wherever it runs.
+type Status struct {
+	Name    string
+	Type    string // defs.ChlSender or defs.ChlReceiver
+	State   State
+	StopReq bool // STOP CHANNEL: the owner ends the instance and leaves it stopped
+	Force   bool // with StopReq: at once, backing out the batch in flight
+	// The lock: the member and the connection of the instance that runs the
+	// channel. Owner is -1 and Conn 0 when nobody does. The lock is held
+	// while Conn is registered in the admin structure (alive, or dead and
+	// not yet recovered), so a dead owner's lock frees itself once its
+	// work is recovered.
+	Owner     int
+	OwnerInc  uint64
+	Conn      lockfree.OwnerTag
+	Updated   time.Time
+	XmitQ     string
+	RQMName   string // the partner queue manager
+	Address   string // the partner's address
+	InDoubt   uint64 // sender: batch sent and not yet confirmed (0: none)
+	LastBatch uint64 // last batch committed on both sides
+	Retries   uint32 // connection attempts that failed since the last success
+	Msgs      uint32 // messages moved by this instance (wraps)
+	RetryAt   time.Time
+}
+
+// Status record layout (group.FirstFreeSlot onwards in the admin structure;
+// 256 bytes, little-endian; names NUL padded):
+//
+//	  0  48 channel name (all zero: free slot)
+//	 48   1 type: 1 SDR, 2 RCVR
+//	 49   1 state
+//	 50   1 flags: bit 0 stop requested, bit 1 force
+//	 51   1 zero
+//	 52   4 owner member slot + 1 (0: none)
+//	 56   8 owner member incarnation
+//	 64   8 owner connection tag (admin structure)
+//	 72   8 last update, Unix ns
+//	 80  48 transmission queue
+//	128  48 remote queue manager
+//	176  48 remote address
+//	224   8 in-doubt batch id
+//	232   8 last committed batch id
+//	240   4 retries        244 4 messages
+//	248   8 next retry, Unix ns
+const (
+	recName     = 0
+	recType     = 48
+	recState    = 49
+	recFlags    = 50
+	recOwner    = 52
+	recOwnerInc = 56
+	recConn     = 64
+	recUpdated  = 72
+	recXmitQ    = 80
+	recRQM      = 128
+	recAddr     = 176
+	recInDoubt  = 224
+	recLast     = 232
+	recRetries  = 240
+	recMsgs     = 244
+	recRetryAt  = 248
+	recSize     = 256
+	nameLen     = 48
+)
+
+// ErrTableFull is returned when every status slot holds another channel.
+var ErrTableFull = errors.New("channel: status table full")
+
+func (st *Status) encode() []byte {
+	b := make([]byte, recSize)
+	copy(b[recName:recName+nameLen], st.Name)
+	switch st.Type {
+	case defs.ChlSender:
+		b[recType] = 1
+	case defs.ChlReceiver:
+		b[recType] = 2
+	}
+	b[recState] = byte(st.State)
+	if st.StopReq {
+		b[recFlags] |= 1
+	}
+	if st.Force {
+		b[recFlags] |= 2
+	}
+	binary.LittleEndian.PutUint32(b[recOwner:], uint32(st.Owner+1))
+	binary.LittleEndian.PutUint64(b[recOwnerInc:], st.OwnerInc)
+	binary.LittleEndian.PutUint64(b[recConn:], uint64(st.Conn))
+	if !st.Updated.IsZero() {
+		binary.LittleEndian.PutUint64(b[recUpdated:], uint64(st.Updated.UnixNano()))
+	}
+	copy(b[recXmitQ:recXmitQ+nameLen], st.XmitQ)
+	copy(b[recRQM:recRQM+nameLen], st.RQMName)
+	copy(b[recAddr:recAddr+nameLen], st.Address)
+	binary.LittleEndian.PutUint64(b[recInDoubt:], st.InDoubt)
+	binary.LittleEndian.PutUint64(b[recLast:], st.LastBatch)
+	binary.LittleEndian.PutUint32(b[recRetries:], st.Retries)
+	binary.LittleEndian.PutUint32(b[recMsgs:], st.Msgs)
+	if !st.RetryAt.IsZero() {
+		binary.LittleEndian.PutUint64(b[recRetryAt:], uint64(st.RetryAt.UnixNano()))
+	}
+	return b
+}
+
+func cstr(b []byte) string {
+	if i := bytes.IndexByte(b, 0); i >= 0 {
+		b = b[:i]
+	}
+	return string(b)
+}
+
+func unixTime(v uint64) time.Time {
+	if v == 0 {
+		return time.Time{}
+	}
+	return time.Unix(0, int64(v))
+}
+
+func decodeStatus(b []byte) Status {
+	st := Status{Name: cstr(b[recName : recName+nameLen])}
+	switch b[recType] {
+	case 1:
+		st.Type = defs.ChlSender
+	case 2:
+		st.Type = defs.ChlReceiver
+	}
+	st.State = State(b[recState])
+	if st.State >= numStates {
+		st.State = Inactive
+	}
+	st.StopReq = b[recFlags]&1 != 0
+	st.Force = b[recFlags]&2 != 0
+	st.Owner = int(binary.LittleEndian.Uint32(b[recOwner:])) - 1
+	st.OwnerInc = binary.LittleEndian.Uint64(b[recOwnerInc:])
+	st.Conn = lockfree.OwnerTag(binary.LittleEndian.Uint64(b[recConn:]))
+	st.Updated = unixTime(binary.LittleEndian.Uint64(b[recUpdated:]))
+	st.XmitQ = cstr(b[recXmitQ : recXmitQ+nameLen])
+	st.RQMName = cstr(b[recRQM : recRQM+nameLen])
+	st.Address = cstr(b[recAddr : recAddr+nameLen])
+	st.InDoubt = binary.LittleEndian.Uint64(b[recInDoubt:])
+	st.LastBatch = binary.LittleEndian.Uint64(b[recLast:])
+	st.Retries = binary.LittleEndian.Uint32(b[recRetries:])
+	st.Msgs = binary.LittleEndian.Uint32(b[recMsgs:])
+	st.RetryAt = unixTime(binary.LittleEndian.Uint64(b[recRetryAt:]))
+	return st
+}
+
+// Table is the shared channel status table: slots group.FirstFreeSlot
+// onwards of the admin structure. A channel's entry is found by probing
+// from a slot chosen by the hash of its name; entries are never removed
+// (an ended instance leaves its entry inactive), so a probe never misses
+// an entry behind a hole, and two processes inserting the same channel
+// race for the same free slot and one compare-and-swap wins.
+type Table struct {
+	admin *lockfree.Structure
+	first int
+	n     int
+}
+
+// NewTable is the status table of group g.
+func NewTable(g *group.Group) *Table {
+	a := g.Admin()
+	return &Table{admin: a, first: group.FirstFreeSlot, n: a.StatusSlots() - group.FirstFreeSlot}
+}
+
+func (t *Table) home(name string) int { return int(xxhash.Sum64String(name) % uint64(t.n)) }
+
+// Find returns channel name's entry; ok is false when it has none.
+func (t *Table) Find(name string) (st Status, ok bool, err error) {
+	_, st, _, ok, err = t.find(name)
+	return st, ok, err
+}
+
+// find returns the slot of name's entry (ok) or of the free slot where it
+// would go, with the record's bytes.
+func (t *Table) find(name string) (slot int, st Status, raw []byte, ok bool, err error) {
+	h := t.home(name)
+	raw = make([]byte, recSize)
+	for i := 0; i < t.n; i++ {
+		slot = t.first + (h+i)%t.n
+		if _, err := t.admin.ReadStatus(slot, raw); err != nil {
+			return 0, st, nil, false, fmt.Errorf("channel: status table: %w", err)
+		}
+		n := cstr(raw[:nameLen])
+		if n == "" {
+			return slot, Status{Name: name, Owner: -1}, raw, false, nil
+		}
+		if n == name {
+			return slot, decodeStatus(raw), raw, true, nil
+		}
+	}
+	return 0, st, nil, false, fmt.Errorf("%w: no slot for channel %s", ErrTableFull, name)
+}
+
+// Update applies f to channel name's entry (a new entry, Owner -1 and
+// exists false, when it has none) by compare-and-swap of the whole entry
+// until it sticks; f returns false to leave it unchanged. It returns the
+// entry as it was left and whether f's change was made.
+func (t *Table) Update(o *lockfree.Owner, name string, f func(st *Status, exists bool) bool) (Status, bool, error) {
+	for {
+		slot, cur, raw, ok, err := t.find(name)
+		if err != nil {
+			return cur, false, err
+		}
+		next := cur
+		if !f(&next, ok) {
+			return cur, false, nil
+		}
+		next.Name = name
+		next.Updated = time.Now()
+		err = o.CompareAndSwapStatus(slot, raw, next.encode())
+		if err == nil {
+			return next, true, nil
+		}
+		if !errors.Is(err, lockfree.ErrStatusChanged) {
+			return cur, false, fmt.Errorf("channel: status table: %w", err)
+		}
+	}
+}
+
+// All returns every entry.
+func (t *Table) All() ([]Status, error) {
+	raw := make([]byte, recSize)
+	var out []Status
+	for i := 0; i < t.n; i++ {
+		if _, err := t.admin.ReadStatus(t.first+i, raw); err != nil {
+			return out, fmt.Errorf("channel: status table: %w", err)
+		}
+		if raw[0] != 0 {
+			out = append(out, decodeStatus(raw))
+		}
+	}
+	return out, nil
+}
+
+// Locked reports whether st's lock is held: its connection is still
+// registered (alive, or dead and not yet recovered).
+func (t *Table) Locked(st Status) bool {
+	if st.Conn == 0 {
+		return false
+	}
+	info, ok := t.admin.Owner(st.Conn.Slot())
+	return ok && info.Tag == st.Conn
+}

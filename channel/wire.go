@@ -1,0 +1,365 @@
+package channel
+
+import (
+	"bufio"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+)
+
+// Frame types.
+const (
+	FrameHello     byte = 1 // sender -> receiver: who, what, and its in-doubt batch
+	FrameHelloAck  byte = 2 // receiver -> sender: agreed limits and the last committed batch
+	FrameMsg       byte = 3 // sender -> receiver: one message (xmit header, properties, body)
+	FrameEndBatch  byte = 4 // sender -> receiver: commit the batch
+	FrameConfirm   byte = 5 // receiver -> sender: the batch is committed
+	FrameHeartbeat byte = 6 // either way while idle; answered with a heartbeat
+	FrameClose     byte = 7 // either way: the channel ends, with a reason
+)
+
+// Protocol constants.
+const (
+	frameMagic0   = 'Q'
+	frameMagic1   = 'C'
+	ProtoVersion  = 1
+	frameHdrSize  = 8
+	helloSize     = 168
+	helloAckSize  = 72
+	endBatchSize  = 16
+	confirmSize   = 8
+	maxCloseText  = 512
+	maxHelloFrame = 4096
+	// frameSlack is what a MSG frame holds besides the body: the
+	// transmission header and properties (bounded by the message length
+	// limit with the body).
+	frameSlack = 64 << 10
+)
+
+// Close reasons.
+const (
+	ReasonNormal         uint32 = 0 // STOP CHANNEL, disconnect interval, member stopping
+	ReasonUnknownChannel uint32 = 1 // no receiver definition of that name
+	ReasonRunning        uint32 = 2 // the channel already runs elsewhere
+	ReasonProtocol       uint32 = 3 // a malformed or unexpected frame
+	ReasonSequence       uint32 = 4 // batch ids do not follow
+	ReasonUndeliverable  uint32 = 5 // a message cannot be put and there is no dead-letter queue
+	ReasonStopping       uint32 = 6 // the receiving member is stopping
+	ReasonInternal       uint32 = 7 // the receiving side failed (CF error)
+)
+
+// ErrProtocol is returned for a malformed frame or one that breaks the
+// protocol.
+var ErrProtocol = errors.New("channel: protocol error")
+
+// Hello opens a channel (sender to receiver). Its InDoubt is the
+// resynchronisation question: the batch the sender sent and does not know
+// the fate of (0: none).
+type Hello struct {
+	Channel string
+	QMgr    string // the sending queue manager
+	Group   string // the sending group
+	BatchSz uint32
+	MaxMsgL uint32
+	HBInt   uint32 // seconds
+	NPMFast bool
+	MinVer  uint8
+	MaxVer  uint8
+	InDoubt uint64
+}
+
+// HelloAck answers a Hello: the limits both sides use (the smaller of the
+// two), and the resynchronisation answer, the last batch the receiver
+// committed.
+type HelloAck struct {
+	QMgr      string
+	BatchSz   uint32
+	MaxMsgL   uint32
+	HBInt     uint32
+	Version   uint8
+	LastBatch uint64
+}
+
+// Frame is one frame read; Payload is valid until the next read.
+type Frame struct {
+	Type    byte
+	Payload []byte
+}
+
+// Reader reads frames.
+type Reader struct {
+	r   *bufio.Reader
+	max uint32
+	buf []byte
+}
+
+// NewReader reads frames from r, refusing payloads longer than max.
+func NewReader(r io.Reader, max uint32) *Reader {
+	return &Reader{r: bufio.NewReaderSize(r, 256<<10), max: max}
+}
+
+// SetMax changes the payload limit (after the handshake).
+func (r *Reader) SetMax(max uint32) { r.max = max }
+
+// Read reads the next frame.
+func (r *Reader) Read() (Frame, error) {
+	var h [frameHdrSize]byte
+	if _, err := io.ReadFull(r.r, h[:]); err != nil {
+		return Frame{}, err
+	}
+	f, n, err := parseHeader(h[:], r.max)
+	if err != nil {
+		return Frame{}, err
+	}
+	if cap(r.buf) < int(n) {
+		r.buf = make([]byte, n)
+	}
+	f.Payload = r.buf[:n]
+	if _, err := io.ReadFull(r.r, f.Payload); err != nil {
+		if errors.Is(err, io.EOF) {
+			err = io.ErrUnexpectedEOF
+		}
+		return Frame{}, err
+	}
+	return f, nil
+}
+
+func parseHeader(h []byte, max uint32) (Frame, uint32, error) {
+	if h[0] != frameMagic0 || h[1] != frameMagic1 {
+		return Frame{}, 0, fmt.Errorf("%w: bad magic %q", ErrProtocol, h[:2])
+	}
+	if h[2] != ProtoVersion {
+		return Frame{}, 0, fmt.Errorf("%w: protocol version %d (this side speaks %d)", ErrProtocol, h[2], ProtoVersion)
+	}
+	if h[3] < FrameHello || h[3] > FrameClose {
+		return Frame{}, 0, fmt.Errorf("%w: unknown frame type %d", ErrProtocol, h[3])
+	}
+	n := binary.LittleEndian.Uint32(h[4:])
+	if n > max {
+		return Frame{}, 0, fmt.Errorf("%w: frame of %d bytes (limit %d)", ErrProtocol, n, max)
+	}
+	return Frame{Type: h[3]}, n, nil
+}
+
+func header(dst []byte, typ byte, n int) []byte {
+	dst = append(dst, frameMagic0, frameMagic1, ProtoVersion, typ, 0, 0, 0, 0)
+	binary.LittleEndian.PutUint32(dst[len(dst)-4:], uint32(n))
+	return dst
+}
+
+// Writer writes frames. Small frames are gathered in a buffer; message
+// bodies are not copied: they go to the socket with the buffered bytes in
+// one vectored write (writev) at Flush.
+type Writer struct {
+	w    io.Writer
+	hdr  []byte      // gathered small frames and headers
+	bufs net.Buffers // slices of hdr and bodies, in order
+	mark int         // start in hdr of what bufs does not hold yet
+	size int
+}
+
+// NewWriter writes frames to w (a net.Conn for vectored writes).
+func NewWriter(w io.Writer) *Writer { return &Writer{w: w, hdr: make([]byte, 0, 64<<10)} }
+
+// Buffered is the number of bytes waiting for Flush.
+func (w *Writer) Buffered() int { return w.size + len(w.hdr) - w.mark }
+
+func (w *Writer) small(typ byte, payload []byte) {
+	w.hdr = header(w.hdr, typ, len(payload))
+	w.hdr = append(w.hdr, payload...)
+}
+
+// Msg queues a MSG frame whose payload is p (an encoded transmission
+// header, properties and body; see package xmit). p is not copied: it must
+// stay unchanged until Flush returns.
+func (w *Writer) Msg(p []byte) {
+	w.hdr = header(w.hdr, FrameMsg, len(p))
+	if len(p) < 1024 {
+		w.hdr = append(w.hdr, p...)
+		return
+	}
+	w.bufs = append(w.bufs, w.hdr[w.mark:len(w.hdr):len(w.hdr)], p)
+	w.size += len(w.hdr) - w.mark + len(p)
+	w.mark = len(w.hdr)
+}
+
+// Hello queues a HELLO frame.
+func (w *Writer) Hello(h Hello) {
+	var b [helloSize]byte
+	putName(b[0:48], h.Channel)
+	putName(b[48:96], h.QMgr)
+	putName(b[96:144], h.Group)
+	binary.LittleEndian.PutUint32(b[144:], h.BatchSz)
+	binary.LittleEndian.PutUint32(b[148:], h.MaxMsgL)
+	binary.LittleEndian.PutUint32(b[152:], h.HBInt)
+	if h.NPMFast {
+		b[156] = 1
+	}
+	b[157], b[158] = h.MinVer, h.MaxVer
+	binary.LittleEndian.PutUint64(b[160:], h.InDoubt)
+	w.small(FrameHello, b[:])
+}
+
+// HelloAck queues a HELLO_ACK frame.
+func (w *Writer) HelloAck(a HelloAck) {
+	var b [helloAckSize]byte
+	putName(b[0:48], a.QMgr)
+	binary.LittleEndian.PutUint32(b[48:], a.BatchSz)
+	binary.LittleEndian.PutUint32(b[52:], a.MaxMsgL)
+	binary.LittleEndian.PutUint32(b[56:], a.HBInt)
+	b[60] = a.Version
+	binary.LittleEndian.PutUint64(b[64:], a.LastBatch)
+	w.small(FrameHelloAck, b[:])
+}
+
+// EndBatch queues an END_BATCH frame.
+func (w *Writer) EndBatch(id uint64, count uint32) {
+	var b [endBatchSize]byte
+	binary.LittleEndian.PutUint64(b[0:], id)
+	binary.LittleEndian.PutUint32(b[8:], count)
+	w.small(FrameEndBatch, b[:])
+}
+
+// Confirm queues a CONFIRM frame.
+func (w *Writer) Confirm(id uint64) {
+	var b [confirmSize]byte
+	binary.LittleEndian.PutUint64(b[0:], id)
+	w.small(FrameConfirm, b[:])
+}
+
+// Heartbeat queues a HEARTBEAT frame.
+func (w *Writer) Heartbeat() { w.small(FrameHeartbeat, nil) }
+
+// Close queues a CLOSE frame.
+func (w *Writer) Close(reason uint32, text string) {
+	if len(text) > maxCloseText {
+		text = text[:maxCloseText]
+	}
+	b := make([]byte, 6+len(text))
+	binary.LittleEndian.PutUint32(b[0:], reason)
+	binary.LittleEndian.PutUint16(b[4:], uint16(len(text)))
+	copy(b[6:], text)
+	w.small(FrameClose, b)
+}
+
+// Flush writes everything queued, in one vectored write when bodies are
+// queued.
+func (w *Writer) Flush() error {
+	if len(w.hdr) > w.mark {
+		w.bufs = append(w.bufs, w.hdr[w.mark:])
+		w.size += len(w.hdr) - w.mark
+	}
+	var err error
+	switch len(w.bufs) {
+	case 0:
+	case 1:
+		_, err = w.w.Write(w.bufs[0])
+	default:
+		_, err = w.bufs.WriteTo(w.w)
+	}
+	clear(w.bufs)
+	w.bufs, w.hdr, w.mark, w.size = w.bufs[:0], w.hdr[:0], 0, 0
+	return err
+}
+
+func putName(dst []byte, s string) { copy(dst, s) }
+
+func getName(b []byte) (string, error) {
+	s := cstr(b)
+	for i := len(s); i < len(b); i++ {
+		if b[i] != 0 {
+			return "", fmt.Errorf("%w: garbage after a name", ErrProtocol)
+		}
+	}
+	for i := 0; i < len(s); i++ {
+		if s[i] < 0x21 || s[i] > 0x7e {
+			return "", fmt.Errorf("%w: name with byte %#x", ErrProtocol, s[i])
+		}
+	}
+	return s, nil
+}
+
+// DecodeHello parses a HELLO payload.
+func DecodeHello(p []byte) (Hello, error) {
+	var h Hello
+	if len(p) != helloSize {
+		return h, fmt.Errorf("%w: HELLO of %d bytes", ErrProtocol, len(p))
+	}
+	var err error
+	if h.Channel, err = getName(p[0:48]); err != nil {
+		return h, err
+	}
+	if h.QMgr, err = getName(p[48:96]); err != nil {
+		return h, err
+	}
+	if h.Group, err = getName(p[96:144]); err != nil {
+		return h, err
+	}
+	if h.Channel == "" || h.QMgr == "" {
+		return h, fmt.Errorf("%w: HELLO without a channel or queue manager name", ErrProtocol)
+	}
+	h.BatchSz = binary.LittleEndian.Uint32(p[144:])
+	h.MaxMsgL = binary.LittleEndian.Uint32(p[148:])
+	h.HBInt = binary.LittleEndian.Uint32(p[152:])
+	if p[156] > 1 || p[159] != 0 {
+		return h, fmt.Errorf("%w: HELLO flags", ErrProtocol)
+	}
+	h.NPMFast = p[156] == 1
+	h.MinVer, h.MaxVer = p[157], p[158]
+	if h.MinVer > h.MaxVer || h.BatchSz == 0 {
+		return h, fmt.Errorf("%w: HELLO versions %d..%d, batch size %d", ErrProtocol, h.MinVer, h.MaxVer, h.BatchSz)
+	}
+	h.InDoubt = binary.LittleEndian.Uint64(p[160:])
+	return h, nil
+}
+
+// DecodeHelloAck parses a HELLO_ACK payload.
+func DecodeHelloAck(p []byte) (HelloAck, error) {
+	var a HelloAck
+	if len(p) != helloAckSize {
+		return a, fmt.Errorf("%w: HELLO_ACK of %d bytes", ErrProtocol, len(p))
+	}
+	var err error
+	if a.QMgr, err = getName(p[0:48]); err != nil {
+		return a, err
+	}
+	a.BatchSz = binary.LittleEndian.Uint32(p[48:])
+	a.MaxMsgL = binary.LittleEndian.Uint32(p[52:])
+	a.HBInt = binary.LittleEndian.Uint32(p[56:])
+	a.Version = p[60]
+	a.LastBatch = binary.LittleEndian.Uint64(p[64:])
+	if a.BatchSz == 0 {
+		return a, fmt.Errorf("%w: HELLO_ACK batch size 0", ErrProtocol)
+	}
+	return a, nil
+}
+
+// DecodeEndBatch parses an END_BATCH payload.
+func DecodeEndBatch(p []byte) (id uint64, count uint32, err error) {
+	if len(p) != endBatchSize {
+		return 0, 0, fmt.Errorf("%w: END_BATCH of %d bytes", ErrProtocol, len(p))
+	}
+	return binary.LittleEndian.Uint64(p), binary.LittleEndian.Uint32(p[8:]), nil
+}
+
+// DecodeConfirm parses a CONFIRM payload.
+func DecodeConfirm(p []byte) (uint64, error) {
+	if len(p) != confirmSize {
+		return 0, fmt.Errorf("%w: CONFIRM of %d bytes", ErrProtocol, len(p))
+	}
+	return binary.LittleEndian.Uint64(p), nil
+}
+
+// DecodeClose parses a CLOSE payload.
+func DecodeClose(p []byte) (reason uint32, text string, err error) {
+	if len(p) < 6 {
+		return 0, "", fmt.Errorf("%w: CLOSE of %d bytes", ErrProtocol, len(p))
+	}
+	n := int(binary.LittleEndian.Uint16(p[4:]))
+	if n != len(p)-6 || n > maxCloseText {
+		return 0, "", fmt.Errorf("%w: CLOSE text of %d bytes in %d", ErrProtocol, n, len(p)-6)
+	}
+	return binary.LittleEndian.Uint32(p), string(p[6:]), nil
+}

@@ -1,0 +1,158 @@
+package xmit
+
+import (
+	"bytes"
+	"encoding/binary"
+	"errors"
+	"fmt"
+)
+
+// ErrFormat is returned for a malformed transmission header.
+var ErrFormat = errors.New("xmit: malformed transmission header")
+
+// Header sizes and offsets (see the package documentation).
+const (
+	NameLen    = 48
+	HeaderSize = 280
+
+	offQMgr     = 4
+	offQueue    = 52
+	offMsgID    = 100
+	offCorrelID = 124
+	offFormat   = 148
+	offPriority = 156
+	offFlags    = 157
+	offPropLen  = 160
+	offExpiry   = 168
+	offPutTime  = 176
+	offReplyQ   = 184
+	offReplyQM  = 232
+)
+
+var magic = [4]byte{'X', 'Q', 'H', '1'}
+
+// Header is the transmission header of one message.
+type Header struct {
+	DestQMgr    string // queue manager (or group) the message is for
+	DestQueue   string // queue there
+	MsgID       [24]byte
+	CorrelID    [24]byte
+	Format      [8]byte
+	Priority    int
+	Persistent  bool
+	Expiry      int64 // Unix ns; 0 never
+	PutTime     int64 // Unix ns
+	ReplyToQ    string
+	ReplyToQMgr string
+}
+
+// Size is the encoded size of a header with props bytes of properties and
+// a body of n bytes.
+func Size(props, n int) int { return HeaderSize + props + n }
+
+// Encode writes h, props and body to dst, which must hold Size(len(props),
+// len(body)) bytes, and returns the bytes written. Names longer than
+// NameLen are an error.
+func Encode(dst []byte, h *Header, props, body []byte) (int, error) {
+	n := Size(len(props), len(body))
+	if len(dst) < n {
+		return 0, fmt.Errorf("xmit: buffer of %d bytes, need %d", len(dst), n)
+	}
+	for _, s := range []string{h.DestQMgr, h.DestQueue, h.ReplyToQ, h.ReplyToQMgr} {
+		if len(s) > NameLen {
+			return 0, fmt.Errorf("%w: name %q longer than %d", ErrFormat, s, NameLen)
+		}
+	}
+	if h.Priority < 0 || h.Priority > 9 {
+		return 0, fmt.Errorf("%w: priority %d", ErrFormat, h.Priority)
+	}
+	b := dst[:HeaderSize]
+	clear(b)
+	copy(b, magic[:])
+	copy(b[offQMgr:offQMgr+NameLen], h.DestQMgr)
+	copy(b[offQueue:offQueue+NameLen], h.DestQueue)
+	copy(b[offMsgID:], h.MsgID[:])
+	copy(b[offCorrelID:], h.CorrelID[:])
+	copy(b[offFormat:], h.Format[:])
+	b[offPriority] = byte(h.Priority)
+	if h.Persistent {
+		b[offFlags] = 1
+	}
+	binary.LittleEndian.PutUint32(b[offPropLen:], uint32(len(props)))
+	binary.LittleEndian.PutUint64(b[offExpiry:], uint64(h.Expiry))
+	binary.LittleEndian.PutUint64(b[offPutTime:], uint64(h.PutTime))
+	copy(b[offReplyQ:offReplyQ+NameLen], h.ReplyToQ)
+	copy(b[offReplyQM:offReplyQM+NameLen], h.ReplyToQMgr)
+	copy(dst[HeaderSize:], props)
+	copy(dst[HeaderSize+len(props):], body)
+	return n, nil
+}
+
+// Append appends the encoding of h, props and body to dst.
+func Append(dst []byte, h *Header, props, body []byte) ([]byte, error) {
+	n := Size(len(props), len(body))
+	l := len(dst)
+	dst = append(dst, make([]byte, n)...)
+	if _, err := Encode(dst[l:], h, props, body); err != nil {
+		return dst[:l], err
+	}
+	return dst, nil
+}
+
+// Decode parses b. props and body alias b.
+func Decode(b []byte) (h Header, props, body []byte, err error) {
+	if len(b) < HeaderSize {
+		return h, nil, nil, fmt.Errorf("%w: %d bytes, a header is %d", ErrFormat, len(b), HeaderSize)
+	}
+	if !bytes.Equal(b[:4], magic[:]) {
+		return h, nil, nil, fmt.Errorf("%w: bad magic %q", ErrFormat, b[:4])
+	}
+	names := []*string{&h.DestQMgr, &h.DestQueue, &h.ReplyToQ, &h.ReplyToQMgr}
+	for i, off := range []int{offQMgr, offQueue, offReplyQ, offReplyQM} {
+		s, ok := name(b[off : off+NameLen])
+		if !ok {
+			return h, nil, nil, fmt.Errorf("%w: name at offset %d", ErrFormat, off)
+		}
+		*names[i] = s
+	}
+	if h.DestQMgr == "" || h.DestQueue == "" {
+		return h, nil, nil, fmt.Errorf("%w: no destination", ErrFormat)
+	}
+	copy(h.MsgID[:], b[offMsgID:])
+	copy(h.CorrelID[:], b[offCorrelID:])
+	copy(h.Format[:], b[offFormat:])
+	h.Priority = int(b[offPriority])
+	if h.Priority > 9 {
+		return h, nil, nil, fmt.Errorf("%w: priority %d", ErrFormat, h.Priority)
+	}
+	if b[offFlags]&^1 != 0 {
+		return h, nil, nil, fmt.Errorf("%w: flags %#x", ErrFormat, b[offFlags])
+	}
+	h.Persistent = b[offFlags]&1 != 0
+	h.Expiry = int64(binary.LittleEndian.Uint64(b[offExpiry:]))
+	h.PutTime = int64(binary.LittleEndian.Uint64(b[offPutTime:]))
+	pl := uint64(binary.LittleEndian.Uint32(b[offPropLen:]))
+	if pl > uint64(len(b)-HeaderSize) {
+		return h, nil, nil, fmt.Errorf("%w: properties of %d bytes past the end", ErrFormat, pl)
+	}
+	return h, b[HeaderSize : HeaderSize+int(pl)], b[HeaderSize+int(pl):], nil
+}
+
+// name reads a NUL-padded name: printable ASCII, no NUL inside.
+func name(b []byte) (string, bool) {
+	n := bytes.IndexByte(b, 0)
+	if n < 0 {
+		n = len(b)
+	}
+	for _, c := range b[n:] {
+		if c != 0 {
+			return "", false
+		}
+	}
+	for _, c := range b[:n] {
+		if c < 0x20 || c > 0x7e {
+			return "", false
+		}
+	}
+	return string(b[:n]), true
+}
