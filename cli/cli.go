@@ -66,6 +66,8 @@ func MainIO(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 		err = cmdDemoWorker(args[1:])
 	case "check":
 		err = cmdCheck(args[1:], stdout)
+	case "chinit":
+		err = cmdChinit(args[1:], stdout)
 	case "-h", "--help", "help":
 		fmt.Fprint(stdout, usage)
 		return 0

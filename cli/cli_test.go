@@ -15,7 +15,7 @@ import (
 func TestMain(m *testing.M) {
 	if len(os.Args) > 1 {
 		switch os.Args[1] {
-		case "start", "stop", "status", "mqsc", "put", "get", "check", "demo", "cf-demo", "demo-worker", "group-demo-worker":
+		case "start", "stop", "status", "mqsc", "put", "get", "check", "demo", "cf-demo", "demo-worker", "group-demo-worker", "chinit":
 			// The test binary acting as the qmgr binary (members and
 			// applications of the multi-process tests, the demos' children).
 			os.Exit(Main(os.Args[1:], os.Stdout, os.Stderr))

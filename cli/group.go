@@ -13,10 +13,12 @@ import (
 	"os"
 	"os/signal"
 	"sort"
+	"strconv"
 	"strings"
 	"syscall"
 	"time"
 
+	"github.com/qmgr/qmgr/channel"
 	"github.com/qmgr/qmgr/group"
 	"github.com/qmgr/qmgr/mq"
 	"github.com/qmgr/qmgr/qm"
@@ -67,6 +69,8 @@ func cmdStart(args []string, out io.Writer) error {
 	fs.DurationVar(&c.HeartbeatTimeout, "heartbeat-timeout", 10*time.Second, "a peer silent this long while alive is hung and is killed")
 	fs.DurationVar(&c.StopGrace, "stop-grace", 2*time.Second, "how long an orderly stop waits for connections")
 	fs.BoolVar(&jsonLog, "json-log", false, "log JSON instead of text")
+	noChinit := false
+	fs.BoolVar(&noChinit, "no-chinit", false, "run no channel initiator")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -74,11 +78,25 @@ func cmdStart(args []string, out io.Writer) error {
 	if c.Group, err = gf.config(); err != nil {
 		return err
 	}
+	if c.Group.DataDir == "" || c.Group.CFDir == "" {
+		c.Group.Validate() // fills the default directories
+	}
 	var h slog.Handler = slog.NewTextHandler(os.Stderr, nil)
 	if jsonLog {
 		h = slog.NewJSONHandler(os.Stderr, nil)
 	}
 	c.Logger = slog.New(h)
+	if !noChinit {
+		exe, err := os.Executable()
+		if err != nil {
+			return fmt.Errorf("start: the channel initiator's binary: %w", err)
+		}
+		c.ChinitCommand = []string{exe, "chinit", "--group", c.Group.Name, "--data", c.Group.DataDir, "--cf-dir", c.Group.CFDir,
+			"--qmgr", c.Name, "--port", strconv.Itoa(c.Port), "--generic-port", strconv.Itoa(c.GenericPort)}
+		if jsonLog {
+			c.ChinitCommand = append(c.ChinitCommand, "--json-log")
+		}
+	}
 	m, err := qm.Start(c)
 	if err != nil {
 		return err
@@ -521,4 +539,43 @@ func cmdGet(args []string, out io.Writer) error {
 		w.WriteString("#commit\n")
 	}
 	return nil
+}
+
+// cmdChinit runs a member's channel initiator in the foreground (the
+// member starts it as its child; see qm.Config.ChinitCommand). SIGTERM
+// stops it leaving its channels to the other members, SIGINT leaves them
+// stopped.
+func cmdChinit(args []string, out io.Writer) error {
+	var gf groupFlags
+	var c channel.Config
+	var jsonLog bool
+	fs := newFlags("chinit", out)
+	gf.register(fs)
+	fs.StringVar(&c.QMgr, "qmgr", "", "the member (required)")
+	fs.IntVar(&c.Port, "port", 0, "the member's own inbound port")
+	fs.IntVar(&c.GenericPort, "generic-port", 0, "the port every member of the group shares")
+	fs.BoolVar(&jsonLog, "json-log", false, "log JSON instead of text")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	var err error
+	if c.Group, err = gf.config(); err != nil {
+		return err
+	}
+	var h slog.Handler = slog.NewTextHandler(os.Stderr, nil)
+	if jsonLog {
+		h = slog.NewJSONHandler(os.Stderr, nil)
+	}
+	c.Logger = slog.New(h)
+	sigs := make(chan os.Signal, 1)
+	signal.Notify(sigs, syscall.SIGINT, syscall.SIGTERM)
+	ctx, cancel := context.WithCancel(context.Background())
+	var got os.Signal
+	go func() { got = <-sigs; cancel() }()
+	return channel.Run(ctx, c, func() channel.OnStop {
+		if got == syscall.SIGINT {
+			return channel.Stop
+		}
+		return channel.Restart
+	})
 }

@@ -31,9 +31,12 @@ type testGroup struct {
 	members map[string]*exec.Cmd
 }
 
-func newTestGroup(t *testing.T) *testGroup {
+func newTestGroup(t *testing.T) *testGroup { return newTestGroupSized(t, 32<<20) }
+
+// newTestGroupSized is a test group whose default structure has size bytes.
+func newTestGroupSized(t *testing.T, size uint64) *testGroup {
 	dir := t.TempDir()
-	cfg := group.Config{Name: "TG", DataDir: filepath.Join(dir, "data"), CFDir: filepath.Join(dir, "cf"), AppSize: 32 << 20}
+	cfg := group.Config{Name: "TG", DataDir: filepath.Join(dir, "data"), CFDir: filepath.Join(dir, "cf"), AppSize: size}
 	if err := cfg.Validate(); err != nil {
 		t.Fatal(err)
 	}

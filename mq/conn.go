@@ -106,6 +106,34 @@ func (c *Conn) Group() group.Config { return c.g.Config() }
 // Tag is the connection's owner tag in the admin structure.
 func (c *Conn) Tag() lockfree.OwnerTag { return c.admin.Tag() }
 
+// AdminOwner is the connection's owner in the admin structure, for the
+// queue manager's own components (the channel initiator updates the shared
+// channel status table with it). Like the connection, it is not safe for
+// concurrent use.
+func (c *Conn) AdminOwner() *lockfree.Owner { return c.admin }
+
+// Member is the peer record of the member the connection goes through, as
+// it was at Connect.
+func (c *Conn) Member() group.Peer { return c.peer }
+
+// Ping reports whether the connection still works: RCConnectionBroken once
+// it was revoked (its member died or stopped).
+func (c *Conn) Ping() error {
+	if err := c.check("ping"); err != nil {
+		return err
+	}
+	if err := c.admin.Check(); err != nil {
+		return wrap("ping", err)
+	}
+	return nil
+}
+
+// GroupHandle is the group the connection is attached to.
+func (c *Conn) GroupHandle() *group.Group { return c.g }
+
+// Defs is the connection's definitions repository.
+func (c *Conn) Defs() *defs.Repo { return c.repo }
+
 // refresh reloads cached definitions when the group's definitions changed.
 func (c *Conn) refresh() error {
 	v, err := c.g.Counter(group.CounterDefs)
@@ -297,7 +325,7 @@ func (c *Conn) Open(name string, opts OpenOptions) (*Queue, error) {
 	if err != nil {
 		return nil, wrap("open "+name, err)
 	}
-	q, err := s.LookupQueue(name)
+	q, err := s.LookupQueue(def.Name)
 	if err != nil {
 		return nil, wrap("open "+name, err)
 	}

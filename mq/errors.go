@@ -35,6 +35,7 @@ const (
 	RCOptionError             Reason = 2046 // bad option or parameter
 	RCNotValidForType         Reason = 2045 // e.g. a remote queue opened for input
 	RCUnknownXmitQ            Reason = 2196
+	RCUnknownRemoteQMgr       Reason = 2087
 	RCXmitQUsageError         Reason = 2091
 )
 
@@ -46,7 +47,7 @@ var reasonNames = map[Reason]string{
 	RCUnexpectedError: "unexpected error", RCBackoutThresholdReached: "backout threshold reached", RCCFStructFailed: "CF structure failed",
 	RCHandleNotAvailable: "handle not available", RCOptionError: "option error",
 	RCNotValidForType: "option not valid for object type", RCUnknownXmitQ: "unknown transmission queue",
-	RCXmitQUsageError: "transmission queue usage error",
+	RCXmitQUsageError: "transmission queue usage error", RCUnknownRemoteQMgr: "unknown remote queue manager",
 }
 
 func (r Reason) String() string {

@@ -11,10 +11,12 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/qmgr/qmgr/channel"
 	"github.com/qmgr/qmgr/crashpoint"
 	"github.com/qmgr/qmgr/defs"
 	"github.com/qmgr/qmgr/group"
 	"github.com/qmgr/qmgr/lockfree"
+	"github.com/qmgr/qmgr/mqsc"
 	"github.com/qmgr/qmgr/procid"
 	"github.com/qmgr/qmgr/recovery"
 	"github.com/qmgr/qmgr/shm"
@@ -55,6 +57,9 @@ type Config struct {
 	StopGrace time.Duration
 	// Logger receives the member's log; default slog.Default().
 	Logger *slog.Logger
+	// ChinitCommand runs the member's channel initiator (argv; the qmgr
+	// binary's "chinit" command); nil for none.
+	ChinitCommand []string
 }
 
 // Validate applies defaults and checks the configuration.
@@ -103,6 +108,12 @@ type Member struct {
 	g    *group.Group
 	repo *defs.Repo
 	self procid.ID
+
+	chMu   sync.Mutex
+	ch     chinitState
+	chKick chan struct{}
+	chQuit chan struct{}
+	chDone chan struct{}
 	// stragglers: live connections of finished members, and when they
 	// were first seen (run loop only).
 	stragglers map[lockfree.OwnerTag]time.Time
@@ -217,6 +228,9 @@ func Start(cfg Config) (*Member, error) {
 	m.recoverDead()
 	m.cmdMu.Lock()
 	err = m.reconcileQueues()
+	if err == nil {
+		err = m.ensureSystemQueues()
+	}
 	m.cmdMu.Unlock()
 	if err != nil {
 		return fail(err)
@@ -234,6 +248,9 @@ func Start(cfg Config) (*Member, error) {
 		return fail(err)
 	}
 	go m.serveCommands(m.cmdL)
+	m.chKick, m.chQuit, m.chDone = make(chan struct{}, 1), make(chan struct{}), make(chan struct{})
+	m.ch.want = len(m.cfg.ChinitCommand) > 0
+	go m.superviseChinit()
 	m.log.Info("member active", "group", m.g.Config().Name, "slot", slot, "incarnation", m.inc, "pid", m.self.Pid,
 		"cf", m.g.Config().CFDir, "data", m.g.Config().DataDir)
 	return m, nil
@@ -370,6 +387,25 @@ func (m *Member) freeSlot() int {
 		}
 	}
 	return -1
+}
+
+// ensureSystemQueues defines the group's system queues the first time: the
+// shared channel sync queue.
+func (m *Member) ensureSystemQueues() error {
+	exists := false
+	m.repo.View(func(tx *defs.Tx) error {
+		_, err := tx.Queue(channel.SyncQueue)
+		exists = err == nil
+		return nil
+	})
+	if exists {
+		return nil
+	}
+	_, err := mqsc.Run(m, "DEFINE QLOCAL("+channel.SyncQueue+") INDXTYPE(CORRELID) MAXDEPTH(999999999) DESCR('shared channel sync queue') NOREPLACE")
+	if err != nil && !errors.Is(err, mqsc.ErrExists) {
+		return fmt.Errorf("define %s: %w", channel.SyncQueue, err)
+	}
+	return nil
 }
 
 // ensureDefaults defines the default application structure the first time

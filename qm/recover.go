@@ -39,6 +39,28 @@ func (m *Member) goRecover(key string, f func()) {
 	}()
 }
 
+// withKey runs f under busy key key, waiting for a recovery holding it to
+// end first (recoverMember's per-connection recoveries, which must not run
+// beside a retry of the same slot).
+func (m *Member) withKey(key string, f func()) {
+	for {
+		m.busyMu.Lock()
+		if !m.busy[key] {
+			m.busy[key] = true
+			m.busyMu.Unlock()
+			break
+		}
+		m.busyMu.Unlock()
+		time.Sleep(2 * time.Millisecond)
+	}
+	defer func() {
+		m.busyMu.Lock()
+		delete(m.busy, key)
+		m.busyMu.Unlock()
+	}()
+	f()
+}
+
 func (m *Member) inFlight() int {
 	m.busyMu.Lock()
 	defer m.busyMu.Unlock()
@@ -134,7 +156,7 @@ func (m *Member) recoverMember(p group.Peer) {
 		wg.Add(1)
 		go func(info lockfree.OwnerInfo) {
 			defer wg.Done()
-			m.recoverConn(info.Tag, procid.ID{}, true)
+			m.withKey(fmt.Sprintf("conn %d", info.Tag.Slot()), func() { m.recoverConn(info.Tag, procid.ID{}, true) })
 			cpRecoverConn.Hit()
 		}(info)
 	}

@@ -365,6 +365,13 @@ func (m *Member) shutdown() error {
 	// No new admin work: refuse commands, close the socket and the
 	// connections to it, and wait for a command that is running.
 	m.stopping.Store(true)
+	// The channel initiator first: its channels go to the other members
+	// at once (SHARED(RESTART)).
+	if m.chQuit != nil {
+		m.stopChinit(syscall.SIGTERM, m.cfg.StopGrace+5*time.Second)
+		close(m.chQuit)
+		<-m.chDone
+	}
 	if m.cmdL != nil {
 		m.cmdL.Close()
 		os.Remove(SocketPath(m.g.Config(), m.cfg.Name))

@@ -1,0 +1,399 @@
+package channel
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"sync"
+	"syscall"
+	"time"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/qmgr/qmgr/defs"
+	"github.com/qmgr/qmgr/group"
+	"github.com/qmgr/qmgr/mq"
+)
+
+// Config configures a channel initiator.
+type Config struct {
+	Group group.Config
+	// QMgr is the member the channel initiator belongs to (required).
+	QMgr string
+	// Port is the member's own inbound port (its local portal); 0 for none.
+	Port int
+	// GenericPort is the port every member of the group listens on
+	// (SO_REUSEPORT: the generic portal); 0 for none.
+	GenericPort int
+	// PollInterval is how often the status table is scanned for channels to
+	// start (requested, retrying, triggered, or left by a dead instance);
+	// default 10ms.
+	PollInterval time.Duration
+	// Logger receives the log; default slog.Default().
+	Logger *slog.Logger
+}
+
+// Validate applies defaults and checks the configuration.
+func (c *Config) Validate() error {
+	if err := c.Group.Validate(); err != nil {
+		return err
+	}
+	if !defs.ValidName(c.QMgr) {
+		return fmt.Errorf("%w: member name %q", ErrConfig, c.QMgr)
+	}
+	if c.Port < 0 || c.Port > 65535 || c.GenericPort < 0 || c.GenericPort > 65535 {
+		return fmt.Errorf("%w: port out of range", ErrConfig)
+	}
+	if c.PollInterval == 0 {
+		c.PollInterval = 10 * time.Millisecond
+	}
+	if c.PollInterval < time.Millisecond || c.PollInterval > time.Minute {
+		return fmt.Errorf("%w: poll interval %v not in 1ms..1m", ErrConfig, c.PollInterval)
+	}
+	if c.Logger == nil {
+		c.Logger = slog.Default()
+	}
+	return nil
+}
+
+// ErrConfig is returned for an invalid configuration.
+var ErrConfig = errors.New("channel: invalid configuration")
+
+// OnStop says what becomes of the shared channels a stopping channel
+// initiator runs (STOP CHINIT SHARED(...)).
+type OnStop int
+
+const (
+	// Restart leaves them to be started at once by another member.
+	Restart OnStop = iota
+	// Stop leaves them stopped.
+	Stop
+)
+
+// Chinit is a channel initiator: it runs sender channels and accepts
+// receiver channels for one member.
+type Chinit struct {
+	cfg   Config
+	log   *slog.Logger
+	g     *group.Group
+	table *Table
+
+	mu   sync.Mutex // main and the status table's compare-and-swap
+	main *mq.Conn
+
+	agentsMu sync.Mutex
+	agents   map[string]*agent // by channel name
+	seen     map[string]time.Time
+
+	defsMu  sync.Mutex
+	defsVer uint64
+	chans   map[string]defs.Channel
+	queues  map[string]defs.Queue
+
+	ctx    context.Context
+	cancel context.CancelFunc
+	onStop OnStop
+	wg     sync.WaitGroup
+}
+
+// agent is one running channel instance.
+type agent struct {
+	name   string
+	cancel context.CancelFunc
+	conn   *mq.Conn
+}
+
+// Run runs a channel initiator until ctx ends (then its channels are left
+// per onStop()) or its connection to the member breaks (the member died:
+// the survivors take its channels over).
+func Run(ctx context.Context, cfg Config, onStop func() OnStop) error {
+	if err := cfg.Validate(); err != nil {
+		return err
+	}
+	main, err := mq.Connect(mq.ConnectOptions{Group: cfg.Group.Name, QMgr: cfg.QMgr, DataDir: cfg.Group.DataDir, CFDir: cfg.Group.CFDir})
+	if err != nil {
+		return fmt.Errorf("channel initiator: %w", err)
+	}
+	ci := &Chinit{cfg: cfg, log: cfg.Logger.With("chinit", cfg.QMgr), g: main.GroupHandle(), main: main,
+		agents: map[string]*agent{}, seen: map[string]time.Time{}}
+	ci.table = NewTable(ci.g)
+	ci.ctx, ci.cancel = context.WithCancel(context.Background())
+	defer main.Disconnect()
+	var ls []net.Listener
+	for _, p := range []struct {
+		port  int
+		reuse bool
+	}{{cfg.Port, false}, {cfg.GenericPort, true}} {
+		if p.port == 0 {
+			continue
+		}
+		l, err := listen(p.port, p.reuse)
+		if err != nil {
+			for _, l := range ls {
+				l.Close()
+			}
+			return fmt.Errorf("channel initiator: listen on port %d: %w", p.port, err)
+		}
+		ls = append(ls, l)
+		ci.wg.Add(1)
+		go ci.accept(l)
+	}
+	ci.log.Info("channel initiator started", "port", cfg.Port, "generic_port", cfg.GenericPort)
+	t := time.NewTicker(cfg.PollInterval)
+	defer t.Stop()
+	var runErr error
+loop:
+	for {
+		select {
+		case <-ctx.Done():
+			break loop
+		case <-t.C:
+			if err := ci.poll(); err != nil {
+				if mq.ReasonOf(err) == mq.RCConnectionBroken {
+					runErr = fmt.Errorf("channel initiator: connection to %s broken: %w", cfg.QMgr, err)
+					break loop
+				}
+				ci.log.Warn("status table scan", "err", err)
+			}
+		}
+	}
+	if onStop != nil {
+		ci.onStop = onStop()
+	}
+	for _, l := range ls {
+		l.Close()
+	}
+	ci.cancel()
+	ci.wg.Wait()
+	ci.log.Info("channel initiator stopped")
+	return runErr
+}
+
+// listen opens a TCP listener; reuse sets SO_REUSEPORT (the generic port
+// every member's channel initiator shares).
+func listen(port int, reuse bool) (net.Listener, error) {
+	lc := net.ListenConfig{Control: func(network, address string, c syscall.RawConn) error {
+		var serr error
+		err := c.Control(func(fd uintptr) {
+			serr = unix.SetsockoptInt(int(fd), unix.SOL_SOCKET, unix.SO_REUSEADDR, 1)
+			if serr == nil && reuse {
+				serr = unix.SetsockoptInt(int(fd), unix.SOL_SOCKET, unix.SO_REUSEPORT, 1)
+			}
+		})
+		if err != nil {
+			return err
+		}
+		return serr
+	}}
+	return lc.Listen(context.Background(), "tcp", fmt.Sprintf(":%d", port))
+}
+
+// update changes a channel's status entry with the channel initiator's
+// admin owner.
+func (ci *Chinit) update(name string, f func(st *Status, exists bool) bool) (Status, bool, error) {
+	ci.mu.Lock()
+	defer ci.mu.Unlock()
+	return ci.table.Update(ci.main.AdminOwner(), name, f)
+}
+
+// refreshDefs reloads channel and queue definitions when they changed.
+func (ci *Chinit) refreshDefs() error {
+	v, err := ci.g.Counter(group.CounterDefs)
+	if err != nil {
+		return err
+	}
+	ci.defsMu.Lock()
+	defer ci.defsMu.Unlock()
+	if ci.chans != nil && v == ci.defsVer {
+		return nil
+	}
+	chans, queues := map[string]defs.Channel{}, map[string]defs.Queue{}
+	err = ci.main.Defs().View(func(tx *defs.Tx) error {
+		cs, err := tx.Channels("*")
+		for _, c := range cs {
+			chans[c.Name] = c
+		}
+		if err != nil {
+			return err
+		}
+		qs, err := tx.Queues("*")
+		for _, q := range qs {
+			queues[q.Name] = q
+		}
+		return err
+	})
+	if err != nil {
+		return err
+	}
+	ci.chans, ci.queues, ci.defsVer = chans, queues, v
+	return nil
+}
+
+func (ci *Chinit) channelDef(name string) (defs.Channel, bool) {
+	ci.defsMu.Lock()
+	defer ci.defsMu.Unlock()
+	c, ok := ci.chans[name]
+	return c, ok
+}
+
+func (ci *Chinit) running() int {
+	ci.agentsMu.Lock()
+	defer ci.agentsMu.Unlock()
+	return len(ci.agents)
+}
+
+// poll scans the status table and the triggered transmission queues for
+// sender channels to start, and clears the entries of receivers whose
+// instance is gone (so the remote sender can reconnect anywhere).
+func (ci *Chinit) poll() error {
+	if err := ci.main.Ping(); err != nil {
+		return err
+	}
+	if err := ci.refreshDefs(); err != nil {
+		return err
+	}
+	all, err := ci.table.All()
+	if err != nil {
+		return err
+	}
+	now := time.Now()
+	have := map[string]bool{}
+	want := map[string]bool{}
+	for _, st := range all {
+		have[st.Name] = true
+		if ci.table.Locked(st) {
+			continue
+		}
+		switch {
+		case st.Type == defs.ChlReceiver && (st.State == Running || st.State == Starting || st.State == Stopping):
+			// Its instance died and was recovered: delete it (inactive).
+			ci.update(st.Name, func(cur *Status, _ bool) bool {
+				if ci.table.Locked(*cur) || cur.State == Inactive || cur.State == Stopped || cur.Type != defs.ChlReceiver {
+					return false
+				}
+				cur.State, cur.Conn, cur.Owner = Inactive, 0, -1
+				return true
+			})
+		case st.Type != defs.ChlSender:
+		case st.State == Starting, st.State == Running, st.State == Stopping:
+			want[st.Name] = true // requested, or its instance died: recover it
+		case st.State == Retrying && !now.Before(st.RetryAt):
+			want[st.Name] = true
+		}
+	}
+	// Triggers: a transmission queue with TRIGGER and messages, whose
+	// channel does not run.
+	ci.defsMu.Lock()
+	for _, q := range ci.queues {
+		if !q.Trigger || q.Usage != "XMITQ" {
+			continue
+		}
+		name := q.TrigData
+		if name == "" {
+			for _, c := range ci.chans {
+				if c.Type == defs.ChlSender && c.XmitQ == q.Name {
+					name = c.Name
+					break
+				}
+			}
+		}
+		if c, ok := ci.chans[name]; !ok || c.Type != defs.ChlSender || want[name] {
+			continue
+		}
+		if st, ok, _ := ci.table.Find(name); ok && st.State != Inactive {
+			continue
+		}
+		if s, err := ci.g.Structure(q.CFStruct, false); err == nil {
+			if id, err := s.LookupQueue(q.Name); err == nil && s.Depth(id) > 0 {
+				want[name] = true
+			}
+		}
+	}
+	ci.defsMu.Unlock()
+	// The least busy channel initiator claims first: each waits a little
+	// longer per channel it runs.
+	delay := time.Duration(ci.running()) * 2 * time.Millisecond
+	for name := range want {
+		first, ok := ci.seen[name]
+		if !ok {
+			ci.seen[name] = now
+			first = now
+		}
+		if now.Sub(first) < delay {
+			continue
+		}
+		ci.startSender(name)
+	}
+	for name := range ci.seen {
+		if !want[name] {
+			delete(ci.seen, name)
+		}
+	}
+	return nil
+}
+
+// startSender claims sender channel name and runs it, unless it runs or
+// cannot start.
+func (ci *Chinit) startSender(name string) {
+	def, ok := ci.channelDef(name)
+	if !ok || def.Type != defs.ChlSender {
+		return
+	}
+	ci.agentsMu.Lock()
+	_, busy := ci.agents[name]
+	ci.agentsMu.Unlock()
+	if busy {
+		return
+	}
+	conn, err := ci.connect()
+	if err != nil {
+		ci.log.Warn("connect for a channel", "channel", name, "err", err)
+		return
+	}
+	now := time.Now()
+	st, won, err := ci.update(name, func(st *Status, exists bool) bool {
+		if ci.table.Locked(*st) {
+			return false
+		}
+		switch st.State {
+		case Starting, Running, Stopping:
+		case Retrying:
+			if now.Before(st.RetryAt) {
+				return false
+			}
+		case Inactive: // a trigger
+		default:
+			return false
+		}
+		st.Type, st.State, st.StopReq, st.Force = def.Type, Starting, false, false
+		st.Owner, st.OwnerInc, st.Conn, st.XmitQ = ci.main.Member().Slot, ci.main.Member().Incarnation, conn.Tag(), def.XmitQ
+		return true
+	})
+	if err != nil || !won {
+		conn.Disconnect()
+		return
+	}
+	ctx, cancel := context.WithCancel(ci.ctx)
+	a := &agent{name: name, cancel: cancel, conn: conn}
+	ci.agentsMu.Lock()
+	ci.agents[name] = a
+	ci.agentsMu.Unlock()
+	ci.wg.Add(1)
+	go func() {
+		defer ci.wg.Done()
+		defer func() {
+			ci.agentsMu.Lock()
+			delete(ci.agents, name)
+			ci.agentsMu.Unlock()
+			conn.Disconnect()
+		}()
+		s := &sender{ci: ci, def: def, conn: conn, ctx: ctx, st: st}
+		s.run()
+	}()
+}
+
+func (ci *Chinit) connect() (*mq.Conn, error) {
+	return mq.Connect(mq.ConnectOptions{Group: ci.cfg.Group.Name, QMgr: ci.cfg.QMgr, DataDir: ci.cfg.Group.DataDir, CFDir: ci.cfg.Group.CFDir})
+}

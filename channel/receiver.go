@@ -1,0 +1,463 @@
+package channel
+
+import (
+	"bufio"
+	"context"
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"net"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/qmgr/qmgr/crashpoint"
+	"github.com/qmgr/qmgr/defs"
+	"github.com/qmgr/qmgr/mq"
+	"github.com/qmgr/qmgr/xmit"
+)
+
+var cpReceiverCommitted = crashpoint.New("channel.receiver.committed") // batch committed, CONFIRM not sent
+
+// accept serves inbound connections on l until the channel initiator stops.
+func (ci *Chinit) accept(l net.Listener) {
+	defer ci.wg.Done()
+	for {
+		nc, err := l.Accept()
+		if err != nil {
+			if ci.ctx.Err() != nil || errors.Is(err, net.ErrClosed) {
+				return
+			}
+			ci.log.Warn("accept", "err", err)
+			time.Sleep(10 * time.Millisecond)
+			continue
+		}
+		ci.wg.Add(1)
+		go func() {
+			defer ci.wg.Done()
+			r := &receiver{ci: ci, nc: nc}
+			r.run()
+		}()
+	}
+}
+
+// peekConn is a connection whose first bytes were read through a bufio
+// reader (to tell TLS from plain frames).
+type peekConn struct {
+	net.Conn
+	br *bufio.Reader
+}
+
+func (p *peekConn) Read(b []byte) (int, error) { return p.br.Read(b) }
+
+// receiver runs one inbound channel instance.
+type receiver struct {
+	ci   *Chinit
+	nc   net.Conn
+	r    *Reader
+	w    *Writer
+	def  defs.Channel
+	conn *mq.Conn
+	last uint64
+	open map[string]*mq.Queue
+	dlq  string
+
+	mu      sync.Mutex
+	reason  string // why the watchdog closed the connection
+	stopped bool   // STOP CHANNEL (not adoption)
+	msgs    uint32
+}
+
+func (r *receiver) run() {
+	log := r.ci.log.With("remote", r.nc.RemoteAddr().String())
+	defer r.nc.Close()
+	if tc, ok := r.nc.(*net.TCPConn); ok {
+		tc.SetNoDelay(true)
+	}
+	err := r.session()
+	if r.conn != nil {
+		r.conn.Backout()
+		for _, h := range r.open {
+			h.Close()
+		}
+		state := Inactive
+		r.mu.Lock()
+		if r.stopped {
+			state = Stopped
+		}
+		msgs := r.msgs
+		r.mu.Unlock()
+		r.ci.update(r.def.Name, func(st *Status, _ bool) bool {
+			if st.Conn != r.conn.Tag() {
+				return false
+			}
+			st.State, st.Conn, st.Owner, st.StopReq, st.Force = state, 0, -1, false, false
+			st.Msgs += msgs
+			st.LastBatch = max(st.LastBatch, r.last)
+			return true
+		})
+		r.conn.Disconnect()
+	}
+	r.mu.Lock()
+	why := r.reason
+	r.mu.Unlock()
+	switch {
+	case err == nil:
+		log.Info("inbound channel ended", "channel", r.def.Name)
+	case why != "":
+		log.Info("inbound channel ended", "channel", r.def.Name, "why", why)
+	default:
+		log.Warn("inbound channel failed", "channel", r.def.Name, "err", err)
+	}
+}
+
+// refuse answers the HELLO with a CLOSE.
+func (r *receiver) refuse(reason uint32, format string, args ...any) error {
+	text := fmt.Sprintf(format, args...)
+	r.w.Close(reason, text)
+	r.w.Flush()
+	return fmt.Errorf("refused: %s", text)
+}
+
+func (r *receiver) session() error {
+	r.nc.SetReadDeadline(time.Now().Add(30 * time.Second))
+	br := bufio.NewReader(r.nc)
+	first, err := br.Peek(1)
+	if err != nil {
+		return err
+	}
+	var nc net.Conn = &peekConn{Conn: r.nc, br: br}
+	tlsOn := first[0] == 0x16 // a TLS handshake record
+	if tlsOn {
+		cfg, err := r.ci.serverTLS()
+		if err != nil {
+			return err
+		}
+		tc := tls.Server(nc, cfg)
+		if err := tc.Handshake(); err != nil {
+			return fmt.Errorf("TLS handshake: %w", err)
+		}
+		nc = tc
+	}
+	r.r = NewReader(nc, maxHelloFrame)
+	r.w = NewWriter(nc)
+	f, err := r.r.Read()
+	if err != nil {
+		return err
+	}
+	if f.Type != FrameHello {
+		return r.refuse(ReasonProtocol, "frame %d instead of HELLO", f.Type)
+	}
+	h, err := DecodeHello(f.Payload)
+	if err != nil {
+		return r.refuse(ReasonProtocol, "%v", err)
+	}
+	if h.MinVer > ProtoVersion || h.MaxVer < ProtoVersion {
+		return r.refuse(ReasonProtocol, "protocol versions %d..%d; this side speaks %d", h.MinVer, h.MaxVer, ProtoVersion)
+	}
+	if err := r.ci.refreshDefs(); err != nil {
+		return r.refuse(ReasonInternal, "definitions: %v", err)
+	}
+	def, ok := r.ci.channelDef(h.Channel)
+	if !ok || def.Type != defs.ChlReceiver {
+		return r.refuse(ReasonUnknownChannel, "no receiver channel %s is defined in group %s", h.Channel, r.ci.cfg.Group.Name)
+	}
+	if tlsOn != (def.SSLCert != "") {
+		return r.refuse(ReasonProtocol, "channel %s: TLS is %v here", h.Channel, def.SSLCert != "")
+	}
+	r.def = def
+	if r.conn, err = r.ci.connect(); err != nil {
+		return r.refuse(ReasonInternal, "connect: %v", err)
+	}
+	if err := r.claim(); err != nil {
+		return err
+	}
+	r.open = map[string]*mq.Queue{}
+	syncq, err := r.conn.Open(SyncQueue, mq.OpenOptions{Input: true, Output: true, Browse: true})
+	if err != nil {
+		return r.refuse(ReasonInternal, "open %s: %v", SyncQueue, err)
+	}
+	r.open[SyncQueue] = syncq
+	key := syncKey(syncRecv, def.Name)
+	cur, err := syncq.Browse()
+	if err != nil {
+		return r.refuse(ReasonInternal, "%v", err)
+	}
+	if m, err := cur.Next(mq.GetOptions{CorrelID: &key}); err == nil {
+		if r.last, err = decodeRecvSync(m.Body); err != nil {
+			return r.refuse(ReasonInternal, "%v", err)
+		}
+	} else if !errors.Is(err, mq.ErrNoMessage) {
+		return r.refuse(ReasonInternal, "%v", err)
+	}
+	if r.dlq, err = r.ci.deadQ(); err != nil {
+		return r.refuse(ReasonInternal, "%v", err)
+	}
+	batchSz := min(h.BatchSz, uint32(def.BatchSz))
+	maxMsg := min(h.MaxMsgL, uint32(def.MaxMsgL))
+	hb := max(h.HBInt, uint32(def.HBInt))
+	r.w.HelloAck(HelloAck{QMgr: r.ci.cfg.QMgr, BatchSz: batchSz, MaxMsgL: maxMsg, HBInt: hb, Version: ProtoVersion, LastBatch: r.last})
+	if err := r.w.Flush(); err != nil {
+		return err
+	}
+	r.r.SetMax(maxMsg + frameSlack)
+	r.ci.update(def.Name, func(st *Status, _ bool) bool {
+		if st.Conn != r.conn.Tag() {
+			return false
+		}
+		st.State, st.RQMName, st.Address, st.LastBatch = Running, h.QMgr, r.nc.RemoteAddr().String(), r.last
+		return true
+	})
+	r.ci.log.Info("inbound channel running", "channel", def.Name, "partner", h.QMgr, "remote", r.nc.RemoteAddr().String(), "last_batch", r.last)
+	// The watchdog ends the instance on STOP CHANNEL, adoption, the
+	// channel initiator stopping, or a silent partner.
+	ctx, cancel := context.WithCancel(r.ci.ctx)
+	defer cancel()
+	var lastFrame timeCell
+	lastFrame.set(time.Now())
+	go r.watchdog(ctx, time.Duration(hb)*time.Second, &lastFrame)
+	r.nc.SetReadDeadline(time.Time{})
+	n := uint32(0)
+	for {
+		f, err := r.r.Read()
+		if err != nil {
+			return err
+		}
+		lastFrame.set(time.Now())
+		switch f.Type {
+		case FrameMsg:
+			if err := r.deliver(f.Payload); err != nil {
+				return err
+			}
+			n++
+		case FrameEndBatch:
+			id, count, err := DecodeEndBatch(f.Payload)
+			if err != nil {
+				return r.refuse(ReasonProtocol, "%v", err)
+			}
+			if id != r.last+1 || count != n {
+				return r.refuse(ReasonSequence, "batch %d of %d messages; expected batch %d, got %d messages", id, count, r.last+1, n)
+			}
+			if _, err := syncq.Get(mq.GetOptions{Syncpoint: true, CorrelID: &key}); err != nil && !errors.Is(err, mq.ErrNoMessage) {
+				return r.refuse(ReasonInternal, "%v", err)
+			}
+			if err := syncq.Put(&mq.Message{CorrelID: key, Body: encodeRecvSync(id), Persistence: mq.Persistent}, mq.PutOptions{Syncpoint: true}); err != nil {
+				return r.refuse(ReasonInternal, "%v", err)
+			}
+			if err := r.conn.Commit(); err != nil {
+				return r.refuse(ReasonInternal, "commit: %v", err)
+			}
+			cpReceiverCommitted.Hit()
+			r.last = id
+			r.mu.Lock()
+			r.msgs += n
+			r.mu.Unlock()
+			n = 0
+			r.w.Confirm(id)
+			if err := r.w.Flush(); err != nil {
+				return err
+			}
+		case FrameHeartbeat:
+			r.w.Heartbeat()
+			if err := r.w.Flush(); err != nil {
+				return err
+			}
+		case FrameClose:
+			reason, text, err := DecodeClose(f.Payload)
+			if err != nil {
+				return err
+			}
+			if reason != ReasonNormal {
+				return &remoteError{reason, text}
+			}
+			return nil
+		default:
+			return r.refuse(ReasonProtocol, "unexpected frame %d", f.Type)
+		}
+	}
+}
+
+// claim takes the channel's status entry for this instance. An entry
+// locked by an instance whose process is dead is waited for (its recovery
+// frees it in milliseconds); one locked by a live instance is adopted: that
+// instance is asked to end (its partner is evidently gone) and waited for.
+func (r *receiver) claim() error {
+	deadline := time.Now().Add(10 * time.Second)
+	asked := false
+	for {
+		var held Status
+		_, won, err := r.ci.update(r.def.Name, func(st *Status, _ bool) bool {
+			held = *st
+			if st.State == Stopped && !r.ci.table.Locked(*st) {
+				return false
+			}
+			if r.ci.table.Locked(*st) {
+				if !asked && !st.StopReq {
+					st.StopReq, st.Force = true, true // adopt: the old instance ends at once
+					asked = true
+					return true
+				}
+				return false
+			}
+			st.Type, st.State, st.StopReq, st.Force = defs.ChlReceiver, Starting, false, false
+			st.Owner, st.OwnerInc, st.Conn = r.conn.Member().Slot, r.conn.Member().Incarnation, r.conn.Tag()
+			st.XmitQ, st.Retries, st.RetryAt = "", 0, time.Time{}
+			return true
+		})
+		if err != nil {
+			return r.refuse(ReasonInternal, "status table: %v", err)
+		}
+		if won && held.Conn != r.conn.Tag() && !r.ci.table.Locked(held) {
+			return nil
+		}
+		if held.State == Stopped && !r.ci.table.Locked(held) {
+			return r.refuse(ReasonRunning, "channel %s is stopped in group %s", r.def.Name, r.ci.cfg.Group.Name)
+		}
+		if time.Now().After(deadline) {
+			return r.refuse(ReasonRunning, "channel %s is already running on %s", r.def.Name, r.ci.peerName(held.Owner))
+		}
+		select {
+		case <-r.ci.ctx.Done():
+			return r.refuse(ReasonStopping, "member stopping")
+		case <-time.After(5 * time.Millisecond):
+		}
+	}
+}
+
+func (ci *Chinit) peerName(slot int) string {
+	if slot < 0 {
+		return "?"
+	}
+	if p, err := ci.g.Peer(slot); err == nil {
+		return p.Name
+	}
+	return "?"
+}
+
+// watchdog closes the connection when the instance must end: STOP CHANNEL
+// or adoption (the entry's stop flags), the channel initiator stopping, or
+// no frame for twice the heartbeat interval plus a minute.
+func (r *receiver) watchdog(ctx context.Context, hb time.Duration, last *timeCell) {
+	t := time.NewTicker(200 * time.Millisecond)
+	defer t.Stop()
+	limit := 2*hb + time.Minute
+	for {
+		select {
+		case <-ctx.Done():
+			if r.ci.ctx.Err() != nil {
+				r.close("channel initiator stopping", false)
+			}
+			return
+		case <-t.C:
+		}
+		st, ok, err := r.ci.table.Find(r.def.Name)
+		switch {
+		case err != nil:
+		case !ok || st.Conn != r.conn.Tag():
+			r.close("status entry taken", false)
+			return
+		case st.StopReq && st.Force:
+			r.close("adopted by a new instance, or STOP CHANNEL MODE(FORCE)", false)
+			return
+		case st.StopReq:
+			r.close("STOP CHANNEL", true)
+			return
+		}
+		if time.Since(last.get()) > limit {
+			r.close("partner silent", false)
+			return
+		}
+	}
+}
+
+func (r *receiver) close(why string, stopped bool) {
+	r.mu.Lock()
+	r.reason, r.stopped = why, stopped
+	r.mu.Unlock()
+	r.nc.Close()
+}
+
+// deliver puts one message, in the batch's unit of work, on its
+// destination queue, or on the dead-letter queue when it cannot go there.
+func (r *receiver) deliver(p []byte) error {
+	h, props, body, err := xmit.Decode(p)
+	if err != nil {
+		return r.refuse(ReasonProtocol, "%v", err)
+	}
+	m := &mq.Message{MsgID: h.MsgID, CorrelID: h.CorrelID, Format: strings.TrimRight(string(h.Format[:]), " \x00"),
+		Priority: h.Priority, Persistence: mq.NotPersistent, ReplyToQ: h.ReplyToQ, ReplyToQMgr: h.ReplyToQMgr,
+		Properties: append([]byte(nil), props...), Body: append([]byte(nil), body...)}
+	if h.Persistent {
+		m.Persistence = mq.Persistent
+	}
+	if h.Expiry != 0 {
+		m.Expiry = time.Unix(0, h.Expiry)
+	}
+	reason := mq.RCNone
+	if h.DestQMgr != r.ci.cfg.QMgr && h.DestQMgr != r.ci.cfg.Group.Name {
+		reason = mq.RCUnknownRemoteQMgr
+	} else if err := r.put(h.DestQueue, m); err != nil {
+		reason = mq.ReasonOf(err)
+		switch reason {
+		case mq.RCUnknownObjectName, mq.RCQFull, mq.RCMsgTooBigForQ, mq.RCStorageMediumFull, mq.RCNotValidForType,
+			mq.RCXmitQUsageError, mq.RCUnknownXmitQ:
+		default:
+			return r.refuse(ReasonInternal, "put %s: %v", h.DestQueue, err)
+		}
+	}
+	if reason == mq.RCNone {
+		return nil
+	}
+	if r.dlq == "" {
+		return r.refuse(ReasonUndeliverable, "message for %s on %s: %v, and group %s has no dead-letter queue", h.DestQueue, h.DestQMgr, reason, r.ci.cfg.Group.Name)
+	}
+	d := *m
+	d.Body = mq.DLH{Reason: reason, DestQ: h.DestQueue, DestQMgr: h.DestQMgr, OrigFormat: m.Format, Time: time.Now()}.Encode(m.Body)
+	d.Format = mq.FormatDeadLetter
+	if err := r.put(r.dlq, &d); err != nil {
+		return r.refuse(ReasonUndeliverable, "message for %s: %v; dead-letter queue %s: %v", h.DestQueue, reason, r.dlq, err)
+	}
+	return nil
+}
+
+func (r *receiver) put(q string, m *mq.Message) error {
+	h, ok := r.open[q]
+	if !ok {
+		var err error
+		if h, err = r.conn.Open(q, mq.OpenOptions{Output: true}); err != nil {
+			return err
+		}
+		r.open[q] = h
+	}
+	return h.Put(m, mq.PutOptions{Syncpoint: true})
+}
+
+// serverTLS is the TLS configuration inbound connections use: that of the
+// first receiver channel with a certificate.
+func (ci *Chinit) serverTLS() (*tls.Config, error) {
+	if err := ci.refreshDefs(); err != nil {
+		return nil, err
+	}
+	ci.defsMu.Lock()
+	var def *defs.Channel
+	for _, c := range ci.chans {
+		if c.Type == defs.ChlReceiver && c.SSLCert != "" && (def == nil || c.Name < def.Name) {
+			c := c
+			def = &c
+		}
+	}
+	ci.defsMu.Unlock()
+	if def == nil {
+		return nil, errors.New("a TLS connection, and no receiver channel has a certificate")
+	}
+	return tlsConfig(*def, true)
+}
+
+// timeCell is a time shared between goroutines.
+type timeCell struct {
+	mu sync.Mutex
+	t  time.Time
+}
+
+func (c *timeCell) set(t time.Time) { c.mu.Lock(); c.t = t; c.mu.Unlock() }
+func (c *timeCell) get() time.Time  { c.mu.Lock(); defer c.mu.Unlock(); return c.t }

@@ -1,0 +1,206 @@
+package cli
+
+import (
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"testing"
+	"time"
+
+	"github.com/qmgr/qmgr/channel"
+	"github.com/qmgr/qmgr/group"
+	"github.com/qmgr/qmgr/mq"
+)
+
+// freePort is a TCP port nobody listens on (now).
+func freePort(t *testing.T) int {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	return l.Addr().(*net.TCPAddr).Port
+}
+
+// startWith starts member name with extra flags (ports).
+func (g *testGroup) startWith(name string, extra ...string) *exec.Cmd {
+	g.t.Helper()
+	args := append([]string{"start", "--name", name, "--heartbeat", "20ms", "--heartbeat-timeout", "2s", "--stop-grace", "300ms"}, extra...)
+	c := g.cmd(g.args(args...)...)
+	logf, err := os.OpenFile(filepath.Join(g.dir, name+".log"), os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
+	if err != nil {
+		g.t.Fatal(err)
+	}
+	c.Stdout, c.Stderr = logf, logf
+	if err := c.Start(); err != nil {
+		g.t.Fatal(err)
+	}
+	g.members[name] = c
+	if err := waitActive(g.cfg, name, 15*time.Second); err != nil {
+		b, _ := os.ReadFile(filepath.Join(g.dir, name+".log"))
+		g.t.Fatalf("%v\n%s", err, b)
+	}
+	return c
+}
+
+// depth is the depth of queue q of group g (0 if it cannot be read).
+func (g *testGroup) depth(q string) int64 {
+	gr, err := group.Open(g.cfg, false)
+	if err != nil {
+		return 0
+	}
+	defer gr.Close()
+	s, err := gr.Structure("APPL1", false)
+	if err != nil {
+		return 0
+	}
+	id, err := s.LookupQueue(q)
+	if err != nil {
+		return 0
+	}
+	return s.Depth(id)
+}
+
+// chStatus is channel name's status entry in group g.
+func (g *testGroup) chStatus(name string) (channel.Status, bool) {
+	gr, err := group.Open(g.cfg, false)
+	if err != nil {
+		return channel.Status{}, false
+	}
+	defer gr.Close()
+	t := channel.NewTable(gr)
+	st, ok, err := t.Find(name)
+	if err != nil || !ok {
+		return st, false
+	}
+	if !t.Locked(st) {
+		st.Owner = -1
+	}
+	return st, true
+}
+
+func (g *testGroup) peerName(slot int) string {
+	gr, err := group.Open(g.cfg, false)
+	if err != nil {
+		return ""
+	}
+	defer gr.Close()
+	p, err := gr.Peer(slot)
+	if err != nil {
+		return ""
+	}
+	return p.Name
+}
+
+// remoteSetup is a group of three sending through shared channel TO.R to a
+// group of one (RQM) listening on a port.
+func remoteSetup(t *testing.T) (g, r *testGroup, port int) {
+	r = newTestGroupSized(t, 256<<20)
+	r.dir = filepath.Join(r.dir, "remote") // logs apart
+	os.MkdirAll(r.dir, 0o755)
+	port = freePort(t)
+	r.startWith("RQM", "--port", strconv.Itoa(port))
+	r.mqsc("DEFINE CHANNEL(TO.R) CHLTYPE(RCVR)")
+	r.mqsc("DEFINE QLOCAL(TARGET) MAXDEPTH(999999999)")
+	g = newTestGroupSized(t, 256<<20)
+	for _, n := range []string{"QM1", "QM2", "QM3"} {
+		g.start(n)
+	}
+	g.mqsc("DEFINE QLOCAL(XQ) USAGE(XMITQ) MAXDEPTH(999999999)")
+	g.mqsc(fmt.Sprintf("DEFINE CHANNEL(TO.R) CHLTYPE(SDR) CONNAME('127.0.0.1(%d)') XMITQ(XQ) BATCHSZ(50)", port))
+	g.mqsc("DEFINE QREMOTE(RQ) RNAME(TARGET) RQMNAME(RQM) XMITQ(XQ)")
+	return g, r, port
+}
+
+// putSeq puts n messages numbered from 0 to the remote queue, committed
+// in batches.
+func putSeq(t *testing.T, g *testGroup, via string, n int) {
+	c := g.connect(via)
+	defer c.Disconnect()
+	q, err := c.Open("RQ", mq.OpenOptions{Output: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	body := make([]byte, 64)
+	for i := 0; i < n; i++ {
+		binary.BigEndian.PutUint64(body, uint64(i))
+		if err := q.Put(&mq.Message{Body: body}, mq.PutOptions{Syncpoint: true}); err != nil {
+			t.Fatal(err)
+		}
+		if i%100 == 99 || i == n-1 {
+			if err := c.Commit(); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+}
+
+// checkSeq gets every message of TARGET: exactly 0..n-1, in order.
+func checkSeq(t *testing.T, r *testGroup, n int) {
+	c := r.connect("RQM")
+	defer c.Disconnect()
+	q, err := c.Open("TARGET", mq.OpenOptions{Input: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := 0; ; i++ {
+		m, err := q.Get(mq.GetOptions{})
+		if errors.Is(err, mq.ErrNoMessage) {
+			if i != n {
+				t.Fatalf("%d messages arrived, want %d", i, n)
+			}
+			return
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := binary.BigEndian.Uint64(m.Body); got != uint64(i) {
+			t.Fatalf("message %d is number %d (lost, duplicated or out of order)", i, got)
+		}
+	}
+}
+
+// TestSharedChannelFailover: messages put to a remote queue go through the
+// shared sender channel; the member running it is SIGKILLed in the middle
+// of the transfer; a survivor takes the channel over and the remote queue
+// gets every message exactly once, in order.
+func TestSharedChannelFailover(t *testing.T) {
+	if testing.Short() {
+		t.Skip("multi-process")
+	}
+	n := 200000
+	if v := os.Getenv("CHANNEL_MSGS"); v != "" {
+		n, _ = strconv.Atoi(v)
+	}
+	g, r, _ := remoteSetup(t)
+	putSeq(t, g, "QM1", n)
+	g.mqsc("START CHANNEL(TO.R)")
+	waitFor(t, "a quarter of the messages at the remote side", 60*time.Second, func() bool { return r.depth("TARGET") >= int64(n/4) })
+	st, _ := g.chStatus("TO.R")
+	owner := g.peerName(st.Owner)
+	if owner == "" {
+		t.Fatalf("channel status %+v: no owner", st)
+	}
+	g.kill(owner)
+	t.Logf("killed %s, which ran the channel, at remote depth %d", owner, r.depth("TARGET"))
+	waitFor(t, "every message at the remote side", 120*time.Second, func() bool {
+		return r.depth("TARGET") >= int64(n) && g.depth("XQ") == 0
+	})
+	waitFor(t, "the channel running on a survivor", 30*time.Second, func() bool {
+		st, _ := g.chStatus("TO.R")
+		now := g.peerName(st.Owner)
+		return st.State == channel.Running && now != "" && now != owner
+	})
+	time.Sleep(200 * time.Millisecond) // nothing more arrives
+	checkSeq(t, r, n)
+	for _, gr := range []*testGroup{g, r} {
+		if code, out, errs := gr.run("", "check"); code != 0 {
+			t.Fatalf("check: %s %s", out, errs)
+		}
+	}
+}
