@@ -1,5 +1,123 @@
-// Package channel will hold shared channels: channel definitions, the
-// channel initiator, sender and receiver agents, the wire protocol and the
-// shared sync queue (seeds 000 and 001). It is empty until that issue; the
-// directory exists because the top-level layout is fixed.
+// Package channel is shared channels (seeds 000 and 001): the channel
+// initiator every member runs as a child process, sender and receiver
+// agents, the wire protocol, the shared channel status table and the shared
+// sync queue.
+//
+// # One instance per channel
+//
+// A channel's state lives in its entry of the shared channel status table
+// (Table, in the admin structure), changed only by compare-and-swap of the
+// whole 256-byte entry (before-image to after-image). The entry is also the
+// channel's lock, and so the transmission queue's: it names the admin
+// connection of the instance that runs it, and the lock is held while that
+// connection is registered. A dead instance's connection is recovered
+// (its unit of work backed out) by its member, or by the survivors when the
+// member died; from then on the lock is free and any channel initiator may
+// take the channel by compare-and-swap. Exactly one wins, so there is one
+// start per channel, and a START of a running channel is refused with the
+// owner's name.
+//
+// Every channel initiator scans the table every PollInterval (10ms) and
+// starts sender channels that are requested (START CHANNEL: STARTING with
+// no lock), retrying and due (comms failure), running with a free lock (their
+// instance died: channel initiator or member failure), or triggered (their
+// transmission queue has TRIGGER and messages). The least busy initiator
+// claims first: each waits 2ms per channel it runs before claiming one that
+// appeared. Explicitly stopped channels (STOPPED) are never started but by
+// START CHANNEL. Receiver entries whose instance is gone are set inactive
+// (the seed's "deleted"), so the remote sender reconnects to any member.
+//
+// # Batches and resynchronisation
+//
+// A sender gets up to BATCHSZ messages from the transmission queue in its
+// unit of work, records the batch in the shared sync queue (SyncQueue,
+// outside the unit of work: batch id and the transmission queue's message
+// ids), sends the messages and END_BATCH, and waits for CONFIRM; then it
+// commits the gets together with the removal of the record. The receiver
+// puts the batch's messages and replaces its own sync record (the last
+// batch id) in one unit of work, commits, and confirms.
+//
+// Whenever a channel starts, on whichever member, HELLO carries the
+// sender's in-doubt batch (a record left in the sync queue) and HELLO_ACK
+// the receiver's last committed batch. Committed: the sender removes the
+// recorded messages (they went back to the transmission queue when the
+// old instance's unit of work was backed out) and the record, in one unit
+// of work. Not committed: it drops the record and sends them again. Both
+// records are in shared queues, so nothing is lost, nothing arrives twice
+// and order is kept per channel, whichever member fails.
+//
+// # Failures
+//
+//   - Comms failure: the instance backs out, unlocks and leaves the entry
+//     RETRYING: at once after an instance that ran, then every SHORTTMR
+//     seconds SHORTRTY times, then every LONGTMR seconds LONGRTY times,
+//     then STOPPED. Any member's channel initiator takes the retry.
+//   - Status table unavailable (an error from the admin structure): the
+//     instance ends as for a comms failure.
+//   - Channel initiator failure: its member restarts it; its connections,
+//     which belong to the member, are recovered, so its channels' locks
+//     free and some initiator restarts them.
+//   - Member failure: its channel initiator dies with it (parent-death
+//     signal, and its connections are revoked); the survivors recover the
+//     connections and their initiators take the channels.
+//   - Inbound: a remote sender that loses its member reconnects (to the
+//     generic port, SO_REUSEPORT) and lands on a survivor, which waits for
+//     the dead instance's connection to be recovered and resynchronises
+//     from the sync queue. A live instance that still holds the channel
+//     (its partner vanished without a FIN) is adopted: asked to end at
+//     once, then replaced.
+//
+// # Wire protocol (version 1, little-endian)
+//
+// Every frame has an 8-byte header:
+//
+//	0 2 magic "QC"
+//	2 1 protocol version (1)
+//	3 1 frame type
+//	4 4 payload length (at most the negotiated MAXMSGL + 64 KiB; 4 KiB
+//	    before the handshake)
+//
+// Payloads (names NUL padded, printable ASCII):
+//
+//	HELLO (1), sender to receiver, 168 bytes:
+//	  0 48 channel name       48 48 sending queue manager
+//	 96 48 sending group     144  4 batch size
+//	148  4 max message length 152 4 heartbeat interval, s
+//	156  1 NPMSPEED FAST (1) or NORMAL (0)
+//	157  1 lowest version   158 1 highest version   159 1 zero
+//	160  8 in-doubt batch id (0: none): the resynchronisation question
+//	HELLO_ACK (2), 72 bytes:
+//	  0 48 receiving queue manager
+//	 48  4 batch size   52 4 max message length   56 4 heartbeat interval
+//	 60  1 version      61 3 zero
+//	 64  8 last committed batch id: the resynchronisation answer
+//	MSG (3): a transmission header, properties and body (package xmit),
+//	  sent from the transmission queue's message as stored; bodies of 1 KiB
+//	  and more go to the socket without a copy (vectored write)
+//	END_BATCH (4), 16 bytes: 8 batch id, 4 message count, 4 zero
+//	CONFIRM (5), 8 bytes: batch id
+//	HEARTBEAT (6), empty: answered with a HEARTBEAT
+//	CLOSE (7): 4 reason (ReasonNormal...), 2 text length n, n text (<= 512)
+//
+// A malformed frame, or one the protocol does not expect, ends that
+// connection with a CLOSE and a logged reason; it never touches a queue
+// (the receiver's unit of work is backed out). A receiver accepts only
+// channels it has a RCVR definition for.
+//
+// # Sync records (messages on SyncQueue, correlation id kind + name)
+//
+//	correlation id: 'R' or 'S', the channel name, NUL padded to 24 bytes
+//	receiver ('R'): "QSR1" | 8 last committed batch id
+//	sender ('S'):   "QSS1" | 8 batch id | 4 count n | n x 24 message ids
+//
+// # Status entry
+//
+// See the layout beside Status in status.go.
+//
+// # TLS
+//
+// A channel with SSLCERT and SSLKEY runs over TLS (1.2 or later); SSLCA
+// names the CA the partner's certificate must chain to (a receiver with
+// SSLCA requires client certificates). A receiver tells TLS from plain
+// frames by the first byte.
 package channel

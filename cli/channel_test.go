@@ -9,6 +9,8 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strconv"
+	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -119,7 +121,10 @@ func remoteSetup(t *testing.T) (g, r *testGroup, port int) {
 
 // putSeq puts n messages numbered from 0 to the remote queue, committed
 // in batches.
-func putSeq(t *testing.T, g *testGroup, via string, n int) {
+func putSeq(t *testing.T, g *testGroup, via string, n int) { putRange(t, g, via, 0, n) }
+
+// putRange puts messages numbered from..from+n-1.
+func putRange(t *testing.T, g *testGroup, via string, from, n int) {
 	c := g.connect(via)
 	defer c.Disconnect()
 	q, err := c.Open("RQ", mq.OpenOptions{Output: true})
@@ -128,7 +133,7 @@ func putSeq(t *testing.T, g *testGroup, via string, n int) {
 	}
 	body := make([]byte, 64)
 	for i := 0; i < n; i++ {
-		binary.BigEndian.PutUint64(body, uint64(i))
+		binary.BigEndian.PutUint64(body, uint64(from+i))
 		if err := q.Put(&mq.Message{Body: body}, mq.PutOptions{Syncpoint: true}); err != nil {
 			t.Fatal(err)
 		}
@@ -141,8 +146,10 @@ func putSeq(t *testing.T, g *testGroup, via string, n int) {
 }
 
 // checkSeq gets every message of TARGET: exactly 0..n-1, in order.
-func checkSeq(t *testing.T, r *testGroup, n int) {
-	c := r.connect("RQM")
+func checkSeq(t *testing.T, r *testGroup, n int) { checkSeqVia(t, r, "RQM", n) }
+
+func checkSeqVia(t *testing.T, r *testGroup, via string, n int) {
+	c := r.connect(via)
 	defer c.Disconnect()
 	q, err := c.Open("TARGET", mq.OpenOptions{Input: true})
 	if err != nil {
@@ -203,4 +210,117 @@ func TestSharedChannelFailover(t *testing.T) {
 			t.Fatalf("check: %s %s", out, errs)
 		}
 	}
+}
+
+// chinitPid is the pid of member pid's channel initiator (its child).
+func chinitPid(t *testing.T, pid int) int {
+	tasks, _ := filepath.Glob(fmt.Sprintf("/proc/%d/task/*/children", pid))
+	for _, f := range tasks {
+		b, _ := os.ReadFile(f)
+		for _, w := range strings.Fields(string(b)) {
+			if c, err := strconv.Atoi(w); err == nil {
+				return c
+			}
+		}
+	}
+	t.Fatalf("member %d has no channel initiator", pid)
+	return 0
+}
+
+// TestChannelStopStartAndInitiatorKilled: START of a running channel is
+// refused with the owner's name; killing only the channel initiator that
+// runs the channel moves it on without loss; a stopped channel stays
+// stopped through a member failure until START CHANNEL.
+func TestChannelStopStartAndInitiatorKilled(t *testing.T) {
+	if testing.Short() {
+		t.Skip("multi-process")
+	}
+	g, r, _ := remoteSetup(t)
+	putRange(t, g, "QM1", 0, 1000)
+	g.mqsc("START CHANNEL(TO.R)")
+	waitFor(t, "the first messages at the remote side", 30*time.Second, func() bool { return r.depth("TARGET") == 1000 })
+	st, _ := g.chStatus("TO.R")
+	owner := g.peerName(st.Owner)
+	code, out, errs := g.run("", "mqsc", "-c", "START CHANNEL(TO.R)")
+	if code == 0 || !strings.Contains(out+errs, "on "+owner) {
+		t.Fatalf("START of a running channel: exit %d %q %q, want a refusal naming %s", code, out, errs, owner)
+	}
+	// Only the channel initiator dies; its member restarts it.
+	cp := chinitPid(t, g.members[owner].Process.Pid)
+	syscall.Kill(cp, syscall.SIGKILL)
+	putRange(t, g, "QM1", 1000, 1000)
+	waitFor(t, "the messages put after the channel initiator died", 30*time.Second, func() bool { return r.depth("TARGET") == 2000 })
+	waitFor(t, "a new channel initiator for "+owner, 15*time.Second, func() bool {
+		tasks, _ := filepath.Glob(fmt.Sprintf("/proc/%d/task/*/children", g.members[owner].Process.Pid))
+		for _, f := range tasks {
+			b, _ := os.ReadFile(f)
+			for _, w := range strings.Fields(string(b)) {
+				if c, _ := strconv.Atoi(w); c != 0 && c != cp {
+					return true
+				}
+			}
+		}
+		return false
+	})
+	// Stopped stays stopped, even when a member dies.
+	g.mqsc("STOP CHANNEL(TO.R)")
+	waitFor(t, "the channel stopped", 15*time.Second, func() bool { st, _ := g.chStatus("TO.R"); return st.State == channel.Stopped })
+	killed := "QM2"
+	if killed == owner {
+		killed = "QM3"
+	}
+	g.kill(killed)
+	putRange(t, g, "QM1", 2000, 100)
+	time.Sleep(time.Second)
+	if st, _ := g.chStatus("TO.R"); st.State != channel.Stopped || r.depth("TARGET") != 2000 {
+		t.Fatalf("stopped channel: %v, remote depth %d", st.State, r.depth("TARGET"))
+	}
+	g.mqsc("START CHANNEL(TO.R)")
+	waitFor(t, "the messages put while stopped", 30*time.Second, func() bool { return r.depth("TARGET") == 2100 })
+	time.Sleep(100 * time.Millisecond)
+	checkSeq(t, r, 2100)
+}
+
+// TestInboundFailover: a remote sender sends into the group's generic port;
+// the member receiving is SIGKILLed; the sender reconnects, lands on a
+// survivor, resynchronises through the shared sync queue, and every message
+// arrives exactly once, in order.
+func TestInboundFailover(t *testing.T) {
+	if testing.Short() {
+		t.Skip("multi-process")
+	}
+	n := 50000
+	gp := freePort(t)
+	g := newTestGroupSized(t, 256<<20)
+	for _, m := range []string{"QM1", "QM2", "QM3"} {
+		g.startWith(m, "--generic-port", strconv.Itoa(gp))
+	}
+	g.mqsc("DEFINE CHANNEL(TO.G) CHLTYPE(RCVR)")
+	g.mqsc("DEFINE QLOCAL(TARGET) MAXDEPTH(999999999)")
+	r := newTestGroupSized(t, 256<<20)
+	r.dir = filepath.Join(r.dir, "remote")
+	os.MkdirAll(r.dir, 0o755)
+	r.start("RQM")
+	r.mqsc("DEFINE QLOCAL(XQ) USAGE(XMITQ) MAXDEPTH(999999999)")
+	r.mqsc(fmt.Sprintf("DEFINE CHANNEL(TO.G) CHLTYPE(SDR) CONNAME('127.0.0.1(%d)') XMITQ(XQ) SHORTTMR(1)", gp))
+	r.mqsc("DEFINE QREMOTE(RQ) RNAME(TARGET) RQMNAME(TG) XMITQ(XQ)")
+	putRange(t, r, "RQM", 0, n)
+	r.mqsc("START CHANNEL(TO.G)")
+	waitFor(t, "a quarter of the messages in the group", 60*time.Second, func() bool { return g.depth("TARGET") >= int64(n/4) })
+	st, _ := g.chStatus("TO.G")
+	recv := g.peerName(st.Owner)
+	if recv == "" {
+		t.Fatalf("receiver status %+v: no owner", st)
+	}
+	g.kill(recv)
+	t.Logf("killed %s, which received, at depth %d", recv, g.depth("TARGET"))
+	waitFor(t, "every message in the group", 120*time.Second, func() bool {
+		return g.depth("TARGET") >= int64(n) && r.depth("XQ") == 0
+	})
+	time.Sleep(200 * time.Millisecond)
+	via := "QM1"
+	if via == recv {
+		via = "QM2"
+	}
+	checkSeqVia(t, g, via, n)
 }
