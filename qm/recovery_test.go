@@ -209,7 +209,7 @@ func TestRecoveryNeverHalfCommits(t *testing.T) {
 		}
 	}
 	defer func() { testHookStructureFixed = func(string) {} }()
-	m.recoverConn(c.Tag(), procid.ID{}, true)
+	m.withKey(fmt.Sprintf("conn %d", c.Tag().Slot()), func() { m.recoverConn(c.Tag(), procid.ID{}, true) }) // as the member does: one recovery of a slot at a time
 	if !committed {
 		t.Fatal("the hook never ran")
 	}
@@ -234,7 +234,7 @@ func TestRevokedConnectionCannotRegister(t *testing.T) {
 	defer c.Disconnect()
 	q1, _ := c.Open("Q1", mq.OpenOptions{Output: true})
 	slot := c.Tag().Slot()
-	m.recoverConn(c.Tag(), procid.ID{}, true)
+	m.withKey(fmt.Sprintf("conn %d", c.Tag().Slot()), func() { m.recoverConn(c.Tag(), procid.ID{}, true) }) // as the member does: one recovery of a slot at a time
 	if err := q1.Put(&mq.Message{Body: []byte("x")}, mq.PutOptions{}); mq.ReasonOf(err) != mq.RCConnectionBroken {
 		t.Fatalf("put after revocation: %v", err)
 	}
