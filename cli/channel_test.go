@@ -212,16 +212,25 @@ func TestSharedChannelFailover(t *testing.T) {
 	}
 }
 
-// chinitPid is the pid of member pid's channel initiator (its child).
-func chinitPid(t *testing.T, pid int) int {
+// children are the pids of process pid's children.
+func children(pid int) []int {
+	var out []int
 	tasks, _ := filepath.Glob(fmt.Sprintf("/proc/%d/task/*/children", pid))
 	for _, f := range tasks {
 		b, _ := os.ReadFile(f)
 		for _, w := range strings.Fields(string(b)) {
 			if c, err := strconv.Atoi(w); err == nil {
-				return c
+				out = append(out, c)
 			}
 		}
+	}
+	return out
+}
+
+// chinitPid is the pid of member pid's channel initiator (its child).
+func chinitPid(t *testing.T, pid int) int {
+	if cs := children(pid); len(cs) > 0 {
+		return cs[0]
 	}
 	t.Fatalf("member %d has no channel initiator", pid)
 	return 0
@@ -251,13 +260,9 @@ func TestChannelStopStartAndInitiatorKilled(t *testing.T) {
 	putRange(t, g, "QM1", 1000, 1000)
 	waitFor(t, "the messages put after the channel initiator died", 30*time.Second, func() bool { return r.depth("TARGET") == 2000 })
 	waitFor(t, "a new channel initiator for "+owner, 15*time.Second, func() bool {
-		tasks, _ := filepath.Glob(fmt.Sprintf("/proc/%d/task/*/children", g.members[owner].Process.Pid))
-		for _, f := range tasks {
-			b, _ := os.ReadFile(f)
-			for _, w := range strings.Fields(string(b)) {
-				if c, _ := strconv.Atoi(w); c != 0 && c != cp {
-					return true
-				}
+		for _, c := range children(g.members[owner].Process.Pid) {
+			if c != cp {
+				return true
 			}
 		}
 		return false

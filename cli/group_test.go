@@ -77,21 +77,7 @@ func (g *testGroup) cmd(args ...string) *exec.Cmd {
 // start starts member name and waits until it is active.
 func (g *testGroup) start(name string) *exec.Cmd {
 	g.t.Helper()
-	c := g.cmd(g.args("start", "--name", name, "--heartbeat", "20ms", "--heartbeat-timeout", "2s", "--stop-grace", "300ms")...)
-	logf, err := os.OpenFile(filepath.Join(g.dir, name+".log"), os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
-	if err != nil {
-		g.t.Fatal(err)
-	}
-	c.Stdout, c.Stderr = logf, logf
-	if err := c.Start(); err != nil {
-		g.t.Fatal(err)
-	}
-	g.members[name] = c
-	if err := waitActive(g.cfg, name, 15*time.Second); err != nil {
-		b, _ := os.ReadFile(filepath.Join(g.dir, name+".log"))
-		g.t.Fatalf("%v\n%s", err, b)
-	}
-	return c
+	return g.startWith(name)
 }
 
 // kill SIGKILLs a member.

@@ -175,19 +175,7 @@ func (t *Tx) QRemote(name string) (QRemote, error) {
 
 // QRemotes loads the remote queues matching pattern.
 func (t *Tx) QRemotes(pattern string) ([]QRemote, error) {
-	names, err := t.Names(TypeQRemote, pattern)
-	if err != nil {
-		return nil, err
-	}
-	out := make([]QRemote, 0, len(names))
-	for _, n := range names {
-		q, err := t.QRemote(n)
-		if err != nil {
-			return out, err
-		}
-		out = append(out, q)
-	}
-	return out, nil
+	return loadAll(t, TypeQRemote, pattern, t.QRemote)
 }
 
 // Channel loads a channel definition.
@@ -200,17 +188,5 @@ func (t *Tx) Channel(name string) (Channel, error) {
 
 // Channels loads the channels matching pattern.
 func (t *Tx) Channels(pattern string) ([]Channel, error) {
-	names, err := t.Names(TypeChannel, pattern)
-	if err != nil {
-		return nil, err
-	}
-	out := make([]Channel, 0, len(names))
-	for _, n := range names {
-		c, err := t.Channel(n)
-		if err != nil {
-			return out, err
-		}
-		out = append(out, c)
-	}
-	return out, nil
+	return loadAll(t, TypeChannel, pattern, t.Channel)
 }

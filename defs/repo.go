@@ -232,6 +232,23 @@ func (t *Tx) Names(typ Type, pattern string) ([]string, error) {
 	return out, rows.Err()
 }
 
+// loadAll loads the objects of type typ matching pattern with load.
+func loadAll[T any](t *Tx, typ Type, pattern string, load func(string) (T, error)) ([]T, error) {
+	names, err := t.Names(typ, pattern)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]T, 0, len(names))
+	for _, n := range names {
+		o, err := load(n)
+		if err != nil {
+			return out, err
+		}
+		out = append(out, o)
+	}
+	return out, nil
+}
+
 // Queue loads a queue definition.
 func (t *Tx) Queue(name string) (Queue, error) {
 	q := Queue{}
@@ -242,19 +259,7 @@ func (t *Tx) Queue(name string) (Queue, error) {
 
 // Queues loads the queues matching pattern.
 func (t *Tx) Queues(pattern string) ([]Queue, error) {
-	names, err := t.Names(TypeQLocal, pattern)
-	if err != nil {
-		return nil, err
-	}
-	out := make([]Queue, 0, len(names))
-	for _, n := range names {
-		q, err := t.Queue(n)
-		if err != nil {
-			return out, err
-		}
-		out = append(out, q)
-	}
-	return out, nil
+	return loadAll(t, TypeQLocal, pattern, t.Queue)
 }
 
 // Struct loads a structure definition.
@@ -267,19 +272,7 @@ func (t *Tx) Struct(name string) (CFStruct, error) {
 
 // Structs loads the structures matching pattern.
 func (t *Tx) Structs(pattern string) ([]CFStruct, error) {
-	names, err := t.Names(TypeCFStruct, pattern)
-	if err != nil {
-		return nil, err
-	}
-	out := make([]CFStruct, 0, len(names))
-	for _, n := range names {
-		c, err := t.Struct(n)
-		if err != nil {
-			return out, err
-		}
-		out = append(out, c)
-	}
-	return out, nil
+	return loadAll(t, TypeCFStruct, pattern, t.Struct)
 }
 
 // QMgr loads the group's queue manager attributes (defaults when never

@@ -43,11 +43,8 @@ func defineQRemote(env Env, c Command) ([]Result, error) {
 		if err != nil && !errors.Is(err, defs.ErrNotFound) {
 			return err
 		}
-		switch {
-		case alter && !exists:
-			return fmt.Errorf("%w: QREMOTE(%s)", ErrNotFound, c.Name)
-		case !alter && exists && !c.Has("REPLACE"):
-			return fmt.Errorf("%w: QREMOTE(%s) (add REPLACE to redefine it)", ErrExists, c.Name)
+		if err := checkDefine(c, "QREMOTE", exists); err != nil {
+			return err
 		}
 		if _, err := tx.Queue(c.Name); err == nil {
 			return fmt.Errorf("%w: %s is a QLOCAL", ErrExists, c.Name)
@@ -200,11 +197,8 @@ func defineChannel(env Env, c Command) ([]Result, error) {
 		if err != nil && !errors.Is(err, defs.ErrNotFound) {
 			return err
 		}
-		switch {
-		case alter && !exists:
-			return fmt.Errorf("%w: CHANNEL(%s)", ErrNotFound, c.Name)
-		case !alter && exists && !c.Has("REPLACE"):
-			return fmt.Errorf("%w: CHANNEL(%s) (add REPLACE to redefine it)", ErrExists, c.Name)
+		if err := checkDefine(c, "CHANNEL", exists); err != nil {
+			return err
 		}
 		ch := old
 		if !alter {

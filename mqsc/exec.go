@@ -227,6 +227,19 @@ func applyQueueAttrs(q *defs.Queue, c Command) error {
 	return nil
 }
 
+// checkDefine applies MQSC's rule for DEFINE and ALTER of an object of
+// type typ that exists or not: ALTER needs it, DEFINE of an existing one
+// needs REPLACE.
+func checkDefine(c Command, typ string, exists bool) error {
+	switch {
+	case c.Verb == "ALTER" && !exists:
+		return fmt.Errorf("%w: %s(%s)", ErrNotFound, typ, c.Name)
+	case c.Verb != "ALTER" && exists && !c.Has("REPLACE"):
+		return fmt.Errorf("%w: %s(%s) (add REPLACE to redefine it)", ErrExists, typ, c.Name)
+	}
+	return nil
+}
+
 func defineQueue(env Env, c Command) ([]Result, error) {
 	alter := c.Verb == "ALTER"
 	if err := checkFlags(c, "REPLACE", "NOREPLACE", "TRIGGER", "NOTRIGGER"); err != nil {
@@ -235,7 +248,6 @@ func defineQueue(env Env, c Command) ([]Result, error) {
 	if !defs.ValidName(c.Name) || strings.Contains(c.Name, "*") {
 		return nil, fmt.Errorf("%w: QLOCAL(%s) is not a valid queue name", ErrValue, c.Name)
 	}
-	replace := c.Has("REPLACE")
 	var msg string
 	err := env.Repo().Update(func(tx *defs.Tx) error {
 		old, err := tx.Queue(c.Name)
@@ -243,11 +255,8 @@ func defineQueue(env Env, c Command) ([]Result, error) {
 		if err != nil && !errors.Is(err, defs.ErrNotFound) {
 			return err
 		}
-		switch {
-		case alter && !exists:
-			return fmt.Errorf("%w: QLOCAL(%s)", ErrNotFound, c.Name)
-		case !alter && exists && !replace:
-			return fmt.Errorf("%w: QLOCAL(%s) (add REPLACE to redefine it)", ErrExists, c.Name)
+		if err := checkDefine(c, "QLOCAL", exists); err != nil {
+			return err
 		}
 		if _, err := tx.QRemote(c.Name); err == nil {
 			return fmt.Errorf("%w: %s is a QREMOTE", ErrExists, c.Name)
@@ -512,7 +521,6 @@ func displayQStatus(env Env, c Command) ([]Result, error) {
 }
 
 func defineStruct(env Env, c Command) ([]Result, error) {
-	alter := c.Verb == "ALTER"
 	if err := checkFlags(c, "REPLACE", "NOREPLACE"); err != nil {
 		return nil, err
 	}
@@ -527,11 +535,8 @@ func defineStruct(env Env, c Command) ([]Result, error) {
 	decide := func(tx *defs.Tx) error {
 		old, err := tx.Struct(c.Name)
 		exists := err == nil
-		switch {
-		case alter && !exists:
-			return fmt.Errorf("%w: CFSTRUCT(%s)", ErrNotFound, c.Name)
-		case !alter && exists && !c.Has("REPLACE"):
-			return fmt.Errorf("%w: CFSTRUCT(%s) (add REPLACE to redefine it)", ErrExists, c.Name)
+		if err := checkDefine(c, "CFSTRUCT", exists); err != nil {
+			return err
 		}
 		def = defs.CFStruct{Name: c.Name, SizeMB: 256}
 		if exists {
