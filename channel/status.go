@@ -9,6 +9,7 @@ import (
 
 	"github.com/cespare/xxhash/v2"
 
+	"github.com/qmgr/qmgr/crashpoint"
 	"github.com/qmgr/qmgr/defs"
 	"github.com/qmgr/qmgr/group"
 	"github.com/qmgr/qmgr/lockfree"
@@ -107,6 +108,16 @@ const (
 
 // ErrTableFull is returned when every status slot holds another channel.
 var ErrTableFull = errors.New("channel: status table full")
+
+// ErrUnavailable is returned when the status table cannot be read (only
+// ever injected by tests, through the crash point channel.status.unavailable;
+// real failures are the admin structure's errors).
+var ErrUnavailable = errors.New("channel: status table unavailable")
+
+// cpUnavailable fails reads of a channel's entry (QMGR_CRASHPOINT=
+// channel.status.unavailable:n:fail:k), as a broken link to the coupling
+// facility would.
+var cpUnavailable = crashpoint.New("channel.status.unavailable")
 
 func (st *Status) encode() []byte {
 	b := make([]byte, recSize)
@@ -215,6 +226,9 @@ func (t *Table) Find(name string) (st Status, ok bool, err error) {
 // find returns the slot of name's entry (ok) or of the free slot where it
 // would go, with the record's bytes.
 func (t *Table) find(name string) (slot int, st Status, raw []byte, ok bool, err error) {
+	if cpUnavailable.Fail() {
+		return 0, st, nil, false, ErrUnavailable
+	}
 	h := t.home(name)
 	raw = make([]byte, recSize)
 	for i := 0; i < t.n; i++ {

@@ -102,21 +102,34 @@ func (g *testGroup) peerName(slot int) string {
 // remoteSetup is a group of three sending through shared channel TO.R to a
 // group of one (RQM) listening on a port.
 func remoteSetup(t *testing.T) (g, r *testGroup, port int) {
-	r = newTestGroupSized(t, 256<<20)
+	r = remoteSide(t)
+	return sendingSide(t, r), r, r.port
+}
+
+// remoteSide is a group of one, RQM, listening on r.port with receiver
+// channel TO.R and queue TARGET.
+func remoteSide(t *testing.T) *testGroup {
+	r := newTestGroupSized(t, 256<<20)
 	r.dir = filepath.Join(r.dir, "remote") // logs apart
 	os.MkdirAll(r.dir, 0o755)
-	port = freePort(t)
-	r.startWith("RQM", "--port", strconv.Itoa(port))
+	r.port = freePort(t)
+	r.startWith("RQM", "--port", strconv.Itoa(r.port))
 	r.mqsc("DEFINE CHANNEL(TO.R) CHLTYPE(RCVR)")
 	r.mqsc("DEFINE QLOCAL(TARGET) MAXDEPTH(999999999)")
-	g = newTestGroupSized(t, 256<<20)
+	return r
+}
+
+// sendingSide is a group of three with sender channel TO.R to remote side
+// r and remote queue RQ for r's TARGET.
+func sendingSide(t *testing.T, r *testGroup) *testGroup {
+	g := newTestGroupSized(t, 256<<20)
 	for _, n := range []string{"QM1", "QM2", "QM3"} {
 		g.start(n)
 	}
 	g.mqsc("DEFINE QLOCAL(XQ) USAGE(XMITQ) MAXDEPTH(999999999)")
-	g.mqsc(fmt.Sprintf("DEFINE CHANNEL(TO.R) CHLTYPE(SDR) CONNAME('127.0.0.1(%d)') XMITQ(XQ) BATCHSZ(50)", port))
+	g.mqsc(fmt.Sprintf("DEFINE CHANNEL(TO.R) CHLTYPE(SDR) CONNAME('127.0.0.1(%d)') XMITQ(XQ) BATCHSZ(50) SHORTTMR(1)", r.port))
 	g.mqsc("DEFINE QREMOTE(RQ) RNAME(TARGET) RQMNAME(RQM) XMITQ(XQ)")
-	return g, r, port
+	return g
 }
 
 // putSeq puts n messages numbered from 0 to the remote queue, committed
@@ -149,26 +162,38 @@ func putRange(t *testing.T, g *testGroup, via string, from, n int) {
 func checkSeq(t *testing.T, r *testGroup, n int) { checkSeqVia(t, r, "RQM", n) }
 
 func checkSeqVia(t *testing.T, r *testGroup, via string, n int) {
+	t.Helper()
+	got := drainSeq(t, r, via)
+	for i, v := range got {
+		if v != uint64(i) {
+			t.Fatalf("message %d is number %d (lost, duplicated or out of order)", i, v)
+		}
+	}
+	if len(got) != n {
+		t.Fatalf("%d messages arrived, want %d", len(got), n)
+	}
+}
+
+// drainSeq gets every message of TARGET through member via and returns
+// their numbers.
+func drainSeq(t *testing.T, r *testGroup, via string) []uint64 {
+	t.Helper()
 	c := r.connect(via)
 	defer c.Disconnect()
 	q, err := c.Open("TARGET", mq.OpenOptions{Input: true})
 	if err != nil {
 		t.Fatal(err)
 	}
-	for i := 0; ; i++ {
+	var out []uint64
+	for {
 		m, err := q.Get(mq.GetOptions{})
 		if errors.Is(err, mq.ErrNoMessage) {
-			if i != n {
-				t.Fatalf("%d messages arrived, want %d", i, n)
-			}
-			return
+			return out
 		}
 		if err != nil {
 			t.Fatal(err)
 		}
-		if got := binary.BigEndian.Uint64(m.Body); got != uint64(i) {
-			t.Fatalf("message %d is number %d (lost, duplicated or out of order)", i, got)
-		}
+		out = append(out, binary.BigEndian.Uint64(m.Body))
 	}
 }
 

@@ -29,6 +29,7 @@ type testGroup struct {
 	dir     string
 	cfg     group.Config
 	members map[string]*exec.Cmd
+	port    int // the inbound port of a remote side (channel tests)
 }
 
 func newTestGroup(t *testing.T) *testGroup { return newTestGroupSized(t, 32<<20) }

@@ -14,6 +14,10 @@ import (
 // EnvVar arms the points; see the package documentation.
 const EnvVar = "QMGR_CRASHPOINT"
 
+// OnceVar names a file that makes the armed point act in one process only:
+// the first to create the file (see the package documentation).
+const OnceVar = "QMGR_CRASHPOINT_ONCE"
+
 // Point is one instrumented step.
 type Point struct {
 	name string
@@ -26,6 +30,10 @@ var (
 	targetName  string
 	targetN     int64 = 1
 	stopInstead bool  // QMGR_CRASHPOINT=name:n:stop: SIGSTOP instead of SIGKILL
+	failCount   int64 // QMGR_CRASHPOINT=name:n:fail:k: hits n..n+k-1 fail instead
+	onceFile    string
+	onceMu      sync.Mutex
+	onceState   int8 // 0 not tried, 1 this process owns the point, -1 another did
 
 	mu     sync.Mutex
 	points = map[string]*Point{}
@@ -48,8 +56,34 @@ func init() {
 		if k, err := strconv.ParseInt(n, 10, 64); err == nil && k > 0 {
 			targetN = k
 		}
+		action, k, _ := strings.Cut(action, ":")
 		stopInstead = action == "stop"
+		if action == "fail" {
+			failCount = 1
+			if v, err := strconv.ParseInt(k, 10, 64); err == nil && v > 0 {
+				failCount = v
+			}
+		}
 	}
+	onceFile = os.Getenv(OnceVar)
+}
+
+// claimOnce reports whether this process may act at the point: always
+// without a once-file; with one, only the process that created it.
+func claimOnce() bool {
+	if onceFile == "" {
+		return true
+	}
+	onceMu.Lock()
+	defer onceMu.Unlock()
+	if onceState == 0 {
+		onceState = -1
+		if f, err := os.OpenFile(onceFile, os.O_CREATE|os.O_EXCL|os.O_WRONLY, 0o644); err == nil {
+			f.Close()
+			onceState = 1
+		}
+	}
+	return onceState == 1
 }
 
 // New declares a point. Names are unique; declaring one twice is a bug.
@@ -74,9 +108,30 @@ func (p *Point) Hit() {
 	}
 }
 
+// Fail is a fault-injection step: it reports whether this hit must fail
+// (QMGR_CRASHPOINT=name:n:fail:k makes hits n to n+k-1 fail). Armed with
+// another action, it acts as Hit and reports false.
+func (p *Point) Fail() bool {
+	if !armed {
+		return false
+	}
+	if failCount == 0 {
+		p.hit()
+		return false
+	}
+	n := p.hits.Add(1)
+	if counting || p.name != targetName || n < targetN || n >= targetN+failCount {
+		return false
+	}
+	return claimOnce()
+}
+
 func (p *Point) hit() {
 	n := p.hits.Add(1)
-	if counting || p.name != targetName || n != targetN {
+	if counting || p.name != targetName || n != targetN || failCount > 0 {
+		return
+	}
+	if !claimOnce() {
 		return
 	}
 	if stopInstead {

@@ -13,6 +13,7 @@ import (
 var (
 	testA = New("test.a")
 	testB = New("test.b")
+	testC = New("test.c")
 )
 
 func TestMain(m *testing.M) {
@@ -20,6 +21,9 @@ func TestMain(m *testing.M) {
 		for i := 0; i < 5; i++ {
 			testA.Hit()
 			testB.Hit()
+			if testC.Fail() {
+				os.Stdout.WriteString("fail ")
+			}
 			os.Stdout.WriteString("step\n")
 		}
 		os.Exit(0)
@@ -27,9 +31,9 @@ func TestMain(m *testing.M) {
 	os.Exit(m.Run())
 }
 
-func run(t *testing.T, env string) (string, error) {
+func run(t *testing.T, env string, extra ...string) (string, error) {
 	cmd := exec.Command(os.Args[0], "-test.run=^$")
-	cmd.Env = append(os.Environ(), "CP_CHILD=1", EnvVar+"="+env)
+	cmd.Env = append(append(os.Environ(), "CP_CHILD=1", EnvVar+"="+env), extra...)
 	out, err := cmd.Output()
 	return string(out), err
 }
@@ -91,5 +95,34 @@ func TestStopAtHit(t *testing.T) {
 	}
 	if n := strings.Count(out.String(), "step"); n != 5 {
 		t.Fatalf("%d steps after SIGCONT, want 5", n)
+	}
+}
+
+// TestOnce: with a once-file only the first process acts at the point.
+func TestOnce(t *testing.T) {
+	once := OnceVar + "=" + t.TempDir() + "/fired"
+	if _, err := run(t, "test.b:2", once); err == nil {
+		t.Fatal("the first process was not killed")
+	}
+	if out, err := run(t, "test.b:2", once); err != nil || strings.Count(out, "step") != 5 {
+		t.Fatalf("the second process acted too: %v %q", err, out)
+	}
+}
+
+// TestFail: name:n:fail:k fails hits n..n+k-1 of a point checked with Fail
+// and kills nobody; a fail point armed to kill kills.
+func TestFail(t *testing.T) {
+	out, err := run(t, "test.c:2:fail:2")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := "step\nfail step\nfail step\nstep\nstep\n"; out != want {
+		t.Fatalf("got %q, want %q", out, want)
+	}
+	if out, err := run(t, "test.c:1:fail", OnceVar+"="+t.TempDir()+"/f"); err != nil || strings.Count(out, "fail") != 1 {
+		t.Fatalf("default count: %v %q", err, out)
+	}
+	if _, err := run(t, "test.c:3"); err == nil {
+		t.Fatal("a fail point armed to kill did not kill")
 	}
 }

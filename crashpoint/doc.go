@@ -14,6 +14,15 @@
 // the named point SIGKILL the process at once; QMGR_CRASHPOINT=name:n:stop
 // makes it SIGSTOP the process instead (a process stalled in the middle of a
 // step until it gets SIGCONT, then going on as if nothing happened).
+// QMGR_CRASHPOINT=name:n:fail:k makes hits n to n+k-1 (k default 1) of a
+// point checked with Fail report a failure instead (fault injection: the
+// caller returns an error as if the resource were unavailable).
+//
+// QMGR_CRASHPOINT_ONCE=file makes the point act in one process only, the
+// first to reach it, which creates the file (O_EXCL); every other process
+// with the same environment (a restarted child, the other members of a
+// group) passes. Tests learn from the file that the point was reached.
+//
 // QMGR_CRASHPOINT=count makes every hit count, and Counts reports them (tests
 // use it to learn which points a workload reaches). All lists every declared
 // point.
