@@ -12,6 +12,8 @@ import (
 	"log/slog"
 	"os"
 	"os/signal"
+	"path/filepath"
+	"runtime/pprof"
 	"sort"
 	"strconv"
 	"strings"
@@ -26,17 +28,23 @@ import (
 
 // groupFlags are the flags every group command takes.
 type groupFlags struct {
-	cfg group.Config
+	cfg     group.Config
+	appSize uint64 // MiB
 }
 
 func (g *groupFlags) register(fs *flag.FlagSet) {
 	fs.StringVar(&g.cfg.Name, "group", "QSG1", "queue-sharing group")
 	fs.StringVar(&g.cfg.DataDir, "data", "", "the group's data directory (default: $XDG_STATE_HOME/qmgr/<group>)")
 	fs.StringVar(&g.cfg.CFDir, "cf-dir", "", "the group's CF directory (default: /dev/shm/qmgr-<group>)")
+	fs.Uint64Var(&g.appSize, "app-size", 256, "MiB of the application structure APPL1 when this process creates it")
 }
 
 func (g *groupFlags) config() (group.Config, error) {
 	c := g.cfg
+	if g.appSize > 1<<20 {
+		return c, fmt.Errorf("--app-size %d MiB: at most %d", g.appSize, 1<<20)
+	}
+	c.AppSize = g.appSize << 20
 	return c, c.Validate()
 }
 
@@ -567,6 +575,7 @@ func cmdChinit(args []string, out io.Writer) error {
 		h = slog.NewJSONHandler(os.Stderr, nil)
 	}
 	c.Logger = slog.New(h)
+	profile(c.Logger)
 	sigs := make(chan os.Signal, 1)
 	signal.Notify(sigs, syscall.SIGINT, syscall.SIGTERM)
 	ctx, cancel := context.WithCancel(context.Background())
@@ -578,4 +587,28 @@ func cmdChinit(args []string, out io.Writer) error {
 		}
 		return channel.Restart
 	})
+}
+
+// profile writes a CPU profile of this process when QMGR_CPUPROFILE is
+// "dir:seconds" (for benchmarks: the channel initiator is a child process
+// killed with its member, so the profile covers a fixed time from start).
+func profile(log *slog.Logger) {
+	v := os.Getenv("QMGR_CPUPROFILE")
+	if v == "" {
+		return
+	}
+	dir, secs, _ := strings.Cut(v, ":")
+	n, err := strconv.Atoi(secs)
+	if err != nil || n <= 0 {
+		n = 10
+	}
+	f, err := os.Create(filepath.Join(dir, fmt.Sprintf("cpu-%d.prof", os.Getpid())))
+	if err == nil {
+		err = pprof.StartCPUProfile(f)
+	}
+	if err != nil {
+		log.Warn("QMGR_CPUPROFILE", "err", err)
+		return
+	}
+	time.AfterFunc(time.Duration(n)*time.Second, func() { pprof.StopCPUProfile(); f.Close() })
 }

@@ -6,9 +6,11 @@
 #   scripts/bench.sh        every area
 #   scripts/bench.sh cf     the coupling facility
 #   scripts/bench.sh group  a group of three members with applications
+#   scripts/bench.sh channel  a shared sender channel to a group of one
 #
 # BENCH_ARGS passes flags to the cf program (e.g. "-rounds 5"),
-# BENCH_ARGS_GROUP to the group program (e.g. "-n 500000 -recoveries 9").
+# BENCH_ARGS_GROUP to the group program (e.g. "-n 500000 -recoveries 9"),
+# BENCH_ARGS_CHANNEL to the channel program (e.g. "-rounds 1 -kills 5").
 set -euo pipefail
 cd "$(dirname "$0")/.."
 area=${1:-all}
@@ -27,9 +29,16 @@ run_group() {
   "$bin/groupbench" ${BENCH_ARGS_GROUP:-}
 }
 
+run_channel() {
+  go build -o "$bin/chanbench" ./perf/chanbench
+  # shellcheck disable=SC2086
+  "$bin/chanbench" ${BENCH_ARGS_CHANNEL:-}
+}
+
 case "$area" in
   cf) run_cf ;;
   group) run_group ;;
-  all) run_cf; run_group ;;
-  *) echo "unknown area $area (known: cf, group)" >&2; exit 2 ;;
+  channel) run_channel ;;
+  all) run_cf; run_group; run_channel ;;
+  *) echo "unknown area $area (known: cf, group, channel)" >&2; exit 2 ;;
 esac

@@ -18,7 +18,7 @@ import (
 	"github.com/qmgr/qmgr/cli"
 	"github.com/qmgr/qmgr/group"
 	"github.com/qmgr/qmgr/mq"
-	"github.com/qmgr/qmgr/qm"
+	"github.com/qmgr/qmgr/perf/benchgroup"
 )
 
 func main() {
@@ -45,60 +45,12 @@ func main() {
 }
 
 type bench struct {
-	dir     string
-	cfg     group.Config
-	exe     string
-	members map[string]*exec.Cmd
+	*benchgroup.Group
 }
 
-func (b *bench) args(a ...string) []string {
-	return append(a, "--group", b.cfg.Name, "--data", b.cfg.DataDir, "--cf-dir", b.cfg.CFDir)
-}
+func (b *bench) mqsc(cmd string) error { return b.MQSC("QM1", cmd) }
 
-func (b *bench) start(name string) error {
-	cmd := exec.Command(b.exe, b.args("start", "--name", name, "--heartbeat", "20ms")...)
-	logf, err := os.OpenFile(filepath.Join(b.dir, name+".log"), os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
-	if err != nil {
-		return err
-	}
-	cmd.Stdout, cmd.Stderr = logf, logf
-	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
-	if err := cmd.Start(); err != nil {
-		return err
-	}
-	b.members[name] = cmd
-	deadline := time.Now().Add(15 * time.Second)
-	for time.Now().Before(deadline) {
-		if g, err := group.Open(b.cfg, false); err == nil {
-			p, found, _ := g.FindPeer(name)
-			g.Close()
-			if found && p.State == group.PeerActive && p.ProcessAlive() {
-				return nil
-			}
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
-	return fmt.Errorf("member %s did not start (see %s)", name, filepath.Join(b.dir, name+".log"))
-}
-
-func (b *bench) mqsc(cmd string) error {
-	resp, err := qm.Command(b.cfg, "QM1", cmd)
-	if err != nil {
-		return err
-	}
-	if !resp.OK {
-		return fmt.Errorf("%s: %s", cmd, resp.Error)
-	}
-	return nil
-}
-
-func emit(name string, v float64, unit string) {
-	if unit == "ratio" {
-		fmt.Printf("%s %.3f %s\n", name, v, unit)
-	} else {
-		fmt.Printf("%s %.1f %s\n", name, v, unit)
-	}
-}
+var emit = benchgroup.Emit
 
 func run(n, rounds, recoveries int) error {
 	dir, err := os.MkdirTemp("", "qmgr-groupbench-")
@@ -106,20 +58,14 @@ func run(n, rounds, recoveries int) error {
 		return err
 	}
 	defer os.RemoveAll(dir)
-	exe, _ := os.Executable()
-	b := &bench{dir: dir, exe: exe, members: map[string]*exec.Cmd{},
-		cfg: group.Config{Name: "BENCH", DataDir: filepath.Join(dir, "data"), CFDir: filepath.Join(dir, "cf"), AppSize: 256 << 20}}
-	if err := b.cfg.Validate(); err != nil {
+	bg, err := benchgroup.New(group.Config{Name: "BENCH", DataDir: filepath.Join(dir, "data"), CFDir: filepath.Join(dir, "cf"), AppSize: 256 << 20}, dir)
+	if err != nil {
 		return err
 	}
-	defer func() {
-		for _, c := range b.members {
-			c.Process.Kill()
-			c.Wait()
-		}
-	}()
+	b := &bench{bg}
+	defer b.Close()
 	for _, m := range []string{"QM1", "QM2", "QM3"} {
-		if err := b.start(m); err != nil {
+		if err := b.Start(m); err != nil {
 			return err
 		}
 	}
@@ -187,7 +133,7 @@ func run(n, rounds, recoveries int) error {
 // through another and returns messages per second.
 func (b *bench) putget(prodVia, consVia string, n, commit int) (float64, error) {
 	startApp := func(role, via string) (*exec.Cmd, io.ReadCloser, error) {
-		cmd := exec.Command(b.exe, b.args("app", role, via, strconv.Itoa(n), strconv.Itoa(commit))...)
+		cmd := exec.Command(b.Exe, b.Args("app", role, via, strconv.Itoa(n), strconv.Itoa(commit))...)
 		cmd.Stderr = os.Stderr
 		cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
 		out, _ := cmd.StdoutPipe()
@@ -309,7 +255,7 @@ func (b *bench) recovery() (float64, error) {
 	if err := b.mqsc("DEFINE QLOCAL(R.Q) REPLACE"); err != nil {
 		return 0, err
 	}
-	c, err := mq.Connect(mq.ConnectOptions{Group: b.cfg.Name, QMgr: "QM1", DataDir: b.cfg.DataDir, CFDir: b.cfg.CFDir})
+	c, err := mq.Connect(mq.ConnectOptions{Group: b.Cfg.Name, QMgr: "QM1", DataDir: b.Cfg.DataDir, CFDir: b.Cfg.CFDir})
 	if err != nil {
 		return 0, err
 	}
@@ -323,7 +269,7 @@ func (b *bench) recovery() (float64, error) {
 			return 0, err
 		}
 	}
-	holder := exec.Command(b.exe, b.args("app", "hold", "QM2", "10", "0")...)
+	holder := exec.Command(b.Exe, b.Args("app", "hold", "QM2", "10", "0")...)
 	holder.Stderr = os.Stderr
 	holder.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
 	out, _ := holder.StdoutPipe()
@@ -335,8 +281,7 @@ func (b *bench) recovery() (float64, error) {
 		return 0, fmt.Errorf("holder: %q", line)
 	}
 	t0 := time.Now()
-	b.members["QM2"].Process.Signal(syscall.SIGKILL)
-	b.members["QM2"].Wait()
+	b.Kill("QM2")
 	if _, err := q.Get(mq.GetOptions{Wait: 10 * time.Second}); err != nil {
 		return 0, fmt.Errorf("messages not back: %w", err)
 	}
@@ -346,7 +291,7 @@ func (b *bench) recovery() (float64, error) {
 			break
 		}
 	}
-	if err := b.start("QM2"); err != nil {
+	if err := b.Start("QM2"); err != nil {
 		return 0, err
 	}
 	return float64(el.Microseconds()) / 1000, nil

@@ -1,0 +1,21 @@
+// Command chanbench measures a shared sender channel: a group of three
+// members (processes: this program re-executed as qmgr) sending through
+// channel TO.R over loopback TCP to a group of one, and prints
+// "name value unit" lines:
+//
+//	baseline.tcp.64B, baseline.tcp.4KiB  msgs/s  8-byte-header frames over loopback TCP, one process
+//	channel.send.64B, channel.send.4KiB  msgs/s  transmission queue filled, channel started: rate from
+//	                                             the first message at the remote queue to the last
+//	channel.send.<size>.vs.baseline.tcp.<size>  ratio
+//	baseline.tcp.bytes                   MB/s    1 MiB writes over loopback TCP, one process
+//	channel.send.1MiB.bytes              MB/s    as channel.send, 1 MiB messages
+//	channel.send.1MiB.ratio              ratio   channel.send.1MiB.bytes / baseline.tcp.bytes
+//	failover.channel.p50.ms, .p99.ms, .max.ms    from SIGKILL of the member running the channel
+//	                                             (a producer keeps messages coming) to the first
+//	                                             message moved by the instance that took it over
+//
+//	go run ./perf/chanbench [-n64 n] [-n4k n] [-n1m n] [-rounds r] [-kills k]
+//
+// Throughput figures are the best of the rounds. The structures are in
+// /dev/shm (1 GiB each side) and are removed at the end.
+package main
