@@ -58,7 +58,9 @@ func run(o options) error {
 	}
 	defer os.RemoveAll(dir)
 	// The structures go to /dev/shm (tmpfs), as by default.
-	shmDir := func(n string) string { return filepath.Join("/dev/shm", fmt.Sprintf("qmgr-chanbench-%d-%s", os.Getpid(), n)) }
+	shmDir := func(n string) string {
+		return filepath.Join("/dev/shm", fmt.Sprintf("qmgr-chanbench-%d-%s", os.Getpid(), n))
+	}
 	send, err := benchgroup.New(group.Config{Name: "SENDG", DataDir: filepath.Join(dir, "send"), CFDir: shmDir("send"), AppSize: 1 << 30}, dir)
 	if err != nil {
 		return err
