@@ -121,6 +121,12 @@ func Run(ctx context.Context, cfg Config, onStop func() OnStop) error {
 	ci.table = NewTable(ci.g)
 	ci.ctx, ci.cancel = context.WithCancel(context.Background())
 	defer main.Disconnect()
+	// Map the application structures now: mapping one populates its page
+	// tables, which takes a while for a large one, and a channel instance
+	// taking over from a dead member must not wait for it.
+	if _, err := ci.g.Structures(); err != nil {
+		ci.log.Warn("attach the application structures", "err", err)
+	}
 	var ls []net.Listener
 	for _, p := range []struct {
 		port  int
@@ -394,6 +400,10 @@ func (ci *Chinit) startSender(name string) {
 	}()
 }
 
+// connect is a connection for one channel instance: a sibling of the
+// main one (same member, structures mapped once).
 func (ci *Chinit) connect() (*mq.Conn, error) {
-	return mq.Connect(mq.ConnectOptions{Group: ci.cfg.Group.Name, QMgr: ci.cfg.QMgr, DataDir: ci.cfg.Group.DataDir, CFDir: ci.cfg.Group.CFDir})
+	ci.mu.Lock()
+	defer ci.mu.Unlock()
+	return ci.main.Sibling()
 }

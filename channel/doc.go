@@ -17,6 +17,10 @@
 // start per channel, and a START of a running channel is refused with the
 // owner's name.
 //
+// A channel initiator maps the application structures when it starts, and
+// its instances' connections are siblings of its own (mq.Conn.Sibling:
+// the mappings are shared), so an instance starts in milliseconds.
+//
 // Every channel initiator scans the table every PollInterval (10ms) and
 // starts sender channels that are requested (START CHANNEL: STARTING with
 // no lock), retrying and due (comms failure), running with a free lock (their
@@ -30,7 +34,9 @@
 // # Batches and resynchronisation
 //
 // A sender gets up to BATCHSZ messages from the transmission queue in its
-// unit of work, records the batch in the shared sync queue (SyncQueue,
+// unit of work as zero-copy views (their bodies stay in the mapping and go
+// to the socket in one vectored write; adjacent data elements are one
+// piece), records the batch in the shared sync queue (SyncQueue,
 // outside the unit of work: batch id and the transmission queue's message
 // ids), sends the messages and END_BATCH, and waits for CONFIRM; then it
 // commits the gets together with the removal of the record. The receiver
@@ -49,11 +55,16 @@
 // # Failures
 //
 //   - Comms failure: the instance backs out, unlocks and leaves the entry
-//     RETRYING: at once after an instance that ran, then every SHORTTMR
+//     RETRYING: at once after an instance that moved a batch (one that
+//     fails before any does, e.g. refused by its partner, does not spin),
+//     then every SHORTTMR
 //     seconds SHORTRTY times, then every LONGTMR seconds LONGRTY times,
 //     then STOPPED. Any member's channel initiator takes the retry.
-//   - Status table unavailable (an error from the admin structure): the
-//     instance ends as for a comms failure.
+//   - Status table unavailable (an error from the admin structure; tests
+//     inject it with the crash point channel.status.unavailable): the
+//     instance ends as for a comms failure; if the entry cannot be updated
+//     either, its lock still frees when the instance's connection ends, and
+//     any channel initiator restarts the channel.
 //   - Channel initiator failure: its member restarts it; its connections,
 //     which belong to the member, are recovered, so its channels' locks
 //     free and some initiator restarts them.

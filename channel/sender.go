@@ -55,6 +55,9 @@ type sender struct {
 	hb        time.Duration
 	batchSz   int
 	msgs      uint32
+	views     []*mq.View // the batch in flight
+	moved     bool       // this instance committed a batch
+	head      [xmit.HeaderSize]byte
 	lastStat  time.Time
 }
 
@@ -110,7 +113,7 @@ func (s *sender) release(state State) {
 // ran is at once, then SHORTRTY every SHORTTMR, then LONGRTY every LONGTMR,
 // then the channel stops. Any member's channel initiator may take it.
 func (s *sender) retry() {
-	ran := s.last > 0 || s.st.State == Running
+	ran := s.moved // a batch went through: retry at once, once
 	s.ci.update(s.def.Name, func(st *Status, _ bool) bool {
 		if st.Conn != s.conn.Tag() {
 			return false
@@ -326,35 +329,38 @@ func (s *sender) batch() error {
 	if err != nil {
 		return err
 	}
-	msgs := []*mq.Message{first}
+	views := append(s.views[:0], first)
 	deadline := time.Now().Add(time.Duration(s.def.BatchInt) * time.Millisecond)
-	for len(msgs) < s.batchSz {
+	for len(views) < s.batchSz {
 		wait := time.Duration(0)
 		if s.def.BatchInt > 0 {
 			if wait = time.Until(deadline); wait <= 0 {
 				break
 			}
 		}
-		m, err := s.xq.Get(mq.GetOptions{Syncpoint: true, Wait: wait})
+		v, err := s.xq.GetView(mq.GetOptions{Syncpoint: true, Wait: wait})
 		if errors.Is(err, mq.ErrNoMessage) {
 			break
 		}
 		if err != nil {
 			return err
 		}
-		msgs = append(msgs, m)
+		views = append(views, v)
 	}
-	ids := make([][24]byte, 0, len(msgs))
+	s.views = views
+	// The views are valid until the commit: their bodies go from the
+	// mapping to the socket.
+	ids := make([][24]byte, 0, len(views))
 	n := uint32(0)
-	for _, m := range msgs {
-		if _, _, _, err := xmit.Decode(m.Body); err != nil {
-			if err := s.deadLetter(m, err); err != nil {
+	for _, v := range views {
+		if err := xmit.Check(v.Head(s.head[:]), v.Len()); err != nil {
+			if err := s.deadLetter(v, err); err != nil {
 				return err
 			}
 			continue
 		}
-		ids = append(ids, m.MsgID)
-		s.w.Msg(m.Body)
+		ids = append(ids, v.MsgID)
+		s.w.MsgV(v.Pieces, v.Len())
 		n++
 	}
 	id := s.last + 1
@@ -396,6 +402,7 @@ func (s *sender) batch() error {
 		return err
 	}
 	s.last = id
+	s.moved = true
 	s.msgs += n
 	if time.Since(s.lastStat) > 500*time.Millisecond {
 		s.lastStat = time.Now()
@@ -420,11 +427,11 @@ func (s *sender) replyWait() time.Duration {
 // waitFirst waits for the first message of a batch, checking for STOP
 // CHANNEL every second, sending heartbeats every HBINT and ending the
 // channel after DISCINT without messages.
-func (s *sender) waitFirst() (*mq.Message, error) {
+func (s *sender) waitFirst() (*mq.View, error) {
 	t0 := time.Now()
 	lastHB := t0
 	for {
-		m, err := s.xq.Get(mq.GetOptions{Syncpoint: true, Wait: time.Second})
+		m, err := s.xq.GetView(mq.GetOptions{Syncpoint: true, Wait: time.Second})
 		if err == nil {
 			return m, nil
 		}
@@ -463,7 +470,7 @@ func (s *sender) waitFirst() (*mq.Message, error) {
 
 // deadLetter moves a message that is not a transmission message to the
 // group's dead-letter queue, in the batch's unit of work.
-func (s *sender) deadLetter(m *mq.Message, why error) error {
+func (s *sender) deadLetter(v *mq.View, why error) error {
 	dlq, err := s.ci.deadQ()
 	if err != nil {
 		return err
@@ -476,10 +483,8 @@ func (s *sender) deadLetter(m *mq.Message, why error) error {
 		return err
 	}
 	defer h.Close()
-	d := *m
-	d.Body = mq.DLH{Reason: mq.RCXmitQUsageError, DestQ: s.def.XmitQ, DestQMgr: s.ci.cfg.QMgr, OrigFormat: m.Format, Time: time.Now()}.Encode(m.Body)
-	d.Format = mq.FormatDeadLetter
-	d.MsgID = [24]byte{}
+	d := mq.Message{CorrelID: v.CorrelID, Priority: v.Priority, Persistence: v.Persistence, BackoutCount: v.BackoutCount, Format: mq.FormatDeadLetter,
+		Body: mq.DLH{Reason: mq.RCXmitQUsageError, DestQ: s.def.XmitQ, DestQMgr: s.ci.cfg.QMgr, OrigFormat: v.Format, Time: time.Now()}.Encode(v.Bytes())}
 	s.ci.log.Warn("not a transmission message: dead-lettered", "channel", s.def.Name, "err", why)
 	return h.Put(&d, mq.PutOptions{Syncpoint: true})
 }

@@ -174,14 +174,23 @@ func (w *Writer) small(typ byte, payload []byte) {
 // Msg queues a MSG frame whose payload is p (an encoded transmission
 // header, properties and body; see package xmit). p is not copied: it must
 // stay unchanged until Flush returns.
-func (w *Writer) Msg(p []byte) {
-	w.hdr = header(w.hdr, FrameMsg, len(p))
-	if len(p) < 1024 {
-		w.hdr = append(w.hdr, p...)
+func (w *Writer) Msg(p []byte) { w.MsgV([][]byte{p}, len(p)) }
+
+// MsgV queues a MSG frame whose payload is pieces (n bytes in all) without
+// copying them when they are large: they are written from where they are
+// (the shared mapping) by a vectored write at Flush, and must stay valid
+// until then.
+func (w *Writer) MsgV(pieces [][]byte, n int) {
+	w.hdr = header(w.hdr, FrameMsg, n)
+	if n < 1024 {
+		for _, p := range pieces {
+			w.hdr = append(w.hdr, p...)
+		}
 		return
 	}
-	w.bufs = append(w.bufs, w.hdr[w.mark:len(w.hdr):len(w.hdr)], p)
-	w.size += len(w.hdr) - w.mark + len(p)
+	w.bufs = append(w.bufs, w.hdr[w.mark:len(w.hdr):len(w.hdr)])
+	w.bufs = append(w.bufs, pieces...)
+	w.size += len(w.hdr) - w.mark + n
 	w.mark = len(w.hdr)
 }
 

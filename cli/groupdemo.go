@@ -79,19 +79,81 @@ func cmdGroupDemo(args []string, out io.Writer) error {
 	fs.IntVar(&c.Batch, "batch", 50, "messages per unit of work")
 	fs.IntVar(&c.Rate, "rate", 50_000, "messages per second from all producers (0: unpaced)")
 	fs.StringVar(&c.Dir, "dir", "", "directory for the group (default: a temporary one, removed afterwards)")
+	part := fs.String("part", "all", "which part: group (members and applications), channel (a shared channel), or all")
+	chMsgs := fs.Int("channel-messages", 200_000, "messages through the shared channel")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
 	if err := c.Validate(); err != nil {
 		return err
 	}
-	return runGroupDemo(c, out)
+	if *chMsgs < 1000 {
+		return errors.New("demo: at least 1000 channel messages")
+	}
+	switch *part {
+	case "all", "group", "channel":
+	default:
+		return fmt.Errorf("demo: --part %q: group, channel or all", *part)
+	}
+	if *part != "channel" {
+		if err := runGroupDemo(c, out); err != nil {
+			return err
+		}
+	}
+	if *part == "group" {
+		return nil
+	}
+	var dir string
+	if c.Dir != "" {
+		dir = filepath.Join(c.Dir, "channel")
+		if err := os.MkdirAll(dir, 0o755); err != nil {
+			return err
+		}
+	}
+	return runChannelDemo(dir, *chMsgs, max(c.Rate, 50_000), out)
 }
 
 type demoProc struct {
 	name string
 	cmd  *exec.Cmd
 	done chan error
+}
+
+// demoRun starts the demo's processes (this binary) with their logs in
+// dir, and kills them all at the end.
+type demoRun struct {
+	dir   string
+	exe   string
+	procs []*demoProc
+}
+
+func newDemoRun(dir string) (*demoRun, error) {
+	exe, err := os.Executable()
+	return &demoRun{dir: dir, exe: exe}, err
+}
+
+func (r *demoRun) start(name string, args ...string) (*demoProc, error) {
+	cmd := exec.Command(r.exe, args...)
+	logf, err := os.Create(filepath.Join(r.dir, name+".log"))
+	if err != nil {
+		return nil, err
+	}
+	cmd.Stdout, cmd.Stderr = logf, logf
+	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL} // never outlive the demo
+	if err := cmd.Start(); err != nil {
+		logf.Close()
+		return nil, err
+	}
+	p := &demoProc{name: name, cmd: cmd, done: make(chan error, 1)}
+	go func() { p.done <- cmd.Wait(); logf.Close() }()
+	r.procs = append(r.procs, p)
+	return p, nil
+}
+
+func (r *demoRun) killAll() {
+	for _, p := range r.procs {
+		p.cmd.Process.Kill()
+	}
 }
 
 func runGroupDemo(c GroupDemoConfig, out io.Writer) error {
@@ -108,33 +170,13 @@ func runGroupDemo(c GroupDemoConfig, out io.Writer) error {
 	if err := cfg.Validate(); err != nil {
 		return err
 	}
-	exe, err := os.Executable()
+	gargs := []string{"--group", cfg.Name, "--data", cfg.DataDir, "--cf-dir", cfg.CFDir}
+	run, err := newDemoRun(dir)
 	if err != nil {
 		return err
 	}
-	gargs := []string{"--group", cfg.Name, "--data", cfg.DataDir, "--cf-dir", cfg.CFDir}
-	var procs []*demoProc
-	start := func(name string, args ...string) (*demoProc, error) {
-		cmd := exec.Command(exe, args...)
-		logf, err := os.Create(filepath.Join(dir, name+".log"))
-		if err != nil {
-			return nil, err
-		}
-		cmd.Stdout, cmd.Stderr = logf, logf
-		cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL} // never outlive the demo
-		if err := cmd.Start(); err != nil {
-			return nil, err
-		}
-		p := &demoProc{name: name, cmd: cmd, done: make(chan error, 1)}
-		go func() { p.done <- cmd.Wait(); logf.Close() }()
-		procs = append(procs, p)
-		return p, nil
-	}
-	defer func() {
-		for _, p := range procs {
-			p.cmd.Process.Kill()
-		}
-	}()
+	defer run.killAll()
+	start := run.start
 	fmt.Fprintf(out, "qmgr demo: a queue-sharing group of three in %s\n", dir)
 	members := map[string]*demoProc{}
 	for i, n := range demoMembers {
@@ -294,7 +336,7 @@ func runGroupDemo(c GroupDemoConfig, out io.Writer) error {
 	el := time.Since(t0)
 	fmt.Fprintf(out, "  all %d messages arrived exactly once: none lost, none twice (%.1fs)\n", total, el.Seconds())
 	// Stop the workers, then the members, in order.
-	for _, p := range procs {
+	for _, p := range run.procs {
 		if strings.HasPrefix(p.name, "consumer") || strings.HasPrefix(p.name, "producer") {
 			p.cmd.Process.Signal(syscall.SIGTERM)
 			<-p.done
@@ -309,6 +351,16 @@ func runGroupDemo(c GroupDemoConfig, out io.Writer) error {
 		}
 	}
 	conn.Disconnect()
+	if err := demoCheck(g, out); err != nil {
+		return err
+	}
+	fmt.Fprintf(out, "  members stopped; checker: every structure clean, nothing leaked\n")
+	return nil
+}
+
+// demoCheck runs the structure checker on every structure of g, which is
+// quiescent.
+func demoCheck(g *group.Group, out io.Writer) error {
 	problems := 0
 	names, _ := g.Structures()
 	for _, n := range append(names, "ADMIN") {
@@ -321,13 +373,12 @@ func runGroupDemo(c GroupDemoConfig, out io.Writer) error {
 		r := s.Check(lockfree.CheckOptions{Quiescent: true})
 		problems += len(r.Problems)
 		if !r.OK() {
-			fmt.Fprintf(out, "  %s: %v\n", n, r)
+			fmt.Fprintf(out, "  %s %s: %v\n", g.Config().Name, n, r)
 		}
 	}
 	if problems > 0 {
-		return fmt.Errorf("demo: the checker found %d problems", problems)
+		return fmt.Errorf("demo: the checker found %d problems in group %s", problems, g.Config().Name)
 	}
-	fmt.Fprintf(out, "  members stopped; checker: every structure clean, nothing leaked\n")
 	return nil
 }
 

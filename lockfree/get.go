@@ -6,6 +6,7 @@ import (
 	"runtime"
 	"sync/atomic"
 	"time"
+	"unsafe"
 
 	"github.com/qmgr/qmgr/crashpoint"
 	"github.com/qmgr/qmgr/shm"
@@ -662,7 +663,7 @@ func (o *Owner) GetView(q QueueID, opt GetOptions) (v *View, err error) {
 			b, skip = b[k:], skip-k
 		}
 		if len(b) > 0 {
-			v.Body = append(v.Body, b)
+			v.Body = appendPiece(v.Body, b)
 		}
 		return true
 	})
@@ -675,6 +676,20 @@ func (o *Owner) GetView(q QueueID, opt GetOptions) (v *View, err error) {
 		o.views = append(o.views, c)
 	}
 	return v, nil
+}
+
+// appendPiece appends b to pieces, extending the last piece instead when b
+// follows it in the mapping (consecutive elements), so a message stored in
+// adjacent elements is one piece.
+func appendPiece(pieces [][]byte, b []byte) [][]byte {
+	if n := len(pieces); n > 0 {
+		last := pieces[n-1]
+		if unsafe.Add(unsafe.Pointer(unsafe.SliceData(last)), len(last)) == unsafe.Pointer(unsafe.SliceData(b)) {
+			pieces[n-1] = unsafe.Slice(unsafe.SliceData(last), len(last)+len(b))
+			return pieces
+		}
+	}
+	return append(pieces, b)
 }
 
 // Release ends a view. A view got without syncpoint removes its message

@@ -1091,3 +1091,15 @@ func TestIndexTypeChangesOnlyWhenEmpty(t *testing.T) {
 		t.Fatalf("get by id through the new index: %v", err)
 	}
 }
+
+// TestAppendPiece: adjacent pieces of a view merge, others stay apart.
+func TestAppendPiece(t *testing.T) {
+	buf := []byte("abcdefghij")
+	p := appendPiece(nil, buf[0:3])
+	p = appendPiece(p, buf[3:5])  // adjacent: merged
+	p = appendPiece(p, buf[6:8])  // a gap: a new piece
+	p = appendPiece(p, buf[8:10]) // adjacent to that one
+	if len(p) != 2 || string(p[0]) != "abcde" || string(p[1]) != "ghij" {
+		t.Fatalf("pieces %q", p)
+	}
+}

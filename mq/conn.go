@@ -38,6 +38,7 @@ type Conn struct {
 	remotes map[string]defs.QRemote
 	qmgr    defs.QMgr
 	closed  bool
+	shared  bool // a Sibling: g and repo belong to another connection
 }
 
 // Connect connects to the group through a member.
@@ -47,18 +48,40 @@ func Connect(o ConnectOptions) (*Conn, error) {
 	if err != nil {
 		return nil, wrap("connect", err)
 	}
-	c := &Conn{g: g, owners: map[string]*lockfree.Owner{}}
+	c, err := connect(g, nil, o.QMgr)
+	if err != nil {
+		g.Close()
+	}
+	return c, err
+}
+
+// Sibling connects again through the same member, sharing c's group
+// handle and definitions repository: structures are mapped once per
+// process (attaching one populates its page tables, which takes a while
+// for a large one). The sibling is a connection of its own, with its own
+// unit of work and recovery; c must stay connected while it is.
+func (c *Conn) Sibling() (*Conn, error) {
+	if err := c.check("connect"); err != nil {
+		return nil, err
+	}
+	return connect(c.g, c.repo, c.peer.Name)
+}
+
+// connect registers a connection through member name (any, when empty)
+// of group g; with a nil repo it opens its own definitions repository
+// (and closes g with it at Disconnect).
+func connect(g *group.Group, repo *defs.Repo, name string) (*Conn, error) {
+	c := &Conn{g: g, repo: repo, shared: repo != nil, owners: map[string]*lockfree.Owner{}}
 	fail := func(r Reason, err error) (*Conn, error) {
 		if c.admin != nil {
 			c.admin.Close()
 		}
-		if c.repo != nil {
+		if c.repo != nil && !c.shared {
 			c.repo.Close()
 		}
-		g.Close()
 		return nil, &Error{Op: "connect", Reason: r, Err: err}
 	}
-	peer, err := pickMember(g, o.QMgr)
+	peer, err := pickMember(g, name)
 	if err != nil {
 		return fail(RCQMgrNotAvailable, err)
 	}
@@ -74,8 +97,10 @@ func Connect(o ConnectOptions) (*Conn, error) {
 	if now, err := g.Peer(peer.Slot); err != nil || now.State != group.PeerActive || now.Incarnation != peer.Incarnation {
 		return fail(RCQMgrNotAvailable, fmt.Errorf("member %s stopped while connecting", peer.Name))
 	}
-	if c.repo, err = defs.Open(g.Config().DataDir, false); err != nil {
-		return fail(reasonFor(err), err)
+	if !c.shared {
+		if c.repo, err = defs.Open(g.Config().DataDir, false); err != nil {
+			return fail(reasonFor(err), err)
+		}
 	}
 	return c, nil
 }
@@ -263,7 +288,10 @@ func (c *Conn) Disconnect() error {
 	for _, o := range c.owners {
 		errs = append(errs, o.Close())
 	}
-	errs = append(errs, c.admin.Close(), c.repo.Close(), c.g.Close())
+	errs = append(errs, c.admin.Close())
+	if !c.shared {
+		errs = append(errs, c.repo.Close(), c.g.Close())
+	}
 	if err := errors.Join(errs...); err != nil {
 		return wrap("disconnect", err)
 	}
@@ -483,6 +511,70 @@ func (h *Queue) Get(opt GetOptions) (*Message, error) {
 		}
 		return m, nil
 	}
+}
+
+// View is a message got without copying its body: Pieces alias the shared
+// mapping. A view got under syncpoint is valid until the unit of work ends;
+// one got outside it, until Release (which removes the message).
+type View struct {
+	MsgID, CorrelID [24]byte
+	Format          string
+	Priority        int
+	Persistence     Persistence
+	BackoutCount    int
+	Pieces          [][]byte // the body, in order
+	v               *lockfree.View
+}
+
+// Len is the body's length.
+func (v *View) Len() int { return v.v.Len() }
+
+// Head copies the body's first len(dst) bytes (or fewer, when shorter)
+// into dst and returns them; it does not copy when the first piece holds
+// them.
+func (v *View) Head(dst []byte) []byte {
+	if len(v.Pieces) > 0 && len(v.Pieces[0]) >= len(dst) {
+		return v.Pieces[0][:len(dst)]
+	}
+	n := 0
+	for _, p := range v.Pieces {
+		n += copy(dst[n:], p)
+	}
+	return dst[:n]
+}
+
+// Bytes is a copy of the body.
+func (v *View) Bytes() []byte {
+	b := make([]byte, 0, v.Len())
+	for _, p := range v.Pieces {
+		b = append(b, p...)
+	}
+	return b
+}
+
+// Release ends the view (see View).
+func (v *View) Release() error {
+	v.Pieces = nil
+	return v.v.Release()
+}
+
+// GetView gets the next message like Get, without copying its body (the
+// channel sender writes it from the mapping to its socket). The backout
+// threshold is not applied.
+func (h *Queue) GetView(opt GetOptions) (*View, error) {
+	if err := h.check("get", h.opts.Input); err != nil {
+		return nil, err
+	}
+	lv, err := h.o.GetView(h.q, lockfree.GetOptions{Syncpoint: opt.Syncpoint, Wait: opt.Wait, MsgID: opt.MsgID, CorrelID: opt.CorrelID})
+	if err != nil {
+		return nil, wrap("get "+h.def.Name, err)
+	}
+	v := &View{MsgID: lv.Msg.MsgID, CorrelID: lv.Msg.CorrelID, Format: trimFormat(lv.Msg.Format), Priority: lv.Msg.Priority,
+		Persistence: NotPersistent, BackoutCount: int(lv.Msg.BackoutCount), Pieces: lv.Body, v: lv}
+	if lv.Msg.Persistent {
+		v.Persistence = Persistent
+	}
+	return v, nil
 }
 
 func fromLockfree(lm *lockfree.Message) *Message {

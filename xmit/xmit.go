@@ -99,60 +99,79 @@ func Append(dst []byte, h *Header, props, body []byte) ([]byte, error) {
 	return dst, nil
 }
 
+// Check validates a transmission header without allocating: head holds
+// at least the header's HeaderSize bytes of a message of total bytes.
+func Check(head []byte, total int) error {
+	if len(head) < HeaderSize || total < HeaderSize {
+		return fmt.Errorf("%w: %d bytes, a header is %d", ErrFormat, min(len(head), total), HeaderSize)
+	}
+	if !bytes.Equal(head[:4], magic[:]) {
+		return fmt.Errorf("%w: bad magic %q", ErrFormat, head[:4])
+	}
+	for _, off := range []int{offQMgr, offQueue, offReplyQ, offReplyQM} {
+		if !validName(head[off : off+NameLen]) {
+			return fmt.Errorf("%w: name at offset %d", ErrFormat, off)
+		}
+	}
+	if head[offQMgr] == 0 || head[offQueue] == 0 {
+		return fmt.Errorf("%w: no destination", ErrFormat)
+	}
+	if p := head[offPriority]; p > 9 {
+		return fmt.Errorf("%w: priority %d", ErrFormat, p)
+	}
+	if head[offFlags]&^1 != 0 {
+		return fmt.Errorf("%w: flags %#x", ErrFormat, head[offFlags])
+	}
+	if pl := uint64(binary.LittleEndian.Uint32(head[offPropLen:])); pl > uint64(total-HeaderSize) {
+		return fmt.Errorf("%w: properties of %d bytes past the end", ErrFormat, pl)
+	}
+	return nil
+}
+
 // Decode parses b. props and body alias b.
 func Decode(b []byte) (h Header, props, body []byte, err error) {
-	if len(b) < HeaderSize {
-		return h, nil, nil, fmt.Errorf("%w: %d bytes, a header is %d", ErrFormat, len(b), HeaderSize)
+	if err := Check(b, len(b)); err != nil {
+		return h, nil, nil, err
 	}
-	if !bytes.Equal(b[:4], magic[:]) {
-		return h, nil, nil, fmt.Errorf("%w: bad magic %q", ErrFormat, b[:4])
-	}
-	names := []*string{&h.DestQMgr, &h.DestQueue, &h.ReplyToQ, &h.ReplyToQMgr}
-	for i, off := range []int{offQMgr, offQueue, offReplyQ, offReplyQM} {
-		s, ok := name(b[off : off+NameLen])
-		if !ok {
-			return h, nil, nil, fmt.Errorf("%w: name at offset %d", ErrFormat, off)
-		}
-		*names[i] = s
-	}
-	if h.DestQMgr == "" || h.DestQueue == "" {
-		return h, nil, nil, fmt.Errorf("%w: no destination", ErrFormat)
-	}
+	h.DestQMgr = cstr(b[offQMgr : offQMgr+NameLen])
+	h.DestQueue = cstr(b[offQueue : offQueue+NameLen])
+	h.ReplyToQ = cstr(b[offReplyQ : offReplyQ+NameLen])
+	h.ReplyToQMgr = cstr(b[offReplyQM : offReplyQM+NameLen])
 	copy(h.MsgID[:], b[offMsgID:])
 	copy(h.CorrelID[:], b[offCorrelID:])
 	copy(h.Format[:], b[offFormat:])
 	h.Priority = int(b[offPriority])
-	if h.Priority > 9 {
-		return h, nil, nil, fmt.Errorf("%w: priority %d", ErrFormat, h.Priority)
-	}
-	if b[offFlags]&^1 != 0 {
-		return h, nil, nil, fmt.Errorf("%w: flags %#x", ErrFormat, b[offFlags])
-	}
 	h.Persistent = b[offFlags]&1 != 0
 	h.Expiry = int64(binary.LittleEndian.Uint64(b[offExpiry:]))
 	h.PutTime = int64(binary.LittleEndian.Uint64(b[offPutTime:]))
-	pl := uint64(binary.LittleEndian.Uint32(b[offPropLen:]))
-	if pl > uint64(len(b)-HeaderSize) {
-		return h, nil, nil, fmt.Errorf("%w: properties of %d bytes past the end", ErrFormat, pl)
-	}
-	return h, b[HeaderSize : HeaderSize+int(pl)], b[HeaderSize+int(pl):], nil
+	pl := int(binary.LittleEndian.Uint32(b[offPropLen:]))
+	return h, b[HeaderSize : HeaderSize+pl], b[HeaderSize+pl:], nil
 }
 
-// name reads a NUL-padded name: printable ASCII, no NUL inside.
-func name(b []byte) (string, bool) {
+// cstr is a valid NUL-padded name as a string.
+func cstr(b []byte) string {
+	if n := bytes.IndexByte(b, 0); n >= 0 {
+		b = b[:n]
+	}
+	return string(b)
+}
+
+// validName reports whether b is a NUL-padded name: printable ASCII, no
+// NUL inside.
+func validName(b []byte) bool {
 	n := bytes.IndexByte(b, 0)
 	if n < 0 {
 		n = len(b)
 	}
 	for _, c := range b[n:] {
 		if c != 0 {
-			return "", false
+			return false
 		}
 	}
 	for _, c := range b[:n] {
 		if c < 0x20 || c > 0x7e {
-			return "", false
+			return false
 		}
 	}
-	return string(b[:n]), true
+	return true
 }

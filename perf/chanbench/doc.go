@@ -14,8 +14,8 @@
 //	                                             (a producer keeps messages coming) to the first
 //	                                             message moved by the instance that took it over
 //
-//	go run ./perf/chanbench [-n64 n] [-n4k n] [-n1m n] [-rounds r] [-kills k]
+//	go run ./perf/chanbench [-n64 n] [-n4k n] [-n1m n] [-rounds r] [-kills k] [-batchsz n] [-app-size MiB] [-keep]
 //
 // Throughput figures are the best of the rounds. The structures are in
-// /dev/shm (1 GiB each side) and are removed at the end.
+// /dev/shm (256 MiB each side by default) and are removed at the end.
 package main

@@ -30,11 +30,13 @@ func main() {
 	}
 	var o options
 	flag.IntVar(&o.n64, "n64", 500_000, "64-byte messages per run")
-	flag.IntVar(&o.n4k, "n4k", 100_000, "4 KiB messages per run")
-	flag.IntVar(&o.n1m, "n1m", 300, "1 MiB messages per run")
+	flag.IntVar(&o.n4k, "n4k", 20_000, "4 KiB messages per run")
+	flag.IntVar(&o.n1m, "n1m", 100, "1 MiB messages per run")
 	flag.IntVar(&o.rounds, "rounds", 3, "runs per throughput figure; the best is reported")
 	flag.IntVar(&o.kills, "kills", 20, "member kills for the failover figures")
 	flag.IntVar(&o.batch, "batchsz", 50, "BATCHSZ of the channel (both ends)")
+	flag.Uint64Var(&o.appMiB, "app-size", 256, "MiB of each side's application structure (failover takes longer with larger ones: repair scans the structure)")
+	flag.BoolVar(&o.keep, "keep", false, "keep the member logs (their directory is printed)")
 	flag.Parse()
 	if err := run(o); err != nil {
 		fmt.Fprintln(os.Stderr, "chanbench:", err)
@@ -44,6 +46,8 @@ func main() {
 
 type options struct {
 	n64, n4k, n1m, rounds, kills, batch int
+	keep                                bool
+	appMiB                              uint64
 }
 
 type bench struct {
@@ -56,17 +60,21 @@ func run(o options) error {
 	if err != nil {
 		return err
 	}
-	defer os.RemoveAll(dir)
+	if o.keep {
+		fmt.Fprintln(os.Stderr, "chanbench: logs in", dir)
+	} else {
+		defer os.RemoveAll(dir)
+	}
 	// The structures go to /dev/shm (tmpfs), as by default.
 	shmDir := func(n string) string {
 		return filepath.Join("/dev/shm", fmt.Sprintf("qmgr-chanbench-%d-%s", os.Getpid(), n))
 	}
-	send, err := benchgroup.New(group.Config{Name: "SENDG", DataDir: filepath.Join(dir, "send"), CFDir: shmDir("send"), AppSize: 1 << 30}, dir)
+	send, err := benchgroup.New(group.Config{Name: "SENDG", DataDir: filepath.Join(dir, "send"), CFDir: shmDir("send"), AppSize: o.appMiB << 20}, dir)
 	if err != nil {
 		return err
 	}
 	defer send.Close()
-	recv, err := benchgroup.New(group.Config{Name: "RQM", DataDir: filepath.Join(dir, "recv"), CFDir: shmDir("recv"), AppSize: 1 << 30}, dir)
+	recv, err := benchgroup.New(group.Config{Name: "RQM", DataDir: filepath.Join(dir, "recv"), CFDir: shmDir("recv"), AppSize: o.appMiB << 20}, dir)
 	if err != nil {
 		return err
 	}
