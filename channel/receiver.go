@@ -386,7 +386,7 @@ func (r *receiver) deliver(p []byte) error {
 	}
 	m := &mq.Message{MsgID: h.MsgID, CorrelID: h.CorrelID, Format: strings.TrimRight(string(h.Format[:]), " \x00"),
 		Priority: h.Priority, Persistence: mq.NotPersistent, ReplyToQ: h.ReplyToQ, ReplyToQMgr: h.ReplyToQMgr,
-		Properties: append([]byte(nil), props...), Body: append([]byte(nil), body...)}
+		Properties: props, Body: body} // alias the frame: a put copies them into the structure
 	if h.Persistent {
 		m.Persistence = mq.Persistent
 	}

@@ -29,7 +29,7 @@ func main() {
 		os.Exit(cli.Main(os.Args[1:], os.Stdout, os.Stderr)) // a member, or its channel initiator
 	}
 	var o options
-	flag.IntVar(&o.n64, "n64", 500_000, "64-byte messages per run")
+	flag.IntVar(&o.n64, "n64", 200_000, "64-byte messages per run")
 	flag.IntVar(&o.n4k, "n4k", 20_000, "4 KiB messages per run")
 	flag.IntVar(&o.n1m, "n1m", 100, "1 MiB messages per run")
 	flag.IntVar(&o.rounds, "rounds", 3, "runs per throughput figure; the best is reported")
