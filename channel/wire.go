@@ -171,13 +171,9 @@ func (w *Writer) small(typ byte, payload []byte) {
 	w.hdr = append(w.hdr, payload...)
 }
 
-// Msg queues a MSG frame whose payload is p (an encoded transmission
-// header, properties and body; see package xmit). p is not copied: it must
-// stay unchanged until Flush returns.
-func (w *Writer) Msg(p []byte) { w.MsgV([][]byte{p}, len(p)) }
-
-// MsgV queues a MSG frame whose payload is pieces (n bytes in all) without
-// copying them when they are large: they are written from where they are
+// MsgV queues a MSG frame whose payload is pieces (n bytes in all: an
+// encoded transmission header, properties and body; see package xmit)
+// without copying them when they are large: they are written from where they are
 // (the shared mapping) by a vectored write at Flush, and must stay valid
 // until then.
 func (w *Writer) MsgV(pieces [][]byte, n int) {

@@ -15,8 +15,8 @@ func sampleFrames() []byte {
 	w := NewWriter(&b)
 	w.Hello(Hello{Channel: "TO.R", QMgr: "QM1", Group: "QSG1", BatchSz: 50, MaxMsgL: 1 << 20, HBInt: 300, NPMFast: true, MinVer: 1, MaxVer: 1, InDoubt: 7})
 	w.HelloAck(HelloAck{QMgr: "RQM", BatchSz: 50, MaxMsgL: 1 << 20, HBInt: 300, Version: 1, LastBatch: 6})
-	w.Msg(bytes.Repeat([]byte{'m'}, 100))
-	w.Msg(bytes.Repeat([]byte{'M'}, 5000)) // a body written without a copy
+	w.MsgV([][]byte{bytes.Repeat([]byte{'m'}, 60), bytes.Repeat([]byte{'m'}, 40)}, 100)      // pieces gathered
+	w.MsgV([][]byte{bytes.Repeat([]byte{'M'}, 3000), bytes.Repeat([]byte{'M'}, 2000)}, 5000) // pieces written without a copy
 	w.EndBatch(7, 2)
 	w.Confirm(7)
 	w.Heartbeat()
@@ -47,8 +47,8 @@ func TestFramesRoundTrip(t *testing.T) {
 				t.Fatalf("ack %+v %v", a, err)
 			}
 		case FrameMsg:
-			if len(f.Payload) != 100 && len(f.Payload) != 5000 {
-				t.Fatalf("msg of %d bytes", len(f.Payload))
+			if len(f.Payload) != 100 && len(f.Payload) != 5000 || !bytes.Equal(f.Payload, bytes.Repeat(f.Payload[:1], len(f.Payload))) {
+				t.Fatalf("msg of %d bytes: its pieces not in order", len(f.Payload))
 			}
 		case FrameEndBatch:
 			if id, n, err := DecodeEndBatch(f.Payload); err != nil || id != 7 || n != 2 {

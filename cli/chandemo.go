@@ -116,15 +116,8 @@ func runChannelDemo(dir string, total, rate int, out io.Writer) error {
 	defer rg.Close()
 	table := channel.NewTable(sg)
 	depthOf := func(g *group.Group, q string) int64 {
-		s, err := g.Structure("APPL1", false)
-		if err != nil {
-			return 0
-		}
-		id, err := s.LookupQueue(q)
-		if err != nil {
-			return 0
-		}
-		return s.Depth(id)
+		d, _ := g.Depth("APPL1", q) // 0 until the queue exists
+		return d
 	}
 	owner := func() (string, channel.Status) {
 		st, ok, err := table.Find("DEMO.CHL")

@@ -131,21 +131,7 @@ func TestChannelRemoteKilledAndCommsFailure(t *testing.T) {
 		return r.depth("TARGET") >= 1000 && g.depth("XQ") == 0
 	})
 	time.Sleep(200 * time.Millisecond)
-	checkRange(t, r, n, 1000)
-}
-
-// checkRange gets every message of TARGET: exactly from..from+n-1, in order.
-func checkRange(t *testing.T, r *testGroup, from, n int) {
-	t.Helper()
-	got := drainSeq(t, r, "RQM")
-	if len(got) != n {
-		t.Fatalf("%d messages arrived, want %d", len(got), n)
-	}
-	for i, v := range got {
-		if v != uint64(from+i) {
-			t.Fatalf("message %d is number %d, want %d", i, v, from+i)
-		}
-	}
+	checkRangeVia(t, r, "RQM", n, 1000)
 }
 
 // TestChannelStatusUnavailable: the status table cannot be read for a

@@ -57,15 +57,8 @@ func (g *testGroup) depth(q string) int64 {
 		return 0
 	}
 	defer gr.Close()
-	s, err := gr.Structure("APPL1", false)
-	if err != nil {
-		return 0
-	}
-	id, err := s.LookupQueue(q)
-	if err != nil {
-		return 0
-	}
-	return s.Depth(id)
+	d, _ := gr.Depth("APPL1", q)
+	return d
 }
 
 // chStatus is channel name's status entry in group g.
@@ -109,13 +102,22 @@ func remoteSetup(t *testing.T) (g, r *testGroup, port int) {
 // remoteSide is a group of one, RQM, listening on r.port with receiver
 // channel TO.R and queue TARGET.
 func remoteSide(t *testing.T) *testGroup {
-	r := newTestGroupSized(t, 256<<20)
-	r.dir = filepath.Join(r.dir, "remote") // logs apart
-	os.MkdirAll(r.dir, 0o755)
+	r := newRemoteGroup(t)
 	r.port = freePort(t)
 	r.startWith("RQM", "--port", strconv.Itoa(r.port))
 	r.mqsc("DEFINE CHANNEL(TO.R) CHLTYPE(RCVR)")
 	r.mqsc("DEFINE QLOCAL(TARGET) MAXDEPTH(999999999)")
+	return r
+}
+
+// newRemoteGroup is a group for a queue manager outside the group under
+// test, its member logs in a directory of their own.
+func newRemoteGroup(t *testing.T) *testGroup {
+	r := newTestGroupSized(t, 256<<20)
+	r.dir = filepath.Join(r.dir, "remote")
+	if err := os.MkdirAll(r.dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
 	return r
 }
 
@@ -159,14 +161,16 @@ func putRange(t *testing.T, g *testGroup, via string, from, n int) {
 }
 
 // checkSeq gets every message of TARGET: exactly 0..n-1, in order.
-func checkSeq(t *testing.T, r *testGroup, n int) { checkSeqVia(t, r, "RQM", n) }
+func checkSeq(t *testing.T, r *testGroup, n int) { checkRangeVia(t, r, "RQM", 0, n) }
 
-func checkSeqVia(t *testing.T, r *testGroup, via string, n int) {
+// checkRangeVia gets every message of TARGET through member via: exactly
+// from..from+n-1, in order.
+func checkRangeVia(t *testing.T, r *testGroup, via string, from, n int) {
 	t.Helper()
 	got := drainSeq(t, r, via)
 	for i, v := range got {
-		if v != uint64(i) {
-			t.Fatalf("message %d is number %d (lost, duplicated or out of order)", i, v)
+		if v != uint64(from+i) {
+			t.Fatalf("message %d is number %d, want %d (lost, duplicated or out of order)", i, v, from+i)
 		}
 	}
 	if len(got) != n {
@@ -327,9 +331,7 @@ func TestInboundFailover(t *testing.T) {
 	}
 	g.mqsc("DEFINE CHANNEL(TO.G) CHLTYPE(RCVR)")
 	g.mqsc("DEFINE QLOCAL(TARGET) MAXDEPTH(999999999)")
-	r := newTestGroupSized(t, 256<<20)
-	r.dir = filepath.Join(r.dir, "remote")
-	os.MkdirAll(r.dir, 0o755)
+	r := newRemoteGroup(t)
 	r.start("RQM")
 	r.mqsc("DEFINE QLOCAL(XQ) USAGE(XMITQ) MAXDEPTH(999999999)")
 	r.mqsc(fmt.Sprintf("DEFINE CHANNEL(TO.G) CHLTYPE(SDR) CONNAME('127.0.0.1(%d)') XMITQ(XQ) SHORTTMR(1)", gp))
@@ -352,5 +354,5 @@ func TestInboundFailover(t *testing.T) {
 	if via == recv {
 		via = "QM2"
 	}
-	checkSeqVia(t, g, via, n)
+	checkRangeVia(t, g, via, 0, n)
 }

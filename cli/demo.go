@@ -199,8 +199,7 @@ func runDemo(c DemoConfig, out io.Writer) error {
 	}
 	// The demo itself is the last consumer: it drains DEMO.DONE as it goes
 	// and proves every message arrives exactly once.
-	seen := make([]bool, total)
-	got := 0
+	tally := newDemoTally(c.Producers, c.Messages)
 	var m lockfree.Message
 	drain := func() error {
 		for k := 0; k < 200_000; k++ {
@@ -211,15 +210,9 @@ func runDemo(c DemoConfig, out io.Writer) error {
 			if err != nil {
 				return err
 			}
-			var p, i int
-			if _, err := fmt.Sscanf(string(m.Body), "p%d-%d", &p, &i); err != nil || p >= c.Producers || i >= c.Messages {
-				return fmt.Errorf("demo: unexpected message %q", m.Body)
+			if err := tally.add(m.Body); err != nil {
+				return err
 			}
-			if seen[p*c.Messages+i] {
-				return fmt.Errorf("demo: message %s arrived twice", m.Body)
-			}
-			seen[p*c.Messages+i] = true
-			got++
 		}
 		return nil
 	}
@@ -240,8 +233,8 @@ func runDemo(c DemoConfig, out io.Writer) error {
 		if err := drain(); err != nil {
 			return err
 		}
-		progress(false, got)
-		if !killed && got >= int(float64(total)*c.KillAt) {
+		progress(false, tally.got)
+		if !killed && tally.got >= int(float64(total)*c.KillAt) {
 			killed = true
 			if tty {
 				fmt.Fprintln(out)
@@ -256,19 +249,19 @@ func runDemo(c DemoConfig, out io.Writer) error {
 			cons[0] = cmd
 			fmt.Fprintf(out, "  started consumer %d (pid %d) in its place\n", c.Consumers, cmd.Process.Pid)
 		}
-		if producersLeft == 0 && got == total {
+		if producersLeft == 0 && tally.got == total {
 			break
 		}
-		if got != lastGot {
-			lastGot, lastProgress = got, time.Now()
+		if tally.got != lastGot {
+			lastGot, lastProgress = tally.got, time.Now()
 		} else if time.Since(lastProgress) > time.Minute {
-			return fmt.Errorf("demo: no progress for a minute (%d of %d messages arrived)", got, total)
+			return fmt.Errorf("demo: no progress for a minute (%d of %d messages arrived)", tally.got, total)
 		}
 	}
 	if tty {
 		fmt.Fprintln(out)
 	}
-	progress(true, got)
+	progress(true, tally.got)
 	el := time.Since(t0)
 	for _, p := range cons {
 		p.Process.Signal(syscall.SIGTERM)

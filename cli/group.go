@@ -89,11 +89,7 @@ func cmdStart(args []string, out io.Writer) error {
 	if c.Group.DataDir == "" || c.Group.CFDir == "" {
 		c.Group.Validate() // fills the default directories
 	}
-	var h slog.Handler = slog.NewTextHandler(os.Stderr, nil)
-	if jsonLog {
-		h = slog.NewJSONHandler(os.Stderr, nil)
-	}
-	c.Logger = slog.New(h)
+	c.Logger = newLogger(jsonLog)
 	if !noChinit {
 		exe, err := os.Executable()
 		if err != nil {
@@ -570,11 +566,7 @@ func cmdChinit(args []string, out io.Writer) error {
 	if c.Group, err = gf.config(); err != nil {
 		return err
 	}
-	var h slog.Handler = slog.NewTextHandler(os.Stderr, nil)
-	if jsonLog {
-		h = slog.NewJSONHandler(os.Stderr, nil)
-	}
-	c.Logger = slog.New(h)
+	c.Logger = newLogger(jsonLog)
 	profile(c.Logger)
 	sigs := make(chan os.Signal, 1)
 	signal.Notify(sigs, syscall.SIGINT, syscall.SIGTERM)
@@ -587,6 +579,14 @@ func cmdChinit(args []string, out io.Writer) error {
 		}
 		return channel.Restart
 	})
+}
+
+// newLogger logs to standard error, as text or JSON.
+func newLogger(jsonLog bool) *slog.Logger {
+	if jsonLog {
+		return slog.New(slog.NewJSONHandler(os.Stderr, nil))
+	}
+	return slog.New(slog.NewTextHandler(os.Stderr, nil))
 }
 
 // profile writes a CPU profile of this process when QMGR_CPUPROFILE is

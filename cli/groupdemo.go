@@ -113,6 +113,31 @@ func cmdGroupDemo(args []string, out io.Writer) error {
 	return runChannelDemo(dir, *chMsgs, max(c.Rate, 50_000), out)
 }
 
+// demoTally counts the demo's messages ("p<producer>-<number>") as they
+// arrive, and refuses one that is malformed or arrives twice.
+type demoTally struct {
+	seen                []bool
+	got                 int
+	producers, messages int
+}
+
+func newDemoTally(producers, messages int) *demoTally {
+	return &demoTally{seen: make([]bool, producers*messages), producers: producers, messages: messages}
+}
+
+func (d *demoTally) add(body []byte) error {
+	var p, i int
+	if _, err := fmt.Sscanf(string(body), "p%d-%d", &p, &i); err != nil || p < 0 || i < 0 || p >= d.producers || i >= d.messages {
+		return fmt.Errorf("demo: unexpected message %q", body)
+	}
+	if d.seen[p*d.messages+i] {
+		return fmt.Errorf("demo: message %s arrived twice", body)
+	}
+	d.seen[p*d.messages+i] = true
+	d.got++
+	return nil
+}
+
 type demoProc struct {
 	name string
 	cmd  *exec.Cmd
@@ -235,19 +260,21 @@ func runGroupDemo(c GroupDemoConfig, out io.Writer) error {
 	}
 	defer g.Close()
 	inStruct, _ := g.Structure("APPL1", false)
-	seen := make([]bool, total)
-	got := 0
+	tally := newDemoTally(c.Producers, c.Messages)
+	inInfo := func() (in lockfree.QueueInfo) { // DEMO.IN's depth and uncommitted count
+		if id, err := inStruct.LookupQueue("DEMO.IN"); err == nil {
+			in, _ = inStruct.QueueInfo(id)
+		}
+		return in
+	}
 	t0 := time.Now()
 	tty := isTerminal(out)
 	lastT, lastN := t0, 0
 	progress := func(final bool) {
-		in := lockfree.QueueInfo{}
-		if id, err := inStruct.LookupQueue("DEMO.IN"); err == nil {
-			in, _ = inStruct.QueueInfo(id)
-		}
+		in := inInfo()
 		now := time.Now()
-		rate := float64(got-lastN) / now.Sub(lastT).Seconds()
-		lastT, lastN = now, got
+		rate := float64(tally.got-lastN) / now.Sub(lastT).Seconds()
+		lastT, lastN = now, tally.got
 		var states []string
 		peers, _ := g.Peers()
 		for _, p := range peers {
@@ -258,7 +285,7 @@ func runGroupDemo(c GroupDemoConfig, out io.Writer) error {
 			states = append(states, p.Name+" "+st)
 		}
 		line := fmt.Sprintf("  %5.1fs  DEMO.IN %5d (%4d in open units of work) | arrived %7d/%d | %7.0f msgs/s | %s",
-			now.Sub(t0).Seconds(), in.Depth, in.Uncom, got, total, rate, strings.Join(states, ", "))
+			now.Sub(t0).Seconds(), in.Depth, in.Uncom, tally.got, total, rate, strings.Join(states, ", "))
 		if tty && !final {
 			fmt.Fprintf(out, "\r%s\033[K", line)
 		} else {
@@ -271,7 +298,7 @@ func runGroupDemo(c GroupDemoConfig, out io.Writer) error {
 	tick := time.NewTicker(c.Refresh)
 	defer tick.Stop()
 	lastGot, lastProgress := 0, time.Now()
-	for got < total {
+	for tally.got < total {
 		for k := 0; k < 100_000; k++ {
 			m, err := done.Get(mq.GetOptions{})
 			if errors.Is(err, mq.ErrNoMessage) {
@@ -280,24 +307,15 @@ func runGroupDemo(c GroupDemoConfig, out io.Writer) error {
 			if err != nil {
 				return err
 			}
-			var p, i int
-			if _, err := fmt.Sscanf(string(m.Body), "p%d-%d", &p, &i); err != nil || p >= c.Producers || i >= c.Messages {
-				return fmt.Errorf("demo: unexpected message %q", m.Body)
+			if err := tally.add(m.Body); err != nil {
+				return err
 			}
-			if seen[p*c.Messages+i] {
-				return fmt.Errorf("demo: message %s arrived twice", m.Body)
-			}
-			seen[p*c.Messages+i] = true
-			got++
 		}
 		<-tick.C
 		progress(false)
-		if !killed && got >= int(float64(total)*c.KillAt) {
+		if !killed && tally.got >= int(float64(total)*c.KillAt) {
 			killed = true
-			in := lockfree.QueueInfo{}
-			if id, err := inStruct.LookupQueue("DEMO.IN"); err == nil {
-				in, _ = inStruct.QueueInfo(id)
-			}
+			in := inInfo()
 			if tty {
 				fmt.Fprintln(out)
 			}
@@ -323,10 +341,10 @@ func runGroupDemo(c GroupDemoConfig, out io.Writer) error {
 					"  its applications got \"connection broken\" and reconnected through a survivor\n", time.Since(killTime).Round(time.Millisecond))
 			}
 		}
-		if got != lastGot {
-			lastGot, lastProgress = got, time.Now()
+		if tally.got != lastGot {
+			lastGot, lastProgress = tally.got, time.Now()
 		} else if time.Since(lastProgress) > time.Minute {
-			return fmt.Errorf("demo: no progress for a minute (%d of %d arrived; logs in %s)", got, total, dir)
+			return fmt.Errorf("demo: no progress for a minute (%d of %d arrived; logs in %s)", tally.got, total, dir)
 		}
 	}
 	if tty {

@@ -197,6 +197,19 @@ func (g *Group) StructureSized(name string, create bool, size uint64) (*lockfree
 	return s, nil
 }
 
+// Depth is the depth of queue q in application structure structure.
+func (g *Group) Depth(structure, q string) (int64, error) {
+	s, err := g.Structure(structure, false)
+	if err != nil {
+		return 0, err
+	}
+	id, err := s.LookupQueue(q)
+	if err != nil {
+		return 0, err
+	}
+	return s.Depth(id), nil
+}
+
 // Structures attaches every application structure present in the CF
 // directory and returns them by name, sorted.
 func (g *Group) Structures() ([]string, error) {
