@@ -1,0 +1,20 @@
+// Package vfs is the file layer the persistence code (recovery logs,
+// structure backups) writes through, so that tests can put a disk that
+// fails under it.
+//
+// OS is the real thing: files in the operating system, Sync is
+// fdatasync(2), SyncDir fsyncs a directory so that a file's creation,
+// rename or removal survives a power cut.
+//
+// Mem is a disk in memory that keeps two states for everything: what the
+// program sees, and what would survive a crash (what was synced). Crash
+// throws the unsynced state away, optionally keeping a random subset of the
+// unsynced 512-byte sectors of every file (a torn write: a disk writes
+// sectors in any order, and a crash may land between any two). Names
+// follow directory syncs: a file created, renamed or removed since its
+// directory's last SyncDir goes back to how it was. A Fault hook sees every
+// operation first and can fail it, write only part of a buffer (a short
+// write), or refuse space (a full disk, also reachable through a capacity).
+//
+// Both implement FS; nothing here interprets file contents.
+package vfs

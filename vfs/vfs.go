@@ -1,0 +1,138 @@
+package vfs
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"sort"
+
+	"golang.org/x/sys/unix"
+)
+
+// Sentinel errors of Mem (OS returns the operating system's errors, which
+// errors.Is matches against fs.ErrNotExist, fs.ErrExist and
+// syscall.ENOSPC the same way).
+var (
+	ErrNotExist = fmt.Errorf("vfs: %w", os.ErrNotExist)
+	ErrExist    = fmt.Errorf("vfs: %w", os.ErrExist)
+	ErrNoSpace  = fmt.Errorf("vfs: no space left on device: %w", unix.ENOSPC)
+	ErrClosed   = errors.New("vfs: file closed")
+	ErrInjected = errors.New("vfs: injected fault")
+)
+
+// FS is a file system: a tree of directories holding files.
+type FS interface {
+	// Create makes a new, empty file; it fails (errors.Is os.ErrExist)
+	// when one exists.
+	Create(name string) (File, error)
+	// Open opens an existing file for reading and writing.
+	Open(name string) (File, error)
+	Remove(name string) error
+	Rename(oldname, newname string) error
+	// List returns the names (not paths) of the files in dir, sorted; a
+	// directory that does not exist has none.
+	List(dir string) ([]string, error)
+	MkdirAll(dir string) error
+	// SyncDir makes the creations, renames and removals in dir so far
+	// survive a crash.
+	SyncDir(dir string) error
+}
+
+// File is an open file. Reads and writes are positional, so one File may
+// serve a writer and readers at once.
+type File interface {
+	io.ReaderAt
+	io.WriterAt
+	// Sync makes everything written so far survive a crash (fdatasync).
+	Sync() error
+	Truncate(size int64) error
+	Size() (int64, error)
+	Close() error
+}
+
+// OS returns the operating system's file system.
+func OS() FS { return osFS{} }
+
+type osFS struct{}
+
+func (osFS) Create(name string) (File, error) {
+	f, err := os.OpenFile(name, os.O_RDWR|os.O_CREATE|os.O_EXCL, 0o644)
+	if err != nil {
+		return nil, err
+	}
+	return osFile{f}, nil
+}
+
+func (osFS) Open(name string) (File, error) {
+	f, err := os.OpenFile(name, os.O_RDWR, 0)
+	if err != nil {
+		return nil, err
+	}
+	return osFile{f}, nil
+}
+
+func (osFS) Remove(name string) error             { return os.Remove(name) }
+func (osFS) Rename(oldname, newname string) error { return os.Rename(oldname, newname) }
+func (osFS) MkdirAll(dir string) error            { return os.MkdirAll(dir, 0o755) }
+
+func (osFS) List(dir string) ([]string, error) {
+	ents, err := os.ReadDir(dir)
+	if errors.Is(err, os.ErrNotExist) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	var names []string
+	for _, e := range ents {
+		if e.Type().IsRegular() {
+			names = append(names, e.Name())
+		}
+	}
+	sort.Strings(names)
+	return names, nil
+}
+
+func (osFS) SyncDir(dir string) error {
+	d, err := os.Open(dir)
+	if err != nil {
+		return err
+	}
+	err = d.Sync()
+	if cerr := d.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		return fmt.Errorf("vfs: sync directory %s: %w", dir, err)
+	}
+	return nil
+}
+
+type osFile struct{ f *os.File }
+
+func (o osFile) ReadAt(p []byte, off int64) (int, error)  { return o.f.ReadAt(p, off) }
+func (o osFile) WriteAt(p []byte, off int64) (int, error) { return o.f.WriteAt(p, off) }
+func (o osFile) Truncate(size int64) error                { return o.f.Truncate(size) }
+func (o osFile) Close() error                             { return o.f.Close() }
+
+func (o osFile) Sync() error {
+	for {
+		err := unix.Fdatasync(int(o.f.Fd()))
+		if err == unix.EINTR {
+			continue
+		}
+		if err != nil {
+			return fmt.Errorf("vfs: fdatasync %s: %w", o.f.Name(), err)
+		}
+		return nil
+	}
+}
+
+func (o osFile) Size() (int64, error) {
+	st, err := o.f.Stat()
+	if err != nil {
+		return 0, err
+	}
+	return st.Size(), nil
+}
