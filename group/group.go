@@ -43,7 +43,7 @@ const (
 // Counters.
 const (
 	CounterDefs = firstCounterSlot + 0 // bumped after every change of the shared definitions
-	CounterLRSN = firstCounterSlot + 1 // log record sequence numbers (later)
+	CounterLRSN = firstCounterSlot + 1 // log record sequence numbers (LRSN): the last one handed out
 )
 
 // Config locates a group's files.

@@ -108,3 +108,28 @@ func FuzzDecodePeer(f *testing.F) {
 		}
 	})
 }
+
+func TestLRSN(t *testing.T) {
+	g := testGroup(t)
+	o, err := g.Admin().Register()
+	if err != nil {
+		t.Fatal(err)
+	}
+	a, b := g.LRSN(o), g.LRSN(o)
+	first, err := a.Next(10)
+	if err != nil || first != 1 {
+		t.Fatalf("first reservation: %d, %v", first, err)
+	}
+	if next, _ := b.Next(1); next != 11 {
+		t.Fatalf("after 10 reserved: %d", next)
+	}
+	if err := a.AtLeast(100); err != nil {
+		t.Fatal(err)
+	}
+	if err := a.AtLeast(50); err != nil {
+		t.Fatal(err)
+	}
+	if next, _ := b.Next(5); next != 101 {
+		t.Fatalf("after AtLeast(100): %d", next)
+	}
+}

@@ -261,3 +261,39 @@ func (g *Group) AddCounter(o *lockfree.Owner, c int, delta uint64) (uint64, erro
 	})
 	return v, err
 }
+
+// LRSN is the group's log record sequence, kept in the admin structure's
+// CounterLRSN: every member's recovery log draws its LRSNs here, so that
+// all the logs merge in one order. It implements rlog.LRSNSource.
+type LRSN struct {
+	g *Group
+	o *lockfree.Owner // the member's own admin owner, which updates the counter
+}
+
+// LRSN returns the group's log record sequence, updated through o.
+func (g *Group) LRSN(o *lockfree.Owner) *LRSN { return &LRSN{g: g, o: o} }
+
+// Next reserves n consecutive LRSNs and returns the first.
+func (l *LRSN) Next(n uint64) (uint64, error) {
+	v, err := l.g.AddCounter(l.o, CounterLRSN, n)
+	if err != nil {
+		return 0, fmt.Errorf("group: LRSN counter: %w", err)
+	}
+	return v - n + 1, nil
+}
+
+// AtLeast raises the counter to v if it is below: a member whose log holds
+// LRSNs from before the CF was recreated keeps its new records after them.
+func (l *LRSN) AtLeast(v uint64) error {
+	err := l.o.UpdateStatus(CounterLRSN, func(cur []byte) []byte {
+		if binary.LittleEndian.Uint64(cur) >= v {
+			return nil
+		}
+		binary.LittleEndian.PutUint64(cur, v)
+		return cur
+	})
+	if err != nil {
+		return fmt.Errorf("group: LRSN counter: %w", err)
+	}
+	return nil
+}

@@ -46,6 +46,7 @@ type Kind uint32
 const (
 	KindAdmin       Kind = 1 // group-wide state: peers, connections, channel status, leases
 	KindApplication Kind = 2 // queues and messages
+	KindLogBuffer   Kind = 3 // a member's log hand-off rings (package recovery/logbuf)
 )
 
 func (k Kind) String() string {
@@ -54,6 +55,8 @@ func (k Kind) String() string {
 		return "admin"
 	case KindApplication:
 		return "application"
+	case KindLogBuffer:
+		return "log buffer"
 	}
 	return "kind(" + strconv.Itoa(int(k)) + ")"
 }
@@ -139,7 +142,7 @@ func DecodeHeader(b []byte, want uint32) (Header, error) {
 	if !ValidName(h.Name) {
 		return h, &Error{Op: "decode", Err: ErrCorrupt, Msg: fmt.Sprintf("bad structure name %q", h.Name), Hint: "remove the file and recover the structure"}
 	}
-	if h.Kind != KindAdmin && h.Kind != KindApplication {
+	if h.Kind != KindAdmin && h.Kind != KindApplication && h.Kind != KindLogBuffer {
 		return h, &Error{Op: "decode", Err: ErrCorrupt, Msg: fmt.Sprintf("unknown kind %d", h.Kind), Hint: "remove the file and recover the structure"}
 	}
 	if h.DataOff != HeaderSize || h.Size < HeaderSize+PageSize || h.Size%PageSize != 0 || h.Size > 1<<46 {
@@ -232,7 +235,7 @@ func (o *CreateOptions) Validate() error {
 		return &Error{Op: "create", Path: filepath.Join(o.Dir, o.Name), Err: ErrBadName,
 			Msg: fmt.Sprintf("%q", o.Name), Hint: "use 1 to 48 characters of A-Z a-z 0-9 . _ %, not starting with a dot"}
 	}
-	if o.Kind != KindAdmin && o.Kind != KindApplication {
+	if o.Kind != KindAdmin && o.Kind != KindApplication && o.Kind != KindLogBuffer {
 		return &Error{Op: "create", Path: filepath.Join(o.Dir, o.Name), Err: ErrBadSize, Msg: fmt.Sprintf("unknown kind %d", o.Kind)}
 	}
 	if o.Version == 0 {

@@ -16,10 +16,10 @@ import (
 type LRSNSource interface {
 	// Next reserves n consecutive LRSNs and returns the first. Every LRSN
 	// it returns is greater than every one it returned before and than
-	// every value passed to AtLeast.
-	Next(n uint64) uint64
+	// every value passed to AtLeast. An error fails the log.
+	Next(n uint64) (uint64, error)
 	// AtLeast makes every later LRSN greater than v.
-	AtLeast(v uint64)
+	AtLeast(v uint64) error
 }
 
 // Counter is an LRSNSource in process memory, for a log whose LRSNs need
@@ -28,13 +28,13 @@ type Counter struct {
 	v atomic.Uint64 // the last LRSN handed out
 }
 
-func (c *Counter) Next(n uint64) uint64 { return c.v.Add(n) - n + 1 }
+func (c *Counter) Next(n uint64) (uint64, error) { return c.v.Add(n) - n + 1, nil }
 
-func (c *Counter) AtLeast(v uint64) {
+func (c *Counter) AtLeast(v uint64) error {
 	for {
 		cur := c.v.Load()
 		if cur >= v || c.v.CompareAndSwap(cur, v) {
-			return
+			return nil
 		}
 	}
 }
@@ -335,7 +335,9 @@ func (l *Log) recover() error {
 		first = tail.first.lrsn
 	}
 	l.segs = append(l.segs, segInfo{seq: tailSeq, firstLRSN: first})
-	l.cfg.LRSN.AtLeast(l.lastLRSN)
+	if err := l.cfg.LRSN.AtLeast(l.lastLRSN); err != nil {
+		return fmt.Errorf("rlog: raise the LRSN past the log's last (%d): %w", l.lastLRSN, err)
+	}
 	return nil
 }
 
@@ -578,7 +580,10 @@ func (l *Log) writer() {
 // writeBatch assigns LRSNs to the count records of batch and writes them,
 // syncing each segment it wrote to. It returns the last LRSN.
 func (l *Log) writeBatch(batch []byte, count int) (uint64, error) {
-	lrsn := l.cfg.LRSN.Next(uint64(count))
+	lrsn, err := l.cfg.LRSN.Next(uint64(count))
+	if err != nil {
+		return 0, fmt.Errorf("reserve %d LRSNs: %w", count, err)
+	}
 	limit := l.segLimit()
 	start := 0
 	p := 0
@@ -601,7 +606,7 @@ func (l *Log) writeBatch(batch []byte, count int) (uint64, error) {
 		}
 		p += size
 	}
-	lrsn, err := l.writeChunk(batch[start:], lrsn)
+	lrsn, err = l.writeChunk(batch[start:], lrsn)
 	return lrsn - 1, err
 }
 

@@ -1,0 +1,74 @@
+// Package logbuf hands log records from the processes of a member's
+// connections (applications in bindings mode, the channel initiator) to
+// the member's recovery log writer, through shared memory, and tells them
+// when their records are durable.
+//
+// Each member has one log buffer, a file in the CF directory's "logbuf"
+// subdirectory named after the member, holding a fixed number of rings.
+// A connection claims a ring of its own (Claim), so every ring has one
+// producer and one consumer and needs no locks: the producer writes a
+// record after the ring's head and then publishes it by storing the new
+// head; the member's consumer (Consumer, a goroutine of the member)
+// copies what is published, frees the space by storing the tail, hands
+// the records to the log (rlog) and, once the log says they are durable,
+// stores the ring's durable position and wakes the producers waiting on
+// the buffer's futex. A producer killed half way through a record never
+// published it, so the consumer never sees half a record; what it did
+// publish is logged even after it died (its unit of work may have been
+// decided already; see package qm).
+//
+// Records of different rings reach the log in the order the consumer
+// finds them. That order is enough: a record that must follow another (a
+// get after the commit of the put it consumes) is only written after its
+// predecessor was durable, so it is published after the consumer logged
+// the predecessor.
+//
+// A record larger than half a ring travels in pieces; the consumer joins
+// them before logging. The consumer copies what it takes and frees the
+// ring before the log writes it, so a consumer that dies loses at most
+// records nobody was told are durable, and never logs one twice.
+//
+// # Death of the consumer
+//
+// A consumer stamps the buffer with its process identity and a
+// generation when it starts. A producer remembers the generation it
+// claimed its ring under; Wait fails with ErrConsumerGone when the
+// generation changes or the consumer's process is gone, because whatever
+// it was waiting for may never be logged (the member died; peers recover
+// its connections). A new consumer logs whatever the old one left
+// published, then frees every ring.
+//
+// # Layout
+//
+// The data area of the shm structure (kind KindLogBuffer), little-endian:
+//
+//	  0 u64 ring count         8 u64 ring size in bytes (power of 2)
+//	 16 u64 consumer pid      24 u64 consumer process start time
+//	 32 u64 generation (the consumer bumps it when it starts)
+//	 40 u64 failed: the consumer's log failed (consumer stores 1)
+//	 64 u32 work futex: producers bump it after publishing
+//	 68 u32 consumer sleeping: set by the consumer before it sleeps on work
+//	128 u32 durable futex: the consumer bumps it after storing durable
+//	    positions
+//	132 u32 durable waiters: producers count themselves in while waiting
+//	192 u32 space futex: the consumer bumps it after freeing space
+//	196 u32 space waiters
+//	256 ring headers, 256 bytes each:
+//	      0 u64 owner: 0 free, else the producer's owner tag + 1 (CAS)
+//	      8 u64 generation the ring was claimed under
+//	     64 u64 head: end of what the producer published (producer
+//	            stores, release; consumer loads, acquire)
+//	    128 u64 tail: end of what the consumer took (consumer stores,
+//	            producer loads to find free space)
+//	    192 u64 durable: end of what is durable (consumer stores,
+//	            producer loads in Wait)
+//	then the rings, each at a page-aligned offset, ring i at
+//	ringsOff + i*ring size.
+//
+// Positions only grow; the byte of position p is at p mod ring size. A
+// record in a ring is an 8-byte header, u32 payload length, u8 type, u8
+// flags (bit 0: more pieces follow; bit 1: padding to the ring's end,
+// no payload), u16 zero, then the payload padded to 8 bytes. A record
+// never wraps: when it does not fit before the ring's end, the producer
+// writes a padding header there and starts at the ring's beginning.
+package logbuf

@@ -1,0 +1,363 @@
+package logbuf
+
+import (
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"path/filepath"
+	"sync/atomic"
+	"time"
+
+	"github.com/qmgr/qmgr/procid"
+	"github.com/qmgr/qmgr/shm"
+)
+
+// Sentinel errors; every error from this package wraps one of them.
+var (
+	ErrConfig       = errors.New("logbuf: invalid configuration")
+	ErrNoRing       = errors.New("logbuf: every ring of the member's log buffer is claimed")
+	ErrConsumerGone = errors.New("logbuf: the member's log writer is gone (the outcome of the records not yet durable is unknown)")
+	ErrLogFailed    = errors.New("logbuf: the member's recovery log failed")
+	ErrReleased     = errors.New("logbuf: ring released")
+	ErrType         = errors.New("logbuf: record type 0 is reserved")
+)
+
+const layoutVersion = 1
+
+// Header and ring header offsets; see the package documentation.
+const (
+	hRings          = 0
+	hRingSize       = 8
+	hPid            = 16
+	hStart          = 24
+	hGen            = 32
+	hFailed         = 40
+	hWork           = 64
+	hSleeping       = 68
+	hDurableFutex   = 128
+	hDurableWaiters = 132
+	hSpaceFutex     = 192
+	hSpaceWaiters   = 196
+	ringHdrs        = 256
+	ringHdrSize     = 256
+	rOwner          = 0
+	rGen            = 8
+	rHead           = 64
+	rTail           = 128
+	rDurable        = 192
+
+	recHdr   = 8
+	flagMore = 1
+	flagPad  = 2
+)
+
+// Defaults of Config.
+const (
+	DefaultRings    = 64
+	DefaultRingSize = 1 << 20
+	MinRingSize     = 4096
+)
+
+// Config sizes a member's log buffer.
+type Config struct {
+	// CFDir is the group's CF directory; the buffer lives in its logbuf
+	// subdirectory. Required.
+	CFDir string
+	// Member is the member's name, the file's name. Required.
+	Member string
+	// Rings is how many connections of the member can log at once;
+	// default 64.
+	Rings int
+	// RingSize is each ring's size in bytes, a power of two of at least
+	// 4 KiB; default 1 MiB. Records larger than half of it travel in
+	// pieces.
+	RingSize int
+}
+
+// Validate fills in defaults and reports what cannot work.
+func (c *Config) Validate() error {
+	if c.CFDir == "" || c.Member == "" {
+		return fmt.Errorf("%w: CF directory and member name are required", ErrConfig)
+	}
+	if !shm.ValidName(c.Member) {
+		return fmt.Errorf("%w: member name %q", ErrConfig, c.Member)
+	}
+	if c.Rings == 0 {
+		c.Rings = DefaultRings
+	}
+	if c.RingSize == 0 {
+		c.RingSize = DefaultRingSize
+	}
+	if c.Rings < 1 || c.Rings > 4096 {
+		return fmt.Errorf("%w: %d rings (1 to 4096)", ErrConfig, c.Rings)
+	}
+	if c.RingSize < MinRingSize || c.RingSize&(c.RingSize-1) != 0 || c.RingSize > 1<<30 {
+		return fmt.Errorf("%w: ring size %d (a power of two from %d to 1 GiB)", ErrConfig, c.RingSize, MinRingSize)
+	}
+	return nil
+}
+
+// Buffer is a mapped log buffer.
+type Buffer struct {
+	m        *shm.Mapping
+	mem      shm.Mem
+	rings    uint64
+	size     uint64
+	ringsOff uint64
+}
+
+// Dir is where the log buffers of a group live.
+func Dir(cfDir string) string { return filepath.Join(cfDir, "logbuf") }
+
+func ringsOffset(rings uint64) uint64 {
+	return (ringHdrs + rings*ringHdrSize + shm.PageSize - 1) &^ (shm.PageSize - 1)
+}
+
+// Create creates the member's log buffer, or attaches the one a previous
+// run of the member left (with the geometry it has).
+func Create(cfg Config) (*Buffer, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	dir := Dir(cfg.CFDir)
+	if err := shm.MkdirGroup(dir); err != nil {
+		return nil, fmt.Errorf("logbuf: %w", err)
+	}
+	rings, size := uint64(cfg.Rings), uint64(cfg.RingSize)
+	m, _, err := shm.Create(shm.CreateOptions{
+		Dir: dir, Name: cfg.Member, Kind: shm.KindLogBuffer, Version: layoutVersion,
+		Size: shm.HeaderSize + ringsOffset(rings) + rings*size,
+		Init: func(mem shm.Mem) error {
+			atomic.StoreUint64(mem.U64(hRings), rings)
+			atomic.StoreUint64(mem.U64(hRingSize), size)
+			return nil
+		},
+	})
+	if err != nil {
+		return nil, fmt.Errorf("logbuf: create %s: %w", cfg.Member, err)
+	}
+	return open(m)
+}
+
+// Attach maps the log buffer of member.
+func Attach(cfDir, member string) (*Buffer, error) {
+	m, err := shm.Attach(Dir(cfDir), member, layoutVersion)
+	if err != nil {
+		return nil, fmt.Errorf("logbuf: attach %s: %w", member, err)
+	}
+	return open(m)
+}
+
+func open(m *shm.Mapping) (*Buffer, error) {
+	mem := m.Mem()
+	b := &Buffer{m: m, mem: mem, rings: atomic.LoadUint64(mem.U64(hRings)), size: atomic.LoadUint64(mem.U64(hRingSize))}
+	b.ringsOff = ringsOffset(b.rings)
+	if b.rings == 0 || b.size < MinRingSize || b.size&(b.size-1) != 0 || b.ringsOff+b.rings*b.size > mem.Len() {
+		m.Close()
+		return nil, fmt.Errorf("logbuf: %s: %w: %d rings of %d bytes in %d", m.Path(), shm.ErrCorrupt, b.rings, b.size, mem.Len())
+	}
+	return b, nil
+}
+
+// Close unmaps the buffer.
+func (b *Buffer) Close() error { return b.m.Close() }
+
+func (b *Buffer) u64(off uint64) *uint64 { return b.mem.U64(off) }
+func (b *Buffer) u32(off uint64) *uint32 { return b.mem.U32(off) }
+func (b *Buffer) ring(i uint64) uint64   { return ringHdrs + i*ringHdrSize }
+func (b *Buffer) data(i uint64) []byte   { return b.mem.Bytes(b.ringsOff+i*b.size, b.size) }
+
+// consumer returns the consumer's identity and generation.
+func (b *Buffer) consumer() (procid.ID, uint64) {
+	gen := atomic.LoadUint64(b.u64(hGen))
+	return procid.ID{Pid: int(atomic.LoadUint64(b.u64(hPid))), Start: atomic.LoadUint64(b.u64(hStart))}, gen
+}
+
+func pad8(n uint64) uint64 { return (n + 7) &^ 7 }
+
+func putRecHdr(b []byte, n uint32, typ, flags uint8) {
+	binary.LittleEndian.PutUint32(b, n)
+	b[4], b[5], b[6], b[7] = typ, flags, 0, 0
+}
+
+// Producer is a connection's ring: one goroutine at a time may use it.
+type Producer struct {
+	b     *Buffer
+	i     uint64
+	rh    uint64 // ring header offset
+	data  []byte
+	gen   uint64
+	cons  procid.ID
+	tag   uint64
+	head  uint64 // the producer's copy of the ring's head
+	freed bool
+}
+
+// Claim takes a free ring for the connection with owner tag tag.
+func (b *Buffer) Claim(tag uint64) (*Producer, error) {
+	cons, gen := b.consumer()
+	if gen == 0 || !procid.Alive(cons) {
+		return nil, ErrConsumerGone
+	}
+	for i := range b.rings {
+		rh := b.ring(i)
+		if atomic.CompareAndSwapUint64(b.u64(rh+rOwner), 0, tag+1) {
+			atomic.StoreUint64(b.u64(rh+rGen), gen)
+			return &Producer{b: b, i: i, rh: rh, data: b.data(i), gen: gen, cons: cons, tag: tag,
+				head: atomic.LoadUint64(b.u64(rh + rHead))}, nil
+		}
+	}
+	return nil, ErrNoRing
+}
+
+// Ring is the index of the producer's ring.
+func (p *Producer) Ring() int { return int(p.i) }
+
+// check fails when the consumer the ring was claimed under is gone.
+func (p *Producer) check() error {
+	if p.freed {
+		return ErrReleased
+	}
+	if atomic.LoadUint64(p.b.u64(hFailed)) != 0 {
+		return ErrLogFailed
+	}
+	if atomic.LoadUint64(p.b.u64(hGen)) != p.gen || !procid.Alive(p.cons) {
+		return ErrConsumerGone
+	}
+	return nil
+}
+
+// Append publishes a record whose payload is the concatenation of parts
+// and returns the position Wait needs to learn it is durable.
+func (p *Producer) Append(typ uint8, parts ...[]byte) (uint64, error) {
+	if typ == 0 {
+		return 0, ErrType
+	}
+	if err := p.check(); err != nil {
+		return 0, err
+	}
+	total := 0
+	for _, part := range parts {
+		total += len(part)
+	}
+	maxPiece := int(p.b.size/2 - recHdr)
+	pi, po := 0, 0 // the next byte: parts[pi][po]
+	for {
+		n := min(total, maxPiece)
+		total -= n
+		var flags uint8
+		if total > 0 {
+			flags = flagMore
+		}
+		dst, err := p.reserve(recHdr + pad8(uint64(n)))
+		if err != nil {
+			return 0, err
+		}
+		putRecHdr(dst, uint32(n), typ, flags)
+		o := recHdr
+		for o < recHdr+n {
+			c := copy(dst[o:recHdr+n], parts[pi][po:])
+			o += c
+			po += c
+			if po == len(parts[pi]) {
+				pi, po = pi+1, 0
+			}
+		}
+		clear(dst[recHdr+n:])
+		p.publish(uint64(len(dst)))
+		if total == 0 {
+			return p.head, nil
+		}
+	}
+}
+
+// reserve returns the ring bytes for a record of need bytes (a multiple
+// of 8), padding to the ring's end first when it would not fit there.
+func (p *Producer) reserve(need uint64) ([]byte, error) {
+	size := p.b.size
+	if off := p.head % size; off+need > size {
+		if err := p.waitSpace(size - off); err != nil {
+			return nil, err
+		}
+		putRecHdr(p.data[off:], 0, 0, flagPad)
+		p.publish(size - off)
+	}
+	if err := p.waitSpace(need); err != nil {
+		return nil, err
+	}
+	off := p.head % size
+	return p.data[off : off+need], nil
+}
+
+// publish makes the next n bytes visible to the consumer and wakes it.
+func (p *Producer) publish(n uint64) {
+	p.head += n
+	atomic.StoreUint64(p.b.u64(p.rh+rHead), p.head)
+	atomic.AddUint32(p.b.u32(hWork), 1)
+	if atomic.LoadUint32(p.b.u32(hSleeping)) != 0 {
+		shm.FutexWake(p.b.u32(hWork), 1)
+	}
+}
+
+// waitSpace waits until n bytes after head are free.
+func (p *Producer) waitSpace(n uint64) error {
+	for {
+		v := atomic.LoadUint32(p.b.u32(hSpaceFutex))
+		if p.head+n-atomic.LoadUint64(p.b.u64(p.rh+rTail)) <= p.b.size {
+			return nil
+		}
+		if err := p.check(); err != nil {
+			return err
+		}
+		atomic.AddUint32(p.b.u32(hSpaceWaiters), 1)
+		if p.head+n-atomic.LoadUint64(p.b.u64(p.rh+rTail)) > p.b.size {
+			shm.FutexWait(p.b.u32(hSpaceFutex), v, 20*time.Millisecond)
+		}
+		atomic.AddUint32(p.b.u32(hSpaceWaiters), ^uint32(0))
+	}
+}
+
+// Wait blocks until every record up to position pos is durable.
+func (p *Producer) Wait(pos uint64) error {
+	durable := p.b.u64(p.rh + rDurable)
+	for spin := 0; ; spin++ {
+		v := atomic.LoadUint32(p.b.u32(hDurableFutex))
+		if atomic.LoadUint64(durable) >= pos {
+			return nil
+		}
+		if err := p.check(); err != nil {
+			// The consumer may have stored the position and gone since.
+			if atomic.LoadUint64(durable) >= pos && !errors.Is(err, ErrReleased) {
+				return nil
+			}
+			return err
+		}
+		atomic.AddUint32(p.b.u32(hDurableWaiters), 1)
+		if atomic.LoadUint64(durable) < pos {
+			shm.FutexWait(p.b.u32(hDurableFutex), v, 50*time.Millisecond)
+		}
+		atomic.AddUint32(p.b.u32(hDurableWaiters), ^uint32(0))
+	}
+}
+
+// Release waits until the consumer has taken everything published, then
+// frees the ring. The producer cannot be used afterwards.
+func (p *Producer) Release() error {
+	if p.freed {
+		return nil
+	}
+	for atomic.LoadUint64(p.b.u64(p.rh+rTail)) < p.head {
+		if err := p.check(); err != nil {
+			break // a new consumer frees the ring
+		}
+		v := atomic.LoadUint32(p.b.u32(hSpaceFutex))
+		atomic.AddUint32(p.b.u32(hSpaceWaiters), 1)
+		if atomic.LoadUint64(p.b.u64(p.rh+rTail)) < p.head {
+			shm.FutexWait(p.b.u32(hSpaceFutex), v, 20*time.Millisecond)
+		}
+		atomic.AddUint32(p.b.u32(hSpaceWaiters), ^uint32(0))
+	}
+	p.freed = true
+	atomic.CompareAndSwapUint64(p.b.u64(p.rh+rOwner), p.tag+1, 0)
+	return nil
+}
