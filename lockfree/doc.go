@@ -137,10 +137,11 @@
 //	 56 first element+1 (0: inline)(32) | variable part length << 32
 //	 64 message id [24]   88 correlation id [24]   112 format [8]
 //	120 reply-to queue name length (u8), reply-to qmgr name length (u8)
-//	128 inline variable part [128]
+//	128 persistence key (Message.Key)
+//	136 inline variable part [120]
 //
 // The variable part is reply-to queue name, reply-to queue manager name,
-// properties, body, in that order; inline when it fits in 128 bytes,
+// properties, body, in that order; inline when it fits in 120 bytes,
 // otherwise chained over data elements (next links in the element link
 // array, index+1, 0 ends).
 //

@@ -10,7 +10,7 @@ import (
 
 // LayoutVersion is the version of the data-area layout below. It is stored in
 // the shm header; bump it whenever any offset or encoding here changes.
-const LayoutVersion = 2
+const LayoutVersion = 3
 
 // Fixed sizes. Every record is a multiple of the 64-byte cache line so that
 // words written by different processes on hot paths never share a line.
@@ -20,7 +20,7 @@ const (
 	ownerSize    = 256
 	cellSize     = 32
 	entrySize    = 256
-	inlineOff    = 128 // offset of the inline data area inside an entry
+	inlineOff    = 136 // offset of the inline data area inside an entry
 	InlineMax    = entrySize - inlineOff
 	segSlots     = 64
 	segHdrSize   = 64
@@ -143,6 +143,7 @@ const (
 	enCorrelID = 88
 	enFormat   = 112
 	enReplyLen = 120 // u8 reply-to queue name length, u8 reply-to qmgr name length
+	enKey      = 128 // persistence key of a persistent message (0: none), set by the persistence layer
 )
 
 // Segment fields.

@@ -21,6 +21,9 @@ type Message struct {
 	ReplyToQMgr  string // at most 48 bytes
 	Properties   []byte
 	Body         []byte
+	// Key identifies a persistent message to the recovery logs (the
+	// persistence layer assigns it; 0: none). Stored and returned as is.
+	Key uint64
 }
 
 // Entry flag bits (byte 3 of the enQueue word).
@@ -62,6 +65,7 @@ func (o *Owner) fillEntry(e uint32, q uint32, m *Message, putTime int64, sync bo
 	s.storeOwned(eo+enQueue, uint64(q)&0xffff|uint64(m.Priority)<<16|flags<<24|uint64(len(m.Body))<<32)
 	s.storeOwned(eo+enPutTime, uint64(putTime))
 	s.storeOwned(eo+enExpiry, uint64(m.Expiry))
+	s.storeOwned(eo+enKey, m.Key)
 	s.storeOwned(eo+enBackout, uint64(len(m.Properties))<<32|uint64(m.BackoutCount))
 	id := m.MsgID
 	if id == ([idBytes]byte{}) {
@@ -199,6 +203,7 @@ func (s *Structure) entryMeta(eo uint64, m *Message) (varLen int, bodyLen int, p
 	bodyLen = int(qw >> 32)
 	m.PutTime = int64(s.load(eo + enPutTime))
 	m.Expiry = int64(s.load(eo + enExpiry))
+	m.Key = s.load(eo + enKey)
 	bw := s.load(eo + enBackout)
 	m.BackoutCount = uint32(bw)
 	propsLen = int(bw >> 32)

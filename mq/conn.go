@@ -39,6 +39,8 @@ type Conn struct {
 	qmgr    defs.QMgr
 	closed  bool
 	shared  bool // a Sibling: g and repo belong to another connection
+	plog    *connLog   // the connection's ring in its member's log buffer (persist.go); nil until first used
+	puow    persistUOW // the unit of work's persistent work
 }
 
 // Connect connects to the group through a member.
@@ -246,19 +248,47 @@ func (c *Conn) Commit() error {
 		}
 	}
 	if len(in) == 0 {
+		c.endUOW(false)
 		return nil
 	}
-	if len(in) > 1 {
+	persistent := c.persistentUOW()
+	if persistent && c.puow.err != nil {
+		err := c.puow.err
+		c.Backout()
+		return &Error{Op: "commit", Reason: RCBackedOut, Err: fmt.Errorf("a log record of the unit of work could not be handed to the member: %w", err)}
+	}
+	var logErr error
+	if len(in) > 1 || persistent {
 		if err := c.admin.DecideCommit(); err != nil {
 			return wrap("commit", err)
 		}
+		if persistent {
+			// The decision first, then the commit record, durable before
+			// anything becomes visible: a recoverer that finds the
+			// decision rolls forward, and a get of what this unit of work
+			// put is logged after its commit record.
+			pos, err := c.logCommit()
+			if err != nil {
+				c.admin.EndDecision()
+				c.Backout()
+				return &Error{Op: "commit", Reason: RCBackedOut, Err: fmt.Errorf("log the commit: %w", err)}
+			}
+			if err := c.plog.p.Wait(pos); err != nil {
+				logErr = err
+			}
+		}
 		defer c.admin.EndDecision()
 	}
+	c.puow = persistUOW{}
 	var first error
 	for _, o := range in {
 		if err := o.Commit(); err != nil && first == nil {
 			first = wrap("commit", err)
 		}
+	}
+	if first == nil && logErr != nil {
+		first = &Error{Op: "commit", Reason: reasonFor(logErr),
+			Err: fmt.Errorf("committed in the CF, but its log record may not be durable (the unit of work may not survive the loss of the CF): %w", logErr)}
 	}
 	return first
 }
@@ -274,6 +304,7 @@ func (c *Conn) Backout() error {
 			first = wrap("backout", err)
 		}
 	}
+	c.endUOW(true)
 	return first
 }
 
@@ -288,6 +319,8 @@ func (c *Conn) Disconnect() error {
 	for _, o := range c.owners {
 		errs = append(errs, o.Close())
 	}
+	c.endUOW(true)
+	errs = append(errs, c.closeLog())
 	errs = append(errs, c.admin.Close())
 	if !c.shared {
 		errs = append(errs, c.repo.Close(), c.g.Close())
@@ -468,7 +501,11 @@ func (h *Queue) Put(m *Message, opt PutOptions) error {
 			return err
 		}
 	}
-	if err := h.o.Put(h.q, &lm, lockfree.PutOptions{Syncpoint: opt.Syncpoint}); err != nil {
+	if lm.Persistent {
+		if err := h.putPersistent(&lm, opt); err != nil {
+			return err
+		}
+	} else if err := h.o.Put(h.q, &lm, lockfree.PutOptions{Syncpoint: opt.Syncpoint}); err != nil {
 		return wrap("put "+h.def.Name, err)
 	}
 	if h.remote != nil {
@@ -505,6 +542,9 @@ func (h *Queue) Get(opt GetOptions) (*Message, error) {
 		if err != nil {
 			return nil, wrap("get "+h.def.Name, err)
 		}
+		if err := h.loggedGet(&lm, opt.Syncpoint); err != nil && opt.Syncpoint {
+			return nil, wrap("get "+h.def.Name, fmt.Errorf("the get is in the unit of work, which can only be backed out: %w", err))
+		}
 		m := fromLockfree(&lm)
 		if h.def.BOThresh > 0 && m.BackoutCount >= h.def.BOThresh && h.c.requeue(h, m, opt.Syncpoint) {
 			continue
@@ -524,6 +564,8 @@ type View struct {
 	BackoutCount    int
 	Pieces          [][]byte // the body, in order
 	v               *lockfree.View
+	h               *Queue
+	logAtRelease    bool // a persistent message got outside syncpoint: logged when removed
 }
 
 // Len is the body's length.
@@ -555,7 +597,14 @@ func (v *View) Bytes() []byte {
 // Release ends the view (see View).
 func (v *View) Release() error {
 	v.Pieces = nil
-	return v.v.Release()
+	if err := v.v.Release(); err != nil {
+		return err
+	}
+	if v.logAtRelease {
+		v.logAtRelease = false
+		v.h.loggedGet(&v.v.Msg, false)
+	}
+	return nil
 }
 
 // GetView gets the next message like Get, without copying its body (the
@@ -570,9 +619,16 @@ func (h *Queue) GetView(opt GetOptions) (*View, error) {
 		return nil, wrap("get "+h.def.Name, err)
 	}
 	v := &View{MsgID: lv.Msg.MsgID, CorrelID: lv.Msg.CorrelID, Format: trimFormat(lv.Msg.Format), Priority: lv.Msg.Priority,
-		Persistence: NotPersistent, BackoutCount: int(lv.Msg.BackoutCount), Pieces: lv.Body, v: lv}
+		Persistence: NotPersistent, BackoutCount: int(lv.Msg.BackoutCount), Pieces: lv.Body, v: lv, h: h}
 	if lv.Msg.Persistent {
 		v.Persistence = Persistent
+		if opt.Syncpoint {
+			if err := h.loggedGet(&lv.Msg, true); err != nil {
+				return nil, wrap("get "+h.def.Name, fmt.Errorf("the get is in the unit of work, which can only be backed out: %w", err))
+			}
+		} else {
+			v.logAtRelease = true
+		}
 	}
 	return v, nil
 }

@@ -7,6 +7,7 @@ import (
 	"github.com/qmgr/qmgr/defs"
 	"github.com/qmgr/qmgr/group"
 	"github.com/qmgr/qmgr/lockfree"
+	"github.com/qmgr/qmgr/recovery/logbuf"
 	"github.com/qmgr/qmgr/shm"
 )
 
@@ -37,6 +38,7 @@ const (
 	RCUnknownXmitQ            Reason = 2196
 	RCUnknownRemoteQMgr       Reason = 2087
 	RCXmitQUsageError         Reason = 2091
+	RCResourceProblem         Reason = 2102 // the member's recovery log failed, or has no ring free for the connection
 )
 
 var reasonNames = map[Reason]string{
@@ -48,6 +50,7 @@ var reasonNames = map[Reason]string{
 	RCHandleNotAvailable: "handle not available", RCOptionError: "option error",
 	RCNotValidForType: "option not valid for object type", RCUnknownXmitQ: "unknown transmission queue",
 	RCXmitQUsageError: "transmission queue usage error", RCUnknownRemoteQMgr: "unknown remote queue manager",
+	RCResourceProblem: "resource problem (recovery log)",
 }
 
 func (r Reason) String() string {
@@ -89,6 +92,8 @@ var (
 	ErrConnectionBroken = &Error{Reason: RCConnectionBroken}
 	ErrNotAuthorized    = &Error{Reason: RCNotAuthorized}
 	ErrQMgrUnavailable  = &Error{Reason: RCQMgrNotAvailable}
+	ErrResourceProblem  = &Error{Reason: RCResourceProblem}
+	ErrBackedOut        = &Error{Reason: RCBackedOut}
 )
 
 // ReasonOf returns the reason code of err (RCNone for nil).
@@ -126,6 +131,10 @@ func reasonFor(err error) Reason {
 		return RCCFStructFailed
 	case errors.Is(err, group.ErrNoGroup), errors.Is(err, shm.ErrNotFound):
 		return RCQMgrNotAvailable
+	case errors.Is(err, logbuf.ErrConsumerGone):
+		return RCConnectionBroken
+	case errors.Is(err, logbuf.ErrLogFailed), errors.Is(err, logbuf.ErrNoRing):
+		return RCResourceProblem
 	}
 	return RCUnexpectedError
 }

@@ -19,6 +19,8 @@ import (
 	"github.com/qmgr/qmgr/mqsc"
 	"github.com/qmgr/qmgr/procid"
 	"github.com/qmgr/qmgr/recovery"
+	"github.com/qmgr/qmgr/recovery/logbuf"
+	"github.com/qmgr/qmgr/recovery/rlog"
 	"github.com/qmgr/qmgr/shm"
 )
 
@@ -60,6 +62,14 @@ type Config struct {
 	// ChinitCommand runs the member's channel initiator (argv; the qmgr
 	// binary's "chinit" command); nil for none.
 	ChinitCommand []string
+	// LogSegmentSize is the size of the recovery log's segment files;
+	// default 64 MiB (rlog.DefaultSegmentSize).
+	LogSegmentSize int64
+	// LogRings and LogRingSize size the log buffer through which the
+	// member's connections hand it their log records: how many
+	// connections can log at once (default 128) and each one's ring
+	// (default 128 KiB).
+	LogRings, LogRingSize int
 }
 
 // Validate applies defaults and checks the configuration.
@@ -90,6 +100,21 @@ func (c *Config) Validate() error {
 	}
 	if c.Logger == nil {
 		c.Logger = slog.Default()
+	}
+	if c.LogRings == 0 {
+		c.LogRings = 128
+	}
+	if c.LogRingSize == 0 {
+		c.LogRingSize = 128 << 10
+	}
+	lc := rlog.Config{Dir: "-", LRSN: &rlog.Counter{}, SegmentSize: c.LogSegmentSize}
+	if err := lc.Validate(); err != nil {
+		return fmt.Errorf("%w: %w", ErrConfig, err)
+	}
+	c.LogSegmentSize = lc.SegmentSize
+	bc := logbuf.Config{CFDir: "-", Member: c.Name, Rings: c.LogRings, RingSize: c.LogRingSize}
+	if err := bc.Validate(); err != nil {
+		return fmt.Errorf("%w: %w", ErrConfig, err)
 	}
 	return nil
 }
@@ -139,6 +164,13 @@ type Member struct {
 	stopping atomic.Bool // set once by shutdown; commands are refused from then on
 
 	watch *recovery.Watcher
+
+	// The recovery log, and the buffer and consumer through which
+	// connections hand it records (log.go); set by Start, closed last by
+	// shutdown.
+	rlog  *rlog.Log
+	lbuf  *logbuf.Buffer
+	lcons *logbuf.Consumer
 	// The run loop's own: what it watches, and the heartbeats it last saw.
 	peerW    map[int]peerKey
 	connW    map[int]connKey
@@ -218,6 +250,9 @@ func Start(cfg Config) (*Member, error) {
 	// From here on the heartbeat runs, whatever Start still has to do.
 	m.hbStop, m.hbDone = make(chan struct{}), make(chan struct{})
 	go m.heartbeat()
+	if err := m.startLog(); err != nil {
+		return fail(err)
+	}
 	m.cmdMu.Lock()
 	err = m.ensureDefaults()
 	m.cmdMu.Unlock()

@@ -249,6 +249,7 @@ func (m *Member) recoverConn(t lockfree.OwnerTag, id procid.ID, revoke bool) {
 		m.log.Warn("connection not fully recovered; will retry", "slot", t.Slot())
 		return
 	}
+	m.freeLogRing(t, info.Label)
 	if _, err := admin.RepairWith(t, out, true); err != nil {
 		m.log.Error("recover connection", "slot", t.Slot(), "structure", shm.AdminStructure, "err", err)
 		return

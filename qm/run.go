@@ -434,6 +434,7 @@ func (m *Member) shutdown() error {
 }
 
 func (m *Member) close() {
+	m.stopLog()
 	m.mu.Lock()
 	for _, o := range m.apps {
 		o.Close()

@@ -24,11 +24,13 @@
 //
 // The log of a member lives in its own directory, one file per segment,
 // named by the segment's sequence number in 16 hex digits with ".seg"
-// (0000000000000001.seg, ...). A segment is created at its full size,
-// filled with zeros and synced before the first record goes in, by a
-// goroutine that prepares the next segment while the current one fills, so
-// appending never grows a file and fdatasync never has metadata to write.
-// A record never spans segments.
+// (0000000000000001.seg, ...). A segment is created at its full size (a
+// sparse file, with its header) and synced before the first record goes
+// in, by a goroutine that prepares the next segment while the current one
+// fills, so appending never grows a file. A write that reaches past the
+// part of the segment written so far first writes the next MiB with
+// zeros, so the file system allocates blocks once per MiB rather than at
+// every sync. A record never spans segments.
 //
 // Segment header (64 bytes, little-endian):
 //

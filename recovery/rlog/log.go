@@ -141,6 +141,8 @@ type Log struct {
 	seg      vfs.File
 	segSeq   uint64
 	off      int64
+	filled   int64  // the segment is written (zeros or records) up to here
+	zeros    []byte // fillStep zeros
 	write    uint64 // write number of the last write
 	prepared chan prepResult
 }
@@ -166,7 +168,7 @@ func Open(cfg Config) (*Log, error) {
 	if err := cfg.FS.MkdirAll(cfg.Dir); err != nil {
 		return nil, fmt.Errorf("rlog: create %s: %w", cfg.Dir, err)
 	}
-	l := &Log{cfg: cfg, next: 1, exited: make(chan struct{})}
+	l := &Log{cfg: cfg, next: 1, exited: make(chan struct{}), zeros: make([]byte, fillStep)}
 	l.work.L, l.room.L, l.done.L = &l.mu, &l.mu, &l.mu
 	if err := l.recover(); err != nil {
 		if l.seg != nil {
@@ -315,6 +317,7 @@ func (l *Log) recover() error {
 		return fmt.Errorf("rlog: open %s: %w", segName(tailSeq), err)
 	}
 	l.seg, l.segSeq, l.off = f, tailSeq, int64(tail.end)
+	l.filled = int64(tail.dirtyEnd) // beyond it, blocks may be holes: fill again
 	if tail.damaged() {
 		// A torn last write: nothing of it was acknowledged. Zero it so
 		// that no piece of it is ever read as a record again.
@@ -349,8 +352,9 @@ func (l *Log) segLimit() int64 {
 	return l.cfg.SegmentSize
 }
 
-// prepare creates segment seq at full size, zeroed, with its header, and
-// makes it durable.
+// prepare creates segment seq at its full size (a sparse file) with its
+// header, and makes it durable. The blocks are written with zeros ahead of
+// the records as the segment fills (fillAhead).
 func (l *Log) prepare(seq uint64) (vfs.File, error) {
 	path := filepath.Join(l.cfg.Dir, segName(seq))
 	f, err := l.cfg.FS.Create(path)
@@ -362,16 +366,13 @@ func (l *Log) prepare(seq uint64) (vfs.File, error) {
 		l.cfg.FS.Remove(path)
 		return nil, fmt.Errorf("rlog: prepare segment %s: %w", segName(seq), err)
 	}
-	chunk := make([]byte, min(l.cfg.SegmentSize, 1<<20))
-	encodeSegHeader(chunk, seq, l.cfg.SegmentSize, l.cfg.Name)
-	for off := int64(0); off < l.cfg.SegmentSize; off += int64(len(chunk)) {
-		n := min(int64(len(chunk)), l.cfg.SegmentSize-off)
-		if _, err := f.WriteAt(chunk[:n], off); err != nil {
-			return fail(err)
-		}
-		if off == 0 {
-			clear(chunk[:segHeaderSize])
-		}
+	head := make([]byte, min(l.cfg.SegmentSize, fillStep))
+	encodeSegHeader(head, seq, l.cfg.SegmentSize, l.cfg.Name)
+	if _, err := f.WriteAt(head, 0); err != nil {
+		return fail(err)
+	}
+	if err := f.Truncate(l.cfg.SegmentSize); err != nil {
+		return fail(err)
 	}
 	if err := f.Sync(); err != nil {
 		return fail(err)
@@ -380,6 +381,29 @@ func (l *Log) prepare(seq uint64) (vfs.File, error) {
 		return fail(err)
 	}
 	return f, nil
+}
+
+// fillStep is how far ahead of the records a segment's blocks are written
+// with zeros: a write that reaches past the zeroed part first zeros the
+// next fillStep bytes, so the file system allocates blocks once per step
+// and the syncs of the records after it have no allocation to write.
+const fillStep = 1 << 20
+
+// fillAhead zeros the segment past end, when end reaches past the zeroed
+// part. The caller's next sync covers it.
+func (l *Log) fillAhead(end int64, limit int64) error {
+	if end <= l.filled || l.filled >= limit {
+		return nil
+	}
+	from := max(l.filled, end)
+	to := min(from+fillStep, limit)
+	if to > from {
+		if _, err := l.seg.WriteAt(l.zeros[:to-from], from); err != nil {
+			return fmt.Errorf("zero %s at %d: %w", segName(l.segSeq), from, err)
+		}
+	}
+	l.filled = to
+	return nil
 }
 
 // prepareNext starts preparing the segment after the current one.
@@ -409,7 +433,7 @@ func (l *Log) switchSegment() error {
 	if l.seg != nil {
 		l.seg.Close()
 	}
-	l.seg, l.segSeq, l.off = r.f, r.seq, segHeaderSize
+	l.seg, l.segSeq, l.off, l.filled = r.f, r.seq, segHeaderSize, min(fillStep, l.cfg.SegmentSize)
 	l.mu.Lock()
 	l.segs = append(l.segs, segInfo{seq: r.seq})
 	l.stats.Segment = r.seq
@@ -628,6 +652,9 @@ func (l *Log) writeChunk(chunk []byte, lrsn uint64) (uint64, error) {
 		p += size
 	}
 	name := segName(l.segSeq)
+	if err := l.fillAhead(l.off+int64(len(chunk)), l.segLimit()); err != nil {
+		return 0, err
+	}
 	if _, err := l.seg.WriteAt(chunk, l.off); err != nil {
 		return 0, fmt.Errorf("write %s at %d: %w", name, l.off, err)
 	}

@@ -1,0 +1,242 @@
+package mq
+
+import (
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/qmgr/qmgr/lockfree"
+	"github.com/qmgr/qmgr/recovery/logbuf"
+	"github.com/qmgr/qmgr/recovery/plog"
+)
+
+// keyBlock is how many persistence keys a connection draws from the
+// group's LRSN counter at a time.
+const keyBlock = 1024
+
+// connLog is a connection's part in its member's recovery log: the ring
+// it hands records through, its block of keys, and the unit of work that
+// holds persistent work.
+type connLog struct {
+	b       *logbuf.Buffer
+	p       *logbuf.Producer
+	keyNext uint64
+	keyEnd  uint64
+	scratch []byte
+}
+
+// persistUOW is the connection's unit of work as far as the log knows it.
+type persistUOW struct {
+	key uint64 // the unit of work's key once it holds persistent work (0: none)
+	err error  // a record of it could not be logged: it cannot commit
+}
+
+// logger returns the connection's log, attaching the member's log buffer
+// and claiming a ring on first use.
+func (c *Conn) logger() (*connLog, error) {
+	if c.plog != nil {
+		return c.plog, nil
+	}
+	b, err := logbuf.Attach(c.g.Config().CFDir, c.peer.Name)
+	if err != nil {
+		return nil, err
+	}
+	p, err := b.Claim(uint64(c.admin.Tag()))
+	if err != nil {
+		b.Close()
+		return nil, err
+	}
+	c.plog = &connLog{b: b, p: p}
+	return c.plog, nil
+}
+
+// closeLog hands back the ring once the member took what it published.
+func (c *Conn) closeLog() error {
+	if c.plog == nil {
+		return nil
+	}
+	err := c.plog.p.Release()
+	if cerr := c.plog.b.Close(); err == nil {
+		err = cerr
+	}
+	c.plog = nil
+	return err
+}
+
+// newKey returns a persistence key no message or unit of work ever had.
+func (c *Conn) newKey() (uint64, error) {
+	l, err := c.logger()
+	if err != nil {
+		return 0, err
+	}
+	if l.keyNext == l.keyEnd {
+		first, err := c.g.LRSN(c.admin).Next(keyBlock)
+		if err != nil {
+			return 0, err
+		}
+		l.keyNext, l.keyEnd = first, first+keyBlock
+	}
+	k := l.keyNext
+	l.keyNext++
+	return k, nil
+}
+
+// uowKey returns the key of the connection's unit of work with persistent
+// work, starting one.
+func (c *Conn) uowKey() (uint64, error) {
+	if c.puow.key == 0 {
+		k, err := c.newKey()
+		if err != nil {
+			return 0, err
+		}
+		c.puow.key = k
+	}
+	return c.puow.key, nil
+}
+
+// logRecord hands r (a put's body as a separate piece) to the member and
+// returns the position to wait for.
+func (c *Conn) logRecord(r *plog.Record, body []byte) (uint64, error) {
+	l, err := c.logger()
+	if err != nil {
+		return 0, err
+	}
+	l.scratch = plog.AppendHead(l.scratch[:0], r, len(body))
+	return l.p.Append(uint8(r.Type), l.scratch, body)
+}
+
+// logDurable hands r to the member and waits until it is durable.
+func (c *Conn) logDurable(r *plog.Record, body []byte) error {
+	pos, err := c.logRecord(r, body)
+	if err != nil {
+		return err
+	}
+	return c.plog.p.Wait(pos)
+}
+
+// putRecord describes the put of lm to queue h.
+func (h *Queue) putRecord(lm *lockfree.Message, uow uint64, flags uint8) plog.Record {
+	return plog.Record{Type: plog.TypePut, UOW: uow, Flags: flags, Structure: h.def.CFStruct, Queue: h.def.Name,
+		Key: lm.Key, MsgID: lm.MsgID, CorrelID: lm.CorrelID, Format: lm.Format, Priority: uint8(lm.Priority),
+		PutTime: lm.PutTime, Expiry: lm.Expiry, BackoutCount: lm.BackoutCount, ReplyToQ: lm.ReplyToQ,
+		ReplyToQMgr: lm.ReplyToQMgr, Properties: lm.Properties}
+}
+
+// putPersistent puts persistent message lm. Under syncpoint the put goes
+// to the CF first and its record to the log after, without waiting (the
+// commit waits); a record that cannot be handed over dooms the unit of
+// work. Outside syncpoint the record must be durable before the message
+// is visible, so the log comes first; a put that then fails is undone in
+// the log by a get of its key.
+func (h *Queue) putPersistent(lm *lockfree.Message, opt PutOptions) error {
+	c := h.c
+	key, err := c.newKey()
+	if err != nil {
+		return wrap("put "+h.def.Name, err)
+	}
+	lm.Key = key
+	if lm.MsgID == ([24]byte{}) {
+		// The log needs the id before the CF would generate it.
+		lm.MsgID = newMsgID(key)
+	}
+	if lm.PutTime == 0 {
+		lm.PutTime = nowNanos()
+	}
+	if opt.Syncpoint {
+		if err := h.o.Put(h.q, lm, lockfree.PutOptions{Syncpoint: true}); err != nil {
+			return wrap("put "+h.def.Name, err)
+		}
+		uow, err := c.uowKey()
+		if err == nil {
+			r := h.putRecord(lm, uow, 0)
+			_, err = c.logRecord(&r, lm.Body)
+		}
+		if err != nil {
+			c.doomUOW(err)
+			return wrap("put "+h.def.Name, fmt.Errorf("the put is in the unit of work, which can only be backed out: %w", err))
+		}
+		return nil
+	}
+	r := h.putRecord(lm, 0, plog.FlagCommitted)
+	if err := c.logDurable(&r, lm.Body); err != nil {
+		return wrap("put "+h.def.Name, err)
+	}
+	if err := h.o.Put(h.q, lm, lockfree.PutOptions{}); err != nil {
+		undo := plog.Record{Type: plog.TypeGet, Flags: plog.FlagCommitted, Structure: h.def.CFStruct, Queue: h.def.Name, Key: key}
+		if uerr := c.logDurable(&undo, nil); uerr != nil {
+			err = errors.Join(err, fmt.Errorf("undo the logged put: %w", uerr))
+		}
+		return wrap("put "+h.def.Name, err)
+	}
+	return nil
+}
+
+// loggedGet logs the destructive get of persistent message lm from h.
+// Under syncpoint it joins the unit of work (the commit waits); outside
+// it the get is committed, and returns once durable. A message got
+// outside syncpoint is the application's even if its record cannot be
+// logged: it is already gone from the CF.
+func (h *Queue) loggedGet(lm *lockfree.Message, syncpoint bool) error {
+	if !lm.Persistent || lm.Key == 0 {
+		return nil
+	}
+	c := h.c
+	r := plog.Record{Type: plog.TypeGet, Structure: h.def.CFStruct, Queue: h.def.Name, Key: lm.Key}
+	if !syncpoint {
+		r.Flags = plog.FlagCommitted
+		return c.logDurable(&r, nil)
+	}
+	uow, err := c.uowKey()
+	if err == nil {
+		r.UOW = uow
+		_, err = c.logRecord(&r, nil)
+	}
+	if err != nil {
+		c.doomUOW(err)
+		return err
+	}
+	return nil
+}
+
+// doomUOW records that the unit of work cannot commit.
+func (c *Conn) doomUOW(err error) {
+	if c.puow.err == nil {
+		c.puow.err = err
+	}
+}
+
+// persistentUOW reports whether the unit of work holds persistent work.
+func (c *Conn) persistentUOW() bool { return c.puow.key != 0 || c.puow.err != nil }
+
+// logCommit hands the commit record of the unit of work to the member;
+// the caller has recorded the commit decision.
+func (c *Conn) logCommit() (uint64, error) {
+	if c.puow.err != nil {
+		return 0, c.puow.err
+	}
+	r := plog.Record{Type: plog.TypeCommit, UOW: c.puow.key}
+	return c.logRecord(&r, nil)
+}
+
+// endUOW forgets the unit of work; after a backout its records are
+// closed by a backout record (best effort: replay drops a unit of work
+// that never commits anyway).
+func (c *Conn) endUOW(backedOut bool) {
+	if backedOut && c.puow.key != 0 && c.plog != nil {
+		r := plog.Record{Type: plog.TypeBackout, UOW: c.puow.key}
+		c.logRecord(&r, nil)
+	}
+	c.puow = persistUOW{}
+}
+
+// newMsgID is the message id of a persistent message put with none: the
+// key makes it unique in the group for ever.
+func newMsgID(key uint64) [24]byte {
+	var id [24]byte
+	copy(id[:8], "QMGRPKEY")
+	binary.BigEndian.PutUint64(id[8:16], key)
+	return id
+}
+
+func nowNanos() int64 { return time.Now().UnixNano() }

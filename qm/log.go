@@ -1,0 +1,85 @@
+package qm
+
+import (
+	"fmt"
+	"path/filepath"
+
+	"github.com/qmgr/qmgr/group"
+	"github.com/qmgr/qmgr/lockfree"
+	"github.com/qmgr/qmgr/recovery/logbuf"
+	"github.com/qmgr/qmgr/recovery/rlog"
+)
+
+// LogDir is where member name keeps its recovery log.
+func LogDir(cfg group.Config, name string) string {
+	return filepath.Join(cfg.DataDir, "log", name)
+}
+
+// memberLRSN draws LRSNs through the member's own admin owner, which
+// other goroutines of the member use too (under ownMu).
+type memberLRSN struct{ m *Member }
+
+func (s memberLRSN) Next(n uint64) (first uint64, err error) {
+	err = s.m.withOwn(func(o *lockfree.Owner) error {
+		first, err = s.m.g.LRSN(o).Next(n)
+		return err
+	})
+	return first, err
+}
+
+func (s memberLRSN) AtLeast(v uint64) error {
+	return s.m.withOwn(func(o *lockfree.Owner) error { return s.m.g.LRSN(o).AtLeast(v) })
+}
+
+// startLog opens the member's recovery log and its log buffer, and starts
+// the consumer that moves its connections' records into the log. What a
+// previous run left published in the buffer is logged first.
+func (m *Member) startLog() error {
+	l, err := rlog.Open(rlog.Config{Dir: LogDir(m.g.Config(), m.cfg.Name), Name: m.cfg.Name, LRSN: memberLRSN{m},
+		SegmentSize: m.cfg.LogSegmentSize})
+	if err != nil {
+		return fmt.Errorf("recovery log: %w", err)
+	}
+	b, err := logbuf.Create(logbuf.Config{CFDir: m.g.Config().CFDir, Member: m.cfg.Name, Rings: m.cfg.LogRings, RingSize: m.cfg.LogRingSize})
+	if err != nil {
+		l.Close()
+		return fmt.Errorf("log buffer: %w", err)
+	}
+	c, err := logbuf.NewConsumer(b, l, func(format string, args ...any) { m.log.Error(fmt.Sprintf(format, args...)) })
+	if err != nil {
+		b.Close()
+		l.Close()
+		return fmt.Errorf("log buffer: %w", err)
+	}
+	m.rlog, m.lbuf, m.lcons = l, b, c
+	return nil
+}
+
+// stopLog logs what connections published and closes the log.
+func (m *Member) stopLog() {
+	if m.lcons != nil {
+		m.lcons.Close()
+		m.lcons = nil
+	}
+	if m.rlog != nil {
+		if err := m.rlog.Close(); err != nil {
+			m.log.Error("recovery log", "err", err)
+		}
+		m.rlog = nil
+	}
+	if m.lbuf != nil {
+		m.lbuf.Close()
+		m.lbuf = nil
+	}
+}
+
+// freeLogRing frees the log ring of a recovered connection of this
+// member, once what it published is logged.
+func (m *Member) freeLogRing(t lockfree.OwnerTag, label uint64) {
+	if peer, _, ok := group.LabelPeer(label); !ok || peer != m.slot || m.lcons == nil {
+		return
+	}
+	if err := m.lcons.Free(uint64(t)); err != nil {
+		m.log.Warn("free log ring", "slot", t.Slot(), "err", err)
+	}
+}
