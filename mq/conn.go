@@ -38,7 +38,7 @@ type Conn struct {
 	remotes map[string]defs.QRemote
 	qmgr    defs.QMgr
 	closed  bool
-	shared  bool // a Sibling: g and repo belong to another connection
+	shared  bool       // a Sibling: g and repo belong to another connection
 	plog    *connLog   // the connection's ring in its member's log buffer (persist.go); nil until first used
 	puow    persistUOW // the unit of work's persistent work
 }
