@@ -7,10 +7,12 @@
 #   scripts/bench.sh cf     the coupling facility
 #   scripts/bench.sh group  a group of three members with applications
 #   scripts/bench.sh channel  a shared sender channel to a group of one
+#   scripts/bench.sh persist  persistent puts through a member's recovery log
 #
 # BENCH_ARGS passes flags to the cf program (e.g. "-rounds 5"),
 # BENCH_ARGS_GROUP to the group program (e.g. "-n 500000 -recoveries 9"),
-# BENCH_ARGS_CHANNEL to the channel program (e.g. "-rounds 1 -kills 5").
+# BENCH_ARGS_CHANNEL to the channel program (e.g. "-rounds 1 -kills 5"),
+# BENCH_ARGS_PERSIST to the persistence program (e.g. "-n 50000 -rounds 1").
 set -euo pipefail
 cd "$(dirname "$0")/.."
 area=${1:-all}
@@ -35,10 +37,17 @@ run_channel() {
   "$bin/chanbench" ${BENCH_ARGS_CHANNEL:-}
 }
 
+run_persist() {
+  go build -o "$bin/persistbench" ./perf/persistbench
+  # shellcheck disable=SC2086
+  "$bin/persistbench" ${BENCH_ARGS_PERSIST:-}
+}
+
 case "$area" in
   cf) run_cf ;;
   group) run_group ;;
   channel) run_channel ;;
-  all) run_cf; run_group; run_channel ;;
-  *) echo "unknown area $area (known: cf, group, channel)" >&2; exit 2 ;;
+  persist) run_persist ;;
+  all) run_cf; run_group; run_channel; run_persist ;;
+  *) echo "unknown area $area (known: cf, group, channel, persist)" >&2; exit 2 ;;
 esac

@@ -9,10 +9,23 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/qmgr/qmgr/cli"
 	"github.com/qmgr/qmgr/group"
 	"github.com/qmgr/qmgr/mq"
 	"github.com/qmgr/qmgr/qm"
 )
+
+// MemberMain runs this program as a member when it was started as one:
+// Start runs it with "start", and a member runs its channel initiator as
+// "chinit" (the member re-executes its own binary). It returns the exit
+// code and whether it ran; a benchmark's main calls it first, so that a
+// member never runs the benchmark itself.
+func MemberMain(args []string) (int, bool) {
+	if len(args) > 1 && (args[1] == "start" || args[1] == "chinit") {
+		return cli.Main(args[1:], os.Stdout, os.Stderr), true
+	}
+	return 0, false
+}
 
 // Group is a group whose members are child processes of this program.
 type Group struct {

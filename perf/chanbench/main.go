@@ -17,7 +17,6 @@ import (
 	"time"
 
 	"github.com/qmgr/qmgr/channel"
-	"github.com/qmgr/qmgr/cli"
 	"github.com/qmgr/qmgr/group"
 	"github.com/qmgr/qmgr/lockfree"
 	"github.com/qmgr/qmgr/mq"
@@ -25,8 +24,8 @@ import (
 )
 
 func main() {
-	if len(os.Args) > 1 && (os.Args[1] == "start" || os.Args[1] == "chinit") {
-		os.Exit(cli.Main(os.Args[1:], os.Stdout, os.Stderr)) // a member, or its channel initiator
+	if code, ok := benchgroup.MemberMain(os.Args); ok {
+		os.Exit(code) // a member, or its channel initiator
 	}
 	var o options
 	flag.IntVar(&o.n64, "n64", 200_000, "64-byte messages per run")

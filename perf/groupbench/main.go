@@ -15,17 +15,17 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/qmgr/qmgr/cli"
 	"github.com/qmgr/qmgr/group"
 	"github.com/qmgr/qmgr/mq"
 	"github.com/qmgr/qmgr/perf/benchgroup"
 )
 
 func main() {
+	if code, ok := benchgroup.MemberMain(os.Args); ok {
+		os.Exit(code)
+	}
 	if len(os.Args) > 1 {
 		switch os.Args[1] {
-		case "start":
-			os.Exit(cli.Main(os.Args[1:], os.Stdout, os.Stderr)) // a member
 		case "app":
 			if err := app(os.Args[2:]); err != nil {
 				fmt.Fprintln(os.Stderr, "groupbench app:", err)
