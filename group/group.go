@@ -162,6 +162,18 @@ func (g *Group) Structure(name string, create bool) (*lockfree.Structure, error)
 // StructureSized is Structure with the size of a new structure (0: the
 // configured AppSize).
 func (g *Group) StructureSized(name string, create bool, size uint64) (*lockfree.Structure, error) {
+	s, _, err := g.structure(name, create, size)
+	return s, err
+}
+
+// CreateStructure attaches application structure name, creating it (of
+// size bytes; 0: the configured AppSize) when it does not exist, and
+// reports whether this call created it.
+func (g *Group) CreateStructure(name string, size uint64) (*lockfree.Structure, bool, error) {
+	return g.structure(name, true, size)
+}
+
+func (g *Group) structure(name string, create bool, size uint64) (*lockfree.Structure, bool, error) {
 	if size == 0 {
 		size = g.cfg.AppSize
 	}
@@ -169,32 +181,33 @@ func (g *Group) StructureSized(name string, create bool, size uint64) (*lockfree
 	s, ok := g.apps[name]
 	g.mu.Unlock()
 	if ok {
-		return s, nil
+		return s, false, nil
 	}
 	// Create or attach without the lock: creating a large structure takes a
 	// while (its pages are populated) and others must not wait for it.
 	var err error
+	created := false
 	if create {
-		s, _, err = lockfree.Create(lockfree.CreateOptions{Dir: g.cfg.CFDir, Name: name, Kind: shm.KindApplication,
+		s, created, err = lockfree.Create(lockfree.CreateOptions{Dir: g.cfg.CFDir, Name: name, Kind: shm.KindApplication,
 			Size: size, Params: AppParams()})
 	} else {
 		s, err = lockfree.Attach(g.cfg.CFDir, name)
 	}
 	if err != nil {
-		return nil, err
+		return nil, false, err
 	}
 	if s.Params().Owners != MaxConnections {
 		s.Close()
-		return nil, fmt.Errorf("%w: structure %s has %d owner slots, the group uses %d", ErrConfig, name, s.Params().Owners, MaxConnections)
+		return nil, false, fmt.Errorf("%w: structure %s has %d owner slots, the group uses %d", ErrConfig, name, s.Params().Owners, MaxConnections)
 	}
 	g.mu.Lock()
 	defer g.mu.Unlock()
 	if prev, ok := g.apps[name]; ok { // attached concurrently
 		s.Close()
-		return prev, nil
+		return prev, created, nil
 	}
 	g.apps[name] = s
-	return s, nil
+	return s, created, nil
 }
 
 // Depth is the depth of queue q in application structure structure.

@@ -3,10 +3,12 @@ package qm
 import (
 	"fmt"
 	"path/filepath"
+	"time"
 
 	"github.com/qmgr/qmgr/group"
 	"github.com/qmgr/qmgr/lockfree"
 	"github.com/qmgr/qmgr/recovery/logbuf"
+	"github.com/qmgr/qmgr/recovery/replay"
 	"github.com/qmgr/qmgr/recovery/rlog"
 )
 
@@ -82,4 +84,69 @@ func (m *Member) freeLogRing(t lockfree.OwnerTag, label uint64) {
 	if err := m.lcons.Free(uint64(t)); err != nil {
 		m.log.Warn("free log ring", "slot", t.Slot(), "err", err)
 	}
+}
+
+// recoverCreated puts back, from the members' logs, the persistent
+// messages of every structure this process created (the CF was lost: a
+// host reboot, or its files removed). Callers hold cmdMu; the member is
+// not active yet, so no application sees a structure half recovered.
+func (m *Member) recoverCreated() error {
+	m.mu.Lock()
+	names := m.created
+	m.created = nil
+	m.mu.Unlock()
+	for _, name := range names {
+		if err := m.replayInto(name); err != nil {
+			return fmt.Errorf("recover structure %s from the logs: %w", name, err)
+		}
+	}
+	return nil
+}
+
+// replayInto replays every member's log into structure name, which holds
+// no persistent message yet.
+func (m *Member) replayInto(name string) error {
+	t0 := time.Now()
+	dirs, err := replay.DirsIn(filepath.Join(m.g.Config().DataDir, "log"))
+	if err != nil {
+		return err
+	}
+	res, err := replay.Run(replay.Options{LogDirs: dirs, Structure: name})
+	if err != nil {
+		return err
+	}
+	if res.Records == 0 {
+		return nil
+	}
+	// Keys and LRSNs handed out from now on are above every logged one.
+	if err := (memberLRSN{m}).AtLeast(res.MaxLRSN); err != nil {
+		return err
+	}
+	o, s, err := m.ownerIn(name)
+	if err != nil {
+		return err
+	}
+	queues := map[string]lockfree.QueueID{}
+	restored := 0
+	for i := range res.Messages {
+		r := &res.Messages[i].Record
+		q, ok := queues[r.Queue]
+		if !ok {
+			if q, err = s.LookupQueue(r.Queue); err != nil {
+				m.log.Warn("recovered message of a queue that is no longer defined: dropped", "structure", name, "queue", r.Queue, "key", r.Key)
+				continue
+			}
+			queues[r.Queue] = q
+		}
+		lm := lockfree.Message{MsgID: r.MsgID, CorrelID: r.CorrelID, Format: r.Format, Priority: int(r.Priority),
+			Persistent: true, Expiry: r.Expiry, PutTime: r.PutTime, BackoutCount: r.BackoutCount, ReplyToQ: r.ReplyToQ,
+			ReplyToQMgr: r.ReplyToQMgr, Properties: r.Properties, Body: r.Body, Key: r.Key}
+		if err := o.Put(q, &lm, lockfree.PutOptions{}); err != nil {
+			return fmt.Errorf("put back message %d of queue %s: %w", r.Key, r.Queue, err)
+		}
+		restored++
+	}
+	m.log.Info("structure recovered from the logs", "structure", name, "messages", restored, "records", res.Records,
+		"units", res.Units, "dropped", res.Dropped, "logs", len(dirs), "took", time.Since(t0).Round(time.Millisecond))
+	return nil
 }

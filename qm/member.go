@@ -157,8 +157,10 @@ type Member struct {
 	// the member's owners in application structures (apps), which only
 	// admin work uses. Lock order: cmdMu, then ownMu, then mu.
 	cmdMu    sync.Mutex
-	mu       sync.Mutex // guards apps, cmdConns
+	mu       sync.Mutex // guards apps, cmdConns, created
 	apps     map[string]*lockfree.Owner
+	created  []string // structures created by this process's start, to recover from the logs
+	collect  bool     // Start is creating structures: note them in created
 	cmdL     net.Listener
 	cmdConns map[net.Conn]struct{}
 	stopping atomic.Bool // set once by shutdown; commands are refused from then on
@@ -254,7 +256,13 @@ func Start(cfg Config) (*Member, error) {
 		return fail(err)
 	}
 	m.cmdMu.Lock()
+	m.mu.Lock()
+	m.collect = true
+	m.mu.Unlock()
 	err = m.ensureDefaults()
+	m.mu.Lock()
+	m.collect = false
+	m.mu.Unlock()
 	m.cmdMu.Unlock()
 	if err != nil {
 		return fail(err)
@@ -263,6 +271,9 @@ func Start(cfg Config) (*Member, error) {
 	m.recoverDead()
 	m.cmdMu.Lock()
 	err = m.reconcileQueues()
+	if err == nil {
+		err = m.recoverCreated()
+	}
 	if err == nil {
 		err = m.ensureSystemQueues()
 	}
@@ -469,10 +480,30 @@ func (m *Member) ensureDefaults() error {
 	return nil
 }
 
+// createdStructures are the structures this member's start created (a
+// new CF: its persistent messages are recovered from the logs).
+func (m *Member) noteCreated(name string) {
+	m.mu.Lock()
+	if m.collect {
+		m.created = append(m.created, name)
+	}
+	m.mu.Unlock()
+}
+
 // structure attaches (or creates) an application structure and the
 // member's owner in it. Callers hold cmdMu.
 func (m *Member) structure(c defs.CFStruct, create bool) (*lockfree.Structure, error) {
-	s, err := m.g.StructureSized(c.Name, create, uint64(c.SizeMB)<<20) // may take a while: no lock held
+	var s *lockfree.Structure
+	var err error
+	if create {
+		var created bool
+		s, created, err = m.g.CreateStructure(c.Name, uint64(c.SizeMB)<<20) // may take a while: no lock held
+		if created {
+			m.noteCreated(c.Name)
+		}
+	} else {
+		s, err = m.g.StructureSized(c.Name, false, 0)
+	}
 	if err != nil {
 		return nil, err
 	}

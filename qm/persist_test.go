@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"os"
 	"testing"
 
 	"github.com/qmgr/qmgr/mq"
@@ -116,4 +117,127 @@ func TestPersistentWorkIsLogged(t *testing.T) {
 	if fmt.Sprint(summary) != want {
 		t.Fatalf("log:\n%v\nwant\n%v", summary, want)
 	}
+}
+
+// TestCFLostRecoveredFromLogs: the group stops, its CF directory is
+// removed (a host reboot), and the member that starts it again puts back
+// every committed persistent message from the log, in order, and nothing
+// else; twice, so that gets of recovered messages are logged too.
+func TestCFLostRecoveredFromLogs(t *testing.T) {
+	cfg := testConfig(t, "QM1")
+	start := func() (*Member, *mq.Conn) {
+		t.Helper()
+		m, err := Start(cfg)
+		if err != nil {
+			t.Fatal(err)
+		}
+		go m.Run(t.Context())
+		c, err := mq.Connect(mq.ConnectOptions{Group: cfg.Group.Name, QMgr: "QM1", DataDir: cfg.Group.DataDir, CFDir: cfg.Group.CFDir})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return m, c
+	}
+	open := func(c *mq.Conn, q string) *mq.Queue {
+		t.Helper()
+		h, err := c.Open(q, mq.OpenOptions{Input: true, Output: true, Browse: true})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return h
+	}
+	put := func(h *mq.Queue, prefix string, n int, p mq.Persistence, sync bool) {
+		t.Helper()
+		for i := range n {
+			m := &mq.Message{Body: []byte(fmt.Sprintf("%s%03d", prefix, i)), Persistence: p, Priority: mq.PriorityAsQDef, Format: "MQSTR"}
+			if err := h.Put(m, mq.PutOptions{Syncpoint: sync}); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	get := func(h *mq.Queue, n int, sync bool) {
+		t.Helper()
+		for range n {
+			if _, err := h.Get(mq.GetOptions{Syncpoint: sync}); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	contents := func(h *mq.Queue) string {
+		t.Helper()
+		cur, err := h.Browse()
+		if err != nil {
+			t.Fatal(err)
+		}
+		var out []string
+		for {
+			m, err := cur.Next(mq.GetOptions{})
+			if errors.Is(err, mq.ErrNoMessage) {
+				break
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !m.Persistent || m.Format != "MQSTR" {
+				t.Fatalf("message %s: persistent %v, format %q", m.Body, m.Persistent, m.Format)
+			}
+			out = append(out, string(m.Body))
+		}
+		if len(out) == 0 {
+			return ""
+		}
+		return out[0] + ".." + out[len(out)-1] + fmt.Sprintf(" (%d)", len(out))
+	}
+	reboot := func(m *Member, c *mq.Conn) (*Member, *mq.Conn) {
+		t.Helper()
+		c.Disconnect()
+		m.Stop()
+		if err := os.RemoveAll(cfg.Group.CFDir); err != nil {
+			t.Fatal(err)
+		}
+		return start()
+	}
+
+	m, c := start()
+	mustExec(t, m, "DEFINE QLOCAL(P) MAXDEPTH(100000)")
+	mustExec(t, m, "DEFINE QLOCAL(P2)")
+	p, p2 := open(c, "P"), open(c, "P2")
+	put(p, "m", 100, mq.Persistent, false)
+	put(p, "n", 50, mq.NotPersistent, false)
+	put(p, "u", 20, mq.Persistent, true)
+	if err := c.Commit(); err != nil {
+		t.Fatal(err)
+	}
+	put(p, "x", 10, mq.Persistent, true)
+	c.Backout()
+	get(p, 30, true) // m000..m029
+	if err := c.Commit(); err != nil {
+		t.Fatal(err)
+	}
+	get(p, 10, false) // m030..m039
+	get(p, 5, true)   // m040..m044, backed out: they stay
+	c.Backout()
+	put(p2, "q", 5, mq.Persistent, false)
+	put(p, "y", 3, mq.Persistent, true) // in flight when the group stops
+
+	m, c = reboot(m, c)
+	p, p2 = open(c, "P"), open(c, "P2")
+	want := "m040..u019 (80)"
+	if got := contents(p); got != want {
+		t.Fatalf("P after the CF was lost: %s, want %s", got, want)
+	}
+	if got := contents(p2); got != "q000..q004 (5)" {
+		t.Fatalf("P2 after the CF was lost: %s", got)
+	}
+	// Gets of recovered messages are logged by their keys; new puts get
+	// new keys.
+	get(p, 10, false) // m040..m049
+	put(p, "z", 2, mq.Persistent, false)
+	m, c = reboot(m, c)
+	p = open(c, "P")
+	if got := contents(p); got != "m050..z001 (72)" {
+		t.Fatalf("P after the CF was lost again: %s", got)
+	}
+	c.Disconnect()
+	m.Stop()
 }

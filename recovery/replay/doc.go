@@ -1,0 +1,16 @@
+// Package replay rebuilds the persistent messages of an application
+// structure from the members' recovery logs.
+//
+// The logs of all members are merged in LRSN order (each log's LRSNs only
+// grow, so a k-way merge suffices). Puts and gets of a unit of work wait
+// for its commit record and are applied then, in the order they were
+// logged; a put or get flagged committed applies at once; a unit of work
+// that backs out or never ends is dropped. Applying is idempotent: a put
+// of a key already present, or a get of a key absent, changes nothing, so
+// replay may start anywhere at or before the point it must cover (a fuzzy
+// backup's start).
+//
+// The result is the set of messages that survive, each with the position
+// at which it became visible (its commit's LRSN and its place in the unit
+// of work), in which order the caller puts them back.
+package replay

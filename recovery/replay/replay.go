@@ -1,0 +1,213 @@
+package replay
+
+import (
+	"container/heap"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"sort"
+
+	"github.com/qmgr/qmgr/recovery/plog"
+	"github.com/qmgr/qmgr/recovery/rlog"
+	"github.com/qmgr/qmgr/vfs"
+)
+
+// Options say what to replay.
+type Options struct {
+	FS vfs.FS // nil: the operating system's
+	// LogDirs are the members' log directories (every member's: a unit of
+	// work's records are all in the log of the member it ran under).
+	LogDirs []string
+	// Structure is the application structure being rebuilt; records of
+	// other structures are skipped.
+	Structure string
+	// From is the first LRSN that matters (0: the beginning).
+	From uint64
+	// Seed is what the structure held at From (a backup's messages); nil
+	// for nothing.
+	Seed []plog.Record
+}
+
+// Message is a message that survives, and where it became visible.
+type Message struct {
+	plog.Record
+	Order uint64 // commit LRSN << 20 | place in its unit of work
+}
+
+// Result is what replay found.
+type Result struct {
+	Messages []Message // in Order
+	Records  uint64    // log records read
+	Bytes    uint64    // their payload bytes
+	MaxLRSN  uint64    // the highest LRSN in any log
+	Units    uint64    // units of work committed
+	Dropped  uint64    // units of work backed out or never ended
+}
+
+// DirsIn returns the log directories under root (data directory/log).
+func DirsIn(root string) ([]string, error) {
+	names, err := listDirs(root)
+	if err != nil {
+		return nil, err
+	}
+	var dirs []string
+	for _, n := range names {
+		dirs = append(dirs, filepath.Join(root, n))
+	}
+	return dirs, nil
+}
+
+type source struct {
+	r   *rlog.Reader
+	rec rlog.Record
+	dir string
+}
+
+type merge []*source
+
+func (m merge) Len() int           { return len(m) }
+func (m merge) Less(i, j int) bool { return m[i].rec.LRSN < m[j].rec.LRSN }
+func (m merge) Swap(i, j int)      { m[i], m[j] = m[j], m[i] }
+func (m *merge) Push(x any)        { *m = append(*m, x.(*source)) }
+func (m *merge) Pop() any          { old := *m; x := old[len(old)-1]; *m = old[:len(old)-1]; return x }
+func (s *source) next() (bool, error) {
+	rec, err := s.r.Next()
+	if err == io.EOF {
+		return false, nil
+	}
+	if err != nil {
+		return false, fmt.Errorf("replay: log %s: %w", s.dir, err)
+	}
+	s.rec = rec
+	return true, nil
+}
+
+type state struct {
+	structure string
+	live      map[uint64]*Message
+	pending   map[uint64][]plog.Record
+	res       *Result
+}
+
+func (st *state) apply(r *plog.Record, order uint64) {
+	switch r.Type {
+	case plog.TypePut:
+		if _, ok := st.live[r.Key]; !ok {
+			st.live[r.Key] = &Message{Record: *r, Order: order}
+		}
+	case plog.TypeGet:
+		delete(st.live, r.Key)
+	}
+}
+
+// Run replays the logs.
+func Run(o Options) (*Result, error) {
+	if o.FS == nil {
+		o.FS = vfs.OS()
+	}
+	res := &Result{}
+	st := &state{structure: o.Structure, live: map[uint64]*Message{}, pending: map[uint64][]plog.Record{}, res: res}
+	for i := range o.Seed {
+		st.apply(&o.Seed[i], uint64(i))
+	}
+	var h merge
+	for _, dir := range o.LogDirs {
+		r, err := rlog.NewReader(o.FS, dir, o.From)
+		if err != nil {
+			return nil, fmt.Errorf("replay: log %s: %w", dir, err)
+		}
+		s := &source{r: r, dir: dir}
+		ok, err := s.next()
+		if err != nil {
+			return nil, err
+		}
+		if ok {
+			h = append(h, s)
+		}
+	}
+	heap.Init(&h)
+	for h.Len() > 0 {
+		s := h[0]
+		rec := s.rec
+		res.Records++
+		res.Bytes += uint64(len(rec.Payload))
+		res.MaxLRSN = max(res.MaxLRSN, rec.LRSN)
+		if err := st.record(rec); err != nil {
+			return nil, fmt.Errorf("replay: log %s at LRSN %d: %w", s.dir, rec.LRSN, err)
+		}
+		ok, err := s.next()
+		if err != nil {
+			return nil, err
+		}
+		if ok {
+			heap.Fix(&h, 0)
+		} else {
+			heap.Pop(&h)
+		}
+	}
+	res.Dropped += uint64(len(st.pending))
+	for _, m := range st.live {
+		res.Messages = append(res.Messages, *m)
+	}
+	sort.Slice(res.Messages, func(i, j int) bool { return res.Messages[i].Order < res.Messages[j].Order })
+	return res, nil
+}
+
+// record handles one log record.
+func (st *state) record(rec rlog.Record) error {
+	t := plog.Type(rec.Type)
+	r, err := plog.Decode(t, rec.Payload)
+	if err != nil {
+		return err
+	}
+	switch t {
+	case plog.TypePut, plog.TypeGet:
+		if r.Structure != st.structure {
+			return nil
+		}
+		// The payload is the reader's: keep copies.
+		r.Properties = append([]byte(nil), r.Properties...)
+		r.Body = append([]byte(nil), r.Body...)
+		if r.Committed() {
+			st.apply(&r, rec.LRSN<<20)
+			return nil
+		}
+		st.pending[r.UOW] = append(st.pending[r.UOW], r)
+	case plog.TypeCommit:
+		ops, ok := st.pending[r.UOW]
+		if !ok {
+			return nil // none in this structure
+		}
+		for i := range ops {
+			st.apply(&ops[i], rec.LRSN<<20|uint64(i))
+		}
+		delete(st.pending, r.UOW)
+		st.res.Units++
+	case plog.TypeBackout:
+		if _, ok := st.pending[r.UOW]; ok {
+			delete(st.pending, r.UOW)
+			st.res.Dropped++
+		}
+	}
+	return nil
+}
+
+// listDirs lists the subdirectories of root (none when root is missing).
+func listDirs(root string) ([]string, error) {
+	ents, err := os.ReadDir(root)
+	if errors.Is(err, os.ErrNotExist) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("replay: list %s: %w", root, err)
+	}
+	var out []string
+	for _, e := range ents {
+		if e.IsDir() {
+			out = append(out, e.Name())
+		}
+	}
+	return out, nil
+}
