@@ -21,6 +21,8 @@ func TestMain(m *testing.M) {
 			os.Exit(Main(os.Args[1:], os.Stdout, os.Stderr))
 		case "--app-hold":
 			appHold(os.Args[2:])
+		case "--app-persist":
+			appPersist(os.Args[2:])
 		}
 	}
 	if dir := os.Getenv("CLI_TEST_REGISTER"); dir != "" {
