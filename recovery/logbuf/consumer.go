@@ -24,12 +24,16 @@ type Consumer struct {
 	scratch []byte
 	recs    []taken
 
-	mu     sync.Mutex
-	frees  map[uint64]chan error // owner tag → a Free waiting for the drain loop
-	stop   chan struct{}
-	done   chan struct{}
-	notify chan batch
-	nDone  chan struct{}
+	mu    sync.Mutex
+	frees map[uint64]chan error // owner tag → a Free waiting for the drain loop
+	stop  chan struct{}
+	done  chan struct{}
+
+	// Batches handed to the log and not yet durable, oldest first: the
+	// log's writer publishes their positions (published) as it makes
+	// them durable, or reports its failure.
+	bmu     sync.Mutex
+	batches []batch
 }
 
 // taken is a complete record copied out of a ring.
@@ -54,15 +58,14 @@ func NewConsumer(b *Buffer, log *rlog.Log, logf func(string, ...any)) (*Consumer
 		logf = func(string, ...any) {}
 	}
 	c := &Consumer{b: b, log: log, logf: logf, partial: make([][]byte, b.rings), ptype: make([]uint8, b.rings),
-		frees: map[uint64]chan error{}, stop: make(chan struct{}), done: make(chan struct{}),
-		notify: make(chan batch, 64), nDone: make(chan struct{})}
+		frees: map[uint64]chan error{}, stop: make(chan struct{}), done: make(chan struct{})}
 	self := procid.Self()
 	// Producers of the previous consumer fail their waits from here on.
 	atomic.StoreUint64(b.u64(hPid), uint64(self.Pid))
 	atomic.StoreUint64(b.u64(hStart), self.Start)
 	atomic.AddUint64(b.u64(hGen), 1)
 	atomic.StoreUint64(b.u64(hFailed), 0)
-	go c.notifier()
+	log.OnDurable(c.published)
 	// What the old consumer's producers published is logged: their units
 	// of work may have been decided.
 	c.drain()
@@ -82,8 +85,21 @@ func (c *Consumer) Close() error {
 	atomic.AddUint32(c.b.u32(hWork), 1)
 	shm.FutexWake(c.b.u32(hWork), 1)
 	<-c.done
-	close(c.notify)
-	<-c.nDone
+	// Wait for the last batch to become durable (or the log to fail).
+	c.bmu.Lock()
+	var last rlog.Ticket
+	if n := len(c.batches); n > 0 {
+		last = c.batches[n-1].ticket
+	}
+	c.bmu.Unlock()
+	if last > 0 {
+		if err := c.log.Wait(last); err != nil {
+			c.failed(err)
+		} else {
+			c.published(last, nil)
+		}
+	}
+	c.log.OnDurable(nil)
 	return nil
 }
 
@@ -243,7 +259,16 @@ func (c *Consumer) drain() int {
 		bt.ticket = t
 		bt.ends[r.ring] = r.end
 	}
-	c.notify <- bt
+	c.bmu.Lock()
+	c.batches = append(c.batches, bt)
+	c.bmu.Unlock()
+	// The writer may have made it durable before it was queued.
+	if t, _ := c.log.Durable(); t >= bt.ticket {
+		c.published(t, nil)
+	}
+	if err := c.log.Err(); err != nil {
+		c.failed(err)
+	}
 	return took
 }
 
@@ -256,20 +281,31 @@ func (c *Consumer) failed(err error) {
 	shm.FutexWake(c.b.u32(hDurableFutex), 1<<30)
 }
 
-// notifier stores durable positions as the log makes batches durable.
-func (c *Consumer) notifier() {
-	defer close(c.nDone)
-	for bt := range c.notify {
-		if err := c.log.Wait(bt.ticket); err != nil {
-			c.failed(err)
-			continue
+// published stores the durable positions of every batch up to ticket t
+// and wakes the producers waiting (the log's writer calls it).
+func (c *Consumer) published(t rlog.Ticket, err error) {
+	if err != nil {
+		c.failed(err)
+		return
+	}
+	c.bmu.Lock()
+	n := 0
+	for n < len(c.batches) && c.batches[n].ticket <= t {
+		for ring, end := range c.batches[n].ends {
+			p := c.b.u64(c.b.ring(ring) + rDurable)
+			if atomic.LoadUint64(p) < end {
+				atomic.StoreUint64(p, end)
+			}
 		}
-		for ring, end := range bt.ends {
-			atomic.StoreUint64(c.b.u64(c.b.ring(ring)+rDurable), end)
-		}
-		atomic.AddUint32(c.b.u32(hDurableFutex), 1)
-		if atomic.LoadUint32(c.b.u32(hDurableWaiters)) != 0 {
-			shm.FutexWake(c.b.u32(hDurableFutex), 1<<30)
-		}
+		n++
+	}
+	c.batches = c.batches[n:]
+	c.bmu.Unlock()
+	if n == 0 {
+		return
+	}
+	atomic.AddUint32(c.b.u32(hDurableFutex), 1)
+	if atomic.LoadUint32(c.b.u32(hDurableWaiters)) != 0 {
+		shm.FutexWake(c.b.u32(hDurableFutex), 1<<30)
 	}
 }

@@ -213,15 +213,28 @@ func (b *Buffer) Claim(tag uint64) (*Producer, error) {
 // Ring is the index of the producer's ring.
 func (p *Producer) Ring() int { return int(p.i) }
 
-// check fails when the consumer the ring was claimed under is gone.
-func (p *Producer) check() error {
+// quickCheck fails when the ring was released, the log failed, or
+// another consumer took over: three loads, for every Append.
+func (p *Producer) quickCheck() error {
 	if p.freed {
 		return ErrReleased
 	}
 	if atomic.LoadUint64(p.b.u64(hFailed)) != 0 {
 		return ErrLogFailed
 	}
-	if atomic.LoadUint64(p.b.u64(hGen)) != p.gen || !procid.Alive(p.cons) {
+	if atomic.LoadUint64(p.b.u64(hGen)) != p.gen {
+		return ErrConsumerGone
+	}
+	return nil
+}
+
+// check is quickCheck and whether the consumer's process lives (which
+// reads /proc: only while waiting).
+func (p *Producer) check() error {
+	if err := p.quickCheck(); err != nil {
+		return err
+	}
+	if !procid.Alive(p.cons) {
 		return ErrConsumerGone
 	}
 	return nil
@@ -233,7 +246,7 @@ func (p *Producer) Append(typ uint8, parts ...[]byte) (uint64, error) {
 	if typ == 0 {
 		return 0, ErrType
 	}
-	if err := p.check(); err != nil {
+	if err := p.quickCheck(); err != nil {
 		return 0, err
 	}
 	total := 0

@@ -135,6 +135,7 @@ type Log struct {
 	stats    Stats
 	segs     []segInfo // every segment, oldest first; the last is written
 	exited   chan struct{}
+	onDur    func(Ticket, error) // called by the writer after each batch (OnDurable)
 
 	// Writer goroutine only.
 	spare    []byte
@@ -493,6 +494,15 @@ func grow(b []byte, n int) []byte {
 	return nb
 }
 
+// OnDurable makes the writer call f after every batch: with the last
+// durable ticket, or with the error that failed the log. f must not block.
+// It replaces any earlier f.
+func (l *Log) OnDurable(f func(Ticket, error)) {
+	l.mu.Lock()
+	l.onDur = f
+	l.mu.Unlock()
+}
+
 // Wait blocks until the record of ticket t is durable, or returns why it
 // never will be.
 func (l *Log) Wait(t Ticket) error {
@@ -596,8 +606,16 @@ func (l *Log) writer() {
 			l.lastLRSN = lastLRSN
 			l.stats.Records += uint64(count)
 		}
+		f := l.onDur
 		l.done.Broadcast()
 		l.mu.Unlock()
+		if f != nil {
+			if err != nil {
+				f(0, l.Err())
+			} else {
+				f(last, nil)
+			}
+		}
 	}
 }
 
