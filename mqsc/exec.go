@@ -36,6 +36,10 @@ type Env interface {
 	DefsChanged() error
 	// QMgrName is the member's name.
 	QMgrName() string
+	// LogClear makes the clearing of a queue durable in the member's
+	// recovery log (its persistent messages must not come back when the
+	// structure is recovered).
+	LogClear(structure, queue string) error
 }
 
 // KV is one attribute of a result: the value is an int64 or a string.
@@ -417,6 +421,9 @@ func clearQueue(env Env, c Command) ([]Result, error) {
 	}
 	if info.OpenIn+info.OpenOut > 0 || info.Uncom > 0 {
 		return nil, fmt.Errorf("%w: QLOCAL(%s) is open or has uncommitted messages", ErrInUse, c.Name)
+	}
+	if err := env.LogClear(q.CFStruct, q.Name); err != nil {
+		return nil, fmt.Errorf("log the clearing of QLOCAL(%s): %w", c.Name, err)
 	}
 	if err := drain(o, id); err != nil {
 		return nil, err

@@ -8,6 +8,7 @@ import (
 	"github.com/qmgr/qmgr/group"
 	"github.com/qmgr/qmgr/lockfree"
 	"github.com/qmgr/qmgr/recovery/logbuf"
+	"github.com/qmgr/qmgr/recovery/plog"
 	"github.com/qmgr/qmgr/recovery/replay"
 	"github.com/qmgr/qmgr/recovery/rlog"
 )
@@ -149,4 +150,14 @@ func (m *Member) replayInto(name string) error {
 	m.log.Info("structure recovered from the logs", "structure", name, "messages", restored, "records", res.Records,
 		"units", res.Units, "dropped", res.Dropped, "logs", len(dirs), "took", time.Since(t0).Round(time.Millisecond))
 	return nil
+}
+
+// LogClear logs the clearing of a queue (mqsc.Env), durably, before the
+// queue is drained.
+func (m *Member) LogClear(structure, queue string) error {
+	if m.rlog == nil {
+		return fmt.Errorf("qm: no recovery log")
+	}
+	r := plog.Record{Type: plog.TypeClear, Flags: plog.FlagCommitted, Structure: structure, Queue: queue}
+	return m.rlog.Write(uint8(plog.TypeClear), plog.Append(nil, &r))
 }

@@ -218,6 +218,14 @@ func TestCFLostRecoveredFromLogs(t *testing.T) {
 	get(p, 5, true)   // m040..m044, backed out: they stay
 	c.Backout()
 	put(p2, "q", 5, mq.Persistent, false)
+	// A cleared queue stays cleared.
+	mustExec(t, m, "DEFINE QLOCAL(P3)")
+	p3 := open(c, "P3")
+	put(p3, "k", 4, mq.Persistent, false)
+	p3.Close()
+	mustExec(t, m, "CLEAR QLOCAL(P3)")
+	p3 = open(c, "P3")
+	put(p3, "l", 1, mq.Persistent, false)
 	put(p, "y", 3, mq.Persistent, true) // in flight when the group stops
 
 	m, c = reboot(m, c)
@@ -228,6 +236,9 @@ func TestCFLostRecoveredFromLogs(t *testing.T) {
 	}
 	if got := contents(p2); got != "q000..q004 (5)" {
 		t.Fatalf("P2 after the CF was lost: %s", got)
+	}
+	if got := contents(open(c, "P3")); got != "l000..l000 (1)" {
+		t.Fatalf("P3, cleared, after the CF was lost: %s", got)
 	}
 	// Gets of recovered messages are logged by their keys; new puts get
 	// new keys.

@@ -26,6 +26,9 @@
 //	Get (2):     uow u64, flags u8, structure str, queue str, key u64
 //	Commit (3):  uow u64, flags u8
 //	Backout (4): uow u64, flags u8
+//	Clear (5):   uow u64 (0), flags u8 (committed), structure str, queue str
+//	             (CLEAR QLOCAL: every message of the queue committed
+//	             before it goes)
 //
 // Replay applies a unit of work's puts and gets when it meets its commit
 // record, and a put or get flagged committed at once; it drops units of

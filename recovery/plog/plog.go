@@ -18,6 +18,7 @@ const (
 	TypeGet     Type = 2
 	TypeCommit  Type = 3
 	TypeBackout Type = 4
+	TypeClear   Type = 5
 )
 
 func (t Type) String() string {
@@ -30,6 +31,8 @@ func (t Type) String() string {
 		return "commit"
 	case TypeBackout:
 		return "backout"
+	case TypeClear:
+		return "clear"
 	}
 	return fmt.Sprintf("type(%d)", uint8(t))
 }
@@ -102,6 +105,9 @@ func AppendHead(b []byte, r *Record, bodyLen int) []byte {
 		b = appendStr(b, r.Structure)
 		b = appendStr(b, r.Queue)
 		b = binary.LittleEndian.AppendUint64(b, r.Key)
+	case TypeClear:
+		b = appendStr(b, r.Structure)
+		b = appendStr(b, r.Queue)
 	}
 	return b
 }
@@ -200,6 +206,12 @@ func Decode(t Type, payload []byte) (Record, error) {
 		r.Structure = d.str("structure")
 		r.Queue = d.str("queue")
 		r.Key = d.u64("key")
+	case TypeClear:
+		r.Structure = d.str("structure")
+		r.Queue = d.str("queue")
+		if d.err == nil && (r.Structure == "" || r.Queue == "" || r.Flags != FlagCommitted) {
+			d.err = fmt.Errorf("%w: clear without structure or queue, or not committed", ErrBadRecord)
+		}
 	case TypeCommit, TypeBackout:
 	default:
 		return r, fmt.Errorf("%w: unknown type %d", ErrBadRecord, uint8(t))

@@ -18,6 +18,7 @@ func samples() []Record {
 		{Type: TypeGet, Flags: FlagCommitted, Structure: "APPL1", Queue: "Q.ONE", Key: 5},
 		{Type: TypeCommit, UOW: 77},
 		{Type: TypeBackout, UOW: 78},
+		{Type: TypeClear, Flags: FlagCommitted, Structure: "APPL1", Queue: "Q.ONE"},
 	}
 }
 

@@ -185,6 +185,15 @@ func (st *state) record(rec rlog.Record) error {
 		}
 		delete(st.pending, r.UOW)
 		st.res.Units++
+	case plog.TypeClear:
+		if r.Structure != st.structure {
+			return nil
+		}
+		for k, m := range st.live {
+			if m.Queue == r.Queue && m.Order < rec.LRSN<<20 {
+				delete(st.live, k)
+			}
+		}
 	case plog.TypeBackout:
 		if _, ok := st.pending[r.UOW]; ok {
 			delete(st.pending, r.UOW)

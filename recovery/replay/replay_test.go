@@ -54,6 +54,7 @@ func get(uow, key uint64) plog.Record {
 
 func TestReplay(t *testing.T) {
 	g := newLogs(t)
+	g.rec("QM2", put(0, 8, "Q2", "cleared"))
 	g.rec("QM1", put(0, 1, "Q", "a"))   // committed by itself
 	g.rec("QM1", put(100, 2, "Q", "b")) // uow 100 on QM1...
 	g.rec("QM2", put(200, 3, "Q", "c")) // uow 200 on QM2...
@@ -70,6 +71,8 @@ func TestReplay(t *testing.T) {
 	g.rec("QM2", put(0, 2, "Q", "b again")) // a put of a key present changes nothing
 	g.rec("QM2", get(500, 4))
 	g.rec("QM1", plog.Record{Type: plog.TypeCommit, UOW: 500}) // unit of work keys are group-wide
+	g.rec("QM1", plog.Record{Type: plog.TypeClear, Flags: plog.FlagCommitted, Structure: "APPL1", Queue: "Q2"})
+	g.rec("QM2", put(0, 7, "Q2", "after the clear"))
 	for _, l := range g.l {
 		l.Close()
 	}
@@ -83,15 +86,15 @@ func TestReplay(t *testing.T) {
 	}
 	// a (LRSN 1), then uow 100 (b, d: committed after uow 200's c, which
 	// was got); uow 500's get of d commits.
-	if fmt.Sprint(got) != "[a b]" {
+	if fmt.Sprint(got) != "[a b after the clear]" {
 		t.Fatalf("survivors %v", got)
 	}
-	if res.Records != 14 || res.Units != 3 || res.Dropped != 2 || res.MaxLRSN != 14 {
+	if res.Records != 17 || res.Units != 3 || res.Dropped != 2 || res.MaxLRSN != 17 {
 		t.Fatalf("result %+v", res)
 	}
 	// From the middle, with the messages before as the seed: the same.
 	seed := []plog.Record{put(0, 1, "Q", "a"), put(0, 2, "Q", "b"), put(0, 3, "Q", "c"), put(0, 4, "Q", "d")}
-	res2, err := Run(Options{FS: g.m, LogDirs: []string{"/log/QM1", "/log/QM2"}, Structure: "APPL1", From: 7, Seed: seed})
+	res2, err := Run(Options{FS: g.m, LogDirs: []string{"/log/QM1", "/log/QM2"}, Structure: "APPL1", From: 9, Seed: seed})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -99,7 +102,7 @@ func TestReplay(t *testing.T) {
 	for _, m := range res2.Messages {
 		got = append(got, string(m.Body))
 	}
-	if fmt.Sprint(got) != "[a b]" {
-		t.Fatalf("survivors from LRSN 7 with a seed: %v", got)
+	if fmt.Sprint(got) != "[a b after the clear]" {
+		t.Fatalf("survivors from LRSN 9 with a seed: %v", got)
 	}
 }
