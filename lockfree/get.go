@@ -24,6 +24,10 @@ type GetOptions struct {
 	Wait time.Duration
 	// Spin is how long to poll before sleeping on the futex while waiting.
 	Spin time.Duration
+	// IncludeHeld makes a browse also return messages held by a get under
+	// syncpoint or by a view, which may yet come back (a fuzzy backup
+	// takes them).
+	IncludeHeld bool
 }
 
 type claimMode uint8
@@ -790,7 +794,8 @@ func (o *Owner) BrowseNext(cur *BrowseCursor, opt GetOptions, dst *Message) (err
 		s.walk(cur.q, cur.prio, from, func(pos uint64, r ref) bool {
 			eo := s.entryOff(r.idx())
 			w := s.load(eo + enCtl)
-			if wGen(w) != r.gen() || wKind(w) != stAvail || s.load(eo+enPos) != pos {
+			k := wKind(w)
+			if wGen(w) != r.gen() || s.load(eo+enPos) != pos || !(k == stAvail || opt.IncludeHeld && (k == stHeld || k == stView)) {
 				return true
 			}
 			if exp := int64(s.load(eo + enExpiry)); exp != 0 && exp <= now {

@@ -266,7 +266,10 @@ func (c *Conn) Commit() error {
 			// The decision first, then the commit record, durable before
 			// anything becomes visible: a recoverer that finds the
 			// decision rolls forward, and a get of what this unit of work
-			// put is logged after its commit record.
+			// put is logged after its commit record. A fuzzy backup
+			// waits for commits marked in flight.
+			c.plog.p.BeginVisible()
+			defer c.plog.p.EndVisible()
 			pos, err := c.logCommit()
 			if err != nil {
 				c.admin.EndDecision()

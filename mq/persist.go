@@ -159,6 +159,12 @@ func (h *Queue) putPersistent(lm *lockfree.Message, opt PutOptions) error {
 		return nil
 	}
 	r := h.putRecord(lm, 0, plog.FlagCommitted)
+	l, err := c.logger()
+	if err != nil {
+		return wrap("put "+h.def.Name, err)
+	}
+	l.p.BeginVisible() // a fuzzy backup waits until the message is visible
+	defer l.p.EndVisible()
 	if err := c.logDurable(&r, lm.Body); err != nil {
 		return wrap("put "+h.def.Name, err)
 	}

@@ -72,6 +72,9 @@ func NewConsumer(b *Buffer, log *rlog.Log, logf func(string, ...any)) (*Consumer
 	for i := range b.rings {
 		rh := b.ring(i)
 		atomic.StoreUint64(b.u64(rh+rOwner), 0)
+		if v := atomic.LoadUint64(b.u64(rh + rVisible)); v&1 == 1 {
+			atomic.StoreUint64(b.u64(rh+rVisible), v+1)
+		}
 		c.partial[i] = nil
 	}
 	go c.run()
@@ -173,6 +176,9 @@ func (c *Consumer) serveFrees() {
 				continue // taken on a later pass
 			}
 			c.partial[i] = nil // a record whose last piece never came
+			if v := atomic.LoadUint64(c.b.u64(rh + rVisible)); v&1 == 1 {
+				atomic.StoreUint64(c.b.u64(rh+rVisible), v+1)
+			}
 			atomic.CompareAndSwapUint64(c.b.u64(rh+rOwner), tag+1, 0)
 			delete(c.frees, tag)
 			ch <- nil

@@ -42,6 +42,7 @@ const (
 	ringHdrSize     = 256
 	rOwner          = 0
 	rGen            = 8
+	rVisible        = 16
 	rHead           = 64
 	rTail           = 128
 	rDurable        = 192
@@ -351,6 +352,45 @@ func (p *Producer) Wait(pos uint64) error {
 		}
 		atomic.AddUint32(p.b.u32(hDurableWaiters), ^uint32(0))
 	}
+}
+
+// BeginVisible marks the start of an operation whose log record goes
+// first and whose effect in the CF follows (a commit, a persistent put
+// outside syncpoint); EndVisible its end. A fuzzy backup waits for the
+// operations marked when it starts (InFlight), so that every record with
+// an LRSN below its start has its effect in the CF when it scans.
+func (p *Producer) BeginVisible() { atomic.AddUint64(p.b.u64(p.rh+rVisible), 1) }
+
+// EndVisible ends what BeginVisible began.
+func (p *Producer) EndVisible() { atomic.AddUint64(p.b.u64(p.rh+rVisible), 1) }
+
+// InFlight is an operation between BeginVisible and EndVisible.
+type InFlight struct {
+	Ring  int
+	Owner uint64 // the producer's owner tag
+	seq   uint64
+}
+
+// InFlight lists the operations in flight now.
+func (b *Buffer) InFlight() []InFlight {
+	var out []InFlight
+	for i := range b.rings {
+		rh := b.ring(i)
+		seq := atomic.LoadUint64(b.u64(rh + rVisible))
+		if seq&1 == 1 {
+			if own := atomic.LoadUint64(b.u64(rh + rOwner)); own != 0 {
+				out = append(out, InFlight{Ring: int(i), Owner: own - 1, seq: seq})
+			}
+		}
+	}
+	return out
+}
+
+// Ended reports whether operation f has ended (its ring moved on, or was
+// freed or claimed by another connection).
+func (b *Buffer) Ended(f InFlight) bool {
+	rh := b.ring(uint64(f.Ring))
+	return atomic.LoadUint64(b.u64(rh+rVisible)) != f.seq || atomic.LoadUint64(b.u64(rh+rOwner)) != f.Owner+1
 }
 
 // Release waits until the consumer has taken everything published, then
