@@ -282,13 +282,13 @@ func (c *Conn) Commit() error {
 		}
 		defer c.admin.EndDecision()
 	}
-	c.puow = persistUOW{}
 	var first error
 	for _, o := range in {
 		if err := o.Commit(); err != nil && first == nil {
 			first = wrap("commit", err)
 		}
 	}
+	c.endUOW(false)
 	if first == nil && logErr != nil {
 		first = &Error{Op: "commit", Reason: reasonFor(logErr),
 			Err: fmt.Errorf("committed in the CF, but its log record may not be durable (the unit of work may not survive the loss of the CF): %w", logErr)}

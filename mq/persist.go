@@ -86,11 +86,20 @@ func (c *Conn) newKey() (uint64, error) {
 // work, starting one.
 func (c *Conn) uowKey() (uint64, error) {
 	if c.puow.key == 0 {
-		k, err := c.newKey()
+		// A key of its own, fresh from the counter (not from the block):
+		// every record of the unit of work gets a greater LRSN, so a
+		// backup that finds the unit of work in flight replays from
+		// its key.
+		l, err := c.logger()
+		if err != nil {
+			return 0, err
+		}
+		k, err := c.g.LRSN(c.admin).Next(1)
 		if err != nil {
 			return 0, err
 		}
 		c.puow.key = k
+		l.p.SetUOW(k)
 	}
 	return c.puow.key, nil
 }
@@ -232,6 +241,9 @@ func (c *Conn) endUOW(backedOut bool) {
 	if backedOut && c.puow.key != 0 && c.plog != nil {
 		r := plog.Record{Type: plog.TypeBackout, UOW: c.puow.key}
 		c.logRecord(&r, nil)
+	}
+	if c.puow.key != 0 && c.plog != nil {
+		c.plog.p.SetUOW(0)
 	}
 	c.puow = persistUOW{}
 }

@@ -40,6 +40,9 @@ type Env interface {
 	// recovery log (its persistent messages must not come back when the
 	// structure is recovered).
 	LogClear(structure, queue string) error
+	// Backup takes a fuzzy backup of an application structure's persistent
+	// messages and describes it.
+	Backup(structure string) (string, error)
 }
 
 // KV is one attribute of a result: the value is an int64 or a string.
@@ -74,6 +77,8 @@ func Execute(env Env, c Command) ([]Result, error) {
 		return displayStructs(env, c)
 	case "DISPLAY CFSTATUS":
 		return displayCFStatus(env, c)
+	case "BACKUP CFSTRUCT":
+		return backupStruct(env, c)
 	case "DISPLAY GROUP":
 		return displayGroup(env, c)
 	case "DISPLAY CONN":
@@ -826,4 +831,21 @@ func JSON(rs []Result) []string {
 		out = append(out, b.String())
 	}
 	return out
+}
+
+func backupStruct(env Env, c Command) ([]Result, error) {
+	if err := checkFlags(c); err != nil {
+		return nil, err
+	}
+	if len(c.Attrs) > 0 {
+		return nil, fmt.Errorf("%w: BACKUP CFSTRUCT takes no attributes", ErrSyntax)
+	}
+	if err := env.Repo().View(func(tx *defs.Tx) error { _, err := tx.Struct(c.Name); return err }); err != nil {
+		return nil, fmt.Errorf("%w: CFSTRUCT(%s)", ErrNotFound, c.Name)
+	}
+	msg, err := env.Backup(c.Name)
+	if err != nil {
+		return nil, err
+	}
+	return []Result{{Message: msg}}, nil
 }

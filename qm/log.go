@@ -1,12 +1,14 @@
 package qm
 
 import (
+	"errors"
 	"fmt"
 	"path/filepath"
 	"time"
 
 	"github.com/qmgr/qmgr/group"
 	"github.com/qmgr/qmgr/lockfree"
+	"github.com/qmgr/qmgr/recovery/backup"
 	"github.com/qmgr/qmgr/recovery/logbuf"
 	"github.com/qmgr/qmgr/recovery/plog"
 	"github.com/qmgr/qmgr/recovery/replay"
@@ -112,11 +114,21 @@ func (m *Member) replayInto(name string) error {
 	if err != nil {
 		return err
 	}
-	res, err := replay.Run(replay.Options{LogDirs: dirs, Structure: name})
+	opts := replay.Options{LogDirs: dirs, Structure: name}
+	bk, seed, err := backup.Latest(m.g.Config().DataDir, name, func(path string, err error) {
+		m.log.Warn("damaged backup skipped", "structure", name, "path", path, "err", err)
+	})
+	switch {
+	case err == nil:
+		opts.From, opts.Seed, opts.SeedLRSN = bk.ReplayFrom, seed, bk.Start
+	case !errors.Is(err, backup.ErrNoBackup):
+		return err
+	}
+	res, err := replay.Run(opts)
 	if err != nil {
 		return err
 	}
-	if res.Records == 0 {
+	if res.Records == 0 && len(seed) == 0 {
 		return nil
 	}
 	// Keys and LRSNs handed out from now on are above every logged one.
@@ -147,9 +159,37 @@ func (m *Member) replayInto(name string) error {
 		}
 		restored++
 	}
-	m.log.Info("structure recovered from the logs", "structure", name, "messages", restored, "records", res.Records,
-		"units", res.Units, "dropped", res.Dropped, "logs", len(dirs), "took", time.Since(t0).Round(time.Millisecond))
+	m.log.Info("structure recovered", "structure", name, "messages", restored, "backup", bk.Path, "backup_messages", len(seed),
+		"from_lrsn", opts.From, "records", res.Records, "units", res.Units, "dropped", res.Dropped, "logs", len(dirs),
+		"took", time.Since(t0).Round(time.Millisecond))
 	return nil
+}
+
+// releaseLogs releases the segments of the member's log that no recovery
+// can need: those below where the newest backup of every structure
+// replays from. A structure without a backup needs the whole log.
+func (m *Member) releaseLogs() {
+	names, err := m.g.Structures()
+	if err != nil || len(names) == 0 || m.rlog == nil {
+		return
+	}
+	before := uint64(1<<64 - 1)
+	for _, n := range names {
+		list, err := backup.List(m.g.Config().DataDir, n)
+		if err != nil || len(list) == 0 {
+			return
+		}
+		info, _, err := backup.Read(list[0].Path)
+		if err != nil {
+			return // the newest is damaged: recovery would use an older one
+		}
+		before = min(before, info.ReplayFrom)
+	}
+	if n, err := m.rlog.Release(before); err != nil {
+		m.log.Warn("release log segments", "err", err)
+	} else if n > 0 {
+		m.log.Info("log segments released", "segments", n, "below_lrsn", before)
+	}
 }
 
 // LogClear logs the clearing of a queue (mqsc.Env), durably, before the

@@ -252,3 +252,110 @@ func TestCFLostRecoveredFromLogs(t *testing.T) {
 	c.Disconnect()
 	m.Stop()
 }
+
+// TestBackupThenCFLost: a fuzzy backup taken while a unit of work is in
+// flight (its put logged before the backup, its commit after), the log
+// segments below the backup released, then the CF lost: the backup and the
+// logs after it give back exactly what was committed.
+func TestBackupThenCFLost(t *testing.T) {
+	cfg := testConfig(t, "QM1")
+	cfg.LogSegmentSize = 16 << 10 // many segments, so some are released
+	start := func() (*Member, *mq.Conn) {
+		t.Helper()
+		m, err := Start(cfg)
+		if err != nil {
+			t.Fatal(err)
+		}
+		go m.Run(t.Context())
+		c, err := mq.Connect(mq.ConnectOptions{Group: cfg.Group.Name, QMgr: "QM1", DataDir: cfg.Group.DataDir, CFDir: cfg.Group.CFDir})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return m, c
+	}
+	m, c := start()
+	mustExec(t, m, "DEFINE QLOCAL(P) MAXDEPTH(100000)")
+	h, err := c.Open("P", mq.OpenOptions{Input: true, Output: true, Browse: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	put := func(conn *mq.Conn, q *mq.Queue, prefix string, n int, sync bool) {
+		t.Helper()
+		for i := range n {
+			if err := q.Put(&mq.Message{Body: []byte(fmt.Sprintf("%s%03d", prefix, i)), Persistence: mq.Persistent}, mq.PutOptions{Syncpoint: sync}); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	get := func(q *mq.Queue, n int) {
+		t.Helper()
+		for range n {
+			if _, err := q.Get(mq.GetOptions{}); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	put(c, h, "a", 300, false)
+	get(h, 10) // a000..a009
+	// A unit of work in flight across the backup, on another connection.
+	c2, err := mq.Connect(mq.ConnectOptions{Group: cfg.Group.Name, QMgr: "QM1", DataDir: cfg.Group.DataDir, CFDir: cfg.Group.CFDir})
+	if err != nil {
+		t.Fatal(err)
+	}
+	h2, _ := c2.Open("P", mq.OpenOptions{Output: true})
+	put(c2, h2, "u", 5, true)
+	// A put outside syncpoint waits until it is durable, and with it the
+	// unit of work's puts before it: their LRSNs are below the backup's
+	// start.
+	put(c2, h2, "v", 1, false)
+	segsBefore, _ := os.ReadDir(LogDir(cfg.Group, "QM1"))
+	r := mustExec(t, m, "BACKUP CFSTRUCT(APPL1)")
+	t.Log(r.Text)
+	segsAfter, _ := os.ReadDir(LogDir(cfg.Group, "QM1"))
+	if len(segsAfter) >= len(segsBefore) {
+		t.Fatalf("no log segment released by the backup: %d before, %d after", len(segsBefore), len(segsAfter))
+	}
+	if err := c2.Commit(); err != nil {
+		t.Fatal(err)
+	}
+	c2.Disconnect()
+	get(h, 5) // a010..a014
+	put(c, h, "b", 5, false)
+	c.Disconnect()
+	m.Stop()
+	if err := os.RemoveAll(cfg.Group.CFDir); err != nil {
+		t.Fatal(err)
+	}
+	m, c = start()
+	defer m.Stop()
+	defer c.Disconnect()
+	h, _ = c.Open("P", mq.OpenOptions{Input: true})
+	var got []string
+	for {
+		msg, err := h.Get(mq.GetOptions{})
+		if errors.Is(err, mq.ErrNoMessage) {
+			break
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		got = append(got, string(msg.Body))
+	}
+	var want []string
+	for i := 15; i < 300; i++ {
+		want = append(want, fmt.Sprintf("a%03d", i))
+	}
+	want = append(want, "v000")
+	for i := range 5 {
+		want = append(want, fmt.Sprintf("u%03d", i))
+	}
+	for i := range 5 {
+		want = append(want, fmt.Sprintf("b%03d", i))
+	}
+	if fmt.Sprint(got) != fmt.Sprint(want) {
+		t.Fatalf("after the CF was lost: %d messages %v\nwant %d %v", len(got), got, len(want), want)
+	}
+	if r := m.Exec("BACKUP CFSTRUCT(NOSUCH)"); r.OK {
+		t.Fatal("backup of an unknown structure")
+	}
+}

@@ -72,6 +72,7 @@ func NewConsumer(b *Buffer, log *rlog.Log, logf func(string, ...any)) (*Consumer
 	for i := range b.rings {
 		rh := b.ring(i)
 		atomic.StoreUint64(b.u64(rh+rOwner), 0)
+		atomic.StoreUint64(b.u64(rh+rUOW), 0)
 		if v := atomic.LoadUint64(b.u64(rh + rVisible)); v&1 == 1 {
 			atomic.StoreUint64(b.u64(rh+rVisible), v+1)
 		}
@@ -179,6 +180,7 @@ func (c *Consumer) serveFrees() {
 			if v := atomic.LoadUint64(c.b.u64(rh + rVisible)); v&1 == 1 {
 				atomic.StoreUint64(c.b.u64(rh+rVisible), v+1)
 			}
+			atomic.StoreUint64(c.b.u64(rh+rUOW), 0)
 			atomic.CompareAndSwapUint64(c.b.u64(rh+rOwner), tag+1, 0)
 			delete(c.frees, tag)
 			ch <- nil

@@ -43,6 +43,7 @@ const (
 	rOwner          = 0
 	rGen            = 8
 	rVisible        = 16
+	rUOW            = 24
 	rHead           = 64
 	rTail           = 128
 	rDurable        = 192
@@ -364,6 +365,28 @@ func (p *Producer) BeginVisible() { atomic.AddUint64(p.b.u64(p.rh+rVisible), 1) 
 // EndVisible ends what BeginVisible began.
 func (p *Producer) EndVisible() { atomic.AddUint64(p.b.u64(p.rh+rVisible), 1) }
 
+// SetUOW records the key of the producer's unit of work with persistent
+// work (0: none). Keys come from the LRSN counter when the unit of work
+// begins, so every record of it has a greater LRSN: a fuzzy backup
+// replays from the oldest key it finds (OldestUOW).
+func (p *Producer) SetUOW(key uint64) { atomic.StoreUint64(p.b.u64(p.rh+rUOW), key) }
+
+// OldestUOW is the smallest unit-of-work key of the claimed rings (0:
+// none).
+func (b *Buffer) OldestUOW() uint64 {
+	oldest := uint64(0)
+	for i := range b.rings {
+		rh := b.ring(i)
+		if atomic.LoadUint64(b.u64(rh+rOwner)) == 0 {
+			continue
+		}
+		if k := atomic.LoadUint64(b.u64(rh + rUOW)); k != 0 && (oldest == 0 || k < oldest) {
+			oldest = k
+		}
+	}
+	return oldest
+}
+
 // InFlight is an operation between BeginVisible and EndVisible.
 type InFlight struct {
 	Ring  int
@@ -411,6 +434,7 @@ func (p *Producer) Release() error {
 		atomic.AddUint32(p.b.u32(hSpaceWaiters), ^uint32(0))
 	}
 	p.freed = true
+	atomic.StoreUint64(p.b.u64(p.rh+rUOW), 0)
 	atomic.CompareAndSwapUint64(p.b.u64(p.rh+rOwner), p.tag+1, 0)
 	return nil
 }

@@ -25,15 +25,19 @@ type Options struct {
 	Structure string
 	// From is the first LRSN that matters (0: the beginning).
 	From uint64
-	// Seed is what the structure held at From (a backup's messages); nil
-	// for nothing.
-	Seed []plog.Record
+	// Seed is what the structure held at SeedLRSN (a backup's messages
+	// and start); nil for nothing. Replay may start before SeedLRSN
+	// (units of work in flight then began earlier): operations before it
+	// apply idempotently, and a clear before it leaves the seed alone.
+	Seed     []plog.Record
+	SeedLRSN uint64
 }
 
 // Message is a message that survives, and where it became visible.
 type Message struct {
 	plog.Record
-	Order uint64 // commit LRSN << 20 | place in its unit of work
+	Order uint64 // commit LRSN << 20 | place in its unit of work; a seed message: its place in the seed
+	Seed  bool   // from the seed
 }
 
 // Result is what replay found.
@@ -86,6 +90,7 @@ func (s *source) next() (bool, error) {
 
 type state struct {
 	structure string
+	seedLRSN  uint64
 	live      map[uint64]*Message
 	pending   map[uint64][]plog.Record
 	res       *Result
@@ -108,9 +113,10 @@ func Run(o Options) (*Result, error) {
 		o.FS = vfs.OS()
 	}
 	res := &Result{}
-	st := &state{structure: o.Structure, live: map[uint64]*Message{}, pending: map[uint64][]plog.Record{}, res: res}
+	st := &state{structure: o.Structure, seedLRSN: o.SeedLRSN, live: map[uint64]*Message{}, pending: map[uint64][]plog.Record{}, res: res}
 	for i := range o.Seed {
 		st.apply(&o.Seed[i], uint64(i))
+		st.live[o.Seed[i].Key].Seed = true
 	}
 	var h merge
 	for _, dir := range o.LogDirs {
@@ -190,7 +196,7 @@ func (st *state) record(rec rlog.Record) error {
 			return nil
 		}
 		for k, m := range st.live {
-			if m.Queue == r.Queue && m.Order < rec.LRSN<<20 {
+			if m.Queue == r.Queue && (m.Seed && rec.LRSN >= st.seedLRSN || !m.Seed && m.Order < rec.LRSN<<20) {
 				delete(st.live, k)
 			}
 		}

@@ -1,0 +1,297 @@
+package backup
+
+import (
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"sort"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/cespare/xxhash/v2"
+	"github.com/qmgr/qmgr/recovery/plog"
+)
+
+// Sentinel errors; every error from this package wraps one of them.
+var (
+	ErrCorrupt  = errors.New("backup: corrupt")
+	ErrNoBackup = errors.New("backup: no backup")
+)
+
+const (
+	magic      = "QMBK"
+	version    = 1
+	headerSize = 128
+	suffix     = ".bak"
+)
+
+// Info describes a backup.
+type Info struct {
+	Path      string
+	Structure string
+	Start     uint64 // start LRSN: every logged operation below it is in the backup
+	// ReplayFrom is where replay must start reading the logs (at most
+	// Start): units of work in flight when the backup started have
+	// records from here on.
+	ReplayFrom uint64
+	Taken      time.Time
+	Messages   uint64
+	Size       int64
+}
+
+// Dir is where the backups of structure live under data directory data.
+func Dir(data, structure string) string { return filepath.Join(data, "backup", structure) }
+
+// Writer writes one backup.
+type Writer struct {
+	f     *os.File
+	path  string
+	tmp   string
+	h     *xxhash.Digest
+	n     uint64
+	buf   []byte
+	size  int64
+	start uint64
+	from  uint64
+	taken time.Time
+	name  string
+}
+
+// Create starts the backup of structure, whose start LRSN is start, in
+// data directory data.
+func Create(data, structure string, start, replayFrom uint64) (*Writer, error) {
+	if len(structure) > 48 || structure == "" {
+		return nil, fmt.Errorf("backup: structure name %q", structure)
+	}
+	dir := Dir(data, structure)
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return nil, fmt.Errorf("backup: %w", err)
+	}
+	path := filepath.Join(dir, fmt.Sprintf("%016x%s", start, suffix))
+	tmp := path + ".tmp"
+	f, err := os.OpenFile(tmp, os.O_RDWR|os.O_CREATE|os.O_TRUNC, 0o644)
+	if err != nil {
+		return nil, fmt.Errorf("backup: %w", err)
+	}
+	w := &Writer{f: f, path: path, tmp: tmp, h: xxhash.New(), start: start, from: replayFrom, taken: time.Now(), name: structure}
+	hdr := make([]byte, headerSize)
+	copy(hdr, magic)
+	binary.LittleEndian.PutUint16(hdr[4:], version)
+	binary.LittleEndian.PutUint64(hdr[8:], start)
+	binary.LittleEndian.PutUint64(hdr[16:], uint64(w.taken.UnixNano()))
+	hdr[24] = byte(len(structure))
+	copy(hdr[25:73], structure)
+	binary.LittleEndian.PutUint64(hdr[80:], replayFrom)
+	w.buf = append(w.buf, hdr...)
+	return w, nil
+}
+
+// Add adds a message (a put record, flagged committed).
+func (w *Writer) Add(r *plog.Record) error {
+	at := len(w.buf)
+	w.buf = binary.LittleEndian.AppendUint32(w.buf, 0)
+	w.buf = plog.Append(w.buf, r)
+	binary.LittleEndian.PutUint32(w.buf[at:], uint32(len(w.buf)-at-4))
+	w.n++
+	if len(w.buf) >= 1<<20 {
+		return w.flush()
+	}
+	return nil
+}
+
+func (w *Writer) flush() error {
+	w.h.Write(w.buf)
+	n, err := w.f.Write(w.buf)
+	w.size += int64(n)
+	w.buf = w.buf[:0]
+	if err != nil {
+		return fmt.Errorf("backup: write %s: %w", w.tmp, err)
+	}
+	return nil
+}
+
+// Commit finishes the backup: after it returns the backup is durable
+// under its final name.
+func (w *Writer) Commit() (Info, error) {
+	w.buf = binary.LittleEndian.AppendUint32(w.buf, 0)
+	w.buf = binary.LittleEndian.AppendUint32(w.buf, 0)
+	w.buf = binary.LittleEndian.AppendUint64(w.buf, w.n)
+	if err := w.flush(); err != nil {
+		w.Abort()
+		return Info{}, err
+	}
+	var sum [8]byte
+	binary.LittleEndian.PutUint64(sum[:], w.h.Sum64())
+	n, err := w.f.Write(sum[:])
+	w.size += int64(n)
+	if err == nil {
+		err = w.f.Sync()
+	}
+	if cerr := w.f.Close(); err == nil {
+		err = cerr
+	}
+	if err == nil {
+		err = os.Rename(w.tmp, w.path)
+	}
+	if err == nil {
+		err = syncDir(filepath.Dir(w.path))
+	}
+	if err != nil {
+		os.Remove(w.tmp)
+		return Info{}, fmt.Errorf("backup: finish %s: %w", w.path, err)
+	}
+	return Info{Path: w.path, Structure: w.name, Start: w.start, ReplayFrom: w.from, Taken: w.taken, Messages: w.n, Size: w.size}, nil
+}
+
+// Abort drops an unfinished backup.
+func (w *Writer) Abort() {
+	w.f.Close()
+	os.Remove(w.tmp)
+}
+
+func syncDir(dir string) error {
+	d, err := os.Open(dir)
+	if err != nil {
+		return err
+	}
+	defer d.Close()
+	return d.Sync()
+}
+
+// Decode checks a whole backup file's bytes and returns its description
+// and messages. It never panics; damage is ErrCorrupt.
+func Decode(b []byte) (Info, []plog.Record, error) {
+	var info Info
+	if len(b) < headerSize+24 {
+		return info, nil, fmt.Errorf("%w: %d bytes", ErrCorrupt, len(b))
+	}
+	if string(b[:4]) != magic {
+		return info, nil, fmt.Errorf("%w: bad magic %q", ErrCorrupt, b[:4])
+	}
+	body, sum := b[:len(b)-8], binary.LittleEndian.Uint64(b[len(b)-8:])
+	if xxhash.Sum64(body) != sum {
+		return info, nil, fmt.Errorf("%w: checksum mismatch", ErrCorrupt)
+	}
+	if v := binary.LittleEndian.Uint16(b[4:]); v != version {
+		return info, nil, fmt.Errorf("%w: version %d", ErrCorrupt, v)
+	}
+	info.Start = binary.LittleEndian.Uint64(b[8:])
+	info.Taken = time.Unix(0, int64(binary.LittleEndian.Uint64(b[16:])))
+	if n := int(b[24]); n == 0 || n > 48 {
+		return info, nil, fmt.Errorf("%w: structure name length %d", ErrCorrupt, n)
+	} else {
+		info.Structure = string(b[25 : 25+n])
+	}
+	info.Size = int64(len(b))
+	info.ReplayFrom = binary.LittleEndian.Uint64(b[80:])
+	if info.ReplayFrom > info.Start {
+		return info, nil, fmt.Errorf("%w: replay from %d after the start %d", ErrCorrupt, info.ReplayFrom, info.Start)
+	}
+	var recs []plog.Record
+	p := headerSize
+	for {
+		if p+4 > len(body) {
+			return info, nil, fmt.Errorf("%w: no trailer", ErrCorrupt)
+		}
+		n := int(binary.LittleEndian.Uint32(body[p:]))
+		if n == 0 {
+			break
+		}
+		if n > len(body)-p-4 {
+			return info, nil, fmt.Errorf("%w: record of %d bytes at %d", ErrCorrupt, n, p)
+		}
+		r, err := plog.Decode(plog.TypePut, body[p+4:p+4+n])
+		if err != nil {
+			return info, nil, fmt.Errorf("%w: record at %d: %w", ErrCorrupt, p, err)
+		}
+		if r.Structure != info.Structure {
+			return info, nil, fmt.Errorf("%w: record of structure %q in a backup of %q", ErrCorrupt, r.Structure, info.Structure)
+		}
+		recs = append(recs, r)
+		p += 4 + n
+	}
+	if len(body)-p != 16 {
+		return info, nil, fmt.Errorf("%w: %d bytes after the records", ErrCorrupt, len(body)-p)
+	}
+	info.Messages = binary.LittleEndian.Uint64(body[p+8:])
+	if info.Messages != uint64(len(recs)) {
+		return info, nil, fmt.Errorf("%w: trailer counts %d messages, %d read", ErrCorrupt, info.Messages, len(recs))
+	}
+	return info, recs, nil
+}
+
+// List returns the backups of structure, newest (highest start) first,
+// without reading them.
+func List(data, structure string) ([]Info, error) {
+	dir := Dir(data, structure)
+	ents, err := os.ReadDir(dir)
+	if errors.Is(err, os.ErrNotExist) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("backup: %w", err)
+	}
+	var out []Info
+	for _, e := range ents {
+		hex, ok := strings.CutSuffix(e.Name(), suffix)
+		if !ok || len(hex) != 16 {
+			continue
+		}
+		start, err := strconv.ParseUint(hex, 16, 64)
+		if err != nil {
+			continue
+		}
+		fi, _ := e.Info()
+		var size int64
+		var taken time.Time
+		if fi != nil {
+			size, taken = fi.Size(), fi.ModTime()
+		}
+		out = append(out, Info{Path: filepath.Join(dir, e.Name()), Structure: structure, Start: start, Size: size, Taken: taken})
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].Start > out[j].Start })
+	return out, nil
+}
+
+// Latest reads the newest backup of structure that is whole, skipping
+// (and reporting through skip) damaged ones. ErrNoBackup when there is
+// none.
+func Latest(data, structure string, skip func(path string, err error)) (Info, []plog.Record, error) {
+	list, err := List(data, structure)
+	if err != nil {
+		return Info{}, nil, err
+	}
+	for _, b := range list {
+		info, recs, err := Read(b.Path)
+		if err == nil {
+			return info, recs, nil
+		}
+		if skip != nil {
+			skip(b.Path, err)
+		}
+	}
+	return Info{}, nil, fmt.Errorf("%w of structure %s", ErrNoBackup, structure)
+}
+
+// Read reads and checks one backup file.
+func Read(path string) (Info, []plog.Record, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return Info{}, nil, fmt.Errorf("backup: %w", err)
+	}
+	defer f.Close()
+	b, err := io.ReadAll(f)
+	if err != nil {
+		return Info{}, nil, fmt.Errorf("backup: read %s: %w", path, err)
+	}
+	info, recs, err := Decode(b)
+	if err != nil {
+		return info, nil, fmt.Errorf("%s: %w", path, err)
+	}
+	info.Path = path
+	return info, recs, nil
+}

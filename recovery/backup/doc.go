@@ -1,0 +1,37 @@
+// Package backup writes and reads fuzzy backups of an application
+// structure's persistent messages.
+//
+// A backup is taken while traffic runs. Its start LRSN is read from the
+// group's counter before the scan, after every operation that had logged
+// its record but not yet made its effect visible has finished (package
+// logbuf's in-flight marks), so every logged operation with a lower LRSN
+// is reflected in what the scan sees. Operations after the start may or
+// may not be: replay is idempotent (package replay), so recovery is the
+// backup, then every log from the start on. Units of work in flight at
+// the start have records before it (a put logged at put time, committed
+// after the start): the backup also records where the oldest of them
+// began (ReplayFrom), and replay reads from there.
+//
+// # Files
+//
+// Backups of structure S live in <data dir>/backup/S/, one file per
+// backup named by its start LRSN in 16 hex digits with ".bak". A backup is
+// written to a temporary name, synced, renamed and the directory synced,
+// so a file with the final name is always whole; Latest picks the newest
+// that reads back whole.
+//
+// # Layout (little-endian)
+//
+//	header (128 bytes):
+//	  0 [4]byte magic "QMBK"     4 u16 version (1)     6 u16 zero
+//	  8 u64 start LRSN          16 i64 time taken, Unix ns
+//	 24 u8 structure name length, 25 [48]byte structure name
+//	 73 zeros                  80 u64 replay-from LRSN (at most the start:
+//	                                  the oldest unit of work in flight)
+//	 88 zeros
+//	then one record per message, in queue order:
+//	  u32 payload length, then a plog put record (flagged committed)
+//	trailer (24 bytes):
+//	  u32 0 (no more records), u32 zero, u64 message count,
+//	  u64 xxhash64 of everything before the trailer's hash
+package backup
