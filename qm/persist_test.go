@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"strings"
 	"testing"
 
 	"github.com/qmgr/qmgr/mq"
@@ -309,8 +310,16 @@ func TestBackupThenCFLost(t *testing.T) {
 	// start.
 	put(c2, h2, "v", 1, false)
 	segsBefore, _ := os.ReadDir(LogDir(cfg.Group, "QM1"))
+	if r := mustExec(t, m, "DISPLAY CFSTATUS(APPL1) TYPE(BACKUP)"); !strings.Contains(r.Text, "BKUPLRSN(0)") || strings.Contains(r.Text, "LOGRECS(0)") {
+		t.Fatalf("backup status before any backup:\n%s", r.Text)
+	}
 	r := mustExec(t, m, "BACKUP CFSTRUCT(APPL1)")
 	t.Log(r.Text)
+	if st := mustExec(t, m, "DISPLAY CFSTATUS(APPL1) TYPE(BACKUP)"); !strings.Contains(st.Text, "BKUPMSGS(291)") {
+		t.Fatalf("backup status after the backup:\n%s", st.Text)
+	} else {
+		t.Log(st.Text)
+	}
 	segsAfter, _ := os.ReadDir(LogDir(cfg.Group, "QM1"))
 	if len(segsAfter) >= len(segsBefore) {
 		t.Fatalf("no log segment released by the backup: %d before, %d after", len(segsBefore), len(segsAfter))
