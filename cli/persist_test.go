@@ -13,7 +13,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/qmgr/qmgr/group"
 	"github.com/qmgr/qmgr/mq"
+	"github.com/qmgr/qmgr/recovery/backup"
 )
 
 // appPersist is a child application of the persistence tests. Args: role
@@ -222,5 +224,61 @@ func TestGroupKilledAndCFLost(t *testing.T) {
 	}
 	if code, out, errs := g.run("", "check"); code != 0 {
 		t.Fatalf("check after recovery: %d\n%s%s", code, out, errs)
+	}
+}
+
+// TestAutomaticBackupSurvivesLeaseHolder: with a tiny recovery time
+// target, the member holding the backup lease backs up the structure
+// while producers run; it is SIGKILLed, and another member takes the
+// lease and goes on taking backups.
+func TestAutomaticBackupSurvivesLeaseHolder(t *testing.T) {
+	if testing.Short() {
+		t.Skip("multi-process")
+	}
+	g := newTestGroupSized(t, 64<<20)
+	names := []string{"QM1", "QM2", "QM3"}
+	for _, n := range names {
+		g.start(n)
+	}
+	g.mqsc("DEFINE QLOCAL(PQ) MAXDEPTH(999999)")
+	g.mqsc("ALTER QMGR CFRECTIME(2)") // 2 ms: about 2,000 log records
+	for _, n := range names {
+		g.startPersistApp("producer", n, "PQ", n, 10, time.Millisecond)
+	}
+	newest := func() uint64 {
+		list, _ := backup.List(g.cfg.DataDir, "APPL1")
+		if len(list) == 0 {
+			return 0
+		}
+		return list[0].Start
+	}
+	holder := func() string {
+		gr, err := group.Open(g.cfg, false)
+		if err != nil {
+			return ""
+		}
+		defer gr.Close()
+		l, err := gr.LeaseHolder(group.LeaseBackup)
+		if err != nil || l.Holder < 0 {
+			return ""
+		}
+		p, err := gr.Peer(l.Holder)
+		if err != nil {
+			return ""
+		}
+		return p.Name
+	}
+	waitFor(t, "a first automatic backup", 20*time.Second, func() bool { return newest() > 0 })
+	first, h := newest(), holder()
+	if h == "" {
+		t.Fatal("no holder of the backup lease after a backup")
+	}
+	t.Logf("%s took the backup at LRSN %d; killing it", h, first)
+	g.kill(h)
+	waitFor(t, "a backup by another member", 30*time.Second, func() bool { return newest() > first && holder() != h && holder() != "" })
+	t.Logf("%s took over: newest backup at LRSN %d", holder(), newest())
+	// The backups are whole.
+	if _, _, err := backup.Latest(g.cfg.DataDir, "APPL1", func(p string, err error) { t.Errorf("damaged backup %s: %v", p, err) }); err != nil {
+		t.Fatal(err)
 	}
 }

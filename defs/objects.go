@@ -99,12 +99,23 @@ func (c CFStruct) Validate() error {
 type QMgr struct {
 	DeadQ string `json:"DEADQ"` // dead-letter queue; empty for none
 	Descr string `json:"DESCR"`
+	// CFRecTime is the recovery time target of automatic CF backups, in
+	// milliseconds: the member holding the backup lease backs up a
+	// structure once recovering it from its last backup and the logs
+	// would take longer. 0 turns automatic backups off; default 30000.
+	CFRecTime int `json:"CFRECTIME"`
 }
+
+// DefaultCFRecTime is CFRecTime's default (30 s).
+const DefaultCFRecTime = 30000
 
 // Validate checks the attributes.
 func (m QMgr) Validate() error {
 	if m.DeadQ != "" && !ValidName(m.DeadQ) {
 		return fmt.Errorf("%w: DEADQ(%s)", ErrBadName, m.DeadQ)
+	}
+	if m.CFRecTime < 0 || m.CFRecTime > 7*24*3600*1000 {
+		return fmt.Errorf("%w: CFRECTIME(%d): 0 (off) to a week, in milliseconds", ErrBadValue, m.CFRecTime)
 	}
 	return nil
 }

@@ -278,10 +278,10 @@ func (t *Tx) Structs(pattern string) ([]CFStruct, error) {
 // QMgr loads the group's queue manager attributes (defaults when never
 // set).
 func (t *Tx) QMgr() (QMgr, error) {
-	var m QMgr
+	m := QMgr{CFRecTime: DefaultCFRecTime} // what a stored object leaves out keeps its default
 	_, _, err := t.Load(TypeQMgr, GroupQMgr, &m)
 	if errors.Is(err, ErrNotFound) {
-		return QMgr{}, nil
+		return QMgr{CFRecTime: DefaultCFRecTime}, nil
 	}
 	return m, err
 }

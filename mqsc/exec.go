@@ -740,7 +740,7 @@ func structNames(env Env) []string {
 
 func qmgr(env Env, c Command) ([]Result, error) {
 	if c.Verb == "DISPLAY" {
-		if err := checkFlags(c, "ALL", "DEADQ", "DESCR"); err != nil {
+		if err := checkFlags(c, "ALL", "DEADQ", "DESCR", "CFRECTIME"); err != nil {
 			return nil, err
 		}
 		var m defs.QMgr
@@ -748,7 +748,8 @@ func qmgr(env Env, c Command) ([]Result, error) {
 			return nil, err
 		}
 		return []Result{{Header: "AMQ8408I: Display Queue Manager details.", Attrs: []KV{
-			{"QMNAME", env.QMgrName()}, {"QSGNAME", env.Group().Config().Name}, {"DEADQ", m.DeadQ}, {"DESCR", m.Descr}}}}, nil
+			{"QMNAME", env.QMgrName()}, {"QSGNAME", env.Group().Config().Name}, {"DEADQ", m.DeadQ}, {"DESCR", m.Descr},
+			{"CFRECTIME", int64(m.CFRecTime)}}}}, nil
 	}
 	if err := checkFlags(c); err != nil {
 		return nil, err
@@ -766,6 +767,12 @@ func qmgr(env Env, c Command) ([]Result, error) {
 				}
 			case "DESCR":
 				m.Descr = a.Value
+			case "CFRECTIME":
+				n, err := strconv.Atoi(a.Value)
+				if err != nil {
+					return fmt.Errorf("%w: CFRECTIME(%s) is not a number of milliseconds", ErrValue, a.Value)
+				}
+				m.CFRecTime = n
 			default:
 				return fmt.Errorf("%w: %q is not an attribute of QMGR", ErrSyntax, a.Key+"("+a.Value+")")
 			}

@@ -9,8 +9,10 @@ import (
 
 	"golang.org/x/sys/unix"
 
+	"github.com/qmgr/qmgr/defs"
 	"github.com/qmgr/qmgr/group"
 	"github.com/qmgr/qmgr/lockfree"
+	"github.com/qmgr/qmgr/mqsc"
 	"github.com/qmgr/qmgr/recovery/backup"
 	"github.com/qmgr/qmgr/recovery/logbuf"
 	"github.com/qmgr/qmgr/recovery/plog"
@@ -171,3 +173,79 @@ func lockBackup(data, name string) (func(), error) {
 	}
 	return func() { f.Close() }, nil
 }
+
+// goAutoBackup starts the automatic backup check unless one is running.
+func (m *Member) goAutoBackup() {
+	if !m.backingUp.CompareAndSwap(false, true) {
+		return
+	}
+	go func() {
+		defer m.backingUp.Store(false)
+		m.autoBackup()
+	}()
+}
+
+// autoBackup is seed 002's automatic backup: the member holding the
+// backup lease backs up every structure whose recovery would now take
+// longer than the group's CFRECTIME, estimated as the log records since
+// its newest backup's replay point at mqsc.ReplayRate. Busy structures
+// are backed up often, idle ones rarely; when the holder dies another
+// member takes the lease and the cycle goes on.
+func (m *Member) autoBackup() {
+	var q defs.QMgr
+	if err := m.repo.View(func(tx *defs.Tx) error { var err error; q, err = tx.QMgr(); return err }); err != nil || q.CFRecTime == 0 {
+		return
+	}
+	ttl := max(10*m.cfg.HeartbeatInterval, time.Second)
+	var held bool
+	m.withOwn(func(o *lockfree.Owner) error {
+		var err error
+		held, err = m.g.AcquireLease(o, group.LeaseBackup, m.slot, ttl)
+		return err
+	})
+	if !held {
+		return
+	}
+	names, err := m.g.Structures()
+	if err != nil {
+		return
+	}
+	now, err := m.g.Counter(group.CounterLRSN)
+	if err != nil {
+		return
+	}
+	minGap := max(time.Second, time.Duration(q.CFRecTime)*time.Millisecond/4)
+	for _, name := range names {
+		from, taken := uint64(1), time.Time{}
+		if list, err := backup.List(m.g.Config().DataDir, name); err == nil && len(list) > 0 {
+			if info, err := backup.Head(list[0].Path); err == nil {
+				from, taken = info.ReplayFrom, info.Taken
+			}
+		}
+		if now < from || time.Since(taken) < minGap {
+			continue
+		}
+		estMs := (now - from + 1) * 1000 / mqsc.ReplayRate
+		if estMs < uint64(q.CFRecTime) {
+			continue
+		}
+		m.cmdMu.Lock()
+		if m.stopping.Load() {
+			m.cmdMu.Unlock()
+			return
+		}
+		info, err := m.BackupStructure(name)
+		m.cmdMu.Unlock()
+		if err != nil {
+			if !errors.Is(err, ErrBackupRunning) {
+				m.log.Warn("automatic backup", "structure", name, "err", err)
+			}
+			continue
+		}
+		m.log.Info("automatic backup", "structure", name, "estimated_recovery_ms", estMs, "target_ms", q.CFRecTime, "messages", info.Messages)
+	}
+}
+
+// backupCheckInterval is how often the run loop starts the automatic
+// backup check.
+const backupCheckInterval = 200 * time.Millisecond

@@ -179,9 +179,9 @@ func (m *Member) releaseLogs() {
 		if err != nil || len(list) == 0 {
 			return
 		}
-		info, _, err := backup.Read(list[0].Path)
+		info, _, err := backup.Read(list[0].Path) // whole: a damaged one would send recovery to an older backup
 		if err != nil {
-			return // the newest is damaged: recovery would use an older one
+			return
 		}
 		before = min(before, info.ReplayFrom)
 	}

@@ -174,12 +174,13 @@ type Member struct {
 	lbuf  *logbuf.Buffer
 	lcons *logbuf.Consumer
 	// The run loop's own: what it watches, and the heartbeats it last saw.
-	peerW    map[int]peerKey
-	connW    map[int]connKey
-	seen     map[int]hbSeen
-	lastTick time.Time
-	ticks    int
-	scanning atomic.Bool // an expiry scan is running
+	peerW     map[int]peerKey
+	connW     map[int]connKey
+	seen      map[int]hbSeen
+	lastTick  time.Time
+	ticks     int
+	scanning  atomic.Bool // an expiry scan is running
+	backingUp atomic.Bool // the automatic backup check is running
 
 	// Recoveries in flight, by what they recover (at most one each).
 	busyMu sync.Mutex

@@ -20,6 +20,7 @@ func (m *Member) Run(ctx context.Context) error {
 	deaths := make(chan []any, 1)
 	go m.waitDeaths(deaths)
 	m.tick()
+	var lastBackupCheck time.Time
 	for {
 		select {
 		case <-ctx.Done():
@@ -36,6 +37,10 @@ func (m *Member) Run(ctx context.Context) error {
 			if time.Since(lastExpiry) >= m.cfg.ExpiryInterval {
 				lastExpiry = time.Now()
 				m.goExpiryScan()
+			}
+			if time.Since(lastBackupCheck) >= backupCheckInterval {
+				lastBackupCheck = time.Now()
+				m.goAutoBackup()
 			}
 		}
 	}
@@ -413,6 +418,7 @@ func (m *Member) shutdown() error {
 		m.log.Warn("stopping with recoveries still in flight; peers will finish them", "recoveries", m.inFlight())
 	}
 	m.withOwn(func(o *lockfree.Owner) error { return m.g.ReleaseLease(o, group.LeaseExpiry, m.slot) })
+	m.withOwn(func(o *lockfree.Owner) error { return m.g.ReleaseLease(o, group.LeaseBackup, m.slot) })
 	m.stopHeartbeat()
 	m.updatePeer(func(p *group.Peer) bool {
 		if p.Process != m.self {

@@ -37,6 +37,9 @@ func TestWriteReadLatest(t *testing.T) {
 	if err != nil || info.Start != 30 || info.ReplayFrom != 25 || len(recs) != 30 || string(recs[29].Body) != "message 29" {
 		t.Fatalf("latest: %+v, %d records, %v", info, len(recs), err)
 	}
+	if h, err := Head(info.Path); err != nil || h.Start != 30 || h.ReplayFrom != 25 || h.Structure != "APPL1" || h.Size != info.Size {
+		t.Fatalf("head: %+v, %v", h, err)
+	}
 	// A damaged newest backup is skipped.
 	b, _ := os.ReadFile(info.Path)
 	b[200] ^= 1
