@@ -9,6 +9,7 @@ import (
 	"math/rand/v2"
 	"path/filepath"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -372,39 +373,53 @@ func TestTornWriteWithLaterSectors(t *testing.T) {
 	var src Counter
 	l := memLog(t, m, &src, 1<<20)
 	writeN(t, l, 0, 5)
-	// 40 records appended together: a write of at least 20 of them.
+	// 40 records appended while the writer is held in the sync of the
+	// record before them: the next write takes all 40.
+	gate, entered := make(chan struct{}), make(chan struct{})
+	var armed atomic.Bool
+	m.SetFault(func(op vfs.Op, name string, off int64, n int) (int, error) {
+		if op == vfs.OpSync && armed.CompareAndSwap(true, false) {
+			close(entered)
+			<-gate
+		}
+		return n, nil
+	})
+	armed.Store(true)
+	held, _ := l.Append(1, payload(9, 0))
+	<-entered
 	var tickets []Ticket
 	for i := range 40 {
 		tk, _ := l.Append(1, payload(1, i))
 		tickets = append(tickets, tk)
+	}
+	close(gate)
+	if err := l.Wait(held); err != nil {
+		t.Fatal(err)
 	}
 	for _, tk := range tickets {
 		if err := l.Wait(tk); err != nil {
 			t.Fatal(err)
 		}
 	}
+	m.SetFault(nil)
 	l.Close()
 	offs := recordOffsets(t, m, 1)
-	if len(offs) != 45 {
+	if len(offs) != 46 {
 		t.Fatalf("%d records", len(offs))
 	}
 	b, _ := readAll(m, filepath.Join(testDir, segName(1)))
 	writeOf := func(i int) uint64 { h, _ := parseRecord(b[offs[i]:], 1); return h.write }
-	firstOfLast := 44
-	for firstOfLast > 0 && writeOf(firstOfLast-1) == writeOf(44) {
-		firstOfLast--
-	}
-	if 45-firstOfLast < 20 {
-		t.Fatalf("the last write holds %d records", 45-firstOfLast)
+	if writeOf(6) != writeOf(45) || writeOf(5) == writeOf(6) {
+		t.Fatal("the 40 records are not one write")
 	}
 	// Lose the sector holding the middle record of the last write.
-	mid := (firstOfLast + 44) / 2
+	mid := 6 + 20
 	lost := offs[mid] &^ (vfs.SectorSize - 1)
 	f, _ := m.Open(filepath.Join(testDir, segName(1)))
 	f.WriteAt(make([]byte, vfs.SectorSize), lost)
 	f.Sync()
 	f.Close()
-	if lost+vfs.SectorSize > offs[44] {
+	if lost+vfs.SectorSize > offs[45] {
 		t.Fatal("records too short for the test")
 	}
 
@@ -427,7 +442,8 @@ func TestTornWriteWithLaterSectors(t *testing.T) {
 	for i := range 5 {
 		want = append(want, i)
 	}
-	for i := 0; offs[5+i]+int64(recSize(len(payload(1, i)))) <= lost; i++ {
+	want = append(want, 900)
+	for i := 0; offs[6+i]+int64(recSize(len(payload(1, i)))) <= lost; i++ {
 		want = append(want, 100+i)
 	}
 	want = append(want, 200, 201, 202, 300, 301, 302)
