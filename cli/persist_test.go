@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"sync"
@@ -42,16 +43,38 @@ func appPersist(args []string) {
 	fmt.Println("ready")
 	out := bufio.NewWriter(os.Stdout)
 	var got []string
+	acked := 0 // producer: the next message after the last committed batch
+	// A structure that fails (and is recovered) breaks the handle and
+	// backs out the unit of work: open again and redo the batch.
+	retry := func(what string, err error) {
+		r := mq.ReasonOf(err)
+		if r != mq.RCCFStructFailed && r != mq.RCBackedOut {
+			fmt.Println(what+":", err)
+			os.Exit(1)
+		}
+		fmt.Fprintln(out, "failed", r)
+		out.Flush()
+		c.Backout()
+		q.Close()
+		for {
+			time.Sleep(10 * time.Millisecond)
+			if q, err = c.Open(args[5], mq.OpenOptions{Input: role == "consumer", Output: role != "consumer"}); err == nil {
+				return
+			}
+		}
+	}
 	for i := 0; ; i++ {
 		switch role {
 		case "consumer":
 			m, err := q.Get(mq.GetOptions{Syncpoint: true, Wait: 100 * time.Millisecond})
 			if err != nil && !errors.Is(err, mq.ErrNoMessage) {
-				fmt.Println("get:", err)
-				os.Exit(1)
+				retry("get", err)
+				got = got[:0]
+				continue
 			}
 			if err == nil {
 				got = append(got, string(m.Body))
+				fmt.Fprintln(out, "t", string(m.Body)) // got, not yet committed
 			}
 		default:
 			p := mq.Persistent
@@ -59,14 +82,21 @@ func appPersist(args []string) {
 				p = mq.NotPersistent
 			}
 			if err := q.Put(&mq.Message{Body: []byte(fmt.Sprintf("%s-%d", name, i)), Persistence: p}, mq.PutOptions{Syncpoint: true}); err != nil {
-				fmt.Println("put:", err)
-				os.Exit(1)
+				retry("put", err)
+				i = acked - 1
+				continue
 			}
 		}
 		if i%commit == commit-1 {
+			out.Flush() // what is in doubt if the commit is cut short
 			if err := c.Commit(); err != nil {
-				fmt.Println("commit:", err)
-				os.Exit(1)
+				retry("commit", err)
+				if role == "consumer" {
+					got = got[:0]
+				} else {
+					i = acked - 1
+				}
+				continue
 			}
 			time.Sleep(pause)
 			if role == "consumer" {
@@ -76,6 +106,7 @@ func appPersist(args []string) {
 				got = got[:0]
 			} else {
 				fmt.Fprintln(out, "c", i)
+				acked = i + 1
 			}
 			out.Flush()
 		}
@@ -84,11 +115,13 @@ func appPersist(args []string) {
 
 // persistApp is a running appPersist child and what it was told.
 type persistApp struct {
-	cmd   *exec.Cmd
-	mu    sync.Mutex
-	acked int             // producer: messages 0..acked-1 are committed
-	got   map[string]bool // consumer: bodies whose get is committed
-	done  chan struct{}
+	cmd      *exec.Cmd
+	mu       sync.Mutex
+	acked    int             // producer: messages 0..acked-1 are committed
+	got      map[string]bool // consumer: bodies whose get is committed
+	inDoubt  map[string]bool // consumer: got since its last commit was acknowledged (the commit in flight when it was killed may have happened)
+	failures int             // units of work backed out by a structure failure
+	done     chan struct{}
 }
 
 func (g *testGroup) startPersistApp(role, via, queue, name string, commit int, pause time.Duration) *persistApp {
@@ -98,7 +131,7 @@ func (g *testGroup) startPersistApp(role, via, queue, name string, commit int, p
 	if err := cmd.Start(); err != nil {
 		g.t.Fatal(err)
 	}
-	a := &persistApp{cmd: cmd, got: map[string]bool{}, done: make(chan struct{})}
+	a := &persistApp{cmd: cmd, got: map[string]bool{}, inDoubt: map[string]bool{}, done: make(chan struct{})}
 	sc := bufio.NewScanner(out)
 	sc.Buffer(make([]byte, 1<<20), 1<<24)
 	if !sc.Scan() || sc.Text() != "ready" {
@@ -113,10 +146,16 @@ func (g *testGroup) startPersistApp(role, via, queue, name string, commit int, p
 			case len(f) == 2 && f[0] == "c":
 				n, _ := strconv.Atoi(f[1])
 				a.acked = n + 1
+			case len(f) == 2 && f[0] == "t":
+				a.inDoubt[f[1]] = true
 			case len(f) > 1 && f[0] == "g":
 				for _, b := range f[1:] {
 					a.got[b] = true
 				}
+				clear(a.inDoubt)
+			case len(f) > 0 && f[0] == "failed":
+				a.failures++
+				clear(a.inDoubt)
 			}
 			a.mu.Unlock()
 		}
@@ -167,6 +206,18 @@ func TestGroupKilledAndCFLost(t *testing.T) {
 		g.start(n)
 	}
 
+	checkRecovered(t, g, prods, cons)
+	if code, out, errs := g.run("", "check"); code != 0 {
+		t.Fatalf("check after recovery: %d\n%s%s", code, out, errs)
+	}
+}
+
+// checkRecovered gets everything from PQ and checks it against what the
+// producers and the consumer were told: every committed put not got is
+// there once, in its producer's order, no committed get is, nothing
+// non-persistent is.
+func checkRecovered(t *testing.T, g *testGroup, prods map[string]*persistApp, cons *persistApp) {
+	t.Helper()
 	c := g.connect("QM1")
 	defer c.Disconnect()
 	q, err := c.Open("PQ", mq.OpenOptions{Input: true})
@@ -174,7 +225,10 @@ func TestGroupKilledAndCFLost(t *testing.T) {
 		t.Fatal(err)
 	}
 	present := map[string]bool{}
-	last := map[string]int{"A": -1, "B": -1}
+	last := map[string]int{}
+	for p := range prods {
+		last[p] = -1
+	}
 	for {
 		m, err := q.Get(mq.GetOptions{})
 		if errors.Is(err, mq.ErrNoMessage) {
@@ -208,7 +262,7 @@ func TestGroupKilledAndCFLost(t *testing.T) {
 	for p, a := range prods {
 		for i := range a.acked {
 			body := fmt.Sprintf("%s-%d", p, i)
-			if !present[body] && !cons.got[body] {
+			if !present[body] && !cons.got[body] && !cons.inDoubt[body] {
 				t.Fatalf("%s was committed (%d acknowledged) and is lost", body, a.acked)
 			}
 		}
@@ -221,9 +275,6 @@ func TestGroupKilledAndCFLost(t *testing.T) {
 	t.Logf("%d committed in all, %d got by the consumer, %d back after recovery", total, len(cons.got), len(present))
 	if total < 100 || len(cons.got) < 20 || len(present) < 50 {
 		t.Fatalf("too little traffic to test anything: %d puts, %d gets committed, %d recovered", total, len(cons.got), len(present))
-	}
-	if code, out, errs := g.run("", "check"); code != 0 {
-		t.Fatalf("check after recovery: %d\n%s%s", code, out, errs)
 	}
 }
 
@@ -280,5 +331,78 @@ func TestAutomaticBackupSurvivesLeaseHolder(t *testing.T) {
 	// The backups are whole.
 	if _, _, err := backup.Latest(g.cfg.DataDir, "APPL1", func(p string, err error) { t.Errorf("damaged backup %s: %v", p, err) }); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// TestStructureDeletedWhileTrafficRuns: three members with producers and
+// a consumer of persistent messages; the structure's file is deleted while
+// they run. The members notice, take the structure out of service (the
+// applications get 2373 and redo their unit of work) and recover it from
+// its backup and the logs; traffic goes on. Every committed put not got is
+// there once and in order, no committed get comes back.
+func TestStructureDeletedWhileTrafficRuns(t *testing.T) {
+	if testing.Short() {
+		t.Skip("multi-process")
+	}
+	g := newTestGroupSized(t, 64<<20)
+	for _, n := range []string{"QM1", "QM2", "QM3"} {
+		g.start(n)
+	}
+	g.mqsc("DEFINE QLOCAL(PQ) MAXDEPTH(999999)")
+	prods := map[string]*persistApp{
+		"A": g.startPersistApp("producer", "QM1", "PQ", "A", 10, 0),
+		"B": g.startPersistApp("producer", "QM2", "PQ", "B", 7, 0),
+	}
+	cons := g.startPersistApp("consumer", "QM3", "PQ", "C", 5, 2*time.Millisecond)
+	time.Sleep(500 * time.Millisecond)
+	g.mqsc("BACKUP CFSTRUCT(APPL1)")
+	time.Sleep(500 * time.Millisecond)
+	before := map[string]int{}
+	for p, a := range prods {
+		a.mu.Lock()
+		before[p] = a.acked
+		a.mu.Unlock()
+	}
+	if err := os.Remove(filepath.Join(g.cfg.CFDir, "APPL1")); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "the structure recovered", 30*time.Second, func() bool {
+		gr, err := group.Open(g.cfg, false)
+		if err != nil {
+			return false
+		}
+		defer gr.Close()
+		s, err := gr.Structure("APPL1", false)
+		return err == nil && s.InService()
+	})
+	for p, a := range prods {
+		a.mu.Lock()
+		before[p] = a.acked
+		a.mu.Unlock()
+	}
+	// Traffic goes on after the recovery.
+	waitFor(t, "producers committing again after the recovery", 30*time.Second, func() bool {
+		for p, a := range prods {
+			a.mu.Lock()
+			n := a.acked
+			a.mu.Unlock()
+			if n < before[p]+200 {
+				return false
+			}
+		}
+		return true
+	})
+	for _, a := range append([]*persistApp{cons}, prods["A"], prods["B"]) {
+		a.cmd.Process.Signal(syscall.SIGKILL)
+		<-a.done
+	}
+	failures := cons.failures
+	for _, a := range prods {
+		failures += a.failures
+	}
+	t.Logf("%d units of work backed out by the failure", failures)
+	checkRecovered(t, g, prods, cons)
+	if code, out, errs := g.run("", "check"); code != 0 {
+		t.Fatalf("check after recovery: %d\n%s%s", code, out, errs)
 	}
 }

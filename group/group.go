@@ -97,8 +97,9 @@ type Group struct {
 	cfg   Config
 	admin *lockfree.Structure
 
-	mu   sync.Mutex
-	apps map[string]*lockfree.Structure
+	mu     sync.Mutex
+	apps   map[string]*lockfree.Structure
+	ghosts []*lockfree.Structure // failed structures still mapped (owners may use them until they notice): closed by Close
 }
 
 // AdminParams are the admin structure's parameters.
@@ -168,9 +169,27 @@ func (g *Group) StructureSized(name string, create bool, size uint64) (*lockfree
 
 // CreateStructure attaches application structure name, creating it (of
 // size bytes; 0: the configured AppSize) when it does not exist, and
-// reports whether this call created it.
+// reports whether this call created it. A structure it creates is out of
+// service (lockfree.CreateOptions.Recovering) until its creator, which
+// recovers its persistent messages first, puts it in service.
 func (g *Group) CreateStructure(name string, size uint64) (*lockfree.Structure, bool, error) {
 	return g.structure(name, true, size)
+}
+
+// Failed takes structure name, whose file is gone or damaged, out of
+// service in this process and every other that maps it, and forgets the
+// mapping, so that the next Structure attaches the recovered one.
+func (g *Group) Failed(name string) {
+	g.mu.Lock()
+	s, ok := g.apps[name]
+	if ok {
+		delete(g.apps, name)
+		g.ghosts = append(g.ghosts, s)
+	}
+	g.mu.Unlock()
+	if ok {
+		s.Fail()
+	}
 }
 
 func (g *Group) structure(name string, create bool, size uint64) (*lockfree.Structure, bool, error) {
@@ -181,7 +200,12 @@ func (g *Group) structure(name string, create bool, size uint64) (*lockfree.Stru
 	s, ok := g.apps[name]
 	g.mu.Unlock()
 	if ok {
-		return s, false, nil
+		if s.InService() || s.Mapping().Check() == nil {
+			return s, false, nil
+		}
+		// Failed, and its file is gone or damaged: a recovered one may
+		// be there.
+		g.Failed(name)
 	}
 	// Create or attach without the lock: creating a large structure takes a
 	// while (its pages are populated) and others must not wait for it.
@@ -189,7 +213,7 @@ func (g *Group) structure(name string, create bool, size uint64) (*lockfree.Stru
 	created := false
 	if create {
 		s, created, err = lockfree.Create(lockfree.CreateOptions{Dir: g.cfg.CFDir, Name: name, Kind: shm.KindApplication,
-			Size: size, Params: AppParams()})
+			Size: size, Params: AppParams(), Recovering: true})
 	} else {
 		s, err = lockfree.Attach(g.cfg.CFDir, name)
 	}
@@ -253,6 +277,10 @@ func (g *Group) Close() error {
 		errs = append(errs, s.Close())
 		delete(g.apps, n)
 	}
+	for _, s := range g.ghosts {
+		s.Close() // its file is gone: nothing to report
+	}
+	g.ghosts = nil
 	errs = append(errs, g.admin.Close())
 	return errors.Join(errs...)
 }

@@ -62,7 +62,15 @@ const (
 	// tag -> taker by whoever sees the holder's process is gone; Repair
 	// clears it for a dead owner. Read by the checker.
 	ctlAdminToken = ctlSegHand + line
-	layoutMagic   = "QMGRLF01"
+	// ctlFailed: 0 in service; failFailed: a member found the structure's
+	// file gone or damaged; failRecovering: the structure is being
+	// recovered (set by Create for a recovery, before anyone attaches).
+	// While it is not 0 every operation but the recoverer's fails with
+	// ErrStructureFailed. CAS 0 -> failFailed by whoever notices, store 0
+	// by the recoverer when the structure is whole; loaded by every
+	// operation.
+	ctlFailed   = ctlAdminToken + line
+	layoutMagic = "QMGRLF01"
 )
 
 // Owner slot fields. A slot is written by its owner while it is active, by

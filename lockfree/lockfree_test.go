@@ -1140,3 +1140,31 @@ func TestBrowseIncludeHeld(t *testing.T) {
 		t.Fatalf("browse including held: %s", got)
 	}
 }
+
+// TestStructureOutOfService: a failed structure refuses every operation
+// but its recoverer's until it is put back in service.
+func TestStructureOutOfService(t *testing.T) {
+	s := newStructure(t, smallParams)
+	o := register(t, s)
+	q := mustQueue(t, o, "Q", QueueAttrs{})
+	put(t, o, q, "a", 1, false)
+	if !s.InService() || !s.Fail() || s.Fail() || s.InService() {
+		t.Fatal("Fail: in service before, out after, once")
+	}
+	var m Message
+	if err := o.Get(q, GetOptions{}, &m); !errors.Is(err, ErrStructureFailed) {
+		t.Fatalf("get from a failed structure: %v", err)
+	}
+	if err := o.Put(q, &Message{Body: []byte("b")}, PutOptions{}); !errors.Is(err, ErrStructureFailed) {
+		t.Fatalf("put to a failed structure: %v", err)
+	}
+	r := register(t, s)
+	r.SetRecoverer(true)
+	if err := r.Put(q, &Message{Body: []byte("c")}, PutOptions{}); err != nil {
+		t.Fatalf("the recoverer's put: %v", err)
+	}
+	s.PutInService()
+	if err := o.Get(q, GetOptions{}, &m); err != nil || string(m.Body) != "a" {
+		t.Fatalf("get after the recovery: %q %v", m.Body, err)
+	}
+}

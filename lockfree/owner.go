@@ -97,6 +97,7 @@ type Owner struct {
 	putSeq     uint32    // for putter stamps of puts outside syncpoint
 	descBuf    uint64    // descriptor buffer the op word names
 	revocable  bool      // operations bracketed by opSeq (see begin)
+	recoverer  bool      // works while the structure is out of service (SetRecoverer)
 	opSeq      uint64    // this owner's copy of the slot's operation counter
 	revoked    bool      // the slot was taken from this owner
 	expired    int       // expired messages this owner removed
@@ -355,6 +356,10 @@ func (o *Owner) begin() error {
 	if err := o.checkAlive(); err != nil {
 		o.end()
 		return err
+	}
+	if !o.recoverer && o.s.load(ctlFailed) != 0 {
+		o.end()
+		return ErrStructureFailed
 	}
 	return nil
 }

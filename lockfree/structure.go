@@ -64,6 +64,9 @@ type CreateOptions struct {
 	Kind   shm.Kind // admin or application; default application
 	Size   uint64   // file size; default: what Params need (Params.Size)
 	Params Params   // counts; zero counts are derived from Size, or take their defaults when Size is zero
+	// Recovering creates the structure out of service (see
+	// Structure.InService): a recoverer fills it first.
+	Recovering bool
 }
 
 // Validate applies the defaults and checks the options.
@@ -103,7 +106,15 @@ func Create(o CreateOptions) (*Structure, bool, error) {
 		}
 	}
 	m, created, err := shm.Create(shm.CreateOptions{Dir: o.Dir, Name: o.Name, Kind: o.Kind, Size: o.Size, Version: LayoutVersion,
-		Init: func(mem shm.Mem) error { return Format(mem, p) }})
+		Init: func(mem shm.Mem) error {
+			if err := Format(mem, p); err != nil {
+				return err
+			}
+			if o.Recovering {
+				atomic.StoreUint64(mem.U64(ctlFailed), failRecovering)
+			}
+			return nil
+		}})
 	if err != nil {
 		return nil, false, err
 	}
@@ -195,3 +206,41 @@ func (s *Structure) elemNext(i uint32) uint32 { return atomic.LoadUint32(s.mem.U
 func (s *Structure) setElemNext(i, n uint32) {
 	atomic.StoreUint32(s.mem.U32(s.elemNextOff(i)), n)
 }
+
+// Values of the failed word (ctlFailed).
+const (
+	failFailed     = 1
+	failRecovering = 2
+)
+
+// Fail takes the structure out of service because its file is gone or
+// damaged: every operation fails with ErrStructureFailed from now on, in
+// every process that maps it. It reports whether this call did it.
+func (s *Structure) Fail() bool {
+	var did bool
+	shm.Guard(func() error {
+		did = atomic.CompareAndSwapUint64(s.mem.U64(ctlFailed), 0, failFailed)
+		return nil
+	})
+	return did
+}
+
+// InService reports whether operations may use the structure (false when
+// it failed, is being recovered, or its mapping faults).
+func (s *Structure) InService() bool {
+	ok := false
+	shm.Guard(func() error {
+		ok = atomic.LoadUint64(s.mem.U64(ctlFailed)) == 0
+		return nil
+	})
+	return ok
+}
+
+// PutInService ends a recovery: operations may use the structure again.
+func (s *Structure) PutInService() { atomic.StoreUint64(s.mem.U64(ctlFailed), 0) }
+
+// SetRecoverer lets o work in a structure out of service (its recoverer).
+func (o *Owner) SetRecoverer(on bool) { o.recoverer = on }
+
+// Recoverer reports whether o works in a structure out of service.
+func (o *Owner) Recoverer() bool { return o.recoverer }

@@ -206,7 +206,12 @@ func (c *Conn) owner(name string) (*lockfree.Owner, *lockfree.Structure, error) 
 		return nil, nil, err
 	}
 	if o, ok := c.owners[name]; ok {
-		return o, s, nil
+		if o.Structure() == s {
+			return o, s, nil
+		}
+		// Registered in a structure that failed and was recovered: its unit
+		// of work there is gone.
+		delete(c.owners, name)
 	}
 	o, err := s.RegisterSlotLabel(c.admin.Tag().Slot(), c.admin.Label())
 	if err != nil {
@@ -270,6 +275,17 @@ func (c *Conn) Commit() error {
 			// waits for commits marked in flight.
 			c.plog.p.BeginVisible()
 			defer c.plog.p.EndVisible()
+			// Marked first, then checked: a recovery of a failed
+			// structure takes it out of service first, then waits for
+			// what is marked, so either it waits for this commit (and
+			// replays its record) or this commit sees the failure.
+			for _, o := range in {
+				if !o.Structure().InService() {
+					c.admin.EndDecision()
+					c.Backout()
+					return &Error{Op: "commit", Reason: RCBackedOut, Err: fmt.Errorf("structure %s failed: %w", o.Structure().Name(), lockfree.ErrStructureFailed)}
+				}
+			}
 			pos, err := c.logCommit()
 			if err != nil {
 				c.admin.EndDecision()
@@ -284,7 +300,13 @@ func (c *Conn) Commit() error {
 	}
 	var first error
 	for _, o := range in {
-		if err := o.Commit(); err != nil && first == nil {
+		err := o.Commit()
+		if errors.Is(err, lockfree.ErrStructureFailed) && persistent && logErr == nil {
+			// The commit record is durable: the structure's recovery
+			// applies it (its non-persistent messages are lost with it).
+			err = nil
+		}
+		if err != nil && first == nil {
 			first = wrap("commit", err)
 		}
 	}

@@ -127,7 +127,7 @@ func reasonFor(err error) Reason {
 		return RCPriorityError
 	case errors.Is(err, shm.ErrPermission), errors.Is(err, defs.ErrPermission):
 		return RCNotAuthorized
-	case errors.Is(err, shm.ErrFault), errors.Is(err, shm.ErrTruncated), errors.Is(err, lockfree.ErrCorrupt):
+	case errors.Is(err, shm.ErrFault), errors.Is(err, shm.ErrTruncated), errors.Is(err, lockfree.ErrCorrupt), errors.Is(err, lockfree.ErrStructureFailed):
 		return RCCFStructFailed
 	case errors.Is(err, group.ErrNoGroup), errors.Is(err, shm.ErrNotFound):
 		return RCQMgrNotAvailable

@@ -172,12 +172,18 @@ func (h *Queue) putPersistent(lm *lockfree.Message, opt PutOptions) error {
 	if err != nil {
 		return wrap("put "+h.def.Name, err)
 	}
-	l.p.BeginVisible() // a fuzzy backup waits until the message is visible
+	l.p.BeginVisible() // a backup or recovery waits until the message is visible
 	defer l.p.EndVisible()
+	if !h.s.InService() { // marked first, then checked (see Commit)
+		return wrap("put "+h.def.Name, lockfree.ErrStructureFailed)
+	}
 	if err := c.logDurable(&r, lm.Body); err != nil {
 		return wrap("put "+h.def.Name, err)
 	}
 	if err := h.o.Put(h.q, lm, lockfree.PutOptions{}); err != nil {
+		if errors.Is(err, lockfree.ErrStructureFailed) {
+			return nil // the record is durable: the structure's recovery, which waited for it, puts it back
+		}
 		undo := plog.Record{Type: plog.TypeGet, Flags: plog.FlagCommitted, Structure: h.def.CFStruct, Queue: h.def.Name, Key: key}
 		if uerr := c.logDurable(&undo, nil); uerr != nil {
 			err = errors.Join(err, fmt.Errorf("undo the logged put: %w", uerr))

@@ -44,6 +44,9 @@ type Env interface {
 	// Backup takes a fuzzy backup of an application structure's persistent
 	// messages and describes it.
 	Backup(structure string) (string, error)
+	// Recover rebuilds a failed application structure from its newest
+	// backup and the logs, and says what it did.
+	Recover(structure string) (string, error)
 }
 
 // KV is one attribute of a result: the value is an int64 or a string.
@@ -80,6 +83,8 @@ func Execute(env Env, c Command) ([]Result, error) {
 		return displayCFStatus(env, c)
 	case "BACKUP CFSTRUCT":
 		return backupStruct(env, c)
+	case "RECOVER CFSTRUCT":
+		return recoverStruct(env, c)
 	case "DISPLAY GROUP":
 		return displayGroup(env, c)
 	case "DISPLAY CONN":
@@ -908,4 +913,21 @@ func displayBackupStatus(env Env, cs []defs.CFStruct) ([]Result, error) {
 		out = append(out, r)
 	}
 	return out, nil
+}
+
+func recoverStruct(env Env, c Command) ([]Result, error) {
+	if err := checkFlags(c); err != nil {
+		return nil, err
+	}
+	if len(c.Attrs) > 0 {
+		return nil, fmt.Errorf("%w: RECOVER CFSTRUCT takes no attributes", ErrSyntax)
+	}
+	if err := env.Repo().View(func(tx *defs.Tx) error { _, err := tx.Struct(c.Name); return err }); err != nil {
+		return nil, fmt.Errorf("%w: CFSTRUCT(%s)", ErrNotFound, c.Name)
+	}
+	msg, err := env.Recover(c.Name)
+	if err != nil {
+		return nil, err
+	}
+	return []Result{{Message: msg}}, nil
 }

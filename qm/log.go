@@ -99,10 +99,31 @@ func (m *Member) recoverCreated() error {
 	m.created = nil
 	m.mu.Unlock()
 	for _, name := range names {
-		if err := m.replayInto(name); err != nil {
-			return fmt.Errorf("recover structure %s from the logs: %w", name, err)
+		if err := m.recoverInto(name); err != nil {
+			return fmt.Errorf("recover structure %s: %w", name, err)
 		}
 	}
+	return nil
+}
+
+// recoverInto fills structure name, which this member just created out of
+// service, with its queues and its persistent messages (from the newest
+// backup and the logs), then puts it in service. Callers hold cmdMu.
+func (m *Member) recoverInto(name string) error {
+	m.mu.Lock()
+	o := m.apps[name]
+	m.mu.Unlock()
+	if o == nil {
+		return fmt.Errorf("qm: no owner in structure %s", name)
+	}
+	if err := m.reconcileQueues(); err != nil {
+		return err
+	}
+	if err := m.replayInto(name); err != nil {
+		return err
+	}
+	o.Structure().PutInService()
+	o.SetRecoverer(false)
 	return nil
 }
 

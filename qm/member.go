@@ -481,27 +481,14 @@ func (m *Member) ensureDefaults() error {
 	return nil
 }
 
-// createdStructures are the structures this member's start created (a
-// new CF: its persistent messages are recovered from the logs).
-func (m *Member) noteCreated(name string) {
-	m.mu.Lock()
-	if m.collect {
-		m.created = append(m.created, name)
-	}
-	m.mu.Unlock()
-}
-
 // structure attaches (or creates) an application structure and the
 // member's owner in it. Callers hold cmdMu.
 func (m *Member) structure(c defs.CFStruct, create bool) (*lockfree.Structure, error) {
 	var s *lockfree.Structure
 	var err error
+	created := false
 	if create {
-		var created bool
 		s, created, err = m.g.CreateStructure(c.Name, uint64(c.SizeMB)<<20) // may take a while: no lock held
-		if created {
-			m.noteCreated(c.Name)
-		}
 	} else {
 		s, err = m.g.StructureSized(c.Name, false, 0)
 	}
@@ -509,13 +496,31 @@ func (m *Member) structure(c defs.CFStruct, create bool) (*lockfree.Structure, e
 		return nil, err
 	}
 	m.mu.Lock()
-	defer m.mu.Unlock()
-	if _, ok := m.apps[c.Name]; !ok {
-		o, err := s.RegisterSlotLabel(m.own.Tag().Slot(), m.own.Label())
-		if err != nil {
+	if o, ok := m.apps[c.Name]; ok && o.Structure() != s {
+		delete(m.apps, c.Name) // an owner in a failed structure's old mapping
+	}
+	o, ok := m.apps[c.Name]
+	if !ok {
+		if o, err = s.RegisterSlotLabel(m.own.Tag().Slot(), m.own.Label()); err != nil {
+			m.mu.Unlock()
 			return nil, fmt.Errorf("member slot %d in structure %s: %w", m.own.Tag().Slot(), c.Name, err)
 		}
 		m.apps[c.Name] = o
+	}
+	collect := m.collect
+	if created {
+		// New, and out of service until its persistent messages are back
+		// (a group starting on an empty CF, or a recovery).
+		o.SetRecoverer(true)
+		if collect {
+			m.created = append(m.created, c.Name)
+		}
+	}
+	m.mu.Unlock()
+	if created && !collect {
+		if err := m.recoverInto(c.Name); err != nil {
+			return nil, fmt.Errorf("recover structure %s: %w", c.Name, err)
+		}
 	}
 	return s, nil
 }
@@ -555,6 +560,9 @@ func (m *Member) reconcileQueues() error {
 		}
 		if _, err := s.LookupQueue(q.Name); err == nil {
 			continue
+		}
+		if !s.InService() && !o.Recoverer() {
+			continue // another member is recovering it: it creates the queues
 		}
 		if _, err := o.CreateQueue(q.Name, CFAttrs(q)); err != nil && !errors.Is(err, lockfree.ErrQueueExists) {
 			return fmt.Errorf("queue %s: %w", q.Name, err)

@@ -368,3 +368,56 @@ func TestBackupThenCFLost(t *testing.T) {
 		t.Fatal("backup of an unknown structure")
 	}
 }
+
+// TestRecoverCommand: RECOVER of a structure in service changes nothing;
+// after its file is removed, RECOVER (or the member by itself) brings its
+// persistent messages back, and applications carry on after reopening.
+func TestRecoverCommand(t *testing.T) {
+	cfg := testConfig(t, "QM1")
+	m := startMember(t, cfg)
+	mustExec(t, m, "DEFINE QLOCAL(P)")
+	c, err := mq.Connect(mq.ConnectOptions{Group: cfg.Group.Name, QMgr: "QM1", DataDir: cfg.Group.DataDir, CFDir: cfg.Group.CFDir})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Disconnect()
+	h, _ := c.Open("P", mq.OpenOptions{Input: true, Output: true})
+	for i := range 20 {
+		p := mq.Persistent
+		if i%2 == 1 {
+			p = mq.NotPersistent
+		}
+		if err := h.Put(&mq.Message{Body: []byte(fmt.Sprintf("m%02d", i)), Persistence: p}, mq.PutOptions{}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if r := mustExec(t, m, "RECOVER CFSTRUCT(APPL1)"); !strings.Contains(r.Text, "nothing was changed") {
+		t.Fatalf("recover of a structure in service: %s", r.Text)
+	}
+	if err := os.Remove(cfg.Group.CFDir + "/APPL1"); err != nil {
+		t.Fatal(err)
+	}
+	mustExec(t, m, "RECOVER CFSTRUCT(APPL1)")
+	if _, err := h.Get(mq.GetOptions{}); mq.ReasonOf(err) != mq.RCCFStructFailed {
+		t.Fatalf("get through a handle on the failed structure: %v", err)
+	}
+	h.Close()
+	h, err = c.Open("P", mq.OpenOptions{Input: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got []string
+	for {
+		msg, err := h.Get(mq.GetOptions{})
+		if errors.Is(err, mq.ErrNoMessage) {
+			break
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		got = append(got, string(msg.Body))
+	}
+	if fmt.Sprint(got) != "[m00 m02 m04 m06 m08 m10 m12 m14 m16 m18]" {
+		t.Fatalf("after the recovery: %v", got)
+	}
+}

@@ -40,6 +40,7 @@ func (m *Member) Run(ctx context.Context) error {
 			}
 			if time.Since(lastBackupCheck) >= backupCheckInterval {
 				lastBackupCheck = time.Now()
+				m.checkStructures()
 				m.goAutoBackup()
 			}
 		}
