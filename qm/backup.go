@@ -192,6 +192,13 @@ func (m *Member) goAutoBackup() {
 // are backed up often, idle ones rarely; when the holder dies another
 // member takes the lease and the cycle goes on.
 func (m *Member) autoBackup() {
+	// Every member releases what the newest backups (whoever took them)
+	// make unnecessary in its own log.
+	m.cmdMu.Lock()
+	if !m.stopping.Load() {
+		m.releaseLogs()
+	}
+	m.cmdMu.Unlock()
 	var q defs.QMgr
 	if err := m.repo.View(func(tx *defs.Tx) error { var err error; q, err = tx.QMgr(); return err }); err != nil || q.CFRecTime == 0 {
 		return

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"path/filepath"
+	"strings"
 	"time"
 
 	"github.com/qmgr/qmgr/group"
@@ -40,7 +41,7 @@ func (s memberLRSN) AtLeast(v uint64) error {
 // the consumer that moves its connections' records into the log. What a
 // previous run left published in the buffer is logged first.
 func (m *Member) startLog() error {
-	l, err := rlog.Open(rlog.Config{Dir: LogDir(m.g.Config(), m.cfg.Name), Name: m.cfg.Name, LRSN: memberLRSN{m},
+	l, err := rlog.Open(rlog.Config{FS: m.cfg.LogFS, Dir: LogDir(m.g.Config(), m.cfg.Name), Name: m.cfg.Name, LRSN: memberLRSN{m},
 		SegmentSize: m.cfg.LogSegmentSize})
 	if err != nil {
 		return fmt.Errorf("recovery log: %w", err)
@@ -194,18 +195,27 @@ func (m *Member) releaseLogs() {
 	if err != nil || len(names) == 0 || m.rlog == nil {
 		return
 	}
-	before := uint64(1<<64 - 1)
+	var newest []string
 	for _, n := range names {
 		list, err := backup.List(m.g.Config().DataDir, n)
 		if err != nil || len(list) == 0 {
 			return
 		}
-		info, _, err := backup.Read(list[0].Path) // whole: a damaged one would send recovery to an older backup
+		newest = append(newest, list[0].Path)
+	}
+	key := strings.Join(newest, "\x00")
+	if key == m.released {
+		return // released against these backups already
+	}
+	before := uint64(1<<64 - 1)
+	for _, path := range newest {
+		info, _, err := backup.Read(path) // whole: a damaged one would send recovery to an older backup
 		if err != nil {
 			return
 		}
 		before = min(before, info.ReplayFrom)
 	}
+	m.released = key
 	if n, err := m.rlog.Release(before); err != nil {
 		m.log.Warn("release log segments", "err", err)
 	} else if n > 0 {

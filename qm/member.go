@@ -22,6 +22,7 @@ import (
 	"github.com/qmgr/qmgr/recovery/logbuf"
 	"github.com/qmgr/qmgr/recovery/rlog"
 	"github.com/qmgr/qmgr/shm"
+	"github.com/qmgr/qmgr/vfs"
 )
 
 // Crash points of member recovery (see package crashpoint).
@@ -65,6 +66,9 @@ type Config struct {
 	// LogSegmentSize is the size of the recovery log's segment files;
 	// default 64 MiB (rlog.DefaultSegmentSize).
 	LogSegmentSize int64
+	// LogFS is the file layer of the recovery log; nil for the operating
+	// system's (tests put a failing disk here).
+	LogFS vfs.FS
 	// LogRings and LogRingSize size the log buffer through which the
 	// member's connections hand it their log records: how many
 	// connections can log at once (default 128) and each one's ring
@@ -181,6 +185,7 @@ type Member struct {
 	ticks     int
 	scanning  atomic.Bool // an expiry scan is running
 	backingUp atomic.Bool // the automatic backup check is running
+	released  string      // the newest backups the log was last released against (releaseLogs)
 
 	// Recoveries in flight, by what they recover (at most one each).
 	busyMu sync.Mutex

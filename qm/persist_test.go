@@ -11,6 +11,7 @@ import (
 	"github.com/qmgr/qmgr/mq"
 	"github.com/qmgr/qmgr/recovery/plog"
 	"github.com/qmgr/qmgr/recovery/rlog"
+	"github.com/qmgr/qmgr/vfs"
 )
 
 // readPlog decodes a member's recovery log.
@@ -419,5 +420,65 @@ func TestRecoverCommand(t *testing.T) {
 	}
 	if fmt.Sprint(got) != "[m00 m02 m04 m06 m08 m10 m12 m14 m16 m18]" {
 		t.Fatalf("after the recovery: %v", got)
+	}
+}
+
+// TestLogFailureFailsPersistentWork: when the log's disk fails, a
+// persistent put outside syncpoint and a commit of persistent work fail
+// with a clear reason instead of claiming durability, and nothing of them
+// becomes visible; non-persistent work goes on.
+func TestLogFailureFailsPersistentWork(t *testing.T) {
+	cfg := testConfig(t, "QM1")
+	disk := vfs.NewMem(1)
+	cfg.LogFS = disk
+	m := startMember(t, cfg)
+	mustExec(t, m, "DEFINE QLOCAL(P)")
+	c, err := mq.Connect(mq.ConnectOptions{Group: cfg.Group.Name, QMgr: "QM1", DataDir: cfg.Group.DataDir, CFDir: cfg.Group.CFDir})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Disconnect()
+	h, _ := c.Open("P", mq.OpenOptions{Input: true, Output: true})
+	put := func(body string, p mq.Persistence, sync bool) error {
+		return h.Put(&mq.Message{Body: []byte(body), Persistence: p}, mq.PutOptions{Syncpoint: sync})
+	}
+	if err := put("before", mq.Persistent, false); err != nil {
+		t.Fatal(err)
+	}
+	disk.SetFault(func(op vfs.Op, name string, off int64, n int) (int, error) {
+		if op == vfs.OpSync {
+			return 0, errors.New("EIO")
+		}
+		return n, nil
+	})
+	if err := put("lost", mq.Persistent, false); mq.ReasonOf(err) != mq.RCResourceProblem {
+		t.Fatalf("persistent put with a failed log: %v", err)
+	}
+	if err := put("uow", mq.Persistent, true); err != nil && mq.ReasonOf(err) != mq.RCResourceProblem {
+		t.Fatalf("persistent put under syncpoint with a failed log: %v", err)
+	}
+	if err := c.Commit(); err == nil {
+		t.Fatal("a commit of persistent work with a failed log succeeded")
+	} else {
+		t.Log(err)
+	}
+	if err := put("np", mq.NotPersistent, false); err != nil {
+		t.Fatalf("non-persistent put with a failed log: %v", err)
+	}
+	var got []string
+	for {
+		msg, err := h.Get(mq.GetOptions{})
+		if errors.Is(err, mq.ErrNoMessage) {
+			break
+		}
+		if err != nil && mq.ReasonOf(err) != mq.RCResourceProblem {
+			t.Fatal(err)
+		}
+		if msg != nil {
+			got = append(got, string(msg.Body))
+		}
+	}
+	if fmt.Sprint(got) != "[before np]" {
+		t.Fatalf("visible after the log failed: %v", got)
 	}
 }
