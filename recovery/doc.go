@@ -7,8 +7,11 @@
 // (procid), so a pid the kernel reused between reading it and opening the
 // pidfd is reported as dead rather than taken for the old process.
 //
-// Later issues add here the recovery logs, fuzzy backups, structure
-// recovery and backup scheduling. The repair of one dead owner inside one
+// The persistence of messages lives in the subpackages: rlog (a member's
+// recovery log), logbuf (handing log records from applications to their
+// member), plog (the records), backup (fuzzy backups) and replay
+// (rebuilding a structure). The repair of one dead owner inside one
 // structure is lockfree.Repair; the recovery of a dead member's
-// connections across the group's structures is in package qm.
+// connections across the group's structures, and the backup and recovery
+// of structures, are in package qm.
 package recovery
