@@ -14,6 +14,9 @@
 //	recovery.replay.records  log records per second replayed (every
 //	                         member's log merged, for the structure the
 //	                         runs above filled), and .MBps
+//	recovery.1GiB.s          seconds to replay a 1 GiB log (-replay-gib)
+//	                         of units of ten 64-byte puts, nine in ten of
+//	                         whose messages a later unit gets
 package main
 
 import (
@@ -32,7 +35,9 @@ import (
 	"github.com/qmgr/qmgr/group"
 	"github.com/qmgr/qmgr/mq"
 	"github.com/qmgr/qmgr/perf/benchgroup"
+	"github.com/qmgr/qmgr/recovery/plog"
 	"github.com/qmgr/qmgr/recovery/replay"
+	"github.com/qmgr/qmgr/recovery/rlog"
 	"golang.org/x/sys/unix"
 )
 
@@ -52,8 +57,13 @@ func main() {
 	}
 	n := flag.Int("n", 200_000, "messages per run (all producers together)")
 	rounds := flag.Int("rounds", 3, "runs per figure; the best is reported")
+	gib := flag.Float64("replay-gib", 1, "GiB of log for the recovery time figure (0: skip it)")
 	flag.Parse()
 	if err := run(*n, *rounds); err != nil {
+		fmt.Fprintln(os.Stderr, "persistbench:", err)
+		os.Exit(1)
+	}
+	if err := replayGiB(*gib); err != nil {
 		fmt.Fprintln(os.Stderr, "persistbench:", err)
 		os.Exit(1)
 	}
@@ -240,5 +250,69 @@ func app(args []string) error {
 			}
 		}
 	}
+	return nil
+}
+
+// replayGiB writes gib GiB of log and times its replay.
+func replayGiB(gib float64) error {
+	if gib <= 0 {
+		return nil
+	}
+	dir, err := os.MkdirTemp("", "qmgr-persistbench-log-")
+	if err != nil {
+		return err
+	}
+	defer os.RemoveAll(dir)
+	var src rlog.Counter
+	l, err := rlog.Open(rlog.Config{Dir: filepath.Join(dir, "QM1"), LRSN: &src})
+	if err != nil {
+		return err
+	}
+	body := make([]byte, 64)
+	var buf []byte
+	var last rlog.Ticket
+	key, uow := uint64(1), uint64(1)<<40
+	limit := uint64(gib * (1 << 30))
+	for l.Stats().Bytes+uint64(64<<20) < limit || l.Stats().Bytes == 0 {
+		for range 1000 {
+			uow++
+			for range 10 {
+				r := plog.Record{Type: plog.TypePut, UOW: uow, Structure: "APPL1", Queue: "Q", Key: key, Body: body}
+				buf = plog.Append(buf[:0], &r)
+				if last, err = l.Append(uint8(r.Type), buf); err != nil {
+					return err
+				}
+				key++
+			}
+			c := plog.Record{Type: plog.TypeCommit, UOW: uow}
+			buf = plog.Append(buf[:0], &c)
+			l.Append(uint8(c.Type), buf)
+			uow++
+			for k := key - 10; k < key-1; k++ { // nine of the ten got
+				g := plog.Record{Type: plog.TypeGet, UOW: uow, Structure: "APPL1", Queue: "Q", Key: k}
+				buf = plog.Append(buf[:0], &g)
+				l.Append(uint8(g.Type), buf)
+			}
+			c.UOW = uow
+			buf = plog.Append(buf[:0], &c)
+			last, _ = l.Append(uint8(c.Type), buf)
+		}
+		if err := l.Wait(last); err != nil {
+			return err
+		}
+	}
+	size := l.Stats().Bytes
+	if err := l.Close(); err != nil {
+		return err
+	}
+	t0 := time.Now()
+	res, err := replay.Run(replay.Options{LogDirs: []string{filepath.Join(dir, "QM1")}, Structure: "APPL1"})
+	if err != nil {
+		return err
+	}
+	el := time.Since(t0)
+	emit("recovery.log.bytes", float64(size), "bytes")
+	emit("recovery.1GiB.s", el.Seconds()*float64(1<<30)/float64(size), "s")
+	emit("recovery.1GiB.records", float64(res.Records)/el.Seconds(), "records/s")
 	return nil
 }

@@ -93,6 +93,7 @@ type state struct {
 	seedLRSN  uint64
 	live      map[uint64]*Message
 	pending   map[uint64][]plog.Record
+	free      [][]plog.Record // pending slices of ended units of work, for reuse
 	res       *Result
 }
 
@@ -154,6 +155,7 @@ func Run(o Options) (*Result, error) {
 		}
 	}
 	res.Dropped += uint64(len(st.pending))
+	res.Messages = make([]Message, 0, len(st.live))
 	for _, m := range st.live {
 		res.Messages = append(res.Messages, *m)
 	}
@@ -173,14 +175,22 @@ func (st *state) record(rec rlog.Record) error {
 		if r.Structure != st.structure {
 			return nil
 		}
-		// The payload is the reader's: keep copies.
-		r.Properties = append([]byte(nil), r.Properties...)
-		r.Body = append([]byte(nil), r.Body...)
+		// The payload is the reader's: keep copies (one allocation).
+		if t == plog.TypePut {
+			b := make([]byte, len(r.Properties)+len(r.Body))
+			n := copy(b, r.Properties)
+			copy(b[n:], r.Body)
+			r.Properties, r.Body = b[:n:n], b[n:]
+		}
 		if r.Committed() {
 			st.apply(&r, rec.LRSN<<20)
 			return nil
 		}
-		st.pending[r.UOW] = append(st.pending[r.UOW], r)
+		ops, ok := st.pending[r.UOW]
+		if !ok && len(st.free) > 0 {
+			ops, st.free = st.free[len(st.free)-1], st.free[:len(st.free)-1]
+		}
+		st.pending[r.UOW] = append(ops, r)
 	case plog.TypeCommit:
 		ops, ok := st.pending[r.UOW]
 		if !ok {
@@ -190,6 +200,7 @@ func (st *state) record(rec rlog.Record) error {
 			st.apply(&ops[i], rec.LRSN<<20|uint64(i))
 		}
 		delete(st.pending, r.UOW)
+		st.recycle(ops)
 		st.res.Units++
 	case plog.TypeClear:
 		if r.Structure != st.structure {
@@ -201,12 +212,21 @@ func (st *state) record(rec rlog.Record) error {
 			}
 		}
 	case plog.TypeBackout:
-		if _, ok := st.pending[r.UOW]; ok {
+		if ops, ok := st.pending[r.UOW]; ok {
 			delete(st.pending, r.UOW)
+			st.recycle(ops)
 			st.res.Dropped++
 		}
 	}
 	return nil
+}
+
+// recycle keeps the slice of an ended unit of work for another.
+func (st *state) recycle(ops []plog.Record) {
+	if len(st.free) < 1024 {
+		clear(ops)
+		st.free = append(st.free, ops[:0])
+	}
 }
 
 // listDirs lists the subdirectories of root (none when root is missing).
