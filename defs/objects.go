@@ -75,11 +75,15 @@ func (q Queue) Validate() error {
 
 // CFStruct is a coupling-facility application structure.
 type CFStruct struct {
-	Name    string    `json:"CFSTRUCT"`
-	SizeMB  int       `json:"SIZE"` // MiB; default 256
-	Descr   string    `json:"DESCR"`
-	Created time.Time `json:"-"`
-	Altered time.Time `json:"-"`
+	Name   string `json:"CFSTRUCT"`
+	SizeMB int    `json:"SIZE"` // MiB; default 256
+	Descr  string `json:"DESCR"`
+	// NoRecAuto is RECAUTO(NO): a member that finds the structure failed
+	// leaves it failed until RECOVER CFSTRUCT (default RECAUTO(YES):
+	// members recover it by themselves).
+	NoRecAuto bool      `json:"NORECAUTO,omitempty"`
+	Created   time.Time `json:"-"`
+	Altered   time.Time `json:"-"`
 }
 
 // Validate checks a structure definition.

@@ -573,6 +573,15 @@ func defineStruct(env Env, c Command) ([]Result, error) {
 				def.SizeMB = int(n)
 			case "DESCR":
 				def.Descr = a.Value
+			case "RECAUTO":
+				switch a.Value {
+				case "YES":
+					def.NoRecAuto = false
+				case "NO":
+					def.NoRecAuto = true
+				default:
+					return fmt.Errorf("%w: RECAUTO(%s): YES or NO", ErrValue, a.Value)
+				}
 			default:
 				return fmt.Errorf("%w: %q is not an attribute of CFSTRUCT", ErrSyntax, a.Key+"("+a.Value+")")
 			}
@@ -626,8 +635,12 @@ func displayStructs(env Env, c Command) ([]Result, error) {
 	var out []Result
 	for _, s := range cs {
 		cd, ct := mqDate(s.Created)
+		recauto := "YES"
+		if s.NoRecAuto {
+			recauto = "NO"
+		}
 		out = append(out, Result{Header: "AMQ8112I: Display CF structure details.", Attrs: []KV{
-			{"CFSTRUCT", s.Name}, {"SIZE", int64(s.SizeMB)}, {"DESCR", s.Descr}, {"CRDATE", cd}, {"CRTIME", ct}}})
+			{"CFSTRUCT", s.Name}, {"SIZE", int64(s.SizeMB)}, {"RECAUTO", recauto}, {"DESCR", s.Descr}, {"CRDATE", cd}, {"CRTIME", ct}}})
 	}
 	return out, nil
 }

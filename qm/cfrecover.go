@@ -21,7 +21,7 @@ var ErrStructureFine = errors.New("qm: the structure is in service; nothing to r
 // checkStructures looks at every application structure the member uses:
 // one whose file is gone, truncated or replaced has failed. The member
 // takes it out of service (in every process that maps it), stops using
-// it, and recovers it (every structure recovers automatically).
+// it, and recovers it unless its definition says RECAUTO(NO).
 func (m *Member) checkStructures() {
 	m.mu.Lock()
 	var failed []string
@@ -38,6 +38,14 @@ func (m *Member) checkStructures() {
 	m.mu.Unlock()
 	for _, name := range failed {
 		m.g.Failed(name)
+		var c defs.CFStruct
+		if err := m.repo.View(func(tx *defs.Tx) error { var err error; c, err = tx.Struct(name); return err }); err == nil && c.NoRecAuto {
+			m.log.Error("structure failed; RECAUTO(NO): it stays failed until RECOVER CFSTRUCT", "structure", name)
+			m.mu.Lock()
+			m.leftFailed[name] = true
+			m.mu.Unlock()
+			continue
+		}
 		m.goRecoverStructure(name)
 	}
 }
@@ -98,6 +106,9 @@ func (m *Member) RecoverStructure(name string) error {
 		return fmt.Errorf("remove the failed structure's file: %w", err)
 	}
 	t0 := time.Now()
+	m.mu.Lock()
+	delete(m.leftFailed, name)
+	m.mu.Unlock()
 	if _, err := m.structure(c, true); err != nil { // creates it, recovers it, puts it in service
 		return err
 	}

@@ -160,14 +160,17 @@ type Member struct {
 	// cmdMu serialises admin work: commands, the expiry scan, and the use of
 	// the member's owners in application structures (apps), which only
 	// admin work uses. Lock order: cmdMu, then ownMu, then mu.
-	cmdMu    sync.Mutex
-	mu       sync.Mutex // guards apps, cmdConns, created
-	apps     map[string]*lockfree.Owner
-	created  []string // structures created by this process's start, to recover from the logs
-	collect  bool     // Start is creating structures: note them in created
-	cmdL     net.Listener
-	cmdConns map[net.Conn]struct{}
-	stopping atomic.Bool // set once by shutdown; commands are refused from then on
+	cmdMu   sync.Mutex
+	mu      sync.Mutex // guards apps, cmdConns, created
+	apps    map[string]*lockfree.Owner
+	created []string // structures created by this process's start, to recover from the logs
+	// leftFailed: structures found failed with RECAUTO(NO): not created
+	// again until RECOVER CFSTRUCT.
+	leftFailed map[string]bool
+	collect    bool // Start is creating structures: note them in created
+	cmdL       net.Listener
+	cmdConns   map[net.Conn]struct{}
+	stopping   atomic.Bool // set once by shutdown; commands are refused from then on
 
 	watch *recovery.Watcher
 
@@ -202,7 +205,7 @@ func Start(cfg Config) (*Member, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
-	m := &Member{cfg: cfg, log: cfg.Logger.With("qmgr", cfg.Name), self: procid.Self(), apps: map[string]*lockfree.Owner{},
+	m := &Member{cfg: cfg, log: cfg.Logger.With("qmgr", cfg.Name), self: procid.Self(), apps: map[string]*lockfree.Owner{}, leftFailed: map[string]bool{},
 		cmdConns: map[net.Conn]struct{}{}, peerW: map[int]peerKey{}, connW: map[int]connKey{}, seen: map[int]hbSeen{},
 		busy: map[string]bool{}, stop: make(chan struct{}), done: make(chan struct{})}
 	var err error
@@ -492,6 +495,12 @@ func (m *Member) structure(c defs.CFStruct, create bool) (*lockfree.Structure, e
 	var s *lockfree.Structure
 	var err error
 	created := false
+	m.mu.Lock()
+	left := m.leftFailed[c.Name]
+	m.mu.Unlock()
+	if left {
+		return nil, fmt.Errorf("structure %s failed (RECAUTO(NO): RECOVER CFSTRUCT(%s) recovers it): %w", c.Name, c.Name, lockfree.ErrStructureFailed)
+	}
 	if create {
 		s, created, err = m.g.CreateStructure(c.Name, uint64(c.SizeMB)<<20) // may take a while: no lock held
 	} else {

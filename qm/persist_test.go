@@ -7,6 +7,7 @@ import (
 	"os"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/qmgr/qmgr/mq"
 	"github.com/qmgr/qmgr/recovery/plog"
@@ -480,5 +481,47 @@ func TestLogFailureFailsPersistentWork(t *testing.T) {
 	}
 	if fmt.Sprint(got) != "[before np]" {
 		t.Fatalf("visible after the log failed: %v", got)
+	}
+}
+
+// TestRecAutoNo: a structure defined RECAUTO(NO) stays failed after its
+// file is removed until RECOVER CFSTRUCT.
+func TestRecAutoNo(t *testing.T) {
+	cfg := testConfig(t, "QM1")
+	m := startMember(t, cfg)
+	mustExec(t, m, "DEFINE CFSTRUCT(MANUAL) SIZE(16) RECAUTO(NO)")
+	if r := mustExec(t, m, "DISPLAY CFSTRUCT(MANUAL)"); !strings.Contains(r.Text, "RECAUTO(NO)") {
+		t.Fatalf("display: %s", r.Text)
+	}
+	mustExec(t, m, "DEFINE QLOCAL(M) CFSTRUCT(MANUAL)")
+	c, err := mq.Connect(mq.ConnectOptions{Group: cfg.Group.Name, QMgr: "QM1", DataDir: cfg.Group.DataDir, CFDir: cfg.Group.CFDir})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Disconnect()
+	h, _ := c.Open("M", mq.OpenOptions{Input: true, Output: true})
+	if err := h.Put(&mq.Message{Body: []byte("kept"), Persistence: mq.Persistent}, mq.PutOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Remove(cfg.Group.CFDir + "/MANUAL"); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(time.Second) // several checks of the member
+	if _, err := os.Stat(cfg.Group.CFDir + "/MANUAL"); err == nil {
+		t.Fatal("a RECAUTO(NO) structure was recovered by itself")
+	}
+	m.Exec("DISPLAY QLOCAL(M)") // a command that needs the structure
+	m.Exec("DISPLAY CFSTATUS(MANUAL)")
+	if _, err := os.Stat(cfg.Group.CFDir + "/MANUAL"); err == nil {
+		t.Fatal("a command recreated a RECAUTO(NO) structure")
+	}
+	mustExec(t, m, "RECOVER CFSTRUCT(MANUAL)")
+	h.Close()
+	h, err = c.Open("M", mq.OpenOptions{Input: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if msg, err := h.Get(mq.GetOptions{}); err != nil || string(msg.Body) != "kept" {
+		t.Fatalf("after RECOVER: %v %v", msg, err)
 	}
 }
