@@ -77,11 +77,14 @@ func cmdStart(args []string, out io.Writer) error {
 	fs.DurationVar(&c.HeartbeatTimeout, "heartbeat-timeout", 10*time.Second, "a peer silent this long while alive is hung and is killed")
 	fs.DurationVar(&c.StopGrace, "stop-grace", 2*time.Second, "how long an orderly stop waits for connections")
 	fs.BoolVar(&jsonLog, "json-log", false, "log JSON instead of text")
+	fs.StringVar(&c.LogArchiveDir, "log-archive", "", "move recovery log segments no recovery needs here instead of deleting them")
+	logSegMiB := fs.Int("log-segment-size", 64, "MiB of each recovery log segment file")
 	noChinit := false
 	fs.BoolVar(&noChinit, "no-chinit", false, "run no channel initiator")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
+	c.LogSegmentSize = int64(*logSegMiB) << 20
 	var err error
 	if c.Group, err = gf.config(); err != nil {
 		return err

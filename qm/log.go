@@ -41,8 +41,12 @@ func (s memberLRSN) AtLeast(v uint64) error {
 // the consumer that moves its connections' records into the log. What a
 // previous run left published in the buffer is logged first.
 func (m *Member) startLog() error {
+	archive := ""
+	if m.cfg.LogArchiveDir != "" {
+		archive = filepath.Join(m.cfg.LogArchiveDir, m.cfg.Name)
+	}
 	l, err := rlog.Open(rlog.Config{FS: m.cfg.LogFS, Dir: LogDir(m.g.Config(), m.cfg.Name), Name: m.cfg.Name, LRSN: memberLRSN{m},
-		SegmentSize: m.cfg.LogSegmentSize})
+		SegmentSize: m.cfg.LogSegmentSize, ArchiveDir: archive})
 	if err != nil {
 		return fmt.Errorf("recovery log: %w", err)
 	}

@@ -69,6 +69,9 @@ type Config struct {
 	// LogFS is the file layer of the recovery log; nil for the operating
 	// system's (tests put a failing disk here).
 	LogFS vfs.FS
+	// LogArchiveDir, when set, receives the log segments no recovery needs
+	// (in a subdirectory per member) instead of their being deleted.
+	LogArchiveDir string
 	// LogRings and LogRingSize size the log buffer through which the
 	// member's connections hand it their log records: how many
 	// connections can log at once (default 128) and each one's ring

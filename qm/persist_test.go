@@ -263,6 +263,7 @@ func TestCFLostRecoveredFromLogs(t *testing.T) {
 func TestBackupThenCFLost(t *testing.T) {
 	cfg := testConfig(t, "QM1")
 	cfg.LogSegmentSize = 16 << 10 // many segments, so some are released
+	cfg.LogArchiveDir = t.TempDir()
 	start := func() (*Member, *mq.Conn) {
 		t.Helper()
 		m, err := Start(cfg)
@@ -325,6 +326,9 @@ func TestBackupThenCFLost(t *testing.T) {
 	segsAfter, _ := os.ReadDir(LogDir(cfg.Group, "QM1"))
 	if len(segsAfter) >= len(segsBefore) {
 		t.Fatalf("no log segment released by the backup: %d before, %d after", len(segsBefore), len(segsAfter))
+	}
+	if archived, _ := os.ReadDir(cfg.LogArchiveDir + "/QM1"); len(archived) == 0 {
+		t.Fatal("released segments were not archived")
 	}
 	if err := c2.Commit(); err != nil {
 		t.Fatal(err)
