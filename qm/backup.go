@@ -110,6 +110,7 @@ func (m *Member) BackupStructure(name string) (backup.Info, error) {
 	}
 	m.log.Info("backup taken", "structure", name, "messages", info.Messages, "bytes", info.Size, "start", info.Start,
 		"replay_from", info.ReplayFrom, "path", info.Path)
+	m.pruneBackups(name)
 	m.releaseLogs()
 	return info, nil
 }

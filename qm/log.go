@@ -3,6 +3,7 @@ package qm
 import (
 	"errors"
 	"fmt"
+	"os"
 	"path/filepath"
 	"strings"
 	"time"
@@ -192,28 +193,30 @@ func (m *Member) replayInto(name string) error {
 }
 
 // releaseLogs releases the segments of the member's log that no recovery
-// can need: those below where the newest backup of every structure
-// replays from. A structure without a backup needs the whole log.
+// can need. Recovery uses the newest whole backup of a structure and
+// falls back to the one before it if the newest is damaged, so the log is
+// kept from the second newest backup's replay point of every structure; a
+// structure with fewer than two backups needs the whole log.
 func (m *Member) releaseLogs() {
 	names, err := m.g.Structures()
 	if err != nil || len(names) == 0 || m.rlog == nil {
 		return
 	}
-	var newest []string
+	var kept []string
 	for _, n := range names {
 		list, err := backup.List(m.g.Config().DataDir, n)
-		if err != nil || len(list) == 0 {
+		if err != nil || len(list) < 2 {
 			return
 		}
-		newest = append(newest, list[0].Path)
+		kept = append(kept, list[1].Path)
 	}
-	key := strings.Join(newest, "\x00")
+	key := strings.Join(kept, "\x00")
 	if key == m.released {
 		return // released against these backups already
 	}
 	before := uint64(1<<64 - 1)
-	for _, path := range newest {
-		info, _, err := backup.Read(path) // whole: a damaged one would send recovery to an older backup
+	for _, path := range kept {
+		info, _, err := backup.Read(path) // whole: else recovery would need an older one
 		if err != nil {
 			return
 		}
@@ -224,6 +227,24 @@ func (m *Member) releaseLogs() {
 		m.log.Warn("release log segments", "err", err)
 	} else if n > 0 {
 		m.log.Info("log segments released", "segments", n, "below_lrsn", before)
+	}
+}
+
+// backupsKept is how many backups of a structure are kept: the newest,
+// and the one recovery falls back to when the newest is damaged.
+const backupsKept = 2
+
+// pruneBackups deletes the backups of structure name older than the
+// newest backupsKept.
+func (m *Member) pruneBackups(name string) {
+	list, err := backup.List(m.g.Config().DataDir, name)
+	if err != nil {
+		return
+	}
+	for _, b := range list[min(backupsKept, len(list)):] {
+		if err := os.Remove(b.Path); err != nil {
+			m.log.Warn("delete an old backup", "path", b.Path, "err", err)
+		}
 	}
 }
 

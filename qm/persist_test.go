@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/qmgr/qmgr/mq"
+	"github.com/qmgr/qmgr/recovery/backup"
 	"github.com/qmgr/qmgr/recovery/plog"
 	"github.com/qmgr/qmgr/recovery/rlog"
 	"github.com/qmgr/qmgr/vfs"
@@ -301,6 +302,15 @@ func TestBackupThenCFLost(t *testing.T) {
 	}
 	put(c, h, "a", 300, false)
 	get(h, 10) // a000..a009
+	if r := mustExec(t, m, "DISPLAY CFSTATUS(APPL1) TYPE(BACKUP)"); !strings.Contains(r.Text, "BKUPLRSN(0)") || strings.Contains(r.Text, "LOGRECS(0)") {
+		t.Fatalf("backup status before any backup:\n%s", r.Text)
+	}
+	// Two backups before the one that matters: the second newest (the
+	// fallback if the newest is damaged) bounds what the log keeps, and
+	// only the two newest are kept.
+	segsBefore, _ := os.ReadDir(LogDir(cfg.Group, "QM1"))
+	mustExec(t, m, "BACKUP CFSTRUCT(APPL1)")
+	mustExec(t, m, "BACKUP CFSTRUCT(APPL1)")
 	// A unit of work in flight across the backup, on another connection.
 	c2, err := mq.Connect(mq.ConnectOptions{Group: cfg.Group.Name, QMgr: "QM1", DataDir: cfg.Group.DataDir, CFDir: cfg.Group.CFDir})
 	if err != nil {
@@ -312,10 +322,6 @@ func TestBackupThenCFLost(t *testing.T) {
 	// unit of work's puts before it: their LRSNs are below the backup's
 	// start.
 	put(c2, h2, "v", 1, false)
-	segsBefore, _ := os.ReadDir(LogDir(cfg.Group, "QM1"))
-	if r := mustExec(t, m, "DISPLAY CFSTATUS(APPL1) TYPE(BACKUP)"); !strings.Contains(r.Text, "BKUPLRSN(0)") || strings.Contains(r.Text, "LOGRECS(0)") {
-		t.Fatalf("backup status before any backup:\n%s", r.Text)
-	}
 	r := mustExec(t, m, "BACKUP CFSTRUCT(APPL1)")
 	t.Log(r.Text)
 	if st := mustExec(t, m, "DISPLAY CFSTATUS(APPL1) TYPE(BACKUP)"); !strings.Contains(st.Text, "BKUPMSGS(291)") {
@@ -329,6 +335,9 @@ func TestBackupThenCFLost(t *testing.T) {
 	}
 	if archived, _ := os.ReadDir(cfg.LogArchiveDir + "/QM1"); len(archived) == 0 {
 		t.Fatal("released segments were not archived")
+	}
+	if list, _ := backup.List(cfg.Group.DataDir, "APPL1"); len(list) != 2 {
+		t.Fatalf("%d backups kept, want 2", len(list))
 	}
 	if err := c2.Commit(); err != nil {
 		t.Fatal(err)
