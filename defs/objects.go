@@ -14,6 +14,7 @@ const (
 	TypeQLocal   Type = "QLOCAL"
 	TypeCFStruct Type = "CFSTRUCT"
 	TypeQMgr     Type = "QMGR"
+	TypeBackup   Type = "BACKUP"
 )
 
 // GroupQMgr is the name of the one QMGR object: the group's attributes.
@@ -108,6 +109,24 @@ type QMgr struct {
 	// structure once recovering it from its last backup and the logs
 	// would take longer. 0 turns automatic backups off; default 30000.
 	CFRecTime int `json:"CFRECTIME"`
+}
+
+// Backup records a fuzzy backup of an application structure (package
+// recovery/backup has the file's layout). Its object name is BackupName.
+type Backup struct {
+	Structure  string    `json:"CFSTRUCT"`
+	Start      uint64    `json:"STARTLRSN"`
+	ReplayFrom uint64    `json:"REPLAYLRSN"`
+	Path       string    `json:"PATH"`
+	Size       int64     `json:"SIZE"`
+	Messages   uint64    `json:"MSGS"`
+	Taken      time.Time `json:"TAKEN"`
+}
+
+// BackupName is the object name of the backup of structure that starts
+// at LRSN start: names sort by start within a structure.
+func BackupName(structure string, start uint64) string {
+	return fmt.Sprintf("%s.%016x", structure, start)
 }
 
 // DefaultCFRecTime is CFRecTime's default (30 s).

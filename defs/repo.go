@@ -8,6 +8,7 @@ import (
 	"os"
 	"path/filepath"
 	"sort"
+	"strings"
 	"time"
 
 	_ "modernc.org/sqlite" // the database/sql driver "sqlite"
@@ -273,6 +274,27 @@ func (t *Tx) Struct(name string) (CFStruct, error) {
 // Structs loads the structures matching pattern.
 func (t *Tx) Structs(pattern string) ([]CFStruct, error) {
 	return loadAll(t, TypeCFStruct, pattern, t.Struct)
+}
+
+// Backups loads the backups recorded for structure, newest first.
+func (t *Tx) Backups(structure string) ([]Backup, error) {
+	names, err := t.Names(TypeBackup, "*")
+	if err != nil {
+		return nil, err
+	}
+	var out []Backup
+	for i := len(names) - 1; i >= 0; i-- {
+		n := names[i]
+		if !strings.HasPrefix(n, structure+".") {
+			continue
+		}
+		var b Backup
+		if _, _, err := t.Load(TypeBackup, n, &b); err != nil {
+			return out, err
+		}
+		out = append(out, b)
+	}
+	return out, nil
 }
 
 // QMgr loads the group's queue manager attributes (defaults when never

@@ -108,6 +108,15 @@ func (m *Member) BackupStructure(name string) (backup.Info, error) {
 	if err != nil {
 		return backup.Info{}, err
 	}
+	// Recorded in the shared repository, where recovery looks first.
+	rec := defs.Backup{Structure: name, Start: info.Start, ReplayFrom: info.ReplayFrom, Path: info.Path, Size: info.Size,
+		Messages: info.Messages, Taken: info.Taken}
+	if err := m.repo.Update(func(tx *defs.Tx) error {
+		_, err := tx.Save(defs.TypeBackup, defs.BackupName(name, info.Start), rec, defs.Replace)
+		return err
+	}); err != nil {
+		m.log.Warn("record the backup in the repository (recovery finds its file anyway)", "path", info.Path, "err", err)
+	}
 	m.log.Info("backup taken", "structure", name, "messages", info.Messages, "bytes", info.Size, "start", info.Start,
 		"replay_from", info.ReplayFrom, "path", info.Path)
 	m.pruneBackups(name)

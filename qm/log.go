@@ -8,6 +8,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/qmgr/qmgr/defs"
 	"github.com/qmgr/qmgr/group"
 	"github.com/qmgr/qmgr/lockfree"
 	"github.com/qmgr/qmgr/recovery/backup"
@@ -142,9 +143,7 @@ func (m *Member) replayInto(name string) error {
 		return err
 	}
 	opts := replay.Options{LogDirs: dirs, Structure: name}
-	bk, seed, err := backup.Latest(m.g.Config().DataDir, name, func(path string, err error) {
-		m.log.Warn("damaged backup skipped", "structure", name, "path", path, "err", err)
-	})
+	bk, seed, err := m.latestBackup(name)
 	switch {
 	case err == nil:
 		opts.From, opts.Seed, opts.SeedLRSN = bk.ReplayFrom, seed, bk.Start
@@ -245,7 +244,38 @@ func (m *Member) pruneBackups(name string) {
 		if err := os.Remove(b.Path); err != nil {
 			m.log.Warn("delete an old backup", "path", b.Path, "err", err)
 		}
+		m.repo.Update(func(tx *defs.Tx) error { return tx.Delete(defs.TypeBackup, defs.BackupName(name, b.Start)) })
 	}
+}
+
+// latestBackup returns the newest whole backup of structure name: first
+// among those the repository records, then among the files in the
+// backup directory (a backup whose recording failed, or a repository
+// restored from elsewhere).
+func (m *Member) latestBackup(name string) (backup.Info, []plog.Record, error) {
+	var recs []defs.Backup
+	m.repo.View(func(tx *defs.Tx) error { var err error; recs, err = tx.Backups(name); return err })
+	skip := func(path string, err error) {
+		m.log.Warn("damaged backup skipped", "structure", name, "path", path, "err", err)
+	}
+	var best backup.Info
+	var bestSeed []plog.Record
+	for _, r := range recs {
+		info, seed, err := backup.Read(r.Path)
+		if err == nil {
+			best, bestSeed = info, seed
+			break
+		}
+		skip(r.Path, err)
+	}
+	info, seed, err := backup.Latest(m.g.Config().DataDir, name, skip)
+	switch {
+	case err == nil && (best.Path == "" || info.Start > best.Start):
+		return info, seed, nil
+	case best.Path != "":
+		return best, bestSeed, nil
+	}
+	return backup.Info{}, nil, err
 }
 
 // LogClear logs the clearing of a queue (mqsc.Env), durably, before the

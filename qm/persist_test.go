@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/qmgr/qmgr/defs"
 	"github.com/qmgr/qmgr/mq"
 	"github.com/qmgr/qmgr/recovery/backup"
 	"github.com/qmgr/qmgr/recovery/plog"
@@ -338,6 +339,11 @@ func TestBackupThenCFLost(t *testing.T) {
 	}
 	if list, _ := backup.List(cfg.Group.DataDir, "APPL1"); len(list) != 2 {
 		t.Fatalf("%d backups kept, want 2", len(list))
+	}
+	var recorded []defs.Backup
+	m.Repo().View(func(tx *defs.Tx) error { var err error; recorded, err = tx.Backups("APPL1"); return err })
+	if len(recorded) != 2 || recorded[0].Messages != 291 || recorded[0].Start <= recorded[1].Start {
+		t.Fatalf("backups recorded in the repository: %+v", recorded)
 	}
 	if err := c2.Commit(); err != nil {
 		t.Fatal(err)
