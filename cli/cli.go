@@ -103,6 +103,7 @@ func cmdCheck(args []string, out io.Writer) error {
 	var gf groupFlags
 	fs := newFlags("check", out)
 	gf.register(fs)
+	fail := fs.Bool("fail", false, "take an application structure that fails the check out of service: the members recover it from its backup and the logs (the check is exact on a quiet structure only)")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -129,6 +130,9 @@ func cmdCheck(args []string, out io.Writer) error {
 		r := s.Check(lockfree.CheckOptions{})
 		fmt.Fprintf(out, "%s: %v\n", n, r)
 		problems += len(r.Problems)
+		if *fail && len(r.Problems) > 0 && n != shm.AdminStructure && s.Fail() {
+			fmt.Fprintf(out, "%s: taken out of service; the members recover it\n", n)
+		}
 		s.Close()
 	}
 	if problems > 0 {

@@ -236,6 +236,17 @@ func (s *Structure) InService() bool {
 	return ok
 }
 
+// Failed reports whether someone took the structure out of service as
+// failed (Fail), as opposed to its being recovered.
+func (s *Structure) Failed() bool {
+	failed := false
+	shm.Guard(func() error {
+		failed = atomic.LoadUint64(s.mem.U64(ctlFailed)) == failFailed
+		return nil
+	})
+	return failed
+}
+
 // PutInService ends a recovery: operations may use the structure again.
 func (s *Structure) PutInService() { atomic.StoreUint64(s.mem.U64(ctlFailed), 0) }
 

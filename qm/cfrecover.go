@@ -19,7 +19,8 @@ import (
 var ErrStructureFine = errors.New("qm: the structure is in service; nothing to recover")
 
 // checkStructures looks at every application structure the member uses:
-// one whose file is gone, truncated or replaced has failed. The member
+// one whose file is gone, truncated or replaced has failed, and so has one
+// that someone took out of service as failed (qmgr check --fail). The member
 // takes it out of service (in every process that maps it), stops using
 // it, and recovers it unless its definition says RECAUTO(NO).
 func (m *Member) checkStructures() {
@@ -29,6 +30,9 @@ func (m *Member) checkStructures() {
 		s := o.Structure()
 		if err := s.Mapping().Check(); err != nil {
 			m.log.Error("structure failed", "structure", name, "err", err)
+			failed = append(failed, name)
+		} else if s.Failed() {
+			m.log.Error("structure failed", "structure", name, "err", "taken out of service (qmgr check --fail found it damaged)")
 			failed = append(failed, name)
 		}
 	}

@@ -544,3 +544,45 @@ func TestRecAutoNo(t *testing.T) {
 		t.Fatalf("after RECOVER: %v %v", msg, err)
 	}
 }
+
+// TestFailedByCheckerIsRecovered: a structure taken out of service as
+// failed (what qmgr check --fail does to one the checker finds damaged)
+// is recovered by the member, persistent messages and all.
+func TestFailedByCheckerIsRecovered(t *testing.T) {
+	cfg := testConfig(t, "QM1")
+	m := startMember(t, cfg)
+	mustExec(t, m, "DEFINE QLOCAL(P)")
+	c, err := mq.Connect(mq.ConnectOptions{Group: cfg.Group.Name, QMgr: "QM1", DataDir: cfg.Group.DataDir, CFDir: cfg.Group.CFDir})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Disconnect()
+	h, _ := c.Open("P", mq.OpenOptions{Output: true})
+	for i := range 5 {
+		if err := h.Put(&mq.Message{Body: []byte(fmt.Sprint(i)), Persistence: mq.Persistent}, mq.PutOptions{}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	s, err := m.Group().Structure("APPL1", false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !s.Fail() {
+		t.Fatal("Fail")
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		ns, err := m.Group().Structure("APPL1", false)
+		if err == nil && ns != s && ns.InService() {
+			id, _ := ns.LookupQueue("P")
+			if d := ns.Depth(id); d != 5 {
+				t.Fatalf("recovered structure holds %d messages, want 5", d)
+			}
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the failed structure was not recovered")
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
