@@ -285,8 +285,12 @@ func (c *Consumer) failed(err error) {
 	if atomic.SwapUint64(c.b.u64(hFailed), 1) == 0 {
 		c.logf("logbuf: the recovery log failed: %v", err)
 	}
-	atomic.AddUint32(c.b.u32(hDurableFutex), 1)
-	shm.FutexWake(c.b.u32(hDurableFutex), 1<<30)
+	for i := range c.b.rings {
+		rh := c.b.ring(i)
+		if atomic.LoadUint32(c.b.u32(rh+rWaiting)) != 0 {
+			shm.FutexWake(c.b.u32(rh+rDurable), 1<<30)
+		}
+	}
 }
 
 // published stores the durable positions of every batch up to ticket t
@@ -300,20 +304,18 @@ func (c *Consumer) published(t rlog.Ticket, err error) {
 	n := 0
 	for n < len(c.batches) && c.batches[n].ticket <= t {
 		for ring, end := range c.batches[n].ends {
-			p := c.b.u64(c.b.ring(ring) + rDurable)
+			rh := c.b.ring(ring)
+			p := c.b.u64(rh + rDurable)
 			if atomic.LoadUint64(p) < end {
 				atomic.StoreUint64(p, end)
+				// Wake the ring's producer only if it sleeps on it.
+				if atomic.LoadUint32(c.b.u32(rh+rWaiting)) != 0 {
+					shm.FutexWake(c.b.u32(rh+rDurable), 1<<30)
+				}
 			}
 		}
 		n++
 	}
 	c.batches = c.batches[n:]
 	c.bmu.Unlock()
-	if n == 0 {
-		return
-	}
-	atomic.AddUint32(c.b.u32(hDurableFutex), 1)
-	if atomic.LoadUint32(c.b.u32(hDurableWaiters)) != 0 {
-		shm.FutexWake(c.b.u32(hDurableFutex), 1<<30)
-	}
 }

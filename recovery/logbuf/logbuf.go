@@ -26,27 +26,26 @@ const layoutVersion = 1
 
 // Header and ring header offsets; see the package documentation.
 const (
-	hRings          = 0
-	hRingSize       = 8
-	hPid            = 16
-	hStart          = 24
-	hGen            = 32
-	hFailed         = 40
-	hWork           = 64
-	hSleeping       = 68
-	hDurableFutex   = 128
-	hDurableWaiters = 132
-	hSpaceFutex     = 192
-	hSpaceWaiters   = 196
-	ringHdrs        = 256
-	ringHdrSize     = 256
-	rOwner          = 0
-	rGen            = 8
-	rVisible        = 16
-	rUOW            = 24
-	rHead           = 64
-	rTail           = 128
-	rDurable        = 192
+	hRings        = 0
+	hRingSize     = 8
+	hPid          = 16
+	hStart        = 24
+	hGen          = 32
+	hFailed       = 40
+	hWork         = 64
+	hSleeping     = 68
+	hSpaceFutex   = 192
+	hSpaceWaiters = 196
+	ringHdrs      = 256
+	ringHdrSize   = 256
+	rOwner        = 0
+	rGen          = 8
+	rVisible      = 16
+	rUOW          = 24
+	rHead         = 64
+	rTail         = 128
+	rDurable      = 192
+	rWaiting      = 200
 
 	recHdr   = 8
 	flagMore = 1
@@ -335,23 +334,32 @@ func (p *Producer) waitSpace(n uint64) error {
 // Wait blocks until every record up to position pos is durable.
 func (p *Producer) Wait(pos uint64) error {
 	durable := p.b.u64(p.rh + rDurable)
-	for spin := 0; ; spin++ {
-		v := atomic.LoadUint32(p.b.u32(hDurableFutex))
-		if atomic.LoadUint64(durable) >= pos {
+	low := p.b.u32(p.rh + rDurable) // the futex word: the durable position's low half
+	waiting := p.b.u32(p.rh + rWaiting)
+	lastFull := time.Now()
+	for {
+		d := atomic.LoadUint64(durable)
+		if d >= pos {
 			return nil
 		}
-		if err := p.check(); err != nil {
+		// Three loads each time; the consumer's process, which reads
+		// /proc, now and then.
+		err := p.quickCheck()
+		if err == nil && time.Since(lastFull) > 20*time.Millisecond {
+			err, lastFull = p.check(), time.Now()
+		}
+		if err != nil {
 			// The consumer may have stored the position and gone since.
 			if atomic.LoadUint64(durable) >= pos && !errors.Is(err, ErrReleased) {
 				return nil
 			}
 			return err
 		}
-		atomic.AddUint32(p.b.u32(hDurableWaiters), 1)
-		if atomic.LoadUint64(durable) < pos {
-			shm.FutexWait(p.b.u32(hDurableFutex), v, 50*time.Millisecond)
+		atomic.StoreUint32(waiting, 1)
+		if atomic.LoadUint64(durable) == d && atomic.LoadUint64(p.b.u64(hFailed)) == 0 {
+			shm.FutexWait(low, uint32(d), 50*time.Millisecond)
 		}
-		atomic.AddUint32(p.b.u32(hDurableWaiters), ^uint32(0))
+		atomic.StoreUint32(waiting, 0)
 	}
 }
 
