@@ -14,6 +14,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/qmgr/qmgr/defs"
 	"github.com/qmgr/qmgr/group"
 	"github.com/qmgr/qmgr/mq"
 	"github.com/qmgr/qmgr/recovery/backup"
@@ -207,6 +208,18 @@ func TestGroupKilledAndCFLost(t *testing.T) {
 	}
 
 	checkRecovered(t, g, prods, cons)
+	// The recovery measured its replay rate for the backup schedule.
+	repo, err := defs.Open(g.cfg.DataDir, false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var rate defs.ReplayRate
+	repo.View(func(tx *defs.Tx) error { var err error; rate, err = tx.Replay(); return err })
+	repo.Close()
+	if rate.Measured.IsZero() || rate.BytesPerSec <= 0 {
+		t.Fatalf("no replay rate recorded: %+v", rate)
+	}
+	t.Logf("replay measured at %.1f MB/s, %.0f records/s", rate.BytesPerSec/1e6, rate.RecordsPerSec)
 	if code, out, errs := g.run("", "check"); code != 0 {
 		t.Fatalf("check after recovery: %d\n%s%s", code, out, errs)
 	}

@@ -1,6 +1,7 @@
 package defs
 
 import (
+	"errors"
 	"fmt"
 	"strings"
 	"time"
@@ -121,6 +122,40 @@ type Backup struct {
 	Size       int64     `json:"SIZE"`
 	Messages   uint64    `json:"MSGS"`
 	Taken      time.Time `json:"TAKEN"`
+	// Logged is the structure's count of logged bytes when the backup
+	// started (lockfree.Structure.Logged): what was logged since sizes
+	// the next recovery.
+	Logged uint64 `json:"LOGGED"`
+}
+
+// ReplayRate is the replay rate the last recovery measured, object
+// RECOVERY(REPLAY); the automatic backup schedule divides by it.
+type ReplayRate struct {
+	BytesPerSec   float64   `json:"BYTESPERSEC"`
+	RecordsPerSec float64   `json:"RECORDSPERSEC"`
+	Measured      time.Time `json:"MEASURED"`
+}
+
+// Recovery statistics.
+const (
+	TypeRecovery = Type("RECOVERY")
+	ReplayName   = "REPLAY"
+	// DefaultReplayBytesPerSec is the replay rate assumed until a recovery
+	// measures one: the design's 1M records/s of about 200 bytes.
+	DefaultReplayBytesPerSec = 200e6
+)
+
+// Replay loads the measured replay rate (the default when none was).
+func (t *Tx) Replay() (ReplayRate, error) {
+	r := ReplayRate{BytesPerSec: DefaultReplayBytesPerSec}
+	_, _, err := t.Load(TypeRecovery, ReplayName, &r)
+	if errors.Is(err, ErrNotFound) {
+		return ReplayRate{BytesPerSec: DefaultReplayBytesPerSec}, nil
+	}
+	if r.BytesPerSec <= 0 {
+		r.BytesPerSec = DefaultReplayBytesPerSec
+	}
+	return r, err
 }
 
 // BackupName is the object name of the backup of structure that starts

@@ -69,7 +69,12 @@ const (
 	// ErrStructureFailed. CAS 0 -> failFailed by whoever notices, store 0
 	// by the recoverer when the structure is whole; loaded by every
 	// operation.
-	ctlFailed   = ctlAdminToken + line
+	ctlFailed = ctlAdminToken + line
+	// ctlLogged: bytes of recovery log records written about this
+	// structure's messages since it was created: fetch-add by every
+	// connection that logs a put or get (package mq), read by the member
+	// that schedules backups. A hint: it only sizes a recovery estimate.
+	ctlLogged   = ctlFailed + line
 	layoutMagic = "QMGRLF01"
 )
 

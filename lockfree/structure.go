@@ -247,6 +247,20 @@ func (s *Structure) Failed() bool {
 	return failed
 }
 
+// AddLogged counts n bytes of recovery log records written about the
+// structure's messages.
+func (s *Structure) AddLogged(n uint64) {
+	shm.Guard(func() error { atomic.AddUint64(s.mem.U64(ctlLogged), n); return nil })
+}
+
+// Logged is the bytes of recovery log records written about the
+// structure's messages since it was created.
+func (s *Structure) Logged() uint64 {
+	var n uint64
+	shm.Guard(func() error { n = atomic.LoadUint64(s.mem.U64(ctlLogged)); return nil })
+	return n
+}
+
 // PutInService ends a recovery: operations may use the structure again.
 func (s *Structure) PutInService() { atomic.StoreUint64(s.mem.U64(ctlFailed), 0) }
 

@@ -115,13 +115,23 @@ func (c *Conn) logRecord(r *plog.Record, body []byte) (uint64, error) {
 	return l.p.Append(uint8(r.Type), l.scratch, body)
 }
 
-// logDurable hands r to the member and waits until it is durable.
-func (c *Conn) logDurable(r *plog.Record, body []byte) error {
-	pos, err := c.logRecord(r, body)
+// logOp logs a put or get of h's structure and counts its bytes there
+// (the backup schedule's estimate of the structure's recovery time).
+func (h *Queue) logOp(r *plog.Record, body []byte) (uint64, error) {
+	pos, err := h.c.logRecord(r, body)
+	if err == nil {
+		h.s.AddLogged(uint64(len(h.c.plog.scratch) + len(body)))
+	}
+	return pos, err
+}
+
+// logOpDurable is logOp, waiting until the record is durable.
+func (h *Queue) logOpDurable(r *plog.Record, body []byte) error {
+	pos, err := h.logOp(r, body)
 	if err != nil {
 		return err
 	}
-	return c.plog.p.Wait(pos)
+	return h.c.plog.p.Wait(pos)
 }
 
 // putRecord describes the put of lm to queue h.
@@ -159,7 +169,7 @@ func (h *Queue) putPersistent(lm *lockfree.Message, opt PutOptions) error {
 		uow, err := c.uowKey()
 		if err == nil {
 			r := h.putRecord(lm, uow, 0)
-			_, err = c.logRecord(&r, lm.Body)
+			_, err = h.logOp(&r, lm.Body)
 		}
 		if err != nil {
 			c.doomUOW(err)
@@ -177,7 +187,7 @@ func (h *Queue) putPersistent(lm *lockfree.Message, opt PutOptions) error {
 	if !h.s.InService() { // marked first, then checked (see Commit)
 		return wrap("put "+h.def.Name, lockfree.ErrStructureFailed)
 	}
-	if err := c.logDurable(&r, lm.Body); err != nil {
+	if err := h.logOpDurable(&r, lm.Body); err != nil {
 		return wrap("put "+h.def.Name, err)
 	}
 	if err := h.o.Put(h.q, lm, lockfree.PutOptions{}); err != nil {
@@ -185,7 +195,7 @@ func (h *Queue) putPersistent(lm *lockfree.Message, opt PutOptions) error {
 			return nil // the record is durable: the structure's recovery, which waited for it, puts it back
 		}
 		undo := plog.Record{Type: plog.TypeGet, Flags: plog.FlagCommitted, Structure: h.def.CFStruct, Queue: h.def.Name, Key: key}
-		if uerr := c.logDurable(&undo, nil); uerr != nil {
+		if uerr := h.logOpDurable(&undo, nil); uerr != nil {
 			err = errors.Join(err, fmt.Errorf("undo the logged put: %w", uerr))
 		}
 		return wrap("put "+h.def.Name, err)
@@ -206,12 +216,12 @@ func (h *Queue) loggedGet(lm *lockfree.Message, syncpoint bool) error {
 	r := plog.Record{Type: plog.TypeGet, Structure: h.def.CFStruct, Queue: h.def.Name, Key: lm.Key}
 	if !syncpoint {
 		r.Flags = plog.FlagCommitted
-		return c.logDurable(&r, nil)
+		return h.logOpDurable(&r, nil)
 	}
 	uow, err := c.uowKey()
 	if err == nil {
 		r.UOW = uow
-		_, err = c.logRecord(&r, nil)
+		_, err = h.logOp(&r, nil)
 	}
 	if err != nil {
 		c.doomUOW(err)

@@ -12,7 +12,6 @@ import (
 	"github.com/qmgr/qmgr/defs"
 	"github.com/qmgr/qmgr/group"
 	"github.com/qmgr/qmgr/lockfree"
-	"github.com/qmgr/qmgr/recovery/backup"
 )
 
 // Sentinel errors of command execution (besides ErrSyntax).
@@ -886,43 +885,44 @@ func backupStruct(env Env, c Command) ([]Result, error) {
 	return []Result{{Message: msg}}, nil
 }
 
-// ReplayRate is the replay rate (log records per second) recovery-time
-// estimates assume: the design's target, which the replay benchmark
-// measures (go test -bench Replay ./recovery/replay).
-const ReplayRate = 1_000_000
-
 // displayBackupStatus shows each structure's newest backup and how long
-// a recovery would take now: the log records written since the backup's
-// replay point (LRSNs handed out since, an upper bound: blocks of message
-// keys use LRSNs too) at ReplayRate.
+// a recovery would take now: the bytes logged about the structure since
+// the backup began, at the replay rate the last recovery measured (or the
+// design's 200 MB/s).
 func displayBackupStatus(env Env, cs []defs.CFStruct) ([]Result, error) {
-	now, err := env.Group().Counter(group.CounterLRSN)
-	if err != nil {
-		return nil, err
-	}
-	data := env.Group().Config().DataDir
 	var out []Result
 	for _, def := range cs {
 		r := Result{Header: "AMQ8113I: Display CF status details.", Attrs: []KV{{"CFSTRUCT", def.Name}, {"TYPE", "BACKUP"}}}
-		info, _, err := backup.Latest(data, def.Name, nil)
-		from := uint64(1)
-		switch {
-		case err == nil:
-			from = info.ReplayFrom
-			date, tm := mqDate(info.Taken)
-			r.Attrs = append(r.Attrs, KV{"BKUPDATE", date}, KV{"BKUPTIME", tm}, KV{"BKUPLRSN", int64(info.Start)},
-				KV{"BKUPSIZE", info.Size}, KV{"BKUPMSGS", int64(info.Messages)})
-		case errors.Is(err, backup.ErrNoBackup):
-			r.Attrs = append(r.Attrs, KV{"BKUPDATE", ""}, KV{"BKUPTIME", ""}, KV{"BKUPLRSN", int64(0)},
-				KV{"BKUPSIZE", int64(0)}, KV{"BKUPMSGS", int64(0)})
-		default:
+		var recs []defs.Backup
+		var rate defs.ReplayRate
+		if err := env.Repo().View(func(tx *defs.Tx) error {
+			var err error
+			if recs, err = tx.Backups(def.Name); err != nil {
+				return err
+			}
+			rate, err = tx.Replay()
+			return err
+		}); err != nil {
 			return nil, err
 		}
-		records := uint64(0)
-		if now >= from {
-			records = now - from + 1
+		var logged uint64
+		if _, s, err := env.OwnerIn(def); err == nil {
+			logged = s.Logged()
 		}
-		r.Attrs = append(r.Attrs, KV{"LOGRECS", int64(records)}, KV{"RECOVERMS", int64(records * 1000 / ReplayRate)})
+		if len(recs) > 0 {
+			b := recs[0]
+			date, tm := mqDate(b.Taken)
+			r.Attrs = append(r.Attrs, KV{"BKUPDATE", date}, KV{"BKUPTIME", tm}, KV{"BKUPLRSN", int64(b.Start)},
+				KV{"BKUPSIZE", b.Size}, KV{"BKUPMSGS", int64(b.Messages)})
+			if logged >= b.Logged {
+				logged -= b.Logged
+			}
+		} else {
+			r.Attrs = append(r.Attrs, KV{"BKUPDATE", ""}, KV{"BKUPTIME", ""}, KV{"BKUPLRSN", int64(0)},
+				KV{"BKUPSIZE", int64(0)}, KV{"BKUPMSGS", int64(0)})
+		}
+		r.Attrs = append(r.Attrs, KV{"LOGBYTES", int64(logged)}, KV{"REPLAYMBS", int64(rate.BytesPerSec / 1e6)},
+			KV{"RECOVERMS", int64(float64(logged) / rate.BytesPerSec * 1000)})
 		out = append(out, r)
 	}
 	return out, nil

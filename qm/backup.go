@@ -12,7 +12,6 @@ import (
 	"github.com/qmgr/qmgr/defs"
 	"github.com/qmgr/qmgr/group"
 	"github.com/qmgr/qmgr/lockfree"
-	"github.com/qmgr/qmgr/mqsc"
 	"github.com/qmgr/qmgr/recovery/backup"
 	"github.com/qmgr/qmgr/recovery/logbuf"
 	"github.com/qmgr/qmgr/recovery/plog"
@@ -57,6 +56,7 @@ func (m *Member) BackupStructure(name string) (backup.Info, error) {
 		return backup.Info{}, err
 	}
 	start := last + 1
+	logged := s.Logged() // what is logged from here on sizes the next recovery
 	// 2. What is in flight now, and where the oldest unit of work began.
 	replayFrom, waits, closeAll, err := m.logOpsInFlight(start)
 	defer closeAll()
@@ -110,7 +110,7 @@ func (m *Member) BackupStructure(name string) (backup.Info, error) {
 	}
 	// Recorded in the shared repository, where recovery looks first.
 	rec := defs.Backup{Structure: name, Start: info.Start, ReplayFrom: info.ReplayFrom, Path: info.Path, Size: info.Size,
-		Messages: info.Messages, Taken: info.Taken}
+		Messages: info.Messages, Taken: info.Taken, Logged: logged}
 	if err := m.repo.Update(func(tx *defs.Tx) error {
 		_, err := tx.Save(defs.TypeBackup, defs.BackupName(name, info.Start), rec, defs.Replace)
 		return err
@@ -197,8 +197,7 @@ func (m *Member) goAutoBackup() {
 
 // autoBackup is seed 002's automatic backup: the member holding the
 // backup lease backs up every structure whose recovery would now take
-// longer than the group's CFRECTIME, estimated as the log records since
-// its newest backup's replay point at mqsc.ReplayRate. Busy structures
+// longer than the group's CFRECTIME (RecoveryEstimate). Busy structures
 // are backed up often, idle ones rarely; when the holder dies another
 // member takes the lease and the cycle goes on.
 func (m *Member) autoBackup() {
@@ -227,25 +226,13 @@ func (m *Member) autoBackup() {
 	if err != nil {
 		return
 	}
-	now, err := m.g.Counter(group.CounterLRSN)
-	if err != nil {
-		return
-	}
 	minGap := max(time.Second, time.Duration(q.CFRecTime)*time.Millisecond/4)
 	for _, name := range names {
-		from, taken := uint64(1), time.Time{}
-		if list, err := backup.List(m.g.Config().DataDir, name); err == nil && len(list) > 0 {
-			if info, err := backup.Head(list[0].Path); err == nil {
-				from, taken = info.ReplayFrom, info.Taken
-			}
-		}
-		if now < from || time.Since(taken) < minGap {
+		est, taken, err := m.RecoveryEstimate(name)
+		if err != nil || time.Since(taken) < minGap || est < time.Duration(q.CFRecTime)*time.Millisecond {
 			continue
 		}
-		estMs := (now - from + 1) * 1000 / mqsc.ReplayRate
-		if estMs < uint64(q.CFRecTime) {
-			continue
-		}
+		estMs := est.Milliseconds()
 		m.cmdMu.Lock()
 		if m.stopping.Load() {
 			m.cmdMu.Unlock()
@@ -266,3 +253,34 @@ func (m *Member) autoBackup() {
 // backupCheckInterval is how often the run loop starts the automatic
 // backup check.
 const backupCheckInterval = 200 * time.Millisecond
+
+// RecoveryEstimate is how long recovering structure name would take now:
+// the bytes logged about it since its newest recorded backup began, at the
+// replay rate the last recovery measured (or the design's). It also
+// returns when that backup was taken (zero without one).
+func (m *Member) RecoveryEstimate(name string) (time.Duration, time.Time, error) {
+	s, err := m.g.Structure(name, false)
+	if err != nil {
+		return 0, time.Time{}, err
+	}
+	var recs []defs.Backup
+	var rate defs.ReplayRate
+	if err := m.repo.View(func(tx *defs.Tx) error {
+		var err error
+		if recs, err = tx.Backups(name); err != nil {
+			return err
+		}
+		rate, err = tx.Replay()
+		return err
+	}); err != nil {
+		return 0, time.Time{}, err
+	}
+	since, taken := s.Logged(), time.Time{}
+	if len(recs) > 0 {
+		taken = recs[0].Taken
+		if since >= recs[0].Logged { // else the structure was recreated since
+			since -= recs[0].Logged
+		}
+	}
+	return time.Duration(float64(since) / rate.BytesPerSec * float64(time.Second)), taken, nil
+}

@@ -150,9 +150,19 @@ func (m *Member) replayInto(name string) error {
 	case !errors.Is(err, backup.ErrNoBackup):
 		return err
 	}
+	tr := time.Now()
 	res, err := replay.Run(opts)
 	if err != nil {
 		return err
+	}
+	if el := time.Since(tr); res.Bytes >= 1<<20 {
+		// A rate measured on a real amount of log: the backup schedule
+		// uses it from now on.
+		r := defs.ReplayRate{BytesPerSec: float64(res.Bytes) / el.Seconds(), RecordsPerSec: float64(res.Records) / el.Seconds(), Measured: time.Now()}
+		m.repo.Update(func(tx *defs.Tx) error {
+			_, err := tx.Save(defs.TypeRecovery, defs.ReplayName, r, defs.Replace)
+			return err
+		})
 	}
 	if res.Records == 0 && len(seed) == 0 {
 		return nil

@@ -303,7 +303,7 @@ func TestBackupThenCFLost(t *testing.T) {
 	}
 	put(c, h, "a", 300, false)
 	get(h, 10) // a000..a009
-	if r := mustExec(t, m, "DISPLAY CFSTATUS(APPL1) TYPE(BACKUP)"); !strings.Contains(r.Text, "BKUPLRSN(0)") || strings.Contains(r.Text, "LOGRECS(0)") {
+	if r := mustExec(t, m, "DISPLAY CFSTATUS(APPL1) TYPE(BACKUP)"); !strings.Contains(r.Text, "BKUPLRSN(0)") || strings.Contains(r.Text, "LOGBYTES(0)") {
 		t.Fatalf("backup status before any backup:\n%s", r.Text)
 	}
 	// Two backups before the one that matters: the second newest (the
