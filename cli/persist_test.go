@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os"
 	"os/exec"
+	"os/signal"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -36,11 +37,14 @@ func appPersist(args []string) {
 		fmt.Println("connect:", err)
 		os.Exit(1)
 	}
-	q, err := c.Open(args[5], mq.OpenOptions{Input: role == "consumer", Output: role != "consumer"})
+	input := strings.HasSuffix(role, "consumer")
+	q, err := c.Open(args[5], mq.OpenOptions{Input: input, Output: !input})
 	if err != nil {
 		fmt.Println("open:", err)
 		os.Exit(1)
 	}
+	term := make(chan os.Signal, 1)
+	signal.Notify(term, syscall.SIGTERM)
 	fmt.Println("ready")
 	out := bufio.NewWriter(os.Stdout)
 	var got []string
@@ -59,13 +63,33 @@ func appPersist(args []string) {
 		q.Close()
 		for {
 			time.Sleep(10 * time.Millisecond)
-			if q, err = c.Open(args[5], mq.OpenOptions{Input: role == "consumer", Output: role != "consumer"}); err == nil {
+			if q, err = c.Open(args[5], mq.OpenOptions{Input: input, Output: !input}); err == nil {
 				return
 			}
 		}
 	}
 	for i := 0; ; i++ {
 		switch role {
+		case "nosync-consumer":
+			// Gets outside syncpoint: each is the application's when Get
+			// returns. SIGTERM ends it between gets.
+			select {
+			case <-term:
+				out.Flush()
+				os.Exit(0)
+			default:
+			}
+			m, err := q.Get(mq.GetOptions{Wait: 100 * time.Millisecond})
+			if err != nil && !errors.Is(err, mq.ErrNoMessage) {
+				retry("get", err)
+				continue
+			}
+			if err == nil {
+				fmt.Fprintln(out, "g", string(m.Body))
+				out.Flush()
+			}
+			time.Sleep(pause)
+			continue
 		case "consumer":
 			m, err := q.Get(mq.GetOptions{Syncpoint: true, Wait: 100 * time.Millisecond})
 			if err != nil && !errors.Is(err, mq.ErrNoMessage) {
@@ -367,6 +391,9 @@ func TestStructureDeletedWhileTrafficRuns(t *testing.T) {
 		"B": g.startPersistApp("producer", "QM2", "PQ", "B", 7, 0),
 	}
 	cons := g.startPersistApp("consumer", "QM3", "PQ", "C", 5, 2*time.Millisecond)
+	// And one getting outside syncpoint: its gets are logged only after
+	// the message left the CF, so a recovery must wait for them.
+	ncons := g.startPersistApp("nosync-consumer", "QM2", "PQ", "D", 1, time.Millisecond)
 	time.Sleep(500 * time.Millisecond)
 	g.mqsc("BACKUP CFSTRUCT(APPL1)")
 	time.Sleep(500 * time.Millisecond)
@@ -405,11 +432,20 @@ func TestStructureDeletedWhileTrafficRuns(t *testing.T) {
 		}
 		return true
 	})
+	ncons.cmd.Process.Signal(syscall.SIGTERM) // ends between gets: every get it made is reported
+	<-ncons.done
 	for _, a := range append([]*persistApp{cons}, prods["A"], prods["B"]) {
 		a.cmd.Process.Signal(syscall.SIGKILL)
 		<-a.done
 	}
-	failures := cons.failures
+	for b := range ncons.got {
+		if cons.got[b] {
+			t.Fatalf("%s got by both consumers", b)
+		}
+		cons.got[b] = true
+	}
+	t.Logf("%d got outside syncpoint", len(ncons.got))
+	failures := cons.failures + ncons.failures
 	for _, a := range prods {
 		failures += a.failures
 	}

@@ -425,6 +425,11 @@ func (c *Conn) Open(name string, opts OpenOptions) (*Queue, error) {
 	if err := o.CountOpen(q, in, out); err != nil {
 		return nil, wrap("open "+name, err)
 	}
+	if opts.Input && def.DefPsist && c.plog == nil {
+		// Its messages are persistent by default: take the log ring now,
+		// so that even the first get outside syncpoint is marked (getMarked).
+		c.logger()
+	}
 	return &Queue{c: c, def: def, o: o, s: s, q: q, opts: opts, remote: remote}, nil
 }
 
@@ -563,12 +568,20 @@ func (h *Queue) Get(opt GetOptions) (*Message, error) {
 	}
 	for {
 		var lm lockfree.Message
-		err := h.o.Get(h.q, lockfree.GetOptions{Syncpoint: opt.Syncpoint, Wait: opt.Wait, MsgID: opt.MsgID, CorrelID: opt.CorrelID}, &lm)
+		var err error
+		marked := !opt.Syncpoint && h.c.plog != nil
+		if marked {
+			err = h.getMarked(opt, &lm)
+		} else {
+			err = h.o.Get(h.q, lockfree.GetOptions{Syncpoint: opt.Syncpoint, Wait: opt.Wait, MsgID: opt.MsgID, CorrelID: opt.CorrelID}, &lm)
+		}
 		if err != nil {
 			return nil, wrap("get "+h.def.Name, err)
 		}
-		if err := h.loggedGet(&lm, opt.Syncpoint); err != nil && opt.Syncpoint {
-			return nil, wrap("get "+h.def.Name, fmt.Errorf("the get is in the unit of work, which can only be backed out: %w", err))
+		if opt.Syncpoint || !marked {
+			if err := h.loggedGet(&lm, opt.Syncpoint); err != nil && opt.Syncpoint {
+				return nil, wrap("get "+h.def.Name, fmt.Errorf("the get is in the unit of work, which can only be backed out: %w", err))
+			}
 		}
 		m := fromLockfree(&lm)
 		if h.def.BOThresh > 0 && m.BackoutCount >= h.def.BOThresh && h.c.requeue(h, m, opt.Syncpoint) {

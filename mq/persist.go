@@ -274,3 +274,38 @@ func newMsgID(key uint64) [24]byte {
 }
 
 func nowNanos() int64 { return time.Now().UnixNano() }
+
+// getMarked is a get outside syncpoint by a connection that logs: the
+// message is claimed (a view), the removal is marked in flight before it
+// happens, and a persistent message's get is durable before the mark
+// ends. A recovery of the structure, which takes it out of service and
+// then waits for what is marked, so either sees this get's record or
+// leaves the message in the recovered structure (and this get fails).
+func (h *Queue) getMarked(opt GetOptions, dst *lockfree.Message) error {
+	v, err := h.o.GetView(h.q, lockfree.GetOptions{Wait: opt.Wait, MsgID: opt.MsgID, CorrelID: opt.CorrelID})
+	if err != nil {
+		return err
+	}
+	p := h.c.plog.p
+	p.BeginVisible()
+	defer p.EndVisible()
+	if !h.s.InService() {
+		v.Release() // from the failed structure: the recovered one keeps it
+		return lockfree.ErrStructureFailed
+	}
+	*dst = v.Msg
+	n := 0
+	for _, b := range v.Body {
+		n += len(b)
+	}
+	body := make([]byte, 0, n)
+	for _, b := range v.Body {
+		body = append(body, b...)
+	}
+	dst.Body = body
+	if err := v.Release(); err != nil {
+		return err
+	}
+	h.loggedGet(dst, false) // the message is the application's whatever the log says (see loggedGet)
+	return nil
+}
