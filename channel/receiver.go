@@ -61,6 +61,11 @@ type receiver struct {
 	last uint64
 	open map[string]*mq.Queue
 	dlq  string
+	// persistent: the batch being received carries a persistent message,
+	// so its sync record is persistent too (a batch of non-persistent
+	// messages is not recoverable after the loss of the CF, as with MQ's
+	// NPMSPEED(FAST), and its commit does not wait for the log).
+	persistent bool
 
 	mu      sync.Mutex
 	reason  string // why the watchdog closed the connection
@@ -241,7 +246,12 @@ func (r *receiver) session() error {
 			if _, err := syncq.Get(mq.GetOptions{Syncpoint: true, CorrelID: &key}); err != nil && !errors.Is(err, mq.ErrNoMessage) {
 				return r.refuse(ReasonInternal, "%v", err)
 			}
-			if err := syncq.Put(&mq.Message{CorrelID: key, Body: encodeRecvSync(id), Persistence: mq.Persistent}, mq.PutOptions{Syncpoint: true}); err != nil {
+			pers := mq.NotPersistent
+			if r.persistent {
+				pers = mq.Persistent
+			}
+			r.persistent = false
+			if err := syncq.Put(&mq.Message{CorrelID: key, Body: encodeRecvSync(id), Persistence: pers}, mq.PutOptions{Syncpoint: true}); err != nil {
 				return r.refuse(ReasonInternal, "%v", err)
 			}
 			if err := r.conn.Commit(); err != nil {
@@ -389,6 +399,7 @@ func (r *receiver) deliver(p []byte) error {
 		Properties: props, Body: body} // alias the frame: a put copies them into the structure
 	if h.Persistent {
 		m.Persistence = mq.Persistent
+		r.persistent = true
 	}
 	if h.Expiry != 0 {
 		m.Expiry = time.Unix(0, h.Expiry)

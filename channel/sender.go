@@ -352,6 +352,7 @@ func (s *sender) batch() error {
 	// mapping to the socket.
 	ids := make([][24]byte, 0, len(views))
 	n := uint32(0)
+	pers := mq.NotPersistent
 	for _, v := range views {
 		if err := xmit.Check(v.Head(s.head[:]), v.Len()); err != nil {
 			if err := s.deadLetter(v, err); err != nil {
@@ -362,10 +363,15 @@ func (s *sender) batch() error {
 		ids = append(ids, v.MsgID)
 		s.w.MsgV(v.Pieces, v.Len())
 		n++
+		if v.Persistence == mq.Persistent {
+			pers = mq.Persistent
+		}
 	}
 	id := s.last + 1
 	key := syncKey(syncSend, s.def.Name)
-	if err := s.syncq.Put(&mq.Message{CorrelID: key, Body: encodeSendSync(id, ids), Persistence: mq.Persistent}, mq.PutOptions{}); err != nil {
+	// Persistent only when the batch carries persistent messages: a batch
+	// of non-persistent ones does not wait for the log (see receiver).
+	if err := s.syncq.Put(&mq.Message{CorrelID: key, Body: encodeSendSync(id, ids), Persistence: pers}, mq.PutOptions{}); err != nil {
 		return err
 	}
 	cpSenderInDoubt.Hit()

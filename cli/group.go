@@ -37,6 +37,7 @@ func (g *groupFlags) register(fs *flag.FlagSet) {
 	fs.StringVar(&g.cfg.DataDir, "data", "", "the group's data directory (default: $XDG_STATE_HOME/qmgr/<group>)")
 	fs.StringVar(&g.cfg.CFDir, "cf-dir", "", "the group's CF directory (default: /dev/shm/qmgr-<group>)")
 	fs.Uint64Var(&g.appSize, "app-size", 256, "MiB of the application structure APPL1 when this process creates it")
+	fs.IntVar(&g.cfg.AppElementSize, "app-element-size", 256, "bytes per data element of the application structures this process creates (larger suits large messages)")
 }
 
 func (g *groupFlags) config() (group.Config, error) {

@@ -2,6 +2,7 @@ package cli
 
 import (
 	"bufio"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"os"
@@ -454,4 +455,51 @@ func TestStructureDeletedWhileTrafficRuns(t *testing.T) {
 	if code, out, errs := g.run("", "check"); code != 0 {
 		t.Fatalf("check after recovery: %d\n%s%s", code, out, errs)
 	}
+}
+
+// TestPersistentChannelAndRemoteCFLost: persistent messages go through a
+// shared channel (the sender's gets and the receiver's puts are logged,
+// with persistent sync records) while the member running the channel is
+// SIGKILLed; then the remote side is SIGKILLed and its CF directory
+// removed: its recovery brings back every message, exactly once, in order.
+func TestPersistentChannelAndRemoteCFLost(t *testing.T) {
+	if testing.Short() {
+		t.Skip("multi-process")
+	}
+	const n = 3000
+	g, r, _ := remoteSetup(t)
+	c := g.connect("QM1")
+	q, err := c.Open("RQ", mq.OpenOptions{Output: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	body := make([]byte, 64)
+	for i := range n {
+		binary.BigEndian.PutUint64(body, uint64(i))
+		if err := q.Put(&mq.Message{Body: body, Persistence: mq.Persistent}, mq.PutOptions{Syncpoint: true}); err != nil {
+			t.Fatal(err)
+		}
+		if i%100 == 99 {
+			if err := c.Commit(); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	c.Disconnect()
+	g.mqsc("START CHANNEL(TO.R)")
+	waitFor(t, "a third of the messages at the remote side", 60*time.Second, func() bool { return r.depth("TARGET") >= n/3 })
+	st, _ := g.chStatus("TO.R")
+	owner := g.peerName(st.Owner)
+	if owner == "" {
+		t.Fatalf("channel status %+v: no owner", st)
+	}
+	g.kill(owner)
+	t.Logf("killed %s, which ran the channel", owner)
+	waitFor(t, "every message at the remote side", 120*time.Second, func() bool { return r.depth("TARGET") >= n && g.depth("XQ") == 0 })
+	r.kill("RQM")
+	if err := os.RemoveAll(r.cfg.CFDir); err != nil {
+		t.Fatal(err)
+	}
+	r.startWith("RQM", "--port", strconv.Itoa(r.port))
+	checkSeq(t, r, n)
 }

@@ -58,6 +58,11 @@ type Config struct {
 	// AdminSize and AppSize are the sizes of new structures; defaults
 	// 16 MiB and 256 MiB.
 	AdminSize, AppSize uint64
+	// AppElementSize is the data element size of the application
+	// structures this process creates; default 256 bytes, a multiple of 64.
+	// Larger elements suit large messages (fewer elements per message)
+	// and cost room for messages just above an entry's inline part.
+	AppElementSize int
 }
 
 // Validate applies the defaults and checks the configuration.
@@ -87,6 +92,12 @@ func (c *Config) Validate() error {
 	}
 	if c.AppSize == 0 {
 		c.AppSize = 256 << 20
+	}
+	if c.AppElementSize == 0 {
+		c.AppElementSize = 256
+	}
+	if c.AppElementSize < 64 || c.AppElementSize > 1<<20 || c.AppElementSize%64 != 0 {
+		return fmt.Errorf("%w: application element size %d (64 bytes to 1 MiB, a multiple of 64)", ErrConfig, c.AppElementSize)
 	}
 	return nil
 }
@@ -212,8 +223,10 @@ func (g *Group) structure(name string, create bool, size uint64) (*lockfree.Stru
 	var err error
 	created := false
 	if create {
+		p := AppParams()
+		p.ElementSize = g.cfg.AppElementSize
 		s, created, err = lockfree.Create(lockfree.CreateOptions{Dir: g.cfg.CFDir, Name: name, Kind: shm.KindApplication,
-			Size: size, Params: AppParams(), Recovering: true})
+			Size: size, Params: p, Recovering: true})
 	} else {
 		s, err = lockfree.Attach(g.cfg.CFDir, name)
 	}

@@ -1,6 +1,7 @@
 package benchgroup
 
 import (
+	"flag"
 	"fmt"
 	"os"
 	"os/exec"
@@ -47,9 +48,28 @@ func New(cfg group.Config, dir string) (*Group, error) {
 	return &Group{Cfg: cfg, Dir: dir, Exe: exe, Members: map[string]*exec.Cmd{}}, nil
 }
 
+// ParseArgs reads the group flags Args wrote (an application child of a
+// benchmark).
+func ParseArgs(args []string) (group.Config, error) {
+	fs := flag.NewFlagSet("app", flag.ContinueOnError)
+	var cfg group.Config
+	var appMiB uint64
+	fs.StringVar(&cfg.Name, "group", "", "")
+	fs.StringVar(&cfg.DataDir, "data", "", "")
+	fs.StringVar(&cfg.CFDir, "cf-dir", "", "")
+	fs.Uint64Var(&appMiB, "app-size", 0, "")
+	fs.IntVar(&cfg.AppElementSize, "app-element-size", 0, "")
+	if err := fs.Parse(args); err != nil {
+		return cfg, err
+	}
+	cfg.AppSize = appMiB << 20
+	return cfg, nil
+}
+
 // Args appends the group's flags to a.
 func (g *Group) Args(a ...string) []string {
-	return append(a, "--group", g.Cfg.Name, "--data", g.Cfg.DataDir, "--cf-dir", g.Cfg.CFDir, "--app-size", strconv.FormatUint(g.Cfg.AppSize>>20, 10))
+	return append(a, "--group", g.Cfg.Name, "--data", g.Cfg.DataDir, "--cf-dir", g.Cfg.CFDir, "--app-size", strconv.FormatUint(g.Cfg.AppSize>>20, 10),
+		"--app-element-size", strconv.Itoa(g.Cfg.AppElementSize))
 }
 
 // Start starts member name with extra flags and waits until it is active.

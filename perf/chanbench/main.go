@@ -36,6 +36,7 @@ func main() {
 	flag.IntVar(&o.batch, "batchsz", 50, "BATCHSZ of the channel (both ends)")
 	flag.Uint64Var(&o.appMiB, "app-size", 256, "MiB of each side's application structure (failover takes longer with larger ones: repair scans the structure)")
 	flag.BoolVar(&o.keep, "keep", false, "keep the member logs (their directory is printed)")
+	flag.IntVar(&o.elemSize, "app-element-size", 256, "bytes per data element of both sides' structures (1024 suits 1 MiB messages)")
 	flag.Parse()
 	if err := run(o); err != nil {
 		fmt.Fprintln(os.Stderr, "chanbench:", err)
@@ -47,6 +48,7 @@ type options struct {
 	n64, n4k, n1m, rounds, kills, batch int
 	keep                                bool
 	appMiB                              uint64
+	elemSize                            int
 }
 
 type bench struct {
@@ -68,12 +70,12 @@ func run(o options) error {
 	shmDir := func(n string) string {
 		return filepath.Join("/dev/shm", fmt.Sprintf("qmgr-chanbench-%d-%s", os.Getpid(), n))
 	}
-	send, err := benchgroup.New(group.Config{Name: "SENDG", DataDir: filepath.Join(dir, "send"), CFDir: shmDir("send"), AppSize: o.appMiB << 20}, dir)
+	send, err := benchgroup.New(group.Config{Name: "SENDG", DataDir: filepath.Join(dir, "send"), CFDir: shmDir("send"), AppSize: o.appMiB << 20, AppElementSize: o.elemSize}, dir)
 	if err != nil {
 		return err
 	}
 	defer send.Close()
-	recv, err := benchgroup.New(group.Config{Name: "RQM", DataDir: filepath.Join(dir, "recv"), CFDir: shmDir("recv"), AppSize: o.appMiB << 20}, dir)
+	recv, err := benchgroup.New(group.Config{Name: "RQM", DataDir: filepath.Join(dir, "recv"), CFDir: shmDir("recv"), AppSize: o.appMiB << 20, AppElementSize: o.elemSize}, dir)
 	if err != nil {
 		return err
 	}

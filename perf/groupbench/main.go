@@ -170,12 +170,8 @@ func app(args []string) error {
 	role, via := args[0], args[1]
 	n, _ := strconv.Atoi(args[2])
 	commit, _ := strconv.Atoi(args[3])
-	fs := flag.NewFlagSet("app", flag.ContinueOnError)
-	var cfg group.Config
-	fs.StringVar(&cfg.Name, "group", "", "")
-	fs.StringVar(&cfg.DataDir, "data", "", "")
-	fs.StringVar(&cfg.CFDir, "cf-dir", "", "")
-	if err := fs.Parse(args[4:]); err != nil {
+	cfg, err := benchgroup.ParseArgs(args[4:])
+	if err != nil {
 		return err
 	}
 	if role == "hold" {

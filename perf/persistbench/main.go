@@ -213,14 +213,8 @@ func app(args []string) error {
 	n, _ := strconv.Atoi(args[0])
 	commit, _ := strconv.Atoi(args[1])
 	persistent, _ := strconv.ParseBool(args[2])
-	fs := flag.NewFlagSet("app", flag.ContinueOnError)
-	var cfg group.Config
-	var appSize uint64
-	fs.StringVar(&cfg.Name, "group", "", "")
-	fs.StringVar(&cfg.DataDir, "data", "", "")
-	fs.StringVar(&cfg.CFDir, "cf-dir", "", "")
-	fs.Uint64Var(&appSize, "app-size", 0, "")
-	if err := fs.Parse(args[3:]); err != nil {
+	cfg, err := benchgroup.ParseArgs(args[3:])
+	if err != nil {
 		return err
 	}
 	c, err := mq.Connect(mq.ConnectOptions{Group: cfg.Name, QMgr: "QM1", DataDir: cfg.DataDir, CFDir: cfg.CFDir})
