@@ -51,10 +51,7 @@ func TestPersistentWorkIsLogged(t *testing.T) {
 	cfg := testConfig(t, "QM1")
 	m := startMember(t, cfg)
 	mustExec(t, m, "DEFINE QLOCAL(P)")
-	c, err := mq.Connect(mq.ConnectOptions{Group: cfg.Group.Name, QMgr: "QM1", DataDir: cfg.Group.DataDir, CFDir: cfg.Group.CFDir})
-	if err != nil {
-		t.Fatal(err)
-	}
+	c := connect(t, cfg, "QM1")
 	defer c.Disconnect()
 	h, err := c.Open("P", mq.OpenOptions{Input: true, Output: true})
 	if err != nil {
@@ -130,19 +127,7 @@ func TestPersistentWorkIsLogged(t *testing.T) {
 // else; twice, so that gets of recovered messages are logged too.
 func TestCFLostRecoveredFromLogs(t *testing.T) {
 	cfg := testConfig(t, "QM1")
-	start := func() (*Member, *mq.Conn) {
-		t.Helper()
-		m, err := Start(cfg)
-		if err != nil {
-			t.Fatal(err)
-		}
-		go m.Run(t.Context())
-		c, err := mq.Connect(mq.ConnectOptions{Group: cfg.Group.Name, QMgr: "QM1", DataDir: cfg.Group.DataDir, CFDir: cfg.Group.CFDir})
-		if err != nil {
-			t.Fatal(err)
-		}
-		return m, c
-	}
+	start := func() (*Member, *mq.Conn) { return startConnected(t, cfg) }
 	open := func(c *mq.Conn, q string) *mq.Queue {
 		t.Helper()
 		h, err := c.Open(q, mq.OpenOptions{Input: true, Output: true, Browse: true})
@@ -266,19 +251,7 @@ func TestBackupThenCFLost(t *testing.T) {
 	cfg := testConfig(t, "QM1")
 	cfg.LogSegmentSize = 16 << 10 // many segments, so some are released
 	cfg.LogArchiveDir = t.TempDir()
-	start := func() (*Member, *mq.Conn) {
-		t.Helper()
-		m, err := Start(cfg)
-		if err != nil {
-			t.Fatal(err)
-		}
-		go m.Run(t.Context())
-		c, err := mq.Connect(mq.ConnectOptions{Group: cfg.Group.Name, QMgr: "QM1", DataDir: cfg.Group.DataDir, CFDir: cfg.Group.CFDir})
-		if err != nil {
-			t.Fatal(err)
-		}
-		return m, c
-	}
+	start := func() (*Member, *mq.Conn) { return startConnected(t, cfg) }
 	m, c := start()
 	mustExec(t, m, "DEFINE QLOCAL(P) MAXDEPTH(100000)")
 	h, err := c.Open("P", mq.OpenOptions{Input: true, Output: true, Browse: true})
@@ -313,10 +286,7 @@ func TestBackupThenCFLost(t *testing.T) {
 	mustExec(t, m, "BACKUP CFSTRUCT(APPL1)")
 	mustExec(t, m, "BACKUP CFSTRUCT(APPL1)")
 	// A unit of work in flight across the backup, on another connection.
-	c2, err := mq.Connect(mq.ConnectOptions{Group: cfg.Group.Name, QMgr: "QM1", DataDir: cfg.Group.DataDir, CFDir: cfg.Group.CFDir})
-	if err != nil {
-		t.Fatal(err)
-	}
+	c2 := connect(t, cfg, "QM1")
 	h2, _ := c2.Open("P", mq.OpenOptions{Output: true})
 	put(c2, h2, "u", 5, true)
 	// A put outside syncpoint waits until it is durable, and with it the
@@ -397,10 +367,7 @@ func TestRecoverCommand(t *testing.T) {
 	cfg := testConfig(t, "QM1")
 	m := startMember(t, cfg)
 	mustExec(t, m, "DEFINE QLOCAL(P)")
-	c, err := mq.Connect(mq.ConnectOptions{Group: cfg.Group.Name, QMgr: "QM1", DataDir: cfg.Group.DataDir, CFDir: cfg.Group.CFDir})
-	if err != nil {
-		t.Fatal(err)
-	}
+	c := connect(t, cfg, "QM1")
 	defer c.Disconnect()
 	h, _ := c.Open("P", mq.OpenOptions{Input: true, Output: true})
 	for i := range 20 {
@@ -423,7 +390,7 @@ func TestRecoverCommand(t *testing.T) {
 		t.Fatalf("get through a handle on the failed structure: %v", err)
 	}
 	h.Close()
-	h, err = c.Open("P", mq.OpenOptions{Input: true})
+	h, err := c.Open("P", mq.OpenOptions{Input: true})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -453,10 +420,7 @@ func TestLogFailureFailsPersistentWork(t *testing.T) {
 	cfg.LogFS = disk
 	m := startMember(t, cfg)
 	mustExec(t, m, "DEFINE QLOCAL(P)")
-	c, err := mq.Connect(mq.ConnectOptions{Group: cfg.Group.Name, QMgr: "QM1", DataDir: cfg.Group.DataDir, CFDir: cfg.Group.CFDir})
-	if err != nil {
-		t.Fatal(err)
-	}
+	c := connect(t, cfg, "QM1")
 	defer c.Disconnect()
 	h, _ := c.Open("P", mq.OpenOptions{Input: true, Output: true})
 	put := func(body string, p mq.Persistence, sync bool) error {
@@ -513,10 +477,7 @@ func TestRecAutoNo(t *testing.T) {
 		t.Fatalf("display: %s", r.Text)
 	}
 	mustExec(t, m, "DEFINE QLOCAL(M) CFSTRUCT(MANUAL)")
-	c, err := mq.Connect(mq.ConnectOptions{Group: cfg.Group.Name, QMgr: "QM1", DataDir: cfg.Group.DataDir, CFDir: cfg.Group.CFDir})
-	if err != nil {
-		t.Fatal(err)
-	}
+	c := connect(t, cfg, "QM1")
 	defer c.Disconnect()
 	h, _ := c.Open("M", mq.OpenOptions{Input: true, Output: true})
 	if err := h.Put(&mq.Message{Body: []byte("kept"), Persistence: mq.Persistent}, mq.PutOptions{}); err != nil {
@@ -536,7 +497,7 @@ func TestRecAutoNo(t *testing.T) {
 	}
 	mustExec(t, m, "RECOVER CFSTRUCT(MANUAL)")
 	h.Close()
-	h, err = c.Open("M", mq.OpenOptions{Input: true})
+	h, err := c.Open("M", mq.OpenOptions{Input: true})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -552,10 +513,7 @@ func TestFailedByCheckerIsRecovered(t *testing.T) {
 	cfg := testConfig(t, "QM1")
 	m := startMember(t, cfg)
 	mustExec(t, m, "DEFINE QLOCAL(P)")
-	c, err := mq.Connect(mq.ConnectOptions{Group: cfg.Group.Name, QMgr: "QM1", DataDir: cfg.Group.DataDir, CFDir: cfg.Group.CFDir})
-	if err != nil {
-		t.Fatal(err)
-	}
+	c := connect(t, cfg, "QM1")
 	defer c.Disconnect()
 	h, _ := c.Open("P", mq.OpenOptions{Output: true})
 	for i := range 5 {
@@ -585,4 +543,16 @@ func TestFailedByCheckerIsRecovered(t *testing.T) {
 		}
 		time.Sleep(10 * time.Millisecond)
 	}
+}
+
+// startConnected starts a member whose test stops it (and may start it
+// again on the same directories) and connects to it.
+func startConnected(t *testing.T, cfg Config) (*Member, *mq.Conn) {
+	t.Helper()
+	m, err := Start(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	go m.Run(t.Context())
+	return m, connect(t, cfg, "QM1")
 }
