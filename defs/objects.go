@@ -1,7 +1,6 @@
 package defs
 
 import (
-	"errors"
 	"fmt"
 	"strings"
 	"time"
@@ -144,19 +143,6 @@ const (
 	// measures one: the design's 1M records/s of about 200 bytes.
 	DefaultReplayBytesPerSec = 200e6
 )
-
-// Replay loads the measured replay rate (the default when none was).
-func (t *Tx) Replay() (ReplayRate, error) {
-	r := ReplayRate{BytesPerSec: DefaultReplayBytesPerSec}
-	_, _, err := t.Load(TypeRecovery, ReplayName, &r)
-	if errors.Is(err, ErrNotFound) {
-		return ReplayRate{BytesPerSec: DefaultReplayBytesPerSec}, nil
-	}
-	if r.BytesPerSec <= 0 {
-		r.BytesPerSec = DefaultReplayBytesPerSec
-	}
-	return r, err
-}
 
 // BackupName is the object name of the backup of structure that starts
 // at LRSN start: names sort by start within a structure.

@@ -297,6 +297,50 @@ func (t *Tx) Backups(structure string) ([]Backup, error) {
 	return out, nil
 }
 
+// Replay loads the measured replay rate (the default when none was).
+func (t *Tx) Replay() (ReplayRate, error) {
+	r := ReplayRate{BytesPerSec: DefaultReplayBytesPerSec}
+	_, _, err := t.Load(TypeRecovery, ReplayName, &r)
+	if errors.Is(err, ErrNotFound) {
+		return ReplayRate{BytesPerSec: DefaultReplayBytesPerSec}, nil
+	}
+	if r.BytesPerSec <= 0 {
+		r.BytesPerSec = DefaultReplayBytesPerSec
+	}
+	return r, err
+}
+
+// Estimate is what recovering a structure would replay now, and for how
+// long.
+type Estimate struct {
+	Newest *Backup // the structure's newest recorded backup; nil for none
+	Rate   ReplayRate
+	Bytes  uint64        // logged about the structure since Newest began
+	Time   time.Duration // Bytes at Rate
+}
+
+// RecoveryEstimate estimates the recovery of structure, whose count of
+// logged bytes (lockfree.Structure.Logged) is logged now.
+func (t *Tx) RecoveryEstimate(structure string, logged uint64) (Estimate, error) {
+	var e Estimate
+	recs, err := t.Backups(structure)
+	if err != nil {
+		return e, err
+	}
+	if e.Rate, err = t.Replay(); err != nil {
+		return e, err
+	}
+	e.Bytes = logged
+	if len(recs) > 0 {
+		e.Newest = &recs[0]
+		if logged >= e.Newest.Logged { // else the structure was recreated since
+			e.Bytes -= e.Newest.Logged
+		}
+	}
+	e.Time = time.Duration(float64(e.Bytes) / e.Rate.BytesPerSec * float64(time.Second))
+	return e, nil
+}
+
 // QMgr loads the group's queue manager attributes (defaults when never
 // set).
 func (t *Tx) QMgr() (QMgr, error) {

@@ -81,9 +81,9 @@ func Execute(env Env, c Command) ([]Result, error) {
 	case "DISPLAY CFSTATUS":
 		return displayCFStatus(env, c)
 	case "BACKUP CFSTRUCT":
-		return backupStruct(env, c)
+		return structAction(env, c, env.Backup)
 	case "RECOVER CFSTRUCT":
-		return recoverStruct(env, c)
+		return structAction(env, c, env.Recover)
 	case "DISPLAY GROUP":
 		return displayGroup(env, c)
 	case "DISPLAY CONN":
@@ -868,17 +868,18 @@ func JSON(rs []Result) []string {
 	return out
 }
 
-func backupStruct(env Env, c Command) ([]Result, error) {
+// structAction runs BACKUP or RECOVER CFSTRUCT(name) through do.
+func structAction(env Env, c Command, do func(structure string) (string, error)) ([]Result, error) {
 	if err := checkFlags(c); err != nil {
 		return nil, err
 	}
 	if len(c.Attrs) > 0 {
-		return nil, fmt.Errorf("%w: BACKUP CFSTRUCT takes no attributes", ErrSyntax)
+		return nil, fmt.Errorf("%w: %s CFSTRUCT takes no attributes", ErrSyntax, c.Verb)
 	}
 	if err := env.Repo().View(func(tx *defs.Tx) error { _, err := tx.Struct(c.Name); return err }); err != nil {
 		return nil, fmt.Errorf("%w: CFSTRUCT(%s)", ErrNotFound, c.Name)
 	}
-	msg, err := env.Backup(c.Name)
+	msg, err := do(c.Name)
 	if err != nil {
 		return nil, err
 	}
@@ -893,54 +894,25 @@ func displayBackupStatus(env Env, cs []defs.CFStruct) ([]Result, error) {
 	var out []Result
 	for _, def := range cs {
 		r := Result{Header: "AMQ8113I: Display CF status details.", Attrs: []KV{{"CFSTRUCT", def.Name}, {"TYPE", "BACKUP"}}}
-		var recs []defs.Backup
-		var rate defs.ReplayRate
-		if err := env.Repo().View(func(tx *defs.Tx) error {
-			var err error
-			if recs, err = tx.Backups(def.Name); err != nil {
-				return err
-			}
-			rate, err = tx.Replay()
-			return err
-		}); err != nil {
-			return nil, err
-		}
 		var logged uint64
 		if _, s, err := env.OwnerIn(def); err == nil {
 			logged = s.Logged()
 		}
-		if len(recs) > 0 {
-			b := recs[0]
+		var e defs.Estimate
+		if err := env.Repo().View(func(tx *defs.Tx) error { var err error; e, err = tx.RecoveryEstimate(def.Name, logged); return err }); err != nil {
+			return nil, err
+		}
+		if b := e.Newest; b != nil {
 			date, tm := mqDate(b.Taken)
 			r.Attrs = append(r.Attrs, KV{"BKUPDATE", date}, KV{"BKUPTIME", tm}, KV{"BKUPLRSN", int64(b.Start)},
 				KV{"BKUPSIZE", b.Size}, KV{"BKUPMSGS", int64(b.Messages)})
-			if logged >= b.Logged {
-				logged -= b.Logged
-			}
 		} else {
 			r.Attrs = append(r.Attrs, KV{"BKUPDATE", ""}, KV{"BKUPTIME", ""}, KV{"BKUPLRSN", int64(0)},
 				KV{"BKUPSIZE", int64(0)}, KV{"BKUPMSGS", int64(0)})
 		}
-		r.Attrs = append(r.Attrs, KV{"LOGBYTES", int64(logged)}, KV{"REPLAYMBS", int64(rate.BytesPerSec / 1e6)},
-			KV{"RECOVERMS", int64(float64(logged) / rate.BytesPerSec * 1000)})
+		r.Attrs = append(r.Attrs, KV{"LOGBYTES", int64(e.Bytes)}, KV{"REPLAYMBS", int64(e.Rate.BytesPerSec / 1e6)},
+			KV{"RECOVERMS", e.Time.Milliseconds()})
 		out = append(out, r)
 	}
 	return out, nil
-}
-
-func recoverStruct(env Env, c Command) ([]Result, error) {
-	if err := checkFlags(c); err != nil {
-		return nil, err
-	}
-	if len(c.Attrs) > 0 {
-		return nil, fmt.Errorf("%w: RECOVER CFSTRUCT takes no attributes", ErrSyntax)
-	}
-	if err := env.Repo().View(func(tx *defs.Tx) error { _, err := tx.Struct(c.Name); return err }); err != nil {
-		return nil, fmt.Errorf("%w: CFSTRUCT(%s)", ErrNotFound, c.Name)
-	}
-	msg, err := env.Recover(c.Name)
-	if err != nil {
-		return nil, err
-	}
-	return []Result{{Message: msg}}, nil
 }

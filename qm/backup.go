@@ -64,15 +64,8 @@ func (m *Member) BackupStructure(name string) (backup.Info, error) {
 		return backup.Info{}, err
 	}
 	// 3. Wait until every operation in flight has its effect in the CF.
-	deadline := time.Now().Add(backupWait)
-	for _, w := range waits {
-		for !w.b.Ended(w.f) && m.g.Admin().OwnerAlive(lockfree.OwnerTag(w.f.Owner)) {
-			if time.Now().After(deadline) {
-				return backup.Info{}, fmt.Errorf("qm: backup of %s: an operation of connection slot %d did not end within %v",
-					name, lockfree.OwnerTag(w.f.Owner).Slot(), backupWait)
-			}
-			time.Sleep(200 * time.Microsecond)
-		}
+	if err := m.waitOps(waits); err != nil {
+		return backup.Info{}, fmt.Errorf("qm: backup of %s: %w", name, err)
 	}
 	// 4. Scan every queue, messages held by gets in flight included.
 	bw, err := backup.Create(data, name, start, replayFrom)
@@ -163,6 +156,21 @@ func (m *Member) logOpsInFlight(start uint64) (uint64, []inFlightOp, func(), err
 	return from, ops, closeAll, nil
 }
 
+// waitOps waits until each operation of waits has ended, or its
+// connection is gone (its recovery finishes it), for at most backupWait.
+func (m *Member) waitOps(waits []inFlightOp) error {
+	deadline := time.Now().Add(backupWait)
+	for _, w := range waits {
+		for !w.b.Ended(w.f) && m.g.Admin().OwnerAlive(lockfree.OwnerTag(w.f.Owner)) {
+			if time.Now().After(deadline) {
+				return fmt.Errorf("an operation of connection slot %d did not end within %v", lockfree.OwnerTag(w.f.Owner).Slot(), backupWait)
+			}
+			time.Sleep(200 * time.Microsecond)
+		}
+	}
+	return nil
+}
+
 // lockBackup takes the lock of the backups of structure name (a flock,
 // released when the process dies).
 func lockBackup(data, name string) (func(), error) {
@@ -185,15 +193,7 @@ func lockBackup(data, name string) (func(), error) {
 }
 
 // goAutoBackup starts the automatic backup check unless one is running.
-func (m *Member) goAutoBackup() {
-	if !m.backingUp.CompareAndSwap(false, true) {
-		return
-	}
-	go func() {
-		defer m.backingUp.Store(false)
-		m.autoBackup()
-	}()
-}
+func (m *Member) goAutoBackup() { goUnlessRunning(&m.backingUp, m.autoBackup) }
 
 // autoBackup is seed 002's automatic backup: the member holding the
 // backup lease backs up every structure whose recovery would now take
@@ -228,11 +228,11 @@ func (m *Member) autoBackup() {
 	}
 	minGap := max(time.Second, time.Duration(q.CFRecTime)*time.Millisecond/4)
 	for _, name := range names {
-		est, taken, err := m.RecoveryEstimate(name)
-		if err != nil || time.Since(taken) < minGap || est < time.Duration(q.CFRecTime)*time.Millisecond {
+		e, err := m.RecoveryEstimate(name)
+		if err != nil || e.Newest != nil && time.Since(e.Newest.Taken) < minGap || e.Time < time.Duration(q.CFRecTime)*time.Millisecond {
 			continue
 		}
-		estMs := est.Milliseconds()
+		estMs := e.Time.Milliseconds()
 		m.cmdMu.Lock()
 		if m.stopping.Load() {
 			m.cmdMu.Unlock()
@@ -254,33 +254,15 @@ func (m *Member) autoBackup() {
 // backup check.
 const backupCheckInterval = 200 * time.Millisecond
 
-// RecoveryEstimate is how long recovering structure name would take now:
-// the bytes logged about it since its newest recorded backup began, at the
-// replay rate the last recovery measured (or the design's). It also
-// returns when that backup was taken (zero without one).
-func (m *Member) RecoveryEstimate(name string) (time.Duration, time.Time, error) {
+// RecoveryEstimate is how long recovering structure name would take now
+// (defs.Tx.RecoveryEstimate): the bytes logged about it since its newest
+// recorded backup began, at the replay rate the last recovery measured.
+func (m *Member) RecoveryEstimate(name string) (defs.Estimate, error) {
 	s, err := m.g.Structure(name, false)
 	if err != nil {
-		return 0, time.Time{}, err
+		return defs.Estimate{}, err
 	}
-	var recs []defs.Backup
-	var rate defs.ReplayRate
-	if err := m.repo.View(func(tx *defs.Tx) error {
-		var err error
-		if recs, err = tx.Backups(name); err != nil {
-			return err
-		}
-		rate, err = tx.Replay()
-		return err
-	}); err != nil {
-		return 0, time.Time{}, err
-	}
-	since, taken := s.Logged(), time.Time{}
-	if len(recs) > 0 {
-		taken = recs[0].Taken
-		if since >= recs[0].Logged { // else the structure was recreated since
-			since -= recs[0].Logged
-		}
-	}
-	return time.Duration(float64(since) / rate.BytesPerSec * float64(time.Second)), taken, nil
+	var e defs.Estimate
+	err = m.repo.View(func(tx *defs.Tx) error { var err error; e, err = tx.RecoveryEstimate(name, s.Logged()); return err })
+	return e, err
 }

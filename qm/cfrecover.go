@@ -10,7 +10,6 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/qmgr/qmgr/defs"
-	"github.com/qmgr/qmgr/lockfree"
 	"github.com/qmgr/qmgr/recovery/backup"
 	"github.com/qmgr/qmgr/shm"
 )
@@ -128,14 +127,8 @@ func (m *Member) waitLoggedOps() error {
 	if err != nil {
 		return err
 	}
-	deadline := time.Now().Add(backupWait)
-	for _, w := range waits {
-		for !w.b.Ended(w.f) && m.g.Admin().OwnerAlive(lockfree.OwnerTag(w.f.Owner)) {
-			if time.Now().After(deadline) {
-				return fmt.Errorf("qm: an operation of connection slot %d did not end within %v", lockfree.OwnerTag(w.f.Owner).Slot(), backupWait)
-			}
-			time.Sleep(200 * time.Microsecond)
-		}
+	if err := m.waitOps(waits); err != nil {
+		return fmt.Errorf("qm: %w", err)
 	}
 	return nil
 }

@@ -3,6 +3,7 @@ package qm
 import (
 	"context"
 	"os"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -309,13 +310,17 @@ func (m *Member) ownTag() lockfree.OwnerTag {
 }
 
 // goExpiryScan starts an expiry scan unless one is running.
-func (m *Member) goExpiryScan() {
-	if !m.scanning.CompareAndSwap(false, true) {
+func (m *Member) goExpiryScan() { goUnlessRunning(&m.scanning, m.expiryScan) }
+
+// goUnlessRunning runs f on a goroutine of its own unless the one running
+// flags it did is still running.
+func goUnlessRunning(running *atomic.Bool, f func()) {
+	if !running.CompareAndSwap(false, true) {
 		return
 	}
 	go func() {
-		defer m.scanning.Store(false)
-		m.expiryScan()
+		defer running.Store(false)
+		f()
 	}()
 }
 
