@@ -200,12 +200,7 @@ func TestGroupKilledAndCFLost(t *testing.T) {
 	if testing.Short() {
 		t.Skip("multi-process")
 	}
-	g := newTestGroupSized(t, 64<<20)
-	names := []string{"QM1", "QM2", "QM3"}
-	for _, n := range names {
-		g.start(n)
-	}
-	g.mqsc("DEFINE QLOCAL(PQ) MAXDEPTH(999999)")
+	g, names := persistGroup(t)
 	prods := map[string]*persistApp{
 		"A": g.startPersistApp("producer", "QM1", "PQ", "A", 10, 0),
 		"B": g.startPersistApp("producer", "QM2", "PQ", "B", 7, 0),
@@ -248,6 +243,18 @@ func TestGroupKilledAndCFLost(t *testing.T) {
 	if code, out, errs := g.run("", "check"); code != 0 {
 		t.Fatalf("check after recovery: %d\n%s%s", code, out, errs)
 	}
+}
+
+// persistGroup is the group of the persistence tests: members QM1 to QM3
+// and queue PQ.
+func persistGroup(t *testing.T) (*testGroup, []string) {
+	g := newTestGroupSized(t, 64<<20)
+	names := []string{"QM1", "QM2", "QM3"}
+	for _, n := range names {
+		g.start(n)
+	}
+	g.mqsc("DEFINE QLOCAL(PQ) MAXDEPTH(999999)")
+	return g, names
 }
 
 // checkRecovered gets everything from PQ and checks it against what the
@@ -324,12 +331,7 @@ func TestAutomaticBackupSurvivesLeaseHolder(t *testing.T) {
 	if testing.Short() {
 		t.Skip("multi-process")
 	}
-	g := newTestGroupSized(t, 64<<20)
-	names := []string{"QM1", "QM2", "QM3"}
-	for _, n := range names {
-		g.start(n)
-	}
-	g.mqsc("DEFINE QLOCAL(PQ) MAXDEPTH(999999)")
+	g, names := persistGroup(t)
 	g.mqsc("ALTER QMGR CFRECTIME(2)") // 2 ms: about 2,000 log records
 	for _, n := range names {
 		g.startPersistApp("producer", n, "PQ", n, 10, time.Millisecond)
@@ -382,11 +384,7 @@ func TestStructureDeletedWhileTrafficRuns(t *testing.T) {
 	if testing.Short() {
 		t.Skip("multi-process")
 	}
-	g := newTestGroupSized(t, 64<<20)
-	for _, n := range []string{"QM1", "QM2", "QM3"} {
-		g.start(n)
-	}
-	g.mqsc("DEFINE QLOCAL(PQ) MAXDEPTH(999999)")
+	g, _ := persistGroup(t)
 	prods := map[string]*persistApp{
 		"A": g.startPersistApp("producer", "QM1", "PQ", "A", 10, 0),
 		"B": g.startPersistApp("producer", "QM2", "PQ", "B", 7, 0),

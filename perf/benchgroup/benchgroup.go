@@ -16,16 +16,26 @@ import (
 	"github.com/qmgr/qmgr/qm"
 )
 
-// MemberMain runs this program as a member when it was started as one:
-// Start runs it with "start", and a member runs its channel initiator as
-// "chinit" (the member re-executes its own binary). It returns the exit
-// code and whether it ran; a benchmark's main calls it first, so that a
-// member never runs the benchmark itself.
-func MemberMain(args []string) (int, bool) {
-	if len(args) > 1 && (args[1] == "start" || args[1] == "chinit") {
-		return cli.Main(args[1:], os.Stdout, os.Stderr), true
+// RunChild runs this program as the child it was started as, and exits:
+// a member (Start runs it with "start", and a member runs its channel
+// initiator as "chinit": it re-executes its own binary), or, with app
+// not nil, a benchmark application ("app", then app's arguments). It
+// returns when the program is the benchmark itself; a benchmark's main
+// calls it first, so that no child ever runs the benchmark.
+func RunChild(args []string, program string, app func(args []string) error) {
+	if len(args) < 2 {
+		return
 	}
-	return 0, false
+	switch {
+	case args[1] == "start" || args[1] == "chinit":
+		os.Exit(cli.Main(args[1:], os.Stdout, os.Stderr))
+	case args[1] == "app" && app != nil:
+		if err := app(args[2:]); err != nil {
+			fmt.Fprintln(os.Stderr, program+" app:", err)
+			os.Exit(1)
+		}
+		os.Exit(0)
+	}
 }
 
 // Group is a group whose members are child processes of this program.

@@ -24,9 +24,7 @@ import (
 )
 
 func main() {
-	if code, ok := benchgroup.MemberMain(os.Args); ok {
-		os.Exit(code) // a member, or its channel initiator
-	}
+	benchgroup.RunChild(os.Args, "chanbench", nil) // a member, or its channel initiator
 	var o options
 	flag.IntVar(&o.n64, "n64", 200_000, "64-byte messages per run")
 	flag.IntVar(&o.n4k, "n4k", 20_000, "4 KiB messages per run")

@@ -21,19 +21,7 @@ import (
 )
 
 func main() {
-	if code, ok := benchgroup.MemberMain(os.Args); ok {
-		os.Exit(code)
-	}
-	if len(os.Args) > 1 {
-		switch os.Args[1] {
-		case "app":
-			if err := app(os.Args[2:]); err != nil {
-				fmt.Fprintln(os.Stderr, "groupbench app:", err)
-				os.Exit(1)
-			}
-			return
-		}
-	}
+	benchgroup.RunChild(os.Args, "groupbench", app)
 	n := flag.Int("n", 1_000_000, "messages per throughput run")
 	rounds := flag.Int("rounds", 3, "runs per figure; the best is reported")
 	recoveries := flag.Int("recoveries", 5, "member kills for the recovery figure")

@@ -42,19 +42,7 @@ import (
 )
 
 func main() {
-	if code, ok := benchgroup.MemberMain(os.Args); ok {
-		os.Exit(code)
-	}
-	if len(os.Args) > 1 {
-		switch os.Args[1] {
-		case "app":
-			if err := app(os.Args[2:]); err != nil {
-				fmt.Fprintln(os.Stderr, "persistbench app:", err)
-				os.Exit(1)
-			}
-			return
-		}
-	}
+	benchgroup.RunChild(os.Args, "persistbench", app)
 	n := flag.Int("n", 200_000, "messages per run (all producers together)")
 	rounds := flag.Int("rounds", 3, "runs per figure; the best is reported")
 	gib := flag.Float64("replay-gib", 1, "GiB of log for the recovery time figure (0: skip it)")
