@@ -12,7 +12,9 @@
 // unsynced 512-byte sectors of every file (a torn write: a disk writes
 // sectors in any order, and a crash may land between any two). Names
 // follow directory syncs: a file created, renamed or removed since its
-// directory's last SyncDir goes back to how it was. A Fault hook sees every
+// directory's last SyncDir goes back to how it was. Until Restart, every
+// operation fails: the crashed program's goroutines that still run reach
+// nothing. A Fault hook sees every
 // operation first and can fail it, write only part of a buffer (a short
 // write), or refuse space (a full disk, also reachable through a capacity).
 //

@@ -50,6 +50,7 @@ type Mem struct {
 	mu       sync.Mutex
 	dirs     map[string]*memDir
 	gen      uint64 // bumped by Crash: handles from before it are dead
+	down     bool   // crashed and not restarted: every operation fails
 	capacity int64
 	used     int64
 	fault    Fault
@@ -89,10 +90,13 @@ func (m *Mem) SetCapacity(n int64) {
 
 // Crash forgets everything not synced, as a power cut would. With torn,
 // each unsynced sector written since its file's last Sync survives or not
-// at random. Every File opened before the crash fails from now on.
+// at random. Every File opened before the crash fails from now on, and so
+// does every operation until Restart: the program that was running is
+// dead, and nothing it still tries reaches the disk.
 func (m *Mem) Crash(torn bool) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
+	m.down = true
 	m.gen++
 	seen := map[*inode]bool{}
 	for _, d := range m.dirs {
@@ -144,7 +148,18 @@ func clone(src map[string]*inode) map[string]*inode {
 	return dst
 }
 
+// Restart brings the disk back after a Crash, for the next run of the
+// program.
+func (m *Mem) Restart() {
+	m.mu.Lock()
+	m.down = false
+	m.mu.Unlock()
+}
+
 func (m *Mem) ask(op Op, name string, off int64, n int) (int, error) {
+	if m.down {
+		return 0, fmt.Errorf("vfs: %s %s: %w", op, name, ErrDown)
+	}
 	if m.fault == nil {
 		return n, nil
 	}
@@ -166,6 +181,9 @@ func (m *Mem) dir(name string) (*memDir, string, error) {
 func (m *Mem) MkdirAll(dir string) error {
 	m.mu.Lock()
 	defer m.mu.Unlock()
+	if m.down {
+		return fmt.Errorf("vfs: mkdir %s: %w", dir, ErrDown)
+	}
 	for d := filepath.Clean(dir); ; d = filepath.Dir(d) {
 		if _, ok := m.dirs[d]; !ok {
 			m.dirs[d] = &memDir{cur: map[string]*inode{}, durable: map[string]*inode{}}
@@ -261,6 +279,9 @@ func (m *Mem) Rename(oldname, newname string) error {
 func (m *Mem) List(dir string) ([]string, error) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
+	if m.down {
+		return nil, fmt.Errorf("vfs: list %s: %w", dir, ErrDown)
+	}
 	d, ok := m.dirs[filepath.Clean(dir)]
 	if !ok {
 		return nil, nil

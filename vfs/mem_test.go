@@ -49,6 +49,10 @@ func TestMemCrashKeepsOnlySynced(t *testing.T) {
 	mustCreate(t, m, "/d/late", []byte("name not synced"), true)
 	synced.WriteAt([]byte("XX"), 0) // not synced
 	m.Crash(false)
+	if _, err := m.Open("/d/synced"); !errors.Is(err, ErrDown) {
+		t.Fatalf("open on a crashed disk: %v", err)
+	}
+	m.Restart()
 	if got := content(t, m, "/d/synced"); string(got) != "durable" {
 		t.Fatalf("synced file after crash: %q", got)
 	}
@@ -74,6 +78,7 @@ func TestMemTornWriteKeepsSomeSectors(t *testing.T) {
 	m.SyncDir("/d")
 	f.WriteAt(bytes.Repeat([]byte{1}, 64*SectorSize), 0)
 	m.Crash(true)
+	m.Restart()
 	got := content(t, m, "/d/f")
 	kept := 0
 	for s := range 64 {

@@ -19,6 +19,7 @@ var (
 	ErrNoSpace  = fmt.Errorf("vfs: no space left on device: %w", unix.ENOSPC)
 	ErrClosed   = errors.New("vfs: file closed")
 	ErrInjected = errors.New("vfs: injected fault")
+	ErrDown     = errors.New("vfs: crashed (Mem.Restart brings it back)")
 )
 
 // FS is a file system: a tree of directories holding files.

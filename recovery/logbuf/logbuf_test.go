@@ -486,13 +486,12 @@ func TestDiskCrash(t *testing.T) {
 			}()
 		}
 		time.Sleep(time.Duration(1+round%5) * time.Millisecond)
-		m.SetFault(func(vfs.Op, string, int64, int) (int, error) { return 0, errors.New("power cut") })
-		m.Crash(true)
+		m.Crash(true) // a power cut: nothing reaches the disk any more
 		wg.Wait()
 		cons.Close()
 		l.Close()
 		b.Close()
-		m.SetFault(nil)
+		m.Restart()
 		checkLog(t, loggedIn(t, m, "/log"), acked)
 	}
 }

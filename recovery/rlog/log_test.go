@@ -19,8 +19,6 @@ import (
 
 const testDir = "/data/log/QM1"
 
-var errDead = errors.New("the process is dead")
-
 func memLog(t *testing.T, m *vfs.Mem, src LRSNSource, segSize int64) *Log {
 	t.Helper()
 	l, err := Open(Config{FS: m, Dir: testDir, Name: "QM1", LRSN: src, SegmentSize: segSize})
@@ -217,11 +215,10 @@ func TestCrashKeepsAcknowledged(t *testing.T) {
 		}
 		time.Sleep(time.Duration(rng.IntN(3000)) * time.Microsecond)
 		// The process dies: nothing it does from now on reaches the disk.
-		m.SetFault(func(vfs.Op, string, int64, int) (int, error) { return 0, errDead })
 		m.Crash(true)
 		wg.Wait()
 		l.Close()
-		m.SetFault(nil)
+		m.Restart()
 
 		recs, err := readAllRecords(t, m, 0)
 		if err != nil {
@@ -503,6 +500,7 @@ func TestFaults(t *testing.T) {
 			m.SetFault(nil)
 			m.SetCapacity(0)
 			m.Crash(true)
+			m.Restart()
 			l = memLog(t, m, &src, 16384)
 			writeN(t, l, 3, 5)
 			l.Close()
