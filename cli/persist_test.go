@@ -369,7 +369,7 @@ func TestAutomaticBackupSurvivesLeaseHolder(t *testing.T) {
 	waitFor(t, "a backup by another member", 30*time.Second, func() bool { return newest() > first && holder() != h && holder() != "" })
 	t.Logf("%s took over: newest backup at LRSN %d", holder(), newest())
 	// The backups are whole.
-	if _, _, err := backup.Latest(g.cfg.DataDir, "APPL1", func(p string, err error) { t.Errorf("damaged backup %s: %v", p, err) }); err != nil {
+	if _, _, err := backup.Latest(g.cfg.DataDir, "APPL1", 0, func(p string, err error) { t.Errorf("damaged backup %s: %v", p, err) }); err != nil {
 		t.Fatal(err)
 	}
 }

@@ -278,11 +278,12 @@ func (m *Member) latestBackup(name string) (backup.Info, []plog.Record, error) {
 		}
 		skip(r.Path, err)
 	}
-	info, seed, err := backup.Latest(m.g.Config().DataDir, name, skip)
+	// Only a file newer than what the repository gave is read.
+	info, seed, err := backup.Latest(m.g.Config().DataDir, name, best.Start, skip)
 	switch {
-	case err == nil && (best.Path == "" || info.Start > best.Start):
+	case err == nil:
 		return info, seed, nil
-	case best.Path != "":
+	case best.Path != "" && errors.Is(err, backup.ErrNoBackup):
 		return best, bestSeed, nil
 	}
 	return backup.Info{}, nil, err

@@ -257,15 +257,18 @@ func List(data, structure string) ([]Info, error) {
 	return out, nil
 }
 
-// Latest reads the newest backup of structure that is whole, skipping
-// (and reporting through skip) damaged ones. ErrNoBackup when there is
-// none.
-func Latest(data, structure string, skip func(path string, err error)) (Info, []plog.Record, error) {
+// Latest reads the newest backup of structure that is whole and starts
+// after LRSN after, skipping (and reporting through skip) damaged ones.
+// ErrNoBackup when there is none.
+func Latest(data, structure string, after uint64, skip func(path string, err error)) (Info, []plog.Record, error) {
 	list, err := List(data, structure)
 	if err != nil {
 		return Info{}, nil, err
 	}
 	for _, b := range list {
+		if b.Start <= after {
+			break // List is newest first
+		}
 		info, recs, err := Read(b.Path)
 		if err == nil {
 			return info, recs, nil
@@ -294,27 +297,4 @@ func Read(path string) (Info, []plog.Record, error) {
 	}
 	info.Path = path
 	return info, recs, nil
-}
-
-// Head reads only the header of a backup file (cheap; the records and
-// checksum are not checked: Read does that).
-func Head(path string) (Info, error) {
-	f, err := os.Open(path)
-	if err != nil {
-		return Info{}, fmt.Errorf("backup: %w", err)
-	}
-	defer f.Close()
-	b := make([]byte, headerSize)
-	if _, err := io.ReadFull(f, b); err != nil {
-		return Info{}, fmt.Errorf("%w: %s: header: %v", ErrCorrupt, path, err)
-	}
-	if string(b[:4]) != magic || binary.LittleEndian.Uint16(b[4:]) != version || b[24] == 0 || b[24] > 48 {
-		return Info{}, fmt.Errorf("%w: %s: bad header", ErrCorrupt, path)
-	}
-	info := Info{Path: path, Start: binary.LittleEndian.Uint64(b[8:]), ReplayFrom: binary.LittleEndian.Uint64(b[80:]),
-		Taken: time.Unix(0, int64(binary.LittleEndian.Uint64(b[16:]))), Structure: string(b[25 : 25+int(b[24])])}
-	if st, err := f.Stat(); err == nil {
-		info.Size = st.Size()
-	}
-	return info, nil
 }
