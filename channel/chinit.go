@@ -14,6 +14,7 @@ import (
 
 	"github.com/qmgr/qmgr/defs"
 	"github.com/qmgr/qmgr/group"
+	"github.com/qmgr/qmgr/lockfree"
 	"github.com/qmgr/qmgr/mq"
 )
 
@@ -374,7 +375,7 @@ func (ci *Chinit) startSender(name string) {
 			return false
 		}
 		st.Type, st.State, st.StopReq, st.Force = def.Type, Starting, false, false
-		st.Owner, st.OwnerInc, st.Conn, st.XmitQ = ci.main.Member().Slot, ci.main.Member().Incarnation, conn.Tag(), def.XmitQ
+		st.Owner, st.OwnerInc, st.Conn, st.Lanes, st.XmitQ = ci.main.Member().Slot, ci.main.Member().Incarnation, conn.Tag(), [MaxLanes]lockfree.OwnerTag{}, def.XmitQ
 		return true
 	})
 	if err != nil || !won {

@@ -38,19 +38,32 @@
 // to the socket in one vectored write; adjacent data elements are one
 // piece), records the batch in the shared sync queue (SyncQueue,
 // outside the unit of work: batch id and the transmission queue's message
-// ids), sends the messages and END_BATCH, and waits for CONFIRM; then it
-// commits the gets together with the removal of the record. The receiver
-// puts the batch's messages and replaces its own sync record (the last
-// batch id) in one unit of work, commits, and confirms.
+// ids), sends the messages and END_BATCH, and on CONFIRM commits the gets
+// together with the removal of the record. The receiver puts the batch's
+// messages and replaces its own sync record (the last batch id) in one
+// unit of work, commits, and confirms.
+//
+// Four batches are in flight (numLanes): a sender instance has four
+// connections (lanes), each with its own unit of work and sync record,
+// and sends the next batches on the other lanes while the partner commits
+// the oldest (stop-and-wait leaves each side idle while the other works).
+// The partner commits batches in order, so CONFIRMs come in order and the
+// lanes take turns; a lane sends again only after its previous batch is
+// committed, so at most four records exist and their ids are consecutive.
+// Every lane's connection is in the status entry (Conn and Lanes): the
+// channel's lock is held until all are recovered, so no new instance
+// resolves a batch that a dead one still holds.
 //
 // Whenever a channel starts, on whichever member, HELLO carries the
-// sender's in-doubt batch (a record left in the sync queue) and HELLO_ACK
-// the receiver's last committed batch. Committed: the sender removes the
-// recorded messages (they went back to the transmission queue when the
-// old instance's unit of work was backed out) and the record, in one unit
-// of work. Not committed: it drops the record and sends them again. Both
-// records are in shared queues, so nothing is lost, nothing arrives twice
-// and order is kept per channel, whichever member fails.
+// sender's latest in-doubt batch (records left in the sync queue) and
+// HELLO_ACK the receiver's last committed batch. For each record:
+// committed (its id at most the receiver's last), the sender removes the
+// recorded messages (they went back to the transmission queue, in their
+// places, when the old instance's units of work were backed out) and the
+// record, in one unit of work; not committed, it drops the record and
+// sends them again. Both sides' records are in shared queues, so nothing
+// is lost, nothing arrives twice and order is kept per channel, whichever
+// member fails.
 //
 // # Failures
 //
@@ -96,7 +109,7 @@
 //	148  4 max message length 152 4 heartbeat interval, s
 //	156  1 NPMSPEED FAST (1) or NORMAL (0)
 //	157  1 lowest version   158 1 highest version   159 1 zero
-//	160  8 in-doubt batch id (0: none): the resynchronisation question
+//	160  8 latest in-doubt batch id (0: none): the resynchronisation question
 //	HELLO_ACK (2), 72 bytes:
 //	  0 48 receiving queue manager
 //	 48  4 batch size   52 4 max message length   56 4 heartbeat interval
@@ -117,9 +130,10 @@
 //
 // # Sync records (messages on SyncQueue, correlation id kind + name)
 //
-//	correlation id: 'R' or 'S', the channel name, NUL padded to 24 bytes
-//	receiver ('R'): "QSR1" | 8 last committed batch id
-//	sender ('S'):   "QSS1" | 8 batch id | 4 count n | n x 24 message ids
+//	correlation id: a kind byte, the channel name, NUL padded to 24 bytes
+//	receiver ('R'):           "QSR1" | 8 last committed batch id
+//	sender ('S' + lane, 'S' to 'V'):
+//	                          "QSS1" | 8 batch id | 4 count n | n x 24 message ids
 //
 // # Status entry
 //

@@ -2,17 +2,18 @@ package channel
 
 import (
 	"bufio"
+	"bytes"
 	"context"
 	"crypto/tls"
 	"errors"
 	"fmt"
 	"net"
-	"strings"
 	"sync"
 	"time"
 
 	"github.com/qmgr/qmgr/crashpoint"
 	"github.com/qmgr/qmgr/defs"
+	"github.com/qmgr/qmgr/lockfree"
 	"github.com/qmgr/qmgr/mq"
 	"github.com/qmgr/qmgr/xmit"
 )
@@ -66,6 +67,8 @@ type receiver struct {
 	// messages is not recoverable after the loss of the CF, as with MQ's
 	// NPMSPEED(FAST), and its commit does not wait for the log).
 	persistent bool
+	names      xmit.Names // the names in the headers, allocated once
+	msg        mq.Message // the message being delivered (a put copies it)
 
 	mu      sync.Mutex
 	reason  string // why the watchdog closed the connection
@@ -228,7 +231,10 @@ func (r *receiver) session() error {
 		if err != nil {
 			return err
 		}
-		lastFrame.set(time.Now())
+		if f.Type != FrameMsg {
+			// Not per message: a batch ends with END_BATCH.
+			lastFrame.set(time.Now())
+		}
 		switch f.Type {
 		case FrameMsg:
 			if err := r.deliver(f.Payload); err != nil {
@@ -310,7 +316,7 @@ func (r *receiver) claim() error {
 				return false
 			}
 			st.Type, st.State, st.StopReq, st.Force = defs.ChlReceiver, Starting, false, false
-			st.Owner, st.OwnerInc, st.Conn = r.conn.Member().Slot, r.conn.Member().Incarnation, r.conn.Tag()
+			st.Owner, st.OwnerInc, st.Conn, st.Lanes = r.conn.Member().Slot, r.conn.Member().Incarnation, r.conn.Tag(), [MaxLanes]lockfree.OwnerTag{}
 			st.XmitQ, st.Retries, st.RetryAt = "", 0, time.Time{}
 			return true
 		})
@@ -390,11 +396,15 @@ func (r *receiver) close(why string, stopped bool) {
 // deliver puts one message, in the batch's unit of work, on its
 // destination queue, or on the dead-letter queue when it cannot go there.
 func (r *receiver) deliver(p []byte) error {
-	h, props, body, err := xmit.Decode(p)
+	if r.names == nil {
+		r.names = xmit.Names{}
+	}
+	h, props, body, err := r.names.Decode(p)
 	if err != nil {
 		return r.refuse(ReasonProtocol, "%v", err)
 	}
-	m := &mq.Message{MsgID: h.MsgID, CorrelID: h.CorrelID, Format: strings.TrimRight(string(h.Format[:]), " \x00"),
+	m := &r.msg
+	*m = mq.Message{MsgID: h.MsgID, CorrelID: h.CorrelID, Format: r.names.String(bytes.TrimRight(h.Format[:], " \x00")),
 		Priority: h.Priority, Persistence: mq.NotPersistent, ReplyToQ: h.ReplyToQ, ReplyToQMgr: h.ReplyToQMgr,
 		Properties: props, Body: body} // alias the frame: a put copies them into the structure
 	if h.Persistent {

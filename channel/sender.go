@@ -10,6 +10,7 @@ import (
 
 	"github.com/qmgr/qmgr/crashpoint"
 	"github.com/qmgr/qmgr/defs"
+	"github.com/qmgr/qmgr/lockfree"
 	"github.com/qmgr/qmgr/mq"
 	"github.com/qmgr/qmgr/xmit"
 )
@@ -43,22 +44,35 @@ func (e *remoteError) Error() string {
 type sender struct {
 	ci   *Chinit
 	def  defs.Channel
-	conn *mq.Conn
+	conn *mq.Conn // the lock's connection, and lane 0's
 	ctx  context.Context
 	st   Status
 
+	lanes    [numLanes]lane // batches in flight (see batches)
+	nc       net.Conn
+	r        *Reader
+	w        *Writer
+	last     uint64 // last batch committed on both sides
+	sent     uint64 // last batch sent
+	hb       time.Duration
+	batchSz  int
+	msgs     uint32
+	moved    bool // this instance committed a batch
+	head     [xmit.HeaderSize]byte
+	lastStat time.Time
+}
+
+// lane is one of a sender's two batches in flight: a connection of its
+// own (so a unit of work of its own), the queues opened through it and
+// its own sync record.
+type lane struct {
+	conn      *mq.Conn
 	xq, syncq *mq.Queue
-	nc        net.Conn
-	r         *Reader
-	w         *Writer
-	last      uint64 // last batch committed on both sides
-	hb        time.Duration
-	batchSz   int
-	msgs      uint32
-	views     []*mq.View // the batch in flight
-	moved     bool       // this instance committed a batch
-	head      [xmit.HeaderSize]byte
-	lastStat  time.Time
+	key       [24]byte   // its sync record's correlation id
+	id        uint64     // the batch in flight (0: none)
+	n         uint32     // its messages
+	views     []*mq.View // valid until the lane commits
+	ids       [][24]byte
 }
 
 func (s *sender) run() {
@@ -68,6 +82,13 @@ func (s *sender) run() {
 		s.nc.Close()
 	}
 	s.conn.Backout()
+	for _, l := range s.lanes[1:] {
+		if c := l.conn; c != nil {
+			// Backed out before the lock frees (release), disconnected after.
+			c.Backout()
+			defer c.Disconnect()
+		}
+	}
 	switch {
 	case errors.Is(err, errRevoked) || mq.ReasonOf(err) == mq.RCConnectionBroken:
 		// The member is gone or stopping: the lock frees itself once the
@@ -145,28 +166,53 @@ func (s *sender) retry() {
 }
 
 func (s *sender) session() error {
-	var err error
-	if s.xq, err = s.conn.Open(s.def.XmitQ, mq.OpenOptions{Input: true}); err != nil {
+	var tags [MaxLanes]lockfree.OwnerTag
+	for i := 1; i < numLanes; i++ {
+		c, err := s.ci.connect()
+		if err != nil {
+			return err
+		}
+		s.lanes[i].conn = c
+		tags[i-1] = c.Tag()
+	}
+	// The lanes join the lock before they hold anything.
+	if _, _, err := s.ci.update(s.def.Name, func(st *Status, _ bool) bool {
+		if st.Conn != s.conn.Tag() {
+			return false
+		}
+		st.Lanes = tags
+		return true
+	}); err != nil {
 		return err
 	}
-	if s.xq.Def().Usage != "XMITQ" {
-		return fmt.Errorf("channel %s: %s is not a transmission queue (USAGE(XMITQ))", s.def.Name, s.def.XmitQ)
-	}
-	if s.syncq, err = s.conn.Open(SyncQueue, mq.OpenOptions{Input: true, Output: true, Browse: true}); err != nil {
-		return err
+	s.lanes[0].conn = s.conn
+	for i := range s.lanes {
+		if err := s.open(&s.lanes[i], syncSendKind(i)); err != nil {
+			return err
+		}
 	}
 	if err := s.dial(); err != nil {
 		return err
 	}
-	// Resynchronise: our in-doubt batch, if any, and the partner's last
-	// committed batch decide what happens to it.
-	inDoubt, ids, err := s.readInDoubt()
-	if err != nil {
-		return err
+	// Resynchronise: our in-doubt batches, if any, and the partner's last
+	// committed batch decide what happens to them.
+	var inDoubt []sendRecord
+	for i := range s.lanes {
+		rec, ok, err := s.readInDoubt(&s.lanes[i])
+		if err != nil {
+			return err
+		}
+		if ok {
+			inDoubt = append(inDoubt, rec)
+		}
+	}
+	var question uint64
+	for _, rec := range inDoubt {
+		question = max(question, rec.id)
 	}
 	s.w.Hello(Hello{Channel: s.def.Name, QMgr: s.ci.cfg.QMgr, Group: s.ci.cfg.Group.Name, BatchSz: uint32(s.def.BatchSz),
 		MaxMsgL: uint32(s.def.MaxMsgL), HBInt: uint32(s.def.HBInt), NPMFast: s.def.NPMSpeed == "FAST",
-		MinVer: ProtoVersion, MaxVer: ProtoVersion, InDoubt: inDoubt})
+		MinVer: ProtoVersion, MaxVer: ProtoVersion, InDoubt: question})
 	if err := s.w.Flush(); err != nil {
 		return err
 	}
@@ -189,10 +235,10 @@ func (s *sender) session() error {
 	s.batchSz = int(min(ack.BatchSz, uint32(s.def.BatchSz)))
 	s.hb = time.Duration(ack.HBInt) * time.Second
 	s.r.SetMax(ack.MaxMsgL + frameSlack)
-	if err := s.resolve(inDoubt, ids, ack.LastBatch); err != nil {
+	if err := s.resolve(inDoubt, ack.LastBatch); err != nil {
 		return err
 	}
-	s.last = ack.LastBatch
+	s.last, s.sent = ack.LastBatch, ack.LastBatch
 	if _, _, err := s.ci.update(s.def.Name, func(st *Status, _ bool) bool {
 		if st.Conn != s.conn.Tag() {
 			return false
@@ -205,11 +251,23 @@ func (s *sender) session() error {
 	}
 	s.st.State = Running
 	s.ci.log.Info("channel running", "channel", s.def.Name, "partner", ack.QMgr, "address", s.nc.RemoteAddr().String(), "last_batch", s.last)
-	for {
-		if err := s.batch(); err != nil {
-			return err
-		}
+	return s.batches()
+}
+
+// open opens the transmission and sync queues through l's connection.
+func (s *sender) open(l *lane, kind byte) error {
+	var err error
+	if l.xq, err = l.conn.Open(s.def.XmitQ, mq.OpenOptions{Input: true}); err != nil {
+		return err
 	}
+	if l.xq.Def().Usage != "XMITQ" {
+		return fmt.Errorf("channel %s: %s is not a transmission queue (USAGE(XMITQ))", s.def.Name, s.def.XmitQ)
+	}
+	if l.syncq, err = l.conn.Open(SyncQueue, mq.OpenOptions{Input: true, Output: true, Browse: true}); err != nil {
+		return err
+	}
+	l.key = syncKey(kind, s.def.Name)
+	return nil
 }
 
 // dial connects to the first address of CONNAME that answers.
@@ -253,51 +311,67 @@ func (s *sender) dial() error {
 	return fmt.Errorf("channel %s: cannot connect to %s: %w", s.def.Name, s.def.ConnName, errors.Join(errs...))
 }
 
-// readInDoubt reads the channel's in-doubt record.
-func (s *sender) readInDoubt() (uint64, [][24]byte, error) {
-	key := syncKey(syncSend, s.def.Name)
-	cur, err := s.syncq.Browse()
-	if err != nil {
-		return 0, nil, err
-	}
-	m, err := cur.Next(mq.GetOptions{CorrelID: &key})
-	if errors.Is(err, mq.ErrNoMessage) {
-		return 0, nil, nil
-	}
-	if err != nil {
-		return 0, nil, err
-	}
-	return decodeSendSync(m.Body)
+// sendRecord is an in-doubt batch: its lane's sync record.
+type sendRecord struct {
+	lane *lane
+	id   uint64
+	ids  [][24]byte
 }
 
-// resolve settles the in-doubt batch against the partner's last committed
-// batch: committed there, its messages are removed here; not committed,
-// they are already back on the transmission queue (the unit of work of the
-// instance that sent them was backed out) and go again.
-func (s *sender) resolve(inDoubt uint64, ids [][24]byte, last uint64) error {
-	key := syncKey(syncSend, s.def.Name)
-	switch {
-	case inDoubt == 0:
-		return nil
-	case last == inDoubt:
-		for i := range ids {
-			if _, err := s.xq.Get(mq.GetOptions{Syncpoint: true, MsgID: &ids[i]}); err != nil && !errors.Is(err, mq.ErrNoMessage) {
+// readInDoubt reads lane l's in-doubt record.
+func (s *sender) readInDoubt(l *lane) (sendRecord, bool, error) {
+	cur, err := l.syncq.Browse()
+	if err != nil {
+		return sendRecord{}, false, err
+	}
+	m, err := cur.Next(mq.GetOptions{CorrelID: &l.key})
+	if errors.Is(err, mq.ErrNoMessage) {
+		return sendRecord{}, false, nil
+	}
+	if err != nil {
+		return sendRecord{}, false, err
+	}
+	id, ids, err := decodeSendSync(m.Body)
+	return sendRecord{lane: l, id: id, ids: ids}, err == nil, err
+}
+
+// resolve settles the in-doubt batches (at most two, consecutive) against
+// the partner's last committed batch: committed there, a batch's messages
+// are removed here; not committed, they are already back on the
+// transmission queue, in their places (the unit of work of the instance
+// that sent them was backed out), and go again. The partner commits
+// batches in order, so it never has a later one without an earlier one.
+func (s *sender) resolve(inDoubt []sendRecord, last uint64) error {
+	removed := 0
+	for _, rec := range inDoubt {
+		// Two batches are in flight at most: a lane sends again only once
+		// its previous batch is confirmed, so a record is at least the
+		// partner's last but one.
+		if rec.id+numLanes-1 < last || rec.id > last+numLanes {
+			return fmt.Errorf("channel %s: sequence mismatch: in-doubt batch %d, partner's last batch %d", s.def.Name, rec.id, last)
+		}
+		if rec.id > last {
+			if _, err := rec.lane.syncq.Get(mq.GetOptions{CorrelID: &rec.lane.key}); err != nil && !errors.Is(err, mq.ErrNoMessage) {
+				return err
+			}
+			s.ci.log.Info("in-doubt batch was not committed by the partner: sending it again", "channel", s.def.Name, "batch", rec.id, "messages", len(rec.ids))
+			continue
+		}
+		for i := range rec.ids {
+			if _, err := s.lanes[0].xq.Get(mq.GetOptions{Syncpoint: true, MsgID: &rec.ids[i]}); err != nil && !errors.Is(err, mq.ErrNoMessage) {
 				return err
 			}
 		}
-		if _, err := s.syncq.Get(mq.GetOptions{Syncpoint: true, CorrelID: &key}); err != nil && !errors.Is(err, mq.ErrNoMessage) {
+		if _, err := s.lanes[0].syncq.Get(mq.GetOptions{Syncpoint: true, CorrelID: &rec.lane.key}); err != nil && !errors.Is(err, mq.ErrNoMessage) {
 			return err
 		}
-		s.ci.log.Info("in-doubt batch was committed by the partner: removed here", "channel", s.def.Name, "batch", inDoubt, "messages", len(ids))
-		return s.conn.Commit()
-	case last+1 == inDoubt:
-		if _, err := s.syncq.Get(mq.GetOptions{CorrelID: &key}); err != nil && !errors.Is(err, mq.ErrNoMessage) {
-			return err
-		}
-		s.ci.log.Info("in-doubt batch was not committed by the partner: sending it again", "channel", s.def.Name, "batch", inDoubt, "messages", len(ids))
+		removed++
+		s.ci.log.Info("in-doubt batch was committed by the partner: removed here", "channel", s.def.Name, "batch", rec.id, "messages", len(rec.ids))
+	}
+	if removed == 0 {
 		return nil
 	}
-	return fmt.Errorf("channel %s: sequence mismatch: in-doubt batch %d, partner's last batch %d", s.def.Name, inDoubt, last)
+	return s.conn.Commit()
 }
 
 // checkStop reads the channel's entry: STOP CHANNEL asks its owner to end.
@@ -318,18 +392,53 @@ func (s *sender) checkStop() error {
 	return s.ci.ctx.Err()
 }
 
-// batch moves one batch: gets from the transmission queue, the in-doubt
-// record, the frames, END_BATCH, CONFIRM, then the commit of the gets and
-// the removal of the record in one unit of work.
-func (s *sender) batch() error {
+// batches moves batches until the instance ends, two in flight: while
+// the partner receives and commits one, the next is got and sent on the
+// other lane. A lane's batch is its gets from the transmission queue, in
+// its unit of work, its in-doubt record, the frames and END_BATCH; on its
+// CONFIRM, the commit of the gets with the removal of the record. CONFIRMs
+// come in order (the partner commits batches in order), so the oldest
+// batch in flight is always the one confirmed next, and lanes take turns.
+func (s *sender) batches() error {
+	oldest, n := 0, 0 // the lanes in flight: oldest, oldest+1, ... (mod numLanes)
+	for {
+		if n < numLanes {
+			sent, err := s.send(&s.lanes[(oldest+n)%numLanes], n == 0)
+			if err != nil {
+				return err
+			}
+			if sent {
+				n++
+				continue
+			}
+		}
+		// Nothing more to send at once, or every lane is in flight.
+		if err := s.confirm(&s.lanes[oldest]); err != nil {
+			return err
+		}
+		oldest = (oldest + 1) % numLanes
+		n--
+	}
+}
+
+// send gets and sends a batch on lane l: waiting for its first message
+// when wait is set (no batch in flight), else only if one is there at
+// once. It reports whether it sent one.
+func (s *sender) send(l *lane, wait bool) (bool, error) {
 	if err := s.checkStop(); err != nil {
-		return err
+		return false, err
 	}
-	first, err := s.waitFirst()
+	var first *mq.View
+	var err error
+	if wait {
+		first, err = s.waitFirst(l)
+	} else if first, err = l.xq.GetView(mq.GetOptions{Syncpoint: true}); errors.Is(err, mq.ErrNoMessage) {
+		return false, nil
+	}
 	if err != nil {
-		return err
+		return false, err
 	}
-	views := append(s.views[:0], first)
+	views := append(l.views[:0], first)
 	deadline := time.Now().Add(time.Duration(s.def.BatchInt) * time.Millisecond)
 	for len(views) < s.batchSz {
 		wait := time.Duration(0)
@@ -338,48 +447,53 @@ func (s *sender) batch() error {
 				break
 			}
 		}
-		v, err := s.xq.GetView(mq.GetOptions{Syncpoint: true, Wait: wait})
+		v, err := l.xq.GetView(mq.GetOptions{Syncpoint: true, Wait: wait})
 		if errors.Is(err, mq.ErrNoMessage) {
 			break
 		}
 		if err != nil {
-			return err
+			return false, err
 		}
 		views = append(views, v)
 	}
-	s.views = views
-	// The views are valid until the commit: their bodies go from the
+	l.views = views
+	// The views are valid until the lane commits: their bodies go from the
 	// mapping to the socket.
-	ids := make([][24]byte, 0, len(views))
-	n := uint32(0)
+	l.ids = l.ids[:0]
+	l.n = 0
 	pers := mq.NotPersistent
 	for _, v := range views {
 		if err := xmit.Check(v.Head(s.head[:]), v.Len()); err != nil {
-			if err := s.deadLetter(v, err); err != nil {
-				return err
+			if err := s.deadLetter(l, v, err); err != nil {
+				return false, err
 			}
 			continue
 		}
-		ids = append(ids, v.MsgID)
+		l.ids = append(l.ids, v.MsgID)
 		s.w.MsgV(v.Pieces, v.Len())
-		n++
+		l.n++
 		if v.Persistence == mq.Persistent {
 			pers = mq.Persistent
 		}
 	}
-	id := s.last + 1
-	key := syncKey(syncSend, s.def.Name)
+	id := s.sent + 1
 	// Persistent only when the batch carries persistent messages: a batch
 	// of non-persistent ones does not wait for the log (see receiver).
-	if err := s.syncq.Put(&mq.Message{CorrelID: key, Body: encodeSendSync(id, ids), Persistence: pers}, mq.PutOptions{}); err != nil {
-		return err
+	if err := l.syncq.Put(&mq.Message{CorrelID: l.key, Body: encodeSendSync(id, l.ids), Persistence: pers}, mq.PutOptions{}); err != nil {
+		return false, err
 	}
 	cpSenderInDoubt.Hit()
-	s.w.EndBatch(id, n)
+	s.w.EndBatch(id, l.n)
 	if err := s.w.Flush(); err != nil {
-		return err
+		return false, err
 	}
 	cpSenderSent.Hit()
+	l.id, s.sent = id, id
+	return true, nil
+}
+
+// confirm waits for the CONFIRM of lane l's batch, then commits the lane.
+func (s *sender) confirm(l *lane) error {
 	s.nc.SetReadDeadline(time.Now().Add(s.replyWait()))
 	f, err := s.r.Read()
 	if err != nil {
@@ -391,8 +505,8 @@ func (s *sender) batch() error {
 		if err != nil {
 			return err
 		}
-		if got != id {
-			return fmt.Errorf("%w: CONFIRM of batch %d, sent %d", ErrProtocol, got, id)
+		if got != l.id {
+			return fmt.Errorf("%w: CONFIRM of batch %d, expected %d", ErrProtocol, got, l.id)
 		}
 	case FrameClose:
 		reason, text, _ := DecodeClose(f.Payload)
@@ -401,15 +515,15 @@ func (s *sender) batch() error {
 		return fmt.Errorf("%w: frame %d instead of CONFIRM", ErrProtocol, f.Type)
 	}
 	cpSenderConfirm.Hit()
-	if _, err := s.syncq.Get(mq.GetOptions{Syncpoint: true, CorrelID: &key}); err != nil {
+	if _, err := l.syncq.Get(mq.GetOptions{Syncpoint: true, CorrelID: &l.key}); err != nil {
 		return err
 	}
-	if err := s.conn.Commit(); err != nil {
+	if err := l.conn.Commit(); err != nil {
 		return err
 	}
-	s.last = id
+	s.last, l.id = l.id, 0
 	s.moved = true
-	s.msgs += n
+	s.msgs += l.n
 	if time.Since(s.lastStat) > 500*time.Millisecond {
 		s.lastStat = time.Now()
 		msgs := s.msgs
@@ -433,11 +547,11 @@ func (s *sender) replyWait() time.Duration {
 // waitFirst waits for the first message of a batch, checking for STOP
 // CHANNEL every second, sending heartbeats every HBINT and ending the
 // channel after DISCINT without messages.
-func (s *sender) waitFirst() (*mq.View, error) {
+func (s *sender) waitFirst(l *lane) (*mq.View, error) {
 	t0 := time.Now()
 	lastHB := t0
 	for {
-		m, err := s.xq.GetView(mq.GetOptions{Syncpoint: true, Wait: time.Second})
+		m, err := l.xq.GetView(mq.GetOptions{Syncpoint: true, Wait: time.Second})
 		if err == nil {
 			return m, nil
 		}
@@ -475,8 +589,8 @@ func (s *sender) waitFirst() (*mq.View, error) {
 }
 
 // deadLetter moves a message that is not a transmission message to the
-// group's dead-letter queue, in the batch's unit of work.
-func (s *sender) deadLetter(v *mq.View, why error) error {
+// group's dead-letter queue, in the unit of work of its batch's lane l.
+func (s *sender) deadLetter(l *lane, v *mq.View, why error) error {
 	dlq, err := s.ci.deadQ()
 	if err != nil {
 		return err
@@ -484,7 +598,7 @@ func (s *sender) deadLetter(v *mq.View, why error) error {
 	if dlq == "" {
 		return fmt.Errorf("channel %s: a message on %s is not a transmission message (%v) and there is no dead-letter queue", s.def.Name, s.def.XmitQ, why)
 	}
-	h, err := s.conn.Open(dlq, mq.OpenOptions{Output: true})
+	h, err := l.conn.Open(dlq, mq.OpenOptions{Output: true})
 	if err != nil {
 		return err
 	}

@@ -51,10 +51,15 @@ type Status struct {
 	// channel. Owner is -1 and Conn 0 when nobody does. The lock is held
 	// while Conn is registered in the admin structure (alive, or dead and
 	// not yet recovered), so a dead owner's lock frees itself once its
-	// work is recovered.
+	// work is recovered. A sender instance has more connections, Lanes,
+	// one per further batch in flight (each batch is a unit of work of its
+	// own): the lock is held while any of them is registered, so a new
+	// instance never starts while a dead one's batch is still held. Lanes
+	// mean nothing while Conn is 0; a claim clears them.
 	Owner     int
 	OwnerInc  uint64
 	Conn      lockfree.OwnerTag
+	Lanes     [MaxLanes]lockfree.OwnerTag
 	Updated   time.Time
 	XmitQ     string
 	RQMName   string // the partner queue manager
@@ -69,7 +74,8 @@ type Status struct {
 // Status record layout (group.FirstFreeSlot onwards in the admin structure;
 // 256 bytes, little-endian; names NUL padded):
 //
-//	  0  48 channel name (all zero: free slot)
+//	  0  24 channel name (at most 20 characters; all zero: free slot)
+//	 24  24 the owner's lane connection tags, MaxLanes x 4 (0: none)
 //	 48   1 type: 1 SDR, 2 RCVR
 //	 49   1 state
 //	 50   1 flags: bit 0 stop requested, bit 1 force
@@ -92,6 +98,7 @@ const (
 	recFlags    = 50
 	recOwner    = 52
 	recOwnerInc = 56
+	recLanes    = 24
 	recConn     = 64
 	recUpdated  = 72
 	recXmitQ    = 80
@@ -104,7 +111,11 @@ const (
 	recRetryAt  = 248
 	recSize     = 256
 	nameLen     = 48
+	chanNameLen = 24
 )
+
+// MaxLanes is how many connections beyond the first a status entry names.
+const MaxLanes = 6
 
 // ErrTableFull is returned when every status slot holds another channel.
 var ErrTableFull = errors.New("channel: status table full")
@@ -121,7 +132,10 @@ var cpUnavailable = crashpoint.New("channel.status.unavailable")
 
 func (st *Status) encode() []byte {
 	b := make([]byte, recSize)
-	copy(b[recName:recName+nameLen], st.Name)
+	copy(b[recName:recName+chanNameLen], st.Name)
+	for i, t := range st.Lanes {
+		binary.LittleEndian.PutUint32(b[recLanes+4*i:], uint32(t))
+	}
 	switch st.Type {
 	case defs.ChlSender:
 		b[recType] = 1
@@ -169,7 +183,10 @@ func unixTime(v uint64) time.Time {
 }
 
 func decodeStatus(b []byte) Status {
-	st := Status{Name: cstr(b[recName : recName+nameLen])}
+	st := Status{Name: cstr(b[recName : recName+chanNameLen])}
+	for i := range st.Lanes {
+		st.Lanes[i] = lockfree.OwnerTag(binary.LittleEndian.Uint32(b[recLanes+4*i:]))
+	}
 	switch b[recType] {
 	case 1:
 		st.Type = defs.ChlSender
@@ -229,6 +246,9 @@ func (t *Table) find(name string) (slot int, st Status, raw []byte, ok bool, err
 	if cpUnavailable.Fail() {
 		return 0, st, nil, false, ErrUnavailable
 	}
+	if len(name) > defs.MaxChannelName {
+		return 0, st, nil, false, fmt.Errorf("channel: status table: channel name %q longer than %d", name, defs.MaxChannelName)
+	}
 	h := t.home(name)
 	raw = make([]byte, recSize)
 	for i := 0; i < t.n; i++ {
@@ -236,7 +256,7 @@ func (t *Table) find(name string) (slot int, st Status, raw []byte, ok bool, err
 		if _, err := t.admin.ReadStatus(slot, raw); err != nil {
 			return 0, st, nil, false, fmt.Errorf("channel: status table: %w", err)
 		}
-		n := cstr(raw[:nameLen])
+		n := cstr(raw[:chanNameLen])
 		if n == "" {
 			return slot, Status{Name: name, Owner: -1}, raw, false, nil
 		}
@@ -288,12 +308,24 @@ func (t *Table) All() ([]Status, error) {
 	return out, nil
 }
 
-// Locked reports whether st's lock is held: its connection is still
-// registered (alive, or dead and not yet recovered).
+// Locked reports whether st's lock is held: its connection, or one of
+// its lanes, is still registered (alive, or dead and not yet recovered).
 func (t *Table) Locked(st Status) bool {
 	if st.Conn == 0 {
 		return false
 	}
-	info, ok := t.admin.Owner(st.Conn.Slot())
-	return ok && info.Tag == st.Conn
+	if t.registered(st.Conn) {
+		return true
+	}
+	for _, l := range st.Lanes {
+		if l != 0 && t.registered(l) {
+			return true
+		}
+	}
+	return false
+}
+
+func (t *Table) registered(tag lockfree.OwnerTag) bool {
+	info, ok := t.admin.Owner(tag.Slot())
+	return ok && info.Tag == tag
 }

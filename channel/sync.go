@@ -16,8 +16,20 @@ const SyncQueue = "SYSTEM.QSG.CHANNEL.SYNCQ"
 // channel name (NUL padded).
 const (
 	syncRecv = 'R' // receiving side: the last batch committed
-	syncSend = 'S' // sending side: the batch sent and not yet confirmed
+	syncSend = 'S' // sending side, lane 0: the batch sent and not yet confirmed
 )
+
+// numLanes is how many batches a sender has in flight, each on a lane of
+// its own (a connection, so a unit of work): four keep both ends busy on
+// loopback, where two left each side idle a third of the time, waiting
+// for the other to be scheduled. Lane i's sync record is of kind 'S'+i.
+const numLanes = 4
+
+// The lanes beyond the first are named in the status entry.
+var _ [MaxLanes - (numLanes - 1)]struct{}
+
+// syncSendKind is lane i's sync record kind.
+func syncSendKind(i int) byte { return syncSend + byte(i) }
 
 // ErrSyncRecord is returned for a malformed sync record.
 var ErrSyncRecord = errors.New("channel: malformed sync record")

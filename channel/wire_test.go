@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/qmgr/qmgr/defs"
+	"github.com/qmgr/qmgr/lockfree"
 )
 
 func sampleFrames() []byte {
@@ -88,7 +89,7 @@ func TestReaderRefuses(t *testing.T) {
 
 func TestStatusRecordRoundTrip(t *testing.T) {
 	st := Status{Name: "TO.R", Type: defs.ChlSender, State: Retrying, StopReq: true, Force: true, Owner: 3, OwnerInc: 9,
-		Conn: 0x1234, Updated: time.Unix(0, 42), XmitQ: "XQ", RQMName: "RQM", Address: "127.0.0.1:1414",
+		Conn: 0x1234, Lanes: [MaxLanes]lockfree.OwnerTag{0x5678, 0, 0x9abc}, Updated: time.Unix(0, 42), XmitQ: "XQ", RQMName: "RQM", Address: "127.0.0.1:1414",
 		InDoubt: 5, LastBatch: 4, Retries: 2, Msgs: 99, RetryAt: time.Unix(0, 77)}
 	if got := decodeStatus(st.encode()); got != st {
 		t.Fatalf("round trip:\n%+v\n%+v", got, st)

@@ -17,6 +17,7 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+	"sync"
 	"syscall"
 	"time"
 
@@ -571,7 +572,7 @@ func cmdChinit(args []string, out io.Writer) error {
 		return err
 	}
 	c.Logger = newLogger(jsonLog)
-	profile(c.Logger)
+	defer profile(c.Logger)()
 	sigs := make(chan os.Signal, 1)
 	signal.Notify(sigs, syscall.SIGINT, syscall.SIGTERM)
 	ctx, cancel := context.WithCancel(context.Background())
@@ -595,11 +596,12 @@ func newLogger(jsonLog bool) *slog.Logger {
 
 // profile writes a CPU profile of this process when QMGR_CPUPROFILE is
 // "dir:seconds" (for benchmarks: the channel initiator is a child process
-// killed with its member, so the profile covers a fixed time from start).
-func profile(log *slog.Logger) {
+// killed with its member, so the profile covers a fixed time from start,
+// or until the process stops when that is sooner). It returns the stop.
+func profile(log *slog.Logger) func() {
 	v := os.Getenv("QMGR_CPUPROFILE")
 	if v == "" {
-		return
+		return func() {}
 	}
 	dir, secs, _ := strings.Cut(v, ":")
 	n, err := strconv.Atoi(secs)
@@ -612,7 +614,10 @@ func profile(log *slog.Logger) {
 	}
 	if err != nil {
 		log.Warn("QMGR_CPUPROFILE", "err", err)
-		return
+		return func() {}
 	}
-	time.AfterFunc(time.Duration(n)*time.Second, func() { pprof.StopCPUProfile(); f.Close() })
+	var once sync.Once
+	stop := func() { once.Do(func() { pprof.StopCPUProfile(); f.Close() }) }
+	time.AfterFunc(time.Duration(n)*time.Second, stop)
+	return stop
 }

@@ -130,13 +130,42 @@ func Check(head []byte, total int) error {
 
 // Decode parses b. props and body alias b.
 func Decode(b []byte) (h Header, props, body []byte, err error) {
+	return Names(nil).Decode(b)
+}
+
+// Names turns names into strings, allocating each distinct one once: a
+// receiver decodes the same few queue and queue manager names in message
+// after message. The zero value (nil) allocates every time.
+type Names map[string]string
+
+// maxNames bounds a Names: past it, it starts again.
+const maxNames = 4096
+
+// String is b as a string.
+func (n Names) String(b []byte) string {
+	if n == nil {
+		return string(b)
+	}
+	if s, ok := n[string(b)]; ok { // no allocation for the lookup
+		return s
+	}
+	if len(n) >= maxNames {
+		clear(n)
+	}
+	s := string(b)
+	n[s] = s
+	return s
+}
+
+// Decode is the package's Decode, with names from n.
+func (n Names) Decode(b []byte) (h Header, props, body []byte, err error) {
 	if err := Check(b, len(b)); err != nil {
 		return h, nil, nil, err
 	}
-	h.DestQMgr = cstr(b[offQMgr : offQMgr+NameLen])
-	h.DestQueue = cstr(b[offQueue : offQueue+NameLen])
-	h.ReplyToQ = cstr(b[offReplyQ : offReplyQ+NameLen])
-	h.ReplyToQMgr = cstr(b[offReplyQM : offReplyQM+NameLen])
+	h.DestQMgr = n.String(trimNUL(b[offQMgr : offQMgr+NameLen]))
+	h.DestQueue = n.String(trimNUL(b[offQueue : offQueue+NameLen]))
+	h.ReplyToQ = n.String(trimNUL(b[offReplyQ : offReplyQ+NameLen]))
+	h.ReplyToQMgr = n.String(trimNUL(b[offReplyQM : offReplyQM+NameLen]))
 	copy(h.MsgID[:], b[offMsgID:])
 	copy(h.CorrelID[:], b[offCorrelID:])
 	copy(h.Format[:], b[offFormat:])
@@ -148,28 +177,51 @@ func Decode(b []byte) (h Header, props, body []byte, err error) {
 	return h, b[HeaderSize : HeaderSize+pl], b[HeaderSize+pl:], nil
 }
 
-// cstr is a valid NUL-padded name as a string.
-func cstr(b []byte) string {
+// trimNUL is a NUL-padded name without its padding.
+func trimNUL(b []byte) []byte {
 	if n := bytes.IndexByte(b, 0); n >= 0 {
-		b = b[:n]
+		return b[:n]
 	}
-	return string(b)
+	return b
 }
 
-// validName reports whether b is a NUL-padded name: printable ASCII, no
-// NUL inside.
+// validName reports whether b (NameLen bytes) is a NUL-padded name:
+// printable ASCII, no NUL inside. Every message a channel sends is checked
+// on both sides, so it goes 8 bytes at a time: a word of printable bytes,
+// or zeros once the name has ended, is checked without looking at its
+// bytes one by one.
 func validName(b []byte) bool {
-	n := bytes.IndexByte(b, 0)
-	if n < 0 {
-		n = len(b)
-	}
-	for _, c := range b[n:] {
-		if c != 0 {
-			return false
+	const ones, highs = 0x0101010101010101, 0x8080808080808080
+	end := false
+	for len(b) >= 8 {
+		w := binary.LittleEndian.Uint64(b)
+		b = b[8:]
+		switch {
+		case end:
+			if w != 0 {
+				return false
+			}
+		case w&highs == 0 && (w+ones)&highs == 0 && (w-0x20*ones)&^w&highs == 0:
+			// Every byte is 0x20..0x7e: no byte has its high bit, none
+			// is 0x7f (adding one would set it), none is below 0x20
+			// (subtracting 0x20 would borrow into it).
+		default:
+			for i := 0; i < 8; i++ {
+				c := byte(w >> (8 * i))
+				switch {
+				case c == 0:
+					end = true
+				case end || c < 0x20 || c > 0x7e:
+					return false
+				}
+			}
 		}
 	}
-	for _, c := range b[:n] {
-		if c < 0x20 || c > 0x7e {
+	for _, c := range b {
+		switch {
+		case c == 0:
+			end = true
+		case end || c < 0x20 || c > 0x7e:
 			return false
 		}
 	}

@@ -3,6 +3,7 @@ package xmit
 import (
 	"bytes"
 	"errors"
+	"math/rand/v2"
 	"testing"
 )
 
@@ -84,4 +85,69 @@ func FuzzDecode(f *testing.F) {
 			t.Fatalf("re-decode differs: %v", err)
 		}
 	})
+}
+
+// validNameBytes is validName byte by byte: the definition the word-wise
+// one must agree with.
+func validNameBytes(b []byte) bool {
+	end := false
+	for _, c := range b {
+		switch {
+		case c == 0:
+			end = true
+		case end || c < 0x20 || c > 0x7e:
+			return false
+		}
+	}
+	return true
+}
+
+func TestValidNameAgrees(t *testing.T) {
+	// Every byte value at every position of a name, after a printable
+	// prefix of each length, with and without a NUL before it.
+	b := make([]byte, NameLen)
+	check := func() {
+		t.Helper()
+		if got, want := validName(b), validNameBytes(b); got != want {
+			t.Fatalf("validName(%q) = %v, byte by byte %v", b, got, want)
+		}
+	}
+	for pos := 0; pos < NameLen; pos++ {
+		for c := 0; c < 256; c++ {
+			for _, nul := range []bool{false, true} {
+				clear(b)
+				for i := 0; i < pos; i++ {
+					b[i] = 'A' + byte(i%26)
+				}
+				if nul && pos > 0 {
+					b[pos/2] = 0
+				}
+				b[pos] = byte(c)
+				check()
+			}
+		}
+	}
+	rng := rand.New(rand.NewPCG(1, 2))
+	alphabet := []byte{0, 0x1f, 0x20, 'a', 0x7e, 0x7f, 0x80, 0xff}
+	for i := 0; i < 200000; i++ {
+		n := rng.IntN(NameLen + 1)
+		for j := range b {
+			if j < n {
+				b[j] = alphabet[rng.IntN(len(alphabet))]
+			} else {
+				b[j] = 0
+			}
+		}
+		check()
+	}
+}
+
+func BenchmarkValidName(b *testing.B) {
+	name := make([]byte, NameLen)
+	copy(name, "SYSTEM.CLUSTER.TRANSMIT.QUEUE")
+	for b.Loop() {
+		if !validName(name) {
+			b.Fatal("invalid")
+		}
+	}
 }

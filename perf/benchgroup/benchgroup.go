@@ -120,10 +120,16 @@ func (g *Group) Kill(name string) {
 	}
 }
 
-// Close kills every member and removes the structures.
+// Close stops every member (SIGTERM, so that their channel initiators
+// finish QMGR_CPUPROFILE profiles; SIGKILL after 10 s) and removes the
+// structures.
 func (g *Group) Close() {
-	for n := range g.Members {
-		g.Kill(n)
+	for n, c := range g.Members {
+		c.Process.Signal(syscall.SIGTERM)
+		t := time.AfterFunc(10*time.Second, func() { c.Process.Signal(syscall.SIGKILL) })
+		c.Wait()
+		t.Stop()
+		delete(g.Members, n)
 	}
 	os.RemoveAll(g.Cfg.CFDir)
 }
