@@ -46,3 +46,45 @@ func BenchmarkPutGet64Syncpoint(b *testing.B) {
 		o.Commit()
 	}
 }
+
+// BenchmarkGetPastHeld is a channel's four lanes: each takes a batch of
+// 50 under syncpoint past the other three lanes' held batches, and the
+// oldest commits; per message.
+func BenchmarkGetPastHeld(b *testing.B) {
+	const lanes, batch = 4, 50
+	s := newStructure(b, Params{Owners: 8, Queues: 2, Entries: 1 << 14, Elements: 1 << 14, Segments: 1024})
+	var os [lanes]*Owner
+	for i := range os {
+		os[i] = register(b, s)
+	}
+	q := mustQueue(b, os[0], "XQ", QueueAttrs{})
+	m := Message{Body: make([]byte, 64)}
+	var r Message
+	fill := func() {
+		for i := 0; i < 4096; i++ {
+			if err := os[0].Put(q, &m, PutOptions{}); err != nil {
+				b.Fatal(err)
+			}
+		}
+	}
+	fill()
+	b.ReportAllocs()
+	b.ResetTimer()
+	l := 0
+	for i := 0; i < b.N; i += batch {
+		for k := 0; k < batch; k++ {
+			if err := os[l].Get(q, GetOptions{Syncpoint: true}, &r); err != nil {
+				b.StopTimer()
+				for _, o := range os {
+					o.Commit()
+				}
+				fill()
+				b.StartTimer()
+				k--
+				continue
+			}
+		}
+		l = (l + 1) % lanes
+		os[l].Commit() // the oldest: three batches stay held
+	}
+}

@@ -72,6 +72,25 @@ func (s *Structure) entryMatches(eo uint64, m *matcher) bool {
 // still being linked are excluded by resume).
 type scanCache struct {
 	seq, tail, resume uint64
+	// seg (base segBase) is the segment holding resume when it was
+	// cached, or nil: a scan that resumes starts there instead of walking
+	// the segments from the head, which a held message pins (a channel's
+	// batches in flight hold hundreds). It is used only while segRead
+	// says it is still that segment of the sublog.
+	seg     ref
+	segBase uint64
+}
+
+// set caches a scan that found nothing available for this owner before
+// resume, with seg (base) the segment the scan was in: kept only when it
+// holds resume or ends just before it.
+func (c *scanCache) set(seq, tail, resume uint64, seg ref, base uint64) {
+	c.seq, c.tail, c.resume = seq, tail, resume
+	if resume >= base && resume <= base+segSlots {
+		c.seg, c.segBase = seg, base
+	} else {
+		c.seg = 0
+	}
 }
 
 func (o *Owner) scanCacheFor(qp uint32) *scanCache {
@@ -169,6 +188,14 @@ func (o *Owner) claimSublog(q uint32, prio int, m *matcher, mode claimMode, now 
 			continue
 		}
 		seg, prev := hs, ref(0)
+		if cache != nil && start > h && !cache.seg.nil() && cache.segBase > base && cache.segBase <= start {
+			// Resume in the cached segment, if it still is that one: the
+			// walk from the head would only pass segments before it. Its
+			// predecessor is unknown, so it is not compacted.
+			if cb, ok := s.segRead(cache.seg, qp); ok && cb == cache.segBase {
+				seg, base = cache.seg, cb
+			}
+		}
 		restart := false
 		for start >= base+segSlots && !restart {
 			nx := ref(s.load(s.segOff(seg.idx()) + sgNext))
@@ -306,7 +333,7 @@ func (o *Owner) claimSublog(q uint32, prio int, m *matcher, mode claimMode, now 
 					if o.tryClaim(r, w, q, mode) {
 						n++
 						if cache != nil {
-							cache.seq, cache.tail, cache.resume = aseq, t, min(resume, pos+1)
+							cache.set(aseq, t, min(resume, pos+1), seg, base)
 						}
 						if !take(claimed{idx: r.idx(), gen: r.gen(), q: q, prio: prio, pos: pos}) {
 							if leftHead {
@@ -334,7 +361,7 @@ func (o *Owner) claimSublog(q uint32, prio int, m *matcher, mode claimMode, now 
 			continue
 		}
 		if cache != nil {
-			cache.seq, cache.tail, cache.resume = aseq, t, resume
+			cache.set(aseq, t, resume, seg, base)
 		}
 		if leftHead {
 			o.retireHead(q, prio)

@@ -787,6 +787,75 @@ func TestHeldMessagePinsOnlyItsSegment(t *testing.T) {
 	checkOK(t, s)
 }
 
+// TestLanesTakeTurnsPastHeld is a channel's lanes: four owners take
+// batches in turn under syncpoint, so each new batch is found past the
+// other lanes' held messages (several segments of them: a scan resumes in
+// its cached segment), and the oldest commits once four are in flight.
+// Every few rounds all lanes back out, as when a channel instance ends;
+// the messages come back in their places. What is committed is every
+// message once, in order, and the structure is sound.
+func TestLanesTakeTurnsPastHeld(t *testing.T) {
+	const lanes, batch, n = 4, 100, 6000
+	p := smallParams
+	p.Entries, p.Elements, p.Segments = 8192, 8192, 256
+	s := newStructure(t, p)
+	var os [lanes]*Owner
+	for i := range os {
+		os[i] = register(t, s)
+	}
+	q := mustQueue(t, os[0], "XQ", QueueAttrs{MaxDepth: n})
+	for i := 0; i < n; i++ {
+		put(t, os[0], q, fmt.Sprint(i), 0, false)
+	}
+	var got [lanes][]string // each lane's batch in flight
+	next, committed, round := 0, 0, 0
+	oldest, inFlight := 0, 0
+	for committed < n {
+		round++
+		if inFlight < lanes {
+			l := (oldest + inFlight) % lanes
+			got[l] = got[l][:0]
+			for len(got[l]) < batch {
+				var m Message
+				err := os[l].Get(q, GetOptions{Syncpoint: true}, &m)
+				if errors.Is(err, ErrNoMessage) {
+					break
+				}
+				if err != nil {
+					t.Fatal(err)
+				}
+				got[l] = append(got[l], string(m.Body))
+			}
+			if len(got[l]) > 0 {
+				inFlight++
+				continue
+			}
+		}
+		if round%7 == 0 {
+			for i := 0; i < inFlight; i++ {
+				if err := os[(oldest+i)%lanes].Backout(); err != nil {
+					t.Fatal(err)
+				}
+			}
+			inFlight, next = 0, committed
+			continue
+		}
+		for _, body := range got[oldest] {
+			if body != fmt.Sprint(next) {
+				t.Fatalf("round %d: lane %d committed %s, expected %d", round, oldest, body, next)
+			}
+			next++
+		}
+		if err := os[oldest].Commit(); err != nil {
+			t.Fatal(err)
+		}
+		committed += len(got[oldest])
+		oldest, inFlight = (oldest+1)%lanes, inFlight-1
+	}
+	expectEmpty(t, os[0], q)
+	checkOK(t, s)
+}
+
 func TestConcurrentInProcess(t *testing.T) {
 	s := newStructure(t, Params{Owners: 16, Queues: 4, Entries: 4096, Elements: 4096, ElementSize: 64})
 	admin := register(t, s)
