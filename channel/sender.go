@@ -71,7 +71,7 @@ type lane struct {
 	key       [24]byte   // its sync record's correlation id
 	id        uint64     // the batch in flight (0: none)
 	n         uint32     // its messages
-	views     []*mq.View // valid until the lane commits
+	views     []mq.View // the batch, valid until the lane commits (storage reused)
 	ids       [][24]byte
 }
 
@@ -428,41 +428,44 @@ func (s *sender) send(l *lane, wait bool) (bool, error) {
 	if err := s.checkStop(); err != nil {
 		return false, err
 	}
-	var first *mq.View
+	if len(l.views) < s.batchSz {
+		l.views = make([]mq.View, s.batchSz)
+	}
 	var err error
 	if wait {
-		first, err = s.waitFirst(l)
-	} else if first, err = l.xq.GetView(mq.GetOptions{Syncpoint: true}); errors.Is(err, mq.ErrNoMessage) {
+		err = s.waitFirst(l, &l.views[0])
+	} else if err = l.xq.GetViewInto(mq.GetOptions{Syncpoint: true}, &l.views[0]); errors.Is(err, mq.ErrNoMessage) {
 		return false, nil
 	}
 	if err != nil {
 		return false, err
 	}
-	views := append(l.views[:0], first)
+	n := 1
 	deadline := time.Now().Add(time.Duration(s.def.BatchInt) * time.Millisecond)
-	for len(views) < s.batchSz {
+	for n < s.batchSz {
 		wait := time.Duration(0)
 		if s.def.BatchInt > 0 {
 			if wait = time.Until(deadline); wait <= 0 {
 				break
 			}
 		}
-		v, err := l.xq.GetView(mq.GetOptions{Syncpoint: true, Wait: wait})
+		err := l.xq.GetViewInto(mq.GetOptions{Syncpoint: true, Wait: wait}, &l.views[n])
 		if errors.Is(err, mq.ErrNoMessage) {
 			break
 		}
 		if err != nil {
 			return false, err
 		}
-		views = append(views, v)
+		n++
 	}
-	l.views = views
+	views := l.views[:n]
 	// The views are valid until the lane commits: their bodies go from the
 	// mapping to the socket.
 	l.ids = l.ids[:0]
 	l.n = 0
 	pers := mq.NotPersistent
-	for _, v := range views {
+	for i := range views {
+		v := &views[i]
 		if err := xmit.Check(v.Head(s.head[:]), v.Len()); err != nil {
 			if err := s.deadLetter(l, v, err); err != nil {
 				return false, err
@@ -547,42 +550,42 @@ func (s *sender) replyWait() time.Duration {
 // waitFirst waits for the first message of a batch, checking for STOP
 // CHANNEL every second, sending heartbeats every HBINT and ending the
 // channel after DISCINT without messages.
-func (s *sender) waitFirst(l *lane) (*mq.View, error) {
+func (s *sender) waitFirst(l *lane, v *mq.View) error {
 	t0 := time.Now()
 	lastHB := t0
 	for {
-		m, err := l.xq.GetView(mq.GetOptions{Syncpoint: true, Wait: time.Second})
+		err := l.xq.GetViewInto(mq.GetOptions{Syncpoint: true, Wait: time.Second}, v)
 		if err == nil {
-			return m, nil
+			return nil
 		}
 		if !errors.Is(err, mq.ErrNoMessage) {
-			return nil, err
+			return err
 		}
 		if err := s.checkStop(); err != nil {
-			return nil, err
+			return err
 		}
 		if s.def.DiscInt > 0 && time.Since(t0) >= time.Duration(s.def.DiscInt)*time.Second {
 			s.w.Close(ReasonNormal, "disconnect interval")
 			s.w.Flush()
-			return nil, errDisc
+			return errDisc
 		}
 		if s.hb > 0 && time.Since(lastHB) >= s.hb {
 			lastHB = time.Now()
 			s.w.Heartbeat()
 			if err := s.w.Flush(); err != nil {
-				return nil, err
+				return err
 			}
 			s.nc.SetReadDeadline(time.Now().Add(s.replyWait()))
 			f, err := s.r.Read()
 			if err != nil {
-				return nil, err
+				return err
 			}
 			if f.Type == FrameClose {
 				reason, text, _ := DecodeClose(f.Payload)
-				return nil, &remoteError{reason, text}
+				return &remoteError{reason, text}
 			}
 			if f.Type != FrameHeartbeat {
-				return nil, fmt.Errorf("%w: frame %d instead of HEARTBEAT", ErrProtocol, f.Type)
+				return fmt.Errorf("%w: frame %d instead of HEARTBEAT", ErrProtocol, f.Type)
 			}
 		}
 	}

@@ -660,15 +660,26 @@ func (v *View) Len() int {
 // GetView claims the next message like Get and returns a zero-copy view of
 // it. Without Syncpoint the message is removed when the view is released;
 // with Syncpoint it belongs to the unit of work like any syncpoint get.
-func (o *Owner) GetView(q QueueID, opt GetOptions) (v *View, err error) {
+func (o *Owner) GetView(q QueueID, opt GetOptions) (*View, error) {
+	v := new(View)
+	if err := o.GetViewInto(q, opt, v); err != nil {
+		return nil, err
+	}
+	return v, nil
+}
+
+// GetViewInto is GetView into v, whose storage it reuses (its Body's
+// pieces too): a sender that takes batch after batch allocates nothing per
+// message. v must not be a view still in use.
+func (o *Owner) GetViewInto(q QueueID, opt GetOptions, v *View) (err error) {
 	defer shm.EndGuard(shm.BeginGuard(), &err)
 	if err := o.begin(); err != nil {
-		return nil, err
+		return err
 	}
 	defer o.end()
 	s := o.s
 	if !s.queueActive(uint32(q)) {
-		return nil, fmt.Errorf("%w: slot %d", ErrUnknownQueue, q)
+		return fmt.Errorf("%w: slot %d", ErrUnknownQueue, q)
 	}
 	o.touch(uint32(q))
 	var c claimed
@@ -677,14 +688,15 @@ func (o *Owner) GetView(q QueueID, opt GetOptions) (v *View, err error) {
 		mode = claimHeld
 	}
 	if _, err := o.claimWait(uint32(q), opt, mode, func(x claimed) bool { c = x; return false }); err != nil {
-		return nil, err
+		return err
 	}
-	v = &View{o: o, c: c, syncpoint: opt.Syncpoint}
+	clear(v.Body)
+	*v = View{o: o, c: c, syncpoint: opt.Syncpoint, Body: v.Body[:0]}
 	eo := s.entryOff(c.idx)
 	varLen, bodyLen, propsLen, rq, rqm := s.entryMeta(eo, &v.Msg)
 	skip := rq + rqm + propsLen
 	if varLen != skip+bodyLen {
-		return nil, errCorrupt(s, "entry %d of queue %d has inconsistent lengths", c.idx, q)
+		return errCorrupt(s, "entry %d of queue %d has inconsistent lengths", c.idx, q)
 	}
 	var head []byte
 	s.chunks(eo, func(b []byte) bool {
@@ -706,7 +718,7 @@ func (o *Owner) GetView(q QueueID, opt GetOptions) (v *View, err error) {
 	} else {
 		o.views = append(o.views, c)
 	}
-	return v, nil
+	return nil
 }
 
 // appendPiece appends b to pieces, extending the last piece instead when b

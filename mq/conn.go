@@ -601,13 +601,13 @@ type View struct {
 	Persistence     Persistence
 	BackoutCount    int
 	Pieces          [][]byte // the body, in order
-	v               *lockfree.View
+	lv              lockfree.View
 	h               *Queue
 	logAtRelease    bool // a persistent message got outside syncpoint: logged when removed
 }
 
 // Len is the body's length.
-func (v *View) Len() int { return v.v.Len() }
+func (v *View) Len() int { return v.lv.Len() }
 
 // Head copies the body's first len(dst) bytes (or fewer, when shorter)
 // into dst and returns them; it does not copy when the first piece holds
@@ -635,12 +635,12 @@ func (v *View) Bytes() []byte {
 // Release ends the view (see View).
 func (v *View) Release() error {
 	v.Pieces = nil
-	if err := v.v.Release(); err != nil {
+	if err := v.lv.Release(); err != nil {
 		return err
 	}
 	if v.logAtRelease {
 		v.logAtRelease = false
-		v.h.loggedGet(&v.v.Msg, false)
+		v.h.loggedGet(&v.lv.Msg, false)
 	}
 	return nil
 }
@@ -649,26 +649,37 @@ func (v *View) Release() error {
 // channel sender writes it from the mapping to its socket). The backout
 // threshold is not applied.
 func (h *Queue) GetView(opt GetOptions) (*View, error) {
-	if err := h.check("get", h.opts.Input); err != nil {
+	v := new(View)
+	if err := h.GetViewInto(opt, v); err != nil {
 		return nil, err
 	}
-	lv, err := h.o.GetView(h.q, lockfree.GetOptions{Syncpoint: opt.Syncpoint, Wait: opt.Wait, MsgID: opt.MsgID, CorrelID: opt.CorrelID})
-	if err != nil {
-		return nil, wrap("get "+h.def.Name, err)
+	return v, nil
+}
+
+// GetViewInto is GetView into v, reusing its storage: a channel sender
+// keeps a batch's views from batch to batch. v must not be a view still in
+// use (its unit of work ended, or released).
+func (h *Queue) GetViewInto(opt GetOptions, v *View) error {
+	if err := h.check("get", h.opts.Input); err != nil {
+		return err
 	}
-	v := &View{MsgID: lv.Msg.MsgID, CorrelID: lv.Msg.CorrelID, Format: trimFormat(lv.Msg.Format), Priority: lv.Msg.Priority,
-		Persistence: NotPersistent, BackoutCount: int(lv.Msg.BackoutCount), Pieces: lv.Body, v: lv, h: h}
+	lv := &v.lv
+	if err := h.o.GetViewInto(h.q, lockfree.GetOptions{Syncpoint: opt.Syncpoint, Wait: opt.Wait, MsgID: opt.MsgID, CorrelID: opt.CorrelID}, lv); err != nil {
+		return wrap("get "+h.def.Name, err)
+	}
+	v.MsgID, v.CorrelID, v.Format, v.Priority = lv.Msg.MsgID, lv.Msg.CorrelID, trimFormat(lv.Msg.Format), lv.Msg.Priority
+	v.Persistence, v.BackoutCount, v.Pieces, v.h, v.logAtRelease = NotPersistent, int(lv.Msg.BackoutCount), lv.Body, h, false
 	if lv.Msg.Persistent {
 		v.Persistence = Persistent
 		if opt.Syncpoint {
 			if err := h.loggedGet(&lv.Msg, true); err != nil {
-				return nil, wrap("get "+h.def.Name, fmt.Errorf("the get is in the unit of work, which can only be backed out: %w", err))
+				return wrap("get "+h.def.Name, fmt.Errorf("the get is in the unit of work, which can only be backed out: %w", err))
 			}
 		} else {
 			v.logAtRelease = true
 		}
 	}
-	return v, nil
+	return nil
 }
 
 func fromLockfree(lm *lockfree.Message) *Message {
@@ -692,7 +703,16 @@ func trimFormat(f [8]byte) string {
 	for n > 0 && (f[n-1] == ' ' || f[n-1] == 0) {
 		n--
 	}
-	return string(f[:n])
+	switch b := f[:n]; string(b) { // no allocation for the usual ones
+	case "":
+		return ""
+	case "MQSTR":
+		return "MQSTR"
+	case FormatDeadLetter:
+		return FormatDeadLetter
+	default:
+		return string(b)
+	}
 }
 
 // requeue moves a message that reached the backout threshold to the
