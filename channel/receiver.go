@@ -67,7 +67,7 @@ type receiver struct {
 	// messages is not recoverable after the loss of the CF, as with MQ's
 	// NPMSPEED(FAST), and its commit does not wait for the log).
 	persistent bool
-	names      xmit.Names // the names in the headers, allocated once
+	names      xmit.Names // the names in the headers, each allocated once
 	msg        mq.Message // the message being delivered (a put copies it)
 
 	mu      sync.Mutex
@@ -396,9 +396,6 @@ func (r *receiver) close(why string, stopped bool) {
 // deliver puts one message, in the batch's unit of work, on its
 // destination queue, or on the dead-letter queue when it cannot go there.
 func (r *receiver) deliver(p []byte) error {
-	if r.names == nil {
-		r.names = xmit.Names{}
-	}
 	h, props, body, err := r.names.Decode(p)
 	if err != nil {
 		return r.refuse(ReasonProtocol, "%v", err)

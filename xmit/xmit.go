@@ -130,35 +130,49 @@ func Check(head []byte, total int) error {
 
 // Decode parses b. props and body alias b.
 func Decode(b []byte) (h Header, props, body []byte, err error) {
-	return Names(nil).Decode(b)
+	return (*Names)(nil).Decode(b)
 }
 
 // Names turns names into strings, allocating each distinct one once: a
 // receiver decodes the same few queue and queue manager names in message
-// after message. The zero value (nil) allocates every time.
-type Names map[string]string
+// after message. A nil *Names allocates every time.
+type Names struct {
+	recent [8]string // the last names returned, checked before the map
+	next   int
+	m      map[string]string
+}
 
 // maxNames bounds a Names: past it, it starts again.
 const maxNames = 4096
 
 // String is b as a string.
-func (n Names) String(b []byte) string {
+func (n *Names) String(b []byte) string {
+	if len(b) == 0 {
+		return ""
+	}
 	if n == nil {
 		return string(b)
 	}
-	if s, ok := n[string(b)]; ok { // no allocation for the lookup
-		return s
+	for _, s := range n.recent {
+		if s == string(b) { // no allocation for the comparison
+			return s
+		}
 	}
-	if len(n) >= maxNames {
-		clear(n)
+	s, ok := n.m[string(b)] // nor for the lookup
+	if !ok {
+		if n.m == nil || len(n.m) >= maxNames {
+			n.m = make(map[string]string)
+		}
+		s = string(b)
+		n.m[s] = s
 	}
-	s := string(b)
-	n[s] = s
+	n.recent[n.next] = s
+	n.next = (n.next + 1) % len(n.recent)
 	return s
 }
 
 // Decode is the package's Decode, with names from n.
-func (n Names) Decode(b []byte) (h Header, props, body []byte, err error) {
+func (n *Names) Decode(b []byte) (h Header, props, body []byte, err error) {
 	if err := Check(b, len(b)); err != nil {
 		return h, nil, nil, err
 	}

@@ -3,6 +3,7 @@ package xmit
 import (
 	"bytes"
 	"errors"
+	"fmt"
 	"math/rand/v2"
 	"testing"
 )
@@ -149,5 +150,36 @@ func BenchmarkValidName(b *testing.B) {
 		if !validName(name) {
 			b.Fatal("invalid")
 		}
+	}
+}
+
+func TestNamesAllocateOnce(t *testing.T) {
+	var n Names
+	names := [][]byte{[]byte("QM1"), []byte("TARGET"), nil, []byte("MQSTR")}
+	for _, b := range names {
+		if got := n.String(b); got != string(b) {
+			t.Fatalf("String(%q) = %q", b, got)
+		}
+	}
+	if a := testing.AllocsPerRun(100, func() {
+		for _, b := range names {
+			n.String(b)
+		}
+	}); a != 0 {
+		t.Fatalf("%v allocations for names seen before", a)
+	}
+	// Many distinct names: each comes back right, and the map stays bounded.
+	for i := 0; i < 3*maxNames; i++ {
+		b := []byte(fmt.Sprintf("Q%d", i))
+		if got := n.String(b); got != string(b) {
+			t.Fatalf("String(%q) = %q", b, got)
+		}
+	}
+	if len(n.m) > maxNames {
+		t.Fatalf("%d names kept", len(n.m))
+	}
+	var none *Names
+	if none.String([]byte("X")) != "X" {
+		t.Fatal("nil Names")
 	}
 }
