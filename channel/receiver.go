@@ -226,7 +226,17 @@ func (r *receiver) session() error {
 	go r.watchdog(ctx, time.Duration(hb)*time.Second, &lastFrame)
 	r.nc.SetReadDeadline(time.Time{})
 	n := uint32(0)
+	pending := 0 // CONFIRMs written and not yet flushed
 	for {
+		// CONFIRMs go out before a read that may block, or two at a time:
+		// while the next batch is already here, its commit comes first and
+		// one write carries both (the sender has more lanes to go on with).
+		if pending > 0 && (pending >= 2 || r.r.Buffered() == 0) {
+			if err := r.w.Flush(); err != nil {
+				return err
+			}
+			pending = 0
+		}
 		f, err := r.r.Read()
 		if err != nil {
 			return err
@@ -270,9 +280,7 @@ func (r *receiver) session() error {
 			r.mu.Unlock()
 			n = 0
 			r.w.Confirm(id)
-			if err := r.w.Flush(); err != nil {
-				return err
-			}
+			pending++
 		case FrameHeartbeat:
 			r.w.Heartbeat()
 			if err := r.w.Flush(); err != nil {

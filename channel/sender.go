@@ -68,9 +68,9 @@ type sender struct {
 type lane struct {
 	conn      *mq.Conn
 	xq, syncq *mq.Queue
-	key       [24]byte   // its sync record's correlation id
-	id        uint64     // the batch in flight (0: none)
-	n         uint32     // its messages
+	key       [24]byte  // its sync record's correlation id
+	id        uint64    // the batch in flight (0: none)
+	n         uint32    // its messages
 	views     []mq.View // the batch, valid until the lane commits (storage reused)
 	ids       [][24]byte
 }

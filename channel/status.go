@@ -298,6 +298,13 @@ func (t *Table) All() ([]Status, error) {
 	raw := make([]byte, recSize)
 	var out []Status
 	for i := 0; i < t.n; i++ {
+		// Every channel initiator scans the table every PollInterval: free
+		// slots (name all zero) are passed by their first word.
+		if zero, err := t.admin.StatusZero(t.first + i); err != nil {
+			return out, fmt.Errorf("channel: status table: %w", err)
+		} else if zero {
+			continue
+		}
 		if _, err := t.admin.ReadStatus(t.first+i, raw); err != nil {
 			return out, fmt.Errorf("channel: status table: %w", err)
 		}

@@ -100,6 +100,10 @@ func NewReader(r io.Reader, max uint32) *Reader {
 	return &Reader{r: bufio.NewReaderSize(r, 256<<10), max: max}
 }
 
+// Buffered is the number of bytes read from the connection and not yet
+// returned in frames: a Read with none buffered may block.
+func (r *Reader) Buffered() int { return r.r.Buffered() }
+
 // SetMax changes the payload limit (after the handshake).
 func (r *Reader) SetMax(max uint32) { r.max = max }
 

@@ -466,6 +466,9 @@ func TestStatusSlots(t *testing.T) {
 	if v, err := s.ReadStatus(2, cur); err != nil || v != 0 || !bytes.Equal(cur, make([]byte, n)) {
 		t.Fatalf("fresh slot: %v %v", v, err)
 	}
+	if zero, err := s.StatusZero(2); err != nil || !zero {
+		t.Fatalf("fresh slot: zero %v, %v", zero, err)
+	}
 	next := bytes.Repeat([]byte{7}, n)
 	if err := a.CompareAndSwapStatus(2, cur, next); err != nil {
 		t.Fatal(err)
@@ -475,6 +478,27 @@ func TestStatusSlots(t *testing.T) {
 	}
 	if v, _ := s.ReadStatus(2, cur); v != 1 || cur[0] != 7 {
 		t.Fatalf("after update: v%d %d", v, cur[0])
+	}
+	// Zero in the first 8 bytes only, in the other copy: still zero.
+	tail := make([]byte, n)
+	tail[8] = 1
+	if err := a.CompareAndSwapStatus(2, cur, tail); err != nil {
+		t.Fatal(err)
+	}
+	if zero, _ := s.StatusZero(2); !zero {
+		t.Fatal("a record with zero first bytes is not zero")
+	}
+	if err := a.CompareAndSwapStatus(2, tail, next); err != nil {
+		t.Fatal(err)
+	}
+	if zero, _ := s.StatusZero(2); zero {
+		t.Fatal("a set record reads as zero")
+	}
+	if _, err := s.StatusZero(99); !errors.Is(err, ErrStatusRange) {
+		t.Fatal(err)
+	}
+	if v, _ := s.ReadStatus(2, cur); v != 3 || cur[0] != 7 {
+		t.Fatalf("after updates: v%d %d", v, cur[0])
 	}
 	if err := a.CompareAndSwapStatus(99, cur, next); !errors.Is(err, ErrStatusRange) {
 		t.Fatal(err)
