@@ -261,7 +261,7 @@ func (ci *Chinit) poll() error {
 	if err := ci.refreshDefs(); err != nil {
 		return err
 	}
-	all, err := ci.table.All()
+	all, err := ci.table.Poll()
 	if err != nil {
 		return err
 	}

@@ -21,8 +21,10 @@
 // its instances' connections are siblings of its own (mq.Conn.Sibling:
 // the mappings are shared), so an instance starts in milliseconds.
 //
-// Every channel initiator scans the table every PollInterval (10ms) and
-// starts sender channels that are requested (START CHANNEL: STARTING with
+// Every channel initiator reads the table every PollInterval (10ms): the
+// entries it knows, and every slot each FullScanInterval (100ms; a slot
+// costs a cache miss, and only a channel's first START or inbound
+// connection makes an entry). It starts sender channels that are requested (START CHANNEL: STARTING with
 // no lock), retrying and due (comms failure), running with a free lock (their
 // instance died: channel initiator or member failure), or triggered (their
 // transmission queue has TRIGGER and messages). The least busy initiator

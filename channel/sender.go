@@ -564,6 +564,9 @@ func (s *sender) waitFirst(l *lane, v *mq.View) error {
 		if err := s.checkStop(); err != nil {
 			return err
 		}
+		if err := s.partnerGone(); err != nil {
+			return err
+		}
 		if s.def.DiscInt > 0 && time.Since(t0) >= time.Duration(s.def.DiscInt)*time.Second {
 			s.w.Close(ReasonNormal, "disconnect interval")
 			s.w.Flush()
@@ -589,6 +592,34 @@ func (s *sender) waitFirst(l *lane, v *mq.View) error {
 			}
 		}
 	}
+}
+
+// partnerGone looks at the connection of an idle sender (nothing in
+// flight, so nothing is expected) for a millisecond: a partner that died
+// (FIN or RST) or closed the channel is noticed within a second of idling,
+// not at the next batch or heartbeat, so the channel goes to retrying, as
+// MQ's would at its next heartbeat.
+func (s *sender) partnerGone() error {
+	if s.r.Buffered() == 0 {
+		s.nc.SetReadDeadline(time.Now().Add(time.Millisecond))
+		err := s.r.Peek()
+		if ne, ok := err.(net.Error); ok && ne.Timeout() {
+			return nil
+		}
+		if err != nil {
+			return fmt.Errorf("channel %s: partner gone while idle: %w", s.def.Name, err)
+		}
+	}
+	s.nc.SetReadDeadline(time.Now().Add(s.replyWait()))
+	f, err := s.r.Read()
+	if err != nil {
+		return err
+	}
+	if f.Type == FrameClose {
+		reason, text, _ := DecodeClose(f.Payload)
+		return &remoteError{reason, text}
+	}
+	return fmt.Errorf("%w: frame %d while no batch is in flight", ErrProtocol, f.Type)
 }
 
 // deadLetter moves a message that is not a transmission message to the

@@ -104,6 +104,14 @@ func NewReader(r io.Reader, max uint32) *Reader {
 // returned in frames: a Read with none buffered may block.
 func (r *Reader) Buffered() int { return r.r.Buffered() }
 
+// Peek waits for the next frame's first byte, within the connection's
+// read deadline, without taking it: an error says the connection ended
+// (or the deadline passed).
+func (r *Reader) Peek() error {
+	_, err := r.r.Peek(1)
+	return err
+}
+
 // SetMax changes the payload limit (after the handshake).
 func (r *Reader) SetMax(max uint32) { r.max = max }
 

@@ -134,6 +134,30 @@ func TestChannelRemoteKilledAndCommsFailure(t *testing.T) {
 	checkRangeVia(t, r, "RQM", n, 1000)
 }
 
+// TestChannelIdlePartnerKilled: a sender with nothing to send notices at
+// once that its partner died (the connection's FIN), not at its next
+// heartbeat (HBINT is 300 s here), goes to RETRYING, and resumes when the
+// partner is back.
+func TestChannelIdlePartnerKilled(t *testing.T) {
+	if testing.Short() {
+		t.Skip("multi-process")
+	}
+	g, r, port := remoteSetup(t)
+	sendAndCheck(t, g, r, 1000)
+	r.kill("RQM")
+	waitFor(t, "the idle channel retrying", 15*time.Second, func() bool {
+		st, _ := g.chStatus("TO.R")
+		return st.State == channel.Retrying
+	})
+	r.startWith("RQM", "--port", strconv.Itoa(port))
+	putRange(t, g, "QM1", 1000, 500)
+	waitFor(t, "the messages sent after the partner came back", 60*time.Second, func() bool {
+		return r.depth("TARGET") >= 500 && g.depth("XQ") == 0
+	})
+	time.Sleep(200 * time.Millisecond)
+	checkRangeVia(t, r, "RQM", 1000, 500) // the first 1000 were checked (got) already
+}
+
 // TestChannelStatusUnavailable: the status table cannot be read for a
 // while by the channel initiator running the channel. The instance ends,
 // its lock frees, and the channel restarts (on another member, or on the

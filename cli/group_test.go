@@ -50,8 +50,9 @@ func newTestGroupSized(t *testing.T, size uint64) *testGroup {
 			}
 		}
 		if t.Failed() {
-			// The members' logs say what happened.
-			logs, _ := filepath.Glob(filepath.Join(dir, "*.log"))
+			// The members' logs say what happened (g.dir: a remote
+			// group's logs are in a directory of their own).
+			logs, _ := filepath.Glob(filepath.Join(g.dir, "*.log"))
 			for _, l := range logs {
 				b, _ := os.ReadFile(l)
 				if len(b) > 20000 {
