@@ -10,11 +10,15 @@
 //	baseline.tcp.bytes                   MB/s    1 MiB writes over loopback TCP, one process
 //	channel.send.1MiB.bytes              MB/s    as channel.send, 1 MiB messages
 //	channel.send.1MiB.ratio              ratio   channel.send.1MiB.bytes / baseline.tcp.bytes
+//	channel.send.<size>.cpu              us/msg  processor time of both groups' members and channel
+//	                                             initiators per message moved (least of the rounds)
 //	failover.channel.p50.ms, .p99.ms, .max.ms    from SIGKILL of the member running the channel
-//	                                             (a producer keeps messages coming) to the first
-//	                                             message moved by the instance that took it over
+//	                                             (a producer keeps messages coming, with a connection
+//	                                             through each member) to the first message moved by
+//	                                             the instance that took it over
 //
-//	go run ./perf/chanbench [-n64 n] [-n4k n] [-n1m n] [-rounds r] [-kills k] [-batchsz n] [-app-size MiB] [-keep]
+//	go run ./perf/chanbench [-n64 n] [-n4k n] [-n1m n] [-rounds r] [-kills k] [-batchsz n] [-app-size MiB]
+//	                        [-app-element-size bytes] [-keep]
 //
 // Throughput figures are the best of the rounds. The structures are in
 // /dev/shm (256 MiB each side by default) and are removed at the end.

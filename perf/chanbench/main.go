@@ -499,28 +499,54 @@ func (b *bench) failovers(k int) ([]float64, error) {
 // second in units of work of 20, through a member that is not being
 // killed, reconnecting when its member dies.
 func (b *bench) produce(stop *atomic.Bool, down *atomic.Value) {
+	// A connection through each member, so that messages keep coming
+	// while one is killed: the figure is the channel's failover, not a
+	// producer's reconnection (a connection maps the structures first).
 	members := []string{"QM1", "QM2", "QM3"}
+	conns := map[string]*mq.Conn{}
+	qs := map[string]*mq.Queue{}
+	drop := func(via string) {
+		if c := conns[via]; c != nil {
+			c.Disconnect()
+		}
+		delete(conns, via)
+		delete(qs, via)
+	}
+	defer func() {
+		for _, m := range members {
+			drop(m)
+		}
+	}()
 	body := make([]byte, 64)
 	for i := 0; !stop.Load(); i++ {
 		via := members[i%len(members)]
 		if via == down.Load().(string) {
+			drop(via)
 			continue
 		}
-		c, err := b.send.Connect(via)
+		q := qs[via]
+		if q == nil {
+			c, err := b.send.Connect(via)
+			if err != nil {
+				time.Sleep(5 * time.Millisecond)
+				continue
+			}
+			if q, err = c.Open("RQ", mq.OpenOptions{Output: true}); err != nil {
+				c.Disconnect()
+				continue
+			}
+			conns[via], qs[via] = c, q
+		}
+		var err error
+		for j := 0; j < 20 && err == nil; j++ {
+			err = q.Put(&mq.Message{Body: body}, mq.PutOptions{Syncpoint: true})
+		}
+		if err == nil {
+			err = conns[via].Commit()
+		}
 		if err != nil {
-			time.Sleep(5 * time.Millisecond)
-			continue
+			drop(via) // its member died: connect again once it is back
 		}
-		q, err := c.Open("RQ", mq.OpenOptions{Output: true})
-		for err == nil && !stop.Load() && via != down.Load().(string) {
-			for j := 0; j < 20 && err == nil; j++ {
-				err = q.Put(&mq.Message{Body: body}, mq.PutOptions{Syncpoint: true})
-			}
-			if err == nil {
-				err = c.Commit()
-			}
-			time.Sleep(time.Millisecond)
-		}
-		c.Disconnect()
+		time.Sleep(time.Millisecond / 3)
 	}
 }
