@@ -78,7 +78,12 @@ func (q Queue) Validate() error {
 type CFStruct struct {
 	Name   string `json:"CFSTRUCT"`
 	SizeMB int    `json:"SIZE"` // MiB; default 256
-	Descr  string `json:"DESCR"`
+	// ElemSize is the size of the structure's data elements in bytes
+	// (ELEMSIZE): a message takes whole elements, so large messages want
+	// large ones and small messages small ones. 0: the group's
+	// --app-element-size (256 by default). Fixed at creation.
+	ElemSize int    `json:"ELEMSIZE,omitempty"`
+	Descr    string `json:"DESCR"`
 	// NoRecAuto is RECAUTO(NO): a member that finds the structure failed
 	// leaves it failed until RECOVER CFSTRUCT (default RECAUTO(YES):
 	// members recover it by themselves).
@@ -94,6 +99,8 @@ func (c CFStruct) Validate() error {
 		return fmt.Errorf("%w: CFSTRUCT name %q (1 to 12 letters and digits, starting with a letter)", ErrBadName, c.Name)
 	case c.SizeMB < 16 || c.SizeMB > 1<<20:
 		return fmt.Errorf("%w: SIZE(%d) not in 16..1048576 MiB", ErrBadValue, c.SizeMB)
+	case c.ElemSize != 0 && (c.ElemSize < 64 || c.ElemSize > 1<<20 || c.ElemSize%64 != 0):
+		return fmt.Errorf("%w: ELEMSIZE(%d): 64 bytes to 1 MiB, a multiple of 64", ErrBadValue, c.ElemSize)
 	case len(c.Descr) > 64:
 		return fmt.Errorf("%w: DESCR longer than 64 characters", ErrBadValue)
 	}

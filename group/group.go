@@ -174,17 +174,18 @@ func (g *Group) Structure(name string, create bool) (*lockfree.Structure, error)
 // StructureSized is Structure with the size of a new structure (0: the
 // configured AppSize).
 func (g *Group) StructureSized(name string, create bool, size uint64) (*lockfree.Structure, error) {
-	s, _, err := g.structure(name, create, size)
+	s, _, err := g.structure(name, create, size, 0)
 	return s, err
 }
 
 // CreateStructure attaches application structure name, creating it (of
-// size bytes; 0: the configured AppSize) when it does not exist, and
-// reports whether this call created it. A structure it creates is out of
+// size bytes, with data elements of elemSize bytes; 0: the configured
+// AppSize and AppElementSize) when it does not exist, and reports whether
+// this call created it. A structure it creates is out of
 // service (lockfree.CreateOptions.Recovering) until its creator, which
 // recovers its persistent messages first, puts it in service.
-func (g *Group) CreateStructure(name string, size uint64) (*lockfree.Structure, bool, error) {
-	return g.structure(name, true, size)
+func (g *Group) CreateStructure(name string, size uint64, elemSize int) (*lockfree.Structure, bool, error) {
+	return g.structure(name, true, size, elemSize)
 }
 
 // Failed takes structure name, whose file is gone or damaged, out of
@@ -203,9 +204,12 @@ func (g *Group) Failed(name string) {
 	}
 }
 
-func (g *Group) structure(name string, create bool, size uint64) (*lockfree.Structure, bool, error) {
+func (g *Group) structure(name string, create bool, size uint64, elemSize int) (*lockfree.Structure, bool, error) {
 	if size == 0 {
 		size = g.cfg.AppSize
+	}
+	if elemSize == 0 {
+		elemSize = g.cfg.AppElementSize
 	}
 	g.mu.Lock()
 	s, ok := g.apps[name]
@@ -224,7 +228,7 @@ func (g *Group) structure(name string, create bool, size uint64) (*lockfree.Stru
 	created := false
 	if create {
 		p := AppParams()
-		p.ElementSize = g.cfg.AppElementSize
+		p.ElementSize = elemSize
 		s, created, err = lockfree.Create(lockfree.CreateOptions{Dir: g.cfg.CFDir, Name: name, Kind: shm.KindApplication,
 			Size: size, Params: p, Recovering: true})
 	} else {

@@ -570,6 +570,15 @@ func defineStruct(env Env, c Command) ([]Result, error) {
 					return fmt.Errorf("%w: SIZE of CFSTRUCT(%s) is fixed at creation (%d MiB)", ErrValue, c.Name, old.SizeMB)
 				}
 				def.SizeMB = int(n)
+			case "ELEMSIZE":
+				n, err := parseInt(a, 64, 1<<20)
+				if err != nil {
+					return err
+				}
+				if exists && int(n) != old.ElemSize {
+					return fmt.Errorf("%w: ELEMSIZE of CFSTRUCT(%s) is fixed at creation", ErrValue, c.Name)
+				}
+				def.ElemSize = int(n)
 			case "DESCR":
 				def.Descr = a.Value
 			case "RECAUTO":
@@ -638,8 +647,15 @@ func displayStructs(env Env, c Command) ([]Result, error) {
 		if s.NoRecAuto {
 			recauto = "NO"
 		}
+		elem := int64(s.ElemSize)
+		if elem == 0 { // the group's default when it was created
+			elem = int64(env.Group().Config().AppElementSize)
+			if st, err := env.Group().Structure(s.Name, false); err == nil {
+				elem = int64(st.Params().ElementSize)
+			}
+		}
 		out = append(out, Result{Header: "AMQ8112I: Display CF structure details.", Attrs: []KV{
-			{"CFSTRUCT", s.Name}, {"SIZE", int64(s.SizeMB)}, {"RECAUTO", recauto}, {"DESCR", s.Descr}, {"CRDATE", cd}, {"CRTIME", ct}}})
+			{"CFSTRUCT", s.Name}, {"SIZE", int64(s.SizeMB)}, {"ELEMSIZE", elem}, {"RECAUTO", recauto}, {"DESCR", s.Descr}, {"CRDATE", cd}, {"CRTIME", ct}}})
 	}
 	return out, nil
 }

@@ -505,7 +505,7 @@ func (m *Member) structure(c defs.CFStruct, create bool) (*lockfree.Structure, e
 		return nil, fmt.Errorf("structure %s failed (RECAUTO(NO): RECOVER CFSTRUCT(%s) recovers it): %w", c.Name, c.Name, lockfree.ErrStructureFailed)
 	}
 	if create {
-		s, created, err = m.g.CreateStructure(c.Name, uint64(c.SizeMB)<<20) // may take a while: no lock held
+		s, created, err = m.g.CreateStructure(c.Name, uint64(c.SizeMB)<<20, c.ElemSize) // may take a while: no lock held
 	} else {
 		s, err = m.g.StructureSized(c.Name, false, 0)
 	}

@@ -166,3 +166,51 @@ func TestExpiryScanAndDeadLetter(t *testing.T) {
 		t.Fatalf("dead letter: %+v %q %v (format %q)", h, body, err, dm.Format)
 	}
 }
+
+// TestStructureElementSize: a structure defined with ELEMSIZE has data
+// elements of that size (its queues take large messages in few elements),
+// others the group's; ELEMSIZE is fixed at creation and checked.
+func TestStructureElementSize(t *testing.T) {
+	cfg := testConfig(t, "QM1")
+	m := startMember(t, cfg)
+	mustExec(t, m, "DEFINE CFSTRUCT(BIG) SIZE(32) ELEMSIZE(4096)")
+	mustExec(t, m, "DEFINE QLOCAL(LARGE) CFSTRUCT(BIG) MAXMSGL(1048576)")
+	if r := mustExec(t, m, "DISPLAY CFSTRUCT(BIG)"); !strings.Contains(r.Text, "ELEMSIZE(4096)") {
+		t.Fatalf("display:\n%s", r.Text)
+	}
+	if r := mustExec(t, m, "DISPLAY CFSTRUCT(APPL1)"); !strings.Contains(r.Text, "ELEMSIZE(256)") {
+		t.Fatalf("display of the default structure:\n%s", r.Text)
+	}
+	for cmd, want := range map[string]string{
+		"ALTER CFSTRUCT(BIG) ELEMSIZE(1024)":          "fixed at creation",
+		"DEFINE CFSTRUCT(ODD) SIZE(16) ELEMSIZE(100)": "multiple of 64",
+		"DEFINE CFSTRUCT(TINY) SIZE(16) ELEMSIZE(32)": "ELEMSIZE(32)",
+		"DEFINE CFSTRUCT(HUGE) SIZE(16) ELEMSIZE(4M)": "ELEMSIZE",
+	} {
+		if r := m.Exec(cmd); r.OK || !strings.Contains(r.Error, want) {
+			t.Fatalf("%s: %+v, want an error with %q", cmd, r, want)
+		}
+	}
+	mustExec(t, m, "ALTER CFSTRUCT(BIG) DESCR('large messages')") // other attributes change
+	s, err := m.g.Structure("BIG", false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := s.Params().ElementSize; got != 4096 {
+		t.Fatalf("BIG has %d-byte elements", got)
+	}
+	c := connect(t, cfg, "QM1")
+	defer c.Disconnect()
+	q, err := c.Open("LARGE", mq.OpenOptions{Input: true, Output: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	body := []byte(strings.Repeat("0123456789abcdef", 1<<16)) // 1 MiB
+	if err := q.Put(&mq.Message{Body: body}, mq.PutOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	got, err := q.Get(mq.GetOptions{})
+	if err != nil || string(got.Body) != string(body) {
+		t.Fatalf("get: %v, %d bytes", err, len(got.Body))
+	}
+}
