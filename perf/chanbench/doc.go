@@ -8,7 +8,9 @@
 //	                                             the first message at the remote queue to the last
 //	channel.send.<size>.vs.baseline.tcp.<size>  ratio
 //	baseline.tcp.bytes                   MB/s    1 MiB writes over loopback TCP, one process
-//	channel.send.1MiB.bytes              MB/s    as channel.send, 1 MiB messages
+//	channel.send.1MiB.bytes              MB/s    as channel.send, 1 MiB messages, through their own channel
+//	                                             and queues in a structure of 1 KiB elements on both
+//	                                             sides (CFSTRUCT LARGE, ELEMSIZE(-large-element-size))
 //	channel.send.1MiB.ratio              ratio   channel.send.1MiB.bytes / baseline.tcp.bytes
 //	channel.send.<size>.cpu              us/msg  processor time of both groups' members and channel
 //	                                             initiators per message moved (least of the rounds)
@@ -18,7 +20,7 @@
 //	                                             the instance that took it over
 //
 //	go run ./perf/chanbench [-n64 n] [-n4k n] [-n1m n] [-rounds r] [-kills k] [-batchsz n] [-app-size MiB]
-//	                        [-app-element-size bytes] [-keep]
+//	                        [-app-element-size bytes] [-large-element-size bytes] [-keep]
 //
 // Throughput figures are the best of the rounds. The structures are in
 // /dev/shm (256 MiB each side by default) and are removed at the end.

@@ -34,7 +34,8 @@ func main() {
 	flag.IntVar(&o.batch, "batchsz", 50, "BATCHSZ of the channel (both ends)")
 	flag.Uint64Var(&o.appMiB, "app-size", 256, "MiB of each side's application structure (failover takes longer with larger ones: repair scans the structure)")
 	flag.BoolVar(&o.keep, "keep", false, "keep the member logs (their directory is printed)")
-	flag.IntVar(&o.elemSize, "app-element-size", 256, "bytes per data element of both sides' structures (1024 suits 1 MiB messages)")
+	flag.IntVar(&o.elemSize, "app-element-size", 256, "bytes per data element of both sides' application structures")
+	flag.IntVar(&o.largeElem, "large-element-size", 1024, "ELEMSIZE of the structure (CFSTRUCT LARGE, on both sides) the 1 MiB messages go through; 0: through the application structure like the others")
 	flag.Parse()
 	if err := run(o); err != nil {
 		fmt.Fprintln(os.Stderr, "chanbench:", err)
@@ -46,7 +47,48 @@ type options struct {
 	n64, n4k, n1m, rounds, kills, batch int
 	keep                                bool
 	appMiB                              uint64
-	elemSize                            int
+	elemSize, largeElem                 int
+}
+
+// route is the way messages go: a remote queue definition through QM1,
+// its transmission queue and sender channel, and the target queue at
+// RQM, in structure on both sides.
+type route struct {
+	rq, xq, channel, target, structure string
+}
+
+var (
+	small = route{"RQ", "XQ", "TO.R", "TARGET", "APPL1"}
+	// large: 1 MiB messages, in a structure of large elements (CFSTRUCT
+	// ELEMSIZE), as a deployment that moves large messages would have.
+	large = route{"RQL", "XQL", "TO.RL", "TARGETL", "LARGE"}
+)
+
+// define defines r on both sides (its structure first, with elements of
+// elemSize bytes, unless it is the application structure).
+func (b *bench) define(r route, batch, elemSize int, sizeMiB uint64) error {
+	var sdef []string
+	if r.structure != "APPL1" {
+		sdef = []string{fmt.Sprintf("DEFINE CFSTRUCT(%s) SIZE(%d) ELEMSIZE(%d)", r.structure, sizeMiB, elemSize)}
+	}
+	for _, c := range append(sdef,
+		fmt.Sprintf("DEFINE CHANNEL(%s) CHLTYPE(RCVR) MAXMSGL(2097152) BATCHSZ(%d)", r.channel, batch),
+		fmt.Sprintf("DEFINE QLOCAL(%s) MAXDEPTH(999999999) MAXMSGL(2097152) CFSTRUCT(%s)", r.target, r.structure),
+	) {
+		if err := b.recv.MQSC("RQM", c); err != nil {
+			return err
+		}
+	}
+	for _, c := range append(sdef,
+		fmt.Sprintf("DEFINE QLOCAL(%s) USAGE(XMITQ) MAXDEPTH(999999999) MAXMSGL(3145728) CFSTRUCT(%s)", r.xq, r.structure),
+		fmt.Sprintf("DEFINE CHANNEL(%s) CHLTYPE(SDR) CONNAME('127.0.0.1(%d)') XMITQ(%s) BATCHSZ(%d) SHORTTMR(1) MAXMSGL(2097152)", r.channel, b.port, r.xq, batch),
+		fmt.Sprintf("DEFINE QREMOTE(%s) RNAME(%s) RQMNAME(RQM) XMITQ(%s)", r.rq, r.target, r.xq),
+	) {
+		if err := b.send.MQSC("QM1", c); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 type bench struct {
@@ -101,20 +143,13 @@ func run(o options) error {
 			return err
 		}
 	}
-	for _, c := range []string{
-		fmt.Sprintf("DEFINE CHANNEL(TO.R) CHLTYPE(RCVR) MAXMSGL(2097152) BATCHSZ(%d)", o.batch),
-		"DEFINE QLOCAL(TARGET) MAXDEPTH(999999999) MAXMSGL(2097152)",
-	} {
-		if err := recv.MQSC("RQM", c); err != nil {
-			return err
-		}
+	if err := b.define(small, o.batch, 0, 0); err != nil {
+		return err
 	}
-	for _, c := range []string{
-		"DEFINE QLOCAL(XQ) USAGE(XMITQ) MAXDEPTH(999999999) MAXMSGL(3145728)",
-		fmt.Sprintf("DEFINE CHANNEL(TO.R) CHLTYPE(SDR) CONNAME('127.0.0.1(%d)') XMITQ(XQ) BATCHSZ(%d) SHORTTMR(1) MAXMSGL(2097152)", b.port, o.batch),
-		"DEFINE QREMOTE(RQ) RNAME(TARGET) RQMNAME(RQM) XMITQ(XQ)",
-	} {
-		if err := send.MQSC("QM1", c); err != nil {
+	big := small
+	if o.largeElem > 0 {
+		big = large
+		if err := b.define(large, o.batch, o.largeElem, o.appMiB); err != nil {
 			return err
 		}
 	}
@@ -139,7 +174,7 @@ func run(o options) error {
 		if err := figure("baseline.tcp."+f.name, "msgs/s", func() (float64, error) { return tcpFrames(f.size, f.n) }); err != nil {
 			return err
 		}
-		if err := figure("channel.send."+f.name, "msgs/s", func() (float64, error) { return b.transfer(f.size, f.n) }); err != nil {
+		if err := figure("channel.send."+f.name, "msgs/s", func() (float64, error) { return b.transfer(small, f.size, f.n) }); err != nil {
 			return err
 		}
 		b.cpuFigure("channel.send." + f.name + ".cpu")
@@ -149,7 +184,7 @@ func run(o options) error {
 		return err
 	}
 	if err := figure("channel.send.1MiB.bytes", "MB/s", func() (float64, error) {
-		r, err := b.transfer(1<<20, o.n1m)
+		r, err := b.transfer(big, 1<<20, o.n1m)
 		return r * (1 << 20) / 1e6, err
 	}); err != nil {
 		return err
@@ -178,14 +213,14 @@ func freePort() (int, error) {
 	return l.Addr().(*net.TCPAddr).Port, nil
 }
 
-// fill puts n messages of size bytes to the remote queue through QM1.
-func (b *bench) fill(size, n int) error {
+// fill puts n messages of size bytes to r's remote queue through QM1.
+func (b *bench) fill(r route, size, n int) error {
 	c, err := b.send.Connect("QM1")
 	if err != nil {
 		return err
 	}
 	defer c.Disconnect()
-	q, err := c.Open("RQ", mq.OpenOptions{Output: true})
+	q, err := c.Open(r.rq, mq.OpenOptions{Output: true})
 	if err != nil {
 		return err
 	}
@@ -204,21 +239,24 @@ func (b *bench) fill(size, n int) error {
 	return nil
 }
 
-// view holds a group open to read a queue's depth and the status table
+// view holds a group open to read a queue's depth and a channel's status
 // in tight loops.
 type view struct {
-	g  *group.Group
-	s  *lockfree.Structure
-	id lockfree.QueueID
-	t  *channel.Table
+	g       *group.Group
+	s       *lockfree.Structure
+	id      lockfree.QueueID
+	t       *channel.Table
+	channel string
 }
 
-func openView(g *benchgroup.Group, q string) (*view, error) {
+// openView is a view of queue q of route r (its target or transmission
+// queue) and of r's channel.
+func openView(g *benchgroup.Group, r route, q string) (*view, error) {
 	gr, err := group.Open(g.Cfg, false)
 	if err != nil {
 		return nil, err
 	}
-	s, err := gr.Structure("APPL1", false)
+	s, err := gr.Structure(r.structure, false)
 	if err != nil {
 		gr.Close()
 		return nil, err
@@ -228,15 +266,15 @@ func openView(g *benchgroup.Group, q string) (*view, error) {
 		gr.Close()
 		return nil, err
 	}
-	return &view{g: gr, s: s, id: id, t: channel.NewTable(gr)}, nil
+	return &view{g: gr, s: s, id: id, t: channel.NewTable(gr), channel: r.channel}, nil
 }
 
 func (v *view) depth() int64 { return v.s.Depth(v.id) }
 func (v *view) close()       { v.g.Close() }
 
-// status is channel TO.R's entry, and whether its lock is held.
+// status is the channel's entry, and whether its lock is held.
 func (v *view) status() (channel.Status, bool, error) {
-	st, ok, err := v.t.Find("TO.R")
+	st, ok, err := v.t.Find(v.channel)
 	return st, ok && v.t.Locked(st), err
 }
 
@@ -245,14 +283,14 @@ func (v *view) peerName(slot int) (string, error) {
 	return p.Name, err
 }
 
-// drain empties the remote queue.
-func (b *bench) drain() error {
+// drain empties r's target queue.
+func (b *bench) drain(r route) error {
 	c, err := b.recv.Connect("RQM")
 	if err != nil {
 		return err
 	}
 	defer c.Disconnect()
-	q, err := c.Open("TARGET", mq.OpenOptions{Input: true})
+	q, err := c.Open(r.target, mq.OpenOptions{Input: true})
 	if err != nil {
 		return err
 	}
@@ -280,24 +318,24 @@ func waitFor(what string, d time.Duration, cond func() bool) error {
 // transfer fills the transmission queue with n messages of size bytes
 // while the channel is stopped, starts it, and returns the rate at which
 // they arrive at the remote queue, from the first arrival to the last.
-func (b *bench) transfer(size, n int) (float64, error) {
-	if err := b.drain(); err != nil {
+func (b *bench) transfer(r route, size, n int) (float64, error) {
+	if err := b.drain(r); err != nil {
 		return 0, err
 	}
-	if err := b.fill(size, n); err != nil {
+	if err := b.fill(r, size, n); err != nil {
 		return 0, err
 	}
-	d, err := openView(b.recv, "TARGET")
+	d, err := openView(b.recv, r, r.target)
 	if err != nil {
 		return 0, err
 	}
 	defer d.close()
-	sv, err := openView(b.send, "XQ")
+	sv, err := openView(b.send, r, r.xq)
 	if err != nil {
 		return 0, err
 	}
 	defer sv.close()
-	if err := b.send.MQSC("QM1", "START CHANNEL(TO.R)"); err != nil {
+	if err := b.send.MQSC("QM1", "START CHANNEL("+r.channel+")"); err != nil {
 		return 0, err
 	}
 	var t0 time.Time
@@ -312,7 +350,7 @@ func (b *bench) transfer(size, n int) (float64, error) {
 	}
 	rate := float64(int64(n)-d0) / time.Since(t0).Seconds()
 	b.cpu = append(b.cpu, float64((b.send.CPU()+b.recv.CPU()-cpu0).Microseconds())/float64(int64(n)-d0))
-	if err := b.send.MQSC("QM1", "STOP CHANNEL(TO.R)"); err != nil {
+	if err := b.send.MQSC("QM1", "STOP CHANNEL("+r.channel+")"); err != nil {
 		return 0, err
 	}
 	if err := waitFor("the channel stopped", 30*time.Second, func() bool {
@@ -417,10 +455,10 @@ func tcpRun(write func(*bufio.Writer) error, read func(*bufio.Reader) error, uni
 // over (the first message at the remote queue committed by a new receiver
 // instance, after the old one ended).
 func (b *bench) failovers(k int) ([]float64, error) {
-	if err := b.drain(); err != nil {
+	if err := b.drain(small); err != nil {
 		return nil, err
 	}
-	if err := b.send.MQSC("QM1", "START CHANNEL(TO.R)"); err != nil {
+	if err := b.send.MQSC("QM1", "START CHANNEL("+small.channel+")"); err != nil {
 		return nil, err
 	}
 	var stop atomic.Bool
@@ -433,12 +471,12 @@ func (b *bench) failovers(k int) ([]float64, error) {
 		b.produce(&stop, &down)
 	}()
 	defer func() { stop.Store(true); wg.Wait() }()
-	d, err := openView(b.recv, "TARGET")
+	d, err := openView(b.recv, small, small.target)
 	if err != nil {
 		return nil, err
 	}
 	defer d.close()
-	sv, err := openView(b.send, "XQ")
+	sv, err := openView(b.send, small, small.xq)
 	if err != nil {
 		return nil, err
 	}
@@ -531,7 +569,7 @@ func (b *bench) produce(stop *atomic.Bool, down *atomic.Value) {
 				time.Sleep(5 * time.Millisecond)
 				continue
 			}
-			if q, err = c.Open("RQ", mq.OpenOptions{Output: true}); err != nil {
+			if q, err = c.Open(small.rq, mq.OpenOptions{Output: true}); err != nil {
 				c.Disconnect()
 				continue
 			}
