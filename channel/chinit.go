@@ -266,10 +266,8 @@ func (ci *Chinit) poll() error {
 		return err
 	}
 	now := time.Now()
-	have := map[string]bool{}
 	want := map[string]bool{}
 	for _, st := range all {
-		have[st.Name] = true
 		if ci.table.Locked(st) {
 			continue
 		}
@@ -280,7 +278,7 @@ func (ci *Chinit) poll() error {
 				if ci.table.Locked(*cur) || cur.State == Inactive || cur.State == Stopped || cur.Type != defs.ChlReceiver {
 					return false
 				}
-				cur.State, cur.Conn, cur.Owner = Inactive, 0, -1
+				cur.State, cur.Conn, cur.Lanes, cur.Owner = Inactive, 0, [MaxLanes]lockfree.OwnerTag{}, -1
 				return true
 			})
 		case st.Type != defs.ChlSender:

@@ -22,10 +22,12 @@ var (
 	cpSenderConfirm = crashpoint.New("channel.sender.confirmed")
 )
 
-// errStopped ends an instance on STOP CHANNEL; errDisc on the disconnect
+// errStopped ends an instance on STOP CHANNEL (errForced: MODE(FORCE), the
+// batches in flight are abandoned to resynchronisation); errDisc on the disconnect
 // interval; errRevoked when its connection is broken (its member died).
 var (
 	errStopped = errors.New("channel stopped")
+	errForced  = fmt.Errorf("%w: MODE(FORCE)", errStopped)
 	errDisc    = errors.New("disconnect interval reached")
 	errRevoked = errors.New("connection to the member broken")
 )
@@ -49,6 +51,7 @@ type sender struct {
 	st   Status
 
 	lanes    [numLanes]lane // batches in flight (see batches)
+	stuck    [MaxLanes]lockfree.OwnerTag // lanes that could not be backed out at the end
 	nc       net.Conn
 	r        *Reader
 	w        *Writer
@@ -62,7 +65,7 @@ type sender struct {
 	lastStat time.Time
 }
 
-// lane is one of a sender's two batches in flight: a connection of its
+// lane is one of a sender's batches in flight: a connection of its
 // own (so a unit of work of its own), the queues opened through it and
 // its own sync record.
 type lane struct {
@@ -81,11 +84,21 @@ func (s *sender) run() {
 	if s.nc != nil {
 		s.nc.Close()
 	}
-	s.conn.Backout()
-	for _, l := range s.lanes[1:] {
-		if c := l.conn; c != nil {
-			// Backed out before the lock frees (release), disconnected after.
-			c.Backout()
+	// Every lane is backed out before the lock frees (release, retry):
+	// one that cannot be stays in the entry and holds the lock until its
+	// connection is recovered. The lanes are disconnected after.
+	k := 0
+	for i := range s.lanes {
+		c := s.lanes[i].conn
+		if c == nil {
+			continue
+		}
+		if err := c.Backout(); err != nil {
+			log.Warn("channel instance ends: a batch could not be backed out; its connection's recovery will", "err", err)
+			s.stuck[k] = c.Tag()
+			k++
+		}
+		if i > 0 {
 			defer c.Disconnect()
 		}
 	}
@@ -120,7 +133,7 @@ func (s *sender) release(state State) {
 		if st.Conn != s.conn.Tag() {
 			return false
 		}
-		st.State, st.Conn, st.StopReq, st.Force = state, 0, false, false
+		st.State, st.Conn, st.Lanes, st.StopReq, st.Force = state, 0, s.stuck, false, false
 		st.Msgs += s.msgs
 		st.LastBatch = max(st.LastBatch, s.last)
 		if state != Retrying {
@@ -158,7 +171,7 @@ func (s *sender) retry() {
 				st.State = Stopped
 			}
 		}
-		st.Conn, st.StopReq, st.Force = 0, false, false
+		st.Conn, st.Lanes, st.StopReq, st.Force = 0, s.stuck, false, false
 		st.Msgs += s.msgs
 		st.LastBatch = max(st.LastBatch, s.last)
 		return true
@@ -176,7 +189,7 @@ func (s *sender) session() error {
 		tags[i-1] = c.Tag()
 	}
 	// The lanes join the lock before they hold anything.
-	if _, _, err := s.ci.update(s.def.Name, func(st *Status, _ bool) bool {
+	if _, won, err := s.ci.update(s.def.Name, func(st *Status, _ bool) bool {
 		if st.Conn != s.conn.Tag() {
 			return false
 		}
@@ -184,6 +197,8 @@ func (s *sender) session() error {
 		return true
 	}); err != nil {
 		return err
+	} else if !won {
+		return errRevoked // the lock was taken from us
 	}
 	s.lanes[0].conn = s.conn
 	for i := range s.lanes {
@@ -335,7 +350,7 @@ func (s *sender) readInDoubt(l *lane) (sendRecord, bool, error) {
 	return sendRecord{lane: l, id: id, ids: ids}, err == nil, err
 }
 
-// resolve settles the in-doubt batches (at most two, consecutive) against
+// resolve settles the in-doubt batches (at most numLanes, consecutive) against
 // the partner's last committed batch: committed there, a batch's messages
 // are removed here; not committed, they are already back on the
 // transmission queue, in their places (the unit of work of the instance
@@ -344,7 +359,7 @@ func (s *sender) readInDoubt(l *lane) (sendRecord, bool, error) {
 func (s *sender) resolve(inDoubt []sendRecord, last uint64) error {
 	removed := 0
 	for _, rec := range inDoubt {
-		// Two batches are in flight at most: a lane sends again only once
+		// numLanes batches are in flight at most: a lane sends again only once
 		// its previous batch is confirmed, so a record is at least the
 		// partner's last but one.
 		if rec.id+numLanes-1 < last || rec.id > last+numLanes {
@@ -386,15 +401,18 @@ func (s *sender) checkStop() error {
 	if !ok || st.Conn != s.conn.Tag() {
 		return errRevoked // the lock was taken from us
 	}
+	if st.StopReq && st.Force {
+		return errForced
+	}
 	if st.StopReq {
 		return errStopped
 	}
 	return s.ci.ctx.Err()
 }
 
-// batches moves batches until the instance ends, two in flight: while
-// the partner receives and commits one, the next is got and sent on the
-// other lane. A lane's batch is its gets from the transmission queue, in
+// batches moves batches until the instance ends, numLanes in flight:
+// while the partner receives and commits one, the next are got and sent
+// on the other lanes. A lane's batch is its gets from the transmission queue, in
 // its unit of work, its in-doubt record, the frames and END_BATCH; on its
 // CONFIRM, the commit of the gets with the removal of the record. CONFIRMs
 // come in order (the partner commits batches in order), so the oldest
@@ -405,7 +423,7 @@ func (s *sender) batches() error {
 		if n < numLanes {
 			sent, err := s.send(&s.lanes[(oldest+n)%numLanes], n == 0)
 			if err != nil {
-				return err
+				return s.drain(err, oldest, n)
 			}
 			if sent {
 				n++
@@ -419,6 +437,22 @@ func (s *sender) batches() error {
 		oldest = (oldest + 1) % numLanes
 		n--
 	}
+}
+
+// drain ends the instance for why with n lanes in flight from oldest: a
+// STOP CHANNEL that is not MODE(FORCE), or the channel initiator stopping,
+// waits for their CONFIRMs and commits them, so that the channel stops
+// with nothing in doubt (it may then be deleted or altered); any other end
+// leaves them to resynchronisation.
+func (s *sender) drain(why error, oldest, n int) error {
+	quiesce := errors.Is(why, errStopped) && !errors.Is(why, errForced) || errors.Is(why, context.Canceled)
+	for ; quiesce && n > 0; n-- {
+		if err := s.confirm(&s.lanes[oldest]); err != nil {
+			return errors.Join(why, err)
+		}
+		oldest = (oldest + 1) % numLanes
+	}
+	return why
 }
 
 // send gets and sends a batch on lane l: waiting for its first message

@@ -55,8 +55,10 @@ type Status struct {
 	// work is recovered. A sender instance has more connections, Lanes,
 	// one per further batch in flight (each batch is a unit of work of its
 	// own): the lock is held while any of them is registered, so a new
-	// instance never starts while a dead one's batch is still held. Lanes
-	// mean nothing while Conn is 0; a claim clears them.
+	// instance never starts while a dead one's batch is still held. A claim
+	// clears them; an instance that ends with a lane it could not back out
+	// leaves that lane here (and Conn 0), holding the lock until the lane's
+	// connection is recovered.
 	Owner     int
 	OwnerInc  uint64
 	Conn      lockfree.OwnerTag
@@ -364,10 +366,7 @@ func (t *Table) scan() ([]Status, []int, error) {
 // Locked reports whether st's lock is held: its connection, or one of
 // its lanes, is still registered (alive, or dead and not yet recovered).
 func (t *Table) Locked(st Status) bool {
-	if st.Conn == 0 {
-		return false
-	}
-	if t.registered(st.Conn) {
+	if st.Conn != 0 && t.registered(st.Conn) {
 		return true
 	}
 	for _, l := range st.Lanes {

@@ -158,6 +158,30 @@ func TestChannelIdlePartnerKilled(t *testing.T) {
 	checkRangeVia(t, r, "RQM", 1000, 500) // the first 1000 were checked (got) already
 }
 
+// TestChannelStopQuiesces: STOP CHANNEL during a transfer waits for the
+// batches in flight, so the channel stops with nothing in doubt (no
+// sender record in the sync queue), and a START goes on from there.
+func TestChannelStopQuiesces(t *testing.T) {
+	if testing.Short() {
+		t.Skip("multi-process")
+	}
+	const n = 20000
+	g, r, _ := remoteSetup(t)
+	putSeq(t, g, "QM1", n)
+	g.mqsc("START CHANNEL(TO.R)")
+	waitFor(t, "messages at the remote side", 30*time.Second, func() bool { return r.depth("TARGET") >= 500 })
+	g.mqsc("STOP CHANNEL(TO.R)")
+	waitFor(t, "the channel stopped", 15*time.Second, func() bool { st, _ := g.chStatus("TO.R"); return st.State == channel.Stopped })
+	if d := g.depth(channel.SyncQueue); d != 0 {
+		t.Fatalf("%d sender records in the sync queue after STOP CHANNEL", d)
+	}
+	if moved := r.depth("TARGET") + g.depth("XQ"); moved != n {
+		t.Fatalf("%d messages at the remote side and on the transmission queue, want %d", moved, n)
+	}
+	g.mqsc("START CHANNEL(TO.R)")
+	waitAll(t, g, r, n)
+}
+
 // TestChannelStatusUnavailable: the status table cannot be read for a
 // while by the channel initiator running the channel. The instance ends,
 // its lock frees, and the channel restarts (on another member, or on the

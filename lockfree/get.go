@@ -222,6 +222,14 @@ func (o *Owner) claimSublog(q uint32, prio int, m *matcher, mode claimMode, now 
 			if pos >= base+segSlots {
 				nx := ref(s.load(s.segOff(seg.idx()) + sgNext))
 				if nx.nil() {
+					// The end of the list, if seg is still ours: a segment
+					// freed and reused meanwhile has no next either. Either
+					// way positions from here were not looked at (the next
+					// segment may be being linked): the cache stops here.
+					if _, ok := s.segRead(seg, qp); !ok {
+						restart = true
+					}
+					resume = min(resume, pos)
 					break
 				}
 				nb, ok1 := s.segRead(nx, qp)

@@ -17,7 +17,11 @@
 //	failover.channel.p50.ms, .p99.ms, .max.ms    from SIGKILL of the member running the channel
 //	                                             (a producer keeps messages coming, with a connection
 //	                                             through each member) to the first message moved by
-//	                                             the instance that took it over
+//	                                             the instance that took it over; measured before
+//	                                             CFSTRUCT LARGE exists: recovering a member repairs
+//	                                             its connections in every structure, by a scan of
+//	                                             the structure's entries, so a second structure of
+//	                                             256 MiB adds about 30 ms
 //
 //	go run ./perf/chanbench [-n64 n] [-n4k n] [-n1m n] [-rounds r] [-kills k] [-batchsz n] [-app-size MiB]
 //	                        [-app-element-size bytes] [-large-element-size bytes] [-keep]
