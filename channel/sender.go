@@ -50,7 +50,7 @@ type sender struct {
 	ctx  context.Context
 	st   Status
 
-	lanes    [numLanes]lane // batches in flight (see batches)
+	lanes    [numLanes]lane              // batches in flight (see batches)
 	stuck    [MaxLanes]lockfree.OwnerTag // lanes that could not be backed out at the end
 	nc       net.Conn
 	r        *Reader
