@@ -134,7 +134,9 @@
 //
 //	correlation id: a kind byte, the channel name, NUL padded to 24 bytes
 //	receiver ('R'):           "QSR1" | 8 last committed batch id
-//	sender ('S' + lane, 'S' to 'V'):
+//	sender ('S' + lane: 'S' to 'V' with four lanes; a starting instance
+//	resolves the records of up to MaxLanes+1 lanes, so a version with more
+//	lanes leaves none behind):
 //	                          "QSS1" | 8 batch id | 4 count n | n x 24 message ids
 //
 // # Status entry

@@ -212,8 +212,8 @@ func (s *sender) session() error {
 	// Resynchronise: our in-doubt batches, if any, and the partner's last
 	// committed batch decide what happens to them.
 	var inDoubt []sendRecord
-	for i := range s.lanes {
-		rec, ok, err := s.readInDoubt(&s.lanes[i])
+	for i := 0; i <= MaxLanes; i++ {
+		rec, ok, err := s.readInDoubt(i)
 		if err != nil {
 			return err
 		}
@@ -326,20 +326,23 @@ func (s *sender) dial() error {
 	return fmt.Errorf("channel %s: cannot connect to %s: %w", s.def.Name, s.def.ConnName, errors.Join(errs...))
 }
 
-// sendRecord is an in-doubt batch: its lane's sync record.
+// sendRecord is an in-doubt batch: a lane's sync record.
 type sendRecord struct {
-	lane *lane
-	id   uint64
-	ids  [][24]byte
+	key [24]byte
+	id  uint64
+	ids [][24]byte
 }
 
-// readInDoubt reads lane l's in-doubt record.
-func (s *sender) readInDoubt(l *lane) (sendRecord, bool, error) {
-	cur, err := l.syncq.Browse()
+// readInDoubt reads the in-doubt record of lane i. Lanes up to MaxLanes
+// are read, not only this version's numLanes: an instance of a version
+// with more lanes may have left records.
+func (s *sender) readInDoubt(i int) (sendRecord, bool, error) {
+	key := syncKey(syncSendKind(i), s.def.Name)
+	cur, err := s.lanes[0].syncq.Browse()
 	if err != nil {
 		return sendRecord{}, false, err
 	}
-	m, err := cur.Next(mq.GetOptions{CorrelID: &l.key})
+	m, err := cur.Next(mq.GetOptions{CorrelID: &key})
 	if errors.Is(err, mq.ErrNoMessage) {
 		return sendRecord{}, false, nil
 	}
@@ -347,7 +350,7 @@ func (s *sender) readInDoubt(l *lane) (sendRecord, bool, error) {
 		return sendRecord{}, false, err
 	}
 	id, ids, err := decodeSendSync(m.Body)
-	return sendRecord{lane: l, id: id, ids: ids}, err == nil, err
+	return sendRecord{key: key, id: id, ids: ids}, err == nil, err
 }
 
 // resolve settles the in-doubt batches (at most numLanes, consecutive) against
@@ -359,14 +362,15 @@ func (s *sender) readInDoubt(l *lane) (sendRecord, bool, error) {
 func (s *sender) resolve(inDoubt []sendRecord, last uint64) error {
 	removed := 0
 	for _, rec := range inDoubt {
-		// numLanes batches are in flight at most: a lane sends again only once
-		// its previous batch is confirmed, so a record is at least the
-		// partner's last but one.
-		if rec.id+numLanes-1 < last || rec.id > last+numLanes {
+		// A lane sends again only once its previous batch is confirmed,
+		// so the records are consecutive and at most MaxLanes+1 (the lock's
+		// lane and the others) are in flight: a record is within that
+		// distance of the partner's last batch.
+		if rec.id+MaxLanes < last || rec.id > last+MaxLanes+1 {
 			return fmt.Errorf("channel %s: sequence mismatch: in-doubt batch %d, partner's last batch %d", s.def.Name, rec.id, last)
 		}
 		if rec.id > last {
-			if _, err := rec.lane.syncq.Get(mq.GetOptions{CorrelID: &rec.lane.key}); err != nil && !errors.Is(err, mq.ErrNoMessage) {
+			if _, err := s.lanes[0].syncq.Get(mq.GetOptions{CorrelID: &rec.key}); err != nil && !errors.Is(err, mq.ErrNoMessage) {
 				return err
 			}
 			s.ci.log.Info("in-doubt batch was not committed by the partner: sending it again", "channel", s.def.Name, "batch", rec.id, "messages", len(rec.ids))
@@ -377,7 +381,7 @@ func (s *sender) resolve(inDoubt []sendRecord, last uint64) error {
 				return err
 			}
 		}
-		if _, err := s.lanes[0].syncq.Get(mq.GetOptions{Syncpoint: true, CorrelID: &rec.lane.key}); err != nil && !errors.Is(err, mq.ErrNoMessage) {
+		if _, err := s.lanes[0].syncq.Get(mq.GetOptions{Syncpoint: true, CorrelID: &rec.key}); err != nil && !errors.Is(err, mq.ErrNoMessage) {
 			return err
 		}
 		removed++

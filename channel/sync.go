@@ -25,8 +25,12 @@ const (
 // for the other to be scheduled. Lane i's sync record is of kind 'S'+i.
 const numLanes = 4
 
-// The lanes beyond the first are named in the status entry.
-var _ [MaxLanes - (numLanes - 1)]struct{}
+// The lanes beyond the first are named in the status entry, and the sync
+// record kinds of MaxLanes+1 lanes stay below 'a'.
+var (
+	_ [MaxLanes - (numLanes - 1)]struct{}
+	_ ['a' - (syncSend + MaxLanes + 1)]struct{}
+)
 
 // syncSendKind is lane i's sync record kind.
 func syncSendKind(i int) byte { return syncSend + byte(i) }
