@@ -8,6 +8,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"strconv"
 	"strings"
 	"syscall"
@@ -282,6 +283,11 @@ func TestChannelStopStartAndInitiatorKilled(t *testing.T) {
 	code, out, errs := g.run("", "mqsc", "-c", "START CHANNEL(TO.R)")
 	if code == 0 || !strings.Contains(out+errs, "on "+owner) {
 		t.Fatalf("START of a running channel: exit %d %q %q, want a refusal naming %s", code, out, errs, owner)
+	}
+	// The running sender's lock: its connection and its three other lanes.
+	if code, out, errs := g.run("", "mqsc", "--json", "-c", "DISPLAY CHSTATUS(TO.R)"); code != 0 || !strings.Contains(out, `"LOCKED":"YES"`) ||
+		!regexp.MustCompile(`"LANES":"\d+\.\d+,\d+\.\d+,\d+\.\d+"`).MatchString(out) {
+		t.Fatalf("DISPLAY CHSTATUS of a running sender: exit %d %s %s", code, out, errs)
 	}
 	// Only the channel initiator dies; its member restarts it.
 	cp := chinitPid(t, g.members[owner].Process.Pid)

@@ -399,9 +399,21 @@ func displayChStatus(env Env, c Command) ([]Result, error) {
 		if t.Locked(st) {
 			locked = "YES"
 		}
+		// The connections that hold the lock: slot.incarnation in the
+		// admin structure (a sender's first lane is CONN, the others LANES).
+		tag := func(o lockfree.OwnerTag) string { return fmt.Sprintf("%d.%d", o.Slot(), o.Incarnation()) }
+		conn, lanes := "", []string{}
+		if st.Conn != 0 {
+			conn = tag(st.Conn)
+		}
+		for _, l := range st.Lanes {
+			if l != 0 {
+				lanes = append(lanes, tag(l))
+			}
+		}
 		out = append(out, Result{Header: "AMQ8417I: Display Channel Status details.", Attrs: []KV{
 			{"CHANNEL", st.Name}, {"CHLTYPE", st.Type}, {"STATUS", st.State.String()}, {"OWNER", ownerName(env, st.Owner)},
-			{"LOCKED", locked}, {"XMITQ", st.XmitQ}, {"RQMNAME", st.RQMName}, {"CONNAME", st.Address},
+			{"LOCKED", locked}, {"CONN", conn}, {"LANES", strings.Join(lanes, ",")}, {"XMITQ", st.XmitQ}, {"RQMNAME", st.RQMName}, {"CONNAME", st.Address},
 			{"INDOUBT", int64(st.InDoubt)}, {"LSTSEQNO", int64(st.LastBatch)}, {"MSGS", int64(st.Msgs)},
 			{"RETRIES", int64(st.Retries)}, {"NEXTRTY", ts(st.RetryAt)}, {"STOPREQ", yesNo(st.StopReq)},
 			{"LSTUPDTM", ts(st.Updated)}}})
