@@ -263,6 +263,23 @@ func persistGroup(t *testing.T) (*testGroup, []string) {
 // non-persistent is.
 func checkRecovered(t *testing.T, g *testGroup, prods map[string]*persistApp, cons *persistApp) {
 	t.Helper()
+	// The applications were just killed: their units of work are backed
+	// out when their members recover their connections. Draining before
+	// that would pass over a message a dead consumer still holds, and find
+	// it later, out of order.
+	waitFor(t, "the killed applications' connections recovered", 30*time.Second, func() bool {
+		gr, err := group.Open(g.cfg, false)
+		if err != nil {
+			return false
+		}
+		defer gr.Close()
+		for _, o := range gr.Admin().Owners() {
+			if o.State != "active" || !o.Alive {
+				return false
+			}
+		}
+		return true
+	})
 	c := g.connect("QM1")
 	defer c.Disconnect()
 	q, err := c.Open("PQ", mq.OpenOptions{Input: true})

@@ -511,6 +511,7 @@ func TestRecAutoNo(t *testing.T) {
 // is recovered by the member, persistent messages and all.
 func TestFailedByCheckerIsRecovered(t *testing.T) {
 	cfg := testConfig(t, "QM1")
+	logs := logTo(t, &cfg)
 	m := startMember(t, cfg)
 	mustExec(t, m, "DEFINE QLOCAL(P)")
 	c := connect(t, cfg, "QM1")
@@ -539,7 +540,7 @@ func TestFailedByCheckerIsRecovered(t *testing.T) {
 			return
 		}
 		if time.Now().After(deadline) {
-			t.Fatal("the failed structure was not recovered")
+			t.Fatalf("the failed structure was not recovered; the member's log:\n%s", logs())
 		}
 		time.Sleep(10 * time.Millisecond)
 	}

@@ -1,11 +1,13 @@
 package qm
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"io"
 	"log/slog"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -18,6 +20,33 @@ func testConfig(t testing.TB, name string) Config {
 	return Config{Group: group.Config{Name: "T", DataDir: dir + "/data", CFDir: dir + "/cf", AppSize: 32 << 20, AdminSize: 8 << 20},
 		Name: name, HeartbeatInterval: 20 * time.Millisecond, HeartbeatTimeout: time.Second,
 		Logger: slog.New(slog.NewTextHandler(io.Discard, nil))}
+}
+
+// logTo makes cfg's member log to a buffer and returns what it logged so
+// far: for a test to print when it fails.
+func logTo(t testing.TB, cfg *Config) func() string {
+	b := &lockedBuffer{}
+	cfg.Logger = slog.New(slog.NewTextHandler(b, nil))
+	return b.String
+}
+
+// lockedBuffer is a buffer the member's goroutines write to while a test
+// reads it.
+type lockedBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (l *lockedBuffer) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.Write(p)
+}
+
+func (l *lockedBuffer) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.String()
 }
 
 func startMember(t testing.TB, cfg Config) *Member {
