@@ -114,6 +114,7 @@ type claimed struct {
 
 // tryClaim claims entry r (ctl word w, available) for this owner.
 func (o *Owner) tryClaim(r ref, w uint64, q uint32, mode claimMode) bool {
+	o.markTook()
 	s := o.s
 	eo := s.entryOff(r.idx())
 	if mode != claimDead {

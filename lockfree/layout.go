@@ -96,6 +96,7 @@ const (
 	ownLabel    = 48  // opaque label given at registration (the member a connection belongs to): stored before ownPid, trusted like ownStart
 	ownOpSeq    = 56  // operation counter of a revocable owner, odd while an operation is in flight: atomic stores by the owner, read by a revoker
 	ownUOW      = 64  // uow seq(32)<<32 | uow state(8): atomic stores by the owner (committing is stored before any entry of the commit changes); read by Repair to decide roll forward or back
+	ownTook     = 72  // 1 once the owner took anything (entries, elements or segments from a pool, or a message by a claim): atomic store by the owner before the first such CAS, 0 at registration; read by Repair, which sweeps the entries, elements and segments only for an owner that took some
 	ownDesc     = 128 // message descriptor: op word (atomic store, publishes a buffer), then two buffers of a, b, c (owned); read by Repair
 	ownSegDesc  = 192 // segment descriptor: op, a, b (atomic stores, op cleared first and set last); read by Repair and the checker
 )

@@ -77,6 +77,7 @@ const (
 // concurrent use: like an MQ connection handle, use it from one goroutine at
 // a time.
 type Owner struct {
+	took bool // ownTook is set: this owner has taken something
 	s    *Structure
 	slot int
 	tag  OwnerTag
@@ -180,6 +181,7 @@ func (s *Structure) RegisterSlotLabel(slot int, label uint64) (own *Owner, err e
 	// and waits while the counter is odd (a repair makes it even too, but
 	// a slot may have been freed by an older version or by Close).
 	s.store(off+ownOpSeq, s.load(off+ownOpSeq)&^1)
+	s.store(off+ownTook, 0) // before the pid: nothing taken yet
 	s.store(off+ownPid, uint64(s.self.Pid))
 	s.store(off+ownReg, uint64(time.Now().UnixNano()))
 	o := &Owner{s: s, slot: slot, tag: mkTag(slot, inc), off: off,

@@ -111,9 +111,19 @@ func (s *Structure) release(k poolKind, i uint32, tag OwnerTag) {
 	}
 }
 
+// markTook records, before the owner first takes anything (from a pool,
+// or a message by a claim), that Repair must sweep for what it holds.
+func (o *Owner) markTook() {
+	if !o.took {
+		o.s.store(o.off+ownTook, 1)
+		o.took = true
+	}
+}
+
 // allocEntry takes an entry from the owner's cache, refilling it.
 func (o *Owner) allocEntry() (idx, gen uint32, err error) {
 	if len(o.entries) == 0 {
+		o.markTook()
 		o.entries = o.s.grab(poolEntries, o.tag, entryBatch, o.entries)
 		if len(o.entries) == 0 {
 			return 0, 0, errStructureFull(o.s, "message entries")
@@ -127,6 +137,7 @@ func (o *Owner) allocEntry() (idx, gen uint32, err error) {
 // allocElems appends n data elements from the cache to dst.
 func (o *Owner) allocElems(n int, dst []uint32) ([]uint32, error) {
 	if len(o.elems) < n {
+		o.markTook()
 		o.elems = o.s.grab(poolElems, o.tag, n-len(o.elems)+elemBatch, o.elems)
 		if len(o.elems) < n {
 			return dst, errStructureFull(o.s, "data elements")
@@ -141,6 +152,7 @@ func (o *Owner) allocElems(n int, dst []uint32) ([]uint32, error) {
 // allocSeg takes a segment from the cache.
 func (o *Owner) allocSeg() (uint32, error) {
 	if len(o.segs) == 0 {
+		o.markTook()
 		o.segs = o.s.grab(poolSegs, o.tag, segBatch, o.segs)
 		if len(o.segs) == 0 {
 			return 0, errStructureFull(o.s, "list segments")

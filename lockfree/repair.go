@@ -182,6 +182,10 @@ func (s *Structure) claimRepair(t OwnerTag, force bool) error {
 	}
 }
 
+// repairSweeps counts the repairs that swept the structure for what their
+// owner held (for tests).
+var repairSweeps atomic.Int64
+
 func (s *Structure) repair(t OwnerTag, out Outcome, force bool) (rep RepairReport, err error) {
 	defer shm.EndGuard(shm.BeginGuard(), &err)
 	rep = RepairReport{Owner: t}
@@ -287,7 +291,14 @@ func (s *Structure) repair(t OwnerTag, out Outcome, force bool) (rep RepairRepor
 		kind     uint8
 	}
 	var mine []held
-	for e := uint32(0); e < uint32(s.p.Entries); e++ {
+	// An owner that never took anything holds nothing: no sweep of every
+	// entry, element and segment (a scan of the whole structure, which
+	// makes a member's recovery grow with the structures it is in).
+	sweep := s.load(x.off+ownTook) != 0 || len(dead) > 0
+	if sweep {
+		repairSweeps.Add(1)
+	}
+	for e := uint32(0); sweep && e < uint32(s.p.Entries); e++ {
 		eo := s.entryOff(e)
 		w := s.load(eo + enCtl)
 		if wVal(w) != uint32(t) || wKind(w) == stFree || wKind(w) == stAvail {
@@ -360,7 +371,7 @@ func (s *Structure) repair(t OwnerTag, out Outcome, force bool) (rep RepairRepor
 
 	// 4. Free what the owner had: dead entries with their data, cached
 	// elements and segments.
-	for e := uint32(0); e < uint32(s.p.Elements); e++ {
+	for e := uint32(0); sweep && e < uint32(s.p.Elements); e++ {
 		off := s.elemWordOff(e)
 		w := s.load(off)
 		switch wKind(w) {
@@ -384,7 +395,7 @@ func (s *Structure) repair(t OwnerTag, out Outcome, force bool) (rep RepairRepor
 			}
 		}
 	}
-	for i := uint32(0); i < uint32(s.p.Segments); i++ {
+	for i := uint32(0); sweep && i < uint32(s.p.Segments); i++ {
 		off := s.segOff(i) + sgWord
 		if w := s.load(off); wKind(w) == skOwned && wVal(w) == uint32(t) && s.cas(off, w, mkWord(nextGen(wGen(w)), skFree, 0)) {
 			rep.SegmentsFreed++

@@ -291,3 +291,48 @@ func TestStatusReservationOfAStoppedHolder(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+// TestRepairSweepsOnlyOwnersThatTook: repairing an owner that never took
+// anything (it only looked: depths, browses) does not sweep the structure;
+// one that holds a message (a claim), or an uncommitted put (entries from
+// the pool), is swept, and its work undone.
+func TestRepairSweepsOnlyOwnersThatTook(t *testing.T) {
+	s := newStructure(t, smallParams)
+	a, idle, getter, putter := register(t, s), register(t, s), register(t, s), register(t, s)
+	for _, o := range []*Owner{idle, getter, putter} {
+		o.SetRevocable(true)
+	}
+	q := mustQueue(t, a, "Q", QueueAttrs{})
+	put(t, a, q, "m1", 0, false)
+	put(t, a, q, "m2", 0, false)
+	if d := s.Depth(q); d != 2 {
+		t.Fatalf("depth %d", d)
+	}
+	var m Message
+	if err := idle.BrowseNext(idle.NewBrowseCursor(q), GetOptions{}, &m); err != nil || string(m.Body) != "m1" {
+		t.Fatalf("browse: %q %v", m.Body, err)
+	}
+	if got := get(t, getter, q, true); got != "m1" {
+		t.Fatal(got)
+	}
+	put(t, putter, q, "uncommitted", 0, true)
+	for _, c := range []struct {
+		o      *Owner
+		sweeps int64
+	}{{idle, 0}, {getter, 1}, {putter, 1}} {
+		n0 := repairSweeps.Load()
+		if _, err := s.Revoke(c.o.Tag(), OutcomeBackout); err != nil {
+			t.Fatal(err)
+		}
+		if n := repairSweeps.Load() - n0; n != c.sweeps {
+			t.Fatalf("owner %v: %d sweeps, want %d", c.o.Tag(), n, c.sweeps)
+		}
+	}
+	for _, want := range []string{"m1", "m2"} {
+		if got := get(t, a, q, false); got != want {
+			t.Fatalf("got %q, want %q", got, want)
+		}
+	}
+	expectEmpty(t, a, q)
+	checkOK(t, s)
+}
