@@ -244,8 +244,14 @@ func (g *Group) structure(name string, create bool, size uint64, elemSize int) (
 	g.mu.Lock()
 	defer g.mu.Unlock()
 	if prev, ok := g.apps[name]; ok { // attached concurrently
-		s.Close()
-		return prev, created, nil
+		if prev.Mapping().Check() == nil {
+			s.Close()
+			return prev, created, nil
+		}
+		// An attach that began before a recovery replaced the file, and
+		// ended after: it maps the failed one. Ours is current.
+		g.ghosts = append(g.ghosts, prev)
+		prev.Fail()
 	}
 	g.apps[name] = s
 	return s, created, nil
