@@ -38,6 +38,12 @@ func (m *Member) checkStructures() {
 	for _, name := range failed {
 		delete(m.apps, name)
 	}
+	for name, at := range m.retryRecover {
+		if time.Now().After(at) {
+			delete(m.retryRecover, name)
+			failed = append(failed, name)
+		}
+	}
 	m.mu.Unlock()
 	for _, name := range failed {
 		m.g.Failed(name)
@@ -53,7 +59,11 @@ func (m *Member) checkStructures() {
 	}
 }
 
-// goRecoverStructure recovers structure name in the background, once.
+// testHookRecover runs first in RecoverStructure (tests make it fail).
+var testHookRecover = func(string) error { return nil }
+
+// goRecoverStructure recovers structure name in the background; a failed
+// recovery is tried again a second later (checkStructures).
 func (m *Member) goRecoverStructure(name string) {
 	m.goRecover("structure:"+name, func() {
 		m.cmdMu.Lock()
@@ -62,7 +72,10 @@ func (m *Member) goRecoverStructure(name string) {
 			return
 		}
 		if err := m.RecoverStructure(name); err != nil && !errors.Is(err, ErrStructureFine) {
-			m.log.Error("recover structure", "structure", name, "err", err)
+			m.log.Error("recover structure; trying again in a second", "structure", name, "err", err)
+			m.mu.Lock()
+			m.retryRecover[name] = time.Now().Add(time.Second)
+			m.mu.Unlock()
 		}
 	})
 }
@@ -84,6 +97,9 @@ func (m *Member) Recover(name string) (string, error) {
 // a new one is filled from the newest backup and the logs. A structure in
 // service is left alone (ErrStructureFine). Callers hold cmdMu.
 func (m *Member) RecoverStructure(name string) error {
+	if err := testHookRecover(name); err != nil {
+		return err
+	}
 	var c defs.CFStruct
 	if err := m.repo.View(func(tx *defs.Tx) error { var err error; c, err = tx.Struct(name); return err }); err != nil {
 		return err

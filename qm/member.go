@@ -170,10 +170,13 @@ type Member struct {
 	// leftFailed: structures found failed with RECAUTO(NO): not created
 	// again until RECOVER CFSTRUCT.
 	leftFailed map[string]bool
-	collect    bool // Start is creating structures: note them in created
-	cmdL       net.Listener
-	cmdConns   map[net.Conn]struct{}
-	stopping   atomic.Bool // set once by shutdown; commands are refused from then on
+	// retryRecover: structures whose automatic recovery failed, and when
+	// checkStructures tries again (under mu).
+	retryRecover map[string]time.Time
+	collect      bool // Start is creating structures: note them in created
+	cmdL         net.Listener
+	cmdConns     map[net.Conn]struct{}
+	stopping     atomic.Bool // set once by shutdown; commands are refused from then on
 
 	watch *recovery.Watcher
 
@@ -208,7 +211,7 @@ func Start(cfg Config) (*Member, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
-	m := &Member{cfg: cfg, log: cfg.Logger.With("qmgr", cfg.Name), self: procid.Self(), apps: map[string]*lockfree.Owner{}, leftFailed: map[string]bool{},
+	m := &Member{cfg: cfg, log: cfg.Logger.With("qmgr", cfg.Name), self: procid.Self(), apps: map[string]*lockfree.Owner{}, leftFailed: map[string]bool{}, retryRecover: map[string]time.Time{},
 		cmdConns: map[net.Conn]struct{}{}, peerW: map[int]peerKey{}, connW: map[int]connKey{}, seen: map[int]hbSeen{},
 		busy: map[string]bool{}, stop: make(chan struct{}), done: make(chan struct{})}
 	var err error

@@ -6,6 +6,7 @@ import (
 	"io"
 	"os"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -556,4 +557,54 @@ func startConnected(t *testing.T, cfg Config) (*Member, *mq.Conn) {
 	}
 	go m.Run(t.Context())
 	return m, connect(t, cfg, "QM1")
+}
+
+// TestFailedRecoveryIsRetried: an automatic structure recovery that fails
+// is tried again until it succeeds.
+func TestFailedRecoveryIsRetried(t *testing.T) {
+	var calls atomic.Int32
+	testHookRecover = func(string) error {
+		if calls.Add(1) == 1 {
+			return errors.New("injected: the first recovery fails")
+		}
+		return nil
+	}
+	// Reset after the member stops (cleanups run last first).
+	t.Cleanup(func() { testHookRecover = func(string) error { return nil } })
+	cfg := testConfig(t, "QM1")
+	logs := logTo(t, &cfg)
+	m := startMember(t, cfg)
+	mustExec(t, m, "DEFINE QLOCAL(P)")
+	putOne(t, cfg, "QM1", "P", "kept")
+	c := connect(t, cfg, "QM1")
+	defer c.Disconnect()
+	h, err := c.Open("P", mq.OpenOptions{Output: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := h.Put(&mq.Message{Body: []byte("persistent"), Persistence: mq.Persistent}, mq.PutOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	s, err := m.Group().Structure("APPL1", false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s.Fail()
+	deadline := time.Now().Add(15 * time.Second)
+	for {
+		ns, err := m.Group().Structure("APPL1", false)
+		if err == nil && ns != s && ns.InService() {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("not recovered after a failed attempt; the member's log:\n%s", logs())
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	if n := calls.Load(); n < 2 {
+		t.Fatalf("%d recovery attempts", n)
+	}
+	if !strings.Contains(logs(), "trying again") {
+		t.Fatal("the failed attempt was not logged")
+	}
 }
