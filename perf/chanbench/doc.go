@@ -18,10 +18,9 @@
 //	                                             (a producer keeps messages coming, with a connection
 //	                                             through each member) to the first message moved by
 //	                                             the instance that took it over; measured before
-//	                                             CFSTRUCT LARGE exists: recovering a member repairs
-//	                                             its connections in every structure, by a scan of
-//	                                             the structure's entries, so a second structure of
-//	                                             256 MiB adds about 30 ms
+//	                                             CFSTRUCT LARGE exists (with it the figure was about
+//	                                             30 ms higher, though a member's recovery took as
+//	                                             long: not yet explained)
 //
 //	go run ./perf/chanbench [-n64 n] [-n4k n] [-n1m n] [-rounds r] [-kills k] [-batchsz n] [-app-size MiB]
 //	                        [-app-element-size bytes] [-large-element-size bytes] [-keep]

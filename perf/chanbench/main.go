@@ -183,8 +183,7 @@ func run(o options) error {
 		benchgroup.Emit("failover.channel.p99.ms", times[(len(times)*99+99)/100-1], "ms")
 		benchgroup.Emit("failover.channel.max.ms", times[len(times)-1], "ms")
 	}
-	// The failovers run first: a second structure makes a member's
-	// recovery longer (its connections are repaired in each; see the
+	// The failovers run first, with one application structure (see the
 	// package doc).
 	big := small
 	if o.largeElem > 0 {
