@@ -19,8 +19,8 @@
 //	                                             through each member) to the first message moved by
 //	                                             the instance that took it over; measured before
 //	                                             CFSTRUCT LARGE exists (with it the figure was about
-//	                                             30 ms higher, though a member's recovery took as
-//	                                             long: not yet explained)
+//	                                             30 ms higher: the killed process's exit tears down
+//	                                             one more prefaulted mapping before its death shows)
 //
 //	go run ./perf/chanbench [-n64 n] [-n4k n] [-n1m n] [-rounds r] [-kills k] [-batchsz n] [-app-size MiB]
 //	                        [-app-element-size bytes] [-large-element-size bytes] [-keep]
