@@ -14,7 +14,6 @@ import (
 
 	"github.com/qmgr/qmgr/defs"
 	"github.com/qmgr/qmgr/group"
-	"github.com/qmgr/qmgr/lockfree"
 	"github.com/qmgr/qmgr/mq"
 )
 
@@ -278,7 +277,8 @@ func (ci *Chinit) poll() error {
 				if ci.table.Locked(*cur) || cur.State == Inactive || cur.State == Stopped || cur.Type != defs.ChlReceiver {
 					return false
 				}
-				cur.State, cur.Conn, cur.Lanes, cur.Owner = Inactive, 0, [MaxLanes]lockfree.OwnerTag{}, -1
+				cur.State = Inactive
+				cur.Unlock()
 				return true
 			})
 		case st.Type != defs.ChlSender:
@@ -373,7 +373,8 @@ func (ci *Chinit) startSender(name string) {
 			return false
 		}
 		st.Type, st.State, st.StopReq, st.Force = def.Type, Starting, false, false
-		st.Owner, st.OwnerInc, st.Conn, st.Lanes, st.XmitQ = ci.main.Member().Slot, ci.main.Member().Incarnation, conn.Tag(), [MaxLanes]lockfree.OwnerTag{}, def.XmitQ
+		st.lockFor(conn)
+		st.XmitQ = def.XmitQ
 		return true
 	})
 	if err != nil || !won {

@@ -13,7 +13,6 @@ import (
 
 	"github.com/qmgr/qmgr/crashpoint"
 	"github.com/qmgr/qmgr/defs"
-	"github.com/qmgr/qmgr/lockfree"
 	"github.com/qmgr/qmgr/mq"
 	"github.com/qmgr/qmgr/xmit"
 )
@@ -99,7 +98,8 @@ func (r *receiver) run() {
 			if st.Conn != r.conn.Tag() {
 				return false
 			}
-			st.State, st.Conn, st.Lanes, st.Owner, st.StopReq, st.Force = state, 0, [MaxLanes]lockfree.OwnerTag{}, -1, false, false
+			st.State, st.StopReq, st.Force = state, false, false
+			st.Unlock()
 			st.Msgs += msgs
 			st.LastBatch = max(st.LastBatch, r.last)
 			return true
@@ -324,7 +324,7 @@ func (r *receiver) claim() error {
 				return false
 			}
 			st.Type, st.State, st.StopReq, st.Force = defs.ChlReceiver, Starting, false, false
-			st.Owner, st.OwnerInc, st.Conn, st.Lanes = r.conn.Member().Slot, r.conn.Member().Incarnation, r.conn.Tag(), [MaxLanes]lockfree.OwnerTag{}
+			st.lockFor(r.conn)
 			st.XmitQ, st.Retries, st.RetryAt = "", 0, time.Time{}
 			return true
 		})

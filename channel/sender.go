@@ -231,17 +231,9 @@ func (s *sender) session() error {
 	if err := s.w.Flush(); err != nil {
 		return err
 	}
-	s.nc.SetReadDeadline(time.Now().Add(30 * time.Second))
-	f, err := s.r.Read()
+	f, err := s.expect(30*time.Second, FrameHelloAck, "instead of HELLO_ACK")
 	if err != nil {
 		return err
-	}
-	if f.Type == FrameClose {
-		reason, text, _ := DecodeClose(f.Payload)
-		return &remoteError{reason, text}
-	}
-	if f.Type != FrameHelloAck {
-		return fmt.Errorf("%w: frame %d instead of HELLO_ACK", ErrProtocol, f.Type)
 	}
 	ack, err := DecodeHelloAck(f.Payload)
 	if err != nil {
@@ -535,25 +527,16 @@ func (s *sender) send(l *lane, wait bool) (bool, error) {
 
 // confirm waits for the CONFIRM of lane l's batch, then commits the lane.
 func (s *sender) confirm(l *lane) error {
-	s.nc.SetReadDeadline(time.Now().Add(s.replyWait()))
-	f, err := s.r.Read()
+	f, err := s.expect(s.replyWait(), FrameConfirm, "instead of CONFIRM")
 	if err != nil {
 		return err
 	}
-	switch f.Type {
-	case FrameConfirm:
-		got, err := DecodeConfirm(f.Payload)
-		if err != nil {
-			return err
-		}
-		if got != l.id {
-			return fmt.Errorf("%w: CONFIRM of batch %d, expected %d", ErrProtocol, got, l.id)
-		}
-	case FrameClose:
-		reason, text, _ := DecodeClose(f.Payload)
-		return &remoteError{reason, text}
-	default:
-		return fmt.Errorf("%w: frame %d instead of CONFIRM", ErrProtocol, f.Type)
+	got, err := DecodeConfirm(f.Payload)
+	if err != nil {
+		return err
+	}
+	if got != l.id {
+		return fmt.Errorf("%w: CONFIRM of batch %d, expected %d", ErrProtocol, got, l.id)
 	}
 	cpSenderConfirm.Hit()
 	if _, err := l.syncq.Get(mq.GetOptions{Syncpoint: true, CorrelID: &l.key}); err != nil {
@@ -616,17 +599,8 @@ func (s *sender) waitFirst(l *lane, v *mq.View) error {
 			if err := s.w.Flush(); err != nil {
 				return err
 			}
-			s.nc.SetReadDeadline(time.Now().Add(s.replyWait()))
-			f, err := s.r.Read()
-			if err != nil {
+			if _, err := s.expect(s.replyWait(), FrameHeartbeat, "instead of HEARTBEAT"); err != nil {
 				return err
-			}
-			if f.Type == FrameClose {
-				reason, text, _ := DecodeClose(f.Payload)
-				return &remoteError{reason, text}
-			}
-			if f.Type != FrameHeartbeat {
-				return fmt.Errorf("%w: frame %d instead of HEARTBEAT", ErrProtocol, f.Type)
 			}
 		}
 	}
@@ -648,16 +622,27 @@ func (s *sender) partnerGone() error {
 			return fmt.Errorf("channel %s: partner gone while idle: %w", s.def.Name, err)
 		}
 	}
-	s.nc.SetReadDeadline(time.Now().Add(s.replyWait()))
+	_, err := s.expect(s.replyWait(), 0, "while no batch is in flight") // no frame is of type 0: only CLOSE is right
+	return err
+}
+
+// expect reads the next frame within wait: a frame of type want, or the
+// partner's CLOSE (a remoteError); any other is a protocol error, the
+// frame's type followed by what.
+func (s *sender) expect(wait time.Duration, want byte, what string) (Frame, error) {
+	s.nc.SetReadDeadline(time.Now().Add(wait))
 	f, err := s.r.Read()
 	if err != nil {
-		return err
+		return f, err
 	}
 	if f.Type == FrameClose {
 		reason, text, _ := DecodeClose(f.Payload)
-		return &remoteError{reason, text}
+		return f, &remoteError{reason, text}
 	}
-	return fmt.Errorf("%w: frame %d while no batch is in flight", ErrProtocol, f.Type)
+	if f.Type != want {
+		return f, fmt.Errorf("%w: frame %d %s", ErrProtocol, f.Type, what)
+	}
+	return f, nil
 }
 
 // deadLetter moves a message that is not a transmission message to the

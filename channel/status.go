@@ -14,6 +14,7 @@ import (
 	"github.com/qmgr/qmgr/defs"
 	"github.com/qmgr/qmgr/group"
 	"github.com/qmgr/qmgr/lockfree"
+	"github.com/qmgr/qmgr/mq"
 )
 
 // State is a channel instance's state in the shared status table.
@@ -119,6 +120,18 @@ const (
 
 // MaxLanes is how many connections beyond the first a status entry names.
 const MaxLanes = 6
+
+// lockFor makes c the entry's lock (its owner c's member), with no lanes yet.
+func (st *Status) lockFor(c *mq.Conn) {
+	m := c.Member()
+	st.Owner, st.OwnerInc, st.Conn, st.Lanes = m.Slot, m.Incarnation, c.Tag(), [MaxLanes]lockfree.OwnerTag{}
+}
+
+// Unlock leaves the entry with no lock and no owner: for an instance that
+// is gone, its connections recovered.
+func (st *Status) Unlock() {
+	st.Owner, st.Conn, st.Lanes = -1, 0, [MaxLanes]lockfree.OwnerTag{}
+}
 
 // ErrTableFull is returned when every status slot holds another channel.
 var ErrTableFull = errors.New("channel: status table full")

@@ -364,7 +364,8 @@ func stopChannel(env Env, c Command) ([]Result, error) {
 				st.StopReq, st.Force = true, mode == "FORCE"
 				return true
 			}
-			st.State, st.StopReq, st.Force, st.Conn, st.Lanes, st.Owner = channel.Stopped, false, false, 0, [channel.MaxLanes]lockfree.OwnerTag{}, -1
+			st.State, st.StopReq, st.Force = channel.Stopped, false, false
+			st.Unlock()
 			return true
 		})
 		return err
