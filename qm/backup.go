@@ -171,23 +171,32 @@ func (m *Member) waitOps(waits []inFlightOp) error {
 	return nil
 }
 
-// lockBackup takes the lock of the backups of structure name (a flock,
-// released when the process dies).
+// lockBackup takes the lock of the backups of structure name, or fails
+// with ErrBackupRunning when another backup holds it.
 func lockBackup(data, name string) (func(), error) {
+	unlock, err := lockIn(data, name, ".lock", "backups", unix.LOCK_NB)
+	if errors.Is(err, unix.EWOULDBLOCK) {
+		return nil, fmt.Errorf("%w: %s", ErrBackupRunning, name)
+	}
+	return unlock, err
+}
+
+// lockIn takes file's exclusive flock in the backup directory of structure
+// name (what: what it serialises, for errors; flags: LOCK_NB, or 0 to
+// wait). The lock goes with the returned release, or when the process
+// dies.
+func lockIn(data, name, file, what string, flags int) (func(), error) {
 	dir := backup.Dir(data, name)
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return nil, err
 	}
-	f, err := os.OpenFile(filepath.Join(dir, ".lock"), os.O_RDWR|os.O_CREATE, 0o644)
+	f, err := os.OpenFile(filepath.Join(dir, file), os.O_RDWR|os.O_CREATE, 0o644)
 	if err != nil {
 		return nil, err
 	}
-	if err := unix.Flock(int(f.Fd()), unix.LOCK_EX|unix.LOCK_NB); err != nil {
+	if err := unix.Flock(int(f.Fd()), unix.LOCK_EX|flags); err != nil {
 		f.Close()
-		if errors.Is(err, unix.EWOULDBLOCK) {
-			return nil, fmt.Errorf("%w: %s", ErrBackupRunning, name)
-		}
-		return nil, fmt.Errorf("qm: lock backups of %s: %w", name, err)
+		return nil, fmt.Errorf("qm: lock %s of %s: %w", what, name, err)
 	}
 	return func() { f.Close() }, nil
 }

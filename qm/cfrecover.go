@@ -4,13 +4,9 @@ import (
 	"errors"
 	"fmt"
 	"os"
-	"path/filepath"
 	"time"
 
-	"golang.org/x/sys/unix"
-
 	"github.com/qmgr/qmgr/defs"
-	"github.com/qmgr/qmgr/recovery/backup"
 	"github.com/qmgr/qmgr/shm"
 )
 
@@ -151,17 +147,5 @@ func (m *Member) waitLoggedOps() error {
 
 // lockRecover serialises recoveries of structure name in the group.
 func lockRecover(data, name string) (func(), error) {
-	dir := backup.Dir(data, name)
-	if err := os.MkdirAll(dir, 0o755); err != nil {
-		return nil, err
-	}
-	f, err := os.OpenFile(filepath.Join(dir, ".recover.lock"), os.O_RDWR|os.O_CREATE, 0o644)
-	if err != nil {
-		return nil, err
-	}
-	if err := unix.Flock(int(f.Fd()), unix.LOCK_EX); err != nil {
-		f.Close()
-		return nil, fmt.Errorf("qm: lock recovery of %s: %w", name, err)
-	}
-	return func() { f.Close() }, nil
+	return lockIn(data, name, ".recover.lock", "recovery", 0)
 }

@@ -331,17 +331,7 @@ func TestBackupThenCFLost(t *testing.T) {
 	defer m.Stop()
 	defer c.Disconnect()
 	h, _ = c.Open("P", mq.OpenOptions{Input: true})
-	var got []string
-	for {
-		msg, err := h.Get(mq.GetOptions{})
-		if errors.Is(err, mq.ErrNoMessage) {
-			break
-		}
-		if err != nil {
-			t.Fatal(err)
-		}
-		got = append(got, string(msg.Body))
-	}
+	got := drainBodies(t, h)
 	var want []string
 	for i := 15; i < 300; i++ {
 		want = append(want, fmt.Sprintf("a%03d", i))
@@ -395,17 +385,7 @@ func TestRecoverCommand(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	var got []string
-	for {
-		msg, err := h.Get(mq.GetOptions{})
-		if errors.Is(err, mq.ErrNoMessage) {
-			break
-		}
-		if err != nil {
-			t.Fatal(err)
-		}
-		got = append(got, string(msg.Body))
-	}
+	got := drainBodies(t, h)
 	if fmt.Sprint(got) != "[m00 m02 m04 m06 m08 m10 m12 m14 m16 m18]" {
 		t.Fatalf("after the recovery: %v", got)
 	}
@@ -606,5 +586,22 @@ func TestFailedRecoveryIsRetried(t *testing.T) {
 	}
 	if !strings.Contains(logs(), "trying again") {
 		t.Fatal("the failed attempt was not logged")
+	}
+}
+
+// drainBodies gets every message of h (outside syncpoint) and returns
+// their bodies in order.
+func drainBodies(t *testing.T, h *mq.Queue) []string {
+	t.Helper()
+	var got []string
+	for {
+		msg, err := h.Get(mq.GetOptions{})
+		if errors.Is(err, mq.ErrNoMessage) {
+			return got
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		got = append(got, string(msg.Body))
 	}
 }
