@@ -206,38 +206,36 @@ func trimNUL(b []byte) []byte {
 // bytes one by one.
 func validName(b []byte) bool {
 	const ones, highs = 0x0101010101010101, 0x8080808080808080
-	end := false
-	for len(b) >= 8 {
+	end, ok := false, true
+	for ; len(b) >= 8 && ok; b = b[8:] {
 		w := binary.LittleEndian.Uint64(b)
-		b = b[8:]
 		switch {
 		case end:
-			if w != 0 {
-				return false
-			}
+			ok = w == 0
 		case w&highs == 0 && (w+ones)&highs == 0 && (w-0x20*ones)&^w&highs == 0:
 			// Every byte is 0x20..0x7e: no byte has its high bit, none
 			// is 0x7f (adding one would set it), none is below 0x20
 			// (subtracting 0x20 would borrow into it).
 		default:
-			for i := 0; i < 8; i++ {
-				c := byte(w >> (8 * i))
-				switch {
-				case c == 0:
-					end = true
-				case end || c < 0x20 || c > 0x7e:
-					return false
-				}
-			}
+			end, ok = validBytes(b[:8], end)
 		}
 	}
+	if ok {
+		_, ok = validBytes(b, end)
+	}
+	return ok
+}
+
+// validBytes checks b byte by byte, the name having ended before it when
+// end is set: whether it has ended after b, and whether b is valid.
+func validBytes(b []byte, end bool) (bool, bool) {
 	for _, c := range b {
 		switch {
 		case c == 0:
 			end = true
 		case end || c < 0x20 || c > 0x7e:
-			return false
+			return end, false
 		}
 	}
-	return true
+	return end, true
 }
