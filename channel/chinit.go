@@ -31,6 +31,14 @@ type Config struct {
 	// start (requested, retrying, triggered, or left by a dead instance);
 	// default 10ms.
 	PollInterval time.Duration
+	// SpinWait is how long a channel's read waits on its socket, spinning
+	// (reading without blocking), before it parks the goroutine: while
+	// messages flow, the wait for the next batch or CONFIRM is tens of
+	// microseconds, and parking and waking cost more than that (see
+	// spinConn). A channel spins only while its recent waits were this
+	// short, so an idle or slow channel costs nothing. Default 100µs;
+	// negative: never spin.
+	SpinWait time.Duration
 	// Logger receives the log; default slog.Default().
 	Logger *slog.Logger
 }
@@ -51,6 +59,12 @@ func (c *Config) Validate() error {
 	}
 	if c.PollInterval < time.Millisecond || c.PollInterval > time.Minute {
 		return fmt.Errorf("%w: poll interval %v not in 1ms..1m", ErrConfig, c.PollInterval)
+	}
+	if c.SpinWait == 0 {
+		c.SpinWait = 100 * time.Microsecond
+	}
+	if c.SpinWait > 10*time.Millisecond {
+		return fmt.Errorf("%w: spin wait %v over 10ms", ErrConfig, c.SpinWait)
 	}
 	if c.Logger == nil {
 		c.Logger = slog.Default()

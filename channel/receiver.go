@@ -81,6 +81,7 @@ func (r *receiver) run() {
 	if tc, ok := r.nc.(*net.TCPConn); ok {
 		tc.SetNoDelay(true)
 	}
+	r.nc = newSpinConn(r.nc, r.ci.cfg.SpinWait)
 	err := r.session()
 	if r.conn != nil {
 		r.conn.Backout()

@@ -5,6 +5,7 @@ import (
 	"crypto/tls"
 	"errors"
 	"fmt"
+	"io"
 	"net"
 	"time"
 
@@ -62,6 +63,7 @@ type sender struct {
 	msgs     uint32
 	moved    bool // this instance committed a batch
 	head     [xmit.HeaderSize]byte
+	check    xmit.Checker // remembers the names of the last header it passed
 	lastStat time.Time
 }
 
@@ -294,6 +296,10 @@ func (s *sender) dial() error {
 		if tc, ok := nc.(*net.TCPConn); ok {
 			tc.SetNoDelay(true)
 		}
+		// Reads spin before they park (spinConn); writes go to the TCP
+		// connection itself, which writes a batch's pieces in one writev.
+		var w io.Writer = nc
+		nc = newSpinConn(nc, s.ci.cfg.SpinWait)
 		if s.def.SSLCert != "" {
 			cfg, err := tlsConfig(s.def, false)
 			if err != nil {
@@ -308,11 +314,11 @@ func (s *sender) dial() error {
 				errs = append(errs, err)
 				continue
 			}
-			nc = tc
+			nc, w = tc, tc
 		}
 		s.nc = nc
 		s.r = NewReader(nc, maxHelloFrame)
-		s.w = NewWriter(nc)
+		s.w = NewWriter(w)
 		return nil
 	}
 	return fmt.Errorf("channel %s: cannot connect to %s: %w", s.def.Name, s.def.ConnName, errors.Join(errs...))
@@ -496,7 +502,7 @@ func (s *sender) send(l *lane, wait bool) (bool, error) {
 	pers := mq.NotPersistent
 	for i := range views {
 		v := &views[i]
-		if err := xmit.Check(v.Head(s.head[:]), v.Len()); err != nil {
+		if err := s.check.Check(v.Head(s.head[:]), v.Len()); err != nil {
 			if err := s.deadLetter(l, v, err); err != nil {
 				return false, err
 			}

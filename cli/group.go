@@ -13,6 +13,7 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
+	"runtime"
 	"runtime/pprof"
 	"sort"
 	"strconv"
@@ -83,6 +84,7 @@ func cmdStart(args []string, out io.Writer) error {
 	logSegMiB := fs.Int("log-segment-size", 64, "MiB of each recovery log segment file")
 	noChinit := false
 	fs.BoolVar(&noChinit, "no-chinit", false, "run no channel initiator")
+	spin := fs.Duration("channel-spin", 100*time.Microsecond, "how long a running channel's read spins on its socket before it parks (0: never)")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -101,7 +103,8 @@ func cmdStart(args []string, out io.Writer) error {
 			return fmt.Errorf("start: the channel initiator's binary: %w", err)
 		}
 		c.ChinitCommand = []string{exe, "chinit", "--group", c.Group.Name, "--data", c.Group.DataDir, "--cf-dir", c.Group.CFDir,
-			"--qmgr", c.Name, "--port", strconv.Itoa(c.Port), "--generic-port", strconv.Itoa(c.GenericPort)}
+			"--qmgr", c.Name, "--port", strconv.Itoa(c.Port), "--generic-port", strconv.Itoa(c.GenericPort),
+			"--spin", spin.String()}
 		if jsonLog {
 			c.ChinitCommand = append(c.ChinitCommand, "--json-log")
 		}
@@ -564,8 +567,12 @@ func cmdChinit(args []string, out io.Writer) error {
 	fs.IntVar(&c.Port, "port", 0, "the member's own inbound port")
 	fs.IntVar(&c.GenericPort, "generic-port", 0, "the port every member of the group shares")
 	fs.BoolVar(&jsonLog, "json-log", false, "log JSON instead of text")
+	fs.DurationVar(&c.SpinWait, "spin", 100*time.Microsecond, "how long a running channel's read spins on its socket before it parks (0: never)")
 	if err := fs.Parse(args); err != nil {
 		return err
+	}
+	if c.SpinWait == 0 {
+		c.SpinWait = -1 // 0 is the default in channel.Config
 	}
 	var err error
 	if c.Group, err = gf.config(); err != nil {
@@ -595,7 +602,7 @@ func newLogger(jsonLog bool) *slog.Logger {
 }
 
 // profile writes a CPU profile of this process when QMGR_CPUPROFILE is
-// "dir:seconds" (for benchmarks: the channel initiator is a child process
+// "dir:seconds[:hz]" (for benchmarks: the channel initiator is a child process
 // killed with its member, so the profile covers a fixed time from start,
 // or until the process stops when that is sooner). It returns the stop.
 func profile(log *slog.Logger) func() {
@@ -604,9 +611,13 @@ func profile(log *slog.Logger) func() {
 		return func() {}
 	}
 	dir, secs, _ := strings.Cut(v, ":")
+	secs, hz, _ := strings.Cut(secs, ":")
 	n, err := strconv.Atoi(secs)
 	if err != nil || n <= 0 {
 		n = 10
+	}
+	if r, err := strconv.Atoi(hz); err == nil && r > 0 {
+		runtime.SetCPUProfileRate(r) // before StartCPUProfile, which then warns that the rate is set
 	}
 	f, err := os.Create(filepath.Join(dir, fmt.Sprintf("cpu-%d.prof", os.Getpid())))
 	if err == nil {

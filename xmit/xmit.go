@@ -102,30 +102,63 @@ func Append(dst []byte, h *Header, props, body []byte) ([]byte, error) {
 // Check validates a transmission header without allocating: head holds
 // at least the header's HeaderSize bytes of a message of total bytes.
 func Check(head []byte, total int) error {
+	_, err := (*Checker)(nil).check(head, total)
+	return err
+}
+
+// Checker is Check for a stream of headers, such as a transmission
+// queue's, where message after message has the same destination and
+// reply-to names: it keeps the name fields of the last header it passed,
+// and a header whose name fields are the same bytes is not checked name by
+// name again (two 96-byte comparisons instead of four name scans). The
+// zero value is ready; a nil *Checker checks every header in full.
+type Checker struct {
+	valid bool
+	dest  [2 * NameLen]byte // the last valid header's destination queue manager and queue
+	reply [2 * NameLen]byte // and its reply-to queue and queue manager
+}
+
+// Check is the package's Check.
+func (c *Checker) Check(head []byte, total int) error {
+	_, err := c.check(head, total)
+	return err
+}
+
+// check is Check, and whether the names were the last header's.
+func (c *Checker) check(head []byte, total int) (same bool, err error) {
 	if len(head) < HeaderSize || total < HeaderSize {
-		return fmt.Errorf("%w: %d bytes, a header is %d", ErrFormat, min(len(head), total), HeaderSize)
+		return false, fmt.Errorf("%w: %d bytes, a header is %d", ErrFormat, min(len(head), total), HeaderSize)
 	}
 	if !bytes.Equal(head[:4], magic[:]) {
-		return fmt.Errorf("%w: bad magic %q", ErrFormat, head[:4])
+		return false, fmt.Errorf("%w: bad magic %q", ErrFormat, head[:4])
+	}
+	if p := head[offPriority]; p > 9 {
+		return false, fmt.Errorf("%w: priority %d", ErrFormat, p)
+	}
+	if head[offFlags]&^1 != 0 {
+		return false, fmt.Errorf("%w: flags %#x", ErrFormat, head[offFlags])
+	}
+	if pl := uint64(binary.LittleEndian.Uint32(head[offPropLen:])); pl > uint64(total-HeaderSize) {
+		return false, fmt.Errorf("%w: properties of %d bytes past the end", ErrFormat, pl)
+	}
+	dest, reply := head[offQMgr:offQMgr+2*NameLen], head[offReplyQ:offReplyQ+2*NameLen]
+	if c != nil && c.valid && bytes.Equal(dest, c.dest[:]) && bytes.Equal(reply, c.reply[:]) {
+		return true, nil
 	}
 	for _, off := range []int{offQMgr, offQueue, offReplyQ, offReplyQM} {
 		if !validName(head[off : off+NameLen]) {
-			return fmt.Errorf("%w: name at offset %d", ErrFormat, off)
+			return false, fmt.Errorf("%w: name at offset %d", ErrFormat, off)
 		}
 	}
 	if head[offQMgr] == 0 || head[offQueue] == 0 {
-		return fmt.Errorf("%w: no destination", ErrFormat)
+		return false, fmt.Errorf("%w: no destination", ErrFormat)
 	}
-	if p := head[offPriority]; p > 9 {
-		return fmt.Errorf("%w: priority %d", ErrFormat, p)
+	if c != nil {
+		c.valid = true
+		copy(c.dest[:], dest)
+		copy(c.reply[:], reply)
 	}
-	if head[offFlags]&^1 != 0 {
-		return fmt.Errorf("%w: flags %#x", ErrFormat, head[offFlags])
-	}
-	if pl := uint64(binary.LittleEndian.Uint32(head[offPropLen:])); pl > uint64(total-HeaderSize) {
-		return fmt.Errorf("%w: properties of %d bytes past the end", ErrFormat, pl)
-	}
-	return nil
+	return false, nil
 }
 
 // Decode parses b. props and body alias b.
@@ -140,6 +173,10 @@ type Names struct {
 	recent [8]string // the last names returned, checked before the map
 	next   int
 	m      map[string]string
+	// The last header's names: its name fields are c's, and when the next
+	// header's are the same bytes, so are its names.
+	c                                      Checker
+	destQMgr, destQueue, replyQ, replyQMgr string
 }
 
 // maxNames bounds a Names: past it, it starts again.
@@ -173,13 +210,25 @@ func (n *Names) String(b []byte) string {
 
 // Decode is the package's Decode, with names from n.
 func (n *Names) Decode(b []byte) (h Header, props, body []byte, err error) {
-	if err := Check(b, len(b)); err != nil {
+	var c *Checker
+	if n != nil {
+		c = &n.c
+	}
+	same, err := c.check(b, len(b))
+	if err != nil {
 		return h, nil, nil, err
 	}
-	h.DestQMgr = n.String(trimNUL(b[offQMgr : offQMgr+NameLen]))
-	h.DestQueue = n.String(trimNUL(b[offQueue : offQueue+NameLen]))
-	h.ReplyToQ = n.String(trimNUL(b[offReplyQ : offReplyQ+NameLen]))
-	h.ReplyToQMgr = n.String(trimNUL(b[offReplyQM : offReplyQM+NameLen]))
+	if same {
+		h.DestQMgr, h.DestQueue, h.ReplyToQ, h.ReplyToQMgr = n.destQMgr, n.destQueue, n.replyQ, n.replyQMgr
+	} else {
+		h.DestQMgr = n.String(trimNUL(b[offQMgr : offQMgr+NameLen]))
+		h.DestQueue = n.String(trimNUL(b[offQueue : offQueue+NameLen]))
+		h.ReplyToQ = n.String(trimNUL(b[offReplyQ : offReplyQ+NameLen]))
+		h.ReplyToQMgr = n.String(trimNUL(b[offReplyQM : offReplyQM+NameLen]))
+		if n != nil {
+			n.destQMgr, n.destQueue, n.replyQ, n.replyQMgr = h.DestQMgr, h.DestQueue, h.ReplyToQ, h.ReplyToQMgr
+		}
+	}
 	copy(h.MsgID[:], b[offMsgID:])
 	copy(h.CorrelID[:], b[offCorrelID:])
 	copy(h.Format[:], b[offFormat:])

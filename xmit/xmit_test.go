@@ -183,3 +183,53 @@ func TestNamesAllocateOnce(t *testing.T) {
 		t.Fatal("nil Names")
 	}
 }
+
+// A Checker passes a header whose names are the last valid header's
+// without scanning them, and checks everything else every time: a header
+// with other names is checked in full, bad fields fail whatever the names.
+func TestCheckerRemembersOnlyValidNames(t *testing.T) {
+	h, props, body := sample()
+	good, _ := Append(nil, &h, props, body)
+	var c Checker
+	for i := 0; i < 2; i++ {
+		if err := c.Check(good, len(good)); err != nil {
+			t.Fatalf("pass %d: %v", i, err)
+		}
+	}
+	for name, mut := range map[string]func(b []byte){
+		"bad queue name":      func(b []byte) { b[offQueue+1] = 0x7f },
+		"bad reply-to qmgr":   func(b []byte) { b[offReplyQM] = 1 },
+		"priority, same name": func(b []byte) { b[offPriority] = 10 },
+		"flags, same name":    func(b []byte) { b[offFlags] = 4 },
+		"props past the end":  func(b []byte) { b[offPropLen+2] = 1 },
+		"magic, same name":    func(b []byte) { b[3] = '2' },
+	} {
+		b := append([]byte(nil), good...)
+		mut(b)
+		if err := c.Check(b, len(b)); !errors.Is(err, ErrFormat) {
+			t.Errorf("%s after a good header: %v", name, err)
+		}
+		if err := c.Check(good, len(good)); err != nil {
+			t.Fatalf("the good header after %s: %v", name, err)
+		}
+	}
+}
+
+// Names reuses the last header's decoded names only when its name fields
+// are the same bytes.
+func TestNamesFollowTheHeaders(t *testing.T) {
+	var n Names
+	h, props, body := sample()
+	for _, dest := range []string{"TARGET.Q", "TARGET.Q", "OTHER", "TARGET.Q"} {
+		h.DestQueue = dest
+		h.ReplyToQ = dest + ".R"
+		b, _ := Append(nil, &h, props, body)
+		got, _, _, err := n.Decode(b)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got != h {
+			t.Fatalf("decoded %+v, want %+v", got, h)
+		}
+	}
+}
