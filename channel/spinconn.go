@@ -4,7 +4,6 @@ import (
 	"io"
 	"net"
 	"os"
-	"runtime"
 	"syscall"
 	"time"
 
@@ -70,7 +69,7 @@ func (c *spinConn) Read(b []byte) (int, error) {
 	var waited time.Time // when the socket was first found empty
 	spinning := c.spin
 	err := c.rc.Read(func(fd uintptr) bool {
-		for i := 1; ; i++ {
+		for {
 			n, rerr = unix.Read(int(fd), b)
 			if rerr == unix.EINTR {
 				continue
@@ -81,12 +80,12 @@ func (c *spinConn) Read(b []byte) (int, error) {
 			if waited.IsZero() {
 				waited = time.Now()
 			}
+			// No runtime.Gosched in the loop: it wakes an idle P's thread
+			// to look for work (wakep), a context switch every few
+			// iterations; the spin is short enough to hold the P.
 			if !spinning || time.Since(waited) > c.max {
 				spinning = false
 				return false // park in the network poller until readable
-			}
-			if i%16 == 0 {
-				runtime.Gosched() // let this process's other goroutines run
 			}
 		}
 	})

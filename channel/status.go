@@ -391,6 +391,6 @@ func (t *Table) Locked(st Status) bool {
 }
 
 func (t *Table) registered(tag lockfree.OwnerTag) bool {
-	info, ok := t.admin.Owner(tag.Slot())
-	return ok && info.Tag == tag
+	cur, ok := t.admin.SlotTag(tag.Slot())
+	return ok && cur == tag
 }

@@ -1261,3 +1261,34 @@ func TestStructureOutOfService(t *testing.T) {
 		t.Fatalf("get after the recovery: %q %v", m.Body, err)
 	}
 }
+
+// SlotTag is the tag Owner reports, without looking at the process, and
+// nothing for a free slot.
+func TestSlotTag(t *testing.T) {
+	s := newStructure(t, smallParams)
+	o := register(t, s)
+	if tag, ok := s.SlotTag(o.Tag().Slot()); !ok || tag != o.Tag() {
+		t.Fatalf("SlotTag %v %v, want %v", tag, ok, o.Tag())
+	}
+	if info, _ := s.Owner(o.Tag().Slot()); info.Tag != o.Tag() {
+		t.Fatalf("Owner's tag %v", info.Tag)
+	}
+	slot := o.Tag().Slot()
+	o.Close()
+	if tag, ok := s.SlotTag(slot); ok {
+		t.Fatalf("closed owner's slot: %v", tag)
+	}
+	o2, err := s.RegisterSlot(slot)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer o2.Close()
+	if tag, ok := s.SlotTag(slot); !ok || tag != o2.Tag() || tag == o.Tag() {
+		t.Fatalf("re-registered slot: %v %v (first owner %v, second %v)", tag, ok, o.Tag(), o2.Tag())
+	}
+	for _, bad := range []int{-1, s.Params().Owners} {
+		if _, ok := s.SlotTag(bad); ok {
+			t.Fatalf("slot %d reported", bad)
+		}
+	}
+}

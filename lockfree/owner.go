@@ -469,6 +469,20 @@ func (s *Structure) ownerInfo(slot int, w uint64, id procid.ID) OwnerInfo {
 	return info
 }
 
+// SlotTag is the tag of the owner in slot (its incarnation), without
+// Owner's look at the process: ok is false when the slot is free. A
+// channel initiator asks it of every locked status entry every 10 ms.
+func (s *Structure) SlotTag(slot int) (t OwnerTag, ok bool) {
+	if slot < 0 || slot >= s.p.Owners {
+		return 0, false
+	}
+	w := s.load(s.ownerOff(slot) + ownState)
+	if osState(w) == osFree {
+		return 0, false
+	}
+	return mkTag(slot, osInc(w)), true
+}
+
 // Owner describes owner slot slot; ok is false when it is free.
 func (s *Structure) Owner(slot int) (info OwnerInfo, ok bool) {
 	if slot < 0 || slot >= s.p.Owners {
