@@ -6,12 +6,13 @@
 //	baseline.tcp.64B, baseline.tcp.4KiB  msgs/s  8-byte-header frames over loopback TCP, one process
 //	channel.send.64B, channel.send.4KiB  msgs/s  transmission queue filled, channel started: rate from
 //	                                             the first message at the remote queue to the last
-//	channel.send.<size>.vs.baseline.tcp.<size>  ratio
+//	channel.send.<size>.vs.baseline.tcp.<size>  ratio  median over the rounds of channel / baseline
 //	baseline.tcp.bytes                   MB/s    1 MiB writes over loopback TCP, one process
 //	channel.send.1MiB.bytes              MB/s    as channel.send, 1 MiB messages, through their own channel
 //	                                             and queues in a structure of 1 KiB elements on both
 //	                                             sides (CFSTRUCT LARGE, ELEMSIZE(-large-element-size))
-//	channel.send.1MiB.ratio              ratio   channel.send.1MiB.bytes / baseline.tcp.bytes
+//	channel.send.1MiB.ratio              ratio   median over the rounds of channel.send.1MiB.bytes /
+//	                                             baseline.tcp.bytes
 //	channel.send.<size>.cpu              us/msg  processor time of both groups' members and channel
 //	                                             initiators per message moved (least of the rounds)
 //	failover.channel.p50.ms, .p99.ms, .max.ms    from SIGKILL of the member running the channel
@@ -23,8 +24,14 @@
 //	                                             one more prefaulted mapping before its death shows)
 //
 //	go run ./perf/chanbench [-n64 n] [-n4k n] [-n1m n] [-rounds r] [-kills k] [-batchsz n] [-app-size MiB]
-//	                        [-app-element-size bytes] [-large-element-size bytes] [-keep]
+//	                        [-app-element-size bytes] [-large-element-size bytes] [-large-size MiB] [-keep]
 //
-// Throughput figures are the best of the rounds. The structures are in
-// /dev/shm (256 MiB each side by default) and are removed at the end.
+// Throughput figures are the best of the rounds. Each round measures the
+// baseline, then the channel; a ratio is the median of the rounds' ratios,
+// so that one lucky baseline round (loopback TCP in one process ranged
+// from 3 to 7.6 GB/s between runs) does not move it. The structures are in
+// /dev/shm (256 MiB each side by default, and 1 GiB each side for the
+// 1 MiB messages: 300 of them, about 100 ms of transfer, so that the
+// millisecond the end may be seen late is under 1%) and are removed at
+// the end.
 package main

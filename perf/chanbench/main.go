@@ -28,10 +28,11 @@ func main() {
 	var o options
 	flag.IntVar(&o.n64, "n64", 200_000, "64-byte messages per run")
 	flag.IntVar(&o.n4k, "n4k", 20_000, "4 KiB messages per run")
-	flag.IntVar(&o.n1m, "n1m", 100, "1 MiB messages per run")
+	flag.IntVar(&o.n1m, "n1m", 300, "1 MiB messages per run (they must fit in -large-size)")
 	flag.IntVar(&o.rounds, "rounds", 3, "runs per throughput figure; the best is reported")
 	flag.IntVar(&o.kills, "kills", 20, "member kills for the failover figures")
 	flag.IntVar(&o.batch, "batchsz", 50, "BATCHSZ of the channel (both ends)")
+	flag.Uint64Var(&o.largeMiB, "large-size", 1024, "MiB of each side's CFSTRUCT LARGE, which holds the 1 MiB messages of a run")
 	flag.Uint64Var(&o.appMiB, "app-size", 256, "MiB of each side's application structure (failover takes longer with larger ones: repair scans the structure)")
 	flag.BoolVar(&o.keep, "keep", false, "keep the member logs (their directory is printed)")
 	flag.IntVar(&o.elemSize, "app-element-size", 256, "bytes per data element of both sides' application structures")
@@ -46,7 +47,7 @@ func main() {
 type options struct {
 	n64, n4k, n1m, rounds, kills, batch int
 	keep                                bool
-	appMiB                              uint64
+	appMiB, largeMiB                    uint64
 	elemSize, largeElem                 int
 }
 
@@ -146,32 +147,39 @@ func run(o options) error {
 	if err := b.define(small, o.batch, 0, 0); err != nil {
 		return err
 	}
-	results := map[string]float64{}
-	figure := func(name, unit string, f func() (float64, error)) error {
-		var vals []float64
+	// paired measures a baseline and a channel figure in alternating
+	// rounds, and emits the best of each and the median of the rounds'
+	// ratios (a ratio of two bests lets one lucky baseline round, up to
+	// twice the others on this noisy machine, move it).
+	paired := func(base, ch, unit, ratio string, fb, fc func() (float64, error)) error {
+		var bs, cs, rs []float64
 		for r := 0; r < o.rounds; r++ {
-			v, err := f()
+			vb, err := fb()
 			if err != nil {
-				return fmt.Errorf("%s: %w", name, err)
+				return fmt.Errorf("%s: %w", base, err)
 			}
-			vals = append(vals, v)
+			vc, err := fc()
+			if err != nil {
+				return fmt.Errorf("%s: %w", ch, err)
+			}
+			bs, cs, rs = append(bs, vb), append(cs, vc), append(rs, vc/vb)
 		}
-		results[name] = slices.Max(vals)
-		benchgroup.Emit(name, results[name], unit)
+		slices.Sort(rs)
+		benchgroup.Emit(base, slices.Max(bs), unit)
+		benchgroup.Emit(ch, slices.Max(cs), unit)
+		benchgroup.Emit(ratio, rs[len(rs)/2], "ratio")
 		return nil
 	}
 	for _, f := range []struct {
 		size, n int
 		name    string
 	}{{64, o.n64, "64B"}, {4 << 10, o.n4k, "4KiB"}} {
-		if err := figure("baseline.tcp."+f.name, "msgs/s", func() (float64, error) { return tcpFrames(f.size, f.n) }); err != nil {
-			return err
-		}
-		if err := figure("channel.send."+f.name, "msgs/s", func() (float64, error) { return b.transfer(small, f.size, f.n) }); err != nil {
+		if err := paired("baseline.tcp."+f.name, "channel.send."+f.name, "msgs/s", "channel.send."+f.name+".vs.baseline.tcp."+f.name,
+			func() (float64, error) { return tcpFrames(f.size, f.n) },
+			func() (float64, error) { return b.transfer(small, f.size, f.n) }); err != nil {
 			return err
 		}
 		b.cpuFigure("channel.send." + f.name + ".cpu")
-		benchgroup.Emit("channel.send."+f.name+".vs.baseline.tcp."+f.name, results["channel.send."+f.name]/results["baseline.tcp."+f.name], "ratio")
 	}
 	if o.kills > 0 {
 		times, err := b.failovers(o.kills)
@@ -188,20 +196,18 @@ func run(o options) error {
 	big := small
 	if o.largeElem > 0 {
 		big = large
-		if err := b.define(large, o.batch, o.largeElem, o.appMiB); err != nil {
+		if err := b.define(large, o.batch, o.largeElem, o.largeMiB); err != nil {
 			return err
 		}
 	}
-	if err := figure("baseline.tcp.bytes", "MB/s", func() (float64, error) { return tcpBytes(1<<20, o.n1m*4) }); err != nil {
+	if err := paired("baseline.tcp.bytes", "channel.send.1MiB.bytes", "MB/s", "channel.send.1MiB.ratio",
+		func() (float64, error) { return tcpBytes(1<<20, o.n1m*4) },
+		func() (float64, error) {
+			r, err := b.transfer(big, 1<<20, o.n1m)
+			return r * (1 << 20) / 1e6, err
+		}); err != nil {
 		return err
 	}
-	if err := figure("channel.send.1MiB.bytes", "MB/s", func() (float64, error) {
-		r, err := b.transfer(big, 1<<20, o.n1m)
-		return r * (1 << 20) / 1e6, err
-	}); err != nil {
-		return err
-	}
-	benchgroup.Emit("channel.send.1MiB.ratio", results["channel.send.1MiB.bytes"]/results["baseline.tcp.bytes"], "ratio")
 	b.cpuFigure("channel.send.1MiB.cpu")
 	return nil
 }
