@@ -1292,3 +1292,33 @@ func TestSlotTag(t *testing.T) {
 		}
 	}
 }
+
+// A queue whose first segment is installed and whose tail segment is not
+// yet (an owner between the two, alive or killed there) is in flight for a
+// check while others run, a problem for a quiescent one, and the next put
+// finishes it. The torture's checker once failed on it.
+func TestCheckFirstSegmentInFlight(t *testing.T) {
+	s := newStructure(t, smallParams)
+	o := register(t, s)
+	q := mustQueue(t, o, "Q", QueueAttrs{})
+	if err := o.Put(q, &Message{Body: []byte("a")}, PutOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	sl := s.sublogOff(uint32(q), 0)
+	if ref(s.load(sl+slHeadSeg)).nil() || ref(s.load(sl+slTailSeg)).nil() {
+		t.Fatal("the put installed no segment")
+	}
+	s.store(sl+slTailSeg, 0)
+	if r := s.Check(CheckOptions{}); !r.OK() {
+		t.Fatalf("while others run: %v", r)
+	}
+	if r := s.Check(CheckOptions{Quiescent: true}); r.OK() {
+		t.Fatal("quiescent check passed a queue without a tail segment")
+	}
+	if err := o.Put(q, &Message{Body: []byte("b")}, PutOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	if r := s.Check(CheckOptions{Quiescent: true}); !r.OK() {
+		t.Fatalf("after the next put: %v", r)
+	}
+}
