@@ -36,12 +36,15 @@ type Config struct {
 	// messages flow, the wait for the next batch or CONFIRM is tens of
 	// microseconds, and parking and waking cost more than that (see
 	// spinConn). A channel spins only while its recent waits were this
-	// short, so an idle or slow channel costs nothing. Default 100µs;
-	// negative: never spin.
+	// short, so an idle or slow channel costs nothing. Default
+	// DefaultSpinWait; negative: never spin.
 	SpinWait time.Duration
 	// Logger receives the log; default slog.Default().
 	Logger *slog.Logger
 }
+
+// DefaultSpinWait is Config.SpinWait's default.
+const DefaultSpinWait = 100 * time.Microsecond
 
 // Validate applies defaults and checks the configuration.
 func (c *Config) Validate() error {
@@ -61,7 +64,7 @@ func (c *Config) Validate() error {
 		return fmt.Errorf("%w: poll interval %v not in 1ms..1m", ErrConfig, c.PollInterval)
 	}
 	if c.SpinWait == 0 {
-		c.SpinWait = 100 * time.Microsecond
+		c.SpinWait = DefaultSpinWait
 	}
 	if c.SpinWait > 10*time.Millisecond {
 		return fmt.Errorf("%w: spin wait %v over 10ms", ErrConfig, c.SpinWait)

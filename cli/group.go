@@ -84,7 +84,7 @@ func cmdStart(args []string, out io.Writer) error {
 	logSegMiB := fs.Int("log-segment-size", 64, "MiB of each recovery log segment file")
 	noChinit := false
 	fs.BoolVar(&noChinit, "no-chinit", false, "run no channel initiator")
-	spin := fs.Duration("channel-spin", 100*time.Microsecond, "how long a running channel's read spins on its socket before it parks (0: never)")
+	spin := fs.Duration("channel-spin", channel.DefaultSpinWait, "how long a running channel's read spins on its socket before it parks (0: never)")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -567,7 +567,7 @@ func cmdChinit(args []string, out io.Writer) error {
 	fs.IntVar(&c.Port, "port", 0, "the member's own inbound port")
 	fs.IntVar(&c.GenericPort, "generic-port", 0, "the port every member of the group shares")
 	fs.BoolVar(&jsonLog, "json-log", false, "log JSON instead of text")
-	fs.DurationVar(&c.SpinWait, "spin", 100*time.Microsecond, "how long a running channel's read spins on its socket before it parks (0: never)")
+	fs.DurationVar(&c.SpinWait, "spin", channel.DefaultSpinWait, "how long a running channel's read spins on its socket before it parks (0: never)")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
