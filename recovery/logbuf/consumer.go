@@ -216,7 +216,18 @@ func (c *Consumer) drain() int {
 				continue
 			}
 			size := recHdr + pad8(n)
-			if typ == 0 || flags&^(flagMore|flagPad) != 0 || off+size > b.size || tail+size > head {
+			if flags&flagCont != 0 && c.partial[i] == nil && typ != 0 && off+size <= b.size && tail+size <= head {
+				// The rest of a record whose first pieces a previous
+				// consumer took and died with. Neither it nor anything
+				// its producer published after it was durable; dropping
+				// them all keeps what the log holds of the ring a prefix
+				// of what was published there.
+				c.logf("logbuf: ring %d: the rest of a record whose first pieces the previous consumer took, at position %d; dropping %d bytes (none was durable)",
+					i, tail, head-tail)
+				tail = head
+				break
+			}
+			if typ == 0 || flags&^(flagMore|flagPad|flagCont) != 0 || off+size > b.size || tail+size > head {
 				// A producer that writes what no producer of this package
 				// writes: drop what it published, keep serving the others.
 				c.logf("logbuf: ring %d: bad record header at position %d (length %d, type %d, flags %#x); dropping %d bytes",
@@ -226,6 +237,13 @@ func (c *Consumer) drain() int {
 				break
 			}
 			payload := data[off+recHdr : off+recHdr+n]
+			if flags&flagCont == 0 && c.partial[i] != nil {
+				// The ring's previous producer gave up on a record half
+				// way (its Append failed) and released the ring; nobody
+				// was told that record is durable.
+				c.logf("logbuf: ring %d: a record abandoned after %d bytes; dropping it", i, len(c.partial[i]))
+				c.partial[i] = nil
+			}
 			switch {
 			case flags&flagMore != 0:
 				if c.partial[i] == nil {

@@ -36,7 +36,17 @@
 // generation changes or the consumer's process is gone, because whatever
 // it was waiting for may never be logged (the member died; peers recover
 // its connections). A new consumer logs whatever the old one left
-// published, then frees every ring.
+// published, then frees every ring. When the old consumer had taken the
+// first pieces of a record and died, the new one finds the rest of it
+// (bit 2 of its flags, with no first piece): it drops that and whatever
+// follows it in the ring, none of which was durable, so the log holds a
+// prefix of every ring's records, each whole.
+//
+// A producer checks the generation before every piece it writes, so one
+// of the old consumer that goes on appending stops at its next piece; it
+// could still write one piece into its old ring after the new consumer
+// freed it, if the new consumer started in the moment between that check
+// and the write (a window of one copy of at most half a ring).
 //
 // # Layout
 //
@@ -68,7 +78,8 @@
 // Positions only grow; the byte of position p is at p mod ring size. A
 // record in a ring is an 8-byte header, u32 payload length, u8 type, u8
 // flags (bit 0: more pieces follow; bit 1: padding to the ring's end,
-// no payload), u16 zero, then the payload padded to 8 bytes. A record
+// no payload; bit 2: a piece after the first), u16 zero, then the payload
+// padded to 8 bytes. A record
 // never wraps: when it does not fit before the ring's end, the producer
 // writes a padding header there and starts at the ring's beginning.
 package logbuf

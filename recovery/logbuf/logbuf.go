@@ -50,6 +50,7 @@ const (
 	recHdr   = 8
 	flagMore = 1
 	flagPad  = 2
+	flagCont = 4
 )
 
 // Defaults of Config.
@@ -256,12 +257,13 @@ func (p *Producer) Append(typ uint8, parts ...[]byte) (uint64, error) {
 	}
 	maxPiece := int(p.b.size/2 - recHdr)
 	pi, po := 0, 0 // the next byte: parts[pi][po]
+	var flags uint8
 	for {
 		n := min(total, maxPiece)
 		total -= n
-		var flags uint8
+		flags &^= flagMore
 		if total > 0 {
-			flags = flagMore
+			flags |= flagMore
 		}
 		dst, err := p.reserve(recHdr + pad8(uint64(n)))
 		if err != nil {
@@ -282,6 +284,7 @@ func (p *Producer) Append(typ uint8, parts ...[]byte) (uint64, error) {
 		if total == 0 {
 			return p.head, nil
 		}
+		flags |= flagCont
 	}
 }
 
@@ -297,6 +300,11 @@ func (p *Producer) reserve(need uint64) ([]byte, error) {
 		p.publish(size - off)
 	}
 	if err := p.waitSpace(need); err != nil {
+		return nil, err
+	}
+	// A new consumer may have started while this waited for space (it
+	// frees the rings of the old one's producers): stop before writing.
+	if err := p.quickCheck(); err != nil {
 		return nil, err
 	}
 	off := p.head % size

@@ -13,6 +13,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
@@ -493,5 +494,95 @@ func TestDiskCrash(t *testing.T) {
 		b.Close()
 		m.Restart()
 		checkLog(t, loggedIn(t, m, "/log"), acked)
+	}
+}
+
+// TestPiecesWithoutTheirStart builds, by hand, the rings a consumer
+// killed half way through a record leaves, and one a producer left after
+// giving up on a record half way. The new consumer drops the rest of the
+// first record and everything after it in that ring (none of it was
+// durable), drops the abandoned start in the other, and logs the whole
+// records around it.
+func TestPiecesWithoutTheirStart(t *testing.T) {
+	dir := t.TempDir()
+	var src rlog.Counter
+	logDir := filepath.Join(dir, "log")
+	l, err := rlog.Open(rlog.Config{Dir: logDir, LRSN: &src, SegmentSize: 1 << 20})
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := Create(Config{CFDir: filepath.Join(dir, "cf"), Member: "QM1", Rings: 2, RingSize: testRingSize})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer b.Close()
+	// put writes bytes from:to of record (w, i) (to -1: its end) at ring
+	// r's head and publishes them.
+	put := func(r uint64, w, i int, from, to int, flags uint8) {
+		rh := b.ring(r)
+		head := atomic.LoadUint64(b.u64(rh + rHead))
+		rec := record(w, i)
+		if to < 0 {
+			to = len(rec)
+		}
+		rec = rec[from:to]
+		data := b.data(r)[head%b.size:]
+		putRecHdr(data, uint32(len(rec)), uint8(1+i%200), flags)
+		copy(data[recHdr:], rec)
+		atomic.StoreUint64(b.u64(rh+rHead), head+recHdr+pad8(uint64(len(rec))))
+	}
+	// Ring 0: record 0 whole and record 1's first piece, which the dead
+	// consumer took (the tail is past them), then record 1's last piece
+	// and record 2.
+	put(0, 0, 0, 0, -1, 0)
+	put(0, 0, 1, 0, 24, flagMore)
+	atomic.StoreUint64(b.u64(b.ring(0)+rTail), atomic.LoadUint64(b.u64(b.ring(0)+rHead)))
+	put(0, 0, 1, 24, 48, flagCont)
+	put(0, 0, 2, 0, -1, 0)
+	// Ring 1: record 0 whole, record 1's first piece (its producer gave up),
+	// then record 2 whole, written by the ring's next producer.
+	put(1, 1, 0, 0, -1, 0)
+	put(1, 1, 1, 0, 24, flagMore)
+	put(1, 1, 2, 0, -1, 0)
+	var said []string
+	var mu sync.Mutex
+	cons, err := NewConsumer(b, l, func(f string, args ...any) {
+		mu.Lock()
+		said = append(said, fmt.Sprintf(f, args...))
+		mu.Unlock()
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	cons.Close()
+	if err := l.Close(); err != nil {
+		t.Fatal(err)
+	}
+	r, err := rlog.NewReader(nil, logDir, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got []string
+	for {
+		rec, err := r.Next()
+		if err == io.EOF {
+			break
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		w, i := int(binary.LittleEndian.Uint64(rec.Payload)), int(binary.LittleEndian.Uint64(rec.Payload[8:]))
+		if !bytes.Equal(rec.Payload, record(w, i)) {
+			t.Fatalf("record (%d, %d) of %d bytes is not the one written", w, i, len(rec.Payload))
+		}
+		got = append(got, fmt.Sprintf("%d.%d", w, i))
+	}
+	if want := "1.0 1.2"; strings.Join(got, " ") != want {
+		t.Fatalf("logged %q, want %q", strings.Join(got, " "), want)
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if len(said) != 2 || !strings.Contains(said[0], "previous consumer") || !strings.Contains(said[1], "abandoned") {
+		t.Fatalf("consumer said %q", said)
 	}
 }
