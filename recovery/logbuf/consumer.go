@@ -211,7 +211,7 @@ func (c *Consumer) drain() int {
 			off := tail % b.size
 			n := uint64(binary.LittleEndian.Uint32(data[off:]))
 			typ, flags := data[off+4], data[off+5]
-			if flags&flagPad != 0 {
+			if flags == flagPad && typ == 0 && tail+b.size-off <= head {
 				tail += b.size - off
 				continue
 			}
@@ -227,7 +227,7 @@ func (c *Consumer) drain() int {
 				tail = head
 				break
 			}
-			if typ == 0 || flags&^(flagMore|flagPad|flagCont) != 0 || off+size > b.size || tail+size > head {
+			if typ == 0 || flags&^(flagMore|flagCont) != 0 || off+size > b.size || tail+size > head {
 				// A producer that writes what no producer of this package
 				// writes: drop what it published, keep serving the others.
 				c.logf("logbuf: ring %d: bad record header at position %d (length %d, type %d, flags %#x); dropping %d bytes",

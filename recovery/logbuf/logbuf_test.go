@@ -586,3 +586,53 @@ func TestPiecesWithoutTheirStart(t *testing.T) {
 		t.Fatalf("consumer said %q", said)
 	}
 }
+
+// FuzzDrain fills a ring with arbitrary bytes, as a producer that writes
+// what no producer of this package writes could: the consumer never
+// panics, never reads past what was published, and logs only records it
+// found whole.
+func FuzzDrain(f *testing.F) {
+	ring := make([]byte, MinRingSize)
+	putRecHdr(ring, 5, 1, 0)
+	copy(ring[recHdr:], "hello")
+	putRecHdr(ring[16:], 8, 2, flagMore)
+	putRecHdr(ring[32:], 3, 2, flagCont)
+	f.Add(ring[:48], uint16(48))
+	putRecHdr(ring, 0, 0, flagPad)
+	f.Add(ring[:8], uint16(MinRingSize))
+	putRecHdr(ring, 9000, 1, 0)
+	f.Add(ring[:8], uint16(16))
+	b, err := Create(Config{CFDir: f.TempDir(), Member: "QM1", Rings: 1, RingSize: MinRingSize})
+	if err != nil {
+		f.Fatal(err)
+	}
+	defer b.Close()
+	var src rlog.Counter
+	l, err := rlog.Open(rlog.Config{FS: vfs.NewMem(1), Dir: "/log", LRSN: &src, SegmentSize: 1 << 20})
+	if err != nil {
+		f.Fatal(err)
+	}
+	defer l.Close()
+	c := &Consumer{b: b, log: l, logf: func(string, ...any) {}, partial: make([][]byte, 1), ptype: make([]uint8, 1)}
+	f.Fuzz(func(t *testing.T, data []byte, head uint16) {
+		rh := b.ring(0)
+		tail := atomic.LoadUint64(b.u64(rh + rHead))
+		tail += b.size - tail%b.size // the fuzz input starts at the ring's start
+		atomic.StoreUint64(b.u64(rh+rTail), tail)
+		ringData := b.data(0)
+		clear(ringData)
+		copy(ringData, data)
+		h := tail + uint64(head)%(b.size+1)
+		atomic.StoreUint64(b.u64(rh+rHead), h)
+		c.partial[0] = nil
+		c.drain()
+		if got := atomic.LoadUint64(b.u64(rh + rTail)); got != h {
+			t.Fatalf("tail %d after a drain of everything up to %d", got, h)
+		}
+		for _, r := range c.recs {
+			if r.to-r.from > int(h-tail) || r.end > h {
+				t.Fatalf("record %+v from %d published bytes", r, h-tail)
+			}
+		}
+	})
+}
