@@ -28,6 +28,10 @@ type GetOptions struct {
 	// syncpoint or by a view, which may yet come back (a fuzzy backup
 	// takes them).
 	IncludeHeld bool
+	// IncludeUncommitted makes a browse also return puts under syncpoint
+	// not yet committed (BrowseCursor.Uncommitted tells them apart): a
+	// fuzzy backup records the place each takes if it commits.
+	IncludeUncommitted bool
 }
 
 type claimMode uint8
@@ -799,11 +803,16 @@ var (
 
 // BrowseCursor remembers where a browse got to.
 type BrowseCursor struct {
-	q       uint32
-	prio    int
-	pos     uint64
-	started bool
+	q           uint32
+	prio        int
+	pos         uint64
+	started     bool
+	uncommitted bool
 }
+
+// Uncommitted reports whether the message BrowseNext returned last is a
+// put under syncpoint not yet committed (GetOptions.IncludeUncommitted).
+func (c *BrowseCursor) Uncommitted() bool { return c.uncommitted }
 
 // NewBrowseCursor starts a browse of q at its first message.
 func (o *Owner) NewBrowseCursor(q QueueID) *BrowseCursor {
@@ -843,7 +852,7 @@ func (o *Owner) BrowseNext(cur *BrowseCursor, opt GetOptions, dst *Message) (err
 			eo := s.entryOff(r.idx())
 			w := s.load(eo + enCtl)
 			k := wKind(w)
-			if wGen(w) != r.gen() || s.load(eo+enPos) != pos || !(k == stAvail || opt.IncludeHeld && (k == stHeld || k == stView)) {
+			if wGen(w) != r.gen() || s.load(eo+enPos) != pos || !(k == stAvail || opt.IncludeHeld && (k == stHeld || k == stView) || opt.IncludeUncommitted && k == stPutU) {
 				return true
 			}
 			if exp := int64(s.load(eo + enExpiry)); exp != 0 && exp <= now {
@@ -860,7 +869,7 @@ func (o *Owner) BrowseNext(cur *BrowseCursor, opt GetOptions, dst *Message) (err
 			if !ok || wGen(s.load(eo+enCtl)) != r.gen() || s.load(eo+enPos) != pos {
 				return true
 			}
-			cur.pos, cur.started, found = pos, true, true
+			cur.pos, cur.started, found, cur.uncommitted = pos, true, true, k == stPutU
 			return false
 		})
 		if found {

@@ -1198,8 +1198,8 @@ func TestAppendPiece(t *testing.T) {
 }
 
 // TestBrowseIncludeHeld: a fuzzy backup's browse also sees messages held
-// by a get under syncpoint (they come back on backout), never uncommitted
-// puts.
+// by a get under syncpoint (they come back on backout), and uncommitted
+// puts only when asked, marked as such.
 func TestBrowseIncludeHeld(t *testing.T) {
 	s := newStructure(t, smallParams)
 	o := register(t, s)
@@ -1212,25 +1212,33 @@ func TestBrowseIncludeHeld(t *testing.T) {
 	if err := other.Get(q, GetOptions{Syncpoint: true}, &m); err != nil || string(m.Body) != "a" {
 		t.Fatalf("get: %q %v", m.Body, err)
 	}
-	browse := func(held bool) string {
+	put(t, o, q, "c", 1, false)
+	browse := func(opt GetOptions) string {
 		cur := o.NewBrowseCursor(q)
 		var got []string
 		for {
-			err := o.BrowseNext(cur, GetOptions{IncludeHeld: held}, &m)
+			err := o.BrowseNext(cur, opt, &m)
 			if errors.Is(err, ErrNoMessage) {
 				return fmt.Sprint(got)
 			}
 			if err != nil {
 				t.Fatal(err)
 			}
-			got = append(got, string(m.Body))
+			if cur.Uncommitted() {
+				got = append(got, "("+string(m.Body)+")")
+			} else {
+				got = append(got, string(m.Body))
+			}
 		}
 	}
-	if got := browse(false); got != "[b]" {
+	if got := browse(GetOptions{}); got != "[b c]" {
 		t.Fatalf("browse: %s", got)
 	}
-	if got := browse(true); got != "[a b]" {
+	if got := browse(GetOptions{IncludeHeld: true}); got != "[a b c]" {
 		t.Fatalf("browse including held: %s", got)
+	}
+	if got := browse(GetOptions{IncludeHeld: true, IncludeUncommitted: true}); got != "[a b (uncommitted) c]" {
+		t.Fatalf("browse including held and uncommitted: %s", got)
 	}
 }
 

@@ -76,7 +76,7 @@ func (m *Member) BackupStructure(name string) (backup.Info, error) {
 	for _, q := range s.Queues() {
 		cur := o.NewBrowseCursor(q.ID)
 		for {
-			err := o.BrowseNext(cur, lockfree.GetOptions{IncludeHeld: true}, &lm)
+			err := o.BrowseNext(cur, lockfree.GetOptions{IncludeHeld: true, IncludeUncommitted: true}, &lm)
 			if errors.Is(err, lockfree.ErrNoMessage) {
 				break
 			}
@@ -85,6 +85,16 @@ func (m *Member) BackupStructure(name string) (backup.Info, error) {
 				return backup.Info{}, fmt.Errorf("qm: backup of %s: browse %s: %w", name, q.Name, err)
 			}
 			if !lm.Persistent || lm.Key == 0 {
+				continue
+			}
+			if cur.Uncommitted() {
+				// Its place, should its unit of work commit after the start
+				// (replay takes it from the log).
+				r := plog.Record{Type: plog.TypePut, Structure: name, Queue: q.Name, Key: lm.Key, Priority: uint8(lm.Priority)}
+				if err := bw.Add(&r); err != nil {
+					bw.Abort()
+					return backup.Info{}, err
+				}
 				continue
 			}
 			r := plog.Record{Type: plog.TypePut, Flags: plog.FlagCommitted, Structure: name, Queue: q.Name, Key: lm.Key,
@@ -110,7 +120,7 @@ func (m *Member) BackupStructure(name string) (backup.Info, error) {
 	}); err != nil {
 		m.log.Warn("record the backup in the repository (recovery finds its file anyway)", "path", info.Path, "err", err)
 	}
-	m.log.Info("backup taken", "structure", name, "messages", info.Messages, "bytes", info.Size, "start", info.Start,
+	m.log.Info("backup taken", "structure", name, "messages", info.Messages, "places", info.Places, "bytes", info.Size, "start", info.Start,
 		"replay_from", info.ReplayFrom, "path", info.Path)
 	m.pruneBackups(name)
 	m.releaseLogs()

@@ -24,7 +24,7 @@ var (
 
 const (
 	magic      = "QMBK"
-	version    = 1
+	version    = 2 // 2: records of uncommitted puts (places); 1 is read too
 	headerSize = 128
 	suffix     = ".bak"
 )
@@ -39,8 +39,11 @@ type Info struct {
 	// records from here on.
 	ReplayFrom uint64
 	Taken      time.Time
-	Messages   uint64
-	Size       int64
+	Messages   uint64 // committed messages
+	// Places counts the puts under syncpoint the scan found uncommitted:
+	// each record keeps the place its message takes if it commits.
+	Places uint64
+	Size   int64
 }
 
 // Dir is where the backups of structure live under data directory data.
@@ -48,17 +51,18 @@ func Dir(data, structure string) string { return filepath.Join(data, "backup", s
 
 // Writer writes one backup.
 type Writer struct {
-	f     *os.File
-	path  string
-	tmp   string
-	h     *xxhash.Digest
-	n     uint64
-	buf   []byte
-	size  int64
-	start uint64
-	from  uint64
-	taken time.Time
-	name  string
+	f      *os.File
+	path   string
+	tmp    string
+	h      *xxhash.Digest
+	n      uint64 // records
+	places uint64
+	buf    []byte
+	size   int64
+	start  uint64
+	from   uint64
+	taken  time.Time
+	name   string
 }
 
 // Create starts the backup of structure, whose start LRSN is start, in
@@ -90,8 +94,16 @@ func Create(data, structure string, start, replayFrom uint64) (*Writer, error) {
 	return w, nil
 }
 
-// Add adds a message (a put record, flagged committed).
+// Add adds a message: a put record flagged committed, or one not flagged
+// committed, with no properties or body, for a put under syncpoint the
+// scan found uncommitted (the place its message takes if it commits).
 func (w *Writer) Add(r *plog.Record) error {
+	if r.Type != plog.TypePut || !r.Committed() && (len(r.Body) > 0 || len(r.Properties) > 0) {
+		return fmt.Errorf("backup: add %v record of key %d (flags %#x, %d body bytes)", r.Type, r.Key, r.Flags, len(r.Body))
+	}
+	if !r.Committed() {
+		w.places++
+	}
 	at := len(w.buf)
 	w.buf = binary.LittleEndian.AppendUint32(w.buf, 0)
 	w.buf = plog.Append(w.buf, r)
@@ -144,7 +156,7 @@ func (w *Writer) Commit() (Info, error) {
 		os.Remove(w.tmp)
 		return Info{}, fmt.Errorf("backup: finish %s: %w", w.path, err)
 	}
-	return Info{Path: w.path, Structure: w.name, Start: w.start, ReplayFrom: w.from, Taken: w.taken, Messages: w.n, Size: w.size}, nil
+	return Info{Path: w.path, Structure: w.name, Start: w.start, ReplayFrom: w.from, Taken: w.taken, Messages: w.n - w.places, Places: w.places, Size: w.size}, nil
 }
 
 // Abort drops an unfinished backup.
@@ -176,7 +188,7 @@ func Decode(b []byte) (Info, []plog.Record, error) {
 	if xxhash.Sum64(body) != sum {
 		return info, nil, fmt.Errorf("%w: checksum mismatch", ErrCorrupt)
 	}
-	if v := binary.LittleEndian.Uint16(b[4:]); v != version {
+	if v := binary.LittleEndian.Uint16(b[4:]); v != version && v != 1 {
 		return info, nil, fmt.Errorf("%w: version %d", ErrCorrupt, v)
 	}
 	info.Start = binary.LittleEndian.Uint64(b[8:])
@@ -211,16 +223,23 @@ func Decode(b []byte) (Info, []plog.Record, error) {
 		if r.Structure != info.Structure {
 			return info, nil, fmt.Errorf("%w: record of structure %q in a backup of %q", ErrCorrupt, r.Structure, info.Structure)
 		}
+		if !r.Committed() {
+			if binary.LittleEndian.Uint16(b[4:]) == 1 || len(r.Body) > 0 || len(r.Properties) > 0 {
+				return info, nil, fmt.Errorf("%w: record at %d: a put not committed, with %d body bytes, in a version %d backup",
+					ErrCorrupt, p, len(r.Body), binary.LittleEndian.Uint16(b[4:]))
+			}
+			info.Places++
+		}
 		recs = append(recs, r)
 		p += 4 + n
 	}
 	if len(body)-p != 16 {
 		return info, nil, fmt.Errorf("%w: %d bytes after the records", ErrCorrupt, len(body)-p)
 	}
-	info.Messages = binary.LittleEndian.Uint64(body[p+8:])
-	if info.Messages != uint64(len(recs)) {
-		return info, nil, fmt.Errorf("%w: trailer counts %d messages, %d read", ErrCorrupt, info.Messages, len(recs))
+	if n := binary.LittleEndian.Uint64(body[p+8:]); n != uint64(len(recs)) {
+		return info, nil, fmt.Errorf("%w: trailer counts %d records, %d read", ErrCorrupt, n, len(recs))
 	}
+	info.Messages = uint64(len(recs)) - info.Places
 	return info, recs, nil
 }
 

@@ -1,11 +1,13 @@
 package backup
 
 import (
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"os"
 	"testing"
 
+	"github.com/cespare/xxhash/v2"
 	"github.com/qmgr/qmgr/recovery/plog"
 )
 
@@ -90,4 +92,41 @@ func FuzzDecode(f *testing.F) {
 			}
 		}
 	})
+}
+
+// TestPlaces: a backup keeps places (records of puts not committed, with
+// no body) apart from its messages; a place with a body is refused, and a
+// version 1 backup holding a place is damaged.
+func TestPlaces(t *testing.T) {
+	data := t.TempDir()
+	w, err := Create(data, "APPL1", 10, 5)
+	if err != nil {
+		t.Fatal(err)
+	}
+	place := plog.Record{Type: plog.TypePut, Structure: "APPL1", Queue: "Q", Key: 7}
+	for _, r := range []plog.Record{rec(0), place, rec(1)} {
+		if err := w.Add(&r); err != nil {
+			t.Fatal(err)
+		}
+	}
+	bad := place
+	bad.Body = []byte("x")
+	if err := w.Add(&bad); err == nil {
+		t.Fatal("a place with a body was added")
+	}
+	info, err := w.Commit()
+	if err != nil || info.Messages != 2 || info.Places != 1 {
+		t.Fatalf("commit: %+v %v", info, err)
+	}
+	info, recs, err := Read(info.Path)
+	if err != nil || info.Messages != 2 || info.Places != 1 || len(recs) != 3 || recs[1].Committed() || recs[1].Key != 7 {
+		t.Fatalf("read: %+v, %d records, %v", info, len(recs), err)
+	}
+	// The same bytes labelled version 1 (hash fixed up) are damaged.
+	b, _ := os.ReadFile(info.Path)
+	b[4] = 1
+	binary.LittleEndian.PutUint64(b[len(b)-8:], xxhash.Sum64(b[:len(b)-8]))
+	if _, _, err := Decode(b); !errors.Is(err, ErrCorrupt) {
+		t.Fatalf("version 1 with a place: %v", err)
+	}
 }

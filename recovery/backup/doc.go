@@ -23,15 +23,27 @@
 // # Layout (little-endian)
 //
 //	header (128 bytes):
-//	  0 [4]byte magic "QMBK"     4 u16 version (1)     6 u16 zero
+//	  0 [4]byte magic "QMBK"     4 u16 version (2; 1 is read too)
+//	  6 u16 zero
 //	  8 u64 start LRSN          16 i64 time taken, Unix ns
 //	 24 u8 structure name length, 25 [48]byte structure name
 //	 73 zeros                  80 u64 replay-from LRSN (at most the start:
 //	                                  the oldest unit of work in flight)
 //	 88 zeros
 //	then one record per message, in queue order:
-//	  u32 payload length, then a plog put record (flagged committed)
+//	  u32 payload length, then a plog put record: flagged committed, or
+//	  (version 2) not flagged, with no properties and no body: a place
 //	trailer (24 bytes):
-//	  u32 0 (no more records), u32 zero, u64 message count,
+//	  u32 0 (no more records), u32 zero, u64 record count,
 //	  u64 xxhash64 of everything before the trailer's hash
+//
+// # Places
+//
+// A put under syncpoint has its place in the queue from the moment it is
+// put; it becomes visible when its unit of work commits. The scan records
+// each such put it passes as a place: the message's key, where it stands.
+// If the unit of work commits after the backup started, replay takes the
+// message from the log and puts it back at that place, among the backup's
+// messages, not after them (a producer's later message that committed
+// before the scan reached it would otherwise come back first).
 package backup

@@ -10,7 +10,11 @@
 // replay may start anywhere at or before the point it must cover (a fuzzy
 // backup's start).
 //
-// The result is the set of messages that survive, each with the position
-// at which it became visible (its commit's LRSN and its place in the unit
-// of work), in which order the caller puts them back.
+// The result is the set of messages that survive, in the order the caller
+// puts them back: the seed's messages, and the messages the seed kept a
+// place for (puts under syncpoint a backup found uncommitted, package
+// backup), by their place in the seed; then the others in the order they
+// became visible (their commit's LRSN and their place in the unit of
+// work). A place keeps a producer's order: its message stood before the
+// seed messages the scan met after it.
 package replay

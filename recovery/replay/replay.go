@@ -33,16 +33,39 @@ type Options struct {
 	SeedLRSN uint64
 }
 
-// Message is a message that survives, and where it became visible.
+// Message is a message that survives, and where it goes back.
 type Message struct {
 	plog.Record
-	Order uint64 // commit LRSN << 20 | place in its unit of work; a seed message: its place in the seed
-	Seed  bool   // from the seed
+	Seed bool // from the seed
+	// Place is its place in the seed: a seed message's, or the place the
+	// seed kept for a put under syncpoint that committed after the
+	// backup started (-1: none).
+	Place int
+	// LRSN is the LRSN of the record that made it visible (its commit, or
+	// the put itself outside syncpoint; 0 for a seed message), Index its
+	// place among the operations of its unit of work.
+	LRSN  uint64
+	Index int
+}
+
+// before reports whether m goes back before n: messages with a place in
+// the seed by place, then the others in the order they became visible.
+func (m *Message) before(n *Message) bool {
+	if (m.Place >= 0) != (n.Place >= 0) {
+		return m.Place >= 0
+	}
+	if m.Place >= 0 {
+		return m.Place < n.Place
+	}
+	if m.LRSN != n.LRSN {
+		return m.LRSN < n.LRSN
+	}
+	return m.Index < n.Index
 }
 
 // Result is what replay found.
 type Result struct {
-	Messages []Message // in Order
+	Messages []Message // in the order they go back (Message.before)
 	Records  uint64    // log records read
 	Bytes    uint64    // their payload bytes
 	MaxLRSN  uint64    // the highest LRSN in any log
@@ -92,16 +115,23 @@ type state struct {
 	structure string
 	seedLRSN  uint64
 	live      map[uint64]*Message
+	places    map[uint64]int // key → its place in the seed, for puts the backup found uncommitted
 	pending   map[uint64][]plog.Record
 	free      [][]plog.Record // pending slices of ended units of work, for reuse
 	res       *Result
 }
 
-func (st *state) apply(r *plog.Record, order uint64) {
+// apply applies a put or get made visible by the record at lrsn (index:
+// its place in its unit of work).
+func (st *state) apply(r *plog.Record, lrsn uint64, index int) {
 	switch r.Type {
 	case plog.TypePut:
 		if _, ok := st.live[r.Key]; !ok {
-			st.live[r.Key] = &Message{Record: *r, Order: order}
+			place, ok := st.places[r.Key]
+			if !ok {
+				place = -1
+			}
+			st.live[r.Key] = &Message{Record: *r, Place: place, LRSN: lrsn, Index: index}
 		}
 	case plog.TypeGet:
 		delete(st.live, r.Key)
@@ -114,10 +144,15 @@ func Run(o Options) (*Result, error) {
 		o.FS = vfs.OS()
 	}
 	res := &Result{}
-	st := &state{structure: o.Structure, seedLRSN: o.SeedLRSN, live: map[uint64]*Message{}, pending: map[uint64][]plog.Record{}, res: res}
+	st := &state{structure: o.Structure, seedLRSN: o.SeedLRSN, live: map[uint64]*Message{}, places: map[uint64]int{},
+		pending: map[uint64][]plog.Record{}, res: res}
 	for i := range o.Seed {
-		st.apply(&o.Seed[i], uint64(i))
-		st.live[o.Seed[i].Key].Seed = true
+		r := &o.Seed[i]
+		if !r.Committed() {
+			st.places[r.Key] = i
+			continue
+		}
+		st.live[r.Key] = &Message{Record: *r, Seed: true, Place: i}
 	}
 	var h merge
 	for _, dir := range o.LogDirs {
@@ -159,7 +194,7 @@ func Run(o Options) (*Result, error) {
 	for _, m := range st.live {
 		res.Messages = append(res.Messages, *m)
 	}
-	sort.Slice(res.Messages, func(i, j int) bool { return res.Messages[i].Order < res.Messages[j].Order })
+	sort.Slice(res.Messages, func(i, j int) bool { return res.Messages[i].before(&res.Messages[j]) })
 	return res, nil
 }
 
@@ -183,7 +218,7 @@ func (st *state) record(rec rlog.Record) error {
 			r.Properties, r.Body = b[:n:n], b[n:]
 		}
 		if r.Committed() {
-			st.apply(&r, rec.LRSN<<20)
+			st.apply(&r, rec.LRSN, 0)
 			return nil
 		}
 		ops, ok := st.pending[r.UOW]
@@ -197,7 +232,7 @@ func (st *state) record(rec rlog.Record) error {
 			return nil // none in this structure
 		}
 		for i := range ops {
-			st.apply(&ops[i], rec.LRSN<<20|uint64(i))
+			st.apply(&ops[i], rec.LRSN, i)
 		}
 		delete(st.pending, r.UOW)
 		st.recycle(ops)
@@ -207,7 +242,7 @@ func (st *state) record(rec rlog.Record) error {
 			return nil
 		}
 		for k, m := range st.live {
-			if m.Queue == r.Queue && (m.Seed && rec.LRSN >= st.seedLRSN || !m.Seed && m.Order < rec.LRSN<<20) {
+			if m.Queue == r.Queue && (m.Seed && rec.LRSN >= st.seedLRSN || !m.Seed && m.LRSN < rec.LRSN) {
 				delete(st.live, k)
 			}
 		}

@@ -106,3 +106,49 @@ func TestReplay(t *testing.T) {
 		t.Fatalf("survivors from LRSN 9 with a seed: %v", got)
 	}
 }
+
+// TestSeedPlaces: a producer's unit of work 100 (keys 1, 2) is
+// uncommitted when a backup's scan passes it; it commits, and the
+// producer's next one (key 3) commits before the scan reaches it. Unit of
+// work 100's messages go back at the places the seed kept for them,
+// before key 3, as the producer put them; a place whose unit of work
+// backs out brings nothing back.
+func TestSeedPlaces(t *testing.T) {
+	g := newLogs(t)
+	g.rec("QM1", put(100, 1, "Q", "first"))
+	g.rec("QM1", put(100, 2, "Q", "second"))
+	g.rec("QM1", put(300, 5, "Q", "backed out"))
+	g.rec("QM1", plog.Record{Type: plog.TypeCommit, UOW: 100}) // LRSN 4, after the backup's start
+	g.rec("QM1", put(200, 3, "Q", "third"))
+	g.rec("QM1", plog.Record{Type: plog.TypeCommit, UOW: 200})
+	g.rec("QM1", plog.Record{Type: plog.TypeBackout, UOW: 300})
+	g.rec("QM1", put(0, 4, "Q", "fourth"))
+	for _, l := range g.l {
+		l.Close()
+	}
+	place := func(key uint64) plog.Record {
+		return plog.Record{Type: plog.TypePut, Structure: "APPL1", Queue: "Q", Key: key}
+	}
+	for _, c := range []struct {
+		seed []plog.Record
+		want string
+	}{
+		{[]plog.Record{place(1), place(2), place(5), put(0, 3, "Q", "third")}, "[first second third fourth]"},
+		{nil, "[first second third fourth]"},
+		// Without places (a version 1 backup) unit of work 100 comes back
+		// after the seed: out of its producer's order.
+		{[]plog.Record{put(0, 3, "Q", "third")}, "[third first second fourth]"},
+	} {
+		res, err := Run(Options{FS: g.m, LogDirs: []string{"/log/QM1", "/log/QM2"}, Structure: "APPL1", From: 1, Seed: c.seed, SeedLRSN: 4})
+		if err != nil {
+			t.Fatal(err)
+		}
+		var got []string
+		for _, m := range res.Messages {
+			got = append(got, string(m.Body))
+		}
+		if fmt.Sprint(got) != c.want {
+			t.Fatalf("seed of %d records: survivors %v, want %s", len(c.seed), got, c.want)
+		}
+	}
+}
