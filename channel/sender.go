@@ -468,22 +468,37 @@ func (s *sender) send(l *lane, wait bool) (bool, error) {
 		l.views = make([]mq.View, s.batchSz)
 	}
 	var err error
-	if wait {
+	n := 1
+	switch {
+	case wait:
 		err = s.waitFirst(l, &l.views[0])
-	} else if err = l.xq.GetViewInto(mq.GetOptions{Syncpoint: true}, &l.views[0]); errors.Is(err, mq.ErrNoMessage) {
+	case s.def.BatchInt == 0:
+		// The whole batch in one scan of the queue.
+		n, err = l.xq.GetViewsInto(mq.GetOptions{Syncpoint: true}, l.views[:s.batchSz])
+	default:
+		err = l.xq.GetViewInto(mq.GetOptions{Syncpoint: true}, &l.views[0])
+	}
+	if errors.Is(err, mq.ErrNoMessage) && !wait {
 		return false, nil
 	}
 	if err != nil {
 		return false, err
 	}
-	n := 1
+	if wait && s.def.BatchInt == 0 && n < s.batchSz {
+		// What else is there now, in one scan.
+		k, err := l.xq.GetViewsInto(mq.GetOptions{Syncpoint: true}, l.views[n:s.batchSz])
+		if err != nil && !errors.Is(err, mq.ErrNoMessage) {
+			return false, err
+		}
+		n += k
+	}
 	deadline := time.Now().Add(time.Duration(s.def.BatchInt) * time.Millisecond)
-	for n < s.batchSz {
-		wait := time.Duration(0)
-		if s.def.BatchInt > 0 {
-			if wait = time.Until(deadline); wait <= 0 {
-				break
-			}
+	for s.def.BatchInt > 0 && n < s.batchSz {
+		// BATCHINT: wait for more until the batch is full or the interval
+		// ends.
+		wait := time.Until(deadline)
+		if wait <= 0 {
+			break
 		}
 		err := l.xq.GetViewInto(mq.GetOptions{Syncpoint: true, Wait: wait}, &l.views[n])
 		if errors.Is(err, mq.ErrNoMessage) {

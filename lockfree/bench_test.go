@@ -88,3 +88,54 @@ func BenchmarkGetPastHeld(b *testing.B) {
 		os[l].Commit() // the oldest: three batches stay held
 	}
 }
+
+// BenchmarkViewBatch is a channel sender's loop: a batch of 50 views under
+// syncpoint, then commit; per message, taken one call per view (one) or
+// in one scan (batch).
+func BenchmarkViewBatch(b *testing.B) {
+	for _, mode := range []string{"one", "batch"} {
+		b.Run(mode, func(b *testing.B) {
+			const batch = 50
+			s := newStructure(b, Params{Owners: 4, Queues: 2, Entries: 1 << 14, Elements: 1 << 14, Segments: 1024})
+			o := register(b, s)
+			q := mustQueue(b, o, "XQ", QueueAttrs{})
+			m := Message{Body: make([]byte, 64)}
+			fill := func() {
+				for i := 0; i < 8192; i++ {
+					if err := o.Put(q, &m, PutOptions{}); err != nil {
+						b.Fatal(err)
+					}
+				}
+			}
+			fill()
+			vs := make([]View, batch)
+			b.ReportAllocs()
+			b.ResetTimer()
+			for i := 0; i < b.N; i += batch {
+				n := 0
+				var err error
+				if mode == "batch" {
+					n, err = o.GetViewsInto(q, GetOptions{Syncpoint: true}, vs)
+				} else {
+					for n < batch {
+						if err = o.GetViewInto(q, GetOptions{Syncpoint: true}, &vs[n]); err != nil {
+							break
+						}
+						n++
+					}
+				}
+				if n < batch {
+					b.StopTimer()
+					o.Commit()
+					fill()
+					b.StartTimer()
+					continue
+				}
+				if err != nil {
+					b.Fatal(err)
+				}
+				o.Commit()
+			}
+		})
+	}
+}

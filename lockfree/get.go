@@ -685,31 +685,69 @@ func (o *Owner) GetView(q QueueID, opt GetOptions) (*View, error) {
 // pieces too): a sender that takes batch after batch allocates nothing per
 // message. v must not be a view still in use.
 func (o *Owner) GetViewInto(q QueueID, opt GetOptions, v *View) (err error) {
+	_, err = o.GetViewsInto(q, opt, unsafe.Slice(v, 1))
+	return err
+}
+
+// GetViewsInto claims up to len(vs) messages in one scan of q, like
+// GetViewInto for each (only the first may wait), and returns how many it
+// claimed: vs[:n] are views of them, in delivery order. It returns
+// ErrNoMessage only when it claimed none. The views must not be in use.
+func (o *Owner) GetViewsInto(q QueueID, opt GetOptions, vs []View) (n int, err error) {
+	return o.GetViewsAt(q, opt, len(vs), func(i int) *View { return &vs[i] })
+}
+
+// GetViewsAt is GetViewsInto for views that are not in one slice: view i
+// is at(i), for i below max.
+func (o *Owner) GetViewsAt(q QueueID, opt GetOptions, max int, at func(int) *View) (n int, err error) {
 	defer shm.EndGuard(shm.BeginGuard(), &err)
 	if err := o.begin(); err != nil {
-		return err
+		return 0, err
 	}
 	defer o.end()
 	s := o.s
 	if !s.queueActive(uint32(q)) {
-		return fmt.Errorf("%w: slot %d", ErrUnknownQueue, q)
+		return 0, fmt.Errorf("%w: slot %d", ErrUnknownQueue, q)
+	}
+	if max <= 0 {
+		return 0, nil
 	}
 	o.touch(uint32(q))
-	var c claimed
 	mode := claimView
 	if opt.Syncpoint {
 		mode = claimHeld
 	}
-	if _, err := o.claimWait(uint32(q), opt, mode, func(x claimed) bool { c = x; return false }); err != nil {
-		return err
+	var bad error
+	_, err = o.claimWait(uint32(q), opt, mode, func(c claimed) bool {
+		v := at(n)
+		n++
+		if opt.Syncpoint {
+			o.holdInUOW(c)
+		} else {
+			o.views = append(o.views, c)
+		}
+		if err := o.fillView(v, c, opt.Syncpoint); err != nil {
+			bad = err
+			return false
+		}
+		return n < max
+	})
+	if bad != nil {
+		return n, bad
 	}
+	return n, err
+}
+
+// fillView makes v a view of the message of claimed entry c.
+func (o *Owner) fillView(v *View, c claimed, syncpoint bool) error {
+	s := o.s
 	clear(v.Body)
-	*v = View{o: o, c: c, syncpoint: opt.Syncpoint, Body: v.Body[:0]}
+	*v = View{o: o, c: c, syncpoint: syncpoint, Body: v.Body[:0]}
 	eo := s.entryOff(c.idx)
 	varLen, bodyLen, propsLen, rq, rqm := s.entryMeta(eo, &v.Msg)
 	skip := rq + rqm + propsLen
 	if varLen != skip+bodyLen {
-		return errCorrupt(s, "entry %d of queue %d has inconsistent lengths", c.idx, q)
+		return errCorrupt(s, "entry %d of queue %d has inconsistent lengths", c.idx, c.q)
 	}
 	var head []byte
 	s.chunks(eo, func(b []byte) bool {
@@ -726,11 +764,6 @@ func (o *Owner) GetViewInto(q QueueID, opt GetOptions, v *View) (err error) {
 	v.Msg.ReplyToQ = string(head[:rq])
 	v.Msg.ReplyToQMgr = string(head[rq : rq+rqm])
 	v.Msg.Properties = append([]byte(nil), head[rq+rqm:]...)
-	if opt.Syncpoint {
-		o.holdInUOW(c)
-	} else {
-		o.views = append(o.views, c)
-	}
 	return nil
 }
 

@@ -382,6 +382,60 @@ func TestSyncpointViewBackout(t *testing.T) {
 	checkOK(t, s)
 }
 
+// TestGetViewsInto: a batch of views in one scan comes in delivery order
+// (priority, then arrival), stops at len(vs) or when the queue has no
+// more, reports ErrNoMessage only when it got none, and holds its
+// messages in the unit of work (a backout puts them all back); without
+// syncpoint, each message goes when its view is released.
+func TestGetViewsInto(t *testing.T) {
+	s := newStructure(t, smallParams)
+	o := register(t, s)
+	q := mustQueue(t, o, "Q", QueueAttrs{})
+	for i, b := range []string{"a", "b", "c", "d", "e"} {
+		put(t, o, q, b, i/4*5, false) // e has priority 5
+	}
+	bodies := func(vs []View) string {
+		var got []string
+		for _, v := range vs {
+			got = append(got, string(v.Body[0]))
+		}
+		return fmt.Sprint(got)
+	}
+	vs := make([]View, 3)
+	n, err := o.GetViewsInto(q, GetOptions{Syncpoint: true}, vs)
+	if err != nil || n != 3 || bodies(vs[:n]) != "[e a b]" {
+		t.Fatalf("first batch: %d %s %v", n, bodies(vs[:n]), err)
+	}
+	n, err = o.GetViewsInto(q, GetOptions{Syncpoint: true}, vs)
+	if err != nil || n != 2 || bodies(vs[:n]) != "[c d]" {
+		t.Fatalf("second batch: %d %s %v", n, bodies(vs[:n]), err)
+	}
+	if n, err := o.GetViewsInto(q, GetOptions{Syncpoint: true}, vs); n != 0 || !errors.Is(err, ErrNoMessage) {
+		t.Fatalf("empty queue: %d %v", n, err)
+	}
+	if s.Depth(q) != 5 {
+		t.Fatalf("depth %d with five held", s.Depth(q))
+	}
+	o.Backout()
+	vs = make([]View, 10)
+	n, err = o.GetViewsInto(q, GetOptions{}, vs)
+	if err != nil || n != 5 || bodies(vs[:n]) != "[e a b c d]" {
+		t.Fatalf("after the backout, without syncpoint: %d %s %v", n, bodies(vs[:n]), err)
+	}
+	for i := range vs[:n] {
+		if s.Depth(q) != int64(n-i) {
+			t.Fatalf("depth %d before releasing view %d", s.Depth(q), i)
+		}
+		if err := vs[i].Release(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if s.Depth(q) != 0 {
+		t.Fatalf("depth %d after every view was released", s.Depth(q))
+	}
+	checkOK(t, s)
+}
+
 func TestExpiry(t *testing.T) {
 	s := newStructure(t, smallParams)
 	o := register(t, s)

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"sort"
 	"time"
+	"unsafe"
 
 	"github.com/qmgr/qmgr/defs"
 	"github.com/qmgr/qmgr/group"
@@ -660,26 +661,38 @@ func (h *Queue) GetView(opt GetOptions) (*View, error) {
 // keeps a batch's views from batch to batch. v must not be a view still in
 // use (its unit of work ended, or released).
 func (h *Queue) GetViewInto(opt GetOptions, v *View) error {
+	_, err := h.GetViewsInto(opt, unsafe.Slice(v, 1))
+	return err
+}
+
+// GetViewsInto gets up to len(vs) messages as views, like GetViewInto for
+// each, in one scan of the queue (only the first may wait). It returns how
+// many it got; ErrNoMessage only when it got none. On an error the views
+// it got stay in the unit of work (under syncpoint), to be backed out.
+func (h *Queue) GetViewsInto(opt GetOptions, vs []View) (int, error) {
 	if err := h.check("get", h.opts.Input); err != nil {
-		return err
+		return 0, err
 	}
-	lv := &v.lv
-	if err := h.o.GetViewInto(h.q, lockfree.GetOptions{Syncpoint: opt.Syncpoint, Wait: opt.Wait, MsgID: opt.MsgID, CorrelID: opt.CorrelID}, lv); err != nil {
-		return wrap("get "+h.def.Name, err)
-	}
-	v.MsgID, v.CorrelID, v.Format, v.Priority = lv.Msg.MsgID, lv.Msg.CorrelID, trimFormat(lv.Msg.Format), lv.Msg.Priority
-	v.Persistence, v.BackoutCount, v.Pieces, v.h, v.logAtRelease = NotPersistent, int(lv.Msg.BackoutCount), lv.Body, h, false
-	if lv.Msg.Persistent {
-		v.Persistence = Persistent
-		if opt.Syncpoint {
-			if err := h.loggedGet(&lv.Msg, true); err != nil {
-				return wrap("get "+h.def.Name, fmt.Errorf("the get is in the unit of work, which can only be backed out: %w", err))
+	n, err := h.o.GetViewsAt(h.q, lockfree.GetOptions{Syncpoint: opt.Syncpoint, Wait: opt.Wait, MsgID: opt.MsgID, CorrelID: opt.CorrelID},
+		len(vs), func(i int) *lockfree.View { return &vs[i].lv })
+	for i := range vs[:n] {
+		v := &vs[i]
+		lv := &v.lv
+		v.MsgID, v.CorrelID, v.Format, v.Priority = lv.Msg.MsgID, lv.Msg.CorrelID, trimFormat(lv.Msg.Format), lv.Msg.Priority
+		v.Persistence, v.BackoutCount, v.Pieces, v.h, v.logAtRelease = NotPersistent, int(lv.Msg.BackoutCount), lv.Body, h, false
+		if lv.Msg.Persistent {
+			v.Persistence = Persistent
+			if !opt.Syncpoint {
+				v.logAtRelease = true
+			} else if lerr := h.loggedGet(&lv.Msg, true); lerr != nil && err == nil {
+				err = fmt.Errorf("the get is in the unit of work, which can only be backed out: %w", lerr)
 			}
-		} else {
-			v.logAtRelease = true
 		}
 	}
-	return nil
+	if err != nil {
+		return n, wrap("get "+h.def.Name, err)
+	}
+	return n, nil
 }
 
 func fromLockfree(lm *lockfree.Message) *Message {
