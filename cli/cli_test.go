@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"os"
 	"os/exec"
+	"runtime"
 	"strings"
 	"testing"
 
@@ -108,5 +109,31 @@ func TestCheckCommand(t *testing.T) {
 	}
 	if code := Main([]string{"nosuch"}, &out, &errOut); code != 2 {
 		t.Fatalf("unknown command: exit %d", code)
+	}
+}
+
+// TestChinitProcs: a channel initiator runs on half the CPUs by default
+// (at least one), on what --procs says, and leaves a GOMAXPROCS from the
+// environment alone.
+func TestChinitProcs(t *testing.T) {
+	was := runtime.GOMAXPROCS(0)
+	t.Cleanup(func() { runtime.GOMAXPROCS(was) })
+	t.Setenv("GOMAXPROCS", "")
+	setChinitProcs(0)
+	if got, want := runtime.GOMAXPROCS(0), max(1, runtime.NumCPU()/2); got != want {
+		t.Fatalf("default: GOMAXPROCS %d, want %d", got, want)
+	}
+	setChinitProcs(3)
+	if got := runtime.GOMAXPROCS(0); got != 3 {
+		t.Fatalf("--procs 3: GOMAXPROCS %d", got)
+	}
+	t.Setenv("GOMAXPROCS", "5")
+	setChinitProcs(0)
+	if got := runtime.GOMAXPROCS(0); got != 3 {
+		t.Fatalf("GOMAXPROCS set in the environment: changed to %d", got)
+	}
+	var out bytes.Buffer
+	if code := Main([]string{"chinit", "--procs", "-1", "--qmgr", "QM1"}, &out, &out); code == 0 || !strings.Contains(out.String(), "--procs -1") {
+		t.Fatalf("chinit --procs -1: exit %d, %q", code, out.String())
 	}
 }
