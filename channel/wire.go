@@ -93,6 +93,10 @@ type Reader struct {
 	r   *bufio.Reader
 	max uint32
 	buf []byte
+	// done is how many bytes of r's buffer the frame returned last still
+	// holds (a frame that fits in the buffer is returned in place, not
+	// copied); the next read takes them.
+	done int
 }
 
 // NewReader reads frames from r, refusing payloads longer than max.
@@ -102,12 +106,21 @@ func NewReader(r io.Reader, max uint32) *Reader {
 
 // Buffered is the number of bytes read from the connection and not yet
 // returned in frames: a Read with none buffered may block.
-func (r *Reader) Buffered() int { return r.r.Buffered() }
+func (r *Reader) Buffered() int { return r.r.Buffered() - r.done }
+
+// take drops the frame returned last from r's buffer.
+func (r *Reader) take() {
+	if r.done > 0 {
+		r.r.Discard(r.done) // buffered: never reads
+		r.done = 0
+	}
+}
 
 // Peek waits for the next frame's first byte, within the connection's
 // read deadline, without taking it: an error says the connection ended
 // (or the deadline passed).
 func (r *Reader) Peek() error {
+	r.take()
 	_, err := r.r.Peek(1)
 	return err
 }
@@ -117,14 +130,31 @@ func (r *Reader) SetMax(max uint32) { r.max = max }
 
 // Read reads the next frame.
 func (r *Reader) Read() (Frame, error) {
-	var h [frameHdrSize]byte
-	if _, err := io.ReadFull(r.r, h[:]); err != nil {
+	r.take()
+	h, err := r.r.Peek(frameHdrSize)
+	if err != nil {
+		if errors.Is(err, io.EOF) && len(h) > 0 {
+			err = io.ErrUnexpectedEOF
+		}
 		return Frame{}, err
 	}
-	f, n, err := parseHeader(h[:], r.max)
+	f, n, err := parseHeader(h, r.max)
 	if err != nil {
 		return Frame{}, err
 	}
+	if size := frameHdrSize + int(n); size <= r.r.Size() {
+		// In place: valid until the next read, which takes it.
+		b, err := r.r.Peek(size)
+		if err != nil {
+			if errors.Is(err, io.EOF) {
+				err = io.ErrUnexpectedEOF
+			}
+			return Frame{}, err
+		}
+		f.Payload, r.done = b[frameHdrSize:size:size], size
+		return f, nil
+	}
+	r.r.Discard(frameHdrSize)
 	if cap(r.buf) < int(n) {
 		r.buf = make([]byte, n)
 	}

@@ -142,3 +142,42 @@ func FuzzFrames(f *testing.F) {
 		}
 	})
 }
+
+// TestReaderInPlaceAndLarge: a frame that fits in the read buffer is
+// returned in place and stays valid until the next read; a larger one is
+// copied; Buffered counts only what no frame returned yet; the end of the
+// stream is io.EOF between frames and io.ErrUnexpectedEOF inside one.
+func TestReaderInPlaceAndLarge(t *testing.T) {
+	var b []byte
+	sizes := []int{10, 300 << 10, 0, 70}
+	for i, n := range sizes {
+		b = header(b, FrameMsg, n)
+		b = append(b, bytes.Repeat([]byte{byte('a' + i)}, n)...)
+	}
+	r := NewReader(bytes.NewReader(b), 1<<20)
+	for i, n := range sizes {
+		f, err := r.Read()
+		if err != nil || f.Type != FrameMsg || len(f.Payload) != n || !bytes.Equal(f.Payload, bytes.Repeat([]byte{byte('a' + i)}, n)) {
+			t.Fatalf("frame %d: %v, type %d, %d bytes", i, err, f.Type, len(f.Payload))
+		}
+		if i == 0 && r.Buffered() != min(len(b), 256<<10)-frameHdrSize-n {
+			t.Fatalf("after the first frame: %d buffered", r.Buffered())
+		}
+	}
+	if _, err := r.Read(); err != io.EOF {
+		t.Fatalf("after the last frame: %v", err)
+	}
+	if _, err := NewReader(bytes.NewReader(b[:5]), 1<<20).Read(); !errors.Is(err, io.ErrUnexpectedEOF) {
+		t.Fatalf("a cut header: %v", err)
+	}
+	if _, err := NewReader(bytes.NewReader(b[:frameHdrSize+4]), 1<<20).Read(); !errors.Is(err, io.ErrUnexpectedEOF) {
+		t.Fatalf("a cut payload: %v", err)
+	}
+	r = NewReader(bytes.NewReader(b[:frameHdrSize+10+frameHdrSize+1000]), 1<<20)
+	if _, err := r.Read(); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := r.Read(); !errors.Is(err, io.ErrUnexpectedEOF) {
+		t.Fatalf("a cut large payload: %v", err)
+	}
+}
