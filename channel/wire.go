@@ -82,7 +82,7 @@ type HelloAck struct {
 	LastBatch uint64
 }
 
-// Frame is one frame read; Payload is valid until the next read.
+// Frame is one frame read; Payload is valid until the next Read or Peek.
 type Frame struct {
 	Type    byte
 	Payload []byte

@@ -120,7 +120,7 @@ func TestChinitProcs(t *testing.T) {
 	t.Cleanup(func() { runtime.GOMAXPROCS(was) })
 	t.Setenv("GOMAXPROCS", "")
 	setChinitProcs(0)
-	if got, want := runtime.GOMAXPROCS(0), max(1, runtime.NumCPU()/2); got != want {
+	if got, want := runtime.GOMAXPROCS(0), max(1, was/2); got != want {
 		t.Fatalf("default: GOMAXPROCS %d, want %d", got, want)
 	}
 	setChinitProcs(3)

@@ -602,10 +602,11 @@ func cmdChinit(args []string, out io.Writer) error {
 	})
 }
 
-const chinitProcsDefaultDoc = "half the CPUs, at least 1, unless GOMAXPROCS is set"
+const chinitProcsDefaultDoc = "half the CPUs (or of the container's CPU limit), at least 1, unless GOMAXPROCS is set"
 
 // setChinitProcs sets how many threads run the channel initiator's Go
-// code. By default half the CPUs: a channel initiator moving messages as
+// code. By default half of Go's own default (the CPUs, or the container's
+// CPU limit): a channel initiator moving messages as
 // fast as it can shares the host with its member and, on one host, with
 // the other end of its channels. With every CPU its own, Go's scheduler
 // wakes threads on the other CPUs to look for work each time a channel's
@@ -618,7 +619,7 @@ func setChinitProcs(n int) {
 		if os.Getenv("GOMAXPROCS") != "" {
 			return
 		}
-		n = max(1, runtime.NumCPU()/2)
+		n = max(1, runtime.GOMAXPROCS(0)/2) // Go's default: the CPUs, or the container's CPU limit
 	}
 	runtime.GOMAXPROCS(n)
 }

@@ -29,8 +29,9 @@ type GetOptions struct {
 	// takes them).
 	IncludeHeld bool
 	// IncludeUncommitted makes a browse also return puts under syncpoint
-	// not yet committed (BrowseCursor.Uncommitted tells them apart): a
-	// fuzzy backup records the place each takes if it commits.
+	// not yet committed, and puts linked at their place but not yet made
+	// visible (BrowseCursor.Uncommitted tells them apart): a fuzzy backup
+	// records the place each takes if it becomes visible.
 	IncludeUncommitted bool
 }
 
@@ -733,7 +734,9 @@ func (o *Owner) GetViewsAt(q QueueID, opt GetOptions, max int, at func(int) *Vie
 		return n < max
 	})
 	if bad != nil {
-		return n, bad
+		// The bad one stays held (a backout or the owner's end returns
+		// it) but is no view.
+		return n - 1, bad
 	}
 	return n, err
 }
@@ -844,7 +847,8 @@ type BrowseCursor struct {
 }
 
 // Uncommitted reports whether the message BrowseNext returned last is a
-// put under syncpoint not yet committed (GetOptions.IncludeUncommitted).
+// put not yet visible: under syncpoint and not committed, or still being
+// put (GetOptions.IncludeUncommitted).
 func (c *BrowseCursor) Uncommitted() bool { return c.uncommitted }
 
 // NewBrowseCursor starts a browse of q at its first message.
@@ -855,7 +859,8 @@ func (o *Owner) NewBrowseCursor(q QueueID) *BrowseCursor {
 // BrowseNext copies the next available message after the cursor into dst
 // without claiming it, in delivery order (priority, then position), and
 // moves the cursor. Messages that arrive behind the cursor are seen by a
-// new cursor. Only the match fields of opt are used.
+// new cursor. Of opt, only the match fields, IncludeHeld and
+// IncludeUncommitted are used.
 func (o *Owner) BrowseNext(cur *BrowseCursor, opt GetOptions, dst *Message) (err error) {
 	defer shm.EndGuard(shm.BeginGuard(), &err)
 	if err := o.begin(); err != nil {
@@ -885,7 +890,7 @@ func (o *Owner) BrowseNext(cur *BrowseCursor, opt GetOptions, dst *Message) (err
 			eo := s.entryOff(r.idx())
 			w := s.load(eo + enCtl)
 			k := wKind(w)
-			if wGen(w) != r.gen() || s.load(eo+enPos) != pos || !(k == stAvail || opt.IncludeHeld && (k == stHeld || k == stView) || opt.IncludeUncommitted && k == stPutU) {
+			if wGen(w) != r.gen() || s.load(eo+enPos) != pos || !(k == stAvail || opt.IncludeHeld && (k == stHeld || k == stView) || opt.IncludeUncommitted && (k == stPutU || k == stAlloc)) {
 				return true
 			}
 			if exp := int64(s.load(eo + enExpiry)); exp != 0 && exp <= now {
@@ -902,7 +907,7 @@ func (o *Owner) BrowseNext(cur *BrowseCursor, opt GetOptions, dst *Message) (err
 			if !ok || wGen(s.load(eo+enCtl)) != r.gen() || s.load(eo+enPos) != pos {
 				return true
 			}
-			cur.pos, cur.started, found, cur.uncommitted = pos, true, true, k == stPutU
+			cur.pos, cur.started, found, cur.uncommitted = pos, true, true, k == stPutU || k == stAlloc
 			return false
 		})
 		if found {

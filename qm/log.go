@@ -195,7 +195,7 @@ func (m *Member) replayInto(name string) error {
 		}
 		restored++
 	}
-	m.log.Info("structure recovered", "structure", name, "messages", restored, "backup", bk.Path, "backup_messages", len(seed),
+	m.log.Info("structure recovered", "structure", name, "messages", restored, "backup", bk.Path, "backup_messages", bk.Messages, "backup_places", bk.Places,
 		"from_lrsn", opts.From, "records", res.Records, "units", res.Units, "dropped", res.Dropped, "logs", len(dirs),
 		"took", time.Since(t0).Round(time.Millisecond))
 	return nil
