@@ -41,8 +41,9 @@
 //
 // A put under syncpoint has its place in the queue from the moment it is
 // put; it becomes visible when its unit of work commits. The scan records
-// each such put it passes as a place: the message's key, where it stands.
-// If the unit of work commits after the backup started, replay takes the
+// each such put it passes as a place: the message's key, where it stands
+// (and so for any put it finds linked at its place but not yet made
+// visible, half way through). If the unit of work commits after the backup started, replay takes the
 // message from the log and puts it back at that place, among the backup's
 // messages, not after them (a producer's later message that committed
 // before the scan reached it would otherwise come back first).
