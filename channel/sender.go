@@ -467,47 +467,47 @@ func (s *sender) send(l *lane, wait bool) (bool, error) {
 	if len(l.views) < s.batchSz {
 		l.views = make([]mq.View, s.batchSz)
 	}
-	var err error
-	n := 1
-	switch {
-	case wait:
-		err = s.waitFirst(l, &l.views[0])
-	case s.def.BatchInt == 0:
-		// The whole batch in one scan of the queue.
-		n, err = l.xq.GetViewsInto(mq.GetOptions{Syncpoint: true}, l.views[:s.batchSz])
-	default:
-		err = l.xq.GetViewInto(mq.GetOptions{Syncpoint: true}, &l.views[0])
-	}
-	if errors.Is(err, mq.ErrNoMessage) && !wait {
-		return false, nil
-	}
-	if err != nil {
-		return false, err
-	}
-	if wait && s.def.BatchInt == 0 && n < s.batchSz {
-		// What else is there now, in one scan.
-		k, err := l.xq.GetViewsInto(mq.GetOptions{Syncpoint: true}, l.views[n:s.batchSz])
-		if err != nil && !errors.Is(err, mq.ErrNoMessage) {
+	n := 0
+	if wait {
+		if err := s.waitFirst(l, &l.views[0]); err != nil {
 			return false, err
 		}
-		n += k
+		n = 1
 	}
-	deadline := time.Now().Add(time.Duration(s.def.BatchInt) * time.Millisecond)
-	for s.def.BatchInt > 0 && n < s.batchSz {
-		// BATCHINT: wait for more until the batch is full or the interval
+	if s.def.BatchInt == 0 {
+		// What is there now (the whole batch, when nothing was waited
+		// for) in one scan of the queue.
+		if n < s.batchSz {
+			k, err := l.xq.GetViewsInto(mq.GetOptions{Syncpoint: true}, l.views[n:s.batchSz])
+			if err != nil && !errors.Is(err, mq.ErrNoMessage) {
+				return false, err
+			}
+			n += k
+		}
+	} else {
+		// BATCHINT: the first message only if it is there at once (unless
+		// waited for), then more until the batch is full or the interval
 		// ends.
-		wait := time.Until(deadline)
-		if wait <= 0 {
-			break
+		deadline := time.Now().Add(time.Duration(s.def.BatchInt) * time.Millisecond)
+		for n < s.batchSz {
+			var wait time.Duration
+			if n > 0 {
+				if wait = time.Until(deadline); wait <= 0 {
+					break
+				}
+			}
+			err := l.xq.GetViewInto(mq.GetOptions{Syncpoint: true, Wait: wait}, &l.views[n])
+			if errors.Is(err, mq.ErrNoMessage) {
+				break
+			}
+			if err != nil {
+				return false, err
+			}
+			n++
 		}
-		err := l.xq.GetViewInto(mq.GetOptions{Syncpoint: true, Wait: wait}, &l.views[n])
-		if errors.Is(err, mq.ErrNoMessage) {
-			break
-		}
-		if err != nil {
-			return false, err
-		}
-		n++
+	}
+	if n == 0 {
+		return false, nil
 	}
 	views := l.views[:n]
 	// The views are valid until the lane commits: their bodies go from the
