@@ -611,9 +611,9 @@ const chinitProcsDefaultDoc = "half the CPUs (or of the container's CPU limit), 
 // the other end of its channels. With every CPU its own, Go's scheduler
 // wakes threads on the other CPUs to look for work each time a channel's
 // goroutine blocks or wakes, and they take those CPUs from the process
-// at the other end: on 2 CPUs, 64-byte messages moved 20 to 50% faster
-// with one thread per initiator than with two (perf/chanbench, seven
-// alternating pairs; see README).
+// at the other end: on 2 CPUs, one thread per initiator moved 64-byte
+// messages faster than two in 9 of 10 alternating pairs of runs
+// (perf/chanbench; see README).
 func setChinitProcs(n int) {
 	if n == 0 {
 		if os.Getenv("GOMAXPROCS") != "" {

@@ -890,7 +890,8 @@ func (o *Owner) BrowseNext(cur *BrowseCursor, opt GetOptions, dst *Message) (err
 			eo := s.entryOff(r.idx())
 			w := s.load(eo + enCtl)
 			k := wKind(w)
-			if wGen(w) != r.gen() || s.load(eo+enPos) != pos || !(k == stAvail || opt.IncludeHeld && (k == stHeld || k == stView) || opt.IncludeUncommitted && (k == stPutU || k == stAlloc)) {
+			notVisible := k == stPutU || k == stAlloc // put under syncpoint, or linked and not yet made visible
+			if wGen(w) != r.gen() || s.load(eo+enPos) != pos || !(k == stAvail || opt.IncludeHeld && (k == stHeld || k == stView) || opt.IncludeUncommitted && notVisible) {
 				return true
 			}
 			if exp := int64(s.load(eo + enExpiry)); exp != 0 && exp <= now {
@@ -907,7 +908,7 @@ func (o *Owner) BrowseNext(cur *BrowseCursor, opt GetOptions, dst *Message) (err
 			if !ok || wGen(s.load(eo+enCtl)) != r.gen() || s.load(eo+enPos) != pos {
 				return true
 			}
-			cur.pos, cur.started, found, cur.uncommitted = pos, true, true, k == stPutU || k == stAlloc
+			cur.pos, cur.started, found, cur.uncommitted = pos, true, true, notVisible
 			return false
 		})
 		if found {

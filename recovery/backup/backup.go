@@ -40,8 +40,9 @@ type Info struct {
 	ReplayFrom uint64
 	Taken      time.Time
 	Messages   uint64 // committed messages
-	// Places counts the puts under syncpoint the scan found uncommitted:
-	// each record keeps the place its message takes if it commits.
+	// Places counts the puts the scan found not yet visible (uncommitted,
+	// or half way through): each record keeps the place its message takes
+	// if it becomes visible.
 	Places uint64
 	Size   int64
 }
@@ -95,8 +96,8 @@ func Create(data, structure string, start, replayFrom uint64) (*Writer, error) {
 }
 
 // Add adds a message: a put record flagged committed, or one not flagged
-// committed, with no properties or body, for a put under syncpoint the
-// scan found uncommitted (the place its message takes if it commits).
+// committed, with no properties or body, for a put the scan found not yet
+// visible (the place its message takes if it becomes visible).
 func (w *Writer) Add(r *plog.Record) error {
 	if r.Type != plog.TypePut || !r.Committed() && (len(r.Body) > 0 || len(r.Properties) > 0) {
 		return fmt.Errorf("backup: add %v record of key %d (flags %#x, %d body bytes)", r.Type, r.Key, r.Flags, len(r.Body))
@@ -188,7 +189,8 @@ func Decode(b []byte) (Info, []plog.Record, error) {
 	if xxhash.Sum64(body) != sum {
 		return info, nil, fmt.Errorf("%w: checksum mismatch", ErrCorrupt)
 	}
-	if v := binary.LittleEndian.Uint16(b[4:]); v != version && v != 1 {
+	v := binary.LittleEndian.Uint16(b[4:])
+	if v != version && v != 1 {
 		return info, nil, fmt.Errorf("%w: version %d", ErrCorrupt, v)
 	}
 	info.Start = binary.LittleEndian.Uint64(b[8:])
@@ -224,9 +226,9 @@ func Decode(b []byte) (Info, []plog.Record, error) {
 			return info, nil, fmt.Errorf("%w: record of structure %q in a backup of %q", ErrCorrupt, r.Structure, info.Structure)
 		}
 		if !r.Committed() {
-			if binary.LittleEndian.Uint16(b[4:]) == 1 || len(r.Body) > 0 || len(r.Properties) > 0 {
+			if v == 1 || len(r.Body) > 0 || len(r.Properties) > 0 {
 				return info, nil, fmt.Errorf("%w: record at %d: a put not committed, with %d body bytes, in a version %d backup",
-					ErrCorrupt, p, len(r.Body), binary.LittleEndian.Uint16(b[4:]))
+					ErrCorrupt, p, len(r.Body), v)
 			}
 			info.Places++
 		}
