@@ -15,7 +15,14 @@ var smallParams = Params{Owners: 16, Queues: 8, Entries: 2048, Elements: 2048, E
 
 func newStructure(t testing.TB, p Params) *Structure {
 	t.Helper()
-	s, created, err := Create(CreateOptions{Dir: t.TempDir(), Name: "APPL1", Params: p})
+	return newStructureIn(t, t.TempDir(), p)
+}
+
+// newStructureIn creates structure APPL1 in dir (where child processes
+// attach it), closed when the test ends.
+func newStructureIn(t testing.TB, dir string, p Params) *Structure {
+	t.Helper()
+	s, created, err := Create(CreateOptions{Dir: dir, Name: "APPL1", Params: p})
 	if err != nil || !created {
 		t.Fatalf("create: %v %v", err, created)
 	}

@@ -185,11 +185,7 @@ func TestMultiProcessProducersConsumers(t *testing.T) {
 	for _, c := range []struct{ producers, consumers, n, commit int }{{1, 1, 20000, 1}, {3, 2, 8000, 7}, {2, 3, 6000, 1}} {
 		t.Run(fmt.Sprintf("%dx%d", c.producers, c.consumers), func(t *testing.T) {
 			dir := t.TempDir()
-			s, _, err := Create(CreateOptions{Dir: dir, Name: "APPL1", Params: Params{Owners: 16, Queues: 4, Entries: 4096, Elements: 1024, ElementSize: 64}})
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer s.Close()
+			s := newStructureIn(t, dir, Params{Owners: 16, Queues: 4, Entries: 4096, Elements: 1024, ElementSize: 64})
 			admin := register(t, s)
 			q := mustQueue(t, admin, "Q", QueueAttrs{MaxDepth: 1000})
 			var cons []*exec.Cmd
@@ -662,11 +658,7 @@ func TestBrowseSeesPutBeingLinked(t *testing.T) {
 		t.Skip("multi-process")
 	}
 	dir := t.TempDir()
-	s, _, err := Create(CreateOptions{Dir: dir, Name: "APPL1", Params: Params{Owners: 16, Queues: 4, Entries: 4096, Elements: 1024, ElementSize: 64}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer s.Close()
+	s := newStructureIn(t, dir, Params{Owners: 16, Queues: 4, Entries: 4096, Elements: 1024, ElementSize: 64})
 	o := register(t, s)
 	q := mustQueue(t, o, "Q", QueueAttrs{})
 	cmd := spawn(t, dir, "producer", "LF_N=3", "LF_COMMIT=1", crashpoint.EnvVar+"=lockfree.put.linked:2")
