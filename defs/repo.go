@@ -26,7 +26,9 @@ var (
 	ErrCorrupt    = errors.New("defs: stored definition unreadable")
 )
 
-const schemaVersion = "1"
+// schemaVersion is the repository's schema; version 1 (no aborted_uows
+// table) is upgraded on open.
+const schemaVersion = "2"
 
 // FileName is the database file in the data directory.
 const FileName = "defs.db"
@@ -98,7 +100,9 @@ CREATE TABLE IF NOT EXISTS objects (
   created INTEGER NOT NULL, altered INTEGER NOT NULL,
   PRIMARY KEY (type, name));
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT);
-INSERT OR IGNORE INTO meta(key, value) VALUES ('schema_version', '` + schemaVersion + `');`)
+CREATE TABLE IF NOT EXISTS aborted_uows (key INTEGER PRIMARY KEY, at INTEGER NOT NULL);
+INSERT OR IGNORE INTO meta(key, value) VALUES ('schema_version', '` + schemaVersion + `');
+UPDATE meta SET value = '` + schemaVersion + `' WHERE key = 'schema_version' AND value = '1';`)
 	if err != nil {
 		return fmt.Errorf("defs: initialise %s: %w", r.path, err)
 	}

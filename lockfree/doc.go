@@ -107,6 +107,8 @@
 //	 64 unit of work: seq(32) << 32 | state(8), states 0 idle, 1 active, 2 committing
 //	 72 took: 1 once the owner took an entry, element or segment from a pool
 //	    or claimed a message (Repair sweeps the structure only then)
+//	 80 commit key: persistence key of the unit of work whose commit record
+//	    may be in the recovery log (MarkCommitLogged), 0 none
 //	128 message descriptor: op word (kind | buffer << 8), then two
 //	    buffers of a, b, c; the op word is stored last and names the buffer
 //	192 segment descriptor: op, a, b (op cleared first, set last)

@@ -181,7 +181,8 @@ func (s *Structure) RegisterSlotLabel(slot int, label uint64) (own *Owner, err e
 	// and waits while the counter is odd (a repair makes it even too, but
 	// a slot may have been freed by an older version or by Close).
 	s.store(off+ownOpSeq, s.load(off+ownOpSeq)&^1)
-	s.store(off+ownTook, 0) // before the pid: nothing taken yet
+	s.store(off+ownTook, 0)   // before the pid: nothing taken yet
+	s.store(off+ownCommit, 0) // no commit record logged
 	s.store(off+ownPid, uint64(s.self.Pid))
 	s.store(off+ownReg, uint64(time.Now().UnixNano()))
 	o := &Owner{s: s, slot: slot, tag: mkTag(slot, inc), off: off,
@@ -516,7 +517,41 @@ func (o *Owner) EndDecision() {
 	}
 	defer o.end()
 	o.uowSeq++
+	o.s.store(o.off+ownCommit, 0)
 	o.s.store(o.off+ownUOW, uint64(o.uowSeq)<<32|uint64(uowIdle))
+}
+
+// MarkCommitLogged records in this owner's slot that the commit record of
+// its unit of work, whose persistence key is key, is about to be handed to
+// the recovery log, and may be durable from then on. It is fenced like
+// DecideCommit: once a recoverer has fenced the owner it fails, so a
+// recoverer that read no mark knows no commit record will be logged. A
+// recoverer that reads the mark (CommitLogged) and no decision backs the
+// unit of work out, and must first record it as aborted where a rebuild
+// from the log will see it. EndDecision clears the mark.
+func (o *Owner) MarkCommitLogged(key uint64) error {
+	if key == 0 {
+		panic("lockfree: MarkCommitLogged with key 0")
+	}
+	if err := o.begin(); err != nil {
+		return err
+	}
+	defer o.end()
+	o.s.store(o.off+ownCommit, key)
+	return nil
+}
+
+// CommitLogged is the key MarkCommitLogged recorded for owner t, or 0.
+// Read it after fencing t and before repairing it.
+func (s *Structure) CommitLogged(t OwnerTag) uint64 {
+	if t.Slot() >= s.p.Owners {
+		return 0
+	}
+	off := s.ownerOff(t.Slot())
+	if osInc(s.load(off+ownState)) != t.Incarnation() {
+		return 0
+	}
+	return s.load(off + ownCommit)
 }
 
 // Check reports whether the owner is still usable: ErrClosed after Close,

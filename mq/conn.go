@@ -8,10 +8,18 @@ import (
 	"time"
 	"unsafe"
 
+	"github.com/qmgr/qmgr/crashpoint"
 	"github.com/qmgr/qmgr/defs"
 	"github.com/qmgr/qmgr/group"
 	"github.com/qmgr/qmgr/lockfree"
 	"github.com/qmgr/qmgr/xmit"
+)
+
+// Crash points of a commit of persistent work, in the order they are hit.
+var (
+	cpCommitAppended = crashpoint.New("mq.commit.appended") // the commit record handed to the member, not known durable
+	cpCommitDurable  = crashpoint.New("mq.commit.durable")  // the commit record durable (or its wait failed)
+	cpCommitDecided  = crashpoint.New("mq.commit.decided")  // the commit decision recorded in the admin structure
 )
 
 // ConnectOptions say which group and member to connect through.
@@ -39,9 +47,13 @@ type Conn struct {
 	remotes map[string]defs.QRemote
 	qmgr    defs.QMgr
 	closed  bool
-	shared  bool       // a Sibling: g and repo belong to another connection
-	plog    *connLog   // the connection's ring in its member's log buffer (persist.go); nil until first used
-	puow    persistUOW // the unit of work's persistent work
+	// abandoned: a commit could neither be decided nor its abort
+	// recorded (abortLogged); every call fails, and Disconnect leaves the
+	// unit of work to the member's recovery of the connection.
+	abandoned bool
+	shared    bool       // a Sibling: g and repo belong to another connection
+	plog      *connLog   // the connection's ring in its member's log buffer (persist.go); nil until first used
+	puow      persistUOW // the unit of work's persistent work
 }
 
 // Connect connects to the group through a member.
@@ -235,6 +247,9 @@ func (c *Conn) check(op string) error {
 	if c.closed {
 		return &Error{Op: op, Reason: RCConnectionBroken, Err: errors.New("disconnected")}
 	}
+	if c.abandoned {
+		return &Error{Op: op, Reason: RCConnectionBroken, Err: errors.New("a commit's outcome is left to the member's recovery of the connection")}
+	}
 	return nil
 }
 
@@ -242,7 +257,9 @@ func (c *Conn) check(op string) error {
 // syncpoint becomes visible and everything got under syncpoint is removed,
 // in every structure at once. A unit of work spanning structures records
 // its decision in the admin structure first, so that if the process dies
-// half way the recovery finishes the commit everywhere.
+// half way the recovery finishes the commit everywhere. One holding
+// persistent work commits when its commit record is durable
+// (commitPersistent).
 func (c *Conn) Commit() error {
 	if err := c.check("commit"); err != nil {
 		return err
@@ -257,66 +274,121 @@ func (c *Conn) Commit() error {
 		c.endUOW(false)
 		return nil
 	}
-	persistent := c.persistentUOW()
-	if persistent && c.puow.err != nil {
+	if c.persistentUOW() {
+		return c.commitPersistent(in)
+	}
+	if len(in) > 1 {
+		if err := c.admin.DecideCommit(); err != nil {
+			return wrap("commit", err)
+		}
+		defer c.admin.EndDecision()
+	}
+	err := c.commitIn(in, false)
+	c.endUOW(false)
+	return err
+}
+
+// commitPersistent commits a unit of work holding persistent work. Its
+// durable commit record is the decision; the steps:
+//
+//  1. The commit is marked in flight in the connection's ring (a backup
+//     or a structure recovery waits for it) and every structure checked
+//     in service.
+//  2. The admin slot records that the commit record may be logged
+//     (MarkCommitLogged): a recoverer that fences the connection from
+//     here on knows a rebuild from the log might find the record.
+//  3. The record is handed to the member and waited for.
+//  4. Durable: the decision is recorded in the admin slot and the unit of
+//     work committed in every structure (a recoverer rolls forward).
+//     Not known durable: the unit of work is recorded as aborted in the
+//     repository, then backed out (abortLogged); a recoverer that finds
+//     the mark without a decision does the same.
+func (c *Conn) commitPersistent(in []*lockfree.Owner) error {
+	if c.puow.err != nil {
 		err := c.puow.err
 		c.Backout()
 		return &Error{Op: "commit", Reason: RCBackedOut, Err: fmt.Errorf("a log record of the unit of work could not be handed to the member: %w", err)}
 	}
-	var logErr error
-	if len(in) > 1 || persistent {
-		if err := c.admin.DecideCommit(); err != nil {
-			return wrap("commit", err)
+	p := c.plog.p
+	p.BeginVisible()
+	defer func() {
+		if !c.abandoned {
+			// An abandoned commit stays marked in flight: its record may
+			// be durable, and a structure recovery must not replay it
+			// before the recovery of the connection records its abort.
+			p.EndVisible()
 		}
-		if persistent {
-			// The decision first, then the commit record, durable before
-			// anything becomes visible: a recoverer that finds the
-			// decision rolls forward, and a get of what this unit of work
-			// put is logged after its commit record. A fuzzy backup
-			// waits for commits marked in flight.
-			c.plog.p.BeginVisible()
-			defer c.plog.p.EndVisible()
-			// Marked first, then checked: a recovery of a failed
-			// structure takes it out of service first, then waits for
-			// what is marked, so either it waits for this commit (and
-			// replays its record) or this commit sees the failure.
-			for _, o := range in {
-				if !o.Structure().InService() {
-					c.admin.EndDecision()
-					c.Backout()
-					return &Error{Op: "commit", Reason: RCBackedOut, Err: fmt.Errorf("structure %s failed: %w", o.Structure().Name(), lockfree.ErrStructureFailed)}
-				}
-			}
-			pos, err := c.logCommit()
-			if err != nil {
-				c.admin.EndDecision()
-				c.Backout()
-				return &Error{Op: "commit", Reason: RCBackedOut, Err: fmt.Errorf("log the commit: %w", err)}
-			}
-			if err := c.plog.p.Wait(pos); err != nil {
-				logErr = err
-			}
+	}()
+	// Marked first, then checked: a recovery of a failed structure takes
+	// it out of service first, then waits for what is marked, so either
+	// it waits for this commit (and replays its record) or this commit
+	// sees the failure.
+	for _, o := range in {
+		if !o.Structure().InService() {
+			c.Backout()
+			return &Error{Op: "commit", Reason: RCBackedOut, Err: fmt.Errorf("structure %s failed: %w", o.Structure().Name(), lockfree.ErrStructureFailed)}
 		}
-		defer c.admin.EndDecision()
 	}
+	if err := c.admin.MarkCommitLogged(c.puow.key); err != nil {
+		return wrap("commit", err) // revoked: the recoverer backs the unit of work out
+	}
+	pos, err := c.logCommit()
+	cpCommitAppended.Hit()
+	if err == nil {
+		err = p.Wait(pos)
+	}
+	cpCommitDurable.Hit()
+	if err != nil {
+		return c.abortLogged(fmt.Errorf("the commit record is not known to be durable: %w", err))
+	}
+	if err := c.admin.DecideCommit(); err != nil {
+		return wrap("commit", err) // revoked: the recoverer records the abort and backs out
+	}
+	cpCommitDecided.Hit()
+	defer c.admin.EndDecision()
+	err = c.commitIn(in, true)
+	c.endUOW(false)
+	return err
+}
+
+// commitIn commits the unit of work in each structure it touched. With
+// durable set, its commit record is durable: a structure that failed
+// meanwhile gets its share back from the log when it is recovered.
+func (c *Conn) commitIn(in []*lockfree.Owner, durable bool) error {
 	var first error
 	for _, o := range in {
 		err := o.Commit()
-		if errors.Is(err, lockfree.ErrStructureFailed) && persistent && logErr == nil {
-			// The commit record is durable: the structure's recovery
-			// applies it (its non-persistent messages are lost with it).
+		if durable && errors.Is(err, lockfree.ErrStructureFailed) {
 			err = nil
 		}
 		if err != nil && first == nil {
 			first = wrap("commit", err)
 		}
 	}
-	c.endUOW(false)
-	if first == nil && logErr != nil {
-		first = &Error{Op: "commit", Reason: reasonFor(logErr),
-			Err: fmt.Errorf("committed in the CF, but its log record may not be durable (the unit of work may not survive the loss of the CF): %w", logErr)}
-	}
 	return first
+}
+
+// abortLogged backs out a persistent unit of work whose commit record may
+// be durable although the commit was not decided: it is recorded as
+// aborted in the repository first (a rebuild from the log then skips its
+// commit record), durably, and then backed out. If even that record
+// cannot be made, nothing is backed out: the connection is broken and the
+// unit of work left to the member's recovery of the connection when the
+// application ends (Disconnect tries once more).
+func (c *Conn) abortLogged(cause error) error {
+	if err := c.recordAbort(); err != nil {
+		c.abandoned = true
+		return &Error{Op: "commit", Reason: RCConnectionBroken,
+			Err: fmt.Errorf("%v; the unit of work is left to the member's recovery (its abort could not be recorded: %v)", cause, err)}
+	}
+	c.admin.EndDecision()
+	c.Backout()
+	return &Error{Op: "commit", Reason: RCBackedOut, Err: cause}
+}
+
+// recordAbort records the unit of work as aborted in the repository.
+func (c *Conn) recordAbort() error {
+	return c.repo.Update(func(tx *defs.Tx) error { return tx.AbortUOW(c.puow.key) })
 }
 
 // Backout backs out the connection's unit of work.
@@ -339,6 +411,17 @@ func (c *Conn) Backout() error {
 func (c *Conn) Disconnect() error {
 	if c.closed {
 		return nil
+	}
+	if c.abandoned {
+		if err := c.recordAbort(); err != nil {
+			// Everything stays registered: when the process ends, the
+			// member recovers the connection and records the abort.
+			c.closed = true
+			return &Error{Op: "disconnect", Reason: RCConnectionBroken, Err: fmt.Errorf("the unit of work is left to the member's recovery: %w", err)}
+		}
+		c.abandoned = false
+		c.admin.EndDecision()
+		c.plog.p.EndVisible()
 	}
 	c.closed = true
 	var errs []error

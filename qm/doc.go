@@ -52,6 +52,12 @@
 //     (mq.Conn checks its admin slot after registering anywhere).
 //  2. The decision is read from the admin slot: commit if the connection
 //     had recorded one, otherwise each structure's own record decides.
+//     A connection that had marked its commit record logged without
+//     deciding (mq.Conn.Commit: the durable commit record is the
+//     decision, and it died or was revoked before it knew the record
+//     durable) is backed out, and its unit of work is first recorded as
+//     aborted in the repository, so that a rebuild from the logs skips
+//     the record.
 //  3. Its slot in every application structure is revoked (alive) or
 //     repaired (dead) with that outcome.
 //  4. The admin slot is repaired last, so that a recoverer that dies half

@@ -138,16 +138,22 @@ func (m *Member) recoverInto(name string) error {
 // no persistent message yet.
 func (m *Member) replayInto(name string) error {
 	t0 := time.Now()
-	dirs, err := replay.DirsIn(filepath.Join(m.g.Config().DataDir, "log"))
+	dirs, err := replay.DirsIn(m.cfg.LogFS, filepath.Join(m.g.Config().DataDir, "log"))
 	if err != nil {
 		return err
 	}
-	opts := replay.Options{LogDirs: dirs, Structure: name}
+	opts := replay.Options{FS: m.cfg.LogFS, LogDirs: dirs, Structure: name}
 	bk, seed, err := m.latestBackup(name)
 	switch {
 	case err == nil:
 		opts.From, opts.Seed, opts.SeedLRSN = bk.ReplayFrom, seed, bk.Start
 	case !errors.Is(err, backup.ErrNoBackup):
+		return err
+	}
+	// Read after the operations in flight ended (the caller waited): a
+	// unit of work aborted after its commit record was logged is recorded
+	// before its mark ends.
+	if err := m.repo.View(func(tx *defs.Tx) error { var err error; opts.Aborted, err = tx.AbortedUOWs(0); return err }); err != nil {
 		return err
 	}
 	tr := time.Now()

@@ -208,6 +208,9 @@ func (m *Member) recoverConn(t lockfree.OwnerTag, id procid.ID, revoke bool) {
 	out := lockfree.OutcomeAuto // a unit of work in one structure: as its own record says
 	if admin.Decision(t) == lockfree.OutcomeCommit {
 		out = lockfree.OutcomeCommit
+	} else if err := m.recordAbort(admin, t); err != nil {
+		m.log.Error("recover connection: record the abort of its unit of work; will retry", "slot", t.Slot(), "err", err)
+		return
 	}
 	// The admin slot, and with it the decision, is repaired only once every
 	// structure is: otherwise it stays fenced (repairing by this process)
@@ -255,6 +258,26 @@ func (m *Member) recoverConn(t lockfree.OwnerTag, id procid.ID, revoke bool) {
 		return
 	}
 	m.log.Info("recovered a connection", "slot", t.Slot(), "pid", id.Pid, "outcome", outcomeName(out), "revoked", info.Alive && revoke)
+}
+
+// recordAbort records, before a connection's unit of work is backed out,
+// that it aborted, when its commit record may be in a log (it marked the
+// record logged but never decided the commit): a rebuild of the structure
+// from the logs must not commit it. The connection is fenced, so the mark
+// cannot appear later. A unit of work in a single structure whose commit
+// record may be logged is never committed by its own record either: the
+// record is durable before the structure's commit starts, and that starts
+// after the decision.
+func (m *Member) recordAbort(admin *lockfree.Structure, t lockfree.OwnerTag) error {
+	key := admin.CommitLogged(t)
+	if key == 0 {
+		return nil
+	}
+	if err := m.repo.Update(func(tx *defs.Tx) error { return tx.AbortUOW(key) }); err != nil {
+		return err
+	}
+	m.log.Warn("a unit of work whose commit record may be logged was not decided: recorded as aborted", "slot", t.Slot(), "uow", key)
+	return nil
 }
 
 // testHookStructureFixed is called after each application structure a

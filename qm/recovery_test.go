@@ -20,7 +20,8 @@ import (
 )
 
 // The test binary doubles as an application process driven by lines on
-// stdin (QM_TEST_APP=1): "open Q", "getsp Q", "put Q body", "commit".
+// stdin (QM_TEST_APP=1): "open Q", "getsp Q", "put Q body" (under
+// syncpoint), "pput Q body" (persistent, under syncpoint), "commit".
 func TestMain(m *testing.M) {
 	if os.Getenv("QM_TEST_APP") == "1" {
 		testApp()
@@ -56,6 +57,8 @@ func testApp() {
 			}
 		case "put":
 			err = hs[f[1]].Put(&mq.Message{Body: []byte(f[2])}, mq.PutOptions{Syncpoint: true})
+		case "pput":
+			err = hs[f[1]].Put(&mq.Message{Body: []byte(f[2]), Persistence: mq.Persistent}, mq.PutOptions{Syncpoint: true})
 		case "commit":
 			err = c.Commit()
 		}
@@ -94,15 +97,19 @@ func testOrphan() {
 }
 
 type testProc struct {
-	cmd *exec.Cmd
-	in  io.WriteCloser
-	out *bufio.Scanner
+	cmd  *exec.Cmd
+	in   io.WriteCloser
+	out  *bufio.Scanner
+	slot int // the connection's admin slot
 }
 
-func startApp(t *testing.T, cfg Config, qm string) *testProc {
+// startApp starts an application process connected through member qm;
+// env adds to its environment (a crash point).
+func startApp(t *testing.T, cfg Config, qm string, env ...string) *testProc {
 	t.Helper()
 	cmd := exec.Command(os.Args[0], "-test.run=^$")
 	cmd.Env = append(os.Environ(), "QM_TEST_APP=1", "G="+cfg.Group.Name, "QM="+qm, "D="+cfg.Group.DataDir, "CF="+cfg.Group.CFDir)
+	cmd.Env = append(cmd.Env, env...)
 	in, _ := cmd.StdinPipe()
 	outp, _ := cmd.StdoutPipe()
 	cmd.Stderr = os.Stderr
@@ -111,9 +118,12 @@ func startApp(t *testing.T, cfg Config, qm string) *testProc {
 	}
 	t.Cleanup(func() { cmd.Process.Kill(); cmd.Wait() })
 	p := &testProc{cmd: cmd, in: in, out: bufio.NewScanner(outp)}
-	if l := p.line(); !strings.HasPrefix(l, "slot ") {
+	l := p.line()
+	slot, ok := strings.CutPrefix(l, "slot ")
+	if !ok {
 		t.Fatalf("application: %q", l)
 	}
+	p.slot, _ = strconv.Atoi(slot)
 	return p
 }
 

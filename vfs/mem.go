@@ -6,6 +6,7 @@ import (
 	"math/rand/v2"
 	"path/filepath"
 	"sort"
+	"strings"
 	"sync"
 )
 
@@ -288,6 +289,29 @@ func (m *Mem) List(dir string) ([]string, error) {
 	}
 	names := make([]string, 0, len(d.cur))
 	for n := range d.cur {
+		names = append(names, n)
+	}
+	sort.Strings(names)
+	return names, nil
+}
+
+// ListDirs lists the directories directly in dir that hold or held a file
+// or were made by MkdirAll.
+func (m *Mem) ListDirs(dir string) ([]string, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.down {
+		return nil, fmt.Errorf("vfs: list %s: %w", dir, ErrDown)
+	}
+	prefix := filepath.Clean(dir) + "/"
+	seen := map[string]bool{}
+	for d := range m.dirs {
+		if rest, ok := strings.CutPrefix(d, prefix); ok && rest != "" {
+			seen[strings.SplitN(rest, "/", 2)[0]] = true
+		}
+	}
+	names := make([]string, 0, len(seen))
+	for n := range seen {
 		names = append(names, n)
 	}
 	sort.Strings(names)

@@ -34,6 +34,9 @@ type FS interface {
 	// List returns the names (not paths) of the files in dir, sorted; a
 	// directory that does not exist has none.
 	List(dir string) ([]string, error)
+	// ListDirs returns the names of the directories in dir, sorted; a
+	// directory that does not exist has none.
+	ListDirs(dir string) ([]string, error)
 	MkdirAll(dir string) error
 	// SyncDir makes the creations, renames and removals in dir so far
 	// survive a crash.
@@ -78,6 +81,15 @@ func (osFS) Rename(oldname, newname string) error { return os.Rename(oldname, ne
 func (osFS) MkdirAll(dir string) error            { return os.MkdirAll(dir, 0o755) }
 
 func (osFS) List(dir string) ([]string, error) {
+	return listOS(dir, func(e os.DirEntry) bool { return e.Type().IsRegular() })
+}
+
+func (osFS) ListDirs(dir string) ([]string, error) {
+	return listOS(dir, os.DirEntry.IsDir)
+}
+
+// listOS lists the entries of dir that keep says to, sorted.
+func listOS(dir string, keep func(os.DirEntry) bool) ([]string, error) {
 	ents, err := os.ReadDir(dir)
 	if errors.Is(err, os.ErrNotExist) {
 		return nil, nil
@@ -87,7 +99,7 @@ func (osFS) List(dir string) ([]string, error) {
 	}
 	var names []string
 	for _, e := range ents {
-		if e.Type().IsRegular() {
+		if keep(e) {
 			names = append(names, e.Name())
 		}
 	}

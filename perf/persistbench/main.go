@@ -137,7 +137,7 @@ func run(n, rounds int) error {
 		emit(f.name+".vs.baseline.fdatasync", best/base, "ratio")
 	}
 	// Replay what the runs logged (several hundred thousand records).
-	dirs, err := replay.DirsIn(filepath.Join(b.Cfg.DataDir, "log"))
+	dirs, err := replay.DirsIn(nil, filepath.Join(b.Cfg.DataDir, "log"))
 	if err != nil {
 		return err
 	}

@@ -5,10 +5,12 @@
 // grow, so a k-way merge suffices). Puts and gets of a unit of work wait
 // for its commit record and are applied then, in the order they were
 // logged; a put or get flagged committed applies at once; a unit of work
-// that backs out or never ends is dropped. Applying is idempotent: a put
-// of a key already present, or a get of a key absent, changes nothing, so
-// replay may start anywhere at or before the point it must cover (a fuzzy
-// backup's start).
+// that backs out or never ends is dropped, and so is one whose key the
+// caller names as aborted (Options.Aborted: backed out after its commit
+// record may have reached the log), whatever its commit record says.
+// Applying is idempotent: a put of a key already present, or a get of a
+// key absent, changes nothing, so replay may start anywhere at or before
+// the point it must cover (a fuzzy backup's start).
 //
 // The result is the set of messages that survive, in the order the caller
 // puts them back: the seed's messages, and the messages the seed kept a

@@ -2,10 +2,8 @@ package replay
 
 import (
 	"container/heap"
-	"errors"
 	"fmt"
 	"io"
-	"os"
 	"path/filepath"
 	"sort"
 
@@ -31,6 +29,11 @@ type Options struct {
 	// apply idempotently, and a clear before it leaves the seed alone.
 	Seed     []plog.Record
 	SeedLRSN uint64
+	// Aborted holds the keys of units of work that were backed out after
+	// their commit record may have reached a log (package defs records
+	// them before the backout): their commit records count as backouts,
+	// wherever they are.
+	Aborted map[uint64]bool
 }
 
 // Message is a message that survives, and where it goes back.
@@ -73,11 +76,15 @@ type Result struct {
 	Dropped  uint64    // units of work backed out or never ended
 }
 
-// DirsIn returns the log directories under root (data directory/log).
-func DirsIn(root string) ([]string, error) {
-	names, err := listDirs(root)
+// DirsIn returns the log directories under root (data directory/log) in
+// fs (nil: the operating system's).
+func DirsIn(fs vfs.FS, root string) ([]string, error) {
+	if fs == nil {
+		fs = vfs.OS()
+	}
+	names, err := fs.ListDirs(root)
 	if err != nil {
-		return nil, err
+		return nil, fmt.Errorf("replay: list %s: %w", root, err)
 	}
 	var dirs []string
 	for _, n := range names {
@@ -117,6 +124,7 @@ type state struct {
 	live      map[uint64]*Message
 	places    map[uint64]int // key → its place in the seed, for puts the backup found uncommitted
 	pending   map[uint64][]plog.Record
+	aborted   map[uint64]bool
 	free      [][]plog.Record // pending slices of ended units of work, for reuse
 	res       *Result
 }
@@ -145,7 +153,7 @@ func Run(o Options) (*Result, error) {
 	}
 	res := &Result{}
 	st := &state{structure: o.Structure, seedLRSN: o.SeedLRSN, live: map[uint64]*Message{}, places: map[uint64]int{},
-		pending: map[uint64][]plog.Record{}, res: res}
+		pending: map[uint64][]plog.Record{}, aborted: o.Aborted, res: res}
 	for i := range o.Seed {
 		r := &o.Seed[i]
 		if !r.Committed() {
@@ -227,6 +235,10 @@ func (st *state) record(rec rlog.Record) error {
 		}
 		st.pending[r.UOW] = append(ops, r)
 	case plog.TypeCommit:
+		if st.aborted[r.UOW] {
+			st.drop(r.UOW)
+			return nil
+		}
 		ops, ok := st.pending[r.UOW]
 		if !ok {
 			return nil // none in this structure
@@ -247,13 +259,18 @@ func (st *state) record(rec rlog.Record) error {
 			}
 		}
 	case plog.TypeBackout:
-		if ops, ok := st.pending[r.UOW]; ok {
-			delete(st.pending, r.UOW)
-			st.recycle(ops)
-			st.res.Dropped++
-		}
+		st.drop(r.UOW)
 	}
 	return nil
+}
+
+// drop forgets the operations of unit of work uow, which backed out.
+func (st *state) drop(uow uint64) {
+	if ops, ok := st.pending[uow]; ok {
+		delete(st.pending, uow)
+		st.recycle(ops)
+		st.res.Dropped++
+	}
 }
 
 // recycle keeps the slice of an ended unit of work for another.
@@ -262,22 +279,4 @@ func (st *state) recycle(ops []plog.Record) {
 		clear(ops)
 		st.free = append(st.free, ops[:0])
 	}
-}
-
-// listDirs lists the subdirectories of root (none when root is missing).
-func listDirs(root string) ([]string, error) {
-	ents, err := os.ReadDir(root)
-	if errors.Is(err, os.ErrNotExist) {
-		return nil, nil
-	}
-	if err != nil {
-		return nil, fmt.Errorf("replay: list %s: %w", root, err)
-	}
-	var out []string
-	for _, e := range ents {
-		if e.IsDir() {
-			out = append(out, e.Name())
-		}
-	}
-	return out, nil
 }

@@ -152,3 +152,29 @@ func TestSeedPlaces(t *testing.T) {
 		}
 	}
 }
+
+// TestAborted: a unit of work named aborted is dropped although its commit
+// record is in the log, before or after others' records; the others apply.
+func TestAborted(t *testing.T) {
+	g := newLogs(t)
+	g.rec("QM1", put(0, 1, "Q", "a"))
+	g.rec("QM1", put(100, 2, "Q", "aborted put"))
+	g.rec("QM1", get(100, 1)) // its get of a does not apply either
+	g.rec("QM1", plog.Record{Type: plog.TypeCommit, UOW: 100})
+	g.rec("QM2", put(200, 3, "Q", "b"))
+	g.rec("QM2", plog.Record{Type: plog.TypeCommit, UOW: 200})
+	for _, l := range g.l {
+		l.Close()
+	}
+	res, err := Run(Options{FS: g.m, LogDirs: []string{"/log/QM1", "/log/QM2"}, Structure: "APPL1", Aborted: map[uint64]bool{100: true}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got []string
+	for _, m := range res.Messages {
+		got = append(got, string(m.Body))
+	}
+	if fmt.Sprint(got) != "[a b]" || res.Units != 1 || res.Dropped != 1 {
+		t.Fatalf("survivors %v, result %+v", got, res)
+	}
+}

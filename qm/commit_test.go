@@ -1,0 +1,168 @@
+package qm
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"testing"
+
+	"github.com/qmgr/qmgr/mq"
+	"github.com/qmgr/qmgr/vfs"
+)
+
+// browseBodies lists the bodies on queue q, in order, without getting them.
+func browseBodies(t *testing.T, c *mq.Conn, q string) []string {
+	t.Helper()
+	h, err := c.Open(q, mq.OpenOptions{Browse: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer h.Close()
+	cur, err := h.Browse()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out []string
+	for {
+		m, err := cur.Next(mq.GetOptions{})
+		if errors.Is(err, mq.ErrNoMessage) {
+			return out
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		out = append(out, string(m.Body))
+	}
+}
+
+// TestCommitCrashKeepsCFAndLogAgreeing: an application is SIGKILLed at each
+// step of the commit of a persistent unit of work (a get and two puts).
+// Once its member recovered the connection, the queue must hold exactly
+// what a rebuild of the structure from the recovery log gives: a unit of
+// work is committed in the CF only if its commit is durable, and backed
+// out in the CF only if the log will never say it committed. Before the
+// commit is known durable the unit of work backs out; once the decision
+// is recorded it commits.
+func TestCommitCrashKeepsCFAndLogAgreeing(t *testing.T) {
+	for _, tc := range []struct {
+		point     string
+		committed bool
+	}{
+		{"mq.commit.appended", false},
+		{"mq.commit.durable", false},
+		{"mq.commit.decided", true},
+		{"lockfree.commit.put", true},
+	} {
+		t.Run(tc.point, func(t *testing.T) {
+			cfg := testConfig(t, "QM1")
+			logs := logTo(t, &cfg)
+			m := startMember(t, cfg)
+			mustExec(t, m, "DEFINE QLOCAL(P)")
+			c := connect(t, cfg, "QM1")
+			defer c.Disconnect()
+			h, err := c.Open("P", mq.OpenOptions{Output: true})
+			if err != nil {
+				t.Fatal(err)
+			}
+			for i := range 3 {
+				if err := h.Put(&mq.Message{Body: []byte(fmt.Sprintf("g%d", i)), Persistence: mq.Persistent}, mq.PutOptions{}); err != nil {
+					t.Fatal(err)
+				}
+			}
+			h.Close()
+
+			app := startApp(t, cfg, "QM1", "QMGR_CRASHPOINT="+tc.point)
+			for _, cmd := range []string{"open P", "getsp P", "pput P u0", "pput P u1"} {
+				if r := app.do(cmd); r != "reason 0 <nil>" && r != "got g0" {
+					t.Fatalf("%s: %s", cmd, r)
+				}
+			}
+			fmt.Fprintln(app.in, "commit")
+			if err := app.cmd.Wait(); err == nil {
+				t.Fatalf("the application was not killed at %s", tc.point)
+			}
+			eventually(t, "the member recovers the connection", func() bool {
+				_, held := m.g.Admin().Owner(app.slot)
+				return !held
+			})
+			inCF := browseBodies(t, c, "P")
+
+			if err := os.Remove(cfg.Group.CFDir + "/APPL1"); err != nil {
+				t.Fatal(err)
+			}
+			mustExec(t, m, "RECOVER CFSTRUCT(APPL1)")
+			fromLog := browseBodies(t, c, "P")
+			if fmt.Sprint(inCF) != fmt.Sprint(fromLog) {
+				t.Fatalf("killed at %s: the CF held %v after the connection's recovery, the log gives back %v\n%s", tc.point, inCF, fromLog, logs())
+			}
+			want := "[g0 g1 g2]"
+			if tc.committed {
+				want = "[g1 g2 u0 u1]"
+			}
+			if got := fmt.Sprint(inCF); got != want {
+				t.Fatalf("killed at %s: the queue holds %s, want %s", tc.point, got, want)
+			}
+		})
+	}
+}
+
+// TestCommitWithFailedLogIsBackedOut: the log's disk fails while a commit
+// of persistent work waits for its record. The commit is not known durable,
+// so it must not happen in the CF: it is backed out and says so. After a
+// power cut of the log's disk, the structure rebuilt from the log holds
+// what the CF held.
+func TestCommitWithFailedLogIsBackedOut(t *testing.T) {
+	cfg := testConfig(t, "QM1")
+	disk := vfs.NewMem(1)
+	cfg.LogFS = disk
+	m, err := Start(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	go m.Run(t.Context())
+	mustExec(t, m, "DEFINE QLOCAL(P)")
+	c := connect(t, cfg, "QM1")
+	h, err := c.Open("P", mq.OpenOptions{Input: true, Output: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := h.Put(&mq.Message{Body: []byte("g0"), Persistence: mq.Persistent}, mq.PutOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := h.Get(mq.GetOptions{Syncpoint: true}); err != nil {
+		t.Fatal(err)
+	}
+	if err := h.Put(&mq.Message{Body: []byte("u0"), Persistence: mq.Persistent}, mq.PutOptions{Syncpoint: true}); err != nil {
+		t.Fatal(err)
+	}
+	disk.SetFault(func(op vfs.Op, name string, off int64, n int) (int, error) {
+		if op == vfs.OpSync {
+			return 0, errors.New("EIO")
+		}
+		return n, nil
+	})
+	if err := c.Commit(); mq.ReasonOf(err) != mq.RCBackedOut {
+		t.Fatalf("commit whose record could not be made durable: %v, want backed out (%d)", err, mq.RCBackedOut)
+	}
+	inCF := browseBodies(t, c, "P")
+	if fmt.Sprint(inCF) != "[g0]" {
+		t.Fatalf("after a commit that failed: the queue holds %v, want [g0]", inCF)
+	}
+	c.Disconnect()
+	m.Stop()
+
+	disk.Crash(false)
+	disk.Restart()
+	disk.SetFault(nil)
+	if err := os.RemoveAll(cfg.Group.CFDir); err != nil {
+		t.Fatal(err)
+	}
+	logs := logTo(t, &cfg)
+	m = startMember(t, cfg)
+	t.Log(logs())
+	c = connect(t, cfg, "QM1")
+	defer c.Disconnect()
+	if fromLog := browseBodies(t, c, "P"); fmt.Sprint(fromLog) != fmt.Sprint(inCF) {
+		t.Fatalf("the CF held %v, the log gives back %v", inCF, fromLog)
+	}
+}
