@@ -109,6 +109,7 @@
 //	    or claimed a message (Repair sweeps the structure only then)
 //	 80 commit key: persistence key of the unit of work whose commit record
 //	    may be in the recovery log (MarkCommitLogged), 0 none
+//	 88 unit of work start: Unix ns when it became active (coarse clock)
 //	128 message descriptor: op word (kind | buffer << 8), then two
 //	    buffers of a, b, c; the op word is stored last and names the buffer
 //	192 segment descriptor: op, a, b (op cleared first, set last)

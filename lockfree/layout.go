@@ -98,6 +98,7 @@ const (
 	ownUOW      = 64  // uow seq(32)<<32 | uow state(8): atomic stores by the owner (committing is stored before any entry of the commit changes); read by Repair to decide roll forward or back
 	ownTook     = 72  // 1 once the owner took anything (entries, elements or segments from a pool, or a message by a claim): atomic store by the owner before the first such CAS, 0 at registration; read by Repair, which sweeps the entries, elements and segments only for an owner that took some
 	ownCommit   = 80  // persistence key of the unit of work once its commit record may be in the recovery log (0: none): atomic store by the owner in a fenced operation (MarkCommitLogged) before it hands the record over, cleared by EndDecision and at registration; read by a recoverer after fencing the owner (CommitLogged), which must record the unit of work as aborted before backing it out
+	ownUOWSince = 88  // Unix ns (coarse clock) when the unit of work became active: stored by the owner before the uow word says active; read by displays and the member's long-running unit of work check, only while the uow word says active
 	ownDesc     = 128 // message descriptor: op word (atomic store, publishes a buffer), then two buffers of a, b, c (owned); read by Repair
 	ownSegDesc  = 192 // segment descriptor: op, a, b (atomic stores, op cleared first and set last); read by Repair and the checker
 )

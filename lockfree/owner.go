@@ -402,8 +402,9 @@ type OwnerInfo struct {
 	Process    procid.ID
 	Alive      bool
 	UOWActive  bool
-	Label      uint64 // as registered; valid once Registered
-	Registered bool   // the registration finished (pid, start time and label recorded)
+	UOWSince   time.Time // when the unit of work became active (UOWActive only; coarse, within 10 ms)
+	Label      uint64    // as registered; valid once Registered
+	Registered bool      // the registration finished (pid, start time and label recorded)
 	Since      time.Time
 }
 
@@ -466,6 +467,9 @@ func (s *Structure) ownerInfo(slot int, w uint64, id procid.ID) OwnerInfo {
 	}
 	if registered || osState(w) == osRepairing {
 		info.Label = s.load(off + ownLabel)
+	}
+	if info.UOWActive {
+		info.UOWSince = time.Unix(0, int64(s.load(off+ownUOWSince)))
 	}
 	return info
 }

@@ -26,6 +26,7 @@ var (
 
 func (o *Owner) markUOW() {
 	if !o.uowOpen {
+		o.s.store(o.off+ownUOWSince, uint64(coarseNow()))
 		o.s.store(o.off+ownUOW, uint64(o.uowSeq)<<32|uint64(uowActive))
 		o.uowOpen = true
 	}

@@ -36,6 +36,9 @@ type Env interface {
 	DefsChanged() error
 	// QMgrName is the member's name.
 	QMgrName() string
+	// LongUOWsBackedOut is how many long-running units of work the member
+	// backed out since it started (DISPLAY QMGR LONGUOWS).
+	LongUOWsBackedOut() int64
 	// LogClear makes the clearing of a queue durable in the member's
 	// recovery log (its persistent messages must not come back when the
 	// structure is recovered).
@@ -773,7 +776,7 @@ func structNames(env Env) []string {
 
 func qmgr(env Env, c Command) ([]Result, error) {
 	if c.Verb == "DISPLAY" {
-		if err := checkFlags(c, "ALL", "DEADQ", "DESCR", "CFRECTIME"); err != nil {
+		if err := checkFlags(c, "ALL", "DEADQ", "DESCR", "CFRECTIME", "LONGUOWS"); err != nil {
 			return nil, err
 		}
 		var m defs.QMgr
@@ -782,7 +785,7 @@ func qmgr(env Env, c Command) ([]Result, error) {
 		}
 		return []Result{{Header: "AMQ8408I: Display Queue Manager details.", Attrs: []KV{
 			{"QMNAME", env.QMgrName()}, {"QSGNAME", env.Group().Config().Name}, {"DEADQ", m.DeadQ}, {"DESCR", m.Descr},
-			{"CFRECTIME", int64(m.CFRecTime)}}}}, nil
+			{"CFRECTIME", int64(m.CFRecTime)}, {"LONGUOWS", env.LongUOWsBackedOut()}}}}, nil
 	}
 	if err := checkFlags(c); err != nil {
 		return nil, err

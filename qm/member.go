@@ -72,6 +72,16 @@ type Config struct {
 	// LogArchiveDir, when set, receives the log segments no recovery needs
 	// (in a subdirectory per member) instead of their being deleted.
 	LogArchiveDir string
+	// UOWWarnAge is how long a connection's unit of work may stay open
+	// before the member logs it as long-running (once per unit of work);
+	// default 1m, negative for never.
+	UOWWarnAge time.Duration
+	// UOWMaxAge is how long a connection's unit of work may stay open
+	// before the member backs it out and breaks the connection (2009), as
+	// MQ does with long-running units of work: an open unit of work holds
+	// its messages and pins every backup's replay point, so the log cannot
+	// shrink; default 10m, negative for never.
+	UOWMaxAge time.Duration
 	// LogRings and LogRingSize size the log buffer through which the
 	// member's connections hand it their log records: how many
 	// connections can log at once (default 128) and each one's ring
@@ -101,6 +111,12 @@ func (c *Config) Validate() error {
 	}
 	if c.StopGrace == 0 {
 		c.StopGrace = 2 * time.Second
+	}
+	if c.UOWWarnAge == 0 {
+		c.UOWWarnAge = time.Minute
+	}
+	if c.UOWMaxAge == 0 {
+		c.UOWMaxAge = 10 * time.Minute
 	}
 	if c.HeartbeatTimeout < 5*c.HeartbeatInterval {
 		return fmt.Errorf("%w: heartbeat timeout %v must be at least five heartbeat intervals (%v)", ErrConfig, c.HeartbeatTimeout, c.HeartbeatInterval)
@@ -195,6 +211,11 @@ type Member struct {
 	scanning  atomic.Bool // an expiry scan is running
 	backingUp atomic.Bool // the automatic backup check is running
 	released  string      // the newest backups the log was last released against (releaseLogs)
+
+	// Long-running units of work (uow.go): those already logged as such
+	// (run loop only), and how many were backed out.
+	longUOWs      map[uowKey]bool
+	longBackedOut atomic.Int64
 
 	// Recoveries in flight, by what they recover (at most one each).
 	busyMu sync.Mutex

@@ -84,12 +84,16 @@ func (m *Member) goRecoverMember(p group.Peer) {
 	m.goRecover(fmt.Sprintf("member %d", p.Slot), func() { m.recoverMember(p) })
 }
 
+// connBusyKey is the busy key of the recoveries of t's connection slot:
+// one goroutine of this process at a time repairs a slot.
+func connBusyKey(t lockfree.OwnerTag) string { return fmt.Sprintf("conn %d", t.Slot()) }
+
 func (m *Member) goRecoverConn(t lockfree.OwnerTag, id procid.ID, revoke bool) {
-	m.goRecover(fmt.Sprintf("conn %d", t.Slot()), func() { m.recoverConn(t, id, revoke) })
+	m.goRecover(connBusyKey(t), func() { m.recoverConn(t, id, revoke) })
 }
 
 func (m *Member) goRepairAdmin(t lockfree.OwnerTag) {
-	m.goRecover(fmt.Sprintf("conn %d", t.Slot()), func() {
+	m.goRecover(connBusyKey(t), func() {
 		if _, err := m.g.Admin().Repair(t); err == nil {
 			m.log.Info("repaired a connection that died registering", "slot", t.Slot())
 		}
@@ -156,7 +160,7 @@ func (m *Member) recoverMember(p group.Peer) {
 		wg.Add(1)
 		go func(info lockfree.OwnerInfo) {
 			defer wg.Done()
-			m.withKey(fmt.Sprintf("conn %d", info.Tag.Slot()), func() { m.recoverConn(info.Tag, procid.ID{}, true) })
+			m.withKey(connBusyKey(info.Tag), func() { m.recoverConn(info.Tag, procid.ID{}, true) })
 			cpRecoverConn.Hit()
 		}(info)
 	}
@@ -184,18 +188,18 @@ func (m *Member) recoverMember(p group.Peer) {
 // is repaired or revoked with it, and the admin slot is repaired last, so
 // that a recoverer that dies half way leaves the decision for the one that
 // takes over.
-func (m *Member) recoverConn(t lockfree.OwnerTag, id procid.ID, revoke bool) {
+func (m *Member) recoverConn(t lockfree.OwnerTag, id procid.ID, revoke bool) bool {
 	admin := m.g.Admin()
 	info, ok := admin.Owner(t.Slot())
 	if !ok || info.Tag != t {
-		return
+		return false
 	}
 	if info.State == "active" {
 		if id.Pid != 0 && info.Process != id {
-			return
+			return false
 		}
 		if info.Alive && !revoke {
-			return
+			return false
 		}
 		id = info.Process
 	}
@@ -203,14 +207,14 @@ func (m *Member) recoverConn(t lockfree.OwnerTag, id procid.ID, revoke bool) {
 		if !errors.Is(err, lockfree.ErrNotOwner) && !errors.Is(err, lockfree.ErrOwnerBusy) {
 			m.log.Error("recover connection: fence", "slot", t.Slot(), "err", err)
 		}
-		return
+		return false
 	}
 	out := lockfree.OutcomeAuto // a unit of work in one structure: as its own record says
 	if admin.Decision(t) == lockfree.OutcomeCommit {
 		out = lockfree.OutcomeCommit
 	} else if err := m.recordAbort(admin, t); err != nil {
 		m.log.Error("recover connection: record the abort of its unit of work; will retry", "slot", t.Slot(), "err", err)
-		return
+		return false
 	}
 	// The admin slot, and with it the decision, is repaired only once every
 	// structure is: otherwise it stays fenced (repairing by this process)
@@ -250,14 +254,15 @@ func (m *Member) recoverConn(t lockfree.OwnerTag, id procid.ID, revoke bool) {
 	}
 	if !complete {
 		m.log.Warn("connection not fully recovered; will retry", "slot", t.Slot())
-		return
+		return false
 	}
 	m.freeLogRing(t, info.Label)
 	if _, err := admin.RepairWith(t, out, true); err != nil {
 		m.log.Error("recover connection", "slot", t.Slot(), "structure", shm.AdminStructure, "err", err)
-		return
+		return false
 	}
 	m.log.Info("recovered a connection", "slot", t.Slot(), "pid", id.Pid, "outcome", outcomeName(out), "revoked", info.Alive && revoke)
+	return true
 }
 
 // recordAbort records, before a connection's unit of work is backed out,
@@ -346,7 +351,7 @@ func (m *Member) sweepOrphans() {
 			oi, n := oi, n
 			// The same key as the connection's recovery: one goroutine of
 			// this process at a time repairs a slot.
-			m.goRecover(fmt.Sprintf("conn %d", oi.Tag.Slot()), func() {
+			m.goRecover(connBusyKey(oi.Tag), func() {
 				var err error
 				if oi.State == "active" && oi.Alive {
 					_, err = s.Revoke(oi.Tag, lockfree.OutcomeAuto)

@@ -21,7 +21,7 @@ func (m *Member) Run(ctx context.Context) error {
 	deaths := make(chan []any, 1)
 	go m.waitDeaths(deaths)
 	m.tick()
-	var lastBackupCheck time.Time
+	var lastBackupCheck, lastUOWCheck time.Time
 	for {
 		select {
 		case <-ctx.Done():
@@ -43,6 +43,10 @@ func (m *Member) Run(ctx context.Context) error {
 				lastBackupCheck = time.Now()
 				m.checkStructures()
 				m.goAutoBackup()
+			}
+			if time.Since(lastUOWCheck) >= uowCheckInterval {
+				lastUOWCheck = time.Now()
+				m.checkLongUOWs()
 			}
 		}
 	}
