@@ -1,6 +1,12 @@
 package lockfree
 
-import "errors"
+import (
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/qmgr/qmgr/procid"
+)
 
 // Sentinel errors; every error from this package wraps one of them.
 var (
@@ -27,4 +33,22 @@ var (
 	ErrClosed          = errors.New("lockfree: owner closed")
 	ErrViewReleased    = errors.New("lockfree: view already released")
 	ErrStructureFailed = errors.New("lockfree: structure failed (its file is gone or damaged) or being recovered")
+	ErrOwnerStalled    = errors.New("lockfree: owner's process is stalled in the middle of an operation")
 )
+
+// StalledError is returned (wrapping ErrOwnerStalled) when a fence or a
+// repair waited longer than the structure's stall limit for a live
+// owner's operation in flight to end: its process is stopped (SIGSTOP, a
+// debugger) or starved. The caller may kill Process and try again; the
+// owner stays fenced meanwhile (its next operation fails).
+type StalledError struct {
+	Owner   OwnerTag
+	Process procid.ID
+	Waited  time.Duration
+}
+
+func (e *StalledError) Error() string {
+	return fmt.Sprintf("%v: owner %v, process %v, waited %v", ErrOwnerStalled, e.Owner, e.Process, e.Waited)
+}
+
+func (e *StalledError) Unwrap() error { return ErrOwnerStalled }

@@ -91,23 +91,29 @@ func (s *Structure) Fence(t OwnerTag) (err error) {
 	if err := s.claimRepair(t, true); err != nil {
 		return err
 	}
-	s.waitQuiet(t)
-	return nil
+	return s.waitQuiet(t)
 }
 
 // waitQuiet waits, after the repair claim, until owner t is not in the
 // middle of an operation: its operation counter is even or its process is
 // gone. The process is the one recorded at registration (a claim of a live
-// owner requires a finished registration, see claimRepair).
-func (s *Structure) waitQuiet(t OwnerTag) {
+// owner requires a finished registration, see claimRepair). Past the stall
+// limit it gives up with a *StalledError.
+func (s *Structure) waitQuiet(t OwnerTag) error {
 	off := s.ownerOff(t.Slot())
 	if s.load(off+ownOpSeq)&1 == 0 {
-		return
+		return nil
 	}
 	id := procid.ID{Pid: int(s.load(off + ownPid)), Start: s.load(off + ownStart)}
+	t0 := time.Now()
 	for i := 0; s.load(off+ownOpSeq)&1 == 1; i++ {
-		if i%64 == 63 && !processAlive(id) {
-			return // it died in the operation: repaired as dead
+		if i%64 == 63 {
+			if !processAlive(id) {
+				return nil // it died in the operation: repaired as dead
+			}
+			if lim := time.Duration(s.stallLimit.Load()); lim > 0 && time.Since(t0) > lim {
+				return &StalledError{Owner: t, Process: id, Waited: time.Since(t0)}
+			}
 		}
 		if i < 16 {
 			runtime.Gosched()
@@ -115,6 +121,7 @@ func (s *Structure) waitQuiet(t OwnerTag) {
 			time.Sleep(10 * time.Microsecond)
 		}
 	}
+	return nil
 }
 
 // RepairDead repairs every owner whose process is gone (and finishes
@@ -197,7 +204,9 @@ func (s *Structure) repair(t OwnerTag, out Outcome, force bool) (rep RepairRepor
 	}
 	// A repair that takes over from a fence or a repairer that died, or a
 	// forced one, may find the owner's live process still in an operation.
-	s.waitQuiet(t)
+	if err := s.waitQuiet(t); err != nil {
+		return rep, err
+	}
 	// Act as the dead owner: its slot, its tag, its descriptors. Every change
 	// below is recorded in its descriptors first, exactly as the owner would,
 	// so a repairer that dies is itself repaired by the next one.

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	"github.com/qmgr/qmgr/procid"
 	"github.com/qmgr/qmgr/shm"
@@ -21,7 +22,18 @@ type Structure struct {
 
 	nameMu sync.Mutex
 	names  map[string]QueueID // process-local cache of queue slots by name
+
+	// stallLimit bounds how long a fence or a repair waits for a live
+	// owner's operation in flight (ns; 0: for ever). Process-local.
+	stallLimit atomic.Int64
 }
+
+// SetStallLimit bounds how long Fence, Revoke and repairs wait for a live
+// owner's operation in flight to end before they fail with a
+// *StalledError (0, the default: they wait as long as the process
+// lives). An operation takes microseconds; one that takes seconds belongs
+// to a process that is stopped or starved.
+func (s *Structure) SetStallLimit(d time.Duration) { s.stallLimit.Store(int64(d)) }
 
 // Format writes an empty structure with parameters p into mem, which must be
 // zeroed (a fresh file is). Everything but the control page is valid when

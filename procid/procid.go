@@ -88,3 +88,10 @@ func parseStat(b []byte) (byte, uint64, error) {
 	}
 	return f[0][0], start, nil
 }
+
+// Stopped reports whether process id is stopped: by a signal (SIGSTOP, job
+// control) or by a tracer (a debugger).
+func Stopped(id ID) bool {
+	state, start, err := stat(id.Pid)
+	return err == nil && start == id.Start && (state == 'T' || state == 't')
+}

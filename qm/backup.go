@@ -12,6 +12,7 @@ import (
 	"github.com/qmgr/qmgr/defs"
 	"github.com/qmgr/qmgr/group"
 	"github.com/qmgr/qmgr/lockfree"
+	"github.com/qmgr/qmgr/procid"
 	"github.com/qmgr/qmgr/recovery/backup"
 	"github.com/qmgr/qmgr/recovery/logbuf"
 	"github.com/qmgr/qmgr/recovery/plog"
@@ -168,17 +169,39 @@ func (m *Member) logOpsInFlight(start uint64) (uint64, []inFlightOp, func(), err
 
 // waitOps waits until each operation of waits has ended, or its
 // connection is gone (its recovery finishes it), for at most backupWait.
+// An application found stopped (SIGSTOP, a debugger) in the middle of one
+// after the heartbeat timeout is killed (see fence.go); one that waits for
+// its log record to become durable is waited for.
 func (m *Member) waitOps(waits []inFlightOp) error {
-	deadline := time.Now().Add(backupWait)
+	t0 := time.Now()
+	deadline := t0.Add(backupWait)
+	admin := m.g.Admin()
 	for _, w := range waits {
-		for !w.b.Ended(w.f) && m.g.Admin().OwnerAlive(lockfree.OwnerTag(w.f.Owner)) {
+		tag := lockfree.OwnerTag(w.f.Owner)
+		var looked time.Time
+		for !w.b.Ended(w.f) && admin.OwnerAlive(tag) {
+			if waited := time.Since(t0); waited > m.cfg.HeartbeatTimeout && time.Since(looked) > 100*time.Millisecond {
+				looked = time.Now()
+				m.killIfStopped(tag, waited)
+			}
 			if time.Now().After(deadline) {
-				return fmt.Errorf("an operation of connection slot %d did not end within %v", lockfree.OwnerTag(w.f.Owner).Slot(), backupWait)
+				return fmt.Errorf("an operation of connection slot %d did not end within %v", tag.Slot(), backupWait)
 			}
 			time.Sleep(200 * time.Microsecond)
 		}
 	}
 	return nil
+}
+
+// killIfStopped kills the process of connection tag if it is stopped.
+func (m *Member) killIfStopped(tag lockfree.OwnerTag, waited time.Duration) {
+	info, ok := m.g.Admin().Owner(tag.Slot())
+	if !ok || info.Tag != tag || !procid.Stopped(info.Process) {
+		return
+	}
+	if err := m.killStalled(info.Process, waited); err != nil {
+		m.log.Error("kill a stalled application", "pid", info.Process.Pid, "err", err)
+	}
 }
 
 // lockBackup takes the lock of the backups of structure name, or fails

@@ -203,7 +203,7 @@ func (m *Member) recoverConn(t lockfree.OwnerTag, id procid.ID, revoke bool) boo
 		}
 		id = info.Process
 	}
-	if err := m.waitLogged("fence connection", t, func() error { return admin.Fence(t) }); err != nil {
+	if err := m.waitLogged("fence connection", t, func() error { return m.fence(admin, t) }); err != nil {
 		if !errors.Is(err, lockfree.ErrNotOwner) && !errors.Is(err, lockfree.ErrOwnerBusy) {
 			m.log.Error("recover connection: fence", "slot", t.Slot(), "err", err)
 		}
@@ -238,8 +238,7 @@ func (m *Member) recoverConn(t lockfree.OwnerTag, id procid.ID, revoke bool) boo
 		}
 		err = m.waitLogged("revoke connection in "+n, oi.Tag, func() error {
 			if oi.State == "active" && oi.Alive {
-				_, err := s.Revoke(oi.Tag, out)
-				return err
+				return m.revoke(s, oi.Tag, out)
 			}
 			_, err := s.RepairWith(oi.Tag, out, false)
 			return err
@@ -354,7 +353,7 @@ func (m *Member) sweepOrphans() {
 			m.goRecover(connBusyKey(oi.Tag), func() {
 				var err error
 				if oi.State == "active" && oi.Alive {
-					_, err = s.Revoke(oi.Tag, lockfree.OutcomeAuto)
+					err = m.revoke(s, oi.Tag, lockfree.OutcomeAuto)
 				} else {
 					_, err = s.RepairWith(oi.Tag, lockfree.OutcomeAuto, false)
 				}

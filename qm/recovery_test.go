@@ -21,7 +21,8 @@ import (
 
 // The test binary doubles as an application process driven by lines on
 // stdin (QM_TEST_APP=1): "open Q", "getsp Q", "put Q body" (under
-// syncpoint), "pput Q body" (persistent, under syncpoint), "commit".
+// syncpoint), "pput Q body" (persistent, under syncpoint), "pputnow Q
+// body" (persistent, outside syncpoint), "commit".
 func TestMain(m *testing.M) {
 	if os.Getenv("QM_TEST_APP") == "1" {
 		testApp()
@@ -59,6 +60,8 @@ func testApp() {
 			err = hs[f[1]].Put(&mq.Message{Body: []byte(f[2])}, mq.PutOptions{Syncpoint: true})
 		case "pput":
 			err = hs[f[1]].Put(&mq.Message{Body: []byte(f[2]), Persistence: mq.Persistent}, mq.PutOptions{Syncpoint: true})
+		case "pputnow":
+			err = hs[f[1]].Put(&mq.Message{Body: []byte(f[2]), Persistence: mq.Persistent}, mq.PutOptions{})
 		case "commit":
 			err = c.Commit()
 		}

@@ -1,0 +1,80 @@
+package qm
+
+import (
+	"errors"
+	"fmt"
+	"time"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/qmgr/qmgr/lockfree"
+	"github.com/qmgr/qmgr/procid"
+)
+
+// Stalled applications. An operation on shared memory takes microseconds,
+// and a recovery that must fence a live connection waits for the one in
+// flight to end. An application stopped in the middle of one (SIGSTOP, a
+// debugger, a process starved for seconds) would hold that recovery, and
+// with it a dead member's takeover, a structure's recovery or a backup,
+// for as long as it stays stopped. The member waits as long as it waits
+// for a hung member's heartbeat (HeartbeatTimeout), then fences the
+// application the same way: it kills it, and the recovery goes on as for
+// any dead application.
+
+// fence is s.Fence(t), bounded: an owner whose process stays in the
+// middle of an operation longer than the heartbeat timeout is killed.
+func (m *Member) fence(s *lockfree.Structure, t lockfree.OwnerTag) error {
+	s.SetStallLimit(m.cfg.HeartbeatTimeout)
+	err := s.Fence(t)
+	var st *lockfree.StalledError
+	if errors.As(err, &st) {
+		if kerr := m.killStalled(st.Process, st.Waited); kerr != nil {
+			return errors.Join(err, kerr)
+		}
+		err = s.Fence(t) // fenced already by this process: waits for the death
+	}
+	return err
+}
+
+// revoke is s.Revoke(t, out) with the bounded fence.
+func (m *Member) revoke(s *lockfree.Structure, t lockfree.OwnerTag, out lockfree.Outcome) error {
+	if err := m.fence(s, t); err != nil {
+		return err
+	}
+	_, err := s.RepairWith(t, out, true)
+	return err
+}
+
+// killStalled kills process id, which stalled in the middle of an
+// operation for waited.
+func (m *Member) killStalled(id procid.ID, waited time.Duration) error {
+	m.log.Warn("an application stalled in the middle of an operation on shared memory: killing it", "pid", id.Pid,
+		"stalled", waited.Round(time.Millisecond), "limit", m.cfg.HeartbeatTimeout)
+	return killProcess(id)
+}
+
+// killProcess sends SIGKILL to process id through a pidfd, after checking
+// that the pidfd names the process that started at id's start time: a pid
+// reused by another process is never signalled. A process already gone is
+// not an error.
+func killProcess(id procid.ID) error {
+	fd, err := unix.PidfdOpen(id.Pid, 0)
+	if errors.Is(err, unix.ESRCH) {
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("qm: pidfd of process %v: %w", id, err)
+	}
+	defer unix.Close(fd)
+	cur, err := procid.Of(id.Pid) // read after the pidfd was opened: if it still matches, the pidfd is that process
+	if errors.Is(err, procid.ErrGone) || err == nil && cur.Start != id.Start {
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	if err := unix.PidfdSendSignal(fd, unix.SIGKILL, nil, 0); err != nil && !errors.Is(err, unix.ESRCH) {
+		return fmt.Errorf("qm: kill process %v: %w", id, err)
+	}
+	return nil
+}
