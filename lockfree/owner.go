@@ -545,6 +545,57 @@ func (o *Owner) MarkCommitLogged(key uint64) error {
 	return nil
 }
 
+// UndecidedCommits lists the keys MarkCommitLogged recorded for owners
+// that did not decide their commit and no longer can: their process is
+// gone or their slot was taken by a recoverer. Each such unit of work will
+// be backed out, so a rebuild from the log must treat it as aborted even
+// before its recoverer has recorded the abort.
+func (s *Structure) UndecidedCommits() []uint64 {
+	var keys []uint64
+	for slot := 0; slot < s.p.Owners; slot++ {
+		off := s.ownerOff(slot)
+		key := s.load(off + ownCommit)
+		if key == 0 || uint8(s.load(off+ownUOW)) == uowCommitting {
+			continue
+		}
+		w, id := s.slotProcess(slot)
+		if osState(w) == osFree || osState(w) == osActive && processAlive(id) {
+			continue
+		}
+		if s.load(off+ownCommit) == key { // still the same unit of work
+			keys = append(keys, key)
+		}
+	}
+	return keys
+}
+
+// OpenUOW is an owner's open unit of work, as OpenUOWs sees it.
+type OpenUOW struct {
+	Tag   OwnerTag
+	Label uint64 // the owner's label (see RegisterSlotLabel)
+	Seq   uint32 // the unit of work's sequence number in its owner
+	Pid   int
+}
+
+// OpenUOWs lists the registered owners with an open unit of work, without
+// looking at their processes (cheap enough for a periodic scan).
+func (s *Structure) OpenUOWs() []OpenUOW {
+	var out []OpenUOW
+	for slot := 0; slot < s.p.Owners; slot++ {
+		off := s.ownerOff(slot)
+		w := s.load(off + ownState)
+		if osState(w) != osActive || uint64(osLow(w)) != s.load(off+ownPid) {
+			continue
+		}
+		u := s.load(off + ownUOW)
+		if uint8(u) == uowIdle {
+			continue
+		}
+		out = append(out, OpenUOW{Tag: mkTag(slot, osInc(w)), Label: s.load(off + ownLabel), Seq: uint32(u >> 32), Pid: int(osLow(w))})
+	}
+	return out
+}
+
 // CommitLogged is the key MarkCommitLogged recorded for owner t, or 0.
 // Read it after fencing t and before repairing it.
 func (s *Structure) CommitLogged(t OwnerTag) uint64 {

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"sort"
+	"sync"
 	"time"
 	"unsafe"
 
@@ -20,6 +21,7 @@ var (
 	cpCommitAppended = crashpoint.New("mq.commit.appended") // the commit record handed to the member, not known durable
 	cpCommitDurable  = crashpoint.New("mq.commit.durable")  // the commit record durable (or its wait failed)
 	cpCommitDecided  = crashpoint.New("mq.commit.decided")  // the commit decision recorded in the admin structure
+	cpAbortRecord    = crashpoint.New("mq.commit.abort")    // checked with Fail: recording an abort fails
 )
 
 // ConnectOptions say which group and member to connect through.
@@ -47,9 +49,13 @@ type Conn struct {
 	remotes map[string]defs.QRemote
 	qmgr    defs.QMgr
 	closed  bool
-	// abandoned: a commit could neither be decided nor its abort
-	// recorded (abortLogged); every call fails, and Disconnect leaves the
-	// unit of work to the member's recovery of the connection.
+	// broken: a commit could neither be decided nor its abort recorded
+	// (abortLogged); every call but Disconnect fails with 2009.
+	broken bool
+	// abandoned: that commit is not resolved yet (resolveAbandoned).
+	// abandonMu guards it and serialises the resolving goroutine with
+	// Disconnect.
+	abandonMu sync.Mutex
 	abandoned bool
 	shared    bool       // a Sibling: g and repo belong to another connection
 	plog      *connLog   // the connection's ring in its member's log buffer (persist.go); nil until first used
@@ -247,8 +253,8 @@ func (c *Conn) check(op string) error {
 	if c.closed {
 		return &Error{Op: op, Reason: RCConnectionBroken, Err: errors.New("disconnected")}
 	}
-	if c.abandoned {
-		return &Error{Op: op, Reason: RCConnectionBroken, Err: errors.New("a commit's outcome is left to the member's recovery of the connection")}
+	if c.broken {
+		return &Error{Op: op, Reason: RCConnectionBroken, Err: errors.New("a commit could neither be decided nor backed out")}
 	}
 	return nil
 }
@@ -312,11 +318,8 @@ func (c *Conn) commitPersistent(in []*lockfree.Owner) error {
 	p := c.plog.p
 	p.BeginVisible()
 	defer func() {
-		if !c.abandoned {
-			// An abandoned commit stays marked in flight: its record may
-			// be durable, and a structure recovery must not replay it
-			// before the recovery of the connection records its abort.
-			p.EndVisible()
+		if !c.broken {
+			p.EndVisible() // an abandoned commit stays marked (see abandon)
 		}
 	}()
 	// Marked first, then checked: a recovery of a failed structure takes
@@ -342,7 +345,13 @@ func (c *Conn) commitPersistent(in []*lockfree.Owner) error {
 		return c.abortLogged(fmt.Errorf("the commit record is not known to be durable: %w", err))
 	}
 	if err := c.admin.DecideCommit(); err != nil {
-		return wrap("commit", err) // revoked: the recoverer records the abort and backs out
+		if errors.Is(err, lockfree.ErrOwnerRevoked) {
+			// The recoverer records the abort and backs out; recorded here
+			// too, before the mark in flight ends (best effort).
+			c.recordAbort()
+			return wrap("commit", err)
+		}
+		return c.abortLogged(fmt.Errorf("record the commit decision: %w", err))
 	}
 	cpCommitDecided.Hit()
 	defer c.admin.EndDecision()
@@ -372,22 +381,66 @@ func (c *Conn) commitIn(in []*lockfree.Owner, durable bool) error {
 // be durable although the commit was not decided: it is recorded as
 // aborted in the repository first (a rebuild from the log then skips its
 // commit record), durably, and then backed out. If even that record
-// cannot be made, nothing is backed out: the connection is broken and the
-// unit of work left to the member's recovery of the connection when the
-// application ends (Disconnect tries once more).
+// cannot be made, nothing is backed out: the connection is broken, and a
+// goroutine tries again every second until it can record the abort and
+// back out (or the application disconnects, or dies and its member's
+// recovery does it).
 func (c *Conn) abortLogged(cause error) error {
 	if err := c.recordAbort(); err != nil {
-		c.abandoned = true
+		c.abandon()
 		return &Error{Op: "commit", Reason: RCConnectionBroken,
-			Err: fmt.Errorf("%v; the unit of work is left to the member's recovery (its abort could not be recorded: %v)", cause, err)}
+			Err: fmt.Errorf("%v; the unit of work is backed out as soon as its abort can be recorded (%v)", cause, err)}
 	}
 	c.admin.EndDecision()
 	c.Backout()
 	return &Error{Op: "commit", Reason: RCBackedOut, Err: cause}
 }
 
+// abandon breaks the connection with an undecided commit whose abort could
+// not be recorded, and starts the goroutine that resolves it. The commit
+// stays marked in flight until then: its record may be durable, and a
+// structure recovery must not replay it first.
+func (c *Conn) abandon() {
+	c.broken = true
+	c.abandonMu.Lock()
+	c.abandoned = true
+	c.abandonMu.Unlock()
+	go func() {
+		for {
+			time.Sleep(time.Second)
+			if !c.resolveAbandoned() {
+				return
+			}
+		}
+	}()
+}
+
+// resolveAbandoned tries once to record the abort of an abandoned commit
+// and back it out; it reports whether it is still unresolved.
+func (c *Conn) resolveAbandoned() bool {
+	c.abandonMu.Lock()
+	defer c.abandonMu.Unlock()
+	if !c.abandoned || c.closed {
+		return false
+	}
+	if c.recordAbort() != nil {
+		return true
+	}
+	c.abandoned = false
+	c.admin.EndDecision()
+	for _, o := range c.owners {
+		o.Backout()
+	}
+	c.endUOW(true)
+	c.plog.p.EndVisible()
+	return false
+}
+
 // recordAbort records the unit of work as aborted in the repository.
 func (c *Conn) recordAbort() error {
+	if cpAbortRecord.Fail() {
+		return errors.New("mq: recording the abort failed (fault injected)")
+	}
 	return c.repo.Update(func(tx *defs.Tx) error { return tx.AbortUOW(c.puow.key) })
 }
 
@@ -412,6 +465,8 @@ func (c *Conn) Disconnect() error {
 	if c.closed {
 		return nil
 	}
+	c.abandonMu.Lock()
+	defer c.abandonMu.Unlock()
 	if c.abandoned {
 		if err := c.recordAbort(); err != nil {
 			// Everything stays registered: when the process ends, the

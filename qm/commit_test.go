@@ -1,11 +1,17 @@
 package qm
 
 import (
+	"context"
+	"database/sql"
 	"errors"
 	"fmt"
 	"os"
+	"path/filepath"
+	"strings"
 	"testing"
+	"time"
 
+	"github.com/qmgr/qmgr/defs"
 	"github.com/qmgr/qmgr/mq"
 	"github.com/qmgr/qmgr/vfs"
 )
@@ -157,12 +163,253 @@ func TestCommitWithFailedLogIsBackedOut(t *testing.T) {
 	if err := os.RemoveAll(cfg.Group.CFDir); err != nil {
 		t.Fatal(err)
 	}
-	logs := logTo(t, &cfg)
 	m = startMember(t, cfg)
-	t.Log(logs())
 	c = connect(t, cfg, "QM1")
 	defer c.Disconnect()
 	if fromLog := browseBodies(t, c, "P"); fmt.Sprint(fromLog) != fmt.Sprint(inCF) {
 		t.Fatalf("the CF held %v, the log gives back %v", inCF, fromLog)
+	}
+}
+
+// TestCommitWithFailedSyncIsBackedOut: TestCommitWithFailedLogIsBackedOut
+// without the power cut: the fsync failed, but the commit record's bytes
+// reached the file anyway (as they may after EIO on a real disk). Only the
+// recorded abort keeps the rebuild from committing the unit of work.
+func TestCommitWithFailedSyncIsBackedOut(t *testing.T) {
+	cfg := testConfig(t, "QM1")
+	disk := vfs.NewMem(1)
+	cfg.LogFS = disk
+	m, err := Start(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	go m.Run(t.Context())
+	mustExec(t, m, "DEFINE QLOCAL(P)")
+	c := connect(t, cfg, "QM1")
+	h, err := c.Open("P", mq.OpenOptions{Input: true, Output: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := h.Put(&mq.Message{Body: []byte("g0"), Persistence: mq.Persistent}, mq.PutOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := h.Get(mq.GetOptions{Syncpoint: true}); err != nil {
+		t.Fatal(err)
+	}
+	if err := h.Put(&mq.Message{Body: []byte("u0"), Persistence: mq.Persistent}, mq.PutOptions{Syncpoint: true}); err != nil {
+		t.Fatal(err)
+	}
+	disk.SetFault(func(op vfs.Op, name string, off int64, n int) (int, error) {
+		if op == vfs.OpSync {
+			return 0, errors.New("EIO")
+		}
+		return n, nil
+	})
+	if err := c.Commit(); mq.ReasonOf(err) != mq.RCBackedOut {
+		t.Fatalf("commit: %v", err)
+	}
+	inCF := browseBodies(t, c, "P")
+	c.Disconnect()
+	m.Stop()
+	disk.SetFault(nil)
+	if err := os.RemoveAll(cfg.Group.CFDir); err != nil {
+		t.Fatal(err)
+	}
+	logs := logTo(t, &cfg)
+	m = startMember(t, cfg)
+	c = connect(t, cfg, "QM1")
+	defer c.Disconnect()
+	if fromLog := browseBodies(t, c, "P"); fmt.Sprint(fromLog) != fmt.Sprint(inCF) {
+		t.Fatalf("the CF held %v, the log gives back %v\n%s", inCF, fromLog, logs())
+	}
+}
+
+// TestRecoveryDoesNotReplayAnUndecidedCommit: an application dies between its
+// durable commit record and its decision. Its member's recovery of the
+// connection must record the abort before anyone replays the log; a
+// structure recovery that runs meanwhile does not wait for that (waitOps
+// stops waiting as soon as the owner is not "active and alive") and
+// replays the commit. Here the member's repository write is held up by
+// another writer (SQLite busy) to make the window wide.
+func TestRecoveryDoesNotReplayAnUndecidedCommit(t *testing.T) {
+	cfg := testConfig(t, "QM1")
+	logs := logTo(t, &cfg)
+	m := startMember(t, cfg)
+	mustExec(t, m, "DEFINE QLOCAL(P)")
+	c := connect(t, cfg, "QM1")
+	defer c.Disconnect()
+	h, err := c.Open("P", mq.OpenOptions{Output: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := range 3 {
+		if err := h.Put(&mq.Message{Body: []byte(fmt.Sprintf("g%d", i)), Persistence: mq.Persistent}, mq.PutOptions{}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	h.Close()
+
+	app := startApp(t, cfg, "QM1", "QMGR_CRASHPOINT=mq.commit.durable")
+	for _, cmd := range []string{"open P", "getsp P", "pput P u0", "pput P u1"} {
+		if r := app.do(cmd); r != "reason 0 <nil>" && r != "got g0" {
+			t.Fatalf("%s: %s", cmd, r)
+		}
+	}
+	// Another writer holds the repository: the member's AbortUOW waits.
+	db, err := sql.Open("sqlite", "file:"+filepath.Join(cfg.Group.DataDir, defs.FileName)+"?_pragma=busy_timeout(10000)")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	conn, err := db.Conn(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := conn.ExecContext(context.Background(), "BEGIN IMMEDIATE"); err != nil {
+		t.Fatal(err)
+	}
+	fmt.Fprintln(app.in, "commit")
+	if err := app.cmd.Wait(); err == nil {
+		t.Fatal("the application was not killed")
+	}
+	// The structure fails now and is recovered from the log.
+	if err := os.Remove(cfg.Group.CFDir + "/APPL1"); err != nil {
+		t.Fatal(err)
+	}
+	t0 := time.Now()
+	if r := m.Exec("RECOVER CFSTRUCT(APPL1)"); !r.OK && !strings.Contains(r.Error, "nothing") {
+		t.Logf("recover: %s", r.Error)
+	}
+	t.Logf("recover took %v", time.Since(t0))
+	afterRecover := browseBodies(t, c, "P")
+	conn.ExecContext(context.Background(), "ROLLBACK")
+	conn.Close()
+	eventually(t, "the member recovers the connection", func() bool {
+		_, held := m.g.Admin().Owner(app.slot)
+		return !held
+	})
+	inCF := browseBodies(t, c, "P")
+	if err := os.Remove(cfg.Group.CFDir + "/APPL1"); err != nil {
+		t.Fatal(err)
+	}
+	mustExec(t, m, "RECOVER CFSTRUCT(APPL1)")
+	fromLog := browseBodies(t, c, "P")
+	t.Logf("after the racing recovery: %v; after the connection's recovery: %v; rebuilt from the log again: %v", afterRecover, inCF, fromLog)
+	if fmt.Sprint(inCF) != fmt.Sprint(fromLog) {
+		t.Fatalf("CF and log disagree: the CF holds %v, the log gives back %v\n%s", inCF, fromLog, logs())
+	}
+}
+
+// TestAbortedKeyIsNeverReused: after the log failed under a commit (its
+// key recorded aborted) and the CF is lost (host reboot), the LRSN counter
+// is rebuilt from the logs only; the aborted key, never logged durably,
+// is handed out again to a new unit of work, whose commit a later rebuild
+// then skips.
+func TestAbortedKeyIsNeverReused(t *testing.T) {
+	cfg := testConfig(t, "QM1")
+	disk := vfs.NewMem(1)
+	cfg.LogFS = disk
+	m, err := Start(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	go m.Run(t.Context())
+	mustExec(t, m, "DEFINE QLOCAL(P)")
+	c := connect(t, cfg, "QM1")
+	h, err := c.Open("P", mq.OpenOptions{Input: true, Output: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := h.Put(&mq.Message{Body: []byte("g0"), Persistence: mq.Persistent}, mq.PutOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := h.Get(mq.GetOptions{Syncpoint: true}); err != nil {
+		t.Fatal(err)
+	}
+	disk.SetFault(func(op vfs.Op, name string, off int64, n int) (int, error) {
+		if op == vfs.OpSync {
+			return 0, errors.New("EIO")
+		}
+		return n, nil
+	})
+	if err := c.Commit(); mq.ReasonOf(err) != mq.RCBackedOut {
+		t.Fatalf("commit: %v", err)
+	}
+	c.Disconnect()
+	m.Stop()
+	disk.Crash(false)
+	disk.Restart()
+	disk.SetFault(nil)
+	if err := os.RemoveAll(cfg.Group.CFDir); err != nil { // a host reboot
+		t.Fatal(err)
+	}
+	logs := logTo(t, &cfg)
+	m = startMember(t, cfg)
+	var aborted map[uint64]bool
+	m.repo.View(func(tx *defs.Tx) error { var err error; aborted, err = tx.AbortedUOWs(0); return err })
+	c = connect(t, cfg, "QM1")
+	defer c.Disconnect()
+	h, err = c.Open("P", mq.OpenOptions{Input: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if msg, err := h.Get(mq.GetOptions{Syncpoint: true}); err != nil || string(msg.Body) != "g0" {
+		t.Fatalf("get: %v", err)
+	}
+	if err := c.Commit(); err != nil {
+		t.Fatal(err)
+	}
+	h.Close()
+	inCF := browseBodies(t, c, "P")
+	if err := os.Remove(cfg.Group.CFDir + "/APPL1"); err != nil {
+		t.Fatal(err)
+	}
+	mustExec(t, m, "RECOVER CFSTRUCT(APPL1)")
+	fromLog := browseBodies(t, c, "P")
+	t.Logf("aborted keys %v; CF %v; rebuilt %v", aborted, inCF, fromLog)
+	if fmt.Sprint(inCF) != fmt.Sprint(fromLog) {
+		t.Fatalf("a committed unit of work was dropped by the rebuild: the CF held %v, the log gives back %v\n%s", inCF, fromLog, logs())
+	}
+}
+
+// TestAbandonedCommitIsResolved: the log fails under a commit and the
+// abort cannot be recorded either (the repository fails three times). The
+// commit answers "connection broken" and changes nothing; the connection
+// keeps trying, and once the abort is recorded the unit of work is backed
+// out while the application still runs; the rebuild from the log agrees.
+func TestAbandonedCommitIsResolved(t *testing.T) {
+	cfg := testConfig(t, "QM1")
+	disk := vfs.NewMem(1)
+	cfg.LogFS = disk
+	m := startMember(t, cfg)
+	mustExec(t, m, "DEFINE QLOCAL(P)")
+	putOne(t, cfg, "QM1", "P", "g0")
+	app := startApp(t, cfg, "QM1", "QMGR_CRASHPOINT=mq.commit.abort:1:fail:3")
+	for _, cmd := range []string{"open P", "getsp P", "pput P u0"} {
+		if r := app.do(cmd); r != "reason 0 <nil>" && r != "got g0" {
+			t.Fatalf("%s: %s", cmd, r)
+		}
+	}
+	disk.SetFault(func(op vfs.Op, name string, off int64, n int) (int, error) {
+		if op == vfs.OpSync {
+			return 0, errors.New("EIO")
+		}
+		return n, nil
+	})
+	if r := app.do("commit"); !strings.HasPrefix(r, fmt.Sprintf("reason %d ", mq.RCConnectionBroken)) {
+		t.Fatalf("commit with a failed log and repository: %s", r)
+	}
+	c := connect(t, cfg, "QM1")
+	defer c.Disconnect()
+	if got := fmt.Sprint(browseBodies(t, c, "P")); got != "[]" {
+		t.Fatalf("P holds %s while the commit is unresolved, want nothing visible", got)
+	}
+	eventually(t, "the abandoned unit of work is backed out", func() bool { return fmt.Sprint(browseBodies(t, c, "P")) == "[g0]" })
+	if r := app.do("commit"); !strings.HasPrefix(r, fmt.Sprintf("reason %d ", mq.RCConnectionBroken)) {
+		t.Fatalf("a call on the broken connection: %s", r)
+	}
+	var aborted map[uint64]bool
+	if err := m.repo.View(func(tx *defs.Tx) error { var err error; aborted, err = tx.AbortedUOWs(0); return err }); err != nil || len(aborted) != 1 {
+		t.Fatalf("aborted units of work: %v %v", aborted, err)
 	}
 }

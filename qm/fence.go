@@ -14,26 +14,23 @@ import (
 // Stalled applications. An operation on shared memory takes microseconds,
 // and a recovery that must fence a live connection waits for the one in
 // flight to end. An application stopped in the middle of one (SIGSTOP, a
-// debugger, a process starved for seconds) would hold that recovery, and
-// with it a dead member's takeover, a structure's recovery or a backup,
-// for as long as it stays stopped. The member waits as long as it waits
-// for a hung member's heartbeat (HeartbeatTimeout), then fences the
-// application the same way: it kills it, and the recovery goes on as for
-// any dead application.
+// debugger) would hold that recovery, and with it a dead member's
+// takeover, a structure's recovery or a backup, for as long as it stays
+// stopped. The member waits as long as it waits for a hung member's
+// heartbeat (HeartbeatTimeout); if the application is then stopped, it
+// fences it the same way: it kills it, and the recovery goes on as for any
+// dead application. One that runs but does not finish (in D state, paging
+// from a slow disk) is waited for as long as it lives.
 
-// fence is s.Fence(t), bounded: an owner whose process stays in the
-// middle of an operation longer than the heartbeat timeout is killed.
+// fence is s.Fence(t), bounded as above.
 func (m *Member) fence(s *lockfree.Structure, t lockfree.OwnerTag) error {
-	s.SetStallLimit(m.cfg.HeartbeatTimeout)
-	err := s.Fence(t)
-	var st *lockfree.StalledError
-	if errors.As(err, &st) {
-		if kerr := m.killStalled(st.Process, st.Waited); kerr != nil {
-			return errors.Join(err, kerr)
-		}
-		err = s.Fence(t) // fenced already by this process: waits for the death
-	}
-	return err
+	return m.unstall(s, func() error { return s.Fence(t) })
+}
+
+// repair is s.RepairWith(t, out, force), bounded as above (a repair that
+// takes over from a recoverer that died also waits for a live owner).
+func (m *Member) repair(s *lockfree.Structure, t lockfree.OwnerTag, out lockfree.Outcome, force bool) error {
+	return m.unstall(s, func() error { _, err := s.RepairWith(t, out, force); return err })
 }
 
 // revoke is s.Revoke(t, out) with the bounded fence.
@@ -41,8 +38,28 @@ func (m *Member) revoke(s *lockfree.Structure, t lockfree.OwnerTag, out lockfree
 	if err := m.fence(s, t); err != nil {
 		return err
 	}
-	_, err := s.RepairWith(t, out, true)
-	return err
+	return m.repair(s, t, out, true)
+}
+
+// unstall runs f, a fence or a repair of s, with the heartbeat timeout as
+// the stall limit: each time f reports a stalled owner, its process is
+// killed if it is stopped, and f runs again (a fence or repair claim this
+// process holds already is taken up where it was).
+func (m *Member) unstall(s *lockfree.Structure, f func() error) error {
+	s.SetStallLimit(m.cfg.HeartbeatTimeout)
+	for {
+		err := f()
+		var st *lockfree.StalledError
+		if !errors.As(err, &st) {
+			return err
+		}
+		if !procid.Stopped(st.Process) {
+			continue
+		}
+		if kerr := m.killStalled(st.Process, st.Waited); kerr != nil {
+			return errors.Join(err, kerr)
+		}
+	}
 }
 
 // killStalled kills process id, which stalled in the middle of an

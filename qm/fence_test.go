@@ -1,11 +1,16 @@
 package qm
 
 import (
+	"bufio"
 	"fmt"
+	"os"
+	"os/exec"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/qmgr/qmgr/lockfree"
 	"github.com/qmgr/qmgr/procid"
 )
 
@@ -87,4 +92,64 @@ func TestStoppedApplicationIsFenced(t *testing.T) {
 	if b, _ := getBody(t, c, "P"); b != "" {
 		t.Fatalf("P holds %q: the put of the revoked connection was not backed out", b)
 	}
+}
+
+// testFencer fences owner slot QM_TEST_FENCER in APPL1, as a recoverer
+// does, and waits there for the application (stopped) until it is killed.
+func testFencer() {
+	slot, _ := strconv.Atoi(os.Getenv("QM_TEST_FENCER"))
+	s, err := lockfree.Attach(os.Getenv("CF"), "APPL1")
+	if err != nil {
+		fmt.Println(err)
+		return
+	}
+	tag, _ := s.SlotTag(slot)
+	fmt.Println("fencing")
+	fmt.Println(s.Fence(tag))
+}
+
+// TestTakeoverOfStoppedApplication: a recoverer fencing a connection whose
+// application is stopped in an operation dies while it waits; the member's
+// recovery that takes its claim over must fence the application the same
+// way (kill it after the heartbeat timeout) instead of waiting for ever.
+func TestTakeoverOfStoppedApplication(t *testing.T) {
+	cfg := testConfig(t, "QM1")
+	logs := logTo(t, &cfg)
+	m := startMember(t, cfg)
+	mustExec(t, m, "DEFINE QLOCAL(P)")
+	app := stoppedApp(t, cfg, "lockfree.put.linked", "put P x")
+	f := exec.Command(os.Args[0], "-test.run=^$")
+	f.Env = append(os.Environ(), "QM_TEST_FENCER="+strconv.Itoa(app.slot), "CF="+cfg.Group.CFDir)
+	out, _ := f.StdoutPipe()
+	if err := f.Start(); err != nil {
+		t.Fatal(err)
+	}
+	if l, _ := bufio.NewReader(out).ReadString('\n'); l != "fencing\n" {
+		t.Fatalf("fencer: %q", l)
+	}
+	s, err := m.g.Structure("APPL1", false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, "the fencer claims the application's owner", func() bool {
+		oi, ok := s.Owner(app.slot)
+		return ok && oi.State == "repairing"
+	})
+	f.Process.Kill() // the first recoverer dies while it waits
+	f.Wait()
+	tag, ok := m.g.Admin().SlotTag(app.slot)
+	if !ok {
+		t.Fatal("no connection")
+	}
+	done := make(chan bool, 1)
+	go m.withKey(connBusyKey(tag), func() { done <- m.recoverConn(tag, procid.ID{}, true) })
+	select {
+	case ok := <-done:
+		if !ok {
+			t.Fatalf("the takeover did not finish:\n%s", logs())
+		}
+	case <-time.After(20 * time.Second):
+		t.Fatalf("the takeover still waits for the stopped application after 20s (heartbeat timeout %v):\n%s", cfg.HeartbeatTimeout, logs())
+	}
+	waitKilled(t, app)
 }

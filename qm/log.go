@@ -134,6 +134,23 @@ func (m *Member) recoverInto(name string) error {
 	return nil
 }
 
+// abortedUOWs is what a replay treats as aborted: the units of work
+// recorded aborted in the repository, and those whose commit record may be
+// logged but that can no longer decide (their connection died or was
+// fenced) and so will be backed out, whether or not their recoverer has
+// recorded the abort yet. Read after the operations in flight ended (the
+// caller waited), so that a commit that was deciding has decided.
+func (m *Member) abortedUOWs() (map[uint64]bool, error) {
+	var aborted map[uint64]bool
+	if err := m.repo.View(func(tx *defs.Tx) error { var err error; aborted, err = tx.AbortedUOWs(0); return err }); err != nil {
+		return nil, err
+	}
+	for _, k := range m.g.Admin().UndecidedCommits() {
+		aborted[k] = true
+	}
+	return aborted, nil
+}
+
 // replayInto replays every member's log into structure name, which holds
 // no persistent message yet.
 func (m *Member) replayInto(name string) error {
@@ -150,10 +167,7 @@ func (m *Member) replayInto(name string) error {
 	case !errors.Is(err, backup.ErrNoBackup):
 		return err
 	}
-	// Read after the operations in flight ended (the caller waited): a
-	// unit of work aborted after its commit record was logged is recorded
-	// before its mark ends.
-	if err := m.repo.View(func(tx *defs.Tx) error { var err error; opts.Aborted, err = tx.AbortedUOWs(0); return err }); err != nil {
+	if opts.Aborted, err = m.abortedUOWs(); err != nil {
 		return err
 	}
 	tr := time.Now()
@@ -170,11 +184,17 @@ func (m *Member) replayInto(name string) error {
 			return err
 		})
 	}
-	if res.Records == 0 && len(seed) == 0 {
+	if res.Records == 0 && len(seed) == 0 && len(opts.Aborted) == 0 {
 		return nil
 	}
-	// Keys and LRSNs handed out from now on are above every logged one.
-	if err := (memberLRSN{m}).AtLeast(res.MaxLRSN); err != nil {
+	// Keys and LRSNs handed out from now on are above every logged one,
+	// and above every aborted key (one whose records never became durable
+	// must not name a new unit of work).
+	top := res.MaxLRSN
+	for k := range opts.Aborted {
+		top = max(top, k)
+	}
+	if err := (memberLRSN{m}).AtLeast(top); err != nil {
 		return err
 	}
 	o, s, err := m.ownerIn(name)

@@ -212,9 +212,11 @@ type Member struct {
 	backingUp atomic.Bool // the automatic backup check is running
 	released  string      // the newest backups the log was last released against (releaseLogs)
 
-	// Long-running units of work (uow.go): those already logged as such
-	// (run loop only), and how many were backed out.
-	longUOWs      map[uowKey]bool
+	// Long-running units of work (uow.go): when the run loop first saw
+	// each open, the connections already logged as having one (run loop
+	// only), and how many were backed out.
+	longUOWs      map[uowKey]time.Time
+	longWarned    map[lockfree.OwnerTag]bool
 	longBackedOut atomic.Int64
 
 	// Recoveries in flight, by what they recover (at most one each).

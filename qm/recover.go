@@ -240,8 +240,7 @@ func (m *Member) recoverConn(t lockfree.OwnerTag, id procid.ID, revoke bool) boo
 			if oi.State == "active" && oi.Alive {
 				return m.revoke(s, oi.Tag, out)
 			}
-			_, err := s.RepairWith(oi.Tag, out, false)
-			return err
+			return m.repair(s, oi.Tag, out, false)
 		})
 		if err != nil && !errors.Is(err, lockfree.ErrNotOwner) {
 			if !errors.Is(err, lockfree.ErrOwnerBusy) {
@@ -256,7 +255,7 @@ func (m *Member) recoverConn(t lockfree.OwnerTag, id procid.ID, revoke bool) boo
 		return false
 	}
 	m.freeLogRing(t, info.Label)
-	if _, err := admin.RepairWith(t, out, true); err != nil {
+	if err := m.repair(admin, t, out, true); err != nil {
 		m.log.Error("recover connection", "slot", t.Slot(), "structure", shm.AdminStructure, "err", err)
 		return false
 	}
@@ -355,7 +354,7 @@ func (m *Member) sweepOrphans() {
 				if oi.State == "active" && oi.Alive {
 					err = m.revoke(s, oi.Tag, lockfree.OutcomeAuto)
 				} else {
-					_, err = s.RepairWith(oi.Tag, lockfree.OutcomeAuto, false)
+					err = m.repair(s, oi.Tag, lockfree.OutcomeAuto, false)
 				}
 				if err == nil {
 					m.log.Warn("repaired an owner without a connection", "structure", n, "slot", oi.Tag.Slot(), "pid", oi.Process.Pid)

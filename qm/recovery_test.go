@@ -32,6 +32,10 @@ func TestMain(m *testing.M) {
 		testOrphan()
 		return
 	}
+	if os.Getenv("QM_TEST_FENCER") != "" {
+		testFencer()
+		return
+	}
 	os.Exit(m.Run())
 }
 

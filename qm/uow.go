@@ -5,7 +5,6 @@ import (
 
 	"github.com/qmgr/qmgr/group"
 	"github.com/qmgr/qmgr/lockfree"
-	"github.com/qmgr/qmgr/procid"
 )
 
 // Long-running units of work. A connection's unit of work that stays open
@@ -20,12 +19,12 @@ import (
 // of work.
 const uowCheckInterval = time.Second
 
-// uowKey names one unit of work: the structure, the owner and when the
-// unit of work began.
+// uowKey names one unit of work: the structure, its owner and its
+// sequence number there.
 type uowKey struct {
 	structure string
 	tag       lockfree.OwnerTag
-	since     time.Time
+	seq       uint32
 }
 
 // LongUOWsBackedOut is how many long-running units of work this member
@@ -33,7 +32,10 @@ type uowKey struct {
 func (m *Member) LongUOWsBackedOut() int64 { return m.longBackedOut.Load() }
 
 // checkLongUOWs looks at the open units of work of this member's
-// connections in every application structure (run loop).
+// connections in every application structure (run loop). A unit of work's
+// age is measured by this member's monotonic clock from when it first saw
+// it open (up to uowCheckInterval late), so a clock step or a host
+// suspended and resumed cannot make every unit of work look old.
 func (m *Member) checkLongUOWs() {
 	if m.cfg.UOWWarnAge < 0 && m.cfg.UOWMaxAge < 0 {
 		return
@@ -43,25 +45,42 @@ func (m *Member) checkLongUOWs() {
 		return
 	}
 	now := time.Now()
+	if m.longUOWs == nil {
+		m.longUOWs = map[uowKey]time.Time{}
+	}
 	seen := map[uowKey]bool{}
+	oldest := map[lockfree.OwnerTag]time.Duration{} // per connection: its oldest open unit of work
 	for _, n := range names {
 		s, err := m.g.Structure(n, false)
 		if err != nil {
 			continue
 		}
-		for _, oi := range s.Owners() {
-			if !oi.UOWActive || !oi.Registered || !m.isMine(oi.Label) {
+		for _, u := range s.OpenUOWs() {
+			if !m.isMine(u.Label) {
 				continue
 			}
-			k := uowKey{structure: n, tag: oi.Tag, since: oi.UOWSince}
+			k := uowKey{structure: n, tag: u.Tag, seq: u.Seq}
 			seen[k] = true
-			m.judgeUOW(k, oi.Process, now.Sub(oi.UOWSince))
+			first, ok := m.longUOWs[k]
+			if !ok {
+				first = now
+				m.longUOWs[k] = now
+			}
+			oldest[u.Tag] = max(oldest[u.Tag], now.Sub(first))
 		}
 	}
 	for k := range m.longUOWs {
 		if !seen[k] {
 			delete(m.longUOWs, k)
 		}
+	}
+	for t := range m.longWarned {
+		if oldest[t] <= m.cfg.UOWWarnAge {
+			delete(m.longWarned, t)
+		}
+	}
+	for t, age := range oldest {
+		m.judgeUOW(t, age)
 	}
 }
 
@@ -72,28 +91,27 @@ func (m *Member) isMine(label uint64) bool {
 	return ok && peer == m.slot && group.SameIncarnation(inc, m.inc)
 }
 
-// judgeUOW warns about, or backs out, unit of work k of process id, open
-// for age.
-func (m *Member) judgeUOW(k uowKey, id procid.ID, age time.Duration) {
-	if m.longUOWs == nil {
-		m.longUOWs = map[uowKey]bool{}
+// judgeUOW warns about, or backs out, the unit of work of connection t,
+// open for age.
+func (m *Member) judgeUOW(t lockfree.OwnerTag, age time.Duration) {
+	if m.longWarned == nil {
+		m.longWarned = map[lockfree.OwnerTag]bool{}
 	}
-	if m.cfg.UOWWarnAge >= 0 && age > m.cfg.UOWWarnAge && !m.longUOWs[k] {
-		m.longUOWs[k] = true
-		m.log.Warn("long-running unit of work", "structure", k.structure, "slot", k.tag.Slot(), "pid", id.Pid,
-			"open", age.Round(time.Second), "backed_out_after", m.cfg.UOWMaxAge)
+	if m.cfg.UOWWarnAge >= 0 && age > m.cfg.UOWWarnAge && !m.longWarned[t] {
+		m.longWarned[t] = true
+		m.log.Warn("long-running unit of work", "slot", t.Slot(), "open", age.Round(time.Second), "backed_out_after", m.cfg.UOWMaxAge)
 	}
 	if m.cfg.UOWMaxAge < 0 || age <= m.cfg.UOWMaxAge {
 		return
 	}
-	info, ok := m.g.Admin().Owner(k.tag.Slot())
-	if !ok || info.State != "active" || info.Process != id {
+	info, ok := m.g.Admin().Owner(t.Slot())
+	if !ok || info.State != "active" || !info.Registered || !m.isMine(info.Label) {
 		return // the connection ended, or is being recovered
 	}
 	m.goRecover(connBusyKey(info.Tag), func() {
-		m.log.Warn("backing out a long-running unit of work: the connection is broken", "structure", k.structure,
-			"slot", k.tag.Slot(), "pid", id.Pid, "open", age.Round(time.Second), "limit", m.cfg.UOWMaxAge)
-		if m.recoverConn(info.Tag, id, true) {
+		m.log.Warn("backing out a long-running unit of work: the connection is broken", "slot", t.Slot(),
+			"pid", info.Process.Pid, "open", age.Round(time.Second), "limit", m.cfg.UOWMaxAge)
+		if m.recoverConn(info.Tag, info.Process, true) {
 			m.longBackedOut.Add(1)
 		}
 	})

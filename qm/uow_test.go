@@ -16,8 +16,8 @@ import (
 // another connection is left alone.
 func TestLongRunningUOWIsBackedOut(t *testing.T) {
 	cfg := testConfig(t, "QM1")
-	cfg.UOWWarnAge = 300 * time.Millisecond
-	cfg.UOWMaxAge = 1500 * time.Millisecond
+	cfg.UOWWarnAge = 2 * time.Second
+	cfg.UOWMaxAge = 4 * time.Second
 	logs := logTo(t, &cfg)
 	m := startMember(t, cfg)
 	mustExec(t, m, "DEFINE QLOCAL(P)")
@@ -35,7 +35,7 @@ func TestLongRunningUOWIsBackedOut(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	done := time.Now().Add(3 * time.Second)
+	done := time.Now().Add(6 * time.Second)
 	for i := 0; time.Now().Before(done); i++ {
 		if err := h.Put(&mq.Message{Body: []byte(fmt.Sprintf("s%d", i))}, mq.PutOptions{Syncpoint: true}); err != nil {
 			t.Fatal(err)
