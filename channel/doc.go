@@ -65,7 +65,50 @@
 // record, in one unit of work; not committed, it drops the record and
 // sends them again. Both sides' records are in shared queues, so nothing
 // is lost, nothing arrives twice and order is kept per channel, whichever
-// member fails.
+// member fails. A sender with nothing in doubt takes the receiver's last
+// batch as its own.
+//
+// The receiver's record is persistent when its batch carries a persistent
+// message, and whenever it replaces a persistent record: a non-persistent
+// one would go with the CF, and the record recovered from the logs would
+// then be none at all (the removal of the one it replaced is logged), so
+// the receiver would answer a batch behind those the sender saw it commit.
+//
+// # The partner lost its state: RESOLVE and RESET CHANNEL
+//
+// Batches are confirmed in order and a lane sends again only once its
+// batch is confirmed, so the receiver's last batch is at least the oldest
+// in doubt minus one, and at most the latest in doubt. Outside that range
+// resynchronisation cannot succeed: the receiver lost its state (its sync
+// record was non-persistent and its CF was lost, or the channel was
+// deleted or reset there alone), or this side did. The sender then stops
+// the channel (STOPPED, not RETRYING: no retry can settle it), sends the
+// partner a CLOSE saying why, logs "channel stopped: partner lost its
+// state" (or "sequence mismatch" when the partner is ahead) with the
+// commands that settle it, and its status entry says so (REASON and
+// INDOUBT in DISPLAY CHSTATUS). The operator decides, as with MQ:
+//
+//   - RESOLVE CHANNEL(name) ACTION(COMMIT|BACKOUT), on a sender that does
+//     not run and has batches in doubt: COMMIT takes them as delivered
+//     (their messages are removed from the transmission queue: exactly once
+//     if the partner had committed them, lost if not); BACKOUT sends them
+//     again (at least once: twice if the partner had committed them). The
+//     sync records go in the same unit of work. Refused while the channel
+//     runs, when nothing is in doubt, and on a receiver.
+//   - RESET CHANNEL(name) SEQNUM(n) (default 1): on a sender that does not
+//     run and has nothing in doubt (RESOLVE first), its next instance's
+//     HELLO asks the receiver to take n-1 as its last batch (persistently)
+//     before it answers, so both sides number the next batch n; on a
+//     receiver, its own record is set at once and its partner is not told.
+//   - DELETE CHANNEL(name): refused while the channel runs and, for a
+//     sender, while batches are in doubt; removes the receiver's sync
+//     record and the status entry, so that the channel defined again starts
+//     as new, from batch 1.
+//
+// Each holds the channel's lock (its status entry) through the command's
+// own connection while it works, so no instance starts meanwhile; if the
+// member dies, the connection's recovery backs the command's work out and
+// frees the lock.
 //
 // # Failures
 //
@@ -110,8 +153,12 @@
 //	 96 48 sending group     144  4 batch size
 //	148  4 max message length 152 4 heartbeat interval, s
 //	156  1 NPMSPEED FAST (1) or NORMAL (0)
-//	157  1 lowest version   158 1 highest version   159 1 zero
-//	160  8 latest in-doubt batch id (0: none): the resynchronisation question
+//	157  1 lowest version   158 1 highest version
+//	159  1 flags: bit 0 reset (other bits zero)
+//	160  8 latest in-doubt batch id (0: none): the resynchronisation
+//	       question; with the reset flag, the next batch's id (1 to
+//	       MaxSeqNum) after RESET CHANNEL: the receiver takes one less as
+//	       its last batch (a sender resets only with nothing in doubt)
 //	HELLO_ACK (2), 72 bytes:
 //	  0 48 receiving queue manager
 //	 48  4 batch size   52 4 max message length   56 4 heartbeat interval
@@ -133,7 +180,8 @@
 // # Sync records (messages on SyncQueue, correlation id kind + name)
 //
 //	correlation id: a kind byte, the channel name, NUL padded to 24 bytes
-//	receiver ('R'):           "QSR1" | 8 last committed batch id
+//	receiver ('R'):           "QSR1" | 8 last committed batch id (persistent
+//	                          if the batch was, or the record it replaced)
 //	sender ('S' + lane: 'S' to 'V' with four lanes; a starting instance
 //	resolves the records of up to MaxLanes+1 lanes, so a version with more
 //	lanes leaves none behind):

@@ -66,8 +66,14 @@ type receiver struct {
 	// messages is not recoverable after the loss of the CF, as with MQ's
 	// NPMSPEED(FAST), and its commit does not wait for the log).
 	persistent bool
-	names      xmit.Names // the names in the headers, each allocated once
-	msg        mq.Message // the message being delivered (a put copies it)
+	// recPersistent: the sync record is persistent. Its replacement is
+	// persistent too, whatever the batch: a non-persistent record would
+	// go with the CF, and the record recovered from the log would then be
+	// none (the replaced one's removal is logged), behind batches the
+	// sender saw committed.
+	recPersistent bool
+	names         xmit.Names // the names in the headers, each allocated once
+	msg           mq.Message // the message being delivered (a put copies it)
 
 	mu      sync.Mutex
 	reason  string // why the watchdog closed the connection
@@ -196,8 +202,14 @@ func (r *receiver) session() error {
 		if r.last, err = decodeRecvSync(m.Body); err != nil {
 			return r.refuse(ReasonInternal, "%v", err)
 		}
+		r.recPersistent = m.Persistent
 	} else if !errors.Is(err, mq.ErrNoMessage) {
 		return r.refuse(ReasonInternal, "%v", err)
+	}
+	if h.Reset != 0 {
+		if err := r.reset(syncq, key, h.Reset); err != nil {
+			return r.refuse(ReasonInternal, "RESET CHANNEL: %v", err)
+		}
 	}
 	if r.dlq, err = r.ci.deadQ(); err != nil {
 		return r.refuse(ReasonInternal, "%v", err)
@@ -260,22 +272,16 @@ func (r *receiver) session() error {
 			if id != r.last+1 || count != n {
 				return r.refuse(ReasonSequence, "batch %d of %d messages; expected batch %d, got %d messages", id, count, r.last+1, n)
 			}
-			if _, err := syncq.Get(mq.GetOptions{Syncpoint: true, CorrelID: &key}); err != nil && !errors.Is(err, mq.ErrNoMessage) {
-				return r.refuse(ReasonInternal, "%v", err)
-			}
-			pers := mq.NotPersistent
-			if r.persistent {
-				pers = mq.Persistent
-			}
+			pers := r.persistent || r.recPersistent
 			r.persistent = false
-			if err := syncq.Put(&mq.Message{CorrelID: key, Body: encodeRecvSync(id), Persistence: pers}, mq.PutOptions{Syncpoint: true}); err != nil {
+			if err := r.replaceRecord(syncq, key, id, pers); err != nil {
 				return r.refuse(ReasonInternal, "%v", err)
 			}
 			if err := r.conn.Commit(); err != nil {
 				return r.refuse(ReasonInternal, "commit: %v", err)
 			}
 			cpReceiverCommitted.Hit()
-			r.last = id
+			r.last, r.recPersistent = id, pers
 			r.mu.Lock()
 			r.msgs += n
 			r.mu.Unlock()
@@ -300,6 +306,34 @@ func (r *receiver) session() error {
 			return r.refuse(ReasonProtocol, "unexpected frame %d", f.Type)
 		}
 	}
+}
+
+// replaceRecord replaces the channel's sync record (key) with one saying
+// batch id is the last committed, in the unit of work.
+func (r *receiver) replaceRecord(syncq *mq.Queue, key [24]byte, id uint64, persistent bool) error {
+	if _, err := syncq.Get(mq.GetOptions{Syncpoint: true, CorrelID: &key}); err != nil && !errors.Is(err, mq.ErrNoMessage) {
+		return err
+	}
+	pers := mq.NotPersistent
+	if persistent {
+		pers = mq.Persistent
+	}
+	return syncq.Put(&mq.Message{CorrelID: key, Body: encodeRecvSync(id), Persistence: pers}, mq.PutOptions{Syncpoint: true})
+}
+
+// reset takes the sender's RESET CHANNEL: next is the next batch's id.
+// The record is persistent: the reset must not be undone by the loss of
+// the CF.
+func (r *receiver) reset(syncq *mq.Queue, key [24]byte, next uint64) error {
+	if err := r.replaceRecord(syncq, key, next-1, true); err != nil {
+		return err
+	}
+	if err := r.conn.Commit(); err != nil {
+		return err
+	}
+	r.ci.log.Info("channel reset by its partner", "channel", r.def.Name, "last_batch", r.last, "next_batch", next)
+	r.last, r.recPersistent = next-1, true
+	return nil
 }
 
 // claim takes the channel's status entry for this instance. An entry
