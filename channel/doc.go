@@ -177,6 +177,19 @@
 // (the receiver's unit of work is backed out). A receiver accepts only
 // channels it has a RCVR definition for.
 //
+// A partner cannot hold an unbounded unit of work in the receiver: a batch
+// of more MSG frames than the batch size agreed in HELLO_ACK ends the
+// instance with a CLOSE (protocol error, naming BATCHSZ) and its puts are
+// backed out; the heartbeat interval agreed is the larger of the two
+// sides' HBINT, as with MQ, but at most Config.MaxHeartbeat (300 s by
+// default, `qmgr start --channel-max-hbint`; a sender clamps the answer it
+// gets too), and a partner that sends nothing for twice that plus
+// Config.SilenceGrace (a minute by default), in a batch or between
+// batches, is cut off and its batch backed out. A batch of no messages is
+// legitimate: a sender sends one when every message it got for a batch
+// was dead-lettered (not a transmission message); it holds nothing but the
+// update of the receiver's sync record.
+//
 // # Sync records (messages on SyncQueue, correlation id kind + name)
 //
 //	correlation id: a kind byte, the channel name, NUL padded to 24 bytes

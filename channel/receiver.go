@@ -216,7 +216,10 @@ func (r *receiver) session() error {
 	}
 	batchSz := min(h.BatchSz, uint32(def.BatchSz))
 	maxMsg := min(h.MaxMsgL, uint32(def.MaxMsgL))
-	hb := max(h.HBInt, uint32(def.HBInt))
+	// The larger heartbeat interval, as MQ agrees it, but never more than
+	// the configured maximum: a partner proposing a huge one could
+	// otherwise hold a batch's unit of work open for ever.
+	hb := min(max(h.HBInt, uint32(def.HBInt)), r.ci.maxHBInt())
 	r.w.HelloAck(HelloAck{QMgr: r.ci.cfg.QMgr, BatchSz: batchSz, MaxMsgL: maxMsg, HBInt: hb, Version: ProtoVersion, LastBatch: r.last})
 	if err := r.w.Flush(); err != nil {
 		return err
@@ -236,7 +239,7 @@ func (r *receiver) session() error {
 	defer cancel()
 	var lastFrame timeCell
 	lastFrame.set(time.Now())
-	go r.watchdog(ctx, time.Duration(hb)*time.Second, &lastFrame)
+	go r.watchdog(ctx, 2*time.Duration(hb)*time.Second+r.ci.cfg.SilenceGrace, &lastFrame)
 	r.nc.SetReadDeadline(time.Time{})
 	n := uint32(0)
 	pending := 0 // CONFIRMs written and not yet flushed
@@ -260,6 +263,10 @@ func (r *receiver) session() error {
 		}
 		switch f.Type {
 		case FrameMsg:
+			if n >= batchSz {
+				// Its puts are backed out as the instance ends.
+				return r.refuse(ReasonProtocol, "a batch of more than %d messages, the BATCHSZ agreed", batchSz)
+			}
 			if err := r.deliver(f.Payload); err != nil {
 				return err
 			}
@@ -395,11 +402,11 @@ func (ci *Chinit) peerName(slot int) string {
 
 // watchdog closes the connection when the instance must end: STOP CHANNEL
 // or adoption (the entry's stop flags), the channel initiator stopping, or
-// no frame for twice the heartbeat interval plus a minute.
-func (r *receiver) watchdog(ctx context.Context, hb time.Duration, last *timeCell) {
+// no frame for limit (twice the heartbeat interval plus the silence grace),
+// in a batch or between batches: the batch's unit of work is backed out.
+func (r *receiver) watchdog(ctx context.Context, limit time.Duration, last *timeCell) {
 	t := time.NewTicker(200 * time.Millisecond)
 	defer t.Stop()
-	limit := 2*hb + time.Minute
 	for {
 		select {
 		case <-ctx.Done():

@@ -290,7 +290,7 @@ func (s *sender) session() error {
 		return err
 	}
 	s.batchSz = int(min(ack.BatchSz, uint32(s.def.BatchSz)))
-	s.hb = time.Duration(ack.HBInt) * time.Second
+	s.hb = time.Duration(min(ack.HBInt, s.ci.maxHBInt())) * time.Second // the partner's answer is clamped too
 	s.r.SetMax(ack.MaxMsgL + frameSlack)
 	if reset != 0 && ack.LastBatch != reset-1 {
 		return fmt.Errorf("%w: partner %s did not take RESET CHANNEL's batch %d (its last batch is %d)", ErrProtocol, ack.QMgr, reset, ack.LastBatch)

@@ -1,6 +1,7 @@
 package channel
 
 import (
+	"errors"
 	"fmt"
 	"path/filepath"
 	"testing"
@@ -126,5 +127,29 @@ func TestDeletedEntry(t *testing.T) {
 	}
 	if slot, got, _, ok, _ := tab.find(a); !ok || slot != slotA || got.State != Starting {
 		t.Fatalf("the new entry is in slot %d (%v, %+v), want the deleted one's, %d", slot, ok, got, slotA)
+	}
+}
+
+// TestConfigValidate: the heartbeat clamp and the silence grace get their
+// defaults and are checked.
+func TestConfigValidate(t *testing.T) {
+	dir := t.TempDir()
+	base := Config{Group: group.Config{Name: "QSG", DataDir: filepath.Join(dir, "data"), CFDir: filepath.Join(dir, "cf")}, QMgr: "QM1"}
+	c := base
+	if err := c.Validate(); err != nil || c.MaxHeartbeat != DefaultMaxHeartbeat || c.SilenceGrace != DefaultSilenceGrace {
+		t.Fatalf("defaults: %v %v %v", err, c.MaxHeartbeat, c.SilenceGrace)
+	}
+	for _, bad := range []func(*Config){
+		func(c *Config) { c.MaxHeartbeat = 1500 * time.Millisecond },
+		func(c *Config) { c.MaxHeartbeat = 1_000_000 * time.Second },
+		func(c *Config) { c.MaxHeartbeat = -time.Second },
+		func(c *Config) { c.SilenceGrace = -time.Second },
+		func(c *Config) { c.SilenceGrace = 2 * time.Hour },
+	} {
+		c := base
+		bad(&c)
+		if err := c.Validate(); !errors.Is(err, ErrConfig) {
+			t.Errorf("%+v: %v", c, err)
+		}
 	}
 }
