@@ -93,8 +93,11 @@ func hostileRemote(t *testing.T) *testGroup {
 	r.startWith("RQM", "--port", strconv.Itoa(r.port), "--channel-max-hbint", "2s", "--channel-silence-grace", "1s")
 	r.mqsc("DEFINE CHANNEL(TO.R) CHLTYPE(RCVR) BATCHSZ(5) HBINT(1)")
 	r.mqsc("DEFINE QLOCAL(TARGET) MAXDEPTH(999999999)")
-	// Its listener is up once its channel initiator says it started.
-	waitFor(t, "the remote channel initiator listening", 15*time.Second, func() bool { return logsContain(r, "channel initiator started") })
+	// Its listener is up once its channel initiator says it started (the
+	// member's own line, as it starts the process, names no port).
+	waitFor(t, "the remote channel initiator listening", 15*time.Second, func() bool {
+		return logsContain(r, "channel initiator started", "port="+strconv.Itoa(r.port))
+	})
 	return r
 }
 
