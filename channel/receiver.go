@@ -59,8 +59,11 @@ type receiver struct {
 	def  defs.Channel
 	conn *mq.Conn
 	last uint64
-	open map[string]*mq.Queue
-	dlq  string
+	// open: the queues the batch being received put to, by name; closed
+	// at the end of each batch (closeQueues).
+	open  map[string]*mq.Queue
+	syncq *mq.Queue
+	dlq   string
 	// persistent: the batch being received carries a persistent message,
 	// so its sync record is persistent too (a batch of non-persistent
 	// messages is not recoverable after the loss of the CF, as with MQ's
@@ -91,8 +94,9 @@ func (r *receiver) run() {
 	err := r.session()
 	if r.conn != nil {
 		r.conn.Backout()
-		for _, h := range r.open {
-			h.Close()
+		r.closeQueues()
+		if r.syncq != nil {
+			r.syncq.Close()
 		}
 		state := Inactive
 		r.mu.Lock()
@@ -192,7 +196,7 @@ func (r *receiver) session() error {
 	if err != nil {
 		return r.refuse(ReasonInternal, "open %s: %v", SyncQueue, err)
 	}
-	r.open[SyncQueue] = syncq
+	r.syncq = syncq
 	key := syncKey(syncRecv, def.Name)
 	cur, err := syncq.Browse()
 	if err != nil {
@@ -282,6 +286,14 @@ func (r *receiver) session() error {
 			pers := r.persistent || r.recPersistent
 			r.persistent = false
 			if err := r.replaceRecord(syncq, key, id, pers); err != nil {
+				return r.refuse(ReasonInternal, "%v", err)
+			}
+			// The batch's queues are closed before its puts become
+			// visible: between batches the channel holds no queue open,
+			// so DELETE QLOCAL of one is not refused for it (the next
+			// batch opens them again; an uncommitted put still holds a
+			// queue, as its count of uncommitted messages).
+			if err := r.closeQueues(); err != nil {
 				return r.refuse(ReasonInternal, "%v", err)
 			}
 			if err := r.conn.Commit(); err != nil {
@@ -486,6 +498,16 @@ func (r *receiver) deliver(p []byte) error {
 		return r.refuse(ReasonUndeliverable, "message for %s: %v; dead-letter queue %s: %v", h.DestQueue, reason, r.dlq, err)
 	}
 	return nil
+}
+
+// closeQueues closes the queues the batch put to.
+func (r *receiver) closeQueues() error {
+	var err error
+	for name, h := range r.open {
+		err = errors.Join(err, h.Close())
+		delete(r.open, name)
+	}
+	return err
 }
 
 func (r *receiver) put(q string, m *mq.Message) error {

@@ -354,3 +354,40 @@ func TestChannelReceiverRecordKeepsPersistence(t *testing.T) {
 	}
 	checkSeq(t, r, 100) // the persistent messages, once; the others went with the CF
 }
+
+// TestChannelReceiverLetsQueuesGo: a running receiver channel does not
+// hold the queues it put to open between batches, so DELETE QLOCAL of one
+// succeeds while the channel runs, and the channel goes on.
+func TestChannelReceiverLetsQueuesGo(t *testing.T) {
+	if testing.Short() {
+		t.Skip("multi-process")
+	}
+	g, r, _ := remoteSetup(t)
+	r.mqsc("DEFINE QLOCAL(OTHER)")
+	g.mqsc("DEFINE QREMOTE(RO) RNAME(OTHER) RQMNAME(RQM) XMITQ(XQ)")
+	c := g.connect("QM1")
+	q, err := c.Open("RO", mq.OpenOptions{Output: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for range 10 {
+		if err := q.Put(&mq.Message{Body: []byte("other")}, mq.PutOptions{}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	c.Disconnect()
+	g.mqsc("START CHANNEL(TO.R)")
+	waitFor(t, "the messages at the remote side", 60*time.Second, func() bool { return r.depth("OTHER") == 10 && g.depth("XQ") == 0 })
+	running := func() bool { st, _ := r.chStatus("TO.R"); return st.State == channel.Running && st.Owner >= 0 }
+	if !running() {
+		t.Fatal("the receiver does not run")
+	}
+	r.mqsc("DELETE QLOCAL(OTHER) PURGE")
+	if !running() {
+		t.Fatal("the receiver stopped running")
+	}
+	putRange(t, g, "QM1", 0, 100)
+	waitFor(t, "messages sent after the delete", 60*time.Second, func() bool { return r.depth("TARGET") >= 100 && g.depth("XQ") == 0 })
+	time.Sleep(200 * time.Millisecond)
+	checkSeq(t, r, 100)
+}
