@@ -80,6 +80,8 @@
 // one would go with the CF, and the record recovered from the logs would
 // then be none at all (the removal of the one it replaced is logged), so
 // the receiver would answer a batch behind those the sender saw it commit.
+// The price: once a channel carried a persistent message, each later
+// batch's commit at the receiver logs the record and waits for the log.
 //
 // # The partner lost its state: RESOLVE and RESET CHANNEL
 //
@@ -190,9 +192,11 @@
 // backed out; the heartbeat interval agreed is the larger of the two
 // sides' HBINT, as with MQ, but at most Config.MaxHeartbeat (300 s by
 // default, `qmgr start --channel-max-hbint`; a sender clamps the answer it
-// gets too), and a partner that sends nothing for twice that plus
-// Config.SilenceGrace (a minute by default), in a batch or between
-// batches, is cut off and its batch backed out. A batch of no messages is
+// gets too), and a partner from which no frame arrived for twice that
+// plus Config.SilenceGrace (a minute by default), in a batch or between
+// batches, is cut off and its batch backed out (a frame counts once it
+// has arrived whole: one that takes longer than that to cross the network
+// ends the channel too). A batch of no messages is
 // legitimate: a sender sends one when every message it got for a batch
 // was dead-lettered (not a transmission message); it holds nothing but the
 // update of the receiver's sync record.

@@ -19,6 +19,10 @@ import (
 
 var cpReceiverCommitted = crashpoint.New("channel.receiver.committed") // batch committed, CONFIRM not sent
 
+// bigFrame is the payload size from which every MSG frame counts as a
+// sign of life for the watchdog (smaller ones: every 64th).
+const bigFrame = 64 << 10
+
 // accept serves inbound connections on l until the channel initiator stops.
 func (ci *Chinit) accept(l net.Listener) {
 	defer ci.wg.Done()
@@ -261,8 +265,10 @@ func (r *receiver) session() error {
 		if err != nil {
 			return err
 		}
-		if f.Type != FrameMsg || n%64 == 0 {
-			// Not every message: a clock read and a lock each.
+		if f.Type != FrameMsg || n%64 == 0 || len(f.Payload) >= bigFrame {
+			// Not every small message: a clock read and a lock each. A
+			// large one may take long to come, and each shows the
+			// partner is there (64 of them may outlast the silence limit).
 			lastFrame.set(time.Now())
 		}
 		switch f.Type {

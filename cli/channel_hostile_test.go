@@ -74,8 +74,13 @@ func dialHostile(t *testing.T, port int, hbint uint32) *hostilePeer {
 }
 
 // msg queues a MSG frame for queue TARGET of RQM, numbered i.
-func (p *hostilePeer) msg(i int) {
-	body := binary.BigEndian.AppendUint64(nil, uint64(i))
+func (p *hostilePeer) msg(i int) { p.msgSized(i, 8) }
+
+// msgSized queues a MSG frame for queue TARGET of RQM, numbered i, with a
+// body of size bytes.
+func (p *hostilePeer) msgSized(i, size int) {
+	body := binary.BigEndian.AppendUint64(make([]byte, 0, size), uint64(i))
+	body = body[:size]
 	b, err := xmit.Append(nil, &xmit.Header{DestQMgr: "RQM", DestQueue: "TARGET", PutTime: time.Now().UnixNano()}, nil, body)
 	if err != nil {
 		p.t.Fatal(err)
@@ -161,6 +166,30 @@ func TestChannelHostilePeer(t *testing.T) {
 		}
 		if !logsContain(r, "inbound channel ended", "partner silent") {
 			t.Fatal("no log line says the partner was silent")
+		}
+	})
+	t.Run("slow, not silent", func(t *testing.T) {
+		// Large messages two seconds apart, the batch lasting longer than
+		// the silence limit (5 s): each frame shows the partner is there.
+		p := dialHostile(t, r.port, 999_999)
+		for i := range 4 {
+			if i > 0 {
+				time.Sleep(2 * time.Second)
+			}
+			p.msgSized(i, 256<<10)
+			if err := p.w.Flush(); err != nil {
+				t.Fatalf("message %d: %v (cut off while it was sending)", i, err)
+			}
+		}
+		p.w.EndBatch(1, 4)
+		p.w.Flush()
+		p.nc.SetReadDeadline(time.Now().Add(30 * time.Second))
+		f, err := p.r.Read()
+		if err != nil || f.Type != channel.FrameConfirm {
+			t.Fatalf("answer to a slow batch: frame %d, %v; want a CONFIRM", f.Type, err)
+		}
+		if d, u := r.qinfo("TARGET"); d != 4 || u != 0 {
+			t.Fatalf("after the slow batch: depth %d, uncommitted %d", d, u)
 		}
 	})
 }
