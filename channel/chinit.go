@@ -39,12 +39,26 @@ type Config struct {
 	// short, so an idle or slow channel costs nothing. Default
 	// DefaultSpinWait; negative: never spin.
 	SpinWait time.Duration
+	// MaxHeartbeat caps the heartbeat interval a channel agrees (the larger
+	// of the two sides' HBINT, as with MQ), so that a silent partner is
+	// noticed: a receiver ends an instance whose partner sent nothing for
+	// twice the agreed interval plus SilenceGrace, backing out its batch.
+	// Whole seconds, 1s to 999999s; default DefaultMaxHeartbeat.
+	MaxHeartbeat time.Duration
+	// SilenceGrace is what a partner's silence may last beyond twice the
+	// heartbeat interval (scheduling, a slow network); default
+	// DefaultSilenceGrace, at most an hour.
+	SilenceGrace time.Duration
 	// Logger receives the log; default slog.Default().
 	Logger *slog.Logger
 }
 
-// DefaultSpinWait is Config.SpinWait's default.
-const DefaultSpinWait = 100 * time.Microsecond
+// Defaults of Config.
+const (
+	DefaultSpinWait     = 100 * time.Microsecond
+	DefaultMaxHeartbeat = 300 * time.Second // MQ's default HBINT
+	DefaultSilenceGrace = time.Minute
+)
 
 // Validate applies defaults and checks the configuration.
 func (c *Config) Validate() error {
@@ -68,6 +82,18 @@ func (c *Config) Validate() error {
 	}
 	if c.SpinWait > 10*time.Millisecond {
 		return fmt.Errorf("%w: spin wait %v over 10ms", ErrConfig, c.SpinWait)
+	}
+	if c.MaxHeartbeat == 0 {
+		c.MaxHeartbeat = DefaultMaxHeartbeat
+	}
+	if c.MaxHeartbeat < time.Second || c.MaxHeartbeat > 999_999*time.Second || c.MaxHeartbeat%time.Second != 0 {
+		return fmt.Errorf("%w: maximum heartbeat interval %v not whole seconds in 1s..999999s", ErrConfig, c.MaxHeartbeat)
+	}
+	if c.SilenceGrace == 0 {
+		c.SilenceGrace = DefaultSilenceGrace
+	}
+	if c.SilenceGrace < 0 || c.SilenceGrace > time.Hour {
+		return fmt.Errorf("%w: silence grace %v not in 0..1h", ErrConfig, c.SilenceGrace)
 	}
 	if c.Logger == nil {
 		c.Logger = slog.Default()
@@ -416,6 +442,9 @@ func (ci *Chinit) startSender(name string) {
 		s.run()
 	}()
 }
+
+// maxHBInt is the longest heartbeat interval a channel agrees, s.
+func (ci *Chinit) maxHBInt() uint32 { return uint32(ci.cfg.MaxHeartbeat / time.Second) }
 
 // connect is a connection for one channel instance: a sibling of the
 // main one (same member, structures mapped once).

@@ -19,6 +19,10 @@ import (
 
 var cpReceiverCommitted = crashpoint.New("channel.receiver.committed") // batch committed, CONFIRM not sent
 
+// bigFrame is the payload size from which every MSG frame counts as a
+// sign of life for the watchdog (smaller ones: every 64th).
+const bigFrame = 64 << 10
+
 // accept serves inbound connections on l until the channel initiator stops.
 func (ci *Chinit) accept(l net.Listener) {
 	defer ci.wg.Done()
@@ -59,15 +63,24 @@ type receiver struct {
 	def  defs.Channel
 	conn *mq.Conn
 	last uint64
-	open map[string]*mq.Queue
-	dlq  string
+	// open: the queues the batch being received put to, by name; closed
+	// at the end of each batch (closeQueues).
+	open  map[string]*mq.Queue
+	syncq *mq.Queue
+	dlq   string
 	// persistent: the batch being received carries a persistent message,
 	// so its sync record is persistent too (a batch of non-persistent
 	// messages is not recoverable after the loss of the CF, as with MQ's
 	// NPMSPEED(FAST), and its commit does not wait for the log).
 	persistent bool
-	names      xmit.Names // the names in the headers, each allocated once
-	msg        mq.Message // the message being delivered (a put copies it)
+	// recPersistent: the sync record is persistent. Its replacement is
+	// persistent too, whatever the batch: a non-persistent record would
+	// go with the CF, and the record recovered from the log would then be
+	// none (the replaced one's removal is logged), behind batches the
+	// sender saw committed.
+	recPersistent bool
+	names         xmit.Names // the names in the headers, each allocated once
+	msg           mq.Message // the message being delivered (a put copies it)
 
 	mu      sync.Mutex
 	reason  string // why the watchdog closed the connection
@@ -85,8 +98,9 @@ func (r *receiver) run() {
 	err := r.session()
 	if r.conn != nil {
 		r.conn.Backout()
-		for _, h := range r.open {
-			h.Close()
+		r.closeQueues()
+		if r.syncq != nil {
+			r.syncq.Close()
 		}
 		state := Inactive
 		r.mu.Lock()
@@ -186,7 +200,7 @@ func (r *receiver) session() error {
 	if err != nil {
 		return r.refuse(ReasonInternal, "open %s: %v", SyncQueue, err)
 	}
-	r.open[SyncQueue] = syncq
+	r.syncq = syncq
 	key := syncKey(syncRecv, def.Name)
 	cur, err := syncq.Browse()
 	if err != nil {
@@ -196,15 +210,24 @@ func (r *receiver) session() error {
 		if r.last, err = decodeRecvSync(m.Body); err != nil {
 			return r.refuse(ReasonInternal, "%v", err)
 		}
+		r.recPersistent = m.Persistent
 	} else if !errors.Is(err, mq.ErrNoMessage) {
 		return r.refuse(ReasonInternal, "%v", err)
+	}
+	if h.Reset != 0 {
+		if err := r.reset(syncq, key, h.Reset); err != nil {
+			return r.refuse(ReasonInternal, "RESET CHANNEL: %v", err)
+		}
 	}
 	if r.dlq, err = r.ci.deadQ(); err != nil {
 		return r.refuse(ReasonInternal, "%v", err)
 	}
 	batchSz := min(h.BatchSz, uint32(def.BatchSz))
 	maxMsg := min(h.MaxMsgL, uint32(def.MaxMsgL))
-	hb := max(h.HBInt, uint32(def.HBInt))
+	// The larger heartbeat interval, as MQ agrees it, but never more than
+	// the configured maximum: a partner proposing a huge one could
+	// otherwise hold a batch's unit of work open for ever.
+	hb := min(max(h.HBInt, uint32(def.HBInt)), r.ci.maxHBInt())
 	r.w.HelloAck(HelloAck{QMgr: r.ci.cfg.QMgr, BatchSz: batchSz, MaxMsgL: maxMsg, HBInt: hb, Version: ProtoVersion, LastBatch: r.last})
 	if err := r.w.Flush(); err != nil {
 		return err
@@ -224,7 +247,7 @@ func (r *receiver) session() error {
 	defer cancel()
 	var lastFrame timeCell
 	lastFrame.set(time.Now())
-	go r.watchdog(ctx, time.Duration(hb)*time.Second, &lastFrame)
+	go r.watchdog(ctx, 2*time.Duration(hb)*time.Second+r.ci.cfg.SilenceGrace, &lastFrame)
 	r.nc.SetReadDeadline(time.Time{})
 	n := uint32(0)
 	pending := 0 // CONFIRMs written and not yet flushed
@@ -242,12 +265,18 @@ func (r *receiver) session() error {
 		if err != nil {
 			return err
 		}
-		if f.Type != FrameMsg || n%64 == 0 {
-			// Not every message: a clock read and a lock each.
+		if f.Type != FrameMsg || n%64 == 0 || len(f.Payload) >= bigFrame {
+			// Not every small message: a clock read and a lock each. A
+			// large one may take long to come, and each shows the
+			// partner is there (64 of them may outlast the silence limit).
 			lastFrame.set(time.Now())
 		}
 		switch f.Type {
 		case FrameMsg:
+			if n >= batchSz {
+				// Its puts are backed out as the instance ends.
+				return r.refuse(ReasonProtocol, "a batch of more than %d messages, the BATCHSZ agreed", batchSz)
+			}
 			if err := r.deliver(f.Payload); err != nil {
 				return err
 			}
@@ -260,22 +289,24 @@ func (r *receiver) session() error {
 			if id != r.last+1 || count != n {
 				return r.refuse(ReasonSequence, "batch %d of %d messages; expected batch %d, got %d messages", id, count, r.last+1, n)
 			}
-			if _, err := syncq.Get(mq.GetOptions{Syncpoint: true, CorrelID: &key}); err != nil && !errors.Is(err, mq.ErrNoMessage) {
+			pers := r.persistent || r.recPersistent
+			r.persistent = false
+			if err := r.replaceRecord(syncq, key, id, pers); err != nil {
 				return r.refuse(ReasonInternal, "%v", err)
 			}
-			pers := mq.NotPersistent
-			if r.persistent {
-				pers = mq.Persistent
-			}
-			r.persistent = false
-			if err := syncq.Put(&mq.Message{CorrelID: key, Body: encodeRecvSync(id), Persistence: pers}, mq.PutOptions{Syncpoint: true}); err != nil {
+			// The batch's queues are closed before its puts become
+			// visible: between batches the channel holds no queue open,
+			// so DELETE QLOCAL of one is not refused for it (the next
+			// batch opens them again; an uncommitted put still holds a
+			// queue, as its count of uncommitted messages).
+			if err := r.closeQueues(); err != nil {
 				return r.refuse(ReasonInternal, "%v", err)
 			}
 			if err := r.conn.Commit(); err != nil {
 				return r.refuse(ReasonInternal, "commit: %v", err)
 			}
 			cpReceiverCommitted.Hit()
-			r.last = id
+			r.last, r.recPersistent = id, pers
 			r.mu.Lock()
 			r.msgs += n
 			r.mu.Unlock()
@@ -300,6 +331,34 @@ func (r *receiver) session() error {
 			return r.refuse(ReasonProtocol, "unexpected frame %d", f.Type)
 		}
 	}
+}
+
+// replaceRecord replaces the channel's sync record (key) with one saying
+// batch id is the last committed, in the unit of work.
+func (r *receiver) replaceRecord(syncq *mq.Queue, key [24]byte, id uint64, persistent bool) error {
+	if _, err := syncq.Get(mq.GetOptions{Syncpoint: true, CorrelID: &key}); err != nil && !errors.Is(err, mq.ErrNoMessage) {
+		return err
+	}
+	pers := mq.NotPersistent
+	if persistent {
+		pers = mq.Persistent
+	}
+	return syncq.Put(&mq.Message{CorrelID: key, Body: encodeRecvSync(id), Persistence: pers}, mq.PutOptions{Syncpoint: true})
+}
+
+// reset takes the sender's RESET CHANNEL: next is the next batch's id.
+// The record is persistent: the reset must not be undone by the loss of
+// the CF.
+func (r *receiver) reset(syncq *mq.Queue, key [24]byte, next uint64) error {
+	if err := r.replaceRecord(syncq, key, next-1, true); err != nil {
+		return err
+	}
+	if err := r.conn.Commit(); err != nil {
+		return err
+	}
+	r.ci.log.Info("channel reset by its partner", "channel", r.def.Name, "last_batch", r.last, "next_batch", next)
+	r.last, r.recPersistent = next-1, true
+	return nil
 }
 
 // claim takes the channel's status entry for this instance. An entry
@@ -361,11 +420,11 @@ func (ci *Chinit) peerName(slot int) string {
 
 // watchdog closes the connection when the instance must end: STOP CHANNEL
 // or adoption (the entry's stop flags), the channel initiator stopping, or
-// no frame for twice the heartbeat interval plus a minute.
-func (r *receiver) watchdog(ctx context.Context, hb time.Duration, last *timeCell) {
+// no frame for limit (twice the heartbeat interval plus the silence grace),
+// in a batch or between batches: the batch's unit of work is backed out.
+func (r *receiver) watchdog(ctx context.Context, limit time.Duration, last *timeCell) {
 	t := time.NewTicker(200 * time.Millisecond)
 	defer t.Stop()
-	limit := 2*hb + time.Minute
 	for {
 		select {
 		case <-ctx.Done():
@@ -445,6 +504,16 @@ func (r *receiver) deliver(p []byte) error {
 		return r.refuse(ReasonUndeliverable, "message for %s: %v; dead-letter queue %s: %v", h.DestQueue, reason, r.dlq, err)
 	}
 	return nil
+}
+
+// closeQueues closes the queues the batch put to.
+func (r *receiver) closeQueues() error {
+	var err error
+	for name, h := range r.open {
+		err = errors.Join(err, h.Close())
+		delete(r.open, name)
+	}
+	return err
 }
 
 func (r *receiver) put(q string, m *mq.Message) error {

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"sort"
 	"time"
 
 	"github.com/qmgr/qmgr/crashpoint"
@@ -33,6 +34,16 @@ var (
 	errRevoked = errors.New("connection to the member broken")
 )
 
+// syncError ends an instance whose resynchronisation cannot succeed
+// without an operator's decision: the channel stops (rather than retry for
+// ever) with reason in its status entry.
+type syncError struct {
+	reason StopReason
+	detail string
+}
+
+func (e *syncError) Error() string { return e.detail }
+
 // remoteError is a CLOSE from the partner.
 type remoteError struct {
 	reason uint32
@@ -51,20 +62,27 @@ type sender struct {
 	ctx  context.Context
 	st   Status
 
-	lanes    [numLanes]lane              // batches in flight (see batches)
-	stuck    [MaxLanes]lockfree.OwnerTag // lanes that could not be backed out at the end
-	nc       net.Conn
-	r        *Reader
-	w        *Writer
-	last     uint64 // last batch committed on both sides
-	sent     uint64 // last batch sent
-	hb       time.Duration
-	batchSz  int
-	msgs     uint32
-	moved    bool // this instance committed a batch
-	head     [xmit.HeaderSize]byte
-	check    xmit.Checker // remembers the names of the last header it passed
-	lastStat time.Time
+	lanes   [numLanes]lane              // batches in flight (see batches)
+	stuck   [MaxLanes]lockfree.OwnerTag // lanes that could not be backed out at the end
+	nc      net.Conn
+	r       *Reader
+	w       *Writer
+	last    uint64 // last batch committed on both sides
+	sent    uint64 // last batch sent
+	hb      time.Duration
+	batchSz int
+	msgs    uint32
+	moved   bool // this instance committed a batch
+	// What is in doubt, for the status entry when the instance ends:
+	// before resolve, the latest batch of the sync records (doubtKnown
+	// once they were read); after it, the lanes' batches in flight.
+	doubt      uint64
+	doubtKnown bool
+	resolved   bool
+	reason     StopReason // why the instance stops the channel (release)
+	head       [xmit.HeaderSize]byte
+	check      xmit.Checker // remembers the names of the last header it passed
+	lastStat   time.Time
 }
 
 // lane is one of a sender's batches in flight: a connection of its
@@ -104,12 +122,17 @@ func (s *sender) run() {
 			defer c.Disconnect()
 		}
 	}
+	var se *syncError
 	switch {
 	case errors.Is(err, errRevoked) || mq.ReasonOf(err) == mq.RCConnectionBroken:
 		// The member is gone or stopping: the lock frees itself once the
 		// connection is recovered and a survivor takes the channel over.
 		log.Warn("channel instance ends: connection broken", "err", err)
 		return
+	case errors.As(err, &se):
+		log.Warn("channel stopped: "+se.reason.Describe(s.def.Name), "detail", se.detail)
+		s.reason = se.reason
+		s.release(Stopped)
 	case errors.Is(err, errStopped):
 		log.Info("channel stopped")
 		s.release(Stopped)
@@ -138,6 +161,10 @@ func (s *sender) release(state State) {
 		st.State, st.Conn, st.Lanes, st.StopReq, st.Force = state, 0, s.stuck, false, false
 		st.Msgs += s.msgs
 		st.LastBatch = max(st.LastBatch, s.last)
+		st.Reason = s.reason
+		if id, ok := s.inDoubtNow(); ok {
+			st.InDoubt = id
+		}
 		if state != Retrying {
 			st.Retries, st.RetryAt = 0, time.Time{}
 		}
@@ -176,8 +203,25 @@ func (s *sender) retry() {
 		st.Conn, st.Lanes, st.StopReq, st.Force = 0, s.stuck, false, false
 		st.Msgs += s.msgs
 		st.LastBatch = max(st.LastBatch, s.last)
+		if id, ok := s.inDoubtNow(); ok {
+			st.InDoubt = id
+		}
 		return true
 	})
+}
+
+// inDoubtNow is the latest batch in doubt as the instance ends (0: none),
+// and whether the instance knows: one that failed before it read the sync
+// records leaves the entry's as it was.
+func (s *sender) inDoubtNow() (uint64, bool) {
+	if !s.resolved {
+		return s.doubt, s.doubtKnown
+	}
+	var id uint64
+	for i := range s.lanes {
+		id = max(id, s.lanes[i].id)
+	}
+	return id, true
 }
 
 func (s *sender) session() error {
@@ -213,23 +257,27 @@ func (s *sender) session() error {
 	}
 	// Resynchronise: our in-doubt batches, if any, and the partner's last
 	// committed batch decide what happens to them.
-	var inDoubt []sendRecord
-	for i := 0; i <= MaxLanes; i++ {
-		rec, ok, err := s.readInDoubt(i)
-		if err != nil {
-			return err
-		}
-		if ok {
-			inDoubt = append(inDoubt, rec)
-		}
+	inDoubt, err := readInDoubt(s.lanes[0].syncq, s.def.Name)
+	if err != nil {
+		return err
 	}
 	var question uint64
 	for _, rec := range inDoubt {
 		question = max(question, rec.id)
 	}
+	s.doubt, s.doubtKnown = question, true
+	// RESET CHANNEL: the partner takes the reset number (nothing is in
+	// doubt: RESET refuses otherwise, and holds the channel's lock).
+	var reset uint64
+	if s.st.ResetReq {
+		if len(inDoubt) > 0 {
+			return fmt.Errorf("channel %s: RESET CHANNEL is pending and batch %d is in doubt", s.def.Name, question)
+		}
+		reset = s.st.LastBatch + 1
+	}
 	s.w.Hello(Hello{Channel: s.def.Name, QMgr: s.ci.cfg.QMgr, Group: s.ci.cfg.Group.Name, BatchSz: uint32(s.def.BatchSz),
 		MaxMsgL: uint32(s.def.MaxMsgL), HBInt: uint32(s.def.HBInt), NPMFast: s.def.NPMSpeed == "FAST",
-		MinVer: ProtoVersion, MaxVer: ProtoVersion, InDoubt: question})
+		MinVer: ProtoVersion, MaxVer: ProtoVersion, InDoubt: question, Reset: reset})
 	if err := s.w.Flush(); err != nil {
 		return err
 	}
@@ -242,11 +290,19 @@ func (s *sender) session() error {
 		return err
 	}
 	s.batchSz = int(min(ack.BatchSz, uint32(s.def.BatchSz)))
-	s.hb = time.Duration(ack.HBInt) * time.Second
+	s.hb = time.Duration(min(ack.HBInt, s.ci.maxHBInt())) * time.Second // the partner's answer is clamped too
 	s.r.SetMax(ack.MaxMsgL + frameSlack)
-	if err := s.resolve(inDoubt, ack.LastBatch); err != nil {
+	if reset != 0 && ack.LastBatch != reset-1 {
+		return fmt.Errorf("%w: partner %s did not take RESET CHANNEL's batch %d (its last batch is %d)", ErrProtocol, ack.QMgr, reset, ack.LastBatch)
+	}
+	if err := s.resolve(inDoubt, ack.QMgr, ack.LastBatch); err != nil {
+		if se := (*syncError)(nil); errors.As(err, &se) {
+			s.w.Close(ReasonSequence, se.detail) // the partner's log says why too
+			s.w.Flush()
+		}
 		return err
 	}
+	s.resolved = true
 	s.last, s.sent = ack.LastBatch, ack.LastBatch
 	if _, _, err := s.ci.update(s.def.Name, func(st *Status, _ bool) bool {
 		if st.Conn != s.conn.Tag() {
@@ -254,11 +310,15 @@ func (s *sender) session() error {
 		}
 		st.State, st.RQMName, st.Address, st.LastBatch, st.InDoubt = Running, ack.QMgr, s.nc.RemoteAddr().String(), s.last, 0
 		st.Retries, st.RetryAt = 0, time.Time{}
+		st.ResetReq, st.Reason = false, NoStopReason // a reset is done once the partner took it
 		return true
 	}); err != nil {
 		return err
 	}
 	s.st.State = Running
+	if reset != 0 {
+		s.ci.log.Info("channel reset: both sides number the next batch", "channel", s.def.Name, "partner", ack.QMgr, "batch", reset)
+	}
 	s.ci.log.Info("channel running", "channel", s.def.Name, "partner", ack.QMgr, "address", s.nc.RemoteAddr().String(), "last_batch", s.last)
 	return s.batches()
 }
@@ -331,24 +391,33 @@ type sendRecord struct {
 	ids [][24]byte
 }
 
-// readInDoubt reads the in-doubt record of lane i. Lanes up to MaxLanes
-// are read, not only this version's numLanes: an instance of a version
-// with more lanes may have left records.
-func (s *sender) readInDoubt(i int) (sendRecord, bool, error) {
-	key := syncKey(syncSendKind(i), s.def.Name)
-	cur, err := s.lanes[0].syncq.Browse()
-	if err != nil {
-		return sendRecord{}, false, err
+// readInDoubt reads the in-doubt records of sender channel name from the
+// sync queue (open for browse), oldest first. Lanes up to MaxLanes are
+// read, not only this version's numLanes: an instance of a version with
+// more lanes may have left records.
+func readInDoubt(syncq *mq.Queue, name string) ([]sendRecord, error) {
+	var out []sendRecord
+	for i := 0; i <= MaxLanes; i++ {
+		key := syncKey(syncSendKind(i), name)
+		cur, err := syncq.Browse()
+		if err != nil {
+			return nil, err
+		}
+		m, err := cur.Next(mq.GetOptions{CorrelID: &key})
+		if errors.Is(err, mq.ErrNoMessage) {
+			continue
+		}
+		if err != nil {
+			return nil, err
+		}
+		id, ids, err := decodeSendSync(m.Body)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, sendRecord{key: key, id: id, ids: ids})
 	}
-	m, err := cur.Next(mq.GetOptions{CorrelID: &key})
-	if errors.Is(err, mq.ErrNoMessage) {
-		return sendRecord{}, false, nil
-	}
-	if err != nil {
-		return sendRecord{}, false, err
-	}
-	id, ids, err := decodeSendSync(m.Body)
-	return sendRecord{key: key, id: id, ids: ids}, err == nil, err
+	sort.Slice(out, func(i, j int) bool { return out[i].id < out[j].id })
+	return out, nil
 }
 
 // resolve settles the in-doubt batches (at most numLanes, consecutive) against
@@ -357,16 +426,33 @@ func (s *sender) readInDoubt(i int) (sendRecord, bool, error) {
 // transmission queue, in their places (the unit of work of the instance
 // that sent them was backed out), and go again. The partner commits
 // batches in order, so it never has a later one without an earlier one.
-func (s *sender) resolve(inDoubt []sendRecord, last uint64) error {
+//
+// Batches are confirmed in order, and a lane sends again only once its
+// previous batch is confirmed, so every batch before the oldest in doubt
+// was committed by the partner, and the partner committed none after the
+// latest in doubt: its last batch is within [oldest-1, latest]. Outside,
+// the partner lost its state (its sync record went with its CF, or it was
+// deleted or reset alone) or this side did: no retry can settle that, and
+// the instance ends with a syncError (the channel stops, saying which
+// commands settle it).
+func (s *sender) resolve(inDoubt []sendRecord, partner string, last uint64) error {
+	if len(inDoubt) == 0 {
+		return nil
+	}
+	oldest, latest := inDoubt[0].id, inDoubt[0].id
+	for _, rec := range inDoubt {
+		oldest, latest = min(oldest, rec.id), max(latest, rec.id)
+	}
+	switch {
+	case last+1 < oldest:
+		return &syncError{PartnerLostState, fmt.Sprintf("channel %s: partner %s lost its state: its last committed batch is %d, but it had committed batch %d (batches %d to %d are in doubt here)",
+			s.def.Name, partner, last, oldest-1, oldest, latest)}
+	case last > latest:
+		return &syncError{PartnerAhead, fmt.Sprintf("channel %s: sequence mismatch: partner %s's last committed batch is %d, beyond batch %d, the latest this side sent (batches %d to %d are in doubt here)",
+			s.def.Name, partner, last, latest, oldest, latest)}
+	}
 	removed := 0
 	for _, rec := range inDoubt {
-		// A lane sends again only once its previous batch is confirmed,
-		// so the records are consecutive and at most MaxLanes+1 (the lock's
-		// lane and the others) are in flight: a record is within that
-		// distance of the partner's last batch.
-		if rec.id+MaxLanes < last || rec.id > last+MaxLanes+1 {
-			return fmt.Errorf("channel %s: sequence mismatch: in-doubt batch %d, partner's last batch %d", s.def.Name, rec.id, last)
-		}
 		if rec.id > last {
 			if _, err := s.lanes[0].syncq.Get(mq.GetOptions{CorrelID: &rec.key}); err != nil && !errors.Is(err, mq.ErrNoMessage) {
 				return err

@@ -73,6 +73,49 @@ type Status struct {
 	Retries   uint32 // connection attempts that failed since the last success
 	Msgs      uint32 // messages moved by this instance (wraps)
 	RetryAt   time.Time
+	// ResetReq: RESET CHANNEL on a sender: its next instance tells the
+	// partner that the next batch is LastBatch+1, and clears it once the
+	// partner agreed.
+	ResetReq bool
+	// Why the last instance stopped the channel (NoStopReason when it did
+	// not, or an operator did), for DISPLAY CHSTATUS.
+	Reason StopReason
+	// Deleted: DELETE CHANNEL removed the entry. It keeps its slot and
+	// name (a probe passes it, see Table), and the table treats it as no
+	// entry: Find does not find it, and an Update writes a new entry there.
+	Deleted bool
+}
+
+// StopReason says why a sender instance stopped its channel rather than
+// retry: resynchronisation with the partner cannot succeed without an
+// operator's decision.
+type StopReason uint8
+
+// Stop reasons (the status entry's byte 51).
+const (
+	NoStopReason StopReason = iota
+	// PartnerLostState: the partner's last committed batch is behind what
+	// this side saw it commit (its sync record was lost, with its CF).
+	PartnerLostState
+	// PartnerAhead: the partner's last committed batch is beyond every
+	// batch this side has in doubt (the partner was reset alone, or this
+	// side lost its state).
+	PartnerAhead
+	numStopReasons
+)
+
+// Describe is the reason as DISPLAY CHSTATUS and the log show it, with
+// the commands that settle it, for channel name.
+func (r StopReason) Describe(name string) string {
+	switch r {
+	case NoStopReason:
+		return ""
+	case PartnerLostState:
+		return fmt.Sprintf("partner lost its state: settle the batches in doubt with RESOLVE CHANNEL(%s) ACTION(COMMIT) (the partner had them) or ACTION(BACKOUT) (send them again), then START CHANNEL(%s)", name, name)
+	case PartnerAhead:
+		return fmt.Sprintf("sequence mismatch: the partner committed batches this side never sent; settle the batches in doubt with RESOLVE CHANNEL(%s) ACTION(COMMIT|BACKOUT), then RESET CHANNEL(%s) SEQNUM(n) and START CHANNEL(%s)", name, name, name)
+	}
+	return fmt.Sprintf("stop reason %d", uint8(r))
 }
 
 // Status record layout (group.FirstFreeSlot onwards in the admin structure;
@@ -82,8 +125,9 @@ type Status struct {
 //	 24  24 the owner's lane connection tags, MaxLanes x 4 (0: none)
 //	 48   1 type: 1 SDR, 2 RCVR
 //	 49   1 state
-//	 50   1 flags: bit 0 stop requested, bit 1 force
-//	 51   1 zero
+//	 50   1 flags: bit 0 stop requested, bit 1 force, bit 2 reset
+//	        requested, bit 3 deleted
+//	 51   1 stop reason (StopReason; 0: none)
 //	 52   4 owner member slot + 1 (0: none)
 //	 56   8 owner member incarnation
 //	 64   8 owner connection tag (admin structure)
@@ -100,6 +144,7 @@ const (
 	recType     = 48
 	recState    = 49
 	recFlags    = 50
+	recReason   = 51
 	recOwner    = 52
 	recOwnerInc = 56
 	recLanes    = 24
@@ -116,6 +161,14 @@ const (
 	recSize     = 256
 	nameLen     = 48
 	chanNameLen = 24
+)
+
+// Flag bits of the byte at recFlags.
+const (
+	flagStop    = 1 << 0
+	flagForce   = 1 << 1
+	flagReset   = 1 << 2
+	flagDeleted = 1 << 3
 )
 
 // MaxLanes is how many connections beyond the first a status entry names.
@@ -160,11 +213,18 @@ func (st *Status) encode() []byte {
 	}
 	b[recState] = byte(st.State)
 	if st.StopReq {
-		b[recFlags] |= 1
+		b[recFlags] |= flagStop
 	}
 	if st.Force {
-		b[recFlags] |= 2
+		b[recFlags] |= flagForce
 	}
+	if st.ResetReq {
+		b[recFlags] |= flagReset
+	}
+	if st.Deleted {
+		b[recFlags] |= flagDeleted
+	}
+	b[recReason] = byte(st.Reason)
 	binary.LittleEndian.PutUint32(b[recOwner:], uint32(st.Owner+1))
 	binary.LittleEndian.PutUint64(b[recOwnerInc:], st.OwnerInc)
 	binary.LittleEndian.PutUint64(b[recConn:], uint64(st.Conn))
@@ -213,8 +273,14 @@ func decodeStatus(b []byte) Status {
 	if st.State >= numStates {
 		st.State = Inactive
 	}
-	st.StopReq = b[recFlags]&1 != 0
-	st.Force = b[recFlags]&2 != 0
+	st.StopReq = b[recFlags]&flagStop != 0
+	st.Force = b[recFlags]&flagForce != 0
+	st.ResetReq = b[recFlags]&flagReset != 0
+	st.Deleted = b[recFlags]&flagDeleted != 0
+	st.Reason = StopReason(b[recReason])
+	if st.Reason >= numStopReasons {
+		st.Reason = NoStopReason
+	}
 	st.Owner = int(binary.LittleEndian.Uint32(b[recOwner:])) - 1
 	st.OwnerInc = binary.LittleEndian.Uint64(b[recOwnerInc:])
 	st.Conn = lockfree.OwnerTag(binary.LittleEndian.Uint64(b[recConn:]))
@@ -232,10 +298,13 @@ func decodeStatus(b []byte) Status {
 
 // Table is the shared channel status table: slots group.FirstFreeSlot
 // onwards of the admin structure. A channel's entry is found by probing
-// from a slot chosen by the hash of its name; entries are never removed
-// (an ended instance leaves its entry inactive), so a probe never misses
-// an entry behind a hole, and two processes inserting the same channel
-// race for the same free slot and one compare-and-swap wins.
+// from a slot chosen by the hash of its name; slots are never freed (an
+// ended instance leaves its entry inactive, and DELETE CHANNEL marks it
+// deleted, keeping its name), so a probe never misses an entry behind a
+// hole, and two processes inserting the same channel race for the same
+// slot and one compare-and-swap wins. A deleted entry is no entry to
+// Find, All and Poll; an Update of its channel writes a new entry in its
+// slot (the channel defined again).
 type Table struct {
 	admin *lockfree.Structure
 	first int
@@ -275,7 +344,9 @@ func (t *Table) Poll() ([]Status, error) {
 		if _, err := t.admin.ReadStatus(slot, raw); err != nil {
 			return out, fmt.Errorf("channel: status table: %w", err)
 		}
-		out = append(out, decodeStatus(raw))
+		if st := decodeStatus(raw); !st.Deleted {
+			out = append(out, st)
+		}
 	}
 	return out, nil
 }
@@ -315,14 +386,17 @@ func (t *Table) find(name string) (slot int, st Status, raw []byte, ok bool, err
 			return slot, Status{Name: name, Owner: -1}, raw, false, nil
 		}
 		if n == name {
-			return slot, decodeStatus(raw), raw, true, nil
+			if st := decodeStatus(raw); !st.Deleted {
+				return slot, st, raw, true, nil
+			}
+			return slot, Status{Name: name, Owner: -1}, raw, false, nil
 		}
 	}
 	return 0, st, nil, false, fmt.Errorf("%w: no slot for channel %s", ErrTableFull, name)
 }
 
 // Update applies f to channel name's entry (a new entry, Owner -1 and
-// exists false, when it has none) by compare-and-swap of the whole entry
+// exists false, when it has none or it was deleted) by compare-and-swap of the whole entry
 // until it sticks; f returns false to leave it unchanged. It returns the
 // entry as it was left and whether f's change was made.
 func (t *Table) Update(o *lockfree.Owner, name string, f func(st *Status, exists bool) bool) (Status, bool, error) {
@@ -368,7 +442,7 @@ func (t *Table) scan() ([]Status, []int, error) {
 		if _, err := t.admin.ReadStatus(t.first+i, raw); err != nil {
 			return out, used, fmt.Errorf("channel: status table: %w", err)
 		}
-		if raw[0] != 0 {
+		if raw[0] != 0 && raw[recFlags]&flagDeleted == 0 {
 			out = append(out, decodeStatus(raw))
 			used = append(used, t.first+i)
 		}

@@ -1,6 +1,8 @@
 package channel
 
 import (
+	"errors"
+	"fmt"
 	"path/filepath"
 	"testing"
 	"time"
@@ -64,5 +66,90 @@ func TestPollSeesKnownEntriesAtOnceAndNewOnesSoon(t *testing.T) {
 	}
 	if _, _, err := tab.Find("A_CHANNEL_NAME_TOO_LONG"); err == nil {
 		t.Fatal("a name longer than a channel name is looked up")
+	}
+}
+
+// TestDeletedEntry: a deleted entry is no entry to Find, All and Poll,
+// keeps its slot (an entry behind it in the probe is still found), and an
+// Update of its channel writes a new entry in that slot.
+func TestDeletedEntry(t *testing.T) {
+	dir := t.TempDir()
+	g, err := group.Open(group.Config{Name: "QSG", DataDir: filepath.Join(dir, "data"), CFDir: filepath.Join(dir, "cf"), AppSize: 16 << 20}, true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer g.Close()
+	o, err := g.Admin().Register()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer o.Close()
+	tab := NewTable(g)
+	// Two channels whose names hash to the same home slot: the second is
+	// found by probing past the first.
+	a, b := "A", ""
+	for i := 0; b == ""; i++ {
+		if n := fmt.Sprintf("B%d", i); tab.home(n) == tab.home(a) {
+			b = n
+		}
+	}
+	for _, n := range []string{a, b} {
+		if _, _, err := tab.Update(o, n, func(st *Status, _ bool) bool { st.State, st.Msgs, st.LastBatch = Stopped, 7, 9; return true }); err != nil {
+			t.Fatal(err)
+		}
+	}
+	slotA, _, _, _, _ := tab.find(a)
+	if _, _, err := tab.Update(o, a, func(st *Status, _ bool) bool { *st = Status{Name: a, Owner: -1, Deleted: true}; return true }); err != nil {
+		t.Fatal(err)
+	}
+	if _, ok, err := tab.Find(a); ok || err != nil {
+		t.Fatalf("Find of a deleted entry: %v %v", ok, err)
+	}
+	if st, ok, err := tab.Find(b); !ok || err != nil || st.Msgs != 7 {
+		t.Fatalf("the entry probed past the deleted one: %+v %v %v", st, ok, err)
+	}
+	all, _ := tab.All()
+	polled, _ := tab.Poll()
+	for _, list := range [][]Status{all, polled} {
+		if len(list) != 1 || list[0].Name != b {
+			t.Fatalf("All or Poll lists a deleted entry: %+v", list)
+		}
+	}
+	st, _, err := tab.Update(o, a, func(st *Status, exists bool) bool {
+		if exists || st.Msgs != 0 || st.LastBatch != 0 || st.Owner != -1 {
+			t.Errorf("Update of a deleted entry's channel sees %+v (exists %v), want a new entry", *st, exists)
+		}
+		st.State = Starting
+		return true
+	})
+	if err != nil || st.State != Starting {
+		t.Fatalf("new entry: %+v %v", st, err)
+	}
+	if slot, got, _, ok, _ := tab.find(a); !ok || slot != slotA || got.State != Starting {
+		t.Fatalf("the new entry is in slot %d (%v, %+v), want the deleted one's, %d", slot, ok, got, slotA)
+	}
+}
+
+// TestConfigValidate: the heartbeat clamp and the silence grace get their
+// defaults and are checked.
+func TestConfigValidate(t *testing.T) {
+	dir := t.TempDir()
+	base := Config{Group: group.Config{Name: "QSG", DataDir: filepath.Join(dir, "data"), CFDir: filepath.Join(dir, "cf")}, QMgr: "QM1"}
+	c := base
+	if err := c.Validate(); err != nil || c.MaxHeartbeat != DefaultMaxHeartbeat || c.SilenceGrace != DefaultSilenceGrace {
+		t.Fatalf("defaults: %v %v %v", err, c.MaxHeartbeat, c.SilenceGrace)
+	}
+	for _, bad := range []func(*Config){
+		func(c *Config) { c.MaxHeartbeat = 1500 * time.Millisecond },
+		func(c *Config) { c.MaxHeartbeat = 1_000_000 * time.Second },
+		func(c *Config) { c.MaxHeartbeat = -time.Second },
+		func(c *Config) { c.SilenceGrace = -time.Second },
+		func(c *Config) { c.SilenceGrace = 2 * time.Hour },
+	} {
+		c := base
+		bad(&c)
+		if err := c.Validate(); !errors.Is(err, ErrConfig) {
+			t.Errorf("%+v: %v", c, err)
+		}
 	}
 }

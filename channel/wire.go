@@ -38,6 +38,10 @@ const (
 	frameSlack = 64 << 10
 )
 
+// MaxSeqNum is the highest sequence number RESET CHANNEL sets (SEQNUM, as
+// MQ's 1..999999999).
+const MaxSeqNum = 999_999_999
+
 // Close reasons.
 const (
 	ReasonNormal         uint32 = 0 // STOP CHANNEL, disconnect interval, member stopping
@@ -56,7 +60,11 @@ var ErrProtocol = errors.New("channel: protocol error")
 
 // Hello opens a channel (sender to receiver). Its InDoubt is the
 // resynchronisation question: the batch the sender sent and does not know
-// the fate of (0: none).
+// the fate of (0: none). Reset (RESET CHANNEL on the sender) asks the
+// receiver to take Reset-1 as its last committed batch, so that both sides
+// number the next batch Reset; a sender resets only with nothing in doubt,
+// and the two share the payload's last field, so a Hello has one or the
+// other (Reset wins).
 type Hello struct {
 	Channel string
 	QMgr    string // the sending queue manager
@@ -68,7 +76,14 @@ type Hello struct {
 	MinVer  uint8
 	MaxVer  uint8
 	InDoubt uint64
+	Reset   uint64 // 0: none
 }
+
+// HELLO flags (the byte at helloFlags).
+const (
+	helloFlags     = 159
+	helloFlagReset = 1 << 0 // the last field is Reset, not InDoubt
+)
 
 // HelloAck answers a Hello: the limits both sides use (the smaller of the
 // two), and the resynchronisation answer, the last batch the receiver
@@ -245,7 +260,12 @@ func (w *Writer) Hello(h Hello) {
 		b[156] = 1
 	}
 	b[157], b[158] = h.MinVer, h.MaxVer
-	binary.LittleEndian.PutUint64(b[160:], h.InDoubt)
+	if h.Reset != 0 {
+		b[helloFlags] |= helloFlagReset
+		binary.LittleEndian.PutUint64(b[160:], h.Reset)
+	} else {
+		binary.LittleEndian.PutUint64(b[160:], h.InDoubt)
+	}
 	w.small(FrameHello, b[:])
 }
 
@@ -350,7 +370,7 @@ func DecodeHello(p []byte) (Hello, error) {
 	h.BatchSz = binary.LittleEndian.Uint32(p[144:])
 	h.MaxMsgL = binary.LittleEndian.Uint32(p[148:])
 	h.HBInt = binary.LittleEndian.Uint32(p[152:])
-	if p[156] > 1 || p[159] != 0 {
+	if p[156] > 1 || p[helloFlags]&^helloFlagReset != 0 {
 		return h, fmt.Errorf("%w: HELLO flags", ErrProtocol)
 	}
 	h.NPMFast = p[156] == 1
@@ -358,7 +378,15 @@ func DecodeHello(p []byte) (Hello, error) {
 	if h.MinVer > h.MaxVer || h.BatchSz == 0 {
 		return h, fmt.Errorf("%w: HELLO versions %d..%d, batch size %d", ErrProtocol, h.MinVer, h.MaxVer, h.BatchSz)
 	}
-	h.InDoubt = binary.LittleEndian.Uint64(p[160:])
+	last := binary.LittleEndian.Uint64(p[160:])
+	if p[helloFlags]&helloFlagReset == 0 {
+		h.InDoubt = last
+		return h, nil
+	}
+	if last == 0 || last > MaxSeqNum {
+		return h, fmt.Errorf("%w: HELLO resets to batch %d (1..%d)", ErrProtocol, last, uint64(MaxSeqNum))
+	}
+	h.Reset = last
 	return h, nil
 }
 

@@ -2,6 +2,7 @@ package channel
 
 import (
 	"bytes"
+	"encoding/binary"
 	"errors"
 	"io"
 	"testing"
@@ -90,9 +91,18 @@ func TestReaderRefuses(t *testing.T) {
 func TestStatusRecordRoundTrip(t *testing.T) {
 	st := Status{Name: "TO.R", Type: defs.ChlSender, State: Retrying, StopReq: true, Force: true, Owner: 3, OwnerInc: 9,
 		Conn: 0x1234, Lanes: [MaxLanes]lockfree.OwnerTag{0x5678, 0, 0x9abc}, Updated: time.Unix(0, 42), XmitQ: "XQ", RQMName: "RQM", Address: "127.0.0.1:1414",
-		InDoubt: 5, LastBatch: 4, Retries: 2, Msgs: 99, RetryAt: time.Unix(0, 77)}
+		InDoubt: 5, LastBatch: 4, Retries: 2, Msgs: 99, RetryAt: time.Unix(0, 77), ResetReq: true, Reason: PartnerLostState}
 	if got := decodeStatus(st.encode()); got != st {
 		t.Fatalf("round trip:\n%+v\n%+v", got, st)
+	}
+	del := Status{Name: "TO.R", Owner: -1, Deleted: true}
+	if got := decodeStatus(del.encode()); got != del {
+		t.Fatalf("deleted: %+v", got)
+	}
+	bad := st.encode()
+	bad[recReason] = 200
+	if got := decodeStatus(bad); got.Reason != NoStopReason {
+		t.Fatalf("a stop reason out of range decoded as %d", got.Reason)
 	}
 	free := Status{Owner: -1}
 	if got := decodeStatus(free.encode()); got != free {
@@ -116,10 +126,47 @@ func TestSyncRecords(t *testing.T) {
 	}
 }
 
+// TestHelloReset: a HELLO carries RESET CHANNEL's number in place of the
+// in-doubt batch, with the reset flag; a reset to 0 or past MaxSeqNum, and
+// unknown flags, are refused.
+func TestHelloReset(t *testing.T) {
+	b := helloReset(1000)
+	f, err := NewReader(bytes.NewReader(b), 4096).Read()
+	if err != nil {
+		t.Fatal(err)
+	}
+	h, err := DecodeHello(f.Payload)
+	if err != nil || h.Reset != 1000 || h.InDoubt != 0 {
+		t.Fatalf("reset hello: %+v %v", h, err)
+	}
+	for name, n := range map[string]uint64{"zero": 0, "past MaxSeqNum": MaxSeqNum + 1} {
+		p := append([]byte(nil), f.Payload...)
+		binary.LittleEndian.PutUint64(p[160:], n)
+		if _, err := DecodeHello(p); !errors.Is(err, ErrProtocol) {
+			t.Errorf("reset to %s: %v", name, err)
+		}
+	}
+	p := append([]byte(nil), f.Payload...)
+	p[helloFlags] |= 2
+	if _, err := DecodeHello(p); !errors.Is(err, ErrProtocol) {
+		t.Errorf("unknown flag: %v", err)
+	}
+}
+
+// helloReset is a HELLO frame resetting to batch next.
+func helloReset(next uint64) []byte {
+	var b bytes.Buffer
+	w := NewWriter(&b)
+	w.Hello(Hello{Channel: "TO.R", QMgr: "QM1", Group: "QSG1", BatchSz: 50, MaxMsgL: 1 << 20, HBInt: 300, MinVer: 1, MaxVer: 1, InDoubt: 3, Reset: next})
+	w.Flush()
+	return b.Bytes()
+}
+
 // FuzzFrames feeds arbitrary bytes to the frame reader and every payload
 // decoder: a malformed input is an error, never a panic.
 func FuzzFrames(f *testing.F) {
 	f.Add(sampleFrames())
+	f.Add(helloReset(7))
 	f.Add([]byte{'Q', 'C', 1, FrameHello, 0, 0, 0, 0})
 	f.Add([]byte{'Q', 'C', 1, FrameClose, 6, 0, 0, 0, 1, 0, 0, 0, 9, 0})
 	f.Fuzz(func(t *testing.T, b []byte) {

@@ -88,6 +88,8 @@ func cmdStart(args []string, out io.Writer) error {
 	fs.BoolVar(&noChinit, "no-chinit", false, "run no channel initiator")
 	spin := fs.Duration("channel-spin", channel.DefaultSpinWait, "how long a running channel's read spins on its socket before it parks (0: never)")
 	procs := fs.Int("chinit-procs", 0, "threads running the channel initiator's Go code at once (GOMAXPROCS); 0: "+chinitProcsDefaultDoc)
+	maxHB := fs.Duration("channel-max-hbint", channel.DefaultMaxHeartbeat, "the longest heartbeat interval a channel agrees (whole seconds)")
+	grace := fs.Duration("channel-silence-grace", channel.DefaultSilenceGrace, "how long a receiver waits beyond twice the heartbeat interval before it cuts a silent partner")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -110,7 +112,7 @@ func cmdStart(args []string, out io.Writer) error {
 		}
 		c.ChinitCommand = []string{exe, "chinit", "--group", c.Group.Name, "--data", c.Group.DataDir, "--cf-dir", c.Group.CFDir,
 			"--qmgr", c.Name, "--port", strconv.Itoa(c.Port), "--generic-port", strconv.Itoa(c.GenericPort),
-			"--spin", spin.String(), "--procs", strconv.Itoa(*procs)}
+			"--spin", spin.String(), "--procs", strconv.Itoa(*procs), "--max-hbint", maxHB.String(), "--silence-grace", grace.String()}
 		if jsonLog {
 			c.ChinitCommand = append(c.ChinitCommand, "--json-log")
 		}
@@ -575,6 +577,8 @@ func cmdChinit(args []string, out io.Writer) error {
 	fs.BoolVar(&jsonLog, "json-log", false, "log JSON instead of text")
 	fs.DurationVar(&c.SpinWait, "spin", channel.DefaultSpinWait, "how long a running channel's read spins on its socket before it parks (0: never)")
 	procs := fs.Int("procs", 0, "threads running Go code at once (GOMAXPROCS); 0: "+chinitProcsDefaultDoc)
+	fs.DurationVar(&c.MaxHeartbeat, "max-hbint", channel.DefaultMaxHeartbeat, "the longest heartbeat interval a channel agrees (whole seconds)")
+	fs.DurationVar(&c.SilenceGrace, "silence-grace", channel.DefaultSilenceGrace, "how long a receiver waits beyond twice the heartbeat interval before it cuts a silent partner")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}

@@ -9,6 +9,7 @@ import (
 	"github.com/qmgr/qmgr/channel"
 	"github.com/qmgr/qmgr/defs"
 	"github.com/qmgr/qmgr/lockfree"
+	"github.com/qmgr/qmgr/mq"
 )
 
 // ChannelEnv is what the channel commands need of the member besides Env.
@@ -19,6 +20,10 @@ type ChannelEnv interface {
 	// Chinit starts or stops the member's channel initiator; shared is
 	// RESTART or STOP (what becomes of the shared channels it runs).
 	Chinit(start bool, shared string) (string, error)
+	// Connect is a connection through the member, for a command that
+	// works on the sync queue and transmission queues (RESET, RESOLVE,
+	// DELETE CHANNEL); the caller disconnects it.
+	Connect() (*mq.Conn, error)
 }
 
 func channelEnv(env Env) (ChannelEnv, error) {
@@ -235,11 +240,131 @@ func defineChannel(env Env, c Command) ([]Result, error) {
 	return []Result{{Message: msg}}, env.DefsChanged()
 }
 
+// deleteChannel deletes a channel that does not run, with its sync
+// records and status entry (so that one defined again starts as new); a
+// sender in doubt is refused.
 func deleteChannel(env Env, c Command) ([]Result, error) {
-	if st, ok, err := channel.NewTable(env.Group()).Find(c.Name); err == nil && ok && channel.NewTable(env.Group()).Locked(st) {
-		return nil, fmt.Errorf("%w: CHANNEL(%s) is running (stop it first)", ErrInUse, c.Name)
+	if err := checkFlags(c); err != nil {
+		return nil, err
 	}
-	return deleteObject(env, c, defs.TypeChannel, "AMQ8015I: Channel deleted.")
+	ch, conn, err := channelCommand(env, c)
+	if err != nil {
+		return nil, err
+	}
+	defer conn.Disconnect()
+	err = channel.Delete(conn, ch, func() error {
+		return env.Repo().Update(func(tx *defs.Tx) error { return tx.Delete(defs.TypeChannel, ch.Name) })
+	})
+	if err != nil {
+		return nil, channelError(err)
+	}
+	return []Result{{Message: "AMQ8015I: Channel deleted."}}, env.DefsChanged()
+}
+
+// channelCommand loads the definition of the channel a command names,
+// refuses a running channel (naming its owner), and connects for the
+// command's work.
+func channelCommand(env Env, c Command) (defs.Channel, *mq.Conn, error) {
+	ce, err := channelEnv(env)
+	if err != nil {
+		return defs.Channel{}, nil, err
+	}
+	ch, err := loadChannel(env, c.Name)
+	if err != nil {
+		return ch, nil, err
+	}
+	t := channel.NewTable(env.Group())
+	if st, ok, err := t.Find(ch.Name); err != nil {
+		return ch, nil, err
+	} else if ok && t.Locked(st) {
+		return ch, nil, fmt.Errorf("%w: CHANNEL(%s) is running (%s on %s): stop it first", ErrInUse, ch.Name, st.State, ownerName(env, st.Owner))
+	}
+	conn, err := ce.Connect()
+	return ch, conn, err
+}
+
+// channelError gives a channel command's refusal its mqsc sentinel.
+func channelError(err error) error {
+	switch {
+	case errors.Is(err, channel.ErrRunning), errors.Is(err, channel.ErrInDoubt):
+		return fmt.Errorf("%w: %v", ErrInUse, err)
+	case errors.Is(err, channel.ErrNotInDoubt), errors.Is(err, channel.ErrNotSender):
+		return fmt.Errorf("%w: %v", ErrValue, err)
+	}
+	return err
+}
+
+// resetChannel sets a channel's sequence number: SEQNUM(n), default 1, is
+// the next batch's; a sender's partner takes it when the channel next
+// starts.
+func resetChannel(env Env, c Command) ([]Result, error) {
+	seq := int64(1)
+	for _, a := range c.Attrs {
+		if a.Key != "SEQNUM" {
+			return nil, fmt.Errorf("%w: %q is not an attribute of RESET CHANNEL", ErrSyntax, a.Key)
+		}
+		var err error
+		if seq, err = parseInt(a, 1, channel.MaxSeqNum); err != nil {
+			return nil, err
+		}
+	}
+	if err := checkFlags(c); err != nil {
+		return nil, err
+	}
+	ch, conn, err := channelCommand(env, c)
+	if err != nil {
+		return nil, err
+	}
+	defer conn.Disconnect()
+	if err := channel.Reset(conn, ch, uint64(seq)); err != nil {
+		return nil, channelError(err)
+	}
+	msg := fmt.Sprintf("Channel %s reset: its next batch is %d.", ch.Name, seq)
+	if ch.Type == defs.ChlSender {
+		msg += " Its partner takes the number when the channel next starts."
+	}
+	return []Result{{Message: msg}}, nil
+}
+
+// resolveChannel settles a stopped sender's batches in doubt without its
+// partner: ACTION(COMMIT) takes them as delivered (their messages are
+// removed), ACTION(BACKOUT) sends them again.
+func resolveChannel(env Env, c Command) ([]Result, error) {
+	action := ""
+	for _, a := range c.Attrs {
+		if a.Key != "ACTION" {
+			return nil, fmt.Errorf("%w: %q is not an attribute of RESOLVE CHANNEL", ErrSyntax, a.Key)
+		}
+		var err error
+		if action, err = parseEnum(a, "COMMIT", "BACKOUT"); err != nil {
+			return nil, err
+		}
+	}
+	if err := checkFlags(c); err != nil {
+		return nil, err
+	}
+	if action == "" {
+		return nil, fmt.Errorf("%w: RESOLVE CHANNEL(%s) needs ACTION(COMMIT) or ACTION(BACKOUT)", ErrSyntax, c.Name)
+	}
+	if ch, err := loadChannel(env, c.Name); err != nil {
+		return nil, err
+	} else if ch.Type != defs.ChlSender {
+		return nil, fmt.Errorf("%w: CHANNEL(%s) is a %s channel: only a sender has batches in doubt", ErrValue, ch.Name, ch.Type)
+	}
+	ch, conn, err := channelCommand(env, c)
+	if err != nil {
+		return nil, err
+	}
+	defer conn.Disconnect()
+	res, err := channel.Resolve(conn, ch, action == "COMMIT")
+	if err != nil {
+		return nil, channelError(err)
+	}
+	what := "committed: their messages were removed from " + ch.XmitQ
+	if action == "BACKOUT" {
+		what = "backed out: their messages are sent again"
+	}
+	return []Result{{Message: fmt.Sprintf("Channel %s resolved: batches %d to %d (%d messages) %s.", ch.Name, res.Oldest, res.Latest, res.Messages, what)}}, nil
 }
 
 var channelAttrOrder = []string{"CHLTYPE", "CONNAME", "XMITQ", "BATCHSZ", "BATCHINT", "HBINT", "DISCINT", "SHORTRTY", "SHORTTMR",
@@ -315,7 +440,7 @@ func startChannel(env Env, c Command) ([]Result, error) {
 				return false
 			}
 			*st = channel.Status{Name: ch.Name, Type: ch.Type, State: channel.Starting, Owner: -1,
-				XmitQ: ch.XmitQ, LastBatch: st.LastBatch}
+				XmitQ: ch.XmitQ, LastBatch: st.LastBatch, InDoubt: st.InDoubt, ResetReq: st.ResetReq}
 			if ch.Type == defs.ChlReceiver {
 				st.State = channel.Inactive // a receiver runs when its partner connects
 			}
@@ -417,7 +542,7 @@ func displayChStatus(env Env, c Command) ([]Result, error) {
 			{"LOCKED", locked}, {"CONN", conn}, {"LANES", strings.Join(lanes, ",")}, {"XMITQ", st.XmitQ}, {"RQMNAME", st.RQMName}, {"CONNAME", st.Address},
 			{"INDOUBT", int64(st.InDoubt)}, {"LSTSEQNO", int64(st.LastBatch)}, {"MSGS", int64(st.Msgs)},
 			{"RETRIES", int64(st.Retries)}, {"NEXTRTY", ts(st.RetryAt)}, {"STOPREQ", yesNo(st.StopReq)},
-			{"LSTUPDTM", ts(st.Updated)}}})
+			{"RESETREQ", yesNo(st.ResetReq)}, {"REASON", st.Reason.Describe(st.Name)}, {"LSTUPDTM", ts(st.Updated)}}})
 	}
 	if len(out) == 0 && !strings.HasSuffix(c.Name, "*") {
 		return nil, fmt.Errorf("%w: no status for CHANNEL(%s)", ErrNotFound, c.Name)

@@ -1,6 +1,9 @@
 // Package mqsc parses and runs MQSC-style admin commands against a member
 // of the group: DEFINE, ALTER, DELETE, CLEAR and DISPLAY of QLOCAL (and
-// QUEUE), QSTATUS, CFSTRUCT, CFSTATUS, GROUP, CONN and QMGR.
+// QUEUE), QSTATUS, CFSTRUCT, CFSTATUS, GROUP, CONN and QMGR; QREMOTE,
+// CHANNEL and CHSTATUS, START and STOP CHANNEL and CHINIT, and RESET and
+// RESOLVE CHANNEL (see package channel for what they do to a channel's
+// sync records and status).
 //
 // Syntax follows MQSC: keywords and unquoted values are case-insensitive
 // and folded to upper case; 'quoted' values keep their case (” is a

@@ -111,6 +111,10 @@ func Execute(env Env, c Command) ([]Result, error) {
 		return stopChannel(env, c)
 	case "DISPLAY CHSTATUS":
 		return displayChStatus(env, c)
+	case "RESET CHANNEL":
+		return resetChannel(env, c)
+	case "RESOLVE CHANNEL":
+		return resolveChannel(env, c)
 	case "START CHINIT", "STOP CHINIT":
 		return chinit(env, c)
 	}

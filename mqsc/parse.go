@@ -98,9 +98,9 @@ func ParseOne(text string) (Command, error) {
 	}
 	c.Verb = canonVerb(verb.word)
 	switch c.Verb {
-	case "DEFINE", "ALTER", "DELETE", "CLEAR", "DISPLAY", "START", "STOP", "BACKUP", "RECOVER":
+	case "DEFINE", "ALTER", "DELETE", "CLEAR", "DISPLAY", "START", "STOP", "BACKUP", "RECOVER", "RESET", "RESOLVE":
 	default:
-		return c, fmt.Errorf("%w: unknown command %q (DEFINE, ALTER, DELETE, CLEAR, DISPLAY, START, STOP, BACKUP, RECOVER)", ErrSyntax, verb.text)
+		return c, fmt.Errorf("%w: unknown command %q (DEFINE, ALTER, DELETE, CLEAR, DISPLAY, START, STOP, BACKUP, RECOVER, RESET, RESOLVE)", ErrSyntax, verb.text)
 	}
 	if len(toks) < 2 {
 		return c, fmt.Errorf("%w: %s needs an object, such as QLOCAL(name)", ErrSyntax, c.Verb)

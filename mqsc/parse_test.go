@@ -19,6 +19,11 @@ func TestParse(t *testing.T) {
 	if cs[1].Verb != "DISPLAY" || cs[1].Type != "QLOCAL" || cs[1].Name != "*" || !cs[1].Has("ALL") {
 		t.Fatalf("%+v", cs[1])
 	}
+	for in, verb := range map[string]string{"reset chl(to.r) seqnum(9)": "RESET", "RESOLVE CHANNEL(TO.R) ACTION(COMMIT)": "RESOLVE"} {
+		if c, err := ParseOne(in); err != nil || c.Verb != verb || c.Type != "CHANNEL" || c.Name != "TO.R" || len(c.Attrs) != 1 {
+			t.Fatalf("%q: %+v %v", in, c, err)
+		}
+	}
 	if c, _ := ParseOne("DEFINE QLOCAL('lower.case')"); c.Name != "lower.case" {
 		t.Fatalf("quoted name folded: %q", c.Name)
 	}
@@ -42,7 +47,7 @@ func TestParse(t *testing.T) {
 
 func FuzzParse(f *testing.F) {
 	for _, s := range []string{"DEFINE QLOCAL(IN) MAXDEPTH(5) DESCR('x''y') REPLACE", "DIS QS(*)", "ALTER QMGR DEADQ(DLQ)",
-		"DISPLAY CONN", "x(", "'", "A B(C) +\nD(E)", "* c\n\nDELETE QLOCAL(Q) PURGE"} {
+		"DISPLAY CONN", "x(", "'", "A B(C) +\nD(E)", "* c\n\nDELETE QLOCAL(Q) PURGE", "RESET CHL(TO.R) SEQNUM(7)", "RESOLVE CHANNEL(TO.R) ACTION(BACKOUT)"} {
 		f.Add(s)
 	}
 	f.Fuzz(func(t *testing.T, s string) {

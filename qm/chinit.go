@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/qmgr/qmgr/lockfree"
+	"github.com/qmgr/qmgr/mq"
 )
 
 // The channel initiator is a child process of its member (the same binary,
@@ -147,4 +148,11 @@ func (m *Member) stopChinit(sig syscall.Signal, wait time.Duration) bool {
 		<-exited
 	}
 	return true
+}
+
+// Connect is a connection through this member for the channel commands
+// that work on queues (mqsc.ChannelEnv).
+func (m *Member) Connect() (*mq.Conn, error) {
+	g := m.g.Config()
+	return mq.Connect(mq.ConnectOptions{Group: g.Name, QMgr: m.cfg.Name, DataDir: g.DataDir, CFDir: g.CFDir})
 }
