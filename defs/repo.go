@@ -66,7 +66,12 @@ func Open(dataDir string, create bool) (*Repo, error) {
 	} else {
 		f.Close()
 	}
-	dsn := "file:" + path + "?_pragma=journal_mode(WAL)&_pragma=busy_timeout(10000)&_pragma=synchronous(NORMAL)"
+	// synchronous(FULL): in WAL mode a commit syncs the WAL before it
+	// returns, so a definition a command reported made survives a power
+	// cut (NORMAL syncs only at checkpoints: a lost DEFINE QLOCAL would
+	// make recovery drop that queue's persistent messages). Every
+	// connection of both pools gets these pragmas when it opens.
+	dsn := "file:" + path + "?_pragma=journal_mode(WAL)&_pragma=busy_timeout(10000)&_pragma=synchronous(FULL)"
 	db, err := sql.Open("sqlite", dsn+"&_txlock=immediate")
 	if err != nil {
 		return nil, fmt.Errorf("defs: open %s: %w", path, err)
