@@ -129,6 +129,10 @@ func reasonFor(err error) Reason {
 		return RCPriorityError
 	case errors.Is(err, shm.ErrPermission), errors.Is(err, defs.ErrPermission):
 		return RCNotAuthorized
+	case errors.Is(err, logbuf.ErrBufferLost):
+		// Before shm.ErrFault, which it wraps: the member's log buffer
+		// (not a CF structure) lost its pages; connect again.
+		return RCConnectionBroken
 	case errors.Is(err, shm.ErrFault), errors.Is(err, shm.ErrTruncated), errors.Is(err, lockfree.ErrCorrupt), errors.Is(err, lockfree.ErrStructureFailed):
 		return RCCFStructFailed
 	case errors.Is(err, group.ErrNoGroup), errors.Is(err, shm.ErrNotFound):

@@ -156,10 +156,20 @@ func (m *Member) logOpsInFlight(start uint64) (uint64, []inFlightOp, func(), err
 			continue // not a log buffer, or being created
 		}
 		bufs = append(bufs, b)
-		for _, f := range b.InFlight() {
+		// A buffer whose pages are gone fails the backup: the units of
+		// work it names cannot be known (its member replaces it).
+		fl, err := b.InFlight()
+		if err != nil {
+			return 0, nil, closeAll, err
+		}
+		for _, f := range fl {
 			ops = append(ops, inFlightOp{b, f})
 		}
-		if k := b.OldestUOW(); k != 0 && k < from {
+		k, err := b.OldestUOW()
+		if err != nil {
+			return 0, nil, closeAll, err
+		}
+		if k != 0 && k < from {
 			from = k
 		}
 	}

@@ -180,11 +180,10 @@ type Member struct {
 
 	watch *recovery.Watcher
 
-	// The recovery log, and the buffer and consumer through which
+	// The recovery log, and the consumer of the buffer through which
 	// connections hand it records (log.go); set by Start, closed last by
 	// shutdown.
 	rlog  *rlog.Log
-	lbuf  *logbuf.Buffer
 	lcons *logbuf.Consumer
 	// The run loop's own: what it watches, and the heartbeats it last saw.
 	peerW     map[int]peerKey

@@ -48,6 +48,36 @@
 // freed it, if the new consumer started in the moment between that check
 // and the write (a window of one copy of at most half a ring).
 //
+// # A buffer file truncated, removed or damaged
+//
+// Every access to the mapping is guarded (shm.BeginGuard): a file
+// truncated under it makes the access fail instead of killing the
+// process with SIGBUS. A producer whose access faults fails with
+// ErrBufferLost from then on, which means for its records not yet durable
+// what ErrConsumerGone means: their outcome is unknown (the application
+// connects again). Buffer.InFlight and OldestUOW fail with it too (a
+// backup cannot know the units of work of that buffer).
+//
+// The consumer checks its file every 100 ms when idle (one fstat) and
+// after every fault. Finding it truncated or removed, it replaces it
+// (replace): it bumps the old buffer's generation where the old pages
+// still answer, so its producers stop, then puts a new, empty buffer of
+// the configured geometry in its place in one step (shm.Recreate: a
+// temporary file renamed over the name, so an application attaching
+// finds the old file or the new one, whole), and logs what it dropped.
+// Records the old buffer's producers had published and the consumer had
+// not taken are lost; none was reported durable. Records already handed
+// to the log are still made durable, but their producers are no longer
+// told, as when a consumer dies.
+//
+// Start (the member's way in) replaces a buffer file it cannot use: one
+// shorter than a header or than its header says, with a damaged header or
+// another layout version (shm errors), or whose pages fault while the
+// previous consumer's records are taken over. One of another geometry
+// than configured is taken over (what is published in it is logged) and
+// then replaced. A damaged file's records cannot be trusted: the member's
+// log says it dropped them.
+//
 // # Layout
 //
 // The data area of the shm structure (kind KindLogBuffer), little-endian:

@@ -17,9 +17,13 @@ var (
 	ErrConfig       = errors.New("logbuf: invalid configuration")
 	ErrNoRing       = errors.New("logbuf: every ring of the member's log buffer is claimed")
 	ErrConsumerGone = errors.New("logbuf: the member's log writer is gone (the outcome of the records not yet durable is unknown)")
-	ErrLogFailed    = errors.New("logbuf: the member's recovery log failed")
-	ErrReleased     = errors.New("logbuf: ring released")
-	ErrType         = errors.New("logbuf: record type 0 is reserved")
+	// ErrBufferLost: the buffer's file was truncated under its mapping
+	// (a memory fault on it); the member replaces it. For the records
+	// not yet durable it means what ErrConsumerGone means.
+	ErrBufferLost = errors.New("logbuf: the member's log buffer was truncated or damaged while mapped (the outcome of the records not yet durable is unknown; connect again)")
+	ErrLogFailed  = errors.New("logbuf: the member's recovery log failed")
+	ErrReleased   = errors.New("logbuf: ring released")
+	ErrType       = errors.New("logbuf: record type 0 is reserved")
 )
 
 const layoutVersion = 1
@@ -118,15 +122,28 @@ func ringsOffset(rings uint64) uint64 {
 // Create creates the member's log buffer, or attaches the one a previous
 // run of the member left (with the geometry it has).
 func Create(cfg Config) (*Buffer, error) {
-	if err := cfg.Validate(); err != nil {
+	o, err := createOptions(cfg)
+	if err != nil {
 		return nil, err
+	}
+	m, _, err := shm.Create(o)
+	if err != nil {
+		return nil, fmt.Errorf("logbuf: create %s: %w", cfg.Member, err)
+	}
+	return open(m)
+}
+
+// createOptions are the shm options of cfg's buffer.
+func createOptions(cfg Config) (shm.CreateOptions, error) {
+	if err := cfg.Validate(); err != nil {
+		return shm.CreateOptions{}, err
 	}
 	dir := Dir(cfg.CFDir)
 	if err := shm.MkdirGroup(dir); err != nil {
-		return nil, fmt.Errorf("logbuf: %w", err)
+		return shm.CreateOptions{}, fmt.Errorf("logbuf: %w", err)
 	}
 	rings, size := uint64(cfg.Rings), uint64(cfg.RingSize)
-	m, _, err := shm.Create(shm.CreateOptions{
+	return shm.CreateOptions{
 		Dir: dir, Name: cfg.Member, Kind: shm.KindLogBuffer, Version: layoutVersion,
 		Size: shm.HeaderSize + ringsOffset(rings) + rings*size,
 		Init: func(mem shm.Mem) error {
@@ -134,11 +151,7 @@ func Create(cfg Config) (*Buffer, error) {
 			atomic.StoreUint64(mem.U64(hRingSize), size)
 			return nil
 		},
-	})
-	if err != nil {
-		return nil, fmt.Errorf("logbuf: create %s: %w", cfg.Member, err)
-	}
-	return open(m)
+	}, nil
 }
 
 // Attach maps the log buffer of member.
@@ -152,9 +165,16 @@ func Attach(cfDir, member string) (*Buffer, error) {
 
 func open(m *shm.Mapping) (*Buffer, error) {
 	mem := m.Mem()
-	b := &Buffer{m: m, mem: mem, rings: atomic.LoadUint64(mem.U64(hRings)), size: atomic.LoadUint64(mem.U64(hRingSize))}
+	b := &Buffer{m: m, mem: mem}
+	if err := shm.Guard(func() error {
+		b.rings, b.size = atomic.LoadUint64(mem.U64(hRings)), atomic.LoadUint64(mem.U64(hRingSize))
+		return nil
+	}); err != nil {
+		m.Close()
+		return nil, fmt.Errorf("logbuf: %s: %w", m.Path(), err)
+	}
 	b.ringsOff = ringsOffset(b.rings)
-	if b.rings == 0 || b.size < MinRingSize || b.size&(b.size-1) != 0 || b.ringsOff+b.rings*b.size > mem.Len() {
+	if b.rings == 0 || b.rings > 1<<20 || b.size < MinRingSize || b.size&(b.size-1) != 0 || b.size > 1<<30 || b.ringsOff+b.rings*b.size > mem.Len() {
 		m.Close()
 		return nil, fmt.Errorf("logbuf: %s: %w: %d rings of %d bytes in %d", m.Path(), shm.ErrCorrupt, b.rings, b.size, mem.Len())
 	}
@@ -163,6 +183,21 @@ func open(m *shm.Mapping) (*Buffer, error) {
 
 // Close unmaps the buffer.
 func (b *Buffer) Close() error { return b.m.Close() }
+
+// Check fails when the buffer's file became shorter than its mapping
+// (touching the lost pages would fault) or was removed.
+func (b *Buffer) Check() error { return b.m.Check() }
+
+// Path is the buffer's file.
+func (b *Buffer) Path() string { return b.m.Path() }
+
+// lostErr turns the ErrFault of a guarded access into ErrBufferLost.
+func lostErr(err error) error {
+	if errors.Is(err, shm.ErrFault) && !errors.Is(err, ErrBufferLost) {
+		return fmt.Errorf("%w: %w", ErrBufferLost, err)
+	}
+	return err
+}
 
 func (b *Buffer) u64(off uint64) *uint64 { return b.mem.U64(off) }
 func (b *Buffer) u32(off uint64) *uint32 { return b.mem.U32(off) }
@@ -193,10 +228,25 @@ type Producer struct {
 	tag   uint64
 	head  uint64 // the producer's copy of the ring's head
 	freed bool
+	lost  error // the mapping faulted: every later use fails with it
+}
+
+// faulted records a fault of a guarded access (deferred after
+// shm.EndGuard, which turned it into ErrFault in *err): the producer's
+// mapping lost its pages, and every later use fails.
+func (p *Producer) faulted(err *error) {
+	if *err != nil && errors.Is(*err, shm.ErrFault) {
+		*err = lostErr(*err)
+		if p.lost == nil {
+			p.lost = *err
+		}
+	}
 }
 
 // Claim takes a free ring for the connection with owner tag tag.
-func (b *Buffer) Claim(tag uint64) (*Producer, error) {
+func (b *Buffer) Claim(tag uint64) (_ *Producer, err error) {
+	defer func() { err = lostErr(err) }()
+	defer shm.EndGuard(shm.BeginGuard(), &err)
 	cons, gen := b.consumer()
 	if gen == 0 || !procid.Alive(cons) {
 		return nil, ErrConsumerGone
@@ -218,6 +268,9 @@ func (p *Producer) Ring() int { return int(p.i) }
 // quickCheck fails when the ring was released, the log failed, or
 // another consumer took over: three loads, for every Append.
 func (p *Producer) quickCheck() error {
+	if p.lost != nil {
+		return p.lost
+	}
 	if p.freed {
 		return ErrReleased
 	}
@@ -244,7 +297,9 @@ func (p *Producer) check() error {
 
 // Append publishes a record whose payload is the concatenation of parts
 // and returns the position Wait needs to learn it is durable.
-func (p *Producer) Append(typ uint8, parts ...[]byte) (uint64, error) {
+func (p *Producer) Append(typ uint8, parts ...[]byte) (_ uint64, err error) {
+	defer p.faulted(&err)
+	defer shm.EndGuard(shm.BeginGuard(), &err)
 	if typ == 0 {
 		return 0, ErrType
 	}
@@ -340,7 +395,9 @@ func (p *Producer) waitSpace(n uint64) error {
 }
 
 // Wait blocks until every record up to position pos is durable.
-func (p *Producer) Wait(pos uint64) error {
+func (p *Producer) Wait(pos uint64) (err error) {
+	defer p.faulted(&err)
+	defer shm.EndGuard(shm.BeginGuard(), &err)
 	durable := p.b.u64(p.rh + rDurable)
 	low := p.b.u32(p.rh + rDurable) // the futex word: the durable position's low half
 	waiting := p.b.u32(p.rh + rWaiting)
@@ -376,20 +433,38 @@ func (p *Producer) Wait(pos uint64) error {
 // outside syncpoint); EndVisible its end. A fuzzy backup waits for the
 // operations marked when it starts (InFlight), so that every record with
 // an LRSN below its start has its effect in the CF when it scans.
-func (p *Producer) BeginVisible() { atomic.AddUint64(p.b.u64(p.rh+rVisible), 1) }
+// A fault of the mapping is remembered and reported by the producer's
+// next Append or Wait.
+func (p *Producer) BeginVisible() { p.bumpVisible() }
 
 // EndVisible ends what BeginVisible began.
-func (p *Producer) EndVisible() { atomic.AddUint64(p.b.u64(p.rh+rVisible), 1) }
+func (p *Producer) EndVisible() { p.bumpVisible() }
+
+func (p *Producer) bumpVisible() {
+	var err error
+	defer p.faulted(&err)
+	defer shm.EndGuard(shm.BeginGuard(), &err)
+	atomic.AddUint64(p.b.u64(p.rh+rVisible), 1)
+}
 
 // SetUOW records the key of the producer's unit of work with persistent
 // work (0: none). Keys come from the LRSN counter when the unit of work
 // begins, so every record of it has a greater LRSN: a fuzzy backup
 // replays from the oldest key it finds (OldestUOW).
-func (p *Producer) SetUOW(key uint64) { atomic.StoreUint64(p.b.u64(p.rh+rUOW), key) }
+// A fault of the mapping is remembered as BeginVisible's is.
+func (p *Producer) SetUOW(key uint64) {
+	var err error
+	defer p.faulted(&err)
+	defer shm.EndGuard(shm.BeginGuard(), &err)
+	atomic.StoreUint64(p.b.u64(p.rh+rUOW), key)
+}
 
 // OldestUOW is the smallest unit-of-work key of the claimed rings (0:
-// none).
-func (b *Buffer) OldestUOW() uint64 {
+// none). It fails with ErrBufferLost when the buffer's pages are gone:
+// the keys cannot be known.
+func (b *Buffer) OldestUOW() (_ uint64, err error) {
+	defer func() { err = lostErr(err) }()
+	defer shm.EndGuard(shm.BeginGuard(), &err)
 	oldest := uint64(0)
 	for i := range b.rings {
 		rh := b.ring(i)
@@ -400,7 +475,7 @@ func (b *Buffer) OldestUOW() uint64 {
 			oldest = k
 		}
 	}
-	return oldest
+	return oldest, nil
 }
 
 // InFlight is an operation between BeginVisible and EndVisible.
@@ -410,8 +485,11 @@ type InFlight struct {
 	seq   uint64
 }
 
-// InFlight lists the operations in flight now.
-func (b *Buffer) InFlight() []InFlight {
+// InFlight lists the operations in flight now. It fails with
+// ErrBufferLost when the buffer's pages are gone.
+func (b *Buffer) InFlight() (_ []InFlight, err error) {
+	defer func() { err = lostErr(err) }()
+	defer shm.EndGuard(shm.BeginGuard(), &err)
 	var out []InFlight
 	for i := range b.rings {
 		rh := b.ring(i)
@@ -422,22 +500,33 @@ func (b *Buffer) InFlight() []InFlight {
 			}
 		}
 	}
-	return out
+	return out, nil
 }
 
 // Ended reports whether operation f has ended (its ring moved on, or was
-// freed or claimed by another connection).
-func (b *Buffer) Ended(f InFlight) bool {
+// freed or claimed by another connection). An operation in a buffer whose
+// pages are gone has ended: its producer fails at its next access.
+func (b *Buffer) Ended(f InFlight) (ended bool) {
+	var err error
+	defer func() {
+		if err != nil {
+			ended = true
+		}
+	}()
+	defer shm.EndGuard(shm.BeginGuard(), &err)
 	rh := b.ring(uint64(f.Ring))
 	return atomic.LoadUint64(b.u64(rh+rVisible)) != f.seq || atomic.LoadUint64(b.u64(rh+rOwner)) != f.Owner+1
 }
 
 // Release waits until the consumer has taken everything published, then
 // frees the ring. The producer cannot be used afterwards.
-func (p *Producer) Release() error {
-	if p.freed {
+func (p *Producer) Release() (err error) {
+	if p.freed || p.lost != nil {
+		p.freed = true
 		return nil
 	}
+	defer p.faulted(&err)
+	defer shm.EndGuard(shm.BeginGuard(), &err)
 	for atomic.LoadUint64(p.b.u64(p.rh+rTail)) < p.head {
 		if err := p.check(); err != nil {
 			break // a new consumer frees the ring
