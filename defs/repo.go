@@ -14,6 +14,7 @@ import (
 	_ "modernc.org/sqlite" // the database/sql driver "sqlite"
 
 	"github.com/qmgr/qmgr/shm"
+	"github.com/qmgr/qmgr/vfs"
 )
 
 // Sentinel errors.
@@ -42,7 +43,7 @@ type Repo struct {
 func Open(dataDir string, create bool) (*Repo, error) {
 	path := filepath.Join(dataDir, FileName)
 	if create {
-		if err := shm.MkdirGroup(dataDir); err != nil {
+		if err := vfs.MkdirDurableWith(vfs.OS(), dataDir, shm.MkdirGroup); err != nil {
 			return nil, permErr(path, err)
 		}
 		// Create the file ourselves so it gets owner/group permissions;
@@ -53,6 +54,12 @@ func Open(dataDir string, create bool) (*Repo, error) {
 		}
 		if st, err := f.Stat(); err == nil && st.Size() == 0 {
 			f.Chmod(shm.FileMode) // undo the umask for a new file
+			// The new database's name survives a power cut (SQLite syncs
+			// the directory for its WAL, not for the main file).
+			if err := vfs.SyncParent(vfs.OS(), path); err != nil {
+				f.Close()
+				return nil, permErr(path, err)
+			}
 		}
 		f.Close()
 	} else if _, err := os.Stat(path); err != nil {

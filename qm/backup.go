@@ -15,6 +15,7 @@ import (
 	"github.com/qmgr/qmgr/recovery/backup"
 	"github.com/qmgr/qmgr/recovery/logbuf"
 	"github.com/qmgr/qmgr/recovery/plog"
+	"github.com/qmgr/qmgr/vfs"
 )
 
 // ErrBackupRunning: another backup of the structure is being taken.
@@ -207,7 +208,7 @@ func lockBackup(data, name string) (func(), error) {
 // dies.
 func lockIn(data, name, file, what string, flags int) (func(), error) {
 	dir := backup.Dir(data, name)
-	if err := os.MkdirAll(dir, 0o755); err != nil {
+	if err := vfs.MkdirDurable(vfs.OS(), dir); err != nil { // the backups' directory
 		return nil, err
 	}
 	f, err := os.OpenFile(filepath.Join(dir, file), os.O_RDWR|os.O_CREATE, 0o644)

@@ -16,6 +16,7 @@ import (
 	"github.com/qmgr/qmgr/recovery/plog"
 	"github.com/qmgr/qmgr/recovery/replay"
 	"github.com/qmgr/qmgr/recovery/rlog"
+	"github.com/qmgr/qmgr/vfs"
 )
 
 // LogDir is where member name keeps its recovery log.
@@ -247,6 +248,8 @@ func (m *Member) pruneBackups(name string) {
 	for _, b := range list[min(backupsKept, len(list)):] {
 		if err := os.Remove(b.Path); err != nil {
 			m.log.Warn("delete an old backup", "path", b.Path, "err", err)
+		} else if err := vfs.SyncParent(vfs.OS(), b.Path); err != nil {
+			m.log.Warn("sync the backup directory after deleting an old backup", "path", b.Path, "err", err)
 		}
 		m.repo.Update(func(tx *defs.Tx) error { return tx.Delete(defs.TypeBackup, defs.BackupName(name, b.Start)) })
 	}

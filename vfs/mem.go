@@ -59,6 +59,9 @@ type Mem struct {
 
 type memDir struct {
 	cur, durable map[string]*inode
+	// named: the directory's own name in its parent survives a crash
+	// (its parent was synced since it was created; the root always).
+	named bool
 }
 
 type inode struct {
@@ -98,6 +101,7 @@ func (m *Mem) Crash(torn bool) {
 	defer m.mu.Unlock()
 	m.down = true
 	m.gen++
+	m.forgetUnnamedDirs()
 	seen := map[*inode]bool{}
 	for _, d := range m.dirs {
 		d.cur = clone(d.durable)
@@ -137,6 +141,23 @@ func (m *Mem) Crash(torn bool) {
 	for in := range seen {
 		in.size = int64(len(in.data))
 		m.used += in.size
+	}
+}
+
+// forgetUnnamedDirs drops, as a crash does, every directory whose name
+// never reached the disk, with everything below it.
+func (m *Mem) forgetUnnamedDirs() {
+	paths := make([]string, 0, len(m.dirs))
+	for p := range m.dirs {
+		paths = append(paths, p)
+	}
+	sort.Slice(paths, func(i, j int) bool { return len(paths[i]) < len(paths[j]) })
+	for _, p := range paths {
+		parent := filepath.Dir(p)
+		_, parentKept := m.dirs[parent]
+		if !m.dirs[p].named || parent != p && !parentKept {
+			delete(m.dirs, p)
+		}
 	}
 }
 
@@ -186,7 +207,7 @@ func (m *Mem) MkdirAll(dir string) error {
 	}
 	for d := filepath.Clean(dir); ; d = filepath.Dir(d) {
 		if _, ok := m.dirs[d]; !ok {
-			m.dirs[d] = &memDir{cur: map[string]*inode{}, durable: map[string]*inode{}}
+			m.dirs[d] = &memDir{cur: map[string]*inode{}, durable: map[string]*inode{}, named: d == filepath.Dir(d)}
 		}
 		if d == filepath.Dir(d) {
 			return nil
@@ -305,7 +326,22 @@ func (m *Mem) SyncDir(dir string) error {
 		return fmt.Errorf("vfs: sync directory %s: %w", dir, ErrNotExist)
 	}
 	d.durable = clone(d.cur)
+	for p, sub := range m.dirs {
+		if p != filepath.Clean(dir) && filepath.Dir(p) == filepath.Clean(dir) {
+			sub.named = true
+		}
+	}
 	return nil
+}
+
+func (m *Mem) IsDir(name string) (bool, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.down {
+		return false, fmt.Errorf("vfs: stat %s: %w", name, ErrDown)
+	}
+	_, ok := m.dirs[filepath.Clean(name)]
+	return ok, nil
 }
 
 type memFile struct {

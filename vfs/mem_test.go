@@ -42,7 +42,9 @@ func content(t *testing.T, fsys FS, name string) []byte {
 
 func TestMemCrashKeepsOnlySynced(t *testing.T) {
 	m := NewMem(1)
-	m.MkdirAll("/d")
+	if err := MkdirDurable(m, "/d"); err != nil {
+		t.Fatal(err)
+	}
 	synced := mustCreate(t, m, "/d/synced", []byte("durable"), true)
 	mustCreate(t, m, "/d/unsynced", []byte("lost"), false)
 	m.SyncDir("/d")
@@ -73,7 +75,7 @@ func TestMemCrashKeepsOnlySynced(t *testing.T) {
 
 func TestMemTornWriteKeepsSomeSectors(t *testing.T) {
 	m := NewMem(2)
-	m.MkdirAll("/d")
+	MkdirDurable(m, "/d")
 	f := mustCreate(t, m, "/d/f", make([]byte, 64*SectorSize), true)
 	m.SyncDir("/d")
 	f.WriteAt(bytes.Repeat([]byte{1}, 64*SectorSize), 0)
@@ -157,5 +159,70 @@ func TestOS(t *testing.T) {
 	}
 	if names, err := fsys.List(dir + "/none"); err != nil || names != nil {
 		t.Fatalf("listing a missing directory: %v, %v", names, err)
+	}
+}
+
+// TestMemDirectoryNames: a directory's own name is durable only once the
+// directory holding it is synced: a crash before that takes the directory
+// away with every file in it, synced or not. MkdirDurable syncs the
+// parent of every directory it creates; SyncParent makes a file's new
+// name durable.
+func TestMemDirectoryNames(t *testing.T) {
+	m := NewMem(4)
+	if err := m.MkdirAll("/data/log/QM1"); err != nil {
+		t.Fatal(err)
+	}
+	mustCreate(t, m, "/data/log/QM1/seg", []byte("records"), true)
+	if err := m.SyncDir("/data/log/QM1"); err != nil {
+		t.Fatal(err)
+	}
+	m.Crash(false)
+	m.Restart()
+	if ok, _ := m.IsDir("/data"); ok {
+		t.Fatal("a directory whose parent was never synced survived a crash")
+	}
+	if _, err := m.Open("/data/log/QM1/seg"); err == nil {
+		t.Fatal("a file in a directory whose name was never synced survived a crash")
+	}
+
+	if err := MkdirDurable(m, "/data/log/QM1"); err != nil {
+		t.Fatal(err)
+	}
+	mustCreate(t, m, "/data/log/QM1/seg", []byte("records"), true)
+	if err := SyncParent(m, "/data/log/QM1/seg"); err != nil {
+		t.Fatal(err)
+	}
+	// Created after the parent's sync: not durable.
+	if err := m.MkdirAll("/data/backup"); err != nil {
+		t.Fatal(err)
+	}
+	m.Crash(false)
+	m.Restart()
+	if got := content(t, m, "/data/log/QM1/seg"); string(got) != "records" {
+		t.Fatalf("after MkdirDurable and SyncParent: %q", got)
+	}
+	if ok, _ := m.IsDir("/data/backup"); ok {
+		t.Fatal("a directory created after its parent's last sync survived a crash")
+	}
+	if ok, err := m.IsDir("/data/log/QM1/seg"); ok || err != nil {
+		t.Fatalf("IsDir of a file: %v, %v", ok, err)
+	}
+}
+
+// TestMkdirDurableOS: the helper on the real file system creates every
+// missing level and leaves existing ones alone.
+func TestMkdirDurableOS(t *testing.T) {
+	dir := t.TempDir()
+	if err := MkdirDurable(OS(), dir+"/a/b/c"); err != nil {
+		t.Fatal(err)
+	}
+	if ok, err := OS().IsDir(dir + "/a/b/c"); !ok || err != nil {
+		t.Fatalf("IsDir: %v, %v", ok, err)
+	}
+	if err := MkdirDurable(OS(), dir+"/a/b/c"); err != nil {
+		t.Fatalf("again: %v", err)
+	}
+	if ok, err := OS().IsDir(dir + "/none"); ok || err != nil {
+		t.Fatalf("IsDir of nothing: %v, %v", ok, err)
 	}
 }

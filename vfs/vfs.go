@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"path/filepath"
 	"sort"
 
 	"golang.org/x/sys/unix"
@@ -36,8 +37,53 @@ type FS interface {
 	List(dir string) ([]string, error)
 	MkdirAll(dir string) error
 	// SyncDir makes the creations, renames and removals in dir so far
-	// survive a crash.
+	// survive a crash (directories created in dir included).
 	SyncDir(dir string) error
+	// IsDir reports whether a directory exists at name (false and no
+	// error when nothing does).
+	IsDir(name string) (bool, error)
+}
+
+// SyncParent makes the creation, rename or removal of name survive a
+// crash: it syncs the directory holding it. Syncing a file does not make
+// its name durable, nor does syncing a new directory make the directory's
+// own name durable; every caller that needs a name to outlive a power cut
+// (log segments, backups, the directories holding them) goes through
+// here or MkdirDurable.
+func SyncParent(fsys FS, name string) error {
+	return fsys.SyncDir(filepath.Dir(filepath.Clean(name)))
+}
+
+// MkdirDurable creates dir and the missing directories above it, and
+// makes each one it created survive a crash (SyncParent, from the top
+// down). Directories that existed are left alone.
+func MkdirDurable(fsys FS, dir string) error {
+	return MkdirDurableWith(fsys, dir, fsys.MkdirAll)
+}
+
+// MkdirDurableWith is MkdirDurable creating the directories with mkdir,
+// which creates dir and its missing parents (with the modes it wants).
+func MkdirDurableWith(fsys FS, dir string, mkdir func(dir string) error) error {
+	var created []string // missing now, the deepest first
+	for d := filepath.Clean(dir); ; d = filepath.Dir(d) {
+		ok, err := fsys.IsDir(d)
+		if err != nil {
+			return fmt.Errorf("vfs: create %s: %w", dir, err)
+		}
+		if ok || d == filepath.Dir(d) {
+			break
+		}
+		created = append(created, d)
+	}
+	if err := mkdir(dir); err != nil {
+		return err
+	}
+	for i := len(created) - 1; i >= 0; i-- {
+		if err := SyncParent(fsys, created[i]); err != nil {
+			return fmt.Errorf("vfs: create %s: %w", dir, err)
+		}
+	}
+	return nil
 }
 
 // File is an open file. Reads and writes are positional, so one File may
@@ -93,6 +139,17 @@ func (osFS) List(dir string) ([]string, error) {
 	}
 	sort.Strings(names)
 	return names, nil
+}
+
+func (osFS) IsDir(name string) (bool, error) {
+	st, err := os.Stat(name)
+	if errors.Is(err, os.ErrNotExist) {
+		return false, nil
+	}
+	if err != nil {
+		return false, err
+	}
+	return st.IsDir(), nil
 }
 
 func (osFS) SyncDir(dir string) error {

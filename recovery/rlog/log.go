@@ -166,7 +166,9 @@ func Open(cfg Config) (*Log, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
-	if err := cfg.FS.MkdirAll(cfg.Dir); err != nil {
+	// The directory's name (and its parents' it creates) must survive a
+	// power cut as the segments in it must.
+	if err := vfs.MkdirDurable(cfg.FS, cfg.Dir); err != nil {
 		return nil, fmt.Errorf("rlog: create %s: %w", cfg.Dir, err)
 	}
 	l := &Log{cfg: cfg, next: 1, exited: make(chan struct{}), zeros: make([]byte, fillStep)}
@@ -378,7 +380,7 @@ func (l *Log) prepare(seq uint64) (vfs.File, error) {
 	if err := f.Sync(); err != nil {
 		return fail(err)
 	}
-	if err := l.cfg.FS.SyncDir(l.cfg.Dir); err != nil {
+	if err := vfs.SyncParent(l.cfg.FS, path); err != nil {
 		return fail(err)
 	}
 	return f, nil
@@ -714,7 +716,7 @@ func (l *Log) Release(before uint64) (int, error) {
 	}
 	fsys := l.cfg.FS
 	if l.cfg.ArchiveDir != "" {
-		if err := fsys.MkdirAll(l.cfg.ArchiveDir); err != nil {
+		if err := vfs.MkdirDurable(fsys, l.cfg.ArchiveDir); err != nil {
 			return 0, fmt.Errorf("rlog: archive directory: %w", err)
 		}
 	}
