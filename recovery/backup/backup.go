@@ -167,7 +167,6 @@ func (w *Writer) Abort() {
 	os.Remove(w.tmp)
 }
 
-
 // Decode checks a whole backup file's bytes and returns its description
 // and messages. It never panics; damage is ErrCorrupt.
 func Decode(b []byte) (Info, []plog.Record, error) {
