@@ -18,7 +18,15 @@
 // operation fails: the crashed program's goroutines that still run reach
 // nothing. A Fault hook sees every
 // operation first and can fail it, write only part of a buffer (a short
-// write), or refuse space (a full disk, also reachable through a capacity).
+// write), or refuse space (a full disk, also reachable through a capacity);
+// a sync it fails with ErrSyncedAnyway reaches the disk all the same (after
+// a failed fdatasync the data may be there or not).
+//
+// Space: File.Allocate reserves a range (fallocate(2)); writes there never
+// run out of space. Mem counts what files take against its capacity as a
+// file system does: bytes written or allocated, not the holes of a file
+// grown by Truncate, whose writes need space then; an Allocate that does
+// not fit fails whole.
 //
 // Both implement FS; nothing here interprets file contents.
 //

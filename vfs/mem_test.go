@@ -226,3 +226,74 @@ func TestMkdirDurableOS(t *testing.T) {
 		t.Fatalf("IsDir of nothing: %v, %v", ok, err)
 	}
 }
+
+// TestMemAllocate: space reserved with Allocate is there for writes when
+// the disk is full; a file grown with Truncate is sparse, and writing its
+// holes needs space; an Allocate that does not fit fails whole; freeing a
+// file gives its space back; what a crash keeps is what was synced.
+func TestMemAllocate(t *testing.T) {
+	m := NewMem(5)
+	MkdirDurable(m, "/d")
+	m.SetCapacity(10000)
+	seg, _ := m.Create("/d/seg")
+	if err := seg.Allocate(0, 8000); err != nil {
+		t.Fatal(err)
+	}
+	if sz, _ := seg.Size(); sz != 8000 || m.Used() != 8000 {
+		t.Fatalf("size %d, used %d after allocating 8000", sz, m.Used())
+	}
+	next, _ := m.Create("/d/next")
+	if err := next.Allocate(0, 8000); !errors.Is(err, ErrNoSpace) {
+		t.Fatalf("allocate past the capacity: %v", err)
+	}
+	if m.Used() != 8000 {
+		t.Fatalf("a failed allocation took space: %d", m.Used())
+	}
+	sparse, _ := m.Create("/d/sparse")
+	if err := sparse.Truncate(8000); err != nil {
+		t.Fatalf("a sparse grow needs no space: %v", err)
+	}
+	if n, err := sparse.WriteAt(make([]byte, 3000), 0); n != 2000 || !errors.Is(err, ErrNoSpace) {
+		t.Fatalf("writing the holes of a sparse file on a full disk: %d, %v", n, err)
+	}
+	// The disk is full now; the reserved segment still takes writes.
+	if n, err := seg.WriteAt(bytes.Repeat([]byte{1}, 8000), 0); n != 8000 || err != nil {
+		t.Fatalf("write into reserved space on a full disk: %d, %v", n, err)
+	}
+	if err := seg.Sync(); err != nil {
+		t.Fatal(err)
+	}
+	m.Remove("/d/sparse")
+	if err := next.Allocate(0, 2000); err != nil {
+		t.Fatalf("allocate after space was freed: %v", err)
+	}
+	m.SyncDir("/d")
+	m.Crash(false)
+	m.Restart()
+	// next's allocation was never synced: gone with its size.
+	if m.Used() != 8000 {
+		t.Fatalf("used after crash: %d", m.Used())
+	}
+	if got := content(t, m, "/d/seg"); len(got) != 8000 || got[7999] != 1 {
+		t.Fatalf("reserved and synced segment after crash: %d bytes", len(got))
+	}
+}
+
+func TestOSAllocate(t *testing.T) {
+	f, err := OS().Create(t.TempDir() + "/f")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	err = f.Allocate(0, 1<<20)
+	if errors.Is(err, ErrNotSupported) {
+		t.Logf("the test directory's file system cannot reserve space: %v", err)
+		return
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	if sz, _ := f.Size(); sz != 1<<20 {
+		t.Fatalf("size %d after allocating 1 MiB", sz)
+	}
+}

@@ -21,6 +21,8 @@ var (
 	ErrClosed   = errors.New("vfs: file closed")
 	ErrInjected = errors.New("vfs: injected fault")
 	ErrDown     = errors.New("vfs: crashed (Mem.Restart brings it back)")
+	// ErrNotSupported: the file system cannot reserve space (Allocate).
+	ErrNotSupported = fmt.Errorf("vfs: space reservation not supported: %w", unix.EOPNOTSUPP)
 )
 
 // FS is a file system: a tree of directories holding files.
@@ -94,6 +96,11 @@ type File interface {
 	// Sync makes everything written so far survive a crash (fdatasync).
 	Sync() error
 	Truncate(size int64) error
+	// Allocate reserves the disk space of [off, off+n), growing the file
+	// to off+n when it is shorter (fallocate(2) mode 0): writes there
+	// cannot fail for want of space. It fails with an error matching
+	// ErrNotSupported where the file system cannot reserve space.
+	Allocate(off, n int64) error
 	Size() (int64, error)
 	Close() error
 }
@@ -184,6 +191,21 @@ func (o osFile) Sync() error {
 			return fmt.Errorf("vfs: fdatasync %s: %w", o.f.Name(), err)
 		}
 		return nil
+	}
+}
+
+func (o osFile) Allocate(off, n int64) error {
+	for {
+		err := unix.Fallocate(int(o.f.Fd()), 0, off, n)
+		switch {
+		case err == nil:
+			return nil
+		case err == unix.EINTR:
+			continue
+		case err == unix.EOPNOTSUPP:
+			return fmt.Errorf("%w: %s", ErrNotSupported, o.f.Name())
+		}
+		return fmt.Errorf("vfs: fallocate %s: %w", o.f.Name(), err)
 	}
 }
 

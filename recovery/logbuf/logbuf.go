@@ -21,12 +21,20 @@ var (
 	// (a memory fault on it); the member replaces it. For the records
 	// not yet durable it means what ErrConsumerGone means.
 	ErrBufferLost = errors.New("logbuf: the member's log buffer was truncated or damaged while mapped (the outcome of the records not yet durable is unknown; connect again)")
-	ErrLogFailed  = errors.New("logbuf: the member's recovery log failed")
-	ErrReleased   = errors.New("logbuf: ring released")
-	ErrType       = errors.New("logbuf: record type 0 is reserved")
+	// ErrLogFailed: a record of the ring was not logged and never will be
+	// (the member's recovery log failed: a full disk, a failed write), or
+	// the log refuses records now. The error says why. The log writes
+	// again by itself once it can.
+	ErrLogFailed = errors.New("logbuf: the member's recovery log failed")
+	// ErrLogUncertain: a write of the member's log holding a record of
+	// the ring failed and could not be sealed off: the record may or may
+	// not be durable. Errors wrapping it wrap ErrLogFailed too.
+	ErrLogUncertain = errors.New("logbuf: a write of the member's recovery log failed: the outcome of a record is unknown")
+	ErrReleased     = errors.New("logbuf: ring released")
+	ErrType         = errors.New("logbuf: record type 0 is reserved")
 )
 
-const layoutVersion = 1
+const layoutVersion = 2 // 2: the log's status at 48 and 256, ring failure words
 
 // Header and ring header offsets; see the package documentation.
 const (
@@ -36,20 +44,34 @@ const (
 	hStart        = 24
 	hGen          = 32
 	hFailed       = 40
+	hStatusSeq    = 48
+	hFailures     = 56
 	hWork         = 64
 	hSleeping     = 68
 	hSpaceFutex   = 192
 	hSpaceWaiters = 196
-	ringHdrs      = 256
+	hSince        = 256
+	hLastFailure  = 264
+	hReasonLen    = 272
+	hReserveLen   = 274
+	hReason       = 280
+	maxReason     = 480
+	hReserve      = 760
+	maxReserve    = 248
+	ringHdrs      = 1024
 	ringHdrSize   = 256
 	rOwner        = 0
 	rGen          = 8
 	rVisible      = 16
 	rUOW          = 24
 	rHead         = 64
+	rFailAck      = 72
+	rResumeAt     = 80
 	rTail         = 128
 	rDurable      = 192
 	rWaiting      = 200
+	rFailed       = 208
+	rUncertain    = 216
 
 	recHdr   = 8
 	flagMore = 1
@@ -219,16 +241,19 @@ func putRecHdr(b []byte, n uint32, typ, flags uint8) {
 
 // Producer is a connection's ring: one goroutine at a time may use it.
 type Producer struct {
-	b     *Buffer
-	i     uint64
-	rh    uint64 // ring header offset
-	data  []byte
-	gen   uint64
-	cons  procid.ID
-	tag   uint64
-	head  uint64 // the producer's copy of the ring's head
-	freed bool
-	lost  error // the mapping faulted: every later use fails with it
+	b    *Buffer
+	i    uint64
+	rh   uint64 // ring header offset
+	data []byte
+	gen  uint64
+	cons procid.ID
+	tag  uint64
+	head uint64 // the producer's copy of the ring's head
+	// The ring's failure counts the producer has reported (rFailed,
+	// rUncertain).
+	failSeen, uncSeen uint64
+	freed             bool
+	lost              error // the mapping faulted: every later use fails with it
 }
 
 // faulted records a fault of a guarded access (deferred after
@@ -255,8 +280,15 @@ func (b *Buffer) Claim(tag uint64) (_ *Producer, err error) {
 		rh := b.ring(i)
 		if atomic.CompareAndSwapUint64(b.u64(rh+rOwner), 0, tag+1) {
 			atomic.StoreUint64(b.u64(rh+rGen), gen)
-			return &Producer{b: b, i: i, rh: rh, data: b.data(i), gen: gen, cons: cons, tag: tag,
-				head: atomic.LoadUint64(b.u64(rh + rHead))}, nil
+			p := &Producer{b: b, i: i, rh: rh, data: b.data(i), gen: gen, cons: cons, tag: tag,
+				head: atomic.LoadUint64(b.u64(rh + rHead))}
+			// Failures of an earlier producer's records are not this
+			// one's: acknowledged (the consumer drops what that producer
+			// published after its failure).
+			p.uncSeen = atomic.LoadUint64(b.u64(rh + rUncertain))
+			p.failSeen = atomic.LoadUint64(b.u64(rh + rFailed))
+			p.acknowledge()
+			return p, nil
 		}
 	}
 	return nil, ErrNoRing
@@ -265,8 +297,8 @@ func (b *Buffer) Claim(tag uint64) (_ *Producer, err error) {
 // Ring is the index of the producer's ring.
 func (p *Producer) Ring() int { return int(p.i) }
 
-// quickCheck fails when the ring was released, the log failed, or
-// another consumer took over: three loads, for every Append.
+// quickCheck fails when the ring was released or its pages are gone, or
+// another consumer took over: two loads, for every piece.
 func (p *Producer) quickCheck() error {
 	if p.lost != nil {
 		return p.lost
@@ -274,13 +306,40 @@ func (p *Producer) quickCheck() error {
 	if p.freed {
 		return ErrReleased
 	}
-	if atomic.LoadUint64(p.b.u64(hFailed)) != 0 {
-		return ErrLogFailed
-	}
 	if atomic.LoadUint64(p.b.u64(hGen)) != p.gen {
 		return ErrConsumerGone
 	}
 	return nil
+}
+
+// failures fails, once per failure, when a record the producer published
+// was not logged (ErrLogFailed) or its outcome is unknown
+// (ErrLogUncertain). It acknowledges the failure: the consumer drops
+// whatever the producer published before this call and did not take yet
+// (the rest of the failed work: a commit record after a put record that
+// failed must never be logged), and logs what it publishes after.
+func (p *Producer) failures() error {
+	f := atomic.LoadUint64(p.b.u64(p.rh + rFailed))
+	if f == p.failSeen {
+		return nil
+	}
+	u := atomic.LoadUint64(p.b.u64(p.rh + rUncertain))
+	p.failSeen = f
+	p.acknowledge()
+	if u != p.uncSeen {
+		p.uncSeen = u
+		return fmt.Errorf("%w (%w): %s", ErrLogUncertain, ErrLogFailed, p.b.reason())
+	}
+	return fmt.Errorf("%w: %s", ErrLogFailed, p.b.reason())
+}
+
+// acknowledge tells the consumer that the producer knows of the ring's
+// failures up to failSeen and that its records from head on follow that
+// knowledge: the position first, then the count (the consumer loads them
+// the other way round).
+func (p *Producer) acknowledge() {
+	atomic.StoreUint64(p.b.u64(p.rh+rResumeAt), p.head)
+	atomic.StoreUint64(p.b.u64(p.rh+rFailAck), p.failSeen)
 }
 
 // check is quickCheck and whether the consumer's process lives (which
@@ -305,6 +364,13 @@ func (p *Producer) Append(typ uint8, parts ...[]byte) (_ uint64, err error) {
 	}
 	if err := p.quickCheck(); err != nil {
 		return 0, err
+	}
+	if err := p.failures(); err != nil {
+		return 0, err
+	}
+	if atomic.LoadUint64(p.b.u64(hFailed)) != 0 {
+		// The log refuses records now: fail at once, with its reason.
+		return 0, fmt.Errorf("%w: %s", ErrLogFailed, p.b.reason())
 	}
 	total := 0
 	for _, part := range parts {
@@ -403,11 +469,17 @@ func (p *Producer) Wait(pos uint64) (err error) {
 	waiting := p.b.u32(p.rh + rWaiting)
 	lastFull := time.Now()
 	for {
+		// The durable position first, then the failure count: the
+		// consumer counts a failure before it stores a durable position
+		// past the failed record.
 		d := atomic.LoadUint64(durable)
+		if err := p.failures(); err != nil {
+			return err
+		}
 		if d >= pos {
 			return nil
 		}
-		// Three loads each time; the consumer's process, which reads
+		// A few loads each time; the consumer's process, which reads
 		// /proc, now and then.
 		err := p.quickCheck()
 		if err == nil && time.Since(lastFull) > 20*time.Millisecond {
@@ -416,12 +488,15 @@ func (p *Producer) Wait(pos uint64) (err error) {
 		if err != nil {
 			// The consumer may have stored the position and gone since.
 			if atomic.LoadUint64(durable) >= pos && !errors.Is(err, ErrReleased) {
+				if ferr := p.failures(); ferr != nil {
+					return ferr
+				}
 				return nil
 			}
 			return err
 		}
 		atomic.StoreUint32(waiting, 1)
-		if atomic.LoadUint64(durable) == d && atomic.LoadUint64(p.b.u64(hFailed)) == 0 {
+		if atomic.LoadUint64(durable) == d && atomic.LoadUint64(p.b.u64(p.rh+rFailed)) == p.failSeen {
 			shm.FutexWait(low, uint32(d), 50*time.Millisecond)
 		}
 		atomic.StoreUint32(waiting, 0)
@@ -542,4 +617,100 @@ func (p *Producer) Release() (err error) {
 	atomic.StoreUint64(p.b.u64(p.rh+rUOW), 0)
 	atomic.CompareAndSwapUint64(p.b.u64(p.rh+rOwner), p.tag+1, 0)
 	return nil
+}
+
+// LogStatus is what the member's recovery log is doing, as its consumer
+// last published it in the buffer.
+type LogStatus struct {
+	Failed      bool      // the log refuses records now
+	Since       time.Time // when it failed (Failed)
+	Failures    uint64    // failures since the consumer started
+	LastFailure time.Time // the latest (zero: none)
+	Reason      string    // why it is failed, or why it failed last
+	ReserveErr  string    // why the next segment is not reserved ("" when it is)
+	Consumer    procid.ID // the member's process
+}
+
+// LogStatus reads the log's status (a consistent copy: it retries while
+// the consumer writes it). It fails with ErrBufferLost when the buffer's
+// pages are gone.
+func (b *Buffer) LogStatus() (st LogStatus, err error) {
+	defer func() { err = lostErr(err) }()
+	defer shm.EndGuard(shm.BeginGuard(), &err)
+	for {
+		seq := atomic.LoadUint64(b.u64(hStatusSeq))
+		if seq&1 == 0 {
+			st = b.readStatus()
+			if atomic.LoadUint64(b.u64(hStatusSeq)) == seq {
+				return st, nil
+			}
+		}
+		time.Sleep(time.Microsecond)
+	}
+}
+
+// readStatus reads the status words (the caller checks the sequence).
+func (b *Buffer) readStatus() LogStatus {
+	st := LogStatus{Failed: atomic.LoadUint64(b.u64(hFailed)) != 0, Failures: atomic.LoadUint64(b.u64(hFailures))}
+	st.Consumer, _ = b.consumer()
+	if ns := atomic.LoadUint64(b.u64(hSince)); ns != 0 {
+		st.Since = time.Unix(0, int64(ns))
+	}
+	if ns := atomic.LoadUint64(b.u64(hLastFailure)); ns != 0 {
+		st.LastFailure = time.Unix(0, int64(ns))
+	}
+	lens := atomic.LoadUint32(b.u32(hReasonLen))
+	st.Reason = string(b.mem.Bytes(hReason, uint64(min(lens&0xffff, maxReason))))
+	st.ReserveErr = string(b.mem.Bytes(hReserve, uint64(min(lens>>16, maxReserve))))
+	return st
+}
+
+// reason is the log's failure reason for an error, or a generic one.
+func (b *Buffer) reason() string {
+	st, err := b.LogStatus()
+	if err != nil || st.Reason == "" {
+		return "see the member's log"
+	}
+	return st.Reason
+}
+
+// ReadStatus reads the log status member's consumer published in its log
+// buffer in the group's CF directory cfDir.
+func ReadStatus(cfDir, member string) (LogStatus, error) {
+	b, err := Attach(cfDir, member)
+	if err != nil {
+		return LogStatus{}, err
+	}
+	defer b.Close()
+	return b.LogStatus()
+}
+
+// Summary is the status in a few words: "ok", "ok (N failures, last at
+// T: reason)" or "FAILED since T: reason", with a warning when the next
+// segment is not reserved.
+func (st LogStatus) Summary() string {
+	var s string
+	switch {
+	case st.Failed:
+		s = fmt.Sprintf("FAILED since %s: %s", st.Since.Format(time.RFC3339), st.Reason)
+	case st.Failures > 0:
+		s = fmt.Sprintf("ok (failed %d times, last at %s: %s)", st.Failures, st.LastFailure.Format(time.RFC3339), st.Reason)
+	default:
+		s = "ok"
+	}
+	if st.ReserveErr != "" {
+		s += "; next segment not reserved: " + st.ReserveErr
+	}
+	return s
+}
+
+// clip shortens s to at most n bytes, keeping its start and its end (an
+// error's cause is at its end).
+func clip(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	const gap = "..."
+	head := (n - len(gap)) / 2
+	return s[:head] + gap + s[len(s)-(n-len(gap)-head):]
 }
