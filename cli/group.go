@@ -26,6 +26,7 @@ import (
 	"github.com/qmgr/qmgr/group"
 	"github.com/qmgr/qmgr/mq"
 	"github.com/qmgr/qmgr/qm"
+	"github.com/qmgr/qmgr/recovery/logbuf"
 )
 
 // groupFlags are the flags every group command takes.
@@ -178,11 +179,39 @@ type statusReport struct {
 }
 
 type memberStatus struct {
-	Name        string `json:"name"`
-	State       string `json:"state"`
-	Pid         int    `json:"pid"`
-	Incarnation uint64 `json:"incarnation"`
-	Heartbeat   string `json:"heartbeat_age,omitempty"`
+	Name        string     `json:"name"`
+	State       string     `json:"state"`
+	Pid         int        `json:"pid"`
+	Incarnation uint64     `json:"incarnation"`
+	Heartbeat   string     `json:"heartbeat_age,omitempty"`
+	Log         *logStatus `json:"log,omitempty"`
+}
+
+// logStatus is a running member's recovery log, as its log buffer says.
+type logStatus struct {
+	State       string `json:"state"`           // "ok", "failed", or "unknown" (unreadable)
+	Since       string `json:"since,omitempty"` // when it failed (RFC 3339)
+	Reason      string `json:"reason,omitempty"`
+	Failures    uint64 `json:"failures"`
+	LastFailure string `json:"last_failure,omitempty"`
+	Reserve     string `json:"next_segment_not_reserved,omitempty"`
+	text        string // the line `qmgr status` prints
+}
+
+// memberLog reads member's log status from its log buffer.
+func memberLog(cfg group.Config, member string) *logStatus {
+	st, err := logbuf.ReadStatus(cfg.CFDir, member)
+	if err != nil {
+		return &logStatus{State: "unknown", Reason: err.Error(), text: "unknown: " + err.Error()}
+	}
+	ls := &logStatus{State: "ok", Failures: st.Failures, Reason: st.Reason, Reserve: st.ReserveErr, text: st.Summary()}
+	if st.Failed {
+		ls.State, ls.Since = "failed", st.Since.Format(time.RFC3339Nano)
+	}
+	if !st.LastFailure.IsZero() {
+		ls.LastFailure = st.LastFailure.Format(time.RFC3339Nano)
+	}
+	return ls
 }
 
 type structStatus struct {
@@ -242,6 +271,7 @@ func cmdStatus(args []string, out io.Writer) error {
 		}
 		if st == "active" {
 			rep.Active++
+			ms.Log = memberLog(cfg, p.Name)
 		}
 		rep.Members = append(rep.Members, ms)
 	}
@@ -270,6 +300,9 @@ func cmdStatus(args []string, out io.Writer) error {
 		fmt.Fprintf(out, "group %s (CF %s, data %s): %d active\n", rep.Group, rep.CFDir, rep.DataDir, rep.Active)
 		for _, m := range rep.Members {
 			fmt.Fprintf(out, "  member %-12s %-10s pid %-7d incarnation %d %s\n", m.Name, m.State, m.Pid, m.Incarnation, m.Heartbeat)
+			if m.Log != nil {
+				fmt.Fprintf(out, "    recovery log: %s\n", m.Log.text)
+			}
 		}
 		for _, s := range rep.Structures {
 			fmt.Fprintf(out, "  structure %-9s %5d MiB  entries %d/%d  connections %d %s\n", s.Name, s.SizeMB, s.Used, s.Entries, s.Owners, s.Problems)

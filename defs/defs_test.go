@@ -1,6 +1,8 @@
 package defs
 
 import (
+	"context"
+	"database/sql"
 	"errors"
 	"fmt"
 	"os"
@@ -145,4 +147,47 @@ func TestConcurrentProcesses(t *testing.T) {
 		}
 		return nil
 	})
+}
+
+// TestSynchronousFull: a commit of the repository must reach the disk
+// before it returns (synchronous=FULL in WAL mode syncs the WAL at every
+// commit; NORMAL does not, and a power cut loses the last DEFINEs). Every
+// connection of both pools must run with it, in WAL mode.
+func TestSynchronousFull(t *testing.T) {
+	r, err := Open(t.TempDir(), true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	for name, db := range map[string]*sql.DB{"write": r.db, "read": r.rdb} {
+		// Hold several connections at once so the pragma is seen on more
+		// than the pool's first connection.
+		var conns []*sql.Conn
+		for range 3 {
+			c, err := db.Conn(context.Background())
+			if err != nil {
+				t.Fatal(err)
+			}
+			conns = append(conns, c)
+		}
+		for i, c := range conns {
+			var sync int
+			if err := c.QueryRowContext(context.Background(), "PRAGMA synchronous").Scan(&sync); err != nil {
+				t.Fatal(err)
+			}
+			if sync != 2 {
+				t.Errorf("%s pool, connection %d: PRAGMA synchronous = %d, want 2 (FULL)", name, i, sync)
+			}
+			var mode string
+			if err := c.QueryRowContext(context.Background(), "PRAGMA journal_mode").Scan(&mode); err != nil {
+				t.Fatal(err)
+			}
+			if mode != "wal" {
+				t.Errorf("%s pool, connection %d: journal_mode = %q, want wal", name, i, mode)
+			}
+		}
+		for _, c := range conns {
+			c.Close()
+		}
+	}
 }

@@ -5,7 +5,12 @@
 //
 // Every member and application opens the same database at once. It runs in
 // WAL mode with a busy timeout, so readers never block and writers queue;
-// every change is one transaction. After a change the caller bumps the
+// every change is one transaction (Update; nothing writes outside one but
+// the idempotent schema creation at open). Every connection runs with
+// synchronous=FULL: a commit syncs the WAL before it returns, so a change
+// a command reported made survives a power cut. (With NORMAL a power cut
+// could drop a recent DEFINE, and structure recovery would then discard
+// the persistent messages of a queue it no longer knows.) After a change the caller bumps the
 // definitions counter in the admin structure (group.CounterDefs) so that
 // processes caching definitions refresh them.
 //

@@ -14,6 +14,7 @@ import (
 	_ "modernc.org/sqlite" // the database/sql driver "sqlite"
 
 	"github.com/qmgr/qmgr/shm"
+	"github.com/qmgr/qmgr/vfs"
 )
 
 // Sentinel errors.
@@ -44,7 +45,7 @@ type Repo struct {
 func Open(dataDir string, create bool) (*Repo, error) {
 	path := filepath.Join(dataDir, FileName)
 	if create {
-		if err := shm.MkdirGroup(dataDir); err != nil {
+		if err := vfs.MkdirDurableWith(vfs.OS(), dataDir, shm.MkdirGroup); err != nil {
 			return nil, permErr(path, err)
 		}
 		// Create the file ourselves so it gets owner/group permissions;
@@ -55,6 +56,12 @@ func Open(dataDir string, create bool) (*Repo, error) {
 		}
 		if st, err := f.Stat(); err == nil && st.Size() == 0 {
 			f.Chmod(shm.FileMode) // undo the umask for a new file
+			// The new database's name survives a power cut (SQLite syncs
+			// the directory for its WAL, not for the main file).
+			if err := vfs.SyncParent(vfs.OS(), path); err != nil {
+				f.Close()
+				return nil, permErr(path, err)
+			}
 		}
 		f.Close()
 	} else if _, err := os.Stat(path); err != nil {
@@ -68,7 +75,12 @@ func Open(dataDir string, create bool) (*Repo, error) {
 	} else {
 		f.Close()
 	}
-	dsn := "file:" + path + "?_pragma=journal_mode(WAL)&_pragma=busy_timeout(10000)&_pragma=synchronous(NORMAL)"
+	// synchronous(FULL): in WAL mode a commit syncs the WAL before it
+	// returns, so a definition a command reported made survives a power
+	// cut (NORMAL syncs only at checkpoints: a lost DEFINE QLOCAL would
+	// make recovery drop that queue's persistent messages). Every
+	// connection of both pools gets these pragmas when it opens.
+	dsn := "file:" + path + "?_pragma=journal_mode(WAL)&_pragma=busy_timeout(10000)&_pragma=synchronous(FULL)"
 	db, err := sql.Open("sqlite", dsn+"&_txlock=immediate")
 	if err != nil {
 		return nil, fmt.Errorf("defs: open %s: %w", path, err)

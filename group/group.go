@@ -10,6 +10,7 @@ import (
 
 	"github.com/qmgr/qmgr/lockfree"
 	"github.com/qmgr/qmgr/shm"
+	"github.com/qmgr/qmgr/vfs"
 )
 
 // Sentinel errors.
@@ -139,7 +140,8 @@ func Open(cfg Config, create bool) (*Group, error) {
 	g := &Group{cfg: cfg, apps: map[string]*lockfree.Structure{}}
 	var err error
 	if create {
-		if err := shm.MkdirGroup(cfg.DataDir); err != nil {
+		// On disk: the data directory's name must survive a power cut.
+		if err := vfs.MkdirDurableWith(vfs.OS(), cfg.DataDir, shm.MkdirGroup); err != nil {
 			return nil, fmt.Errorf("group %s: data directory: %w", cfg.Name, err)
 		}
 		g.admin, _, err = lockfree.Create(lockfree.CreateOptions{Dir: cfg.CFDir, Name: shm.AdminStructure, Kind: shm.KindAdmin,

@@ -109,7 +109,7 @@ func connect(g *group.Group, repo *defs.Repo, name string) (*Conn, error) {
 	c.peer = peer
 	admin, err := g.Admin().RegisterLabel(group.ConnLabel(peer.Slot, peer.Incarnation))
 	if err != nil {
-		return fail(RCQMgrNotAvailable, fmt.Errorf("no free connection slot: %w", err))
+		return fail(connectReason(err), fmt.Errorf("no free connection slot: %w", err))
 	}
 	admin.SetRevocable(true)
 	c.admin = admin

@@ -19,6 +19,7 @@ const (
 	RCNone                    Reason = 0
 	RCBackedOut               Reason = 2003 // the unit of work was backed out
 	RCConnectionBroken        Reason = 2009 // the member died or the connection was ended
+	RCMaxConnsLimitReached    Reason = 2025 // every connection slot of the group is taken
 	RCMsgTooBigForQ           Reason = 2030
 	RCNoMsgAvailable          Reason = 2033
 	RCNotAuthorized           Reason = 2035
@@ -42,7 +43,7 @@ const (
 )
 
 var reasonNames = map[Reason]string{
-	RCNone: "none", RCBackedOut: "backed out", RCConnectionBroken: "connection broken", RCMsgTooBigForQ: "message too big for queue",
+	RCNone: "none", RCBackedOut: "backed out", RCConnectionBroken: "connection broken", RCMaxConnsLimitReached: "maximum connections reached", RCMsgTooBigForQ: "message too big for queue",
 	RCNoMsgAvailable: "no message available", RCNotAuthorized: "not authorised", RCObjectInUse: "object in use",
 	RCPriorityError: "priority error", RCQFull: "queue full", RCQMgrNotAvailable: "queue manager not available",
 	RCUnknownObjectName: "unknown object name", RCQMgrStopping: "queue manager stopping", RCStorageMediumFull: "CF structure full",
@@ -94,6 +95,7 @@ var (
 	ErrQMgrUnavailable  = &Error{Reason: RCQMgrNotAvailable}
 	ErrResourceProblem  = &Error{Reason: RCResourceProblem}
 	ErrBackedOut        = &Error{Reason: RCBackedOut}
+	ErrMaxConns         = &Error{Reason: RCMaxConnsLimitReached}
 )
 
 // ReasonOf returns the reason code of err (RCNone for nil).
@@ -127,6 +129,10 @@ func reasonFor(err error) Reason {
 		return RCPriorityError
 	case errors.Is(err, shm.ErrPermission), errors.Is(err, defs.ErrPermission):
 		return RCNotAuthorized
+	case errors.Is(err, logbuf.ErrBufferLost):
+		// Before shm.ErrFault, which it wraps: the member's log buffer
+		// (not a CF structure) lost its pages; connect again.
+		return RCConnectionBroken
 	case errors.Is(err, shm.ErrFault), errors.Is(err, shm.ErrTruncated), errors.Is(err, lockfree.ErrCorrupt), errors.Is(err, lockfree.ErrStructureFailed):
 		return RCCFStructFailed
 	case errors.Is(err, group.ErrNoGroup), errors.Is(err, shm.ErrNotFound):
@@ -137,6 +143,16 @@ func reasonFor(err error) Reason {
 		return RCResourceProblem
 	}
 	return RCUnexpectedError
+}
+
+// connectReason is the reason of a connect whose registration in the
+// group's connection table failed: every slot taken is MQRC 2025, not
+// the member's absence.
+func connectReason(err error) Reason {
+	if errors.Is(err, lockfree.ErrNoOwnerSlot) {
+		return RCMaxConnsLimitReached
+	}
+	return RCQMgrNotAvailable
 }
 
 func wrap(op string, err error) error {

@@ -12,6 +12,7 @@ import (
 	"github.com/qmgr/qmgr/defs"
 	"github.com/qmgr/qmgr/group"
 	"github.com/qmgr/qmgr/lockfree"
+	"github.com/qmgr/qmgr/recovery/logbuf"
 )
 
 // Sentinel errors of command execution (besides ErrSyntax).
@@ -732,11 +733,38 @@ func displayGroup(env Env, c Command) ([]Result, error) {
 		if p.Heartbeat != 0 && p.State.Running() {
 			hb = time.Since(time.Unix(0, p.Heartbeat)).Round(time.Millisecond).String()
 		}
-		out = append(out, Result{Header: "AMQ8200I: Display group details.", Attrs: []KV{
+		attrs := []KV{
 			{"QMNAME", p.Name}, {"QSGNAME", env.Group().Config().Name}, {"STATUS", state}, {"PID", int64(p.Process.Pid)},
-			{"INCARNATION", int64(p.Incarnation)}, {"HEARTBEAT", hb}, {"PORT", int64(p.Port)}, {"GENPORT", int64(p.GenericPort)}}})
+			{"INCARNATION", int64(p.Incarnation)}, {"HEARTBEAT", hb}, {"PORT", int64(p.Port)}, {"GENPORT", int64(p.GenericPort)}}
+		if state == "ACTIVE" {
+			attrs = append(attrs, logAttrs(env.Group().Config().CFDir, p.Name)...)
+		}
+		out = append(out, Result{Header: "AMQ8200I: Display group details.", Attrs: attrs})
 	}
 	return out, nil
+}
+
+// logAttrs are a running member's recovery log attributes: LOGSTATUS
+// (OK, FAILED, or UNKNOWN when its log buffer cannot be read), LOGFAILS
+// (failures since the member started), LOGREASON (why it is failed, or
+// why it failed last) and LOGSINCE (when it failed).
+func logAttrs(cfDir, member string) []KV {
+	st, err := logbuf.ReadStatus(cfDir, member)
+	if err != nil {
+		return []KV{{"LOGSTATUS", "UNKNOWN"}, {"LOGREASON", err.Error()}}
+	}
+	kv := []KV{{"LOGSTATUS", "OK"}, {"LOGFAILS", int64(st.Failures)}}
+	if st.Failed {
+		kv[0].Value = "FAILED"
+		kv = append(kv, KV{"LOGSINCE", st.Since.Format(time.RFC3339)})
+	}
+	if st.Reason != "" {
+		kv = append(kv, KV{"LOGREASON", st.Reason})
+	}
+	if st.ReserveErr != "" {
+		kv = append(kv, KV{"LOGRESERVE", st.ReserveErr})
+	}
+	return kv
 }
 
 func displayConns(env Env, c Command) ([]Result, error) {

@@ -16,6 +16,7 @@ import (
 	"github.com/qmgr/qmgr/recovery/backup"
 	"github.com/qmgr/qmgr/recovery/logbuf"
 	"github.com/qmgr/qmgr/recovery/plog"
+	"github.com/qmgr/qmgr/vfs"
 )
 
 // ErrBackupRunning: another backup of the structure is being taken.
@@ -157,10 +158,20 @@ func (m *Member) logOpsInFlight(start uint64) (uint64, []inFlightOp, func(), err
 			continue // not a log buffer, or being created
 		}
 		bufs = append(bufs, b)
-		for _, f := range b.InFlight() {
+		// A buffer whose pages are gone fails the backup: the units of
+		// work it names cannot be known (its member replaces it).
+		fl, err := b.InFlight()
+		if err != nil {
+			return 0, nil, closeAll, err
+		}
+		for _, f := range fl {
 			ops = append(ops, inFlightOp{b, f})
 		}
-		if k := b.OldestUOW(); k != 0 && k < from {
+		k, err := b.OldestUOW()
+		if err != nil {
+			return 0, nil, closeAll, err
+		}
+		if k != 0 && k < from {
 			from = k
 		}
 	}
@@ -220,7 +231,7 @@ func lockBackup(data, name string) (func(), error) {
 // dies.
 func lockIn(data, name, file, what string, flags int) (func(), error) {
 	dir := backup.Dir(data, name)
-	if err := os.MkdirAll(dir, 0o755); err != nil {
+	if err := vfs.MkdirDurable(vfs.OS(), dir); err != nil { // the backups' directory
 		return nil, err
 	}
 	f, err := os.OpenFile(filepath.Join(dir, file), os.O_RDWR|os.O_CREATE, 0o644)

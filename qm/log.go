@@ -16,6 +16,7 @@ import (
 	"github.com/qmgr/qmgr/recovery/plog"
 	"github.com/qmgr/qmgr/recovery/replay"
 	"github.com/qmgr/qmgr/recovery/rlog"
+	"github.com/qmgr/qmgr/vfs"
 )
 
 // LogDir is where member name keeps its recovery log.
@@ -52,22 +53,20 @@ func (m *Member) startLog() error {
 	if err != nil {
 		return fmt.Errorf("recovery log: %w", err)
 	}
-	b, err := logbuf.Create(logbuf.Config{CFDir: m.g.Config().CFDir, Member: m.cfg.Name, Rings: m.cfg.LogRings, RingSize: m.cfg.LogRingSize})
+	// A damaged buffer file, or one of another layout or geometry, is
+	// replaced (and the member's log says what was dropped).
+	c, err := logbuf.Start(logbuf.Config{CFDir: m.g.Config().CFDir, Member: m.cfg.Name, Rings: m.cfg.LogRings, RingSize: m.cfg.LogRingSize}, l,
+		func(format string, args ...any) { m.log.Error(fmt.Sprintf(format, args...)) })
 	if err != nil {
 		l.Close()
 		return fmt.Errorf("log buffer: %w", err)
 	}
-	c, err := logbuf.NewConsumer(b, l, func(format string, args ...any) { m.log.Error(fmt.Sprintf(format, args...)) })
-	if err != nil {
-		b.Close()
-		l.Close()
-		return fmt.Errorf("log buffer: %w", err)
-	}
-	m.rlog, m.lbuf, m.lcons = l, b, c
+	m.rlog, m.lcons = l, c
 	return nil
 }
 
-// stopLog logs what connections published and closes the log.
+// stopLog logs what connections published and closes the log (the
+// consumer unmaps the buffer).
 func (m *Member) stopLog() {
 	if m.lcons != nil {
 		m.lcons.Close()
@@ -78,10 +77,6 @@ func (m *Member) stopLog() {
 			m.log.Error("recovery log", "err", err)
 		}
 		m.rlog = nil
-	}
-	if m.lbuf != nil {
-		m.lbuf.Close()
-		m.lbuf = nil
 	}
 }
 
@@ -279,6 +274,8 @@ func (m *Member) pruneBackups(name string) {
 	for _, b := range list[min(backupsKept, len(list)):] {
 		if err := os.Remove(b.Path); err != nil {
 			m.log.Warn("delete an old backup", "path", b.Path, "err", err)
+		} else if err := vfs.SyncParent(vfs.OS(), b.Path); err != nil {
+			m.log.Warn("sync the backup directory after deleting an old backup", "path", b.Path, "err", err)
 		}
 		m.repo.Update(func(tx *defs.Tx) error { return tx.Delete(defs.TypeBackup, defs.BackupName(name, b.Start)) })
 	}

@@ -84,8 +84,11 @@ type Config struct {
 	UOWMaxAge time.Duration
 	// LogRings and LogRingSize size the log buffer through which the
 	// member's connections hand it their log records: how many
-	// connections can log at once (default 128) and each one's ring
-	// (default 128 KiB).
+	// connections can log at once (default group.MaxConnections: every
+	// connection the member can have, each with a persistent unit of work
+	// open) and each one's ring (default 32 KiB; a record larger than
+	// half of it travels in pieces). A buffer of another geometry left by
+	// an earlier run is replaced at start.
 	LogRings, LogRingSize int
 }
 
@@ -125,10 +128,10 @@ func (c *Config) Validate() error {
 		c.Logger = slog.Default()
 	}
 	if c.LogRings == 0 {
-		c.LogRings = 128
+		c.LogRings = group.MaxConnections
 	}
 	if c.LogRingSize == 0 {
-		c.LogRingSize = 128 << 10
+		c.LogRingSize = 32 << 10
 	}
 	lc := rlog.Config{Dir: "-", LRSN: &rlog.Counter{}, SegmentSize: c.LogSegmentSize}
 	if err := lc.Validate(); err != nil {
@@ -196,11 +199,10 @@ type Member struct {
 
 	watch *recovery.Watcher
 
-	// The recovery log, and the buffer and consumer through which
+	// The recovery log, and the consumer of the buffer through which
 	// connections hand it records (log.go); set by Start, closed last by
 	// shutdown.
 	rlog  *rlog.Log
-	lbuf  *logbuf.Buffer
 	lcons *logbuf.Consumer
 	// The run loop's own: what it watches, and the heartbeats it last saw.
 	peerW     map[int]peerKey

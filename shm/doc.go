@@ -17,7 +17,9 @@
 // to its final name. link fails with EEXIST when another process won the
 // race, in which case the loser discards its file and attaches the winner's.
 // The final name therefore only ever names a complete, initialised
-// structure. A creator killed before the link leaves a temporary file that
+// structure. Recreate, for a structure with a single owner (a member's
+// log buffer), renames such a file over the existing name instead, so a
+// damaged file is replaced in one step. A creator killed before the link leaves a temporary file that
 // the next Create in that directory removes once its pid is gone.
 //
 // Pages are allocated with fallocate(2) at creation (a full /dev/shm is

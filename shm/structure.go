@@ -264,50 +264,10 @@ func Create(o CreateOptions) (*Mapping, bool, error) {
 	} else if !errors.Is(err, ErrNotFound) {
 		return nil, false, err
 	}
-	if err := MkdirGroup(o.Dir); err != nil {
-		return nil, false, osError("create", o.Dir, err)
-	}
-	cleanStaleTemps(o.Dir, o.Name)
-
-	var rnd [6]byte
-	_, _ = rand.Read(rnd[:])
-	tmp := filepath.Join(o.Dir, fmt.Sprintf(".%s.%d.%s.tmp", o.Name, os.Getpid(), hex.EncodeToString(rnd[:])))
-	f, err := os.OpenFile(tmp, os.O_RDWR|os.O_CREATE|os.O_EXCL, FileMode)
+	s, tmp, err := build(o)
 	if err != nil {
-		return nil, false, osError("create", tmp, err)
+		return nil, false, err
 	}
-	discard := func() { f.Close(); os.Remove(tmp) }
-	_ = f.Chmod(FileMode) // undo the umask: group members must be able to attach
-	if err := unix.Fallocate(int(f.Fd()), 0, 0, int64(o.Size)); err != nil {
-		discard()
-		if errors.Is(err, unix.ENOSPC) {
-			return nil, false, &Error{Op: "create", Path: path, Err: ErrNoSpace, Msg: fmt.Sprintf("%d bytes", o.Size),
-				Hint: "free space in the CF directory's file system (df -h " + o.Dir + ") or create a smaller structure"}
-		}
-		if !errors.Is(err, unix.EOPNOTSUPP) {
-			return nil, false, osError("create", tmp, err)
-		}
-		if err := f.Truncate(int64(o.Size)); err != nil {
-			return nil, false, osError("create", tmp, err)
-		}
-	}
-	hdr := Header{Version: o.Version, Kind: o.Kind, Size: o.Size, Created: time.Now(), DataOff: HeaderSize, Name: o.Name}
-	m, err := mapFile(f, o.Size)
-	if err != nil {
-		discard()
-		return nil, false, &Error{Op: "create", Path: path, Err: ErrNoSpace, Msg: err.Error(), Hint: "free memory or space in " + o.Dir}
-	}
-	s := &Mapping{path: path, hdr: hdr, f: f, m: m}
-	if o.Init != nil {
-		if err := Guard(func() error { return o.Init(s.Mem()) }); err != nil {
-			s.Close()
-			os.Remove(tmp)
-			return nil, false, fmt.Errorf("create %s: initialise: %w", path, err)
-		}
-	}
-	// The header goes in last: until the link below nobody can open the file,
-	// and from the link on it is complete.
-	copy(m[:HeaderSize], encodeHeader(hdr))
 	if err := os.Link(tmp, path); err != nil {
 		s.Close()
 		os.Remove(tmp)
@@ -319,6 +279,80 @@ func Create(o CreateOptions) (*Mapping, bool, error) {
 	}
 	os.Remove(tmp)
 	return s, true, nil
+}
+
+// Recreate creates the structure in place of the file of its name, if
+// there is one, in one step (rename(2)): a process that opens the name
+// finds the old file or the new one, complete. Processes that have the
+// old file mapped keep it. Only the structure's single owner may call it
+// (a member replacing its damaged log buffer); it is not a way to win a
+// creation race.
+func Recreate(o CreateOptions) (*Mapping, error) {
+	o.Size = (o.Size + PageSize - 1) &^ (PageSize - 1)
+	if err := o.Validate(); err != nil {
+		return nil, err
+	}
+	s, tmp, err := build(o)
+	if err != nil {
+		return nil, err
+	}
+	if err := os.Rename(tmp, s.path); err != nil {
+		s.Close()
+		os.Remove(tmp)
+		return nil, osError("recreate", s.path, err)
+	}
+	return s, nil
+}
+
+// build makes a complete, initialised structure file under a temporary
+// name in o.Dir and maps it; the caller gives it its final name.
+func build(o CreateOptions) (*Mapping, string, error) {
+	path := filepath.Join(o.Dir, o.Name)
+	if err := MkdirGroup(o.Dir); err != nil {
+		return nil, "", osError("create", o.Dir, err)
+	}
+	cleanStaleTemps(o.Dir, o.Name)
+
+	var rnd [6]byte
+	_, _ = rand.Read(rnd[:])
+	tmp := filepath.Join(o.Dir, fmt.Sprintf(".%s.%d.%s.tmp", o.Name, os.Getpid(), hex.EncodeToString(rnd[:])))
+	f, err := os.OpenFile(tmp, os.O_RDWR|os.O_CREATE|os.O_EXCL, FileMode)
+	if err != nil {
+		return nil, "", osError("create", tmp, err)
+	}
+	discard := func() { f.Close(); os.Remove(tmp) }
+	_ = f.Chmod(FileMode) // undo the umask: group members must be able to attach
+	if err := unix.Fallocate(int(f.Fd()), 0, 0, int64(o.Size)); err != nil {
+		discard()
+		if errors.Is(err, unix.ENOSPC) {
+			return nil, "", &Error{Op: "create", Path: path, Err: ErrNoSpace, Msg: fmt.Sprintf("%d bytes", o.Size),
+				Hint: "free space in the CF directory's file system (df -h " + o.Dir + ") or create a smaller structure"}
+		}
+		if !errors.Is(err, unix.EOPNOTSUPP) {
+			return nil, "", osError("create", tmp, err)
+		}
+		if err := f.Truncate(int64(o.Size)); err != nil {
+			return nil, "", osError("create", tmp, err)
+		}
+	}
+	hdr := Header{Version: o.Version, Kind: o.Kind, Size: o.Size, Created: time.Now(), DataOff: HeaderSize, Name: o.Name}
+	m, err := mapFile(f, o.Size)
+	if err != nil {
+		discard()
+		return nil, "", &Error{Op: "create", Path: path, Err: ErrNoSpace, Msg: err.Error(), Hint: "free memory or space in " + o.Dir}
+	}
+	s := &Mapping{path: path, hdr: hdr, f: f, m: m}
+	if o.Init != nil {
+		if err := Guard(func() error { return o.Init(s.Mem()) }); err != nil {
+			s.Close()
+			os.Remove(tmp)
+			return nil, "", fmt.Errorf("create %s: initialise: %w", path, err)
+		}
+	}
+	// The header goes in last: until the caller names the file nobody can
+	// open it, and from then on it is complete.
+	copy(m[:HeaderSize], encodeHeader(hdr))
+	return s, tmp, nil
 }
 
 // Attach maps an existing structure after validating its header. version is

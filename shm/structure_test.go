@@ -406,3 +406,44 @@ func FuzzAttach(f *testing.F) {
 		}
 	})
 }
+
+// TestRecreate: a structure recreated in place of a damaged file is whole
+// under its name at once; a process that had the old file mapped keeps
+// its mapping, and no temporary file is left.
+func TestRecreate(t *testing.T) {
+	dir := t.TempDir()
+	o := CreateOptions{Dir: dir, Name: "LB", Kind: KindLogBuffer, Size: 4 * PageSize, Version: testVersion,
+		Init: func(m Mem) error { atomic.StoreUint64(m.U64(0), 1); return nil }}
+	old, _, err := Create(o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer old.Close()
+	if err := os.Truncate(filepath.Join(dir, "LB"), 100); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := Attach(dir, "LB", testVersion); !errors.Is(err, ErrTruncated) {
+		t.Fatalf("attach of the damaged file: %v", err)
+	}
+	o.Init = func(m Mem) error { atomic.StoreUint64(m.U64(0), 2); return nil }
+	nm, err := Recreate(o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer nm.Close()
+	a, err := Attach(dir, "LB", testVersion)
+	if err != nil {
+		t.Fatalf("attach after Recreate: %v", err)
+	}
+	defer a.Close()
+	if v := atomic.LoadUint64(a.Mem().U64(0)); v != 2 {
+		t.Fatalf("the recreated structure holds %d", v)
+	}
+	if err := old.Check(); !errors.Is(err, ErrTruncated) {
+		t.Fatalf("the old mapping's check: %v", err)
+	}
+	names, _ := os.ReadDir(dir)
+	if len(names) != 1 {
+		t.Fatalf("files left: %v", names)
+	}
+}

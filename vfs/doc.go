@@ -12,11 +12,27 @@
 // unsynced 512-byte sectors of every file (a torn write: a disk writes
 // sectors in any order, and a crash may land between any two). Names
 // follow directory syncs: a file created, renamed or removed since its
-// directory's last SyncDir goes back to how it was. Until Restart, every
+// directory's last SyncDir goes back to how it was, and a directory
+// created since its parent's last SyncDir disappears with everything in
+// it. Until Restart, every
 // operation fails: the crashed program's goroutines that still run reach
 // nothing. A Fault hook sees every
 // operation first and can fail it, write only part of a buffer (a short
-// write), or refuse space (a full disk, also reachable through a capacity).
+// write), or refuse space (a full disk, also reachable through a capacity);
+// a sync it fails with ErrSyncedAnyway reaches the disk all the same (after
+// a failed fdatasync the data may be there or not).
+//
+// Space: File.Allocate reserves a range (fallocate(2)); writes there never
+// run out of space. Mem counts what files take against its capacity as a
+// file system does: bytes written or allocated, not the holes of a file
+// grown by Truncate, whose writes need space then; an Allocate that does
+// not fit fails whole.
 //
 // Both implement FS; nothing here interprets file contents.
+//
+// SyncParent and MkdirDurable are the one way the persistence code makes
+// a name durable: after creating, renaming or removing a file whose
+// existence matters (a log segment, a backup) it syncs the directory
+// holding it, and it creates directories (the data directory, a log's,
+// the backups') so that each one's parent is synced after it appears.
 package vfs

@@ -1,6 +1,7 @@
 package vfs
 
 import (
+	"errors"
 	"fmt"
 	"io"
 	"math/rand/v2"
@@ -23,9 +24,10 @@ const (
 	OpSync
 	OpTruncate
 	OpSyncDir
+	OpAllocate
 )
 
-var opNames = [...]string{"create", "open", "remove", "rename", "read", "write", "sync", "truncate", "syncdir"}
+var opNames = [...]string{"create", "open", "remove", "rename", "read", "write", "sync", "truncate", "syncdir", "allocate"}
 
 func (o Op) String() string {
 	if int(o) < len(opNames) {
@@ -33,6 +35,11 @@ func (o Op) String() string {
 	}
 	return fmt.Sprintf("op(%d)", int(o))
 }
+
+// ErrSyncedAnyway, returned by a Fault hook for OpSync (wrapped or
+// not), makes the sync report that error after making the data durable:
+// a failed fdatasync leaves the data on disk or not, and tests need both.
+var ErrSyncedAnyway = errors.New("vfs: sync failed (but the data reached the disk)")
 
 // Fault is asked before every operation of a Mem. For OpWrite, n is the
 // length of the buffer: returning (k, err) with k < n and a non-nil err
@@ -60,13 +67,18 @@ type Mem struct {
 
 type memDir struct {
 	cur, durable map[string]*inode
+	// named: the directory's own name in its parent survives a crash
+	// (its parent was synced since it was created; the root always).
+	named bool
 }
 
 type inode struct {
 	data   []byte // what reads see
 	synced []byte // what survives a crash
 	dirty  map[int64]bool
-	size   int64 // counted against capacity (len(data))
+	// alloc: the bytes that take space (written or allocated), counted
+	// against the capacity; syncedAlloc: those that survive a crash.
+	alloc, syncedAlloc spans
 }
 
 // NewMem returns an empty Mem whose torn writes are drawn from seed.
@@ -81,8 +93,13 @@ func (m *Mem) SetFault(f Fault) {
 	m.mu.Unlock()
 }
 
-// SetCapacity limits the bytes all files may hold together (0: no limit).
-// A write past it writes what fits and fails with ErrNoSpace.
+// SetCapacity limits the bytes all files may have allocated together (0:
+// no limit). Space is allocated by writes and by Allocate; a file grown
+// by Truncate is sparse (its new part takes no space until written). A
+// write that needs more space than is left writes what fits and fails
+// with ErrNoSpace; an Allocate that needs more fails whole. Lowering the
+// capacity below what is allocated frees nothing: later allocations fail
+// until files are removed or the capacity is raised again.
 func (m *Mem) SetCapacity(n int64) {
 	m.mu.Lock()
 	m.capacity = n
@@ -99,6 +116,7 @@ func (m *Mem) Crash(torn bool) {
 	defer m.mu.Unlock()
 	m.down = true
 	m.gen++
+	m.forgetUnnamedDirs()
 	seen := map[*inode]bool{}
 	for _, d := range m.dirs {
 		d.cur = clone(d.durable)
@@ -131,13 +149,44 @@ func (m *Mem) Crash(torn bool) {
 			}
 			in.data = data
 			in.synced = append([]byte(nil), data...)
+			in.alloc = append(spans(nil), in.syncedAlloc...)
+			if torn {
+				for s := range in.dirty {
+					in.alloc = in.alloc.add(s*SectorSize, (s+1)*SectorSize)
+				}
+			}
+			in.alloc = in.alloc.cut(int64(len(data)))
+			in.syncedAlloc = append(spans(nil), in.alloc...)
 			in.dirty = nil
 		}
 	}
 	m.used = 0
 	for in := range seen {
-		in.size = int64(len(in.data))
-		m.used += in.size
+		m.used += in.alloc.total()
+	}
+}
+
+// Used is the space all files take now (see SetCapacity).
+func (m *Mem) Used() int64 {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return m.used
+}
+
+// forgetUnnamedDirs drops, as a crash does, every directory whose name
+// never reached the disk, with everything below it.
+func (m *Mem) forgetUnnamedDirs() {
+	paths := make([]string, 0, len(m.dirs))
+	for p := range m.dirs {
+		paths = append(paths, p)
+	}
+	sort.Slice(paths, func(i, j int) bool { return len(paths[i]) < len(paths[j]) })
+	for _, p := range paths {
+		parent := filepath.Dir(p)
+		_, parentKept := m.dirs[parent]
+		if !m.dirs[p].named || parent != p && !parentKept {
+			delete(m.dirs, p)
+		}
 	}
 }
 
@@ -187,7 +236,7 @@ func (m *Mem) MkdirAll(dir string) error {
 	}
 	for d := filepath.Clean(dir); ; d = filepath.Dir(d) {
 		if _, ok := m.dirs[d]; !ok {
-			m.dirs[d] = &memDir{cur: map[string]*inode{}, durable: map[string]*inode{}}
+			m.dirs[d] = &memDir{cur: map[string]*inode{}, durable: map[string]*inode{}, named: d == filepath.Dir(d)}
 		}
 		if d == filepath.Dir(d) {
 			return nil
@@ -245,8 +294,8 @@ func (m *Mem) Remove(name string) error {
 		return fmt.Errorf("vfs: remove %s: %w", name, ErrNotExist)
 	}
 	delete(d.cur, base)
-	m.used -= in.size
-	in.size = 0
+	m.used -= in.alloc.total()
+	in.alloc = nil
 	return nil
 }
 
@@ -269,8 +318,8 @@ func (m *Mem) Rename(oldname, newname string) error {
 		return fmt.Errorf("vfs: rename %s: %w", oldname, ErrNotExist)
 	}
 	if old, ok := nd.cur[nb]; ok && old != in {
-		m.used -= old.size
-		old.size = 0
+		m.used -= old.alloc.total()
+		old.alloc = nil
 	}
 	delete(od.cur, ob)
 	nd.cur[nb] = in
@@ -329,7 +378,22 @@ func (m *Mem) SyncDir(dir string) error {
 		return fmt.Errorf("vfs: sync directory %s: %w", dir, ErrNotExist)
 	}
 	d.durable = clone(d.cur)
+	for p, sub := range m.dirs {
+		if p != filepath.Clean(dir) && filepath.Dir(p) == filepath.Clean(dir) {
+			sub.named = true
+		}
+	}
 	return nil
+}
+
+func (m *Mem) IsDir(name string) (bool, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.down {
+		return false, fmt.Errorf("vfs: stat %s: %w", name, ErrDown)
+	}
+	_, ok := m.dirs[filepath.Clean(name)]
+	return ok, nil
 }
 
 type memFile struct {
@@ -374,18 +438,17 @@ func (f *memFile) WriteAt(p []byte, off int64) (int, error) {
 	}
 	n, ferr := f.m.ask(OpWrite, f.name, off, len(p))
 	end := off + int64(n)
-	if grow := end - int64(len(f.in.data)); grow > 0 && f.m.capacity > 0 && f.m.used+grow > f.m.capacity {
-		fit := f.m.capacity - f.m.used + int64(len(f.in.data)) - off
-		n = int(max(0, min(int64(n), fit)))
+	if need := f.in.alloc.missing(off, end); f.m.capacity > 0 && f.m.used+need > f.m.capacity {
+		n = int(f.in.alloc.fit(off, end, max(0, f.m.capacity-f.m.used)))
 		end = off + int64(n)
 		if ferr == nil {
 			ferr = fmt.Errorf("vfs: write %s at %d: %w", f.name, off, ErrNoSpace)
 		}
 	}
+	f.m.used += f.in.alloc.missing(off, end)
+	f.in.alloc = f.in.alloc.add(off, end)
 	if end > int64(len(f.in.data)) {
-		f.m.used += end - int64(len(f.in.data))
 		f.in.data = append(f.in.data, make([]byte, end-int64(len(f.in.data)))...)
-		f.in.size = int64(len(f.in.data))
 	}
 	copy(f.in.data[off:end], p[:n])
 	if f.in.dirty == nil {
@@ -404,11 +467,59 @@ func (f *memFile) Sync() error {
 		return err
 	}
 	if _, err := f.m.ask(OpSync, f.name, 0, 0); err != nil {
+		if !errors.Is(err, ErrSyncedAnyway) {
+			return err
+		}
+		// The sync reports a failure, yet the data reached the disk.
+		defer f.sync()
 		return err
 	}
-	f.in.synced = append(f.in.synced[:0], f.in.data...)
-	f.in.dirty = nil
+	f.sync()
 	return nil
+}
+
+// sync makes the file's data survive a crash (Mem locked).
+func (f *memFile) sync() {
+	f.in.synced = append(f.in.synced[:0], f.in.data...)
+	f.in.syncedAlloc = append(spans(nil), f.in.alloc...)
+	f.in.dirty = nil
+}
+
+// Allocate reserves the space of [off, off+n), growing the file to
+// off+n when it is shorter (with zeros), as fallocate(2) does: writes
+// there never run out of space. It fails whole, with ErrNoSpace, when
+// the capacity does not hold it.
+func (f *memFile) Allocate(off, n int64) error {
+	f.m.mu.Lock()
+	defer f.m.mu.Unlock()
+	if err := f.live(); err != nil {
+		return err
+	}
+	if _, err := f.m.ask(OpAllocate, f.name, off, int(n)); err != nil {
+		return err
+	}
+	need := f.in.alloc.missing(off, off+n)
+	if f.m.capacity > 0 && f.m.used+need > f.m.capacity {
+		return fmt.Errorf("vfs: allocate %d bytes of %s at %d: %w", n, f.name, off, ErrNoSpace)
+	}
+	f.m.used += need
+	f.in.alloc = f.in.alloc.add(off, off+n)
+	if cur := int64(len(f.in.data)); off+n > cur {
+		f.in.data = append(f.in.data, make([]byte, off+n-cur)...)
+		f.markDirty(cur, off+n)
+	}
+	return nil
+}
+
+// markDirty records that the sectors of [from, to) changed since the
+// last Sync.
+func (f *memFile) markDirty(from, to int64) {
+	if f.in.dirty == nil {
+		f.in.dirty = map[int64]bool{}
+	}
+	for s := from / SectorSize; s*SectorSize < to; s++ {
+		f.in.dirty[s] = true
+	}
 }
 
 func (f *memFile) Truncate(size int64) error {
@@ -422,15 +533,14 @@ func (f *memFile) Truncate(size int64) error {
 	}
 	cur := int64(len(f.in.data))
 	if size > cur {
-		if f.m.capacity > 0 && f.m.used+size-cur > f.m.capacity {
-			return fmt.Errorf("vfs: truncate %s to %d: %w", f.name, size, ErrNoSpace)
-		}
+		// A sparse extension: no space until written.
 		f.in.data = append(f.in.data, make([]byte, size-cur)...)
 	} else {
 		f.in.data = f.in.data[:size]
+		f.m.used -= f.in.alloc.total()
+		f.in.alloc = f.in.alloc.cut(size)
+		f.m.used += f.in.alloc.total()
 	}
-	f.m.used += size - cur
-	f.in.size = size
 	// A truncation reaches the disk with the next Sync; until then a crash
 	// keeps the old length, which the dirty sectors model well enough.
 	if f.in.dirty == nil {

@@ -42,7 +42,9 @@ func content(t *testing.T, fsys FS, name string) []byte {
 
 func TestMemCrashKeepsOnlySynced(t *testing.T) {
 	m := NewMem(1)
-	m.MkdirAll("/d")
+	if err := MkdirDurable(m, "/d"); err != nil {
+		t.Fatal(err)
+	}
 	synced := mustCreate(t, m, "/d/synced", []byte("durable"), true)
 	mustCreate(t, m, "/d/unsynced", []byte("lost"), false)
 	m.SyncDir("/d")
@@ -73,7 +75,7 @@ func TestMemCrashKeepsOnlySynced(t *testing.T) {
 
 func TestMemTornWriteKeepsSomeSectors(t *testing.T) {
 	m := NewMem(2)
-	m.MkdirAll("/d")
+	MkdirDurable(m, "/d")
 	f := mustCreate(t, m, "/d/f", make([]byte, 64*SectorSize), true)
 	m.SyncDir("/d")
 	f.WriteAt(bytes.Repeat([]byte{1}, 64*SectorSize), 0)
@@ -157,5 +159,141 @@ func TestOS(t *testing.T) {
 	}
 	if names, err := fsys.List(dir + "/none"); err != nil || names != nil {
 		t.Fatalf("listing a missing directory: %v, %v", names, err)
+	}
+}
+
+// TestMemDirectoryNames: a directory's own name is durable only once the
+// directory holding it is synced: a crash before that takes the directory
+// away with every file in it, synced or not. MkdirDurable syncs the
+// parent of every directory it creates; SyncParent makes a file's new
+// name durable.
+func TestMemDirectoryNames(t *testing.T) {
+	m := NewMem(4)
+	if err := m.MkdirAll("/data/log/QM1"); err != nil {
+		t.Fatal(err)
+	}
+	mustCreate(t, m, "/data/log/QM1/seg", []byte("records"), true)
+	if err := m.SyncDir("/data/log/QM1"); err != nil {
+		t.Fatal(err)
+	}
+	m.Crash(false)
+	m.Restart()
+	if ok, _ := m.IsDir("/data"); ok {
+		t.Fatal("a directory whose parent was never synced survived a crash")
+	}
+	if _, err := m.Open("/data/log/QM1/seg"); err == nil {
+		t.Fatal("a file in a directory whose name was never synced survived a crash")
+	}
+
+	if err := MkdirDurable(m, "/data/log/QM1"); err != nil {
+		t.Fatal(err)
+	}
+	mustCreate(t, m, "/data/log/QM1/seg", []byte("records"), true)
+	if err := SyncParent(m, "/data/log/QM1/seg"); err != nil {
+		t.Fatal(err)
+	}
+	// Created after the parent's sync: not durable.
+	if err := m.MkdirAll("/data/backup"); err != nil {
+		t.Fatal(err)
+	}
+	m.Crash(false)
+	m.Restart()
+	if got := content(t, m, "/data/log/QM1/seg"); string(got) != "records" {
+		t.Fatalf("after MkdirDurable and SyncParent: %q", got)
+	}
+	if ok, _ := m.IsDir("/data/backup"); ok {
+		t.Fatal("a directory created after its parent's last sync survived a crash")
+	}
+	if ok, err := m.IsDir("/data/log/QM1/seg"); ok || err != nil {
+		t.Fatalf("IsDir of a file: %v, %v", ok, err)
+	}
+}
+
+// TestMkdirDurableOS: the helper on the real file system creates every
+// missing level and leaves existing ones alone.
+func TestMkdirDurableOS(t *testing.T) {
+	dir := t.TempDir()
+	if err := MkdirDurable(OS(), dir+"/a/b/c"); err != nil {
+		t.Fatal(err)
+	}
+	if ok, err := OS().IsDir(dir + "/a/b/c"); !ok || err != nil {
+		t.Fatalf("IsDir: %v, %v", ok, err)
+	}
+	if err := MkdirDurable(OS(), dir+"/a/b/c"); err != nil {
+		t.Fatalf("again: %v", err)
+	}
+	if ok, err := OS().IsDir(dir + "/none"); ok || err != nil {
+		t.Fatalf("IsDir of nothing: %v, %v", ok, err)
+	}
+}
+
+// TestMemAllocate: space reserved with Allocate is there for writes when
+// the disk is full; a file grown with Truncate is sparse, and writing its
+// holes needs space; an Allocate that does not fit fails whole; freeing a
+// file gives its space back; what a crash keeps is what was synced.
+func TestMemAllocate(t *testing.T) {
+	m := NewMem(5)
+	MkdirDurable(m, "/d")
+	m.SetCapacity(10000)
+	seg, _ := m.Create("/d/seg")
+	if err := seg.Allocate(0, 8000); err != nil {
+		t.Fatal(err)
+	}
+	if sz, _ := seg.Size(); sz != 8000 || m.Used() != 8000 {
+		t.Fatalf("size %d, used %d after allocating 8000", sz, m.Used())
+	}
+	next, _ := m.Create("/d/next")
+	if err := next.Allocate(0, 8000); !errors.Is(err, ErrNoSpace) {
+		t.Fatalf("allocate past the capacity: %v", err)
+	}
+	if m.Used() != 8000 {
+		t.Fatalf("a failed allocation took space: %d", m.Used())
+	}
+	sparse, _ := m.Create("/d/sparse")
+	if err := sparse.Truncate(8000); err != nil {
+		t.Fatalf("a sparse grow needs no space: %v", err)
+	}
+	if n, err := sparse.WriteAt(make([]byte, 3000), 0); n != 2000 || !errors.Is(err, ErrNoSpace) {
+		t.Fatalf("writing the holes of a sparse file on a full disk: %d, %v", n, err)
+	}
+	// The disk is full now; the reserved segment still takes writes.
+	if n, err := seg.WriteAt(bytes.Repeat([]byte{1}, 8000), 0); n != 8000 || err != nil {
+		t.Fatalf("write into reserved space on a full disk: %d, %v", n, err)
+	}
+	if err := seg.Sync(); err != nil {
+		t.Fatal(err)
+	}
+	m.Remove("/d/sparse")
+	if err := next.Allocate(0, 2000); err != nil {
+		t.Fatalf("allocate after space was freed: %v", err)
+	}
+	m.SyncDir("/d")
+	m.Crash(false)
+	m.Restart()
+	// next's allocation was never synced: gone with its size.
+	if m.Used() != 8000 {
+		t.Fatalf("used after crash: %d", m.Used())
+	}
+	if got := content(t, m, "/d/seg"); len(got) != 8000 || got[7999] != 1 {
+		t.Fatalf("reserved and synced segment after crash: %d bytes", len(got))
+	}
+}
+
+func TestOSAllocate(t *testing.T) {
+	f, err := OS().Create(t.TempDir() + "/f")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	err = f.Allocate(0, 1<<20)
+	if errors.Is(err, ErrNotSupported) {
+		t.Logf("the test directory's file system cannot reserve space: %v", err)
+		return
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	if sz, _ := f.Size(); sz != 1<<20 {
+		t.Fatalf("size %d after allocating 1 MiB", sz)
 	}
 }

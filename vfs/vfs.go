@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"path/filepath"
 	"sort"
 
 	"golang.org/x/sys/unix"
@@ -20,6 +21,8 @@ var (
 	ErrClosed   = errors.New("vfs: file closed")
 	ErrInjected = errors.New("vfs: injected fault")
 	ErrDown     = errors.New("vfs: crashed (Mem.Restart brings it back)")
+	// ErrNotSupported: the file system cannot reserve space (Allocate).
+	ErrNotSupported = fmt.Errorf("vfs: space reservation not supported: %w", unix.EOPNOTSUPP)
 )
 
 // FS is a file system: a tree of directories holding files.
@@ -39,8 +42,53 @@ type FS interface {
 	ListDirs(dir string) ([]string, error)
 	MkdirAll(dir string) error
 	// SyncDir makes the creations, renames and removals in dir so far
-	// survive a crash.
+	// survive a crash (directories created in dir included).
 	SyncDir(dir string) error
+	// IsDir reports whether a directory exists at name (false and no
+	// error when nothing does).
+	IsDir(name string) (bool, error)
+}
+
+// SyncParent makes the creation, rename or removal of name survive a
+// crash: it syncs the directory holding it. Syncing a file does not make
+// its name durable, nor does syncing a new directory make the directory's
+// own name durable; every caller that needs a name to outlive a power cut
+// (log segments, backups, the directories holding them) goes through
+// here or MkdirDurable.
+func SyncParent(fsys FS, name string) error {
+	return fsys.SyncDir(filepath.Dir(filepath.Clean(name)))
+}
+
+// MkdirDurable creates dir and the missing directories above it, and
+// makes each one it created survive a crash (SyncParent, from the top
+// down). Directories that existed are left alone.
+func MkdirDurable(fsys FS, dir string) error {
+	return MkdirDurableWith(fsys, dir, fsys.MkdirAll)
+}
+
+// MkdirDurableWith is MkdirDurable creating the directories with mkdir,
+// which creates dir and its missing parents (with the modes it wants).
+func MkdirDurableWith(fsys FS, dir string, mkdir func(dir string) error) error {
+	var created []string // missing now, the deepest first
+	for d := filepath.Clean(dir); ; d = filepath.Dir(d) {
+		ok, err := fsys.IsDir(d)
+		if err != nil {
+			return fmt.Errorf("vfs: create %s: %w", dir, err)
+		}
+		if ok || d == filepath.Dir(d) {
+			break
+		}
+		created = append(created, d)
+	}
+	if err := mkdir(dir); err != nil {
+		return err
+	}
+	for i := len(created) - 1; i >= 0; i-- {
+		if err := SyncParent(fsys, created[i]); err != nil {
+			return fmt.Errorf("vfs: create %s: %w", dir, err)
+		}
+	}
+	return nil
 }
 
 // File is an open file. Reads and writes are positional, so one File may
@@ -51,6 +99,11 @@ type File interface {
 	// Sync makes everything written so far survive a crash (fdatasync).
 	Sync() error
 	Truncate(size int64) error
+	// Allocate reserves the disk space of [off, off+n), growing the file
+	// to off+n when it is shorter (fallocate(2) mode 0): writes there
+	// cannot fail for want of space. It fails with an error matching
+	// ErrNotSupported where the file system cannot reserve space.
+	Allocate(off, n int64) error
 	Size() (int64, error)
 	Close() error
 }
@@ -107,6 +160,17 @@ func listOS(dir string, keep func(os.DirEntry) bool) ([]string, error) {
 	return names, nil
 }
 
+func (osFS) IsDir(name string) (bool, error) {
+	st, err := os.Stat(name)
+	if errors.Is(err, os.ErrNotExist) {
+		return false, nil
+	}
+	if err != nil {
+		return false, err
+	}
+	return st.IsDir(), nil
+}
+
 func (osFS) SyncDir(dir string) error {
 	d, err := os.Open(dir)
 	if err != nil {
@@ -139,6 +203,21 @@ func (o osFile) Sync() error {
 			return fmt.Errorf("vfs: fdatasync %s: %w", o.f.Name(), err)
 		}
 		return nil
+	}
+}
+
+func (o osFile) Allocate(off, n int64) error {
+	for {
+		err := unix.Fallocate(int(o.f.Fd()), 0, off, n)
+		switch {
+		case err == nil:
+			return nil
+		case err == unix.EINTR:
+			continue
+		case err == unix.EOPNOTSUPP:
+			return fmt.Errorf("%w: %s", ErrNotSupported, o.f.Name())
+		}
+		return fmt.Errorf("vfs: fallocate %s: %w", o.f.Name(), err)
 	}
 }
 

@@ -14,6 +14,7 @@ import (
 
 	"github.com/cespare/xxhash/v2"
 	"github.com/qmgr/qmgr/recovery/plog"
+	"github.com/qmgr/qmgr/vfs"
 )
 
 // Sentinel errors; every error from this package wraps one of them.
@@ -73,7 +74,7 @@ func Create(data, structure string, start, replayFrom uint64) (*Writer, error) {
 		return nil, fmt.Errorf("backup: structure name %q", structure)
 	}
 	dir := Dir(data, structure)
-	if err := os.MkdirAll(dir, 0o755); err != nil {
+	if err := vfs.MkdirDurable(vfs.OS(), dir); err != nil {
 		return nil, fmt.Errorf("backup: %w", err)
 	}
 	path := filepath.Join(dir, fmt.Sprintf("%016x%s", start, suffix))
@@ -151,7 +152,7 @@ func (w *Writer) Commit() (Info, error) {
 		err = os.Rename(w.tmp, w.path)
 	}
 	if err == nil {
-		err = syncDir(filepath.Dir(w.path))
+		err = vfs.SyncParent(vfs.OS(), w.path) // the new name survives a power cut
 	}
 	if err != nil {
 		os.Remove(w.tmp)
@@ -164,15 +165,6 @@ func (w *Writer) Commit() (Info, error) {
 func (w *Writer) Abort() {
 	w.f.Close()
 	os.Remove(w.tmp)
-}
-
-func syncDir(dir string) error {
-	d, err := os.Open(dir)
-	if err != nil {
-		return err
-	}
-	defer d.Close()
-	return d.Sync()
 }
 
 // Decode checks a whole backup file's bytes and returns its description

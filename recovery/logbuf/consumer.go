@@ -2,7 +2,9 @@ package logbuf
 
 import (
 	"encoding/binary"
+	"errors"
 	"fmt"
+	"path/filepath"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -15,11 +17,28 @@ import (
 // Consumer moves records from a buffer's rings into a log. One runs per
 // member, in the member's process.
 type Consumer struct {
-	b       *Buffer
-	log     *rlog.Log
-	logf    func(format string, args ...any)
-	partial [][]byte // per ring: the pieces of a record so far
-	ptype   []uint8
+	cfg  Config // where the buffer lives and the geometry of a replacement
+	log  *rlog.Log
+	logf func(format string, args ...any)
+
+	// The buffer consumed. The run goroutine replaces it (replace) when
+	// its file is truncated or removed; it reads b and owned without a
+	// lock, every other goroutine under bmu, which replace holds while it
+	// swaps and unmaps.
+	b     *Buffer
+	owned bool // b was made by the consumer, which closes it
+
+	// Per ring (run goroutine): the pieces of a record so far, its type
+	// and the position of its first piece; the ticket of the last record
+	// of the ring handed to the log (a record of the ring is logged only
+	// after it, AppendAfter) and the failure acknowledgement after which
+	// that chain started.
+	partial  [][]byte
+	ptype    []uint8
+	pstart   []uint64
+	lastTick []rlog.Ticket
+	ackSeen  []uint64
+	owner    []uint64 // the ring's owner word when lastTick was set
 
 	scratch []byte
 	recs    []taken
@@ -29,43 +48,168 @@ type Consumer struct {
 	stop  chan struct{}
 	done  chan struct{}
 
-	// Batches handed to the log and not yet durable, oldest first: the
-	// log's writer publishes their positions (published) as it makes
-	// them durable, or reports its failure.
+	// suspect: an access outside the run goroutine faulted; the run
+	// loop checks the file at its next pass.
+	suspect   atomic.Bool
+	lastCheck time.Time // run goroutine only
+	closed    atomic.Bool
+
+	// Records handed to the log and not yet settled, in ticket order:
+	// the log's writer settles them (settle) as they become durable or
+	// fail. statMu serialises the writers of the log's status.
 	bmu     sync.Mutex
-	batches []batch
+	inLog   []entry
+	tickets []rlog.Ticket // settle's scratch (under bmu)
+	errs    []error
+	statMu  sync.Mutex
 }
+
+// checkEvery is how often an idle consumer looks at its buffer's file
+// (one fstat): a file truncated or removed is replaced even when no
+// access faults.
+const checkEvery = 100 * time.Millisecond
 
 // taken is a complete record copied out of a ring.
 type taken struct {
 	ring     uint64
 	typ      uint8
 	from, to int    // its payload in scratch
+	start    uint64 // ring position of its first piece
 	end      uint64 // ring position after its last piece
 }
 
-// batch is what the notifier makes known once ticket is durable.
-type batch struct {
+// entry is a record handed to the log: once its ticket is durable, the
+// ring's durable position moves to end.
+type entry struct {
 	ticket rlog.Ticket
-	ends   map[uint64]uint64
+	ring   uint64
+	end    uint64
+}
+
+// Start opens the member's log buffer and starts its consumer, which logs
+// whatever a previous consumer left published. A buffer file that cannot
+// be used (shorter than its header says, a damaged header, another layout
+// version, pages that fault) is replaced by a new one, and so is one of
+// another geometry than cfg's once what it holds is logged: records in a
+// damaged file cannot be trusted, and none of them was reported durable.
+// logf reports what was dropped and replaced (nil: nothing). The consumer
+// owns the buffer: Close unmaps it.
+func Start(cfg Config, log *rlog.Log, logf func(string, ...any)) (*Consumer, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	if logf == nil {
+		logf = func(string, ...any) {}
+	}
+	b, err := Attach(cfg.CFDir, cfg.Member)
+	switch {
+	case err == nil:
+	case errors.Is(err, shm.ErrNotFound):
+		b, err = Create(cfg)
+	case unusable(err):
+		logf("logbuf: log buffer %s cannot be used (%v); replacing it: whatever records it held are dropped (none was reported durable)",
+			filepath.Join(Dir(cfg.CFDir), cfg.Member), err)
+		b, err = recreate(cfg)
+	}
+	if err != nil {
+		return nil, err
+	}
+	c := newConsumer(cfg, b, true, log, logf)
+	if err := c.begin(); err != nil {
+		c.b.Close()
+		return nil, err
+	}
+	c.publishState(log.State())
+	if c.b.rings != uint64(cfg.Rings) || c.b.size != uint64(cfg.RingSize) {
+		why := fmt.Errorf("it has %d rings of %d bytes, the member is configured for %d of %d", c.b.rings, c.b.size, cfg.Rings, cfg.RingSize)
+		if err := c.replace(why); err != nil {
+			c.b.Close()
+			return nil, err
+		}
+	}
+	go c.run()
+	return c, nil
+}
+
+// unusable reports whether err says a buffer file is damaged or of
+// another layout (rather than, say, not readable by this user).
+func unusable(err error) bool {
+	for _, e := range []error{shm.ErrTruncated, shm.ErrCorrupt, shm.ErrBadMagic, shm.ErrVersion, shm.ErrFault, ErrBufferLost} {
+		if errors.Is(err, e) {
+			return true
+		}
+	}
+	return false
+}
+
+// recreate makes a new, empty buffer in place of the file of cfg's
+// member, in one step.
+func recreate(cfg Config) (*Buffer, error) {
+	o, err := createOptions(cfg)
+	if err != nil {
+		return nil, err
+	}
+	m, err := shm.Recreate(o)
+	if err != nil {
+		return nil, fmt.Errorf("logbuf: replace %s: %w", cfg.Member, err)
+	}
+	return open(m)
 }
 
 // NewConsumer stamps b as consumed by this process, logs whatever a
 // previous consumer left published, frees every ring, and starts moving
-// records into log. logf reports damage found in a ring (nil: none).
+// records into log. logf reports damage found in a ring (nil: none). The
+// caller keeps b and closes it after Close; a buffer the consumer has to
+// replace (its file truncated or removed) is the consumer's own.
 func NewConsumer(b *Buffer, log *rlog.Log, logf func(string, ...any)) (*Consumer, error) {
 	if logf == nil {
 		logf = func(string, ...any) {}
 	}
-	c := &Consumer{b: b, log: log, logf: logf, partial: make([][]byte, b.rings), ptype: make([]uint8, b.rings),
+	dir, name := filepath.Split(b.Path())
+	cfg := Config{CFDir: filepath.Dir(filepath.Clean(dir)), Member: name, Rings: int(b.rings), RingSize: int(b.size)}
+	c := newConsumer(cfg, b, false, log, logf)
+	if err := c.begin(); err != nil {
+		return nil, err
+	}
+	c.publishState(log.State())
+	go c.run()
+	return c, nil
+}
+
+func newConsumer(cfg Config, b *Buffer, owned bool, log *rlog.Log, logf func(string, ...any)) *Consumer {
+	return &Consumer{cfg: cfg, b: b, owned: owned, log: log, logf: logf, lastCheck: time.Now(),
 		frees: map[uint64]chan error{}, stop: make(chan struct{}), done: make(chan struct{})}
+}
+
+// begin takes the buffer over from a previous consumer: it logs what
+// that one's producers published and frees every ring. A buffer whose
+// pages fault is replaced.
+func (c *Consumer) begin() error {
+	c.log.OnSettle(c.settle)
+	c.log.OnState(c.publishState)
+	err := c.takeOver()
+	if err == nil {
+		return nil
+	}
+	if !unusable(err) {
+		return err
+	}
+	return c.replace(err)
+}
+
+// takeOver stamps the buffer, logs what is published in it and frees
+// every ring.
+func (c *Consumer) takeOver() (err error) {
+	defer shm.EndGuard(shm.BeginGuard(), &err)
+	b := c.b
+	c.partial, c.ptype, c.pstart = make([][]byte, b.rings), make([]uint8, b.rings), make([]uint64, b.rings)
+	c.lastTick, c.ackSeen, c.owner = make([]rlog.Ticket, b.rings), make([]uint64, b.rings), make([]uint64, b.rings)
 	self := procid.Self()
 	// Producers of the previous consumer fail their waits from here on.
 	atomic.StoreUint64(b.u64(hPid), uint64(self.Pid))
 	atomic.StoreUint64(b.u64(hStart), self.Start)
 	atomic.AddUint64(b.u64(hGen), 1)
 	atomic.StoreUint64(b.u64(hFailed), 0)
-	log.OnDurable(c.published)
 	// What the old consumer's producers published is logged: their units
 	// of work may have been decided.
 	c.drain()
@@ -78,33 +222,105 @@ func NewConsumer(b *Buffer, log *rlog.Log, logf func(string, ...any)) (*Consumer
 		}
 		c.partial[i] = nil
 	}
-	go c.run()
-	return c, nil
+	return nil
+}
+
+// replace puts a new, empty buffer of the configured geometry in place
+// of the current one, whose file was truncated, removed or damaged (why),
+// or has another geometry. What its producers published and the consumer
+// had not taken is lost: none of it was reported durable, and those
+// producers fail (ErrConsumerGone, or ErrBufferLost where their pages are
+// gone). Records already handed to the log go on being made durable, but
+// their producers are no longer told: their outcome is unknown to them,
+// as when a consumer dies. Run goroutine only.
+func (c *Consumer) replace(why error) error {
+	old := c.b
+	// The old buffer's producers stop at their next check (where its
+	// pages are still there: a file removed, or of another geometry).
+	shm.Guard(func() error {
+		atomic.AddUint64(old.u64(hGen), 1)
+		for i := range old.rings {
+			shm.FutexWake(old.u32(old.ring(i)+rDurable), 1<<30)
+		}
+		shm.FutexWake(old.u32(hSpaceFutex), 1<<30)
+		return nil
+	})
+	nb, err := recreate(c.cfg)
+	if err != nil {
+		return fmt.Errorf("logbuf: replace log buffer %s (%v): %w", old.Path(), why, err)
+	}
+	c.bmu.Lock()
+	dropped := len(c.inLog)
+	c.b, c.inLog = nb, nil
+	if c.owned {
+		old.Close()
+	}
+	c.owned = true
+	c.bmu.Unlock()
+	if err := c.takeOver(); err != nil {
+		return fmt.Errorf("logbuf: replace log buffer %s: the new one: %w", old.Path(), err)
+	}
+	c.logf("logbuf: log buffer replaced: %s: %v; records its connections had published and the member had not taken are dropped (none was reported durable); %d records already handed to the log are no longer reported to their writers, whose outcome is unknown to them",
+		old.Path(), why, dropped)
+	c.publishState(c.log.State())
+	return nil
+}
+
+// kick wakes the run goroutine.
+func (c *Consumer) kick() {
+	c.bmu.Lock()
+	defer c.bmu.Unlock()
+	if c.b == nil {
+		return
+	}
+	if err := shm.Guard(func() error {
+		atomic.AddUint32(c.b.u32(hWork), 1)
+		shm.FutexWake(c.b.u32(hWork), 1)
+		return nil
+	}); err != nil {
+		c.suspect.Store(true)
+	}
 }
 
 // Close stops the consumer after logging what is published and waiting
-// for it to be durable.
+// for it to be durable. A buffer the consumer owns is unmapped. Calls
+// after the first do nothing.
 func (c *Consumer) Close() error {
+	if !c.closed.CompareAndSwap(false, true) {
+		<-c.done
+		return nil
+	}
 	close(c.stop)
-	atomic.AddUint32(c.b.u32(hWork), 1)
-	shm.FutexWake(c.b.u32(hWork), 1)
+	c.kick()
 	<-c.done
-	// Wait for the last batch to become durable (or the log to fail).
+	// Wait for the last record to settle.
 	c.bmu.Lock()
 	var last rlog.Ticket
-	if n := len(c.batches); n > 0 {
-		last = c.batches[n-1].ticket
+	if n := len(c.inLog); n > 0 {
+		last = c.inLog[n-1].ticket
 	}
 	c.bmu.Unlock()
 	if last > 0 {
-		if err := c.log.Wait(last); err != nil {
-			c.failed(err)
-		} else {
-			c.published(last, nil)
-		}
+		c.log.Wait(last)
+		c.settle()
 	}
-	c.log.OnDurable(nil)
+	c.log.OnSettle(nil)
+	c.log.OnState(nil)
+	c.bmu.Lock()
+	if c.owned {
+		c.b.Close()
+	}
+	c.b = nil
+	c.bmu.Unlock()
 	return nil
+}
+
+// Buffer is the buffer consumed now (it changes when the consumer
+// replaces a damaged one).
+func (c *Consumer) Buffer() *Buffer {
+	c.bmu.Lock()
+	defer c.bmu.Unlock()
+	return c.b
 }
 
 // Free frees the ring claimed by the connection with owner tag tag (a
@@ -115,8 +331,7 @@ func (c *Consumer) Free(tag uint64) error {
 	c.mu.Lock()
 	c.frees[tag] = ch
 	c.mu.Unlock()
-	atomic.AddUint32(c.b.u32(hWork), 1)
-	shm.FutexWake(c.b.u32(hWork), 1)
+	c.kick()
 	select {
 	case err := <-ch:
 		return err
@@ -128,24 +343,57 @@ func (c *Consumer) Free(tag uint64) error {
 func (c *Consumer) run() {
 	defer close(c.done)
 	for {
-		n := c.drain()
-		c.serveFrees()
-		select {
-		case <-c.stop:
-			c.drain()
+		stop, err := c.step()
+		if err != nil && !stop {
+			if rerr := c.replace(err); rerr != nil {
+				// Nothing can be logged through the buffer until a
+				// replacement works: try again a moment later.
+				c.logf("%v", rerr)
+				select {
+				case <-c.stop:
+					return
+				case <-time.After(time.Second):
+				}
+			}
+		}
+		if stop {
 			return
-		default:
 		}
-		if n > 0 {
-			continue
-		}
-		v := atomic.LoadUint32(c.b.u32(hWork))
-		atomic.StoreUint32(c.b.u32(hSleeping), 1)
-		if !c.pending() {
-			shm.FutexWait(c.b.u32(hWork), v, 100*time.Millisecond)
-		}
-		atomic.StoreUint32(c.b.u32(hSleeping), 0)
 	}
+}
+
+// step is one pass of the consumer: it logs what is published, serves
+// the frees waiting, and sleeps when there was nothing. It fails when
+// the buffer's pages fault or its file was truncated or removed.
+func (c *Consumer) step() (stop bool, err error) {
+	defer shm.EndGuard(shm.BeginGuard(), &err)
+	b := c.b
+	n := c.drain()
+	c.serveFrees()
+	select {
+	case <-c.stop:
+		c.drain()
+		return true, nil
+	default:
+	}
+	if n > 0 {
+		return false, nil
+	}
+	if c.suspect.Swap(false) || time.Since(c.lastCheck) >= checkEvery {
+		c.lastCheck = time.Now()
+		if err := b.Check(); err != nil {
+			return false, err
+		}
+	}
+	v := atomic.LoadUint32(b.u32(hWork))
+	atomic.StoreUint32(b.u32(hSleeping), 1)
+	if !c.pending() {
+		if err := shm.FutexWait(b.u32(hWork), v, checkEvery); err != nil {
+			return false, err
+		}
+	}
+	atomic.StoreUint32(b.u32(hSleeping), 0)
+	return false, nil
 }
 
 // pending reports whether a ring holds unpublished-to-the-log records or
@@ -247,19 +495,19 @@ func (c *Consumer) drain() int {
 			switch {
 			case flags&flagMore != 0:
 				if c.partial[i] == nil {
-					c.ptype[i] = typ
+					c.ptype[i], c.pstart[i] = typ, tail
 				}
 				c.partial[i] = append(c.partial[i], payload...)
 			case c.partial[i] != nil:
 				from := len(c.scratch)
 				c.scratch = append(c.scratch, c.partial[i]...)
 				c.scratch = append(c.scratch, payload...)
-				c.recs = append(c.recs, taken{ring: i, typ: c.ptype[i], from: from, to: len(c.scratch), end: tail + size})
+				c.recs = append(c.recs, taken{ring: i, typ: c.ptype[i], from: from, to: len(c.scratch), start: c.pstart[i], end: tail + size})
 				c.partial[i] = nil
 			default:
 				from := len(c.scratch)
 				c.scratch = append(c.scratch, payload...)
-				c.recs = append(c.recs, taken{ring: i, typ: typ, from: from, to: len(c.scratch), end: tail + size})
+				c.recs = append(c.recs, taken{ring: i, typ: typ, from: from, to: len(c.scratch), start: tail, end: tail + size})
 			}
 			tail += size
 		}
@@ -272,68 +520,184 @@ func (c *Consumer) drain() int {
 			shm.FutexWake(b.u32(hSpaceFutex), 1<<30)
 		}
 	}
-	if len(c.recs) == 0 {
-		return took
-	}
-	bt := batch{ends: map[uint64]uint64{}}
-	for _, r := range c.recs {
-		t, err := c.log.Append(r.typ, c.scratch[r.from:r.to])
-		if err != nil {
-			c.failed(err)
-			return took
-		}
-		bt.ticket = t
-		bt.ends[r.ring] = r.end
-	}
-	c.bmu.Lock()
-	c.batches = append(c.batches, bt)
-	c.bmu.Unlock()
-	// The writer may have made it durable before it was queued.
-	if t, _ := c.log.Durable(); t >= bt.ticket {
-		c.published(t, nil)
-	}
-	if err := c.log.Err(); err != nil {
-		c.failed(err)
+	if len(c.recs) > 0 {
+		c.hand()
 	}
 	return took
 }
 
-// failed marks the buffer's log as failed, so producers stop waiting.
-func (c *Consumer) failed(err error) {
-	if atomic.SwapUint64(c.b.u64(hFailed), 1) == 0 {
-		c.logf("logbuf: the recovery log failed: %v", err)
+// hand hands the records taken to the log, each after the ring's
+// previous record (AppendAfter). A record of a ring whose producer has
+// not yet acknowledged a failure, or that it published before it
+// acknowledged one, is the rest of failed work: it is dropped. A record
+// the log refuses (it is failed, or the record before it failed) counts
+// as a failure of its ring.
+func (c *Consumer) hand() {
+	b := c.b
+	var refused map[uint64]error
+	var queued []entry
+	for _, r := range c.recs {
+		rh := b.ring(r.ring)
+		ack := atomic.LoadUint64(b.u64(rh + rFailAck))
+		resume := atomic.LoadUint64(b.u64(rh + rResumeAt))
+		if atomic.LoadUint64(b.u64(rh+rFailed)) != ack || r.start < resume || refused[r.ring] != nil {
+			continue // failed work: its producer learns of the failure
+		}
+		if own := atomic.LoadUint64(b.u64(rh + rOwner)); ack != c.ackSeen[r.ring] || own != c.owner[r.ring] {
+			// The producer acknowledged a failure and published this
+			// after, or the ring has a new producer: new work, after no
+			// earlier record.
+			c.ackSeen[r.ring], c.owner[r.ring], c.lastTick[r.ring] = ack, own, 0
+		}
+		t, err := c.log.AppendAfter(c.lastTick[r.ring], r.typ, c.scratch[r.from:r.to])
+		if err != nil {
+			if refused == nil {
+				refused = map[uint64]error{}
+			}
+			refused[r.ring] = err
+			continue
+		}
+		c.lastTick[r.ring] = t
+		queued = append(queued, entry{ticket: t, ring: r.ring, end: r.end})
 	}
-	for i := range c.b.rings {
-		rh := c.b.ring(i)
-		if atomic.LoadUint32(c.b.u32(rh+rWaiting)) != 0 {
+	c.bmu.Lock()
+	c.inLog = append(c.inLog, queued...)
+	c.bmu.Unlock()
+	if len(refused) > 0 {
+		c.publishState(c.log.State()) // the reason, before the producers learn
+		c.bmu.Lock()
+		c.countFailures(refused)
+		c.bmu.Unlock()
+	}
+	// The writer may have settled them before they were queued.
+	c.settle()
+}
+
+// settle applies the outcome of every record handed to the log that has
+// settled, oldest first: the failures of a ring are counted before its
+// durable position moves past them, so a producer that sees the position
+// sees the count. The log's writer calls it after records settle.
+func (c *Consumer) settle() {
+	c.bmu.Lock()
+	defer c.bmu.Unlock()
+	var failed map[uint64]error
+	durable := map[uint64]uint64{}
+	c.tickets, c.errs = c.tickets[:0], c.errs[:0]
+	for _, e := range c.inLog {
+		c.tickets, c.errs = append(c.tickets, e.ticket), append(c.errs, nil)
+	}
+	settled := c.log.Outcomes(c.tickets, c.errs)
+	n := 0
+	for ; n < settled; n++ {
+		e, err := c.inLog[n], c.errs[n]
+		if err != nil {
+			if failed == nil {
+				failed = map[uint64]error{}
+			}
+			if failed[e.ring] == nil || errors.Is(err, rlog.ErrUncertain) {
+				failed[e.ring] = err
+			}
+			continue
+		}
+		durable[e.ring] = max(durable[e.ring], e.end)
+	}
+	c.inLog = c.inLog[n:]
+	if c.b == nil || n == 0 {
+		return
+	}
+	c.countFailures(failed)
+	if ferr := shm.Guard(func() error { c.store(durable); return nil }); ferr != nil {
+		c.suspect.Store(true)
+	}
+}
+
+// countFailures counts a failure in each ring of failed (an uncertain
+// outcome in rUncertain too, first) and wakes its producer (under bmu).
+func (c *Consumer) countFailures(failed map[uint64]error) {
+	if len(failed) == 0 || c.b == nil {
+		return
+	}
+	if ferr := shm.Guard(func() error {
+		for ring, err := range failed {
+			rh := c.b.ring(ring)
+			if errors.Is(err, rlog.ErrUncertain) {
+				atomic.AddUint64(c.b.u64(rh+rUncertain), 1)
+			}
+			atomic.AddUint64(c.b.u64(rh+rFailed), 1)
 			shm.FutexWake(c.b.u32(rh+rDurable), 1<<30)
+		}
+		return nil
+	}); ferr != nil {
+		c.suspect.Store(true)
+	}
+}
+
+// store stores the durable positions of the rings and wakes the
+// producers that wait for them (under bmu).
+func (c *Consumer) store(durable map[uint64]uint64) {
+	for ring, end := range durable {
+		rh := c.b.ring(ring)
+		p := c.b.u64(rh + rDurable)
+		if atomic.LoadUint64(p) < end {
+			atomic.StoreUint64(p, end)
+			// Wake the ring's producer only if it sleeps on it.
+			if atomic.LoadUint32(c.b.u32(rh+rWaiting)) != 0 {
+				shm.FutexWake(c.b.u32(rh+rDurable), 1<<30)
+			}
 		}
 	}
 }
 
-// published stores the durable positions of every batch up to ticket t
-// and wakes the producers waiting (the log's writer calls it).
-func (c *Consumer) published(t rlog.Ticket, err error) {
-	if err != nil {
-		c.failed(err)
+// publishState publishes the log's state in the buffer (for producers,
+// which fail at once while the log is failed, and for `qmgr status`) and
+// says in the member's log when it fails and when it writes again. The
+// log calls it when its state changes.
+func (c *Consumer) publishState(st rlog.State) {
+	c.statMu.Lock()
+	defer c.statMu.Unlock()
+	c.bmu.Lock()
+	defer c.bmu.Unlock()
+	b := c.b
+	if b == nil {
 		return
 	}
-	c.bmu.Lock()
-	n := 0
-	for n < len(c.batches) && c.batches[n].ticket <= t {
-		for ring, end := range c.batches[n].ends {
-			rh := c.b.ring(ring)
-			p := c.b.u64(rh + rDurable)
-			if atomic.LoadUint64(p) < end {
-				atomic.StoreUint64(p, end)
-				// Wake the ring's producer only if it sleeps on it.
-				if atomic.LoadUint32(c.b.u32(rh+rWaiting)) != 0 {
-					shm.FutexWake(c.b.u32(rh+rDurable), 1<<30)
-				}
-			}
-		}
-		n++
+	var was uint64
+	if ferr := shm.Guard(func() error {
+		was = atomic.LoadUint64(b.u64(hFailed))
+		writeStatus(b, st)
+		return nil
+	}); ferr != nil {
+		c.suspect.Store(true)
+		return
 	}
-	c.batches = c.batches[n:]
-	c.bmu.Unlock()
+	switch {
+	case st.Failed && was == 0:
+		c.logf("logbuf: the recovery log failed, persistent work fails until it writes again (it retries): %s", st.Reason)
+	case !st.Failed && was != 0:
+		c.logf("logbuf: the recovery log writes again (failed %d times since the member started; the last: %s)", st.Failures, st.LastReason)
+	}
+}
+
+// writeStatus stores st in b's status words, under the status sequence
+// (odd while it writes: readers retry).
+func writeStatus(b *Buffer, st rlog.State) {
+	seq := b.u64(hStatusSeq)
+	atomic.AddUint64(seq, 1)
+	defer atomic.AddUint64(seq, 1)
+	failed, since := uint64(0), uint64(0)
+	reason := st.LastReason
+	if st.Failed {
+		failed, since, reason = 1, uint64(st.Since.UnixNano()), st.Reason
+	}
+	last := uint64(0)
+	if !st.LastFailure.IsZero() {
+		last = uint64(st.LastFailure.UnixNano())
+	}
+	atomic.StoreUint64(b.u64(hSince), since)
+	atomic.StoreUint64(b.u64(hLastFailure), last)
+	atomic.StoreUint64(b.u64(hFailures), st.Failures)
+	nr := copy(b.mem.Bytes(hReason, maxReason), clip(reason, maxReason))
+	nv := copy(b.mem.Bytes(hReserve, maxReserve), clip(st.ReserveErr, maxReserve))
+	atomic.StoreUint32(b.u32(hReasonLen), uint32(nr)|uint32(nv)<<16)
+	atomic.StoreUint64(b.u64(hFailed), failed)
 }

@@ -17,12 +17,24 @@ var (
 	ErrConfig       = errors.New("logbuf: invalid configuration")
 	ErrNoRing       = errors.New("logbuf: every ring of the member's log buffer is claimed")
 	ErrConsumerGone = errors.New("logbuf: the member's log writer is gone (the outcome of the records not yet durable is unknown)")
-	ErrLogFailed    = errors.New("logbuf: the member's recovery log failed")
+	// ErrBufferLost: the buffer's file was truncated under its mapping
+	// (a memory fault on it); the member replaces it. For the records
+	// not yet durable it means what ErrConsumerGone means.
+	ErrBufferLost = errors.New("logbuf: the member's log buffer was truncated or damaged while mapped (the outcome of the records not yet durable is unknown; connect again)")
+	// ErrLogFailed: a record of the ring was not logged and never will be
+	// (the member's recovery log failed: a full disk, a failed write), or
+	// the log refuses records now. The error says why. The log writes
+	// again by itself once it can.
+	ErrLogFailed = errors.New("logbuf: the member's recovery log failed")
+	// ErrLogUncertain: a write of the member's log holding a record of
+	// the ring failed and could not be sealed off: the record may or may
+	// not be durable. Errors wrapping it wrap ErrLogFailed too.
+	ErrLogUncertain = errors.New("logbuf: a write of the member's recovery log failed: the outcome of a record is unknown")
 	ErrReleased     = errors.New("logbuf: ring released")
 	ErrType         = errors.New("logbuf: record type 0 is reserved")
 )
 
-const layoutVersion = 1
+const layoutVersion = 2 // 2: the log's status at 48 and 256, ring failure words
 
 // Header and ring header offsets; see the package documentation.
 const (
@@ -32,20 +44,34 @@ const (
 	hStart        = 24
 	hGen          = 32
 	hFailed       = 40
+	hStatusSeq    = 48
+	hFailures     = 56
 	hWork         = 64
 	hSleeping     = 68
 	hSpaceFutex   = 192
 	hSpaceWaiters = 196
-	ringHdrs      = 256
+	hSince        = 256
+	hLastFailure  = 264
+	hReasonLen    = 272
+	hReserveLen   = 274
+	hReason       = 280
+	maxReason     = 480
+	hReserve      = 760
+	maxReserve    = 248
+	ringHdrs      = 1024
 	ringHdrSize   = 256
 	rOwner        = 0
 	rGen          = 8
 	rVisible      = 16
 	rUOW          = 24
 	rHead         = 64
+	rFailAck      = 72
+	rResumeAt     = 80
 	rTail         = 128
 	rDurable      = 192
 	rWaiting      = 200
+	rFailed       = 208
+	rUncertain    = 216
 
 	recHdr   = 8
 	flagMore = 1
@@ -118,15 +144,28 @@ func ringsOffset(rings uint64) uint64 {
 // Create creates the member's log buffer, or attaches the one a previous
 // run of the member left (with the geometry it has).
 func Create(cfg Config) (*Buffer, error) {
-	if err := cfg.Validate(); err != nil {
+	o, err := createOptions(cfg)
+	if err != nil {
 		return nil, err
+	}
+	m, _, err := shm.Create(o)
+	if err != nil {
+		return nil, fmt.Errorf("logbuf: create %s: %w", cfg.Member, err)
+	}
+	return open(m)
+}
+
+// createOptions are the shm options of cfg's buffer.
+func createOptions(cfg Config) (shm.CreateOptions, error) {
+	if err := cfg.Validate(); err != nil {
+		return shm.CreateOptions{}, err
 	}
 	dir := Dir(cfg.CFDir)
 	if err := shm.MkdirGroup(dir); err != nil {
-		return nil, fmt.Errorf("logbuf: %w", err)
+		return shm.CreateOptions{}, fmt.Errorf("logbuf: %w", err)
 	}
 	rings, size := uint64(cfg.Rings), uint64(cfg.RingSize)
-	m, _, err := shm.Create(shm.CreateOptions{
+	return shm.CreateOptions{
 		Dir: dir, Name: cfg.Member, Kind: shm.KindLogBuffer, Version: layoutVersion,
 		Size: shm.HeaderSize + ringsOffset(rings) + rings*size,
 		Init: func(mem shm.Mem) error {
@@ -134,11 +173,7 @@ func Create(cfg Config) (*Buffer, error) {
 			atomic.StoreUint64(mem.U64(hRingSize), size)
 			return nil
 		},
-	})
-	if err != nil {
-		return nil, fmt.Errorf("logbuf: create %s: %w", cfg.Member, err)
-	}
-	return open(m)
+	}, nil
 }
 
 // Attach maps the log buffer of member.
@@ -152,9 +187,16 @@ func Attach(cfDir, member string) (*Buffer, error) {
 
 func open(m *shm.Mapping) (*Buffer, error) {
 	mem := m.Mem()
-	b := &Buffer{m: m, mem: mem, rings: atomic.LoadUint64(mem.U64(hRings)), size: atomic.LoadUint64(mem.U64(hRingSize))}
+	b := &Buffer{m: m, mem: mem}
+	if err := shm.Guard(func() error {
+		b.rings, b.size = atomic.LoadUint64(mem.U64(hRings)), atomic.LoadUint64(mem.U64(hRingSize))
+		return nil
+	}); err != nil {
+		m.Close()
+		return nil, fmt.Errorf("logbuf: %s: %w", m.Path(), err)
+	}
 	b.ringsOff = ringsOffset(b.rings)
-	if b.rings == 0 || b.size < MinRingSize || b.size&(b.size-1) != 0 || b.ringsOff+b.rings*b.size > mem.Len() {
+	if b.rings == 0 || b.rings > 1<<20 || b.size < MinRingSize || b.size&(b.size-1) != 0 || b.size > 1<<30 || b.ringsOff+b.rings*b.size > mem.Len() {
 		m.Close()
 		return nil, fmt.Errorf("logbuf: %s: %w: %d rings of %d bytes in %d", m.Path(), shm.ErrCorrupt, b.rings, b.size, mem.Len())
 	}
@@ -163,6 +205,21 @@ func open(m *shm.Mapping) (*Buffer, error) {
 
 // Close unmaps the buffer.
 func (b *Buffer) Close() error { return b.m.Close() }
+
+// Check fails when the buffer's file became shorter than its mapping
+// (touching the lost pages would fault) or was removed.
+func (b *Buffer) Check() error { return b.m.Check() }
+
+// Path is the buffer's file.
+func (b *Buffer) Path() string { return b.m.Path() }
+
+// lostErr turns the ErrFault of a guarded access into ErrBufferLost.
+func lostErr(err error) error {
+	if errors.Is(err, shm.ErrFault) && !errors.Is(err, ErrBufferLost) {
+		return fmt.Errorf("%w: %w", ErrBufferLost, err)
+	}
+	return err
+}
 
 func (b *Buffer) u64(off uint64) *uint64 { return b.mem.U64(off) }
 func (b *Buffer) u32(off uint64) *uint32 { return b.mem.U32(off) }
@@ -184,19 +241,37 @@ func putRecHdr(b []byte, n uint32, typ, flags uint8) {
 
 // Producer is a connection's ring: one goroutine at a time may use it.
 type Producer struct {
-	b     *Buffer
-	i     uint64
-	rh    uint64 // ring header offset
-	data  []byte
-	gen   uint64
-	cons  procid.ID
-	tag   uint64
-	head  uint64 // the producer's copy of the ring's head
-	freed bool
+	b    *Buffer
+	i    uint64
+	rh   uint64 // ring header offset
+	data []byte
+	gen  uint64
+	cons procid.ID
+	tag  uint64
+	head uint64 // the producer's copy of the ring's head
+	// The ring's failure counts the producer has reported (rFailed,
+	// rUncertain).
+	failSeen, uncSeen uint64
+	freed             bool
+	lost              error // the mapping faulted: every later use fails with it
+}
+
+// faulted records a fault of a guarded access (deferred after
+// shm.EndGuard, which turned it into ErrFault in *err): the producer's
+// mapping lost its pages, and every later use fails.
+func (p *Producer) faulted(err *error) {
+	if *err != nil && errors.Is(*err, shm.ErrFault) {
+		*err = lostErr(*err)
+		if p.lost == nil {
+			p.lost = *err
+		}
+	}
 }
 
 // Claim takes a free ring for the connection with owner tag tag.
-func (b *Buffer) Claim(tag uint64) (*Producer, error) {
+func (b *Buffer) Claim(tag uint64) (_ *Producer, err error) {
+	defer func() { err = lostErr(err) }()
+	defer shm.EndGuard(shm.BeginGuard(), &err)
 	cons, gen := b.consumer()
 	if gen == 0 || !procid.Alive(cons) {
 		return nil, ErrConsumerGone
@@ -205,8 +280,15 @@ func (b *Buffer) Claim(tag uint64) (*Producer, error) {
 		rh := b.ring(i)
 		if atomic.CompareAndSwapUint64(b.u64(rh+rOwner), 0, tag+1) {
 			atomic.StoreUint64(b.u64(rh+rGen), gen)
-			return &Producer{b: b, i: i, rh: rh, data: b.data(i), gen: gen, cons: cons, tag: tag,
-				head: atomic.LoadUint64(b.u64(rh + rHead))}, nil
+			p := &Producer{b: b, i: i, rh: rh, data: b.data(i), gen: gen, cons: cons, tag: tag,
+				head: atomic.LoadUint64(b.u64(rh + rHead))}
+			// Failures of an earlier producer's records are not this
+			// one's: acknowledged (the consumer drops what that producer
+			// published after its failure).
+			p.uncSeen = atomic.LoadUint64(b.u64(rh + rUncertain))
+			p.failSeen = atomic.LoadUint64(b.u64(rh + rFailed))
+			p.acknowledge()
+			return p, nil
 		}
 	}
 	return nil, ErrNoRing
@@ -215,19 +297,49 @@ func (b *Buffer) Claim(tag uint64) (*Producer, error) {
 // Ring is the index of the producer's ring.
 func (p *Producer) Ring() int { return int(p.i) }
 
-// quickCheck fails when the ring was released, the log failed, or
-// another consumer took over: three loads, for every Append.
+// quickCheck fails when the ring was released or its pages are gone, or
+// another consumer took over: two loads, for every piece.
 func (p *Producer) quickCheck() error {
+	if p.lost != nil {
+		return p.lost
+	}
 	if p.freed {
 		return ErrReleased
-	}
-	if atomic.LoadUint64(p.b.u64(hFailed)) != 0 {
-		return ErrLogFailed
 	}
 	if atomic.LoadUint64(p.b.u64(hGen)) != p.gen {
 		return ErrConsumerGone
 	}
 	return nil
+}
+
+// failures fails, once per failure, when a record the producer published
+// was not logged (ErrLogFailed) or its outcome is unknown
+// (ErrLogUncertain). It acknowledges the failure: the consumer drops
+// whatever the producer published before this call and did not take yet
+// (the rest of the failed work: a commit record after a put record that
+// failed must never be logged), and logs what it publishes after.
+func (p *Producer) failures() error {
+	f := atomic.LoadUint64(p.b.u64(p.rh + rFailed))
+	if f == p.failSeen {
+		return nil
+	}
+	u := atomic.LoadUint64(p.b.u64(p.rh + rUncertain))
+	p.failSeen = f
+	p.acknowledge()
+	if u != p.uncSeen {
+		p.uncSeen = u
+		return fmt.Errorf("%w (%w): %s", ErrLogUncertain, ErrLogFailed, p.b.reason())
+	}
+	return fmt.Errorf("%w: %s", ErrLogFailed, p.b.reason())
+}
+
+// acknowledge tells the consumer that the producer knows of the ring's
+// failures up to failSeen and that its records from head on follow that
+// knowledge: the position first, then the count (the consumer loads them
+// the other way round).
+func (p *Producer) acknowledge() {
+	atomic.StoreUint64(p.b.u64(p.rh+rResumeAt), p.head)
+	atomic.StoreUint64(p.b.u64(p.rh+rFailAck), p.failSeen)
 }
 
 // check is quickCheck and whether the consumer's process lives (which
@@ -244,12 +356,21 @@ func (p *Producer) check() error {
 
 // Append publishes a record whose payload is the concatenation of parts
 // and returns the position Wait needs to learn it is durable.
-func (p *Producer) Append(typ uint8, parts ...[]byte) (uint64, error) {
+func (p *Producer) Append(typ uint8, parts ...[]byte) (_ uint64, err error) {
+	defer p.faulted(&err)
+	defer shm.EndGuard(shm.BeginGuard(), &err)
 	if typ == 0 {
 		return 0, ErrType
 	}
 	if err := p.quickCheck(); err != nil {
 		return 0, err
+	}
+	if err := p.failures(); err != nil {
+		return 0, err
+	}
+	if atomic.LoadUint64(p.b.u64(hFailed)) != 0 {
+		// The log refuses records now: fail at once, with its reason.
+		return 0, fmt.Errorf("%w: %s", ErrLogFailed, p.b.reason())
 	}
 	total := 0
 	for _, part := range parts {
@@ -340,17 +461,25 @@ func (p *Producer) waitSpace(n uint64) error {
 }
 
 // Wait blocks until every record up to position pos is durable.
-func (p *Producer) Wait(pos uint64) error {
+func (p *Producer) Wait(pos uint64) (err error) {
+	defer p.faulted(&err)
+	defer shm.EndGuard(shm.BeginGuard(), &err)
 	durable := p.b.u64(p.rh + rDurable)
 	low := p.b.u32(p.rh + rDurable) // the futex word: the durable position's low half
 	waiting := p.b.u32(p.rh + rWaiting)
 	lastFull := time.Now()
 	for {
+		// The durable position first, then the failure count: the
+		// consumer counts a failure before it stores a durable position
+		// past the failed record.
 		d := atomic.LoadUint64(durable)
+		if err := p.failures(); err != nil {
+			return err
+		}
 		if d >= pos {
 			return nil
 		}
-		// Three loads each time; the consumer's process, which reads
+		// A few loads each time; the consumer's process, which reads
 		// /proc, now and then.
 		err := p.quickCheck()
 		if err == nil && time.Since(lastFull) > 20*time.Millisecond {
@@ -359,12 +488,15 @@ func (p *Producer) Wait(pos uint64) error {
 		if err != nil {
 			// The consumer may have stored the position and gone since.
 			if atomic.LoadUint64(durable) >= pos && !errors.Is(err, ErrReleased) {
+				if ferr := p.failures(); ferr != nil {
+					return ferr
+				}
 				return nil
 			}
 			return err
 		}
 		atomic.StoreUint32(waiting, 1)
-		if atomic.LoadUint64(durable) == d && atomic.LoadUint64(p.b.u64(hFailed)) == 0 {
+		if atomic.LoadUint64(durable) == d && atomic.LoadUint64(p.b.u64(p.rh+rFailed)) == p.failSeen {
 			shm.FutexWait(low, uint32(d), 50*time.Millisecond)
 		}
 		atomic.StoreUint32(waiting, 0)
@@ -376,20 +508,38 @@ func (p *Producer) Wait(pos uint64) error {
 // outside syncpoint); EndVisible its end. A fuzzy backup waits for the
 // operations marked when it starts (InFlight), so that every record with
 // an LRSN below its start has its effect in the CF when it scans.
-func (p *Producer) BeginVisible() { atomic.AddUint64(p.b.u64(p.rh+rVisible), 1) }
+// A fault of the mapping is remembered and reported by the producer's
+// next Append or Wait.
+func (p *Producer) BeginVisible() { p.bumpVisible() }
 
 // EndVisible ends what BeginVisible began.
-func (p *Producer) EndVisible() { atomic.AddUint64(p.b.u64(p.rh+rVisible), 1) }
+func (p *Producer) EndVisible() { p.bumpVisible() }
+
+func (p *Producer) bumpVisible() {
+	var err error
+	defer p.faulted(&err)
+	defer shm.EndGuard(shm.BeginGuard(), &err)
+	atomic.AddUint64(p.b.u64(p.rh+rVisible), 1)
+}
 
 // SetUOW records the key of the producer's unit of work with persistent
 // work (0: none). Keys come from the LRSN counter when the unit of work
 // begins, so every record of it has a greater LRSN: a fuzzy backup
 // replays from the oldest key it finds (OldestUOW).
-func (p *Producer) SetUOW(key uint64) { atomic.StoreUint64(p.b.u64(p.rh+rUOW), key) }
+// A fault of the mapping is remembered as BeginVisible's is.
+func (p *Producer) SetUOW(key uint64) {
+	var err error
+	defer p.faulted(&err)
+	defer shm.EndGuard(shm.BeginGuard(), &err)
+	atomic.StoreUint64(p.b.u64(p.rh+rUOW), key)
+}
 
 // OldestUOW is the smallest unit-of-work key of the claimed rings (0:
-// none).
-func (b *Buffer) OldestUOW() uint64 {
+// none). It fails with ErrBufferLost when the buffer's pages are gone:
+// the keys cannot be known.
+func (b *Buffer) OldestUOW() (_ uint64, err error) {
+	defer func() { err = lostErr(err) }()
+	defer shm.EndGuard(shm.BeginGuard(), &err)
 	oldest := uint64(0)
 	for i := range b.rings {
 		rh := b.ring(i)
@@ -400,7 +550,7 @@ func (b *Buffer) OldestUOW() uint64 {
 			oldest = k
 		}
 	}
-	return oldest
+	return oldest, nil
 }
 
 // InFlight is an operation between BeginVisible and EndVisible.
@@ -410,8 +560,11 @@ type InFlight struct {
 	seq   uint64
 }
 
-// InFlight lists the operations in flight now.
-func (b *Buffer) InFlight() []InFlight {
+// InFlight lists the operations in flight now. It fails with
+// ErrBufferLost when the buffer's pages are gone.
+func (b *Buffer) InFlight() (_ []InFlight, err error) {
+	defer func() { err = lostErr(err) }()
+	defer shm.EndGuard(shm.BeginGuard(), &err)
 	var out []InFlight
 	for i := range b.rings {
 		rh := b.ring(i)
@@ -422,22 +575,33 @@ func (b *Buffer) InFlight() []InFlight {
 			}
 		}
 	}
-	return out
+	return out, nil
 }
 
 // Ended reports whether operation f has ended (its ring moved on, or was
-// freed or claimed by another connection).
-func (b *Buffer) Ended(f InFlight) bool {
+// freed or claimed by another connection). An operation in a buffer whose
+// pages are gone has ended: its producer fails at its next access.
+func (b *Buffer) Ended(f InFlight) (ended bool) {
+	var err error
+	defer func() {
+		if err != nil {
+			ended = true
+		}
+	}()
+	defer shm.EndGuard(shm.BeginGuard(), &err)
 	rh := b.ring(uint64(f.Ring))
 	return atomic.LoadUint64(b.u64(rh+rVisible)) != f.seq || atomic.LoadUint64(b.u64(rh+rOwner)) != f.Owner+1
 }
 
 // Release waits until the consumer has taken everything published, then
 // frees the ring. The producer cannot be used afterwards.
-func (p *Producer) Release() error {
-	if p.freed {
+func (p *Producer) Release() (err error) {
+	if p.freed || p.lost != nil {
+		p.freed = true
 		return nil
 	}
+	defer p.faulted(&err)
+	defer shm.EndGuard(shm.BeginGuard(), &err)
 	for atomic.LoadUint64(p.b.u64(p.rh+rTail)) < p.head {
 		if err := p.check(); err != nil {
 			break // a new consumer frees the ring
@@ -453,4 +617,100 @@ func (p *Producer) Release() error {
 	atomic.StoreUint64(p.b.u64(p.rh+rUOW), 0)
 	atomic.CompareAndSwapUint64(p.b.u64(p.rh+rOwner), p.tag+1, 0)
 	return nil
+}
+
+// LogStatus is what the member's recovery log is doing, as its consumer
+// last published it in the buffer.
+type LogStatus struct {
+	Failed      bool      // the log refuses records now
+	Since       time.Time // when it failed (Failed)
+	Failures    uint64    // failures since the consumer started
+	LastFailure time.Time // the latest (zero: none)
+	Reason      string    // why it is failed, or why it failed last
+	ReserveErr  string    // why the next segment is not reserved ("" when it is)
+	Consumer    procid.ID // the member's process
+}
+
+// LogStatus reads the log's status (a consistent copy: it retries while
+// the consumer writes it). It fails with ErrBufferLost when the buffer's
+// pages are gone.
+func (b *Buffer) LogStatus() (st LogStatus, err error) {
+	defer func() { err = lostErr(err) }()
+	defer shm.EndGuard(shm.BeginGuard(), &err)
+	for {
+		seq := atomic.LoadUint64(b.u64(hStatusSeq))
+		if seq&1 == 0 {
+			st = b.readStatus()
+			if atomic.LoadUint64(b.u64(hStatusSeq)) == seq {
+				return st, nil
+			}
+		}
+		time.Sleep(time.Microsecond)
+	}
+}
+
+// readStatus reads the status words (the caller checks the sequence).
+func (b *Buffer) readStatus() LogStatus {
+	st := LogStatus{Failed: atomic.LoadUint64(b.u64(hFailed)) != 0, Failures: atomic.LoadUint64(b.u64(hFailures))}
+	st.Consumer, _ = b.consumer()
+	if ns := atomic.LoadUint64(b.u64(hSince)); ns != 0 {
+		st.Since = time.Unix(0, int64(ns))
+	}
+	if ns := atomic.LoadUint64(b.u64(hLastFailure)); ns != 0 {
+		st.LastFailure = time.Unix(0, int64(ns))
+	}
+	lens := atomic.LoadUint32(b.u32(hReasonLen))
+	st.Reason = string(b.mem.Bytes(hReason, uint64(min(lens&0xffff, maxReason))))
+	st.ReserveErr = string(b.mem.Bytes(hReserve, uint64(min(lens>>16, maxReserve))))
+	return st
+}
+
+// reason is the log's failure reason for an error, or a generic one.
+func (b *Buffer) reason() string {
+	st, err := b.LogStatus()
+	if err != nil || st.Reason == "" {
+		return "see the member's log"
+	}
+	return st.Reason
+}
+
+// ReadStatus reads the log status member's consumer published in its log
+// buffer in the group's CF directory cfDir.
+func ReadStatus(cfDir, member string) (LogStatus, error) {
+	b, err := Attach(cfDir, member)
+	if err != nil {
+		return LogStatus{}, err
+	}
+	defer b.Close()
+	return b.LogStatus()
+}
+
+// Summary is the status in a few words: "ok", "ok (N failures, last at
+// T: reason)" or "FAILED since T: reason", with a warning when the next
+// segment is not reserved.
+func (st LogStatus) Summary() string {
+	var s string
+	switch {
+	case st.Failed:
+		s = fmt.Sprintf("FAILED since %s: %s", st.Since.Format(time.RFC3339), st.Reason)
+	case st.Failures > 0:
+		s = fmt.Sprintf("ok (failed %d times, last at %s: %s)", st.Failures, st.LastFailure.Format(time.RFC3339), st.Reason)
+	default:
+		s = "ok"
+	}
+	if st.ReserveErr != "" {
+		s += "; next segment not reserved: " + st.ReserveErr
+	}
+	return s
+}
+
+// clip shortens s to at most n bytes, keeping its start and its end (an
+// error's cause is at its end).
+func clip(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	const gap = "..."
+	head := (n - len(gap)) / 2
+	return s[:head] + gap + s[len(s)-(n-len(gap)-head):]
 }

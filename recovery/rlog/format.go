@@ -12,17 +12,23 @@ import (
 
 // Sentinel errors; every error from this package wraps one of them.
 var (
-	ErrConfig   = errors.New("rlog: invalid configuration")
-	ErrCorrupt  = errors.New("rlog: log corrupt")
-	ErrFailed   = errors.New("rlog: log failed (a write or sync failed; reopen the log)")
-	ErrClosed   = errors.New("rlog: log closed")
-	ErrTooLarge = errors.New("rlog: record larger than a segment holds")
-	ErrType     = errors.New("rlog: record type 0 is reserved")
+	ErrConfig  = errors.New("rlog: invalid configuration")
+	ErrCorrupt = errors.New("rlog: log corrupt")
+	// ErrFailed: the record is not durable and never will be (a write,
+	// sync or segment reservation failed, or the log refused it while
+	// failed; the log writes again once it can).
+	ErrFailed = errors.New("rlog: log failed: record not durable")
+	// ErrUncertain: a write holding the record failed and the log could
+	// not yet seal it off: the record may or may not be durable.
+	ErrUncertain = errors.New("rlog: a write failed and could not be sealed off: the record may or may not be durable")
+	ErrClosed    = errors.New("rlog: log closed")
+	ErrTooLarge  = errors.New("rlog: record larger than a segment holds")
+	ErrType      = errors.New("rlog: record type 0 is reserved")
 )
 
 const (
 	segMagic      = "QMRL"
-	segVersion    = 1
+	segVersion    = 2 // 2: the seal at 48; 1 (read only): zero there
 	segHeaderSize = 64
 	recHeaderSize = 32
 	flagLast      = 1 // last record of a write
@@ -41,14 +47,27 @@ func parseSegName(name string) (uint64, bool) {
 	return seq, err == nil && seq > 0
 }
 
-func encodeSegHeader(b []byte, seq uint64, size int64, name string) {
+// encodeSegHeader writes the header of segment seq; seal is where the
+// records of segment seq-1 end (0: where its records end).
+func encodeSegHeader(b []byte, seq uint64, size int64, name string, seal uint64) {
 	clear(b[:segHeaderSize])
 	copy(b[0:4], segMagic)
 	binary.LittleEndian.PutUint16(b[4:], segVersion)
 	binary.LittleEndian.PutUint64(b[8:], seq)
 	binary.LittleEndian.PutUint64(b[16:], uint64(size))
 	copy(b[24:48], name)
+	binary.LittleEndian.PutUint64(b[48:], seal)
 	binary.LittleEndian.PutUint64(b[56:], xxhash.Sum64(b[:56]))
+}
+
+// segSeal returns the seal of a header checkSegHeader accepted: where the
+// records of the previous segment end, or 0 when it ends where its
+// records do.
+func segSeal(b []byte) uint64 {
+	if binary.LittleEndian.Uint16(b[4:]) < 2 {
+		return 0
+	}
+	return binary.LittleEndian.Uint64(b[48:])
 }
 
 // checkSegHeader reports why a segment header is not the one of segment
@@ -63,8 +82,11 @@ func checkSegHeader(b []byte, seq uint64) error {
 	if binary.LittleEndian.Uint64(b[56:]) != xxhash.Sum64(b[:56]) {
 		return errors.New("segment header: checksum mismatch")
 	}
-	if v := binary.LittleEndian.Uint16(b[4:]); v != segVersion {
-		return fmt.Errorf("segment header: format version %d, this build reads %d", v, segVersion)
+	if v := binary.LittleEndian.Uint16(b[4:]); v < 1 || v > segVersion {
+		return fmt.Errorf("segment header: format version %d, this build reads 1 to %d", v, segVersion)
+	}
+	if v := binary.LittleEndian.Uint16(b[4:]); v == 1 && binary.LittleEndian.Uint64(b[48:]) != 0 {
+		return errors.New("segment header: format version 1 with a seal")
 	}
 	if s := binary.LittleEndian.Uint64(b[8:]); s != seq {
 		return fmt.Errorf("segment header: sequence %d, file name says %d", s, seq)

@@ -5,11 +5,22 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"os"
 	"path/filepath"
 	"sync"
 	"sync/atomic"
+	"time"
 
+	"github.com/qmgr/qmgr/crashpoint"
 	"github.com/qmgr/qmgr/vfs"
+	"golang.org/x/sys/unix"
+)
+
+// Fault injection (QMGR_CRASHPOINT=name:n:fail:k): a segment reservation
+// that finds no space, and a sync that fails.
+var (
+	cpReserve = crashpoint.New("rlog.reserve")
+	cpSync    = crashpoint.New("rlog.sync")
 )
 
 // LRSNSource hands out the group-wide log record sequence numbers.
@@ -67,6 +78,9 @@ type Config struct {
 	// ArchiveDir, when set, receives released segments instead of their
 	// being deleted.
 	ArchiveDir string
+	// RetryInterval is how often a failed log tries to write again;
+	// default 1s.
+	RetryInterval time.Duration
 }
 
 // Validate fills in defaults and reports a configuration that cannot work.
@@ -95,6 +109,12 @@ func (c *Config) Validate() error {
 	if c.MaxPending < 0 {
 		return fmt.Errorf("%w: MaxPending %d", ErrConfig, c.MaxPending)
 	}
+	if c.RetryInterval == 0 {
+		c.RetryInterval = time.Second
+	}
+	if c.RetryInterval < 0 {
+		return fmt.Errorf("%w: RetryInterval %v", ErrConfig, c.RetryInterval)
+	}
 	return nil
 }
 
@@ -104,16 +124,38 @@ func MaxPayload(segmentSize int64) int {
 	return int(segmentSize) - segHeaderSize - recHeaderSize
 }
 
-// Ticket names an appended record until it is durable.
+// Ticket names an appended record until it is settled: durable, or
+// failed.
 type Ticket uint64
 
 // Stats counts what a log did since it was opened.
 type Stats struct {
-	Records uint64 // records made durable
-	Bytes   uint64 // bytes written, headers and padding included
-	Writes  uint64 // writes (one per batch, more when a batch crosses segments)
-	Syncs   uint64 // fdatasyncs of segments
-	Segment uint64 // the segment being written
+	Records  uint64 // records made durable
+	Bytes    uint64 // bytes written, headers and padding included
+	Writes   uint64 // writes (one per batch, more when a batch crosses segments)
+	Syncs    uint64 // fdatasyncs of segments
+	Segment  uint64 // the segment being written
+	Failures uint64 // times a write, sync or reservation failed
+	Failed   uint64 // records that failed (or whose outcome is uncertain)
+}
+
+// State says whether the log writes, and what went wrong last.
+type State struct {
+	// Failed: the log refuses records now (Append fails with ErrFailed);
+	// it tries again every RetryInterval. Since is when it failed, Reason
+	// why (the error of the write, sync or reservation).
+	Failed bool
+	Since  time.Time
+	Reason string
+	// Failures counts the times a write, sync or reservation failed since
+	// the log was opened; LastFailure and LastReason are the latest.
+	Failures    uint64
+	LastFailure time.Time
+	LastReason  string
+	// ReserveErr says why the segment after the one being written could
+	// not be reserved ("" when it is): the log writes on until the
+	// current segment is full, then fails unless space has come back.
+	ReserveErr string
 }
 
 // Log is an open recovery log. Its methods may be called from any number
@@ -121,21 +163,31 @@ type Stats struct {
 type Log struct {
 	cfg Config
 
-	mu       sync.Mutex
-	work     sync.Cond // the writer waits here for records
-	room     sync.Cond // Append waits here for room in pend
-	done     sync.Cond // Wait waits here for durability
-	pend     []byte    // encoded records waiting; their headers hold n and type only
-	pendN    int       // records in pend
-	next     Ticket    // ticket of the next Append
-	durable  Ticket    // every ticket up to this one is durable
-	lastLRSN uint64    // LRSN of the last durable record
-	err      error     // sticky: the log failed
-	closing  bool
-	stats    Stats
-	segs     []segInfo // every segment, oldest first; the last is written
-	exited   chan struct{}
-	onDur    func(Ticket, error) // called by the writer after each batch (OnDurable)
+	mu   sync.Mutex
+	work sync.Cond // the writer waits here for records
+	room sync.Cond // Append waits here for room in pend
+	done sync.Cond // Wait waits here for records to settle
+	pend []byte    // encoded records waiting; their headers hold n and type only
+	// pendN records in pend; next is the ticket of the next Append.
+	pendN int
+	next  Ticket
+	// Every ticket up to settled is settled: durable, or in failed.
+	settled  Ticket
+	failed   []failRange // tickets that failed, in order
+	lastLRSN uint64      // LRSN of the last durable record
+	// failure is why the log refuses records, nil while it writes.
+	failure    error
+	since      time.Time
+	lastFail   error
+	lastFailAt time.Time
+	reserveErr error // the last reservation of the next segment failed
+	closing    bool
+	stats      Stats
+	segs       []segInfo // every segment, oldest first; the last is written
+	exited     chan struct{}
+	closeCh    chan struct{} // closed by Close: a paused writer stops
+	onSettle   func()        // called by the writer after records settle (OnSettle)
+	onState    func(State)   // called when the State changes (OnState)
 
 	// Writer goroutine only.
 	spare    []byte
@@ -146,6 +198,12 @@ type Log struct {
 	zeros    []byte // fillStep zeros
 	write    uint64 // write number of the last write
 	prepared chan prepResult
+}
+
+// failRange is tickets from..to that failed, and what their Waits return.
+type failRange struct {
+	from, to Ticket
+	err      error
 }
 
 type segInfo struct {
@@ -166,10 +224,12 @@ func Open(cfg Config) (*Log, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
-	if err := cfg.FS.MkdirAll(cfg.Dir); err != nil {
+	// The directory's name (and its parents' it creates) must survive a
+	// power cut as the segments in it must.
+	if err := vfs.MkdirDurable(cfg.FS, cfg.Dir); err != nil {
 		return nil, fmt.Errorf("rlog: create %s: %w", cfg.Dir, err)
 	}
-	l := &Log{cfg: cfg, next: 1, exited: make(chan struct{}), zeros: make([]byte, fillStep)}
+	l := &Log{cfg: cfg, next: 1, exited: make(chan struct{}), closeCh: make(chan struct{}), zeros: make([]byte, fillStep)}
 	l.work.L, l.room.L, l.done.L = &l.mu, &l.mu, &l.mu
 	if err := l.recover(); err != nil {
 		if l.seg != nil {
@@ -216,9 +276,36 @@ func readAll(fsys vfs.FS, path string) ([]byte, error) {
 	return b, nil
 }
 
-// firstRecord reads the header of segment seq and its first record.
-func firstRecord(fsys vfs.FS, path string, seq uint64, segSize int64) (hdr, bool, error) {
-	f, err := fsys.Open(path)
+// sealOf returns where the records of segment seq end by the seal in the
+// header of segment seq+1, or 0 when that segment does not exist or
+// carries no seal (its records end where they end).
+func sealOf(fsys vfs.FS, dir string, seq uint64) int {
+	f, err := fsys.Open(filepath.Join(dir, segName(seq+1)))
+	if err != nil {
+		return 0
+	}
+	defer f.Close()
+	b := make([]byte, segHeaderSize)
+	if _, err := f.ReadAt(b, 0); err != nil || checkSegHeader(b, seq+1) != nil {
+		return 0
+	}
+	return int(min(segSeal(b), 1<<40))
+}
+
+// sealed cuts b, the bytes of a segment, at seal (where the segment's
+// records end by its successor's seal; 0: no seal). Whatever a failed
+// write left after the seal is not part of the log.
+func sealed(b []byte, seal int) []byte {
+	if seal > 0 && seal < len(b) {
+		return b[:max(seal, min(segHeaderSize, len(b)))]
+	}
+	return b
+}
+
+// firstRecord reads the header of segment seq and its first record (not
+// one past the segment's seal).
+func firstRecord(fsys vfs.FS, dir string, seq uint64, segSize int64) (hdr, bool, error) {
+	f, err := fsys.Open(filepath.Join(dir, segName(seq)))
 	if err != nil {
 		return hdr{}, false, err
 	}
@@ -238,7 +325,7 @@ func firstRecord(fsys vfs.FS, path string, seq uint64, segSize int64) (hdr, bool
 	if _, err := f.ReadAt(b, 0); err != nil {
 		return hdr{}, false, nil
 	}
-	h, ok := parseRecord(b[segHeaderSize:], seq)
+	h, ok := parseRecord(sealed(b, sealOf(fsys, dir, seq))[segHeaderSize:], seq)
 	return h, ok, nil
 }
 
@@ -250,7 +337,9 @@ func (l *Log) recover() error {
 		return err
 	}
 	// Drop trailing segments without records: spares prepared ahead, or
-	// ones a crash interrupted while they were prepared.
+	// ones a crash interrupted while they were prepared. A segment that
+	// seals its predecessor stays (the seal hides what a failed write
+	// left there), and becomes the tail.
 	var tail segScan
 	var tailBuf []byte
 	removed := false
@@ -261,7 +350,7 @@ func (l *Log) recover() error {
 			return fmt.Errorf("rlog: read %s: %w", segName(seq), err)
 		}
 		s, _ := scanSegment(b, seq, nil)
-		if s.records > 0 || len(s.tornWrites) > 0 {
+		if s.records > 0 || len(s.tornWrites) > 0 || s.headerErr == nil && segSeal(b) != 0 {
 			tail, tailBuf = s, b
 			break
 		}
@@ -284,13 +373,14 @@ func (l *Log) recover() error {
 	if err := tail.corruption(tailSeq, true); err != nil {
 		return err
 	}
-	// Every earlier segment must start with a valid record.
+	// Every earlier segment must start with a valid record, unless its
+	// successor sealed it before its first.
 	for _, seq := range seqs[:len(seqs)-1] {
-		h, ok, err := firstRecord(fsys, filepath.Join(dir, segName(seq)), seq, l.cfg.SegmentSize)
+		h, ok, err := firstRecord(fsys, dir, seq, l.cfg.SegmentSize)
 		if err != nil {
 			return fmt.Errorf("rlog: read %s: %w", segName(seq), err)
 		}
-		if !ok {
+		if !ok && sealOf(fsys, dir, seq) != segHeaderSize {
 			return fmt.Errorf("%w: segment %s holds no valid first record, and later segments hold records", ErrCorrupt, segName(seq))
 		}
 		l.segs = append(l.segs, segInfo{seq: seq, firstLRSN: h.lrsn})
@@ -298,20 +388,12 @@ func (l *Log) recover() error {
 	l.write = tail.maxWrite
 	if tail.records > 0 {
 		l.lastLRSN = tail.last.lrsn
-	} else if len(seqs) > 1 {
-		// The tail segment holds only a torn write: the last record is in
-		// the segment before.
-		prev := seqs[len(seqs)-2]
-		b, err := readAll(fsys, filepath.Join(dir, segName(prev)))
-		if err != nil {
-			return fmt.Errorf("rlog: read %s: %w", segName(prev), err)
-		}
-		s, _ := scanSegment(b, prev, nil)
-		if err := s.corruption(prev, false); err != nil {
+	} else {
+		// The tail segment holds only a torn write, or nothing (it seals
+		// its predecessor): the last record is in an earlier segment.
+		if err := l.lastBefore(seqs); err != nil {
 			return err
 		}
-		l.lastLRSN = s.last.lrsn
-		l.write = max(l.write, s.maxWrite)
 	}
 	f, err := fsys.Open(filepath.Join(dir, segName(tailSeq)))
 	if err != nil {
@@ -345,6 +427,30 @@ func (l *Log) recover() error {
 	return nil
 }
 
+// lastBefore finds the last record and write number of the segments
+// before the tail (the tail holds no record), reading them back from the
+// newest until one holds a record.
+func (l *Log) lastBefore(seqs []uint64) error {
+	fsys, dir := l.cfg.FS, l.cfg.Dir
+	for i := len(seqs) - 2; i >= 0; i-- {
+		seq := seqs[i]
+		b, err := readAll(fsys, filepath.Join(dir, segName(seq)))
+		if err != nil {
+			return fmt.Errorf("rlog: read %s: %w", segName(seq), err)
+		}
+		s, _ := scanSegment(sealed(b, sealOf(fsys, dir, seq)), seq, nil)
+		if err := s.corruption(seq, false); err != nil {
+			return err
+		}
+		l.write = max(l.write, s.maxWrite)
+		if s.records > 0 {
+			l.lastLRSN = s.last.lrsn
+			return nil
+		}
+	}
+	return nil
+}
+
 // segLimit is the size of the segment being written.
 func (l *Log) segLimit() int64 {
 	if sz, err := l.seg.Size(); err == nil && sz > 0 {
@@ -353,32 +459,47 @@ func (l *Log) segLimit() int64 {
 	return l.cfg.SegmentSize
 }
 
-// prepare creates segment seq at its full size (a sparse file) with its
-// header, and makes it durable. The blocks are written with zeros ahead of
-// the records as the segment fills (fillAhead).
+// prepare creates segment seq with its header and its whole space
+// reserved (fallocate; a file system that cannot reserve gets a sparse
+// file), and makes it and its name durable. The blocks are written with
+// zeros ahead of the records as the segment fills (fillAhead).
 func (l *Log) prepare(seq uint64) (vfs.File, error) {
 	path := filepath.Join(l.cfg.Dir, segName(seq))
 	f, err := l.cfg.FS.Create(path)
+	if errors.Is(err, os.ErrExist) {
+		// Left by an earlier attempt of this run that failed half way:
+		// segments past the one being written hold no record.
+		l.cfg.FS.Remove(path)
+		f, err = l.cfg.FS.Create(path)
+	}
 	if err != nil {
 		return nil, fmt.Errorf("rlog: create segment %s: %w", segName(seq), err)
 	}
 	fail := func(err error) (vfs.File, error) {
 		f.Close()
 		l.cfg.FS.Remove(path)
-		return nil, fmt.Errorf("rlog: prepare segment %s: %w", segName(seq), err)
+		return nil, fmt.Errorf("rlog: reserve segment %s: %w", segName(seq), err)
 	}
 	head := make([]byte, min(l.cfg.SegmentSize, fillStep))
-	encodeSegHeader(head, seq, l.cfg.SegmentSize, l.cfg.Name)
+	encodeSegHeader(head, seq, l.cfg.SegmentSize, l.cfg.Name, 0)
 	if _, err := f.WriteAt(head, 0); err != nil {
 		return fail(err)
 	}
-	if err := f.Truncate(l.cfg.SegmentSize); err != nil {
+	if cpReserve.Fail() {
+		return fail(fmt.Errorf("%w (injected at %s)", unix.ENOSPC, cpReserve.Name()))
+	}
+	if err := f.Allocate(0, l.cfg.SegmentSize); errors.Is(err, vfs.ErrNotSupported) {
+		err = f.Truncate(l.cfg.SegmentSize)
+		if err != nil {
+			return fail(err)
+		}
+	} else if err != nil {
 		return fail(err)
 	}
 	if err := f.Sync(); err != nil {
 		return fail(err)
 	}
-	if err := l.cfg.FS.SyncDir(l.cfg.Dir); err != nil {
+	if err := vfs.SyncParent(l.cfg.FS, path); err != nil {
 		return fail(err)
 	}
 	return f, nil
@@ -414,38 +535,122 @@ func (l *Log) prepareNext() {
 	l.prepared = ch
 	go func() {
 		f, err := l.prepare(seq)
+		l.setReserve(err)
 		ch <- prepResult{seq, f, err}
 	}()
 }
 
-// switchSegment makes the next segment the current one.
-func (l *Log) switchSegment() error {
-	var r prepResult
+// setReserve records how the last reservation of a next segment went.
+func (l *Log) setReserve(err error) {
+	l.mu.Lock()
+	changed := (err == nil) != (l.reserveErr == nil)
+	l.reserveErr = err
+	f, st := l.onState, l.stateLocked()
+	l.mu.Unlock()
+	if changed && f != nil {
+		f(st)
+	}
+}
+
+// nextSegment returns the segment after the current one: the one
+// prepared ahead, or, when that failed, one prepared now (space may have
+// come back).
+func (l *Log) nextSegment() (vfs.File, uint64, error) {
 	if l.prepared != nil {
-		r = <-l.prepared
+		r := <-l.prepared
 		l.prepared = nil
-	} else {
-		f, err := l.prepare(l.segSeq + 1)
-		r = prepResult{l.segSeq + 1, f, err}
+		if r.err == nil && r.seq == l.segSeq+1 {
+			return r.f, r.seq, nil
+		}
+		if r.f != nil {
+			r.f.Close()
+		}
 	}
-	if r.err != nil {
-		return r.err
-	}
+	seq := l.segSeq + 1
+	f, err := l.prepare(seq)
+	l.setReserve(err)
+	return f, seq, err
+}
+
+// keepNext makes f, segment seq (prepared, not yet current), the one the
+// next nextSegment returns.
+func (l *Log) keepNext(f vfs.File, seq uint64) {
+	ch := make(chan prepResult, 1)
+	ch <- prepResult{seq: seq, f: f}
+	l.prepared = ch
+}
+
+// useSegment makes f, segment seq, the one written, from its start.
+func (l *Log) useSegment(f vfs.File, seq uint64) {
 	if l.seg != nil {
 		l.seg.Close()
 	}
-	l.seg, l.segSeq, l.off, l.filled = r.f, r.seq, segHeaderSize, min(fillStep, l.cfg.SegmentSize)
+	l.seg, l.segSeq, l.off, l.filled = f, seq, segHeaderSize, min(fillStep, l.cfg.SegmentSize)
 	l.mu.Lock()
-	l.segs = append(l.segs, segInfo{seq: r.seq})
-	l.stats.Segment = r.seq
+	l.segs = append(l.segs, segInfo{seq: seq})
+	l.stats.Segment = seq
 	l.mu.Unlock()
+}
+
+// switchSegment makes the next segment the current one.
+func (l *Log) switchSegment() error {
+	f, seq, err := l.nextSegment()
+	if err != nil {
+		return err
+	}
+	l.useSegment(f, seq)
+	return nil
+}
+
+// seal ends the segment being written at its last durable point (off)
+// and makes a fresh segment the current one, whose header records that
+// point: recovery and readers ignore whatever a failed write or sync left
+// in the old segment after it. The fresh segment, its header and its
+// name are durable when seal returns nil.
+func (l *Log) seal() error {
+	f, seq, err := l.nextSegment()
+	if err != nil {
+		return err
+	}
+	head := make([]byte, segHeaderSize)
+	encodeSegHeader(head, seq, l.cfg.SegmentSize, l.cfg.Name, uint64(l.off))
+	if _, err := f.WriteAt(head, 0); err != nil {
+		l.keepNext(f, seq)
+		return fmt.Errorf("rlog: seal %s in %s: %w", segName(l.segSeq), segName(seq), err)
+	}
+	if err := l.sync(f, seq); err != nil {
+		l.keepNext(f, seq)
+		return fmt.Errorf("rlog: seal %s in %s: %w", segName(l.segSeq), segName(seq), err)
+	}
+	l.useSegment(f, seq)
+	l.prepareNext()
+	return nil
+}
+
+// sync makes what was written to f, segment seq, durable.
+func (l *Log) sync(f vfs.File, seq uint64) error {
+	if cpSync.Fail() {
+		return fmt.Errorf("sync %s: %w (injected at %s)", segName(seq), unix.EIO, cpSync.Name())
+	}
+	if err := f.Sync(); err != nil {
+		return fmt.Errorf("sync %s: %w", segName(seq), err)
+	}
 	return nil
 }
 
 // Append adds a record whose payload is the concatenation of parts and
 // returns its ticket; the record is durable once Wait returns nil for it.
-// Append blocks while MaxPending bytes already wait.
+// Append blocks while MaxPending bytes already wait, and fails with
+// ErrFailed (wrapping the cause) while the log is failed.
 func (l *Log) Append(typ uint8, parts ...[]byte) (Ticket, error) {
+	return l.AppendAfter(0, typ, parts...)
+}
+
+// AppendAfter is Append for a record that must not be durable unless the
+// record of ticket dep is (0: none): it fails with ErrFailed when dep
+// failed or its outcome is uncertain. (While dep waits, the record waits
+// behind it: a failure of dep's write fails every record waiting.)
+func (l *Log) AppendAfter(dep Ticket, typ uint8, parts ...[]byte) (Ticket, error) {
 	if typ == 0 {
 		return 0, ErrType
 	}
@@ -459,14 +664,17 @@ func (l *Log) Append(typ uint8, parts ...[]byte) (Ticket, error) {
 	}
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	for l.err == nil && !l.closing && len(l.pend) > 0 && len(l.pend)+size > l.cfg.MaxPending {
+	for l.failure == nil && !l.closing && len(l.pend) > 0 && len(l.pend)+size > l.cfg.MaxPending {
 		l.room.Wait()
-	}
-	if l.err != nil {
-		return 0, l.err
 	}
 	if l.closing {
 		return 0, ErrClosed
+	}
+	if l.failure != nil {
+		return 0, fmt.Errorf("%w: %w", ErrFailed, l.failure)
+	}
+	if settled, err := l.outcome(dep); dep != 0 && settled && err != nil {
+		return 0, fmt.Errorf("%w: the record it follows was not logged: %v", ErrFailed, err)
 	}
 	at := len(l.pend)
 	l.pend = grow(l.pend, size)
@@ -494,27 +702,74 @@ func grow(b []byte, n int) []byte {
 	return nb
 }
 
-// OnDurable makes the writer call f after every batch: with the last
-// durable ticket, or with the error that failed the log. f must not block.
-// It replaces any earlier f.
-func (l *Log) OnDurable(f func(Ticket, error)) {
+// OnSettle makes the writer call f after records settle (became durable
+// or failed; Outcome tells which). f must not block. It replaces any
+// earlier f.
+func (l *Log) OnSettle(f func()) {
 	l.mu.Lock()
-	l.onDur = f
+	l.onSettle = f
 	l.mu.Unlock()
 }
 
+// OnState makes the log call f with its State whenever the log fails,
+// writes again, or the reservation of its next segment fails or works
+// again. f must not block or call the log. It replaces any earlier f.
+func (l *Log) OnState(f func(State)) {
+	l.mu.Lock()
+	l.onState = f
+	l.mu.Unlock()
+}
+
+// Outcome reports whether the record of ticket t has settled and, if it
+// has, nil when it is durable or why it is not (an error wrapping
+// ErrFailed, or ErrUncertain).
+func (l *Log) Outcome(t Ticket) (settled bool, err error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.outcome(t)
+}
+
+// Outcomes is Outcome for several tickets, in ascending order, at once:
+// it fills errs[i] for ticket ts[i] and returns how many of them (a
+// prefix) have settled.
+func (l *Log) Outcomes(ts []Ticket, errs []error) int {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	for i, t := range ts {
+		settled, err := l.outcome(t)
+		if !settled {
+			return i
+		}
+		errs[i] = err
+	}
+	return len(ts)
+}
+
+func (l *Log) outcome(t Ticket) (bool, error) {
+	for i := len(l.failed) - 1; i >= 0 && l.failed[i].to >= t; i-- {
+		if r := l.failed[i]; r.from <= t {
+			return true, r.err
+		}
+	}
+	return t <= l.settled, nil
+}
+
 // Wait blocks until the record of ticket t is durable, or returns why it
-// never will be.
+// is not: an error wrapping ErrFailed (it never will be) or ErrUncertain.
 func (l *Log) Wait(t Ticket) error {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	for l.durable < t && l.err == nil {
+	for {
+		if settled, err := l.outcome(t); settled {
+			return err
+		}
+		select {
+		case <-l.exited:
+			return ErrClosed
+		default:
+		}
 		l.done.Wait()
 	}
-	if l.durable >= t {
-		return nil
-	}
-	return l.err
 }
 
 // Write appends a record and waits until it is durable.
@@ -526,19 +781,45 @@ func (l *Log) Write(typ uint8, parts ...[]byte) error {
 	return l.Wait(t)
 }
 
-// Durable returns the last durable ticket and the LRSN of the last
-// durable record (0 for a log that never held one).
+// Durable returns the last settled ticket (every ticket up to it is
+// durable or failed) and the LRSN of the last durable record (0 for a log
+// that never held one).
 func (l *Log) Durable() (Ticket, uint64) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	return l.durable, l.lastLRSN
+	return l.settled, l.lastLRSN
 }
 
-// Err returns why the log failed, or nil.
+// Err returns why the log refuses records now (wrapping ErrFailed), or
+// nil while it writes.
 func (l *Log) Err() error {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	return l.err
+	if l.failure == nil {
+		return nil
+	}
+	return fmt.Errorf("%w: %w", ErrFailed, l.failure)
+}
+
+// State returns the log's state.
+func (l *Log) State() State {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.stateLocked()
+}
+
+func (l *Log) stateLocked() State {
+	st := State{Failed: l.failure != nil, Failures: l.stats.Failures, LastFailure: l.lastFailAt}
+	if l.failure != nil {
+		st.Since, st.Reason = l.since, l.failure.Error()
+	}
+	if l.lastFail != nil {
+		st.LastReason = l.lastFail.Error()
+	}
+	if l.reserveErr != nil {
+		st.ReserveErr = l.reserveErr.Error()
+	}
+	return st
 }
 
 // Stats returns the log's counters.
@@ -550,7 +831,7 @@ func (l *Log) Stats() Stats {
 
 // Close makes every record appended so far durable (unless the log has
 // failed), stops the writer and closes the files. It returns the log's
-// failure, if any.
+// failure, if it is failed.
 func (l *Log) Close() error {
 	l.mu.Lock()
 	if l.closing {
@@ -559,6 +840,7 @@ func (l *Log) Close() error {
 		return l.Err()
 	}
 	l.closing = true
+	close(l.closeCh)
 	l.work.Signal()
 	l.room.Broadcast()
 	l.mu.Unlock()
@@ -577,84 +859,183 @@ func (l *Log) Close() error {
 	return l.Err()
 }
 
-// writer is the goroutine that writes batches.
+// writer is the goroutine that writes batches, and makes a failed log
+// write again.
 func (l *Log) writer() {
 	defer close(l.exited)
 	for {
 		l.mu.Lock()
-		for l.pendN == 0 && !l.closing && l.err == nil {
+		for l.pendN == 0 && !l.closing && l.failure == nil {
 			l.work.Wait()
 		}
-		if l.err != nil || l.pendN == 0 {
+		if l.failure != nil {
+			l.mu.Unlock()
+			if !l.pause() {
+				return
+			}
+			l.resume()
+			continue
+		}
+		if l.pendN == 0 {
 			l.mu.Unlock()
 			return
 		}
-		batch, count, last := l.pend, l.pendN, l.next-1
+		batch, count, first := l.pend, l.pendN, l.settled+1
 		l.pend, l.pendN = l.spare[:0], 0
 		l.room.Broadcast()
 		l.mu.Unlock()
 
-		lastLRSN, err := l.writeBatch(batch, count)
+		r := l.writeBatch(batch, count)
 		l.spare = batch
+		l.settle(first, r)
+	}
+}
 
-		l.mu.Lock()
-		if err != nil {
-			l.err = fmt.Errorf("%w: %w", ErrFailed, err)
-			l.room.Broadcast()
-		} else {
-			l.durable = last
-			l.lastLRSN = lastLRSN
-			l.stats.Records += uint64(count)
-		}
-		f := l.onDur
-		l.done.Broadcast()
+// pause waits RetryInterval before a failed log tries again; false when
+// the log is closed meanwhile.
+func (l *Log) pause() bool {
+	t := time.NewTimer(l.cfg.RetryInterval)
+	defer t.Stop()
+	select {
+	case <-l.closeCh:
+		return false
+	case <-t.C:
+		return true
+	}
+}
+
+// resume tries to make a failed log write again: it seals the segment
+// being written (a failed write may have left bytes after its last
+// durable point) and goes on in a fresh one.
+func (l *Log) resume() {
+	err := l.seal()
+	l.mu.Lock()
+	if err != nil {
+		l.failure = err
 		l.mu.Unlock()
-		if f != nil {
-			if err != nil {
-				f(0, l.Err())
-			} else {
-				f(last, nil)
+		return
+	}
+	l.failure = nil
+	f, st := l.onState, l.stateLocked()
+	l.mu.Unlock()
+	if f != nil {
+		f(st)
+	}
+}
+
+// batchResult is what writeBatch did with a batch of records.
+type batchResult struct {
+	durable  int    // records made durable: the first durable of the batch
+	lastLRSN uint64 // LRSN of the last of them
+	// written: records after them that a failed write or sync may have
+	// put (whole or in part) into a segment.
+	written int
+	err     error // why the records after the durable ones are not
+}
+
+// settle records what became of the records of a batch whose first
+// ticket is first. After a failure it seals the segment off at once, so
+// that whatever the failed write left there is never read as records,
+// and fails every record of the batch and every record waiting: those
+// whose write failed with ErrFailed when the seal worked and
+// ErrUncertain when it did not, the others with ErrFailed. The log then
+// refuses records until a seal works (the writer retries every
+// RetryInterval). Records are reported settled only after the seal.
+func (l *Log) settle(first Ticket, r batchResult) {
+	var sealErr error
+	if r.err != nil {
+		sealErr = l.seal()
+	}
+	now := time.Now()
+	l.mu.Lock()
+	if r.durable > 0 {
+		l.settled = first + Ticket(r.durable) - 1
+		l.lastLRSN = r.lastLRSN
+		l.stats.Records += uint64(r.durable)
+	}
+	if r.err != nil {
+		failErr := fmt.Errorf("%w: %w", ErrFailed, r.err)
+		from, last := first+Ticket(r.durable), l.next-1
+		if r.written > 0 {
+			werr := failErr
+			if sealErr != nil {
+				werr = fmt.Errorf("%w: %w (sealing it off: %v)", ErrUncertain, r.err, sealErr)
 			}
+			l.failed = append(l.failed, failRange{from, from + Ticket(r.written) - 1, werr})
+			from += Ticket(r.written)
 		}
+		if from <= last {
+			l.failed = append(l.failed, failRange{from, last, failErr})
+		}
+		l.stats.Failed += uint64(last - first - Ticket(r.durable) + 1)
+		l.settled = last
+		l.pend, l.pendN = l.pend[:0], 0
+		l.stats.Failures++
+		l.lastFail, l.lastFailAt = r.err, now
+		if sealErr != nil {
+			l.failure, l.since = r.err, now
+		}
+		l.room.Broadcast()
+	}
+	fs, fst, st := l.onSettle, l.onState, l.stateLocked()
+	l.done.Broadcast()
+	l.mu.Unlock()
+	// The state first: whoever learns of a failed record from the
+	// settlement finds the reason in the state.
+	if r.err != nil && fst != nil {
+		fst(st)
+	}
+	if fs != nil {
+		fs()
 	}
 }
 
 // writeBatch assigns LRSNs to the count records of batch and writes them,
-// syncing each segment it wrote to. It returns the last LRSN.
-func (l *Log) writeBatch(batch []byte, count int) (uint64, error) {
+// syncing each segment it wrote to.
+func (l *Log) writeBatch(batch []byte, count int) batchResult {
 	lrsn, err := l.cfg.LRSN.Next(uint64(count))
 	if err != nil {
-		return 0, fmt.Errorf("reserve %d LRSNs: %w", count, err)
+		return batchResult{err: fmt.Errorf("reserve %d LRSNs: %w", count, err)}
 	}
+	var r batchResult
 	limit := l.segLimit()
-	start := 0
-	p := 0
-	for p < len(batch) {
+	start, inChunk := 0, 0
+	write := func(end int) bool {
+		next, err := l.writeChunk(batch[start:end], lrsn)
+		if err != nil {
+			r.written, r.err = inChunk, err
+			return false
+		}
+		r.durable += inChunk
+		r.lastLRSN = next - 1
+		lrsn, start, inChunk = next, end, 0
+		return true
+	}
+	for p := 0; p < len(batch); {
 		size := recSize(int(binary.LittleEndian.Uint32(batch[p:])))
 		if l.off+int64(p-start+size) > limit {
-			if p > start {
-				var err error
-				if lrsn, err = l.writeChunk(batch[start:p], lrsn); err != nil {
-					return 0, err
-				}
+			if p > start && !write(p) {
+				return r
 			}
 			if err := l.switchSegment(); err != nil {
-				return 0, err
+				r.err = err
+				return r
 			}
 			l.prepareNext()
 			limit = l.segLimit()
-			start = p
 			continue
 		}
 		p += size
+		inChunk++
 	}
-	lrsn, err = l.writeChunk(batch[start:], lrsn)
-	return lrsn - 1, err
+	write(len(batch))
+	return r
 }
 
 // writeChunk completes the headers of the records in chunk (LRSNs from
 // lrsn on, this write's number, checksums), writes it at the end of the
-// current segment and syncs. It returns the next LRSN.
+// current segment and syncs. It returns the next LRSN. On an error the
+// chunk may be in the segment in whole or in part, synced or not.
 func (l *Log) writeChunk(chunk []byte, lrsn uint64) (uint64, error) {
 	l.write++
 	first := lrsn
@@ -676,8 +1057,8 @@ func (l *Log) writeChunk(chunk []byte, lrsn uint64) (uint64, error) {
 	if _, err := l.seg.WriteAt(chunk, l.off); err != nil {
 		return 0, fmt.Errorf("write %s at %d: %w", name, l.off, err)
 	}
-	if err := l.seg.Sync(); err != nil {
-		return 0, fmt.Errorf("sync %s: %w", name, err)
+	if err := l.sync(l.seg, l.segSeq); err != nil {
+		return 0, err
 	}
 	l.off += int64(len(chunk))
 	l.mu.Lock()
@@ -693,7 +1074,8 @@ func (l *Log) writeChunk(chunk []byte, lrsn uint64) (uint64, error) {
 
 // Release removes (or archives) every segment all of whose records have
 // an LRSN below before, except the one being written, and returns how many
-// it removed.
+// it removed. A segment holding no record (sealed before its first) goes
+// with the segments before it.
 func (l *Log) Release(before uint64) (int, error) {
 	l.mu.Lock()
 	if l.closing {
@@ -702,7 +1084,12 @@ func (l *Log) Release(before uint64) (int, error) {
 	}
 	var drop []uint64
 	for i := 0; i+1 < len(l.segs); i++ {
-		next := l.segs[i+1].firstLRSN
+		next := uint64(0) // the first LRSN after segment i
+		for _, s := range l.segs[i+1:] {
+			if next = s.firstLRSN; next != 0 {
+				break
+			}
+		}
 		if next == 0 || next > before {
 			break
 		}
@@ -714,7 +1101,7 @@ func (l *Log) Release(before uint64) (int, error) {
 	}
 	fsys := l.cfg.FS
 	if l.cfg.ArchiveDir != "" {
-		if err := fsys.MkdirAll(l.cfg.ArchiveDir); err != nil {
+		if err := vfs.MkdirDurable(fsys, l.cfg.ArchiveDir); err != nil {
 			return 0, fmt.Errorf("rlog: archive directory: %w", err)
 		}
 	}

@@ -39,7 +39,7 @@ func NewReader(fsys vfs.FS, dir string, from uint64) (*Reader, error) {
 	// their records are older.
 	if from > 0 {
 		for len(r.segs) > 1 {
-			h, ok, err := firstRecord(fsys, filepath.Join(dir, segName(r.segs[1])), r.segs[1], 1<<40)
+			h, ok, err := firstRecord(fsys, dir, r.segs[1], 1<<40)
 			if err != nil {
 				return nil, fmt.Errorf("rlog: read %s: %w", segName(r.segs[1]), err)
 			}
@@ -108,6 +108,8 @@ func (r *Reader) load() error {
 	if n, err := f.ReadAt(r.buf, 0); err != nil && !(err == io.EOF && int64(n) == size) {
 		return fmt.Errorf("rlog: read %s: %w", segName(seq), err)
 	}
+	// What a failed write left after the segment's seal is not read.
+	r.buf = sealed(r.buf, sealOf(r.fsys, r.dir, seq))
 	r.scan = segScan{}
 	r.scan.headerErr = checkSegHeader(r.buf, seq)
 	r.pos = segHeaderSize
@@ -132,7 +134,7 @@ func (r *Reader) load() error {
 // with a valid record (so the current one was complete and synced).
 func (r *Reader) laterRecords() bool {
 	for _, seq := range r.segs[r.i+1:] {
-		if _, ok, _ := firstRecord(r.fsys, filepath.Join(r.dir, segName(seq)), seq, 1<<40); ok {
+		if _, ok, _ := firstRecord(r.fsys, r.dir, seq, 1<<40); ok {
 			return true
 		}
 	}
