@@ -79,6 +79,7 @@ func cmdStart(args []string, out io.Writer) error {
 	fs.DurationVar(&c.HeartbeatInterval, "heartbeat", 200*time.Millisecond, "heartbeat interval")
 	fs.DurationVar(&c.HeartbeatTimeout, "heartbeat-timeout", 10*time.Second, "a peer silent this long while alive is hung and is killed")
 	fs.DurationVar(&c.StopGrace, "stop-grace", 2*time.Second, "how long an orderly stop waits for connections")
+	fs.DurationVar(&c.StructureWait, "structure-wait", 10*time.Minute, "how long a starting member waits for a structure another member is creating or recovering")
 	fs.BoolVar(&jsonLog, "json-log", false, "log JSON instead of text")
 	fs.StringVar(&c.LogArchiveDir, "log-archive", "", "move recovery log segments no recovery needs here instead of deleting them")
 	logSegMiB := fs.Int("log-segment-size", 64, "MiB of each recovery log segment file")

@@ -19,6 +19,9 @@ var (
 	ErrNoPeerSlot  = errors.New("group: no free peer slot")
 	ErrPeerRunning = errors.New("group: member already running")
 	ErrBadRecord   = errors.New("group: malformed record")
+	// ErrStructureBusy: another member is creating or recovering the
+	// structure now (it holds the structure's recovery lock).
+	ErrStructureBusy = errors.New("group: structure being created or recovered by another member")
 )
 
 // Status slot allocation in the admin structure.

@@ -10,7 +10,7 @@ import (
 
 // LayoutVersion is the version of the data-area layout below. It is stored in
 // the shm header; bump it whenever any offset or encoding here changes.
-const LayoutVersion = 3
+const LayoutVersion = 4
 
 // Fixed sizes. Every record is a multiple of the 64-byte cache line so that
 // words written by different processes on hot paths never share a line.
@@ -74,7 +74,16 @@ const (
 	// structure's messages since it was created: fetch-add by every
 	// connection that logs a put or get (package mq), read by the member
 	// that schedules backups. A hint: it only sizes a recovery estimate.
-	ctlLogged   = ctlFailed + line
+	ctlLogged = ctlFailed + line
+	// ctlRecPid, ctlRecStart: the process recovering a structure created
+	// with CreateOptions.Recovering (its creator: pid and procid start
+	// time). Stored once by Create's Init, before the file is linked into
+	// place, and never changed: a structure whose recoverer died is
+	// replaced by a new file, not taken over in place. Read by whoever
+	// finds the structure recovering (is its recoverer alive?) and by
+	// displays; meaningless while ctlFailed is not failRecovering.
+	ctlRecPid   = ctlLogged + line
+	ctlRecStart = ctlRecPid + 8
 	layoutMagic = "QMGRLF01"
 )
 

@@ -7,6 +7,25 @@
 // pidfd (recovery.Watcher), and runs the group's periodic work when it holds
 // the lease for it (the expiry scan).
 //
+// # Starting
+//
+// Start claims the member's peer slot, opens its recovery log, and makes
+// every defined application structure ready before anything else
+// (readyStructure): a structure whose file is missing (an empty CF
+// directory: a reboot, or the directory removed) is created out of
+// service, recording the creator as its recoverer (pid and start time,
+// lockfree.Structure.Service), and filled from the newest backup and every
+// member's log before it is put in service. Whoever creates or recovers a
+// structure holds its recovery lock (an flock in the structure's backup
+// directory) from before the file is created until it is in service, so
+// members started together, in any number and order, create and recover
+// each structure once: the others find the lock held and wait, for at most
+// Config.StructureWait, and then attach the structure in service. A
+// structure out of service whose lock is free is nobody's to finish (its
+// recoverer died, or its recovery failed): the member recovers it again.
+// Only then does the member recover dead members, create missing queues,
+// define the system queues and become active.
+//
 // # Goroutines
 //
 //   - The heartbeat goroutine starts as soon as the slot is claimed and
