@@ -251,8 +251,8 @@ func cmdStatus(args []string, out io.Writer) error {
 		}
 		u := s.Usage()
 		ss := structStatus{Name: n, SizeMB: s.Mapping().Header().Size >> 20, Entries: s.Params().Entries, Used: u.EntriesUsed, Owners: u.Owners}
-		if err := s.Mapping().Check(); err != nil {
-			ss.Problems = err.Error()
+		if st := g.StructureStatus(s); st.Status != "ACTIVE" {
+			ss.Problems = st.Status + ": " + st.Reason
 		}
 		rep.Structures = append(rep.Structures, ss)
 		for _, qi := range s.Queues() {

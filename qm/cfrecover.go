@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"slices"
 	"time"
 
 	"golang.org/x/sys/unix"
@@ -22,8 +23,11 @@ var ErrStructureFine = errors.New("qm: the structure is in service; nothing to r
 // one whose file is gone, truncated or replaced has failed, and so has one
 // that someone took out of service as failed (qmgr check --fail). The member
 // takes it out of service (in every process that maps it), stops using
-// it, and recovers it unless its definition says RECAUTO(NO).
+// it, and recovers it unless its definition says RECAUTO(NO). A structure
+// in the CF directory left recovering by a recoverer that died is
+// recovered again.
 func (m *Member) checkStructures() {
+	abandoned := m.abandonedRecoveries()
 	m.mu.Lock()
 	var failed []string
 	for name, o := range m.apps {
@@ -38,6 +42,11 @@ func (m *Member) checkStructures() {
 	}
 	for _, name := range failed {
 		delete(m.apps, name)
+	}
+	for _, name := range abandoned {
+		if !slices.Contains(failed, name) {
+			failed = append(failed, name)
+		}
 	}
 	for name, at := range m.retryRecover {
 		if time.Now().After(at) {
@@ -60,23 +69,67 @@ func (m *Member) checkStructures() {
 	}
 }
 
+// abandonedRecoveries lists the structures in the CF directory that are
+// recovering while their recoverer is dead (killed in the middle of its
+// replay): nobody else finishes them.
+func (m *Member) abandonedRecoveries() []string {
+	names, err := shm.List(m.g.Config().CFDir)
+	if err != nil {
+		return nil
+	}
+	var out []string
+	for _, name := range names {
+		if name == shm.AdminStructure {
+			continue
+		}
+		s, err := m.g.Structure(name, false)
+		if err != nil {
+			continue // not an application structure, or being replaced
+		}
+		if st, rec := s.Service(); st == lockfree.Recovering && rec != m.self && !procid.Alive(rec) {
+			m.log.Error("structure failed", "structure", name, "err", "its recoverer died in the middle of the recovery", "recoverer", rec.String())
+			out = append(out, name)
+		}
+	}
+	return out
+}
+
 // testHookRecover runs first in RecoverStructure (tests make it fail).
 var testHookRecover = func(string) error { return nil }
 
 // goRecoverStructure recovers structure name in the background; a failed
-// recovery is tried again a second later (checkStructures).
+// recovery is tried again a second later (checkStructures). While another
+// member recovers the structure it waits, without holding cmdMu (commands,
+// DISPLAY CFSTATUS among them, go on meanwhile), and then finds the
+// structure in service. Every holder of a recovery lock in this process
+// holds cmdMu, so RECOVER CFSTRUCT may wait for the lock under cmdMu.
 func (m *Member) goRecoverStructure(name string) {
 	m.goRecover("structure:"+name, func() {
-		m.cmdMu.Lock()
-		defer m.cmdMu.Unlock()
-		if m.stopping.Load() {
-			return
-		}
-		if err := m.RecoverStructure(name); err != nil && !errors.Is(err, ErrStructureFine) {
-			m.log.Error("recover structure; trying again in a second", "structure", name, "err", err)
-			m.mu.Lock()
-			m.retryRecover[name] = time.Now().Add(time.Second)
-			m.mu.Unlock()
+		for {
+			m.cmdMu.Lock()
+			if m.stopping.Load() {
+				m.cmdMu.Unlock()
+				return
+			}
+			err := testHookRecover(name)
+			var c defs.CFStruct
+			if err == nil {
+				c, err = m.structDef(name)
+			}
+			if err == nil {
+				err = m.tryRecover(c)
+			}
+			m.cmdMu.Unlock()
+			if !errors.Is(err, group.ErrStructureBusy) {
+				if err != nil && !errors.Is(err, ErrStructureFine) {
+					m.log.Error("recover structure; trying again in a second", "structure", name, "err", err)
+					m.mu.Lock()
+					m.retryRecover[name] = time.Now().Add(time.Second)
+					m.mu.Unlock()
+				}
+				return
+			}
+			time.Sleep(20 * time.Millisecond)
 		}
 	})
 }

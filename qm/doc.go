@@ -23,6 +23,10 @@
 // Config.StructureWait, and then attach the structure in service. A
 // structure out of service whose lock is free is nobody's to finish (its
 // recoverer died, or its recovery failed): the member recovers it again.
+// A running member does the same within a second for any structure in the
+// CF directory left recovering by a dead recoverer (checkStructures), and
+// while it waits for another member's recovery its commands go on
+// (DISPLAY CFSTATUS shows RECOVERING and the recoverer).
 // Only then does the member recover dead members, create missing queues,
 // define the system queues and become active.
 //

@@ -176,6 +176,7 @@ func (m *Member) replayInto(name string) error {
 		if err := o.Put(q, &lm, lockfree.PutOptions{}); err != nil {
 			return fmt.Errorf("put back message %d of queue %s: %w", r.Key, r.Queue, err)
 		}
+		cpReplayPut.Hit()
 		restored++
 	}
 	m.log.Info("structure recovered", "structure", name, "messages", restored, "backup", bk.Path, "backup_messages", bk.Messages, "backup_places", bk.Places,

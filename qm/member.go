@@ -29,6 +29,8 @@ import (
 var (
 	cpRecoverClaimed = crashpoint.New("qm.recover.claimed")
 	cpRecoverConn    = crashpoint.New("qm.recover.conn")
+	// A structure's recovery, after each message put back from the logs.
+	cpReplayPut = crashpoint.New("qm.recover.replay")
 )
 
 // Sentinel errors.

@@ -30,6 +30,10 @@ func TestMain(m *testing.M) {
 		testOrphan()
 		return
 	}
+	if os.Getenv("QM_TEST_RECOVERER") != "" {
+		testRecoverer()
+		return
+	}
 	os.Exit(m.Run())
 }
 

@@ -1,0 +1,115 @@
+package qm
+
+import (
+	"bufio"
+	"context"
+	"fmt"
+	"os"
+	"os/exec"
+	"strings"
+	"testing"
+
+	"github.com/qmgr/qmgr/group"
+	"github.com/qmgr/qmgr/mq"
+)
+
+// testRecoverer does what a member does when it starts recovering
+// structure QM_TEST_RECOVERER whose file is missing: it takes the
+// structure's recovery lock and creates the structure out of service,
+// recording itself as its recoverer; then it says so and waits to be
+// killed (a recoverer dying in the middle of its replay).
+func testRecoverer() {
+	name := os.Getenv("QM_TEST_RECOVERER")
+	unlock, err := lockRecover(os.Getenv("D"), name, 0)
+	if err != nil {
+		fmt.Println(err)
+		return
+	}
+	defer unlock()
+	g, err := group.Open(group.Config{Name: os.Getenv("G"), DataDir: os.Getenv("D"), CFDir: os.Getenv("CF"), AppSize: 32 << 20}, false)
+	if err != nil {
+		fmt.Println(err)
+		return
+	}
+	if _, created, err := g.CreateStructure(name, 32<<20, 0); err != nil || !created {
+		fmt.Println("create:", created, err)
+		return
+	}
+	fmt.Println("recovering")
+	select {}
+}
+
+// TestCFStatusOfAbandonedRecovery: a structure whose recoverer is alive
+// shows as RECOVERING with its recoverer; once the recoverer is killed it
+// shows as FAILED, and the member, which had attached the structure only
+// in that state (no failed file of its own to notice), recovers it: its
+// persistent messages are back and it shows as ACTIVE.
+func TestCFStatusOfAbandonedRecovery(t *testing.T) {
+	cfg := testConfig(t, "QM1")
+	m, err := Start(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ran := false
+	ctx, cancel := context.WithCancel(context.Background())
+	t.Cleanup(func() {
+		cancel()
+		if ran {
+			m.Stop()
+		}
+	})
+	mustExec(t, m, "DEFINE CFSTRUCT(APP2) SIZE(32)")
+	mustExec(t, m, "DEFINE QLOCAL(Q2) CFSTRUCT(APP2)")
+	c := connect(t, cfg, "QM1")
+	h, err := c.Open("Q2", mq.OpenOptions{Output: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, b := range []string{"a", "b"} {
+		if err := h.Put(&mq.Message{Body: []byte(b), Persistence: mq.Persistent}, mq.PutOptions{}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	c.Disconnect()
+	// The structure is lost and another process begins to recover it.
+	if err := os.Remove(cfg.Group.CFDir + "/APP2"); err != nil {
+		t.Fatal(err)
+	}
+	rec := exec.Command(os.Args[0], "-test.run=^$")
+	rec.Env = append(os.Environ(), "QM_TEST_RECOVERER=APP2", "G="+cfg.Group.Name, "D="+cfg.Group.DataDir, "CF="+cfg.Group.CFDir)
+	out, _ := rec.StdoutPipe()
+	rec.Stderr = os.Stderr
+	if err := rec.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { rec.Process.Kill(); rec.Wait() })
+	if l, _ := bufio.NewReader(out).ReadString('\n'); l != "recovering\n" {
+		t.Fatalf("recoverer: %q", l)
+	}
+	st := mustExec(t, m, "DISPLAY CFSTATUS(APP2)").Text
+	if !strings.Contains(st, "STATUS(RECOVERING)") || !strings.Contains(st, fmt.Sprintf("RECPID(%d)", rec.Process.Pid)) {
+		t.Fatalf("while a live process recovers it:\n%s", st)
+	}
+	rec.Process.Kill()
+	rec.Wait()
+	st = mustExec(t, m, "DISPLAY CFSTATUS(APP2)").Text
+	if !strings.Contains(st, "STATUS(FAILED)") || !strings.Contains(st, "died in the middle of the recovery") {
+		t.Fatalf("after its recoverer died:\n%s", st)
+	}
+	// The member serves: it notices the abandoned recovery and recovers
+	// the structure again.
+	ran = true
+	go m.Run(ctx)
+	eventually(t, "the structure recovered", func() bool {
+		return strings.Contains(m.Exec("DISPLAY CFSTATUS(APP2)").Text, "STATUS(ACTIVE)")
+	})
+	c = connect(t, cfg, "QM1")
+	defer c.Disconnect()
+	h, err = c.Open("Q2", mq.OpenOptions{Input: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := drainBodies(t, h); fmt.Sprint(got) != "[a b]" {
+		t.Fatalf("after the recovery: %v", got)
+	}
+}
