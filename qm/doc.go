@@ -92,7 +92,10 @@
 // An orderly stop (Stop, SIGTERM) marks the member stopping, refuses new
 // commands, closes its listener and the admin connections it accepted, gives
 // its connections StopGrace to end, breaks the rest, waits for the
-// recoveries in flight, and deregisters. If a recovery is still waiting for
+// recoveries in flight, closes its log and its owners in application
+// structures while it still says "stopping" (its heartbeat running, so
+// peers leave it alone however long its log takes to sync), and only then
+// says "stopped" and closes its admin owner. If a recovery is still waiting for
 // an application when StopGrace runs out, the member stops anyway: a repair
 // whose repairer is gone is taken over by a survivor (or the next member to
 // start).

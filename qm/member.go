@@ -31,6 +31,9 @@ var (
 	cpRecoverConn    = crashpoint.New("qm.recover.conn")
 	// A structure's recovery, after each message put back from the logs.
 	cpReplayPut = crashpoint.New("qm.recover.replay")
+	// An orderly stop, before the member closes its log and its owners
+	// (tests make it slow: a log that takes seconds to sync).
+	cpStopClosing = crashpoint.New("qm.stop.closing")
 )
 
 // Sentinel errors.

@@ -362,6 +362,19 @@ func (m *Member) expiryScan() {
 	}
 }
 
+// closeLogAndApps logs what connections published and closes the log
+// (which draws LRSNs through the admin owner, closed later), then closes
+// the member's owners in application structures.
+func (m *Member) closeLogAndApps() {
+	m.stopLog()
+	m.mu.Lock()
+	for _, o := range m.apps {
+		o.Close()
+	}
+	m.apps = map[string]*lockfree.Owner{}
+	m.mu.Unlock()
+}
+
 // shutdown is the orderly stop: no new work, connections given the grace
 // period to end and then broken, units of work backed out, deregistered.
 func (m *Member) shutdown() error {
@@ -425,6 +438,15 @@ func (m *Member) shutdown() error {
 	}
 	m.withOwn(func(o *lockfree.Owner) error { return m.g.ReleaseLease(o, group.LeaseExpiry, m.slot) })
 	m.withOwn(func(o *lockfree.Owner) error { return m.g.ReleaseLease(o, group.LeaseBackup, m.slot) })
+	if clean {
+		// The log and the owners in application structures are closed
+		// while the member is still "stopping", its heartbeat running:
+		// peers leave a stopping member that lives alone, however long
+		// its log takes to sync. Once it says "stopped", its owners are
+		// stragglers that peers revoke.
+		cpStopClosing.Hit()
+		m.closeLogAndApps()
+	}
 	m.stopHeartbeat()
 	m.updatePeer(func(p *group.Peer) bool {
 		if p.Process != m.self {
@@ -434,7 +456,7 @@ func (m *Member) shutdown() error {
 		return true
 	})
 	if clean {
-		m.close()
+		m.close() // the admin owner, at once after the record it updated
 	} else {
 		// Recoveries still use the structures: leave them mapped (the
 		// process is about to exit), release the rest.
@@ -446,13 +468,7 @@ func (m *Member) shutdown() error {
 }
 
 func (m *Member) close() {
-	m.stopLog()
-	m.mu.Lock()
-	for _, o := range m.apps {
-		o.Close()
-	}
-	m.apps = map[string]*lockfree.Owner{}
-	m.mu.Unlock()
+	m.closeLogAndApps()
 	m.ownMu.Lock()
 	if m.own != nil {
 		m.own.Close()
