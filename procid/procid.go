@@ -7,6 +7,8 @@ import (
 	"os"
 	"strconv"
 	"syscall"
+
+	"golang.org/x/sys/unix"
 )
 
 // ErrGone means the process does not exist (any more).
@@ -87,4 +89,43 @@ func parseStat(b []byte) (byte, uint64, error) {
 		return 0, 0, fmt.Errorf("procid: start time: %w", err)
 	}
 	return f[0][0], start, nil
+}
+
+// Signal sends sig to the process id names, and to no other: it opens a
+// pidfd for the pid (pidfd_open(2)), which from then on refers to that one
+// process whatever happens to the pid, checks that the process it refers
+// to started at id's start time, and sends the signal through the pidfd
+// (pidfd_send_signal(2)). A pid the kernel gave to another process since
+// id was recorded is refused (ErrGone), as is a process that ended (a
+// zombie included). Killing or signalling by pid after a separate liveness
+// check would hit whichever process has the pid by then.
+func Signal(id ID, sig syscall.Signal) error {
+	if id.Pid <= 0 {
+		return ErrGone
+	}
+	fd, err := unix.PidfdOpen(id.Pid, 0)
+	if errors.Is(err, unix.ESRCH) {
+		return ErrGone
+	}
+	if err != nil {
+		return fmt.Errorf("procid: pidfd_open %d: %w", id.Pid, err)
+	}
+	defer unix.Close(fd)
+	// Read after the open: if the pid named another process when the
+	// pidfd was opened, that one is what /proc shows now (or it is gone
+	// too), and its start time differs.
+	cur, err := Of(id.Pid)
+	if err != nil {
+		return err
+	}
+	if cur.Start != id.Start {
+		return fmt.Errorf("%w: pid %d is now another process (started at %d, not %d)", ErrGone, id.Pid, cur.Start, id.Start)
+	}
+	if err := unix.PidfdSendSignal(fd, sig, nil, 0); err != nil {
+		if errors.Is(err, unix.ESRCH) {
+			return ErrGone
+		}
+		return fmt.Errorf("procid: signal %v to %v: %w", sig, id, err)
+	}
+	return nil
 }

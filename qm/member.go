@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
-	"os"
 	"sync"
 	"sync/atomic"
 	"syscall"
@@ -641,18 +640,23 @@ func CFAttrs(q defs.Queue) lockfree.QueueAttrs {
 	return a
 }
 
-// SignalStop sends SIGTERM to the member named name (for `qmgr stop`).
+// SignalStop sends SIGTERM to the member named name (for `qmgr stop`),
+// through a pidfd of the process its peer record names (procid.Signal): a
+// member that ended meanwhile is not running, and whatever process has its
+// pid since is left alone.
 func SignalStop(g *group.Group, name string) (group.Peer, error) {
 	p, found, err := g.FindPeer(name)
 	if err != nil {
 		return p, err
 	}
-	if !found || !p.State.Running() || !p.ProcessAlive() {
+	if !found || !p.State.Running() {
 		return p, fmt.Errorf("%w: %s is not running", ErrStopped, name)
 	}
-	proc, err := os.FindProcess(p.Process.Pid)
-	if err != nil {
+	if err := procid.Signal(p.Process, syscall.SIGTERM); err != nil {
+		if errors.Is(err, procid.ErrGone) {
+			return p, fmt.Errorf("%w: %s is not running (its process %d ended)", ErrStopped, name, p.Process.Pid)
+		}
 		return p, err
 	}
-	return p, proc.Signal(syscall.SIGTERM)
+	return p, nil
 }

@@ -2,6 +2,7 @@ package qm
 
 import (
 	"context"
+	"errors"
 	"os"
 	"sync/atomic"
 	"syscall"
@@ -186,7 +187,9 @@ func (m *Member) judgeHeartbeat(p group.Peer, key peerKey, now time.Time) {
 	}
 	if age := now.Sub(s.changed); age > m.cfg.HeartbeatTimeout && p.ProcessAlive() {
 		m.log.Warn("peer hung, killing it", "peer", p.Name, "pid", p.Process.Pid, "heartbeat unchanged for", age.Round(time.Millisecond))
-		syscall.Kill(p.Process.Pid, syscall.SIGKILL)
+		if err := procid.Signal(p.Process, syscall.SIGKILL); err != nil && !errors.Is(err, procid.ErrGone) {
+			m.log.Error("kill hung peer", "peer", p.Name, "pid", p.Process.Pid, "err", err)
+		}
 		delete(m.seen, p.Slot)
 	}
 }
