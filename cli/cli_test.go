@@ -27,6 +27,9 @@ func TestMain(m *testing.M) {
 			appPersist(os.Args[2:])
 		}
 	}
+	if os.Getenv("CLI_TEST_FOREIGN_OWNER") != "" {
+		foreignOwner() // a connection registered without connect's checks
+	}
 	if dir := os.Getenv("CLI_TEST_REGISTER"); dir != "" {
 		// Register an owner and exit without closing it: a dead owner.
 		s, err := lockfree.Attach(dir, "APPL1")

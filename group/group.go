@@ -23,6 +23,8 @@ var (
 	// ErrStructureBusy: another member is creating or recovering the
 	// structure now (it holds the structure's recovery lock).
 	ErrStructureBusy = errors.New("group: structure being created or recovered by another member")
+	// ErrPidNamespace: a member runs in another pid namespace (CheckPidNS).
+	ErrPidNamespace = errors.New("group: member in another pid namespace")
 )
 
 // Status slot allocation in the admin structure.

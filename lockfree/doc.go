@@ -112,6 +112,7 @@
 //	 64 unit of work: seq(32) << 32 | state(8), states 0 idle, 1 active, 2 committing
 //	 72 took: 1 once the owner took an entry, element or segment from a pool
 //	    or claimed a message (Repair sweeps the structure only then)
+//	 80 pid namespace of the registered process (inode of /proc/self/ns/pid)
 //	128 message descriptor: op word (kind | buffer << 8), then two
 //	    buffers of a, b, c; the op word is stored last and names the buffer
 //	192 segment descriptor: op, a, b (op cleared first, set last)

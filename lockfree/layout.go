@@ -10,7 +10,7 @@ import (
 
 // LayoutVersion is the version of the data-area layout below. It is stored in
 // the shm header; bump it whenever any offset or encoding here changes.
-const LayoutVersion = 4
+const LayoutVersion = 5
 
 // Fixed sizes. Every record is a multiple of the 64-byte cache line so that
 // words written by different processes on hot paths never share a line.
@@ -106,6 +106,7 @@ const (
 	ownOpSeq    = 56  // operation counter of a revocable owner, odd while an operation is in flight: atomic stores by the owner, read by a revoker
 	ownUOW      = 64  // uow seq(32)<<32 | uow state(8): atomic stores by the owner (committing is stored before any entry of the commit changes); read by Repair to decide roll forward or back
 	ownTook     = 72  // 1 once the owner took anything (entries, elements or segments from a pool, or a message by a claim): atomic store by the owner before the first such CAS, 0 at registration; read by Repair, which sweeps the entries, elements and segments only for an owner that took some
+	ownPidNS    = 80  // pid namespace of the registered process (procid.SelfNS): stored before ownPid, trusted like ownStart; its pid means nothing in another namespace
 	ownDesc     = 128 // message descriptor: op word (atomic store, publishes a buffer), then two buffers of a, b, c (owned); read by Repair
 	ownSegDesc  = 192 // segment descriptor: op, a, b (atomic stores, op cleared first and set last); read by Repair and the checker
 )

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os"
 	"strconv"
+	"sync"
 	"syscall"
 
 	"golang.org/x/sys/unix"
@@ -22,14 +23,38 @@ type ID struct {
 
 func (id ID) String() string { return fmt.Sprintf("%d@%d", id.Pid, id.Start) }
 
-// Self returns the identity of the calling process.
+// Self returns the identity of the calling process. Its start time is read
+// through /proc/self: in a pid namespace of its own whose /proc is still
+// its parent's, /proc/<getpid()> is another process.
 func Self() ID {
-	id, err := Of(os.Getpid())
+	b, err := os.ReadFile("/proc/self/stat")
 	if err != nil {
 		panic("procid: cannot read own /proc entry: " + err.Error())
 	}
-	return id
+	_, start, err := parseStat(b)
+	if err != nil {
+		panic("procid: cannot read own /proc entry: " + err.Error())
+	}
+	return ID{Pid: os.Getpid(), Start: start}
 }
+
+// SelfNS is the pid namespace of the calling process: the inode number of
+// /proc/self/ns/pid (0 when the kernel does not say). Pids and pidfds mean
+// something only between processes of one pid namespace.
+func SelfNS() uint64 {
+	selfNSOnce.Do(func() {
+		var st syscall.Stat_t
+		if err := syscall.Stat("/proc/self/ns/pid", &st); err == nil {
+			selfNS = st.Ino
+		}
+	})
+	return selfNS
+}
+
+var (
+	selfNSOnce sync.Once
+	selfNS     uint64
+)
 
 // Of reads the identity of pid. A zombie counts as gone.
 func Of(pid int) (ID, error) {

@@ -2,7 +2,9 @@ package procid
 
 import (
 	"errors"
+	"os"
 	"os/exec"
+	"strconv"
 	"syscall"
 	"testing"
 )
@@ -85,5 +87,18 @@ func TestSignalChecksIdentity(t *testing.T) {
 	}
 	if err := Signal(ID{}, syscall.SIGKILL); !errors.Is(err, ErrGone) {
 		t.Fatalf("signal to no process: %v, want ErrGone", err)
+	}
+}
+
+// TestSelfNS: the pid namespace is the inode /proc/self/ns/pid names
+// ("pid:[inode]").
+func TestSelfNS(t *testing.T) {
+	ns := SelfNS()
+	link, err := os.Readlink("/proc/self/ns/pid")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if ns == 0 || link != "pid:["+strconv.FormatUint(ns, 10)+"]" {
+		t.Fatalf("pid namespace %d, /proc/self/ns/pid -> %s", ns, link)
 	}
 }

@@ -166,6 +166,9 @@ type Member struct {
 	// stragglers: live connections of finished members, and when they
 	// were first seen (run loop only).
 	stragglers map[lockfree.OwnerTag]time.Time
+	// foreignSeen: connections of another pid namespace already reported
+	// (run loop only).
+	foreignSeen map[lockfree.OwnerTag]bool
 
 	slot int    // peer slot
 	inc  uint64 // incarnation
@@ -227,7 +230,7 @@ func Start(cfg Config) (*Member, error) {
 		return nil, err
 	}
 	m := &Member{cfg: cfg, log: cfg.Logger.With("qmgr", cfg.Name), self: procid.Self(), apps: map[string]*lockfree.Owner{}, leftFailed: map[string]bool{}, retryRecover: map[string]time.Time{},
-		cmdConns: map[net.Conn]struct{}{}, peerW: map[int]peerKey{}, connW: map[int]connKey{}, seen: map[int]hbSeen{},
+		cmdConns: map[net.Conn]struct{}{}, peerW: map[int]peerKey{}, connW: map[int]connKey{}, seen: map[int]hbSeen{}, foreignSeen: map[lockfree.OwnerTag]bool{},
 		busy: map[string]bool{}, stop: make(chan struct{}), done: make(chan struct{})}
 	var err error
 	if m.g, err = group.Open(cfg.Group, true); err != nil {
@@ -252,6 +255,9 @@ func Start(cfg Config) (*Member, error) {
 		return fail(err)
 	}
 	if m.watch, err = recovery.NewWatcher(); err != nil {
+		return fail(err)
+	}
+	if err := m.checkPidNamespace(); err != nil {
 		return fail(err)
 	}
 	// A short-lived owner claims the peer slot (and recovers a previous
@@ -420,7 +426,7 @@ func (m *Member) claimSlot() (int, error) {
 			}
 			*cur = group.Peer{Slot: slot, Name: m.cfg.Name, State: group.PeerStarting, Process: m.self,
 				Incarnation: cur.Incarnation + 1, Heartbeat: time.Now().UnixNano(), Started: time.Now().UnixNano(),
-				Port: m.cfg.Port, GenericPort: m.cfg.GenericPort}
+				Port: m.cfg.Port, GenericPort: m.cfg.GenericPort, PidNS: procid.SelfNS()}
 			return true
 		})
 		if err != nil {
@@ -443,6 +449,43 @@ func (m *Member) claimSlot() (int, error) {
 		return slot, nil
 	}
 	return 0, fmt.Errorf("qm: could not claim a member slot for %s within 30s (is a survivor still recovering its previous incarnation?)", m.cfg.Name)
+}
+
+// checkPidNamespace refuses to start beside a live member of another pid
+// namespace (group.CheckPidNS): this member could not tell whether it
+// lives, would take it for dead and recover its work from under it. It
+// runs before the member registers anything. A record of another
+// namespace whose heartbeat does not move for HeartbeatTimeout is stale
+// (its member died there: a container that restarted) and is recovered
+// like any dead member's.
+func (m *Member) checkPidNamespace() error {
+	peers, err := m.g.Peers()
+	if err != nil {
+		return err
+	}
+	var foreign []group.Peer
+	for _, p := range peers {
+		if (p.State.Running() || p.State == group.PeerRecovering) && group.CheckPidNS(p) != nil {
+			foreign = append(foreign, p)
+		}
+	}
+	deadline := time.Now().Add(m.cfg.HeartbeatTimeout)
+	for len(foreign) > 0 {
+		for _, p := range foreign {
+			cur, err := m.g.Peer(p.Slot)
+			if err == nil && cur.Incarnation == p.Incarnation && (cur.Heartbeat != p.Heartbeat || cur.State != p.State) {
+				return group.CheckPidNS(cur) // it lives
+			}
+		}
+		if time.Now().After(deadline) {
+			for _, p := range foreign {
+				m.log.Warn("record of a member of another pid namespace whose heartbeat stopped: taken for dead", "peer", p.Name, "pid", p.Process.Pid, "pid_namespace", p.PidNS)
+			}
+			return nil
+		}
+		time.Sleep(m.cfg.HeartbeatInterval)
+	}
+	return nil
 }
 
 func (m *Member) freeSlot() int {

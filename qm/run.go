@@ -253,6 +253,16 @@ func (m *Member) watchConnections() {
 			continue
 		}
 		peer, inc, ok := group.LabelPeer(info.Label)
+		if self := procid.SelfNS(); info.PidNS != 0 && self != 0 && info.PidNS != self {
+			// Registered from another pid namespace (connect refuses that;
+			// an older binary): its pid names nothing here, so it is
+			// neither watched nor taken for dead.
+			if !m.foreignSeen[info.Tag] {
+				m.foreignSeen[info.Tag] = true
+				m.log.Error("connection from another pid namespace: not watched, not recovered", "slot", slot, "pid", info.Process.Pid, "pid_namespace", info.PidNS)
+			}
+			continue
+		}
 		switch {
 		case !ok:
 		case peer == m.slot && group.SameIncarnation(inc, m.inc):
