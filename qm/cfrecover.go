@@ -86,16 +86,46 @@ func (m *Member) abandonedRecoveries() []string {
 		if err != nil {
 			continue // not an application structure, or being replaced
 		}
-		if st, rec := s.Service(); st == lockfree.Recovering && rec != m.self && !procid.Alive(rec) {
+		st, rec := s.Service()
+		switch {
+		case st != lockfree.Recovering:
+		case rec != m.self && !procid.Alive(rec):
 			m.log.Error("structure failed", "structure", name, "err", "its recoverer died in the middle of the recovery", "recoverer", rec.String())
 			out = append(out, name)
+		case rec == m.self && m.recoveryLockFree(name):
+			// A recovery of ours that failed (a command's): nobody else
+			// finishes it.
+			m.log.Error("structure failed", "structure", name, "err", "its recovery by this member failed")
+			out = append(out, name)
+		default:
+			continue
+		}
+		if _, err := m.structDef(name); errors.Is(err, defs.ErrNotFound) {
+			// Left by a DEFINE CFSTRUCT that failed: defined again, it is
+			// recovered then.
+			out = out[:len(out)-1]
 		}
 	}
 	return out
 }
 
+// recoveryLockFree reports whether nobody holds structure name's recovery
+// lock (so nobody, this member included, is recovering it now).
+func (m *Member) recoveryLockFree(name string) bool {
+	unlock, err := lockRecover(m.g.Config().DataDir, name, unix.LOCK_NB)
+	if err != nil {
+		return false
+	}
+	unlock()
+	return true
+}
+
 // testHookRecover runs first in RecoverStructure (tests make it fail).
 var testHookRecover = func(string) error { return nil }
+
+// testHookRecoverInto runs before a new structure is filled (tests make
+// its recovery fail).
+var testHookRecoverInto = func(string) error { return nil }
 
 // goRecoverStructure recovers structure name in the background; a failed
 // recovery is tried again a second later (checkStructures). While another
@@ -242,7 +272,11 @@ func (m *Member) createLocked(c defs.CFStruct) (*lockfree.Structure, error) {
 		return s, nil
 	}
 	o.SetRecoverer(true)
-	if err := m.recoverInto(c.Name); err != nil {
+	err = testHookRecoverInto(c.Name)
+	if err == nil {
+		err = m.recoverInto(c.Name)
+	}
+	if err != nil {
 		return nil, fmt.Errorf("recover structure %s: %w", c.Name, err)
 	}
 	return s, nil

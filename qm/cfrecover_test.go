@@ -3,10 +3,12 @@ package qm
 import (
 	"bufio"
 	"context"
+	"errors"
 	"fmt"
 	"os"
 	"os/exec"
 	"strings"
+	"sync/atomic"
 	"testing"
 
 	"github.com/qmgr/qmgr/group"
@@ -110,6 +112,68 @@ func TestCFStatusOfAbandonedRecovery(t *testing.T) {
 		t.Fatal(err)
 	}
 	if got := drainBodies(t, h); fmt.Sprint(got) != "[a b]" {
+		t.Fatalf("after the recovery: %v", got)
+	}
+}
+
+// TestFailedRecoverCommandIsFinished: RECOVER CFSTRUCT fails half way
+// (the new structure created, its messages not yet back): the structure is
+// left recovering by the member itself, alive, with nobody recovering it.
+// The member notices and recovers it again.
+func TestFailedRecoverCommandIsFinished(t *testing.T) {
+	cfg := testConfig(t, "QM1")
+	m, err := Start(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	ran := false
+	t.Cleanup(func() {
+		cancel()
+		if ran {
+			m.Stop()
+		}
+	})
+	mustExec(t, m, "DEFINE QLOCAL(P)")
+	putOne(t, cfg, "QM1", "P", "gone with the CF")
+	c := connect(t, cfg, "QM1")
+	h, err := c.Open("P", mq.OpenOptions{Output: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := h.Put(&mq.Message{Body: []byte("persistent"), Persistence: mq.Persistent}, mq.PutOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	c.Disconnect()
+	if err := os.Remove(cfg.Group.CFDir + "/APPL1"); err != nil {
+		t.Fatal(err)
+	}
+	var calls atomic.Int32
+	testHookRecoverInto = func(string) error {
+		if calls.Add(1) == 1 {
+			return errors.New("injected: the recovery fails")
+		}
+		return nil
+	}
+	t.Cleanup(func() { testHookRecoverInto = func(string) error { return nil } })
+	// The run loop is not running yet: the command is the only recovery.
+	if r := m.Exec("RECOVER CFSTRUCT(APPL1)"); r.OK {
+		t.Fatalf("RECOVER with its recovery failing: %s", r.Text)
+	}
+	if st := m.Exec("DISPLAY CFSTATUS(APPL1)").Text; !strings.Contains(st, "STATUS(RECOVERING)") {
+		t.Fatalf("after the failed recovery:\n%s", st)
+	}
+	ran = true
+	go m.Run(ctx)
+	eventually(t, "the structure recovered", func() bool {
+		return strings.Contains(m.Exec("DISPLAY CFSTATUS(APPL1)").Text, "STATUS(ACTIVE)")
+	})
+	c = connect(t, cfg, "QM1")
+	defer c.Disconnect()
+	if h, err = c.Open("P", mq.OpenOptions{Input: true}); err != nil {
+		t.Fatal(err)
+	}
+	if got := drainBodies(t, h); fmt.Sprint(got) != "[persistent]" {
 		t.Fatalf("after the recovery: %v", got)
 	}
 }
