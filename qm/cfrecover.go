@@ -261,15 +261,12 @@ func (m *Member) createStructure(c defs.CFStruct) (*lockfree.Structure, error) {
 // (the caller looks at its state).
 func (m *Member) createLocked(c defs.CFStruct) (*lockfree.Structure, error) {
 	s, created, err := m.g.CreateStructure(c.Name, uint64(c.SizeMB)<<20, c.ElemSize) // may take a while
-	if err != nil {
-		return nil, err
+	if err != nil || !created {
+		return s, err
 	}
 	o, err := m.registerIn(c.Name, s)
 	if err != nil {
 		return nil, err
-	}
-	if !created {
-		return s, nil
 	}
 	o.SetRecoverer(true)
 	err = testHookRecoverInto(c.Name)
@@ -291,7 +288,10 @@ func (m *Member) createLocked(c defs.CFStruct) (*lockfree.Structure, error) {
 func (m *Member) readyStructure(c defs.CFStruct, deadline time.Time) (*lockfree.Structure, error) {
 	var waited time.Time // when the member began to wait for another's recovery
 	for {
-		s, err := m.structure(c, true)
+		// Attached, and the member's owner registered only once it is in
+		// service: an owner closed in a structure out of service keeps its
+		// slot until the process ends.
+		s, err := m.attachStructure(c, true)
 		state := "being created" // its file is missing, and another member holds its recovery lock
 		var rec procid.ID
 		if err == nil {
@@ -299,6 +299,9 @@ func (m *Member) readyStructure(c defs.CFStruct, deadline time.Time) (*lockfree.
 			st, rec = s.Service()
 			state = st.String()
 			if st == lockfree.InService {
+				if _, err := m.registerIn(c.Name, s); err != nil {
+					return nil, err
+				}
 				if !waited.IsZero() {
 					m.log.Info("structure in service", "structure", c.Name, "waited", time.Since(waited).Round(time.Millisecond))
 				}

@@ -10,6 +10,7 @@ import (
 	"strings"
 	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/qmgr/qmgr/group"
 	"github.com/qmgr/qmgr/mq"
@@ -28,7 +29,7 @@ func testRecoverer() {
 		return
 	}
 	defer unlock()
-	g, err := group.Open(group.Config{Name: os.Getenv("G"), DataDir: os.Getenv("D"), CFDir: os.Getenv("CF"), AppSize: 32 << 20}, false)
+	g, err := group.Open(group.Config{Name: os.Getenv("G"), DataDir: os.Getenv("D"), CFDir: os.Getenv("CF"), AppSize: 32 << 20}, true)
 	if err != nil {
 		fmt.Println(err)
 		return
@@ -39,6 +40,45 @@ func testRecoverer() {
 	}
 	fmt.Println("recovering")
 	select {}
+}
+
+// startRecoverer starts a process that begins to recover structure name
+// of cfg's group and stays alive (testRecoverer).
+func startRecoverer(t *testing.T, cfg Config, name string) *exec.Cmd {
+	t.Helper()
+	rec := exec.Command(os.Args[0], "-test.run=^$")
+	rec.Env = append(os.Environ(), "QM_TEST_RECOVERER="+name, "G="+cfg.Group.Name, "D="+cfg.Group.DataDir, "CF="+cfg.Group.CFDir)
+	out, _ := rec.StdoutPipe()
+	rec.Stderr = os.Stderr
+	if err := rec.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { rec.Process.Kill(); rec.Wait() })
+	if l, _ := bufio.NewReader(out).ReadString('\n'); l != "recovering\n" {
+		t.Fatalf("recoverer: %q", l)
+	}
+	return rec
+}
+
+// TestStartWaitIsBounded: a member starting while another process
+// recovers a structure waits for it, for StructureWait, and then fails
+// with an error naming the structure and its recoverer; once the
+// recoverer is gone, the member starts and recovers the structure itself.
+func TestStartWaitIsBounded(t *testing.T) {
+	cfg := testConfig(t, "QM1")
+	rec := startRecoverer(t, cfg, "APPL1")
+	cfg.StructureWait = 300 * time.Millisecond
+	m, err := Start(cfg)
+	if err == nil {
+		m.Stop()
+		t.Fatal("started while APPL1 was being recovered by a live process")
+	}
+	if msg := err.Error(); !strings.Contains(msg, "structure APPL1 is still recovering") || !strings.Contains(msg, fmt.Sprintf("pid %d, alive", rec.Process.Pid)) {
+		t.Fatalf("error: %v", err)
+	}
+	rec.Process.Kill()
+	rec.Wait()
+	startMember(t, cfg)
 }
 
 // TestCFStatusOfAbandonedRecovery: a structure whose recoverer is alive
@@ -77,17 +117,7 @@ func TestCFStatusOfAbandonedRecovery(t *testing.T) {
 	if err := os.Remove(cfg.Group.CFDir + "/APP2"); err != nil {
 		t.Fatal(err)
 	}
-	rec := exec.Command(os.Args[0], "-test.run=^$")
-	rec.Env = append(os.Environ(), "QM_TEST_RECOVERER=APP2", "G="+cfg.Group.Name, "D="+cfg.Group.DataDir, "CF="+cfg.Group.CFDir)
-	out, _ := rec.StdoutPipe()
-	rec.Stderr = os.Stderr
-	if err := rec.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { rec.Process.Kill(); rec.Wait() })
-	if l, _ := bufio.NewReader(out).ReadString('\n'); l != "recovering\n" {
-		t.Fatalf("recoverer: %q", l)
-	}
+	rec := startRecoverer(t, cfg, "APP2")
 	st := mustExec(t, m, "DISPLAY CFSTATUS(APP2)").Text
 	if !strings.Contains(st, "STATUS(RECOVERING)") || !strings.Contains(st, fmt.Sprintf("RECPID(%d)", rec.Process.Pid)) {
 		t.Fatalf("while a live process recovers it:\n%s", st)

@@ -579,6 +579,19 @@ func (m *Member) readyAll(deadline time.Time) error {
 // structure out of service to come back: readyStructure does. Callers
 // hold cmdMu.
 func (m *Member) structure(c defs.CFStruct, create bool) (*lockfree.Structure, error) {
+	s, err := m.attachStructure(c, create)
+	if err != nil {
+		return nil, err
+	}
+	if _, err := m.registerIn(c.Name, s); err != nil {
+		return nil, err
+	}
+	return s, nil
+}
+
+// attachStructure is structure without the registration of the member's
+// owner (but for a structure it creates: it fills it through that owner).
+func (m *Member) attachStructure(c defs.CFStruct, create bool) (*lockfree.Structure, error) {
 	m.mu.Lock()
 	left := m.leftFailed[c.Name]
 	m.mu.Unlock()
@@ -589,13 +602,7 @@ func (m *Member) structure(c defs.CFStruct, create bool) (*lockfree.Structure, e
 	if create && errors.Is(err, shm.ErrNotFound) {
 		return m.createStructure(c)
 	}
-	if err != nil {
-		return nil, err
-	}
-	if _, err := m.registerIn(c.Name, s); err != nil {
-		return nil, err
-	}
-	return s, nil
+	return s, err
 }
 
 // registerIn returns the member's owner in structure s (named name),
