@@ -65,6 +65,9 @@ func startRecoverer(t *testing.T, cfg Config, name string) *exec.Cmd {
 // with an error naming the structure and its recoverer; once the
 // recoverer is gone, the member starts and recovers the structure itself.
 func TestStartWaitIsBounded(t *testing.T) {
+	if testing.Short() {
+		t.Skip("multi-process")
+	}
 	cfg := testConfig(t, "QM1")
 	rec := startRecoverer(t, cfg, "APPL1")
 	cfg.StructureWait = 300 * time.Millisecond
@@ -87,6 +90,9 @@ func TestStartWaitIsBounded(t *testing.T) {
 // in that state (no failed file of its own to notice), recovers it: its
 // persistent messages are back and it shows as ACTIVE.
 func TestCFStatusOfAbandonedRecovery(t *testing.T) {
+	if testing.Short() {
+		t.Skip("multi-process")
+	}
 	cfg := testConfig(t, "QM1")
 	m, err := Start(cfg)
 	if err != nil {
