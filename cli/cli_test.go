@@ -14,6 +14,7 @@ import (
 // The demo re-executes its own binary as workers: in tests that binary is
 // the test binary, so dispatch the worker command here.
 func TestMain(m *testing.M) {
+	waitBarrier() // a member of startTogether waits for its round's barrier
 	if len(os.Args) > 1 {
 		switch os.Args[1] {
 		case "start", "stop", "status", "mqsc", "put", "get", "check", "demo", "cf-demo", "demo-worker", "group-demo-worker", "chinit":
@@ -25,6 +26,9 @@ func TestMain(m *testing.M) {
 		case "--app-persist":
 			appPersist(os.Args[2:])
 		}
+	}
+	if os.Getenv("CLI_TEST_FOREIGN_OWNER") != "" {
+		foreignOwner() // a connection registered without connect's checks
 	}
 	if dir := os.Getenv("CLI_TEST_REGISTER"); dir != "" {
 		// Register an owner and exit without closing it: a dead owner.

@@ -82,6 +82,7 @@ func cmdStart(args []string, out io.Writer) error {
 	fs.DurationVar(&c.StopGrace, "stop-grace", 2*time.Second, "how long an orderly stop waits for connections")
 	fs.DurationVar(&c.UOWWarnAge, "uow-warn-age", time.Minute, "log a connection's unit of work open this long (negative: never)")
 	fs.DurationVar(&c.UOWMaxAge, "uow-max-age", 10*time.Minute, "back out a connection's unit of work open this long and break the connection (negative: never)")
+	fs.DurationVar(&c.StructureWait, "structure-wait", 10*time.Minute, "how long a starting member waits for a structure another member is creating or recovering")
 	fs.BoolVar(&jsonLog, "json-log", false, "log JSON instead of text")
 	fs.StringVar(&c.LogArchiveDir, "log-archive", "", "move recovery log segments no recovery needs here instead of deleting them")
 	logSegMiB := fs.Int("log-segment-size", 64, "MiB of each recovery log segment file")
@@ -284,8 +285,8 @@ func cmdStatus(args []string, out io.Writer) error {
 		}
 		u := s.Usage()
 		ss := structStatus{Name: n, SizeMB: s.Mapping().Header().Size >> 20, Entries: s.Params().Entries, Used: u.EntriesUsed, Owners: u.Owners}
-		if err := s.Mapping().Check(); err != nil {
-			ss.Problems = err.Error()
+		if st := g.StructureStatus(s); st.Status != "ACTIVE" {
+			ss.Problems = st.Status + ": " + st.Reason
 		}
 		rep.Structures = append(rep.Structures, ss)
 		for _, qi := range s.Queues() {

@@ -9,6 +9,7 @@ import (
 	"sync"
 	"sync/atomic"
 	"syscall"
+	"time"
 )
 
 // EnvVar arms the points; see the package documentation.
@@ -28,9 +29,10 @@ var (
 	armed       bool // written once in init, read by Hit
 	counting    bool // QMGR_CRASHPOINT=count
 	targetName  string
-	targetN     int64 = 1
-	stopInstead bool  // QMGR_CRASHPOINT=name:n:stop: SIGSTOP instead of SIGKILL
-	failCount   int64 // QMGR_CRASHPOINT=name:n:fail:k: hits n..n+k-1 fail instead
+	targetN     int64         = 1
+	stopInstead bool          // QMGR_CRASHPOINT=name:n:stop: SIGSTOP instead of SIGKILL
+	failCount   int64         // QMGR_CRASHPOINT=name:n:fail:k: hits n..n+k-1 fail instead
+	sleepFor    time.Duration // QMGR_CRASHPOINT=name:n:sleep:d: the hitting goroutine sleeps d instead
 	onceFile    string
 	onceMu      sync.Mutex
 	onceState   int8 // 0 not tried, 1 this process owns the point, -1 another did
@@ -58,6 +60,12 @@ func init() {
 		}
 		action, k, _ := strings.Cut(action, ":")
 		stopInstead = action == "stop"
+		if action == "sleep" {
+			sleepFor = time.Second
+			if d, err := time.ParseDuration(k); err == nil && d > 0 {
+				sleepFor = d
+			}
+		}
 		if action == "fail" {
 			failCount = 1
 			if v, err := strconv.ParseInt(k, 10, 64); err == nil && v > 0 {
@@ -132,6 +140,12 @@ func (p *Point) hit() {
 		return
 	}
 	if !claimOnce() {
+		return
+	}
+	if sleepFor > 0 {
+		// A slow step (a disk that takes seconds to sync): this goroutine
+		// waits, the rest of the process goes on.
+		time.Sleep(sleepFor)
 		return
 	}
 	if stopInstead {

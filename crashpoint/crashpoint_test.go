@@ -8,6 +8,7 @@ import (
 	"strings"
 	"syscall"
 	"testing"
+	"time"
 )
 
 var (
@@ -124,5 +125,18 @@ func TestFail(t *testing.T) {
 	}
 	if _, err := run(t, "test.c:3"); err == nil {
 		t.Fatal("a fail point armed to kill did not kill")
+	}
+}
+
+// TestSleepAtHit: name:n:sleep:d makes the n-th hit wait d, and the
+// process then carries on to the end.
+func TestSleepAtHit(t *testing.T) {
+	t0 := time.Now()
+	out, err := run(t, "test.a:2:sleep:300ms")
+	if err != nil || strings.Count(out, "step") != 5 {
+		t.Fatalf("a sleep point must not kill: %v %q", err, out)
+	}
+	if el := time.Since(t0); el < 300*time.Millisecond {
+		t.Fatalf("the child ended after %v: it did not sleep at the point", el)
 	}
 }

@@ -14,6 +14,9 @@
 // the named point SIGKILL the process at once; QMGR_CRASHPOINT=name:n:stop
 // makes it SIGSTOP the process instead (a process stalled in the middle of a
 // step until it gets SIGCONT, then going on as if nothing happened).
+// QMGR_CRASHPOINT=name:n:sleep:d makes the goroutine at the n-th hit
+// sleep for the duration d (default 1s) and go on: a slow step, such as a
+// disk that takes seconds to sync, while the rest of the process runs.
 // QMGR_CRASHPOINT=name:n:fail:k makes hits n to n+k-1 (k default 1) of a
 // point checked with Fail report a failure instead (fault injection: the
 // caller returns an error as if the resource were unavailable).

@@ -30,7 +30,9 @@
 //	 96   8 recoverer pid (state recovering)
 //	104   8 recoverer start time
 //	112   4 local port          116 4 generic port
-//	120 136 zero
+//	120   8 pid namespace of the member's process (inode of
+//	        /proc/self/ns/pid; 0 from older members)
+//	128 128 zero
 //
 // # Lease record
 //

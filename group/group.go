@@ -9,6 +9,7 @@ import (
 	"sync"
 
 	"github.com/qmgr/qmgr/lockfree"
+	"github.com/qmgr/qmgr/procid"
 	"github.com/qmgr/qmgr/shm"
 	"github.com/qmgr/qmgr/vfs"
 )
@@ -20,6 +21,11 @@ var (
 	ErrNoPeerSlot  = errors.New("group: no free peer slot")
 	ErrPeerRunning = errors.New("group: member already running")
 	ErrBadRecord   = errors.New("group: malformed record")
+	// ErrStructureBusy: another member is creating or recovering the
+	// structure now (it holds the structure's recovery lock).
+	ErrStructureBusy = errors.New("group: structure being created or recovered by another member")
+	// ErrPidNamespace: a member runs in another pid namespace (CheckPidNS).
+	ErrPidNamespace = errors.New("group: member in another pid namespace")
 )
 
 // Status slot allocation in the admin structure.
@@ -217,11 +223,12 @@ func (g *Group) structure(name string, create bool, size uint64, elemSize int) (
 	s, ok := g.apps[name]
 	g.mu.Unlock()
 	if ok {
-		if s.InService() || s.Mapping().Check() == nil {
+		if s.Mapping().Check() == nil {
 			return s, false, nil
 		}
-		// Failed, and its file is gone or damaged: a recovered one may
-		// be there.
+		// Its file is gone or damaged (in service or not: a process that
+		// has not noticed yet): out of service, and a recovered one may be
+		// there.
 		g.Failed(name)
 	}
 	// Create or attach without the lock: creating a large structure takes a
@@ -336,3 +343,57 @@ func LabelPeer(label uint64) (peer int, inc uint64, ok bool) {
 
 // SameIncarnation reports whether a label's incarnation (mod 2^24) is inc.
 func SameIncarnation(labelInc, inc uint64) bool { return labelInc == inc&labelIncMask }
+
+// StructureState is what a structure's state looks like to an operator
+// (DISPLAY CFSTATUS, qmgr status).
+type StructureState struct {
+	// Status is ACTIVE (in service), RECOVERING (a live process is
+	// filling it) or FAILED (out of service until a member recovers it).
+	Status string
+	// Recoverer is the process that is (or was) recovering it, and
+	// RecovererName the member it is ("" when none is).
+	Recoverer     procid.ID
+	RecovererName string
+	// Reason says why it is not ACTIVE.
+	Reason string
+}
+
+// StructureStatus describes structure s, attached through g.
+func (g *Group) StructureStatus(s *lockfree.Structure) StructureState {
+	if err := s.Mapping().Check(); err != nil {
+		return StructureState{Status: "FAILED", Reason: err.Error()}
+	}
+	st, rec := s.Service()
+	switch st {
+	case lockfree.InService:
+		return StructureState{Status: "ACTIVE"}
+	case lockfree.Failed:
+		return StructureState{Status: "FAILED", Reason: "taken out of service (its file was damaged or qmgr check --fail found it damaged); the members recover it unless it is RECAUTO(NO)"}
+	}
+	out := StructureState{Status: "RECOVERING", Recoverer: rec, RecovererName: g.memberOf(rec)}
+	who := fmt.Sprintf("pid %d", rec.Pid)
+	if out.RecovererName != "" {
+		who = fmt.Sprintf("member %s (pid %d)", out.RecovererName, rec.Pid)
+	}
+	if !procid.Alive(rec) {
+		out.Status = "FAILED"
+		out.Reason = "its recoverer, " + who + ", died in the middle of the recovery; the members recover it again"
+		return out
+	}
+	out.Reason = "being recovered by " + who
+	return out
+}
+
+// memberOf is the name of the member whose process id is ("" if none).
+func (g *Group) memberOf(id procid.ID) string {
+	peers, err := g.Peers()
+	if err != nil {
+		return ""
+	}
+	for _, p := range peers {
+		if p.Process == id && id.Pid != 0 {
+			return p.Name
+		}
+	}
+	return ""
+}

@@ -2,6 +2,7 @@ package group
 
 import (
 	"errors"
+	"strings"
 	"testing"
 	"time"
 
@@ -95,6 +96,7 @@ func TestPeersLeasesCounters(t *testing.T) {
 
 func FuzzDecodePeer(f *testing.F) {
 	f.Add(Peer{Name: "QM1", State: PeerActive, Process: procid.ID{Pid: 5, Start: 7}, Port: 1}.Encode())
+	f.Add(Peer{Name: "QM2", State: PeerActive, Process: procid.ID{Pid: 1, Start: 9}, PidNS: 4026532178}.Encode())
 	f.Add(make([]byte, recordSize))
 	f.Add([]byte{1, 2, 3})
 	f.Fuzz(func(t *testing.T, b []byte) {
@@ -103,7 +105,7 @@ func FuzzDecodePeer(f *testing.F) {
 			return
 		}
 		q, err := DecodePeer(p.Encode())
-		if err != nil || q.Name != p.Name || q.State != p.State || q.Process != p.Process {
+		if err != nil || q.Name != p.Name || q.State != p.State || q.Process != p.Process || q.PidNS != p.PidNS {
 			t.Fatalf("round trip: %+v -> %+v %v", p, q, err)
 		}
 	})
@@ -131,5 +133,19 @@ func TestLRSN(t *testing.T) {
 	}
 	if next, _ := b.Next(5); next != 101 {
 		t.Fatalf("after AtLeast(100): %d", next)
+	}
+}
+
+func TestCheckPidNS(t *testing.T) {
+	self := procid.SelfNS()
+	if err := CheckPidNS(Peer{Name: "QM1", PidNS: self}); err != nil {
+		t.Fatalf("same namespace: %v", err)
+	}
+	if err := CheckPidNS(Peer{Name: "QM1"}); err != nil {
+		t.Fatalf("a record without a namespace (an older member): %v", err)
+	}
+	err := CheckPidNS(Peer{Name: "QM1", Process: procid.ID{Pid: 1}, PidNS: self + 1})
+	if !errors.Is(err, ErrPidNamespace) || !strings.Contains(err.Error(), "pid namespace") {
+		t.Fatalf("another namespace: %v", err)
 	}
 }

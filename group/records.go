@@ -50,6 +50,22 @@ type Peer struct {
 	Recoverer   procid.ID
 	Port        int
 	GenericPort int
+	// PidNS is the pid namespace of the member's process (procid.SelfNS;
+	// 0 in records of older members): its pid, and the recoverer's, mean
+	// something only in that namespace.
+	PidNS uint64
+}
+
+// CheckPidNS fails with ErrPidNamespace when the member runs in another
+// pid namespace than the calling process: the caller cannot tell whether
+// it lives (its pid names another process here, or none), so it must
+// neither take it for dead nor work beside it.
+func CheckPidNS(p Peer) error {
+	if self := procid.SelfNS(); p.PidNS != 0 && self != 0 && p.PidNS != self {
+		return fmt.Errorf("%w: member %s (pid %d) runs in pid namespace %d, this process in %d: every member and application of a group must share one pid namespace (run them in one container, or with the host's: --pid=host)",
+			ErrPidNamespace, p.Name, p.Process.Pid, p.PidNS, self)
+	}
+	return nil
 }
 
 // ProcessAlive reports whether the member's process runs.
@@ -70,6 +86,7 @@ func (p Peer) Encode() []byte {
 	le.PutUint64(b[104:], p.Recoverer.Start)
 	le.PutUint32(b[112:], uint32(p.Port))
 	le.PutUint32(b[116:], uint32(p.GenericPort))
+	le.PutUint64(b[120:], p.PidNS)
 	return b
 }
 
@@ -77,7 +94,7 @@ func (p Peer) Encode() []byte {
 // one is ErrBadRecord.
 func DecodePeer(b []byte) (Peer, error) {
 	var p Peer
-	if len(b) < 120 {
+	if len(b) < 128 {
 		return p, fmt.Errorf("%w: peer record of %d bytes", ErrBadRecord, len(b))
 	}
 	name := b[0:48]
@@ -102,6 +119,7 @@ func DecodePeer(b []byte) (Peer, error) {
 	p.Recoverer = procid.ID{Pid: int(rpid), Start: le.Uint64(b[104:])}
 	p.Port = int(le.Uint32(b[112:]))
 	p.GenericPort = int(le.Uint32(b[116:]))
+	p.PidNS = le.Uint64(b[120:])
 	if p.State != PeerEmpty && (p.Name == "" || len(p.Name) > 48) {
 		return p, fmt.Errorf("%w: peer in state %v without a name", ErrBadRecord, p.State)
 	}

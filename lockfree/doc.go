@@ -80,6 +80,11 @@
 //	1088   8 element sweep hand
 //	1152   8 segment sweep hand
 //	1216   8 admin token: owner tag or 0 (queue create/delete)
+//	1280   8 service word: 0 in service, 1 failed, 2 recovering
+//	1344   8 bytes of recovery log written about the structure's messages
+//	1408   8 recoverer pid    1416 8 recoverer start time (procid): the
+//	         process that created the structure recovering; written once
+//	         before the file is linked into place
 //
 // State words of entries, elements and segments share one encoding:
 //
@@ -110,6 +115,7 @@
 //	 80 commit key: persistence key of the unit of work whose commit record
 //	    may be in the recovery log (MarkCommitLogged), 0 none
 //	 88 unit of work start: Unix ns when it became active (coarse clock)
+//	 96 pid namespace of the registered process (inode of /proc/self/ns/pid)
 //	128 message descriptor: op word (kind | buffer << 8), then two
 //	    buffers of a, b, c; the op word is stored last and names the buffer
 //	192 segment descriptor: op, a, b (op cleared first, set last)

@@ -10,7 +10,7 @@ import (
 
 // LayoutVersion is the version of the data-area layout below. It is stored in
 // the shm header; bump it whenever any offset or encoding here changes.
-const LayoutVersion = 4
+const LayoutVersion = 5
 
 // Fixed sizes. Every record is a multiple of the 64-byte cache line so that
 // words written by different processes on hot paths never share a line.
@@ -74,7 +74,16 @@ const (
 	// structure's messages since it was created: fetch-add by every
 	// connection that logs a put or get (package mq), read by the member
 	// that schedules backups. A hint: it only sizes a recovery estimate.
-	ctlLogged   = ctlFailed + line
+	ctlLogged = ctlFailed + line
+	// ctlRecPid, ctlRecStart: the process recovering a structure created
+	// with CreateOptions.Recovering (its creator: pid and procid start
+	// time). Stored once by Create's Init, before the file is linked into
+	// place, and never changed: a structure whose recoverer died is
+	// replaced by a new file, not taken over in place. Read by whoever
+	// finds the structure recovering (is its recoverer alive?) and by
+	// displays; meaningless while ctlFailed is not failRecovering.
+	ctlRecPid   = ctlLogged + line
+	ctlRecStart = ctlRecPid + 8
 	layoutMagic = "QMGRLF01"
 )
 
@@ -99,6 +108,7 @@ const (
 	ownTook     = 72  // 1 once the owner took anything (entries, elements or segments from a pool, or a message by a claim): atomic store by the owner before the first such CAS, 0 at registration; read by Repair, which sweeps the entries, elements and segments only for an owner that took some
 	ownCommit   = 80  // persistence key of the unit of work once its commit record may be in the recovery log (0: none): atomic store by the owner in a fenced operation (MarkCommitLogged) before it hands the record over, cleared by EndDecision and at registration; read by a recoverer after fencing the owner (CommitLogged), which must record the unit of work as aborted before backing it out
 	ownUOWSince = 88  // Unix ns (coarse clock) when the unit of work became active: stored by the owner before the uow word says active; read by displays and the member's long-running unit of work check, only while the uow word says active
+	ownPidNS    = 96  // pid namespace of the registered process (procid.SelfNS): stored before ownPid, trusted like ownStart; its pid means nothing in another namespace
 	ownDesc     = 128 // message descriptor: op word (atomic store, publishes a buffer), then two buffers of a, b, c (owned); read by Repair
 	ownSegDesc  = 192 // segment descriptor: op, a, b (atomic stores, op cleared first and set last); read by Repair and the checker
 )

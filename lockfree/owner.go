@@ -176,6 +176,7 @@ func (s *Structure) RegisterSlotLabel(slot int, label uint64) (own *Owner, err e
 	// Start time and label before the pid: a reader trusts them only when
 	// the pid matches the one in the state word.
 	s.store(off+ownStart, s.self.Start)
+	s.store(off+ownPidNS, procid.SelfNS())
 	s.store(off+ownLabel, label)
 	// Even before the pid: from the pid on a revoker may fence this owner
 	// and waits while the counter is odd (a repair makes it even too, but
@@ -406,6 +407,7 @@ type OwnerInfo struct {
 	Label      uint64    // as registered; valid once Registered
 	Registered bool      // the registration finished (pid, start time and label recorded)
 	Since      time.Time
+	PidNS      uint64 // pid namespace of Process (0: unknown, or an older registrant); valid once Registered
 }
 
 // slotProcess reads the process recorded in a slot.
@@ -470,6 +472,9 @@ func (s *Structure) ownerInfo(slot int, w uint64, id procid.ID) OwnerInfo {
 	}
 	if info.UOWActive {
 		info.UOWSince = time.Unix(0, int64(s.load(off+ownUOWSince)))
+	}
+	if registered {
+		info.PidNS = s.load(off + ownPidNS)
 	}
 	return info
 }

@@ -101,15 +101,28 @@ func (s *Structure) grab(k poolKind, tag OwnerTag, want int, dst []uint32) []uin
 }
 
 // release gives a thing owned by tag back to the pool (its gen unchanged:
-// callers bump the gen when a thing dies after use, see freeEntry).
-func (s *Structure) release(k poolKind, i uint32, tag OwnerTag) {
+// callers bump the gen when a thing dies after use, see freeEntry). It is a
+// CAS owned(tag) -> free, never a store: an owner revoked while it releases
+// its cache (a member slow to stop) finds the things its repairer freed,
+// and perhaps a third owner took since, no longer its own, and leaves them
+// alone. It reports whether it released the thing.
+func (s *Structure) release(k poolKind, i uint32, tag OwnerTag) bool {
 	off := s.poolWordOff(k, i)
 	w := s.load(off)
-	if wKind(w) == 1 && wVal(w) == uint32(tag) {
-		s.store(off, mkWord(wGen(w), 0, 0))
-		cpFreeReleased.Hit()
+	if wKind(w) != 1 || wVal(w) != uint32(tag) {
+		return false
 	}
+	testHookReleaseLoaded(k, i)
+	if !s.cas(off, w, mkWord(wGen(w), 0, 0)) {
+		return false
+	}
+	cpFreeReleased.Hit()
+	return true
 }
+
+// testHookReleaseLoaded runs in release between the load of a thing's word
+// and its release (tests stage a revocation there).
+var testHookReleaseLoaded = func(poolKind, uint32) {}
 
 // markTook records, before the owner first takes anything (from a pool,
 // or a message by a claim), that Repair must sweep for what it holds.

@@ -77,7 +77,8 @@ type CreateOptions struct {
 	Size   uint64   // file size; default: what Params need (Params.Size)
 	Params Params   // counts; zero counts are derived from Size, or take their defaults when Size is zero
 	// Recovering creates the structure out of service (see
-	// Structure.InService): a recoverer fills it first.
+	// Structure.InService): its creator, recorded as its recoverer
+	// (Structure.Service), fills it first.
 	Recovering bool
 }
 
@@ -123,6 +124,9 @@ func Create(o CreateOptions) (*Structure, bool, error) {
 				return err
 			}
 			if o.Recovering {
+				self := procid.Self()
+				atomic.StoreUint64(mem.U64(ctlRecStart), self.Start)
+				atomic.StoreUint64(mem.U64(ctlRecPid), uint64(self.Pid))
 				atomic.StoreUint64(mem.U64(ctlFailed), failRecovering)
 			}
 			return nil
@@ -246,6 +250,45 @@ func (s *Structure) InService() bool {
 		return nil
 	})
 	return ok
+}
+
+// ServiceState says whether a structure is in service.
+type ServiceState int
+
+// Service states.
+const (
+	InService  ServiceState = iota // operations may use it
+	Failed                         // taken out of service: its file is gone or damaged (Fail)
+	Recovering                     // being filled by its recoverer (CreateOptions.Recovering)
+)
+
+func (st ServiceState) String() string {
+	switch st {
+	case InService:
+		return "in service"
+	case Failed:
+		return "failed"
+	case Recovering:
+		return "recovering"
+	}
+	return fmt.Sprintf("service state %d", int(st))
+}
+
+// Service reports the structure's service state and, while it is
+// Recovering, the process recovering it. A mapping that faults is Failed.
+func (s *Structure) Service() (ServiceState, procid.ID) {
+	st, rec := Failed, procid.ID{}
+	shm.Guard(func() error {
+		switch atomic.LoadUint64(s.mem.U64(ctlFailed)) {
+		case 0:
+			st = InService
+		case failRecovering:
+			st = Recovering
+			rec = procid.ID{Pid: int(atomic.LoadUint64(s.mem.U64(ctlRecPid))), Start: atomic.LoadUint64(s.mem.U64(ctlRecStart))}
+		}
+		return nil
+	})
+	return st, rec
 }
 
 // Failed reports whether someone took the structure out of service as

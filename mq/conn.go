@@ -133,8 +133,13 @@ func pickMember(g *group.Group, name string) (group.Peer, error) {
 	}
 	sort.Slice(peers, func(i, j int) bool { return peers[i].Name < peers[j].Name })
 	for _, p := range peers {
-		if (name == "" || p.Name == name) && p.State == group.PeerActive && p.ProcessAlive() {
-			return p, nil
+		if (name == "" || p.Name == name) && p.State == group.PeerActive {
+			if err := group.CheckPidNS(p); err != nil {
+				return group.Peer{}, err // it could not watch us, nor we it
+			}
+			if p.ProcessAlive() {
+				return p, nil
+			}
 		}
 	}
 	if name == "" {

@@ -693,13 +693,23 @@ func displayCFStatus(env Env, c Command) ([]Result, error) {
 	for _, def := range cs {
 		r := Result{Header: "AMQ8113I: Display CF status details.", Attrs: []KV{{"CFSTRUCT", def.Name}}}
 		_, s, err := env.OwnerIn(def)
+		if errors.Is(err, group.ErrStructureBusy) {
+			// Its file is missing and a member holds its recovery lock.
+			r.Attrs = append(r.Attrs, KV{"STATUS", "RECOVERING"}, KV{"REASON", "being created and recovered by another member"})
+			out = append(out, r)
+			continue
+		}
 		if err != nil {
 			r.Attrs = append(r.Attrs, KV{"STATUS", "FAILED"}, KV{"REASON", err.Error()})
 			out = append(out, r)
 			continue
 		}
-		if err := s.Mapping().Check(); err != nil {
-			r.Attrs = append(r.Attrs, KV{"STATUS", "FAILED"}, KV{"REASON", err.Error()})
+		if st := env.Group().StructureStatus(s); st.Status != "ACTIVE" {
+			r.Attrs = append(r.Attrs, KV{"STATUS", st.Status})
+			if st.Recoverer.Pid != 0 {
+				r.Attrs = append(r.Attrs, KV{"RECOVERER", st.RecovererName}, KV{"RECPID", int64(st.Recoverer.Pid)})
+			}
+			r.Attrs = append(r.Attrs, KV{"REASON", st.Reason})
 			out = append(out, r)
 			continue
 		}

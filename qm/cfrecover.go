@@ -4,9 +4,15 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"slices"
 	"time"
 
+	"golang.org/x/sys/unix"
+
 	"github.com/qmgr/qmgr/defs"
+	"github.com/qmgr/qmgr/group"
+	"github.com/qmgr/qmgr/lockfree"
+	"github.com/qmgr/qmgr/procid"
 	"github.com/qmgr/qmgr/shm"
 )
 
@@ -17,8 +23,11 @@ var ErrStructureFine = errors.New("qm: the structure is in service; nothing to r
 // one whose file is gone, truncated or replaced has failed, and so has one
 // that someone took out of service as failed (qmgr check --fail). The member
 // takes it out of service (in every process that maps it), stops using
-// it, and recovers it unless its definition says RECAUTO(NO).
+// it, and recovers it unless its definition says RECAUTO(NO). A structure
+// in the CF directory left recovering by a recoverer that died is
+// recovered again.
 func (m *Member) checkStructures() {
+	abandoned := m.abandonedRecoveries()
 	m.mu.Lock()
 	var failed []string
 	for name, o := range m.apps {
@@ -33,6 +42,11 @@ func (m *Member) checkStructures() {
 	}
 	for _, name := range failed {
 		delete(m.apps, name)
+	}
+	for _, name := range abandoned {
+		if !slices.Contains(failed, name) {
+			failed = append(failed, name)
+		}
 	}
 	for name, at := range m.retryRecover {
 		if time.Now().After(at) {
@@ -55,23 +69,97 @@ func (m *Member) checkStructures() {
 	}
 }
 
+// abandonedRecoveries lists the structures in the CF directory that are
+// recovering while their recoverer is dead (killed in the middle of its
+// replay): nobody else finishes them.
+func (m *Member) abandonedRecoveries() []string {
+	names, err := shm.List(m.g.Config().CFDir)
+	if err != nil {
+		return nil
+	}
+	var out []string
+	for _, name := range names {
+		if name == shm.AdminStructure {
+			continue
+		}
+		s, err := m.g.Structure(name, false)
+		if err != nil {
+			continue // not an application structure, or being replaced
+		}
+		st, rec := s.Service()
+		switch {
+		case st != lockfree.Recovering:
+		case rec != m.self && !procid.Alive(rec):
+			m.log.Error("structure failed", "structure", name, "err", "its recoverer died in the middle of the recovery", "recoverer", rec.String())
+			out = append(out, name)
+		case rec == m.self && m.recoveryLockFree(name):
+			// A recovery of ours that failed (a command's): nobody else
+			// finishes it.
+			m.log.Error("structure failed", "structure", name, "err", "its recovery by this member failed")
+			out = append(out, name)
+		default:
+			continue
+		}
+		if _, err := m.structDef(name); errors.Is(err, defs.ErrNotFound) {
+			// Left by a DEFINE CFSTRUCT that failed: defined again, it is
+			// recovered then.
+			out = out[:len(out)-1]
+		}
+	}
+	return out
+}
+
+// recoveryLockFree reports whether nobody holds structure name's recovery
+// lock (so nobody, this member included, is recovering it now).
+func (m *Member) recoveryLockFree(name string) bool {
+	unlock, err := lockRecover(m.g.Config().DataDir, name, unix.LOCK_NB)
+	if err != nil {
+		return false
+	}
+	unlock()
+	return true
+}
+
 // testHookRecover runs first in RecoverStructure (tests make it fail).
 var testHookRecover = func(string) error { return nil }
 
+// testHookRecoverInto runs before a new structure is filled (tests make
+// its recovery fail).
+var testHookRecoverInto = func(string) error { return nil }
+
 // goRecoverStructure recovers structure name in the background; a failed
-// recovery is tried again a second later (checkStructures).
+// recovery is tried again a second later (checkStructures). While another
+// member recovers the structure it waits, without holding cmdMu (commands,
+// DISPLAY CFSTATUS among them, go on meanwhile), and then finds the
+// structure in service. Every holder of a recovery lock in this process
+// holds cmdMu, so RECOVER CFSTRUCT may wait for the lock under cmdMu.
 func (m *Member) goRecoverStructure(name string) {
 	m.goRecover("structure:"+name, func() {
-		m.cmdMu.Lock()
-		defer m.cmdMu.Unlock()
-		if m.stopping.Load() {
-			return
-		}
-		if err := m.RecoverStructure(name); err != nil && !errors.Is(err, ErrStructureFine) {
-			m.log.Error("recover structure; trying again in a second", "structure", name, "err", err)
-			m.mu.Lock()
-			m.retryRecover[name] = time.Now().Add(time.Second)
-			m.mu.Unlock()
+		for {
+			m.cmdMu.Lock()
+			if m.stopping.Load() {
+				m.cmdMu.Unlock()
+				return
+			}
+			err := testHookRecover(name)
+			var c defs.CFStruct
+			if err == nil {
+				c, err = m.structDef(name)
+			}
+			if err == nil {
+				err = m.tryRecover(c)
+			}
+			m.cmdMu.Unlock()
+			if !errors.Is(err, group.ErrStructureBusy) {
+				if err != nil && !errors.Is(err, ErrStructureFine) {
+					m.log.Error("recover structure; trying again in a second", "structure", name, "err", err)
+					m.mu.Lock()
+					m.retryRecover[name] = time.Now().Add(time.Second)
+					m.mu.Unlock()
+				}
+				return
+			}
+			time.Sleep(20 * time.Millisecond)
 		}
 	})
 }
@@ -87,26 +175,47 @@ func (m *Member) Recover(name string) (string, error) {
 	return fmt.Sprintf("CFSTRUCT(%s) recovered.", name), nil
 }
 
-// RecoverStructure rebuilds structure name when it failed: the failed
-// structure is taken out of service, the operations that logged their
-// records before it failed are given time to end, its file is removed, and
-// a new one is filled from the newest backup and the logs. A structure in
-// service is left alone (ErrStructureFine). Callers hold cmdMu.
+// RecoverStructure rebuilds structure name when it failed, or when the
+// member recovering it died: the failed structure is taken out of
+// service, the operations that logged their records before it failed are
+// given time to end, its file is removed, and a new one is filled from the
+// newest backup and the logs. A structure in service is left alone
+// (ErrStructureFine). It waits for a recovery of the structure another
+// member is running. Callers hold cmdMu.
 func (m *Member) RecoverStructure(name string) error {
 	if err := testHookRecover(name); err != nil {
 		return err
 	}
-	var c defs.CFStruct
-	if err := m.repo.View(func(tx *defs.Tx) error { var err error; c, err = tx.Struct(name); return err }); err != nil {
+	c, err := m.structDef(name)
+	if err != nil {
 		return err
 	}
-	unlock, err := lockRecover(m.g.Config().DataDir, name)
+	unlock, err := lockRecover(m.g.Config().DataDir, name, 0)
 	if err != nil {
 		return err
 	}
 	defer unlock()
+	return m.recoverLocked(c)
+}
+
+// structDef reads the definition of structure name.
+func (m *Member) structDef(name string) (defs.CFStruct, error) {
+	var c defs.CFStruct
+	err := m.repo.View(func(tx *defs.Tx) error { var err error; c, err = tx.Struct(name); return err })
+	return c, err
+}
+
+// recoverLocked is RecoverStructure once the structure's recovery lock is
+// held: nobody else is recovering it, so a structure out of service is
+// failed, or was left recovering by a recoverer that died or gave up.
+func (m *Member) recoverLocked(c defs.CFStruct) error {
+	name := c.Name
 	if s, err := m.g.Structure(name, false); err == nil && s.InService() && s.Mapping().Check() == nil {
 		return ErrStructureFine
+	} else if err == nil {
+		if st, rec := s.Service(); st == lockfree.Recovering {
+			m.log.Warn("structure left recovering; recovering it again", "structure", name, "recoverer", m.describeProcess(rec))
+		}
 	}
 	// Out of service everywhere (if a file is still mapped), then let the
 	// operations that logged before it failed finish (or fail).
@@ -124,11 +233,145 @@ func (m *Member) RecoverStructure(name string) error {
 	m.mu.Lock()
 	delete(m.leftFailed, name)
 	m.mu.Unlock()
-	if _, err := m.structure(c, true); err != nil { // creates it, recovers it, puts it in service
+	if _, err := m.createLocked(c); err != nil { // creates it, recovers it, puts it in service
 		return err
 	}
 	m.log.Info("structure recovered after a failure", "structure", name, "took", time.Since(t0).Round(time.Millisecond))
 	return nil
+}
+
+// createStructure creates structure c, whose file is missing, and
+// recovers it (createLocked), under its recovery lock. When another member
+// holds the lock (it is creating or recovering the structure) it fails at
+// once with group.ErrStructureBusy: the caller either reports that
+// (commands) or waits (readyStructure). Callers hold cmdMu.
+func (m *Member) createStructure(c defs.CFStruct) (*lockfree.Structure, error) {
+	unlock, err := lockRecover(m.g.Config().DataDir, c.Name, unix.LOCK_NB)
+	if err != nil {
+		return nil, err
+	}
+	defer unlock()
+	return m.createLocked(c)
+}
+
+// createLocked creates structure c and fills it, the recovery lock held.
+// The structure is created out of service, recording this process as its
+// recoverer, and stays so until its queues and persistent messages are
+// back (recoverInto). When its file exists already it is attached as it is
+// (the caller looks at its state).
+func (m *Member) createLocked(c defs.CFStruct) (*lockfree.Structure, error) {
+	s, created, err := m.g.CreateStructure(c.Name, uint64(c.SizeMB)<<20, c.ElemSize) // may take a while
+	if err != nil || !created {
+		return s, err
+	}
+	o, err := m.registerIn(c.Name, s)
+	if err != nil {
+		return nil, err
+	}
+	o.SetRecoverer(true)
+	err = testHookRecoverInto(c.Name)
+	if err == nil {
+		err = m.recoverInto(c.Name)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("recover structure %s: %w", c.Name, err)
+	}
+	return s, nil
+}
+
+// readyStructure returns structure c in service: attached, created and
+// recovered from the logs when its file is missing, recovered again when
+// it failed or was left recovering by a recoverer that died, and waited for
+// while another member creates or recovers it (it holds the structure's
+// recovery lock), until deadline. A structure failed with RECAUTO(NO) is
+// left failed (nil, nil). Callers hold cmdMu.
+func (m *Member) readyStructure(c defs.CFStruct, deadline time.Time) (*lockfree.Structure, error) {
+	var waited time.Time // when the member began to wait for another's recovery
+	for {
+		// Attached, and the member's owner registered only once it is in
+		// service: an owner closed in a structure out of service keeps its
+		// slot until the process ends.
+		s, err := m.attachStructure(c, true)
+		state := "being created" // its file is missing, and another member holds its recovery lock
+		var rec procid.ID
+		if err == nil {
+			var st lockfree.ServiceState
+			st, rec = s.Service()
+			state = st.String()
+			if st == lockfree.InService {
+				if _, err := m.registerIn(c.Name, s); err != nil {
+					return nil, err
+				}
+				if !waited.IsZero() {
+					m.log.Info("structure in service", "structure", c.Name, "waited", time.Since(waited).Round(time.Millisecond))
+				}
+				return s, nil
+			}
+			if st == lockfree.Failed && c.NoRecAuto {
+				m.log.Error("structure failed; RECAUTO(NO): it stays failed until RECOVER CFSTRUCT", "structure", c.Name)
+				m.mu.Lock()
+				m.leftFailed[c.Name] = true
+				m.mu.Unlock()
+				return nil, nil
+			}
+			// Failed, or recovering: unless someone holds the recovery
+			// lock (and so is recovering it now), recover it.
+			err = m.tryRecover(c)
+			if err == nil || errors.Is(err, ErrStructureFine) {
+				continue
+			}
+		} else if errors.Is(err, shm.ErrTruncated) || errors.Is(err, shm.ErrCorrupt) || errors.Is(err, lockfree.ErrCorrupt) {
+			// Its file is damaged (a crash or a hand): recover it.
+			m.log.Error("structure failed", "structure", c.Name, "err", err)
+			if err = m.tryRecover(c); err == nil || errors.Is(err, ErrStructureFine) {
+				continue
+			}
+		}
+		if !transientStructureErr(err) {
+			return nil, fmt.Errorf("structure %s: %w", c.Name, err)
+		}
+		if time.Now().After(deadline) {
+			return nil, fmt.Errorf("qm: structure %s is still %s (%s) after waiting %v (StructureWait): %w",
+				c.Name, state, m.describeProcess(rec), m.cfg.StructureWait, err)
+		}
+		if waited.IsZero() {
+			waited = time.Now()
+			m.log.Info("waiting for another member to create or recover a structure", "structure", c.Name, "state", state, "recoverer", m.describeProcess(rec), "err", err)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// tryRecover recovers structure c unless another member holds its
+// recovery lock (group.ErrStructureBusy).
+func (m *Member) tryRecover(c defs.CFStruct) error {
+	unlock, err := lockRecover(m.g.Config().DataDir, c.Name, unix.LOCK_NB)
+	if err != nil {
+		return err
+	}
+	defer unlock()
+	return m.recoverLocked(c)
+}
+
+// describeProcess names a process for logs and errors: the member it is,
+// when it is one, its pid, and whether it is alive.
+func (m *Member) describeProcess(id procid.ID) string {
+	if id.Pid == 0 {
+		return "no recoverer"
+	}
+	name := ""
+	if peers, err := m.g.Peers(); err == nil {
+		for _, p := range peers {
+			if p.Process == id {
+				name = "member " + p.Name + ", "
+			}
+		}
+	}
+	state := "alive"
+	if !procid.Alive(id) {
+		state = "dead"
+	}
+	return fmt.Sprintf("%spid %d, %s", name, id.Pid, state)
 }
 
 // waitLoggedOps waits until every operation that had logged its record
@@ -145,7 +388,17 @@ func (m *Member) waitLoggedOps() error {
 	return nil
 }
 
-// lockRecover serialises recoveries of structure name in the group.
-func lockRecover(data, name string) (func(), error) {
-	return lockIn(data, name, ".recover.lock", "recovery", 0)
+// lockRecover takes the recovery lock of structure name: whoever creates
+// the structure's file, or recovers it, holds it from before the file is
+// created until the structure is in service (or the recovery failed), so
+// that at most one process of the group recovers a structure at a time and
+// a structure out of service whose lock is free is nobody's to finish.
+// flags is unix.LOCK_NB (fail with group.ErrStructureBusy when another
+// holds it) or 0 (wait).
+func lockRecover(data, name string, flags int) (func(), error) {
+	unlock, err := lockIn(data, name, ".recover.lock", "recovery", flags)
+	if errors.Is(err, unix.EWOULDBLOCK) {
+		return nil, fmt.Errorf("%w: %s", group.ErrStructureBusy, name)
+	}
+	return unlock, err
 }

@@ -140,6 +140,9 @@ func (m *Member) stopChinit(sig syscall.Signal, wait time.Duration) bool {
 	if cmd == nil {
 		return false
 	}
+	// Its own child, not yet reaped (its pid cannot be reused before the
+	// Wait that closes exited), and os.Process signals through the pidfd
+	// it got when it started the child.
 	cmd.Process.Signal(sig)
 	select {
 	case <-exited:

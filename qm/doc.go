@@ -7,6 +7,29 @@
 // pidfd (recovery.Watcher), and runs the group's periodic work when it holds
 // the lease for it (the expiry scan).
 //
+// # Starting
+//
+// Start claims the member's peer slot, opens its recovery log, and makes
+// every defined application structure ready before anything else
+// (readyStructure): a structure whose file is missing (an empty CF
+// directory: a reboot, or the directory removed) is created out of
+// service, recording the creator as its recoverer (pid and start time,
+// lockfree.Structure.Service), and filled from the newest backup and every
+// member's log before it is put in service. Whoever creates or recovers a
+// structure holds its recovery lock (an flock in the structure's backup
+// directory) from before the file is created until it is in service, so
+// members started together, in any number and order, create and recover
+// each structure once: the others find the lock held and wait, for at most
+// Config.StructureWait, and then attach the structure in service. A
+// structure out of service whose lock is free is nobody's to finish (its
+// recoverer died, or its recovery failed): the member recovers it again.
+// A running member does the same within a second for any structure in the
+// CF directory left recovering by a dead recoverer (checkStructures), and
+// while it waits for another member's recovery its commands go on
+// (DISPLAY CFSTATUS shows RECOVERING and the recoverer).
+// Only then does the member recover dead members, create missing queues,
+// define the system queues and become active.
+//
 // # Goroutines
 //
 //   - The heartbeat goroutine starts as soon as the slot is claimed and
@@ -75,7 +98,10 @@
 // An orderly stop (Stop, SIGTERM) marks the member stopping, refuses new
 // commands, closes its listener and the admin connections it accepted, gives
 // its connections StopGrace to end, breaks the rest, waits for the
-// recoveries in flight, and deregisters. If a recovery is still waiting for
+// recoveries in flight, closes its log and its owners in application
+// structures while it still says "stopping" (its heartbeat running, so
+// peers leave it alone however long its log takes to sync), and only then
+// says "stopped" and closes its admin owner. If a recovery is still waiting for
 // an application when StopGrace runs out, the member stops anyway: a repair
 // whose repairer is gone is taken over by a survivor (or the next member to
 // start).

@@ -2,10 +2,8 @@ package qm
 
 import (
 	"errors"
-	"fmt"
+	"syscall"
 	"time"
-
-	"golang.org/x/sys/unix"
 
 	"github.com/qmgr/qmgr/lockfree"
 	"github.com/qmgr/qmgr/procid"
@@ -67,31 +65,8 @@ func (m *Member) unstall(s *lockfree.Structure, f func() error) error {
 func (m *Member) killStalled(id procid.ID, waited time.Duration) error {
 	m.log.Warn("an application stalled in the middle of an operation on shared memory: killing it", "pid", id.Pid,
 		"stalled", waited.Round(time.Millisecond), "limit", m.cfg.HeartbeatTimeout)
-	return killProcess(id)
-}
-
-// killProcess sends SIGKILL to process id through a pidfd, after checking
-// that the pidfd names the process that started at id's start time: a pid
-// reused by another process is never signalled. A process already gone is
-// not an error.
-func killProcess(id procid.ID) error {
-	fd, err := unix.PidfdOpen(id.Pid, 0)
-	if errors.Is(err, unix.ESRCH) {
-		return nil
-	}
-	if err != nil {
-		return fmt.Errorf("qm: pidfd of process %v: %w", id, err)
-	}
-	defer unix.Close(fd)
-	cur, err := procid.Of(id.Pid) // read after the pidfd was opened: if it still matches, the pidfd is that process
-	if errors.Is(err, procid.ErrGone) || err == nil && cur.Start != id.Start {
-		return nil
-	}
-	if err != nil {
+	if err := procid.Signal(id, syscall.SIGKILL); err != nil && !errors.Is(err, procid.ErrGone) {
 		return err
-	}
-	if err := unix.PidfdSendSignal(fd, unix.SIGKILL, nil, 0); err != nil && !errors.Is(err, unix.ESRCH) {
-		return fmt.Errorf("qm: kill process %v: %w", id, err)
 	}
 	return nil
 }

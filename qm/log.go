@@ -91,23 +91,6 @@ func (m *Member) freeLogRing(t lockfree.OwnerTag, label uint64) {
 	}
 }
 
-// recoverCreated puts back, from the members' logs, the persistent
-// messages of every structure this process created (the CF was lost: a
-// host reboot, or its files removed). Callers hold cmdMu; the member is
-// not active yet, so no application sees a structure half recovered.
-func (m *Member) recoverCreated() error {
-	m.mu.Lock()
-	names := m.created
-	m.created = nil
-	m.mu.Unlock()
-	for _, name := range names {
-		if err := m.recoverInto(name); err != nil {
-			return fmt.Errorf("recover structure %s: %w", name, err)
-		}
-	}
-	return nil
-}
-
 // recoverInto fills structure name, which this member just created out of
 // service, with its queues and its persistent messages (from the newest
 // backup and the logs), then puts it in service. Callers hold cmdMu.
@@ -118,7 +101,7 @@ func (m *Member) recoverInto(name string) error {
 	if o == nil {
 		return fmt.Errorf("qm: no owner in structure %s", name)
 	}
-	if err := m.reconcileQueues(); err != nil {
+	if err := m.reconcileQueues(name); err != nil {
 		return err
 	}
 	if err := m.replayInto(name); err != nil {
@@ -214,6 +197,7 @@ func (m *Member) replayInto(name string) error {
 		if err := o.Put(q, &lm, lockfree.PutOptions{}); err != nil {
 			return fmt.Errorf("put back message %d of queue %s: %w", r.Key, r.Queue, err)
 		}
+		cpReplayPut.Hit()
 		restored++
 	}
 	m.log.Info("structure recovered", "structure", name, "messages", restored, "backup", bk.Path, "backup_messages", bk.Messages, "backup_places", bk.Places,

@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
-	"os"
 	"sync"
 	"sync/atomic"
 	"syscall"
@@ -29,6 +28,11 @@ import (
 var (
 	cpRecoverClaimed = crashpoint.New("qm.recover.claimed")
 	cpRecoverConn    = crashpoint.New("qm.recover.conn")
+	// A structure's recovery, after each message put back from the logs.
+	cpReplayPut = crashpoint.New("qm.recover.replay")
+	// An orderly stop, before the member closes its log and its owners
+	// (tests make it slow: a log that takes seconds to sync).
+	cpStopClosing = crashpoint.New("qm.stop.closing")
 )
 
 // Sentinel errors.
@@ -82,6 +86,13 @@ type Config struct {
 	// its messages and pins every backup's replay point, so the log cannot
 	// shrink; default 10m, negative for never.
 	UOWMaxAge time.Duration
+	// StructureWait bounds how long a starting member waits for an
+	// application structure that another live member is creating or
+	// recovering (its recovery replays the logs, which takes as long as
+	// they are long); default 10m. A member that gives up exits with an
+	// error naming the structure and its recoverer. A structure whose
+	// recoverer died is not waited for: the member recovers it.
+	StructureWait time.Duration
 	// LogRings and LogRingSize size the log buffer through which the
 	// member's connections hand it their log records: how many
 	// connections can log at once (default group.MaxConnections: every
@@ -120,6 +131,12 @@ func (c *Config) Validate() error {
 	}
 	if c.UOWMaxAge == 0 {
 		c.UOWMaxAge = 10 * time.Minute
+	}
+	if c.StructureWait == 0 {
+		c.StructureWait = 10 * time.Minute
+	}
+	if c.StructureWait < 0 {
+		return fmt.Errorf("%w: structure wait %v", ErrConfig, c.StructureWait)
 	}
 	if c.HeartbeatTimeout < 5*c.HeartbeatInterval {
 		return fmt.Errorf("%w: heartbeat timeout %v must be at least five heartbeat intervals (%v)", ErrConfig, c.HeartbeatTimeout, c.HeartbeatInterval)
@@ -168,6 +185,9 @@ type Member struct {
 	// stragglers: live connections of finished members, and when they
 	// were first seen (run loop only).
 	stragglers map[lockfree.OwnerTag]time.Time
+	// foreignSeen: connections of another pid namespace already reported
+	// (run loop only).
+	foreignSeen map[lockfree.OwnerTag]bool
 
 	slot int    // peer slot
 	inc  uint64 // incarnation
@@ -182,17 +202,15 @@ type Member struct {
 	// cmdMu serialises admin work: commands, the expiry scan, and the use of
 	// the member's owners in application structures (apps), which only
 	// admin work uses. Lock order: cmdMu, then ownMu, then mu.
-	cmdMu   sync.Mutex
-	mu      sync.Mutex // guards apps, cmdConns, created
-	apps    map[string]*lockfree.Owner
-	created []string // structures created by this process's start, to recover from the logs
+	cmdMu sync.Mutex
+	mu    sync.Mutex // guards apps, cmdConns, leftFailed, retryRecover
+	apps  map[string]*lockfree.Owner
 	// leftFailed: structures found failed with RECAUTO(NO): not created
 	// again until RECOVER CFSTRUCT.
 	leftFailed map[string]bool
 	// retryRecover: structures whose automatic recovery failed, and when
 	// checkStructures tries again (under mu).
 	retryRecover map[string]time.Time
-	collect      bool // Start is creating structures: note them in created
 	cmdL         net.Listener
 	cmdConns     map[net.Conn]struct{}
 	stopping     atomic.Bool // set once by shutdown; commands are refused from then on
@@ -237,7 +255,7 @@ func Start(cfg Config) (*Member, error) {
 		return nil, err
 	}
 	m := &Member{cfg: cfg, log: cfg.Logger.With("qmgr", cfg.Name), self: procid.Self(), apps: map[string]*lockfree.Owner{}, leftFailed: map[string]bool{}, retryRecover: map[string]time.Time{},
-		cmdConns: map[net.Conn]struct{}{}, peerW: map[int]peerKey{}, connW: map[int]connKey{}, seen: map[int]hbSeen{},
+		cmdConns: map[net.Conn]struct{}{}, peerW: map[int]peerKey{}, connW: map[int]connKey{}, seen: map[int]hbSeen{}, foreignSeen: map[lockfree.OwnerTag]bool{},
 		busy: map[string]bool{}, stop: make(chan struct{}), done: make(chan struct{})}
 	var err error
 	if m.g, err = group.Open(cfg.Group, true); err != nil {
@@ -262,6 +280,9 @@ func Start(cfg Config) (*Member, error) {
 		return fail(err)
 	}
 	if m.watch, err = recovery.NewWatcher(); err != nil {
+		return fail(err)
+	}
+	if err := m.checkPidNamespace(); err != nil {
 		return fail(err)
 	}
 	// A short-lived owner claims the peer slot (and recovers a previous
@@ -295,14 +316,12 @@ func Start(cfg Config) (*Member, error) {
 	if err := m.startLog(); err != nil {
 		return fail(err)
 	}
+	// Every defined structure in service: created and recovered from the
+	// logs if its file is missing (an empty CF directory), recovered again
+	// if it failed or its recoverer died, waited for while another member
+	// recovers it.
 	m.cmdMu.Lock()
-	m.mu.Lock()
-	m.collect = true
-	m.mu.Unlock()
 	err = m.ensureDefaults()
-	m.mu.Lock()
-	m.collect = false
-	m.mu.Unlock()
 	m.cmdMu.Unlock()
 	if err != nil {
 		return fail(err)
@@ -310,10 +329,7 @@ func Start(cfg Config) (*Member, error) {
 	// Start alone or not, first recover whatever dead members left behind.
 	m.recoverDead()
 	m.cmdMu.Lock()
-	err = m.reconcileQueues()
-	if err == nil {
-		err = m.recoverCreated()
-	}
+	err = m.reconcileQueues("")
 	if err == nil {
 		err = m.ensureSystemQueues()
 	}
@@ -435,7 +451,7 @@ func (m *Member) claimSlot() (int, error) {
 			}
 			*cur = group.Peer{Slot: slot, Name: m.cfg.Name, State: group.PeerStarting, Process: m.self,
 				Incarnation: cur.Incarnation + 1, Heartbeat: time.Now().UnixNano(), Started: time.Now().UnixNano(),
-				Port: m.cfg.Port, GenericPort: m.cfg.GenericPort}
+				Port: m.cfg.Port, GenericPort: m.cfg.GenericPort, PidNS: procid.SelfNS()}
 			return true
 		})
 		if err != nil {
@@ -458,6 +474,43 @@ func (m *Member) claimSlot() (int, error) {
 		return slot, nil
 	}
 	return 0, fmt.Errorf("qm: could not claim a member slot for %s within 30s (is a survivor still recovering its previous incarnation?)", m.cfg.Name)
+}
+
+// checkPidNamespace refuses to start beside a live member of another pid
+// namespace (group.CheckPidNS): this member could not tell whether it
+// lives, would take it for dead and recover its work from under it. It
+// runs before the member registers anything. A record of another
+// namespace whose heartbeat does not move for HeartbeatTimeout is stale
+// (its member died there: a container that restarted) and is recovered
+// like any dead member's.
+func (m *Member) checkPidNamespace() error {
+	peers, err := m.g.Peers()
+	if err != nil {
+		return err
+	}
+	var foreign []group.Peer
+	for _, p := range peers {
+		if (p.State.Running() || p.State == group.PeerRecovering) && group.CheckPidNS(p) != nil {
+			foreign = append(foreign, p)
+		}
+	}
+	deadline := time.Now().Add(m.cfg.HeartbeatTimeout)
+	for len(foreign) > 0 {
+		for _, p := range foreign {
+			cur, err := m.g.Peer(p.Slot)
+			if err == nil && cur.Incarnation == p.Incarnation && (cur.Heartbeat != p.Heartbeat || cur.State != p.State) {
+				return group.CheckPidNS(cur) // it lives
+			}
+		}
+		if time.Now().After(deadline) {
+			for _, p := range foreign {
+				m.log.Warn("record of a member of another pid namespace whose heartbeat stopped: taken for dead", "peer", p.Name, "pid", p.Process.Pid, "pid_namespace", p.PidNS)
+			}
+			return nil
+		}
+		time.Sleep(m.cfg.HeartbeatInterval)
+	}
+	return nil
 }
 
 func (m *Member) freeSlot() int {
@@ -487,17 +540,34 @@ func (m *Member) ensureSystemQueues() error {
 	if exists {
 		return nil
 	}
-	_, err := mqsc.Run(m, "DEFINE QLOCAL("+channel.SyncQueue+") INDXTYPE(CORRELID) MAXDEPTH(999999999) DESCR('shared channel sync queue') NOREPLACE")
-	if err != nil && !errors.Is(err, mqsc.ErrExists) {
-		return fmt.Errorf("define %s: %w", channel.SyncQueue, err)
+	deadline := time.Now().Add(m.cfg.StructureWait)
+	for {
+		_, err := mqsc.Run(m, "DEFINE QLOCAL("+channel.SyncQueue+") INDXTYPE(CORRELID) MAXDEPTH(999999999) DESCR('shared channel sync queue') NOREPLACE")
+		if err == nil || errors.Is(err, mqsc.ErrExists) {
+			return nil
+		}
+		if !transientStructureErr(err) || time.Now().After(deadline) {
+			return fmt.Errorf("define %s: %w", channel.SyncQueue, err)
+		}
+		// Its structure failed or is being recovered since ensureDefaults
+		// made it ready: ready again, then define.
+		if err := m.readyAll(deadline); err != nil {
+			return fmt.Errorf("define %s: %w", channel.SyncQueue, err)
+		}
 	}
-	return nil
+}
+
+// transientStructureErr reports whether err is a structure out of
+// service for the moment (failed, being recovered, or its file being
+// replaced), which a recovery ends.
+func transientStructureErr(err error) bool {
+	return errors.Is(err, lockfree.ErrStructureFailed) || errors.Is(err, group.ErrStructureBusy) ||
+		errors.Is(err, shm.ErrNotFound) || errors.Is(err, shm.ErrFault) || errors.Is(err, shm.ErrTruncated)
 }
 
 // ensureDefaults defines the default application structure the first time
-// the group starts, and creates the files of every defined structure.
+// the group starts, and makes every defined structure ready (readyAll).
 func (m *Member) ensureDefaults() error {
-	var structs []defs.CFStruct
 	err := m.repo.Update(func(tx *defs.Tx) error {
 		if _, err := tx.Struct(shm.DefaultApplicationStructure); errors.Is(err, defs.ErrNotFound) {
 			def := defs.CFStruct{Name: shm.DefaultApplicationStructure, SizeMB: int(m.g.Config().AppSize >> 20), Descr: "default application structure"}
@@ -505,69 +575,78 @@ func (m *Member) ensureDefaults() error {
 				return err
 			}
 		}
-		var err error
-		structs, err = tx.Structs("*")
-		return err
+		return nil
 	})
 	if err != nil {
 		return err
 	}
+	return m.readyAll(time.Now().Add(m.cfg.StructureWait))
+}
+
+// readyAll makes every defined structure ready (readyStructure).
+func (m *Member) readyAll(deadline time.Time) error {
+	var structs []defs.CFStruct
+	if err := m.repo.View(func(tx *defs.Tx) error { var err error; structs, err = tx.Structs("*"); return err }); err != nil {
+		return err
+	}
 	for _, c := range structs {
-		if _, err := m.structure(c, true); err != nil {
-			return fmt.Errorf("structure %s: %w", c.Name, err)
+		if _, err := m.readyStructure(c, deadline); err != nil {
+			return err
 		}
 	}
 	return nil
 }
 
-// structure attaches (or creates) an application structure and the
-// member's owner in it. Callers hold cmdMu.
+// structure attaches application structure c and registers the member's
+// owner in it. With create, a structure whose file is missing is created
+// and recovered from the logs (createStructure) unless another member is
+// doing that now (group.ErrStructureBusy). It does not wait for a
+// structure out of service to come back: readyStructure does. Callers
+// hold cmdMu.
 func (m *Member) structure(c defs.CFStruct, create bool) (*lockfree.Structure, error) {
-	var s *lockfree.Structure
-	var err error
-	created := false
+	s, err := m.attachStructure(c, create)
+	if err != nil {
+		return nil, err
+	}
+	if _, err := m.registerIn(c.Name, s); err != nil {
+		return nil, err
+	}
+	return s, nil
+}
+
+// attachStructure is structure without the registration of the member's
+// owner (but for a structure it creates: it fills it through that owner).
+func (m *Member) attachStructure(c defs.CFStruct, create bool) (*lockfree.Structure, error) {
 	m.mu.Lock()
 	left := m.leftFailed[c.Name]
 	m.mu.Unlock()
 	if left {
 		return nil, fmt.Errorf("structure %s failed (RECAUTO(NO): RECOVER CFSTRUCT(%s) recovers it): %w", c.Name, c.Name, lockfree.ErrStructureFailed)
 	}
-	if create {
-		s, created, err = m.g.CreateStructure(c.Name, uint64(c.SizeMB)<<20, c.ElemSize) // may take a while: no lock held
-	} else {
-		s, err = m.g.StructureSized(c.Name, false, 0)
+	s, err := m.g.StructureSized(c.Name, false, 0)
+	if create && errors.Is(err, shm.ErrNotFound) {
+		return m.createStructure(c)
 	}
-	if err != nil {
-		return nil, err
-	}
+	return s, err
+}
+
+// registerIn returns the member's owner in structure s (named name),
+// registering it under the member's admin slot the first time.
+func (m *Member) registerIn(name string, s *lockfree.Structure) (*lockfree.Owner, error) {
 	m.mu.Lock()
-	if o, ok := m.apps[c.Name]; ok && o.Structure() != s {
-		delete(m.apps, c.Name) // an owner in a failed structure's old mapping
+	defer m.mu.Unlock()
+	if o, ok := m.apps[name]; ok && o.Structure() != s {
+		delete(m.apps, name) // an owner in a failed structure's old mapping
 	}
-	o, ok := m.apps[c.Name]
-	if !ok {
-		if o, err = s.RegisterSlotLabel(m.own.Tag().Slot(), m.own.Label()); err != nil {
-			m.mu.Unlock()
-			return nil, fmt.Errorf("member slot %d in structure %s: %w", m.own.Tag().Slot(), c.Name, err)
-		}
-		m.apps[c.Name] = o
+	if o, ok := m.apps[name]; ok {
+		return o, nil
 	}
-	collect := m.collect
-	if created {
-		// New, and out of service until its persistent messages are back
-		// (a group starting on an empty CF, or a recovery).
-		o.SetRecoverer(true)
-		if collect {
-			m.created = append(m.created, c.Name)
-		}
+	o, err := s.RegisterSlotLabel(m.own.Tag().Slot(), m.own.Label())
+	if err != nil {
+		return nil, fmt.Errorf("member slot %d in structure %s: %w", m.own.Tag().Slot(), name, err)
 	}
-	m.mu.Unlock()
-	if created && !collect {
-		if err := m.recoverInto(c.Name); err != nil {
-			return nil, fmt.Errorf("recover structure %s: %w", c.Name, err)
-		}
-	}
-	return s, nil
+	m.apps[name] = o
+	return o, nil
 }
 
 // ownerIn is the member's owner in structure name.
@@ -593,12 +672,18 @@ func (m *Member) OwnerIn(c defs.CFStruct) (*lockfree.Owner, *lockfree.Structure,
 // reconcileQueues makes sure every defined queue exists in its structure
 // (a member that died between defining a queue and creating it, or a
 // structure recreated empty).
-func (m *Member) reconcileQueues() error {
+// Only the queues of structure only when it is not "" (a recovery: it
+// must not touch another structure, whose recovery lock another member may
+// hold).
+func (m *Member) reconcileQueues(only string) error {
 	var qs []defs.Queue
 	if err := m.repo.View(func(tx *defs.Tx) error { var err error; qs, err = tx.Queues("*"); return err }); err != nil {
 		return err
 	}
 	for _, q := range qs {
+		if only != "" && q.CFStruct != only {
+			continue
+		}
 		o, s, err := m.ownerIn(q.CFStruct)
 		if err != nil {
 			return fmt.Errorf("queue %s: %w", q.Name, err)
@@ -630,18 +715,23 @@ func CFAttrs(q defs.Queue) lockfree.QueueAttrs {
 	return a
 }
 
-// SignalStop sends SIGTERM to the member named name (for `qmgr stop`).
+// SignalStop sends SIGTERM to the member named name (for `qmgr stop`),
+// through a pidfd of the process its peer record names (procid.Signal): a
+// member that ended meanwhile is not running, and whatever process has its
+// pid since is left alone.
 func SignalStop(g *group.Group, name string) (group.Peer, error) {
 	p, found, err := g.FindPeer(name)
 	if err != nil {
 		return p, err
 	}
-	if !found || !p.State.Running() || !p.ProcessAlive() {
+	if !found || !p.State.Running() {
 		return p, fmt.Errorf("%w: %s is not running", ErrStopped, name)
 	}
-	proc, err := os.FindProcess(p.Process.Pid)
-	if err != nil {
+	if err := procid.Signal(p.Process, syscall.SIGTERM); err != nil {
+		if errors.Is(err, procid.ErrGone) {
+			return p, fmt.Errorf("%w: %s is not running (its process %d ended)", ErrStopped, name, p.Process.Pid)
+		}
 		return p, err
 	}
-	return p, proc.Signal(syscall.SIGTERM)
+	return p, nil
 }

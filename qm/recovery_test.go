@@ -36,6 +36,10 @@ func TestMain(m *testing.M) {
 		testFencer()
 		return
 	}
+	if os.Getenv("QM_TEST_RECOVERER") != "" {
+		testRecoverer()
+		return
+	}
 	os.Exit(m.Run())
 }
 

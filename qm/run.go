@@ -2,6 +2,7 @@ package qm
 
 import (
 	"context"
+	"errors"
 	"os"
 	"sync/atomic"
 	"syscall"
@@ -190,7 +191,9 @@ func (m *Member) judgeHeartbeat(p group.Peer, key peerKey, now time.Time) {
 	}
 	if age := now.Sub(s.changed); age > m.cfg.HeartbeatTimeout && p.ProcessAlive() {
 		m.log.Warn("peer hung, killing it", "peer", p.Name, "pid", p.Process.Pid, "heartbeat unchanged for", age.Round(time.Millisecond))
-		syscall.Kill(p.Process.Pid, syscall.SIGKILL)
+		if err := procid.Signal(p.Process, syscall.SIGKILL); err != nil && !errors.Is(err, procid.ErrGone) {
+			m.log.Error("kill hung peer", "peer", p.Name, "pid", p.Process.Pid, "err", err)
+		}
 		delete(m.seen, p.Slot)
 	}
 }
@@ -254,6 +257,16 @@ func (m *Member) watchConnections() {
 			continue
 		}
 		peer, inc, ok := group.LabelPeer(info.Label)
+		if self := procid.SelfNS(); info.PidNS != 0 && self != 0 && info.PidNS != self {
+			// Registered from another pid namespace (connect refuses that;
+			// an older binary): its pid names nothing here, so it is
+			// neither watched nor taken for dead.
+			if !m.foreignSeen[info.Tag] {
+				m.foreignSeen[info.Tag] = true
+				m.log.Error("connection from another pid namespace: not watched, not recovered", "slot", slot, "pid", info.Process.Pid, "pid_namespace", info.PidNS)
+			}
+			continue
+		}
 		switch {
 		case !ok:
 		case peer == m.slot && group.SameIncarnation(inc, m.inc):
@@ -366,6 +379,19 @@ func (m *Member) expiryScan() {
 	}
 }
 
+// closeLogAndApps logs what connections published and closes the log
+// (which draws LRSNs through the admin owner, closed later), then closes
+// the member's owners in application structures.
+func (m *Member) closeLogAndApps() {
+	m.stopLog()
+	m.mu.Lock()
+	for _, o := range m.apps {
+		o.Close()
+	}
+	m.apps = map[string]*lockfree.Owner{}
+	m.mu.Unlock()
+}
+
 // shutdown is the orderly stop: no new work, connections given the grace
 // period to end and then broken, units of work backed out, deregistered.
 func (m *Member) shutdown() error {
@@ -429,6 +455,15 @@ func (m *Member) shutdown() error {
 	}
 	m.withOwn(func(o *lockfree.Owner) error { return m.g.ReleaseLease(o, group.LeaseExpiry, m.slot) })
 	m.withOwn(func(o *lockfree.Owner) error { return m.g.ReleaseLease(o, group.LeaseBackup, m.slot) })
+	if clean {
+		// The log and the owners in application structures are closed
+		// while the member is still "stopping", its heartbeat running:
+		// peers leave a stopping member that lives alone, however long
+		// its log takes to sync. Once it says "stopped", its owners are
+		// stragglers that peers revoke.
+		cpStopClosing.Hit()
+		m.closeLogAndApps()
+	}
 	m.stopHeartbeat()
 	m.updatePeer(func(p *group.Peer) bool {
 		if p.Process != m.self {
@@ -438,7 +473,7 @@ func (m *Member) shutdown() error {
 		return true
 	})
 	if clean {
-		m.close()
+		m.close() // the admin owner, at once after the record it updated
 	} else {
 		// Recoveries still use the structures: leave them mapped (the
 		// process is about to exit), release the rest.
@@ -450,13 +485,7 @@ func (m *Member) shutdown() error {
 }
 
 func (m *Member) close() {
-	m.stopLog()
-	m.mu.Lock()
-	for _, o := range m.apps {
-		o.Close()
-	}
-	m.apps = map[string]*lockfree.Owner{}
-	m.mu.Unlock()
+	m.closeLogAndApps()
 	m.ownMu.Lock()
 	if m.own != nil {
 		m.own.Close()

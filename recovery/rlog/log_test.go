@@ -648,3 +648,73 @@ func TestConfigAndLimits(t *testing.T) {
 		t.Fatalf("largest record: %v", err)
 	}
 }
+
+// TestReaderWhileTheWriterReopens: a reader of a member's log (a structure
+// recovery) lists the segments, and then the member opens its log and
+// drops the empty spare at its tail: the reader reads every record and
+// does not fail on the spare that vanished. A segment missing between
+// others is still an error.
+func TestReaderWhileTheWriterReopens(t *testing.T) {
+	m := vfs.NewMem(1)
+	var src Counter
+	l := memLog(t, m, &src, 4096)
+	writeN(t, l, 0, 200)
+	l.Close()
+	seqs, _ := listSegments(m, testDir)
+	if len(seqs) < 3 {
+		t.Fatalf("segments %v: want several", seqs)
+	}
+	// An empty spare after the last segment, as a writer prepares ahead.
+	spare := seqs[len(seqs)-1] + 1
+	f, err := m.Create(filepath.Join(testDir, segName(spare)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	head := make([]byte, segHeaderSize)
+	encodeSegHeader(head, uint64(spare), 4096, "QM1", 0)
+	if _, err := f.WriteAt(head, 0); err != nil {
+		t.Fatal(err)
+	}
+	f.Truncate(4096)
+	f.Close()
+	r, err := NewReader(m, testDir, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	l = memLog(t, m, &src, 4096) // drops the spare
+	l.Close()
+	if _, err := m.Open(filepath.Join(testDir, segName(spare))); err == nil {
+		t.Fatal("the reopened log kept its empty spare")
+	}
+	n := 0
+	for {
+		_, err := r.Next()
+		if err == io.EOF {
+			break
+		}
+		if err != nil {
+			t.Fatalf("after %d records: %v", n, err)
+		}
+		n++
+	}
+	if n != 200 {
+		t.Fatalf("read %d records, want 200", n)
+	}
+	// A segment removed between others: an error, not a silent gap.
+	r, err = NewReader(m, testDir, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := m.Remove(filepath.Join(testDir, segName(seqs[1]))); err != nil {
+		t.Fatal(err)
+	}
+	for {
+		_, err := r.Next()
+		if err == io.EOF {
+			t.Fatal("a segment missing between others read as the end of the log")
+		}
+		if err != nil {
+			break
+		}
+	}
+}

@@ -1,8 +1,10 @@
 package rlog
 
 import (
+	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"path/filepath"
 
 	"github.com/qmgr/qmgr/vfs"
@@ -22,6 +24,9 @@ type Reader struct {
 	pos  int
 	scan segScan // the segment in buf: records read so far
 	err  error
+	// loaded: a segment was read (one that vanishes after that is not a
+	// released head segment).
+	loaded bool
 }
 
 // NewReader opens the log in dir for reading records with an LRSN of at
@@ -83,10 +88,37 @@ func (r *Reader) Next() (Record, error) {
 			break
 		}
 		if err := r.load(); err != nil {
+			if r.vanished(err) {
+				r.segs = append(r.segs[:r.i], r.segs[r.i+1:]...)
+				r.i--
+				continue
+			}
 			r.err = err
 		}
+		r.loaded = true
 	}
 	return Record{}, r.err
+}
+
+// vanished reports whether err is a segment removed since NewReader listed
+// it by the writer of a live log, which never removes one that a reader
+// from r.from needs: an empty spare at the tail (dropped when its member
+// opens the log again) or released segments at the head (below every
+// replay point). A segment missing between others is an error.
+func (r *Reader) vanished(err error) bool {
+	if !errors.Is(err, fs.ErrNotExist) {
+		return false
+	}
+	if !r.loaded {
+		return true // the head
+	}
+	for _, seq := range r.segs[r.i+1:] {
+		if f, err := r.fsys.Open(filepath.Join(r.dir, segName(seq))); err == nil {
+			f.Close()
+			return false
+		}
+	}
+	return true // the tail
 }
 
 // load reads segment r.segs[r.i] into buf.

@@ -1,0 +1,86 @@
+package cli
+
+import (
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/qmgr/qmgr/crashpoint"
+)
+
+// TestSlowStopIsNotRevoked: a member's orderly stop is slow (its log
+// takes seconds to sync: a crash point sleeps where it closes its log and
+// owners) while a peer watches and applications work through the peer.
+// The peer never revokes the stopping member's owners (they are its own,
+// alive, and closed by it), the member stops cleanly, every message put is
+// got once, and the checker is clean.
+func TestSlowStopIsNotRevoked(t *testing.T) {
+	if testing.Short() {
+		t.Skip("multi-process")
+	}
+	g := newTestGroup(t)
+	g.start("QM1")
+	os.Setenv(crashpoint.EnvVar, "qm.stop.closing:1:sleep:5s")
+	g.start("QM2")
+	os.Unsetenv(crashpoint.EnvVar)
+	g.mqsc("DEFINE QLOCAL(Q)")
+	pid := g.members["QM2"].Process.Pid
+	var wg sync.WaitGroup
+	wg.Add(1)
+	var stopOut, stopErr string
+	var stopCode int
+	go func() {
+		defer wg.Done()
+		stopCode, stopOut, stopErr = g.run("", "stop", "--name", "QM2")
+	}()
+	// Traffic through the peer while QM2 stops slowly.
+	const n = 3000
+	t0 := time.Now()
+	put, got := 0, 0
+	for time.Since(t0) < 6*time.Second {
+		if code, _, errs := g.run("", "put", "--name", "QM1", "--queue", "Q", "--count", "100"); code != 0 {
+			t.Fatalf("put: %s", errs)
+		}
+		put += 100
+		code, out, errs := g.run("", "get", "--name", "QM1", "--queue", "Q", "--count", "50")
+		if code != 0 {
+			t.Fatalf("get: %s", errs)
+		}
+		got += strings.Count(out, "\n")
+		if put >= n {
+			break
+		}
+	}
+	wg.Wait()
+	if stopCode != 0 {
+		t.Fatalf("stop QM2: %d %s %s", stopCode, stopOut, stopErr)
+	}
+	if err := g.members["QM2"].Wait(); err != nil {
+		t.Fatalf("QM2 after its stop: %v", err)
+	}
+	code, out, errs := g.run("", "get", "--name", "QM1", "--queue", "Q")
+	if code != 0 {
+		t.Fatalf("get: %s", errs)
+	}
+	got += strings.Count(out, "\n")
+	if got != put {
+		t.Fatalf("put %d messages, got %d", put, got)
+	}
+	b, _ := os.ReadFile(filepath.Join(g.dir, "QM1.log"))
+	for _, l := range strings.Split(string(b), "\n") {
+		if strings.Contains(l, "recovered a connection") && strings.Contains(l, fmt.Sprintf("pid=%d ", pid)) {
+			t.Fatalf("QM1 recovered an owner of QM2 while it stopped in order:\n%s", l)
+		}
+	}
+	b, _ = os.ReadFile(filepath.Join(g.dir, "QM2.log"))
+	if !strings.Contains(string(b), `msg=stopped`) || strings.Contains(string(b), "level=ERROR") {
+		t.Fatalf("QM2's log of its stop:\n%s", b)
+	}
+	if code, out, errs := g.run("", "check"); code != 0 {
+		t.Fatalf("check: %d\n%s%s", code, out, errs)
+	}
+}
