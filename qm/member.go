@@ -337,6 +337,12 @@ func Start(cfg Config) (*Member, error) {
 	if err != nil {
 		return fail(err)
 	}
+	// The command socket exists before the member says it is active, so
+	// whoever sees it active can send it commands (they wait in the
+	// listen queue until it serves them).
+	if m.cmdL, err = m.openCommands(); err != nil {
+		return fail(err)
+	}
 	if _, err := m.updatePeer(func(p *group.Peer) bool {
 		if p.Process != m.self {
 			return false
@@ -344,9 +350,7 @@ func Start(cfg Config) (*Member, error) {
 		p.State, p.Heartbeat = group.PeerActive, time.Now().UnixNano()
 		return true
 	}); err != nil {
-		return fail(err)
-	}
-	if m.cmdL, err = m.openCommands(); err != nil {
+		m.cmdL.Close()
 		return fail(err)
 	}
 	go m.serveCommands(m.cmdL)
