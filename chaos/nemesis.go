@@ -1,0 +1,355 @@
+package chaos
+
+import (
+	"fmt"
+	"os"
+	"path/filepath"
+	"sync"
+	"syscall"
+	"time"
+)
+
+// Fault kinds the nemesis injects.
+const (
+	FaultKillMember    = "kill-member"    // SIGKILL a member, restart it after 0-500 ms
+	FaultStartTogether = "start-together" // SIGKILL two or more members of a group, start them at the same instant
+	FaultStopMember    = "stop-member"    // SIGSTOP a member, SIGCONT later (sometimes past the heartbeat timeout: it is fenced)
+	FaultKillChinit    = "kill-chinit"    // SIGKILL a member's channel initiator
+	FaultStopChinit    = "stop-chinit"    // SIGSTOP a channel initiator, SIGCONT later
+	FaultKillApp       = "kill-app"       // SIGKILL a client
+	FaultStopApp       = "stop-app"       // SIGSTOP a client, SIGCONT later
+	FaultCFRemove      = "cf-remove"      // remove an application structure's file
+	FaultCFTruncate    = "cf-truncate"    // truncate an application structure's file
+	FaultCFLost        = "cf-lost"        // every member of a group SIGKILLed, the CF directory removed, all started together
+	FaultTCPCut        = "tcp-cut"        // reset every channel connection
+	FaultPartnerDown   = "partner-down"   // the channel's partner unreachable (connections reset) for a while
+)
+
+// Observations the harness records (not injected).
+const (
+	ObsStartFailed = "start-failed" // a process could not be started
+	ObsFenced      = "fenced"       // a member the nemesis stopped was SIGKILLed by a peer
+	ObsMemberExit  = "member-exit"  // a member exited without being killed
+	ObsClientExit  = "client-exit"  // a client exited without being killed
+)
+
+// Faults not available: the recovery log's writes and syncs go through
+// vfs.OS in a member, and no crash point can fail them
+// (QMGR_CRASHPOINT=name:n:fail:k needs a point that calls Fail), so "log
+// disk full" and "failing fsync" are not injected.
+var unavailableFaults = map[string]string{
+	"log-disk-full": "no crash point fails the recovery log's writes (recovery/rlog writes through vfs.OS; only channel.status.unavailable calls Fail)",
+	"log-fsync":     "no crash point fails the recovery log's syncs",
+}
+
+// faultWeights is how often each kind is chosen (relative).
+var faultWeights = []struct {
+	kind    string
+	weight  int
+	channel bool // needs the channel workload
+}{
+	{FaultKillMember, 10, false},
+	{FaultStartTogether, 4, false},
+	{FaultStopMember, 5, false},
+	{FaultKillChinit, 3, true},
+	{FaultStopChinit, 2, true},
+	{FaultKillApp, 10, false},
+	{FaultStopApp, 4, false},
+	{FaultCFRemove, 3, false},
+	{FaultCFTruncate, 2, false},
+	{FaultCFLost, 1, false},
+	{FaultTCPCut, 4, true},
+	{FaultPartnerDown, 3, true},
+}
+
+// nemesis injects faults until stop is closed; faults that last run on
+// goroutines of their own and end early when stop closes.
+type nemesis struct {
+	h    *harness
+	stop chan struct{}
+	wg   sync.WaitGroup
+
+	mu   sync.Mutex
+	busy map[*proc]bool // processes a fault in progress holds
+}
+
+func (n *nemesis) enabled() []string {
+	var out []string
+	for _, w := range faultWeights {
+		if w.channel && n.h.proxy == nil {
+			continue
+		}
+		if n.h.cfg.Faults != nil && !n.h.cfg.Faults[w.kind] {
+			continue
+		}
+		out = append(out, w.kind)
+	}
+	return out
+}
+
+func (n *nemesis) pick() string {
+	total := 0
+	var kinds []string
+	var ws []int
+	for _, k := range n.enabled() {
+		for _, w := range faultWeights {
+			if w.kind == k {
+				total += w.weight
+				kinds, ws = append(kinds, k), append(ws, w.weight)
+			}
+		}
+	}
+	if total == 0 {
+		return ""
+	}
+	r := n.h.rng.Intn(total)
+	for i, w := range ws {
+		if r < w {
+			return kinds[i]
+		}
+		r -= w
+	}
+	return kinds[len(kinds)-1]
+}
+
+// run injects a fault every MeanInterval on average until until.
+func (n *nemesis) run(until time.Time) {
+	for {
+		d := time.Duration(float64(n.h.cfg.MeanInterval) * (0.5 + n.h.rng.Float64()))
+		if time.Now().Add(d).After(until) {
+			return
+		}
+		if !n.sleep(d) {
+			return
+		}
+		kind := n.pick()
+		if kind == "" {
+			continue
+		}
+		n.inject(kind)
+	}
+}
+
+// sleep waits d, false if the nemesis was stopped meanwhile.
+func (n *nemesis) sleep(d time.Duration) bool {
+	select {
+	case <-n.stop:
+		return false
+	case <-time.After(d):
+		return true
+	}
+}
+
+// claim takes processes for a fault; false if one is held by another.
+func (n *nemesis) claim(ps ...*proc) bool {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	for _, p := range ps {
+		if n.busy[p] {
+			return false
+		}
+	}
+	for _, p := range ps {
+		n.busy[p] = true
+	}
+	return true
+}
+
+func (n *nemesis) unclaim(ps ...*proc) {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	for _, p := range ps {
+		delete(n.busy, p)
+	}
+}
+
+// later runs f on a goroutine the end of the run waits for.
+func (n *nemesis) later(f func()) {
+	n.wg.Add(1)
+	go func() {
+		defer n.wg.Done()
+		f()
+	}()
+}
+
+func (n *nemesis) randGroup() *qgroup { return n.h.groups[n.h.rng.Intn(len(n.h.groups))] }
+
+func (n *nemesis) randMember(g *qgroup) *proc { return g.members[g.names[n.h.rng.Intn(len(g.names))]] }
+
+func (n *nemesis) randClient() *proc { return n.h.clients[n.h.rng.Intn(len(n.h.clients))] }
+
+func (n *nemesis) ms(lo, hi int) time.Duration {
+	return time.Duration(lo+n.h.rng.Intn(hi-lo+1)) * time.Millisecond
+}
+
+// inject injects one fault of kind.
+func (n *nemesis) inject(kind string) {
+	ev := n.h.events
+	switch kind {
+	case FaultKillMember:
+		g := n.randGroup()
+		m := n.randMember(g)
+		d := n.ms(0, 500)
+		if !n.claim(m) {
+			return
+		}
+		rel := make(chan struct{})
+		pid := m.currentPid()
+		m.holdDown(rel)
+		e := ev.Add(Event{Kind: kind, Fault: true, Group: g.label, Target: m.label(), Detail: fmt.Sprintf("pid %d, restart after %v", pid, d)})
+		n.later(func() {
+			n.sleep(d)
+			close(rel)
+			ev.Done(e, "restarted")
+			n.unclaim(m)
+		})
+	case FaultStartTogether, FaultCFLost:
+		g := n.randGroup()
+		k := len(g.names)
+		if kind == FaultStartTogether {
+			k = 2 + n.h.rng.Intn(len(g.names)-1)
+		}
+		perm := n.h.rng.Perm(len(g.names))
+		var ms []*proc
+		for _, i := range perm[:k] {
+			ms = append(ms, g.members[g.names[i]])
+		}
+		d := n.ms(0, 300)
+		if !n.claim(ms...) {
+			return
+		}
+		rel := make(chan struct{})
+		var wg sync.WaitGroup
+		for _, m := range ms {
+			wg.Add(1)
+			go func() { defer wg.Done(); m.holdDown(rel) }()
+		}
+		wg.Wait()
+		target, detail := "", ""
+		for _, m := range ms {
+			target += m.name + " "
+		}
+		if kind == FaultCFLost {
+			err := os.RemoveAll(g.cfg.CFDir)
+			target, detail = "*", fmt.Sprintf("members %sSIGKILLed, CF directory removed (%v)", target, err)
+		} else {
+			detail = fmt.Sprintf("members %sSIGKILLed, started together after %v", target, d)
+		}
+		e := ev.Add(Event{Kind: kind, Fault: true, Group: g.label, Target: target, Detail: detail})
+		n.later(func() {
+			n.sleep(d)
+			close(rel)
+			if kind == FaultCFLost {
+				ok := waitUntil(90*time.Second, func() bool { return g.allActive() && n.h.structuresInService(g) })
+				ev.Done(e, fmt.Sprintf("group back in service: %v", ok))
+			} else {
+				ev.Done(e, "started")
+			}
+			n.unclaim(ms...)
+		})
+	case FaultStopMember:
+		g := n.randGroup()
+		m := n.randMember(g)
+		d := n.ms(100, 1000)
+		if n.h.rng.Intn(3) == 0 {
+			d = n.h.cfg.HeartbeatTimeout + n.ms(500, 1500) // a peer fences it
+		}
+		n.stopFor(kind, m, g.label, d)
+	case FaultStopApp:
+		n.stopFor(kind, n.randClient(), "", n.ms(100, 3000))
+	case FaultKillApp:
+		c := n.randClient()
+		if !n.claim(c) {
+			return
+		}
+		if pid, ok := c.signal(syscall.SIGKILL); ok {
+			ev.Add(Event{Kind: kind, Fault: true, Target: c.label(), Detail: fmt.Sprintf("pid %d", pid)})
+		}
+		n.unclaim(c)
+	case FaultKillChinit, FaultStopChinit:
+		g := n.randGroup()
+		m := n.randMember(g)
+		if !n.claim(m) {
+			return
+		}
+		pid := m.currentPid()
+		var ch []int
+		if pid != 0 {
+			ch = children(pid)
+		}
+		if len(ch) == 0 {
+			n.unclaim(m)
+			return
+		}
+		if kind == FaultKillChinit {
+			syscall.Kill(ch[0], syscall.SIGKILL)
+			ev.Add(Event{Kind: kind, Fault: true, Group: g.label, Target: m.name + "/chinit", Detail: fmt.Sprintf("pid %d", ch[0])})
+			n.unclaim(m)
+			return
+		}
+		d := n.ms(100, 2000)
+		syscall.Kill(ch[0], syscall.SIGSTOP)
+		e := ev.Add(Event{Kind: kind, Fault: true, Group: g.label, Target: m.name + "/chinit", Detail: fmt.Sprintf("pid %d for %v", ch[0], d)})
+		n.later(func() {
+			n.sleep(d)
+			syscall.Kill(ch[0], syscall.SIGCONT)
+			ev.Done(e, "SIGCONT")
+			n.unclaim(m)
+		})
+	case FaultCFRemove, FaultCFTruncate:
+		g := n.randGroup()
+		s := g.structs[n.h.rng.Intn(len(g.structs))]
+		path := filepath.Join(g.cfg.CFDir, s)
+		var err error
+		detail := "removed"
+		if kind == FaultCFRemove {
+			err = os.Remove(path)
+		} else {
+			var st os.FileInfo
+			if st, err = os.Stat(path); err == nil {
+				size := st.Size() / int64(2+n.h.rng.Intn(8))
+				err = os.Truncate(path, size)
+				detail = fmt.Sprintf("truncated from %d to %d bytes", st.Size(), size)
+			}
+		}
+		if err != nil {
+			return // not there: being recovered, or the directory is gone
+		}
+		e := ev.Add(Event{Kind: kind, Fault: true, Group: g.label, Target: s, Detail: detail})
+		n.later(func() {
+			ok := waitUntil(90*time.Second, func() bool { return n.h.inService(g, s) })
+			ev.Done(e, fmt.Sprintf("back in service: %v", ok))
+		})
+	case FaultTCPCut:
+		c := n.h.proxy.Cut()
+		ev.Add(Event{Kind: kind, Fault: true, Target: "channel", Detail: fmt.Sprintf("%d connections reset", c)})
+	case FaultPartnerDown:
+		d := n.ms(300, 3000)
+		n.h.proxy.SetDown(true)
+		e := ev.Add(Event{Kind: kind, Fault: true, Target: "channel", Detail: fmt.Sprintf("for %v", d)})
+		n.later(func() {
+			n.sleep(d)
+			n.h.proxy.SetDown(false)
+			ev.Done(e, "reachable")
+		})
+	}
+}
+
+// stopFor SIGSTOPs p for d, then SIGCONTs it.
+func (n *nemesis) stopFor(kind string, p *proc, group string, d time.Duration) {
+	if !n.claim(p) {
+		return
+	}
+	pid, ok := p.signal(syscall.SIGSTOP)
+	if !ok {
+		n.unclaim(p)
+		return
+	}
+	e := n.h.events.Add(Event{Kind: kind, Fault: true, Group: group, Target: p.label(), Detail: fmt.Sprintf("pid %d for %v", pid, d)})
+	n.later(func() {
+		n.sleep(d)
+		p.signal(syscall.SIGCONT)
+		n.h.events.Done(e, "SIGCONT")
+		n.unclaim(p)
+	})
+}
