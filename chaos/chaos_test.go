@@ -77,6 +77,9 @@ func configFromEnv(tmp string) (Config, error) {
 	}
 	if v := os.Getenv("CHAOS_DIR"); v != "" {
 		dir := fmt.Sprintf("%s/chaos-%d", v, cfg.Seed)
+		if err := os.RemoveAll(dir); err != nil { // a run of the same seed before
+			return cfg, err
+		}
 		if err := os.MkdirAll(dir, 0o755); err != nil {
 			return cfg, err
 		}

@@ -38,6 +38,8 @@ type Model struct {
 	Path map[string][]string
 	// MaxDepth is the MAXDEPTH of the queues (got from) to check.
 	MaxDepth map[string]int
+	// T0 is the run's start (Now()), for printing times in anomalies.
+	T0 int64
 }
 
 // Structure-loss fault kinds: non-persistent messages on the lost
@@ -592,13 +594,8 @@ func (c *checker) checkStream(ms []*message) {
 	}
 }
 
-// at prints a time relative to the first event, or as is.
-func (c *checker) at(t int64) string {
-	if len(c.events) > 0 {
-		return fmt.Sprintf("%+.3fs", float64(t-c.events[0].T)/1e9)
-	}
-	return fmt.Sprint(t)
-}
+// at prints a time relative to the run's start.
+func (c *checker) at(t int64) string { return fmt.Sprintf("%+.3fs", float64(t-c.m.T0)/1e9) }
 
 // checkDepth: a message is certainly on its queue from the end of its put
 // until a get of it begins (after a backout by the getter's own call,

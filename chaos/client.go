@@ -107,23 +107,31 @@ type client struct {
 }
 
 // outcome classifies an API result: OK, Fail when the error guarantees
-// that the call had no effect, Info when its effect is unknown.
+// that the call had no effect, Info when its effect is unknown. A commit
+// is known to have failed only when it says it backed out (2003), as with
+// MQCMIT: any other error leaves the unit of work in doubt (a commit whose
+// record is durable is applied by the recovery of a structure that failed
+// under it).
 func outcome(f string, err error) string {
 	if err == nil {
 		return OK
 	}
-	switch mq.ReasonOf(err) {
+	r := mq.ReasonOf(err)
+	switch f {
+	case FCommit:
+		if r == mq.RCBackedOut {
+			return Fail
+		}
+		return Info
+	case FConnect:
+		if r == mq.RCQMgrNotAvailable {
+			return Fail
+		}
+	}
+	switch r {
 	case mq.RCNoMsgAvailable, mq.RCQFull, mq.RCStorageMediumFull, mq.RCMsgTooBigForQ, mq.RCUnknownObjectName,
 		mq.RCNotAuthorized, mq.RCOptionError, mq.RCHandleNotAvailable, mq.RCCFStructFailed:
 		return Fail
-	case mq.RCBackedOut:
-		if f == FCommit {
-			return Fail // the unit of work was backed out
-		}
-	case mq.RCQMgrNotAvailable:
-		if f == FConnect {
-			return Fail
-		}
 	}
 	return Info
 }
@@ -312,24 +320,29 @@ func describe(op *Op, id [24]byte, body []byte, pers bool, prio, backouts int) {
 	op.Msg = key
 }
 
+// drainQuiet is how long the drainer waits for a queue that gives it
+// nothing and is not empty (held by units of work being recovered), or
+// for a connection.
+const drainQuiet = 30 * time.Second
+
 // drain empties the targets: gets outside syncpoint until a get finds
 // nothing and the queue's depth is zero, or for a browse target records
-// what is on the queue. It gives up on a queue after two minutes.
+// what is on the queue. It gives up on a queue after drainQuiet without
+// progress.
 func (c *client) drain() error {
 	var errs []error
 	for _, t := range c.cfg.Drain {
 		opts := mq.OpenOptions{Input: !t.Browse, Browse: t.Browse}
 		c.via = 0
-		deadline := time.Now().Add(2 * time.Minute)
-		if !c.connectUntil(t, opts, deadline) {
-			errs = append(errs, fmt.Errorf("%s/%s: could not connect and open within 2 minutes", t.Group.Name, t.Queue))
+		if !c.connectUntil(t, opts, time.Now().Add(drainQuiet)) {
+			errs = append(errs, fmt.Errorf("%s/%s: could not connect and open within %v", t.Group.Name, t.Queue, drainQuiet))
 			continue
 		}
 		var err error
 		if t.Browse {
 			err = c.browseAll()
 		} else {
-			err = c.drainQueue(t, opts, deadline)
+			err = c.drainQueue(t, opts)
 		}
 		if err != nil {
 			errs = append(errs, fmt.Errorf("%s/%s: %w", t.Group.Name, t.Queue, err))
@@ -343,12 +356,14 @@ func (c *client) connectUntil(t DrainTarget, opts mq.OpenOptions, deadline time.
 	return c.connect(t.Group, nil, t.Queue, opts, deadline)
 }
 
-func (c *client) drainQueue(t DrainTarget, opts mq.OpenOptions, deadline time.Time) error {
+func (c *client) drainQueue(t DrainTarget, opts mq.OpenOptions) error {
 	c.cfg.Wait = 200 * time.Millisecond
+	deadline := time.Now().Add(drainQuiet)
 	for time.Now().Before(deadline) {
 		err := c.get(false)
 		switch {
 		case err == nil:
+			deadline = time.Now().Add(drainQuiet)
 			continue
 		case errors.Is(err, mq.ErrNoMessage):
 			if d, derr := c.depth(); derr == nil && d == 0 {
@@ -362,8 +377,11 @@ func (c *client) drainQueue(t DrainTarget, opts mq.OpenOptions, deadline time.Ti
 			}
 		}
 	}
+	if c.conn == nil {
+		return fmt.Errorf("no connection for %v", drainQuiet)
+	}
 	d, _ := c.depth()
-	return fmt.Errorf("not empty after 2 minutes: depth %d", d)
+	return fmt.Errorf("nothing got for %v, depth %d", drainQuiet, d)
 }
 
 // browseAll records every message on a transmission queue.

@@ -163,12 +163,29 @@ func (n *nemesis) unclaim(ps ...*proc) {
 	}
 }
 
-// later runs f on a goroutine the end of the run waits for.
+// later runs f on a goroutine the end of the faults waits for (a fault
+// that lasts: it ends early when stop closes).
 func (n *nemesis) later(f func()) {
 	n.wg.Add(1)
 	go func() {
 		defer n.wg.Done()
 		f()
+	}()
+}
+
+// watch records when a lost structure (or group) is back in service, on a
+// goroutine of its own that nothing waits for: the heal at the end of the
+// faults waits for the groups itself, and a structure that never comes
+// back keeps End 0.
+func (n *nemesis) watch(e int, cond func() bool) {
+	go func() {
+		for !n.h.quitting() {
+			if cond() {
+				n.h.events.Done(e, "back in service")
+				return
+			}
+			time.Sleep(pollEvery)
+		}
 	}()
 }
 
@@ -194,9 +211,9 @@ func (n *nemesis) inject(kind string) {
 			return
 		}
 		rel := make(chan struct{})
-		pid := m.currentPid()
+		pid, t := m.currentPid(), Now()
 		m.holdDown(rel)
-		e := ev.Add(Event{Kind: kind, Fault: true, Group: g.label, Target: m.label(), Detail: fmt.Sprintf("pid %d, restart after %v", pid, d)})
+		e := ev.Add(Event{T: t, Kind: kind, Fault: true, Group: g.label, Target: m.label(), Detail: fmt.Sprintf("pid %d, restart after %v", pid, d)})
 		n.later(func() {
 			n.sleep(d)
 			close(rel)
@@ -219,6 +236,7 @@ func (n *nemesis) inject(kind string) {
 			return
 		}
 		rel := make(chan struct{})
+		t := Now()
 		var wg sync.WaitGroup
 		for _, m := range ms {
 			wg.Add(1)
@@ -230,18 +248,18 @@ func (n *nemesis) inject(kind string) {
 			target += m.name + " "
 		}
 		if kind == FaultCFLost {
+			t = Now() // the structures are lost from here
 			err := os.RemoveAll(g.cfg.CFDir)
 			target, detail = "*", fmt.Sprintf("members %sSIGKILLed, CF directory removed (%v)", target, err)
 		} else {
 			detail = fmt.Sprintf("members %sSIGKILLed, started together after %v", target, d)
 		}
-		e := ev.Add(Event{Kind: kind, Fault: true, Group: g.label, Target: target, Detail: detail})
+		e := ev.Add(Event{T: t, Kind: kind, Fault: true, Group: g.label, Target: target, Detail: detail})
 		n.later(func() {
 			n.sleep(d)
 			close(rel)
 			if kind == FaultCFLost {
-				ok := waitUntil(90*time.Second, func() bool { return g.allActive() && n.h.structuresInService(g) })
-				ev.Done(e, fmt.Sprintf("group back in service: %v", ok))
+				n.watch(e, func() bool { return g.allActive() && n.h.structuresInService(g) })
 			} else {
 				ev.Done(e, "started")
 			}
@@ -262,8 +280,9 @@ func (n *nemesis) inject(kind string) {
 		if !n.claim(c) {
 			return
 		}
+		t := Now()
 		if pid, ok := c.signal(syscall.SIGKILL); ok {
-			ev.Add(Event{Kind: kind, Fault: true, Target: c.label(), Detail: fmt.Sprintf("pid %d", pid)})
+			ev.Add(Event{T: t, Kind: kind, Fault: true, Target: c.label(), Detail: fmt.Sprintf("pid %d", pid)})
 		}
 		n.unclaim(c)
 	case FaultKillChinit, FaultStopChinit:
@@ -281,15 +300,16 @@ func (n *nemesis) inject(kind string) {
 			n.unclaim(m)
 			return
 		}
+		t := Now()
 		if kind == FaultKillChinit {
 			syscall.Kill(ch[0], syscall.SIGKILL)
-			ev.Add(Event{Kind: kind, Fault: true, Group: g.label, Target: m.name + "/chinit", Detail: fmt.Sprintf("pid %d", ch[0])})
+			ev.Add(Event{T: t, Kind: kind, Fault: true, Group: g.label, Target: m.name + "/chinit", Detail: fmt.Sprintf("pid %d", ch[0])})
 			n.unclaim(m)
 			return
 		}
 		d := n.ms(100, 2000)
 		syscall.Kill(ch[0], syscall.SIGSTOP)
-		e := ev.Add(Event{Kind: kind, Fault: true, Group: g.label, Target: m.name + "/chinit", Detail: fmt.Sprintf("pid %d for %v", ch[0], d)})
+		e := ev.Add(Event{T: t, Kind: kind, Fault: true, Group: g.label, Target: m.name + "/chinit", Detail: fmt.Sprintf("pid %d for %v", ch[0], d)})
 		n.later(func() {
 			n.sleep(d)
 			syscall.Kill(ch[0], syscall.SIGCONT)
@@ -301,7 +321,7 @@ func (n *nemesis) inject(kind string) {
 		s := g.structs[n.h.rng.Intn(len(g.structs))]
 		path := filepath.Join(g.cfg.CFDir, s)
 		var err error
-		detail := "removed"
+		detail, t := "removed", Now()
 		if kind == FaultCFRemove {
 			err = os.Remove(path)
 		} else {
@@ -315,18 +335,17 @@ func (n *nemesis) inject(kind string) {
 		if err != nil {
 			return // not there: being recovered, or the directory is gone
 		}
-		e := ev.Add(Event{Kind: kind, Fault: true, Group: g.label, Target: s, Detail: detail})
-		n.later(func() {
-			ok := waitUntil(90*time.Second, func() bool { return n.h.inService(g, s) })
-			ev.Done(e, fmt.Sprintf("back in service: %v", ok))
-		})
+		e := ev.Add(Event{T: t, Kind: kind, Fault: true, Group: g.label, Target: s, Detail: detail})
+		n.watch(e, func() bool { return n.h.inService(g, s) })
 	case FaultTCPCut:
+		t := Now()
 		c := n.h.proxy.Cut()
-		ev.Add(Event{Kind: kind, Fault: true, Target: "channel", Detail: fmt.Sprintf("%d connections reset", c)})
+		ev.Add(Event{T: t, Kind: kind, Fault: true, Target: "channel", Detail: fmt.Sprintf("%d connections reset", c)})
 	case FaultPartnerDown:
 		d := n.ms(300, 3000)
+		t := Now()
 		n.h.proxy.SetDown(true)
-		e := ev.Add(Event{Kind: kind, Fault: true, Target: "channel", Detail: fmt.Sprintf("for %v", d)})
+		e := ev.Add(Event{T: t, Kind: kind, Fault: true, Target: "channel", Detail: fmt.Sprintf("for %v", d)})
 		n.later(func() {
 			n.sleep(d)
 			n.h.proxy.SetDown(false)
@@ -340,12 +359,13 @@ func (n *nemesis) stopFor(kind string, p *proc, group string, d time.Duration) {
 	if !n.claim(p) {
 		return
 	}
+	t := Now()
 	pid, ok := p.signal(syscall.SIGSTOP)
 	if !ok {
 		n.unclaim(p)
 		return
 	}
-	e := n.h.events.Add(Event{Kind: kind, Fault: true, Group: group, Target: p.label(), Detail: fmt.Sprintf("pid %d for %v", pid, d)})
+	e := n.h.events.Add(Event{T: t, Kind: kind, Fault: true, Group: group, Target: p.label(), Detail: fmt.Sprintf("pid %d for %v", pid, d)})
 	n.later(func() {
 		n.sleep(d)
 		p.signal(syscall.SIGCONT)

@@ -103,7 +103,17 @@ type harness struct {
 	groups  []*qgroup
 	clients []*proc
 	proxy   *Proxy
-	notes   []Anomaly // what the harness itself found
+	notes   []Anomaly     // what the harness itself found
+	quit    chan struct{} // closed when the run ends
+}
+
+func (h *harness) quitting() bool {
+	select {
+	case <-h.quit:
+		return true
+	default:
+		return false
+	}
 }
 
 // Run runs the workload under the nemesis for cfg.Duration, heals,
@@ -116,7 +126,7 @@ func Run(cfg Config) (*Report, error) {
 		return nil, err
 	}
 	start := time.Now()
-	h := &harness{cfg: cfg, rng: rand.New(rand.NewSource(cfg.Seed)),
+	h := &harness{cfg: cfg, rng: rand.New(rand.NewSource(cfg.Seed)), quit: make(chan struct{}),
 		histDir: filepath.Join(cfg.Dir, "history"), logDir: filepath.Join(cfg.Dir, "logs")}
 	var err error
 	if h.exe, err = os.Executable(); err != nil {
@@ -148,7 +158,9 @@ func Run(cfg Config) (*Report, error) {
 		return nil, err
 	}
 	events := h.events.Events()
-	res := Check(h.model(), ops, events)
+	model := h.model()
+	model.T0 = t0
+	res := Check(model, ops, events)
 	r := &Report{Seed: cfg.Seed, Duration: cfg.Duration, Result: res, Events: events, t0: t0}
 	r.Anomalies = append(append(r.Anomalies, res.Anomalies...), h.observed(events)...)
 	r.Anomalies = append(r.Anomalies, h.notes...)
@@ -235,7 +247,9 @@ func (h *harness) setup() error {
 			}
 		}
 		defsA = append(defsA,
-			fmt.Sprintf("DEFINE QLOCAL(%s) USAGE(XMITQ) MAXDEPTH(1000000)", xmitQueue),
+			// Triggered: the channel starts whenever messages wait, also
+			// after the group lost its CF (and the channel's status).
+			fmt.Sprintf("DEFINE QLOCAL(%s) USAGE(XMITQ) MAXDEPTH(1000000) TRIGGER TRIGDATA(%s)", xmitQueue, channelName),
 			fmt.Sprintf("DEFINE CHANNEL(%s) CHLTYPE(SDR) CONNAME('127.0.0.1(%d)') XMITQ(%s) BATCHSZ(20) SHORTRTY(999999999) SHORTTMR(1) LONGRTY(999999999) LONGTMR(1) HBINT(5)", channelName, h.proxy.Port(), xmitQueue),
 			fmt.Sprintf("DEFINE QREMOTE(%s) RNAME(%s) RQMNAME(%s) XMITQ(%s)", queueRemote, queueTarget, b.cfg.Name, xmitQueue),
 			fmt.Sprintf("START CHANNEL(%s)", channelName))
@@ -259,6 +273,22 @@ func (h *harness) define(g *qgroup, cmd string) error {
 		time.Sleep(250 * time.Millisecond)
 	}
 	return err
+}
+
+// waitProgress waits until depth() is zero, as long as it went down in
+// the last quiet period; false when it stopped going down.
+func waitProgress(quiet time.Duration, depth func() int64) bool {
+	last, since := depth(), time.Now()
+	for last != 0 {
+		if time.Since(since) > quiet {
+			return false
+		}
+		time.Sleep(pollEvery)
+		if d := depth(); d < last || d < 0 {
+			last, since = d, time.Now()
+		}
+	}
+	return true
 }
 
 func freePort() (int, error) {
@@ -329,10 +359,10 @@ func (h *harness) finish() {
 	xmitLeft := false
 	if h.proxy != nil {
 		a := h.groups[0]
-		if !waitUntil(120*time.Second, func() bool { return a.depth("APPL1", xmitQueue) == 0 }) {
+		if !waitProgress(30*time.Second, func() int64 { return a.depth("APPL1", xmitQueue) }) {
 			xmitLeft = true
 			_, st := a.run("mqsc", "-c", "DISPLAY CHSTATUS(*)")
-			h.note(AnomStuck, fmt.Sprintf("transmission queue %s not drained by channel %s within 120 s after the faults were healed: depth %d; %s",
+			h.note(AnomStuck, fmt.Sprintf("transmission queue %s not drained by channel %s after the faults were healed (30 s without progress): depth %d; DISPLAY CHSTATUS: %s",
 				xmitQueue, channelName, a.depth("APPL1", xmitQueue), strings.Join(strings.Fields(st), " ")))
 			a.mqsc(fmt.Sprintf("STOP CHANNEL(%s)", channelName))
 		}
@@ -381,7 +411,7 @@ func (h *harness) heal() {
 		c.signal(syscall.SIGCONT)
 	}
 	for _, g := range h.groups {
-		if !waitUntil(90*time.Second, func() bool { return g.allActive() && h.structuresInService(g) }) {
+		if !waitUntil(60*time.Second, func() bool { return g.allActive() && h.structuresInService(g) }) {
 			var state []string
 			for _, n := range g.names {
 				state = append(state, fmt.Sprintf("%s pid %d active %v", n, g.members[n].currentPid(), g.active(n, g.members[n].currentPid())))
@@ -389,7 +419,7 @@ func (h *harness) heal() {
 			for _, s := range g.structs {
 				state = append(state, fmt.Sprintf("%s in service %v", s, h.inService(g, s)))
 			}
-			h.note(AnomStuck, fmt.Sprintf("group %s not healed within 90 s: %s", g.label, strings.Join(state, ", ")))
+			h.note(AnomStuck, fmt.Sprintf("group %s not healed within 60 s: %s", g.label, strings.Join(state, ", ")))
 		}
 	}
 }
@@ -434,6 +464,7 @@ func (h *harness) drain(browseXmit bool) {
 
 // teardown stops everything still running.
 func (h *harness) teardown() {
+	close(h.quit)
 	for _, c := range h.clients {
 		c.stop(5 * time.Second)
 	}
