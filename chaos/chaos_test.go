@@ -46,8 +46,12 @@ func TestChaos(t *testing.T) {
 	}
 	var b bytes.Buffer
 	r.Summary(&b, 5)
-	b.WriteString("schedule:\n")
-	r.Schedule(&b)
+	if len(r.Events) <= 200 {
+		b.WriteString("schedule:\n")
+		r.Schedule(&b)
+	} else {
+		fmt.Fprintf(&b, "schedule: %d events in %s/faults.jsonl\n", len(r.Events), cfg.Dir)
+	}
 	t.Log("\n" + b.String())
 	if len(r.Anomalies) > 0 {
 		t.Errorf("%d anomalies (seed %d; histories and logs in %s)", len(r.Anomalies), r.Seed, cfg.Dir)

@@ -11,18 +11,19 @@ import (
 
 // Fault kinds the nemesis injects.
 const (
-	FaultKillMember    = "kill-member"    // SIGKILL a member, restart it after 0-500 ms
-	FaultStartTogether = "start-together" // SIGKILL two or more members of a group, start them at the same instant
-	FaultStopMember    = "stop-member"    // SIGSTOP a member, SIGCONT later (sometimes past the heartbeat timeout: it is fenced)
-	FaultKillChinit    = "kill-chinit"    // SIGKILL a member's channel initiator
-	FaultStopChinit    = "stop-chinit"    // SIGSTOP a channel initiator, SIGCONT later
-	FaultKillApp       = "kill-app"       // SIGKILL a client
-	FaultStopApp       = "stop-app"       // SIGSTOP a client, SIGCONT later
-	FaultCFRemove      = "cf-remove"      // remove an application structure's file
-	FaultCFTruncate    = "cf-truncate"    // truncate an application structure's file
-	FaultCFLost        = "cf-lost"        // every member of a group SIGKILLed, the CF directory removed, all started together
-	FaultTCPCut        = "tcp-cut"        // reset every channel connection
-	FaultPartnerDown   = "partner-down"   // the channel's partner unreachable (connections reset) for a while
+	FaultKillMember    = "kill-member"     // SIGKILL a member, restart it after 0-500 ms
+	FaultStartTogether = "start-together"  // SIGKILL two or more members of a group, start them at the same instant
+	FaultStopMember    = "stop-member"     // SIGSTOP a member, SIGCONT later (sometimes past the heartbeat timeout: it is fenced)
+	FaultKillChinit    = "kill-chinit"     // SIGKILL a member's channel initiator
+	FaultStopChinit    = "stop-chinit"     // SIGSTOP a channel initiator, SIGCONT later
+	FaultKillApp       = "kill-app"        // SIGKILL a client
+	FaultStopApp       = "stop-app"        // SIGSTOP a client, SIGCONT later
+	FaultCFRemove      = "cf-remove"       // remove an application structure's file
+	FaultCFTruncate    = "cf-truncate"     // truncate an application structure's file
+	FaultCFLost        = "cf-lost"         // every member of a group SIGKILLed, the CF directory removed, all started together
+	FaultLogbufTrunc   = "logbuf-truncate" // truncate a member's log buffer (the rings applications hand log records through)
+	FaultTCPCut        = "tcp-cut"         // reset every channel connection
+	FaultPartnerDown   = "partner-down"    // the channel's partner unreachable (connections reset) for a while
 )
 
 // Observations the harness records (not injected).
@@ -58,6 +59,7 @@ var faultWeights = []struct {
 	{FaultCFRemove, 3, false},
 	{FaultCFTruncate, 2, false},
 	{FaultCFLost, 1, false},
+	{FaultLogbufTrunc, 1, false},
 	{FaultTCPCut, 4, true},
 	{FaultPartnerDown, 3, true},
 }
@@ -337,6 +339,18 @@ func (n *nemesis) inject(kind string) {
 		}
 		e := ev.Add(Event{T: t, Kind: kind, Fault: true, Group: g.label, Target: s, Detail: detail})
 		n.watch(e, func() bool { return n.h.inService(g, s) })
+	case FaultLogbufTrunc:
+		g := n.randGroup()
+		m := n.randMember(g)
+		path := filepath.Join(g.cfg.CFDir, "logbuf", m.name)
+		st, err := os.Stat(path)
+		if err != nil {
+			return
+		}
+		size, t := st.Size()/int64(2+n.h.rng.Intn(8)), Now()
+		if os.Truncate(path, size) == nil {
+			ev.Add(Event{T: t, Kind: kind, Fault: true, Group: g.label, Target: m.name, Detail: fmt.Sprintf("logbuf/%s truncated from %d to %d bytes", m.name, st.Size(), size)})
+		}
 	case FaultTCPCut:
 		t := Now()
 		c := n.h.proxy.Cut()
