@@ -97,3 +97,20 @@ func configFromEnv(tmp string) (Config, error) {
 	}
 	return cfg, cfg.withDefaults().Validate()
 }
+
+// TestChaosRecheck runs the checker again on a run kept with CHAOS_DIR:
+// CHAOS_RECHECK=dir/chaos-<seed>.
+func TestChaosRecheck(t *testing.T) {
+	dir := os.Getenv("CHAOS_RECHECK")
+	if dir == "" {
+		t.Skip("CHAOS_RECHECK=dir names a kept run")
+	}
+	res, events, err := Recheck(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := &Report{Result: res, Anomalies: res.Anomalies, Events: events}
+	var b bytes.Buffer
+	r.Summary(&b, 1000)
+	t.Log("\n" + b.String())
+}

@@ -730,16 +730,24 @@ func (c *checker) excusedBy(m *message, e Event) bool {
 }
 
 // faultsAround are the faults from a second before from to a second after
-// to, at most six (the nearest to the window's end).
+// to: every loss of a structure among them, and the others nearest to the
+// window's end, eight in all at most.
 func (c *checker) faultsAround(from, to int64) []Event {
-	var out []Event
+	var losses, others []Event
 	for _, e := range c.events {
-		if e.Fault && e.T >= from-int64(1e9) && e.T <= to+int64(1e9) {
-			out = append(out, e)
+		if !e.Fault || e.T < from-int64(1e9) || e.T > to+int64(1e9) {
+			continue
+		}
+		if structureLoss[e.Kind] {
+			losses = append(losses, e)
+		} else {
+			others = append(others, e)
 		}
 	}
-	if len(out) > 6 {
-		out = out[len(out)-6:]
+	if n := 8 - len(losses); len(others) > max(n, 0) {
+		others = others[len(others)-max(n, 0):]
 	}
+	out := append(losses, others...)
+	sort.Slice(out, func(i, j int) bool { return out[i].T < out[j].T })
 	return out
 }

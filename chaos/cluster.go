@@ -190,6 +190,7 @@ func (p *proc) label() string { return p.name }
 // until quit.
 func (p *proc) supervise() {
 	defer close(p.done)
+	backoff := 100 * time.Millisecond
 	for {
 		p.mu.Lock()
 		hold, quit := p.hold, p.quit
@@ -205,6 +206,7 @@ func (p *proc) supervise() {
 			}
 			continue
 		}
+		started := time.Now()
 		exited, err := p.start()
 		if err != nil {
 			p.h.events.Add(Event{Kind: ObsStartFailed, Group: p.groupLabel(), Target: p.label(), Detail: err.Error()})
@@ -212,9 +214,17 @@ func (p *proc) supervise() {
 			continue
 		}
 		<-exited
-		if !p.judgeExit() {
-			time.Sleep(100 * time.Millisecond) // as a supervisor's restart delay
+		if p.judgeExit() {
+			backoff = 100 * time.Millisecond
+			continue
 		}
+		// As a supervisor's restart delay: 100 ms, doubling while the
+		// process keeps exiting within a few seconds, up to 2 s.
+		if time.Since(started) > 5*time.Second {
+			backoff = 100 * time.Millisecond
+		}
+		time.Sleep(backoff)
+		backoff = min(2*backoff, 2*time.Second)
 	}
 }
 

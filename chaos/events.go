@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"os"
 	"sort"
+	"strings"
 	"sync"
 )
 
@@ -103,4 +104,29 @@ func (l *EventLog) Close() error {
 		return nil
 	}
 	return l.f.Close()
+}
+
+// ReadEvents reads a fault log: the last line of each event wins.
+func ReadEvents(path string) ([]Event, error) {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return nil, err
+	}
+	byN := map[int]Event{}
+	for i, line := range strings.Split(string(b), "\n") {
+		if strings.TrimSpace(line) == "" {
+			continue
+		}
+		var e Event
+		if err := json.Unmarshal([]byte(line), &e); err != nil {
+			return nil, fmt.Errorf("chaos: %s:%d: %w", path, i+1, err)
+		}
+		byN[e.Seq] = e
+	}
+	out := make([]Event, 0, len(byN))
+	for _, e := range byN {
+		out = append(out, e)
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].Seq < out[j].Seq })
+	return out, nil
 }

@@ -10,6 +10,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"sort"
 	"strings"
 	"syscall"
@@ -160,6 +161,9 @@ func Run(cfg Config) (*Report, error) {
 	events := h.events.Events()
 	model := h.model()
 	model.T0 = t0
+	if b, err := json.MarshalIndent(model, "", "  "); err == nil {
+		os.WriteFile(filepath.Join(cfg.Dir, "model.json"), b, 0o644) // for Recheck
+	}
 	res := Check(model, ops, events)
 	r := &Report{Seed: cfg.Seed, Duration: cfg.Duration, Result: res, Events: events, t0: t0}
 	r.Anomalies = append(append(r.Anomalies, res.Anomalies...), h.observed(events)...)
@@ -478,21 +482,61 @@ func (h *harness) teardown() {
 	}
 }
 
-// observed turns what the harness saw of its processes into anomalies.
+// observed turns what the harness saw of its processes into anomalies:
+// one per distinct reason (a member that cannot start exits again at
+// every restart), with how many times, the first and the last.
 func (h *harness) observed(events []Event) []Anomaly {
-	var out []Anomaly
+	type group struct {
+		first, last Event
+		n           int
+	}
+	var order []string
+	groups := map[string]*group{}
 	for _, e := range events {
-		switch e.Kind {
-		case ObsMemberExit, ObsStartFailed:
-			out = append(out, Anomaly{Kind: AnomMemberCrash, Detail: fmt.Sprintf("%s %s/%s at %s: %s", e.Kind, e.Group, e.Target, h.events.Offset(e.T), e.Detail),
-				Faults: recentFaults(events, e.T, 3)})
-		case ObsClientExit:
-			out = append(out, Anomaly{Kind: AnomClientCrash, Detail: fmt.Sprintf("%s at %s: %s", e.Target, h.events.Offset(e.T), e.Detail),
-				Faults: recentFaults(events, e.T, 3)})
+		if e.Kind != ObsMemberExit && e.Kind != ObsStartFailed && e.Kind != ObsClientExit {
+			continue
 		}
+		k := e.Kind + " " + e.Group + " " + exitReason(e.Detail)
+		g := groups[k]
+		if g == nil {
+			g = &group{first: e}
+			groups[k] = g
+			order = append(order, k)
+		}
+		g.n++
+		g.last = e
+	}
+	var out []Anomaly
+	for _, k := range order {
+		g := groups[k]
+		kind := AnomMemberCrash
+		if g.first.Kind == ObsClientExit {
+			kind = AnomClientCrash
+		}
+		detail := fmt.Sprintf("%s %s/%s at %s", g.first.Kind, g.first.Group, g.first.Target, h.events.Offset(g.first.T))
+		if g.n > 1 {
+			detail += fmt.Sprintf(" and %d times more until %s (last %s)", g.n-1, h.events.Offset(g.last.T), g.last.Target)
+		}
+		out = append(out, Anomaly{Kind: kind, Detail: detail + ": " + g.first.Detail, Faults: recentFaults(events, g.first.T, 3)})
 	}
 	return out
 }
+
+// exitReason is what tells an exit from another: its status and the last
+// error line of the log, numbers and paths left out.
+func exitReason(detail string) string {
+	status, rest, _ := strings.Cut(detail, " (pid")
+	reason := ""
+	for _, line := range strings.Split(rest, " | ") {
+		if strings.HasPrefix(line, "qmgr: ") || strings.HasPrefix(line, "panic: ") || strings.HasPrefix(line, "fatal error: ") ||
+			strings.HasPrefix(line, "unexpected fault address") || strings.HasPrefix(line, "chaos client: ") {
+			reason = line
+		}
+	}
+	return status + " " + digits.ReplaceAllString(reason, "N")
+}
+
+var digits = regexp.MustCompile(`[0-9]+`)
 
 // recentFaults are the last n faults begun by t.
 func recentFaults(events []Event, t int64, n int) []Event {
@@ -506,6 +550,28 @@ func recentFaults(events []Event, t int64, n int) []Event {
 		out = out[len(out)-n:]
 	}
 	return out
+}
+
+// Recheck runs the checker again on the files a run left in dir (with
+// CHAOS_DIR): its model, histories and fault log.
+func Recheck(dir string) (*Result, []Event, error) {
+	b, err := os.ReadFile(filepath.Join(dir, "model.json"))
+	if err != nil {
+		return nil, nil, err
+	}
+	var m Model
+	if err := json.Unmarshal(b, &m); err != nil {
+		return nil, nil, fmt.Errorf("chaos: %s/model.json: %w", dir, err)
+	}
+	ops, err := ReadHistories(filepath.Join(dir, "history"))
+	if err != nil {
+		return nil, nil, err
+	}
+	events, err := ReadEvents(filepath.Join(dir, "faults.jsonl"))
+	if err != nil {
+		return nil, nil, err
+	}
+	return Check(m, ops, events), events, nil
 }
 
 // Summary prints the report: operations by kind and outcome, faults by
