@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math"
 	"math/rand"
 	"net"
 	"os"
@@ -280,19 +281,23 @@ func (h *harness) define(g *qgroup, cmd string) error {
 }
 
 // waitProgress waits until depth() is zero, as long as it went down in
-// the last quiet period; false when it stopped going down.
+// the last quiet period; false when it stopped going down (a depth that
+// cannot be read, -1, is no progress).
 func waitProgress(quiet time.Duration, depth func() int64) bool {
-	last, since := depth(), time.Now()
-	for last != 0 {
+	last, since := int64(math.MaxInt64), time.Now()
+	for {
+		d := depth()
+		if d == 0 {
+			return true
+		}
+		if d > 0 && d < last {
+			last, since = d, time.Now()
+		}
 		if time.Since(since) > quiet {
 			return false
 		}
 		time.Sleep(pollEvery)
-		if d := depth(); d < last || d < 0 {
-			last, since = d, time.Now()
-		}
 	}
-	return true
 }
 
 func freePort() (int, error) {
