@@ -157,12 +157,14 @@ type checker struct {
 	msgs     map[string]*message
 	unknown  map[string]int // gets outside syncpoint cut short, by queue
 	deliverd map[string][]*delivery
+	undrain  map[string]string // queues the final drainer could not empty, and why
 }
 
 // Check checks histories against the model; events is the fault log.
 func Check(m Model, ops []Op, events []Event) *Result {
 	c := &checker{m: m, events: events, res: &Result{Ops: map[string]int{}, Msgs: map[string]int{}},
-		uows: map[uowID]*uowInfo{}, msgs: map[string]*message{}, unknown: map[string]int{}, deliverd: map[string][]*delivery{}}
+		uows: map[uowID]*uowInfo{}, msgs: map[string]*message{}, unknown: map[string]int{}, deliverd: map[string][]*delivery{},
+		undrain: map[string]string{}}
 	pairs := pairUp(ops)
 	for _, p := range pairs {
 		c.res.Ops[p.inv.F+"/"+p.outcome()]++
@@ -322,6 +324,12 @@ func (c *checker) gets(pairs []pair) {
 		switch {
 		case p.inv.F == FGet && !p.inv.Sync && (p.outcome() == "none" || p.outcome() == Info):
 			c.unknown[p.inv.Queue]++
+			continue
+		case p.inv.F == FDrain && p.outcome() != OK:
+			c.undrain[p.inv.Queue] = "the final drain of " + p.inv.Queue + " did not finish"
+			if p.done != nil {
+				c.undrain[p.inv.Queue] += ": " + p.done.Err
+			}
 			continue
 		case p.inv.F == FBrowse && p.outcome() == OK && p.done.Msg != "":
 			if m := c.msgs[p.done.Msg]; m != nil {
@@ -502,8 +510,11 @@ func (c *checker) checkLost() {
 				ops = append(ops, d.inv, d.done)
 				last = max(last, d.done.T)
 			}
-			c.add(Anomaly{Kind: kind, Msgs: []string{m.key}, Ops: ops, Faults: c.faultsAround(m.put.inv.T, last),
-				Detail: fmt.Sprintf("acknowledged, never delivered (queue %s: %d missing, %d gets outside syncpoint cut short)", q, len(ms), c.unknown[q])})
+			detail := fmt.Sprintf("acknowledged, never delivered (queue %s: %d missing, %d gets outside syncpoint cut short)", q, len(ms), c.unknown[q])
+			if why, ok := c.undrain[q]; ok {
+				detail += "; " + why
+			}
+			c.add(Anomaly{Kind: kind, Msgs: []string{m.key}, Ops: ops, Faults: c.faultsAround(m.put.inv.T, last), Detail: detail})
 		}
 	}
 }

@@ -332,24 +332,30 @@ const drainQuiet = 30 * time.Second
 func (c *client) drain() error {
 	var errs []error
 	for _, t := range c.cfg.Drain {
-		opts := mq.OpenOptions{Input: !t.Browse, Browse: t.Browse}
-		c.via = 0
-		if !c.connectUntil(t, opts, time.Now().Add(drainQuiet)) {
-			errs = append(errs, fmt.Errorf("%s/%s: could not connect and open within %v", t.Group.Name, t.Queue, drainQuiet))
-			continue
-		}
-		var err error
-		if t.Browse {
-			err = c.browseAll()
-		} else {
-			err = c.drainQueue(t, opts)
-		}
+		op := Op{F: FDrain, Queue: t.Queue}
+		i := c.rec.Invoke(op)
+		err := c.drainTarget(t)
+		op.Type = OK
 		if err != nil {
+			op.Type, op.Err = Fail, err.Error()
 			errs = append(errs, fmt.Errorf("%s/%s: %w", t.Group.Name, t.Queue, err))
 		}
-		c.disconnect()
+		c.rec.Complete(i, op)
 	}
 	return errors.Join(errs...)
+}
+
+func (c *client) drainTarget(t DrainTarget) error {
+	opts := mq.OpenOptions{Input: !t.Browse, Browse: t.Browse}
+	c.via = 0
+	if !c.connectUntil(t, opts, time.Now().Add(drainQuiet)) {
+		return fmt.Errorf("could not connect and open within %v", drainQuiet)
+	}
+	defer c.disconnect()
+	if t.Browse {
+		return c.browseAll()
+	}
+	return c.drainQueue(t, opts)
 }
 
 func (c *client) connectUntil(t DrainTarget, opts mq.OpenOptions, deadline time.Time) bool {

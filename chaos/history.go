@@ -32,6 +32,7 @@ const (
 	FCommit     = "commit"
 	FBackout    = "backout"
 	FBrowse     = "browse" // the final look at a transmission queue left undrained
+	FDrain      = "drain"  // the drainer's verdict on a queue: OK when it emptied it
 )
 
 // Op is one record of a client's history, a JSON line in its file. An
