@@ -158,6 +158,7 @@ type proc struct {
 	wake    chan struct{} // closed by stop: ends a hold
 	done    chan struct{} // closed when the supervisor returned
 	startAt []int64       // start times (members: for the reports)
+	nextEnv []string      // added to the environment of the next start only
 	procs   []string      // clients: every incarnation's name
 }
 
@@ -267,7 +268,8 @@ func (p *proc) start() (chan struct{}, error) {
 	stdout, stderr = f, f
 	cmd := exec.Command(p.h.exe, args...)
 	cmd.Stdout, cmd.Stderr = stdout, stderr
-	cmd.Env = os.Environ()
+	cmd.Env = append(os.Environ(), p.nextEnv...)
+	p.nextEnv = nil
 	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
 	if err := cmd.Start(); err != nil {
 		return nil, err
@@ -352,6 +354,13 @@ func (p *proc) signal(sig syscall.Signal) (pid int, ok bool) {
 	}
 	pid = p.cmd.Process.Pid
 	return pid, p.cmd.Process.Signal(sig) == nil
+}
+
+// setNextEnv adds env to the environment of the next start only.
+func (p *proc) setNextEnv(env ...string) {
+	p.mu.Lock()
+	p.nextEnv = append(p.nextEnv, env...)
+	p.mu.Unlock()
 }
 
 // holdDown makes the supervisor wait for release before the next start

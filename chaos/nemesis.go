@@ -7,6 +7,8 @@ import (
 	"sync"
 	"syscall"
 	"time"
+
+	"github.com/qmgr/qmgr/crashpoint"
 )
 
 // Fault kinds the nemesis injects.
@@ -24,6 +26,7 @@ const (
 	FaultLogbufTrunc   = "logbuf-truncate" // truncate a member's log buffer (the rings applications hand log records through)
 	FaultTCPCut        = "tcp-cut"         // reset every channel connection
 	FaultPartnerDown   = "partner-down"    // the channel's partner unreachable (connections reset) for a while
+	FaultStatusFail    = "chstatus-fail"   // restart a member of A whose channel initiator's status table updates fail for a while (crash point channel.status.unavailable)
 )
 
 // Observations the harness records (not injected).
@@ -62,6 +65,7 @@ var faultWeights = []struct {
 	{FaultLogbufTrunc, 1, false},
 	{FaultTCPCut, 4, true},
 	{FaultPartnerDown, 3, true},
+	{FaultStatusFail, 2, true},
 }
 
 // nemesis injects faults until stop is closed; faults that last run on
@@ -339,6 +343,20 @@ func (n *nemesis) inject(kind string) {
 		}
 		e := ev.Add(Event{T: t, Kind: kind, Fault: true, Group: g.label, Target: s, Detail: detail})
 		n.watch(e, func() bool { return n.h.inService(g, s) })
+	case FaultStatusFail:
+		g := n.h.groups[0]
+		m := n.randMember(g)
+		if !n.claim(m) {
+			return
+		}
+		env := fmt.Sprintf("%s=channel.status.unavailable:%d:fail:%d", crashpoint.EnvVar, 1+n.h.rng.Intn(200), 10+n.h.rng.Intn(50))
+		rel := make(chan struct{})
+		t := Now()
+		m.holdDown(rel)
+		m.setNextEnv(env)
+		close(rel)
+		ev.Add(Event{T: t, Kind: kind, Fault: true, Group: g.label, Target: m.name, Detail: "SIGKILLed, restarted with " + env})
+		n.unclaim(m)
 	case FaultLogbufTrunc:
 		g := n.randGroup()
 		m := n.randMember(g)
