@@ -23,6 +23,7 @@ const (
 const (
 	AnomCheck       = "structure-check" // qmgr check failed at the end
 	AnomMemberCrash = "member-crash"    // a member exited without being killed
+	AnomFenced      = "member-fenced"   // a member a peer killed as hung though nothing stopped it (its heartbeat stood still)
 	AnomClientCrash = "client-crash"    // a client exited without being killed
 	AnomStuck       = "stuck"           // not healed, or not drained, at the end
 )

@@ -307,13 +307,37 @@ func (p *proc) judgeExit() bool {
 			Detail: fmt.Sprintf("SIGKILLed by a peer after %.1fs stopped", float64(Now()-stopped)/1e9)})
 		return true
 	}
-	kind := ObsMemberExit
-	if !p.member {
+	kind, why := ObsMemberExit, ""
+	switch {
+	case !p.member:
 		kind = ObsClientExit
+	case ws.Signaled() && ws.Signal() == syscall.SIGKILL:
+		// Nobody here sent it: a peer that took the member for hung
+		// (its heartbeat stood still), though the nemesis had not
+		// stopped it.
+		kind, why = ObsFencedRunning, p.g.fencedBy(p.name, st.Pid())
 	}
 	p.h.events.Add(Event{Kind: kind, Group: p.groupLabel(), Target: p.label(),
-		Detail: fmt.Sprintf("%v (pid %d); log %s: %s", st, st.Pid(), filepath.Base(p.logPath), tail(p.logPath, 12))})
+		Detail: fmt.Sprintf("%v (pid %d)%s; log %s: %s", st, st.Pid(), why, filepath.Base(p.logPath), tail(p.logPath, 12))})
 	return false
+}
+
+// fencedBy is the line of a peer's log that says it killed member name
+// (pid) as hung, or "".
+func (g *qgroup) fencedBy(name string, pid int) string {
+	want := fmt.Sprintf("peer=%s pid=%d", name, pid)
+	for _, n := range g.names {
+		b, err := os.ReadFile(g.members[n].logPath)
+		if err != nil {
+			continue
+		}
+		for _, line := range strings.Split(string(b), "\n") {
+			if strings.Contains(line, "peer hung") && strings.Contains(line, want) {
+				return "; " + n + " logged: " + line
+			}
+		}
+	}
+	return ""
 }
 
 // tail is the last n lines of a file, joined with " | ".

@@ -170,7 +170,10 @@
 //     cells read one after the other, may overstate: it is not used).
 //
 // The harness adds: structure-check (`qmgr check` failed), member-crash
-// (a member exited without being killed, or could not be started),
-// client-crash, and stuck (not healed, a channel or a queue not drained,
-// a client that would not stop).
+// (a member exited without being killed, or could not be started; one
+// anomaly per distinct reason), member-fenced (a peer SIGKILLed a member
+// as hung though the nemesis had not stopped it: its heartbeat stood
+// still for the heartbeat timeout, 3 s), client-crash, and stuck (not
+// healed, a channel or a queue not drained, a client that would not
+// stop).
 package chaos

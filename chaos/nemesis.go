@@ -35,6 +35,9 @@ const (
 	ObsFenced      = "fenced"       // a member the nemesis stopped was SIGKILLed by a peer
 	ObsMemberExit  = "member-exit"  // a member exited without being killed
 	ObsClientExit  = "client-exit"  // a client exited without being killed
+	// A member SIGKILLed by someone other than the harness while the
+	// nemesis had not stopped it: a peer took it for hung.
+	ObsFencedRunning = "fenced-running"
 )
 
 // Faults not available: the recovery log's writes and syncs go through

@@ -498,7 +498,7 @@ func (h *harness) observed(events []Event) []Anomaly {
 	var order []string
 	groups := map[string]*group{}
 	for _, e := range events {
-		if e.Kind != ObsMemberExit && e.Kind != ObsStartFailed && e.Kind != ObsClientExit {
+		if e.Kind != ObsMemberExit && e.Kind != ObsStartFailed && e.Kind != ObsClientExit && e.Kind != ObsFencedRunning {
 			continue
 		}
 		k := e.Kind + " " + e.Group + " " + exitReason(e.Detail)
@@ -515,8 +515,11 @@ func (h *harness) observed(events []Event) []Anomaly {
 	for _, k := range order {
 		g := groups[k]
 		kind := AnomMemberCrash
-		if g.first.Kind == ObsClientExit {
+		switch g.first.Kind {
+		case ObsClientExit:
 			kind = AnomClientCrash
+		case ObsFencedRunning:
+			kind = AnomFenced
 		}
 		detail := fmt.Sprintf("%s %s/%s at %s", g.first.Kind, g.first.Group, g.first.Target, h.events.Offset(g.first.T))
 		if g.n > 1 {
