@@ -147,6 +147,29 @@ func TestCheckerLost(t *testing.T) {
 	}
 }
 
+// TestCheckerLostUndrained: a lost message on a queue the final drainer
+// could not empty says so.
+func TestCheckerLostUndrained(t *testing.T) {
+	h := newHist()
+	h.put("p1.1", "SMALL", 1, true, 0, OK)
+	h.call(Op{Proc: "drain", F: FDrain, Queue: "SMALL"}, Fail, Op{Err: "could not connect and open within 30s"})
+	r := h.check(t, Model{})
+	want(t, r, map[string]int{AnomLost: 1})
+	if d := r.Anomalies[0].Detail; !strings.Contains(d, "final drain of SMALL did not finish: could not connect") {
+		t.Fatalf("detail: %s", d)
+	}
+}
+
+// TestExitReason: exits that differ only in numbers are one reason.
+func TestExitReason(t *testing.T) {
+	a := exitReason("exit status 1 (pid 123); log A.QMA1.log: x | qmgr: attach /tmp/chaos-7/A/cf/APPL1: file is 100 bytes")
+	b := exitReason("exit status 1 (pid 456); log A.QMA1.log: y | qmgr: attach /tmp/chaos-7/A/cf/APPL1: file is 2000 bytes")
+	c := exitReason("exit status 2 (pid 456); log A.QMA1.log: panic: index out of range [7] with length 3")
+	if a != b || a == c || !strings.Contains(c, "panic") {
+		t.Fatalf("%q %q %q", a, b, c)
+	}
+}
+
 // TestCheckerLostExplained: a get outside syncpoint cut short may have
 // taken one missing message; two missing with one such get are lost.
 func TestCheckerLostExplained(t *testing.T) {

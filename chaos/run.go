@@ -536,9 +536,10 @@ func exitReason(detail string) string {
 	status, rest, _ := strings.Cut(detail, " (pid")
 	reason := ""
 	for _, line := range strings.Split(rest, " | ") {
-		if strings.HasPrefix(line, "qmgr: ") || strings.HasPrefix(line, "panic: ") || strings.HasPrefix(line, "fatal error: ") ||
-			strings.HasPrefix(line, "unexpected fault address") || strings.HasPrefix(line, "chaos client: ") {
-			reason = line
+		for _, marker := range []string{"qmgr: ", "panic: ", "fatal error: ", "unexpected fault address", "chaos client: ", "peer hung"} {
+			if i := strings.Index(line, marker); i >= 0 {
+				reason = line[i:]
+			}
 		}
 	}
 	return status + " " + digits.ReplaceAllString(reason, "N")
