@@ -104,13 +104,18 @@ func (g *qgroup) inService(name string) bool {
 	return err == nil && s.InService()
 }
 
-// depth is the depth of queue q in structure s (-1 when it cannot be read).
+// depth is the depth of queue q in structure s: -1 when it cannot be
+// read, or when the structure is not in service (a structure being
+// recovered may not hold its messages yet).
 func (g *qgroup) depth(s, q string) int64 {
 	gr, err := group.Open(g.cfg, false)
 	if err != nil {
 		return -1
 	}
 	defer gr.Close()
+	if st, err := gr.Structure(s, false); err != nil || !st.InService() {
+		return -1
+	}
 	d, err := gr.Depth(s, q)
 	if err != nil {
 		return -1
