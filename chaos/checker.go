@@ -33,6 +33,9 @@ type Model struct {
 	// Route maps the queue producers put to to the queue its messages
 	// are got from (a remote queue to its target); absent: the same.
 	Route map[string]string
+	// Xmit maps a remote queue to its transmission queue (where its
+	// messages wait for the channel).
+	Xmit map[string]string
 	// Path maps the queue producers put to to the structures its
 	// messages live in on their way ("A/APPL1"): a loss of one of them
 	// lets its non-persistent messages vanish.
@@ -512,8 +515,10 @@ func (c *checker) checkLost() {
 				last = max(last, d.done.T)
 			}
 			detail := fmt.Sprintf("acknowledged, never delivered (queue %s: %d missing, %d gets outside syncpoint cut short)", q, len(ms), c.unknown[q])
-			if why, ok := c.undrain[q]; ok {
-				detail += "; " + why
+			for _, dq := range []string{q, c.m.Xmit[m.queue]} {
+				if why, ok := c.undrain[dq]; ok {
+					detail += "; " + why
+				}
 			}
 			c.add(Anomaly{Kind: kind, Msgs: []string{m.key}, Ops: ops, Faults: c.faultsAround(m.put.inv.T, last), Detail: detail})
 		}

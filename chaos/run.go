@@ -184,10 +184,11 @@ func (h *harness) note(kind, detail string) {
 
 // model is what the checker knows of the workload.
 func (h *harness) model() Model {
-	m := Model{Route: map[string]string{}, Path: map[string][]string{queueMain: {"A/APPL1"}, queueSmall: {"A/APPL2"}},
+	m := Model{Route: map[string]string{}, Xmit: map[string]string{}, Path: map[string][]string{queueMain: {"A/APPL1"}, queueSmall: {"A/APPL2"}},
 		MaxDepth: map[string]int{queueSmall: smallDepth}}
 	if h.proxy != nil {
 		m.Route[queueRemote] = queueTarget
+		m.Xmit[queueRemote] = xmitQueue
 		m.Path[queueRemote] = []string{"A/APPL1", "B/APPL1"}
 	}
 	return m
