@@ -210,70 +210,11 @@ func (n *nemesis) ms(lo, hi int) time.Duration {
 
 // inject injects one fault of kind.
 func (n *nemesis) inject(kind string) {
-	ev := n.h.events
 	switch kind {
 	case FaultKillMember:
-		g := n.randGroup()
-		m := n.randMember(g)
-		d := n.ms(0, 500)
-		if !n.claim(m) {
-			return
-		}
-		rel := make(chan struct{})
-		pid, t := m.currentPid(), Now()
-		m.holdDown(rel)
-		e := ev.Add(Event{T: t, Kind: kind, Fault: true, Group: g.label, Target: m.label(), Detail: fmt.Sprintf("pid %d, restart after %v", pid, d)})
-		n.later(func() {
-			n.sleep(d)
-			close(rel)
-			ev.Done(e, "restarted")
-			n.unclaim(m)
-		})
+		n.killMember()
 	case FaultStartTogether, FaultCFLost:
-		g := n.randGroup()
-		k := len(g.names)
-		if kind == FaultStartTogether {
-			k = 2 + n.h.rng.Intn(len(g.names)-1)
-		}
-		perm := n.h.rng.Perm(len(g.names))
-		var ms []*proc
-		for _, i := range perm[:k] {
-			ms = append(ms, g.members[g.names[i]])
-		}
-		d := n.ms(0, 300)
-		if !n.claim(ms...) {
-			return
-		}
-		rel := make(chan struct{})
-		t := Now()
-		var wg sync.WaitGroup
-		for _, m := range ms {
-			wg.Add(1)
-			go func() { defer wg.Done(); m.holdDown(rel) }()
-		}
-		wg.Wait()
-		target, detail := "", ""
-		for _, m := range ms {
-			target += m.name + " "
-		}
-		if kind == FaultCFLost {
-			t = Now() // the structures are lost from here
-			err := os.RemoveAll(g.cfg.CFDir)
-			target, detail = "*", fmt.Sprintf("members %sSIGKILLed, CF directory removed (%v)", target, err)
-		} else {
-			detail = fmt.Sprintf("members %sSIGKILLed, started together after %v", target, d)
-		}
-		e := ev.Add(Event{T: t, Kind: kind, Fault: true, Group: g.label, Target: target, Detail: detail})
-		n.later(func() {
-			n.sleep(d)
-			close(rel)
-			if kind == FaultCFLost {
-				n.watch(e, func() bool { return g.allActive() && n.h.structuresInService(g) })
-			} else {
-				ev.Done(e, "started")
-			}
-			n.unclaim(ms...)
-		})
+		n.restartTogether(kind)
 	case FaultStopMember:
 		g := n.randGroup()
 		m := n.randMember(g)
@@ -285,108 +226,204 @@ func (n *nemesis) inject(kind string) {
 	case FaultStopApp:
 		n.stopFor(kind, n.randClient(), "", n.ms(100, 3000))
 	case FaultKillApp:
-		c := n.randClient()
-		if !n.claim(c) {
-			return
-		}
-		t := Now()
-		if pid, ok := c.signal(syscall.SIGKILL); ok {
-			ev.Add(Event{T: t, Kind: kind, Fault: true, Target: c.label(), Detail: fmt.Sprintf("pid %d", pid)})
-		}
-		n.unclaim(c)
+		n.killApp()
 	case FaultKillChinit, FaultStopChinit:
-		g := n.randGroup()
-		m := n.randMember(g)
-		if !n.claim(m) {
-			return
-		}
-		pid := m.currentPid()
-		var ch []int
-		if pid != 0 {
-			ch = children(pid)
-		}
-		if len(ch) == 0 {
-			n.unclaim(m)
-			return
-		}
-		t := Now()
-		if kind == FaultKillChinit {
-			syscall.Kill(ch[0], syscall.SIGKILL)
-			ev.Add(Event{T: t, Kind: kind, Fault: true, Group: g.label, Target: m.name + "/chinit", Detail: fmt.Sprintf("pid %d", ch[0])})
-			n.unclaim(m)
-			return
-		}
-		d := n.ms(100, 2000)
-		syscall.Kill(ch[0], syscall.SIGSTOP)
-		e := ev.Add(Event{T: t, Kind: kind, Fault: true, Group: g.label, Target: m.name + "/chinit", Detail: fmt.Sprintf("pid %d for %v", ch[0], d)})
-		n.later(func() {
-			n.sleep(d)
-			syscall.Kill(ch[0], syscall.SIGCONT)
-			ev.Done(e, "SIGCONT")
-			n.unclaim(m)
-		})
+		n.chinit(kind)
 	case FaultCFRemove, FaultCFTruncate:
-		g := n.randGroup()
-		s := g.structs[n.h.rng.Intn(len(g.structs))]
-		path := filepath.Join(g.cfg.CFDir, s)
-		var err error
-		detail, t := "removed", Now()
-		if kind == FaultCFRemove {
-			err = os.Remove(path)
-		} else {
-			var st os.FileInfo
-			if st, err = os.Stat(path); err == nil {
-				size := st.Size() / int64(2+n.h.rng.Intn(8))
-				err = os.Truncate(path, size)
-				detail = fmt.Sprintf("truncated from %d to %d bytes", st.Size(), size)
-			}
-		}
-		if err != nil {
-			return // not there: being recovered, or the directory is gone
-		}
-		e := ev.Add(Event{T: t, Kind: kind, Fault: true, Group: g.label, Target: s, Detail: detail})
-		n.watch(e, func() bool { return n.h.inService(g, s) })
-	case FaultStatusFail:
-		g := n.h.groups[0]
-		m := n.randMember(g)
-		if !n.claim(m) {
-			return
-		}
-		env := fmt.Sprintf("%s=channel.status.unavailable:%d:fail:%d", crashpoint.EnvVar, 1+n.h.rng.Intn(200), 10+n.h.rng.Intn(50))
-		rel := make(chan struct{})
-		t := Now()
-		m.holdDown(rel)
-		m.setNextEnv(env)
-		close(rel)
-		ev.Add(Event{T: t, Kind: kind, Fault: true, Group: g.label, Target: m.name, Detail: "SIGKILLed, restarted with " + env})
-		n.unclaim(m)
+		n.structureFile(kind)
 	case FaultLogbufTrunc:
-		g := n.randGroup()
-		m := n.randMember(g)
-		path := filepath.Join(g.cfg.CFDir, "logbuf", m.name)
-		st, err := os.Stat(path)
-		if err != nil {
-			return
-		}
-		size, t := st.Size()/int64(2+n.h.rng.Intn(8)), Now()
-		if os.Truncate(path, size) == nil {
-			ev.Add(Event{T: t, Kind: kind, Fault: true, Group: g.label, Target: m.name, Detail: fmt.Sprintf("logbuf/%s truncated from %d to %d bytes", m.name, st.Size(), size)})
-		}
+		n.logbufTruncate()
+	case FaultStatusFail:
+		n.statusFail()
 	case FaultTCPCut:
 		t := Now()
 		c := n.h.proxy.Cut()
-		ev.Add(Event{T: t, Kind: kind, Fault: true, Target: "channel", Detail: fmt.Sprintf("%d connections reset", c)})
+		n.h.events.Add(Event{T: t, Kind: kind, Fault: true, Target: "channel", Detail: fmt.Sprintf("%d connections reset", c)})
 	case FaultPartnerDown:
 		d := n.ms(300, 3000)
 		t := Now()
 		n.h.proxy.SetDown(true)
-		e := ev.Add(Event{T: t, Kind: kind, Fault: true, Target: "channel", Detail: fmt.Sprintf("for %v", d)})
+		e := n.h.events.Add(Event{T: t, Kind: kind, Fault: true, Target: "channel", Detail: fmt.Sprintf("for %v", d)})
 		n.later(func() {
 			n.sleep(d)
 			n.h.proxy.SetDown(false)
-			ev.Done(e, "reachable")
+			n.h.events.Done(e, "reachable")
 		})
 	}
+}
+
+// killMember SIGKILLs a member; its supervisor starts it 0-500 ms later.
+func (n *nemesis) killMember() {
+	g := n.randGroup()
+	m := n.randMember(g)
+	d := n.ms(0, 500)
+	if !n.claim(m) {
+		return
+	}
+	rel := make(chan struct{})
+	pid, t := m.currentPid(), Now()
+	m.holdDown(rel)
+	e := n.h.events.Add(Event{T: t, Kind: FaultKillMember, Fault: true, Group: g.label, Target: m.label(), Detail: fmt.Sprintf("pid %d, restart after %v", pid, d)})
+	n.later(func() {
+		n.sleep(d)
+		close(rel)
+		n.h.events.Done(e, "restarted")
+		n.unclaim(m)
+	})
+}
+
+// restartTogether SIGKILLs two or more members of a group (all of them
+// for FaultCFLost, which also removes the CF directory) and releases them
+// at the same instant 0-300 ms later.
+func (n *nemesis) restartTogether(kind string) {
+	g := n.randGroup()
+	k := len(g.names)
+	if kind == FaultStartTogether {
+		k = 2 + n.h.rng.Intn(len(g.names)-1)
+	}
+	var ms []*proc
+	var names string
+	for _, i := range n.h.rng.Perm(len(g.names))[:k] {
+		ms = append(ms, g.members[g.names[i]])
+		names += g.names[i] + " "
+	}
+	d := n.ms(0, 300)
+	if !n.claim(ms...) {
+		return
+	}
+	rel := make(chan struct{})
+	t := Now()
+	var wg sync.WaitGroup
+	for _, m := range ms {
+		wg.Add(1)
+		go func() { defer wg.Done(); m.holdDown(rel) }()
+	}
+	wg.Wait()
+	target, detail := names, fmt.Sprintf("members %sSIGKILLed, started together after %v", names, d)
+	if kind == FaultCFLost {
+		t = Now() // the structures are lost from here
+		err := os.RemoveAll(g.cfg.CFDir)
+		target, detail = "*", fmt.Sprintf("members %sSIGKILLed, CF directory removed (%v), started together after %v", names, err, d)
+	}
+	e := n.h.events.Add(Event{T: t, Kind: kind, Fault: true, Group: g.label, Target: target, Detail: detail})
+	n.later(func() {
+		n.sleep(d)
+		close(rel)
+		if kind == FaultCFLost {
+			n.watch(e, func() bool { return g.allActive() && n.h.structuresInService(g) })
+		} else {
+			n.h.events.Done(e, "started")
+		}
+		n.unclaim(ms...)
+	})
+}
+
+// killApp SIGKILLs a client (its supervisor starts a new incarnation).
+func (n *nemesis) killApp() {
+	c := n.randClient()
+	if !n.claim(c) {
+		return
+	}
+	defer n.unclaim(c)
+	t := Now()
+	if pid, ok := c.signal(syscall.SIGKILL); ok {
+		n.h.events.Add(Event{T: t, Kind: FaultKillApp, Fault: true, Target: c.label(), Detail: fmt.Sprintf("pid %d", pid)})
+	}
+}
+
+// chinit SIGKILLs a member's channel initiator, or SIGSTOPs it for 0.1-2 s.
+func (n *nemesis) chinit(kind string) {
+	g := n.randGroup()
+	m := n.randMember(g)
+	if !n.claim(m) {
+		return
+	}
+	var ch []int
+	if pid := m.currentPid(); pid != 0 {
+		ch = children(pid)
+	}
+	if len(ch) == 0 {
+		n.unclaim(m)
+		return
+	}
+	t := Now()
+	if kind == FaultKillChinit {
+		syscall.Kill(ch[0], syscall.SIGKILL)
+		n.h.events.Add(Event{T: t, Kind: kind, Fault: true, Group: g.label, Target: m.name + "/chinit", Detail: fmt.Sprintf("pid %d", ch[0])})
+		n.unclaim(m)
+		return
+	}
+	d := n.ms(100, 2000)
+	syscall.Kill(ch[0], syscall.SIGSTOP)
+	e := n.h.events.Add(Event{T: t, Kind: kind, Fault: true, Group: g.label, Target: m.name + "/chinit", Detail: fmt.Sprintf("pid %d for %v", ch[0], d)})
+	n.later(func() {
+		n.sleep(d)
+		syscall.Kill(ch[0], syscall.SIGCONT)
+		n.h.events.Done(e, "SIGCONT")
+		n.unclaim(m)
+	})
+}
+
+// structureFile removes an application structure's file, or truncates it
+// to a half to a ninth; the loss ends when the structure is back in
+// service.
+func (n *nemesis) structureFile(kind string) {
+	g := n.randGroup()
+	s := g.structs[n.h.rng.Intn(len(g.structs))]
+	path := filepath.Join(g.cfg.CFDir, s)
+	div := int64(2 + n.h.rng.Intn(8))
+	detail, t := "removed", Now()
+	var err error
+	if kind == FaultCFRemove {
+		err = os.Remove(path)
+	} else {
+		var st os.FileInfo
+		if st, err = os.Stat(path); err == nil {
+			err = os.Truncate(path, st.Size()/div)
+			detail = fmt.Sprintf("truncated from %d to %d bytes", st.Size(), st.Size()/div)
+		}
+	}
+	if err != nil {
+		return // not there: being recovered, or the directory is gone
+	}
+	e := n.h.events.Add(Event{T: t, Kind: kind, Fault: true, Group: g.label, Target: s, Detail: detail})
+	n.watch(e, func() bool { return n.h.inService(g, s) })
+}
+
+// logbufTruncate truncates a member's log buffer file to a half to a
+// ninth.
+func (n *nemesis) logbufTruncate() {
+	g := n.randGroup()
+	m := n.randMember(g)
+	path := filepath.Join(g.cfg.CFDir, "logbuf", m.name)
+	div := int64(2 + n.h.rng.Intn(8))
+	st, err := os.Stat(path)
+	if err != nil {
+		return
+	}
+	t := Now()
+	if os.Truncate(path, st.Size()/div) == nil {
+		n.h.events.Add(Event{T: t, Kind: FaultLogbufTrunc, Fault: true, Group: g.label, Target: m.name,
+			Detail: fmt.Sprintf("logbuf/%s truncated from %d to %d bytes", m.name, st.Size(), st.Size()/div)})
+	}
+}
+
+// statusFail restarts a member of A whose channel initiator finds the
+// channel status table unavailable k times from its n-th look.
+func (n *nemesis) statusFail() {
+	g := n.h.groups[0]
+	m := n.randMember(g)
+	env := fmt.Sprintf("%s=channel.status.unavailable:%d:fail:%d", crashpoint.EnvVar, 1+n.h.rng.Intn(200), 10+n.h.rng.Intn(50))
+	if !n.claim(m) {
+		return
+	}
+	defer n.unclaim(m)
+	rel := make(chan struct{})
+	t := Now()
+	m.holdDown(rel)
+	m.setNextEnv(env)
+	close(rel)
+	n.h.events.Add(Event{T: t, Kind: FaultStatusFail, Fault: true, Group: g.label, Target: m.name, Detail: "SIGKILLed, restarted with " + env})
 }
 
 // stopFor SIGSTOPs p for d, then SIGCONTs it.
