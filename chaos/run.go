@@ -14,6 +14,7 @@ import (
 	"regexp"
 	"sort"
 	"strings"
+	"sync"
 	"syscall"
 	"time"
 
@@ -358,14 +359,7 @@ func (h *harness) isProducer(p *proc) bool { return p.client.Role == RoleProduce
 // client and runs the structure checker.
 func (h *harness) finish() {
 	h.heal()
-	var errs []string
-	for _, c := range h.clients {
-		if h.isProducer(c) {
-			if err := c.stop(30 * time.Second); err != nil {
-				errs = append(errs, err.Error())
-			}
-		}
-	}
+	errs := h.stopClients(true)
 	xmitLeft := false
 	if h.proxy != nil {
 		a := h.groups[0]
@@ -377,13 +371,7 @@ func (h *harness) finish() {
 			a.mqsc(fmt.Sprintf("STOP CHANNEL(%s)", channelName))
 		}
 	}
-	for _, c := range h.clients {
-		if !h.isProducer(c) {
-			if err := c.stop(30 * time.Second); err != nil {
-				errs = append(errs, err.Error())
-			}
-		}
-	}
+	errs = append(errs, h.stopClients(false)...)
 	if len(errs) > 0 {
 		h.note(AnomStuck, "clients did not stop: "+strings.Join(errs, "; "))
 	}
@@ -398,6 +386,30 @@ func (h *harness) finish() {
 			h.note(AnomCheck, fmt.Sprintf("group %s: qmgr check exit %d: %s", g.label, code, strings.TrimSpace(out)))
 		}
 	}
+}
+
+// stopClients stops the producers (or the consumers) all at once, and
+// says which would not stop within 30 s.
+func (h *harness) stopClients(producers bool) []string {
+	var mu sync.Mutex
+	var errs []string
+	var wg sync.WaitGroup
+	for _, c := range h.clients {
+		if h.isProducer(c) != producers {
+			continue
+		}
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if err := c.stop(30 * time.Second); err != nil {
+				mu.Lock()
+				errs = append(errs, err.Error())
+				mu.Unlock()
+			}
+		}()
+	}
+	wg.Wait()
+	return errs
 }
 
 // heal SIGCONTs everything, waits until every member is active and every
