@@ -487,14 +487,21 @@ func (h *harness) drain(browseXmit bool) {
 // teardown stops everything still running.
 func (h *harness) teardown() {
 	close(h.quit)
-	for _, c := range h.clients {
-		c.stop(5 * time.Second)
+	var wg sync.WaitGroup
+	stop := func(p *proc, grace time.Duration) {
+		wg.Add(1)
+		go func() { defer wg.Done(); p.stop(grace) }()
 	}
+	for _, c := range h.clients {
+		stop(c, 5*time.Second)
+	}
+	wg.Wait()
 	for _, g := range h.groups {
 		for _, n := range g.names {
-			g.members[n].stop(15 * time.Second)
+			stop(g.members[n], 15*time.Second)
 		}
 	}
+	wg.Wait()
 	if h.proxy != nil {
 		h.proxy.Close()
 	}
