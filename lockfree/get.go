@@ -805,6 +805,32 @@ func (v *View) Release() (err error) {
 	return o.removeHeld(v.c, stView)
 }
 
+// Return ends a view got without syncpoint without removing its message:
+// the message goes back where it was, its backout count one higher, as
+// Close does with views never released (a get whose log record could not
+// be made durable). A syncpoint view is left to its unit of work.
+func (v *View) Return() (err error) {
+	defer shm.EndGuard(shm.BeginGuard(), &err)
+	if v.done {
+		return ErrViewReleased
+	}
+	v.done = true
+	v.Body = nil
+	if v.syncpoint {
+		return nil
+	}
+	o := v.o
+	if err := o.begin(); err != nil {
+		return err
+	}
+	defer o.end()
+	o.dropView(v.c)
+	c := v.c
+	err = o.backoutHeldFrom(uowItem{idx: c.idx, gen: c.gen, q: c.q, prio: uint8(c.prio)}, stView)
+	o.s.announce(sublogSet{qpOf(c.q, c.prio)}, 1)
+	return err
+}
+
 func (o *Owner) dropView(c claimed) {
 	for i, x := range o.views {
 		if x == c {

@@ -560,7 +560,7 @@ func (s *Structure) UndecidedCommits() []uint64 {
 	for slot := 0; slot < s.p.Owners; slot++ {
 		off := s.ownerOff(slot)
 		key := s.load(off + ownCommit)
-		if key == 0 || uint8(s.load(off+ownUOW)) == uowCommitting {
+		if key == 0 || key&loggedDecided != 0 || uint8(s.load(off+ownUOW)) == uowCommitting {
 			continue
 		}
 		w, id := s.slotProcess(slot)
@@ -601,8 +601,37 @@ func (s *Structure) OpenUOWs() []OpenUOW {
 	return out
 }
 
-// CommitLogged is the key MarkCommitLogged recorded for owner t, or 0.
-// Read it after fencing t and before repairing it.
+// loggedDecided is the bit DecideLogged sets in the commit key word: the
+// operation outside any unit of work whose record was marked logged is
+// decided. Keys are LRSNs, far below it.
+const loggedDecided = 1 << 63
+
+// DecideLogged records that the operation outside any unit of work (a put
+// or get outside syncpoint) whose record MarkCommitLogged marked is
+// decided: its record is durable. Fenced like DecideCommit; a unit of
+// work's commit is decided by DecideCommit instead, which a recoverer
+// imposes on every structure. EndLogged clears both marks.
+func (o *Owner) DecideLogged() error {
+	if err := o.begin(); err != nil {
+		return err
+	}
+	defer o.end()
+	o.s.store(o.off+ownCommit, o.s.load(o.off+ownCommit)|loggedDecided)
+	return nil
+}
+
+// EndLogged clears what MarkCommitLogged and DecideLogged recorded.
+func (o *Owner) EndLogged() {
+	if o.begin() != nil {
+		return
+	}
+	defer o.end()
+	o.s.store(o.off+ownCommit, 0)
+}
+
+// CommitLogged is the key MarkCommitLogged recorded for owner t, unless
+// the operation was decided by DecideLogged, or 0. Read it after fencing t
+// and before repairing it.
 func (s *Structure) CommitLogged(t OwnerTag) uint64 {
 	if t.Slot() >= s.p.Owners {
 		return 0
@@ -611,7 +640,10 @@ func (s *Structure) CommitLogged(t OwnerTag) uint64 {
 	if osInc(s.load(off+ownState)) != t.Incarnation() {
 		return 0
 	}
-	return s.load(off + ownCommit)
+	if k := s.load(off + ownCommit); k&loggedDecided == 0 {
+		return k
+	}
+	return 0
 }
 
 // Check reports whether the owner is still usable: ErrClosed after Close,

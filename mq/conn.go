@@ -13,6 +13,8 @@ import (
 	"github.com/qmgr/qmgr/defs"
 	"github.com/qmgr/qmgr/group"
 	"github.com/qmgr/qmgr/lockfree"
+	"github.com/qmgr/qmgr/recovery/plog"
+	"github.com/qmgr/qmgr/shm"
 	"github.com/qmgr/qmgr/xmit"
 )
 
@@ -52,11 +54,11 @@ type Conn struct {
 	// broken: a commit could neither be decided nor its abort recorded
 	// (abortLogged); every call but Disconnect fails with 2009.
 	broken bool
-	// abandoned: that commit is not resolved yet (resolveAbandoned).
-	// abandonMu guards it and serialises the resolving goroutine with
-	// Disconnect.
+	// abandoned: that operation, not resolved yet (resolveAbandoned,
+	// decide.go). abandonMu guards it and serialises the resolving
+	// goroutine with Disconnect.
 	abandonMu sync.Mutex
-	abandoned bool
+	abandoned *undecided
 	shared    bool       // a Sibling: g and repo belong to another connection
 	plog      *connLog   // the connection's ring in its member's log buffer (persist.go); nil until first used
 	puow      persistUOW // the unit of work's persistent work
@@ -294,26 +296,17 @@ func (c *Conn) Commit() error {
 		}
 		defer c.admin.EndDecision()
 	}
-	err := c.commitIn(in, false)
+	err := c.commitIn(in, len(in) > 1, false)
 	c.endUOW(false)
 	return err
 }
 
-// commitPersistent commits a unit of work holding persistent work. Its
-// durable commit record is the decision; the steps:
-//
-//  1. The commit is marked in flight in the connection's ring (a backup
-//     or a structure recovery waits for it) and every structure checked
-//     in service.
-//  2. The admin slot records that the commit record may be logged
-//     (MarkCommitLogged): a recoverer that fences the connection from
-//     here on knows a rebuild from the log might find the record.
-//  3. The record is handed to the member and waited for.
-//  4. Durable: the decision is recorded in the admin slot and the unit of
-//     work committed in every structure (a recoverer rolls forward).
-//     Not known durable: the unit of work is recorded as aborted in the
-//     repository, then backed out (abortLogged); a recoverer that finds
-//     the mark without a decision does the same.
+// commitPersistent commits a unit of work holding persistent work: marked
+// in flight in the connection's ring (a backup or a structure recovery
+// waits for it), every structure checked in service, and then its commit
+// record is the decision (decide, decide.go): durable, the unit of work is
+// committed in every structure (a recoverer rolls it forward); not known
+// durable, it is recorded aborted and backed out.
 func (c *Conn) commitPersistent(in []*lockfree.Owner) error {
 	if c.puow.err != nil {
 		err := c.puow.err
@@ -337,42 +330,32 @@ func (c *Conn) commitPersistent(in []*lockfree.Owner) error {
 			return &Error{Op: "commit", Reason: RCBackedOut, Err: fmt.Errorf("structure %s failed: %w", o.Structure().Name(), lockfree.ErrStructureFailed)}
 		}
 	}
-	if err := c.admin.MarkCommitLogged(c.puow.key); err != nil {
-		return wrap("commit", err) // revoked: the recoverer backs the unit of work out
-	}
-	pos, err := c.logCommit()
-	cpCommitAppended.Hit()
-	if err == nil {
-		err = p.Wait(pos)
-	}
-	cpCommitDurable.Hit()
+	r := plog.Record{Type: plog.TypeCommit, UOW: c.puow.key}
+	undo := undecided{key: c.puow.key, undo: func() { c.backout() }}
+	end, err := c.decide("commit", &r, nil, undo, true, c.logRecord, commitPoints)
 	if err != nil {
-		return c.abortLogged(fmt.Errorf("the commit record is not known to be durable: %w", err))
+		return err
 	}
-	if err := c.admin.DecideCommit(); err != nil {
-		if errors.Is(err, lockfree.ErrOwnerRevoked) {
-			// The recoverer records the abort and backs out; recorded here
-			// too, before the mark in flight ends (best effort).
-			c.recordAbort()
-			return wrap("commit", err)
-		}
-		return c.abortLogged(fmt.Errorf("record the commit decision: %w", err))
-	}
-	cpCommitDecided.Hit()
-	defer c.admin.EndDecision()
-	err = c.commitIn(in, true)
+	defer end()
+	err = c.commitIn(in, true, true)
 	c.endUOW(false)
 	return err
 }
 
 // commitIn commits the unit of work in each structure it touched. With
-// durable set, its commit record is durable: a structure that failed
-// meanwhile gets its share back from the log when it is recovered.
-func (c *Conn) commitIn(in []*lockfree.Owner, durable bool) error {
+// decided set the commit decision is in the admin slot: a structure that
+// revoked the connection meanwhile is committed by its recoverer, which
+// reads it. With durable set the commit record is durable too: a structure
+// that failed meanwhile gets its share back from the log when it is
+// recovered.
+func (c *Conn) commitIn(in []*lockfree.Owner, decided, durable bool) error {
 	var first error
 	for _, o := range in {
 		err := o.Commit()
-		if durable && errors.Is(err, lockfree.ErrStructureFailed) {
+		switch {
+		case decided && errors.Is(err, lockfree.ErrOwnerRevoked):
+			err = nil
+		case durable && (errors.Is(err, lockfree.ErrStructureFailed) || errors.Is(err, shm.ErrFault)):
 			err = nil
 		}
 		if err != nil && first == nil {
@@ -382,78 +365,16 @@ func (c *Conn) commitIn(in []*lockfree.Owner, durable bool) error {
 	return first
 }
 
-// abortLogged backs out a persistent unit of work whose commit record may
-// be durable although the commit was not decided: it is recorded as
-// aborted in the repository first (a rebuild from the log then skips its
-// commit record), durably, and then backed out. If even that record
-// cannot be made, nothing is backed out: the connection is broken, and a
-// goroutine tries again every second until it can record the abort and
-// back out (or the application disconnects, or dies and its member's
-// recovery does it).
-func (c *Conn) abortLogged(cause error) error {
-	if err := c.recordAbort(); err != nil {
-		c.abandon()
-		return &Error{Op: "commit", Reason: RCConnectionBroken,
-			Err: fmt.Errorf("%v; the unit of work is backed out as soon as its abort can be recorded (%v)", cause, err)}
-	}
-	c.admin.EndDecision()
-	c.Backout()
-	return &Error{Op: "commit", Reason: RCBackedOut, Err: cause}
-}
-
-// abandon breaks the connection with an undecided commit whose abort could
-// not be recorded, and starts the goroutine that resolves it. The commit
-// stays marked in flight until then: its record may be durable, and a
-// structure recovery must not replay it first.
-func (c *Conn) abandon() {
-	c.broken = true
-	c.abandonMu.Lock()
-	c.abandoned = true
-	c.abandonMu.Unlock()
-	go func() {
-		for {
-			time.Sleep(time.Second)
-			if !c.resolveAbandoned() {
-				return
-			}
-		}
-	}()
-}
-
-// resolveAbandoned tries once to record the abort of an abandoned commit
-// and back it out; it reports whether it is still unresolved.
-func (c *Conn) resolveAbandoned() bool {
-	c.abandonMu.Lock()
-	defer c.abandonMu.Unlock()
-	if !c.abandoned || c.closed {
-		return false
-	}
-	if c.recordAbort() != nil {
-		return true
-	}
-	c.abandoned = false
-	c.admin.EndDecision()
-	for _, o := range c.owners {
-		o.Backout()
-	}
-	c.endUOW(true)
-	c.plog.p.EndVisible()
-	return false
-}
-
-// recordAbort records the unit of work as aborted in the repository.
-func (c *Conn) recordAbort() error {
-	if cpAbortRecord.Fail() {
-		return errors.New("mq: recording the abort failed (fault injected)")
-	}
-	return c.repo.Update(func(tx *defs.Tx) error { return tx.AbortUOW(c.puow.key) })
-}
-
 // Backout backs out the connection's unit of work.
 func (c *Conn) Backout() error {
 	if err := c.check("backout"); err != nil {
 		return err
 	}
+	return c.backout()
+}
+
+// backout is Backout on a connection that may be broken.
+func (c *Conn) backout() error {
 	var first error
 	for _, o := range c.owners {
 		if err := o.Backout(); err != nil && first == nil {
@@ -472,16 +393,11 @@ func (c *Conn) Disconnect() error {
 	}
 	c.abandonMu.Lock()
 	defer c.abandonMu.Unlock()
-	if c.abandoned {
-		if err := c.recordAbort(); err != nil {
-			// Everything stays registered: when the process ends, the
-			// member recovers the connection and records the abort.
-			c.closed = true
-			return &Error{Op: "disconnect", Reason: RCConnectionBroken, Err: fmt.Errorf("the unit of work is left to the member's recovery: %w", err)}
-		}
-		c.abandoned = false
-		c.admin.EndDecision()
-		c.plog.p.EndVisible()
+	if c.abandoned != nil && !c.undoAbandoned() {
+		// Everything stays registered: when the process ends, the member
+		// recovers the connection and records the abort.
+		c.closed = true
+		return &Error{Op: "disconnect", Reason: RCConnectionBroken, Err: errors.New("an operation whose abort could not be recorded is left to the member's recovery")}
 	}
 	c.closed = true
 	var errs []error

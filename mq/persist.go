@@ -9,6 +9,7 @@ import (
 	"github.com/qmgr/qmgr/lockfree"
 	"github.com/qmgr/qmgr/recovery/logbuf"
 	"github.com/qmgr/qmgr/recovery/plog"
+	"github.com/qmgr/qmgr/shm"
 )
 
 // keyBlock is how many persistence keys a connection draws from the
@@ -177,30 +178,50 @@ func (h *Queue) putPersistent(lm *lockfree.Message, opt PutOptions) error {
 		}
 		return nil
 	}
-	r := h.putRecord(lm, 0, plog.FlagCommitted)
+	return h.putDecided(lm, key)
+}
+
+// putDecided puts persistent message lm outside syncpoint once its record
+// is durable: the record, under a key of its own, is the decision (decide).
+// A put that then fails in the CF is recorded aborted, so that the log
+// never holds a message the CF refused.
+func (h *Queue) putDecided(lm *lockfree.Message, key uint64) error {
+	c := h.c
+	op := "put " + h.def.Name
 	l, err := c.logger()
 	if err != nil {
-		return wrap("put "+h.def.Name, err)
+		return wrap(op, err)
 	}
 	l.p.BeginVisible() // a backup or recovery waits until the message is visible
-	defer l.p.EndVisible()
+	defer func() {
+		if !c.broken {
+			l.p.EndVisible()
+		}
+	}()
 	if !h.s.InService() { // marked first, then checked (see Commit)
-		return wrap("put "+h.def.Name, lockfree.ErrStructureFailed)
+		return wrap(op, lockfree.ErrStructureFailed)
 	}
-	if err := h.logOpDurable(&r, lm.Body); err != nil {
-		return wrap("put "+h.def.Name, err)
+	r := h.putRecord(lm, key, plog.FlagCommitted)
+	end, err := c.decide(op, &r, lm.Body, undecided{key: key, undo: func() {}}, false, h.logOp, putPoints)
+	if err != nil {
+		return err
 	}
-	if err := h.o.Put(h.q, lm, lockfree.PutOptions{}); err != nil {
-		if errors.Is(err, lockfree.ErrStructureFailed) {
-			return nil // the record is durable: the structure's recovery, which waited for it, puts it back
-		}
-		undo := plog.Record{Type: plog.TypeGet, Flags: plog.FlagCommitted, Structure: h.def.CFStruct, Queue: h.def.Name, Key: key}
+	defer end()
+	err = h.o.Put(h.q, lm, lockfree.PutOptions{})
+	switch {
+	case err == nil:
+		return nil
+	case errors.Is(err, lockfree.ErrStructureFailed), errors.Is(err, shm.ErrFault):
+		return nil // the record is durable: the structure's recovery, which waited for it, puts it back
+	}
+	if aerr := c.recordAbort(key); aerr != nil {
+		// Undone in the log by a get of its key instead.
+		undo := plog.Record{Type: plog.TypeGet, Flags: plog.FlagCommitted, Structure: h.def.CFStruct, Queue: h.def.Name, Key: lm.Key}
 		if uerr := h.logOpDurable(&undo, nil); uerr != nil {
-			err = errors.Join(err, fmt.Errorf("undo the logged put: %w", uerr))
+			err = errors.Join(err, fmt.Errorf("undo the logged put (its abort: %v): %w", aerr, uerr))
 		}
-		return wrap("put "+h.def.Name, err)
 	}
-	return nil
+	return wrap(op, err)
 }
 
 // loggedGet logs the destructive get of persistent message lm from h.
@@ -240,16 +261,6 @@ func (c *Conn) doomUOW(err error) {
 // persistentUOW reports whether the unit of work holds persistent work.
 func (c *Conn) persistentUOW() bool { return c.puow.key != 0 || c.puow.err != nil }
 
-// logCommit hands the commit record of the unit of work to the member;
-// the caller has recorded the commit decision.
-func (c *Conn) logCommit() (uint64, error) {
-	if c.puow.err != nil {
-		return 0, c.puow.err
-	}
-	r := plog.Record{Type: plog.TypeCommit, UOW: c.puow.key}
-	return c.logRecord(&r, nil)
-}
-
 // endUOW forgets the unit of work; after a backout its records are
 // closed by a backout record (best effort: replay drops a unit of work
 // that never commits anyway).
@@ -276,22 +287,12 @@ func newMsgID(key uint64) [24]byte {
 func nowNanos() int64 { return time.Now().UnixNano() }
 
 // getMarked is a get outside syncpoint by a connection that logs: the
-// message is claimed (a view), the removal is marked in flight before it
-// happens, and a persistent message's get is durable before the mark
-// ends. A recovery of the structure, which takes it out of service and
-// then waits for what is marked, so either sees this get's record or
-// leaves the message in the recovered structure (and this get fails).
+// message is claimed (a view), and a persistent one is removed only once
+// its get is durable (getDecided). A non-persistent one is removed at once.
 func (h *Queue) getMarked(opt GetOptions, dst *lockfree.Message) error {
 	v, err := h.o.GetView(h.q, lockfree.GetOptions{Wait: opt.Wait, MsgID: opt.MsgID, CorrelID: opt.CorrelID})
 	if err != nil {
 		return err
-	}
-	p := h.c.plog.p
-	p.BeginVisible()
-	defer p.EndVisible()
-	if !h.s.InService() {
-		v.Release() // from the failed structure: the recovered one keeps it
-		return lockfree.ErrStructureFailed
 	}
 	*dst = v.Msg
 	n := 0
@@ -303,9 +304,46 @@ func (h *Queue) getMarked(opt GetOptions, dst *lockfree.Message) error {
 		body = append(body, b...)
 	}
 	dst.Body = body
-	if err := v.Release(); err != nil {
+	if !dst.Persistent || dst.Key == 0 {
+		return v.Release()
+	}
+	return h.getDecided(v)
+}
+
+// getDecided removes the persistent message of view v once its get is
+// durable: the get's record, under a key of its own, is the decision
+// (decide). A get whose record is not known durable gives the message
+// back (its backout count one higher) and fails.
+func (h *Queue) getDecided(v *lockfree.View) error {
+	c := h.c
+	p := c.plog.p
+	p.BeginVisible()
+	defer func() {
+		if !c.broken {
+			p.EndVisible()
+		}
+	}()
+	if !h.s.InService() {
+		v.Return() // from the failed structure: the recovered one keeps it
+		return lockfree.ErrStructureFailed
+	}
+	key, err := c.g.LRSN(c.admin).Next(1)
+	if err != nil {
+		v.Return()
 		return err
 	}
-	h.loggedGet(dst, false) // the message is the application's whatever the log says (see loggedGet)
+	op := "get " + h.def.Name
+	r := plog.Record{Type: plog.TypeGet, Flags: plog.FlagCommitted, UOW: key, Structure: h.def.CFStruct, Queue: h.def.Name, Key: v.Msg.Key}
+	end, err := c.decide(op, &r, nil, undecided{key: key, undo: func() { v.Return() }}, false, h.logOp, getPoints)
+	if err != nil {
+		return err
+	}
+	defer end()
+	if err := v.Release(); err != nil {
+		// The message went back (the connection was revoked): its get
+		// did not happen, whatever the log says.
+		c.recordAbort(key)
+		return err
+	}
 	return nil
 }

@@ -413,3 +413,67 @@ func TestAbandonedCommitIsResolved(t *testing.T) {
 		t.Fatalf("aborted units of work: %v %v", aborted, err)
 	}
 }
+
+// TestLoneOpCrashKeepsCFAndLogAgreeing: an application is SIGKILLed at the
+// steps of a persistent put or get outside syncpoint before its record is
+// known durable. The put must not happen and the get must leave the message,
+// in the CF after the member recovered the connection and in a rebuild of
+// the structure from the log alike (before, a get outside syncpoint removed
+// the message whatever became of its record, and a rebuild brought it back).
+func TestLoneOpCrashKeepsCFAndLogAgreeing(t *testing.T) {
+	for _, tc := range []struct {
+		point string
+		cmds  []string // the last is killed at point
+		want  string
+	}{
+		{"mq.put.appended", []string{"pputnow P x"}, "[g0]"},
+		{"mq.put.durable", []string{"pputnow P x"}, "[g0]"},
+		// A persistent put first: the connection logs from then on (the
+		// get points are not armed for it).
+		{"mq.get.appended", []string{"pputnow P y", "getnow P"}, "[g0 y]"},
+		{"mq.get.durable", []string{"pputnow P y", "getnow P"}, "[g0 y]"},
+	} {
+		t.Run(tc.point, func(t *testing.T) {
+			cfg := testConfig(t, "QM1")
+			logs := logTo(t, &cfg)
+			m := startMember(t, cfg)
+			mustExec(t, m, "DEFINE QLOCAL(P)")
+			c := connect(t, cfg, "QM1")
+			defer c.Disconnect()
+			h, err := c.Open("P", mq.OpenOptions{Output: true})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := h.Put(&mq.Message{Body: []byte("g0"), Persistence: mq.Persistent}, mq.PutOptions{}); err != nil {
+				t.Fatal(err)
+			}
+			app := startApp(t, cfg, "QM1", "QMGR_CRASHPOINT="+tc.point)
+			last := len(tc.cmds) - 1
+			for _, cmd := range append([]string{"open P"}, tc.cmds[:last]...) {
+				if r := app.do(cmd); r != "reason 0 <nil>" {
+					t.Fatalf("%s: %s", cmd, r)
+				}
+			}
+			fmt.Fprintln(app.in, tc.cmds[last])
+			if err := app.cmd.Wait(); err == nil {
+				t.Fatalf("the application was not killed at %s", tc.point)
+			}
+			eventually(t, "the member recovers the connection", func() bool {
+				_, held := m.g.Admin().Owner(app.slot)
+				return !held
+			})
+			inCF := browseBodies(t, c, "P")
+			if err := os.Remove(cfg.Group.CFDir + "/APPL1"); err != nil {
+				t.Fatal(err)
+			}
+			mustExec(t, m, "RECOVER CFSTRUCT(APPL1)")
+			fromLog := browseBodies(t, c, "P")
+			if fmt.Sprint(inCF) != fmt.Sprint(fromLog) {
+				t.Fatalf("killed at %s: the CF held %v after the connection's recovery, the log gives back %v\n%s", tc.point, inCF, fromLog, logs())
+			}
+			if got := fmt.Sprint(inCF); got != tc.want {
+				t.Fatalf("killed at %s: the queue holds %s, want %s", tc.point, got, tc.want)
+			}
+		})
+	}
+}

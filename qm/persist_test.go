@@ -396,7 +396,8 @@ func TestRecoverCommand(t *testing.T) {
 // TestLogFailureFailsPersistentWork: when the log's disk fails, a
 // persistent put outside syncpoint and a commit of persistent work fail
 // with a clear reason instead of claiming durability, and nothing of them
-// becomes visible; non-persistent work goes on.
+// becomes visible; a get of a persistent message fails and leaves it in
+// place; non-persistent work goes on; all works again with the disk.
 func TestLogFailureFailsPersistentWork(t *testing.T) {
 	cfg := testConfig(t, "QM1")
 	disk := vfs.NewMem(1)
@@ -432,21 +433,26 @@ func TestLogFailureFailsPersistentWork(t *testing.T) {
 	if err := put("np", mq.NotPersistent, false); err != nil {
 		t.Fatalf("non-persistent put with a failed log: %v", err)
 	}
-	var got []string
-	for {
-		msg, err := h.Get(mq.GetOptions{})
-		if errors.Is(err, mq.ErrNoMessage) {
-			break
-		}
-		if err != nil && mq.ReasonOf(err) != mq.RCResourceProblem {
-			t.Fatal(err)
-		}
-		if msg != nil {
-			got = append(got, string(msg.Body))
-		}
-	}
-	if fmt.Sprint(got) != "[before np]" {
+	if got := fmt.Sprint(browseBodies(t, c, "P")); got != "[before np]" {
 		t.Fatalf("visible after the log failed: %v", got)
+	}
+	// A get of a persistent message is made only once its record is
+	// durable: with the log failed it fails and the message stays; a
+	// non-persistent one is got.
+	if _, err := h.Get(mq.GetOptions{}); mq.ReasonOf(err) != mq.RCResourceProblem {
+		t.Fatalf("get of a persistent message with a failed log: %v", err)
+	}
+	if got := fmt.Sprint(browseBodies(t, c, "P")); got != "[before np]" {
+		t.Fatalf("after a get that failed: %v", got)
+	}
+	// Once the disk works again, so does the log, and the get.
+	disk.SetFault(nil)
+	eventually(t, "a persistent get once the log writes again", func() bool {
+		m, err := h.Get(mq.GetOptions{})
+		return err == nil && string(m.Body) == "before"
+	})
+	if m, err := h.Get(mq.GetOptions{}); err != nil || string(m.Body) != "np" {
+		t.Fatalf("get of the non-persistent message: %v", err)
 	}
 }
 

@@ -22,7 +22,8 @@ import (
 // The test binary doubles as an application process driven by lines on
 // stdin (QM_TEST_APP=1): "open Q", "getsp Q", "put Q body" (under
 // syncpoint), "pput Q body" (persistent, under syncpoint), "pputnow Q
-// body" (persistent, outside syncpoint), "commit".
+// body" (persistent, outside syncpoint), "getnow Q" (outside syncpoint),
+// "commit".
 func TestMain(m *testing.M) {
 	if os.Getenv("QM_TEST_APP") == "1" {
 		testApp()
@@ -68,6 +69,12 @@ func testApp() {
 			err = hs[f[1]].Put(&mq.Message{Body: []byte(f[2])}, mq.PutOptions{Syncpoint: true})
 		case "pput":
 			err = hs[f[1]].Put(&mq.Message{Body: []byte(f[2]), Persistence: mq.Persistent}, mq.PutOptions{Syncpoint: true})
+		case "getnow":
+			var m *mq.Message
+			if m, err = hs[f[1]].Get(mq.GetOptions{}); err == nil {
+				fmt.Println("got", string(m.Body))
+				continue
+			}
 		case "pputnow":
 			err = hs[f[1]].Put(&mq.Message{Body: []byte(f[2]), Persistence: mq.Persistent}, mq.PutOptions{})
 		case "commit":

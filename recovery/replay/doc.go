@@ -7,7 +7,10 @@
 // logged; a put or get flagged committed applies at once; a unit of work
 // that backs out or never ends is dropped, and so is one whose key the
 // caller names as aborted (Options.Aborted: backed out after its commit
-// record may have reached the log), whatever its commit record says.
+// record may have reached the log), whatever its commit record says; a put
+// or get flagged committed that names an aborted key as its unit of work
+// (one outside syncpoint whose record was not known durable) is dropped
+// too.
 // Applying is idempotent: a put of a key already present, or a get of a
 // key absent, changes nothing, so replay may start anywhere at or before
 // the point it must cover (a fuzzy backup's start).

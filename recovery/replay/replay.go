@@ -226,7 +226,11 @@ func (st *state) record(rec rlog.Record) error {
 			r.Properties, r.Body = b[:n:n], b[n:]
 		}
 		if r.Committed() {
-			st.apply(&r, rec.LRSN, 0)
+			// A put or get outside syncpoint carries a key of its own as
+			// its unit of work: aborted, it never happened.
+			if r.UOW == 0 || !st.aborted[r.UOW] {
+				st.apply(&r, rec.LRSN, 0)
+			}
 			return nil
 		}
 		ops, ok := st.pending[r.UOW]

@@ -163,10 +163,16 @@ func TestAborted(t *testing.T) {
 	g.rec("QM1", plog.Record{Type: plog.TypeCommit, UOW: 100})
 	g.rec("QM2", put(200, 3, "Q", "b"))
 	g.rec("QM2", plog.Record{Type: plog.TypeCommit, UOW: 200})
+	lone := put(0, 4, "Q", "aborted lone put") // outside syncpoint, its own key aborted
+	lone.UOW = 300
+	g.rec("QM1", lone)
+	gb := get(0, 3)
+	gb.UOW = 301 // an aborted get outside syncpoint of b
+	g.rec("QM1", gb)
 	for _, l := range g.l {
 		l.Close()
 	}
-	res, err := Run(Options{FS: g.m, LogDirs: []string{"/log/QM1", "/log/QM2"}, Structure: "APPL1", Aborted: map[uint64]bool{100: true}})
+	res, err := Run(Options{FS: g.m, LogDirs: []string{"/log/QM1", "/log/QM2"}, Structure: "APPL1", Aborted: map[uint64]bool{100: true, 300: true, 301: true}})
 	if err != nil {
 		t.Fatal(err)
 	}
