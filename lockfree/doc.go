@@ -61,7 +61,7 @@
 //	control page    4096 bytes
 //	owners          Owners x 256
 //	queues          Queues x queueSize (= 256 + 2*bitmap + 10*128, bitmap = Owners/8 rounded up to 64)
-//	cells           Owners x Queues x 16
+//	cells           Owners x Queues x 32
 //	entries         Entries x 256
 //	element words   Elements x 8
 //	element links   Elements x 4
@@ -126,9 +126,12 @@
 //	  0 tail position   8 tail segment ref   16 availSeq
 //	 64 head position  72 head segment ref   80 janitor token (owner tag)
 //
-// Cell (owner o, queue q) at cells + (o*Queues + q)*16: depth contribution
-// (int64), uncommitted count (int64). Written only by owner o (or its
-// repairer).
+// Cell (owner o, queue q) at cells + (o*Queues + q)*32: depth contribution,
+// uncommitted count, handles open for input, handles open for output
+// (int64 each). Written only by owner o (or its repairer). A put to a
+// queue whose MaxDepth is below the structure's entry count stores its
+// depth increment atomically before it sums the others' cells (see
+// reserveDepth); every other write is a plain store.
 //
 // Entry (256 bytes):
 //

@@ -47,7 +47,8 @@ const (
 // words are 8-byte aligned and accessed with sync/atomic (sequentially
 // consistent) unless marked "owned": a word only its owner writes, stored
 // with a plain store (storeOwned) and published by the owner's next atomic
-// operation, or read by a repairer only after the owner died.
+// store or read-modify-write (not ordered before its later loads: see
+// storeOwned), or read by a repairer only after the owner died.
 
 // Control page (offset 0 of the data area).
 const (

@@ -69,6 +69,8 @@ func runChild(role string) error {
 	case "repairer":
 		_, err := s.RepairDead()
 		return err
+	case "depthworker":
+		return depthWorkerChild(s)
 	}
 	return fmt.Errorf("unknown role %q", role)
 }

@@ -165,16 +165,25 @@ func (o *Owner) putOne(pq putTarget, m *Message, opt PutOptions, run *linkRun) e
 // producers racing for the last places may all back off (a put may see
 // ErrQueueFull a little early), but the depth never passes MaxDepth. The
 // descriptor records the cell before the put so Repair can restore it.
+//
+// The check is a store to this owner's cell followed by loads of the
+// others' (a Dekker pattern): of two producers racing for the last place,
+// the one whose increment comes second in the order of atomic operations
+// must see the other's. That needs the increment to be an atomic
+// (sequentially consistent) store: a plain one may still sit in the
+// store buffer while the loads run, and then both producers read the
+// other's cell from before its increment and both take the place.
 func (o *Owner) reserveDepth(q uint32, r ref, prio int) (uint64, error) {
 	s := o.s
 	maxD := int64(s.load(s.queueOff(q) + qMaxDepth))
 	for try := 0; ; try++ {
 		before := o.cellDepth(q)
 		o.setDesc(opPut, uint64(r), uint64(qpOf(q, prio)), before)
-		o.setCellDepth(q, before+1)
 		if maxD >= int64(s.p.Entries) {
+			o.setCellDepth(q, before+1) // no limit to check: nothing to order it with
 			return before, nil
 		}
+		s.store(s.cellOff(o.slot, q), before+1) // a full barrier before the loads below
 		d, _ := s.counts(q)
 		if d <= maxD {
 			return before, nil

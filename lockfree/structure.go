@@ -174,12 +174,20 @@ func (s *Structure) load(off uint64) uint64 { return atomic.LoadUint64(s.mem.U64
 func (s *Structure) store(off, v uint64)    { atomic.StoreUint64(s.mem.U64(off), v) }
 
 // storeOwned writes a word that only the caller writes (a field of an entry
-// it owns, its own descriptor or cells) with a plain store. It is made
-// visible by the caller's next atomic operation (on amd64 every store is; on
-// weaker machines Go's atomics are release/acquire), and a repairer reads it
-// only after the writer's death, when all its executed stores are visible.
-// An 8-byte aligned store is never torn. The atomic store it replaces costs
-// a full barrier (XCHG on amd64) per word.
+// it owns, its own descriptor or cells) with a plain store. The atomic
+// store it replaces costs a full barrier (XCHG on amd64) per word. An
+// 8-byte aligned store is never torn.
+//
+// What orders it: the caller's next atomic store or read-modify-write (a
+// CAS publishing the entry, the descriptor's op word) is not seen by
+// another process before it, so a reader that sees that later word sees
+// this one too; a repairer reads it only after the writer died, when all
+// its executed stores are visible. What does not: the caller's later
+// loads. A plain store may wait in the store buffer (on amd64 too) while
+// loads issued after it complete, so a protocol that stores its own word
+// and then loads another process's word to decide (a Dekker pattern, as
+// reserveDepth's check of the depth against MaxDepth) must use an atomic
+// store, never storeOwned.
 func (s *Structure) storeOwned(off, v uint64) { *s.mem.U64(off) = v }
 
 func (s *Structure) cas(off, old, new uint64) bool {
