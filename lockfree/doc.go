@@ -30,7 +30,11 @@
 // process killed between popping a free-list head and recording what it
 // popped would leak the element with no trace of who had it, while a CAS
 // free -> owned(tag) records the owner in the same step. Per-owner caches
-// keep the shared sweep hand off the per-message path.
+// keep the shared sweep hand off the per-message path. What a cache holds
+// stays marked as cached in its state word, and an owner claims it by CAS
+// before use: an allocator whose sweep finds the pool low takes from other
+// owners' caches by the same kind of CAS, so idle owners (connections
+// waiting for their applications) never strand the pool (see pool.go).
 //
 // Queue depth is not one shared counter but a cell per owner and queue,
 // written only by its owner: a shared counter updated next to an entry
@@ -90,12 +94,17 @@
 // an entry as soon as it is freed, so a gen can come round again within
 // seconds; wherever a reference to an entry is trusted, the entry's own
 // record of where it is linked (queue, priority, position) must match too.
-// Entry kinds: 0 free, 1 alloc(owner), 2 putu(owner) (linked, uncommitted
-// put), 3 avail, 4 held(owner) (got under syncpoint), 5 dead(owner) (being
-// freed), 6 view(owner) (held outside any unit of work by a zero-copy view;
-// Close and Repair put it back). Element kinds: 0 free, 1 owned(owner),
-// 2 msg(entry index). Segment kinds: 0 free, 1 owned(owner),
-// 2 linked(queue << 8 | priority).
+// Entry kinds: 0 free, 1 alloc(owner) (being filled), 2 putu(owner)
+// (linked, uncommitted put), 3 avail, 4 held(owner) (got under syncpoint),
+// 5 dead(owner) (being freed), 6 view(owner) (held outside any unit of work
+// by a zero-copy view; Close and Repair put it back), 7 cached(owner) (in
+// the owner's cache; the owner claims it cached -> alloc by CAS, and any
+// owner may take it by CAS when the pool is low). Element kinds: 0 free,
+// 1 owned(owner) (in its cache, as cached entries; claimed owned -> msg by
+// CAS), 2 msg(entry index). Segment kinds: 0 free, 1 owned(owner) (in its
+// cache, as elements), 2 linked(queue << 8 | priority) (claimed owned ->
+// linked by CAS, with the segment descriptor naming it, before it is
+// filled and put in the chain).
 //
 // Owner slot (256 bytes; written by its owner, or by its repairer after it
 // died; read by anyone checking liveness or repairing):

@@ -285,7 +285,7 @@ func (o *Owner) claimSublog(q uint32, prio int, m *matcher, mode claimMode, now 
 					break
 				}
 				switch wKind(w) {
-				case stFree, stDead:
+				case stFree, stDead, stCached:
 					dead = true
 				case stAlloc, stPutU:
 					if wKind(w) == stAlloc {
@@ -645,7 +645,7 @@ func (o *Owner) freeEntry(e, g uint32) {
 		s.store(s.elemWordOff(el), mkWord(nextGen(wGen(w)), ekOwned, uint32(o.tag)))
 		o.cacheElem(el)
 	})
-	s.store(eo+enCtl, mkWord(nextGen(g), stAlloc, uint32(o.tag)))
+	s.store(eo+enCtl, mkWord(nextGen(g), stCached, uint32(o.tag)))
 	o.cacheEntry(e)
 }
 

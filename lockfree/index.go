@@ -45,7 +45,7 @@ func (s *Structure) indexStale(w uint64) bool {
 		return true
 	}
 	c := s.load(s.entryOff(e) + enCtl)
-	return wGen(c) != uint32(w>>8)&genMask || wKind(c) == stFree || wKind(c) == stDead
+	return wGen(c) != uint32(w>>8)&genMask || wKind(c) == stFree || wKind(c) == stDead || wKind(c) == stCached
 }
 
 // indexPut indexes entry e (gen g) of queue q under the kinds flags asks for.

@@ -93,15 +93,13 @@ func (o *Owner) fillEntry(e uint32, q uint32, m *Message, putTime int64, sync bo
 	}
 	es := s.p.ElementSize
 	k := (n + es - 1) / es
-	els, err := o.allocElems(k, o.scratchIdx(k))
+	// The elements are tagged as this entry's as they are taken: from
+	// there a repair that frees the entry finds them by their tag.
+	els, err := o.allocElems(k, e, o.scratchIdx(k))
 	if err != nil {
 		return err
 	}
-	// Tag every element as this entry's before anything else: from here a
-	// repair that frees the entry finds them by their tag.
 	for i, el := range els {
-		wo := s.elemWordOff(el)
-		s.store(wo, mkWord(wGen(s.load(wo)), ekMsg, e))
 		next := uint32(0)
 		if i+1 < len(els) {
 			next = els[i+1] + 1

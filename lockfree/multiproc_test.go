@@ -71,6 +71,10 @@ func runChild(role string) error {
 		return err
 	case "depthworker":
 		return depthWorkerChild(s)
+	case "idleconsumer":
+		return idleConsumerChild(s)
+	case "poolproducer":
+		return poolProducerChild(s)
 	}
 	return fmt.Errorf("unknown role %q", role)
 }

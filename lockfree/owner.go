@@ -84,9 +84,9 @@ type Owner struct {
 	off  uint64
 
 	closed  bool
-	entries []uint32 // cached entries, ctl = alloc(tag)
-	elems   []uint32 // cached data elements, word = owned(tag)
-	segs    []uint32 // cached segments, word = owned(tag)
+	entries []uint32 // cached entries, ctl = cached(tag) unless another owner took them (see pool.go)
+	elems   []uint32 // cached data elements, word = owned(tag) unless taken
+	segs    []uint32 // cached segments, word = owned(tag) unless taken
 
 	uowSeq  uint32
 	uowOpen bool // the slot's uow word says active

@@ -118,7 +118,7 @@ func (o *Owner) putOne(pq putTarget, m *Message, opt PutOptions, run *linkRun) e
 		putTime = pq.putTime
 	}
 	if err := o.fillEntry(e, qi, m, putTime, opt.Syncpoint); err != nil {
-		o.entries = append(o.entries, e)
+		o.recacheEntry(e, g)
 		return err
 	}
 	cpPutFilled.Hit()
@@ -128,16 +128,14 @@ func (o *Owner) putOne(pq putTarget, m *Message, opt PutOptions, run *linkRun) e
 	r := mkRef(e, g)
 	before, err := o.reserveDepth(qi, r, m.Priority)
 	if err != nil {
-		o.untagElems(e)
-		o.entries = append(o.entries, e)
+		o.unput(e, g)
 		return err
 	}
 	cpPutReserved.Hit()
 	s.prioUsed(qi, m.Priority)
 	if err := o.linkInRun(qi, m.Priority, e, g, run); err != nil {
 		o.setCellDepth(qi, before)
-		o.untagElems(e)
-		o.entries = append(o.entries, e)
+		o.unput(e, g)
 		return err
 	}
 	cpPutLinked.Hit()
@@ -158,6 +156,17 @@ func (o *Owner) putOne(pq putTarget, m *Message, opt PutOptions, run *linkRun) e
 	}
 	cpPutVisible.Hit()
 	return nil
+}
+
+// unput undoes a put of entry e (gen g) that failed before its entry was
+// linked, once its depth cell is back as it was: the descriptor, which
+// names the put, is cleared first (Repair would count a put whose entry it
+// no longer finds allocated as done), then the entry and its elements go
+// back to the caches.
+func (o *Owner) unput(e, g uint32) {
+	o.clearDesc()
+	o.untagElems(e)
+	o.recacheEntry(e, g)
 }
 
 // reserveDepth counts the new message in this owner's depth cell, then

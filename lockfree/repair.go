@@ -305,8 +305,8 @@ func (s *Structure) repair(t OwnerTag, out Outcome, force bool) (rep RepairRepor
 			continue
 		}
 		switch wKind(w) {
-		case stAlloc:
-			// Cached or half filled and never linked (a linked one is the
+		case stAlloc, stCached:
+			// Cached, or half filled and never linked (a linked one is the
 			// descriptor's, handled above): back to the pool with a new gen
 			// so any index slot naming it goes stale.
 			if s.cas(eo+enCtl, w, mkWord(nextGen(wGen(w)), stAlloc, uint32(t))) {

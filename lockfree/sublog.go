@@ -221,21 +221,20 @@ func (s *Structure) helpTail(q uint32, prio int) {
 func (o *Owner) extend(q uint32, prio int, prev ref, base uint64) error {
 	s := o.s
 	sl := s.sublogOff(q, prio)
-	i, err := o.allocSeg()
+	qp := qpOf(q, prio)
+	// Claimed as linked to qp, not yet in the chain (nobody reaches it
+	// before it is): the segment descriptor names it.
+	sr, err := o.allocSeg(qp)
 	if err != nil {
 		return err
 	}
+	i, g := sr.idx(), sr.gen()
 	so := s.segOff(i)
-	g := wGen(s.load(so + sgWord))
 	for k := uint64(0); k < segSlots; k++ {
 		s.store(so+sgSlots+k*8, emptyMark(g))
 	}
 	s.store(so+sgNext, emptyMark(g))
 	s.store(so+sgBase, base)
-	sr := mkRef(i, g)
-	qp := qpOf(q, prio)
-	o.setSegDesc(opSegLink, uint64(sr), uint64(qp))
-	s.store(so+sgWord, mkWord(g, skLink, qp))
 	cpSegLinking.Hit()
 	var linked bool
 	if prev.nil() {
