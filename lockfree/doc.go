@@ -119,6 +119,9 @@
 //	128 message descriptor: op word (kind | buffer << 8), then two
 //	    buffers of a, b, c; the op word is stored last and names the buffer
 //	192 segment descriptor: op, a, b (op cleared first, set last)
+//	216 epoch: bumped by whoever frees the slot, before the free; an owner
+//	    whose slot's epoch is no longer the one it registered under was
+//	    revoked, whatever the incarnation says (it wraps at 16 bits)
 //
 // Queue record:
 //

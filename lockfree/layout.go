@@ -100,6 +100,16 @@ const (
 	ownTook     = 72  // 1 once the owner took anything (entries, elements or segments from a pool, or a message by a claim): atomic store by the owner before the first such CAS, 0 at registration; read by Repair, which sweeps the entries, elements and segments only for an owner that took some
 	ownDesc     = 128 // message descriptor: op word (atomic store, publishes a buffer), then two buffers of a, b, c (owned); read by Repair
 	ownSegDesc  = 192 // segment descriptor: op, a, b (atomic stores, op cleared first and set last); read by Repair and the checker
+	// ownEpoch counts the times the slot was freed: bumped by whoever frees
+	// it, before the state CAS to free (Close: CAS from its own epoch, so a
+	// late Close of a revoked owner changes nothing; Repair, which holds the
+	// slot: atomic add); read by a
+	// registrant after its claim (its epoch) and by every operation of its
+	// owner (checkAlive). The 16-bit incarnation in the state word comes
+	// round again after 65,535 registrations; the epoch does not, so an
+	// owner revoked while idle never takes a later registrant's slot for
+	// its own.
+	ownEpoch = 216
 )
 
 // Queue record fields.

@@ -455,6 +455,7 @@ func (s *Structure) repair(t OwnerTag, out Outcome, force bool) (rep RepairRepor
 	off := s.ownerOff(t.Slot())
 	s.store(off+ownUOW, (uw>>32+1)<<32|uint64(uowIdle))
 	s.store(off+ownOpSeq, s.load(off+ownOpSeq)&^1) // an owner killed in an operation left it odd
+	atomic.AddUint64(s.u64(off+ownEpoch), 1)       // before the free: the revoked owner, if it lives, never takes the slot for its own again
 	s.store(off+ownPid, 0)                         // a later registrant's record counts only once it stores its own
 	w := s.load(off + ownState)
 	if !s.cas(off+ownState, w, mkOwnState(t.Incarnation(), osFree, 0)) {
