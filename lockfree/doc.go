@@ -24,6 +24,15 @@
 // token for queue create and delete) name their holder, and a waiter clears
 // them as soon as it sees the holder's process is gone.
 //
+// Every index read from the mapping (a reference, a queue or priority in
+// an entry or a descriptor, a slot in a bitmap) is checked before it
+// becomes an offset, and every walk along a chain (segments, data
+// elements) is bounded: damaged bytes give ErrCorrupt, never a fault, a
+// write into another region, or a loop. A Repair that meets damage takes
+// an application structure out of service as failed (Fail), so that its
+// members rebuild it, instead of acting on it; it leaves the admin
+// structure in service and the damaged slot out of use.
+//
 // # Design choices
 //
 // Pools are clock sweeps over state words rather than Treiber stacks: a

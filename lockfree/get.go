@@ -187,6 +187,9 @@ func (o *Owner) claimSublog(q uint32, prio int, m *matcher, mode claimMode, now 
 		hs := ref(s.load(sl + slHeadSeg))
 		base, ok := s.segRead(hs, qp)
 		if !ok {
+			if err := s.badHeadSeg(q, prio, hs); err != nil {
+				return n, false, err
+			}
 			continue
 		}
 		if h < base {
@@ -207,9 +210,20 @@ func (o *Owner) claimSublog(q uint32, prio int, m *matcher, mode claimMode, now 
 			nx := ref(s.load(s.segOff(seg.idx()) + sgNext))
 			nb, ok1 := s.segRead(nx, qp)
 			_, ok2 := s.segRead(seg, qp)
+			if nx.nil() && ok2 {
+				// seg is the last segment, and start is below the tail,
+				// which never passes the last segment: corrupt.
+				return n, false, errCorrupt(s, "queue %d priority %d: position %d (tail %d) beyond the last segment (base %d)", q, prio, start, t, base)
+			}
 			if !ok1 || !ok2 {
+				if ok2 && s.badLink(seg, nx, qp) {
+					return n, false, errBadLink(s, q, prio, seg, nx)
+				}
 				restart = true
 				break
+			}
+			if nb <= base {
+				return n, false, errChainOrder(s, q, prio, seg, base, nx, nb)
 			}
 			prev, seg, base = seg, nx, nb
 		}
@@ -241,8 +255,14 @@ func (o *Owner) claimSublog(q uint32, prio int, m *matcher, mode claimMode, now 
 				nb, ok1 := s.segRead(nx, qp)
 				_, ok2 := s.segRead(seg, qp)
 				if !ok1 || !ok2 {
+					if ok2 && s.badLink(seg, nx, qp) {
+						return n, false, errBadLink(s, q, prio, seg, nx)
+					}
 					restart = true
 					break
+				}
+				if nb <= base {
+					return n, false, errChainOrder(s, q, prio, seg, base, nx, nb)
 				}
 				if fromStart && allDead && !prev.nil() && o.compact(q, prio, prev, seg) {
 					// seg is gone; prev now links to nx
@@ -383,6 +403,41 @@ func (o *Owner) claimSublog(q uint32, prio int, m *matcher, mode claimMode, now 
 		return n, false, nil
 	}
 	return n, false, errCorrupt(s, "scan of queue %d priority %d does not settle", q, prio)
+}
+
+// badHeadSeg tells why the head segment hs of a sublog with positions
+// below its tail did not validate: nil when the head moved meanwhile (the
+// janitor unlinks a segment before it frees it) or the queue is being
+// deleted (which frees first), ErrCorrupt when it still names hs.
+func (s *Structure) badHeadSeg(q uint32, prio int, hs ref) error {
+	if ref(s.load(s.sublogOff(q, prio)+slHeadSeg)) != hs || !s.queueActive(q) {
+		return nil
+	}
+	return errCorrupt(s, "queue %d priority %d: head segment %d is not linked to it", q, prio, hs.idx())
+}
+
+// badLink tells whether a link seg -> nx that did not validate (nx is not
+// linked to sublog qp, or not where the chain's order puts it) is corrupt
+// rather than changing under the caller: seg is still linked and still
+// names nx. A segment leaves a chain only after its predecessor stopped
+// naming it (a janitor unlinks, then frees).
+func (s *Structure) badLink(seg, nx ref, qp uint32) bool {
+	if _, ok := s.segRead(seg, qp); !ok {
+		return false
+	}
+	return ref(s.load(s.segOff(seg.idx())+sgNext)) == nx
+}
+
+func errBadLink(s *Structure, q uint32, prio int, seg, nx ref) error {
+	return errCorrupt(s, "queue %d priority %d: segment %d is followed by %#x, which is not a segment of it", q, prio, seg.idx(), uint64(nx))
+}
+
+// errChainOrder reports a segment chain whose bases do not increase: both
+// segments are linked to the sublog (a concurrent change would have failed
+// their validation), so the chain is corrupt, and a walk along it could
+// loop for ever.
+func errChainOrder(s *Structure, q uint32, prio int, seg ref, base uint64, nx ref, nb uint64) error {
+	return errCorrupt(s, "queue %d priority %d: segment %d (base %d) is followed by segment %d (base %d)", q, prio, seg.idx(), base, nx.idx(), nb)
 }
 
 // catchUpHead advances the head of q/prio from h over dead positions, up to
@@ -749,10 +804,11 @@ func (o *Owner) fillView(v *View, c claimed, syncpoint bool) error {
 	eo := s.entryOff(c.idx)
 	varLen, bodyLen, propsLen, rq, rqm := s.entryMeta(eo, &v.Msg)
 	skip := rq + rqm + propsLen
-	if varLen != skip+bodyLen {
+	if varLen != skip+bodyLen || uint64(varLen) > s.maxVar() {
 		return errCorrupt(s, "entry %d of queue %d has inconsistent lengths", c.idx, c.q)
 	}
 	var head []byte
+	body := 0
 	s.chunks(eo, func(b []byte) bool {
 		if skip > 0 {
 			k := min(skip, len(b))
@@ -761,9 +817,15 @@ func (o *Owner) fillView(v *View, c claimed, syncpoint bool) error {
 		}
 		if len(b) > 0 {
 			v.Body = appendPiece(v.Body, b)
+			body += len(b)
 		}
 		return true
 	})
+	if len(head) != rq+rqm+propsLen || body != bodyLen {
+		clear(v.Body)
+		v.Body = v.Body[:0]
+		return errCorrupt(s, "entry %d of queue %d: its data elements hold %d of its %d bytes", c.idx, c.q, len(head)+body, varLen)
+	}
 	v.Msg.ReplyToQ = string(head[:rq])
 	v.Msg.ReplyToQMgr = string(head[rq : rq+rqm])
 	v.Msg.Properties = append([]byte(nil), head[rq+rqm:]...)
@@ -886,7 +948,7 @@ func (o *Owner) BrowseNext(cur *BrowseCursor, opt GetOptions, dst *Message) (err
 			from = cur.pos + 1
 		}
 		found := false
-		s.walk(cur.q, cur.prio, from, func(pos uint64, r ref) bool {
+		werr := s.walk(cur.q, cur.prio, from, func(pos uint64, r ref) bool {
 			eo := s.entryOff(r.idx())
 			w := s.load(eo + enCtl)
 			k := wKind(w)
@@ -914,13 +976,17 @@ func (o *Owner) BrowseNext(cur *BrowseCursor, opt GetOptions, dst *Message) (err
 		if found {
 			return nil
 		}
+		if werr != nil {
+			return werr
+		}
 	}
 	return ErrNoMessage
 }
 
 // walk visits the filled slots of sublog q/prio from position from on,
-// without changing anything. f returns false to stop.
-func (s *Structure) walk(q uint32, prio int, from uint64, f func(pos uint64, r ref) bool) {
+// without changing anything. f returns false to stop. It fails only on a
+// corrupt chain (one it could walk round for ever).
+func (s *Structure) walk(q uint32, prio int, from uint64, f func(pos uint64, r ref) bool) error {
 	sl := s.sublogOff(q, prio)
 	qp := qpOf(q, prio)
 	for attempt := 0; attempt < 64; attempt++ {
@@ -932,7 +998,7 @@ func (s *Structure) walk(q uint32, prio int, from uint64, f func(pos uint64, r r
 		base, ok := s.segRead(seg, qp)
 		if !ok {
 			if seg.nil() {
-				return
+				return nil
 			}
 			continue
 		}
@@ -944,27 +1010,34 @@ func (s *Structure) walk(q uint32, prio int, from uint64, f func(pos uint64, r r
 				nb, ok1 := s.segRead(nx, qp)
 				_, ok2 := s.segRead(seg, qp)
 				if nx.nil() {
-					return
+					return nil
 				}
 				if !ok1 || !ok2 {
+					if ok2 && s.badLink(seg, nx, qp) {
+						return errBadLink(s, q, prio, seg, nx)
+					}
 					restart = true
 					break
+				}
+				if nb <= base {
+					return errChainOrder(s, q, prio, seg, base, nx, nb)
 				}
 				seg, base = nx, nb
 				pos = max(pos, base)
 				continue
 			}
 			sw := s.load(s.slotOff(seg.idx(), pos-base))
-			if !ref(sw).nil() && ref(sw).idx() < uint32(s.p.Entries) {
+			if s.entryRefOK(ref(sw)) {
 				if !f(pos, ref(sw)) {
-					return
+					return nil
 				}
 			}
 			pos++
 		}
 		if !restart {
-			return
+			return nil
 		}
 		from = pos
 	}
+	return nil
 }

@@ -122,6 +122,9 @@ func (o *Owner) claimIndexed(q uint32, m *matcher, mode claimMode, now *int64) (
 				}
 			}
 			prio, pos := int(qw>>16)&0xff, s.load(eo+enPos)
+			if prio >= Priorities {
+				continue // corrupt: it names no sublog
+			}
 			if prio > bestPrio || prio == bestPrio && pos < bestPos {
 				best, bestW, bestPos, bestPrio = r, cw, pos, prio
 			}

@@ -75,6 +75,10 @@ func runChild(role string) error {
 		return idleConsumerChild(s)
 	case "poolproducer":
 		return poolProducerChild(s)
+	case "corrupter":
+		return corrupterChild(s)
+	case "survivor":
+		return survivorChild(s)
 	}
 	return fmt.Errorf("unknown role %q", role)
 }

@@ -210,6 +210,18 @@ func (s *Structure) sublogOff(q uint32, prio int) uint64 {
 func (s *Structure) cellOff(slot int, q uint32) uint64 {
 	return s.l.cells + (uint64(slot)*uint64(s.p.Queues)+uint64(q))*cellSize
 }
+
+// Indexes read from the mapping are checked before they make an offset:
+// an owner writes only valid ones, so one out of range is corruption (a
+// memory error, a stray write), and an offset made from it would fault or,
+// worse, land in another region.
+func (s *Structure) entryRefOK(r ref) bool { return !r.nil() && r.idx() < uint32(s.p.Entries) }
+func (s *Structure) segRefOK(r ref) bool   { return !r.nil() && r.idx() < uint32(s.p.Segments) }
+func (s *Structure) queueOK(q uint64) bool { return q < uint64(s.p.Queues) }
+
+// qpOK checks a queue << 8 | priority pair.
+func (s *Structure) qpOK(qp uint64) bool { return s.queueOK(qp>>8) && qp&0xff < Priorities }
+
 func (s *Structure) elemNext(i uint32) uint32 { return atomic.LoadUint32(s.mem.U32(s.elemNextOff(i))) }
 func (s *Structure) setElemNext(i, n uint32) {
 	atomic.StoreUint32(s.mem.U32(s.elemNextOff(i)), n)

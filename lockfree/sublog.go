@@ -93,6 +93,9 @@ func (o *Owner) link(q uint32, prio int, e, g uint32) (uint64, error) {
 		if !ok {
 			if ref(s.load(sl+slTailSeg)) == ts {
 				s.repairTailSeg(q, prio, ts) // cannot happen by design; recover anyway
+				if ref(s.load(sl+slTailSeg)) == ts && s.queueActive(q) {
+					return 0, errCorrupt(s, "queue %d priority %d: tail segment %d is not linked to it, nor is the chain from its head", q, prio, ts.idx())
+				}
 			}
 			continue
 		}
@@ -101,12 +104,24 @@ func (o *Owner) link(q uint32, prio int, e, g uint32) (uint64, error) {
 		}
 		if t >= base+segSlots {
 			nx := ref(s.load(s.segOff(ts.idx()) + sgNext))
+			if nx.nil() && t > base+segSlots {
+				// The tail fills the last segment before it passes it.
+				if s.load(sl+slTailPos) == t && ref(s.load(sl+slTailSeg)) == ts && ref(s.load(s.segOff(ts.idx())+sgNext)).nil() {
+					if _, ok := s.segRead(ts, qp); ok {
+						return 0, errCorrupt(s, "queue %d priority %d: tail %d beyond the last segment (base %d)", q, prio, t, base)
+					}
+				}
+				continue
+			}
 			if nx.nil() {
 				if err := o.extend(q, prio, ts, base+segSlots); err != nil {
 					return 0, err
 				}
 			} else if nb, ok := s.segRead(nx, qp); ok && nb == base+segSlots {
 				s.cas(sl+slTailSeg, uint64(ts), uint64(nx))
+			} else if s.badLink(ts, nx, qp) {
+				// The tail segment's next is always linked at its base + 64.
+				return 0, errBadLink(s, q, prio, ts, nx)
 			}
 			continue
 		}
@@ -344,6 +359,9 @@ func (o *Owner) retireHead(q uint32, prio int) {
 		if nx.nil() {
 			return // the tail segment stays
 		}
+		if _, ok := s.segRead(nx, qp); !ok {
+			return // hs's next is always linked (only this token's holder unlinks): corrupt
+		}
 		if ref(s.load(sl+slTailSeg)) == hs {
 			// tailSeg lags (its producer was slow or died between linking
 			// nx and moving tailSeg): move it on before freeing hs.
@@ -395,8 +413,8 @@ func (o *Owner) compactLocked(q uint32, prio int, prev, seg ref) bool {
 		return false
 	}
 	nx := ref(s.load(s.segOff(seg.idx()) + sgNext))
-	if nx.nil() {
-		return false
+	if _, ok := s.segRead(nx, qp); !ok {
+		return false // no next (seg is the tail), or a corrupt one
 	}
 	// Dead slots stay dead (stale references and tombstones never come
 	// back), but check again under the token: the scanner's view is old.
