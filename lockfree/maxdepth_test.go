@@ -48,15 +48,16 @@ func spinUntil(cond func() bool) {
 	}
 }
 
-var spinSink uint64
+var spinSink atomic.Uint64 // keeps the compiler from dropping spin's loop
 
-// spin waits about n nanoseconds without touching shared memory.
-func spin(n int64) {
+// spin waits about n nanoseconds without touching shared memory; the
+// caller adds the result up and stores it in spinSink once.
+func spin(n int64) uint64 {
 	x := uint64(n)
 	for ; n > 0; n-- {
 		x = x*6364136223846793005 + 1442695040888963407
 	}
-	spinSink = x
+	return x
 }
 
 // depthRounds runs rounds rounds as worker w (0 leads) and returns how
@@ -67,12 +68,14 @@ func depthRounds(o *Owner, q QueueID, maxDepth int64, w, rounds int) (excess, me
 	r := newDepthRound(o.s)
 	var m Message
 	delay := int64(0) // the leader's: > 0 it waits, < 0 the other worker does
+	var sink uint64
+	defer func() { spinSink.Add(sink) }()
 	for i := uint64(0); i < uint64(rounds); i++ {
 		spinUntil(func() bool { return atomic.LoadUint64(r.round) == i })
 		if w == 0 {
-			spin(delay)
+			sink += spin(delay)
 		} else {
-			spin(-int64(atomic.LoadUint64(r.delay)))
+			sink += spin(-int64(atomic.LoadUint64(r.delay)))
 		}
 		err := o.Put(q, &Message{Body: []byte("race")}, PutOptions{})
 		if err != nil && !errors.Is(err, ErrQueueFull) {
