@@ -210,20 +210,14 @@ func (o *Owner) claimSublog(q uint32, prio int, m *matcher, mode claimMode, now 
 			nx := ref(s.load(s.segOff(seg.idx()) + sgNext))
 			nb, ok1 := s.segRead(nx, qp)
 			_, ok2 := s.segRead(seg, qp)
-			if nx.nil() && ok2 {
-				// seg is the last segment, and start is below the tail,
-				// which never passes the last segment: corrupt.
-				return n, false, errCorrupt(s, "queue %d priority %d: position %d (tail %d) beyond the last segment (base %d)", q, prio, start, t, base)
-			}
-			if !ok1 || !ok2 {
-				if ok2 && s.badLink(seg, nx, qp) {
-					return n, false, errBadLink(s, q, prio, seg, nx)
+			if !ok1 || !ok2 || nb <= base {
+				// start is below the tail, which never passes the last
+				// segment: a nil next is corrupt too.
+				if err := s.hopError(q, prio, seg, base, nx, nb, ok1, ok2); err != nil {
+					return n, false, err
 				}
 				restart = true
 				break
-			}
-			if nb <= base {
-				return n, false, errChainOrder(s, q, prio, seg, base, nx, nb)
 			}
 			prev, seg, base = seg, nx, nb
 		}
@@ -254,15 +248,12 @@ func (o *Owner) claimSublog(q uint32, prio int, m *matcher, mode claimMode, now 
 				}
 				nb, ok1 := s.segRead(nx, qp)
 				_, ok2 := s.segRead(seg, qp)
-				if !ok1 || !ok2 {
-					if ok2 && s.badLink(seg, nx, qp) {
-						return n, false, errBadLink(s, q, prio, seg, nx)
+				if !ok1 || !ok2 || nb <= base {
+					if err := s.hopError(q, prio, seg, base, nx, nb, ok1, ok2); err != nil {
+						return n, false, err
 					}
 					restart = true
 					break
-				}
-				if nb <= base {
-					return n, false, errChainOrder(s, q, prio, seg, base, nx, nb)
 				}
 				if fromStart && allDead && !prev.nil() && o.compact(q, prio, prev, seg) {
 					// seg is gone; prev now links to nx
@@ -416,6 +407,30 @@ func (s *Structure) badHeadSeg(q uint32, prio int, hs ref) error {
 	return errCorrupt(s, "queue %d priority %d: head segment %d is not linked to it", q, prio, hs.idx())
 }
 
+// hopError tells why a walk along sublog q/prio could not move from
+// segment seg (at base) to the next one it names, nx (at nb; ok1 and ok2
+// say whether nx and seg validated): nil when the chain changed under the
+// walker (it starts again), ErrCorrupt when the chain is corrupt: both
+// segments linked and the bases not increasing (a walk could go round for
+// ever), or seg still linked and still naming a next that is not a
+// segment of the sublog, or none while the walk needs one. Out of line:
+// the walks call it only when a hop fails.
+//
+//go:noinline
+func (s *Structure) hopError(q uint32, prio int, seg ref, base uint64, nx ref, nb uint64, ok1, ok2 bool) error {
+	switch {
+	case !ok2:
+		return nil
+	case ok1:
+		return errCorrupt(s, "queue %d priority %d: segment %d (base %d) is followed by segment %d (base %d)", q, prio, seg.idx(), base, nx.idx(), nb)
+	case !s.badLink(seg, nx, qpOf(q, prio)):
+		return nil
+	case nx.nil():
+		return errCorrupt(s, "queue %d priority %d: positions below the tail beyond the last segment (base %d)", q, prio, base)
+	}
+	return errCorrupt(s, "queue %d priority %d: segment %d is followed by %#x, which is not a segment of it", q, prio, seg.idx(), uint64(nx))
+}
+
 // badLink tells whether a link seg -> nx that did not validate (nx is not
 // linked to sublog qp, or not where the chain's order puts it) is corrupt
 // rather than changing under the caller: seg is still linked and still
@@ -426,18 +441,6 @@ func (s *Structure) badLink(seg, nx ref, qp uint32) bool {
 		return false
 	}
 	return ref(s.load(s.segOff(seg.idx())+sgNext)) == nx
-}
-
-func errBadLink(s *Structure, q uint32, prio int, seg, nx ref) error {
-	return errCorrupt(s, "queue %d priority %d: segment %d is followed by %#x, which is not a segment of it", q, prio, seg.idx(), uint64(nx))
-}
-
-// errChainOrder reports a segment chain whose bases do not increase: both
-// segments are linked to the sublog (a concurrent change would have failed
-// their validation), so the chain is corrupt, and a walk along it could
-// loop for ever.
-func errChainOrder(s *Structure, q uint32, prio int, seg ref, base uint64, nx ref, nb uint64) error {
-	return errCorrupt(s, "queue %d priority %d: segment %d (base %d) is followed by segment %d (base %d)", q, prio, seg.idx(), base, nx.idx(), nb)
 }
 
 // catchUpHead advances the head of q/prio from h over dead positions, up to
@@ -808,7 +811,6 @@ func (o *Owner) fillView(v *View, c claimed, syncpoint bool) error {
 		return errCorrupt(s, "entry %d of queue %d has inconsistent lengths", c.idx, c.q)
 	}
 	var head []byte
-	body := 0
 	s.chunks(eo, func(b []byte) bool {
 		if skip > 0 {
 			k := min(skip, len(b))
@@ -817,11 +819,10 @@ func (o *Owner) fillView(v *View, c claimed, syncpoint bool) error {
 		}
 		if len(b) > 0 {
 			v.Body = appendPiece(v.Body, b)
-			body += len(b)
 		}
 		return true
 	})
-	if len(head) != rq+rqm+propsLen || body != bodyLen {
+	if body := v.Len(); len(head) != rq+rqm+propsLen || body != bodyLen {
 		clear(v.Body)
 		v.Body = v.Body[:0]
 		return errCorrupt(s, "entry %d of queue %d: its data elements hold %d of its %d bytes", c.idx, c.q, len(head)+body, varLen)
@@ -1012,15 +1013,12 @@ func (s *Structure) walk(q uint32, prio int, from uint64, f func(pos uint64, r r
 				if nx.nil() {
 					return nil
 				}
-				if !ok1 || !ok2 {
-					if ok2 && s.badLink(seg, nx, qp) {
-						return errBadLink(s, q, prio, seg, nx)
+				if !ok1 || !ok2 || nb <= base {
+					if err := s.hopError(q, prio, seg, base, nx, nb, ok1, ok2); err != nil {
+						return err
 					}
 					restart = true
 					break
-				}
-				if nb <= base {
-					return errChainOrder(s, q, prio, seg, base, nx, nb)
 				}
 				seg, base = nx, nb
 				pos = max(pos, base)

@@ -121,7 +121,7 @@ func (o *Owner) link(q uint32, prio int, e, g uint32) (uint64, error) {
 				s.cas(sl+slTailSeg, uint64(ts), uint64(nx))
 			} else if s.badLink(ts, nx, qp) {
 				// The tail segment's next is always linked at its base + 64.
-				return 0, errBadLink(s, q, prio, ts, nx)
+				return 0, errCorrupt(s, "queue %d priority %d: tail segment %d is followed by %#x, which is not the segment after it", q, prio, ts.idx(), uint64(nx))
 			}
 			continue
 		}
