@@ -152,7 +152,7 @@ func (s *Structure) check(o CheckOptions, r *CheckReport) {
 		w := s.load(eo + enCtl)
 		k := wKind(w)
 		r.Entries[stateName(k)]++
-		if k > stView {
+		if k > stLast {
 			bad("entry %d: illegal state %d", e, k)
 			continue
 		}
@@ -172,7 +172,7 @@ func (s *Structure) check(o CheckOptions, r *CheckReport) {
 		if k == stDead && o.Quiescent {
 			bad("entry %d: dead but not freed", e)
 		}
-		if k == stAlloc {
+		if k == stAlloc || k == stCached {
 			continue
 		}
 		qw := s.load(eo + enQueue)

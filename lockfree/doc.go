@@ -24,13 +24,26 @@
 // token for queue create and delete) name their holder, and a waiter clears
 // them as soon as it sees the holder's process is gone.
 //
+// Every index read from the mapping (a reference, a queue or priority in
+// an entry or a descriptor, a slot in a bitmap) is checked before it
+// becomes an offset, and every walk along a chain (segments, data
+// elements) is bounded: damaged bytes give ErrCorrupt, never a fault, a
+// write into another region, or a loop. A Repair that meets damage takes
+// an application structure out of service as failed (Fail), so that its
+// members rebuild it, instead of acting on it; it leaves the admin
+// structure in service and the damaged slot out of use.
+//
 // # Design choices
 //
 // Pools are clock sweeps over state words rather than Treiber stacks: a
 // process killed between popping a free-list head and recording what it
 // popped would leak the element with no trace of who had it, while a CAS
 // free -> owned(tag) records the owner in the same step. Per-owner caches
-// keep the shared sweep hand off the per-message path.
+// keep the shared sweep hand off the per-message path. What a cache holds
+// stays marked as cached in its state word, and an owner claims it by CAS
+// before use: an allocator whose sweep finds the pool low takes from other
+// owners' caches by the same kind of CAS, so idle owners (connections
+// waiting for their applications) never strand the pool (see pool.go).
 //
 // Queue depth is not one shared counter but a cell per owner and queue,
 // written only by its owner: a shared counter updated next to an entry
@@ -61,7 +74,7 @@
 //	control page    4096 bytes
 //	owners          Owners x 256
 //	queues          Queues x queueSize (= 256 + 2*bitmap + 10*128, bitmap = Owners/8 rounded up to 64)
-//	cells           Owners x Queues x 16
+//	cells           Owners x Queues x 32
 //	entries         Entries x 256
 //	element words   Elements x 8
 //	element links   Elements x 4
@@ -95,12 +108,17 @@
 // an entry as soon as it is freed, so a gen can come round again within
 // seconds; wherever a reference to an entry is trusted, the entry's own
 // record of where it is linked (queue, priority, position) must match too.
-// Entry kinds: 0 free, 1 alloc(owner), 2 putu(owner) (linked, uncommitted
-// put), 3 avail, 4 held(owner) (got under syncpoint), 5 dead(owner) (being
-// freed), 6 view(owner) (held outside any unit of work by a zero-copy view;
-// Close and Repair put it back). Element kinds: 0 free, 1 owned(owner),
-// 2 msg(entry index). Segment kinds: 0 free, 1 owned(owner),
-// 2 linked(queue << 8 | priority).
+// Entry kinds: 0 free, 1 alloc(owner) (being filled), 2 putu(owner)
+// (linked, uncommitted put), 3 avail, 4 held(owner) (got under syncpoint),
+// 5 dead(owner) (being freed), 6 view(owner) (held outside any unit of work
+// by a zero-copy view; Close and Repair put it back), 7 cached(owner) (in
+// the owner's cache; the owner claims it cached -> alloc by CAS, and any
+// owner may take it by CAS when the pool is low). Element kinds: 0 free,
+// 1 owned(owner) (in its cache, as cached entries; claimed owned -> msg by
+// CAS), 2 msg(entry index). Segment kinds: 0 free, 1 owned(owner) (in its
+// cache, as elements), 2 linked(queue << 8 | priority) (claimed owned ->
+// linked by CAS, with the segment descriptor naming it, before it is
+// filled and put in the chain).
 //
 // Owner slot (256 bytes; written by its owner, or by its repairer after it
 // died; read by anyone checking liveness or repairing):
@@ -119,6 +137,9 @@
 //	128 message descriptor: op word (kind | buffer << 8), then two
 //	    buffers of a, b, c; the op word is stored last and names the buffer
 //	192 segment descriptor: op, a, b (op cleared first, set last)
+//	216 epoch: bumped by whoever frees the slot, before the free; an owner
+//	    whose slot's epoch is no longer the one it registered under was
+//	    revoked, whatever the incarnation says (it wraps at 16 bits)
 //
 // Queue record:
 //
@@ -135,9 +156,12 @@
 //	  0 tail position   8 tail segment ref   16 availSeq
 //	 64 head position  72 head segment ref   80 janitor token (owner tag)
 //
-// Cell (owner o, queue q) at cells + (o*Queues + q)*16: depth contribution
-// (int64), uncommitted count (int64). Written only by owner o (or its
-// repairer).
+// Cell (owner o, queue q) at cells + (o*Queues + q)*32: depth contribution,
+// uncommitted count, handles open for input, handles open for output
+// (int64 each). Written only by owner o (or its repairer). A put to a
+// queue whose MaxDepth is below the structure's entry count stores its
+// depth increment atomically before it sums the others' cells (see
+// reserveDepth); every other write is a plain store.
 //
 // Entry (256 bytes):
 //

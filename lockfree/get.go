@@ -187,6 +187,9 @@ func (o *Owner) claimSublog(q uint32, prio int, m *matcher, mode claimMode, now 
 		hs := ref(s.load(sl + slHeadSeg))
 		base, ok := s.segRead(hs, qp)
 		if !ok {
+			if err := s.badHeadSeg(q, prio, hs); err != nil {
+				return n, false, err
+			}
 			continue
 		}
 		if h < base {
@@ -207,7 +210,12 @@ func (o *Owner) claimSublog(q uint32, prio int, m *matcher, mode claimMode, now 
 			nx := ref(s.load(s.segOff(seg.idx()) + sgNext))
 			nb, ok1 := s.segRead(nx, qp)
 			_, ok2 := s.segRead(seg, qp)
-			if !ok1 || !ok2 {
+			if !ok1 || !ok2 || nb <= base {
+				// start is below the tail, which never passes the last
+				// segment: a nil next is corrupt too.
+				if err := s.hopError(q, prio, seg, base, nx, nb, ok1, ok2); err != nil {
+					return n, false, err
+				}
 				restart = true
 				break
 			}
@@ -240,7 +248,10 @@ func (o *Owner) claimSublog(q uint32, prio int, m *matcher, mode claimMode, now 
 				}
 				nb, ok1 := s.segRead(nx, qp)
 				_, ok2 := s.segRead(seg, qp)
-				if !ok1 || !ok2 {
+				if !ok1 || !ok2 || nb <= base {
+					if err := s.hopError(q, prio, seg, base, nx, nb, ok1, ok2); err != nil {
+						return n, false, err
+					}
 					restart = true
 					break
 				}
@@ -285,7 +296,7 @@ func (o *Owner) claimSublog(q uint32, prio int, m *matcher, mode claimMode, now 
 					break
 				}
 				switch wKind(w) {
-				case stFree, stDead:
+				case stFree, stDead, stCached:
 					dead = true
 				case stAlloc, stPutU:
 					if wKind(w) == stAlloc {
@@ -383,6 +394,53 @@ func (o *Owner) claimSublog(q uint32, prio int, m *matcher, mode claimMode, now 
 		return n, false, nil
 	}
 	return n, false, errCorrupt(s, "scan of queue %d priority %d does not settle", q, prio)
+}
+
+// badHeadSeg tells why the head segment hs of a sublog with positions
+// below its tail did not validate: nil when the head moved meanwhile (the
+// janitor unlinks a segment before it frees it) or the queue is being
+// deleted (which frees first), ErrCorrupt when it still names hs.
+func (s *Structure) badHeadSeg(q uint32, prio int, hs ref) error {
+	if ref(s.load(s.sublogOff(q, prio)+slHeadSeg)) != hs || !s.queueActive(q) {
+		return nil
+	}
+	return errCorrupt(s, "queue %d priority %d: head segment %d is not linked to it", q, prio, hs.idx())
+}
+
+// hopError tells why a walk along sublog q/prio could not move from
+// segment seg (at base) to the next one it names, nx (at nb; ok1 and ok2
+// say whether nx and seg validated): nil when the chain changed under the
+// walker (it starts again), ErrCorrupt when the chain is corrupt: both
+// segments linked and the bases not increasing (a walk could go round for
+// ever), or seg still linked and still naming a next that is not a
+// segment of the sublog, or none while the walk needs one. Out of line:
+// the walks call it only when a hop fails.
+//
+//go:noinline
+func (s *Structure) hopError(q uint32, prio int, seg ref, base uint64, nx ref, nb uint64, ok1, ok2 bool) error {
+	switch {
+	case !ok2:
+		return nil
+	case ok1:
+		return errCorrupt(s, "queue %d priority %d: segment %d (base %d) is followed by segment %d (base %d)", q, prio, seg.idx(), base, nx.idx(), nb)
+	case !s.badLink(seg, nx, qpOf(q, prio)):
+		return nil
+	case nx.nil():
+		return errCorrupt(s, "queue %d priority %d: positions below the tail beyond the last segment (base %d)", q, prio, base)
+	}
+	return errCorrupt(s, "queue %d priority %d: segment %d is followed by %#x, which is not a segment of it", q, prio, seg.idx(), uint64(nx))
+}
+
+// badLink tells whether a link seg -> nx that did not validate (nx is not
+// linked to sublog qp, or not where the chain's order puts it) is corrupt
+// rather than changing under the caller: seg is still linked and still
+// names nx. A segment leaves a chain only after its predecessor stopped
+// naming it (a janitor unlinks, then frees).
+func (s *Structure) badLink(seg, nx ref, qp uint32) bool {
+	if _, ok := s.segRead(seg, qp); !ok {
+		return false
+	}
+	return ref(s.load(s.segOff(seg.idx())+sgNext)) == nx
 }
 
 // catchUpHead advances the head of q/prio from h over dead positions, up to
@@ -645,7 +703,7 @@ func (o *Owner) freeEntry(e, g uint32) {
 		s.store(s.elemWordOff(el), mkWord(nextGen(wGen(w)), ekOwned, uint32(o.tag)))
 		o.cacheElem(el)
 	})
-	s.store(eo+enCtl, mkWord(nextGen(g), stAlloc, uint32(o.tag)))
+	s.store(eo+enCtl, mkWord(nextGen(g), stCached, uint32(o.tag)))
 	o.cacheEntry(e)
 }
 
@@ -749,7 +807,7 @@ func (o *Owner) fillView(v *View, c claimed, syncpoint bool) error {
 	eo := s.entryOff(c.idx)
 	varLen, bodyLen, propsLen, rq, rqm := s.entryMeta(eo, &v.Msg)
 	skip := rq + rqm + propsLen
-	if varLen != skip+bodyLen {
+	if varLen != skip+bodyLen || uint64(varLen) > s.maxVar() {
 		return errCorrupt(s, "entry %d of queue %d has inconsistent lengths", c.idx, c.q)
 	}
 	var head []byte
@@ -764,6 +822,11 @@ func (o *Owner) fillView(v *View, c claimed, syncpoint bool) error {
 		}
 		return true
 	})
+	if body := v.Len(); len(head) != rq+rqm+propsLen || body != bodyLen {
+		clear(v.Body)
+		v.Body = v.Body[:0]
+		return errCorrupt(s, "entry %d of queue %d: its data elements hold %d of its %d bytes", c.idx, c.q, len(head)+body, varLen)
+	}
 	v.Msg.ReplyToQ = string(head[:rq])
 	v.Msg.ReplyToQMgr = string(head[rq : rq+rqm])
 	v.Msg.Properties = append([]byte(nil), head[rq+rqm:]...)
@@ -912,7 +975,7 @@ func (o *Owner) BrowseNext(cur *BrowseCursor, opt GetOptions, dst *Message) (err
 			from = cur.pos + 1
 		}
 		found := false
-		s.walk(cur.q, cur.prio, from, func(pos uint64, r ref) bool {
+		werr := s.walk(cur.q, cur.prio, from, func(pos uint64, r ref) bool {
 			eo := s.entryOff(r.idx())
 			w := s.load(eo + enCtl)
 			k := wKind(w)
@@ -940,13 +1003,17 @@ func (o *Owner) BrowseNext(cur *BrowseCursor, opt GetOptions, dst *Message) (err
 		if found {
 			return nil
 		}
+		if werr != nil {
+			return werr
+		}
 	}
 	return ErrNoMessage
 }
 
 // walk visits the filled slots of sublog q/prio from position from on,
-// without changing anything. f returns false to stop.
-func (s *Structure) walk(q uint32, prio int, from uint64, f func(pos uint64, r ref) bool) {
+// without changing anything. f returns false to stop. It fails only on a
+// corrupt chain (one it could walk round for ever).
+func (s *Structure) walk(q uint32, prio int, from uint64, f func(pos uint64, r ref) bool) error {
 	sl := s.sublogOff(q, prio)
 	qp := qpOf(q, prio)
 	for attempt := 0; attempt < 64; attempt++ {
@@ -958,7 +1025,7 @@ func (s *Structure) walk(q uint32, prio int, from uint64, f func(pos uint64, r r
 		base, ok := s.segRead(seg, qp)
 		if !ok {
 			if seg.nil() {
-				return
+				return nil
 			}
 			continue
 		}
@@ -970,9 +1037,12 @@ func (s *Structure) walk(q uint32, prio int, from uint64, f func(pos uint64, r r
 				nb, ok1 := s.segRead(nx, qp)
 				_, ok2 := s.segRead(seg, qp)
 				if nx.nil() {
-					return
+					return nil
 				}
-				if !ok1 || !ok2 {
+				if !ok1 || !ok2 || nb <= base {
+					if err := s.hopError(q, prio, seg, base, nx, nb, ok1, ok2); err != nil {
+						return err
+					}
 					restart = true
 					break
 				}
@@ -981,16 +1051,17 @@ func (s *Structure) walk(q uint32, prio int, from uint64, f func(pos uint64, r r
 				continue
 			}
 			sw := s.load(s.slotOff(seg.idx(), pos-base))
-			if !ref(sw).nil() && ref(sw).idx() < uint32(s.p.Entries) {
+			if s.entryRefOK(ref(sw)) {
 				if !f(pos, ref(sw)) {
-					return
+					return nil
 				}
 			}
 			pos++
 		}
 		if !restart {
-			return
+			return nil
 		}
 		from = pos
 	}
+	return nil
 }

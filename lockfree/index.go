@@ -45,7 +45,7 @@ func (s *Structure) indexStale(w uint64) bool {
 		return true
 	}
 	c := s.load(s.entryOff(e) + enCtl)
-	return wGen(c) != uint32(w>>8)&genMask || wKind(c) == stFree || wKind(c) == stDead
+	return wGen(c) != uint32(w>>8)&genMask || wKind(c) == stFree || wKind(c) == stDead || wKind(c) == stCached
 }
 
 // indexPut indexes entry e (gen g) of queue q under the kinds flags asks for.
@@ -122,6 +122,9 @@ func (o *Owner) claimIndexed(q uint32, m *matcher, mode claimMode, now *int64) (
 				}
 			}
 			prio, pos := int(qw>>16)&0xff, s.load(eo+enPos)
+			if prio >= Priorities {
+				continue // corrupt: it names no sublog
+			}
 			if prio > bestPrio || prio == bestPrio && pos < bestPos {
 				best, bestW, bestPos, bestPrio = r, cw, pos, prio
 			}

@@ -10,7 +10,7 @@ import (
 
 // LayoutVersion is the version of the data-area layout below. It is stored in
 // the shm header; bump it whenever any offset or encoding here changes.
-const LayoutVersion = 5
+const LayoutVersion = 6
 
 // Fixed sizes. Every record is a multiple of the 64-byte cache line so that
 // words written by different processes on hot paths never share a line.
@@ -47,7 +47,8 @@ const (
 // words are 8-byte aligned and accessed with sync/atomic (sequentially
 // consistent) unless marked "owned": a word only its owner writes, stored
 // with a plain store (storeOwned) and published by the owner's next atomic
-// operation, or read by a repairer only after the owner died.
+// store or read-modify-write (not ordered before its later loads: see
+// storeOwned), or read by a repairer only after the owner died.
 
 // Control page (offset 0 of the data area).
 const (
@@ -111,6 +112,16 @@ const (
 	ownPidNS    = 96  // pid namespace of the registered process (procid.SelfNS): stored before ownPid, trusted like ownStart; its pid means nothing in another namespace
 	ownDesc     = 128 // message descriptor: op word (atomic store, publishes a buffer), then two buffers of a, b, c (owned); read by Repair
 	ownSegDesc  = 192 // segment descriptor: op, a, b (atomic stores, op cleared first and set last); read by Repair and the checker
+	// ownEpoch counts the times the slot was freed: bumped by whoever frees
+	// it, before the state CAS to free (Close: CAS from its own epoch, so a
+	// late Close of a revoked owner changes nothing; Repair, which holds the
+	// slot: atomic add); read by a
+	// registrant after its claim (its epoch) and by every operation of its
+	// owner (checkAlive). The 16-bit incarnation in the state word comes
+	// round again after 65,535 registrations; the epoch does not, so an
+	// owner revoked while idle never takes a later registrant's slot for
+	// its own.
+	ownEpoch = 216
 )
 
 // Queue record fields.

@@ -93,15 +93,13 @@ func (o *Owner) fillEntry(e uint32, q uint32, m *Message, putTime int64, sync bo
 	}
 	es := s.p.ElementSize
 	k := (n + es - 1) / es
-	els, err := o.allocElems(k, o.scratchIdx(k))
+	// The elements are tagged as this entry's as they are taken: from
+	// there a repair that frees the entry finds them by their tag.
+	els, err := o.allocElems(k, e, o.scratchIdx(k))
 	if err != nil {
 		return err
 	}
-	// Tag every element as this entry's before anything else: from here a
-	// repair that frees the entry finds them by their tag.
 	for i, el := range els {
-		wo := s.elemWordOff(el)
-		s.store(wo, mkWord(wGen(s.load(wo)), ekMsg, e))
 		next := uint32(0)
 		if i+1 < len(els) {
 			next = els[i+1] + 1
@@ -172,15 +170,15 @@ func (o *Owner) untagElems(e uint32) {
 }
 
 // walkElems calls f for each element of entry e's chain (dataRef dr) that
-// is still tagged as e's. The chain is bounded by the variable-part length,
-// so a corrupt link cannot loop.
+// is still tagged as e's. The chain is bounded by the variable-part length
+// and the number of elements, so a corrupt link cannot loop long.
 func (o *Owner) walkElems(e uint32, dr uint64, f func(el uint32, w uint64)) {
 	s := o.s
 	first := uint32(dr)
 	if first == 0 {
 		return
 	}
-	n := (int(dr>>32) + s.p.ElementSize - 1) / s.p.ElementSize
+	n := min((int(dr>>32)+s.p.ElementSize-1)/s.p.ElementSize, s.p.Elements)
 	el := first - 1
 	for k := 0; k < n && el < uint32(s.p.Elements); k++ {
 		nx := s.elemNext(el)
@@ -219,7 +217,9 @@ func (s *Structure) entryMeta(eo uint64, m *Message) (varLen int, bodyLen int, p
 // chunks calls f with the pieces of entry eo's variable part, in order. It
 // stops early when f returns false. Bounds are checked so that a message
 // being freed under a browser yields garbage (caught by the browser's gen
-// check) rather than a fault.
+// check) rather than a fault, and a chain that loops ends after as many
+// pieces as the structure has elements (callers compare the bytes they got
+// with the length).
 func (s *Structure) chunks(eo uint64, f func([]byte) bool) {
 	dr := s.load(eo + enDataRef)
 	n := int(dr >> 32)
@@ -233,7 +233,7 @@ func (s *Structure) chunks(eo uint64, f func([]byte) bool) {
 	}
 	el := first - 1
 	es := s.p.ElementSize
-	for n > 0 && el < uint32(s.p.Elements) {
+	for k := 0; n > 0 && el < uint32(s.p.Elements) && k < s.p.Elements; k++ {
 		k := min(n, es)
 		if !f(s.elemData(el)[:k]) {
 			return

@@ -69,6 +69,16 @@ func runChild(role string) error {
 	case "repairer":
 		_, err := s.RepairDead()
 		return err
+	case "depthworker":
+		return depthWorkerChild(s)
+	case "idleconsumer":
+		return idleConsumerChild(s)
+	case "poolproducer":
+		return poolProducerChild(s)
+	case "corrupter":
+		return corrupterChild(s)
+	case "survivor":
+		return survivorChild(s)
 	}
 	return fmt.Errorf("unknown role %q", role)
 }

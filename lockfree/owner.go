@@ -84,9 +84,10 @@ type Owner struct {
 	off  uint64
 
 	closed  bool
-	entries []uint32 // cached entries, ctl = alloc(tag)
-	elems   []uint32 // cached data elements, word = owned(tag)
-	segs    []uint32 // cached segments, word = owned(tag)
+	epoch   uint64   // the slot's epoch (ownEpoch) when this owner registered
+	entries []uint32 // cached entries, ctl = cached(tag) unless another owner took them (see pool.go)
+	elems   []uint32 // cached data elements, word = owned(tag) unless taken
+	segs    []uint32 // cached segments, word = owned(tag) unless taken
 
 	uowSeq  uint32
 	uowOpen bool // the slot's uow word says active
@@ -186,7 +187,7 @@ func (s *Structure) RegisterSlotLabel(slot int, label uint64) (own *Owner, err e
 	s.store(off+ownCommit, 0) // no commit record logged
 	s.store(off+ownPid, uint64(s.self.Pid))
 	s.store(off+ownReg, uint64(time.Now().UnixNano()))
-	o := &Owner{s: s, slot: slot, tag: mkTag(slot, inc), off: off,
+	o := &Owner{s: s, slot: slot, tag: mkTag(slot, inc), off: off, epoch: s.load(off + ownEpoch),
 		touched: make([]uint64, (s.p.Queues+63)/64)}
 	o.opSeq = s.load(off+ownOpSeq) &^ 1
 	o.uowSeq = uint32(s.load(off+ownUOW) >> 32)
@@ -250,6 +251,9 @@ func (o *Owner) Close() (err error) {
 	o.end() // before the slot is freed: a new owner may take it at once
 	w := o.s.load(o.off + ownState)
 	if osInc(w) == o.tag.Incarnation() && osState(w) == osActive {
+		// A CAS: a repairer that took the slot meanwhile (and a registrant
+		// after it) bumped it already, and must not see it move again.
+		o.s.cas(o.off+ownEpoch, o.epoch, o.epoch+1)
 		o.s.store(o.off+ownPid, 0) // see repair: the record is trusted again once a registrant stores its pid
 		o.s.cas(o.off+ownState, w, mkOwnState(osInc(w), osFree, 0))
 	}
@@ -328,7 +332,9 @@ func (o *Owner) touch(q uint32) {
 }
 
 // checkAlive fails with ErrOwnerRevoked when the slot no longer belongs to
-// this owner (it was repaired as dead, or revoked).
+// this owner (it was repaired as dead, or revoked). The epoch decides when
+// the incarnation has come round: whoever freed the slot bumped it before
+// the free that a later registrant's claim follows.
 func (o *Owner) checkAlive() error {
 	if o.closed {
 		return ErrClosed
@@ -337,7 +343,7 @@ func (o *Owner) checkAlive() error {
 		return fmt.Errorf("%w: %v", ErrOwnerRevoked, o.tag)
 	}
 	w := o.s.load(o.off + ownState)
-	if osInc(w) != o.tag.Incarnation() || osState(w) != osActive {
+	if osInc(w) != o.tag.Incarnation() || osState(w) != osActive || o.s.load(o.off+ownEpoch) != o.epoch {
 		o.revoked = true
 		return fmt.Errorf("%w: %v", ErrOwnerRevoked, o.tag)
 	}

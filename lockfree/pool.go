@@ -9,11 +9,12 @@ import (
 
 // The three pools (entries, data elements, segments) share one allocator.
 // Each thing has a state word (gen | kind | value, see words.go) and the word
-// is the only truth about who has it: kind 0 is free, kind 1 is owned by the
-// owner tag in value. Allocation is a single CAS free -> owned(tag), so a
-// process killed at any instruction either owns the thing (and Repair, which
-// frees everything owned by a dead tag, gets it back) or does not. There is
-// no free list whose head could be popped by a process that then dies before
+// is the only truth about who has it: kind 0 is free, the cached kind
+// (entries: cached, elements and segments: owned) holds the owner tag in
+// value. Allocation is a single CAS free -> cached(tag), so a process
+// killed at any instruction either has the thing (and Repair, which frees
+// everything a dead tag has, gets it back) or does not. There is no free
+// list whose head could be popped by a process that then dies before
 // recording what it popped, which is the weakness of a Treiber stack in
 // memory shared by processes that can be killed.
 //
@@ -25,6 +26,21 @@ import (
 // moves the hand to it (the hand is only a hint: any value is safe), so the
 // next taker reuses entries that are still in some core's cache instead of
 // sweeping the whole pool through memory.
+//
+// A cache is at most 256 entries and 256 elements, and an owner that goes
+// idle (a connection waiting for its application) keeps it: a thousand idle
+// connections could hold every entry of a structure whose queues are
+// empty. So a cache is not the owner's to keep: a taker whose sweep finds
+// too few free things takes cached ones from other owners, by the same
+// single CAS, cached(other) -> cached(tag). An owner therefore claims what
+// it takes from its own cache before using it, by a CAS cached(tag) -> in
+// use (an entry: alloc; an element: msg(entry); a segment: linked), and
+// drops the index from its cache when the CAS fails: the thing was taken,
+// or (see Owner.checkAlive) is no longer its own. Things in use are never
+// taken. Giving back (cached(tag) -> free) is a CAS too, so a give-back
+// racing a take loses nothing. Every step is one CAS of one word naming
+// its owner, so a process killed at any instruction of a give-back or a
+// take leaves each thing free or cached by a tag Repair frees.
 
 type poolKind int
 
@@ -74,42 +90,72 @@ func poolHand(k poolKind) uint64 {
 	}
 }
 
+// cachedKind is the kind of a thing of pool k in an owner's cache.
+func cachedKind(k poolKind) uint8 {
+	if k == poolEntries {
+		return stCached
+	}
+	return ekOwned // = skOwned
+}
+
 // grab claims up to want free things of pool k for tag, appending their
-// indexes to dst. It sweeps the whole pool at most once; fewer than want
-// means the pool is (nearly) exhausted.
-func (s *Structure) grab(k poolKind, tag OwnerTag, want int, dst []uint32) []uint32 {
+// indexes to dst. It sweeps the whole pool at most once; when that finds
+// fewer than need, it takes cached things from other owners (the pool is
+// low, and idle owners' caches may hold most of it). Fewer than need means
+// the structure is full.
+func (s *Structure) grab(k poolKind, tag OwnerTag, need, want int, dst []uint32) []uint32 {
 	n := uint64(s.poolN(k))
 	hand := s.u64(poolHand(k))
+	ck := cachedKind(k)
 	got := 0
+	type seen struct {
+		i uint32
+		w uint64
+	}
+	var others []seen // cached by other owners, in case the pool is low
 	for scanned := uint64(0); got < want && scanned < n+sweepWindow; scanned += sweepWindow {
 		start := atomic.AddUint64(hand, sweepWindow) - sweepWindow
 		for j := uint64(0); j < sweepWindow && got < want; j++ {
 			i := uint32((start + j) % n)
 			off := s.poolWordOff(k, i)
 			w := s.load(off)
+			if wKind(w) == ck && wVal(w) != uint32(tag) && len(others) < want {
+				others = append(others, seen{i, w})
+			}
 			if wKind(w) != 0 {
 				continue
 			}
-			if s.cas(off, w, mkWord(wGen(w), 1, uint32(tag))) {
+			if s.cas(off, w, mkWord(wGen(w), ck, uint32(tag))) {
 				cpAllocClaimed.Hit()
 				dst = append(dst, i)
 				got++
 			}
 		}
 	}
+	for _, o := range others {
+		if got >= need {
+			break
+		}
+		if s.cas(s.poolWordOff(k, o.i), o.w, mkWord(wGen(o.w), ck, uint32(tag))) {
+			cpAllocClaimed.Hit()
+			dst = append(dst, o.i)
+			got++
+		}
+	}
 	return dst
 }
 
-// release gives a thing owned by tag back to the pool (its gen unchanged:
-// callers bump the gen when a thing dies after use, see freeEntry). It is a
-// CAS owned(tag) -> free, never a store: an owner revoked while it releases
-// its cache (a member slow to stop) finds the things its repairer freed,
-// and perhaps a third owner took since, no longer its own, and leaves them
+// release gives a thing in tag's cache back to the pool (its gen
+// unchanged: callers bump the gen when a thing dies after use, see
+// freeEntry). It is a CAS cached(tag) -> free, never a store: another owner
+// may have taken the thing meanwhile, or the owner was revoked while it
+// releases its cache (a member slow to stop), its repairer freed the
+// things and a third owner may have taken them since; such a thing is left
 // alone. It reports whether it released the thing.
 func (s *Structure) release(k poolKind, i uint32, tag OwnerTag) bool {
 	off := s.poolWordOff(k, i)
 	w := s.load(off)
-	if wKind(w) != 1 || wVal(w) != uint32(tag) {
+	if wKind(w) != cachedKind(k) || wVal(w) != uint32(tag) {
 		return false
 	}
 	testHookReleaseLoaded(k, i)
@@ -133,50 +179,95 @@ func (o *Owner) markTook() {
 	}
 }
 
-// allocEntry takes an entry from the owner's cache, refilling it.
+// allocEntry takes an entry from the owner's cache, refilling it, and
+// claims it: cached(tag) -> alloc(tag).
 func (o *Owner) allocEntry() (idx, gen uint32, err error) {
-	if len(o.entries) == 0 {
-		o.markTook()
-		o.entries = o.s.grab(poolEntries, o.tag, entryBatch, o.entries)
+	for {
 		if len(o.entries) == 0 {
-			return 0, 0, errStructureFull(o.s, "message entries")
+			o.markTook()
+			o.entries = o.s.grab(poolEntries, o.tag, 1, entryBatch, o.entries)
+			if len(o.entries) == 0 {
+				return 0, 0, errStructureFull(o.s, "message entries")
+			}
 		}
+		idx = o.entries[len(o.entries)-1]
+		o.entries = o.entries[:len(o.entries)-1]
+		off := o.s.entryOff(idx) + enCtl
+		w := o.s.load(off)
+		if w == mkWord(wGen(w), stCached, uint32(o.tag)) && o.s.cas(off, w, mkWord(wGen(w), stAlloc, uint32(o.tag))) {
+			return idx, wGen(w), nil
+		}
+		// Taken from the cache by an owner that found the pool low.
 	}
-	idx = o.entries[len(o.entries)-1]
-	o.entries = o.entries[:len(o.entries)-1]
-	return idx, wGen(o.s.load(o.s.entryOff(idx) + enCtl)), nil
 }
 
-// allocElems appends n data elements from the cache to dst.
-func (o *Owner) allocElems(n int, dst []uint32) ([]uint32, error) {
-	if len(o.elems) < n {
-		o.markTook()
-		o.elems = o.s.grab(poolElems, o.tag, n-len(o.elems)+elemBatch, o.elems)
-		if len(o.elems) < n {
-			return dst, errStructureFull(o.s, "data elements")
+// recacheEntry puts entry e (alloc(tag), gen g, never made visible) back
+// in the cache.
+func (o *Owner) recacheEntry(e, g uint32) {
+	o.s.store(o.s.entryOff(e)+enCtl, mkWord(g, stCached, uint32(o.tag)))
+	o.entries = append(o.entries, e)
+}
+
+// allocElems appends to dst n data elements from the cache, claimed for
+// entry e (owned(tag) -> msg(e)): from here a repair that frees the entry
+// finds them by their tag. On failure it claims none.
+func (o *Owner) allocElems(n int, e uint32, dst []uint32) ([]uint32, error) {
+	s := o.s
+	k := len(dst)
+	for len(dst)-k < n {
+		if len(o.elems) == 0 {
+			o.markTook()
+			left := n - (len(dst) - k)
+			o.elems = s.grab(poolElems, o.tag, left, left+elemBatch, o.elems)
+			if len(o.elems) == 0 {
+				for _, el := range dst[k:] {
+					wo := s.elemWordOff(el)
+					s.store(wo, mkWord(wGen(s.load(wo)), ekOwned, uint32(o.tag)))
+					o.elems = append(o.elems, el)
+				}
+				return dst[:k], errStructureFull(s, "data elements")
+			}
+		}
+		el := o.elems[len(o.elems)-1]
+		o.elems = o.elems[:len(o.elems)-1]
+		wo := s.elemWordOff(el)
+		if w := s.load(wo); w == mkWord(wGen(w), ekOwned, uint32(o.tag)) && s.cas(wo, w, mkWord(wGen(w), ekMsg, e)) {
+			dst = append(dst, el)
 		}
 	}
-	k := len(o.elems) - n
-	dst = append(dst, o.elems[k:]...)
-	o.elems = o.elems[:k]
 	return dst, nil
 }
 
-// allocSeg takes a segment from the cache.
-func (o *Owner) allocSeg() (uint32, error) {
-	if len(o.segs) == 0 {
-		o.markTook()
-		o.segs = o.s.grab(poolSegs, o.tag, segBatch, o.segs)
+// allocSeg takes a segment from the cache and claims it for sublog qp:
+// owned(tag) -> linked(qp), with the segment descriptor naming it first, so
+// that Repair frees it if the owner dies before it is in the chain.
+func (o *Owner) allocSeg(qp uint32) (ref, error) {
+	s := o.s
+	for {
 		if len(o.segs) == 0 {
-			return 0, errStructureFull(o.s, "list segments")
+			o.markTook()
+			o.segs = s.grab(poolSegs, o.tag, 1, segBatch, o.segs)
+			if len(o.segs) == 0 {
+				return 0, errStructureFull(s, "list segments")
+			}
 		}
+		i := o.segs[len(o.segs)-1]
+		o.segs = o.segs[:len(o.segs)-1]
+		so := s.segOff(i)
+		w := s.load(so + sgWord)
+		if w != mkWord(wGen(w), skOwned, uint32(o.tag)) {
+			continue // taken from the cache
+		}
+		sr := mkRef(i, wGen(w))
+		o.setSegDesc(opSegLink, uint64(sr), uint64(qp))
+		if s.cas(so+sgWord, w, mkWord(wGen(w), skLink, qp)) {
+			return sr, nil
+		}
+		o.clearSegDesc()
 	}
-	i := o.segs[len(o.segs)-1]
-	o.segs = o.segs[:len(o.segs)-1]
-	return i, nil
 }
 
-// cacheEntry keeps a dead entry for reuse (word already alloc(tag), gen
+// cacheEntry keeps a dead entry for reuse (word already cached(tag), gen
 // bumped) or gives entries back when the cache is full.
 func (o *Owner) cacheEntry(i uint32) {
 	o.entries = append(o.entries, i)

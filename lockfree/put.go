@@ -118,7 +118,7 @@ func (o *Owner) putOne(pq putTarget, m *Message, opt PutOptions, run *linkRun) e
 		putTime = pq.putTime
 	}
 	if err := o.fillEntry(e, qi, m, putTime, opt.Syncpoint); err != nil {
-		o.entries = append(o.entries, e)
+		o.recacheEntry(e, g)
 		return err
 	}
 	cpPutFilled.Hit()
@@ -128,16 +128,14 @@ func (o *Owner) putOne(pq putTarget, m *Message, opt PutOptions, run *linkRun) e
 	r := mkRef(e, g)
 	before, err := o.reserveDepth(qi, r, m.Priority)
 	if err != nil {
-		o.untagElems(e)
-		o.entries = append(o.entries, e)
+		o.unput(e, g)
 		return err
 	}
 	cpPutReserved.Hit()
 	s.prioUsed(qi, m.Priority)
 	if err := o.linkInRun(qi, m.Priority, e, g, run); err != nil {
 		o.setCellDepth(qi, before)
-		o.untagElems(e)
-		o.entries = append(o.entries, e)
+		o.unput(e, g)
 		return err
 	}
 	cpPutLinked.Hit()
@@ -160,21 +158,41 @@ func (o *Owner) putOne(pq putTarget, m *Message, opt PutOptions, run *linkRun) e
 	return nil
 }
 
+// unput undoes a put of entry e (gen g) that failed before its entry was
+// linked, once its depth cell is back as it was: the descriptor, which
+// names the put, is cleared first (Repair would count a put whose entry it
+// no longer finds allocated as done), then the entry and its elements go
+// back to the caches.
+func (o *Owner) unput(e, g uint32) {
+	o.clearDesc()
+	o.untagElems(e)
+	o.recacheEntry(e, g)
+}
+
 // reserveDepth counts the new message in this owner's depth cell, then
 // checks the queue's depth including every concurrent reservation. Several
 // producers racing for the last places may all back off (a put may see
 // ErrQueueFull a little early), but the depth never passes MaxDepth. The
 // descriptor records the cell before the put so Repair can restore it.
+//
+// The check is a store to this owner's cell followed by loads of the
+// others' (a Dekker pattern): of two producers racing for the last place,
+// the one whose increment comes second in the order of atomic operations
+// must see the other's. That needs the increment to be an atomic
+// (sequentially consistent) store: a plain one may still sit in the
+// store buffer while the loads run, and then both producers read the
+// other's cell from before its increment and both take the place.
 func (o *Owner) reserveDepth(q uint32, r ref, prio int) (uint64, error) {
 	s := o.s
 	maxD := int64(s.load(s.queueOff(q) + qMaxDepth))
 	for try := 0; ; try++ {
 		before := o.cellDepth(q)
 		o.setDesc(opPut, uint64(r), uint64(qpOf(q, prio)), before)
-		o.setCellDepth(q, before+1)
 		if maxD >= int64(s.p.Entries) {
+			o.setCellDepth(q, before+1) // no limit to check: nothing to order it with
 			return before, nil
 		}
+		s.store(s.cellOff(o.slot, q), before+1) // a full barrier before the loads below
 		d, _ := s.counts(q)
 		if d <= maxD {
 			return before, nil

@@ -138,7 +138,7 @@ func (o *Owner) sweepQueues() {
 			continue
 		}
 		if st == qsDeleting {
-			o.finishDelete(q, w)
+			o.finishDelete(q, w) // a corrupt chain: left to the checker and Repair
 		} else {
 			s.cas(off+qState, w, mkOwnState(osInc(w), qsFree, 0))
 		}
@@ -289,12 +289,15 @@ func (o *Owner) DeleteQueue(q QueueID) (err error) {
 	}
 	defer o.end()
 	s := o.s
+	if uint32(q) >= uint32(s.p.Queues) {
+		return fmt.Errorf("%w: slot %d", ErrUnknownQueue, q)
+	}
 	o.adminLock()
 	defer o.adminUnlock()
 	o.sweepQueues()
 	off := s.queueOff(uint32(q))
 	w := s.load(off + qState)
-	if uint32(q) >= uint32(s.p.Queues) || osState(w) != qsActive {
+	if osState(w) != qsActive {
 		return fmt.Errorf("%w: slot %d", ErrUnknownQueue, q)
 	}
 	if d, u := s.counts(uint32(q)); d != 0 || u != 0 {
@@ -304,7 +307,9 @@ func (o *Owner) DeleteQueue(q QueueID) (err error) {
 		return fmt.Errorf("%w: slot %d changed", ErrUnknownQueue, q)
 	}
 	cpQueueDeleting.Hit()
-	o.finishDelete(uint32(q), mkOwnState(osInc(w), qsDeleting, uint32(o.tag)))
+	if err := o.finishDelete(uint32(q), mkOwnState(osInc(w), qsDeleting, uint32(o.tag))); err != nil {
+		return err
+	}
 	s.nameMu.Lock()
 	for n, id := range s.names {
 		if id == q {
@@ -317,39 +322,46 @@ func (o *Owner) DeleteQueue(q QueueID) (err error) {
 
 // finishDelete frees the segments of a queue being deleted (all positions
 // in them are dead: the queue is empty) and frees the slot. Idempotent, so
-// a sweep can finish the delete of an owner that died.
-func (o *Owner) finishDelete(q uint32, w uint64) {
+// a sweep can finish the delete of an owner that died. A chain that names
+// a segment out of range, or is longer than the structure has segments (it
+// loops), is corruption: the delete stops there with an error.
+func (o *Owner) finishDelete(q uint32, w uint64) error {
 	s := o.s
 	for p := 0; p < Priorities; p++ {
 		sl := s.sublogOff(q, p)
-		for {
+		qp := qpOf(q, p)
+		for n := 0; ; n++ {
 			if s.load(s.queueOff(q)+qState) != w {
-				return // someone else finished it (and the slot may hold a new queue)
+				return nil // someone else finished it (and the slot may hold a new queue)
 			}
 			hs := ref(s.load(sl + slHeadSeg))
 			if hs.nil() {
 				break
 			}
+			if !s.segRefOK(hs) || n > s.p.Segments {
+				return errCorrupt(s, "queue %d priority %d: segment chain reaches segment %d after %d segments", q, p, hs.idx(), n)
+			}
 			so := s.segOff(hs.idx())
 			sw := s.load(so + sgWord)
 			next := s.load(so + sgNext)
-			if wGen(sw) == hs.gen() && wKind(sw) == skLink {
+			if sw == mkWord(hs.gen(), skLink, qp) {
 				s.cas(so+sgWord, sw, mkWord(nextGen(wGen(sw)), skFree, 0))
 			}
 			s.cas(sl+slHeadSeg, uint64(hs), next)
 		}
 		if s.load(s.queueOff(q)+qState) != w {
-			return
+			return nil
 		}
 		for _, f := range []uint64{slTailPos, slTailSeg, slHeadPos, slJanitor} {
 			s.store(sl+f, 0)
 		}
 	}
 	if s.load(s.queueOff(q)+qState) != w {
-		return
+		return nil
 	}
 	s.store(s.queueOff(q)+qPrioMask, 0)
 	s.cas(s.queueOff(q)+qState, w, mkOwnState(osInc(w), qsFree, 0))
+	return nil
 }
 
 // counts sums the per-owner depth and uncommitted cells of q over the owners
@@ -368,6 +380,9 @@ func (s *Structure) cellSums(q uint32) (c [4]int64) {
 		for w != 0 {
 			b := bits.TrailingZeros64(w)
 			w &= w - 1
+			if wi*64+b >= s.p.Owners {
+				break // bits past the last slot: only corruption sets them
+			}
 			off := s.cellOff(wi*64+b, q)
 			for k := range c {
 				c[k] += int64(s.load(off + uint64(k)*8))
@@ -398,6 +413,9 @@ func (o *Owner) CountOpen(q QueueID, in, out int) (err error) {
 
 // Depth is the current depth of q (committed and uncommitted messages).
 func (s *Structure) Depth(q QueueID) int64 {
+	if !s.queueOK(uint64(q)) {
+		return 0
+	}
 	d, _ := s.counts(uint32(q))
 	return max(d, 0)
 }

@@ -105,6 +105,9 @@ func (s *Structure) waitQuiet(t OwnerTag) error {
 		return nil
 	}
 	id := procid.ID{Pid: int(s.load(off + ownPid)), Start: s.load(off + ownStart)}
+	if id.Start == 0 {
+		return nil // a registration that never recorded its process: never fenced alive (see claimRepair), never in an operation
+	}
 	t0 := time.Now()
 	for i := 0; s.load(off+ownOpSeq)&1 == 1; i++ {
 		if i%64 == 63 {
@@ -189,6 +192,55 @@ func (s *Structure) claimRepair(t OwnerTag, force bool) error {
 	}
 }
 
+// badDescs checks a dead owner's descriptors (op, a, b of the message
+// descriptor as readDesc returned them; the segment descriptor read here)
+// before Repair acts on them, and says what is wrong. An owner writes only
+// known operations with indexes in range, so anything else is corruption.
+func (s *Structure) badDescs(off, op, a, b uint64) string {
+	switch op {
+	case opNone:
+	case opPut:
+		if !s.entryRefOK(ref(a)) || !s.qpOK(b) {
+			return fmt.Sprintf("put descriptor names entry %d, queue %d priority %d", ref(a).idx(), b>>8, b&0xff)
+		}
+	case opRemove, opBackout:
+		if !s.entryRefOK(ref(a)) || !s.queueOK(b) {
+			return fmt.Sprintf("descriptor of operation %d names entry %d, queue %d", op, ref(a).idx(), b)
+		}
+	default:
+		return fmt.Sprintf("descriptor of unknown operation %d", op)
+	}
+	switch sop := s.load(off + sdOp); sop {
+	case opNone:
+	case opSegLink, opSegFree:
+		if sr, qp := ref(s.load(off+sdA)), s.load(off+sdB); !s.segRefOK(sr) || !s.qpOK(qp) {
+			return fmt.Sprintf("segment descriptor names segment %d, queue %d priority %d", sr.idx(), qp>>8, qp&0xff)
+		}
+	default:
+		return fmt.Sprintf("segment descriptor of unknown operation %d", sop)
+	}
+	return ""
+}
+
+// failCorrupt takes the structure out of service as failed because the
+// repair of t met a value no intact structure holds, and returns the error
+// that says so. Going on would write where the value points; panicking
+// would kill every survivor that takes the repair over, in turn. Failed,
+// an application structure is rebuilt by its members (package qm recovers
+// it from its backup and the logs) and the owner's work with it. The
+// admin structure is not failed: nothing rebuilds it, and out of service
+// it would stop the whole group (qmgr check --fail spares it too); the
+// slot stays claimed by the repairer, so nobody uses it, and the error
+// says what is damaged.
+func (s *Structure) failCorrupt(t OwnerTag, format string, args ...any) error {
+	what := fmt.Sprintf(format, args...)
+	if s.m != nil && s.m.Header().Kind == shm.KindAdmin {
+		return fmt.Errorf("%w: structure %s: repair of %v: %s: the slot stays out of use (run qmgr check)", ErrCorrupt, s.Name(), t, what)
+	}
+	s.Fail()
+	return fmt.Errorf("%w: structure %s: repair of %v: %s: taken out of service (it is recovered from its backup and the logs)", ErrCorrupt, s.Name(), t, what)
+}
+
 // repairSweeps counts the repairs that swept the structure for what their
 // owner held (for tests).
 var repairSweeps atomic.Int64
@@ -213,6 +265,9 @@ func (s *Structure) repair(t OwnerTag, out Outcome, force bool) (rep RepairRepor
 	x := &Owner{s: s, slot: t.Slot(), tag: t, off: s.ownerOff(t.Slot())}
 	op, da, db, dc := s.readDesc(x.off)
 	x.descBuf = (s.load(x.off+dOp) >> 8) & 1
+	if bad := s.badDescs(x.off, op, da, db); bad != "" {
+		return rep, s.failCorrupt(t, "%s", bad)
+	}
 	dead := map[uint32]uint32{} // entry -> gen, to free once their elements are swept
 	// Every sublog: entries are about to become available again.
 	var all sublogSet
@@ -314,8 +369,8 @@ func (s *Structure) repair(t OwnerTag, out Outcome, force bool) (rep RepairRepor
 			continue
 		}
 		switch wKind(w) {
-		case stAlloc:
-			// Cached or half filled and never linked (a linked one is the
+		case stAlloc, stCached:
+			// Cached, or half filled and never linked (a linked one is the
 			// descriptor's, handled above): back to the pool with a new gen
 			// so any index slot naming it goes stale.
 			if s.cas(eo+enCtl, w, mkWord(nextGen(wGen(w)), stAlloc, uint32(t))) {
@@ -325,6 +380,9 @@ func (s *Structure) repair(t OwnerTag, out Outcome, force bool) (rep RepairRepor
 			dead[e] = wGen(w) // already counted (its descriptor was resolved)
 		case stPutU, stHeld, stView:
 			qw := s.load(eo + enQueue)
+			if !s.qpOK((qw&0xffff)<<8 | qw>>16&0xff) {
+				return rep, s.failCorrupt(t, "entry %d (%s) names queue %d priority %d", e, stateName(wKind(w)), qw&0xffff, qw>>16&0xff)
+			}
 			mine = append(mine, held{idx: e, gen: wGen(w), q: uint32(qw) & 0xffff, prio: uint8(qw >> 16), pos: s.load(eo + enPos), kind: wKind(w)})
 		}
 	}
@@ -431,7 +489,9 @@ func (s *Structure) repair(t OwnerTag, out Outcome, force bool) (rep RepairRepor
 			case qsCreating:
 				s.cas(s.queueOff(q)+qState, w, mkOwnState(osInc(w), qsFree, 0))
 			case qsDeleting:
-				x.finishDelete(q, w)
+				if err := x.finishDelete(q, w); err != nil {
+					return rep, s.failCorrupt(t, "finishing its delete of queue %d: %v", q, err)
+				}
 			}
 		}
 	}
@@ -464,6 +524,7 @@ func (s *Structure) repair(t OwnerTag, out Outcome, force bool) (rep RepairRepor
 	off := s.ownerOff(t.Slot())
 	s.store(off+ownUOW, (uw>>32+1)<<32|uint64(uowIdle))
 	s.store(off+ownOpSeq, s.load(off+ownOpSeq)&^1) // an owner killed in an operation left it odd
+	atomic.AddUint64(s.u64(off+ownEpoch), 1)       // before the free: the revoked owner, if it lives, never takes the slot for its own again
 	s.store(off+ownPid, 0)                         // a later registrant's record counts only once it stores its own
 	w := s.load(off + ownState)
 	if !s.cas(off+ownState, w, mkOwnState(t.Incarnation(), osFree, 0)) {

@@ -190,12 +190,20 @@ func (s *Structure) load(off uint64) uint64 { return atomic.LoadUint64(s.mem.U64
 func (s *Structure) store(off, v uint64)    { atomic.StoreUint64(s.mem.U64(off), v) }
 
 // storeOwned writes a word that only the caller writes (a field of an entry
-// it owns, its own descriptor or cells) with a plain store. It is made
-// visible by the caller's next atomic operation (on amd64 every store is; on
-// weaker machines Go's atomics are release/acquire), and a repairer reads it
-// only after the writer's death, when all its executed stores are visible.
-// An 8-byte aligned store is never torn. The atomic store it replaces costs
-// a full barrier (XCHG on amd64) per word.
+// it owns, its own descriptor or cells) with a plain store. The atomic
+// store it replaces costs a full barrier (XCHG on amd64) per word. An
+// 8-byte aligned store is never torn.
+//
+// What orders it: the caller's next atomic store or read-modify-write (a
+// CAS publishing the entry, the descriptor's op word) is not seen by
+// another process before it, so a reader that sees that later word sees
+// this one too; a repairer reads it only after the writer died, when all
+// its executed stores are visible. What does not: the caller's later
+// loads. A plain store may wait in the store buffer (on amd64 too) while
+// loads issued after it complete, so a protocol that stores its own word
+// and then loads another process's word to decide (a Dekker pattern, as
+// reserveDepth's check of the depth against MaxDepth) must use an atomic
+// store, never storeOwned.
 func (s *Structure) storeOwned(off, v uint64) { *s.mem.U64(off) = v }
 
 func (s *Structure) cas(off, old, new uint64) bool {
@@ -218,6 +226,18 @@ func (s *Structure) sublogOff(q uint32, prio int) uint64 {
 func (s *Structure) cellOff(slot int, q uint32) uint64 {
 	return s.l.cells + (uint64(slot)*uint64(s.p.Queues)+uint64(q))*cellSize
 }
+
+// Indexes read from the mapping are checked before they make an offset:
+// an owner writes only valid ones, so one out of range is corruption (a
+// memory error, a stray write), and an offset made from it would fault or,
+// worse, land in another region.
+func (s *Structure) entryRefOK(r ref) bool { return !r.nil() && r.idx() < uint32(s.p.Entries) }
+func (s *Structure) segRefOK(r ref) bool   { return !r.nil() && r.idx() < uint32(s.p.Segments) }
+func (s *Structure) queueOK(q uint64) bool { return q < uint64(s.p.Queues) }
+
+// qpOK checks a queue << 8 | priority pair.
+func (s *Structure) qpOK(qp uint64) bool { return s.queueOK(qp>>8) && qp&0xff < Priorities }
+
 func (s *Structure) elemNext(i uint32) uint32 { return atomic.LoadUint32(s.mem.U32(s.elemNextOff(i))) }
 func (s *Structure) setElemNext(i, n uint32) {
 	atomic.StoreUint32(s.mem.U32(s.elemNextOff(i)), n)

@@ -93,6 +93,9 @@ func (o *Owner) link(q uint32, prio int, e, g uint32) (uint64, error) {
 		if !ok {
 			if ref(s.load(sl+slTailSeg)) == ts {
 				s.repairTailSeg(q, prio, ts) // cannot happen by design; recover anyway
+				if ref(s.load(sl+slTailSeg)) == ts && s.queueActive(q) {
+					return 0, errCorrupt(s, "queue %d priority %d: tail segment %d is not linked to it, nor is the chain from its head", q, prio, ts.idx())
+				}
 			}
 			continue
 		}
@@ -101,12 +104,24 @@ func (o *Owner) link(q uint32, prio int, e, g uint32) (uint64, error) {
 		}
 		if t >= base+segSlots {
 			nx := ref(s.load(s.segOff(ts.idx()) + sgNext))
+			if nx.nil() && t > base+segSlots {
+				// The tail fills the last segment before it passes it.
+				if s.load(sl+slTailPos) == t && ref(s.load(sl+slTailSeg)) == ts && ref(s.load(s.segOff(ts.idx())+sgNext)).nil() {
+					if _, ok := s.segRead(ts, qp); ok {
+						return 0, errCorrupt(s, "queue %d priority %d: tail %d beyond the last segment (base %d)", q, prio, t, base)
+					}
+				}
+				continue
+			}
 			if nx.nil() {
 				if err := o.extend(q, prio, ts, base+segSlots); err != nil {
 					return 0, err
 				}
 			} else if nb, ok := s.segRead(nx, qp); ok && nb == base+segSlots {
 				s.cas(sl+slTailSeg, uint64(ts), uint64(nx))
+			} else if s.badLink(ts, nx, qp) {
+				// The tail segment's next is always linked at its base + 64.
+				return 0, errCorrupt(s, "queue %d priority %d: tail segment %d is followed by %#x, which is not the segment after it", q, prio, ts.idx(), uint64(nx))
 			}
 			continue
 		}
@@ -221,21 +236,20 @@ func (s *Structure) helpTail(q uint32, prio int) {
 func (o *Owner) extend(q uint32, prio int, prev ref, base uint64) error {
 	s := o.s
 	sl := s.sublogOff(q, prio)
-	i, err := o.allocSeg()
+	qp := qpOf(q, prio)
+	// Claimed as linked to qp, not yet in the chain (nobody reaches it
+	// before it is): the segment descriptor names it.
+	sr, err := o.allocSeg(qp)
 	if err != nil {
 		return err
 	}
+	i, g := sr.idx(), sr.gen()
 	so := s.segOff(i)
-	g := wGen(s.load(so + sgWord))
 	for k := uint64(0); k < segSlots; k++ {
 		s.store(so+sgSlots+k*8, emptyMark(g))
 	}
 	s.store(so+sgNext, emptyMark(g))
 	s.store(so+sgBase, base)
-	sr := mkRef(i, g)
-	qp := qpOf(q, prio)
-	o.setSegDesc(opSegLink, uint64(sr), uint64(qp))
-	s.store(so+sgWord, mkWord(g, skLink, qp))
 	cpSegLinking.Hit()
 	var linked bool
 	if prev.nil() {
@@ -345,6 +359,9 @@ func (o *Owner) retireHead(q uint32, prio int) {
 		if nx.nil() {
 			return // the tail segment stays
 		}
+		if _, ok := s.segRead(nx, qp); !ok {
+			return // hs's next is always linked (only this token's holder unlinks): corrupt
+		}
 		if ref(s.load(sl+slTailSeg)) == hs {
 			// tailSeg lags (its producer was slow or died between linking
 			// nx and moving tailSeg): move it on before freeing hs.
@@ -396,8 +413,8 @@ func (o *Owner) compactLocked(q uint32, prio int, prev, seg ref) bool {
 		return false
 	}
 	nx := ref(s.load(s.segOff(seg.idx()) + sgNext))
-	if nx.nil() {
-		return false
+	if _, ok := s.segRead(nx, qp); !ok {
+		return false // no next (seg is the tail), or a corrupt one
 	}
 	// Dead slots stay dead (stale references and tombstones never come
 	// back), but check again under the token: the scanner's view is old.

@@ -45,6 +45,9 @@ func (s *Structure) wake(q uint32, n int) {
 
 // Waiters counts the owners waiting on q.
 func (s *Structure) Waiters(q QueueID) int {
+	if !s.queueOK(uint64(q)) {
+		return 0
+	}
 	base := s.queueOff(uint32(q)) + qBitmaps
 	n := 0
 	for i := uint64(0); i < uint64(s.p.Owners+63)/64; i++ {

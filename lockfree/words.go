@@ -19,15 +19,20 @@ func nextGen(g uint32) uint32 { return (g + 1) & genMask }
 // Entry states (kind of an entry's ctl word).
 const (
 	stFree  uint8 = 0 // in the shared pool
-	stAlloc uint8 = 1 // owned by value (an owner tag): in its cache or being filled
+	stAlloc uint8 = 1 // owned by value (an owner tag): being filled
 	stPutU  uint8 = 2 // linked, put under syncpoint by value, invisible
 	stAvail uint8 = 3 // linked, visible, value 0
 	stHeld  uint8 = 4 // linked, claimed by value's unit of work
 	stDead  uint8 = 5 // linked or not, being freed by value (consumed or backed out)
 	stView  uint8 = 6 // linked, held by value outside any unit of work (a zero-copy view got without syncpoint)
+	// stCached: in value's cache, not in use. Its owner claims it
+	// (cached -> alloc) before filling it, and any owner that finds the
+	// pool low may take it (cached(value) -> cached(itself)).
+	stCached uint8 = 7
+	stLast         = stCached // the highest legal state
 )
 
-var stateNames = [...]string{"free", "alloc", "putu", "avail", "held", "dead", "view"}
+var stateNames = [...]string{"free", "alloc", "putu", "avail", "held", "dead", "view", "cached"}
 
 func stateName(k uint8) string {
 	if int(k) < len(stateNames) {
@@ -39,10 +44,10 @@ func stateName(k uint8) string {
 // Data element and segment kinds.
 const (
 	ekFree  uint8 = 0
-	ekOwned uint8 = 1 // value: owner tag
+	ekOwned uint8 = 1 // value: owner tag; in its cache (any owner may take it when the pool is low)
 	ekMsg   uint8 = 2 // value: entry index
 	skFree  uint8 = 0
-	skOwned uint8 = 1 // value: owner tag
+	skOwned uint8 = 1 // value: owner tag; in its cache (as ekOwned)
 	skLink  uint8 = 2 // value: queue<<8 | priority
 )
 
