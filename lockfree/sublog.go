@@ -119,9 +119,11 @@ func (o *Owner) link(q uint32, prio int, e, g uint32) (uint64, error) {
 				}
 			} else if nb, ok := s.segRead(nx, qp); ok && nb == base+segSlots {
 				s.cas(sl+slTailSeg, uint64(ts), uint64(nx))
-			} else if s.badLink(ts, nx, qp) {
-				// The tail segment's next is always linked at its base + 64.
-				return 0, errCorrupt(s, "queue %d priority %d: tail segment %d is followed by %#x, which is not the segment after it", q, prio, ts.idx(), uint64(nx))
+			} else if s.badLink(ts, nx, qp) && !s.catchUpTailSeg(q, prio, ts, t) &&
+				s.load(sl+slTailPos) == t && ref(s.load(sl+slTailSeg)) == ts && s.badLink(ts, nx, qp) {
+				// No segment of the chain after the tail segment holds the
+				// tail, and nothing moved meanwhile.
+				return 0, errCorrupt(s, "queue %d priority %d: tail segment %d is followed by %#x, and no segment after it holds the tail %d", q, prio, ts.idx(), uint64(nx), t)
 			}
 			continue
 		}
@@ -272,6 +274,34 @@ func (o *Owner) extend(q uint32, prio int, prev ref, base uint64) error {
 		o.tidy(q, prio)
 	}
 	return nil
+}
+
+// catchUpTailSeg points tailSeg, ts, at the segment of the chain after it
+// that holds position t, and reports whether it found one. The tail
+// segment may lag the tail, and a fully dead segment after it may have
+// been unlinked meanwhile (compact), so its next need not start where it
+// ends.
+func (s *Structure) catchUpTailSeg(q uint32, prio int, ts ref, t uint64) bool {
+	qp := qpOf(q, prio)
+	sl := s.sublogOff(q, prio)
+	cur := ts
+	for n := 0; n <= s.p.Segments; n++ {
+		base, ok := s.segRead(cur, qp)
+		if !ok {
+			return false
+		}
+		if t >= base && t < base+segSlots {
+			s.cas(sl+slTailSeg, uint64(ts), uint64(cur))
+			return true
+		}
+		nx := ref(s.load(s.segOff(cur.idx()) + sgNext))
+		nb, ok := s.segRead(nx, qp)
+		if !ok || nb <= base {
+			return false
+		}
+		cur = nx
+	}
+	return false
 }
 
 // repairTailSeg points tailSeg at the last segment of the chain when it
