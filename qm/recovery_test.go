@@ -17,6 +17,7 @@ import (
 	"github.com/qmgr/qmgr/lockfree"
 	"github.com/qmgr/qmgr/mq"
 	"github.com/qmgr/qmgr/procid"
+	"github.com/qmgr/qmgr/shm"
 )
 
 // The test binary doubles as an application process driven by lines on
@@ -31,6 +32,10 @@ func TestMain(m *testing.M) {
 	}
 	if os.Getenv("QM_TEST_ORPHAN") != "" {
 		testOrphan()
+		return
+	}
+	if os.Getenv("QM_TEST_ADMIN_OWNER") != "" {
+		testAdminOwner()
 		return
 	}
 	if os.Getenv("QM_TEST_FENCER") != "" {
@@ -112,6 +117,51 @@ func testOrphan() {
 	}
 	fmt.Println("held", string(m.Body))
 	select {}
+}
+
+// testAdminOwner registers an owner without a label in the admin
+// structure (as a starting member's short-lived owner is), says its slot
+// and waits to be killed.
+func testAdminOwner() {
+	s, err := lockfree.Attach(os.Getenv("CF"), shm.AdminStructure)
+	if err != nil {
+		fmt.Println(err)
+		return
+	}
+	o, err := s.Register()
+	if err != nil {
+		fmt.Println(err)
+		return
+	}
+	fmt.Println("slot", o.Tag().Slot())
+	select {}
+}
+
+// TestUnlabelledAdminOwnerIsRepaired: a process that dies holding an admin
+// owner without a connection label (a member killed while it claims its
+// peer slot) is repaired by the member that sees it (the harness found one
+// left for good after members were killed together).
+func TestUnlabelledAdminOwnerIsRepaired(t *testing.T) {
+	cfg := testConfig(t, "QM1")
+	m := startMember(t, cfg)
+	cmd := exec.Command(os.Args[0], "-test.run=^$")
+	cmd.Env = append(os.Environ(), "QM_TEST_ADMIN_OWNER=1", "CF="+cfg.Group.CFDir)
+	out, _ := cmd.StdoutPipe()
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	sc := bufio.NewScanner(out)
+	sc.Scan()
+	slot, err := strconv.Atoi(strings.TrimPrefix(sc.Text(), "slot "))
+	if err != nil {
+		t.Fatalf("child: %q", sc.Text())
+	}
+	cmd.Process.Kill()
+	cmd.Wait()
+	eventually(t, "the dead unlabelled owner is repaired", func() bool {
+		_, held := m.g.Admin().Owner(slot)
+		return !held
+	})
 }
 
 type testProc struct {

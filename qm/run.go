@@ -269,6 +269,12 @@ func (m *Member) watchConnections() {
 		}
 		switch {
 		case !ok:
+			if !info.Alive {
+				// An owner with no connection label (a starting member's
+				// short-lived owner, a tool's): it holds nothing outside
+				// the admin structure, and nobody else repairs it.
+				m.goRepairAdmin(info.Tag)
+			}
 		case peer == m.slot && group.SameIncarnation(inc, m.inc):
 			if info.Tag == ownTag {
 				continue
