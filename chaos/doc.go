@@ -86,11 +86,10 @@
 //	partner-down     the proxy resets every connection, and every new one, for 0.3-3 s
 //	chstatus-fail    restart a member of A with QMGR_CRASHPOINT=channel.status.unavailable:n:fail:k
 //	                 (its channel initiator's status table updates fail k times from the n-th)
-//
-// The log's disk full and failing fsync are not injected: the members'
-// recovery logs write through vfs.OS, and no crash point can fail those
-// writes or syncs (QMGR_CRASHPOINT=name:n:fail:k needs a point that calls
-// Fail; only channel.status.unavailable does, used by chstatus-fail).
+//	log-fsync        restart a member with QMGR_CRASHPOINT=rlog.sync:n:fail:k (its recovery
+//	                 log's syncs fail with EIO k times from the n-th)
+//	log-disk-full    restart a member with QMGR_CRASHPOINT=rlog.reserve:n:fail:k (its recovery
+//	                 log cannot reserve segment space, ENOSPC, k times from the n-th)
 //
 // Every fault is recorded in the fault log (faults.jsonl: Event) with the
 // time it began (taken before the action) and, for one that lasts, the

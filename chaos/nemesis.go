@@ -27,6 +27,8 @@ const (
 	FaultTCPCut        = "tcp-cut"         // reset every channel connection
 	FaultPartnerDown   = "partner-down"    // the channel's partner unreachable (connections reset) for a while
 	FaultStatusFail    = "chstatus-fail"   // restart a member of A whose channel initiator's status table updates fail for a while (crash point channel.status.unavailable)
+	FaultLogFsync      = "log-fsync"       // restart a member whose recovery log's syncs fail for a while (crash point rlog.sync: EIO)
+	FaultLogDiskFull   = "log-disk-full"   // restart a member whose recovery log cannot reserve its segments for a while (crash point rlog.reserve: ENOSPC)
 )
 
 // Observations the harness records (not injected).
@@ -40,14 +42,9 @@ const (
 	ObsFencedRunning = "fenced-running"
 )
 
-// Faults not available: the recovery log's writes and syncs go through
-// vfs.OS in a member, and no crash point can fail them
-// (QMGR_CRASHPOINT=name:n:fail:k needs a point that calls Fail), so "log
-// disk full" and "failing fsync" are not injected.
-var unavailableFaults = map[string]string{
-	"log-disk-full": "no crash point fails the recovery log's writes (recovery/rlog writes through vfs.OS; only channel.status.unavailable calls Fail)",
-	"log-fsync":     "no crash point fails the recovery log's syncs",
-}
+// Faults not available (none at present; the recovery log's writes and
+// syncs fail through the crash points rlog.reserve and rlog.sync).
+var unavailableFaults = map[string]string{}
 
 // faultWeights is how often each kind is chosen (relative).
 var faultWeights = []struct {
@@ -69,6 +66,8 @@ var faultWeights = []struct {
 	{FaultTCPCut, 4, true},
 	{FaultPartnerDown, 3, true},
 	{FaultStatusFail, 2, true},
+	{FaultLogFsync, 2, false},
+	{FaultLogDiskFull, 1, false},
 }
 
 // nemesis injects faults until stop is closed; faults that last run on
@@ -234,7 +233,11 @@ func (n *nemesis) inject(kind string) {
 	case FaultLogbufTrunc:
 		n.logbufTruncate()
 	case FaultStatusFail:
-		n.statusFail()
+		n.restartWith(kind, n.h.groups[0], "channel.status.unavailable", 1+n.h.rng.Intn(200), 10+n.h.rng.Intn(50))
+	case FaultLogFsync:
+		n.restartWith(kind, n.h.groups[n.h.rng.Intn(len(n.h.groups))], "rlog.sync", 1+n.h.rng.Intn(300), 1+n.h.rng.Intn(20))
+	case FaultLogDiskFull:
+		n.restartWith(kind, n.h.groups[n.h.rng.Intn(len(n.h.groups))], "rlog.reserve", 1+n.h.rng.Intn(3), 1+n.h.rng.Intn(5))
 	case FaultTCPCut:
 		t := Now()
 		c := n.h.proxy.Cut()
@@ -408,12 +411,13 @@ func (n *nemesis) logbufTruncate() {
 	}
 }
 
-// statusFail restarts a member of A whose channel initiator finds the
-// channel status table unavailable k times from its n-th look.
-func (n *nemesis) statusFail() {
-	g := n.h.groups[0]
+// restartWith SIGKILLs a member of g and restarts it with crash point
+// point failing times times from its at-th hit (chstatus-fail: its channel
+// initiator finds the status table unavailable; log-fsync, log-disk-full:
+// its recovery log's syncs or segment reservations fail).
+func (n *nemesis) restartWith(kind string, g *qgroup, point string, at, times int) {
 	m := n.randMember(g)
-	env := fmt.Sprintf("%s=channel.status.unavailable:%d:fail:%d", crashpoint.EnvVar, 1+n.h.rng.Intn(200), 10+n.h.rng.Intn(50))
+	env := fmt.Sprintf("%s=%s:%d:fail:%d", crashpoint.EnvVar, point, at, times)
 	if !n.claim(m) {
 		return
 	}
@@ -423,7 +427,7 @@ func (n *nemesis) statusFail() {
 	m.holdDown(rel)
 	m.setNextEnv(env)
 	close(rel)
-	n.h.events.Add(Event{T: t, Kind: FaultStatusFail, Fault: true, Group: g.label, Target: m.name, Detail: "SIGKILLed, restarted with " + env})
+	n.h.events.Add(Event{T: t, Kind: kind, Fault: true, Group: g.label, Target: m.name, Detail: "SIGKILLed, restarted with " + env})
 }
 
 // stopFor SIGSTOPs p for d, then SIGCONTs it.
