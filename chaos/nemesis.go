@@ -237,7 +237,7 @@ func (n *nemesis) inject(kind string) {
 	case FaultLogFsync:
 		n.restartWith(kind, n.h.groups[n.h.rng.Intn(len(n.h.groups))], "rlog.sync", 1+n.h.rng.Intn(300), 1+n.h.rng.Intn(20))
 	case FaultLogDiskFull:
-		n.restartWith(kind, n.h.groups[n.h.rng.Intn(len(n.h.groups))], "rlog.reserve", 1+n.h.rng.Intn(3), 1+n.h.rng.Intn(5))
+		n.restartWith(kind, n.h.groups[n.h.rng.Intn(len(n.h.groups))], "rlog.reserve", 3+n.h.rng.Intn(3), 1+n.h.rng.Intn(5)) // after the two reservations of its start: a member refuses to start on a full disk
 	case FaultTCPCut:
 		t := Now()
 		c := n.h.proxy.Cut()
