@@ -629,17 +629,16 @@ func (h *Queue) Get(opt GetOptions) (*Message, error) {
 	for {
 		var lm lockfree.Message
 		var err error
-		marked := !opt.Syncpoint && h.c.plog != nil
-		if marked {
-			err = h.getMarked(opt, &lm)
+		if opt.Syncpoint {
+			err = h.o.Get(h.q, lockfree.GetOptions{Syncpoint: true, Wait: opt.Wait, MsgID: opt.MsgID, CorrelID: opt.CorrelID}, &lm)
 		} else {
-			err = h.o.Get(h.q, lockfree.GetOptions{Syncpoint: opt.Syncpoint, Wait: opt.Wait, MsgID: opt.MsgID, CorrelID: opt.CorrelID}, &lm)
+			err = h.getMarked(opt, &lm)
 		}
 		if err != nil {
 			return nil, wrap("get "+h.def.Name, err)
 		}
-		if opt.Syncpoint || !marked {
-			if err := h.loggedGet(&lm, opt.Syncpoint); err != nil && opt.Syncpoint {
+		if opt.Syncpoint {
+			if err := h.loggedGet(&lm); err != nil {
 				return nil, wrap("get "+h.def.Name, fmt.Errorf("the get is in the unit of work, which can only be backed out: %w", err))
 			}
 		}
@@ -695,14 +694,13 @@ func (v *View) Bytes() []byte {
 // Release ends the view (see View).
 func (v *View) Release() error {
 	v.Pieces = nil
-	if err := v.lv.Release(); err != nil {
-		return err
-	}
 	if v.logAtRelease {
+		// Removed only once its get is durable (getDecided); otherwise
+		// it goes back and Release fails.
 		v.logAtRelease = false
-		v.h.loggedGet(&v.lv.Msg, false)
+		return wrap("get "+v.h.def.Name, v.h.getDecided(&v.lv))
 	}
-	return nil
+	return v.lv.Release()
 }
 
 // GetView gets the next message like Get, without copying its body (the
@@ -743,7 +741,7 @@ func (h *Queue) GetViewsInto(opt GetOptions, vs []View) (int, error) {
 			v.Persistence = Persistent
 			if !opt.Syncpoint {
 				v.logAtRelease = true
-			} else if lerr := h.loggedGet(&lv.Msg, true); lerr != nil && err == nil {
+			} else if lerr := h.loggedGet(&lv.Msg); lerr != nil && err == nil {
 				err = fmt.Errorf("the get is in the unit of work, which can only be backed out: %w", lerr)
 			}
 		}

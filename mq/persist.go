@@ -224,21 +224,16 @@ func (h *Queue) putDecided(lm *lockfree.Message, key uint64) error {
 	return wrap(op, err)
 }
 
-// loggedGet logs the destructive get of persistent message lm from h.
-// Under syncpoint it joins the unit of work (the commit waits); outside
-// it the get is committed, and returns once durable. A message got
-// outside syncpoint is the application's even if its record cannot be
-// logged: it is already gone from the CF.
-func (h *Queue) loggedGet(lm *lockfree.Message, syncpoint bool) error {
+// loggedGet logs the get under syncpoint of persistent message lm from h:
+// it joins the unit of work (the commit waits for it). A record that cannot
+// be handed over dooms the unit of work. Gets outside syncpoint are
+// decided instead (getDecided).
+func (h *Queue) loggedGet(lm *lockfree.Message) error {
 	if !lm.Persistent || lm.Key == 0 {
 		return nil
 	}
 	c := h.c
 	r := plog.Record{Type: plog.TypeGet, Structure: h.def.CFStruct, Queue: h.def.Name, Key: lm.Key}
-	if !syncpoint {
-		r.Flags = plog.FlagCommitted
-		return h.logOpDurable(&r, nil)
-	}
 	uow, err := c.uowKey()
 	if err == nil {
 		r.UOW = uow
@@ -286,9 +281,9 @@ func newMsgID(key uint64) [24]byte {
 
 func nowNanos() int64 { return time.Now().UnixNano() }
 
-// getMarked is a get outside syncpoint by a connection that logs: the
-// message is claimed (a view), and a persistent one is removed only once
-// its get is durable (getDecided). A non-persistent one is removed at once.
+// getMarked is a get outside syncpoint: the message is claimed (a view),
+// and a persistent one is removed only once its get is durable
+// (getDecided). A non-persistent one is removed at once.
 func (h *Queue) getMarked(opt GetOptions, dst *lockfree.Message) error {
 	v, err := h.o.GetView(h.q, lockfree.GetOptions{Wait: opt.Wait, MsgID: opt.MsgID, CorrelID: opt.CorrelID})
 	if err != nil {
@@ -316,7 +311,12 @@ func (h *Queue) getMarked(opt GetOptions, dst *lockfree.Message) error {
 // back (its backout count one higher) and fails.
 func (h *Queue) getDecided(v *lockfree.View) error {
 	c := h.c
-	p := c.plog.p
+	l, err := c.logger()
+	if err != nil {
+		v.Return()
+		return err
+	}
+	p := l.p
 	p.BeginVisible()
 	defer func() {
 		if !c.broken {
