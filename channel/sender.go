@@ -447,17 +447,6 @@ func (s *sender) resolve(inDoubt []sendRecord, partner string, last uint64) erro
 	case last+1 < oldest:
 		return &syncError{PartnerLostState, fmt.Sprintf("channel %s: partner %s lost its state: its last committed batch is %d, but it had committed batch %d (batches %d to %d are in doubt here)",
 			s.def.Name, partner, last, oldest-1, oldest, latest)}
-	case last > latest && last-latest <= MaxLanes:
-		// This side lost the records of its latest batches, which the
-		// partner committed: records of batches of non-persistent
-		// messages only are non-persistent, and go with the structure
-		// of the sync queue when it is rebuilt from the logs (with their
-		// messages: nothing of them is left to remove). A batch with a
-		// persistent message has a persistent record, and at most
-		// MaxLanes batches are in flight. So every batch up to last was
-		// committed by the partner.
-		s.ci.log.Warn("the partner committed batches whose records this side lost with its sync queue's structure (batches of non-persistent messages): taken as committed",
-			"channel", s.def.Name, "partner", partner, "partner_last", last, "latest_here", latest)
 	case last > latest:
 		return &syncError{PartnerAhead, fmt.Sprintf("channel %s: sequence mismatch: partner %s's last committed batch is %d, beyond batch %d, the latest this side sent (batches %d to %d are in doubt here)",
 			s.def.Name, partner, last, latest, oldest, latest)}

@@ -206,7 +206,7 @@ func (h *Queue) putDecided(lm *lockfree.Message, key uint64) error {
 	if err != nil {
 		return err
 	}
-	defer end()
+	defer func() { end() }()
 	err = h.o.Put(h.q, lm, lockfree.PutOptions{})
 	switch {
 	case err == nil:
@@ -214,11 +214,19 @@ func (h *Queue) putDecided(lm *lockfree.Message, key uint64) error {
 	case errors.Is(err, lockfree.ErrStructureFailed), errors.Is(err, shm.ErrFault):
 		return nil // the record is durable: the structure's recovery, which waited for it, puts it back
 	}
-	if aerr := c.recordAbort(key); aerr != nil {
-		// Undone in the log by a get of its key instead.
-		undo := plog.Record{Type: plog.TypeGet, Flags: plog.FlagCommitted, Structure: h.def.CFStruct, Queue: h.def.Name, Key: lm.Key}
-		if uerr := h.logOpDurable(&undo, nil); uerr != nil {
-			err = errors.Join(err, fmt.Errorf("undo the logged put (its abort: %v): %w", aerr, uerr))
+	// The put did not happen (queue full, ...): undone in the log by a
+	// committed get of its key; if that cannot be made durable, by
+	// recording its key aborted; if neither can, the connection is
+	// abandoned with the operation marked (see abandon), never left
+	// looking done.
+	undo := plog.Record{Type: plog.TypeGet, Flags: plog.FlagCommitted, Structure: h.def.CFStruct, Queue: h.def.Name, Key: lm.Key}
+	if uerr := h.logOpDurable(&undo, nil); uerr != nil {
+		if aerr := c.recordAbort(key); aerr != nil {
+			// Marked again as not decided: a recoverer records the abort.
+			c.admin.MarkCommitLogged(key)
+			end = func() {}
+			c.abandon(undecided{key: key, undo: func() {}})
+			return &Error{Op: op, Reason: RCConnectionBroken, Err: fmt.Errorf("%v; undoing its log record failed (%v; %v): it is undone as soon as its abort can be recorded", err, uerr, aerr)}
 		}
 	}
 	return wrap(op, err)

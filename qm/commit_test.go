@@ -480,3 +480,36 @@ func TestLoneOpCrashKeepsCFAndLogAgreeing(t *testing.T) {
 		})
 	}
 }
+
+// TestRefusedPersistentPutIsUndoneInTheLog: a persistent put outside
+// syncpoint to a full queue is refused after its record is durable; the
+// log undoes it with a get of its key (no row in the repository: a full
+// queue is routine), and a rebuild from the log agrees with the CF.
+func TestRefusedPersistentPutIsUndoneInTheLog(t *testing.T) {
+	cfg := testConfig(t, "QM1")
+	m := startMember(t, cfg)
+	mustExec(t, m, "DEFINE QLOCAL(P) MAXDEPTH(1)")
+	c := connect(t, cfg, "QM1")
+	defer c.Disconnect()
+	h, err := c.Open("P", mq.OpenOptions{Output: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := h.Put(&mq.Message{Body: []byte("g0"), Persistence: mq.Persistent}, mq.PutOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	if err := h.Put(&mq.Message{Body: []byte("refused"), Persistence: mq.Persistent}, mq.PutOptions{}); mq.ReasonOf(err) != mq.RCQFull {
+		t.Fatalf("put to a full queue: %v", err)
+	}
+	var aborted map[uint64]bool
+	if err := m.repo.View(func(tx *defs.Tx) error { var err error; aborted, err = tx.AbortedUOWs(0); return err }); err != nil || len(aborted) != 0 {
+		t.Fatalf("aborted units of work after a refused put: %v %v", aborted, err)
+	}
+	if err := os.Remove(cfg.Group.CFDir + "/APPL1"); err != nil {
+		t.Fatal(err)
+	}
+	mustExec(t, m, "RECOVER CFSTRUCT(APPL1)")
+	if got := fmt.Sprint(browseBodies(t, c, "P")); got != "[g0]" {
+		t.Fatalf("rebuilt from the log: %s, want [g0]", got)
+	}
+}

@@ -280,6 +280,9 @@ func (b *Buffer) Claim(tag uint64) (_ *Producer, err error) {
 		rh := b.ring(i)
 		if atomic.CompareAndSwapUint64(b.u64(rh+rOwner), 0, tag+1) {
 			atomic.StoreUint64(b.u64(rh+rGen), gen)
+			if v := atomic.LoadUint64(b.u64(rh + rVisible)); v&1 == 1 {
+				atomic.CompareAndSwapUint64(b.u64(rh+rVisible), v, v+1) // nothing of this producer is in flight
+			}
 			p := &Producer{b: b, i: i, rh: rh, data: b.data(i), gen: gen, cons: cons, tag: tag,
 				head: atomic.LoadUint64(b.u64(rh + rHead))}
 			// Failures of an earlier producer's records are not this
@@ -510,16 +513,33 @@ func (p *Producer) Wait(pos uint64) (err error) {
 // an LRSN below its start has its effect in the CF when it scans.
 // A fault of the mapping is remembered and reported by the producer's
 // next Append or Wait.
-func (p *Producer) BeginVisible() { p.bumpVisible() }
+//
+// The mark is odd while an operation is in flight. Both steps are a CAS
+// from the parity they expect, made only while the ring is still this
+// producer's: a consumer that frees the ring of a producer gone (or a new
+// consumer taking over) makes the mark even, and a late EndVisible of
+// that producer must neither make it odd again nor end the operation of
+// the ring's next producer.
+func (p *Producer) BeginVisible() { p.bumpVisible(0) }
 
 // EndVisible ends what BeginVisible began.
-func (p *Producer) EndVisible() { p.bumpVisible() }
+func (p *Producer) EndVisible() { p.bumpVisible(1) }
 
-func (p *Producer) bumpVisible() {
+// bumpVisible moves the mark from parity from to the other one.
+func (p *Producer) bumpVisible(from uint64) {
 	var err error
 	defer p.faulted(&err)
 	defer shm.EndGuard(shm.BeginGuard(), &err)
-	atomic.AddUint64(p.b.u64(p.rh+rVisible), 1)
+	mark := p.b.u64(p.rh + rVisible)
+	for {
+		v := atomic.LoadUint64(mark)
+		if v&1 != from || atomic.LoadUint64(p.b.u64(p.rh+rOwner)) != p.tag+1 || atomic.LoadUint64(p.b.u64(p.rh+rGen)) != p.gen {
+			return
+		}
+		if atomic.CompareAndSwapUint64(mark, v, v+1) {
+			return
+		}
+	}
 }
 
 // SetUOW records the key of the producer's unit of work with persistent

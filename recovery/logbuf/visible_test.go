@@ -1,0 +1,63 @@
+package logbuf
+
+import (
+	"path/filepath"
+	"testing"
+
+	"github.com/qmgr/qmgr/recovery/rlog"
+)
+
+// TestEndVisibleAfterFree: a connection marks an operation in flight
+// (BeginVisible); its member's recovery frees its ring (Consumer.Free,
+// which evens the in-flight sequence) while the connection, revoked but
+// alive, has not reached EndVisible yet. Its late EndVisible was a plain
+// add: the freed ring's sequence was odd again, and the next connection
+// to claim the ring had its marks inverted: nothing in flight looks in
+// flight, and the ring looks in flight while nothing is.
+func TestEndVisibleAfterFree(t *testing.T) {
+	dir := t.TempDir()
+	var src rlog.Counter
+	l, err := rlog.Open(rlog.Config{Dir: filepath.Join(dir, "log"), LRSN: &src, SegmentSize: 1 << 20})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	cfg := Config{CFDir: filepath.Join(dir, "cf"), Member: "QM1", Rings: 1, RingSize: testRingSize}
+	b, err := Create(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer b.Close()
+	cons, err := NewConsumer(b, l, t.Logf)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cons.Close()
+	pb, err := Attach(cfg.CFDir, "QM1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer pb.Close()
+	old, err := pb.Claim(1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	old.BeginVisible()
+	if err := cons.Free(1); err != nil { // the member recovers connection 1
+		t.Fatal(err)
+	}
+	old.EndVisible() // the revoked connection's deferred EndVisible, late
+	next, err := pb.Claim(2)
+	if err != nil {
+		t.Fatal(err)
+	}
+	fl, _ := b.InFlight()
+	if len(fl) != 0 {
+		t.Errorf("connection 2 has nothing in flight, yet InFlight lists %v: a backup or structure recovery waits for it", fl)
+	}
+	next.BeginVisible()
+	fl, _ = b.InFlight()
+	if len(fl) != 1 {
+		t.Errorf("connection 2 is in flight, yet InFlight lists %v: a backup or structure recovery does not wait for it", fl)
+	}
+}
