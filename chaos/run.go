@@ -92,6 +92,7 @@ type Report struct {
 	Result    *Result
 	Anomalies []Anomaly // the checker's and the harness's
 	Events    []Event
+	LeftOut   []string // fault kinds the run did not inject (Config.Faults)
 	t0        int64
 }
 
@@ -168,6 +169,11 @@ func Run(cfg Config) (*Report, error) {
 	}
 	res := Check(model, ops, events)
 	r := &Report{Seed: cfg.Seed, Duration: cfg.Duration, Result: res, Events: events, t0: t0}
+	for _, k := range FaultKinds() {
+		if cfg.Faults != nil && !cfg.Faults[k] {
+			r.LeftOut = append(r.LeftOut, k)
+		}
+	}
 	r.Anomalies = append(append(r.Anomalies, res.Anomalies...), h.observed(events)...)
 	r.Anomalies = append(r.Anomalies, h.notes...)
 	r.Elapsed = time.Since(start)
@@ -625,6 +631,9 @@ func (r *Report) Summary(w io.Writer, detail int) {
 	}
 	sort.Strings(skipped)
 	fmt.Fprintf(w, "faults not available: %s\n", strings.Join(skipped, ", "))
+	if len(r.LeftOut) > 0 {
+		fmt.Fprintf(w, "faults left out of this run: %s\n", strings.Join(r.LeftOut, ", "))
+	}
 	fmt.Fprintf(w, "observed: %s\n", counts(obs))
 	by := map[string]int{}
 	for _, a := range r.Anomalies {
