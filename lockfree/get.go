@@ -41,6 +41,10 @@ const (
 	claimHeld claimMode = iota // avail -> held(o): syncpoint get or view
 	claimDead                  // avail -> dead(o): non-syncpoint get, consumed at once
 	claimView                  // avail -> view(o): view outside syncpoint, removed on release
+	// claimAuto: a persistent message as claimView (its get must be made
+	// durable before it is removed), any other as claimDead. The taker
+	// learns which from claimed.mode.
+	claimAuto
 )
 
 // maxFutexSleep bounds one futex sleep so a waiter whose waker died is never
@@ -115,33 +119,43 @@ type claimed struct {
 	q        uint32
 	prio     int
 	pos      uint64
+	mode     claimMode // how it was claimed (claimAuto resolved)
 }
 
-// tryClaim claims entry r (ctl word w, available) for this owner.
-func (o *Owner) tryClaim(r ref, w uint64, q uint32, mode claimMode) bool {
+// tryClaim claims entry r (ctl word w, available) for this owner, and
+// returns the mode it claimed it in (claimAuto resolved), or false.
+func (o *Owner) tryClaim(r ref, w uint64, q uint32, mode claimMode) (claimMode, bool) {
 	o.markTook()
 	s := o.s
 	eo := s.entryOff(r.idx())
+	if mode == claimAuto {
+		// The flags are immutable while the entry is linked with the gen
+		// of w: if it was freed and reused since, the CAS below fails.
+		mode = claimDead
+		if (s.load(eo+enQueue)>>24)&efPersistent != 0 {
+			mode = claimView
+		}
+	}
 	if mode != claimDead {
 		st := stHeld
 		if mode == claimView {
 			st = stView
 		}
 		if !s.cas(eo+enCtl, w, mkWord(r.gen(), st, uint32(o.tag))) {
-			return false
+			return mode, false
 		}
 		cpGetClaimed.Hit()
-		return true
+		return mode, true
 	}
 	before := o.cellDepth(q)
 	o.setDesc(opRemove, uint64(r), uint64(q), before)
 	if !s.cas(eo+enCtl, w, mkWord(r.gen(), stDead, uint32(o.tag))) {
-		return false
+		return mode, false
 	}
 	cpGetClaimed.Hit()
 	o.setCellDepth(q, before-1)
 	cpGetCounted.Hit()
-	return true
+	return mode, true
 }
 
 // taker receives each claimed message and says whether to claim another.
@@ -355,18 +369,18 @@ func (o *Owner) claimSublog(q uint32, prio int, m *matcher, mode claimMode, now 
 						restart, cache = true, nil
 						break
 					}
-					if o.tryClaim(r, w, q, mode) {
+					if took, ok := o.tryClaim(r, w, q, mode); ok {
 						n++
 						if cache != nil {
 							cache.set(aseq, t, min(resume, pos+1), seg, base)
 						}
-						if !take(claimed{idx: r.idx(), gen: r.gen(), q: q, prio: prio, pos: pos}) {
+						if !take(claimed{idx: r.idx(), gen: r.gen(), q: q, prio: prio, pos: pos, mode: took}) {
 							if leftHead {
 								o.retireHead(q, prio)
 							}
 							return n, true, nil
 						}
-						dead = mode == claimDead // consumed by take
+						dead = took == claimDead // consumed by take
 						nskip, overflow = 0, false
 					}
 				}
@@ -482,7 +496,7 @@ func (o *Owner) catchUpHead(q uint32, prio int, h, limit uint64) uint64 {
 
 // expire removes an expired available message; it reports whether it did.
 func (o *Owner) expire(r ref, w uint64, q uint32) bool {
-	if !o.tryClaim(r, w, q, claimDead) {
+	if _, ok := o.tryClaim(r, w, q, claimDead); !ok {
 		return false
 	}
 	o.freeEntry(r.idx(), r.gen())
@@ -637,6 +651,42 @@ func (o *Owner) Get(q QueueID, opt GetOptions, dst *Message) (err error) {
 	}
 	_, err = o.getInto(uint32(q), opt, mode, 1, func(int) *Message { return dst })
 	return err
+}
+
+// GetOrView gets the next message outside syncpoint like Get, except a
+// persistent one: that one is claimed as a view in v (viewed true), to be
+// removed by Release once its get is durable, or given back by Return. A
+// non-persistent one is copied into dst and removed at once, as by Get.
+func (o *Owner) GetOrView(q QueueID, opt GetOptions, dst *Message, v *View) (viewed bool, err error) {
+	defer shm.EndGuard(shm.BeginGuard(), &err)
+	if err := o.begin(); err != nil {
+		return false, err
+	}
+	defer o.end()
+	if !o.s.queueActive(uint32(q)) {
+		return false, fmt.Errorf("%w: slot %d", ErrUnknownQueue, q)
+	}
+	o.touch(uint32(q))
+	opt.Syncpoint = false
+	var bad error
+	_, err = o.claimWait(uint32(q), opt, claimAuto, func(c claimed) bool {
+		if c.mode == claimView {
+			viewed = true
+			o.views = append(o.views, c)
+			bad = o.fillView(v, c, false)
+			return false
+		}
+		if !o.readEntry(o.s.entryOff(c.idx), dst) {
+			bad = errCorrupt(o.s, "entry %d of queue %d has inconsistent lengths", c.idx, c.q)
+		}
+		o.freeEntry(c.idx, c.gen)
+		cpGetFreed.Hit()
+		return false
+	})
+	if bad != nil {
+		return viewed, bad
+	}
+	return viewed, err
 }
 
 // getInto claims up to max messages in one scan and copies message i into

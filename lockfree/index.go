@@ -132,8 +132,8 @@ func (o *Owner) claimIndexed(q uint32, m *matcher, mode claimMode, now *int64) (
 		if bestPrio < 0 {
 			return c, false, true, nil
 		}
-		if o.tryClaim(best, bestW, q, mode) {
-			return claimed{idx: best.idx(), gen: best.gen(), q: q, prio: bestPrio, pos: bestPos}, true, true, nil
+		if took, ok := o.tryClaim(best, bestW, q, mode); ok {
+			return claimed{idx: best.idx(), gen: best.gen(), q: q, prio: bestPrio, pos: bestPos, mode: took}, true, true, nil
 		}
 	}
 	return c, false, true, errCorrupt(s, "index lookup on queue %d does not settle", q)

@@ -434,6 +434,7 @@ type Queue struct {
 	closed bool
 	remote *defs.QRemote // opened as a remote queue: puts go to def, the transmission queue
 	origID [24]byte      // remote: the message id of the last put
+	view   lockfree.View // a get outside syncpoint's claim, reused (a Queue is used by one goroutine at a time)
 }
 
 // Open opens a queue by name. A remote queue (QREMOTE) opens for output

@@ -289,12 +289,14 @@ func newMsgID(key uint64) [24]byte {
 
 func nowNanos() int64 { return time.Now().UnixNano() }
 
-// getMarked is a get outside syncpoint: the message is claimed (a view),
-// and a persistent one is removed only once its get is durable
-// (getDecided). A non-persistent one is removed at once.
+// getMarked is a get outside syncpoint: a persistent message is claimed
+// (a view) and removed only once its get is durable (getDecided); any
+// other is removed at once.
 func (h *Queue) getMarked(opt GetOptions, dst *lockfree.Message) error {
-	v, err := h.o.GetView(h.q, lockfree.GetOptions{Wait: opt.Wait, MsgID: opt.MsgID, CorrelID: opt.CorrelID})
-	if err != nil {
+	v := &h.view // not a local: the view would escape to the heap on every get
+	*v = lockfree.View{}
+	viewed, err := h.o.GetOrView(h.q, lockfree.GetOptions{Wait: opt.Wait, MsgID: opt.MsgID, CorrelID: opt.CorrelID}, dst, v)
+	if err != nil || !viewed {
 		return err
 	}
 	*dst = v.Msg
@@ -307,7 +309,7 @@ func (h *Queue) getMarked(opt GetOptions, dst *lockfree.Message) error {
 		body = append(body, b...)
 	}
 	dst.Body = body
-	if !dst.Persistent || dst.Key == 0 {
+	if dst.Key == 0 {
 		return v.Release()
 	}
 	return h.getDecided(v)
