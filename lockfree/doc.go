@@ -134,6 +134,10 @@
 //	    may be in the recovery log (MarkCommitLogged), 0 none
 //	 88 unit of work start: Unix ns when it became active (coarse clock)
 //	 96 pid namespace of the registered process (inode of /proc/self/ns/pid)
+//	104 lone operation: ref ((entry+1) << 32 | gen) of the entry of the owner's
+//	    put or get outside any unit of work that waits for a decision made
+//	    elsewhere (PutLone, MarkLone), 0 none
+//	112 lone operation's decision key (stored before the ref)
 //	128 message descriptor: op word (kind | buffer << 8), then two
 //	    buffers of a, b, c; the op word is stored last and names the buffer
 //	192 segment descriptor: op, a, b (op cleared first, set last)

@@ -10,7 +10,7 @@ import (
 
 // LayoutVersion is the version of the data-area layout below. It is stored in
 // the shm header; bump it whenever any offset or encoding here changes.
-const LayoutVersion = 6
+const LayoutVersion = 7
 
 // Fixed sizes. Every record is a multiple of the 64-byte cache line so that
 // words written by different processes on hot paths never share a line.
@@ -110,6 +110,8 @@ const (
 	ownCommit   = 80  // persistence key of the unit of work once its commit record may be in the recovery log (0: none): atomic store by the owner in a fenced operation (MarkCommitLogged) before it hands the record over, cleared by EndDecision and at registration; read by a recoverer after fencing the owner (CommitLogged), which must record the unit of work as aborted before backing it out
 	ownUOWSince = 88  // Unix ns (coarse clock) when the unit of work became active: stored by the owner before the uow word says active; read by displays and the member's long-running unit of work check, only while the uow word says active
 	ownPidNS    = 96  // pid namespace of the registered process (procid.SelfNS): stored before ownPid, trusted like ownStart; its pid means nothing in another namespace
+	ownLone     = 104 // entry ref of the owner's lone operation (PutLone, MarkLone), 0 none: atomic stores by the owner in an operation, before the decision its key names can be recorded (elsewhere), cleared when it ends and at registration; read by Repair, which rolls it forward when the recoverer passes its key as decided
+	ownLoneKey  = 112 // the lone operation's decision key: stored with ownLone, before it; read by Repair with it
 	ownDesc     = 128 // message descriptor: op word (atomic store, publishes a buffer), then two buffers of a, b, c (owned); read by Repair
 	ownSegDesc  = 192 // segment descriptor: op, a, b (atomic stores, op cleared first and set last); read by Repair and the checker
 	// ownEpoch counts the times the slot was freed: bumped by whoever frees

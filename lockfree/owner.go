@@ -185,6 +185,8 @@ func (s *Structure) RegisterSlotLabel(slot int, label uint64) (own *Owner, err e
 	s.store(off+ownOpSeq, s.load(off+ownOpSeq)&^1)
 	s.store(off+ownTook, 0)   // before the pid: nothing taken yet
 	s.store(off+ownCommit, 0) // no commit record logged
+	s.store(off+ownLone, 0)   // no lone operation
+	s.store(off+ownLoneKey, 0)
 	s.store(off+ownPid, uint64(s.self.Pid))
 	s.store(off+ownReg, uint64(time.Now().UnixNano()))
 	o := &Owner{s: s, slot: slot, tag: mkTag(slot, inc), off: off, epoch: s.load(off + ownEpoch),
@@ -648,6 +650,24 @@ func (s *Structure) CommitLogged(t OwnerTag) uint64 {
 	}
 	if k := s.load(off + ownCommit); k&loggedDecided == 0 {
 		return k
+	}
+	return 0
+}
+
+// LoneDecided is the key of the operation outside any unit of work that
+// owner t decided by DecideLogged (its record is durable), or 0. Read it
+// after fencing t; the operation's owners in the structures it touched
+// are repaired with it (RepairDecided).
+func (s *Structure) LoneDecided(t OwnerTag) uint64 {
+	if t.Slot() >= s.p.Owners {
+		return 0
+	}
+	off := s.ownerOff(t.Slot())
+	if osInc(s.load(off+ownState)) != t.Incarnation() {
+		return 0
+	}
+	if k := s.load(off + ownCommit); k&loggedDecided != 0 {
+		return k &^ loggedDecided
 	}
 	return 0
 }

@@ -31,6 +31,7 @@ const (
 type RepairReport struct {
 	Owner         OwnerTag
 	Committed     bool // the unit of work was rolled forward
+	LoneDone      bool // the lone operation was found, decided, and rolled forward
 	PutsCommitted int  // uncommitted puts made visible
 	PutsRemoved   int  // uncommitted or half-done puts removed
 	GetsRemoved   int  // held messages consumed (commit) or half-done gets finished
@@ -48,14 +49,22 @@ var cpRepairStep = crashpoint.New("lockfree.repair.step")
 // Repair for one owner at once: one does the work and the others get
 // ErrOwnerBusy; if the repairer dies, the next call takes over and finishes.
 func (s *Structure) Repair(t OwnerTag) (RepairReport, error) {
-	return s.repair(t, OutcomeAuto, false)
+	return s.repair(t, OutcomeAuto, 0, false)
 }
 
 // RepairWith is Repair with an imposed outcome. With force it does not check
 // that the owner's process is gone: the caller has fenced it (killed it, or
 // knows it will never touch the structure again).
 func (s *Structure) RepairWith(t OwnerTag, out Outcome, force bool) (RepairReport, error) {
-	return s.repair(t, out, force)
+	return s.repair(t, out, 0, force)
+}
+
+// RepairDecided is RepairWith that also knows the owner's lone operation
+// (PutLone, MarkLone) was decided under key lone (0: none was): that one
+// is rolled forward, whatever out says of the unit of work. A lone
+// operation under another key is undone.
+func (s *Structure) RepairDecided(t OwnerTag, out Outcome, lone uint64, force bool) (RepairReport, error) {
+	return s.repair(t, out, lone, force)
 }
 
 // Revoke takes owner t away from its process, which may be alive (a
@@ -66,7 +75,16 @@ func (s *Structure) Revoke(t OwnerTag, out Outcome) (rep RepairReport, err error
 	if err := s.Fence(t); err != nil {
 		return RepairReport{Owner: t}, err
 	}
-	return s.repair(t, out, true)
+	return s.repair(t, out, 0, true)
+}
+
+// RevokeDecided is Revoke with the owner's lone operation decided under
+// key lone, as RepairDecided.
+func (s *Structure) RevokeDecided(t OwnerTag, out Outcome, lone uint64) (rep RepairReport, err error) {
+	if err := s.Fence(t); err != nil {
+		return RepairReport{Owner: t}, err
+	}
+	return s.repair(t, out, lone, true)
 }
 
 // Fence takes owner slot t from its process, alive or not, without
@@ -142,7 +160,7 @@ func (s *Structure) RepairDead() ([]RepairReport, error) {
 		if st == osRepairing && id.Pid == s.self.Pid && id.Start == s.self.Start {
 			continue
 		}
-		rep, err := s.repair(mkTag(slot, osInc(w)), OutcomeAuto, false)
+		rep, err := s.repair(mkTag(slot, osInc(w)), OutcomeAuto, 0, false)
 		if err != nil && !errors.Is(err, ErrOwnerBusy) && !errors.Is(err, ErrNotOwner) {
 			errs = append(errs, err)
 			continue
@@ -245,7 +263,7 @@ func (s *Structure) failCorrupt(t OwnerTag, format string, args ...any) error {
 // owner held (for tests).
 var repairSweeps atomic.Int64
 
-func (s *Structure) repair(t OwnerTag, out Outcome, force bool) (rep RepairReport, err error) {
+func (s *Structure) repair(t OwnerTag, out Outcome, lone uint64, force bool) (rep RepairReport, err error) {
 	defer shm.EndGuard(shm.BeginGuard(), &err)
 	rep = RepairReport{Owner: t}
 	if t.Slot() >= s.p.Owners {
@@ -347,6 +365,10 @@ func (s *Structure) repair(t OwnerTag, out Outcome, force bool) (rep RepairRepor
 		commit = false
 	}
 	rep.Committed = commit
+	// The lone operation, outside the unit of work: carried out only if
+	// decided under its own key.
+	loneRef := ref(s.load(x.off + ownLone))
+	loneDone := lone != 0 && s.load(x.off+ownLoneKey) == lone
 	type held struct {
 		idx, gen uint32
 		q        uint32
@@ -404,14 +426,20 @@ func (s *Structure) repair(t OwnerTag, out Outcome, force bool) (rep RepairRepor
 		eo := s.entryOff(h.idx)
 		cur := mkWord(h.gen, h.kind, uint32(t))
 		r := mkRef(h.idx, h.gen)
+		do := commit
+		if r == loneRef {
+			do = loneDone
+			rep.LoneDone = loneDone
+		}
 		switch {
-		case h.kind == stPutU && commit:
+		case h.kind == stPutU && do:
 			if s.cas(eo+enCtl, cur, mkWord(h.gen, stAvail, 0)) {
 				rep.PutsCommitted++
 			}
-		case h.kind == stView || h.kind == stHeld && !commit:
+		case h.kind == stView && !(r == loneRef && do) || h.kind == stHeld && !do:
 			// A held message of a backed-out unit of work, or a view outside
-			// any unit of work (never consumed, whatever the outcome).
+			// any unit of work (never consumed, whatever the outcome, unless
+			// it is the decided lone get).
 			bw := s.load(eo + enBackout)
 			x.setDesc(opBackout, uint64(r), uint64(h.q), uint64(uint32(bw)))
 			s.store(eo+enBackout, bw&^0xffffffff|uint64(uint32(bw)+1))
@@ -419,7 +447,7 @@ func (s *Structure) repair(t OwnerTag, out Outcome, force bool) (rep RepairRepor
 				rep.GetsRestored++
 			}
 			x.clearDesc()
-		default: // a put backed out or a get committed: remove it
+		default: // a put backed out, a get committed or a decided lone get: remove it
 			before := x.cellDepth(h.q)
 			x.setDesc(opRemove, uint64(r), uint64(h.q), before)
 			if s.cas(eo+enCtl, cur, mkWord(h.gen, stDead, uint32(t))) {

@@ -28,6 +28,12 @@ import (
 //     recoverer that finds the mark without a decision does the same, and
 //     a replay treats the key as aborted even before that (package qm).
 //
+// A put or get outside syncpoint is prepared in the CF before step 1 as
+// its owner's lone operation (lockfree PutLone, MarkLone): a recoverer
+// that finds the connection dead after step 3 reads the decision in the
+// admin slot (LoneDecided) and carries the operation out wherever it was
+// left, so that the CF agrees with the durable record.
+//
 // The caller marks the operation in flight in its ring (BeginVisible)
 // before step 1 and ends the mark after step 3, unless the operation was
 // abandoned (see abandon).

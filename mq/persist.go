@@ -183,8 +183,10 @@ func (h *Queue) putPersistent(lm *lockfree.Message, opt PutOptions) error {
 
 // putDecided puts persistent message lm outside syncpoint once its record
 // is durable: the record, under a key of its own, is the decision (decide).
-// A put that then fails in the CF is recorded aborted, so that the log
-// never holds a message the CF refused.
+// The message is put first, invisibly, as the owner's lone operation
+// (PutLone: a full queue refuses it before anything is logged), and made
+// visible once decided; a recoverer that finds the connection dead in
+// between does the same with the decision it finds (RepairDecided).
 func (h *Queue) putDecided(lm *lockfree.Message, key uint64) error {
 	c := h.c
 	op := "put " + h.def.Name
@@ -201,35 +203,29 @@ func (h *Queue) putDecided(lm *lockfree.Message, key uint64) error {
 	if !h.s.InService() { // marked first, then checked (see Commit)
 		return wrap(op, lockfree.ErrStructureFailed)
 	}
+	p, err := h.o.PutLone(h.q, lm, key)
+	if err != nil {
+		return wrap(op, err)
+	}
 	r := h.putRecord(lm, key, plog.FlagCommitted)
-	end, err := c.decide(op, &r, lm.Body, undecided{key: key, undo: func() {}}, false, h.logOp, putPoints)
+	end, err := c.decide(op, &r, lm.Body, undecided{key: key, undo: func() { h.o.BackoutLone(&p) }}, false, h.logOp, putPoints)
 	if err != nil {
 		return err
 	}
-	defer func() { end() }()
-	err = h.o.Put(h.q, lm, lockfree.PutOptions{})
+	defer end()
+	return wrap(op, decidedDone(h.o.CommitLone(&p)))
+}
+
+// decidedDone is the error of carrying out a decided operation in the CF:
+// none when it was revoked (its recoverer found the decision and carried
+// it out) or the structure failed (its recovery replays the durable
+// record).
+func decidedDone(err error) error {
 	switch {
-	case err == nil:
+	case err == nil, errors.Is(err, lockfree.ErrOwnerRevoked), errors.Is(err, lockfree.ErrStructureFailed), errors.Is(err, shm.ErrFault):
 		return nil
-	case errors.Is(err, lockfree.ErrStructureFailed), errors.Is(err, shm.ErrFault):
-		return nil // the record is durable: the structure's recovery, which waited for it, puts it back
 	}
-	// The put did not happen (queue full, ...): undone in the log by a
-	// committed get of its key; if that cannot be made durable, by
-	// recording its key aborted; if neither can, the connection is
-	// abandoned with the operation marked (see abandon), never left
-	// looking done.
-	undo := plog.Record{Type: plog.TypeGet, Flags: plog.FlagCommitted, Structure: h.def.CFStruct, Queue: h.def.Name, Key: lm.Key}
-	if uerr := h.logOpDurable(&undo, nil); uerr != nil {
-		if aerr := c.recordAbort(key); aerr != nil {
-			// Marked again as not decided: a recoverer records the abort.
-			c.admin.MarkCommitLogged(key)
-			end = func() {}
-			c.abandon(undecided{key: key, undo: func() {}})
-			return &Error{Op: op, Reason: RCConnectionBroken, Err: fmt.Errorf("%v; undoing its log record failed (%v; %v): it is undone as soon as its abort can be recorded", err, uerr, aerr)}
-		}
-	}
-	return wrap(op, err)
+	return err
 }
 
 // loggedGet logs the get under syncpoint of persistent message lm from h:
@@ -343,17 +339,16 @@ func (h *Queue) getDecided(v *lockfree.View) error {
 		return err
 	}
 	op := "get " + h.def.Name
+	if err := h.o.MarkLone(v, key); err != nil {
+		v.Return()
+		return err
+	}
+	defer h.o.EndLone()
 	r := plog.Record{Type: plog.TypeGet, Flags: plog.FlagCommitted, UOW: key, Structure: h.def.CFStruct, Queue: h.def.Name, Key: v.Msg.Key}
 	end, err := c.decide(op, &r, nil, undecided{key: key, undo: func() { v.Return() }}, false, h.logOp, getPoints)
 	if err != nil {
 		return err
 	}
 	defer end()
-	if err := v.Release(); err != nil {
-		// The message went back (the connection was revoked): its get
-		// did not happen, whatever the log says.
-		c.recordAbort(key)
-		return err
-	}
-	return nil
+	return decidedDone(v.Release())
 }

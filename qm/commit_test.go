@@ -415,11 +415,13 @@ func TestAbandonedCommitIsResolved(t *testing.T) {
 }
 
 // TestLoneOpCrashKeepsCFAndLogAgreeing: an application is SIGKILLed at the
-// steps of a persistent put or get outside syncpoint before its record is
-// known durable. The put must not happen and the get must leave the message,
-// in the CF after the member recovered the connection and in a rebuild of
-// the structure from the log alike (before, a get outside syncpoint removed
-// the message whatever became of its record, and a rebuild brought it back).
+// steps of a persistent put or get outside syncpoint. Before its record is
+// known durable the put must not happen and the get must leave the message;
+// once it is decided, both must happen; in the CF after the member
+// recovered the connection and in a rebuild of the structure from the log
+// alike (before, a get outside syncpoint removed the message whatever
+// became of its record, and a rebuild brought it back; and a decided one
+// killed before it reached the CF was undone there and kept in the log).
 func TestLoneOpCrashKeepsCFAndLogAgreeing(t *testing.T) {
 	for _, tc := range []struct {
 		point string
@@ -435,6 +437,11 @@ func TestLoneOpCrashKeepsCFAndLogAgreeing(t *testing.T) {
 		// The first get of a connection that never logged anything
 		// (the point's second spelling: a subtest of its own).
 		{"mq.get.durable:1", []string{"getnow P"}, "[g0]"},
+		// Decided (the record is durable) but not yet carried out in the
+		// CF: the recovery rolls it forward.
+		{"mq.put.decided", []string{"pputnow P x"}, "[g0 x]"},
+		{"mq.get.decided", []string{"pputnow P y", "getnow P"}, "[y]"},
+		{"mq.get.decided:1", []string{"getnow P"}, "[]"},
 	} {
 		t.Run(tc.point, func(t *testing.T) {
 			cfg := testConfig(t, "QM1")
@@ -482,9 +489,9 @@ func TestLoneOpCrashKeepsCFAndLogAgreeing(t *testing.T) {
 }
 
 // TestRefusedPersistentPutIsUndoneInTheLog: a persistent put outside
-// syncpoint to a full queue is refused after its record is durable; the
-// log undoes it with a get of its key (no row in the repository: a full
-// queue is routine), and a rebuild from the log agrees with the CF.
+// syncpoint to a full queue is refused, before anything is logged (no
+// aborted key in the repository either: a full queue is routine), and a
+// rebuild from the log agrees with the CF.
 func TestRefusedPersistentPutIsUndoneInTheLog(t *testing.T) {
 	cfg := testConfig(t, "QM1")
 	m := startMember(t, cfg)

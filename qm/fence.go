@@ -25,18 +25,20 @@ func (m *Member) fence(s *lockfree.Structure, t lockfree.OwnerTag) error {
 	return m.unstall(s, func() error { return s.Fence(t) })
 }
 
-// repair is s.RepairWith(t, out, force), bounded as above (a repair that
-// takes over from a recoverer that died also waits for a live owner).
-func (m *Member) repair(s *lockfree.Structure, t lockfree.OwnerTag, out lockfree.Outcome, force bool) error {
-	return m.unstall(s, func() error { _, err := s.RepairWith(t, out, force); return err })
+// repair is s.RepairDecided(t, out, lone, force), bounded as above (a
+// repair that takes over from a recoverer that died also waits for a live
+// owner). lone is the key of the connection's decided operation outside
+// syncpoint, 0 when none.
+func (m *Member) repair(s *lockfree.Structure, t lockfree.OwnerTag, out lockfree.Outcome, lone uint64, force bool) error {
+	return m.unstall(s, func() error { _, err := s.RepairDecided(t, out, lone, force); return err })
 }
 
-// revoke is s.Revoke(t, out) with the bounded fence.
-func (m *Member) revoke(s *lockfree.Structure, t lockfree.OwnerTag, out lockfree.Outcome) error {
+// revoke is s.RevokeDecided(t, out, lone) with the bounded fence.
+func (m *Member) revoke(s *lockfree.Structure, t lockfree.OwnerTag, out lockfree.Outcome, lone uint64) error {
 	if err := m.fence(s, t); err != nil {
 		return err
 	}
-	return m.repair(s, t, out, true)
+	return m.repair(s, t, out, lone, true)
 }
 
 // unstall runs f, a fence or a repair of s, with the heartbeat timeout as

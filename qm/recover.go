@@ -210,6 +210,10 @@ func (m *Member) recoverConn(t lockfree.OwnerTag, id procid.ID, revoke bool) boo
 		return false
 	}
 	out := lockfree.OutcomeAuto // a unit of work in one structure: as its own record says
+	// A put or get outside syncpoint whose record was durable and decided
+	// is carried out wherever it was left (RepairDecided); one marked
+	// logged but not decided is recorded aborted below and undone.
+	lone := admin.LoneDecided(t)
 	if admin.Decision(t) == lockfree.OutcomeCommit {
 		out = lockfree.OutcomeCommit
 	} else if err := m.recordAbort(admin, t); err != nil {
@@ -238,9 +242,9 @@ func (m *Member) recoverConn(t lockfree.OwnerTag, id procid.ID, revoke bool) boo
 		}
 		err = m.waitLogged("revoke connection in "+n, oi.Tag, func() error {
 			if oi.State == "active" && oi.Alive {
-				return m.revoke(s, oi.Tag, out)
+				return m.revoke(s, oi.Tag, out, lone)
 			}
-			return m.repair(s, oi.Tag, out, false)
+			return m.repair(s, oi.Tag, out, lone, false)
 		})
 		if err != nil && !errors.Is(err, lockfree.ErrNotOwner) {
 			if !errors.Is(err, lockfree.ErrOwnerBusy) {
@@ -255,7 +259,7 @@ func (m *Member) recoverConn(t lockfree.OwnerTag, id procid.ID, revoke bool) boo
 		return false
 	}
 	m.freeLogRing(t, info.Label)
-	if err := m.repair(admin, t, out, true); err != nil {
+	if err := m.repair(admin, t, out, 0, true); err != nil {
 		m.log.Error("recover connection", "slot", t.Slot(), "structure", shm.AdminStructure, "err", err)
 		return false
 	}
@@ -352,9 +356,9 @@ func (m *Member) sweepOrphans() {
 			m.goRecover(connBusyKey(oi.Tag), func() {
 				var err error
 				if oi.State == "active" && oi.Alive {
-					err = m.revoke(s, oi.Tag, lockfree.OutcomeAuto)
+					err = m.revoke(s, oi.Tag, lockfree.OutcomeAuto, 0)
 				} else {
-					err = m.repair(s, oi.Tag, lockfree.OutcomeAuto, false)
+					err = m.repair(s, oi.Tag, lockfree.OutcomeAuto, 0, false)
 				}
 				if err == nil {
 					m.log.Warn("repaired an owner without a connection", "structure", n, "slot", oi.Tag.Slot(), "pid", oi.Process.Pid)
