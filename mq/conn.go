@@ -506,6 +506,11 @@ func (h *Queue) Close() error {
 		return nil
 	}
 	h.closed = true
+	if h.c.broken {
+		// The goroutine resolving the abandoned operation uses the owners.
+		h.c.abandonMu.Lock()
+		defer h.c.abandonMu.Unlock()
+	}
 	in, out := 0, 0
 	if h.opts.Input {
 		in = -1
@@ -696,6 +701,9 @@ func (v *View) Bytes() []byte {
 func (v *View) Release() error {
 	v.Pieces = nil
 	if v.logAtRelease {
+		if err := v.h.c.check("get " + v.h.def.Name); err != nil {
+			return err // broken: the view goes back when the connection ends
+		}
 		// Removed only once its get is durable (getDecided); otherwise
 		// it goes back and Release fails.
 		v.logAtRelease = false

@@ -66,7 +66,7 @@ func (m *Member) BackupStructure(name string) (backup.Info, error) {
 		return backup.Info{}, err
 	}
 	// 3. Wait until every operation in flight has its effect in the CF.
-	if err := m.waitOps(waits); err != nil {
+	if err := m.waitOps(waits, true); err != nil {
 		return backup.Info{}, fmt.Errorf("qm: backup of %s: %w", name, err)
 	}
 	// 4. Scan every queue, messages held by gets in flight included.
@@ -179,19 +179,34 @@ func (m *Member) logOpsInFlight(start uint64) (uint64, []inFlightOp, func(), err
 }
 
 // waitOps waits until each operation of waits has ended, or its
-// connection is gone (its recovery finishes it), for at most backupWait.
-// An application found stopped (SIGSTOP, a debugger) in the middle of one
-// after the heartbeat timeout is killed (see fence.go); one that waits for
-// its log record to become durable is waited for.
-func (m *Member) waitOps(waits []inFlightOp) error {
+// connection is gone, for at most backupWait. An application found
+// stopped (SIGSTOP, a debugger) in the middle of one after the heartbeat
+// timeout is killed (see fence.go); one that waits for its log record to
+// become durable is waited for.
+//
+// A connection that is gone (dead, or fenced by a recoverer) may have left
+// a decided put or get outside syncpoint (mq's lone operations) for its
+// recovery to carry out in the CF; its record's LRSN may be below a
+// backup's start, and no unit of work of its ring lowers the replay point.
+// A backup (untilRecovered) therefore waits until such a connection is
+// recovered (its admin slot no longer holds it). A rebuild from the logs
+// does not: it replays the record itself.
+func (m *Member) waitOps(waits []inFlightOp, untilRecovered bool) error {
 	t0 := time.Now()
 	deadline := t0.Add(backupWait)
 	admin := m.g.Admin()
 	for _, w := range waits {
 		tag := lockfree.OwnerTag(w.f.Owner)
 		var looked time.Time
-		for !w.b.Ended(w.f) && admin.OwnerAlive(tag) {
-			if waited := time.Since(t0); waited > m.cfg.HeartbeatTimeout && time.Since(looked) > 100*time.Millisecond {
+		for !w.b.Ended(w.f) {
+			alive := admin.OwnerAlive(tag)
+			if !alive && !(untilRecovered && connHeld(admin, tag)) {
+				break
+			}
+			if !alive {
+				testHookWaitsForRecovery(tag.Slot())
+			}
+			if waited := time.Since(t0); alive && waited > m.cfg.HeartbeatTimeout && time.Since(looked) > 100*time.Millisecond {
 				looked = time.Now()
 				m.killIfStopped(tag, waited)
 			}
@@ -202,6 +217,17 @@ func (m *Member) waitOps(waits []inFlightOp) error {
 		}
 	}
 	return nil
+}
+
+// testHookWaitsForRecovery is called while a backup waits for a gone
+// connection's recovery (tests only).
+var testHookWaitsForRecovery = func(slot int) {}
+
+// connHeld reports whether the admin slot of connection tag still holds
+// it (active or being recovered): its recovery has not finished.
+func connHeld(admin *lockfree.Structure, tag lockfree.OwnerTag) bool {
+	info, ok := admin.Owner(tag.Slot())
+	return ok && info.Tag == tag
 }
 
 // killIfStopped kills the process of connection tag if it is stopped.

@@ -382,7 +382,7 @@ func (m *Member) waitLoggedOps() error {
 	if err != nil {
 		return err
 	}
-	if err := m.waitOps(waits); err != nil {
+	if err := m.waitOps(waits, false); err != nil {
 		return fmt.Errorf("qm: %w", err)
 	}
 	return nil

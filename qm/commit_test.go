@@ -8,10 +8,12 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
 	"github.com/qmgr/qmgr/defs"
+	"github.com/qmgr/qmgr/lockfree"
 	"github.com/qmgr/qmgr/mq"
 	"github.com/qmgr/qmgr/vfs"
 )
@@ -518,5 +520,93 @@ func TestRefusedPersistentPutIsUndoneInTheLog(t *testing.T) {
 	mustExec(t, m, "RECOVER CFSTRUCT(APPL1)")
 	if got := fmt.Sprint(browseBodies(t, c, "P")); got != "[g0]" {
 		t.Fatalf("rebuilt from the log: %s, want [g0]", got)
+	}
+}
+
+// TestBackupWaitsForADecidedLoneOpsRecovery: an application is killed after
+// deciding a persistent put or get outside syncpoint and before carrying it
+// out in the CF, and a backup runs before the member recovered its
+// connection. The backup must wait for that recovery: its scan would miss
+// the put (or keep the got message) while the record's LRSN lies below the
+// backup's start, so a rebuild from the backup and the log lost the put
+// (or delivered the got message again).
+func TestBackupWaitsForADecidedLoneOpsRecovery(t *testing.T) {
+	for _, tc := range []struct {
+		point string
+		cmds  []string
+		want  string
+	}{
+		{"mq.put.decided", []string{"pputnow P x"}, "[g0 x]"},
+		{"mq.get.decided", []string{"pputnow P y", "getnow P"}, "[y]"},
+	} {
+		t.Run(tc.point, func(t *testing.T) {
+			cfg := testConfig(t, "QM1")
+			logs := logTo(t, &cfg)
+			m := startMember(t, cfg)
+			mustExec(t, m, "DEFINE QLOCAL(P)")
+			c := connect(t, cfg, "QM1")
+			defer c.Disconnect()
+			h, err := c.Open("P", mq.OpenOptions{Output: true})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := h.Put(&mq.Message{Body: []byte("g0"), Persistence: mq.Persistent}, mq.PutOptions{}); err != nil {
+				t.Fatal(err)
+			}
+			app := startApp(t, cfg, "QM1", "QMGR_CRASHPOINT="+tc.point)
+			last := len(tc.cmds) - 1
+			for _, cmd := range append([]string{"open P"}, tc.cmds[:last]...) {
+				if r := app.do(cmd); r != "reason 0 <nil>" {
+					t.Fatalf("%s: %s", cmd, r)
+				}
+			}
+			// The connection's recovery is held back (its busy key) until
+			// the backup waits for it, or finished without waiting.
+			held, release := make(chan struct{}), make(chan struct{})
+			go m.withKey(connBusyKey(lockfree.OwnerTag(uint32(app.slot)<<16)), func() { close(held); <-release })
+			<-held
+			waiting := make(chan struct{})
+			var once sync.Once
+			testHookWaitsForRecovery = func(slot int) {
+				if slot == app.slot {
+					once.Do(func() { close(waiting) })
+				}
+			}
+			defer func() { testHookWaitsForRecovery = func(int) {} }()
+			fmt.Fprintln(app.in, tc.cmds[last])
+			if err := app.cmd.Wait(); err == nil {
+				t.Fatalf("the application was not killed at %s", tc.point)
+			}
+			backedUp := make(chan error, 1)
+			go func() {
+				var err error
+				if r := m.Exec("BACKUP CFSTRUCT(APPL1)"); !r.OK {
+					err = errors.New(r.Error)
+				}
+				backedUp <- err
+			}()
+			select {
+			case <-waiting:
+			case err := <-backedUp:
+				backedUp <- err
+			}
+			close(release)
+			if err := <-backedUp; err != nil {
+				t.Fatal(err)
+			}
+			eventually(t, "the member recovers the connection", func() bool {
+				_, held := m.g.Admin().Owner(app.slot)
+				return !held
+			})
+			inCF := browseBodies(t, c, "P")
+			if err := os.Remove(cfg.Group.CFDir + "/APPL1"); err != nil {
+				t.Fatal(err)
+			}
+			mustExec(t, m, "RECOVER CFSTRUCT(APPL1)")
+			fromBackup := browseBodies(t, c, "P")
+			if fmt.Sprint(inCF) != tc.want || fmt.Sprint(fromBackup) != tc.want {
+				t.Fatalf("killed at %s, backed up before its recovery: the CF holds %v, the backup and the log give back %v, want %s\n%s", tc.point, inCF, fromBackup, tc.want, logs())
+			}
+		})
 	}
 }
