@@ -919,9 +919,11 @@ func (v *View) Release() (err error) {
 }
 
 // Return ends a view got without syncpoint without removing its message:
-// the message goes back where it was, its backout count one higher, as
-// Close does with views never released (a get whose log record could not
-// be made durable). A syncpoint view is left to its unit of work.
+// the message goes back where it was, unchanged (a get that did not
+// happen: its log record could not be made durable; its backout count is
+// not raised, unlike a view given back by Close or a repair, whose
+// application may have seen the message). A syncpoint view is left to its
+// unit of work.
 func (v *View) Return() (err error) {
 	defer shm.EndGuard(shm.BeginGuard(), &err)
 	if v.done {
@@ -939,9 +941,14 @@ func (v *View) Return() (err error) {
 	defer o.end()
 	o.dropView(v.c)
 	c := v.c
-	err = o.backoutHeldFrom(uowItem{idx: c.idx, gen: c.gen, q: c.q, prio: uint8(c.prio)}, stView)
-	o.s.announce(sublogSet{qpOf(c.q, c.prio)}, 1)
-	return err
+	ss := sublogSet{qpOf(c.q, c.prio)}
+	o.s.bumpAvail(ss)
+	// One CAS, no descriptor: nothing else changes.
+	if !o.s.cas(o.s.entryOff(c.idx)+enCtl, mkWord(c.gen, stView, uint32(o.tag)), mkWord(c.gen, stAvail, 0)) {
+		return fmt.Errorf("%w: viewed message %d taken back", ErrOwnerRevoked, c.idx)
+	}
+	o.s.announce(ss, 1)
+	return nil
 }
 
 func (o *Owner) dropView(c claimed) {

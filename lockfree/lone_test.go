@@ -160,3 +160,29 @@ func TestRevokedLoneOperationReportsRevoked(t *testing.T) {
 		checkOK(t, s)
 	}
 }
+
+// TestViewReturnLeavesTheMessageUnchanged: a view given back by Return (a
+// get that did not happen) leaves the message where it was with its
+// backout count as it was, and available to the next getter at once.
+func TestViewReturnLeavesTheMessageUnchanged(t *testing.T) {
+	s := newStructure(t, smallParams)
+	a, b := register(t, s), register(t, s)
+	q := mustQueue(t, a, "Q", QueueAttrs{})
+	put(t, a, q, "M", 0, false)
+	put(t, a, q, "N", 0, false)
+	v, err := b.GetView(q, GetOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := v.Return(); err != nil {
+		t.Fatal(err)
+	}
+	if err := v.Return(); !errors.Is(err, ErrViewReleased) {
+		t.Fatalf("second return: %v", err)
+	}
+	var m Message
+	if err := a.Get(q, GetOptions{}, &m); err != nil || string(m.Body) != "M" || m.BackoutCount != 0 {
+		t.Fatalf("after return: %q backout count %d, %v", m.Body, m.BackoutCount, err)
+	}
+	checkOK(t, s)
+}

@@ -33,6 +33,16 @@ func TestLogDiskFullAndFailingSync(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	// G holds one persistent message that gets try to take while the log
+	// is failed: they fail and leave it as it was.
+	mustExec(t, m, "DEFINE QLOCAL(G)")
+	gh, err := c.Open("G", mq.OpenOptions{Input: true, Output: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := gh.Put(&mq.Message{Body: []byte("g"), Persistence: mq.Persistent}, mq.PutOptions{}); err != nil {
+		t.Fatal(err)
+	}
 	var acked []string
 	n := 0
 	// put puts one persistent message outside syncpoint and reports the
@@ -92,6 +102,9 @@ func TestLogDiskFullAndFailingSync(t *testing.T) {
 		}
 		if err := uow(n); err == nil {
 			t.Fatalf("%s: a commit of persistent work while the log is failed succeeded", what)
+		}
+		if _, err := gh.Get(mq.GetOptions{}); mq.ReasonOf(err) != mq.RCResourceProblem {
+			t.Fatalf("%s: a persistent get while the log is failed: %v, want MQRC 2102", what, err)
 		}
 		heal()
 		deadline := time.Now().Add(20 * time.Second)
@@ -155,6 +168,9 @@ func TestLogDiskFullAndFailingSync(t *testing.T) {
 	if s := logStatus(); !strings.Contains(s, "LOGFAILS(") || strings.Contains(s, "LOGFAILS(0)") {
 		t.Fatalf("DISPLAY GROUP does not count the failures:\n%s", s)
 	}
+	if g, err := gh.Get(mq.GetOptions{}); err != nil || string(g.Body) != "g" || g.BackoutCount != 0 {
+		t.Fatalf("after gets failed with the log: %v, want g with backout count 0 (a get that did not happen is no backout)", describe(g, err))
+	}
 	want := strings.Join(acked, " ")
 	if got := persistentBodies(t, c, "P"); got != want {
 		t.Fatalf("queue after the failures:\n got %s\nwant %s", got, want)
@@ -177,6 +193,14 @@ func TestLogDiskFullAndFailingSync(t *testing.T) {
 	if got := strings.Join(replayed, " "); got != want {
 		t.Fatalf("replayed from the log:\n got %s\nwant %s", got, want)
 	}
+}
+
+// describe says what a get returned.
+func describe(m *mq.Message, err error) string {
+	if err != nil {
+		return err.Error()
+	}
+	return fmt.Sprintf("%s with backout count %d", m.Body, m.BackoutCount)
 }
 
 // persistentBodies browses queue q and returns the bodies of its
