@@ -272,6 +272,27 @@ func (s *Structure) InService() bool {
 	return ok
 }
 
+// Current fails with ErrStructureFailed unless the structure is in service
+// and its file is still the one mapped (not removed, truncated or
+// replaced). A failure that nobody has marked in the shared mapping yet
+// (the file is gone, and every process that noticed has its own mapping
+// of the new one) shows only here: an operation whose effect must reach
+// a recovery of the structure (a commit of persistent work) checks it
+// after it marked itself in flight. It costs an fstat.
+func (s *Structure) Current() error {
+	if !s.InService() {
+		return ErrStructureFailed
+	}
+	if s.m == nil {
+		return nil
+	}
+	if err := s.m.Check(); err != nil {
+		s.Fail() // in every process that maps it
+		return fmt.Errorf("%w: %v", ErrStructureFailed, err)
+	}
+	return nil
+}
+
 // ServiceState says whether a structure is in service.
 type ServiceState int
 

@@ -20,6 +20,7 @@ import (
 
 // Crash points of a commit of persistent work, in the order they are hit.
 var (
+	cpCommitBegin    = crashpoint.New("mq.commit.begin")    // a commit of persistent work, before it marks itself in flight
 	cpCommitAppended = crashpoint.New("mq.commit.appended") // the commit record handed to the member, not known durable
 	cpCommitDurable  = crashpoint.New("mq.commit.durable")  // the commit record durable (or its wait failed)
 	cpCommitDecided  = crashpoint.New("mq.commit.decided")  // the commit decision recorded in the admin structure
@@ -314,6 +315,7 @@ func (c *Conn) commitPersistent(in []*lockfree.Owner) error {
 		return &Error{Op: "commit", Reason: RCBackedOut, Err: fmt.Errorf("a log record of the unit of work could not be handed to the member: %w", err)}
 	}
 	p := c.plog.p
+	cpCommitBegin.Hit()
 	p.BeginVisible()
 	defer func() {
 		if !c.broken {
@@ -324,10 +326,13 @@ func (c *Conn) commitPersistent(in []*lockfree.Owner) error {
 	// it out of service first, then waits for what is marked, so either
 	// it waits for this commit (and replays its record) or this commit
 	// sees the failure.
+	// In service in the shared mapping is not enough: a structure whose
+	// file was removed and recovered by a member that never mapped it is
+	// failed for nobody here yet (Current).
 	for _, o := range in {
-		if !o.Structure().InService() {
+		if err := o.Structure().Current(); err != nil {
 			c.Backout()
-			return &Error{Op: "commit", Reason: RCBackedOut, Err: fmt.Errorf("structure %s failed: %w", o.Structure().Name(), lockfree.ErrStructureFailed)}
+			return &Error{Op: "commit", Reason: RCBackedOut, Err: fmt.Errorf("structure %s: %w", o.Structure().Name(), err)}
 		}
 	}
 	r := plog.Record{Type: plog.TypeCommit, UOW: c.puow.key}

@@ -200,8 +200,8 @@ func (h *Queue) putDecided(lm *lockfree.Message, key uint64) error {
 			l.p.EndVisible()
 		}
 	}()
-	if !h.s.InService() { // marked first, then checked (see Commit)
-		return wrap(op, lockfree.ErrStructureFailed)
+	if err := h.s.Current(); err != nil { // marked first, then checked (see commitPersistent)
+		return wrap(op, err)
 	}
 	p, err := h.o.PutLone(h.q, lm, key)
 	if err != nil {
@@ -328,9 +328,9 @@ func (h *Queue) getDecided(v *lockfree.View) error {
 			p.EndVisible()
 		}
 	}()
-	if !h.s.InService() {
+	if err := h.s.Current(); err != nil {
 		v.Return() // from the failed structure: the recovered one keeps it
-		return lockfree.ErrStructureFailed
+		return err
 	}
 	key, err := c.g.LRSN(c.admin).Next(1)
 	if err != nil {

@@ -9,12 +9,14 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
 	"github.com/qmgr/qmgr/defs"
 	"github.com/qmgr/qmgr/lockfree"
 	"github.com/qmgr/qmgr/mq"
+	"github.com/qmgr/qmgr/procid"
 	"github.com/qmgr/qmgr/vfs"
 )
 
@@ -608,5 +610,58 @@ func TestBackupWaitsForADecidedLoneOpsRecovery(t *testing.T) {
 				t.Fatalf("killed at %s, backed up before its recovery: the CF holds %v, the backup and the log give back %v, want %s\n%s", tc.point, inCF, fromBackup, tc.want, logs())
 			}
 		})
+	}
+}
+
+// TestCommitIntoARemovedStructureIsBackedOut: a structure's file is removed
+// and a member that never mapped it (started after) recovers it from the
+// logs, while the member whose application commits has not noticed yet
+// (nobody marked the old mapping failed). The application's commit of
+// persistent work must not succeed in the old mapping: its record is not
+// in the rebuild, so the acknowledged commit would be lost (and come back
+// at the next rebuild, delivering its messages twice after a channel had
+// resent them). It is backed out, and a later rebuild agrees.
+func TestCommitIntoARemovedStructureIsBackedOut(t *testing.T) {
+	testHookNoStructureChecks.Store(true)
+	defer testHookNoStructureChecks.Store(false)
+	cfg := testConfig(t, "QM1")
+	logs := logTo(t, &cfg)
+	m := startMember(t, cfg)
+	mustExec(t, m, "DEFINE QLOCAL(P)")
+	app := startApp(t, cfg, "QM1", "QMGR_CRASHPOINT=mq.commit.begin:1:stop")
+	for _, cmd := range []string{"open P", "pput P x"} {
+		if r := app.do(cmd); r != "reason 0 <nil>" {
+			t.Fatalf("%s: %s", cmd, r)
+		}
+	}
+	fmt.Fprintln(app.in, "commit")
+	id, err := procid.Of(app.cmd.Process.Pid)
+	if err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, "the application stops at the start of its commit", func() bool { return procid.Stopped(id) })
+	if err := os.Remove(cfg.Group.CFDir + "/APPL1"); err != nil {
+		t.Fatal(err)
+	}
+	cfg2 := cfg
+	cfg2.Name = "QM2"
+	startMember(t, cfg2) // recovers APPL1 at its start, from the logs
+	c := connect(t, cfg2, "QM2")
+	defer c.Disconnect()
+	if got := fmt.Sprint(browseBodies(t, c, "P")); got != "[]" {
+		t.Fatalf("the recovered structure holds %s before the commit", got)
+	}
+	app.cmd.Process.Signal(syscall.SIGCONT)
+	r := app.line()
+	inCF := fmt.Sprint(browseBodies(t, c, "P"))
+	if !strings.HasPrefix(r, fmt.Sprintf("reason %d ", mq.RCBackedOut)) || inCF != "[]" {
+		t.Fatalf("commit answered %q and the recovered structure holds %s; want it backed out (2003) and nothing\n%s", r, inCF, logs())
+	}
+	if err := os.Remove(cfg.Group.CFDir + "/APPL1"); err != nil {
+		t.Fatal(err)
+	}
+	mustExec(t, m, "RECOVER CFSTRUCT(APPL1)")
+	if fromLog := fmt.Sprint(browseBodies(t, c, "P")); fromLog != inCF {
+		t.Fatalf("commit answered %q; the structure held %s, rebuilt from the logs %s\n%s", r, inCF, fromLog, logs())
 	}
 }

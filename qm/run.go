@@ -40,7 +40,7 @@ func (m *Member) Run(ctx context.Context) error {
 				lastExpiry = time.Now()
 				m.goExpiryScan()
 			}
-			if time.Since(lastBackupCheck) >= backupCheckInterval {
+			if time.Since(lastBackupCheck) >= backupCheckInterval && !testHookNoStructureChecks.Load() {
 				lastBackupCheck = time.Now()
 				m.checkStructures()
 				m.goAutoBackup()
@@ -52,6 +52,12 @@ func (m *Member) Run(ctx context.Context) error {
 		}
 	}
 }
+
+// testHookNoStructureChecks stops the periodic structure checks,
+// automatic backups and orphan sweeps (which attach every structure) of
+// every member of the process (tests only: a member that has not yet
+// noticed a structure's file is gone).
+var testHookNoStructureChecks atomic.Bool
 
 // Stop asks Run to stop in order and waits for it.
 func (m *Member) Stop() {
@@ -169,7 +175,7 @@ func (m *Member) tick() {
 		}
 	}
 	m.watchConnections()
-	if m.ticks++; m.ticks%sweepEvery == 0 {
+	if m.ticks++; m.ticks%sweepEvery == 0 && !testHookNoStructureChecks.Load() {
 		m.sweepOrphans()
 	}
 }
