@@ -40,6 +40,10 @@ type Env interface {
 	// LongUOWsBackedOut is how many long-running units of work the member
 	// backed out since it started (DISPLAY QMGR LONGUOWS).
 	LongUOWsBackedOut() int64
+	// CommandsRefused is how many command connections the member refused
+	// since it started: peers of another user outside the group
+	// (DISPLAY QMGR CMDREFUSED).
+	CommandsRefused() int64
 	// LogClear makes the clearing of a queue durable in the member's
 	// recovery log (its persistent messages must not come back when the
 	// structure is recovered).
@@ -818,7 +822,7 @@ func structNames(env Env) []string {
 
 func qmgr(env Env, c Command) ([]Result, error) {
 	if c.Verb == "DISPLAY" {
-		if err := checkFlags(c, "ALL", "DEADQ", "DESCR", "CFRECTIME", "LONGUOWS"); err != nil {
+		if err := checkFlags(c, "ALL", "DEADQ", "DESCR", "CFRECTIME", "LONGUOWS", "CMDREFUSED"); err != nil {
 			return nil, err
 		}
 		var m defs.QMgr
@@ -827,7 +831,8 @@ func qmgr(env Env, c Command) ([]Result, error) {
 		}
 		return []Result{{Header: "AMQ8408I: Display Queue Manager details.", Attrs: []KV{
 			{"QMNAME", env.QMgrName()}, {"QSGNAME", env.Group().Config().Name}, {"DEADQ", m.DeadQ}, {"DESCR", m.Descr},
-			{"CFRECTIME", int64(m.CFRecTime)}, {"LONGUOWS", env.LongUOWsBackedOut()}}}}, nil
+			{"CFRECTIME", int64(m.CFRecTime)}, {"LONGUOWS", env.LongUOWsBackedOut()},
+			{"CMDREFUSED", env.CommandsRefused()}}}}, nil
 	}
 	if err := checkFlags(c); err != nil {
 		return nil, err
