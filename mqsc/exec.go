@@ -820,9 +820,18 @@ func structNames(env Env) []string {
 	return names
 }
 
+// counter is the group's counter c (-1 if it cannot be read).
+func counter(env Env, c int) int64 {
+	v, err := env.Group().Counter(c)
+	if err != nil {
+		return -1
+	}
+	return int64(v)
+}
+
 func qmgr(env Env, c Command) ([]Result, error) {
 	if c.Verb == "DISPLAY" {
-		if err := checkFlags(c, "ALL", "DEADQ", "DESCR", "CFRECTIME", "LONGUOWS", "CMDREFUSED"); err != nil {
+		if err := checkFlags(c, "ALL", "DEADQ", "DESCR", "CFRECTIME", "LONGUOWS", "CMDREFUSED", "INREFUSED", "INTIMEOUT"); err != nil {
 			return nil, err
 		}
 		var m defs.QMgr
@@ -832,7 +841,8 @@ func qmgr(env Env, c Command) ([]Result, error) {
 		return []Result{{Header: "AMQ8408I: Display Queue Manager details.", Attrs: []KV{
 			{"QMNAME", env.QMgrName()}, {"QSGNAME", env.Group().Config().Name}, {"DEADQ", m.DeadQ}, {"DESCR", m.Descr},
 			{"CFRECTIME", int64(m.CFRecTime)}, {"LONGUOWS", env.LongUOWsBackedOut()},
-			{"CMDREFUSED", env.CommandsRefused()}}}}, nil
+			{"CMDREFUSED", env.CommandsRefused()},
+			{"INREFUSED", counter(env, group.CounterInboundRefused)}, {"INTIMEOUT", counter(env, group.CounterInboundTimedOut)}}}}, nil
 	}
 	if err := checkFlags(c); err != nil {
 		return nil, err
