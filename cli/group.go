@@ -183,6 +183,11 @@ type statusReport struct {
 	Members    []memberStatus `json:"members"`
 	Structures []structStatus `json:"structures"`
 	Queues     []queueStatus  `json:"queues"`
+	// Inbound channel connections refused since the admin structure was
+	// created (channel.Inbound): over a listener's cap, and handshake not
+	// complete by its deadline.
+	InboundRefused  uint64 `json:"inbound_refused"`
+	InboundTimedOut uint64 `json:"inbound_timed_out"`
 }
 
 type memberStatus struct {
@@ -282,6 +287,8 @@ func cmdStatus(args []string, out io.Writer) error {
 		}
 		rep.Members = append(rep.Members, ms)
 	}
+	rep.InboundRefused, _ = g.Counter(group.CounterInboundRefused)
+	rep.InboundTimedOut, _ = g.Counter(group.CounterInboundTimedOut)
 	names, _ := g.Structures()
 	for _, n := range names {
 		s, err := g.Structure(n, false)
@@ -317,6 +324,7 @@ func cmdStatus(args []string, out io.Writer) error {
 		for _, q := range rep.Queues {
 			fmt.Fprintf(out, "  queue %-30s depth %-8d uncommitted %-6d open in %d out %d\n", q.Name, q.Depth, q.Uncom, q.In, q.Out)
 		}
+		fmt.Fprintf(out, "  inbound connections refused: %d over a listener's cap, %d without a HELLO in time\n", rep.InboundRefused, rep.InboundTimedOut)
 	}
 	if rep.Active == 0 {
 		return exitError{1, fmt.Errorf("no active member")}

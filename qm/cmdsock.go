@@ -43,11 +43,10 @@ import (
 // command: a socket served by a process outside the group (one that took
 // the path while no member listened) gets no command.
 //
-// The socket never exists with a wider mode than 0660 (listenPrivate):
-// it is bound in a fresh directory of mode 0700 in the data directory,
-// made 0660 there (where nobody but its owner and root can reach it), and
-// renamed to its path, which replaces an earlier incarnation's socket
-// atomically. umask, the other way, is process-wide and would change the
+// Nobody but its owner (and root) can reach the socket before it is 0660
+// (listenPrivate): it is bound in a fresh directory of mode 0700 in the
+// data directory, made 0660 there, and renamed to its path, which
+// replaces an earlier incarnation's socket atomically. umask, the other way, is process-wide and would change the
 // modes of whatever the member's other goroutines create meanwhile.
 
 // Trust says which peers may use a command socket.
@@ -149,8 +148,9 @@ func peerGroups(fd int) ([]uint32, error) {
 	}
 }
 
-// listenPrivate listens on the unix socket path, which never exists with a
-// mode wider than shm.FileMode (0660): see the package comment above.
+// listenPrivate listens on the unix socket path, which nobody but its
+// owner can reach before its mode is shm.FileMode (0660): see the comment
+// at the top of this file.
 func listenPrivate(path string) (net.Listener, error) {
 	dir, err := os.MkdirTemp(filepath.Dir(path), ".cmd-") // mode 0700
 	if err != nil {
