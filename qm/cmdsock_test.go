@@ -133,6 +133,9 @@ func testCmdServer(path string) {
 // of another user outside the data directory's group (it took the path
 // while no member listened) gets no command.
 func TestCommandRefusesUntrustedServer(t *testing.T) {
+	if testing.Short() {
+		t.Skip("multi-process")
+	}
 	if os.Geteuid() != 0 {
 		t.Skip("needs root to run a child as another user (nobody)")
 	}
