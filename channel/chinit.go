@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"strconv"
 	"sync"
 	"syscall"
 	"time"
@@ -27,6 +28,8 @@ type Config struct {
 	// GenericPort is the port every member of the group listens on
 	// (SO_REUSEPORT: the generic portal); 0 for none.
 	GenericPort int
+	// Inbound is where both ports listen and what they admit.
+	Inbound Inbound
 	// PollInterval is how often the status table is scanned for channels to
 	// start (requested, retrying, triggered, or left by a dead instance);
 	// default 10ms.
@@ -70,6 +73,9 @@ func (c *Config) Validate() error {
 	}
 	if c.Port < 0 || c.Port > 65535 || c.GenericPort < 0 || c.GenericPort > 65535 {
 		return fmt.Errorf("%w: port out of range", ErrConfig)
+	}
+	if err := c.Inbound.Validate(); err != nil {
+		return err
 	}
 	if c.PollInterval == 0 {
 		c.PollInterval = 10 * time.Millisecond
@@ -135,6 +141,8 @@ type Chinit struct {
 	chans   map[string]defs.Channel
 	queues  map[string]defs.Queue
 
+	refused refusals // inbound connections refused before their HELLO
+
 	ctx    context.Context
 	cancel context.CancelFunc
 	onStop OnStop
@@ -178,7 +186,7 @@ func Run(ctx context.Context, cfg Config, onStop func() OnStop) error {
 		if p.port == 0 {
 			continue
 		}
-		l, err := listen(p.port, p.reuse)
+		l, err := listen(cfg.Inbound.Bind, p.port, p.reuse)
 		if err != nil {
 			for _, l := range ls {
 				l.Close()
@@ -189,7 +197,8 @@ func Run(ctx context.Context, cfg Config, onStop func() OnStop) error {
 		ci.wg.Add(1)
 		go ci.accept(l)
 	}
-	ci.log.Info("channel initiator started", "port", cfg.Port, "generic_port", cfg.GenericPort)
+	ci.log.Info("channel initiator started", "port", cfg.Port, "generic_port", cfg.GenericPort, "bind", cfg.Inbound.Bind,
+		"max_inbound", cfg.Inbound.MaxConns, "hello_timeout", cfg.Inbound.HelloTimeout)
 	t := time.NewTicker(cfg.PollInterval)
 	defer t.Stop()
 	var runErr error
@@ -220,9 +229,9 @@ loop:
 	return runErr
 }
 
-// listen opens a TCP listener; reuse sets SO_REUSEPORT (the generic port
-// every member's channel initiator shares).
-func listen(port int, reuse bool) (net.Listener, error) {
+// listen opens a TCP listener on address bind (Inbound.Bind); reuse sets
+// SO_REUSEPORT (the generic port every member's channel initiator shares).
+func listen(bind string, port int, reuse bool) (net.Listener, error) {
 	lc := net.ListenConfig{Control: func(network, address string, c syscall.RawConn) error {
 		var serr error
 		err := c.Control(func(fd uintptr) {
@@ -236,7 +245,7 @@ func listen(port int, reuse bool) (net.Listener, error) {
 		}
 		return serr
 	}}
-	return lc.Listen(context.Background(), "tcp", fmt.Sprintf(":%d", port))
+	return lc.Listen(context.Background(), "tcp", net.JoinHostPort(bind, strconv.Itoa(port)))
 }
 
 // update changes a channel's status entry with the channel initiator's

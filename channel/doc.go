@@ -215,6 +215,19 @@
 //
 // See the layout beside Status in status.go.
 //
+// # Listeners
+//
+// Both listeners (Config.Port, Config.GenericPort) bind Inbound.Bind,
+// loopback unless the operator names another address (`qmgr start
+// --bind`). Each holds at most Inbound.MaxConns connections at once (256
+// by default): one over the cap is closed as soon as it is accepted,
+// before a byte is read. A connection has Inbound.HelloTimeout (10 s by
+// default) from when it is accepted to complete its TLS handshake and
+// HELLO; then it is closed. Both refusals are counted in the group's
+// counters (group.CounterInboundRefused and CounterInboundTimedOut:
+// DISPLAY QMGR INREFUSED and INTIMEOUT) and logged, at most one line a
+// second each.
+//
 // # TLS
 //
 // A channel with SSLCERT and SSLKEY runs over TLS (1.2 or later); SSLCA

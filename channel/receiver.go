@@ -8,11 +8,13 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"os"
 	"sync"
 	"time"
 
 	"github.com/qmgr/qmgr/crashpoint"
 	"github.com/qmgr/qmgr/defs"
+	"github.com/qmgr/qmgr/group"
 	"github.com/qmgr/qmgr/mq"
 	"github.com/qmgr/qmgr/xmit"
 )
@@ -23,9 +25,12 @@ var cpReceiverCommitted = crashpoint.New("channel.receiver.committed") // batch 
 // sign of life for the watchdog (smaller ones: every 64th).
 const bigFrame = 64 << 10
 
-// accept serves inbound connections on l until the channel initiator stops.
+// accept serves inbound connections on l until the channel initiator
+// stops, at most Inbound.MaxConns at once: one over the cap is closed at
+// once, and counted.
 func (ci *Chinit) accept(l net.Listener) {
 	defer ci.wg.Done()
+	slots := make(chan struct{}, ci.cfg.Inbound.MaxConns)
 	for {
 		nc, err := l.Accept()
 		if err != nil {
@@ -36,9 +41,18 @@ func (ci *Chinit) accept(l net.Listener) {
 			time.Sleep(10 * time.Millisecond)
 			continue
 		}
+		select {
+		case slots <- struct{}{}:
+		default:
+			ci.refused.note(ci, group.CounterInboundRefused, "inbound connection refused: the listener holds its most connections",
+				"remote", nc.RemoteAddr().String(), "listener", l.Addr().String(), "max_inbound", ci.cfg.Inbound.MaxConns)
+			nc.Close()
+			continue
+		}
 		ci.wg.Add(1)
 		go func() {
 			defer ci.wg.Done()
+			defer func() { <-slots }()
 			r := &receiver{ci: ci, nc: nc}
 			r.run()
 		}()
@@ -96,6 +110,11 @@ func (r *receiver) run() {
 	}
 	r.nc = newSpinConn(r.nc, r.ci.cfg.SpinWait)
 	err := r.session()
+	if r.conn == nil && errors.Is(err, os.ErrDeadlineExceeded) {
+		r.ci.refused.note(r.ci, group.CounterInboundTimedOut, "inbound connection dropped: no TLS handshake and HELLO within the deadline",
+			"remote", r.nc.RemoteAddr().String(), "hello_timeout", r.ci.cfg.Inbound.HelloTimeout)
+		return
+	}
 	if r.conn != nil {
 		r.conn.Backout()
 		r.closeQueues()
@@ -143,7 +162,9 @@ func (r *receiver) refuse(reason uint32, format string, args ...any) error {
 }
 
 func (r *receiver) session() error {
-	r.nc.SetReadDeadline(time.Now().Add(30 * time.Second))
+	// The handshake (TLS and HELLO) must end by Inbound.HelloTimeout;
+	// the deadline is lifted once HELLO_ACK is sent.
+	r.nc.SetReadDeadline(time.Now().Add(r.ci.cfg.Inbound.HelloTimeout))
 	br := bufio.NewReader(r.nc)
 	first, err := br.Peek(1)
 	if err != nil {

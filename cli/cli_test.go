@@ -27,6 +27,9 @@ func TestMain(m *testing.M) {
 			appPersist(os.Args[2:])
 		}
 	}
+	if p := os.Getenv("CLI_TEST_CMDSOCK"); p != "" {
+		cmdSockChild(p) // a local process of another user on a command socket
+	}
 	if os.Getenv("CLI_TEST_FOREIGN_OWNER") != "" {
 		foreignOwner() // a connection registered without connect's checks
 	}

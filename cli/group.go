@@ -92,11 +92,16 @@ func cmdStart(args []string, out io.Writer) error {
 	procs := fs.Int("chinit-procs", 0, "threads running the channel initiator's Go code at once (GOMAXPROCS); 0: "+chinitProcsDefaultDoc)
 	maxHB := fs.Duration("channel-max-hbint", channel.DefaultMaxHeartbeat, "the longest heartbeat interval a channel agrees (whole seconds)")
 	grace := fs.Duration("channel-silence-grace", channel.DefaultSilenceGrace, "how long a receiver waits beyond twice the heartbeat interval before it cuts a silent partner")
+	var in channel.Inbound
+	registerInbound(fs, &in, "channel-")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
 	if *procs < 0 {
 		return fmt.Errorf("start: --chinit-procs %d: want 0 (the default) or more", *procs)
+	}
+	if err := in.Validate(); err != nil {
+		return fmt.Errorf("start: %w", err)
 	}
 	c.LogSegmentSize = int64(*logSegMiB) << 20
 	var err error
@@ -114,7 +119,8 @@ func cmdStart(args []string, out io.Writer) error {
 		}
 		c.ChinitCommand = []string{exe, "chinit", "--group", c.Group.Name, "--data", c.Group.DataDir, "--cf-dir", c.Group.CFDir,
 			"--qmgr", c.Name, "--port", strconv.Itoa(c.Port), "--generic-port", strconv.Itoa(c.GenericPort),
-			"--spin", spin.String(), "--procs", strconv.Itoa(*procs), "--max-hbint", maxHB.String(), "--silence-grace", grace.String()}
+			"--spin", spin.String(), "--procs", strconv.Itoa(*procs), "--max-hbint", maxHB.String(), "--silence-grace", grace.String(),
+			"--bind", in.Bind, "--max-inbound", strconv.Itoa(in.MaxConns), "--hello-timeout", in.HelloTimeout.String()}
 		if jsonLog {
 			c.ChinitCommand = append(c.ChinitCommand, "--json-log")
 		}
@@ -177,6 +183,11 @@ type statusReport struct {
 	Members    []memberStatus `json:"members"`
 	Structures []structStatus `json:"structures"`
 	Queues     []queueStatus  `json:"queues"`
+	// Inbound channel connections refused since the admin structure was
+	// created (channel.Inbound): over a listener's cap, and handshake not
+	// complete by its deadline.
+	InboundRefused  uint64 `json:"inbound_refused"`
+	InboundTimedOut uint64 `json:"inbound_timed_out"`
 }
 
 type memberStatus struct {
@@ -276,6 +287,8 @@ func cmdStatus(args []string, out io.Writer) error {
 		}
 		rep.Members = append(rep.Members, ms)
 	}
+	rep.InboundRefused, _ = g.Counter(group.CounterInboundRefused)
+	rep.InboundTimedOut, _ = g.Counter(group.CounterInboundTimedOut)
 	names, _ := g.Structures()
 	for _, n := range names {
 		s, err := g.Structure(n, false)
@@ -311,6 +324,7 @@ func cmdStatus(args []string, out io.Writer) error {
 		for _, q := range rep.Queues {
 			fmt.Fprintf(out, "  queue %-30s depth %-8d uncommitted %-6d open in %d out %d\n", q.Name, q.Depth, q.Uncom, q.In, q.Out)
 		}
+		fmt.Fprintf(out, "  inbound connections refused: %d over a listener's cap, %d without a HELLO in time\n", rep.InboundRefused, rep.InboundTimedOut)
 	}
 	if rep.Active == 0 {
 		return exitError{1, fmt.Errorf("no active member")}
@@ -613,6 +627,7 @@ func cmdChinit(args []string, out io.Writer) error {
 	procs := fs.Int("procs", 0, "threads running Go code at once (GOMAXPROCS); 0: "+chinitProcsDefaultDoc)
 	fs.DurationVar(&c.MaxHeartbeat, "max-hbint", channel.DefaultMaxHeartbeat, "the longest heartbeat interval a channel agrees (whole seconds)")
 	fs.DurationVar(&c.SilenceGrace, "silence-grace", channel.DefaultSilenceGrace, "how long a receiver waits beyond twice the heartbeat interval before it cuts a silent partner")
+	registerInbound(fs, &c.Inbound, "")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -640,6 +655,14 @@ func cmdChinit(args []string, out io.Writer) error {
 		}
 		return channel.Restart
 	})
+}
+
+// registerInbound registers the flags of the listeners' configuration,
+// their names after prefix ("--bind" is never prefixed).
+func registerInbound(fs *flag.FlagSet, in *channel.Inbound, prefix string) {
+	fs.StringVar(&in.Bind, "bind", channel.DefaultBind, "the IP address the channel listeners (--port, --generic-port) bind: loopback by default; 0.0.0.0 or :: for every interface")
+	fs.IntVar(&in.MaxConns, prefix+"max-inbound", channel.DefaultMaxInbound, "the most connections each channel listener holds at once; one over is closed at once and counted (DISPLAY QMGR INREFUSED)")
+	fs.DurationVar(&in.HelloTimeout, prefix+"hello-timeout", channel.DefaultHelloTimeout, "how long an inbound connection has to complete its TLS handshake and HELLO; one that has not is closed and counted (DISPLAY QMGR INTIMEOUT)")
 }
 
 const chinitProcsDefaultDoc = "half the CPUs (or of the container's CPU limit), at least 1, unless GOMAXPROCS is set"

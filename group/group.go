@@ -51,6 +51,12 @@ const (
 const (
 	CounterDefs = firstCounterSlot + 0 // bumped after every change of the shared definitions
 	CounterLRSN = firstCounterSlot + 1 // log record sequence numbers (LRSN): the last one handed out
+	// Inbound channel connections refused by any member's channel
+	// initiator since the admin structure was created: over a listener's
+	// cap, and handshake (TLS and HELLO) not complete by its deadline
+	// (channel.Inbound; DISPLAY QMGR INREFUSED and INTIMEOUT).
+	CounterInboundRefused  = firstCounterSlot + 2
+	CounterInboundTimedOut = firstCounterSlot + 3
 )
 
 // Config locates a group's files.

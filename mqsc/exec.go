@@ -40,6 +40,10 @@ type Env interface {
 	// LongUOWsBackedOut is how many long-running units of work the member
 	// backed out since it started (DISPLAY QMGR LONGUOWS).
 	LongUOWsBackedOut() int64
+	// CommandsRefused is how many command connections the member refused
+	// since it started: peers of another user outside the group
+	// (DISPLAY QMGR CMDREFUSED).
+	CommandsRefused() int64
 	// LogClear makes the clearing of a queue durable in the member's
 	// recovery log (its persistent messages must not come back when the
 	// structure is recovered).
@@ -816,9 +820,18 @@ func structNames(env Env) []string {
 	return names
 }
 
+// counter is the group's counter c (-1 if it cannot be read).
+func counter(env Env, c int) int64 {
+	v, err := env.Group().Counter(c)
+	if err != nil {
+		return -1
+	}
+	return int64(v)
+}
+
 func qmgr(env Env, c Command) ([]Result, error) {
 	if c.Verb == "DISPLAY" {
-		if err := checkFlags(c, "ALL", "DEADQ", "DESCR", "CFRECTIME", "LONGUOWS"); err != nil {
+		if err := checkFlags(c, "ALL", "DEADQ", "DESCR", "CFRECTIME", "LONGUOWS", "CMDREFUSED", "INREFUSED", "INTIMEOUT"); err != nil {
 			return nil, err
 		}
 		var m defs.QMgr
@@ -827,7 +840,9 @@ func qmgr(env Env, c Command) ([]Result, error) {
 		}
 		return []Result{{Header: "AMQ8408I: Display Queue Manager details.", Attrs: []KV{
 			{"QMNAME", env.QMgrName()}, {"QSGNAME", env.Group().Config().Name}, {"DEADQ", m.DeadQ}, {"DESCR", m.Descr},
-			{"CFRECTIME", int64(m.CFRecTime)}, {"LONGUOWS", env.LongUOWsBackedOut()}}}}, nil
+			{"CFRECTIME", int64(m.CFRecTime)}, {"LONGUOWS", env.LongUOWsBackedOut()},
+			{"CMDREFUSED", env.CommandsRefused()},
+			{"INREFUSED", counter(env, group.CounterInboundRefused)}, {"INTIMEOUT", counter(env, group.CounterInboundTimedOut)}}}}, nil
 	}
 	if err := checkFlags(c); err != nil {
 		return nil, err

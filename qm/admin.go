@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"io"
 	"net"
-	"os"
 	"path/filepath"
 	"time"
 
@@ -15,11 +14,11 @@ import (
 	"github.com/qmgr/qmgr/group"
 	"github.com/qmgr/qmgr/lockfree"
 	"github.com/qmgr/qmgr/mqsc"
-	"github.com/qmgr/qmgr/shm"
 )
 
 // The command server: each member listens on a unix socket in the data
-// directory (<name>.cmd, mode 0660) for admin commands. A request is one
+// directory (<name>.cmd, mode 0660) for admin commands, from the group's
+// owner and the members of its Unix group only (cmdsock.go). A request is one
 // JSON line, the answer one JSON line:
 //
 //	-> {"mqsc":"DISPLAY QLOCAL(*)","json":false}
@@ -107,9 +106,34 @@ func (m *Member) serveCommands(l net.Listener) {
 		if err != nil {
 			return
 		}
+		if !m.admit(c) {
+			c.Close()
+			continue
+		}
 		go m.serveConn(c)
 	}
 }
+
+// admit reports whether the peer of command connection c is trusted
+// (cmdsock.go); a refusal is logged and counted.
+func (m *Member) admit(c net.Conn) bool {
+	p, err := PeerOf(c)
+	if err == nil && m.cmdTrust.Allows(p.Uid, p.Gid, p.Groups) {
+		return true
+	}
+	n := m.cmdRefused.Add(1)
+	if err != nil {
+		m.log.Warn("command connection refused", "err", err, "refused", n)
+	} else {
+		m.log.Warn("command connection refused: the peer is neither the group's owner nor a member of its group",
+			"peer", p.String(), "owner_uid", m.cmdTrust.Owner, "group_gid", m.cmdTrust.Group, "refused", n)
+	}
+	return false
+}
+
+// CommandsRefused is how many command connections were refused
+// (mqsc.Env).
+func (m *Member) CommandsRefused() int64 { return m.cmdRefused.Load() }
 
 func (m *Member) serveConn(c net.Conn) {
 	m.mu.Lock()
@@ -165,16 +189,38 @@ func readLine(r *bufio.Reader, max int) ([]byte, error) {
 	}
 }
 
-// openCommands opens the command socket.
+// openCommands opens the command socket (replacing a previous
+// incarnation's: we hold the member's slot).
 func (m *Member) openCommands() (net.Listener, error) {
-	path := SocketPath(m.g.Config(), m.cfg.Name)
-	os.Remove(path) // a previous incarnation's: we hold the member's slot
-	l, err := net.Listen("unix", path)
+	cfg := m.g.Config()
+	path := SocketPath(cfg, m.cfg.Name)
+	var err error
+	if m.cmdTrust, err = TrustFor(cfg.DataDir); err != nil {
+		return nil, err
+	}
+	l, err := listenPrivate(path)
 	if err != nil {
 		return nil, fmt.Errorf("qm: command socket %s: %w", path, err)
 	}
-	os.Chmod(path, shm.FileMode)
 	return l, nil
+}
+
+// checkServer refuses to send commands to a socket served by a process
+// outside the group (cmdsock.go).
+func checkServer(g group.Config, member string, c net.Conn) error {
+	t, err := TrustFor(g.DataDir)
+	if err != nil {
+		return err
+	}
+	p, err := PeerOf(c)
+	if err != nil {
+		return err
+	}
+	if !t.Allows(p.Uid, p.Gid, p.Groups) {
+		return fmt.Errorf("%w: the command socket of %s is served by %v, neither the group's owner (uid %d) nor a member of its group (gid %d)",
+			ErrUntrustedPeer, member, p, t.Owner, t.Group)
+	}
+	return nil
 }
 
 // Command sends MQSC commands to a member's command server.
@@ -184,6 +230,9 @@ func Command(g group.Config, member, text string) (Response, error) {
 		return Response{}, fmt.Errorf("qm: member %s is not reachable: %w", member, err)
 	}
 	defer c.Close()
+	if err := checkServer(g, member, c); err != nil {
+		return Response{}, err
+	}
 	c.SetDeadline(time.Now().Add(5 * time.Minute))
 	b, _ := json.Marshal(Request{MQSC: text})
 	if _, err := c.Write(append(b, '\n')); err != nil {

@@ -238,6 +238,10 @@ type Member struct {
 	longUOWs      map[uowKey]time.Time
 	longWarned    map[lockfree.OwnerTag]bool
 	longBackedOut atomic.Int64
+	// cmdTrust says who may use the command socket (cmdsock.go);
+	// cmdRefused counts the connections refused (DISPLAY QMGR CMDREFUSED).
+	cmdTrust   Trust
+	cmdRefused atomic.Int64
 
 	// Recoveries in flight, by what they recover (at most one each).
 	busyMu sync.Mutex

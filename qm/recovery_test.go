@@ -42,6 +42,10 @@ func TestMain(m *testing.M) {
 		testFencer()
 		return
 	}
+	if p := os.Getenv("QM_TEST_CMDSERVE"); p != "" {
+		testCmdServer(p)
+		return
+	}
 	if os.Getenv("QM_TEST_RECOVERER") != "" {
 		testRecoverer()
 		return

@@ -1,0 +1,176 @@
+package qm
+
+import (
+	"bufio"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+
+	"github.com/qmgr/qmgr/group"
+)
+
+func TestTrustAllows(t *testing.T) {
+	tr := Trust{Self: 1000, Owner: 1001, Group: 2000}
+	for _, c := range []struct {
+		uid, gid uint32
+		groups   []uint32
+		want     bool
+	}{
+		{0, 0, nil, true},                  // root
+		{1000, 5, nil, true},               // the member's own user
+		{1001, 5, nil, true},               // the data directory's owner
+		{3000, 2000, nil, true},            // primary group is the group
+		{3000, 5, []uint32{7, 2000}, true}, // a supplementary group is
+		{3000, 5, []uint32{7, 8}, false},   // another user outside the group
+		{65534, 65534, nil, false},         // nobody
+	} {
+		if got := tr.Allows(c.uid, c.gid, c.groups); got != c.want {
+			t.Errorf("uid %d gid %d groups %v: allowed %v, want %v", c.uid, c.gid, c.groups, got, c.want)
+		}
+	}
+}
+
+// TestCommandSocketModeFromTheStart: under the loosest umask, the command
+// socket is never reachable with a mode wider than 0660: where it is bound
+// only its owner can go, and it is 0660 before it is where others look.
+// It replaces a socket an earlier incarnation left.
+func TestCommandSocketModeFromTheStart(t *testing.T) {
+	dir := t.TempDir()
+	if err := os.Chmod(dir, 0o777); err != nil {
+		t.Fatal(err)
+	}
+	path := filepath.Join(dir, "QM1.cmd")
+	old, err := net.Listen("unix", path) // an earlier incarnation's
+	if err != nil {
+		t.Fatal(err)
+	}
+	old.(*net.UnixListener).SetUnlinkOnClose(false)
+	old.Close()
+	defer syscall.Umask(syscall.Umask(0))
+	var checked bool
+	testAfterBind = func(bound string) {
+		checked = true
+		for p, want := range map[string]os.FileMode{bound: 0o660, filepath.Dir(bound): 0o700} {
+			st, err := os.Lstat(p)
+			if err != nil {
+				t.Fatalf("%s: %v", p, err)
+			}
+			if got := st.Mode().Perm(); got&^want != 0 {
+				t.Errorf("%s bound with mode %v, wider than %v", p, got, want)
+			}
+			if uid := st.Sys().(*syscall.Stat_t).Uid; uid != uint32(os.Geteuid()) {
+				t.Errorf("%s owned by uid %d", p, uid)
+			}
+		}
+	}
+	defer func() { testAfterBind = nil }()
+	l, err := listenPrivate(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	if !checked {
+		t.Fatal("the socket was not checked where it was bound")
+	}
+	st, err := os.Lstat(path)
+	if err != nil || st.Mode().Perm() != 0o660 || st.Mode()&os.ModeSocket == 0 {
+		t.Fatalf("%s: %v %v", path, st.Mode(), err)
+	}
+	left, _ := filepath.Glob(filepath.Join(dir, ".cmd-*"))
+	if len(left) != 0 {
+		t.Fatalf("left behind: %v", left)
+	}
+	// It is the listener's: a connection reaches it.
+	go func() {
+		if c, err := l.Accept(); err == nil {
+			c.Close()
+		}
+	}()
+	c, err := net.Dial("unix", path)
+	if err != nil {
+		t.Fatalf("dial %s: %v", path, err)
+	}
+	c.Close()
+}
+
+// testCmdServer (QM_TEST_CMDSERVE=path): a command server of someone
+// else's that answers everything with OK.
+func testCmdServer(path string) {
+	l, err := net.Listen("unix", path)
+	if err != nil {
+		fmt.Println("listen:", err)
+		os.Exit(1)
+	}
+	os.Chmod(path, 0o666)
+	fmt.Println("listening")
+	for {
+		c, err := l.Accept()
+		if err != nil {
+			os.Exit(1)
+		}
+		go func() {
+			defer c.Close()
+			r := bufio.NewReader(c)
+			for {
+				if _, err := r.ReadString('\n'); err != nil {
+					return
+				}
+				b, _ := json.Marshal(Response{OK: true, Text: "served by a stranger\n"})
+				c.Write(append(b, '\n'))
+			}
+		}()
+	}
+}
+
+// TestCommandRefusesUntrustedServer: a command socket served by a process
+// of another user outside the data directory's group (it took the path
+// while no member listened) gets no command.
+func TestCommandRefusesUntrustedServer(t *testing.T) {
+	if testing.Short() {
+		t.Skip("multi-process")
+	}
+	if os.Geteuid() != 0 {
+		t.Skip("needs root to run a child as another user (nobody)")
+	}
+	top := t.TempDir()
+	if err := os.Chmod(filepath.Dir(top), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	g := group.Config{Name: "TG", DataDir: filepath.Join(top, "data"), CFDir: filepath.Join(top, "cf")}
+	// A data directory anyone may write to: the modes are no defence.
+	if err := os.Mkdir(g.DataDir, 0o777); err != nil {
+		t.Fatal(err)
+	}
+	os.Chmod(g.DataDir, 0o777)
+	os.Chmod(top, 0o755)
+	exe, err := os.ReadFile(os.Args[0])
+	if err != nil {
+		t.Fatal(err)
+	}
+	bin := filepath.Join(top, "qm.test")
+	if err := os.WriteFile(bin, exe, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	cmd := exec.Command(bin, "-test.run=^$")
+	cmd.Env = append(os.Environ(), "QM_TEST_CMDSERVE="+SocketPath(g, "QM1"))
+	cmd.SysProcAttr = &syscall.SysProcAttr{Credential: &syscall.Credential{Uid: 65534, Gid: 65534}, Pdeathsig: syscall.SIGKILL}
+	out, _ := cmd.StdoutPipe()
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer func() { cmd.Process.Kill(); cmd.Wait() }()
+	if line, _ := bufio.NewReader(out).ReadString('\n'); line != "listening\n" {
+		t.Fatalf("stranger's server: %q", line)
+	}
+	resp, err := Command(g, "QM1", "DISPLAY QMGR")
+	if !errors.Is(err, ErrUntrustedPeer) || !strings.Contains(err.Error(), "uid=65534") {
+		t.Fatalf("a stranger's command socket: %+v %v", resp, err)
+	}
+}
