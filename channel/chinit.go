@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"net"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -139,6 +140,10 @@ type Chinit struct {
 	cancel context.CancelFunc
 	onStop OnStop
 	wg     sync.WaitGroup
+
+	// refusals counts inbound connections refused before their partner
+	// authenticated (see refused).
+	refusals atomic.Uint64
 }
 
 // agent is one running channel instance.
