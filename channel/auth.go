@@ -97,8 +97,8 @@ var errNotAuthorized = errors.New("channel: partner not authorised")
 // case.
 const sniSuffix = ".chl.qmgr"
 
-// sniName is the TLS server name that names channel ch.
-func sniName(ch string) string { return hex.EncodeToString([]byte(ch)) + sniSuffix }
+// ServerName is the TLS server name (SNI) a sender sends for channel ch.
+func ServerName(ch string) string { return hex.EncodeToString([]byte(ch)) + sniSuffix }
 
 // sniChannel is the channel a TLS server name names ("" when none).
 func sniChannel(sni string) string {

@@ -40,7 +40,7 @@ func tlsConfig(def defs.Channel, server bool) (*tls.Config, error) {
 }
 
 // clientTLS is the TLS configuration of sender channel def dialling host:
-// the channel's name goes in the server name (SNI: sniName), so that the
+// the channel's name goes in the server name (SNI: ServerName), so that the
 // receiver takes the configuration of that channel; the receiver's
 // certificate must chain to SSLCA (or the system roots) and match SSLPEER,
 // or, without SSLPEER, name host.
@@ -50,7 +50,7 @@ func clientTLS(def defs.Channel, host string) (*tls.Config, error) {
 		return nil, err
 	}
 	roots := cfg.RootCAs
-	cfg.ServerName = sniName(def.Name)
+	cfg.ServerName = ServerName(def.Name)
 	// The server name is the channel's, not the host's: the chain and
 	// the name are checked here instead.
 	cfg.InsecureSkipVerify = true

@@ -190,6 +190,15 @@ func TestChannelPartnerLimits(t *testing.T) {
 		t.Skip("multi-process")
 	}
 	r := authRemote(t)
+	t.Run("secret not shown", func(t *testing.T) {
+		out := r.mqsc("DISPLAY CHANNEL(TO.R)")
+		if strings.Contains(out, testAuthKey) || !strings.Contains(out, "AUTHKEY(SET)") {
+			t.Fatalf("DISPLAY CHANNEL shows the secret, or not that it is set:\n%s", out)
+		}
+		if logsContain(r, testAuthKey) {
+			t.Fatal("the member's log holds the channel's secret")
+		}
+	})
 	t.Run("targets", func(t *testing.T) {
 		p := dialHostile(t, r.port, 1)
 		var forged [24]byte
