@@ -29,15 +29,15 @@ func TestProofBinding(t *testing.T) {
 		t.Fatal("the right proof refused")
 	}
 	changes := map[string]func(c *AuthContext){
-		"channel":         func(c *AuthContext) { c.Channel = "TO.S" },
-		"sender qmgr":     func(c *AuthContext) { c.SenderQMgr = "QM2" },
-		"sender group":    func(c *AuthContext) { c.SenderGroup = "QSG2" },
-		"receiver qmgr":   func(c *AuthContext) { c.RecvQMgr = "RQM2" },
-		"sender nonce":    func(c *AuthContext) { c.SenderNonce[31] = 1 },
-		"receiver nonce":  func(c *AuthContext) { c.RecvNonce[31] = 1 },
-		"names run on":    func(c *AuthContext) { c.Channel, c.SenderQMgr = "TO.RQ", "M1" },
-		"names swapped":   func(c *AuthContext) { c.SenderQMgr, c.RecvQMgr = c.RecvQMgr, c.SenderQMgr },
-		"nonces swapped":  func(c *AuthContext) { c.SenderNonce, c.RecvNonce = c.RecvNonce, c.SenderNonce },
+		"channel":        func(c *AuthContext) { c.Channel = "TO.S" },
+		"sender qmgr":    func(c *AuthContext) { c.SenderQMgr = "QM2" },
+		"sender group":   func(c *AuthContext) { c.SenderGroup = "QSG2" },
+		"receiver qmgr":  func(c *AuthContext) { c.RecvQMgr = "RQM2" },
+		"sender nonce":   func(c *AuthContext) { c.SenderNonce[31] = 1 },
+		"receiver nonce": func(c *AuthContext) { c.RecvNonce[31] = 1 },
+		"names run on":   func(c *AuthContext) { c.Channel, c.SenderQMgr = "TO.RQ", "M1" },
+		"names swapped":  func(c *AuthContext) { c.SenderQMgr, c.RecvQMgr = c.RecvQMgr, c.SenderQMgr },
+		"nonces swapped": func(c *AuthContext) { c.SenderNonce, c.RecvNonce = c.RecvNonce, c.SenderNonce },
 	}
 	for what, f := range changes {
 		c := testCtx()
