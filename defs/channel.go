@@ -161,6 +161,8 @@ func (c Channel) validateAuth() error {
 		return fmt.Errorf("%w: AUTHKEY of other than printable ASCII characters", ErrBadValue)
 	case c.SSLPeer != "" && c.SSLCert == "":
 		return fmt.Errorf("%w: SSLPEER is for a TLS channel (SSLCERT and SSLKEY)", ErrBadValue)
+	case c.SSLPeer != "" && c.Type == ChlReceiver && c.SSLCA == "":
+		return fmt.Errorf("%w: SSLPEER on a receiver needs SSLCA (without it no client certificate is asked for)", ErrBadValue)
 	case c.AuthRequired() && c.AuthKey == "" && !c.TLSAuthenticates():
 		need := "SSLCERT, SSLKEY and SSLPEER"
 		if c.Type == ChlReceiver {

@@ -29,6 +29,7 @@ func TestChannelAuthValidate(t *testing.T) {
 		{"secret too short", rcvr(func(c *Channel) { c.AuthKey = "short" }), false, "AUTHKEY"},
 		{"secret with a control character", rcvr(func(c *Channel) { c.AuthKey = key + "\n" }), false, "printable"},
 		{"receiver TLS without SSLCA", rcvr(func(c *Channel) { c.SSLCert, c.SSLKey, c.SSLPeer = "c", "k", "CN=A" }), false, "SSLCA"},
+		{"receiver SSLPEER without SSLCA, with a secret", rcvr(func(c *Channel) { c.AuthKey, c.SSLCert, c.SSLKey, c.SSLPeer = key, "c", "k", "CN=A" }), false, "needs SSLCA"},
 		{"receiver TLS with SSLCA and SSLPEER", rcvr(func(c *Channel) { c.SSLCert, c.SSLKey, c.SSLCA, c.SSLPeer = "c", "k", "ca", "CN=A" }), true, ""},
 		{"receiver TLS without SSLPEER", rcvr(func(c *Channel) { c.SSLCert, c.SSLKey, c.SSLCA = "c", "k", "ca" }), false, "cannot authenticate"},
 		{"sender TLS with SSLPEER", sdr(func(c *Channel) { c.SSLCert, c.SSLKey, c.SSLPeer = "c", "k", "CN=A" }), true, ""},
