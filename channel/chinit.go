@@ -8,6 +8,7 @@ import (
 	"net"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -147,6 +148,10 @@ type Chinit struct {
 	cancel context.CancelFunc
 	onStop OnStop
 	wg     sync.WaitGroup
+
+	// refusals counts inbound connections refused before their partner
+	// authenticated (see refused).
+	refusals atomic.Uint64
 }
 
 // agent is one running channel instance.

@@ -143,21 +143,46 @@
 //     the dead instance's connection to be recovered and resynchronises
 //     from the sync queue. A live instance that still holds the channel
 //     (its partner vanished without a FIN) is adopted: asked to end at
-//     once, then replaced.
+//     once, then replaced; only for a partner that authenticated (below).
 //
-// # Wire protocol (version 1, little-endian)
+// # Partner authentication
+//
+// Before the receiver touches the channel's status entry (its lock, so
+// before any adoption), its sync record or a queue, the partner
+// authenticates: by the channel's secret (AUTHKEY, a challenge-response
+// in the HELLO exchange in which both sides prove it; see auth.go), or by
+// TLS with a client certificate that chains to SSLCA and matches SSLPEER.
+// The TLS configuration is the channel's own: the sender names the
+// channel in the TLS server name (ServerName), and the receiver's
+// GetConfigForClient takes that channel's certificate, CA and client
+// certificate requirement; the HELLO must then name the same channel.
+// RQMNAME binds a receiver to its partner's queue manager or group. A
+// channel with neither AUTHKEY nor TLS with SSLPEER runs only with
+// AUTH(OPTIONAL). A partner that fails any check gets a CLOSE saying only
+// "not authorised" (ReasonNotAuthorized); the receiver logs why, with the
+// peer's address, and counts it (Chinit.Refusals). The sender checks the
+// receiver likewise: its proof in HELLO_ACK, its certificate against
+// SSLCA and SSLPEER.
+//
+// An authenticated partner's messages may not go to SYSTEM.QSG.* (the
+// sync queue: only the receiver writes its record), nor, unless the
+// receiver has INQUEUES(ALL), to other SYSTEM.* queues or transmission
+// queues: they are dead-lettered with RCNotAuthorized.
+//
+// # Wire protocol (version 2, little-endian)
 //
 // Every frame has an 8-byte header:
 //
 //	0 2 magic "QC"
-//	2 1 protocol version (1)
+//	2 1 protocol version (2; a version 1 HELLO is answered with a
+//	    version 1 CLOSE saying why)
 //	3 1 frame type
 //	4 4 payload length (at most the negotiated MAXMSGL + 64 KiB; 4 KiB
 //	    before the handshake)
 //
 // Payloads (names NUL padded, printable ASCII):
 //
-//	HELLO (1), sender to receiver, 168 bytes:
+//	HELLO (1), sender to receiver, 200 bytes:
 //	  0 48 channel name       48 48 sending queue manager
 //	 96 48 sending group     144  4 batch size
 //	148  4 max message length 152 4 heartbeat interval, s
@@ -168,11 +193,18 @@
 //	       question; with the reset flag, the next batch's id (1 to
 //	       MaxSeqNum) after RESET CHANNEL: the receiver takes one less as
 //	       its last batch (a sender resets only with nothing in doubt)
-//	HELLO_ACK (2), 72 bytes:
-//	  0 48 receiving queue manager
+//	168 32 sender nonce (crypto/rand, fresh for each HELLO)
+//	CHALLENGE (8), receiver to sender, answering HELLO, 80 bytes:
+//	  0 48 receiving queue manager   48 32 receiver nonce
+//	AUTH (9), sender to receiver, answering CHALLENGE, 40 bytes:
+//	  0  1 flags: bit 0 a proof follows (other bits zero)
+//	  1  7 zero          8 32 sender's proof (zero without the flag)
+//	HELLO_ACK (2), answering AUTH, 104 bytes:
+//	  0 48 receiving queue manager (as in CHALLENGE)
 //	 48  4 batch size   52 4 max message length   56 4 heartbeat interval
-//	 60  1 version      61 3 zero
+//	 60  1 version      61 1 flags: bit 0 a proof follows   62 2 zero
 //	 64  8 last committed batch id: the resynchronisation answer
+//	 72 32 receiver's proof (zero without the flag)
 //	MSG (3): a transmission header, properties and body (package xmit),
 //	  sent from the transmission queue's message as stored; bodies of 1 KiB
 //	  and more go to the socket without a copy (vectored write)
@@ -181,10 +213,17 @@
 //	HEARTBEAT (6), empty: answered with a HEARTBEAT
 //	CLOSE (7): 4 reason (ReasonNormal...), 2 text length n, n text (<= 512)
 //
+// MSG, END_BATCH, CONFIRM and HEARTBEAT come only after HELLO_ACK.
+//
+// A proof is HMAC-SHA256(AUTHKEY, "qmgr channel auth v2" 0 role |
+// channel | sending queue manager | sending group | receiving queue
+// manager | sender nonce | receiver nonce), names NUL padded to 48 bytes,
+// role 'S' or 'R'.
+//
 // A malformed frame, or one the protocol does not expect, ends that
 // connection with a CLOSE and a logged reason; it never touches a queue
 // (the receiver's unit of work is backed out). A receiver accepts only
-// channels it has a RCVR definition for.
+// channels it has a RCVR definition for, with an authenticated partner.
 //
 // A partner cannot hold an unbounded unit of work in the receiver: a batch
 // of more MSG frames than the batch size agreed in HELLO_ACK ends the
@@ -196,10 +235,10 @@
 // plus Config.SilenceGrace (a minute by default), in a batch or between
 // batches, is cut off and its batch backed out (a frame counts once it
 // has arrived whole: one that takes longer than that to cross the network
-// ends the channel too). A batch of no messages is
-// legitimate: a sender sends one when every message it got for a batch
-// was dead-lettered (not a transmission message); it holds nothing but the
-// update of the receiver's sync record.
+// ends the channel too). A batch of no messages is refused (it would
+// only move the receiver's sync record): a sender whose batch was all
+// dead-lettered (not transmission messages) commits that alone and sends
+// nothing.
 //
 // # Sync records (messages on SyncQueue, correlation id kind + name)
 //
@@ -232,6 +271,7 @@
 //
 // A channel with SSLCERT and SSLKEY runs over TLS (1.2 or later); SSLCA
 // names the CA the partner's certificate must chain to (a receiver with
-// SSLCA requires client certificates). A receiver tells TLS from plain
-// frames by the first byte.
+// SSLCA requires client certificates), SSLPEER the pattern its subject
+// must match. A receiver tells TLS from plain frames by the first byte,
+// and takes the configuration of the channel the TLS server name names.
 package channel

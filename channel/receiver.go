@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"net"
 	"os"
+	"strings"
 	"sync"
 	"time"
 
@@ -171,48 +172,32 @@ func (r *receiver) session() error {
 		return err
 	}
 	var nc net.Conn = &peekConn{Conn: r.nc, br: br}
-	tlsOn := first[0] == 0x16 // a TLS handshake record
-	if tlsOn {
-		cfg, err := r.ci.serverTLS()
-		if err != nil {
-			return err
-		}
-		tc := tls.Server(nc, cfg)
+	var tlsState *tls.ConnectionState
+	if first[0] == 0x16 { // a TLS handshake record
+		tc := tls.Server(nc, r.ci.serverTLS())
 		if err := tc.Handshake(); err != nil {
+			r.ci.refuseAuth(r.nc, "", "", fmt.Sprintf("TLS handshake: %v", err))
 			return fmt.Errorf("TLS handshake: %w", err)
 		}
-		nc = tc
+		st := tc.ConnectionState()
+		tlsState, nc = &st, tc
 	}
 	r.r = NewReader(nc, maxHelloFrame)
 	r.w = NewWriter(nc)
-	f, err := r.r.Read()
+	h, err := r.hello()
 	if err != nil {
 		return err
 	}
-	if f.Type != FrameHello {
-		return r.refuse(ReasonProtocol, "frame %d instead of HELLO", f.Type)
-	}
-	h, err := DecodeHello(f.Payload)
+	def, ackProof, err := r.authenticate(h, tlsState)
 	if err != nil {
-		return r.refuse(ReasonProtocol, "%v", err)
-	}
-	if h.MinVer > ProtoVersion || h.MaxVer < ProtoVersion {
-		return r.refuse(ReasonProtocol, "protocol versions %d..%d; this side speaks %d", h.MinVer, h.MaxVer, ProtoVersion)
-	}
-	if err := r.ci.refreshDefs(); err != nil {
-		return r.refuse(ReasonInternal, "definitions: %v", err)
-	}
-	def, ok := r.ci.channelDef(h.Channel)
-	if !ok || def.Type != defs.ChlReceiver {
-		return r.refuse(ReasonUnknownChannel, "no receiver channel %s is defined in group %s", h.Channel, r.ci.cfg.Group.Name)
-	}
-	if tlsOn != (def.SSLCert != "") {
-		return r.refuse(ReasonProtocol, "channel %s: TLS is %v here", h.Channel, def.SSLCert != "")
+		return err
 	}
 	r.def = def
 	if r.conn, err = r.ci.connect(); err != nil {
 		return r.refuse(ReasonInternal, "connect: %v", err)
 	}
+	// Only now, the partner authenticated, may it take the channel (and
+	// adopt a live instance).
 	if err := r.claim(); err != nil {
 		return err
 	}
@@ -249,7 +234,8 @@ func (r *receiver) session() error {
 	// the configured maximum: a partner proposing a huge one could
 	// otherwise hold a batch's unit of work open for ever.
 	hb := min(max(h.HBInt, uint32(def.HBInt)), r.ci.maxHBInt())
-	r.w.HelloAck(HelloAck{QMgr: r.ci.cfg.QMgr, BatchSz: batchSz, MaxMsgL: maxMsg, HBInt: hb, Version: ProtoVersion, LastBatch: r.last})
+	r.w.HelloAck(HelloAck{QMgr: r.ci.cfg.QMgr, BatchSz: batchSz, MaxMsgL: maxMsg, HBInt: hb, Version: ProtoVersion, LastBatch: r.last,
+		HasProof: ackProof != nil, Proof: derefProof(ackProof)})
 	if err := r.w.Flush(); err != nil {
 		return err
 	}
@@ -306,6 +292,12 @@ func (r *receiver) session() error {
 			id, count, err := DecodeEndBatch(f.Payload)
 			if err != nil {
 				return r.refuse(ReasonProtocol, "%v", err)
+			}
+			if n == 0 {
+				// A batch is at least one message: an empty one would
+				// only move the sync record (the sender commits a batch
+				// that was all dead-lettered on its side alone).
+				return r.refuse(ReasonProtocol, "an empty batch (batch %d)", id)
 			}
 			if id != r.last+1 || count != n {
 				return r.refuse(ReasonSequence, "batch %d of %d messages; expected batch %d, got %d messages", id, count, r.last+1, n)
@@ -415,11 +407,15 @@ func (r *receiver) claim() error {
 		if won && held.Conn != r.conn.Tag() && !r.ci.table.Locked(held) {
 			return nil
 		}
+		// The refusals name neither the group nor its members: the log
+		// here does.
 		if held.State == Stopped && !r.ci.table.Locked(held) {
-			return r.refuse(ReasonRunning, "channel %s is stopped in group %s", r.def.Name, r.ci.cfg.Group.Name)
+			r.ci.log.Info("inbound channel refused: stopped here", "channel", r.def.Name, "remote", r.nc.RemoteAddr().String())
+			return r.refuse(ReasonRunning, "channel %s is stopped", r.def.Name)
 		}
 		if time.Now().After(deadline) {
-			return r.refuse(ReasonRunning, "channel %s is already running on %s", r.def.Name, r.ci.peerName(held.Owner))
+			r.ci.log.Info("inbound channel refused: running", "channel", r.def.Name, "on", r.ci.peerName(held.Owner), "remote", r.nc.RemoteAddr().String())
+			return r.refuse(ReasonRunning, "channel %s is already running", r.def.Name)
 		}
 		select {
 		case <-r.ci.ctx.Done():
@@ -503,10 +499,12 @@ func (r *receiver) deliver(p []byte) error {
 	reason := mq.RCNone
 	if h.DestQMgr != r.ci.cfg.QMgr && h.DestQMgr != r.ci.cfg.Group.Name {
 		reason = mq.RCUnknownRemoteQMgr
-	} else if err := r.put(h.DestQueue, m); err != nil {
+	} else if !r.mayTarget(h.DestQueue) {
+		reason = mq.RCNotAuthorized
+	} else if err := r.put(h.DestQueue, m, true); err != nil {
 		reason = mq.ReasonOf(err)
 		switch reason {
-		case mq.RCUnknownObjectName, mq.RCQFull, mq.RCMsgTooBigForQ, mq.RCStorageMediumFull, mq.RCNotValidForType,
+		case mq.RCNotAuthorized, mq.RCUnknownObjectName, mq.RCQFull, mq.RCMsgTooBigForQ, mq.RCStorageMediumFull, mq.RCNotValidForType,
 			mq.RCXmitQUsageError, mq.RCUnknownXmitQ:
 		default:
 			return r.refuse(ReasonInternal, "put %s: %v", h.DestQueue, err)
@@ -516,15 +514,33 @@ func (r *receiver) deliver(p []byte) error {
 		return nil
 	}
 	if r.dlq == "" {
-		return r.refuse(ReasonUndeliverable, "message for %s on %s: %v, and group %s has no dead-letter queue", h.DestQueue, h.DestQMgr, reason, r.ci.cfg.Group.Name)
+		return r.refuse(ReasonUndeliverable, "message for %s on %s: %v, and there is no dead-letter queue", h.DestQueue, h.DestQMgr, reason)
 	}
 	d := *m
 	d.Body = mq.DLH{Reason: reason, DestQ: h.DestQueue, DestQMgr: h.DestQMgr, OrigFormat: m.Format, Time: time.Now()}.Encode(m.Body)
 	d.Format = mq.FormatDeadLetter
-	if err := r.put(r.dlq, &d); err != nil {
+	if err := r.put(r.dlq, &d, false); err != nil {
 		return r.refuse(ReasonUndeliverable, "message for %s: %v; dead-letter queue %s: %v", h.DestQueue, reason, r.dlq, err)
 	}
 	return nil
+}
+
+// mayTarget reports whether the partner may put to queue q: never to the
+// group's channel state (SYSTEM.QSG.*: the sync queue, which the receiver
+// itself updates); to other SYSTEM.* queues and transmission queues only
+// with INQUEUES(ALL). A refused message is dead-lettered (reason
+// RCNotAuthorized), as one for an unknown queue.
+func (r *receiver) mayTarget(q string) bool {
+	if strings.HasPrefix(q, "SYSTEM.QSG.") {
+		return false
+	}
+	if r.def.InQueuesAll() {
+		return true
+	}
+	if strings.HasPrefix(q, "SYSTEM.") {
+		return false
+	}
+	return true // and not a transmission queue: see put
 }
 
 // closeQueues closes the queues the batch put to.
@@ -537,37 +553,23 @@ func (r *receiver) closeQueues() error {
 	return err
 }
 
-func (r *receiver) put(q string, m *mq.Message) error {
+// put puts m on queue q in the batch's unit of work. For the partner
+// (peer), q may not resolve to a transmission queue (a QLOCAL of
+// USAGE(XMITQ), or a QREMOTE) unless INQUEUES(ALL).
+func (r *receiver) put(q string, m *mq.Message, peer bool) error {
 	h, ok := r.open[q]
 	if !ok {
 		var err error
 		if h, err = r.conn.Open(q, mq.OpenOptions{Output: true}); err != nil {
 			return err
 		}
+		if peer && !r.def.InQueuesAll() && h.Def().Usage == "XMITQ" {
+			h.Close()
+			return fmt.Errorf("channel %s: %s is a transmission queue, and INQUEUES(APPL): %w", r.def.Name, q, mq.ErrNotAuthorized)
+		}
 		r.open[q] = h
 	}
 	return h.Put(m, mq.PutOptions{Syncpoint: true})
-}
-
-// serverTLS is the TLS configuration inbound connections use: that of the
-// first receiver channel with a certificate.
-func (ci *Chinit) serverTLS() (*tls.Config, error) {
-	if err := ci.refreshDefs(); err != nil {
-		return nil, err
-	}
-	ci.defsMu.Lock()
-	var def *defs.Channel
-	for _, c := range ci.chans {
-		if c.Type == defs.ChlReceiver && c.SSLCert != "" && (def == nil || c.Name < def.Name) {
-			c := c
-			def = &c
-		}
-	}
-	ci.defsMu.Unlock()
-	if def == nil {
-		return nil, errors.New("a TLS connection, and no receiver channel has a certificate")
-	}
-	return tlsConfig(*def, true)
 }
 
 // timeCell is a time shared between goroutines.

@@ -96,6 +96,8 @@ type lane struct {
 	n         uint32    // its messages
 	views     []mq.View // the batch, valid until the lane commits (storage reused)
 	ids       [][24]byte
+	// persistent: the batch carries a persistent message.
+	persistent bool
 }
 
 func (s *sender) run() {
@@ -252,6 +254,10 @@ func (s *sender) session() error {
 			return err
 		}
 	}
+	if s.def.AuthRequired() && s.def.AuthKey == "" && !s.def.TLSAuthenticates() {
+		// A definition from before AUTH: DEFINE and ALTER refuse it now.
+		return fmt.Errorf("%w: channel %s cannot authenticate its partner: set AUTHKEY (the same on both sides), or TLS with SSLPEER, or AUTH(OPTIONAL)", errNotAuthorized, s.def.Name)
+	}
 	if err := s.dial(); err != nil {
 		return err
 	}
@@ -275,17 +281,7 @@ func (s *sender) session() error {
 		}
 		reset = s.st.LastBatch + 1
 	}
-	s.w.Hello(Hello{Channel: s.def.Name, QMgr: s.ci.cfg.QMgr, Group: s.ci.cfg.Group.Name, BatchSz: uint32(s.def.BatchSz),
-		MaxMsgL: uint32(s.def.MaxMsgL), HBInt: uint32(s.def.HBInt), NPMFast: s.def.NPMSpeed == "FAST",
-		MinVer: ProtoVersion, MaxVer: ProtoVersion, InDoubt: question, Reset: reset})
-	if err := s.w.Flush(); err != nil {
-		return err
-	}
-	f, err := s.expect(30*time.Second, FrameHelloAck, "instead of HELLO_ACK")
-	if err != nil {
-		return err
-	}
-	ack, err := DecodeHelloAck(f.Payload)
+	ack, err := s.handshake(question, reset)
 	if err != nil {
 		return err
 	}
@@ -321,6 +317,72 @@ func (s *sender) session() error {
 	}
 	s.ci.log.Info("channel running", "channel", s.def.Name, "partner", ack.QMgr, "address", s.nc.RemoteAddr().String(), "last_batch", s.last)
 	return s.batches()
+}
+
+// handshake sends HELLO (with the resynchronisation question, or RESET
+// CHANNEL's number), answers the partner's CHALLENGE with this side's
+// proof of AUTHKEY, and checks the partner's proof in its HELLO_ACK (see
+// auth.go): with AUTHKEY, the partner must prove it; without, TLS with
+// SSLPEER authenticated it in dial, or the channel has AUTH(OPTIONAL).
+func (s *sender) handshake(question, reset uint64) (HelloAck, error) {
+	cn, err := NewNonce()
+	if err != nil {
+		return HelloAck{}, err
+	}
+	s.w.Hello(Hello{Channel: s.def.Name, QMgr: s.ci.cfg.QMgr, Group: s.ci.cfg.Group.Name, BatchSz: uint32(s.def.BatchSz),
+		MaxMsgL: uint32(s.def.MaxMsgL), HBInt: uint32(s.def.HBInt), NPMFast: s.def.NPMSpeed == "FAST",
+		MinVer: ProtoVersion, MaxVer: ProtoVersion, InDoubt: question, Reset: reset, Nonce: cn})
+	if err := s.w.Flush(); err != nil {
+		return HelloAck{}, err
+	}
+	f, err := s.expect(30*time.Second, FrameChallenge, "instead of CHALLENGE")
+	if err != nil {
+		return HelloAck{}, err
+	}
+	ch, err := DecodeChallenge(f.Payload)
+	if err != nil {
+		return HelloAck{}, err
+	}
+	ctx := AuthContext{Channel: s.def.Name, SenderQMgr: s.ci.cfg.QMgr, SenderGroup: s.ci.cfg.Group.Name, RecvQMgr: ch.QMgr, SenderNonce: cn, RecvNonce: ch.Nonce}
+	a := Auth{}
+	if s.def.AuthKey != "" {
+		a = Auth{HasProof: true, Proof: MakeProof(s.def.AuthKey, RoleSender, ctx)}
+	}
+	s.w.Auth(a)
+	if err := s.w.Flush(); err != nil {
+		return HelloAck{}, err
+	}
+	f, err = s.expect(30*time.Second, FrameHelloAck, "instead of HELLO_ACK")
+	if err != nil {
+		return HelloAck{}, err
+	}
+	ack, err := DecodeHelloAck(f.Payload)
+	if err != nil {
+		return ack, err
+	}
+	if err := s.checkReceiver(ack, ctx); err != nil {
+		s.w.Close(ReasonNotAuthorized, "not authorised")
+		s.w.Flush()
+		return ack, err
+	}
+	return ack, nil
+}
+
+// checkReceiver checks the partner's HELLO_ACK: the queue manager it
+// named in its CHALLENGE, its proof of AUTHKEY (when this side has one;
+// without, it must send none).
+func (s *sender) checkReceiver(ack HelloAck, ctx AuthContext) error {
+	switch {
+	case ack.QMgr != ctx.RecvQMgr:
+		return fmt.Errorf("%w: channel %s: partner %s answered as %s", errNotAuthorized, s.def.Name, ctx.RecvQMgr, ack.QMgr)
+	case s.def.AuthKey != "" && !ack.HasProof:
+		return fmt.Errorf("%w: channel %s: partner %s proved no secret, and the channel has AUTHKEY", errNotAuthorized, s.def.Name, ack.QMgr)
+	case s.def.AuthKey != "" && !checkProof(s.def.AuthKey, RoleReceiver, ctx, ack.Proof):
+		return fmt.Errorf("%w: channel %s: partner %s: wrong proof of the channel's AUTHKEY", errNotAuthorized, s.def.Name, ack.QMgr)
+	case s.def.AuthKey == "" && ack.HasProof:
+		return fmt.Errorf("%w: channel %s: partner %s has a secret, and the channel has no AUTHKEY", errNotAuthorized, s.def.Name, ack.QMgr)
+	}
+	return nil
 }
 
 // open opens the transmission and sync queues through l's connection.
@@ -361,13 +423,12 @@ func (s *sender) dial() error {
 		var w io.Writer = nc
 		nc = newSpinConn(nc, s.ci.cfg.SpinWait)
 		if s.def.SSLCert != "" {
-			cfg, err := tlsConfig(s.def, false)
+			h, _, _ := net.SplitHostPort(a)
+			cfg, err := clientTLS(s.def, h)
 			if err != nil {
 				nc.Close()
 				return err
 			}
-			h, _, _ := net.SplitHostPort(a)
-			cfg.ServerName = h
 			tc := tls.Client(nc, cfg)
 			if err := tc.HandshakeContext(s.ctx); err != nil {
 				nc.Close()
@@ -595,26 +656,24 @@ func (s *sender) send(l *lane, wait bool) (bool, error) {
 	if n == 0 {
 		return false, nil
 	}
-	views := l.views[:n]
-	// The views are valid until the lane commits: their bodies go from the
-	// mapping to the socket.
-	l.ids = l.ids[:0]
-	l.n = 0
+	if err := s.build(l, l.views[:n]); err != nil {
+		return false, err
+	}
+	if l.n == 0 {
+		// Every message was dead-lettered: the lane commits that alone
+		// (a batch is never empty: the partner refuses one), and looks
+		// again.
+		if err := l.conn.Commit(); err != nil {
+			return false, err
+		}
+		if wait {
+			return s.send(l, wait)
+		}
+		return false, nil
+	}
 	pers := mq.NotPersistent
-	for i := range views {
-		v := &views[i]
-		if err := s.check.Check(v.Head(s.head[:]), v.Len()); err != nil {
-			if err := s.deadLetter(l, v, err); err != nil {
-				return false, err
-			}
-			continue
-		}
-		l.ids = append(l.ids, v.MsgID)
-		s.w.MsgV(v.Pieces, v.Len())
-		l.n++
-		if v.Persistence == mq.Persistent {
-			pers = mq.Persistent
-		}
+	if l.persistent {
+		pers = mq.Persistent
 	}
 	id := s.sent + 1
 	// Persistent only when the batch carries persistent messages: a batch
@@ -630,6 +689,32 @@ func (s *sender) send(l *lane, wait bool) (bool, error) {
 	cpSenderSent.Hit()
 	l.id, s.sent = id, id
 	return true, nil
+}
+
+// build queues the MSG frames of the messages of views (got on lane l),
+// dead-lettering those that are not transmission messages; l.n is how
+// many it queued. The views are valid until the lane commits: their
+// bodies go from the mapping to the socket.
+func (s *sender) build(l *lane, views []mq.View) error {
+	l.ids = l.ids[:0]
+	l.n = 0
+	l.persistent = false
+	for i := range views {
+		v := &views[i]
+		if err := s.check.Check(v.Head(s.head[:]), v.Len()); err != nil {
+			if err := s.deadLetter(l, v, err); err != nil {
+				return err
+			}
+			continue
+		}
+		l.ids = append(l.ids, v.MsgID)
+		s.w.MsgV(v.Pieces, v.Len())
+		l.n++
+		if v.Persistence == mq.Persistent {
+			l.persistent = true
+		}
+	}
+	return nil
 }
 
 // confirm waits for the CONFIRM of lane l's batch, then commits the lane.

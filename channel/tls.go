@@ -3,6 +3,7 @@ package channel
 import (
 	"crypto/tls"
 	"crypto/x509"
+	"errors"
 	"fmt"
 	"os"
 
@@ -36,4 +37,62 @@ func tlsConfig(def defs.Channel, server bool) (*tls.Config, error) {
 		}
 	}
 	return cfg, nil
+}
+
+// clientTLS is the TLS configuration of sender channel def dialling host:
+// the channel's name goes in the server name (SNI: ServerName), so that the
+// receiver takes the configuration of that channel; the receiver's
+// certificate must chain to SSLCA (or the system roots) and match SSLPEER,
+// or, without SSLPEER, name host.
+func clientTLS(def defs.Channel, host string) (*tls.Config, error) {
+	cfg, err := tlsConfig(def, false)
+	if err != nil {
+		return nil, err
+	}
+	roots := cfg.RootCAs
+	cfg.ServerName = ServerName(def.Name)
+	// The server name is the channel's, not the host's: the chain and
+	// the name are checked here instead.
+	cfg.InsecureSkipVerify = true
+	cfg.VerifyConnection = func(cs tls.ConnectionState) error {
+		if len(cs.PeerCertificates) == 0 {
+			return errors.New("the partner sent no certificate")
+		}
+		opts := x509.VerifyOptions{Roots: roots, Intermediates: x509.NewCertPool()}
+		for _, c := range cs.PeerCertificates[1:] {
+			opts.Intermediates.AddCert(c)
+		}
+		if def.SSLPeer == "" {
+			opts.DNSName = host
+		}
+		chains, err := cs.PeerCertificates[0].Verify(opts)
+		if err != nil {
+			return fmt.Errorf("channel %s: partner certificate: %w", def.Name, err)
+		}
+		return peerMatches(def, chains)
+	}
+	return cfg, nil
+}
+
+// serverTLS is the TLS configuration of inbound connections: that of the
+// receiver channel the sender names in the server name (SNI), so that each
+// channel's certificate, CA and client certificate requirement apply to
+// it alone. A client naming no receiver channel with TLS fails the
+// handshake; after it, the HELLO must name the same channel
+// (receiver.authenticate).
+func (ci *Chinit) serverTLS() *tls.Config {
+	return &tls.Config{MinVersion: tls.VersionTLS12, GetConfigForClient: func(hi *tls.ClientHelloInfo) (*tls.Config, error) {
+		name := sniChannel(hi.ServerName)
+		if name == "" {
+			return nil, fmt.Errorf("%w: TLS server name %q names no channel", errNotAuthorized, hi.ServerName)
+		}
+		if err := ci.refreshDefs(); err != nil {
+			return nil, err
+		}
+		def, ok := ci.channelDef(name)
+		if !ok || def.Type != defs.ChlReceiver || def.SSLCert == "" {
+			return nil, fmt.Errorf("%w: TLS for %s, not a receiver channel with SSLCERT", errNotAuthorized, name)
+		}
+		return tlsConfig(def, true)
+	}}
 }

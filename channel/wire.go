@@ -18,16 +18,23 @@ const (
 	FrameConfirm   byte = 5 // receiver -> sender: the batch is committed
 	FrameHeartbeat byte = 6 // either way while idle; answered with a heartbeat
 	FrameClose     byte = 7 // either way: the channel ends, with a reason
+	FrameChallenge byte = 8 // receiver -> sender, answering HELLO: its name and nonce
+	FrameAuth      byte = 9 // sender -> receiver: the sender's proof of the channel's secret
 )
 
 // Protocol constants.
 const (
-	frameMagic0   = 'Q'
-	frameMagic1   = 'C'
-	ProtoVersion  = 1
+	frameMagic0 = 'Q'
+	frameMagic1 = 'C'
+	// ProtoVersion is the wire protocol version: 2 added partner
+	// authentication (CHALLENGE and AUTH, the nonces and proofs); a
+	// receiver answers a version 1 HELLO with a version 1 CLOSE saying so.
+	ProtoVersion  = 2
 	frameHdrSize  = 8
-	helloSize     = 168
-	helloAckSize  = 72
+	helloSize     = 200
+	helloAckSize  = 104
+	challengeSize = 80
+	authSize      = 40
 	endBatchSize  = 16
 	confirmSize   = 8
 	maxCloseText  = 512
@@ -52,6 +59,10 @@ const (
 	ReasonUndeliverable  uint32 = 5 // a message cannot be put and there is no dead-letter queue
 	ReasonStopping       uint32 = 6 // the receiving member is stopping
 	ReasonInternal       uint32 = 7 // the receiving side failed (CF error)
+	// ReasonNotAuthorized: the partner did not authenticate (or is not
+	// the one the channel is for). The CLOSE says only "not authorised":
+	// the receiving side logs why.
+	ReasonNotAuthorized uint32 = 8
 )
 
 // ErrProtocol is returned for a malformed frame or one that breaks the
@@ -77,6 +88,27 @@ type Hello struct {
 	MaxVer  uint8
 	InDoubt uint64
 	Reset   uint64 // 0: none
+	Nonce   Nonce  // the sender's, fresh for each HELLO (crypto/rand)
+}
+
+// Nonce is a random challenge of the authentication exchange.
+type Nonce [32]byte
+
+// Proof is an HMAC-SHA256 proof of the channel's secret (see Proof).
+type Proof [32]byte
+
+// Challenge answers a HELLO: the receiving queue manager's name and its
+// nonce. The sender answers with an AUTH.
+type Challenge struct {
+	QMgr  string
+	Nonce Nonce
+}
+
+// Auth is the sender's proof of the channel's secret (HasProof false: the
+// sender has none, AUTHKEY is not set on its side).
+type Auth struct {
+	HasProof bool
+	Proof    Proof
 }
 
 // HELLO flags (the byte at helloFlags).
@@ -95,6 +127,8 @@ type HelloAck struct {
 	HBInt     uint32
 	Version   uint8
 	LastBatch uint64
+	HasProof  bool  // the receiver proves the channel's secret
+	Proof     Proof // (see Proof)
 }
 
 // Frame is one frame read; Payload is valid until the next Read or Peek.
@@ -190,7 +224,7 @@ func parseHeader(h []byte, max uint32) (Frame, uint32, error) {
 	if h[2] != ProtoVersion {
 		return Frame{}, 0, fmt.Errorf("%w: protocol version %d (this side speaks %d)", ErrProtocol, h[2], ProtoVersion)
 	}
-	if h[3] < FrameHello || h[3] > FrameClose {
+	if h[3] < FrameHello || h[3] > FrameAuth {
 		return Frame{}, 0, fmt.Errorf("%w: unknown frame type %d", ErrProtocol, h[3])
 	}
 	n := binary.LittleEndian.Uint32(h[4:])
@@ -200,8 +234,19 @@ func parseHeader(h []byte, max uint32) (Frame, uint32, error) {
 	return Frame{Type: h[3]}, n, nil
 }
 
-func header(dst []byte, typ byte, n int) []byte {
-	dst = append(dst, frameMagic0, frameMagic1, ProtoVersion, typ, 0, 0, 0, 0)
+func header(dst []byte, typ byte, n int) []byte { return headerV(dst, ProtoVersion, typ, n) }
+
+// HeaderVersion is the protocol version in a frame header (h holds at
+// least 3 bytes), 0 when h is not a frame header.
+func HeaderVersion(h []byte) byte {
+	if len(h) < 3 || h[0] != frameMagic0 || h[1] != frameMagic1 {
+		return 0
+	}
+	return h[2]
+}
+
+func headerV(dst []byte, ver, typ byte, n int) []byte {
+	dst = append(dst, frameMagic0, frameMagic1, ver, typ, 0, 0, 0, 0)
 	binary.LittleEndian.PutUint32(dst[len(dst)-4:], uint32(n))
 	return dst
 }
@@ -266,8 +311,31 @@ func (w *Writer) Hello(h Hello) {
 	} else {
 		binary.LittleEndian.PutUint64(b[160:], h.InDoubt)
 	}
+	copy(b[168:], h.Nonce[:])
 	w.small(FrameHello, b[:])
 }
+
+// Challenge queues a CHALLENGE frame.
+func (w *Writer) Challenge(c Challenge) {
+	var b [challengeSize]byte
+	putName(b[0:48], c.QMgr)
+	copy(b[48:], c.Nonce[:])
+	w.small(FrameChallenge, b[:])
+}
+
+// Auth queues an AUTH frame.
+func (w *Writer) Auth(a Auth) {
+	var b [authSize]byte
+	if a.HasProof {
+		b[0] = proofFlag
+		copy(b[8:], a.Proof[:])
+	}
+	w.small(FrameAuth, b[:])
+}
+
+// proofFlag is the flag bit saying a proof follows (AUTH byte 0,
+// HELLO_ACK byte 61).
+const proofFlag = 1 << 0
 
 // HelloAck queues a HELLO_ACK frame.
 func (w *Writer) HelloAck(a HelloAck) {
@@ -278,6 +346,10 @@ func (w *Writer) HelloAck(a HelloAck) {
 	binary.LittleEndian.PutUint32(b[56:], a.HBInt)
 	b[60] = a.Version
 	binary.LittleEndian.PutUint64(b[64:], a.LastBatch)
+	if a.HasProof {
+		b[61] = proofFlag
+		copy(b[72:], a.Proof[:])
+	}
 	w.small(FrameHelloAck, b[:])
 }
 
@@ -300,7 +372,11 @@ func (w *Writer) Confirm(id uint64) {
 func (w *Writer) Heartbeat() { w.small(FrameHeartbeat, nil) }
 
 // Close queues a CLOSE frame.
-func (w *Writer) Close(reason uint32, text string) {
+func (w *Writer) Close(reason uint32, text string) { w.closeV(ProtoVersion, reason, text) }
+
+// closeV queues a CLOSE frame in a header of protocol version ver (that
+// of a partner of another version, which can read it).
+func (w *Writer) closeV(ver byte, reason uint32, text string) {
 	if len(text) > maxCloseText {
 		text = text[:maxCloseText]
 	}
@@ -308,7 +384,8 @@ func (w *Writer) Close(reason uint32, text string) {
 	binary.LittleEndian.PutUint32(b[0:], reason)
 	binary.LittleEndian.PutUint16(b[4:], uint16(len(text)))
 	copy(b[6:], text)
-	w.small(FrameClose, b)
+	w.hdr = headerV(w.hdr, ver, FrameClose, len(b))
+	w.hdr = append(w.hdr, b...)
 }
 
 // Flush writes everything queued, in one vectored write when bodies are
@@ -354,6 +431,7 @@ func DecodeHello(p []byte) (Hello, error) {
 	if len(p) != helloSize {
 		return h, fmt.Errorf("%w: HELLO of %d bytes", ErrProtocol, len(p))
 	}
+	copy(h.Nonce[:], p[168:])
 	var err error
 	if h.Channel, err = getName(p[0:48]); err != nil {
 		return h, err
@@ -408,7 +486,58 @@ func DecodeHelloAck(p []byte) (HelloAck, error) {
 	if a.BatchSz == 0 {
 		return a, fmt.Errorf("%w: HELLO_ACK batch size 0", ErrProtocol)
 	}
+	if p[61]&^proofFlag != 0 || p[62] != 0 || p[63] != 0 {
+		return a, fmt.Errorf("%w: HELLO_ACK flags", ErrProtocol)
+	}
+	if a.HasProof = p[61] == proofFlag; a.HasProof {
+		copy(a.Proof[:], p[72:])
+	} else if !allZero(p[72:]) {
+		return a, fmt.Errorf("%w: HELLO_ACK with proof bytes and no proof flag", ErrProtocol)
+	}
 	return a, nil
+}
+
+// DecodeChallenge parses a CHALLENGE payload.
+func DecodeChallenge(p []byte) (Challenge, error) {
+	var c Challenge
+	if len(p) != challengeSize {
+		return c, fmt.Errorf("%w: CHALLENGE of %d bytes", ErrProtocol, len(p))
+	}
+	var err error
+	if c.QMgr, err = getName(p[0:48]); err != nil {
+		return c, err
+	}
+	if c.QMgr == "" {
+		return c, fmt.Errorf("%w: CHALLENGE without a queue manager name", ErrProtocol)
+	}
+	copy(c.Nonce[:], p[48:])
+	return c, nil
+}
+
+// DecodeAuth parses an AUTH payload.
+func DecodeAuth(p []byte) (Auth, error) {
+	var a Auth
+	if len(p) != authSize {
+		return a, fmt.Errorf("%w: AUTH of %d bytes", ErrProtocol, len(p))
+	}
+	if p[0]&^proofFlag != 0 || !allZero(p[1:8]) {
+		return a, fmt.Errorf("%w: AUTH flags", ErrProtocol)
+	}
+	if a.HasProof = p[0] == proofFlag; a.HasProof {
+		copy(a.Proof[:], p[8:])
+	} else if !allZero(p[8:]) {
+		return a, fmt.Errorf("%w: AUTH with proof bytes and no proof flag", ErrProtocol)
+	}
+	return a, nil
+}
+
+func allZero(b []byte) bool {
+	for _, c := range b {
+		if c != 0 {
+			return false
+		}
+	}
+	return true
 }
 
 // DecodeEndBatch parses an END_BATCH payload.

@@ -167,8 +167,9 @@ func helloReset(next uint64) []byte {
 func FuzzFrames(f *testing.F) {
 	f.Add(sampleFrames())
 	f.Add(helloReset(7))
-	f.Add([]byte{'Q', 'C', 1, FrameHello, 0, 0, 0, 0})
-	f.Add([]byte{'Q', 'C', 1, FrameClose, 6, 0, 0, 0, 1, 0, 0, 0, 9, 0})
+	f.Add([]byte{'Q', 'C', ProtoVersion, FrameHello, 0, 0, 0, 0})
+	f.Add([]byte{'Q', 'C', ProtoVersion, FrameClose, 6, 0, 0, 0, 1, 0, 0, 0, 9, 0})
+	f.Add([]byte{'Q', 'C', ProtoVersion, FrameAuth, 40, 0, 0, 0, 1})
 	f.Fuzz(func(t *testing.T, b []byte) {
 		r := NewReader(bytes.NewReader(b), 64<<10)
 		for i := 0; i < 64; i++ {
@@ -181,6 +182,8 @@ func FuzzFrames(f *testing.F) {
 			DecodeEndBatch(fr.Payload)
 			DecodeConfirm(fr.Payload)
 			DecodeClose(fr.Payload)
+			DecodeChallenge(fr.Payload)
+			DecodeAuth(fr.Payload)
 			decodeSendSync(fr.Payload)
 			decodeRecvSync(fr.Payload)
 			if len(fr.Payload) >= recSize {

@@ -81,6 +81,7 @@ const (
 	queueTarget = "TARGET"      // group B
 	xmitQueue   = "XQ"
 	channelName = "A.TO.B"
+	channelKey  = "chaos-channel-secret-0123456789" // AUTHKEY of channelName on both sides
 	smallDepth  = 4
 )
 
@@ -254,7 +255,7 @@ func (h *harness) setup() error {
 		fmt.Sprintf("DEFINE QLOCAL(%s) MAXDEPTH(%d) CFSTRUCT(APPL2)", queueSmall, smallDepth),
 	}
 	if b != nil {
-		for _, c := range []string{fmt.Sprintf("DEFINE CHANNEL(%s) CHLTYPE(RCVR)", channelName), fmt.Sprintf("DEFINE QLOCAL(%s) MAXDEPTH(1000000)", queueTarget)} {
+		for _, c := range []string{fmt.Sprintf("DEFINE CHANNEL(%s) CHLTYPE(RCVR) AUTHKEY('%s')", channelName, channelKey), fmt.Sprintf("DEFINE QLOCAL(%s) MAXDEPTH(1000000)", queueTarget)} {
 			if err := h.define(b, c); err != nil {
 				return err
 			}
@@ -263,7 +264,7 @@ func (h *harness) setup() error {
 			// Triggered: the channel starts whenever messages wait, also
 			// after the group lost its CF (and the channel's status).
 			fmt.Sprintf("DEFINE QLOCAL(%s) USAGE(XMITQ) MAXDEPTH(1000000) TRIGGER TRIGDATA(%s)", xmitQueue, channelName),
-			fmt.Sprintf("DEFINE CHANNEL(%s) CHLTYPE(SDR) CONNAME('127.0.0.1(%d)') XMITQ(%s) BATCHSZ(20) SHORTRTY(999999999) SHORTTMR(1) LONGRTY(999999999) LONGTMR(1) HBINT(5)", channelName, h.proxy.Port(), xmitQueue),
+			fmt.Sprintf("DEFINE CHANNEL(%s) CHLTYPE(SDR) CONNAME('127.0.0.1(%d)') XMITQ(%s) BATCHSZ(20) SHORTRTY(999999999) SHORTTMR(1) LONGRTY(999999999) LONGTMR(1) HBINT(5) AUTHKEY('%s')", channelName, h.proxy.Port(), xmitQueue, channelKey),
 			fmt.Sprintf("DEFINE QREMOTE(%s) RNAME(%s) RQMNAME(%s) XMITQ(%s)", queueRemote, queueTarget, b.cfg.Name, xmitQueue),
 			fmt.Sprintf("START CHANNEL(%s)", channelName))
 	}

@@ -1,7 +1,9 @@
 package cli
 
 import (
+	"crypto/rand"
 	"encoding/binary"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"io"
@@ -16,6 +18,7 @@ import (
 	"github.com/qmgr/qmgr/channel"
 	"github.com/qmgr/qmgr/group"
 	"github.com/qmgr/qmgr/mq"
+	mqscpkg "github.com/qmgr/qmgr/mqsc"
 	"github.com/qmgr/qmgr/qm"
 )
 
@@ -69,17 +72,24 @@ func runChannelDemo(dir string, total, rate int, out io.Writer) error {
 			if err != nil || !resp.OK {
 				return fmt.Errorf("%s: %v %s", cmd, err, resp.Error)
 			}
-			fmt.Fprintf(out, "  %s\n", cmd)
+			fmt.Fprintf(out, "  %s\n", mqscpkg.Redact(cmd))
 		}
 		return nil
 	}
+	// Both ends of the channel prove they know its secret (AUTHKEY): a
+	// fresh random one for each demonstration.
+	var keyBytes [16]byte
+	if _, err := rand.Read(keyBytes[:]); err != nil {
+		return err
+	}
+	key := hex.EncodeToString(keyBytes[:])
 	fmt.Fprintf(out, "\nqmgr demo, part 2: a shared channel from a group of three to a queue manager outside it (in %s)\n", dir)
 	rqm, err := startMember(recv, "RQM", "--port", strconv.Itoa(port))
 	if err != nil {
 		return err
 	}
 	fmt.Fprintf(out, "  remote queue manager RQM (a group of one) listens on port %d\n", port)
-	if err := mqsc(recv, "RQM", "DEFINE CHANNEL(DEMO.CHL) CHLTYPE(RCVR)", "DEFINE QLOCAL(DEMO.TARGET) MAXDEPTH(999999999)"); err != nil {
+	if err := mqsc(recv, "RQM", "DEFINE CHANNEL(DEMO.CHL) CHLTYPE(RCVR) AUTHKEY('"+key+"')", "DEFINE QLOCAL(DEMO.TARGET) MAXDEPTH(999999999)"); err != nil {
 		return err
 	}
 	members := map[string]*demoProc{}
@@ -93,7 +103,7 @@ func runChannelDemo(dir string, total, rate int, out io.Writer) error {
 	fmt.Fprintf(out, "  group %s: members QM1, QM2, QM3 started, each with its channel initiator\n", send.Name)
 	if err := mqsc(send, "QM1",
 		"DEFINE QLOCAL(DEMO.XQ) USAGE(XMITQ) MAXDEPTH(999999999) TRIGGER TRIGDATA(DEMO.CHL)",
-		fmt.Sprintf("DEFINE CHANNEL(DEMO.CHL) CHLTYPE(SDR) CONNAME('127.0.0.1(%d)') XMITQ(DEMO.XQ) SHORTTMR(1)", port),
+		fmt.Sprintf("DEFINE CHANNEL(DEMO.CHL) CHLTYPE(SDR) CONNAME('127.0.0.1(%d)') XMITQ(DEMO.XQ) SHORTTMR(1) AUTHKEY('%s')", port, key),
 		"DEFINE QREMOTE(DEMO.RQ) RNAME(DEMO.TARGET) RQMNAME(RQM) XMITQ(DEMO.XQ)"); err != nil {
 		return err
 	}

@@ -49,8 +49,27 @@ type hostilePeer struct {
 }
 
 // dialHostile opens channel TO.R to the receiver on port, proposing a
-// batch size of 100 and heartbeat interval hbint, and reads the answer.
+// batch size of 100 and heartbeat interval hbint, proving the channel's
+// secret (a hostile partner that knows it), and reads the answer.
 func dialHostile(t *testing.T, port int, hbint uint32) *hostilePeer {
+	t.Helper()
+	p, f := openPeer(t, port, "TO.R", "HOSTILE", testAuthKey, hbint)
+	if f.Type != channel.FrameHelloAck {
+		t.Fatalf("answer to HELLO: frame %d", f.Type)
+	}
+	var err error
+	if p.ack, err = channel.DecodeHelloAck(f.Payload); err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+// openPeer connects to port and opens channel ch as queue manager qm of
+// group HG, proposing a batch size of 100 and heartbeat interval hbint,
+// and answers the receiver's CHALLENGE with a proof of secret key (none
+// when key is empty). It returns the frame that answers (HELLO_ACK, or a
+// CLOSE), or the first frame that is not a CHALLENGE.
+func openPeer(t *testing.T, port int, ch, qm, key string, hbint uint32) (*hostilePeer, channel.Frame) {
 	t.Helper()
 	nc, err := net.Dial("tcp", "127.0.0.1:"+strconv.Itoa(port))
 	if err != nil {
@@ -58,19 +77,40 @@ func dialHostile(t *testing.T, port int, hbint uint32) *hostilePeer {
 	}
 	t.Cleanup(func() { nc.Close() })
 	p := &hostilePeer{t: t, nc: nc, r: channel.NewReader(nc, 2<<20), w: channel.NewWriter(nc)}
-	p.w.Hello(channel.Hello{Channel: "TO.R", QMgr: "HOSTILE", Group: "HG", BatchSz: 100, MaxMsgL: 1 << 20, HBInt: hbint, MinVer: 1, MaxVer: 1})
+	cn, err := channel.NewNonce()
+	if err != nil {
+		t.Fatal(err)
+	}
+	p.w.Hello(channel.Hello{Channel: ch, QMgr: qm, Group: "HG", BatchSz: 100, MaxMsgL: 1 << 20, HBInt: hbint,
+		MinVer: channel.ProtoVersion, MaxVer: channel.ProtoVersion, Nonce: cn})
 	if err := p.w.Flush(); err != nil {
 		t.Fatal(err)
 	}
 	nc.SetReadDeadline(time.Now().Add(30 * time.Second))
 	f, err := p.r.Read()
-	if err != nil || f.Type != channel.FrameHelloAck {
-		t.Fatalf("answer to HELLO: frame %d, %v", f.Type, err)
+	if err != nil {
+		t.Fatalf("answer to HELLO: %v", err)
 	}
-	if p.ack, err = channel.DecodeHelloAck(f.Payload); err != nil {
+	if f.Type != channel.FrameChallenge {
+		return p, f
+	}
+	c, err := channel.DecodeChallenge(f.Payload)
+	if err != nil {
 		t.Fatal(err)
 	}
-	return p
+	a := channel.Auth{}
+	if key != "" {
+		a = channel.Auth{HasProof: true, Proof: channel.MakeProof(key, channel.RoleSender, channel.AuthContext{Channel: ch, SenderQMgr: qm,
+			SenderGroup: "HG", RecvQMgr: c.QMgr, SenderNonce: cn, RecvNonce: c.Nonce})}
+	}
+	p.w.Auth(a)
+	if err := p.w.Flush(); err != nil {
+		t.Fatal(err)
+	}
+	if f, err = p.r.Read(); err != nil {
+		t.Fatalf("answer to AUTH: %v", err)
+	}
+	return p, f
 }
 
 // msg queues a MSG frame for queue TARGET of RQM, numbered i.
@@ -96,7 +136,7 @@ func hostileRemote(t *testing.T) *testGroup {
 	r := newRemoteGroup(t)
 	r.port = freePort(t)
 	r.startWith("RQM", "--port", strconv.Itoa(r.port), "--channel-max-hbint", "2s", "--channel-silence-grace", "1s")
-	r.mqsc("DEFINE CHANNEL(TO.R) CHLTYPE(RCVR) BATCHSZ(5) HBINT(1)")
+	r.mqsc("DEFINE CHANNEL(TO.R) CHLTYPE(RCVR) BATCHSZ(5) HBINT(1) AUTHKEY('" + testAuthKey + "')")
 	r.mqsc("DEFINE QLOCAL(TARGET) MAXDEPTH(999999999)")
 	// Its listener is up once its channel initiator says it started (the
 	// member's own line, as it starts the process, names no port).

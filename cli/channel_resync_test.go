@@ -290,8 +290,8 @@ func TestChannelDeleteStartsClean(t *testing.T) {
 			t.Fatalf("%d sync records of the deleted channel", d)
 		}
 	}
-	r.mqsc("DEFINE CHANNEL(TO.R) CHLTYPE(RCVR)")
-	g.mqsc("DEFINE CHANNEL(TO.R) CHLTYPE(SDR) CONNAME('127.0.0.1(" + strconv.Itoa(port) + ")') XMITQ(XQ) BATCHSZ(50) SHORTTMR(1)")
+	r.mqsc("DEFINE CHANNEL(TO.R) CHLTYPE(RCVR) AUTHKEY('" + testAuthKey + "')")
+	g.mqsc("DEFINE CHANNEL(TO.R) CHLTYPE(SDR) CONNAME('127.0.0.1(" + strconv.Itoa(port) + ")') XMITQ(XQ) BATCHSZ(50) SHORTTMR(1) AUTHKEY('" + testAuthKey + "')")
 	if out := g.chstatus("TO.R"); out != "" {
 		t.Fatalf("status of the channel defined again, before it starts: %s", out)
 	}

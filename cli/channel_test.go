@@ -20,6 +20,9 @@ import (
 	"github.com/qmgr/qmgr/mq"
 )
 
+// testAuthKey is the secret (AUTHKEY) of the test channels.
+const testAuthKey = "test-channel-secret-0123456789"
+
 // freePort is a TCP port nobody listens on (now).
 func freePort(t *testing.T) int {
 	l, err := net.Listen("tcp", "127.0.0.1:0")
@@ -106,7 +109,7 @@ func remoteSide(t *testing.T) *testGroup {
 	r := newRemoteGroup(t)
 	r.port = freePort(t)
 	r.startWith("RQM", "--port", strconv.Itoa(r.port))
-	r.mqsc("DEFINE CHANNEL(TO.R) CHLTYPE(RCVR)")
+	r.mqsc("DEFINE CHANNEL(TO.R) CHLTYPE(RCVR) AUTHKEY('" + testAuthKey + "')")
 	r.mqsc("DEFINE QLOCAL(TARGET) MAXDEPTH(999999999)")
 	return r
 }
@@ -130,7 +133,7 @@ func sendingSide(t *testing.T, r *testGroup) *testGroup {
 		g.start(n)
 	}
 	g.mqsc("DEFINE QLOCAL(XQ) USAGE(XMITQ) MAXDEPTH(999999999)")
-	g.mqsc(fmt.Sprintf("DEFINE CHANNEL(TO.R) CHLTYPE(SDR) CONNAME('127.0.0.1(%d)') XMITQ(XQ) BATCHSZ(50) SHORTTMR(1)", r.port))
+	g.mqsc(fmt.Sprintf("DEFINE CHANNEL(TO.R) CHLTYPE(SDR) CONNAME('127.0.0.1(%d)') XMITQ(XQ) BATCHSZ(50) SHORTTMR(1) AUTHKEY('%s')", r.port, testAuthKey))
 	g.mqsc("DEFINE QREMOTE(RQ) RNAME(TARGET) RQMNAME(RQM) XMITQ(XQ)")
 	return g
 }
@@ -335,12 +338,12 @@ func TestInboundFailover(t *testing.T) {
 	for _, m := range []string{"QM1", "QM2", "QM3"} {
 		g.startWith(m, "--generic-port", strconv.Itoa(gp))
 	}
-	g.mqsc("DEFINE CHANNEL(TO.G) CHLTYPE(RCVR)")
+	g.mqsc("DEFINE CHANNEL(TO.G) CHLTYPE(RCVR) AUTHKEY('" + testAuthKey + "')")
 	g.mqsc("DEFINE QLOCAL(TARGET) MAXDEPTH(999999999)")
 	r := newRemoteGroup(t)
 	r.start("RQM")
 	r.mqsc("DEFINE QLOCAL(XQ) USAGE(XMITQ) MAXDEPTH(999999999)")
-	r.mqsc(fmt.Sprintf("DEFINE CHANNEL(TO.G) CHLTYPE(SDR) CONNAME('127.0.0.1(%d)') XMITQ(XQ) SHORTTMR(1)", gp))
+	r.mqsc(fmt.Sprintf("DEFINE CHANNEL(TO.G) CHLTYPE(SDR) CONNAME('127.0.0.1(%d)') XMITQ(XQ) SHORTTMR(1) AUTHKEY('%s')", gp, testAuthKey))
 	r.mqsc("DEFINE QREMOTE(RQ) RNAME(TARGET) RQMNAME(TG) XMITQ(XQ)")
 	putRange(t, r, "RQM", 0, n)
 	r.mqsc("START CHANNEL(TO.G)")

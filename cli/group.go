@@ -188,6 +188,7 @@ type statusReport struct {
 	// complete by its deadline.
 	InboundRefused  uint64 `json:"inbound_refused"`
 	InboundTimedOut uint64 `json:"inbound_timed_out"`
+	InboundUnauth   uint64 `json:"inbound_unauthenticated"`
 }
 
 type memberStatus struct {
@@ -289,6 +290,7 @@ func cmdStatus(args []string, out io.Writer) error {
 	}
 	rep.InboundRefused, _ = g.Counter(group.CounterInboundRefused)
 	rep.InboundTimedOut, _ = g.Counter(group.CounterInboundTimedOut)
+	rep.InboundUnauth, _ = g.Counter(group.CounterInboundUnauth)
 	names, _ := g.Structures()
 	for _, n := range names {
 		s, err := g.Structure(n, false)
@@ -324,7 +326,7 @@ func cmdStatus(args []string, out io.Writer) error {
 		for _, q := range rep.Queues {
 			fmt.Fprintf(out, "  queue %-30s depth %-8d uncommitted %-6d open in %d out %d\n", q.Name, q.Depth, q.Uncom, q.In, q.Out)
 		}
-		fmt.Fprintf(out, "  inbound connections refused: %d over a listener's cap, %d without a HELLO in time\n", rep.InboundRefused, rep.InboundTimedOut)
+		fmt.Fprintf(out, "  inbound connections refused: %d over a listener's cap, %d without a HELLO in time, %d partners not authenticated\n", rep.InboundRefused, rep.InboundTimedOut, rep.InboundUnauth)
 	}
 	if rep.Active == 0 {
 		return exitError{1, fmt.Errorf("no active member")}

@@ -135,7 +135,7 @@ func TestInboundConnectionCap(t *testing.T) {
 	if got := g.qmgrAttr("INREFUSED"); got != "1" {
 		t.Fatalf("INREFUSED(%s), want 1", got)
 	}
-	if _, out, _ := g.run("", "status"); !strings.Contains(out, "inbound connections refused: 1 over a listener's cap, 0 without a HELLO in time") {
+	if _, out, _ := g.run("", "status"); !strings.Contains(out, "inbound connections refused: 1 over a listener's cap, 0 without a HELLO in time, 0 partners not authenticated") {
 		t.Fatalf("qmgr status:\n%s", out)
 	}
 	// A slot frees when its connection ends (the listener notices it

@@ -81,6 +81,28 @@ type Channel struct {
 	SSLCert  string `json:"SSLCERT"`  // TLS certificate file (PEM); empty: no TLS
 	SSLKey   string `json:"SSLKEY"`   // TLS key file (PEM)
 	SSLCA    string `json:"SSLCA"`    // CA file (PEM) the partner's certificate must chain to
+	// SSLPeer is the pattern the partner's certificate subject must match
+	// ("CN=QM2,O=Example", * wildcards in values; see ParsePeerName);
+	// empty: any certificate that chains to SSLCA.
+	SSLPeer string `json:"SSLPEER"`
+	// AuthKey is the channel's secret, the same on both sides: each proves
+	// it knows it in the HELLO exchange (HMAC-SHA256 challenge-response).
+	// Never displayed. Empty: none.
+	AuthKey string `json:"AUTHKEY"`
+	// Auth says whether the channel runs only with an authenticated
+	// partner: REQUIRED (the default; empty means REQUIRED) or OPTIONAL (a
+	// channel with neither AUTHKEY nor TLS with SSLPEER runs with anyone:
+	// for tests and demonstrations on one host).
+	Auth string `json:"AUTH"`
+	// RQMName (RCVR): the partner's queue manager, or its group: a HELLO
+	// naming neither is refused. Empty: any.
+	RQMName string `json:"RQMNAME"`
+	// InQueues (RCVR) is what inbound messages may be put to: APPL (the
+	// default; empty means APPL), application queues only, not SYSTEM.*
+	// queues nor transmission queues; ALL, transmission queues and
+	// SYSTEM.* queues too (routing through this group), but never the
+	// group's own channel state (SYSTEM.QSG.*).
+	InQueues string `json:"INQUEUES"`
 	Descr    string `json:"DESCR"`
 
 	Created time.Time `json:"-"`
@@ -89,8 +111,71 @@ type Channel struct {
 
 // DefaultChannel is a channel of type typ with MQ's defaults.
 func DefaultChannel(name, typ string) Channel {
-	return Channel{Name: name, Type: typ, BatchSz: 50, HBInt: 300, DiscInt: 6000, ShortRty: 10,
-		ShortTmr: 60, LongRty: 999_999_999, LongTmr: 1200, NPMSpeed: "FAST", MaxMsgL: 4 << 20}
+	c := Channel{Name: name, Type: typ, BatchSz: 50, HBInt: 300, DiscInt: 6000, ShortRty: 10,
+		ShortTmr: 60, LongRty: 999_999_999, LongTmr: 1200, NPMSpeed: "FAST", MaxMsgL: 4 << 20, Auth: AuthRequired}
+	if typ == ChlReceiver {
+		c.InQueues = InQueuesAppl
+	}
+	return c
+}
+
+// Values of AUTH and INQUEUES.
+const (
+	AuthRequired = "REQUIRED"
+	AuthOptional = "OPTIONAL"
+	InQueuesAppl = "APPL"
+	InQueuesAll  = "ALL"
+)
+
+// AuthKey limits: a secret shorter than MinAuthKey is refused (an
+// eavesdropper or a fake partner holding one proof may try every guess
+// offline); printable ASCII.
+const (
+	MinAuthKey = 16
+	MaxAuthKey = 256
+)
+
+// AuthRequired reports whether the channel runs only with an
+// authenticated partner (AUTH(REQUIRED), the default).
+func (c Channel) AuthRequired() bool { return c.Auth != AuthOptional }
+
+// TLSAuthenticates reports whether the channel's TLS configuration
+// authenticates the partner: a certificate is verified (a receiver
+// requires one, with SSLCA) and bound to this channel by SSLPEER.
+func (c Channel) TLSAuthenticates() bool {
+	return c.SSLCert != "" && c.SSLPeer != "" && (c.Type == ChlSender || c.SSLCA != "")
+}
+
+// InQueuesAll reports whether inbound messages may go to transmission
+// and SYSTEM.* queues (INQUEUES(ALL)).
+func (c Channel) InQueuesAll() bool { return c.InQueues == InQueuesAll }
+
+// validateAuth checks the authentication attributes.
+func (c Channel) validateAuth() error {
+	switch {
+	case c.Auth != "" && c.Auth != AuthRequired && c.Auth != AuthOptional:
+		return fmt.Errorf("%w: AUTH(%s) is not REQUIRED or OPTIONAL", ErrBadValue, c.Auth)
+	case c.AuthKey != "" && (len(c.AuthKey) < MinAuthKey || len(c.AuthKey) > MaxAuthKey):
+		return fmt.Errorf("%w: AUTHKEY of %d characters (%d to %d)", ErrBadValue, len(c.AuthKey), MinAuthKey, MaxAuthKey)
+	case strings.IndexFunc(c.AuthKey, func(r rune) bool { return r < 0x20 || r > 0x7e }) >= 0:
+		return fmt.Errorf("%w: AUTHKEY of other than printable ASCII characters", ErrBadValue)
+	case c.SSLPeer != "" && c.SSLCert == "":
+		return fmt.Errorf("%w: SSLPEER is for a TLS channel (SSLCERT and SSLKEY)", ErrBadValue)
+	case c.SSLPeer != "" && c.Type == ChlReceiver && c.SSLCA == "":
+		return fmt.Errorf("%w: SSLPEER on a receiver needs SSLCA (without it no client certificate is asked for)", ErrBadValue)
+	case c.AuthRequired() && c.AuthKey == "" && !c.TLSAuthenticates():
+		need := "SSLCERT, SSLKEY and SSLPEER"
+		if c.Type == ChlReceiver {
+			need = "SSLCERT, SSLKEY, SSLCA and SSLPEER"
+		}
+		return fmt.Errorf("%w: channel %s cannot authenticate its partner: it needs AUTHKEY (the same secret on both sides) or TLS with %s; or AUTH(OPTIONAL), which lets anyone who can reach the port run it", ErrBadValue, c.Name, need)
+	}
+	if c.SSLPeer != "" {
+		if _, err := ParsePeerName(c.SSLPeer); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // ValidChannelName reports whether s is a valid channel name: 1 to 20 of
@@ -125,7 +210,13 @@ func (c Channel) Validate() error {
 	case len(c.Descr) > 64:
 		return fmt.Errorf("%w: DESCR longer than 64 characters", ErrBadValue)
 	}
+	if err := c.validateAuth(); err != nil {
+		return err
+	}
 	if c.Type == ChlSender {
+		if c.RQMName != "" || c.InQueues != "" {
+			return fmt.Errorf("%w: RQMNAME and INQUEUES are for receiver channels", ErrBadValue)
+		}
 		if !ValidName(c.XmitQ) {
 			return fmt.Errorf("%w: a sender channel needs XMITQ(queue)", ErrBadValue)
 		}
@@ -134,6 +225,10 @@ func (c Channel) Validate() error {
 		}
 	} else if c.ConnName != "" || c.XmitQ != "" {
 		return fmt.Errorf("%w: CONNAME and XMITQ are for sender channels", ErrBadValue)
+	} else if c.RQMName != "" && !ValidName(c.RQMName) {
+		return fmt.Errorf("%w: RQMNAME(%s) is not a queue manager or group name", ErrBadValue, c.RQMName)
+	} else if c.InQueues != "" && c.InQueues != InQueuesAppl && c.InQueues != InQueuesAll {
+		return fmt.Errorf("%w: INQUEUES(%s) is not APPL or ALL", ErrBadValue, c.InQueues)
 	}
 	return nil
 }

@@ -53,10 +53,12 @@ const (
 	CounterLRSN = firstCounterSlot + 1 // log record sequence numbers (LRSN): the last one handed out
 	// Inbound channel connections refused by any member's channel
 	// initiator since the admin structure was created: over a listener's
-	// cap, and handshake (TLS and HELLO) not complete by its deadline
-	// (channel.Inbound; DISPLAY QMGR INREFUSED and INTIMEOUT).
+	// cap, handshake (TLS and HELLO) not complete by its deadline
+	// (channel.Inbound), and partners that did not authenticate (DISPLAY
+	// QMGR INREFUSED, INTIMEOUT and INUNAUTH).
 	CounterInboundRefused  = firstCounterSlot + 2
 	CounterInboundTimedOut = firstCounterSlot + 3
+	CounterInboundUnauth   = firstCounterSlot + 4
 )
 
 // Config locates a group's files.

@@ -186,3 +186,32 @@ func TestViewReturnLeavesTheMessageUnchanged(t *testing.T) {
 	}
 	checkOK(t, s)
 }
+
+// TestLonePutVisibleInOrderAfterScansSkippedIt: a getter whose scans went
+// past a lone put while it was invisible gets it, once committed, before
+// messages put after it.
+func TestLonePutVisibleInOrderAfterScansSkippedIt(t *testing.T) {
+	s := newStructure(t, smallParams)
+	a, b := register(t, s), register(t, s)
+	q := mustQueue(t, a, "Q", QueueAttrs{})
+	put(t, a, q, "0", 0, false)
+	if got := get(t, b, q, false); got != "0" {
+		t.Fatalf("got %q", got)
+	}
+	p, err := a.PutLone(q, &Message{Body: []byte("L"), Persistent: true}, 7)
+	if err != nil {
+		t.Fatal(err)
+	}
+	expectEmpty(t, b, q) // a scan past the invisible lone put
+	if err := a.CommitLone(&p); err != nil {
+		t.Fatal(err)
+	}
+	put(t, a, q, "1", 0, false)
+	put(t, a, q, "2", 0, false)
+	for _, want := range []string{"L", "1", "2"} {
+		if got := get(t, b, q, false); got != want {
+			t.Fatalf("got %q, want %q", got, want)
+		}
+	}
+	checkOK(t, s)
+}

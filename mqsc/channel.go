@@ -176,6 +176,16 @@ func applyChannelAttrs(ch *defs.Channel, c Command) error {
 			ch.SSLKey = a.Value
 		case "SSLCA":
 			ch.SSLCA = a.Value
+		case "SSLPEER":
+			ch.SSLPeer = a.Value
+		case "AUTHKEY":
+			ch.AuthKey = a.Value
+		case "AUTH":
+			ch.Auth, err = parseEnum(a, defs.AuthRequired, defs.AuthOptional)
+		case "RQMNAME":
+			ch.RQMName, err = parseName(a, defs.ValidName)
+		case "INQUEUES":
+			ch.InQueues, err = parseEnum(a, defs.InQueuesAppl, defs.InQueuesAll)
 		case "DESCR":
 			ch.Descr = a.Value
 		default:
@@ -368,7 +378,8 @@ func resolveChannel(env Env, c Command) ([]Result, error) {
 }
 
 var channelAttrOrder = []string{"CHLTYPE", "CONNAME", "XMITQ", "BATCHSZ", "BATCHINT", "HBINT", "DISCINT", "SHORTRTY", "SHORTTMR",
-	"LONGRTY", "LONGTMR", "NPMSPEED", "MAXMSGL", "SSLCERT", "SSLKEY", "SSLCA", "DESCR", "ALTDATE", "ALTTIME"}
+	"LONGRTY", "LONGTMR", "NPMSPEED", "MAXMSGL", "SSLCERT", "SSLKEY", "SSLCA", "SSLPEER", "AUTHKEY", "AUTH", "RQMNAME", "INQUEUES",
+	"DESCR", "ALTDATE", "ALTTIME"}
 
 func displayChannels(env Env, c Command) ([]Result, error) {
 	if err := checkFlags(c, "ALL"); err != nil {
@@ -387,7 +398,8 @@ func displayChannels(env Env, c Command) ([]Result, error) {
 		vals := map[string]any{"CHLTYPE": ch.Type, "CONNAME": ch.ConnName, "XMITQ": ch.XmitQ, "BATCHSZ": int64(ch.BatchSz),
 			"BATCHINT": int64(ch.BatchInt), "HBINT": int64(ch.HBInt), "DISCINT": int64(ch.DiscInt), "SHORTRTY": int64(ch.ShortRty),
 			"SHORTTMR": int64(ch.ShortTmr), "LONGRTY": int64(ch.LongRty), "LONGTMR": int64(ch.LongTmr), "NPMSPEED": ch.NPMSpeed,
-			"MAXMSGL": int64(ch.MaxMsgL), "SSLCERT": ch.SSLCert, "SSLKEY": ch.SSLKey, "SSLCA": ch.SSLCA, "DESCR": ch.Descr,
+			"MAXMSGL": int64(ch.MaxMsgL), "SSLCERT": ch.SSLCert, "SSLKEY": ch.SSLKey, "SSLCA": ch.SSLCA, "SSLPEER": ch.SSLPeer,
+			"AUTHKEY": authKeyShown(ch), "AUTH": authShown(ch), "RQMNAME": ch.RQMName, "INQUEUES": ch.InQueues, "DESCR": ch.Descr,
 			"ALTDATE": ad, "ALTTIME": at}
 		r := Result{Header: "AMQ8414I: Display Channel details.", Attrs: []KV{{"CHANNEL", ch.Name}}}
 		for _, k := range channelAttrOrder {
@@ -396,6 +408,24 @@ func displayChannels(env Env, c Command) ([]Result, error) {
 		out = append(out, r)
 	}
 	return out, nil
+}
+
+// authKeyShown is what DISPLAY CHANNEL shows of the channel's secret:
+// whether it is set, never the secret.
+func authKeyShown(ch defs.Channel) string {
+	if ch.AuthKey != "" {
+		return "SET"
+	}
+	return "NOTSET"
+}
+
+// authShown is the channel's AUTH (a definition from before AUTH has
+// none: REQUIRED).
+func authShown(ch defs.Channel) string {
+	if ch.AuthRequired() {
+		return defs.AuthRequired
+	}
+	return defs.AuthOptional
 }
 
 func loadChannel(env Env, name string) (defs.Channel, error) {

@@ -831,7 +831,7 @@ func counter(env Env, c int) int64 {
 
 func qmgr(env Env, c Command) ([]Result, error) {
 	if c.Verb == "DISPLAY" {
-		if err := checkFlags(c, "ALL", "DEADQ", "DESCR", "CFRECTIME", "LONGUOWS", "CMDREFUSED", "INREFUSED", "INTIMEOUT"); err != nil {
+		if err := checkFlags(c, "ALL", "DEADQ", "DESCR", "CFRECTIME", "LONGUOWS", "CMDREFUSED", "INREFUSED", "INTIMEOUT", "INUNAUTH"); err != nil {
 			return nil, err
 		}
 		var m defs.QMgr
@@ -842,7 +842,7 @@ func qmgr(env Env, c Command) ([]Result, error) {
 			{"QMNAME", env.QMgrName()}, {"QSGNAME", env.Group().Config().Name}, {"DEADQ", m.DeadQ}, {"DESCR", m.Descr},
 			{"CFRECTIME", int64(m.CFRecTime)}, {"LONGUOWS", env.LongUOWsBackedOut()},
 			{"CMDREFUSED", env.CommandsRefused()},
-			{"INREFUSED", counter(env, group.CounterInboundRefused)}, {"INTIMEOUT", counter(env, group.CounterInboundTimedOut)}}}}, nil
+			{"INREFUSED", counter(env, group.CounterInboundRefused)}, {"INTIMEOUT", counter(env, group.CounterInboundTimedOut)}, {"INUNAUTH", counter(env, group.CounterInboundUnauth)}}}}, nil
 	}
 	if err := checkFlags(c); err != nil {
 		return nil, err

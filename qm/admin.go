@@ -163,7 +163,7 @@ func (m *Member) serveConn(c net.Conn) {
 			resp = Response{Error: err.Error(), Member: m.cfg.Name}
 		} else {
 			resp = m.Exec(req.MQSC)
-			m.log.Info("command", "mqsc", req.MQSC, "ok", resp.OK, "err", resp.Error)
+			m.log.Info("command", "mqsc", mqsc.Redact(req.MQSC), "ok", resp.OK, "err", resp.Error)
 		}
 		b, _ := json.Marshal(resp)
 		if _, err := c.Write(append(b, '\n')); err != nil {

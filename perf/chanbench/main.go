@@ -58,6 +58,9 @@ type route struct {
 	rq, xq, channel, target, structure string
 }
 
+// benchKey is the secret (AUTHKEY) of the benchmark's channels.
+const benchKey = "chanbench-channel-secret-0123456789"
+
 var (
 	small = route{"RQ", "XQ", "TO.R", "TARGET", "APPL1"}
 	// large: 1 MiB messages, in a structure of large elements (CFSTRUCT
@@ -73,7 +76,7 @@ func (b *bench) define(r route, batch, elemSize int, sizeMiB uint64) error {
 		sdef = []string{fmt.Sprintf("DEFINE CFSTRUCT(%s) SIZE(%d) ELEMSIZE(%d)", r.structure, sizeMiB, elemSize)}
 	}
 	for _, c := range append(sdef,
-		fmt.Sprintf("DEFINE CHANNEL(%s) CHLTYPE(RCVR) MAXMSGL(2097152) BATCHSZ(%d)", r.channel, batch),
+		fmt.Sprintf("DEFINE CHANNEL(%s) CHLTYPE(RCVR) MAXMSGL(2097152) BATCHSZ(%d) AUTHKEY('%s')", r.channel, batch, benchKey),
 		fmt.Sprintf("DEFINE QLOCAL(%s) MAXDEPTH(999999999) MAXMSGL(2097152) CFSTRUCT(%s)", r.target, r.structure),
 	) {
 		if err := b.recv.MQSC("RQM", c); err != nil {
@@ -82,7 +85,7 @@ func (b *bench) define(r route, batch, elemSize int, sizeMiB uint64) error {
 	}
 	for _, c := range append(sdef,
 		fmt.Sprintf("DEFINE QLOCAL(%s) USAGE(XMITQ) MAXDEPTH(999999999) MAXMSGL(3145728) CFSTRUCT(%s)", r.xq, r.structure),
-		fmt.Sprintf("DEFINE CHANNEL(%s) CHLTYPE(SDR) CONNAME('127.0.0.1(%d)') XMITQ(%s) BATCHSZ(%d) SHORTTMR(1) MAXMSGL(2097152)", r.channel, b.port, r.xq, batch),
+		fmt.Sprintf("DEFINE CHANNEL(%s) CHLTYPE(SDR) CONNAME('127.0.0.1(%d)') XMITQ(%s) BATCHSZ(%d) SHORTTMR(1) MAXMSGL(2097152) AUTHKEY('%s')", r.channel, b.port, r.xq, batch, benchKey),
 		fmt.Sprintf("DEFINE QREMOTE(%s) RNAME(%s) RQMNAME(RQM) XMITQ(%s)", r.rq, r.target, r.xq),
 	) {
 		if err := b.send.MQSC("QM1", c); err != nil {
