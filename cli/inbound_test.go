@@ -11,6 +11,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/qmgr/qmgr/channel"
 )
 
 // listening starts member name of g with a channel initiator listening on
@@ -92,7 +94,7 @@ func TestInboundHelloDeadline(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer slow.Close()
-	if _, err := slow.Write([]byte{'Q', 'C', 1, 1}); err != nil { // half a frame header
+	if _, err := slow.Write([]byte{'Q', 'C', channel.ProtoVersion, 1}); err != nil { // half a frame header of this version
 		t.Fatal(err)
 	}
 	if d := waitClosed(t, silent, "a silent peer"); d < deadline-50*time.Millisecond {
