@@ -160,6 +160,7 @@ type checker struct {
 	uows     map[uowID]*uowInfo
 	msgs     map[string]*message
 	unknown  map[string]int // gets outside syncpoint cut short, by queue
+	mayHold  map[string][]pair // gets outside syncpoint that may have held a message for a while and given it back, by queue
 	deliverd map[string][]*delivery
 	undrain  map[string]string // queues the final drainer could not empty, and why
 }
@@ -167,7 +168,7 @@ type checker struct {
 // Check checks histories against the model; events is the fault log.
 func Check(m Model, ops []Op, events []Event) *Result {
 	c := &checker{m: m, events: events, res: &Result{Ops: map[string]int{}, Msgs: map[string]int{}},
-		uows: map[uowID]*uowInfo{}, msgs: map[string]*message{}, unknown: map[string]int{}, deliverd: map[string][]*delivery{},
+		uows: map[uowID]*uowInfo{}, msgs: map[string]*message{}, unknown: map[string]int{}, mayHold: map[string][]pair{}, deliverd: map[string][]*delivery{},
 		undrain: map[string]string{}}
 	pairs := pairUp(ops)
 	for _, p := range pairs {
@@ -328,6 +329,11 @@ func (c *checker) gets(pairs []pair) {
 		switch {
 		case p.inv.F == FGet && !p.inv.Sync && (p.outcome() == "none" || p.outcome() == Info):
 			c.unknown[p.inv.Queue]++
+			c.mayHold[p.inv.Queue] = append(c.mayHold[p.inv.Queue], p)
+			continue
+		case p.inv.F == FGet && !p.inv.Sync && p.outcome() == Fail && p.done.RC == rcCFStructFailed:
+			// Claimed, then given back (its structure failed meanwhile).
+			c.mayHold[p.inv.Queue] = append(c.mayHold[p.inv.Queue], p)
 			continue
 		case p.inv.F == FDrain && p.outcome() != OK:
 			c.undrain[p.inv.Queue] = "the final drain of " + p.inv.Queue + " did not finish"
@@ -602,6 +608,9 @@ func (c *checker) checkStream(ms []*message) {
 			continue
 		}
 		a := acked[who[n-1]]
+		if c.heldMeanwhile(acked[:n], b, g) {
+			continue
+		}
 		ops := append(a.putOps(c), b.putOps(c)...)
 		ops = append(ops, g.inv, g.done, a.gets[0].inv, a.gets[0].done)
 		c.add(Anomaly{Kind: AnomOrder, Msgs: []string{a.key, b.key},
@@ -609,6 +618,38 @@ func (c *checker) checkStream(ms []*message) {
 				c.at(g.done.T), a.key, c.at(a.visible), c.at(a.gets[0].inv.T)),
 			Ops: ops, Faults: c.faultsAround(a.put.inv.T, a.gets[0].done.T)})
 	}
+}
+
+// rcCFStructFailed is MQRC 2373 (the checker reads histories, not mq).
+const rcCFStructFailed = 2373
+
+// heldMeanwhile reports whether every message of before that was still
+// not got when b's get g ended (a skip, were it free) may have been held
+// by a get outside syncpoint that ran during g and did not return OK: it
+// claimed a message, could not make its get durable and gave the message
+// back unchanged (a get that did not happen leaves no backout count). Each
+// such get held at most one message.
+func (c *checker) heldMeanwhile(before []*message, b *message, g *delivery) bool {
+	holders := 0
+	for _, h := range c.mayHold[b.dq] {
+		end := int64(math.MaxInt64)
+		if h.done != nil {
+			end = h.done.T
+		}
+		if h.inv.T < g.done.T && end > g.inv.T {
+			holders++
+		}
+	}
+	if holders == 0 {
+		return false
+	}
+	skipped := 0
+	for _, a := range before {
+		if a.gets[0].done.Backouts == 0 && a.gets[0].inv.T > g.done.T {
+			skipped++
+		}
+	}
+	return skipped <= holders
 }
 
 // at prints a time relative to the run's start.
