@@ -159,7 +159,7 @@ type checker struct {
 	res      *Result
 	uows     map[uowID]*uowInfo
 	msgs     map[string]*message
-	unknown  map[string]int // gets outside syncpoint cut short, by queue
+	unknown  map[string]int    // gets outside syncpoint cut short, by queue
 	mayHold  map[string][]pair // gets outside syncpoint that may have held a message for a while and given it back, by queue
 	deliverd map[string][]*delivery
 	undrain  map[string]string // queues the final drainer could not empty, and why
