@@ -26,5 +26,9 @@
 //	CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT)  -- schema_version
 //
 // The database file and its WAL and shared-memory files are created with
-// mode 0660 in a 0770 directory: owner and group only.
+// mode 0660 in a 0770 directory: owner and group only, whatever the
+// umask. An existing database file or data directory that another user
+// planted (not the user's or the group's, open to others, or a symbolic
+// link) is refused with ErrPermission naming its owner and mode (package
+// internal/ownedfs).
 package defs

@@ -13,7 +13,7 @@ import (
 
 	_ "modernc.org/sqlite" // the database/sql driver "sqlite"
 
-	"github.com/qmgr/qmgr/shm"
+	"github.com/qmgr/qmgr/internal/ownedfs"
 	"github.com/qmgr/qmgr/vfs"
 )
 
@@ -45,17 +45,17 @@ type Repo struct {
 func Open(dataDir string, create bool) (*Repo, error) {
 	path := filepath.Join(dataDir, FileName)
 	if create {
-		if err := vfs.MkdirDurableWith(vfs.OS(), dataDir, shm.MkdirGroup); err != nil {
-			return nil, permErr(path, err)
+		if err := vfs.MkdirDurableWith(vfs.OS(), dataDir, ownedfs.MkdirAll); err != nil {
+			return nil, permErr(dataDir, err)
 		}
-		// Create the file ourselves so it gets owner/group permissions;
-		// SQLite gives its WAL and shared-memory files the same mode.
-		f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE, shm.FileMode)
+		// Create the file ourselves so it gets owner/group permissions
+		// (0660 whatever the umask); SQLite gives its WAL and
+		// shared-memory files the same mode.
+		f, created, err := ownedfs.OpenOrCreate(path, os.O_RDWR)
 		if err != nil {
 			return nil, permErr(path, err)
 		}
-		if st, err := f.Stat(); err == nil && st.Size() == 0 {
-			f.Chmod(shm.FileMode) // undo the umask for a new file
+		if created {
 			// The new database's name survives a power cut (SQLite syncs
 			// the directory for its WAL, not for the main file).
 			if err := vfs.SyncParent(vfs.OS(), path); err != nil {
@@ -64,13 +64,10 @@ func Open(dataDir string, create bool) (*Repo, error) {
 			}
 		}
 		f.Close()
-	} else if _, err := os.Stat(path); err != nil {
+	} else if f, err := ownedfs.Open(path, os.O_RDWR); err != nil {
 		if errors.Is(err, os.ErrNotExist) {
 			return nil, fmt.Errorf("%w: %s (no member of the group has started in this data directory)", ErrNotFound, path)
 		}
-		return nil, permErr(path, err)
-	}
-	if f, err := os.OpenFile(path, os.O_RDWR, 0); err != nil {
 		return nil, permErr(path, err)
 	} else {
 		f.Close()

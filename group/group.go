@@ -8,6 +8,7 @@ import (
 	"sort"
 	"sync"
 
+	"github.com/qmgr/qmgr/internal/ownedfs"
 	"github.com/qmgr/qmgr/lockfree"
 	"github.com/qmgr/qmgr/procid"
 	"github.com/qmgr/qmgr/shm"
@@ -155,7 +156,7 @@ func Open(cfg Config, create bool) (*Group, error) {
 	var err error
 	if create {
 		// On disk: the data directory's name must survive a power cut.
-		if err := vfs.MkdirDurableWith(vfs.OS(), cfg.DataDir, shm.MkdirGroup); err != nil {
+		if err := vfs.MkdirDurableWith(vfs.OS(), cfg.DataDir, ownedfs.MkdirAll); err != nil {
 			return nil, fmt.Errorf("group %s: data directory: %w", cfg.Name, err)
 		}
 		g.admin, _, err = lockfree.Create(lockfree.CreateOptions{Dir: cfg.CFDir, Name: shm.AdminStructure, Kind: shm.KindAdmin,

@@ -11,6 +11,7 @@ import (
 
 	"github.com/qmgr/qmgr/defs"
 	"github.com/qmgr/qmgr/group"
+	"github.com/qmgr/qmgr/internal/ownedfs"
 	"github.com/qmgr/qmgr/lockfree"
 	"github.com/qmgr/qmgr/procid"
 	"github.com/qmgr/qmgr/recovery/backup"
@@ -260,7 +261,7 @@ func lockIn(data, name, file, what string, flags int) (func(), error) {
 	if err := vfs.MkdirDurable(vfs.OS(), dir); err != nil { // the backups' directory
 		return nil, err
 	}
-	f, err := os.OpenFile(filepath.Join(dir, file), os.O_RDWR|os.O_CREATE, 0o644)
+	f, _, err := ownedfs.OpenOrCreate(filepath.Join(dir, file), os.O_RDWR)
 	if err != nil {
 		return nil, err
 	}

@@ -20,7 +20,9 @@ import (
 var ErrStructureFine = errors.New("qm: the structure is in service; nothing to recover")
 
 // checkStructures looks at every application structure the member uses:
-// one whose file is gone, truncated or replaced has failed, and so has one
+// one whose file is gone, truncated, renamed away, replaced by another
+// file, given to another user or opened to others (shm.Mapping.Check)
+// has failed, and so has one
 // that someone took out of service as failed (qmgr check --fail). The member
 // takes it out of service (in every process that maps it), stops using
 // it, and recovers it unless its definition says RECAUTO(NO). A structure

@@ -30,6 +30,15 @@
 // Only then does the member recover dead members, create missing queues,
 // define the system queues and become active.
 //
+// Every directory and file a member creates (the data directory, its log,
+// backups and their lock files, the CF directory and structures) is 0770
+// or 0660 whatever the umask, and one it finds that another user planted
+// (not the user's or its group's, open to others, or a symbolic link)
+// stops the start or the operation with an error naming the path, the
+// owner and the mode (package internal/ownedfs). A structure file renamed
+// away, replaced, given to another user or opened to others while mapped
+// is a failed structure to checkStructures.
+//
 // # Goroutines
 //
 //   - The heartbeat goroutine starts as soon as the slot is claimed and

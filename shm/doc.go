@@ -10,7 +10,22 @@
 // A group keeps its structures in one directory, by default
 // /dev/shm/qmgr-<group>/ (DefaultDir). Each structure is one file named after
 // the structure (for example ADMIN or APPL1), created with mode 0660 in a
-// directory of mode 0770, so only the owning user and group may map it.
+// directory of mode 0770 whatever the umask, so only the owning user and
+// group may map it.
+//
+// Nobody else may have made them (package internal/ownedfs): Create (what
+// members call) makes the directory or checks the existing one, and
+// Attach opens a structure file with O_NOFOLLOW and checks it with fstat.
+// A directory or file that is a symbolic link, or is neither the user's
+// nor the effective group's, or gives any permission to others, is
+// refused with ErrPermission, the error naming the path, the owner and
+// the mode: another local user who created /dev/shm/qmgr-<group> first,
+// or planted a structure or a link, gets nothing mapped. Check, which the
+// members run on every structure they map several times a second, also
+// fails a structure whose file changed owner or mode (ErrPermission) or
+// whose name no longer names the mapped file: renamed away, or replaced
+// by another file (ErrNotFound); either is a failed structure, recovered
+// as one whose file was removed.
 //
 // Creation is atomic: the creator writes and initialises a temporary file
 // (".<name>.<pid>.<random>.tmp") in the same directory and then link(2)s it
@@ -51,7 +66,9 @@
 // Attach refuses a file with a wrong magic (ErrBadMagic), a bad header
 // checksum or name (ErrCorrupt), another layout version (ErrVersion), a file
 // shorter than its header says or than a header (ErrTruncated), a file the
-// process may not open (ErrPermission) and a missing file (ErrNotFound). Each
+// process may not open or that another user planted (ErrPermission; the
+// *ownedfs.Error behind it is in the chain too) and a missing file
+// (ErrNotFound). Each
 // comes wrapped in an *Error that names the file and says what to do. A
 // memory fault while touching a mapping becomes ErrFault through Guard and
 // CatchFault instead of killing the process.

@@ -31,6 +31,8 @@ type Error struct {
 	Err  error  // one of the sentinels above
 	Msg  string // detail: what was found
 	Hint string // what to do about it
+
+	cause error // the error of another package behind Err (an *ownedfs.Error), or nil
 }
 
 func (e *Error) Error() string {
@@ -44,8 +46,14 @@ func (e *Error) Error() string {
 	return s
 }
 
-// Unwrap returns the sentinel.
-func (e *Error) Unwrap() error { return e.Err }
+// Unwrap returns the sentinel, and the refusal of package ownedfs behind
+// an ErrPermission (errors.Is(err, ownedfs.ErrNotOwned) holds too).
+func (e *Error) Unwrap() []error {
+	if e.cause != nil {
+		return []error{e.Err, e.cause}
+	}
+	return []error{e.Err}
+}
 
 // CatchFault turns a memory fault raised while SetPanicOnFault is on into
 // ErrFault stored in *err. Use it as

@@ -19,6 +19,8 @@ import (
 	"github.com/cespare/xxhash/v2"
 	mmap "github.com/edsrzf/mmap-go"
 	"golang.org/x/sys/unix"
+
+	"github.com/qmgr/qmgr/internal/ownedfs"
 )
 
 // Header layout constants; see the package documentation for the diagram.
@@ -35,8 +37,8 @@ const (
 	offDataOff  = 32
 	offName     = 40
 	offChecksum = 120
-	FileMode    = 0o660 // structure files: owner and group only
-	DirMode     = 0o770 // structure directory: owner and group only
+	FileMode    = ownedfs.FileMode // structure files: owner and group only (0660)
+	DirMode     = ownedfs.DirMode  // structure directory: owner and group only (0770)
 )
 
 // Kind says what a structure holds.
@@ -176,7 +178,10 @@ func (s *Mapping) Mem() Mem { return MemOf(s.m).Sub(s.hdr.DataOff, s.hdr.Size-s.
 
 // Check revalidates the file behind the mapping: it fails with ErrTruncated
 // when the file became shorter than the mapping (touching the lost pages would
-// fault), and with ErrNotFound when the file was removed.
+// fault), with ErrNotFound when the file was removed, renamed away or
+// replaced (its name no longer names the mapped file), and with
+// ErrPermission when the mapped file changed owner or was opened to other
+// users. Each is a failed structure.
 func (s *Mapping) Check() error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -193,6 +198,17 @@ func (s *Mapping) Check() error {
 	}
 	if st.Nlink == 0 {
 		return &Error{Op: "check", Path: s.path, Err: ErrNotFound, Msg: "file was removed while mapped", Hint: "the structure has failed; recover it"}
+	}
+	if err := ownedfs.Verify(s.f, s.path); err != nil {
+		return osError("check", s.path, err)
+	}
+	var named unix.Stat_t
+	if err := unix.Lstat(s.path, &named); err != nil {
+		return &Error{Op: "check", Path: s.path, Err: ErrNotFound, Msg: "file was renamed away while mapped: " + err.Error(), Hint: "the structure has failed; recover it"}
+	}
+	if named.Dev != st.Dev || named.Ino != st.Ino {
+		return &Error{Op: "check", Path: s.path, Err: ErrNotFound, Msg: fmt.Sprintf("file was replaced while mapped: the name is inode %d, the mapping inode %d", named.Ino, st.Ino),
+			Hint: "the structure has failed; recover it"}
 	}
 	return nil
 }
@@ -259,6 +275,9 @@ func Create(o CreateOptions) (*Mapping, bool, error) {
 		return nil, false, err
 	}
 	path := filepath.Join(o.Dir, o.Name)
+	if err := ownedfs.MkdirAll(o.Dir); err != nil {
+		return nil, false, osError("create", o.Dir, err)
+	}
 	if s, err := Attach(o.Dir, o.Name, o.Version); err == nil {
 		return s, false, nil
 	} else if !errors.Is(err, ErrNotFound) {
@@ -292,6 +311,9 @@ func Recreate(o CreateOptions) (*Mapping, error) {
 	if err := o.Validate(); err != nil {
 		return nil, err
 	}
+	if err := ownedfs.MkdirAll(o.Dir); err != nil {
+		return nil, osError("recreate", o.Dir, err)
+	}
 	s, tmp, err := build(o)
 	if err != nil {
 		return nil, err
@@ -304,24 +326,21 @@ func Recreate(o CreateOptions) (*Mapping, error) {
 	return s, nil
 }
 
-// build makes a complete, initialised structure file under a temporary
-// name in o.Dir and maps it; the caller gives it its final name.
+// build makes a complete, initialised structure file (mode FileMode)
+// under a temporary name in o.Dir, which the caller checked, and maps it;
+// the caller gives it its final name.
 func build(o CreateOptions) (*Mapping, string, error) {
 	path := filepath.Join(o.Dir, o.Name)
-	if err := MkdirGroup(o.Dir); err != nil {
-		return nil, "", osError("create", o.Dir, err)
-	}
 	cleanStaleTemps(o.Dir, o.Name)
 
 	var rnd [6]byte
 	_, _ = rand.Read(rnd[:])
 	tmp := filepath.Join(o.Dir, fmt.Sprintf(".%s.%d.%s.tmp", o.Name, os.Getpid(), hex.EncodeToString(rnd[:])))
-	f, err := os.OpenFile(tmp, os.O_RDWR|os.O_CREATE|os.O_EXCL, FileMode)
+	f, err := ownedfs.Create(tmp, os.O_RDWR) // 0660 whatever the umask: group members must be able to attach
 	if err != nil {
 		return nil, "", osError("create", tmp, err)
 	}
 	discard := func() { f.Close(); os.Remove(tmp) }
-	_ = f.Chmod(FileMode) // undo the umask: group members must be able to attach
 	if err := unix.Fallocate(int(f.Fd()), 0, 0, int64(o.Size)); err != nil {
 		discard()
 		if errors.Is(err, unix.ENOSPC) {
@@ -356,13 +375,16 @@ func build(o CreateOptions) (*Mapping, string, error) {
 }
 
 // Attach maps an existing structure after validating its header. version is
-// the layout version the caller understands (0 accepts any).
+// the layout version the caller understands (0 accepts any). The file is
+// opened without following a symbolic link and must be the user's or the
+// group's, with no access for others (package ownedfs): anything else
+// fails with ErrPermission.
 func Attach(dir, name string, version uint32) (*Mapping, error) {
 	if !ValidName(name) {
 		return nil, &Error{Op: "attach", Path: filepath.Join(dir, name), Err: ErrBadName, Msg: fmt.Sprintf("%q", name)}
 	}
 	path := filepath.Join(dir, name)
-	f, err := os.OpenFile(path, os.O_RDWR, 0)
+	f, err := ownedfs.Open(path, os.O_RDWR)
 	if err != nil {
 		return nil, osError("attach", path, err)
 	}
@@ -477,7 +499,10 @@ func cleanStaleTemps(dir, name string) {
 }
 
 func osError(op, path string, err error) error {
+	var refused *ownedfs.Error
 	switch {
+	case errors.As(err, &refused):
+		return &Error{Op: op, Path: path, Err: ErrPermission, Msg: err.Error(), cause: err}
 	case errors.Is(err, fs.ErrNotExist):
 		return &Error{Op: op, Path: path, Err: ErrNotFound, Msg: err.Error(), Hint: "start a member of the group to create it, or check --cf-dir"}
 	case errors.Is(err, fs.ErrPermission):
@@ -487,23 +512,4 @@ func osError(op, path string, err error) error {
 		return &Error{Op: op, Path: path, Err: ErrNoSpace, Msg: err.Error(), Hint: "free space in the CF directory's file system"}
 	}
 	return fmt.Errorf("%s %s: %w", op, path, err)
-}
-
-// MkdirGroup creates dir with mode DirMode regardless of the umask (the
-// group's members must be able to create files in it); missing parents are
-// created as usual (0755 less the umask). An existing dir is left alone.
-func MkdirGroup(dir string) error {
-	if st, err := os.Stat(dir); err == nil {
-		if !st.IsDir() {
-			return fmt.Errorf("%s is not a directory", dir)
-		}
-		return nil
-	}
-	if err := os.MkdirAll(filepath.Dir(dir), 0o755); err != nil {
-		return err
-	}
-	if err := os.Mkdir(dir, DirMode); err != nil && !errors.Is(err, fs.ErrExist) {
-		return err
-	}
-	return os.Chmod(dir, DirMode)
 }

@@ -24,6 +24,8 @@ func TestMain(m *testing.M) {
 		os.Exit(m.Run())
 	case "create":
 		childCreate()
+	case "squat":
+		squatChild()
 	case "attach":
 		_, err := Attach(os.Getenv("SHM_DIR"), os.Getenv("SHM_NAME"), testVersion)
 		fmt.Println(errClass(err))

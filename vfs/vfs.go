@@ -9,6 +9,8 @@ import (
 	"sort"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/qmgr/qmgr/internal/ownedfs"
 )
 
 // Sentinel errors of Mem (OS returns the operating system's errors, which
@@ -108,13 +110,16 @@ type File interface {
 	Close() error
 }
 
-// OS returns the operating system's file system.
+// OS returns the operating system's file system. It creates directories
+// 0770 and files 0660 whatever the umask, never follows a symbolic link
+// at the end of a path, and refuses a directory or file another user
+// planted (package ownedfs).
 func OS() FS { return osFS{} }
 
 type osFS struct{}
 
 func (osFS) Create(name string) (File, error) {
-	f, err := os.OpenFile(name, os.O_RDWR|os.O_CREATE|os.O_EXCL, 0o644)
+	f, err := ownedfs.Create(name, os.O_RDWR)
 	if err != nil {
 		return nil, err
 	}
@@ -122,7 +127,7 @@ func (osFS) Create(name string) (File, error) {
 }
 
 func (osFS) Open(name string) (File, error) {
-	f, err := os.OpenFile(name, os.O_RDWR, 0)
+	f, err := ownedfs.Open(name, os.O_RDWR)
 	if err != nil {
 		return nil, err
 	}
@@ -131,7 +136,7 @@ func (osFS) Open(name string) (File, error) {
 
 func (osFS) Remove(name string) error             { return os.Remove(name) }
 func (osFS) Rename(oldname, newname string) error { return os.Rename(oldname, newname) }
-func (osFS) MkdirAll(dir string) error            { return os.MkdirAll(dir, 0o755) }
+func (osFS) MkdirAll(dir string) error            { return ownedfs.MkdirAll(dir) }
 
 func (osFS) List(dir string) ([]string, error) {
 	return listOS(dir, func(e os.DirEntry) bool { return e.Type().IsRegular() })

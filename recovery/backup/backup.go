@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/cespare/xxhash/v2"
+	"github.com/qmgr/qmgr/internal/ownedfs"
 	"github.com/qmgr/qmgr/recovery/plog"
 	"github.com/qmgr/qmgr/vfs"
 )
@@ -79,7 +80,12 @@ func Create(data, structure string, start, replayFrom uint64) (*Writer, error) {
 	}
 	path := filepath.Join(dir, fmt.Sprintf("%016x%s", start, suffix))
 	tmp := path + ".tmp"
-	f, err := os.OpenFile(tmp, os.O_RDWR|os.O_CREATE|os.O_TRUNC, 0o644)
+	f, _, err := ownedfs.OpenOrCreate(tmp, os.O_RDWR) // 0660; a crashed backup's file is emptied
+	if err == nil {
+		if err = f.Truncate(0); err != nil {
+			f.Close()
+		}
+	}
 	if err != nil {
 		return nil, fmt.Errorf("backup: %w", err)
 	}
@@ -295,7 +301,7 @@ func Latest(data, structure string, after uint64, skip func(path string, err err
 
 // Read reads and checks one backup file.
 func Read(path string) (Info, []plog.Record, error) {
-	f, err := os.Open(path)
+	f, err := ownedfs.Open(path, os.O_RDONLY)
 	if err != nil {
 		return Info{}, nil, fmt.Errorf("backup: %w", err)
 	}

@@ -18,7 +18,9 @@
 // backup named by its start LRSN in 16 hex digits with ".bak". A backup is
 // written to a temporary name, synced, renamed and the directory synced,
 // so a file with the final name is always whole; Latest picks the newest
-// that reads back whole.
+// that reads back whole. Directories are 0770 and files 0660 whatever the
+// umask, and a backup is read only from a file of the group's user or
+// Unix group that others may not open (package internal/ownedfs).
 //
 // # Layout (little-endian)
 //

@@ -8,6 +8,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/qmgr/qmgr/internal/ownedfs"
 	"github.com/qmgr/qmgr/procid"
 	"github.com/qmgr/qmgr/shm"
 )
@@ -161,7 +162,7 @@ func createOptions(cfg Config) (shm.CreateOptions, error) {
 		return shm.CreateOptions{}, err
 	}
 	dir := Dir(cfg.CFDir)
-	if err := shm.MkdirGroup(dir); err != nil {
+	if err := ownedfs.MkdirAll(dir); err != nil {
 		return shm.CreateOptions{}, fmt.Errorf("logbuf: %w", err)
 	}
 	rings, size := uint64(cfg.Rings), uint64(cfg.RingSize)
