@@ -323,7 +323,7 @@ func (p *proc) judgeExit() bool {
 		kind, why = ObsFencedRunning, p.g.fencedBy(p.name, st.Pid())
 	}
 	p.h.events.Add(Event{Kind: kind, Group: p.groupLabel(), Target: p.label(),
-		Detail: fmt.Sprintf("%v (pid %d)%s; log %s: %s", st, st.Pid(), why, filepath.Base(p.logPath), tail(p.logPath, 12))})
+		Detail: fmt.Sprintf("%v (pid %d)%s; log %s: %s", st, st.Pid(), why, filepath.Base(p.logPath), crashTail(p.logPath, 24))})
 	return false
 }
 
@@ -343,6 +343,23 @@ func (g *qgroup) fencedBy(name string, pid int) string {
 		}
 	}
 	return ""
+}
+
+// crashTail is, when the file holds a Go panic or fatal error, its first
+// line and the n lines after it (the panicking goroutine's frames, where
+// the cause is), otherwise the file's last n lines; joined with " | ".
+func crashTail(path string, n int) string {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return err.Error()
+	}
+	lines := strings.Split(strings.TrimRight(string(b), "\n"), "\n")
+	for i := len(lines) - 1; i >= 0; i-- {
+		if strings.HasPrefix(lines[i], "panic: ") || strings.HasPrefix(lines[i], "fatal error: ") {
+			return strings.Join(lines[i:min(len(lines), i+1+n)], " | ")
+		}
+	}
+	return tail(path, n)
 }
 
 // tail is the last n lines of a file, joined with " | ".
