@@ -56,7 +56,9 @@ func (o *Owner) PutLone(q QueueID, m *Message, key uint64) (p LonePut, err error
 	}
 	o.s.store(o.off+ownLoneKey, key)
 	o.s.store(o.off+ownLone, uint64(mkRef(e, g)))
-	return LonePut{it: uowItem{idx: e, gen: g, q: pq.q, prio: uint8(m.Priority)}}, nil
+	p = LonePut{it: uowItem{idx: e, gen: g, q: pq.q, prio: uint8(m.Priority)}}
+	o.lonePut = &p.it
+	return p, nil
 }
 
 // putOneLone is putOne for a lone put: linked and counted as a put under
@@ -75,7 +77,8 @@ func (o *Owner) putOneLone(pq putTarget, m *Message, run *linkRun) (uint32, uint
 	return it.idx, it.gen, nil
 }
 
-// CommitLone makes lone put p visible. ErrOwnerRevoked: a recoverer took
+// CommitLone makes lone put p visible. A lone put neither committed nor
+// backed out when the owner closes is removed by Close. ErrOwnerRevoked: a recoverer took
 // the owner over and carried out the decision it found.
 func (o *Owner) CommitLone(p *LonePut) (err error) {
 	defer shm.EndGuard(shm.BeginGuard(), &err)
@@ -95,6 +98,7 @@ func (o *Owner) CommitLone(p *LonePut) (err error) {
 	}
 	o.addUncom(it.q, -1)
 	o.clearLone()
+	o.lonePut = nil
 	s.announce(ss, 1)
 	return nil
 }
@@ -115,6 +119,7 @@ func (o *Owner) BackoutLone(p *LonePut) (err error) {
 	}
 	o.addUncom(p.it.q, -1)
 	o.clearLone()
+	o.lonePut = nil
 	return nil
 }
 

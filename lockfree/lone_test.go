@@ -215,3 +215,24 @@ func TestLonePutVisibleInOrderAfterScansSkippedIt(t *testing.T) {
 	}
 	checkOK(t, s)
 }
+
+// TestCloseRemovesAPendingLonePut: an owner closed with a lone put it
+// never committed (its caller gave up on it: its connection was revoked
+// in another structure before the decision) removes it, instead of
+// leaving an invisible entry with its tag after its slot is free.
+func TestCloseRemovesAPendingLonePut(t *testing.T) {
+	s := newStructure(t, smallParams)
+	a, b := register(t, s), register(t, s)
+	q := mustQueue(t, a, "Q", QueueAttrs{})
+	if _, err := b.PutLone(q, &Message{Body: []byte("L")}, 7); err != nil {
+		t.Fatal(err)
+	}
+	if err := b.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if info, _ := s.QueueInfo(q); info.Depth != 0 || info.Uncom != 0 {
+		t.Fatalf("after close: %+v", info)
+	}
+	expectEmpty(t, a, q)
+	checkOK(t, s)
+}

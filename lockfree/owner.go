@@ -104,6 +104,7 @@ type Owner struct {
 	revoked    bool      // the slot was taken from this owner
 	expired    int       // expired messages this owner removed
 	views      []claimed // open views got outside syncpoint (state view)
+	lonePut    *uowItem  // the lone put linked by PutLone and not yet committed or backed out
 	scratch    []byte    // copy buffer for reads
 	idxScratch []uint32  // element indexes for a put
 	scans      map[uint32]*scanCache
@@ -239,6 +240,17 @@ func (o *Owner) Close() (err error) {
 		o.s.announce(sublogSet{qpOf(c.q, c.prio)}, 1)
 	}
 	o.views = nil
+	// A lone put never committed (its decision was not made: the caller
+	// gave up on it) goes, or it would stay invisible with this tag.
+	if it := o.lonePut; it != nil {
+		if rerr := o.removePut(*it); rerr == nil {
+			o.addUncom(it.q, -1)
+		} else if err == nil {
+			err = rerr
+		}
+		o.lonePut = nil
+		o.clearLone()
+	}
 	o.releaseCaches()
 	o.clearDesc()
 	// Handles the application left open no longer count (IPPROCS, OPPROCS).

@@ -74,7 +74,12 @@ type undecided struct {
 func (c *Conn) decide(op string, r *plog.Record, body []byte, u undecided, uow bool,
 	log func(*plog.Record, []byte) (uint64, error), cp decidePoints) (end func(), err error) {
 	if err := c.admin.MarkCommitLogged(u.key); err != nil {
-		return nil, wrap(op, err) // revoked: the recoverer records the abort and undoes it
+		// Revoked before anything was logged: not decided, and never will
+		// be. Undone here too: the recoverer undoes it only in the
+		// structures where it still finds this connection's owner, and
+		// the application may close that owner first.
+		u.undo()
+		return nil, wrap(op, err)
 	}
 	pos, err := log(r, body)
 	cp.appended.Hit()
@@ -91,9 +96,12 @@ func (c *Conn) decide(op string, r *plog.Record, body []byte, u undecided, uow b
 	}
 	if err := decide(); err != nil {
 		if errors.Is(err, lockfree.ErrOwnerRevoked) {
-			// The recoverer records the abort and undoes it; recorded here
-			// too, before the mark in flight ends (best effort).
-			c.recordAbort(u.key)
+			// The recoverer records the abort and undoes it; recorded and
+			// undone here too, before the mark in flight ends (best
+			// effort: not decided, so undoing is always right).
+			if c.recordAbort(u.key) == nil {
+				u.undo()
+			}
 			return nil, wrap(op, err)
 		}
 		return nil, c.abortLogged(op, u, fmt.Errorf("record the decision: %w", err))
