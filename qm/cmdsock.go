@@ -3,6 +3,7 @@ package qm
 import (
 	"errors"
 	"fmt"
+	"github.com/qmgr/qmgr/internal/ownedfs"
 	"net"
 	"os"
 	"path/filepath"
@@ -70,9 +71,19 @@ func (t Trust) Allows(uid, gid uint32, groups []uint32) bool {
 	return false
 }
 
-// TrustFor is the trust of a member whose data directory is dir.
+// TrustFor is the trust of a member whose data directory is dir. The
+// directory must pass the group's file rules first (ownedfs: no symbolic
+// link, of this user or group, nothing for others): otherwise whoever
+// created it (a stranger, after /tmp was emptied) would be "the group's
+// owner", and a client would send its commands, secrets included, to
+// that stranger's socket.
 func TrustFor(dir string) (Trust, error) {
-	st, err := os.Stat(dir)
+	f, err := ownedfs.OpenDir(dir)
+	if err != nil {
+		return Trust{}, fmt.Errorf("qm: the data directory: %w", err)
+	}
+	defer f.Close()
+	st, err := f.Stat()
 	if err != nil {
 		return Trust{}, fmt.Errorf("qm: the data directory: %w", err)
 	}

@@ -14,6 +14,7 @@ import (
 	"testing"
 
 	"github.com/qmgr/qmgr/group"
+	"github.com/qmgr/qmgr/internal/ownedfs"
 )
 
 func TestTrustAllows(t *testing.T) {
@@ -130,8 +131,12 @@ func testCmdServer(path string) {
 }
 
 // TestCommandRefusesUntrustedServer: a command socket served by a process
-// of another user outside the data directory's group (it took the path
-// while no member listened) gets no command.
+// of another user outside the data directory's group gets no command: one
+// in the group's own data directory (it took the path while no member
+// listened) is refused by its credentials, and a data directory a
+// stranger made (after /tmp was emptied), or one anyone may write to, is
+// refused before the client connects (it would make the stranger "the
+// group's owner", and the command, secrets included, would go to it).
 func TestCommandRefusesUntrustedServer(t *testing.T) {
 	if testing.Short() {
 		t.Skip("multi-process")
@@ -139,17 +144,59 @@ func TestCommandRefusesUntrustedServer(t *testing.T) {
 	if os.Geteuid() != 0 {
 		t.Skip("needs root to run a child as another user (nobody)")
 	}
-	top := t.TempDir()
-	if err := os.Chmod(filepath.Dir(top), 0o755); err != nil {
+	for _, tc := range []struct {
+		name string
+		dir  func(t *testing.T, dir string) // makes the data directory
+		want error
+	}{
+		{"in the group's directory", func(t *testing.T, dir string) { mkdirMode(t, dir, 0o770, 0) }, ErrUntrustedPeer},
+		{"a directory a stranger made", func(t *testing.T, dir string) { mkdirMode(t, dir, 0o770, 65534) }, ownedfs.ErrNotOwned},
+		{"a directory anyone may write to", func(t *testing.T, dir string) { mkdirMode(t, dir, 0o777, 0) }, ownedfs.ErrOpenToOthers},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			top := t.TempDir()
+			os.Chmod(filepath.Dir(top), 0o755)
+			os.Chmod(top, 0o755)
+			g := group.Config{Name: "TG", DataDir: filepath.Join(top, "data"), CFDir: filepath.Join(top, "cf")}
+			tc.dir(t, g.DataDir)
+			// The stranger binds its socket where it may, and it is put in
+			// place as if it had taken the path.
+			strange := filepath.Join(top, "strange")
+			mkdirMode(t, strange, 0o777, 65534)
+			stop := strangeServer(t, top, filepath.Join(strange, "QM1.cmd"))
+			defer stop()
+			if err := os.Rename(filepath.Join(strange, "QM1.cmd"), SocketPath(g, "QM1")); err != nil {
+				t.Fatal(err)
+			}
+			resp, err := Command(g, "QM1", "ALTER CHANNEL(X) AUTHKEY('0123456789abcdef-secret')")
+			if !errors.Is(err, tc.want) {
+				t.Fatalf("a stranger's command socket: %+v %v, want %v", resp, err, tc.want)
+			}
+			if tc.want == ErrUntrustedPeer && !strings.Contains(err.Error(), "uid=65534") {
+				t.Fatalf("the refusal does not name the stranger: %v", err)
+			}
+		})
+	}
+}
+
+// mkdirMode makes dir with mode, owned by uid (and its gid).
+func mkdirMode(t *testing.T, dir string, mode os.FileMode, uid int) {
+	t.Helper()
+	if err := os.Mkdir(dir, mode); err != nil {
 		t.Fatal(err)
 	}
-	g := group.Config{Name: "TG", DataDir: filepath.Join(top, "data"), CFDir: filepath.Join(top, "cf")}
-	// A data directory anyone may write to: the modes are no defence.
-	if err := os.Mkdir(g.DataDir, 0o777); err != nil {
+	if err := os.Chmod(dir, mode); err != nil {
 		t.Fatal(err)
 	}
-	os.Chmod(g.DataDir, 0o777)
-	os.Chmod(top, 0o755)
+	if err := os.Chown(dir, uid, uid); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// strangeServer runs a command server as nobody on path and returns what
+// stops it.
+func strangeServer(t *testing.T, top, path string) func() {
+	t.Helper()
 	exe, err := os.ReadFile(os.Args[0])
 	if err != nil {
 		t.Fatal(err)
@@ -159,18 +206,16 @@ func TestCommandRefusesUntrustedServer(t *testing.T) {
 		t.Fatal(err)
 	}
 	cmd := exec.Command(bin, "-test.run=^$")
-	cmd.Env = append(os.Environ(), "QM_TEST_CMDSERVE="+SocketPath(g, "QM1"))
+	cmd.Env = append(os.Environ(), "QM_TEST_CMDSERVE="+path)
 	cmd.SysProcAttr = &syscall.SysProcAttr{Credential: &syscall.Credential{Uid: 65534, Gid: 65534}, Pdeathsig: syscall.SIGKILL}
 	out, _ := cmd.StdoutPipe()
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
-	defer func() { cmd.Process.Kill(); cmd.Wait() }()
 	if line, _ := bufio.NewReader(out).ReadString('\n'); line != "listening\n" {
+		cmd.Process.Kill()
+		cmd.Wait()
 		t.Fatalf("stranger's server: %q", line)
 	}
-	resp, err := Command(g, "QM1", "DISPLAY QMGR")
-	if !errors.Is(err, ErrUntrustedPeer) || !strings.Contains(err.Error(), "uid=65534") {
-		t.Fatalf("a stranger's command socket: %+v %v", resp, err)
-	}
+	return func() { cmd.Process.Kill(); cmd.Wait() }
 }

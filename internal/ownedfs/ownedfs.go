@@ -152,6 +152,20 @@ func OpenOrCreate(path string, flag int) (*os.File, bool, error) {
 	}
 }
 
+// OpenDir opens an existing directory without following a symbolic link
+// and checks it as Verify does, without changing it. The caller closes it.
+func OpenDir(dir string) (*os.File, error) {
+	f, err := openNoFollow(filepath.Clean(dir), unix.O_RDONLY|unix.O_DIRECTORY, "directory")
+	if err != nil {
+		return nil, err
+	}
+	if err := Verify(f, dir); err != nil {
+		f.Close()
+		return nil, err
+	}
+	return f, nil
+}
+
 // Verify checks an open file or directory as Open does, without changing
 // it: a file of the effective user's that others may read is refused too.
 func Verify(f *os.File, path string) error {
