@@ -260,19 +260,12 @@ func checkPartner(def defs.Channel, ok bool, h Hello, a Auth, ctx AuthContext, t
 // refuseAuth logs and counts an inbound connection refused before its
 // partner authenticated (channel and qmgr as its HELLO says, if it got
 // that far): in this process (Refusals) and in the group's counters
-// (DISPLAY QMGR INUNAUTH). Each is logged, with the peer's address, as
-// brokers log failed logins: it took the peer a connection and a
-// handshake, which the listener's cap and deadline bound.
+// (DISPLAY QMGR INUNAUTH), logged with the peer's address as brokers log
+// failed logins, through the listeners' rate limit (refusals.note).
 func (ci *Chinit) refuseAuth(nc net.Conn, channel, qmgr, why string) {
 	n := ci.refusals.Add(1)
-	ci.mu.Lock()
-	total, err := ci.g.AddCounter(ci.main.AdminOwner(), group.CounterInboundUnauth, 1)
-	ci.mu.Unlock()
-	args := []any{"remote", nc.RemoteAddr().String(), "channel", channel, "partner", qmgr, "why", why, "refused_total", n, "group_total", total}
-	if err != nil {
-		args = append(args, "count_err", err)
-	}
-	ci.log.Warn("inbound channel refused", args...)
+	ci.refused.note(ci, group.CounterInboundUnauth, "inbound channel refused",
+		"remote", nc.RemoteAddr().String(), "channel", channel, "partner", qmgr, "why", why, "refused_total", n)
 }
 
 // Refusals is the number of inbound connections this channel initiator

@@ -58,35 +58,59 @@ func (c *Inbound) Validate() error {
 	return nil
 }
 
-// refusals counts the inbound connections a listener refuses before their
-// HELLO (in the group's counters, for DISPLAY QMGR) and logs them, at most
-// one line a second per counter, each saying how many went unlogged
-// since the last: a flood of connections must not flood the log.
+// refusals counts the inbound connections refused before their partner
+// authenticated (in the group's counters, for DISPLAY QMGR) and logs them
+// through a token bucket per counter: a burst of refusalBurst lines, then
+// one every refusalEvery, each saying how many went unlogged since the
+// last. A flood of connections must not flood the log; the first
+// refusals, which an operator looks for, are all there.
 type refusals struct {
 	mu       sync.Mutex
-	last     map[int]time.Time // by counter: when a refusal was last logged
-	unlogged map[int]int       // by counter: refusals since then
+	tokens   map[int]float64   // by counter: lines that may be logged now
+	last     map[int]time.Time // by counter: when tokens was last refilled
+	unlogged map[int]int       // by counter: refusals not logged since the last line
 }
+
+const (
+	refusalBurst = 20
+	refusalEvery = 200 * time.Millisecond
+)
 
 // note counts a refusal in group counter c and logs msg with args.
 func (f *refusals) note(ci *Chinit, c int, msg string, args ...any) {
 	ci.mu.Lock()
 	total, err := ci.g.AddCounter(ci.main.AdminOwner(), c, 1)
 	ci.mu.Unlock()
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	if f.last == nil {
-		f.last, f.unlogged = map[int]time.Time{}, map[int]int{}
-	}
-	now := time.Now()
-	if now.Sub(f.last[c]) < time.Second {
-		f.unlogged[c]++
+	ok, unlogged := f.allow(c, time.Now())
+	if !ok {
 		return
 	}
-	args = append(args, "group_total", total, "unlogged_since_last", f.unlogged[c])
+	args = append(args, "group_total", total, "unlogged_since_last", unlogged)
 	if err != nil {
 		args = append(args, "count_err", err)
 	}
 	ci.log.Warn(msg, args...)
-	f.last[c], f.unlogged[c] = now, 0
+}
+
+// allow takes a token of counter c's bucket at now: ok when the refusal
+// may be logged, with how many were not since the last that was.
+func (f *refusals) allow(c int, now time.Time) (ok bool, unlogged int) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.tokens == nil {
+		f.tokens, f.last, f.unlogged = map[int]float64{}, map[int]time.Time{}, map[int]int{}
+	}
+	if t, seen := f.last[c]; seen {
+		f.tokens[c] = min(refusalBurst, f.tokens[c]+float64(now.Sub(t))/float64(refusalEvery))
+	} else {
+		f.tokens[c] = refusalBurst
+	}
+	f.last[c] = now
+	if f.tokens[c] < 1 {
+		f.unlogged[c]++
+		return false, 0
+	}
+	f.tokens[c]--
+	unlogged, f.unlogged[c] = f.unlogged[c], 0
+	return true, unlogged
 }

@@ -26,3 +26,26 @@ func TestInboundValidate(t *testing.T) {
 		}
 	}
 }
+
+// TestRefusalLogRateLimit: refusals are logged in a burst, then at the
+// refill rate, and the next line logged says how many were not.
+func TestRefusalLogRateLimit(t *testing.T) {
+	var f refusals
+	t0 := time.Unix(1000, 0)
+	logged := 0
+	for i := 0; i < 1000; i++ {
+		if ok, _ := f.allow(7, t0); ok {
+			logged++
+		}
+	}
+	if logged != refusalBurst {
+		t.Fatalf("%d of 1000 refusals at once logged, want the burst of %d", logged, refusalBurst)
+	}
+	ok, unlogged := f.allow(7, t0.Add(refusalEvery))
+	if !ok || unlogged != 1000-refusalBurst {
+		t.Fatalf("after %v: logged %v, unlogged %d, want true and %d", refusalEvery, ok, unlogged, 1000-refusalBurst)
+	}
+	if ok, _ := f.allow(8, t0); !ok {
+		t.Fatal("another counter's bucket is shared")
+	}
+}

@@ -79,7 +79,7 @@ func ParsePeerName(s string) (PeerName, error) {
 		if val == "" {
 			return bad("an empty value for " + key)
 		}
-		p.Attrs = append(p.Attrs, PeerAttr{Key: key, Value: strings.ToLower(val)})
+		p.Attrs = append(p.Attrs, PeerAttr{Key: key, Value: asciiLower(val)})
 	}
 	if len(p.Attrs) == 0 {
 		return bad("no attribute")
@@ -92,7 +92,7 @@ func (p PeerName) Match(n pkix.Name) bool {
 	for _, a := range p.Attrs {
 		ok := false
 		for _, v := range peerKeys[a.Key](n) {
-			if v != "" && globMatch(a.Value, strings.ToLower(v)) {
+			if v != "" && globMatch(a.Value, asciiLower(v)) {
 				ok = true
 				break
 			}
@@ -124,4 +124,17 @@ func globMatch(pattern, s string) bool {
 		s = s[i+len(mid):]
 	}
 	return len(s) >= len(last) && strings.HasSuffix(s, last)
+}
+
+// asciiLower folds A-Z only: Unicode folding would let a subject in other
+// letters (K and the Kelvin sign U+212A fold alike) match a pattern a CA
+// checked byte for byte.
+func asciiLower(s string) string {
+	b := []byte(s)
+	for i, c := range b {
+		if c >= 'A' && c <= 'Z' {
+			b[i] = c + 'a' - 'A'
+		}
+	}
+	return string(b)
 }

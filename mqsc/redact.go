@@ -1,13 +1,110 @@
 package mqsc
 
-import "regexp"
+import "strings"
 
-// secretAttr is an attribute whose value is a secret (AUTHKEY of a
-// channel), quoted or not, in any case.
-var secretAttr = regexp.MustCompile(`(?i)(AUTHKEY\s*\(\s*)('(?:[^']|'')*'|[^)]*)(\s*\))`)
+// secretAttrs are the attributes whose values are secrets (AUTHKEY of a
+// channel).
+var secretAttrs = []string{"AUTHKEY"}
+
+// redacted replaces a secret value.
+const redacted = "********"
 
 // Redact is command text fit for a log: the values of secret attributes
-// (AUTHKEY) replaced by ********.
+// (AUTHKEY) replaced by ********. It reads the text as the parser does
+// (quoted strings with '' inside them are values, never attribute
+// names), and when a secret's value does not end as it should (no closing
+// quote or parenthesis: a command the parser will refuse) everything
+// after its opening parenthesis is withheld.
 func Redact(cmd string) string {
-	return secretAttr.ReplaceAllString(cmd, "${1}********${3}")
+	var b strings.Builder
+	for i := 0; i < len(cmd); {
+		switch {
+		case cmd[i] == '\'':
+			j := skipQuoted(cmd, i)
+			b.WriteString(cmd[i:j])
+			i = j
+		case startsSecret(cmd, i):
+			open := strings.IndexByte(cmd[i:], '(') + i
+			b.WriteString(cmd[i : open+1])
+			end, ok := secretEnd(cmd, open+1)
+			b.WriteString(redacted)
+			if !ok {
+				return b.String()
+			}
+			i = end // at the closing parenthesis
+		default:
+			b.WriteByte(cmd[i])
+			i++
+		}
+	}
+	return b.String()
+}
+
+// skipQuoted returns the index after the quoted string starting at i (or
+// len(s) when it does not end).
+func skipQuoted(s string, i int) int {
+	for j := i + 1; j < len(s); j++ {
+		if s[j] != '\'' {
+			continue
+		}
+		if j+1 < len(s) && s[j+1] == '\'' {
+			j++
+			continue
+		}
+		return j + 1
+	}
+	return len(s)
+}
+
+// startsSecret reports whether a secret attribute's name, then "(", start
+// at i (not inside a longer word).
+func startsSecret(s string, i int) bool {
+	if i > 0 && isWordByte(s[i-1]) {
+		return false
+	}
+	for _, name := range secretAttrs {
+		if len(s)-i < len(name) || !strings.EqualFold(s[i:i+len(name)], name) {
+			continue
+		}
+		j := i + len(name)
+		for j < len(s) && (s[j] == ' ' || s[j] == '\t' || s[j] == '\n' || s[j] == '\r' || s[j] == '+' || s[j] == '-') {
+			j++
+		}
+		if j < len(s) && s[j] == '(' {
+			return true
+		}
+	}
+	return false
+}
+
+// secretEnd finds the closing parenthesis of a value starting at i: a
+// quoted string followed by ")", or text up to ")". ok is false when the
+// value does not end well.
+func secretEnd(s string, i int) (int, bool) {
+	j := i
+	for j < len(s) && (s[j] == ' ' || s[j] == '\t') {
+		j++
+	}
+	if j < len(s) && s[j] == '\'' {
+		k := skipQuoted(s, j)
+		if k > len(s) || k == len(s) && s[k-1] != '\'' {
+			return 0, false
+		}
+		for k < len(s) && (s[k] == ' ' || s[k] == '\t') {
+			k++
+		}
+		if k < len(s) && s[k] == ')' {
+			return k, true
+		}
+		return 0, false
+	}
+	k := strings.IndexAny(s[j:], ")'")
+	if k < 0 || s[j+k] == '\'' {
+		return 0, false
+	}
+	return j + k, true
+}
+
+func isWordByte(c byte) bool {
+	return c >= 'A' && c <= 'Z' || c >= 'a' && c <= 'z' || c >= '0' && c <= '9' || c == '.' || c == '_'
 }

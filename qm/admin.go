@@ -163,7 +163,13 @@ func (m *Member) serveConn(c net.Conn) {
 			resp = Response{Error: err.Error(), Member: m.cfg.Name}
 		} else {
 			resp = m.Exec(req.MQSC)
-			m.log.Info("command", "mqsc", mqsc.Redact(req.MQSC), "ok", resp.OK, "err", resp.Error)
+			shown, errText := mqsc.Redact(req.MQSC), resp.Error
+			if shown != req.MQSC && errText != "" {
+				// A parser's error quotes the text it refused, which may be
+				// a piece of the secret without its attribute's name.
+				errText = "(withheld: the command sets a secret)"
+			}
+			m.log.Info("command", "mqsc", shown, "ok", resp.OK, "err", errText)
 		}
 		b, _ := json.Marshal(resp)
 		if _, err := c.Write(append(b, '\n')); err != nil {

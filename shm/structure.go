@@ -384,6 +384,14 @@ func Attach(dir, name string, version uint32) (*Mapping, error) {
 		return nil, &Error{Op: "attach", Path: filepath.Join(dir, name), Err: ErrBadName, Msg: fmt.Sprintf("%q", name)}
 	}
 	path := filepath.Join(dir, name)
+	// The directory first: a stranger's symbolic link in its place (the
+	// group's directory in /dev/shm is predictable) would lead an
+	// application into another group's structures of the same owner.
+	d, err := ownedfs.OpenDir(dir)
+	if err != nil {
+		return nil, osError("attach", dir, err)
+	}
+	d.Close()
 	f, err := ownedfs.Open(path, os.O_RDWR)
 	if err != nil {
 		return nil, osError("attach", path, err)

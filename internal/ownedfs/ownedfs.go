@@ -153,13 +153,20 @@ func OpenOrCreate(path string, flag int) (*os.File, bool, error) {
 }
 
 // OpenDir opens an existing directory without following a symbolic link
-// and checks it as Verify does, without changing it. The caller closes it.
+// and checks it without changing it: of the effective user or group, and
+// not writable by others (others may read and search one qmgr did not
+// make: they cannot plant anything in it). The caller closes it.
 func OpenDir(dir string) (*os.File, error) {
 	f, err := openNoFollow(filepath.Clean(dir), unix.O_RDONLY|unix.O_DIRECTORY, "directory")
 	if err != nil {
 		return nil, err
 	}
-	if err := Verify(f, dir); err != nil {
+	var st unix.Stat_t
+	if err := unix.Fstat(int(f.Fd()), &st); err != nil {
+		f.Close()
+		return nil, &fs.PathError{Op: "fstat", Path: dir, Err: err}
+	}
+	if err := check(&st, "check", dir, "directory"); err != nil && !(errors.Is(err, ErrOpenToOthers) && st.Mode&0o002 == 0) {
 		f.Close()
 		return nil, err
 	}
