@@ -11,7 +11,7 @@ const redacted = "********"
 
 // Redact is command text fit for a log: the values of secret attributes
 // (AUTHKEY) replaced by ********. It reads the text as the parser does
-// (quoted strings with '' inside them are values, never attribute
+// (quoted strings with ” inside them are values, never attribute
 // names), and when a secret's value does not end as it should (no closing
 // quote or parenthesis: a command the parser will refuse) everything
 // after its opening parenthesis is withheld.

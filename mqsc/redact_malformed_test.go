@@ -30,8 +30,8 @@ func TestRedactMalformed(t *testing.T) {
 	}
 	for in, want := range map[string]string{
 		"DEFINE CHANNEL(X) CHLTYPE(RCVR) AUTHKEY('" + s + "') DESCR('keep')": "DEFINE CHANNEL(X) CHLTYPE(RCVR) AUTHKEY(********) DESCR('keep')",
-		"DISPLAY CHANNEL(X) DESCR('AUTHKEY(x)')":                               "DISPLAY CHANNEL(X) DESCR('AUTHKEY(x)')",
-		"DEFINE CHANNEL(MYAUTHKEY(1)) CHLTYPE(RCVR)":                           "DEFINE CHANNEL(MYAUTHKEY(1)) CHLTYPE(RCVR)",
+		"DISPLAY CHANNEL(X) DESCR('AUTHKEY(x)')":                             "DISPLAY CHANNEL(X) DESCR('AUTHKEY(x)')",
+		"DEFINE CHANNEL(MYAUTHKEY(1)) CHLTYPE(RCVR)":                         "DEFINE CHANNEL(MYAUTHKEY(1)) CHLTYPE(RCVR)",
 	} {
 		if got := Redact(in); got != want {
 			t.Errorf("Redact(%q) = %q, want %q", in, got, want)
