@@ -273,12 +273,12 @@ func (s *Structure) InService() bool {
 }
 
 // Current fails with ErrStructureFailed unless the structure is in service
-// and its file is still the one mapped (not removed, truncated or
-// replaced). A failure that nobody has marked in the shared mapping yet
+// and its file is still in place (not removed or truncated: a recovery
+// removes the failed file before it creates the new one). A failure that nobody has marked in the shared mapping yet
 // (the file is gone, and every process that noticed has its own mapping
 // of the new one) shows only here: an operation whose effect must reach
 // a recovery of the structure (a commit of persistent work) checks it
-// after it marked itself in flight. It costs an fstat.
+// after it marked itself in flight. It costs an fstat (shm Linked).
 func (s *Structure) Current() error {
 	if !s.InService() {
 		return ErrStructureFailed
@@ -286,7 +286,7 @@ func (s *Structure) Current() error {
 	if s.m == nil {
 		return nil
 	}
-	if err := s.m.Check(); err != nil {
+	if err := s.m.Linked(); err != nil {
 		s.Fail() // in every process that maps it
 		return fmt.Errorf("%w: %v", ErrStructureFailed, err)
 	}

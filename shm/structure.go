@@ -176,6 +176,36 @@ func (s *Mapping) Header() Header { return s.hdr }
 // Mem is the data area (everything after the header page).
 func (s *Mapping) Mem() Mem { return MemOf(s.m).Sub(s.hdr.DataOff, s.hdr.Size-s.hdr.DataOff) }
 
+// Linked is the cheap part of Check, one fstat: it fails with ErrTruncated
+// or ErrNotFound when the mapped file became shorter than the mapping or
+// was removed. A structure recovery removes the failed file before it
+// creates the new one, so an operation that must not reach a structure
+// being rebuilt checks this on its way (the periodic Check finds the
+// rest).
+func (s *Mapping) Linked() error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.closed {
+		return &Error{Op: "check", Path: s.path, Err: ErrClosed}
+	}
+	var st unix.Stat_t
+	if err := unix.Fstat(int(s.f.Fd()), &st); err != nil {
+		return &Error{Op: "check", Path: s.path, Err: ErrFault, Msg: err.Error()}
+	}
+	return s.linkedLocked(&st)
+}
+
+func (s *Mapping) linkedLocked(st *unix.Stat_t) error {
+	if uint64(st.Size) < s.hdr.Size {
+		return &Error{Op: "check", Path: s.path, Err: ErrTruncated, Msg: fmt.Sprintf("file is %d bytes, mapped %d", st.Size, s.hdr.Size),
+			Hint: "the structure has failed; recover it"}
+	}
+	if st.Nlink == 0 {
+		return &Error{Op: "check", Path: s.path, Err: ErrNotFound, Msg: "file was removed while mapped", Hint: "the structure has failed; recover it"}
+	}
+	return nil
+}
+
 // Check revalidates the file behind the mapping: it fails with ErrTruncated
 // when the file became shorter than the mapping (touching the lost pages would
 // fault), with ErrNotFound when the file was removed, renamed away or
@@ -192,12 +222,8 @@ func (s *Mapping) Check() error {
 	if err := unix.Fstat(int(s.f.Fd()), &st); err != nil {
 		return &Error{Op: "check", Path: s.path, Err: ErrFault, Msg: err.Error()}
 	}
-	if uint64(st.Size) < s.hdr.Size {
-		return &Error{Op: "check", Path: s.path, Err: ErrTruncated, Msg: fmt.Sprintf("file is %d bytes, mapped %d", st.Size, s.hdr.Size),
-			Hint: "the structure has failed; recover it"}
-	}
-	if st.Nlink == 0 {
-		return &Error{Op: "check", Path: s.path, Err: ErrNotFound, Msg: "file was removed while mapped", Hint: "the structure has failed; recover it"}
+	if err := s.linkedLocked(&st); err != nil {
+		return err
 	}
 	if err := ownedfs.Verify(s.f, s.path); err != nil {
 		return osError("check", s.path, err)
