@@ -429,8 +429,8 @@ func (s *sender) dial() error {
 				nc.Close()
 				return err
 			}
-			tc := tls.Client(nc, cfg)
-			if err := tc.HandshakeContext(s.ctx); err != nil {
+			tc, err := clientHandshake(s.ctx, nc, cfg, tlsHandshakeTimeout)
+			if err != nil {
 				nc.Close()
 				errs = append(errs, err)
 				continue
@@ -443,6 +443,24 @@ func (s *sender) dial() error {
 		return nil
 	}
 	return fmt.Errorf("channel %s: cannot connect to %s: %w", s.def.Name, s.def.ConnName, errors.Join(errs...))
+}
+
+// tlsHandshakeTimeout bounds a sender's TLS handshake, as the receiver's
+// HELLO deadline bounds its side: a partner (or anything at its address)
+// that accepts the connection and never answers must not hold the
+// channel until STOP CHANNEL.
+var tlsHandshakeTimeout = 30 * time.Second
+
+// clientHandshake runs the client side of a TLS handshake on nc for at
+// most timeout (or until ctx ends).
+func clientHandshake(ctx context.Context, nc net.Conn, cfg *tls.Config, timeout time.Duration) (*tls.Conn, error) {
+	hctx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
+	tc := tls.Client(nc, cfg)
+	if err := tc.HandshakeContext(hctx); err != nil {
+		return nil, fmt.Errorf("TLS handshake: %w", err)
+	}
+	return tc, nil
 }
 
 // sendRecord is an in-doubt batch: a lane's sync record.
