@@ -293,6 +293,17 @@ func TestCheckerOrder(t *testing.T) {
 		}
 	}
 
+	// A get that never ended (its process killed) holds nothing for the
+	// rule above: its message would come back with a backout count.
+	h = newHist()
+	h.next["c2.1"]++
+	h.ops = append(h.ops, Op{Proc: "c2.1", Index: h.next["c2.1"], Type: Invoke, F: FGet, Queue: "Q", T: h.tick()})
+	a = h.put("p1.1", "Q", 1, true, 0, OK)
+	b = h.put("p1.1", "Q", 2, true, 0, OK)
+	h.get("c1.1", "Q", b, 0, 0)
+	h.get("c1.1", "Q", a, 0, 0)
+	want(t, h.check(t, Model{}), map[string]int{AnomOrder: 1})
+
 	// a's commit in doubt: when it became visible is unknown.
 	h = newHist()
 	a = h.put("p1.1", "Q", 1, true, 1, OK)

@@ -1,6 +1,7 @@
 package lockfree
 
 import (
+	"errors"
 	"fmt"
 	"sync"
 	"sync/atomic"
@@ -287,7 +288,9 @@ func (s *Structure) Current() error {
 		return nil
 	}
 	if err := s.m.Linked(); err != nil {
-		s.Fail() // in every process that maps it
+		if errors.Is(err, shm.ErrNotFound) || errors.Is(err, shm.ErrTruncated) {
+			s.Fail() // in every process that maps it
+		} // else a failed fstat: this operation fails, the periodic check judges the structure
 		return fmt.Errorf("%w: %v", ErrStructureFailed, err)
 	}
 	return nil

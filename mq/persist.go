@@ -264,7 +264,9 @@ func (c *Conn) persistentUOW() bool { return c.puow.key != 0 || c.puow.err != ni
 // closed by a backout record (best effort: replay drops a unit of work
 // that never commits anyway).
 func (c *Conn) endUOW(backedOut bool) {
-	if backedOut && c.puow.key != 0 && c.plog != nil {
+	if backedOut && c.puow.key != 0 && c.plog != nil && c.admin.Check() == nil {
+		// Not once the connection was revoked: its recoverer recorded the
+		// abort and may have freed the log ring already.
 		r := plog.Record{Type: plog.TypeBackout, UOW: c.puow.key}
 		c.logRecord(&r, nil)
 	}

@@ -10,19 +10,31 @@ var secretAttrs = []string{"AUTHKEY"}
 const redacted = "********"
 
 // Redact is command text fit for a log: the values of secret attributes
-// (AUTHKEY) replaced by ********. It reads the text as the parser does
-// (quoted strings with ” inside them are values, never attribute
-// names), and when a secret's value does not end as it should (no closing
-// quote or parenthesis: a command the parser will refuse) everything
-// after its opening parenthesis is withheld.
+// (AUTHKEY) replaced by ********. A quote starts a quoted string only
+// where the parser takes one, as a value, right after "(" (a quoted value
+// is never an attribute name, so DESCR('AUTHKEY(x)') stays as it is);
+// any other quote (in a comment, in a malformed value) is an ordinary
+// character, so it cannot hide what follows it. When a secret's value,
+// or a quoted value, does not end as it should (a command the parser
+// will refuse), everything after it is withheld.
 func Redact(cmd string) string {
 	var b strings.Builder
+	afterOpen := false // the last non-blank character was "("
 	for i := 0; i < len(cmd); {
+		c := cmd[i]
 		switch {
-		case cmd[i] == '\'':
+		case c == '\'' && afterOpen:
 			j := skipQuoted(cmd, i)
+			if j == len(cmd) && (j-i < 2 || cmd[j-1] != '\'') || strings.ContainsAny(cmd[i:j], "\n\r") {
+				// A value that never ends, or runs over a line (a
+				// continuation, or a quote left open that would take the
+				// next command in): withheld.
+				b.WriteString(redacted)
+				return b.String()
+			}
 			b.WriteString(cmd[i:j])
 			i = j
+			afterOpen = false
 		case startsSecret(cmd, i):
 			open := strings.IndexByte(cmd[i:], '(') + i
 			b.WriteString(cmd[i : open+1])
@@ -32,12 +44,29 @@ func Redact(cmd string) string {
 				return b.String()
 			}
 			i = end // at the closing parenthesis
+			afterOpen = false
 		default:
-			b.WriteByte(cmd[i])
+			b.WriteByte(c)
 			i++
+			if c != ' ' && c != '\t' {
+				afterOpen = c == '('
+			}
 		}
 	}
 	return b.String()
+}
+
+// NamesSecret reports whether cmd mentions a secret attribute anywhere
+// (AUTHKEY, in any case): the error text of such a command is not fit for
+// a log, since a parser's error quotes what it refused.
+func NamesSecret(cmd string) bool {
+	up := strings.ToUpper(cmd)
+	for _, name := range secretAttrs {
+		if strings.Contains(up, name) {
+			return true
+		}
+	}
+	return false
 }
 
 // skipQuoted returns the index after the quoted string starting at i (or

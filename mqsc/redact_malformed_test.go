@@ -23,6 +23,14 @@ func TestRedactMalformed(t *testing.T) {
 		"ALTER CHANNEL(X) AUTHKEY('" + s + "') DESCR('x''')",
 		"ALTER CHANNEL(X) +\n AUTHKEY('" + s + "')",
 		"ALTER CHANNEL(X) authkey ( '" + s + "' )",
+		// A quote that does not start a value (in a comment, inside a
+		// malformed value) hides nothing after it.
+		"* Bob's channel\nDEFINE CHANNEL(X) CHLTYPE(RCVR) AUTHKEY(" + s + ")",
+		"* Bob's channel\nDEFINE CHANNEL(X) CHLTYPE(RCVR) AUTHKEY('" + s + "')",
+		"DEFINE CHANNEL(X) CHLTYPE(RCVR) DESCR(Bob's) AUTHKEY(" + s + ")",
+		"DEFINE CHANNEL(X) CHLTYPE(RCVR) DESCR(Bob's) AUTHKEY('" + s + "') DESCR('x')",
+		"DEFINE CHANNEL(X) DESCR('never ends AUTHKEY(" + s + ")",
+		"DEFINE CHANNEL(X) DESCR('open\nDEFINE CHANNEL(Y) AUTHKEY('" + s + "')",
 	} {
 		if red := Redact(in); strings.Contains(red, s) {
 			t.Errorf("Redact(%q) = %q", in, red)

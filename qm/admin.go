@@ -164,7 +164,7 @@ func (m *Member) serveConn(c net.Conn) {
 		} else {
 			resp = m.Exec(req.MQSC)
 			shown, errText := mqsc.Redact(req.MQSC), resp.Error
-			if shown != req.MQSC && errText != "" {
+			if errText != "" && mqsc.NamesSecret(req.MQSC) {
 				// A parser's error quotes the text it refused, which may be
 				// a piece of the secret without its attribute's name.
 				errText = "(withheld: the command sets a secret)"

@@ -313,6 +313,11 @@ func (p *Producer) quickCheck() error {
 	if atomic.LoadUint64(p.b.u64(hGen)) != p.gen {
 		return ErrConsumerGone
 	}
+	if atomic.LoadUint64(p.b.u64(p.rh+rOwner)) != p.tag+1 {
+		// Freed by the member that recovered this connection, and maybe
+		// another connection's now: nothing more goes into it.
+		return fmt.Errorf("%w: the ring was freed (the connection was recovered)", ErrReleased)
+	}
 	return nil
 }
 

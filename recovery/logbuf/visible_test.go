@@ -1,6 +1,7 @@
 package logbuf
 
 import (
+	"errors"
 	"path/filepath"
 	"testing"
 
@@ -59,5 +60,48 @@ func TestEndVisibleAfterFree(t *testing.T) {
 	fl, _ = b.InFlight()
 	if len(fl) != 1 {
 		t.Errorf("connection 2 is in flight, yet InFlight lists %v: a backup or structure recovery does not wait for it", fl)
+	}
+}
+
+// TestAppendAfterFree: a connection whose ring its member freed (it
+// recovered the connection, revoked but alive) appends no more: the ring
+// may be another connection's by then, and its record would land among
+// that connection's.
+func TestAppendAfterFree(t *testing.T) {
+	dir := t.TempDir()
+	var src rlog.Counter
+	l, err := rlog.Open(rlog.Config{Dir: filepath.Join(dir, "log"), LRSN: &src, SegmentSize: 1 << 20})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	cfg := Config{CFDir: filepath.Join(dir, "cf"), Member: "QM1", Rings: 1, RingSize: testRingSize}
+	b, err := Create(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer b.Close()
+	cons, err := NewConsumer(b, l, t.Logf)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cons.Close()
+	pb, err := Attach(cfg.CFDir, "QM1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer pb.Close()
+	old, err := pb.Claim(1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cons.Free(1); err != nil { // the member recovers connection 1
+		t.Fatal(err)
+	}
+	if _, err := pb.Claim(2); err != nil { // the one ring, another connection's now
+		t.Fatal(err)
+	}
+	if _, err := old.Append(7, []byte("late backout record")); !errors.Is(err, ErrReleased) {
+		t.Fatalf("an append into a ring freed and claimed again: %v, want ErrReleased", err)
 	}
 }
