@@ -114,7 +114,7 @@ func (o *Owner) BackoutLone(p *LonePut) (err error) {
 		return err
 	}
 	defer o.end()
-	if err := o.removePut(p.it); err != nil {
+	if err := o.removeHeld(p.it.claimed(), stPutU); err != nil {
 		return err
 	}
 	o.addUncom(p.it.q, -1)

@@ -116,6 +116,11 @@ type uowItem struct {
 	prio     uint8
 }
 
+// claimed is the item as a claim (for removeHeld).
+func (it uowItem) claimed() claimed {
+	return claimed{idx: it.idx, gen: it.gen, q: it.q, prio: int(it.prio)}
+}
+
 // Tag is the owner's tag.
 func (o *Owner) Tag() OwnerTag { return o.tag }
 
@@ -243,7 +248,7 @@ func (o *Owner) Close() (err error) {
 	// A lone put never committed (its decision was not made: the caller
 	// gave up on it) goes, or it would stay invisible with this tag.
 	if it := o.lonePut; it != nil {
-		if rerr := o.removePut(*it); rerr == nil {
+		if rerr := o.removeHeld(it.claimed(), stPutU); rerr == nil {
 			o.addUncom(it.q, -1)
 		} else if err == nil {
 			err = rerr

@@ -150,7 +150,7 @@ func (o *Owner) Backout() (err error) {
 		o.addUncom(it.q, -1)
 	}
 	for _, it := range o.uowPuts {
-		if err := o.removePut(it); err != nil {
+		if err := o.removeHeld(it.claimed(), stPutU); err != nil {
 			if firstErr == nil {
 				firstErr = err
 			}
@@ -186,21 +186,5 @@ func (o *Owner) backoutHeldFrom(it uowItem, from uint8) error {
 	// Unlike the other descriptors, a completed backout's can match again:
 	// this owner may hold the same message again. Clear it.
 	o.clearDesc()
-	return nil
-}
-
-// removePut takes an uncommitted put off its queue.
-func (o *Owner) removePut(it uowItem) error {
-	s := o.s
-	eo := s.entryOff(it.idx)
-	before := o.cellDepth(it.q)
-	o.setDesc(opRemove, uint64(mkRef(it.idx, it.gen)), uint64(it.q), before)
-	if !s.cas(eo+enCtl, mkWord(it.gen, stPutU, uint32(o.tag)), mkWord(it.gen, stDead, uint32(o.tag))) {
-		return fmt.Errorf("%w: uncommitted put %d taken back", ErrOwnerRevoked, it.idx)
-	}
-	cpRemoveDead.Hit()
-	o.setCellDepth(it.q, before-1)
-	cpRemoveCounted.Hit()
-	o.freeEntry(it.idx, it.gen)
 	return nil
 }

@@ -1,0 +1,147 @@
+package lockfree
+
+import (
+	"fmt"
+
+	"github.com/qmgr/qmgr/shm"
+)
+
+// BrowseCursor remembers where a browse got to.
+type BrowseCursor struct {
+	q           uint32
+	prio        int
+	pos         uint64
+	started     bool
+	uncommitted bool
+}
+
+// Uncommitted reports whether the message BrowseNext returned last is a
+// put not yet visible: under syncpoint and not committed, or still being
+// put (GetOptions.IncludeUncommitted).
+func (c *BrowseCursor) Uncommitted() bool { return c.uncommitted }
+
+// NewBrowseCursor starts a browse of q at its first message.
+func (o *Owner) NewBrowseCursor(q QueueID) *BrowseCursor {
+	return &BrowseCursor{q: uint32(q), prio: Priorities - 1}
+}
+
+// BrowseNext copies the next available message after the cursor into dst
+// without claiming it, in delivery order (priority, then position), and
+// moves the cursor. Messages that arrive behind the cursor are seen by a
+// new cursor. Of opt, only the match fields, IncludeHeld and
+// IncludeUncommitted are used.
+func (o *Owner) BrowseNext(cur *BrowseCursor, opt GetOptions, dst *Message) (err error) {
+	defer shm.EndGuard(shm.BeginGuard(), &err)
+	if err := o.begin(); err != nil {
+		return err
+	}
+	defer o.end()
+	s := o.s
+	if !s.queueActive(cur.q) {
+		return fmt.Errorf("%w: slot %d", ErrUnknownQueue, cur.q)
+	}
+	var m *matcher
+	if opt.MsgID != nil || opt.CorrelID != nil {
+		m = &matcher{msgID: opt.MsgID, correlID: opt.CorrelID}
+	}
+	now := nowNanos()
+	mask := s.load(s.queueOff(cur.q) + qPrioMask)
+	for ; cur.prio >= 0; cur.prio, cur.started = cur.prio-1, false {
+		if mask&(1<<cur.prio) == 0 {
+			continue
+		}
+		from := uint64(0)
+		if cur.started {
+			from = cur.pos + 1
+		}
+		found := false
+		werr := s.walk(cur.q, cur.prio, from, func(pos uint64, r ref) bool {
+			eo := s.entryOff(r.idx())
+			w := s.load(eo + enCtl)
+			k := wKind(w)
+			notVisible := k == stPutU || k == stAlloc // put under syncpoint, or linked and not yet made visible
+			if wGen(w) != r.gen() || s.load(eo+enPos) != pos || !(k == stAvail || opt.IncludeHeld && (k == stHeld || k == stView) || opt.IncludeUncommitted && notVisible) {
+				return true
+			}
+			if exp := int64(s.load(eo + enExpiry)); exp != 0 && exp <= now {
+				return true
+			}
+			if m != nil && !s.entryMatches(eo, m) {
+				return true
+			}
+			ok := o.readEntry(eo, dst)
+			// The message may have been consumed and its entry reused while we
+			// copied: the gen tells. The fence keeps the copy's loads before
+			// the recheck on machines that reorder loads.
+			fullFence()
+			if !ok || wGen(s.load(eo+enCtl)) != r.gen() || s.load(eo+enPos) != pos {
+				return true
+			}
+			cur.pos, cur.started, found, cur.uncommitted = pos, true, true, notVisible
+			return false
+		})
+		if found {
+			return nil
+		}
+		if werr != nil {
+			return werr
+		}
+	}
+	return ErrNoMessage
+}
+
+// walk visits the filled slots of sublog q/prio from position from on,
+// without changing anything. f returns false to stop. It fails only on a
+// corrupt chain (one it could walk round for ever).
+func (s *Structure) walk(q uint32, prio int, from uint64, f func(pos uint64, r ref) bool) error {
+	sl := s.sublogOff(q, prio)
+	qp := qpOf(q, prio)
+	for attempt := 0; attempt < 64; attempt++ {
+		t := s.load(sl + slTailPos)
+		if h := s.load(sl + slHeadPos); from < h {
+			from = h
+		}
+		seg := ref(s.load(sl + slHeadSeg))
+		base, ok := s.segRead(seg, qp)
+		if !ok {
+			if seg.nil() {
+				return nil
+			}
+			continue
+		}
+		restart := false
+		pos := max(from, base)
+		for pos < t {
+			if pos >= base+segSlots {
+				nx := ref(s.load(s.segOff(seg.idx()) + sgNext))
+				nb, ok1 := s.segRead(nx, qp)
+				_, ok2 := s.segRead(seg, qp)
+				if nx.nil() {
+					return nil
+				}
+				if !ok1 || !ok2 || nb <= base {
+					if err := s.hopError(q, prio, seg, base, nx, nb, ok1, ok2); err != nil {
+						return err
+					}
+					restart = true
+					break
+				}
+				seg, base = nx, nb
+				pos = max(pos, base)
+				continue
+			}
+			sw := s.load(s.slotOff(seg.idx(), pos-base))
+			if s.entryRefOK(ref(sw)) {
+				if !f(pos, ref(sw)) {
+					return nil
+				}
+			}
+			pos++
+		}
+		if !restart {
+			return nil
+		}
+		from = pos
+	}
+	return nil
+}

@@ -1,0 +1,211 @@
+package lockfree
+
+import (
+	"fmt"
+	"unsafe"
+
+	"github.com/qmgr/qmgr/shm"
+)
+
+// View is a message held by its owner whose body is read in place, without
+// copying: the slices point into the mapping. A view is valid until it is
+// released, or, for a view got under syncpoint, until the unit of work ends.
+// The channel sender writes views straight to its socket.
+type View struct {
+	o         *Owner
+	c         claimed
+	syncpoint bool
+	done      bool
+	Msg       Message  // descriptor fields and properties (copied); Body is empty
+	Body      [][]byte // the body, in pieces, aliasing the mapping
+}
+
+// Len is the body length.
+func (v *View) Len() int {
+	n := 0
+	for _, b := range v.Body {
+		n += len(b)
+	}
+	return n
+}
+
+// GetView claims the next message like Get and returns a zero-copy view of
+// it. Without Syncpoint the message is removed when the view is released;
+// with Syncpoint it belongs to the unit of work like any syncpoint get.
+func (o *Owner) GetView(q QueueID, opt GetOptions) (*View, error) {
+	v := new(View)
+	if err := o.GetViewInto(q, opt, v); err != nil {
+		return nil, err
+	}
+	return v, nil
+}
+
+// GetViewInto is GetView into v, whose storage it reuses (its Body's
+// pieces too): a sender that takes batch after batch allocates nothing per
+// message. v must not be a view still in use.
+func (o *Owner) GetViewInto(q QueueID, opt GetOptions, v *View) (err error) {
+	_, err = o.GetViewsInto(q, opt, unsafe.Slice(v, 1))
+	return err
+}
+
+// GetViewsInto claims up to len(vs) messages in one scan of q, like
+// GetViewInto for each (only the first may wait), and returns how many it
+// claimed: vs[:n] are views of them, in delivery order. It returns
+// ErrNoMessage only when it claimed none. The views must not be in use.
+func (o *Owner) GetViewsInto(q QueueID, opt GetOptions, vs []View) (n int, err error) {
+	return o.GetViewsAt(q, opt, len(vs), func(i int) *View { return &vs[i] })
+}
+
+// GetViewsAt is GetViewsInto for views that are not in one slice: view i
+// is at(i), for i below max.
+func (o *Owner) GetViewsAt(q QueueID, opt GetOptions, max int, at func(int) *View) (n int, err error) {
+	defer shm.EndGuard(shm.BeginGuard(), &err)
+	if err := o.begin(); err != nil {
+		return 0, err
+	}
+	defer o.end()
+	s := o.s
+	if !s.queueActive(uint32(q)) {
+		return 0, fmt.Errorf("%w: slot %d", ErrUnknownQueue, q)
+	}
+	if max <= 0 {
+		return 0, nil
+	}
+	o.touch(uint32(q))
+	mode := claimView
+	if opt.Syncpoint {
+		mode = claimHeld
+	}
+	var bad error
+	_, err = o.claimWait(uint32(q), opt, mode, func(c claimed) bool {
+		v := at(n)
+		n++
+		if opt.Syncpoint {
+			o.holdInUOW(c)
+		} else {
+			o.views = append(o.views, c)
+		}
+		if err := o.fillView(v, c, opt.Syncpoint); err != nil {
+			bad = err
+			return false
+		}
+		return n < max
+	})
+	if bad != nil {
+		// The bad one stays held (a backout or the owner's end returns
+		// it) but is no view.
+		return n - 1, bad
+	}
+	return n, err
+}
+
+// fillView makes v a view of the message of claimed entry c.
+func (o *Owner) fillView(v *View, c claimed, syncpoint bool) error {
+	s := o.s
+	clear(v.Body)
+	*v = View{o: o, c: c, syncpoint: syncpoint, Body: v.Body[:0]}
+	eo := s.entryOff(c.idx)
+	varLen, bodyLen, propsLen, rq, rqm := s.entryMeta(eo, &v.Msg)
+	skip := rq + rqm + propsLen
+	if varLen != skip+bodyLen || uint64(varLen) > s.maxVar() {
+		return errCorrupt(s, "entry %d of queue %d has inconsistent lengths", c.idx, c.q)
+	}
+	var head []byte
+	s.chunks(eo, func(b []byte) bool {
+		if skip > 0 {
+			k := min(skip, len(b))
+			head = append(head, b[:k]...)
+			b, skip = b[k:], skip-k
+		}
+		if len(b) > 0 {
+			v.Body = appendPiece(v.Body, b)
+		}
+		return true
+	})
+	if body := v.Len(); len(head) != rq+rqm+propsLen || body != bodyLen {
+		clear(v.Body)
+		v.Body = v.Body[:0]
+		return errCorrupt(s, "entry %d of queue %d: its data elements hold %d of its %d bytes", c.idx, c.q, len(head)+body, varLen)
+	}
+	v.Msg.ReplyToQ = string(head[:rq])
+	v.Msg.ReplyToQMgr = string(head[rq : rq+rqm])
+	v.Msg.Properties = append([]byte(nil), head[rq+rqm:]...)
+	return nil
+}
+
+// appendPiece appends b to pieces, extending the last piece instead when b
+// follows it in the mapping (consecutive elements), so a message stored in
+// adjacent elements is one piece.
+func appendPiece(pieces [][]byte, b []byte) [][]byte {
+	if n := len(pieces); n > 0 {
+		last := pieces[n-1]
+		if unsafe.Add(unsafe.Pointer(unsafe.SliceData(last)), len(last)) == unsafe.Pointer(unsafe.SliceData(b)) {
+			pieces[n-1] = unsafe.Slice(unsafe.SliceData(last), len(last)+len(b))
+			return pieces
+		}
+	}
+	return append(pieces, b)
+}
+
+// Release ends a view. A view got without syncpoint removes its message
+// now; a syncpoint view's message is removed by Commit (or kept by Backout).
+func (v *View) Release() (err error) {
+	defer shm.EndGuard(shm.BeginGuard(), &err)
+	if v.done {
+		return ErrViewReleased
+	}
+	v.done = true
+	v.Body = nil
+	if v.syncpoint {
+		return nil
+	}
+	o := v.o
+	if err := o.begin(); err != nil {
+		return err
+	}
+	defer o.end()
+	o.dropView(v.c)
+	return o.removeHeld(v.c, stView)
+}
+
+// Return ends a view got without syncpoint without removing its message:
+// the message goes back where it was, unchanged (a get that did not
+// happen: its log record could not be made durable; its backout count is
+// not raised, unlike a view given back by Close or a repair, whose
+// application may have seen the message). A syncpoint view is left to its
+// unit of work.
+func (v *View) Return() (err error) {
+	defer shm.EndGuard(shm.BeginGuard(), &err)
+	if v.done {
+		return ErrViewReleased
+	}
+	v.done = true
+	v.Body = nil
+	if v.syncpoint {
+		return nil
+	}
+	o := v.o
+	if err := o.begin(); err != nil {
+		return err
+	}
+	defer o.end()
+	o.dropView(v.c)
+	c := v.c
+	ss := sublogSet{qpOf(c.q, c.prio)}
+	o.s.bumpAvail(ss)
+	// One CAS, no descriptor: nothing else changes.
+	if !o.s.cas(o.s.entryOff(c.idx)+enCtl, mkWord(c.gen, stView, uint32(o.tag)), mkWord(c.gen, stAvail, 0)) {
+		return fmt.Errorf("%w: viewed message %d taken back", ErrOwnerRevoked, c.idx)
+	}
+	o.s.announce(ss, 1)
+	return nil
+}
+
+func (o *Owner) dropView(c claimed) {
+	for i, x := range o.views {
+		if x == c {
+			o.views = append(o.views[:i], o.views[i+1:]...)
+			return
+		}
+	}
+}
