@@ -121,29 +121,13 @@
 // filled and put in the chain).
 //
 // Owner slot (256 bytes; written by its owner, or by its repairer after it
-// died; read by anyone checking liveness or repairing):
-//
-//	  0 state: incarnation(16) << 48 | state(8) << 40 | pid or repairer pid(32)
-//	          states 0 free, 1 active, 2 repairing
-//	  8 pid               16 process start time (procid)
-//	 24 registration time 32 repairer's start time   40 repairer's pid
-//	 64 unit of work: seq(32) << 32 | state(8), states 0 idle, 1 active, 2 committing
-//	 72 took: 1 once the owner took an entry, element or segment from a pool
-//	    or claimed a message (Repair sweeps the structure only then)
-//	 80 commit key: persistence key of the unit of work whose commit record
-//	    may be in the recovery log (MarkCommitLogged), 0 none
-//	 88 unit of work start: Unix ns when it became active (coarse clock)
-//	 96 pid namespace of the registered process (inode of /proc/self/ns/pid)
-//	104 lone operation: ref ((entry+1) << 32 | gen) of the entry of the owner's
-//	    put or get outside any unit of work that waits for a decision made
-//	    elsewhere (PutLone, MarkLone), 0 none
-//	112 lone operation's decision key (stored before the ref)
-//	128 message descriptor: op word (kind | buffer << 8), then two
-//	    buffers of a, b, c; the op word is stored last and names the buffer
-//	192 segment descriptor: op, a, b (op cleared first, set last)
-//	216 epoch: bumped by whoever frees the slot, before the free; an owner
-//	    whose slot's epoch is no longer the one it registered under was
-//	    revoked, whatever the incarnation says (it wraps at 16 bits)
+// died; read by anyone checking liveness or repairing): the table beside
+// its offset constants in layout.go. The message descriptor's op word is
+// stored last and names the buffer; the segment descriptor's op is cleared
+// first and set last; the epoch is bumped by whoever frees the slot,
+// before the free, so an owner whose slot's epoch is no longer the one it
+// registered under was revoked, whatever the incarnation says (it wraps at
+// 16 bits).
 //
 // Queue record:
 //

@@ -90,7 +90,31 @@ const (
 
 // Owner slot fields. A slot is written by its owner while it is active, by
 // its repairer while it is repairing; anyone reads it to check liveness or
-// to repair.
+// to repair. The layout (ownerSize bytes, 8-byte words; TestLayoutTables
+// checks this table against the constants below, so they cannot drift):
+//
+//	offset  size  constant     field
+//	     0     8  ownState     state: incarnation(16) << 48 | state(8) << 40 | pid or repairer pid(32); states 0 free, 1 active, 2 repairing
+//	     8     8  ownPid       pid of the registered process
+//	    16     8  ownStart     that process's start time (procid)
+//	    24     8  ownReg       registration time, Unix ns
+//	    32     8  ownRepStart  repairer's start time
+//	    40     8  ownRepPid    repairer's pid
+//	    48     8  ownLabel     label given at registration
+//	    56     8  ownOpSeq     operation counter, odd while an operation is in flight
+//	    64     8  ownUOW       unit of work: seq(32) << 32 | state(8); states 0 idle, 1 active, 2 committing
+//	    72     8  ownTook      1 once the owner took anything (Repair sweeps only then)
+//	    80     8  ownCommit    persistence key whose record may be logged; bit 63: a lone operation decided
+//	    88     8  ownUOWSince  when the unit of work became active, Unix ns (coarse clock)
+//	    96     8  ownPidNS     pid namespace of the registered process
+//	   104     8  ownLone      lone operation: entry ref ((entry+1) << 32 | gen), 0 none
+//	   112     8  ownLoneKey   lone operation's decision key
+//	   120     8  -            unused
+//	   128    56  ownDesc      message descriptor: op word (kind | buffer << 8), then two buffers of a, b, c
+//	   184     8  -            unused
+//	   192    24  ownSegDesc   segment descriptor: op, a, b
+//	   216     8  ownEpoch     times the slot was freed
+//	   224    32  -            unused
 const (
 	// ownState: inc(16)<<48 | state(8)<<40 | pid(32). CAS by a registering
 	// process (free -> active, claims the slot with its pid), by a repairer
