@@ -58,17 +58,10 @@ func expectRefused(t *testing.T, p *hostilePeer, f channel.Frame, what string) {
 // channel TO.R (BATCHSZ(5)), application queue TARGET and transmission
 // queue XQ.
 func authRemote(t *testing.T) *testGroup {
-	r := newRemoteGroup(t)
-	r.port = freePort(t)
-	r.startWith("RQM", "--port", strconv.Itoa(r.port))
-	r.mqsc("DEFINE CHANNEL(TO.R) CHLTYPE(RCVR) BATCHSZ(5) AUTHKEY('" + testAuthKey + "')")
-	r.mqsc("DEFINE QLOCAL(TARGET) MAXDEPTH(999999999)")
+	r := receiverGroup(t, "BATCHSZ(5)")
 	r.mqsc("DEFINE QLOCAL(XQ) USAGE(XMITQ)")
 	r.mqsc("DEFINE QLOCAL(DLQ)")
 	r.mqsc("ALTER QMGR DEADQ(DLQ)")
-	waitFor(t, "the remote channel initiator listening", 15*time.Second, func() bool {
-		return logsContain(r, "channel initiator started", "port="+strconv.Itoa(r.port))
-	})
 	return r
 }
 

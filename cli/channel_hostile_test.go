@@ -133,10 +133,17 @@ func (p *hostilePeer) msgSized(i, size int) {
 // for twice that plus 1 s; receiver channel TO.R has BATCHSZ(5) and
 // HBINT(1).
 func hostileRemote(t *testing.T) *testGroup {
+	return receiverGroup(t, "BATCHSZ(5) HBINT(1)", "--channel-max-hbint", "2s", "--channel-silence-grace", "1s")
+}
+
+// receiverGroup starts the remote group's member RQM listening on a free
+// port (with flags), defines receiver channel TO.R (with attrs and the
+// test's AUTHKEY) and queue TARGET, and waits until the listener is up.
+func receiverGroup(t *testing.T, attrs string, flags ...string) *testGroup {
 	r := newRemoteGroup(t)
 	r.port = freePort(t)
-	r.startWith("RQM", "--port", strconv.Itoa(r.port), "--channel-max-hbint", "2s", "--channel-silence-grace", "1s")
-	r.mqsc("DEFINE CHANNEL(TO.R) CHLTYPE(RCVR) BATCHSZ(5) HBINT(1) AUTHKEY('" + testAuthKey + "')")
+	r.startWith("RQM", append([]string{"--port", strconv.Itoa(r.port)}, flags...)...)
+	r.mqsc("DEFINE CHANNEL(TO.R) CHLTYPE(RCVR) " + attrs + " AUTHKEY('" + testAuthKey + "')")
 	r.mqsc("DEFINE QLOCAL(TARGET) MAXDEPTH(999999999)")
 	// Its listener is up once its channel initiator says it started (the
 	// member's own line, as it starts the process, names no port).

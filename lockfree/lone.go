@@ -2,7 +2,6 @@ package lockfree
 
 import (
 	"errors"
-	"fmt"
 
 	"github.com/qmgr/qmgr/shm"
 )
@@ -49,62 +48,33 @@ func (o *Owner) PutLone(q QueueID, m *Message, key uint64) (p LonePut, err error
 		return p, err
 	}
 	var run linkRun
-	e, g, err := o.putOneLone(pq, m, &run)
+	err = o.putOne(pq, m, PutOptions{Syncpoint: true, lone: true}, &run)
 	o.endRun(&run)
 	if err != nil {
 		return p, err
 	}
+	it := *o.lonePut
 	o.s.store(o.off+ownLoneKey, key)
-	o.s.store(o.off+ownLone, uint64(mkRef(e, g)))
-	p = LonePut{it: uowItem{idx: e, gen: g, q: pq.q, prio: uint8(m.Priority)}}
-	o.lonePut = &p.it
-	return p, nil
-}
-
-// putOneLone is putOne for a lone put: linked and counted as a put under
-// syncpoint, but kept out of the owner's unit of work.
-func (o *Owner) putOneLone(pq putTarget, m *Message, run *linkRun) (uint32, uint32, error) {
-	saved := len(o.uowPuts)
-	wasOpen := o.uowOpen
-	o.uowOpen = true // putOne must not mark a unit of work for it
-	err := o.putOne(pq, m, PutOptions{Syncpoint: true}, run)
-	o.uowOpen = wasOpen
-	if err != nil {
-		return 0, 0, err
-	}
-	it := o.uowPuts[saved]
-	o.uowPuts = o.uowPuts[:saved]
-	return it.idx, it.gen, nil
+	o.s.store(o.off+ownLone, uint64(mkRef(it.idx, it.gen)))
+	return LonePut{it: it}, nil
 }
 
 // CommitLone makes lone put p visible. A lone put neither committed nor
-// backed out when the owner closes is removed by Close. ErrOwnerRevoked: a recoverer took
-// the owner over and carried out the decision it found.
-func (o *Owner) CommitLone(p *LonePut) (err error) {
-	defer shm.EndGuard(shm.BeginGuard(), &err)
-	if p.done {
-		return errLoneDone
-	}
-	p.done = true
-	if err := o.begin(); err != nil {
-		return err
-	}
-	defer o.end()
-	s, it := o.s, p.it
-	ss := sublogSet{qpOf(it.q, int(it.prio))}
-	s.bumpAvail(ss)
-	if !s.cas(s.entryOff(it.idx)+enCtl, mkWord(it.gen, stPutU, uint32(o.tag)), mkWord(it.gen, stAvail, 0)) {
-		return fmt.Errorf("%w: lone put %d taken back", ErrOwnerRevoked, it.idx)
-	}
-	o.addUncom(it.q, -1)
-	o.clearLone()
-	o.lonePut = nil
-	s.announce(ss, 1)
-	return nil
+// backed out when the owner closes is removed by Close. ErrOwnerRevoked: a
+// recoverer took the owner over and carried out the decision it found.
+func (o *Owner) CommitLone(p *LonePut) error {
+	return o.endLone(p, func() error { return o.makeAvail(p.it.claimed(), stPutU, "lone put") })
 }
 
 // BackoutLone removes lone put p.
-func (o *Owner) BackoutLone(p *LonePut) (err error) {
+func (o *Owner) BackoutLone(p *LonePut) error {
+	return o.endLone(p, func() error { return o.removeHeld(p.it.claimed(), stPutU) })
+}
+
+// endLone ends lone put p with f, in an operation of the owner, and then
+// forgets it: it no longer counts as uncommitted, nor as the owner's lone
+// operation.
+func (o *Owner) endLone(p *LonePut, f func() error) (err error) {
 	defer shm.EndGuard(shm.BeginGuard(), &err)
 	if p.done {
 		return errLoneDone
@@ -114,7 +84,7 @@ func (o *Owner) BackoutLone(p *LonePut) (err error) {
 		return err
 	}
 	defer o.end()
-	if err := o.removeHeld(p.it.claimed(), stPutU); err != nil {
+	if err := f(); err != nil {
 		return err
 	}
 	o.addUncom(p.it.q, -1)

@@ -658,6 +658,15 @@ func (o *Owner) EndLogged() {
 // the operation was decided by DecideLogged, or 0. Read it after fencing t
 // and before repairing it.
 func (s *Structure) CommitLogged(t OwnerTag) uint64 {
+	if k := s.commitWord(t); k&loggedDecided == 0 {
+		return k
+	}
+	return 0
+}
+
+// commitWord is owner t's commit key word (ownCommit) while t still holds
+// its slot, or 0.
+func (s *Structure) commitWord(t OwnerTag) uint64 {
 	if t.Slot() >= s.p.Owners {
 		return 0
 	}
@@ -665,10 +674,7 @@ func (s *Structure) CommitLogged(t OwnerTag) uint64 {
 	if osInc(s.load(off+ownState)) != t.Incarnation() {
 		return 0
 	}
-	if k := s.load(off + ownCommit); k&loggedDecided == 0 {
-		return k
-	}
-	return 0
+	return s.load(off + ownCommit)
 }
 
 // LoneDecided is the key of the operation outside any unit of work that
@@ -676,14 +682,7 @@ func (s *Structure) CommitLogged(t OwnerTag) uint64 {
 // after fencing t; the operation's owners in the structures it touched
 // are repaired with it (RepairDecided).
 func (s *Structure) LoneDecided(t OwnerTag) uint64 {
-	if t.Slot() >= s.p.Owners {
-		return 0
-	}
-	off := s.ownerOff(t.Slot())
-	if osInc(s.load(off+ownState)) != t.Incarnation() {
-		return 0
-	}
-	if k := s.load(off + ownCommit); k&loggedDecided != 0 {
+	if k := s.commitWord(t); k&loggedDecided != 0 {
 		return k &^ loggedDecided
 	}
 	return 0

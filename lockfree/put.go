@@ -15,6 +15,10 @@ type PutOptions struct {
 	// queue (and counts in its depth) but invisible until Commit; Backout
 	// removes it.
 	Syncpoint bool
+	// lone, with Syncpoint: the put is the owner's lone operation
+	// (PutLone), linked and counted as a put under syncpoint but outside
+	// its unit of work (o.lonePut, not o.uowPuts).
+	lone bool
 }
 
 var (
@@ -146,7 +150,14 @@ func (o *Owner) putOne(pq putTarget, m *Message, opt PutOptions, run *linkRun) e
 			return fmt.Errorf("%w: entry %d taken back during put", ErrOwnerRevoked, e)
 		}
 		cpPutVisible.Hit()
-		o.uowPuts = append(o.uowPuts, uowItem{idx: e, gen: g, q: qi, prio: uint8(m.Priority)})
+		it := uowItem{idx: e, gen: g, q: qi, prio: uint8(m.Priority)}
+		if opt.lone {
+			lone := it // only this one on the heap
+			o.lonePut = &lone
+			o.addUncom(qi, 1)
+			return nil
+		}
+		o.uowPuts = append(o.uowPuts, it)
 		o.addUncom(qi, 1)
 		o.markUOW()
 		return nil

@@ -149,23 +149,8 @@ func appendPiece(pieces [][]byte, b []byte) [][]byte {
 
 // Release ends a view. A view got without syncpoint removes its message
 // now; a syncpoint view's message is removed by Commit (or kept by Backout).
-func (v *View) Release() (err error) {
-	defer shm.EndGuard(shm.BeginGuard(), &err)
-	if v.done {
-		return ErrViewReleased
-	}
-	v.done = true
-	v.Body = nil
-	if v.syncpoint {
-		return nil
-	}
-	o := v.o
-	if err := o.begin(); err != nil {
-		return err
-	}
-	defer o.end()
-	o.dropView(v.c)
-	return o.removeHeld(v.c, stView)
+func (v *View) Release() error {
+	return v.finish(func(o *Owner) error { return o.removeHeld(v.c, stView) })
 }
 
 // Return ends a view got without syncpoint without removing its message:
@@ -174,7 +159,14 @@ func (v *View) Release() (err error) {
 // not raised, unlike a view given back by Close or a repair, whose
 // application may have seen the message). A syncpoint view is left to its
 // unit of work.
-func (v *View) Return() (err error) {
+func (v *View) Return() error {
+	return v.finish(func(o *Owner) error { return o.makeAvail(v.c, stView, "viewed message") })
+}
+
+// finish ends view v for Release and Return: it is done with, and for a
+// view got without syncpoint, f runs in an operation of its owner once
+// the owner no longer lists it.
+func (v *View) finish(f func(o *Owner) error) (err error) {
 	defer shm.EndGuard(shm.BeginGuard(), &err)
 	if v.done {
 		return ErrViewReleased
@@ -190,12 +182,19 @@ func (v *View) Return() (err error) {
 	}
 	defer o.end()
 	o.dropView(v.c)
-	c := v.c
+	return f(o)
+}
+
+// makeAvail makes message c, which this owner holds in state from (a
+// view, or a lone put), available where it is, with one CAS and no
+// descriptor (nothing else changes): scan caches are told before and
+// after, and waiters woken. what names it in the error when a recoverer
+// took it back.
+func (o *Owner) makeAvail(c claimed, from uint8, what string) error {
 	ss := sublogSet{qpOf(c.q, c.prio)}
 	o.s.bumpAvail(ss)
-	// One CAS, no descriptor: nothing else changes.
-	if !o.s.cas(o.s.entryOff(c.idx)+enCtl, mkWord(c.gen, stView, uint32(o.tag)), mkWord(c.gen, stAvail, 0)) {
-		return fmt.Errorf("%w: viewed message %d taken back", ErrOwnerRevoked, c.idx)
+	if !o.s.cas(o.s.entryOff(c.idx)+enCtl, mkWord(c.gen, from, uint32(o.tag)), mkWord(c.gen, stAvail, 0)) {
+		return fmt.Errorf("%w: %s %d taken back", ErrOwnerRevoked, what, c.idx)
 	}
 	o.s.announce(ss, 1)
 	return nil

@@ -314,14 +314,9 @@ func (c *Conn) commitPersistent(in []*lockfree.Owner) error {
 		c.Backout()
 		return &Error{Op: "commit", Reason: RCBackedOut, Err: fmt.Errorf("a log record of the unit of work could not be handed to the member: %w", err)}
 	}
-	p := c.plog.p
 	cpCommitBegin.Hit()
-	p.BeginVisible()
-	defer func() {
-		if !c.broken {
-			p.EndVisible() // an abandoned commit stays marked (see abandon)
-		}
-	}()
+	c.plog.p.BeginVisible()
+	defer c.plog.endInFlight(c)
 	// Marked first, then checked: a recovery of a failed structure takes
 	// it out of service first, then waits for what is marked, so either
 	// it waits for this commit (and replays its record) or this commit

@@ -34,6 +34,16 @@ type persistUOW struct {
 }
 
 // logger returns the connection's log, attaching the member's log buffer
+// endInFlight ends the mark of an operation of connection c in its log
+// ring (BeginVisible: a backup or a structure recovery waits for it),
+// unless c is broken by then: an abandoned operation stays marked (see
+// abandon).
+func (l *connLog) endInFlight(c *Conn) {
+	if !c.broken {
+		l.p.EndVisible()
+	}
+}
+
 // and claiming a ring on first use.
 func (c *Conn) logger() (*connLog, error) {
 	if c.plog != nil {
@@ -195,11 +205,7 @@ func (h *Queue) putDecided(lm *lockfree.Message, key uint64) error {
 		return wrap(op, err)
 	}
 	l.p.BeginVisible() // a backup or recovery waits until the message is visible
-	defer func() {
-		if !c.broken {
-			l.p.EndVisible()
-		}
-	}()
+	defer l.endInFlight(c)
 	if err := h.s.Current(); err != nil { // marked first, then checked (see commitPersistent)
 		return wrap(op, err)
 	}
@@ -323,13 +329,8 @@ func (h *Queue) getDecided(v *lockfree.View) error {
 		v.Return()
 		return err
 	}
-	p := l.p
-	p.BeginVisible()
-	defer func() {
-		if !c.broken {
-			p.EndVisible()
-		}
-	}()
+	l.p.BeginVisible()
+	defer l.endInFlight(c)
 	if err := h.s.Current(); err != nil {
 		v.Return() // from the failed structure: the recovered one keeps it
 		return err

@@ -95,10 +95,7 @@ func startsSecret(s string, i int) bool {
 		if len(s)-i < len(name) || !strings.EqualFold(s[i:i+len(name)], name) {
 			continue
 		}
-		j := i + len(name)
-		for j < len(s) && (s[j] == ' ' || s[j] == '\t' || s[j] == '\n' || s[j] == '\r' || s[j] == '+' || s[j] == '-') {
-			j++
-		}
+		j := skipAny(s, i+len(name), " \t\n\r+-") // blanks, and continuation characters
 		if j < len(s) && s[j] == '(' {
 			return true
 		}
@@ -110,18 +107,13 @@ func startsSecret(s string, i int) bool {
 // quoted string followed by ")", or text up to ")". ok is false when the
 // value does not end well.
 func secretEnd(s string, i int) (int, bool) {
-	j := i
-	for j < len(s) && (s[j] == ' ' || s[j] == '\t') {
-		j++
-	}
+	j := skipAny(s, i, " \t")
 	if j < len(s) && s[j] == '\'' {
 		k := skipQuoted(s, j)
 		if k > len(s) || k == len(s) && s[k-1] != '\'' {
 			return 0, false
 		}
-		for k < len(s) && (s[k] == ' ' || s[k] == '\t') {
-			k++
-		}
+		k = skipAny(s, k, " \t")
 		if k < len(s) && s[k] == ')' {
 			return k, true
 		}
@@ -136,4 +128,13 @@ func secretEnd(s string, i int) (int, bool) {
 
 func isWordByte(c byte) bool {
 	return c >= 'A' && c <= 'Z' || c >= 'a' && c <= 'z' || c >= '0' && c <= '9' || c == '.' || c == '_'
+}
+
+// skipAny returns the index of the first byte of s from i on that is not
+// in set.
+func skipAny(s string, i int, set string) int {
+	for i < len(s) && strings.IndexByte(set, s[i]) >= 0 {
+		i++
+	}
+	return i
 }

@@ -20,6 +20,54 @@ import (
 	"github.com/qmgr/qmgr/vfs"
 )
 
+// rebuiltFromLogs removes structure APPL1's file, has member m recover it
+// (from the newest backup and the logs), and browses queue q through c.
+func rebuiltFromLogs(t *testing.T, cfg Config, m *Member, c *mq.Conn, q string) []string {
+	t.Helper()
+	if err := os.Remove(cfg.Group.CFDir + "/APPL1"); err != nil {
+		t.Fatal(err)
+	}
+	mustExec(t, m, "RECOVER CFSTRUCT(APPL1)")
+	return browseBodies(t, c, q)
+}
+
+// startLoneOp starts a member with queue P holding persistent message g0,
+// a connection of the test's, and an application armed to be killed at
+// crash point, which opens P and runs cmds but the last (see killAt).
+func startLoneOp(t *testing.T, point string, cmds []string) (Config, func() string, *Member, *mq.Conn, *testProc) {
+	t.Helper()
+	cfg := testConfig(t, "QM1")
+	logs := logTo(t, &cfg)
+	m := startMember(t, cfg)
+	mustExec(t, m, "DEFINE QLOCAL(P)")
+	c := connect(t, cfg, "QM1")
+	t.Cleanup(func() { c.Disconnect() })
+	h, err := c.Open("P", mq.OpenOptions{Output: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := h.Put(&mq.Message{Body: []byte("g0"), Persistence: mq.Persistent}, mq.PutOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	app := startApp(t, cfg, "QM1", "QMGR_CRASHPOINT="+point)
+	for _, cmd := range append([]string{"open P"}, cmds[:len(cmds)-1]...) {
+		if r := app.do(cmd); r != "reason 0 <nil>" {
+			t.Fatalf("%s: %s", cmd, r)
+		}
+	}
+	return cfg, logs, m, c, app
+}
+
+// killAt sends app its last command, cmd, and waits until it was killed
+// at crash point.
+func killAt(t *testing.T, app *testProc, point, cmd string) {
+	t.Helper()
+	fmt.Fprintln(app.in, cmd)
+	if err := app.cmd.Wait(); err == nil {
+		t.Fatalf("the application was not killed at %s", point)
+	}
+}
+
 // browseBodies lists the bodies on queue q, in order, without getting them.
 func browseBodies(t *testing.T, c *mq.Conn, q string) []string {
 	t.Helper()
@@ -97,11 +145,7 @@ func TestCommitCrashKeepsCFAndLogAgreeing(t *testing.T) {
 			})
 			inCF := browseBodies(t, c, "P")
 
-			if err := os.Remove(cfg.Group.CFDir + "/APPL1"); err != nil {
-				t.Fatal(err)
-			}
-			mustExec(t, m, "RECOVER CFSTRUCT(APPL1)")
-			fromLog := browseBodies(t, c, "P")
+			fromLog := rebuiltFromLogs(t, cfg, m, c, "P")
 			if fmt.Sprint(inCF) != fmt.Sprint(fromLog) {
 				t.Fatalf("killed at %s: the CF held %v after the connection's recovery, the log gives back %v\n%s", tc.point, inCF, fromLog, logs())
 			}
@@ -293,11 +337,7 @@ func TestRecoveryDoesNotReplayAnUndecidedCommit(t *testing.T) {
 		return !held
 	})
 	inCF := browseBodies(t, c, "P")
-	if err := os.Remove(cfg.Group.CFDir + "/APPL1"); err != nil {
-		t.Fatal(err)
-	}
-	mustExec(t, m, "RECOVER CFSTRUCT(APPL1)")
-	fromLog := browseBodies(t, c, "P")
+	fromLog := rebuiltFromLogs(t, cfg, m, c, "P")
 	t.Logf("after the racing recovery: %v; after the connection's recovery: %v; rebuilt from the log again: %v", afterRecover, inCF, fromLog)
 	if fmt.Sprint(inCF) != fmt.Sprint(fromLog) {
 		t.Fatalf("CF and log disagree: the CF holds %v, the log gives back %v\n%s", inCF, fromLog, logs())
@@ -365,11 +405,7 @@ func TestAbortedKeyIsNeverReused(t *testing.T) {
 	}
 	h.Close()
 	inCF := browseBodies(t, c, "P")
-	if err := os.Remove(cfg.Group.CFDir + "/APPL1"); err != nil {
-		t.Fatal(err)
-	}
-	mustExec(t, m, "RECOVER CFSTRUCT(APPL1)")
-	fromLog := browseBodies(t, c, "P")
+	fromLog := rebuiltFromLogs(t, cfg, m, c, "P")
 	t.Logf("aborted keys %v; CF %v; rebuilt %v", aborted, inCF, fromLog)
 	if fmt.Sprint(inCF) != fmt.Sprint(fromLog) {
 		t.Fatalf("a committed unit of work was dropped by the rebuild: the CF held %v, the log gives back %v\n%s", inCF, fromLog, logs())
@@ -448,40 +484,14 @@ func TestLoneOpCrashKeepsCFAndLogAgreeing(t *testing.T) {
 		{"mq.get.decided:1", []string{"getnow P"}, "[]"},
 	} {
 		t.Run(tc.point, func(t *testing.T) {
-			cfg := testConfig(t, "QM1")
-			logs := logTo(t, &cfg)
-			m := startMember(t, cfg)
-			mustExec(t, m, "DEFINE QLOCAL(P)")
-			c := connect(t, cfg, "QM1")
-			defer c.Disconnect()
-			h, err := c.Open("P", mq.OpenOptions{Output: true})
-			if err != nil {
-				t.Fatal(err)
-			}
-			if err := h.Put(&mq.Message{Body: []byte("g0"), Persistence: mq.Persistent}, mq.PutOptions{}); err != nil {
-				t.Fatal(err)
-			}
-			app := startApp(t, cfg, "QM1", "QMGR_CRASHPOINT="+tc.point)
-			last := len(tc.cmds) - 1
-			for _, cmd := range append([]string{"open P"}, tc.cmds[:last]...) {
-				if r := app.do(cmd); r != "reason 0 <nil>" {
-					t.Fatalf("%s: %s", cmd, r)
-				}
-			}
-			fmt.Fprintln(app.in, tc.cmds[last])
-			if err := app.cmd.Wait(); err == nil {
-				t.Fatalf("the application was not killed at %s", tc.point)
-			}
+			cfg, logs, m, c, app := startLoneOp(t, tc.point, tc.cmds)
+			killAt(t, app, tc.point, tc.cmds[len(tc.cmds)-1])
 			eventually(t, "the member recovers the connection", func() bool {
 				_, held := m.g.Admin().Owner(app.slot)
 				return !held
 			})
 			inCF := browseBodies(t, c, "P")
-			if err := os.Remove(cfg.Group.CFDir + "/APPL1"); err != nil {
-				t.Fatal(err)
-			}
-			mustExec(t, m, "RECOVER CFSTRUCT(APPL1)")
-			fromLog := browseBodies(t, c, "P")
+			fromLog := rebuiltFromLogs(t, cfg, m, c, "P")
 			if fmt.Sprint(inCF) != fmt.Sprint(fromLog) {
 				t.Fatalf("killed at %s: the CF held %v after the connection's recovery, the log gives back %v\n%s", tc.point, inCF, fromLog, logs())
 			}
@@ -516,11 +526,7 @@ func TestRefusedPersistentPutIsUndoneInTheLog(t *testing.T) {
 	if err := m.repo.View(func(tx *defs.Tx) error { var err error; aborted, err = tx.AbortedUOWs(0); return err }); err != nil || len(aborted) != 0 {
 		t.Fatalf("aborted units of work after a refused put: %v %v", aborted, err)
 	}
-	if err := os.Remove(cfg.Group.CFDir + "/APPL1"); err != nil {
-		t.Fatal(err)
-	}
-	mustExec(t, m, "RECOVER CFSTRUCT(APPL1)")
-	if got := fmt.Sprint(browseBodies(t, c, "P")); got != "[g0]" {
+	if got := fmt.Sprint(rebuiltFromLogs(t, cfg, m, c, "P")); got != "[g0]" {
 		t.Fatalf("rebuilt from the log: %s, want [g0]", got)
 	}
 }
@@ -542,26 +548,7 @@ func TestBackupWaitsForADecidedLoneOpsRecovery(t *testing.T) {
 		{"mq.get.decided", []string{"pputnow P y", "getnow P"}, "[y]"},
 	} {
 		t.Run(tc.point, func(t *testing.T) {
-			cfg := testConfig(t, "QM1")
-			logs := logTo(t, &cfg)
-			m := startMember(t, cfg)
-			mustExec(t, m, "DEFINE QLOCAL(P)")
-			c := connect(t, cfg, "QM1")
-			defer c.Disconnect()
-			h, err := c.Open("P", mq.OpenOptions{Output: true})
-			if err != nil {
-				t.Fatal(err)
-			}
-			if err := h.Put(&mq.Message{Body: []byte("g0"), Persistence: mq.Persistent}, mq.PutOptions{}); err != nil {
-				t.Fatal(err)
-			}
-			app := startApp(t, cfg, "QM1", "QMGR_CRASHPOINT="+tc.point)
-			last := len(tc.cmds) - 1
-			for _, cmd := range append([]string{"open P"}, tc.cmds[:last]...) {
-				if r := app.do(cmd); r != "reason 0 <nil>" {
-					t.Fatalf("%s: %s", cmd, r)
-				}
-			}
+			cfg, logs, m, c, app := startLoneOp(t, tc.point, tc.cmds)
 			// The connection's recovery is held back (its busy key) until
 			// the backup waits for it, or finished without waiting.
 			held, release := make(chan struct{}), make(chan struct{})
@@ -575,10 +562,7 @@ func TestBackupWaitsForADecidedLoneOpsRecovery(t *testing.T) {
 				}
 			}
 			defer func() { testHookWaitsForRecovery = func(int) {} }()
-			fmt.Fprintln(app.in, tc.cmds[last])
-			if err := app.cmd.Wait(); err == nil {
-				t.Fatalf("the application was not killed at %s", tc.point)
-			}
+			killAt(t, app, tc.point, tc.cmds[len(tc.cmds)-1])
 			backedUp := make(chan error, 1)
 			go func() {
 				var err error
@@ -601,11 +585,7 @@ func TestBackupWaitsForADecidedLoneOpsRecovery(t *testing.T) {
 				return !held
 			})
 			inCF := browseBodies(t, c, "P")
-			if err := os.Remove(cfg.Group.CFDir + "/APPL1"); err != nil {
-				t.Fatal(err)
-			}
-			mustExec(t, m, "RECOVER CFSTRUCT(APPL1)")
-			fromBackup := browseBodies(t, c, "P")
+			fromBackup := rebuiltFromLogs(t, cfg, m, c, "P")
 			if fmt.Sprint(inCF) != tc.want || fmt.Sprint(fromBackup) != tc.want {
 				t.Fatalf("killed at %s, backed up before its recovery: the CF holds %v, the backup and the log give back %v, want %s\n%s", tc.point, inCF, fromBackup, tc.want, logs())
 			}
@@ -657,11 +637,7 @@ func TestCommitIntoARemovedStructureIsBackedOut(t *testing.T) {
 	if !strings.HasPrefix(r, fmt.Sprintf("reason %d ", mq.RCBackedOut)) || inCF != "[]" {
 		t.Fatalf("commit answered %q and the recovered structure holds %s; want it backed out (2003) and nothing\n%s", r, inCF, logs())
 	}
-	if err := os.Remove(cfg.Group.CFDir + "/APPL1"); err != nil {
-		t.Fatal(err)
-	}
-	mustExec(t, m, "RECOVER CFSTRUCT(APPL1)")
-	if fromLog := fmt.Sprint(browseBodies(t, c, "P")); fromLog != inCF {
+	if fromLog := fmt.Sprint(rebuiltFromLogs(t, cfg, m, c, "P")); fromLog != inCF {
 		t.Fatalf("commit answered %q; the structure held %s, rebuilt from the logs %s\n%s", r, inCF, fromLog, logs())
 	}
 }

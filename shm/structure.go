@@ -185,25 +185,27 @@ func (s *Mapping) Mem() Mem { return MemOf(s.m).Sub(s.hdr.DataOff, s.hdr.Size-s.
 func (s *Mapping) Linked() error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if s.closed {
-		return &Error{Op: "check", Path: s.path, Err: ErrClosed}
-	}
-	var st unix.Stat_t
-	if err := unix.Fstat(int(s.f.Fd()), &st); err != nil {
-		return &Error{Op: "check", Path: s.path, Err: ErrFault, Msg: err.Error()}
-	}
-	return s.linkedLocked(&st)
+	_, err := s.linkedLocked()
+	return err
 }
 
-func (s *Mapping) linkedLocked(st *unix.Stat_t) error {
+// linkedLocked fstats the mapped file and fails as Linked says; s.mu held.
+func (s *Mapping) linkedLocked() (unix.Stat_t, error) {
+	var st unix.Stat_t
+	if s.closed {
+		return st, &Error{Op: "check", Path: s.path, Err: ErrClosed}
+	}
+	if err := unix.Fstat(int(s.f.Fd()), &st); err != nil {
+		return st, &Error{Op: "check", Path: s.path, Err: ErrFault, Msg: err.Error()}
+	}
 	if uint64(st.Size) < s.hdr.Size {
-		return &Error{Op: "check", Path: s.path, Err: ErrTruncated, Msg: fmt.Sprintf("file is %d bytes, mapped %d", st.Size, s.hdr.Size),
+		return st, &Error{Op: "check", Path: s.path, Err: ErrTruncated, Msg: fmt.Sprintf("file is %d bytes, mapped %d", st.Size, s.hdr.Size),
 			Hint: "the structure has failed; recover it"}
 	}
 	if st.Nlink == 0 {
-		return &Error{Op: "check", Path: s.path, Err: ErrNotFound, Msg: "file was removed while mapped", Hint: "the structure has failed; recover it"}
+		return st, &Error{Op: "check", Path: s.path, Err: ErrNotFound, Msg: "file was removed while mapped", Hint: "the structure has failed; recover it"}
 	}
-	return nil
+	return st, nil
 }
 
 // Check revalidates the file behind the mapping: it fails with ErrTruncated
@@ -215,14 +217,8 @@ func (s *Mapping) linkedLocked(st *unix.Stat_t) error {
 func (s *Mapping) Check() error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if s.closed {
-		return &Error{Op: "check", Path: s.path, Err: ErrClosed}
-	}
-	var st unix.Stat_t
-	if err := unix.Fstat(int(s.f.Fd()), &st); err != nil {
-		return &Error{Op: "check", Path: s.path, Err: ErrFault, Msg: err.Error()}
-	}
-	if err := s.linkedLocked(&st); err != nil {
+	st, err := s.linkedLocked()
+	if err != nil {
 		return err
 	}
 	if err := ownedfs.Verify(s.f, s.path); err != nil {

@@ -8,6 +8,33 @@ import (
 	"github.com/qmgr/qmgr/recovery/rlog"
 )
 
+// oneRing is a member's log buffer of one ring with its consumer, and the
+// buffer as a connection attaches it; all closed when t ends.
+func oneRing(t *testing.T) (b *Buffer, cons *Consumer, pb *Buffer) {
+	t.Helper()
+	dir := t.TempDir()
+	var src rlog.Counter
+	l, err := rlog.Open(rlog.Config{Dir: filepath.Join(dir, "log"), LRSN: &src, SegmentSize: 1 << 20})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { l.Close() })
+	cfg := Config{CFDir: filepath.Join(dir, "cf"), Member: "QM1", Rings: 1, RingSize: testRingSize}
+	if b, err = Create(cfg); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { b.Close() })
+	if cons, err = NewConsumer(b, l, t.Logf); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { cons.Close() })
+	if pb, err = Attach(cfg.CFDir, "QM1"); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { pb.Close() })
+	return b, cons, pb
+}
+
 // TestEndVisibleAfterFree: a connection marks an operation in flight
 // (BeginVisible); its member's recovery frees its ring (Consumer.Free,
 // which evens the in-flight sequence) while the connection, revoked but
@@ -16,29 +43,7 @@ import (
 // to claim the ring had its marks inverted: nothing in flight looks in
 // flight, and the ring looks in flight while nothing is.
 func TestEndVisibleAfterFree(t *testing.T) {
-	dir := t.TempDir()
-	var src rlog.Counter
-	l, err := rlog.Open(rlog.Config{Dir: filepath.Join(dir, "log"), LRSN: &src, SegmentSize: 1 << 20})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	cfg := Config{CFDir: filepath.Join(dir, "cf"), Member: "QM1", Rings: 1, RingSize: testRingSize}
-	b, err := Create(cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer b.Close()
-	cons, err := NewConsumer(b, l, t.Logf)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer cons.Close()
-	pb, err := Attach(cfg.CFDir, "QM1")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer pb.Close()
+	b, cons, pb := oneRing(t)
 	old, err := pb.Claim(1)
 	if err != nil {
 		t.Fatal(err)
@@ -68,29 +73,7 @@ func TestEndVisibleAfterFree(t *testing.T) {
 // may be another connection's by then, and its record would land among
 // that connection's.
 func TestAppendAfterFree(t *testing.T) {
-	dir := t.TempDir()
-	var src rlog.Counter
-	l, err := rlog.Open(rlog.Config{Dir: filepath.Join(dir, "log"), LRSN: &src, SegmentSize: 1 << 20})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	cfg := Config{CFDir: filepath.Join(dir, "cf"), Member: "QM1", Rings: 1, RingSize: testRingSize}
-	b, err := Create(cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer b.Close()
-	cons, err := NewConsumer(b, l, t.Logf)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer cons.Close()
-	pb, err := Attach(cfg.CFDir, "QM1")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer pb.Close()
+	_, cons, pb := oneRing(t)
 	old, err := pb.Claim(1)
 	if err != nil {
 		t.Fatal(err)
