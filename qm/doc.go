@@ -4,7 +4,7 @@
 // A member claims its slot in the group's peer table (group), recovers
 // whatever dead members left behind, and serves: it stores a heartbeat,
 // watches every peer and every connection registered under it with a
-// pidfd (recovery.Watcher), and runs the group's periodic work when it holds
+// pidfd (procid.Watcher), and runs the group's periodic work when it holds
 // the lease for it (the expiry scan).
 //
 // # Starting

@@ -17,7 +17,6 @@ import (
 	"github.com/qmgr/qmgr/lockfree"
 	"github.com/qmgr/qmgr/mqsc"
 	"github.com/qmgr/qmgr/procid"
-	"github.com/qmgr/qmgr/recovery"
 	"github.com/qmgr/qmgr/recovery/logbuf"
 	"github.com/qmgr/qmgr/recovery/rlog"
 	"github.com/qmgr/qmgr/shm"
@@ -215,7 +214,7 @@ type Member struct {
 	cmdConns     map[net.Conn]struct{}
 	stopping     atomic.Bool // set once by shutdown; commands are refused from then on
 
-	watch *recovery.Watcher
+	watch *procid.Watcher
 
 	// The recovery log, and the consumer of the buffer through which
 	// connections hand it records (log.go); set by Start, closed last by
@@ -283,7 +282,7 @@ func Start(cfg Config) (*Member, error) {
 	if m.repo, err = defs.Open(m.g.Config().DataDir, true); err != nil {
 		return fail(err)
 	}
-	if m.watch, err = recovery.NewWatcher(); err != nil {
+	if m.watch, err = procid.NewWatcher(); err != nil {
 		return fail(err)
 	}
 	if err := m.checkPidNamespace(); err != nil {

@@ -1,4 +1,4 @@
-package recovery
+package procid
 
 import (
 	"errors"
@@ -7,12 +7,10 @@ import (
 	"time"
 
 	"golang.org/x/sys/unix"
-
-	"github.com/qmgr/qmgr/procid"
 )
 
-// ErrClosed is returned by a Watcher used after Close.
-var ErrClosed = errors.New("recovery: watcher closed")
+// ErrWatcherClosed is returned by a Watcher used after Close.
+var ErrWatcherClosed = errors.New("procid: watcher closed")
 
 // Watcher reports the exits of the processes it watches.
 type Watcher struct {
@@ -26,35 +24,35 @@ type Watcher struct {
 
 type watched struct {
 	key any
-	id  procid.ID
+	id  ID
 }
 
 // NewWatcher makes an empty watcher.
 func NewWatcher() (*Watcher, error) {
 	fd, err := unix.Eventfd(0, unix.EFD_CLOEXEC|unix.EFD_NONBLOCK)
 	if err != nil {
-		return nil, fmt.Errorf("recovery: eventfd: %w", err)
+		return nil, fmt.Errorf("procid: eventfd: %w", err)
 	}
 	return &Watcher{byFD: map[int]watched{}, byKey: map[any]int{}, wake: fd}, nil
 }
 
 // Watch starts watching process id under key (a key already watched is
 // replaced). A process that is already gone is reported by the next Wait.
-func (w *Watcher) Watch(key any, id procid.ID) error {
+func (w *Watcher) Watch(key any, id ID) error {
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	if w.closed {
-		return ErrClosed
+		return ErrWatcherClosed
 	}
 	w.unwatchLocked(key)
 	fd, err := unix.PidfdOpen(id.Pid, unix.PIDFD_NONBLOCK)
-	if err != nil || !procid.Alive(id) {
+	if err != nil || !Alive(id) {
 		// ESRCH: gone; or the pid now names another process.
 		if err == nil {
 			unix.Close(fd)
 		}
 		if err != nil && !errors.Is(err, unix.ESRCH) {
-			return fmt.Errorf("recovery: pidfd_open %d: %w", id.Pid, err)
+			return fmt.Errorf("procid: pidfd_open %d: %w", id.Pid, err)
 		}
 		w.gone = append(w.gone, key)
 	} else {
@@ -100,7 +98,7 @@ func (w *Watcher) Wait(timeout time.Duration) ([]any, error) {
 	w.mu.Lock()
 	if w.closed {
 		w.mu.Unlock()
-		return nil, ErrClosed
+		return nil, ErrWatcherClosed
 	}
 	if len(w.gone) > 0 {
 		out := w.gone
@@ -118,14 +116,14 @@ func (w *Watcher) Wait(timeout time.Duration) ([]any, error) {
 	w.mu.Unlock()
 	_, err := unix.Poll(fds, int(timeout/time.Millisecond))
 	if err != nil && !errors.Is(err, unix.EINTR) {
-		return nil, fmt.Errorf("recovery: poll: %w", err)
+		return nil, fmt.Errorf("procid: poll: %w", err)
 	}
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	if w.closed {
 		// Closed while polling: the descriptors polled are closed (and
 		// their numbers may belong to other files by now).
-		return nil, ErrClosed
+		return nil, ErrWatcherClosed
 	}
 	var buf [8]byte
 	unix.Read(w.wake, buf[:])
@@ -137,7 +135,7 @@ func (w *Watcher) Wait(timeout time.Duration) ([]any, error) {
 		// An Unwatch during the poll may have closed the descriptor and a
 		// Watch reused its number for another process: report only what
 		// is still the same watch and whose process is really gone.
-		if wd, ok := w.byFD[int(p.Fd)]; ok && wd == snap[int(p.Fd)] && !procid.Alive(wd.id) {
+		if wd, ok := w.byFD[int(p.Fd)]; ok && wd == snap[int(p.Fd)] && !Alive(wd.id) {
 			out = append(out, wd.key)
 			unix.Close(int(p.Fd))
 			delete(w.byFD, int(p.Fd))

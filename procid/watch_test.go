@@ -1,11 +1,9 @@
-package recovery
+package procid
 
 import (
 	"os/exec"
 	"testing"
 	"time"
-
-	"github.com/qmgr/qmgr/procid"
 )
 
 func TestWatcherSeesDeathAtOnce(t *testing.T) {
@@ -18,7 +16,7 @@ func TestWatcherSeesDeathAtOnce(t *testing.T) {
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
-	id, err := procid.Of(cmd.Process.Pid)
+	id, err := Of(cmd.Process.Pid)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -45,12 +43,12 @@ func TestWatcherSeesDeathAtOnce(t *testing.T) {
 func TestWatcherReusedPid(t *testing.T) {
 	w, _ := NewWatcher()
 	defer w.Close()
-	self := procid.Self()
+	self := Self()
 	// Our pid with another start time is some other process: dead to us.
-	if err := w.Watch("old", procid.ID{Pid: self.Pid, Start: self.Start + 1}); err != nil {
+	if err := w.Watch("old", ID{Pid: self.Pid, Start: self.Start + 1}); err != nil {
 		t.Fatal(err)
 	}
-	if err := w.Watch("gone", procid.ID{Pid: 1 << 30, Start: 1}); err != nil {
+	if err := w.Watch("gone", ID{Pid: 1 << 30, Start: 1}); err != nil {
 		t.Fatal(err)
 	}
 	got, _ := w.Wait(time.Second)
@@ -69,7 +67,7 @@ func TestWatchWakesWait(t *testing.T) {
 		done <- time.Since(t0)
 	}()
 	time.Sleep(20 * time.Millisecond)
-	w.Watch("x", procid.Self())
+	w.Watch("x", Self())
 	if el := <-done; el > 2*time.Second {
 		t.Fatalf("a new watch did not wake the waiter (%v)", el)
 	}
