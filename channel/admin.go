@@ -5,6 +5,7 @@ import (
 	"fmt"
 
 	"github.com/qmgr/qmgr/defs"
+	"github.com/qmgr/qmgr/internal/mqconn"
 	"github.com/qmgr/qmgr/mq"
 )
 
@@ -179,10 +180,11 @@ func notInDoubt(syncq *mq.Queue, name string) error {
 // fails; otherwise the change it returns is made to the entry as the lock
 // is released. A channel with no entry gets none unless f changes it.
 func withLock(c *mq.Conn, def defs.Channel, f func() (func(*Status), error)) error {
-	t := NewTable(c.GroupHandle())
+	parts := mqconn.Of(c)
+	t := NewTable(parts.Group)
 	var held Status
 	existed := false
-	_, won, err := t.Update(c.AdminOwner(), def.Name, func(st *Status, exists bool) bool {
+	_, won, err := t.Update(parts.Admin, def.Name, func(st *Status, exists bool) bool {
 		held, existed = *st, exists
 		if t.Locked(*st) {
 			return false
@@ -203,7 +205,7 @@ func withLock(c *mq.Conn, def defs.Channel, f func() (func(*Status), error)) err
 	if ferr != nil {
 		c.Backout()
 	}
-	_, _, err = t.Update(c.AdminOwner(), def.Name, func(st *Status, _ bool) bool {
+	_, _, err = t.Update(parts.Admin, def.Name, func(st *Status, _ bool) bool {
 		if st.Conn != c.Tag() {
 			return false
 		}

@@ -16,6 +16,7 @@ import (
 
 	"github.com/qmgr/qmgr/defs"
 	"github.com/qmgr/qmgr/group"
+	"github.com/qmgr/qmgr/internal/mqconn"
 	"github.com/qmgr/qmgr/mq"
 )
 
@@ -172,7 +173,7 @@ func Run(ctx context.Context, cfg Config, onStop func() OnStop) error {
 	if err != nil {
 		return fmt.Errorf("channel initiator: %w", err)
 	}
-	ci := &Chinit{cfg: cfg, log: cfg.Logger.With("chinit", cfg.QMgr), g: main.GroupHandle(), main: main,
+	ci := &Chinit{cfg: cfg, log: cfg.Logger.With("chinit", cfg.QMgr), g: mqconn.Of(main).Group, main: main,
 		agents: map[string]*agent{}, seen: map[string]time.Time{}}
 	ci.table = NewTable(ci.g)
 	ci.ctx, ci.cancel = context.WithCancel(context.Background())
@@ -258,7 +259,7 @@ func listen(bind string, port int, reuse bool) (net.Listener, error) {
 func (ci *Chinit) update(name string, f func(st *Status, exists bool) bool) (Status, bool, error) {
 	ci.mu.Lock()
 	defer ci.mu.Unlock()
-	return ci.table.Update(ci.main.AdminOwner(), name, f)
+	return ci.table.Update(mqconn.Of(ci.main).Admin, name, f)
 }
 
 // refreshDefs reloads channel and queue definitions when they changed.
@@ -273,7 +274,7 @@ func (ci *Chinit) refreshDefs() error {
 		return nil
 	}
 	chans, queues := map[string]defs.Channel{}, map[string]defs.Queue{}
-	err = ci.main.Defs().View(func(tx *defs.Tx) error {
+	err = mqconn.Of(ci.main).Defs.View(func(tx *defs.Tx) error {
 		cs, err := tx.Channels("*")
 		for _, c := range cs {
 			chans[c.Name] = c

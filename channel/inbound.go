@@ -5,6 +5,8 @@ import (
 	"net"
 	"sync"
 	"time"
+
+	"github.com/qmgr/qmgr/internal/mqconn"
 )
 
 // Inbound configures a channel initiator's listeners (its port and the
@@ -79,7 +81,7 @@ const (
 // note counts a refusal in group counter c and logs msg with args.
 func (f *refusals) note(ci *Chinit, c int, msg string, args ...any) {
 	ci.mu.Lock()
-	total, err := ci.g.AddCounter(ci.main.AdminOwner(), c, 1)
+	total, err := ci.g.AddCounter(mqconn.Of(ci.main).Admin, c, 1)
 	ci.mu.Unlock()
 	ok, unlogged := f.allow(c, time.Now())
 	if !ok {

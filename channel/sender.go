@@ -12,6 +12,7 @@ import (
 
 	"github.com/qmgr/qmgr/crashpoint"
 	"github.com/qmgr/qmgr/defs"
+	"github.com/qmgr/qmgr/internal/mqconn"
 	"github.com/qmgr/qmgr/lockfree"
 	"github.com/qmgr/qmgr/mq"
 	"github.com/qmgr/qmgr/xmit"
@@ -879,6 +880,6 @@ func (s *sender) deadLetter(l *lane, v *mq.View, why error) error {
 // deadQ is the group's dead-letter queue (empty for none).
 func (ci *Chinit) deadQ() (string, error) {
 	var qm defs.QMgr
-	err := ci.main.Defs().View(func(tx *defs.Tx) error { var err error; qm, err = tx.QMgr(); return err })
+	err := mqconn.Of(ci.main).Defs.View(func(tx *defs.Tx) error { var err error; qm, err = tx.QMgr(); return err })
 	return qm.DeadQ, err
 }

@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/qmgr/qmgr/group"
+	"github.com/qmgr/qmgr/internal/mqconn"
 	"github.com/qmgr/qmgr/mq"
 	"github.com/qmgr/qmgr/xmit"
 )
@@ -421,5 +422,5 @@ func (c *client) browseAll() error {
 
 // depth is the depth of the open queue.
 func (c *client) depth() (int64, error) {
-	return c.conn.GroupHandle().Depth(c.q.Def().CFStruct, c.q.Name())
+	return mqconn.Of(c.conn).Group.Depth(c.q.Def().CFStruct, c.q.Name())
 }

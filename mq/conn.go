@@ -12,6 +12,7 @@ import (
 	"github.com/qmgr/qmgr/crashpoint"
 	"github.com/qmgr/qmgr/defs"
 	"github.com/qmgr/qmgr/group"
+	"github.com/qmgr/qmgr/internal/mqconn"
 	"github.com/qmgr/qmgr/lockfree"
 	"github.com/qmgr/qmgr/recovery/plog"
 	"github.com/qmgr/qmgr/shm"
@@ -160,12 +161,6 @@ func (c *Conn) Group() group.Config { return c.g.Config() }
 // Tag is the connection's owner tag in the admin structure.
 func (c *Conn) Tag() lockfree.OwnerTag { return c.admin.Tag() }
 
-// AdminOwner is the connection's owner in the admin structure, for the
-// queue manager's own components (the channel initiator updates the shared
-// channel status table with it). Like the connection, it is not safe for
-// concurrent use.
-func (c *Conn) AdminOwner() *lockfree.Owner { return c.admin }
-
 // Member is the peer record of the member the connection goes through, as
 // it was at Connect.
 func (c *Conn) Member() group.Peer { return c.peer }
@@ -182,11 +177,15 @@ func (c *Conn) Ping() error {
 	return nil
 }
 
-// GroupHandle is the group the connection is attached to.
-func (c *Conn) GroupHandle() *group.Group { return c.g }
-
-// Defs is the connection's definitions repository.
-func (c *Conn) Defs() *defs.Repo { return c.repo }
+// The queue manager's own components (the channel initiator, the chaos
+// harness) reach the connection's group handle, admin owner and
+// definitions repository through package internal/mqconn, out of reach of
+// applications.
+func init() {
+	mqconn.Register(func(c *Conn) mqconn.Parts {
+		return mqconn.Parts{Group: c.g, Admin: c.admin, Defs: c.repo}
+	})
+}
 
 // refresh reloads cached definitions when the group's definitions changed.
 func (c *Conn) refresh() error {
