@@ -1,4 +1,4 @@
-// Package channel is shared channels (seeds 000 and 001): the channel
+// Package channel is the group's shared channels: the channel
 // initiator every member runs as a child process, sender and receiver
 // agents, the wire protocol, the shared channel status table and the shared
 // sync queue.
@@ -31,7 +31,7 @@
 // claims first: each waits 2ms per channel it runs before claiming one that
 // appeared. Explicitly stopped channels (STOPPED) are never started but by
 // START CHANNEL. Receiver entries whose instance is gone are set inactive
-// (the seed's "deleted"), so the remote sender reconnects to any member.
+// (freed, as if deleted), so the remote sender reconnects to any member.
 //
 // # Batches and resynchronisation
 //

@@ -41,8 +41,8 @@ func (s State) String() string {
 	return fmt.Sprintf("STATE(%d)", s)
 }
 
-// Status is one entry of the shared channel status table (seed 000): the
-// state of the one instance of a channel, wherever it runs.
+// Status is one entry of the shared channel status table: the state of
+// the one instance of a channel, wherever it runs.
 type Status struct {
 	Name    string
 	Type    string // defs.ChlSender or defs.ChlReceiver

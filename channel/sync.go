@@ -6,10 +6,10 @@ import (
 	"fmt"
 )
 
-// SyncQueue is the shared synchronisation queue (seed 000, figure 5): one
-// record per channel and side, found by correlation id (INDXTYPE CORRELID).
-// Any member reads and writes it, so whichever member runs a channel's next
-// instance resynchronises it with the partner.
+// SyncQueue is the shared synchronisation queue: one record per channel
+// and side, found by correlation id (INDXTYPE CORRELID). Any member reads
+// and writes it, so whichever member runs a channel's next instance
+// resynchronises it with the partner.
 const SyncQueue = "SYSTEM.QSG.CHANNEL.SYNCQ"
 
 // Sync record kinds: the first byte of the correlation id, followed by the

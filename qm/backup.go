@@ -275,8 +275,8 @@ func lockIn(data, name, file, what string, flags int) (func(), error) {
 // goAutoBackup starts the automatic backup check unless one is running.
 func (m *Member) goAutoBackup() { goUnlessRunning(&m.backingUp, m.autoBackup) }
 
-// autoBackup is seed 002's automatic backup: the member holding the
-// backup lease backs up every structure whose recovery would now take
+// autoBackup is the automatic backup of structures: the member holding
+// the backup lease backs up every structure whose recovery would now take
 // longer than the group's CFRECTIME (RecoveryEstimate). Busy structures
 // are backed up often, idle ones rarely; when the holder dies another
 // member takes the lease and the cycle goes on.
