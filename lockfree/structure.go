@@ -83,11 +83,20 @@ type CreateOptions struct {
 	Recovering bool
 }
 
-// Validate applies the defaults and checks the options.
-func (o *CreateOptions) Validate() error {
+// withDefaults is o with the defaults documented on its fields applied
+// (the Params' own defaults are applied where they are used: by Size, or
+// by ParamsForSize).
+func (o CreateOptions) withDefaults() CreateOptions {
 	if o.Kind == 0 {
 		o.Kind = shm.KindApplication
 	}
+	return o
+}
+
+// Validate checks the options as Create will use them (with their
+// defaults applied); it changes nothing.
+func (o CreateOptions) Validate() error {
+	o = o.withDefaults()
 	switch {
 	case o.Dir == "":
 		return fmt.Errorf("%w: no CF directory", ErrParams)
@@ -106,6 +115,7 @@ func (o *CreateOptions) Validate() error {
 // Create creates the structure file (or attaches it when another process
 // already created it) and reports whether this call created it.
 func Create(o CreateOptions) (*Structure, bool, error) {
+	o = o.withDefaults()
 	if err := o.Validate(); err != nil {
 		return nil, false, err
 	}

@@ -1,0 +1,71 @@
+package lockfree
+
+import (
+	"errors"
+	"reflect"
+	"strings"
+	"testing"
+)
+
+// TestCreateOptionsValidate: Validate changes nothing (the defaults are
+// withDefaults's), accepts what Create accepts, and says what is wrong.
+func TestCreateOptionsValidate(t *testing.T) {
+	dir := t.TempDir()
+	o := CreateOptions{Dir: dir, Name: "APPL1"}
+	before := o
+	if err := o.Validate(); err != nil {
+		t.Fatalf("valid options: %v", err)
+	}
+	if !reflect.DeepEqual(o, before) {
+		t.Fatalf("Validate changed its receiver: %+v, was %+v", o, before)
+	}
+	if d := o.withDefaults(); d.Kind == 0 || d.Dir != dir || d.Name != "APPL1" {
+		t.Fatalf("withDefaults: %+v", d)
+	}
+	for _, c := range []struct {
+		o    CreateOptions
+		is   error
+		says string
+	}{
+		{CreateOptions{Name: "APPL1"}, ErrParams, "no CF directory"},
+		{CreateOptions{Dir: dir, Name: "bad/name"}, ErrBadName, `structure name "bad/name"`},
+		{CreateOptions{Dir: dir, Name: "APPL1", Kind: 7}, ErrParams, "kind 7"},
+		{CreateOptions{Dir: dir, Name: "APPL1", Params: Params{Owners: 1 << 20}}, ErrParams, "owners 1048576 not in 1..65536"},
+		{CreateOptions{Dir: dir, Name: "APPL1", Params: Params{ElementSize: 100}}, ErrParams, "element size 100 not a multiple of 64"},
+		{CreateOptions{Dir: dir, Name: "APPL1", Size: 8192}, ErrParams, "8192 bytes cannot hold"},
+	} {
+		before := c.o
+		err := c.o.Validate()
+		if !errors.Is(err, c.is) || !strings.Contains(err.Error(), c.says) {
+			t.Errorf("%+v: %v, want %v saying %q", c.o, err, c.is, c.says)
+		}
+		if !reflect.DeepEqual(c.o, before) {
+			t.Errorf("Validate changed its receiver: %+v, was %+v", c.o, before)
+		}
+	}
+}
+
+// TestParamsValidate: Params.Validate checks the parameters with their
+// defaults applied and changes nothing.
+func TestParamsValidate(t *testing.T) {
+	p := Params{Owners: 4}
+	before := p
+	if err := p.Validate(); err != nil {
+		t.Fatal(err)
+	}
+	if p != before {
+		t.Fatalf("Validate changed its receiver: %+v, was %+v", p, before)
+	}
+	for _, c := range []struct {
+		p    Params
+		says string
+	}{
+		{Params{Owners: -1}, "owners -1 not in 1..65536"},
+		{Params{StatusSize: 12}, "status size 12 not a multiple of 8"},
+		{Params{IndexSlots: 100}, "index slots 100 not a power of two"},
+	} {
+		if err := c.p.Validate(); !errors.Is(err, ErrParams) || !strings.Contains(err.Error(), c.says) {
+			t.Errorf("%+v: %v, want ErrParams saying %q", c.p, err, c.says)
+		}
+	}
+}
