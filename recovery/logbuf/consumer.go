@@ -95,6 +95,7 @@ type entry struct {
 // logf reports what was dropped and replaced (nil: nothing). The consumer
 // owns the buffer: Close unmaps it.
 func Start(cfg Config, log *rlog.Log, logf func(string, ...any)) (*Consumer, error) {
+	cfg = cfg.withDefaults()
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}

@@ -103,25 +103,40 @@ type Config struct {
 	RingSize int
 }
 
-// Validate fills in defaults and reports what cannot work.
-func (c *Config) Validate() error {
-	if c.CFDir == "" || c.Member == "" {
-		return fmt.Errorf("%w: CF directory and member name are required", ErrConfig)
-	}
-	if !shm.ValidName(c.Member) {
-		return fmt.Errorf("%w: member name %q", ErrConfig, c.Member)
-	}
+// withDefaults is c with the defaults documented on its fields applied.
+func (c Config) withDefaults() Config {
 	if c.Rings == 0 {
 		c.Rings = DefaultRings
 	}
 	if c.RingSize == 0 {
 		c.RingSize = DefaultRingSize
 	}
-	if c.Rings < 1 || c.Rings > 4096 {
-		return fmt.Errorf("%w: %d rings (1 to 4096)", ErrConfig, c.Rings)
+	return c
+}
+
+// Validate reports what cannot work, as Create and Start will use c (with
+// its defaults applied); it changes nothing.
+func (c Config) Validate() error {
+	c = c.withDefaults()
+	if c.CFDir == "" || c.Member == "" {
+		return fmt.Errorf("%w: CF directory and member name are required", ErrConfig)
 	}
-	if c.RingSize < MinRingSize || c.RingSize&(c.RingSize-1) != 0 || c.RingSize > 1<<30 {
-		return fmt.Errorf("%w: ring size %d (a power of two from %d to 1 GiB)", ErrConfig, c.RingSize, MinRingSize)
+	if !shm.ValidName(c.Member) {
+		return fmt.Errorf("%w: member name %q", ErrConfig, c.Member)
+	}
+	return CheckGeometry(c.Rings, c.RingSize)
+}
+
+// CheckGeometry reports a buffer geometry that cannot work: rings not in
+// 1..4096, or a ring size that is not a power of two from MinRingSize to
+// 1 GiB. (A member checks its configuration's geometry with it before it
+// creates its buffer.)
+func CheckGeometry(rings, ringSize int) error {
+	if rings < 1 || rings > 4096 {
+		return fmt.Errorf("%w: %d rings (1 to 4096)", ErrConfig, rings)
+	}
+	if ringSize < MinRingSize || ringSize&(ringSize-1) != 0 || ringSize > 1<<30 {
+		return fmt.Errorf("%w: ring size %d (a power of two from %d to 1 GiB)", ErrConfig, ringSize, MinRingSize)
 	}
 	return nil
 }
@@ -158,6 +173,7 @@ func Create(cfg Config) (*Buffer, error) {
 
 // createOptions are the shm options of cfg's buffer.
 func createOptions(cfg Config) (shm.CreateOptions, error) {
+	cfg = cfg.withDefaults()
 	if err := cfg.Validate(); err != nil {
 		return shm.CreateOptions{}, err
 	}

@@ -83,37 +83,53 @@ type Config struct {
 	RetryInterval time.Duration
 }
 
-// Validate fills in defaults and reports a configuration that cannot work.
-func (c *Config) Validate() error {
+// withDefaults is c with the defaults documented on its fields applied.
+func (c Config) withDefaults() Config {
 	if c.FS == nil {
 		c.FS = vfs.OS()
-	}
-	if c.Dir == "" {
-		return fmt.Errorf("%w: no directory", ErrConfig)
-	}
-	if c.LRSN == nil {
-		return fmt.Errorf("%w: no LRSN source", ErrConfig)
-	}
-	if len(c.Name) > 24 {
-		return fmt.Errorf("%w: name %q longer than 24 bytes", ErrConfig, c.Name)
 	}
 	if c.SegmentSize == 0 {
 		c.SegmentSize = DefaultSegmentSize
 	}
-	if c.SegmentSize < MinSegmentSize || c.SegmentSize%8 != 0 || c.SegmentSize > 1<<40 {
-		return fmt.Errorf("%w: segment size %d (at least %d, a multiple of 8)", ErrConfig, c.SegmentSize, MinSegmentSize)
-	}
 	if c.MaxPending == 0 {
 		c.MaxPending = DefaultMaxPending
-	}
-	if c.MaxPending < 0 {
-		return fmt.Errorf("%w: MaxPending %d", ErrConfig, c.MaxPending)
 	}
 	if c.RetryInterval == 0 {
 		c.RetryInterval = time.Second
 	}
-	if c.RetryInterval < 0 {
+	return c
+}
+
+// Validate reports a configuration that cannot work, as Open will use it
+// (with its defaults applied); it changes nothing.
+func (c Config) Validate() error {
+	c = c.withDefaults()
+	switch {
+	case c.Dir == "":
+		return fmt.Errorf("%w: no directory", ErrConfig)
+	case c.LRSN == nil:
+		return fmt.Errorf("%w: no LRSN source", ErrConfig)
+	case len(c.Name) > 24:
+		return fmt.Errorf("%w: name %q longer than 24 bytes", ErrConfig, c.Name)
+	}
+	if err := CheckSegmentSize(c.SegmentSize); err != nil {
+		return err
+	}
+	switch {
+	case c.MaxPending < 0:
+		return fmt.Errorf("%w: MaxPending %d", ErrConfig, c.MaxPending)
+	case c.RetryInterval < 0:
 		return fmt.Errorf("%w: RetryInterval %v", ErrConfig, c.RetryInterval)
+	}
+	return nil
+}
+
+// CheckSegmentSize reports a segment size a log cannot use: under
+// MinSegmentSize, not a multiple of 8, or over 1 TiB. (A member checks
+// its configuration's size with it before it opens its log.)
+func CheckSegmentSize(size int64) error {
+	if size < MinSegmentSize || size%8 != 0 || size > 1<<40 {
+		return fmt.Errorf("%w: segment size %d (at least %d, a multiple of 8, at most 1 TiB)", ErrConfig, size, MinSegmentSize)
 	}
 	return nil
 }
@@ -221,6 +237,7 @@ type prepResult struct {
 // a torn tail left by a crash and fails with ErrCorrupt if it finds damage
 // that a crash cannot explain.
 func Open(cfg Config) (*Log, error) {
+	cfg = cfg.withDefaults()
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
