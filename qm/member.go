@@ -44,7 +44,8 @@ var (
 // Config configures a member.
 type Config struct {
 	Group group.Config
-	// Name is the member's name (required): 1 to 48 of A-Z a-z 0-9 . / _ %.
+	// Name is the member's name (required): 1 to 48 of A-Z a-z 0-9 . _ %,
+	// not starting with a dot (it also names the member's files).
 	Name string
 	// Port and GenericPort are the member's inbound ports (used by the
 	// channel initiator; 0 for none).
@@ -77,13 +78,13 @@ type Config struct {
 	LogArchiveDir string
 	// UOWWarnAge is how long a connection's unit of work may stay open
 	// before the member logs it as long-running (once per unit of work);
-	// default 1m, negative for never.
+	// default 1m; Never (or any negative duration) for never.
 	UOWWarnAge time.Duration
 	// UOWMaxAge is how long a connection's unit of work may stay open
 	// before the member backs it out and breaks the connection (2009), as
 	// MQ does with long-running units of work: an open unit of work holds
 	// its messages and pins every backup's replay point, so the log cannot
-	// shrink; default 10m, negative for never.
+	// shrink; default 10m; Never (or any negative duration) for never.
 	UOWMaxAge time.Duration
 	// StructureWait bounds how long a starting member waits for an
 	// application structure that another live member is creating or
@@ -102,17 +103,13 @@ type Config struct {
 	LogRings, LogRingSize int
 }
 
-// Validate applies defaults and checks the configuration.
-func (c *Config) Validate() error {
-	if err := c.Group.Validate(); err != nil {
-		return err
-	}
-	if !defs.ValidName(c.Name) {
-		return fmt.Errorf("%w: member name %q (1 to 48 of A-Z a-z 0-9 . / _ %%)", ErrConfig, c.Name)
-	}
-	if c.Port < 0 || c.Port > 65535 || c.GenericPort < 0 || c.GenericPort > 65535 {
-		return fmt.Errorf("%w: port out of range", ErrConfig)
-	}
+// Never, as UOWWarnAge or UOWMaxAge, turns that check off (so does any
+// negative duration).
+const Never time.Duration = -1
+
+// withDefaults is c with the defaults documented on its fields applied.
+// The group's own defaults are applied by group.Open, from c.Group.
+func (c Config) withDefaults() Config {
 	if c.HeartbeatInterval == 0 {
 		c.HeartbeatInterval = 200 * time.Millisecond
 	}
@@ -134,14 +131,11 @@ func (c *Config) Validate() error {
 	if c.StructureWait == 0 {
 		c.StructureWait = 10 * time.Minute
 	}
-	if c.StructureWait < 0 {
-		return fmt.Errorf("%w: structure wait %v", ErrConfig, c.StructureWait)
-	}
-	if c.HeartbeatTimeout < 5*c.HeartbeatInterval {
-		return fmt.Errorf("%w: heartbeat timeout %v must be at least five heartbeat intervals (%v)", ErrConfig, c.HeartbeatTimeout, c.HeartbeatInterval)
-	}
 	if c.Logger == nil {
 		c.Logger = slog.Default()
+	}
+	if c.LogSegmentSize == 0 {
+		c.LogSegmentSize = rlog.DefaultSegmentSize
 	}
 	if c.LogRings == 0 {
 		c.LogRings = group.MaxConnections
@@ -149,17 +143,44 @@ func (c *Config) Validate() error {
 	if c.LogRingSize == 0 {
 		c.LogRingSize = 32 << 10
 	}
-	lc := rlog.Config{Dir: "-", LRSN: &rlog.Counter{}, SegmentSize: c.LogSegmentSize}
-	if err := lc.Validate(); err != nil {
+	return c
+}
+
+// Validate checks the configuration as Start will use it (with its
+// defaults applied); it changes nothing.
+func (c Config) Validate() error {
+	c = c.withDefaults()
+	// group.Config.Validate applies the group's defaults to its receiver:
+	// here c's copy, not the caller's configuration.
+	if err := c.Group.Validate(); err != nil {
+		return err
+	}
+	if !validMemberName(c.Name) {
+		return fmt.Errorf("%w: member name %q (1 to 48 of A-Z a-z 0-9 . _ %%, not starting with a dot)", ErrConfig, c.Name)
+	}
+	switch {
+	case c.Port < 0 || c.Port > 65535 || c.GenericPort < 0 || c.GenericPort > 65535:
+		return fmt.Errorf("%w: port out of range", ErrConfig)
+	case c.StructureWait < 0:
+		return fmt.Errorf("%w: structure wait %v", ErrConfig, c.StructureWait)
+	case c.HeartbeatInterval < 0:
+		return fmt.Errorf("%w: heartbeat interval %v is negative", ErrConfig, c.HeartbeatInterval)
+	case c.HeartbeatTimeout < 5*c.HeartbeatInterval:
+		return fmt.Errorf("%w: heartbeat timeout %v must be at least five heartbeat intervals (%v)", ErrConfig, c.HeartbeatTimeout, c.HeartbeatInterval)
+	}
+	if err := rlog.CheckSegmentSize(c.LogSegmentSize); err != nil {
 		return fmt.Errorf("%w: %w", ErrConfig, err)
 	}
-	c.LogSegmentSize = lc.SegmentSize
-	bc := logbuf.Config{CFDir: "-", Member: c.Name, Rings: c.LogRings, RingSize: c.LogRingSize}
-	if err := bc.Validate(); err != nil {
+	if err := logbuf.CheckGeometry(c.LogRings, c.LogRingSize); err != nil {
 		return fmt.Errorf("%w: %w", ErrConfig, err)
 	}
 	return nil
 }
+
+// validMemberName reports whether s can name a member: a valid MQ object
+// name (defs.ValidName) that can also name the member's log buffer file
+// (shm.ValidName: no '/', no leading dot).
+func validMemberName(s string) bool { return defs.ValidName(s) && shm.ValidName(s) }
 
 // Member is a running queue manager of the group.
 //
@@ -254,6 +275,7 @@ type Member struct {
 // Start brings a member up: it claims its peer slot, recovers whatever dead
 // members left behind, and becomes active. Run then serves until Stop.
 func Start(cfg Config) (*Member, error) {
+	cfg = cfg.withDefaults()
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
