@@ -42,7 +42,7 @@ type Config struct {
 	// microseconds, and parking and waking cost more than that (see
 	// spinConn). A channel spins only while its recent waits were this
 	// short, so an idle or slow channel costs nothing. Default
-	// DefaultSpinWait; negative: never spin.
+	// DefaultSpinWait; NoSpin (or any negative duration): never spin.
 	SpinWait time.Duration
 	// MaxHeartbeat caps the heartbeat interval a channel agrees (the larger
 	// of the two sides' HBINT, as with MQ), so that a silent partner is
@@ -58,6 +58,10 @@ type Config struct {
 	Logger *slog.Logger
 }
 
+// NoSpin, as Config.SpinWait, has a channel's reads park at once (0 is
+// the default, DefaultSpinWait).
+const NoSpin time.Duration = -1
+
 // Defaults of Config.
 const (
 	DefaultSpinWait     = 100 * time.Microsecond
@@ -65,8 +69,35 @@ const (
 	DefaultSilenceGrace = time.Minute
 )
 
-// Validate applies defaults and checks the configuration.
-func (c *Config) Validate() error {
+// withDefaults is c with the defaults documented on its fields applied.
+// The group's own defaults are applied when Run attaches it (Run then
+// uses the attached group's configuration).
+func (c Config) withDefaults() Config {
+	c.Inbound = c.Inbound.withDefaults()
+	if c.PollInterval == 0 {
+		c.PollInterval = 10 * time.Millisecond
+	}
+	if c.SpinWait == 0 {
+		c.SpinWait = DefaultSpinWait
+	}
+	if c.MaxHeartbeat == 0 {
+		c.MaxHeartbeat = DefaultMaxHeartbeat
+	}
+	if c.SilenceGrace == 0 {
+		c.SilenceGrace = DefaultSilenceGrace
+	}
+	if c.Logger == nil {
+		c.Logger = slog.Default()
+	}
+	return c
+}
+
+// Validate checks the configuration as Run will use it (with its defaults
+// applied); it changes nothing.
+func (c Config) Validate() error {
+	c = c.withDefaults()
+	// group.Config.Validate applies the group's defaults to its receiver:
+	// here c's copy, not the caller's configuration.
 	if err := c.Group.Validate(); err != nil {
 		return err
 	}
@@ -79,32 +110,15 @@ func (c *Config) Validate() error {
 	if err := c.Inbound.Validate(); err != nil {
 		return err
 	}
-	if c.PollInterval == 0 {
-		c.PollInterval = 10 * time.Millisecond
-	}
-	if c.PollInterval < time.Millisecond || c.PollInterval > time.Minute {
+	switch {
+	case c.PollInterval < time.Millisecond || c.PollInterval > time.Minute:
 		return fmt.Errorf("%w: poll interval %v not in 1ms..1m", ErrConfig, c.PollInterval)
-	}
-	if c.SpinWait == 0 {
-		c.SpinWait = DefaultSpinWait
-	}
-	if c.SpinWait > 10*time.Millisecond {
+	case c.SpinWait > 10*time.Millisecond:
 		return fmt.Errorf("%w: spin wait %v over 10ms", ErrConfig, c.SpinWait)
-	}
-	if c.MaxHeartbeat == 0 {
-		c.MaxHeartbeat = DefaultMaxHeartbeat
-	}
-	if c.MaxHeartbeat < time.Second || c.MaxHeartbeat > 999_999*time.Second || c.MaxHeartbeat%time.Second != 0 {
+	case c.MaxHeartbeat < time.Second || c.MaxHeartbeat > 999_999*time.Second || c.MaxHeartbeat%time.Second != 0:
 		return fmt.Errorf("%w: maximum heartbeat interval %v not whole seconds in 1s..999999s", ErrConfig, c.MaxHeartbeat)
-	}
-	if c.SilenceGrace == 0 {
-		c.SilenceGrace = DefaultSilenceGrace
-	}
-	if c.SilenceGrace < 0 || c.SilenceGrace > time.Hour {
+	case c.SilenceGrace < 0 || c.SilenceGrace > time.Hour:
 		return fmt.Errorf("%w: silence grace %v not in 0..1h", ErrConfig, c.SilenceGrace)
-	}
-	if c.Logger == nil {
-		c.Logger = slog.Default()
 	}
 	return nil
 }
@@ -166,6 +180,7 @@ type agent struct {
 // per onStop()) or its connection to the member breaks (the member died:
 // the survivors take its channels over).
 func Run(ctx context.Context, cfg Config, onStop func() OnStop) error {
+	cfg = cfg.withDefaults()
 	if err := cfg.Validate(); err != nil {
 		return err
 	}
@@ -173,7 +188,9 @@ func Run(ctx context.Context, cfg Config, onStop func() OnStop) error {
 	if err != nil {
 		return fmt.Errorf("channel initiator: %w", err)
 	}
-	ci := &Chinit{cfg: cfg, log: cfg.Logger.With("chinit", cfg.QMgr), g: mqconn.Of(main).Group, main: main,
+	g := mqconn.Of(main).Group
+	cfg.Group = g.Config() // with the group's defaults: its name goes in HELLO
+	ci := &Chinit{cfg: cfg, log: cfg.Logger.With("chinit", cfg.QMgr), g: g, main: main,
 		agents: map[string]*agent{}, seen: map[string]time.Time{}}
 	ci.table = NewTable(ci.g)
 	ci.ctx, ci.cancel = context.WithCancel(context.Background())

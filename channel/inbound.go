@@ -37,24 +37,30 @@ const (
 	DefaultHelloTimeout = 10 * time.Second
 )
 
-// Validate applies the defaults and checks the configuration.
-func (c *Inbound) Validate() error {
+// withDefaults is c with the defaults documented on its fields applied.
+func (c Inbound) withDefaults() Inbound {
 	if c.Bind == "" {
 		c.Bind = DefaultBind
-	}
-	if net.ParseIP(c.Bind) == nil {
-		return fmt.Errorf("%w: bind address %q is not an IP address (0.0.0.0 or :: for every interface)", ErrConfig, c.Bind)
 	}
 	if c.MaxConns == 0 {
 		c.MaxConns = DefaultMaxInbound
 	}
-	if c.MaxConns < 1 || c.MaxConns > 65535 {
-		return fmt.Errorf("%w: at most %d inbound connections per listener: want 1..65535", ErrConfig, c.MaxConns)
-	}
 	if c.HelloTimeout == 0 {
 		c.HelloTimeout = DefaultHelloTimeout
 	}
-	if c.HelloTimeout < 0 || c.HelloTimeout > time.Hour {
+	return c
+}
+
+// Validate checks the configuration as the listeners will use it (with
+// its defaults applied); it changes nothing.
+func (c Inbound) Validate() error {
+	c = c.withDefaults()
+	switch {
+	case net.ParseIP(c.Bind) == nil:
+		return fmt.Errorf("%w: bind address %q is not an IP address (0.0.0.0 or :: for every interface)", ErrConfig, c.Bind)
+	case c.MaxConns < 1 || c.MaxConns > 65535:
+		return fmt.Errorf("%w: at most %d inbound connections per listener: want 1..65535", ErrConfig, c.MaxConns)
+	case c.HelloTimeout < 0 || c.HelloTimeout > time.Hour:
 		return fmt.Errorf("%w: HELLO deadline %v not in 0..1h", ErrConfig, c.HelloTimeout)
 	}
 	return nil

@@ -2,6 +2,7 @@ package channel
 
 import (
 	"errors"
+	"strings"
 	"testing"
 	"time"
 )
@@ -11,7 +12,10 @@ func TestInboundValidate(t *testing.T) {
 	if err := d.Validate(); err != nil {
 		t.Fatal(err)
 	}
-	if d != (Inbound{Bind: DefaultBind, MaxConns: DefaultMaxInbound, HelloTimeout: DefaultHelloTimeout}) {
+	if d != (Inbound{}) {
+		t.Fatalf("Validate changed its receiver: %+v", d)
+	}
+	if d := d.withDefaults(); d != (Inbound{Bind: DefaultBind, MaxConns: DefaultMaxInbound, HelloTimeout: DefaultHelloTimeout}) {
 		t.Fatalf("defaults: %+v", d)
 	}
 	for _, ok := range []Inbound{{Bind: "0.0.0.0"}, {Bind: "::"}, {Bind: "::1"}, {Bind: "192.0.2.7", MaxConns: 1, HelloTimeout: time.Millisecond}} {
@@ -21,8 +25,24 @@ func TestInboundValidate(t *testing.T) {
 	}
 	for _, bad := range []Inbound{{Bind: "localhost"}, {Bind: "127.0.0.1:1414"}, {Bind: "*"}, {MaxConns: -1}, {MaxConns: 65536},
 		{HelloTimeout: -time.Second}, {HelloTimeout: 2 * time.Hour}} {
+		before := bad
 		if err := bad.Validate(); !errors.Is(err, ErrConfig) {
 			t.Errorf("%+v accepted: %v", bad, err)
+		}
+		if bad != before {
+			t.Errorf("Validate changed its receiver: %+v, was %+v", bad, before)
+		}
+	}
+	for _, c := range []struct {
+		in   Inbound
+		says string
+	}{
+		{Inbound{Bind: "localhost"}, `bind address "localhost" is not an IP address`},
+		{Inbound{MaxConns: 65536}, "at most 65536 inbound connections per listener: want 1..65535"},
+		{Inbound{HelloTimeout: 2 * time.Hour}, "HELLO deadline 2h0m0s not in 0..1h"},
+	} {
+		if err := c.in.Validate(); err == nil || !strings.Contains(err.Error(), c.says) {
+			t.Errorf("%+v: %v, want an error saying %q", c.in, err, c.says)
 		}
 	}
 }

@@ -3,7 +3,10 @@ package channel
 import (
 	"errors"
 	"fmt"
+	"log/slog"
 	"path/filepath"
+	"reflect"
+	"strings"
 	"testing"
 	"time"
 
@@ -131,25 +134,52 @@ func TestDeletedEntry(t *testing.T) {
 }
 
 // TestConfigValidate: the heartbeat clamp and the silence grace get their
-// defaults and are checked.
+// defaults (withDefaults) and are checked; Validate changes nothing and
+// says what is wrong.
 func TestConfigValidate(t *testing.T) {
 	dir := t.TempDir()
 	base := Config{Group: group.Config{Name: "QSG", DataDir: filepath.Join(dir, "data"), CFDir: filepath.Join(dir, "cf")}, QMgr: "QM1"}
 	c := base
-	if err := c.Validate(); err != nil || c.MaxHeartbeat != DefaultMaxHeartbeat || c.SilenceGrace != DefaultSilenceGrace {
-		t.Fatalf("defaults: %v %v %v", err, c.MaxHeartbeat, c.SilenceGrace)
+	if err := c.Validate(); err != nil {
+		t.Fatalf("valid configuration: %v", err)
 	}
-	for _, bad := range []func(*Config){
-		func(c *Config) { c.MaxHeartbeat = 1500 * time.Millisecond },
-		func(c *Config) { c.MaxHeartbeat = 1_000_000 * time.Second },
-		func(c *Config) { c.MaxHeartbeat = -time.Second },
-		func(c *Config) { c.SilenceGrace = -time.Second },
-		func(c *Config) { c.SilenceGrace = 2 * time.Hour },
+	if !reflect.DeepEqual(c, base) {
+		t.Fatalf("Validate changed its receiver: %+v, was %+v", c, base)
+	}
+	d := c.withDefaults()
+	if d.MaxHeartbeat != DefaultMaxHeartbeat || d.SilenceGrace != DefaultSilenceGrace || d.SpinWait != DefaultSpinWait ||
+		d.PollInterval != 10*time.Millisecond || d.Logger != slog.Default() || d.Inbound != c.Inbound.withDefaults() || !reflect.DeepEqual(d.Group, base.Group) {
+		t.Fatalf("defaults: %+v", d)
+	}
+	for _, bad := range []struct {
+		f    func(*Config)
+		says string
+	}{
+		{func(c *Config) { c.MaxHeartbeat = 1500 * time.Millisecond }, "maximum heartbeat interval 1.5s not whole seconds"},
+		{func(c *Config) { c.MaxHeartbeat = 1_000_000 * time.Second }, "maximum heartbeat interval 277h46m40s"},
+		{func(c *Config) { c.MaxHeartbeat = -time.Second }, "maximum heartbeat interval -1s"},
+		{func(c *Config) { c.SilenceGrace = -time.Second }, "silence grace -1s not in 0..1h"},
+		{func(c *Config) { c.SilenceGrace = 2 * time.Hour }, "silence grace 2h0m0s"},
+		{func(c *Config) { c.QMgr = "" }, `member name ""`},
+		{func(c *Config) { c.Port = 70000 }, "port out of range"},
+		{func(c *Config) { c.PollInterval = time.Microsecond }, "poll interval 1µs not in 1ms..1m"},
+		{func(c *Config) { c.SpinWait = time.Second }, "spin wait 1s over 10ms"},
+		{func(c *Config) { c.Inbound.MaxConns = -1 }, "-1 inbound connections"},
 	} {
 		c := base
-		bad(&c)
-		if err := c.Validate(); !errors.Is(err, ErrConfig) {
-			t.Errorf("%+v: %v", c, err)
+		bad.f(&c)
+		before := c
+		err := c.Validate()
+		if !errors.Is(err, ErrConfig) || !strings.Contains(err.Error(), bad.says) {
+			t.Errorf("%+v: %v, want ErrConfig saying %q", c, err, bad.says)
 		}
+		if !reflect.DeepEqual(c, before) {
+			t.Errorf("Validate changed its receiver: %+v, was %+v", c, before)
+		}
+	}
+	c = base
+	c.SpinWait = NoSpin
+	if err := c.Validate(); err != nil {
+		t.Fatalf("NoSpin: %v", err)
 	}
 }
