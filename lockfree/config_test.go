@@ -69,3 +69,23 @@ func TestParamsValidate(t *testing.T) {
 		}
 	}
 }
+
+// TestQueueAttrsNamedLimits: MaxDepthNone refuses every put and
+// MaxMsgLenEmpty every message with a body, where zero takes the
+// defaults (the structure's entries, 4 MiB).
+func TestQueueAttrsNamedLimits(t *testing.T) {
+	s := newStructure(t, smallParams)
+	o := register(t, s)
+	none := mustQueue(t, o, "NONE", QueueAttrs{MaxDepth: MaxDepthNone})
+	if err := o.Put(none, &Message{}, PutOptions{}); !errors.Is(err, ErrQueueFull) {
+		t.Fatalf("put to a queue of MaxDepthNone: %v, want ErrQueueFull", err)
+	}
+	empty := mustQueue(t, o, "EMPTY", QueueAttrs{MaxMsgLen: MaxMsgLenEmpty})
+	if err := o.Put(empty, &Message{Body: []byte("x")}, PutOptions{}); !errors.Is(err, ErrMsgTooLong) {
+		t.Fatalf("a body to a queue of MaxMsgLenEmpty: %v, want ErrMsgTooLong", err)
+	}
+	put(t, o, empty, "", 0, false)
+	dflt := mustQueue(t, o, "DEFAULT", QueueAttrs{})
+	put(t, o, dflt, "x", 0, false)
+	checkOK(t, s)
+}

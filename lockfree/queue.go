@@ -39,10 +39,11 @@ const (
 // QueueAttrs are the attributes the data path enforces.
 type QueueAttrs struct {
 	// MaxDepth is the most messages (committed or not) the queue holds;
-	// 0 means as many as the structure has entries, a negative value none.
+	// 0 means as many as the structure has entries, MaxDepthNone (any
+	// negative value) none.
 	MaxDepth int64
 	// MaxMsgLen is the longest body plus properties accepted; 0 means
-	// 4 MiB (the IBM MQ default), a negative value 0.
+	// 4 MiB (the IBM MQ default), MaxMsgLenEmpty (any negative value) 0.
 	MaxMsgLen int
 	// IndexMsgID and IndexCorrelID keep an index so that gets by message or
 	// correlation id do not scan the queue.
@@ -51,6 +52,12 @@ type QueueAttrs struct {
 
 // DefaultMaxMsgLen is MQ's default MAXMSGL.
 const DefaultMaxMsgLen = 4 << 20
+
+// The limits of QueueAttrs that zero, which takes the default, cannot say.
+const (
+	MaxDepthNone   int64 = -1 // MaxDepth: nothing may be put (MQ's MAXDEPTH(0))
+	MaxMsgLenEmpty int   = -1 // MaxMsgLen: only empty messages (MQ's MAXMSGL(0))
+)
 
 func (a QueueAttrs) withDefaults(s *Structure) QueueAttrs {
 	switch {

@@ -615,10 +615,14 @@ func (h *Queue) Put(m *Message, opt PutOptions) error {
 	return nil
 }
 
+// WaitForever, as GetOptions.Wait, waits until a message arrives (MQ's
+// MQWI_UNLIMITED).
+const WaitForever time.Duration = -1
+
 // GetOptions control a get.
 type GetOptions struct {
 	Syncpoint bool
-	Wait      time.Duration // 0: no wait; negative: wait for ever
+	Wait      time.Duration // 0: no wait; WaitForever (any negative duration): wait for ever
 	MsgID     *[24]byte
 	CorrelID  *[24]byte
 }

@@ -736,10 +736,10 @@ func CFAttrs(q defs.Queue) lockfree.QueueAttrs {
 	a := lockfree.QueueAttrs{MaxDepth: q.MaxDepth, MaxMsgLen: q.MaxMsgL,
 		IndexMsgID: q.IndxType == "MSGID", IndexCorrelID: q.IndxType == "CORRELID"}
 	if q.MaxDepth == 0 {
-		a.MaxDepth = -1 // MAXDEPTH(0): nothing may be put
+		a.MaxDepth = lockfree.MaxDepthNone
 	}
 	if q.MaxMsgL == 0 {
-		a.MaxMsgLen = -1
+		a.MaxMsgLen = lockfree.MaxMsgLenEmpty
 	}
 	return a
 }
