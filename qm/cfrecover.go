@@ -91,6 +91,7 @@ func (m *Member) abandonedRecoveries() []string {
 		st, rec := s.Service()
 		switch {
 		case st != lockfree.Recovering:
+			continue
 		case rec != m.self && !procid.Alive(rec):
 			m.log.Error("structure failed", "structure", name, "err", "its recoverer died in the middle of the recovery", "recoverer", rec.String())
 			out = append(out, name)
