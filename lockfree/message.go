@@ -83,7 +83,7 @@ func (o *Owner) fillEntry(e uint32, q uint32, m *Message, putTime int64, sync bo
 	rl[0], rl[1] = byte(len(m.ReplyToQ)), byte(len(m.ReplyToQMgr))
 	n := m.varLen()
 	if n <= InlineMax {
-		b := s.mem.Bytes(eo+inlineOff, InlineMax)
+		b := s.mem.Bytes(eo+enInline, InlineMax)
 		k := copy(b, m.ReplyToQ)
 		k += copy(b[k:], m.ReplyToQMgr)
 		k += copy(b[k:], m.Properties)
@@ -228,7 +228,7 @@ func (s *Structure) chunks(eo uint64, f func([]byte) bool) {
 		if n > InlineMax {
 			n = InlineMax
 		}
-		f(s.mem.Bytes(eo+inlineOff, uint64(n)))
+		f(s.mem.Bytes(eo+enInline, uint64(n)))
 		return
 	}
 	el := first - 1
