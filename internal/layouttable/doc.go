@@ -31,7 +31,8 @@
 //   - a row's offset is not its constant's value;
 //   - the rows do not end at the record's size (Layout.SizeName: the
 //     fixed part's size when the table ends with a "*" row);
-//   - a constant of the file with the layout's prefix has no row.
+//   - a constant of the file with the layout's prefix (followed by a
+//     capital letter or a digit) has no row.
 //
 // Constant values come from type-checking the package's non-test source
 // files (go/types), so they are the values the compiler uses. Imports are

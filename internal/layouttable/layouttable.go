@@ -25,8 +25,9 @@ type Layout struct {
 	// Title is a substring of the table's comment that precedes the rows
 	// (the line naming the record).
 	Title string
-	// Prefix: every constant declared in File whose name starts with
-	// Prefix is a field of this record and must have a row, except
+	// Prefix: every constant declared in File whose name is Prefix
+	// followed by a capital letter or a digit (qState for "q", not
+	// queueSize) is a field of this record and must have a row, except
 	// SizeName and Except.
 	Prefix string
 	// SizeName is the constant holding the record's size in bytes (the
@@ -227,12 +228,23 @@ func (c *checker) checkPrefix(f *ast.File, named map[string]bool) {
 		}
 		for _, sp := range g.Specs {
 			for _, n := range sp.(*ast.ValueSpec).Names {
-				if strings.HasPrefix(n.Name, c.l.Prefix) && !named[n.Name] && !skip[n.Name] {
+				if hasPrefix(n.Name, c.l.Prefix) && !named[n.Name] && !skip[n.Name] {
 					c.errorf(n.Pos(), "constant %s has no row in the table", n.Name)
 				}
 			}
 		}
 	}
+}
+
+// hasPrefix says whether name is prefix followed by a capital letter or a
+// digit (a camel-case word boundary: prefix "q" takes qState, not
+// queueSize).
+func hasPrefix(name, prefix string) bool {
+	if !strings.HasPrefix(name, prefix) || len(name) == len(prefix) {
+		return false
+	}
+	b := name[len(prefix)]
+	return 'A' <= b && b <= 'Z' || '0' <= b && b <= '9'
 }
 
 func (c *checker) linePos(line int) token.Pos {

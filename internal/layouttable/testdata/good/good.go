@@ -22,4 +22,5 @@ const (
 	rData  = line
 	rSize  = 1 * line
 	rFlag  = 1 // a flag bit, not a field
+	record = 2 // not a field: no word boundary after the prefix
 )
