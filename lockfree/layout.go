@@ -347,6 +347,36 @@ const (
 	stCopies = statusHdr // the copy the control word does not name is written by its reserver; the current one is read by anyone
 )
 
+// Generated message id (idBytes bytes, big-endian), given to a message put
+// without one; unique while owner registration times and pids are:
+//
+//	offset  size  constant  field
+//	     0     8  miReg     the owner's registration time (ownReg)
+//	     8     4  miTag     the owner tag
+//	    12     8  miSeq     the owner's message sequence number
+//	    20     4  miPid     the putting process's pid
+const (
+	miReg = 0
+	miTag = 8
+	miSeq = 12
+	miPid = 20
+)
+
+// Index key (indexKeySize bytes, hashed with xxhash64 to place a message
+// id or correlation id in the index; the hash decides slots in the
+// mapping, so this layout is part of LayoutVersion):
+//
+//	offset  size  constant  field
+//	     0     4  ikQueue   queue slot (little-endian)
+//	     4     1  ikKind    kindMsgID or kindCorrelID
+//	     5    24  ikID      the id
+const (
+	ikQueue      = 0
+	ikKind       = 4
+	ikID         = 5
+	indexKeySize = ikID + idBytes
+)
+
 // Params sizes a structure. Zero fields take the defaults documented on
 // each field; ParamsForSize derives the counts from a byte budget.
 type Params struct {

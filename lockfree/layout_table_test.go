@@ -20,6 +20,8 @@ func TestLayoutTables(t *testing.T) {
 		layouttable.Layout{File: "layout.go", Title: "Entry fields.", Prefix: "en", SizeName: "entrySize"},
 		layouttable.Layout{File: "layout.go", Title: "Segment fields", Prefix: "sg", SizeName: "segSize"},
 		layouttable.Layout{File: "layout.go", Title: "Status slot fields", Prefix: "st", SizeName: "statusHdr"},
+		layouttable.Layout{File: "layout.go", Title: "Generated message id (idBytes", Prefix: "mi", SizeName: "idBytes"},
+		layouttable.Layout{File: "layout.go", Title: "Index key (indexKeySize", Prefix: "ik", SizeName: "indexKeySize"},
 	)
 }
 

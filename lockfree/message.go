@@ -70,10 +70,10 @@ func (o *Owner) fillEntry(e uint32, q uint32, m *Message, putTime int64, sync bo
 	id := m.MsgID
 	if id == ([idBytes]byte{}) {
 		o.msgSeq++
-		binary.BigEndian.PutUint64(id[0:8], uint64(s.load(o.off+ownReg)))
-		binary.BigEndian.PutUint32(id[8:12], uint32(o.tag))
-		binary.BigEndian.PutUint64(id[12:20], o.msgSeq)
-		binary.BigEndian.PutUint32(id[20:24], uint32(s.self.Pid))
+		binary.BigEndian.PutUint64(id[miReg:], uint64(s.load(o.off+ownReg)))
+		binary.BigEndian.PutUint32(id[miTag:], uint32(o.tag))
+		binary.BigEndian.PutUint64(id[miSeq:], o.msgSeq)
+		binary.BigEndian.PutUint32(id[miPid:], uint32(s.self.Pid))
 		m.MsgID = id
 	}
 	copy(s.mem.Bytes(eo+enMsgID, idBytes), id[:])
