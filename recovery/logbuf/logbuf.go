@@ -138,10 +138,21 @@ const (
 //	   216     8  rUncertain  of those, failures of unknown outcome
 //	   224    32  -           unused
 const (
-	rOwner   = 0  // CAS 0 -> tag+1 by a claiming producer, stored 0 by the consumer that frees the ring; loaded by the consumer
-	rGen     = 8  // stored by the claiming producer after rOwner; read by the consumer
-	rVisible = 16 // moved by CAS from the parity expected, by the ring's producer only (a claim clears a stale mark); read by InFlight
-	rUOW     = 24 // stored by the producer; cleared by the consumer that frees the ring; read by OldestUOW
+	// rOwner: CAS 0 -> tag+1 by a claiming producer; back to 0 by the
+	// producer releasing the ring (CAS) or the consumer freeing it; loaded
+	// by both (is the ring still this claim?).
+	rOwner = 0
+	// rGen: stored by the claiming producer after its rOwner CAS; loaded
+	// by the producer's in-flight marks with rOwner.
+	rGen = 8
+	// rVisible: moved by CAS from the parity expected by the ring's
+	// producer (BeginVisible, EndVisible) while the ring is its claim; a
+	// claim and the consumer freeing the ring end a stale odd mark; read
+	// by InFlight.
+	rVisible = 16
+	// rUOW: stored by the producer; cleared when the ring is released or
+	// freed; read by OldestUOW.
+	rUOW     = 24
 	rHead    = 64 // producer stores (release); consumer loads (acquire)
 	rFailAck = 72 // producer stores after rResumeAt; consumer loads before rResumeAt
 	// rResumeAt: producer stores before rFailAck; consumer loads after
