@@ -91,9 +91,10 @@ const (
 	// (LogStatus) retry until they read one even value twice.
 	hStatusSeq = 48
 	hFailures  = 56 // under hStatusSeq
-	// hWork: producers add 1 after publishing and wake the consumer when
-	// hSleeping is set; the consumer sets hSleeping, reads hWork and
-	// sleeps on it.
+	// hWork: producers add 1 after publishing, then wake the consumer
+	// when hSleeping is set; the consumer loads hWork, sets hSleeping,
+	// looks for published work once more and sleeps on hWork (from the
+	// value it loaded), then clears hSleeping.
 	hWork     = 64
 	hSleeping = 68
 	// hSpaceFutex: the consumer adds 1 after freeing space and wakes
