@@ -34,6 +34,11 @@
 //   - a constant of the file with the layout's prefix (followed by a
 //     capital letter or a digit) has no row.
 //
+// CheckTree checks every table of a module, whether a test names it or
+// not: its rows (contiguous, each at its constant's value), and that no
+// table sits anywhere but directly above its constants (a copy in a
+// package doc would drift unchecked).
+//
 // Constant values come from type-checking the package's non-test source
 // files (go/types), so they are the values the compiler uses. Imports are
 // not resolved: a constant used in a table must not depend on another

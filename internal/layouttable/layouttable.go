@@ -11,6 +11,7 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
+	"sort"
 	"strconv"
 	"strings"
 	"sync"
@@ -124,10 +125,11 @@ func (c *checker) findDecl(f *ast.File) *ast.GenDecl {
 	return nil
 }
 
-// readRows reads the rows that follow the title line.
+// readRows reads the rows that follow the title line (every row of the
+// comment when the title is empty).
 func (c *checker) readRows(doc *ast.CommentGroup) []Row {
 	var rows []Row
-	in := false
+	in := c.l.Title == ""
 	for _, cm := range doc.List {
 		if !in {
 			in = strings.Contains(cm.Text, c.l.Title)
@@ -325,6 +327,85 @@ func load(dir string) (*pkgInfo, error) {
 	p.pkg, _ = conf.Check(list[0].Name.Name, p.fset, list, nil)
 	cache[abs] = p
 	return p, nil
+}
+
+// CheckTree checks every table under root (a module's directory; testdata
+// and hidden directories are skipped), registered in a test or not: rows
+// contiguous from 0, each row's constant declared below the table and
+// its value the row's offset. The record size and the prefix, which only
+// a Layout names, are checked by Check.
+func CheckTree(root string) []error {
+	var errs []error
+	err := filepath.WalkDir(root, func(path string, d os.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		if !d.IsDir() {
+			return nil
+		}
+		if name := d.Name(); path != root && (name == "testdata" || strings.HasPrefix(name, ".") || strings.HasPrefix(name, "_")) {
+			return filepath.SkipDir
+		}
+		errs = append(errs, checkDir(root, path)...)
+		return nil
+	})
+	if err != nil {
+		errs = append(errs, fmt.Errorf("layouttable: %w", err))
+	}
+	return errs
+}
+
+// checkDir checks the tables of the package in dir, if there is one.
+func checkDir(root, dir string) []error {
+	pkg, err := load(dir)
+	if err != nil {
+		if strings.Contains(err.Error(), "no Go files") {
+			return nil
+		}
+		return []error{err}
+	}
+	var errs []error
+	for _, name := range sortedKeys(pkg.files) {
+		rel, _ := filepath.Rel(root, filepath.Join(dir, name))
+		f := pkg.files[name]
+		docs := map[*ast.CommentGroup]bool{}
+		for _, d := range f.Decls {
+			g, ok := d.(*ast.GenDecl)
+			if !ok || g.Tok != token.CONST || g.Doc == nil {
+				continue
+			}
+			docs[g.Doc] = true
+			c := checker{l: Layout{File: rel}, pkg: pkg}
+			rows := c.readRows(g.Doc)
+			if len(rows) == 0 {
+				continue
+			}
+			c.l.Title = strings.SplitN(g.Doc.Text(), "\n", 2)[0]
+			c.checkRows(rows, constsOf(g))
+			errs = append(errs, c.errs...)
+		}
+		// A table anywhere else (a package doc, a type's comment) is a
+		// copy that nothing keeps in step with the code.
+		for _, cg := range f.Comments {
+			c := checker{l: Layout{File: rel}, pkg: pkg}
+			if docs[cg] || len(c.readRows(cg)) == 0 {
+				continue
+			}
+			c.l.Title = strings.SplitN(cg.Text(), "\n", 2)[0]
+			c.errorf(cg.Pos(), "a table that is not the doc comment of its offset constants' declaration (move it there, or describe the record in words)")
+			errs = append(errs, c.errs...)
+		}
+	}
+	return errs
+}
+
+func sortedKeys(m map[string]*ast.File) []string {
+	keys := make([]string, 0, len(m))
+	for k := range m {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	return keys
 }
 
 type noImports struct{}

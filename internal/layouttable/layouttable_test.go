@@ -58,3 +58,34 @@ func TestOverlapAndValueErrors(t *testing.T) {
 		t.Errorf("errors %v, want one about the missing size constant", errs)
 	}
 }
+
+// TestEveryTableInTheModule: every table of the module, whether a
+// package's TestLayoutTables names it or not, matches its constants.
+func TestEveryTableInTheModule(t *testing.T) {
+	for _, err := range CheckTree("../..") {
+		t.Error(err)
+	}
+}
+
+// TestCheckTreeFindsDrift: CheckTree finds the drift of a table no test
+// names (offsets and gaps; sizes and prefixes need a Layout) and a table
+// away from its constants.
+func TestCheckTreeFindsDrift(t *testing.T) {
+	var got []string
+	for _, err := range CheckTree("testdata") {
+		got = append(got, err.Error())
+	}
+	all := strings.Join(got, "\n")
+	for _, want := range []string{
+		"drift/drift.go:7: layout \"Record layout:\": the table puts dLen at 8, the constant says 12",
+		"drift/drift.go:8: layout \"Record layout:\": row dGone at 20, the row before ends at 16 (a gap)",
+		"a table that is not the doc comment of its offset constants' declaration",
+	} {
+		if !strings.Contains(all, want) {
+			t.Errorf("no error %q in:\n%s", want, all)
+		}
+	}
+	if strings.Contains(all, "good.go") {
+		t.Errorf("errors for the table that matches:\n%s", all)
+	}
+}
