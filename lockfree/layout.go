@@ -199,8 +199,8 @@ const (
 )
 
 // Cell fields (owner o, queue q at cells + (o*Queues + q)*cellSize; int64
-// each, written only by owner o or its repairer; read by depth sums,
-// and the checker):
+// each, written only by owner o or its repairer; read by depth sums and
+// the checker):
 //
 //	offset  size  constant   field
 //	     0     8  clDepth    depth contribution: owned stores, except a put to a queue whose MaxDepth is below the entry count stores its increment atomically before it sums the others' cells (reserveDepth)
