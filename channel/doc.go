@@ -171,47 +171,36 @@
 //
 // # Wire protocol (version 2, little-endian)
 //
-// Every frame has an 8-byte header:
+// Every frame has an 8-byte header: magic "QC", protocol version (2; a
+// version 1 HELLO is answered with a version 1 CLOSE saying why), frame
+// type, payload length (at most the negotiated MAXMSGL + 64 KiB; 4 KiB
+// before the handshake). Names in payloads are NUL padded, printable
+// ASCII. The header and every fixed payload are tables directly above
+// their offset constants in wire.go (TestLayoutTables checks them):
 //
-//	0 2 magic "QC"
-//	2 1 protocol version (2; a version 1 HELLO is answered with a
-//	    version 1 CLOSE saying why)
-//	3 1 frame type
-//	4 4 payload length (at most the negotiated MAXMSGL + 64 KiB; 4 KiB
-//	    before the handshake)
-//
-// Payloads (names NUL padded, printable ASCII):
-//
-//	HELLO (1), sender to receiver, 200 bytes:
-//	  0 48 channel name       48 48 sending queue manager
-//	 96 48 sending group     144  4 batch size
-//	148  4 max message length 152 4 heartbeat interval, s
-//	156  1 NPMSPEED FAST (1) or NORMAL (0)
-//	157  1 lowest version   158 1 highest version
-//	159  1 flags: bit 0 reset (other bits zero)
-//	160  8 latest in-doubt batch id (0: none): the resynchronisation
-//	       question; with the reset flag, the next batch's id (1 to
-//	       MaxSeqNum) after RESET CHANNEL: the receiver takes one less as
-//	       its last batch (a sender resets only with nothing in doubt)
-//	168 32 sender nonce (crypto/rand, fresh for each HELLO)
+//	HELLO (1), sender to receiver, 200 bytes: channel, sending queue
+//	  manager and group, batch size, max message length, heartbeat
+//	  interval, NPMSPEED, lowest and highest version, flags (bit 0 reset),
+//	  latest in-doubt batch id (0: none) -- the resynchronisation
+//	  question; with the reset flag, the next batch's id (1 to MaxSeqNum)
+//	  after RESET CHANNEL: the receiver takes one less as its last batch
+//	  (a sender resets only with nothing in doubt) -- and the sender nonce
+//	  (crypto/rand, fresh for each HELLO)
 //	CHALLENGE (8), receiver to sender, answering HELLO, 80 bytes:
-//	  0 48 receiving queue manager   48 32 receiver nonce
-//	AUTH (9), sender to receiver, answering CHALLENGE, 40 bytes:
-//	  0  1 flags: bit 0 a proof follows (other bits zero)
-//	  1  7 zero          8 32 sender's proof (zero without the flag)
-//	HELLO_ACK (2), answering AUTH, 104 bytes:
-//	  0 48 receiving queue manager (as in CHALLENGE)
-//	 48  4 batch size   52 4 max message length   56 4 heartbeat interval
-//	 60  1 version      61 1 flags: bit 0 a proof follows   62 2 zero
-//	 64  8 last committed batch id: the resynchronisation answer
-//	 72 32 receiver's proof (zero without the flag)
+//	  receiving queue manager, receiver nonce
+//	AUTH (9), sender to receiver, answering CHALLENGE, 40 bytes: flags
+//	  (bit 0: a proof follows), the sender's proof (zero without the flag)
+//	HELLO_ACK (2), answering AUTH, 104 bytes: receiving queue manager,
+//	  batch size, max message length, heartbeat interval, version, flags
+//	  (bit 0: a proof follows), last committed batch id (the
+//	  resynchronisation answer), the receiver's proof
 //	MSG (3): a transmission header, properties and body (package xmit),
 //	  sent from the transmission queue's message as stored; bodies of 1 KiB
 //	  and more go to the socket without a copy (vectored write)
-//	END_BATCH (4), 16 bytes: 8 batch id, 4 message count, 4 zero
+//	END_BATCH (4), 16 bytes: batch id, message count
 //	CONFIRM (5), 8 bytes: batch id
 //	HEARTBEAT (6), empty: answered with a HEARTBEAT
-//	CLOSE (7): 4 reason (ReasonNormal...), 2 text length n, n text (<= 512)
+//	CLOSE (7): reason (ReasonNormal...), text length n, n text (<= 512)
 //
 // MSG, END_BATCH, CONFIRM and HEARTBEAT come only after HELLO_ACK.
 //
@@ -242,13 +231,15 @@
 //
 // # Sync records (messages on SyncQueue, correlation id kind + name)
 //
-//	correlation id: a kind byte, the channel name, NUL padded to 24 bytes
-//	receiver ('R'):           "QSR1" | 8 last committed batch id (persistent
-//	                          if the batch was, or the record it replaced)
-//	sender ('S' + lane: 'S' to 'V' with four lanes; a starting instance
-//	resolves the records of up to MaxLanes+1 lanes, so a version with more
-//	lanes leaves none behind):
-//	                          "QSS1" | 8 batch id | 4 count n | n x 24 message ids
+// The correlation id is a kind byte and the channel name, NUL padded to
+// 24 bytes: 'R' for the receiver's record, 'S' + lane ('S' to 'V' with
+// four lanes; a starting instance resolves the records of up to
+// MaxLanes+1 lanes, so a version with more lanes leaves none behind) for
+// a sender lane's. The receiver's record ("QSR1", last committed batch
+// id) is persistent if the batch was, or the record it replaced; a
+// sender's ("QSS1", batch id, count n, n message ids) names its batch in
+// doubt. Both are tables directly above their offset constants in
+// sync.go.
 //
 // # Status entry
 //

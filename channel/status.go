@@ -119,35 +119,36 @@ func (r StopReason) Describe(name string) string {
 }
 
 // Status record layout (group.FirstFreeSlot onwards in the admin structure;
-// 256 bytes, little-endian; names NUL padded):
+// recSize bytes, little-endian; names NUL padded):
 //
-//	  0  24 channel name (at most 20 characters; all zero: free slot)
-//	 24  24 the owner's lane connection tags, MaxLanes x 4 (0: none)
-//	 48   1 type: 1 SDR, 2 RCVR
-//	 49   1 state
-//	 50   1 flags: bit 0 stop requested, bit 1 force, bit 2 reset
-//	        requested, bit 3 deleted
-//	 51   1 stop reason (StopReason; 0: none)
-//	 52   4 owner member slot + 1 (0: none)
-//	 56   8 owner member incarnation
-//	 64   8 owner connection tag (admin structure)
-//	 72   8 last update, Unix ns
-//	 80  48 transmission queue
-//	128  48 remote queue manager
-//	176  48 remote address
-//	224   8 in-doubt batch id
-//	232   8 last committed batch id
-//	240   4 retries        244 4 messages
-//	248   8 next retry, Unix ns
+//	offset  size  constant     field
+//	     0    24  recName      channel name (at most 20 characters; all zero: free slot)
+//	    24    24  recLanes     the owner's lane connection tags, MaxLanes x u32 (0: none)
+//	    48     1  recType      type: 1 SDR, 2 RCVR
+//	    49     1  recState     state
+//	    50     1  recFlags     flags: bit 0 stop requested, bit 1 force, bit 2 reset requested, bit 3 deleted
+//	    51     1  recReason    stop reason (StopReason; 0: none)
+//	    52     4  recOwner     owner member slot + 1 (0: none)
+//	    56     8  recOwnerInc  owner member incarnation
+//	    64     8  recConn      owner connection tag (admin structure)
+//	    72     8  recUpdated   last update, Unix ns
+//	    80    48  recXmitQ     transmission queue
+//	   128    48  recRQM       remote queue manager
+//	   176    48  recAddr      remote address
+//	   224     8  recInDoubt   in-doubt batch id
+//	   232     8  recLast      last committed batch id
+//	   240     4  recRetries   retries
+//	   244     4  recMsgs      messages
+//	   248     8  recRetryAt   next retry, Unix ns
 const (
 	recName     = 0
+	recLanes    = 24
 	recType     = 48
 	recState    = 49
 	recFlags    = 50
 	recReason   = 51
 	recOwner    = 52
 	recOwnerInc = 56
-	recLanes    = 24
 	recConn     = 64
 	recUpdated  = 72
 	recXmitQ    = 80
@@ -159,8 +160,8 @@ const (
 	recMsgs     = 244
 	recRetryAt  = 248
 	recSize     = 256
-	nameLen     = 48
-	chanNameLen = 24
+	nameLen     = 48 // bytes of each name field but the channel's
+	chanNameLen = 24 // bytes of recName
 )
 
 // Flag bits of the byte at recFlags.

@@ -38,56 +38,91 @@ func syncSendKind(i int) byte { return syncSend + byte(i) }
 // ErrSyncRecord is returned for a malformed sync record.
 var ErrSyncRecord = errors.New("channel: malformed sync record")
 
-// Sync record layouts (little-endian):
+// Sync record key: a sync record's correlation id (syncKeySize bytes):
 //
-//	receiver: "QSR1" | 8 last committed batch id
-//	sender:   "QSS1" | 8 in-doubt batch id | 4 count n | n x 24 message ids
-//	          (the transmission queue's ids of the batch's messages)
+//	offset  size  constant  field
+//	     0     1  skKind    kind: syncRecv, or the sender lane's kind
+//	     1    23  skName    channel name, NUL padded
+const (
+	skKind      = 0
+	skName      = 1
+	syncKeySize = 24
+)
+
+// Receiver sync record (recvSyncSize bytes, little-endian):
+//
+//	offset  size  constant  field
+//	     0     4  rsMagic   magic "QSR1"
+//	     4     8  rsBatch   last committed batch id
+const (
+	rsMagic      = 0
+	rsBatch      = 4
+	recvSyncSize = 12
+	recvMagic    = "QSR1"
+)
+
+// Sender sync record (sendSyncFixed bytes, then the ids; little-endian):
+//
+//	offset  size  constant  field
+//	     0     4  ssMagic   magic "QSS1"
+//	     4     8  ssBatch   in-doubt batch id
+//	    12     4  ssCount   count n
+//	    16     *  ssIDs     n x syncIDSize message ids (the transmission queue's ids of the batch's messages)
+const (
+	ssMagic       = 0
+	ssBatch       = 4
+	ssCount       = 12
+	ssIDs         = sendSyncFixed
+	sendSyncFixed = 16
+	syncIDSize    = 24
+	sendMagic     = "QSS1"
+)
+
 const maxSyncIDs = 9999
 
-func syncKey(kind byte, channel string) [24]byte {
-	var k [24]byte
-	k[0] = kind
-	copy(k[1:], channel)
+func syncKey(kind byte, channel string) [syncKeySize]byte {
+	var k [syncKeySize]byte
+	k[skKind] = kind
+	copy(k[skName:], channel)
 	return k
 }
 
 func encodeRecvSync(batch uint64) []byte {
-	b := make([]byte, 12)
-	copy(b, "QSR1")
-	binary.LittleEndian.PutUint64(b[4:], batch)
+	b := make([]byte, recvSyncSize)
+	copy(b[rsMagic:], recvMagic)
+	binary.LittleEndian.PutUint64(b[rsBatch:], batch)
 	return b
 }
 
 func decodeRecvSync(b []byte) (uint64, error) {
-	if len(b) != 12 || string(b[:4]) != "QSR1" {
+	if len(b) != recvSyncSize || string(b[rsMagic:rsMagic+len(recvMagic)]) != recvMagic {
 		return 0, fmt.Errorf("%w: receiver record of %d bytes", ErrSyncRecord, len(b))
 	}
-	return binary.LittleEndian.Uint64(b[4:]), nil
+	return binary.LittleEndian.Uint64(b[rsBatch:]), nil
 }
 
-func encodeSendSync(batch uint64, ids [][24]byte) []byte {
-	b := make([]byte, 16, 16+24*len(ids))
-	copy(b, "QSS1")
-	binary.LittleEndian.PutUint64(b[4:], batch)
-	binary.LittleEndian.PutUint32(b[12:], uint32(len(ids)))
+func encodeSendSync(batch uint64, ids [][syncIDSize]byte) []byte {
+	b := make([]byte, sendSyncFixed, sendSyncFixed+syncIDSize*len(ids))
+	copy(b[ssMagic:], sendMagic)
+	binary.LittleEndian.PutUint64(b[ssBatch:], batch)
+	binary.LittleEndian.PutUint32(b[ssCount:], uint32(len(ids)))
 	for _, id := range ids {
 		b = append(b, id[:]...)
 	}
 	return b
 }
 
-func decodeSendSync(b []byte) (uint64, [][24]byte, error) {
-	if len(b) < 16 || string(b[:4]) != "QSS1" {
+func decodeSendSync(b []byte) (uint64, [][syncIDSize]byte, error) {
+	if len(b) < sendSyncFixed || string(b[ssMagic:ssMagic+len(sendMagic)]) != sendMagic {
 		return 0, nil, fmt.Errorf("%w: sender record of %d bytes", ErrSyncRecord, len(b))
 	}
-	n := binary.LittleEndian.Uint32(b[12:])
-	if n > maxSyncIDs || uint64(len(b)) != 16+24*uint64(n) {
+	n := binary.LittleEndian.Uint32(b[ssCount:])
+	if n > maxSyncIDs || uint64(len(b)) != sendSyncFixed+syncIDSize*uint64(n) {
 		return 0, nil, fmt.Errorf("%w: sender record with %d ids in %d bytes", ErrSyncRecord, n, len(b))
 	}
-	ids := make([][24]byte, n)
+	ids := make([][syncIDSize]byte, n)
 	for i := range ids {
-		copy(ids[i][:], b[16+24*i:])
+		copy(ids[i][:], b[ssIDs+syncIDSize*i:])
 	}
-	return binary.LittleEndian.Uint64(b[4:]), ids, nil
+	return binary.LittleEndian.Uint64(b[ssBatch:]), ids, nil
 }

@@ -45,6 +45,124 @@ const (
 	frameSlack = 64 << 10
 )
 
+// Frame header (frameHdrSize bytes; the payload follows):
+//
+//	offset  size  constant   field
+//	     0     2  fhMagic    magic "QC"
+//	     2     1  fhVersion  protocol version (ProtoVersion; a version 1 HELLO is answered with a version 1 CLOSE saying why)
+//	     3     1  fhType     frame type
+//	     4     4  fhLen      payload length (at most the negotiated MAXMSGL + frameSlack; maxHelloFrame before the handshake)
+const (
+	fhMagic   = 0
+	fhVersion = 2
+	fhType    = 3
+	fhLen     = 4
+)
+
+// HELLO payload (helloSize bytes; names NUL padded, printable ASCII):
+//
+//	offset  size  constant    field
+//	     0    48  heChannel   channel name
+//	    48    48  heQMgr      sending queue manager
+//	    96    48  heGroup     sending group
+//	   144     4  heBatchSz   batch size
+//	   148     4  heMaxMsgL   max message length
+//	   152     4  heHBInt     heartbeat interval, s
+//	   156     1  heNPMSpeed  NPMSPEED FAST (1) or NORMAL (0)
+//	   157     1  heMinVer    lowest version
+//	   158     1  heMaxVer    highest version
+//	   159     1  heFlags     flags: helloFlagReset (other bits zero)
+//	   160     8  heLast      latest in-doubt batch id (0: none); with the reset flag, the next batch's id (1 to MaxSeqNum)
+//	   168    32  heNonce     sender nonce (crypto/rand, fresh for each HELLO)
+const (
+	heChannel  = 0
+	heQMgr     = 48
+	heGroup    = 96
+	heBatchSz  = 144
+	heMaxMsgL  = 148
+	heHBInt    = 152
+	heNPMSpeed = 156
+	heMinVer   = 157
+	heMaxVer   = 158
+	heFlags    = 159
+	heLast     = 160
+	heNonce    = 168
+)
+
+// CHALLENGE payload (challengeSize bytes):
+//
+//	offset  size  constant  field
+//	     0    48  chQMgr    receiving queue manager
+//	    48    32  chNonce   receiver nonce
+const (
+	chQMgr  = 0
+	chNonce = 48
+)
+
+// AUTH payload (authSize bytes):
+//
+//	offset  size  constant  field
+//	     0     1  auFlags   flags: proofFlag, a proof follows (other bits zero)
+//	     1     7  -         zero
+//	     8    32  auProof   sender's proof (zero without the flag)
+const (
+	auFlags = 0
+	auProof = 8
+)
+
+// HELLO_ACK payload (helloAckSize bytes):
+//
+//	offset  size  constant     field
+//	     0    48  haQMgr       receiving queue manager (as in CHALLENGE)
+//	    48     4  haBatchSz    batch size
+//	    52     4  haMaxMsgL    max message length
+//	    56     4  haHBInt      heartbeat interval, s
+//	    60     1  haVersion    version
+//	    61     1  haFlags      flags: proofFlag, a proof follows
+//	    62     2  -            zero
+//	    64     8  haLastBatch  last committed batch id: the resynchronisation answer
+//	    72    32  haProof      receiver's proof (zero without the flag)
+const (
+	haQMgr      = 0
+	haBatchSz   = 48
+	haMaxMsgL   = 52
+	haHBInt     = 56
+	haVersion   = 60
+	haFlags     = 61
+	haLastBatch = 64
+	haProof     = 72
+)
+
+// END_BATCH payload (endBatchSize bytes):
+//
+//	offset  size  constant  field
+//	     0     8  ebID      batch id
+//	     8     4  ebCount   message count
+//	    12     4  -         zero
+const (
+	ebID    = 0
+	ebCount = 8
+)
+
+// CONFIRM payload (confirmSize bytes):
+//
+//	offset  size  constant  field
+//	     0     8  cfID      batch id
+const cfID = 0
+
+// CLOSE payload (closeFixed bytes, then the text):
+//
+//	offset  size  constant   field
+//	     0     4  clReason   reason (ReasonNormal...)
+//	     4     2  clTextLen  text length n (at most maxCloseText)
+//	     6     *  clText     n bytes of text
+const (
+	clReason   = 0
+	clTextLen  = 4
+	clText     = 6
+	closeFixed = clText
+)
+
 // MaxSeqNum is the highest sequence number RESET CHANNEL sets (SEQNUM, as
 // MQ's 1..999999999).
 const MaxSeqNum = 999_999_999
@@ -111,11 +229,8 @@ type Auth struct {
 	Proof    Proof
 }
 
-// HELLO flags (the byte at helloFlags).
-const (
-	helloFlags     = 159
-	helloFlagReset = 1 << 0 // the last field is Reset, not InDoubt
-)
+// HELLO flags (the byte at heFlags).
+const helloFlagReset = 1 << 0 // the last field is Reset, not InDoubt
 
 // HelloAck answers a Hello: the limits both sides use (the smaller of the
 // two), and the resynchronisation answer, the last batch the receiver
@@ -218,20 +333,20 @@ func (r *Reader) Read() (Frame, error) {
 }
 
 func parseHeader(h []byte, max uint32) (Frame, uint32, error) {
-	if h[0] != frameMagic0 || h[1] != frameMagic1 {
-		return Frame{}, 0, fmt.Errorf("%w: bad magic %q", ErrProtocol, h[:2])
+	if h[fhMagic] != frameMagic0 || h[fhMagic+1] != frameMagic1 {
+		return Frame{}, 0, fmt.Errorf("%w: bad magic %q", ErrProtocol, h[fhMagic:fhMagic+2])
 	}
-	if h[2] != ProtoVersion {
-		return Frame{}, 0, fmt.Errorf("%w: protocol version %d (this side speaks %d)", ErrProtocol, h[2], ProtoVersion)
+	if h[fhVersion] != ProtoVersion {
+		return Frame{}, 0, fmt.Errorf("%w: protocol version %d (this side speaks %d)", ErrProtocol, h[fhVersion], ProtoVersion)
 	}
-	if h[3] < FrameHello || h[3] > FrameAuth {
-		return Frame{}, 0, fmt.Errorf("%w: unknown frame type %d", ErrProtocol, h[3])
+	if h[fhType] < FrameHello || h[fhType] > FrameAuth {
+		return Frame{}, 0, fmt.Errorf("%w: unknown frame type %d", ErrProtocol, h[fhType])
 	}
-	n := binary.LittleEndian.Uint32(h[4:])
+	n := binary.LittleEndian.Uint32(h[fhLen:])
 	if n > max {
 		return Frame{}, 0, fmt.Errorf("%w: frame of %d bytes (limit %d)", ErrProtocol, n, max)
 	}
-	return Frame{Type: h[3]}, n, nil
+	return Frame{Type: h[fhType]}, n, nil
 }
 
 func header(dst []byte, typ byte, n int) []byte { return headerV(dst, ProtoVersion, typ, n) }
@@ -239,16 +354,17 @@ func header(dst []byte, typ byte, n int) []byte { return headerV(dst, ProtoVersi
 // HeaderVersion is the protocol version in a frame header (h holds at
 // least 3 bytes), 0 when h is not a frame header.
 func HeaderVersion(h []byte) byte {
-	if len(h) < 3 || h[0] != frameMagic0 || h[1] != frameMagic1 {
+	if len(h) < fhVersion+1 || h[fhMagic] != frameMagic0 || h[fhMagic+1] != frameMagic1 {
 		return 0
 	}
-	return h[2]
+	return h[fhVersion]
 }
 
 func headerV(dst []byte, ver, typ byte, n int) []byte {
-	dst = append(dst, frameMagic0, frameMagic1, ver, typ, 0, 0, 0, 0)
-	binary.LittleEndian.PutUint32(dst[len(dst)-4:], uint32(n))
-	return dst
+	var h [frameHdrSize]byte
+	h[fhMagic], h[fhMagic+1], h[fhVersion], h[fhType] = frameMagic0, frameMagic1, ver, typ
+	binary.LittleEndian.PutUint32(h[fhLen:], uint32(n))
+	return append(dst, h[:]...)
 }
 
 // Writer writes frames. Small frames are gathered in a buffer; message
@@ -295,31 +411,31 @@ func (w *Writer) MsgV(pieces [][]byte, n int) {
 // Hello queues a HELLO frame.
 func (w *Writer) Hello(h Hello) {
 	var b [helloSize]byte
-	putName(b[0:48], h.Channel)
-	putName(b[48:96], h.QMgr)
-	putName(b[96:144], h.Group)
-	binary.LittleEndian.PutUint32(b[144:], h.BatchSz)
-	binary.LittleEndian.PutUint32(b[148:], h.MaxMsgL)
-	binary.LittleEndian.PutUint32(b[152:], h.HBInt)
+	putName(b[heChannel:heChannel+nameLen], h.Channel)
+	putName(b[heQMgr:heQMgr+nameLen], h.QMgr)
+	putName(b[heGroup:heGroup+nameLen], h.Group)
+	binary.LittleEndian.PutUint32(b[heBatchSz:], h.BatchSz)
+	binary.LittleEndian.PutUint32(b[heMaxMsgL:], h.MaxMsgL)
+	binary.LittleEndian.PutUint32(b[heHBInt:], h.HBInt)
 	if h.NPMFast {
-		b[156] = 1
+		b[heNPMSpeed] = 1
 	}
-	b[157], b[158] = h.MinVer, h.MaxVer
+	b[heMinVer], b[heMaxVer] = h.MinVer, h.MaxVer
 	if h.Reset != 0 {
-		b[helloFlags] |= helloFlagReset
-		binary.LittleEndian.PutUint64(b[160:], h.Reset)
+		b[heFlags] |= helloFlagReset
+		binary.LittleEndian.PutUint64(b[heLast:], h.Reset)
 	} else {
-		binary.LittleEndian.PutUint64(b[160:], h.InDoubt)
+		binary.LittleEndian.PutUint64(b[heLast:], h.InDoubt)
 	}
-	copy(b[168:], h.Nonce[:])
+	copy(b[heNonce:], h.Nonce[:])
 	w.small(FrameHello, b[:])
 }
 
 // Challenge queues a CHALLENGE frame.
 func (w *Writer) Challenge(c Challenge) {
 	var b [challengeSize]byte
-	putName(b[0:48], c.QMgr)
-	copy(b[48:], c.Nonce[:])
+	putName(b[chQMgr:chQMgr+nameLen], c.QMgr)
+	copy(b[chNonce:], c.Nonce[:])
 	w.small(FrameChallenge, b[:])
 }
 
@@ -327,28 +443,28 @@ func (w *Writer) Challenge(c Challenge) {
 func (w *Writer) Auth(a Auth) {
 	var b [authSize]byte
 	if a.HasProof {
-		b[0] = proofFlag
-		copy(b[8:], a.Proof[:])
+		b[auFlags] = proofFlag
+		copy(b[auProof:], a.Proof[:])
 	}
 	w.small(FrameAuth, b[:])
 }
 
-// proofFlag is the flag bit saying a proof follows (AUTH byte 0,
-// HELLO_ACK byte 61).
+// proofFlag is the flag bit saying a proof follows (AUTH auFlags,
+// HELLO_ACK haFlags).
 const proofFlag = 1 << 0
 
 // HelloAck queues a HELLO_ACK frame.
 func (w *Writer) HelloAck(a HelloAck) {
 	var b [helloAckSize]byte
-	putName(b[0:48], a.QMgr)
-	binary.LittleEndian.PutUint32(b[48:], a.BatchSz)
-	binary.LittleEndian.PutUint32(b[52:], a.MaxMsgL)
-	binary.LittleEndian.PutUint32(b[56:], a.HBInt)
-	b[60] = a.Version
-	binary.LittleEndian.PutUint64(b[64:], a.LastBatch)
+	putName(b[haQMgr:haQMgr+nameLen], a.QMgr)
+	binary.LittleEndian.PutUint32(b[haBatchSz:], a.BatchSz)
+	binary.LittleEndian.PutUint32(b[haMaxMsgL:], a.MaxMsgL)
+	binary.LittleEndian.PutUint32(b[haHBInt:], a.HBInt)
+	b[haVersion] = a.Version
+	binary.LittleEndian.PutUint64(b[haLastBatch:], a.LastBatch)
 	if a.HasProof {
-		b[61] = proofFlag
-		copy(b[72:], a.Proof[:])
+		b[haFlags] = proofFlag
+		copy(b[haProof:], a.Proof[:])
 	}
 	w.small(FrameHelloAck, b[:])
 }
@@ -356,15 +472,15 @@ func (w *Writer) HelloAck(a HelloAck) {
 // EndBatch queues an END_BATCH frame.
 func (w *Writer) EndBatch(id uint64, count uint32) {
 	var b [endBatchSize]byte
-	binary.LittleEndian.PutUint64(b[0:], id)
-	binary.LittleEndian.PutUint32(b[8:], count)
+	binary.LittleEndian.PutUint64(b[ebID:], id)
+	binary.LittleEndian.PutUint32(b[ebCount:], count)
 	w.small(FrameEndBatch, b[:])
 }
 
 // Confirm queues a CONFIRM frame.
 func (w *Writer) Confirm(id uint64) {
 	var b [confirmSize]byte
-	binary.LittleEndian.PutUint64(b[0:], id)
+	binary.LittleEndian.PutUint64(b[cfID:], id)
 	w.small(FrameConfirm, b[:])
 }
 
@@ -380,10 +496,10 @@ func (w *Writer) closeV(ver byte, reason uint32, text string) {
 	if len(text) > maxCloseText {
 		text = text[:maxCloseText]
 	}
-	b := make([]byte, 6+len(text))
-	binary.LittleEndian.PutUint32(b[0:], reason)
-	binary.LittleEndian.PutUint16(b[4:], uint16(len(text)))
-	copy(b[6:], text)
+	b := make([]byte, closeFixed+len(text))
+	binary.LittleEndian.PutUint32(b[clReason:], reason)
+	binary.LittleEndian.PutUint16(b[clTextLen:], uint16(len(text)))
+	copy(b[clText:], text)
 	w.hdr = headerV(w.hdr, ver, FrameClose, len(b))
 	w.hdr = append(w.hdr, b...)
 }
@@ -431,33 +547,33 @@ func DecodeHello(p []byte) (Hello, error) {
 	if len(p) != helloSize {
 		return h, fmt.Errorf("%w: HELLO of %d bytes", ErrProtocol, len(p))
 	}
-	copy(h.Nonce[:], p[168:])
+	copy(h.Nonce[:], p[heNonce:])
 	var err error
-	if h.Channel, err = getName(p[0:48]); err != nil {
+	if h.Channel, err = getName(p[heChannel : heChannel+nameLen]); err != nil {
 		return h, err
 	}
-	if h.QMgr, err = getName(p[48:96]); err != nil {
+	if h.QMgr, err = getName(p[heQMgr : heQMgr+nameLen]); err != nil {
 		return h, err
 	}
-	if h.Group, err = getName(p[96:144]); err != nil {
+	if h.Group, err = getName(p[heGroup : heGroup+nameLen]); err != nil {
 		return h, err
 	}
 	if h.Channel == "" || h.QMgr == "" {
 		return h, fmt.Errorf("%w: HELLO without a channel or queue manager name", ErrProtocol)
 	}
-	h.BatchSz = binary.LittleEndian.Uint32(p[144:])
-	h.MaxMsgL = binary.LittleEndian.Uint32(p[148:])
-	h.HBInt = binary.LittleEndian.Uint32(p[152:])
-	if p[156] > 1 || p[helloFlags]&^helloFlagReset != 0 {
+	h.BatchSz = binary.LittleEndian.Uint32(p[heBatchSz:])
+	h.MaxMsgL = binary.LittleEndian.Uint32(p[heMaxMsgL:])
+	h.HBInt = binary.LittleEndian.Uint32(p[heHBInt:])
+	if p[heNPMSpeed] > 1 || p[heFlags]&^helloFlagReset != 0 {
 		return h, fmt.Errorf("%w: HELLO flags", ErrProtocol)
 	}
-	h.NPMFast = p[156] == 1
-	h.MinVer, h.MaxVer = p[157], p[158]
+	h.NPMFast = p[heNPMSpeed] == 1
+	h.MinVer, h.MaxVer = p[heMinVer], p[heMaxVer]
 	if h.MinVer > h.MaxVer || h.BatchSz == 0 {
 		return h, fmt.Errorf("%w: HELLO versions %d..%d, batch size %d", ErrProtocol, h.MinVer, h.MaxVer, h.BatchSz)
 	}
-	last := binary.LittleEndian.Uint64(p[160:])
-	if p[helloFlags]&helloFlagReset == 0 {
+	last := binary.LittleEndian.Uint64(p[heLast:])
+	if p[heFlags]&helloFlagReset == 0 {
 		h.InDoubt = last
 		return h, nil
 	}
@@ -475,23 +591,23 @@ func DecodeHelloAck(p []byte) (HelloAck, error) {
 		return a, fmt.Errorf("%w: HELLO_ACK of %d bytes", ErrProtocol, len(p))
 	}
 	var err error
-	if a.QMgr, err = getName(p[0:48]); err != nil {
+	if a.QMgr, err = getName(p[haQMgr : haQMgr+nameLen]); err != nil {
 		return a, err
 	}
-	a.BatchSz = binary.LittleEndian.Uint32(p[48:])
-	a.MaxMsgL = binary.LittleEndian.Uint32(p[52:])
-	a.HBInt = binary.LittleEndian.Uint32(p[56:])
-	a.Version = p[60]
-	a.LastBatch = binary.LittleEndian.Uint64(p[64:])
+	a.BatchSz = binary.LittleEndian.Uint32(p[haBatchSz:])
+	a.MaxMsgL = binary.LittleEndian.Uint32(p[haMaxMsgL:])
+	a.HBInt = binary.LittleEndian.Uint32(p[haHBInt:])
+	a.Version = p[haVersion]
+	a.LastBatch = binary.LittleEndian.Uint64(p[haLastBatch:])
 	if a.BatchSz == 0 {
 		return a, fmt.Errorf("%w: HELLO_ACK batch size 0", ErrProtocol)
 	}
-	if p[61]&^proofFlag != 0 || p[62] != 0 || p[63] != 0 {
+	if p[haFlags]&^proofFlag != 0 || !allZero(p[haFlags+1:haLastBatch]) {
 		return a, fmt.Errorf("%w: HELLO_ACK flags", ErrProtocol)
 	}
-	if a.HasProof = p[61] == proofFlag; a.HasProof {
-		copy(a.Proof[:], p[72:])
-	} else if !allZero(p[72:]) {
+	if a.HasProof = p[haFlags] == proofFlag; a.HasProof {
+		copy(a.Proof[:], p[haProof:])
+	} else if !allZero(p[haProof:]) {
 		return a, fmt.Errorf("%w: HELLO_ACK with proof bytes and no proof flag", ErrProtocol)
 	}
 	return a, nil
@@ -504,13 +620,13 @@ func DecodeChallenge(p []byte) (Challenge, error) {
 		return c, fmt.Errorf("%w: CHALLENGE of %d bytes", ErrProtocol, len(p))
 	}
 	var err error
-	if c.QMgr, err = getName(p[0:48]); err != nil {
+	if c.QMgr, err = getName(p[chQMgr : chQMgr+nameLen]); err != nil {
 		return c, err
 	}
 	if c.QMgr == "" {
 		return c, fmt.Errorf("%w: CHALLENGE without a queue manager name", ErrProtocol)
 	}
-	copy(c.Nonce[:], p[48:])
+	copy(c.Nonce[:], p[chNonce:])
 	return c, nil
 }
 
@@ -520,12 +636,12 @@ func DecodeAuth(p []byte) (Auth, error) {
 	if len(p) != authSize {
 		return a, fmt.Errorf("%w: AUTH of %d bytes", ErrProtocol, len(p))
 	}
-	if p[0]&^proofFlag != 0 || !allZero(p[1:8]) {
+	if p[auFlags]&^proofFlag != 0 || !allZero(p[auFlags+1:auProof]) {
 		return a, fmt.Errorf("%w: AUTH flags", ErrProtocol)
 	}
-	if a.HasProof = p[0] == proofFlag; a.HasProof {
-		copy(a.Proof[:], p[8:])
-	} else if !allZero(p[8:]) {
+	if a.HasProof = p[auFlags] == proofFlag; a.HasProof {
+		copy(a.Proof[:], p[auProof:])
+	} else if !allZero(p[auProof:]) {
 		return a, fmt.Errorf("%w: AUTH with proof bytes and no proof flag", ErrProtocol)
 	}
 	return a, nil
@@ -545,7 +661,7 @@ func DecodeEndBatch(p []byte) (id uint64, count uint32, err error) {
 	if len(p) != endBatchSize {
 		return 0, 0, fmt.Errorf("%w: END_BATCH of %d bytes", ErrProtocol, len(p))
 	}
-	return binary.LittleEndian.Uint64(p), binary.LittleEndian.Uint32(p[8:]), nil
+	return binary.LittleEndian.Uint64(p[ebID:]), binary.LittleEndian.Uint32(p[ebCount:]), nil
 }
 
 // DecodeConfirm parses a CONFIRM payload.
@@ -553,17 +669,17 @@ func DecodeConfirm(p []byte) (uint64, error) {
 	if len(p) != confirmSize {
 		return 0, fmt.Errorf("%w: CONFIRM of %d bytes", ErrProtocol, len(p))
 	}
-	return binary.LittleEndian.Uint64(p), nil
+	return binary.LittleEndian.Uint64(p[cfID:]), nil
 }
 
 // DecodeClose parses a CLOSE payload.
 func DecodeClose(p []byte) (reason uint32, text string, err error) {
-	if len(p) < 6 {
+	if len(p) < closeFixed {
 		return 0, "", fmt.Errorf("%w: CLOSE of %d bytes", ErrProtocol, len(p))
 	}
-	n := int(binary.LittleEndian.Uint16(p[4:]))
-	if n != len(p)-6 || n > maxCloseText {
-		return 0, "", fmt.Errorf("%w: CLOSE text of %d bytes in %d", ErrProtocol, n, len(p)-6)
+	n := int(binary.LittleEndian.Uint16(p[clTextLen:]))
+	if n != len(p)-closeFixed || n > maxCloseText {
+		return 0, "", fmt.Errorf("%w: CLOSE text of %d bytes in %d", ErrProtocol, n, len(p)-closeFixed)
 	}
-	return binary.LittleEndian.Uint32(p), string(p[6:]), nil
+	return binary.LittleEndian.Uint32(p[clReason:]), string(p[clText:]), nil
 }

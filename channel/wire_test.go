@@ -147,7 +147,7 @@ func TestHelloReset(t *testing.T) {
 		}
 	}
 	p := append([]byte(nil), f.Payload...)
-	p[helloFlags] |= 2
+	p[heFlags] |= 2
 	if _, err := DecodeHello(p); !errors.Is(err, ErrProtocol) {
 		t.Errorf("unknown flag: %v", err)
 	}

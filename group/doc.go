@@ -17,31 +17,9 @@
 //	slots 48..63   counters (CounterDefs, CounterLRSN, ...)
 //	slots 64..     free for later layers (channel status)
 //
-// # Peer record (256 bytes, little-endian)
+// # Records
 //
-//	  0  48 name, NUL padded
-//	 48   1 state (PeerState)
-//	 49   7 zero
-//	 56   8 pid
-//	 64   8 process start time (procid)
-//	 72   8 incarnation (counts starts of this member name)
-//	 80   8 heartbeat, Unix ns (the member stores it every HeartbeatInterval)
-//	 88   8 started, Unix ns
-//	 96   8 recoverer pid (state recovering)
-//	104   8 recoverer start time
-//	112   4 local port          116 4 generic port
-//	120   8 pid namespace of the member's process (inode of
-//	        /proc/self/ns/pid; 0 from older members)
-//	128 128 zero
-//
-// # Lease record
-//
-//	 0   8 holder peer slot + 1 (0: free)
-//	 8   8 holder pid      16 8 holder start time
-//	24   8 expiry, Unix ns (the holder renews it)
-//	32   8 generation (incremented on every change of holder)
-//
-// # Counter record
-//
-//	0   8 value
+// The peer, lease and counter records (256 bytes each, little-endian) are
+// tables directly above their offset constants in records.go
+// (TestLayoutTables checks them against the constants).
 package group

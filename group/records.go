@@ -71,22 +71,57 @@ func CheckPidNS(p Peer) error {
 // ProcessAlive reports whether the member's process runs.
 func (p Peer) ProcessAlive() bool { return p.Process.Pid > 0 && procid.Alive(p.Process) }
 
+// Peer record (a status slot of the admin structure; recordSize bytes,
+// little-endian; changed only by whole-record compare-and-swap):
+//
+//	offset  size  constant        field
+//	     0    48  prName          name, NUL padded
+//	    48     1  prState         state (PeerState)
+//	    49     7  -               zero
+//	    56     8  prPid           pid
+//	    64     8  prStart         process start time (procid)
+//	    72     8  prIncarnation   incarnation (counts starts of this member name)
+//	    80     8  prHeartbeat     heartbeat, Unix ns (the member stores it every HeartbeatInterval)
+//	    88     8  prStarted       started, Unix ns
+//	    96     8  prRecPid        recoverer pid (state recovering)
+//	   104     8  prRecStart      recoverer start time
+//	   112     4  prPort          local port
+//	   116     4  prGenericPort   generic port
+//	   120     8  prPidNS         pid namespace of the member's process (inode of /proc/self/ns/pid; 0 from older members)
+//	   128   128  -               zero
+const (
+	prName        = 0
+	prState       = 48
+	prPid         = 56
+	prStart       = 64
+	prIncarnation = 72
+	prHeartbeat   = 80
+	prStarted     = 88
+	prRecPid      = 96
+	prRecStart    = 104
+	prPort        = 112
+	prGenericPort = 116
+	prPidNS       = 120
+	prUsed        = prPidNS + 8 // bytes a decoder needs
+	maxPeerName   = prState - prName
+)
+
 // Encode renders the record (recordSize bytes).
 func (p Peer) Encode() []byte {
 	b := make([]byte, recordSize)
-	copy(b[0:48], p.Name)
-	b[48] = byte(p.State)
+	copy(b[prName:prName+maxPeerName], p.Name)
+	b[prState] = byte(p.State)
 	le := binary.LittleEndian
-	le.PutUint64(b[56:], uint64(p.Process.Pid))
-	le.PutUint64(b[64:], p.Process.Start)
-	le.PutUint64(b[72:], p.Incarnation)
-	le.PutUint64(b[80:], uint64(p.Heartbeat))
-	le.PutUint64(b[88:], uint64(p.Started))
-	le.PutUint64(b[96:], uint64(p.Recoverer.Pid))
-	le.PutUint64(b[104:], p.Recoverer.Start)
-	le.PutUint32(b[112:], uint32(p.Port))
-	le.PutUint32(b[116:], uint32(p.GenericPort))
-	le.PutUint64(b[120:], p.PidNS)
+	le.PutUint64(b[prPid:], uint64(p.Process.Pid))
+	le.PutUint64(b[prStart:], p.Process.Start)
+	le.PutUint64(b[prIncarnation:], p.Incarnation)
+	le.PutUint64(b[prHeartbeat:], uint64(p.Heartbeat))
+	le.PutUint64(b[prStarted:], uint64(p.Started))
+	le.PutUint64(b[prRecPid:], uint64(p.Recoverer.Pid))
+	le.PutUint64(b[prRecStart:], p.Recoverer.Start)
+	le.PutUint32(b[prPort:], uint32(p.Port))
+	le.PutUint32(b[prGenericPort:], uint32(p.GenericPort))
+	le.PutUint64(b[prPidNS:], p.PidNS)
 	return b
 }
 
@@ -94,33 +129,33 @@ func (p Peer) Encode() []byte {
 // one is ErrBadRecord.
 func DecodePeer(b []byte) (Peer, error) {
 	var p Peer
-	if len(b) < 128 {
+	if len(b) < prUsed {
 		return p, fmt.Errorf("%w: peer record of %d bytes", ErrBadRecord, len(b))
 	}
-	name := b[0:48]
+	name := b[prName : prName+maxPeerName]
 	if i := bytes.IndexByte(name, 0); i >= 0 {
 		name = name[:i]
 	}
 	p.Name = string(name)
-	p.State = PeerState(b[48])
+	p.State = PeerState(b[prState])
 	if int(p.State) >= len(peerStateNames) {
-		return p, fmt.Errorf("%w: peer state %d", ErrBadRecord, b[48])
+		return p, fmt.Errorf("%w: peer state %d", ErrBadRecord, b[prState])
 	}
 	le := binary.LittleEndian
-	pid := le.Uint64(b[56:])
-	rpid := le.Uint64(b[96:])
+	pid := le.Uint64(b[prPid:])
+	rpid := le.Uint64(b[prRecPid:])
 	if pid > 1<<31 || rpid > 1<<31 {
 		return p, fmt.Errorf("%w: pid out of range", ErrBadRecord)
 	}
-	p.Process = procid.ID{Pid: int(pid), Start: le.Uint64(b[64:])}
-	p.Incarnation = le.Uint64(b[72:])
-	p.Heartbeat = int64(le.Uint64(b[80:]))
-	p.Started = int64(le.Uint64(b[88:]))
-	p.Recoverer = procid.ID{Pid: int(rpid), Start: le.Uint64(b[104:])}
-	p.Port = int(le.Uint32(b[112:]))
-	p.GenericPort = int(le.Uint32(b[116:]))
-	p.PidNS = le.Uint64(b[120:])
-	if p.State != PeerEmpty && (p.Name == "" || len(p.Name) > 48) {
+	p.Process = procid.ID{Pid: int(pid), Start: le.Uint64(b[prStart:])}
+	p.Incarnation = le.Uint64(b[prIncarnation:])
+	p.Heartbeat = int64(le.Uint64(b[prHeartbeat:]))
+	p.Started = int64(le.Uint64(b[prStarted:]))
+	p.Recoverer = procid.ID{Pid: int(rpid), Start: le.Uint64(b[prRecStart:])}
+	p.Port = int(le.Uint32(b[prPort:]))
+	p.GenericPort = int(le.Uint32(b[prGenericPort:]))
+	p.PidNS = le.Uint64(b[prPidNS:])
+	if p.State != PeerEmpty && (p.Name == "" || len(p.Name) > maxPeerName) {
 		return p, fmt.Errorf("%w: peer in state %v without a name", ErrBadRecord, p.State)
 	}
 	return p, nil
@@ -195,21 +230,38 @@ type Lease struct {
 	Gen     uint64
 }
 
+// Lease record (a status slot; recordSize bytes, little-endian):
+//
+//	offset  size  constant    field
+//	     0     8  lsHolder    holder peer slot + 1 (0: free)
+//	     8     8  lsPid       holder pid
+//	    16     8  lsStart     holder start time (procid)
+//	    24     8  lsExpires   expiry, Unix ns (the holder renews it)
+//	    32     8  lsGen       generation (incremented on every change of holder)
+//	    40   216  -           zero
+const (
+	lsHolder  = 0
+	lsPid     = 8
+	lsStart   = 16
+	lsExpires = 24
+	lsGen     = 32
+)
+
 func (l Lease) encode() []byte {
 	b := make([]byte, recordSize)
 	le := binary.LittleEndian
-	le.PutUint64(b[0:], uint64(l.Holder+1))
-	le.PutUint64(b[8:], uint64(l.Process.Pid))
-	le.PutUint64(b[16:], l.Process.Start)
-	le.PutUint64(b[24:], uint64(l.Expires))
-	le.PutUint64(b[32:], l.Gen)
+	le.PutUint64(b[lsHolder:], uint64(l.Holder+1))
+	le.PutUint64(b[lsPid:], uint64(l.Process.Pid))
+	le.PutUint64(b[lsStart:], l.Process.Start)
+	le.PutUint64(b[lsExpires:], uint64(l.Expires))
+	le.PutUint64(b[lsGen:], l.Gen)
 	return b
 }
 
 func decodeLease(b []byte) Lease {
 	le := binary.LittleEndian
-	return Lease{Holder: int(le.Uint64(b[0:])) - 1, Process: procid.ID{Pid: int(le.Uint64(b[8:])), Start: le.Uint64(b[16:])},
-		Expires: int64(le.Uint64(b[24:])), Gen: le.Uint64(b[32:])}
+	return Lease{Holder: int(le.Uint64(b[lsHolder:])) - 1, Process: procid.ID{Pid: int(le.Uint64(b[lsPid:])), Start: le.Uint64(b[lsStart:])},
+		Expires: int64(le.Uint64(b[lsExpires:])), Gen: le.Uint64(b[lsGen:])}
 }
 
 // LeaseHolder reads a lease.
@@ -260,21 +312,28 @@ func (g *Group) ReleaseLease(o *lockfree.Owner, lease, peer int) error {
 	})
 }
 
+// Counter record (a status slot; recordSize bytes, little-endian):
+//
+//	offset  size  constant  field
+//	     0     8  ctrValue  value
+//	     8   248  -         zero
+const ctrValue = 0
+
 // Counter reads a counter.
 func (g *Group) Counter(c int) (uint64, error) {
 	b := make([]byte, recordSize)
 	if _, err := g.admin.ReadStatus(c, b); err != nil {
 		return 0, err
 	}
-	return binary.LittleEndian.Uint64(b), nil
+	return binary.LittleEndian.Uint64(b[ctrValue:]), nil
 }
 
 // AddCounter adds delta to a counter and returns the new value.
 func (g *Group) AddCounter(o *lockfree.Owner, c int, delta uint64) (uint64, error) {
 	var v uint64
 	err := o.UpdateStatus(c, func(cur []byte) []byte {
-		v = binary.LittleEndian.Uint64(cur) + delta
-		binary.LittleEndian.PutUint64(cur, v)
+		v = binary.LittleEndian.Uint64(cur[ctrValue:]) + delta
+		binary.LittleEndian.PutUint64(cur[ctrValue:], v)
 		return cur
 	})
 	return v, err
@@ -304,10 +363,10 @@ func (l *LRSN) Next(n uint64) (uint64, error) {
 // LRSNs from before the CF was recreated keeps its new records after them.
 func (l *LRSN) AtLeast(v uint64) error {
 	err := l.o.UpdateStatus(CounterLRSN, func(cur []byte) []byte {
-		if binary.LittleEndian.Uint64(cur) >= v {
+		if binary.LittleEndian.Uint64(cur[ctrValue:]) >= v {
 			return nil
 		}
-		binary.LittleEndian.PutUint64(cur, v)
+		binary.LittleEndian.PutUint64(cur[ctrValue:], v)
 		return cur
 	})
 	if err != nil {

@@ -339,7 +339,7 @@ func (s *Structure) check(o CheckOptions, r *CheckReport) {
 	if o.Quiescent {
 		for slot := 0; slot < s.p.Owners; slot++ {
 			for q := uint32(0); q < uint32(s.p.Queues); q++ {
-				u := int64(s.load(s.cellOff(slot, q) + 8))
+				u := int64(s.load(s.cellOff(slot, q) + clUncom))
 				if want := perOwnerUncom[[2]uint32{uint32(slot), q}]; u != want {
 					bad("owner slot %d queue %d: uncommitted count %d, entries say %d", slot, q, u, want)
 				}

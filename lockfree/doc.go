@@ -83,21 +83,11 @@
 //	status slots    StatusSlots x (64 + 2 x StatusSize rounded up to 64)
 //	element data    Elements x ElementSize
 //
-// Control page:
-//
-//	   0   8 magic "QMGRLF01"
-//	   8  36 parameters, u32 each: Owners Queues Entries Elements ElementSize
-//	         Segments IndexSlots StatusSlots StatusSize
-//	  48   8 xxhash64 of [0,48)
-//	1024   8 entry sweep hand          (fetch-add by every allocating owner)
-//	1088   8 element sweep hand
-//	1152   8 segment sweep hand
-//	1216   8 admin token: owner tag or 0 (queue create/delete)
-//	1280   8 service word: 0 in service, 1 failed, 2 recovering
-//	1344   8 bytes of recovery log written about the structure's messages
-//	1408   8 recoverer pid    1416 8 recoverer start time (procid): the
-//	         process that created the structure recovering; written once
-//	         before the file is linked into place
+// The control page (magic, parameters, checksum, sweep hands, admin
+// token, service word, recoverer) is the table beside its offset constants
+// in layout.go. Every record below is likewise a table directly above its
+// named offset constants in layout.go (TestLayoutTables checks each table
+// against its constants and its record's size, so they cannot drift).
 //
 // State words of entries, elements and segments share one encoding:
 //
@@ -121,61 +111,39 @@
 // filled and put in the chain).
 //
 // Owner slot (256 bytes; written by its owner, or by its repairer after it
-// died; read by anyone checking liveness or repairing): the table beside
-// its offset constants in layout.go. The message descriptor's op word is
-// stored last and names the buffer; the segment descriptor's op is cleared
-// first and set last; the epoch is bumped by whoever frees the slot,
-// before the free, so an owner whose slot's epoch is no longer the one it
-// registered under was revoked, whatever the incarnation says (it wraps at
-// 16 bits).
+// died; read by anyone checking liveness or repairing): the table "Owner
+// slot fields" in layout.go. The message descriptor's op word is stored
+// last and names the buffer (table "Descriptor buffer fields"); the
+// segment descriptor's op is cleared first and set last; the epoch is
+// bumped by whoever frees the slot, before the free, so an owner whose
+// slot's epoch is no longer the one it registered under was revoked,
+// whatever the incarnation says (it wraps at 16 bits).
 //
-// Queue record:
+// Queue record: the table "Queue record fields" (a fixed part of 256
+// bytes, then the waiter and touched bitmaps), then 10 sublogs of 128
+// bytes, priority 0 first (table "Sublog fields").
 //
-//	  0 state: incarnation(16) << 48 | state(8) << 40 | owner tag(32)
-//	           states 0 free, 1 creating, 2 active, 3 deleting
-//	  8 max depth   16 max message length   24 flags (1 msgid index,
-//	    2 correlid index, 4 some key not indexed)
-//	 32 created (Unix ns)   40 name length   48 name [48]
-//	128 priorities used (bit mask; set before a first link, cleared on delete)
-//	192 futex word (u32): bumped by putters when someone waits
-//	256 waiter bitmap (one bit per owner slot), then touched bitmap
-//	    (owners whose cells count for this queue)
-//	then 10 sublogs of 128 bytes, priority 0 first:
-//	  0 tail position   8 tail segment ref   16 availSeq
-//	 64 head position  72 head segment ref   80 janitor token (owner tag)
+// Cell (owner o, queue q) at cells + (o*Queues + q)*32: table "Cell
+// fields" (depth contribution, uncommitted count, handles open for input,
+// handles open for output; int64 each). Written only by owner o (or its
+// repairer). A put to a queue whose MaxDepth is below the structure's
+// entry count stores its depth increment atomically before it sums the
+// others' cells (see reserveDepth); every other write is a plain store.
 //
-// Cell (owner o, queue q) at cells + (o*Queues + q)*32: depth contribution,
-// uncommitted count, handles open for input, handles open for output
-// (int64 each). Written only by owner o (or its repairer). A put to a
-// queue whose MaxDepth is below the structure's entry count stores its
-// depth increment atomically before it sums the others' cells (see
-// reserveDepth); every other write is a plain store.
-//
-// Entry (256 bytes):
-//
-//	  0 state word        8 position in its sublog
-//	 16 putter: owner tag << 32 | unit-of-work seq
-//	 24 queue(16) | priority(8) << 16 | flags(8) << 24 | body length << 32
-//	 32 put time   40 expiry   48 backout count(32) | properties length << 32
-//	 56 first element+1 (0: inline)(32) | variable part length << 32
-//	 64 message id [24]   88 correlation id [24]   112 format [8]
-//	120 reply-to queue name length (u8), reply-to qmgr name length (u8)
-//	128 persistence key (Message.Key)
-//	136 inline variable part [120]
+// Entry (256 bytes): table "Entry fields".
 //
 // The variable part is reply-to queue name, reply-to queue manager name,
 // properties, body, in that order; inline when it fits in 120 bytes,
 // otherwise chained over data elements (next links in the element link
 // array, index+1, 0 ends).
 //
-// Segment (576 bytes): 0 state word, 8 base position (a multiple of 64),
-// 16 next segment ref, 64 slots [64] of entry refs ((index+1) << 32 | gen).
-// An empty slot or next field holds the empty mark 1 << 31 | the segment's
-// gen (a nil reference: its high half is zero).
+// Segment (576 bytes): table "Segment fields"; 64 slots of entry refs
+// ((index+1) << 32 | gen). An empty slot or next field holds the empty
+// mark 1 << 31 | the segment's gen (a nil reference: its high half is
+// zero).
 //
 // Index slot: (entry index+1) << 32 | gen << 8 | top byte of the key hash.
 //
-// Status slot: 0 control word: version(31) << 33 | current copy(1) << 32 |
-// reserving owner tag(32); 64 copy 0; 64 + StatusSize rounded up to 64:
-// copy 1.
+// Status slot: table "Status slot fields" (a control word, then two
+// copies of the record).
 package lockfree

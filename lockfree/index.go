@@ -24,10 +24,10 @@ const (
 )
 
 func indexKey(q uint32, kind byte, id []byte) uint64 {
-	var b [4 + 1 + idBytes]byte
-	binary.LittleEndian.PutUint32(b[:], q)
-	b[4] = kind
-	copy(b[5:], id)
+	var b [indexKeySize]byte
+	binary.LittleEndian.PutUint32(b[ikQueue:], q)
+	b[ikKind] = kind
+	copy(b[ikID:], id)
 	return xxhash.Sum64(b[:])
 }
 

@@ -20,12 +20,11 @@ const (
 	ownerSize    = 256
 	cellSize     = 32
 	entrySize    = 256
-	inlineOff    = 136 // offset of the inline data area inside an entry
-	InlineMax    = entrySize - inlineOff
+	InlineMax    = entrySize - enInline
 	segSlots     = 64
 	segHdrSize   = 64
 	segSize      = segHdrSize + segSlots*8
-	statusHdr    = 64
+	statusHdr    = 64 // a status slot's control line; the copies follow
 	Priorities   = 10
 	sublogSize   = 2 * line
 	queueFixed   = 4 * line // attributes (2 lines), priority mask, futex word
@@ -50,7 +49,29 @@ const (
 // store or read-modify-write (not ordered before its later loads: see
 // storeOwned), or read by a repairer only after the owner died.
 
-// Control page (offset 0 of the data area).
+// Control page (offset 0 of the data area; ctlPageSize bytes):
+//
+//	offset  size  constant       field
+//	     0     8  ctlMagic       magic "QMGRLF01"
+//	     8    36  ctlParams      parameters, u32 each: Owners Queues Entries Elements ElementSize Segments IndexSlots StatusSlots StatusSize
+//	    44     4  -              zero
+//	    48     8  ctlChecksum    xxhash64 of [0,48)
+//	    56   968  -              unused
+//	  1024     8  ctlEntryHand   entry sweep hand
+//	  1032    56  -              unused (one line per hand)
+//	  1088     8  ctlElemHand    element sweep hand
+//	  1096    56  -              unused
+//	  1152     8  ctlSegHand     segment sweep hand
+//	  1160    56  -              unused
+//	  1216     8  ctlAdminToken  admin token: owner tag or 0 (queue create and delete)
+//	  1224    56  -              unused
+//	  1280     8  ctlFailed      service word: 0 in service, 1 failed, 2 recovering
+//	  1288    56  -              unused
+//	  1344     8  ctlLogged      bytes of recovery log written about the structure's messages
+//	  1352    56  -              unused
+//	  1408     8  ctlRecPid      recoverer's pid
+//	  1416     8  ctlRecStart    recoverer's start time (procid)
+//	  1424  2672  -              unused
 const (
 	ctlMagic     = 0                   // [8]byte "QMGRLF01"; written once by the creator before the structure is linked into place
 	ctlParams    = 8                   // 9 x u32: Owners Queues Entries Elements ElementSize Segments IndexSlots StatusSlots StatusSize; as ctlMagic
@@ -85,7 +106,12 @@ const (
 	// displays; meaningless while ctlFailed is not failRecovering.
 	ctlRecPid   = ctlLogged + line
 	ctlRecStart = ctlRecPid + 8
+)
+
+// The control page's header: magic, parameters and their checksum.
+const (
 	layoutMagic = "QMGRLF01"
+	paramsLen   = ctlChecksum + 8 // bytes of the header (encodeParams)
 )
 
 // Owner slot fields. A slot is written by its owner while it is active, by
@@ -110,9 +136,13 @@ const (
 //	   104     8  ownLone      lone operation: entry ref ((entry+1) << 32 | gen), 0 none
 //	   112     8  ownLoneKey   lone operation's decision key
 //	   120     8  -            unused
-//	   128    56  ownDesc      message descriptor: op word (kind | buffer << 8), then two buffers of a, b, c
+//	   128     8  ownDesc      message descriptor: op word (kind | buffer << 8)
+//	   136    24  ownDescBuf0  message descriptor buffer 0: a, b, c (see "Descriptor buffer")
+//	   160    24  ownDescBuf1  message descriptor buffer 1
 //	   184     8  -            unused
-//	   192    24  ownSegDesc   segment descriptor: op, a, b
+//	   192     8  ownSegDesc   segment descriptor: op
+//	   200     8  ownSegDescA  segment descriptor: a
+//	   208     8  ownSegDescB  segment descriptor: b
 //	   216     8  ownEpoch     times the slot was freed
 //	   224    32  -            unused
 const (
@@ -136,8 +166,12 @@ const (
 	ownPidNS    = 96  // pid namespace of the registered process (procid.SelfNS): stored before ownPid, trusted like ownStart; its pid means nothing in another namespace
 	ownLone     = 104 // entry ref of the owner's lone operation (PutLone, MarkLone), 0 none: atomic stores by the owner in an operation, before the decision its key names can be recorded (elsewhere), cleared when it ends and at registration; read by Repair, which rolls it forward when the recoverer passes its key as decided
 	ownLoneKey  = 112 // the lone operation's decision key: stored with ownLone, before it; read by Repair with it
-	ownDesc     = 128 // message descriptor: op word (atomic store, publishes a buffer), then two buffers of a, b, c (owned); read by Repair
-	ownSegDesc  = 192 // segment descriptor: op, a, b (atomic stores, op cleared first and set last); read by Repair and the checker
+	ownDesc     = 128 // message descriptor's op word: atomic store by the owner, publishes a buffer (and names it); read by Repair
+	ownDescBuf0 = 136 // message descriptor buffer 0 (a, b, c): owned stores by the owner while op names the other buffer; read by Repair
+	ownDescBuf1 = 160 // message descriptor buffer 1: as ownDescBuf0
+	ownSegDesc  = 192 // segment descriptor's op: atomic stores by the owner, cleared before a and b change and set last; read by Repair and the checker
+	ownSegDescA = 200 // segment descriptor's a: atomic store by the owner while op is clear; read with op
+	ownSegDescB = 208 // segment descriptor's b: as ownSegDescA
 	// ownEpoch counts the times the slot was freed: bumped by whoever frees
 	// it, before the state CAS to free (Close: CAS from its own epoch, so a
 	// late Close of a revoked owner changes nothing; Repair, which holds the
@@ -150,7 +184,54 @@ const (
 	ownEpoch = 216
 )
 
-// Queue record fields.
+// Descriptor buffer fields (relative to ownDescBuf0 or ownDescBuf1; the
+// meaning of a, b and c depends on the op, see the op constants):
+//
+//	offset  size  constant  field
+//	     0     8  dbA       a
+//	     8     8  dbB       b
+//	    16     8  dbC       c
+const (
+	dbA         = 0
+	dbB         = 8
+	dbC         = 16
+	descBufSize = 24
+)
+
+// Cell fields (owner o, queue q at cells + (o*Queues + q)*cellSize; int64
+// each, written only by owner o or its repairer; read by depth sums and
+// the checker):
+//
+//	offset  size  constant   field
+//	     0     8  clDepth    depth contribution: owned stores, except a put to a queue whose MaxDepth is below the entry count stores its increment atomically before it sums the others' cells (reserveDepth)
+//	     8     8  clUncom    uncommitted count
+//	    16     8  clOpenIn   handles open for input (IPPROCS)
+//	    24     8  clOpenOut  handles open for output (OPPROCS)
+const (
+	clDepth   = 0
+	clUncom   = 8
+	clOpenIn  = 16
+	clOpenOut = 24
+)
+
+// Queue record fields (queueSize bytes: a fixed part of queueFixed bytes,
+// then the two bitmaps of bitmapSize bytes each, then Priorities sublogs
+// of sublogSize bytes, priority 0 first; see sublogOff):
+//
+//	offset  size  constant   field
+//	     0     8  qState     state: incarnation(16) << 48 | state(8) << 40 | owner tag(32); states 0 free, 1 creating, 2 active, 3 deleting
+//	     8     8  qMaxDepth  max depth
+//	    16     8  qMaxMsgL   max message length
+//	    24     8  qFlags     flags: 1 msgid index, 2 correlid index, 4 some key not indexed
+//	    32     8  qCreated   created, Unix ns
+//	    40     8  qNameLen   name length
+//	    48    48  qName      name
+//	    96    32  -          unused
+//	   128     8  qPrioMask  priorities used (bit mask)
+//	   136    56  -          unused
+//	   192     4  qFutex     futex word (u32 wake sequence)
+//	   196    60  -          unused
+//	   256     *  qBitmaps   waiter bitmap (one bit per owner slot), then touched bitmap (owners whose cells count for this queue)
 const (
 	// qState: inc(16)<<48 | state(8)<<40 | owner tag(32). Changed by CAS
 	// under the admin token (create, delete) and by Repair for a dead
@@ -177,8 +258,18 @@ const (
 	qBitmaps = 4 * line
 )
 
-// Sublog fields (relative to the sublog). The tail line is written by
-// producers, the head line by consumers.
+// Sublog fields (relative to the sublog; sublogSize bytes). The tail
+// line is written by producers, the head line by consumers:
+//
+//	offset  size  constant    field
+//	     0     8  slTailPos   tail position
+//	     8     8  slTailSeg   tail segment ref
+//	    16     8  slAvailSeq  availSeq
+//	    24    40  -           unused
+//	    64     8  slHeadPos   head position
+//	    72     8  slHeadSeg   head segment ref
+//	    80     8  slJanitor   janitor token (owner tag)
+//	    88    40  -           unused
 const (
 	slTailPos  = 0         // next position to fill: CAS by the producer that filled it or by anyone who finds that slot full; never passes an empty slot; read by scanners
 	slTailSeg  = 8         // segment holding tailPos, may lag one segment: CAS by producers and helpers (and Repair when missing); read by producers
@@ -192,7 +283,24 @@ const (
 // field is written (owned) by the owner of an alloc entry before the CAS
 // that links or publishes it, and is then immutable until the entry is
 // freed (the gen changes), except the backout count, written by the owner
-// of a held entry before the CAS that releases it.
+// of a held entry before the CAS that releases it. An entry is entrySize
+// bytes:
+//
+//	offset  size  constant    field
+//	     0     8  enCtl       state word
+//	     8     8  enPos       position in its sublog
+//	    16     8  enPutter    putter: owner tag << 32 | unit-of-work seq
+//	    24     8  enQueue     queue(16) | priority(8) << 16 | flags(8) << 24 | body length << 32
+//	    32     8  enPutTime   put time, Unix ns
+//	    40     8  enExpiry    expiry, Unix ns (0: none)
+//	    48     8  enBackout   backout count(32) | properties length << 32
+//	    56     8  enDataRef   first element + 1 (0: inline)(32) | variable part length << 32
+//	    64    24  enMsgID     message id
+//	    88    24  enCorrelID  correlation id
+//	   112     8  enFormat    format
+//	   120     8  enReplyLen  reply-to queue name length (u8), reply-to qmgr name length (u8), 6 bytes zero
+//	   128     8  enKey       persistence key (Message.Key)
+//	   136   120  enInline    inline variable part (InlineMax bytes)
 const (
 	enCtl      = 0  // state word (gen | state | owner tag): CAS for every transition, stores by the sole owner of an alloc or dead entry
 	enPos      = 8  // position in its sublog (stored before the slot CAS that links the entry)
@@ -207,14 +315,66 @@ const (
 	enFormat   = 112
 	enReplyLen = 120 // u8 reply-to queue name length, u8 reply-to qmgr name length
 	enKey      = 128 // persistence key of a persistent message (0: none), set by the persistence layer
+	enInline   = 136 // the variable part when it fits (InlineMax bytes), else unused
 )
 
-// Segment fields.
+// Segment fields (segSize bytes). An empty slot or next field holds the
+// empty mark 1 << 31 | the segment's gen (a nil reference: its high half
+// is zero):
+//
+//	offset  size  constant  field
+//	     0     8  sgWord    state word
+//	     8     8  sgBase    base position (a multiple of segSlots)
+//	    16     8  sgNext    next segment ref, or the empty mark
+//	    24    40  -         unused
+//	    64   512  sgSlots   segSlots slots of entry refs ((index+1) << 32 | gen)
 const (
 	sgWord  = 0          // state word (gen | kind | value): CAS by the sweep (free -> owned), stores by its owner, CAS linked -> free by the janitor that unlinked it
 	sgBase  = 8          // first position: stored by the owner before the segment is linked; immutable while linked
 	sgNext  = 16         // next segment ref or this segment's empty mark: CAS mark -> ref by the producer linking the next segment, ref -> ref by the janitor unlinking it
 	sgSlots = segHdrSize // 64 slots: CAS empty mark -> entry ref by producers; read by scanners
+)
+
+// Status slot fields (statusRec bytes: statusHdr, then two copies of the
+// record of StatusSize bytes, each rounded up to a line; see status.go):
+//
+//	offset  size  constant  field
+//	     0     8  stCtl     control word: version(31) << 33 | current copy(1) << 32 | reserving owner tag(32)
+//	     8    56  -         unused
+//	    64     *  stCopies  copy 0, then copy 1 at 64 + StatusSize rounded up to 64
+const (
+	stCtl    = 0         // CAS by writers (reserve, publish), cleared by Repair for a dead reserver; read by readers before and after they copy
+	stCopies = statusHdr // the copy the control word does not name is written by its reserver; the current one is read by anyone
+)
+
+// Generated message id (idBytes bytes, big-endian), given to a message put
+// without one; unique while owner registration times and pids are:
+//
+//	offset  size  constant  field
+//	     0     8  miReg     the owner's registration time (ownReg)
+//	     8     4  miTag     the owner tag
+//	    12     8  miSeq     the owner's message sequence number
+//	    20     4  miPid     the putting process's pid
+const (
+	miReg = 0
+	miTag = 8
+	miSeq = 12
+	miPid = 20
+)
+
+// Index key (indexKeySize bytes, hashed with xxhash64 to place a message
+// id or correlation id in the index; the hash decides slots in the
+// mapping, so this layout is part of LayoutVersion):
+//
+//	offset  size  constant  field
+//	     0     4  ikQueue   queue slot (little-endian)
+//	     4     1  ikKind    kindMsgID or kindCorrelID
+//	     5    24  ikID      the id
+const (
+	ikQueue      = 0
+	ikKind       = 4
+	ikID         = 5
+	indexKeySize = ikID + idBytes
 )
 
 // Params sizes a structure. Zero fields take the defaults documented on
@@ -382,7 +542,7 @@ func computeLayout(p Params) layout {
 func (p Params) Size() uint64 { return computeLayout(p.withDefaults()).total + shm.HeaderSize }
 
 func encodeParams(p Params) []byte {
-	b := make([]byte, ctlChecksum+8)
+	b := make([]byte, paramsLen)
 	copy(b, layoutMagic)
 	for i, v := range []int{p.Owners, p.Queues, p.Entries, p.Elements, p.ElementSize, p.Segments, p.IndexSlots, p.StatusSlots, p.StatusSize} {
 		binary.LittleEndian.PutUint32(b[ctlParams+4*i:], uint32(v))
@@ -393,7 +553,7 @@ func encodeParams(p Params) []byte {
 
 func decodeParams(b []byte) (Params, error) {
 	var p Params
-	if len(b) < ctlChecksum+8 || string(b[:8]) != layoutMagic {
+	if len(b) < paramsLen || string(b[:8]) != layoutMagic {
 		return p, fmt.Errorf("%w: control page magic", ErrCorrupt)
 	}
 	if xxhash.Sum64(b[:ctlChecksum]) != binary.LittleEndian.Uint64(b[ctlChecksum:]) {

@@ -1,128 +1,44 @@
 package lockfree
 
 import (
-	"go/ast"
-	"go/parser"
-	"go/token"
-	"os"
-	"regexp"
-	"strconv"
-	"strings"
 	"testing"
+
+	"github.com/qmgr/qmgr/internal/layouttable"
 )
 
-// layoutRow is a row of a byte layout's table in a source file.
-type layoutRow struct {
-	off, size uint64
-	name      string // the offset constant, or "-" for unused bytes
-}
-
-var layoutRowRE = regexp.MustCompile(`^//\t\s*(\d+)\s+(\d+)\s+(\S+)\s`)
-
-// readLayoutTable reads the table that follows the line starting with
-// title in the comment of file.
-func readLayoutTable(t *testing.T, file, title string) []layoutRow {
-	t.Helper()
-	b, err := os.ReadFile(file)
-	if err != nil {
-		t.Fatal(err)
-	}
-	var rows []layoutRow
-	in := false
-	for _, line := range strings.Split(string(b), "\n") {
-		if strings.Contains(line, title) {
-			in = true
-			continue
-		}
-		if !in {
-			continue
-		}
-		if !strings.HasPrefix(line, "//") {
-			break
-		}
-		m := layoutRowRE.FindStringSubmatch(line)
-		if m == nil {
-			continue
-		}
-		off, _ := strconv.ParseUint(m[1], 10, 64)
-		size, _ := strconv.ParseUint(m[2], 10, 64)
-		rows = append(rows, layoutRow{off, size, m[3]})
-	}
-	if len(rows) == 0 {
-		t.Fatalf("%s: no table after %q", file, title)
-	}
-	return rows
-}
-
-// constNames lists the constants of file whose names start with prefix.
-func constNames(t *testing.T, file, prefix string) map[string]bool {
-	t.Helper()
-	f, err := parser.ParseFile(token.NewFileSet(), file, nil, 0)
-	if err != nil {
-		t.Fatal(err)
-	}
-	names := map[string]bool{}
-	for _, d := range f.Decls {
-		g, ok := d.(*ast.GenDecl)
-		if !ok || g.Tok != token.CONST {
-			continue
-		}
-		for _, sp := range g.Specs {
-			for _, n := range sp.(*ast.ValueSpec).Names {
-				if strings.HasPrefix(n.Name, prefix) {
-					names[n.Name] = true
-				}
-			}
-		}
-	}
-	return names
-}
-
-// checkLayout checks a table against its constants: rows follow each other
-// from 0 to size with no gap or overlap, each named row's offset is its
-// constant's value, and every constant with the prefix (but sizeConst,
-// the record's size) has a row.
-func checkLayout(t *testing.T, file, title, prefix, sizeConst string, size uint64, consts map[string]uint64) {
-	t.Helper()
-	rows := readLayoutTable(t, file, title)
-	var at uint64
-	named := map[string]bool{}
-	for _, r := range rows {
-		if r.off != at {
-			t.Errorf("%s: row %s at %d, the row before ends at %d", title, r.name, r.off, at)
-		}
-		at = r.off + r.size
-		if r.name == "-" {
-			continue
-		}
-		named[r.name] = true
-		v, ok := consts[r.name]
-		if !ok {
-			t.Errorf("%s: row %s names no constant the test knows", title, r.name)
-			continue
-		}
-		if v != r.off {
-			t.Errorf("%s: the table puts %s at %d, the constant says %d", title, r.name, r.off, v)
-		}
-	}
-	if at != size {
-		t.Errorf("%s: the rows end at %d, the record is %d bytes", title, at, size)
-	}
-	for n := range constNames(t, file, prefix) {
-		if !named[n] && n != sizeConst {
-			t.Errorf("%s: constant %s has no row in the table", title, n)
-		}
-	}
-}
-
-// TestLayoutTables: the byte layouts documented as tables beside their
-// offset constants match the constants and the record sizes.
+// TestLayoutTables: the byte layouts documented as tables above their
+// offset constants in layout.go match the constants and the record sizes
+// (see package layouttable), so a documented layout cannot drift.
 func TestLayoutTables(t *testing.T) {
-	checkLayout(t, "layout.go", "Owner slot fields.", "own", "ownerSize", ownerSize, map[string]uint64{
-		"ownState": ownState, "ownPid": ownPid, "ownStart": ownStart, "ownReg": ownReg,
-		"ownRepStart": ownRepStart, "ownRepPid": ownRepPid, "ownLabel": ownLabel, "ownOpSeq": ownOpSeq,
-		"ownUOW": ownUOW, "ownTook": ownTook, "ownCommit": ownCommit, "ownUOWSince": ownUOWSince,
-		"ownPidNS": ownPidNS, "ownLone": ownLone, "ownLoneKey": ownLoneKey, "ownDesc": ownDesc,
-		"ownSegDesc": ownSegDesc, "ownEpoch": ownEpoch,
-	})
+	layouttable.Verify(t,
+		layouttable.Layout{File: "layout.go", Title: "Control page (offset 0", Prefix: "ctl", SizeName: "ctlPageSize"},
+		layouttable.Layout{File: "layout.go", Title: "Owner slot fields.", Prefix: "own", SizeName: "ownerSize"},
+		layouttable.Layout{File: "layout.go", Title: "Descriptor buffer fields", Prefix: "db", SizeName: "descBufSize"},
+		layouttable.Layout{File: "layout.go", Title: "Cell fields", Prefix: "cl", SizeName: "cellSize"},
+		layouttable.Layout{File: "layout.go", Title: "Queue record fields", Prefix: "q", SizeName: "queueFixed"},
+		layouttable.Layout{File: "layout.go", Title: "Sublog fields", Prefix: "sl", SizeName: "sublogSize"},
+		layouttable.Layout{File: "layout.go", Title: "Entry fields.", Prefix: "en", SizeName: "entrySize"},
+		layouttable.Layout{File: "layout.go", Title: "Segment fields", Prefix: "sg", SizeName: "segSize"},
+		layouttable.Layout{File: "layout.go", Title: "Status slot fields", Prefix: "st", SizeName: "statusHdr"},
+		layouttable.Layout{File: "layout.go", Title: "Generated message id (idBytes", Prefix: "mi", SizeName: "idBytes"},
+		layouttable.Layout{File: "layout.go", Title: "Index key (indexKeySize", Prefix: "ik", SizeName: "indexKeySize"},
+	)
+}
+
+// TestLayoutSizes: the sizes the tables are checked against are the ones
+// computeLayout uses.
+func TestLayoutSizes(t *testing.T) {
+	if descBufSize != ownDescBuf1-ownDescBuf0 {
+		t.Errorf("descriptor buffers are %d bytes apart, a buffer is %d", ownDescBuf1-ownDescBuf0, descBufSize)
+	}
+	if sgSlots+segSlots*8 != segSize {
+		t.Errorf("segment slots end at %d, a segment is %d bytes", sgSlots+segSlots*8, segSize)
+	}
+	if enInline+InlineMax != entrySize {
+		t.Errorf("inline part ends at %d, an entry is %d bytes", enInline+InlineMax, entrySize)
+	}
+	l := computeLayout(Params{Owners: 100, Queues: 3}.withDefaults())
+	if l.queueSize != qBitmaps+2*l.bitmapSize+Priorities*sublogSize {
+		t.Errorf("queue record %d bytes, the table's fixed part, bitmaps and sublogs make %d", l.queueSize, qBitmaps+2*l.bitmapSize+Priorities*sublogSize)
+	}
 }

@@ -70,10 +70,10 @@ func (o *Owner) fillEntry(e uint32, q uint32, m *Message, putTime int64, sync bo
 	id := m.MsgID
 	if id == ([idBytes]byte{}) {
 		o.msgSeq++
-		binary.BigEndian.PutUint64(id[0:8], uint64(s.load(o.off+ownReg)))
-		binary.BigEndian.PutUint32(id[8:12], uint32(o.tag))
-		binary.BigEndian.PutUint64(id[12:20], o.msgSeq)
-		binary.BigEndian.PutUint32(id[20:24], uint32(s.self.Pid))
+		binary.BigEndian.PutUint64(id[miReg:], uint64(s.load(o.off+ownReg)))
+		binary.BigEndian.PutUint32(id[miTag:], uint32(o.tag))
+		binary.BigEndian.PutUint64(id[miSeq:], o.msgSeq)
+		binary.BigEndian.PutUint32(id[miPid:], uint32(s.self.Pid))
 		m.MsgID = id
 	}
 	copy(s.mem.Bytes(eo+enMsgID, idBytes), id[:])
@@ -83,7 +83,7 @@ func (o *Owner) fillEntry(e uint32, q uint32, m *Message, putTime int64, sync bo
 	rl[0], rl[1] = byte(len(m.ReplyToQ)), byte(len(m.ReplyToQMgr))
 	n := m.varLen()
 	if n <= InlineMax {
-		b := s.mem.Bytes(eo+inlineOff, InlineMax)
+		b := s.mem.Bytes(eo+enInline, InlineMax)
 		k := copy(b, m.ReplyToQ)
 		k += copy(b[k:], m.ReplyToQMgr)
 		k += copy(b[k:], m.Properties)
@@ -228,7 +228,7 @@ func (s *Structure) chunks(eo uint64, f func([]byte) bool) {
 		if n > InlineMax {
 			n = InlineMax
 		}
-		f(s.mem.Bytes(eo+inlineOff, uint64(n)))
+		f(s.mem.Bytes(eo+enInline, uint64(n)))
 		return
 	}
 	el := first - 1

@@ -55,13 +55,14 @@ const (
 // dOp is the op word: kind | buffer << 8.
 const dOp = ownDesc
 
-func descBufOff(buf uint64) uint64 { return ownDesc + 8 + buf*24 }
+// descBufOff is the offset in the owner slot of descriptor buffer buf (0 or 1).
+func descBufOff(buf uint64) uint64 { return ownDescBuf0 + buf*(ownDescBuf1-ownDescBuf0) }
 
 // readDesc returns an owner slot's descriptor.
 func (s *Structure) readDesc(off uint64) (op, a, b, c uint64) {
 	w := s.load(off + dOp)
 	f := off + descBufOff((w>>8)&1)
-	return w & 0xff, s.load(f), s.load(f + 8), s.load(f + 16)
+	return w & 0xff, s.load(f + dbA), s.load(f + dbB), s.load(f + dbC)
 }
 
 // Cache sizes for the per-owner caches of entries, elements and segments.
@@ -263,8 +264,8 @@ func (o *Owner) Close() (err error) {
 		for ; bits != 0; bits &= bits - 1 {
 			q := uint32(wi*64 + mbits.TrailingZeros64(bits))
 			co := o.s.cellOff(o.slot, q)
-			o.s.storeOwned(co+16, 0)
-			o.s.storeOwned(co+24, 0)
+			o.s.storeOwned(co+clOpenIn, 0)
+			o.s.storeOwned(co+clOpenOut, 0)
 		}
 	}
 	o.end() // before the slot is freed: a new owner may take it at once
@@ -299,9 +300,9 @@ func (o *Owner) setDesc(op, a, b, c uint64) {
 	s := o.s
 	nb := o.descBuf ^ 1
 	f := o.off + descBufOff(nb)
-	s.storeOwned(f, a)
-	s.storeOwned(f+8, b)
-	s.storeOwned(f+16, c)
+	s.storeOwned(f+dbA, a)
+	s.storeOwned(f+dbB, b)
+	s.storeOwned(f+dbC, c)
 	s.store(o.off+dOp, op|nb<<8)
 	o.descBuf = nb
 }
@@ -312,8 +313,8 @@ func (o *Owner) clearDesc() { o.s.store(o.off+dOp, opNone|o.descBuf<<8) }
 // segment allocation that linking it may need.
 const (
 	sdOp = ownSegDesc
-	sdA  = ownSegDesc + 8
-	sdB  = ownSegDesc + 16
+	sdA  = ownSegDescA
+	sdB  = ownSegDescB
 )
 
 func (o *Owner) setSegDesc(op, a, b uint64) {
@@ -327,12 +328,12 @@ func (o *Owner) setSegDesc(op, a, b uint64) {
 func (o *Owner) clearSegDesc() { o.s.store(o.off+sdOp, opNone) }
 
 // cell returns this owner's (depth, uncommitted) contribution words for q.
-func (o *Owner) cellDepth(q uint32) uint64 { return o.s.load(o.s.cellOff(o.slot, q)) }
+func (o *Owner) cellDepth(q uint32) uint64 { return o.s.load(o.s.cellOff(o.slot, q) + clDepth) }
 func (o *Owner) setCellDepth(q uint32, v uint64) {
-	o.s.storeOwned(o.s.cellOff(o.slot, q), v)
+	o.s.storeOwned(o.s.cellOff(o.slot, q)+clDepth, v)
 }
 func (o *Owner) addUncom(q uint32, d int64) {
-	off := o.s.cellOff(o.slot, q) + 8
+	off := o.s.cellOff(o.slot, q) + clUncom
 	o.s.storeOwned(off, uint64(int64(o.s.load(off))+d))
 }
 

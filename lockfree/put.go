@@ -203,7 +203,7 @@ func (o *Owner) reserveDepth(q uint32, r ref, prio int) (uint64, error) {
 			o.setCellDepth(q, before+1) // no limit to check: nothing to order it with
 			return before, nil
 		}
-		s.store(s.cellOff(o.slot, q), before+1) // a full barrier before the loads below
+		s.store(s.cellOff(o.slot, q)+clDepth, before+1) // a full barrier before the loads below
 		d, _ := s.counts(q)
 		if d <= maxD {
 			return before, nil

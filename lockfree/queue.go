@@ -391,9 +391,10 @@ func (s *Structure) cellSums(q uint32) (c [4]int64) {
 				break // bits past the last slot: only corruption sets them
 			}
 			off := s.cellOff(wi*64+b, q)
-			for k := range c {
-				c[k] += int64(s.load(off + uint64(k)*8))
-			}
+			c[0] += int64(s.load(off + clDepth))
+			c[1] += int64(s.load(off + clUncom))
+			c[2] += int64(s.load(off + clOpenIn))
+			c[3] += int64(s.load(off + clOpenOut))
 		}
 	}
 	return c
@@ -413,8 +414,8 @@ func (o *Owner) CountOpen(q QueueID, in, out int) (err error) {
 	}
 	o.touch(uint32(q))
 	off := o.s.cellOff(o.slot, uint32(q))
-	o.s.storeOwned(off+16, uint64(int64(o.s.load(off+16))+int64(in)))
-	o.s.storeOwned(off+24, uint64(int64(o.s.load(off+24))+int64(out)))
+	o.s.storeOwned(off+clOpenIn, uint64(int64(o.s.load(off+clOpenIn))+int64(in)))
+	o.s.storeOwned(off+clOpenOut, uint64(int64(o.s.load(off+clOpenOut))+int64(out)))
 	return nil
 }
 

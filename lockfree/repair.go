@@ -541,9 +541,9 @@ func (s *Structure) repair(t OwnerTag, out Outcome, lone uint64, force bool) (re
 			s.cas(s.sublogOff(q, p)+slJanitor, uint64(t), 0)
 		}
 		co := s.cellOff(t.Slot(), q)
-		s.store(co+8, 0)  // uncommitted
-		s.store(co+16, 0) // open for input
-		s.store(co+24, 0) // open for output
+		s.store(co+clUncom, 0)
+		s.store(co+clOpenIn, 0)
+		s.store(co+clOpenOut, 0)
 	}
 	// Scanners' caches may have skipped positions that are available now.
 	s.announce(all, 1<<30)

@@ -44,7 +44,7 @@ const (
 func (s *Structure) statusOff(i int) uint64 { return s.l.stats + uint64(i)*s.l.statusRec }
 func (s *Structure) statusCopy(i int, sel uint64) []byte {
 	n := uint64(s.p.StatusSize)
-	return s.mem.Bytes(s.statusOff(i)+statusHdr+sel*roundUp(n, line), n)
+	return s.mem.Bytes(s.statusOff(i)+stCopies+sel*roundUp(n, line), n)
 }
 
 // StatusSlots is the number of status slots; StatusSize the record size.
@@ -100,7 +100,7 @@ func (s *Structure) StatusZero(i int) (zero bool, err error) {
 	for {
 		w := s.load(ctl)
 		sel := (w >> 32) & 1
-		first := s.load(ctl + statusHdr + sel*roundUp(n, line))
+		first := s.load(ctl + stCopies + sel*roundUp(n, line))
 		if s.load(ctl)>>32 == w>>32 {
 			return first == 0, nil
 		}

@@ -48,7 +48,7 @@ func Format(mem shm.Mem, p Params) error {
 	if l.total > mem.Len() {
 		return fmt.Errorf("%w: layout needs %d bytes, have %d", ErrParams, l.total, mem.Len())
 	}
-	copy(mem.Bytes(0, ctlChecksum+8), encodeParams(p))
+	copy(mem.Bytes(0, paramsLen), encodeParams(p))
 	return nil
 }
 
@@ -59,7 +59,7 @@ func Open(mem shm.Mem) (*Structure, error) {
 	if mem.Len() < ctlPageSize {
 		return nil, fmt.Errorf("%w: data area of %d bytes", ErrCorrupt, mem.Len())
 	}
-	p, err := decodeParams(mem.Bytes(0, ctlChecksum+8))
+	p, err := decodeParams(mem.Bytes(0, paramsLen))
 	if err != nil {
 		return nil, err
 	}

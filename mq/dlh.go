@@ -13,18 +13,8 @@ import (
 const FormatDeadLetter = "MQDEAD"
 
 // DLH is the dead-letter header put in front of a message moved to the
-// dead-letter queue, saying why and where it was going.
-//
-// Byte layout (little-endian), 128 bytes, then the original body:
-//
-//	  0  4 magic "DLH "
-//	  4  4 version (1)
-//	  8  4 reason code
-//	 12 48 destination queue, NUL padded
-//	 60 48 destination queue manager, NUL padded
-//	108  8 original format, space padded
-//	116  8 time it was dead-lettered, Unix ns
-//	124  4 zero
+// dead-letter queue, saying why and where it was going. Its byte layout is
+// the table above dlhSize.
 type DLH struct {
 	Reason     Reason
 	DestQ      string
@@ -33,7 +23,32 @@ type DLH struct {
 	Time       time.Time
 }
 
-const dlhSize = 128
+// Dead-letter header layout (dlhSize bytes, little-endian; the original
+// body follows):
+//
+//	offset  size  constant     field
+//	     0     4  dlMagic      magic "DLH "
+//	     4     4  dlVersion    version (dlhVersion)
+//	     8     4  dlReason     reason code
+//	    12    48  dlDestQ      destination queue, NUL padded
+//	    60    48  dlDestQMgr   destination queue manager, NUL padded
+//	   108     8  dlFormat     original format, space padded
+//	   116     8  dlTime       time it was dead-lettered, Unix ns
+//	   124     4  -            zero
+const (
+	dlMagic    = 0
+	dlVersion  = 4
+	dlReason   = 8
+	dlDestQ    = 12
+	dlDestQMgr = 60
+	dlFormat   = 108
+	dlTime     = 116
+	dlhSize    = 128
+	dlhVersion = 1
+	dlhMagic   = "DLH "
+	dlNameLen  = 48
+	dlFmtLen   = 8
+)
 
 // ErrBadDLH is returned by ParseDLH for bytes that are not a DLH.
 var ErrBadDLH = errors.New("mq: not a dead-letter header")
@@ -41,14 +56,14 @@ var ErrBadDLH = errors.New("mq: not a dead-letter header")
 // Encode renders the header followed by body.
 func (d DLH) Encode(body []byte) []byte {
 	b := make([]byte, dlhSize, dlhSize+len(body))
-	copy(b, "DLH ")
-	binary.LittleEndian.PutUint32(b[4:], 1)
-	binary.LittleEndian.PutUint32(b[8:], uint32(d.Reason))
-	copy(b[12:60], d.DestQ)
-	copy(b[60:108], d.DestQMgr)
+	copy(b[dlMagic:], dlhMagic)
+	binary.LittleEndian.PutUint32(b[dlVersion:], dlhVersion)
+	binary.LittleEndian.PutUint32(b[dlReason:], uint32(d.Reason))
+	copy(b[dlDestQ:dlDestQ+dlNameLen], d.DestQ)
+	copy(b[dlDestQMgr:dlDestQMgr+dlNameLen], d.DestQMgr)
 	f := d.OrigFormat + "        "
-	copy(b[108:116], f[:8])
-	binary.LittleEndian.PutUint64(b[116:], uint64(d.Time.UnixNano()))
+	copy(b[dlFormat:dlFormat+dlFmtLen], f[:dlFmtLen])
+	binary.LittleEndian.PutUint64(b[dlTime:], uint64(d.Time.UnixNano()))
 	return append(b, body...)
 }
 
@@ -56,17 +71,17 @@ func (d DLH) Encode(body []byte) []byte {
 // original body. It never panics, whatever the bytes.
 func ParseDLH(b []byte) (DLH, []byte, error) {
 	var d DLH
-	if len(b) < dlhSize || string(b[:4]) != "DLH " {
+	if len(b) < dlhSize || string(b[dlMagic:dlMagic+len(dlhMagic)]) != dlhMagic {
 		return d, nil, ErrBadDLH
 	}
-	if v := binary.LittleEndian.Uint32(b[4:]); v != 1 {
+	if v := binary.LittleEndian.Uint32(b[dlVersion:]); v != dlhVersion {
 		return d, nil, fmt.Errorf("%w: version %d", ErrBadDLH, v)
 	}
-	d.Reason = Reason(binary.LittleEndian.Uint32(b[8:]))
-	d.DestQ = cstr(b[12:60])
-	d.DestQMgr = cstr(b[60:108])
-	d.OrigFormat = string(bytes.TrimRight(b[108:116], " \x00"))
-	d.Time = time.Unix(0, int64(binary.LittleEndian.Uint64(b[116:])))
+	d.Reason = Reason(binary.LittleEndian.Uint32(b[dlReason:]))
+	d.DestQ = cstr(b[dlDestQ : dlDestQ+dlNameLen])
+	d.DestQMgr = cstr(b[dlDestQMgr : dlDestQMgr+dlNameLen])
+	d.OrigFormat = string(bytes.TrimRight(b[dlFormat:dlFormat+dlFmtLen], " \x00"))
+	d.Time = time.Unix(0, int64(binary.LittleEndian.Uint64(b[dlTime:])))
 	return d, b[dlhSize:], nil
 }
 

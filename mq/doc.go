@@ -18,5 +18,5 @@
 //
 // Messages that reach a queue's backout threshold (BOTHRESH) are moved to
 // its backout queue (BOQNAME), or to the group's dead-letter queue (DEADQ)
-// behind a DLH (see DLH for the byte layout), instead of being returned.
+// behind a DLH (see dlh.go for the byte layout), instead of being returned.
 package mq

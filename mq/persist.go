@@ -282,12 +282,24 @@ func (c *Conn) endUOW(backedOut bool) {
 	c.puow = persistUOW{}
 }
 
-// newMsgID is the message id of a persistent message put with none: the
-// key makes it unique in the group for ever.
-func newMsgID(key uint64) [24]byte {
-	var id [24]byte
-	copy(id[:8], "QMGRPKEY")
-	binary.BigEndian.PutUint64(id[8:16], key)
+// Generated message id of a persistent message (msgIDSize bytes; the key
+// makes it unique in the group for ever):
+//
+//	offset  size  constant  field
+//	     0     8  pkMagic   "QMGRPKEY"
+//	     8     8  pkKey     the message's key, big-endian
+//	    16     8  -         zero
+const (
+	pkMagic   = 0
+	pkKey     = 8
+	msgIDSize = 24
+)
+
+// newMsgID is the message id of a persistent message put with none.
+func newMsgID(key uint64) [msgIDSize]byte {
+	var id [msgIDSize]byte
+	copy(id[pkMagic:pkKey], "QMGRPKEY")
+	binary.BigEndian.PutUint64(id[pkKey:], key)
 	return id
 }
 

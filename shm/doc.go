@@ -43,22 +43,14 @@
 // path takes no page faults. MADV_POPULATE_WRITE also reports a file that
 // became shorter than its header says as an error instead of a fault.
 //
-// # Header (page 0, 4096 bytes, little-endian)
+// # Header
 //
-//	offset size field
-//	     0    8 magic      "QMGRCF1\x00"
-//	     8    4 version    layout version of everything after the header
-//	    12    4 kind       1 = admin structure, 2 = application structure
-//	    16    8 size       total file size in bytes (a multiple of 4096)
-//	    24    8 created    creation time, Unix nanoseconds
-//	    32    4 dataOff    offset of the data area (4096)
-//	    36    4 reserved   zero
-//	    40   48 name       structure name, NUL padded (1..48 bytes of A-Z a-z 0-9 . _ %)
-//	    88   32 reserved   zero
-//	   120    8 checksum   xxhash64 of bytes [0,120)
-//	   128 3968 unused     zero
+// Page 0 (4096 bytes, little-endian) is the header: magic, the layout
+// version of everything after it, kind, size, creation time, the data
+// area's offset, name and a checksum; its table is directly above its
+// offset constants in structure.go (TestLayoutTables checks it).
 //
-// The data area runs from dataOff to size; its layout is owned by the caller
+// The data area runs from the data offset to size; its layout is owned by the caller
 // (package lockfree) and covered by the version field.
 //
 // # Errors

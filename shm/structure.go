@@ -23,12 +23,32 @@ import (
 	"github.com/qmgr/qmgr/internal/ownedfs"
 )
 
-// Header layout constants; see the package documentation for the diagram.
+// Sizes, the header's magic, and the modes of what Create makes.
 const (
-	PageSize    = 4096
-	HeaderSize  = PageSize // the header occupies the whole first page
-	MaxNameLen  = 48
-	Magic       = "QMGRCF1\x00"
+	PageSize   = 4096
+	HeaderSize = PageSize // the header occupies the whole first page
+	MaxNameLen = 48
+	Magic      = "QMGRCF1\x00"
+	FileMode   = ownedfs.FileMode // structure files: owner and group only (0660)
+	DirMode    = ownedfs.DirMode  // structure directory: owner and group only (0770)
+)
+
+// Header (page 0, HeaderSize bytes, little-endian; written once by the
+// creator before the file is linked into place, read by every Attach):
+//
+//	offset  size  constant     field
+//	     0     8  offMagic     magic "QMGRCF1\x00"
+//	     8     4  offVersion   layout version of everything after the header
+//	    12     4  offKind      kind (Kind): 1 admin, 2 application, 3 log buffer
+//	    16     8  offSize      total file size in bytes (a multiple of 4096)
+//	    24     8  offCreated   creation time, Unix ns
+//	    32     4  offDataOff   offset of the data area (4096)
+//	    36     4  -            zero
+//	    40    48  offName      structure name, NUL padded (1..48 bytes of A-Z a-z 0-9 . _ %)
+//	    88    32  -            zero
+//	   120     8  offChecksum  xxhash64 of bytes [0,120)
+//	   128  3968  -            zero
+const (
 	offMagic    = 0
 	offVersion  = 8
 	offKind     = 12
@@ -37,8 +57,7 @@ const (
 	offDataOff  = 32
 	offName     = 40
 	offChecksum = 120
-	FileMode    = ownedfs.FileMode // structure files: owner and group only (0660)
-	DirMode     = ownedfs.DirMode  // structure directory: owner and group only (0770)
+	headerUsed  = offChecksum + 8 // bytes a decoder needs
 )
 
 // Kind says what a structure holds.
@@ -119,7 +138,7 @@ func encodeHeader(h Header) []byte {
 // want is the layout version the caller understands (0 accepts any).
 func DecodeHeader(b []byte, want uint32) (Header, error) {
 	var h Header
-	if len(b) < offChecksum+8 {
+	if len(b) < headerUsed {
 		return h, &Error{Op: "decode", Err: ErrTruncated, Msg: fmt.Sprintf("%d bytes, a header needs %d", len(b), HeaderSize),
 			Hint: "the file is not a complete structure; remove it and let the group recreate it"}
 	}
@@ -434,7 +453,7 @@ func Attach(dir, name string, version uint32) (*Mapping, error) {
 	}
 	page := make([]byte, HeaderSize)
 	n, err := f.ReadAt(page, 0)
-	if n < offChecksum+8 {
+	if n < headerUsed {
 		msg := fmt.Sprintf("file is %d bytes, shorter than a header", st.Size())
 		if err != nil && n == 0 && st.Size() > 0 {
 			msg += ": " + err.Error()

@@ -10,11 +10,34 @@ import (
 // ErrFormat is returned for a malformed transmission header.
 var ErrFormat = errors.New("xmit: malformed transmission header")
 
-// Header sizes and offsets (see the package documentation).
+// Sizes.
 const (
 	NameLen    = 48
 	HeaderSize = 280
+)
 
+// Transmission header (HeaderSize bytes, little-endian; names NUL padded;
+// the properties and the body follow it):
+//
+//	offset  size  constant     field
+//	     0     4  offMagic     magic "XQH1"
+//	     4    48  offQMgr      destination queue manager
+//	    52    48  offQueue     destination queue
+//	   100    24  offMsgID     message id (the original)
+//	   124    24  offCorrelID  correlation id
+//	   148     8  offFormat    format
+//	   156     1  offPriority  priority 0..9
+//	   157     1  offFlags     flags: bit 0 persistent
+//	   158     2  -            zero
+//	   160     4  offPropLen   properties length P
+//	   164     4  -            zero
+//	   168     8  offExpiry    expiry, Unix ns (0: never)
+//	   176     8  offPutTime   put time, Unix ns
+//	   184    48  offReplyQ    reply-to queue
+//	   232    48  offReplyQM   reply-to queue manager
+//	   280     *  offProps     P bytes of properties, then the body (the rest)
+const (
+	offMagic    = 0
 	offQMgr     = 4
 	offQueue    = 52
 	offMsgID    = 100
@@ -27,6 +50,7 @@ const (
 	offPutTime  = 176
 	offReplyQ   = 184
 	offReplyQM  = 232
+	offProps    = HeaderSize
 )
 
 var magic = [4]byte{'X', 'Q', 'H', '1'}
@@ -68,7 +92,7 @@ func Encode(dst []byte, h *Header, props, body []byte) (int, error) {
 	}
 	b := dst[:HeaderSize]
 	clear(b)
-	copy(b, magic[:])
+	copy(b[offMagic:], magic[:])
 	copy(b[offQMgr:offQMgr+NameLen], h.DestQMgr)
 	copy(b[offQueue:offQueue+NameLen], h.DestQueue)
 	copy(b[offMsgID:], h.MsgID[:])
@@ -83,8 +107,8 @@ func Encode(dst []byte, h *Header, props, body []byte) (int, error) {
 	binary.LittleEndian.PutUint64(b[offPutTime:], uint64(h.PutTime))
 	copy(b[offReplyQ:offReplyQ+NameLen], h.ReplyToQ)
 	copy(b[offReplyQM:offReplyQM+NameLen], h.ReplyToQMgr)
-	copy(dst[HeaderSize:], props)
-	copy(dst[HeaderSize+len(props):], body)
+	copy(dst[offProps:], props)
+	copy(dst[offProps+len(props):], body)
 	return n, nil
 }
 
@@ -129,8 +153,8 @@ func (c *Checker) check(head []byte, total int) (same bool, err error) {
 	if len(head) < HeaderSize || total < HeaderSize {
 		return false, fmt.Errorf("%w: %d bytes, a header is %d", ErrFormat, min(len(head), total), HeaderSize)
 	}
-	if !bytes.Equal(head[:4], magic[:]) {
-		return false, fmt.Errorf("%w: bad magic %q", ErrFormat, head[:4])
+	if got := head[offMagic : offMagic+len(magic)]; !bytes.Equal(got, magic[:]) {
+		return false, fmt.Errorf("%w: bad magic %q", ErrFormat, got)
 	}
 	if p := head[offPriority]; p > 9 {
 		return false, fmt.Errorf("%w: priority %d", ErrFormat, p)
@@ -237,7 +261,7 @@ func (n *Names) Decode(b []byte) (h Header, props, body []byte, err error) {
 	h.Expiry = int64(binary.LittleEndian.Uint64(b[offExpiry:]))
 	h.PutTime = int64(binary.LittleEndian.Uint64(b[offPutTime:]))
 	pl := int(binary.LittleEndian.Uint32(b[offPropLen:]))
-	return h, b[HeaderSize : HeaderSize+pl], b[HeaderSize+pl:], nil
+	return h, b[offProps : offProps+pl], b[offProps+pl:], nil
 }
 
 // trimNUL is a NUL-padded name without its padding.

@@ -25,10 +25,49 @@ var (
 )
 
 const (
-	magic      = "QMBK"
-	version    = 2 // 2: records of uncommitted puts (places); 1 is read too
-	headerSize = 128
-	suffix     = ".bak"
+	magic       = "QMBK"
+	version     = 2 // 2: records of uncommitted puts (places); 1 is read too
+	headerSize  = 128
+	trailerSize = 24
+	suffix      = ".bak"
+)
+
+// Backup file header (headerSize bytes, little-endian; the records follow,
+// each a u32 payload length then a plog put record, then the trailer):
+//
+//	offset  size  constant      field
+//	     0     4  bhMagic       magic "QMBK"
+//	     4     2  bhVersion     version (2; 1 is read too)
+//	     6     2  -             zero
+//	     8     8  bhStart       start LRSN
+//	    16     8  bhTaken       time taken, Unix ns
+//	    24     1  bhNameLen     structure name length
+//	    25    48  bhName        structure name
+//	    73     7  -             zero
+//	    80     8  bhReplayFrom  replay-from LRSN (at most the start: the oldest unit of work in flight)
+//	    88    40  -             zero
+const (
+	bhMagic      = 0
+	bhVersion    = 4
+	bhStart      = 8
+	bhTaken      = 16
+	bhNameLen    = 24
+	bhName       = 25
+	bhReplayFrom = 80
+	maxName      = 48 // bytes at bhName
+)
+
+// Backup file trailer (trailerSize bytes, after the last record):
+//
+//	offset  size  constant  field
+//	     0     4  btEnd     0: no more records (where a record's length would be)
+//	     4     4  -         zero
+//	     8     8  btCount   record count
+//	    16     8  btSum     xxhash64 of everything before it
+const (
+	btEnd   = 0
+	btCount = 8
+	btSum   = 16
 )
 
 // Info describes a backup.
@@ -91,13 +130,13 @@ func Create(data, structure string, start, replayFrom uint64) (*Writer, error) {
 	}
 	w := &Writer{f: f, path: path, tmp: tmp, h: xxhash.New(), start: start, from: replayFrom, taken: time.Now(), name: structure}
 	hdr := make([]byte, headerSize)
-	copy(hdr, magic)
-	binary.LittleEndian.PutUint16(hdr[4:], version)
-	binary.LittleEndian.PutUint64(hdr[8:], start)
-	binary.LittleEndian.PutUint64(hdr[16:], uint64(w.taken.UnixNano()))
-	hdr[24] = byte(len(structure))
-	copy(hdr[25:73], structure)
-	binary.LittleEndian.PutUint64(hdr[80:], replayFrom)
+	copy(hdr[bhMagic:], magic)
+	binary.LittleEndian.PutUint16(hdr[bhVersion:], version)
+	binary.LittleEndian.PutUint64(hdr[bhStart:], start)
+	binary.LittleEndian.PutUint64(hdr[bhTaken:], uint64(w.taken.UnixNano()))
+	hdr[bhNameLen] = byte(len(structure))
+	copy(hdr[bhName:bhName+maxName], structure)
+	binary.LittleEndian.PutUint64(hdr[bhReplayFrom:], replayFrom)
 	w.buf = append(w.buf, hdr...)
 	return w, nil
 }
@@ -137,6 +176,8 @@ func (w *Writer) flush() error {
 // Commit finishes the backup: after it returns the backup is durable
 // under its final name.
 func (w *Writer) Commit() (Info, error) {
+	// The trailer (btEnd, zero, btCount, then btSum once the rest is
+	// hashed).
 	w.buf = binary.LittleEndian.AppendUint32(w.buf, 0)
 	w.buf = binary.LittleEndian.AppendUint32(w.buf, 0)
 	w.buf = binary.LittleEndian.AppendUint64(w.buf, w.n)
@@ -177,29 +218,30 @@ func (w *Writer) Abort() {
 // and messages. It never panics; damage is ErrCorrupt.
 func Decode(b []byte) (Info, []plog.Record, error) {
 	var info Info
-	if len(b) < headerSize+24 {
+	if len(b) < headerSize+trailerSize {
 		return info, nil, fmt.Errorf("%w: %d bytes", ErrCorrupt, len(b))
 	}
-	if string(b[:4]) != magic {
-		return info, nil, fmt.Errorf("%w: bad magic %q", ErrCorrupt, b[:4])
+	if m := b[bhMagic : bhMagic+len(magic)]; string(m) != magic {
+		return info, nil, fmt.Errorf("%w: bad magic %q", ErrCorrupt, m)
 	}
-	body, sum := b[:len(b)-8], binary.LittleEndian.Uint64(b[len(b)-8:])
+	sumAt := len(b) - (trailerSize - btSum)
+	body, sum := b[:sumAt], binary.LittleEndian.Uint64(b[sumAt:])
 	if xxhash.Sum64(body) != sum {
 		return info, nil, fmt.Errorf("%w: checksum mismatch", ErrCorrupt)
 	}
-	v := binary.LittleEndian.Uint16(b[4:])
+	v := binary.LittleEndian.Uint16(b[bhVersion:])
 	if v != version && v != 1 {
 		return info, nil, fmt.Errorf("%w: version %d", ErrCorrupt, v)
 	}
-	info.Start = binary.LittleEndian.Uint64(b[8:])
-	info.Taken = time.Unix(0, int64(binary.LittleEndian.Uint64(b[16:])))
-	if n := int(b[24]); n == 0 || n > 48 {
+	info.Start = binary.LittleEndian.Uint64(b[bhStart:])
+	info.Taken = time.Unix(0, int64(binary.LittleEndian.Uint64(b[bhTaken:])))
+	if n := int(b[bhNameLen]); n == 0 || n > maxName {
 		return info, nil, fmt.Errorf("%w: structure name length %d", ErrCorrupt, n)
 	} else {
-		info.Structure = string(b[25 : 25+n])
+		info.Structure = string(b[bhName : bhName+n])
 	}
 	info.Size = int64(len(b))
-	info.ReplayFrom = binary.LittleEndian.Uint64(b[80:])
+	info.ReplayFrom = binary.LittleEndian.Uint64(b[bhReplayFrom:])
 	if info.ReplayFrom > info.Start {
 		return info, nil, fmt.Errorf("%w: replay from %d after the start %d", ErrCorrupt, info.ReplayFrom, info.Start)
 	}
@@ -233,10 +275,10 @@ func Decode(b []byte) (Info, []plog.Record, error) {
 		recs = append(recs, r)
 		p += 4 + n
 	}
-	if len(body)-p != 16 {
+	if len(body)-p != btSum {
 		return info, nil, fmt.Errorf("%w: %d bytes after the records", ErrCorrupt, len(body)-p)
 	}
-	if n := binary.LittleEndian.Uint64(body[p+8:]); n != uint64(len(recs)) {
+	if n := binary.LittleEndian.Uint64(body[p+btCount:]); n != uint64(len(recs)) {
 		return info, nil, fmt.Errorf("%w: trailer counts %d records, %d read", ErrCorrupt, n, len(recs))
 	}
 	info.Messages = uint64(len(recs)) - info.Places

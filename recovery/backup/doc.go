@@ -24,20 +24,14 @@
 //
 // # Layout (little-endian)
 //
-//	header (128 bytes):
-//	  0 [4]byte magic "QMBK"     4 u16 version (2; 1 is read too)
-//	  6 u16 zero
-//	  8 u64 start LRSN          16 i64 time taken, Unix ns
-//	 24 u8 structure name length, 25 [48]byte structure name
-//	 73 zeros                  80 u64 replay-from LRSN (at most the start:
-//	                                  the oldest unit of work in flight)
-//	 88 zeros
-//	then one record per message, in queue order:
-//	  u32 payload length, then a plog put record: flagged committed, or
-//	  (version 2) not flagged, with no properties and no body: a place
-//	trailer (24 bytes):
-//	  u32 0 (no more records), u32 zero, u64 record count,
-//	  u64 xxhash64 of everything before the trailer's hash
+// A 128-byte header (magic "QMBK", version 2 (1 is read too), start LRSN,
+// time taken, structure name, replay-from LRSN), then one record per
+// message, in queue order: a u32 payload length, then a plog put record,
+// flagged committed, or (version 2) not flagged, with no properties and
+// no body: a place. Then a 24-byte trailer: u32 0 (no more records), the
+// record count and an xxhash64 of everything before it. The header and
+// the trailer are tables directly above their offset constants in
+// backup.go (TestLayoutTables checks them).
 //
 // # Places
 //

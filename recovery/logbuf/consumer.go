@@ -458,8 +458,8 @@ func (c *Consumer) drain() int {
 		start := tail
 		for tail < head {
 			off := tail % b.size
-			n := uint64(binary.LittleEndian.Uint32(data[off:]))
-			typ, flags := data[off+4], data[off+5]
+			n := uint64(binary.LittleEndian.Uint32(data[off+recLen:]))
+			typ, flags := data[off+recType], data[off+recFlags]
 			if flags == flagPad && typ == 0 && tail+b.size-off <= head {
 				tail += b.size - off
 				continue

@@ -11,8 +11,8 @@
 // head; the member's consumer (Consumer, a goroutine of the member)
 // copies what is published, frees the space by storing the tail, hands
 // the records to the log (rlog) and, once the log says they are durable,
-// stores the ring's durable position and wakes the producers waiting on
-// the buffer's futex. A producer killed half way through a record never
+// stores the ring's durable position and wakes the ring's producer if it
+// waits (on that word). A producer killed half way through a record never
 // published it, so the consumer never sees half a record; what it did
 // publish is logged even after it died (its unit of work may have been
 // decided already; see package qm).
@@ -109,58 +109,21 @@
 // # Layout
 //
 // The data area of the shm structure (kind KindLogBuffer, layout version
-// 2), little-endian:
-//
-//	  0 u64 ring count         8 u64 ring size in bytes (power of 2)
-//	 16 u64 consumer pid      24 u64 consumer process start time
-//	 32 u64 generation (the consumer bumps it when it starts)
-//	 40 u64 failed: 1 while the member's log refuses records (consumer
-//	        stores; producers load in Append)
-//	 48 u64 status sequence: the consumer adds 1 before and after it
-//	        writes the status words (40, 56, 256..1008); odd while it
-//	        writes; readers retry until they read one even value twice
-//	 56 u64 failures of the log since the consumer started
-//	 64 u32 work futex: producers bump it after publishing
-//	 68 u32 consumer sleeping: set by the consumer before it sleeps on work
-//	128 u32 durable futex: the consumer bumps it after storing durable
-//	    positions
-//	132 u32 durable waiters: producers count themselves in while waiting
-//	192 u32 space futex: the consumer bumps it after freeing space
-//	196 u32 space waiters
-//	256 u64 failed since (Unix ns; 0 while the log writes)
-//	264 u64 last failure (Unix ns; 0: none)
-//	272 u16 reason length, 274 u16 reserve-problem length (one u32 store)
-//	280 [480]byte reason: why the log is failed, or why it failed last
-//	760 [248]byte why the next segment could not be reserved
-//	1024 ring headers, 256 bytes each:
-//	      0 u64 owner: 0 free, else the producer's owner tag + 1 (CAS)
-//	      8 u64 generation the ring was claimed under
-//	     16 u64 in-flight sequence (odd between BeginVisible and
-//	            EndVisible; producer stores)
-//	     24 u64 key of the producer's unit of work with persistent work
-//	     64 u64 head: end of what the producer published (producer
-//	            stores, release; consumer loads, acquire)
-//	     72 u64 failures acknowledged (producer stores after 80)
-//	     80 u64 resume position: the producer's head when it last
-//	            acknowledged (producer stores; consumer loads after 72)
-//	    128 u64 tail: end of what the consumer took (consumer stores,
-//	            producer loads to find free space)
-//	    192 u64 durable: end of what is durable (consumer stores,
-//	            producer loads in Wait)
-//	    200 u32 waiting: the producer sleeps on the durable futex
-//	    208 u64 failures: records of the ring that failed (consumer adds
-//	            1 per failure, before it stores a durable position past
-//	            them; producer loads after durable)
-//	    216 u64 uncertain: of those, failures of unknown outcome
-//	            (consumer adds before 208)
-//	then the rings, each at a page-aligned offset, ring i at
-//	ringsOff + i*ring size.
+// layoutVersion, 3) is a buffer header, the ring headers from offset 1024
+// (256 bytes each), then the rings, each at a page-aligned offset (ring i
+// at ringsOffset + i*ring size), all little-endian. The header, the ring
+// header and the record header are tables directly above their offset
+// constants in logbuf.go, which also say who writes and who reads each
+// word (TestLayoutTables checks the tables against the constants).
 //
 // Positions only grow; the byte of position p is at p mod ring size. A
-// record in a ring is an 8-byte header, u32 payload length, u8 type, u8
-// flags (bit 0: more pieces follow; bit 1: padding to the ring's end,
-// no payload; bit 2: a piece after the first), u16 zero, then the payload
-// padded to 8 bytes. A record
-// never wraps: when it does not fit before the ring's end, the producer
-// writes a padding header there and starts at the ring's beginning.
+// record in a ring is an 8-byte header (payload length, type, flags: more
+// pieces follow, padding to the ring's end, a piece after the first), then
+// the payload padded to 8 bytes. A record never wraps: when it does not
+// fit before the ring's end, the producer writes a padding header there
+// and starts at the ring's beginning.
+//
+// A producer waiting for its records to be durable sleeps on its own
+// ring's durable word (the futex is its low half) and is woken only when
+// its ring advances while it waits.
 package logbuf

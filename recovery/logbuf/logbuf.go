@@ -35,49 +35,164 @@ var (
 	ErrType         = errors.New("logbuf: record type 0 is reserved")
 )
 
-const layoutVersion = 2 // 2: the log's status at 48 and 256, ring failure words
+// layoutVersion is the version of the layout below, stored in the shm
+// header; bump it whenever an offset or encoding changes. 2: the log's
+// status at 48 and 256, ring failure words. 3: the durable futex and its
+// waiter count left the buffer header (they were at 128 and 132): each
+// producer sleeps on the low half of its ring's rDurable and counts itself
+// in rWaiting (the documentation still described version 2's header).
+const layoutVersion = 3
 
-// Header and ring header offsets; see the package documentation.
+// Buffer header (the start of the shm structure's data area; the ring
+// headers follow at ringHdrs). Positions and counts are u64, futex words
+// u32, all little-endian and accessed with sync/atomic:
+//
+//	offset  size  constant       field
+//	     0     8  hRings         ring count
+//	     8     8  hRingSize      ring size in bytes (a power of 2)
+//	    16     8  hPid           consumer's pid
+//	    24     8  hStart         consumer's process start time (procid)
+//	    32     8  hGen           generation: the consumer bumps it when it starts
+//	    40     8  hFailed        1 while the member's log refuses records
+//	    48     8  hStatusSeq     status sequence: odd while the consumer writes the status words
+//	    56     8  hFailures      failures of the log since the consumer started
+//	    64     4  hWork          work futex
+//	    68     4  hSleeping      consumer sleeping on hWork
+//	    72   120  -              unused (version 2 had the durable futex at 128 and its waiters at 132)
+//	   192     4  hSpaceFutex    space futex
+//	   196     4  hSpaceWaiters  producers waiting for space
+//	   200    56  -              unused
+//	   256     8  hSince         failed since, Unix ns (0 while the log writes)
+//	   264     8  hLastFailure   last failure, Unix ns (0: none)
+//	   272     2  hReasonLen     reason length (u16; one u32 store with hReserveLen)
+//	   274     2  hReserveLen    reserve-problem length (u16)
+//	   276     4  -              unused
+//	   280   480  hReason        why the log is failed, or why it failed last (maxReason bytes)
+//	   760   248  hReserve       why the next segment could not be reserved (maxReserve bytes)
+//	  1008    16  -              unused
+//	  1024     *  ringHdrs       ring headers, ringHdrSize bytes each, then the rings at ringsOffset
 const (
-	hRings        = 0
-	hRingSize     = 8
-	hPid          = 16
-	hStart        = 24
-	hGen          = 32
-	hFailed       = 40
-	hStatusSeq    = 48
-	hFailures     = 56
-	hWork         = 64
-	hSleeping     = 68
+	hRings    = 0 // written by Create, before the file is linked into place; read by Attach
+	hRingSize = 8 // as hRings
+	// hPid, hStart: the consumer's process, stored by a starting
+	// consumer before it bumps hGen; read by producers (is the consumer
+	// alive?) with hGen.
+	hPid   = 16
+	hStart = 24
+	// hGen: added to by a starting consumer (and by one that replaces the
+	// buffer, on the old one); producers compare it with the generation
+	// they claimed under before every piece and in Wait.
+	hGen = 32
+	// hFailed: stored by the consumer when the log refuses records and
+	// when it writes again; loaded by producers in Append.
+	hFailed = 40
+	// hStatusSeq: the consumer adds 1 before and after it writes the
+	// status words (hFailed, hFailures, hSince..hReserve); readers
+	// (LogStatus) retry until they read one even value twice.
+	hStatusSeq = 48
+	hFailures  = 56 // under hStatusSeq
+	// hWork: producers add 1 after publishing, then wake the consumer
+	// when hSleeping is set; the consumer loads hWork, sets hSleeping,
+	// looks for published work once more and sleeps on hWork (from the
+	// value it loaded), then clears hSleeping.
+	hWork     = 64
+	hSleeping = 68
+	// hSpaceFutex: the consumer adds 1 after freeing space and wakes
+	// sleepers when hSpaceWaiters is not 0; a producer waiting for space
+	// counts itself in hSpaceWaiters and sleeps on hSpaceFutex.
 	hSpaceFutex   = 192
 	hSpaceWaiters = 196
-	hSince        = 256
-	hLastFailure  = 264
-	hReasonLen    = 272
-	hReserveLen   = 274
-	hReason       = 280
-	maxReason     = 480
-	hReserve      = 760
-	maxReserve    = 248
-	ringHdrs      = 1024
-	ringHdrSize   = 256
-	rOwner        = 0
-	rGen          = 8
-	rVisible      = 16
-	rUOW          = 24
-	rHead         = 64
-	rFailAck      = 72
-	rResumeAt     = 80
-	rTail         = 128
-	rDurable      = 192
-	rWaiting      = 200
-	rFailed       = 208
-	rUncertain    = 216
+	hSince        = 256  // under hStatusSeq
+	hLastFailure  = 264  // under hStatusSeq
+	hReasonLen    = 272  // under hStatusSeq
+	hReserveLen   = 274  // under hStatusSeq
+	hReason       = 280  // under hStatusSeq
+	hReserve      = 760  // under hStatusSeq
+	ringHdrs      = 1024 // the first ring header
+)
 
+// Sizes of the header's text fields.
+const (
+	maxReason  = 480 // bytes at hReason
+	maxReserve = 248 // bytes at hReserve
+)
+
+// Ring header (ringHdrSize bytes; ring i's at ringHdrs + i*ringHdrSize).
+// Producer and consumer words are on separate lines:
+//
+//	offset  size  constant    field
+//	     0     8  rOwner      owner: 0 free, else the producer's owner tag + 1
+//	     8     8  rGen        generation the ring was claimed under
+//	    16     8  rVisible    in-flight sequence: odd between BeginVisible and EndVisible
+//	    24     8  rUOW        key of the producer's unit of work with persistent work (0: none)
+//	    32    32  -           unused
+//	    64     8  rHead       head: end of what the producer published
+//	    72     8  rFailAck    failures acknowledged
+//	    80     8  rResumeAt   resume position: the producer's head when it last acknowledged
+//	    88    40  -           unused
+//	   128     8  rTail       tail: end of what the consumer took
+//	   136    56  -           unused
+//	   192     8  rDurable    durable: end of what is durable; its low half is the ring's durable futex word
+//	   200     4  rWaiting    the producer sleeps on the durable futex (u32)
+//	   204     4  -           unused
+//	   208     8  rFailed     records of the ring that failed
+//	   216     8  rUncertain  of those, failures of unknown outcome
+//	   224    32  -           unused
+const (
+	// rOwner: CAS 0 -> tag+1 by a claiming producer; back to 0 by the
+	// producer releasing the ring (CAS) or the consumer freeing it; loaded
+	// by both (is the ring still this claim?).
+	rOwner = 0
+	// rGen: stored by the claiming producer after its rOwner CAS; loaded
+	// by the producer's in-flight marks with rOwner.
+	rGen = 8
+	// rVisible: moved by CAS from the parity expected by the ring's
+	// producer (BeginVisible, EndVisible) while the ring is its claim; a
+	// claim and the consumer freeing the ring end a stale odd mark; read
+	// by InFlight.
+	rVisible = 16
+	// rUOW: stored by the producer; cleared when the ring is released or
+	// freed; read by OldestUOW.
+	rUOW     = 24
+	rHead    = 64 // producer stores (release); consumer loads (acquire)
+	rFailAck = 72 // producer stores after rResumeAt; consumer loads before rResumeAt
+	// rResumeAt: producer stores before rFailAck; consumer loads after
+	// rFailAck and drops what the ring holds before it.
+	rResumeAt = 80
+	rTail     = 128 // consumer stores; producer loads to find free space
+	// rDurable: the consumer stores it (only forward), then wakes the
+	// futex on its low half when rWaiting is not 0; the producer loads it
+	// in Wait, stores 1 in rWaiting, loads it again and sleeps on its low
+	// half while it has not moved, then stores 0 in rWaiting.
+	rDurable    = 192
+	rWaiting    = 200
+	rFailed     = 208 // consumer adds 1 per failed record, before it stores rDurable past it; producer loads after rDurable
+	rUncertain  = 216 // consumer adds before rFailed
+	ringHdrSize = 256
+)
+
+// Record header (recHdr bytes, at a multiple of 8 of the ring; the
+// payload follows, padded to 8 bytes). A record never wraps: one that
+// does not fit before the ring's end is preceded by a padding header
+// there (flagPad, type 0), and starts at the ring's beginning:
+//
+//	offset  size  constant  field
+//	     0     4  recLen    payload length (u32)
+//	     4     1  recType   record type (0: padding)
+//	     5     1  recFlags  flagMore, flagPad, flagCont
+//	     6     2  -         zero
+const (
+	recLen   = 0
+	recType  = 4
+	recFlags = 5
 	recHdr   = 8
-	flagMore = 1
-	flagPad  = 2
-	flagCont = 4
+)
+
+// Bits of a record header's flags.
+const (
+	flagMore = 1 // more pieces follow
+	flagPad  = 2 // padding to the ring's end, no payload
+	flagCont = 4 // a piece after the first
 )
 
 // Defaults of Config.
@@ -252,8 +367,9 @@ func (b *Buffer) consumer() (procid.ID, uint64) {
 func pad8(n uint64) uint64 { return (n + 7) &^ 7 }
 
 func putRecHdr(b []byte, n uint32, typ, flags uint8) {
-	binary.LittleEndian.PutUint32(b, n)
-	b[4], b[5], b[6], b[7] = typ, flags, 0, 0
+	binary.LittleEndian.PutUint32(b[recLen:], n)
+	b[recType], b[recFlags] = typ, flags
+	clear(b[recFlags+1 : recHdr])
 }
 
 // Producer is a connection's ring: one goroutine at a time may use it.

@@ -30,6 +30,12 @@
 //	             (CLEAR QLOCAL: every message of the queue committed
 //	             before it goes)
 //
+// Payloads are sequences of variable-length fields, so they have no offset
+// constants and no table: the grammar above is the layout, and
+// TestEncodingIsTheDocumentedOne builds each record's bytes from it field
+// by field and compares them with the encoder's (records carry no format
+// version, so a change of encoding must fail a test).
+//
 // Replay applies a unit of work's puts and gets when it meets its commit
 // record, and a put or get flagged committed at once; it drops units of
 // work that end in a backout record or never end.

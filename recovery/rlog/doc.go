@@ -83,30 +83,12 @@
 // zeros, so the file system allocates blocks once per MiB rather than at
 // every sync. A record never spans segments.
 //
-// Segment header (64 bytes, little-endian):
-//
-//	0  [4]byte  magic "QMRL"
-//	4  uint16   format version (2; version 1, read too, has zero at 48)
-//	6  uint16   zero
-//	8  uint64   segment sequence number (the same as the file name's)
-//	16 uint64   segment size in bytes
-//	24 [24]byte member name, zero padded
-//	48 uint64   seal: where the records of the previous segment end (a
-//	            failed write may have left bytes after it); 0: where its
-//	            valid records end
-//	56 uint64   xxhash64 of bytes 0..56
-//
-// Records follow from offset 64, each 8-byte aligned:
-//
-//	0  uint32   payload length n
-//	4  uint8    type (1..255, set by the caller; 0 is never written)
-//	5  uint8    flags: bit 0 set on the last record of a write
-//	6  uint16   zero
-//	8  uint64   LRSN
-//	16 uint64   write number (1, 2, ...: every write of the log has its own)
-//	24 uint64   xxhash64 of: the segment sequence number (8 bytes LE),
-//	            bytes 0..24 of this header, then the payload
-//	32 [n]byte  payload, then zeros up to the next multiple of 8
+// A segment starts with a 64-byte header (magic "QMRL", format version,
+// sequence number, size, member name, seal, checksum); records follow
+// from offset 64, each 8-byte aligned: a 32-byte header (payload length,
+// type, flags, LRSN, write number, checksum), then the payload padded
+// with zeros to a multiple of 8. Both headers are tables directly above
+// their offset constants in format.go (TestLayoutTables checks them).
 //
 // Hashing the segment number in means a record copied or left over from
 // another segment never passes for one of this segment.
