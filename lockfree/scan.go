@@ -209,7 +209,9 @@ type sublogScan struct {
 // segments, and removes expired messages.
 func (o *Owner) claimSublog(q uint32, prio int, m *matcher, mode claimMode, now *int64, take taker) (int, bool, error) {
 	req := claimReq{m: m, now: now, take: take}
-	sc := sublogScan{o: o, s: o.s, q: q, prio: prio, sl: o.s.sublogOff(q, prio), qp: qpOf(q, prio), mode: mode}
+	var sc sublogScan // zeroed in place: a composite literal costs a copy of the whole struct
+	sc.o, sc.s, sc.q, sc.prio, sc.mode = o, o.s, q, prio, mode
+	sc.sl, sc.qp = o.s.sublogOff(q, prio), qpOf(q, prio)
 	if m == nil {
 		sc.cache = o.scanCacheFor(sc.qp)
 	}
