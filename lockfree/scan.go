@@ -236,9 +236,13 @@ func (sc *sublogScan) pass(req *claimReq) (scanNext, error) {
 	if next, err := sc.findHead(); next != scanOn || err != nil {
 		return next, err
 	}
-	sc.resumeFromCache()
-	if next, err := sc.seekStart(); next != scanOn || err != nil {
-		return next, err
+	if sc.start > sc.head { // out of line only when the cache let the pass skip positions
+		sc.resumeFromCache()
+	}
+	if sc.start >= sc.base+segSlots { // out of line only when start is past seg
+		if next, err := sc.seekStart(); next != scanOn || err != nil {
+			return next, err
+		}
 	}
 	return sc.walk(req)
 }
@@ -306,7 +310,10 @@ func (sc *sublogScan) resumeFromCache() {
 	}
 }
 
-// seekStart walks the segments from seg to the one holding start.
+// seekStart walks the segments from seg to the one holding start (or,
+// across a gap, to the first after it: start moves to its base). Before
+// it start is at or past seg's base: the head is past the head segment's
+// base (findHead), a cached segment's base is at or before start.
 func (sc *sublogScan) seekStart() (scanNext, error) {
 	for sc.start >= sc.base+segSlots {
 		nx := ref(sc.s.load(sc.s.segOff(sc.seg.idx()) + sgNext))
