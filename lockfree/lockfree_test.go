@@ -79,157 +79,6 @@ func checkOK(t testing.TB, s *Structure) {
 	}
 }
 
-func TestFIFOAndPriority(t *testing.T) {
-	s := newStructure(t, smallParams)
-	o := register(t, s)
-	q := mustQueue(t, o, "Q1", QueueAttrs{})
-	for i := 0; i < 300; i++ { // crosses several segments
-		put(t, o, q, fmt.Sprint(i), 0, false)
-	}
-	put(t, o, q, "p5a", 5, false)
-	put(t, o, q, "p9", 9, false)
-	put(t, o, q, "p5b", 5, false)
-	for _, want := range []string{"p9", "p5a", "p5b"} {
-		if got := get(t, o, q, false); got != want {
-			t.Fatalf("got %q want %q", got, want)
-		}
-	}
-	for i := 0; i < 300; i++ {
-		if got := get(t, o, q, false); got != fmt.Sprint(i) {
-			t.Fatalf("got %q want %d", got, i)
-		}
-	}
-	expectEmpty(t, o, q)
-	if err := o.Put(q, &Message{Priority: 10}, PutOptions{}); !errors.Is(err, ErrBadPriority) {
-		t.Fatalf("priority 10: %v", err)
-	}
-	checkOK(t, s)
-	o.Close()
-	checkOK(t, s)
-}
-
-func TestSyncpointPutInvisibleUntilCommit(t *testing.T) {
-	s := newStructure(t, smallParams)
-	a, b := register(t, s), register(t, s)
-	q := mustQueue(t, a, "Q", QueueAttrs{})
-	put(t, a, q, "u1", 0, true)
-	put(t, a, q, "u2", 0, true)
-	put(t, b, q, "v", 0, false)
-	info, _ := s.QueueInfo(q)
-	if info.Depth != 3 || info.Uncom != 2 {
-		t.Fatalf("depth %d uncom %d", info.Depth, info.Uncom)
-	}
-	if got := get(t, b, q, false); got != "v" {
-		t.Fatalf("got %q", got)
-	}
-	expectEmpty(t, b, q)
-	if err := a.Commit(); err != nil {
-		t.Fatal(err)
-	}
-	if got := get(t, b, q, false); got != "u1" {
-		t.Fatalf("got %q", got)
-	}
-	put(t, a, q, "gone", 0, true)
-	if err := a.Backout(); err != nil {
-		t.Fatal(err)
-	}
-	if got := get(t, b, q, false); got != "u2" {
-		t.Fatalf("got %q", got)
-	}
-	expectEmpty(t, b, q)
-	checkOK(t, s)
-}
-
-func TestBackoutRestoresPosition(t *testing.T) {
-	s := newStructure(t, smallParams)
-	o := register(t, s)
-	q := mustQueue(t, o, "Q", QueueAttrs{})
-	for i := 0; i < 5; i++ {
-		put(t, o, q, fmt.Sprint(i), 0, false)
-	}
-	var m Message
-	for i := 0; i < 3; i++ {
-		if err := o.Get(q, GetOptions{Syncpoint: true}, &m); err != nil {
-			t.Fatal(err)
-		}
-	}
-	info, _ := s.QueueInfo(q)
-	if info.Depth != 5 || info.Uncom != 3 {
-		t.Fatalf("while held: depth %d uncom %d", info.Depth, info.Uncom)
-	}
-	if err := o.Backout(); err != nil {
-		t.Fatal(err)
-	}
-	for i := 0; i < 5; i++ {
-		if err := o.Get(q, GetOptions{}, &m); err != nil {
-			t.Fatal(err)
-		}
-		wantBO := uint32(0)
-		if i < 3 {
-			wantBO = 1
-		}
-		if string(m.Body) != fmt.Sprint(i) || m.BackoutCount != wantBO {
-			t.Fatalf("got %q backout %d, want %d backout %d", m.Body, m.BackoutCount, i, wantBO)
-		}
-	}
-	checkOK(t, s)
-}
-
-func TestCommitGetRemoves(t *testing.T) {
-	s := newStructure(t, smallParams)
-	a, b := register(t, s), register(t, s)
-	q := mustQueue(t, a, "Q", QueueAttrs{})
-	put(t, a, q, "x", 0, false)
-	put(t, a, q, "y", 0, false)
-	if got := get(t, a, q, true); got != "x" {
-		t.Fatal(got)
-	}
-	// Held by a: b gets the next one.
-	if got := get(t, b, q, false); got != "y" {
-		t.Fatal(got)
-	}
-	expectEmpty(t, b, q)
-	if err := a.Commit(); err != nil {
-		t.Fatal(err)
-	}
-	expectEmpty(t, b, q)
-	if d := s.Depth(q); d != 0 {
-		t.Fatalf("depth %d", d)
-	}
-	checkOK(t, s)
-}
-
-func TestBrowse(t *testing.T) {
-	s := newStructure(t, smallParams)
-	o := register(t, s)
-	q := mustQueue(t, o, "Q", QueueAttrs{})
-	put(t, o, q, "a", 1, false)
-	put(t, o, q, "b", 3, false)
-	put(t, o, q, "c", 1, false)
-	put(t, o, q, "hidden", 1, true)
-	cur := o.NewBrowseCursor(q)
-	var got []string
-	var m Message
-	for {
-		err := o.BrowseNext(cur, GetOptions{}, &m)
-		if errors.Is(err, ErrNoMessage) {
-			break
-		}
-		if err != nil {
-			t.Fatal(err)
-		}
-		got = append(got, string(m.Body))
-	}
-	if fmt.Sprint(got) != "[b a c]" {
-		t.Fatalf("browse %v", got)
-	}
-	if d := s.Depth(q); d != 4 {
-		t.Fatalf("browse changed depth: %d", d)
-	}
-	o.Backout()
-	checkOK(t, s)
-}
-
 func TestGetByID(t *testing.T) {
 	for _, indexed := range []bool{false, true} {
 		t.Run(fmt.Sprint("indexed=", indexed), func(t *testing.T) {
@@ -271,45 +120,6 @@ func TestGetByID(t *testing.T) {
 			checkOK(t, s)
 		})
 	}
-}
-
-func TestLimits(t *testing.T) {
-	s := newStructure(t, smallParams)
-	o := register(t, s)
-	q := mustQueue(t, o, "Q", QueueAttrs{MaxDepth: 3, MaxMsgLen: 1000})
-	for i := 0; i < 3; i++ {
-		put(t, o, q, "x", 0, i == 2)
-	}
-	if err := o.Put(q, &Message{Body: []byte("y")}, PutOptions{}); !errors.Is(err, ErrQueueFull) {
-		t.Fatalf("4th put: %v", err)
-	}
-	if err := o.Put(q, &Message{Body: make([]byte, 1001)}, PutOptions{}); !errors.Is(err, ErrMsgTooLong) {
-		t.Fatalf("long: %v", err)
-	}
-	o.Backout() // frees the uncommitted third
-	put(t, o, q, "z", 0, false)
-	if _, err := o.CreateQueue("Q", QueueAttrs{}); !errors.Is(err, ErrQueueExists) {
-		t.Fatalf("duplicate: %v", err)
-	}
-	if _, err := o.CreateQueue("bad name", QueueAttrs{}); !errors.Is(err, ErrBadName) {
-		t.Fatalf("bad name: %v", err)
-	}
-	if err := o.DeleteQueue(q); !errors.Is(err, ErrQueueNotEmpty) {
-		t.Fatalf("delete non-empty: %v", err)
-	}
-	for i := 0; i < 3; i++ {
-		get(t, o, q, false)
-	}
-	if err := o.DeleteQueue(q); err != nil {
-		t.Fatal(err)
-	}
-	if _, err := s.LookupQueue("Q"); !errors.Is(err, ErrUnknownQueue) {
-		t.Fatalf("lookup deleted: %v", err)
-	}
-	if err := o.Put(q, &Message{}, PutOptions{}); !errors.Is(err, ErrUnknownQueue) {
-		t.Fatalf("put to deleted: %v", err)
-	}
-	checkOK(t, s)
 }
 
 func TestLargeMessagesAndViews(t *testing.T) {
@@ -439,31 +249,6 @@ func TestGetViewsInto(t *testing.T) {
 	}
 	if s.Depth(q) != 0 {
 		t.Fatalf("depth %d after every view was released", s.Depth(q))
-	}
-	checkOK(t, s)
-}
-
-func TestExpiry(t *testing.T) {
-	s := newStructure(t, smallParams)
-	o := register(t, s)
-	q := mustQueue(t, o, "Q", QueueAttrs{IndexCorrelID: true})
-	past := time.Now().Add(-time.Second).UnixNano()
-	m := Message{Body: []byte("old"), Expiry: past}
-	m.CorrelID[0] = 1
-	o.Put(q, &m, PutOptions{})
-	o.Put(q, &Message{Body: []byte("old2"), Expiry: past}, PutOptions{})
-	o.Put(q, &Message{Body: []byte("new"), Expiry: time.Now().Add(time.Hour).UnixNano()}, PutOptions{})
-	var c [idBytes]byte
-	c[0] = 1
-	var got Message
-	if err := o.Get(q, GetOptions{CorrelID: &c}, &got); !errors.Is(err, ErrNoMessage) {
-		t.Fatalf("expired by correlid: %v", err)
-	}
-	if g := get(t, o, q, false); g != "new" {
-		t.Fatalf("got %q", g)
-	}
-	if d := s.Depth(q); d != 0 {
-		t.Fatalf("expired messages not removed: depth %d", d)
 	}
 	checkOK(t, s)
 }
@@ -646,45 +431,6 @@ func TestOwnerSlots(t *testing.T) {
 		t.Fatal(err)
 	}
 	_ = b
-}
-
-// TestRepairInProcess abandons owners in the middle of units of work and
-// repairs them (with force, as the process is alive).
-func TestRepairInProcess(t *testing.T) {
-	s := newStructure(t, smallParams)
-	a, b, c := register(t, s), register(t, s), register(t, s)
-	q := mustQueue(t, a, "Q", QueueAttrs{})
-	for i := 0; i < 10; i++ {
-		put(t, a, q, fmt.Sprint(i), 0, false)
-	}
-	// b holds 0,1 and has an uncommitted put; c holds 2 and decided to commit.
-	get(t, b, q, true)
-	get(t, b, q, true)
-	put(t, b, q, "b-uncommitted", 0, true)
-	get(t, c, q, true)
-	put(t, c, q, "c-committed", 0, true)
-	s.store(c.off+ownUOW, uint64(c.uowSeq)<<32|uint64(uowCommitting)) // c dies right after deciding
-	rb, err := s.RepairWith(b.Tag(), OutcomeAuto, true)
-	if err != nil || rb.Committed || rb.GetsRestored != 2 || rb.PutsRemoved != 1 {
-		t.Fatalf("repair b: %+v %v", rb, err)
-	}
-	rc, err := s.RepairWith(c.Tag(), OutcomeAuto, true)
-	if err != nil || !rc.Committed || rc.GetsRemoved != 1 || rc.PutsCommitted != 1 {
-		t.Fatalf("repair c: %+v %v", rc, err)
-	}
-	if err := b.Put(q, &Message{}, PutOptions{}); !errors.Is(err, ErrOwnerRevoked) {
-		t.Fatalf("repaired owner still works: %v", err)
-	}
-	checkOK(t, s)
-	var got []string
-	var m Message
-	for a.Get(q, GetOptions{}, &m) == nil {
-		got = append(got, fmt.Sprintf("%s/%d", m.Body, m.BackoutCount))
-	}
-	if want := "[0/1 1/1 3/0 4/0 5/0 6/0 7/0 8/0 9/0 c-committed/0]"; fmt.Sprint(got) != want {
-		t.Fatalf("after repair: %v\nwant %s", got, want)
-	}
-	checkOK(t, s)
 }
 
 // TestCheckerFindsCorruption proves the checker can fail: each case breaks
@@ -1119,32 +865,6 @@ func TestCreateOptions(t *testing.T) {
 	}
 }
 
-// TestRepairAfterBackoutThenHoldAgain: an owner backs a message out, holds
-// the same message again, and dies having decided to commit (or with a
-// commit imposed): the message must be consumed, not put back.
-func TestRepairAfterBackoutThenHoldAgain(t *testing.T) {
-	for _, out := range []Outcome{OutcomeAuto, OutcomeCommit} {
-		s := newStructure(t, smallParams)
-		a, b := register(t, s), register(t, s)
-		q := mustQueue(t, a, "Q", QueueAttrs{})
-		put(t, a, q, "M", 0, false)
-		get(t, b, q, true)
-		if err := b.Backout(); err != nil {
-			t.Fatal(err)
-		}
-		get(t, b, q, true) // the same entry incarnation, held again
-		if out == OutcomeAuto {
-			s.store(b.off+ownUOW, uint64(b.uowSeq)<<32|uint64(uowCommitting)) // killed right after deciding
-		}
-		rep, err := s.RepairWith(b.Tag(), out, true)
-		if err != nil || !rep.Committed || rep.GetsRemoved != 1 || rep.GetsRestored != 0 {
-			t.Fatalf("outcome %d: repair %+v %v", out, rep, err)
-		}
-		expectEmpty(t, a, q)
-		checkOK(t, s)
-	}
-}
-
 // TestStaleReferenceWithWrappedGen: a slot keeps a reference to a consumed
 // message while something before it pins the head; the entry is reused
 // until its 24-bit gen comes round to the same value (simulated) for a
@@ -1255,51 +975,6 @@ func TestAppendPiece(t *testing.T) {
 	p = appendPiece(p, buf[8:10]) // adjacent to that one
 	if len(p) != 2 || string(p[0]) != "abcde" || string(p[1]) != "ghij" {
 		t.Fatalf("pieces %q", p)
-	}
-}
-
-// TestBrowseIncludeHeld: a fuzzy backup's browse also sees messages held
-// by a get under syncpoint (they come back on backout), and uncommitted
-// puts only when asked, marked as such.
-func TestBrowseIncludeHeld(t *testing.T) {
-	s := newStructure(t, smallParams)
-	o := register(t, s)
-	other := register(t, s)
-	q := mustQueue(t, o, "Q", QueueAttrs{})
-	put(t, o, q, "a", 1, false)
-	put(t, o, q, "b", 1, false)
-	put(t, o, q, "uncommitted", 1, true)
-	var m Message
-	if err := other.Get(q, GetOptions{Syncpoint: true}, &m); err != nil || string(m.Body) != "a" {
-		t.Fatalf("get: %q %v", m.Body, err)
-	}
-	put(t, o, q, "c", 1, false)
-	browse := func(opt GetOptions) string {
-		cur := o.NewBrowseCursor(q)
-		var got []string
-		for {
-			err := o.BrowseNext(cur, opt, &m)
-			if errors.Is(err, ErrNoMessage) {
-				return fmt.Sprint(got)
-			}
-			if err != nil {
-				t.Fatal(err)
-			}
-			if cur.Uncommitted() {
-				got = append(got, "("+string(m.Body)+")")
-			} else {
-				got = append(got, string(m.Body))
-			}
-		}
-	}
-	if got := browse(GetOptions{}); got != "[b c]" {
-		t.Fatalf("browse: %s", got)
-	}
-	if got := browse(GetOptions{IncludeHeld: true}); got != "[a b c]" {
-		t.Fatalf("browse including held: %s", got)
-	}
-	if got := browse(GetOptions{IncludeHeld: true, IncludeUncommitted: true}); got != "[a b (uncommitted) c]" {
-		t.Fatalf("browse including held and uncommitted: %s", got)
 	}
 }
 

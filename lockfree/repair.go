@@ -277,48 +277,102 @@ func (s *Structure) repair(t OwnerTag, out Outcome, lone uint64, force bool) (re
 	if err := s.waitQuiet(t); err != nil {
 		return rep, err
 	}
-	// Act as the dead owner: its slot, its tag, its descriptors. Every change
-	// below is recorded in its descriptors first, exactly as the owner would,
-	// so a repairer that dies is itself repaired by the next one.
-	x := &Owner{s: s, slot: t.Slot(), tag: t, off: s.ownerOff(t.Slot())}
-	op, da, db, dc := s.readDesc(x.off)
-	x.descBuf = (s.load(x.off+dOp) >> 8) & 1
-	if bad := s.badDescs(x.off, op, da, db); bad != "" {
+	rp := repairer{s: s, t: t, rep: &rep}
+	op, da, db, dc := rp.actAsOwner()
+	if bad := s.badDescs(rp.x.off, op, da, db); bad != "" {
 		return rep, s.failCorrupt(t, "%s", bad)
 	}
-	dead := map[uint32]uint32{} // entry -> gen, to free once their elements are swept
-	// Every sublog: entries are about to become available again.
-	var all sublogSet
+	rp.dead = map[uint32]uint32{}
+	rp.bumpAvail()
+	rp.segmentDesc()
+	cpRepairStep.Hit()
+	rp.messageDesc(op, da, db, dc)
+	cpRepairStep.Hit()
+	if err := rp.unitOfWork(out, lone); err != nil {
+		return rep, err
+	}
+	rp.freeHeld()
+	if err := rp.release(); err != nil {
+		return rep, err
+	}
+	return rep, rp.freeSlot()
+}
+
+// repairer is one repair of owner t, in steps: 1. the segment descriptor,
+// 2. the message descriptor, 3. the unit of work and the lone operation,
+// 4. freeing what the owner held, 5. its tokens, reservations, waits and
+// counts, 6. its slot.
+type repairer struct {
+	s   *Structure
+	t   OwnerTag
+	rep *RepairReport
+	// x is the dead owner, acted as: its slot, its tag, its descriptors.
+	// Every change is recorded in its descriptors first, exactly as the
+	// owner would, so a repairer that dies is itself repaired by the next
+	// one.
+	x    *Owner
+	dead map[uint32]uint32 // entry -> gen, to free once their elements are swept
+	all  sublogSet         // every sublog of every active queue
+	// sweep: the owner took something (or left entries to free), so the
+	// repair sweeps every entry, element and segment for what it held. An
+	// owner that never took anything holds nothing: no sweep (a scan of
+	// the whole structure, which makes a member's recovery grow with the
+	// structures it is in).
+	sweep bool
+	uw    uint64 // the owner's unit-of-work word, as step 3 read it
+}
+
+// actAsOwner makes x the dead owner and returns its message descriptor.
+func (rp *repairer) actAsOwner() (op, a, b, c uint64) {
+	s, t := rp.s, rp.t
+	rp.x = &Owner{s: s, slot: t.Slot(), tag: t, off: s.ownerOff(t.Slot())}
+	op, a, b, c = s.readDesc(rp.x.off)
+	rp.x.descBuf = (s.load(rp.x.off+dOp) >> 8) & 1
+	return op, a, b, c
+}
+
+// bumpAvail bumps every sublog's availSeq: entries are about to become
+// available again.
+func (rp *repairer) bumpAvail() {
+	s := rp.s
 	for q := uint32(0); q < uint32(s.p.Queues); q++ {
 		if s.queueActive(q) {
 			for p := 0; p < Priorities; p++ {
-				all = append(all, qpOf(q, p))
+				rp.all = append(rp.all, qpOf(q, p))
 			}
 		}
 	}
-	s.bumpAvail(all)
+	s.bumpAvail(rp.all)
+}
 
-	// 1. The segment descriptor.
+// segmentDesc (step 1) resolves the segment descriptor: a segment being
+// linked and not reachable goes back to the owner (freed with its other
+// segments), one being freed and not reachable any more is freed.
+func (rp *repairer) segmentDesc() {
+	s, x := rp.s, rp.x
 	switch s.load(x.off + sdOp) {
 	case opSegLink:
 		sr, qp := ref(s.load(x.off+sdA)), uint32(s.load(x.off+sdB))
 		so := s.segOff(sr.idx())
 		if sw := s.load(so + sgWord); wKind(sw) == skLink && wGen(sw) == sr.gen() && wVal(sw) == qp &&
 			!s.segReachable(qp>>8, int(qp&0xff), sr) {
-			s.cas(so+sgWord, sw, mkWord(sr.gen(), skOwned, uint32(t))) // freed with the owner's other segments
+			s.cas(so+sgWord, sw, mkWord(sr.gen(), skOwned, uint32(rp.t))) // freed with the owner's other segments
 		}
 	case opSegFree:
 		sr, qp := ref(s.load(x.off+sdA)), uint32(s.load(x.off+sdB))
 		if _, ok := s.segRead(sr, qp); ok && !s.segReachable(qp>>8, int(qp&0xff), sr) {
 			if s.freeSeg(sr, qp) {
-				rep.SegmentsFreed++
+				rp.rep.SegmentsFreed++
 			}
 		}
 	}
 	x.clearSegDesc()
-	cpRepairStep.Hit()
+}
 
-	// 2. The message descriptor: the one transition in flight.
+// messageDesc (step 2) resolves the message descriptor (op, da, db, dc as
+// actAsOwner read it): the one transition in flight.
+func (rp *repairer) messageDesc(op, da, db, dc uint64) {
+	s, x, t, rep := rp.s, rp.x, rp.t, rp.rep
 	r, b, c := ref(da), db, dc
 	switch op {
 	case opPut:
@@ -328,7 +382,7 @@ func (s *Structure) repair(t OwnerTag, out Outcome, lone uint64, force bool) (re
 			// Not yet visible: undo, whether or not it was linked (a linked
 			// slot goes stale when the entry is freed).
 			x.setCellDepth(q, c)
-			dead[r.idx()] = r.gen()
+			rp.dead[r.idx()] = r.gen()
 			rep.PutsRemoved++
 		} else {
 			x.setCellDepth(q, c+1)
@@ -340,7 +394,7 @@ func (s *Structure) repair(t OwnerTag, out Outcome, lone uint64, force bool) (re
 			if x.cellDepth(q) == c {
 				x.setCellDepth(q, c-1)
 			}
-			dead[r.idx()] = r.gen()
+			rp.dead[r.idx()] = r.gen()
 			rep.GetsRemoved++
 		}
 	case opBackout:
@@ -353,64 +407,44 @@ func (s *Structure) repair(t OwnerTag, out Outcome, lone uint64, force bool) (re
 		}
 	}
 	x.clearDesc()
-	cpRepairStep.Hit()
+}
 
-	// 3. The unit of work.
-	uw := s.load(x.off + ownUOW)
-	commit := uint8(uw) == uowCommitting
+// heldEntry is an entry the dead owner holds in a unit of work or a view.
+type heldEntry struct {
+	idx, gen uint32
+	q        uint32
+	prio     uint8
+	pos      uint64
+	kind     uint8
+}
+
+// unitOfWork (step 3) decides the unit of work (out, or what the owner's
+// uow word says) and the lone operation (carried out only if decided
+// under its own key, lone), then finishes every entry the owner holds:
+// in queue order, so no getter sees a later message of a committed unit
+// of work before an earlier one.
+func (rp *repairer) unitOfWork(out Outcome, lone uint64) error {
+	s, x := rp.s, rp.x
+	rp.uw = s.load(x.off + ownUOW)
+	commit := uint8(rp.uw) == uowCommitting
 	switch out {
 	case OutcomeCommit:
 		commit = true
 	case OutcomeBackout:
 		commit = false
 	}
-	rep.Committed = commit
-	// The lone operation, outside the unit of work: carried out only if
-	// decided under its own key.
+	rp.rep.Committed = commit
 	loneRef := ref(s.load(x.off + ownLone))
 	loneDone := lone != 0 && s.load(x.off+ownLoneKey) == lone
-	type held struct {
-		idx, gen uint32
-		q        uint32
-		prio     uint8
-		pos      uint64
-		kind     uint8
-	}
-	var mine []held
-	// An owner that never took anything holds nothing: no sweep of every
-	// entry, element and segment (a scan of the whole structure, which
-	// makes a member's recovery grow with the structures it is in).
-	sweep := s.load(x.off+ownTook) != 0 || len(dead) > 0
-	if sweep {
+	rp.sweep = s.load(x.off+ownTook) != 0 || len(rp.dead) > 0
+	if rp.sweep {
 		repairSweeps.Add(1)
 	}
-	for e := uint32(0); sweep && e < uint32(s.p.Entries); e++ {
-		eo := s.entryOff(e)
-		w := s.load(eo + enCtl)
-		if wVal(w) != uint32(t) || wKind(w) == stFree || wKind(w) == stAvail {
-			continue
-		}
-		switch wKind(w) {
-		case stAlloc, stCached:
-			// Cached, or half filled and never linked (a linked one is the
-			// descriptor's, handled above): back to the pool with a new gen
-			// so any index slot naming it goes stale.
-			if s.cas(eo+enCtl, w, mkWord(nextGen(wGen(w)), stAlloc, uint32(t))) {
-				dead[e] = nextGen(wGen(w))
-			}
-		case stDead:
-			dead[e] = wGen(w) // already counted (its descriptor was resolved)
-		case stPutU, stHeld, stView:
-			qw := s.load(eo + enQueue)
-			if !s.qpOK((qw&0xffff)<<8 | qw>>16&0xff) {
-				return rep, s.failCorrupt(t, "entry %d (%s) names queue %d priority %d", e, stateName(wKind(w)), qw&0xffff, qw>>16&0xff)
-			}
-			mine = append(mine, held{idx: e, gen: wGen(w), q: uint32(qw) & 0xffff, prio: uint8(qw >> 16), pos: s.load(eo + enPos), kind: wKind(w)})
-		}
+	mine, err := rp.heldEntries()
+	if err != nil {
+		return err
 	}
-	// Make a committed unit of work visible in queue order, so no getter
-	// sees a later message of it before an earlier one.
-	slices.SortFunc(mine, func(a, b held) int {
+	slices.SortFunc(mine, func(a, b heldEntry) int {
 		if a.q != b.q {
 			return int(a.q) - int(b.q)
 		}
@@ -423,50 +457,97 @@ func (s *Structure) repair(t OwnerTag, out Outcome, lone uint64, force bool) (re
 		return 1
 	})
 	for _, h := range mine {
-		eo := s.entryOff(h.idx)
-		cur := mkWord(h.gen, h.kind, uint32(t))
-		r := mkRef(h.idx, h.gen)
 		do := commit
-		if r == loneRef {
+		if mkRef(h.idx, h.gen) == loneRef {
 			do = loneDone
-			rep.LoneDone = loneDone
+			rp.rep.LoneDone = loneDone
 		}
-		switch {
-		case h.kind == stPutU && do:
-			if s.cas(eo+enCtl, cur, mkWord(h.gen, stAvail, 0)) {
-				rep.PutsCommitted++
-			}
-		case h.kind == stView && !(r == loneRef && do) || h.kind == stHeld && !do:
-			// A held message of a backed-out unit of work, or a view outside
-			// any unit of work (never consumed, whatever the outcome, unless
-			// it is the decided lone get).
-			bw := s.load(eo + enBackout)
-			x.setDesc(opBackout, uint64(r), uint64(h.q), uint64(uint32(bw)))
-			s.store(eo+enBackout, bw&^0xffffffff|uint64(uint32(bw)+1))
-			if s.cas(eo+enCtl, cur, mkWord(h.gen, stAvail, 0)) {
-				rep.GetsRestored++
-			}
-			x.clearDesc()
-		default: // a put backed out, a get committed or a decided lone get: remove it
-			before := x.cellDepth(h.q)
-			x.setDesc(opRemove, uint64(r), uint64(h.q), before)
-			if s.cas(eo+enCtl, cur, mkWord(h.gen, stDead, uint32(t))) {
-				x.setCellDepth(h.q, before-1)
-				dead[h.idx] = h.gen
-				if h.kind == stPutU {
-					rep.PutsRemoved++
-				} else {
-					rep.GetsRemoved++
-				}
-			}
-			x.clearDesc()
-		}
+		rp.finishHeld(h, do, mkRef(h.idx, h.gen) == loneRef)
 		cpRepairStep.Hit()
 	}
+	return nil
+}
 
-	// 4. Free what the owner had: dead entries with their data, cached
-	// elements and segments.
-	for e := uint32(0); sweep && e < uint32(s.p.Elements); e++ {
+// heldEntries sweeps the entries (when rp.sweep) for the owner's: cached
+// or half-filled ones become dead, dead ones are noted, and the linked
+// ones it holds (uncommitted puts, held messages, views) are returned.
+func (rp *repairer) heldEntries() ([]heldEntry, error) {
+	s, t := rp.s, rp.t
+	var mine []heldEntry
+	for e := uint32(0); rp.sweep && e < uint32(s.p.Entries); e++ {
+		eo := s.entryOff(e)
+		w := s.load(eo + enCtl)
+		if wVal(w) != uint32(t) || wKind(w) == stFree || wKind(w) == stAvail {
+			continue
+		}
+		switch wKind(w) {
+		case stAlloc, stCached:
+			// Cached, or half filled and never linked (a linked one is the
+			// descriptor's, handled above): back to the pool with a new gen
+			// so any index slot naming it goes stale.
+			if s.cas(eo+enCtl, w, mkWord(nextGen(wGen(w)), stAlloc, uint32(t))) {
+				rp.dead[e] = nextGen(wGen(w))
+			}
+		case stDead:
+			rp.dead[e] = wGen(w) // already counted (its descriptor was resolved)
+		case stPutU, stHeld, stView:
+			qw := s.load(eo + enQueue)
+			if !s.qpOK((qw&0xffff)<<8 | qw>>16&0xff) {
+				return nil, s.failCorrupt(t, "entry %d (%s) names queue %d priority %d", e, stateName(wKind(w)), qw&0xffff, qw>>16&0xff)
+			}
+			mine = append(mine, heldEntry{idx: e, gen: wGen(w), q: uint32(qw) & 0xffff, prio: uint8(qw >> 16), pos: s.load(eo + enPos), kind: wKind(w)})
+		}
+	}
+	return mine, nil
+}
+
+// finishHeld makes held entry h available (a put committed, a held
+// message backed out, a view given back) or removes it (a put backed
+// out, a get committed, a decided lone get): do says whether its unit of
+// work (or, for the lone operation, isLone, the lone operation) is
+// carried out.
+func (rp *repairer) finishHeld(h heldEntry, do, isLone bool) {
+	s, x, t, rep := rp.s, rp.x, rp.t, rp.rep
+	eo := s.entryOff(h.idx)
+	cur := mkWord(h.gen, h.kind, uint32(t))
+	r := mkRef(h.idx, h.gen)
+	switch {
+	case h.kind == stPutU && do:
+		if s.cas(eo+enCtl, cur, mkWord(h.gen, stAvail, 0)) {
+			rep.PutsCommitted++
+		}
+	case h.kind == stView && !(isLone && do) || h.kind == stHeld && !do:
+		// A held message of a backed-out unit of work, or a view outside
+		// any unit of work (never consumed, whatever the outcome, unless
+		// it is the decided lone get).
+		bw := s.load(eo + enBackout)
+		x.setDesc(opBackout, uint64(r), uint64(h.q), uint64(uint32(bw)))
+		s.store(eo+enBackout, bw&^0xffffffff|uint64(uint32(bw)+1))
+		if s.cas(eo+enCtl, cur, mkWord(h.gen, stAvail, 0)) {
+			rep.GetsRestored++
+		}
+		x.clearDesc()
+	default: // a put backed out, a get committed or a decided lone get: remove it
+		before := x.cellDepth(h.q)
+		x.setDesc(opRemove, uint64(r), uint64(h.q), before)
+		if s.cas(eo+enCtl, cur, mkWord(h.gen, stDead, uint32(t))) {
+			x.setCellDepth(h.q, before-1)
+			rp.dead[h.idx] = h.gen
+			if h.kind == stPutU {
+				rep.PutsRemoved++
+			} else {
+				rep.GetsRemoved++
+			}
+		}
+		x.clearDesc()
+	}
+}
+
+// freeHeld (step 4) frees what the owner had: dead entries with their
+// data, cached elements and segments.
+func (rp *repairer) freeHeld() {
+	s, t, rep := rp.s, rp.t, rp.rep
+	for e := uint32(0); rp.sweep && e < uint32(s.p.Elements); e++ {
 		off := s.elemWordOff(e)
 		w := s.load(off)
 		switch wKind(w) {
@@ -475,13 +556,13 @@ func (s *Structure) repair(t OwnerTag, out Outcome, lone uint64, force bool) (re
 				rep.ElementsFreed++
 			}
 		case ekMsg:
-			if _, ok := dead[wVal(w)]; ok && s.cas(off, w, mkWord(nextGen(wGen(w)), ekFree, 0)) {
+			if _, ok := rp.dead[wVal(w)]; ok && s.cas(off, w, mkWord(nextGen(wGen(w)), ekFree, 0)) {
 				rep.ElementsFreed++
 			}
 		}
 	}
 	cpRepairStep.Hit()
-	for e, g := range dead {
+	for e, g := range rp.dead {
 		eo := s.entryOff(e)
 		w := s.load(eo + enCtl)
 		if wGen(w) == g && wVal(w) == uint32(t) && (wKind(w) == stDead || wKind(w) == stAlloc) {
@@ -490,47 +571,31 @@ func (s *Structure) repair(t OwnerTag, out Outcome, lone uint64, force bool) (re
 			}
 		}
 	}
-	for i := uint32(0); sweep && i < uint32(s.p.Segments); i++ {
+	for i := uint32(0); rp.sweep && i < uint32(s.p.Segments); i++ {
 		off := s.segOff(i) + sgWord
 		if w := s.load(off); wKind(w) == skOwned && wVal(w) == uint32(t) && s.cas(off, w, mkWord(nextGen(wGen(w)), skFree, 0)) {
 			rep.SegmentsFreed++
 		}
 	}
 	cpRepairStep.Hit()
+}
 
-	// 5. Tokens, reservations, waits, uncommitted counts, and a queue create
-	// or delete left half done: finished under the admin token, taken as
-	// the dead owner (whose token it may already be).
-	halfDone := false
-	for q := uint32(0); q < uint32(s.p.Queues); q++ {
-		w := s.load(s.queueOff(q) + qState)
-		halfDone = halfDone || OwnerTag(osLow(w)) == t && (osState(w) == qsCreating || osState(w) == qsDeleting)
-	}
-	if halfDone {
-		x.adminLock()
-		for q := uint32(0); q < uint32(s.p.Queues); q++ {
-			w := s.load(s.queueOff(q) + qState)
-			if OwnerTag(osLow(w)) != t {
-				continue
-			}
-			switch osState(w) {
-			case qsCreating:
-				s.cas(s.queueOff(q)+qState, w, mkOwnState(osInc(w), qsFree, 0))
-			case qsDeleting:
-				if err := x.finishDelete(q, w); err != nil {
-					return rep, s.failCorrupt(t, "finishing its delete of queue %d: %v", q, err)
-				}
-			}
-		}
+// release (step 5) gives back the owner's tokens, reservations, waits
+// and uncommitted counts, after finishing a queue create or delete it
+// left half done.
+func (rp *repairer) release() error {
+	s, t := rp.s, rp.t
+	if err := rp.finishQueueAdmin(); err != nil {
+		return err
 	}
 	s.cas(ctlAdminToken, uint64(t), 0)
-	for _, k := range all {
+	for _, k := range rp.all {
 		s.helpTail(k>>8, int(k&0xff))
 	}
 	for i := 0; i < s.p.StatusSlots; i++ {
 		ctl := s.statusOff(i)
 		if w := s.load(ctl); OwnerTag(w&stTagMask) == t && s.cas(ctl, w, w&^stTagMask) {
-			rep.StatusCleared++
+			rp.rep.StatusCleared++
 		}
 	}
 	bit := uint64(1) << (t.Slot() % 64)
@@ -546,17 +611,53 @@ func (s *Structure) repair(t OwnerTag, out Outcome, lone uint64, force bool) (re
 		s.store(co+clOpenOut, 0)
 	}
 	// Scanners' caches may have skipped positions that are available now.
-	s.announce(all, 1<<30)
+	s.announce(rp.all, 1<<30)
+	return nil
+}
 
-	// 6. Free the slot, keeping its incarnation: the next owner gets a new one.
+// finishQueueAdmin finishes a queue create or delete the owner left half
+// done, under the admin token, taken as the dead owner (whose token it
+// may already be).
+func (rp *repairer) finishQueueAdmin() error {
+	s, x, t := rp.s, rp.x, rp.t
+	halfDone := false
+	for q := uint32(0); q < uint32(s.p.Queues); q++ {
+		w := s.load(s.queueOff(q) + qState)
+		halfDone = halfDone || OwnerTag(osLow(w)) == t && (osState(w) == qsCreating || osState(w) == qsDeleting)
+	}
+	if !halfDone {
+		return nil
+	}
+	x.adminLock()
+	for q := uint32(0); q < uint32(s.p.Queues); q++ {
+		w := s.load(s.queueOff(q) + qState)
+		if OwnerTag(osLow(w)) != t {
+			continue
+		}
+		switch osState(w) {
+		case qsCreating:
+			s.cas(s.queueOff(q)+qState, w, mkOwnState(osInc(w), qsFree, 0))
+		case qsDeleting:
+			if err := x.finishDelete(q, w); err != nil {
+				return s.failCorrupt(t, "finishing its delete of queue %d: %v", q, err)
+			}
+		}
+	}
+	return nil
+}
+
+// freeSlot (step 6) frees the slot, keeping its incarnation: the next
+// owner gets a new one.
+func (rp *repairer) freeSlot() error {
+	s, t := rp.s, rp.t
 	off := s.ownerOff(t.Slot())
-	s.store(off+ownUOW, (uw>>32+1)<<32|uint64(uowIdle))
+	s.store(off+ownUOW, (rp.uw>>32+1)<<32|uint64(uowIdle))
 	s.store(off+ownOpSeq, s.load(off+ownOpSeq)&^1) // an owner killed in an operation left it odd
 	atomic.AddUint64(s.u64(off+ownEpoch), 1)       // before the free: the revoked owner, if it lives, never takes the slot for its own again
 	s.store(off+ownPid, 0)                         // a later registrant's record counts only once it stores its own
 	w := s.load(off + ownState)
 	if !s.cas(off+ownState, w, mkOwnState(t.Incarnation(), osFree, 0)) {
-		return rep, fmt.Errorf("%w: slot of %v changed during repair", ErrCorrupt, t)
+		return fmt.Errorf("%w: slot of %v changed during repair", ErrCorrupt, t)
 	}
-	return rep, nil
+	return nil
 }

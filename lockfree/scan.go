@@ -129,6 +129,78 @@ func (o *Owner) tryClaim(r ref, w uint64, q uint32, mode claimMode) (claimMode, 
 // owner's descriptor names it until the next claim).
 type taker func(claimed) bool
 
+// scanNext says how a scan goes on after one of its steps.
+type scanNext uint8
+
+const (
+	scanOn      scanNext = iota // the step is done: go on with the next one
+	scanRestart                 // the sublog changed under the pass: start a new pass
+	scanDone                    // nothing more to claim: claimSublog returns
+	scanStopped                 // take asked to stop: claimSublog returns
+)
+
+// claimReq is what claimSublog's caller asks for. It is kept apart from
+// the scan's state (sublogScan), whose pointers reach error values: escape
+// analysis does not tell one field of a struct from another, so in the
+// same struct the caller's taker, and what it captures, would escape to
+// the heap.
+type claimReq struct {
+	m    *matcher // nil: any message (and the scan may use the cache)
+	now  *int64   // the caller's clock for expiry, read once when first needed
+	take taker
+}
+
+// sublogScan is one claimSublog call: a pass walks the sublog from its
+// head (or from where the scan cache lets it resume) to its tail; a pass
+// that sees the sublog change under it starts again. It lives on the
+// caller's stack (claimSublog is on the get path: no allocation).
+type sublogScan struct {
+	o    *Owner
+	s    *Structure
+	q    uint32
+	prio int
+	sl   uint64 // the sublog's offset
+	qp   uint32
+	mode claimMode
+	// cache is this owner's scan cache of the sublog; nil for a scan by
+	// message or correlation id (what it skips depends on the matcher),
+	// and after a restart that distrusts it (then neither used nor
+	// written again in this call).
+	cache *scanCache
+	n     int // messages claimed, over every pass
+
+	// Order of a producer's messages (see breaksOrder). skipped[:nskip]
+	// are the putters (owner tag << 32 | unit-of-work seq) of the invisible
+	// puts this pass passed over since its last claim; overflow says that
+	// more were passed than skipped holds; overflowRestarts counts, over
+	// every pass, the restarts an overflow caused (at most 3).
+	skipped          [32]uint64
+	nskip            int
+	overflow         bool
+	overflowRestarts int
+
+	// One pass. aseq, tail and head are the sublog's availSeq, tail and
+	// head positions as the pass read them (head moved on by a catch-up);
+	// start is the first position the pass looks at, above head when the
+	// cache lets it skip [head, start).
+	aseq, tail, head, start uint64
+	hs                      ref    // the head segment as the pass read it
+	seg                     ref    // the segment holding the position looked at
+	base                    uint64 // seg's base position
+	prev                    ref    // the segment before seg, nil when unknown (compacted past, or resumed from the cache)
+	// resume is where this pass's cache entry resumes: the first position
+	// the pass did not see settled (being filled, or not looked at).
+	resume uint64
+	// advancing: every position from head up to the one looked at was
+	// dead, so the pass moves the head over each dead one. leftHead: an
+	// advancing pass walked past the head segment, which it then retires.
+	advancing, leftHead bool
+	// fromStart: the pass looked at seg from its first slot on; allDead:
+	// every slot of seg it looked at was dead. With both, a fully dead
+	// seg is unlinked (compacted) when the pass leaves it.
+	fromStart, allDead bool
+}
+
 // claimSublog scans sublog q/prio from its head for available entries that
 // m accepts and claims them in order, handing each to take, until take
 // says stop or the sublog has no more. It returns how many it claimed and
@@ -136,244 +208,347 @@ type taker func(claimed) bool
 // positions, frees head segments behind it and unlinks fully dead
 // segments, and removes expired messages.
 func (o *Owner) claimSublog(q uint32, prio int, m *matcher, mode claimMode, now *int64, take taker) (int, bool, error) {
-	s := o.s
-	sl := s.sublogOff(q, prio)
-	qp := qpOf(q, prio)
-	var cache *scanCache
+	req := claimReq{m: m, now: now, take: take}
+	var sc sublogScan // zeroed in place: a composite literal costs a copy of the whole struct
+	sc.o, sc.s, sc.q, sc.prio, sc.mode = o, o.s, q, prio, mode
+	sc.sl, sc.qp = o.s.sublogOff(q, prio), qpOf(q, prio)
 	if m == nil {
-		cache = o.scanCacheFor(qp)
+		sc.cache = o.scanCacheFor(sc.qp)
 	}
-	var skipped [32]uint64
-	overflowRestarts := 0
-	n := 0
 	for attempt := 0; attempt < maxRetries; attempt++ {
-		aseq := s.load(sl + slAvailSeq)
-		t := s.load(sl + slTailPos)
-		h := s.load(sl + slHeadPos)
-		if h >= t {
-			return n, false, nil
+		next, err := sc.pass(&req)
+		if err != nil {
+			return sc.n, false, err
 		}
-		start := h
-		if cache != nil && cache.seq == aseq && cache.resume > h {
-			// Positions before resume need no look for messages, but the
-			// head must still move over the dead ones (what this owner
-			// consumed since): catch it up first.
-			h = o.catchUpHead(q, prio, h, cache.resume)
-			if cache.resume >= t {
-				return n, false, nil
-			}
-			start = cache.resume
+		if next != scanRestart {
+			return sc.n, next == scanStopped, nil
 		}
-		hs := ref(s.load(sl + slHeadSeg))
-		base, ok := s.segRead(hs, qp)
-		if !ok {
-			if err := s.badHeadSeg(q, prio, hs); err != nil {
-				return n, false, err
-			}
-			continue
-		}
-		if h < base {
-			s.cas(sl+slHeadPos, h, base) // the head segment starts after a gap
-			continue
-		}
-		seg, prev := hs, ref(0)
-		if cache != nil && start > h && !cache.seg.nil() && cache.segBase > base && cache.segBase <= start {
-			// Resume in the cached segment, if it still is that one: the
-			// walk from the head would only pass segments before it. Its
-			// predecessor is unknown, so it is not compacted.
-			if cb, ok := s.segRead(cache.seg, qp); ok && cb == cache.segBase {
-				seg, base = cache.seg, cb
-			}
-		}
-		restart := false
-		for start >= base+segSlots && !restart {
-			nx := ref(s.load(s.segOff(seg.idx()) + sgNext))
-			nb, ok1 := s.segRead(nx, qp)
-			_, ok2 := s.segRead(seg, qp)
-			if !ok1 || !ok2 || nb <= base {
-				// start is below the tail, which never passes the last
-				// segment: a nil next is corrupt too.
-				if err := s.hopError(q, prio, seg, base, nx, nb, ok1, ok2); err != nil {
-					return n, false, err
-				}
-				restart = true
-				break
-			}
-			prev, seg, base = seg, nx, nb
-		}
-		if restart {
-			continue
-		}
-		if start < base {
-			start = base
-		}
-		advancing := start == h
-		leftHead := false
-		resume := t
-		nskip, overflow := 0, false
-		fromStart, allDead := start == base, true
-		for pos := start; pos < t; pos++ {
-			if pos >= base+segSlots {
-				nx := ref(s.load(s.segOff(seg.idx()) + sgNext))
-				if nx.nil() {
-					// The end of the list, if seg is still ours: a segment
-					// freed and reused meanwhile has no next either. Either
-					// way positions from here were not looked at (the next
-					// segment may be being linked): the cache stops here.
-					if _, ok := s.segRead(seg, qp); !ok {
-						restart = true
-					}
-					resume = min(resume, pos)
-					break
-				}
-				nb, ok1 := s.segRead(nx, qp)
-				_, ok2 := s.segRead(seg, qp)
-				if !ok1 || !ok2 || nb <= base {
-					if err := s.hopError(q, prio, seg, base, nx, nb, ok1, ok2); err != nil {
-						return n, false, err
-					}
-					restart = true
-					break
-				}
-				if fromStart && allDead && !prev.nil() && o.compact(q, prio, prev, seg) {
-					// seg is gone; prev now links to nx
-				} else {
-					prev = seg
-				}
-				if advancing && seg == hs {
-					leftHead = true
-				}
-				seg, base = nx, nb
-				if pos < base {
-					if advancing {
-						s.cas(sl+slHeadPos, pos, base)
-					}
-					pos = base
-					if pos >= t {
-						break
-					}
-				}
-				fromStart, allDead = pos == base, true
-			}
-			sw := s.load(s.slotOff(seg.idx(), pos-base))
-			dead := false
-			switch {
-			case ref(sw).nil():
-				resume = min(resume, pos) // being filled; cannot be below the tail, but stay safe
-			default:
-				r := ref(sw)
-				if r.idx() >= uint32(s.p.Entries) {
-					dead = true
-					break
-				}
-				eo := s.entryOff(r.idx())
-				w := s.load(eo + enCtl)
-				if wGen(w) != r.gen() || !s.entryAt(eo, q, prio, pos) {
-					// Stale: the message died. With 24-bit gens an entry
-					// reused 2^24 times can match the gen again, but then it
-					// names another position: the identity decides.
-					dead = true
-					break
-				}
-				switch wKind(w) {
-				case stFree, stDead, stCached:
-					dead = true
-				case stAlloc, stPutU:
-					if wKind(w) == stAlloc {
-						resume = min(resume, pos)
-					}
-					if p := s.load(eo + enPutter); p&(1<<31) == 0 {
-						// A put of a unit of work: remember it once.
-						dup := false
-						for _, sp := range skipped[:nskip] {
-							dup = dup || sp == p
-						}
-						if !dup && nskip < len(skipped) {
-							skipped[nskip] = p
-							nskip++
-						} else if !dup {
-							overflow = true
-						}
-					}
-				case stAvail:
-					if exp := int64(s.load(eo + enExpiry)); exp != 0 {
-						if *now == 0 {
-							*now = coarseNow()
-						}
-						if exp <= *now {
-							dead = o.expire(r, w, q)
-							break
-						}
-					}
-					if m != nil && !s.entryMatches(eo, m) {
-						break
-					}
-					if p := s.load(eo + enPutter); nskip > 0 && p&(1<<31) == 0 {
-						// Taking this message while we passed over an earlier,
-						// then invisible message of the same unit of work would
-						// break the order of that producer: its unit of work
-						// committed while we scanned, so start again. Each
-						// restart follows a commit, so restarts are bounded;
-						// with more than len(skipped) units of work pending in
-						// front, those beyond are not remembered (and
-						// overflowRestarts bounds the restarts they cause).
-						found := overflow && overflowRestarts < 3
-						for _, sp := range skipped[:nskip] {
-							found = found || sp == p
-						}
-						if found {
-							if overflow {
-								overflowRestarts++
-							}
-							restart, cache = true, nil
-							break
-						}
-					}
-					if start > h && s.load(sl+slAvailSeq) != aseq {
-						// We skipped [h, start) on the strength of the cache,
-						// and entries became available since: rescan.
-						restart, cache = true, nil
-						break
-					}
-					if took, ok := o.tryClaim(r, w, q, mode); ok {
-						n++
-						if cache != nil {
-							cache.set(aseq, t, min(resume, pos+1), seg, base)
-						}
-						if !take(claimed{idx: r.idx(), gen: r.gen(), q: q, prio: prio, pos: pos, mode: took}) {
-							if leftHead {
-								o.retireHead(q, prio)
-							}
-							return n, true, nil
-						}
-						dead = took == claimDead // consumed by take
-						nskip, overflow = 0, false
-					}
-				}
-			}
-			if restart {
-				break
-			}
-			if dead {
-				if advancing {
-					s.cas(sl+slHeadPos, pos, pos+1)
-				}
-			} else {
-				advancing, allDead = false, false
-			}
-		}
-		if restart {
-			continue
-		}
-		if cache != nil {
-			cache.set(aseq, t, resume, seg, base)
-		}
-		if leftHead {
-			o.retireHead(q, prio)
-		}
-		return n, false, nil
 	}
-	return n, false, errCorrupt(s, "scan of queue %d priority %d does not settle", q, prio)
+	return sc.n, false, errCorrupt(o.s, "scan of queue %d priority %d does not settle", q, prio)
+}
+
+// pass is one walk of the sublog, from its head or where the cache lets
+// it resume, to its tail.
+func (sc *sublogScan) pass(req *claimReq) (scanNext, error) {
+	if sc.readEnds() == scanDone || sc.skipCached() == scanDone {
+		return scanDone, nil
+	}
+	if next, err := sc.findHead(); next != scanOn || err != nil {
+		return next, err
+	}
+	if sc.start > sc.head { // out of line only when the cache let the pass skip positions
+		sc.resumeFromCache()
+	}
+	if sc.start >= sc.base+segSlots { // out of line only when start is past seg
+		if next, err := sc.seekStart(); next != scanOn || err != nil {
+			return next, err
+		}
+	}
+	return sc.walk(req)
+}
+
+// readEnds reads availSeq, then the tail, then the head; scanDone when
+// the sublog holds nothing.
+func (sc *sublogScan) readEnds() scanNext {
+	s := sc.s
+	sc.aseq = s.load(sc.sl + slAvailSeq)
+	sc.tail = s.load(sc.sl + slTailPos)
+	sc.head = s.load(sc.sl + slHeadPos)
+	if sc.head >= sc.tail {
+		return scanDone
+	}
+	sc.start = sc.head
+	return scanOn
+}
+
+// skipCached skips the positions the cache says hold nothing available
+// (scanDone when that is every one below the tail). The head must still
+// move over the dead ones among them (what this owner consumed since):
+// it catches up first.
+func (sc *sublogScan) skipCached() scanNext {
+	c := sc.cache
+	if c == nil || c.seq != sc.aseq || c.resume <= sc.head {
+		return scanOn
+	}
+	sc.head = sc.o.catchUpHead(sc.q, sc.prio, sc.head, c.resume)
+	if c.resume >= sc.tail {
+		return scanDone
+	}
+	sc.start = c.resume
+	return scanOn
+}
+
+// findHead reads and validates the head segment: scanRestart when it
+// changed meanwhile or starts after the head (which it then moves over
+// the gap), an error when it is corrupt.
+func (sc *sublogScan) findHead() (scanNext, error) {
+	s := sc.s
+	sc.hs = ref(s.load(sc.sl + slHeadSeg))
+	base, ok := s.segRead(sc.hs, sc.qp)
+	if !ok {
+		return scanRestart, s.badHeadSeg(sc.q, sc.prio, sc.hs)
+	}
+	if sc.head < base {
+		s.cas(sc.sl+slHeadPos, sc.head, base) // the head segment starts after a gap
+		return scanRestart, nil
+	}
+	sc.seg, sc.base, sc.prev = sc.hs, base, 0
+	return scanOn, nil
+}
+
+// resumeFromCache starts the walk in the cached segment when the pass
+// resumes past the head and that segment still is the one cached: the
+// walk from the head would only pass segments before it. Its predecessor
+// is unknown, so it is not compacted.
+func (sc *sublogScan) resumeFromCache() {
+	c := sc.cache
+	if c == nil || sc.start <= sc.head || c.seg.nil() || c.segBase <= sc.base || c.segBase > sc.start {
+		return
+	}
+	if cb, ok := sc.s.segRead(c.seg, sc.qp); ok && cb == c.segBase {
+		sc.seg, sc.base = c.seg, cb
+	}
+}
+
+// seekStart walks the segments from seg to the one holding start (or,
+// across a gap, to the first after it: start moves to its base). Before
+// it start is at or past seg's base: the head is past the head segment's
+// base (findHead), a cached segment's base is at or before start.
+func (sc *sublogScan) seekStart() (scanNext, error) {
+	for sc.start >= sc.base+segSlots {
+		nx := ref(sc.s.load(sc.s.segOff(sc.seg.idx()) + sgNext))
+		// start is below the tail, which never passes the last segment: a
+		// nil next is corrupt too.
+		nb, next, err := sc.follow(nx)
+		if next != scanOn {
+			return next, err
+		}
+		sc.prev, sc.seg, sc.base = sc.seg, nx, nb
+	}
+	if sc.start < sc.base {
+		sc.start = sc.base
+	}
+	return scanOn, nil
+}
+
+// follow validates the hop from seg to nx, the next segment it names, and
+// returns nx's base: scanRestart when the chain changed under the pass,
+// an error when it is corrupt (see hopError).
+func (sc *sublogScan) follow(nx ref) (uint64, scanNext, error) {
+	s := sc.s
+	nb, ok1 := s.segRead(nx, sc.qp)
+	_, ok2 := s.segRead(sc.seg, sc.qp)
+	if !ok1 || !ok2 || nb <= sc.base {
+		return 0, scanRestart, s.hopError(sc.q, sc.prio, sc.seg, sc.base, nx, nb, ok1, ok2)
+	}
+	return nb, scanOn, nil
+}
+
+// walk looks at every position from start to the tail, claiming what it
+// may take and moving the head over the dead positions in front.
+func (sc *sublogScan) walk(req *claimReq) (scanNext, error) {
+	sc.advancing = sc.start == sc.head
+	sc.leftHead = false
+	sc.resume = sc.tail
+	sc.nskip, sc.overflow = 0, false
+	sc.fromStart, sc.allDead = sc.start == sc.base, true
+	for pos := sc.start; pos < sc.tail; pos++ {
+		if pos >= sc.base+segSlots {
+			var next scanNext
+			var err error
+			if pos, next, err = sc.nextSegment(pos); next == scanDone {
+				break
+			} else if next != scanOn {
+				return next, err
+			}
+		}
+		dead, next := sc.visit(pos, req)
+		if next == scanRestart {
+			return scanRestart, nil
+		}
+		if next == scanStopped {
+			if sc.leftHead {
+				sc.o.retireHead(sc.q, sc.prio)
+			}
+			return scanStopped, nil
+		}
+		if dead {
+			if sc.advancing {
+				sc.s.cas(sc.sl+slHeadPos, pos, pos+1)
+			}
+		} else {
+			sc.advancing, sc.allDead = false, false
+		}
+	}
+	if sc.cache != nil {
+		sc.cache.set(sc.aseq, sc.tail, sc.resume, sc.seg, sc.base)
+	}
+	if sc.leftHead {
+		sc.o.retireHead(sc.q, sc.prio)
+	}
+	return scanDone, nil
+}
+
+// nextSegment moves the walk at pos, past seg's last slot, to the next
+// segment, unlinking seg on the way when it was fully dead. It returns
+// the position to look at next (the next segment's base when pos falls
+// in a gap before it), or scanDone when the walk ends (the end of the
+// list, or a gap up to the tail), scanRestart or an error.
+func (sc *sublogScan) nextSegment(pos uint64) (uint64, scanNext, error) {
+	s := sc.s
+	nx := ref(s.load(s.segOff(sc.seg.idx()) + sgNext))
+	if nx.nil() {
+		// The end of the list, if seg is still ours: a segment freed and
+		// reused meanwhile has no next either. Either way positions from
+		// here were not looked at (the next segment may be being linked):
+		// the cache stops here.
+		next := scanDone
+		if _, ok := s.segRead(sc.seg, sc.qp); !ok {
+			next = scanRestart
+		}
+		sc.resume = min(sc.resume, pos)
+		return pos, next, nil
+	}
+	nb, next, err := sc.follow(nx)
+	if next != scanOn {
+		return pos, next, err
+	}
+	if sc.fromStart && sc.allDead && !sc.prev.nil() && sc.o.compact(sc.q, sc.prio, sc.prev, sc.seg) {
+		// seg is gone; prev now links to nx
+	} else {
+		sc.prev = sc.seg
+	}
+	if sc.advancing && sc.seg == sc.hs {
+		sc.leftHead = true
+	}
+	sc.seg, sc.base = nx, nb
+	if pos < sc.base {
+		if sc.advancing {
+			s.cas(sc.sl+slHeadPos, pos, sc.base)
+		}
+		pos = sc.base
+		if pos >= sc.tail {
+			return pos, scanDone, nil
+		}
+	}
+	sc.fromStart, sc.allDead = pos == sc.base, true
+	return pos, scanOn, nil
+}
+
+// visit looks at position pos of seg: it says whether the position is
+// dead (the head may move over it), and scanRestart or scanStopped when
+// the pass ends there.
+func (sc *sublogScan) visit(pos uint64, req *claimReq) (dead bool, next scanNext) {
+	s := sc.s
+	sw := s.load(s.slotOff(sc.seg.idx(), pos-sc.base))
+	if ref(sw).nil() {
+		sc.resume = min(sc.resume, pos) // being filled; cannot be below the tail, but stay safe
+		return false, scanOn
+	}
+	r := ref(sw)
+	if r.idx() >= uint32(s.p.Entries) {
+		return true, scanOn
+	}
+	eo := s.entryOff(r.idx())
+	w := s.load(eo + enCtl)
+	if wGen(w) != r.gen() || !s.entryAt(eo, sc.q, sc.prio, pos) {
+		// Stale: the message died. With 24-bit gens an entry reused 2^24
+		// times can match the gen again, but then it names another
+		// position: the identity decides.
+		return true, scanOn
+	}
+	switch wKind(w) {
+	case stFree, stDead, stCached:
+		return true, scanOn
+	case stAlloc, stPutU:
+		if wKind(w) == stAlloc {
+			sc.resume = min(sc.resume, pos)
+		}
+		sc.skipPut(s.load(eo + enPutter))
+	case stAvail:
+		return sc.visitAvail(r, w, eo, pos, req)
+	}
+	return false, scanOn
+}
+
+// skipPut remembers, once, the putter p of an invisible put the pass
+// passes over, if it is a put of a unit of work.
+func (sc *sublogScan) skipPut(p uint64) {
+	if p&(1<<31) != 0 {
+		return
+	}
+	dup := false
+	for _, sp := range sc.skipped[:sc.nskip] {
+		dup = dup || sp == p
+	}
+	if !dup && sc.nskip < len(sc.skipped) {
+		sc.skipped[sc.nskip] = p
+		sc.nskip++
+	} else if !dup {
+		sc.overflow = true
+	}
+}
+
+// visitAvail looks at available entry r (ctl word w, at eo) at pos: it
+// removes it if expired, or claims it if the matcher accepts it and the
+// pass may take it, and hands it to take.
+func (sc *sublogScan) visitAvail(r ref, w, eo, pos uint64, req *claimReq) (dead bool, next scanNext) {
+	s := sc.s
+	if exp := int64(s.load(eo + enExpiry)); exp != 0 {
+		if *req.now == 0 {
+			*req.now = coarseNow()
+		}
+		if exp <= *req.now {
+			return sc.o.expire(r, w, sc.q), scanOn
+		}
+	}
+	if req.m != nil && !s.entryMatches(eo, req.m) {
+		return false, scanOn
+	}
+	if sc.breaksOrder(s.load(eo + enPutter)) {
+		sc.cache = nil
+		return false, scanRestart
+	}
+	if sc.start > sc.head && s.load(sc.sl+slAvailSeq) != sc.aseq {
+		// We skipped [head, start) on the strength of the cache, and
+		// entries became available since: rescan.
+		sc.cache = nil
+		return false, scanRestart
+	}
+	took, ok := sc.o.tryClaim(r, w, sc.q, sc.mode)
+	if !ok {
+		return false, scanOn
+	}
+	sc.n++
+	if sc.cache != nil {
+		sc.cache.set(sc.aseq, sc.tail, min(sc.resume, pos+1), sc.seg, sc.base)
+	}
+	if !req.take(claimed{idx: r.idx(), gen: r.gen(), q: sc.q, prio: sc.prio, pos: pos, mode: took}) {
+		return false, scanStopped
+	}
+	sc.nskip, sc.overflow = 0, false
+	return took == claimDead, scanOn // consumed by take
+}
+
+// breaksOrder says whether taking a message put by p would break the
+// order of its producer: the pass passed over an earlier, then invisible
+// message of the same unit of work, which committed while it scanned, so
+// it starts again. Each restart follows a commit, so restarts are
+// bounded; with more than len(skipped) units of work pending in front,
+// those beyond are not remembered (and overflowRestarts bounds the
+// restarts they cause).
+func (sc *sublogScan) breaksOrder(p uint64) bool {
+	if sc.nskip == 0 || p&(1<<31) != 0 {
+		return false
+	}
+	found := sc.overflow && sc.overflowRestarts < 3
+	for _, sp := range sc.skipped[:sc.nskip] {
+		found = found || sp == p
+	}
+	if found && sc.overflow {
+		sc.overflowRestarts++
+	}
+	return found
 }
 
 // badHeadSeg tells why the head segment hs of a sublog with positions
