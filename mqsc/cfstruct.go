@@ -3,7 +3,6 @@ package mqsc
 import (
 	"errors"
 	"fmt"
-	"strings"
 
 	"github.com/qmgr/qmgr/defs"
 	"github.com/qmgr/qmgr/group"
@@ -31,41 +30,14 @@ func defineStruct(env Env, c Command) ([]Result, error) {
 		if exists {
 			def = old
 		}
-		for _, a := range c.Attrs {
-			switch a.Key {
-			case "SIZE":
-				n, err := parseInt(a, 16, 1<<20)
-				if err != nil {
-					return err
-				}
-				if exists && int(n) != old.SizeMB {
-					return fmt.Errorf("%w: SIZE of CFSTRUCT(%s) is fixed at creation (%d MiB)", ErrValue, c.Name, old.SizeMB)
-				}
-				def.SizeMB = int(n)
-			case "ELEMSIZE":
-				n, err := parseInt(a, 64, 1<<20)
-				if err != nil {
-					return err
-				}
-				if exists && int(n) != old.ElemSize {
-					return fmt.Errorf("%w: ELEMSIZE of CFSTRUCT(%s) is fixed at creation", ErrValue, c.Name)
-				}
-				def.ElemSize = int(n)
-			case "DESCR":
-				def.Descr = a.Value
-			case "RECAUTO":
-				switch a.Value {
-				case "YES":
-					def.NoRecAuto = false
-				case "NO":
-					def.NoRecAuto = true
-				default:
-					return fmt.Errorf("%w: RECAUTO(%s): YES or NO", ErrValue, a.Value)
-				}
-			default:
-				return fmt.Errorf("%w: %q is not an attribute of CFSTRUCT", ErrSyntax, a.Key+"("+a.Value+")")
-			}
+		o := cfstructObj{CFStruct: def}
+		if exists {
+			o.old = &old
 		}
+		if err := cfstructTable.apply(&o, c.Attrs); err != nil {
+			return err
+		}
+		def = o.CFStruct
 		if err := def.Validate(); err != nil {
 			return fmt.Errorf("%w: %v", ErrValue, err)
 		}
@@ -101,41 +73,179 @@ func defineStruct(env Env, c Command) ([]Result, error) {
 	return []Result{{Message: msg}}, env.DefsChanged()
 }
 
-func displayStructs(env Env, c Command) ([]Result, error) {
-	if err := checkFlags(c, "ALL"); err != nil {
-		return nil, err
-	}
-	var cs []defs.CFStruct
-	if err := env.Repo().View(func(tx *defs.Tx) error { var err error; cs, err = tx.Structs(c.Name); return err }); err != nil {
-		return nil, err
-	}
-	if len(cs) == 0 && !strings.HasSuffix(c.Name, "*") {
-		return nil, fmt.Errorf("%w: CFSTRUCT(%s)", ErrNotFound, c.Name)
-	}
-	var out []Result
-	for _, s := range cs {
-		cd, ct := mqDate(s.Created)
-		recauto := "YES"
-		if s.NoRecAuto {
-			recauto = "NO"
-		}
-		elem := int64(s.ElemSize)
-		if elem == 0 { // the group's default when it was created
-			elem = int64(env.Group().Config().AppElementSize)
-			if st, err := env.Group().Structure(s.Name, false); err == nil {
-				elem = int64(st.Params().ElementSize)
-			}
-		}
-		out = append(out, Result{Header: "AMQ8112I: Display CF structure details.", Attrs: []KV{
-			{"CFSTRUCT", s.Name}, {"SIZE", int64(s.SizeMB)}, {"ELEMSIZE", elem}, {"RECAUTO", recauto}, {"DESCR", s.Descr}, {"CRDATE", cd}, {"CRTIME", ct}}})
-	}
-	return out, nil
+// cfstructObj is a structure's definition for its attribute table.
+type cfstructObj struct {
+	defs.CFStruct
+	// old is the definition before (DEFINE REPLACE, ALTER): its SIZE and
+	// ELEMSIZE are fixed at creation. nil for a new structure.
+	old *defs.CFStruct
+	// elem is the element size DISPLAY shows: ELEMSIZE, or the group's
+	// when that is 0.
+	elem int64
 }
 
+var cfstructTable = table[cfstructObj]{
+	typ: "CFSTRUCT", header: "AMQ8112I: Display CF structure details.", defaultAll: true, notFound: notFoundAs("CFSTRUCT"),
+	attrs: []attr[cfstructObj]{
+		{name: "CFSTRUCT", ident: true, show: func(s *cfstructObj) any { return s.Name }},
+		{name: "SIZE", show: func(s *cfstructObj) any { return int64(s.SizeMB) }, set: func(s *cfstructObj, a Attr) error {
+			n, err := parseIntAs[int](a, 16, 1<<20)
+			if err != nil {
+				return err
+			}
+			if s.old != nil && n != s.old.SizeMB {
+				return fmt.Errorf("%w: SIZE of CFSTRUCT(%s) is fixed at creation (%d MiB)", ErrValue, s.Name, s.old.SizeMB)
+			}
+			s.SizeMB = n
+			return nil
+		}},
+		{name: "ELEMSIZE", show: func(s *cfstructObj) any { return s.elem }, set: func(s *cfstructObj, a Attr) error {
+			n, err := parseIntAs[int](a, 64, 1<<20)
+			if err != nil {
+				return err
+			}
+			if s.old != nil && n != s.old.ElemSize {
+				return fmt.Errorf("%w: ELEMSIZE of CFSTRUCT(%s) is fixed at creation", ErrValue, s.Name)
+			}
+			s.ElemSize = n
+			return nil
+		}},
+		{name: "RECAUTO", show: func(s *cfstructObj) any { return yesNo(!s.NoRecAuto) }, set: func(s *cfstructObj, a Attr) error {
+			switch a.Value {
+			case "YES":
+				s.NoRecAuto = false
+			case "NO":
+				s.NoRecAuto = true
+			default:
+				return fmt.Errorf("%w: RECAUTO(%s): YES or NO", ErrValue, a.Value)
+			}
+			return nil
+		}},
+		{name: "DESCR", show: func(s *cfstructObj) any { return s.Descr }, set: func(s *cfstructObj, a Attr) error {
+			s.Descr = a.Value
+			return nil
+		}},
+		{name: "CRDATE", show: func(s *cfstructObj) any { return mqDay(s.Created) }},
+		{name: "CRTIME", show: func(s *cfstructObj) any { return mqTime(s.Created) }},
+	},
+}
+
+func displayStructs(env Env, c Command) ([]Result, error) {
+	return display(c, &cfstructTable, func() ([]cfstructObj, error) {
+		var cs []defs.CFStruct
+		if err := env.Repo().View(func(tx *defs.Tx) error { var err error; cs, err = tx.Structs(c.Name); return err }); err != nil {
+			return nil, err
+		}
+		out := make([]cfstructObj, len(cs))
+		for i, s := range cs {
+			out[i] = cfstructObj{CFStruct: s, elem: int64(s.ElemSize)}
+			if s.ElemSize == 0 { // the group's default when it was created
+				out[i].elem = int64(env.Group().Config().AppElementSize)
+				if st, err := env.Group().Structure(s.Name, false); err == nil {
+					out[i].elem = int64(st.Params().ElementSize)
+				}
+			}
+		}
+		return out, nil
+	})
+}
+
+// cfstatusObj is a structure's status: STATUS, and either why it is not
+// active (RECOVERER and RECPID while a member recovers it, REASON) or
+// its usage.
+type cfstatusObj struct {
+	name, status string
+	recoverer    string // "" when nobody recovers it
+	recpid       int64
+	reason       *string // nil when active
+	usage        *cfUsage
+}
+
+// cfUsage is an active structure's size and usage.
+type cfUsage struct {
+	size, entsMax, entsUsed, elemMax, elemUsed, queues, conns int64
+}
+
+// usageAttr is an attribute of an active structure's usage.
+func usageAttr(name string, v func(u *cfUsage) int64) attr[cfstatusObj] {
+	return attr[cfstatusObj]{name: name, show: func(s *cfstatusObj) any {
+		if s.usage == nil {
+			return nil
+		}
+		return v(s.usage)
+	}}
+}
+
+var cfstatusTable = table[cfstatusObj]{
+	typ: "CFSTATUS", header: "AMQ8113I: Display CF status details.", defaultAll: true, notFound: notFoundAs("CFSTRUCT"),
+	attrs: []attr[cfstatusObj]{
+		{name: "CFSTRUCT", ident: true, show: func(s *cfstatusObj) any { return s.name }},
+		{name: "STATUS", show: func(s *cfstatusObj) any { return s.status }},
+		{name: "RECOVERER", show: func(s *cfstatusObj) any {
+			if s.recoverer == "" {
+				return nil
+			}
+			return s.recoverer
+		}},
+		{name: "RECPID", show: func(s *cfstatusObj) any {
+			if s.recoverer == "" {
+				return nil
+			}
+			return s.recpid
+		}},
+		{name: "REASON", show: func(s *cfstatusObj) any {
+			if s.reason == nil {
+				return nil
+			}
+			return *s.reason
+		}},
+		usageAttr("SIZE", func(u *cfUsage) int64 { return u.size }),
+		usageAttr("ENTSMAX", func(u *cfUsage) int64 { return u.entsMax }),
+		usageAttr("ENTSUSED", func(u *cfUsage) int64 { return u.entsUsed }),
+		usageAttr("ELEMMAX", func(u *cfUsage) int64 { return u.elemMax }),
+		usageAttr("ELEMUSED", func(u *cfUsage) int64 { return u.elemUsed }),
+		usageAttr("QUEUES", func(u *cfUsage) int64 { return u.queues }),
+		usageAttr("CONNS", func(u *cfUsage) int64 { return u.conns }),
+	},
+}
+
+// cfbackupObj is a structure's newest backup and the recovery estimate
+// (DISPLAY CFSTATUS TYPE(BACKUP)).
+type cfbackupObj struct {
+	name string
+	e    defs.Estimate
+}
+
+// backupAttr is an attribute of the newest backup (zero when there is
+// none).
+func backupAttr(name string, v func(b *defs.Backup) any, none any) attr[cfbackupObj] {
+	return attr[cfbackupObj]{name: name, show: func(o *cfbackupObj) any {
+		if o.e.Newest == nil {
+			return none
+		}
+		return v(o.e.Newest)
+	}}
+}
+
+var cfbackupTable = table[cfbackupObj]{
+	typ: "CFSTATUS", header: "AMQ8113I: Display CF status details.", defaultAll: true, notFound: notFoundAs("CFSTRUCT"),
+	attrs: []attr[cfbackupObj]{
+		{name: "CFSTRUCT", ident: true, show: func(o *cfbackupObj) any { return o.name }},
+		{name: "TYPE", ident: true, show: func(o *cfbackupObj) any { return "BACKUP" }},
+		backupAttr("BKUPDATE", func(b *defs.Backup) any { return mqDay(b.Taken) }, ""),
+		backupAttr("BKUPTIME", func(b *defs.Backup) any { return mqTime(b.Taken) }, ""),
+		backupAttr("BKUPLRSN", func(b *defs.Backup) any { return int64(b.Start) }, int64(0)),
+		backupAttr("BKUPSIZE", func(b *defs.Backup) any { return b.Size }, int64(0)),
+		backupAttr("BKUPMSGS", func(b *defs.Backup) any { return int64(b.Messages) }, int64(0)),
+		{name: "LOGBYTES", show: func(o *cfbackupObj) any { return int64(o.e.Bytes) }},
+		{name: "REPLAYMBS", show: func(o *cfbackupObj) any { return int64(o.e.Rate.BytesPerSec / 1e6) }},
+		{name: "RECOVERMS", show: func(o *cfbackupObj) any { return o.e.Time.Milliseconds() }},
+	},
+}
+
+// displayCFStatus shows the structures' status (TYPE(SUMMARY), the
+// default) or their backups (TYPE(BACKUP)).
 func displayCFStatus(env Env, c Command) ([]Result, error) {
-	if err := checkFlags(c, "ALL"); err != nil {
-		return nil, err
-	}
 	typ := "SUMMARY"
 	for _, a := range c.Attrs {
 		if a.Key != "TYPE" || (a.Value != "SUMMARY" && a.Value != "BACKUP") {
@@ -143,49 +253,63 @@ func displayCFStatus(env Env, c Command) ([]Result, error) {
 		}
 		typ = a.Value
 	}
-	var cs []defs.CFStruct
-	if err := env.Repo().View(func(tx *defs.Tx) error { var err error; cs, err = tx.Structs(c.Name); return err }); err != nil {
-		return nil, err
-	}
-	if len(cs) == 0 && !strings.HasSuffix(c.Name, "*") {
-		return nil, fmt.Errorf("%w: CFSTRUCT(%s)", ErrNotFound, c.Name)
+	c.Attrs = nil // the rest is the selection
+	structs := func() ([]defs.CFStruct, error) {
+		var cs []defs.CFStruct
+		err := env.Repo().View(func(tx *defs.Tx) error { var err error; cs, err = tx.Structs(c.Name); return err })
+		return cs, err
 	}
 	if typ == "BACKUP" {
-		return displayBackupStatus(env, cs)
-	}
-	var out []Result
-	for _, def := range cs {
-		r := Result{Header: "AMQ8113I: Display CF status details.", Attrs: []KV{{"CFSTRUCT", def.Name}}}
-		_, s, err := env.OwnerIn(def)
-		if errors.Is(err, group.ErrStructureBusy) {
-			// Its file is missing and a member holds its recovery lock.
-			r.Attrs = append(r.Attrs, KV{"STATUS", "RECOVERING"}, KV{"REASON", "being created and recovered by another member"})
-			out = append(out, r)
-			continue
-		}
-		if err != nil {
-			r.Attrs = append(r.Attrs, KV{"STATUS", "FAILED"}, KV{"REASON", err.Error()})
-			out = append(out, r)
-			continue
-		}
-		if st := env.Group().StructureStatus(s); st.Status != "ACTIVE" {
-			r.Attrs = append(r.Attrs, KV{"STATUS", st.Status})
-			if st.Recoverer.Pid != 0 {
-				r.Attrs = append(r.Attrs, KV{"RECOVERER", st.RecovererName}, KV{"RECPID", int64(st.Recoverer.Pid)})
+		return display(c, &cfbackupTable, func() ([]cfbackupObj, error) {
+			cs, err := structs()
+			if err != nil {
+				return nil, err
 			}
-			r.Attrs = append(r.Attrs, KV{"REASON", st.Reason})
-			out = append(out, r)
-			continue
-		}
-		u := s.Usage()
-		p := s.Params()
-		r.Attrs = append(r.Attrs, KV{"STATUS", "ACTIVE"}, KV{"SIZE", int64(s.Mapping().Header().Size >> 20)},
-			KV{"ENTSMAX", int64(p.Entries)}, KV{"ENTSUSED", int64(u.EntriesUsed)},
-			KV{"ELEMMAX", int64(p.Elements)}, KV{"ELEMUSED", int64(u.ElementsUsed)},
-			KV{"QUEUES", int64(u.Queues)}, KV{"CONNS", int64(u.Owners)})
-		out = append(out, r)
+			return backupStatus(env, cs)
+		})
 	}
-	return out, nil
+	return display(c, &cfstatusTable, func() ([]cfstatusObj, error) {
+		cs, err := structs()
+		if err != nil {
+			return nil, err
+		}
+		out := make([]cfstatusObj, len(cs))
+		for i, def := range cs {
+			out[i] = structStatus(env, def)
+		}
+		return out, nil
+	})
+}
+
+// structStatus is the status of structure def.
+func structStatus(env Env, def defs.CFStruct) cfstatusObj {
+	o := cfstatusObj{name: def.Name}
+	_, s, err := env.OwnerIn(def)
+	if errors.Is(err, group.ErrStructureBusy) {
+		// Its file is missing and a member holds its recovery lock.
+		reason := "being created and recovered by another member"
+		o.status, o.reason = "RECOVERING", &reason
+		return o
+	}
+	if err != nil {
+		reason := err.Error()
+		o.status, o.reason = "FAILED", &reason
+		return o
+	}
+	if st := env.Group().StructureStatus(s); st.Status != "ACTIVE" {
+		o.status, o.reason = st.Status, &st.Reason
+		if st.Recoverer.Pid != 0 {
+			o.recoverer, o.recpid = st.RecovererName, int64(st.Recoverer.Pid)
+		}
+		return o
+	}
+	u := s.Usage()
+	p := s.Params()
+	o.status = "ACTIVE"
+	o.usage = &cfUsage{size: int64(s.Mapping().Header().Size >> 20),
+		entsMax: int64(p.Entries), entsUsed: int64(u.EntriesUsed), elemMax: int64(p.Elements), elemUsed: int64(u.ElementsUsed),
+		queues: int64(u.Queues), conns: int64(u.Owners)}
+	return o
 }
 
 // structAction runs BACKUP or RECOVER CFSTRUCT(name) through do.
@@ -206,14 +330,13 @@ func structAction(env Env, c Command, do func(structure string) (string, error))
 	return []Result{{Message: msg}}, nil
 }
 
-// displayBackupStatus shows each structure's newest backup and how long
-// a recovery would take now: the bytes logged about the structure since
-// the backup began, at the replay rate the last recovery measured (or the
-// design's 200 MB/s).
-func displayBackupStatus(env Env, cs []defs.CFStruct) ([]Result, error) {
-	var out []Result
+// backupStatus is each structure's newest backup and how long a recovery
+// would take now: the bytes logged about the structure since the backup
+// began, at the replay rate the last recovery measured (or the design's
+// 200 MB/s).
+func backupStatus(env Env, cs []defs.CFStruct) ([]cfbackupObj, error) {
+	var out []cfbackupObj
 	for _, def := range cs {
-		r := Result{Header: "AMQ8113I: Display CF status details.", Attrs: []KV{{"CFSTRUCT", def.Name}, {"TYPE", "BACKUP"}}}
 		var logged uint64
 		if _, s, err := env.OwnerIn(def); err == nil {
 			logged = s.Logged()
@@ -222,17 +345,7 @@ func displayBackupStatus(env Env, cs []defs.CFStruct) ([]Result, error) {
 		if err := env.Repo().View(func(tx *defs.Tx) error { var err error; e, err = tx.RecoveryEstimate(def.Name, logged); return err }); err != nil {
 			return nil, err
 		}
-		if b := e.Newest; b != nil {
-			date, tm := mqDate(b.Taken)
-			r.Attrs = append(r.Attrs, KV{"BKUPDATE", date}, KV{"BKUPTIME", tm}, KV{"BKUPLRSN", int64(b.Start)},
-				KV{"BKUPSIZE", b.Size}, KV{"BKUPMSGS", int64(b.Messages)})
-		} else {
-			r.Attrs = append(r.Attrs, KV{"BKUPDATE", ""}, KV{"BKUPTIME", ""}, KV{"BKUPLRSN", int64(0)},
-				KV{"BKUPSIZE", int64(0)}, KV{"BKUPMSGS", int64(0)})
-		}
-		r.Attrs = append(r.Attrs, KV{"LOGBYTES", int64(e.Bytes)}, KV{"REPLAYMBS", int64(e.Rate.BytesPerSec / 1e6)},
-			KV{"RECOVERMS", e.Time.Milliseconds()})
-		out = append(out, r)
+		out = append(out, cfbackupObj{name: def.Name, e: e})
 	}
 	return out, nil
 }

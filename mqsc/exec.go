@@ -165,6 +165,12 @@ func parseInt(a Attr, lo, hi int64) (int64, error) {
 	return v, nil
 }
 
+// parseIntAs is parseInt for a field of another integer type.
+func parseIntAs[N ~int](a Attr, lo, hi int64) (N, error) {
+	n, err := parseInt(a, lo, hi)
+	return N(n), err
+}
+
 func parseYesNo(a Attr) (bool, error) {
 	switch a.Value {
 	case "YES":
@@ -207,9 +213,9 @@ func checkDefine(c Command, typ string, exists bool) error {
 	return nil
 }
 
-func mqDate(t time.Time) (string, string) {
-	return t.Format("2006-01-02"), t.Format("15.04.05")
-}
+// mqDay and mqTime are a time as MQ displays it: 2006-01-02 and 15.04.05.
+func mqDay(t time.Time) string  { return t.Format("2006-01-02") }
+func mqTime(t time.Time) string { return t.Format("15.04.05") }
 
 func yesNo(b bool) string {
 	if b {

@@ -17,20 +17,52 @@ func counter(env Env, c int) int64 {
 	return int64(v)
 }
 
+// qmgrObj is the group's queue manager definition, with the member that
+// shows it (its name and counters).
+type qmgrObj struct {
+	defs.QMgr
+	env Env
+}
+
+var qmgrTable = table[qmgrObj]{
+	typ: "QMGR", header: "AMQ8408I: Display Queue Manager details.", defaultAll: true,
+	attrs: []attr[qmgrObj]{
+		{name: "QMNAME", ident: true, show: func(m *qmgrObj) any { return m.env.QMgrName() }},
+		{name: "QSGNAME", show: func(m *qmgrObj) any { return m.env.Group().Config().Name }},
+		{name: "DEADQ", show: func(m *qmgrObj) any { return m.DeadQ }, set: func(m *qmgrObj, a Attr) (err error) {
+			m.DeadQ, err = parseName(a, defs.ValidName)
+			return err
+		}},
+		{name: "DESCR", show: func(m *qmgrObj) any { return m.Descr }, set: func(m *qmgrObj, a Attr) error {
+			m.Descr = a.Value
+			return nil
+		}},
+		{name: "CFRECTIME", show: func(m *qmgrObj) any { return int64(m.CFRecTime) }, set: func(m *qmgrObj, a Attr) error {
+			n, err := strconv.Atoi(a.Value)
+			if err != nil {
+				return fmt.Errorf("%w: CFRECTIME(%s) is not a number of milliseconds", ErrValue, a.Value)
+			}
+			m.CFRecTime = n
+			return nil
+		}},
+		{name: "LONGUOWS", show: func(m *qmgrObj) any { return m.env.LongUOWsBackedOut() }},
+		{name: "CMDREFUSED", show: func(m *qmgrObj) any { return m.env.CommandsRefused() }},
+		{name: "INREFUSED", show: func(m *qmgrObj) any { return counter(m.env, group.CounterInboundRefused) }},
+		{name: "INTIMEOUT", show: func(m *qmgrObj) any { return counter(m.env, group.CounterInboundTimedOut) }},
+		{name: "INUNAUTH", show: func(m *qmgrObj) any { return counter(m.env, group.CounterInboundUnauth) }},
+	},
+}
+
+// qmgr runs ALTER and DISPLAY QMGR.
 func qmgr(env Env, c Command) ([]Result, error) {
 	if c.Verb == "DISPLAY" {
-		if err := checkFlags(c, "ALL", "DEADQ", "DESCR", "CFRECTIME", "LONGUOWS", "CMDREFUSED", "INREFUSED", "INTIMEOUT", "INUNAUTH"); err != nil {
-			return nil, err
-		}
-		var m defs.QMgr
-		if err := env.Repo().View(func(tx *defs.Tx) error { var err error; m, err = tx.QMgr(); return err }); err != nil {
-			return nil, err
-		}
-		return []Result{{Header: "AMQ8408I: Display Queue Manager details.", Attrs: []KV{
-			{"QMNAME", env.QMgrName()}, {"QSGNAME", env.Group().Config().Name}, {"DEADQ", m.DeadQ}, {"DESCR", m.Descr},
-			{"CFRECTIME", int64(m.CFRecTime)}, {"LONGUOWS", env.LongUOWsBackedOut()},
-			{"CMDREFUSED", env.CommandsRefused()},
-			{"INREFUSED", counter(env, group.CounterInboundRefused)}, {"INTIMEOUT", counter(env, group.CounterInboundTimedOut)}, {"INUNAUTH", counter(env, group.CounterInboundUnauth)}}}}, nil
+		return display(c, &qmgrTable, func() ([]qmgrObj, error) {
+			var m defs.QMgr
+			if err := env.Repo().View(func(tx *defs.Tx) error { var err error; m, err = tx.QMgr(); return err }); err != nil {
+				return nil, err
+			}
+			return []qmgrObj{{QMgr: m, env: env}}, nil
+		})
 	}
 	if err := checkFlags(c); err != nil {
 		return nil, err
@@ -40,24 +72,11 @@ func qmgr(env Env, c Command) ([]Result, error) {
 		if err != nil {
 			return err
 		}
-		for _, a := range c.Attrs {
-			switch a.Key {
-			case "DEADQ":
-				if m.DeadQ, err = parseName(a, defs.ValidName); err != nil {
-					return err
-				}
-			case "DESCR":
-				m.Descr = a.Value
-			case "CFRECTIME":
-				n, err := strconv.Atoi(a.Value)
-				if err != nil {
-					return fmt.Errorf("%w: CFRECTIME(%s) is not a number of milliseconds", ErrValue, a.Value)
-				}
-				m.CFRecTime = n
-			default:
-				return fmt.Errorf("%w: %q is not an attribute of QMGR", ErrSyntax, a.Key+"("+a.Value+")")
-			}
+		o := qmgrObj{QMgr: m, env: env}
+		if err := qmgrTable.apply(&o, c.Attrs); err != nil {
+			return err
 		}
+		m = o.QMgr
 		if err := m.Validate(); err != nil {
 			return fmt.Errorf("%w: %v", ErrValue, err)
 		}

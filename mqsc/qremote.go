@@ -3,7 +3,6 @@ package mqsc
 import (
 	"errors"
 	"fmt"
-	"strings"
 
 	"github.com/qmgr/qmgr/defs"
 )
@@ -32,23 +31,8 @@ func defineQRemote(env Env, c Command) ([]Result, error) {
 		if alter {
 			q = old
 		}
-		for _, a := range c.Attrs {
-			var err error
-			switch a.Key {
-			case "RNAME":
-				q.RName, err = parseName(a, defs.ValidName)
-			case "RQMNAME":
-				q.RQMName, err = parseName(a, defs.ValidName)
-			case "XMITQ":
-				q.XmitQ, err = parseName(a, defs.ValidName)
-			case "DESCR":
-				q.Descr = a.Value
-			default:
-				err = fmt.Errorf("%w: %q is not an attribute of QREMOTE", ErrSyntax, a.Key+"("+a.Value+")")
-			}
-			if err != nil {
-				return err
-			}
+		if err := qremoteTable.apply(&q, c.Attrs); err != nil {
+			return err
 		}
 		if err := q.Validate(); err != nil {
 			return fmt.Errorf("%w: %v", ErrValue, err)
@@ -86,23 +70,36 @@ func deleteObject(env Env, c Command, typ defs.Type, msg string) ([]Result, erro
 	return []Result{{Message: msg}}, env.DefsChanged()
 }
 
+var qremoteTable = table[defs.QRemote]{
+	typ: "QREMOTE", header: "AMQ8409I: Display Queue details.", defaultAll: true, notFound: notFoundAs("QREMOTE"),
+	attrs: []attr[defs.QRemote]{
+		{name: "QUEUE", ident: true, show: func(q *defs.QRemote) any { return q.Name }},
+		{name: "TYPE", ident: true, show: func(q *defs.QRemote) any { return "QREMOTE" }},
+		{name: "RNAME", show: func(q *defs.QRemote) any { return q.RName }, set: func(q *defs.QRemote, a Attr) (err error) {
+			q.RName, err = parseName(a, defs.ValidName)
+			return err
+		}},
+		{name: "RQMNAME", show: func(q *defs.QRemote) any { return q.RQMName }, set: func(q *defs.QRemote, a Attr) (err error) {
+			q.RQMName, err = parseName(a, defs.ValidName)
+			return err
+		}},
+		{name: "XMITQ", show: func(q *defs.QRemote) any { return q.XmitQ }, set: func(q *defs.QRemote, a Attr) (err error) {
+			q.XmitQ, err = parseName(a, defs.ValidName)
+			return err
+		}},
+		{name: "DESCR", show: func(q *defs.QRemote) any { return q.Descr }, set: func(q *defs.QRemote, a Attr) error {
+			q.Descr = a.Value
+			return nil
+		}},
+		{name: "CRDATE", show: func(q *defs.QRemote) any { return mqDay(q.Created) }},
+		{name: "CRTIME", show: func(q *defs.QRemote) any { return mqTime(q.Created) }},
+	},
+}
+
 func displayQRemotes(env Env, c Command) ([]Result, error) {
-	if err := checkFlags(c, "ALL"); err != nil {
-		return nil, err
-	}
-	var qs []defs.QRemote
-	if err := env.Repo().View(func(tx *defs.Tx) error { var err error; qs, err = tx.QRemotes(c.Name); return err }); err != nil {
-		return nil, err
-	}
-	if len(qs) == 0 && !strings.HasSuffix(c.Name, "*") {
-		return nil, fmt.Errorf("%w: QREMOTE(%s)", ErrNotFound, c.Name)
-	}
-	var out []Result
-	for _, q := range qs {
-		cd, ct := mqDate(q.Created)
-		out = append(out, Result{Header: "AMQ8409I: Display Queue details.", Attrs: []KV{
-			{"QUEUE", q.Name}, {"TYPE", "QREMOTE"}, {"RNAME", q.RName}, {"RQMNAME", q.RQMName},
-			{"XMITQ", q.XmitQ}, {"DESCR", q.Descr}, {"CRDATE", cd}, {"CRTIME", ct}}})
-	}
-	return out, nil
+	return display(c, &qremoteTable, func() ([]defs.QRemote, error) {
+		var qs []defs.QRemote
+		err := env.Repo().View(func(tx *defs.Tx) error { var err error; qs, err = tx.QRemotes(c.Name); return err })
+		return qs, err
+	})
 }

@@ -9,51 +9,90 @@ import (
 	"github.com/qmgr/qmgr/lockfree"
 )
 
-// applyQueueAttrs sets q's attributes from the command.
-func applyQueueAttrs(q *defs.Queue, c Command) error {
-	for _, a := range c.Attrs {
-		var err error
-		var n int64
-		switch a.Key {
-		case "MAXDEPTH":
-			n, err = parseInt(a, 0, 999_999_999)
-			q.MaxDepth = n
-		case "MAXMSGL":
-			n, err = parseInt(a, 0, 100<<20)
-			q.MaxMsgL = int(n)
-		case "DEFPSIST":
+// queueObj is a local queue for its attribute table: its definition,
+// and its depth in the CF when displayed.
+type queueObj struct {
+	defs.Queue
+	depth int64
+}
+
+var qlocalTable = table[queueObj]{
+	typ: "QLOCAL", header: "AMQ8409I: Display Queue details.", notFound: notFoundAs("QLOCAL"),
+	attrs: []attr[queueObj]{
+		{name: "QUEUE", ident: true, show: func(q *queueObj) any { return q.Name }},
+		{name: "TYPE", ident: true, show: func(q *queueObj) any { return "QLOCAL" }},
+		{name: "MAXDEPTH", show: func(q *queueObj) any { return q.MaxDepth }, set: func(q *queueObj, a Attr) (err error) {
+			q.MaxDepth, err = parseInt(a, 0, 999_999_999)
+			return err
+		}},
+		{name: "MAXMSGL", show: func(q *queueObj) any { return int64(q.MaxMsgL) }, set: func(q *queueObj, a Attr) (err error) {
+			q.MaxMsgL, err = parseIntAs[int](a, 0, 100<<20)
+			return err
+		}},
+		{name: "DEFPSIST", show: func(q *queueObj) any { return yesNo(q.DefPsist) }, set: func(q *queueObj, a Attr) (err error) {
 			q.DefPsist, err = parseYesNo(a)
-		case "DEFPRTY":
-			n, err = parseInt(a, 0, 9)
-			q.DefPrty = int(n)
-		case "BOTHRESH":
-			n, err = parseInt(a, 0, 999_999_999)
-			q.BOThresh = int(n)
-		case "BOQNAME":
+			return err
+		}},
+		{name: "DEFPRTY", show: func(q *queueObj) any { return int64(q.DefPrty) }, set: func(q *queueObj, a Attr) (err error) {
+			q.DefPrty, err = parseIntAs[int](a, 0, 9)
+			return err
+		}},
+		{name: "BOTHRESH", show: func(q *queueObj) any { return int64(q.BOThresh) }, set: func(q *queueObj, a Attr) (err error) {
+			q.BOThresh, err = parseIntAs[int](a, 0, 999_999_999)
+			return err
+		}},
+		{name: "BOQNAME", show: func(q *queueObj) any { return q.BOQName }, set: func(q *queueObj, a Attr) (err error) {
 			q.BOQName, err = parseName(a, defs.ValidName)
-		case "CFSTRUCT":
+			return err
+		}},
+		{name: "CFSTRUCT", show: func(q *queueObj) any { return q.CFStruct }, set: func(q *queueObj, a Attr) (err error) {
 			q.CFStruct, err = parseName(a, defs.ValidStructName)
 			if q.CFStruct == "" {
 				err = fmt.Errorf("%w: CFSTRUCT() must name a structure", ErrValue)
 			}
-		case "INDXTYPE":
+			return err
+		}},
+		{name: "INDXTYPE", show: func(q *queueObj) any { return q.IndxType }, set: func(q *queueObj, a Attr) (err error) {
 			q.IndxType, err = parseEnum(a, "NONE", "MSGID", "CORRELID")
-		case "USAGE":
+			return err
+		}},
+		{name: "USAGE", show: func(q *queueObj) any { return q.Usage }, set: func(q *queueObj, a Attr) (err error) {
 			q.Usage, err = parseEnum(a, "NORMAL", "XMITQ")
-		case "TRIGDATA":
+			return err
+		}},
+		// Set by the bare keywords TRIGGER and NOTRIGGER (applyTrigger).
+		{name: "TRIGGER", show: func(q *queueObj) any { return trigger(q.Trigger) }},
+		{name: "TRIGDATA", show: func(q *queueObj) any { return q.TrigData }, set: func(q *queueObj, a Attr) (err error) {
 			q.TrigData, err = parseName(a, defs.ValidChannelName)
-		case "DESCR":
+			return err
+		}},
+		{name: "DESCR", show: func(q *queueObj) any { return q.Descr }, set: func(q *queueObj, a Attr) error {
 			q.Descr = a.Value
 			if len(q.Descr) > 64 {
-				err = fmt.Errorf("%w: DESCR longer than 64 characters", ErrValue)
+				return fmt.Errorf("%w: DESCR longer than 64 characters", ErrValue)
 			}
-		default:
-			err = fmt.Errorf("%w: %q is not an attribute of QLOCAL", ErrSyntax, a.Key+"("+a.Value+")")
-		}
-		if err != nil {
-			return err
-		}
+			return nil
+		}},
+		{name: "CURDEPTH", show: func(q *queueObj) any { return q.depth }},
+		{name: "CRDATE", show: func(q *queueObj) any { return mqDay(q.Created) }},
+		{name: "CRTIME", show: func(q *queueObj) any { return mqTime(q.Created) }},
+		{name: "ALTDATE", show: func(q *queueObj) any { return mqDay(q.Altered) }},
+		{name: "ALTTIME", show: func(q *queueObj) any { return mqTime(q.Altered) }},
+	},
+}
+
+// applyQueueAttrs sets q's attributes from the command.
+func applyQueueAttrs(q *defs.Queue, c Command) error {
+	o := queueObj{Queue: *q}
+	if err := qlocalTable.apply(&o, c.Attrs); err != nil {
+		return err
 	}
+	*q = o.Queue
+	return applyTrigger(q, c)
+}
+
+// applyTrigger sets TRIGGER from the bare keywords TRIGGER and NOTRIGGER.
+func applyTrigger(q *defs.Queue, c Command) error {
 	switch {
 	case c.Has("TRIGGER") && c.Has("NOTRIGGER"):
 		return fmt.Errorf("%w: TRIGGER and NOTRIGGER together", ErrSyntax)
@@ -252,8 +291,6 @@ func clearQueue(env Env, c Command) ([]Result, error) {
 	return []Result{{Message: "AMQ8022I: Queue cleared."}}, nil
 }
 
-var queueAttrOrder = []string{"MAXDEPTH", "MAXMSGL", "DEFPSIST", "DEFPRTY", "BOTHRESH", "BOQNAME", "CFSTRUCT", "INDXTYPE", "USAGE", "TRIGGER", "TRIGDATA", "DESCR", "CURDEPTH", "CRDATE", "CRTIME", "ALTDATE", "ALTTIME"}
-
 func trigger(b bool) string {
 	if b {
 		return "TRIGGER"
@@ -262,77 +299,60 @@ func trigger(b bool) string {
 }
 
 func displayQueues(env Env, c Command) ([]Result, error) {
-	want, all := map[string]bool{}, c.Has("ALL")
-	for _, f := range c.Flags {
-		if f == "ALL" {
-			continue
+	return display(c, &qlocalTable, func() ([]queueObj, error) {
+		var qs []defs.Queue
+		if err := env.Repo().View(func(tx *defs.Tx) error { var err error; qs, err = tx.Queues(c.Name); return err }); err != nil {
+			return nil, err
 		}
-		known := false
-		for _, a := range queueAttrOrder {
-			known = known || a == f
-		}
-		if !known {
-			return nil, fmt.Errorf("%w: %q is not an attribute of QLOCAL", ErrSyntax, f)
-		}
-		want[f] = true
-	}
-	if len(c.Attrs) > 0 {
-		return nil, fmt.Errorf("%w: %q: DISPLAY takes attribute names, not values", ErrSyntax, c.Attrs[0].Key)
-	}
-	var qs []defs.Queue
-	if err := env.Repo().View(func(tx *defs.Tx) error { var err error; qs, err = tx.Queues(c.Name); return err }); err != nil {
-		return nil, err
-	}
-	if len(qs) == 0 && !strings.HasSuffix(c.Name, "*") {
-		return nil, fmt.Errorf("%w: QLOCAL(%s)", ErrNotFound, c.Name)
-	}
-	var out []Result
-	for _, q := range qs {
-		depth := int64(0)
-		if _, s, id, err := cfQueue(env, nil, q); err == nil {
-			depth = s.Depth(id)
-		}
-		cd, ct := mqDate(q.Created)
-		ad, at := mqDate(q.Altered)
-		vals := map[string]any{"MAXDEPTH": q.MaxDepth, "MAXMSGL": int64(q.MaxMsgL), "DEFPSIST": yesNo(q.DefPsist),
-			"DEFPRTY": int64(q.DefPrty), "BOTHRESH": int64(q.BOThresh), "BOQNAME": q.BOQName, "CFSTRUCT": q.CFStruct,
-			"INDXTYPE": q.IndxType, "USAGE": q.Usage, "TRIGGER": trigger(q.Trigger), "TRIGDATA": q.TrigData, "DESCR": q.Descr, "CURDEPTH": depth,
-			"CRDATE": cd, "CRTIME": ct, "ALTDATE": ad, "ALTTIME": at}
-		r := Result{Header: "AMQ8409I: Display Queue details.", Attrs: []KV{{"QUEUE", q.Name}, {"TYPE", "QLOCAL"}}}
-		for _, k := range queueAttrOrder {
-			if all || want[k] {
-				r.Attrs = append(r.Attrs, KV{k, vals[k]})
+		out := make([]queueObj, len(qs))
+		for i, q := range qs {
+			out[i] = queueObj{Queue: q}
+			if _, s, id, err := cfQueue(env, nil, q); err == nil {
+				out[i].depth = s.Depth(id)
 			}
 		}
-		out = append(out, r)
-	}
-	return out, nil
+		return out, nil
+	})
+}
+
+// qstatusObj is a local queue's status: its definition and what the CF
+// says of it.
+type qstatusObj struct {
+	q    defs.Queue
+	info lockfree.QueueInfo
+}
+
+var qstatusTable = table[qstatusObj]{
+	typ: "QSTATUS", header: "AMQ8450I: Display queue status details.", defaultAll: true, notFound: notFoundAs("QLOCAL"),
+	attrs: []attr[qstatusObj]{
+		{name: "QUEUE", ident: true, show: func(s *qstatusObj) any { return s.q.Name }},
+		{name: "TYPE", ident: true, show: func(s *qstatusObj) any { return "QUEUE" }},
+		{name: "CURDEPTH", show: func(s *qstatusObj) any { return s.info.Depth }},
+		{name: "UNCOM", show: func(s *qstatusObj) any { return s.info.Uncom }},
+		{name: "IPPROCS", show: func(s *qstatusObj) any { return s.info.OpenIn }},
+		{name: "OPPROCS", show: func(s *qstatusObj) any { return s.info.OpenOut }},
+		{name: "CFSTRUCT", show: func(s *qstatusObj) any { return s.q.CFStruct }},
+	},
 }
 
 func displayQStatus(env Env, c Command) ([]Result, error) {
-	if err := checkFlags(c, "ALL", "CURDEPTH", "UNCOM", "IPPROCS", "OPPROCS"); err != nil {
-		return nil, err
-	}
-	var qs []defs.Queue
-	if err := env.Repo().View(func(tx *defs.Tx) error { var err error; qs, err = tx.Queues(c.Name); return err }); err != nil {
-		return nil, err
-	}
-	if len(qs) == 0 && !strings.HasSuffix(c.Name, "*") {
-		return nil, fmt.Errorf("%w: QLOCAL(%s)", ErrNotFound, c.Name)
-	}
-	var out []Result
-	for _, q := range qs {
-		_, s, id, err := cfQueue(env, nil, q)
-		if err != nil {
-			return out, fmt.Errorf("QSTATUS(%s): %w", q.Name, err)
+	return display(c, &qstatusTable, func() ([]qstatusObj, error) {
+		var qs []defs.Queue
+		if err := env.Repo().View(func(tx *defs.Tx) error { var err error; qs, err = tx.Queues(c.Name); return err }); err != nil {
+			return nil, err
 		}
-		info, err := s.QueueInfo(id)
-		if err != nil {
-			return out, err
+		var out []qstatusObj
+		for _, q := range qs {
+			_, s, id, err := cfQueue(env, nil, q)
+			if err != nil {
+				return out, fmt.Errorf("QSTATUS(%s): %w", q.Name, err)
+			}
+			info, err := s.QueueInfo(id)
+			if err != nil {
+				return out, err
+			}
+			out = append(out, qstatusObj{q: q, info: info})
 		}
-		out = append(out, Result{Header: "AMQ8450I: Display queue status details.", Attrs: []KV{
-			{"QUEUE", q.Name}, {"TYPE", "QUEUE"}, {"CURDEPTH", info.Depth}, {"UNCOM", info.Uncom},
-			{"IPPROCS", info.OpenIn}, {"OPPROCS", info.OpenOut}, {"CFSTRUCT", q.CFStruct}}})
-	}
-	return out, nil
+		return out, nil
+	})
 }
