@@ -156,6 +156,19 @@ type anyTable interface {
 	// showSecret sets secret attribute name of a new object to value and
 	// displays the object, with ALL and with name selected.
 	showSecret(name, value string) ([]Result, error)
+	// describe lists the attributes: names, and which are the identity,
+	// can be set, are shown.
+	describe() (names []string, ident, settable, shown []bool)
+}
+
+func (t *table[T]) describe() (names []string, ident, settable, shown []bool) {
+	for _, d := range t.attrs {
+		names = append(names, d.name)
+		ident = append(ident, d.ident)
+		settable = append(settable, d.set != nil)
+		shown = append(shown, d.show != nil)
+	}
+	return
 }
 
 func (t *table[T]) objectType() string { return t.typ }
