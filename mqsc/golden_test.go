@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/qmgr/qmgr/group"
+	"github.com/qmgr/qmgr/mqsc"
 	"github.com/qmgr/qmgr/qm"
 )
 
@@ -30,7 +31,8 @@ var rewrite = flag.Bool("rewrite", false, "rewrite the golden files in testdata/
 // instead of the text, one a line. Lines starting with "#" and
 // blank lines between cases are comments. Volatile values (dates, times,
 // pids, heartbeats, incarnations, usage counters) are masked as "*"
-// (see mask).
+// (see mask). No output may show a value given to a secret attribute
+// (AUTHKEY) by the script.
 //
 // go test ./mqsc -run TestGolden -rewrite writes the output the commands
 // give now into the files (review the diff before committing it).
@@ -50,6 +52,7 @@ type goldenCase struct {
 	command []string // the request's lines, without their prefix
 	want    []string // the expected output lines
 	before  []string // the comment lines above the case, kept by -rewrite
+	line    int      // where the case starts in its file
 }
 
 func runGolden(t *testing.T, path string) {
@@ -62,11 +65,20 @@ func runGolden(t *testing.T, path string) {
 	m := startGoldenMember(t, dir)
 	var out strings.Builder
 	failed := false
-	for i, c := range cases {
+	var secrets []string // values given to secret attributes so far
+	for _, c := range cases {
+		secrets = append(secrets, secretValues(c.command)...)
 		got := mask(answer(m, c), dir)
+		for _, l := range got {
+			for _, sec := range secrets {
+				if strings.Contains(l, sec) {
+					t.Errorf("%s:%d: the output shows a secret given to an earlier command:\n%s", path, c.line, l)
+				}
+			}
+		}
 		if !*rewrite && strings.Join(got, "\n") != strings.Join(c.want, "\n") {
 			failed = true
-			t.Errorf("%s, case %d:\n%s\n--- want:\n%s\n--- got:\n%s", path, i+1, strings.Join(c.command, "\n"),
+			t.Errorf("%s:%d:\n%s\n--- want:\n%s\n--- got:\n%s", path, c.line, strings.Join(c.command, "\n"),
 				strings.Join(c.want, "\n"), strings.Join(got, "\n"))
 		}
 		c.want = got
@@ -84,15 +96,30 @@ func runGolden(t *testing.T, path string) {
 	}
 }
 
+// secretValues are the values a request gives to secret attributes
+// (those NamesSecret knows), for the check that no output shows them.
+func secretValues(command []string) []string {
+	cmds, _ := mqsc.Parse(strings.Join(command, "\n"))
+	var out []string
+	for _, c := range cmds {
+		for _, a := range c.Attrs {
+			if mqsc.NamesSecret(a.Key) && len(a.Value) >= 4 {
+				out = append(out, a.Value)
+			}
+		}
+	}
+	return out
+}
+
 // parseGolden splits a script into cases; trailer is the comments after
 // the last one.
 func parseGolden(s string) (cases []goldenCase, trailer []string) {
 	var cur *goldenCase
 	var comments []string
-	for _, line := range strings.Split(strings.TrimRight(s, "\n"), "\n") {
+	for n, line := range strings.Split(strings.TrimRight(s, "\n"), "\n") {
 		switch {
 		case strings.HasPrefix(line, "> ") || strings.HasPrefix(line, "j> "):
-			cases = append(cases, goldenCase{json: line[0] == 'j', before: comments})
+			cases = append(cases, goldenCase{json: line[0] == 'j', before: comments, line: n + 1})
 			cur, comments = &cases[len(cases)-1], nil
 			cur.command = []string{line[strings.Index(line, "> ")+2:]}
 		case strings.HasPrefix(line, ">> ") && cur != nil && len(cur.want) == 0:
