@@ -77,19 +77,12 @@ type selection struct {
 }
 
 // selection reads a DISPLAY command's attribute selection: ALL, or
-// attribute names (bare keywords, never values). extra are other bare
-// keywords the command takes.
-func (t *table[T]) selection(c Command, extra ...string) (selection, error) {
+// attribute names (bare keywords, never values).
+func (t *table[T]) selection(c Command) (selection, error) {
 	s := selection{all: c.Has("ALL"), names: map[string]bool{}}
-flags:
 	for _, f := range c.Flags {
 		if f == "ALL" {
 			continue
-		}
-		for _, e := range extra {
-			if f == e {
-				continue flags
-			}
 		}
 		if d := t.lookup(f); d == nil || d.ident || d.show == nil {
 			return s, fmt.Errorf("%w: %q is not an attribute of %s", ErrSyntax, f, t.typ)
@@ -124,13 +117,7 @@ func (t *table[T]) result(o *T, s selection) Result {
 // matching c.Name (list returns those it got before an error), and show
 // each; a name without * that matches nothing is the table's notFound.
 func display[T any](c Command, t *table[T], list func() ([]T, error)) ([]Result, error) {
-	return displayWith(c, t, nil, list)
-}
-
-// displayWith is display for a command that takes bare keywords besides
-// the selection (extra).
-func displayWith[T any](c Command, t *table[T], extra []string, list func() ([]T, error)) ([]Result, error) {
-	sel, err := t.selection(c, extra...)
+	sel, err := t.selection(c)
 	if err != nil {
 		return nil, err
 	}
