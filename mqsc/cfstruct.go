@@ -155,8 +155,8 @@ func displayStructs(env Env, c Command) ([]Result, error) {
 // its usage.
 type cfstatusObj struct {
 	name, status string
-	recoverer    string // "" when nobody recovers it
-	recpid       int64
+	recoverer    string  // the recovering process's member name ("" for one that is not a member)
+	recpid       int64   // the recovering process; 0 when nobody recovers it
 	reason       *string // nil when active
 	usage        *cfUsage
 }
@@ -182,13 +182,13 @@ var cfstatusTable = table[cfstatusObj]{
 		{name: "CFSTRUCT", ident: true, show: func(s *cfstatusObj) any { return s.name }},
 		{name: "STATUS", show: func(s *cfstatusObj) any { return s.status }},
 		{name: "RECOVERER", show: func(s *cfstatusObj) any {
-			if s.recoverer == "" {
+			if s.recpid == 0 {
 				return nil
 			}
 			return s.recoverer
 		}},
 		{name: "RECPID", show: func(s *cfstatusObj) any {
-			if s.recoverer == "" {
+			if s.recpid == 0 {
 				return nil
 			}
 			return s.recpid

@@ -71,3 +71,28 @@ func TestTablesWellFormed(t *testing.T) {
 		check(tb.objectType(), names, ident, settable, shown)
 	}
 }
+
+// TestCFStatusShapes: DISPLAY CFSTATUS shows, per state, the attributes
+// it showed before the tables, in that order; a recoverer that is not a
+// member (no name) still has RECOVERER and RECPID.
+func TestCFStatusShapes(t *testing.T) {
+	reason := "being recovered by pid 7"
+	for _, c := range []struct {
+		o    cfstatusObj
+		want string
+	}{
+		{cfstatusObj{name: "A", status: "RECOVERING", recpid: 7, reason: &reason},
+			"CFSTRUCT(A) STATUS(RECOVERING) RECOVERER() RECPID(7) REASON('being recovered by pid 7')"},
+		{cfstatusObj{name: "A", status: "RECOVERING", recoverer: "QM2", recpid: 7, reason: &reason},
+			"CFSTRUCT(A) STATUS(RECOVERING) RECOVERER(QM2) RECPID(7) REASON('being recovered by pid 7')"},
+		{cfstatusObj{name: "A", status: "FAILED", reason: &reason},
+			"CFSTRUCT(A) STATUS(FAILED) REASON('being recovered by pid 7')"},
+		{cfstatusObj{name: "A", status: "ACTIVE", usage: &cfUsage{1, 2, 3, 4, 5, 6, 7}},
+			"CFSTRUCT(A) STATUS(ACTIVE) SIZE(1) ENTSMAX(2) ENTSUSED(3) ELEMMAX(4) ELEMUSED(5) QUEUES(6) CONNS(7)"},
+	} {
+		got := strings.Join(strings.Fields(Text([]Result{cfstatusTable.result(&c.o, selection{all: true})})[len("AMQ8113I: Display CF status details."):]), " ")
+		if got != c.want {
+			t.Errorf("got  %s\nwant %s", got, c.want)
+		}
+	}
+}
