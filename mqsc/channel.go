@@ -34,170 +34,6 @@ func channelEnv(env Env) (ChannelEnv, error) {
 	return ce, nil
 }
 
-func defineQRemote(env Env, c Command) ([]Result, error) {
-	alter := c.Verb == "ALTER"
-	if err := checkFlags(c, "REPLACE", "NOREPLACE"); err != nil {
-		return nil, err
-	}
-	if !defs.ValidName(c.Name) {
-		return nil, fmt.Errorf("%w: QREMOTE(%s) is not a valid queue name", ErrValue, c.Name)
-	}
-	err := env.Repo().Update(func(tx *defs.Tx) error {
-		old, err := tx.QRemote(c.Name)
-		exists := err == nil
-		if err != nil && !errors.Is(err, defs.ErrNotFound) {
-			return err
-		}
-		if err := checkDefine(c, "QREMOTE", exists); err != nil {
-			return err
-		}
-		if _, err := tx.Queue(c.Name); err == nil {
-			return fmt.Errorf("%w: %s is a QLOCAL", ErrExists, c.Name)
-		}
-		q := defs.QRemote{Name: c.Name}
-		if alter {
-			q = old
-		}
-		for _, a := range c.Attrs {
-			var err error
-			switch a.Key {
-			case "RNAME":
-				q.RName, err = parseName(a, defs.ValidName)
-			case "RQMNAME":
-				q.RQMName, err = parseName(a, defs.ValidName)
-			case "XMITQ":
-				q.XmitQ, err = parseName(a, defs.ValidName)
-			case "DESCR":
-				q.Descr = a.Value
-			default:
-				err = fmt.Errorf("%w: %q is not an attribute of QREMOTE", ErrSyntax, a.Key+"("+a.Value+")")
-			}
-			if err != nil {
-				return err
-			}
-		}
-		if err := q.Validate(); err != nil {
-			return fmt.Errorf("%w: %v", ErrValue, err)
-		}
-		_, err = tx.Save(defs.TypeQRemote, q.Name, q, defs.Replace)
-		return err
-	})
-	if err != nil {
-		return nil, err
-	}
-	msg := "AMQ8006I: Queue created."
-	if alter {
-		msg = "AMQ8008I: Queue changed."
-	}
-	return []Result{{Message: msg}}, env.DefsChanged()
-}
-
-// deleteObject deletes a definition that has nothing in the CF.
-func deleteObject(env Env, c Command, typ defs.Type, msg string) ([]Result, error) {
-	if err := checkFlags(c); err != nil {
-		return nil, err
-	}
-	err := env.Repo().Update(func(tx *defs.Tx) error {
-		if err := tx.Delete(typ, c.Name); err != nil {
-			if errors.Is(err, defs.ErrNotFound) {
-				return fmt.Errorf("%w: %s(%s)", ErrNotFound, typ, c.Name)
-			}
-			return err
-		}
-		return nil
-	})
-	if err != nil {
-		return nil, err
-	}
-	return []Result{{Message: msg}}, env.DefsChanged()
-}
-
-func displayQRemotes(env Env, c Command) ([]Result, error) {
-	if err := checkFlags(c, "ALL"); err != nil {
-		return nil, err
-	}
-	var qs []defs.QRemote
-	if err := env.Repo().View(func(tx *defs.Tx) error { var err error; qs, err = tx.QRemotes(c.Name); return err }); err != nil {
-		return nil, err
-	}
-	if len(qs) == 0 && !strings.HasSuffix(c.Name, "*") {
-		return nil, fmt.Errorf("%w: QREMOTE(%s)", ErrNotFound, c.Name)
-	}
-	var out []Result
-	for _, q := range qs {
-		cd, ct := mqDate(q.Created)
-		out = append(out, Result{Header: "AMQ8409I: Display Queue details.", Attrs: []KV{
-			{"QUEUE", q.Name}, {"TYPE", "QREMOTE"}, {"RNAME", q.RName}, {"RQMNAME", q.RQMName},
-			{"XMITQ", q.XmitQ}, {"DESCR", q.Descr}, {"CRDATE", cd}, {"CRTIME", ct}}})
-	}
-	return out, nil
-}
-
-func applyChannelAttrs(ch *defs.Channel, c Command) error {
-	for _, a := range c.Attrs {
-		var err error
-		var n int64
-		num := func(lo, hi int64) int {
-			n, err = parseInt(a, lo, hi)
-			return int(n)
-		}
-		switch a.Key {
-		case "CHLTYPE":
-			if a.Value != ch.Type {
-				err = fmt.Errorf("%w: CHLTYPE of CHANNEL(%s) is %s and cannot change", ErrValue, ch.Name, ch.Type)
-			}
-		case "CONNAME":
-			ch.ConnName = a.Value
-		case "XMITQ":
-			ch.XmitQ, err = parseName(a, defs.ValidName)
-		case "BATCHSZ":
-			ch.BatchSz = num(1, 9999)
-		case "BATCHINT":
-			ch.BatchInt = num(0, 999_999_999)
-		case "HBINT":
-			ch.HBInt = num(0, 999_999)
-		case "DISCINT":
-			ch.DiscInt = num(0, 999_999)
-		case "SHORTRTY":
-			ch.ShortRty = num(0, 999_999_999)
-		case "SHORTTMR":
-			ch.ShortTmr = num(0, 999_999_999)
-		case "LONGRTY":
-			ch.LongRty = num(0, 999_999_999)
-		case "LONGTMR":
-			ch.LongTmr = num(0, 999_999_999)
-		case "NPMSPEED":
-			ch.NPMSpeed, err = parseEnum(a, "FAST", "NORMAL")
-		case "MAXMSGL":
-			ch.MaxMsgL = num(0, 100<<20)
-		case "SSLCERT":
-			ch.SSLCert = a.Value
-		case "SSLKEY":
-			ch.SSLKey = a.Value
-		case "SSLCA":
-			ch.SSLCA = a.Value
-		case "SSLPEER":
-			ch.SSLPeer = a.Value
-		case "AUTHKEY":
-			ch.AuthKey = a.Value
-		case "AUTH":
-			ch.Auth, err = parseEnum(a, defs.AuthRequired, defs.AuthOptional)
-		case "RQMNAME":
-			ch.RQMName, err = parseName(a, defs.ValidName)
-		case "INQUEUES":
-			ch.InQueues, err = parseEnum(a, defs.InQueuesAppl, defs.InQueuesAll)
-		case "DESCR":
-			ch.Descr = a.Value
-		default:
-			err = fmt.Errorf("%w: %q is not an attribute of CHANNEL", ErrSyntax, a.Key+"("+a.Value+")")
-		}
-		if err != nil {
-			return err
-		}
-	}
-	return nil
-}
-
 func defineChannel(env Env, c Command) ([]Result, error) {
 	alter := c.Verb == "ALTER"
 	if err := checkFlags(c, "REPLACE", "NOREPLACE"); err != nil {
@@ -231,7 +67,7 @@ func defineChannel(env Env, c Command) ([]Result, error) {
 			}
 			ch = defs.DefaultChannel(c.Name, typ)
 		}
-		if err := applyChannelAttrs(&ch, c); err != nil {
+		if err := channelTable.apply(&ch, c.Attrs); err != nil {
 			return err
 		}
 		if err := ch.Validate(); err != nil {
@@ -377,37 +213,112 @@ func resolveChannel(env Env, c Command) ([]Result, error) {
 	return []Result{{Message: fmt.Sprintf("Channel %s resolved: batches %d to %d (%d messages) %s.", ch.Name, res.Oldest, res.Latest, res.Messages, what)}}, nil
 }
 
-var channelAttrOrder = []string{"CHLTYPE", "CONNAME", "XMITQ", "BATCHSZ", "BATCHINT", "HBINT", "DISCINT", "SHORTRTY", "SHORTTMR",
-	"LONGRTY", "LONGTMR", "NPMSPEED", "MAXMSGL", "SSLCERT", "SSLKEY", "SSLCA", "SSLPEER", "AUTHKEY", "AUTH", "RQMNAME", "INQUEUES",
-	"DESCR", "ALTDATE", "ALTTIME"}
+var channelTable = table[defs.Channel]{
+	typ: "CHANNEL", header: "AMQ8414I: Display Channel details.", defaultAll: true, notFound: notFoundAs("CHANNEL"),
+	attrs: []attr[defs.Channel]{
+		{name: "CHANNEL", ident: true, show: func(ch *defs.Channel) any { return ch.Name }},
+		{name: "CHLTYPE", ident: true, show: func(ch *defs.Channel) any { return ch.Type }, set: func(ch *defs.Channel, a Attr) error {
+			if a.Value != ch.Type { // DEFINE starts from the type's defaults
+				return fmt.Errorf("%w: CHLTYPE of CHANNEL(%s) is %s and cannot change", ErrValue, ch.Name, ch.Type)
+			}
+			return nil
+		}},
+		{name: "CONNAME", show: func(ch *defs.Channel) any { return ch.ConnName }, set: func(ch *defs.Channel, a Attr) error {
+			ch.ConnName = a.Value
+			return nil
+		}},
+		{name: "XMITQ", show: func(ch *defs.Channel) any { return ch.XmitQ }, set: func(ch *defs.Channel, a Attr) (err error) {
+			ch.XmitQ, err = parseName(a, defs.ValidName)
+			return err
+		}},
+		{name: "BATCHSZ", show: func(ch *defs.Channel) any { return int64(ch.BatchSz) }, set: func(ch *defs.Channel, a Attr) (err error) {
+			ch.BatchSz, err = parseIntAs[int](a, 1, 9999)
+			return err
+		}},
+		{name: "BATCHINT", show: func(ch *defs.Channel) any { return int64(ch.BatchInt) }, set: func(ch *defs.Channel, a Attr) (err error) {
+			ch.BatchInt, err = parseIntAs[int](a, 0, 999_999_999)
+			return err
+		}},
+		{name: "HBINT", show: func(ch *defs.Channel) any { return int64(ch.HBInt) }, set: func(ch *defs.Channel, a Attr) (err error) {
+			ch.HBInt, err = parseIntAs[int](a, 0, 999_999)
+			return err
+		}},
+		{name: "DISCINT", show: func(ch *defs.Channel) any { return int64(ch.DiscInt) }, set: func(ch *defs.Channel, a Attr) (err error) {
+			ch.DiscInt, err = parseIntAs[int](a, 0, 999_999)
+			return err
+		}},
+		{name: "SHORTRTY", show: func(ch *defs.Channel) any { return int64(ch.ShortRty) }, set: func(ch *defs.Channel, a Attr) (err error) {
+			ch.ShortRty, err = parseIntAs[int](a, 0, 999_999_999)
+			return err
+		}},
+		{name: "SHORTTMR", show: func(ch *defs.Channel) any { return int64(ch.ShortTmr) }, set: func(ch *defs.Channel, a Attr) (err error) {
+			ch.ShortTmr, err = parseIntAs[int](a, 0, 999_999_999)
+			return err
+		}},
+		{name: "LONGRTY", show: func(ch *defs.Channel) any { return int64(ch.LongRty) }, set: func(ch *defs.Channel, a Attr) (err error) {
+			ch.LongRty, err = parseIntAs[int](a, 0, 999_999_999)
+			return err
+		}},
+		{name: "LONGTMR", show: func(ch *defs.Channel) any { return int64(ch.LongTmr) }, set: func(ch *defs.Channel, a Attr) (err error) {
+			ch.LongTmr, err = parseIntAs[int](a, 0, 999_999_999)
+			return err
+		}},
+		{name: "NPMSPEED", show: func(ch *defs.Channel) any { return ch.NPMSpeed }, set: func(ch *defs.Channel, a Attr) (err error) {
+			ch.NPMSpeed, err = parseEnum(a, "FAST", "NORMAL")
+			return err
+		}},
+		{name: "MAXMSGL", show: func(ch *defs.Channel) any { return int64(ch.MaxMsgL) }, set: func(ch *defs.Channel, a Attr) (err error) {
+			ch.MaxMsgL, err = parseIntAs[int](a, 0, 100<<20)
+			return err
+		}},
+		{name: "SSLCERT", show: func(ch *defs.Channel) any { return ch.SSLCert }, set: func(ch *defs.Channel, a Attr) error {
+			ch.SSLCert = a.Value
+			return nil
+		}},
+		{name: "SSLKEY", show: func(ch *defs.Channel) any { return ch.SSLKey }, set: func(ch *defs.Channel, a Attr) error {
+			ch.SSLKey = a.Value
+			return nil
+		}},
+		{name: "SSLCA", show: func(ch *defs.Channel) any { return ch.SSLCA }, set: func(ch *defs.Channel, a Attr) error {
+			ch.SSLCA = a.Value
+			return nil
+		}},
+		{name: "SSLPEER", show: func(ch *defs.Channel) any { return ch.SSLPeer }, set: func(ch *defs.Channel, a Attr) error {
+			ch.SSLPeer = a.Value
+			return nil
+		}},
+		// The secret: DISPLAY says whether it is set, never what it is.
+		{name: "AUTHKEY", secret: true, show: func(ch *defs.Channel) any { return authKeyShown(*ch) }, set: func(ch *defs.Channel, a Attr) error {
+			ch.AuthKey = a.Value
+			return nil
+		}},
+		{name: "AUTH", show: func(ch *defs.Channel) any { return authShown(*ch) }, set: func(ch *defs.Channel, a Attr) (err error) {
+			ch.Auth, err = parseEnum(a, defs.AuthRequired, defs.AuthOptional)
+			return err
+		}},
+		{name: "RQMNAME", show: func(ch *defs.Channel) any { return ch.RQMName }, set: func(ch *defs.Channel, a Attr) (err error) {
+			ch.RQMName, err = parseName(a, defs.ValidName)
+			return err
+		}},
+		{name: "INQUEUES", show: func(ch *defs.Channel) any { return ch.InQueues }, set: func(ch *defs.Channel, a Attr) (err error) {
+			ch.InQueues, err = parseEnum(a, defs.InQueuesAppl, defs.InQueuesAll)
+			return err
+		}},
+		{name: "DESCR", show: func(ch *defs.Channel) any { return ch.Descr }, set: func(ch *defs.Channel, a Attr) error {
+			ch.Descr = a.Value
+			return nil
+		}},
+		{name: "ALTDATE", show: func(ch *defs.Channel) any { return mqDay(ch.Altered) }},
+		{name: "ALTTIME", show: func(ch *defs.Channel) any { return mqTime(ch.Altered) }},
+	},
+}
 
 func displayChannels(env Env, c Command) ([]Result, error) {
-	if err := checkFlags(c, "ALL"); err != nil {
-		return nil, err
-	}
-	var chs []defs.Channel
-	if err := env.Repo().View(func(tx *defs.Tx) error { var err error; chs, err = tx.Channels(c.Name); return err }); err != nil {
-		return nil, err
-	}
-	if len(chs) == 0 && !strings.HasSuffix(c.Name, "*") {
-		return nil, fmt.Errorf("%w: CHANNEL(%s)", ErrNotFound, c.Name)
-	}
-	var out []Result
-	for _, ch := range chs {
-		ad, at := mqDate(ch.Altered)
-		vals := map[string]any{"CHLTYPE": ch.Type, "CONNAME": ch.ConnName, "XMITQ": ch.XmitQ, "BATCHSZ": int64(ch.BatchSz),
-			"BATCHINT": int64(ch.BatchInt), "HBINT": int64(ch.HBInt), "DISCINT": int64(ch.DiscInt), "SHORTRTY": int64(ch.ShortRty),
-			"SHORTTMR": int64(ch.ShortTmr), "LONGRTY": int64(ch.LongRty), "LONGTMR": int64(ch.LongTmr), "NPMSPEED": ch.NPMSpeed,
-			"MAXMSGL": int64(ch.MaxMsgL), "SSLCERT": ch.SSLCert, "SSLKEY": ch.SSLKey, "SSLCA": ch.SSLCA, "SSLPEER": ch.SSLPeer,
-			"AUTHKEY": authKeyShown(ch), "AUTH": authShown(ch), "RQMNAME": ch.RQMName, "INQUEUES": ch.InQueues, "DESCR": ch.Descr,
-			"ALTDATE": ad, "ALTTIME": at}
-		r := Result{Header: "AMQ8414I: Display Channel details.", Attrs: []KV{{"CHANNEL", ch.Name}}}
-		for _, k := range channelAttrOrder {
-			r.Attrs = append(r.Attrs, KV{k, vals[k]})
-		}
-		out = append(out, r)
-	}
-	return out, nil
+	return display(c, &channelTable, func() ([]defs.Channel, error) {
+		var chs []defs.Channel
+		err := env.Repo().View(func(tx *defs.Tx) error { var err error; chs, err = tx.Channels(c.Name); return err })
+		return chs, err
+	})
 }
 
 // authKeyShown is what DISPLAY CHANNEL shows of the channel's secret:
@@ -531,53 +442,86 @@ func stopChannel(env Env, c Command) ([]Result, error) {
 	return []Result{{Message: "AMQ8019I: Stop CHANNEL(" + ch.Name + ") accepted."}}, nil
 }
 
+// chstatusObj is a channel's status entry, with what DISPLAY CHSTATUS
+// works out of it.
+type chstatusObj struct {
+	st          channel.Status
+	owner       string // the member running it
+	locked      string // YES or NO
+	conn, lanes string // the connections that hold its lock
+}
+
+// chstatusTime is a status time as DISPLAY CHSTATUS shows it ("" for none).
+func chstatusTime(t time.Time) string {
+	if t.IsZero() {
+		return ""
+	}
+	return t.Format("2006-01-02 15:04:05.000")
+}
+
+var chstatusTable = table[chstatusObj]{
+	typ: "CHSTATUS", header: "AMQ8417I: Display Channel Status details.", defaultAll: true,
+	notFound: func(name string) error { return fmt.Errorf("%w: no status for CHANNEL(%s)", ErrNotFound, name) },
+	attrs: []attr[chstatusObj]{
+		{name: "CHANNEL", ident: true, show: func(o *chstatusObj) any { return o.st.Name }},
+		{name: "CHLTYPE", ident: true, show: func(o *chstatusObj) any { return o.st.Type }},
+		{name: "STATUS", show: func(o *chstatusObj) any { return o.st.State.String() }},
+		{name: "OWNER", show: func(o *chstatusObj) any { return o.owner }},
+		{name: "LOCKED", show: func(o *chstatusObj) any { return o.locked }},
+		{name: "CONN", show: func(o *chstatusObj) any { return o.conn }},
+		{name: "LANES", show: func(o *chstatusObj) any { return o.lanes }},
+		{name: "XMITQ", show: func(o *chstatusObj) any { return o.st.XmitQ }},
+		{name: "RQMNAME", show: func(o *chstatusObj) any { return o.st.RQMName }},
+		{name: "CONNAME", show: func(o *chstatusObj) any { return o.st.Address }},
+		{name: "INDOUBT", show: func(o *chstatusObj) any { return int64(o.st.InDoubt) }},
+		{name: "LSTSEQNO", show: func(o *chstatusObj) any { return int64(o.st.LastBatch) }},
+		{name: "MSGS", show: func(o *chstatusObj) any { return int64(o.st.Msgs) }},
+		{name: "RETRIES", show: func(o *chstatusObj) any { return int64(o.st.Retries) }},
+		{name: "NEXTRTY", show: func(o *chstatusObj) any { return chstatusTime(o.st.RetryAt) }},
+		{name: "STOPREQ", show: func(o *chstatusObj) any { return yesNo(o.st.StopReq) }},
+		{name: "RESETREQ", show: func(o *chstatusObj) any { return yesNo(o.st.ResetReq) }},
+		{name: "REASON", show: func(o *chstatusObj) any { return o.st.Reason.Describe(o.st.Name) }},
+		{name: "LSTUPDTM", show: func(o *chstatusObj) any { return chstatusTime(o.st.Updated) }},
+	},
+}
+
+// displayChStatus shows the status of the channels matching the name;
+// an inactive channel only with ALL.
 func displayChStatus(env Env, c Command) ([]Result, error) {
-	if err := checkFlags(c, "ALL"); err != nil {
-		return nil, err
-	}
-	t := channel.NewTable(env.Group())
-	all, err := t.All()
-	if err != nil {
-		return nil, err
-	}
-	var out []Result
-	for _, st := range all {
-		if !defs.Match(c.Name, st.Name) || st.State == channel.Inactive && !c.Has("ALL") {
-			continue
+	return display(c, &chstatusTable, func() ([]chstatusObj, error) {
+		t := channel.NewTable(env.Group())
+		all, err := t.All()
+		if err != nil {
+			return nil, err
 		}
-		ts := func(t time.Time) string {
-			if t.IsZero() {
-				return ""
+		var out []chstatusObj
+		for _, st := range all {
+			if !defs.Match(c.Name, st.Name) || st.State == channel.Inactive && !c.Has("ALL") {
+				continue
 			}
-			return t.Format("2006-01-02 15:04:05.000")
+			out = append(out, chstatus(env, t, st))
 		}
-		locked := "NO"
-		if t.Locked(st) {
-			locked = "YES"
-		}
-		// The connections that hold the lock: slot.incarnation in the
-		// admin structure (a sender's first lane is CONN, the others LANES).
-		tag := func(o lockfree.OwnerTag) string { return fmt.Sprintf("%d.%d", o.Slot(), o.Incarnation()) }
-		conn, lanes := "", []string{}
-		if st.Conn != 0 {
-			conn = tag(st.Conn)
-		}
-		for _, l := range st.Lanes {
-			if l != 0 {
-				lanes = append(lanes, tag(l))
-			}
-		}
-		out = append(out, Result{Header: "AMQ8417I: Display Channel Status details.", Attrs: []KV{
-			{"CHANNEL", st.Name}, {"CHLTYPE", st.Type}, {"STATUS", st.State.String()}, {"OWNER", ownerName(env, st.Owner)},
-			{"LOCKED", locked}, {"CONN", conn}, {"LANES", strings.Join(lanes, ",")}, {"XMITQ", st.XmitQ}, {"RQMNAME", st.RQMName}, {"CONNAME", st.Address},
-			{"INDOUBT", int64(st.InDoubt)}, {"LSTSEQNO", int64(st.LastBatch)}, {"MSGS", int64(st.Msgs)},
-			{"RETRIES", int64(st.Retries)}, {"NEXTRTY", ts(st.RetryAt)}, {"STOPREQ", yesNo(st.StopReq)},
-			{"RESETREQ", yesNo(st.ResetReq)}, {"REASON", st.Reason.Describe(st.Name)}, {"LSTUPDTM", ts(st.Updated)}}})
+		return out, nil
+	})
+}
+
+// chstatus works out what DISPLAY CHSTATUS shows of status entry st.
+func chstatus(env Env, t *channel.Table, st channel.Status) chstatusObj {
+	o := chstatusObj{st: st, owner: ownerName(env, st.Owner), locked: yesNo(t.Locked(st))}
+	// The connections that hold the lock: slot.incarnation in the
+	// admin structure (a sender's first lane is CONN, the others LANES).
+	tag := func(o lockfree.OwnerTag) string { return fmt.Sprintf("%d.%d", o.Slot(), o.Incarnation()) }
+	lanes := []string{}
+	if st.Conn != 0 {
+		o.conn = tag(st.Conn)
 	}
-	if len(out) == 0 && !strings.HasSuffix(c.Name, "*") {
-		return nil, fmt.Errorf("%w: no status for CHANNEL(%s)", ErrNotFound, c.Name)
+	for _, l := range st.Lanes {
+		if l != 0 {
+			lanes = append(lanes, tag(l))
+		}
 	}
-	return out, nil
+	o.lanes = strings.Join(lanes, ",")
+	return o
 }
 
 func chinit(env Env, c Command) ([]Result, error) {

@@ -1,19 +1,69 @@
 // Package mqsc parses and runs MQSC-style admin commands against a member
-// of the group: DEFINE, ALTER, DELETE, CLEAR and DISPLAY of QLOCAL (and
-// QUEUE), QSTATUS, CFSTRUCT, CFSTATUS, GROUP, CONN and QMGR; QREMOTE,
-// CHANNEL and CHSTATUS, START and STOP CHANNEL and CHINIT, and RESET and
-// RESOLVE CHANNEL (see package channel for what they do to a channel's
+// of the group (Env, which qm.Member implements; channel commands also
+// need ChannelEnv):
+//
+//	QLOCAL (QUEUE)  DEFINE, ALTER, DELETE [PURGE], CLEAR, DISPLAY  queue.go
+//	QSTATUS         DISPLAY                                        queue.go
+//	QREMOTE         DEFINE, ALTER, DELETE, DISPLAY                 qremote.go
+//	CFSTRUCT        DEFINE, ALTER, DISPLAY, BACKUP, RECOVER        cfstruct.go
+//	CFSTATUS        DISPLAY [TYPE(SUMMARY|BACKUP)]                 cfstruct.go
+//	CHANNEL         DEFINE, ALTER, DELETE, DISPLAY, START, STOP,   channel.go
+//	                RESET [SEQNUM(n)], RESOLVE ACTION(COMMIT|BACKOUT)
+//	CHSTATUS        DISPLAY                                        channel.go
+//	CHINIT          START, STOP [SHARED(RESTART|STOP)]             channel.go
+//	QMGR            ALTER, DISPLAY                                 qmgr.go
+//	GROUP, CONN     DISPLAY                                        group.go
+//
+// (see package channel for what the channel commands do to a channel's
 // sync records and status).
 //
-// Syntax follows MQSC: keywords and unquoted values are case-insensitive
-// and folded to upper case; 'quoted' values keep their case (” is a
-// quote); a line ending in + or - continues on the next; a line starting
-// with * is a comment. Generic names end in *.
+// # Syntax
+//
+// Syntax follows MQSC (parse.go): keywords and unquoted values are
+// case-insensitive and folded to upper case; 'quoted' values keep their
+// case (” is a quote); a line ending in + or - continues on the next; a
+// line starting with * is a comment. Generic names end in *. Run stops at
+// the first command that fails.
+//
+// # Attribute tables
+//
+// Each object type has one attribute table (table.go; the tables sit in
+// the object type's file): the attributes in DISPLAY order, the identity
+// first, each with how DEFINE and ALTER set it and how DISPLAY shows it.
+// The table is the whole of the type's attribute handling: an attribute
+// DEFINE or ALTER does not find in it (or finds without a setter) is an
+// error naming it; DISPLAY takes ALL or attribute names (never values),
+// shows the identity and the selected attributes in the table's order,
+// and without either shows the identity alone for QLOCAL (as MQ) and
+// every attribute for the other types; the JSON keys are the table's
+// names. DISPLAY of a name without * that matches nothing is an
+// ErrNotFound (CONN excepted: no connection is an empty answer).
+// DISPLAY CHSTATUS shows an inactive channel only with ALL.
+//
+// Secrets: an attribute the tables mark secret (AUTHKEY of a channel) is
+// shown as SET or NOTSET, never its value, and its value is withheld from
+// logs: Redact replaces it in command text, and NamesSecret tells when a
+// command's error text, which quotes what the parser refused, is not fit
+// for a log either (redact.go).
+//
+// # Changes
 //
 // A command that fails changes nothing: definitions change in one SQLite
 // transaction that also creates, alters or deletes the queue in the CF, and
-// is rolled back when that fails. Errors name the offending token.
+// is rolled back when that fails. Errors wrap ErrSyntax, ErrValue,
+// ErrNotFound, ErrExists, ErrInUse or ErrNotEmpty and name the offending
+// token.
 //
-// Results render as MQSC text (Text) or as one JSON object per result with
-// the MQSC attribute names as keys (JSON).
+// # Output
+//
+// Results render as MQSC text, two attributes a line (Text), or as one
+// JSON object per result with the MQSC attribute names as keys (JSON);
+// render.go.
+//
+// # Tests
+//
+// The scripts in testdata/*.mqsc hold whole commands with their whole
+// expected output, errors included, run against a member of their own by
+// TestGolden (golden_test.go; go test ./mqsc -run TestGolden -rewrite
+// regenerates them, volatile values masked).
 package mqsc

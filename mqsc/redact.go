@@ -2,9 +2,25 @@ package mqsc
 
 import "strings"
 
-// secretAttrs are the attributes whose values are secrets (AUTHKEY of a
-// channel).
-var secretAttrs = []string{"AUTHKEY"}
+// secretAttrs are the attributes whose values are secrets: those the
+// object types' tables mark secret (AUTHKEY of a channel).
+var secretAttrs = tableSecrets()
+
+// tableSecrets are the names of the attributes marked secret in the
+// tables, each once.
+func tableSecrets() []string {
+	var out []string
+	seen := map[string]bool{}
+	for _, t := range tables() {
+		for _, n := range t.secretNames() {
+			if !seen[n] {
+				seen[n] = true
+				out = append(out, n)
+			}
+		}
+	}
+	return out
+}
 
 // redacted replaces a secret value.
 const redacted = "********"
