@@ -51,8 +51,7 @@ type qgroup struct {
 }
 
 func (g *qgroup) args(a ...string) []string {
-	return append(a, "--group", g.cfg.Name, "--data", g.cfg.DataDir, "--cf-dir", g.cfg.CFDir,
-		"--app-size", strconv.FormatUint(g.cfg.AppSize>>20, 10))
+	return g.cfg.Args(a...)
 }
 
 // run runs a qmgr command in this process against the group.

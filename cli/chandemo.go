@@ -54,7 +54,7 @@ func runChannelDemo(dir string, total, rate int, out io.Writer) error {
 	port := l.Addr().(*net.TCPAddr).Port
 	l.Close()
 	gargs := func(c group.Config) []string {
-		return []string{"--group", c.Name, "--data", c.DataDir, "--cf-dir", c.CFDir, "--app-size", "256"}
+		return c.Args()
 	}
 	startMember := func(c group.Config, name string, extra ...string) (*demoProc, error) {
 		p, err := run.start(c.Name+"."+name, append(append([]string{"start", "--name", name, "--heartbeat", "50ms"}, extra...), gargs(c)...)...)

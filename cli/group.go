@@ -29,26 +29,19 @@ import (
 	"github.com/qmgr/qmgr/recovery/logbuf"
 )
 
-// groupFlags are the flags every group command takes.
+// groupFlags are the flags every group command takes (group.Config's
+// flags, with the command line's defaults).
 type groupFlags struct {
-	cfg     group.Config
-	appSize uint64 // MiB
+	cfg group.Config
 }
 
 func (g *groupFlags) register(fs *flag.FlagSet) {
-	fs.StringVar(&g.cfg.Name, "group", "QSG1", "queue-sharing group")
-	fs.StringVar(&g.cfg.DataDir, "data", "", "the group's data directory (default: $XDG_STATE_HOME/qmgr/<group>)")
-	fs.StringVar(&g.cfg.CFDir, "cf-dir", "", "the group's CF directory (default: /dev/shm/qmgr-<group>)")
-	fs.Uint64Var(&g.appSize, "app-size", 256, "MiB of the application structure APPL1 when this process creates it")
-	fs.IntVar(&g.cfg.AppElementSize, "app-element-size", 256, "bytes per data element of the application structures this process creates (larger suits large messages)")
+	g.cfg = group.Config{Name: "QSG1", AppSize: 256 << 20, AppElementSize: 256}
+	g.cfg.RegisterFlags(fs)
 }
 
 func (g *groupFlags) config() (group.Config, error) {
 	c := g.cfg
-	if g.appSize > 1<<20 {
-		return c, fmt.Errorf("--app-size %d MiB: at most %d", g.appSize, 1<<20)
-	}
-	c.AppSize = g.appSize << 20
 	return c, c.Validate()
 }
 
@@ -117,10 +110,10 @@ func cmdStart(args []string, out io.Writer) error {
 		if err != nil {
 			return fmt.Errorf("start: the channel initiator's binary: %w", err)
 		}
-		c.ChinitCommand = []string{exe, "chinit", "--group", c.Group.Name, "--data", c.Group.DataDir, "--cf-dir", c.Group.CFDir,
+		c.ChinitCommand = c.Group.Args(exe, "chinit",
 			"--qmgr", c.Name, "--port", strconv.Itoa(c.Port), "--generic-port", strconv.Itoa(c.GenericPort),
 			"--spin", spin.String(), "--procs", strconv.Itoa(*procs), "--max-hbint", maxHB.String(), "--silence-grace", grace.String(),
-			"--bind", in.Bind, "--max-inbound", strconv.Itoa(in.MaxConns), "--hello-timeout", in.HelloTimeout.String()}
+			"--bind", in.Bind, "--max-inbound", strconv.Itoa(in.MaxConns), "--hello-timeout", in.HelloTimeout.String())
 		if jsonLog {
 			c.ChinitCommand = append(c.ChinitCommand, "--json-log")
 		}

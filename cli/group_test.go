@@ -66,7 +66,7 @@ func newTestGroupSized(t *testing.T, size uint64) *testGroup {
 }
 
 func (g *testGroup) args(a ...string) []string {
-	return append(a, "--group", g.cfg.Name, "--data", g.cfg.DataDir, "--cf-dir", g.cfg.CFDir, "--app-size", strconv.FormatUint(g.cfg.AppSize>>20, 10))
+	return g.cfg.Args(a...)
 }
 
 // cmd makes a child process running qmgr with args.

@@ -195,7 +195,7 @@ func runGroupDemo(c GroupDemoConfig, out io.Writer) error {
 	if err := cfg.Validate(); err != nil {
 		return err
 	}
-	gargs := []string{"--group", cfg.Name, "--data", cfg.DataDir, "--cf-dir", cfg.CFDir}
+	gargs := cfg.Args()
 	run, err := newDemoRun(dir)
 	if err != nil {
 		return err

@@ -6,7 +6,6 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"strconv"
 	"syscall"
 	"time"
 
@@ -63,24 +62,13 @@ func New(cfg group.Config, dir string) (*Group, error) {
 func ParseArgs(args []string) (group.Config, error) {
 	fs := flag.NewFlagSet("app", flag.ContinueOnError)
 	var cfg group.Config
-	var appMiB uint64
-	fs.StringVar(&cfg.Name, "group", "", "")
-	fs.StringVar(&cfg.DataDir, "data", "", "")
-	fs.StringVar(&cfg.CFDir, "cf-dir", "", "")
-	fs.Uint64Var(&appMiB, "app-size", 0, "")
-	fs.IntVar(&cfg.AppElementSize, "app-element-size", 0, "")
-	if err := fs.Parse(args); err != nil {
-		return cfg, err
-	}
-	cfg.AppSize = appMiB << 20
-	return cfg, nil
+	cfg.RegisterFlags(fs)
+	err := fs.Parse(args)
+	return cfg, err
 }
 
 // Args appends the group's flags to a.
-func (g *Group) Args(a ...string) []string {
-	return append(a, "--group", g.Cfg.Name, "--data", g.Cfg.DataDir, "--cf-dir", g.Cfg.CFDir, "--app-size", strconv.FormatUint(g.Cfg.AppSize>>20, 10),
-		"--app-element-size", strconv.Itoa(g.Cfg.AppElementSize))
-}
+func (g *Group) Args(a ...string) []string { return g.Cfg.Args(a...) }
 
 // Start starts member name with extra flags and waits until it is active.
 func (g *Group) Start(name string, extra ...string) error {
