@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/qmgr/qmgr/group"
+	"github.com/qmgr/qmgr/internal/groupproc"
 	"github.com/qmgr/qmgr/lockfree"
 	"github.com/qmgr/qmgr/mq"
 	"github.com/qmgr/qmgr/qm"
@@ -202,19 +203,20 @@ func runGroupDemo(c GroupDemoConfig, out io.Writer) error {
 	}
 	defer run.killAll()
 	start := run.start
+	members, err := groupproc.New(cfg, dir)
+	if err != nil {
+		return err
+	}
+	members.StartFlags = []string{"--heartbeat", "50ms", "--port", "0"}
+	members.ActiveTimeout = 10 * time.Second
+	defer members.KillAll()
 	fmt.Fprintf(out, "qmgr demo: a queue-sharing group of three in %s\n", dir)
-	members := map[string]*demoProc{}
 	for i, n := range demoMembers {
-		args := append([]string{"start", "--name", n, "--heartbeat", "50ms", "--port", strconv.Itoa(0)}, gargs...)
-		p, err := start(n, args...)
+		m, err := members.Start(n)
 		if err != nil {
 			return err
 		}
-		members[n] = p
-		if err := waitActive(cfg, n, 10*time.Second); err != nil {
-			return fmt.Errorf("%w (see %s)", err, filepath.Join(dir, n+".log"))
-		}
-		fmt.Fprintf(out, "  member %s started (pid %d)%s\n", n, p.cmd.Process.Pid, map[bool]string{true: ", created the group's structures", false: ""}[i == 0])
+		fmt.Fprintf(out, "  member %s started (pid %d)%s\n", n, m.Process.Pid, map[bool]string{true: ", created the group's structures", false: ""}[i == 0])
 	}
 	for _, cmd := range []string{"DEFINE QLOCAL(DEMO.IN) MAXDEPTH(20000) DESCR('work to do')", "DEFINE QLOCAL(DEMO.DONE) MAXDEPTH(999999999) DESCR('work done')"} {
 		resp, err := qm.Command(cfg, "QM1", cmd)
@@ -319,10 +321,10 @@ func runGroupDemo(c GroupDemoConfig, out io.Writer) error {
 			if tty {
 				fmt.Fprintln(out)
 			}
-			victim := members["QM2"]
-			victim.cmd.Process.Signal(syscall.SIGKILL)
+			victim := members.Member("QM2")
+			victim.Process.Signal(syscall.SIGKILL)
 			killTime = time.Now()
-			fmt.Fprintf(out, "  SIGKILL QM2 (pid %d) while %d messages of DEMO.IN were held in open units of work\n", victim.cmd.Process.Pid, in.Uncom)
+			fmt.Fprintf(out, "  SIGKILL QM2 (pid %d) while %d messages of DEMO.IN were held in open units of work\n", victim.Process.Pid, in.Uncom)
 			// Watch closely how long the survivors take.
 			for time.Since(killTime) < 5*time.Second {
 				if p, found, _ := g.FindPeer("QM2"); found && p.State == group.PeerRecovered {
@@ -361,11 +363,8 @@ func runGroupDemo(c GroupDemoConfig, out io.Writer) error {
 		}
 	}
 	for _, n := range []string{"QM1", "QM3"} {
-		members[n].cmd.Process.Signal(syscall.SIGTERM)
-		select {
-		case <-members[n].done:
-		case <-time.After(20 * time.Second):
-			return fmt.Errorf("demo: %s did not stop", n)
+		if err := members.StopMember(n, 20*time.Second); err != nil {
+			return fmt.Errorf("demo: %w", err)
 		}
 	}
 	conn.Disconnect()
@@ -398,21 +397,6 @@ func demoCheck(g *group.Group, out io.Writer) error {
 		return fmt.Errorf("demo: the checker found %d problems in group %s", problems, g.Config().Name)
 	}
 	return nil
-}
-
-func waitActive(cfg group.Config, name string, d time.Duration) error {
-	deadline := time.Now().Add(d)
-	for time.Now().Before(deadline) {
-		if g, err := group.Open(cfg, false); err == nil {
-			p, found, _ := g.FindPeer(name)
-			g.Close()
-			if found && p.State == group.PeerActive && p.ProcessAlive() {
-				return nil
-			}
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
-	return fmt.Errorf("member %s did not become active within %v", name, d)
 }
 
 // cmdGroupDemoWorker is a demo application process. When its member dies

@@ -3,7 +3,6 @@ package lockfree
 import (
 	"bufio"
 	"os"
-	"os/exec"
 	"testing"
 	"time"
 )
@@ -33,8 +32,7 @@ func TestSlotReusedAfterOwnerKilledInOperation(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer s.Close()
-	cmd := exec.Command(os.Args[0], "-test.run=^$")
-	cmd.Env = append(os.Environ(), "LF_CHILD=midop", "LF_DIR="+dir)
+	cmd := spawn(t, dir, "midop")
 	out, _ := cmd.StdoutPipe()
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)

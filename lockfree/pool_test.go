@@ -5,12 +5,12 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"os/exec"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/qmgr/qmgr/crashpoint"
+	"github.com/qmgr/qmgr/internal/testproc"
 )
 
 // poolBody is a message that needs data elements (3 of 64 bytes), so that
@@ -73,7 +73,7 @@ func idleConsumerChild(s *Structure) error {
 }
 
 type idleConsumer struct {
-	cmd *exec.Cmd
+	cmd *testproc.Proc
 	in  io.WriteCloser
 	out *bufio.Reader
 }
