@@ -12,14 +12,12 @@ import (
 )
 
 // The test binary's children: members and applications running as qmgr
-// (role qmgr; the demo, run in this process, re-executes the binary as its
-// workers, and a member its channel initiator, by command name), and the
-// test applications below.
+// (role qmgr, which a member's channel initiator inherits), and the test
+// applications below.
 func TestMain(m *testing.M) {
 	waitBarrier() // a member of startTogether waits for its round's barrier
 	qmgr := func(args []string) int { return Main(args, os.Stdout, os.Stderr) }
 	testproc.Register("qmgr", qmgr)
-	testproc.RegisterCommand(qmgr, "start", "stop", "status", "mqsc", "put", "get", "check", "demo", "cf-demo", "demo-worker", "group-demo-worker", "chinit")
 	testproc.Register("app-hold", func(args []string) int { appHold(args); return 0 })
 	testproc.Register("app-persist", func(args []string) int { appPersist(args); return 0 })
 	testproc.Register("cmdsock", func([]string) int { cmdSockChild(os.Getenv("CLI_TEST_CMDSOCK")); return 0 })
@@ -36,33 +34,6 @@ func TestMain(m *testing.M) {
 		return 0
 	})
 	testproc.Main(m)
-}
-
-func TestDemo(t *testing.T) {
-	if testing.Short() {
-		t.Skip("multi-process")
-	}
-	var out bytes.Buffer
-	c := DemoConfig{Dir: t.TempDir(), Producers: 2, Consumers: 2, Messages: 20000, Rate: 50000}
-	if err := c.Validate(); err != nil {
-		t.Fatal(err)
-	}
-	if err := runDemo(c, &out); err != nil {
-		t.Fatalf("%v\n%s", err, out.String())
-	}
-	for _, want := range []string{"SIGKILL consumer", "repaired owner", "all 40000 messages arrived exactly once", "no broken invariant"} {
-		if !strings.Contains(out.String(), want) {
-			t.Fatalf("demo output lacks %q:\n%s", want, out.String())
-		}
-	}
-}
-
-func TestDemoConfig(t *testing.T) {
-	for _, c := range []DemoConfig{{Consumers: 1}, {Producers: 99}, {Messages: 5}, {Batch: -1}, {KillAt: 2}, {Rate: -1}} {
-		if err := c.Validate(); err == nil {
-			t.Errorf("%+v accepted", c)
-		}
-	}
 }
 
 func TestCheckCommand(t *testing.T) {

@@ -18,6 +18,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/qmgr/qmgr/cli/demo"
 	"github.com/qmgr/qmgr/group"
 	"github.com/qmgr/qmgr/internal/groupproc"
 	"github.com/qmgr/qmgr/internal/testproc"
@@ -393,6 +394,7 @@ func TestGroupTorture(t *testing.T) {
 		}
 	}
 	g := newTestGroup(t)
+	demoMembers := []string{"QM1", "QM2", "QM3"}
 	for _, n := range demoMembers {
 		g.start(n)
 	}
@@ -410,13 +412,13 @@ func TestGroupTorture(t *testing.T) {
 	startApp := func(a *app) {
 		a.inc++
 		role, via := "consumer", demoMembers[1+a.inc%2]
-		args := []string{"group-demo-worker", "--role", "consumer", "--via", via, "--batch", "7"}
+		args := []string{demo.GroupWorkerName, "--role", "consumer", "--via", via, "--batch", "7"}
 		if strings.HasPrefix(a.name, "producer") {
 			role = "producer"
 			// Every incarnation of a producer puts its own messages (no
 			// re-puts), and reports each commit.
 			id := a.name[len(a.name)-1:]
-			args = []string{"group-demo-worker", "--role", "torture-producer", "--tag", id + "." + strconv.Itoa(a.inc), "--via", demoMembers[a.inc%2],
+			args = []string{demo.GroupWorkerName, "--role", "torture-producer", "--tag", id + "." + strconv.Itoa(a.inc), "--via", demoMembers[a.inc%2],
 				"--batch", "9", "--rate", "3000"}
 		}
 		_ = role

@@ -1,4 +1,4 @@
-package cli
+package demo
 
 import (
 	"crypto/rand"
@@ -230,7 +230,7 @@ func runChannelDemo(dir string, total, rate int, out io.Writer) error {
 func demoProduce(cfg group.Config, total, rate int, down *atomic.Value) error {
 	next := 0
 	body := make([]byte, 64)
-	t0 := time.Now()
+	pace := newPacer(rate)
 	for attempt := 0; next < total; attempt++ {
 		via := demoMembers[attempt%len(demoMembers)]
 		if via == down.Load().(string) {
@@ -255,9 +255,7 @@ func demoProduce(cfg group.Config, total, rate int, down *atomic.Value) error {
 					break
 				}
 				next = i + 1
-				if ahead := time.Duration(float64(next)/float64(rate)*float64(time.Second)) - time.Since(t0); ahead > 0 {
-					time.Sleep(ahead)
-				}
+				pace.wait(next)
 			}
 		}
 		c.Disconnect() // on an error: backed out, or already by the recovery
