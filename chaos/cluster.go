@@ -19,11 +19,11 @@ import (
 	"github.com/qmgr/qmgr/group"
 )
 
-// MemberCommands and ClientCommand are the first arguments the harness re-executes its
-// binary with: a member ("start"; a member runs its channel initiator as
-// "chinit", re-executing its own binary) and the qmgr commands the
-// harness runs, handed to cli.Main; and a client ("chaos-client" and its
-// JSON configuration), handed to ClientMain. A test binary's TestMain
+// MemberCommands and ClientCommand are the first arguments the harness
+// re-executes its binary with. MemberCommands go to cli.Main: a member
+// ("start"; a member runs its channel initiator as "chinit", re-executing
+// its own binary) and the qmgr commands the harness runs. ClientCommand
+// and a JSON configuration go to ClientMain. A test binary's TestMain
 // dispatches them (testproc.RegisterCommand).
 var (
 	MemberCommands = []string{"start", "chinit", "stop", "mqsc", "check", "status"}

@@ -8,7 +8,7 @@ import (
 )
 
 // midOpChild registers slot 0, begins an operation and waits to be killed
-// in it (LF_CHILD=midop).
+// in it (child role midop).
 func midOpChild(s *Structure) error {
 	o, err := s.RegisterSlot(0)
 	if err != nil {

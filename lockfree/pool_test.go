@@ -19,7 +19,7 @@ var poolBody = strings.Repeat("b", 130)
 
 var poolParams = Params{Owners: 16, Queues: 2, Entries: 1024, Elements: 2048, ElementSize: 64}
 
-// idleConsumerChild (LF_CHILD=idleconsumer) gets LF_N messages from Q,
+// idleConsumerChild (child role idleconsumer) gets LF_N messages from Q,
 // which fills its caches with the freed entries and elements, says
 // "ready" and goes idle: it makes no call into the structure until told.
 // On "work" it puts and gets 200 messages through queue W (with whatever
@@ -173,7 +173,7 @@ func TestIdleCachesDoNotStrandThePool(t *testing.T) {
 	}
 }
 
-// poolProducerChild (LF_CHILD=poolproducer) puts LF_N messages of
+// poolProducerChild (child role poolproducer) puts LF_N messages of
 // poolBody to Q.
 func poolProducerChild(s *Structure) error {
 	o, err := s.Register()
