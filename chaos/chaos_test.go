@@ -9,12 +9,16 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/qmgr/qmgr/cli"
+	"github.com/qmgr/qmgr/internal/testproc"
 )
 
 // The members and clients of a run are this test binary re-executed.
 func TestMain(m *testing.M) {
-	RunChild(os.Args)
-	os.Exit(m.Run())
+	testproc.RegisterCommand(func(args []string) int { return cli.Main(args, os.Stdout, os.Stderr) }, MemberCommands...)
+	testproc.RegisterCommand(ClientMain, ClientCommand)
+	testproc.Main(m)
 }
 
 // tlog writes the harness's progress lines to the test log.

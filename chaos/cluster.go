@@ -19,24 +19,25 @@ import (
 	"github.com/qmgr/qmgr/group"
 )
 
-// RunChild runs this process as the child it was started as and exits,
-// when it is one: a member ("start"; a member runs its channel initiator
-// as "chinit", re-executing its own binary) or a client ("chaos-client"
-// and its JSON configuration). A test binary's TestMain calls it first.
-func RunChild(args []string) {
-	if len(args) < 2 {
-		return
+// MemberCommands and ClientCommand are the first arguments the harness
+// re-executes its binary with. MemberCommands go to cli.Main: a member
+// ("start"; a member runs its channel initiator as "chinit", re-executing
+// its own binary) and the qmgr commands the harness runs. ClientCommand
+// and a JSON configuration go to ClientMain. A test binary's TestMain
+// dispatches them (testproc.RegisterCommand).
+var (
+	MemberCommands = []string{"start", "chinit", "stop", "mqsc", "check", "status"}
+	ClientCommand  = "chaos-client"
+)
+
+// ClientMain runs a client child: args are ClientCommand and its
+// configuration; the result is its exit status.
+func ClientMain(args []string) int {
+	if len(args) != 2 {
+		fmt.Fprintln(os.Stderr, "chaos-client: one argument, the configuration")
+		return 2
 	}
-	switch args[1] {
-	case "start", "chinit", "stop", "mqsc", "check", "status":
-		os.Exit(cli.Main(args[1:], os.Stdout, os.Stderr))
-	case "chaos-client":
-		if len(args) != 3 {
-			fmt.Fprintln(os.Stderr, "chaos-client: one argument, the configuration")
-			os.Exit(2)
-		}
-		os.Exit(RunClient(args[2]))
-	}
+	return RunClient(args[1])
 }
 
 // qgroup is a group under test whose members are child processes.
@@ -51,8 +52,7 @@ type qgroup struct {
 }
 
 func (g *qgroup) args(a ...string) []string {
-	return append(a, "--group", g.cfg.Name, "--data", g.cfg.DataDir, "--cf-dir", g.cfg.CFDir,
-		"--app-size", strconv.FormatUint(g.cfg.AppSize>>20, 10))
+	return g.cfg.Args(a...)
 }
 
 // run runs a qmgr command in this process against the group.
@@ -261,7 +261,7 @@ func (p *proc) start() (chan struct{}, error) {
 		if err != nil {
 			return nil, err
 		}
-		args = []string{"chaos-client", string(b)}
+		args = []string{ClientCommand, string(b)}
 		p.procs = append(p.procs, c.Proc)
 	}
 	f, err := os.OpenFile(p.logPath, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)

@@ -477,7 +477,7 @@ func (h *harness) drain(browseXmit bool) {
 	}
 	c := ClientConfig{Proc: "drain", Role: RoleDrainer, History: filepath.Join(h.histDir, "drain.jsonl"), Fsync: h.cfg.Fsync, Drain: targets}
 	b, _ := json.Marshal(c)
-	cmd := exec.Command(h.exe, "chaos-client", string(b))
+	cmd := exec.Command(h.exe, ClientCommand, string(b))
 	logf, err := os.Create(filepath.Join(h.logDir, "drain.log"))
 	if err != nil {
 		h.note(AnomStuck, "drainer: "+err.Error())

@@ -88,7 +88,7 @@ func (g *testGroup) stoppedMember(names ...string) string {
 	var stopped string
 	waitFor(g.t, "a member stopped at the crash point", 30*time.Second, func() bool {
 		for _, n := range names {
-			if processStopped(g.members[n].Process.Pid) {
+			if processStopped(g.member(n).Process.Pid) {
 				stopped = n
 				return true
 			}
@@ -157,20 +157,14 @@ func TestStructureRecovererKilled(t *testing.T) {
 	// 2. The whole group dies and the CF is lost; the first member back
 	// dies in the middle of recovering the structure.
 	for _, name := range names {
-		g.members[name].Process.Signal(syscall.SIGKILL)
-		g.members[name].Wait()
+		g.member(name).Process.Signal(syscall.SIGKILL)
+		g.member(name).Wait()
 	}
 	if err := os.RemoveAll(g.cfg.CFDir); err != nil {
 		t.Fatal(err)
 	}
 	_, disarm = armOnce(t, "qm.recover.replay:5")
-	c := g.cmd(g.args("start", "--name", "QM1", "--heartbeat", "20ms", "--heartbeat-timeout", "2s")...)
-	logf, err := os.OpenFile(filepath.Join(g.dir, "QM1.log"), os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
-	if err != nil {
-		t.Fatal(err)
-	}
-	c.Stdout, c.Stderr = logf, logf
-	err = c.Start()
+	c, err := g.harness().Spawn("QM1", nil)
 	disarm()
 	if err != nil {
 		t.Fatal(err)
@@ -179,7 +173,6 @@ func TestStructureRecovererKilled(t *testing.T) {
 	if err := c.Wait(); err == nil {
 		t.Fatal("QM1 started instead of dying in the middle of the recovery")
 	}
-	logf.Close()
 	s, err := lockfree.Attach(g.cfg.CFDir, "APPL1")
 	if err != nil {
 		t.Fatal(err)

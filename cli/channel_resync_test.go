@@ -121,7 +121,7 @@ func TestChannelPartnerLostState(t *testing.T) {
 	putSeq(t, g, "QM1", n)
 	g.mqsc("START CHANNEL(TO.R)")
 	waitFor(t, "the receiver stopped after its 20th batch", 60*time.Second, func() bool { _, err := os.Stat(fired); return err == nil })
-	rc := chinitPid(t, r.members["RQM"].Process.Pid)
+	rc := chinitPid(t, r.member("RQM").Process.Pid)
 	waitFor(t, "the receiving channel initiator stopped", 15*time.Second, func() bool { return processStopped(rc) })
 	waitFor(t, "the sender in doubt", 15*time.Second, func() bool { return g.depth(channel.SyncQueue) > 0 })
 
@@ -182,7 +182,7 @@ func resolveSetup(t *testing.T) (g, r *testGroup) {
 	putSeq(t, g, "QM1", 30) // one batch (BATCHSZ 50)
 	g.mqsc("START CHANNEL(TO.R)")
 	waitFor(t, "the receiver stopped after its first batch", 60*time.Second, func() bool { _, err := os.Stat(fired); return err == nil })
-	rc := chinitPid(t, r.members["RQM"].Process.Pid)
+	rc := chinitPid(t, r.member("RQM").Process.Pid)
 	r.kill("RQM")
 	waitGone(t, rc)
 	waitFor(t, "the sender retrying", 30*time.Second, func() bool { st, _ := g.chStatus("TO.R"); return st.State == channel.Retrying })

@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"net"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"regexp"
 	"strconv"
@@ -31,27 +30,6 @@ func freePort(t *testing.T) int {
 	}
 	defer l.Close()
 	return l.Addr().(*net.TCPAddr).Port
-}
-
-// startWith starts member name with extra flags (ports).
-func (g *testGroup) startWith(name string, extra ...string) *exec.Cmd {
-	g.t.Helper()
-	args := append([]string{"start", "--name", name, "--heartbeat", "20ms", "--heartbeat-timeout", "2s", "--stop-grace", "300ms"}, extra...)
-	c := g.cmd(g.args(args...)...)
-	logf, err := os.OpenFile(filepath.Join(g.dir, name+".log"), os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
-	if err != nil {
-		g.t.Fatal(err)
-	}
-	c.Stdout, c.Stderr = logf, logf
-	if err := c.Start(); err != nil {
-		g.t.Fatal(err)
-	}
-	g.members[name] = c
-	if err := waitActive(g.cfg, name, 15*time.Second); err != nil {
-		b, _ := os.ReadFile(filepath.Join(g.dir, name+".log"))
-		g.t.Fatalf("%v\n%s", err, b)
-	}
-	return c
 }
 
 // depth is the depth of queue q of group g (0 if it cannot be read).
@@ -293,12 +271,12 @@ func TestChannelStopStartAndInitiatorKilled(t *testing.T) {
 		t.Fatalf("DISPLAY CHSTATUS of a running sender: exit %d %s %s", code, out, errs)
 	}
 	// Only the channel initiator dies; its member restarts it.
-	cp := chinitPid(t, g.members[owner].Process.Pid)
+	cp := chinitPid(t, g.member(owner).Process.Pid)
 	syscall.Kill(cp, syscall.SIGKILL)
 	putRange(t, g, "QM1", 1000, 1000)
 	waitFor(t, "the messages put after the channel initiator died", 30*time.Second, func() bool { return r.depth("TARGET") == 2000 })
 	waitFor(t, "a new channel initiator for "+owner, 15*time.Second, func() bool {
-		for _, c := range children(g.members[owner].Process.Pid) {
+		for _, c := range children(g.member(owner).Process.Pid) {
 			if c != cp {
 				return true
 			}

@@ -1,34 +1,75 @@
 package cli
 
 import (
+	"bytes"
 	"errors"
 	"flag"
 	"fmt"
 	"io"
 	"os"
-	"os/signal"
-	"syscall"
+	"text/tabwriter"
 
-	"github.com/qmgr/qmgr/lockfree"
-	"github.com/qmgr/qmgr/shm"
+	"github.com/qmgr/qmgr/cli/demo"
 )
 
-const usage = `usage: qmgr <command> [flags]
+// A command is one qmgr command: its name, its line in the usage text,
+// and what runs it. A command without a line is a worker: the binary runs
+// it as its own child (a member's channel initiator, the demos'
+// applications), and the user-facing help leaves it out.
+type command struct {
+	name string
+	help string // "": a worker, hidden from the help
+	run  func(args []string, stdin io.Reader, stdout io.Writer) error
+}
 
-commands:
-  start    run a member (queue manager) of the group in the foreground
-  stop     stop a member in order
-  status   the group, its members, structures and queues (exit 1 if no member is active)
-  mqsc     run admin commands (-c 'COMMAND' or stdin) on a member
-  put      put messages (stdin lines, or --count N --size B)
-  get      get or browse messages, one body per line
-  check    check every structure of the group (exit 1 on a broken invariant)
-  demo     the group at work: three members, applications, a member killed and recovered
-  cf-demo  the coupling facility alone: processes, a SIGKILL mid unit of work, repair
+// commands is every command, in the order of the usage text.
+var commands = []command{
+	{"start", "run a member (queue manager) of the group in the foreground", noStdin(cmdStart)},
+	{"stop", "stop a member in order", noStdin(cmdStop)},
+	{"status", "the group, its members, structures and queues (exit 1 if no member is active)", noStdin(cmdStatus)},
+	{"mqsc", "run admin commands (-c 'COMMAND' or stdin) on a member", cmdMQSC},
+	{"put", "put messages (stdin lines, or --count N --size B)", cmdPut},
+	{"get", "get or browse messages, one body per line", noStdin(cmdGet)},
+	{"check", "check every structure of the group (exit 1 on a broken invariant)", noStdin(cmdCheck)},
+	{"demo", "the group at work: three members, applications, a member killed and recovered", noStdin(demo.GroupCommand)},
+	{"cf-demo", "the coupling facility alone: processes, a SIGKILL mid unit of work, repair", noStdin(demo.CFCommand)},
+	{"chinit", "", noStdin(cmdChinit)},
+	{demo.GroupWorkerName, "", worker(demo.GroupWorker)},
+	{demo.CFWorkerName, "", worker(demo.CFWorker)},
+}
 
-every group command takes --group G, --data DIR and --cf-dir DIR;
-run "qmgr <command> -h" for a command's flags
-`
+func noStdin(f func(args []string, stdout io.Writer) error) func([]string, io.Reader, io.Writer) error {
+	return func(args []string, _ io.Reader, stdout io.Writer) error { return f(args, stdout) }
+}
+
+func worker(f func(args []string) error) func([]string, io.Reader, io.Writer) error {
+	return func(args []string, _ io.Reader, _ io.Writer) error { return f(args) }
+}
+
+func lookup(name string) (command, bool) {
+	for _, c := range commands {
+		if c.name == name {
+			return c, true
+		}
+	}
+	return command{}, false
+}
+
+// usage is the user-facing help: every command but the workers.
+func usage() string {
+	var b bytes.Buffer
+	b.WriteString("usage: qmgr <command> [flags]\n\ncommands:\n")
+	tw := tabwriter.NewWriter(&b, 0, 0, 2, ' ', 0)
+	for _, c := range commands {
+		if c.help != "" {
+			fmt.Fprintf(tw, "  %s\t%s\n", c.name, c.help)
+		}
+	}
+	tw.Flush()
+	b.WriteString("\nevery group command takes --group G, --data DIR and --cf-dir DIR;\n" +
+		"run \"qmgr <command> -h\" for a command's flags\n")
+	return b.String()
+}
 
 // Main runs the command in args (without the program name) and returns the
 // process exit status.
@@ -39,42 +80,25 @@ func Main(args []string, stdout, stderr io.Writer) int {
 // MainIO is Main with standard input.
 func MainIO(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	if len(args) == 0 {
-		fmt.Fprint(stderr, usage)
+		fmt.Fprint(stderr, usage())
 		return 2
 	}
-	var err error
 	switch args[0] {
-	case "start":
-		err = cmdStart(args[1:], stdout)
-	case "stop":
-		err = cmdStop(args[1:], stdout)
-	case "status":
-		err = cmdStatus(args[1:], stdout)
-	case "mqsc":
-		err = cmdMQSC(args[1:], stdin, stdout)
-	case "put":
-		err = cmdPut(args[1:], stdin, stdout)
-	case "get":
-		err = cmdGet(args[1:], stdout)
-	case "demo":
-		err = cmdGroupDemo(args[1:], stdout)
-	case "group-demo-worker":
-		err = cmdGroupDemoWorker(args[1:])
-	case "cf-demo":
-		err = cmdDemo(args[1:], stdout)
-	case "demo-worker":
-		err = cmdDemoWorker(args[1:])
-	case "check":
-		err = cmdCheck(args[1:], stdout)
-	case "chinit":
-		err = cmdChinit(args[1:], stdout)
 	case "-h", "--help", "help":
-		fmt.Fprint(stdout, usage)
+		fmt.Fprint(stdout, usage())
 		return 0
-	default:
-		fmt.Fprintf(stderr, "qmgr: unknown command %q\n\n%s", args[0], usage)
+	}
+	c, ok := lookup(args[0])
+	if !ok {
+		fmt.Fprintf(stderr, "qmgr: unknown command %q\n\n%s", args[0], usage())
 		return 2
 	}
+	return exitStatus(args[0], c.run(args[1:], stdin, stdout), stderr)
+}
+
+// exitStatus reports err, a command's result, and turns it into the
+// process exit status.
+func exitStatus(name string, err error, stderr io.Writer) int {
 	if errors.Is(err, flag.ErrHelp) {
 		return 0
 	}
@@ -85,7 +109,7 @@ func MainIO(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	}
 	var xe exitError
 	if errors.As(err, &xe) {
-		fmt.Fprintf(stderr, "qmgr %s: %v\n", args[0], xe.err)
+		fmt.Fprintf(stderr, "qmgr %s: %v\n", name, xe.err)
 		return xe.code
 	}
 	if err != nil {
@@ -94,51 +118,3 @@ func MainIO(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	}
 	return 0
 }
-
-type checkError struct{ n int }
-
-func (e checkError) Error() string { return fmt.Sprintf("%d broken invariants", e.n) }
-
-func cmdCheck(args []string, out io.Writer) error {
-	var gf groupFlags
-	fs := newFlags("check", out)
-	gf.register(fs)
-	fail := fs.Bool("fail", false, "take an application structure that fails the check out of service: the members recover it from its backup and the logs (the check is exact on a quiet structure only)")
-	if err := fs.Parse(args); err != nil {
-		return err
-	}
-	cfg, err := gf.config()
-	if err != nil {
-		return err
-	}
-	c := struct{ Dir string }{cfg.CFDir}
-	names, err := shm.List(c.Dir)
-	if err != nil {
-		return err
-	}
-	if len(names) == 0 {
-		return fmt.Errorf("check: no structures in %s", c.Dir)
-	}
-	problems := 0
-	for _, n := range names {
-		s, err := lockfree.Attach(c.Dir, n)
-		if err != nil {
-			fmt.Fprintf(out, "%s: cannot attach: %v\n", n, err)
-			problems++
-			continue
-		}
-		r := s.Check(lockfree.CheckOptions{})
-		fmt.Fprintf(out, "%s: %v\n", n, r)
-		problems += len(r.Problems)
-		if *fail && len(r.Problems) > 0 && n != shm.AdminStructure && s.Fail() {
-			fmt.Fprintf(out, "%s: taken out of service; the members recover it\n", n)
-		}
-		s.Close()
-	}
-	if problems > 0 {
-		return checkError{problems}
-	}
-	return nil
-}
-
-func notifyTerm(c chan os.Signal) { signal.Notify(c, syscall.SIGTERM, os.Interrupt) }

@@ -3,75 +3,37 @@ package cli
 import (
 	"bytes"
 	"os"
-	"os/exec"
 	"runtime"
 	"strings"
 	"testing"
 
+	"github.com/qmgr/qmgr/internal/testproc"
 	"github.com/qmgr/qmgr/lockfree"
 )
 
-// The demo re-executes its own binary as workers: in tests that binary is
-// the test binary, so dispatch the worker command here.
+// The test binary's children: members and applications running as qmgr
+// (role qmgr, which a member's channel initiator inherits), and the test
+// applications below.
 func TestMain(m *testing.M) {
 	waitBarrier() // a member of startTogether waits for its round's barrier
-	if len(os.Args) > 1 {
-		switch os.Args[1] {
-		case "start", "stop", "status", "mqsc", "put", "get", "check", "demo", "cf-demo", "demo-worker", "group-demo-worker", "chinit":
-			// The test binary acting as the qmgr binary (members and
-			// applications of the multi-process tests, the demos' children).
-			os.Exit(Main(os.Args[1:], os.Stdout, os.Stderr))
-		case "--app-hold":
-			appHold(os.Args[2:])
-		case "--app-persist":
-			appPersist(os.Args[2:])
-		}
-	}
-	if p := os.Getenv("CLI_TEST_CMDSOCK"); p != "" {
-		cmdSockChild(p) // a local process of another user on a command socket
-	}
-	if os.Getenv("CLI_TEST_FOREIGN_OWNER") != "" {
-		foreignOwner() // a connection registered without connect's checks
-	}
-	if dir := os.Getenv("CLI_TEST_REGISTER"); dir != "" {
+	qmgr := func(args []string) int { return Main(args, os.Stdout, os.Stderr) }
+	testproc.Register("qmgr", qmgr)
+	testproc.Register("app-hold", func(args []string) int { appHold(args); return 0 })
+	testproc.Register("app-persist", func(args []string) int { appPersist(args); return 0 })
+	testproc.Register("cmdsock", func([]string) int { cmdSockChild(os.Getenv("CLI_TEST_CMDSOCK")); return 0 })
+	testproc.Register("foreign-owner", func([]string) int { foreignOwner(); return 0 })
+	testproc.Register("dead-owner", func([]string) int {
 		// Register an owner and exit without closing it: a dead owner.
-		s, err := lockfree.Attach(dir, "APPL1")
+		s, err := lockfree.Attach(os.Getenv("CLI_TEST_REGISTER"), "APPL1")
 		if err == nil {
 			_, err = s.Register()
 		}
 		if err != nil {
-			os.Exit(3)
+			return 3
 		}
-		os.Exit(0)
-	}
-	os.Exit(m.Run())
-}
-
-func TestDemo(t *testing.T) {
-	if testing.Short() {
-		t.Skip("multi-process")
-	}
-	var out bytes.Buffer
-	c := DemoConfig{Dir: t.TempDir(), Producers: 2, Consumers: 2, Messages: 20000, Rate: 50000}
-	if err := c.Validate(); err != nil {
-		t.Fatal(err)
-	}
-	if err := runDemo(c, &out); err != nil {
-		t.Fatalf("%v\n%s", err, out.String())
-	}
-	for _, want := range []string{"SIGKILL consumer", "repaired owner", "all 40000 messages arrived exactly once", "no broken invariant"} {
-		if !strings.Contains(out.String(), want) {
-			t.Fatalf("demo output lacks %q:\n%s", want, out.String())
-		}
-	}
-}
-
-func TestDemoConfig(t *testing.T) {
-	for _, c := range []DemoConfig{{Consumers: 1}, {Producers: 99}, {Messages: 5}, {Batch: -1}, {KillAt: 2}, {Rate: -1}} {
-		if err := c.Validate(); err == nil {
-			t.Errorf("%+v accepted", c)
-		}
-	}
+		return 0
+	})
+	testproc.Main(m)
 }
 
 func TestCheckCommand(t *testing.T) {
@@ -93,8 +55,8 @@ func TestCheckCommand(t *testing.T) {
 	}
 	// An owner whose process died without closing is a broken invariant
 	// until it is repaired.
-	cmd := exec.Command(os.Args[0], "-test.run=^$")
-	cmd.Env = append(os.Environ(), "CLI_TEST_REGISTER="+dir)
+	cmd := testproc.Command(t, "dead-owner")
+	cmd.Env = append(cmd.Env, "CLI_TEST_REGISTER="+dir)
 	if err := cmd.Run(); err != nil {
 		t.Fatal(err)
 	}

@@ -6,13 +6,13 @@ import (
 	"fmt"
 	"net"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"syscall"
 	"testing"
 	"time"
 
+	"github.com/qmgr/qmgr/internal/testproc"
 	"github.com/qmgr/qmgr/qm"
 )
 
@@ -55,14 +55,7 @@ func nobodyBinary(t *testing.T, g *testGroup) string {
 			t.Fatal(err)
 		}
 	}
-	exe, err := os.ReadFile(os.Args[0])
-	if err != nil {
-		t.Fatal(err)
-	}
-	bin := filepath.Join(g.dir, "qmgr.test")
-	if err := os.WriteFile(bin, exe, 0o755); err != nil {
-		t.Fatal(err)
-	}
+	bin := testproc.CopyBinary(t, g.dir)
 	return bin
 }
 
@@ -98,8 +91,8 @@ func TestCommandSocketRefusesForeignPeer(t *testing.T) {
 	dataGid := st.Sys().(*syscall.Stat_t).Gid
 	run := func(cred *syscall.Credential) string {
 		t.Helper()
-		c := exec.Command(bin, "-test.run=^$")
-		c.Env = append(os.Environ(), "CLI_TEST_CMDSOCK="+sock)
+		c := testproc.CommandBinary(t, bin, "cmdsock")
+		c.Env = append(c.Env, "CLI_TEST_CMDSOCK="+sock)
 		c.SysProcAttr = &syscall.SysProcAttr{Credential: cred}
 		out, err := c.CombinedOutput()
 		if err != nil {

@@ -1,10 +1,29 @@
 // Package cli is the qmgr command line: it parses a command and its flags
 // into a configuration and runs it. cmd/qmgr is only a call to Main.
 //
-// Commands so far:
+// One table (commands, in cli.go) holds every command: its name, its line
+// in the usage text and the function that runs it, so the help and the
+// dispatch cannot disagree. The user's commands:
 //
-//	qmgr demo    the coupling facility at work: producer and consumer
-//	             processes, one SIGKILLed mid unit of work and repaired
-//	qmgr check   run the structure checker on every structure of a CF
-//	             directory; exit status 1 on any broken invariant
+//	qmgr start    run a member (queue manager) of a group in the foreground (start.go)
+//	qmgr stop     stop a member in order and wait until it has (stop.go)
+//	qmgr status   the group, its members and their recovery logs, structures,
+//	              queues and refused inbound connections, as aligned text or
+//	              --json; exit status 1 if no member is active (status.go)
+//	qmgr mqsc     run MQSC commands (-c or standard input) on a member (mqsc.go)
+//	qmgr put      put messages: standard input's lines, or --count generated ones (putget.go)
+//	qmgr get      get or browse messages, one body per line (putget.go)
+//	qmgr check    run the structure checker on every structure of the group;
+//	              exit status 1 on a broken invariant (check.go)
+//	qmgr demo     the group demo, then the shared channel demo (package cli/demo)
+//	qmgr cf-demo  the coupling facility alone (package cli/demo)
+//
+// Worker commands have no line in the table and are left out of the help:
+// the binary runs them as its own children. "chinit" is a member's channel
+// initiator (chinit.go; the member starts it, qm.Config.ChinitCommand);
+// "demo-worker" and "group-demo-worker" are the demos' applications.
+//
+// Every group command takes the group's flags, --group, --data, --cf-dir,
+// --app-size and --app-element-size (group.Config.RegisterFlags, flags.go);
+// group.Config.Args writes them back for a child process.
 package cli

@@ -18,18 +18,22 @@ import (
 	"testing"
 	"time"
 
+	"github.com/qmgr/qmgr/cli/demo"
 	"github.com/qmgr/qmgr/group"
+	"github.com/qmgr/qmgr/internal/groupproc"
+	"github.com/qmgr/qmgr/internal/testproc"
 	"github.com/qmgr/qmgr/mq"
 )
 
 // testGroup is a group whose members run as real processes (this test
-// binary acting as qmgr).
+// binary acting as qmgr: testproc role "qmgr"), started through the group
+// harness (groupproc).
 type testGroup struct {
-	t       *testing.T
-	dir     string
-	cfg     group.Config
-	members map[string]*exec.Cmd
-	port    int // the inbound port of a remote side (channel tests)
+	t     *testing.T
+	dir   string
+	cfg   group.Config
+	procs *groupproc.Group
+	port  int // the inbound port of a remote side (channel tests)
 }
 
 func newTestGroup(t *testing.T) *testGroup { return newTestGroupSized(t, 32<<20) }
@@ -41,53 +45,70 @@ func newTestGroupSized(t *testing.T, size uint64) *testGroup {
 	if err := cfg.Validate(); err != nil {
 		t.Fatal(err)
 	}
-	g := &testGroup{t: t, dir: dir, cfg: cfg, members: map[string]*exec.Cmd{}}
+	g := &testGroup{t: t, dir: dir, cfg: cfg}
 	t.Cleanup(func() {
-		for _, c := range g.members {
-			if c.ProcessState == nil {
-				c.Process.Kill()
-				c.Wait()
-			}
-		}
+		g.procs.KillAll()
 		if t.Failed() {
 			// The members' logs say what happened (g.dir: a remote
 			// group's logs are in a directory of their own).
-			logs, _ := filepath.Glob(filepath.Join(g.dir, "*.log"))
-			for _, l := range logs {
-				b, _ := os.ReadFile(l)
-				if len(b) > 20000 {
-					b = b[len(b)-20000:]
-				}
-				t.Logf("%s:\n%s", filepath.Base(l), b)
-			}
+			g.harness().DumpLogs(t.Logf, 20000)
 		}
 	})
+	g.procs = &groupproc.Group{Dir: dir, StartFlags: []string{"--heartbeat", "20ms", "--heartbeat-timeout", "2s", "--stop-grace", "300ms"},
+		Command: qmgrCommand}
 	return g
 }
 
 func (g *testGroup) args(a ...string) []string {
-	return append(a, "--group", g.cfg.Name, "--data", g.cfg.DataDir, "--cf-dir", g.cfg.CFDir, "--app-size", strconv.FormatUint(g.cfg.AppSize>>20, 10))
+	return g.cfg.Args(a...)
 }
 
-// cmd makes a child process running qmgr with args.
-func (g *testGroup) cmd(args ...string) *exec.Cmd {
+// qmgrCommand runs this test binary as qmgr with args (the group
+// harness's members).
+func qmgrCommand(args ...string) *exec.Cmd {
 	c := exec.Command(os.Args[0], args...)
-	c.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
+	c.Env = append(os.Environ(), testproc.RoleEnv("qmgr"))
 	return c
 }
 
+// cmd is a child process running qmgr with args (an application).
+func (g *testGroup) cmd(args ...string) *testproc.Proc { return testproc.Command(g.t, "qmgr", args...) }
+
+// role is a child process of the test in role with args.
+func (g *testGroup) role(role string, args ...string) *testproc.Proc {
+	return testproc.Command(g.t, role, args...)
+}
+
 // start starts member name and waits until it is active.
-func (g *testGroup) start(name string) *exec.Cmd {
+func (g *testGroup) start(name string) *groupproc.Member {
 	g.t.Helper()
 	return g.startWith(name)
 }
 
-// kill SIGKILLs a member.
-func (g *testGroup) kill(name string) {
-	c := g.members[name]
-	c.Process.Signal(syscall.SIGKILL)
-	c.Wait()
+// startWith starts member name with extra flags (ports) and waits until
+// it is active.
+func (g *testGroup) startWith(name string, extra ...string) *groupproc.Member {
+	g.t.Helper()
+	m, err := g.harness().Start(name, extra...)
+	if err != nil {
+		g.t.Fatalf("%v\n%s", err, g.harness().Log(name))
+	}
+	return m
 }
+
+// harness is the group harness, with the group's configuration and log
+// directory as the test has them now (a test may change g.cfg before it
+// starts members; a remote group's logs have a directory of their own).
+func (g *testGroup) harness() *groupproc.Group {
+	g.procs.Cfg, g.procs.Dir = g.cfg, g.dir
+	return g.procs
+}
+
+// member is member name's current process.
+func (g *testGroup) member(name string) *groupproc.Member { return g.procs.Member(name) }
+
+// kill SIGKILLs a member.
+func (g *testGroup) kill(name string) { g.procs.Kill(name) }
 
 // run runs qmgr in this process against the group.
 func (g *testGroup) run(stdin string, args ...string) (int, string, string) {
@@ -230,7 +251,7 @@ func TestAdminCommands(t *testing.T) {
 	if code, out, errs := g.run("", "stop", "--name", "QM1"); code != 0 {
 		t.Fatalf("stop: %s %s", out, errs)
 	}
-	g.members["QM1"].Wait()
+	g.member("QM1").Wait()
 	if code, _, _ := g.run("", "status"); code == 0 {
 		t.Fatal("status exits 0 with no active member")
 	}
@@ -311,7 +332,7 @@ func TestMemberKilledHoldingUOW(t *testing.T) {
 	c2.Disconnect()
 
 	// Now the application dies and its member lives.
-	app := g.cmd("--app-hold", g.cfg.Name, g.cfg.DataDir, g.cfg.CFDir, "QM1", "Q", "2")
+	app := g.role("app-hold", g.cfg.Name, g.cfg.DataDir, g.cfg.CFDir, "QM1", "Q", "2")
 	outp, _ := app.StdoutPipe()
 	if err := app.Start(); err != nil {
 		t.Fatal(err)
@@ -373,6 +394,7 @@ func TestGroupTorture(t *testing.T) {
 		}
 	}
 	g := newTestGroup(t)
+	demoMembers := []string{"QM1", "QM2", "QM3"}
 	for _, n := range demoMembers {
 		g.start(n)
 	}
@@ -380,7 +402,7 @@ func TestGroupTorture(t *testing.T) {
 	g.mqsc("DEFINE QLOCAL(DEMO.DONE) MAXDEPTH(999999999)")
 	type app struct {
 		name  string
-		cmd   *exec.Cmd
+		cmd   *testproc.Proc
 		out   *bytes.Buffer
 		outs  []*bytes.Buffer // every incarnation's output
 		inc   int
@@ -390,13 +412,13 @@ func TestGroupTorture(t *testing.T) {
 	startApp := func(a *app) {
 		a.inc++
 		role, via := "consumer", demoMembers[1+a.inc%2]
-		args := []string{"group-demo-worker", "--role", "consumer", "--via", via, "--batch", "7"}
+		args := []string{demo.GroupWorkerName, "--role", "consumer", "--via", via, "--batch", "7"}
 		if strings.HasPrefix(a.name, "producer") {
 			role = "producer"
 			// Every incarnation of a producer puts its own messages (no
 			// re-puts), and reports each commit.
 			id := a.name[len(a.name)-1:]
-			args = []string{"group-demo-worker", "--role", "torture-producer", "--tag", id + "." + strconv.Itoa(a.inc), "--via", demoMembers[a.inc%2],
+			args = []string{demo.GroupWorkerName, "--role", "torture-producer", "--tag", id + "." + strconv.Itoa(a.inc), "--via", demoMembers[a.inc%2],
 				"--batch", "9", "--rate", "3000"}
 		}
 		_ = role
@@ -404,7 +426,6 @@ func TestGroupTorture(t *testing.T) {
 		a.out = &bytes.Buffer{}
 		a.outs = append(a.outs, a.out)
 		a.cmd.Stdout = a.out
-		a.cmd.Stderr = os.Stderr
 		if err := a.cmd.Start(); err != nil {
 			t.Fatal(err)
 		}
@@ -610,7 +631,7 @@ func TestRecovererDies(t *testing.T) {
 				q.Put(&mq.Message{Body: []byte(fmt.Sprint(i))}, mq.PutOptions{})
 			}
 			c.Disconnect()
-			app := g.cmd("--app-hold", g.cfg.Name, g.cfg.DataDir, g.cfg.CFDir, "QM2", "Q", "2")
+			app := g.role("app-hold", g.cfg.Name, g.cfg.DataDir, g.cfg.CFDir, "QM2", "Q", "2")
 			outp, _ := app.StdoutPipe()
 			if err := app.Start(); err != nil {
 				t.Fatal(err)
@@ -622,7 +643,7 @@ func TestRecovererDies(t *testing.T) {
 			g.kill("QM2")
 			// QM1 notices, claims the recovery and dies at the crash point.
 			died := make(chan error, 1)
-			go func() { died <- g.members["QM1"].Wait() }()
+			go func() { died <- g.member("QM1").Wait() }()
 			select {
 			case err := <-died:
 				if err == nil {
@@ -696,13 +717,9 @@ func TestNotAuthorised(t *testing.T) {
 	for _, d := range []string{filepath.Dir(g.dir), g.dir} {
 		os.Chmod(d, 0o755)
 	}
-	exe, _ := os.ReadFile(os.Args[0])
-	bin := filepath.Join(g.dir, "qmgr.test")
-	if err := os.WriteFile(bin, exe, 0o755); err != nil {
-		t.Fatal(err)
-	}
+	bin := testproc.CopyBinary(t, g.dir)
 	for _, args := range [][]string{{"put", "--queue", "Q"}, {"get", "--queue", "Q"}, {"status"}} {
-		c := exec.Command(bin, g.args(args...)...)
+		c := testproc.CommandBinary(t, bin, "qmgr", g.args(args...)...)
 		c.Stdin = strings.NewReader("x\n")
 		c.SysProcAttr = &syscall.SysProcAttr{Credential: &syscall.Credential{Uid: 65534, Gid: 65534}}
 		out, err := c.CombinedOutput()
@@ -731,7 +748,7 @@ func TestHungMemberIsFenced(t *testing.T) {
 	defer c.Disconnect()
 	q, _ := c.Open("Q", mq.OpenOptions{Input: true, Output: true})
 	q.Put(&mq.Message{Body: []byte("m")}, mq.PutOptions{})
-	app := g.cmd("--app-hold", g.cfg.Name, g.cfg.DataDir, g.cfg.CFDir, "QM2", "Q", "1")
+	app := g.role("app-hold", g.cfg.Name, g.cfg.DataDir, g.cfg.CFDir, "QM2", "Q", "1")
 	outp, _ := app.StdoutPipe()
 	if err := app.Start(); err != nil {
 		t.Fatal(err)

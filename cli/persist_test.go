@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"os"
-	"os/exec"
 	"os/signal"
 	"path/filepath"
 	"strconv"
@@ -18,6 +17,7 @@ import (
 
 	"github.com/qmgr/qmgr/defs"
 	"github.com/qmgr/qmgr/group"
+	"github.com/qmgr/qmgr/internal/testproc"
 	"github.com/qmgr/qmgr/mq"
 	"github.com/qmgr/qmgr/recovery/backup"
 )
@@ -141,7 +141,7 @@ func appPersist(args []string) {
 
 // persistApp is a running appPersist child and what it was told.
 type persistApp struct {
-	cmd      *exec.Cmd
+	cmd      *testproc.Proc
 	mu       sync.Mutex
 	acked    int             // producer: messages 0..acked-1 are committed
 	got      map[string]bool // consumer: bodies whose get is committed
@@ -152,7 +152,7 @@ type persistApp struct {
 
 func (g *testGroup) startPersistApp(role, via, queue, name string, commit int, pause time.Duration) *persistApp {
 	g.t.Helper()
-	cmd := g.cmd("--app-persist", role, g.cfg.Name, g.cfg.DataDir, g.cfg.CFDir, via, queue, name, strconv.Itoa(commit), pause.String())
+	cmd := g.role("app-persist", role, g.cfg.Name, g.cfg.DataDir, g.cfg.CFDir, via, queue, name, strconv.Itoa(commit), pause.String())
 	out, _ := cmd.StdoutPipe()
 	if err := cmd.Start(); err != nil {
 		g.t.Fatal(err)
@@ -211,14 +211,14 @@ func TestGroupKilledAndCFLost(t *testing.T) {
 	cons := g.startPersistApp("consumer", "QM3", "PQ", "C", 5, 2*time.Millisecond)
 	time.Sleep(1500 * time.Millisecond)
 	for _, n := range names {
-		g.members[n].Process.Signal(syscall.SIGKILL)
+		g.member(n).Process.Signal(syscall.SIGKILL)
 	}
 	for _, a := range append([]*persistApp{np, cons}, prods["A"], prods["B"]) {
 		a.cmd.Process.Signal(syscall.SIGKILL)
 		<-a.done
 	}
 	for _, n := range names {
-		g.members[n].Wait()
+		g.member(n).Wait()
 	}
 	if err := os.RemoveAll(g.cfg.CFDir); err != nil {
 		t.Fatal(err)

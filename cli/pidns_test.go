@@ -64,7 +64,7 @@ func TestPidNamespaceRefused(t *testing.T) {
 	g := newTestGroup(t)
 	g.start("QM1")
 	g.mqsc("DEFINE QLOCAL(Q)")
-	qm1 := g.members["QM1"].Process.Pid
+	qm1 := g.member("QM1").Process.Pid
 	p0, _, _ := mustPeer(t, g, "QM1")
 	inNewNS := func(args ...string) (int, string) {
 		c := g.cmd(g.args(args...)...)
@@ -97,9 +97,9 @@ func TestPidNamespaceRefused(t *testing.T) {
 	// A connection registered under QM1 from the other namespace without
 	// connect's check (an older binary): QM1 cannot watch it, and must not
 	// take it for dead while it lives.
-	c := g.cmd()
+	c := g.role("foreign-owner")
 	c.SysProcAttr.Cloneflags = syscall.CLONE_NEWPID
-	c.Env = append(os.Environ(), "CLI_TEST_FOREIGN_OWNER="+g.cfg.CFDir, "CLI_TEST_LABEL="+strconv.FormatUint(group.ConnLabel(p0.Slot, p0.Incarnation), 10))
+	c.Env = append(c.Env, "CLI_TEST_FOREIGN_OWNER="+g.cfg.CFDir, "CLI_TEST_LABEL="+strconv.FormatUint(group.ConnLabel(p0.Slot, p0.Incarnation), 10))
 	outp, _ := c.StdoutPipe()
 	if err := c.Start(); err != nil {
 		t.Fatal(err)

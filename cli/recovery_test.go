@@ -90,8 +90,8 @@ func TestAppStalledInOperationWhenMemberDies(t *testing.T) {
 	if err := q.Put(&mq.Message{Body: []byte("m")}, mq.PutOptions{}); err != nil {
 		t.Fatal(err)
 	}
-	app := g.cmd("--app-hold", g.cfg.Name, g.cfg.DataDir, g.cfg.CFDir, "QM1", "Q", "1")
-	app.Env = append(os.Environ(), "QMGR_CRASHPOINT=lockfree.get.claimed:1:stop")
+	app := g.role("app-hold", g.cfg.Name, g.cfg.DataDir, g.cfg.CFDir, "QM1", "Q", "1")
+	app.Env = append(app.Env, "QMGR_CRASHPOINT=lockfree.get.claimed:1:stop")
 	if err := app.Start(); err != nil {
 		t.Fatal(err)
 	}
@@ -145,15 +145,15 @@ func TestWholeGroupStopped(t *testing.T) {
 		g.start(n)
 	}
 	for _, n := range names {
-		g.members[n].Process.Signal(syscall.SIGSTOP)
+		g.member(n).Process.Signal(syscall.SIGSTOP)
 	}
 	time.Sleep(3 * time.Second)
 	for _, n := range names {
-		g.members[n].Process.Signal(syscall.SIGCONT)
+		g.member(n).Process.Signal(syscall.SIGCONT)
 	}
 	time.Sleep(time.Second) // several heartbeat intervals (20 ms)
 	for _, n := range names {
-		if st := processState(g.members[n].Process.Pid); st == 0 || st == 'Z' {
+		if st := processState(g.member(n).Process.Pid); st == 0 || st == 'Z' {
 			t.Fatalf("%s was killed after the group resumed", n)
 		}
 		if st := peerState(t, g, n); st != group.PeerActive {

@@ -5,7 +5,6 @@ import (
 	"io"
 	"os"
 	"os/exec"
-	"path/filepath"
 	"strings"
 	"syscall"
 	"testing"
@@ -31,60 +30,37 @@ func waitBarrier() {
 }
 
 // startTogether spawns members names, all blocked on one barrier, opens the
-// barrier once all are spawned, and returns the processes (not yet active).
-func (g *testGroup) startTogether(names []string) map[string]*exec.Cmd {
+// barrier once all are spawned, and returns the names (not yet active).
+func (g *testGroup) startTogether(names []string) []string {
 	g.t.Helper()
 	r, w, err := os.Pipe()
 	if err != nil {
 		g.t.Fatal(err)
 	}
-	cmds := map[string]*exec.Cmd{}
 	for _, name := range names {
-		args := []string{"start", "--name", name, "--heartbeat", "20ms", "--heartbeat-timeout", "2s", "--stop-grace", "300ms"}
-		c := g.cmd(g.args(args...)...)
-		logf, err := os.OpenFile(filepath.Join(g.dir, name+".log"), os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
-		if err != nil {
+		if _, err := g.harness().Spawn(name, func(c *exec.Cmd) {
+			c.ExtraFiles = []*os.File{r}
+			c.Env = append(c.Env, barrierEnv+"=3")
+		}); err != nil {
 			g.t.Fatal(err)
 		}
-		c.Stdout, c.Stderr = logf, logf
-		c.ExtraFiles = []*os.File{r}
-		c.Env = append(os.Environ(), barrierEnv+"=3")
-		if err := c.Start(); err != nil {
-			g.t.Fatal(err)
-		}
-		logf.Close()
-		g.members[name] = c
-		cmds[name] = c
 	}
 	r.Close()
 	w.Close() // every child is spawned: let them all go at once
-	return cmds
+	return names
 }
 
-// waitAllActive waits until every member of cmds is active, failing the
+// waitAllActive waits until every member of names is active, failing the
 // test with the log of the first that exited or stayed inactive.
-func (g *testGroup) waitAllActive(cmds map[string]*exec.Cmd) {
+func (g *testGroup) waitAllActive(names []string) {
 	g.t.Helper()
-	exited := make(chan string, len(cmds))
-	for name, c := range cmds {
-		go func() {
-			c.Wait()
-			exited <- name
-		}()
+	active := make(chan error, len(names))
+	for _, name := range names {
+		go func() { active <- g.procs.WaitActiveWithin(name, 60*time.Second) }()
 	}
-	active := make(chan error, len(cmds))
-	for name := range cmds {
-		go func() { active <- waitActive(g.cfg, name, 60*time.Second) }()
-	}
-	for range cmds {
-		select {
-		case name := <-exited:
-			b, _ := os.ReadFile(filepath.Join(g.dir, name+".log"))
-			g.t.Fatalf("member %s exited while starting together with %d others:\n%s", name, len(cmds)-1, b)
-		case err := <-active:
-			if err != nil {
-				g.t.Fatal(err)
-			}
+	for range names {
+		if err := <-active; err != nil {
+			g.t.Fatalf("starting together with %d others: %v", len(names)-1, err)
 		}
 	}
 }
@@ -124,10 +100,10 @@ func TestMembersStartTogether(t *testing.T) {
 			// The whole group dies and the CF is lost; the members come
 			// back together (in another order).
 			for _, name := range names {
-				g.members[name].Process.Signal(syscall.SIGKILL)
+				g.member(name).Process.Signal(syscall.SIGKILL)
 			}
 			for _, name := range names {
-				g.members[name].Wait()
+				g.member(name).Wait()
 			}
 			if err := os.RemoveAll(g.cfg.CFDir); err != nil {
 				t.Fatal(err)

@@ -28,7 +28,7 @@ func TestSlowStopIsNotRevoked(t *testing.T) {
 	g.start("QM2")
 	os.Unsetenv(crashpoint.EnvVar)
 	g.mqsc("DEFINE QLOCAL(Q)")
-	pid := g.members["QM2"].Process.Pid
+	pid := g.member("QM2").Process.Pid
 	var wg sync.WaitGroup
 	wg.Add(1)
 	var stopOut, stopErr string
@@ -59,7 +59,7 @@ func TestSlowStopIsNotRevoked(t *testing.T) {
 	if stopCode != 0 {
 		t.Fatalf("stop QM2: %d %s %s", stopCode, stopOut, stopErr)
 	}
-	if err := g.members["QM2"].Wait(); err != nil {
+	if err := g.member("QM2").Wait(); err != nil {
 		t.Fatalf("QM2 after its stop: %v", err)
 	}
 	code, out, errs := g.run("", "get", "--name", "QM1", "--queue", "Q")

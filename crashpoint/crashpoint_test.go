@@ -9,6 +9,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/qmgr/qmgr/internal/testproc"
 )
 
 var (
@@ -18,7 +20,7 @@ var (
 )
 
 func TestMain(m *testing.M) {
-	if os.Getenv("CP_CHILD") == "1" {
+	testproc.Register("stepper", func([]string) int {
 		for i := 0; i < 5; i++ {
 			testA.Hit()
 			testB.Hit()
@@ -27,14 +29,14 @@ func TestMain(m *testing.M) {
 			}
 			os.Stdout.WriteString("step\n")
 		}
-		os.Exit(0)
-	}
-	os.Exit(m.Run())
+		return 0
+	})
+	testproc.Main(m)
 }
 
 func run(t *testing.T, env string, extra ...string) (string, error) {
-	cmd := exec.Command(os.Args[0], "-test.run=^$")
-	cmd.Env = append(append(os.Environ(), "CP_CHILD=1", EnvVar+"="+env), extra...)
+	cmd := testproc.Command(t, "stepper")
+	cmd.Env = append(append(cmd.Env, EnvVar+"="+env), extra...)
 	out, err := cmd.Output()
 	return string(out), err
 }
@@ -72,8 +74,8 @@ func TestRegistry(t *testing.T) {
 // TestStopAtHit: name:n:stop stops the process at the n-th hit; after
 // SIGCONT it carries on to the end.
 func TestStopAtHit(t *testing.T) {
-	cmd := exec.Command(os.Args[0], "-test.run=^$")
-	cmd.Env = append(os.Environ(), "CP_CHILD=1", EnvVar+"=test.a:2:stop")
+	cmd := testproc.Command(t, "stepper")
+	cmd.Env = append(cmd.Env, EnvVar+"=test.a:2:stop")
 	var out strings.Builder
 	cmd.Stdout = &out
 	if err := cmd.Start(); err != nil {

@@ -6,32 +6,37 @@ import (
 	"errors"
 	"fmt"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"sync"
 	"testing"
+
+	"github.com/qmgr/qmgr/internal/testproc"
 )
 
 func TestMain(m *testing.M) {
-	if dir := os.Getenv("DEFS_CHILD"); dir != "" {
-		r, err := Open(dir, false)
-		if err != nil {
-			fmt.Println("open:", err)
-			os.Exit(1)
-		}
-		for i := 0; i < 50; i++ {
-			name := fmt.Sprintf("Q.%s.%d", os.Getenv("DEFS_ID"), i)
-			if err := r.Update(func(tx *Tx) error {
-				_, err := tx.Save(TypeQLocal, name, DefaultQueue(name), Create)
-				return err
-			}); err != nil {
-				fmt.Println("save:", err)
-				os.Exit(1)
-			}
-		}
-		os.Exit(0)
+	testproc.Register("saver", func([]string) int { return saverChild() })
+	testproc.Main(m)
+}
+
+// saverChild saves 50 queues named after DEFS_ID in the repository in
+// DEFS_DIR, one transaction each.
+func saverChild() int {
+	r, err := Open(os.Getenv("DEFS_DIR"), false)
+	if err != nil {
+		fmt.Println("open:", err)
+		return 1
 	}
-	os.Exit(m.Run())
+	for i := 0; i < 50; i++ {
+		name := fmt.Sprintf("Q.%s.%d", os.Getenv("DEFS_ID"), i)
+		if err := r.Update(func(tx *Tx) error {
+			_, err := tx.Save(TypeQLocal, name, DefaultQueue(name), Create)
+			return err
+		}); err != nil {
+			fmt.Println("save:", err)
+			return 1
+		}
+	}
+	return 0
 }
 
 func TestSaveLoadModes(t *testing.T) {
@@ -132,8 +137,8 @@ func TestConcurrentProcesses(t *testing.T) {
 		wg.Add(1)
 		go func(i int) {
 			defer wg.Done()
-			cmd := exec.Command(os.Args[0], "-test.run=^$")
-			cmd.Env = append(os.Environ(), "DEFS_CHILD="+dir, fmt.Sprintf("DEFS_ID=%d", i))
+			cmd := testproc.Command(t, "saver")
+			cmd.Env = append(cmd.Env, "DEFS_DIR="+dir, fmt.Sprintf("DEFS_ID=%d", i))
 			if out, err := cmd.CombinedOutput(); err != nil {
 				t.Errorf("child %d: %v %s", i, err, out)
 			}

@@ -17,7 +17,7 @@ import (
 // corruptions are what a dead owner's slot, or a message it holds, may say
 // after a memory error or a stray write: each names a part of the mapping
 // Repair follows without it being valid. They are applied by the owner's
-// own process (LF_CHILD=corrupter) before it is killed.
+// own process (child role corrupter) before it is killed.
 var corruptions = map[string]func(o *Owner, held uint32){
 	"put descriptor, entry out of range": func(o *Owner, held uint32) {
 		o.setDesc(opPut, uint64(mkRef(0xfffffff0, 1)), uint64(qpOf(0, 0)), 0)
@@ -55,7 +55,7 @@ var corruptions = map[string]func(o *Owner, held uint32){
 	},
 }
 
-// corrupterChild (LF_CHILD=corrupter) registers, holds a message of Q in
+// corrupterChild (child role corrupter) registers, holds a message of Q in
 // a unit of work, applies corruption LF_CORRUPT to its own slot or that
 // message, says "ready" and waits to be killed.
 func corrupterChild(s *Structure) error {
@@ -80,7 +80,7 @@ func corrupterChild(s *Structure) error {
 	select {}
 }
 
-// survivorChild (LF_CHILD=survivor) is a survivor that learns of a death:
+// survivorChild (child role survivor) is a survivor that learns of a death:
 // it repairs every dead owner, and says what came of it.
 func survivorChild(s *Structure) error {
 	_, err := s.RepairDead()

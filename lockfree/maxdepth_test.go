@@ -115,7 +115,7 @@ func depthRounds(o *Owner, q QueueID, maxDepth int64, w, rounds int) (excess, me
 }
 
 // depthWorkerChild is worker LF_ID of the MAXDEPTH test on queue D
-// (LF_CHILD=depthworker); it prints "excess N".
+// (child role depthworker); it prints "excess N".
 func depthWorkerChild(s *Structure) error {
 	o, err := s.Register()
 	if err != nil {

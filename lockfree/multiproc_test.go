@@ -17,18 +17,25 @@ import (
 	"time"
 
 	"github.com/qmgr/qmgr/crashpoint"
+	"github.com/qmgr/qmgr/internal/testproc"
 )
 
-// The test binary re-executes itself as child processes. The role comes from
-// LF_CHILD; the structure from LF_DIR.
+// The test binary re-executes itself as child processes (spawn): one
+// role per kind of child; the structure from LF_DIR.
 func TestMain(m *testing.M) {
-	role := os.Getenv("LF_CHILD")
-	if role == "" {
-		os.Exit(m.Run())
+	for _, role := range []string{"midop", "producer", "consumer", "mover", "repairer", "depthworker",
+		"idleconsumer", "poolproducer", "corrupter", "survivor"} {
+		testproc.Register(role, func([]string) int { return childMain(role) })
 	}
+	testproc.Main(m)
+}
+
+// childMain runs a child in role; with crashpoints counting it prints
+// the counts.
+func childMain(role string) int {
 	if err := runChild(role); err != nil {
 		fmt.Fprintln(os.Stderr, "child", role, "error:", err)
-		os.Exit(3)
+		return 3
 	}
 	if crashpoint.Armed() && os.Getenv(crashpoint.EnvVar) == "count" {
 		counts := crashpoint.Counts()
@@ -41,7 +48,7 @@ func TestMain(m *testing.M) {
 			fmt.Printf("count %s %d\n", n, counts[n])
 		}
 	}
-	os.Exit(0)
+	return 0
 }
 
 func envInt(k string, def int) int {
@@ -171,20 +178,13 @@ func childConsumer(s *Structure) error {
 	}
 }
 
-// spawn prepares a child. Children die with the test process (parent-death
-// signal) and are killed when the test ends, failed or not, so a failing
-// test never leaves workers running.
-func spawn(t testing.TB, dir, role string, env ...string) *exec.Cmd {
+// spawn prepares a child (testproc: it dies with the test process and is
+// killed when the test ends, failed or not, so a failing test never
+// leaves workers running).
+func spawn(t testing.TB, dir, role string, env ...string) *testproc.Proc {
 	t.Helper()
-	cmd := exec.Command(os.Args[0], "-test.run=^$")
-	cmd.Env = append(os.Environ(), "LF_CHILD="+role, "LF_DIR="+dir)
-	cmd.Env = append(cmd.Env, env...)
-	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
-	t.Cleanup(func() {
-		if cmd.Process != nil && cmd.ProcessState == nil {
-			cmd.Process.Kill()
-		}
-	})
+	cmd := testproc.Command(t, role)
+	cmd.Env = append(append(cmd.Env, "LF_DIR="+dir), env...)
 	return cmd
 }
 
@@ -198,7 +198,7 @@ func TestMultiProcessProducersConsumers(t *testing.T) {
 			s := newStructureIn(t, dir, Params{Owners: 16, Queues: 4, Entries: 4096, Elements: 1024, ElementSize: 64})
 			admin := register(t, s)
 			q := mustQueue(t, admin, "Q", QueueAttrs{MaxDepth: 1000})
-			var cons []*exec.Cmd
+			var cons []*testproc.Proc
 			var outs []*bytes.Buffer
 			for i := 0; i < c.consumers; i++ {
 				cmd := spawn(t, dir, "consumer", "LF_COMMIT=13")
@@ -209,7 +209,7 @@ func TestMultiProcessProducersConsumers(t *testing.T) {
 				}
 				cons, outs = append(cons, cmd), append(outs, b)
 			}
-			var prods []*exec.Cmd
+			var prods []*testproc.Proc
 			for i := 0; i < c.producers; i++ {
 				cmd := spawn(t, dir, "producer", fmt.Sprintf("LF_ID=%d", i), fmt.Sprintf("LF_N=%d", c.n), fmt.Sprintf("LF_COMMIT=%d", c.commit))
 				cmd.Stderr = os.Stderr
@@ -613,7 +613,7 @@ func TestTorture(t *testing.T) {
 	rng := rand.New(rand.NewSource(time.Now().UnixNano()))
 	const workers = 3
 	type child struct {
-		cmd  *exec.Cmd
+		cmd  *testproc.Proc
 		done chan error
 	}
 	start := func(worker, seed int) *child {

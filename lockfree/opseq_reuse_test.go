@@ -3,13 +3,12 @@ package lockfree
 import (
 	"bufio"
 	"os"
-	"os/exec"
 	"testing"
 	"time"
 )
 
 // midOpChild registers slot 0, begins an operation and waits to be killed
-// in it (LF_CHILD=midop).
+// in it (child role midop).
 func midOpChild(s *Structure) error {
 	o, err := s.RegisterSlot(0)
 	if err != nil {
@@ -33,8 +32,7 @@ func TestSlotReusedAfterOwnerKilledInOperation(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer s.Close()
-	cmd := exec.Command(os.Args[0], "-test.run=^$")
-	cmd.Env = append(os.Environ(), "LF_CHILD=midop", "LF_DIR="+dir)
+	cmd := spawn(t, dir, "midop")
 	out, _ := cmd.StdoutPipe()
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)

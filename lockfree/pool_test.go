@@ -5,12 +5,12 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"os/exec"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/qmgr/qmgr/crashpoint"
+	"github.com/qmgr/qmgr/internal/testproc"
 )
 
 // poolBody is a message that needs data elements (3 of 64 bytes), so that
@@ -19,7 +19,7 @@ var poolBody = strings.Repeat("b", 130)
 
 var poolParams = Params{Owners: 16, Queues: 2, Entries: 1024, Elements: 2048, ElementSize: 64}
 
-// idleConsumerChild (LF_CHILD=idleconsumer) gets LF_N messages from Q,
+// idleConsumerChild (child role idleconsumer) gets LF_N messages from Q,
 // which fills its caches with the freed entries and elements, says
 // "ready" and goes idle: it makes no call into the structure until told.
 // On "work" it puts and gets 200 messages through queue W (with whatever
@@ -73,7 +73,7 @@ func idleConsumerChild(s *Structure) error {
 }
 
 type idleConsumer struct {
-	cmd *exec.Cmd
+	cmd *testproc.Proc
 	in  io.WriteCloser
 	out *bufio.Reader
 }
@@ -173,7 +173,7 @@ func TestIdleCachesDoNotStrandThePool(t *testing.T) {
 	}
 }
 
-// poolProducerChild (LF_CHILD=poolproducer) puts LF_N messages of
+// poolProducerChild (child role poolproducer) puts LF_N messages of
 // poolBody to Q.
 func poolProducerChild(s *Structure) error {
 	o, err := s.Register()

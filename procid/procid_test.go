@@ -7,6 +7,8 @@ import (
 	"strconv"
 	"syscall"
 	"testing"
+
+	"github.com/qmgr/qmgr/internal/testproc"
 )
 
 func TestSelfAlive(t *testing.T) {
@@ -20,7 +22,7 @@ func TestSelfAlive(t *testing.T) {
 }
 
 func TestDeadChild(t *testing.T) {
-	cmd := exec.Command("sleep", "10")
+	cmd := testproc.Exec(t, "sleep", "10")
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
@@ -60,7 +62,7 @@ func TestParseStat(t *testing.T) {
 // time (the pid reused) is refused and left alone; the right one gets the
 // signal; a process that is gone is reported as such.
 func TestSignalChecksIdentity(t *testing.T) {
-	cmd := exec.Command("sleep", "30")
+	cmd := testproc.Exec(t, "sleep", "30")
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}

@@ -6,13 +6,13 @@ import (
 	"errors"
 	"fmt"
 	"os"
-	"os/exec"
 	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/qmgr/qmgr/group"
+	"github.com/qmgr/qmgr/internal/testproc"
 	"github.com/qmgr/qmgr/mq"
 )
 
@@ -44,12 +44,11 @@ func testRecoverer() {
 
 // startRecoverer starts a process that begins to recover structure name
 // of cfg's group and stays alive (testRecoverer).
-func startRecoverer(t *testing.T, cfg Config, name string) *exec.Cmd {
+func startRecoverer(t *testing.T, cfg Config, name string) *testproc.Proc {
 	t.Helper()
-	rec := exec.Command(os.Args[0], "-test.run=^$")
-	rec.Env = append(os.Environ(), "QM_TEST_RECOVERER="+name, "G="+cfg.Group.Name, "D="+cfg.Group.DataDir, "CF="+cfg.Group.CFDir)
+	rec := testproc.Command(t, "recoverer")
+	rec.Env = append(rec.Env, "QM_TEST_RECOVERER="+name, "G="+cfg.Group.Name, "D="+cfg.Group.DataDir, "CF="+cfg.Group.CFDir)
 	out, _ := rec.StdoutPipe()
-	rec.Stderr = os.Stderr
 	if err := rec.Start(); err != nil {
 		t.Fatal(err)
 	}

@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"net"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"syscall"
@@ -15,6 +14,7 @@ import (
 
 	"github.com/qmgr/qmgr/group"
 	"github.com/qmgr/qmgr/internal/ownedfs"
+	"github.com/qmgr/qmgr/internal/testproc"
 )
 
 func TestTrustAllows(t *testing.T) {
@@ -197,17 +197,10 @@ func mkdirMode(t *testing.T, dir string, mode os.FileMode, uid int) {
 // stops it.
 func strangeServer(t *testing.T, top, path string) func() {
 	t.Helper()
-	exe, err := os.ReadFile(os.Args[0])
-	if err != nil {
-		t.Fatal(err)
-	}
-	bin := filepath.Join(top, "qm.test")
-	if err := os.WriteFile(bin, exe, 0o755); err != nil {
-		t.Fatal(err)
-	}
-	cmd := exec.Command(bin, "-test.run=^$")
-	cmd.Env = append(os.Environ(), "QM_TEST_CMDSERVE="+path)
-	cmd.SysProcAttr = &syscall.SysProcAttr{Credential: &syscall.Credential{Uid: 65534, Gid: 65534}, Pdeathsig: syscall.SIGKILL}
+	bin := testproc.CopyBinary(t, top)
+	cmd := testproc.CommandBinary(t, bin, "cmdserve")
+	cmd.Env = append(cmd.Env, "QM_TEST_CMDSERVE="+path)
+	cmd.SysProcAttr = &syscall.SysProcAttr{Credential: &syscall.Credential{Uid: 65534, Gid: 65534}}
 	out, _ := cmd.StdoutPipe()
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)

@@ -4,12 +4,12 @@ import (
 	"bufio"
 	"fmt"
 	"os"
-	"os/exec"
 	"strconv"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/qmgr/qmgr/internal/testproc"
 	"github.com/qmgr/qmgr/lockfree"
 	"github.com/qmgr/qmgr/procid"
 )
@@ -118,8 +118,8 @@ func TestTakeoverOfStoppedApplication(t *testing.T) {
 	m := startMember(t, cfg)
 	mustExec(t, m, "DEFINE QLOCAL(P)")
 	app := stoppedApp(t, cfg, "lockfree.put.linked", "put P x")
-	f := exec.Command(os.Args[0], "-test.run=^$")
-	f.Env = append(os.Environ(), "QM_TEST_FENCER="+strconv.Itoa(app.slot), "CF="+cfg.Group.CFDir)
+	f := testproc.Command(t, "fencer")
+	f.Env = append(f.Env, "QM_TEST_FENCER="+strconv.Itoa(app.slot), "CF="+cfg.Group.CFDir)
 	out, _ := f.StdoutPipe()
 	if err := f.Start(); err != nil {
 		t.Fatal(err)

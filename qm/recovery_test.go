@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"os/exec"
 	"strconv"
 	"strings"
 	"sync"
@@ -14,6 +13,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/qmgr/qmgr/internal/testproc"
 	"github.com/qmgr/qmgr/lockfree"
 	"github.com/qmgr/qmgr/mq"
 	"github.com/qmgr/qmgr/procid"
@@ -21,36 +21,17 @@ import (
 )
 
 // The test binary doubles as an application process driven by lines on
-// stdin (QM_TEST_APP=1): "open Q", "getsp Q", "put Q body" (under
+// stdin (role app): "open Q", "getsp Q", "put Q body" (under
 // syncpoint), "pput Q body" (persistent, under syncpoint), "pputnow Q
 // body" (persistent, outside syncpoint), "getnow Q" (outside syncpoint),
 // "commit".
 func TestMain(m *testing.M) {
-	if os.Getenv("QM_TEST_APP") == "1" {
-		testApp()
-		return
+	for role, fn := range map[string]func(){"app": testApp, "orphan": testOrphan, "adminowner": testAdminOwner,
+		"fencer": testFencer, "recoverer": testRecoverer,
+		"cmdserve": func() { testCmdServer(os.Getenv("QM_TEST_CMDSERVE")) }} {
+		testproc.Register(role, func([]string) int { fn(); return 0 })
 	}
-	if os.Getenv("QM_TEST_ORPHAN") != "" {
-		testOrphan()
-		return
-	}
-	if os.Getenv("QM_TEST_ADMIN_OWNER") != "" {
-		testAdminOwner()
-		return
-	}
-	if os.Getenv("QM_TEST_FENCER") != "" {
-		testFencer()
-		return
-	}
-	if p := os.Getenv("QM_TEST_CMDSERVE"); p != "" {
-		testCmdServer(p)
-		return
-	}
-	if os.Getenv("QM_TEST_RECOVERER") != "" {
-		testRecoverer()
-		return
-	}
-	os.Exit(m.Run())
+	testproc.Main(m)
 }
 
 func testApp() {
@@ -148,8 +129,8 @@ func testAdminOwner() {
 func TestUnlabelledAdminOwnerIsRepaired(t *testing.T) {
 	cfg := testConfig(t, "QM1")
 	m := startMember(t, cfg)
-	cmd := exec.Command(os.Args[0], "-test.run=^$")
-	cmd.Env = append(os.Environ(), "QM_TEST_ADMIN_OWNER=1", "CF="+cfg.Group.CFDir)
+	cmd := testproc.Command(t, "adminowner")
+	cmd.Env = append(cmd.Env, "QM_TEST_ADMIN_OWNER=1", "CF="+cfg.Group.CFDir)
 	out, _ := cmd.StdoutPipe()
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
@@ -169,7 +150,7 @@ func TestUnlabelledAdminOwnerIsRepaired(t *testing.T) {
 }
 
 type testProc struct {
-	cmd  *exec.Cmd
+	cmd  *testproc.Proc
 	in   io.WriteCloser
 	out  *bufio.Scanner
 	slot int // the connection's admin slot
@@ -179,12 +160,11 @@ type testProc struct {
 // env adds to its environment (a crash point).
 func startApp(t *testing.T, cfg Config, qm string, env ...string) *testProc {
 	t.Helper()
-	cmd := exec.Command(os.Args[0], "-test.run=^$")
-	cmd.Env = append(os.Environ(), "QM_TEST_APP=1", "G="+cfg.Group.Name, "QM="+qm, "D="+cfg.Group.DataDir, "CF="+cfg.Group.CFDir)
+	cmd := testproc.Command(t, "app")
+	cmd.Env = append(cmd.Env, "G="+cfg.Group.Name, "QM="+qm, "D="+cfg.Group.DataDir, "CF="+cfg.Group.CFDir)
 	cmd.Env = append(cmd.Env, env...)
 	in, _ := cmd.StdinPipe()
 	outp, _ := cmd.StdoutPipe()
-	cmd.Stderr = os.Stderr
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
@@ -518,8 +498,8 @@ func TestOrphanOwnerIsRepaired(t *testing.T) {
 	twoStructures(t, m)
 	putOne(t, cfg, "QM1", "Q2", "orphaned")
 	slot := orphanSlot(t, m)
-	cmd := exec.Command(os.Args[0], "-test.run=^$")
-	cmd.Env = append(os.Environ(), "QM_TEST_ORPHAN="+strconv.Itoa(slot), "CF="+cfg.Group.CFDir)
+	cmd := testproc.Command(t, "orphan")
+	cmd.Env = append(cmd.Env, "QM_TEST_ORPHAN="+strconv.Itoa(slot), "CF="+cfg.Group.CFDir)
 	outp, _ := cmd.StdoutPipe()
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)

@@ -4,11 +4,12 @@ import (
 	"errors"
 	"fmt"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"syscall"
 	"testing"
+
+	"github.com/qmgr/qmgr/internal/testproc"
 )
 
 // The squatting tests: another local user (nobody, uid 65534) creates the
@@ -72,22 +73,15 @@ func sharedDir(t *testing.T) (shared, bin string) {
 	if err := os.Chmod(shared, 0o1777); err != nil {
 		t.Fatal(err)
 	}
-	exe, err := os.ReadFile(os.Args[0])
-	if err != nil {
-		t.Fatal(err)
-	}
-	bin = filepath.Join(base, "shm.test")
-	if err := os.WriteFile(bin, exe, 0o755); err != nil {
-		t.Fatal(err)
-	}
+	bin = testproc.CopyBinary(t, base)
 	return shared, bin
 }
 
 // squat runs squatChild as nobody.
 func squat(t *testing.T, bin, dir, name string) {
 	t.Helper()
-	cmd := exec.Command(bin, "-test.run=^$")
-	cmd.Env = append(os.Environ(), "SHM_TEST_CHILD=squat", "SHM_DIR="+dir, "SHM_NAME="+name)
+	cmd := testproc.CommandBinary(t, bin, "squat")
+	cmd.Env = append(cmd.Env, "SHM_DIR="+dir, "SHM_NAME="+name)
 	cmd.SysProcAttr = &syscall.SysProcAttr{Credential: &syscall.Credential{Uid: nobody, Gid: nobody}}
 	out, err := cmd.CombinedOutput()
 	if err != nil || string(out) != "ok\n" {

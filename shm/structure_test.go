@@ -5,13 +5,14 @@ import (
 	"errors"
 	"fmt"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strconv"
 	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/qmgr/qmgr/internal/testproc"
 )
 
 const testVersion = 7
@@ -19,18 +20,14 @@ const testVersion = 7
 // TestMain lets the test binary act as a child process (see the tests that
 // re-exec it).
 func TestMain(m *testing.M) {
-	switch os.Getenv("SHM_TEST_CHILD") {
-	case "":
-		os.Exit(m.Run())
-	case "create":
-		childCreate()
-	case "squat":
-		squatChild()
-	case "attach":
+	testproc.Register("create", func([]string) int { childCreate(); return 0 })
+	testproc.Register("squat", func([]string) int { squatChild(); return 0 })
+	testproc.Register("attach", func([]string) int {
 		_, err := Attach(os.Getenv("SHM_DIR"), os.Getenv("SHM_NAME"), testVersion)
 		fmt.Println(errClass(err))
-		os.Exit(0)
-	}
+		return 0
+	})
+	testproc.Main(m)
 }
 
 func errClass(err error) string {
@@ -134,12 +131,12 @@ func TestConcurrentCreateProcesses(t *testing.T) {
 		dir := t.TempDir()
 		const n = 6
 		start := time.Now().Add(150 * time.Millisecond).UnixNano()
-		cmds := make([]*exec.Cmd, n)
+		cmds := make([]*testproc.Proc, n)
 		outs := make([][]byte, n)
 		errs := make(chan error, n)
 		for i := range cmds {
-			cmds[i] = exec.Command(os.Args[0], "-test.run=^$")
-			cmds[i].Env = append(os.Environ(), "SHM_TEST_CHILD=create", "SHM_DIR="+dir, "SHM_NAME=ADMIN", "SHM_START="+strconv.FormatInt(start, 10))
+			cmds[i] = testproc.Command(t, "create")
+			cmds[i].Env = append(cmds[i].Env, "SHM_DIR="+dir, "SHM_NAME=ADMIN", "SHM_START="+strconv.FormatInt(start, 10))
 		}
 		for i := range cmds {
 			go func(i int) {
@@ -273,16 +270,9 @@ func TestAttachPermission(t *testing.T) {
 	}
 	// As root file modes do not apply: attach from a child running as nobody,
 	// from a copy of the test binary that nobody may execute.
-	exe, err := os.ReadFile(os.Args[0])
-	if err != nil {
-		t.Fatal(err)
-	}
-	bin := filepath.Join(dir, "shm.test")
-	if err := os.WriteFile(bin, exe, 0o755); err != nil {
-		t.Fatal(err)
-	}
-	cmd := exec.Command(bin, "-test.run=^$")
-	cmd.Env = append(os.Environ(), "SHM_TEST_CHILD=attach", "SHM_DIR="+filepath.Join(dir, "cf"), "SHM_NAME=ADMIN")
+	bin := testproc.CopyBinary(t, dir)
+	cmd := testproc.CommandBinary(t, bin, "attach")
+	cmd.Env = append(cmd.Env, "SHM_DIR="+filepath.Join(dir, "cf"), "SHM_NAME=ADMIN")
 	cmd.SysProcAttr = &syscall.SysProcAttr{Credential: &syscall.Credential{Uid: 65534, Gid: 65534}}
 	out, err := cmd.CombinedOutput()
 	if err != nil {

@@ -4,16 +4,12 @@ import (
 	"flag"
 	"fmt"
 	"os"
-	"os/exec"
-	"path/filepath"
-	"strconv"
-	"syscall"
 	"time"
 
 	"github.com/qmgr/qmgr/cli"
 	"github.com/qmgr/qmgr/group"
+	"github.com/qmgr/qmgr/internal/groupproc"
 	"github.com/qmgr/qmgr/mq"
-	"github.com/qmgr/qmgr/qm"
 )
 
 // RunChild runs this program as the child it was started as, and exits:
@@ -38,24 +34,27 @@ func RunChild(args []string, program string, app func(args []string) error) {
 	}
 }
 
-// Group is a group whose members are child processes of this program.
+// Group is a group whose members are child processes of this program
+// (the group harness, groupproc, with the benchmarks' settings: 20 ms
+// heartbeats, each member's log in Dir named <group>.<member>.log).
 type Group struct {
-	Cfg     group.Config
-	Dir     string // member logs
-	Exe     string
-	Members map[string]*exec.Cmd
+	*groupproc.Group
+	Exe string // this program, for the benchmark's application children
 }
 
 // New is group cfg (validated) with logs in dir.
 func New(cfg group.Config, dir string) (*Group, error) {
-	if err := cfg.Validate(); err != nil {
+	g, err := groupproc.New(cfg, dir)
+	if err != nil {
 		return nil, err
 	}
 	exe, err := os.Executable()
 	if err != nil {
 		return nil, err
 	}
-	return &Group{Cfg: cfg, Dir: dir, Exe: exe, Members: map[string]*exec.Cmd{}}, nil
+	g.LogPrefix = g.Cfg.Name + "."
+	g.StartFlags = []string{"--heartbeat", "20ms"}
+	return &Group{Group: g, Exe: exe}, nil
 }
 
 // ParseArgs reads the group flags Args wrote (an application child of a
@@ -63,87 +62,29 @@ func New(cfg group.Config, dir string) (*Group, error) {
 func ParseArgs(args []string) (group.Config, error) {
 	fs := flag.NewFlagSet("app", flag.ContinueOnError)
 	var cfg group.Config
-	var appMiB uint64
-	fs.StringVar(&cfg.Name, "group", "", "")
-	fs.StringVar(&cfg.DataDir, "data", "", "")
-	fs.StringVar(&cfg.CFDir, "cf-dir", "", "")
-	fs.Uint64Var(&appMiB, "app-size", 0, "")
-	fs.IntVar(&cfg.AppElementSize, "app-element-size", 0, "")
-	if err := fs.Parse(args); err != nil {
-		return cfg, err
-	}
-	cfg.AppSize = appMiB << 20
-	return cfg, nil
-}
-
-// Args appends the group's flags to a.
-func (g *Group) Args(a ...string) []string {
-	return append(a, "--group", g.Cfg.Name, "--data", g.Cfg.DataDir, "--cf-dir", g.Cfg.CFDir, "--app-size", strconv.FormatUint(g.Cfg.AppSize>>20, 10),
-		"--app-element-size", strconv.Itoa(g.Cfg.AppElementSize))
+	cfg.RegisterFlags(fs)
+	err := fs.Parse(args)
+	return cfg, err
 }
 
 // Start starts member name with extra flags and waits until it is active.
 func (g *Group) Start(name string, extra ...string) error {
-	args := append([]string{"start", "--name", name, "--heartbeat", "20ms"}, extra...)
-	cmd := exec.Command(g.Exe, g.Args(args...)...)
-	logf, err := os.OpenFile(filepath.Join(g.Dir, g.Cfg.Name+"."+name+".log"), os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
-	if err != nil {
-		return err
-	}
-	defer logf.Close()
-	cmd.Stdout, cmd.Stderr = logf, logf
-	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
-	if err := cmd.Start(); err != nil {
-		return err
-	}
-	g.Members[name] = cmd
-	deadline := time.Now().Add(15 * time.Second)
-	for time.Now().Before(deadline) {
-		if gr, err := group.Open(g.Cfg, false); err == nil {
-			p, found, _ := gr.FindPeer(name)
-			gr.Close()
-			if found && p.State == group.PeerActive && p.ProcessAlive() {
-				return nil
-			}
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
-	return fmt.Errorf("member %s did not start (see %s)", name, logf.Name())
-}
-
-// Kill SIGKILLs member name and reaps it.
-func (g *Group) Kill(name string) {
-	if c := g.Members[name]; c != nil {
-		c.Process.Signal(syscall.SIGKILL)
-		c.Wait()
-		delete(g.Members, name)
-	}
+	_, err := g.Group.Start(name, extra...)
+	return err
 }
 
 // Close stops every member (SIGTERM, so that their channel initiators
 // finish QMGR_CPUPROFILE profiles; SIGKILL after 10 s) and removes the
 // structures.
 func (g *Group) Close() {
-	for n, c := range g.Members {
-		c.Process.Signal(syscall.SIGTERM)
-		t := time.AfterFunc(10*time.Second, func() { c.Process.Signal(syscall.SIGKILL) })
-		c.Wait()
-		t.Stop()
-		delete(g.Members, n)
-	}
+	g.Stop(10 * time.Second)
 	os.RemoveAll(g.Cfg.CFDir)
 }
 
 // MQSC runs an MQSC command through member via.
 func (g *Group) MQSC(via, cmd string) error {
-	resp, err := qm.Command(g.Cfg, via, cmd)
-	if err != nil {
-		return err
-	}
-	if !resp.OK {
-		return fmt.Errorf("%s: %s", cmd, resp.Error)
-	}
-	return nil
+	_, err := g.Group.MQSC(via, cmd)
+	return err
 }
 
 // Connect connects an application through member via.

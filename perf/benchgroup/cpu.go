@@ -18,9 +18,9 @@ const clockTick = 10 * time.Millisecond
 // on a noisy machine than the rate does. Resolution 10 ms.
 func (g *Group) CPU() time.Duration {
 	roots := map[int]bool{}
-	for _, c := range g.Members {
-		if c.Process != nil {
-			roots[c.Process.Pid] = true
+	for _, n := range g.Names() {
+		if m := g.Member(n); !m.Exited() {
+			roots[m.Process.Pid] = true
 		}
 	}
 	return treeCPU(roots)

@@ -1,5 +1,6 @@
 // Package benchgroup runs queue-sharing groups whose members are processes
 // for the benchmark programs in perf: the program re-executes itself as
-// qmgr (its main hands "start" and "chinit" to cli.Main), and this package
-// starts, kills and restarts members, sends commands and prints figures.
+// qmgr (its main hands "start" and "chinit" to cli.Main, RunChild), and
+// this package starts, kills and restarts members through the group
+// harness (internal/groupproc), sends commands and prints figures.
 package benchgroup

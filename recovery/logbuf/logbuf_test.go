@@ -8,7 +8,6 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -18,21 +17,18 @@ import (
 	"testing"
 	"time"
 
+	"github.com/qmgr/qmgr/internal/testproc"
 	"github.com/qmgr/qmgr/recovery/rlog"
 	"github.com/qmgr/qmgr/vfs"
 )
 
-// Child roles: LB_ROLE=producer claims a ring and appends LB_N records,
-// printing "ack i" once record i is durable; LB_ROLE=consumer runs a
+// Child roles: role producer claims a ring and appends LB_N records,
+// printing "ack i" once record i is durable; role consumer runs a
 // consumer into the log in LB_LOG and prints "ready".
 func TestMain(m *testing.M) {
-	switch os.Getenv("LB_ROLE") {
-	case "producer":
-		os.Exit(producerMain())
-	case "consumer":
-		os.Exit(consumerMain())
-	}
-	os.Exit(m.Run())
+	testproc.Register("producer", func([]string) int { return producerMain() })
+	testproc.Register("consumer", func([]string) int { return consumerMain() })
+	testproc.Main(m)
 }
 
 // record returns producer w's record i: its size varies from a few bytes
@@ -110,23 +106,23 @@ func consumerMain() int {
 
 // child is a running child process and the lines it printed.
 type child struct {
-	cmd   *exec.Cmd
+	cmd   *testproc.Proc
 	stdin io.WriteCloser
 	mu    sync.Mutex
 	lines []string
 	ended chan struct{}
 }
 
-func start(t *testing.T, env ...string) *child {
+// start starts a child in role (producer or consumer) with env.
+func start(t *testing.T, role string, env ...string) *child {
 	t.Helper()
-	cmd := exec.Command(os.Args[0], "-test.run=^$")
-	cmd.Env = append(os.Environ(), env...)
+	cmd := testproc.Command(t, role)
+	cmd.Env = append(cmd.Env, env...)
 	out, err := cmd.StdoutPipe()
 	if err != nil {
 		t.Fatal(err)
 	}
 	in, _ := cmd.StdinPipe()
-	cmd.Stderr = os.Stderr
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
@@ -247,7 +243,7 @@ func TestProducersKilled(t *testing.T) {
 	const producers, n = 5, 400
 	var kids []*child
 	for w := range producers {
-		kids = append(kids, start(t, "LB_ROLE=producer", "LB_CF="+cf, "LB_W="+strconv.Itoa(w), "LB_N="+strconv.Itoa(n)))
+		kids = append(kids, start(t, "producer", "LB_CF="+cf, "LB_W="+strconv.Itoa(w), "LB_N="+strconv.Itoa(n)))
 	}
 	// Kill two producers part way; free their rings as a member would.
 	for _, w := range []int{1, 3} {
@@ -260,7 +256,7 @@ func TestProducersKilled(t *testing.T) {
 	}
 	// Their rings serve new producers.
 	for w := producers; w < producers+2; w++ {
-		kids = append(kids, start(t, "LB_ROLE=producer", "LB_CF="+cf, "LB_W="+strconv.Itoa(w), "LB_N=100"))
+		kids = append(kids, start(t, "producer", "LB_CF="+cf, "LB_W="+strconv.Itoa(w), "LB_N=100"))
 	}
 	acked := map[int][]int{}
 	for w, k := range kids {
@@ -291,11 +287,11 @@ func TestConsumerKilled(t *testing.T) {
 	dir := t.TempDir()
 	cf, logDir := filepath.Join(dir, "cf"), filepath.Join(dir, "log")
 	env := []string{"LB_CF=" + cf, "LB_LOG=" + logDir}
-	cons := start(t, append(env, "LB_ROLE=consumer")...)
+	cons := start(t, "consumer", env...)
 	cons.waitLine(t, "ready", 30*time.Second)
 	var kids []*child
 	for w := range 3 {
-		kids = append(kids, start(t, append(env, "LB_ROLE=producer", "LB_W="+strconv.Itoa(w), "LB_N=100000")...))
+		kids = append(kids, start(t, "producer", append(env, "LB_W="+strconv.Itoa(w), "LB_N=100000")...))
 	}
 	kids[0].waitLine(t, "ack 300", 30*time.Second)
 	cons.cmd.Process.Signal(syscall.SIGKILL)
@@ -310,9 +306,9 @@ func TestConsumerKilled(t *testing.T) {
 		}
 	}
 	// A new consumer logs what was left published; new producers go on.
-	cons = start(t, append(env, "LB_ROLE=consumer")...)
+	cons = start(t, "consumer", env...)
 	cons.waitLine(t, "ready", 30*time.Second)
-	k := start(t, append(env, "LB_ROLE=producer", "LB_W=9", "LB_N=50")...)
+	k := start(t, "producer", append(env, "LB_W=9", "LB_N=50")...)
 	<-k.ended
 	if a, last := k.acks(); last != "done" || len(a) != 50 {
 		t.Fatalf("producer after the restart: %d acks, ended with %q", len(a), last)

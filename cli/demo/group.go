@@ -1,8 +1,9 @@
-package cli
+package demo
 
 import (
 	"bufio"
 	"errors"
+	"flag"
 	"fmt"
 	"io"
 	"os"
@@ -14,13 +15,14 @@ import (
 	"time"
 
 	"github.com/qmgr/qmgr/group"
+	"github.com/qmgr/qmgr/internal/groupproc"
 	"github.com/qmgr/qmgr/lockfree"
 	"github.com/qmgr/qmgr/mq"
 	"github.com/qmgr/qmgr/qm"
 )
 
-// GroupDemoConfig sizes the group demo.
-type GroupDemoConfig struct {
+// GroupConfig sizes the group demo.
+type GroupConfig struct {
 	Dir       string        // where the group lives; default a new temporary directory, removed at the end
 	Messages  int           // messages per producer; default 100000
 	Producers int           // producer processes; default 2
@@ -32,7 +34,7 @@ type GroupDemoConfig struct {
 }
 
 // Validate applies the defaults and checks the configuration.
-func (c *GroupDemoConfig) Validate() error {
+func (c *GroupConfig) Validate() error {
 	if c.Messages == 0 {
 		c.Messages = 100_000
 	}
@@ -70,8 +72,14 @@ var demoMembers = []string{"QM1", "QM2", "QM3"}
 
 const demoGroup = "DEMO"
 
-func cmdGroupDemo(args []string, out io.Writer) error {
-	var c GroupDemoConfig
+// GroupWorkerName is the command a group demo application runs
+// (GroupWorker): the demo re-executes its binary with it.
+const GroupWorkerName = "group-demo-worker"
+
+// GroupCommand is "qmgr demo": a group of three at work, then a shared
+// channel (--part).
+func GroupCommand(args []string, out io.Writer) error {
+	var c GroupConfig
 	fs := newFlags("demo", out)
 	fs.IntVar(&c.Messages, "messages", 100_000, "messages per producer")
 	fs.IntVar(&c.Producers, "producers", 2, "producer processes")
@@ -96,7 +104,7 @@ func cmdGroupDemo(args []string, out io.Writer) error {
 		return fmt.Errorf("demo: --part %q: group, channel or all", *part)
 	}
 	if *part != "channel" {
-		if err := runGroupDemo(c, out); err != nil {
+		if err := RunGroup(c, out); err != nil {
 			return err
 		}
 	}
@@ -181,7 +189,9 @@ func (r *demoRun) killAll() {
 	}
 }
 
-func runGroupDemo(c GroupDemoConfig, out io.Writer) error {
+// RunGroup runs the group demo (c validated): three members, producers and
+// consumers through them, a member SIGKILLed with units of work open.
+func RunGroup(c GroupConfig, out io.Writer) error {
 	dir := c.Dir
 	if dir == "" {
 		d, err := os.MkdirTemp("", "qmgr-demo-")
@@ -195,26 +205,27 @@ func runGroupDemo(c GroupDemoConfig, out io.Writer) error {
 	if err := cfg.Validate(); err != nil {
 		return err
 	}
-	gargs := []string{"--group", cfg.Name, "--data", cfg.DataDir, "--cf-dir", cfg.CFDir}
+	gargs := cfg.Args()
 	run, err := newDemoRun(dir)
 	if err != nil {
 		return err
 	}
 	defer run.killAll()
 	start := run.start
+	members, err := groupproc.New(cfg, dir)
+	if err != nil {
+		return err
+	}
+	members.StartFlags = []string{"--heartbeat", "50ms", "--port", "0"}
+	members.ActiveTimeout = 10 * time.Second
+	defer members.KillAll()
 	fmt.Fprintf(out, "qmgr demo: a queue-sharing group of three in %s\n", dir)
-	members := map[string]*demoProc{}
 	for i, n := range demoMembers {
-		args := append([]string{"start", "--name", n, "--heartbeat", "50ms", "--port", strconv.Itoa(0)}, gargs...)
-		p, err := start(n, args...)
+		m, err := members.Start(n)
 		if err != nil {
 			return err
 		}
-		members[n] = p
-		if err := waitActive(cfg, n, 10*time.Second); err != nil {
-			return fmt.Errorf("%w (see %s)", err, filepath.Join(dir, n+".log"))
-		}
-		fmt.Fprintf(out, "  member %s started (pid %d)%s\n", n, p.cmd.Process.Pid, map[bool]string{true: ", created the group's structures", false: ""}[i == 0])
+		fmt.Fprintf(out, "  member %s started (pid %d)%s\n", n, m.Process.Pid, map[bool]string{true: ", created the group's structures", false: ""}[i == 0])
 	}
 	for _, cmd := range []string{"DEFINE QLOCAL(DEMO.IN) MAXDEPTH(20000) DESCR('work to do')", "DEFINE QLOCAL(DEMO.DONE) MAXDEPTH(999999999) DESCR('work done')"} {
 		resp, err := qm.Command(cfg, "QM1", cmd)
@@ -230,14 +241,14 @@ func runGroupDemo(c GroupDemoConfig, out io.Writer) error {
 	}
 	for i := 0; i < c.Producers; i++ {
 		via := demoMembers[i%2] // QM1 and QM2
-		if _, err := start(fmt.Sprintf("producer%d", i), append([]string{"group-demo-worker", "--role", "producer", "--id", strconv.Itoa(i), "--via", via,
+		if _, err := start(fmt.Sprintf("producer%d", i), append([]string{GroupWorkerName, "--role", "producer", "--id", strconv.Itoa(i), "--via", via,
 			"--messages", strconv.Itoa(c.Messages), "--batch", strconv.Itoa(c.Batch), "--rate", strconv.Itoa(perRate)}, gargs...)...); err != nil {
 			return err
 		}
 	}
 	for i := 0; i < c.Consumers; i++ {
 		via := demoMembers[1+i%2] // QM2 and QM3
-		if _, err := start(fmt.Sprintf("consumer%d", i), append([]string{"group-demo-worker", "--role", "consumer", "--id", strconv.Itoa(i), "--via", via,
+		if _, err := start(fmt.Sprintf("consumer%d", i), append([]string{GroupWorkerName, "--role", "consumer", "--id", strconv.Itoa(i), "--via", via,
 			"--batch", strconv.Itoa(c.Batch)}, gargs...)...); err != nil {
 			return err
 		}
@@ -319,10 +330,10 @@ func runGroupDemo(c GroupDemoConfig, out io.Writer) error {
 			if tty {
 				fmt.Fprintln(out)
 			}
-			victim := members["QM2"]
-			victim.cmd.Process.Signal(syscall.SIGKILL)
+			victim := members.Member("QM2")
+			victim.Process.Signal(syscall.SIGKILL)
 			killTime = time.Now()
-			fmt.Fprintf(out, "  SIGKILL QM2 (pid %d) while %d messages of DEMO.IN were held in open units of work\n", victim.cmd.Process.Pid, in.Uncom)
+			fmt.Fprintf(out, "  SIGKILL QM2 (pid %d) while %d messages of DEMO.IN were held in open units of work\n", victim.Process.Pid, in.Uncom)
 			// Watch closely how long the survivors take.
 			for time.Since(killTime) < 5*time.Second {
 				if p, found, _ := g.FindPeer("QM2"); found && p.State == group.PeerRecovered {
@@ -361,11 +372,8 @@ func runGroupDemo(c GroupDemoConfig, out io.Writer) error {
 		}
 	}
 	for _, n := range []string{"QM1", "QM3"} {
-		members[n].cmd.Process.Signal(syscall.SIGTERM)
-		select {
-		case <-members[n].done:
-		case <-time.After(20 * time.Second):
-			return fmt.Errorf("demo: %s did not stop", n)
+		if err := members.StopMember(n, 20*time.Second); err != nil {
+			return fmt.Errorf("demo: %w", err)
 		}
 	}
 	conn.Disconnect()
@@ -400,31 +408,16 @@ func demoCheck(g *group.Group, out io.Writer) error {
 	return nil
 }
 
-func waitActive(cfg group.Config, name string, d time.Duration) error {
-	deadline := time.Now().Add(d)
-	for time.Now().Before(deadline) {
-		if g, err := group.Open(cfg, false); err == nil {
-			p, found, _ := g.FindPeer(name)
-			g.Close()
-			if found && p.State == group.PeerActive && p.ProcessAlive() {
-				return nil
-			}
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
-	return fmt.Errorf("member %s did not become active within %v", name, d)
-}
-
-// cmdGroupDemoWorker is a demo application process. When its member dies
+// GroupWorker is a demo application process. When its member dies
 // it reconnects through another and carries on: a producer from its last
 // committed message, a consumer simply (its open unit of work was backed
 // out, so those messages are on DEMO.IN again).
-func cmdGroupDemoWorker(args []string) error {
-	var gf groupFlags
+func GroupWorker(args []string) error {
+	cfg := group.Config{Name: "QSG1", AppSize: 256 << 20, AppElementSize: 256}
 	var role, via string
 	var id, n, batch, rate int
-	fs := newFlags("group-demo-worker", os.Stderr)
-	gf.register(fs)
+	fs := newFlags(GroupWorkerName, os.Stderr)
+	cfg.RegisterFlags(fs)
 	fs.StringVar(&role, "role", "", "producer or consumer")
 	fs.StringVar(&via, "via", "", "member to connect through first")
 	fs.IntVar(&id, "id", 0, "worker number")
@@ -434,6 +427,9 @@ func cmdGroupDemoWorker(args []string) error {
 	fs.IntVar(&batch, "batch", 50, "messages per unit of work")
 	fs.IntVar(&rate, "rate", 0, "messages per second (0 unpaced)")
 	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	if err := cfg.Validate(); err != nil {
 		return err
 	}
 	stop := make(chan os.Signal, 1)
@@ -451,7 +447,7 @@ func cmdGroupDemoWorker(args []string) error {
 	}
 	reconnect := func(prefer string) (*mq.Conn, error) {
 		for i := 0; i < 200; i++ {
-			c, err := connect(gf, prefer)
+			c, err := mq.Connect(mq.ConnectOptions{Group: cfg.Name, QMgr: prefer, DataDir: cfg.DataDir, CFDir: cfg.CFDir})
 			if err == nil {
 				return c, nil
 			}
@@ -476,17 +472,13 @@ func cmdGroupDemoWorker(args []string) error {
 		// never put again (its ids were never committed).
 		out := bufio.NewWriter(os.Stdout)
 		seq := 0
-		t0 := time.Now()
+		pace := newPacer(rate)
 		for !stopped() {
 			q, err := c.Open("DEMO.IN", mq.OpenOptions{Output: true})
 			for err == nil && !stopped() {
 				var ids []string
 				for k := 0; k < batch && err == nil; k++ {
-					if rate > 0 {
-						if ahead := time.Duration(float64(seq)/float64(rate)*float64(time.Second)) - time.Since(t0); ahead > 0 {
-							time.Sleep(ahead)
-						}
-					}
+					pace.wait(seq)
 					body := fmt.Sprintf("p%s-%d", tag, seq)
 					seq++
 					err = q.Put(&mq.Message{Body: []byte(body), Priority: mq.PriorityAsQDef}, mq.PutOptions{Syncpoint: true})
@@ -519,17 +511,13 @@ func cmdGroupDemoWorker(args []string) error {
 		return nil
 	case "producer":
 		committed := 0 // messages 0..committed-1 are on DEMO.IN for good
-		t0 := time.Now()
+		pace := newPacer(rate)
 		for committed < n && !stopped() {
 			q, err := c.Open("DEMO.IN", mq.OpenOptions{Output: true})
 			for err == nil && committed < n {
 				end := min(committed+batch, n)
 				for i := committed; i < end && err == nil; i++ {
-					if rate > 0 {
-						if ahead := time.Duration(float64(i)/float64(rate)*float64(time.Second)) - time.Since(t0); ahead > 0 {
-							time.Sleep(ahead)
-						}
-					}
+					pace.wait(i)
 					err = q.Put(&mq.Message{Body: []byte(fmt.Sprintf("p%d-%d", id, i)), Priority: mq.PriorityAsQDef}, mq.PutOptions{Syncpoint: true})
 					for mq.ReasonOf(err) == mq.RCQFull {
 						time.Sleep(time.Millisecond)
@@ -592,5 +580,12 @@ func cmdGroupDemoWorker(args []string) error {
 		}
 		return nil
 	}
-	return fmt.Errorf("group-demo-worker: unknown role %q", role)
+	return fmt.Errorf("%s: unknown role %q", GroupWorkerName, role)
+}
+
+// newFlags is a flag set that reports to out and returns its errors.
+func newFlags(name string, out io.Writer) *flag.FlagSet {
+	fs := flag.NewFlagSet(name, flag.ContinueOnError)
+	fs.SetOutput(out)
+	return fs
 }

@@ -1,4 +1,4 @@
-package cli
+package demo
 
 import (
 	"crypto/rand"
@@ -17,6 +17,7 @@ import (
 
 	"github.com/qmgr/qmgr/channel"
 	"github.com/qmgr/qmgr/group"
+	"github.com/qmgr/qmgr/internal/groupproc"
 	"github.com/qmgr/qmgr/mq"
 	mqscpkg "github.com/qmgr/qmgr/mqsc"
 	"github.com/qmgr/qmgr/qm"
@@ -53,19 +54,20 @@ func runChannelDemo(dir string, total, rate int, out io.Writer) error {
 	}
 	port := l.Addr().(*net.TCPAddr).Port
 	l.Close()
-	gargs := func(c group.Config) []string {
-		return []string{"--group", c.Name, "--data", c.DataDir, "--cf-dir", c.CFDir, "--app-size", "256"}
-	}
-	startMember := func(c group.Config, name string, extra ...string) (*demoProc, error) {
-		p, err := run.start(c.Name+"."+name, append(append([]string{"start", "--name", name, "--heartbeat", "50ms"}, extra...), gargs(c)...)...)
+	// Each group's members, their logs in dir named <group>.<member>.log.
+	procs := map[string]*groupproc.Group{}
+	for _, c := range []group.Config{send, recv} {
+		g, err := groupproc.New(c, dir)
 		if err != nil {
-			return nil, err
+			return err
 		}
-		if err := waitActive(c, name, 10*time.Second); err != nil {
-			return nil, fmt.Errorf("%w (see %s)", err, filepath.Join(dir, c.Name+"."+name+".log"))
-		}
-		return p, nil
+		g.LogPrefix = c.Name + "."
+		g.StartFlags = []string{"--heartbeat", "50ms"}
+		g.ActiveTimeout = 10 * time.Second
+		defer g.KillAll()
+		procs[c.Name] = g
 	}
+	sendProcs, recvProcs := procs[send.Name], procs[recv.Name]
 	mqsc := func(c group.Config, via string, cmds ...string) error {
 		for _, cmd := range cmds {
 			resp, err := qm.Command(c, via, cmd)
@@ -84,21 +86,17 @@ func runChannelDemo(dir string, total, rate int, out io.Writer) error {
 	}
 	key := hex.EncodeToString(keyBytes[:])
 	fmt.Fprintf(out, "\nqmgr demo, part 2: a shared channel from a group of three to a queue manager outside it (in %s)\n", dir)
-	rqm, err := startMember(recv, "RQM", "--port", strconv.Itoa(port))
-	if err != nil {
+	if _, err := recvProcs.Start("RQM", "--port", strconv.Itoa(port)); err != nil {
 		return err
 	}
 	fmt.Fprintf(out, "  remote queue manager RQM (a group of one) listens on port %d\n", port)
 	if err := mqsc(recv, "RQM", "DEFINE CHANNEL(DEMO.CHL) CHLTYPE(RCVR) AUTHKEY('"+key+"')", "DEFINE QLOCAL(DEMO.TARGET) MAXDEPTH(999999999)"); err != nil {
 		return err
 	}
-	members := map[string]*demoProc{}
 	for _, n := range demoMembers {
-		p, err := startMember(send, n)
-		if err != nil {
+		if _, err := sendProcs.Start(n); err != nil {
 			return err
 		}
-		members[n] = p
 	}
 	fmt.Fprintf(out, "  group %s: members QM1, QM2, QM3 started, each with its channel initiator\n", send.Name)
 	if err := mqsc(send, "QM1",
@@ -187,8 +185,9 @@ func runChannelDemo(dir string, total, rate int, out io.Writer) error {
 			killed = name
 			down.Store(name)
 			killTime = time.Now()
-			members[name].cmd.Process.Signal(syscall.SIGKILL)
-			fmt.Fprintf(out, "  SIGKILL %s (pid %d), which runs channel DEMO.CHL, in the middle of a batch\n", name, members[name].cmd.Process.Pid)
+			victim := sendProcs.Member(name)
+			victim.Process.Signal(syscall.SIGKILL)
+			fmt.Fprintf(out, "  SIGKILL %s (pid %d), which runs channel DEMO.CHL, in the middle of a batch\n", name, victim.Process.Pid)
 		}
 		if arrived >= int64(total) && prodErr == nil && depthOf(sg, "DEMO.XQ") == 0 {
 			break
@@ -206,15 +205,15 @@ func runChannelDemo(dir string, total, rate int, out io.Writer) error {
 		return err
 	}
 	fmt.Fprintf(out, "  all %d messages arrived at RQM exactly once and in order (%.1fs)\n", n, time.Since(t0).Seconds())
-	delete(members, killed)
-	members["RQM"] = rqm
-	for _, p := range members {
-		p.cmd.Process.Signal(syscall.SIGTERM)
-		select {
-		case <-p.done:
-		case <-time.After(20 * time.Second):
-			return fmt.Errorf("demo: %s did not stop", p.name)
+	for _, n := range demoMembers {
+		if n != killed {
+			if err := sendProcs.StopMember(n, 20*time.Second); err != nil {
+				return fmt.Errorf("demo: %w", err)
+			}
 		}
+	}
+	if err := recvProcs.StopMember("RQM", 20*time.Second); err != nil {
+		return fmt.Errorf("demo: %w", err)
 	}
 	for _, g := range []*group.Group{sg, rg} {
 		if err := demoCheck(g, out); err != nil {
@@ -231,7 +230,7 @@ func runChannelDemo(dir string, total, rate int, out io.Writer) error {
 func demoProduce(cfg group.Config, total, rate int, down *atomic.Value) error {
 	next := 0
 	body := make([]byte, 64)
-	t0 := time.Now()
+	pace := newPacer(rate)
 	for attempt := 0; next < total; attempt++ {
 		via := demoMembers[attempt%len(demoMembers)]
 		if via == down.Load().(string) {
@@ -256,9 +255,7 @@ func demoProduce(cfg group.Config, total, rate int, down *atomic.Value) error {
 					break
 				}
 				next = i + 1
-				if ahead := time.Duration(float64(next)/float64(rate)*float64(time.Second)) - time.Since(t0); ahead > 0 {
-					time.Sleep(ahead)
-				}
+				pace.wait(next)
 			}
 		}
 		c.Disconnect() // on an error: backed out, or already by the recovery

@@ -1,4 +1,4 @@
-package cli
+package demo
 
 import (
 	"errors"
@@ -7,6 +7,7 @@ import (
 	"io"
 	"os"
 	"os/exec"
+	"os/signal"
 	"strconv"
 	"strings"
 	"syscall"
@@ -16,8 +17,8 @@ import (
 	"github.com/qmgr/qmgr/shm"
 )
 
-// DemoConfig sizes the coupling-facility demo.
-type DemoConfig struct {
+// CFConfig sizes the coupling-facility demo.
+type CFConfig struct {
 	Dir       string        // where the demo's CF structures go; default: a new directory under /dev/shm, removed at the end
 	Producers int           // producer processes; default 2
 	Consumers int           // consumer processes; default 2
@@ -28,7 +29,7 @@ type DemoConfig struct {
 	Refresh   time.Duration // progress refresh; default 200ms
 }
 
-func (c *DemoConfig) defaults() {
+func (c *CFConfig) defaults() {
 	if c.Producers == 0 {
 		c.Producers = 2
 	}
@@ -50,7 +51,7 @@ func (c *DemoConfig) defaults() {
 }
 
 // Validate checks the configuration after defaults.
-func (c *DemoConfig) Validate() error {
+func (c *CFConfig) Validate() error {
 	c.defaults()
 	switch {
 	case c.Producers < 1 || c.Producers > 16:
@@ -75,9 +76,14 @@ const (
 	demoDone      = "DEMO.DONE"
 )
 
-func cmdDemo(args []string, out io.Writer) error {
-	var c DemoConfig
-	fs := flag.NewFlagSet("demo", flag.ContinueOnError)
+// CFWorkerName is the command a cf-demo process runs (CFWorker): the
+// demo re-executes its binary with it.
+const CFWorkerName = "demo-worker"
+
+// CFCommand is "qmgr cf-demo": the coupling facility alone.
+func CFCommand(args []string, out io.Writer) error {
+	var c CFConfig
+	fs := flag.NewFlagSet("cf-demo", flag.ContinueOnError)
 	fs.SetOutput(out)
 	fs.IntVar(&c.Producers, "producers", 2, "producer processes")
 	fs.IntVar(&c.Consumers, "consumers", 2, "consumer processes (one is killed)")
@@ -91,15 +97,15 @@ func cmdDemo(args []string, out io.Writer) error {
 	if err := c.Validate(); err != nil {
 		return err
 	}
-	return runDemo(c, out)
+	return RunCF(c, out)
 }
 
-// runDemo: producers put messages to DEMO.IN under syncpoint; consumers move
+// RunCF runs the coupling-facility demo (c validated): producers put messages to DEMO.IN under syncpoint; consumers move
 // them to DEMO.DONE, each get and put in one unit of work. Part way through,
 // one consumer is SIGKILLed with a unit of work open; the demo, acting as
 // the surviving member, repairs it at once and starts a replacement. The
 // demo drains DEMO.DONE and checks every message arrives exactly once.
-func runDemo(c DemoConfig, out io.Writer) error {
+func RunCF(c CFConfig, out io.Writer) error {
 	dir := c.Dir
 	if dir == "" {
 		base := "/dev/shm"
@@ -143,7 +149,7 @@ func runDemo(c DemoConfig, out io.Writer) error {
 		return err
 	}
 	start := func(role string, id int) (*exec.Cmd, error) {
-		cmd := exec.Command(exe, "demo-worker", "-role", role, "-id", strconv.Itoa(id), "-cf-dir", dir,
+		cmd := exec.Command(exe, CFWorkerName, "-role", role, "-id", strconv.Itoa(id), "-cf-dir", dir,
 			"-messages", strconv.Itoa(c.Messages), "-batch", strconv.Itoa(c.Batch), "-rate", strconv.Itoa(c.Rate/c.Producers))
 		cmd.Stderr = os.Stderr
 		cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL} // never outlive the demo
@@ -302,9 +308,9 @@ func killAndRepair(s *lockfree.Structure, cmd *exec.Cmd, in lockfree.QueueID, ou
 	return nil
 }
 
-// cmdDemoWorker is one demo process (not for users: the demo starts it).
-func cmdDemoWorker(args []string) error {
-	fs := flag.NewFlagSet("demo-worker", flag.ContinueOnError)
+// CFWorker is one cf-demo process (not for users: the demo starts it).
+func CFWorker(args []string) error {
+	fs := flag.NewFlagSet(CFWorkerName, flag.ContinueOnError)
 	role := fs.String("role", "", "producer or consumer")
 	id := fs.Int("id", 0, "worker number")
 	dir := fs.String("cf-dir", "", "CF directory")
@@ -335,12 +341,10 @@ func cmdDemoWorker(args []string) error {
 	notifyTerm(stop)
 	switch *role {
 	case "producer":
-		t0 := time.Now()
+		pace := newPacer(*rate)
 		for i := 0; i < *n; i++ {
-			if *rate > 0 && i%*batch == 0 {
-				if ahead := time.Duration(float64(i)/float64(*rate)*float64(time.Second)) - time.Since(t0); ahead > 0 {
-					time.Sleep(ahead)
-				}
+			if i%*batch == 0 {
+				pace.wait(i)
 			}
 			m := lockfree.Message{Body: []byte(fmt.Sprintf("p%d-%d", *id, i))}
 			for {
@@ -399,9 +403,11 @@ func cmdDemoWorker(args []string) error {
 			}
 		}
 	}
-	return fmt.Errorf("demo-worker: unknown role %q", *role)
+	return fmt.Errorf("%s: unknown role %q", CFWorkerName, *role)
 }
 
+// isTerminal reports whether w is a terminal (progress lines then
+// overwrite each other).
 func isTerminal(w io.Writer) bool {
 	f, ok := w.(*os.File)
 	if !ok {
@@ -410,3 +416,6 @@ func isTerminal(w io.Writer) bool {
 	st, err := f.Stat()
 	return err == nil && st.Mode()&os.ModeCharDevice != 0 && !strings.EqualFold(os.Getenv("TERM"), "dumb")
 }
+
+// notifyTerm delivers SIGTERM and SIGINT to c (a worker stops in order).
+func notifyTerm(c chan os.Signal) { signal.Notify(c, syscall.SIGTERM, os.Interrupt) }

@@ -1,0 +1,56 @@
+package cli
+
+import (
+	"fmt"
+	"io"
+
+	"github.com/qmgr/qmgr/lockfree"
+	"github.com/qmgr/qmgr/shm"
+)
+
+// checkError is a check that found broken invariants (exit status 1).
+type checkError struct{ n int }
+
+func (e checkError) Error() string { return fmt.Sprintf("%d broken invariants", e.n) }
+
+func cmdCheck(args []string, out io.Writer) error {
+	var gf groupFlags
+	fs := newFlags("check", out)
+	gf.register(fs)
+	fail := fs.Bool("fail", false, "take an application structure that fails the check out of service: the members recover it from its backup and the logs (the check is exact on a quiet structure only)")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	cfg, err := gf.config()
+	if err != nil {
+		return err
+	}
+	c := struct{ Dir string }{cfg.CFDir}
+	names, err := shm.List(c.Dir)
+	if err != nil {
+		return err
+	}
+	if len(names) == 0 {
+		return fmt.Errorf("check: no structures in %s", c.Dir)
+	}
+	problems := 0
+	for _, n := range names {
+		s, err := lockfree.Attach(c.Dir, n)
+		if err != nil {
+			fmt.Fprintf(out, "%s: cannot attach: %v\n", n, err)
+			problems++
+			continue
+		}
+		r := s.Check(lockfree.CheckOptions{})
+		fmt.Fprintf(out, "%s: %v\n", n, r)
+		problems += len(r.Problems)
+		if *fail && len(r.Problems) > 0 && n != shm.AdminStructure && s.Fail() {
+			fmt.Fprintf(out, "%s: taken out of service; the members recover it\n", n)
+		}
+		s.Close()
+	}
+	if problems > 0 {
+		return checkError{problems}
+	}
+	return nil
+}

@@ -1,0 +1,22 @@
+// Package demo is the demonstrations of qmgr ("qmgr demo" and "qmgr
+// cf-demo"): real processes, one of them SIGKILLed part way, and a check
+// that every message arrived exactly once.
+//
+//   - The group demo (group.go, RunGroup): a queue-sharing group of three
+//     members started through the group harness (internal/groupproc);
+//     producer and consumer applications (GroupWorker) move messages
+//     through them in units of work; a member is SIGKILLed with units of
+//     work open, a survivor recovers them, and the applications reconnect.
+//   - The channel demo (channel.go, --part channel): a group of three sends
+//     through one shared channel to a queue manager outside it; the member
+//     running the channel is SIGKILLed in the middle of a batch and a
+//     survivor takes the channel over.
+//   - The coupling-facility demo (cf.go, RunCF): no members, one structure;
+//     producer and consumer processes (CFWorker), a consumer SIGKILLed in
+//     its unit of work and repaired from shared memory alone.
+//
+// The demos re-execute their own binary: the members as "start" (qmgr's
+// own command), the applications as GroupWorkerName and CFWorkerName,
+// which package cli dispatches to GroupWorker and CFWorker. Producers keep
+// to a rate with one pacer (pace.go).
+package demo

@@ -1,0 +1,83 @@
+package cli
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"sort"
+	"strings"
+
+	"github.com/qmgr/qmgr/group"
+	"github.com/qmgr/qmgr/qm"
+)
+
+// cmdMQSC sends admin commands to a member.
+func cmdMQSC(args []string, in io.Reader, out io.Writer) error {
+	var gf groupFlags
+	var command, name string
+	var asJSON bool
+	fs := newFlags("mqsc", out)
+	gf.register(fs)
+	fs.StringVar(&command, "c", "", "the command (default: commands from stdin)")
+	fs.StringVar(&name, "name", "", "member to run them (default: any active member)")
+	fs.BoolVar(&asJSON, "json", false, "print one JSON object per result")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	cfg, err := gf.config()
+	if err != nil {
+		return err
+	}
+	if command == "" {
+		b, err := io.ReadAll(in)
+		if err != nil {
+			return err
+		}
+		command = string(b)
+	}
+	if strings.TrimSpace(command) == "" {
+		return errors.New("mqsc: no command")
+	}
+	member, err := activeMember(cfg, name)
+	if err != nil {
+		return err
+	}
+	resp, err := qm.Command(cfg, member, command)
+	if err != nil {
+		return err
+	}
+	if asJSON {
+		for _, o := range resp.Objects {
+			fmt.Fprintln(out, string(o))
+		}
+	} else {
+		fmt.Fprint(out, resp.Text)
+	}
+	if !resp.OK {
+		return exitError{1, fmt.Errorf("%s", resp.Error)}
+	}
+	return nil
+}
+
+// activeMember picks the named member or any active one.
+func activeMember(cfg group.Config, name string) (string, error) {
+	g, err := group.Open(cfg, false)
+	if err != nil {
+		return "", err
+	}
+	defer g.Close()
+	peers, err := g.Peers()
+	if err != nil {
+		return "", err
+	}
+	sort.Slice(peers, func(i, j int) bool { return peers[i].Name < peers[j].Name })
+	for _, p := range peers {
+		if (name == "" || p.Name == name) && p.State == group.PeerActive && p.ProcessAlive() {
+			return p.Name, nil
+		}
+	}
+	if name != "" {
+		return "", fmt.Errorf("member %s of group %s is not active", name, cfg.Name)
+	}
+	return "", fmt.Errorf("group %s has no active member", cfg.Name)
+}

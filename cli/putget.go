@@ -1,0 +1,218 @@
+package cli
+
+import (
+	"bufio"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"time"
+
+	"github.com/qmgr/qmgr/mq"
+)
+
+// parseID reads a message or correlation id: 48 hex digits, or text
+// (padded with zero bytes).
+func parseID(s string) (*[24]byte, error) {
+	if s == "" {
+		return nil, nil
+	}
+	var id [24]byte
+	if len(s) == 48 {
+		if b, err := hex.DecodeString(s); err == nil {
+			copy(id[:], b)
+			return &id, nil
+		}
+	}
+	if len(s) > 24 {
+		return nil, fmt.Errorf("id %q: give 48 hex digits or at most 24 characters", s)
+	}
+	copy(id[:], s)
+	return &id, nil
+}
+
+func connect(gf groupFlags, name string) (*mq.Conn, error) {
+	cfg, err := gf.config()
+	if err != nil {
+		return nil, err
+	}
+	return mq.Connect(mq.ConnectOptions{Group: cfg.Name, QMgr: name, DataDir: cfg.DataDir, CFDir: cfg.CFDir})
+}
+
+// cmdPut puts messages: stdin lines, or generated ones.
+func cmdPut(args []string, in io.Reader, out io.Writer) error {
+	var gf groupFlags
+	var name, queue, correl string
+	var count, size, prio, every int
+	var persistent, syncpoint bool
+	fs := newFlags("put", out)
+	gf.register(fs)
+	fs.StringVar(&name, "name", "", "member to connect through (default: any active)")
+	fs.StringVar(&queue, "queue", "", "queue (required)")
+	fs.IntVar(&count, "count", 0, "generate this many messages instead of reading stdin")
+	fs.IntVar(&size, "size", 64, "size of generated messages")
+	fs.BoolVar(&persistent, "persistent", false, "persistent messages")
+	fs.IntVar(&prio, "priority", mq.PriorityAsQDef, "priority 0-9 (default: the queue's DEFPRTY)")
+	fs.StringVar(&correl, "correlid", "", "correlation id (48 hex digits or text)")
+	fs.BoolVar(&syncpoint, "syncpoint", false, "put in units of work")
+	fs.IntVar(&every, "commit-every", 1, "with --syncpoint: commit after this many messages")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	if queue == "" {
+		return errors.New("put: --queue is required")
+	}
+	cid, err := parseID(correl)
+	if err != nil {
+		return err
+	}
+	c, err := connect(gf, name)
+	if err != nil {
+		return err
+	}
+	defer c.Disconnect()
+	q, err := c.Open(queue, mq.OpenOptions{Output: true})
+	if err != nil {
+		return err
+	}
+	defer q.Close()
+	n := 0
+	put := func(body []byte) error {
+		m := mq.Message{Body: body, Priority: prio, Persistence: mq.NotPersistent}
+		if persistent {
+			m.Persistence = mq.Persistent
+		}
+		if cid != nil {
+			m.CorrelID = *cid
+		}
+		if err := q.Put(&m, mq.PutOptions{Syncpoint: syncpoint}); err != nil {
+			return err
+		}
+		n++
+		if syncpoint && n%every == 0 {
+			return c.Commit()
+		}
+		return nil
+	}
+	if count > 0 {
+		for i := 0; i < count; i++ {
+			body := []byte(fmt.Sprintf("%0*d", size, i))
+			if len(body) > size {
+				body = body[len(body)-size:]
+			}
+			if err := put(body); err != nil {
+				return err
+			}
+		}
+	} else {
+		sc := bufio.NewScanner(in)
+		sc.Buffer(make([]byte, 64<<10), 100<<20)
+		for sc.Scan() {
+			if err := put(append([]byte(nil), sc.Bytes()...)); err != nil {
+				return err
+			}
+		}
+		if err := sc.Err(); err != nil {
+			return err
+		}
+	}
+	if syncpoint {
+		return c.Commit()
+	}
+	return nil
+}
+
+// cmdGet gets (or browses) messages and prints each body on its own line;
+// with --syncpoint it prints "#commit" after each successful commit.
+func cmdGet(args []string, out io.Writer) error {
+	var gf groupFlags
+	var name, queue, msgid, correl string
+	var count, every int
+	var wait time.Duration
+	var browse, syncpoint bool
+	fs := newFlags("get", out)
+	gf.register(fs)
+	fs.StringVar(&name, "name", "", "member to connect through (default: any active)")
+	fs.StringVar(&queue, "queue", "", "queue (required)")
+	fs.IntVar(&count, "count", 0, "stop after this many messages (default: until none is left)")
+	fs.DurationVar(&wait, "wait", 0, "wait this long for each message")
+	fs.BoolVar(&browse, "browse", false, "browse: do not remove the messages")
+	fs.StringVar(&msgid, "msgid", "", "only the message with this message id")
+	fs.StringVar(&correl, "correlid", "", "only messages with this correlation id")
+	fs.BoolVar(&syncpoint, "syncpoint", false, "get in units of work")
+	fs.IntVar(&every, "commit-every", 1, "with --syncpoint: commit after this many messages")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	if queue == "" {
+		return errors.New("get: --queue is required")
+	}
+	if every < 1 {
+		return errors.New("get: --commit-every must be at least 1")
+	}
+	mid, err := parseID(msgid)
+	if err != nil {
+		return err
+	}
+	cid, err := parseID(correl)
+	if err != nil {
+		return err
+	}
+	c, err := connect(gf, name)
+	if err != nil {
+		return err
+	}
+	defer c.Disconnect()
+	w := bufio.NewWriter(out)
+	defer w.Flush()
+	opts := mq.OpenOptions{Input: !browse, Browse: browse}
+	q, err := c.Open(queue, opts)
+	if err != nil {
+		return err
+	}
+	defer q.Close()
+	gopt := mq.GetOptions{Syncpoint: syncpoint && !browse, Wait: wait, MsgID: mid, CorrelID: cid}
+	var cur *mq.BrowseCursor
+	if browse {
+		if cur, err = q.Browse(); err != nil {
+			return err
+		}
+	}
+	n, pending := 0, 0
+	for count == 0 || n < count {
+		var m *mq.Message
+		if browse {
+			m, err = cur.Next(gopt)
+		} else {
+			m, err = q.Get(gopt)
+		}
+		if errors.Is(err, mq.ErrNoMessage) {
+			break
+		}
+		if err != nil {
+			w.Flush()
+			return err
+		}
+		w.Write(m.Body)
+		w.WriteByte('\n')
+		n++
+		if gopt.Syncpoint {
+			if pending++; pending == every {
+				if err := c.Commit(); err != nil {
+					w.Flush()
+					return err
+				}
+				w.WriteString("#commit\n")
+				w.Flush()
+				pending = 0
+			}
+		}
+	}
+	if gopt.Syncpoint && pending > 0 {
+		if err := c.Commit(); err != nil {
+			return err
+		}
+		w.WriteString("#commit\n")
+	}
+	return nil
+}

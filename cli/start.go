@@ -1,0 +1,88 @@
+package cli
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"os/signal"
+	"strconv"
+	"syscall"
+	"time"
+
+	"github.com/qmgr/qmgr/channel"
+	"github.com/qmgr/qmgr/qm"
+)
+
+// cmdStart runs a member in the foreground.
+func cmdStart(args []string, out io.Writer) error {
+	var gf groupFlags
+	var c qm.Config
+	var jsonLog bool
+	fs := newFlags("start", out)
+	gf.register(fs)
+	fs.StringVar(&c.Name, "name", "", "member (queue manager) name (required)")
+	fs.IntVar(&c.Port, "port", 0, "the member's own inbound port")
+	fs.IntVar(&c.GenericPort, "generic-port", 0, "the port every member of the group shares")
+	fs.DurationVar(&c.HeartbeatInterval, "heartbeat", 200*time.Millisecond, "heartbeat interval")
+	fs.DurationVar(&c.HeartbeatTimeout, "heartbeat-timeout", 10*time.Second, "a peer silent this long while alive is hung and is killed")
+	fs.DurationVar(&c.StopGrace, "stop-grace", 2*time.Second, "how long an orderly stop waits for connections")
+	fs.DurationVar(&c.UOWWarnAge, "uow-warn-age", time.Minute, "log a connection's unit of work open this long (negative: never)")
+	fs.DurationVar(&c.UOWMaxAge, "uow-max-age", 10*time.Minute, "back out a connection's unit of work open this long and break the connection (negative: never)")
+	fs.DurationVar(&c.StructureWait, "structure-wait", 10*time.Minute, "how long a starting member waits for a structure another member is creating or recovering")
+	fs.BoolVar(&jsonLog, "json-log", false, "log JSON instead of text")
+	fs.StringVar(&c.LogArchiveDir, "log-archive", "", "move recovery log segments no recovery needs here instead of deleting them")
+	logSegMiB := fs.Int("log-segment-size", 64, "MiB of each recovery log segment file")
+	noChinit := false
+	fs.BoolVar(&noChinit, "no-chinit", false, "run no channel initiator")
+	spin := fs.Duration("channel-spin", channel.DefaultSpinWait, "how long a running channel's read spins on its socket before it parks (0: never)")
+	procs := fs.Int("chinit-procs", 0, "threads running the channel initiator's Go code at once (GOMAXPROCS); 0: "+chinitProcsDefaultDoc)
+	maxHB := fs.Duration("channel-max-hbint", channel.DefaultMaxHeartbeat, "the longest heartbeat interval a channel agrees (whole seconds)")
+	grace := fs.Duration("channel-silence-grace", channel.DefaultSilenceGrace, "how long a receiver waits beyond twice the heartbeat interval before it cuts a silent partner")
+	var in channel.Inbound
+	registerInbound(fs, &in, "channel-")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	if *procs < 0 {
+		return fmt.Errorf("start: --chinit-procs %d: want 0 (the default) or more", *procs)
+	}
+	if err := in.Validate(); err != nil {
+		return fmt.Errorf("start: %w", err)
+	}
+	c.LogSegmentSize = int64(*logSegMiB) << 20
+	var err error
+	if c.Group, err = gf.config(); err != nil {
+		return err
+	}
+	c.Logger = newLogger(jsonLog)
+	if !noChinit {
+		exe, err := os.Executable()
+		if err != nil {
+			return fmt.Errorf("start: the channel initiator's binary: %w", err)
+		}
+		c.ChinitCommand = c.Group.Args(exe, "chinit",
+			"--qmgr", c.Name, "--port", strconv.Itoa(c.Port), "--generic-port", strconv.Itoa(c.GenericPort),
+			"--spin", spin.String(), "--procs", strconv.Itoa(*procs), "--max-hbint", maxHB.String(), "--silence-grace", grace.String(),
+			"--bind", in.Bind, "--max-inbound", strconv.Itoa(in.MaxConns), "--hello-timeout", in.HelloTimeout.String())
+		if jsonLog {
+			c.ChinitCommand = append(c.ChinitCommand, "--json-log")
+		}
+	}
+	m, err := qm.Start(c)
+	if err != nil {
+		return err
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
+	defer stop()
+	return m.Run(ctx)
+}
+
+// newLogger logs to standard error, as text or JSON.
+func newLogger(jsonLog bool) *slog.Logger {
+	if jsonLog {
+		return slog.New(slog.NewJSONHandler(os.Stderr, nil))
+	}
+	return slog.New(slog.NewTextHandler(os.Stderr, nil))
+}
