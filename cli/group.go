@@ -49,6 +49,7 @@ func (g *groupFlags) config() (group.Config, error) {
 		return c, fmt.Errorf("--app-size %d MiB: at most %d", g.appSize, 1<<20)
 	}
 	c.AppSize = g.appSize << 20
+	c = c.WithDefaults()
 	return c, c.Validate()
 }
 
@@ -107,9 +108,6 @@ func cmdStart(args []string, out io.Writer) error {
 	var err error
 	if c.Group, err = gf.config(); err != nil {
 		return err
-	}
-	if c.Group.DataDir == "" || c.Group.CFDir == "" {
-		c.Group.Validate() // fills the default directories
 	}
 	c.Logger = newLogger(jsonLog)
 	if !noChinit {

@@ -191,7 +191,7 @@ func runGroupDemo(c GroupDemoConfig, out io.Writer) error {
 		dir = d
 		defer os.RemoveAll(dir)
 	}
-	cfg := group.Config{Name: demoGroup, DataDir: filepath.Join(dir, "data"), CFDir: filepath.Join(dir, "cf"), AppSize: 64 << 20}
+	cfg := group.Config{Name: demoGroup, DataDir: filepath.Join(dir, "data"), CFDir: filepath.Join(dir, "cf"), AppSize: 64 << 20}.WithDefaults()
 	if err := cfg.Validate(); err != nil {
 		return err
 	}

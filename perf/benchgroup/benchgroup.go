@@ -48,6 +48,7 @@ type Group struct {
 
 // New is group cfg (validated) with logs in dir.
 func New(cfg group.Config, dir string) (*Group, error) {
+	cfg = cfg.WithDefaults()
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
