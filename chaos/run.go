@@ -205,7 +205,7 @@ func (h *harness) model() Model {
 // newGroup lays out group label (members names) in the run directory.
 func (h *harness) newGroup(label, name string, names []string, structs []string, extra ...string) (*qgroup, error) {
 	dir := filepath.Join(h.cfg.Dir, label)
-	cfg := group.Config{Name: name, DataDir: filepath.Join(dir, "data"), CFDir: filepath.Join(dir, "cf"), AppSize: 32 << 20}
+	cfg := group.Config{Name: name, DataDir: filepath.Join(dir, "data"), CFDir: filepath.Join(dir, "cf"), AppSize: 32 << 20}.WithDefaults()
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}

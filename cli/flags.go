@@ -21,9 +21,8 @@ func (g *groupFlags) register(fs *flag.FlagSet) {
 
 // config is the configuration the flags gave, with the defaults applied.
 func (g *groupFlags) config() (group.Config, error) {
-	c := g.cfg
-	err := c.Validate() // before c is returned: it fills the defaults in
-	return c, err
+	c := g.cfg.WithDefaults()
+	return c, c.Validate()
 }
 
 // exitError carries an exit status.

@@ -41,7 +41,7 @@ func newTestGroup(t *testing.T) *testGroup { return newTestGroupSized(t, 32<<20)
 // newTestGroupSized is a test group whose default structure has size bytes.
 func newTestGroupSized(t *testing.T, size uint64) *testGroup {
 	dir := t.TempDir()
-	cfg := group.Config{Name: "TG", DataDir: filepath.Join(dir, "data"), CFDir: filepath.Join(dir, "cf"), AppSize: size}
+	cfg := group.Config{Name: "TG", DataDir: filepath.Join(dir, "data"), CFDir: filepath.Join(dir, "cf"), AppSize: size}.WithDefaults()
 	if err := cfg.Validate(); err != nil {
 		t.Fatal(err)
 	}

@@ -81,24 +81,17 @@ type Config struct {
 	AppElementSize int
 }
 
-// Validate applies the defaults and checks the configuration.
-func (c *Config) Validate() error {
+// WithDefaults is c with the defaults documented on its fields applied.
+// DataDir's default is under $XDG_STATE_HOME, or else under the home
+// directory; with neither it stays empty, and Validate says why.
+func (c Config) WithDefaults() Config {
 	if c.Name == "" {
 		c.Name = "QSG1"
 	}
-	if !shm.ValidName(c.Name) {
-		return fmt.Errorf("%w: group name %q (1 to 48 of A-Z a-z 0-9 . _ %%)", ErrConfig, c.Name)
-	}
 	if c.DataDir == "" {
-		base := os.Getenv("XDG_STATE_HOME")
-		if base == "" {
-			home, err := os.UserHomeDir()
-			if err != nil {
-				return fmt.Errorf("%w: no data directory given and no home directory: %v", ErrConfig, err)
-			}
-			base = filepath.Join(home, ".local", "state")
+		if base := stateHome(); base != "" {
+			c.DataDir = filepath.Join(base, "qmgr", c.Name)
 		}
-		c.DataDir = filepath.Join(base, "qmgr", c.Name)
 	}
 	if c.CFDir == "" {
 		c.CFDir = shm.DefaultDir(c.Name)
@@ -111,6 +104,33 @@ func (c *Config) Validate() error {
 	}
 	if c.AppElementSize == 0 {
 		c.AppElementSize = 256
+	}
+	return c
+}
+
+// stateHome is $XDG_STATE_HOME, or ~/.local/state; empty when neither is
+// known.
+func stateHome() string {
+	if base := os.Getenv("XDG_STATE_HOME"); base != "" {
+		return base
+	}
+	home, err := os.UserHomeDir()
+	if err != nil {
+		return ""
+	}
+	return filepath.Join(home, ".local", "state")
+}
+
+// Validate checks the configuration as Open uses it (with its defaults
+// applied); it changes nothing.
+func (c Config) Validate() error {
+	c = c.WithDefaults()
+	if !shm.ValidName(c.Name) {
+		return fmt.Errorf("%w: group name %q (1 to 48 of A-Z a-z 0-9 . _ %%)", ErrConfig, c.Name)
+	}
+	if c.DataDir == "" {
+		_, err := os.UserHomeDir()
+		return fmt.Errorf("%w: no data directory given and no home directory: %v", ErrConfig, err)
 	}
 	if c.AppElementSize < 64 || c.AppElementSize > 1<<20 || c.AppElementSize%64 != 0 {
 		return fmt.Errorf("%w: application element size %d (64 bytes to 1 MiB, a multiple of 64)", ErrConfig, c.AppElementSize)
@@ -149,6 +169,7 @@ func AppParams() lockfree.Params {
 // Open attaches the group's admin structure, creating the directories and
 // the structure when create is set (members do; applications do not).
 func Open(cfg Config, create bool) (*Group, error) {
+	cfg = cfg.WithDefaults()
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}

@@ -27,11 +27,33 @@ func TestConfigDefaults(t *testing.T) {
 	if err := c.Validate(); err != nil {
 		t.Fatal(err)
 	}
-	if c.Name != "QSG1" || c.DataDir != "/tmp/xdg/qmgr/QSG1" || c.CFDir != "/dev/shm/qmgr-QSG1" {
-		t.Fatalf("%+v", c)
+	if c != (Config{}) {
+		t.Fatalf("Validate changed its receiver: %+v", c)
 	}
-	if err := (&Config{Name: "bad/name"}).Validate(); !errors.Is(err, ErrConfig) {
-		t.Fatal(err)
+	d := c.WithDefaults()
+	if d.Name != "QSG1" || d.DataDir != "/tmp/xdg/qmgr/QSG1" || d.CFDir != "/dev/shm/qmgr-QSG1" || d.AdminSize != 16<<20 || d.AppSize != 256<<20 || d.AppElementSize != 256 {
+		t.Fatalf("%+v", d)
+	}
+	for _, b := range []struct {
+		c    Config
+		says string
+	}{
+		{Config{Name: "bad/name"}, `group name "bad/name"`},
+		{Config{AppElementSize: 100}, "application element size 100"},
+		{Config{AppElementSize: 2 << 20}, "application element size 2097152"},
+	} {
+		before := b.c
+		if err := b.c.Validate(); !errors.Is(err, ErrConfig) || !strings.Contains(err.Error(), b.says) {
+			t.Errorf("%+v: %v, want ErrConfig saying %q", b.c, err, b.says)
+		}
+		if b.c != before {
+			t.Errorf("Validate changed its receiver: %+v, was %+v", b.c, before)
+		}
+	}
+	t.Setenv("XDG_STATE_HOME", "")
+	t.Setenv("HOME", "")
+	if err := (Config{}).Validate(); !errors.Is(err, ErrConfig) || !strings.Contains(err.Error(), "no data directory given and no home directory") {
+		t.Errorf("no state or home directory: %v", err)
 	}
 }
 

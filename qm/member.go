@@ -150,8 +150,6 @@ func (c Config) withDefaults() Config {
 // defaults applied); it changes nothing.
 func (c Config) Validate() error {
 	c = c.withDefaults()
-	// group.Config.Validate applies the group's defaults to its receiver:
-	// here c's copy, not the caller's configuration.
 	if err := c.Group.Validate(); err != nil {
 		return err
 	}

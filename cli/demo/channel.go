@@ -39,6 +39,7 @@ func runChannelDemo(dir string, total, rate int, out io.Writer) error {
 	send := group.Config{Name: "CHDEMO", DataDir: filepath.Join(dir, "send", "data"), CFDir: filepath.Join(dir, "send", "cf"), AppSize: 256 << 20}
 	recv := group.Config{Name: "RQM", DataDir: filepath.Join(dir, "recv", "data"), CFDir: filepath.Join(dir, "recv", "cf"), AppSize: 256 << 20}
 	for _, c := range []*group.Config{&send, &recv} {
+		*c = c.WithDefaults()
 		if err := c.Validate(); err != nil {
 			return err
 		}

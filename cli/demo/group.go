@@ -201,7 +201,7 @@ func RunGroup(c GroupConfig, out io.Writer) error {
 		dir = d
 		defer os.RemoveAll(dir)
 	}
-	cfg := group.Config{Name: demoGroup, DataDir: filepath.Join(dir, "data"), CFDir: filepath.Join(dir, "cf"), AppSize: 64 << 20}
+	cfg := group.Config{Name: demoGroup, DataDir: filepath.Join(dir, "data"), CFDir: filepath.Join(dir, "cf"), AppSize: 64 << 20}.WithDefaults()
 	if err := cfg.Validate(); err != nil {
 		return err
 	}
@@ -429,6 +429,7 @@ func GroupWorker(args []string) error {
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
+	cfg = cfg.WithDefaults()
 	if err := cfg.Validate(); err != nil {
 		return err
 	}

@@ -71,6 +71,7 @@ func (m *Member) Kill() {
 
 // New is group cfg (validated) with its members' logs in dir.
 func New(cfg group.Config, dir string) (*Group, error) {
+	cfg = cfg.WithDefaults()
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
