@@ -47,7 +47,7 @@ func cmdChinit(args []string, out io.Writer) error {
 	}
 	setChinitProcs(*procs)
 	if c.SpinWait == 0 {
-		c.SpinWait = -1 // 0 is the default in channel.Config
+		c.SpinWait = channel.NoSpin // --spin 0 means never; 0 in channel.Config is the default
 	}
 	var err error
 	if c.Group, err = gf.config(); err != nil {

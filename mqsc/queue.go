@@ -149,7 +149,7 @@ func defineQueue(env Env, c Command) ([]Result, error) {
 		if err != nil {
 			return err
 		}
-		attrs := cfAttrs(q)
+		attrs := CFAttrs(q)
 		if id, err := s.LookupQueue(q.Name); err == nil {
 			if err := s.SetQueueAttrs(id, attrs); err != nil {
 				if errors.Is(err, lockfree.ErrQueueNotEmpty) {
@@ -175,15 +175,16 @@ func defineQueue(env Env, c Command) ([]Result, error) {
 	return []Result{{Message: msg}}, env.DefsChanged()
 }
 
-// cfAttrs are the attributes the CF enforces (as qm.CFAttrs).
-func cfAttrs(q defs.Queue) lockfree.QueueAttrs {
+// CFAttrs are the attributes the CF enforces for a queue definition (the
+// member's start and DEFINE/ALTER QLOCAL use this one mapping).
+func CFAttrs(q defs.Queue) lockfree.QueueAttrs {
 	a := lockfree.QueueAttrs{MaxDepth: q.MaxDepth, MaxMsgLen: q.MaxMsgL,
 		IndexMsgID: q.IndxType == "MSGID", IndexCorrelID: q.IndxType == "CORRELID"}
 	if q.MaxDepth == 0 {
-		a.MaxDepth = -1
+		a.MaxDepth = lockfree.MaxDepthNone
 	}
 	if q.MaxMsgL == 0 {
-		a.MaxMsgLen = -1
+		a.MaxMsgLen = lockfree.MaxMsgLenEmpty
 	}
 	return a
 }

@@ -721,25 +721,12 @@ func (m *Member) reconcileQueues(only string) error {
 		if !s.InService() && !o.Recoverer() {
 			continue // another member is recovering it: it creates the queues
 		}
-		if _, err := o.CreateQueue(q.Name, CFAttrs(q)); err != nil && !errors.Is(err, lockfree.ErrQueueExists) {
+		if _, err := o.CreateQueue(q.Name, mqsc.CFAttrs(q)); err != nil && !errors.Is(err, lockfree.ErrQueueExists) {
 			return fmt.Errorf("queue %s: %w", q.Name, err)
 		}
 		m.log.Info("created missing queue in the CF", "queue", q.Name, "structure", q.CFStruct)
 	}
 	return nil
-}
-
-// CFAttrs are the attributes the CF enforces for a queue definition.
-func CFAttrs(q defs.Queue) lockfree.QueueAttrs {
-	a := lockfree.QueueAttrs{MaxDepth: q.MaxDepth, MaxMsgLen: q.MaxMsgL,
-		IndexMsgID: q.IndxType == "MSGID", IndexCorrelID: q.IndxType == "CORRELID"}
-	if q.MaxDepth == 0 {
-		a.MaxDepth = lockfree.MaxDepthNone
-	}
-	if q.MaxMsgL == 0 {
-		a.MaxMsgLen = lockfree.MaxMsgLenEmpty
-	}
-	return a
 }
 
 // SignalStop sends SIGTERM to the member named name (for `qmgr stop`),

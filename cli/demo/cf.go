@@ -23,13 +23,14 @@ type CFConfig struct {
 	Producers int           // producer processes; default 2
 	Consumers int           // consumer processes; default 2
 	Messages  int           // messages per producer; default 500000
-	Rate      int           // messages per second put by all producers together; default 250000, 0 for as fast as they go
+	Rate      int           // messages per second put by all producers together; 0 for as fast as they go (cf-demo's --rate defaults to 250000)
 	Batch     int           // messages per unit of work; default 50
 	KillAt    float64       // fraction of the messages done when a consumer is SIGKILLed; default 0.4
 	Refresh   time.Duration // progress refresh; default 200ms
 }
 
-func (c *CFConfig) defaults() {
+// WithDefaults is c with the defaults documented on its fields applied.
+func (c CFConfig) WithDefaults() CFConfig {
 	if c.Producers == 0 {
 		c.Producers = 2
 	}
@@ -48,11 +49,13 @@ func (c *CFConfig) defaults() {
 	if c.Refresh == 0 {
 		c.Refresh = 200 * time.Millisecond
 	}
+	return c
 }
 
-// Validate checks the configuration after defaults.
-func (c *CFConfig) Validate() error {
-	c.defaults()
+// Validate checks the configuration as RunCF uses it (with its defaults
+// applied); it changes nothing.
+func (c CFConfig) Validate() error {
+	c = c.WithDefaults()
 	switch {
 	case c.Producers < 1 || c.Producers > 16:
 		return fmt.Errorf("demo: producers %d not in 1..16", c.Producers)
@@ -106,6 +109,10 @@ func CFCommand(args []string, out io.Writer) error {
 // the surviving member, repairs it at once and starts a replacement. The
 // demo drains DEMO.DONE and checks every message arrives exactly once.
 func RunCF(c CFConfig, out io.Writer) error {
+	c = c.WithDefaults()
+	if err := c.Validate(); err != nil {
+		return err
+	}
 	dir := c.Dir
 	if dir == "" {
 		base := "/dev/shm"

@@ -66,3 +66,22 @@ func TestGroupDemo(t *testing.T) {
 		}
 	}
 }
+
+// TestDemoConfigDefaults: WithDefaults fills the documented defaults and
+// Validate changes nothing.
+func TestDemoConfigDefaults(t *testing.T) {
+	var c demo.CFConfig
+	if err := c.Validate(); err != nil || c != (demo.CFConfig{}) {
+		t.Fatalf("Validate: %v, changed its receiver to %+v", err, c)
+	}
+	if d := c.WithDefaults(); d.Producers != 2 || d.Consumers != 2 || d.Messages != 500_000 || d.Batch != 50 || d.KillAt != 0.4 || d.Rate != 0 {
+		t.Fatalf("CF defaults %+v", d)
+	}
+	var g demo.GroupConfig
+	if err := g.Validate(); err != nil || g != (demo.GroupConfig{}) {
+		t.Fatalf("Validate: %v, changed its receiver to %+v", err, g)
+	}
+	if d := g.WithDefaults(); d.Producers != 2 || d.Consumers != 2 || d.Messages != 100_000 || d.Batch != 50 || d.KillAt != 0.4 || d.Rate != 0 {
+		t.Fatalf("group defaults %+v", d)
+	}
+}

@@ -28,13 +28,13 @@ type GroupConfig struct {
 	Producers int           // producer processes; default 2
 	Consumers int           // consumer processes; default 2
 	Batch     int           // messages per unit of work; default 50
-	Rate      int           // messages per second from all producers; default 50000, 0 unpaced
+	Rate      int           // messages per second from all producers; 0 unpaced (demo's --rate defaults to 50000)
 	KillAt    float64       // fraction done when a member is killed; default 0.4
 	Refresh   time.Duration // progress refresh; default 250ms
 }
 
-// Validate applies the defaults and checks the configuration.
-func (c *GroupConfig) Validate() error {
+// WithDefaults is c with the defaults documented on its fields applied.
+func (c GroupConfig) WithDefaults() GroupConfig {
 	if c.Messages == 0 {
 		c.Messages = 100_000
 	}
@@ -53,6 +53,13 @@ func (c *GroupConfig) Validate() error {
 	if c.Refresh == 0 {
 		c.Refresh = 250 * time.Millisecond
 	}
+	return c
+}
+
+// Validate checks the configuration as RunGroup uses it (with its defaults
+// applied); it changes nothing.
+func (c GroupConfig) Validate() error {
+	c = c.WithDefaults()
 	switch {
 	case c.Messages < 100:
 		return errors.New("demo: at least 100 messages per producer")
@@ -192,6 +199,10 @@ func (r *demoRun) killAll() {
 // RunGroup runs the group demo (c validated): three members, producers and
 // consumers through them, a member SIGKILLed with units of work open.
 func RunGroup(c GroupConfig, out io.Writer) error {
+	c = c.WithDefaults()
+	if err := c.Validate(); err != nil {
+		return err
+	}
 	dir := c.Dir
 	if dir == "" {
 		d, err := os.MkdirTemp("", "qmgr-demo-")
