@@ -1,9 +1,10 @@
 package procid
 
 import (
-	"os/exec"
 	"testing"
 	"time"
+
+	"github.com/qmgr/qmgr/internal/testproc"
 )
 
 func TestWatcherSeesDeathAtOnce(t *testing.T) {
@@ -12,7 +13,7 @@ func TestWatcherSeesDeathAtOnce(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer w.Close()
-	cmd := exec.Command("sleep", "30")
+	cmd := testproc.Exec(t, "sleep", "30")
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
