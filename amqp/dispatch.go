@@ -213,4 +213,3 @@ func (c *Conn) closeSocketFor(ex *Exception) {
 	c.send(0, &ConnectionClose{ReplyCode: ex.Code, ReplyText: ex.Text, ClassID: ex.ClassID, MethodID: ex.MethodID})
 	c.nc.Close()
 }
-
