@@ -24,6 +24,27 @@
 // so a property sent with its zero value (priority 0) is sent on as it
 // came.
 //
+// # Connections
+//
+// Serve runs one client connection (conn.go, dispatch.go, channel.go):
+// the handshake (protocol header; connection.start offering PLAIN and
+// AMQPLAIN; the credentials to Broker.Login; tune, where the client may
+// lower frame_max and channel_max and chooses the heartbeat; open, whose
+// vhost the Broker's Session accepts or refuses), then frames. Channel
+// methods go to the channel's ChannelHandler one at a time, in order, from
+// the connection's reader goroutine; a publish's content (header and body
+// frames) is assembled first, refused with 406 over Config.MaxMessageSize.
+// A handler's *Exception closes its channel (channel.close, the number
+// freed at the client's close-ok, everything else on the channel discarded
+// meanwhile) or the connection; the connection's own errors use the
+// specification's codes: 501 for a bad frame, 502 for a malformed method,
+// 503 for a method not allowed now, 504 for a channel not open or opened
+// twice, 505 for a frame out of order, 540 for an unknown method. A
+// handshake not finished within Config.HandshakeTimeout, and a client
+// silent for two heartbeat intervals, are disconnected. Writers (the
+// reader's replies, consumers' deliveries through Channel.Send and
+// SendContent) share one buffered writer; the last of a burst flushes.
+//
 // Every decoder of bytes from the network (ReadFrame, DecodeMethod,
 // DecodeContentHeader) returns ErrFrame, ErrSyntax or ErrUnknownMethod,
 // wrapped with what and where, and never panics; each has a fuzz target
