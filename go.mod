@@ -5,6 +5,7 @@ go 1.26.0
 require (
 	github.com/cespare/xxhash/v2 v2.3.0
 	github.com/edsrzf/mmap-go v1.2.0
+	github.com/rabbitmq/amqp091-go v1.17.0
 	golang.org/x/sys v0.49.0
 	modernc.org/sqlite v1.61.1
 )

@@ -1,0 +1,107 @@
+package amqp
+
+import (
+	"errors"
+	"sync"
+	"sync/atomic"
+)
+
+// Channel is one open channel of a connection.
+type Channel struct {
+	id uint16
+	c  *Conn
+	h  ChannelHandler
+
+	// closing: the server sent channel.close and waits for close-ok;
+	// nothing else is sent on the channel. Set under c.mu by whoever
+	// closes, read by senders.
+	closing   atomic.Bool
+	closeOnce sync.Once
+
+	// The content being received (the reader goroutine's only): the
+	// method it belongs to, its header once read, its body so far.
+	pending Method
+	header  *ContentHeader
+	body    []byte
+}
+
+// ID is the channel's number.
+func (ch *Channel) ID() uint16 { return ch.id }
+
+// Conn is the channel's connection.
+func (ch *Channel) Conn() *Conn { return ch.c }
+
+// Send sends method m on the channel. It returns ErrChannelClosed once the
+// channel is closing or closed.
+func (ch *Channel) Send(m Method) error {
+	if ch.closing.Load() {
+		return ErrChannelClosed
+	}
+	return ch.c.send(ch.id, m)
+}
+
+// SendContent sends m with its content header and body, the body given in
+// pieces (written in order, cut into frames of at most frame_max).
+func (ch *Channel) SendContent(m Method, h *ContentHeader, body ...[]byte) error {
+	if ch.closing.Load() {
+		return ErrChannelClosed
+	}
+	c := ch.c
+	return c.write(func(b []byte) ([]byte, error) {
+		b, err := AppendMethodFrame(b, ch.id, m)
+		if err != nil {
+			return b, err
+		}
+		if b, err = AppendHeaderFrame(b, ch.id, h); err != nil {
+			return b, err
+		}
+		return appendBodyPieces(b, ch.id, c.frameMax, body), nil
+	})
+}
+
+// Fail closes the channel with a channel exception, or the connection
+// with a connection exception, from any goroutine (a consumer's).
+func (ch *Channel) Fail(ex *Exception) {
+	if ex.Connection {
+		ch.c.closeSocketFor(ex)
+		return
+	}
+	ch.c.closeChannel(ch, ex)
+}
+
+// ErrChannelClosed: a send on a channel that is closing or closed.
+var ErrChannelClosed = errors.New("amqp: channel closed")
+
+// appendBodyPieces appends body frames holding the pieces in order, each
+// frame filled up to frame_max.
+func appendBodyPieces(b []byte, channel uint16, frameMax uint32, pieces [][]byte) []byte {
+	room := int(max(frameMax, FrameMinSize)) - frameHeaderSize - frameEndSize
+	total := 0
+	for _, p := range pieces {
+		total += len(p)
+	}
+	for total > 0 {
+		n := min(total, room)
+		b = appendFrameHeader(b, FrameBody, channel, n)
+		total -= n
+		for n > 0 {
+			k := min(n, len(pieces[0]))
+			b = append(b, pieces[0][:k]...)
+			n -= k
+			if pieces[0] = pieces[0][k:]; len(pieces[0]) == 0 {
+				pieces = pieces[1:]
+			}
+		}
+		b = append(b, FrameEnd)
+	}
+	return b
+}
+
+// closeHandler calls the handler's Close once.
+func (ch *Channel) closeHandler() {
+	ch.closeOnce.Do(func() {
+		if ch.h != nil {
+			ch.h.Close()
+		}
+	})
+}

@@ -1,0 +1,180 @@
+package amqp
+
+import (
+	"bufio"
+	"encoding/binary"
+	"fmt"
+	"io"
+)
+
+// A frame on the wire:
+//
+//	offset  size  field
+//	0       1     type (FrameMethod, FrameHeader, FrameBody, FrameHeartbeat)
+//	1       2     channel
+//	3       4     payload size (n)
+//	7       n     payload
+//	7+n     1     FrameEnd (0xCE)
+const (
+	frameOffType    = 0
+	frameOffChannel = 1
+	frameOffSize    = 3
+	frameHeaderSize = 7
+	frameEndSize    = 1
+	// FrameEnd ends every frame; anything else there is a frame error.
+	FrameEnd = 0xCE
+)
+
+// Frame types.
+const (
+	FrameMethod    = 1
+	FrameHeader    = 2
+	FrameBody      = 3
+	FrameHeartbeat = 8
+)
+
+// ProtocolHeader is what a 0-9-1 client sends first.
+var ProtocolHeader = [8]byte{'A', 'M', 'Q', 'P', 0, 0, 9, 1}
+
+// FrameMinSize is the smallest frame_max a peer may ask for, and the
+// largest frame either side may send before tuning.
+const FrameMinSize = 4096
+
+// Frame is one frame read from a peer. Payload is valid until the next
+// ReadFrame on the reader it came from.
+type Frame struct {
+	Type    uint8
+	Channel uint16
+	Payload []byte
+}
+
+// FrameReader reads frames from a connection, refusing any larger than
+// its limit.
+type FrameReader struct {
+	r   *bufio.Reader
+	max uint32 // the largest frame accepted, header and end included
+	buf []byte
+}
+
+// NewFrameReader reads frames of at most FrameMinSize bytes until SetMax.
+func NewFrameReader(r io.Reader) *FrameReader {
+	return &FrameReader{r: bufio.NewReaderSize(r, 64<<10), max: FrameMinSize}
+}
+
+// SetMax sets the largest frame accepted (the negotiated frame_max, which
+// counts the frame's header and end).
+func (fr *FrameReader) SetMax(frameMax uint32) { fr.max = max(frameMax, FrameMinSize) }
+
+// ReadProtocolHeader reads the 8 bytes a client opens with. It returns
+// ErrProtocolHeader when they are not AMQP 0-9-1's (the caller answers
+// with ProtocolHeader and closes, as the specification says).
+func (fr *FrameReader) ReadProtocolHeader() error {
+	var h [8]byte
+	if _, err := io.ReadFull(fr.r, h[:]); err != nil {
+		return err
+	}
+	if h != ProtocolHeader {
+		return fmt.Errorf("%w: % x", ErrProtocolHeader, h)
+	}
+	return nil
+}
+
+// ReadFrame reads the next frame. A frame over the limit, of an unknown
+// type or without FrameEnd is an ErrFrame: the connection is unusable.
+func (fr *FrameReader) ReadFrame() (Frame, error) {
+	h, err := fr.r.Peek(frameHeaderSize)
+	if err != nil {
+		if len(h) == 0 && err == io.EOF {
+			return Frame{}, io.EOF
+		}
+		return Frame{}, noEOF(err)
+	}
+	f := Frame{Type: h[frameOffType], Channel: binary.BigEndian.Uint16(h[frameOffChannel:])}
+	size := binary.BigEndian.Uint32(h[frameOffSize:])
+	if err := fr.checkHeader(f.Type, size); err != nil {
+		return Frame{}, err
+	}
+	if _, err := fr.r.Discard(frameHeaderSize); err != nil {
+		return Frame{}, noEOF(err)
+	}
+	f.Payload, err = fr.payload(int(size))
+	return f, err
+}
+
+func (fr *FrameReader) checkHeader(typ uint8, size uint32) error {
+	switch typ {
+	case FrameMethod, FrameHeader, FrameBody, FrameHeartbeat:
+	default:
+		return fmt.Errorf("%w: unknown frame type %d", ErrFrame, typ)
+	}
+	if uint64(size)+frameHeaderSize+frameEndSize > uint64(fr.max) {
+		return fmt.Errorf("%w: a frame of %d bytes is over frame_max %d", ErrFrame, size, fr.max)
+	}
+	return nil
+}
+
+// payload reads size bytes and the frame end into the reader's buffer.
+func (fr *FrameReader) payload(size int) ([]byte, error) {
+	if cap(fr.buf) < size+frameEndSize {
+		fr.buf = make([]byte, size+frameEndSize)
+	}
+	b := fr.buf[:size+frameEndSize]
+	if _, err := io.ReadFull(fr.r, b); err != nil {
+		return nil, noEOF(err)
+	}
+	if b[size] != FrameEnd {
+		return nil, fmt.Errorf("%w: frame ends with %#x, not %#x", ErrFrame, b[size], FrameEnd)
+	}
+	return b[:size:size], nil
+}
+
+// noEOF turns an end of input inside a frame into io.ErrUnexpectedEOF.
+func noEOF(err error) error {
+	if err == io.EOF {
+		return io.ErrUnexpectedEOF
+	}
+	return err
+}
+
+// appendFrameHeader appends a frame's header for a payload of size bytes.
+func appendFrameHeader(b []byte, typ uint8, channel uint16, size int) []byte {
+	b = append(b, typ)
+	b = binary.BigEndian.AppendUint16(b, channel)
+	return binary.BigEndian.AppendUint32(b, uint32(size))
+}
+
+// AppendMethodFrame appends m as a method frame on channel.
+func AppendMethodFrame(b []byte, channel uint16, m Method) ([]byte, error) {
+	at := len(b)
+	b = appendFrameHeader(b, FrameMethod, channel, 0)
+	e := encoder{b: b}
+	c, id := m.ClassMethod()
+	e.short(c)
+	e.short(id)
+	m.write(&e)
+	if e.err != nil {
+		return b[:at], fmt.Errorf("%s: %w", m.Name(), e.err)
+	}
+	binary.BigEndian.PutUint32(e.b[at+frameOffSize:], uint32(len(e.b)-at-frameHeaderSize))
+	return append(e.b, FrameEnd), nil
+}
+
+// AppendHeartbeat appends a heartbeat frame.
+func AppendHeartbeat(b []byte) []byte {
+	b = appendFrameHeader(b, FrameHeartbeat, 0, 0)
+	return append(b, FrameEnd)
+}
+
+// AppendBodyFrames appends body as body frames on channel, none over
+// frameMax bytes.
+func AppendBodyFrames(b []byte, channel uint16, frameMax uint32, body []byte) []byte {
+	room := int(max(frameMax, FrameMinSize)) - frameHeaderSize - frameEndSize
+	for len(body) > 0 {
+		n := min(len(body), room)
+		b = appendFrameHeader(b, FrameBody, channel, n)
+		b = append(b, body[:n]...)
+		b = append(b, FrameEnd)
+		body = body[n:]
+	}
+	return b
+}

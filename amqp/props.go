@@ -1,0 +1,201 @@
+package amqp
+
+import (
+	"fmt"
+)
+
+// A content header frame's payload:
+//
+//	offset  size  field
+//	0       2     class id (60, basic)
+//	2       2     weight (0)
+//	4       8     body size
+//	12      2     property flags (bit 0: another flags word follows)
+//	14      ...   the properties whose flag is set, in flag order
+const (
+	headerOffClass    = 0
+	headerOffWeight   = 2
+	headerOffBodySize = 4
+	headerOffFlags    = 12
+	headerFixedSize   = 14
+)
+
+// Property flags, the first property in the highest bit.
+const (
+	FlagContentType     = 1 << 15
+	FlagContentEncoding = 1 << 14
+	FlagHeaders         = 1 << 13
+	FlagDeliveryMode    = 1 << 12
+	FlagPriority        = 1 << 11
+	FlagCorrelationID   = 1 << 10
+	FlagReplyTo         = 1 << 9
+	FlagExpiration      = 1 << 8
+	FlagMessageID       = 1 << 7
+	FlagTimestamp       = 1 << 6
+	FlagType            = 1 << 5
+	FlagUserID          = 1 << 4
+	FlagAppID           = 1 << 3
+	FlagClusterID       = 1 << 2
+	flagMore            = 1 << 0
+	flagsKnown          = 0xfffc
+)
+
+// Properties are basic's content properties. Flags says which are present
+// (a property can be present with its zero value: priority 0); encoding
+// writes a property when its flag is set or its value is not zero.
+type Properties struct {
+	Flags           uint16
+	ContentType     string
+	ContentEncoding string
+	Headers         Table
+	DeliveryMode    uint8 // 1 transient, 2 persistent
+	Priority        uint8
+	CorrelationID   string
+	ReplyTo         string
+	Expiration      string // milliseconds, as a decimal string
+	MessageID       string
+	Timestamp       uint64 // seconds since the epoch
+	Type            string
+	UserID          string
+	AppID           string
+	ClusterID       string // reserved; RabbitMQ refuses it
+}
+
+// ContentHeader is a content header frame.
+type ContentHeader struct {
+	ClassID  uint16
+	BodySize uint64
+	Props    Properties
+}
+
+// present reports the flags of the properties encoding writes.
+func (p *Properties) present() uint16 {
+	f := p.Flags & flagsKnown
+	set := func(flag uint16, nonzero bool) {
+		if nonzero {
+			f |= flag
+		}
+	}
+	set(FlagContentType, p.ContentType != "")
+	set(FlagContentEncoding, p.ContentEncoding != "")
+	set(FlagHeaders, p.Headers != nil)
+	set(FlagDeliveryMode, p.DeliveryMode != 0)
+	set(FlagPriority, p.Priority != 0)
+	set(FlagCorrelationID, p.CorrelationID != "")
+	set(FlagReplyTo, p.ReplyTo != "")
+	set(FlagExpiration, p.Expiration != "")
+	set(FlagMessageID, p.MessageID != "")
+	set(FlagTimestamp, p.Timestamp != 0)
+	set(FlagType, p.Type != "")
+	set(FlagUserID, p.UserID != "")
+	set(FlagAppID, p.AppID != "")
+	set(FlagClusterID, p.ClusterID != "")
+	return f
+}
+
+// AppendHeaderFrame appends h as a content header frame on channel.
+func AppendHeaderFrame(b []byte, channel uint16, h *ContentHeader) ([]byte, error) {
+	at := len(b)
+	b = appendFrameHeader(b, FrameHeader, channel, 0)
+	e := encoder{b: b}
+	e.short(h.ClassID)
+	e.short(0)
+	e.longlong(h.BodySize)
+	h.Props.write(&e)
+	if e.err != nil {
+		return b[:at], fmt.Errorf("content header: %w", e.err)
+	}
+	size := len(e.b) - at - frameHeaderSize
+	e.b[at+frameOffSize] = byte(size >> 24)
+	e.b[at+frameOffSize+1] = byte(size >> 16)
+	e.b[at+frameOffSize+2] = byte(size >> 8)
+	e.b[at+frameOffSize+3] = byte(size)
+	return append(e.b, FrameEnd), nil
+}
+
+func (p *Properties) write(e *encoder) {
+	f := p.present()
+	e.short(f)
+	str := func(flag uint16, s string) {
+		if f&flag != 0 {
+			e.shortstr(s)
+		}
+	}
+	str(FlagContentType, p.ContentType)
+	str(FlagContentEncoding, p.ContentEncoding)
+	if f&FlagHeaders != 0 {
+		e.table(p.Headers)
+	}
+	if f&FlagDeliveryMode != 0 {
+		e.octet(p.DeliveryMode)
+	}
+	if f&FlagPriority != 0 {
+		e.octet(p.Priority)
+	}
+	str(FlagCorrelationID, p.CorrelationID)
+	str(FlagReplyTo, p.ReplyTo)
+	str(FlagExpiration, p.Expiration)
+	str(FlagMessageID, p.MessageID)
+	if f&FlagTimestamp != 0 {
+		e.timestamp(p.Timestamp)
+	}
+	str(FlagType, p.Type)
+	str(FlagUserID, p.UserID)
+	str(FlagAppID, p.AppID)
+	str(FlagClusterID, p.ClusterID)
+}
+
+// DecodeContentHeader decodes a content header frame's payload.
+func DecodeContentHeader(payload []byte) (ContentHeader, error) {
+	d := decoder{b: payload}
+	var h ContentHeader
+	h.ClassID = d.short()
+	if w := d.short(); d.err == nil && w != 0 {
+		return h, fmt.Errorf("%w: content header weight %d, not 0", ErrSyntax, w)
+	}
+	h.BodySize = d.longlong()
+	h.Props = d.properties()
+	return h, d.end("the content header")
+}
+
+func (d *decoder) properties() Properties {
+	var p Properties
+	p.Flags = d.short()
+	for more := p.Flags&flagMore != 0; more && d.err == nil; {
+		w := d.short()
+		if w&^flagMore != 0 && d.err == nil {
+			d.err = fmt.Errorf("%w: unknown content properties %#x", ErrSyntax, w)
+		}
+		more = w&flagMore != 0
+	}
+	p.Flags &= flagsKnown
+	f := p.Flags
+	str := func(flag uint16, s *string) {
+		if f&flag != 0 {
+			*s = d.shortstr()
+		}
+	}
+	str(FlagContentType, &p.ContentType)
+	str(FlagContentEncoding, &p.ContentEncoding)
+	if f&FlagHeaders != 0 {
+		p.Headers = d.table()
+	}
+	if f&FlagDeliveryMode != 0 {
+		p.DeliveryMode = d.octet()
+	}
+	if f&FlagPriority != 0 {
+		p.Priority = d.octet()
+	}
+	str(FlagCorrelationID, &p.CorrelationID)
+	str(FlagReplyTo, &p.ReplyTo)
+	str(FlagExpiration, &p.Expiration)
+	str(FlagMessageID, &p.MessageID)
+	if f&FlagTimestamp != 0 {
+		p.Timestamp = d.timestamp()
+	}
+	str(FlagType, &p.Type)
+	str(FlagUserID, &p.UserID)
+	str(FlagAppID, &p.AppID)
+	str(FlagClusterID, &p.ClusterID)
+	return p
+}
