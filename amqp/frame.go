@@ -7,19 +7,19 @@ import (
 	"io"
 )
 
-// A frame on the wire:
+// Frame on the wire (big-endian; FrameEnd, 0xCE, follows the payload):
 //
-//	offset  size  field
-//	0       1     type (FrameMethod, FrameHeader, FrameBody, FrameHeartbeat)
-//	1       2     channel
-//	3       4     payload size (n)
-//	7       n     payload
-//	7+n     1     FrameEnd (0xCE)
+//	offset  size  constant         field
+//	     0     1  frameOffType     type (FrameMethod, FrameHeader, FrameBody, FrameHeartbeat)
+//	     1     2  frameOffChannel  channel
+//	     3     4  frameOffSize     payload size n
+//	     7     *  frameOffPayload  payload (n bytes), then FrameEnd
 const (
 	frameOffType    = 0
 	frameOffChannel = 1
 	frameOffSize    = 3
-	frameHeaderSize = 7
+	frameOffPayload = 7
+	frameHeaderSize = frameOffPayload
 	frameEndSize    = 1
 	// FrameEnd ends every frame; anything else there is a frame error.
 	FrameEnd = 0xCE

@@ -4,20 +4,21 @@ import (
 	"fmt"
 )
 
-// A content header frame's payload:
+// Content header payload (big-endian):
 //
-//	offset  size  field
-//	0       2     class id (60, basic)
-//	2       2     weight (0)
-//	4       8     body size
-//	12      2     property flags (bit 0: another flags word follows)
-//	14      ...   the properties whose flag is set, in flag order
+//	offset  size  constant           field
+//	     0     2  headerOffClass     class id (60, basic)
+//	     2     2  headerOffWeight    weight (0)
+//	     4     8  headerOffBodySize  body size
+//	    12     2  headerOffFlags     property flags (bit 0: another flags word follows)
+//	    14     *  headerOffProps     the properties whose flag is set, in flag order
 const (
 	headerOffClass    = 0
 	headerOffWeight   = 2
 	headerOffBodySize = 4
 	headerOffFlags    = 12
-	headerFixedSize   = 14
+	headerOffProps    = 14
+	headerFixedSize   = headerOffProps
 )
 
 // Property flags, the first property in the highest bit.

@@ -1,6 +1,6 @@
 // Package layouttable checks the byte layouts the project documents as
 // tables against the named offset constants they describe, so that a
-// documented layout cannot drift from the code (issue 14).
+// documented layout cannot drift from the code.
 //
 // Every byte layout (shared memory records, file and log record headers,
 // wire frames) is documented as a table in the doc comment of the const
