@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"net"
 	"strings"
@@ -126,13 +127,17 @@ func (c *Conn) fail(err error) error {
 	}
 	ex.Connection = true
 	c.log.Warn("amqp: connection exception", "remote", c.nc.RemoteAddr(), "user", c.user, "code", ex.Code, "text", ex.Text)
-	c.closeConnection(ex)
+	c.closeConnection(ex, errors.Is(err, ErrFrame))
 	return ex
 }
 
 // closeConnection sends connection.close and waits, CloseTimeout at most,
-// for the client's close-ok, discarding whatever else it sends.
-func (c *Conn) closeConnection(ex *Exception) {
+// for the client's close-ok, discarding whatever else it sends. When the
+// framing is broken (unframed bytes follow), no close-ok can be read: the
+// server ends its side of the stream after the close and discards the
+// client's bytes until the client closes its side (closing a socket with
+// unread bytes would reset it, and the client might lose the close).
+func (c *Conn) closeConnection(ex *Exception, broken bool) {
 	c.mu.Lock()
 	c.closing = true
 	c.mu.Unlock()
@@ -140,6 +145,13 @@ func (c *Conn) closeConnection(ex *Exception) {
 		return
 	}
 	c.nc.SetReadDeadline(time.Now().Add(c.cfg.CloseTimeout))
+	if broken {
+		if cw, ok := c.nc.(interface{ CloseWrite() error }); ok {
+			cw.CloseWrite()
+		}
+		io.Copy(io.Discard, c.nc)
+		return
+	}
 	for {
 		f, err := c.fr.ReadFrame()
 		if err != nil || f.Type != FrameMethod || f.Channel != 0 {
