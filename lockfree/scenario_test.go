@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -106,10 +107,56 @@ func TestScenarioRunnerFails(t *testing.T) {
 	}
 }
 
+// TestScenarioRunnerRefusesUnknownWords: a command given an option or a
+// flag it does not take stops the script (a typo would otherwise be
+// ignored and the command do something else than the script says, with
+// nothing in the output to show it).
+func TestScenarioRunnerRefusesUnknownWords(t *testing.T) {
+	for name, script := range map[string]string{
+		"flag typo":               "register o\ncreate o Q\nput o Q a snyc\n----\n",
+		"option typo":             "register o\ncreate o Q\nput o Q a repat=3\n----\n",
+		"flag of another command": "register o\ncreate o Q\nget o Q held\n----\nerror: lockfree: no message available\n",
+		"option as a flag":        "register o\ncreate o Q\nput o Q a prio\n----\n",
+	} {
+		path := filepath.Join(t.TempDir(), "script.txt")
+		if err := os.WriteFile(path, []byte(script), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		f := &fatalRecorder{TB: t}
+		func() {
+			defer func() {
+				if r := recover(); r != nil && r != errScriptStopped {
+					panic(r)
+				}
+			}()
+			if m := runScenarioFile(f, path, false); len(m) > 0 {
+				t.Errorf("%s: mismatches %q", name, m)
+			}
+		}()
+		if !strings.Contains(f.fatal, "unknown") {
+			t.Errorf("%s: the script ran to its end (fatal %q)", name, f.fatal)
+		}
+	}
+}
+
+// fatalRecorder is a test whose Fatalf records its message and stops the
+// scenario run (a panic of errScriptStopped) instead of the test.
+type fatalRecorder struct {
+	testing.TB
+	fatal string
+}
+
+var errScriptStopped = errors.New("script stopped")
+
+func (f *fatalRecorder) Fatalf(format string, args ...any) {
+	f.fatal = fmt.Sprintf(format, args...)
+	panic(errScriptStopped)
+}
+
 // runScenarioFile runs the script at path and returns its blocks whose
 // output differs from the expected; with rewrite it writes the output
 // as the expected instead.
-func runScenarioFile(t *testing.T, path string, rewrite bool) (mismatches []string) {
+func runScenarioFile(t testing.TB, path string, rewrite bool) (mismatches []string) {
 	text, err := os.ReadFile(path)
 	if err != nil {
 		t.Fatal(err)
@@ -154,7 +201,7 @@ func runScenarioFile(t *testing.T, path string, rewrite bool) (mismatches []stri
 // scenario is the state of one script: the structure, created on first
 // use (or by the structure command), and owners and queues by name.
 type scenario struct {
-	t      *testing.T
+	t      testing.TB
 	s      *Structure
 	owners map[string]*Owner
 	queues map[string]QueueID
@@ -188,6 +235,21 @@ func splitArgs(words []string, npos int) (scenarioArgs, error) {
 	return a, nil
 }
 
+// only refuses an option or a flag not among those given.
+func (a scenarioArgs) only(opts, flags []string) error {
+	for k := range a.opts {
+		if !slices.Contains(opts, k) {
+			return fmt.Errorf("unknown option %s=", k)
+		}
+	}
+	for f := range a.flags {
+		if !slices.Contains(flags, f) {
+			return fmt.Errorf("unknown flag %s", f)
+		}
+	}
+	return nil
+}
+
 func (a scenarioArgs) int(k string, def int) int {
 	if v, ok := a.opts[k]; ok {
 		n, err := strconv.Atoi(v)
@@ -210,6 +272,20 @@ type scenarioCommand struct {
 	npos  int
 	usage string
 	run   func(sc *scenario, a scenarioArgs) []string
+}
+
+// scenarioKeys are the options (key=value) and flags (bare words) each
+// command takes; a command takes no other (a typo such as "snyc" would
+// otherwise be ignored, and the command would do something else than the
+// script says).
+var scenarioKeys = map[string]struct{ opts, flags []string }{
+	"structure": {[]string{"owners", "queues", "entries", "elements", "elementsize", "segments"}, nil},
+	"create":    {[]string{"maxdepth", "maxmsglen"}, []string{"index"}},
+	"put":       {[]string{"prio", "msgid", "correlid", "size", "expiry", "repeat"}, []string{"sync", "persistent"}},
+	"get":       {[]string{"msgid", "correlid", "repeat"}, []string{"sync"}},
+	"drain":     {nil, []string{"sync"}},
+	"browse":    {nil, []string{"held", "uncommitted"}},
+	"repair":    {nil, []string{"commit", "backout"}},
 }
 
 // scenarioCommands: mutations print nothing when they succeed and
@@ -248,6 +324,10 @@ func (sc *scenario) run(line string) (out []string) {
 		sc.t.Fatalf("unknown command %q", line)
 	}
 	a, err := splitArgs(words[1:], c.npos)
+	if err == nil {
+		k := scenarioKeys[words[0]]
+		err = a.only(k.opts, k.flags)
+	}
 	if err != nil {
 		sc.t.Fatalf("%q: %v (usage: %s)", line, err, c.usage)
 	}

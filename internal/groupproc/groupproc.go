@@ -1,6 +1,7 @@
 package groupproc
 
 import (
+	"errors"
 	"fmt"
 	"os"
 	"os/exec"
@@ -38,6 +39,9 @@ type Group struct {
 	members map[string]*Member
 }
 
+// errDefaultGroup refuses a group without name or directories.
+var errDefaultGroup = errors.New("groupproc: the group's name and directories must be set (their defaults are a real group's)")
+
 // Member is a running (or exited) member process.
 type Member struct {
 	*exec.Cmd
@@ -69,8 +73,14 @@ func (m *Member) Kill() {
 	<-m.done
 }
 
-// New is group cfg (validated) with its members' logs in dir.
+// New is group cfg (validated) with its members' logs in dir. The
+// group's name and directories must be given: their defaults are a real
+// group's (QSG1 under the user's state directory and /dev/shm), which a
+// harness must never join.
 func New(cfg group.Config, dir string) (*Group, error) {
+	if cfg.Name == "" || cfg.DataDir == "" || cfg.CFDir == "" {
+		return nil, errDefaultGroup
+	}
 	cfg = cfg.WithDefaults()
 	if err := cfg.Validate(); err != nil {
 		return nil, err
@@ -109,7 +119,7 @@ func (g *Group) command(args ...string) (*exec.Cmd, error) {
 func (g *Group) Spawn(name string, prepare func(*exec.Cmd), extra ...string) (*Member, error) {
 	if g.Cfg.Name == "" || g.Cfg.DataDir == "" || g.Cfg.CFDir == "" {
 		// Never the defaults: a harness's members must not join a real group.
-		return nil, fmt.Errorf("groupproc: member %s: the group's name and directories must be set (group.Config.Validate)", name)
+		return nil, fmt.Errorf("member %s: %w", name, errDefaultGroup)
 	}
 	args := append(append([]string{"start", "--name", name}, g.StartFlags...), extra...)
 	cmd, err := g.command(g.Args(args...)...)

@@ -94,6 +94,29 @@ func TestNeverTheDefaultGroup(t *testing.T) {
 	}
 }
 
+// TestNewRefusesTheDefaultGroup: New refuses a configuration that leaves
+// the group's name or a directory to its default (New fills the defaults
+// in, so the Spawn check above cannot see them): its members would join
+// group QSG1 in the user's state directory and /dev/shm.
+func TestNewRefusesTheDefaultGroup(t *testing.T) {
+	t.Setenv("XDG_STATE_HOME", t.TempDir()) // the defaults resolve, as on a user's machine
+	dir := t.TempDir()
+	for _, c := range []group.Config{
+		{},
+		{Name: "GP"},
+		{Name: "GP", DataDir: filepath.Join(dir, "data")},
+		{Name: "GP", CFDir: filepath.Join(dir, "cf")},
+		{DataDir: filepath.Join(dir, "data"), CFDir: filepath.Join(dir, "cf")},
+	} {
+		g, err := groupproc.New(c, dir)
+		if err == nil {
+			t.Errorf("New(%+v) accepted: its members would join group %s in %s and %s", c, g.Cfg.Name, g.Cfg.DataDir, g.Cfg.CFDir)
+		} else if !strings.Contains(err.Error(), "must be set") {
+			t.Errorf("New(%+v): %v, want the refusal of a default group", c, err)
+		}
+	}
+}
+
 // TestWaitActiveSeesAnExit: a member that exits before it is active is
 // reported at once, not after the time limit.
 func TestWaitActiveSeesAnExit(t *testing.T) {
