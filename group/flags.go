@@ -45,7 +45,9 @@ func (m *mibFlag) Set(s string) error {
 
 // Args appends to a the flags RegisterFlags reads back into c: every
 // field that is set (a zero field is left to its default). AppSize is
-// passed in whole MiB (rounded down), as --app-size takes it.
+// passed in whole MiB, as --app-size takes it, rounded up: a child never
+// gets a smaller structure than configured (rounded down, a size under
+// 1 MiB would become 0, which means the 256 MiB default).
 func (c Config) Args(a ...string) []string {
 	if c.Name != "" {
 		a = append(a, "--group", c.Name)
@@ -57,7 +59,7 @@ func (c Config) Args(a ...string) []string {
 		a = append(a, "--cf-dir", c.CFDir)
 	}
 	if c.AppSize != 0 {
-		a = append(a, "--app-size", strconv.FormatUint(c.AppSize>>20, 10))
+		a = append(a, "--app-size", strconv.FormatUint((c.AppSize+1<<20-1)>>20, 10))
 	}
 	if c.AppElementSize != 0 {
 		a = append(a, "--app-element-size", strconv.Itoa(c.AppElementSize))

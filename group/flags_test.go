@@ -46,3 +46,14 @@ func TestConfigFlagsDefaults(t *testing.T) {
 		t.Fatal("--app-size over 1 TiB accepted")
 	}
 }
+
+// TestArgsRoundAppSizeUp: a size that is not whole MiB is passed rounded
+// up, never down (512 KiB rounded down would be 0: the 256 MiB default).
+func TestArgsRoundAppSizeUp(t *testing.T) {
+	for size, want := range map[uint64]string{512 << 10: "1", 1 << 20: "1", 1<<20 + 1: "2", 48 << 20: "48"} {
+		a := Config{AppSize: size}.Args()
+		if len(a) != 2 || a[0] != "--app-size" || a[1] != want {
+			t.Errorf("AppSize %d: %q, want --app-size %s", size, a, want)
+		}
+	}
+}
