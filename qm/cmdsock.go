@@ -15,7 +15,7 @@ import (
 	"github.com/qmgr/qmgr/shm"
 )
 
-// The command socket's defences (issue 13, defect 5). The threat model
+// The command socket's defences. The threat model
 // trusts the processes of the group's owner and of the members of its
 // Unix group; every other local user may connect to any socket it can
 // reach. The group's owner and Unix group are the owner and group of the
