@@ -45,6 +45,14 @@
 // reader's replies, consumers' deliveries through Channel.Send and
 // SendContent) share one buffered writer; the last of a burst flushes.
 //
+// # Routing
+//
+// TopicMatch and HeadersMatch (route.go) are the topic and headers
+// exchanges' matching rules as RabbitMQ applies them: '*' one word, '#'
+// zero or more (a dynamic program, so a binding key of many '#' is no
+// slower than another), and x-match all/any with void arguments matching
+// presence and other values matching type and value.
+//
 // Every decoder of bytes from the network (ReadFrame, DecodeMethod,
 // DecodeContentHeader) returns ErrFrame, ErrSyntax or ErrUnknownMethod,
 // wrapped with what and where, and never panics; each has a fuzz target
