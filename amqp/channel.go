@@ -55,7 +55,7 @@ func (ch *Channel) SendContent(m Method, h *ContentHeader, body ...[]byte) error
 		if b, err = AppendHeaderFrame(b, ch.id, h); err != nil {
 			return b, err
 		}
-		return appendBodyPieces(b, ch.id, c.frameMax, body), nil
+		return AppendBodyFrames(b, ch.id, c.frameMax, body...), nil
 	})
 }
 
@@ -71,31 +71,6 @@ func (ch *Channel) Fail(ex *Exception) {
 
 // ErrChannelClosed: a send on a channel that is closing or closed.
 var ErrChannelClosed = errors.New("amqp: channel closed")
-
-// appendBodyPieces appends body frames holding the pieces in order, each
-// frame filled up to frame_max.
-func appendBodyPieces(b []byte, channel uint16, frameMax uint32, pieces [][]byte) []byte {
-	room := int(max(frameMax, FrameMinSize)) - frameHeaderSize - frameEndSize
-	total := 0
-	for _, p := range pieces {
-		total += len(p)
-	}
-	for total > 0 {
-		n := min(total, room)
-		b = appendFrameHeader(b, FrameBody, channel, n)
-		total -= n
-		for n > 0 {
-			k := min(n, len(pieces[0]))
-			b = append(b, pieces[0][:k]...)
-			n -= k
-			if pieces[0] = pieces[0][k:]; len(pieces[0]) == 0 {
-				pieces = pieces[1:]
-			}
-		}
-		b = append(b, FrameEnd)
-	}
-	return b
-}
 
 // closeHandler calls the handler's Close once.
 func (ch *Channel) closeHandler() {

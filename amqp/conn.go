@@ -141,7 +141,7 @@ func (c *Conn) closeConnection(ex *Exception, broken bool) {
 	c.mu.Lock()
 	c.closing = true
 	c.mu.Unlock()
-	if c.send(0, &ConnectionClose{ReplyCode: ex.Code, ReplyText: ex.Text, ClassID: ex.ClassID, MethodID: ex.MethodID}) != nil {
+	if c.send(0, ex.connectionClose()) != nil {
 		return
 	}
 	c.nc.SetReadDeadline(time.Now().Add(c.cfg.CloseTimeout))

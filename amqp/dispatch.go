@@ -210,6 +210,6 @@ func (c *Conn) forget(ch *Channel) {
 // reader then ends the connection's work).
 func (c *Conn) closeSocketFor(ex *Exception) {
 	c.log.Warn("amqp: connection exception", "remote", c.nc.RemoteAddr(), "user", c.user, "code", ex.Code, "text", ex.Text)
-	c.send(0, &ConnectionClose{ReplyCode: ex.Code, ReplyText: ex.Text, ClassID: ex.ClassID, MethodID: ex.MethodID})
+	c.send(0, ex.connectionClose())
 	c.nc.Close()
 }

@@ -21,6 +21,11 @@ func (e *Exception) Error() string {
 	return fmt.Sprintf("amqp: %s exception %d %s", kind, e.Code, e.Text)
 }
 
+// connectionClose is the connection.close that reports e.
+func (e *Exception) connectionClose() *ConnectionClose {
+	return &ConnectionClose{ReplyCode: e.Code, ReplyText: e.Text, ClassID: e.ClassID, MethodID: e.MethodID}
+}
+
 // ChannelException returns a channel exception for method m (nil: none).
 func ChannelException(code uint16, m Method, format string, args ...any) *Exception {
 	e := &Exception{Code: code, Text: codeName(code) + " - " + fmt.Sprintf(format, args...)}

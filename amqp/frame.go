@@ -155,7 +155,7 @@ func AppendMethodFrame(b []byte, channel uint16, m Method) ([]byte, error) {
 	if e.err != nil {
 		return b[:at], fmt.Errorf("%s: %w", m.Name(), e.err)
 	}
-	binary.BigEndian.PutUint32(e.b[at+frameOffSize:], uint32(len(e.b)-at-frameHeaderSize))
+	patchFrameSize(e.b, at)
 	return append(e.b, FrameEnd), nil
 }
 
@@ -165,16 +165,35 @@ func AppendHeartbeat(b []byte) []byte {
 	return append(b, FrameEnd)
 }
 
-// AppendBodyFrames appends body as body frames on channel, none over
-// frameMax bytes.
-func AppendBodyFrames(b []byte, channel uint16, frameMax uint32, body []byte) []byte {
+// AppendBodyFrames appends a body given in pieces as body frames on
+// channel, in order, each frame filled up to frameMax bytes whatever the
+// pieces' boundaries.
+func AppendBodyFrames(b []byte, channel uint16, frameMax uint32, pieces ...[]byte) []byte {
 	room := int(max(frameMax, FrameMinSize)) - frameHeaderSize - frameEndSize
-	for len(body) > 0 {
-		n := min(len(body), room)
+	total := 0
+	for _, p := range pieces {
+		total += len(p)
+	}
+	var i, off int // the next byte: pieces[i][off]
+	for total > 0 {
+		n := min(total, room)
 		b = appendFrameHeader(b, FrameBody, channel, n)
-		b = append(b, body[:n]...)
+		total -= n
+		for n > 0 {
+			k := min(n, len(pieces[i])-off)
+			b = append(b, pieces[i][off:off+k]...)
+			n, off = n-k, off+k
+			if off == len(pieces[i]) {
+				i, off = i+1, 0
+			}
+		}
 		b = append(b, FrameEnd)
-		body = body[n:]
 	}
 	return b
+}
+
+// patchFrameSize writes the size of the frame begun at at (its payload
+// runs to the end of b, which has no frame end yet) into its header.
+func patchFrameSize(b []byte, at int) {
+	binary.BigEndian.PutUint32(b[at+frameOffSize:], uint32(len(b)-at-frameHeaderSize))
 }

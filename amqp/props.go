@@ -106,11 +106,7 @@ func AppendHeaderFrame(b []byte, channel uint16, h *ContentHeader) ([]byte, erro
 	if e.err != nil {
 		return b[:at], fmt.Errorf("content header: %w", e.err)
 	}
-	size := len(e.b) - at - frameHeaderSize
-	e.b[at+frameOffSize] = byte(size >> 24)
-	e.b[at+frameOffSize+1] = byte(size >> 16)
-	e.b[at+frameOffSize+2] = byte(size >> 8)
-	e.b[at+frameOffSize+3] = byte(size)
+	patchFrameSize(e.b, at)
 	return append(e.b, FrameEnd), nil
 }
 

@@ -65,14 +65,25 @@ func (r *rawClient) recv() (uint16, Method) {
 	}
 }
 
-// open runs the handshake as guest and opens channel 1.
-func (r *rawClient) open() {
+// login sends the protocol header and logs in as guest, and returns the
+// server's connection.tune.
+func (r *rawClient) login() *ConnectionTune {
 	r.t.Helper()
 	r.write(ProtocolHeader[:])
 	r.recv() // connection.start
 	r.send(0, &ConnectionStartOk{Mechanism: "PLAIN", Response: "\x00guest\x00guest", Locale: "en_US"})
 	_, tune := r.recv()
-	tm := tune.(*ConnectionTune)
+	tm, ok := tune.(*ConnectionTune)
+	if !ok {
+		r.t.Fatalf("got %s, want connection.tune", tune.Name())
+	}
+	return tm
+}
+
+// open runs the handshake as guest and opens channel 1.
+func (r *rawClient) open() {
+	r.t.Helper()
+	tm := r.login()
 	r.send(0, &ConnectionTuneOk{ChannelMax: tm.ChannelMax, FrameMax: tm.FrameMax})
 	r.send(0, &ConnectionOpen{VirtualHost: "/"})
 	if _, m := r.recv(); m.Name() != "connection.open-ok" {
@@ -191,10 +202,7 @@ func TestHandshakeRefusals(t *testing.T) {
 	})
 	t.Run("frame_max under the minimum", func(t *testing.T) {
 		r := dialRaw(t, addr)
-		r.write(ProtocolHeader[:])
-		r.recv()
-		r.send(0, &ConnectionStartOk{Mechanism: "PLAIN", Response: "\x00guest\x00guest", Locale: "en_US"})
-		r.recv()
+		r.login()
 		r.send(0, &ConnectionTuneOk{FrameMax: 100})
 		r.expectClose(ReplyNotAllowed)
 	})
@@ -210,10 +218,7 @@ func TestHandshakeRefusals(t *testing.T) {
 func TestMissedHeartbeatsDisconnect(t *testing.T) {
 	addr := serve(t, Config{}, &testBroker{})
 	r := dialRaw(t, addr)
-	r.write(ProtocolHeader[:])
-	r.recv()
-	r.send(0, &ConnectionStartOk{Mechanism: "PLAIN", Response: "\x00guest\x00guest", Locale: "en_US"})
-	r.recv()
+	r.login()
 	r.send(0, &ConnectionTuneOk{Heartbeat: 1})
 	r.send(0, &ConnectionOpen{VirtualHost: "/"})
 	r.recv()
