@@ -23,21 +23,24 @@ const GroupQMgr = "GROUP"
 // Queue is a local queue shared by the group (MQ's QLOCAL with
 // QSGDISP(SHARED)).
 type Queue struct {
-	Name     string    `json:"QUEUE"`
-	MaxDepth int64     `json:"MAXDEPTH"` // default 5000
-	MaxMsgL  int       `json:"MAXMSGL"`  // default 4194304
-	DefPsist bool      `json:"DEFPSIST"` // default NO
-	DefPrty  int       `json:"DEFPRTY"`  // 0..9, default 0
-	BOThresh int       `json:"BOTHRESH"` // 0: no backout threshold
-	BOQName  string    `json:"BOQNAME"`
-	CFStruct string    `json:"CFSTRUCT"` // default APPL1
-	IndxType string    `json:"INDXTYPE"` // NONE, MSGID, CORRELID; default NONE
-	Usage    string    `json:"USAGE"`    // NORMAL, XMITQ; default NORMAL
-	Trigger  bool      `json:"TRIGGER"`  // XMITQ: start the sender channel when messages arrive; default NO
-	TrigData string    `json:"TRIGDATA"` // XMITQ: the channel to start; default the one sender using the queue
-	Descr    string    `json:"DESCR"`
-	Created  time.Time `json:"-"`
-	Altered  time.Time `json:"-"`
+	Name     string `json:"QUEUE"`
+	MaxDepth int64  `json:"MAXDEPTH"` // default 5000
+	MaxMsgL  int    `json:"MAXMSGL"`  // default 4194304
+	DefPsist bool   `json:"DEFPSIST"` // default NO
+	DefPrty  int    `json:"DEFPRTY"`  // 0..9, default 0
+	BOThresh int    `json:"BOTHRESH"` // 0: no backout threshold
+	BOQName  string `json:"BOQNAME"`
+	CFStruct string `json:"CFSTRUCT"` // default APPL1
+	IndxType string `json:"INDXTYPE"` // NONE, MSGID, CORRELID; default NONE
+	Usage    string `json:"USAGE"`    // NORMAL, XMITQ; default NORMAL
+	Trigger  bool   `json:"TRIGGER"`  // XMITQ: start the sender channel when messages arrive; default NO
+	TrigData string `json:"TRIGDATA"` // XMITQ: the channel to start; default the one sender using the queue
+	Descr    string `json:"DESCR"`
+	// AMQP is the queue's AMQP part: set for a queue declared through
+	// AMQP (package amqp/qsg), nil for one only MQ applications use.
+	AMQP    *QueueAMQP `json:"AMQP,omitempty"`
+	Created time.Time  `json:"-"`
+	Altered time.Time  `json:"-"`
 }
 
 // DefaultQueue is a queue with MQ's defaults.
@@ -70,6 +73,9 @@ func (q Queue) Validate() error {
 		return fmt.Errorf("%w: DESCR longer than 64 characters", ErrBadValue)
 	case q.TrigData != "" && !ValidChannelName(q.TrigData):
 		return fmt.Errorf("%w: TRIGDATA(%s) is not a channel name", ErrBadValue, q.TrigData)
+	}
+	if q.AMQP != nil {
+		return q.AMQP.Validate()
 	}
 	return nil
 }
@@ -171,15 +177,16 @@ func (m QMgr) Validate() error {
 	return nil
 }
 
-// ValidName reports whether s is a valid MQ object name: 1 to 48 of
-// A-Z a-z 0-9 . / _ %.
+// ValidName reports whether s is a valid object name: 1 to 48 of
+// A-Z a-z 0-9 . / _ % and, beyond MQ's set, - (so that the usual AMQP
+// queue names, my-queue or amq.gen-..., are queue names too).
 func ValidName(s string) bool {
 	if len(s) == 0 || len(s) > 48 {
 		return false
 	}
 	for i := 0; i < len(s); i++ {
 		c := s[i]
-		if !(c >= 'A' && c <= 'Z' || c >= 'a' && c <= 'z' || c >= '0' && c <= '9' || c == '.' || c == '/' || c == '_' || c == '%') {
+		if !(c >= 'A' && c <= 'Z' || c >= 'a' && c <= 'z' || c >= '0' && c <= '9' || c == '.' || c == '/' || c == '_' || c == '%' || c == '-') {
 			return false
 		}
 	}

@@ -93,7 +93,7 @@ func validQueueName(n string) bool {
 	}
 	for i := 0; i < len(n); i++ {
 		c := n[i]
-		if !(c >= 'A' && c <= 'Z' || c >= 'a' && c <= 'z' || c >= '0' && c <= '9' || c == '.' || c == '/' || c == '_' || c == '%') {
+		if !(c >= 'A' && c <= 'Z' || c >= 'a' && c <= 'z' || c >= '0' && c <= '9' || c == '.' || c == '/' || c == '_' || c == '%' || c == '-') {
 			return false
 		}
 	}
@@ -160,7 +160,7 @@ func (o *Owner) CreateQueue(name string, a QueueAttrs) (id QueueID, err error) {
 	}
 	defer o.end()
 	if !validQueueName(name) {
-		return 0, fmt.Errorf("%w: queue name %q (1 to 48 of A-Z a-z 0-9 . / _ %%)", ErrBadName, name)
+		return 0, fmt.Errorf("%w: queue name %q (1 to 48 of A-Z a-z 0-9 . / _ %% -)", ErrBadName, name)
 	}
 	s := o.s
 	a = a.withDefaults(s)
