@@ -16,8 +16,11 @@ type View struct {
 	c         claimed
 	syncpoint bool
 	done      bool
-	Msg       Message  // descriptor fields and properties (copied); Body is empty
-	Body      [][]byte // the body, in pieces, aliasing the mapping
+	// Msg is the descriptor fields, reply-to names and properties
+	// (copied: valid after the view ends, until v is filled again, which
+	// reuses the properties' storage); Body is empty.
+	Msg  Message
+	Body [][]byte // the body, in pieces, aliasing the mapping
 }
 
 // Len is the body length.
@@ -99,22 +102,37 @@ func (o *Owner) GetViewsAt(q QueueID, opt GetOptions, max int, at func(int) *Vie
 	return n, err
 }
 
-// fillView makes v a view of the message of claimed entry c.
+// fillView makes v a view of the message of claimed entry c. It reuses
+// v's storage (its Body's pieces and its properties' bytes), so a view
+// reused for message after message allocates nothing for a message
+// without reply-to names (their strings are the only allocations).
 func (o *Owner) fillView(v *View, c claimed, syncpoint bool) error {
 	s := o.s
 	clear(v.Body)
-	*v = View{o: o, c: c, syncpoint: syncpoint, Body: v.Body[:0]}
+	*v = View{o: o, c: c, syncpoint: syncpoint, Body: v.Body[:0], Msg: Message{Properties: v.Msg.Properties[:0]}}
 	eo := s.entryOff(c.idx)
 	varLen, bodyLen, propsLen, rq, rqm := s.entryMeta(eo, &v.Msg)
 	skip := rq + rqm + propsLen
 	if varLen != skip+bodyLen || uint64(varLen) > s.maxVar() {
+		v.Msg.Properties = v.Msg.Properties[:0]
 		return errCorrupt(s, "entry %d of queue %d has inconsistent lengths", c.idx, c.q)
 	}
+	// head is the reply-to names and the properties: aliasing the
+	// mapping when the first chunk holds them, else copied together.
 	var head []byte
+	copied := false
 	s.chunks(eo, func(b []byte) bool {
 		if skip > 0 {
 			k := min(skip, len(b))
-			head = append(head, b[:k]...)
+			switch {
+			case head == nil && k == skip:
+				head = b[:k]
+			default:
+				if !copied {
+					head, copied = append([]byte(nil), head...), true
+				}
+				head = append(head, b[:k]...)
+			}
 			b, skip = b[k:], skip-k
 		}
 		if len(b) > 0 {
@@ -125,11 +143,16 @@ func (o *Owner) fillView(v *View, c claimed, syncpoint bool) error {
 	if body := v.Len(); len(head) != rq+rqm+propsLen || body != bodyLen {
 		clear(v.Body)
 		v.Body = v.Body[:0]
+		v.Msg.Properties = v.Msg.Properties[:0]
 		return errCorrupt(s, "entry %d of queue %d: its data elements hold %d of its %d bytes", c.idx, c.q, len(head)+body, varLen)
 	}
-	v.Msg.ReplyToQ = string(head[:rq])
-	v.Msg.ReplyToQMgr = string(head[rq : rq+rqm])
-	v.Msg.Properties = append([]byte(nil), head[rq+rqm:]...)
+	if rq > 0 {
+		v.Msg.ReplyToQ = string(head[:rq])
+	}
+	if rqm > 0 {
+		v.Msg.ReplyToQMgr = string(head[rq : rq+rqm])
+	}
+	v.Msg.Properties = append(v.Msg.Properties, head[rq+rqm:]...) // empty (storage kept) without properties
 	return nil
 }
 
@@ -172,7 +195,8 @@ func (v *View) finish(f func(o *Owner) error) (err error) {
 		return ErrViewReleased
 	}
 	v.done = true
-	v.Body = nil
+	clear(v.Body) // nothing aliases the mapping any more; the storage stays for the next fill
+	v.Body = v.Body[:0]
 	if v.syncpoint {
 		return nil
 	}

@@ -661,13 +661,21 @@ func (h *Queue) Get(opt GetOptions) (*Message, error) {
 
 // View is a message got without copying its body: Pieces alias the shared
 // mapping. A view got under syncpoint is valid until the unit of work ends;
-// one got outside it, until Release (which removes the message).
+// one got outside it, until Release (which removes the message) or Requeue
+// (which gives it back). The header fields are the view's own: they stay
+// valid after the view ends, until the View is filled again by the next
+// GetViewInto or GetViewsInto into it, which reuses Properties' storage.
 type View struct {
 	MsgID, CorrelID [24]byte
 	Format          string
 	Priority        int
 	Persistence     Persistence
-	BackoutCount    int
+	BackoutCount    int       // how many times the message was given back (Requeue, a backout); above 0: redelivered
+	Expiry          time.Time // zero: never expires
+	PutTime         time.Time
+	ReplyToQ        string
+	ReplyToQMgr     string
+	Properties      []byte   // empty (not always nil) when the message has none
 	Pieces          [][]byte // the body, in order
 	lv              lockfree.View
 	h               *Queue
@@ -749,6 +757,11 @@ func (h *Queue) GetViewsInto(opt GetOptions, vs []View) (int, error) {
 		lv := &v.lv
 		v.MsgID, v.CorrelID, v.Format, v.Priority = lv.Msg.MsgID, lv.Msg.CorrelID, trimFormat(lv.Msg.Format), lv.Msg.Priority
 		v.Persistence, v.BackoutCount, v.Pieces, v.h, v.logAtRelease = NotPersistent, int(lv.Msg.BackoutCount), lv.Body, h, false
+		v.PutTime, v.Expiry = time.Unix(0, lv.Msg.PutTime), time.Time{}
+		if lv.Msg.Expiry != 0 {
+			v.Expiry = time.Unix(0, lv.Msg.Expiry)
+		}
+		v.ReplyToQ, v.ReplyToQMgr, v.Properties = lv.Msg.ReplyToQ, lv.Msg.ReplyToQMgr, lv.Msg.Properties
 		if lv.Msg.Persistent {
 			v.Persistence = Persistent
 			if !opt.Syncpoint {

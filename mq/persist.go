@@ -315,6 +315,8 @@ func (h *Queue) getMarked(opt GetOptions, dst *lockfree.Message) error {
 		return err
 	}
 	*dst = v.Msg
+	// The view's properties are its own storage, reused by the next get.
+	dst.Properties = append([]byte(nil), v.Msg.Properties...)
 	n := 0
 	for _, b := range v.Body {
 		n += len(b)
