@@ -24,7 +24,7 @@ import (
 // role per kind of child; the structure from LF_DIR.
 func TestMain(m *testing.M) {
 	for _, role := range []string{"midop", "producer", "consumer", "mover", "repairer", "depthworker",
-		"idleconsumer", "poolproducer", "corrupter", "survivor"} {
+		"idleconsumer", "poolproducer", "corrupter", "survivor", "requeuer"} {
 		testproc.Register(role, func([]string) int { return childMain(role) })
 	}
 	testproc.Main(m)
@@ -86,6 +86,8 @@ func runChild(role string) error {
 		return corrupterChild(s)
 	case "survivor":
 		return survivorChild(s)
+	case "requeuer":
+		return requeuerChild(s)
 	}
 	return fmt.Errorf("unknown role %q", role)
 }
@@ -311,6 +313,15 @@ func childMover(s *Structure) error {
 				from, to = qb, qa
 			}
 			n := 1 + rng.Intn(4)
+			if rng.Intn(8) == 0 { // a view outside syncpoint given back (an AMQP nack with requeue)
+				if v, err := o.GetView(from, GetOptions{}); err == nil {
+					if err := v.Requeue(); err != nil {
+						return err
+					}
+				} else if !errors.Is(err, ErrNoMessage) {
+					return err
+				}
+			}
 			for k := 0; k < n; k++ {
 				opt := GetOptions{Syncpoint: true}
 				if rng.Intn(6) == 0 {

@@ -240,6 +240,7 @@ func (o *Owner) Close() (err error) {
 	// Views never released: their messages go back where they were.
 	for _, c := range o.views {
 		it := uowItem{idx: c.idx, gen: c.gen, q: c.q, prio: uint8(c.prio)}
+		o.s.bumpAvail(sublogSet{qpOf(c.q, c.prio)}) // before it is available, as Backout
 		if berr := o.backoutHeldFrom(it, stView); berr != nil && err == nil {
 			err = berr
 		}

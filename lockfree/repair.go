@@ -398,11 +398,19 @@ func (rp *repairer) messageDesc(op, da, db, dc uint64) {
 			rep.GetsRemoved++
 		}
 	case opBackout:
+		// A held message backed out, or a view given back (Requeue,
+		// Close): finished here with the count the descriptor names, so
+		// that a count already raised is not raised again by step 3. A
+		// view that is the lone get is left to step 3, which decides it
+		// (no give-back names one: the lone get ends by Release or
+		// Return).
 		eo := s.entryOff(r.idx())
-		if s.load(eo+enCtl) == mkWord(r.gen(), stHeld, uint32(t)) {
+		w := s.load(eo + enCtl)
+		if w == mkWord(r.gen(), stHeld, uint32(t)) ||
+			w == mkWord(r.gen(), stView, uint32(t)) && ref(s.load(x.off+ownLone)) != r {
 			bw := s.load(eo + enBackout)
 			s.store(eo+enBackout, bw&^0xffffffff|uint64(uint32(c)+1))
-			s.cas(eo+enCtl, mkWord(r.gen(), stHeld, uint32(t)), mkWord(r.gen(), stAvail, 0))
+			s.cas(eo+enCtl, w, mkWord(r.gen(), stAvail, 0))
 			rep.GetsRestored++
 		}
 	}

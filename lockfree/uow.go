@@ -22,6 +22,12 @@ var (
 	cpBackoutGet    = crashpoint.New("lockfree.backout.get")
 	cpBackoutPut    = crashpoint.New("lockfree.backout.put")
 	cpBackoutDone   = crashpoint.New("lockfree.backout.done")
+	// A held message or a view given back (backoutHeldFrom: a backout,
+	// View.Requeue, Close): its descriptor written, its backout count
+	// raised, it available (its descriptor not yet cleared).
+	cpGiveBackDescribed = crashpoint.New("lockfree.giveback.described")
+	cpGiveBackCounted   = crashpoint.New("lockfree.giveback.counted")
+	cpGiveBackAvail     = crashpoint.New("lockfree.giveback.avail")
 )
 
 func (o *Owner) markUOW() {
@@ -179,10 +185,13 @@ func (o *Owner) backoutHeldFrom(it uowItem, from uint8) error {
 	}
 	bw := s.load(eo + enBackout)
 	o.setDesc(opBackout, uint64(mkRef(it.idx, it.gen)), uint64(it.q), uint64(uint32(bw)))
+	cpGiveBackDescribed.Hit()
 	s.storeOwned(eo+enBackout, bw&^0xffffffff|uint64(uint32(bw)+1))
+	cpGiveBackCounted.Hit()
 	if !s.cas(eo+enCtl, held, mkWord(it.gen, stAvail, 0)) {
 		return fmt.Errorf("%w: held message %d taken back", ErrOwnerRevoked, it.idx)
 	}
+	cpGiveBackAvail.Hit()
 	// Unlike the other descriptors, a completed backout's can match again:
 	// this owner may hold the same message again. Clear it.
 	o.clearDesc()

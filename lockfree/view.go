@@ -186,7 +186,30 @@ func (v *View) Return() error {
 	return v.finish(func(o *Owner) error { return o.makeAvail(v.c, stView, "viewed message") })
 }
 
-// finish ends view v for Release and Return: it is done with, and for a
+// Requeue ends a view got without syncpoint by giving its message back
+// where it was (its position in its queue, so it is got before anything
+// put after it), with its backout count raised by one, as a backout does:
+// the next getter sees it redelivered (an AMQP nack or reject with
+// requeue, basic.recover, a channel closed with unacknowledged
+// deliveries). Like a backout it is one store of the count and one CAS,
+// behind a descriptor, so a repair after a kill at any step gives the
+// message back with its count raised exactly once. A view got under
+// syncpoint belongs to its unit of work: Requeue refuses it
+// (ErrViewInUOW) and leaves it there; Backout gives it back.
+func (v *View) Requeue() error {
+	if v.syncpoint && !v.done {
+		return ErrViewInUOW
+	}
+	return v.finish(func(o *Owner) error {
+		ss := sublogSet{qpOf(v.c.q, v.c.prio)}
+		o.s.bumpAvail(ss) // before it is available: getters do not trust their scan caches
+		err := o.backoutHeldFrom(uowItem{idx: v.c.idx, gen: v.c.gen, q: v.c.q, prio: uint8(v.c.prio)}, stView)
+		o.s.announce(ss, 1)
+		return err
+	})
+}
+
+// finish ends view v for Release, Return and Requeue: it is done with, and for a
 // view got without syncpoint, f runs in an operation of its owner once
 // the owner no longer lists it.
 func (v *View) finish(f func(o *Owner) error) (err error) {

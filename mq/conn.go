@@ -723,6 +723,30 @@ func (v *View) Release() error {
 	return v.lv.Release()
 }
 
+// Requeue ends a view got outside syncpoint by giving its message back to
+// its queue at its place (it is got again before anything put after it),
+// with its backout count raised by one: the next get of it sees
+// BackoutCount above 0 (AMQP's redelivered). For AMQP's nack and reject
+// with requeue, basic.recover, and a channel closed with deliveries
+// unacknowledged. Nothing is logged: a persistent message got outside
+// syncpoint is logged only when Release removes it, so it is still on the
+// queue as far as the log knows (and, like a backout's, its raised count
+// is not logged: a structure rebuilt from the log has the count it was
+// put with). A view got under syncpoint belongs to the unit of work:
+// Requeue refuses it with RCOptionError and leaves it there (Backout
+// gives back every message of the unit of work the same way). If the
+// connection was broken, Requeue fails and the message goes back when the
+// connection's recovery ends it, its count raised all the same.
+func (v *View) Requeue() error {
+	err := v.lv.Requeue()
+	if errors.Is(err, lockfree.ErrViewInUOW) {
+		return wrap("requeue "+v.h.def.Name, err) // still the unit of work's, and valid
+	}
+	v.Pieces = nil
+	v.logAtRelease = false
+	return wrap("requeue "+v.h.def.Name, err)
+}
+
 // GetView gets the next message like Get, without copying its body (the
 // channel sender writes it from the mapping to its socket). The backout
 // threshold is not applied.

@@ -125,6 +125,8 @@ func reasonFor(err error) Reason {
 		return RCConnectionBroken
 	case errors.Is(err, lockfree.ErrStructureFull):
 		return RCStorageMediumFull
+	case errors.Is(err, lockfree.ErrViewInUOW), errors.Is(err, lockfree.ErrViewReleased):
+		return RCOptionError
 	case errors.Is(err, lockfree.ErrBadPriority):
 		return RCPriorityError
 	case errors.Is(err, shm.ErrPermission), errors.Is(err, defs.ErrPermission):
