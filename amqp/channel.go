@@ -59,6 +59,28 @@ func (ch *Channel) SendContent(m Method, h *ContentHeader, body ...[]byte) error
 	})
 }
 
+// SendContentProps is SendContent with the content header's properties
+// given encoded (as AppendProperties writes them): a broker sends a stored
+// message's properties without decoding them.
+func (ch *Channel) SendContentProps(m Method, props []byte, body ...[]byte) error {
+	if ch.closing.Load() {
+		return ErrChannelClosed
+	}
+	c := ch.c
+	size := 0
+	for _, p := range body {
+		size += len(p)
+	}
+	return c.write(func(b []byte) ([]byte, error) {
+		b, err := AppendMethodFrame(b, ch.id, m)
+		if err != nil {
+			return b, err
+		}
+		b = appendRawHeaderFrame(b, ch.id, uint64(size), props)
+		return AppendBodyFrames(b, ch.id, c.frameMax, body...), nil
+	})
+}
+
 // Fail closes the channel with a channel exception, or the connection
 // with a connection exception, from any goroutine (a consumer's).
 func (ch *Channel) Fail(ex *Exception) {

@@ -21,6 +21,9 @@ const (
 	headerFixedSize   = headerOffProps
 )
 
+// ClassBasic is the class id of basic, the class of every content.
+const ClassBasic = 60
+
 // Property flags, the first property in the highest bit.
 const (
 	FlagContentType     = 1 << 15
@@ -110,6 +113,20 @@ func AppendHeaderFrame(b []byte, channel uint16, h *ContentHeader) ([]byte, erro
 	return append(e.b, FrameEnd), nil
 }
 
+// appendRawHeaderFrame appends a basic content header frame whose
+// properties are already encoded.
+func appendRawHeaderFrame(b []byte, channel uint16, bodySize uint64, props []byte) []byte {
+	at := len(b)
+	b = appendFrameHeader(b, FrameHeader, channel, 0)
+	e := encoder{b: b}
+	e.short(ClassBasic)
+	e.short(0)
+	e.longlong(bodySize)
+	e.b = append(e.b, props...)
+	patchFrameSize(e.b, at)
+	return append(e.b, FrameEnd)
+}
+
 func (p *Properties) write(e *encoder) {
 	f := p.present()
 	e.short(f)
@@ -195,4 +212,27 @@ func (d *decoder) properties() Properties {
 	str(FlagAppID, &p.AppID)
 	str(FlagClusterID, &p.ClusterID)
 	return p
+}
+
+// AppendProperties appends p as a content header encodes it (the property
+// flags, then the properties present): a broker stores a message's
+// properties so.
+func AppendProperties(b []byte, p *Properties) ([]byte, error) {
+	e := encoder{b: b}
+	p.write(&e)
+	if e.err != nil {
+		return b, fmt.Errorf("content properties: %w", e.err)
+	}
+	return e.b, nil
+}
+
+// DecodeProperties decodes what AppendProperties wrote; it decodes the
+// start of b and returns what follows.
+func DecodeProperties(b []byte) (Properties, []byte, error) {
+	d := decoder{b: b}
+	p := d.properties()
+	if d.err != nil {
+		return p, nil, d.err
+	}
+	return p, b[d.off:], nil
 }

@@ -256,3 +256,22 @@ func (d *decoder) array(depth int) []any {
 	}
 	return a
 }
+
+// AppendTable appends t as a field table (its keys sorted): a broker
+// stores arguments so, and compares two declarations' arguments by their
+// encodings.
+func AppendTable(b []byte, t Table) ([]byte, error) {
+	e := encoder{b: b}
+	e.table(t)
+	if e.err != nil {
+		return b, e.err
+	}
+	return e.b, nil
+}
+
+// DecodeTable decodes a field table that is the whole of b.
+func DecodeTable(b []byte) (Table, error) {
+	d := decoder{b: b}
+	t := d.table()
+	return t, d.end("a field table")
+}

@@ -183,7 +183,7 @@ func (c *Conn) Ping() error {
 // applications.
 func init() {
 	mqconn.Register(func(c *Conn) mqconn.Parts {
-		return mqconn.Parts{Group: c.g, Admin: c.admin, Defs: c.repo}
+		return mqconn.Parts{Group: c.g, Admin: c.admin, Defs: c.repo, OwnerIn: c.owner}
 	})
 }
 

@@ -5,7 +5,12 @@ import (
 	"fmt"
 	"log/slog"
 
+	"sync"
+	"sync/atomic"
+
 	"github.com/qmgr/qmgr/amqp"
+	"github.com/qmgr/qmgr/group"
+	"github.com/qmgr/qmgr/internal/mqconn"
 	"github.com/qmgr/qmgr/mq"
 )
 
@@ -41,6 +46,18 @@ func (c Config) Validate() error {
 type Broker struct {
 	cfg  Config
 	root *mq.Conn // the broker's own connection: channels' connections are its siblings
+	// parts are root's group handle, admin owner and definitions; the admin
+	// owner and OwnerIn are used only under adminMu.
+	parts   mqconn.Parts
+	adminMu sync.Mutex
+	siblMu  sync.Mutex // root.Sibling is not safe for concurrent use
+	routes  routes
+	// consumers are the broker's consumers by queue.
+	consumers consumerSet
+	// sessions numbers connections, for exclusive queues' owner names.
+	sessions atomic.Uint64
+	// auth checks logins and permissions (package amqp/access).
+	auth authenticator
 }
 
 var _ amqp.Broker = (*Broker)(nil)
@@ -55,8 +72,24 @@ func New(cfg Config) (*Broker, error) {
 	if err != nil {
 		return nil, fmt.Errorf("qsg: %w", err)
 	}
-	return &Broker{cfg: cfg, root: root}, nil
+	b := &Broker{cfg: cfg, root: root, parts: mqconn.Of(root)}
+	b.auth = newAuthenticator(b.parts.Defs)
+	return b, nil
 }
 
 // Close disconnects the broker; the connections it serves must have ended.
 func (b *Broker) Close() error { return b.root.Disconnect() }
+
+// sibling is a new mq connection through the broker's member.
+func (b *Broker) sibling() (*mq.Conn, error) {
+	b.siblMu.Lock()
+	defer b.siblMu.Unlock()
+	return b.root.Sibling()
+}
+
+// defsChanged tells every process the definitions changed. The caller
+// holds adminMu.
+func (b *Broker) defsChanged() error {
+	_, err := b.parts.Group.AddCounter(b.parts.Admin, group.CounterDefs, 1)
+	return err
+}

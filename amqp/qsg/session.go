@@ -1,17 +1,120 @@
 package qsg
 
 import (
+	"errors"
+	"fmt"
 	"net"
+	"sync"
 
 	"github.com/qmgr/qmgr/amqp"
+	"github.com/qmgr/qmgr/defs"
+	"github.com/qmgr/qmgr/mq"
 )
 
-// Login checks a user's password (amqp.Broker).
+// Login checks a user's password (amqp.Broker). A refusal is logged.
 func (b *Broker) Login(user, password string, remote net.Addr) error {
-	return amqp.ConnectionException(amqp.ReplyAccessRefused, nil, "not implemented yet")
+	if err := b.auth.login(user, password, remote); err != nil {
+		b.cfg.Log.Warn("amqp: login refused", "user", user, "remote", remote.String(), "err", err)
+		return err
+	}
+	return nil
 }
 
-// Session starts a connection's work (amqp.Broker).
+// Session starts a connection's work (amqp.Broker): only vhost "/".
 func (b *Broker) Session(c *amqp.Conn, user, vhost string) (amqp.Session, error) {
-	return nil, amqp.ConnectionException(amqp.ReplyNotAllowed, nil, "not implemented yet")
+	if vhost != "/" {
+		return nil, amqp.ConnectionException(amqp.ReplyNotAllowed, nil, "vhost '%s' not found (qmgr has only '/')", vhost)
+	}
+	n := b.sessions.Add(1)
+	return &session{b: b, c: c, user: user, vhost: vhost,
+		id: fmt.Sprintf("%s/%d/%d", b.root.QMgr(), b.root.Member().Incarnation, n)}, nil
+}
+
+// session is an open AMQP connection's work.
+type session struct {
+	b     *Broker
+	c     *amqp.Conn
+	user  string
+	vhost string
+	// id names the connection group-wide (member, its incarnation, a
+	// number): the owner of its exclusive queues.
+	id string
+
+	mu        sync.Mutex
+	exclusive []string // exclusive queues it declared, deleted at Close
+}
+
+// OpenChannel is channel.open (amqp.Session).
+func (s *session) OpenChannel(ch *amqp.Channel) (amqp.ChannelHandler, error) {
+	return newChanHandler(s, ch), nil
+}
+
+// Close deletes the connection's exclusive queues (amqp.Session).
+func (s *session) Close() {
+	s.mu.Lock()
+	qs := s.exclusive
+	s.exclusive = nil
+	s.mu.Unlock()
+	for _, q := range qs {
+		if _, err := s.deleteQueue(&amqp.QueueDelete{Queue: q}); err != nil {
+			s.b.cfg.Log.Warn("amqp: exclusive queue not deleted at connection close", "queue", q, "err", err)
+		}
+	}
+}
+
+func (s *session) addExclusive(q string) {
+	s.mu.Lock()
+	s.exclusive = append(s.exclusive, q)
+	s.mu.Unlock()
+}
+
+// permits reports whether the session's user may access resource.
+func (s *session) permits(access, resource string) bool {
+	return s.b.auth.permits(s.user, s.vhost, access, resource)
+}
+
+// refused is the ACCESS_REFUSED of a missing permission.
+func (s *session) refused(m amqp.Method, access, kind, name string) error {
+	return amqp.ChannelException(amqp.ReplyAccessRefused, m, "access to %s '%s' in vhost '%s' refused for user '%s' (%s)", kind, name, s.vhost, s.user, access)
+}
+
+// checkOwned refuses work on another connection's exclusive queue.
+func (s *session) checkOwned(m amqp.Method, queue string) error {
+	b := s.b
+	if err := b.routes.current(b.parts.Group, b.parts.Defs); err != nil {
+		b.routes.mu.RUnlock()
+		return asException(m, err)
+	}
+	q, ok := b.routes.queues[queue]
+	b.routes.mu.RUnlock()
+	if !ok {
+		return amqp.ChannelException(amqp.ReplyNotFound, m, "no queue '%s' in vhost '/'", queue)
+	}
+	if q.AMQP != nil && q.AMQP.Exclusive != "" && q.AMQP.Exclusive != s.id {
+		return amqp.ChannelException(amqp.ReplyResourceLocked, m, "cannot obtain exclusive access to locked queue '%s' in vhost '/'", queue)
+	}
+	return nil
+}
+
+// asException turns an error into what the client is told: an exception
+// as it is; a missing object 404; a full queue or a refused put 406 on
+// the channel; anything else an INTERNAL_ERROR of the connection.
+func asException(m amqp.Method, err error) error {
+	if err == nil {
+		return nil
+	}
+	var ex *amqp.Exception
+	if errors.As(err, &ex) {
+		return ex
+	}
+	var me *mq.Error
+	switch {
+	case errors.Is(err, defs.ErrNotFound):
+		return amqp.ChannelException(amqp.ReplyNotFound, m, "%v", err)
+	case errors.Is(err, defs.ErrBadValue), errors.Is(err, defs.ErrBadName), errors.Is(err, defs.ErrExists):
+		return amqp.ChannelException(amqp.ReplyPreconditionFailed, m, "%v", err)
+	case errors.As(err, &me) && me.Reason == mq.RCUnknownObjectName:
+		return amqp.ChannelException(amqp.ReplyNotFound, m, "%v", err)
+	}
+	return amqp.ConnectionException(amqp.ReplyInternalError, m, "%v", err)
 }

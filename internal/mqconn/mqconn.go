@@ -14,6 +14,10 @@ type Parts struct {
 	Group *group.Group    // the group the connection is attached to
 	Admin *lockfree.Owner // the connection's owner in the admin structure
 	Defs  *defs.Repo      // the connection's definitions repository
+	// OwnerIn is the connection's owner in an application structure,
+	// registered there the first time (the AMQP broker creates the queues
+	// clients declare with it).
+	OwnerIn func(structure string) (*lockfree.Owner, *lockfree.Structure, error)
 }
 
 // of is the accessor package mq registered: a func(*mq.Conn) Parts, held

@@ -1,0 +1,280 @@
+package qsg
+
+import (
+	"errors"
+	"sync"
+
+	"github.com/qmgr/qmgr/amqp"
+	"github.com/qmgr/qmgr/defs"
+	"github.com/qmgr/qmgr/mq"
+)
+
+// chanHandler is an open AMQP channel's work. Handle runs on the
+// connection's reader goroutine; each consumer has a goroutine and an mq
+// connection of its own (an mq connection is used by one goroutine at a
+// time), and hands its deliveries to the channel's table of unacknowledged
+// ones, which the reader's acks take from.
+type chanHandler struct {
+	s  *session
+	ch *amqp.Channel
+
+	// The reader goroutine's alone.
+	conn    *mq.Conn             // for publishes, basic.get and purge; nil until needed
+	out     map[string]*mq.Queue // handles open for output
+	in      map[string]*mq.Queue // handles open for input
+	confirm bool                 // confirm.select
+	pubSeq  uint64               // the last publish's sequence number in confirm mode
+	tx      bool                 // tx.select
+	txAcks  []ackReq             // acks, nacks and rejects waiting for tx.commit
+
+	mu        sync.Mutex
+	nextTag   uint64 // the last delivery tag given
+	unacked   map[uint64]*delivery
+	consumers map[string]*consumer
+	prefetch  int  // basic.qos global=true: the channel's bound on unacknowledged deliveries; 0 none
+	perCons   int  // basic.qos global=false: the bound of consumers started after it; 0 none
+	held      int  // unacknowledged deliveries of the channel
+	paused    bool // channel.flow active=false
+	closed    bool
+}
+
+// delivery is an unacknowledged delivery.
+type delivery struct {
+	tag   uint64
+	c     *consumer // nil: a basic.get's, held by the channel's own connection
+	view  *mq.View
+	queue string
+}
+
+// ackReq is a client's ack, nack or reject.
+type ackReq struct {
+	tag              uint64
+	multiple, settle bool // settle: ack; otherwise nack or reject
+	requeue          bool
+}
+
+func newChanHandler(s *session, ch *amqp.Channel) *chanHandler {
+	return &chanHandler{s: s, ch: ch, out: map[string]*mq.Queue{}, in: map[string]*mq.Queue{},
+		unacked: map[uint64]*delivery{}, consumers: map[string]*consumer{}}
+}
+
+// Handle runs one method of the channel (amqp.ChannelHandler).
+func (h *chanHandler) Handle(m amqp.Method, content *amqp.Content) error {
+	switch m := m.(type) {
+	case *amqp.BasicPublish:
+		return h.publish(m, content)
+	case *amqp.BasicAck:
+		return h.settle(ackReq{tag: m.DeliveryTag, multiple: m.Multiple, settle: true}, m)
+	case *amqp.BasicNack:
+		return h.settle(ackReq{tag: m.DeliveryTag, multiple: m.Multiple, requeue: m.Requeue}, m)
+	case *amqp.BasicReject:
+		return h.settle(ackReq{tag: m.DeliveryTag, requeue: m.Requeue}, m)
+	case *amqp.BasicConsume:
+		return h.consume(m)
+	case *amqp.BasicCancel:
+		return h.cancel(m)
+	case *amqp.BasicGet:
+		return h.get(m)
+	case *amqp.BasicQos:
+		return h.qos(m)
+	case *amqp.BasicRecover:
+		h.recover()
+		return h.ch.Send(&amqp.BasicRecoverOk{})
+	case *amqp.BasicRecoverAsync:
+		h.recover()
+		return nil
+	case *amqp.ChannelFlow:
+		h.flow(m.Active)
+		return h.ch.Send(&amqp.ChannelFlowOk{Active: m.Active})
+	}
+	return h.handleAdmin(m)
+}
+
+// handleAdmin runs the declare, bind, delete, confirm and tx methods.
+func (h *chanHandler) handleAdmin(m amqp.Method) error {
+	var reply amqp.Method
+	var noWait bool
+	var err error
+	s := h.s
+	switch m := m.(type) {
+	case *amqp.QueueDeclare:
+		var name string
+		var c queueCounts
+		name, c, err = s.declareQueue(m)
+		reply, noWait = &amqp.QueueDeclareOk{Queue: name, MessageCount: c.messages, ConsumerCount: c.consumers}, m.NoWait
+	case *amqp.QueueBind:
+		err = s.bind(m, defs.Binding{Source: m.Exchange, DestKind: defs.DestQueue, Dest: m.Queue, Key: m.RoutingKey}, m.Arguments, false)
+		reply, noWait = &amqp.QueueBindOk{}, m.NoWait
+	case *amqp.QueueUnbind:
+		err = s.bind(m, defs.Binding{Source: m.Exchange, DestKind: defs.DestQueue, Dest: m.Queue, Key: m.RoutingKey}, m.Arguments, true)
+		reply = &amqp.QueueUnbindOk{}
+	case *amqp.QueuePurge:
+		var n uint32
+		n, err = h.purgeQueue(m)
+		reply, noWait = &amqp.QueuePurgeOk{MessageCount: n}, m.NoWait
+	case *amqp.QueueDelete:
+		var n uint32
+		n, err = s.deleteQueue(m)
+		reply, noWait = &amqp.QueueDeleteOk{MessageCount: n}, m.NoWait
+	case *amqp.ExchangeDeclare:
+		err = s.declareExchange(m)
+		reply, noWait = &amqp.ExchangeDeclareOk{}, m.NoWait
+	case *amqp.ExchangeDelete:
+		err = s.deleteExchange(m)
+		reply, noWait = &amqp.ExchangeDeleteOk{}, m.NoWait
+	case *amqp.ExchangeBind:
+		err = s.bind(m, defs.Binding{Source: m.Source, DestKind: defs.DestExchange, Dest: m.Destination, Key: m.RoutingKey}, m.Arguments, false)
+		reply, noWait = &amqp.ExchangeBindOk{}, m.NoWait
+	case *amqp.ExchangeUnbind:
+		err = s.bind(m, defs.Binding{Source: m.Source, DestKind: defs.DestExchange, Dest: m.Destination, Key: m.RoutingKey}, m.Arguments, true)
+		reply, noWait = &amqp.ExchangeUnbindOk{}, m.NoWait
+	case *amqp.ConfirmSelect:
+		err = h.selectConfirm(m)
+		reply, noWait = &amqp.ConfirmSelectOk{}, m.Nowait
+	case *amqp.TxSelect, *amqp.TxCommit, *amqp.TxRollback:
+		reply, err = h.txMethod(m)
+	default:
+		return amqp.ConnectionException(amqp.ReplyNotImplemented, m, "method not implemented")
+	}
+	if err != nil || noWait {
+		return err
+	}
+	return h.ch.Send(reply)
+}
+
+// mqConn is the channel's own mq connection, made when first needed.
+func (h *chanHandler) mqConn(m amqp.Method) (*mq.Conn, error) {
+	if h.conn != nil {
+		return h.conn, nil
+	}
+	c, err := h.s.b.sibling()
+	if err != nil {
+		return nil, noConnection(m, err)
+	}
+	h.conn = c
+	return c, nil
+}
+
+// noConnection is the exception of an mq connection the group refused.
+func noConnection(m amqp.Method, err error) error {
+	var me *mq.Error
+	if errors.As(err, &me) && me.Reason == mq.RCMaxConnsLimitReached {
+		return amqp.ConnectionException(amqp.ReplyResourceError, m, "the group has no connection slot free: %v", err)
+	}
+	return amqp.ConnectionException(amqp.ReplyInternalError, m, "%v", err)
+}
+
+// output is the channel's handle on queue for puts.
+func (h *chanHandler) output(m amqp.Method, queue string) (*mq.Queue, error) {
+	return h.handle(m, queue, h.out, mq.OpenOptions{Output: true})
+}
+
+// input is the channel's handle on queue for gets.
+func (h *chanHandler) input(m amqp.Method, queue string) (*mq.Queue, error) {
+	return h.handle(m, queue, h.in, mq.OpenOptions{Input: true})
+}
+
+func (h *chanHandler) handle(m amqp.Method, queue string, open map[string]*mq.Queue, o mq.OpenOptions) (*mq.Queue, error) {
+	if q, ok := open[queue]; ok {
+		return q, nil
+	}
+	c, err := h.mqConn(m)
+	if err != nil {
+		return nil, err
+	}
+	q, err := c.Open(queue, o)
+	if err != nil {
+		return nil, asException(m, err)
+	}
+	open[queue] = q
+	return q, nil
+}
+
+// selectConfirm is confirm.select.
+func (h *chanHandler) selectConfirm(m *amqp.ConfirmSelect) error {
+	if h.tx {
+		return amqp.ChannelException(amqp.ReplyPreconditionFailed, m, "cannot switch from tx to confirm mode")
+	}
+	h.confirm = true
+	return nil
+}
+
+// txMethod runs tx.select, tx.commit and tx.rollback: a transaction is the
+// channel connection's unit of work (its publishes); its acks wait for the
+// commit and are applied right after it.
+func (h *chanHandler) txMethod(m amqp.Method) (amqp.Method, error) {
+	switch m.(type) {
+	case *amqp.TxSelect:
+		if h.confirm {
+			return nil, amqp.ChannelException(amqp.ReplyPreconditionFailed, m, "cannot switch from confirm to tx mode")
+		}
+		h.tx = true
+		return &amqp.TxSelectOk{}, nil
+	case *amqp.TxCommit:
+		if !h.tx {
+			return nil, amqp.ChannelException(amqp.ReplyPreconditionFailed, m, "channel is not transactional")
+		}
+		if h.conn != nil {
+			if err := h.conn.Commit(); err != nil {
+				return nil, amqp.ChannelException(amqp.ReplyPreconditionFailed, m, "commit failed, the transaction is rolled back: %v", err)
+			}
+		}
+		acks := h.txAcks
+		h.txAcks = nil
+		for _, a := range acks {
+			if err := h.apply(a, m); err != nil {
+				return nil, err
+			}
+		}
+		return &amqp.TxCommitOk{}, nil
+	default:
+		if !h.tx {
+			return nil, amqp.ChannelException(amqp.ReplyPreconditionFailed, m, "channel is not transactional")
+		}
+		h.txAcks = nil
+		if h.conn != nil {
+			if err := h.conn.Backout(); err != nil {
+				return nil, asException(m, err)
+			}
+		}
+		return &amqp.TxRollbackOk{}, nil
+	}
+}
+
+// Close gives back what the channel holds (amqp.ChannelHandler): its
+// consumers stop and their unacknowledged deliveries go back to their
+// queues, redelivered; an open transaction is backed out.
+func (h *chanHandler) Close() {
+	h.mu.Lock()
+	h.closed = true
+	cs := make([]*consumer, 0, len(h.consumers))
+	for _, c := range h.consumers {
+		cs = append(cs, c)
+	}
+	var own []*delivery
+	for _, d := range h.unacked {
+		if d.c == nil {
+			own = append(own, d)
+		}
+	}
+	h.unacked = map[uint64]*delivery{}
+	h.mu.Unlock()
+	for _, c := range cs {
+		c.stop(true)
+	}
+	for _, d := range own {
+		requeue(d.view)
+	}
+	if h.conn != nil {
+		if h.tx {
+			h.conn.Backout()
+		}
+		for _, q := range h.out {
+			q.Close()
+		}
+		for _, q := range h.in {
+			q.Close()
+		}
+		h.conn.Disconnect()
+	}
+}

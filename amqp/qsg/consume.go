@@ -1,0 +1,494 @@
+package qsg
+
+import (
+	"crypto/rand"
+	"encoding/base64"
+	"sync"
+
+	"github.com/qmgr/qmgr/amqp"
+	"github.com/qmgr/qmgr/mq"
+)
+
+// consumer is a basic.consume: a goroutine with an mq connection of its
+// own that gets messages as views held outside syncpoint (the client's
+// ack removes one; a requeue, a cancel with deliveries outstanding, the
+// channel's close or any death gives it back, redelivered) and writes them
+// to the socket.
+type consumer struct {
+	h      *chanHandler
+	tag    string
+	queue  string
+	noAck  bool
+	limit  int // prefetch bound of this consumer; 0 none
+	conn   *mq.Conn
+	q      *mq.Queue
+	waiter *getWaiter
+
+	// Guarded by h.mu.
+	held      int        // this consumer's unacknowledged deliveries
+	ops       []settleOp // settlements for the goroutine to carry out
+	cancelled bool       // basic.cancel, a deleted queue or the channel's close: get no more
+	closing   bool       // the channel closes: give everything back and end
+
+	kick chan struct{} // wakes the goroutine when it waits for credit or ops (1 buffered)
+	done chan struct{}
+}
+
+// settleOp is what the consumer's goroutine does with deliveries it holds.
+type settleOp struct {
+	ds      []*delivery
+	settle  bool // ack
+	requeue bool
+}
+
+// consume runs basic.consume.
+func (h *chanHandler) consume(m *amqp.BasicConsume) error {
+	s := h.s
+	if !s.permits(accessRead, m.Queue) {
+		return s.refused(m, accessRead, "queue", m.Queue)
+	}
+	if err := s.checkOwned(m, m.Queue); err != nil {
+		return err
+	}
+	tag := m.ConsumerTag
+	if tag == "" {
+		var r [16]byte
+		rand.Read(r[:])
+		tag = "amq.ctag-" + base64.RawURLEncoding.EncodeToString(r[:])
+	}
+	h.mu.Lock()
+	_, dup := h.consumers[tag]
+	limit := h.perCons
+	h.mu.Unlock()
+	if dup {
+		return amqp.ConnectionException(amqp.ReplyNotAllowed, m, "attempt to reuse consumer tag '%s'", tag)
+	}
+	if m.Exclusive && s.b.counts(m.Queue).consumers > 0 {
+		return amqp.ChannelException(amqp.ReplyAccessRefused, m, "queue '%s' in vhost '/' in exclusive use", m.Queue)
+	}
+	c, err := h.newConsumer(m, tag, limit)
+	if err != nil {
+		return err
+	}
+	if !m.NoWait {
+		if err := h.ch.Send(&amqp.BasicConsumeOk{ConsumerTag: tag}); err != nil {
+			c.stop(true)
+			return err
+		}
+	}
+	h.mu.Lock()
+	h.consumers[tag] = c
+	h.mu.Unlock()
+	s.b.addConsumer(c)
+	go c.run()
+	return nil
+}
+
+// newConsumer connects a consumer and opens its queue.
+func (h *chanHandler) newConsumer(m *amqp.BasicConsume, tag string, limit int) (*consumer, error) {
+	conn, err := h.s.b.sibling()
+	if err != nil {
+		return nil, noConnection(m, err)
+	}
+	q, err := conn.Open(m.Queue, mq.OpenOptions{Input: true})
+	if err != nil {
+		conn.Disconnect()
+		return nil, asException(m, err)
+	}
+	return &consumer{h: h, tag: tag, queue: m.Queue, noAck: m.NoAck, limit: limit, conn: conn, q: q,
+		waiter: newGetWaiter(), kick: make(chan struct{}, 1), done: make(chan struct{})}, nil
+}
+
+// consumeBatch is the most messages a consumer gets in one scan.
+const consumeBatch = 64
+
+// run is the consumer's goroutine.
+func (c *consumer) run() {
+	defer c.finish()
+	for {
+		ops, n, end := c.next()
+		if end {
+			return
+		}
+		c.carryOut(ops)
+		if n == 0 {
+			if len(ops) == 0 {
+				<-c.kick
+			}
+			continue
+		}
+		vs := make([]mq.View, n)
+		got, err := c.q.GetViewsInto(c.waiter.options(), vs)
+		if err != nil && got == 0 {
+			if isInterrupted(err) || isNoMessage(err) {
+				continue
+			}
+			c.h.s.b.cfg.Log.Warn("amqp: consumer ends", "queue", c.queue, "consumer", c.tag, "err", err)
+			c.cancelByServer()
+			return
+		}
+		c.deliver(vs[:got])
+	}
+}
+
+// next takes the settlements to carry out and says how many messages the
+// consumer may get now (its credit), or that it ends.
+func (c *consumer) next() (ops []settleOp, credit int, end bool) {
+	h := c.h
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	ops, c.ops = c.ops, nil
+	if c.closing || c.cancelled && c.held == 0 && len(ops) == 0 {
+		return ops, 0, len(ops) == 0
+	}
+	if c.cancelled || h.paused {
+		return ops, 0, false
+	}
+	credit = consumeBatch
+	if c.limit > 0 {
+		credit = min(credit, c.limit-c.held)
+	}
+	if h.prefetch > 0 {
+		credit = min(credit, h.prefetch-h.held)
+	}
+	return ops, max(credit, 0), false
+}
+
+// deliver sends the messages got: with no-ack each is removed once
+// written; otherwise each is held until the client settles it.
+func (c *consumer) deliver(vs []mq.View) {
+	h := c.h
+	for i := range vs {
+		v := &vs[i]
+		tag := h.register(c, v, c.queue)
+		err := h.send(c.tag, tag, v, c.queue)
+		if c.noAck {
+			v.Release()
+		}
+		if err != nil {
+			return // the channel or connection is closing: its Close gives back what is held
+		}
+	}
+}
+
+// register gives a delivery its tag; unless no-ack it is held.
+func (h *chanHandler) register(c *consumer, v *mq.View, queue string) uint64 {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	h.nextTag++
+	if c == nil || !c.noAck {
+		h.unacked[h.nextTag] = &delivery{tag: h.nextTag, c: c, view: v, queue: queue}
+		h.held++
+		if c != nil {
+			c.held++
+		}
+	}
+	return h.nextTag
+}
+
+// send writes a basic.deliver (consumerTag not empty) or basic.get-ok.
+func (h *chanHandler) send(consumerTag string, tag uint64, v *mq.View, queue string) error {
+	st, ok, err := parseStored(v.Properties)
+	if err != nil || !ok {
+		st = stored{exchange: "", key: queue, props: mqProperties(v)}
+	}
+	redelivered := v.BackoutCount > 0
+	if consumerTag == "" {
+		return h.ch.SendContentProps(&amqp.BasicGetOk{DeliveryTag: tag, Redelivered: redelivered,
+			Exchange: st.exchange, RoutingKey: st.key, MessageCount: h.s.b.counts(queue).messages}, st.props, v.Pieces...)
+	}
+	return h.ch.SendContentProps(&amqp.BasicDeliver{ConsumerTag: consumerTag, DeliveryTag: tag, Redelivered: redelivered,
+		Exchange: st.exchange, RoutingKey: st.key}, st.props, v.Pieces...)
+}
+
+// carryOut settles deliveries the reader handed over.
+func (c *consumer) carryOut(ops []settleOp) {
+	for _, op := range ops {
+		for _, d := range op.ds {
+			c.h.finishDelivery(d, op.settle, op.requeue, c.conn)
+		}
+	}
+}
+
+// finishDelivery removes (ack), gives back (requeue) or dead-letters a
+// held delivery, with the connection that holds it.
+func (h *chanHandler) finishDelivery(d *delivery, settle, requeueIt bool, conn *mq.Conn) {
+	switch {
+	case settle:
+		if err := d.view.Release(); err != nil {
+			h.s.b.cfg.Log.Warn("amqp: ack not carried out, the message comes back", "queue", d.queue, "err", err)
+		}
+	case requeueIt:
+		requeue(d.view)
+	default:
+		h.s.b.deadLetter(conn, d, "rejected")
+	}
+}
+
+// requeue gives a held message back, redelivered.
+func requeue(v *mq.View) { v.Requeue() }
+
+// post hands settlements to the consumer's goroutine (h.mu held).
+func (c *consumer) post(op settleOp) {
+	c.ops = append(c.ops, op)
+	c.wake()
+}
+
+// wake makes the goroutine look at its state again: out of its wait for
+// credit, or out of its get.
+func (c *consumer) wake() {
+	select {
+	case c.kick <- struct{}{}:
+	default:
+	}
+	c.waiter.Interrupt()
+}
+
+// stop ends the consumer: with closing, at once, giving back what it
+// holds; otherwise (basic.cancel) it gets no more and ends once its
+// deliveries are settled. It waits for the goroutine when closing.
+func (c *consumer) stop(closing bool) {
+	h := c.h
+	h.mu.Lock()
+	c.cancelled = true
+	c.closing = c.closing || closing
+	c.wake()
+	h.mu.Unlock()
+	if closing {
+		<-c.done
+	}
+}
+
+// cancelByServer stops a consumer the server ends (its queue deleted, its
+// connection to the group lost) and tells the client (consumer cancel
+// notification).
+func (c *consumer) cancelByServer() {
+	c.h.ch.Send(&amqp.BasicCancel{ConsumerTag: c.tag, NoWait: true})
+}
+
+// finish closes the consumer's connection: whatever it still holds goes
+// back to the queue, redelivered.
+func (c *consumer) finish() {
+	h := c.h
+	h.mu.Lock()
+	for t, d := range h.unacked {
+		if d.c == c {
+			delete(h.unacked, t)
+			h.held--
+		}
+	}
+	c.held = 0
+	if h.consumers[c.tag] == c {
+		delete(h.consumers, c.tag)
+	}
+	h.mu.Unlock()
+	h.s.b.removeConsumer(c)
+	c.q.Close()
+	c.conn.Disconnect()
+	close(c.done)
+}
+
+// cancel runs basic.cancel.
+func (h *chanHandler) cancel(m *amqp.BasicCancel) error {
+	h.mu.Lock()
+	c, ok := h.consumers[m.ConsumerTag]
+	if ok {
+		delete(h.consumers, m.ConsumerTag)
+	}
+	h.mu.Unlock()
+	if ok {
+		c.stop(false)
+	}
+	if m.NoWait {
+		return nil
+	}
+	return h.ch.Send(&amqp.BasicCancelOk{ConsumerTag: m.ConsumerTag})
+}
+
+// settle runs basic.ack, nack and reject; in a transaction they wait for
+// tx.commit.
+func (h *chanHandler) settle(a ackReq, m amqp.Method) error {
+	if h.tx {
+		if err := h.checkTags(a, m); err != nil {
+			return err
+		}
+		h.txAcks = append(h.txAcks, a)
+		return nil
+	}
+	return h.apply(a, m)
+}
+
+// checkTags refuses a tag that names no unacknowledged delivery, as
+// RabbitMQ does (406 on the channel). Tag 0 with multiple means all.
+func (h *chanHandler) checkTags(a ackReq, m amqp.Method) error {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if a.multiple && a.tag == 0 {
+		return nil
+	}
+	if _, ok := h.unacked[a.tag]; !ok {
+		return amqp.ChannelException(amqp.ReplyPreconditionFailed, m, "unknown delivery tag %d", a.tag)
+	}
+	return nil
+}
+
+// apply carries out a settlement: the channel's own deliveries at once,
+// consumers' through their goroutines.
+func (h *chanHandler) apply(a ackReq, m amqp.Method) error {
+	h.mu.Lock()
+	ds, err := h.take(a, m)
+	byConsumer := map[*consumer][]*delivery{}
+	var own []*delivery
+	for _, d := range ds {
+		if d.c == nil {
+			own = append(own, d)
+		} else {
+			byConsumer[d.c] = append(byConsumer[d.c], d)
+		}
+	}
+	for c, cds := range byConsumer {
+		c.held -= len(cds)
+		c.post(settleOp{ds: cds, settle: a.settle, requeue: a.requeue})
+	}
+	h.held -= len(ds)
+	h.mu.Unlock()
+	for _, d := range own {
+		h.finishDelivery(d, a.settle, a.requeue, h.conn)
+	}
+	return err
+}
+
+// take removes the deliveries a settlement names from the table (h.mu
+// held).
+func (h *chanHandler) take(a ackReq, m amqp.Method) ([]*delivery, error) {
+	if !a.multiple {
+		d, ok := h.unacked[a.tag]
+		if !ok {
+			return nil, amqp.ChannelException(amqp.ReplyPreconditionFailed, m, "unknown delivery tag %d", a.tag)
+		}
+		delete(h.unacked, a.tag)
+		return []*delivery{d}, nil
+	}
+	if a.tag != 0 {
+		if _, ok := h.unacked[a.tag]; !ok {
+			return nil, amqp.ChannelException(amqp.ReplyPreconditionFailed, m, "unknown delivery tag %d", a.tag)
+		}
+	}
+	var ds []*delivery
+	for t, d := range h.unacked {
+		if a.tag == 0 || t <= a.tag {
+			ds = append(ds, d)
+			delete(h.unacked, t)
+		}
+	}
+	return ds, nil
+}
+
+// recover runs basic.recover: every unacknowledged delivery goes back,
+// redelivered.
+func (h *chanHandler) recover() { h.apply(ackReq{multiple: true, requeue: true}, nil) }
+
+// qos runs basic.qos.
+func (h *chanHandler) qos(m *amqp.BasicQos) error {
+	h.mu.Lock()
+	if m.Global {
+		h.prefetch = int(m.PrefetchCount)
+	} else {
+		h.perCons = int(m.PrefetchCount)
+	}
+	for _, c := range h.consumers {
+		c.wake()
+	}
+	h.mu.Unlock()
+	return h.ch.Send(&amqp.BasicQosOk{})
+}
+
+// flow runs channel.flow.
+func (h *chanHandler) flow(active bool) {
+	h.mu.Lock()
+	h.paused = !active
+	for _, c := range h.consumers {
+		c.wake()
+	}
+	h.mu.Unlock()
+}
+
+// get runs basic.get: a message held as a view by the channel's own
+// connection (removed at once with no-ack).
+func (h *chanHandler) get(m *amqp.BasicGet) error {
+	s := h.s
+	if !s.permits(accessRead, m.Queue) {
+		return s.refused(m, accessRead, "queue", m.Queue)
+	}
+	if err := s.checkOwned(m, m.Queue); err != nil {
+		return err
+	}
+	in, err := h.input(m, m.Queue)
+	if err != nil {
+		return err
+	}
+	v := new(mq.View)
+	if err := in.GetViewInto(mqGetNow, v); err != nil {
+		if isNoMessage(err) {
+			return h.ch.Send(&amqp.BasicGetEmpty{})
+		}
+		return asException(m, err)
+	}
+	var tag uint64
+	if m.NoAck {
+		h.mu.Lock()
+		h.nextTag++
+		tag = h.nextTag
+		h.mu.Unlock()
+	} else {
+		tag = h.register(nil, v, m.Queue)
+	}
+	err = h.send("", tag, v, m.Queue)
+	if m.NoAck {
+		v.Release()
+	}
+	return err
+}
+
+// consumers registers the broker's consumers by queue, so that deleting a
+// queue cancels them.
+type consumerSet struct {
+	mu      sync.Mutex
+	byQueue map[string]map[*consumer]bool
+}
+
+func (b *Broker) addConsumer(c *consumer) {
+	b.consumers.mu.Lock()
+	defer b.consumers.mu.Unlock()
+	if b.consumers.byQueue == nil {
+		b.consumers.byQueue = map[string]map[*consumer]bool{}
+	}
+	if b.consumers.byQueue[c.queue] == nil {
+		b.consumers.byQueue[c.queue] = map[*consumer]bool{}
+	}
+	b.consumers.byQueue[c.queue][c] = true
+}
+
+func (b *Broker) removeConsumer(c *consumer) {
+	b.consumers.mu.Lock()
+	defer b.consumers.mu.Unlock()
+	delete(b.consumers.byQueue[c.queue], c)
+	if len(b.consumers.byQueue[c.queue]) == 0 {
+		delete(b.consumers.byQueue, c.queue)
+	}
+}
+
+// cancelConsumersOf cancels this broker's consumers of a deleted queue,
+// telling their clients.
+func (b *Broker) cancelConsumersOf(queue string) {
+	b.consumers.mu.Lock()
+	var cs []*consumer
+	for c := range b.consumers.byQueue[queue] {
+		cs = append(cs, c)
+	}
+	b.consumers.mu.Unlock()
+	for _, c := range cs {
+		c.cancelByServer()
+		c.stop(false)
+	}
+}

@@ -1,0 +1,189 @@
+package qsg_test
+
+import (
+	"errors"
+	"io"
+	"log/slog"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"sync"
+	"testing"
+	"time"
+
+	rmq "github.com/rabbitmq/amqp091-go"
+
+	"github.com/qmgr/qmgr/amqp"
+	"github.com/qmgr/qmgr/amqp/qsg"
+	"github.com/qmgr/qmgr/cli"
+	"github.com/qmgr/qmgr/group"
+	"github.com/qmgr/qmgr/internal/groupproc"
+	"github.com/qmgr/qmgr/internal/testproc"
+	"github.com/qmgr/qmgr/mq"
+)
+
+// The members are this test binary acting as qmgr; the broker runs in the
+// test process (as it runs in a member's listener process) and serves a
+// loopback listener that amqp091-go, an unmodified client, connects to.
+func TestMain(m *testing.M) {
+	testproc.Register("qmgr", func(args []string) int { return cli.Main(args, os.Stdout, os.Stderr) })
+	testproc.Main(m)
+}
+
+// env is a one-member group with a broker serving AMQP on loopback.
+type env struct {
+	t      *testing.T
+	g      *groupproc.Group
+	broker *qsg.Broker
+	ln     net.Listener
+	url    string
+	wg     sync.WaitGroup
+}
+
+func newEnv(t *testing.T) *env {
+	t.Helper()
+	if testing.Short() {
+		t.Skip("multi-process")
+	}
+	dir := t.TempDir()
+	cfg := group.Config{Name: "AQ", DataDir: filepath.Join(dir, "data"), CFDir: filepath.Join(dir, "cf"), AppSize: 64 << 20}
+	g, err := groupproc.New(cfg, dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	g.Command = func(args ...string) *exec.Cmd {
+		c := exec.Command(os.Args[0], args...)
+		c.Env = append(os.Environ(), testproc.RoleEnv("qmgr"))
+		return c
+	}
+	g.StartFlags = []string{"--heartbeat", "20ms", "--no-chinit"}
+	e := &env{t: t, g: g}
+	t.Cleanup(func() {
+		e.close()
+		g.KillAll()
+		if t.Failed() {
+			g.DumpLogs(t.Logf, 20000)
+		}
+	})
+	if _, err := g.Start("QM1"); err != nil {
+		t.Fatal(err)
+	}
+	e.broker, err = qsg.New(qsg.Config{Connect: mq.ConnectOptions{Group: cfg.Name, DataDir: cfg.DataDir, CFDir: cfg.CFDir, QMgr: "QM1"},
+		Log: slog.New(slog.NewTextHandler(testWriter{t}, nil))})
+	if err != nil {
+		t.Fatal(err)
+	}
+	e.ln, err = net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	e.url = "amqp://guest:guest@" + e.ln.Addr().String() + "/"
+	e.wg.Add(1)
+	go e.serve()
+	return e
+}
+
+// serve accepts connections until the listener closes.
+func (e *env) serve() {
+	defer e.wg.Done()
+	log := slog.New(slog.NewTextHandler(testWriter{e.t}, nil))
+	for {
+		nc, err := e.ln.Accept()
+		if err != nil {
+			return
+		}
+		e.wg.Add(1)
+		go func() {
+			defer e.wg.Done()
+			amqp.Serve(nc, amqp.Config{Heartbeat: 10 * time.Second}, e.broker, log)
+		}()
+	}
+}
+
+func (e *env) close() {
+	if e.ln != nil {
+		e.ln.Close()
+	}
+	e.wg.Wait()
+	if e.broker != nil {
+		e.broker.Close()
+		e.broker = nil
+	}
+}
+
+// dial connects a client.
+func (e *env) dial() *rmq.Connection {
+	e.t.Helper()
+	c, err := rmq.Dial(e.url)
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	e.t.Cleanup(func() { c.Close() })
+	return c
+}
+
+// channel opens a channel on a new connection.
+func (e *env) channel() *rmq.Channel {
+	e.t.Helper()
+	ch, err := e.dial().Channel()
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	return ch
+}
+
+// mqsc runs a command through the member.
+func (e *env) mqsc(cmd string) string {
+	e.t.Helper()
+	out, err := e.g.MQSC("QM1", cmd)
+	if err != nil {
+		e.t.Fatalf("%s: %v\n%s", cmd, err, out)
+	}
+	return out
+}
+
+// testWriter sends the broker's log to the test's.
+type testWriter struct{ t *testing.T }
+
+func (w testWriter) Write(p []byte) (int, error) {
+	w.t.Log(string(p))
+	return len(p), nil
+}
+
+// next receives a delivery or fails after a while.
+func next(t *testing.T, ds <-chan rmq.Delivery) rmq.Delivery {
+	t.Helper()
+	select {
+	case d, ok := <-ds:
+		if !ok {
+			t.Fatal("deliveries channel closed")
+		}
+		return d
+	case <-time.After(20 * time.Second):
+		t.Fatal("no delivery within 20s")
+	}
+	return rmq.Delivery{}
+}
+
+// none checks that no delivery arrives for a short while.
+func none(t *testing.T, ds <-chan rmq.Delivery, within time.Duration) {
+	t.Helper()
+	select {
+	case d := <-ds:
+		t.Fatalf("unexpected delivery %q (tag %d)", d.Body, d.DeliveryTag)
+	case <-time.After(within):
+	}
+}
+
+// code is an AMQP error's reply code, 0 when err is none.
+func code(err error) int {
+	var e *rmq.Error
+	if errors.As(err, &e) {
+		return e.Code
+	}
+	if err == nil || errors.Is(err, io.EOF) {
+		return 0
+	}
+	return -1
+}

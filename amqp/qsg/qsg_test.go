@@ -1,0 +1,449 @@
+package qsg_test
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"strings"
+	"testing"
+	"time"
+
+	rmq "github.com/rabbitmq/amqp091-go"
+)
+
+func publish(t *testing.T, ch *rmq.Channel, exchange, key string, p rmq.Publishing) {
+	t.Helper()
+	if err := ch.PublishWithContext(context.Background(), exchange, key, false, false, p); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func declare(t *testing.T, ch *rmq.Channel, name string, args rmq.Table) rmq.Queue {
+	t.Helper()
+	q, err := ch.QueueDeclare(name, true, false, false, false, args)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return q
+}
+
+// TestPublishConsumeAck: a message published to the default exchange comes
+// to a consumer with every property as sent; acked, it is gone; the queue
+// is a QLOCAL that DISPLAY QLOCAL shows.
+func TestPublishConsumeAck(t *testing.T) {
+	e := newEnv(t)
+	ch := e.channel()
+	q := declare(t, ch, "orders-1", nil)
+	if q.Name != "orders-1" || q.Messages != 0 {
+		t.Fatalf("declare-ok %+v", q)
+	}
+	sent := rmq.Publishing{ContentType: "application/json", ContentEncoding: "gzip", DeliveryMode: 2, Priority: 3,
+		CorrelationId: "corr-1", ReplyTo: "replies", Expiration: "60000", MessageId: "m-1", Timestamp: time.Unix(1700000000, 0),
+		Type: "order.created", UserId: "guest", AppId: "test", Body: []byte(`{"id":1}`),
+		Headers: rmq.Table{"s": "str", "i": int32(-7), "l": int64(1 << 40), "b": true, "f": 1.5, "t": rmq.Table{"x": "y"},
+			"a": []any{"one", int32(2)}, "bytes": []byte{0, 1, 2}, "void": nil, "d": rmq.Decimal{Scale: 2, Value: 314}}}
+	publish(t, ch, "", "orders-1", sent)
+	ds, err := ch.Consume("orders-1", "c1", false, false, false, false, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	d := next(t, ds)
+	if d.Redelivered || d.Exchange != "" || d.RoutingKey != "orders-1" || d.ConsumerTag != "c1" || !bytes.Equal(d.Body, sent.Body) {
+		t.Fatalf("delivery %+v", d)
+	}
+	got := fmt.Sprintf("%v %v %v %v %v %v %v %v %v %v %v %v %v", d.ContentType, d.ContentEncoding, d.DeliveryMode, d.Priority,
+		d.CorrelationId, d.ReplyTo, d.Expiration, d.MessageId, d.Timestamp.Unix(), d.Type, d.UserId, d.AppId, d.Headers)
+	want := fmt.Sprintf("%v %v %v %v %v %v %v %v %v %v %v %v %v", sent.ContentType, sent.ContentEncoding, sent.DeliveryMode, sent.Priority,
+		sent.CorrelationId, sent.ReplyTo, sent.Expiration, sent.MessageId, sent.Timestamp.Unix(), sent.Type, sent.UserId, sent.AppId, sent.Headers)
+	if got != want {
+		t.Fatalf("properties\n got %s\nwant %s", got, want)
+	}
+	if err := d.Ack(false); err != nil {
+		t.Fatal(err)
+	}
+	if out := e.mqsc("DISPLAY QLOCAL('orders-1') CURDEPTH"); !strings.Contains(out, "QUEUE(orders-1)") {
+		t.Fatalf("DISPLAY QLOCAL: %s", out)
+	}
+	waitDepth(t, e, "orders-1", 0)
+}
+
+// waitDepth waits until a queue's depth is n.
+func waitDepth(t *testing.T, e *env, q string, n int) {
+	t.Helper()
+	want := fmt.Sprintf("CURDEPTH(%d)", n)
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		out := e.mqsc("DISPLAY QLOCAL('" + q + "') CURDEPTH")
+		if strings.Contains(out, want) {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%s: want %s: %s", q, want, out)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// TestNackRequeueRedelivers: a nack with requeue gives the message back
+// where it was, and it comes again with redelivered set; a reject without
+// requeue and no dead-letter exchange drops it.
+func TestNackRequeueRedelivers(t *testing.T) {
+	e := newEnv(t)
+	ch := e.channel()
+	declare(t, ch, "work", nil)
+	for i := range 3 {
+		publish(t, ch, "", "work", rmq.Publishing{Body: []byte(fmt.Sprint(i))})
+	}
+	ch.Qos(1, 0, false)
+	ds, err := ch.Consume("work", "", false, false, false, false, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	d := next(t, ds)
+	if string(d.Body) != "0" || d.Redelivered {
+		t.Fatalf("first delivery %q redelivered=%v", d.Body, d.Redelivered)
+	}
+	d.Nack(false, true)
+	d = next(t, ds)
+	if string(d.Body) != "0" || !d.Redelivered {
+		t.Fatalf("after nack-requeue: %q redelivered=%v, want 0 redelivered", d.Body, d.Redelivered)
+	}
+	d.Reject(false)
+	d = next(t, ds)
+	if string(d.Body) != "1" || d.Redelivered {
+		t.Fatalf("after reject: %q redelivered=%v", d.Body, d.Redelivered)
+	}
+	d.Ack(false)
+	d = next(t, ds)
+	if string(d.Body) != "2" {
+		t.Fatalf("third %q", d.Body)
+	}
+	d.Ack(false)
+	waitDepth(t, e, "work", 0)
+}
+
+// TestPrefetchBoundsUnacked: with prefetch 2 a consumer holds at most two
+// unacknowledged deliveries; each ack lets one more come.
+func TestPrefetchBoundsUnacked(t *testing.T) {
+	e := newEnv(t)
+	ch := e.channel()
+	declare(t, ch, "pf", nil)
+	for i := range 5 {
+		publish(t, ch, "", "pf", rmq.Publishing{Body: []byte(fmt.Sprint(i))})
+	}
+	if err := ch.Qos(2, 0, false); err != nil {
+		t.Fatal(err)
+	}
+	ds, _ := ch.Consume("pf", "", false, false, false, false, nil)
+	a, b := next(t, ds), next(t, ds)
+	none(t, ds, 300*time.Millisecond)
+	a.Ack(false)
+	c := next(t, ds)
+	none(t, ds, 300*time.Millisecond)
+	if string(a.Body)+string(b.Body)+string(c.Body) != "012" {
+		t.Fatalf("order %q %q %q", a.Body, b.Body, c.Body)
+	}
+	b.Ack(true)
+	c.Ack(false)
+	next(t, ds).Ack(false)
+	next(t, ds).Ack(false)
+	waitDepth(t, e, "pf", 0)
+}
+
+// TestChannelCloseRequeues: deliveries not acknowledged when their channel
+// closes come back, redelivered, to the next consumer.
+func TestChannelCloseRequeues(t *testing.T) {
+	e := newEnv(t)
+	conn := e.dial()
+	ch, _ := conn.Channel()
+	declare(t, ch, "cc", nil)
+	publish(t, ch, "", "cc", rmq.Publishing{Body: []byte("x")})
+	ds, _ := ch.Consume("cc", "", false, false, false, false, nil)
+	next(t, ds)
+	ch.Close()
+	ch2, _ := conn.Channel()
+	ds2, _ := ch2.Consume("cc", "", false, false, false, false, nil)
+	d := next(t, ds2)
+	if string(d.Body) != "x" || !d.Redelivered {
+		t.Fatalf("after close: %q redelivered=%v", d.Body, d.Redelivered)
+	}
+	d.Ack(false)
+}
+
+// TestBasicGet: basic.get takes one message (or says empty), and its ack
+// removes it.
+func TestBasicGet(t *testing.T) {
+	e := newEnv(t)
+	ch := e.channel()
+	declare(t, ch, "g", nil)
+	if _, ok, err := ch.Get("g", false); ok || err != nil {
+		t.Fatalf("get on empty: ok=%v err=%v", ok, err)
+	}
+	publish(t, ch, "", "g", rmq.Publishing{Body: []byte("a")})
+	publish(t, ch, "", "g", rmq.Publishing{Body: []byte("b")})
+	d, ok, err := ch.Get("g", false)
+	if !ok || err != nil || string(d.Body) != "a" {
+		t.Fatalf("get: %q ok=%v err=%v", d.Body, ok, err)
+	}
+	d.Ack(false)
+	d, ok, _ = ch.Get("g", true)
+	if !ok || string(d.Body) != "b" {
+		t.Fatalf("no-ack get: %q ok=%v", d.Body, ok)
+	}
+	waitDepth(t, e, "g", 0)
+}
+
+// TestConfirms: in confirm mode every publish is acknowledged; one to a
+// full x-max-length queue with x-overflow reject-publish is nacked.
+func TestConfirms(t *testing.T) {
+	e := newEnv(t)
+	ch := e.channel()
+	declare(t, ch, "bounded", rmq.Table{"x-max-length": int32(2), "x-overflow": "reject-publish"})
+	if err := ch.Confirm(false); err != nil {
+		t.Fatal(err)
+	}
+	confirms := ch.NotifyPublish(make(chan rmq.Confirmation, 10))
+	for i := range 3 {
+		publish(t, ch, "", "bounded", rmq.Publishing{DeliveryMode: 2, Body: []byte(fmt.Sprint(i))})
+	}
+	publish(t, ch, "", "no-such-queue", rmq.Publishing{Body: []byte("unroutable")})
+	var acks []bool
+	for range 4 {
+		select {
+		case c := <-confirms:
+			acks = append(acks, c.Ack)
+		case <-time.After(20 * time.Second):
+			t.Fatalf("confirms so far %v", acks)
+		}
+	}
+	if fmt.Sprint(acks) != "[true true false true]" {
+		t.Fatalf("confirms %v, want [true true false true] (the third refused by x-max-length; unroutable acked)", acks)
+	}
+}
+
+// TestTransactions: a transaction's publishes appear only at commit, and
+// a rollback drops them; its acks are applied at commit.
+func TestTransactions(t *testing.T) {
+	e := newEnv(t)
+	ch := e.channel()
+	declare(t, ch, "txq", nil)
+	if err := ch.Tx(); err != nil {
+		t.Fatal(err)
+	}
+	publish(t, ch, "", "txq", rmq.Publishing{Body: []byte("rolled back")})
+	if err := ch.TxRollback(); err != nil {
+		t.Fatal(err)
+	}
+	publish(t, ch, "", "txq", rmq.Publishing{Body: []byte("committed")})
+	waitDepth(t, e, "txq", 1) // uncommitted counts in CURDEPTH
+	other := e.channel()
+	if _, ok, _ := other.Get("txq", true); ok {
+		t.Fatal("an uncommitted publish was got")
+	}
+	if err := ch.TxCommit(); err != nil {
+		t.Fatal(err)
+	}
+	d, ok, _ := other.Get("txq", true)
+	if !ok || string(d.Body) != "committed" {
+		t.Fatalf("after commit: %q ok=%v", d.Body, ok)
+	}
+}
+
+// TestExchanges: fanout, direct, topic and headers exchanges route as
+// RabbitMQ's do; mandatory unroutable publishes come back.
+func TestExchanges(t *testing.T) {
+	e := newEnv(t)
+	ch := e.channel()
+	for _, x := range []struct{ name, kind string }{{"fan", "fanout"}, {"dir", "direct"}, {"top", "topic"}, {"hdr", "headers"}} {
+		if err := ch.ExchangeDeclare(x.name, x.kind, true, false, false, false, nil); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, q := range []string{"q1", "q2", "q3"} {
+		declare(t, ch, q, nil)
+	}
+	bind := func(q, key, x string, args rmq.Table) {
+		if err := ch.QueueBind(q, key, x, false, args); err != nil {
+			t.Fatal(err)
+		}
+	}
+	bind("q1", "", "fan", nil)
+	bind("q2", "", "fan", nil)
+	bind("q1", "red", "dir", nil)
+	bind("q2", "stock.*.nyse", "top", nil)
+	bind("q3", "stock.#", "top", nil)
+	bind("q3", "", "hdr", rmq.Table{"x-match": "all", "format": "pdf"})
+	publish(t, ch, "fan", "", rmq.Publishing{Body: []byte("f")})
+	publish(t, ch, "dir", "red", rmq.Publishing{Body: []byte("d")})
+	publish(t, ch, "dir", "blue", rmq.Publishing{Body: []byte("lost")})
+	publish(t, ch, "top", "stock.ibm.nyse", rmq.Publishing{Body: []byte("t1")})
+	publish(t, ch, "top", "stock.ibm.lse.x", rmq.Publishing{Body: []byte("t2")})
+	publish(t, ch, "hdr", "", rmq.Publishing{Headers: rmq.Table{"format": "pdf"}, Body: []byte("h")})
+	publish(t, ch, "hdr", "", rmq.Publishing{Headers: rmq.Table{"format": "zip"}, Body: []byte("lost")})
+	want := map[string]string{"q1": "f d", "q2": "f t1", "q3": "t1 t2 h"}
+	for q, w := range want {
+		var got []string
+		for {
+			d, ok, err := ch.Get(q, true)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !ok {
+				break
+			}
+			got = append(got, string(d.Body))
+		}
+		if strings.Join(got, " ") != w {
+			t.Errorf("%s got %q want %q", q, got, w)
+		}
+	}
+	returns := ch.NotifyReturn(make(chan rmq.Return, 1))
+	if err := ch.PublishWithContext(context.Background(), "dir", "nobody", true, false, rmq.Publishing{Body: []byte("back")}); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case r := <-returns:
+		if r.ReplyCode != 312 || string(r.Body) != "back" {
+			t.Fatalf("return %d %q", r.ReplyCode, r.Body)
+		}
+	case <-time.After(20 * time.Second):
+		t.Fatal("no basic.return")
+	}
+}
+
+// TestDeadLettering: a rejected message goes to the queue's dead-letter
+// exchange with an x-death header.
+func TestDeadLettering(t *testing.T) {
+	e := newEnv(t)
+	ch := e.channel()
+	if err := ch.ExchangeDeclare("dlx", "fanout", true, false, false, false, nil); err != nil {
+		t.Fatal(err)
+	}
+	declare(t, ch, "dead", nil)
+	if err := ch.QueueBind("dead", "", "dlx", false, nil); err != nil {
+		t.Fatal(err)
+	}
+	declare(t, ch, "live", rmq.Table{"x-dead-letter-exchange": "dlx"})
+	publish(t, ch, "", "live", rmq.Publishing{Body: []byte("bad")})
+	d, ok, _ := ch.Get("live", false)
+	if !ok {
+		t.Fatal("no message")
+	}
+	d.Reject(false)
+	var got rmq.Delivery
+	deadline := time.Now().Add(20 * time.Second)
+	for !ok || got.Body == nil {
+		if time.Now().After(deadline) {
+			t.Fatal("nothing dead-lettered")
+		}
+		got, ok, _ = ch.Get("dead", true)
+	}
+	deaths, _ := got.Headers["x-death"].([]any)
+	if string(got.Body) != "bad" || len(deaths) != 1 || got.Headers["x-first-death-reason"] != "rejected" {
+		t.Fatalf("dead-lettered %q headers %v", got.Body, got.Headers)
+	}
+}
+
+// TestDeclareErrors: the reply codes RabbitMQ gives for bad declares.
+func TestDeclareErrors(t *testing.T) {
+	e := newEnv(t)
+	conn := e.dial()
+	try := func(f func(ch *rmq.Channel) error) int {
+		ch, err := conn.Channel()
+		if err != nil {
+			t.Fatal(err)
+		}
+		err = f(ch)
+		ch.Close()
+		return code(err)
+	}
+	cases := []struct {
+		name string
+		want int
+		f    func(ch *rmq.Channel) error
+	}{
+		{"passive missing", 404, func(ch *rmq.Channel) error {
+			_, err := ch.QueueDeclarePassive("nope", false, false, false, false, nil)
+			return err
+		}},
+		{"reserved prefix", 403, func(ch *rmq.Channel) error {
+			_, err := ch.QueueDeclare("amq.mine", false, false, false, false, nil)
+			return err
+		}},
+		{"inequivalent", 406, func(ch *rmq.Channel) error {
+			ch.QueueDeclare("eq", true, false, false, false, nil)
+			_, err := ch.QueueDeclare("eq", false, false, false, false, nil)
+			return err
+		}},
+		{"bad arg", 406, func(ch *rmq.Channel) error {
+			_, err := ch.QueueDeclare("badarg", true, false, false, false, rmq.Table{"x-max-length": "ten"})
+			return err
+		}},
+		{"exchange missing", 404, func(ch *rmq.Channel) error {
+			return ch.ExchangeDeclarePassive("nox", "direct", false, false, false, false, nil)
+		}},
+		{"bind to missing exchange", 404, func(ch *rmq.Channel) error { return ch.QueueBind("eq", "k", "nox", false, nil) }},
+	}
+	for _, c := range cases {
+		if got := try(c.f); got != c.want {
+			t.Errorf("%s: code %d, want %d", c.name, got, c.want)
+		}
+	}
+	// An exclusive queue is locked to its connection, and goes with it.
+	ch, _ := conn.Channel()
+	q, err := ch.QueueDeclare("", false, false, true, false, nil)
+	if err != nil || !strings.HasPrefix(q.Name, "amq.gen-") {
+		t.Fatalf("server-named exclusive queue %q: %v", q.Name, err)
+	}
+	other := e.channel()
+	if _, err := other.QueueDeclarePassive(q.Name, false, false, true, false, nil); code(err) != 405 {
+		t.Fatalf("another connection's passive declare of an exclusive queue: %v, want 405", err)
+	}
+	conn.Close()
+	ch3 := e.channel()
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		_, err := ch3.QueueDeclarePassive(q.Name, false, false, false, false, nil)
+		if code(err) == 404 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("exclusive queue still there after its connection closed: %v", err)
+		}
+		ch3 = e.channel()
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// TestLargeMessageAndManyChannels: an 8 MiB message goes through whole,
+// and a connection runs 100 channels at once.
+func TestLargeMessageAndManyChannels(t *testing.T) {
+	e := newEnv(t)
+	conn := e.dial()
+	ch, _ := conn.Channel()
+	declare(t, ch, "big", nil)
+	body := bytes.Repeat([]byte("0123456789abcdef"), 8<<20/16)
+	publish(t, ch, "", "big", rmq.Publishing{Body: body})
+	d, ok, err := ch.Get("big", true)
+	if err != nil || !ok || !bytes.Equal(d.Body, body) {
+		t.Fatalf("8 MiB: ok=%v err=%v len=%d", ok, err, len(d.Body))
+	}
+	chans := make([]*rmq.Channel, 100)
+	for i := range chans {
+		if chans[i], err = conn.Channel(); err != nil {
+			t.Fatalf("channel %d: %v", i, err)
+		}
+		publish(t, chans[i], "", "big", rmq.Publishing{Body: []byte(fmt.Sprint(i))})
+	}
+	seen := map[string]bool{}
+	for _, c := range chans {
+		d, ok, err := c.Get("big", true)
+		if err != nil || !ok {
+			t.Fatalf("get: ok=%v err=%v", ok, err)
+		}
+		seen[string(d.Body)] = true
+	}
+	if len(seen) != 100 {
+		t.Fatalf("%d distinct messages of 100", len(seen))
+	}
+}
