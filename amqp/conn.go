@@ -36,7 +36,22 @@ type Conn struct {
 
 	w connWriter
 
+	// blockable: the client understands connection.blocked (its
+	// capabilities said so at login). Written by the handshake, read-only
+	// afterwards.
+	blockable bool
+	// holding: the reader is held by the broker on purpose (Hold), so the
+	// heartbeat monitor does not count the client's unread frames as
+	// silence. Written by the reader, read by the heartbeat goroutine.
+	holding atomic.Bool
+	// gone is closed once the server closes the socket from another
+	// goroutine than the reader (closeSocketFor, missed heartbeats), so
+	// that a held reader lets go.
+	gone     chan struct{}
+	goneOnce sync.Once
+
 	mu       sync.Mutex
+	blocked  bool                // connection.blocked sent and not unblocked; guarded by mu
 	channels map[uint16]*Channel // open and closing channels; guarded by mu
 	closing  bool                // the server sent connection.close; guarded by mu
 	done     chan struct{}       // closed when the connection ends
@@ -57,7 +72,7 @@ type connWriter struct {
 // the client closed it cleanly). It closes nc.
 func Serve(nc net.Conn, cfg Config, broker Broker, log *slog.Logger) error {
 	c := &Conn{cfg: cfg.WithDefaults(), nc: nc, broker: broker, log: log,
-		channels: map[uint16]*Channel{}, done: make(chan struct{})}
+		channels: map[uint16]*Channel{}, done: make(chan struct{}), gone: make(chan struct{})}
 	if err := c.cfg.Validate(); err != nil {
 		nc.Close()
 		return err
@@ -186,6 +201,47 @@ func (c *Conn) end() {
 	}
 }
 
+// closeSocket closes the socket from another goroutine than the reader.
+func (c *Conn) closeSocket() {
+	c.goneOnce.Do(func() { close(c.gone) })
+	c.nc.Close()
+}
+
+// SetBlocked sends connection.blocked with reason (or, when blocked is
+// false, connection.unblocked) if the client understands it and the state
+// changes. Safe from any goroutine.
+func (c *Conn) SetBlocked(blocked bool, reason string) error {
+	if !c.blockable {
+		return nil
+	}
+	c.mu.Lock()
+	changed := c.blocked != blocked && !c.closing
+	c.blocked = blocked
+	c.mu.Unlock()
+	switch {
+	case !changed:
+		return nil
+	case blocked:
+		return c.send(0, &ConnectionBlocked{Reason: reason})
+	default:
+		return c.send(0, &ConnectionUnblocked{})
+	}
+}
+
+// Hold runs wait on the reader goroutine (from a ChannelHandler's Handle)
+// while the broker holds the client back on purpose, e.g. a publisher
+// while the queues are nearly full: the client's frames stay unread (TCP
+// pushes back) without counting as missed heartbeats. wait must return
+// once gone is closed (the server closed the connection).
+func (c *Conn) Hold(wait func(gone <-chan struct{})) {
+	c.holding.Store(true)
+	defer func() {
+		c.lastRead.Store(time.Now().UnixNano())
+		c.holding.Store(false)
+	}()
+	wait(c.gone)
+}
+
 // heartbeats sends a heartbeat when nothing was written for half the
 // interval, and disconnects a client that sent nothing for two.
 func (c *Conn) heartbeats() {
@@ -196,9 +252,9 @@ func (c *Conn) heartbeats() {
 		case <-c.done:
 			return
 		case now := <-t.C:
-			if now.UnixNano()-c.lastRead.Load() > int64(2*c.heartbeat) {
+			if !c.holding.Load() && now.UnixNano()-c.lastRead.Load() > int64(2*c.heartbeat) {
 				c.log.Warn("amqp: client missed two heartbeats; disconnecting", "remote", c.nc.RemoteAddr(), "user", c.user)
-				c.nc.Close()
+				c.closeSocket()
 				return
 			}
 			if now.UnixNano()-c.lastWrite.Load() >= int64(c.heartbeat/2) {
@@ -334,6 +390,8 @@ func (c *Conn) login(ok *ConnectionStartOk) error {
 		return ConnectionException(ReplyAccessRefused, ok, "login refused for user '%s'", user)
 	}
 	c.user = user
+	caps, _ := ok.ClientProperties["capabilities"].(Table)
+	c.blockable, _ = caps["connection.blocked"].(bool)
 	return nil
 }
 

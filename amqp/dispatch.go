@@ -211,5 +211,5 @@ func (c *Conn) forget(ch *Channel) {
 func (c *Conn) closeSocketFor(ex *Exception) {
 	c.log.Warn("amqp: connection exception", "remote", c.nc.RemoteAddr(), "user", c.user, "code", ex.Code, "text", ex.Text)
 	c.send(0, ex.connectionClose())
-	c.nc.Close()
+	c.closeSocket()
 }

@@ -7,6 +7,7 @@ import (
 
 	"sync"
 	"sync/atomic"
+	"time"
 
 	"github.com/qmgr/qmgr/amqp"
 	"github.com/qmgr/qmgr/group"
@@ -24,20 +25,48 @@ type Config struct {
 	Connect mq.ConnectOptions
 	// Log receives connection and error events (default slog.Default()).
 	Log *slog.Logger
+	// FlowInterval is how often the use of the queues' structures is
+	// looked at for flow control (default 250ms).
+	FlowInterval time.Duration
+	// HighWater is the use of a structure's entries or elements (0..1) at
+	// which publishers are blocked (default 0.8); LowWater the use under
+	// which they are unblocked again (default 0.7).
+	HighWater, LowWater float64
 }
+
+// Defaults of Config.
+const (
+	DefaultFlowInterval = 250 * time.Millisecond
+	DefaultHighWater    = 0.8
+	DefaultLowWater     = 0.7
+)
 
 // WithDefaults returns c with its zero fields set to their defaults.
 func (c Config) WithDefaults() Config {
 	if c.Log == nil {
 		c.Log = slog.Default()
 	}
+	if c.FlowInterval == 0 {
+		c.FlowInterval = DefaultFlowInterval
+	}
+	if c.HighWater == 0 {
+		c.HighWater = DefaultHighWater
+	}
+	if c.LowWater == 0 {
+		c.LowWater = DefaultLowWater
+	}
 	return c
 }
 
 // Validate checks c (after WithDefaults).
 func (c Config) Validate() error {
-	if c.Connect.QMgr == "" {
+	switch {
+	case c.Connect.QMgr == "":
 		return fmt.Errorf("%w: the member to serve through is required", ErrConfig)
+	case c.FlowInterval < 0:
+		return fmt.Errorf("%w: FlowInterval %v", ErrConfig, c.FlowInterval)
+	case !(c.LowWater > 0 && c.LowWater < c.HighWater && c.HighWater <= 1):
+		return fmt.Errorf("%w: water marks %v (low) and %v (high): want 0 < low < high <= 1", ErrConfig, c.LowWater, c.HighWater)
 	}
 	return nil
 }
@@ -58,6 +87,11 @@ type Broker struct {
 	sessions atomic.Uint64
 	// auth checks logins and permissions (package amqp/access).
 	auth authenticator
+	flow *flow
+	// closed is closed by Close: the flow watcher ends, held publishes let go.
+	closed      chan struct{}
+	watcherDone chan struct{}
+	live        sync.WaitGroup // sessions not closed yet
 }
 
 var _ amqp.Broker = (*Broker)(nil)
@@ -72,13 +106,24 @@ func New(cfg Config) (*Broker, error) {
 	if err != nil {
 		return nil, fmt.Errorf("qsg: %w", err)
 	}
-	b := &Broker{cfg: cfg, root: root, parts: mqconn.Of(root)}
+	b := &Broker{cfg: cfg, root: root, parts: mqconn.Of(root), flow: newFlow(),
+		closed: make(chan struct{}), watcherDone: make(chan struct{})}
 	b.auth = newAuthenticator(b.parts.Defs)
+	go b.watchFlow()
 	return b, nil
 }
 
-// Close disconnects the broker; the connections it serves must have ended.
-func (b *Broker) Close() error { return b.root.Disconnect() }
+// Close ends the broker: publishes held by flow control let go, and once
+// every connection it serves has ended (the caller closes their sockets)
+// it disconnects from the group.
+func (b *Broker) Close() error {
+	close(b.closed)
+	<-b.watcherDone
+	b.live.Wait()
+	b.adminMu.Lock()
+	defer b.adminMu.Unlock()
+	return b.root.Disconnect()
+}
 
 // sibling is a new mq connection through the broker's member.
 func (b *Broker) sibling() (*mq.Conn, error) {

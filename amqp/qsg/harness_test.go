@@ -39,9 +39,14 @@ type env struct {
 	ln     net.Listener
 	url    string
 	wg     sync.WaitGroup
+	mu     sync.Mutex
+	conns  []net.Conn // the server's sides, closed at the end
 }
 
-func newEnv(t *testing.T) *env {
+func newEnv(t *testing.T) *env { return newEnvWith(t, func(*qsg.Config) {}) }
+
+// newEnvWith is newEnv with the broker's configuration changed by opt.
+func newEnvWith(t *testing.T, opt func(*qsg.Config)) *env {
 	t.Helper()
 	if testing.Short() {
 		t.Skip("multi-process")
@@ -69,8 +74,10 @@ func newEnv(t *testing.T) *env {
 	if _, err := g.Start("QM1"); err != nil {
 		t.Fatal(err)
 	}
-	e.broker, err = qsg.New(qsg.Config{Connect: mq.ConnectOptions{Group: cfg.Name, DataDir: cfg.DataDir, CFDir: cfg.CFDir, QMgr: "QM1"},
-		Log: slog.New(slog.NewTextHandler(testWriter{t}, nil))})
+	bc := qsg.Config{Connect: mq.ConnectOptions{Group: cfg.Name, DataDir: cfg.DataDir, CFDir: cfg.CFDir, QMgr: "QM1"},
+		Log: slog.New(slog.NewTextHandler(testWriter{t}, nil))}
+	opt(&bc)
+	e.broker, err = qsg.New(bc)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -93,6 +100,9 @@ func (e *env) serve() {
 		if err != nil {
 			return
 		}
+		e.mu.Lock()
+		e.conns = append(e.conns, nc)
+		e.mu.Unlock()
 		e.wg.Add(1)
 		go func() {
 			defer e.wg.Done()
@@ -105,11 +115,16 @@ func (e *env) close() {
 	if e.ln != nil {
 		e.ln.Close()
 	}
-	e.wg.Wait()
+	e.mu.Lock()
+	for _, nc := range e.conns {
+		nc.Close()
+	}
+	e.mu.Unlock()
 	if e.broker != nil {
 		e.broker.Close()
 		e.broker = nil
 	}
+	e.wg.Wait()
 }
 
 // dial connects a client.

@@ -18,6 +18,7 @@ func (h *chanHandler) publish(m *amqp.BasicPublish, c *amqp.Content) error {
 	if !s.permits(accessWrite, m.Exchange) {
 		return s.refused(m, accessWrite, "exchange", m.Exchange)
 	}
+	s.b.waitOpen(s.c)
 	pub, err := newPublishing(m, c, s.user)
 	if err != nil {
 		return err

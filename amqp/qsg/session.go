@@ -11,13 +11,9 @@ import (
 	"github.com/qmgr/qmgr/mq"
 )
 
-// Login checks a user's password (amqp.Broker). A refusal is logged.
+// Login checks a user's password (amqp.Broker).
 func (b *Broker) Login(user, password string, remote net.Addr) error {
-	if err := b.auth.login(user, password, remote); err != nil {
-		b.cfg.Log.Warn("amqp: login refused", "user", user, "remote", remote.String(), "err", err)
-		return err
-	}
-	return nil
+	return b.auth.login(user, password, remote) // the connection logs a refusal
 }
 
 // Session starts a connection's work (amqp.Broker): only vhost "/".
@@ -26,6 +22,8 @@ func (b *Broker) Session(c *amqp.Conn, user, vhost string) (amqp.Session, error)
 		return nil, amqp.ConnectionException(amqp.ReplyNotAllowed, nil, "vhost '%s' not found (qmgr has only '/')", vhost)
 	}
 	n := b.sessions.Add(1)
+	b.live.Add(1)
+	b.flow.add(c)
 	return &session{b: b, c: c, user: user, vhost: vhost,
 		id: fmt.Sprintf("%s/%d/%d", b.root.QMgr(), b.root.Member().Incarnation, n)}, nil
 }
@@ -51,6 +49,8 @@ func (s *session) OpenChannel(ch *amqp.Channel) (amqp.ChannelHandler, error) {
 
 // Close deletes the connection's exclusive queues (amqp.Session).
 func (s *session) Close() {
+	defer s.b.live.Done()
+	s.b.flow.remove(s.c)
 	s.mu.Lock()
 	qs := s.exclusive
 	s.exclusive = nil
