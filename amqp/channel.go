@@ -71,15 +71,26 @@ func (ch *Channel) SendContentProps(m Method, props []byte, body ...[]byte) erro
 	for _, p := range body {
 		size += len(p)
 	}
-	return c.write(func(b []byte) ([]byte, error) {
+	head := func(b []byte) ([]byte, error) {
 		b, err := AppendMethodFrame(b, ch.id, m)
 		if err != nil {
 			return b, err
 		}
-		b = appendRawHeaderFrame(b, ch.id, uint64(size), props)
-		return AppendBodyFrames(b, ch.id, c.frameMax, body...), nil
+		return appendRawHeaderFrame(b, ch.id, uint64(size), props), nil
+	}
+	if size >= VectoredBodySize {
+		return c.writeVectored(head, bodyVectors(ch.id, c.frameMax, body...))
+	}
+	return c.write(func(b []byte) ([]byte, error) {
+		b, err := head(b)
+		return AppendBodyFrames(b, ch.id, c.frameMax, body...), err
 	})
 }
+
+// VectoredBodySize is the body size from which SendContentProps writes the
+// body's pieces to the socket as they are (a vectored write) rather than
+// copying them into the connection's buffer.
+const VectoredBodySize = 64 << 10
 
 // Fail closes the channel with a channel exception, or the connection
 // with a connection exception, from any goroutine (a consumer's).

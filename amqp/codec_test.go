@@ -260,3 +260,31 @@ func TestProtocolHeader(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+// TestBodyVectorsAreBodyFrames: the vectored form of a body is byte for
+// byte what AppendBodyFrames writes, whatever the pieces and frame size.
+func TestBodyVectorsAreBodyFrames(t *testing.T) {
+	body := make([]byte, 300000)
+	for i := range body {
+		body[i] = byte(i * 7)
+	}
+	for _, cuts := range [][]int{{}, {1}, {131063}, {100, 200000}, {131064, 131065}} {
+		var pieces [][]byte
+		prev := 0
+		for _, c := range cuts {
+			pieces = append(pieces, body[prev:c])
+			prev = c
+		}
+		pieces = append(pieces, body[prev:])
+		for _, fm := range []uint32{FrameMinSize, 131072, 1 << 20} {
+			want := AppendBodyFrames(nil, 3, fm, pieces...)
+			var got []byte
+			for _, v := range bodyVectors(3, fm, pieces...) {
+				got = append(got, v...)
+			}
+			if !bytes.Equal(got, want) {
+				t.Fatalf("cuts %v frame_max %d: vectored body differs (%d vs %d bytes)", cuts, fm, len(got), len(want))
+			}
+		}
+	}
+}

@@ -64,6 +64,7 @@ type connWriter struct {
 	waiting atomic.Int32 // writers inside send, including the one holding mu
 	mu      sync.Mutex
 	bw      *bufio.Writer
+	nc      net.Conn // what bw writes to: vectored writes go straight to it
 	buf     []byte
 	err     error // the first write error; every later send returns it
 }
@@ -78,7 +79,7 @@ func Serve(nc net.Conn, cfg Config, broker Broker, log *slog.Logger) error {
 		return err
 	}
 	c.fr = NewFrameReader(nc)
-	c.w.bw = bufio.NewWriterSize(nc, 64<<10)
+	c.w.bw, c.w.nc = bufio.NewWriterSize(nc, 64<<10), nc
 	err := c.run()
 	c.end()
 	return err
@@ -285,6 +286,35 @@ func (c *Conn) write(f func(b []byte) ([]byte, error)) error {
 		err = w.bw.Flush()
 	}
 	if err != nil && w.err == nil && !isException(err) {
+		w.err = err
+	}
+	c.lastWrite.Store(time.Now().UnixNano())
+	return err
+}
+
+// writeVectored writes the frames f appends and then body, a sequence of
+// frame headers, pieces of a caller's body and frame ends (bodyVectors),
+// with one vectored write and without copying the pieces: what is
+// buffered goes first.
+func (c *Conn) writeVectored(f func(b []byte) ([]byte, error), body net.Buffers) error {
+	w := &c.w
+	w.waiting.Add(1)
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	defer w.waiting.Add(-1)
+	err := w.err
+	if err == nil {
+		var b []byte
+		if b, err = f(w.buf[:0]); err != nil {
+			return ConnectionException(ReplyInternalError, nil, "%v", err)
+		}
+		w.buf = b
+		if err = w.bw.Flush(); err == nil {
+			vecs := append(net.Buffers{b}, body...)
+			_, err = vecs.WriteTo(w.nc)
+		}
+	}
+	if err != nil && w.err == nil {
 		w.err = err
 	}
 	c.lastWrite.Store(time.Now().UnixNano())

@@ -5,6 +5,7 @@ import (
 	"encoding/binary"
 	"fmt"
 	"io"
+	"net"
 )
 
 // Frame on the wire (big-endian; FrameEnd, 0xCE, follows the payload):
@@ -190,6 +191,40 @@ func AppendBodyFrames(b []byte, channel uint16, frameMax uint32, pieces ...[]byt
 		b = append(b, FrameEnd)
 	}
 	return b
+}
+
+// bodyVectors cuts a body given in pieces into body frames like
+// AppendBodyFrames, as buffers for a vectored write: each frame's header
+// and end are in one scratch allocation, its payload the caller's pieces
+// (not copied; they must stay unchanged until written).
+func bodyVectors(channel uint16, frameMax uint32, pieces ...[]byte) net.Buffers {
+	room := int(max(frameMax, FrameMinSize)) - frameHeaderSize - frameEndSize
+	total := 0
+	for _, p := range pieces {
+		total += len(p)
+	}
+	frames := (total + room - 1) / room
+	scratch := make([]byte, 0, frames*(frameHeaderSize+frameEndSize))
+	vecs := make(net.Buffers, 0, 2*frames+len(pieces))
+	var i, off int // the next byte: pieces[i][off]
+	for total > 0 {
+		n := min(total, room)
+		at := len(scratch)
+		scratch = appendFrameHeader(scratch, FrameBody, channel, n)
+		vecs = append(vecs, scratch[at:len(scratch):len(scratch)])
+		total -= n
+		for n > 0 {
+			k := min(n, len(pieces[i])-off)
+			vecs = append(vecs, pieces[i][off:off+k])
+			n, off = n-k, off+k
+			if off == len(pieces[i]) {
+				i, off = i+1, 0
+			}
+		}
+		scratch = append(scratch, FrameEnd)
+		vecs = append(vecs, scratch[len(scratch)-1:len(scratch):len(scratch)])
+	}
+	return vecs
 }
 
 // patchFrameSize writes the size of the frame begun at at (its payload
