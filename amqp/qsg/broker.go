@@ -13,6 +13,7 @@ import (
 	"github.com/qmgr/qmgr/group"
 	"github.com/qmgr/qmgr/internal/mqconn"
 	"github.com/qmgr/qmgr/mq"
+	"github.com/qmgr/qmgr/procid"
 )
 
 // ErrConfig: a Config that Validate refuses.
@@ -28,6 +29,9 @@ type Config struct {
 	// FlowInterval is how often the use of the queues' structures is
 	// looked at for flow control (default 250ms).
 	FlowInterval time.Duration
+	// ReapInterval is how often exclusive queues of gone connections and
+	// expired queues (x-expires) are looked for (default 1s).
+	ReapInterval time.Duration
 	// HighWater is the use of a structure's entries or elements (0..1) at
 	// which publishers are blocked (default 0.8); LowWater the use under
 	// which they are unblocked again (default 0.7).
@@ -37,6 +41,7 @@ type Config struct {
 // Defaults of Config.
 const (
 	DefaultFlowInterval = 250 * time.Millisecond
+	DefaultReapInterval = time.Second
 	DefaultHighWater    = 0.8
 	DefaultLowWater     = 0.7
 )
@@ -48,6 +53,9 @@ func (c Config) WithDefaults() Config {
 	}
 	if c.FlowInterval == 0 {
 		c.FlowInterval = DefaultFlowInterval
+	}
+	if c.ReapInterval == 0 {
+		c.ReapInterval = DefaultReapInterval
 	}
 	if c.HighWater == 0 {
 		c.HighWater = DefaultHighWater
@@ -63,8 +71,8 @@ func (c Config) Validate() error {
 	switch {
 	case c.Connect.QMgr == "":
 		return fmt.Errorf("%w: the member to serve through is required", ErrConfig)
-	case c.FlowInterval < 0:
-		return fmt.Errorf("%w: FlowInterval %v", ErrConfig, c.FlowInterval)
+	case c.FlowInterval < 0 || c.ReapInterval < 0:
+		return fmt.Errorf("%w: FlowInterval %v, ReapInterval %v", ErrConfig, c.FlowInterval, c.ReapInterval)
 	case !(c.LowWater > 0 && c.LowWater < c.HighWater && c.HighWater <= 1):
 		return fmt.Errorf("%w: water marks %v (low) and %v (high): want 0 < low < high <= 1", ErrConfig, c.LowWater, c.HighWater)
 	}
@@ -91,7 +99,10 @@ type Broker struct {
 	// closed is closed by Close: the flow watcher ends, held publishes let go.
 	closed      chan struct{}
 	watcherDone chan struct{}
+	reaperDone  chan struct{}
 	live        sync.WaitGroup // sessions not closed yet
+	self        procid.ID      // this process, in the names of sessions
+	idle        idleness       // x-expires queues' idle times as seen here
 }
 
 var _ amqp.Broker = (*Broker)(nil)
@@ -107,9 +118,10 @@ func New(cfg Config) (*Broker, error) {
 		return nil, fmt.Errorf("qsg: %w", err)
 	}
 	b := &Broker{cfg: cfg, root: root, parts: mqconn.Of(root), flow: newFlow(),
-		closed: make(chan struct{}), watcherDone: make(chan struct{})}
+		closed: make(chan struct{}), watcherDone: make(chan struct{}), reaperDone: make(chan struct{}), self: procid.Self()}
 	b.auth = newAuthenticator(b.parts.Defs)
 	go b.watchFlow()
+	go b.reap()
 	return b, nil
 }
 
@@ -119,6 +131,7 @@ func New(cfg Config) (*Broker, error) {
 func (b *Broker) Close() error {
 	close(b.closed)
 	<-b.watcherDone
+	<-b.reaperDone
 	b.live.Wait()
 	b.adminMu.Lock()
 	defer b.adminMu.Unlock()

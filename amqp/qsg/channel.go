@@ -44,6 +44,7 @@ type delivery struct {
 	c     *consumer // nil: a basic.get's, held by the channel's own connection
 	view  *mq.View
 	queue string
+	gone  bool // its consumer ended and gave it back (its queue was deleted)
 }
 
 // ackReq is a client's ack, nack or reject.
@@ -253,7 +254,7 @@ func (h *chanHandler) Close() {
 	}
 	var own []*delivery
 	for _, d := range h.unacked {
-		if d.c == nil {
+		if d.c == nil && !d.gone {
 			own = append(own, d)
 		}
 	}

@@ -271,9 +271,11 @@ func (c *consumer) cancelByServer() {
 func (c *consumer) finish() {
 	h := c.h
 	h.mu.Lock()
-	for t, d := range h.unacked {
-		if d.c == c {
-			delete(h.unacked, t)
+	for _, d := range h.unacked {
+		if d.c == c && !d.gone {
+			// Given back below; the tag stays valid (an ack of it is a
+			// no-op) until the client settles it or the channel closes.
+			d.gone = true
 			h.held--
 		}
 	}
@@ -286,6 +288,7 @@ func (c *consumer) finish() {
 	c.q.Close()
 	c.conn.Disconnect()
 	close(c.done)
+	h.s.b.autoDelete(c.queue)
 }
 
 // cancel runs basic.cancel.
@@ -337,25 +340,35 @@ func (h *chanHandler) checkTags(a ackReq, m amqp.Method) error {
 func (h *chanHandler) apply(a ackReq, m amqp.Method) error {
 	h.mu.Lock()
 	ds, err := h.take(a, m)
-	byConsumer := map[*consumer][]*delivery{}
-	var own []*delivery
-	for _, d := range ds {
-		if d.c == nil {
-			own = append(own, d)
-		} else {
-			byConsumer[d.c] = append(byConsumer[d.c], d)
-		}
-	}
+	own, byConsumer, live := sortOut(ds)
 	for c, cds := range byConsumer {
 		c.held -= len(cds)
 		c.post(settleOp{ds: cds, settle: a.settle, requeue: a.requeue})
 	}
-	h.held -= len(ds)
+	h.held -= live
 	h.mu.Unlock()
 	for _, d := range own {
 		h.finishDelivery(d, a.settle, a.requeue, h.conn)
 	}
 	return err
+}
+
+// sortOut splits the deliveries a settlement took into the channel's own
+// and each consumer's, dropping those already given back (h.mu held).
+func sortOut(ds []*delivery) (own []*delivery, byConsumer map[*consumer][]*delivery, live int) {
+	byConsumer = map[*consumer][]*delivery{}
+	for _, d := range ds {
+		switch {
+		case d.gone:
+			continue
+		case d.c == nil:
+			own = append(own, d)
+		default:
+			byConsumer[d.c] = append(byConsumer[d.c], d)
+		}
+		live++
+	}
+	return own, byConsumer, live
 }
 
 // take removes the deliveries a settlement names from the table (h.mu
@@ -427,6 +440,7 @@ func (h *chanHandler) get(m *amqp.BasicGet) error {
 	if err != nil {
 		return err
 	}
+	s.b.idle.touch(m.Queue)
 	v := new(mq.View)
 	if err := in.GetViewInto(mqGetNow, v); err != nil {
 		if isNoMessage(err) {
@@ -479,7 +493,7 @@ func (b *Broker) removeConsumer(c *consumer) {
 }
 
 // cancelConsumersOf cancels this broker's consumers of a deleted queue,
-// telling their clients.
+// telling their clients, and waits until they gave back what they held.
 func (b *Broker) cancelConsumersOf(queue string) {
 	b.consumers.mu.Lock()
 	var cs []*consumer
@@ -489,6 +503,6 @@ func (b *Broker) cancelConsumersOf(queue string) {
 	b.consumers.mu.Unlock()
 	for _, c := range cs {
 		c.cancelByServer()
-		c.stop(false)
+		c.stop(true)
 	}
 }

@@ -67,6 +67,7 @@ func (s *session) declareQueue(m *amqp.QueueDeclare) (string, queueCounts, error
 	if created && m.Exclusive {
 		s.addExclusive(name)
 	}
+	b.idle.touch(name)
 	return name, b.counts(name), nil
 }
 
@@ -127,6 +128,10 @@ func (b *Broker) createQueue(tx *defs.Tx, name string, a defs.QueueAMQP) error {
 	}
 	attrs := mqsc.CFAttrs(q)
 	if id, err := st.LookupQueue(name); err == nil {
+		// Left by a delete whose messages were still held elsewhere: empty.
+		var lm lockfree.Message
+		for o.Get(id, lockfree.GetOptions{}, &lm) == nil {
+		}
 		return st.SetQueueAttrs(id, attrs)
 	}
 	_, err = o.CreateQueue(name, attrs)
@@ -169,26 +174,12 @@ func clamp32(n int64) uint32 {
 	return uint32(n)
 }
 
-// deleteQueue runs queue.delete: the definition and the bindings to the
-// queue go, then its messages and its place in the CF. It returns how
-// many messages the queue held.
+// deleteQueue runs queue.delete.
 func (s *session) deleteQueue(m *amqp.QueueDelete) (uint32, error) {
 	if !s.permits(accessConfigure, m.Queue) {
 		return 0, s.refused(m, accessConfigure, "queue", m.Queue)
 	}
-	b := s.b
-	c := b.counts(m.Queue)
-	b.adminMu.Lock()
-	defer b.adminMu.Unlock()
-	var q defs.Queue
-	err := b.parts.Defs.Update(func(tx *defs.Tx) error {
-		var err error
-		if q, err = tx.Queue(m.Queue); err != nil {
-			if errors.Is(err, defs.ErrNotFound) {
-				return errGone // RabbitMQ answers delete-ok for a queue that is not there
-			}
-			return err
-		}
+	return s.b.removeQueue(m, m.Queue, func(q defs.Queue, c queueCounts) error {
 		switch {
 		case q.AMQP != nil && q.AMQP.Exclusive != "" && q.AMQP.Exclusive != s.id:
 			return amqp.ChannelException(amqp.ReplyResourceLocked, m, "cannot obtain exclusive access to locked queue '%s' in vhost '/'", m.Queue)
@@ -197,21 +188,48 @@ func (s *session) deleteQueue(m *amqp.QueueDelete) (uint32, error) {
 		case m.IfEmpty && c.messages > 0:
 			return amqp.ChannelException(amqp.ReplyPreconditionFailed, m, "queue '%s' in vhost '/' is not empty", m.Queue)
 		}
-		if err := deleteBindingsTo(tx, defs.DestQueue, m.Queue); err != nil {
+		return nil
+	})
+}
+
+// removeQueue deletes queue name if check lets it: its definition and the
+// bindings to it go, this broker's consumers of it are cancelled, then its
+// messages and its place in the CF go. It returns how many messages the
+// queue held; a queue that is not there is no error (RabbitMQ answers
+// delete-ok).
+func (b *Broker) removeQueue(m amqp.Method, name string, check func(defs.Queue, queueCounts) error) (uint32, error) {
+	c := b.counts(name)
+	b.adminMu.Lock()
+	var q defs.Queue
+	err := b.parts.Defs.Update(func(tx *defs.Tx) error {
+		var err error
+		if q, err = tx.Queue(name); err != nil {
+			if errors.Is(err, defs.ErrNotFound) {
+				return errGone
+			}
 			return err
 		}
-		return tx.Delete(defs.TypeQLocal, m.Queue)
+		if err := check(q, c); err != nil {
+			return err
+		}
+		if err := deleteBindingsTo(tx, defs.DestQueue, name); err != nil {
+			return err
+		}
+		return tx.Delete(defs.TypeQLocal, name)
 	})
+	if err == nil {
+		err = b.defsChanged()
+	}
+	b.adminMu.Unlock()
 	if errors.Is(err, errGone) {
 		return 0, nil
 	}
 	if err != nil {
 		return 0, asException(m, err)
 	}
-	if err := b.defsChanged(); err != nil {
-		return 0, asException(m, err)
-	}
-	b.cancelConsumersOf(m.Queue)
+	b.cancelConsumersOf(name) // they give back what they hold: emptied next
+	b.adminMu.Lock()
+	defer b.adminMu.Unlock()
 	return c.messages, b.removeFromCF(q)
 }
 

@@ -9,6 +9,8 @@ import (
 	"time"
 
 	rmq "github.com/rabbitmq/amqp091-go"
+
+	"github.com/qmgr/qmgr/amqp/qsg"
 )
 
 func publish(t *testing.T, ch *rmq.Channel, exchange, key string, p rmq.Publishing) {
@@ -445,5 +447,75 @@ func TestLargeMessageAndManyChannels(t *testing.T) {
 	}
 	if len(seen) != 100 {
 		t.Fatalf("%d distinct messages of 100", len(seen))
+	}
+}
+
+// TestQueueLifetimes: an auto-delete queue goes when its last consumer
+// cancels; an x-expires queue goes once unused that long; deleting a queue
+// cancels its consumers (consumer cancel notification) and an ack of one
+// of their deliveries afterwards is harmless.
+func TestQueueLifetimes(t *testing.T) {
+	e := newEnvWith(t, func(c *qsg.Config) { c.ReapInterval = 20 * time.Millisecond })
+	ch := e.channel()
+	if _, err := ch.QueueDeclare("auto", false, true, false, false, nil); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := ch.Consume("auto", "ac", false, false, false, false, nil); err != nil {
+		t.Fatal(err)
+	}
+	if err := ch.Cancel("ac", false); err != nil {
+		t.Fatal(err)
+	}
+	waitGone(t, e, "auto")
+
+	if _, err := ch.QueueDeclare("exp", false, false, false, false, rmq.Table{"x-expires": int32(300)}); err != nil {
+		t.Fatal(err)
+	}
+	waitGone(t, e, "exp")
+
+	declare(t, ch, "doomed", nil)
+	publish(t, ch, "", "doomed", rmq.Publishing{Body: []byte("x")})
+	cancels := ch.NotifyCancel(make(chan string, 1))
+	ds, err := ch.Consume("doomed", "dc", false, false, false, false, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	d := next(t, ds)
+	other := e.channel()
+	if n, err := other.QueueDelete("doomed", false, false, false); err != nil || n != 1 {
+		t.Fatalf("delete: %d messages, %v", n, err)
+	}
+	select {
+	case tag := <-cancels:
+		if tag != "dc" {
+			t.Fatalf("cancel notification for %q", tag)
+		}
+	case <-time.After(20 * time.Second):
+		t.Fatal("no basic.cancel after the queue was deleted")
+	}
+	if err := d.Ack(false); err != nil {
+		t.Fatal(err)
+	}
+	// The channel is still open: a declare on it works.
+	declare(t, ch, "doomed", nil)
+	if q, _ := ch.QueueDeclarePassive("doomed", true, false, false, false, nil); q.Messages != 0 {
+		t.Fatalf("redeclared queue holds %d messages", q.Messages)
+	}
+}
+
+// waitGone waits until queue q is no longer defined (asked through MQSC:
+// a passive declare would count as a use of the queue).
+func waitGone(t *testing.T, e *env, q string) {
+	t.Helper()
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		out, err := e.g.MQSC("QM1", "DISPLAY QLOCAL('"+q+"')")
+		if err != nil && strings.Contains(out+err.Error(), "not found") {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("queue %s still there: %s %v", q, out, err)
+		}
+		time.Sleep(20 * time.Millisecond)
 	}
 }

@@ -2,7 +2,6 @@ package qsg
 
 import (
 	"errors"
-	"fmt"
 	"net"
 	"sync"
 
@@ -24,8 +23,7 @@ func (b *Broker) Session(c *amqp.Conn, user, vhost string) (amqp.Session, error)
 	n := b.sessions.Add(1)
 	b.live.Add(1)
 	b.flow.add(c)
-	return &session{b: b, c: c, user: user, vhost: vhost,
-		id: fmt.Sprintf("%s/%d/%d", b.root.QMgr(), b.root.Member().Incarnation, n)}, nil
+	return &session{b: b, c: c, user: user, vhost: vhost, id: b.sessionID(n)}, nil
 }
 
 // session is an open AMQP connection's work.
@@ -34,8 +32,8 @@ type session struct {
 	c     *amqp.Conn
 	user  string
 	vhost string
-	// id names the connection group-wide (member, its incarnation, a
-	// number): the owner of its exclusive queues.
+	// id names the connection group-wide (Broker.sessionID): the owner of
+	// its exclusive queues.
 	id string
 
 	mu        sync.Mutex
