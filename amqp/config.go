@@ -32,6 +32,12 @@ type Config struct {
 	// MaxMessageSize is the largest body a publish may declare (default
 	// 128 MiB, as RabbitMQ); a larger one closes the channel with 406.
 	MaxMessageSize uint64
+	// MaxPendingContent bounds the bytes of unfinished contents a
+	// connection's channels hold together while they arrive (default 256
+	// MiB): a client assembling large messages on many channels at once
+	// cannot make the server grow without bound; beyond it the connection
+	// is closed with RESOURCE_ERROR. At least MaxMessageSize.
+	MaxPendingContent uint64
 	// Product and Version are sent in connection.start's server
 	// properties.
 	Product, Version string
@@ -39,13 +45,14 @@ type Config struct {
 
 // Defaults of Config.
 const (
-	DefaultFrameMax         = 131072
-	DefaultChannelMax       = 2047
-	DefaultHeartbeat        = 60 * time.Second
-	DefaultHandshakeTimeout = 10 * time.Second
-	DefaultCloseTimeout     = 3 * time.Second
-	DefaultMaxMessageSize   = 128 << 20
-	DefaultProduct          = "qmgr"
+	DefaultFrameMax          = 131072
+	DefaultChannelMax        = 2047
+	DefaultHeartbeat         = 60 * time.Second
+	DefaultHandshakeTimeout  = 10 * time.Second
+	DefaultCloseTimeout      = 3 * time.Second
+	DefaultMaxMessageSize    = 128 << 20
+	DefaultMaxPendingContent = 256 << 20
+	DefaultProduct           = "qmgr"
 )
 
 // WithDefaults returns c with its zero fields set to their defaults.
@@ -60,6 +67,7 @@ func (c Config) WithDefaults() Config {
 	set(&cm, DefaultChannelMax)
 	c.FrameMax, c.ChannelMax = uint32(fm), uint16(cm)
 	set(&c.MaxMessageSize, DefaultMaxMessageSize)
+	set(&c.MaxPendingContent, max(DefaultMaxPendingContent, c.MaxMessageSize))
 	for _, d := range []struct {
 		v *time.Duration
 		d time.Duration
@@ -88,6 +96,8 @@ func (c Config) Validate() error {
 		return fmt.Errorf("%w: HandshakeTimeout %v and CloseTimeout %v must be positive", ErrConfig, c.HandshakeTimeout, c.CloseTimeout)
 	case c.MaxMessageSize == 0:
 		return fmt.Errorf("%w: MaxMessageSize 0", ErrConfig)
+	case c.MaxPendingContent < c.MaxMessageSize:
+		return fmt.Errorf("%w: MaxPendingContent %d under MaxMessageSize %d: no message that large could arrive", ErrConfig, c.MaxPendingContent, c.MaxMessageSize)
 	}
 	return nil
 }

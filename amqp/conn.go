@@ -36,6 +36,10 @@ type Conn struct {
 
 	w connWriter
 
+	// pending is the bytes of unfinished contents the channels hold (the
+	// reader's only): bounded by cfg.MaxPendingContent.
+	pending uint64
+
 	// blockable: the client understands connection.blocked (its
 	// capabilities said so at login). Written by the handshake, read-only
 	// afterwards.

@@ -153,6 +153,9 @@ func (c *Conn) contentFrame(ch *Channel, f Frame) error {
 		if uint64(len(ch.body))+uint64(len(f.Payload)) > ch.header.BodySize {
 			return ConnectionException(ReplyFrameError, ch.pending, "body frames carry more than the %d bytes of the content header", ch.header.BodySize)
 		}
+		if c.pending += uint64(len(f.Payload)); c.pending > c.cfg.MaxPendingContent {
+			return ConnectionException(ReplyResourceError, ch.pending, "unfinished contents on this connection's channels exceed %d bytes", c.cfg.MaxPendingContent)
+		}
 		ch.body = append(ch.body, f.Payload...)
 	default:
 		return ConnectionException(ReplyUnexpectedFrame, ch.pending, "frame type %d on channel %d while receiving the content of %s", f.Type, ch.id, ch.pending.Name())
@@ -161,6 +164,7 @@ func (c *Conn) contentFrame(ch *Channel, f Frame) error {
 		return nil
 	}
 	m, content := ch.pending, &Content{Header: *ch.header, Body: ch.body}
+	c.pending -= uint64(len(ch.body))
 	ch.pending, ch.header, ch.body = nil, nil, nil
 	return c.handle(ch, m, content)
 }
@@ -198,6 +202,8 @@ func (c *Conn) closeChannel(ch *Channel, ex *Exception) {
 
 // forget removes a closed channel, freeing its number.
 func (c *Conn) forget(ch *Channel) {
+	c.pending -= uint64(len(ch.body)) // the reader's: forget runs on it
+	ch.body = nil
 	c.mu.Lock()
 	if c.channels[ch.id] == ch {
 		delete(c.channels, ch.id)

@@ -242,3 +242,25 @@ func TestMissedHeartbeatsDisconnect(t *testing.T) {
 		t.Fatalf("disconnected after %v having sent %d heartbeats", d, beats)
 	}
 }
+
+// TestPendingContentBounded: contents that arrive unfinished on many
+// channels at once count together against MaxPendingContent; beyond it the
+// connection ends with RESOURCE_ERROR instead of the server growing.
+func TestPendingContentBounded(t *testing.T) {
+	addr := serve(t, Config{MaxMessageSize: 3000, MaxPendingContent: 5000}, &testBroker{})
+	r := dialRaw(t, addr)
+	r.open()
+	for ch := uint16(2); ch <= 3; ch++ {
+		r.send(ch, &ChannelOpen{})
+		if _, m := r.recv(); m.Name() != "channel.open-ok" {
+			t.Fatalf("open %d: %s", ch, m.Name())
+		}
+	}
+	for ch := uint16(1); ch <= 3; ch++ {
+		r.send(ch, &BasicPublish{RoutingKey: "q"})
+		h, _ := AppendHeaderFrame(nil, ch, &ContentHeader{ClassID: 60, BodySize: 3000})
+		r.write(h)
+		r.write(AppendBodyFrames(nil, ch, FrameMinSize, make([]byte, 2000))) // 2000 of 3000 each: 6000 in all
+	}
+	r.expectClose(ReplyResourceError)
+}
