@@ -195,11 +195,9 @@ type Member struct {
 	repo *defs.Repo
 	self procid.ID
 
-	chMu   sync.Mutex
-	ch     chinitState
-	chKick chan struct{}
-	chQuit chan struct{}
-	chDone chan struct{}
+	// The member's child processes (child.go), supervised from when the
+	// member is active.
+	chinit *childService
 	// stragglers: live connections of finished members, and when they
 	// were first seen (run loop only).
 	stragglers map[lockfree.OwnerTag]time.Time
@@ -280,6 +278,7 @@ func Start(cfg Config) (*Member, error) {
 	m := &Member{cfg: cfg, log: cfg.Logger.With("qmgr", cfg.Name), self: procid.Self(), apps: map[string]*lockfree.Owner{}, leftFailed: map[string]bool{}, retryRecover: map[string]time.Time{},
 		cmdConns: map[net.Conn]struct{}{}, peerW: map[int]peerKey{}, connW: map[int]connKey{}, seen: map[int]hbSeen{}, foreignSeen: map[lockfree.OwnerTag]bool{},
 		busy: map[string]bool{}, stop: make(chan struct{}), done: make(chan struct{})}
+	m.chinit = newChildService("channel initiator", cfg.ChinitCommand, m.log, m.stopping.Load)
 	var err error
 	if m.g, err = group.Open(cfg.Group, true); err != nil {
 		return nil, err
@@ -377,9 +376,7 @@ func Start(cfg Config) (*Member, error) {
 		return fail(err)
 	}
 	go m.serveCommands(m.cmdL)
-	m.chKick, m.chQuit, m.chDone = make(chan struct{}, 1), make(chan struct{}), make(chan struct{})
-	m.ch.want = len(m.cfg.ChinitCommand) > 0
-	go m.superviseChinit()
+	m.chinit.run()
 	m.log.Info("member active", "group", m.g.Config().Name, "slot", slot, "incarnation", m.inc, "pid", m.self.Pid,
 		"cf", m.g.Config().CFDir, "data", m.g.Config().DataDir)
 	return m, nil

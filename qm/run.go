@@ -420,11 +420,7 @@ func (m *Member) shutdown() error {
 	m.stopping.Store(true)
 	// The channel initiator first: its channels go to the other members
 	// at once (SHARED(RESTART)).
-	if m.chQuit != nil {
-		m.stopChinit(syscall.SIGTERM, m.cfg.StopGrace+5*time.Second)
-		close(m.chQuit)
-		<-m.chDone
-	}
+	m.chinit.close(syscall.SIGTERM, m.cfg.StopGrace+5*time.Second)
 	if m.cmdL != nil {
 		m.cmdL.Close()
 		os.Remove(SocketPath(m.g.Config(), m.cfg.Name))
