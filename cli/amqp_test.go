@@ -105,11 +105,23 @@ func (g *testGroup) connPids() map[int]bool {
 	return pids
 }
 
+// qmgrChildren is what DISPLAY QMGR on member shows of its child
+// processes (JSON).
+func (g *testGroup) qmgrChildren(member string) string {
+	g.t.Helper()
+	code, out, errs := g.run("", "mqsc", "--name", member, "--json", "-c", "DISPLAY QMGR CHINIT AMQP AMQPADDR AMQPGENADDR")
+	if code != 0 {
+		g.t.Fatalf("DISPLAY QMGR on %s: exit %d %s %s", member, code, out, errs)
+	}
+	return strings.TrimSpace(out)
+}
+
 // TestAMQPListener: each member's AMQP listener answers the protocol
 // header with connection.start on its own port and on the generic port
 // they share; a client that sends nothing holds up no one and is closed;
 // the listener, SIGKILLed alone, is restarted by its member and its CF
-// connection recovered; STOP CHINIT leaves it running; a member SIGKILLed
+// connection recovered; STOP CHINIT leaves it running (DISPLAY QMGR
+// shows both children's states and the listener's addresses); a member SIGKILLed
 // takes its listener with it (nothing holds its port) and the generic
 // port goes on answering through the survivor.
 func TestAMQPListener(t *testing.T) {
@@ -132,6 +144,10 @@ func TestAMQPListener(t *testing.T) {
 	if err := amqpAnswers(port1); err != nil {
 		t.Fatal(err)
 	}
+
+	want := fmt.Sprintf(`{"QMNAME":"QM1","CHINIT":"RUNNING","AMQP":"RUNNING","AMQPADDR":"127.0.0.1:%d","AMQPGENADDR":"127.0.0.1:%d"}`, port1, generic)
+	var got string
+	waitFor(t, "DISPLAY QMGR showing both children running", 30*time.Second, func() bool { got = g.qmgrChildren("QM1"); return got == want })
 
 	// A silent client: the next one is served meanwhile, and it is closed
 	// when the handshake timeout (1s) ends.
@@ -172,6 +188,10 @@ func TestAMQPListener(t *testing.T) {
 	// STOP CHINIT stops the channel initiator, not the AMQP listener.
 	if code, out, errs := g.run("", "mqsc", "--name", "QM1", "-c", "STOP CHINIT"); code != 0 {
 		t.Fatalf("STOP CHINIT: exit %d %s %s", code, out, errs)
+	}
+	want = strings.Replace(want, `"CHINIT":"RUNNING"`, `"CHINIT":"STOPPED"`, 1)
+	if got := g.qmgrChildren("QM1"); got != want {
+		t.Fatalf("DISPLAY QMGR of QM1 after STOP CHINIT: %s, want %s", got, want)
 	}
 	if cs := children(qm1.Process.Pid); len(cs) != 1 || cs[0] != lp2 {
 		t.Fatalf("QM1's children after STOP CHINIT: %v, want only its AMQP listener %d", cs, lp2)

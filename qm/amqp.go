@@ -8,6 +8,7 @@ import (
 
 	"github.com/qmgr/qmgr/amqp"
 	"github.com/qmgr/qmgr/amqp/listen"
+	"github.com/qmgr/qmgr/mqsc"
 )
 
 // The AMQP listener is a child process of its member of its own (the
@@ -95,20 +96,15 @@ func (c AMQPConfig) Listen() listen.Config {
 		AMQP: amqp.Config{HandshakeTimeout: c.HandshakeTimeout}}
 }
 
-// AMQPStatus is the member's AMQP listener as the member sees it.
-type AMQPStatus struct {
-	Configured  bool   // the member runs one (Config.AMQPCommand)
-	Pid         int    // the running child's process id; 0: not running now
-	Starts      int    // how many times it was started (restarts after the first)
-	Addr        string // the member's port, "host:port" ("" for none)
-	GenericAddr string // the generic port ("" for none)
-}
-
-// AMQP is the member's AMQP listener's status.
-func (m *Member) AMQP() AMQPStatus {
-	pid, starts := m.amqp.pid()
+// Children is the state of the member's child processes (DISPLAY QMGR:
+// mqsc.ChildEnv).
+func (m *Member) Children() mqsc.Children {
 	lc := m.cfg.AMQP.Listen()
-	return AMQPStatus{Configured: m.amqp.configured(), Pid: pid, Starts: starts, Addr: lc.Addr, GenericAddr: lc.GenericAddr}
+	c := mqsc.Children{Chinit: m.chinit.status(), AMQP: m.amqp.status()}
+	if m.amqp.configured() {
+		c.AMQPAddr, c.AMQPGenericAddr = lc.Addr, lc.GenericAddr
+	}
+	return c
 }
 
 // validateAMQP checks the AMQP listener's part of c (with its defaults):

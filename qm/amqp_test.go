@@ -54,7 +54,9 @@ func TestAMQPConfig(t *testing.T) {
 		{with(func(c *Config) { c.AMQP.Port, c.AMQPCommand, c.AMQP.TLSKeyFile = 5672, []string{"qmgr"}, "k.pem" }), "TLS certificate needs its key"},
 		{with(func(c *Config) { c.AMQP.Port, c.AMQPCommand, c.AMQP.Bind = 5672, []string{"qmgr"}, "localhost" }), "not an IP address"},
 		{with(func(c *Config) { c.AMQP.Port, c.AMQPCommand, c.AMQP.MaxConnections = 5672, []string{"qmgr"}, -1 }), "MaxConnections -1"},
-		{with(func(c *Config) { c.AMQP.Port, c.AMQPCommand, c.AMQP.HandshakeTimeout = 5672, []string{"qmgr"}, -time.Second }), "HandshakeTimeout -1s"},
+		{with(func(c *Config) {
+			c.AMQP.Port, c.AMQPCommand, c.AMQP.HandshakeTimeout = 5672, []string{"qmgr"}, -time.Second
+		}), "HandshakeTimeout -1s"},
 	} {
 		before := b.c
 		err := b.c.Validate()

@@ -8,6 +8,8 @@ import (
 	"sync"
 	"syscall"
 	"time"
+
+	"github.com/qmgr/qmgr/mqsc"
 )
 
 // A child service is a worker process of the member: the same binary run
@@ -87,15 +89,22 @@ func (s *childService) start() bool {
 	return true
 }
 
-// pid is the running child's process id (0 when none) and how many times
-// it was started.
-func (s *childService) pid() (pid, started int) {
+// status is the child as DISPLAY QMGR shows it (mqsc.Child).
+func (s *childService) status() mqsc.Child {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if s.cmd != nil {
-		pid = s.cmd.Process.Pid
+	c := mqsc.Child{Starts: s.started}
+	switch {
+	case len(s.argv) == 0:
+		c.State = "NONE"
+	case s.cmd != nil:
+		c.State, c.Pid = "RUNNING", s.cmd.Process.Pid
+	case s.want:
+		c.State = "STARTING"
+	default:
+		c.State = "STOPPED"
 	}
-	return pid, s.started
+	return c
 }
 
 // supervise runs the child while it is wanted, until close.
