@@ -42,9 +42,10 @@ type childService struct {
 	exited      chan struct{}
 	started     int // starts, for the log and status
 
-	kick chan struct{} // wakes supervise when the service becomes wanted
-	quit chan struct{} // closed by close: supervise returns
-	done chan struct{} // closed when supervise has returned
+	kick     chan struct{} // wakes supervise when the service becomes wanted
+	quit     chan struct{} // closed by close (once): supervise returns
+	quitOnce sync.Once
+	done     chan struct{} // closed when supervise has returned
 }
 
 // Restart backoff of a child service.
@@ -201,8 +202,8 @@ func (s *childService) stop(sig syscall.Signal, wait time.Duration) bool {
 }
 
 // close stops the child (sig, wait as stop) and ends the supervisor if
-// run started it; the member's orderly stop calls it once, after marking
-// itself stopping.
+// run started it; the member's orderly stop calls it after marking itself
+// stopping. Calling it again does no harm.
 func (s *childService) close(sig syscall.Signal, wait time.Duration) {
 	s.stop(sig, wait)
 	s.mu.Lock()
@@ -211,6 +212,6 @@ func (s *childService) close(sig syscall.Signal, wait time.Duration) {
 	if !supervising {
 		return
 	}
-	close(s.quit)
+	s.quitOnce.Do(func() { close(s.quit) })
 	<-s.done
 }

@@ -447,3 +447,41 @@ func TestConfigValidate(t *testing.T) {
 		t.Fatal("Listen with a missing certificate: no error")
 	}
 }
+
+// TestRun: Run refuses an invalid configuration and a port it cannot
+// listen on, serves until its context ends, and then returns nil.
+func TestRun(t *testing.T) {
+	if err := Run(context.Background(), Config{}, refuseBroker{}, nil); !errors.Is(err, ErrConfig) {
+		t.Fatalf("Run without an address: %v, want ErrConfig", err)
+	}
+	held, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer held.Close()
+	if err := Run(context.Background(), Config{Addr: held.Addr().String()}, refuseBroker{}, nil); err == nil {
+		t.Fatal("Run on a port another listener holds: no error")
+	}
+	addr := held.Addr().String()
+	held.Close()
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- Run(ctx, Config{Addr: addr}, refuseBroker{}, slog.New(slog.NewTextHandler(io.Discard, nil))) }()
+	waitFor(t, "Run answering on "+addr, func() bool {
+		c, err := net.Dial("tcp", addr)
+		if err != nil {
+			return false
+		}
+		defer c.Close()
+		return readConnectionStart(c) == nil
+	})
+	cancel()
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatalf("Run after its context ended: %v", err)
+		}
+	case <-time.After(30 * time.Second):
+		t.Fatal("Run did not return after its context ended")
+	}
+}
