@@ -466,7 +466,9 @@ func TestRun(t *testing.T) {
 	held.Close()
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
-	go func() { done <- Run(ctx, Config{Addr: addr}, refuseBroker{}, slog.New(slog.NewTextHandler(io.Discard, nil))) }()
+	go func() {
+		done <- Run(ctx, Config{Addr: addr}, refuseBroker{}, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	}()
 	waitFor(t, "Run answering on "+addr, func() bool {
 		c, err := net.Dial("tcp", addr)
 		if err != nil {
