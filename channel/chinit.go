@@ -6,17 +6,14 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
-	"strconv"
 	"sync"
 	"sync/atomic"
-	"syscall"
 	"time"
-
-	"golang.org/x/sys/unix"
 
 	"github.com/qmgr/qmgr/defs"
 	"github.com/qmgr/qmgr/group"
 	"github.com/qmgr/qmgr/internal/mqconn"
+	"github.com/qmgr/qmgr/internal/reuseport"
 	"github.com/qmgr/qmgr/mq"
 )
 
@@ -207,7 +204,7 @@ func Run(ctx context.Context, cfg Config, onStop func() OnStop) error {
 		if p.port == 0 {
 			continue
 		}
-		l, err := listen(cfg.Inbound.Bind, p.port, p.reuse)
+		l, err := reuseport.Listen(cfg.Inbound.Bind, p.port, p.reuse)
 		if err != nil {
 			for _, l := range ls {
 				l.Close()
@@ -248,25 +245,6 @@ loop:
 	ci.wg.Wait()
 	ci.log.Info("channel initiator stopped")
 	return runErr
-}
-
-// listen opens a TCP listener on address bind (Inbound.Bind); reuse sets
-// SO_REUSEPORT (the generic port every member's channel initiator shares).
-func listen(bind string, port int, reuse bool) (net.Listener, error) {
-	lc := net.ListenConfig{Control: func(network, address string, c syscall.RawConn) error {
-		var serr error
-		err := c.Control(func(fd uintptr) {
-			serr = unix.SetsockoptInt(int(fd), unix.SOL_SOCKET, unix.SO_REUSEADDR, 1)
-			if serr == nil && reuse {
-				serr = unix.SetsockoptInt(int(fd), unix.SOL_SOCKET, unix.SO_REUSEPORT, 1)
-			}
-		})
-		if err != nil {
-			return err
-		}
-		return serr
-	}}
-	return lc.Listen(context.Background(), "tcp", net.JoinHostPort(bind, strconv.Itoa(port)))
 }
 
 // update changes a channel's status entry with the channel initiator's

@@ -21,12 +21,12 @@ import (
 
 // MemberCommands and ClientCommand are the first arguments the harness
 // re-executes its binary with. MemberCommands go to cli.Main: a member
-// ("start"; a member runs its channel initiator as "chinit", re-executing
-// its own binary) and the qmgr commands the harness runs. ClientCommand
+// ("start"; a member runs its channel initiator as "chinit" and its AMQP
+// listener as "amqp-listener", re-executing its own binary) and the qmgr commands the harness runs. ClientCommand
 // and a JSON configuration go to ClientMain. A test binary's TestMain
 // dispatches them (testproc.RegisterCommand).
 var (
-	MemberCommands = []string{"start", "chinit", "stop", "mqsc", "check", "status"}
+	MemberCommands = []string{"start", "chinit", "amqp-listener", "stop", "mqsc", "check", "status"}
 	ClientCommand  = "chaos-client"
 )
 

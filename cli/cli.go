@@ -34,6 +34,7 @@ var commands = []command{
 	{"demo", "the group at work: three members, applications, a member killed and recovered", noStdin(demo.GroupCommand)},
 	{"cf-demo", "the coupling facility alone: processes, a SIGKILL mid unit of work, repair", noStdin(demo.CFCommand)},
 	{"chinit", "", noStdin(cmdChinit)},
+	{"amqp-listener", "", noStdin(cmdAMQPListener)},
 	{demo.GroupWorkerName, "", worker(demo.GroupWorker)},
 	{demo.CFWorkerName, "", worker(demo.CFWorker)},
 }

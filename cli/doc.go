@@ -21,7 +21,11 @@
 // Worker commands have no line in the table and are left out of the help:
 // the binary runs them as its own children. "chinit" is a member's channel
 // initiator (chinit.go; the member starts it, qm.Config.ChinitCommand);
-// "demo-worker" and "group-demo-worker" are the demos' applications.
+// "amqp-listener" is a member's AMQP listener (amqplisten.go: the broker
+// on the group, amqp/qsg, served by amqp/listen; the member starts it
+// when `qmgr start` has --amqp-port or --amqp-generic-port,
+// qm.Config.AMQPCommand, with the --amqp-* flags of start without their
+// prefix); "demo-worker" and "group-demo-worker" are the demos' applications.
 //
 // Every group command takes the group's flags, --group, --data, --cf-dir,
 // --app-size and --app-element-size (group.Config.RegisterFlags, flags.go);

@@ -42,6 +42,7 @@ func cmdStart(args []string, out io.Writer) error {
 	grace := fs.Duration("channel-silence-grace", channel.DefaultSilenceGrace, "how long a receiver waits beyond twice the heartbeat interval before it cuts a silent partner")
 	var in channel.Inbound
 	registerInbound(fs, &in, "channel-")
+	registerAMQP(fs, &c.AMQP, "amqp-")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -68,6 +69,16 @@ func cmdStart(args []string, out io.Writer) error {
 			"--bind", in.Bind, "--max-inbound", strconv.Itoa(in.MaxConns), "--hello-timeout", in.HelloTimeout.String())
 		if jsonLog {
 			c.ChinitCommand = append(c.ChinitCommand, "--json-log")
+		}
+	}
+	if c.AMQP.Enabled() {
+		exe, err := os.Executable()
+		if err != nil {
+			return fmt.Errorf("start: the AMQP listener's binary: %w", err)
+		}
+		c.AMQPCommand = c.Group.Args(append([]string{exe, "amqp-listener", "--qmgr", c.Name}, amqpArgs(c.AMQP)...)...)
+		if jsonLog {
+			c.AMQPCommand = append(c.AMQPCommand, "--json-log")
 		}
 	}
 	m, err := qm.Start(c)

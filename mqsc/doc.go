@@ -1,6 +1,7 @@
 // Package mqsc parses and runs MQSC-style admin commands against a member
 // of the group (Env, which qm.Member implements; channel commands also
-// need ChannelEnv):
+// need ChannelEnv; DISPLAY QMGR shows the member's child processes, the
+// channel initiator and the AMQP listener, through ChildEnv):
 //
 //	QLOCAL (QUEUE)  DEFINE, ALTER, DELETE [PURGE], CLEAR, DISPLAY  queue.go
 //	QSTATUS         DISPLAY                                        queue.go

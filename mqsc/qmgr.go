@@ -50,7 +50,51 @@ var qmgrTable = table[qmgrObj]{
 		{name: "INREFUSED", show: func(m *qmgrObj) any { return counter(m.env, group.CounterInboundRefused) }},
 		{name: "INTIMEOUT", show: func(m *qmgrObj) any { return counter(m.env, group.CounterInboundTimedOut) }},
 		{name: "INUNAUTH", show: func(m *qmgrObj) any { return counter(m.env, group.CounterInboundUnauth) }},
+		{name: "CHINIT", show: func(m *qmgrObj) any { return childAttr(m.env, func(c Children) string { return c.Chinit.State }) }},
+		{name: "AMQP", show: func(m *qmgrObj) any { return childAttr(m.env, func(c Children) string { return c.AMQP.State }) }},
+		{name: "AMQPADDR", show: func(m *qmgrObj) any { return childAttr(m.env, func(c Children) string { return c.AMQPAddr }) }},
+		{name: "AMQPGENADDR", show: func(m *qmgrObj) any { return childAttr(m.env, func(c Children) string { return c.AMQPGenericAddr }) }},
 	},
+}
+
+// ChildEnv is a member with child processes (the channel initiator, the
+// AMQP listener), which DISPLAY QMGR shows: CHINIT and AMQP (their
+// states), AMQPADDR and AMQPGENADDR (the listener's addresses). Without
+// it, or for an address the member does not listen on, the attributes are
+// left out.
+type ChildEnv interface {
+	Children() Children
+}
+
+// Children is the state of a member's child processes.
+type Children struct {
+	Chinit, AMQP Child
+	// AMQPAddr and AMQPGenericAddr are the AMQP listener's member's and
+	// generic port ("host:port"; "" for none).
+	AMQPAddr, AMQPGenericAddr string
+}
+
+// Child is one child process of a member.
+type Child struct {
+	// State is RUNNING (its process runs), STARTING (wanted, and between
+	// two starts: it ended and is restarted after a backoff), STOPPED
+	// (STOP CHINIT) or NONE (the member runs no such child).
+	State string
+	// Pid is its process id while it runs; Starts counts its starts.
+	Pid, Starts int
+}
+
+// childAttr is what f picks from the member's children, nil (left out)
+// when the member has none or f picks "".
+func childAttr(env Env, f func(Children) string) any {
+	ce, ok := env.(ChildEnv)
+	if !ok {
+		return nil
+	}
+	if v := f(ce.Children()); v != "" {
+		return v
+	}
+	return nil
 }
 
 // qmgr runs ALTER and DISPLAY QMGR.

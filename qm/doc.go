@@ -102,10 +102,23 @@
 // held by another process (an application killed between registering and
 // checking), are found by a sweep every few ticks and at start.
 //
+// # Child processes
+//
+// A member runs two optional children of the same binary, each a child
+// service (child.go): the channel initiator (Config.ChinitCommand;
+// chinit.go) and the AMQP listener (Config.AMQPCommand, configured by
+// Config.AMQP; amqp.go). Each is started once the member is active,
+// restarted with a backoff when it dies (100ms doubling to 5s), killed by
+// the kernel when the member dies (Pdeathsig), and independent of the
+// other: STOP CHINIT stops the channel initiator alone. Their connections
+// are registered under the member, so the member recovers them when a
+// child dies, and the survivors with the member's when the member dies.
+// DISPLAY QMGR shows their states (Member.Children).
+//
 // # Stopping
 //
-// An orderly stop (Stop, SIGTERM) marks the member stopping, refuses new
-// commands, closes its listener and the admin connections it accepted, gives
+// An orderly stop (Stop, SIGTERM) marks the member stopping, stops its
+// child processes (SIGTERM, together), refuses new commands, closes its listener and the admin connections it accepted, gives
 // its connections StopGrace to end, breaks the rest, waits for the
 // recoveries in flight, closes its log and its owners in application
 // structures while it still says "stopping" (its heartbeat running, so

@@ -67,6 +67,13 @@ type Config struct {
 	// ChinitCommand runs the member's channel initiator (argv; the qmgr
 	// binary's "chinit" command); nil for none.
 	ChinitCommand []string
+	// AMQP is the member's AMQP listener (amqp.go): off (the default)
+	// unless it has a port.
+	AMQP AMQPConfig
+	// AMQPCommand runs the member's AMQP listener (argv; the qmgr binary's
+	// "amqp-listener" command, with AMQP's addresses); nil for none. It
+	// must be set exactly when AMQP has a port.
+	AMQPCommand []string
 	// LogSegmentSize is the size of the recovery log's segment files;
 	// default 64 MiB (rlog.DefaultSegmentSize).
 	LogSegmentSize int64
@@ -143,6 +150,7 @@ func (c Config) withDefaults() Config {
 	if c.LogRingSize == 0 {
 		c.LogRingSize = 32 << 10
 	}
+	c.AMQP = c.AMQP.WithDefaults()
 	return c
 }
 
@@ -168,6 +176,9 @@ func (c Config) Validate() error {
 	}
 	if err := rlog.CheckSegmentSize(c.LogSegmentSize); err != nil {
 		return fmt.Errorf("%w: %w", ErrConfig, err)
+	}
+	if err := c.validateAMQP(); err != nil {
+		return err
 	}
 	if err := logbuf.CheckGeometry(c.LogRings, c.LogRingSize); err != nil {
 		return fmt.Errorf("%w: %w", ErrConfig, err)
@@ -195,11 +206,9 @@ type Member struct {
 	repo *defs.Repo
 	self procid.ID
 
-	chMu   sync.Mutex
-	ch     chinitState
-	chKick chan struct{}
-	chQuit chan struct{}
-	chDone chan struct{}
+	// The member's child processes (child.go), supervised from when the
+	// member is active.
+	chinit, amqp *childService
 	// stragglers: live connections of finished members, and when they
 	// were first seen (run loop only).
 	stragglers map[lockfree.OwnerTag]time.Time
@@ -280,6 +289,8 @@ func Start(cfg Config) (*Member, error) {
 	m := &Member{cfg: cfg, log: cfg.Logger.With("qmgr", cfg.Name), self: procid.Self(), apps: map[string]*lockfree.Owner{}, leftFailed: map[string]bool{}, retryRecover: map[string]time.Time{},
 		cmdConns: map[net.Conn]struct{}{}, peerW: map[int]peerKey{}, connW: map[int]connKey{}, seen: map[int]hbSeen{}, foreignSeen: map[lockfree.OwnerTag]bool{},
 		busy: map[string]bool{}, stop: make(chan struct{}), done: make(chan struct{})}
+	m.chinit = newChildService("channel initiator", cfg.ChinitCommand, m.log, m.stopping.Load)
+	m.amqp = newChildService("AMQP listener", cfg.AMQPCommand, m.log, m.stopping.Load)
 	var err error
 	if m.g, err = group.Open(cfg.Group, true); err != nil {
 		return nil, err
@@ -377,9 +388,8 @@ func Start(cfg Config) (*Member, error) {
 		return fail(err)
 	}
 	go m.serveCommands(m.cmdL)
-	m.chKick, m.chQuit, m.chDone = make(chan struct{}, 1), make(chan struct{}), make(chan struct{})
-	m.ch.want = len(m.cfg.ChinitCommand) > 0
-	go m.superviseChinit()
+	m.chinit.run()
+	m.amqp.run()
 	m.log.Info("member active", "group", m.g.Config().Name, "slot", slot, "incarnation", m.inc, "pid", m.self.Pid,
 		"cf", m.g.Config().CFDir, "data", m.g.Config().DataDir)
 	return m, nil

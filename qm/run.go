@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"os"
+	"sync"
 	"sync/atomic"
 	"syscall"
 	"time"
@@ -418,13 +419,15 @@ func (m *Member) shutdown() error {
 	// No new admin work: refuse commands, close the socket and the
 	// connections to it, and wait for a command that is running.
 	m.stopping.Store(true)
-	// The channel initiator first: its channels go to the other members
-	// at once (SHARED(RESTART)).
-	if m.chQuit != nil {
-		m.stopChinit(syscall.SIGTERM, m.cfg.StopGrace+5*time.Second)
-		close(m.chQuit)
-		<-m.chDone
+	// The child processes first, together: the channel initiator's
+	// channels go to the other members at once (SHARED(RESTART)); the
+	// AMQP listener closes its clients' connections (they reconnect to
+	// a survivor through the generic port) and ends their units of work.
+	var children sync.WaitGroup
+	for _, c := range []*childService{m.chinit, m.amqp} {
+		children.Go(func() { c.close(syscall.SIGTERM, m.cfg.StopGrace+5*time.Second) })
 	}
+	children.Wait()
 	if m.cmdL != nil {
 		m.cmdL.Close()
 		os.Remove(SocketPath(m.g.Config(), m.cfg.Name))

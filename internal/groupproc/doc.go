@@ -12,6 +12,7 @@
 // its own, so Wait and Kill may be called from anywhere, more than once.
 //
 // How qmgr is run is the Group's Command: by default this program
-// re-executed (a program whose main hands "start" and "chinit" to
-// cli.Main); a test binary runs itself in a testproc role instead.
+// re-executed (a program whose main hands "start", "chinit" and
+// "amqp-listener" to cli.Main); a test binary runs itself in a testproc
+// role instead.
 package groupproc

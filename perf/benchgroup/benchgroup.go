@@ -14,7 +14,8 @@ import (
 
 // RunChild runs this program as the child it was started as, and exits:
 // a member (Start runs it with "start", and a member runs its channel
-// initiator as "chinit": it re-executes its own binary), or, with app
+// initiator as "chinit" and its AMQP listener as "amqp-listener": it
+// re-executes its own binary), or, with app
 // not nil, a benchmark application ("app", then app's arguments). It
 // returns when the program is the benchmark itself; a benchmark's main
 // calls it first, so that no child ever runs the benchmark.
@@ -23,7 +24,7 @@ func RunChild(args []string, program string, app func(args []string) error) {
 		return
 	}
 	switch {
-	case args[1] == "start" || args[1] == "chinit":
+	case args[1] == "start" || args[1] == "chinit" || args[1] == "amqp-listener":
 		os.Exit(cli.Main(args[1:], os.Stdout, os.Stderr))
 	case args[1] == "app" && app != nil:
 		if err := app(args[2:]); err != nil {
