@@ -39,8 +39,10 @@ type Config struct {
 	// is closed with RESOURCE_ERROR. At least MaxMessageSize.
 	MaxPendingContent uint64
 	// Product and Version are sent in connection.start's server
-	// properties.
-	Product, Version string
+	// properties; so are Node (the member serving the connection: a client
+	// can tell which member it reached through the generic port) and
+	// Cluster (the group), when set.
+	Product, Version, Node, Cluster string
 }
 
 // Defaults of Config.

@@ -370,7 +370,7 @@ func (c *Conn) handshake() error {
 }
 
 func (c *Conn) start() *ConnectionStart {
-	return &ConnectionStart{VersionMajor: 0, VersionMinor: 9,
+	m := &ConnectionStart{VersionMajor: 0, VersionMinor: 9,
 		ServerProperties: Table{
 			"product": c.cfg.Product, "version": c.cfg.Version, "platform": "Go",
 			"capabilities": Table{
@@ -380,6 +380,13 @@ func (c *Conn) start() *ConnectionStart {
 			},
 		},
 		Mechanisms: "PLAIN AMQPLAIN", Locales: "en_US"}
+	if c.cfg.Node != "" {
+		m.ServerProperties["node"] = c.cfg.Node
+	}
+	if c.cfg.Cluster != "" {
+		m.ServerProperties["cluster_name"] = c.cfg.Cluster
+	}
+	return m
 }
 
 // expect reads the next method on channel 0, which must be a P; any

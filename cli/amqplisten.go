@@ -53,7 +53,9 @@ func cmdAMQPListener(args []string, out io.Writer) error {
 		return fmt.Errorf("amqp-listener: %w", err)
 	}
 	defer b.Close()
-	return listen.Run(ctx, c.Listen(), b, log)
+	lc := c.Listen()
+	lc.AMQP.Node, lc.AMQP.Cluster = member, g.Name
+	return listen.Run(ctx, lc, b, log)
 }
 
 // registerAMQP registers the flags of the AMQP listener's configuration,
