@@ -94,8 +94,9 @@ func GroupCommand(args []string, out io.Writer) error {
 	fs.IntVar(&c.Batch, "batch", 50, "messages per unit of work")
 	fs.IntVar(&c.Rate, "rate", 50_000, "messages per second from all producers (0: unpaced)")
 	fs.StringVar(&c.Dir, "dir", "", "directory for the group (default: a temporary one, removed afterwards)")
-	part := fs.String("part", "all", "which part: group (members and applications), channel (a shared channel), or all")
+	part := fs.String("part", "all", "which part: group (members and applications), channel (a shared channel), amqp (AMQP clients), or all")
 	chMsgs := fs.Int("channel-messages", 200_000, "messages through the shared channel")
+	amqpMsgs := fs.Int("amqp-messages", 20_000, "messages through AMQP")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -105,27 +106,46 @@ func GroupCommand(args []string, out io.Writer) error {
 	if *chMsgs < 1000 {
 		return errors.New("demo: at least 1000 channel messages")
 	}
-	switch *part {
-	case "all", "group", "channel":
-	default:
-		return fmt.Errorf("demo: --part %q: group, channel or all", *part)
+	if *amqpMsgs < 1000 {
+		return errors.New("demo: at least 1000 AMQP messages")
 	}
-	if *part != "channel" {
+	switch *part {
+	case "all", "group", "channel", "amqp":
+	default:
+		return fmt.Errorf("demo: --part %q: group, channel, amqp or all", *part)
+	}
+	if *part == "all" || *part == "group" {
 		if err := RunGroup(c, out); err != nil {
 			return err
 		}
 	}
-	if *part == "group" {
-		return nil
-	}
-	var dir string
-	if c.Dir != "" {
-		dir = filepath.Join(c.Dir, "channel")
-		if err := os.MkdirAll(dir, 0o755); err != nil {
+	if *part == "all" || *part == "channel" {
+		dir, err := partDir(c.Dir, "channel")
+		if err != nil {
+			return err
+		}
+		if err := runChannelDemo(dir, *chMsgs, max(c.Rate, 50_000), out); err != nil {
 			return err
 		}
 	}
-	return runChannelDemo(dir, *chMsgs, max(c.Rate, 50_000), out)
+	if *part == "all" || *part == "amqp" {
+		dir, err := partDir(c.Dir, "amqp")
+		if err != nil {
+			return err
+		}
+		return runAMQPDemo(dir, *amqpMsgs, out)
+	}
+	return nil
+}
+
+// partDir is the directory of a demo part under dir ("" when dir is: a
+// temporary one).
+func partDir(dir, part string) (string, error) {
+	if dir == "" {
+		return "", nil
+	}
+	d := filepath.Join(dir, part)
+	return d, os.MkdirAll(d, 0o755)
 }
 
 // demoTally counts the demo's messages ("p<producer>-<number>") as they
