@@ -6,38 +6,45 @@
 // lines; RabbitMQ's figures end in .rabbitmq, and .ratio_vs_rabbitmq is
 // qmgr's figure over RabbitMQ's. Lines starting with # say what is missing.
 //
-//	amqp.publish.consume.64B     msgs/s  one publisher, one consumer (separate
-//	                                     connections), transient 64-byte messages
-//	                                     published as fast as they can be, prefetch
-//	                                     100, every message acknowledged on its own
-//	                                     (PerfTest's default: no multiple ack);
-//	                                     delivered per second; .published is the
-//	                                     publisher's rate
+//	amqp.publish.consume.64B     msgs/s  one publisher, one consumer (connections
+//	                                     of their own), transient 64-byte messages,
+//	                                     prefetch 100, every message acknowledged on
+//	                                     its own (PerfTest's default: no multiple
+//	                                     ack); deliveries per second. The publisher
+//	                                     publishes as fast as it can while it is at
+//	                                     most 10,000 messages (-max-backlog, 0:
+//	                                     unbounded as in PerfTest) ahead of the
+//	                                     consumer, so the figure is a rate both
+//	                                     sides sustain; .published is its rate
 //	amqp.confirm.persistent.64B  msgs/s  8 publishers (-confirm-publishers) in
 //	                                     confirm mode, each with at most 100
 //	                                     (-confirm-window) unconfirmed, persistent
 //	                                     messages to a durable queue, one consumer
 //	                                     as above; confirms per second
-//	amqp.fanout.64B              msgs/s  one publisher to a fanout exchange bound to
-//	                                     4 queues, a consumer on each as above;
+//	amqp.fanout.64B              msgs/s  one publisher to a fanout exchange bound
+//	                                     to 4 queues, a consumer on each as above;
 //	                                     deliveries per second, all four together
-//	*.cpu                        us/msg  the broker's processor time per message of
-//	                                     the figure (qmgr: its members, their
+//	*.cpu                        us/msg  the broker's processor time per message
+//	                                     of the figure (qmgr: its members, their
 //	                                     children and its broker processes;
 //	                                     RabbitMQ: beam.smp and its children),
 //	                                     which varies far less than a rate on a
 //	                                     noisy machine
-//	amqp.idle1000.rss.*, .anon.*  MiB     resident set (VmRSS; anon: RssAnon, its private part) of the process serving
-//	                                     the connections, before and after 1,000
-//	                                     idle connections each with one channel open
-//	                                     (-idle-conns), and .per.conn in KiB
+//	amqp.idle1000.rss.*          MiB     resident set (VmRSS) of the process
+//	                                     serving the connections, before and after
+//	                                     1,000 idle connections (-idle-conns) each
+//	                                     with one channel open; .anon.* its private
+//	                                     part (RssAnon: VmRSS counts the pages of
+//	                                     qmgr's CF structures it mapped), and
+//	                                     .rss.per.conn in KiB
 //	amqp.failover.ms.p50, .p99   ms      a consumer through QM1 holds 100 (-held)
-//	                                     unacknowledged messages; QM1 is SIGKILLed;
-//	                                     from the kill to the first redelivery through
-//	                                     the generic port (a survivor), over 5 kills
-//	                                     (-kills; nearest rank, so with fewer than
-//	                                     100 kills p99 is the slowest). Every held
-//	                                     message must come back once, redelivered.
+//	                                     unacknowledged messages; QM1 is
+//	                                     SIGKILLed; from the kill to the first
+//	                                     redelivery through the generic port (a
+//	                                     survivor), over 5 kills (-kills; nearest
+//	                                     rank, so with fewer than 100 kills p99 is
+//	                                     the slowest). Every held message must come
+//	                                     back once, redelivered.
 //
 // Throughput runs last -warmup + -duration; each figure is the median of
 // -rounds runs per broker, the brokers alternating (which goes first

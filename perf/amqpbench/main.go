@@ -29,6 +29,7 @@ type options struct {
 	failoverInproc    bool
 	appMiB            uint64
 	cpuprofile        string
+	profileFigure     string
 	only              string
 }
 
@@ -48,7 +49,8 @@ func main() {
 	flag.IntVar(&o.held, "held", 100, "unacknowledged messages the consumer holds when its member is killed")
 	flag.BoolVar(&o.failoverInproc, "failover-inproc", false, "measure failover in inproc mode too (a member killed with its broker process; the client reconnects to the survivor's broker, there being no generic port)")
 	flag.Uint64Var(&o.appMiB, "app-size", 512, "MiB of the group's application structure (holds the backlog of the throughput runs)")
-	flag.StringVar(&o.cpuprofile, "cpuprofile", "", "write a CPU profile of the process serving qmgr's AMQP during amqp.publish.consume.64B here (inproc mode)")
+	flag.StringVar(&o.cpuprofile, "cpuprofile", "", "write a CPU profile of the process serving qmgr's AMQP (QM1's, inproc mode) during the figure -cpuprofile-figure here")
+	flag.StringVar(&o.profileFigure, "cpuprofile-figure", "publish.consume", "the figure -cpuprofile profiles: publish.consume, confirm or fanout")
 	flag.StringVar(&o.only, "only", "", "comma-separated figures to measure (publish.consume, confirm, fanout, memory, failover); empty: all")
 	flag.Parse()
 	if err := run(o); err != nil {
@@ -110,16 +112,16 @@ func run(o options) error {
 	for _, s := range []struct {
 		key, name string
 		f         func(*target, options) (sample, error)
-		profile   bool
 	}{
-		{"publish.consume", "amqp.publish.consume.64B", publishConsume, true},
-		{"confirm", "amqp.confirm.persistent.64B", confirmPersistent, false},
-		{"fanout", "amqp.fanout.64B", fanout, false},
+		{"publish.consume", "amqp.publish.consume.64B", publishConsume},
+		{"confirm", "amqp.confirm.persistent.64B", confirmPersistent},
+		{"fanout", "amqp.fanout.64B", fanout},
 	} {
 		if !want(s.key) {
 			continue
 		}
-		if s.profile && o.cpuprofile != "" {
+		profile := o.cpuprofile != "" && o.profileFigure == s.key
+		if profile {
 			if err := q.signalServer("QM1", syscall.SIGUSR1); err != nil {
 				return err
 			}
@@ -127,7 +129,7 @@ func run(o options) error {
 		t0 := time.Now()
 		err := throughput(s.name, s.f, targets, o)
 		fmt.Fprintf(os.Stderr, "amqpbench: %s took %v\n", s.name, time.Since(t0).Round(time.Millisecond))
-		if s.profile && o.cpuprofile != "" {
+		if profile {
 			q.signalServer("QM1", syscall.SIGUSR2)
 		}
 		if err != nil {

@@ -84,11 +84,14 @@ func startQmgr(mode, dir string, appMiB uint64, profile string) (*qmgrSide, erro
 // start starts member m and its AMQP service, and waits until it accepts.
 func (q *qmgrSide) start(m string) error {
 	if q.mode == modeListener {
-		p, err := freePort()
-		if err != nil {
-			return err
+		p, ok := q.ports[m] // a restarted member listens where it did
+		if !ok {
+			var err error
+			if p, err = freePort(); err != nil {
+				return err
+			}
+			q.ports[m] = p
 		}
-		q.ports[m] = p
 		if err := q.g.Start(m, "--amqp-port", strconv.Itoa(p), "--amqp-generic-port", strconv.Itoa(q.genericPort)); err != nil {
 			return err
 		}
