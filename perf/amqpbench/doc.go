@@ -47,7 +47,7 @@
 //	                                     back once, redelivered.
 //
 // Throughput runs last -warmup + -duration; each figure is the median of
-// -rounds runs per broker, the brokers alternating (which goes first
+// -rounds (5) runs per broker, the brokers alternating (which goes first
 // changes every round), so that the machine's drifts touch both alike.
 //
 // qmgr serves AMQP in one of two modes (-qmgr-mode): listener, every

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"maps"
 	"net/url"
 	"os"
 	"slices"
@@ -38,7 +39,7 @@ func main() {
 	var o options
 	flag.StringVar(&o.mode, "qmgr-mode", "", "how qmgr serves AMQP: inproc (a broker process of this program per member, through qsg and amqp.Serve) or listener (qmgr start --amqp-port); default listener when qmgr start has that flag, inproc otherwise")
 	flag.StringVar(&o.rabbitURL, "rabbitmq-url", "", "AMQP URL of a RabbitMQ to measure the same way (empty: qmgr only, ratios missing)")
-	flag.IntVar(&o.rounds, "rounds", 3, "runs per throughput figure and broker, alternating the brokers; the median is reported")
+	flag.IntVar(&o.rounds, "rounds", 5, "runs per throughput figure and broker, alternating the brokers; the median is reported")
 	flag.DurationVar(&o.warmup, "warmup", 500*time.Millisecond, "time each throughput run runs before it is measured")
 	flag.DurationVar(&o.duration, "duration", 3*time.Second, "measured time of each throughput run")
 	flag.IntVar(&o.confirmPublishers, "confirm-publishers", 8, "publishers of amqp.confirm.persistent.64B")
@@ -160,12 +161,12 @@ func rabbitTarget(rawURL string) (*target, error) {
 		return nil, fmt.Errorf("-rabbitmq-url %s: %w", rawURL, err)
 	}
 	pid := func() (int, error) { return pidListening(port) }
-	return &target{name: "rabbitmq", url: rawURL, servePID: pid, cpu: func() time.Duration {
+	return &target{name: "rabbitmq", url: rawURL, servePID: pid, cpu: func() map[string]time.Duration {
 		p, err := pid()
 		if err != nil {
-			return 0
+			return nil
 		}
-		return benchgroup.TreeCPU(map[int]bool{p: true})
+		return map[string]time.Duration{"beam": benchgroup.TreeCPU(map[int]bool{p: true})}
 	}}, nil
 }
 
@@ -199,6 +200,10 @@ func throughput(name string, f func(*target, options) (sample, error), targets [
 		fmt.Fprintf(os.Stderr, "amqpbench: %s %s rounds (msgs/s):", name, t.name)
 		for _, s := range ss {
 			fmt.Fprintf(os.Stderr, " %.0f", s.rate)
+		}
+		fmt.Fprintf(os.Stderr, "; median us/msg by part:")
+		for _, part := range slices.Sorted(maps.Keys(ss[0].parts)) {
+			fmt.Fprintf(os.Stderr, " %s %.1f", part, median(ss, func(s sample) float64 { return s.parts[part] }))
 		}
 		fmt.Fprintln(os.Stderr)
 		suffix := ""

@@ -174,19 +174,20 @@ func (q *qmgrSide) signalServer(m string, sig syscall.Signal) error {
 	return syscall.Kill(pid, sig)
 }
 
-// cpu is the processor time used so far by the members, their children
-// and the inproc brokers.
-func (q *qmgrSide) cpu() time.Duration {
-	roots := map[int]bool{}
+// cpu is the processor time used so far by the members with their
+// children (listeners, channel initiators), and by the inproc brokers.
+func (q *qmgrSide) cpu() map[string]time.Duration {
+	members := map[int]bool{}
 	for _, n := range q.g.Names() {
 		if m := q.g.Member(n); !m.Exited() {
-			roots[m.Process.Pid] = true
+			members[m.Process.Pid] = true
 		}
 	}
+	servers := map[int]bool{}
 	for _, s := range q.servers {
-		roots[s.cmd.Process.Pid] = true
+		servers[s.cmd.Process.Pid] = true
 	}
-	return benchgroup.TreeCPU(roots)
+	return map[string]time.Duration{"members": benchgroup.TreeCPU(members), "brokers": benchgroup.TreeCPU(servers)}
 }
 
 // kill SIGKILLs member m (and, in inproc mode, its broker process with

@@ -15,8 +15,9 @@ import (
 type target struct {
 	name string // "qmgr" or "rabbitmq"
 	url  string
-	// cpu is the processor time the broker's processes used so far.
-	cpu func() time.Duration
+	// cpu is the processor time the broker's processes used so far, by
+	// part (qmgr: its members and its broker processes).
+	cpu func() map[string]time.Duration
 	// servePID is the process that serves the AMQP connections of url.
 	servePID func() (int, error)
 }
@@ -26,6 +27,8 @@ type sample struct {
 	rate      float64 // messages per second (delivered or confirmed)
 	published float64 // messages per second published (publish.consume)
 	usPerMsg  float64 // the broker's processor time per message, µs
+	// parts is usPerMsg by part of the broker.
+	parts map[string]float64
 }
 
 // body is every benchmark message's 64-byte body.
@@ -45,9 +48,13 @@ func window(o options, t *target, counter, published *atomic.Int64) sample {
 	c0, p0, cpu0, t0 := counter.Load(), published.Load(), t.cpu(), time.Now()
 	time.Sleep(o.duration)
 	c1, p1, cpu1, el := counter.Load(), published.Load(), t.cpu(), time.Since(t0)
-	s := sample{rate: float64(c1-c0) / el.Seconds(), published: float64(p1-p0) / el.Seconds()}
+	s := sample{rate: float64(c1-c0) / el.Seconds(), published: float64(p1-p0) / el.Seconds(), parts: map[string]float64{}}
 	if c1 > c0 {
-		s.usPerMsg = float64((cpu1 - cpu0).Microseconds()) / float64(c1-c0)
+		for part, t1 := range cpu1 {
+			us := float64((t1 - cpu0[part]).Microseconds()) / float64(c1-c0)
+			s.parts[part] = us
+			s.usPerMsg += us
+		}
 	}
 	return s
 }
