@@ -3,6 +3,7 @@ package main
 import (
 	"net"
 	"os"
+	"os/exec"
 	"strconv"
 	"testing"
 )
@@ -76,5 +77,30 @@ func TestRabbitTargetNeedsAListener(t *testing.T) {
 	}
 	if _, err := rabbitTarget("amqp://guest:guest@127.0.0.1:" + strconv.Itoa(port) + "/"); err == nil {
 		t.Errorf("port %d, where nothing listens, was taken", port)
+	}
+}
+
+// A socket held by a parent and its child is the child's: the process
+// that serves on it.
+func TestPidListeningPrefersTheChild(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	f, err := ln.(*net.TCPListener).File()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	child := exec.Command("sleep", "30")
+	child.ExtraFiles = []*os.File{f}
+	if err := child.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer func() { child.Process.Kill(); child.Wait() }()
+	port := ln.Addr().(*net.TCPAddr).Port
+	if pid, err := pidListening(port); err != nil || pid != child.Process.Pid {
+		t.Fatalf("pidListening(%d) = %d, %v; want the child %d (this process %d holds it too)", port, pid, err, child.Process.Pid, os.Getpid())
 	}
 }

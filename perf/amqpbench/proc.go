@@ -40,9 +40,38 @@ func waitAccepting(addr string, within time.Duration) error {
 }
 
 // pidListening is the process that listens on TCP port on loopback or any
-// address (the first found, when several share it): the socket's inode
-// from /proc/net/tcp{,6}, then the process holding a descriptor for it.
+// address: the socket's inode from /proc/net/tcp{,6}, then the process
+// holding a descriptor for it. When several do (a parent that handed the
+// socket to its child and kept it), the child: a holder whose parent
+// holds it too.
 func pidListening(port int) (int, error) {
+	inodes := listeningInodes(port)
+	if len(inodes) == 0 {
+		return 0, fmt.Errorf("no process listens on port %d", port)
+	}
+	holders := map[int]bool{}
+	fds, _ := filepath.Glob("/proc/[0-9]*/fd/*")
+	for _, fd := range fds {
+		if l, err := os.Readlink(fd); err == nil && inodes[l] {
+			pid, _ := strconv.Atoi(strings.Split(fd, "/")[2])
+			holders[pid] = true
+		}
+	}
+	pick := 0
+	for pid := range holders {
+		if pick == 0 || holders[parentOf(pid)] {
+			pick = pid
+		}
+	}
+	if pick == 0 {
+		return 0, fmt.Errorf("the socket listening on port %d belongs to no process we can see", port)
+	}
+	return pick, nil
+}
+
+// listeningInodes are the inodes ("socket:[N]", as a descriptor's link
+// reads) of the sockets listening on TCP port.
+func listeningInodes(port int) map[string]bool {
 	inodes := map[string]bool{}
 	for _, f := range []string{"/proc/net/tcp", "/proc/net/tcp6"} {
 		b, err := os.ReadFile(f)
@@ -64,16 +93,26 @@ func pidListening(port int) (int, error) {
 			}
 		}
 	}
-	if len(inodes) == 0 {
-		return 0, fmt.Errorf("no process listens on port %d", port)
+	return inodes
+}
+
+// parentOf is process pid's parent (0 if unknown).
+func parentOf(pid int) int {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return 0
 	}
-	fds, _ := filepath.Glob("/proc/[0-9]*/fd/*")
-	for _, fd := range fds {
-		if l, err := os.Readlink(fd); err == nil && inodes[l] {
-			return strconv.Atoi(strings.Split(fd, "/")[2])
-		}
+	// pid (comm) state ppid ...: comm may hold spaces and parentheses.
+	i := bytes.LastIndexByte(b, ')')
+	if i < 0 {
+		return 0
 	}
-	return 0, fmt.Errorf("the socket listening on port %d belongs to no process we can see", port)
+	fs := bytes.Fields(b[i+1:])
+	if len(fs) < 2 {
+		return 0
+	}
+	ppid, _ := strconv.Atoi(string(fs[1]))
+	return ppid
 }
 
 // memUse is a process's resident memory in KiB.
