@@ -21,6 +21,7 @@
 //	                                     (-confirm-window) unconfirmed, persistent
 //	                                     messages to a durable queue, one consumer
 //	                                     as above; confirms per second
+//	                                     (.delivered: the consumer's rate)
 //	amqp.fanout.64B              msgs/s  one publisher to a fanout exchange bound
 //	                                     to 4 queues, a consumer on each as above;
 //	                                     deliveries per second, all four together

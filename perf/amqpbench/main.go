@@ -111,12 +111,12 @@ func run(o options) error {
 		fmt.Fprintf(os.Stderr, "amqpbench: memory took %v\n", time.Since(t0).Round(time.Millisecond))
 	}
 	for _, s := range []struct {
-		key, name string
-		f         func(*target, options) (sample, error)
+		key, name, other string
+		f                func(*target, options) (sample, error)
 	}{
-		{"publish.consume", "amqp.publish.consume.64B", publishConsume},
-		{"confirm", "amqp.confirm.persistent.64B", confirmPersistent},
-		{"fanout", "amqp.fanout.64B", fanout},
+		{"publish.consume", "amqp.publish.consume.64B", "published", publishConsume},
+		{"confirm", "amqp.confirm.persistent.64B", "delivered", confirmPersistent},
+		{"fanout", "amqp.fanout.64B", "published", fanout},
 	} {
 		if !want(s.key) {
 			continue
@@ -128,7 +128,7 @@ func run(o options) error {
 			}
 		}
 		t0 := time.Now()
-		err := throughput(s.name, s.f, targets, o)
+		err := throughput(s.name, s.other, s.f, targets, o)
 		fmt.Fprintf(os.Stderr, "amqpbench: %s took %v\n", s.name, time.Since(t0).Round(time.Millisecond))
 		if profile {
 			q.signalServer("QM1", syscall.SIGUSR2)
@@ -171,9 +171,9 @@ func rabbitTarget(rawURL string) (*target, error) {
 }
 
 // throughput runs scenario f o.rounds times on every target, alternating
-// which goes first, and emits the medians and the ratios of qmgr's to
-// RabbitMQ's.
-func throughput(name string, f func(*target, options) (sample, error), targets []*target, o options) error {
+// which goes first, and emits the medians (the scenario's second count as
+// name.other) and the ratios of qmgr's to RabbitMQ's.
+func throughput(name, other string, f func(*target, options) (sample, error), targets []*target, o options) error {
 	got := map[string][]sample{}
 	for r := range o.rounds {
 		order := slices.Clone(targets)
@@ -193,9 +193,9 @@ func throughput(name string, f func(*target, options) (sample, error), targets [
 	for _, t := range targets {
 		ss := got[t.name]
 		med[t.name] = sample{
-			rate:      median(ss, func(s sample) float64 { return s.rate }),
-			published: median(ss, func(s sample) float64 { return s.published }),
-			usPerMsg:  median(ss, func(s sample) float64 { return s.usPerMsg }),
+			rate:     median(ss, func(s sample) float64 { return s.rate }),
+			other:    median(ss, func(s sample) float64 { return s.other }),
+			usPerMsg: median(ss, func(s sample) float64 { return s.usPerMsg }),
 		}
 		fmt.Fprintf(os.Stderr, "amqpbench: %s %s rounds (msgs/s):", name, t.name)
 		for _, s := range ss {
@@ -211,9 +211,7 @@ func throughput(name string, f func(*target, options) (sample, error), targets [
 			suffix = "." + t.name
 		}
 		emit(name+suffix, med[t.name].rate, "msgs/s")
-		if med[t.name].published > 0 {
-			emit(name+".published"+suffix, med[t.name].published, "msgs/s")
-		}
+		emit(name+"."+other+suffix, med[t.name].other, "msgs/s")
 		emit(name+".cpu"+suffix, med[t.name].usPerMsg, "us/msg")
 	}
 	if r, ok := med["rabbitmq"]; ok && r.rate > 0 {

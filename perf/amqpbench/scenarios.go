@@ -24,9 +24,9 @@ type target struct {
 
 // sample is one run of a throughput scenario.
 type sample struct {
-	rate      float64 // messages per second (delivered or confirmed)
-	published float64 // messages per second published (publish.consume)
-	usPerMsg  float64 // the broker's processor time per message, µs
+	rate     float64 // messages per second (delivered or confirmed)
+	other    float64 // the scenario's second count per second: publishes, or deliveries (confirm)
+	usPerMsg float64 // the broker's processor time per message, µs
 	// parts is usPerMsg by part of the broker.
 	parts map[string]float64
 }
@@ -37,18 +37,14 @@ var body = make([]byte, 64)
 // runSeq numbers the queues and exchanges of runs, so no run sees another's.
 var runSeq atomic.Int64
 
-// window lets a run warm up, then counts what counter (and published,
-// unless nil) gain over o.duration and the processor time the broker
-// used meanwhile.
-func window(o options, t *target, counter, published *atomic.Int64) sample {
-	if published == nil {
-		published = new(atomic.Int64)
-	}
+// window lets a run warm up, then counts what counter and other gain over
+// o.duration and the processor time the broker used meanwhile.
+func window(o options, t *target, counter, other *atomic.Int64) sample {
 	time.Sleep(o.warmup)
-	c0, p0, cpu0, t0 := counter.Load(), published.Load(), t.cpu(), time.Now()
+	c0, p0, cpu0, t0 := counter.Load(), other.Load(), t.cpu(), time.Now()
 	time.Sleep(o.duration)
-	c1, p1, cpu1, el := counter.Load(), published.Load(), t.cpu(), time.Since(t0)
-	s := sample{rate: float64(c1-c0) / el.Seconds(), published: float64(p1-p0) / el.Seconds(), parts: map[string]float64{}}
+	c1, p1, cpu1, el := counter.Load(), other.Load(), t.cpu(), time.Since(t0)
+	s := sample{rate: float64(c1-c0) / el.Seconds(), other: float64(p1-p0) / el.Seconds(), parts: map[string]float64{}}
 	if c1 > c0 {
 		for part, t1 := range cpu1 {
 			us := float64((t1 - cpu0[part]).Microseconds()) / float64(c1-c0)
@@ -239,7 +235,7 @@ func confirmPersistent(t *target, o options) (sample, error) {
 	}
 	var s sample
 	if err == nil {
-		s = window(o, t, &confirmed, nil)
+		s = window(o, t, &confirmed, &delivered)
 	}
 	err = errors.Join(err, r.end())
 	if n := nacked.Load(); n > 0 && err == nil {
