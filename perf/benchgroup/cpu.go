@@ -23,12 +23,12 @@ func (g *Group) CPU() time.Duration {
 			roots[m.Process.Pid] = true
 		}
 	}
-	return treeCPU(roots)
+	return TreeCPU(roots)
 }
 
-// treeCPU sums the processor time of the processes in roots and their
+// TreeCPU sums the processor time of the processes in roots and their
 // descendants.
-func treeCPU(roots map[int]bool) time.Duration {
+func TreeCPU(roots map[int]bool) time.Duration {
 	type proc struct {
 		ppid  int
 		ticks int64
