@@ -45,3 +45,11 @@ type Content struct {
 	Header ContentHeader
 	Body   []byte
 }
+
+// Idler is a ChannelHandler that gathers work across methods: the
+// connection calls Idle on the reader goroutine, after the channel asked
+// with Channel.WhenIdle, once every frame read so far is handled. Sends
+// in Idle are flushed together.
+type Idler interface {
+	Idle()
+}

@@ -18,6 +18,9 @@ type Channel struct {
 	closing   atomic.Bool
 	closeOnce sync.Once
 
+	// askedIdle: on the connection's idlers list (the reader's only).
+	askedIdle bool
+
 	// The content being received (the reader goroutine's only): the
 	// method it belongs to, its header once read, its body so far.
 	pending Method
@@ -91,6 +94,18 @@ func (ch *Channel) SendContentProps(m Method, props []byte, body ...[]byte) erro
 // body's pieces to the socket as they are (a vectored write) rather than
 // copying them into the connection's buffer.
 const VectoredBodySize = 64 << 10
+
+// WhenIdle asks, from the channel's Handle, that the handler's Idle (it
+// must implement Idler) run once every frame the connection has read is
+// handled, before the reader waits for more: a handler can gather the
+// work of a burst of methods (commit a batch of publishes, confirm them
+// with one ack).
+func (ch *Channel) WhenIdle() {
+	if !ch.askedIdle {
+		ch.askedIdle = true
+		ch.c.idlers = append(ch.c.idlers, ch)
+	}
+}
 
 // Fail closes the channel with a channel exception, or the connection
 // with a connection exception, from any goroutine (a consumer's).

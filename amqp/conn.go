@@ -39,6 +39,9 @@ type Conn struct {
 	// pending is the bytes of unfinished contents the channels hold (the
 	// reader's only): bounded by cfg.MaxPendingContent.
 	pending uint64
+	// idlers are the channels that asked (WhenIdle) to be told when the
+	// client's frames read so far are all handled (the reader's only).
+	idlers []*Channel
 
 	// blockable: the client understands connection.blocked (its
 	// capabilities said so at login). Written by the handshake, read-only
@@ -108,6 +111,9 @@ func (c *Conn) run() error {
 		go c.heartbeats()
 	}
 	for {
+		if c.fr.Buffered() == 0 {
+			c.idle()
+		}
 		f, err := c.fr.ReadFrame()
 		if err != nil {
 			return c.fail(err)
@@ -294,6 +300,42 @@ func (c *Conn) write(f func(b []byte) ([]byte, error)) error {
 	}
 	c.lastWrite.Store(time.Now().UnixNano())
 	return err
+}
+
+// idle tells the channels that asked that every frame read so far is
+// handled: the reader is about to wait for the client.
+func (c *Conn) idle() {
+	for len(c.idlers) > 0 {
+		chs := c.idlers
+		c.idlers = nil
+		for _, ch := range chs {
+			ch.askedIdle = false
+			if i, ok := ch.h.(Idler); ok && !ch.closing.Load() {
+				c.Corked(i.Idle)
+			}
+		}
+	}
+}
+
+// Corked runs f, whose sends (on any channel of the connection) are then
+// flushed together when it returns: a consumer writing a batch of
+// deliveries, or confirms, costs one write(2) instead of one per frame.
+func (c *Conn) Corked(f func()) {
+	w := &c.w
+	w.waiting.Add(1)
+	defer func() {
+		if w.waiting.Add(-1) != 0 {
+			return // a writer still inside flushes when it leaves
+		}
+		w.mu.Lock()
+		if w.err == nil && w.waiting.Load() == 0 {
+			if err := w.bw.Flush(); err != nil {
+				w.err = err
+			}
+		}
+		w.mu.Unlock()
+	}()
+	f()
 }
 
 // writeVectored writes the frames f appends and then body, a sequence of

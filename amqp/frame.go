@@ -57,6 +57,10 @@ type FrameReader struct {
 	buf []byte
 }
 
+// Buffered is how many bytes were read from the stream and not yet taken
+// as frames: 0 means the next ReadFrame may wait for the peer.
+func (r *FrameReader) Buffered() int { return r.r.Buffered() }
+
 // NewFrameReader reads frames of at most FrameMinSize bytes until SetMax.
 func NewFrameReader(r io.Reader) *FrameReader {
 	return &FrameReader{r: bufio.NewReaderSize(r, 64<<10), max: FrameMinSize}

@@ -19,13 +19,15 @@ type chanHandler struct {
 	ch *amqp.Channel
 
 	// The reader goroutine's alone.
-	conn    *mq.Conn             // for publishes, basic.get and purge; nil until needed
-	out     map[string]*mq.Queue // handles open for output
-	in      map[string]*mq.Queue // handles open for input
-	confirm bool                 // confirm.select
-	pubSeq  uint64               // the last publish's sequence number in confirm mode
-	tx      bool                 // tx.select
-	txAcks  []ackReq             // acks, nacks and rejects waiting for tx.commit
+	conn     *mq.Conn             // for publishes, basic.get and purge; nil until needed
+	out      map[string]*mq.Queue // handles open for output
+	in       map[string]*mq.Queue // handles open for input
+	confirm  bool                 // confirm.select
+	pubSeq   uint64               // the last publish's sequence number in confirm mode
+	confirms []pendingConfirm     // confirms not sent yet (flushBatch)
+	batched  int                  // publishes in the connection's unit of work, not committed (outside tx)
+	tx       bool                 // tx.select
+	txAcks   []ackReq             // acks, nacks and rejects waiting for tx.commit
 
 	mu        sync.Mutex
 	nextTag   uint64 // the last delivery tag given
@@ -59,11 +61,17 @@ func newChanHandler(s *session, ch *amqp.Channel) *chanHandler {
 		unacked: map[uint64]*delivery{}, consumers: map[string]*consumer{}}
 }
 
-// Handle runs one method of the channel (amqp.ChannelHandler).
+// Handle runs one method of the channel (amqp.ChannelHandler). Gathered
+// publishes are committed before any other method runs, so that what it
+// sees (or does) follows them.
 func (h *chanHandler) Handle(m amqp.Method, content *amqp.Content) error {
+	if p, ok := m.(*amqp.BasicPublish); ok {
+		return h.publish(p, content)
+	}
+	if err := h.flushBatch(); err != nil {
+		return err
+	}
 	switch m := m.(type) {
-	case *amqp.BasicPublish:
-		return h.publish(m, content)
 	case *amqp.BasicAck:
 		return h.settle(ackReq{tag: m.DeliveryTag, multiple: m.Multiple, settle: true}, m)
 	case *amqp.BasicNack:
@@ -266,6 +274,7 @@ func (h *chanHandler) Close() {
 	for _, d := range own {
 		requeue(d.view)
 	}
+	h.flushBatch() // the client sent them: they are put, as RabbitMQ would
 	if h.conn != nil {
 		if h.tx {
 			h.conn.Backout()

@@ -76,14 +76,16 @@ func (f *flow) gate() <-chan struct{} {
 }
 
 // waitOpen holds a publish on connection c until publishing is open again,
-// the connection goes or the broker closes.
-func (b *Broker) waitOpen(c *amqp.Conn) {
+// the connection goes or the broker closes; before it waits, flush commits
+// what the channel gathered (consumers could not see it meanwhile).
+func (b *Broker) waitOpen(c *amqp.Conn, flush func() error) {
 	gate := b.flow.gate()
 	select {
 	case <-gate:
 		return
 	default:
 	}
+	flush()
 	c.Hold(func(gone <-chan struct{}) {
 		select {
 		case <-gate:
