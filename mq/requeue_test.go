@@ -21,6 +21,13 @@ func TestMain(m *testing.M) {
 		}
 		return 0
 	})
+	testproc.Register("putter", func([]string) int {
+		if err := putterMain(); err != nil {
+			fmt.Fprintln(os.Stderr, "putter:", err)
+			return 3
+		}
+		return 0
+	})
 	testproc.Main(m)
 }
 
