@@ -87,8 +87,10 @@ func TestInterruptWaitingGet(t *testing.T) {
 	in.mu.Lock()
 	woken := in.woken
 	in.mu.Unlock()
-	if woken != 1 {
-		t.Fatalf("the interrupt woke %d sleepers, want 1 (the interrupted get's)", woken)
+	// 1, or 0 if the interrupted get was in the futex call but not yet
+	// asleep (it then saw the word bumped): never the other two.
+	if woken > 1 {
+		t.Fatalf("the interrupt woke %d sleepers, want only the interrupted get's", woken)
 	}
 	if err := a.Check(); err != nil {
 		t.Fatal(err)
