@@ -58,6 +58,17 @@
 // backout puts it back where it was and a scanner can skip what it has
 // already seen.
 //
+// A view got outside syncpoint (state view) ends in one of three ways:
+// Release removes its message, Return gives it back unchanged (a get that
+// did not happen), Requeue gives it back with its backout count raised, as
+// a backout, Close and a repair do; a give-back writes a descriptor first,
+// so a repair after a kill at any step raises the count exactly once.
+//
+// A waiting getter sleeps on its queue's futex word with the bit of its
+// owner slot (slot mod 32, FUTEX_WAIT_BITSET): a put wakes any waiter,
+// and an Interrupter (GetOptions.Interrupt) bumps the word and wakes only
+// its getter's bit, so interrupting one getter does not wake the others.
+//
 // Getters scan from the head. A process-local cache of "nothing available
 // below position P as of availSeq S" makes repeated gets on a queue with
 // many held or uncommitted messages cheap; commit, backout and repair bump

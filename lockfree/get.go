@@ -20,6 +20,10 @@ type GetOptions struct {
 	Wait time.Duration
 	// Spin is how long to poll before sleeping on the futex while waiting.
 	Spin time.Duration
+	// Interrupt, when set, lets another goroutine end the wait: the get
+	// returns ErrInterrupted if it is interrupted when the get would
+	// wait or while it waits (see Interrupter).
+	Interrupt *Interrupter
 	// IncludeHeld makes a browse also return messages held by a get under
 	// syncpoint or by a view, which may yet come back (a fuzzy backup
 	// takes them).

@@ -21,7 +21,7 @@ type claimMode uint8
 
 // maxFutexSleep bounds one futex sleep so a waiter whose waker died is never
 // stuck: it rechecks the queue at least this often.
-const maxFutexSleep = 50 * time.Millisecond
+var maxFutexSleep = 50 * time.Millisecond // a variable so that tests can make it long
 
 type matcher struct {
 	msgID, correlID *[idBytes]byte
@@ -684,6 +684,10 @@ func (o *Owner) claimWait(q uint32, opt GetOptions, mode claimMode, take taker) 
 	if opt.Wait == 0 {
 		return c, ErrNoMessage
 	}
+	in := opt.Interrupt
+	if in != nil && in.Interrupted() {
+		return c, ErrInterrupted
+	}
 	t0 := time.Now()
 	deadline := t0.Add(opt.Wait)
 	if opt.Wait < 0 {
@@ -696,6 +700,9 @@ func (o *Owner) claimWait(q uint32, opt GetOptions, mode claimMode, take taker) 
 				return c, err
 			}
 			if i%64 == 63 {
+				if in != nil && in.Interrupted() {
+					return c, ErrInterrupted
+				}
 				if time.Now().After(spinUntil) {
 					break
 				}
@@ -707,24 +714,40 @@ func (o *Owner) claimWait(q uint32, opt GetOptions, mode claimMode, take taker) 
 			}
 		}
 	}
+	fw := s.futexWord(q)
+	bits := futexBits(o.slot)
+	if in != nil {
+		// Published before the first look below: an Interrupt from now
+		// on bumps fw, so the look's sequence goes stale or the sleep
+		// is woken.
+		if !in.enter(fw, bits) {
+			return c, ErrInterrupted
+		}
+		defer in.leave()
+	}
 	o.setWaiting(q, true)
 	defer func() {
 		if !o.revoked { // a revoked owner's bit was cleared by its repairer
 			o.setWaiting(q, false)
 		}
 	}()
-	fw := s.futexWord(q)
 	for {
 		seq := atomic.LoadUint32(fw)
 		if c, ok, err = try(); ok || err != nil {
 			return c, err
+		}
+		if in != nil && in.Interrupted() {
+			return c, ErrInterrupted
 		}
 		left := time.Until(deadline)
 		if left <= 0 {
 			return c, ErrNoMessage
 		}
 		o.pause()
-		werr := shm.FutexWait(fw, seq, min(left, maxFutexSleep))
+		// Tagged with the slot's bit whether interruptible or not: a
+		// plain wait would match every bit, so every interrupt of a
+		// waiter on this queue would wake it too.
+		werr := shm.FutexWaitBits(fw, seq, min(left, maxFutexSleep), bits)
 		if err := o.resume(); err != nil {
 			return c, err
 		}

@@ -625,6 +625,46 @@ type GetOptions struct {
 	Wait      time.Duration // 0: no wait; WaitForever (any negative duration): wait for ever
 	MsgID     *[24]byte
 	CorrelID  *[24]byte
+	// Interrupt, when set, lets another goroutine end the wait: the get
+	// fails with RCCallInterrupted (errors.Is ErrInterrupted) if the
+	// Interrupter is interrupted when the get would wait or while it
+	// waits. Gets and browses that do not wait ignore it.
+	Interrupt *Interrupter
+}
+
+// Interrupter ends waiting gets from another goroutine, at once and
+// without polling: AMQP's basic.cancel, a channel or a connection closing
+// stop the consumer's get. Give it to gets in GetOptions.Interrupt; then
+// Interrupt makes the one waiting fail with ErrInterrupted (RCCallInterrupted,
+// no message got), and so every later get with it that would wait, until
+// Reset (an interrupt between two gets is not lost). A get that finds a
+// message without waiting returns it, interrupted or not. The connection
+// and its queue handles stay usable. Only the interrupted get is woken
+// (and, at most, the gets of other connections waiting on the same queue
+// whose connection slot shares its bit, slot mod 32, which wait on).
+//
+// The zero value is ready to use. One Interrupter serves one waiting get
+// at a time (a connection's gets are serial: one per consumer, or per
+// connection); Interrupt, Reset and Interrupted may be called from any
+// goroutine.
+type Interrupter struct{ in lockfree.Interrupter }
+
+// Interrupt interrupts the get waiting with i, if any, and every later get
+// with i that would wait, until Reset.
+func (i *Interrupter) Interrupt() { i.in.Interrupt() }
+
+// Reset ends the interrupt: gets with i wait again.
+func (i *Interrupter) Reset() { i.in.Reset() }
+
+// Interrupted reports whether i is interrupted.
+func (i *Interrupter) Interrupted() bool { return i.in.Interrupted() }
+
+// lf is i's part in lockfree (nil for a nil i).
+func (i *Interrupter) lf() *lockfree.Interrupter {
+	if i == nil {
+		return nil
+	}
+	return &i.in
 }
 
 // Get gets the next message. A message whose backout count reached the
@@ -639,7 +679,7 @@ func (h *Queue) Get(opt GetOptions) (*Message, error) {
 		var lm lockfree.Message
 		var err error
 		if opt.Syncpoint {
-			err = h.o.Get(h.q, lockfree.GetOptions{Syncpoint: true, Wait: opt.Wait, MsgID: opt.MsgID, CorrelID: opt.CorrelID}, &lm)
+			err = h.o.Get(h.q, lockfree.GetOptions{Syncpoint: true, Wait: opt.Wait, MsgID: opt.MsgID, CorrelID: opt.CorrelID, Interrupt: opt.Interrupt.lf()}, &lm)
 		} else {
 			err = h.getMarked(opt, &lm)
 		}
@@ -774,7 +814,7 @@ func (h *Queue) GetViewsInto(opt GetOptions, vs []View) (int, error) {
 	if err := h.check("get", h.opts.Input); err != nil {
 		return 0, err
 	}
-	n, err := h.o.GetViewsAt(h.q, lockfree.GetOptions{Syncpoint: opt.Syncpoint, Wait: opt.Wait, MsgID: opt.MsgID, CorrelID: opt.CorrelID},
+	n, err := h.o.GetViewsAt(h.q, lockfree.GetOptions{Syncpoint: opt.Syncpoint, Wait: opt.Wait, MsgID: opt.MsgID, CorrelID: opt.CorrelID, Interrupt: opt.Interrupt.lf()},
 		len(vs), func(i int) *lockfree.View { return &vs[i].lv })
 	for i := range vs[:n] {
 		v := &vs[i]

@@ -16,6 +16,14 @@
 // backs the unit of work out, and if the member dies its peers do, after
 // which every call on the connection fails with RCConnectionBroken.
 //
+// Views (GetView, GetViewsInto) read the body in place in the mapping and
+// carry the whole header. One got outside syncpoint ends with Release
+// (removed) or Requeue (given back at its place, backout count + 1); views
+// still held when the connection disconnects or its process dies are
+// given back the same way. A waiting get given an Interrupter
+// (GetOptions.Interrupt) is ended from another goroutine by Interrupt,
+// failing with ErrInterrupted (RCCallInterrupted).
+//
 // Messages that reach a queue's backout threshold (BOTHRESH) are moved to
 // its backout queue (BOQNAME), or to the group's dead-letter queue (DEADQ)
 // behind a DLH (see dlh.go for the byte layout), instead of being returned.

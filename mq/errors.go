@@ -40,6 +40,7 @@ const (
 	RCUnknownRemoteQMgr       Reason = 2087
 	RCXmitQUsageError         Reason = 2091
 	RCResourceProblem         Reason = 2102 // the member's recovery log failed, or has no ring free for the connection
+	RCCallInterrupted         Reason = 2549 // a waiting get was ended by its Interrupter
 )
 
 var reasonNames = map[Reason]string{
@@ -51,7 +52,7 @@ var reasonNames = map[Reason]string{
 	RCHandleNotAvailable: "handle not available", RCOptionError: "option error",
 	RCNotValidForType: "option not valid for object type", RCUnknownXmitQ: "unknown transmission queue",
 	RCXmitQUsageError: "transmission queue usage error", RCUnknownRemoteQMgr: "unknown remote queue manager",
-	RCResourceProblem: "resource problem (recovery log)",
+	RCResourceProblem: "resource problem (recovery log)", RCCallInterrupted: "call interrupted",
 }
 
 func (r Reason) String() string {
@@ -96,6 +97,7 @@ var (
 	ErrResourceProblem  = &Error{Reason: RCResourceProblem}
 	ErrBackedOut        = &Error{Reason: RCBackedOut}
 	ErrMaxConns         = &Error{Reason: RCMaxConnsLimitReached}
+	ErrInterrupted      = &Error{Reason: RCCallInterrupted} // a waiting get ended by its Interrupter
 )
 
 // ReasonOf returns the reason code of err (RCNone for nil).
@@ -125,6 +127,8 @@ func reasonFor(err error) Reason {
 		return RCConnectionBroken
 	case errors.Is(err, lockfree.ErrStructureFull):
 		return RCStorageMediumFull
+	case errors.Is(err, lockfree.ErrInterrupted):
+		return RCCallInterrupted
 	case errors.Is(err, lockfree.ErrViewInUOW), errors.Is(err, lockfree.ErrViewReleased):
 		return RCOptionError
 	case errors.Is(err, lockfree.ErrBadPriority):

@@ -310,7 +310,7 @@ func nowNanos() int64 { return time.Now().UnixNano() }
 // other is removed at once.
 func (h *Queue) getMarked(opt GetOptions, dst *lockfree.Message) error {
 	v := &h.view // not a local: the view would escape to the heap on every get (a claim resets it)
-	viewed, err := h.o.GetOrView(h.q, lockfree.GetOptions{Wait: opt.Wait, MsgID: opt.MsgID, CorrelID: opt.CorrelID}, dst, v)
+	viewed, err := h.o.GetOrView(h.q, lockfree.GetOptions{Wait: opt.Wait, MsgID: opt.MsgID, CorrelID: opt.CorrelID, Interrupt: opt.Interrupt.lf()}, dst, v)
 	if err != nil || !viewed {
 		return err
 	}

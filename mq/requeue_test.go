@@ -21,6 +21,13 @@ func TestMain(m *testing.M) {
 		}
 		return 0
 	})
+	testproc.Register("putter", func([]string) int {
+		if err := putterMain(); err != nil {
+			fmt.Fprintln(os.Stderr, "putter:", err)
+			return 3
+		}
+		return 0
+	})
 	testproc.Main(m)
 }
 
@@ -156,6 +163,9 @@ func TestDisconnectGivesViewsBack(t *testing.T) {
 // member's recovery gives every one back at its place with its backout
 // count raised by one.
 func TestHolderDiesViewsBack(t *testing.T) {
+	if testing.Short() {
+		t.Skip("multi-process")
+	}
 	g := member(t, "DEFINE QLOCAL(Q)")
 	c := connect(t, g)
 	q := open(t, c, "Q")
