@@ -23,7 +23,11 @@
 //	    created INTEGER NOT NULL, -- Unix ns
 //	    altered INTEGER NOT NULL,
 //	    PRIMARY KEY (type, name))
-//	CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT)  -- schema_version
+//	CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT)  -- schema_version,
+//	    -- amqp_guest_created (the default AMQP user was made once: EnsureGuest)
+//
+// An AMQPUSER object holds a PHC string of the user's salted argon2id
+// password hash (package amqp/access), never the password.
 //
 // The database file and its WAL and shared-memory files are created with
 // mode 0660 in a 0770 directory: owner and group only, whatever the
