@@ -17,7 +17,7 @@
 // # Schema (defs.db)
 //
 //	CREATE TABLE objects (
-//	    type    TEXT NOT NULL,   -- QLOCAL, QREMOTE, CHANNEL, CFSTRUCT, QMGR
+//	    type    TEXT NOT NULL,   -- QLOCAL, QREMOTE, CHANNEL, CFSTRUCT, QMGR, EXCHANGE, BINDING, AMQPUSER...
 //	    name    TEXT NOT NULL,
 //	    def     TEXT NOT NULL,   -- the object as JSON, keys are MQSC attribute names
 //	    created INTEGER NOT NULL, -- Unix ns
