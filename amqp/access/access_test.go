@@ -214,6 +214,18 @@ func TestAuthenticateCache(t *testing.T) {
 	}
 }
 
+// TestAuthenticateBadHash: a stored hash that cannot be read refuses the
+// login, saying why (for the log), still as ErrRefused.
+func TestAuthenticateBadHash(t *testing.T) {
+	r := newRepo(t)
+	freshCache(t)
+	setUser(t, r, defs.AMQPUser{Name: "huge", Hash: "$argon2id$v=19$m=4194304,t=1,p=1$AAAAAAAAAAAAAAAAAAAAAA$AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA"}, "")
+	_, err := Authenticate(r, "huge", "pw", nil)
+	if !errors.Is(err, ErrRefused) || !errors.Is(err, ErrBadHash) || !strings.Contains(err.Error(), "huge") {
+		t.Fatalf("a 4 GiB hash: %v, want ErrRefused wrapping ErrBadHash and naming the user", err)
+	}
+}
+
 func TestCacheBounded(t *testing.T) {
 	v := newVerifier()
 	v.mu.Lock()
@@ -269,6 +281,9 @@ func TestPermits(t *testing.T) {
 		if !Permits(full, "/", a, "amq.gen-xyz") || !Permits(full, "/", a, "") {
 			t.Errorf("full permissions refuse %s", a)
 		}
+	}
+	if !MayOpen(u, "/") || MayOpen(u, "other") || MayOpen(defs.AMQPUser{Name: "new"}, "/") {
+		t.Error("MayOpen: want / only for a user with permissions there")
 	}
 	bad := defs.AMQPUser{Perms: map[string]defs.Perm{"/": {Configure: "(", Write: "(", Read: "("}}}
 	if Permits(bad, "/", Read, "(") {

@@ -20,9 +20,12 @@ const CacheSize = 4096
 
 // Authenticate logs user in with password from address remote (nil or a
 // Unix socket's address counts as loopback): the user's definition, or
-// ErrRefused (unknown user, no password, wrong password, or a stored hash
-// that cannot be read, which is logged by the caller as any refusal),
-// ErrLoopbackOnly, or an error reading the definitions.
+// ErrRefused itself (unknown user, no password, wrong password: the same
+// value, so that no caller can tell them apart), ErrRefused wrapped with
+// the reason when the stored hash cannot be read (ErrBadHash), ErrLoopbackOnly
+// (a LoopbackOnly user with the right password from elsewhere), or an
+// error reading the definitions. Compare with errors.Is; answer all of
+// them with ACCESS_REFUSED.
 func Authenticate(repo *defs.Repo, user, password string, remote net.Addr) (defs.AMQPUser, error) {
 	var u defs.AMQPUser
 	err := repo.View(func(tx *defs.Tx) error { var err error; u, err = tx.AMQPUser(user); return err })
@@ -37,7 +40,12 @@ func Authenticate(repo *defs.Repo, user, password string, remote net.Addr) (defs
 		return defs.AMQPUser{}, ErrRefused
 	}
 	ok, err := logins.verify(u.Name, password, u.Hash)
-	if err != nil || !ok {
+	if err != nil {
+		// The stored hash is unreadable: refused, with the reason for
+		// the member's log (the client is told only ACCESS_REFUSED).
+		return defs.AMQPUser{}, fmt.Errorf("%w: user %q: %w", ErrRefused, u.Name, err)
+	}
+	if !ok {
 		return defs.AMQPUser{}, ErrRefused
 	}
 	if u.LoopbackOnly && !IsLoopback(remote) {

@@ -49,6 +49,8 @@
 //
 // # Permissions
 //
+// MayOpen(u, vhost) says whether u may open vhost at all (it has
+// permissions there; RabbitMQ answers NOT_ALLOWED otherwise).
 // Permits(u, vhost, access, resource) says whether user u may
 // configure, write or read the queue or exchange named resource in vhost,
 // matching as RabbitMQ (rabbit_access_control, rabbit_auth_backend_internal):

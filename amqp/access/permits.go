@@ -19,6 +19,14 @@ const (
 // checked as, as RabbitMQ.
 const DefaultExchangeResource = "amq.default"
 
+// MayOpen reports whether user u may open virtual host vhost
+// (connection.open): whether it has permissions there, as RabbitMQ (a
+// refusal is NOT_ALLOWED, 530).
+func MayOpen(u defs.AMQPUser, vhost string) bool {
+	_, ok := u.Perms[vhost]
+	return ok
+}
+
 // Permits reports whether user u may have access (Configure, Write or
 // Read) to the queue or exchange named resource in vhost. See the package
 // doc for how the patterns match; an unknown access, a vhost the user has
