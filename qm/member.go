@@ -605,7 +605,7 @@ func (m *Member) ensureDefaults() error {
 				return err
 			}
 		}
-		made, err := tx.EnsureGuest(func() (string, error) { return access.HashPassword(defs.GuestUser) })
+		made, err := tx.EnsureGuest(func() (string, error) { return access.GuestHash, nil })
 		if made {
 			m.log.Info("default AMQP user created: guest, password guest, from loopback addresses only; delete it or SET AMQPUSER('guest') PASSWORD(...) to change it")
 		}

@@ -47,6 +47,20 @@ func TestHashVerify(t *testing.T) {
 	}
 }
 
+// TestGuestHash: the default user's stored hash is of "guest", with the
+// current parameters.
+func TestGuestHash(t *testing.T) {
+	if ok, err := VerifyPassword(GuestHash, "guest"); !ok || err != nil {
+		t.Fatalf("GuestHash does not verify guest: %v, %v", ok, err)
+	}
+	if ok, _ := VerifyPassword(GuestHash, "Guest"); ok {
+		t.Fatal("GuestHash verifies Guest")
+	}
+	if NeedsRehash(GuestHash) {
+		t.Fatal("GuestHash was not made with DefaultParams: make it again")
+	}
+}
+
 func TestParseHashRefuses(t *testing.T) {
 	good, _ := HashPasswordWith(Params{Memory: 64, Time: 1, Threads: 1, SaltLen: 16, KeyLen: 32}, "pw")
 	if h, err := ParseHash(good); err != nil || h.String() != good {
@@ -85,7 +99,7 @@ func newRepo(t *testing.T) *defs.Repo {
 	t.Cleanup(func() { r.Close() })
 	setUser(t, r, defs.AMQPUser{Name: "alice", Perms: map[string]defs.Perm{"/": defs.FullPerm}}, "alice-pw")
 	err = r.Update(func(tx *defs.Tx) error {
-		_, err := tx.EnsureGuest(func() (string, error) { return HashPassword("guest") })
+		_, err := tx.EnsureGuest(func() (string, error) { return GuestHash, nil })
 		return err
 	})
 	if err != nil {

@@ -166,6 +166,14 @@ func verify(h Hash, password string) bool {
 	return subtle.ConstantTimeCompare(key, h.Key) == 1
 }
 
+// GuestHash is the PHC string of the default user's password, "guest",
+// made once with DefaultParams (TestGuestHash checks it): a member that
+// creates guest stores it instead of paying argon2 at its first start. Its
+// salt is fixed and public, which costs nothing: the password is public
+// too. SET AMQPUSER('guest') PASSWORD(...) stores a hash with a random
+// salt.
+const GuestHash = "$argon2id$v=19$m=19456,t=2,p=1$CYS7CASkPPjepLIyRvkkPA$302CeNhkJoZ37+48AS2syI8LWqpwx8TKljA0s6A0Ae0"
+
 // NeedsRehash reports whether hash was not made with DefaultParams (the
 // caller may store a new hash of the password at its next good login).
 func NeedsRehash(hash string) bool {
