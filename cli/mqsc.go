@@ -18,7 +18,7 @@ func cmdMQSC(args []string, in io.Reader, out io.Writer) error {
 	var asJSON bool
 	fs := newFlags("mqsc", out)
 	gf.register(fs)
-	fs.StringVar(&command, "c", "", "the command (default: commands from stdin)")
+	fs.StringVar(&command, "c", "", "the command (default: commands from stdin; give commands with a secret, AUTHKEY or PASSWORD, on stdin: arguments are visible to every local user)")
 	fs.StringVar(&name, "name", "", "member to run them (default: any active member)")
 	fs.BoolVar(&asJSON, "json", false, "print one JSON object per result")
 	if err := fs.Parse(args); err != nil {

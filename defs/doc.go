@@ -17,13 +17,17 @@
 // # Schema (defs.db)
 //
 //	CREATE TABLE objects (
-//	    type    TEXT NOT NULL,   -- QLOCAL, QREMOTE, CHANNEL, CFSTRUCT, QMGR
+//	    type    TEXT NOT NULL,   -- QLOCAL, QREMOTE, CHANNEL, CFSTRUCT, QMGR, EXCHANGE, BINDING, AMQPUSER...
 //	    name    TEXT NOT NULL,
 //	    def     TEXT NOT NULL,   -- the object as JSON, keys are MQSC attribute names
 //	    created INTEGER NOT NULL, -- Unix ns
 //	    altered INTEGER NOT NULL,
 //	    PRIMARY KEY (type, name))
-//	CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT)  -- schema_version
+//	CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT)  -- schema_version,
+//	    -- amqp_guest_created (the default AMQP user was made once: EnsureGuest)
+//
+// An AMQPUSER object holds a PHC string of the user's salted argon2id
+// password hash (package amqp/access), never the password.
 //
 // The database file and its WAL and shared-memory files are created with
 // mode 0660 in a 0770 directory: owner and group only, whatever the

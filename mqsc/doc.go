@@ -14,6 +14,10 @@
 //	CHINIT          START, STOP [SHARED(RESTART|STOP)]             channel.go
 //	QMGR            ALTER, DISPLAY                                 qmgr.go
 //	GROUP, CONN     DISPLAY                                        group.go
+//	AMQPUSER        SET, DELETE, DISPLAY                           amqpuser.go
+//	AMQPPERM        SET, DELETE, DISPLAY                           amqpuser.go
+//	EXCHANGE        DEFINE, DELETE, DISPLAY                        exchange.go
+//	BINDING         DISPLAY                                        exchange.go
 //
 // (see package channel for what the channel commands do to a channel's
 // sync records and status).
@@ -25,6 +29,28 @@
 // case (” is a quote); a line ending in + or - continues on the next; a
 // line starting with * is a comment. Generic names end in *. Run stops at
 // the first command that fails.
+//
+// AMQP's names are case-sensitive and mostly lower case: the names of
+// AMQPUSER, AMQPPERM, EXCHANGE and BINDING keep their case as written,
+// quoted or not, and so do the values these commands take as text
+// (PASSWORD, TAGS, VHOST, the permission patterns; Attr.Raw), while
+// keywords and YES/NO, EXTYPE values are case-insensitive.
+//
+// # AMQP users, permissions, exchanges
+//
+// SET AMQPUSER creates or changes a user (package amqp/access has what a
+// login checks): PASSWORD is hashed (argon2id) before the transaction and
+// only the hash is stored; a new user has no password unless given one,
+// and no permissions. SET AMQPPERM sets a user's configure, write and
+// read patterns in VHOST (only "/"), each checked as a Go regular
+// expression when set. DEFINE EXCHANGE makes an exchange that AMQP
+// clients then see; the built-in ones (defs.BuiltinExchanges) and any
+// other name starting amq. cannot be defined nor deleted. DELETE
+// EXCHANGE and DELETE QLOCAL delete the bindings that name the exchange
+// (as source or destination) or the queue, in the same transaction.
+// DISPLAY QLOCAL shows the AMQP attributes of queues declared through
+// AMQP (set by queue.declare, never by MQSC; DEFINE ... REPLACE keeps
+// them).
 //
 // # Attribute tables
 //
@@ -41,8 +67,8 @@
 // ErrNotFound (CONN excepted: no connection is an empty answer).
 // DISPLAY CHSTATUS shows an inactive channel only with ALL.
 //
-// Secrets: an attribute the tables mark secret (AUTHKEY of a channel) is
-// shown as SET or NOTSET, never its value, and its value is withheld from
+// Secrets: an attribute the tables mark secret (AUTHKEY of a channel,
+// PASSWORD of an AMQP user) is shown as SET or NOTSET, never its value, and its value is withheld from
 // logs: Redact replaces it in command text, and NamesSecret tells when a
 // command's error text, which quotes what the parser refused, is not fit
 // for a log either (redact.go).

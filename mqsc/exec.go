@@ -119,6 +119,26 @@ func Execute(env Env, c Command) ([]Result, error) {
 		return resolveChannel(env, c)
 	case "START CHINIT", "STOP CHINIT":
 		return chinit(env, c)
+	case "SET AMQPUSER":
+		return setUser(env, c)
+	case "DELETE AMQPUSER":
+		return deleteObject(env, c, defs.TypeAMQPUser, "AMQP user deleted.")
+	case "DISPLAY AMQPUSER":
+		return displayUsers(env, c)
+	case "SET AMQPPERM":
+		return setPerm(env, c)
+	case "DELETE AMQPPERM":
+		return deletePerm(env, c)
+	case "DISPLAY AMQPPERM":
+		return displayPerms(env, c)
+	case "DEFINE EXCHANGE":
+		return defineExchange(env, c)
+	case "DELETE EXCHANGE":
+		return deleteExchange(env, c)
+	case "DISPLAY EXCHANGE":
+		return displayExchanges(env, c)
+	case "DISPLAY BINDING":
+		return displayBindings(env, c)
 	}
 	return nil, fmt.Errorf("%w: %s %s is not supported", ErrSyntax, c.Verb, c.Type)
 }

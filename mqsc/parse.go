@@ -11,9 +11,12 @@ var ErrSyntax = errors.New("mqsc: syntax error")
 
 // Command is one parsed MQSC command.
 type Command struct {
-	Verb  string // DEFINE, ALTER, DELETE, CLEAR, DISPLAY, START, STOP
-	Type  string // QLOCAL, QREMOTE, QSTATUS, CFSTRUCT, CFSTATUS, GROUP, CONN, QMGR, CHANNEL, CHSTATUS, CHINIT
-	Name  string // the object name or pattern ("" for GROUP, QMGR)
+	Verb string // DEFINE, ALTER, DELETE, CLEAR, DISPLAY, START, STOP
+	Type string // QLOCAL, QREMOTE, QSTATUS, CFSTRUCT, CFSTATUS, GROUP, CONN, QMGR, CHANNEL, CHSTATUS, CHINIT
+	// Name is the object name or pattern ("" for GROUP, QMGR): folded to
+	// upper case unless quoted, but for the AMQP object types (see
+	// keepsCase), whose names keep their case as written.
+	Name  string
 	Attrs []Attr // keyword(value) pairs after the object, in order
 	Flags []string
 	Text  string // the command as given
@@ -22,8 +25,9 @@ type Command struct {
 // Attr is one KEYWORD(value).
 type Attr struct {
 	Key    string
-	Value  string
+	Value  string // folded to upper case unless quoted
 	Quoted bool
+	Raw    string // the value as written (unquoted, or not folded): for case-sensitive AMQP values
 }
 
 // Has reports whether flag f (a bare keyword such as REPLACE or ALL) was
@@ -42,6 +46,7 @@ type token struct {
 	value    string // the parenthesised value, if any
 	hasValue bool
 	quoted   bool
+	raw      string // the value as written: quoted, unquoted; unfolded, trimmed
 	text     string // as written, for messages
 }
 
@@ -98,9 +103,9 @@ func ParseOne(text string) (Command, error) {
 	}
 	c.Verb = canonVerb(verb.word)
 	switch c.Verb {
-	case "DEFINE", "ALTER", "DELETE", "CLEAR", "DISPLAY", "START", "STOP", "BACKUP", "RECOVER", "RESET", "RESOLVE":
+	case "DEFINE", "ALTER", "DELETE", "CLEAR", "DISPLAY", "START", "STOP", "BACKUP", "RECOVER", "RESET", "RESOLVE", "SET":
 	default:
-		return c, fmt.Errorf("%w: unknown command %q (DEFINE, ALTER, DELETE, CLEAR, DISPLAY, START, STOP, BACKUP, RECOVER, RESET, RESOLVE)", ErrSyntax, verb.text)
+		return c, fmt.Errorf("%w: unknown command %q (DEFINE, ALTER, DELETE, CLEAR, DISPLAY, START, STOP, BACKUP, RECOVER, RESET, RESOLVE, SET)", ErrSyntax, verb.text)
 	}
 	if len(toks) < 2 {
 		return c, fmt.Errorf("%w: %s needs an object, such as QLOCAL(name)", ErrSyntax, c.Verb)
@@ -108,7 +113,8 @@ func ParseOne(text string) (Command, error) {
 	obj := toks[1]
 	c.Type = canonType(obj.word)
 	switch c.Type {
-	case "QLOCAL", "QREMOTE", "QSTATUS", "CFSTRUCT", "CFSTATUS", "CONN", "CHANNEL", "CHSTATUS":
+	case "QLOCAL", "QREMOTE", "QSTATUS", "CFSTRUCT", "CFSTATUS", "CONN", "CHANNEL", "CHSTATUS",
+		"AMQPUSER", "AMQPPERM", "EXCHANGE", "BINDING":
 		if !obj.hasValue {
 			if c.Type == "CONN" {
 				c.Name = "*"
@@ -117,7 +123,10 @@ func ParseOne(text string) (Command, error) {
 			return c, fmt.Errorf("%w: %q needs a name in parentheses", ErrSyntax, obj.text)
 		}
 		c.Name = obj.value
-		if c.Name == "" {
+		if keepsCase(c.Type) {
+			c.Name = obj.raw
+		}
+		if c.Name == "" && c.Type != "EXCHANGE" && c.Type != "BINDING" { // the default exchange's name is empty
 			return c, fmt.Errorf("%w: empty name in %q", ErrSyntax, obj.text)
 		}
 	case "GROUP", "QMGR", "CHINIT":
@@ -129,12 +138,23 @@ func ParseOne(text string) (Command, error) {
 	}
 	for _, t := range toks[2:] {
 		if t.hasValue {
-			c.Attrs = append(c.Attrs, Attr{Key: t.word, Value: t.value, Quoted: t.quoted})
+			c.Attrs = append(c.Attrs, Attr{Key: t.word, Value: t.value, Quoted: t.quoted, Raw: t.raw})
 		} else {
 			c.Flags = append(c.Flags, t.word)
 		}
 	}
 	return c, nil
+}
+
+// keepsCase reports whether the names of object type typ keep their case
+// as written, quoted or not: AMQP's names (users, exchanges) are
+// case-sensitive, and AMQP clients use lower case.
+func keepsCase(typ string) bool {
+	switch typ {
+	case "AMQPUSER", "AMQPPERM", "EXCHANGE", "BINDING":
+		return true
+	}
+	return false
 }
 
 func canonVerb(w string) string {
@@ -217,6 +237,7 @@ func tokenize(s string) ([]token, error) {
 					return nil, fmt.Errorf("%w: unterminated quote in %q", ErrSyntax, s[start:])
 				}
 				t.value, t.quoted = v.String(), true
+				t.raw = t.value
 				for i < len(s) && s[i] == ' ' {
 					i++
 				}
@@ -228,7 +249,8 @@ func tokenize(s string) ([]token, error) {
 					}
 					i++
 				}
-				t.value = strings.ToUpper(strings.TrimSpace(s[vs:i]))
+				t.raw = strings.TrimSpace(s[vs:i])
+				t.value = strings.ToUpper(t.raw)
 			}
 			if i >= len(s) || s[i] != ')' {
 				return nil, fmt.Errorf("%w: missing ')' in %q", ErrSyntax, s[start:])

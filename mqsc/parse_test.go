@@ -27,6 +27,20 @@ func TestParse(t *testing.T) {
 	if c, _ := ParseOne("DEFINE QLOCAL('lower.case')"); c.Name != "lower.case" {
 		t.Fatalf("quoted name folded: %q", c.Name)
 	}
+	// AMQP names keep their case, quoted or not; values keep it in Raw.
+	c, err = ParseOne("set amqpuser(alice) password(Secret) tags(administrator)")
+	if err != nil || c.Verb != "SET" || c.Type != "AMQPUSER" || c.Name != "alice" || c.Attrs[0].Value != "SECRET" || c.Attrs[0].Raw != "Secret" {
+		t.Fatalf("%+v %v", c, err)
+	}
+	if c, err := ParseOne("DIS EXCHANGE(amq.*)"); err != nil || c.Name != "amq.*" {
+		t.Fatalf("%+v %v", c, err)
+	}
+	if c, err := ParseOne("DIS EXCHANGE('')"); err != nil || c.Name != "" {
+		t.Fatalf("the default exchange: %+v %v", c, err)
+	}
+	if c, err := ParseOne("SET AMQPPERM(bob) CONFIGURE('^a''b$') READ(  .* )"); err != nil || c.Attrs[0].Raw != "^a'b$" || c.Attrs[1].Raw != ".*" {
+		t.Fatalf("%+v %v", c, err)
+	}
 	for in, want := range map[string]string{
 		"FROB X":                 "FROB",
 		"DEFINE":                 "needs an object",
@@ -47,7 +61,8 @@ func TestParse(t *testing.T) {
 
 func FuzzParse(f *testing.F) {
 	for _, s := range []string{"DEFINE QLOCAL(IN) MAXDEPTH(5) DESCR('x''y') REPLACE", "DIS QS(*)", "ALTER QMGR DEADQ(DLQ)",
-		"DISPLAY CONN", "x(", "'", "A B(C) +\nD(E)", "* c\n\nDELETE QLOCAL(Q) PURGE", "RESET CHL(TO.R) SEQNUM(7)", "RESOLVE CHANNEL(TO.R) ACTION(BACKOUT)"} {
+		"DISPLAY CONN", "x(", "'", "A B(C) +\nD(E)", "* c\n\nDELETE QLOCAL(Q) PURGE", "RESET CHL(TO.R) SEQNUM(7)", "RESOLVE CHANNEL(TO.R) ACTION(BACKOUT)",
+		"SET AMQPUSER(bob) PASSWORD('pw') TAGS(a,b) LOOPBACK(NO)", "DIS EXCHANGE('')", "SET AMQPPERM(bob) VHOST(/) WRITE('^a.*')", "DIS BINDING(amq.*)"} {
 		f.Add(s)
 	}
 	f.Fuzz(func(t *testing.T, s string) {
@@ -58,6 +73,11 @@ func FuzzParse(f *testing.F) {
 		for _, c := range cs {
 			if c.Verb == "" || c.Type == "" {
 				t.Fatalf("accepted %q as %+v", s, c)
+			}
+			for _, a := range c.Attrs {
+				if strings.ToUpper(a.Raw) != a.Value && !a.Quoted || a.Quoted && a.Raw != a.Value {
+					t.Fatalf("%q: value %q, as written %q", s, a.Value, a.Raw)
+				}
 			}
 		}
 	})

@@ -74,11 +74,39 @@ var qlocalTable = table[queueObj]{
 			return nil
 		}},
 		{name: "CURDEPTH", show: func(q *queueObj) any { return q.depth }},
+		// The AMQP attributes of a queue declared through AMQP (absent
+		// for other queues); set by queue.declare, not by MQSC.
+		{name: "DURABLE", show: amqpAttr(func(a *defs.QueueAMQP) any { return yesNo(a.Durable) })},
+		{name: "AUTODEL", show: amqpAttr(func(a *defs.QueueAMQP) any { return yesNo(a.AutoDelete) })},
+		{name: "EXCLUSIVE", show: amqpAttr(func(a *defs.QueueAMQP) any { return a.Exclusive })},
+		{name: "MSGTTL", show: amqpAttr(func(a *defs.QueueAMQP) any { return a.MessageTTL })},
+		{name: "EXPIRES", show: amqpAttr(func(a *defs.QueueAMQP) any { return a.Expires })},
+		{name: "MAXLEN", show: amqpAttr(func(a *defs.QueueAMQP) any { return a.MaxLength })},
+		{name: "OVERFLOW", show: amqpAttr(func(a *defs.QueueAMQP) any { return a.Overflow })},
+		{name: "MAXPRTY", show: amqpAttr(func(a *defs.QueueAMQP) any { return int64(a.MaxPriority) })},
+		{name: "DLX", show: amqpAttr(func(a *defs.QueueAMQP) any { return a.DLX })},
+		{name: "DLRK", show: amqpAttr(func(a *defs.QueueAMQP) any {
+			if a.DLRK == nil {
+				return nil // the message's own routing key
+			}
+			return *a.DLRK
+		})},
 		{name: "CRDATE", show: func(q *queueObj) any { return mqDay(q.Created) }},
 		{name: "CRTIME", show: func(q *queueObj) any { return mqTime(q.Created) }},
 		{name: "ALTDATE", show: func(q *queueObj) any { return mqDay(q.Altered) }},
 		{name: "ALTTIME", show: func(q *queueObj) any { return mqTime(q.Altered) }},
 	},
+}
+
+// amqpAttr shows an AMQP attribute of a queue that has them, and nothing
+// for one that has not.
+func amqpAttr(show func(a *defs.QueueAMQP) any) func(q *queueObj) any {
+	return func(q *queueObj) any {
+		if q.AMQP == nil {
+			return nil
+		}
+		return show(q.AMQP)
+	}
 }
 
 // applyQueueAttrs sets q's attributes from the command.
@@ -128,6 +156,8 @@ func defineQueue(env Env, c Command) ([]Result, error) {
 		q := defs.DefaultQueue(c.Name)
 		if alter {
 			q = old
+		} else if exists {
+			q.AMQP = old.AMQP // MQSC does not set them: REPLACE keeps them
 		}
 		if err := applyQueueAttrs(&q, c); err != nil {
 			return err
@@ -241,6 +271,13 @@ func deleteQueue(env Env, c Command) ([]Result, error) {
 				return err
 			}
 		} else if !errors.Is(err, lockfree.ErrUnknownQueue) {
+			return err
+		}
+		bs, err := tx.BindingsTo(defs.DestQueue, c.Name)
+		if err != nil {
+			return err
+		}
+		if err := deleteBindings(tx, bs); err != nil {
 			return err
 		}
 		return tx.Delete(defs.TypeQLocal, c.Name)

@@ -3,7 +3,8 @@ package mqsc
 import "strings"
 
 // secretAttrs are the attributes whose values are secrets: those the
-// object types' tables mark secret (AUTHKEY of a channel).
+// object types' tables mark secret (AUTHKEY of a channel, PASSWORD of an
+// AMQP user).
 var secretAttrs = tableSecrets()
 
 // tableSecrets are the names of the attributes marked secret in the
@@ -26,7 +27,7 @@ func tableSecrets() []string {
 const redacted = "********"
 
 // Redact is command text fit for a log: the values of secret attributes
-// (AUTHKEY) replaced by ********. A quote starts a quoted string only
+// (AUTHKEY, PASSWORD) replaced by ********. A quote starts a quoted string only
 // where the parser takes one, as a value, right after "(" (a quoted value
 // is never an attribute name, so DESCR('AUTHKEY(x)') stays as it is);
 // any other quote (in a comment, in a malformed value) is an ordinary

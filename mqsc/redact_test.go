@@ -20,3 +20,43 @@ func TestRedact(t *testing.T) {
 		t.Errorf("Redact changed a command without a secret: %q", got)
 	}
 }
+
+// FuzzRedact: Redact reads command text from anyone who may send
+// commands; it never panics, and in what it leaves that still parses,
+// every secret attribute's value is withheld.
+func FuzzRedact(f *testing.F) {
+	for _, s := range []string{
+		"SET AMQPUSER(alice) PASSWORD('Hunter-2') TAGS(a)",
+		"set amqpuser(alice) password(Hunter-2)",
+		"SET AMQPUSER(alice) +\n PASSWORD('x''y')",
+		"DEFINE CHANNEL(A) CHLTYPE(RCVR) AUTHKEY('0123456789abcdef')",
+		"ALTER CHANNEL(A) DESCR('PASSWORD(x)') AUTHKEY(abc)",
+		"SET AMQPUSER(a) PASSWORD('open",
+		"* PASSWORD(x)\nSET AMQPUSER(a) PASSWORD ( 'p' )",
+	} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		out := Redact(s)
+		cmds, err := Parse(out)
+		if err != nil {
+			return
+		}
+		for _, c := range cmds {
+			for _, a := range c.Attrs {
+				if isSecret(a.Key) && a.Raw != redacted {
+					t.Fatalf("Redact(%q) = %q leaves %s(%s)", s, out, a.Key, a.Raw)
+				}
+			}
+		}
+	})
+}
+
+func isSecret(key string) bool {
+	for _, n := range secretAttrs {
+		if key == n {
+			return true
+		}
+	}
+	return false
+}

@@ -6,6 +6,11 @@ import (
 	"strings"
 )
 
+// quotedKeys are the attributes whose values are free text, shown
+// 'quoted' (a quote doubled) so that a parenthesis or a blank in them
+// reads back as it was.
+var quotedKeys = map[string]bool{"DESCR": true, "REASON": true, "CONFIGURE": true, "WRITE": true, "READ": true, "KEY": true}
+
 // Text renders results as MQSC does.
 func Text(rs []Result) string {
 	var b strings.Builder
@@ -19,7 +24,7 @@ func Text(rs []Result) string {
 			var v string
 			switch x := kv.Value.(type) {
 			case string:
-				if kv.Key == "DESCR" || kv.Key == "REASON" {
+				if quotedKeys[kv.Key] {
 					v = "'" + strings.ReplaceAll(x, "'", "''") + "'"
 				} else {
 					v = x

@@ -184,5 +184,6 @@ func (t *table[T]) showSecret(name, value string) ([]Result, error) {
 // tables are the object types' attribute tables.
 func tables() []anyTable {
 	return []anyTable{&qlocalTable, &qstatusTable, &qremoteTable, &cfstructTable, &cfstatusTable, &cfbackupTable,
-		&channelTable, &chstatusTable, &qmgrTable, &groupTable, &connTable}
+		&channelTable, &chstatusTable, &qmgrTable, &groupTable, &connTable,
+		&amqpuserTable, &amqppermTable, &exchangeTable, &bindingTable}
 }

@@ -10,6 +10,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/qmgr/qmgr/amqp/access"
 	"github.com/qmgr/qmgr/channel"
 	"github.com/qmgr/qmgr/crashpoint"
 	"github.com/qmgr/qmgr/defs"
@@ -603,7 +604,9 @@ func transientStructureErr(err error) bool {
 }
 
 // ensureDefaults defines the default application structure the first time
-// the group starts, and makes every defined structure ready (readyAll).
+// the group starts, and the default AMQP user guest the first time a
+// member of this version starts (never again: an administrator may delete
+// it), and makes every defined structure ready (readyAll).
 func (m *Member) ensureDefaults() error {
 	err := m.repo.Update(func(tx *defs.Tx) error {
 		if _, err := tx.Struct(shm.DefaultApplicationStructure); errors.Is(err, defs.ErrNotFound) {
@@ -612,7 +615,11 @@ func (m *Member) ensureDefaults() error {
 				return err
 			}
 		}
-		return nil
+		made, err := tx.EnsureGuest(func() (string, error) { return access.GuestHash, nil })
+		if made {
+			m.log.Info("default AMQP user created: guest, password guest, from loopback addresses only; delete it or SET AMQPUSER('guest') PASSWORD(...) to change it")
+		}
+		return err
 	})
 	if err != nil {
 		return err
