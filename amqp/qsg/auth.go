@@ -1,41 +1,36 @@
 package qsg
 
 import (
-	"errors"
 	"net"
 
+	"github.com/qmgr/qmgr/amqp/access"
 	"github.com/qmgr/qmgr/defs"
 )
 
 // Access kinds, as RabbitMQ's permissions name them.
 const (
-	accessConfigure = "configure"
-	accessWrite     = "write"
-	accessRead      = "read"
+	accessConfigure = access.Configure
+	accessWrite     = access.Write
+	accessRead      = access.Read
 )
 
-// authenticator checks logins and permissions.
+// authenticator checks logins against the users in the shared
+// definitions (package amqp/access).
 type authenticator struct {
 	repo *defs.Repo
 }
 
 func newAuthenticator(repo *defs.Repo) authenticator { return authenticator{repo: repo} }
 
-// errLogin: a refused login.
-var errLogin = errors.New("qsg: login refused")
-
 // login checks user's password from remote.
 func (a authenticator) login(user, password string, remote net.Addr) error {
-	// Interim, until users are in the definitions: guest/guest from loopback.
-	if user != "guest" || password != "guest" {
-		return errLogin
-	}
-	if ta, ok := remote.(*net.TCPAddr); !ok || !ta.IP.IsLoopback() {
-		return errLogin
-	}
-	return nil
+	_, err := access.Authenticate(a.repo, user, password, remote)
+	return err
 }
 
-// permits reports whether user may access resource (a queue or exchange
-// name) in vhost.
-func (a authenticator) permits(user, vhost, access, resource string) bool { return true }
+// user loads a user's definition as of now: its permissions hold for the
+// connection.
+func (a authenticator) user(name string) (u defs.AMQPUser, err error) {
+	err = a.repo.View(func(tx *defs.Tx) error { u, err = tx.AMQPUser(name); return err })
+	return u, err
+}

@@ -3,6 +3,7 @@ package qsg
 import (
 	"crypto/rand"
 	"encoding/base64"
+	"errors"
 	"sync"
 
 	"github.com/qmgr/qmgr/amqp"
@@ -15,14 +16,14 @@ import (
 // channel's close or any death gives it back, redelivered) and writes them
 // to the socket.
 type consumer struct {
-	h      *chanHandler
-	tag    string
-	queue  string
-	noAck  bool
-	limit  int // prefetch bound of this consumer; 0 none
-	conn   *mq.Conn
-	q      *mq.Queue
-	waiter *getWaiter
+	h     *chanHandler
+	tag   string
+	queue string
+	noAck bool
+	limit int // prefetch bound of this consumer; 0 none
+	conn  *mq.Conn
+	q     *mq.Queue
+	intr  mq.Interrupter // ends the goroutine's waiting get when it has something else to do
 
 	// Guarded by h.mu.
 	held      int        // this consumer's unacknowledged deliveries
@@ -96,7 +97,7 @@ func (h *chanHandler) newConsumer(m *amqp.BasicConsume, tag string, limit int) (
 		return nil, asException(m, err)
 	}
 	return &consumer{h: h, tag: tag, queue: m.Queue, noAck: m.NoAck, limit: limit, conn: conn, q: q,
-		waiter: newGetWaiter(), kick: make(chan struct{}, 1), done: make(chan struct{})}, nil
+		kick: make(chan struct{}, 1), done: make(chan struct{})}, nil
 }
 
 // consumeBatch is the most messages a consumer gets in one scan.
@@ -106,6 +107,7 @@ const consumeBatch = 64
 func (c *consumer) run() {
 	defer c.finish()
 	for {
+		c.intr.Reset() // an interrupt from now on ends the next get
 		ops, n, end := c.next()
 		if end {
 			return
@@ -118,9 +120,9 @@ func (c *consumer) run() {
 			continue
 		}
 		vs := make([]mq.View, n)
-		got, err := c.q.GetViewsInto(c.waiter.options(), vs)
+		got, err := c.q.GetViewsInto(mq.GetOptions{Wait: mq.WaitForever, Interrupt: &c.intr}, vs)
 		if err != nil && got == 0 {
-			if isInterrupted(err) || isNoMessage(err) {
+			if errors.Is(err, mq.ErrInterrupted) || isNoMessage(err) {
 				continue
 			}
 			c.h.s.b.cfg.Log.Warn("amqp: consumer ends", "queue", c.queue, "consumer", c.tag, "err", err)
@@ -154,9 +156,14 @@ func (c *consumer) next() (ops []settleOp, credit int, end bool) {
 	return ops, max(credit, 0), false
 }
 
-// deliver sends the messages got: with no-ack each is removed once
-// written; otherwise each is held until the client settles it.
+// deliver sends the messages got, with one write for the batch: with
+// no-ack each is removed once written; otherwise each is held until the
+// client settles it.
 func (c *consumer) deliver(vs []mq.View) {
+	c.h.s.c.Corked(func() { c.deliverEach(vs) })
+}
+
+func (c *consumer) deliverEach(vs []mq.View) {
 	h := c.h
 	for i := range vs {
 		v := &vs[i]
@@ -241,7 +248,7 @@ func (c *consumer) wake() {
 	case c.kick <- struct{}{}:
 	default:
 	}
-	c.waiter.Interrupt()
+	c.intr.Interrupt()
 }
 
 // stop ends the consumer: with closing, at once, giving back what it

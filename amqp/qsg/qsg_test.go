@@ -519,3 +519,55 @@ func waitGone(t *testing.T, e *env, q string) {
 		time.Sleep(20 * time.Millisecond)
 	}
 }
+
+// TestUsersAndPermissions: a wrong password is refused (403 at login); a
+// user's permission patterns decide what it may configure, write and
+// read, and a refusal closes the channel with 403.
+func TestUsersAndPermissions(t *testing.T) {
+	e := newEnv(t)
+	e.mqsc("SET AMQPUSER(app) PASSWORD('s3cret')")
+	e.mqsc("SET AMQPPERM(app) VHOST(/) CONFIGURE('^app\\.') WRITE('^(app\\..*|amq\\.default)$') READ('^app\\.in$')")
+	if _, err := rmq.Dial(strings.Replace(e.url, "guest:guest", "app:wrong", 1)); code(err) != 403 {
+		t.Fatalf("wrong password: %v, want 403", err)
+	}
+	c, err := rmq.Dial(strings.Replace(e.url, "guest:guest", "app:s3cret", 1))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	try := func(f func(ch *rmq.Channel) error) int {
+		ch, err := c.Channel()
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer ch.Close()
+		return code(f(ch))
+	}
+	for _, q := range []string{"app.in", "app.out"} {
+		if n := try(func(ch *rmq.Channel) error { _, err := ch.QueueDeclare(q, true, false, false, false, nil); return err }); n != 0 {
+			t.Fatalf("declare %s: %d", q, n)
+		}
+	}
+	cases := []struct {
+		name string
+		want int
+		f    func(ch *rmq.Channel) error
+	}{
+		{"configure outside its pattern", 403, func(ch *rmq.Channel) error { _, err := ch.QueueDeclare("other", true, false, false, false, nil); return err }},
+		{"read app.in", 0, func(ch *rmq.Channel) error { _, _, err := ch.Get("app.in", true); return err }},
+		{"read app.out", 403, func(ch *rmq.Channel) error { _, _, err := ch.Get("app.out", true); return err }},
+		{"consume app.out", 403, func(ch *rmq.Channel) error { _, err := ch.Consume("app.out", "", true, false, false, false, nil); return err }},
+	}
+	for _, k := range cases {
+		if got := try(k.f); got != k.want {
+			t.Errorf("%s: code %d, want %d", k.name, got, k.want)
+		}
+	}
+	// Publishing to the default exchange is a write to amq.default; the
+	// channel survives it, and the message arrives.
+	ch, _ := c.Channel()
+	publish(t, ch, "", "app.in", rmq.Publishing{Body: []byte("ok")})
+	if d, ok, err := ch.Get("app.in", true); err != nil || !ok || string(d.Body) != "ok" {
+		t.Fatalf("publish then get: %q %v %v", d.Body, ok, err)
+	}
+}

@@ -6,6 +6,7 @@ import (
 	"sync"
 
 	"github.com/qmgr/qmgr/amqp"
+	"github.com/qmgr/qmgr/amqp/access"
 	"github.com/qmgr/qmgr/defs"
 	"github.com/qmgr/qmgr/mq"
 )
@@ -20,10 +21,17 @@ func (b *Broker) Session(c *amqp.Conn, user, vhost string) (amqp.Session, error)
 	if vhost != "/" {
 		return nil, amqp.ConnectionException(amqp.ReplyNotAllowed, nil, "vhost '%s' not found (qmgr has only '/')", vhost)
 	}
+	u, err := b.auth.user(user)
+	if err != nil {
+		return nil, amqp.ConnectionException(amqp.ReplyAccessRefused, nil, "user '%s': %v", user, err)
+	}
+	if !access.MayOpen(u, vhost) {
+		return nil, amqp.ConnectionException(amqp.ReplyNotAllowed, nil, "access to vhost '%s' refused for user '%s'", vhost, user)
+	}
 	n := b.sessions.Add(1)
 	b.live.Add(1)
 	b.flow.add(c)
-	return &session{b: b, c: c, user: user, vhost: vhost, id: b.sessionID(n)}, nil
+	return &session{b: b, c: c, user: user, u: u, vhost: vhost, id: b.sessionID(n)}, nil
 }
 
 // session is an open AMQP connection's work.
@@ -31,6 +39,7 @@ type session struct {
 	b     *Broker
 	c     *amqp.Conn
 	user  string
+	u     defs.AMQPUser // as the connection opened: its permissions
 	vhost string
 	// id names the connection group-wide (Broker.sessionID): the owner of
 	// its exclusive queues.
@@ -67,8 +76,8 @@ func (s *session) addExclusive(q string) {
 }
 
 // permits reports whether the session's user may access resource.
-func (s *session) permits(access, resource string) bool {
-	return s.b.auth.permits(s.user, s.vhost, access, resource)
+func (s *session) permits(what, resource string) bool {
+	return access.Permits(s.u, s.vhost, what, resource)
 }
 
 // refused is the ACCESS_REFUSED of a missing permission.
