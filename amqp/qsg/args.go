@@ -56,6 +56,10 @@ func queueArgs(m *amqp.QueueDeclare) (defs.QueueAMQP, error) {
 			if s, ok := v.(string); !ok || s != "classic" {
 				err = fmt.Errorf("only classic queues: every queue here is shared by the group")
 			}
+		case "x-max-length-bytes", "x-single-active-consumer", "x-queue-master-locator", "x-queue-leader-locator":
+			if b, isBool := v.(bool); !isBool || b {
+				err = fmt.Errorf("not supported by qmgr")
+			}
 		default:
 			// Unknown x- arguments are kept and compared, as RabbitMQ does.
 		}

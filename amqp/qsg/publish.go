@@ -23,6 +23,9 @@ import (
 // pays one log write per burst instead of one per message.
 func (h *chanHandler) publish(m *amqp.BasicPublish, c *amqp.Content) error {
 	s := h.s
+	if m.Immediate {
+		return amqp.ConnectionException(amqp.ReplyNotImplemented, m, "immediate=true")
+	}
 	if !s.permits(accessWrite, m.Exchange) {
 		return s.refused(m, accessWrite, "exchange", m.Exchange)
 	}

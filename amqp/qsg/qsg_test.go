@@ -381,6 +381,10 @@ func TestDeclareErrors(t *testing.T) {
 			_, err := ch.QueueDeclare("badarg", true, false, false, false, rmq.Table{"x-max-length": "ten"})
 			return err
 		}},
+		{"unsupported arg", 406, func(ch *rmq.Channel) error {
+			_, err := ch.QueueDeclare("sac", true, false, false, false, rmq.Table{"x-single-active-consumer": true})
+			return err
+		}},
 		{"exchange missing", 404, func(ch *rmq.Channel) error {
 			return ch.ExchangeDeclarePassive("nox", "direct", false, false, false, false, nil)
 		}},
