@@ -21,7 +21,10 @@ type Conn struct {
 	broker Broker
 	log    *slog.Logger
 	sess   Session
-	user   string
+	// sessOnce: the session is closed once, at the client's
+	// connection.close or at the end, whichever comes first.
+	sessOnce sync.Once
+	user     string
 
 	// Negotiated in connection.tune-ok; written before the first channel
 	// opens, read-only afterwards.
@@ -200,15 +203,29 @@ func (c *Conn) closeConnection(ex *Exception, broken bool) {
 func (c *Conn) end() {
 	c.nc.Close()
 	close(c.done)
+	c.closeChannels()
+	c.closeSession()
+}
+
+// closeSession ends the session's work once (its Close after every
+// channel's).
+func (c *Conn) closeSession() {
+	c.sessOnce.Do(func() {
+		if c.sess != nil {
+			c.sess.Close()
+		}
+	})
+}
+
+// closeChannels closes every channel's handler (once each).
+func (c *Conn) closeChannels() {
 	c.mu.Lock()
 	chs := c.channels
 	c.channels = map[uint16]*Channel{}
 	c.mu.Unlock()
 	for _, ch := range chs {
+		ch.closing.Store(true)
 		ch.closeHandler()
-	}
-	if c.sess != nil {
-		c.sess.Close()
 	}
 }
 

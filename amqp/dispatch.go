@@ -45,6 +45,11 @@ func (c *Conn) connectionFrame(f Frame) error {
 	}
 	switch m.(type) {
 	case *ConnectionClose:
+		// The channels' work is given back before close-ok, as for
+		// channel.close: a client that closes and then, on another
+		// connection, consumes or deletes the queue finds it done.
+		c.closeChannels()
+		c.closeSession()
 		c.send(0, &ConnectionCloseOk{})
 		return errClosedByClient
 	case *ConnectionCloseOk:

@@ -557,10 +557,16 @@ func TestUsersAndPermissions(t *testing.T) {
 		want int
 		f    func(ch *rmq.Channel) error
 	}{
-		{"configure outside its pattern", 403, func(ch *rmq.Channel) error { _, err := ch.QueueDeclare("other", true, false, false, false, nil); return err }},
+		{"configure outside its pattern", 403, func(ch *rmq.Channel) error {
+			_, err := ch.QueueDeclare("other", true, false, false, false, nil)
+			return err
+		}},
 		{"read app.in", 0, func(ch *rmq.Channel) error { _, _, err := ch.Get("app.in", true); return err }},
 		{"read app.out", 403, func(ch *rmq.Channel) error { _, _, err := ch.Get("app.out", true); return err }},
-		{"consume app.out", 403, func(ch *rmq.Channel) error { _, err := ch.Consume("app.out", "", true, false, false, false, nil); return err }},
+		{"consume app.out", 403, func(ch *rmq.Channel) error {
+			_, err := ch.Consume("app.out", "", true, false, false, false, nil)
+			return err
+		}},
 	}
 	for _, k := range cases {
 		if got := try(k.f); got != k.want {
