@@ -231,3 +231,32 @@ func queueDepth(t *testing.T, g *testGroup, q string) int {
 	}
 	return -1
 }
+
+// TestAMQPPropertiesThroughQmgrGet: a message published through AMQP
+// comes out of qmgr get with its body, and with --props its exchange,
+// routing key and properties.
+func TestAMQPPropertiesThroughQmgrGet(t *testing.T) {
+	if testing.Short() {
+		t.Skip("multi-process")
+	}
+	g, p1, _, _ := amqpGroup(t)
+	ch, _ := amqpDial(t, p1).Channel()
+	if _, err := ch.QueueDeclare("props", true, false, false, false, nil); err != nil {
+		t.Fatal(err)
+	}
+	err := ch.PublishWithContext(context.Background(), "", "props", false, false, rmq.Publishing{ContentType: "text/plain",
+		CorrelationId: "c-9", Headers: rmq.Table{"tenant": "blue"}, Body: []byte("hello")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "the message on the queue", 30*time.Second, func() bool { return queueDepth(t, g, "props") == 1 })
+	code, out, errs := g.run("", "get", "--queue", "props", "--props")
+	if code != 0 {
+		t.Fatalf("get: %d %s", code, errs)
+	}
+	for _, want := range []string{`"RoutingKey":"props"`, `"ContentType":"text/plain"`, `"CorrelationID":"c-9"`, `"tenant":"blue"`, "\nhello\n"} {
+		if !strings.Contains(out, want) {
+			t.Fatalf("qmgr get --props output lacks %s:\n%s", want, out)
+		}
+	}
+}

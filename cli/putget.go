@@ -3,11 +3,13 @@ package cli
 import (
 	"bufio"
 	"encoding/hex"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 	"time"
 
+	"github.com/qmgr/qmgr/amqp/qsg"
 	"github.com/qmgr/qmgr/mq"
 )
 
@@ -141,6 +143,7 @@ func cmdGet(args []string, out io.Writer) error {
 	fs.StringVar(&correl, "correlid", "", "only messages with this correlation id")
 	fs.BoolVar(&syncpoint, "syncpoint", false, "get in units of work")
 	fs.IntVar(&every, "commit-every", 1, "with --syncpoint: commit after this many messages")
+	props := fs.Bool("props", false, "before each body, a line '# {...}' with its AMQP exchange, routing key and properties (JSON), when it has them")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -193,6 +196,9 @@ func cmdGet(args []string, out io.Writer) error {
 			w.Flush()
 			return err
 		}
+		if *props {
+			writeAMQPProps(w, m.Properties)
+		}
 		w.Write(m.Body)
 		w.WriteByte('\n')
 		n++
@@ -215,4 +221,23 @@ func cmdGet(args []string, out io.Writer) error {
 		w.WriteString("#commit\n")
 	}
 	return nil
+}
+
+// writeAMQPProps writes a message's AMQP side as a comment line of JSON,
+// when its properties are AMQP's.
+func writeAMQPProps(w io.Writer, p []byte) {
+	st, ok, err := qsg.DecodeStored(p)
+	if !ok {
+		return
+	}
+	if err != nil {
+		fmt.Fprintf(w, "# AMQP properties unreadable: %v\n", err)
+		return
+	}
+	b, err := json.Marshal(st)
+	if err != nil {
+		fmt.Fprintf(w, "# AMQP properties: %v\n", err)
+		return
+	}
+	fmt.Fprintf(w, "# %s\n", b)
 }

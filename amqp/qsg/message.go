@@ -164,3 +164,21 @@ func mqPriority(p, max int) int {
 	}
 	return p * 9 / max
 }
+
+// Stored is what AMQP says of a message, as the broker stores it in the
+// message's mq properties.
+type Stored struct {
+	Exchange, RoutingKey string
+	Properties           amqp.Properties
+}
+
+// DecodeStored decodes a message's mq properties written by this package
+// (qmgr get --props shows them); ok is false when they are not AMQP's.
+func DecodeStored(p []byte) (s Stored, ok bool, err error) {
+	st, ok, err := parseStored(p)
+	if !ok || err != nil {
+		return s, ok, err
+	}
+	props, _, err := amqp.DecodeProperties(st.props)
+	return Stored{Exchange: st.exchange, RoutingKey: st.key, Properties: props}, true, err
+}
