@@ -89,3 +89,27 @@ func TestQueueAttrsNamedLimits(t *testing.T) {
 	put(t, o, dflt, "x", 0, false)
 	checkOK(t, s)
 }
+
+// TestFillEstimatesUsage: Fill's sampled fractions are those Usage counts
+// when every word is sampled, and close to them with fewer samples.
+func TestFillEstimatesUsage(t *testing.T) {
+	s := newStructure(t, smallParams)
+	o := register(t, s)
+	q := mustQueue(t, o, "FILL", QueueAttrs{})
+	for i := 0; i < s.Params().Entries/2; i++ {
+		if err := o.Put(q, &Message{Body: make([]byte, 100)}, PutOptions{}); err != nil {
+			break
+		}
+	}
+	u := s.Usage()
+	ent, el := s.Fill(1 << 30)
+	if want := float64(u.EntriesUsed) / float64(s.Params().Entries); ent != want {
+		t.Fatalf("entries: Fill %v, Usage %v", ent, want)
+	}
+	if want := float64(u.ElementsUsed) / float64(s.Params().Elements); el != want {
+		t.Fatalf("elements: Fill %v, Usage %v", el, want)
+	}
+	if e16, _ := s.Fill(16); e16 < ent-0.3 || e16 > ent+0.3 {
+		t.Fatalf("entries sampled 16 times: %v, all of them %v", e16, ent)
+	}
+}

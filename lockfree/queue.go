@@ -500,3 +500,35 @@ func (s *Structure) Usage() (u Usage) {
 	})
 	return u
 }
+
+// Fill estimates the used fractions of the structure's entries and data
+// elements from n evenly spread words of each pool (all of them when the
+// pool has fewer): a few thousand loads, cheap enough to call several
+// times a second (flow control), where Usage reads every word. With
+// n = 4096 the estimate is within about 1.5% of the truth 19 times in 20
+// when what is used is spread over the pool, and exact when it is not
+// (an empty or a full pool).
+func (s *Structure) Fill(n int) (entries, elements float64) {
+	shm.Guard(func() error {
+		entries = sampleUsed(s.p.Entries, n, func(i uint32) bool { return wKind(s.load(s.entryOff(i))) != stFree })
+		elements = sampleUsed(s.p.Elements, n, func(i uint32) bool { return wKind(s.load(s.elemWordOff(i))) != ekFree })
+		return nil
+	})
+	return entries, elements
+}
+
+// sampleUsed is the fraction of n evenly spread indexes of a pool of size
+// words for which used is true.
+func sampleUsed(size, n int, used func(i uint32) bool) float64 {
+	if size <= 0 {
+		return 0
+	}
+	n = min(max(n, 1), size)
+	k := 0
+	for j := range n {
+		if used(uint32(j * size / n)) {
+			k++
+		}
+	}
+	return float64(k) / float64(n)
+}

@@ -128,6 +128,11 @@ func (b *Broker) checkFlow() {
 	}
 }
 
+// fillSamples is how many words of each pool Fill reads: a few thousand
+// loads per look, where a full scan of a 256 MiB structure would read a
+// million.
+const fillSamples = 4096
+
 // fullestStructure is the structure, among those holding the queues the
 // broker knows, whose entries or elements are most used, and that use.
 func (b *Broker) fullestStructure() (string, float64) {
@@ -144,8 +149,7 @@ func (b *Broker) fullestStructure() (string, float64) {
 		if err != nil {
 			continue
 		}
-		u, p := s.Usage(), s.Params()
-		f := max(float64(u.EntriesUsed)/float64(max(p.Entries, 1)), float64(u.ElementsUsed)/float64(max(p.Elements, 1)))
+		f := max(s.Fill(fillSamples))
 		if f > most {
 			worst, most = name, f
 		}
