@@ -33,10 +33,11 @@ type chanHandler struct {
 	nextTag   uint64 // the last delivery tag given
 	unacked   map[uint64]*delivery
 	consumers map[string]*consumer
-	prefetch  int  // basic.qos global=true: the channel's bound on unacknowledged deliveries; 0 none
-	perCons   int  // basic.qos global=false: the bound of consumers started after it; 0 none
-	held      int  // unacknowledged deliveries of the channel
-	paused    bool // channel.flow active=false
+	toWake    []*consumer // consumers handed settlements since the reader was last idle
+	prefetch  int         // basic.qos global=true: the channel's bound on unacknowledged deliveries; 0 none
+	perCons   int         // basic.qos global=false: the bound of consumers started after it; 0 none
+	held      int         // unacknowledged deliveries of the channel
+	paused    bool        // channel.flow active=false
 	closed    bool
 }
 

@@ -30,6 +30,8 @@ type consumer struct {
 	ops       []settleOp // settlements for the goroutine to carry out
 	cancelled bool       // basic.cancel, a deleted queue or the channel's close: get no more
 	closing   bool       // the channel closes: give everything back and end
+	inGet     bool       // the goroutine is in (or about to enter) a get: a wake interrupts it
+	dirty     bool       // ops posted since the last wake (woken when the reader is idle)
 
 	kick chan struct{} // wakes the goroutine when it waits for credit or ops (1 buffered)
 	done chan struct{}
@@ -121,6 +123,7 @@ func (c *consumer) run() {
 		}
 		vs := make([]mq.View, n)
 		got, err := c.q.GetViewsInto(mq.GetOptions{Wait: mq.WaitForever, Interrupt: &c.intr}, vs)
+		c.gotten()
 		if err != nil && got == 0 {
 			if errors.Is(err, mq.ErrInterrupted) || isNoMessage(err) {
 				continue
@@ -153,7 +156,16 @@ func (c *consumer) next() (ops []settleOp, credit int, end bool) {
 	if h.prefetch > 0 {
 		credit = min(credit, h.prefetch-h.held)
 	}
-	return ops, max(credit, 0), false
+	credit = max(credit, 0)
+	c.inGet = credit > 0
+	return ops, credit, false
+}
+
+// gotten records that the goroutine's get returned.
+func (c *consumer) gotten() {
+	c.h.mu.Lock()
+	c.inGet = false
+	c.h.mu.Unlock()
 }
 
 // deliver sends the messages got, with one write for the batch: with
@@ -236,19 +248,29 @@ func (h *chanHandler) finishDelivery(d *delivery, settle, requeueIt bool, conn *
 func requeue(v *mq.View) { v.Requeue() }
 
 // post hands settlements to the consumer's goroutine (h.mu held).
+// (h.mu held, on the reader goroutine.) The goroutine is woken once the
+// reader has handled what it read (Idle): a burst of acks costs one wake.
 func (c *consumer) post(op settleOp) {
 	c.ops = append(c.ops, op)
-	c.wake()
+	if !c.dirty {
+		c.dirty = true
+		c.h.toWake = append(c.h.toWake, c) // a cancelled consumer is no longer in h.consumers
+	}
+	c.h.ch.WhenIdle()
 }
 
-// wake makes the goroutine look at its state again: out of its wait for
-// credit, or out of its get.
+// wake makes the goroutine look at its state again (h.mu held): out of its
+// wait for credit, or out of its get (the only wake that costs a system
+// call, and only when it is in one).
 func (c *consumer) wake() {
+	c.dirty = false
 	select {
 	case c.kick <- struct{}{}:
 	default:
 	}
-	c.intr.Interrupt()
+	if c.inGet {
+		c.intr.Interrupt()
+	}
 }
 
 // stop ends the consumer: with closing, at once, giving back what it

@@ -125,12 +125,20 @@ func (h *chanHandler) confirmLater(ok, inUnit bool) {
 	h.ch.WhenIdle()
 }
 
-// Idle commits the gathered publishes and sends their confirms
-// (amqp.Idler).
+// Idle commits the gathered publishes and sends their confirms, and wakes
+// the consumers that were handed settlements (amqp.Idler).
 func (h *chanHandler) Idle() {
 	if err := h.flushBatch(); err != nil {
 		h.ch.Fail(asException(nil, err).(*amqp.Exception))
 	}
+	h.mu.Lock()
+	for _, c := range h.toWake {
+		if c.dirty {
+			c.wake()
+		}
+	}
+	h.toWake = h.toWake[:0]
+	h.mu.Unlock()
 }
 
 // flushBatch commits the gathering unit of work, if any, and sends the
