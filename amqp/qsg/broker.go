@@ -29,6 +29,15 @@ type Config struct {
 	// FlowInterval is how often the use of the queues' structures is
 	// looked at for flow control (default 250ms).
 	FlowInterval time.Duration
+	// MaxConns bounds the group connections (of group.MaxConnections for
+	// the whole group) this broker's AMQP clients hold at once: each
+	// channel that publishes or gets holds one, each consumer one
+	// (default 256).
+	MaxConns int
+	// MaxConnsPerConnection bounds those one AMQP connection holds
+	// (default 64). Over either bound, the AMQP connection is closed with
+	// RESOURCE_ERROR.
+	MaxConnsPerConnection int
 	// ReapInterval is how often exclusive queues of gone connections and
 	// expired queues (x-expires) are looked for (default 1s).
 	ReapInterval time.Duration
@@ -40,10 +49,12 @@ type Config struct {
 
 // Defaults of Config.
 const (
-	DefaultFlowInterval = 250 * time.Millisecond
-	DefaultReapInterval = time.Second
-	DefaultHighWater    = 0.8
-	DefaultLowWater     = 0.7
+	DefaultFlowInterval          = 250 * time.Millisecond
+	DefaultReapInterval          = time.Second
+	DefaultMaxConns              = 256
+	DefaultMaxConnsPerConnection = 64
+	DefaultHighWater             = 0.8
+	DefaultLowWater              = 0.7
 )
 
 // WithDefaults returns c with its zero fields set to their defaults.
@@ -53,6 +64,12 @@ func (c Config) WithDefaults() Config {
 	}
 	if c.FlowInterval == 0 {
 		c.FlowInterval = DefaultFlowInterval
+	}
+	if c.MaxConns == 0 {
+		c.MaxConns = DefaultMaxConns
+	}
+	if c.MaxConnsPerConnection == 0 {
+		c.MaxConnsPerConnection = DefaultMaxConnsPerConnection
 	}
 	if c.ReapInterval == 0 {
 		c.ReapInterval = DefaultReapInterval
@@ -71,6 +88,8 @@ func (c Config) Validate() error {
 	switch {
 	case c.Connect.QMgr == "":
 		return fmt.Errorf("%w: the member to serve through is required", ErrConfig)
+	case c.MaxConns < 1 || c.MaxConns > group.MaxConnections || c.MaxConnsPerConnection < 1:
+		return fmt.Errorf("%w: MaxConns %d (1 to %d), MaxConnsPerConnection %d", ErrConfig, c.MaxConns, group.MaxConnections, c.MaxConnsPerConnection)
 	case c.FlowInterval < 0 || c.ReapInterval < 0:
 		return fmt.Errorf("%w: FlowInterval %v, ReapInterval %v", ErrConfig, c.FlowInterval, c.ReapInterval)
 	case !(c.LowWater > 0 && c.LowWater < c.HighWater && c.HighWater <= 1):
@@ -93,6 +112,8 @@ type Broker struct {
 	consumers consumerSet
 	// sessions numbers connections, for exclusive queues' owner names.
 	sessions atomic.Uint64
+	// mqConns counts the mq connections of the broker's sessions (connect).
+	mqConns atomic.Int64
 	// auth checks logins and permissions (package amqp/access).
 	auth authenticator
 	flow *flow
@@ -138,11 +159,42 @@ func (b *Broker) Close() error {
 	return b.root.Disconnect()
 }
 
-// sibling is a new mq connection through the broker's member.
-func (b *Broker) sibling() (*mq.Conn, error) {
+// errConnLimit: an mq connection over a limit of MaxConns or
+// MaxConnsPerConnection.
+var errConnLimit = errors.New("qsg: connection limit")
+
+// connect is a new mq connection through the broker's member for session
+// s (a channel's or a consumer's), within the broker's and the session's
+// limits: the group has MaxConnections connection slots in all, which
+// one client opening channels and consumers must not exhaust.
+func (b *Broker) connect(s *session) (*mq.Conn, error) {
+	if n := b.mqConns.Add(1); n > int64(b.cfg.MaxConns) {
+		b.mqConns.Add(-1)
+		return nil, fmt.Errorf("%w: this member's AMQP clients hold %d group connections (MaxConns)", errConnLimit, b.cfg.MaxConns)
+	}
+	if n := s.mqConns.Add(1); n > int64(b.cfg.MaxConnsPerConnection) {
+		s.mqConns.Add(-1)
+		b.mqConns.Add(-1)
+		return nil, fmt.Errorf("%w: this AMQP connection holds %d group connections (one per channel that publishes or gets, one per consumer; MaxConnsPerConnection)", errConnLimit, b.cfg.MaxConnsPerConnection)
+	}
 	b.siblMu.Lock()
-	defer b.siblMu.Unlock()
-	return b.root.Sibling()
+	c, err := b.root.Sibling()
+	b.siblMu.Unlock()
+	if err != nil {
+		b.disconnected(s)
+	}
+	return c, err
+}
+
+// disconnect ends an mq connection connect made for s.
+func (b *Broker) disconnect(s *session, c *mq.Conn) {
+	c.Disconnect()
+	b.disconnected(s)
+}
+
+func (b *Broker) disconnected(s *session) {
+	s.mqConns.Add(-1)
+	b.mqConns.Add(-1)
 }
 
 // defsChanged tells every process the definitions changed. The caller

@@ -157,7 +157,7 @@ func (h *chanHandler) mqConn(m amqp.Method) (*mq.Conn, error) {
 	if h.conn != nil {
 		return h.conn, nil
 	}
-	c, err := h.s.b.sibling()
+	c, err := h.s.b.connect(h.s)
 	if err != nil {
 		return nil, noConnection(m, err)
 	}
@@ -168,7 +168,7 @@ func (h *chanHandler) mqConn(m amqp.Method) (*mq.Conn, error) {
 // noConnection is the exception of an mq connection the group refused.
 func noConnection(m amqp.Method, err error) error {
 	var me *mq.Error
-	if errors.As(err, &me) && me.Reason == mq.RCMaxConnsLimitReached {
+	if errors.Is(err, errConnLimit) || errors.As(err, &me) && me.Reason == mq.RCMaxConnsLimitReached {
 		return amqp.ConnectionException(amqp.ReplyResourceError, m, "the group has no connection slot free: %v", err)
 	}
 	return amqp.ConnectionException(amqp.ReplyInternalError, m, "%v", err)
@@ -286,6 +286,6 @@ func (h *chanHandler) Close() {
 		for _, q := range h.in {
 			q.Close()
 		}
-		h.conn.Disconnect()
+		h.s.b.disconnect(h.s, h.conn)
 	}
 }

@@ -89,13 +89,13 @@ func (h *chanHandler) consume(m *amqp.BasicConsume) error {
 
 // newConsumer connects a consumer and opens its queue.
 func (h *chanHandler) newConsumer(m *amqp.BasicConsume, tag string, limit int) (*consumer, error) {
-	conn, err := h.s.b.sibling()
+	conn, err := h.s.b.connect(h.s)
 	if err != nil {
 		return nil, noConnection(m, err)
 	}
 	q, err := conn.Open(m.Queue, mq.OpenOptions{Input: true})
 	if err != nil {
-		conn.Disconnect()
+		h.s.b.disconnect(h.s, conn)
 		return nil, asException(m, err)
 	}
 	return &consumer{h: h, tag: tag, queue: m.Queue, noAck: m.NoAck, limit: limit, conn: conn, q: q,
@@ -315,7 +315,7 @@ func (c *consumer) finish() {
 	h.mu.Unlock()
 	h.s.b.removeConsumer(c)
 	c.q.Close()
-	c.conn.Disconnect()
+	h.s.b.disconnect(h.s, c.conn)
 	close(c.done)
 	h.s.b.autoDelete(c.queue)
 }

@@ -581,3 +581,32 @@ func TestUsersAndPermissions(t *testing.T) {
 		t.Fatalf("publish then get: %q %v %v", d.Body, ok, err)
 	}
 }
+
+// TestGroupConnectionsBounded: one client cannot take the group's
+// connection slots: past MaxConnsPerConnection mq connections (a consumer
+// each here) its connection is closed with RESOURCE_ERROR, and what it
+// held is given back, so the next client gets as many.
+func TestGroupConnectionsBounded(t *testing.T) {
+	e := newEnvWith(t, func(c *qsg.Config) { c.MaxConnsPerConnection = 3 })
+	ch := e.channel()
+	declare(t, ch, "many-consumers", nil)
+	for round := range 2 {
+		conn := e.dial()
+		var err error
+		for i := range 4 {
+			var c *rmq.Channel
+			if c, err = conn.Channel(); err != nil {
+				break
+			}
+			if _, err = c.Consume("many-consumers", "", false, false, false, false, nil); err != nil {
+				if i != 3 {
+					t.Fatalf("round %d: consumer %d refused: %v", round, i, err)
+				}
+				break
+			}
+		}
+		if code(err) != 506 {
+			t.Fatalf("round %d: the fourth consumer: %v, want 506 RESOURCE_ERROR", round, err)
+		}
+	}
+}

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"net"
 	"sync"
+	"sync/atomic"
 
 	"github.com/qmgr/qmgr/amqp"
 	"github.com/qmgr/qmgr/amqp/access"
@@ -47,6 +48,9 @@ type session struct {
 
 	mu        sync.Mutex
 	exclusive []string // exclusive queues it declared, deleted at Close
+	// mqConns counts its channels' and consumers' mq connections
+	// (Broker.connect).
+	mqConns atomic.Int64
 }
 
 // OpenChannel is channel.open (amqp.Session).
