@@ -35,7 +35,7 @@ type Config struct {
 	// (default 256).
 	MaxConns int
 	// MaxConnsPerConnection bounds those one AMQP connection holds
-	// (default 64). Over either bound, the AMQP connection is closed with
+	// (default 128). Over either bound, the AMQP connection is closed with
 	// RESOURCE_ERROR.
 	MaxConnsPerConnection int
 	// ReapInterval is how often exclusive queues of gone connections and
@@ -52,7 +52,7 @@ const (
 	DefaultFlowInterval          = 250 * time.Millisecond
 	DefaultReapInterval          = time.Second
 	DefaultMaxConns              = 256
-	DefaultMaxConnsPerConnection = 64
+	DefaultMaxConnsPerConnection = 128
 	DefaultHighWater             = 0.8
 	DefaultLowWater              = 0.7
 )
