@@ -26,6 +26,8 @@ type chanHandler struct {
 	pubSeq   uint64               // the last publish's sequence number in confirm mode
 	confirms []pendingConfirm     // confirms not sent yet (flushBatch)
 	batched  int                  // publishes in the connection's unit of work, not committed (outside tx)
+	pub      publishing           // the publish being handled (its storage reused)
+	routed   []defs.Queue         // the queues it goes to (storage reused)
 	tx       bool                 // tx.select
 	txAcks   []ackReq             // acks, nacks and rejects waiting for tx.commit
 

@@ -110,24 +110,26 @@ type publishing struct {
 }
 
 // newPublishing checks a publish's properties and builds their stored
-// form. user is the login, which user-id must equal when present.
-func newPublishing(pub *amqp.BasicPublish, c *amqp.Content, user string) (*publishing, error) {
-	p := &publishing{exchange: pub.Exchange, key: pub.RoutingKey, props: c.Header.Props, body: c.Body, ttl: -1}
+// form into p, reusing p's storage (a channel publishes one at a time, and
+// a put copies what it puts). user is the login, which user-id must equal
+// when present.
+func newPublishing(p *publishing, pub *amqp.BasicPublish, c *amqp.Content, user string) error {
+	*p = publishing{exchange: pub.Exchange, key: pub.RoutingKey, props: c.Header.Props, body: c.Body, ttl: -1, stored: p.stored[:0]}
 	if u := p.props.UserID; u != "" && u != user {
-		return nil, amqp.ChannelException(amqp.ReplyPreconditionFailed, pub, "user_id property set to '%s' but authenticated user was '%s'", u, user)
+		return amqp.ChannelException(amqp.ReplyPreconditionFailed, pub, "user_id property set to '%s' but authenticated user was '%s'", u, user)
 	}
 	if e := p.props.Expiration; e != "" {
 		ms, err := strconv.ParseInt(e, 10, 64)
 		if err != nil || ms < 0 {
-			return nil, amqp.ChannelException(amqp.ReplyPreconditionFailed, pub, "invalid expiration '%s'", e)
+			return amqp.ChannelException(amqp.ReplyPreconditionFailed, pub, "invalid expiration '%s'", e)
 		}
 		p.ttl = ms
 	}
 	var err error
-	if p.stored, err = appendStored(nil, p.exchange, p.key, &p.props); err != nil {
-		return nil, amqp.ChannelException(amqp.ReplyPreconditionFailed, pub, "%v", err)
+	if p.stored, err = appendStored(p.stored, p.exchange, p.key, &p.props); err != nil {
+		return amqp.ChannelException(amqp.ReplyPreconditionFailed, pub, "%v", err)
 	}
-	return p, nil
+	return nil
 }
 
 // message is the publishing as put to queue q.

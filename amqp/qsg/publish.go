@@ -30,8 +30,8 @@ func (h *chanHandler) publish(m *amqp.BasicPublish, c *amqp.Content) error {
 		return s.refused(m, accessWrite, "exchange", m.Exchange)
 	}
 	s.b.waitOpen(s.c, h.flushBatch)
-	pub, err := newPublishing(m, c, s.user)
-	if err != nil {
+	pub := &h.pub
+	if err := newPublishing(pub, m, c, s.user); err != nil {
 		return err
 	}
 	queues, err := h.routeOf(m, pub)
@@ -192,13 +192,20 @@ func (h *chanHandler) routeOf(m *amqp.BasicPublish, pub *publishing) ([]defs.Que
 	case e.Internal:
 		return nil, amqp.ChannelException(amqp.ReplyAccessRefused, m, "cannot publish to internal exchange '%s' in vhost '/'", m.Exchange)
 	}
-	names := b.routes.route(m.Exchange, m.RoutingKey, pub.props.Headers)
-	out := make([]defs.Queue, 0, len(names))
-	for _, n := range names {
+	out := h.routed[:0]
+	if m.Exchange == "" { // the default exchange: the queue the key names
+		if q, ok := b.routes.queues[m.RoutingKey]; ok {
+			out = append(out, q)
+		}
+		h.routed = out
+		return out, nil
+	}
+	for _, n := range b.routes.route(m.Exchange, m.RoutingKey, pub.props.Headers) {
 		if q, ok := b.routes.queues[n]; ok {
 			out = append(out, q)
 		}
 	}
+	h.routed = out
 	return out, nil
 }
 
