@@ -33,8 +33,9 @@ type consumer struct {
 	inGet     bool       // the goroutine is in (or about to enter) a get: a wake interrupts it
 	dirty     bool       // ops posted since the last wake (woken when the reader is idle)
 
-	kick chan struct{} // wakes the goroutine when it waits for credit or ops (1 buffered)
-	done chan struct{}
+	kick    chan struct{} // wakes the goroutine when it waits for credit or ops (1 buffered)
+	lastGot int           // messages the last scan got (the goroutine's)
+	done    chan struct{}
 }
 
 // settleOp is what the consumer's goroutine does with deliveries it holds.
@@ -121,9 +122,12 @@ func (c *consumer) run() {
 			}
 			continue
 		}
-		vs := make([]mq.View, n)
+		// Views stay held until acked, so each scan gets fresh ones: as many
+		// as the last scan could have used, twice over, within the credit.
+		vs := make([]mq.View, min(n, max(4, 2*c.lastGot)))
 		got, err := c.q.GetViewsInto(mq.GetOptions{Wait: mq.WaitForever, Interrupt: &c.intr}, vs)
 		c.gotten()
+		c.lastGot = got
 		if err != nil && got == 0 {
 			if errors.Is(err, mq.ErrInterrupted) || isNoMessage(err) {
 				continue
