@@ -9,6 +9,8 @@ import (
 	"time"
 
 	rmq "github.com/rabbitmq/amqp091-go"
+
+	"github.com/qmgr/qmgr/mq"
 )
 
 // amqpGroup starts QM1 and QM2, each with an AMQP port of its own and the
@@ -258,5 +260,73 @@ func TestAMQPPropertiesThroughQmgrGet(t *testing.T) {
 		if !strings.Contains(out, want) {
 			t.Fatalf("qmgr get --props output lacks %s:\n%s", want, out)
 		}
+	}
+}
+
+// TestAMQPPropertiesOverChannel: a message published through AMQP, moved
+// by an mq application to a remote queue, crosses a channel to another
+// group and comes out of an AMQP consumer there with its exchange, routing
+// key and properties unchanged.
+func TestAMQPPropertiesOverChannel(t *testing.T) {
+	if testing.Short() {
+		t.Skip("multi-process")
+	}
+	r := newRemoteGroup(t)
+	r.port = freePort(t)
+	rAMQP := freePort(t)
+	r.startWith("RQM", "--port", strconv.Itoa(r.port), "--amqp-port", strconv.Itoa(rAMQP))
+	r.mqsc("DEFINE CHANNEL(TO.R) CHLTYPE(RCVR) AUTHKEY('" + testAuthKey + "')")
+	g := newTestGroupSized(t, 64<<20)
+	gAMQP := freePort(t)
+	g.startWith("QM1", "--amqp-port", strconv.Itoa(gAMQP))
+	g.mqsc("DEFINE QLOCAL(XQ) USAGE(XMITQ) MAXDEPTH(999999999) TRIGGER TRIGDATA(TO.R)")
+	g.mqsc(fmt.Sprintf("DEFINE CHANNEL(TO.R) CHLTYPE(SDR) CONNAME('127.0.0.1(%d)') XMITQ(XQ) SHORTTMR(1) AUTHKEY('%s')", r.port, testAuthKey))
+	g.mqsc("DEFINE QREMOTE(RQ) RNAME(TARGET) RQMNAME(RQM) XMITQ(XQ)")
+
+	rch, _ := amqpDial(t, rAMQP).Channel()
+	if _, err := rch.QueueDeclare("TARGET", true, false, false, false, nil); err != nil {
+		t.Fatal(err)
+	}
+	gch, _ := amqpDial(t, gAMQP).Channel()
+	if _, err := gch.QueueDeclare("staging", true, false, false, false, nil); err != nil {
+		t.Fatal(err)
+	}
+	if err := gch.ExchangeDeclare("orders", "topic", true, false, false, false, nil); err != nil {
+		t.Fatal(err)
+	}
+	if err := gch.QueueBind("staging", "eu.#", "orders", false, nil); err != nil {
+		t.Fatal(err)
+	}
+	err := gch.PublishWithContext(context.Background(), "orders", "eu.fr.paris", false, false, rmq.Publishing{
+		ContentType: "application/json", DeliveryMode: 2, Priority: 4, MessageId: "m-1", Headers: rmq.Table{"n": int32(7)}, Body: []byte(`{"a":1}`)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The bridge: an mq application moves it to the remote queue as it is.
+	c := g.connect("QM1")
+	defer c.Disconnect()
+	in, err := c.Open("staging", mq.OpenOptions{Input: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	m, err := in.Get(mq.GetOptions{Wait: 30 * time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	out, err := c.Open("RQ", mq.OpenOptions{Output: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := out.Put(&mq.Message{Properties: m.Properties, Body: m.Body, Persistence: mq.Persistent}, mq.PutOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	ds, err := rch.Consume("TARGET", "", true, false, false, false, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	d := nextDelivery(t, ds)
+	if d.Exchange != "orders" || d.RoutingKey != "eu.fr.paris" || d.ContentType != "application/json" || d.DeliveryMode != 2 ||
+		d.Priority != 4 || d.MessageId != "m-1" || d.Headers["n"] != int32(7) || string(d.Body) != `{"a":1}` {
+		t.Fatalf("delivered at the remote group: %+v", d)
 	}
 }
