@@ -203,3 +203,7 @@ func (b *Broker) defsChanged() error {
 	_, err := b.parts.Group.AddCounter(b.parts.Admin, group.CounterDefs, 1)
 	return err
 }
+
+// GroupConns is how many group connections the broker's clients hold now
+// (channels' and consumers' mq connections).
+func (b *Broker) GroupConns() int64 { return b.mqConns.Load() }

@@ -121,7 +121,11 @@ func (e *env) close() {
 	}
 	e.mu.Unlock()
 	if e.broker != nil {
-		e.broker.Close()
+		e.broker.Close() // waits for every session to end
+		// Every channel's and consumer's group connection was given back.
+		if n := e.broker.GroupConns(); n != 0 {
+			e.t.Errorf("%d group connections still held after every client connection ended", n)
+		}
 		e.broker = nil
 	}
 	e.wg.Wait()
