@@ -126,8 +126,9 @@ func (b Binding) Validate() error {
 // QueueAMQP is the AMQP part of a queue declared through AMQP (or given
 // AMQP attributes by DEFINE QLOCAL): what queue.declare compares and what
 // the AMQP broker applies beyond the queue's MQ attributes. x-max-length
-// with x-overflow reject-publish is the queue's MAXDEPTH, which the CF
-// enforces.
+// is the queue's MAXDEPTH, which the CF enforces; x-overflow says whether a
+// publish to a full queue is refused (reject-publish) or drops the oldest
+// message (drop-head, the default).
 type QueueAMQP struct {
 	Durable    bool `json:"DURABLE"`
 	AutoDelete bool `json:"AUTODEL"` // deleted when its last consumer cancels

@@ -86,7 +86,7 @@ func (h *chanHandler) putBatched(m *amqp.BasicPublish, pub *publishing, q *defs.
 	}
 	msg := pub.message(q, time.Now())
 	err = out.Put(&msg, mq.PutOptions{Syncpoint: true})
-	if errors.Is(err, mq.ErrQueueFull) && q.AMQP != nil && q.AMQP.Overflow == "drop-head" {
+	if errors.Is(err, mq.ErrQueueFull) && dropsHead(q) {
 		err = h.dropHead(m, q.Name, out, &msg, true)
 	}
 	switch {
@@ -221,7 +221,7 @@ func (h *chanHandler) put(m *amqp.BasicPublish, pub *publishing, queues []defs.Q
 		}
 		msg := pub.message(&queues[i], now)
 		err = q.Put(&msg, mq.PutOptions{Syncpoint: unit})
-		if errors.Is(err, mq.ErrQueueFull) && queues[i].AMQP != nil && queues[i].AMQP.Overflow == "drop-head" {
+		if errors.Is(err, mq.ErrQueueFull) && dropsHead(&queues[i]) {
 			err = h.dropHead(m, queues[i].Name, q, &msg, unit)
 		}
 		if err != nil {
@@ -236,6 +236,12 @@ func (h *chanHandler) put(m *amqp.BasicPublish, pub *publishing, queues []defs.Q
 	return nil
 }
 
+// dropsHead reports whether a full queue takes a publish by dropping its
+// oldest message: x-max-length without x-overflow reject-publish.
+func dropsHead(q *defs.Queue) bool {
+	return q.AMQP != nil && q.AMQP.MaxLength >= 0 && q.AMQP.Overflow != "reject-publish"
+}
+
 // dropHead makes room on a full x-overflow drop-head queue by removing its
 // oldest message, and puts msg again.
 func (h *chanHandler) dropHead(m *amqp.BasicPublish, name string, out *mq.Queue, msg *mq.Message, unit bool) error {
@@ -243,7 +249,17 @@ func (h *chanHandler) dropHead(m *amqp.BasicPublish, name string, out *mq.Queue,
 	if err != nil {
 		return err
 	}
-	if _, err := in.Get(mq.GetOptions{Syncpoint: unit}); err != nil && !isNoMessage(err) {
+	// Removed at once, outside the unit of work: a get in it would still
+	// count against the depth until the commit.
+	_, err = in.Get(mq.GetOptions{})
+	if isNoMessage(err) && h.batched > 0 {
+		// Full of this channel's gathered publishes: commit them first.
+		if err := h.flushBatch(); err != nil {
+			return err
+		}
+		_, err = in.Get(mq.GetOptions{})
+	}
+	if err != nil && !isNoMessage(err) {
 		return err
 	}
 	return out.Put(msg, mq.PutOptions{Syncpoint: unit})

@@ -610,3 +610,54 @@ func TestGroupConnectionsBounded(t *testing.T) {
 		}
 	}
 }
+
+// TestQueueArguments: a queue with x-max-length and RabbitMQ's default
+// overflow (drop-head) drops its oldest message to take a new one; with
+// x-message-ttl messages expire; with x-max-priority higher priorities
+// come first.
+func TestQueueArguments(t *testing.T) {
+	e := newEnv(t)
+	ch := e.channel()
+	declare(t, ch, "dh", rmq.Table{"x-max-length": int64(2)})
+	for _, b := range []string{"a", "b", "c"} {
+		publish(t, ch, "", "dh", rmq.Publishing{Body: []byte(b)})
+	}
+	var got []string
+	for {
+		d, ok, err := ch.Get("dh", true)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !ok {
+			break
+		}
+		got = append(got, string(d.Body))
+	}
+	if strings.Join(got, "") != "bc" {
+		t.Fatalf("drop-head queue of 2 after a, b, c: %q, want b c", got)
+	}
+
+	declare(t, ch, "ttl", rmq.Table{"x-message-ttl": int32(1)})
+	publish(t, ch, "", "ttl", rmq.Publishing{Body: []byte("old")})
+	publish(t, ch, "", "ttl2", rmq.Publishing{Body: []byte("x")})
+	time.Sleep(50 * time.Millisecond)
+	if d, ok, _ := ch.Get("ttl", true); ok {
+		t.Fatalf("an expired message was got: %q", d.Body)
+	}
+
+	declare(t, ch, "prio", rmq.Table{"x-max-priority": int32(10)})
+	for i, p := range []uint8{1, 9, 5} {
+		publish(t, ch, "", "prio", rmq.Publishing{Priority: p, Body: []byte(fmt.Sprint(i))})
+	}
+	got = nil
+	for range 3 {
+		d, ok, _ := ch.Get("prio", true)
+		if !ok {
+			t.Fatal("a priority message is missing")
+		}
+		got = append(got, string(d.Body))
+	}
+	if strings.Join(got, "") != "120" {
+		t.Fatalf("priority order %q, want 1 (9), 2 (5), 0 (1)", got)
+	}
+}
