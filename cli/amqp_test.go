@@ -3,7 +3,6 @@ package cli
 import (
 	"crypto/tls"
 	"crypto/x509"
-	"encoding/binary"
 	"errors"
 	"fmt"
 	"io"
@@ -15,35 +14,9 @@ import (
 	"syscall"
 	"testing"
 	"time"
-)
 
-// amqpStart sends the AMQP 0-9-1 protocol header on c and reads the
-// server's first frame, which must be connection.start: frame type 1
-// (method), channel 0, class 10 (connection), method 10 (start), and the
-// frame end octet 0xCE.
-func amqpStart(c net.Conn) error {
-	c.SetDeadline(time.Now().Add(10 * time.Second))
-	defer c.SetDeadline(time.Time{})
-	if _, err := c.Write([]byte("AMQP\x00\x00\x09\x01")); err != nil {
-		return err
-	}
-	var h [7]byte
-	if _, err := io.ReadFull(c, h[:]); err != nil {
-		return fmt.Errorf("frame header: %w", err)
-	}
-	typ, ch, size := h[0], binary.BigEndian.Uint16(h[1:3]), binary.BigEndian.Uint32(h[3:7])
-	if typ != 1 || ch != 0 || size < 4 || size > 1<<20 {
-		return fmt.Errorf("first frame: type %d channel %d size %d, want a method frame on channel 0", typ, ch, size)
-	}
-	p := make([]byte, size+1)
-	if _, err := io.ReadFull(c, p); err != nil {
-		return fmt.Errorf("frame payload: %w", err)
-	}
-	if class, method := binary.BigEndian.Uint16(p[0:2]), binary.BigEndian.Uint16(p[2:4]); class != 10 || method != 10 || p[size] != 0xCE {
-		return fmt.Errorf("first method: class %d method %d end %#x, want connection.start (10, 10)", class, method, p[size])
-	}
-	return nil
-}
+	"github.com/qmgr/qmgr/internal/amqpprobe"
+)
 
 // amqpAnswers dials port and reads connection.start.
 func amqpAnswers(port int) error {
@@ -52,7 +25,7 @@ func amqpAnswers(port int) error {
 		return err
 	}
 	defer c.Close()
-	return amqpStart(c)
+	return amqpprobe.Start(c)
 }
 
 // closedByPeer waits (at most within) for the server to close c having
@@ -242,7 +215,7 @@ func TestAMQPListenerTLS(t *testing.T) {
 			return err
 		}
 		defer c.Close()
-		return amqpStart(c)
+		return amqpprobe.Start(c)
 	}
 	waitFor(t, "connection.start over TLS", 30*time.Second, func() bool { return dialTLS() == nil })
 

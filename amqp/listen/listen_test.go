@@ -9,7 +9,6 @@ import (
 	"crypto/tls"
 	"crypto/x509"
 	"crypto/x509/pkix"
-	"encoding/binary"
 	"encoding/pem"
 	"errors"
 	"fmt"
@@ -27,6 +26,7 @@ import (
 	"time"
 
 	"github.com/qmgr/qmgr/amqp"
+	"github.com/qmgr/qmgr/internal/amqpprobe"
 )
 
 // refuseBroker refuses every login: the listener's tests need only the
@@ -100,33 +100,6 @@ func start(t *testing.T, cfg Config) *served {
 	return serve(t, l, lb)
 }
 
-// readConnectionStart sends the protocol header on c and reads the
-// server's first frame, which must be connection.start: frame type 1
-// (method), channel 0, class 10 (connection), method 10 (start).
-func readConnectionStart(c net.Conn) error {
-	c.SetDeadline(time.Now().Add(10 * time.Second))
-	defer c.SetDeadline(time.Time{})
-	if _, err := c.Write([]byte("AMQP\x00\x00\x09\x01")); err != nil {
-		return err
-	}
-	var h [7]byte
-	if _, err := io.ReadFull(c, h[:]); err != nil {
-		return fmt.Errorf("frame header: %w", err)
-	}
-	typ, ch, size := h[0], binary.BigEndian.Uint16(h[1:3]), binary.BigEndian.Uint32(h[3:7])
-	if typ != 1 || ch != 0 || size < 4 || size > 1<<20 {
-		return fmt.Errorf("first frame: type %d channel %d size %d, want a method frame on channel 0", typ, ch, size)
-	}
-	p := make([]byte, size+1)
-	if _, err := io.ReadFull(c, p); err != nil {
-		return fmt.Errorf("frame payload: %w", err)
-	}
-	if class, method := binary.BigEndian.Uint16(p[0:2]), binary.BigEndian.Uint16(p[2:4]); class != 10 || method != 10 || p[size] != 0xCE {
-		return fmt.Errorf("first method: class %d method %d end %#x, want connection.start (10, 10) and 0xCE", class, method, p[size])
-	}
-	return nil
-}
-
 func dial(t *testing.T, a net.Addr) net.Conn {
 	t.Helper()
 	c, err := net.Dial("tcp", a.String())
@@ -168,7 +141,7 @@ func waitFor(t *testing.T, what string, cond func() bool) {
 func TestBothPortsAnswer(t *testing.T) {
 	s := start(t, Config{Addr: "127.0.0.1:0", GenericAddr: "127.0.0.1:0"})
 	for _, a := range []net.Addr{s.l.Addr(), s.l.GenericAddr()} {
-		if err := readConnectionStart(dial(t, a)); err != nil {
+		if err := amqpprobe.Start(dial(t, a)); err != nil {
 			t.Fatalf("%v: %v", a, err)
 		}
 	}
@@ -181,13 +154,13 @@ func TestBothPortsAnswer(t *testing.T) {
 func TestGenericPortShared(t *testing.T) {
 	a := start(t, Config{GenericAddr: "127.0.0.1:0"})
 	b := start(t, Config{GenericAddr: a.l.GenericAddr().String()})
-	if err := readConnectionStart(dial(t, b.l.GenericAddr())); err != nil {
+	if err := amqpprobe.Start(dial(t, b.l.GenericAddr())); err != nil {
 		t.Fatal(err)
 	}
 	a.stop()
 	// Only b holds the port now: every client lands on it.
 	for range 4 {
-		if err := readConnectionStart(dial(t, b.l.GenericAddr())); err != nil {
+		if err := amqpprobe.Start(dial(t, b.l.GenericAddr())); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -199,7 +172,7 @@ func TestMaxConnections(t *testing.T) {
 	s := start(t, Config{Addr: "127.0.0.1:0", MaxConnections: 2, AMQP: amqp.Config{HandshakeTimeout: time.Minute}})
 	a, b := dial(t, s.l.Addr()), dial(t, s.l.Addr())
 	for _, c := range []net.Conn{a, b} {
-		if err := readConnectionStart(c); err != nil {
+		if err := amqpprobe.Start(c); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -212,7 +185,7 @@ func TestMaxConnections(t *testing.T) {
 	})
 	a.Close()
 	waitFor(t, "the closed connection untracked", func() bool { return s.l.Conns() == 1 })
-	if err := readConnectionStart(dial(t, s.l.Addr())); err != nil {
+	if err := amqpprobe.Start(dial(t, s.l.Addr())); err != nil {
 		t.Fatalf("a connection after one ended: %v", err)
 	}
 }
@@ -231,7 +204,7 @@ func TestShutdownClosesEverything(t *testing.T) {
 		}
 		c := dial(t, a)
 		if i < 4 {
-			if err := readConnectionStart(c); err != nil {
+			if err := amqpprobe.Start(c); err != nil {
 				t.Fatal(err)
 			}
 		}
@@ -292,7 +265,7 @@ func TestAcceptSurvivesEMFILE(t *testing.T) {
 	lb := &logBuf{}
 	l := newListener(cfg, refuseBroker{}, slog.New(slog.NewTextHandler(lb, nil)), nil, &emfileListener{Listener: ln, n: 5}, nil)
 	s := serve(t, l, lb)
-	if err := readConnectionStart(dial(t, ln.Addr())); err != nil {
+	if err := amqpprobe.Start(dial(t, ln.Addr())); err != nil {
 		t.Fatal(err)
 	}
 	if n := strings.Count(lb.String(), "accept failed; retrying"); n != 5 || !strings.Contains(lb.String(), "too many open files") {
@@ -349,7 +322,7 @@ func TestAcceptSurvivesRealEMFILE(t *testing.T) {
 	defer c.Close()
 	waitFor(t, "an accept failing with EMFILE", func() bool { return strings.Contains(s.log.String(), "too many open files") })
 	release()
-	if err := readConnectionStart(c); err != nil {
+	if err := amqpprobe.Start(c); err != nil {
 		t.Fatalf("the client that waited through EMFILE: %v", err)
 	}
 }
@@ -403,14 +376,14 @@ func TestTLS(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer c.Close()
-	if err := readConnectionStart(c); err != nil {
+	if err := amqpprobe.Start(c); err != nil {
 		t.Fatalf("TLS client: %v", err)
 	}
 	if err := closedByServer(silent, 10*time.Second); err != nil {
 		t.Fatalf("silent client on the TLS port: %v", err)
 	}
 	waitFor(t, "the TLS handshake timeout logged", func() bool { return strings.Contains(s.log.String(), "TLS handshake failed") })
-	if err := readConnectionStart(dial(t, s.l.Addr())); err == nil {
+	if err := amqpprobe.Start(dial(t, s.l.Addr())); err == nil {
 		t.Fatal("a plain AMQP client got connection.start on the TLS port")
 	}
 }
@@ -420,7 +393,7 @@ func TestTLS(t *testing.T) {
 func TestSilentClient(t *testing.T) {
 	s := start(t, Config{Addr: "127.0.0.1:0", AMQP: amqp.Config{HandshakeTimeout: 300 * time.Millisecond}})
 	silent := dial(t, s.l.Addr())
-	if err := readConnectionStart(dial(t, s.l.Addr())); err != nil {
+	if err := amqpprobe.Start(dial(t, s.l.Addr())); err != nil {
 		t.Fatal(err)
 	}
 	if err := closedByServer(silent, 10*time.Second); err != nil {
@@ -484,7 +457,7 @@ func TestRun(t *testing.T) {
 			return false
 		}
 		defer c.Close()
-		return readConnectionStart(c) == nil
+		return amqpprobe.Start(c) == nil
 	})
 	cancel()
 	select {

@@ -141,8 +141,8 @@ func New(cfg Config) (*Broker, error) {
 	b := &Broker{cfg: cfg, root: root, parts: mqconn.Of(root), flow: newFlow(),
 		closed: make(chan struct{}), watcherDone: make(chan struct{}), reaperDone: make(chan struct{}), self: procid.Self()}
 	b.auth = newAuthenticator(b.parts.Defs)
-	go b.watchFlow()
-	go b.reap()
+	go b.every(cfg.FlowInterval, b.checkFlow, b.watcherDone)
+	go b.every(cfg.ReapInterval, b.reap, b.reaperDone)
 	return b, nil
 }
 

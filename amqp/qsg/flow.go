@@ -95,17 +95,18 @@ func (b *Broker) waitOpen(c *amqp.Conn, flush func() error) {
 	})
 }
 
-// watchFlow is the watcher's goroutine: it ends when the broker closes.
-func (b *Broker) watchFlow() {
-	defer close(b.watcherDone)
-	t := time.NewTicker(b.cfg.FlowInterval)
+// every runs f every interval until the broker closes, then closes done:
+// the goroutine of the flow watcher and of the reaper.
+func (b *Broker) every(interval time.Duration, f func(), done chan struct{}) {
+	defer close(done)
+	t := time.NewTicker(interval)
 	defer t.Stop()
 	for {
 		select {
 		case <-b.closed:
 			return
 		case <-t.C:
-			b.checkFlow()
+			f()
 		}
 	}
 }

@@ -91,23 +91,13 @@ func (i *idleness) idle(queue string, used bool, now time.Time) time.Duration {
 	return now.Sub(t)
 }
 
-// reap is the reaper's goroutine; it ends when the broker closes.
+// reap deletes the queues doomed now (every ReapInterval).
 func (b *Broker) reap() {
-	defer close(b.reaperDone)
-	t := time.NewTicker(b.cfg.ReapInterval)
-	defer t.Stop()
-	for {
-		select {
-		case <-b.closed:
-			return
-		case <-t.C:
-			for _, name := range b.doomed() {
-				if _, err := b.removeQueue(nil, name, func(defs.Queue, queueCounts) error { return nil }); err != nil {
-					b.cfg.Log.Warn("amqp: queue not reaped", "queue", name, "err", err)
-				} else {
-					b.cfg.Log.Info("amqp: queue reaped", "queue", name)
-				}
-			}
+	for _, name := range b.doomed() {
+		if _, err := b.removeQueue(nil, name, func(defs.Queue, queueCounts) error { return nil }); err != nil {
+			b.cfg.Log.Warn("amqp: queue not reaped", "queue", name, "err", err)
+		} else {
+			b.cfg.Log.Info("amqp: queue reaped", "queue", name)
 		}
 	}
 }
