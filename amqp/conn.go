@@ -50,6 +50,9 @@ type Conn struct {
 	// capabilities said so at login). Written by the handshake, read-only
 	// afterwards.
 	blockable bool
+	// caps are the capabilities the client announced at login (read-only
+	// afterwards).
+	caps Table
 	// holding: the reader is held by the broker on purpose (Hold), so the
 	// heartbeat monitor does not count the client's unread frames as
 	// silence. Written by the reader, read by the heartbeat goroutine.
@@ -235,6 +238,13 @@ func (c *Conn) closeSocket() {
 	c.nc.Close()
 }
 
+// Capable reports whether the client announced capability name (e.g.
+// consumer_cancel_notify) at login.
+func (c *Conn) Capable(name string) bool {
+	v, _ := c.caps[name].(bool)
+	return v
+}
+
 // SetBlocked sends connection.blocked with reason (or, when blocked is
 // false, connection.unblocked) if the client understands it and the state
 // changes. Safe from any goroutine.
@@ -261,7 +271,12 @@ func (c *Conn) SetBlocked(blocked bool, reason string) error {
 // while the queues are nearly full: the client's frames stay unread (TCP
 // pushes back) without counting as missed heartbeats. wait must return
 // once gone is closed (the server closed the connection).
+//
+// Before it waits, the channels that asked to be told when the reader is
+// idle are (Idler): the work of what was read so far (acks, gathered
+// publishes) must not wait with it, or the hold might never end.
 func (c *Conn) Hold(wait func(gone <-chan struct{})) {
+	c.idle()
 	c.holding.Store(true)
 	defer func() {
 		c.lastRead.Store(time.Now().UnixNano())
@@ -490,8 +505,8 @@ func (c *Conn) login(ok *ConnectionStartOk) error {
 		return ConnectionException(ReplyAccessRefused, ok, "login refused for user '%s'", user)
 	}
 	c.user = user
-	caps, _ := ok.ClientProperties["capabilities"].(Table)
-	c.blockable, _ = caps["connection.blocked"].(bool)
+	c.caps, _ = ok.ClientProperties["capabilities"].(Table)
+	c.blockable, _ = c.caps["connection.blocked"].(bool)
 	return nil
 }
 

@@ -153,13 +153,13 @@ func (c *Conn) contentFrame(ch *Channel, f Frame) error {
 			return nil
 		}
 		ch.header = &h
-		ch.body = make([]byte, 0, min(h.BodySize, 1<<20))
+		ch.body = nil // grown as the body arrives (growBody), counted in c.pending
 	case f.Type == FrameBody && ch.header != nil:
 		if uint64(len(ch.body))+uint64(len(f.Payload)) > ch.header.BodySize {
 			return ConnectionException(ReplyFrameError, ch.pending, "body frames carry more than the %d bytes of the content header", ch.header.BodySize)
 		}
-		if c.pending += uint64(len(f.Payload)); c.pending > c.cfg.MaxPendingContent {
-			return ConnectionException(ReplyResourceError, ch.pending, "unfinished contents on this connection's channels exceed %d bytes", c.cfg.MaxPendingContent)
+		if err := c.growBody(ch, len(f.Payload)); err != nil {
+			return err
 		}
 		ch.body = append(ch.body, f.Payload...)
 	default:
@@ -169,9 +169,30 @@ func (c *Conn) contentFrame(ch *Channel, f Frame) error {
 		return nil
 	}
 	m, content := ch.pending, &Content{Header: *ch.header, Body: ch.body}
-	c.pending -= uint64(len(ch.body))
+	c.pending -= uint64(cap(ch.body))
 	ch.pending, ch.header, ch.body = nil, nil, nil
 	return c.handle(ch, m, content)
+}
+
+// growBody makes room in ch.body for n more bytes: what a channel's
+// unfinished content holds (its capacity, reserved or filled) counts
+// against MaxPendingContent, so a client announcing large contents on
+// many channels reserves nothing it has not sent.
+func (c *Conn) growBody(ch *Channel, n int) error {
+	need := len(ch.body) + n
+	if need <= cap(ch.body) {
+		return nil
+	}
+	size := uint64(max(need, min(2*cap(ch.body), int(ch.header.BodySize)), 4096))
+	size = min(size, ch.header.BodySize)
+	if c.pending+size-uint64(cap(ch.body)) > c.cfg.MaxPendingContent {
+		return ConnectionException(ReplyResourceError, ch.pending, "unfinished contents on this connection's channels exceed %d bytes", c.cfg.MaxPendingContent)
+	}
+	c.pending += size - uint64(cap(ch.body))
+	b := make([]byte, len(ch.body), size)
+	copy(b, ch.body)
+	ch.body = b
+	return nil
 }
 
 // handle gives m to the channel's handler and acts on its error.
@@ -207,7 +228,7 @@ func (c *Conn) closeChannel(ch *Channel, ex *Exception) {
 
 // forget removes a closed channel, freeing its number.
 func (c *Conn) forget(ch *Channel) {
-	c.pending -= uint64(len(ch.body)) // the reader's: forget runs on it
+	c.pending -= uint64(cap(ch.body)) // the reader's: forget runs on it
 	ch.body = nil
 	c.mu.Lock()
 	if c.channels[ch.id] == ch {

@@ -29,17 +29,22 @@ type chanHandler struct {
 	pub      publishing           // the publish being handled (its storage reused)
 	routed   []defs.Queue         // the queues it goes to (storage reused)
 	tx       bool                 // tx.select
-	txAcks   []ackReq             // acks, nacks and rejects waiting for tx.commit
+	txAcks   []txAck              // acks, nacks and rejects waiting for tx.commit
+
+	// sendMu orders deliveries: a tag is given and its delivery written
+	// under it, so the client sees tags in order.
+	sendMu sync.Mutex
 
 	mu        sync.Mutex
 	nextTag   uint64 // the last delivery tag given
 	unacked   map[uint64]*delivery
-	consumers map[string]*consumer
-	toWake    []*consumer // consumers handed settlements since the reader was last idle
-	prefetch  int         // basic.qos global=true: the channel's bound on unacknowledged deliveries; 0 none
-	perCons   int         // basic.qos global=false: the bound of consumers started after it; 0 none
-	held      int         // unacknowledged deliveries of the channel
-	paused    bool        // channel.flow active=false
+	consumers map[string]*consumer // by tag: not cancelled
+	live      map[*consumer]bool   // every consumer not finished, cancelled ones draining too
+	toWake    []*consumer          // consumers handed settlements since the reader was last idle
+	prefetch  int                  // basic.qos global=true: the channel's bound on unacknowledged deliveries; 0 none
+	perCons   int                  // basic.qos global=false: the bound of consumers started after it; 0 none
+	held      int                  // unacknowledged deliveries of the channel
+	paused    bool                 // channel.flow active=false
 	closed    bool
 }
 
@@ -60,8 +65,8 @@ type ackReq struct {
 }
 
 func newChanHandler(s *session, ch *amqp.Channel) *chanHandler {
-	return &chanHandler{s: s, ch: ch, out: map[string]*mq.Queue{}, in: map[string]*mq.Queue{},
-		unacked: map[uint64]*delivery{}, consumers: map[string]*consumer{}}
+	return &chanHandler{s: s, ch: ch, out: map[string]*mq.Queue{},
+		unacked: map[uint64]*delivery{}, consumers: map[string]*consumer{}, live: map[*consumer]bool{}}
 }
 
 // Handle runs one method of the channel (amqp.ChannelHandler). Gathered
@@ -181,9 +186,20 @@ func (h *chanHandler) output(m amqp.Method, queue string) (*mq.Queue, error) {
 	return h.handle(m, queue, h.out, mq.OpenOptions{Output: true})
 }
 
-// input is the channel's handle on queue for gets.
+// input opens queue for gets (basic.get, purge, drop-head); the caller
+// closes the handle as soon as it is done, since an open input handle
+// counts as a consumer (declare-ok, if-unused, exclusive consume). Views
+// it got stay valid after.
 func (h *chanHandler) input(m amqp.Method, queue string) (*mq.Queue, error) {
-	return h.handle(m, queue, h.in, mq.OpenOptions{Input: true})
+	c, err := h.mqConn(m)
+	if err != nil {
+		return nil, err
+	}
+	q, err := c.Open(queue, mq.OpenOptions{Input: true})
+	if err != nil {
+		return nil, asException(m, err)
+	}
+	return q, nil
 }
 
 func (h *chanHandler) handle(m amqp.Method, queue string, open map[string]*mq.Queue, o mq.OpenOptions) (*mq.Queue, error) {
@@ -226,23 +242,23 @@ func (h *chanHandler) txMethod(m amqp.Method) (amqp.Method, error) {
 		if !h.tx {
 			return nil, amqp.ChannelException(amqp.ReplyPreconditionFailed, m, "channel is not transactional")
 		}
+		acks := h.txAcks
+		h.txAcks = nil
 		if h.conn != nil {
 			if err := h.conn.Commit(); err != nil {
+				h.untakeAll(acks)
 				return nil, amqp.ChannelException(amqp.ReplyPreconditionFailed, m, "commit failed, the transaction is rolled back: %v", err)
 			}
 		}
-		acks := h.txAcks
-		h.txAcks = nil
-		for _, a := range acks {
-			if err := h.apply(a, m); err != nil {
-				return nil, err
-			}
+		for _, x := range acks {
+			h.settleTaken(x.a, x.ds)
 		}
 		return &amqp.TxCommitOk{}, nil
 	default:
 		if !h.tx {
 			return nil, amqp.ChannelException(amqp.ReplyPreconditionFailed, m, "channel is not transactional")
 		}
+		h.untakeAll(h.txAcks) // unacknowledged again, as before the transaction
 		h.txAcks = nil
 		if h.conn != nil {
 			if err := h.conn.Backout(); err != nil {
@@ -253,14 +269,23 @@ func (h *chanHandler) txMethod(m amqp.Method) (amqp.Method, error) {
 	}
 }
 
+// untakeAll puts back the deliveries a transaction's settlements took.
+func (h *chanHandler) untakeAll(acks []txAck) {
+	for _, x := range acks {
+		h.untake(x.ds)
+	}
+}
+
 // Close gives back what the channel holds (amqp.ChannelHandler): its
 // consumers stop and their unacknowledged deliveries go back to their
 // queues, redelivered; an open transaction is backed out.
 func (h *chanHandler) Close() {
+	h.untakeAll(h.txAcks) // an open transaction's settlements are not carried out
+	h.txAcks = nil
 	h.mu.Lock()
 	h.closed = true
-	cs := make([]*consumer, 0, len(h.consumers))
-	for _, c := range h.consumers {
+	cs := make([]*consumer, 0, len(h.live))
+	for c := range h.live {
 		cs = append(cs, c)
 	}
 	var own []*delivery
@@ -283,9 +308,6 @@ func (h *chanHandler) Close() {
 			h.conn.Backout()
 		}
 		for _, q := range h.out {
-			q.Close()
-		}
-		for _, q := range h.in {
 			q.Close()
 		}
 		h.s.b.disconnect(h.s, h.conn)

@@ -21,6 +21,7 @@ type consumer struct {
 	queue string
 	noAck bool
 	limit int // prefetch bound of this consumer; 0 none
+	excl  bool
 	conn  *mq.Conn
 	q     *mq.Queue
 	intr  mq.Interrupter // ends the goroutine's waiting get when it has something else to do
@@ -67,23 +68,26 @@ func (h *chanHandler) consume(m *amqp.BasicConsume) error {
 	if dup {
 		return amqp.ConnectionException(amqp.ReplyNotAllowed, m, "attempt to reuse consumer tag '%s'", tag)
 	}
-	if m.Exclusive && s.b.counts(m.Queue).consumers > 0 {
-		return amqp.ChannelException(amqp.ReplyAccessRefused, m, "queue '%s' in vhost '/' in exclusive use", m.Queue)
+	if err := s.b.exclusiveUse(m); err != nil {
+		return err
 	}
 	c, err := h.newConsumer(m, tag, limit)
 	if err != nil {
 		return err
 	}
+	// Registered before the reply, so that a consume the client sends
+	// after it sees the exclusive one's consume-ok is refused.
+	h.mu.Lock()
+	h.consumers[tag] = c
+	h.live[c] = true
+	h.mu.Unlock()
+	s.b.addConsumer(c)
 	if !m.NoWait {
 		if err := h.ch.Send(&amqp.BasicConsumeOk{ConsumerTag: tag}); err != nil {
-			c.stop(true)
+			c.finish() // its goroutine never ran: give back what it took
 			return err
 		}
 	}
-	h.mu.Lock()
-	h.consumers[tag] = c
-	h.mu.Unlock()
-	s.b.addConsumer(c)
 	go c.run()
 	return nil
 }
@@ -99,7 +103,7 @@ func (h *chanHandler) newConsumer(m *amqp.BasicConsume, tag string, limit int) (
 		h.s.b.disconnect(h.s, conn)
 		return nil, asException(m, err)
 	}
-	return &consumer{h: h, tag: tag, queue: m.Queue, noAck: m.NoAck, limit: limit, conn: conn, q: q,
+	return &consumer{h: h, tag: tag, queue: m.Queue, noAck: m.NoAck, excl: m.Exclusive, limit: limit, conn: conn, q: q,
 		kick: make(chan struct{}, 1), done: make(chan struct{})}, nil
 }
 
@@ -181,15 +185,25 @@ func (c *consumer) deliver(vs []mq.View) {
 
 func (c *consumer) deliverEach(vs []mq.View) {
 	h := c.h
+	// Tags are given and written in one order per channel (sendMu): a
+	// client's ack with multiple covers what it has seen.
+	h.sendMu.Lock()
+	defer h.sendMu.Unlock()
 	for i := range vs {
 		v := &vs[i]
 		tag := h.register(c, v, c.queue)
-		err := h.send(c.tag, tag, v, c.queue)
+		if err := h.send(c.tag, tag, v, c.queue); err != nil {
+			// The channel or connection is closing: its Close gives back
+			// what is held; a no-ack consumer's views go back here.
+			if c.noAck {
+				for j := range vs[i:] {
+					requeue(&vs[i+j])
+				}
+			}
+			return
+		}
 		if c.noAck {
 			v.Release()
-		}
-		if err != nil {
-			return // the channel or connection is closing: its Close gives back what is held
 		}
 	}
 }
@@ -256,6 +270,12 @@ func requeue(v *mq.View) { v.Requeue() }
 // reader has handled what it read (Idle): a burst of acks costs one wake.
 func (c *consumer) post(op settleOp) {
 	c.ops = append(c.ops, op)
+	c.markToWake()
+}
+
+// markToWake has the goroutine woken when the reader is idle (h.mu held,
+// on the reader goroutine).
+func (c *consumer) markToWake() {
 	if !c.dirty {
 		c.dirty = true
 		c.h.toWake = append(c.h.toWake, c) // a cancelled consumer is no longer in h.consumers
@@ -296,7 +316,9 @@ func (c *consumer) stop(closing bool) {
 // connection to the group lost) and tells the client (consumer cancel
 // notification).
 func (c *consumer) cancelByServer() {
-	c.h.ch.Send(&amqp.BasicCancel{ConsumerTag: c.tag, NoWait: true})
+	if c.h.s.c.Capable("consumer_cancel_notify") { // otherwise it just stops, as with RabbitMQ
+		c.h.ch.Send(&amqp.BasicCancel{ConsumerTag: c.tag, NoWait: true})
+	}
 }
 
 // finish closes the consumer's connection: whatever it still holds goes
@@ -316,6 +338,7 @@ func (c *consumer) finish() {
 	if h.consumers[c.tag] == c {
 		delete(h.consumers, c.tag)
 	}
+	delete(h.live, c)
 	h.mu.Unlock()
 	h.s.b.removeConsumer(c)
 	c.q.Close()
@@ -344,28 +367,36 @@ func (h *chanHandler) cancel(m *amqp.BasicCancel) error {
 // settle runs basic.ack, nack and reject; in a transaction they wait for
 // tx.commit.
 func (h *chanHandler) settle(a ackReq, m amqp.Method) error {
-	if h.tx {
-		if err := h.checkTags(a, m); err != nil {
-			return err
-		}
-		h.txAcks = append(h.txAcks, a)
-		return nil
+	if !h.tx {
+		return h.apply(a, m)
 	}
-	return h.apply(a, m)
+	// In a transaction the deliveries leave the table now (a second ack of
+	// one is refused now, not at the commit) and are settled at the commit,
+	// or put back by a rollback.
+	h.mu.Lock()
+	ds, err := h.take(a, m)
+	h.mu.Unlock()
+	if err != nil {
+		h.untake(ds)
+		return err
+	}
+	h.txAcks = append(h.txAcks, txAck{a, ds})
+	return nil
 }
 
-// checkTags refuses a tag that names no unacknowledged delivery, as
-// RabbitMQ does (406 on the channel). Tag 0 with multiple means all.
-func (h *chanHandler) checkTags(a ackReq, m amqp.Method) error {
+// txAck is a settlement waiting for tx.commit, with the deliveries it took.
+type txAck struct {
+	a  ackReq
+	ds []*delivery
+}
+
+// untake puts deliveries taken from the table back (a rollback).
+func (h *chanHandler) untake(ds []*delivery) {
 	h.mu.Lock()
-	defer h.mu.Unlock()
-	if a.multiple && a.tag == 0 {
-		return nil
+	for _, d := range ds {
+		h.unacked[d.tag] = d
 	}
-	if _, ok := h.unacked[a.tag]; !ok {
-		return amqp.ChannelException(amqp.ReplyPreconditionFailed, m, "unknown delivery tag %d", a.tag)
-	}
-	return nil
+	h.mu.Unlock()
 }
 
 // apply carries out a settlement: the channel's own deliveries at once,
@@ -373,17 +404,34 @@ func (h *chanHandler) checkTags(a ackReq, m amqp.Method) error {
 func (h *chanHandler) apply(a ackReq, m amqp.Method) error {
 	h.mu.Lock()
 	ds, err := h.take(a, m)
+	h.mu.Unlock()
+	if err != nil {
+		h.untake(ds)
+		return err
+	}
+	h.settleTaken(a, ds)
+	return nil
+}
+
+// settleTaken settles deliveries taken from the table.
+func (h *chanHandler) settleTaken(a ackReq, ds []*delivery) {
+	h.mu.Lock()
 	own, byConsumer, live := sortOut(ds)
 	for c, cds := range byConsumer {
 		c.held -= len(cds)
 		c.post(settleOp{ds: cds, settle: a.settle, requeue: a.requeue})
 	}
 	h.held -= live
+	if h.prefetch > 0 && live > 0 {
+		// The channel's credit is shared: any of its consumers may now get.
+		for c := range h.live {
+			c.markToWake()
+		}
+	}
 	h.mu.Unlock()
 	for _, d := range own {
 		h.finishDelivery(d, a.settle, a.requeue, h.conn)
 	}
-	return err
 }
 
 // sortOut splits the deliveries a settlement took into the channel's own
@@ -475,26 +523,36 @@ func (h *chanHandler) get(m *amqp.BasicGet) error {
 	}
 	s.b.idle.touch(m.Queue)
 	v := new(mq.View)
-	if err := in.GetViewInto(mqGetNow, v); err != nil {
+	err = in.GetViewInto(mqGetNow, v)
+	in.Close() // before the reply: the client may count consumers next
+	if err != nil {
 		if isNoMessage(err) {
 			return h.ch.Send(&amqp.BasicGetEmpty{})
 		}
 		return asException(m, err)
 	}
-	var tag uint64
-	if m.NoAck {
-		h.mu.Lock()
-		h.nextTag++
-		tag = h.nextTag
-		h.mu.Unlock()
-	} else {
-		tag = h.register(nil, v, m.Queue)
-	}
+	h.sendMu.Lock()
+	tag := h.register(nil, v, m.Queue)
 	err = h.send("", tag, v, m.Queue)
+	h.sendMu.Unlock()
 	if m.NoAck {
-		v.Release()
+		h.settleOwnNoAck(tag, v, err)
 	}
 	return err
+}
+
+// settleOwnNoAck ends a no-ack basic.get's delivery: removed once sent,
+// given back when it could not be.
+func (h *chanHandler) settleOwnNoAck(tag uint64, v *mq.View, sendErr error) {
+	h.mu.Lock()
+	delete(h.unacked, tag)
+	h.held--
+	h.mu.Unlock()
+	if sendErr != nil {
+		requeue(v)
+		return
+	}
+	v.Release()
 }
 
 // consumers registers the broker's consumers by queue, so that deleting a
@@ -523,6 +581,24 @@ func (b *Broker) removeConsumer(c *consumer) {
 	if len(b.consumers.byQueue[c.queue]) == 0 {
 		delete(b.consumers.byQueue, c.queue)
 	}
+}
+
+// exclusiveUse refuses a consume that conflicts with an exclusive one: an
+// exclusive consume of a queue others consume (group-wide, by its open
+// input handles), or any consume of a queue this broker's exclusive
+// consumer holds.
+func (b *Broker) exclusiveUse(m *amqp.BasicConsume) error {
+	if m.Exclusive && b.counts(m.Queue).consumers > 0 {
+		return amqp.ChannelException(amqp.ReplyAccessRefused, m, "queue '%s' in vhost '/' in exclusive use", m.Queue)
+	}
+	b.consumers.mu.Lock()
+	defer b.consumers.mu.Unlock()
+	for c := range b.consumers.byQueue[m.Queue] {
+		if c.excl {
+			return amqp.ChannelException(amqp.ReplyAccessRefused, m, "queue '%s' in vhost '/' in exclusive use", m.Queue)
+		}
+	}
+	return nil
 }
 
 // cancelConsumersOf cancels this broker's consumers of a deleted queue,

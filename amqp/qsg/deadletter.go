@@ -16,9 +16,9 @@ import (
 // removed: a crash between the two leaves the message in both places
 // (delivered again, never lost).
 func (b *Broker) deadLetter(conn *mq.Conn, d *delivery, reason string) {
-	dlx, key, queues, msg, ok := b.deadLetterRoute(d, reason)
+	dlx, key, queues, pub, ok := b.deadLetterRoute(d, reason)
 	if ok && len(queues) > 0 {
-		if err := putAll(conn, queues, msg); err != nil {
+		if err := putAll(conn, queues, pub); err != nil {
 			b.cfg.Log.Warn("amqp: dead-lettering failed, the message goes back to its queue", "queue", d.queue, "dlx", dlx, "key", key, "err", err)
 			requeue(d.view)
 			return
@@ -31,7 +31,7 @@ func (b *Broker) deadLetter(conn *mq.Conn, d *delivery, reason string) {
 
 // deadLetterRoute is where a rejected delivery goes: ok is false when its
 // queue has no dead-letter exchange (the message is dropped).
-func (b *Broker) deadLetterRoute(d *delivery, reason string) (dlx, key string, queues []defs.Queue, msg mq.Message, ok bool) {
+func (b *Broker) deadLetterRoute(d *delivery, reason string) (dlx, key string, queues []defs.Queue, pub *publishing, ok bool) {
 	if err := b.routes.current(b.parts.Group, b.parts.Defs); err != nil {
 		b.routes.mu.RUnlock()
 		return
@@ -58,13 +58,13 @@ func (b *Broker) deadLetterRoute(d *delivery, reason string) (dlx, key string, q
 		return
 	}
 	for _, n := range b.routes.route(dlx, key, props.Headers) {
-		if dq, ok := b.routes.queues[n]; ok {
+		if dq, ok := b.routes.queues[n]; ok && !reserved(dq) {
 			queues = append(queues, dq)
 		}
 	}
-	pub := publishing{props: props, stored: enc, body: d.view.Bytes(), ttl: -1}
-	msg = pub.message(&q, time.Now())
-	return dlx, key, queues, msg, true
+	// Each destination's own settings (durability, TTL, priorities) apply,
+	// not the source queue's.
+	return dlx, key, queues, &publishing{props: props, stored: enc, body: d.view.Bytes(), ttl: -1}, true
 }
 
 // addDeath records a dead-lettering in the x-death header.
@@ -72,10 +72,24 @@ func addDeath(p *amqp.Properties, queue, reason, exchange, key string) {
 	if p.Headers == nil {
 		p.Headers = amqp.Table{}
 	}
-	death := amqp.Table{"queue": queue, "reason": reason, "exchange": exchange,
-		"routing-keys": []any{key}, "count": int64(1), "time": time.Now().UTC().Truncate(time.Second)}
+	// One entry per queue and reason, counted, the latest first (as
+	// RabbitMQ): a message dead-lettered round a cycle keeps a bounded
+	// header.
 	prev, _ := p.Headers["x-death"].([]any)
-	p.Headers["x-death"] = append([]any{death}, prev...)
+	count := int64(1)
+	rest := make([]any, 0, len(prev))
+	for _, e := range prev {
+		if t, ok := e.(amqp.Table); ok && t["queue"] == queue && t["reason"] == reason {
+			if n, ok := t["count"].(int64); ok {
+				count = n + 1
+			}
+			continue
+		}
+		rest = append(rest, e)
+	}
+	death := amqp.Table{"queue": queue, "reason": reason, "exchange": exchange,
+		"routing-keys": []any{key}, "count": count, "time": time.Now().UTC().Truncate(time.Second)}
+	p.Headers["x-death"] = append([]any{death}, rest...)
 	if _, ok := p.Headers["x-first-death-queue"]; !ok {
 		p.Headers["x-first-death-queue"], p.Headers["x-first-death-reason"], p.Headers["x-first-death-exchange"] = queue, reason, exchange
 	}
@@ -83,15 +97,17 @@ func addDeath(p *amqp.Properties, queue, reason, exchange, key string) {
 	p.Flags &^= amqp.FlagExpiration
 }
 
-// putAll puts msg to every queue in one unit of work of conn.
-func putAll(conn *mq.Conn, queues []defs.Queue, msg mq.Message) error {
+// putAll puts the publishing to every queue, as each queue takes it, in
+// one unit of work of conn.
+func putAll(conn *mq.Conn, queues []defs.Queue, pub *publishing) error {
+	now := time.Now()
 	for i := range queues {
 		h, err := conn.Open(queues[i].Name, mq.OpenOptions{Output: true})
 		if err != nil {
 			conn.Backout()
 			return err
 		}
-		m := msg
+		m := pub.message(&queues[i], now)
 		err = h.Put(&m, mq.PutOptions{Syncpoint: true})
 		h.Close()
 		if err != nil {

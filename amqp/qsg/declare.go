@@ -42,6 +42,16 @@ func (s *session) declareQueue(m *amqp.QueueDeclare) (string, queueCounts, error
 	if !m.Passive && !s.permits(accessConfigure, name) {
 		return name, queueCounts{}, s.refused(m, accessConfigure, "queue", name)
 	}
+	if !m.Passive && (want.DLX != "" || want.DLRK != nil) {
+		// What the queue dead-letters, its declarer publishes (RabbitMQ's
+		// rule): write on the exchange, read on the queue.
+		if !s.permits(accessWrite, want.DLX) {
+			return name, queueCounts{}, s.refused(m, accessWrite, "exchange", want.DLX)
+		}
+		if !s.permits(accessRead, name) {
+			return name, queueCounts{}, s.refused(m, accessRead, "queue", name)
+		}
+	}
 	b := s.b
 	b.adminMu.Lock()
 	created := false
@@ -82,6 +92,8 @@ func (s *session) declaredName(m *amqp.QueueDeclare) (string, error) {
 		var r [16]byte
 		rand.Read(r[:])
 		return "amq.gen-" + base64.RawURLEncoding.EncodeToString(r[:]), nil
+	case strings.HasPrefix(name, "SYSTEM."):
+		return "", reservedRefusal(m, name)
 	case strings.HasPrefix(name, "amq.") && !m.Passive:
 		return "", amqp.ChannelException(amqp.ReplyAccessRefused, m, "queue name '%s' contains reserved prefix 'amq.*'", name)
 	case !defs.ValidName(name):
@@ -93,6 +105,9 @@ func (s *session) declaredName(m *amqp.QueueDeclare) (string, error) {
 
 // checkExisting answers a declare of a queue that exists.
 func (s *session) checkExisting(m *amqp.QueueDeclare, old defs.Queue, want defs.QueueAMQP) error {
+	if reserved(old) {
+		return reservedRefusal(m, old.Name)
+	}
 	if old.AMQP != nil && old.AMQP.Exclusive != "" && old.AMQP.Exclusive != s.id {
 		return amqp.ChannelException(amqp.ReplyResourceLocked, m,
 			"cannot obtain exclusive access to locked queue '%s' in vhost '/'", old.Name)
@@ -182,6 +197,8 @@ func (s *session) deleteQueue(m *amqp.QueueDelete) (uint32, error) {
 	}
 	return s.b.removeQueue(m, m.Queue, func(q defs.Queue, c queueCounts) error {
 		switch {
+		case reserved(q):
+			return reservedRefusal(m, m.Queue)
 		case q.AMQP != nil && q.AMQP.Exclusive != "" && q.AMQP.Exclusive != s.id:
 			return amqp.ChannelException(amqp.ReplyResourceLocked, m, "cannot obtain exclusive access to locked queue '%s' in vhost '/'", m.Queue)
 		case m.IfUnused && c.consumers > 0:
@@ -284,6 +301,7 @@ func (h *chanHandler) purgeQueue(m *amqp.QueuePurge) (uint32, error) {
 	if err != nil {
 		return 0, err
 	}
+	defer in.Close()
 	n := uint32(0)
 	for {
 		if _, err := in.Get(mqGetNow); err != nil {

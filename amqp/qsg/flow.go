@@ -76,16 +76,15 @@ func (f *flow) gate() <-chan struct{} {
 }
 
 // waitOpen holds a publish on connection c until publishing is open again,
-// the connection goes or the broker closes; before it waits, flush commits
-// what the channel gathered (consumers could not see it meanwhile).
-func (b *Broker) waitOpen(c *amqp.Conn, flush func() error) {
+// the connection goes or the broker closes (Hold first carries out what
+// the connection's channels gathered: publishes, acks).
+func (b *Broker) waitOpen(c *amqp.Conn) {
 	gate := b.flow.gate()
 	select {
 	case <-gate:
 		return
 	default:
 	}
-	flush()
 	c.Hold(func(gone <-chan struct{}) {
 		select {
 		case <-gate:

@@ -29,7 +29,7 @@ func (h *chanHandler) publish(m *amqp.BasicPublish, c *amqp.Content) error {
 	if !s.permits(accessWrite, m.Exchange) {
 		return s.refused(m, accessWrite, "exchange", m.Exchange)
 	}
-	s.b.waitOpen(s.c, h.flushBatch)
+	s.b.waitOpen(s.c)
 	pub := &h.pub
 	if err := newPublishing(pub, m, c, s.user); err != nil {
 		return err
@@ -195,13 +195,16 @@ func (h *chanHandler) routeOf(m *amqp.BasicPublish, pub *publishing) ([]defs.Que
 	out := h.routed[:0]
 	if m.Exchange == "" { // the default exchange: the queue the key names
 		if q, ok := b.routes.queues[m.RoutingKey]; ok {
+			if reserved(q) {
+				return nil, reservedRefusal(m, q.Name)
+			}
 			out = append(out, q)
 		}
 		h.routed = out
 		return out, nil
 	}
 	for _, n := range b.routes.route(m.Exchange, m.RoutingKey, pub.props.Headers) {
-		if q, ok := b.routes.queues[n]; ok {
+		if q, ok := b.routes.queues[n]; ok && !reserved(q) {
 			out = append(out, q)
 		}
 	}
@@ -249,6 +252,7 @@ func (h *chanHandler) dropHead(m *amqp.BasicPublish, name string, out *mq.Queue,
 	if err != nil {
 		return err
 	}
+	defer in.Close()
 	// Removed at once, outside the unit of work: a get in it would still
 	// count against the depth until the commit.
 	_, err = in.Get(mq.GetOptions{})

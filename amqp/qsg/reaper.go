@@ -93,8 +93,22 @@ func (i *idleness) idle(queue string, used bool, now time.Time) time.Duration {
 
 // reap deletes the queues doomed now (every ReapInterval).
 func (b *Broker) reap() {
-	for _, name := range b.doomed() {
-		if _, err := b.removeQueue(nil, name, func(defs.Queue, queueCounts) error { return nil }); err != nil {
+	for _, d := range b.doomed() {
+		name := d.Name
+		// Checked again in the delete's transaction: the queue may have
+		// been deleted and declared again, or used, meanwhile.
+		still := func(q defs.Queue, c queueCounts) error {
+			switch {
+			case q.AMQP == nil:
+				return errGone
+			case d.AMQP.Exclusive != "" && q.AMQP.Exclusive == d.AMQP.Exclusive:
+				return nil
+			case d.AMQP.Expires > 0 && q.AMQP.Expires > 0 && q.Created.Equal(d.Created) && c.consumers == 0:
+				return nil
+			}
+			return errGone
+		}
+		if _, err := b.removeQueue(nil, name, still); err != nil {
 			b.cfg.Log.Warn("amqp: queue not reaped", "queue", name, "err", err)
 		} else {
 			b.cfg.Log.Info("amqp: queue reaped", "queue", name)
@@ -103,7 +117,7 @@ func (b *Broker) reap() {
 }
 
 // doomed lists the queues to reap now.
-func (b *Broker) doomed() []string {
+func (b *Broker) doomed() []defs.Queue {
 	if err := b.routes.current(b.parts.Group, b.parts.Defs); err != nil {
 		b.routes.mu.RUnlock()
 		return nil
@@ -123,14 +137,16 @@ func (b *Broker) doomed() []string {
 		return nil
 	}
 	now := time.Now()
-	var out []string
+	var out []defs.Queue
 	for _, q := range cands {
 		a := q.AMQP
 		switch {
 		case a.Exclusive != "" && ownerGone(a.Exclusive, peers):
-			out = append(out, q.Name)
+			q.AMQP = &defs.QueueAMQP{Exclusive: a.Exclusive}
+			out = append(out, q)
 		case a.Expires > 0 && b.idle.idle(q.Name, b.counts(q.Name).consumers > 0, now) >= time.Duration(a.Expires)*time.Millisecond:
-			out = append(out, q.Name)
+			q.AMQP = &defs.QueueAMQP{Expires: a.Expires}
+			out = append(out, q)
 		}
 	}
 	return out

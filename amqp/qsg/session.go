@@ -3,6 +3,7 @@ package qsg
 import (
 	"errors"
 	"net"
+	"strings"
 	"sync"
 	"sync/atomic"
 
@@ -67,7 +68,15 @@ func (s *session) Close() {
 	s.exclusive = nil
 	s.mu.Unlock()
 	for _, q := range qs {
-		if _, err := s.deleteQueue(&amqp.QueueDelete{Queue: q}); err != nil {
+		// Only if it is still this connection's: it may have been deleted
+		// and declared again, shared, by another.
+		_, err := s.b.removeQueue(nil, q, func(d defs.Queue, _ queueCounts) error {
+			if d.AMQP == nil || d.AMQP.Exclusive != s.id {
+				return errGone
+			}
+			return nil
+		})
+		if err != nil {
 			s.b.cfg.Log.Warn("amqp: exclusive queue not deleted at connection close", "queue", q, "err", err)
 		}
 	}
@@ -101,10 +110,25 @@ func (s *session) checkOwned(m amqp.Method, queue string) error {
 	if !ok {
 		return amqp.ChannelException(amqp.ReplyNotFound, m, "no queue '%s' in vhost '/'", queue)
 	}
+	if reserved(q) {
+		return reservedRefusal(m, queue)
+	}
 	if q.AMQP != nil && q.AMQP.Exclusive != "" && q.AMQP.Exclusive != s.id {
 		return amqp.ChannelException(amqp.ReplyResourceLocked, m, "cannot obtain exclusive access to locked queue '%s' in vhost '/'", queue)
 	}
 	return nil
+}
+
+// reserved reports whether a queue is the group's own, out of AMQP's
+// reach whatever the user's permissions: SYSTEM.* queues (channel sync
+// queues, dead-letter queue...) and transmission queues, which the
+// channels' receivers keep from their partners too.
+func reserved(q defs.Queue) bool {
+	return strings.HasPrefix(q.Name, "SYSTEM.") || q.Usage == "XMITQ"
+}
+
+func reservedRefusal(m amqp.Method, queue string) error {
+	return amqp.ChannelException(amqp.ReplyAccessRefused, m, "queue '%s' is the group's own (SYSTEM.* or a transmission queue)", queue)
 }
 
 // asException turns an error into what the client is told: an exception
