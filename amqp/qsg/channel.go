@@ -19,17 +19,19 @@ type chanHandler struct {
 	ch *amqp.Channel
 
 	// The reader goroutine's alone.
-	conn     *mq.Conn             // for publishes, basic.get and purge; nil until needed
-	out      map[string]*mq.Queue // handles open for output
-	in       map[string]*mq.Queue // handles open for input
-	confirm  bool                 // confirm.select
-	pubSeq   uint64               // the last publish's sequence number in confirm mode
-	confirms []pendingConfirm     // confirms not sent yet (flushBatch)
-	batched  int                  // publishes in the connection's unit of work, not committed (outside tx)
-	pub      publishing           // the publish being handled (its storage reused)
-	routed   []defs.Queue         // the queues it goes to (storage reused)
-	tx       bool                 // tx.select
-	txAcks   []txAck              // acks, nacks and rejects waiting for tx.commit
+	conn      *mq.Conn             // for publishes, basic.get and purge; nil until needed
+	out       map[string]*mq.Queue // handles open for output, as of the definitions counter outVer
+	outVer    uint64
+	in        map[string]*mq.Queue // handles open for input
+	confirm   bool                 // confirm.select
+	pubSeq    uint64               // the last publish's sequence number in confirm mode
+	confirms  []pendingConfirm     // confirms not sent yet (flushBatch)
+	batched   int                  // publishes in the connection's unit of work, not committed (outside tx)
+	lastQueue string               // the queue the channel declared last: methods naming none mean it
+	pub       publishing           // the publish being handled (its storage reused)
+	routed    []defs.Queue         // the queues it goes to (storage reused)
+	tx        bool                 // tx.select
+	txAcks    []txAck              // acks, nacks and rejects waiting for tx.commit
 
 	// sendMu orders deliveries: a tag is given and its delivery written
 	// under it, so the client sees tags in order.
@@ -79,6 +81,7 @@ func (h *chanHandler) Handle(m amqp.Method, content *amqp.Content) error {
 	if err := h.flushBatch(); err != nil {
 		return err
 	}
+	h.defaultQueue(m)
 	switch m := m.(type) {
 	case *amqp.BasicAck:
 		return h.settle(ackReq{tag: m.DeliveryTag, multiple: m.Multiple, settle: true}, m)
@@ -107,6 +110,29 @@ func (h *chanHandler) Handle(m amqp.Method, content *amqp.Content) error {
 	return h.handleAdmin(m)
 }
 
+// defaultQueue names the channel's last declared queue where a method
+// names none, as the protocol says.
+func (h *chanHandler) defaultQueue(m amqp.Method) {
+	var q *string
+	switch m := m.(type) {
+	case *amqp.QueueBind:
+		q = &m.Queue
+	case *amqp.QueueUnbind:
+		q = &m.Queue
+	case *amqp.QueuePurge:
+		q = &m.Queue
+	case *amqp.QueueDelete:
+		q = &m.Queue
+	case *amqp.BasicConsume:
+		q = &m.Queue
+	case *amqp.BasicGet:
+		q = &m.Queue
+	}
+	if q != nil && *q == "" {
+		*q = h.lastQueue
+	}
+}
+
 // handleAdmin runs the declare, bind, delete, confirm and tx methods.
 func (h *chanHandler) handleAdmin(m amqp.Method) error {
 	var reply amqp.Method
@@ -118,6 +144,9 @@ func (h *chanHandler) handleAdmin(m amqp.Method) error {
 		var name string
 		var c queueCounts
 		name, c, err = s.declareQueue(m)
+		if err == nil {
+			h.lastQueue = name
+		}
 		reply, noWait = &amqp.QueueDeclareOk{Queue: name, MessageCount: c.messages, ConsumerCount: c.consumers}, m.NoWait
 	case *amqp.QueueBind:
 		err = s.bind(m, defs.Binding{Source: m.Exchange, DestKind: defs.DestQueue, Dest: m.Queue, Key: m.RoutingKey}, m.Arguments, false)
@@ -269,6 +298,14 @@ func (h *chanHandler) txMethod(m amqp.Method) (amqp.Method, error) {
 	}
 }
 
+// closeOutputs closes the cached output handles.
+func (h *chanHandler) closeOutputs() {
+	for n, q := range h.out {
+		q.Close()
+		delete(h.out, n)
+	}
+}
+
 // untakeAll puts back the deliveries a transaction's settlements took.
 func (h *chanHandler) untakeAll(acks []txAck) {
 	for _, x := range acks {
@@ -307,9 +344,7 @@ func (h *chanHandler) Close() {
 		if h.tx {
 			h.conn.Backout()
 		}
-		for _, q := range h.out {
-			q.Close()
-		}
+		h.closeOutputs()
 		h.s.b.disconnect(h.s, h.conn)
 	}
 }

@@ -66,6 +66,13 @@ func (h *chanHandler) publish(m *amqp.BasicPublish, c *amqp.Content) error {
 	return nil
 }
 
+// isGone reports an open that failed because the queue is no longer
+// defined.
+func isGone(err error) bool {
+	var ex *amqp.Exception
+	return errors.As(err, &ex) && ex.Code == amqp.ReplyNotFound
+}
+
 // maxBatch is the most publishes gathered in one unit of work.
 const maxBatch = 512
 
@@ -81,6 +88,10 @@ func (h *chanHandler) batchable(m *amqp.BasicPublish, queues []defs.Queue) bool 
 // putBatched puts a publish to one queue in the gathering unit of work.
 func (h *chanHandler) putBatched(m *amqp.BasicPublish, pub *publishing, q *defs.Queue) error {
 	out, err := h.output(m, q.Name)
+	if isGone(err) {
+		h.confirmLater(true, false) // deleted since the routes were read: unroutable, acked as RabbitMQ does
+		return nil
+	}
 	if err != nil {
 		return err
 	}
@@ -185,6 +196,12 @@ func (h *chanHandler) routeOf(m *amqp.BasicPublish, pub *publishing) ([]defs.Que
 		return nil, asException(m, err)
 	}
 	defer b.routes.mu.RUnlock()
+	if b.routes.ver != h.outVer {
+		// The definitions changed: a cached handle may be of a queue
+		// deleted since (whose slot another queue may now have).
+		h.closeOutputs()
+		h.outVer = b.routes.ver
+	}
 	e, ok := b.routes.exchanges[m.Exchange]
 	switch {
 	case !ok:
@@ -219,6 +236,9 @@ func (h *chanHandler) put(m *amqp.BasicPublish, pub *publishing, queues []defs.Q
 	now := time.Now()
 	for i := range queues {
 		q, err := h.output(m, queues[i].Name)
+		if isGone(err) {
+			continue // deleted since the routes were read: not routed there
+		}
 		if err != nil {
 			return h.failPut(unit, err)
 		}

@@ -661,3 +661,24 @@ func TestQueueArguments(t *testing.T) {
 		t.Fatalf("priority order %q, want 1 (9), 2 (5), 0 (1)", got)
 	}
 }
+
+// TestDeletedQueueNotReachedThroughACachedHandle: a channel that
+// published to a queue keeps a handle on it; once the queue is deleted
+// (and another declared, perhaps in its slot), a publish naming it is
+// unroutable and reaches no other queue.
+func TestDeletedQueueNotReachedThroughACachedHandle(t *testing.T) {
+	e := newEnv(t)
+	ch := e.channel()
+	declare(t, ch, "qa", nil)
+	publish(t, ch, "", "qa", rmq.Publishing{Body: []byte("1")})
+	other := e.channel()
+	if _, err := other.QueueDelete("qa", false, false, false); err != nil {
+		t.Fatal(err)
+	}
+	declare(t, other, "qb", nil)
+	publish(t, ch, "", "qa", rmq.Publishing{Body: []byte("2")})
+	// The channel is still open and qb holds nothing.
+	if q, err := ch.QueueDeclarePassive("qb", true, false, false, false, nil); err != nil || q.Messages != 0 {
+		t.Fatalf("qb after a publish to deleted qa: %+v %v", q, err)
+	}
+}
