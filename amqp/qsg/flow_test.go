@@ -16,7 +16,7 @@ import (
 // the low-water mark they are unblocked and the held publish goes on.
 func TestFlowControlBlocksPublishers(t *testing.T) {
 	e := newEnvWith(t, func(c *qsg.Config) {
-		c.HighWater, c.LowWater, c.FlowInterval = 0.02, 0.005, 20*time.Millisecond
+		c.HighWater, c.LowWater, c.FlowInterval = 0.02, 0.01, 20*time.Millisecond
 	})
 	pubConn := e.dial()
 	blocked := pubConn.NotifyBlocked(make(chan rmq.Blocking, 4))
@@ -26,7 +26,7 @@ func TestFlowControlBlocksPublishers(t *testing.T) {
 	// once blocked, its writes stop when the socket's buffers are full.
 	stop, done := make(chan struct{}), make(chan error, 1)
 	go func() {
-		body := make([]byte, 2048)
+		body := make([]byte, 32<<10)
 		for {
 			select {
 			case <-stop:
@@ -55,8 +55,9 @@ func TestFlowControlBlocksPublishers(t *testing.T) {
 	if now := depth(t, e, "flow"); now != before {
 		t.Fatalf("depth went from %d to %d while publishers were blocked", before, now)
 	}
-	// Drain through another connection, which is not held. (Owners hold
-	// a few entries and elements of their own: the marks are above that.)
+	// Drain through another connection, which is not held. (Owners cache
+	// a few hundred entries and elements, counted as used: the marks are
+	// well above that, and 32 KiB messages reach them with what is queued.)
 	cons := e.channel()
 	ds, err := cons.Consume("flow", "", true, false, false, false, nil)
 	if err != nil {
