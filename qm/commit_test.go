@@ -63,6 +63,7 @@ func startLoneOp(t *testing.T, point string, cmds []string) (Config, func() stri
 func killAt(t *testing.T, app *testProc, point, cmd string) {
 	t.Helper()
 	fmt.Fprintln(app.in, cmd)
+	app.in.Close() // an application not killed at the point ends after cmd, instead of waiting for more
 	if err := app.cmd.Wait(); err == nil {
 		t.Fatalf("the application was not killed at %s", point)
 	}
@@ -490,6 +491,53 @@ func TestLoneOpCrashKeepsCFAndLogAgreeing(t *testing.T) {
 				_, held := m.g.Admin().Owner(app.slot)
 				return !held
 			})
+			inCF := browseBodies(t, c, "P")
+			fromLog := rebuiltFromLogs(t, cfg, m, c, "P")
+			if fmt.Sprint(inCF) != fmt.Sprint(fromLog) {
+				t.Fatalf("killed at %s: the CF held %v after the connection's recovery, the log gives back %v\n%s", tc.point, inCF, fromLog, logs())
+			}
+			if got := fmt.Sprint(inCF); got != tc.want {
+				t.Fatalf("killed at %s: the queue holds %s, want %s", tc.point, got, tc.want)
+			}
+		})
+	}
+}
+
+// TestReleaseViewsCrashKeepsCFAndLogAgreeing: an application holding
+// views of three persistent messages releases the first and the last with
+// one ReleaseViews and is SIGKILLed at each of its steps (adopting each
+// view into the unit of work, the commit's). Before the commit is decided
+// every message must stay; once it is, both released ones must be gone;
+// in the CF after the member recovered the connection (which the checker
+// passes) and in a rebuild of the structure from the log alike.
+func TestReleaseViewsCrashKeepsCFAndLogAgreeing(t *testing.T) {
+	cmds := []string{"pputnow P y", "pputnow P z", "views P 3", "release 0 2"}
+	for _, tc := range []struct{ point, want string }{
+		{"lockfree.adopt.held:1", "[g0 y z]"},
+		{"lockfree.adopt.counted:1", "[g0 y z]"},
+		{"lockfree.adopt.held:2", "[g0 y z]"},
+		{"lockfree.adopt.counted:2", "[g0 y z]"},
+		{"mq.commit.begin", "[g0 y z]"},
+		{"mq.commit.appended", "[g0 y z]"},
+		{"mq.commit.durable", "[g0 y z]"},
+		{"mq.commit.decided", "[y]"},
+		{"lockfree.commit.get:1", "[y]"},
+		{"lockfree.commit.done", "[y]"},
+	} {
+		t.Run(tc.point, func(t *testing.T) {
+			cfg, logs, m, c, app := startLoneOp(t, tc.point, cmds)
+			killAt(t, app, tc.point, cmds[len(cmds)-1])
+			eventually(t, "the member recovers the connection", func() bool {
+				_, held := m.g.Admin().Owner(app.slot)
+				return !held
+			})
+			s, err := m.g.Structure("APPL1", false)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if r := s.Check(lockfree.CheckOptions{}); !r.OK() {
+				t.Fatalf("killed at %s: %v", tc.point, r)
+			}
 			inCF := browseBodies(t, c, "P")
 			fromLog := rebuiltFromLogs(t, cfg, m, c, "P")
 			if fmt.Sprint(inCF) != fmt.Sprint(fromLog) {
