@@ -31,7 +31,9 @@ import (
 // acks and publishes and commits them together.
 //
 // RCOptionError: v has ended (released, requeued) or was got under
-// syncpoint; nothing changed. RCConnectionBroken: the connection was
+// syncpoint; nothing changed. RCCFStructFailed: v's structure failed and
+// the connection has used its recovered successor since; v is still held
+// (Requeue or Release it; the recovered structure has its message). RCConnectionBroken: the connection was
 // recovered; the message goes back with its connection. Any other error
 // after v joined the unit of work (its get record could not be handed to
 // the member) leaves it there, and the unit of work can only be backed
@@ -41,6 +43,11 @@ func (v *View) Adopt() error {
 	op := "adopt " + h.def.Name
 	if err := h.c.check(op); err != nil {
 		return err // broken: the view goes back when the connection ends
+	}
+	if h.c.owners[h.def.CFStruct] != h.o {
+		// The connection has used a recovered structure of that name
+		// since: a commit would not reach this owner.
+		return &Error{Op: op, Reason: RCCFStructFailed, Err: errors.New("the view's structure was recovered since the view was got")}
 	}
 	if err := v.lv.Adopt(); err != nil {
 		if v.lv.Ended() { // taken back by a recoverer
@@ -148,8 +155,15 @@ var errViewEnded = errors.New("mq: view already released or requeued")
 // endAdopted ends view v once the unit of work it was adopted into has
 // ended (the view of a message removed or given back).
 func (v *View) endAdopted() {
-	if v.lv.InUOW() && !v.lv.Ended() {
+	switch {
+	case v.lv.Ended():
+	case v.lv.InUOW():
 		v.lv.Release() // a view of the unit of work: ends it, removes nothing
+	default:
+		// Not adopted (its Adopt failed): given back as the adopted
+		// ones were, best effort (on a broken connection or a failed
+		// structure the recovery gives it back).
+		v.lv.Requeue()
 	}
 	v.Pieces, v.logAtRelease = nil, false
 }
