@@ -550,6 +550,85 @@ func TestReleaseViewsCrashKeepsCFAndLogAgreeing(t *testing.T) {
 	}
 }
 
+// TestReleaseViewsWithFailedSyncGivesViewsBack: the log's fsync fails
+// under a ReleaseViews of two of three held views of persistent messages.
+// It answers backed out; the two are back on the queue with their backout
+// counts raised (the acks lost, the messages redelivered), the third is
+// still held, and a rebuild from the log (whose bytes may have reached the
+// file) agrees with the CF.
+func TestReleaseViewsWithFailedSyncGivesViewsBack(t *testing.T) {
+	cfg := testConfig(t, "QM1")
+	disk := vfs.NewMem(1)
+	cfg.LogFS = disk
+	m, err := Start(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	go m.Run(t.Context())
+	mustExec(t, m, "DEFINE QLOCAL(P)")
+	c := connect(t, cfg, "QM1")
+	h, err := c.Open("P", mq.OpenOptions{Input: true, Output: true, Browse: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, b := range []string{"g0", "y", "z"} {
+		if err := h.Put(&mq.Message{Body: []byte(b), Persistence: mq.Persistent}, mq.PutOptions{}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	vs := make([]mq.View, 3)
+	if n, err := h.GetViewsInto(mq.GetOptions{}, vs); err != nil || n != 3 {
+		t.Fatalf("views: %d %v", n, err)
+	}
+	disk.SetFault(func(op vfs.Op, name string, off int64, n int) (int, error) {
+		if op == vfs.OpSync {
+			return 0, errors.New("EIO")
+		}
+		return n, nil
+	})
+	if err := c.ReleaseViews([]*mq.View{&vs[0], &vs[2]}); mq.ReasonOf(err) != mq.RCBackedOut {
+		t.Fatalf("ReleaseViews whose commit record could not be made durable: %v, want backed out (%d)", err, mq.RCBackedOut)
+	}
+	if vs[0].Pieces != nil || vs[2].Pieces != nil || string(vs[1].Bytes()) != "y" {
+		t.Fatalf("after the failed ReleaseViews: released views with bodies %q %q, the other %q", vs[0].Pieces, vs[2].Pieces, vs[1].Bytes())
+	}
+	b, err := h.Browse()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var back []string
+	for {
+		msg, err := b.Next(mq.GetOptions{})
+		if errors.Is(err, mq.ErrNoMessage) {
+			break
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		back = append(back, fmt.Sprintf("%s/%d", msg.Body, msg.BackoutCount))
+	}
+	if got := fmt.Sprint(back); got != "[g0/1 z/1]" {
+		t.Fatalf("after the failed ReleaseViews the queue holds %s, want [g0/1 z/1] (y still held)", got)
+	}
+	if err := vs[1].Requeue(); err != nil {
+		t.Fatal(err)
+	}
+	inCF := browseBodies(t, c, "P")
+	c.Disconnect()
+	m.Stop()
+	disk.SetFault(nil)
+	if err := os.RemoveAll(cfg.Group.CFDir); err != nil {
+		t.Fatal(err)
+	}
+	logs := logTo(t, &cfg)
+	m = startMember(t, cfg)
+	c = connect(t, cfg, "QM1")
+	defer c.Disconnect()
+	if fromLog := browseBodies(t, c, "P"); fmt.Sprint(fromLog) != fmt.Sprint(inCF) || fmt.Sprint(inCF) != "[g0 y z]" {
+		t.Fatalf("the CF held %v, the log gives back %v, want [g0 y z]\n%s", inCF, fromLog, logs())
+	}
+}
+
 // TestRefusedPersistentPutIsUndoneInTheLog: a persistent put outside
 // syncpoint to a full queue is refused, before anything is logged (no
 // aborted key in the repository either: a full queue is routine), and a
