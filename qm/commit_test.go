@@ -550,6 +550,72 @@ func TestReleaseViewsCrashKeepsCFAndLogAgreeing(t *testing.T) {
 	}
 }
 
+// TestReleaseViewsAcrossStructuresCrash: one ReleaseViews of views of
+// queues in two structures (P in APPL1, Q2 in APP2), the application
+// SIGKILLed at its steps, among them between the commit in the first
+// structure and the second: both structures end the same way (kept before
+// the commit is decided, removed after), pass the checker, and agree with
+// their rebuilds from the log.
+func TestReleaseViewsAcrossStructuresCrash(t *testing.T) {
+	for _, tc := range []struct{ point, want string }{
+		{"lockfree.adopt.counted:2", "[g0] [h0]"},
+		{"mq.commit.durable", "[g0] [h0]"},
+		{"mq.commit.decided", "[] []"},
+		{"lockfree.commit.done:1", "[] []"},
+	} {
+		t.Run(tc.point, func(t *testing.T) {
+			cfg := testConfig(t, "QM1")
+			logs := logTo(t, &cfg)
+			m := startMember(t, cfg)
+			mustExec(t, m, "DEFINE QLOCAL(P)")
+			mustExec(t, m, "DEFINE CFSTRUCT(APP2) SIZE(32)")
+			mustExec(t, m, "DEFINE QLOCAL(Q2) CFSTRUCT(APP2)")
+			c := connect(t, cfg, "QM1")
+			t.Cleanup(func() { c.Disconnect() })
+			for q, body := range map[string]string{"P": "g0", "Q2": "h0"} {
+				h, err := c.Open(q, mq.OpenOptions{Output: true})
+				if err != nil {
+					t.Fatal(err)
+				}
+				if err := h.Put(&mq.Message{Body: []byte(body), Persistence: mq.Persistent}, mq.PutOptions{}); err != nil {
+					t.Fatal(err)
+				}
+				h.Close()
+			}
+			app := startApp(t, cfg, "QM1", "QMGR_CRASHPOINT="+tc.point)
+			for _, cmd := range []string{"open P", "open Q2", "views P 1", "views Q2 1"} {
+				if r := app.do(cmd); r != "reason 0 <nil>" {
+					t.Fatalf("%s: %s", cmd, r)
+				}
+			}
+			killAt(t, app, tc.point, "release 0 1")
+			eventually(t, "the member recovers the connection", func() bool {
+				_, held := m.g.Admin().Owner(app.slot)
+				return !held
+			})
+			var inCF, fromLog []string
+			for _, st := range []struct{ name, q string }{{"APPL1", "P"}, {"APP2", "Q2"}} {
+				s, err := m.g.Structure(st.name, false)
+				if err != nil {
+					t.Fatal(err)
+				}
+				if r := s.Check(lockfree.CheckOptions{}); !r.OK() {
+					t.Fatalf("killed at %s: %s: %v", tc.point, st.name, r)
+				}
+				inCF = append(inCF, fmt.Sprint(browseBodies(t, c, st.q)))
+				if err := os.Remove(cfg.Group.CFDir + "/" + st.name); err != nil {
+					t.Fatal(err)
+				}
+				mustExec(t, m, "RECOVER CFSTRUCT("+st.name+")")
+				fromLog = append(fromLog, fmt.Sprint(browseBodies(t, c, st.q)))
+			}
+			if got, rebuilt := strings.Join(inCF, " "), strings.Join(fromLog, " "); got != rebuilt || got != tc.want {
+				t.Fatalf("killed at %s: the CF held %s after the connection's recovery, the log gives back %s, want %s\n%s", tc.point, got, rebuilt, tc.want, logs())
+			}
+		})
+	}
+}
+
 // TestReleaseViewsWithFailedSyncGivesViewsBack: the log's fsync fails
 // under a ReleaseViews of two of three held views of persistent messages.
 // It answers backed out; the two are back on the queue with their backout
