@@ -31,13 +31,14 @@ import (
 // acks and publishes and commits them together.
 //
 // RCOptionError: v has ended (released, requeued) or was got under
-// syncpoint; nothing changed. RCCFStructFailed: v's structure failed and
-// the connection has used its recovered successor since; v is still held
-// (Requeue or Release it; the recovered structure has its message). RCConnectionBroken: the connection was
-// recovered; the message goes back with its connection. Any other error
-// after v joined the unit of work (its get record could not be handed to
-// the member) leaves it there, and the unit of work can only be backed
-// out, as after a failed get under syncpoint.
+// syncpoint; nothing changed. RCCFStructFailed: v's structure failed
+// and the connection has used its recovered successor since; v is still
+// held (Requeue or Release it; the recovered structure has its message).
+// RCConnectionBroken: the connection was recovered; the message goes back
+// with its connection. Any other error after v joined the unit of work
+// (its get record could not be handed to the member) leaves it there, and
+// the unit of work can only be backed out, as after a failed get under
+// syncpoint.
 func (v *View) Adopt() error {
 	h := v.h
 	op := "adopt " + h.def.Name
