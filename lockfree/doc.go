@@ -63,6 +63,10 @@
 // did not happen), Requeue gives it back with its backout count raised, as
 // a backout, Close and a repair do; a give-back writes a descriptor first,
 // so a repair after a kill at any step raises the count exactly once.
+// Adopt moves a view into its owner's unit of work instead (one CAS,
+// view -> held, then the uncommitted count and the unit-of-work word, as
+// a get under syncpoint after its claim): Commit removes it, Backout and
+// a repair of a unit of work not committing give it back like a view.
 //
 // A waiting getter sleeps on its queue's futex word with the bit of its
 // owner slot (slot mod 32, FUTEX_WAIT_BITSET): a put wakes any waiter,

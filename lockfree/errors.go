@@ -33,6 +33,7 @@ var (
 	ErrClosed          = errors.New("lockfree: owner closed")
 	ErrViewReleased    = errors.New("lockfree: view already released")
 	ErrViewInUOW       = errors.New("lockfree: view got under syncpoint belongs to its unit of work")
+	ErrViewLone        = errors.New("lockfree: view is the owner's lone operation")
 	ErrInterrupted     = errors.New("lockfree: waiting get interrupted")
 	ErrStructureFailed = errors.New("lockfree: structure failed (its file is gone or damaged) or being recovered")
 	ErrOwnerStalled    = errors.New("lockfree: owner's process is stalled in the middle of an operation")

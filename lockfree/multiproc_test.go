@@ -330,12 +330,21 @@ func childMover(s *Structure) error {
 					opt.CorrelID = &c
 				}
 				if rng.Intn(5) == 0 {
-					v, err := o.GetView(from, opt)
+					// A view under syncpoint, or one got outside it and
+					// adopted into the unit of work (a batch of acks).
+					vopt, adopt := opt, rng.Intn(3) == 0
+					vopt.Syncpoint = !adopt
+					v, err := o.GetView(from, vopt)
 					if errors.Is(err, ErrNoMessage) {
 						continue
 					}
 					if err != nil {
 						return err
+					}
+					if adopt {
+						if err := v.Adopt(); err != nil {
+							return err
+						}
 					}
 					m.Body = append(m.Body[:0], bytes.Join(v.Body, nil)...)
 					m.CorrelID, m.Priority, m.Properties = v.Msg.CorrelID, v.Msg.Priority, v.Msg.Properties

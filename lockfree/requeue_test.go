@@ -110,7 +110,8 @@ func TestRequeueWakesWaiter(t *testing.T) {
 // requeuerChild holds the first message of queue Q and gives it back:
 // LF_MODE=requeue as a view got outside syncpoint (View.Requeue),
 // backout as a get under syncpoint backed out, close as a view the
-// owner's Close gives back; then, with LF_HOLD set, it holds the next
+// owner's Close gives back, adopt as views of all three of which the
+// first and the last are adopted into the unit of work and committed; then, with LF_HOLD set, it holds the next
 // two (a view and a syncpoint get), says "held" and waits to be killed.
 func requeuerChild(s *Structure) error {
 	o, err := s.Register()
@@ -150,6 +151,19 @@ func requeuerChild(s *Structure) error {
 			return err
 		}
 		return o.Close()
+	case "adopt":
+		// Views of all three; the first and the last adopted into the
+		// unit of work and committed, the middle one still held.
+		vs := make([]View, 3)
+		if n, err := o.GetViewsInto(q, GetOptions{}, vs); err != nil || n != 3 {
+			return fmt.Errorf("views: %d %v", n, err)
+		}
+		for _, i := range []int{0, 2} {
+			if err := vs[i].Adopt(); err != nil {
+				return err
+			}
+		}
+		return o.Commit()
 	default:
 		return fmt.Errorf("LF_MODE %q", mode)
 	}

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"unsafe"
 
+	"github.com/qmgr/qmgr/crashpoint"
 	"github.com/qmgr/qmgr/shm"
 )
 
@@ -209,6 +210,79 @@ func (v *View) Requeue() error {
 	})
 }
 
+// Adopt turns view v, got without syncpoint and not yet ended, into a get
+// under syncpoint of its owner's unit of work: Commit removes its message
+// and Backout gives it back with its backout count raised, like any
+// message got under syncpoint, and v is from then on a syncpoint view
+// (valid until the unit of work ends; Release ends it without removing
+// anything, Requeue refuses it). Other views the owner holds are left
+// alone. A caller that logs gets (package mq) logs this one as the unit of
+// work's, so that a batch of views is removed with one commit.
+//
+// It is one CAS of the entry, view(owner) -> held(owner), then the
+// owner's uncommitted count of the queue and its unit-of-work word, as a
+// get under syncpoint does after its claim. A repair after a kill at any
+// step gives the message back with its count raised exactly once (a view
+// and a held message of a unit of work not committing end the same way),
+// and once the unit of work is committing, removes it. The owner's lone
+// operation (MarkLone) cannot be adopted (ErrViewLone); a view already
+// ended gives ErrViewReleased, a syncpoint view ErrViewInUOW.
+// ErrOwnerRevoked: a recoverer took the message back (v is ended).
+func (v *View) Adopt() (err error) {
+	defer shm.EndGuard(shm.BeginGuard(), &err)
+	if v.done {
+		return ErrViewReleased
+	}
+	if v.syncpoint {
+		return ErrViewInUOW
+	}
+	o := v.o
+	if err := o.begin(); err != nil {
+		return err
+	}
+	defer o.end()
+	s, c := o.s, v.c
+	if ref(s.load(o.off+ownLone)) == mkRef(c.idx, c.gen) {
+		return ErrViewLone
+	}
+	eo := s.entryOff(c.idx)
+	if !s.cas(eo+enCtl, mkWord(c.gen, stView, uint32(o.tag)), mkWord(c.gen, stHeld, uint32(o.tag))) {
+		o.dropView(c)
+		v.end()
+		return fmt.Errorf("%w: viewed message %d taken back", ErrOwnerRevoked, c.idx)
+	}
+	cpAdoptHeld.Hit()
+	o.dropView(c)
+	o.holdInUOW(c)
+	cpAdoptCounted.Hit()
+	v.syncpoint = true
+	return nil
+}
+
+// Ended reports whether view v has ended (Release, Return, Requeue, or a
+// failed Adopt); a syncpoint view ends with Release or when its unit of
+// work ends.
+func (v *View) Ended() bool { return v.done }
+
+// InUOW reports whether view v belongs to its owner's unit of work (got
+// under syncpoint, or adopted).
+func (v *View) InUOW() bool { return v.syncpoint }
+
+// end marks v ended: nothing aliases the mapping any more (the storage
+// stays for the next fill).
+func (v *View) end() {
+	v.done = true
+	clear(v.Body)
+	v.Body = v.Body[:0]
+}
+
+var (
+	// Adopt: the entry held in the unit of work (view -> held), then
+	// counted as uncommitted and the unit of work marked active.
+	cpAdoptHeld    = crashpoint.New("lockfree.adopt.held")
+	cpAdoptCounted = crashpoint.New("lockfree.adopt.counted")
+)
+
 // finish ends view v for Release, Return and Requeue: it is done with, and for a
 // view got without syncpoint, f runs in an operation of its owner once
 // the owner no longer lists it.
@@ -217,9 +291,7 @@ func (v *View) finish(f func(o *Owner) error) (err error) {
 	if v.done {
 		return ErrViewReleased
 	}
-	v.done = true
-	clear(v.Body) // nothing aliases the mapping any more; the storage stays for the next fill
-	v.Body = v.Body[:0]
+	v.end()
 	if v.syncpoint {
 		return nil
 	}

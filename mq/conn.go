@@ -701,8 +701,9 @@ func (h *Queue) Get(opt GetOptions) (*Message, error) {
 
 // View is a message got without copying its body: Pieces alias the shared
 // mapping. A view got under syncpoint is valid until the unit of work ends;
-// one got outside it, until Release (which removes the message) or Requeue
-// (which gives it back). The header fields are the view's own: they stay
+// one got outside it, until Release (which removes the message), Requeue
+// (which gives it back) or Conn.ReleaseViews, or, once adopted into the
+// unit of work (Adopt), until the unit of work ends. The header fields are the view's own: they stay
 // valid after the view ends, until the View is filled again by the next
 // GetViewInto or GetViewsInto into it, which reuses Properties' storage.
 type View struct {

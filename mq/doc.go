@@ -20,9 +20,16 @@
 // carry the whole header. One got outside syncpoint ends with Release
 // (removed) or Requeue (given back at its place, backout count + 1); views
 // still held when the connection disconnects or its process dies are
-// given back the same way. A waiting get given an Interrupter
-// (GetOptions.Interrupt) is ended from another goroutine by Interrupt,
-// failing with ErrInterrupted (RCCallInterrupted).
+// given back the same way. A persistent message's view is removed only
+// once its get's log record is durable: Release waits once per message;
+// Conn.ReleaseViews removes a batch of views, from any queues, with one
+// durable wait (it adopts the persistent ones into the unit of work and
+// commits it, see release.go), and View.Adopt moves one view into the unit
+// of work, for its Commit to remove with the rest of its work.
+//
+// A waiting get given an Interrupter (GetOptions.Interrupt) is ended from
+// another goroutine by Interrupt, failing with ErrInterrupted
+// (RCCallInterrupted).
 //
 // Messages that reach a queue's backout threshold (BOTHRESH) are moved to
 // its backout queue (BOQNAME), or to the group's dead-letter queue (DEADQ)

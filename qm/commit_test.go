@@ -63,6 +63,7 @@ func startLoneOp(t *testing.T, point string, cmds []string) (Config, func() stri
 func killAt(t *testing.T, app *testProc, point, cmd string) {
 	t.Helper()
 	fmt.Fprintln(app.in, cmd)
+	app.in.Close() // an application not killed at the point ends after cmd, instead of waiting for more
 	if err := app.cmd.Wait(); err == nil {
 		t.Fatalf("the application was not killed at %s", point)
 	}
@@ -499,6 +500,198 @@ func TestLoneOpCrashKeepsCFAndLogAgreeing(t *testing.T) {
 				t.Fatalf("killed at %s: the queue holds %s, want %s", tc.point, got, tc.want)
 			}
 		})
+	}
+}
+
+// TestReleaseViewsCrashKeepsCFAndLogAgreeing: an application holding
+// views of three persistent messages releases the first and the last with
+// one ReleaseViews and is SIGKILLed at each of its steps (adopting each
+// view into the unit of work, the commit's). Before the commit is decided
+// every message must stay; once it is, both released ones must be gone;
+// in the CF after the member recovered the connection (which the checker
+// passes) and in a rebuild of the structure from the log alike.
+func TestReleaseViewsCrashKeepsCFAndLogAgreeing(t *testing.T) {
+	cmds := []string{"pputnow P y", "pputnow P z", "views P 3", "release 0 2"}
+	for _, tc := range []struct{ point, want string }{
+		{"lockfree.adopt.held:1", "[g0 y z]"},
+		{"lockfree.adopt.counted:1", "[g0 y z]"},
+		{"lockfree.adopt.held:2", "[g0 y z]"},
+		{"lockfree.adopt.counted:2", "[g0 y z]"},
+		{"mq.commit.begin", "[g0 y z]"},
+		{"mq.commit.appended", "[g0 y z]"},
+		{"mq.commit.durable", "[g0 y z]"},
+		{"mq.commit.decided", "[y]"},
+		{"lockfree.commit.get:1", "[y]"},
+		{"lockfree.commit.done", "[y]"},
+	} {
+		t.Run(tc.point, func(t *testing.T) {
+			cfg, logs, m, c, app := startLoneOp(t, tc.point, cmds)
+			killAt(t, app, tc.point, cmds[len(cmds)-1])
+			eventually(t, "the member recovers the connection", func() bool {
+				_, held := m.g.Admin().Owner(app.slot)
+				return !held
+			})
+			s, err := m.g.Structure("APPL1", false)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if r := s.Check(lockfree.CheckOptions{}); !r.OK() {
+				t.Fatalf("killed at %s: %v", tc.point, r)
+			}
+			inCF := browseBodies(t, c, "P")
+			fromLog := rebuiltFromLogs(t, cfg, m, c, "P")
+			if fmt.Sprint(inCF) != fmt.Sprint(fromLog) {
+				t.Fatalf("killed at %s: the CF held %v after the connection's recovery, the log gives back %v\n%s", tc.point, inCF, fromLog, logs())
+			}
+			if got := fmt.Sprint(inCF); got != tc.want {
+				t.Fatalf("killed at %s: the queue holds %s, want %s", tc.point, got, tc.want)
+			}
+		})
+	}
+}
+
+// TestReleaseViewsAcrossStructuresCrash: one ReleaseViews of views of
+// queues in two structures (P in APPL1, Q2 in APP2), the application
+// SIGKILLed at its steps, among them between the commit in the first
+// structure and the second: both structures end the same way (kept before
+// the commit is decided, removed after), pass the checker, and agree with
+// their rebuilds from the log.
+func TestReleaseViewsAcrossStructuresCrash(t *testing.T) {
+	for _, tc := range []struct{ point, want string }{
+		{"lockfree.adopt.counted:2", "[g0] [h0]"},
+		{"mq.commit.durable", "[g0] [h0]"},
+		{"mq.commit.decided", "[] []"},
+		{"lockfree.commit.done:1", "[] []"},
+	} {
+		t.Run(tc.point, func(t *testing.T) {
+			cfg := testConfig(t, "QM1")
+			logs := logTo(t, &cfg)
+			m := startMember(t, cfg)
+			mustExec(t, m, "DEFINE QLOCAL(P)")
+			mustExec(t, m, "DEFINE CFSTRUCT(APP2) SIZE(32)")
+			mustExec(t, m, "DEFINE QLOCAL(Q2) CFSTRUCT(APP2)")
+			c := connect(t, cfg, "QM1")
+			t.Cleanup(func() { c.Disconnect() })
+			for q, body := range map[string]string{"P": "g0", "Q2": "h0"} {
+				h, err := c.Open(q, mq.OpenOptions{Output: true})
+				if err != nil {
+					t.Fatal(err)
+				}
+				if err := h.Put(&mq.Message{Body: []byte(body), Persistence: mq.Persistent}, mq.PutOptions{}); err != nil {
+					t.Fatal(err)
+				}
+				h.Close()
+			}
+			app := startApp(t, cfg, "QM1", "QMGR_CRASHPOINT="+tc.point)
+			for _, cmd := range []string{"open P", "open Q2", "views P 1", "views Q2 1"} {
+				if r := app.do(cmd); r != "reason 0 <nil>" {
+					t.Fatalf("%s: %s", cmd, r)
+				}
+			}
+			killAt(t, app, tc.point, "release 0 1")
+			eventually(t, "the member recovers the connection", func() bool {
+				_, held := m.g.Admin().Owner(app.slot)
+				return !held
+			})
+			var inCF, fromLog []string
+			for _, st := range []struct{ name, q string }{{"APPL1", "P"}, {"APP2", "Q2"}} {
+				s, err := m.g.Structure(st.name, false)
+				if err != nil {
+					t.Fatal(err)
+				}
+				if r := s.Check(lockfree.CheckOptions{}); !r.OK() {
+					t.Fatalf("killed at %s: %s: %v", tc.point, st.name, r)
+				}
+				inCF = append(inCF, fmt.Sprint(browseBodies(t, c, st.q)))
+				if err := os.Remove(cfg.Group.CFDir + "/" + st.name); err != nil {
+					t.Fatal(err)
+				}
+				mustExec(t, m, "RECOVER CFSTRUCT("+st.name+")")
+				fromLog = append(fromLog, fmt.Sprint(browseBodies(t, c, st.q)))
+			}
+			if got, rebuilt := strings.Join(inCF, " "), strings.Join(fromLog, " "); got != rebuilt || got != tc.want {
+				t.Fatalf("killed at %s: the CF held %s after the connection's recovery, the log gives back %s, want %s\n%s", tc.point, got, rebuilt, tc.want, logs())
+			}
+		})
+	}
+}
+
+// TestReleaseViewsWithFailedSyncGivesViewsBack: the log's fsync fails
+// under a ReleaseViews of two of three held views of persistent messages.
+// It answers backed out; the two are back on the queue with their backout
+// counts raised (the acks lost, the messages redelivered), the third is
+// still held, and a rebuild from the log (whose bytes may have reached the
+// file) agrees with the CF.
+func TestReleaseViewsWithFailedSyncGivesViewsBack(t *testing.T) {
+	cfg := testConfig(t, "QM1")
+	disk := vfs.NewMem(1)
+	cfg.LogFS = disk
+	m, err := Start(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	go m.Run(t.Context())
+	mustExec(t, m, "DEFINE QLOCAL(P)")
+	c := connect(t, cfg, "QM1")
+	h, err := c.Open("P", mq.OpenOptions{Input: true, Output: true, Browse: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, b := range []string{"g0", "y", "z"} {
+		if err := h.Put(&mq.Message{Body: []byte(b), Persistence: mq.Persistent}, mq.PutOptions{}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	vs := make([]mq.View, 3)
+	if n, err := h.GetViewsInto(mq.GetOptions{}, vs); err != nil || n != 3 {
+		t.Fatalf("views: %d %v", n, err)
+	}
+	disk.SetFault(func(op vfs.Op, name string, off int64, n int) (int, error) {
+		if op == vfs.OpSync {
+			return 0, errors.New("EIO")
+		}
+		return n, nil
+	})
+	if err := c.ReleaseViews([]*mq.View{&vs[0], &vs[2]}); mq.ReasonOf(err) != mq.RCBackedOut {
+		t.Fatalf("ReleaseViews whose commit record could not be made durable: %v, want backed out (%d)", err, mq.RCBackedOut)
+	}
+	if vs[0].Pieces != nil || vs[2].Pieces != nil || string(vs[1].Bytes()) != "y" {
+		t.Fatalf("after the failed ReleaseViews: released views with bodies %q %q, the other %q", vs[0].Pieces, vs[2].Pieces, vs[1].Bytes())
+	}
+	b, err := h.Browse()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var back []string
+	for {
+		msg, err := b.Next(mq.GetOptions{})
+		if errors.Is(err, mq.ErrNoMessage) {
+			break
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		back = append(back, fmt.Sprintf("%s/%d", msg.Body, msg.BackoutCount))
+	}
+	if got := fmt.Sprint(back); got != "[g0/1 z/1]" {
+		t.Fatalf("after the failed ReleaseViews the queue holds %s, want [g0/1 z/1] (y still held)", got)
+	}
+	if err := vs[1].Requeue(); err != nil {
+		t.Fatal(err)
+	}
+	inCF := browseBodies(t, c, "P")
+	c.Disconnect()
+	m.Stop()
+	disk.SetFault(nil)
+	if err := os.RemoveAll(cfg.Group.CFDir); err != nil {
+		t.Fatal(err)
+	}
+	logs := logTo(t, &cfg)
+	m = startMember(t, cfg)
+	c = connect(t, cfg, "QM1")
+	defer c.Disconnect()
+	if fromLog := browseBodies(t, c, "P"); fmt.Sprint(fromLog) != fmt.Sprint(inCF) || fmt.Sprint(inCF) != "[g0 y z]" {
+		t.Fatalf("the CF held %v, the log gives back %v, want [g0 y z]\n%s", inCF, fromLog, logs())
 	}
 }
 

@@ -24,7 +24,8 @@ import (
 // stdin (role app): "open Q", "getsp Q", "put Q body" (under
 // syncpoint), "pput Q body" (persistent, under syncpoint), "pputnow Q
 // body" (persistent, outside syncpoint), "getnow Q" (outside syncpoint),
-// "commit".
+// "views Q n" (n views outside syncpoint, held), "release i j ..." (the
+// held views i, j, ... by one ReleaseViews), "commit".
 func TestMain(m *testing.M) {
 	for role, fn := range map[string]func(){"app": testApp, "orphan": testOrphan, "adminowner": testAdminOwner,
 		"fencer": testFencer, "recoverer": testRecoverer,
@@ -42,6 +43,7 @@ func testApp() {
 	}
 	fmt.Println("slot", c.Tag().Slot())
 	hs := map[string]*mq.Queue{}
+	var views []*mq.View
 	sc := bufio.NewScanner(os.Stdin)
 	for sc.Scan() {
 		f := strings.Fields(sc.Text())
@@ -67,6 +69,21 @@ func testApp() {
 			}
 		case "pputnow":
 			err = hs[f[1]].Put(&mq.Message{Body: []byte(f[2]), Persistence: mq.Persistent}, mq.PutOptions{})
+		case "views":
+			n, _ := strconv.Atoi(f[2])
+			vs := make([]mq.View, n)
+			if n, err = hs[f[1]].GetViewsInto(mq.GetOptions{}, vs); err == nil {
+				for i := range vs[:n] {
+					views = append(views, &vs[i])
+				}
+			}
+		case "release":
+			var batch []*mq.View
+			for _, a := range f[1:] {
+				i, _ := strconv.Atoi(a)
+				batch = append(batch, views[i])
+			}
+			err = c.ReleaseViews(batch)
 		case "commit":
 			err = c.Commit()
 		}
