@@ -239,11 +239,38 @@ func (h *chanHandler) send(consumerTag string, tag uint64, v *mq.View, queue str
 }
 
 // carryOut settles deliveries the reader handed over.
+// The acks of a burst are carried out together: one durable log write
+// removes every persistent message they name (mq Conn.ReleaseViews),
+// where one Release each would wait for a log write each.
 func (c *consumer) carryOut(ops []settleOp) {
+	var acked []*mq.View
 	for _, op := range ops {
 		for _, d := range op.ds {
-			c.h.finishDelivery(d, op.settle, op.requeue, c.conn)
+			if op.settle {
+				acked = append(acked, d.view)
+				continue
+			}
+			c.h.finishDelivery(d, false, op.requeue, c.conn)
 		}
+	}
+	if len(acked) == 0 {
+		return
+	}
+	err := c.conn.ReleaseViews(acked)
+	var me *mq.Error
+	if errors.As(err, &me) && me.Reason == mq.RCOptionError {
+		// Refused, nothing changed: one at a time then.
+		for _, v := range acked {
+			if err := v.Release(); err != nil {
+				c.h.s.b.cfg.Log.Warn("amqp: ack not carried out, the message comes back", "queue", c.queue, "err", err)
+			}
+		}
+		return
+	}
+	if err != nil {
+		// The messages not removed are back on their queue, redelivered:
+		// an ack lost, never a message.
+		c.h.s.b.cfg.Log.Warn("amqp: acks not carried out, their messages come back", "queue", c.queue, "acks", len(acked), "err", err)
 	}
 }
 
