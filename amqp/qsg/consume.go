@@ -36,6 +36,7 @@ type consumer struct {
 
 	kick    chan struct{} // wakes the goroutine when it waits for credit or ops (1 buffered)
 	lastGot int           // messages the last scan got (the goroutine's)
+	acked   []*mq.View    // acked, not removed yet (the goroutine's; release)
 	done    chan struct{}
 }
 
@@ -120,7 +121,11 @@ func (c *consumer) run() {
 			return
 		}
 		c.carryOut(ops)
+		if len(c.acked) >= releaseBatch {
+			c.release()
+		}
 		if n == 0 {
+			c.release()
 			if len(ops) == 0 {
 				<-c.kick
 			}
@@ -129,11 +134,19 @@ func (c *consumer) run() {
 		// Views stay held until acked, so each scan gets fresh ones: as many
 		// as the last scan could have used, twice over, within the credit.
 		vs := make([]mq.View, min(n, max(4, 2*c.lastGot)))
-		got, err := c.q.GetViewsInto(mq.GetOptions{Wait: mq.WaitForever, Interrupt: &c.intr}, vs)
+		wait := mq.WaitForever
+		if len(c.acked) > 0 {
+			wait = 0 // not asleep with acks undone: carried out when the queue is empty
+		}
+		got, err := c.q.GetViewsInto(mq.GetOptions{Wait: wait, Interrupt: &c.intr}, vs)
 		c.gotten()
 		c.lastGot = got
 		if err != nil && got == 0 {
-			if errors.Is(err, mq.ErrInterrupted) || isNoMessage(err) {
+			if isNoMessage(err) {
+				c.release()
+				continue
+			}
+			if errors.Is(err, mq.ErrInterrupted) {
 				continue
 			}
 			c.h.s.b.cfg.Log.Warn("amqp: consumer ends", "queue", c.queue, "consumer", c.tag, "err", err)
@@ -239,20 +252,33 @@ func (h *chanHandler) send(consumerTag string, tag uint64, v *mq.View, queue str
 }
 
 // carryOut settles deliveries the reader handed over.
-// The acks of a burst are carried out together: one durable log write
-// removes every persistent message they name (mq Conn.ReleaseViews),
-// where one Release each would wait for a log write each.
+// Acks are gathered (c.acked) and carried out together, when releaseBatch
+// of them wait, the consumer has nothing to deliver, or it ends: one
+// durable log write removes every persistent message they name (mq
+// Conn.ReleaseViews), where one Release each would wait for a log write
+// each, and deliveries go on meanwhile. (An acked message not removed yet
+// comes back, redelivered, only if its holder dies: an ack lost, as AMQP
+// allows, never a message.)
 func (c *consumer) carryOut(ops []settleOp) {
-	var acked []*mq.View
 	for _, op := range ops {
 		for _, d := range op.ds {
 			if op.settle {
-				acked = append(acked, d.view)
+				c.acked = append(c.acked, d.view)
 				continue
 			}
 			c.h.finishDelivery(d, false, op.requeue, c.conn)
 		}
 	}
+}
+
+// releaseBatch is the most acks a consumer gathers before it carries them
+// out.
+const releaseBatch = 512
+
+// release carries out the gathered acks.
+func (c *consumer) release() {
+	acked := c.acked
+	c.acked = nil
 	if len(acked) == 0 {
 		return
 	}
@@ -368,6 +394,7 @@ func (c *consumer) finish() {
 	delete(h.live, c)
 	h.mu.Unlock()
 	h.s.b.removeConsumer(c)
+	c.release() // acked before the end: removed, not given back
 	c.q.Close()
 	h.s.b.disconnect(h.s, c.conn)
 	close(c.done)
