@@ -252,18 +252,18 @@ func (c *Conn) SetBlocked(blocked bool, reason string) error {
 	if !c.blockable {
 		return nil
 	}
+	// Sent under c.mu: a close (which sets closing under it) cannot slip
+	// between the check and the send, so nothing follows a close-ok.
 	c.mu.Lock()
-	changed := c.blocked != blocked && !c.closing
-	c.blocked = blocked
-	c.mu.Unlock()
-	switch {
-	case !changed:
+	defer c.mu.Unlock()
+	if c.blocked == blocked || c.closing {
 		return nil
-	case blocked:
-		return c.send(0, &ConnectionBlocked{Reason: reason})
-	default:
-		return c.send(0, &ConnectionUnblocked{})
 	}
+	c.blocked = blocked
+	if blocked {
+		return c.send(0, &ConnectionBlocked{Reason: reason})
+	}
+	return c.send(0, &ConnectionUnblocked{})
 }
 
 // Hold runs wait on the reader goroutine (from a ChannelHandler's Handle)

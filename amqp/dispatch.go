@@ -45,6 +45,11 @@ func (c *Conn) connectionFrame(f Frame) error {
 	}
 	switch m.(type) {
 	case *ConnectionClose:
+		// Nothing more is sent but close-ok (a client library may fail on a
+		// connection.blocked it gets while closing).
+		c.mu.Lock()
+		c.closing = true
+		c.mu.Unlock()
 		// The channels' work is given back before close-ok, as for
 		// channel.close: a client that closes and then, on another
 		// connection, consumes or deletes the queue finds it done.
