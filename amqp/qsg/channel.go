@@ -28,6 +28,7 @@ type chanHandler struct {
 	confirms  []pendingConfirm     // confirms not sent yet (flushBatch)
 	batched   int                  // publishes in the connection's unit of work, not committed (outside tx)
 	lastQueue string               // the queue the channel declared last: methods naming none mean it
+	trimmed   []defs.Queue         // drop-head queues published to since the last commit (trim)
 	pub       publishing           // the publish being handled (its storage reused)
 	routed    []defs.Queue         // the queues it goes to (storage reused)
 	tx        bool                 // tx.select
@@ -276,11 +277,13 @@ func (h *chanHandler) txMethod(m amqp.Method) (amqp.Method, error) {
 		if h.conn != nil {
 			if err := h.conn.Commit(); err != nil {
 				h.untakeAll(acks)
+				h.trimmed = h.trimmed[:0]
 				return nil, amqp.ChannelException(amqp.ReplyPreconditionFailed, m, "commit failed, the transaction is rolled back: %v", err)
 			}
 		}
+		h.trim()
 		for _, x := range acks {
-			h.settleTaken(x.a, x.ds)
+			h.settleTakenWait(x.a, x.ds, true) // carried out before commit-ok
 		}
 		return &amqp.TxCommitOk{}, nil
 	default:
@@ -289,6 +292,7 @@ func (h *chanHandler) txMethod(m amqp.Method) (amqp.Method, error) {
 		}
 		h.untakeAll(h.txAcks) // unacknowledged again, as before the transaction
 		h.txAcks = nil
+		h.trimmed = h.trimmed[:0]
 		if h.conn != nil {
 			if err := h.conn.Backout(); err != nil {
 				return nil, asException(m, err)

@@ -45,6 +45,10 @@ type settleOp struct {
 	ds      []*delivery
 	settle  bool // ack
 	requeue bool
+	// done, when not nil, is closed once the op is carried out: acks are
+	// then carried out at once, not gathered (a transaction's commit-ok
+	// waits for its acks).
+	done chan struct{}
 }
 
 // consume runs basic.consume.
@@ -268,6 +272,10 @@ func (c *consumer) carryOut(ops []settleOp) {
 			}
 			c.h.finishDelivery(d, false, op.requeue, c.conn)
 		}
+		if op.done != nil {
+			c.release()
+			close(op.done)
+		}
 	}
 }
 
@@ -379,6 +387,8 @@ func (c *consumer) cancelByServer() {
 func (c *consumer) finish() {
 	h := c.h
 	h.mu.Lock()
+	ops := c.ops // posted after the goroutine's last look: carried out below
+	c.ops = nil
 	for _, d := range h.unacked {
 		if d.c == c && !d.gone {
 			// Given back below; the tag stays valid (an ack of it is a
@@ -394,6 +404,7 @@ func (c *consumer) finish() {
 	delete(h.live, c)
 	h.mu.Unlock()
 	h.s.b.removeConsumer(c)
+	c.carryOut(ops)
 	c.release() // acked before the end: removed, not given back
 	c.q.Close()
 	h.s.b.disconnect(h.s, c.conn)
@@ -468,12 +479,31 @@ func (h *chanHandler) apply(a ackReq, m amqp.Method) error {
 }
 
 // settleTaken settles deliveries taken from the table.
-func (h *chanHandler) settleTaken(a ackReq, ds []*delivery) {
+func (h *chanHandler) settleTaken(a ackReq, ds []*delivery) { h.settleTakenWait(a, ds, false) }
+
+// settleTakenWait settles deliveries taken from the table; with wait it
+// returns once every consumer holding one has carried its part out (a
+// transaction's commit-ok follows its acks).
+func (h *chanHandler) settleTakenWait(a ackReq, ds []*delivery, wait bool) {
+	var dones []chan struct{}
+	defer func() {
+		for _, d := range dones {
+			<-d
+		}
+	}()
 	h.mu.Lock()
 	own, byConsumer, live := sortOut(ds)
 	for c, cds := range byConsumer {
 		c.held -= len(cds)
-		c.post(settleOp{ds: cds, settle: a.settle, requeue: a.requeue})
+		op := settleOp{ds: cds, settle: a.settle, requeue: a.requeue}
+		if wait {
+			op.done = make(chan struct{})
+			dones = append(dones, op.done)
+			c.ops = append(c.ops, op)
+			c.wake()
+			continue
+		}
+		c.post(op)
 	}
 	h.held -= live
 	if h.prefetch > 0 && live > 0 {

@@ -15,9 +15,9 @@ import (
 
 // Attributes of queues declared through AMQP beyond MQ's defaults: as
 // deep and as large as the group allows (RabbitMQ's queues have no bound
-// but memory), unless x-max-length bounds the depth, which the CF then
-// enforces (x-overflow: reject-publish refuses a publish to a full queue,
-// drop-head, the default, drops its oldest message).
+// but memory), unless x-max-length with x-overflow reject-publish bounds
+// the depth, which the CF then enforces; with drop-head (the default) the
+// channel that committed a publish trims the queue back to its length.
 const (
 	amqpMaxDepth = 999_999_999
 	amqpMaxMsgL  = 100 << 20
@@ -124,7 +124,7 @@ func (s *session) checkExisting(m *amqp.QueueDeclare, old defs.Queue, want defs.
 func (b *Broker) createQueue(tx *defs.Tx, name string, a defs.QueueAMQP) error {
 	q := defs.DefaultQueue(name)
 	q.MaxDepth, q.MaxMsgL, q.DefPsist, q.Descr = amqpMaxDepth, amqpMaxMsgL, false, "declared through AMQP"
-	if a.MaxLength >= 0 { // the CF bounds it; x-overflow says what a publish to a full queue does
+	if a.MaxLength >= 0 && a.Overflow == "reject-publish" { // the CF refuses a put to a full queue
 		q.MaxDepth = min(a.MaxLength, amqpMaxDepth) // 0: no message at all (mqsc.CFAttrs)
 	}
 	q.AMQP = &a

@@ -97,9 +97,7 @@ func (h *chanHandler) putBatched(m *amqp.BasicPublish, pub *publishing, q *defs.
 	}
 	msg := pub.message(q, time.Now())
 	err = out.Put(&msg, mq.PutOptions{Syncpoint: true})
-	if errors.Is(err, mq.ErrQueueFull) && dropsHead(q) {
-		err = h.dropHead(m, q.Name, out, &msg, true)
-	}
+	h.toTrim(q)
 	switch {
 	case refused(err):
 		h.confirmLater(false, false)
@@ -161,8 +159,12 @@ func (h *chanHandler) flushBatch() error {
 		h.batched = 0
 		if err := h.conn.Commit(); err != nil {
 			committed = false
+			h.trimmed = h.trimmed[:0]
 			h.s.b.cfg.Log.Warn("amqp: publishes not committed, nacked", "err", err)
 		}
+	}
+	if committed && !h.tx {
+		h.trim()
 	}
 	cs := h.confirms
 	h.confirms = h.confirms[:0]
@@ -244,49 +246,70 @@ func (h *chanHandler) put(m *amqp.BasicPublish, pub *publishing, queues []defs.Q
 		}
 		msg := pub.message(&queues[i], now)
 		err = q.Put(&msg, mq.PutOptions{Syncpoint: unit})
-		if errors.Is(err, mq.ErrQueueFull) && dropsHead(&queues[i]) {
-			err = h.dropHead(m, queues[i].Name, q, &msg, unit)
-		}
 		if err != nil {
+			h.trimmed = h.trimmed[:0] // nothing of this publish stays
 			return h.failPut(unit, err)
 		}
+		h.toTrim(&queues[i])
 	}
 	if unit && !h.tx {
 		if err := h.conn.Commit(); err != nil {
+			h.trimmed = h.trimmed[:0]
 			return h.failPut(false, err)
 		}
+	}
+	if !h.tx {
+		h.trim()
 	}
 	return nil
 }
 
-// dropsHead reports whether a full queue takes a publish by dropping its
-// oldest message: x-max-length without x-overflow reject-publish.
+// dropsHead reports whether a queue keeps its x-max-length by dropping
+// its oldest messages (x-overflow drop-head, the default).
 func dropsHead(q *defs.Queue) bool {
 	return q.AMQP != nil && q.AMQP.MaxLength >= 0 && q.AMQP.Overflow != "reject-publish"
 }
 
-// dropHead makes room on a full x-overflow drop-head queue by removing its
-// oldest message, and puts msg again.
-func (h *chanHandler) dropHead(m *amqp.BasicPublish, name string, out *mq.Queue, msg *mq.Message, unit bool) error {
-	in, err := h.input(m, name)
+// toTrim notes a drop-head queue a publish went to: once what was put is
+// committed (trim), the queue is brought back to its length.
+func (h *chanHandler) toTrim(q *defs.Queue) {
+	if dropsHead(q) {
+		h.trimmed = append(h.trimmed, *q)
+	}
+}
+
+// trim brings the drop-head queues the committed publishes went to back
+// to their x-max-length by removing their oldest messages (outside any
+// unit of work: only committed publishes made them longer, so nothing is
+// dropped for work backed out). Messages delivered and not acknowledged
+// count in the length and are not dropped.
+func (h *chanHandler) trim() {
+	qs := h.trimmed
+	h.trimmed = h.trimmed[:0]
+	for i := range qs {
+		q := &qs[i]
+		if i > 0 && qs[i-1].Name == q.Name {
+			continue
+		}
+		h.trimQueue(q)
+	}
+}
+
+func (h *chanHandler) trimQueue(q *defs.Queue) {
+	over := int64(h.s.b.counts(q.Name).messages) - q.AMQP.MaxLength
+	if over <= 0 {
+		return
+	}
+	in, err := h.input(nil, q.Name)
 	if err != nil {
-		return err
+		return
 	}
 	defer in.Close()
-	// Removed at once, outside the unit of work: a get in it would still
-	// count against the depth until the commit.
-	_, err = in.Get(mq.GetOptions{})
-	if isNoMessage(err) && h.batched > 0 {
-		// Full of this channel's gathered publishes: commit them first.
-		if err := h.flushBatch(); err != nil {
-			return err
+	for ; over > 0; over-- {
+		if _, err := in.Get(mq.GetOptions{}); err != nil {
+			return // nothing ready: the rest is held or uncommitted
 		}
-		_, err = in.Get(mq.GetOptions{})
 	}
-	if err != nil && !isNoMessage(err) {
-		return err
-	}
-	return out.Put(msg, mq.PutOptions{Syncpoint: unit})
 }
 
 // failPut backs out a publish's unit of work (not a transaction's, which
