@@ -1,7 +1,6 @@
 package qsg_test
 
 import (
-	"net"
 	"testing"
 	"time"
 
@@ -9,71 +8,6 @@ import (
 
 	"github.com/qmgr/qmgr/amqp"
 )
-
-// raw is a client speaking raw frames to the env's broker.
-type raw struct {
-	t  *testing.T
-	nc net.Conn
-	fr *amqp.FrameReader
-}
-
-func (e *env) raw() *raw {
-	e.t.Helper()
-	nc, err := net.Dial("tcp", e.ln.Addr().String())
-	if err != nil {
-		e.t.Fatal(err)
-	}
-	e.t.Cleanup(func() { nc.Close() })
-	nc.SetDeadline(time.Now().Add(30 * time.Second))
-	r := &raw{t: e.t, nc: nc, fr: amqp.NewFrameReader(nc)}
-	r.fr.SetMax(1 << 20)
-	return r
-}
-
-func (r *raw) send(ch uint16, m amqp.Method) {
-	r.t.Helper()
-	b, err := amqp.AppendMethodFrame(nil, ch, m)
-	if err != nil {
-		r.t.Fatal(err)
-	}
-	if _, err := r.nc.Write(b); err != nil {
-		r.t.Fatal(err)
-	}
-}
-
-// recv reads frames until a method (skipping heartbeats and contents).
-func (r *raw) recv() (uint16, amqp.Method) {
-	r.t.Helper()
-	for {
-		f, err := r.fr.ReadFrame()
-		if err != nil {
-			r.t.Fatalf("read: %v", err)
-		}
-		if f.Type != amqp.FrameMethod {
-			continue
-		}
-		m, err := amqp.DecodeMethod(f.Payload)
-		if err != nil {
-			r.t.Fatal(err)
-		}
-		return f.Channel, m
-	}
-}
-
-// open logs in as guest and opens channel 1.
-func (r *raw) open() {
-	r.t.Helper()
-	r.nc.Write(amqp.ProtocolHeader[:])
-	r.recv()
-	r.send(0, &amqp.ConnectionStartOk{Mechanism: "PLAIN", Response: "\x00guest\x00guest", Locale: "en_US"})
-	_, tm := r.recv()
-	tune := tm.(*amqp.ConnectionTune)
-	r.send(0, &amqp.ConnectionTuneOk{ChannelMax: tune.ChannelMax, FrameMax: tune.FrameMax})
-	r.send(0, &amqp.ConnectionOpen{VirtualHost: "/"})
-	r.recv()
-	r.send(1, &amqp.ChannelOpen{})
-	r.recv()
-}
 
 // TestBadClientsLeaveNothingHeld: clients that hold deliveries and then
 // break the protocol (a malformed frame, a method on an unopened channel,
@@ -87,25 +21,24 @@ func TestBadClientsLeaveNothingHeld(t *testing.T) {
 	bad := []struct {
 		name string
 		code uint16 // 0: the client just goes
-		do   func(r *raw)
+		do   func(r *rawConn)
 	}{
-		{"malformed frame", amqp.ReplyFrameError, func(r *raw) { r.nc.Write([]byte{1, 0, 1, 0, 0, 0, 4, 0, 60, 0, 80, 0x00}) }},
-		{"unopened channel", amqp.ReplyChannelError, func(r *raw) { r.send(9, &amqp.BasicQos{PrefetchCount: 1}) }},
-		{"out of order", amqp.ReplyCommandInvalid, func(r *raw) { r.send(0, &amqp.ConnectionTuneOk{}) }},
-		{"vanishes", 0, func(r *raw) { r.nc.Close() }},
+		{"malformed frame", amqp.ReplyFrameError, func(r *rawConn) { r.nc.Write([]byte{1, 0, 1, 0, 0, 0, 4, 0, 60, 0, 80, 0x00}) }},
+		{"unopened channel", amqp.ReplyChannelError, func(r *rawConn) { r.send(9, &amqp.BasicQos{PrefetchCount: 1}) }},
+		{"out of order", amqp.ReplyCommandInvalid, func(r *rawConn) { r.send(0, &amqp.ConnectionTuneOk{}) }},
+		{"vanishes", 0, func(r *rawConn) { r.nc.Close() }},
 	}
 	for i, b := range bad {
 		publish(t, ch, "", "victim", rmq.Publishing{Body: []byte(b.name)})
-		r := e.raw()
-		r.open()
+		r := dialRawAMQP(t, e.ln.Addr().String())
 		r.send(1, &amqp.BasicConsume{Queue: "victim", ConsumerTag: "bad"})
 		r.recv() // consume-ok
-		if _, m := r.recv(); m.Name() != "basic.deliver" {
+		if m := r.recv(); m.Name() != "basic.deliver" {
 			t.Fatalf("%s: got %s, want the delivery", b.name, m.Name())
 		}
 		b.do(r)
 		if b.code != 0 {
-			_, m := r.recv()
+			m := r.recv()
 			if c, ok := m.(*amqp.ConnectionClose); !ok || c.ReplyCode != b.code {
 				t.Fatalf("%s: got %s %+v, want connection.close %d", b.name, m.Name(), m, b.code)
 			}
