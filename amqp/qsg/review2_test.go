@@ -86,6 +86,7 @@ func TestReview2DropHeadQueueKeepsTheNewest(t *testing.T) {
 	declare(t, ch, "dh-held", rmq.Table{"x-max-length": int32(1)})
 	publish(t, ch, "", "dh-held", rmq.Publishing{Body: []byte("old")})
 	holder := e.channel()
+	holder.Qos(1, 0, false) // it holds "old" only, whatever comes next
 	ds, err := holder.Consume("dh-held", "", false, false, false, false, nil)
 	if err != nil {
 		t.Fatal(err)
