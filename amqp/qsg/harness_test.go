@@ -138,9 +138,18 @@ func (e *env) dial() *rmq.Connection {
 	if err != nil {
 		e.t.Fatal(err)
 	}
-	// Not Close: a server holding the connection's reader (flow control)
-	// would never answer; the harness closes the server's side anyway.
-	e.t.Cleanup(func() { c.CloseDeadline(time.Now().Add(5 * time.Second)) })
+	// Close, but not waiting for ever: a server holding the connection's
+	// reader (flow control) would not answer until the harness closes its
+	// side. (Not CloseDeadline: amqp091-go then shuts down while frames may
+	// still come, and panics on a connection.blocked after its shutdown.)
+	e.t.Cleanup(func() {
+		done := make(chan struct{})
+		go func() { c.Close(); close(done) }()
+		select {
+		case <-done:
+		case <-time.After(5 * time.Second):
+		}
+	})
 	return c
 }
 
