@@ -3,9 +3,7 @@ package cli
 import (
 	"crypto/tls"
 	"crypto/x509"
-	"errors"
 	"fmt"
-	"io"
 	"net"
 	"os"
 	"path/filepath"
@@ -19,29 +17,7 @@ import (
 )
 
 // amqpAnswers dials port and reads connection.start.
-func amqpAnswers(port int) error {
-	c, err := net.DialTimeout("tcp", "127.0.0.1:"+strconv.Itoa(port), 5*time.Second)
-	if err != nil {
-		return err
-	}
-	defer c.Close()
-	return amqpprobe.Start(c)
-}
-
-// closedByPeer waits (at most within) for the server to close c having
-// sent nothing.
-func closedByPeer(c net.Conn, within time.Duration) error {
-	c.SetReadDeadline(time.Now().Add(within))
-	n, err := c.Read(make([]byte, 64))
-	switch {
-	case n > 0:
-		return fmt.Errorf("read %d bytes, want the socket closed", n)
-	case errors.Is(err, io.EOF) || errors.Is(err, syscall.ECONNRESET):
-		return nil
-	default:
-		return fmt.Errorf("read: %v, want EOF", err)
-	}
-}
+func amqpAnswers(port int) error { return amqpprobe.Dial("127.0.0.1:" + strconv.Itoa(port)) }
 
 // isAMQPListener reports whether process pid runs the amqp-listener
 // command (and is not a zombie).
@@ -132,7 +108,7 @@ func TestAMQPListener(t *testing.T) {
 	if err := amqpAnswers(port1); err != nil {
 		t.Fatalf("a client after a silent one: %v", err)
 	}
-	if err := closedByPeer(silent, 15*time.Second); err != nil {
+	if err := amqpprobe.Closed(silent, 15*time.Second); err != nil {
 		t.Fatalf("silent client: %v", err)
 	}
 
@@ -227,7 +203,7 @@ func TestAMQPListenerTLS(t *testing.T) {
 	if err := dialTLS(); err != nil {
 		t.Fatalf("a TLS client after a silent one: %v", err)
 	}
-	if err := closedByPeer(silent, 15*time.Second); err != nil {
+	if err := amqpprobe.Closed(silent, 15*time.Second); err != nil {
 		t.Fatalf("silent client on the TLS port: %v", err)
 	}
 	if err := amqpAnswers(port); err == nil {

@@ -110,21 +110,6 @@ func dial(t *testing.T, a net.Addr) net.Conn {
 	return c
 }
 
-// closedByServer reports whether the server closed c (a read ends with
-// EOF or a reset before the deadline, having read nothing).
-func closedByServer(c net.Conn, within time.Duration) error {
-	c.SetReadDeadline(time.Now().Add(within))
-	n, err := c.Read(make([]byte, 64))
-	switch {
-	case n > 0:
-		return fmt.Errorf("read %d bytes, want the socket closed", n)
-	case errors.Is(err, io.EOF) || errors.Is(err, syscall.ECONNRESET):
-		return nil
-	default:
-		return fmt.Errorf("read: %v, want EOF", err)
-	}
-}
-
 func waitFor(t *testing.T, what string, cond func() bool) {
 	t.Helper()
 	deadline := time.Now().Add(20 * time.Second)
@@ -177,7 +162,7 @@ func TestMaxConnections(t *testing.T) {
 		}
 	}
 	over := dial(t, s.l.Addr())
-	if err := closedByServer(over, 10*time.Second); err != nil {
+	if err := amqpprobe.Closed(over, 10*time.Second); err != nil {
 		t.Fatalf("a third connection over MaxConnections 2: %v", err)
 	}
 	waitFor(t, "the refused connection logged", func() bool {
@@ -216,7 +201,7 @@ func TestShutdownClosesEverything(t *testing.T) {
 		t.Fatal(err)
 	}
 	for i, c := range conns {
-		if err := closedByServer(c, 10*time.Second); err != nil {
+		if err := amqpprobe.Closed(c, 10*time.Second); err != nil {
 			t.Fatalf("connection %d after shutdown: %v", i, err)
 		}
 	}
@@ -379,7 +364,7 @@ func TestTLS(t *testing.T) {
 	if err := amqpprobe.Start(c); err != nil {
 		t.Fatalf("TLS client: %v", err)
 	}
-	if err := closedByServer(silent, 10*time.Second); err != nil {
+	if err := amqpprobe.Closed(silent, 10*time.Second); err != nil {
 		t.Fatalf("silent client on the TLS port: %v", err)
 	}
 	waitFor(t, "the TLS handshake timeout logged", func() bool { return strings.Contains(s.log.String(), "TLS handshake failed") })
@@ -396,7 +381,7 @@ func TestSilentClient(t *testing.T) {
 	if err := amqpprobe.Start(dial(t, s.l.Addr())); err != nil {
 		t.Fatal(err)
 	}
-	if err := closedByServer(silent, 10*time.Second); err != nil {
+	if err := amqpprobe.Closed(silent, 10*time.Second); err != nil {
 		t.Fatalf("silent client: %v", err)
 	}
 }

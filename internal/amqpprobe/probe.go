@@ -1,8 +1,11 @@
 package amqpprobe
 
 import (
+	"errors"
 	"fmt"
+	"io"
 	"net"
+	"syscall"
 	"time"
 
 	"github.com/qmgr/qmgr/amqp"
@@ -43,4 +46,19 @@ func Dial(addr string) error {
 	}
 	defer c.Close()
 	return Start(c)
+}
+
+// Closed reports, within a deadline, whether the server closed c having
+// sent nothing: a read ends with EOF or a reset.
+func Closed(c net.Conn, within time.Duration) error {
+	c.SetReadDeadline(time.Now().Add(within))
+	n, err := c.Read(make([]byte, 64))
+	switch {
+	case n > 0:
+		return fmt.Errorf("read %d bytes, want the socket closed", n)
+	case errors.Is(err, io.EOF) || errors.Is(err, syscall.ECONNRESET):
+		return nil
+	default:
+		return fmt.Errorf("read: %v, want EOF", err)
+	}
 }
