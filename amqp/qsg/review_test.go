@@ -426,52 +426,10 @@ func TestReviewConsumeOkSendFailsHangsReader(t *testing.T) {
 	declare(t, e.channel(), "rst", nil)
 	addr := e.ln.Addr().String()
 	for range 5 {
-		nc, err := net.Dial("tcp", addr)
-		if err != nil {
-			t.Fatal(err)
-		}
-		nc.SetDeadline(time.Now().Add(20 * time.Second))
-		fr := amqp.NewFrameReader(nc)
-		fr.SetMax(1 << 20)
-		send := func(ch uint16, m amqp.Method) {
-			b, err := amqp.AppendMethodFrame(nil, ch, m)
-			if err == nil {
-				_, err = nc.Write(b)
-			}
-			if err != nil {
-				t.Fatal(err)
-			}
-		}
-		recv := func() amqp.Method {
-			for {
-				f, err := fr.ReadFrame()
-				if err != nil {
-					t.Fatal(err)
-				}
-				if f.Type == amqp.FrameHeartbeat {
-					continue
-				}
-				m, err := amqp.DecodeMethod(f.Payload)
-				if err != nil {
-					t.Fatal(err)
-				}
-				return m
-			}
-		}
-		if _, err := nc.Write(amqp.ProtocolHeader[:]); err != nil {
-			t.Fatal(err)
-		}
-		recv() // start
-		send(0, &amqp.ConnectionStartOk{Mechanism: "PLAIN", Response: "\x00guest\x00guest", Locale: "en_US"})
-		recv() // tune
-		send(0, &amqp.ConnectionTuneOk{ChannelMax: 10, FrameMax: 131072, Heartbeat: 0})
-		send(0, &amqp.ConnectionOpen{VirtualHost: "/"})
-		recv() // open-ok
-		send(1, &amqp.ChannelOpen{})
-		recv() // channel.open-ok
-		send(1, &amqp.BasicConsume{Queue: "rst", ConsumerTag: "c"})
-		nc.(*net.TCPConn).SetLinger(0)
-		nc.Close() // RST
+		r := dialRawAMQP(t, addr)
+		r.send(1, &amqp.BasicConsume{Queue: "rst", ConsumerTag: "c"})
+		r.nc.(*net.TCPConn).SetLinger(0)
+		r.nc.Close() // RST
 	}
 	deadline := time.Now().Add(10 * time.Second)
 	for {
@@ -674,54 +632,13 @@ func TestReviewDeliveryTagsInOrder(t *testing.T) {
 		}
 		waitDepth(t, e, q, per)
 	}
-	nc, err := net.Dial("tcp", e.ln.Addr().String())
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer nc.Close()
-	nc.SetDeadline(time.Now().Add(60 * time.Second))
-	fr := amqp.NewFrameReader(nc)
-	fr.SetMax(1 << 20)
-	write := func(ch uint16, m amqp.Method) {
-		b, err := amqp.AppendMethodFrame(nil, ch, m)
-		if err == nil {
-			_, err = nc.Write(b)
-		}
-		if err != nil {
-			t.Fatal(err)
-		}
-	}
-	method := func() amqp.Method {
-		for {
-			f, err := fr.ReadFrame()
-			if err != nil {
-				t.Fatal(err)
-			}
-			if f.Type != amqp.FrameMethod {
-				continue
-			}
-			m, err := amqp.DecodeMethod(f.Payload)
-			if err != nil {
-				t.Fatal(err)
-			}
-			return m
-		}
-	}
-	nc.Write(amqp.ProtocolHeader[:])
-	method()
-	write(0, &amqp.ConnectionStartOk{Mechanism: "PLAIN", Response: "\x00guest\x00guest", Locale: "en_US"})
-	method()
-	write(0, &amqp.ConnectionTuneOk{ChannelMax: 10, FrameMax: 131072})
-	write(0, &amqp.ConnectionOpen{VirtualHost: "/"})
-	method()
-	write(1, &amqp.ChannelOpen{})
-	method()
-	write(1, &amqp.BasicConsume{Queue: "tags-a", ConsumerTag: "a", NoAck: true, NoWait: true})
-	write(1, &amqp.BasicConsume{Queue: "tags-b", ConsumerTag: "b", NoAck: true, NoWait: true})
+	r := dialRawAMQP(t, e.ln.Addr().String())
+	r.send(1, &amqp.BasicConsume{Queue: "tags-a", ConsumerTag: "a", NoAck: true, NoWait: true})
+	r.send(1, &amqp.BasicConsume{Queue: "tags-b", ConsumerTag: "b", NoAck: true, NoWait: true})
 	var last uint64
 	var disorder []string
 	for got := 0; got < 2*per; {
-		d, ok := method().(*amqp.BasicDeliver)
+		d, ok := r.recv().(*amqp.BasicDeliver)
 		if !ok {
 			continue
 		}
