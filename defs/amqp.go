@@ -222,3 +222,32 @@ func (t *Tx) BindingsTo(kind, dest string) ([]Binding, error) {
 	}
 	return out, err
 }
+
+// DeleteBindingsOf deletes the bindings that name queue or exchange name
+// (kind DestQueue or DestExchange): those whose destination it is and, for
+// an exchange, those whose source it is, each once (a binding of an
+// exchange to itself is both). Deleting a queue or an exchange takes its
+// bindings with it.
+func (t *Tx) DeleteBindingsOf(kind, name string) error {
+	bs, err := t.BindingsTo(kind, name)
+	if err != nil {
+		return err
+	}
+	if kind == DestExchange {
+		from, err := t.Bindings(name)
+		if err != nil {
+			return err
+		}
+		bs = append(bs, from...)
+	}
+	done := map[string]bool{}
+	for _, b := range bs {
+		if n := b.Name(); !done[n] {
+			done[n] = true
+			if err := t.Delete(TypeBinding, n); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}

@@ -113,35 +113,12 @@ func deleteExchange(env Env, c Command) ([]Result, error) {
 			}
 			return err
 		}
-		from, err := tx.Bindings(c.Name)
-		if err != nil {
-			return err
-		}
-		to, err := tx.BindingsTo(defs.DestExchange, c.Name)
-		if err != nil {
-			return err
-		}
-		return deleteBindings(tx, append(from, to...))
+		return tx.DeleteBindingsOf(defs.DestExchange, c.Name)
 	})
 	if err != nil {
 		return nil, err
 	}
 	return []Result{{Message: "AMQP exchange deleted."}}, env.DefsChanged()
-}
-
-// deleteBindings deletes bindings (one listed twice, as a binding of an
-// exchange to itself is, goes once).
-func deleteBindings(tx *defs.Tx, bs []defs.Binding) error {
-	done := map[string]bool{}
-	for _, b := range bs {
-		if n := b.Name(); !done[n] {
-			done[n] = true
-			if err := tx.Delete(defs.TypeBinding, n); err != nil {
-				return err
-			}
-		}
-	}
-	return nil
 }
 
 func displayExchanges(env Env, c Command) ([]Result, error) {

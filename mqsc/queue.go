@@ -273,11 +273,7 @@ func deleteQueue(env Env, c Command) ([]Result, error) {
 		} else if !errors.Is(err, lockfree.ErrUnknownQueue) {
 			return err
 		}
-		bs, err := tx.BindingsTo(defs.DestQueue, c.Name)
-		if err != nil {
-			return err
-		}
-		if err := deleteBindings(tx, bs); err != nil {
+		if err := tx.DeleteBindingsOf(defs.DestQueue, c.Name); err != nil {
 			return err
 		}
 		return tx.Delete(defs.TypeQLocal, c.Name)

@@ -230,7 +230,7 @@ func (b *Broker) removeQueue(m amqp.Method, name string, check func(defs.Queue, 
 		if err := check(q, c); err != nil {
 			return err
 		}
-		if err := deleteBindingsTo(tx, defs.DestQueue, name); err != nil {
+		if err := tx.DeleteBindingsOf(defs.DestQueue, name); err != nil {
 			return err
 		}
 		return tx.Delete(defs.TypeQLocal, name)
@@ -253,17 +253,6 @@ func (b *Broker) removeQueue(m amqp.Method, name string, check func(defs.Queue, 
 
 // errGone: the object to delete is not there.
 var errGone = errors.New("qsg: already gone")
-
-// deleteBindingsTo deletes the bindings whose destination is dest.
-func deleteBindingsTo(tx *defs.Tx, kind, dest string) error {
-	bs, err := tx.BindingsTo(kind, dest)
-	for _, bd := range bs {
-		if err == nil {
-			err = tx.Delete(defs.TypeBinding, bd.Name())
-		}
-	}
-	return err
-}
 
 // removeFromCF empties a queue whose definition is gone and deletes it
 // from its structure. Messages still held (by consumers elsewhere) keep

@@ -108,12 +108,7 @@ func (s *session) deleteExchange(m *amqp.ExchangeDelete) error {
 		if m.IfUnused && len(from) > 0 {
 			return amqp.ChannelException(amqp.ReplyPreconditionFailed, m, "exchange '%s' in vhost '/' in use", m.Exchange)
 		}
-		for _, bd := range from {
-			if err := tx.Delete(defs.TypeBinding, bd.Name()); err != nil {
-				return err
-			}
-		}
-		if err := deleteBindingsTo(tx, defs.DestExchange, m.Exchange); err != nil {
+		if err := tx.DeleteBindingsOf(defs.DestExchange, m.Exchange); err != nil {
 			return err
 		}
 		return tx.Delete(defs.TypeExchange, m.Exchange)

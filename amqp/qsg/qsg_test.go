@@ -682,3 +682,22 @@ func TestDeletedQueueNotReachedThroughACachedHandle(t *testing.T) {
 		t.Fatalf("qb after a publish to deleted qa: %+v %v", q, err)
 	}
 }
+
+// TestDeleteExchangeBoundToItself: an exchange bound to itself is deleted
+// with its binding (listed both as the source's and the destination's).
+func TestDeleteExchangeBoundToItself(t *testing.T) {
+	e := newEnv(t)
+	ch := e.channel()
+	if err := ch.ExchangeDeclare("loop", "fanout", true, false, false, false, nil); err != nil {
+		t.Fatal(err)
+	}
+	if err := ch.ExchangeBind("loop", "", "loop", false, nil); err != nil {
+		t.Fatal(err)
+	}
+	if err := ch.ExchangeDelete("loop", false, false); err != nil {
+		t.Fatalf("delete of an exchange bound to itself: %v", err)
+	}
+	if err := ch.ExchangeDeclarePassive("loop", "fanout", true, false, false, false, nil); code(err) != 404 {
+		t.Fatalf("after its delete: %v, want 404", err)
+	}
+}
