@@ -33,7 +33,6 @@ func (b *Broker) deadLetter(conn *mq.Conn, d *delivery, reason string) {
 // queue has no dead-letter exchange (the message is dropped).
 func (b *Broker) deadLetterRoute(d *delivery, reason string) (dlx, key string, queues []defs.Queue, pub *publishing, ok bool) {
 	if err := b.routes.current(b.parts.Group, b.parts.Defs); err != nil {
-		b.routes.mu.RUnlock()
 		return
 	}
 	defer b.routes.mu.RUnlock()

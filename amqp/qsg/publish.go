@@ -194,7 +194,6 @@ func (h *chanHandler) flushBatch() error {
 func (h *chanHandler) routeOf(m *amqp.BasicPublish, pub *publishing) ([]defs.Queue, error) {
 	b := h.s.b
 	if err := b.routes.current(b.parts.Group, b.parts.Defs); err != nil {
-		b.routes.mu.RUnlock()
 		return nil, asException(m, err)
 	}
 	defer b.routes.mu.RUnlock()

@@ -119,7 +119,6 @@ func (b *Broker) reap() {
 // doomed lists the queues to reap now.
 func (b *Broker) doomed() []defs.Queue {
 	if err := b.routes.current(b.parts.Group, b.parts.Defs); err != nil {
-		b.routes.mu.RUnlock()
 		return nil
 	}
 	var cands []defs.Queue

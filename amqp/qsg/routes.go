@@ -27,8 +27,9 @@ type binding struct {
 	args amqp.Table
 }
 
-// current returns the cache, reloaded first if the definitions changed.
-// The caller holds r.mu for reading until done with what it read.
+// current makes the cache current, reloaded first if the definitions
+// changed. On success the caller holds r.mu for reading until done with
+// what it read; on an error it holds nothing.
 func (r *routes) current(g *group.Group, repo *defs.Repo) error {
 	v, err := g.Counter(group.CounterDefs)
 	if err != nil {
@@ -42,8 +43,11 @@ func (r *routes) current(g *group.Group, repo *defs.Repo) error {
 	r.mu.Lock()
 	err = r.load(repo, v)
 	r.mu.Unlock()
+	if err != nil {
+		return err
+	}
 	r.mu.RLock()
-	return err
+	return nil
 }
 
 // load reloads the cache as of definitions counter v.

@@ -102,7 +102,6 @@ func (s *session) refused(m amqp.Method, access, kind, name string) error {
 func (s *session) checkOwned(m amqp.Method, queue string) error {
 	b := s.b
 	if err := b.routes.current(b.parts.Group, b.parts.Defs); err != nil {
-		b.routes.mu.RUnlock()
 		return asException(m, err)
 	}
 	q, ok := b.routes.queues[queue]
