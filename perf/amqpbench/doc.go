@@ -31,6 +31,16 @@
 //	                                     RabbitMQ: beam.smp and its children),
 //	                                     which varies far less than a rate on a
 //	                                     noisy machine
+//	*.client.cpu                 us/msg  the benchmark client's (amqp091-go in this
+//	                                     process) processor time per message: it
+//	                                     shares the cores with the broker, so
+//	                                     (cores × 10⁶) / (cpu + client.cpu) is
+//	                                     the most any broker can reach here
+//	*.client.bound               msgs/s  cores × 10⁶ / client.cpu: the rate of a
+//	                                     broker that cost nothing, driven by this
+//	                                     client on this machine; its
+//	                                     .ratio_vs_rabbitmq is the highest ratio
+//	                                     any broker could show here
 //	amqp.idle1000.rss.*          MiB     resident set (VmRSS) of the process
 //	                                     serving the connections, before and after
 //	                                     1,000 idle connections (-idle-conns) each

@@ -7,6 +7,7 @@ import (
 	"maps"
 	"net/url"
 	"os"
+	"runtime"
 	"slices"
 	"strconv"
 	"strings"
@@ -196,6 +197,7 @@ func throughput(name, other string, f func(*target, options) (sample, error), ta
 			rate:     median(ss, func(s sample) float64 { return s.rate }),
 			other:    median(ss, func(s sample) float64 { return s.other }),
 			usPerMsg: median(ss, func(s sample) float64 { return s.usPerMsg }),
+			clientUs: median(ss, func(s sample) float64 { return s.clientUs }),
 		}
 		fmt.Fprintf(os.Stderr, "amqpbench: %s %s rounds (msgs/s):", name, t.name)
 		for _, s := range ss {
@@ -213,14 +215,30 @@ func throughput(name, other string, f func(*target, options) (sample, error), ta
 		emit(name+suffix, med[t.name].rate, "msgs/s")
 		emit(name+"."+other+suffix, med[t.name].other, "msgs/s")
 		emit(name+".cpu"+suffix, med[t.name].usPerMsg, "us/msg")
+		emit(name+".client.cpu"+suffix, med[t.name].clientUs, "us/msg")
+		if cu := med[t.name].clientUs; cu > 0 {
+			emit(name+".client.bound"+suffix, clientBound(cu), "msgs/s")
+		}
 	}
 	if r, ok := med["rabbitmq"]; ok && r.rate > 0 {
 		emit(name+".ratio_vs_rabbitmq", med["qmgr"].rate/r.rate, "ratio")
 		if med["qmgr"].usPerMsg > 0 {
 			emit(name+".cpu.ratio_vs_rabbitmq", med["qmgr"].usPerMsg/r.usPerMsg, "ratio")
 		}
+		if cu := med["qmgr"].clientUs; cu > 0 {
+			// The most any ratio could be here: a broker that cost nothing,
+			// driven by this client on these cores.
+			emit(name+".client.bound.ratio_vs_rabbitmq", clientBound(cu)/r.rate, "ratio")
+		}
 	}
 	return nil
+}
+
+// clientBound is the rate this machine's cores could reach with the
+// client alone using them (a broker that cost nothing), from the client's
+// processor time per message in µs.
+func clientBound(clientUs float64) float64 {
+	return float64(runtime.NumCPU()) * 1e6 / clientUs
 }
 
 // median of f over ss.

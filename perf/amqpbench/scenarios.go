@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"time"
 
 	rmq "github.com/rabbitmq/amqp091-go"
@@ -27,6 +28,10 @@ type sample struct {
 	rate     float64 // messages per second (delivered or confirmed)
 	other    float64 // the scenario's second count per second: publishes, or deliveries (confirm)
 	usPerMsg float64 // the broker's processor time per message, µs
+	// clientUs is the benchmark client's (this process's) processor time
+	// per message, µs: the client shares the machine's cores with the
+	// broker, so it bounds what any broker can reach here.
+	clientUs float64
 	// parts is usPerMsg by part of the broker.
 	parts map[string]float64
 }
@@ -41,11 +46,12 @@ var runSeq atomic.Int64
 // o.duration and the processor time the broker used meanwhile.
 func window(o options, t *target, counter, other *atomic.Int64) sample {
 	time.Sleep(o.warmup)
-	c0, p0, cpu0, t0 := counter.Load(), other.Load(), t.cpu(), time.Now()
+	c0, p0, cpu0, self0, t0 := counter.Load(), other.Load(), t.cpu(), selfCPU(), time.Now()
 	time.Sleep(o.duration)
-	c1, p1, cpu1, el := counter.Load(), other.Load(), t.cpu(), time.Since(t0)
+	c1, p1, cpu1, self1, el := counter.Load(), other.Load(), t.cpu(), selfCPU(), time.Since(t0)
 	s := sample{rate: float64(c1-c0) / el.Seconds(), other: float64(p1-p0) / el.Seconds(), parts: map[string]float64{}}
 	if c1 > c0 {
+		s.clientUs = float64((self1 - self0).Microseconds()) / float64(c1-c0)
 		for part, t1 := range cpu1 {
 			us := float64((t1 - cpu0[part]).Microseconds()) / float64(c1-c0)
 			s.parts[part] = us
@@ -53,6 +59,16 @@ func window(o options, t *target, counter, other *atomic.Int64) sample {
 		}
 	}
 	return s
+}
+
+// selfCPU is the processor time (user and system) this process, the
+// benchmark client, has used so far; zero when the kernel will not say.
+func selfCPU() time.Duration {
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+		return 0
+	}
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }
 
 // clients are a scenario's clients: connections to close and goroutines to
