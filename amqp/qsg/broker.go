@@ -30,9 +30,9 @@ type Config struct {
 	// looked at for flow control (default 250ms).
 	FlowInterval time.Duration
 	// MaxConns bounds the group connections (of group.MaxConnections for
-	// the whole group) this broker's AMQP clients hold at once: each
-	// channel that publishes or gets holds one, each consumer one
-	// (default 256).
+	// the whole group) this broker's AMQP clients hold at once: an AMQP
+	// connection's channels that publish or get share one, and each
+	// transactional channel and each consumer holds one (default 256).
 	MaxConns int
 	// MaxConnsPerConnection bounds those one AMQP connection holds
 	// (default 128). Over either bound, the AMQP connection is closed with
@@ -175,7 +175,7 @@ func (b *Broker) connect(s *session) (*mq.Conn, error) {
 	if n := s.mqConns.Add(1); n > int64(b.cfg.MaxConnsPerConnection) {
 		s.mqConns.Add(-1)
 		b.mqConns.Add(-1)
-		return nil, fmt.Errorf("%w: this AMQP connection holds %d group connections (one per channel that publishes or gets, one per consumer; MaxConnsPerConnection)", errConnLimit, b.cfg.MaxConnsPerConnection)
+		return nil, fmt.Errorf("%w: this AMQP connection holds %d group connections (one for its channels that publish or get, one per transactional channel, one per consumer; MaxConnsPerConnection)", errConnLimit, b.cfg.MaxConnsPerConnection)
 	}
 	b.siblMu.Lock()
 	c, err := b.root.Sibling()

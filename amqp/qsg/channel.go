@@ -18,21 +18,20 @@ type chanHandler struct {
 	s  *session
 	ch *amqp.Channel
 
-	// The reader goroutine's alone.
-	conn      *mq.Conn             // for publishes, basic.get and purge; nil until needed
-	out       map[string]*mq.Queue // handles open for output, as of the definitions counter outVer
-	outVer    uint64
-	in        map[string]*mq.Queue // handles open for input
-	confirm   bool                 // confirm.select
-	pubSeq    uint64               // the last publish's sequence number in confirm mode
-	confirms  []pendingConfirm     // confirms not sent yet (flushBatch)
-	batched   int                  // publishes in the connection's unit of work, not committed (outside tx)
-	lastQueue string               // the queue the channel declared last: methods naming none mean it
-	trimmed   []defs.Queue         // drop-head queues published to since the last commit (trim)
-	pub       publishing           // the publish being handled (its storage reused)
-	routed    []defs.Queue         // the queues it goes to (storage reused)
-	tx        bool                 // tx.select
-	txAcks    []txAck              // acks, nacks and rejects waiting for tx.commit
+	// The reader goroutine's alone. Outside a transaction the channel
+	// publishes and gets through its connection's shared mq connection
+	// (session.unit, unit.go); in one, through its own.
+	txConn    *mq.Conn         // a transactional channel's own mq connection; nil until needed
+	txOut     outputs          // its handles open for output
+	confirm   bool             // confirm.select
+	pubSeq    uint64           // the last publish's sequence number in confirm mode
+	confirms  []pendingConfirm // confirms not sent yet (flushBatch)
+	lastQueue string           // the queue the channel declared last: methods naming none mean it
+	trimmed   []defs.Queue     // drop-head queues published to since the last commit (trim)
+	pub       publishing       // the publish being handled (its storage reused)
+	routed    []defs.Queue     // the queues it goes to (storage reused)
+	tx        bool             // tx.select
+	txAcks    []txAck          // acks, nacks and rejects waiting for tx.commit
 
 	// sendMu orders deliveries: a tag is given and its delivery written
 	// under it, so the client sees tags in order.
@@ -54,7 +53,8 @@ type chanHandler struct {
 // delivery is an unacknowledged delivery.
 type delivery struct {
 	tag   uint64
-	c     *consumer // nil: a basic.get's, held by the channel's own connection
+	c     *consumer // nil: a basic.get's, held by the channel's connection conn
+	conn  *mq.Conn  // a basic.get's: the connection that got it (dead-letters it)
 	view  *mq.View
 	queue string
 	gone  bool // its consumer ended and gave it back (its queue was deleted)
@@ -68,7 +68,7 @@ type ackReq struct {
 }
 
 func newChanHandler(s *session, ch *amqp.Channel) *chanHandler {
-	return &chanHandler{s: s, ch: ch, out: map[string]*mq.Queue{},
+	return &chanHandler{s: s, ch: ch,
 		unacked: map[uint64]*delivery{}, consumers: map[string]*consumer{}, live: map[*consumer]bool{}}
 }
 
@@ -189,17 +189,30 @@ func (h *chanHandler) handleAdmin(m amqp.Method) error {
 	return h.ch.Send(reply)
 }
 
-// mqConn is the channel's own mq connection, made when first needed.
+// mqConn is the mq connection the channel uses now: in a transaction its
+// own, otherwise its AMQP connection's shared one; made when first needed.
 func (h *chanHandler) mqConn(m amqp.Method) (*mq.Conn, error) {
-	if h.conn != nil {
-		return h.conn, nil
+	if !h.tx {
+		return h.s.unit.connect(h.s, m)
+	}
+	if h.txConn != nil {
+		return h.txConn, nil
 	}
 	c, err := h.s.b.connect(h.s)
 	if err != nil {
 		return nil, noConnection(m, err)
 	}
-	h.conn = c
+	h.txConn = c
 	return c, nil
+}
+
+// outputs are the cached output handles of the connection the channel
+// uses now.
+func (h *chanHandler) outputs() *outputs {
+	if h.tx {
+		return &h.txOut
+	}
+	return &h.s.unit.out
 }
 
 // noConnection is the exception of an mq connection the group refused.
@@ -213,7 +226,11 @@ func noConnection(m amqp.Method, err error) error {
 
 // output is the channel's handle on queue for puts.
 func (h *chanHandler) output(m amqp.Method, queue string) (*mq.Queue, error) {
-	return h.handle(m, queue, h.out, mq.OpenOptions{Output: true})
+	c, err := h.mqConn(m)
+	if err != nil {
+		return nil, err
+	}
+	return h.outputs().open(c, m, queue)
 }
 
 // input opens queue for gets (basic.get, purge, drop-head); the caller
@@ -232,22 +249,6 @@ func (h *chanHandler) input(m amqp.Method, queue string) (*mq.Queue, error) {
 	return q, nil
 }
 
-func (h *chanHandler) handle(m amqp.Method, queue string, open map[string]*mq.Queue, o mq.OpenOptions) (*mq.Queue, error) {
-	if q, ok := open[queue]; ok {
-		return q, nil
-	}
-	c, err := h.mqConn(m)
-	if err != nil {
-		return nil, err
-	}
-	q, err := c.Open(queue, o)
-	if err != nil {
-		return nil, asException(m, err)
-	}
-	open[queue] = q
-	return q, nil
-}
-
 // selectConfirm is confirm.select.
 func (h *chanHandler) selectConfirm(m *amqp.ConfirmSelect) error {
 	if h.tx {
@@ -258,7 +259,7 @@ func (h *chanHandler) selectConfirm(m *amqp.ConfirmSelect) error {
 }
 
 // txMethod runs tx.select, tx.commit and tx.rollback: a transaction is the
-// channel connection's unit of work (its publishes); its acks wait for the
+// unit of work of the channel's own mq connection (its publishes); its acks wait for the
 // commit and are applied right after it.
 func (h *chanHandler) txMethod(m amqp.Method) (amqp.Method, error) {
 	switch m.(type) {
@@ -266,6 +267,9 @@ func (h *chanHandler) txMethod(m amqp.Method) (amqp.Method, error) {
 		if h.confirm {
 			return nil, amqp.ChannelException(amqp.ReplyPreconditionFailed, m, "cannot switch from confirm to tx mode")
 		}
+		// Handle ended the shared unit of work (flushBatch): nothing of
+		// this channel's is in it any more.
+		delete(h.s.unit.members, h)
 		h.tx = true
 		return &amqp.TxSelectOk{}, nil
 	case *amqp.TxCommit:
@@ -274,8 +278,8 @@ func (h *chanHandler) txMethod(m amqp.Method) (amqp.Method, error) {
 		}
 		acks := h.txAcks
 		h.txAcks = nil
-		if h.conn != nil {
-			if err := h.conn.Commit(); err != nil {
+		if h.txConn != nil {
+			if err := h.txConn.Commit(); err != nil {
 				h.untakeAll(acks)
 				h.trimmed = h.trimmed[:0]
 				return nil, amqp.ChannelException(amqp.ReplyPreconditionFailed, m, "commit failed, the transaction is rolled back: %v", err)
@@ -293,20 +297,12 @@ func (h *chanHandler) txMethod(m amqp.Method) (amqp.Method, error) {
 		h.untakeAll(h.txAcks) // unacknowledged again, as before the transaction
 		h.txAcks = nil
 		h.trimmed = h.trimmed[:0]
-		if h.conn != nil {
-			if err := h.conn.Backout(); err != nil {
+		if h.txConn != nil {
+			if err := h.txConn.Backout(); err != nil {
 				return nil, asException(m, err)
 			}
 		}
 		return &amqp.TxRollbackOk{}, nil
-	}
-}
-
-// closeOutputs closes the cached output handles.
-func (h *chanHandler) closeOutputs() {
-	for n, q := range h.out {
-		q.Close()
-		delete(h.out, n)
 	}
 }
 
@@ -344,11 +340,10 @@ func (h *chanHandler) Close() {
 		requeue(d.view)
 	}
 	h.flushBatch() // the client sent them: they are put, as RabbitMQ would
-	if h.conn != nil {
-		if h.tx {
-			h.conn.Backout()
-		}
-		h.closeOutputs()
-		h.s.b.disconnect(h.s, h.conn)
+	delete(h.s.unit.members, h)
+	if h.txConn != nil {
+		h.txConn.Backout() // an open transaction
+		h.txOut.close()
+		h.s.b.disconnect(h.s, h.txConn)
 	}
 }

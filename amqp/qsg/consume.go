@@ -514,7 +514,7 @@ func (h *chanHandler) settleTakenWait(a ackReq, ds []*delivery, wait bool) {
 	}
 	h.mu.Unlock()
 	for _, d := range own {
-		h.finishDelivery(d, a.settle, a.requeue, h.conn)
+		h.finishDelivery(d, a.settle, a.requeue, d.conn)
 	}
 }
 
@@ -605,6 +605,7 @@ func (h *chanHandler) get(m *amqp.BasicGet) error {
 	if err != nil {
 		return err
 	}
+	conn, _ := h.mqConn(m) // the one input opened in: made already
 	s.b.idle.touch(m.Queue)
 	v := new(mq.View)
 	err = in.GetViewInto(mqGetNow, v)
@@ -617,6 +618,11 @@ func (h *chanHandler) get(m *amqp.BasicGet) error {
 	}
 	h.sendMu.Lock()
 	tag := h.register(nil, v, m.Queue)
+	h.mu.Lock()
+	if d := h.unacked[tag]; d != nil {
+		d.conn = conn
+	}
+	h.mu.Unlock()
 	err = h.send("", tag, v, m.Queue)
 	h.sendMu.Unlock()
 	if m.NoAck {

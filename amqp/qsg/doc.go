@@ -38,13 +38,17 @@
 //
 // # Publishing
 //
-// A publish to one queue that needs a log write (persistent) or a confirm
-// is put in the channel connection's unit of work; the unit is committed
-// when the reader has handled every frame it has read (amqp.Idler) or it
-// holds maxBatch publishes, with one log write, and the confirms then go
-// as one basic.ack with multiple. A publish to several queues is one unit
-// of work of its own. In a transaction (tx.select) the channel's unit of
-// work is the client's.
+// The channels of one AMQP connection that are not transactional share
+// one mq connection (sharedUnit, unit.go): one group connection slot for
+// all of them, since they all run on the connection's reader goroutine. A
+// publish to one queue that needs a log write (persistent) or a confirm is
+// put in its unit of work; the unit is committed when the reader has
+// handled every frame it has read (amqp.Idler), before any other method
+// runs, or when it holds maxBatch publishes, with one log write; every
+// channel with publishes in it is told how it ended, and each sends its
+// confirms as one basic.ack with multiple. A publish to several queues is
+// one unit of work of its own. A transactional channel (tx.select) has an
+// mq connection of its own, whose unit of work is the client's.
 //
 // # Flow control and lifetimes
 //

@@ -19,7 +19,12 @@ func TestFlowControlBlocksPublishers(t *testing.T) {
 		c.HighWater, c.LowWater, c.FlowInterval = 0.02, 0.01, 20*time.Millisecond
 	})
 	pubConn := e.dial()
-	blocked := pubConn.NotifyBlocked(make(chan rmq.Blocking, 4))
+	// amqp091-go's reader blocks on a full notification channel (and
+	// panics if the connection closes meanwhile): what the publisher sent
+	// before it read connection.blocked is put once unblocked and may
+	// block it again, so the state can flip many times before the test
+	// ends; the buffer takes them all.
+	blocked := pubConn.NotifyBlocked(make(chan rmq.Blocking, 1<<16))
 	ch, _ := pubConn.Channel()
 	declare(t, ch, "flow", nil)
 	// The publisher publishes until told to stop and then "held", last;

@@ -15,12 +15,13 @@ import (
 // record is durable), or nacked when a queue refused it.
 //
 // Publishes that need a log write or a confirm and go to one queue are
-// gathered: each is put in the channel connection's unit of work, and the
-// unit is committed when the client's frames read so far are all handled
-// (Idle) or it holds maxBatch, with one log write; their confirms then go
-// with one ack for the lot (multiple). A client with a window of
-// unconfirmed publishes, or one that does not ask for confirms at all,
-// pays one log write per burst instead of one per message.
+// gathered: each is put in the unit of work of the connection's shared mq
+// connection (unit.go), and the unit is committed when the client's
+// frames read so far are all handled (Idle) or it holds maxBatch, with
+// one log write; their confirms then go with one ack for the lot
+// (multiple). A client with a window of unconfirmed publishes, or one
+// that does not ask for confirms at all, pays one log write per burst
+// instead of one per message.
 func (h *chanHandler) publish(m *amqp.BasicPublish, c *amqp.Content) error {
 	s := h.s
 	if m.Immediate {
@@ -97,7 +98,6 @@ func (h *chanHandler) putBatched(m *amqp.BasicPublish, pub *publishing, q *defs.
 	}
 	msg := pub.message(q, time.Now())
 	err = out.Put(&msg, mq.PutOptions{Syncpoint: true})
-	h.toTrim(q)
 	switch {
 	case refused(err):
 		h.confirmLater(false, false)
@@ -105,9 +105,12 @@ func (h *chanHandler) putBatched(m *amqp.BasicPublish, pub *publishing, q *defs.
 	case err != nil:
 		return asException(m, err)
 	}
-	h.batched++
+	u := &h.s.unit
+	u.batched++
+	u.join(h)
+	h.toTrim(q)
 	h.confirmLater(true, true)
-	if h.batched >= maxBatch {
+	if u.batched >= maxBatch {
 		return h.flushBatch()
 	}
 	return nil
@@ -150,27 +153,28 @@ func (h *chanHandler) Idle() {
 	h.mu.Unlock()
 }
 
-// flushBatch commits the gathering unit of work, if any, and sends the
-// pending confirms in order: runs of acks as one ack with multiple, a
-// publish refused or whose commit failed as a nack.
+// flushBatch commits the gathering unit of work, if any (outside a
+// transaction: the shared one, with every channel's publishes, each of
+// which is told how it ended), and sends the pending confirms in order:
+// runs of acks as one ack with multiple, a publish refused or whose commit
+// failed as a nack.
 func (h *chanHandler) flushBatch() error {
-	committed := true
-	if h.batched > 0 {
-		h.batched = 0
-		if err := h.conn.Commit(); err != nil {
-			committed = false
-			h.trimmed = h.trimmed[:0]
+	if !h.tx {
+		if err := h.s.unit.end(true); err != nil {
 			h.s.b.cfg.Log.Warn("amqp: publishes not committed, nacked", "err", err)
 		}
-	}
-	if committed && !h.tx {
-		h.trim()
 	}
 	cs := h.confirms
 	h.confirms = h.confirms[:0]
 	var run uint64 // the last ack of the run not sent yet; 0 none
 	for _, c := range cs {
-		if c.ok && (committed || !c.inUnit) {
+		if c.inUnit {
+			// Cannot be (end told every channel with one): nacked, as a
+			// publish whose fate is not known.
+			h.s.b.cfg.Log.Error("amqp: a confirm outlived its unit of work, nacked", "seq", c.seq)
+			c.ok = false
+		}
+		if c.ok {
 			run = c.seq
 			continue
 		}
@@ -190,6 +194,26 @@ func (h *chanHandler) flushBatch() error {
 	return nil
 }
 
+// unitEnded is told how the shared unit of work this channel put in ended
+// (sharedUnit.end): its publishes in it are confirmed or nacked at the
+// next flush, and the drop-head queues they went to are trimmed, or not.
+func (h *chanHandler) unitEnded(committed bool) {
+	for i := range h.confirms {
+		if c := &h.confirms[i]; c.inUnit {
+			c.inUnit = false
+			c.ok = c.ok && committed
+		}
+	}
+	if committed {
+		h.trim()
+	} else {
+		h.trimmed = h.trimmed[:0]
+	}
+	if len(h.confirms) > 0 {
+		h.ch.WhenIdle() // sent when the reader is idle
+	}
+}
+
 // routeOf is the definitions of the queues a publish reaches.
 func (h *chanHandler) routeOf(m *amqp.BasicPublish, pub *publishing) ([]defs.Queue, error) {
 	b := h.s.b
@@ -197,12 +221,7 @@ func (h *chanHandler) routeOf(m *amqp.BasicPublish, pub *publishing) ([]defs.Que
 		return nil, asException(m, err)
 	}
 	defer b.routes.mu.RUnlock()
-	if b.routes.ver != h.outVer {
-		// The definitions changed: a cached handle may be of a queue
-		// deleted since (whose slot another queue may now have).
-		h.closeOutputs()
-		h.outVer = b.routes.ver
-	}
+	h.outputs().current(b.routes.ver)
 	e, ok := b.routes.exchanges[m.Exchange]
 	switch {
 	case !ok:
@@ -249,11 +268,16 @@ func (h *chanHandler) put(m *amqp.BasicPublish, pub *publishing, queues []defs.Q
 			h.trimmed = h.trimmed[:0] // nothing of this publish stays
 			return h.failPut(unit, err)
 		}
+		if unit && !h.tx {
+			h.s.unit.batched++
+			h.s.unit.join(h)
+		}
 		h.toTrim(&queues[i])
 	}
 	if unit && !h.tx {
-		if err := h.conn.Commit(); err != nil {
-			h.trimmed = h.trimmed[:0]
+		// The shared unit of work holds this publish alone (publish ended
+		// it first): committed, it trims; failed, it was backed out.
+		if err := h.s.unit.end(true); err != nil {
 			return h.failPut(false, err)
 		}
 	}
@@ -317,8 +341,8 @@ func (h *chanHandler) trimQueue(q *defs.Queue) {
 // RabbitMQ drops a publish to a full queue); anything else closes the
 // channel.
 func (h *chanHandler) failPut(unit bool, err error) error {
-	if unit && !h.tx && h.conn != nil {
-		h.conn.Backout()
+	if unit && !h.tx {
+		h.s.unit.end(false)
 	}
 	if refused(err) {
 		return errRefused{err}

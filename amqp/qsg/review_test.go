@@ -498,7 +498,7 @@ func TestReviewFlowHoldKeepsAcksUndone(t *testing.T) {
 	t.Logf("%d messages of 64 KiB fill the structure", n)
 	// Wait until publishers are blocked.
 	watch := e.dial()
-	blocked := watch.NotifyBlocked(make(chan rmq.Blocking, 4))
+	blocked := watch.NotifyBlocked(make(chan rmq.Blocking, 1<<16)) // never full: amqp091-go blocks its reader on a full one
 	select {
 	case b := <-blocked:
 		if !b.Active {

@@ -49,9 +49,12 @@ type session struct {
 
 	mu        sync.Mutex
 	exclusive []string // exclusive queues it declared, deleted at Close
-	// mqConns counts its channels' and consumers' mq connections
-	// (Broker.connect).
+	// mqConns counts its mq connections (Broker.connect): the shared one,
+	// transactional channels' and consumers'.
 	mqConns atomic.Int64
+	// unit is the mq connection its channels outside a transaction share
+	// (unit.go): the reader goroutine's.
+	unit sharedUnit
 }
 
 // OpenChannel is channel.open (amqp.Session).
@@ -63,6 +66,7 @@ func (s *session) OpenChannel(ch *amqp.Channel) (amqp.ChannelHandler, error) {
 func (s *session) Close() {
 	defer s.b.live.Done()
 	s.b.flow.remove(s.c)
+	s.unit.close(s) // every channel has closed
 	s.mu.Lock()
 	qs := s.exclusive
 	s.exclusive = nil
