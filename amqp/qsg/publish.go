@@ -153,16 +153,17 @@ func (h *chanHandler) Idle() {
 	h.mu.Unlock()
 }
 
-// flushBatch commits the gathering unit of work, if any (outside a
-// transaction: the shared one, with every channel's publishes, each of
-// which is told how it ended), and sends the pending confirms in order:
-// runs of acks as one ack with multiple, a publish refused or whose commit
-// failed as a nack.
+// flushBatch commits the connection's shared unit of work, if it holds
+// anything (every channel's gathered publishes, each channel told how it
+// ended), and sends this channel's pending confirms in order: runs of acks
+// as one ack with multiple, a publish refused or whose commit failed as a
+// nack. It ends the shared unit of work whatever this channel's mode: a
+// transactional channel's method may dead-letter a message got through the
+// shared connection before tx.select, whose unit of work must then hold
+// nothing of other channels'.
 func (h *chanHandler) flushBatch() error {
-	if !h.tx {
-		if err := h.s.unit.end(true); err != nil {
-			h.s.b.cfg.Log.Warn("amqp: publishes not committed, nacked", "err", err)
-		}
+	if err := h.s.unit.end(true); err != nil {
+		h.s.b.cfg.Log.Warn("amqp: publishes not committed, nacked", "err", err)
 	}
 	cs := h.confirms
 	h.confirms = h.confirms[:0]
