@@ -53,6 +53,10 @@ func TestQueueCounts(t *testing.T) {
 	if info.Counts != want || info.Depth != 1 {
 		t.Fatalf("counts %+v depth %d, want %+v depth 1", info.Counts, info.Depth, want)
 	}
+	// Units of work: b committed one; a backed out two, committed one.
+	if c, bo, err := s.UOWCounts(); err != nil || c != 2 || bo != 2 {
+		t.Fatalf("UOWCounts: committed %d backed out %d (%v), want 2 and 2", c, bo, err)
+	}
 	// Empty the queue, delete it and create it again: it starts from zero,
 	// although the owners' cells go on from where they were.
 	get(t, b, q, false)

@@ -135,11 +135,11 @@ const (
 //	    96     8  ownPidNS     pid namespace of the registered process
 //	   104     8  ownLone      lone operation: entry ref ((entry+1) << 32 | gen), 0 none
 //	   112     8  ownLoneKey   lone operation's decision key
-//	   120     8  -            unused
+//	   120     8  ownCommits   units of work committed by the slot's owners
 //	   128     8  ownDesc      message descriptor: op word (kind | buffer << 8)
 //	   136    24  ownDescBuf0  message descriptor buffer 0: a, b, c (see "Descriptor buffer")
 //	   160    24  ownDescBuf1  message descriptor buffer 1
-//	   184     8  -            unused
+//	   184     8  ownBackouts  units of work backed out by the slot's owners
 //	   192     8  ownSegDesc   segment descriptor: op
 //	   200     8  ownSegDescA  segment descriptor: a
 //	   208     8  ownSegDescB  segment descriptor: b
@@ -166,6 +166,14 @@ const (
 	ownPidNS    = 96  // pid namespace of the registered process (procid.SelfNS): stored before ownPid, trusted like ownStart; its pid means nothing in another namespace
 	ownLone     = 104 // entry ref of the owner's lone operation (PutLone, MarkLone), 0 none: atomic stores by the owner in an operation, before the decision its key names can be recorded (elsewhere), cleared when it ends and at registration; read by Repair, which rolls it forward when the recoverer passes its key as decided
 	ownLoneKey  = 112 // the lone operation's decision key: stored with ownLone, before it; read by Repair with it
+	// ownCommits, ownBackouts: units of work the slot's owners committed
+	// and backed out (Commit, Backout with a unit of work open; not those
+	// a repairer ends): owned stores by the owner after the unit of work
+	// ended, on lines it writes then anyway (ownUOW's, the descriptor's);
+	// never reset, so their sum over the slots only grows. Read by
+	// UOWCounts (statistics).
+	ownCommits  = 120
+	ownBackouts = 184
 	ownDesc     = 128 // message descriptor's op word: atomic store by the owner, publishes a buffer (and names it); read by Repair
 	ownDescBuf0 = 136 // message descriptor buffer 0 (a, b, c): owned stores by the owner while op names the other buffer; read by Repair
 	ownDescBuf1 = 160 // message descriptor buffer 1: as ownDescBuf0

@@ -741,6 +741,20 @@ func (s *Structure) OwnerAlive(t OwnerTag) bool {
 	return processAlive(id)
 }
 
+// UOWCounts sums the units of work every owner of the structure ever
+// committed and backed out (Commit and Backout with a unit of work open;
+// the ones repairers ended are not counted). Statistics: a sum read while
+// owners count may be one behind.
+func (s *Structure) UOWCounts() (committed, backedOut int64, err error) {
+	defer shm.EndGuard(shm.BeginGuard(), &err)
+	for slot := 0; slot < s.p.Owners; slot++ {
+		off := s.ownerOff(slot)
+		committed += int64(s.load(off + ownCommits))
+		backedOut += int64(s.load(off + ownBackouts))
+	}
+	return committed, backedOut, nil
+}
+
 // Owners lists the owner slots that are not free.
 func (s *Structure) Owners() []OwnerInfo {
 	var out []OwnerInfo

@@ -125,6 +125,7 @@ func (o *Owner) Commit() (err error) {
 	}
 	n := len(o.uowPuts)
 	o.endUOW()
+	o.s.storeOwned(o.off+ownCommits, o.s.load(o.off+ownCommits)+1)
 	cpCommitDone.Hit()
 	s.announce(ss, n)
 	return firstErr
@@ -170,6 +171,7 @@ func (o *Owner) Backout() (err error) {
 	}
 	n := len(o.uowGets)
 	o.endUOW()
+	o.s.storeOwned(o.off+ownBackouts, o.s.load(o.off+ownBackouts)+1)
 	cpBackoutDone.Hit()
 	s.announce(ss, n)
 	return firstErr
