@@ -77,3 +77,28 @@ func TestQueueCounts(t *testing.T) {
 	}
 	checkOK(t, s)
 }
+
+// TestOldestPutTime: the oldest message of any priority, held or
+// uncommitted ones included, and none on an empty queue.
+func TestOldestPutTime(t *testing.T) {
+	s := newStructure(t, smallParams)
+	a := register(t, s)
+	q := mustQueue(t, a, "AGE.Q", QueueAttrs{MaxDepth: 100})
+	if _, ok, err := s.OldestPutTime(q); ok || err != nil {
+		t.Fatalf("empty queue: ok %v err %v", ok, err)
+	}
+	for i, m := range []Message{{Body: []byte("b"), Priority: 5, PutTime: 3000}, {Body: []byte("a"), Priority: 1, PutTime: 2000}, {Body: []byte("c"), Priority: 9, PutTime: 4000}} {
+		if err := a.Put(q, &m, PutOptions{Syncpoint: i == 1}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if pt, ok, err := s.OldestPutTime(q); !ok || err != nil || pt != 2000 {
+		t.Fatalf("oldest: %d %v %v, want 2000 (the uncommitted put)", pt, ok, err)
+	}
+	if err := a.Backout(); err != nil {
+		t.Fatal(err)
+	}
+	if pt, ok, err := s.OldestPutTime(q); !ok || err != nil || pt != 3000 {
+		t.Fatalf("oldest after the backout: %d %v %v, want 3000", pt, ok, err)
+	}
+}
