@@ -58,6 +58,7 @@ func (m *Member) checkStructures() {
 	}
 	m.mu.Unlock()
 	for _, name := range failed {
+		m.stats.structureFailed(name)
 		m.g.Failed(name)
 		var c defs.CFStruct
 		if err := m.repo.View(func(tx *defs.Tx) error { var err error; c, err = tx.Struct(name); return err }); err == nil && c.NoRecAuto {

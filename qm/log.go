@@ -62,6 +62,7 @@ func (m *Member) startLog() error {
 		return fmt.Errorf("log buffer: %w", err)
 	}
 	m.rlog, m.lcons = l, c
+	m.logForStats.Store(l)
 	return nil
 }
 
@@ -107,6 +108,7 @@ func (m *Member) recoverInto(name string) error {
 	if err := m.replayInto(name); err != nil {
 		return err
 	}
+	m.stats.structureRecovered(name)
 	o.Structure().PutInService()
 	o.SetRecoverer(false)
 	return nil
