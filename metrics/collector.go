@@ -42,10 +42,10 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 	}
 	note("repository", c.collectStructures(e, now, note))
 	note("peers", c.collectPeers(e, now))
-	note("connections", c.collectConnections(e))
+	c.collectConnections(e)
 	note("channels", c.collectChannels(e))
 	c.collectMember(e)
-	for _, part := range []string{"repository", "structures", "queues", "peers", "connections", "channels"} {
+	for _, part := range []string{"repository", "structures", "queues", "peers", "channels"} {
 		e.gauge(scrapeErrors, b2f(failed[part]), part)
 	}
 }
@@ -218,36 +218,13 @@ func (c *collector) collectPeers(e emitter, now time.Time) error {
 	return nil
 }
 
-// collectConnections counts the connections registered under this member
-// (in the admin structure, labelled with its slot and incarnation), by the
-// process that holds them: its channel initiator, its AMQP listener, or an
-// application.
-func (c *collector) collectConnections(e emitter) error {
-	g := c.src.Group()
-	self, ok, err := g.FindPeer(c.src.Name())
-	if err != nil || !ok {
-		return err
-	}
-	ch := c.src.Children()
-	counts := map[string]int{"app": 0, "chinit": 0, "amqp": 0}
-	for _, info := range g.Admin().Owners() {
-		peer, inc, ok := group.LabelPeer(info.Label)
-		if !info.Registered || !ok || peer != self.Slot || !group.SameIncarnation(inc, self.Incarnation) || info.Process == self.Process {
-			continue // not registered, another member's, or the member's own owner
-		}
-		switch pid := info.Process.Pid; {
-		case ch.Chinit.Pid != 0 && pid == ch.Chinit.Pid:
-			counts["chinit"]++
-		case ch.AMQP.Pid != 0 && pid == ch.AMQP.Pid:
-			counts["amqp"]++
-		default:
-			counts["app"]++
-		}
-	}
-	for kind, n := range counts {
-		e.gauge(memberConns, float64(n), kind)
-	}
-	return nil
+// collectConnections emits the connections registered under this member,
+// by holder (qm.Member.Connections).
+func (c *collector) collectConnections(e emitter) {
+	n := c.src.Connections()
+	e.gauge(memberConns, float64(n.Apps), "app")
+	e.gauge(memberConns, float64(n.Chinit), "chinit")
+	e.gauge(memberConns, float64(n.AMQP), "amqp")
 }
 
 // chanStates are the values of qmgr_channel_state.

@@ -28,6 +28,8 @@ type Source interface {
 	Stats() qm.Stats
 	// Children is the state of the member's child processes.
 	Children() mqsc.Children
+	// Connections counts the connections registered under the member.
+	Connections() qm.ConnCounts
 }
 
 var _ Source = (*qm.Member)(nil)

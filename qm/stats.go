@@ -6,6 +6,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/qmgr/qmgr/group"
 	"github.com/qmgr/qmgr/internal/histogram"
 	"github.com/qmgr/qmgr/recovery/rlog"
 )
@@ -111,4 +112,37 @@ func (m *Member) Stats() Stats {
 		s.LogSyncSeconds, s.LogRecordsPerSync = l.Histograms()
 	}
 	return s
+}
+
+// ConnCounts are the connections registered under a member, by the
+// process that holds them.
+type ConnCounts struct {
+	// Apps: applications' (in-process ones included); Chinit: its channel
+	// initiator's; AMQP: its AMQP listener's.
+	Apps, Chinit, AMQP int
+}
+
+// Connections counts the connections registered under the member now (the
+// admin structure's owners labelled with its slot and incarnation, the
+// member's own owner left out), by holder: a child process by its pid,
+// anything else an application.
+func (m *Member) Connections() ConnCounts {
+	var c ConnCounts
+	ch := m.Children()
+	own := m.ownTag()
+	for _, info := range m.g.Admin().Owners() {
+		peer, inc, ok := group.LabelPeer(info.Label)
+		if !info.Registered || !ok || peer != m.slot || !group.SameIncarnation(inc, m.inc) || info.Tag == own {
+			continue
+		}
+		switch pid := info.Process.Pid; {
+		case ch.Chinit.Pid != 0 && pid == ch.Chinit.Pid:
+			c.Chinit++
+		case ch.AMQP.Pid != 0 && pid == ch.AMQP.Pid:
+			c.AMQP++
+		default:
+			c.Apps++
+		}
+	}
+	return c
 }
