@@ -32,7 +32,7 @@ var (
 	structBackouts    = desc("qmgr_structure_units_of_work_backed_out_total", "Units of work backed out in the structure by every member's connections; not those recoveries ended.", "structure")
 	structLogged      = desc("qmgr_structure_logged_bytes_total", "Bytes of recovery log written about the structure's messages since it was created.", "structure")
 	structFailures    = desc("qmgr_structure_failures_total", "Failures of the structure this member found.", "structure")
-	structRecoveries  = desc("qmgr_structure_recoveries_total", "Times this member rebuilt the structure from its backup and the logs.", "structure")
+	structRecoveries  = desc("qmgr_structure_recoveries_total", "Times this member rebuilt the structure from its backup and the logs after a failure (automatic, or RECOVER CFSTRUCT).", "structure")
 	structEstimate    = desc("qmgr_structure_recovery_estimate_seconds", "How long recovering the structure would take now (the log since its newest backup, at the last measured replay rate).", "structure")
 	structLastBackup  = desc("qmgr_structure_last_backup_timestamp_seconds", "When the structure's newest recorded backup was taken (any member's); absent when it has none.", "structure")
 	structBackupCount = desc("qmgr_structure_backups", "Backups of the structure recorded in the repository (kept, not ever taken).", "structure")

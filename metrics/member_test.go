@@ -11,7 +11,10 @@ import (
 
 	dto "github.com/prometheus/client_model/go"
 
+	"github.com/qmgr/qmgr/channel"
+	"github.com/qmgr/qmgr/defs"
 	"github.com/qmgr/qmgr/internal/testproc"
+	"github.com/qmgr/qmgr/lockfree"
 	"github.com/qmgr/qmgr/metrics"
 	"github.com/qmgr/qmgr/mq"
 	"github.com/qmgr/qmgr/qm"
@@ -161,4 +164,74 @@ func histogram(t *testing.T, mfs map[string]*dto.MetricFamily, name string) *dto
 		t.Fatalf("%s: no histogram", name)
 	}
 	return mf.Metric[0].Histogram
+}
+
+// TestStructureFailureMetrics: a structure taken out of service is
+// counted as a failure the member found, and, once the member rebuilt it,
+// as a recovery, and shows ACTIVE again.
+func TestStructureFailureMetrics(t *testing.T) {
+	m, _ := startMember(t, "QM1")
+	h := metrics.Handler(metrics.NewRegistry(m))
+	sc := func() map[string]*dto.MetricFamily { return scrape(t, h) }
+	s := map[string]string{"structure": "APPL1"}
+	before := sc()
+	if f, r := value(t, before, "qmgr_structure_failures_total", s), value(t, before, "qmgr_structure_recoveries_total", s); f != 0 || r != 0 {
+		t.Fatalf("before any failure: %v failures, %v recoveries", f, r)
+	}
+	st, err := m.Group().Structure("APPL1", false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !st.Fail() {
+		t.Fatal("Fail")
+	}
+	after := waitFor(t, sc, "APPL1 recovered", func(mfs map[string]*dto.MetricFamily) bool {
+		v, n := find(mfs, "qmgr_structure_recoveries_total", s)
+		return n == 1 && v == 1
+	})
+	if f := value(t, after, "qmgr_structure_failures_total", s); f != 1 {
+		t.Errorf("failures of APPL1: %v, want 1", f)
+	}
+	if a := value(t, after, "qmgr_structure_state", with(s, "state", "ACTIVE")); a != 1 {
+		t.Errorf("APPL1 not ACTIVE after its recovery")
+	}
+}
+
+// TestChannelMetrics: an entry of the shared channel status table is
+// exported as it is: state, owner, messages, last batch, in doubt,
+// retries.
+func TestChannelMetrics(t *testing.T) {
+	m, _ := startMember(t, "QM1")
+	self, ok, err := m.Group().FindPeer("QM1")
+	if err != nil || !ok {
+		t.Fatalf("QM1 in the peer table: %v %v", ok, err)
+	}
+	const name = "TO.QM2/x%y"
+	err = m.WithAdmin(func(o *lockfree.Owner) error {
+		_, _, err := channel.NewTable(m.Group()).Update(o, name, func(st *channel.Status, exists bool) bool {
+			st.Type, st.State, st.Owner, st.OwnerInc = defs.ChlSender, channel.Retrying, self.Slot, self.Incarnation
+			st.Msgs, st.LastBatch, st.InDoubt, st.Retries = 42, 7, 8, 3
+			return true
+		})
+		return err
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	mfs := scrape(t, metrics.Handler(metrics.NewRegistry(m)))
+	c := map[string]string{"channel": name}
+	for state, want := range map[string]float64{"RETRYING": 1, "RUNNING": 0, "INACTIVE": 0} {
+		if got := value(t, mfs, "qmgr_channel_state", with(with(c, "state", state), "type", defs.ChlSender)); got != want {
+			t.Errorf("channel state %s: %v, want %v", state, got, want)
+		}
+	}
+	for metric, want := range map[string]float64{"qmgr_channel_instance_messages": 42, "qmgr_channel_last_batch_sequence": 7,
+		"qmgr_channel_in_doubt": 1, "qmgr_channel_retries": 3} {
+		if got := value(t, mfs, metric, c); got != want {
+			t.Errorf("%s: %v, want %v", metric, got, want)
+		}
+	}
+	if got := value(t, mfs, "qmgr_channel_owner", with(c, "owner", "QM1")); got != 1 {
+		t.Errorf("channel owner QM1: %v", got)
+	}
 }

@@ -240,6 +240,7 @@ func (m *Member) recoverLocked(c defs.CFStruct) error {
 	if _, err := m.createLocked(c); err != nil { // creates it, recovers it, puts it in service
 		return err
 	}
+	m.stats.structureRecovered(name)
 	m.log.Info("structure recovered after a failure", "structure", name, "took", time.Since(t0).Round(time.Millisecond))
 	return nil
 }

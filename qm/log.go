@@ -108,7 +108,6 @@ func (m *Member) recoverInto(name string) error {
 	if err := m.replayInto(name); err != nil {
 		return err
 	}
-	m.stats.structureRecovered(name)
 	o.Structure().PutInService()
 	o.SetRecoverer(false)
 	return nil

@@ -24,7 +24,7 @@ type memberStats struct {
 	lastBackup          atomic.Int64     // when the last one ended, Unix ns (0: none)
 	mu                  sync.Mutex       // guards the maps
 	structFailures      map[string]int64 // structures this member found failed (checkStructures, RECOVER CFSTRUCT)
-	structRecoveries    map[string]int64 // structures this member rebuilt from the backups and logs
+	structRecoveries    map[string]int64 // structures this member rebuilt after a failure (recoverLocked)
 }
 
 // Histogram bounds of Stats: peer recoveries from 1ms to about 65s,
@@ -76,8 +76,10 @@ type Stats struct {
 	BackupSeconds histogram.Snapshot
 	LastBackup    time.Time
 	// StructureFailures and StructureRecoveries, by structure: the
-	// failures this member found, and the structures it rebuilt from the
-	// backups and logs (after a failure, or found missing at start).
+	// failures this member found (its checks every second), and the
+	// times it rebuilt the structure from the backups and logs after a
+	// failure (automatic, or RECOVER CFSTRUCT; not the fill of a
+	// structure created at start).
 	StructureFailures, StructureRecoveries map[string]int64
 	// Log is the member's recovery log's counters, and LogSyncSeconds and
 	// LogRecordsPerSync its sync histograms (rlog.Log.Histograms); zero
