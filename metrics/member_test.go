@@ -64,6 +64,9 @@ func waitFor(t *testing.T, h func() map[string]*dto.MetricFamily, what string, c
 // table with a fresh heartbeat; SIGKILLed, it is recovered by the member
 // whose metrics count one peer recovery, with its duration.
 func TestPeerRecoveryMetrics(t *testing.T) {
+	if testing.Short() {
+		t.Skip("multi-process")
+	}
 	m, cfg := startMember(t, "QM1")
 	h := metrics.Handler(metrics.NewRegistry(m))
 	sc := func() map[string]*dto.MetricFamily { return scrape(t, h) }
