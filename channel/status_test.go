@@ -17,7 +17,7 @@ import (
 // it knows on every call and finds a new one by the next full scan.
 func TestPollSeesKnownEntriesAtOnceAndNewOnesSoon(t *testing.T) {
 	dir := t.TempDir()
-	g, err := group.Open(group.Config{Name: "QSG", DataDir: filepath.Join(dir, "data"), CFDir: filepath.Join(dir, "cf"), AppSize: 16 << 20}, true)
+	g, err := group.Open(group.Config{Name: "QSG", DataDir: filepath.Join(dir, "data"), CFDir: filepath.Join(dir, "cf"), AppSize: 24 << 20}, true)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -77,7 +77,7 @@ func TestPollSeesKnownEntriesAtOnceAndNewOnesSoon(t *testing.T) {
 // Update of its channel writes a new entry in that slot.
 func TestDeletedEntry(t *testing.T) {
 	dir := t.TempDir()
-	g, err := group.Open(group.Config{Name: "QSG", DataDir: filepath.Join(dir, "data"), CFDir: filepath.Join(dir, "cf"), AppSize: 16 << 20}, true)
+	g, err := group.Open(group.Config{Name: "QSG", DataDir: filepath.Join(dir, "data"), CFDir: filepath.Join(dir, "cf"), AppSize: 24 << 20}, true)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -17,7 +17,7 @@
 // a child process (the test binary re-executed as qmgr, so each member
 // runs its channel initiator as a child of its own) supervised as systemd
 // would: restarted whenever it exits. Group A's application structures
-// are APPL1 and APPL2 (32 and 16 MiB), group B's APPL1. A sender channel
+// are APPL1 and APPL2 (32 and 24 MiB), group B's APPL1. A sender channel
 // A.TO.B moves messages from A's triggered transmission queue XQ to a
 // receiver on B's generic port (every member of B listens on it), through
 // a TCP proxy in the harness. Clients are child processes too (the test

@@ -250,7 +250,7 @@ func (h *harness) setup() error {
 	}
 	h.logf("groups active")
 	defsA := []string{
-		"DEFINE CFSTRUCT(APPL2) SIZE(16)",
+		"DEFINE CFSTRUCT(APPL2) SIZE(24)",
 		fmt.Sprintf("DEFINE QLOCAL(%s) MAXDEPTH(1000000)", queueMain),
 		fmt.Sprintf("DEFINE QLOCAL(%s) MAXDEPTH(%d) CFSTRUCT(APPL2)", queueSmall, smallDepth),
 	}

@@ -83,7 +83,7 @@ func (q Queue) Validate() error {
 // CFStruct is a coupling-facility application structure.
 type CFStruct struct {
 	Name   string `json:"CFSTRUCT"`
-	SizeMB int    `json:"SIZE"` // MiB; default 256
+	SizeMB int    `json:"SIZE"` // MiB (MinStructMiB..1048576); default 256
 	// ElemSize is the size of the structure's data elements in bytes
 	// (ELEMSIZE): a message takes whole elements, so large messages want
 	// large ones and small messages small ones. 0: the group's
@@ -98,13 +98,19 @@ type CFStruct struct {
 	Altered   time.Time `json:"-"`
 }
 
+// MinStructMiB is the smallest SIZE of a structure: every (connection,
+// queue) pair has a 64-byte count cell, about 17 MiB of every structure
+// (group.QueuesPerStructure), and 24 MiB leaves room for about 11,000
+// messages.
+const MinStructMiB = 24
+
 // Validate checks a structure definition.
 func (c CFStruct) Validate() error {
 	switch {
 	case !ValidStructName(c.Name):
 		return fmt.Errorf("%w: CFSTRUCT name %q (1 to 12 letters and digits, starting with a letter)", ErrBadName, c.Name)
-	case c.SizeMB < 16 || c.SizeMB > 1<<20:
-		return fmt.Errorf("%w: SIZE(%d) not in 16..1048576 MiB", ErrBadValue, c.SizeMB)
+	case c.SizeMB < MinStructMiB || c.SizeMB > 1<<20:
+		return fmt.Errorf("%w: SIZE(%d) not in %d..1048576 MiB", ErrBadValue, c.SizeMB, MinStructMiB)
 	case c.ElemSize != 0 && (c.ElemSize < 64 || c.ElemSize > 1<<20 || c.ElemSize%64 != 0):
 		return fmt.Errorf("%w: ELEMSIZE(%d): 64 bytes to 1 MiB, a multiple of 64", ErrBadValue, c.ElemSize)
 	case len(c.Descr) > 64:

@@ -156,8 +156,8 @@ func AdminParams() lockfree.Params {
 }
 
 // QueuesPerStructure is how many queues an application structure holds.
-// Every (connection, queue) pair has a 32-byte count cell, so this and
-// MaxConnections set a fixed cost of 8 MiB per structure.
+// Every (connection, queue) pair has a 64-byte count cell, so this and
+// MaxConnections set a fixed cost of 16 MiB per structure.
 const QueuesPerStructure = 256
 
 // AppParams are the parameters of application structures (counts come from

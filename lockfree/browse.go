@@ -145,3 +145,49 @@ func (s *Structure) walk(q uint32, prio int, from uint64, f func(pos uint64, r r
 	}
 	return nil
 }
+
+// OldestPutTime is the put time (Unix ns) of the oldest message on q that
+// counts in its depth (available, held, viewed, or put under syncpoint and
+// not committed): the first such message of each priority, the oldest of
+// them (MQ's MSGAGE). ok is false when it finds none. It changes nothing,
+// like a browse, and reads from each sublog's head to its first such
+// message: for displays and metrics.
+func (s *Structure) OldestPutTime(q QueueID) (putTime int64, ok bool, err error) {
+	defer shm.EndGuard(shm.BeginGuard(), &err)
+	if !s.queueActive(uint32(q)) {
+		return 0, false, fmt.Errorf("%w: slot %d", ErrUnknownQueue, q)
+	}
+	mask := s.load(s.queueOff(uint32(q)) + qPrioMask)
+	for p := 0; p < Priorities; p++ {
+		if mask&(1<<p) == 0 {
+			continue
+		}
+		werr := s.walk(uint32(q), p, 0, func(pos uint64, r ref) bool {
+			eo := s.entryOff(r.idx())
+			w := s.load(eo + enCtl)
+			switch wKind(w) {
+			case stAvail, stHeld, stView, stPutU:
+			default:
+				return true
+			}
+			if wGen(w) != r.gen() || s.load(eo+enPos) != pos {
+				return true
+			}
+			t := int64(s.load(eo + enPutTime))
+			// The entry may have been freed and reused while we read: the
+			// gen tells (as BrowseNext).
+			fullFence()
+			if wGen(s.load(eo+enCtl)) != r.gen() || s.load(eo+enPos) != pos {
+				return true
+			}
+			if !ok || t < putTime {
+				putTime, ok = t, true
+			}
+			return false
+		})
+		if werr != nil {
+			return 0, false, werr
+		}
+	}
+	return putTime, ok, nil
+}

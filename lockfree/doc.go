@@ -51,7 +51,11 @@
 // single-writer cell plus the descriptor's before-value can. Depth is the
 // sum over the owners that ever touched the queue (a bitmap), read on puts
 // to queues whose MaxDepth is below the structure's entry count, and by
-// displays.
+// displays. The queue's message counters (puts, gets and their bytes, for
+// metrics: QueueInfo.Counts) live in the same cell, on the cache line the
+// put or get writes anyway; the rare ones (backouts, expiries) are atomic
+// adds on the queue record. Each owner slot also counts the units of work
+// its owners committed and backed out (UOWCounts).
 //
 // Queue lists are per-priority position logs (see sublog.go): an entry is
 // linked at a position by one CAS and stays there until consumed, so a
@@ -89,7 +93,7 @@
 //	control page    4096 bytes
 //	owners          Owners x 256
 //	queues          Queues x queueSize (= 256 + 2*bitmap + 10*128, bitmap = Owners/8 rounded up to 64)
-//	cells           Owners x Queues x 32
+//	cells           Owners x Queues x 64
 //	entries         Entries x 256
 //	element words   Elements x 8
 //	element links   Elements x 4
@@ -138,9 +142,10 @@
 // bytes, then the waiter and touched bitmaps), then 10 sublogs of 128
 // bytes, priority 0 first (table "Sublog fields").
 //
-// Cell (owner o, queue q) at cells + (o*Queues + q)*32: table "Cell
+// Cell (owner o, queue q) at cells + (o*Queues + q)*64: table "Cell
 // fields" (depth contribution, uncommitted count, handles open for input,
-// handles open for output; int64 each). Written only by owner o (or its
+// handles open for output, then the message counters; int64 each, one
+// cache line). Written only by owner o (or its
 // repairer). A put to a queue whose MaxDepth is below the structure's
 // entry count stores its depth increment atomically before it sums the
 // others' cells (see reserveDepth); every other write is a plain store.

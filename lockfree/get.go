@@ -56,6 +56,7 @@ func (o *Owner) expire(r ref, w uint64, q uint32) bool {
 	if _, ok := o.tryClaim(r, w, q, claimDead); !ok {
 		return false
 	}
+	o.s.countShared(q, qExpired, o.s.bodyLen(o.s.entryOff(r.idx())))
 	o.freeEntry(r.idx(), r.gen())
 	o.expired++
 	return true
@@ -134,6 +135,7 @@ func (o *Owner) GetOrView(q QueueID, opt GetOptions, dst *Message, v *View) (vie
 		if !o.readEntry(o.s.entryOff(c.idx), dst) {
 			bad = errCorrupt(o.s, "entry %d of queue %d has inconsistent lengths", c.idx, c.q)
 		}
+		o.countMsg(c.q, clGets, o.s.bodyLen(o.s.entryOff(c.idx)))
 		o.freeEntry(c.idx, c.gen)
 		cpGetFreed.Hit()
 		return false
@@ -158,6 +160,7 @@ func (o *Owner) getInto(q uint32, opt GetOptions, mode claimMode, max int, at fu
 		if mode == claimHeld {
 			o.holdInUOW(c)
 		} else {
+			o.countMsg(c.q, clGets, s.bodyLen(s.entryOff(c.idx)))
 			o.freeEntry(c.idx, c.gen)
 			cpGetFreed.Hit()
 		}
@@ -228,6 +231,9 @@ func (o *Owner) removeHeld(c claimed, from uint8) error {
 	cpRemoveDead.Hit()
 	o.setCellDepth(c.q, before-1)
 	cpRemoveCounted.Hit()
+	if from != stPutU { // a get made final, not a put backed out
+		o.countMsg(c.q, clGets, s.bodyLen(eo))
+	}
 	o.freeEntry(c.idx, c.gen)
 	return nil
 }

@@ -10,7 +10,7 @@ import (
 
 // LayoutVersion is the version of the data-area layout below. It is stored in
 // the shm header; bump it whenever any offset or encoding here changes.
-const LayoutVersion = 7
+const LayoutVersion = 8
 
 // Fixed sizes. Every record is a multiple of the 64-byte cache line so that
 // words written by different processes on hot paths never share a line.
@@ -18,7 +18,7 @@ const (
 	line         = 64
 	ctlPageSize  = 4096
 	ownerSize    = 256
-	cellSize     = 32
+	cellSize     = 64
 	entrySize    = 256
 	InlineMax    = entrySize - enInline
 	segSlots     = 64
@@ -135,11 +135,11 @@ const (
 //	    96     8  ownPidNS     pid namespace of the registered process
 //	   104     8  ownLone      lone operation: entry ref ((entry+1) << 32 | gen), 0 none
 //	   112     8  ownLoneKey   lone operation's decision key
-//	   120     8  -            unused
+//	   120     8  ownCommits   units of work committed by the slot's owners
 //	   128     8  ownDesc      message descriptor: op word (kind | buffer << 8)
 //	   136    24  ownDescBuf0  message descriptor buffer 0: a, b, c (see "Descriptor buffer")
 //	   160    24  ownDescBuf1  message descriptor buffer 1
-//	   184     8  -            unused
+//	   184     8  ownBackouts  units of work backed out by the slot's owners
 //	   192     8  ownSegDesc   segment descriptor: op
 //	   200     8  ownSegDescA  segment descriptor: a
 //	   208     8  ownSegDescB  segment descriptor: b
@@ -166,6 +166,14 @@ const (
 	ownPidNS    = 96  // pid namespace of the registered process (procid.SelfNS): stored before ownPid, trusted like ownStart; its pid means nothing in another namespace
 	ownLone     = 104 // entry ref of the owner's lone operation (PutLone, MarkLone), 0 none: atomic stores by the owner in an operation, before the decision its key names can be recorded (elsewhere), cleared when it ends and at registration; read by Repair, which rolls it forward when the recoverer passes its key as decided
 	ownLoneKey  = 112 // the lone operation's decision key: stored with ownLone, before it; read by Repair with it
+	// ownCommits, ownBackouts: units of work the slot's owners committed
+	// and backed out (Commit, Backout with a unit of work open; not those
+	// a repairer ends): owned stores by the owner after the unit of work
+	// ended, on lines it writes then anyway (ownUOW's, the descriptor's);
+	// never reset, so their sum over the slots only grows. Read by
+	// UOWCounts (statistics).
+	ownCommits  = 120
+	ownBackouts = 184
 	ownDesc     = 128 // message descriptor's op word: atomic store by the owner, publishes a buffer (and names it); read by Repair
 	ownDescBuf0 = 136 // message descriptor buffer 0 (a, b, c): owned stores by the owner while op names the other buffer; read by Repair
 	ownDescBuf1 = 160 // message descriptor buffer 1: as ownDescBuf0
@@ -200,18 +208,34 @@ const (
 
 // Cell fields (owner o, queue q at cells + (o*Queues + q)*cellSize; int64
 // each, written only by owner o or its repairer; read by depth sums and
-// the checker):
+// the checker). A cell is one cache line, so the message counters cost a
+// put or a get no line it does not write already (its depth word):
 //
-//	offset  size  constant   field
-//	     0     8  clDepth    depth contribution: owned stores, except a put to a queue whose MaxDepth is below the entry count stores its increment atomically before it sums the others' cells (reserveDepth)
-//	     8     8  clUncom    uncommitted count
-//	    16     8  clOpenIn   handles open for input (IPPROCS)
-//	    24     8  clOpenOut  handles open for output (OPPROCS)
+//	offset  size  constant    field
+//	     0     8  clDepth     depth contribution: owned stores, except a put to a queue whose MaxDepth is below the entry count stores its increment atomically before it sums the others' cells (reserveDepth)
+//	     8     8  clUncom     uncommitted count
+//	    16     8  clOpenIn    handles open for input (IPPROCS)
+//	    24     8  clOpenOut   handles open for output (OPPROCS)
+//	    32     8  clPuts      messages this owner made available on the queue (a put outside syncpoint, a committed put)
+//	    40     8  clPutBytes  their body bytes
+//	    48     8  clGets      messages this owner removed by a get for good (outside syncpoint, a committed get, a released view)
+//	    56     8  clGetBytes  their body bytes
 const (
 	clDepth   = 0
 	clUncom   = 8
 	clOpenIn  = 16
 	clOpenOut = 24
+	// clPuts, clPutBytes, clGets, clGetBytes: monotonic counters, owned
+	// stores by the owner after the CAS that makes the put available or
+	// the get final (countMsg); never reset (the slot's next owner goes on
+	// from them; a queue created in the slot records their sums as its
+	// base, qBasePuts). Read by QueueInfo (statistics: a sum read while
+	// owners count may be a message behind; an owner that dies between
+	// its CAS and its count leaves that message uncounted).
+	clPuts     = 32
+	clPutBytes = 40
+	clGets     = 48
+	clGetBytes = 56
 )
 
 // Queue record fields (queueSize bytes: a fixed part of queueFixed bytes,
@@ -226,9 +250,16 @@ const (
 //	    32     8  qCreated   created, Unix ns
 //	    40     8  qNameLen   name length
 //	    48    48  qName      name
-//	    96    32  -          unused
+//	    96     8  qBasePuts      sum of the cells' clPuts when the queue was created
+//	   104     8  qBasePutBytes  sum of clPutBytes then
+//	   112     8  qBaseGets      sum of clGets then
+//	   120     8  qBaseGetBytes  sum of clGetBytes then
 //	   128     8  qPrioMask  priorities used (bit mask)
-//	   136    56  -          unused
+//	   136     8  qBackouts      messages given back with their backout count raised
+//	   144     8  qBackoutBytes  their body bytes
+//	   152     8  qExpired       expired messages removed
+//	   160     8  qExpiredBytes  their body bytes
+//	   168    24  -          unused
 //	   192     4  qFutex     futex word (u32 wake sequence)
 //	   196    60  -          unused
 //	   256     *  qBitmaps   waiter bitmap (one bit per owner slot), then touched bitmap (owners whose cells count for this queue)
@@ -243,10 +274,29 @@ const (
 	qCreated  = 32 // written once on create, before the state becomes active
 	qNameLen  = 40 // as qCreated
 	qName     = 48 // [48]; as qCreated
+	// qBasePuts, qBasePutBytes, qBaseGets, qBaseGetBytes: the sums of the
+	// owners' cell counters (clPuts...) when the queue was created, which
+	// QueueInfo subtracts (cells outlive the queue that had the slot
+	// before). Stored by the creator while the queue is creating, before
+	// the state becomes active; read by QueueInfo.
+	qBasePuts     = 96
+	qBasePutBytes = 104
+	qBaseGets     = 112
+	qBaseGetBytes = 120
 	// qPrioMask: priorities ever used on the queue. Atomic OR by producers
 	// before their first link at a priority (never missing for a non-empty
 	// sublog), cleared on delete; read by every get.
 	qPrioMask = 2 * line
+	// qBackouts, qBackoutBytes, qExpired, qExpiredBytes: counters of the
+	// rare paths, shared by every owner: atomic add by the owner that
+	// gave a message back with its backout count raised (backoutHeldFrom)
+	// or removed an expired one (expire), after its CAS; zeroed by the
+	// creator before the queue is active; read by QueueInfo. Statistics,
+	// like the cell counters.
+	qBackouts     = 2*line + 8
+	qBackoutBytes = 2*line + 16
+	qExpired      = 2*line + 24
+	qExpiredBytes = 2*line + 32
 	// qFutex: u32 wake sequence. Atomic add by a producer that made a message
 	// visible while some waiter bit is set, then FUTEX_WAKE; a waiter reads it
 	// after setting its bit and before its last look, and sleeps on it.

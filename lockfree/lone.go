@@ -63,7 +63,14 @@ func (o *Owner) PutLone(q QueueID, m *Message, key uint64) (p LonePut, err error
 // backed out when the owner closes is removed by Close. ErrOwnerRevoked: a
 // recoverer took the owner over and carried out the decision it found.
 func (o *Owner) CommitLone(p *LonePut) error {
-	return o.endLone(p, func() error { return o.makeAvail(p.it.claimed(), stPutU, "lone put") })
+	return o.endLone(p, func() error {
+		n := o.s.bodyLen(o.s.entryOff(p.it.idx))
+		if err := o.makeAvail(p.it.claimed(), stPutU, "lone put"); err != nil {
+			return err
+		}
+		o.countMsg(p.it.q, clPuts, n)
+		return nil
+	})
 }
 
 // BackoutLone removes lone put p.

@@ -338,6 +338,26 @@ func (o *Owner) addUncom(q uint32, d int64) {
 	o.s.storeOwned(off, uint64(int64(o.s.load(off))+d))
 }
 
+// countMsg adds one message of n body bytes on q to this owner's counter
+// pair at field (clPuts or clGets: the count, then the bytes).
+func (o *Owner) countMsg(q uint32, field, n uint64) {
+	off := o.s.cellOff(o.slot, q) + field
+	o.s.storeOwned(off, o.s.load(off)+1)
+	o.s.storeOwned(off+8, o.s.load(off+8)+n)
+}
+
+// countShared adds one message of n body bytes to q's shared counter pair
+// at field (qBackouts or qExpired: the count, then the bytes).
+func (s *Structure) countShared(q uint32, field, n uint64) {
+	off := s.queueOff(q) + field
+	atomic.AddUint64(s.u64(off), 1)
+	atomic.AddUint64(s.u64(off+8), n)
+}
+
+// bodyLen is the body length of the message in the entry at eo, which
+// the caller holds (read it before the CAS that lets the entry go).
+func (s *Structure) bodyLen(eo uint64) uint64 { return s.load(eo+enQueue) >> 32 }
+
 // touch sets this owner's bit in q's touched bitmap the first time it
 // changes q's counts, so depth sums only visit owners that ever did.
 func (o *Owner) touch(q uint32) {
@@ -719,6 +739,20 @@ func (s *Structure) OwnerAlive(t OwnerTag) bool {
 		return false
 	}
 	return processAlive(id)
+}
+
+// UOWCounts sums the units of work every owner of the structure ever
+// committed and backed out (Commit and Backout with a unit of work open;
+// the ones repairers ended are not counted). Statistics: a sum read while
+// owners count may be one behind.
+func (s *Structure) UOWCounts() (committed, backedOut int64, err error) {
+	defer shm.EndGuard(shm.BeginGuard(), &err)
+	for slot := 0; slot < s.p.Owners; slot++ {
+		off := s.ownerOff(slot)
+		committed += int64(s.load(off + ownCommits))
+		backedOut += int64(s.load(off + ownBackouts))
+	}
+	return committed, backedOut, nil
 }
 
 // Owners lists the owner slots that are not free.

@@ -166,6 +166,7 @@ func (o *Owner) putOne(pq putTarget, m *Message, opt PutOptions, run *linkRun) e
 		return fmt.Errorf("%w: entry %d taken back during put", ErrOwnerRevoked, e)
 	}
 	cpPutVisible.Hit()
+	o.countMsg(qi, clPuts, uint64(len(m.Body)))
 	return nil
 }
 

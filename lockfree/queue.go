@@ -85,6 +85,27 @@ type QueueInfo struct {
 	OpenIn  int64 // handles open for input (MQ IPPROCS)
 	OpenOut int64 // handles open for output (MQ OPPROCS)
 	Created time.Time
+	Counts  QueueCounts
+}
+
+// QueueCounts are a queue's message counters since it was created (for
+// metrics; statistics, not accounting: a sum read while owners count may
+// be a message behind, and a message whose owner died between making it
+// final and counting it is not counted).
+type QueueCounts struct {
+	// Puts: messages made available (a put outside syncpoint, a committed
+	// put); PutBytes their body bytes.
+	Puts, PutBytes int64
+	// Gets: messages removed for good by a get (outside syncpoint, a
+	// committed get, a released view); GetBytes their body bytes.
+	Gets, GetBytes int64
+	// Backouts: messages given back with their backout count raised (a
+	// backed out get, a view given back by Close or Requeue);
+	// BackoutBytes their body bytes.
+	Backouts, BackoutBytes int64
+	// Expired: expired messages removed (by gets and the expiry scan);
+	// ExpiredBytes their body bytes.
+	Expired, ExpiredBytes int64
 }
 
 func validQueueName(n string) bool {
@@ -189,6 +210,7 @@ func (o *Owner) CreateQueue(name string, a QueueAttrs) (id QueueID, err error) {
 		clear(nb[len(name):])
 		s.store(off+qNameLen, uint64(len(name)))
 		s.store(off+qPrioMask, 0)
+		s.resetCounters(q)
 		for p := 0; p < Priorities; p++ {
 			sl := s.sublogOff(q, p)
 			for _, f := range []uint64{slTailPos, slTailSeg, slHeadPos, slHeadSeg, slJanitor} {
@@ -373,14 +395,16 @@ func (o *Owner) finishDelete(q uint32, w uint64) error {
 
 // counts sums the per-owner depth and uncommitted cells of q over the owners
 // that ever touched it.
+// (A put to a queue with a MaxDepth sums them: it reads no other word.)
 func (s *Structure) counts(q uint32) (depth, uncom int64) {
-	c := s.cellSums(q)
-	return c[0], c[1]
+	c := s.cellSums(q, clUncom/8+1)
+	return c[clDepth/8], c[clUncom/8]
 }
 
-// cellSums sums all four cells (depth, uncommitted, open for input, open
-// for output) of q over the owners that ever touched it.
-func (s *Structure) cellSums(q uint32) (c [4]int64) {
+// cellSums sums the first n words of q's cells (depth, uncommitted, open
+// for input, open for output, then the message counters) over the owners
+// that ever touched it.
+func (s *Structure) cellSums(q uint32, n int) (c [cellSize / 8]int64) {
 	bm := s.queueOff(q) + qBitmaps + s.l.bitmapSize
 	for wi := 0; wi < (s.p.Owners+63)/64; wi++ {
 		w := s.load(bm + uint64(wi)*8)
@@ -391,10 +415,9 @@ func (s *Structure) cellSums(q uint32) (c [4]int64) {
 				break // bits past the last slot: only corruption sets them
 			}
 			off := s.cellOff(wi*64+b, q)
-			c[0] += int64(s.load(off + clDepth))
-			c[1] += int64(s.load(off + clUncom))
-			c[2] += int64(s.load(off + clOpenIn))
-			c[3] += int64(s.load(off + clOpenOut))
+			for i := range n {
+				c[i] += int64(s.load(off + uint64(i)*8))
+			}
 		}
 	}
 	return c
@@ -435,16 +458,38 @@ func (s *Structure) QueueInfo(q QueueID) (info QueueInfo, err error) {
 		return QueueInfo{}, fmt.Errorf("%w: slot %d", ErrUnknownQueue, q)
 	}
 	off := s.queueOff(uint32(q))
-	c := s.cellSums(uint32(q))
-	d, u := c[0], c[1]
+	c := s.cellSums(uint32(q), cellSize/8)
+	d, u := c[clDepth/8], c[clUncom/8]
 	f := s.load(off + qFlags)
+	since := func(field uint64, base uint64) int64 { return max(c[field/8]-int64(s.load(off+base)), 0) }
 	return QueueInfo{
 		ID: q, Name: s.queueName(uint32(q)),
 		Attrs: QueueAttrs{MaxDepth: int64(s.load(off + qMaxDepth)), MaxMsgLen: int(s.load(off + qMaxMsgL)),
 			IndexMsgID: f&flagIndexMsgID != 0, IndexCorrelID: f&flagIndexCorrelID != 0},
-		Depth: max(d, 0), Uncom: max(u, 0), OpenIn: max(c[2], 0), OpenOut: max(c[3], 0),
+		Depth: max(d, 0), Uncom: max(u, 0), OpenIn: max(c[clOpenIn/8], 0), OpenOut: max(c[clOpenOut/8], 0),
 		Created: time.Unix(0, int64(s.load(off+qCreated))),
+		Counts: QueueCounts{
+			Puts: since(clPuts, qBasePuts), PutBytes: since(clPutBytes, qBasePutBytes),
+			Gets: since(clGets, qBaseGets), GetBytes: since(clGetBytes, qBaseGetBytes),
+			Backouts: int64(s.load(off + qBackouts)), BackoutBytes: int64(s.load(off + qBackoutBytes)),
+			Expired: int64(s.load(off + qExpired)), ExpiredBytes: int64(s.load(off + qExpiredBytes)),
+		},
 	}, nil
+}
+
+// resetCounters starts q's message counters again for a queue being
+// created in its slot: the cells' sums become the base QueueInfo
+// subtracts, and the shared counters are zeroed.
+func (s *Structure) resetCounters(q uint32) {
+	off := s.queueOff(q)
+	c := s.cellSums(q, cellSize/8)
+	s.store(off+qBasePuts, uint64(c[clPuts/8]))
+	s.store(off+qBasePutBytes, uint64(c[clPutBytes/8]))
+	s.store(off+qBaseGets, uint64(c[clGets/8]))
+	s.store(off+qBaseGetBytes, uint64(c[clGetBytes/8]))
+	for _, f := range []uint64{qBackouts, qBackoutBytes, qExpired, qExpiredBytes} {
+		s.store(off+f, 0)
+	}
 }
 
 // Queues lists the active queues.

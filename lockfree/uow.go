@@ -105,11 +105,14 @@ func (o *Owner) Commit() (err error) {
 	s.bumpAvail(ss)
 	var firstErr error
 	for _, it := range o.uowPuts {
-		if !s.cas(s.entryOff(it.idx)+enCtl, mkWord(it.gen, stPutU, uint32(o.tag)), mkWord(it.gen, stAvail, 0)) {
+		eo := s.entryOff(it.idx)
+		n := s.bodyLen(eo)
+		if !s.cas(eo+enCtl, mkWord(it.gen, stPutU, uint32(o.tag)), mkWord(it.gen, stAvail, 0)) {
 			firstErr = fmt.Errorf("%w: uncommitted put %d taken back", ErrOwnerRevoked, it.idx)
 			continue
 		}
 		cpCommitPut.Hit()
+		o.countMsg(it.q, clPuts, n)
 		o.addUncom(it.q, -1)
 	}
 	for _, it := range o.uowGets {
@@ -122,6 +125,7 @@ func (o *Owner) Commit() (err error) {
 	}
 	n := len(o.uowPuts)
 	o.endUOW()
+	o.s.storeOwned(o.off+ownCommits, o.s.load(o.off+ownCommits)+1)
 	cpCommitDone.Hit()
 	s.announce(ss, n)
 	return firstErr
@@ -167,6 +171,7 @@ func (o *Owner) Backout() (err error) {
 	}
 	n := len(o.uowGets)
 	o.endUOW()
+	o.s.storeOwned(o.off+ownBackouts, o.s.load(o.off+ownBackouts)+1)
 	cpBackoutDone.Hit()
 	s.announce(ss, n)
 	return firstErr
@@ -188,10 +193,12 @@ func (o *Owner) backoutHeldFrom(it uowItem, from uint8) error {
 	cpGiveBackDescribed.Hit()
 	s.storeOwned(eo+enBackout, bw&^0xffffffff|uint64(uint32(bw)+1))
 	cpGiveBackCounted.Hit()
+	n := s.bodyLen(eo)
 	if !s.cas(eo+enCtl, held, mkWord(it.gen, stAvail, 0)) {
 		return fmt.Errorf("%w: held message %d taken back", ErrOwnerRevoked, it.idx)
 	}
 	cpGiveBackAvail.Hit()
+	s.countShared(it.q, qBackouts, n)
 	// Unlike the other descriptors, a completed backout's can match again:
 	// this owner may hold the same message again. Clear it.
 	o.clearDesc()

@@ -89,7 +89,7 @@ var cfstructTable = table[cfstructObj]{
 	attrs: []attr[cfstructObj]{
 		{name: "CFSTRUCT", ident: true, show: func(s *cfstructObj) any { return s.Name }},
 		{name: "SIZE", show: func(s *cfstructObj) any { return int64(s.SizeMB) }, set: func(s *cfstructObj, a Attr) error {
-			n, err := parseIntAs[int](a, 16, 1<<20)
+			n, err := parseIntAs[int](a, defs.MinStructMiB, 1<<20)
 			if err != nil {
 				return err
 			}

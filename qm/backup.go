@@ -48,6 +48,7 @@ func (m *Member) BackupStructure(name string) (backup.Info, error) {
 		return backup.Info{}, err
 	}
 	defer unlock()
+	t0 := time.Now()
 	o, s, err := m.ownerIn(name)
 	if err != nil {
 		return backup.Info{}, err
@@ -123,6 +124,7 @@ func (m *Member) BackupStructure(name string) (backup.Info, error) {
 	}); err != nil {
 		m.log.Warn("record the backup in the repository (recovery finds its file anyway)", "path", info.Path, "err", err)
 	}
+	m.stats.backupTaken(time.Since(t0))
 	m.log.Info("backup taken", "structure", name, "messages", info.Messages, "places", info.Places, "bytes", info.Size, "start", info.Start,
 		"replay_from", info.ReplayFrom, "path", info.Path)
 	m.pruneBackups(name)

@@ -58,6 +58,7 @@ func (m *Member) checkStructures() {
 	}
 	m.mu.Unlock()
 	for _, name := range failed {
+		m.stats.structureFailed(name)
 		m.g.Failed(name)
 		var c defs.CFStruct
 		if err := m.repo.View(func(tx *defs.Tx) error { var err error; c, err = tx.Struct(name); return err }); err == nil && c.NoRecAuto {
@@ -239,6 +240,7 @@ func (m *Member) recoverLocked(c defs.CFStruct) error {
 	if _, err := m.createLocked(c); err != nil { // creates it, recovers it, puts it in service
 		return err
 	}
+	m.stats.structureRecovered(name)
 	m.log.Info("structure recovered after a failure", "structure", name, "took", time.Since(t0).Round(time.Millisecond))
 	return nil
 }

@@ -62,6 +62,7 @@ func (m *Member) startLog() error {
 		return fmt.Errorf("log buffer: %w", err)
 	}
 	m.rlog, m.lcons = l, c
+	m.logForStats.Store(l)
 	return nil
 }
 

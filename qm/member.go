@@ -271,6 +271,12 @@ type Member struct {
 	cmdTrust   Trust
 	cmdRefused atomic.Int64
 
+	// stats: what the member counted (stats.go); logForStats: its log,
+	// set once by startLog and kept after the log is closed (whose Stats
+	// still answer), for Stats, which any goroutine may call.
+	stats       *memberStats
+	logForStats atomic.Pointer[rlog.Log]
+
 	// Recoveries in flight, by what they recover (at most one each).
 	busyMu sync.Mutex
 	busy   map[string]bool
@@ -289,7 +295,7 @@ func Start(cfg Config) (*Member, error) {
 	}
 	m := &Member{cfg: cfg, log: cfg.Logger.With("qmgr", cfg.Name), self: procid.Self(), apps: map[string]*lockfree.Owner{}, leftFailed: map[string]bool{}, retryRecover: map[string]time.Time{},
 		cmdConns: map[net.Conn]struct{}{}, peerW: map[int]peerKey{}, connW: map[int]connKey{}, seen: map[int]hbSeen{}, foreignSeen: map[lockfree.OwnerTag]bool{},
-		busy: map[string]bool{}, stop: make(chan struct{}), done: make(chan struct{})}
+		busy: map[string]bool{}, stop: make(chan struct{}), done: make(chan struct{}), stats: newMemberStats()}
 	m.chinit = newChildService("channel initiator", cfg.ChinitCommand, m.log, m.stopping.Load)
 	m.amqp = newChildService("AMQP listener", cfg.AMQPCommand, m.log, m.stopping.Load)
 	var err error

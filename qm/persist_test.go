@@ -461,7 +461,7 @@ func TestLogFailureFailsPersistentWork(t *testing.T) {
 func TestRecAutoNo(t *testing.T) {
 	cfg := testConfig(t, "QM1")
 	m := startMember(t, cfg)
-	mustExec(t, m, "DEFINE CFSTRUCT(MANUAL) SIZE(16) RECAUTO(NO)")
+	mustExec(t, m, "DEFINE CFSTRUCT(MANUAL) SIZE(24) RECAUTO(NO)")
 	if r := mustExec(t, m, "DISPLAY CFSTRUCT(MANUAL)"); !strings.Contains(r.Text, "RECAUTO(NO)") {
 		t.Fatalf("display: %s", r.Text)
 	}

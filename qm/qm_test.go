@@ -212,9 +212,9 @@ func TestStructureElementSize(t *testing.T) {
 	}
 	for cmd, want := range map[string]string{
 		"ALTER CFSTRUCT(BIG) ELEMSIZE(1024)":          "fixed at creation",
-		"DEFINE CFSTRUCT(ODD) SIZE(16) ELEMSIZE(100)": "multiple of 64",
-		"DEFINE CFSTRUCT(TINY) SIZE(16) ELEMSIZE(32)": "ELEMSIZE(32)",
-		"DEFINE CFSTRUCT(HUGE) SIZE(16) ELEMSIZE(4M)": "ELEMSIZE",
+		"DEFINE CFSTRUCT(ODD) SIZE(24) ELEMSIZE(100)": "multiple of 64",
+		"DEFINE CFSTRUCT(TINY) SIZE(24) ELEMSIZE(32)": "ELEMSIZE(32)",
+		"DEFINE CFSTRUCT(HUGE) SIZE(24) ELEMSIZE(4M)": "ELEMSIZE",
 	} {
 		if r := m.Exec(cmd); r.OK || !strings.Contains(r.Error, want) {
 			t.Fatalf("%s: %+v, want an error with %q", cmd, r, want)

@@ -172,7 +172,10 @@ func (m *Member) recoverMember(p group.Peer) {
 		cur.State, cur.Process, cur.Recoverer = group.PeerRecovered, procid.ID{}, procid.ID{}
 		return true
 	})
-	m.log.Warn("recovered a dead member", "peer", p.Name, "pid", p.Process.Pid, "connections", n, "took", time.Since(t0).Round(time.Microsecond))
+	took := time.Since(t0)
+	m.stats.peerRecoveries.Add(1)
+	m.stats.peerRecoverySeconds.Observe(took.Seconds())
+	m.log.Warn("recovered a dead member", "peer", p.Name, "pid", p.Process.Pid, "connections", n, "took", took.Round(time.Microsecond))
 }
 
 // recoverConn finishes or undoes the work of the connection whose admin
@@ -263,6 +266,7 @@ func (m *Member) recoverConn(t lockfree.OwnerTag, id procid.ID, revoke bool) boo
 		m.log.Error("recover connection", "slot", t.Slot(), "structure", shm.AdminStructure, "err", err)
 		return false
 	}
+	m.stats.connRecoveries.Add(1)
 	m.log.Info("recovered a connection", "slot", t.Slot(), "pid", id.Pid, "outcome", outcomeName(out), "revoked", info.Alive && revoke)
 	return true
 }

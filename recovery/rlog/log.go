@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/qmgr/qmgr/crashpoint"
+	"github.com/qmgr/qmgr/internal/histogram"
 	"github.com/qmgr/qmgr/vfs"
 	"golang.org/x/sys/unix"
 )
@@ -205,6 +206,10 @@ type Log struct {
 	onSettle   func()        // called by the writer after records settle (OnSettle)
 	onState    func(State)   // called when the State changes (OnState)
 
+	// syncSeconds and syncRecords record every write's sync: how long it
+	// took, and how many records it made durable (Histograms).
+	syncSeconds, syncRecords *histogram.H
+
 	// Writer goroutine only.
 	spare    []byte
 	seg      vfs.File
@@ -246,7 +251,8 @@ func Open(cfg Config) (*Log, error) {
 	if err := vfs.MkdirDurable(cfg.FS, cfg.Dir); err != nil {
 		return nil, fmt.Errorf("rlog: create %s: %w", cfg.Dir, err)
 	}
-	l := &Log{cfg: cfg, next: 1, exited: make(chan struct{}), closeCh: make(chan struct{}), zeros: make([]byte, fillStep)}
+	l := &Log{cfg: cfg, next: 1, exited: make(chan struct{}), closeCh: make(chan struct{}), zeros: make([]byte, fillStep),
+		syncSeconds: histogram.New(SyncSecondsBuckets), syncRecords: histogram.New(SyncRecordsBuckets)}
 	l.work.L, l.room.L, l.done.L = &l.mu, &l.mu, &l.mu
 	if err := l.recover(); err != nil {
 		if l.seg != nil {
@@ -839,6 +845,20 @@ func (l *Log) stateLocked() State {
 	return st
 }
 
+// The bounds of the sync histograms (Histograms): 50µs to about 3.3s, and
+// 1 to 4096 records.
+var (
+	SyncSecondsBuckets = []float64{50e-6, 100e-6, 200e-6, 400e-6, 800e-6, 1.6e-3, 3.2e-3, 6.4e-3, 12.8e-3, 25.6e-3, 51.2e-3, 102.4e-3, 204.8e-3, 409.6e-3, 819.2e-3, 1.6384, 3.2768}
+	SyncRecordsBuckets = []float64{1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024, 2048, 4096}
+)
+
+// Histograms returns what the log's writes recorded since it was opened:
+// how long each sync (fdatasync) of a write took, in seconds, and how
+// many records each made durable.
+func (l *Log) Histograms() (syncSeconds, recordsPerSync histogram.Snapshot) {
+	return l.syncSeconds.Snapshot(), l.syncRecords.Snapshot()
+}
+
 // Stats returns the log's counters.
 func (l *Log) Stats() Stats {
 	l.mu.Lock()
@@ -1074,9 +1094,12 @@ func (l *Log) writeChunk(chunk []byte, lrsn uint64) (uint64, error) {
 	if _, err := l.seg.WriteAt(chunk, l.off); err != nil {
 		return 0, fmt.Errorf("write %s at %d: %w", name, l.off, err)
 	}
+	t0 := time.Now()
 	if err := l.sync(l.seg, l.segSeq); err != nil {
 		return 0, err
 	}
+	l.syncSeconds.Observe(time.Since(t0).Seconds())
+	l.syncRecords.Observe(float64(lrsn - first))
 	l.off += int64(len(chunk))
 	l.mu.Lock()
 	if s := &l.segs[len(l.segs)-1]; s.firstLRSN == 0 {
