@@ -209,7 +209,12 @@ func TestGroupKilledAndCFLost(t *testing.T) {
 	// The consumer takes less than the producers put, so that much is
 	// left to recover.
 	cons := g.startPersistApp("consumer", "QM3", "PQ", "C", 5, 2*time.Millisecond)
+	// Traffic for a while, and until the logs hold enough for the
+	// recovery to measure its replay rate (it does from 1 MiB replayed
+	// on; 20,000 puts log about 2 MiB): on a busy machine 1.5 s of it was
+	// not enough.
 	time.Sleep(1500 * time.Millisecond)
+	waitFor(t, "20,000 persistent messages put", 2*time.Minute, func() bool { return prods["A"].committed()+prods["B"].committed() >= 20000 })
 	for _, n := range names {
 		g.member(n).Process.Signal(syscall.SIGKILL)
 	}
@@ -517,4 +522,11 @@ func TestPersistentChannelAndRemoteCFLost(t *testing.T) {
 	}
 	r.startWith("RQM", "--port", strconv.Itoa(r.port))
 	checkSeq(t, r, n)
+}
+
+// committed is how many messages a producer has committed so far.
+func (a *persistApp) committed() int {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	return a.acked
 }
