@@ -254,6 +254,7 @@ func (h *chanHandler) routeOf(m *amqp.BasicPublish, pub *publishing) ([]defs.Que
 // one unit of work, in a transaction in the channel's.
 func (h *chanHandler) put(m *amqp.BasicPublish, pub *publishing, queues []defs.Queue) error {
 	unit := h.tx || len(queues) > 1
+	mark := len(h.trimmed) // a transaction's earlier publishes' queues
 	now := time.Now()
 	for i := range queues {
 		q, err := h.output(m, queues[i].Name)
@@ -266,7 +267,12 @@ func (h *chanHandler) put(m *amqp.BasicPublish, pub *publishing, queues []defs.Q
 		msg := pub.message(&queues[i], now)
 		err = q.Put(&msg, mq.PutOptions{Syncpoint: unit})
 		if err != nil {
-			h.trimmed = h.trimmed[:0] // nothing of this publish stays
+			if !h.tx {
+				// Nothing of this publish stays. In a transaction what it
+				// put stays for the client's commit or rollback, and so
+				// do the transaction's earlier publishes.
+				h.trimmed = h.trimmed[:mark]
+			}
 			return h.failPut(unit, err)
 		}
 		if unit && !h.tx {
