@@ -326,11 +326,24 @@ func (h *chanHandler) trim() {
 }
 
 func (h *chanHandler) trimQueue(q *defs.Queue) {
-	over := int64(h.s.b.counts(q.Name).messages) - q.AMQP.MaxLength
+	if int64(h.s.b.counts(q.Name).messages) <= q.AMQP.MaxLength {
+		return // not over: no mq connection needed
+	}
+	conn, err := h.mqConn(nil)
+	if err != nil {
+		return
+	}
+	h.s.b.trimWith(conn, q)
+}
+
+// trimWith removes drop-head queue q's oldest ready messages, outside any
+// unit of work of conn, until it is back to its x-max-length.
+func (b *Broker) trimWith(conn *mq.Conn, q *defs.Queue) {
+	over := int64(b.counts(q.Name).messages) - q.AMQP.MaxLength
 	if over <= 0 {
 		return
 	}
-	in, err := h.input(nil, q.Name)
+	in, err := conn.Open(q.Name, mq.OpenOptions{Input: true})
 	if err != nil {
 		return
 	}
