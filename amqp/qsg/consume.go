@@ -591,8 +591,9 @@ func (h *chanHandler) flow(active bool) {
 	h.mu.Unlock()
 }
 
-// get runs basic.get: a message held as a view by the channel's own
-// connection (removed at once with no-ack).
+// get runs basic.get: a message held as a view by the mq connection the
+// channel uses (the shared one, or in a transaction its own), removed at
+// once with no-ack.
 func (h *chanHandler) get(m *amqp.BasicGet) error {
 	s := h.s
 	if !s.permits(accessRead, m.Queue) {

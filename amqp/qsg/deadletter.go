@@ -14,7 +14,9 @@ import (
 // as RabbitMQ writes it, in one unit of work of conn, the connection
 // holding the delivery. The republish is committed before the delivery is
 // removed: a crash between the two leaves the message in both places
-// (delivered again, never lost).
+// (delivered again, never lost). A drop-head queue it went to is then
+// brought back to its x-max-length, as after a publish (once the delivery
+// is removed: dead-lettered to its own queue, the copy is not the oldest).
 func (b *Broker) deadLetter(conn *mq.Conn, d *delivery, reason string) {
 	dlx, key, queues, pub, ok := b.deadLetterRoute(d, reason)
 	if ok && len(queues) > 0 {
@@ -26,6 +28,11 @@ func (b *Broker) deadLetter(conn *mq.Conn, d *delivery, reason string) {
 	}
 	if err := d.view.Release(); err != nil {
 		b.cfg.Log.Warn("amqp: rejected message not removed", "queue", d.queue, "err", err)
+	}
+	for i := range queues {
+		if dropsHead(&queues[i]) {
+			b.trimWith(conn, &queues[i])
+		}
 	}
 }
 

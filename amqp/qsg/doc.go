@@ -15,12 +15,14 @@
 //   - A message keeps what AMQP says of it (exchange, routing key, every
 //     property) in its mq properties (message.go has the layout), so it
 //     comes out unchanged through mq, qmgr get and channels.
-//   - Each AMQP channel that publishes or gets has an mq connection of its
-//     own (a unit of work is per connection in mq), made when first
-//     needed; each consumer has one too, used by its goroutine alone (an
-//     mq connection is used by one goroutine at a time). The group has
-//     group.MaxConnections in all, so a broker and each client connection
-//     hold at most Config.MaxConns and MaxConnsPerConnection.
+//   - The channels of an AMQP connection that publish or get outside a
+//     transaction share one mq connection, made when first needed (see
+//     Publishing); a transactional channel has one of its own (a unit of
+//     work is per connection in mq), and so does each consumer, used by
+//     its goroutine alone (an mq connection is used by one goroutine at a
+//     time). The group has group.MaxConnections in all, so a broker and
+//     each client connection hold at most Config.MaxConns and
+//     MaxConnsPerConnection.
 //
 // # Delivery and acknowledgement
 //

@@ -254,6 +254,7 @@ func (h *chanHandler) routeOf(m *amqp.BasicPublish, pub *publishing) ([]defs.Que
 // one unit of work, in a transaction in the channel's.
 func (h *chanHandler) put(m *amqp.BasicPublish, pub *publishing, queues []defs.Queue) error {
 	unit := h.tx || len(queues) > 1
+	mark := len(h.trimmed) // a transaction's earlier publishes' queues
 	now := time.Now()
 	for i := range queues {
 		q, err := h.output(m, queues[i].Name)
@@ -266,7 +267,12 @@ func (h *chanHandler) put(m *amqp.BasicPublish, pub *publishing, queues []defs.Q
 		msg := pub.message(&queues[i], now)
 		err = q.Put(&msg, mq.PutOptions{Syncpoint: unit})
 		if err != nil {
-			h.trimmed = h.trimmed[:0] // nothing of this publish stays
+			if !h.tx {
+				// Nothing of this publish stays. In a transaction what it
+				// put stays for the client's commit or rollback, and so
+				// do the transaction's earlier publishes.
+				h.trimmed = h.trimmed[:mark]
+			}
 			return h.failPut(unit, err)
 		}
 		if unit && !h.tx {
@@ -320,11 +326,24 @@ func (h *chanHandler) trim() {
 }
 
 func (h *chanHandler) trimQueue(q *defs.Queue) {
-	over := int64(h.s.b.counts(q.Name).messages) - q.AMQP.MaxLength
+	if int64(h.s.b.counts(q.Name).messages) <= q.AMQP.MaxLength {
+		return // not over: no mq connection needed
+	}
+	conn, err := h.mqConn(nil)
+	if err != nil {
+		return
+	}
+	h.s.b.trimWith(conn, q)
+}
+
+// trimWith removes drop-head queue q's oldest ready messages, outside any
+// unit of work of conn, until it is back to its x-max-length.
+func (b *Broker) trimWith(conn *mq.Conn, q *defs.Queue) {
+	over := int64(b.counts(q.Name).messages) - q.AMQP.MaxLength
 	if over <= 0 {
 		return
 	}
-	in, err := h.input(nil, q.Name)
+	in, err := conn.Open(q.Name, mq.OpenOptions{Input: true})
 	if err != nil {
 		return
 	}
