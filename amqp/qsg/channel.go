@@ -72,14 +72,24 @@ func newChanHandler(s *session, ch *amqp.Channel) *chanHandler {
 		unacked: map[uint64]*delivery{}, consumers: map[string]*consumer{}, live: map[*consumer]bool{}}
 }
 
-// Handle runs one method of the channel (amqp.ChannelHandler). Gathered
-// publishes are committed before any other method runs, so that what it
-// sees (or does) follows them.
+// Handle runs one method of the channel (amqp.ChannelHandler). The
+// channel's gathered publishes are committed before any other method of
+// the channel runs, so that what it sees (or does) follows them; and the
+// shared unit of work is committed before a method that uses the shared
+// connection (touchesShared), so that its work is never in a unit of work
+// with other channels' publishes. Other channels' methods (a consumer's
+// acks on another channel, above all) leave the gathering alone: their
+// publishes still cost one log write per burst.
 func (h *chanHandler) Handle(m amqp.Method, content *amqp.Content) error {
 	if p, ok := m.(*amqp.BasicPublish); ok {
 		return h.publish(p, content)
 	}
-	if err := h.flushBatch(); err != nil {
+	if h.s.unit.members[h] || h.touchesShared(m) {
+		if err := h.s.unit.end(true); err != nil {
+			h.s.b.cfg.Log.Warn("amqp: publishes not committed, nacked", "err", err)
+		}
+	}
+	if err := h.sendConfirms(); err != nil {
 		return err
 	}
 	h.defaultQueue(m)
@@ -187,6 +197,44 @@ func (h *chanHandler) handleAdmin(m amqp.Method) error {
 		return err
 	}
 	return h.ch.Send(reply)
+}
+
+// touchesShared reports whether method m of a channel that has nothing
+// in the shared unit of work may use the shared mq connection: to get
+// (basic.get, purge), to settle its own basic.get deliveries (which
+// dead-lettering puts through that connection), or to change to or end a
+// transaction (whose settlements may do the same).
+func (h *chanHandler) touchesShared(m amqp.Method) bool {
+	switch m := m.(type) {
+	case *amqp.BasicGet, *amqp.QueuePurge, *amqp.TxSelect, *amqp.TxCommit, *amqp.TxRollback:
+		return true
+	case *amqp.BasicAck:
+		return h.settlesOwn(m.DeliveryTag, m.Multiple)
+	case *amqp.BasicNack:
+		return h.settlesOwn(m.DeliveryTag, m.Multiple)
+	case *amqp.BasicReject:
+		return h.settlesOwn(m.DeliveryTag, false)
+	case *amqp.BasicRecover, *amqp.BasicRecoverAsync:
+		return h.settlesOwn(0, true)
+	}
+	return false
+}
+
+// settlesOwn reports whether a settlement of tag (with multiple: every
+// tag up to it, 0 every one) names a basic.get delivery of the channel.
+func (h *chanHandler) settlesOwn(tag uint64, multiple bool) bool {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if !multiple {
+		d := h.unacked[tag]
+		return d != nil && d.c == nil
+	}
+	for t, d := range h.unacked {
+		if d.c == nil && (tag == 0 || t <= tag) {
+			return true
+		}
+	}
+	return false
 }
 
 // mqConn is the mq connection the channel uses now: in a transaction its

@@ -165,6 +165,15 @@ func (h *chanHandler) flushBatch() error {
 	if err := h.s.unit.end(true); err != nil {
 		h.s.b.cfg.Log.Warn("amqp: publishes not committed, nacked", "err", err)
 	}
+	return h.sendConfirms()
+}
+
+// sendConfirms sends the channel's pending confirms, in order: runs of
+// acks as one ack with multiple, a publish refused or whose commit failed
+// as a nack. None waits for the shared unit of work: a channel with
+// publishes in it is a member, and every caller ends the unit of work
+// first when the channel is one (Handle, flushBatch).
+func (h *chanHandler) sendConfirms() error {
 	cs := h.confirms
 	h.confirms = h.confirms[:0]
 	var run uint64 // the last ack of the run not sent yet; 0 none

@@ -9,6 +9,7 @@ import (
 
 	"github.com/qmgr/qmgr/amqp"
 	"github.com/qmgr/qmgr/amqp/qsg"
+	"github.com/qmgr/qmgr/lockfree"
 )
 
 // TestChannelsShareOneGroupConnection: the channels of one AMQP
@@ -181,4 +182,57 @@ func (r *rawConn) recvOn() any {
 			return m
 		}
 	}
+}
+
+// TestOtherChannelsMethodsKeepTheBatch: channel 2's methods that do not
+// use the shared connection (basic.qos here; a consumer's acks alike) do
+// not end channel 1's gathering: channel 1's publishes before and after
+// them, read in one burst, are committed as one unit of work (one log
+// write), not two.
+func TestOtherChannelsMethodsKeepTheBatch(t *testing.T) {
+	e := newEnv(t)
+	declare(t, e.channel(), "unit.batch", nil)
+	s, err := lockfree.Attach(e.g.Cfg.CFDir, "APPL1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+
+	r := dialRawAMQP(t, e.ln.Addr().String())
+	r.send(2, &amqp.ChannelOpen{})
+	r.expect("channel.open-ok")
+	r.send(1, &amqp.ConfirmSelect{})
+	r.expect("confirm.select-ok")
+	before, _, err := s.UOWCounts()
+	if err != nil {
+		t.Fatal(err)
+	}
+	const n = 3
+	var burst []byte
+	for range n {
+		burst = appendPublishOn(t, burst, 1, "", "unit.batch", []byte("m"))
+	}
+	if burst, err = amqp.AppendMethodFrame(burst, 2, &amqp.BasicQos{PrefetchCount: 10}); err != nil {
+		t.Fatal(err)
+	}
+	for range n {
+		burst = appendPublishOn(t, burst, 1, "", "unit.batch", []byte("m"))
+	}
+	r.write(burst)
+	for acked := uint64(0); acked < 2*n; {
+		switch m := r.recvOn().(type) {
+		case onChannel[*amqp.BasicAck]:
+			acked = m.m.DeliveryTag
+		case onChannel[*amqp.BasicNack]:
+			t.Fatalf("publish %d nacked", m.m.DeliveryTag)
+		}
+	}
+	after, _, err := s.UOWCounts()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if after-before != 1 {
+		t.Fatalf("%d publishes around another channel's basic.qos, in one burst, took %d units of work, want 1", 2*n, after-before)
+	}
+	waitDepth(t, e, "unit.batch", 2*n)
 }
