@@ -271,6 +271,10 @@ type Member struct {
 	cmdTrust   Trust
 	cmdRefused atomic.Int64
 
+	// recorded: the recoveries of dead members this member performed
+	// (PeerRecoveries).
+	recorded recoveryLog
+
 	// Recoveries in flight, by what they recover (at most one each).
 	busyMu sync.Mutex
 	busy   map[string]bool
