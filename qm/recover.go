@@ -147,8 +147,8 @@ func (m *Member) recoverMember(p group.Peer) {
 	if err != nil || !won {
 		return
 	}
+	t0 := time.Now() // the member is "recovering" from here on
 	cpRecoverClaimed.Hit()
-	t0 := time.Now()
 	var wg sync.WaitGroup
 	n := 0
 	for _, info := range m.g.Admin().Owners() {

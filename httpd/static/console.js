@@ -80,16 +80,18 @@ function renderStructures(st) {
   $("structures").tBodies[0].replaceChildren(...rows);
 }
 
-// sparkline is an SVG polyline of the values, scaled to the box.
-function sparkline(values) {
+// sparkline is an SVG polyline of the samples ({t, depth}) of the last
+// HISTORY seconds, the newest at the right edge, scaled to the largest.
+function sparkline(samples, now) {
   const ns = "http://www.w3.org/2000/svg";
   const svg = document.createElementNS(ns, "svg");
   svg.setAttribute("class", "spark");
   svg.setAttribute("viewBox", "0 0 150 24");
   svg.setAttribute("preserveAspectRatio", "none");
-  if (values.length > 1) {
-    const max = Math.max(1, ...values);
-    const pts = values.map((v, i) => (i * 150 / (HISTORY - 1)).toFixed(1) + "," + (23 - 22 * v / max).toFixed(1));
+  if (samples.length > 1) {
+    const max = Math.max(1, ...samples.map(s => s.depth));
+    const span = HISTORY * 1000;
+    const pts = samples.map(s => (150 - 150 * Math.min(span, now - s.t) / span).toFixed(1) + "," + (23 - 22 * s.depth / max).toFixed(1));
     const pl = document.createElementNS(ns, "polyline");
     pl.setAttribute("points", pts.join(" "));
     svg.appendChild(pl);
@@ -123,13 +125,13 @@ function renderQueues(st) {
   const f = state.filter.toLowerCase();
   let qs = (st.queues || []).map(q => {
     const h = state.queueHistory.get(q.name) || [];
-    return Object.assign({ descr: state.descr.get(q.name) || "", rate: queueRate(h), history: h.map(s => s.depth) }, q);
+    return Object.assign({ descr: state.descr.get(q.name) || "", rate: queueRate(h), history: h }, q);
   }).filter(q => !f || q.name.toLowerCase().includes(f) || q.descr.toLowerCase().includes(f));
   const { key, dir } = state.sort;
   qs.sort((a, b) => (a[key] < b[key] ? -1 : a[key] > b[key] ? 1 : 0) * dir || (a.name < b.name ? -1 : 1));
   const rows = qs.map(q => {
     const spark = el("td");
-    spark.appendChild(sparkline(q.history));
+    spark.appendChild(sparkline(q.history, q.history.length ? q.history[q.history.length - 1].t : 0));
     const tr = row([el("td", q.name), el("td", q.descr, "descr"), num(q.depth), num(q.rate.toFixed(1)),
       num(q.uncommitted), num(q.open_input), num(q.open_output), spark]);
     tr.dataset.queue = q.name;
