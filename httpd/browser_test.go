@@ -114,6 +114,9 @@ func (g *webGroup) get(path string) []byte {
 // /api/display/qstatus is `qmgr mqsc --json -c "DISPLAY QSTATUS(*)"`, for
 // the same group (the heartbeat ages aside, which move).
 func TestAPIMatchesCLI(t *testing.T) {
+	if testing.Short() {
+		t.Skip("multi-process")
+	}
 	g := startWebGroup(t)
 	g.qmgr("mqsc", "-c", "DEFINE QLOCAL(Q.API)")
 	g.qmgr("put", "--queue", "Q.API", "--count", "3")
@@ -161,6 +164,9 @@ const hostileDescr = `<script>window.pwned=1</script><img src=x onerror=pwned=2>
 // the recovery in the peer recoveries), then active again after a
 // restart; its filter works; a screenshot is not blank.
 func TestConsoleInBrowser(t *testing.T) {
+	if testing.Short() {
+		t.Skip("multi-process")
+	}
 	chrome, err := exec.LookPath("chromium")
 	if err != nil {
 		t.Fatalf("the browser tests need chromium on PATH (apt-get install chromium; .ci/run installs it): %v", err)
