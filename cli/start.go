@@ -11,6 +11,8 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+
 	"github.com/qmgr/qmgr/channel"
 	"github.com/qmgr/qmgr/httpd"
 	"github.com/qmgr/qmgr/qm"
@@ -85,6 +87,8 @@ func cmdStart(args []string, out io.Writer) error {
 			c.AMQPCommand = append(c.AMQPCommand, "--json-log")
 		}
 	}
+	// What /metrics exposes: the member's collectors are registered here.
+	hc.Registry = prometheus.NewRegistry()
 	srv, err := listenHTTP(hc, c.Logger)
 	if err != nil {
 		return fmt.Errorf("start: %w", err)

@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"net/http"
+	"time"
 
 	"github.com/qmgr/qmgr/defs"
 	"github.com/qmgr/qmgr/qm"
@@ -113,12 +114,24 @@ func (s *Server) apiDisplay(w http.ResponseWriter, r *http.Request) {
 	if src == nil {
 		return
 	}
-	s.exec(w, src, cmd)
+	s.exec(w, r, src, cmd)
 }
 
-// exec runs cmd on the member and answers with its objects (500 when it
-// fails, 503 when the member is stopping).
-func (s *Server) exec(w http.ResponseWriter, src Source, cmd string) {
+// exec runs cmd on the member and answers with its objects (409 when it
+// fails, 503 when the member is not ready or another request's command
+// ran for longer than CommandWait).
+func (s *Server) exec(w http.ResponseWriter, r *http.Request, src Source, cmd string) {
+	t := time.NewTimer(s.cfg.CommandWait)
+	defer t.Stop()
+	select {
+	case s.cmd <- struct{}{}:
+		defer func() { <-s.cmd }()
+	case <-t.C:
+		writeError(w, http.StatusServiceUnavailable, "busy: another request's command has run for %v", s.cfg.CommandWait)
+		return
+	case <-r.Context().Done():
+		return
+	}
 	resp := src.Exec(cmd)
 	d := Display{Member: resp.Member, Command: cmd, Objects: resp.Objects, Text: resp.Text, Error: resp.Error}
 	if d.Objects == nil {
@@ -168,5 +181,5 @@ func (s *Server) apiChannelAction(w http.ResponseWriter, r *http.Request) {
 		cmd = "STOP CHANNEL(" + name + ")"
 	}
 	s.log.Info("http action", "mqsc", cmd, "remote", r.RemoteAddr)
-	s.exec(w, src, cmd)
+	s.exec(w, r, src, cmd)
 }

@@ -44,9 +44,15 @@ type Config struct {
 	// IdleTimeout is how long a keep-alive connection may wait for its
 	// next request; default 60s.
 	IdleTimeout time.Duration
-	// MaxHeaderBytes bounds a request's headers (larger: 431); default
-	// 16 KiB.
+	// MaxHeaderBytes bounds a request's headers (larger: 431; net/http
+	// allows 4 KiB beyond it); default 16 KiB.
 	MaxHeaderBytes int
+	// CommandWait is how long a request that runs an MQSC command on the
+	// member (a display or an action) waits while another request's
+	// command runs: HTTP requests run one command at a time, so that a
+	// flood of them cannot crowd out the member's own admin commands;
+	// one that waits longer gets 503. Default 5s.
+	CommandWait time.Duration
 	// Logger receives the server's errors; default slog.Default().
 	Logger *slog.Logger
 }
@@ -70,6 +76,9 @@ func (c Config) WithDefaults() Config {
 	}
 	if c.MaxHeaderBytes == 0 {
 		c.MaxHeaderBytes = 16 << 10
+	}
+	if c.CommandWait == 0 {
+		c.CommandWait = 5 * time.Second
 	}
 	if c.Logger == nil {
 		c.Logger = slog.Default()
@@ -103,7 +112,7 @@ func (c Config) Validate() error {
 	for _, d := range []struct {
 		name string
 		v    time.Duration
-	}{{"read header timeout", c.ReadHeaderTimeout}, {"read timeout", c.ReadTimeout}, {"write timeout", c.WriteTimeout}, {"idle timeout", c.IdleTimeout}} {
+	}{{"read header timeout", c.ReadHeaderTimeout}, {"read timeout", c.ReadTimeout}, {"write timeout", c.WriteTimeout}, {"idle timeout", c.IdleTimeout}, {"command wait", c.CommandWait}} {
 		if d.v < 0 {
 			return fmt.Errorf("%w: %s %v is negative", ErrConfig, d.name, d.v)
 		}

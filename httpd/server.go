@@ -54,6 +54,9 @@ type Server struct {
 	// API answers 503 and /readyz says the member is starting. Written
 	// by SetSource, read by every request.
 	src atomic.Pointer[Source]
+	// cmd holds a token while a request runs an MQSC command on the
+	// member (Config.CommandWait).
+	cmd chan struct{}
 }
 
 // Listen validates cfg and listens on its address; Serve then serves.
@@ -72,7 +75,7 @@ func Listen(cfg Config) (*Server, error) {
 	if err != nil {
 		return nil, fmt.Errorf("httpd: %w", err)
 	}
-	s := &Server{cfg: cfg, log: cfg.Logger, l: l}
+	s := &Server{cfg: cfg, log: cfg.Logger, l: l, cmd: make(chan struct{}, 1)}
 	s.srv = &http.Server{
 		Handler:           s.Handler(),
 		ReadHeaderTimeout: cfg.ReadHeaderTimeout,

@@ -23,6 +23,9 @@ type fakeSource struct {
 	mu       sync.Mutex
 	commands []string
 	notReady error
+	// hold, when set, blocks Exec until it is closed, after a send on
+	// entered.
+	hold, entered chan struct{}
 }
 
 func (f *fakeSource) Name() string { return "QM1" }
@@ -41,6 +44,10 @@ func (f *fakeSource) Status() (status.Report, error) {
 	return status.Report{Group: "G", Active: 1, Members: []status.Member{{Name: "QM1", State: "active"}}}, nil
 }
 func (f *fakeSource) Exec(cmd string) qm.Response {
+	if f.hold != nil {
+		f.entered <- struct{}{}
+		<-f.hold
+	}
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	f.commands = append(f.commands, cmd)
@@ -292,5 +299,44 @@ func TestDisplayJSON(t *testing.T) {
 	}
 	if got := src.executed(); len(got) != 1 || got[0] != "DISPLAY QLOCAL(*) ALL" {
 		t.Fatalf("commands %q", got)
+	}
+}
+
+// TestOneCommandAtATime: while one request's command runs on the member,
+// another waits CommandWait and gets 503; reading the status does not
+// wait.
+func TestOneCommandAtATime(t *testing.T) {
+	src := &fakeSource{hold: make(chan struct{}), entered: make(chan struct{}, 1)}
+	_, url := serve(t, Config{CommandWait: 100 * time.Millisecond}, src)
+	first := make(chan int)
+	go func() {
+		resp, err := http.Get(url + "/api/display/qstatus")
+		if err != nil {
+			first <- 0
+			return
+		}
+		resp.Body.Close()
+		first <- resp.StatusCode
+	}()
+	// The first request holds the command until hold closes: once it
+	// runs, a second one is refused.
+	select {
+	case <-src.entered:
+	case <-time.After(time.Minute):
+		t.Fatal("the first command never ran")
+	}
+	if resp, body := do(t, "GET", url+"/api/display/qlocal", ""); resp.StatusCode != http.StatusServiceUnavailable || !strings.Contains(body, "busy") {
+		t.Fatalf("a second command while the first runs: %d %q, want 503 busy", resp.StatusCode, body)
+	}
+	if resp, _ := do(t, "GET", url+"/api/status", ""); resp.StatusCode != 200 {
+		t.Fatalf("status while a command runs: %d", resp.StatusCode)
+	}
+	close(src.hold)
+	if code := <-first; code != 200 {
+		t.Fatalf("the first command: %d", code)
+	}
+	go func() { <-src.entered }() // the next command's
+	if resp, _ := do(t, "GET", url+"/api/display/qlocal", ""); resp.StatusCode != 200 {
+		t.Fatalf("a command after the first ended: %d", resp.StatusCode)
 	}
 }
