@@ -54,7 +54,9 @@
 // The server has ReadHeaderTimeout, ReadTimeout, WriteTimeout,
 // IdleTimeout and MaxHeaderBytes (Config, with documented defaults), so a
 // client that sends half a request is cut off and headers beyond the
-// limit get 431. Every answer carries a Content-Security-Policy that
+// limit get 431. Requests run one MQSC command on the member at a time
+// (Config.CommandWait, then 503), so a flood of displays cannot crowd out
+// the member's own admin commands, which share its command lock. Every answer carries a Content-Security-Policy that
 // allows the console's own scripts, styles and API only (no inline
 // script, no other origin, no framing), nosniff, and no-store.
 //
