@@ -14,6 +14,8 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
+	"github.com/qmgr/qmgr/defs"
+	"github.com/qmgr/qmgr/group"
 	"github.com/qmgr/qmgr/qm"
 	"github.com/qmgr/qmgr/status"
 )
@@ -39,7 +41,15 @@ func MemberSource(m *qm.Member) Source { return memberSource{m} }
 
 type memberSource struct{ *qm.Member }
 
-func (m memberSource) Status() (status.Report, error) { return status.Collect(m.Group()) }
+// Status collects the report while the member holds its group
+// (qm.Member.Observe: never after the stop unmapped it).
+func (m memberSource) Status() (rep status.Report, err error) {
+	err = m.Observe(func(g *group.Group, _ *defs.Repo) error {
+		rep, err = status.Collect(g)
+		return err
+	})
+	return rep, err
+}
 
 //go:embed static
 var staticFiles embed.FS
