@@ -190,7 +190,9 @@ func TestConsoleInBrowser(t *testing.T) {
 	// The members and the queues.
 	b.waitFor("members and queues shown", `document.querySelector('#members tr[data-member="QM1"][data-state="active"]') !== null &&
 		document.querySelector('#members tr[data-member="QM2"][data-state="active"]') !== null &&
-		document.querySelector('#queues tr[data-queue="Q.WEB"]') !== null && document.querySelector('#queues tr[data-queue="Q.OTHER"]') !== null`)
+		document.querySelector('#queues tr[data-queue="Q.WEB"]') !== null && document.querySelector('#queues tr[data-queue="Q.OTHER"]') !== null &&
+		document.querySelector('#structures tr[data-structure="APPL1"] .fill') !== null &&
+		Array.from(document.querySelectorAll('#backups tbody tr')).some(r => r.cells[0].textContent === "APPL1")`)
 	if got := b.text(`#member`); got != "QM1" {
 		t.Fatalf("the console says it is served by %q", got)
 	}
@@ -212,6 +214,15 @@ func TestConsoleInBrowser(t *testing.T) {
 	// The filter keeps the queues it matches.
 	b.eval(`(() => { const f = document.getElementById('queue-filter'); f.value = 'web'; f.dispatchEvent(new Event('input')); return ""; })()`)
 	b.waitFor("the filter", `document.querySelectorAll('#queues tbody tr').length === 1 && document.querySelector('#queues tr[data-queue="Q.WEB"]') !== null`)
+	b.eval(`(() => { const f = document.getElementById('queue-filter'); f.value = ''; f.dispatchEvent(new Event('input')); return ""; })()`)
+	b.waitFor("no filter", `document.querySelector('#queues tr[data-queue="Q.OTHER"]') !== null`)
+
+	// Sorting: by depth, twice for the deepest first.
+	b.eval(`(() => { const h = document.querySelector('#queues th[data-key="depth"]'); h.click(); h.click(); return ""; })()`)
+	b.waitFor("sorted by depth, deepest first", `document.querySelector('#queues tbody tr').dataset.queue === "Q.WEB" &&
+		document.querySelector('#queues th[data-key="depth"]').classList.contains('sorted-desc')`)
+	b.eval(`(() => { document.querySelector('#queues th[data-key="name"]').click(); return ""; })()`)
+	b.waitFor("sorted by name", `document.querySelector('#queues tbody tr').dataset.queue === "Q.OTHER"`)
 
 	// A member SIGKILLed: dead (QM1's recovery of it is slowed by a crash
 	// point), then recovered, then active again once restarted.
