@@ -5,11 +5,14 @@
 // in the usage text and the function that runs it, so the help and the
 // dispatch cannot disagree. The user's commands:
 //
-//	qmgr start    run a member (queue manager) of a group in the foreground (start.go)
+//	qmgr start    run a member (queue manager) of a group in the foreground;
+//	              with --http ADDR it serves health, metrics, the JSON API and
+//	              the web console (package httpd) from its own process (start.go)
 //	qmgr stop     stop a member in order and wait until it has (stop.go)
 //	qmgr status   the group, its members and their recovery logs, structures,
 //	              queues and refused inbound connections, as aligned text or
-//	              --json; exit status 1 if no member is active (status.go)
+//	              --json (package status, which a member's /api/status
+//	              serves too); exit status 1 if no member is active (status.go)
 //	qmgr mqsc     run MQSC commands (-c or standard input) on a member (mqsc.go)
 //	qmgr put      put messages: standard input's lines, or --count generated ones (putget.go)
 //	qmgr get      get or browse messages, one body per line (putget.go)

@@ -23,6 +23,7 @@ import (
 	"github.com/qmgr/qmgr/internal/groupproc"
 	"github.com/qmgr/qmgr/internal/testproc"
 	"github.com/qmgr/qmgr/mq"
+	"github.com/qmgr/qmgr/status"
 )
 
 // testGroup is a group whose members run as real processes (this test
@@ -244,7 +245,7 @@ func TestAdminCommands(t *testing.T) {
 	g.mqsc("DELETE QLOCAL(IN) PURGE")
 	// status and stop.
 	code, out, _ = g.run("", "status", "--json")
-	var st statusReport
+	var st status.Report
 	if code != 0 || json.Unmarshal([]byte(out), &st) != nil || st.Active != 1 || len(st.Members) != 1 || st.Members[0].Name != "QM1" {
 		t.Fatalf("status: %d %q", code, out)
 	}

@@ -11,7 +11,12 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+
 	"github.com/qmgr/qmgr/channel"
+	"github.com/qmgr/qmgr/httpd"
+	"github.com/qmgr/qmgr/metrics"
 	"github.com/qmgr/qmgr/qm"
 )
 
@@ -40,6 +45,9 @@ func cmdStart(args []string, out io.Writer) error {
 	procs := fs.Int("chinit-procs", 0, "threads running the channel initiator's Go code at once (GOMAXPROCS); 0: "+chinitProcsDefaultDoc)
 	maxHB := fs.Duration("channel-max-hbint", channel.DefaultMaxHeartbeat, "the longest heartbeat interval a channel agrees (whole seconds)")
 	grace := fs.Duration("channel-silence-grace", channel.DefaultSilenceGrace, "how long a receiver waits beyond twice the heartbeat interval before it cuts a silent partner")
+	var hc httpd.Config
+	fs.StringVar(&hc.Addr, "http", "", "serve /metrics, /healthz, /readyz, the JSON API and the web console on this address (e.g. 127.0.0.1:9100); default: no HTTP server")
+	fs.StringVar(&hc.Token, "http-token", "", "allow the HTTP API's actions (start/stop channel) to requests with \"Authorization: Bearer TOKEN\" (at least 16 bytes; default: $"+httpTokenEnv+", else no actions)")
 	var in channel.Inbound
 	registerInbound(fs, &in, "channel-")
 	registerAMQP(fs, &c.AMQP, "amqp-")
@@ -81,13 +89,73 @@ func cmdStart(args []string, out io.Writer) error {
 			c.AMQPCommand = append(c.AMQPCommand, "--json-log")
 		}
 	}
+	// What /metrics exposes: the Go runtime's and the process's figures
+	// now, the member's (package metrics) once it has started.
+	hc.Registry = prometheus.NewRegistry()
+	hc.Registry.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	srv, err := listenHTTP(hc, c.Logger)
+	if err != nil {
+		return fmt.Errorf("start: %w", err)
+	}
+	defer srv.close()
 	m, err := qm.Start(c)
 	if err != nil {
 		return err
 	}
+	metrics.Register(hc.Registry, m)
+	srv.setMember(m)
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
 	defer stop()
 	return m.Run(ctx)
+}
+
+// httpTokenEnv holds the HTTP token when --http-token is not given (an
+// argument is visible to every local user; the environment is not).
+const httpTokenEnv = "QMGR_HTTP_TOKEN"
+
+// memberHTTP is the member's HTTP server (package httpd), or nothing
+// when --http is absent.
+type memberHTTP struct{ s *httpd.Server }
+
+// listenHTTP listens on hc's address when it has one and serves from
+// then on, before the member starts: /healthz answers at once, /readyz
+// and the API say the member is starting until setMember.
+func listenHTTP(hc httpd.Config, log *slog.Logger) (memberHTTP, error) {
+	if !hc.Enabled() {
+		return memberHTTP{}, hc.Validate() // a token without an address
+	}
+	if hc.Token == "" {
+		hc.Token = os.Getenv(httpTokenEnv)
+	}
+	hc.Logger = log
+	s, err := httpd.Listen(hc)
+	if err != nil {
+		return memberHTTP{}, err
+	}
+	log.Info("http server listening", "addr", s.Addr().String(), "actions", hc.Token != "")
+	go func() {
+		if err := s.Serve(); err != nil {
+			log.Error("http server", "err", err)
+		}
+	}()
+	return memberHTTP{s}, nil
+}
+
+// setMember shows member m, now active.
+func (h memberHTTP) setMember(m *qm.Member) {
+	if h.s != nil {
+		h.s.SetSource(httpd.MemberSource(m))
+	}
+}
+
+// close stops the server, giving requests in flight a second.
+func (h memberHTTP) close() {
+	if h.s == nil {
+		return
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+	defer cancel()
+	h.s.Close(ctx)
 }
 
 // newLogger logs to standard error, as text or JSON.

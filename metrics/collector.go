@@ -32,6 +32,17 @@ func (c *collector) Describe(ch chan<- *prometheus.Desc) {
 // Collect reads everything once, in named parts; a part that cannot be
 // read is left out and counted in qmgr_scrape_errors.
 func (c *collector) Collect(ch chan<- prometheus.Metric) {
+	err := c.src.Observe(func(*group.Group, *defs.Repo) error {
+		c.collect(ch)
+		return nil
+	})
+	if err != nil { // the member has stopped: nothing of it to read
+		emitter{ch: ch}.gauge(scrapeErrors, 1, "member")
+	}
+}
+
+// collect is Collect while the member holds what it reads.
+func (c *collector) collect(ch chan<- prometheus.Metric) {
 	e := emitter{ch: ch}
 	now := time.Now()
 	failed := map[string]bool{}

@@ -73,7 +73,7 @@ var (
 	chanRetries = desc("qmgr_channel_retries", "Connection attempts of the channel that failed since its last success.", "channel")
 
 	// The collector itself.
-	scrapeErrors = desc("qmgr_scrape_errors", "Parts of this scrape that could not be read, by part (structures, queues, peers, channels, repository): 1 when the part failed.", "part")
+	scrapeErrors = desc("qmgr_scrape_errors", "Parts of this scrape that could not be read, by part (structures, queues, peers, channels, repository; member when it has stopped): 1 when the part failed.", "part")
 )
 
 func desc(name, help string, labels ...string) *prometheus.Desc {

@@ -30,6 +30,10 @@ type Source interface {
 	Children() mqsc.Children
 	// Connections counts the connections registered under the member.
 	Connections() qm.ConnCounts
+	// Observe runs f while the member holds its group and definitions,
+	// and refuses once it has released them (qm.Member.Observe): a scrape
+	// never reads a structure a stop has unmapped.
+	Observe(f func(*group.Group, *defs.Repo) error) error
 }
 
 var _ Source = (*qm.Member)(nil)

@@ -115,6 +115,17 @@
 // child dies, and the survivors with the member's when the member dies.
 // DISPLAY QMGR shows their states (Member.Children).
 //
+// # Operability
+//
+// Ready says whether the member serves (active, every defined structure
+// attached and in service; a member's /readyz), and PeerRecoveries lists
+// the recoveries of dead members it performed since it started (the last
+// 64, each with its duration from the claim of the peer record to the
+// end). Both serve package httpd, which reads the group only through
+// Observe: it runs a reader while the member holds its group and
+// definitions, and refuses once a stop has released them, so no request
+// reads an unmapped structure.
+//
 // # Stopping
 //
 // An orderly stop (Stop, SIGTERM) marks the member stopping, stops its

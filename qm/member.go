@@ -276,6 +276,15 @@ type Member struct {
 	// still answer), for Stats, which any goroutine may call.
 	stats       *memberStats
 	logForStats atomic.Pointer[rlog.Log]
+	// recorded: the recoveries of dead members this member performed
+	// (PeerRecoveries).
+	recorded recoveryLog
+	// closed is set once, under closeMu held to write, when the member
+	// releases its group and definitions (close, or a stop that leaves
+	// recoveries to the peers); Observe reads it under closeMu held to
+	// read, so an outside reader never touches an unmapped structure.
+	closeMu sync.RWMutex
+	closed  bool
 
 	// Recoveries in flight, by what they recover (at most one each).
 	busyMu sync.Mutex

@@ -147,8 +147,8 @@ func (m *Member) recoverMember(p group.Peer) {
 	if err != nil || !won {
 		return
 	}
+	t0 := time.Now() // the member is "recovering" from here on
 	cpRecoverClaimed.Hit()
-	t0 := time.Now()
 	var wg sync.WaitGroup
 	n := 0
 	for _, info := range m.g.Admin().Owners() {
@@ -175,7 +175,47 @@ func (m *Member) recoverMember(p group.Peer) {
 	took := time.Since(t0)
 	m.stats.peerRecoveries.Add(1)
 	m.stats.peerRecoverySeconds.Observe(took.Seconds())
+	m.recorded.add(PeerRecovery{Peer: p.Name, Pid: p.Process.Pid, Incarnation: p.Incarnation, Connections: n, Started: t0, Took: took})
 	m.log.Warn("recovered a dead member", "peer", p.Name, "pid", p.Process.Pid, "connections", n, "took", took.Round(time.Microsecond))
+}
+
+// PeerRecovery is one recovery of a dead member that this member
+// performed (it won the peer record's compare-and-swap).
+type PeerRecovery struct {
+	Peer        string        `json:"peer"`
+	Pid         int           `json:"pid"`
+	Incarnation uint64        `json:"incarnation"`
+	Connections int           `json:"connections"` // the dead member's connections recovered
+	Started     time.Time     `json:"started"`
+	Took        time.Duration `json:"took_ns"`
+}
+
+// recoveryLog is the last recoveryLogSize peer recoveries a member
+// performed, oldest first (only in the member's memory: a restart
+// forgets them).
+type recoveryLog struct {
+	mu   sync.Mutex
+	last []PeerRecovery
+}
+
+// recoveryLogSize bounds recoveryLog.
+const recoveryLogSize = 64
+
+func (l *recoveryLog) add(r PeerRecovery) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if len(l.last) == recoveryLogSize {
+		l.last = append(l.last[:0], l.last[1:]...)
+	}
+	l.last = append(l.last, r)
+}
+
+// PeerRecoveries are the recoveries of dead members this member performed
+// since it started (the last 64), oldest first.
+func (m *Member) PeerRecoveries() []PeerRecovery {
+	m.recorded.mu.Lock()
+	defer m.recorded.mu.Unlock()
+	return append([]PeerRecovery(nil), m.recorded.last...)
 }
 
 // recoverConn finishes or undoes the work of the connection whose admin

@@ -492,6 +492,7 @@ func (m *Member) shutdown() error {
 	} else {
 		// Recoveries still use the structures: leave them mapped (the
 		// process is about to exit), release the rest.
+		m.markClosed()
 		m.watch.Close()
 		m.repo.Close()
 	}
@@ -500,6 +501,7 @@ func (m *Member) shutdown() error {
 }
 
 func (m *Member) close() {
+	m.markClosed()
 	m.closeLogAndApps()
 	m.ownMu.Lock()
 	if m.own != nil {
