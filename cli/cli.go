@@ -19,7 +19,7 @@ import (
 type command struct {
 	name string
 	help string // "": a worker, hidden from the help
-	run  func(args []string, stdin io.Reader, stdout io.Writer) error
+	run  func(args []string, stdin io.Reader, stdout, stderr io.Writer) error
 }
 
 // commands is every command, in the order of the usage text.
@@ -29,8 +29,8 @@ var commands = []command{
 	{"status", "the group, its members, structures and queues (exit 1 if no member is active)", noStdin(cmdStatus)},
 	{"mqsc", "run admin commands (-c 'COMMAND' or stdin) on a member", cmdMQSC},
 	{"put", "put messages (stdin lines, or --count N --size B)", cmdPut},
-	{"get", "get or browse messages, one body per line", noStdin(cmdGet)},
-	{"check", "check every structure of the group (exit 1 on a broken invariant)", noStdin(cmdCheck)},
+	{"get", "get or browse messages, one body per line", cmdGet},
+	{"check", "check every structure of the group (exit 1 on a broken invariant)", cmdCheck},
 	{"demo", "the group at work: three members, applications, a member killed and recovered", noStdin(demo.GroupCommand)},
 	{"cf-demo", "the coupling facility alone: processes, a SIGKILL mid unit of work, repair", noStdin(demo.CFCommand)},
 	{"chinit", "", noStdin(cmdChinit)},
@@ -39,12 +39,14 @@ var commands = []command{
 	{demo.CFWorkerName, "", worker(demo.CFWorker)},
 }
 
-func noStdin(f func(args []string, stdout io.Writer) error) func([]string, io.Reader, io.Writer) error {
-	return func(args []string, _ io.Reader, stdout io.Writer) error { return f(args, stdout) }
+// noStdin adapts a command that reads neither stdin nor writes to stderr
+// (its errors go to stderr through exitStatus).
+func noStdin(f func(args []string, stdout io.Writer) error) func([]string, io.Reader, io.Writer, io.Writer) error {
+	return func(args []string, _ io.Reader, stdout, _ io.Writer) error { return f(args, stdout) }
 }
 
-func worker(f func(args []string) error) func([]string, io.Reader, io.Writer) error {
-	return func(args []string, _ io.Reader, _ io.Writer) error { return f(args) }
+func worker(f func(args []string) error) func([]string, io.Reader, io.Writer, io.Writer) error {
+	return func(args []string, _ io.Reader, _, _ io.Writer) error { return f(args) }
 }
 
 func lookup(name string) (command, bool) {
@@ -94,7 +96,7 @@ func MainIO(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "qmgr: unknown command %q\n\n%s", args[0], usage())
 		return 2
 	}
-	return exitStatus(args[0], c.run(args[1:], stdin, stdout), stderr)
+	return exitStatus(args[0], c.run(args[1:], stdin, stdout, stderr), stderr)
 }
 
 // exitStatus reports err, a command's result, and turns it into the

@@ -5,14 +5,19 @@ import (
 	"fmt"
 	"io"
 	"sort"
+	"regexp"
 	"strings"
+	"time"
 
 	"github.com/qmgr/qmgr/group"
+	"github.com/qmgr/qmgr/internal/progress"
 	"github.com/qmgr/qmgr/qm"
 )
 
-// cmdMQSC sends admin commands to a member.
-func cmdMQSC(args []string, in io.Reader, out io.Writer) error {
+// cmdMQSC sends admin commands to a member. While a long command runs
+// (RECOVER CFSTRUCT, BACKUP CFSTRUCT) it shows the time elapsed on stderr
+// (longRunning).
+func cmdMQSC(args []string, in io.Reader, out, errOut io.Writer) error {
 	var gf groupFlags
 	var command, name string
 	var asJSON bool
@@ -42,7 +47,9 @@ func cmdMQSC(args []string, in io.Reader, out io.Writer) error {
 	if err != nil {
 		return err
 	}
+	stop := longRunning(errOut, member, command)
 	resp, err := qm.Command(cfg, member, command)
+	stop()
 	if err != nil {
 		return err
 	}
@@ -80,4 +87,41 @@ func activeMember(cfg group.Config, name string) (string, error) {
 		return "", fmt.Errorf("member %s of group %s is not active", name, cfg.Name)
 	}
 	return "", fmt.Errorf("group %s has no active member", cfg.Name)
+}
+
+// longCommand matches the commands that may run long: their progress is
+// shown while the member runs them.
+var longCommand = regexp.MustCompile(`(?i)\b(RECOVER|BACKUP)\s+CFSTRUCT\s*\(\s*([^)\s]*)\s*\)`)
+
+// longRunning shows, while a long command runs in member, the time elapsed
+// (internal/progress without a total: nothing for a command that ends
+// within a second, a bar redrawn on a terminal, a line every ten seconds
+// otherwise). The member does the work and answers once, at the end: the
+// client sees no finer progress than the time. The returned func stops it.
+func longRunning(errOut io.Writer, member, command string) func() {
+	m := longCommand.FindStringSubmatch(command)
+	if m == nil {
+		return func() {}
+	}
+	bar := progress.Stderr(errOut, fmt.Sprintf("%s CFSTRUCT(%s) on %s", strings.ToUpper(m[1]), strings.ToUpper(m[2]), member), 0, "")
+	done := make(chan struct{})
+	stopped := make(chan struct{})
+	go func() {
+		defer close(stopped)
+		t := time.NewTicker(100 * time.Millisecond)
+		defer t.Stop()
+		for {
+			select {
+			case <-done:
+				return
+			case <-t.C:
+				bar.Tick()
+			}
+		}
+	}()
+	return func() {
+		close(done)
+		<-stopped
+		bar.Done()
+	}
 }

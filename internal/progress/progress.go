@@ -68,7 +68,8 @@ func (c Config) withDefaults() Config {
 }
 
 // Bar is the progress of one operation. Its methods may be called from
-// several goroutines.
+// several goroutines; on a nil *Bar they do nothing (an operation that shows
+// no progress).
 type Bar struct {
 	mu    sync.Mutex
 	w     io.Writer
@@ -101,6 +102,9 @@ func Stderr(w io.Writer, what string, total int64, unit string) *Bar {
 
 // Add records n more units done.
 func (b *Bar) Add(n int64) {
+	if b == nil {
+		return
+	}
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	b.done += n
@@ -109,6 +113,9 @@ func (b *Bar) Add(n int64) {
 
 // Set records that done units are done in all.
 func (b *Bar) Set(done int64) {
+	if b == nil {
+		return
+	}
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	b.done = done
@@ -117,6 +124,9 @@ func (b *Bar) Set(done int64) {
 
 // SetTotal changes the amount of work (0: unknown).
 func (b *Bar) SetTotal(total int64) {
+	if b == nil {
+		return
+	}
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	b.c.Total = total
@@ -126,6 +136,9 @@ func (b *Bar) SetTotal(total int64) {
 // Tick shows the bar if it is due, without new work done: the elapsed time
 // of an operation that reports nothing else.
 func (b *Bar) Tick() {
+	if b == nil {
+		return
+	}
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	b.update()
@@ -135,6 +148,9 @@ func (b *Bar) Tick() {
 // if the operation took longer than the quiet period. Calls after the first
 // do nothing.
 func (b *Bar) Done() {
+	if b == nil {
+		return
+	}
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	if b.ended {
@@ -148,6 +164,10 @@ func (b *Bar) Done() {
 	}
 	if b.c.TTY {
 		fmt.Fprintf(b.w, "\r%s\x1b[K\n", b.line(now, true))
+		return
+	}
+	if b.c.Total <= 0 && b.done == 0 {
+		fmt.Fprintf(b.w, "%s: done in %s\n", b.c.What, round(el))
 		return
 	}
 	fmt.Fprintf(b.w, "%s: done, %d %s in %s (%s)\n", b.c.What, b.done, b.c.Unit, round(el), b.rate(el))
@@ -204,8 +224,10 @@ func (b *Bar) line(now time.Time, tty bool) string {
 			fmt.Fprintf(&s, " [%s%s]", strings.Repeat("#", fill), strings.Repeat("-", barWidth-fill))
 		}
 		fmt.Fprintf(&s, " %3d%% %d/%d %s, %s, ETA %s", pct, b.done, b.c.Total, b.c.Unit, b.rate(el), b.eta(el))
-	} else {
+	} else if b.done > 0 {
 		fmt.Fprintf(&s, " %d %s, %s, %s elapsed", b.done, b.c.Unit, b.rate(el), round(el))
+	} else {
+		fmt.Fprintf(&s, " running, %s elapsed", round(el)) // only the time is known
 	}
 	return s.String()
 }

@@ -69,10 +69,10 @@ func TestPlainLinesEveryWithoutTotal(t *testing.T) {
 		b.Tick()
 	}
 	b.Done()
-	want := "RECOVER CFSTRUCT(APP1): 0 items, 0 items/s, 1s elapsed\n" +
-		"RECOVER CFSTRUCT(APP1): 0 items, 0 items/s, 6s elapsed\n" +
-		"RECOVER CFSTRUCT(APP1): 0 items, 0 items/s, 11s elapsed\n" +
-		"RECOVER CFSTRUCT(APP1): done, 0 items in 12s (0 items/s)\n"
+	want := "RECOVER CFSTRUCT(APP1): running, 1s elapsed\n" +
+		"RECOVER CFSTRUCT(APP1): running, 6s elapsed\n" +
+		"RECOVER CFSTRUCT(APP1): running, 11s elapsed\n" +
+		"RECOVER CFSTRUCT(APP1): done in 12s\n"
 	if out.String() != want {
 		t.Errorf("got\n%s\nwant\n%s", out.String(), want)
 	}
@@ -115,4 +115,23 @@ func TestDoneOnceAndSilentAfter(t *testing.T) {
 	if want := "check: done, 0 items in 2s (0 items/s)\n"; out.String() != want {
 		t.Errorf("got %q, want %q", out.String(), want)
 	}
+}
+
+func TestUnknownTotalWithCounts(t *testing.T) {
+	c := newClock()
+	b, out := bar(c, Config{What: "get Q", Unit: "msgs", TTY: true})
+	c.advance(2 * time.Second)
+	b.Add(50)
+	if want := "\rget Q 50 msgs, 25 msgs/s, 2s elapsed\x1b[K"; out.String() != want {
+		t.Errorf("got %q, want %q", out.String(), want)
+	}
+}
+
+func TestNilBarIsSilent(t *testing.T) {
+	var b *Bar
+	b.Add(1)
+	b.Set(2)
+	b.SetTotal(3)
+	b.Tick()
+	b.Done()
 }
