@@ -10,6 +10,7 @@ import (
 	"text/tabwriter"
 
 	"github.com/qmgr/qmgr/cli/demo"
+	"github.com/qmgr/qmgr/internal/buildinfo"
 )
 
 // A command is one qmgr command: its name, its line in the usage text,
@@ -31,6 +32,7 @@ var commands = []command{
 	{"put", "put messages (stdin lines, or --count N --size B)", cmdPut},
 	{"get", "get or browse messages, one body per line", cmdGet},
 	{"check", "check every structure of the group (exit 1 on a broken invariant)", cmdCheck},
+	{"version", "the version of qmgr, the Go version and the VCS revision it was built from", noStdin(cmdVersion)},
 	{"demo", "the group at work: three members, applications, a member killed and recovered", noStdin(demo.GroupCommand)},
 	{"cf-demo", "the coupling facility alone: processes, a SIGKILL mid unit of work, repair", noStdin(demo.CFCommand)},
 	{"chinit", "", noStdin(cmdChinit)},
@@ -90,6 +92,8 @@ func MainIO(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	case "-h", "--help", "help":
 		fmt.Fprint(stdout, usage())
 		return 0
+	case "--version", "-version":
+		args = []string{"version"}
 	}
 	c, ok := lookup(args[0])
 	if !ok {
@@ -120,4 +124,17 @@ func exitStatus(name string, err error, stderr io.Writer) int {
 		return 1
 	}
 	return 0
+}
+
+// cmdVersion prints the build information (internal/buildinfo).
+func cmdVersion(args []string, out io.Writer) error {
+	fs := newFlags("version", out)
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	if fs.NArg() > 0 {
+		return fmt.Errorf("version: unexpected argument %q", fs.Arg(0))
+	}
+	fmt.Fprint(out, buildinfo.Read().String())
+	return nil
 }

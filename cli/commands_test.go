@@ -2,8 +2,11 @@ package cli
 
 import (
 	"bytes"
+	"runtime"
 	"strings"
 	"testing"
+
+	"github.com/qmgr/qmgr/internal/buildinfo"
 )
 
 // TestUsageFromTheCommandTable: the help lists every command of the table
@@ -95,6 +98,21 @@ func TestStatusTextAligned(t *testing.T) {
 	for _, l := range lines {
 		if strings.HasSuffix(l, " ") {
 			t.Fatalf("trailing blanks in %q", l)
+		}
+	}
+}
+
+// TestVersionCommand: qmgr version and qmgr --version print the build
+// information: the version, the Go version and the revision line.
+func TestVersionCommand(t *testing.T) {
+	want := buildinfo.Read().String()
+	for _, args := range [][]string{{"version"}, {"--version"}} {
+		var out, errb bytes.Buffer
+		if code := Main(args, &out, &errb); code != 0 || out.String() != want {
+			t.Errorf("%v: exit %d, %q (stderr %q), want %q", args, code, out.String(), errb.String(), want)
+		}
+		if !strings.Contains(out.String(), "go: "+runtime.Version()) || !strings.Contains(out.String(), "\nrevision: ") {
+			t.Errorf("%v: %q names neither the Go version nor the revision", args, out.String())
 		}
 	}
 }
