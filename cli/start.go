@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/qmgr/qmgr/channel"
+	"github.com/qmgr/qmgr/internal/sdnotify"
 	"github.com/qmgr/qmgr/qm"
 )
 
@@ -87,7 +88,22 @@ func cmdStart(args []string, out io.Writer) error {
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
 	defer stop()
+	notify(c.Logger, sdnotify.Ready+"\nSTATUS=member "+c.Name+" of group "+c.Group.Name+" active")
+	go func() {
+		<-ctx.Done()
+		notify(c.Logger, sdnotify.Stopping+"\nSTATUS=member "+c.Name+" stopping")
+	}()
 	return m.Run(ctx)
+}
+
+// notify tells systemd (Type=notify, $NOTIFY_SOCKET) the member's state:
+// ready once it is active, stopping when asked to stop. A failure is
+// logged: systemd then times the start out, which says more than a member
+// that refuses to run.
+func notify(log *slog.Logger, state string) {
+	if _, err := sdnotify.Notify(state); err != nil {
+		log.Warn("notify systemd", "err", err)
+	}
 }
 
 // newLogger logs to standard error, as text or JSON.
