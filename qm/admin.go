@@ -123,10 +123,10 @@ func (m *Member) admit(c net.Conn) bool {
 	}
 	n := m.cmdRefused.Add(1)
 	if err != nil {
-		m.log.Warn("command connection refused", "err", err, "refused", n)
+		m.log.Warn("command connection refused", "event", "connection_refused", "listener", "command", "reason", "credentials", "err", err, "refused", n)
 	} else {
 		m.log.Warn("command connection refused: the peer is neither the group's owner nor a member of its group",
-			"peer", p.String(), "owner_uid", m.cmdTrust.Owner, "group_gid", m.cmdTrust.Group, "refused", n)
+			"event", "connection_refused", "listener", "command", "reason", "untrusted_peer", "peer", p.String(), "owner_uid", m.cmdTrust.Owner, "group_gid", m.cmdTrust.Group, "refused", n)
 	}
 	return false
 }

@@ -301,7 +301,7 @@ func Start(cfg Config) (*Member, error) {
 	m.chinit = newChildService("channel initiator", cfg.ChinitCommand, m.log, m.stopping.Load)
 	m.amqp = newChildService("AMQP listener", cfg.AMQPCommand, m.log, m.stopping.Load)
 	bi := buildinfo.Read()
-	m.log.Info("member starting", "version", cfg.Version, "go", bi.Go, "revision", bi.Revision, "modified", bi.Modified, "pid", m.self.Pid)
+	m.log.Info("member starting", "event", "member_starting", "version", cfg.Version, "go", bi.Go, "revision", bi.Revision, "modified", bi.Modified, "pid", m.self.Pid)
 	var err error
 	if m.g, err = group.Open(cfg.Group, true); err != nil {
 		return nil, err
@@ -401,7 +401,7 @@ func Start(cfg Config) (*Member, error) {
 	go m.serveCommands(m.cmdL)
 	m.chinit.run()
 	m.amqp.run()
-	m.log.Info("member active", "group", m.g.Config().Name, "slot", slot, "incarnation", m.inc, "pid", m.self.Pid,
+	m.log.Info("member active", "event", "member_active", "group", m.g.Config().Name, "slot", slot, "incarnation", m.inc, "pid", m.self.Pid,
 		"version", m.cfg.Version, "cf", m.g.Config().CFDir, "data", m.g.Config().DataDir)
 	return m, nil
 }

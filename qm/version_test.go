@@ -49,8 +49,8 @@ func TestDisplayGroupVersions(t *testing.T) {
 			t.Errorf("DISPLAY GROUP VERSION shows no %q:\n%s", want, r.Text)
 		}
 	}
-	if l := log(); !strings.Contains(l, `msg="member starting" qmgr=QM1 version=v1.0.0-aaaaaaaaaaaa go=go`) {
-		t.Errorf("no start line with the version in the log:\n%s", l)
+	if f := eventLine(log(), "member_starting"); f["version"] != "v1.0.0-aaaaaaaaaaaa" || !strings.HasPrefix(f["go"], "go") {
+		t.Errorf("no start line with the version in the log:\n%s", log())
 	}
 }
 
