@@ -47,8 +47,17 @@ func cmdMQSC(args []string, in io.Reader, out, errOut io.Writer) error {
 	if err != nil {
 		return err
 	}
-	stop := longRunning(errOut, member, command)
-	resp, err := qm.Command(cfg, member, command)
+	bar, stop := longRunning(errOut, member, command)
+	var resp qm.Response
+	if bar != nil {
+		var total int64
+		resp, err = qm.CommandProgress(cfg, member, command, func(p qm.Progress) { total = p.Total; bar.SetTotal(p.Total); bar.Set(p.Done) })
+		if err == nil && resp.OK && total > 0 {
+			bar.Set(total) // the reports are at most five a second: the last one may be short of the end
+		}
+	} else {
+		resp, err = qm.Command(cfg, member, command)
+	}
 	stop()
 	if err != nil {
 		return err
@@ -93,17 +102,21 @@ func activeMember(cfg group.Config, name string) (string, error) {
 // shown while the member runs them.
 var longCommand = regexp.MustCompile(`(?i)\b(RECOVER|BACKUP)\s+CFSTRUCT\s*\(\s*([^)\s]*)\s*\)`)
 
-// longRunning shows, while a long command runs in member, the time elapsed
-// (internal/progress without a total: nothing for a command that ends
-// within a second, a bar redrawn on a terminal, a line every ten seconds
-// otherwise). The member does the work and answers once, at the end: the
-// client sees no finer progress than the time. The returned func stops it.
-func longRunning(errOut io.Writer, member, command string) func() {
+// longRunning shows the progress of a long command run in member: the
+// messages it went through of its total, as the member reports them
+// (qm.CommandProgress: BACKUP CFSTRUCT browses the structure's queues,
+// RECOVER CFSTRUCT puts the persistent messages back), and the time elapsed
+// before the first report (a member older than the reports sends none).
+// internal/progress: nothing for a command that ends within a second, a bar
+// redrawn on a terminal, a line at each tenth or every ten seconds
+// otherwise. For other commands it returns a nil bar. The returned func
+// stops it.
+func longRunning(errOut io.Writer, member, command string) (*progress.Bar, func()) {
 	m := longCommand.FindStringSubmatch(command)
 	if m == nil {
-		return func() {}
+		return nil, func() {}
 	}
-	bar := progress.Stderr(errOut, fmt.Sprintf("%s CFSTRUCT(%s) on %s", strings.ToUpper(m[1]), strings.ToUpper(m[2]), member), 0, "")
+	bar := progress.Stderr(errOut, fmt.Sprintf("%s CFSTRUCT(%s) on %s", strings.ToUpper(m[1]), strings.ToUpper(m[2]), member), 0, "msgs")
 	done := make(chan struct{})
 	stopped := make(chan struct{})
 	go func() {
@@ -119,7 +132,7 @@ func longRunning(errOut io.Writer, member, command string) func() {
 			}
 		}
 	}()
-	return func() {
+	return bar, func() {
 		close(done)
 		<-stopped
 		bar.Done()

@@ -91,7 +91,12 @@ func (m *Member) backupStructure(name, trigger string, logArgs ...any) (_ backup
 		return backup.Info{}, err
 	}
 	var lm lockfree.Message
-	for _, q := range s.Queues() {
+	queues := s.Queues()
+	var total, scanned int64 // the progress: messages browsed of the depths when the scan began
+	for _, q := range queues {
+		total += q.Depth
+	}
+	for _, q := range queues {
 		cur := o.NewBrowseCursor(q.ID)
 		for {
 			err := o.BrowseNext(cur, lockfree.GetOptions{IncludeHeld: true, IncludeUncommitted: true}, &lm)
@@ -102,6 +107,8 @@ func (m *Member) backupStructure(name, trigger string, logArgs ...any) (_ backup
 				bw.Abort()
 				return backup.Info{}, fmt.Errorf("qm: backup of %s: browse %s: %w", name, q.Name, err)
 			}
+			scanned++
+			m.reportProgress(scanned, max(total, scanned))
 			if !lm.Persistent || lm.Key == 0 {
 				continue
 			}

@@ -199,6 +199,7 @@ func (m *Member) replayInto(name string) (st replayStats, err error) {
 	}
 	queues := map[string]lockfree.QueueID{}
 	for i := range res.Messages {
+		m.reportProgress(int64(i), int64(len(res.Messages)))
 		r := &res.Messages[i].Record
 		q, ok := queues[r.Queue]
 		if !ok {

@@ -239,6 +239,10 @@ type Member struct {
 	// the member's owners in application structures (apps), which only
 	// admin work uses. Lock order: cmdMu, then ownMu, then mu.
 	cmdMu sync.Mutex
+	// cmdProgress, when set, receives the progress of the command running
+	// (ExecProgress): work done and the total (0: not known). Written and
+	// read under cmdMu.
+	cmdProgress func(done, total int64)
 	mu    sync.Mutex // guards apps, cmdConns, leftFailed, retryRecover
 	apps  map[string]*lockfree.Owner
 	// leftFailed: structures found failed with RECAUTO(NO): not created
