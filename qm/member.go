@@ -243,8 +243,9 @@ type Member struct {
 	// (ExecProgress): work done and the total (0: not known). Written and
 	// read under cmdMu.
 	cmdProgress func(done, total int64)
-	mu    sync.Mutex // guards apps, cmdConns, leftFailed, retryRecover
-	apps  map[string]*lockfree.Owner
+
+	mu   sync.Mutex // guards apps, cmdConns, leftFailed, retryRecover
+	apps map[string]*lockfree.Owner
 	// leftFailed: structures found failed with RECAUTO(NO): not created
 	// again until RECOVER CFSTRUCT.
 	leftFailed map[string]bool
