@@ -53,12 +53,13 @@ func FromBuildInfo(bi *debug.BuildInfo) Info {
 	return i
 }
 
-// Short is one word naming the build, for records and logs: the version,
+// Short is one word naming the build, for records and logs: the version
+// ("devel" for "(devel)": no parenthesis, which would end an MQSC value),
 // then the first 12 digits of the revision unless the version holds them
 // (a pseudo-version does), then "+dirty" when the tree was modified unless
 // the version says so already.
 func (i Info) Short() string {
-	s := i.Version
+	s := strings.Trim(i.Version, "()")
 	if rev := i.Revision; rev != "" {
 		if len(rev) > 12 {
 			rev = rev[:12]

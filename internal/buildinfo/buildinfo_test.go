@@ -22,11 +22,11 @@ func TestShortAndString(t *testing.T) {
 			"v0.0.0-20261203110000-46816a0c1b2d+dirty",
 			"qmgr v0.0.0-20261203110000-46816a0c1b2d+dirty\ngo: go1.26.8\nrevision: " + rev + " (modified)\n"},
 		{debug.BuildInfo{GoVersion: "go1.26.8", Main: debug.Module{Version: "(devel)"}},
-			"(devel)",
+			"devel",
 			"qmgr (devel)\ngo: go1.26.8\nrevision: unknown (built without VCS information)\n"},
 		{debug.BuildInfo{GoVersion: "go1.26.8", Main: debug.Module{Version: "(devel)"},
 			Settings: []debug.BuildSetting{{Key: "vcs.revision", Value: rev}, {Key: "vcs.modified", Value: "true"}}},
-			"(devel)-46816a0c1b2d+dirty", ""},
+			"devel-46816a0c1b2d+dirty", ""},
 	} {
 		i := FromBuildInfo(&c.bi)
 		if got := i.Short(); got != c.short {
