@@ -12,6 +12,7 @@ require (
 	github.com/rabbitmq/amqp091-go v1.17.0
 	golang.org/x/crypto v0.59.0
 	golang.org/x/sys v0.50.0
+	golang.org/x/term v0.48.0
 	modernc.org/sqlite v1.61.1
 )
 

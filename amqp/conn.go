@@ -151,7 +151,7 @@ func (c *Conn) fail(err error) error {
 	case errors.Is(err, ErrUnknownMethod):
 		ex = ConnectionException(ReplyNotImplemented, nil, "%v", err)
 	case errors.Is(err, ErrProtocolHeader):
-		c.log.Warn("amqp: not an AMQP 0-9-1 client", "remote", c.nc.RemoteAddr(), "err", err)
+		c.log.Warn("amqp: not an AMQP 0-9-1 client", "event", "connection_refused", "listener", "amqp", "reason", "protocol", "remote", c.nc.RemoteAddr(), "err", err)
 		c.nc.Write(ProtocolHeader[:])
 		return err
 	default:
@@ -501,7 +501,7 @@ func (c *Conn) login(ok *ConnectionStartOk) error {
 		return ConnectionException(ReplyAccessRefused, ok, "%v", err)
 	}
 	if err := c.broker.Login(user, pass, c.nc.RemoteAddr()); err != nil {
-		c.log.Warn("amqp: login refused", "remote", c.nc.RemoteAddr(), "user", user, "err", err)
+		c.log.Warn("amqp: login refused", "event", "connection_refused", "listener", "amqp", "reason", "login", "remote", c.nc.RemoteAddr(), "user", user, "err", err)
 		return ConnectionException(ReplyAccessRefused, ok, "login refused for user '%s'", user)
 	}
 	c.user = user

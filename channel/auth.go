@@ -265,7 +265,7 @@ func checkPartner(def defs.Channel, ok bool, h Hello, a Auth, ctx AuthContext, t
 func (ci *Chinit) refuseAuth(nc net.Conn, channel, qmgr, why string) {
 	n := ci.refusals.Add(1)
 	ci.refused.note(ci, group.CounterInboundUnauth, "inbound channel refused",
-		"remote", nc.RemoteAddr().String(), "channel", channel, "partner", qmgr, "why", why, "refused_total", n)
+		"event", "connection_refused", "listener", "channel", "reason", "unauthenticated", "remote", nc.RemoteAddr().String(), "channel", channel, "partner", qmgr, "why", why, "refused_total", n)
 }
 
 // Refusals is the number of inbound connections this channel initiator

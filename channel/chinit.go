@@ -409,7 +409,9 @@ func (ci *Chinit) startSender(name string) {
 		return
 	}
 	now := time.Now()
+	var prev Status // the entry as the claim found it
 	st, won, err := ci.update(name, func(st *Status, exists bool) bool {
+		prev = *st
 		if ci.table.Locked(*st) {
 			return false
 		}
@@ -431,6 +433,13 @@ func (ci *Chinit) startSender(name string) {
 	if err != nil || !won {
 		conn.Disconnect()
 		return
+	}
+	if prev.State == Starting || prev.State == Running || prev.State == Stopping {
+		// Its instance's connection is gone (recovered): a member or
+		// channel initiator died while running it.
+		ci.log.Warn("channel taken over from a dead instance", "event", "channel_takeover", "channel", name, "from", ci.peerName(prev.Owner),
+			"previous_state", prev.State.String(), "in_doubt_batch", prev.InDoubt, "last_batch", prev.LastBatch,
+			"since_last_update", now.Sub(prev.Updated).Round(time.Millisecond))
 	}
 	ctx, cancel := context.WithCancel(ci.ctx)
 	a := &agent{name: name, cancel: cancel, conn: conn}

@@ -46,7 +46,7 @@ func (ci *Chinit) accept(l net.Listener) {
 		case slots <- struct{}{}:
 		default:
 			ci.refused.note(ci, group.CounterInboundRefused, "inbound connection refused: the listener holds its most connections",
-				"remote", nc.RemoteAddr().String(), "listener", l.Addr().String(), "max_inbound", ci.cfg.Inbound.MaxConns)
+				"event", "connection_refused", "listener", "channel", "reason", "max_inbound", "remote", nc.RemoteAddr().String(), "address", l.Addr().String(), "max_inbound", ci.cfg.Inbound.MaxConns)
 			nc.Close()
 			continue
 		}
@@ -113,7 +113,7 @@ func (r *receiver) run() {
 	err := r.session()
 	if r.conn == nil && errors.Is(err, os.ErrDeadlineExceeded) {
 		r.ci.refused.note(r.ci, group.CounterInboundTimedOut, "inbound connection dropped: no TLS handshake and HELLO within the deadline",
-			"remote", r.nc.RemoteAddr().String(), "hello_timeout", r.ci.cfg.Inbound.HelloTimeout)
+			"event", "connection_refused", "listener", "channel", "reason", "hello_timeout", "remote", r.nc.RemoteAddr().String(), "hello_timeout", r.ci.cfg.Inbound.HelloTimeout)
 		return
 	}
 	if r.conn != nil {

@@ -185,8 +185,9 @@ func drainSeq(t *testing.T, r *testGroup, via string) []uint64 {
 
 // TestSharedChannelFailover: messages put to a remote queue go through the
 // shared sender channel; the member running it is SIGKILLed in the middle
-// of the transfer; a survivor takes the channel over and the remote queue
-// gets every message exactly once, in order.
+// of the transfer; a survivor takes the channel over (and logs it:
+// event=channel_takeover) and the remote queue gets every message exactly
+// once, in order.
 func TestSharedChannelFailover(t *testing.T) {
 	if testing.Short() {
 		t.Skip("multi-process")
@@ -214,6 +215,11 @@ func TestSharedChannelFailover(t *testing.T) {
 		now := g.peerName(st.Owner)
 		return st.State == channel.Running && now != "" && now != owner
 	})
+	// The survivor's one line for the takeover names the channel and whose
+	// it was.
+	if !logsContain(g, "event=channel_takeover", "channel=TO.R", "from="+owner, "previous_state=") {
+		t.Errorf("no channel_takeover line naming TO.R and %s in the survivors' logs", owner)
+	}
 	time.Sleep(200 * time.Millisecond) // nothing more arrives
 	checkSeq(t, r, n)
 	for _, gr := range []*testGroup{g, r} {

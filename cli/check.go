@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"io"
 
+	"github.com/qmgr/qmgr/internal/progress"
 	"github.com/qmgr/qmgr/lockfree"
 	"github.com/qmgr/qmgr/shm"
 )
@@ -13,7 +14,10 @@ type checkError struct{ n int }
 
 func (e checkError) Error() string { return fmt.Sprintf("%d broken invariants", e.n) }
 
-func cmdCheck(args []string, out io.Writer) error {
+// cmdCheck checks every structure, showing the progress of the walk of each
+// on stderr (internal/progress: phases of lockfree's checker, shown only
+// for a structure whose check takes longer than a second).
+func cmdCheck(args []string, _ io.Reader, out, errOut io.Writer) error {
 	var gf groupFlags
 	fs := newFlags("check", out)
 	gf.register(fs)
@@ -41,7 +45,9 @@ func cmdCheck(args []string, out io.Writer) error {
 			problems++
 			continue
 		}
-		r := s.Check(lockfree.CheckOptions{})
+		bar := progress.Stderr(errOut, "check "+n, lockfree.CheckPhases, "phases")
+		r := s.Check(lockfree.CheckOptions{Progress: func(done, _ int) { bar.Set(int64(done)) }})
+		bar.Done()
 		fmt.Fprintf(out, "%s: %v\n", n, r)
 		problems += len(r.Problems)
 		if *fail && len(r.Problems) > 0 && n != shm.AdminStructure && s.Fail() {

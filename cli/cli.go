@@ -10,6 +10,7 @@ import (
 	"text/tabwriter"
 
 	"github.com/qmgr/qmgr/cli/demo"
+	"github.com/qmgr/qmgr/internal/buildinfo"
 )
 
 // A command is one qmgr command: its name, its line in the usage text,
@@ -19,7 +20,7 @@ import (
 type command struct {
 	name string
 	help string // "": a worker, hidden from the help
-	run  func(args []string, stdin io.Reader, stdout io.Writer) error
+	run  func(args []string, stdin io.Reader, stdout, stderr io.Writer) error
 }
 
 // commands is every command, in the order of the usage text.
@@ -29,8 +30,9 @@ var commands = []command{
 	{"status", "the group, its members, structures and queues (exit 1 if no member is active)", noStdin(cmdStatus)},
 	{"mqsc", "run admin commands (-c 'COMMAND' or stdin) on a member", cmdMQSC},
 	{"put", "put messages (stdin lines, or --count N --size B)", cmdPut},
-	{"get", "get or browse messages, one body per line", noStdin(cmdGet)},
-	{"check", "check every structure of the group (exit 1 on a broken invariant)", noStdin(cmdCheck)},
+	{"get", "get or browse messages, one body per line", cmdGet},
+	{"check", "check every structure of the group (exit 1 on a broken invariant)", cmdCheck},
+	{"version", "the version of qmgr, the Go version and the VCS revision it was built from", noStdin(cmdVersion)},
 	{"demo", "the group at work: three members, applications, a member killed and recovered", noStdin(demo.GroupCommand)},
 	{"cf-demo", "the coupling facility alone: processes, a SIGKILL mid unit of work, repair", noStdin(demo.CFCommand)},
 	{"chinit", "", noStdin(cmdChinit)},
@@ -39,12 +41,14 @@ var commands = []command{
 	{demo.CFWorkerName, "", worker(demo.CFWorker)},
 }
 
-func noStdin(f func(args []string, stdout io.Writer) error) func([]string, io.Reader, io.Writer) error {
-	return func(args []string, _ io.Reader, stdout io.Writer) error { return f(args, stdout) }
+// noStdin adapts a command that reads neither stdin nor writes to stderr
+// (its errors go to stderr through exitStatus).
+func noStdin(f func(args []string, stdout io.Writer) error) func([]string, io.Reader, io.Writer, io.Writer) error {
+	return func(args []string, _ io.Reader, stdout, _ io.Writer) error { return f(args, stdout) }
 }
 
-func worker(f func(args []string) error) func([]string, io.Reader, io.Writer) error {
-	return func(args []string, _ io.Reader, _ io.Writer) error { return f(args) }
+func worker(f func(args []string) error) func([]string, io.Reader, io.Writer, io.Writer) error {
+	return func(args []string, _ io.Reader, _, _ io.Writer) error { return f(args) }
 }
 
 func lookup(name string) (command, bool) {
@@ -88,13 +92,15 @@ func MainIO(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	case "-h", "--help", "help":
 		fmt.Fprint(stdout, usage())
 		return 0
+	case "--version", "-version":
+		args = []string{"version"}
 	}
 	c, ok := lookup(args[0])
 	if !ok {
 		fmt.Fprintf(stderr, "qmgr: unknown command %q\n\n%s", args[0], usage())
 		return 2
 	}
-	return exitStatus(args[0], c.run(args[1:], stdin, stdout), stderr)
+	return exitStatus(args[0], c.run(args[1:], stdin, stdout, stderr), stderr)
 }
 
 // exitStatus reports err, a command's result, and turns it into the
@@ -118,4 +124,17 @@ func exitStatus(name string, err error, stderr io.Writer) int {
 		return 1
 	}
 	return 0
+}
+
+// cmdVersion prints the build information (internal/buildinfo).
+func cmdVersion(args []string, out io.Writer) error {
+	fs := newFlags("version", out)
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	if fs.NArg() > 0 {
+		return fmt.Errorf("version: unexpected argument %q", fs.Arg(0))
+	}
+	fmt.Fprint(out, buildinfo.Read().String())
+	return nil
 }

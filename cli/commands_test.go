@@ -2,8 +2,11 @@ package cli
 
 import (
 	"bytes"
+	"runtime"
 	"strings"
 	"testing"
+
+	"github.com/qmgr/qmgr/internal/buildinfo"
 )
 
 // TestUsageFromTheCommandTable: the help lists every command of the table
@@ -51,5 +54,20 @@ func TestUsageFromTheCommandTable(t *testing.T) {
 	errb.Reset()
 	if code := Main(nil, &out, &errb); code != 2 || errb.String() != help {
 		t.Fatalf("no command: exit %d, %q", code, errb.String())
+	}
+}
+
+// TestVersionCommand: qmgr version and qmgr --version print the build
+// information: the version, the Go version and the revision line.
+func TestVersionCommand(t *testing.T) {
+	want := buildinfo.Read().String()
+	for _, args := range [][]string{{"version"}, {"--version"}} {
+		var out, errb bytes.Buffer
+		if code := Main(args, &out, &errb); code != 0 || out.String() != want {
+			t.Errorf("%v: exit %d, %q (stderr %q), want %q", args, code, out.String(), errb.String(), want)
+		}
+		if !strings.Contains(out.String(), "go: "+runtime.Version()) || !strings.Contains(out.String(), "\nrevision: ") {
+			t.Errorf("%v: %q names neither the Go version nor the revision", args, out.String())
+		}
 	}
 }

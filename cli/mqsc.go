@@ -4,15 +4,20 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"regexp"
 	"sort"
 	"strings"
+	"time"
 
 	"github.com/qmgr/qmgr/group"
+	"github.com/qmgr/qmgr/internal/progress"
 	"github.com/qmgr/qmgr/qm"
 )
 
-// cmdMQSC sends admin commands to a member.
-func cmdMQSC(args []string, in io.Reader, out io.Writer) error {
+// cmdMQSC sends admin commands to a member. While a long command runs
+// (RECOVER CFSTRUCT, BACKUP CFSTRUCT) it shows the time elapsed on stderr
+// (longRunning).
+func cmdMQSC(args []string, in io.Reader, out, errOut io.Writer) error {
 	var gf groupFlags
 	var command, name string
 	var asJSON bool
@@ -42,7 +47,18 @@ func cmdMQSC(args []string, in io.Reader, out io.Writer) error {
 	if err != nil {
 		return err
 	}
-	resp, err := qm.Command(cfg, member, command)
+	bar, stop := longRunning(errOut, member, command)
+	var resp qm.Response
+	if bar != nil {
+		var total int64
+		resp, err = qm.CommandProgress(cfg, member, command, func(p qm.Progress) { total = p.Total; bar.SetTotal(p.Total); bar.Set(p.Done) })
+		if err == nil && resp.OK && total > 0 {
+			bar.Set(total) // the reports are at most five a second: the last one may be short of the end
+		}
+	} else {
+		resp, err = qm.Command(cfg, member, command)
+	}
+	stop()
 	if err != nil {
 		return err
 	}
@@ -80,4 +96,45 @@ func activeMember(cfg group.Config, name string) (string, error) {
 		return "", fmt.Errorf("member %s of group %s is not active", name, cfg.Name)
 	}
 	return "", fmt.Errorf("group %s has no active member", cfg.Name)
+}
+
+// longCommand matches the commands that may run long: their progress is
+// shown while the member runs them.
+var longCommand = regexp.MustCompile(`(?i)\b(RECOVER|BACKUP)\s+CFSTRUCT\s*\(\s*([^)\s]*)\s*\)`)
+
+// longRunning shows the progress of a long command run in member: the
+// messages it went through of its total, as the member reports them
+// (qm.CommandProgress: BACKUP CFSTRUCT browses the structure's queues,
+// RECOVER CFSTRUCT puts the persistent messages back), and the time elapsed
+// before the first report (a member older than the reports sends none).
+// internal/progress: nothing for a command that ends within a second, a bar
+// redrawn on a terminal, a line at each tenth or every ten seconds
+// otherwise. For other commands it returns a nil bar. The returned func
+// stops it.
+func longRunning(errOut io.Writer, member, command string) (*progress.Bar, func()) {
+	m := longCommand.FindStringSubmatch(command)
+	if m == nil {
+		return nil, func() {}
+	}
+	bar := progress.Stderr(errOut, fmt.Sprintf("%s CFSTRUCT(%s) on %s", strings.ToUpper(m[1]), strings.ToUpper(m[2]), member), 0, "msgs")
+	done := make(chan struct{})
+	stopped := make(chan struct{})
+	go func() {
+		defer close(stopped)
+		t := time.NewTicker(100 * time.Millisecond)
+		defer t.Stop()
+		for {
+			select {
+			case <-done:
+				return
+			case <-t.C:
+				bar.Tick()
+			}
+		}
+	}()
+	return bar, func() {
+		close(done)
+		<-stopped
+		bar.Done()
+	}
 }

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/qmgr/qmgr/amqp/qsg"
+	"github.com/qmgr/qmgr/internal/progress"
 	"github.com/qmgr/qmgr/mq"
 )
 
@@ -41,8 +42,9 @@ func connect(gf groupFlags, name string) (*mq.Conn, error) {
 	return mq.Connect(mq.ConnectOptions{Group: cfg.Name, QMgr: name, DataDir: cfg.DataDir, CFDir: cfg.CFDir})
 }
 
-// cmdPut puts messages: stdin lines, or generated ones.
-func cmdPut(args []string, in io.Reader, out io.Writer) error {
+// cmdPut puts messages: stdin lines, or generated ones (with --count,
+// showing progress on stderr: internal/progress).
+func cmdPut(args []string, in io.Reader, out, errOut io.Writer) error {
 	var gf groupFlags
 	var name, queue, correl string
 	var count, size, prio, every int
@@ -97,6 +99,8 @@ func cmdPut(args []string, in io.Reader, out io.Writer) error {
 		return nil
 	}
 	if count > 0 {
+		bar := progress.Stderr(errOut, "put "+queue, int64(count), "msgs")
+		defer bar.Done()
 		for i := 0; i < count; i++ {
 			body := []byte(fmt.Sprintf("%0*d", size, i))
 			if len(body) > size {
@@ -105,6 +109,7 @@ func cmdPut(args []string, in io.Reader, out io.Writer) error {
 			if err := put(body); err != nil {
 				return err
 			}
+			bar.Add(1)
 		}
 	} else {
 		sc := bufio.NewScanner(in)
@@ -125,8 +130,9 @@ func cmdPut(args []string, in io.Reader, out io.Writer) error {
 }
 
 // cmdGet gets (or browses) messages and prints each body on its own line;
-// with --syncpoint it prints "#commit" after each successful commit.
-func cmdGet(args []string, out io.Writer) error {
+// with --syncpoint it prints "#commit" after each successful commit. With
+// --count it shows progress on stderr (internal/progress).
+func cmdGet(args []string, _ io.Reader, out, errOut io.Writer) error {
 	var gf groupFlags
 	var name, queue, msgid, correl string
 	var count, every int
@@ -182,6 +188,11 @@ func cmdGet(args []string, out io.Writer) error {
 		}
 	}
 	n, pending := 0, 0
+	var bar *progress.Bar // nil (silent) without --count
+	if count > 0 {
+		bar = progress.Stderr(errOut, "get "+queue, int64(count), "msgs")
+		defer bar.Done()
+	}
 	for count == 0 || n < count {
 		var m *mq.Message
 		if browse {
@@ -202,6 +213,7 @@ func cmdGet(args []string, out io.Writer) error {
 		w.Write(m.Body)
 		w.WriteByte('\n')
 		n++
+		bar.Add(1)
 		if gopt.Syncpoint {
 			if pending++; pending == every {
 				if err := c.Commit(); err != nil {

@@ -16,6 +16,7 @@ import (
 
 	"github.com/qmgr/qmgr/channel"
 	"github.com/qmgr/qmgr/httpd"
+	"github.com/qmgr/qmgr/internal/sdnotify"
 	"github.com/qmgr/qmgr/metrics"
 	"github.com/qmgr/qmgr/qm"
 )
@@ -106,6 +107,11 @@ func cmdStart(args []string, out io.Writer) error {
 	srv.setMember(m)
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
 	defer stop()
+	notify(c.Logger, sdnotify.Ready+"\nSTATUS=member "+c.Name+" of group "+c.Group.Name+" active")
+	go func() {
+		<-ctx.Done()
+		notify(c.Logger, sdnotify.Stopping+"\nSTATUS=member "+c.Name+" stopping")
+	}()
 	return m.Run(ctx)
 }
 
@@ -156,6 +162,16 @@ func (h memberHTTP) close() {
 	ctx, cancel := context.WithTimeout(context.Background(), time.Second)
 	defer cancel()
 	h.s.Close(ctx)
+}
+
+// notify tells systemd (Type=notify, $NOTIFY_SOCKET) the member's state:
+// ready once it is active, stopping when asked to stop. A failure is
+// logged: systemd then times the start out, which says more than a member
+// that refuses to run.
+func notify(log *slog.Logger, state string) {
+	if _, err := sdnotify.Notify(state); err != nil {
+		log.Warn("notify systemd", "err", err)
+	}
 }
 
 // newLogger logs to standard error, as text or JSON.

@@ -119,7 +119,9 @@ func TestPeersLeasesCounters(t *testing.T) {
 func FuzzDecodePeer(f *testing.F) {
 	f.Add(Peer{Name: "QM1", State: PeerActive, Process: procid.ID{Pid: 5, Start: 7}, Port: 1}.Encode())
 	f.Add(Peer{Name: "QM2", State: PeerActive, Process: procid.ID{Pid: 1, Start: 9}, PidNS: 4026532178}.Encode())
+	f.Add(Peer{Name: "QM3", State: PeerActive, Process: procid.ID{Pid: 2, Start: 9}, Version: "v0.0.0-20261203110000-46816a0c1b2d+dirty"}.Encode())
 	f.Add(make([]byte, recordSize))
+	f.Add(make([]byte, prUsed))
 	f.Add([]byte{1, 2, 3})
 	f.Fuzz(func(t *testing.T, b []byte) {
 		p, err := DecodePeer(b)
@@ -127,7 +129,7 @@ func FuzzDecodePeer(f *testing.F) {
 			return
 		}
 		q, err := DecodePeer(p.Encode())
-		if err != nil || q.Name != p.Name || q.State != p.State || q.Process != p.Process || q.PidNS != p.PidNS {
+		if err != nil || q.Name != p.Name || q.State != p.State || q.Process != p.Process || q.PidNS != p.PidNS || q.Version != p.Version {
 			t.Fatalf("round trip: %+v -> %+v %v", p, q, err)
 		}
 	})
@@ -169,5 +171,25 @@ func TestCheckPidNS(t *testing.T) {
 	err := CheckPidNS(Peer{Name: "QM1", Process: procid.ID{Pid: 1}, PidNS: self + 1})
 	if !errors.Is(err, ErrPidNamespace) || !strings.Contains(err.Error(), "pid namespace") {
 		t.Fatalf("another namespace: %v", err)
+	}
+}
+
+// TestPeerVersion: a peer record carries the member's version (cut to
+// MaxVersionLen); a record of an older member, zero there or ending before
+// the field, has none.
+func TestPeerVersion(t *testing.T) {
+	p := Peer{Name: "QM1", State: PeerActive, Version: "v1.2.0-46816a0c1b2d+dirty"}
+	if q, err := DecodePeer(p.Encode()); err != nil || q.Version != p.Version {
+		t.Fatalf("round trip: %q %v, want %q", q.Version, err, p.Version)
+	}
+	long := strings.Repeat("v", MaxVersionLen+10)
+	if q, err := DecodePeer(Peer{Name: "QM1", State: PeerActive, Version: long}.Encode()); err != nil || q.Version != long[:MaxVersionLen] {
+		t.Fatalf("long version: %q %v", q.Version, err)
+	}
+	old := Peer{Name: "QM1", State: PeerActive}.Encode()
+	for _, b := range [][]byte{old, old[:prUsed]} {
+		if q, err := DecodePeer(b); err != nil || q.Version != "" {
+			t.Fatalf("record of %d bytes from an older member: version %q %v", len(b), q.Version, err)
+		}
 	}
 }

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/binary"
 	"fmt"
+	"strings"
 	"time"
 
 	"github.com/qmgr/qmgr/lockfree"
@@ -54,7 +55,14 @@ type Peer struct {
 	// 0 in records of older members): its pid, and the recoverer's, mean
 	// something only in that namespace.
 	PidNS uint64
+	// Version names the binary the member runs (buildinfo.Info.Short, at
+	// most MaxVersionLen bytes; longer is cut): "" in records of members
+	// older than the field (DISPLAY GROUP VERSION).
+	Version string
 }
+
+// MaxVersionLen is the room for Peer.Version in a peer record.
+const MaxVersionLen = 64
 
 // CheckPidNS fails with ErrPidNamespace when the member runs in another
 // pid namespace than the calling process: the caller cannot tell whether
@@ -88,7 +96,14 @@ func (p Peer) ProcessAlive() bool { return p.Process.Pid > 0 && procid.Alive(p.P
 //	   112     4  prPort          local port
 //	   116     4  prGenericPort   generic port
 //	   120     8  prPidNS         pid namespace of the member's process (inode of /proc/self/ns/pid; 0 from older members)
-//	   128   128  -               zero
+//	   128    64  prVersion       the member's binary (buildinfo Short), NUL padded (all zero from older members)
+//	   192    64  -               zero
+//
+// Fields are added in the zero tail without a layout version: an older
+// decoder ignores them, an older encoder writes zeros, which read as "not
+// known" (PidNS 0, Version ""). So a record rewritten by an older member
+// (a recoverer changing a dead member's state) loses them: DISPLAY GROUP
+// then shows no version for that member, never a wrong one.
 const (
 	prName        = 0
 	prState       = 48
@@ -102,7 +117,8 @@ const (
 	prPort        = 112
 	prGenericPort = 116
 	prPidNS       = 120
-	prUsed        = prPidNS + 8 // bytes a decoder needs
+	prVersion     = 128
+	prUsed        = prPidNS + 8 // bytes a decoder needs (records of older members end there)
 	maxPeerName   = prState - prName
 )
 
@@ -122,6 +138,7 @@ func (p Peer) Encode() []byte {
 	le.PutUint32(b[prPort:], uint32(p.Port))
 	le.PutUint32(b[prGenericPort:], uint32(p.GenericPort))
 	le.PutUint64(b[prPidNS:], p.PidNS)
+	copy(b[prVersion:prVersion+MaxVersionLen], p.Version)
 	return b
 }
 
@@ -155,6 +172,13 @@ func DecodePeer(b []byte) (Peer, error) {
 	p.Port = int(le.Uint32(b[prPort:]))
 	p.GenericPort = int(le.Uint32(b[prGenericPort:]))
 	p.PidNS = le.Uint64(b[prPidNS:])
+	if len(b) >= prVersion+MaxVersionLen {
+		v := b[prVersion : prVersion+MaxVersionLen]
+		if i := bytes.IndexByte(v, 0); i >= 0 {
+			v = v[:i]
+		}
+		p.Version = strings.ToValidUTF8(string(v), "?")
+	}
 	if p.State != PeerEmpty && (p.Name == "" || len(p.Name) > maxPeerName) {
 		return p, fmt.Errorf("%w: peer in state %v without a name", ErrBadRecord, p.State)
 	}

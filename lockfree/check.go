@@ -17,7 +17,13 @@ type CheckOptions struct {
 	Quiescent bool
 	// MaxProblems stops after this many problems (default 100).
 	MaxProblems int
+	// Progress, when set, is called after each phase of the first walk
+	// with the phases done and CheckPhases (a progress display).
+	Progress func(done, total int)
 }
+
+// CheckPhases is the number of phases of a walk (CheckOptions.Progress).
+const CheckPhases = 10
 
 // CheckReport is what the checker found.
 type CheckReport struct {
@@ -66,6 +72,7 @@ func (s *Structure) Check(o CheckOptions) *CheckReport {
 	// times and can see a problem that is not there (a message consumed
 	// between reading its entry and its slot). A real broken invariant stays
 	// broken: report only what every one of several passes finds.
+	o.Progress = nil // the first walk's progress was shown
 	for pass := 0; pass < 3 && len(r.Problems) > 0; pass++ {
 		again := &CheckReport{Entries: map[string]int{}}
 		if err := shm.Guard(func() error { s.check(o, again); return nil }); err != nil {
@@ -115,16 +122,14 @@ type entInfo struct {
 
 func (s *Structure) check(o CheckOptions, r *CheckReport) {
 	c := &checker{s: s, o: o, r: r}
-	c.owners()
-	c.segmentsInFlight()
-	c.entries()
-	c.queues()
-	c.linkCounts()
-	c.uncommittedCells()
-	c.elementChains()
-	c.elements()
-	c.segments()
-	c.tokens()
+	phases := [CheckPhases]func(){c.owners, c.segmentsInFlight, c.entries, c.queues, c.linkCounts,
+		c.uncommittedCells, c.elementChains, c.elements, c.segments, c.tokens}
+	for i, phase := range phases {
+		phase()
+		if o.Progress != nil {
+			o.Progress(i+1, CheckPhases)
+		}
+	}
 	sort.Strings(r.Problems)
 }
 

@@ -14,6 +14,7 @@ import (
 // groupObj is a member of the group as DISPLAY GROUP shows it.
 type groupObj struct {
 	name, qsg, state, heartbeat string
+	version                     string // "" from a member older than the field
 	pid, incarnation            int64
 	port, genPort               int64
 	log                         []KV // an active member's log attributes (logAttrs)
@@ -43,6 +44,9 @@ var groupTable = table[groupObj]{
 		{name: "HEARTBEAT", show: func(o *groupObj) any { return o.heartbeat }},
 		{name: "PORT", show: func(o *groupObj) any { return o.port }},
 		{name: "GENPORT", show: func(o *groupObj) any { return o.genPort }},
+		// VERSION: the binary the member runs (qmgr version), so that a
+		// group of mixed versions shows it.
+		{name: "VERSION", show: func(o *groupObj) any { return o.version }},
 		logAttr("LOGSTATUS"), logAttr("LOGFAILS"), logAttr("LOGSINCE"), logAttr("LOGREASON"), logAttr("LOGRESERVE"),
 	},
 }
@@ -58,7 +62,8 @@ func displayGroup(env Env, c Command) ([]Result, error) {
 		var out []groupObj
 		for _, p := range peers {
 			o := groupObj{name: p.Name, qsg: env.Group().Config().Name, state: strings.ToUpper(p.State.String()),
-				pid: int64(p.Process.Pid), incarnation: int64(p.Incarnation), port: int64(p.Port), genPort: int64(p.GenericPort)}
+				pid: int64(p.Process.Pid), incarnation: int64(p.Incarnation), port: int64(p.Port), genPort: int64(p.GenericPort),
+				version: p.Version}
 			if p.State.Running() && !p.ProcessAlive() {
 				o.state = "FAILED"
 			}

@@ -24,13 +24,36 @@ import (
 //	-> {"mqsc":"DISPLAY QLOCAL(*)","json":false}
 //	<- {"ok":true,"text":"...","objects":[{...}],"error":""}
 //
-// Requests are decoded with DecodeRequest, which never panics on hostile
-// input (FuzzDecodeRequest).
+// A request with "progress":true is also sent, before the answer, lines
+// carrying the progress of a long command (BACKUP CFSTRUCT, RECOVER
+// CFSTRUCT), at most one every progressEvery:
+//
+//	-> {"mqsc":"BACKUP CFSTRUCT(APPL1)","progress":true}
+//	<- {"ok":false,"progress":{"done":5000,"total":20000},"member":"QM1"}
+//	<- {"ok":true,"text":"...","member":"QM1"}
+//
+// A member older than progress ignores the field and sends the answer
+// alone; a client that does not ask gets no progress line.
+//
+// Requests are decoded with DecodeRequest, answers with DecodeResponse;
+// neither panics on hostile input (FuzzDecodeRequest, FuzzDecodeResponse).
 
 // Request is an admin request.
 type Request struct {
 	MQSC string `json:"mqsc"`
+	// Progress asks for progress lines before the answer.
+	Progress bool `json:"progress,omitempty"`
 }
+
+// Progress is how far a long command is: done of total (0: not known yet),
+// in messages.
+type Progress struct {
+	Done  int64 `json:"done"`
+	Total int64 `json:"total"`
+}
+
+// progressEvery is the least time between two progress lines.
+const progressEvery = 200 * time.Millisecond
 
 // Response is its answer.
 type Response struct {
@@ -39,6 +62,21 @@ type Response struct {
 	Objects []json.RawMessage `json:"objects,omitempty"` // one JSON object per result
 	Error   string            `json:"error,omitempty"`
 	Member  string            `json:"member"`
+	// Progress is set on a progress line only, never on the answer.
+	Progress *Progress `json:"progress,omitempty"`
+}
+
+// DecodeResponse parses one line from a command server: an answer, or a
+// progress line (Progress set).
+func DecodeResponse(b []byte) (Response, error) {
+	var r Response
+	if err := json.Unmarshal(b, &r); err != nil {
+		return Response{}, fmt.Errorf("qm: malformed answer: %w", err)
+	}
+	if p := r.Progress; p != nil && (p.Done < 0 || p.Total < 0) {
+		return Response{}, fmt.Errorf("qm: malformed progress %+v", *p)
+	}
+	return r, nil
 }
 
 // MaxRequest bounds a request line.
@@ -82,9 +120,15 @@ func (m *Member) DefsChanged() error {
 func (m *Member) QMgrName() string { return m.cfg.Name }
 
 // Exec runs MQSC commands on this member.
-func (m *Member) Exec(text string) Response {
+func (m *Member) Exec(text string) Response { return m.ExecProgress(text, nil) }
+
+// ExecProgress is Exec that reports the progress of a long command to
+// progress (when not nil), from the goroutine running it.
+func (m *Member) ExecProgress(text string, progress func(done, total int64)) Response {
 	m.cmdMu.Lock()
 	defer m.cmdMu.Unlock()
+	m.cmdProgress = progress
+	defer func() { m.cmdProgress = nil }()
 	if m.stopping.Load() {
 		return Response{Error: fmt.Sprintf("%v: %s is stopping", ErrStopped, m.cfg.Name), Member: m.cfg.Name}
 	}
@@ -123,10 +167,10 @@ func (m *Member) admit(c net.Conn) bool {
 	}
 	n := m.cmdRefused.Add(1)
 	if err != nil {
-		m.log.Warn("command connection refused", "err", err, "refused", n)
+		m.log.Warn("command connection refused", "event", "connection_refused", "listener", "command", "reason", "credentials", "err", err, "refused", n)
 	} else {
 		m.log.Warn("command connection refused: the peer is neither the group's owner nor a member of its group",
-			"peer", p.String(), "owner_uid", m.cmdTrust.Owner, "group_gid", m.cmdTrust.Group, "refused", n)
+			"event", "connection_refused", "listener", "command", "reason", "untrusted_peer", "peer", p.String(), "owner_uid", m.cmdTrust.Owner, "group_gid", m.cmdTrust.Group, "refused", n)
 	}
 	return false
 }
@@ -162,7 +206,11 @@ func (m *Member) serveConn(c net.Conn) {
 		if err != nil {
 			resp = Response{Error: err.Error(), Member: m.cfg.Name}
 		} else {
-			resp = m.Exec(req.MQSC)
+			var progress func(done, total int64)
+			if req.Progress {
+				progress = progressLines(c, m.cfg.Name)
+			}
+			resp = m.ExecProgress(req.MQSC, progress)
 			shown, errText := mqsc.Redact(req.MQSC), resp.Error
 			if errText != "" && mqsc.NamesSecret(req.MQSC) {
 				// A parser's error quotes the text it refused, which may be
@@ -175,6 +223,32 @@ func (m *Member) serveConn(c net.Conn) {
 		if _, err := c.Write(append(b, '\n')); err != nil {
 			return
 		}
+	}
+}
+
+// progressLines writes progress lines to c, at most one every
+// progressEvery (the first at once); a write error drops the rest (the
+// answer's write then fails too).
+func progressLines(c net.Conn, member string) func(done, total int64) {
+	var last time.Time
+	failed := false
+	return func(done, total int64) {
+		if failed || time.Since(last) < progressEvery {
+			return
+		}
+		last = time.Now()
+		b, _ := json.Marshal(Response{Member: member, Progress: &Progress{Done: done, Total: total}})
+		if _, err := c.Write(append(b, '\n')); err != nil {
+			failed = true
+		}
+	}
+}
+
+// reportProgress reports the progress of the command running, if one
+// asked (ExecProgress). Callers hold cmdMu.
+func (m *Member) reportProgress(done, total int64) {
+	if m.cmdProgress != nil {
+		m.cmdProgress(done, total)
 	}
 }
 
@@ -231,6 +305,12 @@ func checkServer(g group.Config, member string, c net.Conn) error {
 
 // Command sends MQSC commands to a member's command server.
 func Command(g group.Config, member, text string) (Response, error) {
+	return CommandProgress(g, member, text, nil)
+}
+
+// CommandProgress is Command that asks for the progress of a long command
+// and passes each progress line to progress (when not nil).
+func CommandProgress(g group.Config, member, text string, progress func(Progress)) (Response, error) {
 	c, err := net.DialTimeout("unix", SocketPath(g, member), 5*time.Second)
 	if err != nil {
 		return Response{}, fmt.Errorf("qm: member %s is not reachable: %w", member, err)
@@ -240,17 +320,25 @@ func Command(g group.Config, member, text string) (Response, error) {
 		return Response{}, err
 	}
 	c.SetDeadline(time.Now().Add(5 * time.Minute))
-	b, _ := json.Marshal(Request{MQSC: text})
+	b, _ := json.Marshal(Request{MQSC: text, Progress: progress != nil})
 	if _, err := c.Write(append(b, '\n')); err != nil {
 		return Response{}, err
 	}
-	line, err := readLine(bufio.NewReader(c), 64<<20)
-	if err != nil && !errors.Is(err, io.EOF) {
-		return Response{}, fmt.Errorf("qm: reading the answer of %s: %w", member, err)
+	r := bufio.NewReader(c)
+	for {
+		line, err := readLine(r, 64<<20)
+		if err != nil && !errors.Is(err, io.EOF) {
+			return Response{}, fmt.Errorf("qm: reading the answer of %s: %w", member, err)
+		}
+		resp, err := DecodeResponse(line)
+		if err != nil {
+			return Response{}, fmt.Errorf("%w (from %s)", err, member)
+		}
+		if resp.Progress == nil {
+			return resp, nil
+		}
+		if progress != nil {
+			progress(*resp.Progress)
+		}
 	}
-	var resp Response
-	if err := json.Unmarshal(line, &resp); err != nil {
-		return Response{}, fmt.Errorf("qm: malformed answer from %s: %w", member, err)
-	}
-	return resp, nil
 }

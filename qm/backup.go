@@ -40,15 +40,30 @@ func (m *Member) Backup(name string) (string, error) {
 
 // BackupStructure takes a fuzzy backup of the persistent messages of
 // structure name while traffic runs (see package backup for why it is
-// consistent with the logs).
+// consistent with the logs): BACKUP CFSTRUCT.
 func (m *Member) BackupStructure(name string) (backup.Info, error) {
+	return m.backupStructure(name, "command")
+}
+
+// backupStructure is BackupStructure, logged as one line naming its
+// trigger ("command" or "automatic"): event backup_taken with the figures
+// of the backup (logArgs added), or backup_failed with the error (none
+// when another backup of the structure is running).
+func (m *Member) backupStructure(name, trigger string, logArgs ...any) (_ backup.Info, err error) {
+	t0 := time.Now()
+	defer func() {
+		if err != nil && !errors.Is(err, ErrBackupRunning) {
+			m.log.Warn("backup failed", "event", "backup_failed", "structure", name, "trigger", trigger,
+				"took", time.Since(t0).Round(time.Millisecond), "err", err)
+		}
+	}()
 	data := m.g.Config().DataDir
 	unlock, err := lockBackup(data, name)
 	if err != nil {
 		return backup.Info{}, err
 	}
 	defer unlock()
-	t0 := time.Now()
+	t0 = time.Now() // the backup itself, not the wait for another's lock
 	o, s, err := m.ownerIn(name)
 	if err != nil {
 		return backup.Info{}, err
@@ -77,7 +92,12 @@ func (m *Member) BackupStructure(name string) (backup.Info, error) {
 		return backup.Info{}, err
 	}
 	var lm lockfree.Message
-	for _, q := range s.Queues() {
+	queues := s.Queues()
+	var total, scanned int64 // the progress: messages browsed of the depths when the scan began
+	for _, q := range queues {
+		total += q.Depth
+	}
+	for _, q := range queues {
 		cur := o.NewBrowseCursor(q.ID)
 		for {
 			err := o.BrowseNext(cur, lockfree.GetOptions{IncludeHeld: true, IncludeUncommitted: true}, &lm)
@@ -88,6 +108,8 @@ func (m *Member) BackupStructure(name string) (backup.Info, error) {
 				bw.Abort()
 				return backup.Info{}, fmt.Errorf("qm: backup of %s: browse %s: %w", name, q.Name, err)
 			}
+			scanned++
+			m.reportProgress(scanned, max(total, scanned))
 			if !lm.Persistent || lm.Key == 0 {
 				continue
 			}
@@ -125,8 +147,9 @@ func (m *Member) BackupStructure(name string) (backup.Info, error) {
 		m.log.Warn("record the backup in the repository (recovery finds its file anyway)", "path", info.Path, "err", err)
 	}
 	m.stats.backupTaken(time.Since(t0))
-	m.log.Info("backup taken", "structure", name, "messages", info.Messages, "places", info.Places, "bytes", info.Size, "start", info.Start,
-		"replay_from", info.ReplayFrom, "path", info.Path)
+	m.log.Info("backup taken", append([]any{"event", "backup_taken", "structure", name, "trigger", trigger, "messages", info.Messages,
+		"places", info.Places, "bytes", info.Size, "start", info.Start, "replay_from", info.ReplayFrom, "path", info.Path,
+		"took", time.Since(t0).Round(time.Millisecond)}, logArgs...)...)
 	m.pruneBackups(name)
 	m.releaseLogs()
 	return info, nil
@@ -320,15 +343,8 @@ func (m *Member) autoBackup() {
 			m.cmdMu.Unlock()
 			return
 		}
-		info, err := m.BackupStructure(name)
+		m.backupStructure(name, "automatic", "estimated_recovery_ms", estMs, "target_ms", q.CFRecTime) // logged
 		m.cmdMu.Unlock()
-		if err != nil {
-			if !errors.Is(err, ErrBackupRunning) {
-				m.log.Warn("automatic backup", "structure", name, "err", err)
-			}
-			continue
-		}
-		m.log.Info("automatic backup", "structure", name, "estimated_recovery_ms", estMs, "target_ms", q.CFRecTime, "messages", info.Messages)
 	}
 }
 

@@ -35,10 +35,10 @@ func (m *Member) checkStructures() {
 	for name, o := range m.apps {
 		s := o.Structure()
 		if err := s.Mapping().Check(); err != nil {
-			m.log.Error("structure failed", "structure", name, "err", err)
+			m.log.Error("structure failed", "event", "structure_failed", "structure", name, "err", err)
 			failed = append(failed, name)
 		} else if s.Failed() {
-			m.log.Error("structure failed", "structure", name, "err", "taken out of service (qmgr check --fail found it damaged)")
+			m.log.Error("structure failed", "event", "structure_failed", "structure", name, "err", "taken out of service (qmgr check --fail found it damaged)")
 			failed = append(failed, name)
 		}
 	}
@@ -62,7 +62,7 @@ func (m *Member) checkStructures() {
 		m.g.Failed(name)
 		var c defs.CFStruct
 		if err := m.repo.View(func(tx *defs.Tx) error { var err error; c, err = tx.Struct(name); return err }); err == nil && c.NoRecAuto {
-			m.log.Error("structure failed; RECAUTO(NO): it stays failed until RECOVER CFSTRUCT", "structure", name)
+			m.log.Error("structure failed; RECAUTO(NO): it stays failed until RECOVER CFSTRUCT", "event", "structure_left_failed", "structure", name)
 			m.mu.Lock()
 			m.leftFailed[name] = true
 			m.mu.Unlock()
@@ -94,12 +94,12 @@ func (m *Member) abandonedRecoveries() []string {
 		case st != lockfree.Recovering:
 			continue
 		case rec != m.self && !procid.Alive(rec):
-			m.log.Error("structure failed", "structure", name, "err", "its recoverer died in the middle of the recovery", "recoverer", rec.String())
+			m.log.Error("structure failed", "event", "structure_failed", "structure", name, "err", "its recoverer died in the middle of the recovery", "recoverer", rec.String())
 			out = append(out, name)
 		case rec == m.self && m.recoveryLockFree(name):
 			// A recovery of ours that failed (a command's): nobody else
 			// finishes it.
-			m.log.Error("structure failed", "structure", name, "err", "its recovery by this member failed")
+			m.log.Error("structure failed", "event", "structure_failed", "structure", name, "err", "its recovery by this member failed")
 			out = append(out, name)
 		default:
 			continue
@@ -233,15 +233,13 @@ func (m *Member) recoverLocked(c defs.CFStruct) error {
 	if err := shm.Remove(m.g.Config().CFDir, name); err != nil && !errors.Is(err, os.ErrNotExist) && !errors.Is(err, shm.ErrNotFound) {
 		return fmt.Errorf("remove the failed structure's file: %w", err)
 	}
-	t0 := time.Now()
 	m.mu.Lock()
 	delete(m.leftFailed, name)
 	m.mu.Unlock()
-	if _, err := m.createLocked(c); err != nil { // creates it, recovers it, puts it in service
+	if _, err := m.createLocked(c, "failed"); err != nil { // creates it, recovers it, puts it in service, logs it
 		return err
 	}
 	m.stats.structureRecovered(name)
-	m.log.Info("structure recovered after a failure", "structure", name, "took", time.Since(t0).Round(time.Millisecond))
 	return nil
 }
 
@@ -256,15 +254,20 @@ func (m *Member) createStructure(c defs.CFStruct) (*lockfree.Structure, error) {
 		return nil, err
 	}
 	defer unlock()
-	return m.createLocked(c)
+	return m.createLocked(c, "missing")
 }
 
 // createLocked creates structure c and fills it, the recovery lock held.
 // The structure is created out of service, recording this process as its
 // recoverer, and stays so until its queues and persistent messages are
 // back (recoverInto). When its file exists already it is attached as it is
-// (the caller looks at its state).
-func (m *Member) createLocked(c defs.CFStruct) (*lockfree.Structure, error) {
+// (the caller looks at its state). cause says why it is created: "failed"
+// (RECOVER CFSTRUCT, or a failure the member found) or "missing" (no file:
+// the group's first start, or the CF lost with the host's /dev/shm). The
+// recovery is logged as one line (event structure_recovered) when the
+// structure failed or something was put back.
+func (m *Member) createLocked(c defs.CFStruct, cause string) (*lockfree.Structure, error) {
+	t0 := time.Now()
 	s, created, err := m.g.CreateStructure(c.Name, uint64(c.SizeMB)<<20, c.ElemSize) // may take a while
 	if err != nil || !created {
 		return s, err
@@ -274,12 +277,21 @@ func (m *Member) createLocked(c defs.CFStruct) (*lockfree.Structure, error) {
 		return nil, err
 	}
 	o.SetRecoverer(true)
+	var st replayStats
 	err = testHookRecoverInto(c.Name)
 	if err == nil {
-		err = m.recoverInto(c.Name)
+		st, err = m.recoverInto(c.Name)
 	}
 	if err != nil {
+		m.log.Error("structure recovery failed", "event", "structure_recovery_failed", "structure", c.Name, "cause", cause,
+			"took", time.Since(t0).Round(time.Millisecond), "err", err)
 		return nil, fmt.Errorf("recover structure %s: %w", c.Name, err)
+	}
+	if cause == "failed" || st.records > 0 || st.backup.Path != "" {
+		m.log.Info("structure recovered", "event", "structure_recovered", "structure", c.Name, "cause", cause,
+			"messages", st.restored, "backup", st.backup.Path, "backup_messages", st.backup.Messages, "backup_places", st.backup.Places,
+			"from_lrsn", st.from, "records", st.records, "units", st.units, "dropped", st.dropped, "logs", st.logs,
+			"replay_took", st.took.Round(time.Millisecond), "took", time.Since(t0).Round(time.Millisecond))
 	}
 	return s, nil
 }
@@ -313,7 +325,7 @@ func (m *Member) readyStructure(c defs.CFStruct, deadline time.Time) (*lockfree.
 				return s, nil
 			}
 			if st == lockfree.Failed && c.NoRecAuto {
-				m.log.Error("structure failed; RECAUTO(NO): it stays failed until RECOVER CFSTRUCT", "structure", c.Name)
+				m.log.Error("structure failed; RECAUTO(NO): it stays failed until RECOVER CFSTRUCT", "event", "structure_left_failed", "structure", c.Name)
 				m.mu.Lock()
 				m.leftFailed[c.Name] = true
 				m.mu.Unlock()
@@ -327,7 +339,7 @@ func (m *Member) readyStructure(c defs.CFStruct, deadline time.Time) (*lockfree.
 			}
 		} else if errors.Is(err, shm.ErrTruncated) || errors.Is(err, shm.ErrCorrupt) || errors.Is(err, lockfree.ErrCorrupt) {
 			// Its file is damaged (a crash or a hand): recover it.
-			m.log.Error("structure failed", "structure", c.Name, "err", err)
+			m.log.Error("structure failed", "event", "structure_failed", "structure", c.Name, "err", err)
 			if err = m.tryRecover(c); err == nil || errors.Is(err, ErrStructureFine) {
 				continue
 			}

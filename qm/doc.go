@@ -138,4 +138,17 @@
 // an application when StopGrace runs out, the member stops anyway: a repair
 // whose repairer is gone is taken over by a survivor (or the next member to
 // start).
+//
+// # Logs
+//
+// Every event an operator acts on is one line of the member's slog logger
+// with an "event" key and its figures (README, "Logs"): member_starting
+// (with the version, Config.Version, which the member also stores in its
+// peer record for DISPLAY GROUP), member_active, peer_killed,
+// peer_recovered and connection_recovered (messages committed and backed
+// out, from the repairs' reports; took_over_from_pid when the recoverer
+// before died), application_killed, structure_failed,
+// structure_left_failed, structure_recovered and structure_recovery_failed
+// (createLocked: one line per rebuild), backup_taken and backup_failed
+// (backupStructure), connection_refused (the command socket).
 package qm

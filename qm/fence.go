@@ -28,15 +28,17 @@ func (m *Member) fence(s *lockfree.Structure, t lockfree.OwnerTag) error {
 // repair is s.RepairDecided(t, out, lone, force), bounded as above (a
 // repair that takes over from a recoverer that died also waits for a live
 // owner). lone is the key of the connection's decided operation outside
-// syncpoint, 0 when none.
-func (m *Member) repair(s *lockfree.Structure, t lockfree.OwnerTag, out lockfree.Outcome, lone uint64, force bool) error {
-	return m.unstall(s, func() error { _, err := s.RepairDecided(t, out, lone, force); return err })
+// syncpoint, 0 when none. The report says what the repair did to messages.
+func (m *Member) repair(s *lockfree.Structure, t lockfree.OwnerTag, out lockfree.Outcome, lone uint64, force bool) (lockfree.RepairReport, error) {
+	var rep lockfree.RepairReport
+	err := m.unstall(s, func() error { var err error; rep, err = s.RepairDecided(t, out, lone, force); return err })
+	return rep, err
 }
 
 // revoke is s.RevokeDecided(t, out, lone) with the bounded fence.
-func (m *Member) revoke(s *lockfree.Structure, t lockfree.OwnerTag, out lockfree.Outcome, lone uint64) error {
+func (m *Member) revoke(s *lockfree.Structure, t lockfree.OwnerTag, out lockfree.Outcome, lone uint64) (lockfree.RepairReport, error) {
 	if err := m.fence(s, t); err != nil {
-		return err
+		return lockfree.RepairReport{Owner: t}, err
 	}
 	return m.repair(s, t, out, lone, true)
 }
@@ -65,7 +67,7 @@ func (m *Member) unstall(s *lockfree.Structure, f func() error) error {
 // killStalled kills process id, which stalled in the middle of an
 // operation for waited.
 func (m *Member) killStalled(id procid.ID, waited time.Duration) error {
-	m.log.Warn("an application stalled in the middle of an operation on shared memory: killing it", "pid", id.Pid,
+	m.log.Warn("an application stalled in the middle of an operation on shared memory: killing it", "event", "application_killed", "pid", id.Pid,
 		"stalled", waited.Round(time.Millisecond), "limit", m.cfg.HeartbeatTimeout)
 	if err := procid.Signal(id, syscall.SIGKILL); err != nil && !errors.Is(err, procid.ErrGone) {
 		return err

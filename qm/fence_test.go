@@ -77,7 +77,7 @@ func TestStoppedApplicationIsFenced(t *testing.T) {
 		t.Fatal("the application's connection is gone")
 	}
 	done := make(chan bool, 1)
-	go m.withKey(connBusyKey(tag), func() { done <- m.recoverConn(tag, procid.ID{}, true) })
+	go m.withKey(connBusyKey(tag), func() { _, ok := m.recoverConn(tag, procid.ID{}, true); done <- ok })
 	select {
 	case ok := <-done:
 		if !ok {
@@ -142,7 +142,7 @@ func TestTakeoverOfStoppedApplication(t *testing.T) {
 		t.Fatal("no connection")
 	}
 	done := make(chan bool, 1)
-	go m.withKey(connBusyKey(tag), func() { done <- m.recoverConn(tag, procid.ID{}, true) })
+	go m.withKey(connBusyKey(tag), func() { _, ok := m.recoverConn(tag, procid.ID{}, true); done <- ok })
 	select {
 	case ok := <-done:
 		if !ok {

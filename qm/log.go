@@ -95,22 +95,36 @@ func (m *Member) freeLogRing(t lockfree.OwnerTag, label uint64) {
 // recoverInto fills structure name, which this member just created out of
 // service, with its queues and its persistent messages (from the newest
 // backup and the logs), then puts it in service. Callers hold cmdMu.
-func (m *Member) recoverInto(name string) error {
+func (m *Member) recoverInto(name string) (replayStats, error) {
 	m.mu.Lock()
 	o := m.apps[name]
 	m.mu.Unlock()
 	if o == nil {
-		return fmt.Errorf("qm: no owner in structure %s", name)
+		return replayStats{}, fmt.Errorf("qm: no owner in structure %s", name)
 	}
 	if err := m.reconcileQueues(name); err != nil {
-		return err
+		return replayStats{}, err
 	}
-	if err := m.replayInto(name); err != nil {
-		return err
+	st, err := m.replayInto(name)
+	if err != nil {
+		return st, err
 	}
 	o.Structure().PutInService()
 	o.SetRecoverer(false)
-	return nil
+	return st, nil
+}
+
+// replayStats is what a replay into a structure did (its log line:
+// createLocked).
+type replayStats struct {
+	backup   backup.Info   // the backup it started from (Path "": none)
+	from     uint64        // the LRSN the logs were replayed from
+	records  int           // log records read
+	units    int           // units of work replayed
+	dropped  int           // records dropped (aborted units of work)
+	logs     int           // members' logs read
+	restored int           // persistent messages put back
+	took     time.Duration // the replay
 }
 
 // abortedUOWs is what a replay treats as aborted: the units of work
@@ -132,28 +146,32 @@ func (m *Member) abortedUOWs() (map[uint64]bool, error) {
 
 // replayInto replays every member's log into structure name, which holds
 // no persistent message yet.
-func (m *Member) replayInto(name string) error {
+func (m *Member) replayInto(name string) (st replayStats, err error) {
 	t0 := time.Now()
+	defer func() { st.took = time.Since(t0) }()
 	dirs, err := replay.DirsIn(m.cfg.LogFS, filepath.Join(m.g.Config().DataDir, "log"))
 	if err != nil {
-		return err
+		return st, err
 	}
+	st.logs = len(dirs)
 	opts := replay.Options{FS: m.cfg.LogFS, LogDirs: dirs, Structure: name}
 	bk, seed, err := m.latestBackup(name)
 	switch {
 	case err == nil:
 		opts.From, opts.Seed, opts.SeedLRSN = bk.ReplayFrom, seed, bk.Start
 	case !errors.Is(err, backup.ErrNoBackup):
-		return err
+		return st, err
 	}
+	st.backup, st.from = bk, opts.From
 	if opts.Aborted, err = m.abortedUOWs(); err != nil {
-		return err
+		return st, err
 	}
 	tr := time.Now()
 	res, err := replay.Run(opts)
 	if err != nil {
-		return err
+		return st, err
 	}
+	st.records, st.units, st.dropped = int(res.Records), int(res.Units), int(res.Dropped)
 	if el := time.Since(tr); res.Bytes >= 1<<20 {
 		// A rate measured on a real amount of log: the backup schedule
 		// uses it from now on.
@@ -164,7 +182,7 @@ func (m *Member) replayInto(name string) error {
 		})
 	}
 	if res.Records == 0 && len(seed) == 0 && len(opts.Aborted) == 0 {
-		return nil
+		return st, nil
 	}
 	// Keys and LRSNs handed out from now on are above every logged one,
 	// and above every aborted key (one whose records never became durable
@@ -174,15 +192,15 @@ func (m *Member) replayInto(name string) error {
 		top = max(top, k)
 	}
 	if err := (memberLRSN{m}).AtLeast(top); err != nil {
-		return err
+		return st, err
 	}
 	o, s, err := m.ownerIn(name)
 	if err != nil {
-		return err
+		return st, err
 	}
 	queues := map[string]lockfree.QueueID{}
-	restored := 0
 	for i := range res.Messages {
+		m.reportProgress(int64(i), int64(len(res.Messages)))
 		r := &res.Messages[i].Record
 		q, ok := queues[r.Queue]
 		if !ok {
@@ -196,15 +214,12 @@ func (m *Member) replayInto(name string) error {
 			Persistent: true, Expiry: r.Expiry, PutTime: r.PutTime, BackoutCount: r.BackoutCount, ReplyToQ: r.ReplyToQ,
 			ReplyToQMgr: r.ReplyToQMgr, Properties: r.Properties, Body: r.Body, Key: r.Key}
 		if err := o.Put(q, &lm, lockfree.PutOptions{}); err != nil {
-			return fmt.Errorf("put back message %d of queue %s: %w", r.Key, r.Queue, err)
+			return st, fmt.Errorf("put back message %d of queue %s: %w", r.Key, r.Queue, err)
 		}
 		cpReplayPut.Hit()
-		restored++
+		st.restored++
 	}
-	m.log.Info("structure recovered", "structure", name, "messages", restored, "backup", bk.Path, "backup_messages", bk.Messages, "backup_places", bk.Places,
-		"from_lrsn", opts.From, "records", res.Records, "units", res.Units, "dropped", res.Dropped, "logs", len(dirs),
-		"took", time.Since(t0).Round(time.Millisecond))
-	return nil
+	return st, nil
 }
 
 // releaseLogs releases the segments of the member's log that no recovery

@@ -15,6 +15,7 @@ import (
 	"github.com/qmgr/qmgr/crashpoint"
 	"github.com/qmgr/qmgr/defs"
 	"github.com/qmgr/qmgr/group"
+	"github.com/qmgr/qmgr/internal/buildinfo"
 	"github.com/qmgr/qmgr/lockfree"
 	"github.com/qmgr/qmgr/mqsc"
 	"github.com/qmgr/qmgr/procid"
@@ -65,6 +66,10 @@ type Config struct {
 	StopGrace time.Duration
 	// Logger receives the member's log; default slog.Default().
 	Logger *slog.Logger
+	// Version names the member's binary in its peer record (DISPLAY GROUP
+	// VERSION) and its log; default the build information's
+	// (buildinfo.Read().Short()). Cut to group.MaxVersionLen bytes.
+	Version string
 	// ChinitCommand runs the member's channel initiator (argv; the qmgr
 	// binary's "chinit" command); nil for none.
 	ChinitCommand []string
@@ -141,6 +146,9 @@ func (c Config) withDefaults() Config {
 	}
 	if c.Logger == nil {
 		c.Logger = slog.Default()
+	}
+	if c.Version == "" {
+		c.Version = buildinfo.Read().Short()
 	}
 	if c.LogSegmentSize == 0 {
 		c.LogSegmentSize = rlog.DefaultSegmentSize
@@ -231,8 +239,13 @@ type Member struct {
 	// the member's owners in application structures (apps), which only
 	// admin work uses. Lock order: cmdMu, then ownMu, then mu.
 	cmdMu sync.Mutex
-	mu    sync.Mutex // guards apps, cmdConns, leftFailed, retryRecover
-	apps  map[string]*lockfree.Owner
+	// cmdProgress, when set, receives the progress of the command running
+	// (ExecProgress): work done and the total (0: not known). Written and
+	// read under cmdMu.
+	cmdProgress func(done, total int64)
+
+	mu   sync.Mutex // guards apps, cmdConns, leftFailed, retryRecover
+	apps map[string]*lockfree.Owner
 	// leftFailed: structures found failed with RECAUTO(NO): not created
 	// again until RECOVER CFSTRUCT.
 	leftFailed map[string]bool
@@ -307,6 +320,8 @@ func Start(cfg Config) (*Member, error) {
 		busy: map[string]bool{}, stop: make(chan struct{}), done: make(chan struct{}), stats: newMemberStats()}
 	m.chinit = newChildService("channel initiator", cfg.ChinitCommand, m.log, m.stopping.Load)
 	m.amqp = newChildService("AMQP listener", cfg.AMQPCommand, m.log, m.stopping.Load)
+	bi := buildinfo.Read()
+	m.log.Info("member starting", "event", "member_starting", "version", cfg.Version, "go", bi.Go, "revision", bi.Revision, "modified", bi.Modified, "pid", m.self.Pid)
 	var err error
 	if m.g, err = group.Open(cfg.Group, true); err != nil {
 		return nil, err
@@ -406,8 +421,8 @@ func Start(cfg Config) (*Member, error) {
 	go m.serveCommands(m.cmdL)
 	m.chinit.run()
 	m.amqp.run()
-	m.log.Info("member active", "group", m.g.Config().Name, "slot", slot, "incarnation", m.inc, "pid", m.self.Pid,
-		"cf", m.g.Config().CFDir, "data", m.g.Config().DataDir)
+	m.log.Info("member active", "event", "member_active", "group", m.g.Config().Name, "slot", slot, "incarnation", m.inc, "pid", m.self.Pid,
+		"version", m.cfg.Version, "cf", m.g.Config().CFDir, "data", m.g.Config().DataDir)
 	return m, nil
 }
 
@@ -504,7 +519,7 @@ func (m *Member) claimSlot() (int, error) {
 			}
 			*cur = group.Peer{Slot: slot, Name: m.cfg.Name, State: group.PeerStarting, Process: m.self,
 				Incarnation: cur.Incarnation + 1, Heartbeat: time.Now().UnixNano(), Started: time.Now().UnixNano(),
-				Port: m.cfg.Port, GenericPort: m.cfg.GenericPort, PidNS: procid.SelfNS()}
+				Port: m.cfg.Port, GenericPort: m.cfg.GenericPort, PidNS: procid.SelfNS(), Version: m.cfg.Version}
 			return true
 		})
 		if err != nil {

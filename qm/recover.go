@@ -92,6 +92,17 @@ func (m *Member) goRecoverConn(t lockfree.OwnerTag, id procid.ID, revoke bool) {
 	m.goRecover(connBusyKey(t), func() { m.recoverConn(t, id, revoke) })
 }
 
+// msgFigures is what recoveries did to messages, for their log lines:
+// rolled forward (uncommitted puts made visible, held messages consumed)
+// and backed out (uncommitted puts removed, held messages put back).
+type msgFigures struct{ committed, backedOut int }
+
+// add counts the messages of one repair.
+func (f *msgFigures) add(r lockfree.RepairReport) {
+	f.committed += r.PutsCommitted + r.GetsRemoved
+	f.backedOut += r.PutsRemoved + r.GetsRestored
+}
+
 func (m *Member) goRepairAdmin(t lockfree.OwnerTag) {
 	m.goRecover(connBusyKey(t), func() {
 		if _, err := m.g.Admin().Repair(t); err == nil {
@@ -150,6 +161,8 @@ func (m *Member) recoverMember(p group.Peer) {
 	t0 := time.Now() // the member is "recovering" from here on
 	cpRecoverClaimed.Hit()
 	var wg sync.WaitGroup
+	var figMu sync.Mutex
+	var figs msgFigures
 	n := 0
 	for _, info := range m.g.Admin().Owners() {
 		peer, inc, ok := group.LabelPeer(info.Label)
@@ -160,7 +173,12 @@ func (m *Member) recoverMember(p group.Peer) {
 		wg.Add(1)
 		go func(info lockfree.OwnerInfo) {
 			defer wg.Done()
-			m.withKey(connBusyKey(info.Tag), func() { m.recoverConn(info.Tag, procid.ID{}, true) })
+			m.withKey(connBusyKey(info.Tag), func() {
+				f, _ := m.recoverConn(info.Tag, procid.ID{}, true)
+				figMu.Lock()
+				figs.committed, figs.backedOut = figs.committed+f.committed, figs.backedOut+f.backedOut
+				figMu.Unlock()
+			})
 			cpRecoverConn.Hit()
 		}(info)
 	}
@@ -176,7 +194,13 @@ func (m *Member) recoverMember(p group.Peer) {
 	m.stats.peerRecoveries.Add(1)
 	m.stats.peerRecoverySeconds.Observe(took.Seconds())
 	m.recorded.add(PeerRecovery{Peer: p.Name, Pid: p.Process.Pid, Incarnation: p.Incarnation, Connections: n, Started: t0, Took: took})
-	m.log.Warn("recovered a dead member", "peer", p.Name, "pid", p.Process.Pid, "connections", n, "took", took.Round(time.Microsecond))
+	args := []any{"event", "peer_recovered", "peer", p.Name, "pid", p.Process.Pid, "incarnation", p.Incarnation, "connections", n,
+		"messages_committed", figs.committed, "messages_backed_out", figs.backedOut, "took", took.Round(time.Microsecond)}
+	if p.State == group.PeerRecovering {
+		// The recoverer before this one died half way: a takeover.
+		args = append(args, "took_over_from_pid", p.Recoverer.Pid)
+	}
+	m.log.Warn("recovered a dead member", args...)
 }
 
 // PeerRecovery is one recovery of a dead member that this member
@@ -231,18 +255,20 @@ func (m *Member) PeerRecoveries() []PeerRecovery {
 // is repaired or revoked with it, and the admin slot is repaired last, so
 // that a recoverer that dies half way leaves the decision for the one that
 // takes over.
-func (m *Member) recoverConn(t lockfree.OwnerTag, id procid.ID, revoke bool) bool {
+func (m *Member) recoverConn(t lockfree.OwnerTag, id procid.ID, revoke bool) (msgFigures, bool) {
+	var figs msgFigures
+	t0 := time.Now()
 	admin := m.g.Admin()
 	info, ok := admin.Owner(t.Slot())
 	if !ok || info.Tag != t {
-		return false
+		return figs, false
 	}
 	if info.State == "active" {
 		if id.Pid != 0 && info.Process != id {
-			return false
+			return figs, false
 		}
 		if info.Alive && !revoke {
-			return false
+			return figs, false
 		}
 		id = info.Process
 	}
@@ -250,7 +276,7 @@ func (m *Member) recoverConn(t lockfree.OwnerTag, id procid.ID, revoke bool) boo
 		if !errors.Is(err, lockfree.ErrNotOwner) && !errors.Is(err, lockfree.ErrOwnerBusy) {
 			m.log.Error("recover connection: fence", "slot", t.Slot(), "err", err)
 		}
-		return false
+		return figs, false
 	}
 	out := lockfree.OutcomeAuto // a unit of work in one structure: as its own record says
 	// A put or get outside syncpoint whose record was durable and decided
@@ -261,7 +287,7 @@ func (m *Member) recoverConn(t lockfree.OwnerTag, id procid.ID, revoke bool) boo
 		out = lockfree.OutcomeCommit
 	} else if err := m.recordAbort(admin, t); err != nil {
 		m.log.Error("recover connection: record the abort of its unit of work; will retry", "slot", t.Slot(), "err", err)
-		return false
+		return figs, false
 	}
 	// The admin slot, and with it the decision, is repaired only once every
 	// structure is: otherwise it stays fenced (repairing by this process)
@@ -284,10 +310,15 @@ func (m *Member) recoverConn(t lockfree.OwnerTag, id procid.ID, revoke bool) boo
 			continue // not this connection's
 		}
 		err = m.waitLogged("revoke connection in "+n, oi.Tag, func() error {
+			var rep lockfree.RepairReport
+			var err error
 			if oi.State == "active" && oi.Alive {
-				return m.revoke(s, oi.Tag, out, lone)
+				rep, err = m.revoke(s, oi.Tag, out, lone)
+			} else {
+				rep, err = m.repair(s, oi.Tag, out, lone, false)
 			}
-			return m.repair(s, oi.Tag, out, lone, false)
+			figs.add(rep)
+			return err
 		})
 		if err != nil && !errors.Is(err, lockfree.ErrNotOwner) {
 			if !errors.Is(err, lockfree.ErrOwnerBusy) {
@@ -299,16 +330,18 @@ func (m *Member) recoverConn(t lockfree.OwnerTag, id procid.ID, revoke bool) boo
 	}
 	if !complete {
 		m.log.Warn("connection not fully recovered; will retry", "slot", t.Slot())
-		return false
+		return figs, false
 	}
 	m.freeLogRing(t, info.Label)
-	if err := m.repair(admin, t, out, 0, true); err != nil {
+	if _, err := m.repair(admin, t, out, 0, true); err != nil {
 		m.log.Error("recover connection", "slot", t.Slot(), "structure", shm.AdminStructure, "err", err)
-		return false
+		return figs, false
 	}
 	m.stats.connRecoveries.Add(1)
-	m.log.Info("recovered a connection", "slot", t.Slot(), "pid", id.Pid, "outcome", outcomeName(out), "revoked", info.Alive && revoke)
-	return true
+	m.log.Info("recovered a connection", "event", "connection_recovered", "slot", t.Slot(), "pid", id.Pid, "outcome", outcomeName(out),
+		"revoked", info.Alive && revoke, "messages_committed", figs.committed, "messages_backed_out", figs.backedOut,
+		"took", time.Since(t0).Round(time.Microsecond))
+	return figs, true
 }
 
 // recordAbort records, before a connection's unit of work is backed out,
@@ -400,9 +433,9 @@ func (m *Member) sweepOrphans() {
 			m.goRecover(connBusyKey(oi.Tag), func() {
 				var err error
 				if oi.State == "active" && oi.Alive {
-					err = m.revoke(s, oi.Tag, lockfree.OutcomeAuto, 0)
+					_, err = m.revoke(s, oi.Tag, lockfree.OutcomeAuto, 0)
 				} else {
-					err = m.repair(s, oi.Tag, lockfree.OutcomeAuto, 0, false)
+					_, err = m.repair(s, oi.Tag, lockfree.OutcomeAuto, 0, false)
 				}
 				if err == nil {
 					m.log.Warn("repaired an owner without a connection", "structure", n, "slot", oi.Tag.Slot(), "pid", oi.Process.Pid)

@@ -197,7 +197,8 @@ func (m *Member) judgeHeartbeat(p group.Peer, key peerKey, now time.Time) {
 		return
 	}
 	if age := now.Sub(s.changed); age > m.cfg.HeartbeatTimeout && p.ProcessAlive() {
-		m.log.Warn("peer hung, killing it", "peer", p.Name, "pid", p.Process.Pid, "heartbeat unchanged for", age.Round(time.Millisecond))
+		m.log.Warn("peer hung, killing it", "event", "peer_killed", "peer", p.Name, "pid", p.Process.Pid, "heartbeat_age", age.Round(time.Millisecond),
+			"heartbeat_timeout", m.cfg.HeartbeatTimeout)
 		if err := procid.Signal(p.Process, syscall.SIGKILL); err != nil && !errors.Is(err, procid.ErrGone) {
 			m.log.Error("kill hung peer", "peer", p.Name, "pid", p.Process.Pid, "err", err)
 		}

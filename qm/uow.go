@@ -111,7 +111,7 @@ func (m *Member) judgeUOW(t lockfree.OwnerTag, age time.Duration) {
 	m.goRecover(connBusyKey(info.Tag), func() {
 		m.log.Warn("backing out a long-running unit of work: the connection is broken", "slot", t.Slot(),
 			"pid", info.Process.Pid, "open", age.Round(time.Second), "limit", m.cfg.UOWMaxAge)
-		if m.recoverConn(info.Tag, info.Process, true) {
+		if _, ok := m.recoverConn(info.Tag, info.Process, true); ok {
 			m.longBackedOut.Add(1)
 		}
 	})

@@ -240,7 +240,8 @@ func (l *Listener) serveConn(nc net.Conn) {
 		tc := tls.Server(nc, l.tls)
 		tc.SetDeadline(time.Now().Add(l.cfg.AMQP.HandshakeTimeout))
 		if err := tc.Handshake(); err != nil {
-			l.log.Warn("amqp listener: TLS handshake failed", "remote", nc.RemoteAddr(), "err", err)
+			l.log.Warn("amqp listener: TLS handshake failed", "event", "connection_refused", "listener", "amqp", "reason", "tls_handshake",
+				"remote", nc.RemoteAddr(), "err", err)
 			return
 		}
 		c = tc
@@ -265,6 +266,6 @@ func (r *refusals) note(log *slog.Logger, remote net.Addr, maxConns int) {
 		return
 	}
 	log.Warn("amqp listener: connection refused: the listener holds its most connections",
-		"remote", remote, "max_connections", maxConns, "refused", r.since)
+		"event", "connection_refused", "listener", "amqp", "reason", "max_connections", "remote", remote, "max_connections", maxConns, "refused", r.since)
 	r.logged, r.since = time.Now(), 0
 }
