@@ -11,8 +11,8 @@ type recorder struct {
 	skipped, failed bool
 }
 
-func (r *recorder) Helper()                       {}
-func (r *recorder) Skipf(format string, a ...any) { r.skipped = true }
+func (r *recorder) Helper()                        {}
+func (r *recorder) Skipf(format string, a ...any)  { r.skipped = true }
 func (r *recorder) Fatalf(format string, a ...any) { r.failed = true }
 
 func TestNeed(t *testing.T) {
