@@ -64,6 +64,11 @@ type Conn struct {
 	shared    bool       // a Sibling: g and repo belong to another connection
 	plog      *connLog   // the connection's ring in its member's log buffer (persist.go); nil until first used
 	puow      persistUOW // the unit of work's persistent work
+	// doomed: why the unit of work can only be backed out, nil while it
+	// may commit. owner sets it when it drops an owner holding part of the
+	// unit of work (its structure failed and was recovered: that part is
+	// gone); Commit then backs the rest out; endUOW clears it.
+	doomed error
 }
 
 // Connect connects to the group through a member.
@@ -225,7 +230,11 @@ func (c *Conn) refresh() error {
 }
 
 // owner returns the connection's owner in structure name, registering the
-// connection's slot there the first time.
+// connection's slot there the first time, and again when the structure
+// failed and was recovered since. The owner in the failed structure is
+// dropped; if it held part of the unit of work (puts or gets under
+// syncpoint), that part is gone with the structure, and the unit of work
+// is doomed: Commit backs the rest out and answers RCBackedOut.
 func (c *Conn) owner(name string) (*lockfree.Owner, *lockfree.Structure, error) {
 	s, err := c.g.Structure(name, false)
 	if err != nil {
@@ -235,8 +244,9 @@ func (c *Conn) owner(name string) (*lockfree.Owner, *lockfree.Structure, error) 
 		if o.Structure() == s {
 			return o, s, nil
 		}
-		// Registered in a structure that failed and was recovered: its unit
-		// of work there is gone.
+		if o.InUOW() && c.doomed == nil {
+			c.doomed = fmt.Errorf("structure %s failed and was recovered: the unit of work's puts and gets there were lost", name)
+		}
 		delete(c.owners, name)
 	}
 	o, err := s.RegisterSlotLabel(c.admin.Tag().Slot(), c.admin.Label())
@@ -273,9 +283,22 @@ func (c *Conn) check(op string) error {
 // half way the recovery finishes the commit everywhere. One holding
 // persistent work commits when its commit record is durable
 // (commitPersistent).
+//
+// A unit of work part of which was lost (it held puts or gets in a
+// structure that failed, and the connection has used the recovered
+// structure since) does not commit: Commit backs the rest out and answers
+// RCBackedOut, saying why; persistent work of it gets a backout record,
+// never a commit record.
 func (c *Conn) Commit() error {
 	if err := c.check("commit"); err != nil {
 		return err
+	}
+	if c.doomed != nil {
+		why := c.doomed
+		if err := c.backout(); err != nil {
+			why = fmt.Errorf("%w (backing out the rest: %v)", why, err)
+		}
+		return &Error{Op: "commit", Reason: RCBackedOut, Err: fmt.Errorf("the unit of work was backed out: %w", why)}
 	}
 	var in []*lockfree.Owner
 	for _, o := range c.owners {

@@ -176,5 +176,5 @@ func (c *Conn) inUOW() bool {
 			return true
 		}
 	}
-	return c.persistentUOW()
+	return c.persistentUOW() || c.doomed != nil
 }
