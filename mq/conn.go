@@ -69,6 +69,11 @@ type Conn struct {
 	// unit of work (its structure failed and was recovered: that part is
 	// gone); Commit then backs the rest out; endUOW clears it.
 	doomed error
+	// lost: owners in structures that failed whose share of a unit of
+	// work was backed out, lost with the structure (their lists still
+	// hold it: the failed structure refused the backout). A later unit of
+	// work leaves them out, and owner drops them without dooming it.
+	lost map[*lockfree.Owner]bool
 }
 
 // Connect connects to the group through a member.
@@ -244,10 +249,11 @@ func (c *Conn) owner(name string) (*lockfree.Owner, *lockfree.Structure, error) 
 		if o.Structure() == s {
 			return o, s, nil
 		}
-		if o.InUOW() && c.doomed == nil {
+		if o.InUOW() && !c.lost[o] && c.doomed == nil {
 			c.doomed = fmt.Errorf("structure %s failed and was recovered: the unit of work's puts and gets there were lost", name)
 		}
 		delete(c.owners, name)
+		delete(c.lost, o)
 	}
 	o, err := s.RegisterSlotLabel(c.admin.Tag().Slot(), c.admin.Label())
 	if err != nil {
@@ -285,13 +291,22 @@ func (c *Conn) check(op string) error {
 // (commitPersistent).
 //
 // A unit of work part of which was lost (it held puts or gets in a
-// structure that failed, and the connection has used the recovered
-// structure since) does not commit: Commit backs the rest out and answers
-// RCBackedOut, saying why; persistent work of it gets a backout record,
-// never a commit record.
+// structure that failed, whether or not the connection has used the
+// recovered structure since) does not commit: Commit backs the rest out
+// and answers RCBackedOut, saying why; persistent work of it gets a
+// backout record, never a commit record.
 func (c *Conn) Commit() error {
 	if err := c.check("commit"); err != nil {
 		return err
+	}
+	var in []*lockfree.Owner
+	for _, o := range c.owners {
+		if o.InUOW() && !c.lost[o] {
+			in = append(in, o)
+		}
+	}
+	if c.doomed == nil {
+		c.doomed = lostIn(in)
 	}
 	if c.doomed != nil {
 		why := c.doomed
@@ -299,12 +314,6 @@ func (c *Conn) Commit() error {
 			why = fmt.Errorf("%w (backing out the rest: %v)", why, err)
 		}
 		return &Error{Op: "commit", Reason: RCBackedOut, Err: fmt.Errorf("the unit of work was backed out: %w", why)}
-	}
-	var in []*lockfree.Owner
-	for _, o := range c.owners {
-		if o.InUOW() {
-			in = append(in, o)
-		}
 	}
 	if len(in) == 0 {
 		c.endUOW(false)
@@ -322,6 +331,21 @@ func (c *Conn) Commit() error {
 	err := c.commitIn(in, len(in) > 1, false)
 	c.endUOW(false)
 	return err
+}
+
+// lostIn says which structure holding part of the unit of work (owners in)
+// is out of service, its share lost with it; nil when none is known to
+// be. A structure that fails after this look, while the commit runs, is
+// caught by commitPersistent's check for persistent work; a unit of work
+// of non-persistent work only then commits its other structures' shares
+// and answers the failure.
+func lostIn(in []*lockfree.Owner) error {
+	for _, o := range in {
+		if !o.Structure().InService() {
+			return fmt.Errorf("structure %s failed: the unit of work's puts and gets there were lost", o.Structure().Name())
+		}
+	}
+	return nil
 }
 
 // commitPersistent commits a unit of work holding persistent work: marked
@@ -395,11 +419,23 @@ func (c *Conn) Backout() error {
 	return c.backout()
 }
 
-// backout is Backout on a connection that may be broken.
+// backout is Backout on a connection that may be broken. An owner whose
+// structure failed cannot back out its share, lost with the structure: it
+// is marked lost (Conn.lost), out of every later unit of work.
 func (c *Conn) backout() error {
 	var first error
 	for _, o := range c.owners {
-		if err := o.Backout(); err != nil && first == nil {
+		if c.lost[o] {
+			continue
+		}
+		err := o.Backout()
+		if errors.Is(err, lockfree.ErrStructureFailed) || errors.Is(err, shm.ErrFault) {
+			if c.lost == nil {
+				c.lost = map[*lockfree.Owner]bool{}
+			}
+			c.lost[o] = true
+		}
+		if err != nil && first == nil {
 			first = wrap("backout", err)
 		}
 	}

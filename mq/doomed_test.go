@@ -120,3 +120,55 @@ func TestCommitAfterStructureRecoveryBacksOut(t *testing.T) {
 		})
 	}
 }
+
+// TestCommitWithAFailedStructureBacksOut: a unit of work of
+// non-persistent puts to queues of two structures; one structure fails
+// before the commit (the connection has not used its recovered successor
+// yet). Its share is lost, so the commit must not commit the other's: it
+// backs the unit of work out and answers backed out.
+func TestCommitWithAFailedStructureBacksOut(t *testing.T) {
+	m, g := startQM1(t, "DEFINE QLOCAL(A)", "DEFINE CFSTRUCT(APP2) SIZE(32)", "DEFINE QLOCAL(B) CFSTRUCT(APP2)")
+	c := connect(t, g)
+	qa, qb := open(t, c, "A"), open(t, c, "B")
+	for _, q := range []*mq.Queue{qa, qb} {
+		if err := q.Put(&mq.Message{Body: []byte("m"), Persistence: mq.NotPersistent}, mq.PutOptions{Syncpoint: true}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	s, err := mqconn.Of(c).Group.Structure("APPL1", false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s.Fail()
+	err = c.Commit()
+	if mq.ReasonOf(err) != mq.RCBackedOut {
+		t.Fatalf("commit of a unit of work whose share in failed APPL1 was lost: %v (reason %v), want %v", err, mq.ReasonOf(err), mq.RCBackedOut)
+	}
+	reader := connect(t, g)
+	rb := open(t, reader, "B")
+	if got := bodies(t, rb); got != "[]" {
+		t.Fatalf("after the backed-out commit B (in APP2) holds %s, want nothing", got)
+	}
+	// The lost share was answered for once: the next units of work, in
+	// APP2 and then in the recovered APPL1, commit.
+	if err := qb.Put(&mq.Message{Body: []byte("next")}, mq.PutOptions{Syncpoint: true}); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.Commit(); err != nil {
+		t.Fatalf("commit of the next unit of work, in APP2: %v", err)
+	}
+	if got := bodies(t, rb); got != "[next/0]" {
+		t.Fatalf("after the next commit B holds %s, want [next/0]", got)
+	}
+	mustRun(t, m, "RECOVER CFSTRUCT(APPL1)")
+	qa2 := open(t, c, "A") // the connection's owner in the recovered APPL1
+	if err := qa2.Put(&mq.Message{Body: []byte("again")}, mq.PutOptions{Syncpoint: true}); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.Commit(); err != nil {
+		t.Fatalf("commit of a unit of work in the recovered APPL1: %v", err)
+	}
+	if got := bodies(t, open(t, reader, "A")); got != "[again/0]" {
+		t.Fatalf("after the commit in the recovered APPL1 A holds %s, want [again/0]", got)
+	}
+}
