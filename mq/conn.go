@@ -67,7 +67,8 @@ type Conn struct {
 	// doomed: why the unit of work can only be backed out, nil while it
 	// may commit. owner sets it when it drops an owner holding part of the
 	// unit of work (its structure failed and was recovered: that part is
-	// gone); Commit then backs the rest out; endUOW clears it.
+	// gone), Commit when a structure of the unit of work is out of service
+	// (lostIn); Commit then backs the rest out; endUOW clears it.
 	doomed error
 	// lost: owners in structures that failed whose share of a unit of
 	// work was backed out, lost with the structure (their lists still
