@@ -10,6 +10,7 @@ import (
 
 	"github.com/qmgr/qmgr/group"
 	"github.com/qmgr/qmgr/internal/mqconn"
+	"github.com/qmgr/qmgr/lockfree"
 	"github.com/qmgr/qmgr/mq"
 	"github.com/qmgr/qmgr/qm"
 )
@@ -170,5 +171,42 @@ func TestCommitWithAFailedStructureBacksOut(t *testing.T) {
 	}
 	if got := bodies(t, open(t, reader, "A")); got != "[again/0]" {
 		t.Fatalf("after the commit in the recovered APPL1 A holds %s, want [again/0]", got)
+	}
+}
+
+// TestCommitOfARevokedConnectionDecidesNothing: a unit of work spanning
+// two structures records its commit decision in the connection's admin
+// slot first (DecideCommit). When that fails, the connection was revoked
+// (its slot fenced, as its recoverer does first): Commit answers
+// connection broken, records no commit decision (the recoverer reads
+// backout) and commits nothing in either structure, and a commit again
+// fails the same way.
+func TestCommitOfARevokedConnectionDecidesNothing(t *testing.T) {
+	_, g := startQM1(t, "DEFINE QLOCAL(A)", "DEFINE CFSTRUCT(APP2) SIZE(32)", "DEFINE QLOCAL(B) CFSTRUCT(APP2)")
+	c := connect(t, g)
+	qa, qb := open(t, c, "A"), open(t, c, "B")
+	for _, q := range []*mq.Queue{qa, qb} {
+		if err := q.Put(&mq.Message{Body: []byte("m"), Persistence: mq.NotPersistent}, mq.PutOptions{Syncpoint: true}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	admin := mqconn.Of(c).Group.Admin()
+	if err := admin.Fence(c.Tag()); err != nil { // a recoverer's first step
+		t.Fatal(err)
+	}
+	if err := c.Commit(); mq.ReasonOf(err) != mq.RCConnectionBroken {
+		t.Fatalf("commit of a revoked connection: %v (reason %v), want %v", err, mq.ReasonOf(err), mq.RCConnectionBroken)
+	}
+	if d := admin.Decision(c.Tag()); d != lockfree.OutcomeBackout {
+		t.Fatalf("decision recorded for the revoked connection: %v, want backout", d)
+	}
+	reader := connect(t, g)
+	for _, q := range []string{"A", "B"} {
+		if got := bodies(t, open(t, reader, q)); got != "[]" {
+			t.Fatalf("after the failed commit %s holds %s, want nothing", q, got)
+		}
+	}
+	if err := c.Commit(); mq.ReasonOf(err) != mq.RCConnectionBroken {
+		t.Fatalf("commit again: %v, want %v", err, mq.RCConnectionBroken)
 	}
 }
