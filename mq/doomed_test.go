@@ -15,8 +15,8 @@ import (
 	"github.com/qmgr/qmgr/qm"
 )
 
-// startQM1 is member with the member itself, for commands that are not
-// definitions (RECOVER CFSTRUCT).
+// startQM1 is member, returning the member too, for the tests that run
+// RECOVER CFSTRUCT.
 func startQM1(t *testing.T, mqsc ...string) (*qm.Member, group.Config) {
 	t.Helper()
 	dir := t.TempDir()
