@@ -64,6 +64,17 @@ type Conn struct {
 	shared    bool       // a Sibling: g and repo belong to another connection
 	plog      *connLog   // the connection's ring in its member's log buffer (persist.go); nil until first used
 	puow      persistUOW // the unit of work's persistent work
+	// doomed: why the unit of work can only be backed out, nil while it
+	// may commit. owner sets it when it drops an owner holding part of the
+	// unit of work (its structure failed and was recovered: that part is
+	// gone), Commit when a structure of the unit of work is out of service
+	// (lostIn); Commit then backs the rest out; endUOW clears it.
+	doomed error
+	// lost: owners in structures that failed whose share of a unit of
+	// work was backed out, lost with the structure (their lists still
+	// hold it: the failed structure refused the backout). A later unit of
+	// work leaves them out, and owner drops them without dooming it.
+	lost map[*lockfree.Owner]bool
 }
 
 // Connect connects to the group through a member.
@@ -225,7 +236,11 @@ func (c *Conn) refresh() error {
 }
 
 // owner returns the connection's owner in structure name, registering the
-// connection's slot there the first time.
+// connection's slot there the first time, and again when the structure
+// failed and was recovered since. The owner in the failed structure is
+// dropped; if it held part of the unit of work (puts or gets under
+// syncpoint), that part is gone with the structure, and the unit of work
+// is doomed: Commit backs the rest out and answers RCBackedOut.
 func (c *Conn) owner(name string) (*lockfree.Owner, *lockfree.Structure, error) {
 	s, err := c.g.Structure(name, false)
 	if err != nil {
@@ -235,9 +250,11 @@ func (c *Conn) owner(name string) (*lockfree.Owner, *lockfree.Structure, error) 
 		if o.Structure() == s {
 			return o, s, nil
 		}
-		// Registered in a structure that failed and was recovered: its unit
-		// of work there is gone.
+		if o.InUOW() && !c.lost[o] && c.doomed == nil {
+			c.doomed = fmt.Errorf("structure %s failed and was recovered: the unit of work's puts and gets there were lost", name)
+		}
 		delete(c.owners, name)
+		delete(c.lost, o)
 	}
 	o, err := s.RegisterSlotLabel(c.admin.Tag().Slot(), c.admin.Label())
 	if err != nil {
@@ -273,15 +290,31 @@ func (c *Conn) check(op string) error {
 // half way the recovery finishes the commit everywhere. One holding
 // persistent work commits when its commit record is durable
 // (commitPersistent).
+//
+// A unit of work part of which was lost (it held puts or gets in a
+// structure that failed, whether or not the connection has used the
+// recovered structure since) does not commit: Commit backs the rest out
+// and answers RCBackedOut, saying why; persistent work of it gets a
+// backout record, never a commit record.
 func (c *Conn) Commit() error {
 	if err := c.check("commit"); err != nil {
 		return err
 	}
 	var in []*lockfree.Owner
 	for _, o := range c.owners {
-		if o.InUOW() {
+		if o.InUOW() && !c.lost[o] {
 			in = append(in, o)
 		}
+	}
+	if c.doomed == nil {
+		c.doomed = lostIn(in)
+	}
+	if c.doomed != nil {
+		why := c.doomed
+		if err := c.backout(); err != nil {
+			why = fmt.Errorf("%w (backing out the rest: %v)", why, err)
+		}
+		return &Error{Op: "commit", Reason: RCBackedOut, Err: fmt.Errorf("the unit of work was backed out: %w", why)}
 	}
 	if len(in) == 0 {
 		c.endUOW(false)
@@ -299,6 +332,21 @@ func (c *Conn) Commit() error {
 	err := c.commitIn(in, len(in) > 1, false)
 	c.endUOW(false)
 	return err
+}
+
+// lostIn says which structure holding part of the unit of work (owners in)
+// is out of service, its share lost with it; nil when none is known to
+// be. A structure that fails after this look, while the commit runs, is
+// caught by commitPersistent's check for persistent work; a unit of work
+// of non-persistent work only then commits its other structures' shares
+// and answers the failure.
+func lostIn(in []*lockfree.Owner) error {
+	for _, o := range in {
+		if !o.Structure().InService() {
+			return fmt.Errorf("structure %s failed: the unit of work's puts and gets there were lost", o.Structure().Name())
+		}
+	}
+	return nil
 }
 
 // commitPersistent commits a unit of work holding persistent work: marked
@@ -372,11 +420,23 @@ func (c *Conn) Backout() error {
 	return c.backout()
 }
 
-// backout is Backout on a connection that may be broken.
+// backout is Backout on a connection that may be broken. An owner whose
+// structure failed cannot back out its share, lost with the structure: it
+// is marked lost (Conn.lost), out of every later unit of work.
 func (c *Conn) backout() error {
 	var first error
 	for _, o := range c.owners {
-		if err := o.Backout(); err != nil && first == nil {
+		if c.lost[o] {
+			continue
+		}
+		err := o.Backout()
+		if errors.Is(err, lockfree.ErrStructureFailed) || errors.Is(err, shm.ErrFault) {
+			if c.lost == nil {
+				c.lost = map[*lockfree.Owner]bool{}
+			}
+			c.lost[o] = true
+		}
+		if err != nil && first == nil {
 			first = wrap("backout", err)
 		}
 	}

@@ -14,7 +14,14 @@
 // A connection is not safe for concurrent use. Its unit of work spans every
 // queue it touches, in every structure; if the application dies its member
 // backs the unit of work out, and if the member dies its peers do, after
-// which every call on the connection fails with RCConnectionBroken.
+// which every call on the connection fails with RCConnectionBroken. If a
+// structure fails, the unit of work's puts and gets in it are lost, and
+// the unit of work can only be backed out (whether or not the connection
+// has used the recovered structure since): Commit backs out the rest and
+// answers RCBackedOut (a persistent unit of work gets a backout record,
+// never a commit record). A structure that fails while a commit of
+// non-persistent work runs loses its share while the rest commits, and
+// the commit answers RCCFStructFailed.
 //
 // Views (GetView, GetViewsInto) read the body in place in the mapping and
 // carry the whole header. One got outside syncpoint ends with Release

@@ -266,9 +266,9 @@ func (c *Conn) doomUOW(err error) {
 // persistentUOW reports whether the unit of work holds persistent work.
 func (c *Conn) persistentUOW() bool { return c.puow.key != 0 || c.puow.err != nil }
 
-// endUOW forgets the unit of work; after a backout its records are
-// closed by a backout record (best effort: replay drops a unit of work
-// that never commits anyway).
+// endUOW forgets the unit of work (and its doom, Conn.doomed); after a
+// backout its records are closed by a backout record (best effort: replay
+// drops a unit of work that never commits anyway).
 func (c *Conn) endUOW(backedOut bool) {
 	if backedOut && c.puow.key != 0 && c.plog != nil && c.admin.Check() == nil {
 		// Not once the connection was revoked: its recoverer recorded the
@@ -280,6 +280,7 @@ func (c *Conn) endUOW(backedOut bool) {
 		c.plog.p.SetUOW(0)
 	}
 	c.puow = persistUOW{}
+	c.doomed = nil
 }
 
 // Generated message id of a persistent message (msgIDSize bytes; the key

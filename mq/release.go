@@ -172,9 +172,9 @@ func (v *View) endAdopted() {
 // inUOW reports whether the connection's unit of work holds anything.
 func (c *Conn) inUOW() bool {
 	for _, o := range c.owners {
-		if o.InUOW() {
+		if o.InUOW() && !c.lost[o] {
 			return true
 		}
 	}
-	return c.persistentUOW()
+	return c.persistentUOW() || c.doomed != nil
 }
