@@ -1,10 +1,13 @@
 package metrics
 
 import (
+	"errors"
+	"io/fs"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/qmgr/qmgr/amqp/stats"
 	"github.com/qmgr/qmgr/channel"
 	"github.com/qmgr/qmgr/defs"
 	"github.com/qmgr/qmgr/group"
@@ -56,7 +59,8 @@ func (c *collector) collect(ch chan<- prometheus.Metric) {
 	c.collectConnections(e)
 	note("channels", c.collectChannels(e))
 	c.collectMember(e)
-	for _, part := range []string{"repository", "structures", "queues", "peers", "channels"} {
+	note("amqp", c.collectAMQP(e, now))
+	for _, part := range []string{"repository", "structures", "queues", "peers", "channels", "amqp"} {
 		e.gauge(scrapeErrors, b2f(failed[part]), part)
 	}
 }
@@ -299,4 +303,34 @@ func (c *collector) collectMember(e emitter) {
 		e.gauge(memberChildUp, b2f(k.state == "RUNNING"), k.name)
 		e.counter(memberChildStarts, float64(k.n), k.name)
 	}
+}
+
+// collectAMQP exports the figures the member's AMQP listener last wrote,
+// when it runs one and they are its and recent (package amqp/stats). A
+// file that cannot be read or decoded is a scrape error.
+func (c *collector) collectAMQP(e emitter, now time.Time) error {
+	ch := c.src.Children()
+	if ch.AMQP.State != "RUNNING" || ch.AMQP.Pid <= 0 {
+		return nil
+	}
+	f, err := stats.Read(stats.Path(c.src.Group().Config().DataDir, c.src.Name()))
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil // not written yet
+	}
+	if err != nil {
+		return err
+	}
+	if !f.Current(ch.AMQP.Pid, now) {
+		return nil // a dead listener's, or stale
+	}
+	e.gauge(amqpConns, float64(f.Connections))
+	e.gauge(amqpChannels, float64(f.Channels))
+	e.gauge(amqpConsumers, float64(f.Consumers))
+	e.gauge(amqpGroupConns, float64(f.GroupConnections))
+	e.counter(amqpPublished, float64(f.Published))
+	e.counter(amqpDelivered, float64(f.Delivered))
+	e.counter(amqpRefused, float64(f.Refused))
+	e.gauge(amqpBlocked, b2f(f.Blocked))
+	e.gauge(amqpAge, max(now.Sub(f.Written).Seconds(), 0))
+	return nil
 }

@@ -72,8 +72,21 @@ var (
 	chanInDoubt = desc("qmgr_channel_in_doubt", "1 while a sender channel's batch is sent and not yet confirmed.", "channel")
 	chanRetries = desc("qmgr_channel_retries", "Connection attempts of the channel that failed since its last success.", "channel")
 
+	// AMQP, as the member's listener (a child process) last wrote its
+	// figures (package amqp/stats): absent when it runs none, or its
+	// figures are older than stats.MaxAge or another process's.
+	amqpConns      = desc("qmgr_amqp_connections", "AMQP client connections open on this member's listener (past login).")
+	amqpChannels   = desc("qmgr_amqp_channels", "AMQP channels open on this member's listener.")
+	amqpConsumers  = desc("qmgr_amqp_consumers", "AMQP consumers on this member's listener.")
+	amqpGroupConns = desc("qmgr_amqp_group_connections", "Group connection slots this member's AMQP clients hold.")
+	amqpPublished  = desc("qmgr_amqp_published_messages_total", "Publishes this member's listener handled since it started.")
+	amqpDelivered  = desc("qmgr_amqp_delivered_messages_total", "Deliveries (basic.deliver, basic.get-ok) this member's listener wrote since it started.")
+	amqpRefused    = desc("qmgr_amqp_refused_logins_total", "Logins and connection opens this member's listener refused since it started.")
+	amqpBlocked    = desc("qmgr_amqp_publishers_blocked", "1 while flow control holds this member's AMQP publishers (connection.blocked).")
+	amqpAge        = desc("qmgr_amqp_figures_age_seconds", "How old the listener's AMQP figures are.")
+
 	// The collector itself.
-	scrapeErrors = desc("qmgr_scrape_errors", "Parts of this scrape that could not be read, by part (structures, queues, peers, channels, repository; member when it has stopped): 1 when the part failed.", "part")
+	scrapeErrors = desc("qmgr_scrape_errors", "Parts of this scrape that could not be read, by part (structures, queues, peers, channels, repository, amqp; member when it has stopped): 1 when the part failed.", "part")
 )
 
 func desc(name, help string, labels ...string) *prometheus.Desc {
@@ -91,5 +104,6 @@ var allDescs = []*prometheus.Desc{
 	logRecords, logWrites, logSyncs, logBytes, logFailures, logSyncDuration, logPerSync,
 	backups, backupDuration, backupLastEnded,
 	chanState, chanOwner, chanMsgs, chanBatch, chanInDoubt, chanRetries,
+	amqpConns, amqpChannels, amqpConsumers, amqpGroupConns, amqpPublished, amqpDelivered, amqpRefused, amqpBlocked, amqpAge,
 	scrapeErrors,
 }

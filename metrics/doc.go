@@ -61,6 +61,12 @@
 //     records, writes, syncs, bytes, failures, sync latency and records
 //     per sync (histograms recorded by the log's writer goroutine, after
 //     each sync).
+//   - AMQP (qmgr_amqp_*): the member's AMQP listener is a child process;
+//     it writes its figures (connections, channels, consumers, group
+//     connections, publishes, deliveries, refused logins, blocked) once a
+//     second to a file the collector reads at scrape time (package
+//     amqp/stats), exported only when they are the running listener's and
+//     recent.
 //
 // Queue, structure, peer and channel figures are the group's: every member
 // exports the same values (aggregate them with max, not sum); member,
@@ -68,6 +74,6 @@
 //
 // Not exported: units of work per member (they are per structure, since
 // an application's connection commits in the structure, not through the
-// member); AMQP connections and channels as the AMQP front end sees them
-// (only the CF connections of the AMQP listener are counted).
+// member); channel bytes and failovers (the shared channel status table
+// has no such fields).
 package metrics

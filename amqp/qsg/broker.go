@@ -114,6 +114,8 @@ type Broker struct {
 	sessions atomic.Uint64
 	// mqConns counts the mq connections of the broker's sessions (connect).
 	mqConns atomic.Int64
+	// count are the figures of Stats (stats.go).
+	count counters
 	// auth checks logins and permissions (package amqp/access).
 	auth authenticator
 	flow *flow

@@ -365,6 +365,7 @@ func (h *chanHandler) untakeAll(acks []txAck) {
 // consumers stop and their unacknowledged deliveries go back to their
 // queues, redelivered; an open transaction is backed out.
 func (h *chanHandler) Close() {
+	defer h.s.b.count.channels.Add(-1)
 	h.untakeAll(h.txAcks) // an open transaction's settlements are not carried out
 	h.txAcks = nil
 	h.mu.Lock()

@@ -247,12 +247,17 @@ func (h *chanHandler) send(consumerTag string, tag uint64, v *mq.View, queue str
 		st = stored{exchange: "", key: queue, props: mqProperties(v)}
 	}
 	redelivered := v.BackoutCount > 0
+	var m amqp.Method = &amqp.BasicDeliver{ConsumerTag: consumerTag, DeliveryTag: tag, Redelivered: redelivered,
+		Exchange: st.exchange, RoutingKey: st.key}
 	if consumerTag == "" {
-		return h.ch.SendContentProps(&amqp.BasicGetOk{DeliveryTag: tag, Redelivered: redelivered,
-			Exchange: st.exchange, RoutingKey: st.key, MessageCount: h.s.b.counts(queue).messages}, st.props, v.Pieces...)
+		m = &amqp.BasicGetOk{DeliveryTag: tag, Redelivered: redelivered,
+			Exchange: st.exchange, RoutingKey: st.key, MessageCount: h.s.b.counts(queue).messages}
 	}
-	return h.ch.SendContentProps(&amqp.BasicDeliver{ConsumerTag: consumerTag, DeliveryTag: tag, Redelivered: redelivered,
-		Exchange: st.exchange, RoutingKey: st.key}, st.props, v.Pieces...)
+	err = h.ch.SendContentProps(m, st.props, v.Pieces...)
+	if err == nil {
+		h.s.b.count.delivered.Add(1)
+	}
+	return err
 }
 
 // carryOut settles deliveries the reader handed over.

@@ -31,6 +31,7 @@ func (h *chanHandler) publish(m *amqp.BasicPublish, c *amqp.Content) error {
 		return s.refused(m, accessWrite, "exchange", m.Exchange)
 	}
 	s.b.waitOpen(s.c)
+	s.b.count.published.Add(1)
 	pub := &h.pub
 	if err := newPublishing(pub, m, c, s.user); err != nil {
 		return err

@@ -15,21 +15,29 @@ import (
 
 // Login checks a user's password (amqp.Broker).
 func (b *Broker) Login(user, password string, remote net.Addr) error {
-	return b.auth.login(user, password, remote) // the connection logs a refusal
+	err := b.auth.login(user, password, remote) // the connection logs a refusal
+	if err != nil {
+		b.count.refused.Add(1)
+	}
+	return err
 }
 
 // Session starts a connection's work (amqp.Broker): only vhost "/".
 func (b *Broker) Session(c *amqp.Conn, user, vhost string) (amqp.Session, error) {
 	if vhost != "/" {
+		b.count.refused.Add(1)
 		return nil, amqp.ConnectionException(amqp.ReplyNotAllowed, nil, "vhost '%s' not found (qmgr has only '/')", vhost)
 	}
 	u, err := b.auth.user(user)
 	if err != nil {
+		b.count.refused.Add(1)
 		return nil, amqp.ConnectionException(amqp.ReplyAccessRefused, nil, "user '%s': %v", user, err)
 	}
 	if !access.MayOpen(u, vhost) {
+		b.count.refused.Add(1)
 		return nil, amqp.ConnectionException(amqp.ReplyNotAllowed, nil, "access to vhost '%s' refused for user '%s'", vhost, user)
 	}
+	b.count.sessions.Add(1)
 	n := b.sessions.Add(1)
 	b.live.Add(1)
 	b.flow.add(c)
@@ -59,12 +67,14 @@ type session struct {
 
 // OpenChannel is channel.open (amqp.Session).
 func (s *session) OpenChannel(ch *amqp.Channel) (amqp.ChannelHandler, error) {
+	s.b.count.channels.Add(1)
 	return newChanHandler(s, ch), nil
 }
 
 // Close deletes the connection's exclusive queues (amqp.Session).
 func (s *session) Close() {
 	defer s.b.live.Done()
+	defer s.b.count.sessions.Add(-1)
 	s.b.flow.remove(s.c)
 	s.unit.close(s) // every channel has closed
 	s.mu.Lock()
