@@ -29,7 +29,7 @@ func TestScrapeSurvivesNonUTF8Names(t *testing.T) {
 	if err != nil || !ok {
 		t.Fatalf("write the peer record: %v %v", ok, err)
 	}
-	mfs := scrape(t, metrics.Handler(metrics.NewRegistry(m)))
+	mfs := scrape(t, metrics.Handler(metrics.NewRegistry(m), nil))
 	if got := value(t, mfs, "qmgr_peer_state", map[string]string{"peer": "QM1", "state": "active"}); got != 1 {
 		t.Errorf("QM1 active: %v", got)
 	}
