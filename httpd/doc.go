@@ -21,7 +21,9 @@
 //	                                  defined structure attached and in service
 //	                                  (qm.Member.Ready); 503 with the reason otherwise
 //	GET  /metrics                     Config.Registry in the Prometheus text format
-//	                                  (promhttp.HandlerFor)
+//	                                  (metrics.Handler: a series that fails to collect is
+//	                                  left out and logged, the rest still served; at most
+//	                                  4 scrapes at a time, each bounded to 10s)
 //	GET  /api/member                  MemberInfo: the member serving, ready, actions on
 //	GET  /api/status                  status.Report: the JSON of `qmgr status --json`
 //	                                  (package status, one implementation behind both)

@@ -12,10 +12,10 @@ import (
 	"sync/atomic"
 
 	"github.com/prometheus/client_golang/prometheus"
-	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"github.com/qmgr/qmgr/defs"
 	"github.com/qmgr/qmgr/group"
+	"github.com/qmgr/qmgr/metrics"
 	"github.com/qmgr/qmgr/qm"
 	"github.com/qmgr/qmgr/status"
 )
@@ -137,7 +137,7 @@ func (s *Server) Handler() http.Handler {
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /healthz", s.healthz)
 	mux.HandleFunc("GET /readyz", s.readyz)
-	mux.Handle("GET /metrics", promhttp.HandlerFor(s.cfg.Registry, promhttp.HandlerOpts{ErrorLog: slog.NewLogLogger(s.log.Handler(), slog.LevelWarn)}))
+	mux.Handle("GET /metrics", metrics.Handler(s.cfg.Registry, s.log))
 	mux.HandleFunc("GET /api/member", s.apiMember)
 	mux.HandleFunc("GET /api/status", s.apiStatus)
 	mux.HandleFunc("GET /api/display/{object}", s.apiDisplay)

@@ -3,7 +3,10 @@ package metrics
 import (
 	"errors"
 	"io/fs"
+	"slices"
+	"strings"
 	"time"
+	"unicode/utf8"
 
 	"github.com/prometheus/client_golang/prometheus"
 
@@ -69,15 +72,31 @@ func (c *collector) collect(ch chan<- prometheus.Metric) {
 type emitter struct{ ch chan<- prometheus.Metric }
 
 func (e emitter) gauge(d *prometheus.Desc, v float64, labels ...string) {
-	e.ch <- prometheus.MustNewConstMetric(d, prometheus.GaugeValue, v, labels...)
+	e.ch <- prometheus.MustNewConstMetric(d, prometheus.GaugeValue, v, validLabels(labels)...)
 }
 
 func (e emitter) counter(d *prometheus.Desc, v float64, labels ...string) {
-	e.ch <- prometheus.MustNewConstMetric(d, prometheus.CounterValue, v, labels...)
+	e.ch <- prometheus.MustNewConstMetric(d, prometheus.CounterValue, v, validLabels(labels)...)
 }
 
 func (e emitter) histogram(d *prometheus.Desc, h histogram.Snapshot, labels ...string) {
-	e.ch <- prometheus.MustNewConstHistogram(d, h.Count, h.Sum, h.Buckets, labels...)
+	e.ch <- prometheus.MustNewConstHistogram(d, h.Count, h.Sum, h.Buckets, validLabels(labels)...)
+}
+
+// validLabels is labels with every run of bytes that is not UTF-8
+// replaced by U+FFFD. Label values are names read from shared memory that
+// other processes write (peer records, channel status records, queue
+// records); the Must constructors panic on a value that is not UTF-8, and
+// the registry collects in goroutines of its own, where a panic ends the
+// member.
+func validLabels(labels []string) []string {
+	for i, l := range labels {
+		if !utf8.ValidString(l) {
+			labels = slices.Clone(labels)
+			labels[i] = strings.ToValidUTF8(l, "\uFFFD")
+		}
+	}
+	return labels
 }
 
 // stateSet emits 1 for the label value state and 0 for the others of

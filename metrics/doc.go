@@ -6,7 +6,7 @@
 //
 // The member's HTTP server mounts one handler:
 //
-//	mux.Handle("/metrics", metrics.Handler(metrics.NewRegistry(member)))
+//	mux.Handle("/metrics", metrics.Handler(metrics.NewRegistry(member), logger))
 //
 // NewRegistry holds this package's collector (labelled group and member)
 // and the Go runtime's and process's standard collectors; Register adds

@@ -68,7 +68,7 @@ func TestPeerRecoveryMetrics(t *testing.T) {
 		t.Skip("multi-process")
 	}
 	m, cfg := startMember(t, "QM1")
-	h := metrics.Handler(metrics.NewRegistry(m))
+	h := metrics.Handler(metrics.NewRegistry(m), nil)
 	sc := func() map[string]*dto.MetricFamily { return scrape(t, h) }
 	peerCfg := cfg
 	peerCfg.Name, peerCfg.Logger = "QM2", nil
@@ -113,7 +113,7 @@ func TestPeerRecoveryMetrics(t *testing.T) {
 func TestLogAndBackupMetrics(t *testing.T) {
 	m, cfg := startMember(t, "QM1")
 	mustExec(t, m, "DEFINE QLOCAL(PERSIST.Q) DEFPSIST(YES)")
-	h := metrics.Handler(metrics.NewRegistry(m))
+	h := metrics.Handler(metrics.NewRegistry(m), nil)
 	c, err := mq.Connect(mq.ConnectOptions{Group: cfg.Group.Name, QMgr: "QM1", DataDir: cfg.Group.DataDir, CFDir: cfg.Group.CFDir})
 	if err != nil {
 		t.Fatal(err)
@@ -174,7 +174,7 @@ func histogram(t *testing.T, mfs map[string]*dto.MetricFamily, name string) *dto
 // as a recovery, and shows ACTIVE again.
 func TestStructureFailureMetrics(t *testing.T) {
 	m, _ := startMember(t, "QM1")
-	h := metrics.Handler(metrics.NewRegistry(m))
+	h := metrics.Handler(metrics.NewRegistry(m), nil)
 	sc := func() map[string]*dto.MetricFamily { return scrape(t, h) }
 	s := map[string]string{"structure": "APPL1"}
 	before := sc()
@@ -221,7 +221,7 @@ func TestChannelMetrics(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	mfs := scrape(t, metrics.Handler(metrics.NewRegistry(m)))
+	mfs := scrape(t, metrics.Handler(metrics.NewRegistry(m), nil))
 	c := map[string]string{"channel": name}
 	for state, want := range map[string]float64{"RETRYING": 1, "RUNNING": 0, "INACTIVE": 0} {
 		if got := value(t, mfs, "qmgr_channel_state", with(with(c, "state", state), "type", defs.ChlSender)); got != want {

@@ -1,6 +1,7 @@
 package metrics
 
 import (
+	"log/slog"
 	"net/http"
 	"time"
 
@@ -62,13 +63,17 @@ const scrapeTimeout = 10 * time.Second
 
 // Handler serves reg's metrics in the Prometheus exposition formats
 // (promhttp), at most 4 scrapes at a time; a metric that fails to collect
-// is left out and logged in the response's error count, not a failed
-// scrape.
-func Handler(reg *prometheus.Registry) http.Handler {
-	return promhttp.HandlerFor(reg, promhttp.HandlerOpts{
+// is left out (logged to log at Warn when log is not nil, and counted in
+// promhttp_metric_handler_errors_total), not a failed scrape.
+func Handler(reg *prometheus.Registry, log *slog.Logger) http.Handler {
+	opts := promhttp.HandlerOpts{
 		Registry:            reg,
 		ErrorHandling:       promhttp.ContinueOnError,
 		MaxRequestsInFlight: 4,
 		Timeout:             scrapeTimeout,
-	})
+	}
+	if log != nil {
+		opts.ErrorLog = slog.NewLogLogger(log.Handler(), slog.LevelWarn)
+	}
+	return promhttp.HandlerFor(reg, opts)
 }

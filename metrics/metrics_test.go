@@ -119,7 +119,7 @@ next:
 func TestMetricsMatchTraffic(t *testing.T) {
 	m, cfg := startMember(t, "QM1")
 	mustExec(t, m, "DEFINE QLOCAL(TRAFFIC.Q) MAXDEPTH(1000)")
-	h := metrics.Handler(metrics.NewRegistry(m))
+	h := metrics.Handler(metrics.NewRegistry(m), nil)
 	qLabels := map[string]string{"group": "MG", "member": "QM1", "structure": "APPL1", "queue": "TRAFFIC.Q"}
 	sLabels := map[string]string{"structure": "APPL1"}
 	before := scrape(t, h)
@@ -282,7 +282,7 @@ func TestMetricNamesAndOddQueueName(t *testing.T) {
 	const odd = "odd/Q%1-x.y_z"
 	mustExec(t, m, fmt.Sprintf("DEFINE QLOCAL('%s')", odd))
 	reg := metrics.NewRegistry(m)
-	mfs := scrape(t, metrics.Handler(reg))
+	mfs := scrape(t, metrics.Handler(reg, nil))
 	if got := value(t, mfs, "qmgr_queue_depth_messages", map[string]string{"queue": odd, "member": "QM.odd_1"}); got != 0 {
 		t.Errorf("depth of %s: %v", odd, got)
 	}

@@ -4,7 +4,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"strings"
-	"text/tabwriter"
+	"unicode/utf8"
 )
 
 // quotedKeys are the attributes whose values are free text, shown
@@ -14,7 +14,7 @@ var quotedKeys = map[string]bool{"DESCR": true, "REASON": true, "CONFIGURE": tru
 
 // Text renders results as MQSC does: each object's attributes two a line,
 // the second column at 40 characters, or further for the whole object when
-// a value of the first is wider (text/tabwriter), so it stays aligned.
+// a value of the first is wider, so it stays aligned (writeAttrs).
 func Text(rs []Result) string {
 	var b strings.Builder
 	for _, r := range rs {
@@ -30,33 +30,37 @@ func Text(rs []Result) string {
 
 // writeAttrs writes an object's attributes in two aligned columns: a
 // first cell is three blanks and the attribute, padded to 43 (MQSC's 40
-// after the indent).
+// after the indent), or to one more than the widest first cell of the
+// object, in characters (as text/tabwriter would; but a value is written
+// byte for byte: no byte of it, a tab or a 0xff, is read as a control).
 func writeAttrs(b *strings.Builder, attrs []KV) {
-	tw := tabwriter.NewWriter(b, 43, 0, 1, ' ', tabwriter.StripEscape)
+	cells := make([]string, len(attrs))
 	for i, kv := range attrs {
-		var v string
-		switch x := kv.Value.(type) {
-		case string:
-			if quotedKeys[kv.Key] {
-				v = "'" + strings.ReplaceAll(x, "'", "''") + "'"
-			} else {
-				v = x
-			}
-		default:
-			v = fmt.Sprint(x)
-		}
-		// Escaped: a tab in a value is text, not the end of a cell.
-		f := "\xff" + fmt.Sprintf("%s(%s)", kv.Key, v) + "\xff" // tabwriter.Escape
-		switch {
-		case i%2 == 1:
-			fmt.Fprintf(tw, "%s\n", f)
-		case i == len(attrs)-1:
-			fmt.Fprintf(tw, "   %s\n", f) // alone on its line: no padding
-		default:
-			fmt.Fprintf(tw, "   %s\t", f)
-		}
+		cells[i] = fmt.Sprintf("%s(%s)", kv.Key, attrText(kv))
 	}
-	tw.Flush()
+	width := 43
+	for i := 0; i+1 < len(cells); i += 2 {
+		width = max(width, 3+utf8.RuneCountInString(cells[i])+1)
+	}
+	for i := 0; i < len(cells); i += 2 {
+		b.WriteString("   " + cells[i])
+		if i+1 < len(cells) {
+			b.WriteString(strings.Repeat(" ", width-3-utf8.RuneCountInString(cells[i])) + cells[i+1])
+		}
+		b.WriteByte('\n')
+	}
+}
+
+// attrText is an attribute's value as DISPLAY shows it: free text quoted
+// (a quote doubled), the rest as it is.
+func attrText(kv KV) string {
+	if x, ok := kv.Value.(string); ok {
+		if quotedKeys[kv.Key] {
+			return "'" + strings.ReplaceAll(x, "'", "''") + "'"
+		}
+		return x
+	}
+	return fmt.Sprint(kv.Value)
 }
 
 // JSON renders each result as one JSON object, keys the MQSC attribute

@@ -36,3 +36,19 @@ func TestTextColumnsAligned(t *testing.T) {
 		}
 	}
 }
+
+// TestTextKeepsEveryByte: a value is shown byte for byte, whatever bytes
+// it holds (a DESCR is free text, not checked to be UTF-8; a member's name
+// and version come from the peer table other processes write). A 0xff in
+// it is text, not tabwriter's escape character: it is neither dropped nor
+// allowed to shift the columns.
+func TestTextKeepsEveryByte(t *testing.T) {
+	rs := []Result{{Header: "AMQ8409I: Display Queue details.", Attrs: []KV{{"QUEUE", "Q"}, {"DESCR", "a\xffb\tc"}, {"CURDEPTH", int64(1)}, {"MAXDEPTH", int64(5)}}}}
+	got := Text(rs)
+	want := "AMQ8409I: Display Queue details.\n" +
+		"   QUEUE(Q)                                DESCR('a\xffb\tc')\n" +
+		"   CURDEPTH(1)                             MAXDEPTH(5)\n"
+	if got != want {
+		t.Errorf("got\n%q\nwant\n%q", got, want)
+	}
+}
