@@ -133,6 +133,7 @@ func listenHTTP(hc httpd.Config, log *slog.Logger) (memberHTTP, error) {
 	if hc.Token == "" {
 		hc.Token = os.Getenv(httpTokenEnv)
 	}
+	os.Unsetenv(httpTokenEnv) // not handed to the member's child processes
 	hc.Logger = log
 	s, err := httpd.Listen(hc)
 	if err != nil {

@@ -135,12 +135,19 @@ func TestLogDiskFullAndFailingSync(t *testing.T) {
 	// The disk fills up: the next segment cannot be reserved.
 	disk.SetCapacity(disk.Used() + 16<<10)
 	sawFailed := make(chan string, 1)
+	var readyWhileFailed error
 	failUntil("disk full", "no space", func() {
 		sawFailed <- logStatus()
+		readyWhileFailed = m.Ready()
 		disk.SetCapacity(0)
 	})
 	if s := <-sawFailed; !strings.Contains(s, "LOGSTATUS(FAILED)") || !strings.Contains(s, "no space") {
 		t.Fatalf("DISPLAY GROUP while the log disk is full:\n%s", s)
+	}
+	// Not ready while its log refuses records (/readyz); ready again once
+	// it writes.
+	if readyWhileFailed == nil || !strings.Contains(readyWhileFailed.Error(), "recovery log is failed") {
+		t.Fatalf("Ready while the log disk is full: %v, want the failed log", readyWhileFailed)
 	}
 	// fdatasync fails for a while.
 	var mu sync.Mutex

@@ -2,6 +2,7 @@ package qm
 
 import (
 	"fmt"
+	"time"
 
 	"github.com/qmgr/qmgr/defs"
 	"github.com/qmgr/qmgr/group"
@@ -49,6 +50,13 @@ func (m *Member) ready(g *group.Group, repo *defs.Repo) error {
 	}
 	if !found || p.Process != m.self || p.State != group.PeerActive {
 		return fmt.Errorf("qm: %s is not active (peer record: %s)", m.cfg.Name, p.State)
+	}
+	// A member whose recovery log refuses records cannot take persistent
+	// messages (their puts fail with 2102 until it writes again).
+	if l := m.logForStats.Load(); l != nil {
+		if st := l.State(); st.Failed {
+			return fmt.Errorf("qm: %s's recovery log is failed since %s: %s", m.cfg.Name, st.Since.Format(time.RFC3339), st.Reason)
+		}
 	}
 	var structs []defs.CFStruct
 	if err := repo.View(func(tx *defs.Tx) error { var err error; structs, err = tx.Structs("*"); return err }); err != nil {
