@@ -23,7 +23,7 @@ func TestCommandProgress(t *testing.T) {
 		}
 	}()
 	m := startMember(t, cfg)
-	mustExec(t, m, "DEFINE CFSTRUCT(MANUAL) SIZE(16) RECAUTO(NO)")
+	mustExec(t, m, "DEFINE CFSTRUCT(MANUAL) SIZE(24) RECAUTO(NO)")
 	mustExec(t, m, "DEFINE QLOCAL(M) CFSTRUCT(MANUAL)")
 	c := connect(t, cfg, "QM1")
 	h, err := c.Open("M", mq.OpenOptions{Output: true})
