@@ -252,6 +252,10 @@ func TestConsoleInBrowser(t *testing.T) {
 	b.waitFor("depth 0", `document.querySelector('#queues tr[data-queue="Q.WEB"] td.depth').textContent === "0"`)
 	g.qmgr("put", "--queue", "Q.WEB", "--count", "7")
 	b.waitFor("depth 7 after the put", `document.querySelector('#queues tr[data-queue="Q.WEB"] td.depth').textContent === "7"`)
+	// The puts per second (from the queue's counters, over ten seconds)
+	// show the put, and no get has been made.
+	b.waitFor("puts per second after the put", `(() => { const r = document.querySelector('#queues tr[data-queue="Q.WEB"]');
+		return parseFloat(r.cells[3].textContent) > 0 && r.cells[4].textContent === "0.0"; })()`)
 
 	// The filter keeps the queues it matches.
 	b.eval(`(() => { const f = document.getElementById('queue-filter'); f.value = 'web'; f.dispatchEvent(new Event('input')); return ""; })()`)

@@ -68,9 +68,10 @@
 // build step, no library, nothing from the internet. console.js polls
 // /api/member, /api/status, /api/display/chstatus and /api/recoveries
 // every second (qlocal for descriptions and backups every fifth) and
-// draws members, structures (fill level), queues (depth, depth change
-// per second over ten seconds, sortable, filterable, an SVG sparkline of
-// the last five minutes kept in the page), channels (status, owner,
+// draws members, structures (fill level), queues (depth, puts and gets
+// per second over ten seconds from the queue's group-wide counters,
+// sortable, filterable, an SVG sparkline of the last five minutes kept in
+// the page), channels (status, owner,
 // messages per second from MSGS), backups with the recovery estimate,
 // and the peer recoveries. Everything from the API enters the page
 // through textContent, never as markup. With a token configured it shows

@@ -69,6 +69,10 @@ type Queue struct {
 	Uncom int64  `json:"uncommitted"`
 	In    int64  `json:"open_input"`
 	Out   int64  `json:"open_output"`
+	// Puts and Gets count the messages made available and removed since
+	// the queue was created (lockfree QueueCounts): the console's rates.
+	Puts int64 `json:"puts"`
+	Gets int64 `json:"gets"`
 }
 
 // Empty is the report of a group that could not be opened: its name and
@@ -134,7 +138,8 @@ func (rep *Report) collectStructure(g *group.Group, n string) {
 	}
 	rep.Structures = append(rep.Structures, ss)
 	for _, qi := range s.Queues() {
-		rep.Queues = append(rep.Queues, Queue{Name: qi.Name, Depth: qi.Depth, Uncom: qi.Uncom, In: qi.OpenIn, Out: qi.OpenOut})
+		rep.Queues = append(rep.Queues, Queue{Name: qi.Name, Depth: qi.Depth, Uncom: qi.Uncom, In: qi.OpenIn, Out: qi.OpenOut,
+			Puts: qi.Counts.Puts, Gets: qi.Counts.Gets})
 	}
 }
 

@@ -99,14 +99,17 @@ function sparkline(samples, now) {
   return svg;
 }
 
-// queueRate is the change of depth per second over the last ten seconds.
-function queueRate(h) {
+// queueRate is the per-second rate of the counter key (puts or gets) over
+// the last ten seconds; 0 when the counter went back (the queue was
+// deleted and defined again).
+function queueRate(h, key) {
   if (h.length < 2) return 0;
   const last = h[h.length - 1];
   let first = h[0];
   for (let i = h.length - 1; i >= 0; i--) { if (last.t - h[i].t > 10000) break; first = h[i]; }
   const dt = (last.t - first.t) / 1000;
-  return dt > 0 ? (last.depth - first.depth) / dt : 0;
+  const d = last[key] - first[key];
+  return dt > 0 && d > 0 ? d / dt : 0;
 }
 
 function recordQueues(st, now) {
@@ -115,7 +118,7 @@ function recordQueues(st, now) {
     seen.add(q.name);
     let h = state.queueHistory.get(q.name);
     if (!h) { h = []; state.queueHistory.set(q.name, h); }
-    h.push({ t: now, depth: q.depth });
+    h.push({ t: now, depth: q.depth, puts: q.puts || 0, gets: q.gets || 0 });
     if (h.length > HISTORY) h.shift();
   }
   for (const name of state.queueHistory.keys()) if (!seen.has(name)) state.queueHistory.delete(name);
@@ -125,14 +128,14 @@ function renderQueues(st) {
   const f = state.filter.toLowerCase();
   let qs = (st.queues || []).map(q => {
     const h = state.queueHistory.get(q.name) || [];
-    return Object.assign({ descr: state.descr.get(q.name) || "", rate: queueRate(h), history: h }, q);
+    return Object.assign({ descr: state.descr.get(q.name) || "", putRate: queueRate(h, "puts"), getRate: queueRate(h, "gets"), history: h }, q);
   }).filter(q => !f || q.name.toLowerCase().includes(f) || q.descr.toLowerCase().includes(f));
   const { key, dir } = state.sort;
   qs.sort((a, b) => (a[key] < b[key] ? -1 : a[key] > b[key] ? 1 : 0) * dir || (a.name < b.name ? -1 : 1));
   const rows = qs.map(q => {
     const spark = el("td");
     spark.appendChild(sparkline(q.history, q.history.length ? q.history[q.history.length - 1].t : 0));
-    const tr = row([el("td", q.name), el("td", q.descr, "descr"), num(q.depth), num(q.rate.toFixed(1)),
+    const tr = row([el("td", q.name), el("td", q.descr, "descr"), num(q.depth), num(q.putRate.toFixed(1)), num(q.getRate.toFixed(1)),
       num(q.uncommitted), num(q.open_input), num(q.open_output), spark]);
     tr.dataset.queue = q.name;
     tr.cells[2].classList.add("depth");
