@@ -82,7 +82,7 @@ var (
 	chanRecvBytes  = desc("qmgr_channel_received_bytes_total", "Bytes this member's channel initiator received on the channel in committed batches since it started: each message's transmission header, properties and body (MSG frame payloads; not frame headers nor control frames). Sum over members for the group.", "channel")
 	chanBatches    = desc("qmgr_channel_batches_total", "Batches of the channel this member's channel initiator committed (sent and confirmed, or received) since it started. Sum over members for the group.", "channel")
 	chanMessages   = desc("qmgr_channel_messages_total", "Messages of the batches counted by qmgr_channel_batches_total. Sum over members for the group.", "channel")
-	chanTakeovers  = desc("qmgr_channel_takeovers_total", "Times this member's channel initiator took the channel over from an instance that died (its member or channel initiator killed) since it started. Sum over members for the group.", "channel")
+	chanTakeovers  = desc("qmgr_channel_takeovers_total", "Times this member's channel initiator took the sender channel over from an instance that died (its member or channel initiator killed) since it started. Sum over members for the group.", "channel")
 	chanFiguresAge = desc("qmgr_channel_figures_age_seconds", "How old the channel initiator's channel figures are.")
 
 	// AMQP, as the member's listener (a child process) last wrote its
