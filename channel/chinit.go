@@ -51,6 +51,11 @@ type Config struct {
 	// heartbeat interval (scheduling, a slow network); default
 	// DefaultSilenceGrace, at most an hour.
 	SilenceGrace time.Duration
+	// WriteFigures: the initiator writes its per channel figures for its
+	// member's metrics to stats/chinit-<member>.json in the group's data
+	// directory every second (package channel/chanstats), and removes the
+	// file when it stops. Default false (qmgr chinit sets it).
+	WriteFigures bool
 	// Logger receives the log; default slog.Default().
 	Logger *slog.Logger
 }
@@ -153,6 +158,7 @@ type Chinit struct {
 	queues  map[string]defs.Queue
 
 	refused refusals // inbound connections refused before their HELLO
+	counts  counters // per channel figures (chanstats)
 
 	ctx    context.Context
 	cancel context.CancelFunc
@@ -190,6 +196,9 @@ func Run(ctx context.Context, cfg Config, onStop func() OnStop) error {
 	ci.table = NewTable(ci.g)
 	ci.ctx, ci.cancel = context.WithCancel(context.Background())
 	defer main.Disconnect()
+	if cfg.WriteFigures {
+		defer ci.writeFigures(context.Background())()
+	}
 	// Map the application structures now: mapping one populates its page
 	// tables, which takes a while for a large one, and a channel instance
 	// taking over from a dead member must not wait for it.
@@ -434,12 +443,15 @@ func (ci *Chinit) startSender(name string) {
 		conn.Disconnect()
 		return
 	}
-	if prev.State == Starting || prev.State == Running || prev.State == Stopping {
+	if prev.Conn != 0 && (prev.State == Starting || prev.State == Running || prev.State == Stopping) {
 		// Its instance's connection is gone (recovered): a member or
-		// channel initiator died while running it.
+		// channel initiator died while running it. (START CHANNEL, and
+		// an initiator stopping that leaves the channel to the others,
+		// leave it STARTING with no lock: no instance died.)
 		ci.log.Warn("channel taken over from a dead instance", "event", "channel_takeover", "channel", name, "from", ci.peerName(prev.Owner),
 			"previous_state", prev.State.String(), "in_doubt_batch", prev.InDoubt, "last_batch", prev.LastBatch,
 			"since_last_update", now.Sub(prev.Updated).Round(time.Millisecond))
+		ci.counts.of(name).takeovers.Add(1)
 	}
 	ctx, cancel := context.WithCancel(ci.ctx)
 	a := &agent{name: name, cancel: cancel, conn: conn}
@@ -455,7 +467,7 @@ func (ci *Chinit) startSender(name string) {
 			ci.agentsMu.Unlock()
 			conn.Disconnect()
 		}()
-		s := &sender{ci: ci, def: def, conn: conn, ctx: ctx, st: st}
+		s := &sender{ci: ci, def: def, conn: conn, ctx: ctx, st: st, counts: ci.counts.of(name)}
 		s.run()
 	}()
 }

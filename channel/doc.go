@@ -265,4 +265,16 @@
 // SSLCA requires client certificates), SSLPEER the pattern its subject
 // must match. A receiver tells TLS from plain frames by the first byte,
 // and takes the configuration of the channel the TLS server name names.
+//
+// # Counts for the member's metrics
+//
+// The initiator counts per channel, from its start, the MSG payload bytes
+// its instances sent and received, the batches they committed on both
+// sides and their messages, and the sender channels it took over from an
+// instance that died (counts.go): each instance holds its channel's
+// counters and adds to them with atomic adds once per committed batch
+// (nothing per message beyond a plain add to the batch's byte total).
+// With Config.WriteFigures (qmgr chinit) it writes them once a second to
+// stats/chinit-<member>.json in the data directory for its member's
+// /metrics (package channel/chanstats).
 package channel

@@ -101,6 +101,10 @@ type receiver struct {
 	reason  string // why the watchdog closed the connection
 	stopped bool   // STOP CHANNEL (not adoption)
 	msgs    uint32
+
+	// counts are the channel's figures in the initiator (set once the
+	// channel is claimed): the session adds each committed batch.
+	counts *chanCounts
 }
 
 func (r *receiver) run() {
@@ -201,6 +205,7 @@ func (r *receiver) session() error {
 	if err := r.claim(); err != nil {
 		return err
 	}
+	r.counts = r.ci.counts.of(def.Name)
 	r.open = map[string]*mq.Queue{}
 	syncq, err := r.conn.Open(SyncQueue, mq.OpenOptions{Input: true, Output: true, Browse: true})
 	if err != nil {
@@ -257,7 +262,8 @@ func (r *receiver) session() error {
 	go r.watchdog(ctx, 2*time.Duration(hb)*time.Second+r.ci.cfg.SilenceGrace, &lastFrame)
 	r.nc.SetReadDeadline(time.Time{})
 	n := uint32(0)
-	pending := 0 // CONFIRMs written and not yet flushed
+	nbytes := uint64(0) // the batch's MSG payloads (chanstats.Channel.ReceivedBytes)
+	pending := 0        // CONFIRMs written and not yet flushed
 	for {
 		// CONFIRMs go out before a read that may block, or two at a time:
 		// while the next batch is already here, its commit comes first and
@@ -288,6 +294,7 @@ func (r *receiver) session() error {
 				return err
 			}
 			n++
+			nbytes += uint64(len(f.Payload))
 		case FrameEndBatch:
 			id, count, err := DecodeEndBatch(f.Payload)
 			if err != nil {
@@ -323,7 +330,10 @@ func (r *receiver) session() error {
 			r.mu.Lock()
 			r.msgs += n
 			r.mu.Unlock()
-			n = 0
+			r.counts.batches.Add(1)
+			r.counts.messages.Add(uint64(n))
+			r.counts.receivedBytes.Add(nbytes)
+			n, nbytes = 0, 0
 			r.w.Confirm(id)
 			pending++
 		case FrameHeartbeat:

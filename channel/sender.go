@@ -62,6 +62,9 @@ type sender struct {
 	conn *mq.Conn // the lock's connection, and lane 0's
 	ctx  context.Context
 	st   Status
+	// counts are the channel's figures in the initiator: confirm adds
+	// each committed batch.
+	counts *chanCounts
 
 	lanes   [numLanes]lane              // batches in flight (see batches)
 	stuck   [MaxLanes]lockfree.OwnerTag // lanes that could not be backed out at the end
@@ -95,6 +98,7 @@ type lane struct {
 	key       [24]byte  // its sync record's correlation id
 	id        uint64    // the batch in flight (0: none)
 	n         uint32    // its messages
+	bytes     uint64    // their MSG payloads' bytes (chanstats.Channel.SentBytes)
 	views     []mq.View // the batch, valid until the lane commits (storage reused)
 	ids       [][24]byte
 	// persistent: the batch carries a persistent message.
@@ -717,6 +721,7 @@ func (s *sender) send(l *lane, wait bool) (bool, error) {
 func (s *sender) build(l *lane, views []mq.View) error {
 	l.ids = l.ids[:0]
 	l.n = 0
+	l.bytes = 0
 	l.persistent = false
 	for i := range views {
 		v := &views[i]
@@ -729,6 +734,7 @@ func (s *sender) build(l *lane, views []mq.View) error {
 		l.ids = append(l.ids, v.MsgID)
 		s.w.MsgV(v.Pieces, v.Len())
 		l.n++
+		l.bytes += uint64(v.Len())
 		if v.Persistence == mq.Persistent {
 			l.persistent = true
 		}
@@ -759,6 +765,9 @@ func (s *sender) confirm(l *lane) error {
 	s.last, l.id = l.id, 0
 	s.moved = true
 	s.msgs += l.n
+	s.counts.batches.Add(1)
+	s.counts.messages.Add(uint64(l.n))
+	s.counts.sentBytes.Add(l.bytes)
 	if time.Since(s.lastStat) > 500*time.Millisecond {
 		s.lastStat = time.Now()
 		msgs := s.msgs

@@ -7,15 +7,14 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"os"
 	"os/signal"
 	"strconv"
 	"syscall"
-	"time"
 
 	"github.com/qmgr/qmgr/amqp/listen"
 	"github.com/qmgr/qmgr/amqp/qsg"
 	"github.com/qmgr/qmgr/amqp/stats"
+	"github.com/qmgr/qmgr/internal/childstats"
 	"github.com/qmgr/qmgr/mq"
 	"github.com/qmgr/qmgr/qm"
 )
@@ -68,33 +67,13 @@ func cmdAMQPListener(args []string, out io.Writer) error {
 // path every stats.WriteInterval until ctx ends or done is called (which
 // waits for the writer and removes the file).
 func writeAMQPStats(ctx context.Context, path string, b *qsg.Broker, log *slog.Logger) (done func()) {
-	ctx, cancel := context.WithCancel(ctx)
-	ended := make(chan struct{})
-	write := func() {
+	return childstats.Keep(ctx, path, func(s childstats.Stamp) any {
 		f := b.Stats()
-		f.Pid, f.Written = os.Getpid(), time.Now()
-		if err := stats.Write(path, f); err != nil {
-			log.Warn("amqp: figures for the member's metrics not written", "path", path, "err", err)
-		}
-	}
-	go func() {
-		defer close(ended)
-		t := time.NewTicker(stats.WriteInterval)
-		defer t.Stop()
-		for write(); ; {
-			select {
-			case <-ctx.Done():
-				return
-			case <-t.C:
-				write()
-			}
-		}
-	}()
-	return func() {
-		cancel()
-		<-ended
-		os.Remove(path)
-	}
+		f.Pid, f.Written = s.Pid, s.Written
+		return f
+	}, func(err error) {
+		log.Warn("amqp: figures for the member's metrics not written", "path", path, "err", err)
+	})
 }
 
 // registerAMQP registers the flags of the AMQP listener's configuration,

@@ -54,6 +54,7 @@ func cmdChinit(args []string, out io.Writer) error {
 		return err
 	}
 	c.Logger = newLogger(jsonLog)
+	c.WriteFigures = true // for the member's metrics (package channel/chanstats)
 	defer profile(c.Logger)()
 	sigs := make(chan os.Signal, 1)
 	signal.Notify(sigs, syscall.SIGINT, syscall.SIGTERM)

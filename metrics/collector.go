@@ -12,6 +12,7 @@ import (
 
 	"github.com/qmgr/qmgr/amqp/stats"
 	"github.com/qmgr/qmgr/channel"
+	"github.com/qmgr/qmgr/channel/chanstats"
 	"github.com/qmgr/qmgr/defs"
 	"github.com/qmgr/qmgr/group"
 	"github.com/qmgr/qmgr/internal/histogram"
@@ -62,8 +63,9 @@ func (c *collector) collect(ch chan<- prometheus.Metric) {
 	c.collectConnections(e)
 	note("channels", c.collectChannels(e))
 	c.collectMember(e)
+	note("chinit", c.collectChinit(e, now))
 	note("amqp", c.collectAMQP(e, now))
-	for _, part := range []string{"repository", "structures", "queues", "peers", "channels", "amqp"} {
+	for _, part := range []string{"repository", "structures", "queues", "peers", "channels", "chinit", "amqp"} {
 		e.gauge(scrapeErrors, b2f(failed[part]), part)
 	}
 }
@@ -322,6 +324,36 @@ func (c *collector) collectMember(e emitter) {
 		e.gauge(memberChildUp, b2f(k.state == "RUNNING"), k.name)
 		e.counter(memberChildStarts, float64(k.n), k.name)
 	}
+}
+
+// collectChinit exports the per channel figures the member's channel
+// initiator last wrote, when it runs one and they are its and recent
+// (package channel/chanstats). A file that cannot be read or decoded is a
+// scrape error.
+func (c *collector) collectChinit(e emitter, now time.Time) error {
+	ch := c.src.Children()
+	if ch.Chinit.State != "RUNNING" || ch.Chinit.Pid <= 0 {
+		return nil
+	}
+	f, err := chanstats.Read(chanstats.Path(c.src.Group().Config().DataDir, c.src.Name()))
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil // not written yet
+	}
+	if err != nil {
+		return err
+	}
+	if !f.Current(ch.Chinit.Pid, now) {
+		return nil // a dead initiator's, or stale
+	}
+	for _, k := range f.Channels {
+		e.counter(chanSentBytes, float64(k.SentBytes), k.Name)
+		e.counter(chanRecvBytes, float64(k.ReceivedBytes), k.Name)
+		e.counter(chanBatches, float64(k.Batches), k.Name)
+		e.counter(chanMessages, float64(k.Messages), k.Name)
+		e.counter(chanTakeovers, float64(k.Takeovers), k.Name)
+	}
+	e.gauge(chanFiguresAge, max(now.Sub(f.Written).Seconds(), 0))
+	return nil
 }
 
 // collectAMQP exports the figures the member's AMQP listener last wrote,

@@ -72,6 +72,19 @@ var (
 	chanInDoubt = desc("qmgr_channel_in_doubt", "1 while a sender channel's batch is sent and not yet confirmed.", "channel")
 	chanRetries = desc("qmgr_channel_retries", "Connection attempts of the channel that failed since its last success.", "channel")
 
+	// Channels, as the member's channel initiator (a child process) last
+	// wrote its figures (package channel/chanstats): its own counts since
+	// it started, so the group's figure for a channel is the sum over the
+	// members (unlike the status table's above); absent when it runs
+	// none, or its figures are older than chanstats.MaxAge or another
+	// process's.
+	chanSentBytes  = desc("qmgr_channel_sent_bytes_total", "Bytes this member's channel initiator sent on the channel in committed batches since it started: each message's transmission header, properties and body (MSG frame payloads; not frame headers nor control frames). Sum over members for the group.", "channel")
+	chanRecvBytes  = desc("qmgr_channel_received_bytes_total", "Bytes this member's channel initiator received on the channel in committed batches since it started: each message's transmission header, properties and body (MSG frame payloads; not frame headers nor control frames). Sum over members for the group.", "channel")
+	chanBatches    = desc("qmgr_channel_batches_total", "Batches of the channel this member's channel initiator committed (sent and confirmed, or received) since it started. Sum over members for the group.", "channel")
+	chanMessages   = desc("qmgr_channel_messages_total", "Messages of the batches counted by qmgr_channel_batches_total. Sum over members for the group.", "channel")
+	chanTakeovers  = desc("qmgr_channel_takeovers_total", "Times this member's channel initiator took the sender channel over from an instance that died (its member or channel initiator killed) since it started. Sum over members for the group.", "channel")
+	chanFiguresAge = desc("qmgr_channel_figures_age_seconds", "How old the channel initiator's channel figures are.")
+
 	// AMQP, as the member's listener (a child process) last wrote its
 	// figures (package amqp/stats): absent when it runs none, or its
 	// figures are older than stats.MaxAge or another process's.
@@ -86,7 +99,7 @@ var (
 	amqpAge        = desc("qmgr_amqp_figures_age_seconds", "How old the listener's AMQP figures are.")
 
 	// The collector itself.
-	scrapeErrors = desc("qmgr_scrape_errors", "Parts of this scrape that could not be read, by part (structures, queues, peers, channels, repository, amqp; member when it has stopped): 1 when the part failed.", "part")
+	scrapeErrors = desc("qmgr_scrape_errors", "Parts of this scrape that could not be read, by part (structures, queues, peers, channels, repository, chinit, amqp; member when it has stopped): 1 when the part failed.", "part")
 )
 
 func desc(name, help string, labels ...string) *prometheus.Desc {
@@ -104,6 +117,7 @@ var allDescs = []*prometheus.Desc{
 	logRecords, logWrites, logSyncs, logBytes, logFailures, logSyncDuration, logPerSync,
 	backups, backupDuration, backupLastEnded,
 	chanState, chanOwner, chanMsgs, chanBatch, chanInDoubt, chanRetries,
+	chanSentBytes, chanRecvBytes, chanBatches, chanMessages, chanTakeovers, chanFiguresAge,
 	amqpConns, amqpChannels, amqpConsumers, amqpGroupConns, amqpPublished, amqpDelivered, amqpRefused, amqpBlocked, amqpAge,
 	scrapeErrors,
 }

@@ -51,9 +51,19 @@
 //     owners labelled with its slot and incarnation, by holder (its
 //     channel initiator's pid, its AMQP listener's, or an application).
 //   - Channels: the shared channel status table (state, owner, messages of
-//     the instance, last batch, in doubt, retries). Channel bytes and
-//     failover counts are kept only inside the channel initiator process
-//     (or not at all) and are not exported.
+//     the instance, last batch, in doubt, retries), the same from every
+//     member.
+//   - Channel counts (qmgr_channel_*_total): the member's channel
+//     initiator is a child process; it counts per channel, from its own
+//     start, the bytes its instances sent and received (MSG frame
+//     payloads: each message's transmission header, properties and body),
+//     the batches they committed and their messages, and the sender
+//     channels it took over from an instance that died, and writes them
+//     once a second to a file the collector reads at scrape time (package
+//     channel/chanstats), exported only when they are the running
+//     initiator's and recent. They are this member's initiator's counts:
+//     a channel moves between the members' initiators (a takeover, a
+//     restart), so the group's figure is the sum over members.
 //   - The member itself (qm.Member.Stats, as seen by this member): peer
 //     and connection recoveries it performed (with a duration histogram),
 //     structure failures it found and rebuilds it did, backups it took
@@ -68,12 +78,12 @@
 //     amqp/stats), exported only when they are the running listener's and
 //     recent.
 //
-// Queue, structure, peer and channel figures are the group's: every member
-// exports the same values (aggregate them with max, not sum); member,
-// log and backup figures are the member's own.
+// Queue, structure, peer and channel status figures are the group's:
+// every member exports the same values (aggregate them with max, not
+// sum); member, log, backup, channel count (qmgr_channel_*_total) and
+// AMQP figures are the member's own (sum channel counts over members).
 //
 // Not exported: units of work per member (they are per structure, since
 // an application's connection commits in the structure, not through the
-// member); channel bytes and failovers (the shared channel status table
-// has no such fields).
+// member).
 package metrics

@@ -3,18 +3,12 @@
 // them on /metrics (package metrics).
 //
 // The listener writes its figures (Figures) once a second to a file of the
-// data directory, stats/amqp-<member>.json, by writing a new file (mode
-// 0660, package internal/ownedfs) and renaming it over the old one, so a
-// reader sees a whole file or the previous one. The member reads it at
-// scrape time (Read): the file is outside bytes (another process wrote it,
-// and it may be damaged or planted), so Read checks its size, its owner
-// and mode (ownedfs.Open), decodes strictly and refuses negative or absurd
-// values, and a reader takes figures older than MaxAge, or written by a
-// process that is not the member's listener now, as no figures.
-//
-// Why a file and not shared memory or a socket: the figures change every
-// message, but a scrape needs them once every few seconds; a file written
-// once a second costs the listener one small write, adds no layout to the
-// CF, and survives neither process's death in a way that matters (the
-// member checks the writer's pid and the file's age).
+// data directory, stats/amqp-<member>.json, and the member reads them at
+// scrape time (Read), taking figures older than MaxAge, or written by a
+// process that is not the member's listener now, as no figures (Current).
+// How the file is written and read (a 0660 file renamed into place, read
+// strictly: owner, mode, size, one object of known fields) is package
+// internal/childstats, shared with the channel initiator's figures
+// (package channel/chanstats); this package adds what the figures are and
+// refuses negative counts.
 package stats

@@ -1,18 +1,11 @@
 package stats
 
 import (
-	"bytes"
-	"encoding/json"
 	"errors"
-	"fmt"
-	"io"
-	"os"
 	"path/filepath"
 	"time"
 
-	"golang.org/x/sys/unix"
-
-	"github.com/qmgr/qmgr/internal/ownedfs"
+	"github.com/qmgr/qmgr/internal/childstats"
 )
 
 // Figures are a listener's AMQP figures at one moment. Counters count
@@ -38,8 +31,8 @@ type Figures struct {
 // MaxAge is how old figures may be before a reader takes them as none (the
 // listener writes every WriteInterval).
 const (
-	WriteInterval = time.Second
-	MaxAge        = 5 * WriteInterval
+	WriteInterval = childstats.WriteInterval
+	MaxAge        = childstats.MaxAge
 )
 
 // maxFileSize bounds what Read reads: a file of Figures is a few hundred
@@ -49,78 +42,36 @@ const maxFileSize = 4 << 10
 // ErrBad: the file is not a valid figures file.
 var ErrBad = errors.New("stats: bad AMQP figures file")
 
+// format reads and decodes the file (package internal/childstats).
+var format = childstats.Format[Figures]{MaxSize: maxFileSize, Bad: ErrBad}
+
 // Path is the figures file of member's listener in data directory dataDir.
 func Path(dataDir, member string) string {
 	return filepath.Join(dataDir, "stats", "amqp-"+member+".json")
 }
 
 // Write replaces the figures file at path with f: written to a new file
-// beside it and renamed over it.
-func Write(path string, f Figures) error {
-	b, err := json.Marshal(f)
-	if err != nil {
-		return err
-	}
-	if err := ownedfs.MkdirAll(filepath.Dir(path)); err != nil {
-		return fmt.Errorf("stats: %w", err)
-	}
-	tmp := fmt.Sprintf("%s.%d.tmp", path, os.Getpid())
-	os.Remove(tmp) // one this process left, killed between create and rename
-	w, err := ownedfs.Create(tmp, os.O_WRONLY)
-	if err != nil {
-		return fmt.Errorf("stats: %w", err)
-	}
-	_, err = w.Write(b)
-	if cerr := w.Close(); err == nil {
-		err = cerr
-	}
-	if err == nil {
-		err = os.Rename(tmp, path)
-	}
-	if err != nil {
-		os.Remove(tmp)
-		return fmt.Errorf("stats: write %s: %w", path, err)
+// beside it and renamed over it (childstats.Write).
+func Write(path string, f Figures) error { return childstats.Write(path, f) }
+
+// Read reads the figures file at path (fs.ErrNotExist when there is none).
+func Read(path string) (Figures, error) { return format.Read(path) }
+
+// Decode decodes a figures file's bytes, refusing anything but one JSON
+// object of known fields with sane values.
+func Decode(b []byte) (Figures, error) { return format.Decode(b) }
+
+// Stamp is who wrote f and when (childstats.Figures).
+func (f Figures) Stamp() childstats.Stamp { return childstats.Stamp{Pid: f.Pid, Written: f.Written} }
+
+// Check refuses negative counts (childstats.Figures).
+func (f Figures) Check() error {
+	if f.Connections < 0 || f.Channels < 0 || f.Consumers < 0 || f.GroupConnections < 0 {
+		return errors.New("negative counts")
 	}
 	return nil
 }
 
-// Read reads the figures file at path (fs.ErrNotExist when there is none).
-func Read(path string) (Figures, error) {
-	f, err := ownedfs.Open(path, unix.O_RDONLY)
-	if err != nil {
-		return Figures{}, err
-	}
-	defer f.Close()
-	b, err := io.ReadAll(io.LimitReader(f, maxFileSize+1))
-	if err != nil {
-		return Figures{}, fmt.Errorf("stats: read %s: %w", path, err)
-	}
-	return Decode(b)
-}
-
-// Decode decodes a figures file's bytes, refusing anything but one JSON
-// object of known fields with sane values.
-func Decode(b []byte) (Figures, error) {
-	var f Figures
-	if len(b) > maxFileSize {
-		return f, fmt.Errorf("%w: %d bytes", ErrBad, len(b))
-	}
-	d := json.NewDecoder(bytes.NewReader(b))
-	d.DisallowUnknownFields()
-	if err := d.Decode(&f); err != nil {
-		return Figures{}, fmt.Errorf("%w: %v", ErrBad, err)
-	}
-	if d.More() {
-		return Figures{}, fmt.Errorf("%w: more than one object", ErrBad)
-	}
-	if f.Pid <= 0 || f.Written.IsZero() || f.Connections < 0 || f.Channels < 0 || f.Consumers < 0 || f.GroupConnections < 0 {
-		return Figures{}, fmt.Errorf("%w: pid %d, written %v, negative counts or none", ErrBad, f.Pid, f.Written)
-	}
-	return f, nil
-}
-
 // Current reports whether figures f are of process pid and written at
 // most MaxAge before now.
-func (f Figures) Current(pid int, now time.Time) bool {
-	return f.Pid == pid && pid > 0 && now.Sub(f.Written) <= MaxAge
-}
+func (f Figures) Current(pid int, now time.Time) bool { return f.Stamp().Current(pid, now) }
