@@ -41,7 +41,7 @@ func TestChinitFigures(t *testing.T) {
 		}
 	}
 	write(fig)
-	mfs := scrape(t, metrics.Handler(metrics.NewRegistry(withChinit{m, pid})))
+	mfs := scrape(t, metrics.Handler(metrics.NewRegistry(withChinit{m, pid}), nil))
 	for _, c := range []struct {
 		metric, channel string
 		want            float64
@@ -61,20 +61,20 @@ func TestChinitFigures(t *testing.T) {
 	// Another process's (a dead initiator's), stale, or no initiator
 	// running: none.
 	for what, src := range map[string]metrics.Source{"another pid": withChinit{m, pid + 1}, "no initiator": m} {
-		if _, n := find(scrape(t, metrics.Handler(metrics.NewRegistry(src))), "qmgr_channel_messages_total", nil); n != 0 {
+		if _, n := find(scrape(t, metrics.Handler(metrics.NewRegistry(src), nil)), "qmgr_channel_messages_total", nil); n != 0 {
 			t.Errorf("%s: %d series of qmgr_channel_messages_total, want none", what, n)
 		}
 	}
 	fig.Written = time.Now().Add(-chanstats.MaxAge - time.Second)
 	write(fig)
-	if _, n := find(scrape(t, metrics.Handler(metrics.NewRegistry(withChinit{m, pid}))), "qmgr_channel_messages_total", nil); n != 0 {
+	if _, n := find(scrape(t, metrics.Handler(metrics.NewRegistry(withChinit{m, pid}), nil)), "qmgr_channel_messages_total", nil); n != 0 {
 		t.Errorf("stale figures: %d series of qmgr_channel_messages_total, want none", n)
 	}
 	// A damaged file: a scrape error, no figures.
 	if err := os.WriteFile(path, []byte(`{"pid":4242,"written":"2026-01-01T00:00:00Z","channels":[{"name":"A"},{"name":"A"}]}`), 0o660); err != nil {
 		t.Fatal(err)
 	}
-	mfs = scrape(t, metrics.Handler(metrics.NewRegistry(withChinit{m, pid})))
+	mfs = scrape(t, metrics.Handler(metrics.NewRegistry(withChinit{m, pid}), nil))
 	if got := value(t, mfs, "qmgr_scrape_errors", map[string]string{"part": "chinit"}); got != 1 {
 		t.Errorf("a damaged file: scrape errors of part chinit %v, want 1", got)
 	}

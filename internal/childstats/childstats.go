@@ -116,8 +116,11 @@ func Write(path string, f any) error {
 	if err := ownedfs.MkdirAll(filepath.Dir(path)); err != nil {
 		return fmt.Errorf("childstats: %w", err)
 	}
-	tmp := fmt.Sprintf("%s.%d.tmp", path, os.Getpid())
-	os.Remove(tmp) // one this process left, killed between create and rename
+	// One writer per file (a member's one child of its kind, restarted only
+	// once dead), so one temporary name: one a killed writer left between
+	// create and rename is removed here, never left for good.
+	tmp := path + ".tmp"
+	os.Remove(tmp)
 	w, err := ownedfs.Create(tmp, os.O_WRONLY)
 	if err != nil {
 		return fmt.Errorf("childstats: %w", err)

@@ -60,7 +60,26 @@ func TestWriteRead(t *testing.T) {
 	if fi.Mode().Perm() != 0o660 {
 		t.Fatalf("mode %v, want 0660", fi.Mode().Perm())
 	}
-	if left, _ := filepath.Glob(p + ".*.tmp"); len(left) != 0 {
+	if left, _ := filepath.Glob(p + "*.tmp"); len(left) != 0 {
+		t.Fatalf("temporary files left: %v", left)
+	}
+}
+
+// TestWriteAfterAKilledWriter: a writer killed between creating its
+// temporary file and renaming it leaves the file; the next write (by the
+// restarted child, another pid) replaces it and leaves none.
+func TestWriteAfterAKilledWriter(t *testing.T) {
+	p := filepath.Join(t.TempDir(), "stats", "x.json")
+	if err := os.MkdirAll(filepath.Dir(p), 0o770); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(p+".tmp", []byte("half"), 0o660); err != nil {
+		t.Fatal(err)
+	}
+	if err := Write(p, figs{Pid: 7, Written: time.Now()}); err != nil {
+		t.Fatal(err)
+	}
+	if left, _ := filepath.Glob(p + "*.tmp"); len(left) != 0 {
 		t.Fatalf("temporary files left: %v", left)
 	}
 }
