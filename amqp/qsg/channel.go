@@ -203,10 +203,13 @@ func (h *chanHandler) handleAdmin(m amqp.Method) error {
 // in the shared unit of work may use the shared mq connection: to get
 // (basic.get, purge), to settle its own basic.get deliveries (which
 // dead-lettering puts through that connection), or to change to or end a
-// transaction (whose settlements may do the same).
+// transaction (whose settlements may do the same); or depends on what
+// the shared unit of work holds: queue.delete, which cannot remove a
+// queue holding another channel's uncommitted publish from its structure
+// (the publish, committed after, would sit in a queue no longer defined).
 func (h *chanHandler) touchesShared(m amqp.Method) bool {
 	switch m := m.(type) {
-	case *amqp.BasicGet, *amqp.QueuePurge, *amqp.TxSelect, *amqp.TxCommit, *amqp.TxRollback:
+	case *amqp.BasicGet, *amqp.QueuePurge, *amqp.QueueDelete, *amqp.TxSelect, *amqp.TxCommit, *amqp.TxRollback:
 		return true
 	case *amqp.BasicAck:
 		return h.settlesOwn(m.DeliveryTag, m.Multiple)

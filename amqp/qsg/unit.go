@@ -20,8 +20,10 @@ import (
 // or backed out, only through end, which tells every channel that put in
 // it how it ended, so that each confirms or nacks its own publishes: a
 // channel's pending confirms never outlive the unit of work they wait
-// for. It is ended before any method but a publish runs (chanHandler
-// Handle), before a publish that is not gathered (several queues, which
+// for. It is ended before a method of a channel that put in it, and
+// before any channel's method that uses the shared connection or depends
+// on what the unit of work holds (chanHandler Handle, touchesShared),
+// before a publish that is not gathered (several queues, which
 // commits on its own), when it holds maxBatch publishes, and when the
 // reader is idle; so a failed dead-lettering, or a publish to several
 // queues refused half-way, backs out only its own puts.

@@ -57,10 +57,15 @@ type Format[T Figures] struct {
 }
 
 // Read reads the figures file at path (fs.ErrNotExist when there is
-// none; an *ownedfs.Error when it is not the group's).
+// none; an *ownedfs.Error when it is not the group's, or not a regular
+// file).
 func (fm Format[T]) Read(path string) (T, error) {
 	var zero T
-	f, err := ownedfs.Open(path, unix.O_RDONLY)
+	// O_NONBLOCK: a FIFO planted at path opens at once (and is refused:
+	// not a regular file) instead of waiting in open for a writer that
+	// may never come, with the member's scrape and stop behind it. A
+	// regular file's reads do not heed it.
+	f, err := ownedfs.Open(path, unix.O_RDONLY|unix.O_NONBLOCK)
 	if err != nil {
 		return zero, err
 	}

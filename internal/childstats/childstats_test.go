@@ -10,6 +10,10 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/qmgr/qmgr/internal/ownedfs"
 )
 
 // figs is a figures type of the tests: a stamp and one count that must
@@ -155,6 +159,36 @@ func TestReadRefusesAPlantedLink(t *testing.T) {
 	}
 	if _, err := format.Read(p); err == nil {
 		t.Fatal("Read followed a symbolic link")
+	}
+}
+
+// TestReadRefusesAPlantedFIFO: a FIFO in place of the file (mkfifo
+// needs nothing but write access to the stats directory) is refused at
+// once. An open for reading waits for a writer: the member's scrape,
+// which reads the file under Member.Observe, would never return, and the
+// member's stop, which waits for Observe's readers, with it.
+func TestReadRefusesAPlantedFIFO(t *testing.T) {
+	p := filepath.Join(t.TempDir(), "x-QM1.json")
+	if err := unix.Mkfifo(p, 0o660); err != nil {
+		t.Fatal(err)
+	}
+	read := make(chan error, 1)
+	go func() {
+		_, err := format.Read(p)
+		read <- err
+	}()
+	select {
+	case err := <-read:
+		if !errors.Is(err, ownedfs.ErrWrongType) {
+			t.Fatalf("Read of a FIFO: %v, want ownedfs.ErrWrongType", err)
+		}
+	case <-time.After(5 * time.Second):
+		// Let the reader go: a writer comes and goes.
+		if w, err := os.OpenFile(p, os.O_WRONLY|unix.O_NONBLOCK, 0); err == nil {
+			w.Close()
+		}
+		<-read
+		t.Fatal("Read of a FIFO still waits after 5s (for a writer that never comes)")
 	}
 }
 

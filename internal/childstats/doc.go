@@ -11,7 +11,9 @@
 // reads it at scrape time (Format.Read): the file is outside bytes
 // (another process wrote it, and it may be damaged or planted), so Read
 // opens it with ownedfs.Open (no symbolic link, the group's owner or Unix
-// group, no permission for others), reads at most Format.MaxSize bytes,
+// group, no permission for others; a regular file: the open does not
+// wait, so a planted FIFO is refused, not waited on), reads at most
+// Format.MaxSize bytes,
 // decodes exactly one JSON object of known fields, and refuses a file
 // without the writer's pid and time or whose values the figures' own
 // Check refuses. A reader takes figures older than MaxAge, or written by
