@@ -127,13 +127,14 @@ type memberHTTP struct{ s *httpd.Server }
 // then on, before the member starts: /healthz answers at once, /readyz
 // and the API say the member is starting until setMember.
 func listenHTTP(hc httpd.Config, log *slog.Logger) (memberHTTP, error) {
+	envToken := os.Getenv(httpTokenEnv)
+	os.Unsetenv(httpTokenEnv) // never handed to the member's child processes
 	if !hc.Enabled() {
 		return memberHTTP{}, hc.Validate() // a token without an address
 	}
 	if hc.Token == "" {
-		hc.Token = os.Getenv(httpTokenEnv)
+		hc.Token = envToken
 	}
-	os.Unsetenv(httpTokenEnv) // not handed to the member's child processes
 	hc.Logger = log
 	s, err := httpd.Listen(hc)
 	if err != nil {

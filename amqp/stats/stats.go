@@ -23,7 +23,7 @@ type Figures struct {
 	// Since the listener started.
 	Published uint64 `json:"published"` // publishes handled (routed or not)
 	Delivered uint64 `json:"delivered"` // deliveries written (basic.deliver and basic.get-ok)
-	Refused   uint64 `json:"refused"`   // connections refused (over the limit, failed logins, bad handshakes)
+	Refused   uint64 `json:"refused"`   // logins and connection opens refused (bad credentials, unknown vhost, no access)
 	// Blocked: publishers are held (connection.blocked) by flow control.
 	Blocked bool `json:"blocked"`
 }
