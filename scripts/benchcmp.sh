@@ -10,7 +10,8 @@
 #
 #   scripts/benchcmp.sh REV AREA [ROUNDS]   AREA: cf, group, persist, channel
 #
-# Each round runs the area's program once (with BENCH_ARGS_<AREA> as in
+# Every round's figures go to standard error as they come. Each round
+# runs the area's program once (with BENCH_ARGS_<AREA> as in
 # scripts/bench.sh, e.g. BENCH_ARGS="-rounds 1"). ROUNDS defaults to 3.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -41,11 +42,10 @@ for i in $(seq "$rounds"); do
   for b in before after; do
     echo "# round $i: $b" >&2
     # shellcheck disable=SC2086
-    "$tmp/$b" $args | awk -v b="$b" 'NF == 3 && $1 !~ /^#/ { print b, $1, $2, $3 }' >>"$tmp/figures"
+    "$tmp/$b" $args | awk -v b="$b" 'NF == 3 && $1 !~ /^#/ { print b, $1, $2, $3 }' | tee -a "$tmp/figures" >&2
   done
 done
 
-# median prints the median of the numbers on standard input.
 awk '
   { key = $2; unit[key] = $4; n[key, $1]++; v[key, $1, n[key, $1]] = $3; if (!(key in seen)) { seen[key] = 1; order[++k] = key } }
   function median(key, b,    m, i, j, t, a) {
