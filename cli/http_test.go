@@ -1,8 +1,13 @@
 package cli
 
 import (
+	"context"
+	"log/slog"
+	"os"
 	"strings"
 	"testing"
+
+	"github.com/qmgr/qmgr/httpd"
 )
 
 // TestStartHTTPFlags: start refuses a bad --http or --http-token before it
@@ -25,5 +30,24 @@ func TestStartHTTPFlags(t *testing.T) {
 	}
 	if code, _, _ := g.run("", "status"); code == 0 {
 		t.Fatal("a member started despite a bad --http flag")
+	}
+}
+
+// TestHTTPTokenNotInherited: the member takes QMGR_HTTP_TOKEN out of its
+// environment whether or not it serves HTTP, so its child processes (the
+// channel initiator, the AMQP listener) never inherit the token.
+func TestHTTPTokenNotInherited(t *testing.T) {
+	for _, hc := range []httpd.Config{{}, {Addr: "127.0.0.1:0"}} {
+		t.Setenv(httpTokenEnv, "0123456789abcdef0123")
+		h, err := listenHTTP(hc, slog.New(slog.DiscardHandler))
+		if err != nil {
+			t.Fatalf("listenHTTP(%+v): %v", hc, err)
+		}
+		if h.s != nil {
+			h.s.Close(context.Background())
+		}
+		if v, ok := os.LookupEnv(httpTokenEnv); ok {
+			t.Errorf("with --http %q, %s is still in the environment: %q", hc.Addr, httpTokenEnv, v)
+		}
 	}
 }
