@@ -8,6 +8,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"log/slog"
 	"os"
 	"os/exec"
 	"os/signal"
@@ -137,7 +138,7 @@ func managerMain(args []string) int {
 	m, err := request.Start(request.Config{
 		Name: *name, Connect: cf.options(), Input: inputQ, Program: travel, Workers: *workers,
 		MaxAttempts: 3, CancelCheck: 20 * time.Millisecond, SweepInterval: 50 * time.Millisecond, CancelGrace: time.Second,
-		ReconnectWait: 20 * time.Millisecond,
+		ReconnectWait: 20 * time.Millisecond, Log: slog.New(slog.NewTextHandler(os.Stderr, nil)),
 		Ended: func(id request.ID, how request.Status) {
 			mu.Lock()
 			fmt.Printf("ENDED %s %s\n", id, how)
@@ -160,7 +161,7 @@ func managerMain(args []string) int {
 
 // serverMain serves the subordinate queues until SIGTERM, each on a
 // connection of its own: a call's id goes to PERFORMED in the unit of
-// work that performs it. SLOW answers after 1.5 s.
+// work that performs it. SLOW answers after 0.6 s.
 func serverMain(args []string) int {
 	fs := flag.NewFlagSet("server", flag.ContinueOnError)
 	var cf connFlags
@@ -193,7 +194,7 @@ func serverMain(args []string) int {
 			defer wg.Done()
 			errs <- request.Serve(ctx, c, q, func(call *mq.Message) ([]byte, error) {
 				if q == "SLOW" {
-					time.Sleep(1500 * time.Millisecond) // a slow server, not synchronisation
+					time.Sleep(600 * time.Millisecond) // a slow server, not synchronisation
 				}
 				if err := perf.Put(&mq.Message{CorrelID: call.CorrelID, Body: []byte(q)}, mq.PutOptions{Syncpoint: true}); err != nil {
 					return nil, err

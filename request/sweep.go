@@ -139,24 +139,22 @@ func (sw *sweeper) sweep() (int, error) {
 	return moved, nil
 }
 
-// endReason is why a reply (or cancel) for a request that ended as tomb
-// says is unexpected.
+// endReason is why a reply (or a cancel: c zero) for a request that
+// ended as tomb says is unexpected. A request that ended normally awaited
+// none of its calls at its end: a reply that comes after is of a call that
+// timed out, or of an earlier attempt of a restartable request.
 func endReason(tomb *Record, c CallID) Reason {
-	switch tomb.Status {
-	case StatusPurged:
+	switch {
+	case tomb.Status == StatusPurged:
 		return ReasonPurged
-	case StatusCancelled:
+	case tomb.Status == StatusCancelled:
 		return ReasonCancelled
-	}
-	for _, e := range tomb.Journal {
-		if e.Kind == EntryCall && e.Attempt == c.Attempt && e.Seq == c.Seq && (e.Outcome == OutcomeTimedOut || e.Outcome == OutcomeWithdrawn) {
-			return ReasonTimedOut
-		}
-	}
-	if c.Attempt != 0 && c.Attempt < tomb.Attempts && tomb.Mode == ModeRestartable {
+	case c.Attempt == 0:
+		return ReasonEnded
+	case c.Attempt < tomb.Attempts && tomb.Mode == ModeRestartable:
 		return ReasonStaleAttempt
 	}
-	return ReasonEnded
+	return ReasonTimedOut
 }
 
 func pending(r *Record, c CallID) bool {
