@@ -1,4 +1,164 @@
-// Package request runs request managers on the group (seed 004).
+// Package request runs request managers on the group (seed 004, issue 17):
+// a request manager takes a request, calls subordinate servers (requests
+// with a reply-to queue and a correlation id, and their replies), keeps
+// the request's progress and sends its replies; how a failure costs is a
+// per-request choice, its recovery mode.
+//
+//	m, err := request.Start(request.Config{Connect: opts, Input: "TRAVEL.IN", Program: book})
+//	func book(ctx *request.Ctx, req *request.Request) error {
+//		f, err := ctx.Call("FLIGHT", req.Body, request.CallOptions{})
+//		...
+//		return ctx.FinalReply(confirmation)
+//	}
+//	request.Serve(ctx, conn, "FLIGHT", func(call *mq.Message) ([]byte, error) { ... }) // a subordinate server
+//
+// # Modes
+//
+// A request's mode is in its request header (Format FormatRequest,
+// RequestHeader; the table above rhSize), else the manager's
+// Config.DefaultMode.
+//
+//   - Non-recoverable (ModeNonRecoverable): on any failure (its manager or
+//     member dies, its program fails) the request is purged: no reply, no
+//     recovery. Its late replies go to the Unexpected Message Queue saying
+//     PURGED. Confirmed exchanges are refused (ErrNotConfirmable).
+//   - Restartable (ModeRestartable): after a failure the program runs
+//     again from the top, attempt after attempt; when attempt
+//     Config.MaxAttempts (X) fails, the request ends with a final reply
+//     (FormatRetried) saying it was retried X times and will not be
+//     retried. Once its final reply is committed, a failure restarts from
+//     that point: the journal up to the final reply is replayed (nothing
+//     before it is done again), the rest runs again. A cancelled request
+//     sends "request purged" (FormatPurged), commits and ends. No
+//     confirmed exchanges.
+//   - Request-level recoverable (ModeRecoverable): every call is a
+//     confirmed exchange: {the call put, the record saying it was sent}
+//     commit together, then {the reply got, the record saying it came}.
+//     The state, the messages sent and the replies consumed commit
+//     together, so a failure resumes the request at its last commit: a
+//     recorded call is never sent again (its reply is taken when it
+//     comes), with Serve a subordinate performs each call once, and one
+//     final reply goes out, sent in the unit of work that records it. Its
+//     messages are persistent (they survive the loss of a structure).
+//
+// The seed's text stops after its third mode. No other mode is added: a
+// "checkpoint after each exchange" mode is what the recoverable mode
+// already does (each exchange commits), and compensation of completed
+// calls needs an undo that only the application knows (a program can
+// call its servers' cancel operations itself, from what Load gives back).
+//
+// # How a request runs
+//
+// The lock of a request is its request message: a worker gets it under
+// syncpoint on one connection (L) and holds it, uncommitted, for the
+// whole run; each step commits on a sibling connection (W). If the
+// manager's process or its member dies, the group backs L out: the request
+// is back on the input queue, its backout count raised, and any manager of
+// any member takes it and decides from its state record, as its mode says
+// (a manager whose member died connects again through another member).
+// That is why the input queue must have no backout threshold (Start
+// refuses one). It also bounds a request's run: a unit of work open longer
+// than the member's --uow-max-age (default 10 minutes) is backed out and
+// its connection broken, which to the request is a failure.
+//
+// The state of a request lives on the group-wide state queue
+// (DefaultStateQueue), as three kinds of message whose CorrelID is the
+// request's key and a tag (the table above ciSize):
+//
+//   - its state record (FormatState; the table above srSize): mode,
+//     status, attempts, the next call's number, the pending calls, the
+//     current step, and the journal. Only the lock holder replaces it, by
+//     getting it by CorrelID and putting the new one in the step's unit of
+//     work. A request taken back with no record never started (the record
+//     is created before the program runs); one whose record says ended
+//     (the manager died between its last two commits) is only removed.
+//   - its live marker (FormatLive), put with the first record and removed
+//     with the request: the record is invisible while it is replaced, and
+//     the sweeper must not take a request in flight for one that ended.
+//     (The lead's design had the record alone; this closes that window.)
+//   - its tombstone (FormatTombstone, expiring after Config.TombstoneTTL),
+//     left only by a request that ended with replies possibly still to
+//     come (purged, cancelled, restarted, or with a call timed out without
+//     being withdrawn), so that the sweeper can say which request and why.
+//     A request that ended cleanly leaves nothing behind.
+//
+// A request ends in two units of work: W marks the record ended (with the
+// manager's final reply, if any), then L removes the request message, the
+// record, the marker and any cancel together (leaving the tombstone).
+//
+// # Replay
+//
+// A program must be deterministic given its request and what its Ctx
+// returns, like a workflow: resuming runs it again from the top, and the
+// Ctx replays the journal (recorded calls return their recorded reply or
+// timeout, recorded replies are not sent again, saved values come back)
+// until it runs out, then goes live. A program that does something else
+// than its journal at some point gets ErrNondeterministic. A recoverable
+// request keeps its whole journal; a restartable one keeps it only up to
+// its final reply (its restart point); a non-recoverable one none. So
+// Save commits at once for a recoverable request and lives in memory for
+// the others. Intermediate replies (Reply) are not sent again on replay,
+// but a restartable request restarted from the top sends them again.
+//
+// A program that returns an error: a non-recoverable request is purged, a
+// restartable one restarts (or gets its FormatRetried reply), a
+// recoverable one ends with a FormatFailed final reply unless it sent its
+// final reply already (running it again would replay the same error). A
+// panic is such an error.
+//
+// # Calls, timeouts, cancels
+//
+// A call's CorrelID is its call id: the request's key (16 bytes of
+// SHA-256 of the request id), the attempt and the call's number, so a
+// reply names its request, attempt and call. Its reply-to queue is the
+// group-wide reply queue (DefaultReplyQueue, indexed by CorrelID), so that
+// any manager that takes the request over can take its replies. A call
+// that times out takes, in one unit of work, its reply if it came after
+// all, or else its call back from the server's queue if it is still there
+// (CallTimeoutError.Withdrawn: certainly never performed). Calls still
+// pending when a request ends, restarts or is purged are withdrawn the
+// same way.
+//
+// A cancel is a message on the cancel queue (DefaultCancelQueue) whose
+// CorrelID is the request id (Cancel; MQSC CANCEL REQUEST). The running
+// manager looks for it before each step and every Config.CancelCheck while
+// a call waits; a manager taking the request looks first. It is consumed
+// by the unit of work that ends the request. A non-recoverable request
+// cancelled ends without a reply; the others send "request purged" unless
+// they sent their final reply already (a request sends one final reply at
+// most: IsFinalFormat).
+//
+// # Unexpected Message Queue
+//
+// Each manager's sweeper (every Config.SweepInterval) moves to the
+// Unexpected Message Queue (DefaultUnexpectedQueue), behind an
+// UnexpectedHeader (the table above uhSize) that says which request and
+// why: replies no request awaits (its request purged, cancelled or ended,
+// its call timed out, or of an earlier attempt), messages on the reply
+// queue that are not replies, and cancels of requests not in flight (one
+// for a request not known to have ended only after Config.CancelGrace: a
+// request just taken has no state yet, so a cancel put while no manager
+// ran for longer than that is lost). It reads the replies first and the
+// state queue after; a call is recorded pending in the unit of work that
+// sends it and never becomes pending again once it is not, so a reply not
+// pending in a record read after it was seen is a stray for good.
+//
+// # Subordinate servers
+//
+// Serve gets a call under syncpoint, runs the handler, puts the reply
+// (CorrelID the call's) and commits them with whatever the handler did
+// through the same connection: a call is performed once with respect to
+// the server's own unit of work. Give server queues a BOTHRESH and BOQNAME.
+//
+// # Admin
+//
+// Definitions is the MQSC of the group-wide queues. List reads the records
+// (DISPLAY REQUESTS), Cancel cancels. Browse the Unexpected Message Queue
+// with qmgr get --browse; ParseUnexpectedHeader decodes its messages.
+//
+// Crash points (package crashpoint) mark every step: request.start.*,
+// request.call.*, request.reply.*, request.final.*, request.done.*,
+// request.end.*, and the server's request.serve.*.
 package request
 
 // The byte layouts of what this package writes to queues. Every one is
