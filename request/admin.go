@@ -21,7 +21,7 @@ func Cancel(c *mq.Conn, queue string, id ID) error {
 		return fmt.Errorf("request: cancel %s: %w", id, err)
 	}
 	defer q.Close()
-	if err := q.Put(&mq.Message{CorrelID: id, Format: "MQRCANCL"}, mq.PutOptions{}); err != nil {
+	if err := q.Put(&mq.Message{CorrelID: id, Format: FormatCancel}, mq.PutOptions{}); err != nil {
 		return fmt.Errorf("request: cancel %s: %w", id, err)
 	}
 	return nil

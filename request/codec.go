@@ -24,6 +24,7 @@ const (
 	FormatRetried    = "MQRRETRY" // final reply of a restartable request retried Config.MaxAttempts times: it will not be retried
 	FormatPurged     = "MQRPURGE" // final reply of a cancelled request: "request purged"
 	FormatFailed     = "MQRFAIL"  // final reply of a recoverable request whose program failed
+	FormatCancel     = "MQRCANCL" // a cancel on the cancel queue (Cancel; MQSC CANCEL REQUEST)
 )
 
 // IsFinalFormat reports whether a reply of format f is a final reply (the

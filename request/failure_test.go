@@ -64,7 +64,18 @@ func TestCancel(t *testing.T) {
 			}
 			return false
 		})
-		if err := request.Cancel(e.c, "", id); err != nil {
+		// DISPLAY REQUESTS shows it; the recoverable one is cancelled
+		// with CANCEL REQUEST, the others with request.Cancel.
+		hexID := strings.ToUpper(id.String())
+		out, err := e.g.MQSC("QM1", "DISPLAY REQUESTS("+hexID+")")
+		if err != nil || !strings.Contains(out, "STEP(waiting)") || !strings.Contains(out, "PENDING(1)") || !strings.Contains(out, "MODE("+mode.String()+")") {
+			t.Errorf("DISPLAY REQUESTS: %v\n%s", err, out)
+		}
+		if mode == request.ModeRecoverable {
+			if out, err := e.g.MQSC("QM1", "CANCEL REQUEST("+hexID+")"); err != nil {
+				t.Fatalf("CANCEL REQUEST: %v %s", err, out)
+			}
+		} else if err := request.Cancel(e.c, "", id); err != nil {
 			t.Fatal(err)
 		}
 		f := e.waitEnded(id)
