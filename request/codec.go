@@ -224,6 +224,7 @@ const (
 	ReasonCancelled      Reason = 6 // a reply for a request that was cancelled
 	ReasonUnknownRequest Reason = 7 // a reply or cancel for a request not in flight and not known to have ended
 	ReasonBadRequest     Reason = 8 // a request whose request header is malformed
+	ReasonUndeliverable  Reason = 9 // a final reply of the manager's that its request's reply-to queue cannot take (it does not exist): OrigQ names that queue
 )
 
 func (r Reason) String() string {
@@ -244,6 +245,8 @@ func (r Reason) String() string {
 		return "UNKNOWN_REQUEST"
 	case ReasonBadRequest:
 		return "BAD_REQUEST"
+	case ReasonUndeliverable:
+		return "UNDELIVERABLE"
 	}
 	return fmt.Sprintf("REASON(%d)", uint32(r))
 }

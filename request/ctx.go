@@ -595,6 +595,48 @@ type sysReply struct {
 	format, text string
 }
 
+// putSysReply puts the manager's final reply r in w's unit of work (which
+// may hold the withdrawals of the request's pending calls already). When
+// the request's reply-to queue cannot take it for good (it does not
+// exist, or is no local queue), it goes to the Unexpected Message Queue
+// instead (ReasonUndeliverable): taking the request again would fail the
+// same way, for ever. Other errors (a full queue) are left to abandon the
+// request, which is taken again later.
+func (c *Ctx) putSysReply(r *sysReply) error {
+	cfg := &c.w.m.cfg
+	m := &mq.Message{CorrelID: c.req.ID, Format: r.format, Body: []byte(r.text), Persistence: c.persistence()}
+	q, err := c.w.w.open(c.req.ReplyToQ, optOut)
+	if err == nil {
+		if err = q.Put(m, mq.PutOptions{Syncpoint: true}); err == nil {
+			return nil
+		}
+	}
+	if !undeliverable(err) {
+		return fmt.Errorf("request: reply to %s: %w", c.req.ReplyToQ, err)
+	}
+	umq, uerr := c.w.w.open(cfg.UnexpectedQueue, optOut)
+	if uerr != nil {
+		return fmt.Errorf("request: reply to %s: %w; to %s: %w", c.req.ReplyToQ, err, cfg.UnexpectedQueue, uerr)
+	}
+	h := UnexpectedHeader{Reason: ReasonUndeliverable, RequestID: c.req.ID, CorrelID: c.req.ID, OrigQ: c.req.ReplyToQ, Time: time.Now(), OrigFormat: r.format}
+	m.Format, m.Body = FormatUnexpected, h.Encode(m.Body)
+	if uerr := umq.Put(m, mq.PutOptions{Syncpoint: true}); uerr != nil {
+		return fmt.Errorf("request: reply to %s: %w; to %s: %w", c.req.ReplyToQ, err, cfg.UnexpectedQueue, uerr)
+	}
+	cfg.Log.Warn("final reply undeliverable: moved to the Unexpected Message Queue", "manager", cfg.Name, "request", c.req.ID, "queue", c.req.ReplyToQ, "err", err)
+	return nil
+}
+
+// undeliverable reports whether a put failed for good: no retry of the
+// request can deliver it.
+func undeliverable(err error) bool {
+	switch mq.ReasonOf(err) {
+	case mq.RCUnknownObjectName, mq.RCNotValidForType, mq.RCUnknownRemoteQMgr, mq.RCUnknownXmitQ, mq.RCXmitQUsageError, mq.RCNotAuthorized:
+		return true
+	}
+	return false
+}
+
 // end ends the request: w's unit of work marks the record ended (with
 // status) and sends r, if any; then l's removes the request, its record,
 // marker and cancels (finish).
@@ -603,7 +645,7 @@ func (c *Ctx) end(status Status, r *sysReply) error {
 		c.withdrawPending()
 	}
 	if r != nil && c.req.ReplyToQ != "" {
-		if err := c.putReply(r.format, []byte(r.text)); err != nil {
+		if err := c.putSysReply(r); err != nil {
 			return c.fail(err)
 		}
 		c.rec.FinalIdx = uint32(len(c.journal)) + 1

@@ -143,6 +143,14 @@
 // sends it and never becomes pending again once it is not, so a reply not
 // pending in a record read after it was seen is a stray for good.
 //
+// Two kinds go there from the manager itself: a request whose request
+// header is malformed (BAD_REQUEST), and a final reply of the manager's
+// own (FAILED, RETRIED, PURGED) that the request's reply-to queue cannot
+// take for good, because it does not exist or is no queue one can put to
+// (UNDELIVERABLE; OrigQ names that queue): taking the request again would
+// fail the same way for ever. A program's own reply that cannot be put is
+// an error its Reply or FinalReply returns.
+//
 // # Subordinate servers
 //
 // Serve gets a call under syncpoint, runs the handler, puts the reply
@@ -239,11 +247,11 @@ const (
 //	offset  size  constant     field
 //	     0     4  uhMagic      magic "RQUH"
 //	     4     4  uhVersion    version (uhVersionNow)
-//	     8     4  uhReason     why it is here (Reason: 1 purged, 2 ended, 3 stale attempt, 4 timed out, 5 not a reply, 6 cancelled, 7 unknown request, 8 bad request)
+//	     8     4  uhReason     why it is here (Reason: 1 purged, 2 ended, 3 stale attempt, 4 timed out, 5 not a reply, 6 cancelled, 7 unknown request, 8 bad request, 9 undeliverable)
 //	    12     4  -            zero
 //	    16    24  uhRequestID  the request id, zero when not known (only the call id's key is)
 //	    40    24  uhCorrelID   the original message's CorrelID (a reply's call id)
-//	    64    48  uhOrigQ      the queue it was found on, NUL padded
+//	    64    48  uhOrigQ      the queue it was found on (undeliverable: the queue it was for), NUL padded
 //	   112     8  uhTime       when it was moved, Unix ns
 //	   120     8  uhFormat     the original format, space padded
 const (

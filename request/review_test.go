@@ -65,7 +65,7 @@ func TestUndeliverableManagerReply(t *testing.T) {
 		var got []string
 		for _, m := range e.browse(request.DefaultUnexpectedQueue) {
 			h, _, err := request.ParseUnexpectedHeader(m.Body)
-			if err == nil && h.RequestID == c.id && h.Reason == request.Reason(9) { // ReasonUndeliverable
+			if err == nil && h.RequestID == c.id && h.Reason == request.ReasonUndeliverable {
 				if h.OrigQ != noQ || h.OrigFormat != c.format {
 					t.Errorf("%s: undeliverable reply %+v, want for %s of format %s", c.id, h, noQ, c.format)
 				}
