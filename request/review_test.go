@@ -1,6 +1,11 @@
 package request_test
 
 import (
+	"bytes"
+	"context"
+	"fmt"
+	"log/slog"
+	"sync"
 	"testing"
 	"time"
 
@@ -76,4 +81,141 @@ func TestUndeliverableManagerReply(t *testing.T) {
 			t.Errorf("%s: undeliverable replies on the Unexpected Message Queue %q, want one; facts %+v", c.id, got, f)
 		}
 	}
+}
+
+// startManager starts a request manager in the test's process, through
+// member via, and stops it at the end of the test. Its log goes to the
+// test's log when the test fails.
+func (e *env) startManager(via string, cfg request.Config) *request.Manager {
+	e.t.Helper()
+	cfg.Connect = e.connect(via)
+	if cfg.Input == "" {
+		cfg.Input = inputQ
+	}
+	var logs lockedBuffer
+	if cfg.Log == nil {
+		cfg.Log = slog.New(slog.NewTextHandler(&logs, nil))
+	}
+	m, err := request.Start(cfg)
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	t := e.t
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		m.Stop(ctx)
+		if t.Failed() {
+			t.Logf("manager %s:\n%s", cfg.Name, logs.String())
+		}
+	})
+	return m
+}
+
+type lockedBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (l *lockedBuffer) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.Write(p)
+}
+
+func (l *lockedBuffer) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.String()
+}
+
+// TestTakenOverWhileRunning: a manager's lock on a request (its L unit of
+// work) is backed out while the request runs: here by the member's
+// --uow-max-age, which breaks L's connection only, so that the worker
+// goes on with W. Another worker takes the request and resumes it. The
+// first one must not write the request's state or send anything any more
+// (its steps are fenced): a recoverable request still gets exactly one
+// final reply.
+//
+// The program blocks its first run (attempt 1) until the second one
+// (attempt 2, the taker) is running, and the second until the first tried
+// its final reply.
+func TestTakenOverWhileRunning(t *testing.T) {
+	e := newEnv(t)
+	if _, err := e.g.Start("QM2", "--uow-max-age", "1s"); err != nil {
+		t.Fatal(err)
+	}
+	release1, release2 := make(chan struct{}), make(chan struct{})
+	first := make(chan error, 1)
+	e.startManager("QM2", request.Config{
+		Name: "RMX", Workers: 2, CancelCheck: 20 * time.Millisecond, SweepInterval: 50 * time.Millisecond, ReconnectWait: 20 * time.Millisecond,
+		Program: func(ctx *request.Ctx, req *request.Request) error {
+			if err := ctx.Save("x", []byte("saved")); err != nil {
+				return err
+			}
+			switch ctx.Attempt() {
+			case 1:
+				<-release1
+				err := ctx.FinalReply([]byte("from the first"))
+				first <- err
+				return err
+			case 2:
+				<-release2
+			}
+			return ctx.FinalReply(fmt.Appendf(nil, "from attempt %d", ctx.Attempt()))
+		},
+	})
+	id := e.put(request.ModeRecoverable, "ok")
+	waitFor(t, 30*time.Second, "a second worker to take the request over", func() bool {
+		rs, err := request.List(e.c, "")
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, r := range rs {
+			if r.RequestID == id && r.Attempts >= 2 {
+				return true
+			}
+		}
+		return false
+	})
+	close(release1)
+	select {
+	case err := <-first:
+		t.Logf("the first run's final reply: %v", err)
+		if err == nil {
+			// It was not fenced: let it end the request before the
+			// second goes on.
+			waitFor(t, 20*time.Second, "the first run to mark the request ended", func() bool {
+				rs, err := request.List(e.c, "")
+				if err != nil {
+					t.Fatal(err)
+				}
+				for _, r := range rs {
+					if r.RequestID == id && r.Status == request.StatusDone {
+						return true
+					}
+				}
+				return false
+			})
+		}
+	case <-time.After(20 * time.Second):
+		t.Fatal("the first run did not try its final reply")
+	}
+	close(release2)
+	f := e.waitEnded2(id)
+	if len(f.finals) != 1 {
+		t.Errorf("final replies %q, want one", f.finals)
+	}
+}
+
+// waitEnded2 waits until no message of request id is left in flight (for
+// managers of the test's own process, which print no ENDED line).
+func (e *env) waitEnded2(id request.ID) facts {
+	e.t.Helper()
+	var f facts
+	waitFor(e.t, 30*time.Second, "request "+id.String()+" to leave nothing in flight", func() bool {
+		f = e.facts(id)
+		return !f.live && !f.onInput && f.onReplyQ == 0
+	})
+	return f
 }
