@@ -32,6 +32,11 @@ type Ctx struct {
 	// strays: a call timed out without being withdrawn, so its reply may
 	// come after the end (the request leaves a tombstone).
 	strays bool
+	// last is the state record as this run last read or committed it,
+	// and next the one the step in progress writes: writeRecord refuses
+	// to replace a record that is not last (ErrTakenOver), which fences
+	// a run whose lock was backed out from the one that took over.
+	last, next []byte
 }
 
 // CallOptions control a call.
@@ -425,6 +430,7 @@ func (c *Ctx) stepFailed(err error) error {
 	if berr := c.w.w.c.Backout(); berr != nil {
 		return c.fail(berr)
 	}
+	c.next = nil
 	return err
 }
 
@@ -460,6 +466,7 @@ func (c *Ctx) create() error {
 		return c.fail(err)
 	}
 	b := c.encoded()
+	c.next = b
 	for _, m := range []*mq.Message{
 		{CorrelID: tagID(c.key, ciTagLive), Format: FormatLive, Body: b, Persistence: c.persistence()},
 		{CorrelID: tagID(c.key, ciTagRecord), Format: FormatState, Body: b, Persistence: c.persistence()},
@@ -479,12 +486,18 @@ func (c *Ctx) writeRecord() error {
 		return c.fail(err)
 	}
 	id := tagID(c.key, ciTagRecord)
-	if _, err := q.Get(mq.GetOptions{Syncpoint: true, CorrelID: &id}); err != nil {
+	old, err := q.Get(mq.GetOptions{Syncpoint: true, CorrelID: &id})
+	if err != nil {
 		return c.fail(fmt.Errorf("request: the state record of %s: %w", c.req.ID, err))
 	}
-	if err := q.Put(&mq.Message{CorrelID: id, Format: FormatState, Body: c.encoded(), Persistence: c.persistence()}, mq.PutOptions{Syncpoint: true}); err != nil {
+	if !bytes.Equal(old.Body, c.last) {
+		return c.fail(fmt.Errorf("%w: the state record of %s changed under it", ErrTakenOver, c.req.ID))
+	}
+	b := c.encoded()
+	if err := q.Put(&mq.Message{CorrelID: id, Format: FormatState, Body: b, Persistence: c.persistence()}, mq.PutOptions{Syncpoint: true}); err != nil {
 		return c.fail(fmt.Errorf("request: the state record of %s: %w", c.req.ID, err))
 	}
+	c.next = b
 	return nil
 }
 
@@ -499,6 +512,9 @@ func (c *Ctx) commitRecord() error {
 func (c *Ctx) commit() error {
 	if err := c.w.w.c.Commit(); err != nil {
 		return c.fail(fmt.Errorf("request: commit a step of %s: %w", c.req.ID, err))
+	}
+	if c.next != nil {
+		c.last, c.next = c.next, nil
 	}
 	return nil
 }

@@ -61,6 +61,17 @@
 // than the member's --uow-max-age (default 10 minutes) is backed out and
 // its connection broken, which to the request is a failure.
 //
+// Such a failure breaks L alone: the worker goes on with W until its next
+// step while another run takes the request over. So every step's unit of
+// work checks that the record it replaces is the one its run last read or
+// committed (byte for byte), and a run that finds another one gets
+// ErrTakenOver: its step is backed out and it writes nothing more. Every
+// taker changes the record before anything else (attempts, or status),
+// so the run that lost its lock is fenced from the taker's first commit.
+// (The lead's design let only the lock holder write, which a lock lost
+// behind the holder's back does not ensure: two runs both sent final
+// replies.)
+//
 // The state of a request lives on the group-wide state queue
 // (DefaultStateQueue), as three kinds of message whose CorrelID is the
 // request's key and a tag (the table above ciSize):

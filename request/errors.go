@@ -26,6 +26,12 @@ var (
 	// abruptly) while the request ran; the request goes back to the
 	// input queue and is taken again, as its mode says.
 	ErrAbandoned = errors.New("request: the request was abandoned by its manager")
+	// ErrTakenOver: the request's state record is not the one this run
+	// last wrote: its lock (the request message held on L) was backed
+	// out, by the member's --uow-max-age or a revocation of that
+	// connection, and another run took the request over. This run may
+	// not write anything more of it; its step is backed out.
+	ErrTakenOver = errors.New("request: the request was taken over by another run")
 	// ErrCallTimeout is matched (errors.Is) by every *CallTimeoutError.
 	ErrCallTimeout = errors.New("request: call timed out")
 )

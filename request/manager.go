@@ -369,10 +369,11 @@ func (w *worker) handle(msg *mq.Message) error {
 		mode = cfg.DefaultMode
 	}
 	c := &Ctx{w: w, req: req, key: KeyOf(id)}
-	rec, err := w.readRecord(c.key)
+	rec, raw, err := w.readRecord(c.key)
 	if err != nil {
 		return err
 	}
+	c.last = raw
 	switch {
 	case rec == nil:
 		// Never started (or started and failed before its first commit,
@@ -437,30 +438,31 @@ func (w *worker) reject(msg *mq.Message, why error) error {
 	return w.l.c.Commit()
 }
 
-// readRecord browses the state queue for the request's record (nil: none).
-func (w *worker) readRecord(k Key) (*Record, error) {
+// readRecord browses the state queue for the request's record (nil: none),
+// and gives its bytes too (the run's fence: Ctx.last).
+func (w *worker) readRecord(k Key) (*Record, []byte, error) {
 	return browseRecord(w.w, w.m.cfg.StateQueue, tagID(k, ciTagRecord))
 }
 
-func browseRecord(h *handles, queue string, correl [24]byte) (*Record, error) {
+func browseRecord(h *handles, queue string, correl [24]byte) (*Record, []byte, error) {
 	q, err := h.open(queue, optBrows)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	cur, err := q.Browse()
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	m, err := cur.Next(mq.GetOptions{CorrelID: &correl})
 	if errors.Is(err, mq.ErrNoMessage) {
-		return nil, nil
+		return nil, nil, nil
 	}
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	rec, err := ParseRecord(m.Body)
 	if err != nil {
-		return nil, fmt.Errorf("request: the state record on %s: %w", queue, err)
+		return nil, nil, fmt.Errorf("request: the state record on %s: %w", queue, err)
 	}
-	return rec, nil
+	return rec, m.Body, nil
 }
