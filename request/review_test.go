@@ -5,6 +5,7 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -218,4 +219,52 @@ func (e *env) waitEnded2(id request.ID) facts {
 		return !f.live && !f.onInput && f.onReplyQ == 0
 	})
 	return f
+}
+
+// TestStateRecordTooBig: a recoverable request whose journal outgrows the
+// state queue's MAXMSGL (here a saved value bigger than it) cannot record
+// its progress: it must end, with exactly one final reply saying why,
+// instead of being abandoned and taken again for ever.
+func TestStateRecordTooBig(t *testing.T) {
+	e := newEnv(t)
+	if out, err := e.g.MQSC("QM1", "ALTER QLOCAL("+request.DefaultStateQueue+") MAXMSGL(4096)"); err != nil {
+		t.Fatalf("%v %s", err, out)
+	}
+	var mu sync.Mutex
+	ended := map[request.ID]request.Status{}
+	var saveErr error
+	e.startManager("QM1", request.Config{
+		Name: "RMX", Workers: 1, CancelCheck: 20 * time.Millisecond, SweepInterval: 50 * time.Millisecond, ReconnectWait: 20 * time.Millisecond,
+		Program: func(ctx *request.Ctx, req *request.Request) error {
+			if err := ctx.Save("big", bytes.Repeat([]byte("x"), 5000)); err != nil {
+				mu.Lock()
+				saveErr = err
+				mu.Unlock()
+				return err
+			}
+			return ctx.FinalReply([]byte("saved"))
+		},
+		Ended: func(id request.ID, how request.Status) {
+			mu.Lock()
+			ended[id] = how
+			mu.Unlock()
+		},
+	})
+	id := e.put(request.ModeRecoverable, "ok")
+	waitFor(t, 20*time.Second, "the request to end", func() bool {
+		mu.Lock()
+		defer mu.Unlock()
+		_, ok := ended[id]
+		return ok
+	})
+	f := e.waitEnded2(id)
+	if len(f.finals) != 1 || !strings.HasPrefix(f.finals[0], request.FormatFailed+":") {
+		t.Errorf("final replies %q, want one %s", f.finals, request.FormatFailed)
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	t.Logf("Save: %v", saveErr)
+	if f.tomb != nil && len(f.tomb.Encode()) > 4096 {
+		t.Errorf("tombstone of %d bytes", len(f.tomb.Encode()))
+	}
 }
