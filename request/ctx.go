@@ -37,6 +37,12 @@ type Ctx struct {
 	// to replace a record that is not last (ErrTakenOver), which fences
 	// a run whose lock was backed out from the one that took over.
 	last, next []byte
+	// doomed: a step could not be recorded (ErrStateTooBig); the run
+	// fails, as its mode says, when the program returns.
+	doomed error
+	// ending: the record is written as ended: without the journal's
+	// values, which no replay needs any more.
+	ending bool
 }
 
 // CallOptions control a call.
@@ -373,6 +379,9 @@ func (c *Ctx) live() error {
 	if c.fatal != nil {
 		return c.fatal
 	}
+	if c.doomed != nil {
+		return c.doomed
+	}
 	if c.cancelled {
 		return ErrCancelled
 	}
@@ -453,6 +462,14 @@ func (c *Ctx) storedJournal() ([]Entry, uint32) {
 func (c *Ctx) encoded() []byte {
 	r := *c.rec
 	r.Journal, r.FinalIdx = c.storedJournal()
+	if c.ending {
+		j := make([]Entry, len(r.Journal))
+		for i, e := range r.Journal {
+			e.Value = nil
+			j[i] = e
+		}
+		r.Journal = j
+	}
 	r.Updated = time.Now()
 	r.Step = c.step
 	r.Manager = c.w.m.cfg.Name
@@ -494,11 +511,40 @@ func (c *Ctx) writeRecord() error {
 		return c.fail(fmt.Errorf("%w: the state record of %s changed under it", ErrTakenOver, c.req.ID))
 	}
 	b := c.encoded()
+	if max := q.Def().MaxMsgL; max > 0 && len(b) > max {
+		return c.tooBig(fmt.Errorf("%w: %d bytes, %s has MAXMSGL(%d)", ErrStateTooBig, len(b), q.Name(), max))
+	}
 	if err := q.Put(&mq.Message{CorrelID: id, Format: FormatState, Body: b, Persistence: c.persistence()}, mq.PutOptions{Syncpoint: true}); err != nil {
+		if mq.ReasonOf(err) == mq.RCMsgTooBigForQ {
+			return c.tooBig(fmt.Errorf("%w: %w", ErrStateTooBig, err))
+		}
 		return c.fail(fmt.Errorf("request: the state record of %s: %w", c.req.ID, err))
 	}
 	c.next = b
 	return nil
+}
+
+// tooBig backs out the step whose record cannot be written (err) and
+// dooms the run: the program gets err from this step and every later one,
+// and the request, back to its last committed state, fails as its mode
+// says when the program returns. Taking it again would only replay it to
+// the same step.
+func (c *Ctx) tooBig(err error) error {
+	if c.ending {
+		return c.fail(err) // ended, it cannot be smaller: a configuration error
+	}
+	if berr := c.w.w.c.Backout(); berr != nil {
+		return c.fail(berr)
+	}
+	c.next = nil
+	rec, perr := ParseRecord(c.last)
+	if perr != nil {
+		return c.fail(fmt.Errorf("request: the state record of %s as last committed: %w", c.req.ID, perr))
+	}
+	c.rec, c.journal, c.pos = rec, rec.Journal, len(rec.Journal)
+	c.doomed = err
+	c.w.m.cfg.Log.Error("request state too big: the run fails", "manager", c.w.m.cfg.Name, "request", c.req.ID, "err", err)
+	return err
 }
 
 // commitRecord writes the record and commits.
@@ -530,6 +576,9 @@ func (c *Ctx) run() error {
 		if c.fatal != nil {
 			return c.fatal
 		}
+		if c.doomed != nil {
+			err = c.doomed
+		}
 		if c.cancelled || errors.Is(err, ErrCancelled) {
 			return c.cancelEnd()
 		}
@@ -559,7 +608,7 @@ func (c *Ctx) runProgram() (err error) {
 			err = fmt.Errorf("request: the program panicked: %v", r)
 		}
 	}()
-	c.pos, c.saved, c.finalSent, c.step = 0, nil, false, ""
+	c.pos, c.saved, c.finalSent, c.step, c.doomed = 0, nil, false, "", nil
 	return c.w.m.cfg.Program(c, c.req)
 }
 
@@ -668,6 +717,7 @@ func (c *Ctx) end(status Status, r *sysReply) error {
 		c.journal = append(c.journal, Entry{Kind: EntryFinal})
 	}
 	c.rec.Status = status
+	c.ending = true
 	if err := c.writeRecord(); err != nil {
 		return err
 	}

@@ -111,6 +111,16 @@
 // the others. Intermediate replies (Reply) are not sent again on replay,
 // but a restartable request restarted from the top sends them again.
 //
+// The journal lives in the state record, one message: a recoverable
+// request's record holds every reply it took and every value it saved, so
+// it is bounded by the state queue's MAXMSGL. A step whose record would
+// be bigger is backed out and fails with ErrStateTooBig, as does every
+// later step of the run, and the request fails as its mode says (a
+// recoverable one ends with a FormatFailed reply): taking it again would
+// only replay it to the same step. Keep big payloads out of the journal
+// (save a reference, not the bytes). A record marked ended keeps no
+// values (no replay needs them), so neither does a tombstone.
+//
 // A program that returns an error: a non-recoverable request is purged, a
 // restartable one restarts (or gets its FormatRetried reply), a
 // recoverable one ends with a FormatFailed final reply unless it sent its

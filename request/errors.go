@@ -32,6 +32,12 @@ var (
 	// connection, and another run took the request over. This run may
 	// not write anything more of it; its step is backed out.
 	ErrTakenOver = errors.New("request: the request was taken over by another run")
+	// ErrStateTooBig: the request's state record (its journal: every
+	// reply and saved value of a recoverable request) would be bigger
+	// than the state queue's MAXMSGL. The step is backed out, and every
+	// later step of the run fails with it too: the run fails as its mode
+	// says (a recoverable request ends with a FormatFailed reply).
+	ErrStateTooBig = errors.New("request: the state record would be bigger than the state queue's MAXMSGL")
 	// ErrCallTimeout is matched (errors.Is) by every *CallTimeoutError.
 	ErrCallTimeout = errors.New("request: call timed out")
 )

@@ -3,6 +3,7 @@ package request_test
 import (
 	"bytes"
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"strings"
@@ -263,7 +264,9 @@ func TestStateRecordTooBig(t *testing.T) {
 	}
 	mu.Lock()
 	defer mu.Unlock()
-	t.Logf("Save: %v", saveErr)
+	if !errors.Is(saveErr, request.ErrStateTooBig) {
+		t.Errorf("Save: %v, want ErrStateTooBig", saveErr)
+	}
 	if f.tomb != nil && len(f.tomb.Encode()) > 4096 {
 		t.Errorf("tombstone of %d bytes", len(f.tomb.Encode()))
 	}
