@@ -271,3 +271,53 @@ func TestStateRecordTooBig(t *testing.T) {
 		t.Errorf("tombstone of %d bytes", len(f.tomb.Encode()))
 	}
 }
+
+// TestReplayReturnsEarly: a program that is not deterministic and, when
+// its request is resumed, returns before it replayed its whole journal
+// (here: it saved "a" and "b" and waited for a call the first time, and
+// only saves "a" the second) did something other than its journal: it
+// gets ErrNondeterministic, and the recoverable request ends with a
+// failure reply, not silently as if it had succeeded.
+func TestReplayReturnsEarly(t *testing.T) {
+	e := newEnv(t)
+	prog := func(ctx *request.Ctx, req *request.Request) error {
+		if err := ctx.Save("a", []byte("1")); err != nil {
+			return err
+		}
+		if ctx.Attempt() > 1 {
+			return nil // the second run forgets the rest
+		}
+		if err := ctx.Save("b", []byte("2")); err != nil {
+			return err
+		}
+		ctx.Step("waiting")
+		if _, err := ctx.Call("NOANSWER", nil, request.CallOptions{Timeout: time.Minute}); err != nil {
+			return err
+		}
+		return ctx.FinalReply([]byte("done"))
+	}
+	cfg := request.Config{Name: "RM1", Workers: 1, CancelCheck: 20 * time.Millisecond, SweepInterval: 50 * time.Millisecond, ReconnectWait: 20 * time.Millisecond, Program: prog}
+	m1 := e.startManager("QM1", cfg)
+	id := e.put(request.ModeRecoverable, "ok")
+	waitFor(t, 10*time.Second, "the request to wait for its call", func() bool {
+		rs, err := request.List(e.c, "")
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, r := range rs {
+			if r.RequestID == id && r.Step == "waiting" && len(r.Pending) == 1 {
+				return true
+			}
+		}
+		return false
+	})
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	m1.Stop(ctx) // abandons the request: it goes back to the input queue
+	cfg.Name = "RM2"
+	e.startManager("QM1", cfg)
+	f := e.waitEnded2(id)
+	if len(f.finals) != 1 || !strings.HasPrefix(f.finals[0], request.FormatFailed+":") || !strings.Contains(f.finals[0], request.ErrNondeterministic.Error()) {
+		t.Errorf("final replies %q, want one %s saying %q", f.finals, request.FormatFailed, request.ErrNondeterministic)
+	}
+}
