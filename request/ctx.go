@@ -582,6 +582,11 @@ func (c *Ctx) run() error {
 		if c.cancelled || errors.Is(err, ErrCancelled) {
 			return c.cancelEnd()
 		}
+		if c.Replaying() {
+			// It returned before the end of its journal: the first run
+			// went on from here, so this one is not the same program.
+			err = fmt.Errorf("%w: it returned (%v) at entry %d of the %d of its journal", ErrNondeterministic, err, c.pos, len(c.journal))
+		}
 		if err == nil {
 			return c.end(StatusDone, nil)
 		}
