@@ -65,3 +65,39 @@ func TestDisplayRequests(t *testing.T) {
 		t.Fatalf("%+v", r)
 	}
 }
+
+// TestDisplayRequestsHostileText: the manager name and step label of a
+// state record are bytes any application that can put to the state queue
+// wrote: DISPLAY REQUESTS shows their control characters and invalid
+// UTF-8 escaped, so that they cannot forge lines of its output (another
+// request) or drive the terminal.
+func TestDisplayRequestsHostileText(t *testing.T) {
+	dir := t.TempDir()
+	m := startGoldenMember(t, dir)
+	if r := m.Exec(request.Definitions()); !r.OK {
+		t.Fatal(r.Error)
+	}
+	c, err := mq.Connect(mq.ConnectOptions{Group: "T", DataDir: dir + "/data", CFDir: dir + "/cf", QMgr: "QM1"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Disconnect()
+	q, err := c.Open(request.DefaultStateQueue, mq.OpenOptions{Output: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	id, _ := request.ParseID("0123456789abcdef0123456789abcdef0123456789abcdef")
+	rec := &request.Record{Mode: request.ModeRecoverable, Status: request.StatusRunning, Attempts: 1, NextSeq: 1, RequestID: id,
+		Created: time.Now(), Updated: time.Now(), Manager: "RM\x1b[2J\xff", Step: "HOTEL\n   REQID(FEEDFACE) MANAGER(FAKE)\r"}
+	if err := q.Put(&mq.Message{Format: request.FormatState, Body: rec.Encode()}, mq.PutOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	r := m.Exec("DISPLAY REQUESTS")
+	if !r.OK {
+		t.Fatal(r.Error)
+	}
+	lines := strings.Split(strings.TrimSuffix(r.Text, "\n"), "\n")
+	if len(lines) != 6 || strings.ContainsAny(r.Text, "\x1b\r\xff") || strings.Contains(r.Text, "\n   REQID(FEEDFACE)") {
+		t.Fatalf("DISPLAY REQUESTS shows the record's bytes as they are:\n%q", r.Text)
+	}
+}
