@@ -3,8 +3,11 @@ package mqsc
 import (
 	"errors"
 	"fmt"
+	"strconv"
 	"strings"
 	"time"
+	"unicode"
+	"unicode/utf8"
 
 	"github.com/qmgr/qmgr/defs"
 	"github.com/qmgr/qmgr/lockfree"
@@ -75,11 +78,33 @@ func displayRequests(env Env, c Command) ([]Result, error) {
 			if c.Name != "*" && !defs.Match(c.Name, rid) {
 				continue
 			}
-			out = append(out, requestObj{id: rid, manager: r.Manager, mode: r.Mode.String(), status: r.Status.String(), step: r.Step,
+			out = append(out, requestObj{id: rid, manager: shownText(r.Manager), mode: r.Mode.String(), status: r.Status.String(), step: shownText(r.Step),
 				attempts: int64(r.Attempts), pending: int64(len(r.Pending)),
 				age: int64(now.Sub(r.Created) / time.Second), idle: int64(now.Sub(r.Updated) / time.Second)})
 		}
 	})
+}
+
+// shownText is s, text from a state record (bytes any application that
+// can put to the state queue wrote), with its control characters and
+// invalid UTF-8 escaped as Go does (\n, \x1b, \xff), so that it cannot
+// break DISPLAY's lines or drive a terminal. A backslash is shown as it is.
+func shownText(s string) string {
+	var b strings.Builder
+	for i := 0; i < len(s); {
+		r, n := utf8.DecodeRuneInString(s[i:])
+		switch {
+		case r == utf8.RuneError && n <= 1:
+			fmt.Fprintf(&b, `\x%02x`, s[i])
+		case unicode.IsControl(r) || r == '\u2028' || r == '\u2029':
+			q := strconv.QuoteRune(r)
+			b.WriteString(q[1 : len(q)-1])
+		default:
+			b.WriteString(s[i : i+n])
+		}
+		i += n
+	}
+	return b.String()
 }
 
 // cancelRequest puts a cancel of request c.Name (48 hex digits) on the
