@@ -6,11 +6,14 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"os"
+	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
 	"time"
 
+	"github.com/qmgr/qmgr/crashpoint"
 	"github.com/qmgr/qmgr/mq"
 	"github.com/qmgr/qmgr/request"
 )
@@ -319,5 +322,50 @@ func TestReplayReturnsEarly(t *testing.T) {
 	f := e.waitEnded2(id)
 	if len(f.finals) != 1 || !strings.HasPrefix(f.finals[0], request.FormatFailed+":") || !strings.Contains(f.finals[0], request.ErrNondeterministic.Error()) {
 		t.Errorf("final replies %q, want one %s saying %q", f.finals, request.FormatFailed, request.ErrNondeterministic)
+	}
+}
+
+// TestStrayForEndedButNotRemoved: a reply that comes for a request whose
+// record says it ended (purged here) but which is still there (its
+// manager died between its last two commits, and nobody took it yet) is
+// moved saying how the request ended (PURGED), not TIMED_OUT.
+func TestStrayForEndedButNotRemoved(t *testing.T) {
+	e := newEnv(t)
+	if out, err := e.g.MQSC("QM1", "DEFINE QLOCAL(OTHER.IN)"); err != nil {
+		t.Fatalf("%v %s", err, out)
+	}
+	e.start("server", "QM1", nil)
+	once := filepath.Join(t.TempDir(), "hit")
+	id := e.put(request.ModeNonRecoverable, "fail")
+	a := e.start("manager", "QM1", []string{crashpoint.EnvVar + "=request.done.committed:1", crashpoint.OnceVar + "=" + once})
+	<-a.done
+	if _, err := os.Stat(once); err != nil {
+		t.Fatalf("the crash point was not reached: %v\n%s", err, a.p.Log())
+	}
+	// A late reply of the request's (a call it never waited for).
+	rq, err := e.c.Open(request.DefaultReplyQueue, mq.OpenOptions{Output: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rq.Close()
+	late := request.CallID{Key: request.KeyOf(id), Attempt: 1, Seq: 2}.Bytes()
+	if err := rq.Put(&mq.Message{CorrelID: late, Body: []byte("late")}, mq.PutOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	// A manager of another input queue: only its sweeper sees the request.
+	e.startManager("QM1", request.Config{Name: "RMS", Input: "OTHER.IN", SweepInterval: 50 * time.Millisecond,
+		Program: func(*request.Ctx, *request.Request) error { return nil }})
+	var h request.UnexpectedHeader
+	waitFor(t, 10*time.Second, "the late reply moved", func() bool {
+		for _, m := range e.browse(request.DefaultUnexpectedQueue) {
+			if hh, _, err := request.ParseUnexpectedHeader(m.Body); err == nil && hh.CorrelID == late {
+				h = hh
+				return true
+			}
+		}
+		return false
+	})
+	if h.Reason != request.ReasonPurged || h.RequestID != id {
+		t.Errorf("moved as %v of request %s, want PURGED of %s", h.Reason, h.RequestID, id)
 	}
 }
