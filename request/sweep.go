@@ -103,7 +103,12 @@ func (sw *sweeper) sweep() (int, error) {
 				}
 				reqID = st.rec.RequestID
 				reason = ReasonTimedOut
-				if c.Attempt < st.rec.Attempts && st.rec.Mode == ModeRestartable {
+				switch {
+				case st.rec.Status >= StatusDone:
+					// Ended, not removed yet (its manager died between its
+					// last two commits): as its tombstone will say.
+					reason = endReason(st.rec, c)
+				case c.Attempt < st.rec.Attempts && st.rec.Mode == ModeRestartable:
 					reason = ReasonStaleAttempt
 				}
 			case st.tomb != nil:
