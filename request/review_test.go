@@ -369,3 +369,56 @@ func TestStrayForEndedButNotRemoved(t *testing.T) {
 		t.Errorf("moved as %v of request %s, want PURGED of %s", h.Reason, h.RequestID, id)
 	}
 }
+
+// TestServePoisonReplyTo: a call whose reply-to queue does not exist is a
+// poison message for its server, as a call whose handler fails: Serve
+// backs it out and goes on (the queue's BOTHRESH moves it aside) instead
+// of returning, which stopped every server that took it, one after the
+// other.
+func TestServePoisonReplyTo(t *testing.T) {
+	e := newEnv(t)
+	q, err := e.c.Open("FLIGHT", mq.OpenOptions{Output: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer q.Close()
+	bad := &mq.Message{CorrelID: [24]byte{1}, ReplyToQ: "NO.SUCH.REPLYQ", Body: []byte("bad")}
+	good := &mq.Message{CorrelID: [24]byte{2}, ReplyToQ: clientQ, Body: []byte("good")}
+	for _, m := range []*mq.Message{bad, good} {
+		if err := q.Put(m, mq.PutOptions{}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	conn, err := mq.Connect(e.connect("QM1"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Disconnect()
+	ctx, cancel := context.WithCancel(context.Background())
+	served := make(chan error, 1)
+	go func() {
+		served <- request.Serve(ctx, conn, "FLIGHT", func(call *mq.Message) ([]byte, error) {
+			return append([]byte("re:"), call.Body...), nil
+		})
+	}()
+	waitFor(t, 10*time.Second, "the good call's reply, or Serve to return", func() bool {
+		select {
+		case err := <-served:
+			t.Fatalf("Serve returned: %v", err)
+		default:
+		}
+		for _, m := range e.browse(clientQ) {
+			if m.CorrelID == good.CorrelID {
+				return true
+			}
+		}
+		return false
+	})
+	if n := len(e.browse("FLIGHT.BO")); n != 1 {
+		t.Errorf("%d calls on FLIGHT.BO, want the bad one", n)
+	}
+	cancel()
+	if err := <-served; err != nil {
+		t.Errorf("Serve: %v", err)
+	}
+}
