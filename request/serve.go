@@ -28,8 +28,11 @@ type Handler func(call *mq.Message) (reply []byte, err error)
 // once with respect to the server's unit of work: if the server dies
 // before the commit, nothing of it happened and the call is taken again;
 // after, the call is gone and its reply is out. An error from h backs the
-// call out (it is taken again, its backout count raised): give the queue
-// a BOTHRESH and BOQNAME so that a call that always fails is moved aside.
+// call out (it is taken again, its backout count raised), and so does a
+// reply-to queue that cannot take the reply for good (it does not exist):
+// give the queue a BOTHRESH and BOQNAME so that a call that always fails
+// is moved aside. Other errors of the reply's put (a full queue) back the
+// call out and end Serve.
 func Serve(ctx context.Context, conn *mq.Conn, queue string, h Handler) error {
 	q, err := conn.Open(queue, mq.OpenOptions{Input: true})
 	if err != nil {
@@ -39,6 +42,11 @@ func Serve(ctx context.Context, conn *mq.Conn, queue string, h Handler) error {
 	var intr mq.Interrupter
 	defer context.AfterFunc(ctx, intr.Interrupt)()
 	outs := map[string]*mq.Queue{}
+	defer func() {
+		for _, o := range outs {
+			o.Close()
+		}
+	}()
 	for {
 		call, err := q.Get(mq.GetOptions{Syncpoint: true, Wait: mq.WaitForever, Interrupt: &intr})
 		if errors.Is(err, mq.ErrInterrupted) {
@@ -56,21 +64,16 @@ func Serve(ctx context.Context, conn *mq.Conn, queue string, h Handler) error {
 			continue
 		}
 		if call.ReplyToQ != "" {
-			out := outs[call.ReplyToQ]
-			if out == nil {
-				if out, err = conn.Open(call.ReplyToQ, mq.OpenOptions{Output: true}); err != nil {
-					conn.Backout()
-					return fmt.Errorf("request: serve %s: open reply queue %s: %w", queue, call.ReplyToQ, err)
+			if err := putServeReply(conn, outs, call, reply); err != nil {
+				if berr := conn.Backout(); berr != nil {
+					return fmt.Errorf("request: serve %s: back out a call whose reply failed (%v): %w", queue, err, berr)
 				}
-				outs[call.ReplyToQ] = out
-			}
-			p := mq.NotPersistent
-			if call.Persistent {
-				p = mq.Persistent
-			}
-			if err := out.Put(&mq.Message{CorrelID: call.CorrelID, Body: reply, Persistence: p}, mq.PutOptions{Syncpoint: true}); err != nil {
-				conn.Backout()
-				return fmt.Errorf("request: serve %s: reply to %s: %w", queue, call.ReplyToQ, err)
+				if undeliverable(err) {
+					// A poison call, as one whose handler fails: taken
+					// again, and moved aside at the queue's BOTHRESH.
+					continue
+				}
+				return fmt.Errorf("request: serve %s: %w", queue, err)
 			}
 		}
 		cpServeReplied.Hit()
@@ -79,6 +82,27 @@ func Serve(ctx context.Context, conn *mq.Conn, queue string, h Handler) error {
 		}
 		cpServeCommitted.Hit()
 	}
+}
+
+// putServeReply puts the reply of call to its reply-to queue, under
+// syncpoint, opening it (and keeping it in outs) the first time.
+func putServeReply(conn *mq.Conn, outs map[string]*mq.Queue, call *mq.Message, reply []byte) error {
+	out := outs[call.ReplyToQ]
+	if out == nil {
+		var err error
+		if out, err = conn.Open(call.ReplyToQ, mq.OpenOptions{Output: true}); err != nil {
+			return fmt.Errorf("open reply queue %s: %w", call.ReplyToQ, err)
+		}
+		outs[call.ReplyToQ] = out
+	}
+	p := mq.NotPersistent
+	if call.Persistent {
+		p = mq.Persistent
+	}
+	if err := out.Put(&mq.Message{CorrelID: call.CorrelID, Body: reply, Persistence: p}, mq.PutOptions{Syncpoint: true}); err != nil {
+		return fmt.Errorf("reply to %s: %w", call.ReplyToQ, err)
+	}
+	return nil
 }
 
 func runHandler(h Handler, call *mq.Message) (reply []byte, err error) {
