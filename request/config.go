@@ -56,8 +56,10 @@ type Config struct {
 	// no sweeper (another manager's does it).
 	SweepInterval time.Duration
 	// CancelGrace is how old a cancel must be before the sweeper moves it
-	// as one for an unknown request (a request just taken has no state
-	// yet); default 30 s.
+	// as one for an unknown request (a request not taken yet has no
+	// state); default 30 s. A cancel of a request that waits on its input
+	// queue longer than that is lost: make it longer than the longest
+	// backlog.
 	CancelGrace time.Duration
 	// TombstoneTTL is how long the tombstone of a request that ended with
 	// replies possibly still to come stays on the state queue, for the

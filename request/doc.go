@@ -159,8 +159,10 @@
 // its call timed out, or of an earlier attempt), messages on the reply
 // queue that are not replies, and cancels of requests not in flight (one
 // for a request not known to have ended only after Config.CancelGrace: a
-// request just taken has no state yet, so a cancel put while no manager
-// ran for longer than that is lost). It reads the replies first and the
+// request not taken yet has no state, so a cancel of a request that waits
+// on its input queue longer than that, because no manager runs or because
+// they are all busy with a backlog, is moved and lost: the request runs).
+// It reads the replies first and the
 // state queue after; a call is recorded pending in the unit of work that
 // sends it and never becomes pending again once it is not, so a reply not
 // pending in a record read after it was seen is a stray for good.
