@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/qmgr/qmgr/crashpoint"
+	"github.com/qmgr/qmgr/lockfree"
 	"github.com/qmgr/qmgr/mq"
 	"github.com/qmgr/qmgr/request"
 )
@@ -421,4 +422,123 @@ func TestServePoisonReplyTo(t *testing.T) {
 	if err := <-served; err != nil {
 		t.Errorf("Serve: %v", err)
 	}
+}
+
+// failAndRecover fails the application structure APPL1 (the loss of a CF
+// structure: its non-persistent messages are gone) and recovers it.
+func (e *env) failAndRecover() {
+	e.t.Helper()
+	s, err := lockfree.Attach(e.cfg.CFDir, "APPL1")
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	s.Fail()
+	s.Close()
+	waitFor(e.t, 30*time.Second, "APPL1 recovered", func() bool {
+		out, _ := e.g.MQSC("QM1", "DISPLAY CFSTATUS(APPL1)")
+		if strings.Contains(out, "STATUS(ACTIVE)") {
+			return true
+		}
+		e.g.MQSC("QM1", "RECOVER CFSTRUCT(APPL1)")
+		return false
+	})
+}
+
+// TestStructureFailureAfterFinalReply: a restartable request whose request
+// message is persistent, and which sent its final reply (the requester
+// took it), survives the loss of the structure as its mode says: it
+// restarts from its final reply, which is not sent again. Its state must
+// be as persistent as its request message: a state lost with the
+// structure while the request comes back makes it start again from the
+// top, a second final reply.
+func TestStructureFailureAfterFinalReply(t *testing.T) {
+	e := newEnv(t)
+	e.start("server", "QM1", nil)
+	var mu sync.Mutex
+	ended := map[request.ID]request.Status{}
+	var logs lockedBuffer
+	e.startManager("QM1", request.Config{
+		Name: "RMX", Workers: 1, CancelCheck: 20 * time.Millisecond, SweepInterval: 50 * time.Millisecond, ReconnectWait: 20 * time.Millisecond,
+		Log: slog.New(slog.NewTextHandler(&logs, nil)),
+		Program: func(ctx *request.Ctx, req *request.Request) error {
+			if _, err := ctx.Call("FLIGHT", req.Body, request.CallOptions{Timeout: 5 * time.Second}); err != nil {
+				return err
+			}
+			if err := ctx.FinalReply([]byte("booked")); err != nil {
+				return err
+			}
+			ctx.Step("waiting")
+			ctx.Call("NOANSWER", nil, request.CallOptions{Timeout: 3 * time.Second})
+			return nil
+		},
+		Ended: func(id request.ID, how request.Status) {
+			mu.Lock()
+			ended[id] = how
+			mu.Unlock()
+		},
+	})
+	q, err := e.c.Open(inputQ, mq.OpenOptions{Output: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	m := &mq.Message{Format: request.FormatRequest, Body: request.RequestHeader{Mode: request.ModeRestartable}.Encode([]byte("ok")), ReplyToQ: clientQ, Persistence: mq.Persistent}
+	if err := q.Put(m, mq.PutOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	q.Close()
+	id := request.ID(m.MsgID)
+	waitFor(t, 10*time.Second, "the final reply sent, the request waiting", func() bool {
+		rs, err := request.List(e.c, "")
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, r := range rs {
+			if r.RequestID == id && r.Status == request.StatusFinalReplied && r.Step == "waiting" {
+				return true
+			}
+		}
+		return false
+	})
+	finals := 0
+	takeFinals := func(c *mq.Conn) {
+		cq, err := c.Open(clientQ, mq.OpenOptions{Input: true})
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer cq.Close()
+		for {
+			r, err := cq.Get(mq.GetOptions{CorrelID: (*[24]byte)(&id)})
+			if errors.Is(err, mq.ErrNoMessage) {
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			if request.IsFinalFormat(r.Format) {
+				finals++
+			}
+		}
+	}
+	takeFinals(e.c) // the requester takes its final reply
+	if finals != 1 {
+		t.Fatalf("%d final replies before the failure", finals)
+	}
+	e.failAndRecover()
+	e.start("server", "QM1", nil) // the first one stopped with the structure
+	c, err := mq.Connect(e.connect("QM1"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Disconnect()
+	waitFor(t, 60*time.Second, "the request to end", func() bool {
+		mu.Lock()
+		defer mu.Unlock()
+		_, ok := ended[id]
+		return ok
+	})
+	takeFinals(c)
+	if finals != 1 {
+		t.Errorf("%d final replies, want one: the request started again from the top", finals)
+	}
+	t.Logf("the manager connected %d times", strings.Count(logs.String(), "request manager connected"))
 }
