@@ -43,6 +43,8 @@ type Ctx struct {
 	// ending: the record is written as ended: without the journal's
 	// values, which no replay needs any more.
 	ending bool
+	// persistent: the request message is persistent (persistence).
+	persistent bool
 }
 
 // CallOptions control a call.
@@ -365,9 +367,12 @@ func (c *Ctx) putReply(format string, body []byte) error {
 }
 
 // persistence of what a request writes: a recoverable request's messages
-// survive the loss of a structure too.
+// survive the loss of a structure too, and so do those of a request whose
+// request message does (persistent): a request that comes back after the
+// loss of its structure must find its state, or it would run again from
+// the top (a second final reply, a non-recoverable request not purged).
 func (c *Ctx) persistence() mq.Persistence {
-	if c.rec.Mode == ModeRecoverable {
+	if c.rec.Mode == ModeRecoverable || c.persistent {
 		return mq.Persistent
 	}
 	return mq.NotPersistent

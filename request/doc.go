@@ -41,6 +41,12 @@
 //     final reply goes out, sent in the unit of work that records it. Its
 //     messages are persistent (they survive the loss of a structure).
 //
+// A request of the other modes writes its state, calls and replies with
+// its request message's persistence: a persistent request that comes back
+// after the loss of its structure finds its state and recovers as its
+// mode says (purged; restarted, from its final reply if it sent it),
+// instead of running again from the top as if it were new.
+//
 // The seed's text stops after its third mode. No other mode is added: a
 // "checkpoint after each exchange" mode is what the recoverable mode
 // already does (each exchange commits), and compensation of completed

@@ -368,7 +368,7 @@ func (w *worker) handle(msg *mq.Message) error {
 	if mode == ModeDefault {
 		mode = cfg.DefaultMode
 	}
-	c := &Ctx{w: w, req: req, key: KeyOf(id)}
+	c := &Ctx{w: w, req: req, key: KeyOf(id), persistent: msg.Persistent}
 	rec, raw, err := w.readRecord(c.key)
 	if err != nil {
 		return err
