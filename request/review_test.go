@@ -542,3 +542,29 @@ func TestStructureFailureAfterFinalReply(t *testing.T) {
 	}
 	t.Logf("the manager connected %d times", strings.Count(logs.String(), "request manager connected"))
 }
+
+// TestStartRefusesReplyQueueBOTHRESH: a reply got and backed out (its
+// manager died after getting it, before its commit) is taken again by the
+// request's next run; with a BOTHRESH on the reply queue, mq would move it
+// to the backout queue instead, and a recoverable request would wait for
+// a reply that never comes, its call performed. Start refuses a reply
+// queue (or cancel queue) with a backout threshold, as it does the input
+// and state queues.
+func TestStartRefusesReplyQueueBOTHRESH(t *testing.T) {
+	e := newEnv(t)
+	for _, q := range []string{request.DefaultReplyQueue, request.DefaultCancelQueue} {
+		if out, err := e.g.MQSC("QM1", "ALTER QLOCAL("+q+") BOTHRESH(1) BOQNAME(PERFORMED)"); err != nil {
+			t.Fatalf("%v %s", err, out)
+		}
+		m, err := request.Start(request.Config{Connect: e.connect("QM1"), Input: inputQ, Program: func(*request.Ctx, *request.Request) error { return nil }})
+		if err == nil {
+			m.Stop(context.Background())
+			t.Errorf("Start accepted %s with BOTHRESH(1)", q)
+		} else if !strings.Contains(err.Error(), "BOTHRESH") {
+			t.Errorf("Start: %v, want a refusal naming BOTHRESH", err)
+		}
+		if out, err := e.g.MQSC("QM1", "ALTER QLOCAL("+q+") BOTHRESH(0)"); err != nil {
+			t.Fatalf("%v %s", err, out)
+		}
+	}
+}
