@@ -63,7 +63,8 @@
 // any member takes it and decides from its state record, as its mode says
 // (a manager whose member died connects again through another member).
 // That is why the input queue must have no backout threshold (Start
-// refuses one). It also bounds a request's run: a unit of work open longer
+// refuses one, and one on the state, reply and cancel queues, whose
+// messages are taken again after a backout too). It also bounds a request's run: a unit of work open longer
 // than the member's --uow-max-age (default 10 minutes) is backed out and
 // its connection broken, which to the request is a failure.
 //

@@ -82,8 +82,9 @@ func Start(cfg Config) (*Manager, error) {
 }
 
 // checkQueues makes sure every queue the manager uses exists and that
-// neither the input queue nor the state queue has a backout threshold
-// (which would move a request or a record away behind the manager's back).
+// none of the input, state, reply and cancel queues has a backout
+// threshold (which would move a request, a record, a reply or a cancel
+// away behind the manager's back: each is got again after a backout).
 func (m *Manager) checkQueues(c *mq.Conn) error {
 	for _, name := range []string{m.cfg.Input, m.cfg.StateQueue, m.cfg.ReplyQueue, m.cfg.CancelQueue, m.cfg.UnexpectedQueue} {
 		q, err := c.Open(name, mq.OpenOptions{Browse: true})
@@ -95,8 +96,8 @@ func (m *Manager) checkQueues(c *mq.Conn) error {
 		}
 		d := q.Def()
 		q.Close()
-		if (name == m.cfg.Input || name == m.cfg.StateQueue) && d.BOThresh > 0 {
-			return fmt.Errorf("request: queue %s has BOTHRESH(%d): a request manager's input and state queues must have none (the manager decides what becomes of a request that failed)", name, d.BOThresh)
+		if name != m.cfg.UnexpectedQueue && d.BOThresh > 0 {
+			return fmt.Errorf("request: queue %s has BOTHRESH(%d): a request manager's input, state, reply and cancel queues must have none (the manager decides what becomes of a request that failed, and takes again what a failure backed out)", name, d.BOThresh)
 		}
 	}
 	return nil
