@@ -100,6 +100,15 @@
 //     being withdrawn), so that the sweeper can say which request and why.
 //     A request that ended cleanly leaves nothing behind.
 //
+// A request's id is its request message's MsgID, so it must be unique:
+// put each request with a zero MsgID (mq generates one) and never put the
+// same mq.Message twice (Put leaves the generated MsgID in it). Two
+// request messages with one id are two locks on one state: taken at once,
+// each creates the state and runs, and a recoverable request then calls
+// its servers twice and may never end. The manager cannot tell a second
+// message from the first one coming back (a structure's recovery gives it
+// back with a backout count of 0).
+//
 // A request ends in two units of work: W marks the record ended (with the
 // manager's final reply, if any), then L removes the request message, the
 // record, the marker and any cancel together (leaving the tombstone).
