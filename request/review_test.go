@@ -19,9 +19,9 @@ import (
 	"github.com/qmgr/qmgr/request"
 )
 
-// putTo puts a request of mode with body whose reply-to queue is replyTo
+// reviewPutTo puts a request of mode with body whose reply-to queue is replyTo
 // and returns its id.
-func (e *env) putTo(mode request.Mode, body, replyTo string) request.ID {
+func (e *env) reviewPutTo(mode request.Mode, body, replyTo string) request.ID {
 	e.t.Helper()
 	q, err := e.c.Open(inputQ, mq.OpenOptions{Output: true})
 	if err != nil {
@@ -46,7 +46,7 @@ func TestUndeliverableManagerReply(t *testing.T) {
 	e.start("server", "QM1", nil)
 	e.start("manager", "QM1", nil)
 	const noQ = "NO.SUCH.REPLYQ"
-	cn := e.putTo(request.ModeRestartable, "wait", noQ)
+	cn := e.reviewPutTo(request.ModeRestartable, "wait", noQ)
 	waitFor(t, 10*time.Second, "the request to wait for its call", func() bool {
 		rs, err := request.List(e.c, "")
 		if err != nil {
@@ -62,8 +62,8 @@ func TestUndeliverableManagerReply(t *testing.T) {
 	if err := request.Cancel(e.c, "", cn); err != nil {
 		t.Fatal(err)
 	}
-	rc := e.putTo(request.ModeRecoverable, "fail", noQ)
-	rs := e.putTo(request.ModeRestartable, "fail", noQ)
+	rc := e.reviewPutTo(request.ModeRecoverable, "fail", noQ)
+	rs := e.reviewPutTo(request.ModeRestartable, "fail", noQ)
 	for _, c := range []struct {
 		id     request.ID
 		how    string
@@ -89,16 +89,16 @@ func TestUndeliverableManagerReply(t *testing.T) {
 	}
 }
 
-// startManager starts a request manager in the test's process, through
+// reviewManager starts a request manager in the test's process, through
 // member via, and stops it at the end of the test. Its log goes to the
 // test's log when the test fails.
-func (e *env) startManager(via string, cfg request.Config) *request.Manager {
+func (e *env) reviewManager(via string, cfg request.Config) *request.Manager {
 	e.t.Helper()
 	cfg.Connect = e.connect(via)
 	if cfg.Input == "" {
 		cfg.Input = inputQ
 	}
-	var logs lockedBuffer
+	var logs reviewLogBuffer
 	if cfg.Log == nil {
 		cfg.Log = slog.New(slog.NewTextHandler(&logs, nil))
 	}
@@ -118,18 +118,18 @@ func (e *env) startManager(via string, cfg request.Config) *request.Manager {
 	return m
 }
 
-type lockedBuffer struct {
+type reviewLogBuffer struct {
 	mu sync.Mutex
 	b  bytes.Buffer
 }
 
-func (l *lockedBuffer) Write(p []byte) (int, error) {
+func (l *reviewLogBuffer) Write(p []byte) (int, error) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	return l.b.Write(p)
 }
 
-func (l *lockedBuffer) String() string {
+func (l *reviewLogBuffer) String() string {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	return l.b.String()
@@ -153,7 +153,7 @@ func TestTakenOverWhileRunning(t *testing.T) {
 	}
 	release1, release2 := make(chan struct{}), make(chan struct{})
 	first := make(chan error, 1)
-	e.startManager("QM2", request.Config{
+	e.reviewManager("QM2", request.Config{
 		Name: "RMX", Workers: 2, CancelCheck: 20 * time.Millisecond, SweepInterval: 50 * time.Millisecond, ReconnectWait: 20 * time.Millisecond,
 		Program: func(ctx *request.Ctx, req *request.Request) error {
 			if err := ctx.Save("x", []byte("saved")); err != nil {
@@ -208,15 +208,15 @@ func TestTakenOverWhileRunning(t *testing.T) {
 		t.Fatal("the first run did not try its final reply")
 	}
 	close(release2)
-	f := e.waitEnded2(id)
+	f := e.reviewWaitGone(id)
 	if len(f.finals) != 1 {
 		t.Errorf("final replies %q, want one", f.finals)
 	}
 }
 
-// waitEnded2 waits until no message of request id is left in flight (for
+// reviewWaitGone waits until no message of request id is left in flight (for
 // managers of the test's own process, which print no ENDED line).
-func (e *env) waitEnded2(id request.ID) facts {
+func (e *env) reviewWaitGone(id request.ID) facts {
 	e.t.Helper()
 	var f facts
 	waitFor(e.t, 30*time.Second, "request "+id.String()+" to leave nothing in flight", func() bool {
@@ -238,7 +238,7 @@ func TestStateRecordTooBig(t *testing.T) {
 	var mu sync.Mutex
 	ended := map[request.ID]request.Status{}
 	var saveErr error
-	e.startManager("QM1", request.Config{
+	e.reviewManager("QM1", request.Config{
 		Name: "RMX", Workers: 1, CancelCheck: 20 * time.Millisecond, SweepInterval: 50 * time.Millisecond, ReconnectWait: 20 * time.Millisecond,
 		Program: func(ctx *request.Ctx, req *request.Request) error {
 			if err := ctx.Save("big", bytes.Repeat([]byte("x"), 5000)); err != nil {
@@ -262,7 +262,7 @@ func TestStateRecordTooBig(t *testing.T) {
 		_, ok := ended[id]
 		return ok
 	})
-	f := e.waitEnded2(id)
+	f := e.reviewWaitGone(id)
 	if len(f.finals) != 1 || !strings.HasPrefix(f.finals[0], request.FormatFailed+":") {
 		t.Errorf("final replies %q, want one %s", f.finals, request.FormatFailed)
 	}
@@ -301,7 +301,7 @@ func TestReplayReturnsEarly(t *testing.T) {
 		return ctx.FinalReply([]byte("done"))
 	}
 	cfg := request.Config{Name: "RM1", Workers: 1, CancelCheck: 20 * time.Millisecond, SweepInterval: 50 * time.Millisecond, ReconnectWait: 20 * time.Millisecond, Program: prog}
-	m1 := e.startManager("QM1", cfg)
+	m1 := e.reviewManager("QM1", cfg)
 	id := e.put(request.ModeRecoverable, "ok")
 	waitFor(t, 10*time.Second, "the request to wait for its call", func() bool {
 		rs, err := request.List(e.c, "")
@@ -319,8 +319,8 @@ func TestReplayReturnsEarly(t *testing.T) {
 	cancel()
 	m1.Stop(ctx) // abandons the request: it goes back to the input queue
 	cfg.Name = "RM2"
-	e.startManager("QM1", cfg)
-	f := e.waitEnded2(id)
+	e.reviewManager("QM1", cfg)
+	f := e.reviewWaitGone(id)
 	if len(f.finals) != 1 || !strings.HasPrefix(f.finals[0], request.FormatFailed+":") || !strings.Contains(f.finals[0], request.ErrNondeterministic.Error()) {
 		t.Errorf("final replies %q, want one %s saying %q", f.finals, request.FormatFailed, request.ErrNondeterministic)
 	}
@@ -354,7 +354,7 @@ func TestStrayForEndedButNotRemoved(t *testing.T) {
 		t.Fatal(err)
 	}
 	// A manager of another input queue: only its sweeper sees the request.
-	e.startManager("QM1", request.Config{Name: "RMS", Input: "OTHER.IN", SweepInterval: 50 * time.Millisecond,
+	e.reviewManager("QM1", request.Config{Name: "RMS", Input: "OTHER.IN", SweepInterval: 50 * time.Millisecond,
 		Program: func(*request.Ctx, *request.Request) error { return nil }})
 	var h request.UnexpectedHeader
 	waitFor(t, 10*time.Second, "the late reply moved", func() bool {
@@ -424,9 +424,9 @@ func TestServePoisonReplyTo(t *testing.T) {
 	}
 }
 
-// failAndRecover fails the application structure APPL1 (the loss of a CF
+// reviewFailAPPL1 fails the application structure APPL1 (the loss of a CF
 // structure: its non-persistent messages are gone) and recovers it.
-func (e *env) failAndRecover() {
+func (e *env) reviewFailAPPL1() {
 	e.t.Helper()
 	s, err := lockfree.Attach(e.cfg.CFDir, "APPL1")
 	if err != nil {
@@ -456,8 +456,8 @@ func TestStructureFailureAfterFinalReply(t *testing.T) {
 	e.start("server", "QM1", nil)
 	var mu sync.Mutex
 	ended := map[request.ID]request.Status{}
-	var logs lockedBuffer
-	e.startManager("QM1", request.Config{
+	var logs reviewLogBuffer
+	e.reviewManager("QM1", request.Config{
 		Name: "RMX", Workers: 1, CancelCheck: 20 * time.Millisecond, SweepInterval: 50 * time.Millisecond, ReconnectWait: 20 * time.Millisecond,
 		Log: slog.New(slog.NewTextHandler(&logs, nil)),
 		Program: func(ctx *request.Ctx, req *request.Request) error {
@@ -523,7 +523,7 @@ func TestStructureFailureAfterFinalReply(t *testing.T) {
 	if finals != 1 {
 		t.Fatalf("%d final replies before the failure", finals)
 	}
-	e.failAndRecover()
+	e.reviewFailAPPL1()
 	e.start("server", "QM1", nil) // the first one stopped with the structure
 	c, err := mq.Connect(e.connect("QM1"))
 	if err != nil {
