@@ -18,6 +18,8 @@
 //	AMQPPERM        SET, DELETE, DISPLAY                           amqpuser.go
 //	EXCHANGE        DEFINE, DELETE, DISPLAY                        exchange.go
 //	BINDING         DISPLAY                                        exchange.go
+//	REQUESTS        DISPLAY [REQUESTS(id-pattern)]                 requests.go
+//	REQUEST         CANCEL REQUEST(id)                             requests.go
 //
 // (see package channel for what the channel commands do to a channel's
 // sync records and status).

@@ -139,6 +139,10 @@ func Execute(env Env, c Command) ([]Result, error) {
 		return displayExchanges(env, c)
 	case "DISPLAY BINDING":
 		return displayBindings(env, c)
+	case "DISPLAY REQUESTS":
+		return displayRequests(env, c)
+	case "CANCEL REQUEST":
+		return cancelRequest(env, c)
 	}
 	return nil, fmt.Errorf("%w: %s %s is not supported", ErrSyntax, c.Verb, c.Type)
 }

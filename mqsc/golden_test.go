@@ -179,7 +179,7 @@ func answer(m *qm.Member, c goldenCase) []string {
 // empty value stays as it is, but for HEARTBEAT (empty before the
 // member's first beat).
 var volatile = []string{"CRDATE", "CRTIME", "ALTDATE", "ALTTIME", "PID", "RECPID", "HEARTBEAT", "INCARNATION", "SINCE",
-	"LSTUPDTM", "NEXTRTY", "CONN", "BKUPDATE", "BKUPTIME", "ENTSUSED", "ELEMUSED", "LOGBYTES", "RECOVERMS"}
+	"LSTUPDTM", "NEXTRTY", "CONN", "BKUPDATE", "BKUPTIME", "ENTSUSED", "ELEMUSED", "LOGBYTES", "RECOVERMS", "AGE", "IDLE"}
 
 var (
 	maskText = regexp.MustCompile(`\b(` + strings.Join(volatile, "|") + `)\([^)]*\)( *)`)

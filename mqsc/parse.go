@@ -103,9 +103,9 @@ func ParseOne(text string) (Command, error) {
 	}
 	c.Verb = canonVerb(verb.word)
 	switch c.Verb {
-	case "DEFINE", "ALTER", "DELETE", "CLEAR", "DISPLAY", "START", "STOP", "BACKUP", "RECOVER", "RESET", "RESOLVE", "SET":
+	case "DEFINE", "ALTER", "DELETE", "CLEAR", "DISPLAY", "START", "STOP", "BACKUP", "RECOVER", "RESET", "RESOLVE", "SET", "CANCEL":
 	default:
-		return c, fmt.Errorf("%w: unknown command %q (DEFINE, ALTER, DELETE, CLEAR, DISPLAY, START, STOP, BACKUP, RECOVER, RESET, RESOLVE, SET)", ErrSyntax, verb.text)
+		return c, fmt.Errorf("%w: unknown command %q (DEFINE, ALTER, DELETE, CLEAR, DISPLAY, START, STOP, BACKUP, RECOVER, RESET, RESOLVE, SET, CANCEL)", ErrSyntax, verb.text)
 	}
 	if len(toks) < 2 {
 		return c, fmt.Errorf("%w: %s needs an object, such as QLOCAL(name)", ErrSyntax, c.Verb)
@@ -114,9 +114,9 @@ func ParseOne(text string) (Command, error) {
 	c.Type = canonType(obj.word)
 	switch c.Type {
 	case "QLOCAL", "QREMOTE", "QSTATUS", "CFSTRUCT", "CFSTATUS", "CONN", "CHANNEL", "CHSTATUS",
-		"AMQPUSER", "AMQPPERM", "EXCHANGE", "BINDING":
+		"AMQPUSER", "AMQPPERM", "EXCHANGE", "BINDING", "REQUESTS", "REQUEST":
 		if !obj.hasValue {
-			if c.Type == "CONN" {
+			if c.Type == "CONN" || c.Type == "REQUESTS" {
 				c.Name = "*"
 				break
 			}

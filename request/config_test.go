@@ -1,0 +1,45 @@
+package request
+
+import (
+	"strings"
+	"testing"
+	"time"
+)
+
+func TestConfigValidate(t *testing.T) {
+	prog := func(*Ctx, *Request) error { return nil }
+	good := Config{Input: "IN", Program: prog}.WithDefaults()
+	if err := good.Validate(); err != nil {
+		t.Fatal(err)
+	}
+	if good.DefaultMode != ModeRestartable || good.MaxAttempts != 3 || good.Workers != 4 || good.CallTimeout != 30*time.Second ||
+		good.StateQueue != DefaultStateQueue || good.SweepInterval != time.Second {
+		t.Fatalf("defaults: %+v", good)
+	}
+	for _, c := range []struct {
+		change func(*Config)
+		want   string
+	}{
+		{func(c *Config) { c.Input = "" }, "input queue"},
+		{func(c *Config) { c.Input = "bad name" }, "input queue"},
+		{func(c *Config) { c.Input = DefaultStateQueue }, "one of the group-wide"},
+		{func(c *Config) { c.Program = nil }, "no Program"},
+		{func(c *Config) { c.DefaultMode = 9 }, "default mode"},
+		{func(c *Config) { c.MaxAttempts = 0 }, "MaxAttempts"},
+		{func(c *Config) { c.Workers = 0 }, "Workers"},
+		{func(c *Config) { c.CancelCheck = -1 }, "CancelCheck"},
+		{func(c *Config) { c.SweepInterval = 0 }, "SweepInterval"},
+		{func(c *Config) { c.Name = strings.Repeat("x", 49) }, "manager name"},
+	} {
+		bad := good
+		c.change(&bad)
+		before := bad
+		err := bad.Validate()
+		if err == nil || !strings.Contains(err.Error(), c.want) || !strings.HasPrefix(err.Error(), "request: ") {
+			t.Errorf("%q: %v", c.want, err)
+		}
+		if bad.Name != before.Name || bad.Workers != before.Workers {
+			t.Errorf("Validate changed the config")
+		}
+	}
+}

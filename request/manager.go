@@ -1,0 +1,469 @@
+package request
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/qmgr/qmgr/crashpoint"
+	"github.com/qmgr/qmgr/mq"
+)
+
+// Crash points of a request's life, in the order a request hits them
+// (tests SIGKILL a manager at each: QMGR_CRASHPOINT=name:n).
+var (
+	cpStarted        = crashpoint.New("request.start.committed") // the state record and live marker committed, the program not run yet
+	cpCallPut        = crashpoint.New("request.call.put")        // a call put and recorded pending, not committed
+	cpCallCommitted  = crashpoint.New("request.call.committed")  // the call committed: the server may take it
+	cpReplyGot       = crashpoint.New("request.reply.got")       // a call's reply got and recorded, not committed
+	cpReplyCommitted = crashpoint.New("request.reply.committed") // the reply consumed and recorded, committed
+	cpFinalPut       = crashpoint.New("request.final.put")       // the final reply put and recorded, not committed
+	cpFinalCommitted = crashpoint.New("request.final.committed") // the final reply committed
+	cpDonePut        = crashpoint.New("request.done.put")        // the record marked ended (with a reply of the manager's), not committed
+	cpDoneCommitted  = crashpoint.New("request.done.committed")  // the record marked ended, committed; the request message not yet removed
+	cpEnded          = crashpoint.New("request.end.committed")   // the request message, record and marker removed: the request is over
+)
+
+// Program runs one request. It must be deterministic given its request
+// and what its Ctx returns (calls' replies, loaded values): a request that
+// resumes after a failure runs its program again from the top, and the
+// Ctx replays the journal (see the package doc).
+type Program func(ctx *Ctx, req *Request) error
+
+// Request is a request as its program sees it.
+type Request struct {
+	ID          ID     // the request message's MsgID
+	Mode        Mode   // its recovery mode
+	Format      string // the body's format (the request header's, or the message's)
+	Body        []byte // without the request header
+	ReplyToQ    string
+	ReplyToQMgr string
+	PutTime     time.Time
+}
+
+// Manager is a running request manager: it takes requests from its input
+// queue and runs its program on each, Config.Workers at a time.
+type Manager struct {
+	cfg      Config
+	stopping atomic.Bool // take no more requests
+	abort    atomic.Bool // abandon the requests running
+	running  atomic.Int64
+	done     chan struct{}
+	stopc    chan struct{} // closed by Stop
+	stopOnce sync.Once
+
+	mu    sync.Mutex
+	intrs map[*mq.Interrupter]struct{} // the waiting takes, interrupted by Stop and when a session ends
+}
+
+// Start checks cfg, connects (through cfg.Connect.QMgr, or any active
+// member), checks the queues and starts the manager. It fails, starting
+// nothing, when a queue is missing or the input queue has a backout
+// threshold.
+func Start(cfg Config) (*Manager, error) {
+	cfg = cfg.WithDefaults()
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	m := &Manager{cfg: cfg, done: make(chan struct{}), stopc: make(chan struct{}), intrs: map[*mq.Interrupter]struct{}{}}
+	root, err := m.connect()
+	if err != nil {
+		return nil, fmt.Errorf("request: manager %s: connect: %w", cfg.Name, err)
+	}
+	if err := m.checkQueues(root); err != nil {
+		root.Disconnect()
+		return nil, err
+	}
+	go m.run(root)
+	return m, nil
+}
+
+// checkQueues makes sure every queue the manager uses exists and that
+// none of the input, state, reply and cancel queues has a backout
+// threshold (which would move a request, a record, a reply or a cancel
+// away behind the manager's back: each is got again after a backout).
+func (m *Manager) checkQueues(c *mq.Conn) error {
+	for _, name := range []string{m.cfg.Input, m.cfg.StateQueue, m.cfg.ReplyQueue, m.cfg.CancelQueue, m.cfg.UnexpectedQueue} {
+		q, err := c.Open(name, mq.OpenOptions{Browse: true})
+		if err != nil {
+			if errors.Is(err, mq.ErrUnknownObject) {
+				return fmt.Errorf("request: queue %s is not defined (request.Definitions has the MQSC of the group-wide ones): %w", name, err)
+			}
+			return fmt.Errorf("request: open %s: %w", name, err)
+		}
+		d := q.Def()
+		q.Close()
+		if name != m.cfg.UnexpectedQueue && d.BOThresh > 0 {
+			return fmt.Errorf("request: queue %s has BOTHRESH(%d): a request manager's input, state, reply and cancel queues must have none (the manager decides what becomes of a request that failed, and takes again what a failure backed out)", name, d.BOThresh)
+		}
+	}
+	return nil
+}
+
+// connect connects through the configured member, or any active one.
+func (m *Manager) connect() (*mq.Conn, error) {
+	o := m.cfg.Connect
+	c, err := mq.Connect(o)
+	if err != nil && o.QMgr != "" {
+		o.QMgr = ""
+		c, err = mq.Connect(o)
+	}
+	return c, err
+}
+
+// Running is how many requests the manager is running now.
+func (m *Manager) Running() int { return int(m.running.Load()) }
+
+// Done is closed when the manager has stopped.
+func (m *Manager) Done() <-chan struct{} { return m.done }
+
+// Stop stops taking requests and waits for the running ones to end. If ctx
+// ends first, the running requests are abandoned at their next step (each
+// goes back to the input queue, and is taken again as its mode says) and
+// Stop waits for that.
+func (m *Manager) Stop(ctx context.Context) {
+	m.stopping.Store(true)
+	m.stopOnce.Do(func() { close(m.stopc) })
+	m.interruptAll()
+	select {
+	case <-m.done:
+	case <-ctx.Done():
+		m.abort.Store(true)
+		<-m.done
+	}
+}
+
+func (m *Manager) interruptAll() {
+	m.mu.Lock()
+	for i := range m.intrs {
+		i.Interrupt()
+	}
+	m.mu.Unlock()
+}
+
+func (m *Manager) register(i *mq.Interrupter) func() {
+	m.mu.Lock()
+	m.intrs[i] = struct{}{}
+	m.mu.Unlock()
+	if m.stopping.Load() {
+		i.Interrupt()
+	}
+	return func() {
+		m.mu.Lock()
+		delete(m.intrs, i)
+		m.mu.Unlock()
+	}
+}
+
+// run runs sessions, one per connection to a member, until Stop.
+func (m *Manager) run(root *mq.Conn) {
+	defer close(m.done)
+	for {
+		err := m.session(root)
+		root.Disconnect()
+		if m.stopping.Load() {
+			return
+		}
+		m.cfg.Log.Warn("request manager lost its connection; connecting again", "manager", m.cfg.Name, "err", err)
+		for {
+			if m.stopping.Load() {
+				return
+			}
+			var cerr error
+			if root, cerr = m.connect(); cerr == nil {
+				break
+			}
+			time.Sleep(m.cfg.ReconnectWait) // pacing between attempts to reach a member, not synchronisation
+		}
+		m.cfg.Log.Info("request manager connected", "manager", m.cfg.Name, "member", root.QMgr())
+	}
+}
+
+// session is the workers and sweeper on one connection (root) and its
+// siblings. The first worker whose connection broke ends it: every worker
+// stops taking, and the manager connects again.
+type session struct {
+	m     *Manager
+	ended atomic.Bool
+	errc  chan error
+	quit  chan struct{} // closed when ended is set
+}
+
+func (m *Manager) session(root *mq.Conn) error {
+	s := &session{m: m, errc: make(chan error, m.cfg.Workers+1), quit: make(chan struct{})}
+	var conns []*mq.Conn
+	defer func() {
+		for _, c := range conns {
+			c.Disconnect()
+		}
+	}()
+	sibling := func() (*mq.Conn, error) {
+		c, err := root.Sibling()
+		if err == nil {
+			conns = append(conns, c)
+		}
+		return c, err
+	}
+	var workers []*worker
+	for i := 0; i < m.cfg.Workers; i++ {
+		l, err := sibling()
+		if err != nil {
+			return err
+		}
+		w, err := sibling()
+		if err != nil {
+			return err
+		}
+		workers = append(workers, &worker{m: m, s: s, l: newHandles(l), w: newHandles(w)})
+	}
+	var sw *sweeper
+	if m.cfg.SweepInterval > 0 {
+		c, err := sibling()
+		if err != nil {
+			return err
+		}
+		sw = &sweeper{m: m, s: s, h: newHandles(c)}
+	}
+	var wg sync.WaitGroup
+	for _, w := range workers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			s.errc <- w.loop()
+		}()
+	}
+	if sw != nil {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			s.errc <- sw.loop()
+		}()
+	}
+	var first error
+	for range len(workers) + btoi(sw != nil) {
+		if err := <-s.errc; err != nil && first == nil {
+			first = err
+			s.ended.Store(true)
+			close(s.quit)
+			m.interruptAll()
+		}
+	}
+	wg.Wait()
+	return first
+}
+
+func btoi(b bool) int {
+	if b {
+		return 1
+	}
+	return 0
+}
+
+// stopTaking reports whether a worker must take no more requests.
+func (s *session) stopTaking() bool { return s.m.stopping.Load() || s.ended.Load() }
+
+// handles is a connection and the queues it opened, by name and options.
+type handles struct {
+	c  *mq.Conn
+	qs map[handleKey]*mq.Queue
+}
+
+type handleKey struct {
+	name string
+	opts mq.OpenOptions
+}
+
+func newHandles(c *mq.Conn) *handles { return &handles{c: c, qs: map[handleKey]*mq.Queue{}} }
+
+func (h *handles) open(name string, opts mq.OpenOptions) (*mq.Queue, error) {
+	k := handleKey{name, opts}
+	if q := h.qs[k]; q != nil {
+		return q, nil
+	}
+	q, err := h.c.Open(name, opts)
+	if err != nil {
+		return nil, err
+	}
+	h.qs[k] = q
+	return q, nil
+}
+
+var (
+	optIn    = mq.OpenOptions{Input: true}
+	optOut   = mq.OpenOptions{Output: true}
+	optAll   = mq.OpenOptions{Input: true, Output: true, Browse: true}
+	optBrows = mq.OpenOptions{Browse: true, Input: true}
+)
+
+// broken reports whether err means the connection is gone (its member
+// died or stopped, or it was revoked).
+func broken(err error) bool {
+	switch mq.ReasonOf(err) {
+	case mq.RCConnectionBroken, mq.RCQMgrNotAvailable, mq.RCQMgrStopping:
+		return true
+	}
+	return false
+}
+
+// worker runs requests one at a time on its two connections: l holds the
+// request message (the lock) for the request's whole run, w commits its
+// steps.
+type worker struct {
+	m    *Manager
+	s    *session
+	l, w *handles
+}
+
+// loop takes requests until the manager stops or the session ends; it
+// returns an error when a connection broke.
+func (w *worker) loop() error {
+	in, err := w.l.open(w.m.cfg.Input, optIn)
+	if err != nil {
+		return err
+	}
+	var intr mq.Interrupter
+	defer w.m.register(&intr)()
+	for !w.s.stopTaking() {
+		msg, err := in.Get(mq.GetOptions{Syncpoint: true, Wait: mq.WaitForever, Interrupt: &intr})
+		if errors.Is(err, mq.ErrInterrupted) {
+			continue
+		}
+		if err != nil {
+			return fmt.Errorf("request: take from %s: %w", w.m.cfg.Input, err)
+		}
+		w.m.running.Add(1)
+		err = w.handle(msg)
+		w.m.running.Add(-1)
+		if err != nil {
+			// Abandon the request: it goes back to the input queue, its
+			// backout count raised, and is taken again as its mode says.
+			w.w.c.Backout()
+			w.l.c.Backout()
+			if broken(err) || errors.Is(err, ErrAbandoned) {
+				return err
+			}
+			w.m.cfg.Log.Error("request abandoned", "manager", w.m.cfg.Name, "request", ID(msg.MsgID), "err", err)
+			time.Sleep(w.m.cfg.ReconnectWait) // pacing: a persistent failure (a full queue) must not spin
+		}
+	}
+	return nil
+}
+
+// handle runs request message msg, taken under syncpoint on l, to its end.
+// An error leaves it to be backed out.
+func (w *worker) handle(msg *mq.Message) error {
+	cfg := &w.m.cfg
+	id := ID(msg.MsgID)
+	req := &Request{ID: id, Format: msg.Format, Body: msg.Body, ReplyToQ: msg.ReplyToQ, ReplyToQMgr: msg.ReplyToQMgr, PutTime: msg.PutTime}
+	mode := ModeDefault
+	if msg.Format == FormatRequest {
+		h, body, err := ParseRequestHeader(msg.Body)
+		if err != nil {
+			return w.reject(msg, err)
+		}
+		mode, req.Format, req.Body = h.Mode, h.Format, body
+	}
+	if mode == ModeDefault {
+		mode = cfg.DefaultMode
+	}
+	c := &Ctx{w: w, req: req, key: KeyOf(id), persistent: msg.Persistent}
+	rec, raw, err := w.readRecord(c.key)
+	if err != nil {
+		return err
+	}
+	c.last = raw
+	switch {
+	case rec == nil:
+		// Never started (or started and failed before its first commit,
+		// before its program ran: the same thing).
+		req.Mode = mode
+		now := time.Now()
+		c.rec = &Record{Mode: mode, Status: StatusRunning, Attempts: 1, NextSeq: 1, RequestID: id, Created: now, Updated: now,
+			Manager: cfg.Name, ReplyToQ: msg.ReplyToQ, ReplyQMgr: msg.ReplyToQMgr}
+		c.attempt = 1
+		if err := c.create(); err != nil {
+			return err
+		}
+		cpStarted.Hit()
+	case rec.Status >= StatusDone:
+		// Ended, but its manager died before removing it.
+		req.Mode = rec.Mode
+		c.rec = rec
+		return c.finish()
+	default:
+		// It failed (its manager or member died, or it was abandoned).
+		req.Mode = rec.Mode
+		c.rec = rec
+		c.journal = rec.Journal
+		c.attempt = rec.Attempts
+		cfg.Log.Info("request resumed", "manager", cfg.Name, "request", id, "mode", rec.Mode, "attempts", rec.Attempts, "backouts", msg.BackoutCount)
+		switch rec.Mode {
+		case ModeNonRecoverable:
+			if c.cancelSeen() {
+				return c.end(StatusCancelled, nil)
+			}
+			return c.end(StatusPurged, nil)
+		case ModeRestartable:
+			if c.cancelSeen() {
+				return c.cancelEnd()
+			}
+			if ended, err := c.restart(); ended || err != nil {
+				return err
+			}
+		case ModeRecoverable:
+			c.rec.Attempts++
+			c.attempt = c.rec.Attempts
+			if err := c.commitRecord(); err != nil {
+				return err
+			}
+		}
+	}
+	return c.run()
+}
+
+// reject moves a request whose request header is malformed to the
+// Unexpected Message Queue, in l's unit of work that removes it.
+func (w *worker) reject(msg *mq.Message, why error) error {
+	umq, err := w.l.open(w.m.cfg.UnexpectedQueue, optOut)
+	if err != nil {
+		return err
+	}
+	h := UnexpectedHeader{Reason: ReasonBadRequest, RequestID: ID(msg.MsgID), CorrelID: msg.CorrelID, OrigQ: w.m.cfg.Input, Time: time.Now(), OrigFormat: msg.Format}
+	if err := umq.Put(&mq.Message{CorrelID: msg.CorrelID, Format: FormatUnexpected, Body: h.Encode(msg.Body), ReplyToQ: msg.ReplyToQ, ReplyToQMgr: msg.ReplyToQMgr}, mq.PutOptions{Syncpoint: true}); err != nil {
+		return err
+	}
+	w.m.cfg.Log.Warn("malformed request moved to the Unexpected Message Queue", "request", ID(msg.MsgID), "err", why)
+	return w.l.c.Commit()
+}
+
+// readRecord browses the state queue for the request's record (nil: none),
+// and gives its bytes too (the run's fence: Ctx.last).
+func (w *worker) readRecord(k Key) (*Record, []byte, error) {
+	return browseRecord(w.w, w.m.cfg.StateQueue, tagID(k, ciTagRecord))
+}
+
+func browseRecord(h *handles, queue string, correl [24]byte) (*Record, []byte, error) {
+	q, err := h.open(queue, optBrows)
+	if err != nil {
+		return nil, nil, err
+	}
+	cur, err := q.Browse()
+	if err != nil {
+		return nil, nil, err
+	}
+	m, err := cur.Next(mq.GetOptions{CorrelID: &correl})
+	if errors.Is(err, mq.ErrNoMessage) {
+		return nil, nil, nil
+	}
+	if err != nil {
+		return nil, nil, err
+	}
+	rec, err := ParseRecord(m.Body)
+	if err != nil {
+		return nil, nil, fmt.Errorf("request: the state record on %s: %w", queue, err)
+	}
+	return rec, m.Body, nil
+}

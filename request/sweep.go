@@ -1,0 +1,261 @@
+package request
+
+import (
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/qmgr/qmgr/mq"
+)
+
+// sweeper moves stray messages to the Unexpected Message Queue: replies
+// no request awaits (its request ended, was purged or cancelled, or the
+// call timed out or belongs to an earlier attempt), messages on the reply
+// queue that are not replies, and cancels of requests that are not in
+// flight.
+type sweeper struct {
+	m *Manager
+	s *session
+	h *handles
+}
+
+// maxSweep bounds the messages one sweep looks at on each queue.
+const maxSweep = 1000
+
+func (sw *sweeper) loop() error {
+	t := time.NewTicker(sw.m.cfg.SweepInterval)
+	defer t.Stop()
+	for {
+		select {
+		case <-sw.m.stopc:
+			return nil
+		case <-sw.s.quit:
+			return nil
+		case <-t.C:
+		}
+		if _, err := sw.sweep(); err != nil {
+			sw.h.c.Backout()
+			if broken(err) {
+				return err
+			}
+			sw.m.cfg.Log.Warn("request sweeper", "manager", sw.m.cfg.Name, "err", err)
+		}
+	}
+}
+
+// state is what the state queue says of one request.
+type state struct {
+	live, rec, tomb *Record
+}
+
+// sweep runs once and returns how many messages it moved.
+//
+// Why it is safe: a call is recorded pending in the unit of work that
+// sends it, so once its reply exists the record says pending until the
+// unit of work that consumes the reply (and updates the record) commits;
+// and a call id never becomes pending again once it is not. So the sweeper
+// reads the replies first and the state queue after: a reply whose call
+// is not pending in a record read after it was seen is a stray for good.
+// The record is briefly invisible while its holder replaces it (got and
+// put in one unit of work): the live marker, which stays from the
+// request's first commit to its end, tells that case (live, no record:
+// look again next time) from a request that is over (no marker).
+func (sw *sweeper) sweep() (int, error) {
+	cfg := &sw.m.cfg
+	rq, err := sw.h.open(cfg.ReplyQueue, optBrows)
+	if err != nil {
+		return 0, err
+	}
+	cq, err := sw.h.open(cfg.CancelQueue, optBrows)
+	if err != nil {
+		return 0, err
+	}
+	replies, err := browseAll(rq)
+	if err != nil {
+		return 0, err
+	}
+	cancels, err := browseAll(cq)
+	if err != nil {
+		return 0, err
+	}
+	if len(replies) == 0 && len(cancels) == 0 {
+		return 0, nil
+	}
+	states, err := sw.states()
+	if err != nil {
+		return 0, err
+	}
+	moved := 0
+	for _, m := range replies {
+		c, err := ParseCallID(m.CorrelID)
+		var reason Reason
+		var reqID ID
+		if err != nil {
+			reason = ReasonNotReply
+		} else {
+			st := states[c.Key]
+			switch {
+			case st.live != nil && st.rec == nil:
+				continue // its record is being replaced: next time
+			case st.live != nil:
+				if pending(st.rec, c) {
+					continue
+				}
+				reqID = st.rec.RequestID
+				reason = ReasonTimedOut
+				switch {
+				case st.rec.Status >= StatusDone:
+					// Ended, not removed yet (its manager died between its
+					// last two commits): as its tombstone will say.
+					reason = endReason(st.rec, c)
+				case c.Attempt < st.rec.Attempts && st.rec.Mode == ModeRestartable:
+					reason = ReasonStaleAttempt
+				}
+			case st.tomb != nil:
+				reqID = st.tomb.RequestID
+				reason = endReason(st.tomb, c)
+			default:
+				reason = ReasonUnknownRequest
+			}
+		}
+		ok, err := sw.move(rq, m, reason, reqID)
+		if err != nil {
+			return moved, err
+		}
+		moved += btoi(ok)
+	}
+	for _, m := range cancels {
+		st := states[KeyOf(ID(m.CorrelID))]
+		if st.live != nil {
+			continue
+		}
+		reason := ReasonUnknownRequest
+		if st.tomb != nil {
+			reason = endReason(st.tomb, CallID{})
+		} else if time.Since(m.PutTime) < cfg.CancelGrace {
+			continue // the request may not have been taken yet
+		}
+		ok, err := sw.move(cq, m, reason, ID(m.CorrelID))
+		if err != nil {
+			return moved, err
+		}
+		moved += btoi(ok)
+	}
+	return moved, nil
+}
+
+// endReason is why a reply (or a cancel: c zero) for a request that
+// ended as tomb says is unexpected. A request that ended normally awaited
+// none of its calls at its end: a reply that comes after is of a call that
+// timed out, or of an earlier attempt of a restartable request.
+func endReason(tomb *Record, c CallID) Reason {
+	switch {
+	case tomb.Status == StatusPurged:
+		return ReasonPurged
+	case tomb.Status == StatusCancelled:
+		return ReasonCancelled
+	case c.Attempt == 0:
+		return ReasonEnded
+	case c.Attempt < tomb.Attempts && tomb.Mode == ModeRestartable:
+		return ReasonStaleAttempt
+	}
+	return ReasonTimedOut
+}
+
+func pending(r *Record, c CallID) bool {
+	for _, p := range r.Pending {
+		if p.Attempt == c.Attempt && p.Seq == c.Seq {
+			return true
+		}
+	}
+	return false
+}
+
+// states reads the state queue: live markers, records and tombstones by
+// request key.
+func (sw *sweeper) states() (map[Key]state, error) {
+	q, err := sw.h.open(sw.m.cfg.StateQueue, optBrows)
+	if err != nil {
+		return nil, err
+	}
+	cur, err := q.Browse()
+	if err != nil {
+		return nil, err
+	}
+	out := map[Key]state{}
+	for {
+		m, err := cur.Next(mq.GetOptions{})
+		if errors.Is(err, mq.ErrNoMessage) {
+			return out, nil
+		}
+		if err != nil {
+			return nil, err
+		}
+		rec, err := ParseRecord(m.Body)
+		if err != nil {
+			continue // not ours: DISPLAY REQUESTS shows nothing of it either
+		}
+		var k Key
+		copy(k[:], m.CorrelID[:ciKeyLen])
+		st := out[k]
+		switch m.Format {
+		case FormatLive:
+			st.live = rec
+		case FormatState:
+			st.rec = rec
+		case FormatTombstone:
+			st.tomb = rec
+		}
+		out[k] = st
+	}
+}
+
+func browseAll(q *mq.Queue) ([]*mq.Message, error) {
+	cur, err := q.Browse()
+	if err != nil {
+		return nil, err
+	}
+	var out []*mq.Message
+	for len(out) < maxSweep {
+		m, err := cur.Next(mq.GetOptions{})
+		if errors.Is(err, mq.ErrNoMessage) {
+			break
+		}
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, m)
+	}
+	return out, nil
+}
+
+// move moves m from q to the Unexpected Message Queue behind a header, in
+// one unit of work; false if m was gone (its waiter took it).
+func (sw *sweeper) move(q *mq.Queue, m *mq.Message, reason Reason, reqID ID) (bool, error) {
+	cfg := &sw.m.cfg
+	id := m.MsgID
+	got, err := q.Get(mq.GetOptions{Syncpoint: true, MsgID: &id})
+	if errors.Is(err, mq.ErrNoMessage) {
+		return false, nil
+	}
+	if err != nil {
+		return false, err
+	}
+	umq, err := sw.h.open(cfg.UnexpectedQueue, optOut)
+	if err != nil {
+		return false, err
+	}
+	h := UnexpectedHeader{Reason: reason, RequestID: reqID, CorrelID: got.CorrelID, OrigQ: q.Name(), Time: time.Now(), OrigFormat: got.Format}
+	p := mq.NotPersistent
+	if got.Persistent {
+		p = mq.Persistent
+	}
+	if err := umq.Put(&mq.Message{CorrelID: got.CorrelID, Format: FormatUnexpected, Body: h.Encode(got.Body), Persistence: p}, mq.PutOptions{Syncpoint: true}); err != nil {
+		return false, fmt.Errorf("request: move to %s: %w", cfg.UnexpectedQueue, err)
+	}
+	if err := sw.h.c.Commit(); err != nil {
+		return false, err
+	}
+	cfg.Log.Info("stray message moved to the Unexpected Message Queue", "queue", q.Name(), "reason", reason, "request", reqID)
+	return true, nil
+}
