@@ -106,7 +106,14 @@ func travel(ctx *request.Ctx, req *request.Request) error {
 		if string(req.Body) == "slow" {
 			q = "SLOW"
 		}
-		_, err := call(q, 300*time.Millisecond)
+		// SLOW's server takes the call at once and answers only once the
+		// call has timed out (slowUntilTimedOut); the 2 s leave a loaded
+		// machine ample time to take it. NOANSWER has no server.
+		timeout := 300 * time.Millisecond
+		if q == "SLOW" {
+			timeout = 2 * time.Second
+		}
+		_, err := call(q, timeout)
 		var te *request.CallTimeoutError
 		if !errors.As(err, &te) {
 			return fmt.Errorf("want a timeout, got %v", err)
@@ -161,7 +168,8 @@ func managerMain(args []string) int {
 
 // serverMain serves the subordinate queues until SIGTERM, each on a
 // connection of its own: a call's id goes to PERFORMED in the unit of
-// work that performs it. SLOW answers after 0.6 s.
+// work that performs it. SLOW answers once its caller has given up
+// waiting (slowUntilTimedOut).
 func serverMain(args []string) int {
 	fs := flag.NewFlagSet("server", flag.ContinueOnError)
 	var cf connFlags
@@ -194,7 +202,9 @@ func serverMain(args []string) int {
 			defer wg.Done()
 			errs <- request.Serve(ctx, c, q, func(call *mq.Message) ([]byte, error) {
 				if q == "SLOW" {
-					time.Sleep(600 * time.Millisecond) // a slow server, not synchronisation
+					if err := slowUntilTimedOut(ctx, root, call.CorrelID); err != nil {
+						return nil, err
+					}
 				}
 				if err := perf.Put(&mq.Message{CorrelID: call.CorrelID, Body: []byte(q)}, mq.PutOptions{Syncpoint: true}); err != nil {
 					return nil, err
@@ -518,3 +528,43 @@ func (f facts) wantNoDuplicates(t *testing.T) {
 }
 
 var _ = crashpoint.EnvVar
+
+// slowUntilTimedOut holds a call to SLOW until its request's state record
+// no longer has it pending (the manager's call timed out and could not take
+// it back, since this server holds it), so that its reply is late whatever
+// the machine's load: a condition, not a sleep. It reads the records
+// through root, a connection the servers use for nothing else.
+func slowUntilTimedOut(ctx context.Context, root *mq.Conn, correl [24]byte) error {
+	id, err := request.ParseCallID(correl)
+	if err != nil {
+		return err
+	}
+	pending := func() (bool, error) {
+		rs, err := request.List(root, "")
+		if err != nil {
+			return false, err
+		}
+		for _, r := range rs {
+			if request.KeyOf(r.RequestID) != id.Key {
+				continue
+			}
+			for _, p := range r.Pending {
+				if p.Attempt == id.Attempt && p.Seq == id.Seq {
+					return true, nil
+				}
+			}
+		}
+		return false, nil
+	}
+	for {
+		still, err := pending()
+		if err != nil || !still {
+			return err
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(10 * time.Millisecond): // polling a condition
+		}
+	}
+}
