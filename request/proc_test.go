@@ -254,6 +254,7 @@ func newEnv(t *testing.T, members ...string) *env {
 			g.DumpLogs(t.Logf, 20000)
 		}
 	})
+	t.Cleanup(e.finalCheck) // runs first: before the members are killed (check_test.go)
 	if len(members) == 0 {
 		members = []string{"QM1"}
 	}
