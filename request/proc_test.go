@@ -131,6 +131,7 @@ func managerMain(args []string) int {
 	cf.register(fs)
 	name := fs.String("name", "RM1", "")
 	workers := fs.Int("workers", 2, "")
+	tombTTL := fs.Duration("tombstone-ttl", 0, "")
 	if err := fs.Parse(args); err != nil {
 		return 2
 	}
@@ -138,7 +139,7 @@ func managerMain(args []string) int {
 	m, err := request.Start(request.Config{
 		Name: *name, Connect: cf.options(), Input: inputQ, Program: travel, Workers: *workers,
 		MaxAttempts: 3, CancelCheck: 20 * time.Millisecond, SweepInterval: 50 * time.Millisecond, CancelGrace: time.Second,
-		ReconnectWait: 20 * time.Millisecond, Log: slog.New(slog.NewTextHandler(os.Stderr, nil)),
+		ReconnectWait: 20 * time.Millisecond, TombstoneTTL: *tombTTL, Log: slog.New(slog.NewTextHandler(os.Stderr, nil)),
 		Ended: func(id request.ID, how request.Status) {
 			mu.Lock()
 			fmt.Printf("ENDED %s %s\n", id, how)
