@@ -16,13 +16,14 @@ import (
 // are persistent): after its commit record is handed to the member and
 // before it is known durable (mq.commit.appended), and after the decision
 // is recorded, before the commit is carried out in the CF
-// (mq.commit.decided). A second manager takes the request over; the
+// (mq.commit.decided). The manager runs under QM2 and the second one,
+// which takes the request over, under QM1; the
 // recoverable mode's promise must hold whatever the member's recovery of
 // the dead manager's two connections (the request's holder L, the steps'
 // W) does first: one final reply, FLIGHT, HOTEL and PAYMENT performed
 // once each, nothing left on the state queue but a tombstone.
 func TestKilledInsideACommit(t *testing.T) {
-	e := newEnv(t)
+	e := newEnv(t, "QM1", "QM2")
 	e.start("server", "QM1", nil)
 	for _, point := range []string{"mq.commit.appended", "mq.commit.decided"} {
 		// The commits of an "ok" request: start, FLIGHT sent, FLIGHT
@@ -33,7 +34,7 @@ func TestKilledInsideACommit(t *testing.T) {
 				e := e.sub(t)
 				once := filepath.Join(t.TempDir(), "hit")
 				id := e.put(request.ModeRecoverable, "ok")
-				a := e.start("manager", "QM1", []string{crashpoint.EnvVar + "=" + fmt.Sprintf("%s:%d", point, n), crashpoint.OnceVar + "=" + once}, "-name", "RMA", "-workers", "1")
+				a := e.start("manager", "QM2", []string{crashpoint.EnvVar + "=" + fmt.Sprintf("%s:%d", point, n), crashpoint.OnceVar + "=" + once}, "-name", "RMA", "-workers", "1")
 				<-a.done
 				if _, err := os.Stat(once); err != nil {
 					t.Fatalf("the crash point was not reached: %v\n%s", err, a.p.Log())
