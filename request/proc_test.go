@@ -167,6 +167,7 @@ func serverMain(args []string) int {
 	fs := flag.NewFlagSet("server", flag.ContinueOnError)
 	var cf connFlags
 	cf.register(fs)
+	delay := fs.Duration("delay", 0, "")
 	if err := fs.Parse(args); err != nil {
 		return 2
 	}
@@ -196,6 +197,8 @@ func serverMain(args []string) int {
 			errs <- request.Serve(ctx, c, q, func(call *mq.Message) ([]byte, error) {
 				if q == "SLOW" {
 					time.Sleep(600 * time.Millisecond) // a slow server, not synchronisation
+				} else if *delay > 0 {
+					time.Sleep(*delay) // the server's work, not synchronisation
 				}
 				if err := perf.Put(&mq.Message{CorrelID: call.CorrelID, Body: []byte(q)}, mq.PutOptions{Syncpoint: true}); err != nil {
 					return nil, err

@@ -23,7 +23,8 @@ const tortureMaxAttempts = 3
 
 // TestTorture: many concurrent requests of the three modes ("ok": FLIGHT,
 // save, HOTEL, final reply, PAYMENT) run on three manager processes and
-// two server processes under a group of three members, while managers
+// two server processes (one answering at once, one taking 30 ms a call)
+// under a group of three members, while managers
 // and servers are SIGKILLed at random and a member (QM2 or QM3; the
 // test's own connection is through QM1) is SIGKILLed and started again
 // from time to time. At the end, with every request ended:
@@ -207,7 +208,10 @@ func (tt *torture) respawn() {
 	}
 	for i, ch := range tt.servers {
 		if ch == nil || exited(ch) {
-			tt.servers[i] = tt.e.start("server", tt.up(), nil)
+			// One server answers at once (the managers' commits then
+			// come fast, and a kill lands inside one more often), the
+			// other takes 30 ms a call (a kill finds requests waiting).
+			tt.servers[i] = tt.e.start("server", tt.up(), nil, "-delay", []string{"0s", "30ms"}[i%2])
 		}
 	}
 }
