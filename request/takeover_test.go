@@ -15,7 +15,10 @@ import (
 	"github.com/qmgr/qmgr/request"
 )
 
-func init() { testproc.Register("holder", holderMain) }
+func init() {
+	testproc.Register("holder", holderMain)
+	testproc.Register("creator", creatorMain)
+}
 
 // recordID is the CorrelID of request id's state record (the call id
 // layout with the reserved attempt and the record's tag).
@@ -146,4 +149,118 @@ func (e *env) markers(id request.ID) int {
 		}
 	}
 	return n
+}
+
+// creatorMain puts a live marker and a state record of request -id under
+// syncpoint, says READY, commits them on SIGUSR1 (saying COMMITTED) and
+// then waits for SIGTERM: what a manager killed inside the commit that
+// creates a request's state leaves, when its member's recovery carries
+// the commit out (it was decided) after the connection that held the
+// request was recovered.
+func creatorMain(args []string) int {
+	fs := flag.NewFlagSet("creator", flag.ContinueOnError)
+	var cf connFlags
+	cf.register(fs)
+	idHex := fs.String("id", "", "")
+	if err := fs.Parse(args); err != nil {
+		return 2
+	}
+	id, err := request.ParseID(*idHex)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 2
+	}
+	c, err := mq.Connect(cf.options())
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 1
+	}
+	q, err := c.Open(request.DefaultStateQueue, mq.OpenOptions{Output: true})
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 1
+	}
+	now := time.Now()
+	rec := &request.Record{Mode: request.ModeRecoverable, Status: request.StatusRunning, Attempts: 1, NextSeq: 1, RequestID: id,
+		Created: now, Updated: now, Manager: "RMDEAD", ReplyToQ: clientQ}
+	body := rec.Encode()
+	live := recordID(id)
+	live[23] = 0xfd // the live marker's tag
+	for _, m := range []*mq.Message{
+		{CorrelID: live, Format: request.FormatLive, Body: body},
+		{CorrelID: recordID(id), Format: request.FormatState, Body: body},
+	} {
+		if err := q.Put(m, mq.PutOptions{Syncpoint: true}); err != nil {
+			fmt.Fprintln(os.Stderr, err)
+			return 1
+		}
+	}
+	usr1 := make(chan os.Signal, 1)
+	signal.Notify(usr1, syscall.SIGUSR1)
+	term, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM)
+	defer stop()
+	fmt.Println("READY")
+	select {
+	case <-usr1:
+	case <-term.Done():
+		return 0
+	}
+	if err := c.Commit(); err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 1
+	}
+	fmt.Println("COMMITTED")
+	<-term.Done()
+	return 0
+}
+
+// TestTakeoverWhileTheCreateIsInFlight: a manager dies inside the commit
+// that creates a request's state (the record and the live marker), after
+// the commit was decided; its member recovers the connection that held
+// the request first, so a second manager takes the request with nothing
+// on the state queue, and creates its state; then the recovery carries
+// the first commit out: two records and two markers. The request must
+// still end leaving nothing behind but its tombstone.
+//
+// The dead manager's commit is played by a creator process, committed
+// once the second manager runs the request.
+func TestTakeoverWhileTheCreateIsInFlight(t *testing.T) {
+	e := newEnv(t)
+	id := e.put(request.ModeRecoverable, "wait")
+	creator := e.start("creator", "QM1", nil, "-id", id.String())
+	b := e.start("manager", "QM1", nil, "-name", "RMB", "-workers", "1")
+	waitFor(t, 10*time.Second, "the request to wait for its call", func() bool {
+		rs, err := request.List(e.c, "")
+		if err != nil {
+			t.Fatal(err)
+		}
+		return len(rs) == 1 && rs[0].Manager == "RMB" && len(rs[0].Pending) == 1
+	})
+	creator.p.Process.Signal(syscall.SIGUSR1)
+	waitFor(t, 10*time.Second, "the creator's commit", func() bool {
+		creator.mu.Lock()
+		defer creator.mu.Unlock()
+		for _, l := range creator.lines {
+			if l == "COMMITTED" {
+				return true
+			}
+		}
+		return false
+	})
+	if n := e.markers(id); n != 2 {
+		t.Fatalf("%d live markers after the late commit, want 2 (the test's premise)", n)
+	}
+	if err := request.Cancel(e.c, "", id); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, 10*time.Second, "the request to end", func() bool { return e.endedBy(id) != "" })
+	f := e.facts(id)
+	if f.live {
+		t.Errorf("state left on the state queue: %d live markers", e.markers(id))
+	}
+	if len(f.finals) != 1 || f.finals[0] != request.FormatPurged+":request purged" {
+		t.Errorf("finals %q, want one \"request purged\"", f.finals)
+	}
+	b.stop(t)
+	creator.stop(t)
 }
