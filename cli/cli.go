@@ -39,6 +39,7 @@ var commands = []command{
 	{"amqp-listener", "", noStdin(cmdAMQPListener)},
 	{demo.GroupWorkerName, "", worker(demo.GroupWorker)},
 	{demo.CFWorkerName, "", worker(demo.CFWorker)},
+	{demo.RequestWorkerName, "", worker(demo.RequestWorker)},
 }
 
 // noStdin adapts a command that reads neither stdin nor writes to stderr

@@ -142,5 +142,6 @@ func (e *env) sub(t *testing.T) *env {
 	e.mu.Lock()
 	s.children = e.children
 	e.mu.Unlock()
+	t.Cleanup(s.stepCheck) // check_test.go
 	return s
 }

@@ -750,16 +750,32 @@ func (c *Ctx) finish() error {
 	if err != nil {
 		return err
 	}
+	// Every record and marker of the request goes, not only the first:
+	// a manager killed inside the commit that created them, its member
+	// recovering the connection that held the request first, leaves a
+	// second record and marker once that commit is carried out
+	// (TestTakeoverWhileTheCreateIsInFlight). The record kept is the
+	// one that ended.
 	var rec *Record
 	for _, tag := range []uint32{ciTagRecord, ciTagLive} {
 		id := tagID(c.key, tag)
-		m, err := st.Get(mq.GetOptions{Syncpoint: true, CorrelID: &id})
-		if err != nil && !errors.Is(err, mq.ErrNoMessage) {
-			return err
-		}
-		if err == nil && tag == ciTagRecord {
-			if rec, err = ParseRecord(m.Body); err != nil {
+		for {
+			m, err := st.Get(mq.GetOptions{Syncpoint: true, CorrelID: &id})
+			if errors.Is(err, mq.ErrNoMessage) {
+				break
+			}
+			if err != nil {
 				return err
+			}
+			if tag != ciTagRecord {
+				continue
+			}
+			r, err := ParseRecord(m.Body)
+			if err != nil {
+				return err
+			}
+			if rec == nil || r.Status >= StatusDone && rec.Status < StatusDone {
+				rec = r
 			}
 		}
 	}

@@ -345,6 +345,11 @@ func (w *worker) loop() error {
 			if broken(err) || errors.Is(err, ErrAbandoned) {
 				return err
 			}
+			if errors.Is(err, errStateInFlight) {
+				w.m.cfg.Log.Info("request's state held by a dead manager's step not yet recovered; taking it again later", "manager", w.m.cfg.Name, "request", ID(msg.MsgID))
+				time.Sleep(w.m.cfg.ReconnectWait) // pacing until the member's recovery gives the record back
+				continue
+			}
 			w.m.cfg.Log.Error("request abandoned", "manager", w.m.cfg.Name, "request", ID(msg.MsgID), "err", err)
 			time.Sleep(w.m.cfg.ReconnectWait) // pacing: a persistent failure (a full queue) must not spin
 		}
@@ -375,6 +380,22 @@ func (w *worker) handle(msg *mq.Message) error {
 		return err
 	}
 	c.last = raw
+	if rec == nil {
+		// Its live marker without its record: the record is held by
+		// the unit of work of a step whose manager died (a request has
+		// one lock holder, and the holder is this worker), and that
+		// connection is not recovered yet although the one that held
+		// the request is. Taken for a request that never started, it
+		// would get a second record and marker and run again from the
+		// top; so it is taken again once the record is back.
+		live, _, err := browseRecord(w.w, cfg.StateQueue, tagID(c.key, ciTagLive))
+		if err != nil {
+			return err
+		}
+		if live != nil {
+			return errStateInFlight
+		}
+	}
 	switch {
 	case rec == nil:
 		// Never started (or started and failed before its first commit,
@@ -438,6 +459,10 @@ func (w *worker) reject(msg *mq.Message, why error) error {
 	w.m.cfg.Log.Warn("malformed request moved to the Unexpected Message Queue", "request", ID(msg.MsgID), "err", why)
 	return w.l.c.Commit()
 }
+
+// errStateInFlight: a request taken over whose record is held by a dead
+// unit of work not yet recovered; it is backed out and taken again.
+var errStateInFlight = errors.New("request: the state record is held by a unit of work being recovered")
 
 // readRecord browses the state queue for the request's record (nil: none),
 // and gives its bytes too (the run's fence: Ctx.last).

@@ -138,6 +138,7 @@ func managerMain(args []string) int {
 	cf.register(fs)
 	name := fs.String("name", "RM1", "")
 	workers := fs.Int("workers", 2, "")
+	tombTTL := fs.Duration("tombstone-ttl", 0, "")
 	if err := fs.Parse(args); err != nil {
 		return 2
 	}
@@ -145,7 +146,7 @@ func managerMain(args []string) int {
 	m, err := request.Start(request.Config{
 		Name: *name, Connect: cf.options(), Input: inputQ, Program: travel, Workers: *workers,
 		MaxAttempts: 3, CancelCheck: 20 * time.Millisecond, SweepInterval: 50 * time.Millisecond, CancelGrace: time.Second,
-		ReconnectWait: 20 * time.Millisecond, Log: slog.New(slog.NewTextHandler(os.Stderr, nil)),
+		ReconnectWait: 20 * time.Millisecond, TombstoneTTL: *tombTTL, Log: slog.New(slog.NewTextHandler(os.Stderr, nil)),
 		Ended: func(id request.ID, how request.Status) {
 			mu.Lock()
 			fmt.Printf("ENDED %s %s\n", id, how)
@@ -174,6 +175,7 @@ func serverMain(args []string) int {
 	fs := flag.NewFlagSet("server", flag.ContinueOnError)
 	var cf connFlags
 	cf.register(fs)
+	delay := fs.Duration("delay", 0, "")
 	if err := fs.Parse(args); err != nil {
 		return 2
 	}
@@ -205,6 +207,8 @@ func serverMain(args []string) int {
 					if err := slowUntilTimedOut(ctx, root, call.CorrelID); err != nil {
 						return nil, err
 					}
+				} else if *delay > 0 {
+					time.Sleep(*delay) // the server's work, not synchronisation
 				}
 				if err := perf.Put(&mq.Message{CorrelID: call.CorrelID, Body: []byte(q)}, mq.PutOptions{Syncpoint: true}); err != nil {
 					return nil, err
@@ -264,6 +268,7 @@ func newEnv(t *testing.T, members ...string) *env {
 			g.DumpLogs(t.Logf, 20000)
 		}
 	})
+	t.Cleanup(e.finalCheck) // runs first: before the members are killed (check_test.go)
 	if len(members) == 0 {
 		members = []string{"QM1"}
 	}

@@ -8,6 +8,9 @@
 #   scripts/bench.sh group  a group of three members with applications
 #   scripts/bench.sh channel  a shared sender channel to a group of one
 #   scripts/bench.sh persist  persistent puts through a member's recovery log
+#   scripts/bench.sh requests request managers (package request): a request
+#                             calling three servers, per recovery mode, against
+#                             plain request/reply; a manager's takeover
 #   scripts/bench.sh amqp     AMQP 0-9-1 through amqp091-go, against RabbitMQ
 #                             too when rabbitmq-server is installed (the
 #                             script starts and stops its own instance on
@@ -17,7 +20,8 @@
 # BENCH_ARGS_GROUP to the group program (e.g. "-n 500000 -recoveries 9"),
 # BENCH_ARGS_CHANNEL to the channel program (e.g. "-rounds 1 -kills 5"),
 # BENCH_ARGS_PERSIST to the persistence program (e.g. "-n 50000 -rounds 1"),
-# BENCH_ARGS_AMQP to the AMQP program (e.g. "-rounds 5 -duration 5s").
+# BENCH_ARGS_AMQP to the AMQP program (e.g. "-rounds 5 -duration 5s"),
+# BENCH_ARGS_REQUESTS to the request program (e.g. "-n 5000 -kills 9").
 set -euo pipefail
 cd "$(dirname "$0")/.."
 area=${1:-all}
@@ -52,6 +56,12 @@ run_persist() {
   go build -o "$bin/persistbench" ./perf/persistbench
   # shellcheck disable=SC2086
   "$bin/persistbench" ${BENCH_ARGS_PERSIST:-}
+}
+
+run_requests() {
+  go build -o "$bin/requestbench" ./perf/requestbench
+  # shellcheck disable=SC2086
+  "$bin/requestbench" ${BENCH_ARGS_REQUESTS:-}
 }
 
 # free_port prints a loopback TCP port nobody listens on now, under the
@@ -150,6 +160,7 @@ case "$area" in
   channel) run_channel ;;
   persist) run_persist ;;
   amqp) run_amqp ;;
-  all) run_cf; run_group; run_channel; run_persist; run_amqp ;;
-  *) echo "unknown area $area (known: cf, group, channel, persist, amqp)" >&2; exit 2 ;;
+  requests) run_requests ;;
+  all) run_cf; run_group; run_channel; run_persist; run_requests; run_amqp ;;
+  *) echo "unknown area $area (known: cf, group, channel, persist, requests, amqp)" >&2; exit 2 ;;
 esac

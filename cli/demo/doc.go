@@ -11,6 +11,12 @@
 //     through one shared channel to a queue manager outside it; the member
 //     running the channel is SIGKILLed in the middle of a batch and a
 //     survivor takes the channel over.
+//   - The request managers' demo (requests.go, --part requests): travel
+//     request managers (package request/example/travel) under a group of
+//     two run trips of the three recovery modes side by side while a
+//     manager, the servers and a member are SIGKILLed; it prints what
+//     became of each trip and checks each mode's promise. Its processes
+//     run as RequestWorkerName (RequestWorker).
 //   - The coupling-facility demo (cf.go, RunCF): no members, one structure;
 //     producer and consumer processes (CFWorker), a consumer SIGKILLed in
 //     its unit of work and repaired from shared memory alone.

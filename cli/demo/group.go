@@ -94,7 +94,10 @@ func GroupCommand(args []string, out io.Writer) error {
 	fs.IntVar(&c.Batch, "batch", 50, "messages per unit of work")
 	fs.IntVar(&c.Rate, "rate", 50_000, "messages per second from all producers (0: unpaced)")
 	fs.StringVar(&c.Dir, "dir", "", "directory for the group (default: a temporary one, removed afterwards)")
-	part := fs.String("part", "all", "which part: group (members and applications), channel (a shared channel), amqp (AMQP clients), or all")
+	part := fs.String("part", "all", "which part: group (members and applications), channel (a shared channel), amqp (AMQP clients), requests (request managers and their recovery modes), or all")
+	var rc RequestsConfig
+	fs.IntVar(&rc.PerMode, "trips", 8, "requests part: trips of each recovery mode")
+	fs.DurationVar(&rc.CallDelay, "call-delay", 150*time.Millisecond, "requests part: how long a travel server takes per call")
 	chMsgs := fs.Int("channel-messages", 200_000, "messages through the shared channel")
 	amqpMsgs := fs.Int("amqp-messages", 20_000, "messages through AMQP")
 	if err := fs.Parse(args); err != nil {
@@ -109,10 +112,13 @@ func GroupCommand(args []string, out io.Writer) error {
 	if *amqpMsgs < 1000 {
 		return errors.New("demo: at least 1000 AMQP messages")
 	}
+	if err := rc.Validate(); err != nil {
+		return err
+	}
 	switch *part {
-	case "all", "group", "channel", "amqp":
+	case "all", "group", "channel", "amqp", "requests":
 	default:
-		return fmt.Errorf("demo: --part %q: group, channel, amqp or all", *part)
+		return fmt.Errorf("demo: --part %q: group, channel, amqp, requests or all", *part)
 	}
 	if *part == "all" || *part == "group" {
 		if err := RunGroup(c, out); err != nil {
@@ -133,7 +139,17 @@ func GroupCommand(args []string, out io.Writer) error {
 		if err != nil {
 			return err
 		}
-		return runAMQPDemo(dir, *amqpMsgs, out)
+		if err := runAMQPDemo(dir, *amqpMsgs, out); err != nil {
+			return err
+		}
+	}
+	if *part == "all" || *part == "requests" {
+		dir, err := partDir(c.Dir, "requests")
+		if err != nil {
+			return err
+		}
+		rc.Dir = dir
+		return RunRequests(rc, out)
 	}
 	return nil
 }
