@@ -508,12 +508,8 @@ func (c *Ctx) writeRecord() error {
 		return c.fail(err)
 	}
 	id := tagID(c.key, ciTagRecord)
-	old, err := q.Get(mq.GetOptions{Syncpoint: true, CorrelID: &id})
-	if err != nil {
-		return c.fail(fmt.Errorf("request: the state record of %s: %w", c.req.ID, err))
-	}
-	if !bytes.Equal(old.Body, c.last) {
-		return c.fail(fmt.Errorf("%w: the state record of %s changed under it", ErrTakenOver, c.req.ID))
+	if err := c.takeRecords(q, id); err != nil {
+		return err
 	}
 	b := c.encoded()
 	if max := q.Def().MaxMsgL; max > 0 && len(b) > max {
@@ -526,6 +522,29 @@ func (c *Ctx) writeRecord() error {
 		return c.fail(fmt.Errorf("request: the state record of %s: %w", c.req.ID, err))
 	}
 	c.next = b
+	return nil
+}
+
+// takeRecords gets, in w's unit of work, every record of the request
+// (CorrelID id) from state queue q, and fails the run with ErrTakenOver
+// unless one of them is the one it last read or committed (c.last): its
+// lock was lost and another run has written since. The others are stale
+// (browseRecord says how a second one comes) and go with the step.
+func (c *Ctx) takeRecords(q *mq.Queue, id [24]byte) error {
+	ours := false
+	for {
+		old, err := q.Get(mq.GetOptions{Syncpoint: true, CorrelID: &id})
+		if errors.Is(err, mq.ErrNoMessage) {
+			break
+		}
+		if err != nil {
+			return c.fail(fmt.Errorf("request: the state record of %s: %w", c.req.ID, err))
+		}
+		ours = ours || bytes.Equal(old.Body, c.last)
+	}
+	if !ours {
+		return c.fail(fmt.Errorf("%w: the state record of %s changed under it", ErrTakenOver, c.req.ID))
+	}
 	return nil
 }
 

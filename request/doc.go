@@ -109,6 +109,18 @@
 // message from the first one coming back (a structure's recovery gives it
 // back with a backout count of 0).
 //
+// A member recovers a dead manager's connections one by one, so the one
+// that held the request can be backed out before the one whose step was
+// committing is carried out. A taker that sees the request's marker but
+// not its record backs the request out and takes it again later (the
+// record is held by that step). One that sees neither creates the state;
+// if the dead manager's step was the commit that created it, carried out
+// later, the request has two records and markers for a while: a taker
+// resumes from the most advanced record (more attempts, else a longer
+// journal, else updated later), a step replaces the one its run read and
+// removes the other, and the end removes every record and marker
+// (TestTakeoverWhileTheCreateIsInFlight, TestResumeFromTheMostAdvancedRecord).
+//
 // A request ends in two units of work: W marks the record ended (with the
 // manager's final reply, if any), then L removes the request message, the
 // record, the marker and any cancel together (leaving the tombstone).

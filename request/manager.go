@@ -470,6 +470,14 @@ func (w *worker) readRecord(k Key) (*Record, []byte, error) {
 	return browseRecord(w.w, w.m.cfg.StateQueue, tagID(k, ciTagRecord))
 }
 
+// browseRecord browses queue for the records (or markers) with CorrelID
+// correl and gives the most advanced (moreAdvanced) with its bytes; nil
+// when there is none. There is one, but for a while after a manager killed
+// inside the commit that created a request's state, once its member
+// carries that commit out after another manager took the request and
+// created its own: then the other manager's, which has run since, is the
+// one to resume from (and its next step removes the stale one:
+// writeRecord).
 func browseRecord(h *handles, queue string, correl [24]byte) (*Record, []byte, error) {
 	q, err := h.open(queue, optBrows)
 	if err != nil {
@@ -479,16 +487,35 @@ func browseRecord(h *handles, queue string, correl [24]byte) (*Record, []byte, e
 	if err != nil {
 		return nil, nil, err
 	}
-	m, err := cur.Next(mq.GetOptions{CorrelID: &correl})
-	if errors.Is(err, mq.ErrNoMessage) {
-		return nil, nil, nil
+	var best *Record
+	var bestRaw []byte
+	for {
+		m, err := cur.Next(mq.GetOptions{CorrelID: &correl})
+		if errors.Is(err, mq.ErrNoMessage) {
+			return best, bestRaw, nil
+		}
+		if err != nil {
+			return nil, nil, err
+		}
+		rec, err := ParseRecord(m.Body)
+		if err != nil {
+			return nil, nil, fmt.Errorf("request: the state record on %s: %w", queue, err)
+		}
+		if best == nil || moreAdvanced(rec, best) {
+			best, bestRaw = rec, m.Body
+		}
 	}
-	if err != nil {
-		return nil, nil, err
+}
+
+// moreAdvanced reports whether record a is further on than record b of
+// the same request: more attempts (or takes), else a longer journal, else
+// updated later.
+func moreAdvanced(a, b *Record) bool {
+	if a.Attempts != b.Attempts {
+		return a.Attempts > b.Attempts
 	}
-	rec, err := ParseRecord(m.Body)
-	if err != nil {
-		return nil, nil, fmt.Errorf("request: the state record on %s: %w", queue, err)
+	if len(a.Journal) != len(b.Journal) {
+		return len(a.Journal) > len(b.Journal)
 	}
-	return rec, m.Body, nil
+	return a.Updated.After(b.Updated)
 }

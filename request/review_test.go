@@ -369,6 +369,14 @@ func TestStrayForEndedButNotRemoved(t *testing.T) {
 	if h.Reason != request.ReasonPurged || h.RequestID != id {
 		t.Errorf("moved as %v of request %s, want PURGED of %s", h.Reason, h.RequestID, id)
 	}
+	// A manager of its input finds the ended record and only removes the
+	// request, its record and marker (the test's end checks nothing is
+	// left), without running it again.
+	e.start("manager", "QM1", nil)
+	f := e.reviewWaitGone(id)
+	if len(f.finals) != 0 {
+		t.Errorf("the ended request replied when it was taken again: %q", f.finals)
+	}
 }
 
 // TestServePoisonReplyTo: a call whose reply-to queue does not exist is a
@@ -421,6 +429,22 @@ func TestServePoisonReplyTo(t *testing.T) {
 	cancel()
 	if err := <-served; err != nil {
 		t.Errorf("Serve: %v", err)
+	}
+	// Take the bad call and the good reply away: the test's end checks
+	// that nothing is left on the queues.
+	for _, qn := range []string{"FLIGHT.BO", clientQ} {
+		h, err := e.c.Open(qn, mq.OpenOptions{Input: true})
+		if err != nil {
+			t.Fatal(err)
+		}
+		for {
+			if _, err := h.Get(mq.GetOptions{}); errors.Is(err, mq.ErrNoMessage) {
+				break
+			} else if err != nil {
+				t.Fatal(err)
+			}
+		}
+		h.Close()
 	}
 }
 

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os"
 	"os/signal"
+	"slices"
 	"syscall"
 	"testing"
 	"time"
@@ -262,5 +263,78 @@ func TestTakeoverWhileTheCreateIsInFlight(t *testing.T) {
 		t.Errorf("finals %q, want one \"request purged\"", f.finals)
 	}
 	b.stop(t)
+	creator.stop(t)
+}
+
+// TestResumeFromTheMostAdvancedRecord: with the two records
+// TestTakeoverWhileTheCreateIsInFlight makes (the late create's, never run,
+// and the running manager's, its call sent), the running manager is
+// SIGKILLed too: the manager that takes the request over must resume it
+// from the running one's record, so its call, recorded as sent, is not
+// sent again, and not from the stale one, as if nothing had been done.
+func TestResumeFromTheMostAdvancedRecord(t *testing.T) {
+	e := newEnv(t)
+	id := e.put(request.ModeRecoverable, "wait")
+	creator := e.start("creator", "QM1", nil, "-id", id.String())
+	b := e.start("manager", "QM1", nil, "-name", "RMB", "-workers", "1")
+	waitFor(t, 10*time.Second, "the request to wait for its call", func() bool {
+		rs, err := request.List(e.c, "")
+		if err != nil {
+			t.Fatal(err)
+		}
+		return len(rs) == 1 && rs[0].Manager == "RMB" && len(rs[0].Pending) == 1
+	})
+	creator.p.Process.Signal(syscall.SIGUSR1)
+	waitFor(t, 10*time.Second, "the creator's commit", func() bool {
+		creator.mu.Lock()
+		defer creator.mu.Unlock()
+		return slices.Contains(creator.lines, "COMMITTED")
+	})
+	if n := e.markers(id); n != 2 {
+		t.Fatalf("%d live markers after the late commit, want 2 (the test's premise)", n)
+	}
+	b.p.Process.Kill()
+	<-b.done
+	e.start("manager", "QM1", nil, "-name", "RMC", "-workers", "1")
+	waitFor(t, 10*time.Second, "RMC to run the request", func() bool {
+		rs, err := request.List(e.c, "")
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, r := range rs {
+			if r.RequestID == id && r.Manager == "RMC" {
+				return true // its take recorded (the step label is not: replay)
+			}
+		}
+		return false
+	})
+	// RMC has taken the request and is replaying or waiting: give a call
+	// sent again the time to show (a condition cannot say "not sent").
+	waitFor(t, 10*time.Second, "RMC's record to show the call pending", func() bool {
+		rs, err := request.List(e.c, "")
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, r := range rs {
+			if r.Manager == "RMC" {
+				return len(r.Pending) >= 1
+			}
+		}
+		return false
+	})
+	if n := len(e.browse("NOANSWER")); n != 1 {
+		t.Errorf("%d calls on NOANSWER, want the one RMB sent: the request was resumed from the stale record and its call sent again", n)
+	}
+	if err := request.Cancel(e.c, "", id); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, 10*time.Second, "the request to end", func() bool { return e.endedBy(id) != "" })
+	f := e.facts(id)
+	if f.live {
+		t.Errorf("state left on the state queue: %d live markers", e.markers(id))
+	}
+	if len(f.finals) != 1 || f.finals[0] != request.FormatPurged+":request purged" {
+		t.Errorf("finals %q, want one \"request purged\"", f.finals)
+	}
 	creator.stop(t)
 }
