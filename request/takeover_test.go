@@ -2,6 +2,7 @@ package request_test
 
 import (
 	"context"
+	"errors"
 	"flag"
 	"fmt"
 	"os"
@@ -163,6 +164,8 @@ func creatorMain(args []string) int {
 	var cf connFlags
 	cf.register(fs)
 	idHex := fs.String("id", "", "")
+	mode := fs.Int("mode", int(request.ModeRecoverable), "")
+	ahead := fs.Duration("ahead", 0, "how far the dead manager's clock runs ahead")
 	if err := fs.Parse(args); err != nil {
 		return 2
 	}
@@ -181,8 +184,8 @@ func creatorMain(args []string) int {
 		fmt.Fprintln(os.Stderr, err)
 		return 1
 	}
-	now := time.Now()
-	rec := &request.Record{Mode: request.ModeRecoverable, Status: request.StatusRunning, Attempts: 1, NextSeq: 1, RequestID: id,
+	now := time.Now().Add(*ahead)
+	rec := &request.Record{Mode: request.Mode(*mode), Status: request.StatusRunning, Attempts: 1, NextSeq: 1, RequestID: id,
 		Created: now, Updated: now, Manager: "RMDEAD", ReplyToQ: clientQ}
 	body := rec.Encode()
 	live := recordID(id)
@@ -337,4 +340,90 @@ func TestResumeFromTheMostAdvancedRecord(t *testing.T) {
 		t.Errorf("finals %q, want one \"request purged\"", f.finals)
 	}
 	creator.stop(t)
+}
+
+// TestResumeFromTheMostAdvancedRecordClockAhead: as
+// TestResumeFromTheMostAdvancedRecord, for a restartable request (whose
+// record keeps no journal before its final reply, so the two records have
+// the same attempts and journal), the dead manager's host clock running
+// an hour ahead of the others'. The taker must still resume from the
+// running manager's record, which says a call was sent (its next call's
+// number, its pending call), not from the stale one by its later Updated:
+// its restart withdraws that call, and the call of its new attempt is the
+// only one left on NOANSWER.
+func TestResumeFromTheMostAdvancedRecordClockAhead(t *testing.T) {
+	e := newEnv(t)
+	id := e.put(request.ModeRestartable, "wait")
+	creator := e.start("creator", "QM1", nil, "-id", id.String(), "-mode", fmt.Sprint(int(request.ModeRestartable)), "-ahead", "1h")
+	b := e.start("manager", "QM1", nil, "-name", "RMB", "-workers", "1")
+	waitFor(t, 10*time.Second, "the request to wait for its call", func() bool {
+		rs, err := request.List(e.c, "")
+		if err != nil {
+			t.Fatal(err)
+		}
+		return len(rs) == 1 && rs[0].Manager == "RMB" && len(rs[0].Pending) == 1
+	})
+	creator.p.Process.Signal(syscall.SIGUSR1)
+	waitFor(t, 10*time.Second, "the creator's commit", func() bool {
+		creator.mu.Lock()
+		defer creator.mu.Unlock()
+		return slices.Contains(creator.lines, "COMMITTED")
+	})
+	if n := e.markers(id); n != 2 {
+		t.Fatalf("%d live markers after the late commit, want 2 (the test's premise)", n)
+	}
+	b.p.Process.Kill()
+	<-b.done
+	e.start("manager", "QM1", nil, "-name", "RMC", "-workers", "1")
+	waitFor(t, 10*time.Second, "RMC's second attempt to wait for its call", func() bool {
+		rs, err := request.List(e.c, "")
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, r := range rs {
+			if r.RequestID == id && r.Manager == "RMC" && r.Attempts == 2 && len(r.Pending) == 1 {
+				return true
+			}
+		}
+		return false
+	})
+	var attempts []uint32
+	for _, m := range e.browse("NOANSWER") {
+		ci, err := request.ParseCallID(m.CorrelID)
+		if err != nil {
+			t.Fatal(err)
+		}
+		attempts = append(attempts, ci.Attempt)
+	}
+	if len(attempts) != 1 || attempts[0] != 2 {
+		t.Errorf("calls on NOANSWER of attempts %v, want [2]: RMC resumed from the stale record and did not withdraw RMB's call", attempts)
+	}
+	if err := request.Cancel(e.c, "", id); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, 10*time.Second, "the request to end", func() bool { return e.endedBy(id) != "" })
+	if n := len(e.browse("NOANSWER")); n != 0 {
+		// Not withdrawn by the end either: take it away for the
+		// checker at the test's end, the failure being reported.
+		t.Errorf("%d calls left on NOANSWER after the end", n)
+		drain(t, e, "NOANSWER")
+	}
+	creator.stop(t)
+}
+
+// drain takes every message off queue.
+func drain(t *testing.T, e *env, queue string) {
+	t.Helper()
+	h, err := e.c.Open(queue, mq.OpenOptions{Input: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer h.Close()
+	for {
+		if _, err := h.Get(mq.GetOptions{}); errors.Is(err, mq.ErrNoMessage) {
+			return
+		} else if err != nil {
+			t.Fatal(err)
+		}
+	}
 }
