@@ -116,8 +116,10 @@
 // record is held by that step). One that sees neither creates the state;
 // if the dead manager's step was the commit that created it, carried out
 // later, the request has two records and markers for a while: a taker
-// resumes from the most advanced record (more attempts, else a longer
-// journal, else updated later), a step replaces the one its run read and
+// resumes from the most advanced record (more attempts, else further in
+// its status, else a longer journal, else more calls sent, else updated
+// later: the managers' clocks only break a tie), a step replaces the one
+// its run read and
 // removes the other, and the end removes every record and marker
 // (TestTakeoverWhileTheCreateIsInFlight, TestResumeFromTheMostAdvancedRecord).
 //

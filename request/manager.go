@@ -508,14 +508,26 @@ func browseRecord(h *handles, queue string, correl [24]byte) (*Record, []byte, e
 }
 
 // moreAdvanced reports whether record a is further on than record b of
-// the same request: more attempts (or takes), else a longer journal, else
-// updated later.
+// the same request: more attempts (or takes), else further in its status
+// (running, final reply sent, ended), else a longer journal, else more
+// calls sent, else updated later. Every field but the last only grows as
+// a request goes on, in every mode: a restartable record keeps no journal
+// before its final reply and a non-recoverable one none, so their progress
+// shows in the status and the next call's number. Updated, the clock of
+// whichever manager wrote the record (another host's, maybe ahead), only
+// breaks a tie.
 func moreAdvanced(a, b *Record) bool {
 	if a.Attempts != b.Attempts {
 		return a.Attempts > b.Attempts
 	}
+	if sa, sb := min(a.Status, StatusDone), min(b.Status, StatusDone); sa != sb {
+		return sa > sb
+	}
 	if len(a.Journal) != len(b.Journal) {
 		return len(a.Journal) > len(b.Journal)
+	}
+	if a.NextSeq != b.NextSeq {
+		return a.NextSeq > b.NextSeq
 	}
 	return a.Updated.After(b.Updated)
 }
