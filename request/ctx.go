@@ -527,11 +527,13 @@ func (c *Ctx) writeRecord() error {
 
 // takeRecords gets, in w's unit of work, every record of the request
 // (CorrelID id) from state queue q, and fails the run with ErrTakenOver
-// unless one of them is the one it last read or committed (c.last): its
-// lock was lost and another run has written since. The others are stale
-// (browseRecord says how a second one comes) and go with the step.
+// unless one of them is the one it last read or committed (c.last) and
+// none of the others is further on (moreAdvanced): its lock was lost and
+// another run has written since. The others are stale (browseRecord says
+// how a second one comes) and go with the step.
 func (c *Ctx) takeRecords(q *mq.Queue, id [24]byte) error {
 	ours := false
+	var others []*Record
 	for {
 		old, err := q.Get(mq.GetOptions{Syncpoint: true, CorrelID: &id})
 		if errors.Is(err, mq.ErrNoMessage) {
@@ -540,10 +542,27 @@ func (c *Ctx) takeRecords(q *mq.Queue, id [24]byte) error {
 		if err != nil {
 			return c.fail(fmt.Errorf("request: the state record of %s: %w", c.req.ID, err))
 		}
-		ours = ours || bytes.Equal(old.Body, c.last)
+		if !ours && bytes.Equal(old.Body, c.last) {
+			ours = true
+		} else if r, err := ParseRecord(old.Body); err == nil {
+			others = append(others, r)
+		}
 	}
 	if !ours {
 		return c.fail(fmt.Errorf("%w: the state record of %s changed under it", ErrTakenOver, c.req.ID))
+	}
+	// Ours, beside a record further on: another run created the state and
+	// went on while this one, its lock lost before its own create
+	// committed, still ran (a live run's create, unlike a dead one's
+	// carried out late, is not the stale one). It is fenced, not the other.
+	mine, err := ParseRecord(c.last)
+	if err != nil {
+		return c.fail(fmt.Errorf("request: the state record of %s as last committed: %w", c.req.ID, err))
+	}
+	for _, r := range others {
+		if moreAdvanced(r, mine) {
+			return c.fail(fmt.Errorf("%w: another run's state record of %s is further on", ErrTakenOver, c.req.ID))
+		}
 	}
 	return nil
 }
