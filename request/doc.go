@@ -119,8 +119,9 @@
 // resumes from the most advanced record (more attempts, else further in
 // its status, else a longer journal, else more calls sent, else updated
 // later: the managers' clocks only break a tie), a step replaces the one
-// its run read and
-// removes the other, and the end removes every record and marker
+// its run read and removes the other (unless the other is further on:
+// then its own run is fenced, its lock lost while another run created the
+// state and went on), and the end removes every record and marker
 // (TestTakeoverWhileTheCreateIsInFlight, TestResumeFromTheMostAdvancedRecord).
 //
 // A request ends in two units of work: W marks the record ended (with the
