@@ -32,6 +32,9 @@ var (
 	// connection, and another run took the request over. This run may
 	// not write anything more of it; its step is backed out.
 	ErrTakenOver = errors.New("request: the request was taken over by another run")
+	// ErrStopTimeout: Stop's ctx ended and a program still had not come
+	// back to its Ctx StopGrace later; it is left running.
+	ErrStopTimeout = errors.New("request: stop: a program still runs")
 	// ErrStateTooBig: the request's state record (its journal: every
 	// reply and saved value of a recoverable request) would be bigger
 	// than the state queue's MAXMSGL. The step is backed out, and every

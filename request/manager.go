@@ -120,19 +120,35 @@ func (m *Manager) Running() int { return int(m.running.Load()) }
 // Done is closed when the manager has stopped.
 func (m *Manager) Done() <-chan struct{} { return m.done }
 
+// StopGrace is how long Stop waits, once its ctx has ended, for the
+// running requests to reach their next step and be abandoned.
+const StopGrace = 2 * time.Second
+
 // Stop stops taking requests and waits for the running ones to end. If ctx
 // ends first, the running requests are abandoned at their next step (each
 // goes back to the input queue, and is taken again as its mode says) and
-// Stop waits for that.
-func (m *Manager) Stop(ctx context.Context) {
+// Stop waits StopGrace for that. A program that does not come back to its
+// Ctx within it (blocked on something of its own) is left running, and
+// Stop returns ErrStopTimeout: its request goes back to the input queue at
+// its next step, or when the process exits.
+func (m *Manager) Stop(ctx context.Context) error {
 	m.stopping.Store(true)
 	m.stopOnce.Do(func() { close(m.stopc) })
 	m.interruptAll()
 	select {
 	case <-m.done:
+		return nil
 	case <-ctx.Done():
-		m.abort.Store(true)
-		<-m.done
+	}
+	m.abort.Store(true)
+	m.interruptAll()
+	grace := time.NewTimer(StopGrace)
+	defer grace.Stop()
+	select {
+	case <-m.done:
+		return nil
+	case <-grace.C:
+		return fmt.Errorf("%w: %w", ErrStopTimeout, ctx.Err())
 	}
 }
 
