@@ -433,18 +433,7 @@ func TestServePoisonReplyTo(t *testing.T) {
 	// Take the bad call and the good reply away: the test's end checks
 	// that nothing is left on the queues.
 	for _, qn := range []string{"FLIGHT.BO", clientQ} {
-		h, err := e.c.Open(qn, mq.OpenOptions{Input: true})
-		if err != nil {
-			t.Fatal(err)
-		}
-		for {
-			if _, err := h.Get(mq.GetOptions{}); errors.Is(err, mq.ErrNoMessage) {
-				break
-			} else if err != nil {
-				t.Fatal(err)
-			}
-		}
-		h.Close()
+		drain(t, e, qn)
 	}
 }
 

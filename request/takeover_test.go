@@ -230,35 +230,8 @@ func creatorMain(args []string) int {
 // once the second manager runs the request.
 func TestTakeoverWhileTheCreateIsInFlight(t *testing.T) {
 	e := newEnv(t)
-	id := e.put(request.ModeRecoverable, "wait")
-	creator := e.start("creator", "QM1", nil, "-id", id.String())
-	b := e.start("manager", "QM1", nil, "-name", "RMB", "-workers", "1")
-	waitFor(t, 10*time.Second, "the request to wait for its call", func() bool {
-		rs, err := request.List(e.c, "")
-		if err != nil {
-			t.Fatal(err)
-		}
-		return len(rs) == 1 && rs[0].Manager == "RMB" && len(rs[0].Pending) == 1
-	})
-	creator.p.Process.Signal(syscall.SIGUSR1)
-	waitFor(t, 10*time.Second, "the creator's commit", func() bool {
-		creator.mu.Lock()
-		defer creator.mu.Unlock()
-		for _, l := range creator.lines {
-			if l == "COMMITTED" {
-				return true
-			}
-		}
-		return false
-	})
-	if n := e.markers(id); n != 2 {
-		t.Fatalf("%d live markers after the late commit, want 2 (the test's premise)", n)
-	}
-	if err := request.Cancel(e.c, "", id); err != nil {
-		t.Fatal(err)
-	}
-	waitFor(t, 10*time.Second, "the request to end", func() bool { return e.endedBy(id) != "" })
-	f := e.facts(id)
+	id, creator, b := e.twoRecords(request.ModeRecoverable)
+	f := e.cancelAndWaitEnded(id)
 	if f.live {
 		t.Errorf("state left on the state queue: %d live markers", e.markers(id))
 	}
@@ -277,62 +250,19 @@ func TestTakeoverWhileTheCreateIsInFlight(t *testing.T) {
 // sent again, and not from the stale one, as if nothing had been done.
 func TestResumeFromTheMostAdvancedRecord(t *testing.T) {
 	e := newEnv(t)
-	id := e.put(request.ModeRecoverable, "wait")
-	creator := e.start("creator", "QM1", nil, "-id", id.String())
-	b := e.start("manager", "QM1", nil, "-name", "RMB", "-workers", "1")
-	waitFor(t, 10*time.Second, "the request to wait for its call", func() bool {
-		rs, err := request.List(e.c, "")
-		if err != nil {
-			t.Fatal(err)
-		}
-		return len(rs) == 1 && rs[0].Manager == "RMB" && len(rs[0].Pending) == 1
-	})
-	creator.p.Process.Signal(syscall.SIGUSR1)
-	waitFor(t, 10*time.Second, "the creator's commit", func() bool {
-		creator.mu.Lock()
-		defer creator.mu.Unlock()
-		return slices.Contains(creator.lines, "COMMITTED")
-	})
-	if n := e.markers(id); n != 2 {
-		t.Fatalf("%d live markers after the late commit, want 2 (the test's premise)", n)
-	}
+	id, creator, b := e.twoRecords(request.ModeRecoverable)
 	b.p.Process.Kill()
 	<-b.done
 	e.start("manager", "QM1", nil, "-name", "RMC", "-workers", "1")
-	waitFor(t, 10*time.Second, "RMC to run the request", func() bool {
-		rs, err := request.List(e.c, "")
-		if err != nil {
-			t.Fatal(err)
-		}
-		for _, r := range rs {
-			if r.RequestID == id && r.Manager == "RMC" {
-				return true // its take recorded (the step label is not: replay)
-			}
-		}
-		return false
-	})
+	// Its take recorded (the step label is not: replay).
+	e.waitRecord("RMC to run the request", func(r *request.Record) bool { return r.RequestID == id && r.Manager == "RMC" })
 	// RMC has taken the request and is replaying or waiting: give a call
 	// sent again the time to show (a condition cannot say "not sent").
-	waitFor(t, 10*time.Second, "RMC's record to show the call pending", func() bool {
-		rs, err := request.List(e.c, "")
-		if err != nil {
-			t.Fatal(err)
-		}
-		for _, r := range rs {
-			if r.Manager == "RMC" {
-				return len(r.Pending) >= 1
-			}
-		}
-		return false
-	})
+	e.waitRecord("RMC's record to show the call pending", func(r *request.Record) bool { return r.Manager == "RMC" && len(r.Pending) >= 1 })
 	if n := len(e.browse("NOANSWER")); n != 1 {
 		t.Errorf("%d calls on NOANSWER, want the one RMB sent: the request was resumed from the stale record and its call sent again", n)
 	}
-	if err := request.Cancel(e.c, "", id); err != nil {
-		t.Fatal(err)
-	}
-	waitFor(t, 10*time.Second, "the request to end", func() bool { return e.endedBy(id) != "" })
-	f := e.facts(id)
+	f := e.cancelAndWaitEnded(id)
 	if f.live {
 		t.Errorf("state left on the state queue: %d live markers", e.markers(id))
 	}
@@ -353,39 +283,12 @@ func TestResumeFromTheMostAdvancedRecord(t *testing.T) {
 // only one left on NOANSWER.
 func TestResumeFromTheMostAdvancedRecordClockAhead(t *testing.T) {
 	e := newEnv(t)
-	id := e.put(request.ModeRestartable, "wait")
-	creator := e.start("creator", "QM1", nil, "-id", id.String(), "-mode", fmt.Sprint(int(request.ModeRestartable)), "-ahead", "1h")
-	b := e.start("manager", "QM1", nil, "-name", "RMB", "-workers", "1")
-	waitFor(t, 10*time.Second, "the request to wait for its call", func() bool {
-		rs, err := request.List(e.c, "")
-		if err != nil {
-			t.Fatal(err)
-		}
-		return len(rs) == 1 && rs[0].Manager == "RMB" && len(rs[0].Pending) == 1
-	})
-	creator.p.Process.Signal(syscall.SIGUSR1)
-	waitFor(t, 10*time.Second, "the creator's commit", func() bool {
-		creator.mu.Lock()
-		defer creator.mu.Unlock()
-		return slices.Contains(creator.lines, "COMMITTED")
-	})
-	if n := e.markers(id); n != 2 {
-		t.Fatalf("%d live markers after the late commit, want 2 (the test's premise)", n)
-	}
+	id, creator, b := e.twoRecords(request.ModeRestartable, "-mode", fmt.Sprint(int(request.ModeRestartable)), "-ahead", "1h")
 	b.p.Process.Kill()
 	<-b.done
 	e.start("manager", "QM1", nil, "-name", "RMC", "-workers", "1")
-	waitFor(t, 10*time.Second, "RMC's second attempt to wait for its call", func() bool {
-		rs, err := request.List(e.c, "")
-		if err != nil {
-			t.Fatal(err)
-		}
-		for _, r := range rs {
-			if r.RequestID == id && r.Manager == "RMC" && r.Attempts == 2 && len(r.Pending) == 1 {
-				return true
-			}
-		}
-		return false
+	e.waitRecord("RMC's second attempt to wait for its call", func(r *request.Record) bool {
+		return r.RequestID == id && r.Manager == "RMC" && r.Attempts == 2 && len(r.Pending) == 1
 	})
 	var attempts []uint32
 	for _, m := range e.browse("NOANSWER") {
@@ -398,10 +301,7 @@ func TestResumeFromTheMostAdvancedRecordClockAhead(t *testing.T) {
 	if len(attempts) != 1 || attempts[0] != 2 {
 		t.Errorf("calls on NOANSWER of attempts %v, want [2]: RMC resumed from the stale record and did not withdraw RMB's call", attempts)
 	}
-	if err := request.Cancel(e.c, "", id); err != nil {
-		t.Fatal(err)
-	}
-	waitFor(t, 10*time.Second, "the request to end", func() bool { return e.endedBy(id) != "" })
+	e.cancelAndWaitEnded(id)
 	if n := len(e.browse("NOANSWER")); n != 0 {
 		// Not withdrawn by the end either: take it away for the
 		// checker at the test's end, the failure being reported.
@@ -426,4 +326,57 @@ func drain(t *testing.T, e *env, queue string) {
 			t.Fatal(err)
 		}
 	}
+}
+
+// twoRecords sets up what TestTakeoverWhileTheCreateIsInFlight describes:
+// a request of mode (body "wait") run by manager RMB, waiting for its call,
+// and a creator process (with creatorArgs) whose create commit of a second
+// record and marker is carried out late. It returns once both records are
+// on the state queue.
+func (e *env) twoRecords(mode request.Mode, creatorArgs ...string) (id request.ID, creator, rmb *child) {
+	t := e.t
+	t.Helper()
+	id = e.put(mode, "wait")
+	creator = e.start("creator", "QM1", nil, append([]string{"-id", id.String()}, creatorArgs...)...)
+	rmb = e.start("manager", "QM1", nil, "-name", "RMB", "-workers", "1")
+	waitFor(t, 10*time.Second, "the request to wait for its call", func() bool {
+		rs, err := request.List(e.c, "")
+		if err != nil {
+			t.Fatal(err)
+		}
+		return len(rs) == 1 && rs[0].Manager == "RMB" && len(rs[0].Pending) == 1
+	})
+	creator.p.Process.Signal(syscall.SIGUSR1)
+	waitFor(t, 10*time.Second, "the creator's commit", func() bool {
+		creator.mu.Lock()
+		defer creator.mu.Unlock()
+		return slices.Contains(creator.lines, "COMMITTED")
+	})
+	if n := e.markers(id); n != 2 {
+		t.Fatalf("%d live markers after the late commit, want 2 (the test's premise)", n)
+	}
+	return id, creator, rmb
+}
+
+// waitRecord waits until some state record on the state queue matches.
+func (e *env) waitRecord(what string, match func(*request.Record) bool) {
+	e.t.Helper()
+	waitFor(e.t, 10*time.Second, what, func() bool {
+		rs, err := request.List(e.c, "")
+		if err != nil {
+			e.t.Fatal(err)
+		}
+		return slices.ContainsFunc(rs, match)
+	})
+}
+
+// cancelAndWaitEnded cancels request id, waits until it has ended and
+// gives what became of it.
+func (e *env) cancelAndWaitEnded(id request.ID) facts {
+	e.t.Helper()
+	if err := request.Cancel(e.c, "", id); err != nil {
+		e.t.Fatal(err)
+	}
+	waitFor(e.t, 10*time.Second, "the request to end", func() bool { return e.endedBy(id) != "" })
+	return e.facts(id)
 }
