@@ -1,6 +1,7 @@
 package group
 
 import (
+	"cmp"
 	"errors"
 	"fmt"
 	"os"
@@ -328,6 +329,26 @@ func (g *Group) Structures() ([]string, error) {
 	}
 	sort.Strings(out)
 	return out, nil
+}
+
+// QueueInfos describes every queue of the group's application structures
+// (Structures), by name. A structure that cannot be attached is left out;
+// the first such error (or Structures') is returned with the queues of the
+// others.
+func (g *Group) QueueInfos() (map[string]lockfree.QueueInfo, error) {
+	out := map[string]lockfree.QueueInfo{}
+	names, err := g.Structures()
+	for _, n := range names {
+		s, serr := g.Structure(n, false)
+		if serr != nil {
+			err = cmp.Or(err, fmt.Errorf("structure %s: %w", n, serr))
+			continue
+		}
+		for _, qi := range s.Queues() {
+			out[qi.Name] = qi
+		}
+	}
+	return out, err
 }
 
 // Close detaches every structure.

@@ -66,19 +66,9 @@ func (e *env) queueInfo() map[string]lockfree.QueueInfo {
 		e.t.Fatal(err)
 	}
 	defer g.Close()
-	names, err := g.Structures()
+	out, err := g.QueueInfos()
 	if err != nil {
 		e.t.Fatal(err)
-	}
-	out := map[string]lockfree.QueueInfo{}
-	for _, n := range names {
-		s, err := g.Structure(n, false)
-		if err != nil {
-			e.t.Fatal(err)
-		}
-		for _, qi := range s.Queues() {
-			out[qi.Name] = qi
-		}
 	}
 	return out
 }

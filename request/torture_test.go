@@ -268,19 +268,9 @@ func (tt *torture) restartMembers(after time.Duration) {
 
 // info is every queue of the group by name.
 func (tt *torture) info() map[string]lockfree.QueueInfo {
-	names, err := tt.gh.Structures()
+	out, err := tt.gh.QueueInfos()
 	if err != nil {
 		tt.e.t.Fatal(err)
-	}
-	out := map[string]lockfree.QueueInfo{}
-	for _, n := range names {
-		s, err := tt.gh.Structure(n, false)
-		if err != nil {
-			tt.e.t.Fatal(err)
-		}
-		for _, qi := range s.Queues() {
-			out[qi.Name] = qi
-		}
 	}
 	return out
 }

@@ -132,15 +132,7 @@ func RunRequests(c RequestsConfig, out io.Writer) error {
 	}
 	defer g.Close()
 	info := func() map[string]lockfree.QueueInfo {
-		m := map[string]lockfree.QueueInfo{}
-		names, _ := g.Structures()
-		for _, n := range names {
-			if s, err := g.Structure(n, false); err == nil {
-				for _, qi := range s.Queues() {
-					m[qi.Name] = qi
-				}
-			}
-		}
+		m, _ := g.QueueInfos() // what could be read: the waits below go on until it is enough
 		return m
 	}
 	// Ready: both managers' workers wait on the input queue (four
