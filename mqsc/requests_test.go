@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/qmgr/qmgr/mq"
+	"github.com/qmgr/qmgr/qm"
 	"github.com/qmgr/qmgr/request"
 )
 
@@ -15,20 +16,7 @@ import (
 // request managers' state queue (not their live markers nor tombstones),
 // by request id, with mode, status, attempts, step and pending calls.
 func TestDisplayRequests(t *testing.T) {
-	dir := t.TempDir()
-	m := startGoldenMember(t, dir)
-	if r := m.Exec(request.Definitions()); !r.OK {
-		t.Fatal(r.Error)
-	}
-	c, err := mq.Connect(mq.ConnectOptions{Group: "T", DataDir: dir + "/data", CFDir: dir + "/cf", QMgr: "QM1"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Disconnect()
-	q, err := c.Open(request.DefaultStateQueue, mq.OpenOptions{Output: true})
-	if err != nil {
-		t.Fatal(err)
-	}
+	m, q := startRequestsMember(t)
 	id, _ := request.ParseID("0123456789abcdef0123456789abcdef0123456789abcdef")
 	rec := &request.Record{Mode: request.ModeRecoverable, Status: request.StatusRunning, Attempts: 2, NextSeq: 3, RequestID: id,
 		Created: time.Now().Add(-time.Minute), Updated: time.Now(), Manager: "RM1", Step: "HOTEL",
@@ -72,20 +60,7 @@ func TestDisplayRequests(t *testing.T) {
 // UTF-8 escaped, so that they cannot forge lines of its output (another
 // request) or drive the terminal.
 func TestDisplayRequestsHostileText(t *testing.T) {
-	dir := t.TempDir()
-	m := startGoldenMember(t, dir)
-	if r := m.Exec(request.Definitions()); !r.OK {
-		t.Fatal(r.Error)
-	}
-	c, err := mq.Connect(mq.ConnectOptions{Group: "T", DataDir: dir + "/data", CFDir: dir + "/cf", QMgr: "QM1"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Disconnect()
-	q, err := c.Open(request.DefaultStateQueue, mq.OpenOptions{Output: true})
-	if err != nil {
-		t.Fatal(err)
-	}
+	m, q := startRequestsMember(t)
 	id, _ := request.ParseID("0123456789abcdef0123456789abcdef0123456789abcdef")
 	rec := &request.Record{Mode: request.ModeRecoverable, Status: request.StatusRunning, Attempts: 1, NextSeq: 1, RequestID: id,
 		Created: time.Now(), Updated: time.Now(), Manager: "RM\x1b[2J\xff", Step: "HOTEL\n   REQID(FEEDFACE) MANAGER(FAKE)\r"}
@@ -100,4 +75,25 @@ func TestDisplayRequestsHostileText(t *testing.T) {
 	if len(lines) != 6 || strings.ContainsAny(r.Text, "\x1b\r\xff") || strings.Contains(r.Text, "\n   REQID(FEEDFACE)") {
 		t.Fatalf("DISPLAY REQUESTS shows the record's bytes as they are:\n%q", r.Text)
 	}
+}
+
+// startRequestsMember starts a golden member with the request managers'
+// queues defined, and opens their state queue for output.
+func startRequestsMember(t *testing.T) (*qm.Member, *mq.Queue) {
+	t.Helper()
+	dir := t.TempDir()
+	m := startGoldenMember(t, dir)
+	if r := m.Exec(request.Definitions()); !r.OK {
+		t.Fatal(r.Error)
+	}
+	c, err := mq.Connect(mq.ConnectOptions{Group: "T", DataDir: dir + "/data", CFDir: dir + "/cf", QMgr: "QM1"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { c.Disconnect() })
+	q, err := c.Open(request.DefaultStateQueue, mq.OpenOptions{Output: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return m, q
 }
