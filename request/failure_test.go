@@ -52,18 +52,7 @@ func TestCancel(t *testing.T) {
 	e.start("manager", "QM1", nil)
 	for _, mode := range modes {
 		id := e.put(mode, "wait")
-		waitFor(t, 10*time.Second, "the request to wait for its call", func() bool {
-			rs, err := request.List(e.c, "")
-			if err != nil {
-				t.Fatal(err)
-			}
-			for _, r := range rs {
-				if r.RequestID == id && r.Step == "waiting" && len(r.Pending) == 1 {
-					return true
-				}
-			}
-			return false
-		})
+		e.waitRecord(10*time.Second, "the request to wait for its call", func(r *request.Record) bool { return r.RequestID == id && r.Step == "waiting" && len(r.Pending) == 1 })
 		// DISPLAY REQUESTS shows it; the recoverable one is cancelled
 		// with CANCEL REQUEST, the others with request.Cancel.
 		hexID := strings.ToUpper(id.String())

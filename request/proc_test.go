@@ -13,6 +13,7 @@ import (
 	"os/exec"
 	"os/signal"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"syscall"
@@ -361,6 +362,19 @@ func (ch *child) stop(t *testing.T) {
 	case <-time.After(10 * time.Second):
 		t.Fatalf("child did not stop: %s", ch.p.Log())
 	}
+}
+
+// waitRecord waits up to limit until some state record on the state
+// queue matches.
+func (e *env) waitRecord(limit time.Duration, what string, match func(*request.Record) bool) {
+	e.t.Helper()
+	waitFor(e.t, limit, what, func() bool {
+		rs, err := request.List(e.c, "")
+		if err != nil {
+			e.t.Fatal(err)
+		}
+		return slices.ContainsFunc(rs, match)
+	})
 }
 
 // waitFor polls cond (a condition of the queues, not a time) until it

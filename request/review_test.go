@@ -47,18 +47,7 @@ func TestUndeliverableManagerReply(t *testing.T) {
 	e.start("manager", "QM1", nil)
 	const noQ = "NO.SUCH.REPLYQ"
 	cn := e.reviewPutTo(request.ModeRestartable, "wait", noQ)
-	waitFor(t, 10*time.Second, "the request to wait for its call", func() bool {
-		rs, err := request.List(e.c, "")
-		if err != nil {
-			t.Fatal(err)
-		}
-		for _, r := range rs {
-			if r.RequestID == cn && r.Step == "waiting" {
-				return true
-			}
-		}
-		return false
-	})
+	e.waitRecord(10*time.Second, "the request to wait for its call", func(r *request.Record) bool { return r.RequestID == cn && r.Step == "waiting" })
 	if err := request.Cancel(e.c, "", cn); err != nil {
 		t.Fatal(err)
 	}
@@ -172,18 +161,7 @@ func TestTakenOverWhileRunning(t *testing.T) {
 		},
 	})
 	id := e.put(request.ModeRecoverable, "ok")
-	waitFor(t, 30*time.Second, "a second worker to take the request over", func() bool {
-		rs, err := request.List(e.c, "")
-		if err != nil {
-			t.Fatal(err)
-		}
-		for _, r := range rs {
-			if r.RequestID == id && r.Attempts >= 2 {
-				return true
-			}
-		}
-		return false
-	})
+	e.waitRecord(30*time.Second, "a second worker to take the request over", func(r *request.Record) bool { return r.RequestID == id && r.Attempts >= 2 })
 	close(release1)
 	select {
 	case err := <-first:
@@ -191,18 +169,7 @@ func TestTakenOverWhileRunning(t *testing.T) {
 		if err == nil {
 			// It was not fenced: let it end the request before the
 			// second goes on.
-			waitFor(t, 20*time.Second, "the first run to mark the request ended", func() bool {
-				rs, err := request.List(e.c, "")
-				if err != nil {
-					t.Fatal(err)
-				}
-				for _, r := range rs {
-					if r.RequestID == id && r.Status == request.StatusDone {
-						return true
-					}
-				}
-				return false
-			})
+			e.waitRecord(20*time.Second, "the first run to mark the request ended", func(r *request.Record) bool { return r.RequestID == id && r.Status == request.StatusDone })
 		}
 	case <-time.After(20 * time.Second):
 		t.Fatal("the first run did not try its final reply")
@@ -303,18 +270,7 @@ func TestReplayReturnsEarly(t *testing.T) {
 	cfg := request.Config{Name: "RM1", Workers: 1, CancelCheck: 20 * time.Millisecond, SweepInterval: 50 * time.Millisecond, ReconnectWait: 20 * time.Millisecond, Program: prog}
 	m1 := e.reviewManager("QM1", cfg)
 	id := e.put(request.ModeRecoverable, "ok")
-	waitFor(t, 10*time.Second, "the request to wait for its call", func() bool {
-		rs, err := request.List(e.c, "")
-		if err != nil {
-			t.Fatal(err)
-		}
-		for _, r := range rs {
-			if r.RequestID == id && r.Step == "waiting" && len(r.Pending) == 1 {
-				return true
-			}
-		}
-		return false
-	})
+	e.waitRecord(10*time.Second, "the request to wait for its call", func(r *request.Record) bool { return r.RequestID == id && r.Step == "waiting" && len(r.Pending) == 1 })
 	ctx, cancel := context.WithCancel(context.Background())
 	cancel()
 	m1.Stop(ctx) // abandons the request: it goes back to the input queue
@@ -500,17 +456,8 @@ func TestStructureFailureAfterFinalReply(t *testing.T) {
 	}
 	q.Close()
 	id := request.ID(m.MsgID)
-	waitFor(t, 10*time.Second, "the final reply sent, the request waiting", func() bool {
-		rs, err := request.List(e.c, "")
-		if err != nil {
-			t.Fatal(err)
-		}
-		for _, r := range rs {
-			if r.RequestID == id && r.Status == request.StatusFinalReplied && r.Step == "waiting" {
-				return true
-			}
-		}
-		return false
+	e.waitRecord(10*time.Second, "the final reply sent, the request waiting", func(r *request.Record) bool {
+		return r.RequestID == id && r.Status == request.StatusFinalReplied && r.Step == "waiting"
 	})
 	finals := 0
 	takeFinals := func(c *mq.Conn) {

@@ -255,10 +255,10 @@ func TestResumeFromTheMostAdvancedRecord(t *testing.T) {
 	<-b.done
 	e.start("manager", "QM1", nil, "-name", "RMC", "-workers", "1")
 	// Its take recorded (the step label is not: replay).
-	e.waitRecord("RMC to run the request", func(r *request.Record) bool { return r.RequestID == id && r.Manager == "RMC" })
+	e.waitRecord(10*time.Second, "RMC to run the request", func(r *request.Record) bool { return r.RequestID == id && r.Manager == "RMC" })
 	// RMC has taken the request and is replaying or waiting: give a call
 	// sent again the time to show (a condition cannot say "not sent").
-	e.waitRecord("RMC's record to show the call pending", func(r *request.Record) bool { return r.Manager == "RMC" && len(r.Pending) >= 1 })
+	e.waitRecord(10*time.Second, "RMC's record to show the call pending", func(r *request.Record) bool { return r.Manager == "RMC" && len(r.Pending) >= 1 })
 	if n := len(e.browse("NOANSWER")); n != 1 {
 		t.Errorf("%d calls on NOANSWER, want the one RMB sent: the request was resumed from the stale record and its call sent again", n)
 	}
@@ -287,7 +287,7 @@ func TestResumeFromTheMostAdvancedRecordClockAhead(t *testing.T) {
 	b.p.Process.Kill()
 	<-b.done
 	e.start("manager", "QM1", nil, "-name", "RMC", "-workers", "1")
-	e.waitRecord("RMC's second attempt to wait for its call", func(r *request.Record) bool {
+	e.waitRecord(10*time.Second, "RMC's second attempt to wait for its call", func(r *request.Record) bool {
 		return r.RequestID == id && r.Manager == "RMC" && r.Attempts == 2 && len(r.Pending) == 1
 	})
 	var attempts []uint32
@@ -356,18 +356,6 @@ func (e *env) twoRecords(mode request.Mode, creatorArgs ...string) (id request.I
 		t.Fatalf("%d live markers after the late commit, want 2 (the test's premise)", n)
 	}
 	return id, creator, rmb
-}
-
-// waitRecord waits until some state record on the state queue matches.
-func (e *env) waitRecord(what string, match func(*request.Record) bool) {
-	e.t.Helper()
-	waitFor(e.t, 10*time.Second, what, func() bool {
-		rs, err := request.List(e.c, "")
-		if err != nil {
-			e.t.Fatal(err)
-		}
-		return slices.ContainsFunc(rs, match)
-	})
 }
 
 // cancelAndWaitEnded cancels request id, waits until it has ended and
