@@ -551,6 +551,9 @@ func (c *Ctx) takeRecords(q *mq.Queue, id [24]byte) error {
 	if !ours {
 		return c.fail(fmt.Errorf("%w: the state record of %s changed under it", ErrTakenOver, c.req.ID))
 	}
+	if len(others) == 0 {
+		return nil // the usual case: ours alone
+	}
 	// Ours, beside a record further on: another run created the state and
 	// went on while this one, its lock lost before its own create
 	// committed, still ran (a live run's create, unlike a dead one's
