@@ -10,6 +10,8 @@ import (
 	"math"
 	"strings"
 	"time"
+
+	"github.com/cespare/xxhash/v2"
 )
 
 // Message formats this package writes and reads (mq.Message.Format).
@@ -327,7 +329,22 @@ type Entry struct {
 	Attempt uint32  // EntryCall: the attempt that sent it
 	Seq     uint32  // EntryCall
 	Name    string  // EntryCall: the called queue; EntrySave: the key
-	Value   []byte  // EntryCall: the reply; EntrySave: the value
+	// Hash is what the program sent (EntryCall: the call's format and
+	// body; EntryReply, EntryFinal: the reply's body) as SentHash gives
+	// it, so that a replay that sends something else is caught. Zero in
+	// a record of version 1, which did not keep it: not compared.
+	Hash  uint64
+	Value []byte // EntryCall: the reply; EntrySave: the value
+}
+
+// SentHash is the Entry.Hash of a message of format and body sent by a
+// program: a call, or a reply (format "").
+func SentHash(format string, body []byte) uint64 {
+	d := xxhash.New()
+	d.WriteString(format)
+	d.Write([]byte{0})
+	d.Write(body)
+	return d.Sum64()
 }
 
 // PendingCall is a call sent whose reply was not taken yet.
@@ -346,6 +363,10 @@ type Record struct {
 	NextSeq   uint32
 	FinalIdx  uint32 // journal entries up to and including the final reply; 0: none sent
 	RequestID ID
+	// Lock is the put time (Unix ns) of the request message that holds
+	// the request: which of two messages with one request id is the
+	// request, and which a duplicate (zero in a record of version 1).
+	Lock      int64
 	Created   time.Time
 	Updated   time.Time
 	Manager   string
@@ -363,7 +384,7 @@ func (r *Record) Encode() []byte {
 		n += 26 + len(p.Queue)
 	}
 	for _, e := range r.Journal {
-		n += 17 + len(e.Name) + len(e.Value)
+		n += minEntry + len(e.Name) + len(e.Value)
 	}
 	b := make([]byte, srSize, n)
 	copy(b[srMagic:], "RQST")
@@ -378,6 +399,7 @@ func (r *Record) Encode() []byte {
 	binary.LittleEndian.PutUint64(b[srCreated:], uint64(r.Created.UnixNano()))
 	binary.LittleEndian.PutUint64(b[srUpdated:], uint64(r.Updated.UnixNano()))
 	binary.LittleEndian.PutUint32(b[srJournal:], uint32(len(r.Journal)))
+	binary.LittleEndian.PutUint64(b[srLock:], uint64(r.Lock))
 	for _, s := range []string{r.Manager, r.Step, r.ReplyToQ, r.ReplyQMgr} {
 		b = putString(b, s)
 	}
@@ -393,6 +415,7 @@ func (r *Record) Encode() []byte {
 		b = binary.LittleEndian.AppendUint32(b, e.Attempt)
 		b = binary.LittleEndian.AppendUint32(b, e.Seq)
 		b = putString(b, e.Name)
+		b = binary.LittleEndian.AppendUint64(b, e.Hash)
 		b = binary.LittleEndian.AppendUint32(b, uint32(len(e.Value)))
 		b = append(b, e.Value...)
 	}
@@ -403,18 +426,28 @@ func (r *Record) Encode() []byte {
 // allocating.
 const (
 	minPending = 4 + 4 + 8 + 8 + 2
-	minEntry   = 3 + 4 + 4 + 2 + 4
+	minEntry   = 3 + 4 + 4 + 2 + 8 + 4
+	minEntryV1 = minEntry - 8 // no hash
 )
 
-// ParseRecord decodes a state record (or a live marker or tombstone). It
-// never panics and never allocates more than the bytes could hold,
-// whatever they are.
+// ParseRecord decodes a state record (or a live marker or tombstone), of
+// this version or of version 1 (written before records kept their lock
+// and entries their hash: both read as zero). It never panics and never
+// allocates more than the bytes could hold, whatever they are. A version
+// it does not know is ErrRecordVersion (and ErrBadHeader).
 func ParseRecord(b []byte) (*Record, error) {
-	if len(b) < srSize || string(b[srMagic:srMagic+4]) != "RQST" {
+	if len(b) < srSizeV1 || string(b[srMagic:srMagic+4]) != "RQST" {
 		return nil, fmt.Errorf("%w: not a state record", ErrBadHeader)
 	}
-	if v := binary.LittleEndian.Uint16(b[srVersion:]); v != srVersionNow {
-		return nil, fmt.Errorf("%w: state record version %d", ErrBadHeader, v)
+	v := binary.LittleEndian.Uint16(b[srVersion:])
+	tail, entryMin := srTail, minEntry
+	switch {
+	case v == 1:
+		tail, entryMin = srSizeV1, minEntryV1
+	case v != srVersionNow:
+		return nil, fmt.Errorf("%w: %w %d (this manager knows 1 to %d)", ErrBadHeader, ErrRecordVersion, v, srVersionNow)
+	case len(b) < srSize:
+		return nil, fmt.Errorf("%w: not a state record", ErrBadHeader)
 	}
 	r := &Record{
 		Mode:     Mode(b[srMode]),
@@ -435,9 +468,12 @@ func ParseRecord(b []byte) (*Record, error) {
 		return nil, fmt.Errorf("%w: state record reserved bytes not zero", ErrBadHeader)
 	}
 	copy(r.RequestID[:], b[srRequestID:])
+	if v != 1 {
+		r.Lock = int64(binary.LittleEndian.Uint64(b[srLock:]))
+	}
 	np := binary.LittleEndian.Uint32(b[srPending:])
 	nj := binary.LittleEndian.Uint32(b[srJournal:])
-	d := decoder{b: b[srTail:]}
+	d := decoder{b: b[tail:]}
 	r.Manager = d.str()
 	r.Step = d.str()
 	r.ReplyToQ = d.str()
@@ -460,7 +496,7 @@ func ParseRecord(b []byte) (*Record, error) {
 			p.Queue = d.str()
 		}
 	}
-	if d.err == nil && uint64(nj)*minEntry > uint64(len(d.b)) {
+	if d.err == nil && uint64(nj)*uint64(entryMin) > uint64(len(d.b)) {
 		d.fail("%d journal entries in %d bytes", nj, len(d.b))
 	}
 	if d.err == nil && nj > 0 {
@@ -481,6 +517,9 @@ func ParseRecord(b []byte) (*Record, error) {
 			e.Attempt = d.u32()
 			e.Seq = d.u32()
 			e.Name = d.str()
+			if v != 1 {
+				e.Hash = d.u64()
+			}
 			if v := d.bytes(int(d.u32())); len(v) > 0 {
 				e.Value = bytes.Clone(v)
 			}

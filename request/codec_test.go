@@ -2,6 +2,7 @@ package request
 
 import (
 	"bytes"
+	"encoding/binary"
 	"errors"
 	"reflect"
 	"testing"
@@ -13,7 +14,7 @@ import (
 func TestLayoutTables(t *testing.T) {
 	layouttable.Verify(t,
 		layouttable.Layout{File: "doc.go", Title: "Request header layout", Prefix: "rh", SizeName: "rhSize", Except: []string{"rhVersionNow"}},
-		layouttable.Layout{File: "doc.go", Title: "State record layout", Prefix: "sr", SizeName: "srSize", Except: []string{"srVersionNow"}},
+		layouttable.Layout{File: "doc.go", Title: "State record layout", Prefix: "sr", SizeName: "srSize", Except: []string{"srVersionNow", "srSizeV1"}},
 		layouttable.Layout{File: "doc.go", Title: "Unexpected Message Queue header layout", Prefix: "uh", SizeName: "uhSize", Except: []string{"uhVersionNow", "uhQueueLen"}},
 		layouttable.Layout{File: "doc.go", Title: "Call id layout", Prefix: "ci", SizeName: "ciSize", Except: []string{"ciKeyLen", "ciTagAttempt", "ciTagRecord", "ciTagLive", "ciTagTomb"}},
 	)
@@ -25,12 +26,12 @@ func sampleRecord() *Record {
 	return &Record{
 		Mode: ModeRecoverable, Status: StatusFinalReplied, Attempts: 3, NextSeq: 4, FinalIdx: 3,
 		RequestID: id, Created: time.Unix(0, 1700000000123456789), Updated: time.Unix(0, 1700000001000000000),
-		Manager: "RM1", Step: "booking hotel", ReplyToQ: "TRAVEL.REPLY", ReplyQMgr: "QM1",
+		Lock: 1700000000000000042, Manager: "RM1", Step: "booking hotel", ReplyToQ: "TRAVEL.REPLY", ReplyQMgr: "QM1",
 		Pending: []PendingCall{{Attempt: 3, Seq: 3, Sent: time.Unix(0, 1700000000500000000), Timeout: 5 * time.Second, Queue: "PAYMENT"}},
 		Journal: []Entry{
-			{Kind: EntryCall, Outcome: OutcomeReplied, Attempt: 1, Seq: 1, Name: "FLIGHT", Value: []byte("AF123")},
+			{Kind: EntryCall, Outcome: OutcomeReplied, Attempt: 1, Seq: 1, Name: "FLIGHT", Hash: SentHash("", []byte("book")), Value: []byte("AF123")},
 			{Kind: EntrySave, Name: "price", Value: []byte("420")},
-			{Kind: EntryFinal},
+			{Kind: EntryFinal, Hash: SentHash("", []byte("booked"))},
 			{Kind: EntryCall, Outcome: OutcomeWithdrawn, Attempt: 2, Seq: 2, Name: "HOTEL"},
 			{Kind: EntryReply},
 			{Kind: EntryCall, Outcome: OutcomePending, Attempt: 3, Seq: 3, Name: "PAYMENT"},
@@ -51,6 +52,62 @@ func TestRecordRoundTrip(t *testing.T) {
 		if got.Created.UnixNano() != r.Created.UnixNano() || got.Manager != r.Manager || !reflect.DeepEqual(got.Journal, r.Journal) || len(got.Pending) != len(r.Pending) {
 			t.Fatalf("got %+v, want %+v", got, r)
 		}
+	}
+}
+
+// encodeV1 is r as a version 1 record: no lock, no hashes (what managers
+// before version 2 wrote).
+func encodeV1(r *Record) []byte {
+	b := r.Encode()
+	out := append([]byte(nil), b[:srSizeV1]...)
+	binary.LittleEndian.PutUint16(out[srVersion:], 1)
+	d := decoder{b: b[srTail:]}
+	for range 4 {
+		out = putString(out, d.str())
+	}
+	for range r.Pending {
+		out = append(out, d.bytes(24)...)
+		out = putString(out, d.str())
+	}
+	for range r.Journal {
+		out = append(out, d.bytes(11)...)
+		out = putString(out, d.str())
+		d.u64() // the hash
+		n := d.u32()
+		out = binary.LittleEndian.AppendUint32(out, n)
+		out = append(out, d.bytes(int(n))...)
+	}
+	return out
+}
+
+func TestRecordVersion1(t *testing.T) {
+	r := sampleRecord()
+	got, err := ParseRecord(encodeV1(r))
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := *r
+	want.Lock = 0
+	want.Journal = nil
+	for _, e := range r.Journal {
+		e.Hash = 0
+		want.Journal = append(want.Journal, e)
+	}
+	if got.Lock != 0 || !reflect.DeepEqual(got.Journal, want.Journal) || got.Manager != r.Manager || got.Attempts != r.Attempts || len(got.Pending) != 1 {
+		t.Fatalf("got %+v, want %+v", got, want)
+	}
+	// Rewritten, it is a record of this version with the same content.
+	again, err := ParseRecord(got.Encode())
+	if err != nil || !reflect.DeepEqual(again.Journal, want.Journal) {
+		t.Fatalf("%+v %v", again, err)
+	}
+}
+
+func TestRecordNewerVersion(t *testing.T) {
+	b := sampleRecord().Encode()
+	binary.LittleEndian.PutUint16(b[srVersion:], srVersionNow+1)
+	if _, err := ParseRecord(b); !errors.Is(err, ErrRecordVersion) || !errors.Is(err, ErrBadHeader) {
+		t.Fatalf("a newer version: %v", err)
 	}
 }
 
@@ -129,10 +186,18 @@ func FuzzParseRecord(f *testing.F) {
 	f.Add(sampleRecord().Encode())
 	f.Add((&Record{Mode: ModeRestartable, Status: StatusRunning, Attempts: 1}).Encode())
 	f.Add([]byte("RQST"))
+	f.Add(encodeV1(sampleRecord()))
 	f.Fuzz(func(t *testing.T, b []byte) {
 		r, err := ParseRecord(b)
 		if err != nil {
 			return
+		}
+		if binary.LittleEndian.Uint16(b[srVersion:]) == 1 {
+			// Read as this version, which it re-encodes to: then canonical.
+			b = r.Encode()
+			if r, err = ParseRecord(b); err != nil {
+				t.Fatalf("a version 1 record re-encoded does not parse: %v", err)
+			}
 		}
 		// What decodes re-encodes to the same bytes: the format is canonical.
 		if !bytes.Equal(r.Encode(), b) {

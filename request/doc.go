@@ -266,7 +266,8 @@ const (
 //	    56     8  srUpdated    when the record was last written, Unix ns
 //	    64     4  srJournal    how many journal entries the tail holds
 //	    68     4  -            zero
-//	    72     *  srTail       strings, pending calls, journal (below)
+//	    72     8  srLock       the put time of the request message that holds the request, Unix ns (Record.Lock)
+//	    80     *  srTail       strings, pending calls, journal (below)
 //
 // The tail: four strings, each a 2-byte length and its bytes (the manager
 // that wrote the record, the current step label, the request's reply-to
@@ -276,8 +277,13 @@ const (
 // call, 2: save, 3: reply, 4: final reply), outcome of a call (1: pending,
 // 2: replied, 3: timed out, 4: timed out and withdrawn), one zero byte,
 // attempt (4) and sequence (4) of a call, a string (the called queue, or
-// the saved key) and a value, a 4-byte length and its bytes (the call's
-// reply, or the saved value).
+// the saved key), the hash of what was sent (8: Entry.Hash, SentHash) and
+// a value, a 4-byte length and its bytes (the call's reply, or the saved
+// value).
+//
+// Version 1 records (srSizeV1 bytes of fixed part: no srLock, and journal
+// entries without their hash) are still read, as written before version 2;
+// a record of a version above srVersionNow is not (ErrRecordVersion).
 const (
 	srMagic      = 0
 	srVersion    = 4
@@ -291,9 +297,11 @@ const (
 	srCreated    = 48
 	srUpdated    = 56
 	srJournal    = 64
-	srTail       = 72
-	srSize       = 72
-	srVersionNow = 1
+	srLock       = 72
+	srTail       = 80
+	srSize       = 80
+	srVersionNow = 2
+	srSizeV1     = 72 // the fixed part of a version 1 record
 )
 
 // Unexpected Message Queue header layout (uhSize bytes, in front of the

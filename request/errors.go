@@ -41,6 +41,13 @@ var (
 	// later step of the run fails with it too: the run fails as its mode
 	// says (a recoverable request ends with a FormatFailed reply).
 	ErrStateTooBig = errors.New("request: the state record would be bigger than the state queue's MAXMSGL")
+	// ErrRecordVersion: a state record of a version this manager does
+	// not know (written by a newer one); always with ErrBadHeader.
+	ErrRecordVersion = errors.New("request: state record version unknown")
+	// ErrDuplicate: a request message whose request id is another's in
+	// flight (two messages with one MsgID); it is moved to the
+	// Unexpected Message Queue (ReasonDuplicate), not run.
+	ErrDuplicate = errors.New("request: another request message with this request id is in flight")
 	// ErrCallTimeout is matched (errors.Is) by every *CallTimeoutError.
 	ErrCallTimeout = errors.New("request: call timed out")
 )
