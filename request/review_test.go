@@ -528,3 +528,32 @@ func TestStartRefusesReplyQueueBOTHRESH(t *testing.T) {
 		}
 	}
 }
+
+// TestReplaySendsADifferentBody: a program that, resumed, sends a call
+// with another body than the one its journal recorded as sent (here: the
+// clock's reading, which is not deterministic) gets ErrNondeterministic,
+// and the recoverable request ends with a failure reply; it is not given
+// the reply of the call it sent before as the reply of a call it did not.
+func TestReplaySendsADifferentBody(t *testing.T) {
+	e := newEnv(t)
+	prog := func(ctx *request.Ctx, req *request.Request) error {
+		ctx.Step("waiting")
+		if _, err := ctx.Call("NOANSWER", fmt.Appendf(nil, "%d", time.Now().UnixNano()), request.CallOptions{Timeout: 3 * time.Second}); err != nil {
+			return err
+		}
+		return ctx.FinalReply([]byte("done"))
+	}
+	cfg := request.Config{Name: "RM1", Workers: 1, CancelCheck: 20 * time.Millisecond, SweepInterval: 50 * time.Millisecond, ReconnectWait: 20 * time.Millisecond, Program: prog}
+	m1 := e.reviewManager("QM1", cfg)
+	id := e.put(request.ModeRecoverable, "ok")
+	e.waitRecord(10*time.Second, "the request to wait for its call", func(r *request.Record) bool { return r.RequestID == id && r.Step == "waiting" && len(r.Pending) == 1 })
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	m1.Stop(ctx) // abandons the request: it goes back to the input queue
+	cfg.Name = "RM2"
+	e.reviewManager("QM1", cfg)
+	f := e.reviewWaitGone(id)
+	if len(f.finals) != 1 || !strings.HasPrefix(f.finals[0], request.FormatFailed+":") || !strings.Contains(f.finals[0], request.ErrNondeterministic.Error()) {
+		t.Errorf("final replies %q, want one %s saying %q", f.finals, request.FormatFailed, request.ErrNondeterministic)
+	}
+}
