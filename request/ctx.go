@@ -126,11 +126,15 @@ func (c *Ctx) Call(queue string, body []byte, opt CallOptions) ([]byte, error) {
 	if opt.Confirmed && c.rec.Mode != ModeRecoverable {
 		return nil, ErrNotConfirmable
 	}
+	sent := SentHash(opt.Format, body)
 	if c.Replaying() {
 		idx := c.pos
 		e := c.journal[idx]
 		if e.Kind != EntryCall || e.Name != queue {
 			return nil, c.diverged("Call(" + queue + ")")
+		}
+		if e.Hash != 0 && e.Hash != sent {
+			return nil, c.diverged("Call(" + queue + ") with other bytes than it sent")
 		}
 		c.pos++
 		switch e.Outcome {
@@ -163,7 +167,7 @@ func (c *Ctx) Call(queue string, body []byte, opt CallOptions) ([]byte, error) {
 	}
 	c.rec.NextSeq++
 	c.rec.Pending = append(c.rec.Pending, p)
-	c.journal = append(c.journal, Entry{Kind: EntryCall, Outcome: OutcomePending, Attempt: p.Attempt, Seq: p.Seq, Name: queue})
+	c.journal = append(c.journal, Entry{Kind: EntryCall, Outcome: OutcomePending, Attempt: p.Attempt, Seq: p.Seq, Name: queue, Hash: sent})
 	c.pos = len(c.journal)
 	if err := c.writeRecord(); err != nil {
 		return nil, err
@@ -309,9 +313,12 @@ func (c *Ctx) reply(body []byte, final bool) error {
 	if final {
 		kind = EntryFinal
 	}
+	sent := SentHash("", body)
 	if c.Replaying() {
-		if c.journal[c.pos].Kind != kind {
+		if e := c.journal[c.pos]; e.Kind != kind {
 			return c.diverged(fmt.Sprintf("a reply (final %v)", final))
+		} else if e.Hash != 0 && e.Hash != sent {
+			return c.diverged(fmt.Sprintf("a reply (final %v) with other bytes than it sent", final))
 		}
 		c.pos++
 		c.finalSent = c.finalSent || final
@@ -330,7 +337,7 @@ func (c *Ctx) reply(body []byte, final bool) error {
 	if err := c.putReply(format, body); err != nil {
 		return err
 	}
-	c.journal = append(c.journal, Entry{Kind: kind})
+	c.journal = append(c.journal, Entry{Kind: kind, Hash: sent})
 	c.pos = len(c.journal)
 	if final {
 		c.rec.FinalIdx = uint32(len(c.journal))

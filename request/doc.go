@@ -135,8 +135,12 @@
 // Ctx replays the journal (recorded calls return their recorded reply or
 // timeout, recorded replies are not sent again, saved values come back)
 // until it runs out, then goes live. A program that does something else
-// than its journal at some point gets ErrNondeterministic; one that returns
-// before the end of its journal fails with it. A recoverable
+// than its journal at some point gets ErrNondeterministic: another kind of
+// step, a call to another queue, or a call or reply with other bytes than
+// the ones it sent the first time (the journal keeps their hash,
+// Entry.Hash): a reply that depends on the time or on chance must come
+// from a value saved before (Save, Load). One that returns before the end
+// of its journal fails with it. A recoverable
 // request keeps its whole journal; a restartable one keeps it only up to
 // its final reply (its restart point); a non-recoverable one none. So
 // Save commits at once for a recoverable request and lives in memory for
