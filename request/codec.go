@@ -218,15 +218,16 @@ type Reason uint32
 
 // The reasons of the Unexpected Message Queue's header.
 const (
-	ReasonPurged         Reason = 1 // a reply for a request that was purged (non-recoverable, after a failure)
-	ReasonEnded          Reason = 2 // a reply for a request that ended
-	ReasonStaleAttempt   Reason = 3 // a reply to a call of an earlier attempt (restartable, restarted)
-	ReasonTimedOut       Reason = 4 // a reply to a call that timed out
-	ReasonNotReply       Reason = 5 // a message on the reply queue whose CorrelID is no call id
-	ReasonCancelled      Reason = 6 // a reply for a request that was cancelled
-	ReasonUnknownRequest Reason = 7 // a reply or cancel for a request not in flight and not known to have ended
-	ReasonBadRequest     Reason = 8 // a request whose request header is malformed
-	ReasonUndeliverable  Reason = 9 // a final reply of the manager's that its request's reply-to queue cannot take (it does not exist): OrigQ names that queue
+	ReasonPurged         Reason = 1  // a reply for a request that was purged (non-recoverable, after a failure)
+	ReasonEnded          Reason = 2  // a reply for a request that ended
+	ReasonStaleAttempt   Reason = 3  // a reply to a call of an earlier attempt (restartable, restarted)
+	ReasonTimedOut       Reason = 4  // a reply to a call that timed out
+	ReasonNotReply       Reason = 5  // a message on the reply queue whose CorrelID is no call id
+	ReasonCancelled      Reason = 6  // a reply for a request that was cancelled
+	ReasonUnknownRequest Reason = 7  // a reply or cancel for a request not in flight and not known to have ended
+	ReasonBadRequest     Reason = 8  // a request whose request header is malformed
+	ReasonUndeliverable  Reason = 9  // a final reply of the manager's that its request's reply-to queue cannot take (it does not exist): OrigQ names that queue
+	ReasonDuplicate      Reason = 10 // a request message whose request id (MsgID) is another's in flight: the request runs once, from the other
 )
 
 func (r Reason) String() string {
@@ -249,6 +250,8 @@ func (r Reason) String() string {
 		return "BAD_REQUEST"
 	case ReasonUndeliverable:
 		return "UNDELIVERABLE"
+	case ReasonDuplicate:
+		return "DUPLICATE"
 	}
 	return fmt.Sprintf("REASON(%d)", uint32(r))
 }
