@@ -24,6 +24,12 @@ type Message struct {
 	// Key identifies a persistent message to the recovery logs (the
 	// persistence layer assigns it; 0: none). Stored and returned as is.
 	Key uint64
+	// Token, on a get, browse or view, names the entry that holds the
+	// message: (entry index + 1) << genBits | the entry's gen. It stays
+	// the same while the message is on its queue (a backout gives the
+	// same entry back), and two messages on the structure at once never
+	// share it. Ignored on put.
+	Token uint64
 }
 
 // Entry flag bits (byte 3 of the enQueue word).
@@ -202,6 +208,7 @@ func (s *Structure) entryMeta(eo uint64, m *Message) (varLen int, bodyLen int, p
 	m.PutTime = int64(s.load(eo + enPutTime))
 	m.Expiry = int64(s.load(eo + enExpiry))
 	m.Key = s.load(eo + enKey)
+	m.Token = ((eo-s.l.entries)/entrySize+1)<<genBits | uint64(wGen(s.load(eo+enCtl)))
 	bw := s.load(eo + enBackout)
 	m.BackoutCount = uint32(bw)
 	propsLen = int(bw >> 32)

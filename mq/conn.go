@@ -621,6 +621,12 @@ type Message struct {
 	ReplyToQMgr  string
 	Properties   []byte
 	Body         []byte
+	// Token, on a get or browse, names this message (MQ's message
+	// token): it is the same when the message comes back after a backout,
+	// or, persistent, after its structure's recovery; another message,
+	// even one put with the same MsgID and bytes, has another while both
+	// exist. Ignored on put.
+	Token uint64
 }
 
 // PutOptions control a put.
@@ -902,10 +908,20 @@ func (h *Queue) GetViewsInto(opt GetOptions, vs []View) (int, error) {
 	return n, nil
 }
 
+// tokenOf is lm's Message.Token: a persistent message's recovery key
+// (which its structure's recovery keeps), else its entry's token with the
+// top bit set (keys stay below it).
+func tokenOf(lm *lockfree.Message) uint64 {
+	if lm.Key != 0 {
+		return lm.Key
+	}
+	return 1<<63 | lm.Token
+}
+
 func fromLockfree(lm *lockfree.Message) *Message {
 	m := &Message{MsgID: lm.MsgID, CorrelID: lm.CorrelID, Priority: lm.Priority, Persistent: lm.Persistent,
 		PutTime: time.Unix(0, lm.PutTime), BackoutCount: int(lm.BackoutCount), ReplyToQ: lm.ReplyToQ,
-		ReplyToQMgr: lm.ReplyToQMgr, Properties: lm.Properties, Body: lm.Body}
+		ReplyToQMgr: lm.ReplyToQMgr, Properties: lm.Properties, Body: lm.Body, Token: tokenOf(lm)}
 	if lm.Expiry != 0 {
 		m.Expiry = time.Unix(0, lm.Expiry)
 	}

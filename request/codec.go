@@ -366,10 +366,10 @@ type Record struct {
 	NextSeq   uint32
 	FinalIdx  uint32 // journal entries up to and including the final reply; 0: none sent
 	RequestID ID
-	// Lock is the put time (Unix ns) of the request message that holds
-	// the request: which of two messages with one request id is the
-	// request, and which a duplicate (zero in a record of version 1).
-	Lock      int64
+	// Lock is the token (mq.Message.Token) of the request message that
+	// holds the request: which of two messages with one request id is
+	// the request, and which a duplicate (zero in a record of version 1).
+	Lock      uint64
 	Created   time.Time
 	Updated   time.Time
 	Manager   string
@@ -402,7 +402,7 @@ func (r *Record) Encode() []byte {
 	binary.LittleEndian.PutUint64(b[srCreated:], uint64(r.Created.UnixNano()))
 	binary.LittleEndian.PutUint64(b[srUpdated:], uint64(r.Updated.UnixNano()))
 	binary.LittleEndian.PutUint32(b[srJournal:], uint32(len(r.Journal)))
-	binary.LittleEndian.PutUint64(b[srLock:], uint64(r.Lock))
+	binary.LittleEndian.PutUint64(b[srLock:], r.Lock)
 	for _, s := range []string{r.Manager, r.Step, r.ReplyToQ, r.ReplyQMgr} {
 		b = putString(b, s)
 	}
@@ -472,7 +472,7 @@ func ParseRecord(b []byte) (*Record, error) {
 	}
 	copy(r.RequestID[:], b[srRequestID:])
 	if v != 1 {
-		r.Lock = int64(binary.LittleEndian.Uint64(b[srLock:]))
+		r.Lock = binary.LittleEndian.Uint64(b[srLock:])
 	}
 	np := binary.LittleEndian.Uint32(b[srPending:])
 	nj := binary.LittleEndian.Uint32(b[srJournal:])

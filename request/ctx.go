@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"slices"
 	"time"
 
 	"github.com/qmgr/qmgr/mq"
@@ -505,6 +506,49 @@ func (c *Ctx) create() error {
 		}
 	}
 	return c.commit()
+}
+
+// claim makes sure, once the state it created is committed, that no other
+// request message with this request id (a duplicate, Record.Lock) created
+// its state too: it looks for their live markers, which stay until the
+// end (a record is invisible while a step replaces it). If there is one,
+// it takes its own record and marker back and fails with errClaimLost:
+// the request message goes back to the input queue, and taken again it
+// finds the other's state (then it is the duplicate) or none. Two that
+// created theirs at once may both give way; neither can go on without
+// the other seeing its marker, since each looks after its own commit.
+func (c *Ctx) claim() error {
+	cfg := &c.w.m.cfg
+	live, err := browseRecords(c.w.w, cfg.StateQueue, tagID(c.key, ciTagLive))
+	if err != nil {
+		return c.fail(err)
+	}
+	if !slices.ContainsFunc(live, func(r browsed) bool { return otherLock(r.rec, c.rec.Lock) }) {
+		return nil
+	}
+	q, err := c.w.w.open(cfg.StateQueue, optAll)
+	if err != nil {
+		return c.fail(err)
+	}
+	for _, tag := range []uint32{ciTagRecord, ciTagLive} {
+		all, err := browseRecords(c.w.w, cfg.StateQueue, tagID(c.key, tag))
+		if err != nil {
+			return c.fail(err)
+		}
+		for _, r := range all {
+			if !bytes.Equal(r.raw, c.last) {
+				continue // another's; or ours, replaced by another's step
+			}
+			id := r.msgID
+			if _, err := q.Get(mq.GetOptions{Syncpoint: true, MsgID: &id}); err != nil && !errors.Is(err, mq.ErrNoMessage) {
+				return c.fail(fmt.Errorf("request: withdraw the state of %s: %w", c.req.ID, err))
+			}
+		}
+	}
+	if err := c.w.w.c.Commit(); err != nil {
+		return c.fail(fmt.Errorf("request: withdraw the state of %s: %w", c.req.ID, err))
+	}
+	return errClaimLost
 }
 
 // writeRecord replaces the record, in w's unit of work: the old one got by

@@ -102,12 +102,20 @@
 //
 // A request's id is its request message's MsgID, so it must be unique:
 // put each request with a zero MsgID (mq generates one) and never put the
-// same mq.Message twice (Put leaves the generated MsgID in it). Two
-// request messages with one id are two locks on one state: taken at once,
-// each creates the state and runs, and a recoverable request then calls
-// its servers twice and may never end. The manager cannot tell a second
-// message from the first one coming back (a structure's recovery gives it
-// back with a backout count of 0).
+// same mq.Message twice (Put leaves the generated MsgID in it). A second
+// message with the id of a request in flight is not a second lock on its
+// state: the record keeps the token of the message that holds the request
+// (Record.Lock, mq.Message.Token: the same when that message comes back
+// after a failure, another for any other message), and a manager that
+// takes a message whose token is not its record's (or its live marker's)
+// moves it to the Unexpected Message Queue (ReasonDuplicate) and the
+// request runs once. Two taken at the same moment may both create the
+// state: each looks for the other's live marker after its create commits
+// (Ctx.claim), and one that finds it withdraws its state and is taken
+// again (then it finds the other's, or, both having given way, none).
+// What the manager cannot tell is a second message taken after the
+// request ended, its state gone: that one runs again, as a new request
+// (TestDuplicateRequestID).
 //
 // A member recovers a dead manager's connections one by one, so the one
 // that held the request can be backed out before the one whose step was
@@ -270,7 +278,7 @@ const (
 //	    56     8  srUpdated    when the record was last written, Unix ns
 //	    64     4  srJournal    how many journal entries the tail holds
 //	    68     4  -            zero
-//	    72     8  srLock       the put time of the request message that holds the request, Unix ns (Record.Lock)
+//	    72     8  srLock       the token of the request message that holds the request (Record.Lock, mq.Message.Token)
 //	    80     *  srTail       strings, pending calls, journal (below)
 //
 // The tail: four strings, each a 2-byte length and its bytes (the manager
@@ -314,7 +322,7 @@ const (
 //	offset  size  constant     field
 //	     0     4  uhMagic      magic "RQUH"
 //	     4     4  uhVersion    version (uhVersionNow)
-//	     8     4  uhReason     why it is here (Reason: 1 purged, 2 ended, 3 stale attempt, 4 timed out, 5 not a reply, 6 cancelled, 7 unknown request, 8 bad request, 9 undeliverable)
+//	     8     4  uhReason     why it is here (Reason: 1 purged, 2 ended, 3 stale attempt, 4 timed out, 5 not a reply, 6 cancelled, 7 unknown request, 8 bad request, 9 undeliverable, 10 duplicate)
 //	    12     4  -            zero
 //	    16    24  uhRequestID  the request id, zero when not known (only the call id's key is)
 //	    40    24  uhCorrelID   the original message's CorrelID (a reply's call id)

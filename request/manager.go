@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"math/rand/v2"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -366,6 +368,13 @@ func (w *worker) loop() error {
 				time.Sleep(w.m.cfg.ReconnectWait) // pacing until the member's recovery gives the record back
 				continue
 			}
+			if errors.Is(err, errClaimLost) {
+				w.m.cfg.Log.Info("request created by two request messages with its id at once; taking it again later", "manager", w.m.cfg.Name, "request", ID(msg.MsgID))
+				// Pacing, with jitter so that two that gave way to each
+				// other do not meet again.
+				time.Sleep(w.m.cfg.ReconnectWait/2 + rand.N(w.m.cfg.ReconnectWait))
+				continue
+			}
 			w.m.cfg.Log.Error("request abandoned", "manager", w.m.cfg.Name, "request", ID(msg.MsgID), "err", err)
 			time.Sleep(w.m.cfg.ReconnectWait) // pacing: a persistent failure (a full queue) must not spin
 		}
@@ -391,9 +400,13 @@ func (w *worker) handle(msg *mq.Message) error {
 		mode = cfg.DefaultMode
 	}
 	c := &Ctx{w: w, req: req, key: KeyOf(id), persistent: msg.Persistent}
+	lock := msg.Token
 	rec, raw, err := w.readRecord(c.key)
 	if err != nil {
 		return err
+	}
+	if rec != nil && otherLock(rec, lock) {
+		return w.duplicate(msg)
 	}
 	c.last = raw
 	if rec == nil {
@@ -403,12 +416,16 @@ func (w *worker) handle(msg *mq.Message) error {
 		// connection is not recovered yet although the one that held
 		// the request is. Taken for a request that never started, it
 		// would get a second record and marker and run again from the
-		// top; so it is taken again once the record is back.
-		live, _, err := browseRecord(w.w, cfg.StateQueue, tagID(c.key, ciTagLive))
+		// top; so it is taken again once the record is back. A marker
+		// of another request message with this id: a duplicate.
+		live, err := browseRecords(w.w, cfg.StateQueue, tagID(c.key, ciTagLive))
 		if err != nil {
 			return err
 		}
-		if live != nil {
+		if slices.ContainsFunc(live, func(r browsed) bool { return otherLock(r.rec, lock) }) {
+			return w.duplicate(msg)
+		}
+		if len(live) > 0 {
 			return errStateInFlight
 		}
 	}
@@ -418,10 +435,13 @@ func (w *worker) handle(msg *mq.Message) error {
 		// before its program ran: the same thing).
 		req.Mode = mode
 		now := time.Now()
-		c.rec = &Record{Mode: mode, Status: StatusRunning, Attempts: 1, NextSeq: 1, RequestID: id, Created: now, Updated: now,
+		c.rec = &Record{Mode: mode, Status: StatusRunning, Attempts: 1, NextSeq: 1, RequestID: id, Lock: lock, Created: now, Updated: now,
 			Manager: cfg.Name, ReplyToQ: msg.ReplyToQ, ReplyQMgr: msg.ReplyToQMgr}
 		c.attempt = 1
 		if err := c.create(); err != nil {
+			return err
+		}
+		if err := c.claim(); err != nil {
 			return err
 		}
 		cpStarted.Hit()
@@ -464,17 +484,52 @@ func (w *worker) handle(msg *mq.Message) error {
 // reject moves a request whose request header is malformed to the
 // Unexpected Message Queue, in l's unit of work that removes it.
 func (w *worker) reject(msg *mq.Message, why error) error {
+	if err := w.moveAside(msg, ReasonBadRequest); err != nil {
+		return err
+	}
+	w.m.cfg.Log.Warn("malformed request moved to the Unexpected Message Queue", "request", ID(msg.MsgID), "err", why)
+	return nil
+}
+
+// duplicate moves request message msg, whose request id is another's in
+// flight, to the Unexpected Message Queue: the request runs once, from the
+// other.
+func (w *worker) duplicate(msg *mq.Message) error {
+	if err := w.moveAside(msg, ReasonDuplicate); err != nil {
+		return err
+	}
+	w.m.cfg.Log.Warn("request message with the id of another in flight moved to the Unexpected Message Queue", "manager", w.m.cfg.Name, "request", ID(msg.MsgID), "err", ErrDuplicate)
+	return nil
+}
+
+// moveAside moves request message msg to the Unexpected Message Queue
+// behind a header saying why, in l's unit of work that removes it, and
+// commits.
+func (w *worker) moveAside(msg *mq.Message, why Reason) error {
 	umq, err := w.l.open(w.m.cfg.UnexpectedQueue, optOut)
 	if err != nil {
 		return err
 	}
-	h := UnexpectedHeader{Reason: ReasonBadRequest, RequestID: ID(msg.MsgID), CorrelID: msg.CorrelID, OrigQ: w.m.cfg.Input, Time: time.Now(), OrigFormat: msg.Format}
-	if err := umq.Put(&mq.Message{CorrelID: msg.CorrelID, Format: FormatUnexpected, Body: h.Encode(msg.Body), ReplyToQ: msg.ReplyToQ, ReplyToQMgr: msg.ReplyToQMgr}, mq.PutOptions{Syncpoint: true}); err != nil {
+	h := UnexpectedHeader{Reason: why, RequestID: ID(msg.MsgID), CorrelID: msg.CorrelID, OrigQ: w.m.cfg.Input, Time: time.Now(), OrigFormat: msg.Format}
+	p := mq.NotPersistent
+	if msg.Persistent {
+		p = mq.Persistent
+	}
+	if err := umq.Put(&mq.Message{CorrelID: msg.CorrelID, Format: FormatUnexpected, Body: h.Encode(msg.Body), ReplyToQ: msg.ReplyToQ, ReplyToQMgr: msg.ReplyToQMgr, Persistence: p}, mq.PutOptions{Syncpoint: true}); err != nil {
 		return err
 	}
-	w.m.cfg.Log.Warn("malformed request moved to the Unexpected Message Queue", "request", ID(msg.MsgID), "err", why)
 	return w.l.c.Commit()
 }
+
+// otherLock reports whether record r (or marker) is another request
+// message's than the one whose token is lock (Record.Lock; zero in a
+// version 1 record: not known, taken for the same).
+func otherLock(r *Record, lock uint64) bool { return r.Lock != 0 && r.Lock != lock }
+
+// errClaimLost: a request whose state this run created finds that a
+// duplicate request message created it too (Ctx.claim); its state is
+// withdrawn, it is backed out and taken again.
+var errClaimLost = errors.New("request: another request message with this id created the state too")
 
 // errStateInFlight: a request taken over whose record is held by a dead
 // unit of work not yet recovered; it is backed out and taken again.
@@ -495,31 +550,55 @@ func (w *worker) readRecord(k Key) (*Record, []byte, error) {
 // one to resume from (and its next step removes the stale one:
 // writeRecord).
 func browseRecord(h *handles, queue string, correl [24]byte) (*Record, []byte, error) {
-	q, err := h.open(queue, optBrows)
+	all, err := browseRecords(h, queue, correl)
 	if err != nil {
 		return nil, nil, err
+	}
+	var best *browsed
+	for i := range all {
+		if best == nil || moreAdvanced(all[i].rec, best.rec) {
+			best = &all[i]
+		}
+	}
+	if best == nil {
+		return nil, nil, nil
+	}
+	return best.rec, best.raw, nil
+}
+
+// browsed is a record (or marker) on the state queue: decoded, its bytes,
+// and its message's MsgID (to get that one).
+type browsed struct {
+	rec   *Record
+	raw   []byte
+	msgID [24]byte
+}
+
+// browseRecords browses queue for every record (or marker) with CorrelID
+// correl.
+func browseRecords(h *handles, queue string, correl [24]byte) ([]browsed, error) {
+	q, err := h.open(queue, optBrows)
+	if err != nil {
+		return nil, err
 	}
 	cur, err := q.Browse()
 	if err != nil {
-		return nil, nil, err
+		return nil, err
 	}
-	var best *Record
-	var bestRaw []byte
+	var all []browsed
 	for {
 		m, err := cur.Next(mq.GetOptions{CorrelID: &correl})
 		if errors.Is(err, mq.ErrNoMessage) {
-			return best, bestRaw, nil
+			return all, nil
 		}
 		if err != nil {
-			return nil, nil, err
+			return nil, err
 		}
 		rec, err := ParseRecord(m.Body)
 		if err != nil {
-			return nil, nil, fmt.Errorf("request: the state record on %s: %w", queue, err)
+			return nil, fmt.Errorf("request: the state record on %s: %w", queue, err)
 		}
-		if best == nil || moreAdvanced(rec, best) {
-			best, bestRaw = rec, m.Body
-		}
+		all = append(all, browsed{rec: rec, raw: m.Body, msgID: m.MsgID})
 	}
 }
 
