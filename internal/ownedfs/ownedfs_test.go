@@ -8,6 +8,9 @@ import (
 	"strings"
 	"syscall"
 	"testing"
+	"time"
+
+	"golang.org/x/sys/unix"
 )
 
 func mode(t *testing.T, path string) fs.FileMode {
@@ -174,5 +177,33 @@ func TestRefusesAnotherUsers(t *testing.T) {
 	}
 	if err := MkdirAll(dir); !errors.Is(err, ErrNotOwned) || !strings.Contains(err.Error(), "(nobody)") {
 		t.Errorf("nobody's directory: %v", err)
+	}
+}
+
+// TestRefusesAFIFOWithoutWaiting: a FIFO planted where a file is expected
+// is refused at once; opening it must not wait for a writer (which would
+// hang whoever opens it, a member's backup or an admin command).
+func TestRefusesAFIFOWithoutWaiting(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "fifo")
+	if err := unix.Mkfifo(path, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	for _, flag := range []int{os.O_RDONLY, os.O_WRONLY, os.O_RDWR} {
+		done := make(chan error, 1)
+		go func() {
+			f, err := Open(path, flag)
+			if err == nil {
+				f.Close()
+			}
+			done <- err
+		}()
+		select {
+		case err := <-done:
+			if !errors.Is(err, ErrWrongType) {
+				t.Errorf("open flag %#x: %v, want ErrWrongType", flag, err)
+			}
+		case <-time.After(5 * time.Second):
+			t.Fatalf("open flag %#x of a FIFO still waits after 5 s", flag)
+		}
 	}
 }
