@@ -190,12 +190,17 @@ func Verify(f *os.File, path string) error {
 // openNoFollow opens path without following a symbolic link at its end;
 // one there is refused with the link's owner and mode.
 func openNoFollow(path string, flag int, want string) (*os.File, error) {
-	f, err := os.OpenFile(path, flag|unix.O_NOFOLLOW, 0)
+	// O_NONBLOCK: a FIFO planted at path is opened (and then refused by
+	// its type) at once, instead of waiting for a writer or reader; it
+	// changes nothing for a regular file or a directory.
+	f, err := os.OpenFile(path, flag|unix.O_NOFOLLOW|unix.O_NONBLOCK, 0)
 	if err == nil {
 		return f, nil
 	}
 	var st unix.Stat_t
-	if errors.Is(err, unix.ELOOP) || errors.Is(err, unix.ENOTDIR) {
+	// ELOOP: a symbolic link; ENOTDIR: not a directory; ENXIO: a FIFO
+	// with no reader opened to write, or a socket.
+	if errors.Is(err, unix.ELOOP) || errors.Is(err, unix.ENOTDIR) || errors.Is(err, unix.ENXIO) {
 		if lerr := unix.Lstat(path, &st); lerr == nil {
 			e := &Error{Op: "open", Path: path, Want: want, Uid: st.Uid, Gid: st.Gid, Mode: st.Mode, Err: ErrWrongType}
 			if st.Mode&unix.S_IFMT == unix.S_IFLNK {
