@@ -3,6 +3,7 @@ package lockfree
 import (
 	"encoding/binary"
 	"errors"
+	"os"
 	"testing"
 
 	"github.com/qmgr/qmgr/shm"
@@ -89,4 +90,27 @@ func FuzzCheck(f *testing.F) {
 		s.Owners()
 		s.Queues()
 	})
+}
+
+// TestFaultOnCommitDecision: the commit decision's writes to the owner's
+// slot (DecideCommit, MarkCommitLogged, DecideLogged, and the ends that
+// clear them) on a structure whose file was truncated under the mapping
+// fail with shm.ErrFault, or do nothing, instead of killing the process.
+func TestFaultOnCommitDecision(t *testing.T) {
+	s := newStructure(t, smallParams)
+	o := register(t, s)
+	if err := os.Truncate(s.Mapping().Path(), 0); err != nil {
+		t.Fatal(err)
+	}
+	if err := o.DecideCommit(); !errors.Is(err, shm.ErrFault) {
+		t.Fatalf("decide commit: %v", err)
+	}
+	o.EndDecision()
+	if err := o.MarkCommitLogged(1); !errors.Is(err, shm.ErrFault) {
+		t.Fatalf("mark commit logged: %v", err)
+	}
+	if err := o.DecideLogged(); !errors.Is(err, shm.ErrFault) {
+		t.Fatalf("decide logged: %v", err)
+	}
+	o.EndLogged()
 }
