@@ -556,7 +556,8 @@ func (s *Structure) Owner(slot int) (info OwnerInfo, ok bool) {
 // may span structures, is committing: Decision then says OutcomeCommit, and
 // whoever recovers the owner imposes it on every structure (RepairWith).
 // Call it before committing in each structure, and EndDecision after.
-func (o *Owner) DecideCommit() error {
+func (o *Owner) DecideCommit() (err error) {
+	defer shm.EndGuard(shm.BeginGuard(), &err)
 	if err := o.begin(); err != nil {
 		return err
 	}
@@ -568,6 +569,8 @@ func (o *Owner) DecideCommit() error {
 // EndDecision clears what DecideCommit recorded. A revoked owner changes
 // nothing: its slot belongs to the repairer, which has read the decision.
 func (o *Owner) EndDecision() {
+	var err error // a mapping truncated: nothing to clear
+	defer shm.EndGuard(shm.BeginGuard(), &err)
 	if o.begin() != nil {
 		return
 	}
@@ -585,10 +588,11 @@ func (o *Owner) EndDecision() {
 // recoverer that reads the mark (CommitLogged) and no decision backs the
 // unit of work out, and must first record it as aborted where a rebuild
 // from the log will see it. EndDecision clears the mark.
-func (o *Owner) MarkCommitLogged(key uint64) error {
+func (o *Owner) MarkCommitLogged(key uint64) (err error) {
 	if key == 0 {
 		panic("lockfree: MarkCommitLogged with key 0")
 	}
+	defer shm.EndGuard(shm.BeginGuard(), &err)
 	if err := o.begin(); err != nil {
 		return err
 	}
@@ -658,7 +662,8 @@ const loggedDecided = 1 << 63
 // decided: its record is durable. Fenced like DecideCommit; a unit of
 // work's commit is decided by DecideCommit instead, which a recoverer
 // imposes on every structure. EndLogged clears both marks.
-func (o *Owner) DecideLogged() error {
+func (o *Owner) DecideLogged() (err error) {
+	defer shm.EndGuard(shm.BeginGuard(), &err)
 	if err := o.begin(); err != nil {
 		return err
 	}
@@ -669,6 +674,8 @@ func (o *Owner) DecideLogged() error {
 
 // EndLogged clears what MarkCommitLogged and DecideLogged recorded.
 func (o *Owner) EndLogged() {
+	var err error // a mapping truncated: nothing to clear
+	defer shm.EndGuard(shm.BeginGuard(), &err)
 	if o.begin() != nil {
 		return
 	}
