@@ -33,10 +33,17 @@ type Stamp struct {
 	Written time.Time // when
 }
 
+// MaxSkew is how far ahead of a reader's clock figures may be stamped
+// and still be current (a clock stepped back a little since).
+const MaxSkew = time.Second
+
 // Current reports whether figures stamped s are of process pid and
-// written at most MaxAge before now.
+// written at most MaxAge before now, and not more than MaxSkew after it:
+// figures stamped further ahead (a clock stepped back since, or a file
+// that lies) would stay current until the clock caught up.
 func (s Stamp) Current(pid int, now time.Time) bool {
-	return s.Pid == pid && pid > 0 && now.Sub(s.Written) <= MaxAge
+	age := now.Sub(s.Written)
+	return s.Pid == pid && pid > 0 && age <= MaxAge && age >= -MaxSkew
 }
 
 // Figures is what a child's figures type provides: its stamp, and a check

@@ -103,6 +103,15 @@ func TestCurrent(t *testing.T) {
 	if (Stamp{Written: now}).Current(0, now) {
 		t.Error("figures of pid 0 taken for a child of pid 0 (none)")
 	}
+	// Stamped in the future (the clock stepped back since, or a file
+	// that lies): taken as current it would stay so until the clock
+	// catches up, whatever its writer does meanwhile.
+	if (Stamp{Pid: 42, Written: now.Add(time.Hour)}).Current(42, now) {
+		t.Error("figures stamped an hour ahead taken")
+	}
+	if !(Stamp{Pid: 42, Written: now.Add(MaxSkew)}).Current(42, now) {
+		t.Error("figures stamped within MaxSkew ahead refused")
+	}
 }
 
 func TestDecodeRefuses(t *testing.T) {
