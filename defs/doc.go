@@ -24,7 +24,8 @@
 //	    altered INTEGER NOT NULL,
 //	    PRIMARY KEY (type, name))
 //	CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT)  -- schema_version,
-//	    -- amqp_guest_created (the default AMQP user was made once: EnsureGuest)
+//	    -- amqp_guest_created (the default AMQP user was made once: EnsureGuest),
+//	    -- cfstruct_made:NAME and cfstruct_failed:NAME (Unix ns: StructState)
 //
 // An AMQPUSER object holds a PHC string of the user's salted argon2id
 // password hash (package amqp/access), never the password.

@@ -205,6 +205,9 @@ func (t *Tx) Delete(typ Type, name string) error {
 	if n, _ := res.RowsAffected(); n == 0 {
 		return fmt.Errorf("%w: %s(%s)", ErrNotFound, typ, name)
 	}
+	if typ == TypeCFStruct {
+		return t.forgetStruct(name)
+	}
 	return nil
 }
 

@@ -16,6 +16,10 @@ import (
 	"github.com/qmgr/qmgr/shm"
 )
 
+// ErrLeftFailed: a RECAUTO(NO) structure left failed until RECOVER
+// CFSTRUCT (with lockfree.ErrStructureFailed).
+var ErrLeftFailed = errors.New("qm: structure left failed (RECAUTO(NO))")
+
 // ErrStructureFine: RECOVER CFSTRUCT of a structure in service.
 var ErrStructureFine = errors.New("qm: the structure is in service; nothing to recover")
 
@@ -62,10 +66,7 @@ func (m *Member) checkStructures() {
 		m.g.Failed(name)
 		var c defs.CFStruct
 		if err := m.repo.View(func(tx *defs.Tx) error { var err error; c, err = tx.Struct(name); return err }); err == nil && c.NoRecAuto {
-			m.log.Error("structure failed; RECAUTO(NO): it stays failed until RECOVER CFSTRUCT", "event", "structure_left_failed", "structure", name)
-			m.mu.Lock()
-			m.leftFailed[name] = true
-			m.mu.Unlock()
+			m.leaveFailed(name, "found failed")
 			continue
 		}
 		m.goRecoverStructure(name)
@@ -233,6 +234,12 @@ func (m *Member) recoverLocked(c defs.CFStruct) error {
 	if err := shm.Remove(m.g.Config().CFDir, name); err != nil && !errors.Is(err, os.ErrNotExist) && !errors.Is(err, shm.ErrNotFound) {
 		return fmt.Errorf("remove the failed structure's file: %w", err)
 	}
+	// No longer left failed, for the group: the recovery itself, and then
+	// every member, use it. A recovery that fails leaves it failed again
+	// at the members' next check.
+	if err := m.repo.Update(func(tx *defs.Tx) error { return tx.ClearStructFailed(name) }); err != nil {
+		return fmt.Errorf("record the recovery in the group's definitions: %w", err)
+	}
 	m.mu.Lock()
 	delete(m.leftFailed, name)
 	m.mu.Unlock()
@@ -254,6 +261,17 @@ func (m *Member) createStructure(c defs.CFStruct) (*lockfree.Structure, error) {
 		return nil, err
 	}
 	defer unlock()
+	if c.NoRecAuto && m.structMade(c.Name) {
+		// Made once and its file gone (still, now that nobody can be
+		// recreating it): lost, not new. Failed, whichever member finds
+		// it first and whether it mapped it or not.
+		s, err := m.g.StructureSized(c.Name, false, 0)
+		if !errors.Is(err, shm.ErrNotFound) {
+			return s, err
+		}
+		m.leaveFailedLocked(c.Name, "its file is gone")
+		return nil, fmt.Errorf("structure %s failed (RECAUTO(NO): RECOVER CFSTRUCT(%s) recovers it): %w: %w", c.Name, c.Name, ErrLeftFailed, lockfree.ErrStructureFailed)
+	}
 	return m.createLocked(c, "missing")
 }
 
@@ -287,6 +305,9 @@ func (m *Member) createLocked(c defs.CFStruct, cause string) (*lockfree.Structur
 			"took", time.Since(t0).Round(time.Millisecond), "err", err)
 		return nil, fmt.Errorf("recover structure %s: %w", c.Name, err)
 	}
+	if err := m.repo.Update(func(tx *defs.Tx) error { return tx.SetStructMade(c.Name, t0) }); err != nil {
+		return nil, fmt.Errorf("recover structure %s: record it made in the group's definitions: %w", c.Name, err)
+	}
 	if cause == "failed" || st.records > 0 || st.backup.Path != "" {
 		m.log.Info("structure recovered", "event", "structure_recovered", "structure", c.Name, "cause", cause,
 			"messages", st.restored, "backup", st.backup.Path, "backup_messages", st.backup.Messages, "backup_places", st.backup.Places,
@@ -309,6 +330,9 @@ func (m *Member) readyStructure(c defs.CFStruct, deadline time.Time) (*lockfree.
 		// service: an owner closed in a structure out of service keeps its
 		// slot until the process ends.
 		s, err := m.attachStructure(c, true)
+		if errors.Is(err, ErrLeftFailed) {
+			return nil, nil
+		}
 		state := "being created" // its file is missing, and another member holds its recovery lock
 		var rec procid.ID
 		if err == nil {
@@ -325,10 +349,7 @@ func (m *Member) readyStructure(c defs.CFStruct, deadline time.Time) (*lockfree.
 				return s, nil
 			}
 			if st == lockfree.Failed && c.NoRecAuto {
-				m.log.Error("structure failed; RECAUTO(NO): it stays failed until RECOVER CFSTRUCT", "event", "structure_left_failed", "structure", c.Name)
-				m.mu.Lock()
-				m.leftFailed[c.Name] = true
-				m.mu.Unlock()
+				m.leaveFailed(c.Name, "found failed")
 				return nil, nil
 			}
 			// Failed, or recovering: unless someone holds the recovery
@@ -418,4 +439,68 @@ func lockRecover(data, name string, flags int) (func(), error) {
 		return nil, fmt.Errorf("%w: %s", group.ErrStructureBusy, name)
 	}
 	return unlock, err
+}
+
+// leaveFailed leaves RECAUTO(NO) structure name failed (why: how it was
+// found), for the whole group: recorded in the definitions, so that no
+// member creates or recovers it, whether it mapped it or not, until
+// RECOVER CFSTRUCT. It takes the structure's recovery lock: a member
+// that holds it is recovering the structure (RECOVER CFSTRUCT), which is
+// not to be marked failed under it, and one that recovered it meanwhile
+// left it in service.
+func (m *Member) leaveFailed(name, why string) {
+	unlock, err := lockRecover(m.g.Config().DataDir, name, unix.LOCK_NB)
+	if err != nil {
+		m.log.Info("structure failed; RECAUTO(NO), but it is being recovered", "structure", name, "why", why, "err", err)
+		return
+	}
+	defer unlock()
+	if s, err := m.g.Structure(name, false); err == nil && s.InService() && s.Mapping().Check() == nil {
+		return // recovered since it was found failed
+	}
+	m.leaveFailedLocked(name, why)
+}
+
+// leaveFailedLocked is leaveFailed with the recovery lock held.
+func (m *Member) leaveFailedLocked(name, why string) {
+	m.log.Error("structure failed; RECAUTO(NO): it stays failed until RECOVER CFSTRUCT", "event", "structure_left_failed", "structure", name, "why", why)
+	m.mu.Lock()
+	m.leftFailed[name] = true
+	m.mu.Unlock()
+	if err := m.repo.Update(func(tx *defs.Tx) error { return tx.SetStructFailed(name, time.Now()) }); err != nil {
+		m.log.Error("structure left failed, not recorded in the group's definitions: other members may recover it", "structure", name, "err", err)
+	}
+}
+
+// leftFailedNow reports whether RECAUTO(NO) structure name is left failed,
+// as the group's definitions say (and this member's memory, when they
+// cannot be read), bringing the member's memory up to date: a member
+// that left it failed uses it again once another recovered it.
+func (m *Member) leftFailedNow(name string) bool {
+	var st defs.StructState
+	err := m.repo.View(func(tx *defs.Tx) error { var err error; st, err = tx.StructState(name); return err })
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if err != nil {
+		m.log.Warn("cannot read a structure's state in the group's definitions", "structure", name, "err", err)
+		return m.leftFailed[name]
+	}
+	if st.Failed.IsZero() {
+		delete(m.leftFailed, name)
+		return false
+	}
+	m.leftFailed[name] = true
+	return true
+}
+
+// structMade reports whether structure name was made once (its file
+// gone then means lost). An error reading it counts as made: a
+// RECAUTO(NO) structure is left failed rather than made again.
+func (m *Member) structMade(name string) bool {
+	var st defs.StructState
+	if err := m.repo.View(func(tx *defs.Tx) error { var err error; st, err = tx.StructState(name); return err }); err != nil {
+		m.log.Warn("cannot read a structure's state in the group's definitions", "structure", name, "err", err)
+		return true
+	}
+	return !st.Made.IsZero()
 }

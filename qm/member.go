@@ -691,11 +691,9 @@ func (m *Member) structure(c defs.CFStruct, create bool) (*lockfree.Structure, e
 // attachStructure is structure without the registration of the member's
 // owner (but for a structure it creates: it fills it through that owner).
 func (m *Member) attachStructure(c defs.CFStruct, create bool) (*lockfree.Structure, error) {
-	m.mu.Lock()
-	left := m.leftFailed[c.Name]
-	m.mu.Unlock()
-	if left {
-		return nil, fmt.Errorf("structure %s failed (RECAUTO(NO): RECOVER CFSTRUCT(%s) recovers it): %w", c.Name, c.Name, lockfree.ErrStructureFailed)
+	failed := fmt.Errorf("structure %s failed (RECAUTO(NO): RECOVER CFSTRUCT(%s) recovers it): %w: %w", c.Name, c.Name, ErrLeftFailed, lockfree.ErrStructureFailed)
+	if c.NoRecAuto && m.leftFailedNow(c.Name) {
+		return nil, failed
 	}
 	s, err := m.g.StructureSized(c.Name, false, 0)
 	if create && errors.Is(err, shm.ErrNotFound) {
@@ -759,6 +757,9 @@ func (m *Member) reconcileQueues(only string) error {
 			continue
 		}
 		o, s, err := m.ownerIn(q.CFStruct)
+		if errors.Is(err, ErrLeftFailed) {
+			continue // RECOVER CFSTRUCT makes its queues
+		}
 		if err != nil {
 			return fmt.Errorf("queue %s: %w", q.Name, err)
 		}

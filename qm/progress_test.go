@@ -58,9 +58,8 @@ func TestCommandProgress(t *testing.T) {
 	if err := os.Remove(cfg.Group.CFDir + "/MANUAL"); err != nil {
 		t.Fatal(err)
 	}
-	// Waited for in the log, not with commands: a command that needs the
-	// structure before the member's check sees it failed would create it
-	// again (RECAUTO(NO) notwithstanding: see the report).
+	// Waited for in the log (a command that needs the structure would
+	// find it failed too: TestRecAutoNoIsTheGroups).
 	eventually(t, "the structure failed", func() bool { return eventLine(logs(), "structure_left_failed") != nil })
 	run("RECOVER CFSTRUCT(MANUAL)")
 	// Without asking, the answer alone.
