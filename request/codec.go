@@ -19,7 +19,7 @@ const (
 	FormatRequest    = "MQREQ"    // a request with a request header (RequestHeader) in front of its body
 	FormatState      = "MQRSTATE" // a request's state record on the state queue
 	FormatLive       = "MQRLIVE"  // a request's live marker on the state queue: there from its first commit to its end
-	FormatTombstone  = "MQRTOMB"  // how a request ended, on the state queue for Config.TombstoneTTL
+	FormatTombstone  = "MQRTOMB"  // how a request ended, on the tombstone queue for Config.TombstoneTTL
 	FormatUnexpected = "MQRUMQH"  // a message on the Unexpected Message Queue: UnexpectedHeader, then the original body
 	FormatReply      = "MQRREPLY" // an intermediate reply (Ctx.Reply)
 	FormatFinal      = "MQRFINAL" // the program's final reply (Ctx.FinalReply)

@@ -835,7 +835,8 @@ func (c *Ctx) end(status Status, r *sysReply) error {
 // message (held since it was taken), the record, the live marker and any
 // cancels are removed together; a request whose replies may still come
 // (it failed, was restarted or cancelled, or has a call timed out) leaves
-// a tombstone that expires after Config.TombstoneTTL.
+// a tombstone on the tombstone queue, which expires after
+// Config.TombstoneTTL (putTombstone).
 func (c *Ctx) finish() error {
 	cfg := &c.w.m.cfg
 	st, err := c.w.l.open(cfg.StateQueue, optAll)
@@ -885,8 +886,7 @@ func (c *Ctx) finish() error {
 		}
 	}
 	if rec != nil && (c.strays || rec.Status != StatusDone || rec.Attempts > 1 || len(rec.Pending) > 0 || timedOutIn(rec.Journal)) {
-		tomb := &mq.Message{CorrelID: tagID(c.key, ciTagTomb), Format: FormatTombstone, Body: rec.Encode(), Expiry: time.Now().Add(cfg.TombstoneTTL), Persistence: mq.NotPersistent}
-		if err := st.Put(tomb, mq.PutOptions{Syncpoint: true}); err != nil {
+		if err := c.putTombstone(rec); err != nil {
 			return err
 		}
 	}

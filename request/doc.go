@@ -80,7 +80,8 @@
 // replies.)
 //
 // The state of a request lives on the group-wide state queue
-// (DefaultStateQueue), as three kinds of message whose CorrelID is the
+// (DefaultStateQueue), and its tombstone on the tombstone queue
+// (DefaultTombstoneQueue): three kinds of message whose CorrelID is the
 // request's key and a tag (the table above ciSize):
 //
 //   - its state record (FormatState; the table above srSize): mode,
@@ -98,7 +99,18 @@
 //     left only by a request that ended with replies possibly still to
 //     come (purged, cancelled, restarted, or with a call timed out without
 //     being withdrawn), so that the sweeper can say which request and why.
-//     A request that ended cleanly leaves nothing behind.
+//     A request that ended cleanly leaves nothing behind. A tombstone is
+//     advisory, so it has a queue, and a MAXDEPTH, of its own: a storm of
+//     failing requests (at 170 a second, 10 minutes of tombstones are
+//     100,000) fills the tombstone queue, never the state queue, whose
+//     records every request needs to run and end (on one queue, every
+//     request looped, its state put failing: TestTombstoneStorm). A request
+//     whose tombstone cannot be put (its queue is full) ends without it,
+//     and the manager logs it: the sweeper then moves its late replies
+//     saying UNKNOWN_REQUEST. Start refuses to start without the tombstone
+//     queue (a deployment of an earlier version), naming the MQSC that
+//     defines it; tombstones an earlier version left on the state queue
+//     are still read until they expire.
 //
 // A request's id is its request message's MsgID, so it must be unique:
 // put each request with a zero MsgID (mq generates one) and never put the
@@ -208,7 +220,9 @@
 // It reads the replies first and the
 // state queue after; a call is recorded pending in the unit of work that
 // sends it and never becomes pending again once it is not, so a reply not
-// pending in a record read after it was seen is a stray for good.
+// pending in a record read after it was seen is a stray for good. The
+// tombstone of a request not in flight is looked up by CorrelID, one by
+// one, for the strays alone.
 //
 // Two kinds go there from the manager itself: a request whose request
 // header is malformed (BAD_REQUEST), and a final reply of the manager's
@@ -227,7 +241,8 @@
 //
 // # Admin
 //
-// Definitions is the MQSC of the group-wide queues. List reads the records
+// Definitions is the MQSC of the group-wide queues (state, tombstone,
+// reply, cancel, Unexpected Message Queue). List reads the records
 // (DISPLAY REQUESTS), Cancel cancels. Browse the Unexpected Message Queue
 // with qmgr get --browse; ParseUnexpectedHeader decodes its messages.
 //

@@ -465,16 +465,15 @@ func (e *env) facts(id request.ID) facts {
 		}
 	}
 	for _, m := range e.browse(request.DefaultStateQueue) {
-		if !ofReq(m.CorrelID) {
-			continue
+		if ofReq(m.CorrelID) {
+			f.live = true // its record or live marker
 		}
-		switch m.Format {
-		case request.FormatLive, request.FormatState:
-			f.live = true
-		case request.FormatTombstone:
+	}
+	for _, m := range e.browse(request.DefaultTombstoneQueue) {
+		if ofReq(m.CorrelID) {
 			r, err := request.ParseRecord(m.Body)
-			if err != nil {
-				e.t.Fatal(err)
+			if err != nil || m.Format != request.FormatTombstone {
+				e.t.Fatalf("%s on the tombstone queue: %v", m.Format, err)
 			}
 			f.tomb = r
 		}

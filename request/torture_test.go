@@ -279,7 +279,7 @@ func (tt *torture) depth(q string) int { return int(tt.info()[q].Depth) }
 
 // inFlight says what is still in flight ("" nothing): a message on one
 // of busy, a unit of work open anywhere, a record or marker on the
-// state queue.
+// state queue (tombstones are on a queue of their own).
 func (tt *torture) inFlight(busy []string) string {
 	info := tt.info()
 	for _, q := range busy {
@@ -293,9 +293,7 @@ func (tt *torture) inFlight(busy []string) string {
 		}
 	}
 	for _, m := range tt.e.browse(request.DefaultStateQueue) {
-		if m.Format != request.FormatTombstone {
-			return "a " + m.Format + " on the state queue"
-		}
+		return "a " + m.Format + " on the state queue"
 	}
 	return ""
 }
@@ -343,9 +341,12 @@ func (tt *torture) conserve(ids map[request.ID]request.Mode) {
 		}
 	}
 	for _, m := range tt.e.browse(request.DefaultStateQueue) {
+		t.Errorf("on the state queue: a %s message, CorrelID %x", m.Format, m.CorrelID)
+	}
+	for _, m := range tt.e.browse(request.DefaultTombstoneQueue) {
 		f := byKey[keyOf(m.CorrelID)]
 		if f == nil || m.Format != request.FormatTombstone {
-			t.Errorf("on the state queue: a %s message, CorrelID %x", m.Format, m.CorrelID)
+			t.Errorf("on the tombstone queue: a %s message, CorrelID %x", m.Format, m.CorrelID)
 			continue
 		}
 		r, err := request.ParseRecord(m.Body)
@@ -455,7 +456,7 @@ func (tt *torture) conserve(ids map[request.ID]request.Mode) {
 	t.Logf("outcomes: %v", tally)
 }
 
-// dumpState logs what the state queue holds but tombstones, and what the
+// dumpState logs what the state queue holds, and what the
 // queues say of each request it names: a failed torture's account.
 func (tt *torture) dumpState(ids map[request.ID]request.Mode) {
 	t := tt.e.t
@@ -464,9 +465,6 @@ func (tt *torture) dumpState(ids map[request.ID]request.Mode) {
 		byKey[request.KeyOf(id)] = id
 	}
 	for _, m := range tt.e.browse(request.DefaultStateQueue) {
-		if m.Format == request.FormatTombstone {
-			continue
-		}
 		r, err := request.ParseRecord(m.Body)
 		if err != nil {
 			t.Logf("state queue: %s %x: %v", m.Format, m.CorrelID, err)
