@@ -192,7 +192,9 @@
 // any manager that takes the request over can take its replies. A call
 // that times out takes, in one unit of work, its reply if it came after
 // all, or else its call back from the server's queue if it is still there
-// (CallTimeoutError.Withdrawn: certainly never performed). Calls still
+// (CallTimeoutError.Withdrawn: certainly never performed). A call its
+// server gave up on gets a failure reply (a *CallFailedError; below,
+// Subordinate servers). Calls still
 // pending when a request ends, restarts or is purged are withdrawn the
 // same way.
 //
@@ -238,6 +240,19 @@
 // (CorrelID the call's) and commits them with whatever the handler did
 // through the same connection: a call is performed once with respect to
 // the server's own unit of work. Give server queues a BOTHRESH and BOQNAME.
+//
+// A call whose handler fails, or whose server dies holding it, is backed
+// out and taken again. One backed out BOTHRESH-1 times (or
+// ServeOptions.MaxTries) is a poison call: Serve does not run it again,
+// but, in one unit of work, answers it with a failure reply (Format
+// FormatCallFailed, CorrelID the call's, the reason in text) and moves it
+// to the queue's BOQNAME. The request's Call returns a *CallFailedError
+// (errors.Is ErrCallFailed) at once, journaled (OutcomeFailed) so that a
+// resumption replays it, instead of waiting for its timeout after mq
+// moved the call away at BOTHRESH (TestServePoisonCall). The call was
+// never performed. A queue without BOTHRESH (or with BOTHRESH(1)) and no
+// MaxTries has no such limit: a call its server dies on is taken again
+// for ever.
 //
 // # Admin
 //
@@ -302,11 +317,12 @@ const (
 // (4), sequence (4), sent time in Unix ns (8), timeout in ns (8) and the
 // called queue as a string; then srJournal journal entries, each kind (1:
 // call, 2: save, 3: reply, 4: final reply), outcome of a call (1: pending,
-// 2: replied, 3: timed out, 4: timed out and withdrawn), one zero byte,
-// attempt (4) and sequence (4) of a call, a string (the called queue, or
-// the saved key), the hash of what was sent (8: Entry.Hash, SentHash) and
-// a value, a 4-byte length and its bytes (the call's reply, or the saved
-// value).
+// 2: replied, 3: timed out, 4: timed out and withdrawn, 5: failed: its
+// server gave up on it), one zero byte, attempt (4) and sequence (4) of a
+// call, a string (the called queue, or the saved key), the hash of what
+// was sent (8: Entry.Hash, SentHash) and a value, a 4-byte length and its
+// bytes (the call's reply, its server's reason when it failed, or the
+// saved value).
 //
 // Version 1 records (srSizeV1 bytes of fixed part: no srLock, and journal
 // entries without their hash) are still read, as written before version 2;

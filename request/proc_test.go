@@ -130,6 +130,10 @@ func travel(ctx *request.Ctx, req *request.Request) error {
 		return ctx.FinalReply(fmt.Appendf(nil, "confirmed: %v", err))
 	case "poison":
 		_, err := call("FLIGHT", 0)
+		var fe *request.CallFailedError
+		if !errors.As(err, &fe) || !errors.Is(err, request.ErrCallFailed) || fe.Queue != "FLIGHT" {
+			return fmt.Errorf("want a *CallFailedError of FLIGHT, got %v", err)
+		}
 		return ctx.FinalReply(fmt.Appendf(nil, "poison: %v", err))
 	}
 	return fmt.Errorf("unknown request %q", req.Body)

@@ -1,13 +1,17 @@
 package request_test
 
 import (
+	"context"
+	"errors"
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
 	"github.com/qmgr/qmgr/crashpoint"
+	"github.com/qmgr/qmgr/mq"
 	"github.com/qmgr/qmgr/request"
 )
 
@@ -56,9 +60,11 @@ func TestServePoisonCall(t *testing.T) {
 			e.start("manager", "QM1", nil)
 		}
 		f := e.waitEnded(id)
-		if d := time.Since(t0); d > prompt {
+		d := time.Since(t0)
+		if d > prompt {
 			t.Errorf("%v: ended %v after its put", mode, d)
 		}
+		t.Logf("%v: ended %v after its put, %d server kills: %q", mode, d.Round(time.Millisecond), kills, f.finals)
 		wantFinal := request.FormatFinal + ":poison: request: call 1 to FLIGHT failed: "
 		if len(f.finals) != 1 || !strings.HasPrefix(f.finals[0], wantFinal) {
 			t.Errorf("%v: finals %q, want one beginning %q", mode, f.finals, wantFinal)
@@ -72,5 +78,96 @@ func TestServePoisonCall(t *testing.T) {
 		}
 		drain(t, e, "FLIGHT.BO") // for the checker at the end
 		e.stopChildren()
+	}
+}
+
+// TestRecordOutcomeFailed: a call its server gave up on is journaled as
+// such, with the server's reason, and a record holding one decodes.
+func TestRecordOutcomeFailed(t *testing.T) {
+	r := &request.Record{Mode: request.ModeRecoverable, Status: request.StatusRunning, Attempts: 1, NextSeq: 2,
+		Journal: []request.Entry{{Kind: request.EntryCall, Outcome: request.OutcomeFailed, Attempt: 1, Seq: 1, Name: "FLIGHT", Value: []byte("backed out 4 times")}}}
+	got, err := request.ParseRecord(r.Encode())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if e := got.Journal[0]; e.Outcome != request.OutcomeFailed || string(e.Value) != "backed out 4 times" {
+		t.Errorf("journal entry %+v", e)
+	}
+	r.Journal[0].Outcome = request.OutcomeFailed + 1
+	if _, err := request.ParseRecord(r.Encode()); !errors.Is(err, request.ErrBadHeader) {
+		t.Errorf("outcome %d: %v, want ErrBadHeader", request.OutcomeFailed+1, err)
+	}
+}
+
+// TestServeGivesUpOnAFailingHandler: a call whose handler always fails is
+// answered with a failure reply after ServeOptions.MaxTries runs (below
+// the queue's BOTHRESH), and moved to the queue's BOQNAME; on a queue
+// without BOTHRESH nor BOQNAME, MaxTries still applies and the call is
+// removed.
+func TestServeGivesUpOnAFailingHandler(t *testing.T) {
+	e := newEnv(t)
+	for _, c := range []struct {
+		queue    string
+		maxTries int
+		runs     int
+		aside    string
+	}{{"FLIGHT", 2, 2, "FLIGHT.BO"}, {"FLIGHT", 0, 4, "FLIGHT.BO"}, {"FLIGHT", 9, 4, "FLIGHT.BO"}, {"NOANSWER", 3, 3, ""}} {
+		q, err := e.c.Open(c.queue, mq.OpenOptions{Output: true})
+		if err != nil {
+			t.Fatal(err)
+		}
+		call := &mq.Message{CorrelID: [24]byte{7}, ReplyToQ: clientQ, Body: []byte("call")}
+		if err := q.Put(call, mq.PutOptions{}); err != nil {
+			t.Fatal(err)
+		}
+		q.Close()
+		conn, err := mq.Connect(e.connect("QM1"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		ctx, cancel := context.WithCancel(context.Background())
+		served := make(chan error, 1)
+		var mu sync.Mutex
+		runs := 0
+		go func() {
+			served <- request.ServeWith(ctx, conn, c.queue, func(*mq.Message) ([]byte, error) {
+				mu.Lock()
+				runs++
+				mu.Unlock()
+				return nil, errors.New("no")
+			}, request.ServeOptions{MaxTries: c.maxTries})
+		}()
+		var reply *mq.Message
+		waitFor(t, 10*time.Second, "the failure reply", func() bool {
+			for _, m := range e.browse(clientQ) {
+				if m.CorrelID == call.CorrelID {
+					reply = m
+					return true
+				}
+			}
+			return false
+		})
+		cancel()
+		if err := <-served; err != nil {
+			t.Errorf("%+v: Serve: %v", c, err)
+		}
+		conn.Disconnect()
+		mu.Lock()
+		if runs != c.runs || reply.Format != request.FormatCallFailed || !strings.Contains(string(reply.Body), "not performed") {
+			t.Errorf("%+v: %d runs, reply %s %q", c, runs, reply.Format, reply.Body)
+		}
+		mu.Unlock()
+		if c.aside != "" {
+			if bo := e.browse(c.aside); len(bo) != 1 || bo[0].MsgID != call.MsgID || string(bo[0].Body) != "call" {
+				t.Errorf("%+v: %d messages on %s, want the call", c, len(bo), c.aside)
+			}
+			drain(t, e, c.aside)
+		} else if !strings.HasSuffix(string(reply.Body), "; removed") {
+			t.Errorf("%+v: reply %q", c, reply.Body)
+		}
+		if n := len(e.browse(c.queue)); n != 0 {
+			t.Errorf("%+v: %d left on %s", c, n, c.queue)
+		}
+		drain(t, e, clientQ)
 	}
 }
