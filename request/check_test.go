@@ -24,9 +24,10 @@ import (
 // quietQueues are the queues that must be empty, with nothing
 // uncommitted, once every request ended and every manager and server
 // stopped: the input queue, the reply and cancel queues, the subordinate
-// servers' queues and their backout queues. The state queue may hold
-// tombstones only; the Unexpected Message Queue, the requester's reply
-// queue and PERFORMED keep what the test looks at.
+// servers' queues and their backout queues. The state queue must be
+// empty too (no record nor live marker: tombstones are on the tombstone
+// queue); the tombstone queue, the Unexpected Message Queue, the
+// requester's reply queue and PERFORMED keep what the test looks at.
 func quietQueues() []string {
 	qs := []string{inputQ, request.DefaultReplyQueue, request.DefaultCancelQueue, "NOANSWER"}
 	for _, q := range serverQueues {
@@ -83,9 +84,8 @@ func (e *env) wantNothingInFlight() {
 
 // leftovers waits until no queue of the group holds an uncommitted put or
 // get (the units of work of killed processes are recovered by their
-// member), then says what a quiet queue holds, and what the state queue
-// holds but tombstones: a request's record, marker, call, reply or cancel
-// left behind.
+// member), then says what a quiet queue or the state queue holds: a
+// request's record, marker, call, reply or cancel left behind.
 func (e *env) leftovers() []string {
 	e.t.Helper()
 	var uncom []string
@@ -106,9 +106,7 @@ func (e *env) leftovers() []string {
 		}
 	}
 	for _, m := range e.browse(request.DefaultStateQueue) {
-		if m.Format != request.FormatTombstone {
-			out = append(out, fmt.Sprintf("left on the state queue: a %s message, CorrelID %x", m.Format, m.CorrelID))
-		}
+		out = append(out, fmt.Sprintf("left on the state queue: a %s message, CorrelID %x", m.Format, m.CorrelID))
 	}
 	return out
 }

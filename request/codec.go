@@ -19,7 +19,7 @@ const (
 	FormatRequest    = "MQREQ"    // a request with a request header (RequestHeader) in front of its body
 	FormatState      = "MQRSTATE" // a request's state record on the state queue
 	FormatLive       = "MQRLIVE"  // a request's live marker on the state queue: there from its first commit to its end
-	FormatTombstone  = "MQRTOMB"  // how a request ended, on the state queue for Config.TombstoneTTL
+	FormatTombstone  = "MQRTOMB"  // how a request ended, on the tombstone queue for Config.TombstoneTTL
 	FormatUnexpected = "MQRUMQH"  // a message on the Unexpected Message Queue: UnexpectedHeader, then the original body
 	FormatReply      = "MQRREPLY" // an intermediate reply (Ctx.Reply)
 	FormatFinal      = "MQRFINAL" // the program's final reply (Ctx.FinalReply)
@@ -27,6 +27,7 @@ const (
 	FormatPurged     = "MQRPURGE" // final reply of a cancelled request: "request purged"
 	FormatFailed     = "MQRFAIL"  // final reply of a recoverable request whose program failed
 	FormatCancel     = "MQRCANCL" // a cancel on the cancel queue (Cancel; MQSC CANCEL REQUEST)
+	FormatCallFailed = "MQRCFAIL" // a subordinate server's reply to a poison call it gave up on, not performed (Serve); the body says why
 )
 
 // IsFinalFormat reports whether a reply of format f is a final reply (the
@@ -311,6 +312,7 @@ const (
 	OutcomeReplied   Outcome = 2 // its reply was taken
 	OutcomeTimedOut  Outcome = 3 // timed out; it may have been performed
 	OutcomeWithdrawn Outcome = 4 // timed out and taken back from the server's queue: never performed
+	OutcomeFailed    Outcome = 5 // its server gave up on it (a FormatCallFailed reply, the value): never performed
 )
 
 // EntryKind is the kind of a journal entry.
@@ -337,7 +339,7 @@ type Entry struct {
 	// it, so that a replay that sends something else is caught. Zero in
 	// a record of version 1, which did not keep it: not compared.
 	Hash  uint64
-	Value []byte // EntryCall: the reply; EntrySave: the value
+	Value []byte // EntryCall: the reply (OutcomeFailed: its server's reason); EntrySave: the value
 }
 
 // SentHash is the Entry.Hash of a message of format and body sent by a
@@ -514,7 +516,7 @@ func ParseRecord(b []byte) (*Record, error) {
 			if e.Kind < EntryCall || e.Kind > EntryFinal || k[2] != 0 {
 				d.fail("journal entry %d of kind %d", i, k[0])
 			}
-			if e.Kind == EntryCall && (e.Outcome < OutcomePending || e.Outcome > OutcomeWithdrawn) || e.Kind != EntryCall && e.Outcome != 0 {
+			if e.Kind == EntryCall && (e.Outcome < OutcomePending || e.Outcome > OutcomeFailed) || e.Kind != EntryCall && e.Outcome != 0 {
 				d.fail("journal entry %d of kind %d with outcome %d", i, k[0], k[1])
 			}
 			e.Attempt = d.u32()

@@ -17,6 +17,7 @@ const (
 	DefaultReplyQueue      = "SYSTEM.REQUEST.REPLY"
 	DefaultCancelQueue     = "SYSTEM.REQUEST.CANCEL"
 	DefaultUnexpectedQueue = "SYSTEM.REQUEST.UNEXPECTED"
+	DefaultTombstoneQueue  = "SYSTEM.REQUEST.TOMBSTONE"
 )
 
 // Config configures a request manager. The zero value of every field but
@@ -62,15 +63,16 @@ type Config struct {
 	// backlog.
 	CancelGrace time.Duration
 	// TombstoneTTL is how long the tombstone of a request that ended with
-	// replies possibly still to come stays on the state queue, for the
+	// replies possibly still to come stays on the tombstone queue, for the
 	// sweeper to say why those replies are unexpected; default 10 min.
 	TombstoneTTL time.Duration
 	// ReconnectWait is the pause between two attempts to connect when no
 	// member answers; default 100 ms.
 	ReconnectWait time.Duration
-	// StateQueue, ReplyQueue, CancelQueue and UnexpectedQueue name the
-	// group-wide queues; default DefaultStateQueue and the others.
-	StateQueue, ReplyQueue, CancelQueue, UnexpectedQueue string
+	// StateQueue, ReplyQueue, CancelQueue, UnexpectedQueue and
+	// TombstoneQueue name the group-wide queues; default DefaultStateQueue
+	// and the others.
+	StateQueue, ReplyQueue, CancelQueue, UnexpectedQueue, TombstoneQueue string
 	// Log receives the manager's events; default none.
 	Log *slog.Logger
 	// Ended, when set, is called after a request ended (its end
@@ -123,6 +125,9 @@ func (c Config) WithDefaults() Config {
 	if c.UnexpectedQueue == "" {
 		c.UnexpectedQueue = DefaultUnexpectedQueue
 	}
+	if c.TombstoneQueue == "" {
+		c.TombstoneQueue = DefaultTombstoneQueue
+	}
 	if c.Log == nil {
 		c.Log = slog.New(slog.DiscardHandler)
 	}
@@ -136,12 +141,12 @@ func (c Config) Validate() error {
 	if c.Name == "" || len(c.Name) > 48 {
 		errs = append(errs, fmt.Errorf("request: manager name %q: 1 to 48 bytes", c.Name))
 	}
-	for _, q := range []struct{ what, name string }{{"input", c.Input}, {"state", c.StateQueue}, {"reply", c.ReplyQueue}, {"cancel", c.CancelQueue}, {"unexpected", c.UnexpectedQueue}} {
+	for _, q := range []struct{ what, name string }{{"input", c.Input}, {"state", c.StateQueue}, {"reply", c.ReplyQueue}, {"cancel", c.CancelQueue}, {"unexpected", c.UnexpectedQueue}, {"tombstone", c.TombstoneQueue}} {
 		if !defs.ValidName(q.name) {
 			errs = append(errs, fmt.Errorf("request: %s queue %q is not a valid queue name", q.what, q.name))
 		}
 	}
-	if c.Input != "" && (c.Input == c.StateQueue || c.Input == c.ReplyQueue || c.Input == c.CancelQueue || c.Input == c.UnexpectedQueue) {
+	if c.Input != "" && (c.Input == c.StateQueue || c.Input == c.ReplyQueue || c.Input == c.CancelQueue || c.Input == c.UnexpectedQueue || c.Input == c.TombstoneQueue) {
 		errs = append(errs, fmt.Errorf("request: input queue %s is one of the group-wide request queues", c.Input))
 	}
 	if c.Program == nil {

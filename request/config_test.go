@@ -13,7 +13,7 @@ func TestConfigValidate(t *testing.T) {
 		t.Fatal(err)
 	}
 	if good.DefaultMode != ModeRestartable || good.MaxAttempts != 3 || good.Workers != 4 || good.CallTimeout != 30*time.Second ||
-		good.StateQueue != DefaultStateQueue || good.SweepInterval != time.Second {
+		good.StateQueue != DefaultStateQueue || good.TombstoneQueue != DefaultTombstoneQueue || good.SweepInterval != time.Second {
 		t.Fatalf("defaults: %+v", good)
 	}
 	for _, c := range []struct {
@@ -23,6 +23,8 @@ func TestConfigValidate(t *testing.T) {
 		{func(c *Config) { c.Input = "" }, "input queue"},
 		{func(c *Config) { c.Input = "bad name" }, "input queue"},
 		{func(c *Config) { c.Input = DefaultStateQueue }, "one of the group-wide"},
+		{func(c *Config) { c.Input = DefaultTombstoneQueue }, "one of the group-wide"},
+		{func(c *Config) { c.TombstoneQueue = "bad name" }, "tombstone queue"},
 		{func(c *Config) { c.Program = nil }, "no Program"},
 		{func(c *Config) { c.DefaultMode = 9 }, "default mode"},
 		{func(c *Config) { c.MaxAttempts = 0 }, "MaxAttempts"},

@@ -122,7 +122,8 @@ func (c *Ctx) Save(key string, v []byte) error {
 // then the reply and the record saying it came; a resumption never sends a
 // recorded call again, and takes its reply when it comes. A timeout is a
 // *CallTimeoutError (errors.Is ErrCallTimeout) saying whether the call was
-// withdrawn.
+// withdrawn; a call its server gave up on (Serve: a poison call, never
+// performed) a *CallFailedError (errors.Is ErrCallFailed), journaled.
 func (c *Ctx) Call(queue string, body []byte, opt CallOptions) ([]byte, error) {
 	if opt.Confirmed && c.rec.Mode != ModeRecoverable {
 		return nil, ErrNotConfirmable
@@ -143,6 +144,8 @@ func (c *Ctx) Call(queue string, body []byte, opt CallOptions) ([]byte, error) {
 			return e.Value, nil
 		case OutcomeTimedOut, OutcomeWithdrawn:
 			return nil, &CallTimeoutError{Queue: queue, Seq: e.Seq, Withdrawn: e.Outcome == OutcomeWithdrawn}
+		case OutcomeFailed:
+			return nil, &CallFailedError{Queue: queue, Seq: e.Seq, Reason: string(e.Value)}
 		}
 		// Sent before the failure, its reply not taken: wait for it.
 		p := PendingCall{Attempt: e.Attempt, Seq: e.Seq, Sent: time.Now(), Timeout: c.timeout(opt), Queue: queue}
@@ -222,10 +225,14 @@ func (c *Ctx) await(idx int, p PendingCall) ([]byte, error) {
 }
 
 // replied records the reply m of the call of entry idx, got under
-// syncpoint, and commits both.
+// syncpoint, and commits both. A FormatCallFailed reply (its server gave
+// up on the call) is a *CallFailedError.
 func (c *Ctx) replied(idx int, p PendingCall, m *mq.Message) ([]byte, error) {
 	cpReplyGot.Hit()
 	c.journal[idx].Outcome = OutcomeReplied
+	if m.Format == FormatCallFailed {
+		c.journal[idx].Outcome = OutcomeFailed
+	}
 	if len(m.Body) > 0 {
 		c.journal[idx].Value = m.Body
 	}
@@ -237,6 +244,9 @@ func (c *Ctx) replied(idx int, p PendingCall, m *mq.Message) ([]byte, error) {
 		return nil, err
 	}
 	cpReplyCommitted.Hit()
+	if m.Format == FormatCallFailed {
+		return nil, &CallFailedError{Queue: p.Queue, Seq: p.Seq, Reason: string(m.Body)}
+	}
 	return m.Body, nil
 }
 
@@ -835,7 +845,8 @@ func (c *Ctx) end(status Status, r *sysReply) error {
 // message (held since it was taken), the record, the live marker and any
 // cancels are removed together; a request whose replies may still come
 // (it failed, was restarted or cancelled, or has a call timed out) leaves
-// a tombstone that expires after Config.TombstoneTTL.
+// a tombstone on the tombstone queue, which expires after
+// Config.TombstoneTTL (putTombstone).
 func (c *Ctx) finish() error {
 	cfg := &c.w.m.cfg
 	st, err := c.w.l.open(cfg.StateQueue, optAll)
@@ -885,8 +896,7 @@ func (c *Ctx) finish() error {
 		}
 	}
 	if rec != nil && (c.strays || rec.Status != StatusDone || rec.Attempts > 1 || len(rec.Pending) > 0 || timedOutIn(rec.Journal)) {
-		tomb := &mq.Message{CorrelID: tagID(c.key, ciTagTomb), Format: FormatTombstone, Body: rec.Encode(), Expiry: time.Now().Add(cfg.TombstoneTTL), Persistence: mq.NotPersistent}
-		if err := st.Put(tomb, mq.PutOptions{Syncpoint: true}); err != nil {
+		if err := c.putTombstone(rec); err != nil {
 			return err
 		}
 	}

@@ -80,7 +80,8 @@
 // replies.)
 //
 // The state of a request lives on the group-wide state queue
-// (DefaultStateQueue), as three kinds of message whose CorrelID is the
+// (DefaultStateQueue), and its tombstone on the tombstone queue
+// (DefaultTombstoneQueue): three kinds of message whose CorrelID is the
 // request's key and a tag (the table above ciSize):
 //
 //   - its state record (FormatState; the table above srSize): mode,
@@ -98,7 +99,18 @@
 //     left only by a request that ended with replies possibly still to
 //     come (purged, cancelled, restarted, or with a call timed out without
 //     being withdrawn), so that the sweeper can say which request and why.
-//     A request that ended cleanly leaves nothing behind.
+//     A request that ended cleanly leaves nothing behind. A tombstone is
+//     advisory, so it has a queue, and a MAXDEPTH, of its own: a storm of
+//     failing requests (at 170 a second, 10 minutes of tombstones are
+//     100,000) fills the tombstone queue, never the state queue, whose
+//     records every request needs to run and end (on one queue, every
+//     request looped, its state put failing: TestTombstoneStorm). A request
+//     whose tombstone cannot be put (its queue is full) ends without it,
+//     and the manager logs it: the sweeper then moves its late replies
+//     saying UNKNOWN_REQUEST. Start refuses to start without the tombstone
+//     queue (a deployment of an earlier version), naming the MQSC that
+//     defines it; tombstones an earlier version left on the state queue
+//     are still read until they expire.
 //
 // A request's id is its request message's MsgID, so it must be unique:
 // put each request with a zero MsgID (mq generates one) and never put the
@@ -180,7 +192,9 @@
 // any manager that takes the request over can take its replies. A call
 // that times out takes, in one unit of work, its reply if it came after
 // all, or else its call back from the server's queue if it is still there
-// (CallTimeoutError.Withdrawn: certainly never performed). Calls still
+// (CallTimeoutError.Withdrawn: certainly never performed). A call its
+// server gave up on gets a failure reply (a *CallFailedError; below,
+// Subordinate servers). Calls still
 // pending when a request ends, restarts or is purged are withdrawn the
 // same way.
 //
@@ -208,7 +222,9 @@
 // It reads the replies first and the
 // state queue after; a call is recorded pending in the unit of work that
 // sends it and never becomes pending again once it is not, so a reply not
-// pending in a record read after it was seen is a stray for good.
+// pending in a record read after it was seen is a stray for good. The
+// tombstone of a request not in flight is looked up by CorrelID, one by
+// one, for the strays alone.
 //
 // Two kinds go there from the manager itself: a request whose request
 // header is malformed (BAD_REQUEST), and a final reply of the manager's
@@ -225,9 +241,23 @@
 // through the same connection: a call is performed once with respect to
 // the server's own unit of work. Give server queues a BOTHRESH and BOQNAME.
 //
+// A call whose handler fails, or whose server dies holding it, is backed
+// out and taken again. One backed out BOTHRESH-1 times (or
+// ServeOptions.MaxTries) is a poison call: Serve does not run it again,
+// but, in one unit of work, answers it with a failure reply (Format
+// FormatCallFailed, CorrelID the call's, the reason in text) and moves it
+// to the queue's BOQNAME. The request's Call returns a *CallFailedError
+// (errors.Is ErrCallFailed) at once, journaled (OutcomeFailed) so that a
+// resumption replays it, instead of waiting for its timeout after mq
+// moved the call away at BOTHRESH (TestServePoisonCall). The call was
+// never performed. A queue without BOTHRESH (or with BOTHRESH(1)) and no
+// MaxTries has no such limit: a call its server dies on is taken again
+// for ever.
+//
 // # Admin
 //
-// Definitions is the MQSC of the group-wide queues. List reads the records
+// Definitions is the MQSC of the group-wide queues (state, tombstone,
+// reply, cancel, Unexpected Message Queue). List reads the records
 // (DISPLAY REQUESTS), Cancel cancels. Browse the Unexpected Message Queue
 // with qmgr get --browse; ParseUnexpectedHeader decodes its messages.
 //
@@ -287,11 +317,12 @@ const (
 // (4), sequence (4), sent time in Unix ns (8), timeout in ns (8) and the
 // called queue as a string; then srJournal journal entries, each kind (1:
 // call, 2: save, 3: reply, 4: final reply), outcome of a call (1: pending,
-// 2: replied, 3: timed out, 4: timed out and withdrawn), one zero byte,
-// attempt (4) and sequence (4) of a call, a string (the called queue, or
-// the saved key), the hash of what was sent (8: Entry.Hash, SentHash) and
-// a value, a 4-byte length and its bytes (the call's reply, or the saved
-// value).
+// 2: replied, 3: timed out, 4: timed out and withdrawn, 5: failed: its
+// server gave up on it), one zero byte, attempt (4) and sequence (4) of a
+// call, a string (the called queue, or the saved key), the hash of what
+// was sent (8: Entry.Hash, SentHash) and a value, a 4-byte length and its
+// bytes (the call's reply, its server's reason when it failed, or the
+// saved value).
 //
 // Version 1 records (srSizeV1 bytes of fixed part: no srLock, and journal
 // entries without their hash) are still read, as written before version 2;

@@ -50,6 +50,8 @@ var (
 	ErrDuplicate = errors.New("request: another request message with this request id is in flight")
 	// ErrCallTimeout is matched (errors.Is) by every *CallTimeoutError.
 	ErrCallTimeout = errors.New("request: call timed out")
+	// ErrCallFailed is matched (errors.Is) by every *CallFailedError.
+	ErrCallFailed = errors.New("request: call failed")
 )
 
 // CallTimeoutError is a call's timeout. Withdrawn: the call was taken back
@@ -71,3 +73,21 @@ func (e *CallTimeoutError) Error() string {
 
 // Is makes errors.Is(err, ErrCallTimeout) true.
 func (e *CallTimeoutError) Is(target error) bool { return target == ErrCallTimeout }
+
+// CallFailedError is a call its server gave up on: a poison call (Serve:
+// backed out ServeOptions.MaxTries times, its handler failing or its
+// server dying each time), answered with a FormatCallFailed reply and
+// moved aside, never performed. Reason is the reply's text. A resumption
+// replays it (the journal records it as OutcomeFailed).
+type CallFailedError struct {
+	Queue  string
+	Seq    uint32
+	Reason string
+}
+
+func (e *CallFailedError) Error() string {
+	return fmt.Sprintf("request: call %d to %s failed: %s", e.Seq, e.Queue, e.Reason)
+}
+
+// Is makes errors.Is(err, ErrCallFailed) true.
+func (e *CallFailedError) Is(target error) bool { return target == ErrCallFailed }

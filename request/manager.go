@@ -88,9 +88,14 @@ func Start(cfg Config) (*Manager, error) {
 // threshold (which would move a request, a record, a reply or a cancel
 // away behind the manager's back: each is got again after a backout).
 func (m *Manager) checkQueues(c *mq.Conn) error {
-	for _, name := range []string{m.cfg.Input, m.cfg.StateQueue, m.cfg.ReplyQueue, m.cfg.CancelQueue, m.cfg.UnexpectedQueue} {
+	for _, name := range []string{m.cfg.Input, m.cfg.StateQueue, m.cfg.ReplyQueue, m.cfg.CancelQueue, m.cfg.UnexpectedQueue, m.cfg.TombstoneQueue} {
 		q, err := c.Open(name, mq.OpenOptions{Browse: true})
 		if err != nil {
+			if def := m.cfg.definitionOf(name); def != "" && errors.Is(err, mq.ErrUnknownObject) {
+				// E.g. the tombstone queue, which deployments of an
+				// earlier version lack: say what to run.
+				return fmt.Errorf("request: queue %s is not defined; define it with %q (request.Definitions has the MQSC of every group-wide queue): %w", name, def, err)
+			}
 			if errors.Is(err, mq.ErrUnknownObject) {
 				return fmt.Errorf("request: queue %s is not defined (request.Definitions has the MQSC of the group-wide ones): %w", name, err)
 			}
@@ -98,7 +103,7 @@ func (m *Manager) checkQueues(c *mq.Conn) error {
 		}
 		d := q.Def()
 		q.Close()
-		if name != m.cfg.UnexpectedQueue && d.BOThresh > 0 {
+		if name != m.cfg.UnexpectedQueue && name != m.cfg.TombstoneQueue && d.BOThresh > 0 { // those two are never got again after a backout
 			return fmt.Errorf("request: queue %s has BOTHRESH(%d): a request manager's input, state, reply and cancel queues must have none (the manager decides what becomes of a request that failed, and takes again what a failure backed out)", name, d.BOThresh)
 		}
 	}

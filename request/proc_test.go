@@ -74,6 +74,7 @@ func (c *connFlags) options() mq.ConnectOptions {
 //	slow     a call to SLOW, whose server answers after the timeout: not withdrawn
 //	wait     a call to NOANSWER that waits long (to be cancelled)
 //	confirm  a confirmed call (refused unless recoverable), its error in the final reply
+//	poison   a call to FLIGHT whose server dies on it (serverMain -kill-on poison), its error in the final reply
 func travel(ctx *request.Ctx, req *request.Request) error {
 	call := func(q string, timeout time.Duration) ([]byte, error) {
 		ctx.Step(q)
@@ -127,6 +128,13 @@ func travel(ctx *request.Ctx, req *request.Request) error {
 	case "confirm":
 		_, err := ctx.Call("FLIGHT", req.Body, request.CallOptions{Confirmed: true})
 		return ctx.FinalReply(fmt.Appendf(nil, "confirmed: %v", err))
+	case "poison":
+		_, err := call("FLIGHT", 0)
+		var fe *request.CallFailedError
+		if !errors.As(err, &fe) || !errors.Is(err, request.ErrCallFailed) || fe.Queue != "FLIGHT" {
+			return fmt.Errorf("want a *CallFailedError of FLIGHT, got %v", err)
+		}
+		return ctx.FinalReply(fmt.Appendf(nil, "poison: %v", err))
 	}
 	return fmt.Errorf("unknown request %q", req.Body)
 }
@@ -171,12 +179,14 @@ func managerMain(args []string) int {
 // serverMain serves the subordinate queues until SIGTERM, each on a
 // connection of its own: a call's id goes to PERFORMED in the unit of
 // work that performs it. SLOW answers once its caller has given up
-// waiting (slowUntilTimedOut).
+// waiting (slowUntilTimedOut). A call whose body is -kill-on SIGKILLs the
+// server while it holds the call.
 func serverMain(args []string) int {
 	fs := flag.NewFlagSet("server", flag.ContinueOnError)
 	var cf connFlags
 	cf.register(fs)
 	delay := fs.Duration("delay", 0, "")
+	killOn := fs.String("kill-on", "", "")
 	if err := fs.Parse(args); err != nil {
 		return 2
 	}
@@ -204,6 +214,9 @@ func serverMain(args []string) int {
 		go func() {
 			defer wg.Done()
 			errs <- request.Serve(ctx, c, q, func(call *mq.Message) ([]byte, error) {
+				if *killOn != "" && string(call.Body) == *killOn {
+					syscall.Kill(os.Getpid(), syscall.SIGKILL)
+				}
 				if q == "SLOW" {
 					if err := slowUntilTimedOut(ctx, root, call.CorrelID); err != nil {
 						return nil, err
@@ -465,16 +478,15 @@ func (e *env) facts(id request.ID) facts {
 		}
 	}
 	for _, m := range e.browse(request.DefaultStateQueue) {
-		if !ofReq(m.CorrelID) {
-			continue
+		if ofReq(m.CorrelID) {
+			f.live = true // its record or live marker
 		}
-		switch m.Format {
-		case request.FormatLive, request.FormatState:
-			f.live = true
-		case request.FormatTombstone:
+	}
+	for _, m := range e.browse(request.DefaultTombstoneQueue) {
+		if ofReq(m.CorrelID) {
 			r, err := request.ParseRecord(m.Body)
-			if err != nil {
-				e.t.Fatal(err)
+			if err != nil || m.Format != request.FormatTombstone {
+				e.t.Fatalf("%s on the tombstone queue: %v", m.Format, err)
 			}
 			f.tomb = r
 		}

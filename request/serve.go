@@ -14,6 +14,7 @@ var (
 	cpServeGot       = crashpoint.New("request.serve.got")       // a call got under syncpoint, the handler not run
 	cpServeReplied   = crashpoint.New("request.serve.replied")   // the handler ran and its reply is put, not committed
 	cpServeCommitted = crashpoint.New("request.serve.committed") // the call, the reply and the handler's puts committed
+	cpServePoison    = crashpoint.New("request.serve.poison")    // a poison call's failure reply put and the call moved aside, not committed
 )
 
 // Handler performs one call of a subordinate server and returns its
@@ -21,24 +22,64 @@ var (
 // syncpoint, commits with the call and its reply, or not at all.
 type Handler func(call *mq.Message) (reply []byte, err error)
 
-// Serve is a subordinate server's loop on queue, until ctx ends (nil) or
-// the connection fails: it gets a call under syncpoint, runs h, puts the
-// reply to the call's reply-to queue with the call's CorrelID, and commits
-// the three (and what h did through conn) together. So a call is performed
-// once with respect to the server's unit of work: if the server dies
-// before the commit, nothing of it happened and the call is taken again;
-// after, the call is gone and its reply is out. An error from h backs the
-// call out (it is taken again, its backout count raised), and so does a
-// reply-to queue that cannot take the reply for good (it does not exist):
-// give the queue a BOTHRESH and BOQNAME so that a call that always fails
-// is moved aside. Other errors of the reply's put (a full queue) back the
-// call out and end Serve.
+// ServeOptions control Serve.
+type ServeOptions struct {
+	// MaxTries is how many runs of its handler a call gets: a call backed
+	// out that many times (its handler failed, its reply could not be
+	// put, or its server died holding it) is a poison call. 0: the
+	// queue's BOTHRESH less one (mq moves a call away at BOTHRESH itself,
+	// before Serve sees it), or no limit when the queue has no BOTHRESH
+	// (or BOTHRESH(1), which leaves no try to spare). A MaxTries of
+	// BOTHRESH or more is BOTHRESH less one.
+	MaxTries int
+	// PoisonQueue is where a poison call goes; "": the queue's BOQNAME.
+	// With neither, the call is removed: its failure reply is all that
+	// is left of it.
+	PoisonQueue string
+}
+
+// Serve is ServeWith with the zero ServeOptions: a call gets BOTHRESH-1
+// runs of its handler, then is answered with a failure and moved to the
+// queue's BOQNAME.
 func Serve(ctx context.Context, conn *mq.Conn, queue string, h Handler) error {
+	return ServeWith(ctx, conn, queue, h, ServeOptions{})
+}
+
+// ServeWith is a subordinate server's loop on queue, until ctx ends (nil)
+// or the connection fails: it gets a call under syncpoint, runs h, puts
+// the reply to the call's reply-to queue with the call's CorrelID, and
+// commits the three (and what h did through conn) together. So a call is
+// performed once with respect to the server's unit of work: if the server
+// dies before the commit, nothing of it happened and the call is taken
+// again; after, the call is gone and its reply is out. An error from h
+// backs the call out (it is taken again, its backout count raised), and
+// so does a reply-to queue that cannot take the reply for good (it does
+// not exist). Other errors of the reply's put (a full queue) back the
+// call out and end ServeWith.
+//
+// A call taken with a backout count of opt's MaxTries (by default the
+// queue's BOTHRESH less one: give server queues a BOTHRESH and BOQNAME)
+// is a poison call: its handler is not run again. In one unit of work,
+// its caller gets a failure reply (Format FormatCallFailed, CorrelID the
+// call's, the body saying why in text: the request's Call returns a
+// *CallFailedError at once instead of waiting for its timeout), and the
+// call is moved to opt.PoisonQueue or BOQNAME. It was never performed. A
+// failure reply the reply-to queue cannot take for good is left out; any
+// other failure of the two puts backs the call out and ends ServeWith.
+func ServeWith(ctx context.Context, conn *mq.Conn, queue string, h Handler, opt ServeOptions) error {
 	q, err := conn.Open(queue, mq.OpenOptions{Input: true})
 	if err != nil {
 		return fmt.Errorf("request: serve %s: %w", queue, err)
 	}
 	defer q.Close()
+	limit := opt.MaxTries
+	if bo := q.Def().BOThresh; bo > 1 && (limit <= 0 || limit > bo-1) {
+		limit = bo - 1
+	}
+	aside := opt.PoisonQueue
+	if aside == "" {
+		aside = q.Def().BOQName
+	}
 	var intr mq.Interrupter
 	defer context.AfterFunc(ctx, intr.Interrupt)()
 	outs := map[string]*mq.Queue{}
@@ -56,6 +97,19 @@ func Serve(ctx context.Context, conn *mq.Conn, queue string, h Handler) error {
 			return fmt.Errorf("request: serve %s: %w", queue, err)
 		}
 		cpServeGot.Hit()
+		if limit > 0 && call.BackoutCount >= limit {
+			if err := poison(conn, outs, call, aside); err != nil {
+				if berr := conn.Backout(); berr != nil {
+					return fmt.Errorf("request: serve %s: back out a poison call (%v): %w", queue, err, berr)
+				}
+				return fmt.Errorf("request: serve %s: a poison call: %w", queue, err)
+			}
+			cpServePoison.Hit()
+			if err := conn.Commit(); err != nil {
+				return fmt.Errorf("request: serve %s: commit: %w", queue, err)
+			}
+			continue
+		}
 		reply, err := runHandler(h, call)
 		if err != nil {
 			if berr := conn.Backout(); berr != nil {
@@ -70,7 +124,7 @@ func Serve(ctx context.Context, conn *mq.Conn, queue string, h Handler) error {
 				}
 				if undeliverable(err) {
 					// A poison call, as one whose handler fails: taken
-					// again, and moved aside at the queue's BOTHRESH.
+					// again, and given up on at the limit.
 					continue
 				}
 				return fmt.Errorf("request: serve %s: %w", queue, err)
@@ -84,25 +138,59 @@ func Serve(ctx context.Context, conn *mq.Conn, queue string, h Handler) error {
 	}
 }
 
-// putServeReply puts the reply of call to its reply-to queue, under
-// syncpoint, opening it (and keeping it in outs) the first time.
-func putServeReply(conn *mq.Conn, outs map[string]*mq.Queue, call *mq.Message, reply []byte) error {
-	out := outs[call.ReplyToQ]
-	if out == nil {
-		var err error
-		if out, err = conn.Open(call.ReplyToQ, mq.OpenOptions{Output: true}); err != nil {
-			return fmt.Errorf("open reply queue %s: %w", call.ReplyToQ, err)
+// poison answers call, a poison call got under syncpoint, with a failure
+// reply and moves it to aside ("": removes it), in conn's unit of work.
+func poison(conn *mq.Conn, outs map[string]*mq.Queue, call *mq.Message, aside string) error {
+	why := fmt.Sprintf("backed out %d times (its handler failed, or its server died holding it, each time): not performed", call.BackoutCount)
+	if aside != "" {
+		m := *call
+		m.Persistence = persistenceOf(call)
+		if err := putTo(conn, outs, aside, &m); err != nil {
+			return fmt.Errorf("move the call to %s: %w", aside, err)
 		}
-		outs[call.ReplyToQ] = out
+		why += "; moved to " + aside
+	} else {
+		why += "; removed"
 	}
-	p := mq.NotPersistent
-	if call.Persistent {
-		p = mq.Persistent
+	if call.ReplyToQ == "" {
+		return nil
 	}
-	if err := out.Put(&mq.Message{CorrelID: call.CorrelID, Body: reply, Persistence: p}, mq.PutOptions{Syncpoint: true}); err != nil {
-		return fmt.Errorf("reply to %s: %w", call.ReplyToQ, err)
+	err := putTo(conn, outs, call.ReplyToQ, &mq.Message{CorrelID: call.CorrelID, Format: FormatCallFailed, Body: []byte(why), Persistence: persistenceOf(call)})
+	if err != nil && !undeliverable(err) {
+		return fmt.Errorf("failure reply to %s: %w", call.ReplyToQ, err)
 	}
 	return nil
+}
+
+// putServeReply puts the reply of call to its reply-to queue, under
+// syncpoint.
+func putServeReply(conn *mq.Conn, outs map[string]*mq.Queue, call *mq.Message, reply []byte) error {
+	return putTo(conn, outs, call.ReplyToQ, &mq.Message{CorrelID: call.CorrelID, Body: reply, Persistence: persistenceOf(call)})
+}
+
+// putTo puts m to queue under syncpoint, opening it (and keeping it in
+// outs) the first time.
+func putTo(conn *mq.Conn, outs map[string]*mq.Queue, queue string, m *mq.Message) error {
+	out := outs[queue]
+	if out == nil {
+		var err error
+		if out, err = conn.Open(queue, mq.OpenOptions{Output: true}); err != nil {
+			return fmt.Errorf("open %s: %w", queue, err)
+		}
+		outs[queue] = out
+	}
+	if err := out.Put(m, mq.PutOptions{Syncpoint: true}); err != nil {
+		return fmt.Errorf("put to %s: %w", queue, err)
+	}
+	return nil
+}
+
+// persistenceOf is the persistence of what answers call: the call's.
+func persistenceOf(call *mq.Message) mq.Persistence {
+	if call.Persistent {
+		return mq.Persistent
+	}
+	return mq.NotPersistent
 }
 
 func runHandler(h Handler, call *mq.Message) (reply []byte, err error) {

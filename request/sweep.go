@@ -43,7 +43,9 @@ func (sw *sweeper) loop() error {
 	}
 }
 
-// state is what the state queue says of one request.
+// state is what the state queue says of one request: its live marker and
+// record; a tombstone only from managers of an earlier version, which put
+// them there (tombstone looks on the tombstone queue).
 type state struct {
 	live, rec, tomb *Record
 }
@@ -111,11 +113,16 @@ func (sw *sweeper) sweep() (int, error) {
 				case c.Attempt < st.rec.Attempts && st.rec.Mode == ModeRestartable:
 					reason = ReasonStaleAttempt
 				}
-			case st.tomb != nil:
-				reqID = st.tomb.RequestID
-				reason = endReason(st.tomb, c)
 			default:
+				tomb, err := sw.tombstone(c.Key, st)
+				if err != nil {
+					return moved, err
+				}
 				reason = ReasonUnknownRequest
+				if tomb != nil {
+					reqID = tomb.RequestID
+					reason = endReason(tomb, c)
+				}
 			}
 		}
 		ok, err := sw.move(rq, m, reason, reqID)
@@ -129,9 +136,13 @@ func (sw *sweeper) sweep() (int, error) {
 		if st.live != nil {
 			continue
 		}
+		tomb, err := sw.tombstone(KeyOf(ID(m.CorrelID)), st)
+		if err != nil {
+			return moved, err
+		}
 		reason := ReasonUnknownRequest
-		if st.tomb != nil {
-			reason = endReason(st.tomb, CallID{})
+		if tomb != nil {
+			reason = endReason(tomb, CallID{})
 		} else if time.Since(m.PutTime) < cfg.CancelGrace {
 			continue // the request may not have been taken yet
 		}
@@ -171,8 +182,11 @@ func pending(r *Record, c CallID) bool {
 	return false
 }
 
-// states reads the state queue: live markers, records and tombstones by
-// request key.
+// states reads the state queue: live markers and records (and the
+// tombstones an earlier version put there) by request key. The tombstones
+// are on a queue of their own, looked up one by one (tombstone): only a
+// message no request awaits needs one, and a storm of failures may have
+// left many.
 func (sw *sweeper) states() (map[Key]state, error) {
 	q, err := sw.h.open(sw.m.cfg.StateQueue, optBrows)
 	if err != nil {
@@ -258,4 +272,57 @@ func (sw *sweeper) move(q *mq.Queue, m *mq.Message, reason Reason, reqID ID) (bo
 	}
 	cfg.Log.Info("stray message moved to the Unexpected Message Queue", "queue", q.Name(), "reason", reason, "request", reqID)
 	return true, nil
+}
+
+// tombstone is the tombstone of the request of key k (nil: none, or it
+// expired, or it could not be put), which is not in flight (st, what the
+// state queue says of it, has no live marker): looked up by CorrelID on
+// the tombstone queue, or st's (a tombstone an earlier version put on the
+// state queue).
+func (sw *sweeper) tombstone(k Key, st state) (*Record, error) {
+	if st.tomb != nil {
+		return st.tomb, nil
+	}
+	q, err := sw.h.open(sw.m.cfg.TombstoneQueue, optBrows)
+	if err != nil {
+		return nil, err
+	}
+	cur, err := q.Browse()
+	if err != nil {
+		return nil, err
+	}
+	id := tagID(k, ciTagTomb)
+	for {
+		m, err := cur.Next(mq.GetOptions{CorrelID: &id})
+		if errors.Is(err, mq.ErrNoMessage) {
+			return nil, nil
+		}
+		if err != nil {
+			return nil, err
+		}
+		if r, err := ParseRecord(m.Body); err == nil && m.Format == FormatTombstone {
+			return r, nil
+		}
+	}
+}
+
+// putTombstone puts rec, as the request ended, on the tombstone queue in
+// l's unit of work. A tombstone is advisory (the sweeper says from it why a
+// late reply is unexpected): one that cannot be put (its queue is full)
+// is left out, and the request ends all the same; only a broken
+// connection is an error.
+func (c *Ctx) putTombstone(rec *Record) error {
+	cfg := &c.w.m.cfg
+	q, err := c.w.l.open(cfg.TombstoneQueue, optOut)
+	if err == nil {
+		tomb := &mq.Message{CorrelID: tagID(c.key, ciTagTomb), Format: FormatTombstone, Body: rec.Encode(), Expiry: time.Now().Add(cfg.TombstoneTTL), Persistence: mq.NotPersistent}
+		if err = q.Put(tomb, mq.PutOptions{Syncpoint: true}); err == nil {
+			return nil
+		}
+	}
+	if broken(err) {
+		return err
+	}
+	cfg.Log.Warn("request ended without its tombstone: its late replies will be moved as UNKNOWN_REQUEST", "manager", cfg.Name, "request", c.req.ID, "err", err)
+	return nil
 }

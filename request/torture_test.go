@@ -27,7 +27,9 @@ const tortureMaxAttempts = 3
 // under a group of three members, while managers
 // and servers are SIGKILLed at random and a member (QM2 or QM3; the
 // test's own connection is through QM1) is SIGKILLed and started again
-// from time to time. At the end, with every request ended:
+// from time to time, and requests in flight (a record on the state queue)
+// are cancelled at random (request.Cancel). At the end, with every
+// request ended:
 //
 //   - non-recoverable: zero or one final reply (the program's); none only
 //     if its tombstone says PURGED; no call performed twice; its strays
@@ -38,6 +40,17 @@ const tortureMaxAttempts = 3
 //     out;
 //   - request-level recoverable: exactly one final reply, the program's;
 //     FLIGHT, HOTEL and PAYMENT each performed exactly once; no stray;
+//   - a request whose cancel was honoured (its tombstone says CANCELLED;
+//     only a request cancelled may say so): non-recoverable, no reply but
+//     the program's own final reply if it sent it before the cancel;
+//     the others exactly one final reply, "request purged" or the
+//     program's if it sent it before the cancel (a recoverable one: no
+//     call performed twice, FLIGHT and HOTEL once if it replied); its
+//     strays say CANCELLED (restartable: or STALE_ATTEMPT, an earlier
+//     attempt's); its cancel is not also on the Unexpected
+//     Message Queue. A cancel not honoured (the request ended first) was
+//     consumed by the end, or moved to the Unexpected Message Queue, and
+//     the request is checked as above;
 //   - no call id performed twice; nothing in flight (input, state,
 //     reply, cancel and server queues); then (finalCheck) qmgr check and
 //     the quiescent checker clean.
@@ -80,11 +93,13 @@ func TestTorture(t *testing.T) {
 	tt.respawn()
 
 	ids := map[request.ID]request.Mode{}
+	cancelled := map[request.ID]bool{}
 	t0 := time.Now()
 	deadline := t0.Add(d)
 	memberEvery := 4 * time.Second // QM2 or QM3, started again a second later
 	nextMember := time.Now().Add(memberEvery / 2)
 	nextKill := time.Now()
+	nextCancel := time.Now().Add(time.Second)
 	for time.Now().Before(deadline) {
 		// Keep about 30 requests in flight (the input queue's depth
 		// counts the ones being run: their gets are not committed).
@@ -109,19 +124,23 @@ func TestTorture(t *testing.T) {
 			}
 			nextKill = now.Add(time.Duration(150+tt.rng.IntN(450)) * time.Millisecond)
 		}
+		if now := time.Now(); now.After(nextCancel) {
+			tt.cancelOne(ids, cancelled)
+			nextCancel = now.Add(time.Duration(100+tt.rng.IntN(300)) * time.Millisecond)
+		}
 		time.Sleep(20 * time.Millisecond) // the pace of the loop (puts and kills), not synchronisation
 	}
 	tt.restartMembers(0)
 	tt.respawn()
-	t.Logf("%d requests; killed %d managers, %d servers, %d members", len(ids), tt.kills["manager"], tt.kills["server"], tt.kills["member"])
+	t.Logf("%d requests, %d cancelled; killed %d managers, %d servers, %d members", len(ids), len(cancelled), tt.kills["manager"], tt.kills["server"], tt.kills["member"])
 	if tt.kills["manager"] == 0 && kinds["manager"] || tt.kills["server"] == 0 && kinds["server"] || tt.kills["member"] == 0 && kinds["member"] {
 		t.Errorf("kills %v: want managers, servers and a member killed", tt.kills)
 	}
 
-	// Every request ends: nothing left on the input, server or reply
-	// queues, nothing uncommitted, no record or marker on the state
-	// queue.
-	busy := append([]string{inputQ, request.DefaultReplyQueue}, serverQueues...)
+	// Every request ends: nothing left on the input, server, reply or
+	// cancel queues, nothing uncommitted, no record or marker on the
+	// state queue.
+	busy := append([]string{inputQ, request.DefaultReplyQueue, request.DefaultCancelQueue}, serverQueues...)
 	limit := time.Now().Add(60*time.Second + d/10)
 	for why := tt.inFlight(busy); why != ""; why = tt.inFlight(busy) {
 		if strings.Contains(why, "on the state queue") {
@@ -140,7 +159,30 @@ func TestTorture(t *testing.T) {
 	}
 
 	tt.collect()
-	tt.conserve(ids)
+	tt.conserve(ids, cancelled)
+}
+
+// cancelOne cancels a request of the test in flight (its record on the
+// state queue, not ended), at random, not cancelled before.
+func (tt *torture) cancelOne(ids map[request.ID]request.Mode, cancelled map[request.ID]bool) {
+	rs, err := request.List(tt.e.c, "")
+	if err != nil {
+		tt.e.t.Fatal(err)
+	}
+	var in []request.ID
+	for _, r := range rs {
+		if _, ours := ids[r.RequestID]; ours && !cancelled[r.RequestID] && r.Status < request.StatusDone {
+			in = append(in, r.RequestID)
+		}
+	}
+	if len(in) == 0 {
+		return
+	}
+	id := in[tt.rng.IntN(len(in))]
+	if err := request.Cancel(tt.e.c, "", id); err != nil {
+		tt.e.t.Fatal(err)
+	}
+	cancelled[id] = true
 }
 
 // collect takes the messages off the requester's reply queue, PERFORMED
@@ -279,7 +321,7 @@ func (tt *torture) depth(q string) int { return int(tt.info()[q].Depth) }
 
 // inFlight says what is still in flight ("" nothing): a message on one
 // of busy, a unit of work open anywhere, a record or marker on the
-// state queue.
+// state queue (tombstones are on a queue of their own).
 func (tt *torture) inFlight(busy []string) string {
 	info := tt.info()
 	for _, q := range busy {
@@ -293,22 +335,21 @@ func (tt *torture) inFlight(busy []string) string {
 		}
 	}
 	for _, m := range tt.e.browse(request.DefaultStateQueue) {
-		if m.Format != request.FormatTombstone {
-			return "a " + m.Format + " on the state queue"
-		}
+		return "a " + m.Format + " on the state queue"
 	}
 	return ""
 }
 
 // conserve checks what became of every request, from the queues read
 // once each.
-func (tt *torture) conserve(ids map[request.ID]request.Mode) {
+func (tt *torture) conserve(ids map[request.ID]request.Mode, cancelled map[request.ID]bool) {
 	t := tt.e.t
 	type rfacts struct {
 		finals    []string
 		performed map[string]int
 		tomb      *request.Record
 		strays    []request.UnexpectedHeader
+		cancels   []request.UnexpectedHeader // its cancels moved to the Unexpected Message Queue
 	}
 	byKey := map[request.Key]*rfacts{}
 	byID := map[request.ID]*rfacts{}
@@ -343,9 +384,12 @@ func (tt *torture) conserve(ids map[request.ID]request.Mode) {
 		}
 	}
 	for _, m := range tt.e.browse(request.DefaultStateQueue) {
+		t.Errorf("on the state queue: a %s message, CorrelID %x", m.Format, m.CorrelID)
+	}
+	for _, m := range tt.e.browse(request.DefaultTombstoneQueue) {
 		f := byKey[keyOf(m.CorrelID)]
 		if f == nil || m.Format != request.FormatTombstone {
-			t.Errorf("on the state queue: a %s message, CorrelID %x", m.Format, m.CorrelID)
+			t.Errorf("on the tombstone queue: a %s message, CorrelID %x", m.Format, m.CorrelID)
 			continue
 		}
 		r, err := request.ParseRecord(m.Body)
@@ -367,6 +411,10 @@ func (tt *torture) conserve(ids map[request.ID]request.Mode) {
 			t.Errorf("a stray of no request of the test: %+v", h)
 			continue
 		}
+		if h.OrigQ == request.DefaultCancelQueue {
+			f.cancels = append(f.cancels, h)
+			continue
+		}
 		f.strays = append(f.strays, h)
 	}
 
@@ -378,7 +426,35 @@ func (tt *torture) conserve(ids map[request.ID]request.Mode) {
 		f := byID[id]
 		bad := func(format string, a ...any) {
 			failures++
-			t.Errorf("%v request %s: %s (finals %q, performed %v, tombstone %+v, strays %+v)", mode, id, fmt.Sprintf(format, a...), f.finals, f.performed, f.tomb, f.strays)
+			t.Errorf("%v request %s: %s (finals %q, performed %v, tombstone %+v, strays %+v, cancelled %v, cancels moved %+v)", mode, id, fmt.Sprintf(format, a...), f.finals, f.performed, f.tomb, f.strays, cancelled[id], f.cancels)
+		}
+		if len(f.cancels) > 0 && !cancelled[id] {
+			bad("a cancel of it moved to the Unexpected Message Queue, but the test sent none")
+		}
+		if f.tomb != nil && f.tomb.Status == request.StatusCancelled {
+			if !cancelled[id] {
+				bad("cancelled, but the test sent no cancel")
+			}
+			if len(f.cancels) > 0 {
+				bad("its cancel honoured and moved to the Unexpected Message Queue too")
+			}
+			tt.conserveCancelled(mode, f.finals, f.performed, f.tomb, f.strays, bad)
+			how := "noreply"
+			if len(f.finals) > 0 {
+				how = strings.ToLower(strings.TrimPrefix(f.finals[0], "MQR")[:5]) // "final" (the program's) or "purge"
+			}
+			tally[fmt.Sprintf("cancelled.%v.%s", strings.ToLower(mode.String()), how)]++
+			if failures > 20 {
+				t.Fatal("more than 20 requests wrong; stopping")
+			}
+			continue
+		}
+		if cancelled[id] {
+			if len(f.cancels) > 0 {
+				tally["cancel.moved"]++ // the request ended before its cancel was put
+			} else {
+				tally["cancel.consumed"]++ // ... or before its manager saw it: its end took it
+			}
 		}
 		switch mode {
 		case request.ModeNonRecoverable:
@@ -455,7 +531,57 @@ func (tt *torture) conserve(ids map[request.ID]request.Mode) {
 	t.Logf("outcomes: %v", tally)
 }
 
-// dumpState logs what the state queue holds but tombstones, and what the
+// conserveCancelled checks a request whose cancel was honoured (its
+// tombstone says CANCELLED): a non-recoverable one sends no reply of the
+// manager's (only the program's final reply, if it sent it before the
+// cancel); the others exactly one final reply, "request purged" unless
+// the program's was sent before the cancel; no call performed more than
+// its mode allows; strays say CANCELLED (or, restartable, STALE_ATTEMPT).
+func (tt *torture) conserveCancelled(mode request.Mode, finals []string, performed map[string]int, tomb *request.Record, strays []request.UnexpectedHeader, bad func(string, ...any)) {
+	const done = request.FormatFinal + ":FLIGHT-ok+HOTEL-ok"
+	const purged = request.FormatPurged + ":request purged"
+	switch mode {
+	case request.ModeNonRecoverable:
+		if len(finals) > 1 || len(finals) == 1 && finals[0] != done {
+			bad("cancelled: final replies other than the program's one")
+		}
+		for q, n := range performed {
+			if n > 1 {
+				bad("cancelled: %s performed %d times", q, n)
+			}
+		}
+	case request.ModeRestartable:
+		if len(finals) != 1 || finals[0] != done && finals[0] != purged {
+			bad("cancelled: want exactly one final reply, the program's or %q", purged)
+		}
+		if tomb.Attempts > tortureMaxAttempts {
+			bad("cancelled: %d attempts", tomb.Attempts)
+		}
+		for q, n := range performed {
+			if n > int(tomb.Attempts) {
+				bad("cancelled: %s performed %d times in %d attempts", q, n, tomb.Attempts)
+			}
+		}
+	case request.ModeRecoverable:
+		if len(finals) != 1 || finals[0] != done && finals[0] != purged {
+			bad("cancelled: want exactly one final reply, the program's or %q", purged)
+		}
+		for _, q := range []string{"FLIGHT", "HOTEL", "PAYMENT"} {
+			if performed[q] > 1 || len(finals) == 1 && finals[0] == done && q != "PAYMENT" && performed[q] != 1 {
+				bad("cancelled: %s performed %d times", q, performed[q])
+			}
+		}
+	}
+	for _, s := range strays {
+		// A restartable request's earlier attempts' replies may have
+		// been moved before the cancel.
+		if s.Reason != request.ReasonCancelled && !(mode == request.ModeRestartable && s.Reason == request.ReasonStaleAttempt) {
+			bad("cancelled: a stray saying %v, want CANCELLED", s.Reason)
+		}
+	}
+}
+
+// dumpState logs what the state queue holds, and what the
 // queues say of each request it names: a failed torture's account.
 func (tt *torture) dumpState(ids map[request.ID]request.Mode) {
 	t := tt.e.t
@@ -464,9 +590,6 @@ func (tt *torture) dumpState(ids map[request.ID]request.Mode) {
 		byKey[request.KeyOf(id)] = id
 	}
 	for _, m := range tt.e.browse(request.DefaultStateQueue) {
-		if m.Format == request.FormatTombstone {
-			continue
-		}
 		r, err := request.ParseRecord(m.Body)
 		if err != nil {
 			t.Logf("state queue: %s %x: %v", m.Format, m.CorrelID, err)

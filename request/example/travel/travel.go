@@ -224,8 +224,8 @@ func (o *Outcome) Check(maxAttempts int) string {
 	return ""
 }
 
-// Outcomes browses the reply queue, the ledger, the state queue and the
-// Unexpected Message Queue, and says what became of each request of
+// Outcomes browses the reply queue, the ledger, the state and tombstone
+// queues and the Unexpected Message Queue, and says what became of each request of
 // trips (by id).
 func Outcomes(c *mq.Conn, trips map[request.ID]Outcome) (map[request.ID]*Outcome, error) {
 	out := map[request.ID]*Outcome{}
@@ -253,12 +253,16 @@ func Outcomes(c *mq.Conn, trips map[request.ID]Outcome) (map[request.ID]*Outcome
 	}
 	if err == nil {
 		err = browse(c, request.DefaultStateQueue, func(m *mq.Message) error {
-			o := key(m.CorrelID)
-			if o == nil {
-				return nil
+			if o := key(m.CorrelID); o != nil {
+				o.Live = true // its record or live marker
 			}
-			if m.Format != request.FormatTombstone {
-				o.Live = true
+			return nil
+		})
+	}
+	if err == nil {
+		err = browse(c, request.DefaultTombstoneQueue, func(m *mq.Message) error {
+			o := key(m.CorrelID)
+			if o == nil || m.Format != request.FormatTombstone {
 				return nil
 			}
 			r, err := request.ParseRecord(m.Body)
