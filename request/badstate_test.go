@@ -115,7 +115,7 @@ func (e *env) wantQuarantined(id request.ID, record []byte) {
 	hs, bodies := e.unexpected(id)
 	got := map[string]int{}
 	for i, h := range hs {
-		if h.Reason.String() != "BAD_STATE" {
+		if h.Reason != request.ReasonBadState {
 			continue
 		}
 		if h.RequestID != id {

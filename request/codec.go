@@ -227,6 +227,12 @@ const (
 	ReasonUndeliverable  Reason = 9 // a final reply of the manager's that its request's reply-to queue cannot take (it does not exist): OrigQ names that queue
 )
 
+// ReasonBadState: a request whose state record cannot be read (corrupt,
+// or of a newer version than this code knows), moved with its records
+// and live markers (OrigQ says which queue each was on) instead of being
+// taken again for ever.
+const ReasonBadState Reason = 10
+
 func (r Reason) String() string {
 	switch r {
 	case ReasonPurged:
@@ -247,6 +253,8 @@ func (r Reason) String() string {
 		return "BAD_REQUEST"
 	case ReasonUndeliverable:
 		return "UNDELIVERABLE"
+	case ReasonBadState:
+		return "BAD_STATE"
 	}
 	return fmt.Sprintf("REASON(%d)", uint32(r))
 }

@@ -530,7 +530,8 @@ func (c *Ctx) writeRecord() error {
 // unless one of them is the one it last read or committed (c.last) and
 // none of the others is further on (moreAdvanced): its lock was lost and
 // another run has written since. The others are stale (browseRecord says
-// how a second one comes) and go with the step.
+// how a second one comes) and go with the step; one that cannot be read
+// fails the run (errBadState), to be quarantined at its next take.
 func (c *Ctx) takeRecords(q *mq.Queue, id [24]byte) error {
 	ours := false
 	var others []*Record
@@ -544,9 +545,15 @@ func (c *Ctx) takeRecords(q *mq.Queue, id [24]byte) error {
 		}
 		if !ours && bytes.Equal(old.Body, c.last) {
 			ours = true
-		} else if r, err := ParseRecord(old.Body); err == nil {
-			others = append(others, r)
+			continue
 		}
+		r, err := ParseRecord(old.Body)
+		if err != nil {
+			// Not this run's to remove (a newer manager's, maybe): the
+			// request is abandoned, and its next take quarantines it.
+			return c.fail(fmt.Errorf("%w: another state record of %s: %w", errBadState, c.req.ID, err))
+		}
+		others = append(others, r)
 	}
 	if !ours {
 		return c.fail(fmt.Errorf("%w: the state record of %s changed under it", ErrTakenOver, c.req.ID))
@@ -813,7 +820,8 @@ func (c *Ctx) finish() error {
 			}
 			r, err := ParseRecord(m.Body)
 			if err != nil {
-				return err
+				// Taken again, the request is quarantined.
+				return fmt.Errorf("%w: a state record of %s: %w", errBadState, c.req.ID, err)
 			}
 			if rec == nil || r.Status >= StatusDone && rec.Status < StatusDone {
 				rec = r

@@ -198,13 +198,31 @@
 // sends it and never becomes pending again once it is not, so a reply not
 // pending in a record read after it was seen is a stray for good.
 //
-// Two kinds go there from the manager itself: a request whose request
-// header is malformed (BAD_REQUEST), and a final reply of the manager's
+// Three kinds go there from the manager itself: a request whose request
+// header is malformed (BAD_REQUEST), a final reply of the manager's
 // own (FAILED, RETRIED, PURGED) that the request's reply-to queue cannot
 // take for good, because it does not exist or is no queue one can put to
-// (UNDELIVERABLE; OrigQ names that queue): taking the request again would
+// (UNDELIVERABLE; OrigQ names that queue), and a request whose state
+// record cannot be read, corrupt or of a newer version than the manager
+// knows (BAD_STATE): taking the request again would
 // fail the same way for ever. A program's own reply that cannot be put is
 // an error its Reply or FinalReply returns.
+//
+// A request with BAD_STATE is quarantined whole, in the one unit of work
+// of its lock (L): its request message (OrigQ the input queue) and every
+// record and live marker of it (OrigQ the state queue, OrigFormat
+// FormatState or FormatLive), each with its bytes unchanged (a newer
+// manager's record is kept, never overwritten), go to the Unexpected
+// Message Queue and its cancels are removed; the manager logs it at Error.
+// It is not run and sends no reply (whether it sent its final reply is
+// in the record that cannot be read), and Config.Ended does not report
+// it: an operator decides, from what the queue holds. A manager that dies
+// inside that unit of work leaves everything as it was, and the next take
+// does it again. A run that finds another record of its request it cannot
+// read (written since it took the request) does not remove it: it is
+// abandoned, and its next take quarantines the request. The sweeper skips
+// what it cannot read: a request's replies wait while its readable live
+// marker is there, and are moved (UNKNOWN_REQUEST) once it is gone.
 //
 // # Subordinate servers
 //
@@ -221,7 +239,7 @@
 //
 // Crash points (package crashpoint) mark every step: request.start.*,
 // request.call.*, request.reply.*, request.final.*, request.done.*,
-// request.end.*, and the server's request.serve.*.
+// request.end.*, request.quarantine.put, and the server's request.serve.*.
 package request
 
 // The byte layouts of what this package writes to queues. Every one is
@@ -302,7 +320,7 @@ const (
 //	offset  size  constant     field
 //	     0     4  uhMagic      magic "RQUH"
 //	     4     4  uhVersion    version (uhVersionNow)
-//	     8     4  uhReason     why it is here (Reason: 1 purged, 2 ended, 3 stale attempt, 4 timed out, 5 not a reply, 6 cancelled, 7 unknown request, 8 bad request, 9 undeliverable)
+//	     8     4  uhReason     why it is here (Reason: 1 purged, 2 ended, 3 stale attempt, 4 timed out, 5 not a reply, 6 cancelled, 7 unknown request, 8 bad request, 9 undeliverable, 10 bad state)
 //	    12     4  -            zero
 //	    16    24  uhRequestID  the request id, zero when not known (only the call id's key is)
 //	    40    24  uhCorrelID   the original message's CorrelID (a reply's call id)

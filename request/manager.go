@@ -25,6 +25,7 @@ var (
 	cpDonePut        = crashpoint.New("request.done.put")        // the record marked ended (with a reply of the manager's), not committed
 	cpDoneCommitted  = crashpoint.New("request.done.committed")  // the record marked ended, committed; the request message not yet removed
 	cpEnded          = crashpoint.New("request.end.committed")   // the request message, record and marker removed: the request is over
+	cpQuarantinePut  = crashpoint.New("request.quarantine.put")  // a request whose state cannot be read, its records and markers moved to the Unexpected Message Queue, not committed
 )
 
 // Program runs one request. It must be deterministic given its request
@@ -392,6 +393,9 @@ func (w *worker) handle(msg *mq.Message) error {
 	}
 	c := &Ctx{w: w, req: req, key: KeyOf(id), persistent: msg.Persistent}
 	rec, raw, err := w.readRecord(c.key)
+	if errors.Is(err, errBadState) {
+		return w.quarantine(msg, c.key, err)
+	}
 	if err != nil {
 		return err
 	}
@@ -403,12 +407,13 @@ func (w *worker) handle(msg *mq.Message) error {
 		// connection is not recovered yet although the one that held
 		// the request is. Taken for a request that never started, it
 		// would get a second record and marker and run again from the
-		// top; so it is taken again once the record is back.
-		live, _, err := browseRecord(w.w, cfg.StateQueue, tagID(c.key, ciTagLive))
+		// top; so it is taken again once the record is back. (A marker
+		// that cannot be read says the same: the record decides.)
+		live, err := present(w.w, cfg.StateQueue, tagID(c.key, ciTagLive))
 		if err != nil {
 			return err
 		}
-		if live != nil {
+		if live {
 			return errStateInFlight
 		}
 	}
@@ -476,9 +481,92 @@ func (w *worker) reject(msg *mq.Message, why error) error {
 	return w.l.c.Commit()
 }
 
+// quarantine moves a request whose state cannot be read (why: a record
+// that is corrupt, or of a newer version than this code knows) to the
+// Unexpected Message Queue, saying BAD_STATE, in l's unit of work that
+// holds it: the request message, every record and live marker of the
+// request, each behind its header (OrigQ the queue it was on, its bytes
+// unchanged: a newer manager's record is kept, not overwritten), and its
+// cancels removed. Running it would be guessing its state, and taking it
+// again would fail the same way for ever. All or nothing: a manager that
+// dies before the commit leaves everything as it was, and the next one to
+// take the request does the same. The request sends no reply (whether it
+// sent its final reply is in the record that cannot be read) and is not
+// reported through Config.Ended.
+func (w *worker) quarantine(msg *mq.Message, k Key, why error) error {
+	cfg := &w.m.cfg
+	id := ID(msg.MsgID)
+	umq, err := w.l.open(cfg.UnexpectedQueue, optOut)
+	if err != nil {
+		return err
+	}
+	st, err := w.l.open(cfg.StateQueue, optAll)
+	if err != nil {
+		return err
+	}
+	now := time.Now()
+	move := func(m *mq.Message, from string) error {
+		h := UnexpectedHeader{Reason: ReasonBadState, RequestID: id, CorrelID: m.CorrelID, OrigQ: from, Time: now, OrigFormat: m.Format}
+		p := mq.NotPersistent
+		if m.Persistent {
+			p = mq.Persistent
+		}
+		um := &mq.Message{CorrelID: m.CorrelID, Format: FormatUnexpected, Body: h.Encode(m.Body), ReplyToQ: m.ReplyToQ, ReplyToQMgr: m.ReplyToQMgr, Persistence: p}
+		if err := umq.Put(um, mq.PutOptions{Syncpoint: true}); err != nil {
+			return fmt.Errorf("request: move %s of %s to %s: %w", m.Format, id, cfg.UnexpectedQueue, err)
+		}
+		return nil
+	}
+	if err := move(msg, cfg.Input); err != nil {
+		return err
+	}
+	moved := 0
+	for _, tag := range []uint32{ciTagRecord, ciTagLive} {
+		correl := tagID(k, tag)
+		for {
+			m, err := st.Get(mq.GetOptions{Syncpoint: true, CorrelID: &correl})
+			if errors.Is(err, mq.ErrNoMessage) {
+				break
+			}
+			if err != nil {
+				return err
+			}
+			if err := move(m, cfg.StateQueue); err != nil {
+				return err
+			}
+			moved++
+		}
+	}
+	cq, err := w.l.open(cfg.CancelQueue, optIn)
+	if err != nil {
+		return err
+	}
+	for {
+		correl := [24]byte(id)
+		if _, err := cq.Get(mq.GetOptions{Syncpoint: true, CorrelID: &correl}); err != nil {
+			if errors.Is(err, mq.ErrNoMessage) {
+				break
+			}
+			return err
+		}
+	}
+	cpQuarantinePut.Hit()
+	if err := w.l.c.Commit(); err != nil {
+		return fmt.Errorf("request: quarantine %s: %w", id, err)
+	}
+	cfg.Log.Error("request quarantined: its state cannot be read; the request, its records and markers moved to the Unexpected Message Queue (BAD_STATE)",
+		"manager", cfg.Name, "request", id, "moved", moved+1, "queue", cfg.UnexpectedQueue, "err", why)
+	return nil
+}
+
 // errStateInFlight: a request taken over whose record is held by a dead
 // unit of work not yet recovered; it is backed out and taken again.
 var errStateInFlight = errors.New("request: the state record is held by a unit of work being recovered")
+
+// errBadState: a record (or live marker) of the request cannot be read:
+// it is corrupt, or of a newer version than this code knows. The request
+// is quarantined (worker.quarantine).
+var errBadState = errors.New("request: the request's state cannot be read")
 
 // readRecord browses the state queue for the request's record (nil: none),
 // and gives its bytes too (the run's fence: Ctx.last).
@@ -493,7 +581,8 @@ func (w *worker) readRecord(k Key) (*Record, []byte, error) {
 // carries that commit out after another manager took the request and
 // created its own: then the other manager's, which has run since, is the
 // one to resume from (and its next step removes the stale one:
-// writeRecord).
+// writeRecord). One that cannot be read (corrupt, or of a newer version)
+// fails it with errBadState.
 func browseRecord(h *handles, queue string, correl [24]byte) (*Record, []byte, error) {
 	q, err := h.open(queue, optBrows)
 	if err != nil {
@@ -515,12 +604,30 @@ func browseRecord(h *handles, queue string, correl [24]byte) (*Record, []byte, e
 		}
 		rec, err := ParseRecord(m.Body)
 		if err != nil {
-			return nil, nil, fmt.Errorf("request: the state record on %s: %w", queue, err)
+			return nil, nil, fmt.Errorf("%w: the %s message on %s: %w", errBadState, m.Format, queue, err)
 		}
 		if best == nil || moreAdvanced(rec, best) {
 			best, bestRaw = rec, m.Body
 		}
 	}
+}
+
+// present reports whether queue holds a message with CorrelID correl
+// (browsing), whatever its bytes.
+func present(h *handles, queue string, correl [24]byte) (bool, error) {
+	q, err := h.open(queue, optBrows)
+	if err != nil {
+		return false, err
+	}
+	cur, err := q.Browse()
+	if err != nil {
+		return false, err
+	}
+	_, err = cur.Next(mq.GetOptions{CorrelID: &correl})
+	if errors.Is(err, mq.ErrNoMessage) {
+		return false, nil
+	}
+	return err == nil, err
 }
 
 // moreAdvanced reports whether record a is further on than record b of
