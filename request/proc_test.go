@@ -74,6 +74,8 @@ func (c *connFlags) options() mq.ConnectOptions {
 //	slow     a call to SLOW, whose server answers after the timeout: not withdrawn
 //	wait     a call to NOANSWER that waits long (to be cancelled)
 //	confirm  a confirmed call (refused unless recoverable), its error in the final reply
+//	die      SIGKILLs its own manager's process, every time it runs
+//	replydie the final reply "replied", then SIGKILLs its manager's process, every time
 func travel(ctx *request.Ctx, req *request.Request) error {
 	call := func(q string, timeout time.Duration) ([]byte, error) {
 		ctx.Step(q)
@@ -127,6 +129,15 @@ func travel(ctx *request.Ctx, req *request.Request) error {
 	case "confirm":
 		_, err := ctx.Call("FLIGHT", req.Body, request.CallOptions{Confirmed: true})
 		return ctx.FinalReply(fmt.Appendf(nil, "confirmed: %v", err))
+	case "die", "replydie":
+		if string(req.Body) == "replydie" {
+			if err := ctx.FinalReply([]byte("replied")); err != nil {
+				return err
+			}
+		}
+		ctx.Step("dying")
+		syscall.Kill(os.Getpid(), syscall.SIGKILL)
+		select {} // until the signal lands
 	}
 	return fmt.Errorf("unknown request %q", req.Body)
 }
