@@ -42,6 +42,14 @@ type Config struct {
 	// its X-th attempt gets a final reply saying it was retried X times
 	// and will not be retried; default 3.
 	MaxAttempts int
+	// MaxResumes bounds how many times a request-level recoverable
+	// request is resumed (taken again after a failure of its manager, its
+	// member or its process): the take after its MaxResumes-th resumption
+	// ends it with a final reply (FormatRetried) saying "request resumed
+	// N times and will not be resumed again", or without one if it sent
+	// its final reply already; a request that kills its process every time
+	// is not resumed for ever. Default 10.
+	MaxResumes int
 	// Workers is how many requests the manager runs at once, each on two
 	// connections of its own; default 4.
 	Workers int
@@ -89,6 +97,9 @@ func (c Config) WithDefaults() Config {
 	}
 	if c.MaxAttempts == 0 {
 		c.MaxAttempts = 3
+	}
+	if c.MaxResumes == 0 {
+		c.MaxResumes = 10
 	}
 	if c.Workers == 0 {
 		c.Workers = 4
@@ -152,6 +163,9 @@ func (c Config) Validate() error {
 	}
 	if c.MaxAttempts < 1 || c.MaxAttempts > 1<<20 {
 		errs = append(errs, fmt.Errorf("request: MaxAttempts %d: 1 to %d", c.MaxAttempts, 1<<20))
+	}
+	if c.MaxResumes < 1 || c.MaxResumes > 1<<20 {
+		errs = append(errs, fmt.Errorf("request: MaxResumes %d: 1 to %d", c.MaxResumes, 1<<20))
 	}
 	if c.Workers < 1 || c.Workers > 256 {
 		errs = append(errs, fmt.Errorf("request: Workers %d: 1 to 256", c.Workers))

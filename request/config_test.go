@@ -12,7 +12,7 @@ func TestConfigValidate(t *testing.T) {
 	if err := good.Validate(); err != nil {
 		t.Fatal(err)
 	}
-	if good.DefaultMode != ModeRestartable || good.MaxAttempts != 3 || good.Workers != 4 || good.CallTimeout != 30*time.Second ||
+	if good.DefaultMode != ModeRestartable || good.MaxAttempts != 3 || good.MaxResumes != 10 || good.Workers != 4 || good.CallTimeout != 30*time.Second ||
 		good.StateQueue != DefaultStateQueue || good.SweepInterval != time.Second {
 		t.Fatalf("defaults: %+v", good)
 	}
@@ -26,6 +26,8 @@ func TestConfigValidate(t *testing.T) {
 		{func(c *Config) { c.Program = nil }, "no Program"},
 		{func(c *Config) { c.DefaultMode = 9 }, "default mode"},
 		{func(c *Config) { c.MaxAttempts = 0 }, "MaxAttempts"},
+		{func(c *Config) { c.MaxResumes = -1 }, "MaxResumes"},
+		{func(c *Config) { c.MaxResumes = 1<<20 + 1 }, "MaxResumes"},
 		{func(c *Config) { c.Workers = 0 }, "Workers"},
 		{func(c *Config) { c.CancelCheck = -1 }, "CancelCheck"},
 		{func(c *Config) { c.SweepInterval = 0 }, "SweepInterval"},

@@ -690,6 +690,20 @@ func (c *Ctx) restart() (ended bool, err error) {
 	return false, c.commitRecord()
 }
 
+// resumedOut ends a request-level recoverable request resumed
+// Config.MaxResumes times already, instead of resuming it once more: with
+// a final reply saying so (FormatRetried), unless it sent its final reply
+// already. Its pending calls are withdrawn, as at any end.
+func (c *Ctx) resumedOut() error {
+	n := c.rec.Attempts - 1
+	var r *sysReply
+	if c.rec.FinalIdx == 0 {
+		r = &sysReply{FormatRetried, fmt.Sprintf("request resumed %d times and will not be resumed again", n)}
+	}
+	c.w.m.cfg.Log.Warn("request resumed too many times: ended", "manager", c.w.m.cfg.Name, "request", c.req.ID, "resumes", n, "max", c.w.m.cfg.MaxResumes, "reply", r != nil)
+	return c.end(StatusDone, r)
+}
+
 // withdrawPending tries to take back every pending call (in w's unit of
 // work); those it cannot are no longer awaited: their replies go to the
 // Unexpected Message Queue.

@@ -40,6 +40,12 @@
 //     comes), with Serve a subordinate performs each call once, and one
 //     final reply goes out, sent in the unit of work that records it. Its
 //     messages are persistent (they survive the loss of a structure).
+//     It is resumed Config.MaxResumes times at most (default 10): the
+//     take after that ends it with a final reply (FormatRetried) saying
+//     "request resumed N times and will not be resumed again", or without
+//     one if it sent its final reply already, so that a request that
+//     kills its process (or its manager's member) every time is not
+//     resumed for ever.
 //
 // A request of the other modes writes its state, calls and replies with
 // its request message's persistence: a persistent request that comes back

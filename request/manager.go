@@ -456,6 +456,14 @@ func (w *worker) handle(msg *mq.Message) error {
 				return err
 			}
 		case ModeRecoverable:
+			if int(rec.Attempts) > cfg.MaxResumes {
+				// Resumed MaxResumes times (Attempts counts the takes):
+				// this take would be one more.
+				if c.cancelSeen() {
+					return c.cancelEnd()
+				}
+				return c.resumedOut()
+			}
 			c.rec.Attempts++
 			c.attempt = c.rec.Attempts
 			if err := c.commitRecord(); err != nil {
