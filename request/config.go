@@ -74,8 +74,19 @@ type Config struct {
 	// sweeper to say why those replies are unexpected; default 10 min.
 	TombstoneTTL time.Duration
 	// ReconnectWait is the pause between two attempts to connect when no
-	// member answers; default 100 ms.
+	// member answers, and the first of the back-offs below; default
+	// 100 ms.
 	ReconnectWait time.Duration
+	// MaxBackoff caps the back-off (from ReconnectWait, doubling) between
+	// two takes of a request whose state record is held by a unit of work
+	// not yet recovered; default 5 s.
+	MaxBackoff time.Duration
+	// StateWaitWarn: once the record of a request has been held so for
+	// longer than this (a member's recovery of a dead manager's
+	// connection gives it back within seconds), each take of it logs at
+	// Warn, with how long and how many takes, instead of Info; default
+	// 30 s.
+	StateWaitWarn time.Duration
 	// StateQueue, ReplyQueue, CancelQueue and UnexpectedQueue name the
 	// group-wide queues; default DefaultStateQueue and the others.
 	StateQueue, ReplyQueue, CancelQueue, UnexpectedQueue string
@@ -121,6 +132,12 @@ func (c Config) WithDefaults() Config {
 	}
 	if c.ReconnectWait == 0 {
 		c.ReconnectWait = 100 * time.Millisecond
+	}
+	if c.MaxBackoff == 0 {
+		c.MaxBackoff = 5 * time.Second
+	}
+	if c.StateWaitWarn == 0 {
+		c.StateWaitWarn = 30 * time.Second
 	}
 	if c.StateQueue == "" {
 		c.StateQueue = DefaultStateQueue
@@ -173,10 +190,13 @@ func (c Config) Validate() error {
 	for _, d := range []struct {
 		what string
 		d    time.Duration
-	}{{"CallTimeout", c.CallTimeout}, {"CancelCheck", c.CancelCheck}, {"CancelGrace", c.CancelGrace}, {"TombstoneTTL", c.TombstoneTTL}, {"ReconnectWait", c.ReconnectWait}} {
+	}{{"CallTimeout", c.CallTimeout}, {"CancelCheck", c.CancelCheck}, {"CancelGrace", c.CancelGrace}, {"TombstoneTTL", c.TombstoneTTL}, {"ReconnectWait", c.ReconnectWait}, {"MaxBackoff", c.MaxBackoff}, {"StateWaitWarn", c.StateWaitWarn}} {
 		if d.d <= 0 {
 			errs = append(errs, fmt.Errorf("request: %s %v: must be positive", d.what, d.d))
 		}
+	}
+	if c.MaxBackoff > 0 && c.MaxBackoff < c.ReconnectWait {
+		errs = append(errs, fmt.Errorf("request: MaxBackoff %v is less than ReconnectWait %v", c.MaxBackoff, c.ReconnectWait))
 	}
 	if c.SweepInterval == 0 {
 		errs = append(errs, errors.New("request: SweepInterval 0 (negative turns the sweeper off)"))

@@ -13,7 +13,8 @@ func TestConfigValidate(t *testing.T) {
 		t.Fatal(err)
 	}
 	if good.DefaultMode != ModeRestartable || good.MaxAttempts != 3 || good.MaxResumes != 10 || good.Workers != 4 || good.CallTimeout != 30*time.Second ||
-		good.StateQueue != DefaultStateQueue || good.SweepInterval != time.Second {
+		good.StateQueue != DefaultStateQueue || good.SweepInterval != time.Second ||
+		good.MaxBackoff != 5*time.Second || good.StateWaitWarn != 30*time.Second {
 		t.Fatalf("defaults: %+v", good)
 	}
 	for _, c := range []struct {
@@ -31,6 +32,9 @@ func TestConfigValidate(t *testing.T) {
 		{func(c *Config) { c.Workers = 0 }, "Workers"},
 		{func(c *Config) { c.CancelCheck = -1 }, "CancelCheck"},
 		{func(c *Config) { c.SweepInterval = 0 }, "SweepInterval"},
+		{func(c *Config) { c.MaxBackoff = -1 }, "MaxBackoff"},
+		{func(c *Config) { c.MaxBackoff = c.ReconnectWait / 2 }, "MaxBackoff"},
+		{func(c *Config) { c.StateWaitWarn = -1 }, "StateWaitWarn"},
 		{func(c *Config) { c.Name = strings.Repeat("x", 49) }, "manager name"},
 	} {
 		bad := good

@@ -119,7 +119,12 @@
 // that held the request can be backed out before the one whose step was
 // committing is carried out. A taker that sees the request's marker but
 // not its record backs the request out and takes it again later (the
-// record is held by that step). One that sees neither creates the state;
+// record is held by that step; it never starts a second run): its worker
+// waits Config.ReconnectWait, then twice as long at each such take of the
+// request, at most Config.MaxBackoff, or less if the record is back
+// before, and logs each take, at Warn once it has lasted longer than
+// Config.StateWaitWarn, with how long and how many takes. One that sees
+// neither creates the state;
 // if the dead manager's step was the commit that created it, carried out
 // later, the request has two records and markers for a while: a taker
 // resumes from the most advanced record (more attempts, else further in

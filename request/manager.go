@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -58,6 +59,8 @@ type Manager struct {
 
 	mu    sync.Mutex
 	intrs map[*mq.Interrupter]struct{} // the waiting takes, interrupted by Stop and when a session ends
+
+	waits stateWaits // the requests whose record was found held by a unit of work being recovered
 }
 
 // Start checks cfg, connects (through cfg.Connect.QMgr, or any active
@@ -363,8 +366,7 @@ func (w *worker) loop() error {
 				return err
 			}
 			if errors.Is(err, errStateInFlight) {
-				w.m.cfg.Log.Info("request's state held by a dead manager's step not yet recovered; taking it again later", "manager", w.m.cfg.Name, "request", ID(msg.MsgID))
-				time.Sleep(w.m.cfg.ReconnectWait) // pacing until the member's recovery gives the record back
+				w.stateInFlight(ID(msg.MsgID))
 				continue
 			}
 			w.m.cfg.Log.Error("request abandoned", "manager", w.m.cfg.Name, "request", ID(msg.MsgID), "err", err)
@@ -417,6 +419,7 @@ func (w *worker) handle(msg *mq.Message) error {
 			return errStateInFlight
 		}
 	}
+	w.m.waits.settle(id)
 	switch {
 	case rec == nil:
 		// Never started (or started and failed before its first commit,
@@ -565,6 +568,101 @@ func (w *worker) quarantine(msg *mq.Message, k Key, why error) error {
 	cfg.Log.Error("request quarantined: its state cannot be read; the request, its records and markers moved to the Unexpected Message Queue (BAD_STATE)",
 		"manager", cfg.Name, "request", id, "moved", moved+1, "queue", cfg.UnexpectedQueue, "err", why)
 	return nil
+}
+
+// stateInFlight follows a take of request id, backed out because its
+// record is held by a unit of work not yet recovered (errStateInFlight):
+// it logs it (at Warn once that has lasted Config.StateWaitWarn), then
+// waits before the worker takes again, less and less often the longer it
+// lasts (stateWaits), but no longer than until the record is back. The
+// worker takes nothing meanwhile; the request is not run twice: it has one
+// lock, the request message, and the record comes back once the member
+// recovers the dead unit of work that holds it.
+func (w *worker) stateInFlight(id ID) {
+	cfg := &w.m.cfg
+	wait, since, takes := w.m.waits.take(id, time.Now(), cfg.ReconnectWait, cfg.MaxBackoff)
+	level := slog.LevelInfo
+	if since > cfg.StateWaitWarn {
+		level = slog.LevelWarn
+	}
+	cfg.Log.Log(context.Background(), level, "request's state held by a dead manager's step not yet recovered; taking it again later",
+		"manager", cfg.Name, "request", id, "takes", takes, "waited", since.Round(time.Millisecond), "next", wait)
+	k := tagID(KeyOf(id), ciTagRecord)
+	t := time.NewTimer(0)
+	defer t.Stop()
+	for deadline := time.Now().Add(wait); ; {
+		left := time.Until(deadline)
+		if left <= 0 {
+			return
+		}
+		t.Reset(min(cfg.ReconnectWait, left))
+		select {
+		case <-w.m.stopc:
+			return
+		case <-w.s.quit:
+			return
+		case <-t.C:
+		}
+		if back, err := present(w.w, cfg.StateQueue, k); back || err != nil {
+			return // take it now (an error: the take says what it is)
+		}
+	}
+}
+
+// stateWaits is, by request, the takes that found its record held by a
+// unit of work being recovered (errStateInFlight), for the back-off.
+type stateWaits struct {
+	mu sync.Mutex
+	m  map[ID]*stateWait
+}
+
+type stateWait struct {
+	first, last time.Time // the first and latest such take
+	takes       int
+}
+
+// take records such a take of request id at now, and gives how long to
+// wait before taking it again (base, doubling with each take, at most
+// max), how long its record has been found so, and how many takes. A
+// request not taken so for longer than 2*max (another manager took it,
+// or the record came back and went again) starts again from base; such
+// entries are forgotten.
+func (s *stateWaits) take(id ID, now time.Time, base, max time.Duration) (wait, since time.Duration, takes int) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.m == nil {
+		s.m = map[ID]*stateWait{}
+	}
+	for k, e := range s.m {
+		if now.Sub(e.last) > 2*max {
+			delete(s.m, k)
+		}
+	}
+	e := s.m[id]
+	if e == nil {
+		e = &stateWait{first: now}
+		s.m[id] = e
+	}
+	e.last = now
+	e.takes++
+	return backoff(base, max, e.takes), now.Sub(e.first), e.takes
+}
+
+// settle forgets request id: its record is back (or it has none).
+func (s *stateWaits) settle(id ID) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	delete(s.m, id)
+}
+
+// backoff is the n-th wait (n from 1) of a back-off from base, doubling,
+// at most max.
+func backoff(base, max time.Duration, n int) time.Duration {
+	d := base
+	for i := 1; i < n && d < max; i++ {
+		d *= 2
+	}
+	return min(d, max)
 }
 
 // errStateInFlight: a request taken over whose record is held by a dead

@@ -151,6 +151,7 @@ func managerMain(args []string) int {
 	name := fs.String("name", "RM1", "")
 	workers := fs.Int("workers", 2, "")
 	tombTTL := fs.Duration("tombstone-ttl", 0, "")
+	stateWarn := fs.Duration("state-wait-warn", 0, "")
 	if err := fs.Parse(args); err != nil {
 		return 2
 	}
@@ -158,7 +159,7 @@ func managerMain(args []string) int {
 	m, err := request.Start(request.Config{
 		Name: *name, Connect: cf.options(), Input: inputQ, Program: travel, Workers: *workers,
 		MaxAttempts: 3, CancelCheck: 20 * time.Millisecond, SweepInterval: 50 * time.Millisecond, CancelGrace: time.Second,
-		ReconnectWait: 20 * time.Millisecond, TombstoneTTL: *tombTTL, Log: slog.New(slog.NewTextHandler(os.Stderr, nil)),
+		ReconnectWait: 20 * time.Millisecond, TombstoneTTL: *tombTTL, StateWaitWarn: *stateWarn, Log: slog.New(slog.NewTextHandler(os.Stderr, nil)),
 		Ended: func(id request.ID, how request.Status) {
 			mu.Lock()
 			fmt.Printf("ENDED %s %s\n", id, how)
