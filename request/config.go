@@ -77,9 +77,12 @@ type Config struct {
 	// member answers, and the first of the back-offs below; default
 	// 100 ms.
 	ReconnectWait time.Duration
-	// MaxBackoff caps the back-off (from ReconnectWait, doubling) between
-	// two takes of a request whose state record is held by a unit of work
-	// not yet recovered; default 5 s.
+	// MaxBackoff caps the back-offs (from ReconnectWait, doubling) between
+	// two sessions that ended quickly, and between two takes of a request
+	// whose state record is held by a unit of work not yet recovered;
+	// default 5 s. A session that lasted less than MaxBackoff is a quick
+	// one: the manager waits before it connects again (after a longer one
+	// it connects again at once).
 	MaxBackoff time.Duration
 	// StateWaitWarn: once the record of a request has been held so for
 	// longer than this (a member's recovery of a dead manager's

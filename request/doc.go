@@ -139,6 +139,15 @@
 // manager's final reply, if any), then L removes the request message, the
 // record, the marker and any cancel together (leaving the tombstone).
 //
+// A manager's session (its connections through one member) ends when one
+// of them breaks, or when a worker cannot open or take from the input
+// queue, or a connection is refused; the manager connects again, through
+// any member. After a session that lasted less than Config.MaxBackoff it
+// waits first: Config.ReconnectWait, twice as long after each further
+// such session, at most MaxBackoff. It logs each end at Warn with the
+// error and its reason code (every connection slot of the group taken is
+// MQRC 2025), so a session that ends at once every time does not spin.
+//
 // # Replay
 //
 // A program must be deterministic given its request and what its Ctx

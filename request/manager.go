@@ -178,16 +178,36 @@ func (m *Manager) register(i *mq.Interrupter) func() {
 	}
 }
 
-// run runs sessions, one per connection to a member, until Stop.
+// run runs sessions, one per connection to a member, until Stop. After a
+// session that lasted Config.MaxBackoff or longer (a member died, say) it
+// connects again at once; after one that ended sooner, it waits first:
+// ReconnectWait, then twice as long after each further quick one, at most
+// MaxBackoff. So a session that ends at once every time (every connection
+// slot of the group taken, MQRC 2025; a queue it needs unusable) does not
+// spin connect and disconnect.
 func (m *Manager) run(root *mq.Conn) {
 	defer close(m.done)
+	quick := 0 // sessions in a row that ended sooner than MaxBackoff
 	for {
+		began := time.Now()
 		err := m.session(root)
 		root.Disconnect()
 		if m.stopping.Load() {
 			return
 		}
-		m.cfg.Log.Warn("request manager lost its connection; connecting again", "manager", m.cfg.Name, "err", err)
+		lived := time.Since(began)
+		wait := time.Duration(0)
+		if lived < m.cfg.MaxBackoff {
+			quick++
+			wait = backoff(m.cfg.ReconnectWait, m.cfg.MaxBackoff, quick)
+		} else {
+			quick = 0
+		}
+		m.cfg.Log.Warn("request manager session ended; connecting again", "manager", m.cfg.Name, "err", err, "reason", mq.ReasonOf(err),
+			"lived", lived.Round(time.Millisecond), "quick", quick, "wait", wait)
+		if !m.pause(wait) {
+			return
+		}
 		for {
 			if m.stopping.Load() {
 				return
@@ -199,6 +219,21 @@ func (m *Manager) run(root *mq.Conn) {
 			time.Sleep(m.cfg.ReconnectWait) // pacing between attempts to reach a member, not synchronisation
 		}
 		m.cfg.Log.Info("request manager connected", "manager", m.cfg.Name, "member", root.QMgr())
+	}
+}
+
+// pause waits d, or less if the manager stops: then it reports false.
+func (m *Manager) pause(d time.Duration) bool {
+	if d <= 0 {
+		return !m.stopping.Load()
+	}
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-m.stopc:
+		return false
+	case <-t.C:
+		return !m.stopping.Load()
 	}
 }
 

@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"os"
 	"os/signal"
+	"slices"
 	"strings"
 	"syscall"
 	"testing"
@@ -66,8 +67,9 @@ func fillerMain(args []string) int {
 // TestReconnectPacing: while the group has no connection slot to spare
 // (MQRC 2025: another process holds all but two), every session of a
 // manager ends at once, its third connection refused: the manager must
-// connect again less and less often, saying why, not at once in a loop
-// with a warning each time; once slots are free again it works.
+// connect again less and less often, saying why (the reason code), not
+// at once in a loop with a warning each time; once slots are free again
+// it works.
 func TestReconnectPacing(t *testing.T) {
 	e := newEnv(t)
 	filler := e.start("filler", "QM1", nil, "-leave", "2")
@@ -91,6 +93,11 @@ func TestReconnectPacing(t *testing.T) {
 		t.Errorf("final replies %q once the slots were free, want one", f.finals)
 	}
 	t.Logf("%d sessions in 2 s", sessions)
+	if !slices.ContainsFunc(strings.Split(logs.String(), "\n"), func(l string) bool {
+		return strings.Contains(l, ended) && strings.Contains(l, "reason=\"MQRC 2025")
+	}) {
+		t.Errorf("the manager did not say why its sessions ended (MQRC 2025)")
+	}
 	// Connecting again at once is hundreds of sessions in 2 s; backing
 	// off from ReconnectWait (20 ms), about seven.
 	if sessions > 20 {
