@@ -23,7 +23,7 @@ const (
 	FormatUnexpected = "MQRUMQH"  // a message on the Unexpected Message Queue: UnexpectedHeader, then the original body
 	FormatReply      = "MQRREPLY" // an intermediate reply (Ctx.Reply)
 	FormatFinal      = "MQRFINAL" // the program's final reply (Ctx.FinalReply)
-	FormatRetried    = "MQRRETRY" // final reply of a restartable request retried Config.MaxAttempts times: it will not be retried
+	FormatRetried    = "MQRRETRY" // final reply of a restartable request retried Config.MaxAttempts times, or a recoverable one resumed Config.MaxResumes times: it will not be again
 	FormatPurged     = "MQRPURGE" // final reply of a cancelled request: "request purged"
 	FormatFailed     = "MQRFAIL"  // final reply of a recoverable request whose program failed
 	FormatCancel     = "MQRCANCL" // a cancel on the cancel queue (Cancel; MQSC CANCEL REQUEST)
@@ -229,6 +229,11 @@ const (
 	ReasonBadRequest     Reason = 8  // a request whose request header is malformed
 	ReasonUndeliverable  Reason = 9  // a final reply of the manager's that its request's reply-to queue cannot take (it does not exist): OrigQ names that queue
 	ReasonDuplicate      Reason = 10 // a request message whose request id (MsgID) is another's in flight: the request runs once, from the other
+	// ReasonBadState: a request whose state record cannot be read
+	// (corrupt, or of a newer version than this code knows), moved with
+	// its records and live markers (OrigQ says which queue each was on)
+	// instead of being taken again for ever.
+	ReasonBadState Reason = 11
 )
 
 func (r Reason) String() string {
@@ -253,6 +258,8 @@ func (r Reason) String() string {
 		return "UNDELIVERABLE"
 	case ReasonDuplicate:
 		return "DUPLICATE"
+	case ReasonBadState:
+		return "BAD_STATE"
 	}
 	return fmt.Sprintf("REASON(%d)", uint32(r))
 }

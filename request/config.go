@@ -43,6 +43,14 @@ type Config struct {
 	// its X-th attempt gets a final reply saying it was retried X times
 	// and will not be retried; default 3.
 	MaxAttempts int
+	// MaxResumes bounds how many times a request-level recoverable
+	// request is resumed (taken again after a failure of its manager, its
+	// member or its process): the take after its MaxResumes-th resumption
+	// ends it with a final reply (FormatRetried) saying "request resumed
+	// N times and will not be resumed again", or without one if it sent
+	// its final reply already; a request that kills its process every time
+	// is not resumed for ever. Default 10.
+	MaxResumes int
 	// Workers is how many requests the manager runs at once, each on two
 	// connections of its own; default 4.
 	Workers int
@@ -67,8 +75,22 @@ type Config struct {
 	// sweeper to say why those replies are unexpected; default 10 min.
 	TombstoneTTL time.Duration
 	// ReconnectWait is the pause between two attempts to connect when no
-	// member answers; default 100 ms.
+	// member answers, and the first of the back-offs below; default
+	// 100 ms.
 	ReconnectWait time.Duration
+	// MaxBackoff caps the back-offs (from ReconnectWait, doubling) between
+	// two sessions that ended quickly, and between two takes of a request
+	// whose state record is held by a unit of work not yet recovered;
+	// default 5 s. A session that lasted less than MaxBackoff is a quick
+	// one: the manager waits before it connects again (after a longer one
+	// it connects again at once).
+	MaxBackoff time.Duration
+	// StateWaitWarn: once the record of a request has been held so for
+	// longer than this (a member's recovery of a dead manager's
+	// connection gives it back within seconds), each take of it logs at
+	// Warn, with how long and how many takes, instead of Info; default
+	// 30 s.
+	StateWaitWarn time.Duration
 	// StateQueue, ReplyQueue, CancelQueue, UnexpectedQueue and
 	// TombstoneQueue name the group-wide queues; default DefaultStateQueue
 	// and the others.
@@ -92,6 +114,9 @@ func (c Config) WithDefaults() Config {
 	if c.MaxAttempts == 0 {
 		c.MaxAttempts = 3
 	}
+	if c.MaxResumes == 0 {
+		c.MaxResumes = 10
+	}
 	if c.Workers == 0 {
 		c.Workers = 4
 	}
@@ -112,6 +137,12 @@ func (c Config) WithDefaults() Config {
 	}
 	if c.ReconnectWait == 0 {
 		c.ReconnectWait = 100 * time.Millisecond
+	}
+	if c.MaxBackoff == 0 {
+		c.MaxBackoff = 5 * time.Second
+	}
+	if c.StateWaitWarn == 0 {
+		c.StateWaitWarn = 30 * time.Second
 	}
 	if c.StateQueue == "" {
 		c.StateQueue = DefaultStateQueue
@@ -158,16 +189,22 @@ func (c Config) Validate() error {
 	if c.MaxAttempts < 1 || c.MaxAttempts > 1<<20 {
 		errs = append(errs, fmt.Errorf("request: MaxAttempts %d: 1 to %d", c.MaxAttempts, 1<<20))
 	}
+	if c.MaxResumes < 1 || c.MaxResumes > 1<<20 {
+		errs = append(errs, fmt.Errorf("request: MaxResumes %d: 1 to %d", c.MaxResumes, 1<<20))
+	}
 	if c.Workers < 1 || c.Workers > 256 {
 		errs = append(errs, fmt.Errorf("request: Workers %d: 1 to 256", c.Workers))
 	}
 	for _, d := range []struct {
 		what string
 		d    time.Duration
-	}{{"CallTimeout", c.CallTimeout}, {"CancelCheck", c.CancelCheck}, {"CancelGrace", c.CancelGrace}, {"TombstoneTTL", c.TombstoneTTL}, {"ReconnectWait", c.ReconnectWait}} {
+	}{{"CallTimeout", c.CallTimeout}, {"CancelCheck", c.CancelCheck}, {"CancelGrace", c.CancelGrace}, {"TombstoneTTL", c.TombstoneTTL}, {"ReconnectWait", c.ReconnectWait}, {"MaxBackoff", c.MaxBackoff}, {"StateWaitWarn", c.StateWaitWarn}} {
 		if d.d <= 0 {
 			errs = append(errs, fmt.Errorf("request: %s %v: must be positive", d.what, d.d))
 		}
+	}
+	if c.MaxBackoff > 0 && c.MaxBackoff < c.ReconnectWait {
+		errs = append(errs, fmt.Errorf("request: MaxBackoff %v is less than ReconnectWait %v", c.MaxBackoff, c.ReconnectWait))
 	}
 	if c.SweepInterval == 0 {
 		errs = append(errs, errors.New("request: SweepInterval 0 (negative turns the sweeper off)"))

@@ -12,8 +12,9 @@ func TestConfigValidate(t *testing.T) {
 	if err := good.Validate(); err != nil {
 		t.Fatal(err)
 	}
-	if good.DefaultMode != ModeRestartable || good.MaxAttempts != 3 || good.Workers != 4 || good.CallTimeout != 30*time.Second ||
-		good.StateQueue != DefaultStateQueue || good.TombstoneQueue != DefaultTombstoneQueue || good.SweepInterval != time.Second {
+	if good.DefaultMode != ModeRestartable || good.MaxAttempts != 3 || good.MaxResumes != 10 || good.Workers != 4 || good.CallTimeout != 30*time.Second ||
+		good.StateQueue != DefaultStateQueue || good.TombstoneQueue != DefaultTombstoneQueue || good.SweepInterval != time.Second ||
+		good.MaxBackoff != 5*time.Second || good.StateWaitWarn != 30*time.Second {
 		t.Fatalf("defaults: %+v", good)
 	}
 	for _, c := range []struct {
@@ -28,9 +29,14 @@ func TestConfigValidate(t *testing.T) {
 		{func(c *Config) { c.Program = nil }, "no Program"},
 		{func(c *Config) { c.DefaultMode = 9 }, "default mode"},
 		{func(c *Config) { c.MaxAttempts = 0 }, "MaxAttempts"},
+		{func(c *Config) { c.MaxResumes = -1 }, "MaxResumes"},
+		{func(c *Config) { c.MaxResumes = 1<<20 + 1 }, "MaxResumes"},
 		{func(c *Config) { c.Workers = 0 }, "Workers"},
 		{func(c *Config) { c.CancelCheck = -1 }, "CancelCheck"},
 		{func(c *Config) { c.SweepInterval = 0 }, "SweepInterval"},
+		{func(c *Config) { c.MaxBackoff = -1 }, "MaxBackoff"},
+		{func(c *Config) { c.MaxBackoff = c.ReconnectWait / 2 }, "MaxBackoff"},
+		{func(c *Config) { c.StateWaitWarn = -1 }, "StateWaitWarn"},
 		{func(c *Config) { c.Name = strings.Repeat("x", 49) }, "manager name"},
 	} {
 		bad := good

@@ -591,7 +591,8 @@ func (c *Ctx) writeRecord() error {
 // unless one of them is the one it last read or committed (c.last) and
 // none of the others is further on (moreAdvanced): its lock was lost and
 // another run has written since. The others are stale (browseRecord says
-// how a second one comes) and go with the step.
+// how a second one comes) and go with the step; one that cannot be read
+// fails the run (errBadState), to be quarantined at its next take.
 func (c *Ctx) takeRecords(q *mq.Queue, id [24]byte) error {
 	ours := false
 	var others []*Record
@@ -605,9 +606,15 @@ func (c *Ctx) takeRecords(q *mq.Queue, id [24]byte) error {
 		}
 		if !ours && bytes.Equal(old.Body, c.last) {
 			ours = true
-		} else if r, err := ParseRecord(old.Body); err == nil {
-			others = append(others, r)
+			continue
 		}
+		r, err := ParseRecord(old.Body)
+		if err != nil {
+			// Not this run's to remove (a newer manager's, maybe): the
+			// request is abandoned, and its next take quarantines it.
+			return c.fail(fmt.Errorf("%w: another state record of %s: %w", errBadState, c.req.ID, err))
+		}
+		others = append(others, r)
 	}
 	if !ours {
 		return c.fail(fmt.Errorf("%w: the state record of %s changed under it", ErrTakenOver, c.req.ID))
@@ -744,6 +751,20 @@ func (c *Ctx) restart() (ended bool, err error) {
 	return false, c.commitRecord()
 }
 
+// resumedOut ends a request-level recoverable request resumed
+// Config.MaxResumes times already, instead of resuming it once more: with
+// a final reply saying so (FormatRetried), unless it sent its final reply
+// already. Its pending calls are withdrawn, as at any end.
+func (c *Ctx) resumedOut() error {
+	n := c.rec.Attempts - 1
+	var r *sysReply
+	if c.rec.FinalIdx == 0 {
+		r = &sysReply{FormatRetried, fmt.Sprintf("request resumed %d times and will not be resumed again", n)}
+	}
+	c.w.m.cfg.Log.Warn("request resumed too many times: ended", "manager", c.w.m.cfg.Name, "request", c.req.ID, "resumes", n, "max", c.w.m.cfg.MaxResumes, "reply", r != nil)
+	return c.end(StatusDone, r)
+}
+
 // withdrawPending tries to take back every pending call (in w's unit of
 // work); those it cannot are no longer awaited: their replies go to the
 // Unexpected Message Queue.
@@ -875,7 +896,8 @@ func (c *Ctx) finish() error {
 			}
 			r, err := ParseRecord(m.Body)
 			if err != nil {
-				return err
+				// Taken again, the request is quarantined.
+				return fmt.Errorf("%w: a state record of %s: %w", errBadState, c.req.ID, err)
 			}
 			if rec == nil || r.Status >= StatusDone && rec.Status < StatusDone {
 				rec = r

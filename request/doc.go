@@ -40,6 +40,12 @@
 //     comes), with Serve a subordinate performs each call once, and one
 //     final reply goes out, sent in the unit of work that records it. Its
 //     messages are persistent (they survive the loss of a structure).
+//     It is resumed Config.MaxResumes times at most (default 10): the
+//     take after that ends it with a final reply (FormatRetried) saying
+//     "request resumed N times and will not be resumed again", or without
+//     one if it sent its final reply already, so that a request that
+//     kills its process (or its manager's member) every time is not
+//     resumed for ever.
 //
 // A request of the other modes writes its state, calls and replies with
 // its request message's persistence: a persistent request that comes back
@@ -133,7 +139,12 @@
 // that held the request can be backed out before the one whose step was
 // committing is carried out. A taker that sees the request's marker but
 // not its record backs the request out and takes it again later (the
-// record is held by that step). One that sees neither creates the state;
+// record is held by that step; it never starts a second run): its worker
+// waits Config.ReconnectWait, then twice as long at each such take of the
+// request, at most Config.MaxBackoff, or less if the record is back
+// before, and logs each take, at Warn once it has lasted longer than
+// Config.StateWaitWarn, with how long and how many takes. One that sees
+// neither creates the state;
 // if the dead manager's step was the commit that created it, carried out
 // later, the request has two records and markers for a while: a taker
 // resumes from the most advanced record (more attempts, else further in
@@ -147,6 +158,15 @@
 // A request ends in two units of work: W marks the record ended (with the
 // manager's final reply, if any), then L removes the request message, the
 // record, the marker and any cancel together (leaving the tombstone).
+//
+// A manager's session (its connections through one member) ends when one
+// of them breaks, or when a worker cannot open or take from the input
+// queue, or a connection is refused; the manager connects again, through
+// any member. After a session that lasted less than Config.MaxBackoff it
+// waits first: Config.ReconnectWait, twice as long after each further
+// such session, at most MaxBackoff. It logs each end at Warn with the
+// error and its reason code (every connection slot of the group taken is
+// MQRC 2025), so a session that ends at once every time does not spin.
 //
 // # Replay
 //
@@ -226,13 +246,31 @@
 // tombstone of a request not in flight is looked up by CorrelID, one by
 // one, for the strays alone.
 //
-// Two kinds go there from the manager itself: a request whose request
-// header is malformed (BAD_REQUEST), and a final reply of the manager's
+// Three kinds go there from the manager itself: a request whose request
+// header is malformed (BAD_REQUEST), a final reply of the manager's
 // own (FAILED, RETRIED, PURGED) that the request's reply-to queue cannot
 // take for good, because it does not exist or is no queue one can put to
-// (UNDELIVERABLE; OrigQ names that queue): taking the request again would
+// (UNDELIVERABLE; OrigQ names that queue), and a request whose state
+// record cannot be read, corrupt or of a newer version than the manager
+// knows (BAD_STATE): taking the request again would
 // fail the same way for ever. A program's own reply that cannot be put is
 // an error its Reply or FinalReply returns.
+//
+// A request with BAD_STATE is quarantined whole, in the one unit of work
+// of its lock (L): its request message (OrigQ the input queue) and every
+// record and live marker of it (OrigQ the state queue, OrigFormat
+// FormatState or FormatLive), each with its bytes unchanged (a newer
+// manager's record is kept, never overwritten), go to the Unexpected
+// Message Queue and its cancels are removed; the manager logs it at Error.
+// It is not run and sends no reply (whether it sent its final reply is
+// in the record that cannot be read), and Config.Ended does not report
+// it: an operator decides, from what the queue holds. A manager that dies
+// inside that unit of work leaves everything as it was, and the next take
+// does it again. A run that finds another record of its request it cannot
+// read (written since it took the request) does not remove it: it is
+// abandoned, and its next take quarantines the request. The sweeper skips
+// what it cannot read: a request's replies wait while its readable live
+// marker is there, and are moved (UNKNOWN_REQUEST) once it is gone.
 //
 // # Subordinate servers
 //
@@ -263,7 +301,7 @@
 //
 // Crash points (package crashpoint) mark every step: request.start.*,
 // request.call.*, request.reply.*, request.final.*, request.done.*,
-// request.end.*, and the server's request.serve.*.
+// request.end.*, request.quarantine.put, and the server's request.serve.*.
 package request
 
 // The byte layouts of what this package writes to queues. Every one is
@@ -353,7 +391,7 @@ const (
 //	offset  size  constant     field
 //	     0     4  uhMagic      magic "RQUH"
 //	     4     4  uhVersion    version (uhVersionNow)
-//	     8     4  uhReason     why it is here (Reason: 1 purged, 2 ended, 3 stale attempt, 4 timed out, 5 not a reply, 6 cancelled, 7 unknown request, 8 bad request, 9 undeliverable, 10 duplicate)
+//	     8     4  uhReason     why it is here (Reason: 1 purged, 2 ended, 3 stale attempt, 4 timed out, 5 not a reply, 6 cancelled, 7 unknown request, 8 bad request, 9 undeliverable, 10 duplicate, 11 bad state)
 //	    12     4  -            zero
 //	    16    24  uhRequestID  the request id, zero when not known (only the call id's key is)
 //	    40    24  uhCorrelID   the original message's CorrelID (a reply's call id)

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"math/rand/v2"
 	"slices"
 	"sync"
@@ -27,6 +28,7 @@ var (
 	cpDonePut        = crashpoint.New("request.done.put")        // the record marked ended (with a reply of the manager's), not committed
 	cpDoneCommitted  = crashpoint.New("request.done.committed")  // the record marked ended, committed; the request message not yet removed
 	cpEnded          = crashpoint.New("request.end.committed")   // the request message, record and marker removed: the request is over
+	cpQuarantinePut  = crashpoint.New("request.quarantine.put")  // a request whose state cannot be read, its records and markers moved to the Unexpected Message Queue, not committed
 )
 
 // Program runs one request. It must be deterministic given its request
@@ -59,6 +61,8 @@ type Manager struct {
 
 	mu    sync.Mutex
 	intrs map[*mq.Interrupter]struct{} // the waiting takes, interrupted by Stop and when a session ends
+
+	waits stateWaits // the requests whose record was found held by a unit of work being recovered
 }
 
 // Start checks cfg, connects (through cfg.Connect.QMgr, or any active
@@ -181,16 +185,36 @@ func (m *Manager) register(i *mq.Interrupter) func() {
 	}
 }
 
-// run runs sessions, one per connection to a member, until Stop.
+// run runs sessions, one per connection to a member, until Stop. After a
+// session that lasted Config.MaxBackoff or longer (a member died, say) it
+// connects again at once; after one that ended sooner, it waits first:
+// ReconnectWait, then twice as long after each further quick one, at most
+// MaxBackoff. So a session that ends at once every time (every connection
+// slot of the group taken, MQRC 2025; a queue it needs unusable) does not
+// spin connect and disconnect.
 func (m *Manager) run(root *mq.Conn) {
 	defer close(m.done)
+	quick := 0 // sessions in a row that ended sooner than MaxBackoff
 	for {
+		began := time.Now()
 		err := m.session(root)
 		root.Disconnect()
 		if m.stopping.Load() {
 			return
 		}
-		m.cfg.Log.Warn("request manager lost its connection; connecting again", "manager", m.cfg.Name, "err", err)
+		lived := time.Since(began)
+		wait := time.Duration(0)
+		if lived < m.cfg.MaxBackoff {
+			quick++
+			wait = backoff(m.cfg.ReconnectWait, m.cfg.MaxBackoff, quick)
+		} else {
+			quick = 0
+		}
+		m.cfg.Log.Warn("request manager session ended; connecting again", "manager", m.cfg.Name, "err", err, "reason", mq.ReasonOf(err),
+			"lived", lived.Round(time.Millisecond), "quick", quick, "wait", wait)
+		if !m.pause(wait) {
+			return
+		}
 		for {
 			if m.stopping.Load() {
 				return
@@ -202,6 +226,21 @@ func (m *Manager) run(root *mq.Conn) {
 			time.Sleep(m.cfg.ReconnectWait) // pacing between attempts to reach a member, not synchronisation
 		}
 		m.cfg.Log.Info("request manager connected", "manager", m.cfg.Name, "member", root.QMgr())
+	}
+}
+
+// pause waits d, or less if the manager stops: then it reports false.
+func (m *Manager) pause(d time.Duration) bool {
+	if d <= 0 {
+		return !m.stopping.Load()
+	}
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-m.stopc:
+		return false
+	case <-t.C:
+		return !m.stopping.Load()
 	}
 }
 
@@ -369,8 +408,7 @@ func (w *worker) loop() error {
 				return err
 			}
 			if errors.Is(err, errStateInFlight) {
-				w.m.cfg.Log.Info("request's state held by a dead manager's step not yet recovered; taking it again later", "manager", w.m.cfg.Name, "request", ID(msg.MsgID))
-				time.Sleep(w.m.cfg.ReconnectWait) // pacing until the member's recovery gives the record back
+				w.stateInFlight(ID(msg.MsgID))
 				continue
 			}
 			if errors.Is(err, errClaimLost) {
@@ -407,6 +445,9 @@ func (w *worker) handle(msg *mq.Message) error {
 	c := &Ctx{w: w, req: req, key: KeyOf(id), persistent: msg.Persistent}
 	lock := msg.Token
 	rec, raw, err := w.readRecord(c.key)
+	if errors.Is(err, errBadState) {
+		return w.quarantine(msg, c.key, err)
+	}
 	if err != nil {
 		return err
 	}
@@ -421,9 +462,13 @@ func (w *worker) handle(msg *mq.Message) error {
 		// connection is not recovered yet although the one that held
 		// the request is. Taken for a request that never started, it
 		// would get a second record and marker and run again from the
-		// top; so it is taken again once the record is back. A marker
-		// of another request message with this id: a duplicate.
+		// top; so it is taken again once the record is back. (A marker
+		// that cannot be read says the same: the record decides.) A
+		// marker of another request message with this id: a duplicate.
 		live, err := browseRecords(w.w, cfg.StateQueue, tagID(c.key, ciTagLive))
+		if errors.Is(err, errBadState) {
+			return errStateInFlight
+		}
 		if err != nil {
 			return err
 		}
@@ -434,6 +479,7 @@ func (w *worker) handle(msg *mq.Message) error {
 			return errStateInFlight
 		}
 	}
+	w.m.waits.settle(id)
 	switch {
 	case rec == nil:
 		// Never started (or started and failed before its first commit,
@@ -476,6 +522,14 @@ func (w *worker) handle(msg *mq.Message) error {
 				return err
 			}
 		case ModeRecoverable:
+			if int(rec.Attempts) > cfg.MaxResumes {
+				// Resumed MaxResumes times (Attempts counts the takes):
+				// this take would be one more.
+				if c.cancelSeen() {
+					return c.cancelEnd()
+				}
+				return c.resumedOut()
+			}
 			c.rec.Attempts++
 			c.attempt = c.rec.Attempts
 			if err := c.commitRecord(); err != nil {
@@ -536,9 +590,187 @@ func otherLock(r *Record, lock uint64) bool { return r.Lock != 0 && r.Lock != lo
 // withdrawn, it is backed out and taken again.
 var errClaimLost = errors.New("request: another request message with this id created the state too")
 
+// quarantine moves a request whose state cannot be read (why: a record
+// that is corrupt, or of a newer version than this code knows) to the
+// Unexpected Message Queue, saying BAD_STATE, in l's unit of work that
+// holds it: the request message, every record and live marker of the
+// request, each behind its header (OrigQ the queue it was on, its bytes
+// unchanged: a newer manager's record is kept, not overwritten), and its
+// cancels removed. Running it would be guessing its state, and taking it
+// again would fail the same way for ever. All or nothing: a manager that
+// dies before the commit leaves everything as it was, and the next one to
+// take the request does the same. The request sends no reply (whether it
+// sent its final reply is in the record that cannot be read) and is not
+// reported through Config.Ended.
+func (w *worker) quarantine(msg *mq.Message, k Key, why error) error {
+	cfg := &w.m.cfg
+	id := ID(msg.MsgID)
+	umq, err := w.l.open(cfg.UnexpectedQueue, optOut)
+	if err != nil {
+		return err
+	}
+	st, err := w.l.open(cfg.StateQueue, optAll)
+	if err != nil {
+		return err
+	}
+	now := time.Now()
+	move := func(m *mq.Message, from string) error {
+		h := UnexpectedHeader{Reason: ReasonBadState, RequestID: id, CorrelID: m.CorrelID, OrigQ: from, Time: now, OrigFormat: m.Format}
+		p := mq.NotPersistent
+		if m.Persistent {
+			p = mq.Persistent
+		}
+		um := &mq.Message{CorrelID: m.CorrelID, Format: FormatUnexpected, Body: h.Encode(m.Body), ReplyToQ: m.ReplyToQ, ReplyToQMgr: m.ReplyToQMgr, Persistence: p}
+		if err := umq.Put(um, mq.PutOptions{Syncpoint: true}); err != nil {
+			return fmt.Errorf("request: move %s of %s to %s: %w", m.Format, id, cfg.UnexpectedQueue, err)
+		}
+		return nil
+	}
+	if err := move(msg, cfg.Input); err != nil {
+		return err
+	}
+	moved := 0
+	for _, tag := range []uint32{ciTagRecord, ciTagLive} {
+		correl := tagID(k, tag)
+		for {
+			m, err := st.Get(mq.GetOptions{Syncpoint: true, CorrelID: &correl})
+			if errors.Is(err, mq.ErrNoMessage) {
+				break
+			}
+			if err != nil {
+				return err
+			}
+			if err := move(m, cfg.StateQueue); err != nil {
+				return err
+			}
+			moved++
+		}
+	}
+	cq, err := w.l.open(cfg.CancelQueue, optIn)
+	if err != nil {
+		return err
+	}
+	for {
+		correl := [24]byte(id)
+		if _, err := cq.Get(mq.GetOptions{Syncpoint: true, CorrelID: &correl}); err != nil {
+			if errors.Is(err, mq.ErrNoMessage) {
+				break
+			}
+			return err
+		}
+	}
+	cpQuarantinePut.Hit()
+	if err := w.l.c.Commit(); err != nil {
+		return fmt.Errorf("request: quarantine %s: %w", id, err)
+	}
+	cfg.Log.Error("request quarantined: its state cannot be read; the request, its records and markers moved to the Unexpected Message Queue (BAD_STATE)",
+		"manager", cfg.Name, "request", id, "moved", moved+1, "queue", cfg.UnexpectedQueue, "err", why)
+	return nil
+}
+
+// stateInFlight follows a take of request id, backed out because its
+// record is held by a unit of work not yet recovered (errStateInFlight):
+// it logs it (at Warn once that has lasted Config.StateWaitWarn), then
+// waits before the worker takes again, less and less often the longer it
+// lasts (stateWaits), but no longer than until the record is back. The
+// worker takes nothing meanwhile; the request is not run twice: it has one
+// lock, the request message, and the record comes back once the member
+// recovers the dead unit of work that holds it.
+func (w *worker) stateInFlight(id ID) {
+	cfg := &w.m.cfg
+	wait, since, takes := w.m.waits.take(id, time.Now(), cfg.ReconnectWait, cfg.MaxBackoff)
+	level := slog.LevelInfo
+	if since > cfg.StateWaitWarn {
+		level = slog.LevelWarn
+	}
+	cfg.Log.Log(context.Background(), level, "request's state held by a dead manager's step not yet recovered; taking it again later",
+		"manager", cfg.Name, "request", id, "takes", takes, "waited", since.Round(time.Millisecond), "next", wait)
+	k := tagID(KeyOf(id), ciTagRecord)
+	t := time.NewTimer(0)
+	defer t.Stop()
+	for deadline := time.Now().Add(wait); ; {
+		left := time.Until(deadline)
+		if left <= 0 {
+			return
+		}
+		t.Reset(min(cfg.ReconnectWait, left))
+		select {
+		case <-w.m.stopc:
+			return
+		case <-w.s.quit:
+			return
+		case <-t.C:
+		}
+		if back, err := present(w.w, cfg.StateQueue, k); back || err != nil {
+			return // take it now (an error: the take says what it is)
+		}
+	}
+}
+
+// stateWaits is, by request, the takes that found its record held by a
+// unit of work being recovered (errStateInFlight), for the back-off.
+type stateWaits struct {
+	mu sync.Mutex
+	m  map[ID]*stateWait
+}
+
+type stateWait struct {
+	first, last time.Time // the first and latest such take
+	takes       int
+}
+
+// take records such a take of request id at now, and gives how long to
+// wait before taking it again (base, doubling with each take, at most
+// max), how long its record has been found so, and how many takes. A
+// request not taken so for longer than 2*max (another manager took it,
+// or the record came back and went again) starts again from base; such
+// entries are forgotten.
+func (s *stateWaits) take(id ID, now time.Time, base, max time.Duration) (wait, since time.Duration, takes int) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.m == nil {
+		s.m = map[ID]*stateWait{}
+	}
+	for k, e := range s.m {
+		if now.Sub(e.last) > 2*max {
+			delete(s.m, k)
+		}
+	}
+	e := s.m[id]
+	if e == nil {
+		e = &stateWait{first: now}
+		s.m[id] = e
+	}
+	e.last = now
+	e.takes++
+	return backoff(base, max, e.takes), now.Sub(e.first), e.takes
+}
+
+// settle forgets request id: its record is back (or it has none).
+func (s *stateWaits) settle(id ID) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	delete(s.m, id)
+}
+
+// backoff is the n-th wait (n from 1) of a back-off from base, doubling,
+// at most max.
+func backoff(base, max time.Duration, n int) time.Duration {
+	d := base
+	for i := 1; i < n && d < max; i++ {
+		d *= 2
+	}
+	return min(d, max)
+}
+
 // errStateInFlight: a request taken over whose record is held by a dead
 // unit of work not yet recovered; it is backed out and taken again.
 var errStateInFlight = errors.New("request: the state record is held by a unit of work being recovered")
+
+// errBadState: a record (or live marker) of the request cannot be read:
+// it is corrupt, or of a newer version than this code knows. The request
+// is quarantined (worker.quarantine).
+var errBadState = errors.New("request: the request's state cannot be read")
 
 // readRecord browses the state queue for the request's record (nil: none),
 // and gives its bytes too (the run's fence: Ctx.last).
@@ -553,7 +785,8 @@ func (w *worker) readRecord(k Key) (*Record, []byte, error) {
 // carries that commit out after another manager took the request and
 // created its own: then the other manager's, which has run since, is the
 // one to resume from (and its next step removes the stale one:
-// writeRecord).
+// writeRecord). One that cannot be read (corrupt, or of a newer version)
+// fails it with errBadState.
 func browseRecord(h *handles, queue string, correl [24]byte) (*Record, []byte, error) {
 	all, err := browseRecords(h, queue, correl)
 	if err != nil {
@@ -601,10 +834,28 @@ func browseRecords(h *handles, queue string, correl [24]byte) ([]browsed, error)
 		}
 		rec, err := ParseRecord(m.Body)
 		if err != nil {
-			return nil, fmt.Errorf("request: the state record on %s: %w", queue, err)
+			return nil, fmt.Errorf("%w: the %s message on %s: %w", errBadState, m.Format, queue, err)
 		}
 		all = append(all, browsed{rec: rec, raw: m.Body, msgID: m.MsgID})
 	}
+}
+
+// present reports whether queue holds a message with CorrelID correl
+// (browsing), whatever its bytes.
+func present(h *handles, queue string, correl [24]byte) (bool, error) {
+	q, err := h.open(queue, optBrows)
+	if err != nil {
+		return false, err
+	}
+	cur, err := q.Browse()
+	if err != nil {
+		return false, err
+	}
+	_, err = cur.Next(mq.GetOptions{CorrelID: &correl})
+	if errors.Is(err, mq.ErrNoMessage) {
+		return false, nil
+	}
+	return err == nil, err
 }
 
 // moreAdvanced reports whether record a is further on than record b of

@@ -75,6 +75,8 @@ func (c *connFlags) options() mq.ConnectOptions {
 //	wait     a call to NOANSWER that waits long (to be cancelled)
 //	confirm  a confirmed call (refused unless recoverable), its error in the final reply
 //	poison   a call to FLIGHT whose server dies on it (serverMain -kill-on poison), its error in the final reply
+//	die      SIGKILLs its own manager's process, every time it runs
+//	replydie the final reply "replied", then SIGKILLs its manager's process, every time
 func travel(ctx *request.Ctx, req *request.Request) error {
 	call := func(q string, timeout time.Duration) ([]byte, error) {
 		ctx.Step(q)
@@ -135,6 +137,15 @@ func travel(ctx *request.Ctx, req *request.Request) error {
 			return fmt.Errorf("want a *CallFailedError of FLIGHT, got %v", err)
 		}
 		return ctx.FinalReply(fmt.Appendf(nil, "poison: %v", err))
+	case "die", "replydie":
+		if string(req.Body) == "replydie" {
+			if err := ctx.FinalReply([]byte("replied")); err != nil {
+				return err
+			}
+		}
+		ctx.Step("dying")
+		syscall.Kill(os.Getpid(), syscall.SIGKILL)
+		select {} // until the signal lands
 	}
 	return fmt.Errorf("unknown request %q", req.Body)
 }
@@ -148,6 +159,7 @@ func managerMain(args []string) int {
 	name := fs.String("name", "RM1", "")
 	workers := fs.Int("workers", 2, "")
 	tombTTL := fs.Duration("tombstone-ttl", 0, "")
+	stateWarn := fs.Duration("state-wait-warn", 0, "")
 	if err := fs.Parse(args); err != nil {
 		return 2
 	}
@@ -155,7 +167,7 @@ func managerMain(args []string) int {
 	m, err := request.Start(request.Config{
 		Name: *name, Connect: cf.options(), Input: inputQ, Program: travel, Workers: *workers,
 		MaxAttempts: 3, CancelCheck: 20 * time.Millisecond, SweepInterval: 50 * time.Millisecond, CancelGrace: time.Second,
-		ReconnectWait: 20 * time.Millisecond, TombstoneTTL: *tombTTL, Log: slog.New(slog.NewTextHandler(os.Stderr, nil)),
+		ReconnectWait: 20 * time.Millisecond, TombstoneTTL: *tombTTL, StateWaitWarn: *stateWarn, Log: slog.New(slog.NewTextHandler(os.Stderr, nil)),
 		Ended: func(id request.ID, how request.Status) {
 			mu.Lock()
 			fmt.Printf("ENDED %s %s\n", id, how)
