@@ -236,9 +236,12 @@ func (m *Member) recoverLocked(c defs.CFStruct) error {
 	}
 	// No longer left failed, for the group: the recovery itself, and then
 	// every member, use it. A recovery that fails leaves it failed again
-	// at the members' next check.
-	if err := m.repo.Update(func(tx *defs.Tx) error { return tx.ClearStructFailed(name) }); err != nil {
-		return fmt.Errorf("record the recovery in the group's definitions: %w", err)
+	// at the members' next check. (Written only when it was marked: a
+	// recovery must not wait for the repository otherwise.)
+	if m.leftFailedNow(name) {
+		if err := m.repo.Update(func(tx *defs.Tx) error { return tx.ClearStructFailed(name) }); err != nil {
+			return fmt.Errorf("record the recovery in the group's definitions: %w", err)
+		}
 	}
 	m.mu.Lock()
 	delete(m.leftFailed, name)
@@ -305,9 +308,7 @@ func (m *Member) createLocked(c defs.CFStruct, cause string) (*lockfree.Structur
 			"took", time.Since(t0).Round(time.Millisecond), "err", err)
 		return nil, fmt.Errorf("recover structure %s: %w", c.Name, err)
 	}
-	if err := m.repo.Update(func(tx *defs.Tx) error { return tx.SetStructMade(c.Name, t0) }); err != nil {
-		return nil, fmt.Errorf("recover structure %s: record it made in the group's definitions: %w", c.Name, err)
-	}
+	m.recordMade(c.Name, t0)
 	if cause == "failed" || st.records > 0 || st.backup.Path != "" {
 		m.log.Info("structure recovered", "event", "structure_recovered", "structure", c.Name, "cause", cause,
 			"messages", st.restored, "backup", st.backup.Path, "backup_messages", st.backup.Messages, "backup_places", st.backup.Places,
@@ -491,6 +492,19 @@ func (m *Member) leftFailedNow(name string) bool {
 	}
 	m.leftFailed[name] = true
 	return true
+}
+
+// recordMade records in the group's definitions that structure name was
+// made (at), the first time: what tells a RECAUTO(NO) structure lost from
+// one never made. A repository that cannot take it (busy for longer than
+// its timeout) costs only that, logged: the structure is in service.
+func (m *Member) recordMade(name string, at time.Time) {
+	if m.structMade(name) {
+		return
+	}
+	if err := m.repo.Update(func(tx *defs.Tx) error { return tx.SetStructMade(name, at) }); err != nil {
+		m.log.Warn("structure made, not recorded in the group's definitions: if RECAUTO(NO) and its file is lost, a member will make it again instead of leaving it failed", "structure", name, "err", err)
+	}
 }
 
 // structMade reports whether structure name was made once (its file
