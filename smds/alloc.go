@@ -101,6 +101,9 @@ func (o *Owner) claim(n int) (uint32, uint32, error) {
 	eb := uint32(d.g.ExtentBlocks)
 	for round := 0; round <= d.g.MaxExtents+1; round++ {
 		ext := d.extents()
+		if ext == 0 {
+			return 0, 0, newErr("allocate", d.mapPath, mhExtents, ErrCorrupt, "space map says no extent is in use")
+		}
 		nb := uint32(ext) * eb
 		b := uint32(d.load(mhHand) % uint64(nb))
 		for scanned := uint32(0); scanned < nb+uint32(n); {
