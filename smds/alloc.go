@@ -51,7 +51,8 @@ func (o *Owner) Put(body []byte, sync bool) (r Ref, err error) {
 	var hdr [runHdrSize]byte
 	encodeRunHeader(hdr[:], runHeader{DataSet: d.g.ID, Head: head, Gen: gen, Seq: seq, Len: uint64(len(body)), Sum: r.Sum})
 	off := d.g.blockOff(head)
-	werr := pwriteFull(int(d.f.Fd()), [][]byte{hdr[:], body}, off)
+	pad := n*d.g.BlockSize - runHdrSize - len(body)
+	werr := pwriteFull(int(d.f.Fd()), [][]byte{body, zeros[:pad], hdr[:]}, off)
 	if werr == nil && sync {
 		werr = unix.Fdatasync(int(d.f.Fd()))
 	}
@@ -253,6 +254,9 @@ func (d *DataSet) checkRef(r Ref, op string) error {
 	}
 	return nil
 }
+
+// zeros pads a body to its run's header.
+var zeros = make([]byte, MaxBlockSize)
 
 // pwriteFull writes bufs at off, all of them.
 func pwriteFull(fd int, bufs [][]byte, off int64) error {

@@ -69,6 +69,8 @@ type DataSet struct {
 	cache         *Cache
 	self          procid.ID
 
+	pads sync.Pool // *[]byte of BlockSize: what reads put the padding between a body and its run header in
+
 	mu     sync.Mutex
 	ext    []mmap.MMap // read-only mappings of extents, made on first View
 	closed atomic.Bool
@@ -185,7 +187,9 @@ func openDataSet(dsPath string, o Options) (*DataSet, error) {
 		f.Close()
 		return nil, newErr("open", dsPath, 0, ErrCorrupt, "header names structure %s member %s", g.Structure, g.Member)
 	}
-	return &DataSet{path: dsPath, g: g, num: o.Number, f: f, cache: o.Cache, self: procid.Self()}, nil
+	d := &DataSet{path: dsPath, g: g, num: o.Number, f: f, cache: o.Cache, self: procid.Self()}
+	d.pads.New = func() any { b := make([]byte, g.BlockSize); return &b }
+	return d, nil
 }
 
 // sentinelOf is the sentinel of this package an error of a decoder wraps.
@@ -471,7 +475,7 @@ func Rebuild(o Options, refs []Ref) (*DataSet, RebuildResult, error) {
 			res.Rejected[i] = newErr("rebuild", dsPath, g.blockOff(r.Head), ErrCorrupt, "reference %v overlaps reference %v", r, refs[clash])
 			continue
 		}
-		off := g.blockOff(r.Head)
+		off := g.trailerOff(r.Head, int(r.Len))
 		if k, err := d.f.ReadAt(hdr[:], off); k < runHdrSize {
 			res.Rejected[i] = newErr("rebuild", dsPath, off, ErrTruncated, "run header unreadable: %v", err)
 			continue

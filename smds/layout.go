@@ -95,6 +95,12 @@ func (g Geometry) blockOff(b uint32) int64 { return dsHeaderSize + int64(b)*int6
 // (its header included).
 func (g Geometry) blocksFor(n int) int { return (runHdrSize + n + g.BlockSize - 1) / g.BlockSize }
 
+// trailerOff is the file offset of the run header of the run at head
+// holding a body of n bytes: the last runHdrSize bytes of its last block.
+func (g Geometry) trailerOff(head uint32, n int) int64 {
+	return g.blockOff(head) + int64(g.blocksFor(n))*int64(g.BlockSize) - runHdrSize
+}
+
 // maxBody is the longest body a run can hold: a run lies in one extent.
 func (g Geometry) maxBody() int { return g.ExtentBlocks*g.BlockSize - runHdrSize }
 
@@ -416,9 +422,12 @@ func wGen(w uint64) uint32 { return uint32(w>>40) & genMask }
 func wKind(w uint64) uint8 { return uint8(w >> 32) }
 func wVal(w uint64) uint32 { return uint32(w) }
 
-// Run header (runHdrSize bytes at the start of every run, in the data
-// set file; written by the allocator with the body in one write, before
-// the run is marked used; read back and checked by every read from disk):
+// Run header (runHdrSize bytes at the end of every run's last block, in
+// the data set file, so that the body starts on a block boundary and is
+// written and read in whole pages; between the body and the header, zero
+// padding. Written by the allocator with the body and the padding in one
+// write, before the run is marked used; read back and checked by every
+// read from disk):
 //
 //	offset  size  constant    field
 //	     0     8  rhMagic     magic "QMGRSMB1"

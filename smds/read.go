@@ -59,32 +59,21 @@ func (d *DataSet) readDisk(r Ref, dst []byte) ([]byte, error) {
 	}
 	dst = dst[:n]
 	off := d.g.blockOff(r.Head)
+	pad := d.g.blocksFor(n)*d.g.BlockSize - runHdrSize - n
+	pb := d.pads.Get().(*[]byte)
+	defer d.pads.Put(pb)
 	var hdr [runHdrSize]byte
-	got := 0
-	for got < runHdrSize+n {
-		var bufs [][]byte
-		if got < runHdrSize {
-			bufs = [][]byte{hdr[got:], dst}
-		} else {
-			bufs = [][]byte{dst[got-runHdrSize:]}
-		}
-		k, rerr := unix.Preadv(int(d.f.Fd()), bufs, off+int64(got))
-		if rerr == unix.EINTR {
-			continue
-		}
-		if rerr != nil {
-			return nil, wrapErr("read", d.path, off+int64(got), ErrIO, rerr)
-		}
-		if k == 0 {
-			return nil, newErr("read", d.path, off+int64(got), ErrTruncated, "end of file in the run of %v (%d of %d bytes read)", r, got, runHdrSize+n)
-		}
-		got += k
+	if got, rerr := preadFull(int(d.f.Fd()), [][]byte{dst, (*pb)[:pad], hdr[:]}, off); rerr != nil {
+		return nil, wrapErr("read", d.path, off+got, ErrIO, rerr)
+	} else if got < int64(n+pad+runHdrSize) {
+		return nil, newErr("read", d.path, off+got, ErrTruncated, "end of file in the run of %v (%d of %d bytes read)", r, got, n+pad+runHdrSize)
 	}
-	if err := d.checkHeader(hdr[:], r, off, "read"); err != nil {
+	hoff := d.g.trailerOff(r.Head, n)
+	if err := d.checkHeader(hdr[:], r, hoff, "read"); err != nil {
 		return nil, d.staleOr(r, err)
 	}
 	if sum := xxhash.Sum64(dst); sum != r.Sum {
-		return nil, d.staleOr(r, newErr("read", d.path, off+runHdrSize, ErrDamaged, "body of %v: checksum %#x, want %#x", r, sum, r.Sum))
+		return nil, d.staleOr(r, newErr("read", d.path, off, ErrDamaged, "body of %v: checksum %#x, want %#x", r, sum, r.Sum))
 	}
 	return dst, nil
 }
@@ -101,6 +90,38 @@ func (d *DataSet) staleOr(r Ref, err error) error {
 		return err
 	}
 	return newErr("read", d.path, d.g.blockOff(r.Head), ErrStale, "%v: block %d is %s now", r, r.Head, wordString(w))
+}
+
+// preadFull reads into bufs from off until they are full or the file
+// ends, and returns how many bytes it read.
+func preadFull(fd int, bufs [][]byte, off int64) (int64, error) {
+	var got int64
+	for len(bufs) > 0 {
+		k, err := unix.Preadv(fd, bufs, off+got)
+		if err == unix.EINTR {
+			continue
+		}
+		if err != nil {
+			return got, err
+		}
+		if k == 0 {
+			return got, nil
+		}
+		got += int64(k)
+		for k > 0 && len(bufs) > 0 {
+			if k >= len(bufs[0]) {
+				k -= len(bufs[0])
+				bufs = bufs[1:]
+			} else {
+				bufs[0] = bufs[0][k:]
+				k = 0
+			}
+		}
+		for len(bufs) > 0 && len(bufs[0]) == 0 {
+			bufs = bufs[1:]
+		}
+	}
+	return got, nil
 }
 
 // View returns the body r names as a slice of a read-only mapping of the
@@ -124,12 +145,13 @@ func (d *DataSet) View(r Ref) (b []byte, err error) {
 		}
 		start := int64(r.Head%eb) * int64(d.g.BlockSize)
 		off := d.g.blockOff(r.Head)
-		if err := d.checkHeader(m[start:start+runHdrSize], r, off, "view"); err != nil {
+		h := start + int64(d.g.blocksFor(int(r.Len))*d.g.BlockSize) - runHdrSize
+		if err := d.checkHeader(m[h:h+runHdrSize], r, d.g.trailerOff(r.Head, int(r.Len)), "view"); err != nil {
 			return d.staleOr(r, err)
 		}
-		body := m[start+runHdrSize : start+runHdrSize+int64(r.Len)]
+		body := m[start : start+int64(r.Len)]
 		if sum := xxhash.Sum64(body); sum != r.Sum {
-			return d.staleOr(r, newErr("view", d.path, off+runHdrSize, ErrDamaged, "body of %v: checksum %#x, want %#x", r, sum, r.Sum))
+			return d.staleOr(r, newErr("view", d.path, off, ErrDamaged, "body of %v: checksum %#x, want %#x", r, sum, r.Sum))
 		}
 		b = body
 		return nil

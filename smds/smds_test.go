@@ -191,8 +191,8 @@ func TestCorruptedRunDetected(t *testing.T) {
 	}
 	defer f.Close()
 	// A byte of a's body, and a byte of b's run header.
-	offA := d.Geometry().blockOff(a.Head) + runHdrSize + 12345
-	offB := d.Geometry().blockOff(b.Head) + rhSeq
+	offA := d.Geometry().blockOff(a.Head) + 12345
+	offB := d.Geometry().trailerOff(b.Head, int(b.Len)) + rhSeq
 	for _, off := range []int64{offA, offB} {
 		var x [1]byte
 		f.ReadAt(x[:], off)
