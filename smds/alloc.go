@@ -38,15 +38,18 @@ func (o *Owner) Put(body []byte, sync bool) (r Ref, err error) {
 	}
 	n := d.g.blocksFor(len(body))
 	var head, gen uint32
+	var seq uint64
 	err = guard(func() error {
 		var err error
 		head, gen, err = o.claim(n)
+		if err == nil {
+			seq = atomic.AddUint64(d.u64(mhSeq), 1)
+		}
 		return err
 	})
 	if err != nil {
 		return r, err
 	}
-	seq := atomic.AddUint64(d.u64(mhSeq), 1)
 	r = Ref{DataSet: d.num, Head: head, Len: uint32(len(body)), Gen: gen, Seq: seq, Sum: xxhash.Sum64(body)}
 	var hdr [runHdrSize]byte
 	encodeRunHeader(hdr[:], runHeader{DataSet: d.g.ID, Head: head, Gen: gen, Seq: seq, Len: uint64(len(body)), Sum: r.Sum})
@@ -249,6 +252,9 @@ func (d *DataSet) checkRef(r Ref, op string) error {
 	n := uint32(d.g.blocksFor(int(r.Len)))
 	eb := uint32(d.g.ExtentBlocks)
 	nb := uint64(d.extents()) * uint64(eb)
+	if r.DataSet != d.num {
+		return newErr(op, d.path, -1, ErrCorrupt, "reference %v is to data set %d, this is data set %d", r, r.DataSet, d.num)
+	}
 	if r.Gen > genMask || uint64(r.Head)+uint64(n) > nb || r.Head%eb+n > eb {
 		return newErr(op, d.path, d.g.blockOff(r.Head), ErrCorrupt, "reference %v outside the data set's %d blocks in use", r, nb)
 	}

@@ -94,7 +94,10 @@ func (o *Owner) checkAlive() error {
 	if o.closed || o.d.closed.Load() {
 		return ErrClosed
 	}
-	w := o.d.load(o.off + owState)
+	var w uint64
+	if err := guard(func() error { w = o.d.load(o.off + owState); return nil }); err != nil {
+		return err
+	}
 	if osInc(w) != o.tag.Incarnation() || osState(w) != osActive || osPid(w) != uint32(o.d.self.Pid) {
 		return fmt.Errorf("%w: %v", ErrOwnerRevoked, o.tag)
 	}

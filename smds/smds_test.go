@@ -104,6 +104,11 @@ func TestPutReadViewFree(t *testing.T) {
 			t.Fatalf("view %v: %v", r, err)
 		}
 	}
+	other := refs[2]
+	other.DataSet = 9
+	if _, err := d.Read(other, nil); !errors.Is(err, ErrCorrupt) {
+		t.Fatalf("read of a reference to another data set: %v, want ErrCorrupt", err)
+	}
 	for _, r := range refs {
 		if err := o.Free(r); err != nil {
 			t.Fatalf("free %v: %v", r, err)
@@ -235,6 +240,9 @@ func TestTruncatedDataSetDetected(t *testing.T) {
 		refs = append(refs, put(t, o, body(uint64(i), 100<<10)))
 	}
 	o.Close()
+	if _, err := d.View(refs[4]); err != nil { // maps the third extent
+		t.Fatal(err)
+	}
 	size := dsHeaderSize + 2*d.Geometry().extentBytes() + 5000
 	if err := os.Truncate(d.Path(), size); err != nil {
 		t.Fatal(err)
@@ -248,7 +256,10 @@ func TestTruncatedDataSetDetected(t *testing.T) {
 	if !errors.Is(err, ErrTruncated) || !strings.Contains(err.Error(), d.Path()) {
 		t.Fatalf("read past the end: %v, want ErrTruncated naming the file", err)
 	}
-	if _, err := d.View(lost); !errors.Is(err, ErrTruncated) {
+	if _, err := d.View(lost); !errors.Is(err, ErrFault) {
+		t.Fatalf("view past the end of a file truncated under its mapping: %v, want ErrFault", err)
+	}
+	if _, err := d.View(refs[5]); !errors.Is(err, ErrFault) && !errors.Is(err, ErrTruncated) {
 		t.Fatalf("view past the end: %v", err)
 	}
 	if b, err := d.Read(refs[0], nil); err != nil || !verifyBody(b) {
