@@ -19,8 +19,8 @@ const (
 	MinBlockSize        = 4096
 	MaxBlockSize        = 1 << 20
 	DefaultBlockSize    = 4096
-	DefaultExtentBlocks = 16384 // 64 MiB extents with 4 KiB blocks
-	DefaultMaxExtents   = 1024  // 64 GiB with the defaults
+	DefaultExtentBlocks = 32768 // 128 MiB extents with 4 KiB blocks: a body of 64 MiB fits (a run lies in one extent)
+	DefaultMaxExtents   = 512   // 64 GiB with the defaults
 	DefaultOwners       = 256
 	maxOwners           = 1 << 16
 	maxTotalBlocks      = 1 << 31 // block indexes fit a word's 32-bit value with room to spare
