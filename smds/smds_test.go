@@ -385,3 +385,27 @@ func TestDecodeRefRoundTrip(t *testing.T) {
 		t.Fatalf("round trip: %v %v", got, err)
 	}
 }
+
+// TestLargestBody: with the default geometry a 64 MiB body, the largest
+// the issue asks for, fits in one run and comes back intact.
+func TestLargestBody(t *testing.T) {
+	if testing.Short() {
+		t.Skip("writes 64 MiB")
+	}
+	d := mustCreate(t, Options{Dir: t.TempDir(), Structure: "APPL1", Member: "QM1", Owners: 4})
+	o := mustRegister(t, d)
+	defer o.Close()
+	b := body(64, 64<<20)
+	r := put(t, o, b)
+	got, err := d.Read(r, nil)
+	if err != nil || !bytes.Equal(got, b) {
+		t.Fatalf("read of 64 MiB: %v", err)
+	}
+	if v, err := d.View(r); err != nil || !bytes.Equal(v, b) {
+		t.Fatalf("view of 64 MiB: %v", err)
+	}
+	if err := o.Free(r); err != nil {
+		t.Fatal(err)
+	}
+	checkClean(t, d, nil)
+}
