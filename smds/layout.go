@@ -406,7 +406,14 @@ func (t Tag) String() string { return fmt.Sprintf("smds-owner(%d#%d)", t.Slot(),
 // Block state words (8 bytes per block, from mapLayout.words; block b's
 // at words + 8*b): gen(24) << 40 | kind(8) << 32 | value(32). gen changes
 // when a block that held a run is freed, so a stale reference (head, gen)
-// fails validation. Kinds:
+// fails validation. Written only by CAS from the exact value the writer
+// read (sequentially consistent): by allocators (free -> alloc, alloc ->
+// tail or head, alloc -> free when another allocator won a block of the
+// run), by any freer (head -> freeing, tail -> free, freeing -> free), by
+// the repairer of a dead owner (the same transitions for words naming the
+// dead owner or its descriptor's run); loaded by allocators' scans,
+// freers, readers explaining a mismatch (ErrStale) and the checker. A
+// word past the extents in use is never written. Kinds:
 const (
 	bkFree    = 0 // value 0: free
 	bkAlloc   = 1 // value: Tag of the allocator claiming it (claimed, not yet a run)
