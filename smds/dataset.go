@@ -1,0 +1,546 @@
+package smds
+
+import (
+	"crypto/rand"
+	"encoding/binary"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"runtime"
+	"runtime/debug"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	mmap "github.com/edsrzf/mmap-go"
+	"golang.org/x/sys/unix"
+
+	"github.com/qmgr/qmgr/crashpoint"
+	"github.com/qmgr/qmgr/internal/ownedfs"
+	"github.com/qmgr/qmgr/procid"
+	"github.com/qmgr/qmgr/shm"
+)
+
+// Options name a data set and, for Create, shape it.
+type Options struct {
+	Dir       string // directory of the data set file (required)
+	MapDir    string // directory of the space map file; default Dir (a member passes its CF directory: the map lives and dies with the CF)
+	Structure string // CF structure name (required)
+	Member    string // owning member name (required)
+	Number    uint16 // the data set's number, put in every Ref (the owning member's number in the structure)
+	Epoch     uint64 // the CF structure's epoch (creation time): a space map of another epoch is stale (ErrNeedRebuild); 0 accepts any
+	Cache     *Cache // read cache shared by the data sets of this process; nil: none
+
+	// Create and Rebuild only; zero takes the default.
+	BlockSize    int // bytes per block: DefaultBlockSize
+	ExtentBlocks int // blocks per extent: DefaultExtentBlocks
+	MaxExtents   int // most extents: DefaultMaxExtents
+	Owners       int // owner slots of the space map: DefaultOwners
+}
+
+func (o Options) paths() (ds, sm string, err error) {
+	if o.Dir == "" || !validName(o.Structure) || !validName(o.Member) {
+		return "", "", fmt.Errorf("%w: directory %q, structure %q, member %q", ErrParams, o.Dir, o.Structure, o.Member)
+	}
+	md := o.MapDir
+	if md == "" {
+		md = o.Dir
+	}
+	base := o.Structure + "." + o.Member
+	return filepath.Join(o.Dir, base+".smds"), filepath.Join(md, base+".smap"), nil
+}
+
+// DataSet is one open shared message data set and its space map. Reads
+// (Read, View) are safe for concurrent use; allocation and freeing go
+// through an Owner (Register).
+type DataSet struct {
+	path, mapPath string
+	g             Geometry
+	p             mapParams
+	l             mapLayout
+	num           uint16
+	f             *os.File // the data set, O_RDWR
+	mf            *os.File
+	mm            mmap.MMap
+	mem           shm.Mem
+	cache         *Cache
+	self          procid.ID
+
+	pads sync.Pool // *[]byte of BlockSize: what reads put the padding between a body and its run header in
+
+	mu     sync.Mutex
+	ext    []mmap.MMap // read-only mappings of extents, made on first View
+	closed atomic.Bool
+}
+
+var cpGrowAllocated = crashpoint.New("smds.grow.allocated")
+
+// Create makes a new data set of one extent and its space map. It fails
+// with ErrExist when the data set file exists.
+func Create(o Options) (*DataSet, error) {
+	dsPath, smPath, err := o.paths()
+	if err != nil {
+		return nil, err
+	}
+	g := Geometry{BlockSize: o.BlockSize, ExtentBlocks: o.ExtentBlocks, MaxExtents: o.MaxExtents,
+		Created: time.Now().UnixNano(), Structure: o.Structure, Member: o.Member}
+	if g.BlockSize == 0 {
+		g.BlockSize = DefaultBlockSize
+	}
+	if g.ExtentBlocks == 0 {
+		g.ExtentBlocks = DefaultExtentBlocks
+	}
+	if g.MaxExtents == 0 {
+		g.MaxExtents = DefaultMaxExtents
+	}
+	if err := g.validate(); err != nil {
+		return nil, err
+	}
+	var idb [8]byte
+	for g.ID == 0 {
+		_, _ = rand.Read(idb[:])
+		g.ID = binary.LittleEndian.Uint64(idb[:])
+	}
+	if _, err := os.Lstat(dsPath); err == nil {
+		return nil, newErr("create", dsPath, -1, ErrExist, "remove it or open it")
+	}
+	for _, d := range []string{filepath.Dir(dsPath), filepath.Dir(smPath)} {
+		if err := ownedfs.MkdirAll(d); err != nil {
+			return nil, osErr("create", d, err)
+		}
+	}
+	tmp, f, err := tempFile(dsPath)
+	if err != nil {
+		return nil, err
+	}
+	fail := func(e error) (*DataSet, error) { f.Close(); os.Remove(tmp); return nil, e }
+	if _, err := f.WriteAt(encodeDSHeader(g), 0); err != nil {
+		return fail(osErr("create", tmp, err))
+	}
+	if err := allocate(f, dsHeaderSize+g.extentBytes()); err != nil {
+		return fail(wrapErr("create", dsPath, -1, ErrNoSpace, err))
+	}
+	if err := f.Sync(); err != nil {
+		return fail(osErr("create", tmp, err))
+	}
+	if err := os.Link(tmp, dsPath); err != nil {
+		if errors.Is(err, fs.ErrExist) {
+			return fail(newErr("create", dsPath, -1, ErrExist, "created concurrently"))
+		}
+		return fail(osErr("create", dsPath, err))
+	}
+	os.Remove(tmp)
+	f.Close()
+	syncDir(filepath.Dir(dsPath))
+	p := mapParams{Geometry: g, Owners: o.Owners, Epoch: o.Epoch}
+	if p.Owners == 0 {
+		p.Owners = DefaultOwners
+	}
+	if p.Owners > maxOwners {
+		return nil, fmt.Errorf("%w: %d owner slots", ErrParams, p.Owners)
+	}
+	if err := writeMap(smPath, p, 1, uint64(time.Now().UnixNano()), nil); err != nil {
+		return nil, err
+	}
+	return Open(o)
+}
+
+// Open opens an existing data set and its space map. A missing space map,
+// or one of another epoch or data set, fails with ErrNeedRebuild: the
+// caller rebuilds it from the CF's references (Rebuild).
+func Open(o Options) (*DataSet, error) {
+	dsPath, smPath, err := o.paths()
+	if err != nil {
+		return nil, err
+	}
+	d, err := openDataSet(dsPath, o)
+	if err != nil {
+		return nil, err
+	}
+	if err := d.attachMap(smPath, o.Epoch); err != nil {
+		d.f.Close()
+		return nil, err
+	}
+	if err := d.checkSize("open"); err != nil {
+		d.Close()
+		return nil, err
+	}
+	return d, nil
+}
+
+func openDataSet(dsPath string, o Options) (*DataSet, error) {
+	f, err := ownedfs.Open(dsPath, os.O_RDWR)
+	if err != nil {
+		return nil, osErr("open", dsPath, err)
+	}
+	hdr := make([]byte, dsHeaderSize)
+	n, _ := f.ReadAt(hdr, 0)
+	g, err := decodeDSHeader(hdr[:n])
+	if err != nil {
+		f.Close()
+		return nil, &Error{Op: "open", Path: dsPath, Offset: 0, Err: sentinelOf(err), Msg: err.Error()}
+	}
+	if g.Structure != o.Structure || g.Member != o.Member {
+		f.Close()
+		return nil, newErr("open", dsPath, 0, ErrCorrupt, "header names structure %s member %s", g.Structure, g.Member)
+	}
+	d := &DataSet{path: dsPath, g: g, num: o.Number, f: f, cache: o.Cache, self: procid.Self()}
+	d.pads.New = func() any { b := make([]byte, g.BlockSize); return &b }
+	return d, nil
+}
+
+// sentinelOf is the sentinel of this package an error of a decoder wraps.
+func sentinelOf(err error) error {
+	for _, s := range []error{ErrTruncated, ErrBadMagic, ErrVersion, ErrCorrupt, ErrDamaged} {
+		if errors.Is(err, s) {
+			return s
+		}
+	}
+	return ErrCorrupt
+}
+
+func (d *DataSet) attachMap(smPath string, epoch uint64) error {
+	mf, err := ownedfs.Open(smPath, os.O_RDWR)
+	if err != nil {
+		if errors.Is(err, fs.ErrNotExist) {
+			return wrapErr("open", smPath, -1, ErrNeedRebuild, err)
+		}
+		return osErr("open", smPath, err)
+	}
+	hdr := make([]byte, mhChecksum+8)
+	n, _ := mf.ReadAt(hdr, 0)
+	p, err := decodeMapHeader(hdr[:n])
+	if err != nil {
+		mf.Close()
+		return &Error{Op: "open", Path: smPath, Offset: 0, Err: ErrNeedRebuild, Msg: err.Error(), cause: err}
+	}
+	g := d.g
+	if p.ID != g.ID || p.BlockSize != g.BlockSize || p.ExtentBlocks != g.ExtentBlocks || p.MaxExtents != g.MaxExtents {
+		mf.Close()
+		return newErr("open", smPath, 0, ErrNeedRebuild, "space map of data set %x (%d-byte blocks), data set %x is %x (%d-byte blocks)",
+			p.ID, p.BlockSize, d.path, g.ID, g.BlockSize)
+	}
+	if epoch != 0 && p.Epoch != epoch {
+		mf.Close()
+		return newErr("open", smPath, 0, ErrNeedRebuild, "space map of epoch %d, the structure's is %d", p.Epoch, epoch)
+	}
+	l := computeMapLayout(p)
+	st, err := mf.Stat()
+	if err != nil {
+		mf.Close()
+		return osErr("open", smPath, err)
+	}
+	if uint64(st.Size()) < l.size {
+		mf.Close()
+		return newErr("open", smPath, -1, ErrNeedRebuild, "space map is %d bytes, its header needs %d", st.Size(), l.size)
+	}
+	mm, err := mmap.MapRegion(mf, int(l.size), mmap.RDWR, 0, 0)
+	if err != nil {
+		mf.Close()
+		return wrapErr("open", smPath, -1, ErrFault, err)
+	}
+	p.Structure, p.Member = g.Structure, g.Member
+	d.mapPath, d.p, d.l, d.mf, d.mm, d.mem = smPath, p, l, mf, mm, shm.MemOf(mm)
+	return nil
+}
+
+// checkSize fails with ErrTruncated when the data set file is shorter
+// than the extents the space map says are in use.
+func (d *DataSet) checkSize(op string) error {
+	st, err := d.f.Stat()
+	if err != nil {
+		return osErr(op, d.path, err)
+	}
+	want := dsHeaderSize + int64(d.extents())*d.g.extentBytes()
+	if st.Size() < want {
+		return newErr(op, d.path, st.Size(), ErrTruncated, "file is %d bytes, its %d extents need %d", st.Size(), d.extents(), want)
+	}
+	return nil
+}
+
+// Close unmaps and closes the data set. Its Owners must be closed first.
+func (d *DataSet) Close() error {
+	if d.closed.Swap(true) {
+		return nil
+	}
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	var err error
+	for _, m := range d.ext {
+		if m != nil {
+			m.Unmap()
+		}
+	}
+	if d.mm != nil {
+		err = d.mm.Unmap()
+	}
+	if d.mf != nil {
+		d.mf.Close()
+	}
+	if cerr := d.f.Close(); err == nil {
+		err = cerr
+	}
+	return err
+}
+
+// Path is the data set file; MapPath the space map file.
+func (d *DataSet) Path() string    { return d.path }
+func (d *DataSet) MapPath() string { return d.mapPath }
+
+// Geometry is the data set's identity and shape.
+func (d *DataSet) Geometry() Geometry { return d.g }
+
+// MaxBody is the longest body the data set can hold.
+func (d *DataSet) MaxBody() int { return d.g.maxBody() }
+
+// Number is the data set number put in references.
+func (d *DataSet) Number() uint16 { return d.num }
+
+func (d *DataSet) u64(off uint64) *uint64     { return d.mem.U64(off) }
+func (d *DataSet) load(off uint64) uint64     { return atomic.LoadUint64(d.u64(off)) }
+func (d *DataSet) store(off uint64, v uint64) { atomic.StoreUint64(d.u64(off), v) }
+func (d *DataSet) cas(off uint64, old, new uint64) bool {
+	return atomic.CompareAndSwapUint64(d.u64(off), old, new)
+}
+func (d *DataSet) wordOff(b uint32) uint64 { return d.l.words + uint64(b)*8 }
+func (d *DataSet) word(b uint32) uint64    { return d.load(d.wordOff(b)) }
+func (d *DataSet) ownerOff(slot int) uint64 {
+	return d.l.owners + uint64(slot)*ownerSize
+}
+
+// extents is the number of extents in use, bounded by the geometry (a
+// damaged word never makes a walk leave the map).
+func (d *DataSet) extents() int {
+	return int(min(d.load(mhExtents), uint64(d.g.MaxExtents)))
+}
+
+// grow adds an extent after ext (the count the caller saw): the file is
+// extended first, then the count moves by CAS, so a reader never sees an
+// extent the file does not hold. Several allocators may grow at once; one
+// CAS wins and the others see the new count.
+func (d *DataSet) grow(ext int) error {
+	if ext >= d.g.MaxExtents {
+		return newErr("allocate", d.path, -1, ErrFull, "%d extents of %d bytes in use, the most it may have", ext, d.g.extentBytes())
+	}
+	if err := allocate(d.f, dsHeaderSize+int64(ext+1)*d.g.extentBytes()); err != nil {
+		return wrapErr("grow", d.path, dsHeaderSize+int64(ext)*d.g.extentBytes(), ErrNoSpace, err)
+	}
+	cpGrowAllocated.Hit()
+	d.cas(mhExtents, uint64(ext), uint64(ext+1))
+	return nil
+}
+
+// allocate makes f at least size bytes long with its blocks allocated
+// (fallocate, so a full disk fails here and not at a later write).
+func allocate(f *os.File, size int64) error {
+	err := unix.Fallocate(int(f.Fd()), 0, 0, size)
+	if errors.Is(err, unix.EOPNOTSUPP) {
+		st, serr := f.Stat()
+		if serr != nil {
+			return serr
+		}
+		if st.Size() < size {
+			return f.Truncate(size)
+		}
+		return nil
+	}
+	return err
+}
+
+// tempFile creates a temporary file beside path (mode ownedfs.FileMode).
+func tempFile(path string) (string, *os.File, error) {
+	var rnd [6]byte
+	_, _ = rand.Read(rnd[:])
+	tmp := filepath.Join(filepath.Dir(path), fmt.Sprintf(".%s.%d.%s.tmp", filepath.Base(path), os.Getpid(), hex.EncodeToString(rnd[:])))
+	f, err := ownedfs.Create(tmp, os.O_RDWR)
+	if err != nil {
+		return "", nil, osErr("create", tmp, err)
+	}
+	return tmp, f, nil
+}
+
+func syncDir(dir string) {
+	if d, err := os.Open(dir); err == nil {
+		d.Sync()
+		d.Close()
+	}
+}
+
+// writeMap builds a complete space map for p with ext extents in use,
+// the allocation sequence starting at seq and the runs of refs (already
+// checked: in range, disjoint) marked used, under a temporary name, then
+// renames it over path in one step.
+func writeMap(path string, p mapParams, ext int, seq uint64, refs []Ref) error {
+	l := computeMapLayout(p)
+	tmp, f, err := tempFile(path)
+	if err != nil {
+		return err
+	}
+	fail := func(e error) error { f.Close(); os.Remove(tmp); return e }
+	if err := f.Truncate(int64(l.size)); err != nil {
+		return fail(osErr("create", tmp, err))
+	}
+	m, err := mmap.MapRegion(f, int(l.size), mmap.RDWR, 0, 0)
+	if err != nil {
+		return fail(wrapErr("create", path, -1, ErrNoSpace, err))
+	}
+	mem := shm.MemOf(m)
+	err = guard(func() error {
+		copy(m, encodeMapHeader(p))
+		atomic.StoreUint64(mem.U64(mhExtents), uint64(ext))
+		atomic.StoreUint64(mem.U64(mhSeq), seq)
+		for _, r := range refs {
+			n := p.blocksFor(int(r.Len))
+			for i := 1; i < n; i++ {
+				atomic.StoreUint64(mem.U64(l.words+uint64(r.Head+uint32(i))*8), mkWord(0, bkTail, r.Head))
+			}
+			atomic.StoreUint64(mem.U64(l.words+uint64(r.Head)*8), mkWord(r.Gen, bkHead, uint32(n)))
+		}
+		return nil
+	})
+	m.Unmap()
+	if err != nil {
+		return fail(wrapErr("create", path, -1, ErrNoSpace, err))
+	}
+	if err := os.Rename(tmp, path); err != nil {
+		return fail(osErr("create", path, err))
+	}
+	f.Close()
+	return nil
+}
+
+// RebuildResult says what Rebuild did with each reference it was given.
+type RebuildResult struct {
+	Kept     int           // references whose runs the new map holds used
+	Rejected map[int]error // by index in refs: the reference's run is damaged, missing (a truncated data set), out of range or used by an earlier reference
+}
+
+// Rebuild builds a new space map for the existing data set from refs, the
+// references every CF entry of the data set holds (after a CF structure
+// was recovered, or when the map is missing or stale), and opens the data
+// set with it. Each reference's run header is read back and checked; a
+// reference whose run is damaged, lost with the end of a truncated file,
+// or overlaps an earlier one is rejected (its message is reported lost)
+// and its space is not held. Everything else is free.
+//
+// Rebuild must run alone: no process may allocate or free in the data set
+// until it returns (the structure is being recovered, or its member has
+// not started using it). Processes that still map the old space map must
+// reopen the data set.
+func Rebuild(o Options, refs []Ref) (*DataSet, RebuildResult, error) {
+	res := RebuildResult{Rejected: map[int]error{}}
+	dsPath, smPath, err := o.paths()
+	if err != nil {
+		return nil, res, err
+	}
+	d, err := openDataSet(dsPath, o)
+	if err != nil {
+		return nil, res, err
+	}
+	defer d.f.Close()
+	g := d.g
+	st, err := d.f.Stat()
+	if err != nil {
+		return nil, res, osErr("rebuild", dsPath, err)
+	}
+	ext := int(max(0, st.Size()-dsHeaderSize) / g.extentBytes())
+	ext = min(max(ext, 1), g.MaxExtents)
+	if st.Size() < dsHeaderSize+g.extentBytes() {
+		if err := allocate(d.f, dsHeaderSize+g.extentBytes()); err != nil {
+			return nil, res, wrapErr("rebuild", dsPath, -1, ErrNoSpace, err)
+		}
+	}
+	used := map[uint32]int{} // block -> index of the reference holding it
+	var kept []Ref
+	seq := uint64(time.Now().UnixNano())
+	var hdr [runHdrSize]byte
+	for i, r := range refs {
+		n := g.blocksFor(int(r.Len))
+		e := int(r.Head) / g.ExtentBlocks
+		if r.Gen > genMask || e >= ext || int(r.Head)%g.ExtentBlocks+n > g.ExtentBlocks {
+			res.Rejected[i] = newErr("rebuild", dsPath, g.blockOff(r.Head), ErrCorrupt, "reference %v outside the data set's %d extents", r, ext)
+			continue
+		}
+		clash := -1
+		for b := r.Head; b < r.Head+uint32(n); b++ {
+			if j, ok := used[b]; ok {
+				clash = j
+				break
+			}
+		}
+		if clash >= 0 {
+			res.Rejected[i] = newErr("rebuild", dsPath, g.blockOff(r.Head), ErrCorrupt, "reference %v overlaps reference %v", r, refs[clash])
+			continue
+		}
+		off := g.trailerOff(r.Head, int(r.Len))
+		if k, err := d.f.ReadAt(hdr[:], off); k < runHdrSize {
+			res.Rejected[i] = newErr("rebuild", dsPath, off, ErrTruncated, "run header unreadable: %v", err)
+			continue
+		}
+		if err := d.checkHeader(hdr[:], r, off, "rebuild"); err != nil {
+			res.Rejected[i] = err
+			continue
+		}
+		for b := r.Head; b < r.Head+uint32(n); b++ {
+			used[b] = i
+		}
+		kept = append(kept, r)
+		seq = max(seq, r.Seq+1)
+	}
+	p := mapParams{Geometry: g, Owners: o.Owners, Epoch: o.Epoch}
+	if p.Owners == 0 {
+		p.Owners = DefaultOwners
+	}
+	if err := writeMap(smPath, p, ext, seq, kept); err != nil {
+		return nil, res, err
+	}
+	res.Kept = len(kept)
+	nd, err := Open(o)
+	return nd, res, err
+}
+
+// checkHeader checks the run header read at off against the reference.
+func (d *DataSet) checkHeader(b []byte, r Ref, off int64, op string) error {
+	h, err := decodeRunHeader(b)
+	if err != nil {
+		return &Error{Op: op, Path: d.path, Offset: off, Err: sentinelOf(err), Msg: fmt.Sprintf("%v (reference %v)", err, r)}
+	}
+	if h.DataSet != d.g.ID {
+		return newErr(op, d.path, off, ErrDamaged, "run header of data set %x, this is %x (reference %v)", h.DataSet, d.g.ID, r)
+	}
+	if h.Head != r.Head || h.Gen != r.Gen || h.Seq != r.Seq || h.Len != uint64(r.Len) || h.Sum != r.Sum {
+		return newErr(op, d.path, off, ErrStale, "the run holds block %d gen %d seq %d len %d now, the reference is %v", h.Head, h.Gen, h.Seq, h.Len, r)
+	}
+	return nil
+}
+
+// guard runs f with memory faults on the mappings (a space map or data
+// set truncated under them) turned into ErrFault.
+func guard(f func() error) (err error) {
+	old := debug.SetPanicOnFault(true)
+	defer func() {
+		debug.SetPanicOnFault(old)
+		if r := recover(); r != nil {
+			re, ok := r.(runtime.Error)
+			a, okAddr := r.(interface{ Addr() uintptr })
+			if !ok || !okAddr {
+				panic(r)
+			}
+			err = fmt.Errorf("%w at address %#x: %v (the file was truncated or removed while mapped)", ErrFault, a.Addr(), re)
+		}
+	}()
+	return f()
+}
+
+func osErr(op, path string, err error) error {
+	switch {
+	case errors.Is(err, fs.ErrNotExist):
+		return wrapErr(op, path, -1, ErrNotFound, err)
+	case errors.Is(err, unix.ENOSPC):
+		return wrapErr(op, path, -1, ErrNoSpace, err)
+	}
+	return wrapErr(op, path, -1, ErrIO, err)
+}
