@@ -81,6 +81,11 @@
 // ErrTakenOver: its step is backed out and it writes nothing more. Every
 // taker changes the record before anything else (attempts, or status),
 // so the run that lost its lock is fenced from the taker's first commit.
+// The commit that creates the state has no fence of its own: nothing of a
+// run goes out before its first step, and a run whose lock was lost
+// before its create committed finds, at that step, its record beside
+// another run's that is further on, and is fenced
+// (TestCreateAfterTheLockWasLost).
 // (The lead's design let only the lock holder write, which a lock lost
 // behind the holder's back does not ensure: two runs both sent final
 // replies.)

@@ -489,6 +489,7 @@ func (w *worker) handle(msg *mq.Message) error {
 		c.rec = &Record{Mode: mode, Status: StatusRunning, Attempts: 1, NextSeq: 1, RequestID: id, Lock: lock, Created: now, Updated: now,
 			Manager: cfg.Name, ReplyToQ: msg.ReplyToQ, ReplyQMgr: msg.ReplyToQMgr}
 		c.attempt = 1
+		testHookBeforeCreate(id)
 		if err := c.create(); err != nil {
 			return err
 		}
@@ -584,6 +585,10 @@ func (w *worker) moveAside(msg *mq.Message, why Reason) error {
 // message's than the one whose token is lock (Record.Lock; zero in a
 // version 1 record: not known, taken for the same).
 func otherLock(r *Record, lock uint64) bool { return r.Lock != 0 && r.Lock != lock }
+
+// testHookBeforeCreate runs between a new request's read of its state
+// (none) and the commit that creates it (tests hold a run there).
+var testHookBeforeCreate = func(ID) {}
 
 // errClaimLost: a request whose state this run created finds that a
 // duplicate request message created it too (Ctx.claim); its state is
