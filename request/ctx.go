@@ -922,6 +922,7 @@ func (c *Ctx) finish() error {
 			return err
 		}
 	}
+	testHookBeforeFinishCommit(c.req.ID)
 	if err := c.w.l.c.Commit(); err != nil {
 		return fmt.Errorf("request: end %s: %w", c.req.ID, err)
 	}

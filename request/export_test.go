@@ -8,3 +8,11 @@ func SetTestHookBeforeCreate(f func(ID)) (restore func()) {
 	testHookBeforeCreate = f
 	return func() { testHookBeforeCreate = old }
 }
+
+// SetTestHookBeforeFinishCommit makes f run before the commit of the unit
+// of work that removes an ended request, until restore.
+func SetTestHookBeforeFinishCommit(f func(ID)) (restore func()) {
+	old := testHookBeforeFinishCommit
+	testHookBeforeFinishCommit = f
+	return func() { testHookBeforeFinishCommit = old }
+}

@@ -590,6 +590,10 @@ func otherLock(r *Record, lock uint64) bool { return r.Lock != 0 && r.Lock != lo
 // (none) and the commit that creates it (tests hold a run there).
 var testHookBeforeCreate = func(ID) {}
 
+// testHookBeforeFinishCommit runs in the unit of work that removes an
+// ended request (its message, records and markers got), before its commit.
+var testHookBeforeFinishCommit = func(ID) {}
+
 // errClaimLost: a request whose state this run created finds that a
 // duplicate request message created it too (Ctx.claim); its state is
 // withdrawn, it is backed out and taken again.

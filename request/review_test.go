@@ -619,3 +619,58 @@ func TestCreateAfterTheLockWasLost(t *testing.T) {
 		t.Errorf("final replies %q, want the taker's alone", f.finals)
 	}
 }
+
+// TestLateReplyWhileTheRequestIsRemoved: a late reply swept while the unit
+// of work that removes an ended request runs (its record and live marker
+// got, so invisible, and not committed yet) is moved saying how the
+// request ended (CANCELLED), not UNKNOWN_REQUEST: the request's tombstone
+// must be visible before its record and marker go.
+func TestLateReplyWhileTheRequestIsRemoved(t *testing.T) {
+	e := newEnv(t)
+	held, release := make(chan struct{}), make(chan struct{})
+	var first atomic.Bool
+	defer request.SetTestHookBeforeFinishCommit(func(request.ID) {
+		if first.CompareAndSwap(false, true) {
+			close(held)
+			<-release
+		}
+	})()
+	e.reviewManager("QM1", request.Config{
+		Name: "RMX", Workers: 1, CancelCheck: 20 * time.Millisecond, SweepInterval: 50 * time.Millisecond, ReconnectWait: 20 * time.Millisecond,
+		Program: func(ctx *request.Ctx, req *request.Request) error {
+			ctx.Step("waiting")
+			_, err := ctx.Call("NOANSWER", nil, request.CallOptions{Timeout: time.Minute})
+			return err
+		},
+	})
+	id := e.put(request.ModeRecoverable, "ok")
+	e.waitRecord(10*time.Second, "the request to wait for its call", func(r *request.Record) bool { return r.RequestID == id && r.Step == "waiting" })
+	if err := request.Cancel(e.c, "", id); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case <-held:
+	case <-time.After(20 * time.Second):
+		t.Fatal("the request was not removed")
+	}
+	rq, err := e.c.Open(request.DefaultReplyQueue, mq.OpenOptions{Output: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	late := request.CallID{Key: request.KeyOf(id), Attempt: 1, Seq: 1}.Bytes()
+	if err := rq.Put(&mq.Message{CorrelID: late, Body: []byte("late")}, mq.PutOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	rq.Close()
+	// Swept while the request's removal is held.
+	waitFor(t, 20*time.Second, "the late reply moved", func() bool { return len(e.facts(id).strays) > 0 })
+	close(release)
+	f := e.reviewWaitGone(id)
+	var reasons []string
+	for _, h := range f.strays {
+		reasons = append(reasons, h.Reason.String())
+	}
+	if fmt.Sprint(reasons) != "[CANCELLED]" {
+		t.Errorf("the late reply moved as %v, want [CANCELLED]", reasons)
+	}
+}
