@@ -161,8 +161,11 @@
 // (TestTakeoverWhileTheCreateIsInFlight, TestResumeFromTheMostAdvancedRecord).
 //
 // A request ends in two units of work: W marks the record ended (with the
-// manager's final reply, if any), then L removes the request message, the
-// record, the marker and any cancel together (leaving the tombstone).
+// manager's final reply, if any, and its tombstone, if it leaves one),
+// then L removes the request message, the record, the marker and any
+// cancel together. The tombstone is there before the record and marker
+// go: a sweep while L's unit of work runs (they are got, so invisible)
+// still finds how the request ended (TestLateReplyWhileTheRequestIsRemoved).
 //
 // A manager's session (its connections through one member) ends when one
 // of them breaks, or when a worker cannot open or take from the input
