@@ -92,6 +92,7 @@ func Start(cfg Config) (*Manager, error) {
 // threshold (which would move a request, a record, a reply or a cancel
 // away behind the manager's back: each is got again after a backout).
 func (m *Manager) checkQueues(c *mq.Conn) error {
+	biggest, umqMax := 0, 0 // MAXMSGL of the queues whose messages may be moved to the UMQ, and the UMQ's
 	for _, name := range []string{m.cfg.Input, m.cfg.StateQueue, m.cfg.ReplyQueue, m.cfg.CancelQueue, m.cfg.UnexpectedQueue, m.cfg.TombstoneQueue} {
 		q, err := c.Open(name, mq.OpenOptions{Browse: true})
 		if err != nil {
@@ -107,9 +108,22 @@ func (m *Manager) checkQueues(c *mq.Conn) error {
 		}
 		d := q.Def()
 		q.Close()
+		switch name {
+		case m.cfg.UnexpectedQueue:
+			umqMax = d.MaxMsgL
+		case m.cfg.TombstoneQueue:
+		default:
+			biggest = max(biggest, d.MaxMsgL)
+		}
 		if name != m.cfg.UnexpectedQueue && name != m.cfg.TombstoneQueue && d.BOThresh > 0 { // those two are never got again after a backout
 			return fmt.Errorf("request: queue %s has BOTHRESH(%d): a request manager's input, state, reply and cancel queues must have none (the manager decides what becomes of a request that failed, and takes again what a failure backed out)", name, d.BOThresh)
 		}
+	}
+	if umqMax < biggest+uhSize {
+		// A message of the largest size cannot be moved there behind its
+		// header: it would be moved again and again, and fail each time.
+		m.cfg.Log.Warn("the Unexpected Message Queue's MAXMSGL leaves no room for a header in front of the largest message of the other queues: such a message cannot be moved there",
+			"queue", m.cfg.UnexpectedQueue, "maxmsgl", umqMax, "want_at_least", biggest+uhSize)
 	}
 	return nil
 }
