@@ -116,13 +116,18 @@ func TestBrowseWait(t *testing.T) {
 	old := maxFutexSleep
 	maxFutexSleep = time.Hour
 	defer func() { maxFutexSleep = old }()
+	// An owner serves one goroutine at a time: each helper goroutine is
+	// joined before o1 is used again.
+	joined := make(chan struct{})
 	go func() {
+		defer close(joined)
 		time.Sleep(100 * time.Millisecond)
 		put(t, o1, q, "P", 5, false)
 	}()
 	if b, d, err := wait(BrowseOptions{Wait: 10 * time.Second, StopAtUncommitted: true}); err != nil || b != "P" || d > 5*time.Second {
 		t.Fatalf("put: %q %v after %v", b, err, d)
 	}
+	<-joined
 	// Stopped at an uncommitted put: woken by its commit.
 	put(t, o1, q, "U", 5, true)
 	go func() {
