@@ -1,0 +1,284 @@
+package unit_test
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"sort"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/cespare/xxhash/v2"
+
+	"github.com/qmgr/qmgr/group"
+	"github.com/qmgr/qmgr/internal/mqconn"
+	"github.com/qmgr/qmgr/mq"
+	"github.com/qmgr/qmgr/qm"
+	"github.com/qmgr/qmgr/unit"
+	"github.com/qmgr/qmgr/unit/logrec"
+	"github.com/qmgr/qmgr/unit/role"
+)
+
+// ledger is a small stateful handler: transfers between accounts, each
+// stamped with the time, a random id and a chosen byte, one confirmation
+// per transfer.
+type ledger struct {
+	Balances map[string]int64
+	Applied  int
+	Stamps   uint64 // folds every time, random id and choice: replicas agree only if they replayed them
+}
+
+func newLedger() *ledger { return &ledger{Balances: map[string]int64{}} }
+
+func (l *ledger) Handle(ctx *unit.Ctx, in *unit.Input) error {
+	var id, amount int64
+	var from, to string
+	if _, err := fmt.Sscanf(string(in.Body), "%d %s %s %d", &id, &from, &to, &amount); err != nil {
+		return err
+	}
+	now := ctx.Now()
+	rid := ctx.Rand().Uint64()
+	pick := ctx.Choose(func() []byte { return []byte{byte(time.Now().UnixNano())} })
+	ok := l.balance(from) >= amount
+	if ok {
+		l.Balances[from] -= amount
+		l.Balances[to] = l.balance(to) + amount
+	}
+	l.Applied++
+	l.Stamps = l.Stamps*31 + uint64(now.UnixNano()) ^ rid + uint64(pick[0])
+	ctx.Send("CONFIRM", &mq.Message{Body: fmt.Appendf(nil, "%d %d %d %d %v %d", id, ctx.LSN(), now.UnixNano(), rid, ok, pick[0])})
+	return nil
+}
+
+func (l *ledger) balance(a string) int64 {
+	if b, ok := l.Balances[a]; ok {
+		return b
+	}
+	return 1000
+}
+
+func (l *ledger) Snapshot(w io.Writer) error { return json.NewEncoder(w).Encode(l) }
+func (l *ledger) Restore(r io.Reader) error  { return json.NewDecoder(r).Decode(l) }
+
+func (l *ledger) digest() string {
+	var b bytes.Buffer
+	l.Snapshot(&b)
+	return b.String()
+}
+
+func startMember(t *testing.T, mqsc ...string) group.Config {
+	t.Helper()
+	dir := t.TempDir()
+	cfg := qm.Config{Group: group.Config{Name: "T", DataDir: dir + "/data", CFDir: dir + "/cf", AppSize: 32 << 20, AdminSize: 8 << 20},
+		Name: "QM1", HeartbeatInterval: 20 * time.Millisecond, HeartbeatTimeout: time.Second,
+		Logger: slog.New(slog.NewTextHandler(io.Discard, nil))}
+	m, err := qm.Start(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	go m.Run(ctx)
+	t.Cleanup(func() { cancel(); m.Stop() })
+	for _, c := range mqsc {
+		if r := m.Exec(c); !r.OK {
+			t.Fatalf("%s: %s", c, r.Error)
+		}
+	}
+	return cfg.Group
+}
+
+// roleOf reads the unit's role record (status slot 0 of APPL1: the first
+// service's STATUSBASE).
+func roleOf(t *testing.T, c *mq.Conn) *role.Role {
+	t.Helper()
+	_, s, err := mqconn.Of(c).OwnerIn("APPL1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	buf := make([]byte, s.StatusSize())
+	if _, err := s.ReadStatus(0, buf); err != nil {
+		t.Fatal(err)
+	}
+	r, err := role.Decode(buf)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return r
+}
+
+func waitFor(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	for t0 := time.Now(); !cond(); time.Sleep(5 * time.Millisecond) {
+		if time.Since(t0) > 15*time.Second {
+			t.Fatalf("timed out waiting for %s", what)
+		}
+	}
+}
+
+// TestLatePrimaryAndSender: a unit of two replicas in this process, the
+// primary (position 0) and a secondary that takes the sender role, fed
+// 1500 transfers: every transfer is confirmed exactly once, the
+// confirmations' sequence numbers run 1..n in order, both replicas end in
+// the same state, and that state is what a reference ledger reaches
+// applying the transfers in LSN order with the primary's logged choices
+// (as the confirmations carry them).
+func TestLatePrimaryAndSender(t *testing.T) {
+	const n = 1500
+	g := startMember(t, "DEFINE QLOCAL(IN) MAXDEPTH(100000)", "DEFINE QLOCAL(CONFIRM) MAXDEPTH(100000)",
+		"DEFINE SERVICE(LEDGER) STARTCMD('/bin/true') INPUT(IN) REPLICAS(2)")
+	opts := mq.ConnectOptions{Group: g.Name, QMgr: "QM1", DataDir: g.DataDir, CFDir: g.CFDir}
+	watch, err := mq.Connect(opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer watch.Disconnect()
+
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	handlers := []*ledger{newLedger(), newLedger()}
+	errs := make([]error, 2)
+	var wg sync.WaitGroup
+	run := func(pos int) {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			errs[pos] = unit.RunWith(ctx, unit.ReplicaConfig{Connect: opts, Service: "LEDGER", Position: pos, BatchSize: 16, Poll: 20 * time.Millisecond}, handlers[pos])
+			if errs[pos] != nil {
+				cancel()
+			}
+		}()
+	}
+	run(0)
+	waitFor(t, "the primary", func() bool { return roleOf(t, watch).Primary == 0 || ctx.Err() != nil })
+	run(1)
+	waitFor(t, "the secondary to take the sender role", func() bool { return roleOf(t, watch).Sender == 1 || ctx.Err() != nil })
+	if ctx.Err() != nil {
+		wg.Wait()
+		t.Fatalf("a replica stopped: %v", errors.Join(errs...))
+	}
+
+	prod, err := mq.Connect(opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer prod.Disconnect()
+	in, err := prod.Open("IN", mq.OpenOptions{Output: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	accounts := []string{"a", "b", "c", "d"}
+	transfers := map[int64]string{}
+	for i := 0; i < n; i++ {
+		body := fmt.Sprintf("%d %s %s %d", i, accounts[i%4], accounts[(i/4+1+i)%4], 1+i*7%300)
+		transfers[int64(i)] = body
+		if err := in.Put(&mq.Message{Body: []byte(body)}, mq.PutOptions{Syncpoint: true}); err != nil {
+			t.Fatal(err)
+		}
+		if i%50 == 49 {
+			if err := prod.Commit(); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	if err := prod.Commit(); err != nil {
+		t.Fatal(err)
+	}
+
+	cons, err := mq.Connect(opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cons.Disconnect()
+	confirm, err := cons.Open("CONFIRM", mq.OpenOptions{Input: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	type conf struct {
+		id, lsn, at int64
+		rid         uint64
+		ok          bool
+		pick        int
+	}
+	var got []conf
+	seen := map[int64]bool{}
+	source := xxhash.Sum64String("LEDGER")
+	deadline := time.Now().Add(30 * time.Second)
+	for len(got) < n+1 && time.Now().Before(deadline) {
+		wait := time.Until(deadline)
+		if len(got) == n {
+			wait = 300 * time.Millisecond // nothing more may come
+		}
+		m, err := confirm.Get(mq.GetOptions{Wait: wait})
+		if errors.Is(err, mq.ErrNoMessage) {
+			break
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		id, err := logrec.ParseOutputID(m.MsgID)
+		if err != nil {
+			t.Fatalf("confirmation %d: MsgID: %v", len(got), err)
+		}
+		if id.Source != source || id.Gen != 1 || id.Seq != uint64(len(got)+1) {
+			t.Fatalf("confirmation %d: output id %+v, want source %x generation 1 sequence %d", len(got), id, source, len(got)+1)
+		}
+		var c conf
+		f := strings.Fields(string(m.Body))
+		c.id, _ = strconv.ParseInt(f[0], 10, 64)
+		c.lsn, _ = strconv.ParseInt(f[1], 10, 64)
+		c.at, _ = strconv.ParseInt(f[2], 10, 64)
+		c.rid, _ = strconv.ParseUint(f[3], 10, 64)
+		c.ok = f[4] == "true"
+		c.pick, _ = strconv.Atoi(f[5])
+		if seen[c.id] {
+			t.Fatalf("transfer %d confirmed twice", c.id)
+		}
+		seen[c.id] = true
+		got = append(got, c)
+	}
+	if len(got) != n {
+		t.Fatalf("%d confirmations of %d transfers (replica errors: %v)", len(got), n, errors.Join(errs...))
+	}
+	if r := roleOf(t, watch); r.Primary != 0 || r.Sender != 1 {
+		t.Fatalf("roles: primary %d sender %d", r.Primary, r.Sender)
+	}
+	// Let the primary see the last LSN_out, then stop both.
+	time.Sleep(100 * time.Millisecond)
+	cancel()
+	wg.Wait()
+	if err := errors.Join(errs...); err != nil {
+		t.Fatal(err)
+	}
+
+	// The reference: the transfers in LSN order, with the logged choices.
+	sort.Slice(got, func(i, j int) bool { return got[i].lsn < got[j].lsn })
+	ref := newLedger()
+	for i, c := range got {
+		if c.lsn != int64(i+1) {
+			t.Fatalf("LSNs not 1..%d: %d at %d", n, c.lsn, i)
+		}
+		var id, amount int64
+		var from, to string
+		fmt.Sscanf(transfers[c.id], "%d %s %s %d", &id, &from, &to, &amount)
+		ok := ref.balance(from) >= amount
+		if ok != c.ok {
+			t.Fatalf("transfer %d: confirmed ok=%v, the reference says %v", c.id, c.ok, ok)
+		}
+		if ok {
+			ref.Balances[from] -= amount
+			ref.Balances[to] = ref.balance(to) + amount
+		}
+		ref.Applied++
+		ref.Stamps = ref.Stamps*31 + uint64(c.at) ^ c.rid + uint64(c.pick)
+	}
+	if a, b := handlers[0].digest(), handlers[1].digest(); a != b || a != ref.digest() {
+		t.Fatalf("states differ:\nprimary   %s\nsecondary %s\nreference %s", a, b, ref.digest())
+	}
+}
