@@ -129,10 +129,15 @@ func waitFor(t *testing.T, what string, cond func() bool) {
 // the same state, and that state is what a reference ledger reaches
 // applying the transfers in LSN order with the primary's logged choices
 // (as the confirmations carry them).
-func TestLatePrimaryAndSender(t *testing.T) {
-	const n = 1500
+func TestLatePrimaryAndSender(t *testing.T) { runLedger(t, 2, 1500) }
+
+// TestLatePrimaryAlone: REPLICAS(1): the primary is the sender, its log
+// is trimmed as it goes, and every output goes out once.
+func TestLatePrimaryAlone(t *testing.T) { runLedger(t, 1, 500) }
+
+func runLedger(t *testing.T, replicas, n int) {
 	g := startMember(t, "DEFINE QLOCAL(IN) MAXDEPTH(100000)", "DEFINE QLOCAL(CONFIRM) MAXDEPTH(100000)",
-		"DEFINE SERVICE(LEDGER) STARTCMD('/bin/true') INPUT(IN) REPLICAS(2)")
+		fmt.Sprintf("DEFINE SERVICE(LEDGER) STARTCMD('/bin/true') INPUT(IN) REPLICAS(%d)", replicas))
 	opts := mq.ConnectOptions{Group: g.Name, QMgr: "QM1", DataDir: g.DataDir, CFDir: g.CFDir}
 	watch, err := mq.Connect(opts)
 	if err != nil {
@@ -157,8 +162,12 @@ func TestLatePrimaryAndSender(t *testing.T) {
 	}
 	run(0)
 	waitFor(t, "the primary", func() bool { return roleOf(t, watch).Primary == 0 || ctx.Err() != nil })
-	run(1)
-	waitFor(t, "the secondary to take the sender role", func() bool { return roleOf(t, watch).Sender == 1 || ctx.Err() != nil })
+	sender := uint8(0)
+	if replicas > 1 {
+		run(1)
+		sender = 1
+		waitFor(t, "the secondary to take the sender role", func() bool { return roleOf(t, watch).Sender == 1 || ctx.Err() != nil })
+	}
 	if ctx.Err() != nil {
 		wg.Wait()
 		t.Fatalf("a replica stopped: %v", errors.Join(errs...))
@@ -246,7 +255,7 @@ func TestLatePrimaryAndSender(t *testing.T) {
 	if len(got) != n {
 		t.Fatalf("%d confirmations of %d transfers (replica errors: %v)", len(got), n, errors.Join(errs...))
 	}
-	if r := roleOf(t, watch); r.Primary != 0 || r.Sender != 1 {
+	if r := roleOf(t, watch); r.Primary != 0 || r.Sender != sender {
 		t.Fatalf("roles: primary %d sender %d", r.Primary, r.Sender)
 	}
 	// Let the primary see the last LSN_out, then stop both.
@@ -278,7 +287,83 @@ func TestLatePrimaryAndSender(t *testing.T) {
 		ref.Applied++
 		ref.Stamps = ref.Stamps*31 + uint64(c.at) ^ c.rid + uint64(c.pick)
 	}
-	if a, b := handlers[0].digest(), handlers[1].digest(); a != b || a != ref.digest() {
-		t.Fatalf("states differ:\nprimary   %s\nsecondary %s\nreference %s", a, b, ref.digest())
+	for k := 0; k < replicas; k++ {
+		if d := handlers[k].digest(); d != ref.digest() {
+			t.Fatalf("replica %d's state differs from the reference:\nreplica   %s\nreference %s", k, d, ref.digest())
+		}
+	}
+	// The log holds at most what the secondary had not applied when the
+	// primary last trimmed.
+	if replicas == 1 {
+		if d := logDepth(t, watch); d > 1 {
+			t.Fatalf("the log of a unit without secondaries holds %d messages", d)
+		}
+	}
+}
+
+func logDepth(t *testing.T, c *mq.Conn) int64 {
+	t.Helper()
+	_, s, err := mqconn.Of(c).OwnerIn("APPL1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	id, err := s.LookupQueue("SYSTEM.UNIT.LEDGER.LOG")
+	if err != nil {
+		t.Fatal(err)
+	}
+	info, err := s.QueueInfo(id)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return info.Depth
+}
+
+// TestRunPlain: the baseline consumer confirms every transfer once.
+func TestRunPlain(t *testing.T) {
+	const n = 300
+	g := startMember(t, "DEFINE QLOCAL(IN) MAXDEPTH(100000)", "DEFINE QLOCAL(CONFIRM) MAXDEPTH(100000)")
+	opts := mq.ConnectOptions{Group: g.Name, QMgr: "QM1", DataDir: g.DataDir, CFDir: g.CFDir}
+	c, err := mq.Connect(opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Disconnect()
+	in, err := c.Open("IN", mq.OpenOptions{Output: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := 0; i < n; i++ {
+		if err := in.Put(&mq.Message{Body: fmt.Appendf(nil, "%d a b 1", i)}, mq.PutOptions{}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	l := newLedger()
+	go func() {
+		done <- unit.RunPlain(ctx, unit.PlainConfig{Connect: opts, Input: "IN", Commit: 8, Poll: 20 * time.Millisecond}, l)
+	}()
+	out, err := c.Open("CONFIRM", mq.OpenOptions{Input: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	seen := map[string]bool{}
+	for len(seen) < n {
+		m, err := out.Get(mq.GetOptions{Wait: 10 * time.Second})
+		if err != nil {
+			t.Fatalf("after %d confirmations: %v", len(seen), err)
+		}
+		id := strings.Fields(string(m.Body))[0]
+		if seen[id] {
+			t.Fatalf("transfer %s confirmed twice", id)
+		}
+		seen[id] = true
+	}
+	cancel()
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	if l.Applied != n {
+		t.Fatalf("applied %d of %d", l.Applied, n)
 	}
 }
