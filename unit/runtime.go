@@ -62,7 +62,8 @@ type replica struct {
 	lsnOut  uint64            // the last LSN_out seen (committed, for the sender)
 	inputs  uint64
 	outputs uint64
-	pending pendingOut // what the unit of work in progress sent
+	pending pendingOut       // what the unit of work in progress sent
+	cur     *mq.BrowseCursor // the log browse of a secondary (nil: never one)
 }
 
 // RunWith runs a replica of cfg.Service in cfg.Position until ctx ends
@@ -103,6 +104,15 @@ func RunWith(ctx context.Context, cfg ReplicaConfig, h Handler) (err error) {
 			return fmt.Errorf("%w: unit %s position %d is no longer this replica's", ErrRole, cfg.Service, cfg.Position)
 		}
 		if r.rec.Primary == r.pos {
+			if r.cur != nil {
+				// Promoted: apply the rest of the log, then take input.
+				if err := r.catchUp(); err != nil {
+					r.c.Backout()
+					return fmt.Errorf("unit %s position %d: %w", cfg.Service, cfg.Position, err)
+				}
+				r.cur = nil
+				r.log.Info("promoted to primary", "epoch", r.rec.Epoch, "applied", r.applied)
+			}
 			err = r.primaryBatch(ctx)
 		} else {
 			err = r.secondary(ctx)
@@ -523,48 +533,76 @@ func (r *replica) dest(name string) (*mq.Queue, error) {
 	return q, nil
 }
 
+// follow reads the next log message (waiting up to wait) and applies its
+// inputs with the logged choices; ok is false when none came.
+func (r *replica) follow(wait time.Duration) (ok bool, err error) {
+	bo := mq.BrowseOptions{Wait: wait, StopAtUncommitted: true, Interrupt: &r.stop}
+	m, err := r.cur.NextWith(mq.GetOptions{}, bo)
+	if errors.Is(err, mq.ErrNoMessage) {
+		return false, nil
+	}
+	if err != nil {
+		return false, err
+	}
+	lm, err := logrec.DecodeLog(m.Body)
+	if err != nil {
+		return false, fmt.Errorf("log message %x: %w", m.CorrelID, err)
+	}
+	if lm.Gen != r.gen {
+		return false, fmt.Errorf("%w: log message of generation %d, this replica's is %d", ErrLogGap, lm.Gen, r.gen)
+	}
+	if lm.LastLSN != 0 && lm.LastLSN <= r.applied {
+		return true, nil // applied already (a message seen again)
+	}
+	if lm.FirstLSN != 0 && lm.FirstLSN != r.applied+1 {
+		return false, fmt.Errorf("%w: next message starts at LSN %d, this replica applied %d", ErrLogGap, lm.FirstLSN, r.applied)
+	}
+	for i := range lm.Records {
+		rec := &lm.Records[i]
+		if rec.Kind != logrec.KindInput {
+			continue // CHECK: divergence checks come later
+		}
+		in := rec.Input
+		c := r.newCtx(in.LSN, lm.Epoch, true, in.Choices)
+		input := &Input{LSN: in.LSN, MsgID: in.MsgID, CorrelID: in.CorrelID, Format: in.Format, Priority: int(in.Priority),
+			Persistent: in.Persistent, PutTime: time.Unix(0, in.PutTime), ReplyToQ: in.ReplyToQ, ReplyToQMgr: in.ReplyToQMgr,
+			Properties: in.Properties, Body: in.Body}
+		if err := r.apply(c, input); err != nil {
+			return false, err
+		}
+	}
+	return true, nil
+}
+
+// catchUp applies what is left of the log before a promoted secondary
+// takes input: its predecessor's last unit of work was resolved before
+// the promotion (the death transition waits for the recovery of its
+// connection), so the log ends where it ends.
+func (r *replica) catchUp() error {
+	for {
+		ok, err := r.follow(0)
+		if err != nil {
+			return fmt.Errorf("catch-up after promotion: %w", err)
+		}
+		if !ok {
+			return nil
+		}
+	}
+}
+
 // secondary follows the log until its role changes: it applies each
 // message's inputs with the logged choices, sends while it is the sender
 // (taking the role by hand-over once caught up), and publishes progress.
 func (r *replica) secondary(ctx context.Context) error {
-	cur, err := r.logq.Browse()
-	if err != nil {
-		return err
-	}
-	bo := mq.BrowseOptions{Wait: r.cfg.Poll, StopAtUncommitted: true, Interrupt: &r.stop}
-	for ctx.Err() == nil {
-		m, err := cur.NextWith(mq.GetOptions{}, bo)
-		if err != nil && !errors.Is(err, mq.ErrNoMessage) {
+	if r.cur == nil {
+		var err error
+		if r.cur, err = r.logq.Browse(); err != nil {
 			return err
 		}
-		if err == nil {
-			lm, err := logrec.DecodeLog(m.Body)
-			if err != nil {
-				return fmt.Errorf("log message %x: %w", m.CorrelID, err)
-			}
-			if lm.Gen != r.gen {
-				return fmt.Errorf("%w: log message of generation %d, this replica's is %d", ErrLogGap, lm.Gen, r.gen)
-			}
-			if lm.LastLSN != 0 && lm.LastLSN <= r.applied {
-				continue // applied already (a message seen again)
-			}
-			if lm.FirstLSN != 0 && lm.FirstLSN != r.applied+1 {
-				return fmt.Errorf("%w: next message starts at LSN %d, this replica applied %d", ErrLogGap, lm.FirstLSN, r.applied)
-			}
-			for i := range lm.Records {
-				rec := &lm.Records[i]
-				if rec.Kind != logrec.KindInput {
-					continue // CHECK: divergence checks come later
-				}
-				in := rec.Input
-				c := r.newCtx(in.LSN, lm.Epoch, true, in.Choices)
-				input := &Input{LSN: in.LSN, MsgID: in.MsgID, CorrelID: in.CorrelID, Format: in.Format, Priority: int(in.Priority),
-					Persistent: in.Persistent, PutTime: time.Unix(0, in.PutTime), ReplyToQ: in.ReplyToQ, ReplyToQMgr: in.ReplyToQMgr,
-					Properties: in.Properties, Body: in.Body}
-				if err := r.apply(c, input); err != nil {
-					return err
-				}
-			}
+	}
+	for ctx.Err() == nil {
+		if _, err := r.follow(r.cfg.Poll); err != nil {
+			return err
 		}
 		if err := r.readRole(); err != nil {
 			return err

@@ -129,13 +129,24 @@ func waitFor(t *testing.T, what string, cond func() bool) {
 // the same state, and that state is what a reference ledger reaches
 // applying the transfers in LSN order with the primary's logged choices
 // (as the confirmations carry them).
-func TestLatePrimaryAndSender(t *testing.T) { runLedger(t, 2, 1500) }
+func TestLatePrimaryAndSender(t *testing.T) { runLedger(t, 2, 1500, 0) }
+
+// TestPromotion: the primary stops half way (its connection ends, its
+// unit of work in progress is backed out) and the test, standing in for
+// the member that recovers its connection, makes the death transition:
+// the secondary, already the sender, applies the rest of the log, takes
+// input as primary and sender at a new epoch, and every transfer is still
+// confirmed once, in sequence, its state the reference's.
+func TestPromotion(t *testing.T) { runLedger(t, 2, 1200, 600) }
 
 // TestLatePrimaryAlone: REPLICAS(1): the primary is the sender, its log
 // is trimmed as it goes, and every output goes out once.
-func TestLatePrimaryAlone(t *testing.T) { runLedger(t, 1, 500) }
+func TestLatePrimaryAlone(t *testing.T) { runLedger(t, 1, 500, 0) }
 
-func runLedger(t *testing.T, replicas, n int) {
+// runLedger runs a unit of replicas replicas fed n transfers; with
+// killAt > 0 the primary is stopped after killAt of them and its death
+// transition made.
+func runLedger(t *testing.T, replicas, n, killAt int) {
 	g := startMember(t, "DEFINE QLOCAL(IN) MAXDEPTH(100000)", "DEFINE QLOCAL(CONFIRM) MAXDEPTH(100000)",
 		fmt.Sprintf("DEFINE SERVICE(LEDGER) STARTCMD('/bin/true') INPUT(IN) REPLICAS(%d)", replicas))
 	opts := mq.ConnectOptions{Group: g.Name, QMgr: "QM1", DataDir: g.DataDir, CFDir: g.CFDir}
@@ -150,11 +161,17 @@ func runLedger(t *testing.T, replicas, n int) {
 	handlers := []*ledger{newLedger(), newLedger()}
 	errs := make([]error, 2)
 	var wg sync.WaitGroup
+	var stopped [2]chan struct{}
+	var stop [2]context.CancelFunc
 	run := func(pos int) {
 		wg.Add(1)
+		stopped[pos] = make(chan struct{})
+		var rctx context.Context
+		rctx, stop[pos] = context.WithCancel(ctx)
 		go func() {
 			defer wg.Done()
-			errs[pos] = unit.RunWith(ctx, unit.ReplicaConfig{Connect: opts, Service: "LEDGER", Position: pos, BatchSize: 16, Poll: 20 * time.Millisecond}, handlers[pos])
+			defer close(stopped[pos])
+			errs[pos] = unit.RunWith(rctx, unit.ReplicaConfig{Connect: opts, Service: "LEDGER", Position: pos, BatchSize: 16, Poll: 20 * time.Millisecond}, handlers[pos])
 			if errs[pos] != nil {
 				cancel()
 			}
@@ -162,7 +179,7 @@ func runLedger(t *testing.T, replicas, n int) {
 	}
 	run(0)
 	waitFor(t, "the primary", func() bool { return roleOf(t, watch).Primary == 0 || ctx.Err() != nil })
-	sender := uint8(0)
+	sender, primary := uint8(0), uint8(0)
 	if replicas > 1 {
 		run(1)
 		sender = 1
@@ -194,6 +211,21 @@ func runLedger(t *testing.T, replicas, n int) {
 			if err := prod.Commit(); err != nil {
 				t.Fatal(err)
 			}
+		}
+		if i+1 == killAt {
+			// Let the primary get going, then stop it in the middle of
+			// its work and make its death transition as its member would
+			// once its connection is recovered.
+			waitFor(t, "the primary to process some input", func() bool { return progressOf(t, watch, 0) >= uint64(killAt/3) })
+			stop[0]()
+			<-stopped[0]
+			before := roleOf(t, watch)
+			dead(t, watch, 0)
+			after := roleOf(t, watch)
+			if after.Primary != 1 || after.Sender != 1 || after.Epoch <= before.Epoch {
+				t.Fatalf("after the death: primary %d sender %d epoch %d (was %d)", after.Primary, after.Sender, after.Epoch, before.Epoch)
+			}
+			sender, primary = 1, 1
 		}
 	}
 	if err := prod.Commit(); err != nil {
@@ -255,7 +287,7 @@ func runLedger(t *testing.T, replicas, n int) {
 	if len(got) != n {
 		t.Fatalf("%d confirmations of %d transfers (replica errors: %v)", len(got), n, errors.Join(errs...))
 	}
-	if r := roleOf(t, watch); r.Primary != 0 || r.Sender != sender {
+	if r := roleOf(t, watch); r.Primary != primary || r.Sender != sender {
 		t.Fatalf("roles: primary %d sender %d", r.Primary, r.Sender)
 	}
 	// Let the primary see the last LSN_out, then stop both.
@@ -288,6 +320,9 @@ func runLedger(t *testing.T, replicas, n int) {
 		ref.Stamps = ref.Stamps*31 + uint64(c.at) ^ c.rid + uint64(c.pick)
 	}
 	for k := 0; k < replicas; k++ {
+		if k == 0 && killAt > 0 {
+			continue // stopped half way
+		}
 		if d := handlers[k].digest(); d != ref.digest() {
 			t.Fatalf("replica %d's state differs from the reference:\nreplica   %s\nreference %s", k, d, ref.digest())
 		}
@@ -365,5 +400,58 @@ func TestRunPlain(t *testing.T) {
 	}
 	if l.Applied != n {
 		t.Fatalf("applied %d of %d", l.Applied, n)
+	}
+}
+
+// progressOf is position k's applied LSN.
+func progressOf(t *testing.T, c *mq.Conn, k int) uint64 {
+	t.Helper()
+	_, s, err := mqconn.Of(c).OwnerIn("APPL1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	buf := make([]byte, s.StatusSize())
+	if _, err := s.ReadStatus(1+k, buf); err != nil {
+		t.Fatal(err)
+	}
+	p, err := role.DecodeProgress(buf)
+	if err != nil {
+		return 0
+	}
+	return p.Applied
+}
+
+// dead makes position k's death transition, as the member that recovered
+// its connection would.
+func dead(t *testing.T, c *mq.Conn, k uint8) {
+	t.Helper()
+	o, s, err := mqconn.Of(c).OwnerIn("APPL1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for {
+		before := make([]byte, s.StatusSize())
+		if _, err := s.ReadStatus(0, before); err != nil {
+			t.Fatal(err)
+		}
+		r, err := role.Decode(before)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var applied [role.MaxReplicas]uint64
+		for j := 0; j < role.MaxReplicas; j++ {
+			applied[j] = progressOf(t, c, j)
+		}
+		n, _, err := role.Next(r, role.Event{Kind: role.EvDeath, Pos: k, Tag: r.Pos[k].Tag, Reason: role.ExitDied, Applied: applied, Now: time.Now().UnixNano()})
+		if err != nil {
+			t.Fatal(err)
+		}
+		after, err := n.Encode()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := o.CompareAndSwapStatus(0, before, after); err == nil {
+			return
+		}
 	}
 }
