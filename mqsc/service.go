@@ -249,6 +249,12 @@ func defineService(env Env, c Command) ([]Result, error) {
 
 // createUnit makes a new service's queues, role record and first OUT.
 func createUnit(tx *defs.Tx, o *lockfree.Owner, s *lockfree.Structure, svc defs.Service) error {
+	// The role record first: a name or value it refuses fails the
+	// command before anything is made in the CF.
+	rec, err := role.New(svc.Name, svc.Replicas, svc.Topology == "FANOUT", roleLogging(svc.Logging), svc.Control == "QMGR")
+	if err != nil {
+		return fmt.Errorf("%w: SERVICE(%s): %v", ErrValue, svc.Name, err)
+	}
 	for _, suffix := range defs.UnitQueues {
 		q := unitQueueDef(svc, suffix)
 		if _, err := tx.Queue(q.Name); err == nil {
@@ -266,10 +272,6 @@ func createUnit(tx *defs.Tx, o *lockfree.Owner, s *lockfree.Structure, svc defs.
 			}
 			return err
 		}
-	}
-	rec, err := role.New(svc.Name, svc.Replicas, svc.Topology == "FANOUT", roleLogging(svc.Logging), svc.Control == "QMGR")
-	if err != nil {
-		return err
 	}
 	rec.Updated = time.Now().UnixNano()
 	b, err := rec.Encode()

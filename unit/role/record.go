@@ -256,7 +256,8 @@ func Decode(b []byte) (*Role, error) {
 	return r, nil
 }
 
-// validName: 1..24 characters of queue-name characters.
+// validName: 1..24 characters of queue-name characters (defs.ValidName's
+// set: A-Z a-z 0-9 . / _ % -).
 func validName(s string) bool {
 	if len(s) == 0 || len(s) > nameLen {
 		return false
@@ -264,7 +265,7 @@ func validName(s string) bool {
 	for i := 0; i < len(s); i++ {
 		c := s[i]
 		switch {
-		case c >= 'A' && c <= 'Z', c >= 'a' && c <= 'z', c >= '0' && c <= '9', c == '.', c == '_', c == '%', c == '/':
+		case c >= 'A' && c <= 'Z', c >= 'a' && c <= 'z', c >= '0' && c <= '9', c == '.', c == '_', c == '%', c == '/', c == '-':
 		default:
 			return false
 		}
