@@ -248,13 +248,28 @@ func defineService(env Env, c Command) ([]Result, error) {
 }
 
 // createUnit makes a new service's queues, role record and first OUT.
-func createUnit(tx *defs.Tx, o *lockfree.Owner, s *lockfree.Structure, svc defs.Service) error {
+func createUnit(tx *defs.Tx, o *lockfree.Owner, s *lockfree.Structure, svc defs.Service) (err error) {
 	// The role record first: a name or value it refuses fails the
 	// command before anything is made in the CF.
 	rec, err := role.New(svc.Name, svc.Replicas, svc.Topology == "FANOUT", roleLogging(svc.Logging), svc.Control == "QMGR")
 	if err != nil {
 		return fmt.Errorf("%w: SERVICE(%s): %v", ErrValue, svc.Name, err)
 	}
+	// The definitions roll back with the transaction when this fails; the
+	// queues made in the CF go too, so that the command can be retried.
+	var made []lockfree.QueueID
+	var written []byte // the role record, once in its slot
+	defer func() {
+		if err != nil {
+			if written != nil {
+				o.CompareAndSwapStatus(svc.StatusBase, written, make([]byte, role.RecordSize))
+			}
+			for _, id := range made {
+				drain(o, id)
+				o.DeleteQueue(id)
+			}
+		}
+	}()
 	for _, suffix := range defs.UnitQueues {
 		q := unitQueueDef(svc, suffix)
 		if _, err := tx.Queue(q.Name); err == nil {
@@ -266,12 +281,14 @@ func createUnit(tx *defs.Tx, o *lockfree.Owner, s *lockfree.Structure, svc defs.
 		if _, err := s.LookupQueue(q.Name); err == nil {
 			return fmt.Errorf("%w: %s is in CFSTRUCT(%s) without a definition", ErrExists, q.Name, svc.CFStruct)
 		}
-		if _, err := o.CreateQueue(q.Name, CFAttrs(q)); err != nil {
+		id, err := o.CreateQueue(q.Name, CFAttrs(q))
+		if err != nil {
 			if errors.Is(err, lockfree.ErrNoQueueSlot) {
 				return fmt.Errorf("%w: structure %s holds no more queues", ErrValue, svc.CFStruct)
 			}
 			return err
 		}
+		made = append(made, id)
 	}
 	rec.Updated = time.Now().UnixNano()
 	b, err := rec.Encode()
@@ -281,6 +298,7 @@ func createUnit(tx *defs.Tx, o *lockfree.Owner, s *lockfree.Structure, svc defs.
 	if err := o.CompareAndSwapStatus(svc.StatusBase, make([]byte, role.RecordSize), b); err != nil {
 		return fmt.Errorf("SERVICE(%s): write its role record: %w", svc.Name, err)
 	}
+	written = b
 	state, err := s.LookupQueue(defs.UnitQueue(svc.Name, defs.UnitState))
 	if err != nil {
 		return err
