@@ -29,12 +29,15 @@ func TestBrowseNextWith(t *testing.T) {
 	if m, err := cur.NextWith(mq.GetOptions{}, bo); !errors.Is(err, mq.ErrNoMessage) {
 		t.Fatalf("before the commit: %v %v", m, err)
 	}
+	committed := make(chan struct{})
 	go func() {
-		time.Sleep(50 * time.Millisecond)
+		defer close(committed)
+		time.Sleep(50 * time.Millisecond) // the browse waits first (not synchronisation: it must work either way)
 		if err := w1.Commit(); err != nil {
 			t.Error(err)
 		}
 	}()
+	defer func() { <-committed }() // w1 is disconnected at the end: not while its commit still runs
 	bo.Wait = 10 * time.Second
 	for _, want := range []string{"1", "2"} {
 		m, err := cur.NextWith(mq.GetOptions{}, bo)
