@@ -101,3 +101,52 @@ func TestDuplicateOnAnotherStructure(t *testing.T) {
 		}
 	}
 }
+
+// TestSweeperKeepsANewerManagersReplies: a request run by a manager of a
+// newer version (its record and live marker of a version this code does
+// not know: a rolling upgrade) is in flight; its request message is held
+// by that manager, so no manager of this version takes it to quarantine
+// it. A reply of its pending call must wait on the reply queue for the
+// newer manager, as a reply of a request whose marker this code can read
+// does: the sweeper must not take a marker it cannot read for no marker
+// and move the reply to the Unexpected Message Queue (UNKNOWN_REQUEST),
+// where the request never finds it.
+func TestSweeperKeepsANewerManagersReplies(t *testing.T) {
+	e := newEnv(t)
+	var c, d request.ID
+	copy(c[:], "newer-manager-request-C0")
+	copy(d[:], "unknown-request-D-000000")
+	now := time.Now()
+	rec := &request.Record{Mode: request.ModeRecoverable, Status: request.StatusRunning, Attempts: 1, NextSeq: 2, RequestID: c,
+		Created: now, Updated: now, Manager: "RMNEWER", ReplyToQ: clientQ,
+		Pending: []request.PendingCall{{Attempt: 1, Seq: 1, Sent: now, Timeout: time.Minute, Queue: "FLIGHT"}}}
+	newer := rec.Encode()
+	newer[4] = 0xff // the version (255): a newer manager's
+	e.putState(c, 0xfd, request.FormatLive, newer)
+	e.putState(c, 0xfe, request.FormatState, newer)
+	rq, err := e.c.Open(request.DefaultReplyQueue, mq.OpenOptions{Output: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rq.Close()
+	// C's reply, and one of a request nobody knows (D), put before any
+	// sweeper runs: D's moved says a sweep saw both.
+	for _, k := range []request.Key{request.KeyOf(c), request.KeyOf(d)} {
+		id := request.CallID{Key: k, Attempt: 1, Seq: 1}.Bytes()
+		if err := rq.Put(&mq.Message{CorrelID: id, Body: []byte("reply")}, mq.PutOptions{}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	m := e.start("manager", "QM1", nil)
+	waitFor(t, 20*time.Second, "the reply of unknown request D moved", func() bool {
+		hs, _ := e.unexpected(d)
+		return len(hs) > 0
+	})
+	if hs, _ := e.unexpected(c); len(hs) > 0 || e.facts(c).onReplyQ != 1 {
+		t.Errorf("the reply of request C, in flight on a newer manager, moved to the Unexpected Message Queue: %+v", hs)
+	}
+	m.stop(t)
+	// What the newer manager would have taken and removed.
+	drain(t, e, request.DefaultStateQueue)
+	drain(t, e, request.DefaultReplyQueue)
+}
