@@ -268,9 +268,10 @@
 // inside that unit of work leaves everything as it was, and the next take
 // does it again. A run that finds another record of its request it cannot
 // read (written since it took the request) does not remove it: it is
-// abandoned, and its next take quarantines the request. The sweeper skips
-// what it cannot read: a request's replies wait while its readable live
-// marker is there, and are moved (UNKNOWN_REQUEST) once it is gone.
+// abandoned, and its next take quarantines the request. The sweeper takes
+// a marker or record it cannot read for a request in flight (a newer
+// manager's, during an upgrade, is): the request's replies and cancels
+// wait while it is there, and are moved (UNKNOWN_REQUEST) once it is gone.
 //
 // # Subordinate servers
 //

@@ -205,12 +205,22 @@ func (sw *sweeper) states() (map[Key]state, error) {
 		if err != nil {
 			return nil, err
 		}
-		rec, err := ParseRecord(m.Body)
-		if err != nil {
-			continue // not ours: DISPLAY REQUESTS shows nothing of it either
-		}
 		var k Key
 		copy(k[:], m.CorrelID[:ciKeyLen])
+		rec, err := ParseRecord(m.Body)
+		if err != nil {
+			if m.Format == FormatLive || m.Format == FormatState {
+				// A marker or record this code cannot read (a newer
+				// manager's, whose request is in flight; or corrupt,
+				// until a take quarantines it): in flight all the same,
+				// its replies and cancels wait. Taken for none, they
+				// would be moved away from a request that awaits them.
+				st := out[k]
+				st.live = unreadable
+				out[k] = st
+			}
+			continue
+		}
 		st := out[k]
 		switch m.Format {
 		case FormatLive:
@@ -223,6 +233,10 @@ func (sw *sweeper) states() (map[Key]state, error) {
 		out[k] = st
 	}
 }
+
+// unreadable stands for the live marker of a request whose marker or
+// record on the state queue cannot be read (states).
+var unreadable = &Record{}
 
 func browseAll(q *mq.Queue) ([]*mq.Message, error) {
 	cur, err := q.Browse()
