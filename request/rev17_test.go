@@ -3,6 +3,7 @@ package request_test
 import (
 	"context"
 	"fmt"
+	"syscall"
 	"testing"
 	"time"
 
@@ -149,4 +150,136 @@ func TestSweeperKeepsANewerManagersReplies(t *testing.T) {
 	// What the newer manager would have taken and removed.
 	drain(t, e, request.DefaultStateQueue)
 	drain(t, e, request.DefaultReplyQueue)
+}
+
+// TestDuplicateWhileTheRecordIsHeld: two request messages with one id
+// each created the state (A's run went on: its claim, made before B's
+// create committed, saw no other marker; B's manager died between its
+// create and its claim). A's manager then dies in the middle of a step:
+// A's record is held by that unit of work until its member recovers it,
+// and A's message is back on the input queue first. The manager that
+// takes A sees B's record alone: it must not take A for the duplicate
+// (B's marker and record do not make B the request while A's marker says
+// A's record exists), or, once A's record is back, B is moved aside too,
+// and the request is lost: both messages on the Unexpected Message Queue,
+// its state left for ever.
+//
+// A's step is played by a holder process; B's message is held by the
+// test's own connection until A's record is back.
+func TestDuplicateWhileTheRecordIsHeld(t *testing.T) {
+	e := newEnv(t)
+	id := request.ID{0xab, 0x18, 0x01}
+	e.putWithID(id, 2, request.ModeRecoverable, "wait")
+	var toks []uint64
+	for _, m := range e.browse(inputQ) {
+		if m.MsgID == id {
+			toks = append(toks, m.Token)
+		}
+	}
+	if len(toks) != 2 || toks[0] == toks[1] {
+		t.Fatalf("tokens of the two request messages: %x", toks)
+	}
+	holdB, err := mq.Connect(e.connect("QM1"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer holdB.Disconnect()
+	in, err := holdB.Open(inputQ, mq.OpenOptions{Input: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := in.Get(mq.GetOptions{Syncpoint: true})
+	if err != nil || b.Token != toks[0] {
+		t.Fatalf("hold B: %v (token %x, want %x)", err, b.Token, toks[0])
+	}
+	tokB, tokA := toks[0], toks[1]
+	now := time.Now()
+	fresh := func(lock uint64) []byte {
+		r := &request.Record{Mode: request.ModeRecoverable, Status: request.StatusRunning, Attempts: 1, NextSeq: 1, RequestID: id, Lock: lock,
+			Created: now, Updated: now, Manager: "RMDEAD", ReplyToQ: clientQ}
+		return r.Encode()
+	}
+	// A's: its program ran and waits for its call to NOANSWER.
+	recA := &request.Record{Mode: request.ModeRecoverable, Status: request.StatusRunning, Attempts: 1, NextSeq: 2, RequestID: id, Lock: tokA,
+		Created: now, Updated: now, Manager: "RMDEAD", Step: "waiting", ReplyToQ: clientQ,
+		Pending: []request.PendingCall{{Attempt: 1, Seq: 1, Sent: now, Timeout: time.Minute, Queue: "NOANSWER"}},
+		Journal: []request.Entry{{Kind: request.EntryCall, Outcome: request.OutcomePending, Attempt: 1, Seq: 1, Name: "NOANSWER", Hash: request.SentHash("", []byte("wait"))}}}
+	e.putState(id, 0xfd, request.FormatLive, fresh(tokA))
+	e.putState(id, 0xfe, request.FormatState, recA.Encode())
+	// B's, as its create left it.
+	e.putState(id, 0xfd, request.FormatLive, fresh(tokB))
+	e.putState(id, 0xfe, request.FormatState, fresh(tokB))
+	holder := e.start("holder", "QM1", nil, "-id", id.String()) // A's record: the first
+	if rs, _ := request.List(e.c, ""); len(rs) != 1 || rs[0].Lock != tokB {
+		t.Fatalf("the holder does not hold A's record: %+v", rs)
+	}
+	e.start("manager", "QM1", nil, "-name", "RM1", "-workers", "2")
+	dupA := false
+	waitFor(t, 20*time.Second, "the manager to take A", func() bool {
+		for _, h := range e.facts(id).strays {
+			if h.Reason == request.ReasonDuplicate {
+				dupA = true
+				return true
+			}
+		}
+		for _, m := range e.browse(inputQ) {
+			if m.MsgID == id && m.BackoutCount >= 1 {
+				return true // taken, and backed out to be taken later
+			}
+		}
+		return false
+	})
+	if dupA {
+		t.Errorf("A, whose record was held by its dead step, moved aside as a duplicate of B")
+	}
+	holder.p.Process.Signal(syscall.SIGKILL)
+	<-holder.done
+	if err := holdB.Backout(); err != nil {
+		t.Fatal(err)
+	}
+	// The request resumed from A's record (its call pending again), and
+	// B moved aside; or, both moved aside, the request lost.
+	deadline := time.Now().Add(20 * time.Second)
+	waitFor(t, 25*time.Second, "both messages taken", func() bool {
+		f := e.facts(id)
+		if time.Now().After(deadline) {
+			rs, _ := request.List(e.c, "")
+			for _, r := range rs {
+				t.Logf("record lock %x attempts %d pending %d", r.Lock, r.Attempts, len(r.Pending))
+			}
+			t.Logf("facts %+v", f)
+		}
+		if f.onInput {
+			return false
+		}
+		n := 0
+		for _, h := range f.strays {
+			if h.Reason == request.ReasonDuplicate {
+				n++
+			}
+		}
+		if n >= 2 {
+			return true
+		}
+		rs, err := request.List(e.c, "")
+		if err != nil {
+			t.Fatal(err)
+		}
+		return n == 1 && len(rs) == 1 && rs[0].Lock == tokA && rs[0].Attempts == 2 && len(rs[0].Pending) == 1
+	})
+	if t.Failed() {
+		var left []string
+		for _, m := range e.browse(request.DefaultStateQueue) {
+			r, _ := request.ParseRecord(m.Body)
+			left = append(left, fmt.Sprintf("%s lock %x", m.Format, r.Lock))
+		}
+		t.Fatalf("both request messages on the Unexpected Message Queue: the request is lost, its state left: %q", left)
+	}
+	if err := request.Cancel(e.c, "", id); err != nil {
+		t.Fatal(err)
+	}
+	f := e.waitEnded(id)
+	if len(f.finals) != 1 || f.finals[0] != request.FormatPurged+":request purged" {
+		t.Errorf("finals %q, want one \"request purged\"", f.finals)
+	}
 }
