@@ -125,21 +125,29 @@
 // state: the record keeps the token of the message that holds the request
 // (Record.Lock, mq.Message.Token: the same when that message comes back
 // after a failure, another for any other message), and a manager that
-// takes a message whose token is not its record's (or its live marker's)
-// moves it to the Unexpected Message Queue (ReasonDuplicate) and the
-// request runs once. Two taken at the same moment may both create the
-// state: each looks for the other's live marker after its create commits
+// takes a message whose token is not its (most advanced) record's moves
+// it to the Unexpected Message Queue (ReasonDuplicate) and the request
+// runs once. Two taken at the same moment may both create the state: each
+// looks for the other's live marker after its create commits
 // (Ctx.claim), and one that finds it withdraws its state and is taken
-// again (then it finds the other's, or, both having given way, none).
+// again (then it finds the other's, or, both having given way, none). A
+// manager that died between its create and its claim leaves both states:
+// the first step of the run that goes on removes the other's record and
+// its marker with it. A take decides only once it sees a record of every
+// live marker (below): one held by a dead step is the record of one of
+// the two messages, and deciding without it would move that message aside
+// as the duplicate of the other, and the other once the record is back,
+// the request lost (TestDuplicateWhileTheRecordIsHeld).
 // What the manager cannot tell is a second message taken after the
 // request ended, its state gone: that one runs again, as a new request
 // (TestDuplicateRequestID).
 //
 // A member recovers a dead manager's connections one by one, so the one
 // that held the request can be backed out before the one whose step was
-// committing is carried out. A taker that sees the request's marker but
-// not its record backs the request out and takes it again later (the
-// record is held by that step; it never starts a second run): its worker
+// committing is carried out. A taker that sees a live marker of the
+// request but not its record (no record with the marker's Record.Lock)
+// backs the request out and takes it again later (the record is held by
+// that step; it never starts a second run): its worker
 // waits Config.ReconnectWait, then twice as long at each such take of the
 // request, at most Config.MaxBackoff, or less if the record is back
 // before, and logs each take, at Warn once it has lasted longer than
