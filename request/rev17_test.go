@@ -3,6 +3,7 @@ package request_test
 import (
 	"context"
 	"fmt"
+	"strings"
 	"syscall"
 	"testing"
 	"time"
@@ -282,4 +283,68 @@ func TestDuplicateWhileTheRecordIsHeld(t *testing.T) {
 	if len(f.finals) != 1 || f.finals[0] != request.FormatPurged+":request purged" {
 		t.Errorf("finals %q, want one \"request purged\"", f.finals)
 	}
+}
+
+// TestServePoisonQueueMissing: a poison call whose queue's BOQNAME names
+// no queue (and no dead-letter queue takes it from mq either) is answered
+// with its failure reply and removed, as on a queue without BOQNAME: Serve
+// must not back it out and return, for a server run again would take it
+// again first, fail the same way and return again, for ever, and no call
+// behind it would be served.
+func TestServePoisonQueueMissing(t *testing.T) {
+	e := newEnv(t)
+	if out, err := e.g.MQSC("QM1", "DEFINE QLOCAL(POISON.Q) BOTHRESH(3) BOQNAME(NO.SUCH.BOQ)"); err != nil {
+		t.Fatalf("%v %s", err, out)
+	}
+	q, err := e.c.Open("POISON.Q", mq.OpenOptions{Output: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer q.Close()
+	bad := &mq.Message{CorrelID: [24]byte{3}, ReplyToQ: clientQ, Body: []byte("bad")}
+	good := &mq.Message{CorrelID: [24]byte{4}, ReplyToQ: clientQ, Body: []byte("good")}
+	for _, m := range []*mq.Message{bad, good} {
+		if err := q.Put(m, mq.PutOptions{}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	conn, err := mq.Connect(e.connect("QM1"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Disconnect()
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	served := make(chan error, 1)
+	go func() {
+		served <- request.Serve(ctx, conn, "POISON.Q", func(call *mq.Message) ([]byte, error) {
+			if string(call.Body) == "bad" {
+				return nil, fmt.Errorf("the handler fails on %q", call.Body)
+			}
+			return append([]byte("re:"), call.Body...), nil
+		})
+	}()
+	replies := map[[24]byte]string{}
+	waitFor(t, 10*time.Second, "both replies, or Serve to return", func() bool {
+		select {
+		case err := <-served:
+			t.Fatalf("Serve returned: %v", err)
+		default:
+		}
+		for _, m := range e.browse(clientQ) {
+			replies[m.CorrelID] = m.Format + ":" + string(m.Body)
+		}
+		return len(replies) == 2
+	})
+	if r := replies[bad.CorrelID]; !strings.HasPrefix(r, request.FormatCallFailed+":") {
+		t.Errorf("the poison call's reply %q, want a %s", r, request.FormatCallFailed)
+	}
+	if r := replies[good.CorrelID]; r != ":re:good" {
+		t.Errorf("the good call's reply %q", r)
+	}
+	cancel()
+	if err := <-served; err != nil {
+		t.Errorf("Serve: %v", err)
+	}
+	drain(t, e, clientQ)
 }
