@@ -293,7 +293,8 @@
 // ServeOptions.MaxTries) is a poison call: Serve does not run it again,
 // but, in one unit of work, answers it with a failure reply (Format
 // FormatCallFailed, CorrelID the call's, the reason in text) and moves it
-// to the queue's BOQNAME. The request's Call returns a *CallFailedError
+// to the queue's BOQNAME (one that names no queue: the call is removed,
+// its failure reply says so). The request's Call returns a *CallFailedError
 // (errors.Is ErrCallFailed) at once, journaled (OutcomeFailed) so that a
 // resumption replays it, instead of waiting for its timeout after mq
 // moved the call away at BOTHRESH (TestServePoisonCall). The call was
