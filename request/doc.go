@@ -281,6 +281,14 @@
 // manager's, during an upgrade, is): the request's replies and cancels
 // wait while it is there, and are moved (UNKNOWN_REQUEST) once it is gone.
 //
+// Managers that wrote version 1 records (before Record.Lock and
+// Entry.Hash) read no record of this version and skip them: their
+// sweepers take such a request for one not in flight and move its
+// replies away, and their takes fail on it again and again. Stop every
+// manager of that version before one of this version starts (this one
+// reads theirs: a request they left resumes here); do not run the two
+// side by side.
+//
 // # Subordinate servers
 //
 // Serve gets a call under syncpoint, runs the handler, puts the reply
