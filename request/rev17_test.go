@@ -348,3 +348,55 @@ func TestServePoisonQueueMissing(t *testing.T) {
 	}
 	drain(t, e, clientQ)
 }
+
+// TestSweeperKeepsRepliesWithTwoRecords: request X has two records for a
+// while (a second request message with its id created its state too and
+// its manager died before its claim, or a dead manager's create was
+// carried out late): the record of the run that goes on (A's), with its
+// call pending, and the other's, created later and waiting for the run's
+// next step to remove it. The reply of A's call must wait for A, whichever
+// record the sweeper reads last: moved as TIMED_OUT because the other
+// record has no call pending, it is lost, and A's call, performed, times
+// out.
+func TestSweeperKeepsRepliesWithTwoRecords(t *testing.T) {
+	e := newEnv(t)
+	var x, d request.ID
+	copy(x[:], "two-records-request-X000")
+	copy(d[:], "unknown-request-D-000001")
+	now := time.Now()
+	fresh := func(lock uint64) []byte {
+		r := &request.Record{Mode: request.ModeRecoverable, Status: request.StatusRunning, Attempts: 1, NextSeq: 1, RequestID: x, Lock: lock,
+			Created: now, Updated: now, Manager: "RMDEAD", ReplyToQ: clientQ}
+		return r.Encode()
+	}
+	recA := &request.Record{Mode: request.ModeRecoverable, Status: request.StatusRunning, Attempts: 1, NextSeq: 2, RequestID: x, Lock: 0xa,
+		Created: now, Updated: now, Manager: "RMA", Step: "FLIGHT", ReplyToQ: clientQ,
+		Pending: []request.PendingCall{{Attempt: 1, Seq: 1, Sent: now, Timeout: time.Minute, Queue: "FLIGHT"}},
+		Journal: []request.Entry{{Kind: request.EntryCall, Outcome: request.OutcomePending, Attempt: 1, Seq: 1, Name: "FLIGHT"}}}
+	e.putState(x, 0xfd, request.FormatLive, fresh(0xa))
+	e.putState(x, 0xfe, request.FormatState, recA.Encode())
+	e.putState(x, 0xfd, request.FormatLive, fresh(0xb))
+	e.putState(x, 0xfe, request.FormatState, fresh(0xb))
+	rq, err := e.c.Open(request.DefaultReplyQueue, mq.OpenOptions{Output: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rq.Close()
+	for _, k := range []request.Key{request.KeyOf(x), request.KeyOf(d)} {
+		id := request.CallID{Key: k, Attempt: 1, Seq: 1}.Bytes()
+		if err := rq.Put(&mq.Message{CorrelID: id, Body: []byte("reply")}, mq.PutOptions{}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	m := e.start("manager", "QM1", nil)
+	waitFor(t, 20*time.Second, "the reply of unknown request D moved", func() bool {
+		hs, _ := e.unexpected(d)
+		return len(hs) > 0
+	})
+	if hs, _ := e.unexpected(x); len(hs) > 0 || e.facts(x).onReplyQ != 1 {
+		t.Errorf("the reply of request X's pending call moved to the Unexpected Message Queue: %+v", hs)
+	}
+	m.stop(t)
+	drain(t, e, request.DefaultStateQueue)
+	drain(t, e, request.DefaultReplyQueue)
+}
