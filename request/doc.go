@@ -249,8 +249,10 @@
 // they are all busy with a backlog, is moved and lost: the request runs).
 // It reads the replies first and the
 // state queue after; a call is recorded pending in the unit of work that
-// sends it and never becomes pending again once it is not, so a reply not
-// pending in a record read after it was seen is a stray for good. The
+// sends it and never becomes pending again once it is not, so a reply
+// pending in no record of its request read after it was seen, every record
+// of every live marker in sight, is a stray for good (a request has two
+// records for a while, and the one read last may be the stale one). The
 // tombstone of a request not in flight is looked up by CorrelID, one by
 // one, for the strays alone.
 //
