@@ -254,7 +254,10 @@
 // of every live marker in sight, is a stray for good (a request has two
 // records for a while, and the one read last may be the stale one). The
 // tombstone of a request not in flight is looked up by CorrelID, one by
-// one, for the strays alone.
+// one, for the strays alone; a reply of no request in flight and with no
+// tombstone is moved (UNKNOWN_REQUEST) once two sweeps in a row find it so
+// (a request's end removes its marker and puts its tombstone in one unit
+// of work, both out of sight while it commits).
 //
 // Three kinds go there from the manager itself: a request whose request
 // header is malformed (BAD_REQUEST), a final reply of the manager's

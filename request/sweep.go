@@ -18,6 +18,13 @@ type sweeper struct {
 	m *Manager
 	s *session
 	h *handles
+	// unknown: the replies (MsgID) the last sweep found of no request in
+	// flight and no tombstone. A request that ends removes its marker
+	// and puts its tombstone in one unit of work, both out of sight
+	// while it commits: a reply is moved as UNKNOWN_REQUEST only when the
+	// next sweep finds it so too, by then with the tombstone if there is
+	// one (which says which request, and why).
+	unknown map[[24]byte]bool
 }
 
 // maxSweep bounds the messages one sweep looks at on each queue.
@@ -115,6 +122,8 @@ func (sw *sweeper) sweep() (int, error) {
 		return 0, err
 	}
 	moved := 0
+	unknown := map[[24]byte]bool{}
+	defer func() { sw.unknown = unknown }()
 	for _, m := range replies {
 		c, err := ParseCallID(m.CorrelID)
 		var reason Reason
@@ -149,6 +158,9 @@ func (sw *sweeper) sweep() (int, error) {
 				if tomb != nil {
 					reqID = tomb.RequestID
 					reason = endReason(tomb, c)
+				} else if !sw.unknown[m.MsgID] {
+					unknown[m.MsgID] = true
+					continue // maybe its request's end, committing: next time
 				}
 			}
 		}
