@@ -3,6 +3,7 @@ package request_test
 import (
 	"context"
 	"fmt"
+	"slices"
 	"strings"
 	"syscall"
 	"testing"
@@ -399,4 +400,51 @@ func TestSweeperKeepsRepliesWithTwoRecords(t *testing.T) {
 	m.stop(t)
 	drain(t, e, request.DefaultStateQueue)
 	drain(t, e, request.DefaultReplyQueue)
+}
+
+// TestDuplicateOfAVersion1Request: a request whose state a manager of
+// version 1 created (its record and marker keep no lock: Record.Lock
+// zero) and this version resumes is held by the request message that
+// resumed it, like one this version created: a second request message
+// with its id, taken while it runs, goes to the Unexpected Message Queue
+// (DUPLICATE) instead of being taken for the first and resuming it too,
+// the two runs fencing each other take after take.
+func TestDuplicateOfAVersion1Request(t *testing.T) {
+	e := newEnv(t)
+	id := request.ID{0xab, 0x19, 0x01}
+	now := time.Now()
+	old := &request.Record{Mode: request.ModeRecoverable, Status: request.StatusRunning, Attempts: 1, NextSeq: 1, RequestID: id,
+		Created: now, Updated: now, Manager: "RMV1", ReplyToQ: clientQ}
+	e.putState(id, 0xfd, request.FormatLive, old.Encode())
+	e.putState(id, 0xfe, request.FormatState, old.Encode())
+	e.putWithID(id, 1, request.ModeRecoverable, "wait")
+	e.start("manager", "QM1", nil, "-name", "RM1", "-workers", "2")
+	e.waitRecord(20*time.Second, "the request resumed, waiting for its call", func(r *request.Record) bool {
+		return r.RequestID == id && r.Attempts == 2 && len(r.Pending) == 1
+	})
+	e.putWithID(id, 1, request.ModeRecoverable, "wait")
+	dup := false
+	waitFor(t, 20*time.Second, "the second message taken", func() bool {
+		for _, h := range e.facts(id).strays {
+			if h.Reason == request.ReasonDuplicate {
+				dup = true
+				return true
+			}
+		}
+		rs, err := request.List(e.c, "")
+		if err != nil {
+			t.Fatal(err)
+		}
+		return slices.ContainsFunc(rs, func(r *request.Record) bool { return r.RequestID == id && r.Attempts > 2 })
+	})
+	if !dup {
+		t.Errorf("the second request message resumed the request (attempt 3) instead of going to the Unexpected Message Queue")
+	}
+	if err := request.Cancel(e.c, "", id); err != nil {
+		t.Fatal(err)
+	}
+	f := e.waitEnded(id)
+	if len(f.finals) != 1 || f.finals[0] != request.FormatPurged+":request purged" {
+		t.Errorf("finals %q, want one \"request purged\"", f.finals)
+	}
 }
