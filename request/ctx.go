@@ -645,7 +645,7 @@ func (c *Ctx) takeRecords(q *mq.Queue, id [24]byte) error {
 func (c *Ctx) takeMarkersOf(q *mq.Queue, others []*Record) error {
 	var locks []uint64
 	for _, r := range others {
-		if r.Lock != c.rec.Lock && !slices.Contains(locks, r.Lock) { // a version 1 record's zero too
+		if r.Lock != 0 && r.Lock != c.rec.Lock && !slices.Contains(locks, r.Lock) { // a version 1 marker (zero) is any record's: kept
 			locks = append(locks, r.Lock)
 		}
 	}

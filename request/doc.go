@@ -137,7 +137,9 @@
 // live marker (below): one held by a dead step is the record of one of
 // the two messages, and deciding without it would move that message aside
 // as the duplicate of the other, and the other once the record is back,
-// the request lost (TestDuplicateWhileTheRecordIsHeld).
+// the request lost (TestDuplicateWhileTheRecordIsHeld). A record of
+// version 1 keeps no lock: the request message that resumes it writes its
+// own, and its live marker (lock zero) stands for whichever record.
 // What the manager cannot tell is a second message taken after the
 // request ended, its state gone: that one runs again, as a new request
 // (TestDuplicateRequestID).

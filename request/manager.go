@@ -495,6 +495,12 @@ func (w *worker) handle(msg *mq.Message) error {
 		// It failed (its manager or member died, or it was abandoned).
 		req.Mode = rec.Mode
 		c.rec = rec
+		if rec.Lock == 0 {
+			// Created by a manager of version 1: the request message
+			// that resumes it holds it from now on (its next commit
+			// says so), and another with its id is a duplicate.
+			rec.Lock = lock
+		}
 		c.journal = rec.Journal
 		c.attempt = rec.Attempts
 		cfg.Log.Info("request resumed", "manager", cfg.Name, "request", id, "mode", rec.Mode, "attempts", rec.Attempts, "backouts", msg.BackoutCount)
@@ -794,10 +800,11 @@ func (w *worker) readState(k Key) (rec *Record, raw []byte, held bool, err error
 }
 
 // heldIn reports whether one of live markers has no record among recs
-// (Record.Lock).
+// (Record.Lock; a marker of version 1, lock zero, is any record's: the
+// request message that resumed its record took the record's lock).
 func heldIn(recs, live []browsed) bool {
 	for _, m := range live {
-		if !slices.ContainsFunc(recs, func(r browsed) bool { return r.rec.Lock == m.rec.Lock }) {
+		if !slices.ContainsFunc(recs, func(r browsed) bool { return m.rec.Lock == 0 || r.rec.Lock == m.rec.Lock }) {
 			return true
 		}
 	}

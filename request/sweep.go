@@ -69,7 +69,7 @@ func (st state) held() bool {
 		return true
 	}
 	for _, m := range st.lives {
-		if !slices.ContainsFunc(st.recs, func(r *Record) bool { return r.Lock == m.Lock }) {
+		if !slices.ContainsFunc(st.recs, func(r *Record) bool { return m.Lock == 0 || r.Lock == m.Lock }) {
 			return true
 		}
 	}
