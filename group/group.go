@@ -161,10 +161,16 @@ func AdminParams() lockfree.Params {
 // MaxConnections set a fixed cost of 16 MiB per structure.
 const QueuesPerStructure = 256
 
+// AppStatusSlots is how many status slots a new application structure
+// has: recovery units keep their role record and one progress record per
+// replica there (1 + REPLICAS slots per unit: 102 units of 4 replicas).
+// A structure made before keeps the count it was made with.
+const AppStatusSlots = 512
+
 // AppParams are the parameters of application structures (counts come from
 // the size).
 func AppParams() lockfree.Params {
-	return lockfree.Params{Owners: MaxConnections, Queues: QueuesPerStructure}
+	return lockfree.Params{Owners: MaxConnections, Queues: QueuesPerStructure, StatusSlots: AppStatusSlots}
 }
 
 // Open attaches the group's admin structure, creating the directories and

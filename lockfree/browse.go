@@ -2,6 +2,8 @@ package lockfree
 
 import (
 	"fmt"
+	"sync/atomic"
+	"time"
 
 	"github.com/qmgr/qmgr/shm"
 )
@@ -30,15 +32,130 @@ func (o *Owner) NewBrowseCursor(q QueueID) *BrowseCursor {
 // moves the cursor. Messages that arrive behind the cursor are seen by a
 // new cursor. Of opt, only the match fields, IncludeHeld and
 // IncludeUncommitted are used.
+//
+// BrowseNext steps over a message put and not yet committed (unless
+// IncludeUncommitted), so a message committed after a later one was
+// browsed is never seen by that cursor: a reader following a
+// single-producer log browses with BrowseNextWith and StopAtUncommitted.
 func (o *Owner) BrowseNext(cur *BrowseCursor, opt GetOptions, dst *Message) (err error) {
 	defer shm.EndGuard(shm.BeginGuard(), &err)
 	if err := o.begin(); err != nil {
 		return err
 	}
 	defer o.end()
+	found, _, err := o.browseOnce(cur, opt, false, dst)
+	if err != nil {
+		return err
+	}
+	if !found {
+		return ErrNoMessage
+	}
+	return nil
+}
+
+// BrowseOptions are the options of BrowseNextWith beyond GetOptions.
+type BrowseOptions struct {
+	// Wait is how long to wait for a message after the cursor: 0 does
+	// not wait, a negative value waits without limit. The browse sleeps
+	// on the queue's futex word like a waiting get, woken by puts and
+	// commits. (A put wakes one waiter, so with several waiters on one
+	// queue a browse may see a put up to the futex sleep bound late.)
+	Wait time.Duration
+	// StopAtUncommitted makes the browse stop at a message put and not
+	// yet visible (put under syncpoint and not committed, or still being
+	// put) instead of stepping over it: the browse returns ErrNoMessage
+	// (or waits) with the cursor before it, and returns it once it is
+	// committed, or steps over it once it is backed out. A reader of a
+	// log whose messages are put in order by one producer at a time thus
+	// sees every message, in order. Ignored with IncludeUncommitted.
+	StopAtUncommitted bool
+	// Interrupt, when set, ends the wait from another goroutine (see
+	// Interrupter): the browse returns ErrInterrupted.
+	Interrupt *Interrupter
+}
+
+// BrowseNextWith is BrowseNext with the options of bo. When it finds no
+// message it leaves the cursor where it was, so a later call (or the
+// wait) looks again from the same place: a waiting browse never falls
+// off the end of its cursor's priority. Messages put at a higher
+// priority than the cursor's are not seen (a log uses one priority).
+func (o *Owner) BrowseNextWith(cur *BrowseCursor, opt GetOptions, bo BrowseOptions, dst *Message) (err error) {
+	defer shm.EndGuard(shm.BeginGuard(), &err)
+	if err := o.begin(); err != nil {
+		return err
+	}
+	defer o.end()
+	stopAt := bo.StopAtUncommitted && !opt.IncludeUncommitted
+	saved := *cur
+	try := func() (bool, error) {
+		*cur = saved
+		found, _, err := o.browseOnce(cur, opt, stopAt, dst)
+		if err != nil || !found {
+			*cur = saved
+		}
+		return found, err
+	}
+	if found, err := try(); found || err != nil {
+		return err
+	}
+	if bo.Wait == 0 {
+		return ErrNoMessage
+	}
+	in := bo.Interrupt
+	if in != nil && in.Interrupted() {
+		return ErrInterrupted
+	}
+	s := o.s
+	deadline := time.Now().Add(bo.Wait)
+	if bo.Wait < 0 {
+		deadline = time.Now().Add(100 * 365 * 24 * time.Hour)
+	}
+	fw := s.futexWord(cur.q)
+	bits := futexBits(o.slot)
+	if in != nil {
+		if !in.enter(fw, bits) {
+			return ErrInterrupted
+		}
+		defer in.leave()
+	}
+	o.setWaiting(cur.q, true)
+	defer func() {
+		if !o.revoked {
+			o.setWaiting(cur.q, false)
+		}
+	}()
+	for {
+		// The futex word is read before the look: a put or commit after
+		// the look bumps it, so the sleep returns at once.
+		seq := atomic.LoadUint32(fw)
+		if found, err := try(); found || err != nil {
+			return err
+		}
+		if in != nil && in.Interrupted() {
+			return ErrInterrupted
+		}
+		left := time.Until(deadline)
+		if left <= 0 {
+			return ErrNoMessage
+		}
+		o.pause()
+		werr := shm.FutexWaitBits(fw, seq, min(left, maxFutexSleep), bits)
+		if err := o.resume(); err != nil {
+			return err
+		}
+		if werr != nil {
+			return fmt.Errorf("browse wait on queue %d: %w", cur.q, werr)
+		}
+	}
+}
+
+// browseOnce walks from the cursor to the next message browse may return
+// and copies it into dst (found). With stopAt it stops at the first
+// message not yet visible (stopped), leaving the cursor before it.
+func (o *Owner) browseOnce(cur *BrowseCursor, opt GetOptions, stopAt bool, dst *Message) (found, stopped bool, err error) {
 	s := o.s
 	if !s.queueActive(cur.q) {
-		return fmt.Errorf("%w: slot %d", ErrUnknownQueue, cur.q)
+		return false, false, fmt.Errorf("%w: slot %d", ErrUnknownQueue, cur.q)
 	}
 	var m *matcher
 	if opt.MsgID != nil || opt.CorrelID != nil {
@@ -54,13 +171,19 @@ func (o *Owner) BrowseNext(cur *BrowseCursor, opt GetOptions, dst *Message) (err
 		if cur.started {
 			from = cur.pos + 1
 		}
-		found := false
 		werr := s.walk(cur.q, cur.prio, from, func(pos uint64, r ref) bool {
 			eo := s.entryOff(r.idx())
 			w := s.load(eo + enCtl)
 			k := wKind(w)
 			notVisible := k == stPutU || k == stAlloc // put under syncpoint, or linked and not yet made visible
-			if wGen(w) != r.gen() || s.load(eo+enPos) != pos || !(k == stAvail || opt.IncludeHeld && (k == stHeld || k == stView) || opt.IncludeUncommitted && notVisible) {
+			if wGen(w) != r.gen() || s.load(eo+enPos) != pos {
+				return true
+			}
+			if stopAt && notVisible {
+				stopped = true
+				return false
+			}
+			if !(k == stAvail || opt.IncludeHeld && (k == stHeld || k == stView) || opt.IncludeUncommitted && notVisible) {
 				return true
 			}
 			if exp := int64(s.load(eo + enExpiry)); exp != 0 && exp <= now {
@@ -80,14 +203,14 @@ func (o *Owner) BrowseNext(cur *BrowseCursor, opt GetOptions, dst *Message) (err
 			cur.pos, cur.started, found, cur.uncommitted = pos, true, true, notVisible
 			return false
 		})
-		if found {
-			return nil
+		if found || stopped {
+			return found, stopped, nil
 		}
 		if werr != nil {
-			return werr
+			return false, false, werr
 		}
 	}
-	return ErrNoMessage
+	return false, false, nil
 }
 
 // walk visits the filled slots of sublog q/prio from position from on,

@@ -390,10 +390,14 @@ const (
 //
 //	offset  size  constant  field
 //	     0     8  stCtl     control word: version(31) << 33 | current copy(1) << 32 | reserving owner tag(32)
-//	     8    56  -         unused
+//	     8     4  stWake    futex word of WaitStatus: bumped by a publisher that found stSleep set, and by WakeStatus
+//	    12     4  stSleep   non-zero: a WaitStatus may sleep on stWake
+//	    16    48  -         unused
 //	    64     *  stCopies  copy 0, then copy 1 at 64 + StatusSize rounded up to 64
 const (
 	stCtl    = 0         // CAS by writers (reserve, publish), cleared by Repair for a dead reserver; read by readers before and after they copy
+	stWake   = 8         // atomic add by a publisher after its publish CAS (when it swapped stSleep from non-zero) and by WakeStatus; read by waiters before they look at stCtl, then slept on
+	stSleep  = 12        // atomic store 1 by a waiter after it read stWake and before it reads stCtl; atomic swap to 0 by a publisher after its publish CAS (a dead waiter's 1 costs one spare wake)
 	stCopies = statusHdr // the copy the control word does not name is written by its reserver; the current one is read by anyone
 )
 

@@ -1,6 +1,7 @@
 package lockfree
 
 import (
+	"errors"
 	"fmt"
 	mbits "math/bits"
 	"sync/atomic"
@@ -234,6 +235,16 @@ func (o *Owner) Close() (err error) {
 		err = o.Backout()
 	}
 	if err := o.begin(); err != nil {
+		// Out of service. An owner that holds nothing (registered in a
+		// structure being recovered, where all its operations failed)
+		// frees its slot: the structure may come back into service
+		// while this process lives, and a slot left active under a live
+		// process refuses every later owner of its number. One that
+		// holds work leaves it (and its slot) to the failed structure,
+		// which is never put back into service, only made again.
+		if errors.Is(err, ErrStructureFailed) && o.holdsNothing() {
+			o.freeSlot()
+		}
 		o.closed = true
 		return nil
 	}
@@ -270,6 +281,19 @@ func (o *Owner) Close() (err error) {
 		}
 	}
 	o.end() // before the slot is freed: a new owner may take it at once
+	o.freeSlot()
+	o.closed = true
+	return err
+}
+
+// holdsNothing reports whether the owner holds no work: no unit of work,
+// no view, no lone put.
+func (o *Owner) holdsNothing() bool {
+	return len(o.uowPuts)+len(o.uowGets)+len(o.views) == 0 && o.lonePut == nil
+}
+
+// freeSlot frees the owner's slot, unless a repairer took it meanwhile.
+func (o *Owner) freeSlot() {
 	w := o.s.load(o.off + ownState)
 	if osInc(w) == o.tag.Incarnation() && osState(w) == osActive {
 		// A CAS: a repairer that took the slot meanwhile (and a registrant
@@ -278,8 +302,6 @@ func (o *Owner) Close() (err error) {
 		o.s.store(o.off+ownPid, 0) // see repair: the record is trusted again once a registrant stores its pid
 		o.s.cas(o.off+ownState, w, mkOwnState(osInc(w), osFree, 0))
 	}
-	o.closed = true
-	return err
 }
 
 // releaseCaches returns every cached entry, element and segment.

@@ -4,7 +4,9 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
+	"math"
 	"runtime"
+	"sync/atomic"
 	"time"
 
 	"github.com/qmgr/qmgr/crashpoint"
@@ -134,7 +136,93 @@ func (o *Owner) CompareAndSwapStatus(i int, before, after []byte) (err error) {
 	cpStatusWritten.Hit()
 	s.cas(ctl, w|uint64(o.tag), ((w>>33)+1)<<33|(1-sel)<<32)
 	cpStatusPublished.Hit()
+	s.wakeStatusWaiters(i)
 	return nil
+}
+
+// Waiting for a status record to change (WaitStatus). A waiter reads the
+// slot's wake word, then sets the sleep word, then reads the control
+// word, and sleeps on the wake word only if the version is still the one
+// it saw. A publisher, after its publish CAS, swaps the sleep word to 0
+// and, only if it was set, bumps the wake word and wakes every sleeper.
+// Go's atomics are sequentially consistent, so either the publisher's
+// swap sees the waiter's mark (and its bump comes after the waiter read
+// the wake word: the sleep returns at once or is woken), or the mark came
+// after the swap, hence after the publish, and the waiter's read of the
+// control word sees the new version. No system call when nobody waits.
+// A waiter killed leaves the mark set: the next publisher makes one spare
+// wake and clears it. A publisher killed between its publish and its wake
+// (crash point lockfree.status.published) leaves the sleepers asleep:
+// each sleep is bounded by maxFutexSleep, after which they look again.
+
+func (s *Structure) statusWakeWord(i int) *uint32 { return s.mem.U32(s.statusOff(i) + stWake) }
+
+// wakeStatusWaiters wakes the waiters of slot i, if it has any.
+func (s *Structure) wakeStatusWaiters(i int) {
+	if atomic.SwapUint32(s.mem.U32(s.statusOff(i)+stSleep), 0) == 0 {
+		return
+	}
+	fw := s.statusWakeWord(i)
+	atomic.AddUint32(fw, 1)
+	shm.FutexWake(fw, math.MaxInt32)
+}
+
+// WakeStatus wakes every WaitStatus sleeping on slot i, so that they look
+// at their stop flags (it does not change the record).
+func (s *Structure) WakeStatus(i int) (err error) {
+	defer shm.EndGuard(shm.BeginGuard(), &err)
+	if err := s.checkStatus(i); err != nil {
+		return err
+	}
+	fw := s.statusWakeWord(i)
+	atomic.AddUint32(fw, 1)
+	_, err = shm.FutexWake(fw, math.MaxInt32)
+	return err
+}
+
+// WaitStatus waits until record i's version differs from seen, for at
+// most d (0: do not wait; negative: no limit), and returns the version it
+// found: seen again on a timeout. It returns ErrInterrupted when stop is
+// set (check before each sleep; whoever sets it calls WakeStatus(i) to
+// end a sleep at once). Woken by CompareAndSwapStatus on the slot, from
+// any process, without polling (a wake lost to a killed publisher costs
+// at most maxFutexSleep).
+func (s *Structure) WaitStatus(i int, seen uint64, d time.Duration, stop *atomic.Bool) (v uint64, err error) {
+	defer shm.EndGuard(shm.BeginGuard(), &err)
+	if err := s.checkStatus(i); err != nil {
+		return 0, err
+	}
+	ctl := s.statusOff(i)
+	deadline := time.Now().Add(d)
+	if d < 0 {
+		deadline = time.Now().Add(100 * 365 * 24 * time.Hour)
+	}
+	fw := s.statusWakeWord(i)
+	waiters := s.mem.U32(ctl + stSleep)
+	for {
+		seq := atomic.LoadUint32(fw)
+		// A first look before marking: a waiter woken by the change it
+		// waits for returns without leaving a mark for the next publisher.
+		if v = s.load(ctl) >> 33; v != seen {
+			return v, nil
+		}
+		if d != 0 {
+			atomic.StoreUint32(waiters, 1)
+		}
+		if v = s.load(ctl) >> 33; v != seen {
+			return v, nil
+		}
+		if stop != nil && stop.Load() {
+			return v, fmt.Errorf("%w: wait on status slot %d", ErrInterrupted, i)
+		}
+		left := time.Until(deadline)
+		if d == 0 || left <= 0 {
+			return v, nil
+		}
+		if err := shm.FutexWait(fw, seq, min(left, maxFutexSleep)); err != nil {
+			return v, fmt.Errorf("wait on status slot %d: %w", i, err)
+		}
+	}
 }
 
 // UpdateStatus applies f to record i until the CAS succeeds. f gets the

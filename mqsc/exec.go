@@ -139,6 +139,14 @@ func Execute(env Env, c Command) ([]Result, error) {
 		return displayExchanges(env, c)
 	case "DISPLAY BINDING":
 		return displayBindings(env, c)
+	case "DEFINE SERVICE", "ALTER SERVICE":
+		return defineService(env, c)
+	case "DELETE SERVICE":
+		return deleteService(env, c)
+	case "DISPLAY SERVICE":
+		return displayServices(env, c)
+	case "START SERVICE", "STOP SERVICE":
+		return startStopService(env, c)
 	case "DISPLAY REQUESTS":
 		return displayRequests(env, c)
 	case "CANCEL REQUEST":

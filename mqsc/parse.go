@@ -12,7 +12,7 @@ var ErrSyntax = errors.New("mqsc: syntax error")
 // Command is one parsed MQSC command.
 type Command struct {
 	Verb string // DEFINE, ALTER, DELETE, CLEAR, DISPLAY, START, STOP
-	Type string // QLOCAL, QREMOTE, QSTATUS, CFSTRUCT, CFSTATUS, GROUP, CONN, QMGR, CHANNEL, CHSTATUS, CHINIT
+	Type string // QLOCAL, QREMOTE, QSTATUS, CFSTRUCT, CFSTATUS, GROUP, CONN, QMGR, CHANNEL, CHSTATUS, CHINIT, SERVICE, ...
 	// Name is the object name or pattern ("" for GROUP, QMGR): folded to
 	// upper case unless quoted, but for the AMQP object types (see
 	// keepsCase), whose names keep their case as written.
@@ -114,7 +114,7 @@ func ParseOne(text string) (Command, error) {
 	c.Type = canonType(obj.word)
 	switch c.Type {
 	case "QLOCAL", "QREMOTE", "QSTATUS", "CFSTRUCT", "CFSTATUS", "CONN", "CHANNEL", "CHSTATUS",
-		"AMQPUSER", "AMQPPERM", "EXCHANGE", "BINDING", "REQUESTS", "REQUEST":
+		"AMQPUSER", "AMQPPERM", "EXCHANGE", "BINDING", "REQUESTS", "REQUEST", "SERVICE":
 		if !obj.hasValue {
 			if c.Type == "CONN" || c.Type == "REQUESTS" {
 				c.Name = "*"

@@ -185,5 +185,5 @@ func (t *table[T]) showSecret(name, value string) ([]Result, error) {
 func tables() []anyTable {
 	return []anyTable{&qlocalTable, &qstatusTable, &qremoteTable, &cfstructTable, &cfstatusTable, &cfbackupTable,
 		&channelTable, &chstatusTable, &qmgrTable, &groupTable, &connTable,
-		&amqpuserTable, &amqppermTable, &exchangeTable, &bindingTable, &requestsTable}
+		&amqpuserTable, &amqppermTable, &exchangeTable, &bindingTable, &requestsTable, &serviceTable}
 }

@@ -1,9 +1,12 @@
 package request
 
 import (
+	"fmt"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/qmgr/qmgr/defs"
 )
 
 func TestConfigValidate(t *testing.T) {
@@ -48,6 +51,24 @@ func TestConfigValidate(t *testing.T) {
 		}
 		if bad.Name != before.Name || bad.Workers != before.Workers {
 			t.Errorf("Validate changed the config")
+		}
+	}
+}
+
+// TestUnexpectedQueueHasRoom: the Unexpected Message Queue that
+// Definitions defines takes a message of the others' largest size (the
+// default MAXMSGL: Definitions sets none for them) behind its header; with
+// no room, such a message (a malformed request, a stray reply) would fail
+// to move again and again.
+func TestUnexpectedQueueHasRoom(t *testing.T) {
+	def := defs.DefaultQueue("X").MaxMsgL
+	want := fmt.Sprintf("MAXMSGL(%d)", unexpectedMaxMsgL)
+	if !strings.Contains(definition(DefaultUnexpectedQueue, DefaultUnexpectedQueue), want) || unexpectedMaxMsgL < def+uhSize {
+		t.Fatalf("the Unexpected Message Queue's definition %q: want %s, at least %d", definition(DefaultUnexpectedQueue, DefaultUnexpectedQueue), want, def+uhSize)
+	}
+	for _, q := range []string{DefaultStateQueue, DefaultTombstoneQueue, DefaultReplyQueue, DefaultCancelQueue} {
+		if strings.Contains(definition(q, q), "MAXMSGL") {
+			t.Errorf("%s: a MAXMSGL of its own; the test assumes the default", q)
 		}
 	}
 }

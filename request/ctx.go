@@ -889,6 +889,15 @@ func (c *Ctx) end(status Status, r *sysReply) error {
 	if err := c.writeRecord(); err != nil {
 		return err
 	}
+	// The tombstone commits with the record marked ended, before the
+	// unit of work that removes the record and the live marker (finish):
+	// a sweep while that one runs (both got, invisible) finds it, and
+	// says how the request ended of a reply that comes then.
+	if c.leavesTombstone(c.rec) {
+		if err := c.putTombstone(c.next); err != nil {
+			return c.fail(err)
+		}
+	}
 	cpDonePut.Hit()
 	if err := c.commit(); err != nil {
 		return err
@@ -903,6 +912,13 @@ func (c *Ctx) end(status Status, r *sysReply) error {
 // (it failed, was restarted or cancelled, or has a call timed out) leaves
 // a tombstone on the tombstone queue, which expires after
 // Config.TombstoneTTL (putTombstone).
+// leavesTombstone reports whether a request that ends as rec says leaves
+// a tombstone: one that may have replies still to come (purged,
+// cancelled, restarted, resumed, a call pending or timed out, strays).
+func (c *Ctx) leavesTombstone(rec *Record) bool {
+	return c.strays || rec.Status != StatusDone || rec.Attempts > 1 || len(rec.Pending) > 0 || timedOutIn(rec.Journal)
+}
+
 func (c *Ctx) finish() error {
 	cfg := &c.w.m.cfg
 	st, err := c.w.l.open(cfg.StateQueue, optAll)
@@ -952,11 +968,7 @@ func (c *Ctx) finish() error {
 			return err
 		}
 	}
-	if rec != nil && (c.strays || rec.Status != StatusDone || rec.Attempts > 1 || len(rec.Pending) > 0 || timedOutIn(rec.Journal)) {
-		if err := c.putTombstone(rec); err != nil {
-			return err
-		}
-	}
+	testHookBeforeFinishCommit(c.req.ID)
 	if err := c.w.l.c.Commit(); err != nil {
 		return fmt.Errorf("request: end %s: %w", c.req.ID, err)
 	}

@@ -23,6 +23,11 @@ func Definitions() string {
 	return b.String()
 }
 
+// unexpectedMaxMsgL is the Unexpected Message Queue's MAXMSGL in
+// Definitions: the others' (the default, 4 MiB) and a 4 KiB page for its
+// header (uhSize bytes).
+const unexpectedMaxMsgL = 4<<20 + 4096
+
 // definition is the MQSC that defines the group-wide queue whose default
 // name is def under the name name ("" if def is none of them).
 func definition(def, name string) string {
@@ -37,7 +42,9 @@ func definition(def, name string) string {
 	case DefaultCancelQueue:
 		attrs, descr = "INDXTYPE(CORRELID) MAXDEPTH(100000)", "cancels, CorrelID the request id"
 	case DefaultUnexpectedQueue:
-		attrs, descr = "MAXDEPTH(100000)", "Unexpected Message Queue"
+		// Room for the header in front of the largest message of the
+		// others (MAXMSGL 4 MiB, the default).
+		attrs, descr = fmt.Sprintf("MAXDEPTH(100000) MAXMSGL(%d)", unexpectedMaxMsgL), "Unexpected Message Queue"
 	default:
 		return ""
 	}

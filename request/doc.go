@@ -81,6 +81,11 @@
 // ErrTakenOver: its step is backed out and it writes nothing more. Every
 // taker changes the record before anything else (attempts, or status),
 // so the run that lost its lock is fenced from the taker's first commit.
+// The commit that creates the state has no fence of its own: nothing of a
+// run goes out before its first step, and a run whose lock was lost
+// before its create committed finds, at that step, its record beside
+// another run's that is further on, and is fenced
+// (TestCreateAfterTheLockWasLost).
 // (The lead's design let only the lock holder write, which a lock lost
 // behind the holder's back does not ensure: two runs both sent final
 // replies.)
@@ -166,8 +171,11 @@
 // (TestTakeoverWhileTheCreateIsInFlight, TestResumeFromTheMostAdvancedRecord).
 //
 // A request ends in two units of work: W marks the record ended (with the
-// manager's final reply, if any), then L removes the request message, the
-// record, the marker and any cancel together (leaving the tombstone).
+// manager's final reply, if any, and its tombstone, if it leaves one),
+// then L removes the request message, the record, the marker and any
+// cancel together. The tombstone is there before the record and marker
+// go: a sweep while L's unit of work runs (they are got, so invisible)
+// still finds how the request ended (TestLateReplyWhileTheRequestIsRemoved).
 //
 // A manager's session (its connections through one member) ends when one
 // of them breaks, or when a worker cannot open or take from the input

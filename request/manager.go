@@ -92,6 +92,7 @@ func Start(cfg Config) (*Manager, error) {
 // threshold (which would move a request, a record, a reply or a cancel
 // away behind the manager's back: each is got again after a backout).
 func (m *Manager) checkQueues(c *mq.Conn) error {
+	biggest, umqMax := 0, 0 // MAXMSGL of the queues whose messages may be moved to the UMQ, and the UMQ's
 	for _, name := range []string{m.cfg.Input, m.cfg.StateQueue, m.cfg.ReplyQueue, m.cfg.CancelQueue, m.cfg.UnexpectedQueue, m.cfg.TombstoneQueue} {
 		q, err := c.Open(name, mq.OpenOptions{Browse: true})
 		if err != nil {
@@ -107,9 +108,22 @@ func (m *Manager) checkQueues(c *mq.Conn) error {
 		}
 		d := q.Def()
 		q.Close()
+		switch name {
+		case m.cfg.UnexpectedQueue:
+			umqMax = d.MaxMsgL
+		case m.cfg.TombstoneQueue:
+		default:
+			biggest = max(biggest, d.MaxMsgL)
+		}
 		if name != m.cfg.UnexpectedQueue && name != m.cfg.TombstoneQueue && d.BOThresh > 0 { // those two are never got again after a backout
 			return fmt.Errorf("request: queue %s has BOTHRESH(%d): a request manager's input, state, reply and cancel queues must have none (the manager decides what becomes of a request that failed, and takes again what a failure backed out)", name, d.BOThresh)
 		}
+	}
+	if umqMax < biggest+uhSize {
+		// A message of the largest size cannot be moved there behind its
+		// header: it would be moved again and again, and fail each time.
+		m.cfg.Log.Warn("the Unexpected Message Queue's MAXMSGL leaves no room for a header in front of the largest message of the other queues: such a message cannot be moved there",
+			"queue", m.cfg.UnexpectedQueue, "maxmsgl", umqMax, "want_at_least", biggest+uhSize)
 	}
 	return nil
 }
@@ -479,6 +493,7 @@ func (w *worker) handle(msg *mq.Message) error {
 		c.rec = &Record{Mode: mode, Status: StatusRunning, Attempts: 1, NextSeq: 1, RequestID: id, Lock: lock, Created: now, Updated: now,
 			Manager: cfg.Name, ReplyToQ: msg.ReplyToQ, ReplyQMgr: msg.ReplyToQMgr}
 		c.attempt = 1
+		testHookBeforeCreate(id)
 		if err := c.create(); err != nil {
 			return err
 		}
@@ -580,6 +595,14 @@ func (w *worker) moveAside(msg *mq.Message, why Reason) error {
 // message's than the one whose token is lock (Record.Lock; zero in a
 // version 1 record: not known, taken for the same).
 func otherLock(r *Record, lock uint64) bool { return r.Lock != 0 && r.Lock != lock }
+
+// testHookBeforeCreate runs between a new request's read of its state
+// (none) and the commit that creates it (tests hold a run there).
+var testHookBeforeCreate = func(ID) {}
+
+// testHookBeforeFinishCommit runs in the unit of work that removes an
+// ended request (its message, records and markers got), before its commit.
+var testHookBeforeFinishCommit = func(ID) {}
 
 // errClaimLost: a request whose state this run created finds that a
 // duplicate request message created it too (Ctx.claim); its state is

@@ -10,6 +10,7 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -555,5 +556,121 @@ func TestReplaySendsADifferentBody(t *testing.T) {
 	f := e.reviewWaitGone(id)
 	if len(f.finals) != 1 || !strings.HasPrefix(f.finals[0], request.FormatFailed+":") || !strings.Contains(f.finals[0], request.ErrNondeterministic.Error()) {
 		t.Errorf("final replies %q, want one %s saying %q", f.finals, request.FormatFailed, request.ErrNondeterministic)
+	}
+}
+
+// TestCreateAfterTheLockWasLost: a run whose lock (L) is backed out between
+// its read of the request's state (none yet) and the commit that creates it
+// (here by the member's --uow-max-age while the run is held there) creates
+// a second record after another run took the request over, created the
+// state and went on. The late run must be fenced at its first step (its
+// record beside one further on), not go on: one final reply.
+func TestCreateAfterTheLockWasLost(t *testing.T) {
+	e := newEnv(t)
+	if _, err := e.g.Start("QM2", "--uow-max-age", "1s"); err != nil {
+		t.Fatal(err)
+	}
+	held, release := make(chan struct{}), make(chan struct{})
+	var first atomic.Bool
+	defer request.SetTestHookBeforeCreate(func(request.ID) {
+		if first.CompareAndSwap(false, true) { // the first run alone (not sync.Once: the others would wait too)
+			close(held)
+			<-release
+		}
+	})()
+	lateSave := make(chan error, 1)
+	releaseTaker := make(chan struct{})
+	var runs atomic.Int32
+	e.reviewManager("QM2", request.Config{
+		Name: "RMX", Workers: 2, CancelCheck: 20 * time.Millisecond, SweepInterval: 50 * time.Millisecond, ReconnectWait: 20 * time.Millisecond,
+		Program: func(ctx *request.Ctx, req *request.Request) error {
+			n := runs.Add(1)
+			err := ctx.Save("x", fmt.Appendf(nil, "run %d", n))
+			if n == 2 { // the run held before its create: started second
+				lateSave <- err
+				return err
+			}
+			if err != nil {
+				return err
+			}
+			<-releaseTaker
+			return ctx.FinalReply([]byte("from the taker"))
+		},
+	})
+	id := e.put(request.ModeRecoverable, "ok")
+	select {
+	case <-held:
+	case <-time.After(20 * time.Second):
+		t.Fatal("no run reached its create")
+	}
+	e.waitRecord(30*time.Second, "another run to take the request over and save", func(r *request.Record) bool { return r.RequestID == id && len(r.Journal) == 1 })
+	close(release)
+	select {
+	case err := <-lateSave:
+		if !errors.Is(err, request.ErrTakenOver) {
+			t.Errorf("the late run's first step: %v, want ErrTakenOver", err)
+		}
+	case <-time.After(20 * time.Second):
+		t.Fatal("the late run did not try its first step")
+	}
+	close(releaseTaker)
+	f := e.reviewWaitGone(id)
+	if len(f.finals) != 1 || f.finals[0] != request.FormatFinal+":from the taker" {
+		t.Errorf("final replies %q, want the taker's alone", f.finals)
+	}
+}
+
+// TestLateReplyWhileTheRequestIsRemoved: a late reply swept while the unit
+// of work that removes an ended request runs (its record and live marker
+// got, so invisible, and not committed yet) is moved saying how the
+// request ended (CANCELLED), not UNKNOWN_REQUEST: the request's tombstone
+// must be visible before its record and marker go.
+func TestLateReplyWhileTheRequestIsRemoved(t *testing.T) {
+	e := newEnv(t)
+	held, release := make(chan struct{}), make(chan struct{})
+	var first atomic.Bool
+	defer request.SetTestHookBeforeFinishCommit(func(request.ID) {
+		if first.CompareAndSwap(false, true) {
+			close(held)
+			<-release
+		}
+	})()
+	e.reviewManager("QM1", request.Config{
+		Name: "RMX", Workers: 1, CancelCheck: 20 * time.Millisecond, SweepInterval: 50 * time.Millisecond, ReconnectWait: 20 * time.Millisecond,
+		Program: func(ctx *request.Ctx, req *request.Request) error {
+			ctx.Step("waiting")
+			_, err := ctx.Call("NOANSWER", nil, request.CallOptions{Timeout: time.Minute})
+			return err
+		},
+	})
+	id := e.put(request.ModeRecoverable, "ok")
+	e.waitRecord(10*time.Second, "the request to wait for its call", func(r *request.Record) bool { return r.RequestID == id && r.Step == "waiting" })
+	if err := request.Cancel(e.c, "", id); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case <-held:
+	case <-time.After(20 * time.Second):
+		t.Fatal("the request was not removed")
+	}
+	rq, err := e.c.Open(request.DefaultReplyQueue, mq.OpenOptions{Output: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	late := request.CallID{Key: request.KeyOf(id), Attempt: 1, Seq: 1}.Bytes()
+	if err := rq.Put(&mq.Message{CorrelID: late, Body: []byte("late")}, mq.PutOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	rq.Close()
+	// Swept while the request's removal is held.
+	waitFor(t, 20*time.Second, "the late reply moved", func() bool { return len(e.facts(id).strays) > 0 })
+	close(release)
+	f := e.reviewWaitGone(id)
+	var reasons []string
+	for _, h := range f.strays {
+		reasons = append(reasons, h.Reason.String())
+	}
+	if fmt.Sprint(reasons) != "[CANCELLED]" {
+		t.Errorf("the late reply moved as %v, want [CANCELLED]", reasons)
 	}
 }

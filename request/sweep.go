@@ -363,16 +363,17 @@ func (sw *sweeper) tombstone(k Key, st state) (*Record, error) {
 	}
 }
 
-// putTombstone puts rec, as the request ended, on the tombstone queue in
-// l's unit of work. A tombstone is advisory (the sweeper says from it why a
+// putTombstone puts rec (the record's bytes as the request ended) on the
+// tombstone queue in w's unit of work, the one that marks the record
+// ended. A tombstone is advisory (the sweeper says from it why a
 // late reply is unexpected): one that cannot be put (its queue is full)
 // is left out, and the request ends all the same; only a broken
 // connection is an error.
-func (c *Ctx) putTombstone(rec *Record) error {
+func (c *Ctx) putTombstone(rec []byte) error {
 	cfg := &c.w.m.cfg
-	q, err := c.w.l.open(cfg.TombstoneQueue, optOut)
+	q, err := c.w.w.open(cfg.TombstoneQueue, optOut)
 	if err == nil {
-		tomb := &mq.Message{CorrelID: tagID(c.key, ciTagTomb), Format: FormatTombstone, Body: rec.Encode(), Expiry: time.Now().Add(cfg.TombstoneTTL), Persistence: mq.NotPersistent}
+		tomb := &mq.Message{CorrelID: tagID(c.key, ciTagTomb), Format: FormatTombstone, Body: rec, Expiry: time.Now().Add(cfg.TombstoneTTL), Persistence: mq.NotPersistent}
 		if err = q.Put(tomb, mq.PutOptions{Syncpoint: true}); err == nil {
 			return nil
 		}

@@ -507,6 +507,20 @@ func (tt *torture) conserve(ids map[request.ID]request.Mode, cancelled map[reque
 				tally[fmt.Sprintf("restartable.attempts%d", attempts)]++
 			}
 		case request.ModeRecoverable:
+			if len(f.finals) == 1 && strings.HasPrefix(f.finals[0], request.FormatRetried+":request resumed ") {
+				// Killed with its manager more often than Config.MaxResumes
+				// (default 10) allows: ended saying so, no call twice.
+				if f.tomb == nil || f.tomb.Attempts <= 10 {
+					bad("resumed out after %v takes", f.tomb)
+				}
+				for q, n := range f.performed {
+					if n > 1 {
+						bad("%s performed %d times", q, n)
+					}
+				}
+				tally["recoverable.resumedout"]++
+				break
+			}
 			if len(f.finals) != 1 || f.finals[0] != done {
 				bad("want exactly one final reply, the program's")
 			}

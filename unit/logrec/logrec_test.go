@@ -1,0 +1,262 @@
+package logrec
+
+import (
+	"bytes"
+	"errors"
+	"reflect"
+	"testing"
+)
+
+func sampleInput(lsn uint64, choices bool) *Input {
+	in := &Input{
+		LSN:         lsn,
+		Source:      Source{ID: 0xfeed, Gen: 2, Seq: lsn + 10},
+		MsgID:       [24]byte{1, 2, 3},
+		CorrelID:    [24]byte{9: 7},
+		Format:      "MQSTR",
+		Priority:    4,
+		Persistent:  lsn%2 == 0,
+		Expiry:      0,
+		PutTime:     1_700_000_000_000_000_000 + int64(lsn),
+		ReplyToQ:    "REPLY.Q",
+		ReplyToQMgr: "QM1",
+		Properties:  []byte("k=v"),
+		Body:        []byte(`{"id":1,"from":"a","to":"b","amount":5}`),
+	}
+	if choices {
+		in.Choices = []Choice{
+			{Kind: ChoiceTime, Data: []byte{1, 2, 3, 4, 5, 6, 7, 8}},
+			{Kind: ChoiceSeed, Data: bytes.Repeat([]byte{0xab}, 16)},
+			{Kind: ChoiceBytes, Data: []byte("chosen")},
+			{Kind: ChoiceBytes},
+		}
+	}
+	return in
+}
+
+// sampleLogs: one message of each shape the primary writes.
+func sampleLogs() []*LogMessage {
+	late := &LogMessage{Flags: FlagPersistent, Epoch: 3, Gen: 1, FirstLSN: 10, LastLSN: 12, Completed: 12, OutHash: 0x1234,
+		Records: []Record{
+			{Kind: KindInput, Input: sampleInput(10, true)},
+			{Kind: KindInput, Input: sampleInput(11, false)},
+			{Kind: KindInput, Input: sampleInput(12, true)},
+			{Kind: KindCheck, LSN: 12, CheckHash: 99, CheckLen: 4096},
+		}}
+	early := &LogMessage{Epoch: 4, Gen: 1, FirstLSN: 13, LastLSN: 14, Completed: 12,
+		Records: []Record{
+			{Kind: KindChoices, LSN: 12, Choices: []Choice{{Kind: ChoiceTime, Data: make([]byte, 8)}}},
+			{Kind: KindInputEarly, Input: sampleInput(13, false)},
+			{Kind: KindInputEarly, Input: sampleInput(14, false)},
+		}}
+	ref := &LogMessage{Epoch: 4, Gen: 2, FirstLSN: 1, LastLSN: 1, Completed: 0,
+		Records: []Record{{Kind: KindInputRef, Ref: &InputRef{LSN: 1, MsgID: [24]byte{5}, PutTime: 77, BodyLen: 40, BodyHash: 0xdead}}}}
+	choicesOnly := &LogMessage{Epoch: 4, Gen: 2, Completed: 1,
+		Records: []Record{{Kind: KindChoices, LSN: 1}}}
+	return []*LogMessage{late, early, ref, choicesOnly}
+}
+
+func TestLogRoundTrip(t *testing.T) {
+	for i, m := range sampleLogs() {
+		b, err := m.Encode()
+		if err != nil {
+			t.Fatalf("message %d: %v", i, err)
+		}
+		got, err := DecodeLog(b)
+		if err != nil {
+			t.Fatalf("message %d: decode: %v", i, err)
+		}
+		if !reflect.DeepEqual(got, m) {
+			t.Fatalf("message %d: round trip\n got %+v\nwant %+v", i, got, m)
+		}
+		// Every proper prefix is refused, with an error, not a panic.
+		for n := 0; n < len(b); n++ {
+			if _, err := DecodeLog(b[:n]); err == nil {
+				t.Fatalf("message %d: prefix of %d of %d bytes accepted", i, n, len(b))
+			}
+		}
+		// A byte past the end is refused too.
+		if _, err := DecodeLog(append(bytes.Clone(b), 0)); !errors.Is(err, ErrCorrupt) {
+			t.Fatalf("message %d: trailing byte: %v", i, err)
+		}
+	}
+}
+
+func TestLogRefusesWhatItCannotHold(t *testing.T) {
+	bad := []*LogMessage{
+		{Records: nil},
+		{FirstLSN: 5, LastLSN: 5, Records: []Record{{Kind: KindInput, Input: sampleInput(6, false)}}},               // gap
+		{FirstLSN: 5, LastLSN: 6, Records: []Record{{Kind: KindInput, Input: sampleInput(5, false)}}},               // last wrong
+		{FirstLSN: 5, LastLSN: 5, Completed: 6, Records: []Record{{Kind: KindInput, Input: sampleInput(5, false)}}}, // completed past last
+		{FirstLSN: 1, LastLSN: 1, Records: []Record{{Kind: KindInputEarly, Input: sampleInput(1, true)}}},           // early with choices
+		{Records: []Record{{Kind: KindCheck}}}, // LSN 0
+		{Records: []Record{{Kind: 9, LSN: 1}}}, // kind
+		{FirstLSN: 1, LastLSN: 1, Records: []Record{{Kind: KindInput, Input: &Input{LSN: 1, Format: "TOOLONGFMT"}}}}, // format
+		{FirstLSN: 1, LastLSN: 1, Records: []Record{{Kind: KindInput, Input: &Input{LSN: 1, Priority: 10}}}},         // priority
+		{Records: []Record{{Kind: KindChoices, LSN: 1, Choices: []Choice{{Kind: ChoiceTime, Data: []byte{1}}}}}},     // TIME length
+		{Records: []Record{{Kind: KindChoices, LSN: 1, Choices: []Choice{{Kind: ChoiceBytes, Data: make([]byte, MaxChoiceBytes)}}}}},
+	}
+	for i, m := range bad {
+		if _, err := m.Encode(); !errors.Is(err, ErrInvalid) {
+			t.Errorf("case %d: Encode: %v, want ErrInvalid", i, err)
+		}
+	}
+	many := &LogMessage{FirstLSN: 1, LastLSN: MaxInputsPerMessage + 1}
+	for l := uint64(1); l <= MaxInputsPerMessage+1; l++ {
+		many.Records = append(many.Records, Record{Kind: KindInputRef, Ref: &InputRef{LSN: l}})
+	}
+	if _, err := many.Encode(); !errors.Is(err, ErrInvalid) {
+		t.Errorf("%d inputs: %v", MaxInputsPerMessage+1, err)
+	}
+}
+
+func TestDecodeLogDamage(t *testing.T) {
+	b, err := sampleLogs()[0].Encode()
+	if err != nil {
+		t.Fatal(err)
+	}
+	cases := map[string]struct {
+		mut  func(b []byte)
+		want error
+	}{
+		"magic":        {func(b []byte) { b[0] = 'X' }, ErrBadMagic},
+		"version":      {func(b []byte) { b[lgVersion] = 2 }, ErrVersion},
+		"count zero":   {func(b []byte) { le.PutUint16(b[lgCount:], 0) }, ErrCorrupt},
+		"count huge":   {func(b []byte) { le.PutUint16(b[lgCount:], MaxRecords) }, ErrTruncated},
+		"reserved":     {func(b []byte) { b[60] = 1 }, ErrCorrupt},
+		"record len":   {func(b []byte) { le.PutUint32(b[lgRecords+rcLen:], 1<<31) }, ErrTruncated},
+		"record kind":  {func(b []byte) { b[lgRecords+rcKind] = 0 }, ErrCorrupt},
+		"persistent 2": {func(b []byte) { b[lgRecords+rcBody+inPersistent] = 2 }, ErrCorrupt},
+		"first LSN":    {func(b []byte) { le.PutUint64(b[lgFirst:], 11) }, ErrCorrupt},
+		"props len":    {func(b []byte) { le.PutUint32(b[lgRecords+rcBody+inPropsLen:], 1<<30) }, ErrTruncated},
+	}
+	for name, c := range cases {
+		d := bytes.Clone(b)
+		c.mut(d)
+		if _, err := DecodeLog(d); !errors.Is(err, c.want) {
+			t.Errorf("%s: %v, want %v", name, err, c.want)
+		}
+	}
+}
+
+func TestLogCorrelIDSorts(t *testing.T) {
+	a, b := LogCorrelID(1, 300), LogCorrelID(2, 5)
+	if bytes.Compare(a[:], b[:]) >= 0 {
+		t.Fatal("a later epoch's CorrelID does not sort after")
+	}
+	e, f, err := ParseLogCorrelID(a)
+	if err != nil || e != 1 || f != 300 {
+		t.Fatalf("parse: %d %d %v", e, f, err)
+	}
+	a[20] = 1
+	if _, _, err := ParseLogCorrelID(a); !errors.Is(err, ErrCorrupt) {
+		t.Fatalf("reserved: %v", err)
+	}
+}
+
+func TestOutRoundTrip(t *testing.T) {
+	o := Out{Sender: 1, Epoch: 7, Gen: 2, LSNOut: 1000, Outputs: 1001, OutHash: 0xabc, Updated: 12345}
+	b := o.Encode()
+	got, err := DecodeOut(b)
+	if err != nil || got != o {
+		t.Fatalf("round trip: %+v %v", got, err)
+	}
+	b[otSender+1] = 1
+	if _, err := DecodeOut(b); !errors.Is(err, ErrCorrupt) {
+		t.Fatalf("reserved: %v", err)
+	}
+	if _, err := DecodeOut(b[:10]); !errors.Is(err, ErrTruncated) {
+		t.Fatalf("short: %v", err)
+	}
+}
+
+func TestOutputID(t *testing.T) {
+	id := OutputID{Source: 0x0102030405060708, Gen: 3, Seq: 256}
+	m := id.MsgID()
+	if !IsOutputID(m) {
+		t.Fatal("not recognised")
+	}
+	got, err := ParseOutputID(m)
+	if err != nil || got != id {
+		t.Fatalf("round trip: %+v %v", got, err)
+	}
+	next := OutputID{Source: id.Source, Gen: id.Gen, Seq: id.Seq + 1}.MsgID()
+	if bytes.Compare(m[:], next[:]) >= 0 {
+		t.Fatal("sequence order is not MsgID order")
+	}
+	if _, err := ParseOutputID([24]byte{'X'}); !errors.Is(err, ErrBadMagic) {
+		t.Fatalf("foreign MsgID: %v", err)
+	}
+	if _, err := ParseOutputID(OutputID{Source: 1}.MsgID()); !errors.Is(err, ErrCorrupt) {
+		t.Fatalf("sequence 0: %v", err)
+	}
+}
+
+func TestTransferAndChunks(t *testing.T) {
+	tr := Transfer{Gen: 2, Epoch: 9, Joiner: 1, JoinerTag: 0x77}
+	got, err := ParseTransfer(tr.CorrelID())
+	if err != nil || got != tr {
+		t.Fatalf("transfer: %+v %v", got, err)
+	}
+	stream := bytes.Repeat([]byte("state"), 100)
+	cs := []*Chunk{
+		{Index: 0, LSN: 40, Offset: 0, Data: stream[:200]},
+		{Last: true, Index: 1, LSN: 40, Offset: 200, Total: uint64(len(stream)), Hash: 5, Data: stream[200:]},
+	}
+	for _, c := range cs {
+		b, err := c.Encode()
+		if err != nil {
+			t.Fatal(err)
+		}
+		d, err := DecodeChunk(b)
+		if err != nil || !reflect.DeepEqual(d, c) {
+			t.Fatalf("chunk %d: %+v %v", c.Index, d, err)
+		}
+	}
+	bad := &Chunk{Last: true, Offset: 1, Total: 5, Data: []byte("ab")}
+	b, _ := bad.Encode()
+	if _, err := DecodeChunk(b); !errors.Is(err, ErrCorrupt) {
+		t.Fatalf("inconsistent total: %v", err)
+	}
+	if _, err := (&Chunk{Data: make([]byte, MaxChunkData+1)}).Encode(); !errors.Is(err, ErrInvalid) {
+		t.Fatalf("oversize: %v", err)
+	}
+}
+
+func sampleFramework() *Framework {
+	return &Framework{LSN: 500, Gen: 2, OutHash: 77,
+		Dests:   []Dest{{Name: "AUDIT", Next: 3}, {Name: "CONFIRM", Next: 501}},
+		Sources: []SourceState{{ID: 1, Gen: 1, Next: 4}, {ID: 1, Gen: 2, Next: 1}, {ID: 9, Gen: 0, Next: 2}}}
+}
+
+func TestFrameworkRoundTrip(t *testing.T) {
+	f := sampleFramework()
+	b, err := f.Encode()
+	if err != nil {
+		t.Fatal(err)
+	}
+	stream := append(bytes.Clone(b), "handler bytes"...)
+	got, n, err := DecodeFramework(stream)
+	if err != nil || !reflect.DeepEqual(got, f) || n != len(b) {
+		t.Fatalf("round trip: %+v %d %v", got, n, err)
+	}
+	for i := 0; i < len(b); i++ {
+		if _, _, err := DecodeFramework(b[:i]); err == nil {
+			t.Fatalf("prefix of %d accepted", i)
+		}
+	}
+	unsorted := sampleFramework()
+	unsorted.Dests[0], unsorted.Dests[1] = unsorted.Dests[1], unsorted.Dests[0]
+	if _, err := unsorted.Encode(); !errors.Is(err, ErrInvalid) {
+		t.Fatalf("unsorted: %v", err)
+	}
+	unsorted.Sort()
+	if _, err := unsorted.Encode(); err != nil {
+		t.Fatalf("sorted: %v", err)
+	}
+	empty := &Framework{LSN: 1}
+	b, _ = empty.Encode()
+	if got, _, err := DecodeFramework(b); err != nil || !reflect.DeepEqual(got, empty) {
+		t.Fatalf("empty: %+v %v", got, err)
+	}
+}

@@ -1,0 +1,457 @@
+package unit_test
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"sort"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/cespare/xxhash/v2"
+
+	"github.com/qmgr/qmgr/group"
+	"github.com/qmgr/qmgr/internal/mqconn"
+	"github.com/qmgr/qmgr/mq"
+	"github.com/qmgr/qmgr/qm"
+	"github.com/qmgr/qmgr/unit"
+	"github.com/qmgr/qmgr/unit/logrec"
+	"github.com/qmgr/qmgr/unit/role"
+)
+
+// ledger is a small stateful handler: transfers between accounts, each
+// stamped with the time, a random id and a chosen byte, one confirmation
+// per transfer.
+type ledger struct {
+	Balances map[string]int64
+	Applied  int
+	Stamps   uint64 // folds every time, random id and choice: replicas agree only if they replayed them
+}
+
+func newLedger() *ledger { return &ledger{Balances: map[string]int64{}} }
+
+func (l *ledger) Handle(ctx *unit.Ctx, in *unit.Input) error {
+	var id, amount int64
+	var from, to string
+	if _, err := fmt.Sscanf(string(in.Body), "%d %s %s %d", &id, &from, &to, &amount); err != nil {
+		return err
+	}
+	now := ctx.Now()
+	rid := ctx.Rand().Uint64()
+	pick := ctx.Choose(func() []byte { return []byte{byte(time.Now().UnixNano())} })
+	ok := l.balance(from) >= amount
+	if ok {
+		l.Balances[from] -= amount
+		l.Balances[to] = l.balance(to) + amount
+	}
+	l.Applied++
+	l.Stamps = l.Stamps*31 + uint64(now.UnixNano()) ^ rid + uint64(pick[0])
+	ctx.Send("CONFIRM", &mq.Message{Body: fmt.Appendf(nil, "%d %d %d %d %v %d", id, ctx.LSN(), now.UnixNano(), rid, ok, pick[0])})
+	return nil
+}
+
+func (l *ledger) balance(a string) int64 {
+	if b, ok := l.Balances[a]; ok {
+		return b
+	}
+	return 1000
+}
+
+func (l *ledger) Snapshot(w io.Writer) error { return json.NewEncoder(w).Encode(l) }
+func (l *ledger) Restore(r io.Reader) error  { return json.NewDecoder(r).Decode(l) }
+
+func (l *ledger) digest() string {
+	var b bytes.Buffer
+	l.Snapshot(&b)
+	return b.String()
+}
+
+func startMember(t *testing.T, mqsc ...string) group.Config {
+	t.Helper()
+	dir := t.TempDir()
+	cfg := qm.Config{Group: group.Config{Name: "T", DataDir: dir + "/data", CFDir: dir + "/cf", AppSize: 32 << 20, AdminSize: 8 << 20},
+		Name: "QM1", HeartbeatInterval: 20 * time.Millisecond, HeartbeatTimeout: time.Second,
+		Logger: slog.New(slog.NewTextHandler(io.Discard, nil))}
+	m, err := qm.Start(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	go m.Run(ctx)
+	t.Cleanup(func() { cancel(); m.Stop() })
+	for _, c := range mqsc {
+		if r := m.Exec(c); !r.OK {
+			t.Fatalf("%s: %s", c, r.Error)
+		}
+	}
+	return cfg.Group
+}
+
+// roleOf reads the unit's role record (status slot 0 of APPL1: the first
+// service's STATUSBASE).
+func roleOf(t *testing.T, c *mq.Conn) *role.Role {
+	t.Helper()
+	_, s, err := mqconn.Of(c).OwnerIn("APPL1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	buf := make([]byte, s.StatusSize())
+	if _, err := s.ReadStatus(0, buf); err != nil {
+		t.Fatal(err)
+	}
+	r, err := role.Decode(buf)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return r
+}
+
+func waitFor(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	for t0 := time.Now(); !cond(); time.Sleep(5 * time.Millisecond) {
+		if time.Since(t0) > 15*time.Second {
+			t.Fatalf("timed out waiting for %s", what)
+		}
+	}
+}
+
+// TestLatePrimaryAndSender: a unit of two replicas in this process, the
+// primary (position 0) and a secondary that takes the sender role, fed
+// 1500 transfers: every transfer is confirmed exactly once, the
+// confirmations' sequence numbers run 1..n in order, both replicas end in
+// the same state, and that state is what a reference ledger reaches
+// applying the transfers in LSN order with the primary's logged choices
+// (as the confirmations carry them).
+func TestLatePrimaryAndSender(t *testing.T) { runLedger(t, 2, 1500, 0) }
+
+// TestPromotion: the primary stops half way (its connection ends, its
+// unit of work in progress is backed out) and the test, standing in for
+// the member that recovers its connection, makes the death transition:
+// the secondary, already the sender, applies the rest of the log, takes
+// input as primary and sender at a new epoch, and every transfer is still
+// confirmed once, in sequence, its state the reference's.
+func TestPromotion(t *testing.T) { runLedger(t, 2, 1200, 600) }
+
+// TestLatePrimaryAlone: REPLICAS(1): the primary is the sender, its log
+// is trimmed as it goes, and every output goes out once.
+func TestLatePrimaryAlone(t *testing.T) { runLedger(t, 1, 500, 0) }
+
+// runLedger runs a unit of replicas replicas fed n transfers; with
+// killAt > 0 the primary is stopped after killAt of them and its death
+// transition made.
+func runLedger(t *testing.T, replicas, n, killAt int) {
+	g := startMember(t, "DEFINE QLOCAL(IN) MAXDEPTH(100000)", "DEFINE QLOCAL(CONFIRM) MAXDEPTH(100000)",
+		fmt.Sprintf("DEFINE SERVICE(LEDGER) STARTCMD('/bin/true') INPUT(IN) REPLICAS(%d)", replicas))
+	opts := mq.ConnectOptions{Group: g.Name, QMgr: "QM1", DataDir: g.DataDir, CFDir: g.CFDir}
+	watch, err := mq.Connect(opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer watch.Disconnect()
+
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	handlers := []*ledger{newLedger(), newLedger()}
+	errs := make([]error, 2)
+	var wg sync.WaitGroup
+	var stopped [2]chan struct{}
+	var stop [2]context.CancelFunc
+	run := func(pos int) {
+		wg.Add(1)
+		stopped[pos] = make(chan struct{})
+		var rctx context.Context
+		rctx, stop[pos] = context.WithCancel(ctx)
+		go func() {
+			defer wg.Done()
+			defer close(stopped[pos])
+			errs[pos] = unit.RunWith(rctx, unit.ReplicaConfig{Connect: opts, Service: "LEDGER", Position: pos, BatchSize: 16, Poll: 20 * time.Millisecond}, handlers[pos])
+			if errs[pos] != nil {
+				cancel()
+			}
+		}()
+	}
+	run(0)
+	waitFor(t, "the primary", func() bool { return roleOf(t, watch).Primary == 0 || ctx.Err() != nil })
+	sender, primary := uint8(0), uint8(0)
+	if replicas > 1 {
+		run(1)
+		sender = 1
+		waitFor(t, "the secondary to take the sender role", func() bool { return roleOf(t, watch).Sender == 1 || ctx.Err() != nil })
+	}
+	if ctx.Err() != nil {
+		wg.Wait()
+		t.Fatalf("a replica stopped: %v", errors.Join(errs...))
+	}
+
+	prod, err := mq.Connect(opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer prod.Disconnect()
+	in, err := prod.Open("IN", mq.OpenOptions{Output: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	accounts := []string{"a", "b", "c", "d"}
+	transfers := map[int64]string{}
+	for i := 0; i < n; i++ {
+		body := fmt.Sprintf("%d %s %s %d", i, accounts[i%4], accounts[(i/4+1+i)%4], 1+i*7%300)
+		transfers[int64(i)] = body
+		if err := in.Put(&mq.Message{Body: []byte(body)}, mq.PutOptions{Syncpoint: true}); err != nil {
+			t.Fatal(err)
+		}
+		if i%50 == 49 {
+			if err := prod.Commit(); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if i+1 == killAt {
+			// Let the primary get going, then stop it in the middle of
+			// its work and make its death transition as its member would
+			// once its connection is recovered.
+			waitFor(t, "the primary to process some input", func() bool { return progressOf(t, watch, 0) >= uint64(killAt/3) })
+			stop[0]()
+			<-stopped[0]
+			before := roleOf(t, watch)
+			dead(t, watch, 0)
+			after := roleOf(t, watch)
+			if after.Primary != 1 || after.Sender != 1 || after.Epoch <= before.Epoch {
+				t.Fatalf("after the death: primary %d sender %d epoch %d (was %d)", after.Primary, after.Sender, after.Epoch, before.Epoch)
+			}
+			sender, primary = 1, 1
+		}
+	}
+	if err := prod.Commit(); err != nil {
+		t.Fatal(err)
+	}
+
+	cons, err := mq.Connect(opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cons.Disconnect()
+	confirm, err := cons.Open("CONFIRM", mq.OpenOptions{Input: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	type conf struct {
+		id, lsn, at int64
+		rid         uint64
+		ok          bool
+		pick        int
+	}
+	var got []conf
+	seen := map[int64]bool{}
+	source := xxhash.Sum64String("LEDGER")
+	deadline := time.Now().Add(30 * time.Second)
+	for len(got) < n+1 && time.Now().Before(deadline) {
+		wait := time.Until(deadline)
+		if len(got) == n {
+			wait = 300 * time.Millisecond // nothing more may come
+		}
+		m, err := confirm.Get(mq.GetOptions{Wait: wait})
+		if errors.Is(err, mq.ErrNoMessage) {
+			break
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		id, err := logrec.ParseOutputID(m.MsgID)
+		if err != nil {
+			t.Fatalf("confirmation %d: MsgID: %v", len(got), err)
+		}
+		if id.Source != source || id.Gen != 1 || id.Seq != uint64(len(got)+1) {
+			t.Fatalf("confirmation %d: output id %+v, want source %x generation 1 sequence %d", len(got), id, source, len(got)+1)
+		}
+		var c conf
+		f := strings.Fields(string(m.Body))
+		c.id, _ = strconv.ParseInt(f[0], 10, 64)
+		c.lsn, _ = strconv.ParseInt(f[1], 10, 64)
+		c.at, _ = strconv.ParseInt(f[2], 10, 64)
+		c.rid, _ = strconv.ParseUint(f[3], 10, 64)
+		c.ok = f[4] == "true"
+		c.pick, _ = strconv.Atoi(f[5])
+		if seen[c.id] {
+			t.Fatalf("transfer %d confirmed twice", c.id)
+		}
+		seen[c.id] = true
+		got = append(got, c)
+	}
+	if len(got) != n {
+		t.Fatalf("%d confirmations of %d transfers (replica errors: %v)", len(got), n, errors.Join(errs...))
+	}
+	if r := roleOf(t, watch); r.Primary != primary || r.Sender != sender {
+		t.Fatalf("roles: primary %d sender %d", r.Primary, r.Sender)
+	}
+	// Let the primary see the last LSN_out, then stop both.
+	time.Sleep(100 * time.Millisecond)
+	cancel()
+	wg.Wait()
+	if err := errors.Join(errs...); err != nil {
+		t.Fatal(err)
+	}
+
+	// The reference: the transfers in LSN order, with the logged choices.
+	sort.Slice(got, func(i, j int) bool { return got[i].lsn < got[j].lsn })
+	ref := newLedger()
+	for i, c := range got {
+		if c.lsn != int64(i+1) {
+			t.Fatalf("LSNs not 1..%d: %d at %d", n, c.lsn, i)
+		}
+		var id, amount int64
+		var from, to string
+		fmt.Sscanf(transfers[c.id], "%d %s %s %d", &id, &from, &to, &amount)
+		ok := ref.balance(from) >= amount
+		if ok != c.ok {
+			t.Fatalf("transfer %d: confirmed ok=%v, the reference says %v", c.id, c.ok, ok)
+		}
+		if ok {
+			ref.Balances[from] -= amount
+			ref.Balances[to] = ref.balance(to) + amount
+		}
+		ref.Applied++
+		ref.Stamps = ref.Stamps*31 + uint64(c.at) ^ c.rid + uint64(c.pick)
+	}
+	for k := 0; k < replicas; k++ {
+		if k == 0 && killAt > 0 {
+			continue // stopped half way
+		}
+		if d := handlers[k].digest(); d != ref.digest() {
+			t.Fatalf("replica %d's state differs from the reference:\nreplica   %s\nreference %s", k, d, ref.digest())
+		}
+	}
+	// The log holds at most what the secondary had not applied when the
+	// primary last trimmed.
+	if replicas == 1 {
+		if d := logDepth(t, watch); d > 1 {
+			t.Fatalf("the log of a unit without secondaries holds %d messages", d)
+		}
+	}
+}
+
+func logDepth(t *testing.T, c *mq.Conn) int64 {
+	t.Helper()
+	_, s, err := mqconn.Of(c).OwnerIn("APPL1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	id, err := s.LookupQueue("SYSTEM.UNIT.LEDGER.LOG")
+	if err != nil {
+		t.Fatal(err)
+	}
+	info, err := s.QueueInfo(id)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return info.Depth
+}
+
+// TestRunPlain: the baseline consumer confirms every transfer once.
+func TestRunPlain(t *testing.T) {
+	const n = 300
+	g := startMember(t, "DEFINE QLOCAL(IN) MAXDEPTH(100000)", "DEFINE QLOCAL(CONFIRM) MAXDEPTH(100000)")
+	opts := mq.ConnectOptions{Group: g.Name, QMgr: "QM1", DataDir: g.DataDir, CFDir: g.CFDir}
+	c, err := mq.Connect(opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Disconnect()
+	in, err := c.Open("IN", mq.OpenOptions{Output: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := 0; i < n; i++ {
+		if err := in.Put(&mq.Message{Body: fmt.Appendf(nil, "%d a b 1", i)}, mq.PutOptions{}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	l := newLedger()
+	go func() {
+		done <- unit.RunPlain(ctx, unit.PlainConfig{Connect: opts, Input: "IN", Commit: 8, Poll: 20 * time.Millisecond}, l)
+	}()
+	out, err := c.Open("CONFIRM", mq.OpenOptions{Input: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	seen := map[string]bool{}
+	for len(seen) < n {
+		m, err := out.Get(mq.GetOptions{Wait: 10 * time.Second})
+		if err != nil {
+			t.Fatalf("after %d confirmations: %v", len(seen), err)
+		}
+		id := strings.Fields(string(m.Body))[0]
+		if seen[id] {
+			t.Fatalf("transfer %s confirmed twice", id)
+		}
+		seen[id] = true
+	}
+	cancel()
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	if l.Applied != n {
+		t.Fatalf("applied %d of %d", l.Applied, n)
+	}
+}
+
+// progressOf is position k's applied LSN.
+func progressOf(t *testing.T, c *mq.Conn, k int) uint64 {
+	t.Helper()
+	_, s, err := mqconn.Of(c).OwnerIn("APPL1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	buf := make([]byte, s.StatusSize())
+	if _, err := s.ReadStatus(1+k, buf); err != nil {
+		t.Fatal(err)
+	}
+	p, err := role.DecodeProgress(buf)
+	if err != nil {
+		return 0
+	}
+	return p.Applied
+}
+
+// dead makes position k's death transition, as the member that recovered
+// its connection would.
+func dead(t *testing.T, c *mq.Conn, k uint8) {
+	t.Helper()
+	o, s, err := mqconn.Of(c).OwnerIn("APPL1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for {
+		before := make([]byte, s.StatusSize())
+		if _, err := s.ReadStatus(0, before); err != nil {
+			t.Fatal(err)
+		}
+		r, err := role.Decode(before)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var applied [role.MaxReplicas]uint64
+		for j := 0; j < role.MaxReplicas; j++ {
+			applied[j] = progressOf(t, c, j)
+		}
+		n, _, err := role.Next(r, role.Event{Kind: role.EvDeath, Pos: k, Tag: r.Pos[k].Tag, Reason: role.ExitDied, Applied: applied, Now: time.Now().UnixNano()})
+		if err != nil {
+			t.Fatal(err)
+		}
+		after, err := n.Encode()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := o.CompareAndSwapStatus(0, before, after); err == nil {
+			return
+		}
+	}
+}
