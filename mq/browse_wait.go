@@ -41,5 +41,5 @@ func (b *BrowseCursor) NextWith(opt GetOptions, bo BrowseOptions) (*Message, err
 	if err := b.h.o.BrowseNextWith(b.cur, lockfree.GetOptions{MsgID: opt.MsgID, CorrelID: opt.CorrelID}, lbo, &lm); err != nil {
 		return nil, wrap("browse "+b.h.def.Name, err)
 	}
-	return fromLockfree(&lm), nil
+	return fromLockfree(&lm, b.h.def.CFStruct), nil
 }

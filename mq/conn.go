@@ -9,6 +9,8 @@ import (
 	"time"
 	"unsafe"
 
+	"github.com/cespare/xxhash/v2"
+
 	"github.com/qmgr/qmgr/crashpoint"
 	"github.com/qmgr/qmgr/defs"
 	"github.com/qmgr/qmgr/group"
@@ -625,7 +627,10 @@ type Message struct {
 	// token): it is the same when the message comes back after a backout,
 	// or, persistent, after its structure's recovery; another message,
 	// even one put with the same MsgID and bytes, has another while both
-	// exist. Ignored on put.
+	// exist, on the same queue or on any other: a persistent one's is
+	// unique in the group, and a non-persistent one's in its structure
+	// (and, mixed with the structure's name, as unlikely as a 63-bit hash
+	// collision to be another structure's). Ignored on put.
 	Token uint64
 }
 
@@ -757,7 +762,7 @@ func (h *Queue) Get(opt GetOptions) (*Message, error) {
 				return nil, wrap("get "+h.def.Name, fmt.Errorf("the get is in the unit of work, which can only be backed out: %w", err))
 			}
 		}
-		m := fromLockfree(&lm)
+		m := fromLockfree(&lm, h.def.CFStruct)
 		if h.def.BOThresh > 0 && m.BackoutCount >= h.def.BOThresh && h.c.requeue(h, m, opt.Syncpoint) {
 			continue
 		}
@@ -908,20 +913,41 @@ func (h *Queue) GetViewsInto(opt GetOptions, vs []View) (int, error) {
 	return n, nil
 }
 
-// tokenOf is lm's Message.Token: a persistent message's recovery key
-// (which its structure's recovery keeps), else its entry's token with the
-// top bit set (keys stay below it).
-func tokenOf(lm *lockfree.Message) uint64 {
+// tokenOf is lm's Message.Token, lm got or browsed from a queue of
+// structure cfStruct: a persistent message's recovery key (which its
+// structure's recovery keeps, unique in the group), else its entry's token
+// in that structure, mixed with the structure's name (tokenMix), with the
+// top bit set (keys stay below it). An entry's token alone is unique in
+// its structure only: the first message put in each of two fresh
+// structures has the same one.
+func tokenOf(lm *lockfree.Message, cfStruct string) uint64 {
 	if lm.Key != 0 {
 		return lm.Key
 	}
-	return 1<<63 | lm.Token
+	return 1<<63 | tokenMix(lm.Token, cfStruct)
 }
 
-func fromLockfree(lm *lockfree.Message) *Message {
+// tokenMix maps entry token t of structure cfStruct to 63 bits: for one
+// structure a bijection (two entries never share a result), and for two
+// structures results as unrelated as two hashes (two entries of two
+// structures share one with a chance of about 2^-63).
+func tokenMix(t uint64, cfStruct string) uint64 {
+	const mask = 1<<63 - 1
+	x := (t ^ xxhash.Sum64String(cfStruct)) & mask
+	// xorshifts and a multiplication by an odd constant, each invertible
+	// modulo 2^63.
+	x ^= x >> 31
+	x = x * 0x9e3779b97f4a7c15 & mask
+	x ^= x >> 29
+	x = x * 0xbf58476d1ce4e5b9 & mask
+	x ^= x >> 32
+	return x
+}
+
+func fromLockfree(lm *lockfree.Message, cfStruct string) *Message {
 	m := &Message{MsgID: lm.MsgID, CorrelID: lm.CorrelID, Priority: lm.Priority, Persistent: lm.Persistent,
 		PutTime: time.Unix(0, lm.PutTime), BackoutCount: int(lm.BackoutCount), ReplyToQ: lm.ReplyToQ,
-		ReplyToQMgr: lm.ReplyToQMgr, Properties: lm.Properties, Body: lm.Body, Token: tokenOf(lm)}
+		ReplyToQMgr: lm.ReplyToQMgr, Properties: lm.Properties, Body: lm.Body, Token: tokenOf(lm, cfStruct)}
 	if lm.Expiry != 0 {
 		m.Expiry = time.Unix(0, lm.Expiry)
 	}
@@ -998,7 +1024,7 @@ func (b *BrowseCursor) Next(opt GetOptions) (*Message, error) {
 	if err := b.h.o.BrowseNext(b.cur, lockfree.GetOptions{MsgID: opt.MsgID, CorrelID: opt.CorrelID}, &lm); err != nil {
 		return nil, wrap("browse "+b.h.def.Name, err)
 	}
-	return fromLockfree(&lm), nil
+	return fromLockfree(&lm, b.h.def.CFStruct), nil
 }
 
 // wrapXmit turns lm, bound for the remote queue h was opened as, into the

@@ -590,7 +590,7 @@ func (c *Ctx) writeRecord() error {
 // (CorrelID id) from state queue q, and fails the run with ErrTakenOver
 // unless one of them is the one it last read or committed (c.last) and
 // none of the others is further on (moreAdvanced): its lock was lost and
-// another run has written since. The others are stale (browseRecord says
+// another run has written since. The others are stale (mostAdvanced says
 // how a second one comes) and go with the step; one that cannot be read
 // fails the run (errBadState), to be quarantined at its next take.
 func (c *Ctx) takeRecords(q *mq.Queue, id [24]byte) error {
@@ -633,6 +633,41 @@ func (c *Ctx) takeRecords(q *mq.Queue, id [24]byte) error {
 	for _, r := range others {
 		if moreAdvanced(r, mine) {
 			return c.fail(fmt.Errorf("%w: another run's state record of %s is further on", ErrTakenOver, c.req.ID))
+		}
+	}
+	return c.takeMarkersOf(q, others)
+}
+
+// takeMarkersOf gets, in w's unit of work, the live markers of the other
+// request messages (Record.Lock) whose records others the step removes:
+// a marker without its record would say, for ever, that a step holds it
+// (worker.readState), and the request would never be taken again.
+func (c *Ctx) takeMarkersOf(q *mq.Queue, others []*Record) error {
+	var locks []uint64
+	for _, r := range others {
+		if r.Lock != 0 && r.Lock != c.rec.Lock && !slices.Contains(locks, r.Lock) { // a version 1 marker (zero) is any record's: kept
+			locks = append(locks, r.Lock)
+		}
+	}
+	if len(locks) == 0 {
+		return nil
+	}
+	live, err := browseRecords(c.w.w, c.w.m.cfg.StateQueue, tagID(c.key, ciTagLive))
+	if errors.Is(err, errBadState) {
+		// A marker that cannot be read: readState leaves the markers to
+		// the records while it is there, and the end removes them all.
+		return nil
+	}
+	if err != nil {
+		return c.fail(fmt.Errorf("request: the live markers of %s: %w", c.req.ID, err))
+	}
+	for _, m := range live {
+		if !slices.Contains(locks, m.rec.Lock) {
+			continue
+		}
+		id := m.msgID
+		if _, err := q.Get(mq.GetOptions{Syncpoint: true, MsgID: &id}); err != nil && !errors.Is(err, mq.ErrNoMessage) {
+			return c.fail(fmt.Errorf("request: a live marker of %s: %w", c.req.ID, err))
 		}
 	}
 	return nil

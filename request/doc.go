@@ -130,21 +130,31 @@
 // state: the record keeps the token of the message that holds the request
 // (Record.Lock, mq.Message.Token: the same when that message comes back
 // after a failure, another for any other message), and a manager that
-// takes a message whose token is not its record's (or its live marker's)
-// moves it to the Unexpected Message Queue (ReasonDuplicate) and the
-// request runs once. Two taken at the same moment may both create the
-// state: each looks for the other's live marker after its create commits
+// takes a message whose token is not its (most advanced) record's moves
+// it to the Unexpected Message Queue (ReasonDuplicate) and the request
+// runs once. Two taken at the same moment may both create the state: each
+// looks for the other's live marker after its create commits
 // (Ctx.claim), and one that finds it withdraws its state and is taken
-// again (then it finds the other's, or, both having given way, none).
+// again (then it finds the other's, or, both having given way, none). A
+// manager that died between its create and its claim leaves both states:
+// the first step of the run that goes on removes the other's record and
+// its marker with it. A take decides only once it sees a record of every
+// live marker (below): one held by a dead step is the record of one of
+// the two messages, and deciding without it would move that message aside
+// as the duplicate of the other, and the other once the record is back,
+// the request lost (TestDuplicateWhileTheRecordIsHeld). A record of
+// version 1 keeps no lock: the request message that resumes it writes its
+// own, and its live marker (lock zero) stands for whichever record.
 // What the manager cannot tell is a second message taken after the
 // request ended, its state gone: that one runs again, as a new request
 // (TestDuplicateRequestID).
 //
 // A member recovers a dead manager's connections one by one, so the one
 // that held the request can be backed out before the one whose step was
-// committing is carried out. A taker that sees the request's marker but
-// not its record backs the request out and takes it again later (the
-// record is held by that step; it never starts a second run): its worker
+// committing is carried out. A taker that sees a live marker of the
+// request but not its record (no record with the marker's Record.Lock)
+// backs the request out and takes it again later (the record is held by
+// that step; it never starts a second run): its worker
 // waits Config.ReconnectWait, then twice as long at each such take of the
 // request, at most Config.MaxBackoff, or less if the record is back
 // before, and logs each take, at Warn once it has lasted longer than
@@ -249,10 +259,15 @@
 // they are all busy with a backlog, is moved and lost: the request runs).
 // It reads the replies first and the
 // state queue after; a call is recorded pending in the unit of work that
-// sends it and never becomes pending again once it is not, so a reply not
-// pending in a record read after it was seen is a stray for good. The
+// sends it and never becomes pending again once it is not, so a reply
+// pending in no record of its request read after it was seen, every record
+// of every live marker in sight, is a stray for good (a request has two
+// records for a while, and the one read last may be the stale one). The
 // tombstone of a request not in flight is looked up by CorrelID, one by
-// one, for the strays alone.
+// one, for the strays alone; a reply of no request in flight and with no
+// tombstone is moved (UNKNOWN_REQUEST) once two sweeps in a row find it so
+// (a request's end removes its marker and puts its tombstone in one unit
+// of work, both out of sight while it commits).
 //
 // Three kinds go there from the manager itself: a request whose request
 // header is malformed (BAD_REQUEST), a final reply of the manager's
@@ -276,9 +291,18 @@
 // inside that unit of work leaves everything as it was, and the next take
 // does it again. A run that finds another record of its request it cannot
 // read (written since it took the request) does not remove it: it is
-// abandoned, and its next take quarantines the request. The sweeper skips
-// what it cannot read: a request's replies wait while its readable live
-// marker is there, and are moved (UNKNOWN_REQUEST) once it is gone.
+// abandoned, and its next take quarantines the request. The sweeper takes
+// a marker or record it cannot read for a request in flight (a newer
+// manager's, during an upgrade, is): the request's replies and cancels
+// wait while it is there, and are moved (UNKNOWN_REQUEST) once it is gone.
+//
+// Managers that wrote version 1 records (before Record.Lock and
+// Entry.Hash) read no record of this version and skip them: their
+// sweepers take such a request for one not in flight and move its
+// replies away, and their takes fail on it again and again. Stop every
+// manager of that version before one of this version starts (this one
+// reads theirs: a request they left resumes here); do not run the two
+// side by side.
 //
 // # Subordinate servers
 //
@@ -292,7 +316,8 @@
 // ServeOptions.MaxTries) is a poison call: Serve does not run it again,
 // but, in one unit of work, answers it with a failure reply (Format
 // FormatCallFailed, CorrelID the call's, the reason in text) and moves it
-// to the queue's BOQNAME. The request's Call returns a *CallFailedError
+// to the queue's BOQNAME (one that names no queue: the call is removed,
+// its failure reply says so). The request's Call returns a *CallFailedError
 // (errors.Is ErrCallFailed) at once, journaled (OutcomeFailed) so that a
 // resumption replays it, instead of waiting for its timeout after mq
 // moved the call away at BOTHRESH (TestServePoisonCall). The call was

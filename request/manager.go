@@ -458,41 +458,31 @@ func (w *worker) handle(msg *mq.Message) error {
 	}
 	c := &Ctx{w: w, req: req, key: KeyOf(id), persistent: msg.Persistent}
 	lock := msg.Token
-	rec, raw, err := w.readRecord(c.key)
+	rec, raw, held, err := w.readState(c.key)
 	if errors.Is(err, errBadState) {
 		return w.quarantine(msg, c.key, err)
 	}
 	if err != nil {
 		return err
 	}
+	if held {
+		// A live marker whose record is not on the state queue: that
+		// record is held by the unit of work of a step whose manager
+		// died (that connection not recovered yet although the one
+		// that held the request is), or being replaced. Taken for a
+		// request that never started, it would get a second record and
+		// marker and run again from the top; taken for the duplicate of
+		// the records it can see, or theirs for its, the request message
+		// whose record it is would be moved aside, and the other once it
+		// is back. So it is taken again once the record is back, and
+		// then the most advanced record says which message is the
+		// request (readState).
+		return errStateInFlight
+	}
 	if rec != nil && otherLock(rec, lock) {
 		return w.duplicate(msg)
 	}
 	c.last = raw
-	if rec == nil {
-		// Its live marker without its record: the record is held by
-		// the unit of work of a step whose manager died (a request has
-		// one lock holder, and the holder is this worker), and that
-		// connection is not recovered yet although the one that held
-		// the request is. Taken for a request that never started, it
-		// would get a second record and marker and run again from the
-		// top; so it is taken again once the record is back. (A marker
-		// that cannot be read says the same: the record decides.) A
-		// marker of another request message with this id: a duplicate.
-		live, err := browseRecords(w.w, cfg.StateQueue, tagID(c.key, ciTagLive))
-		if errors.Is(err, errBadState) {
-			return errStateInFlight
-		}
-		if err != nil {
-			return err
-		}
-		if slices.ContainsFunc(live, func(r browsed) bool { return otherLock(r.rec, lock) }) {
-			return w.duplicate(msg)
-		}
-		if len(live) > 0 {
-			return errStateInFlight
-		}
-	}
 	w.m.waits.settle(id)
 	switch {
 	case rec == nil:
@@ -520,6 +510,12 @@ func (w *worker) handle(msg *mq.Message) error {
 		// It failed (its manager or member died, or it was abandoned).
 		req.Mode = rec.Mode
 		c.rec = rec
+		if rec.Lock == 0 {
+			// Created by a manager of version 1: the request message
+			// that resumes it holds it from now on (its next commit
+			// says so), and another with its id is a duplicate.
+			rec.Lock = lock
+		}
 		c.journal = rec.Journal
 		c.attempt = rec.Attempts
 		cfg.Log.Info("request resumed", "manager", cfg.Name, "request", id, "mode", rec.Mode, "attempts", rec.Attempts, "backouts", msg.BackoutCount)
@@ -708,7 +704,7 @@ func (w *worker) stateInFlight(id ID) {
 	}
 	cfg.Log.Log(context.Background(), level, "request's state held by a dead manager's step not yet recovered; taking it again later",
 		"manager", cfg.Name, "request", id, "takes", takes, "waited", since.Round(time.Millisecond), "next", wait)
-	k := tagID(KeyOf(id), ciTagRecord)
+	k := KeyOf(id)
 	t := time.NewTimer(0)
 	defer t.Stop()
 	for deadline := time.Now().Add(wait); ; {
@@ -724,7 +720,7 @@ func (w *worker) stateInFlight(id ID) {
 			return
 		case <-t.C:
 		}
-		if back, err := present(w.w, cfg.StateQueue, k); back || err != nil {
+		if _, _, held, err := w.readState(k); !held || err != nil {
 			return // take it now (an error: the take says what it is)
 		}
 	}
@@ -795,36 +791,64 @@ var errStateInFlight = errors.New("request: the state record is held by a unit o
 // is quarantined (worker.quarantine).
 var errBadState = errors.New("request: the request's state cannot be read")
 
-// readRecord browses the state queue for the request's record (nil: none),
-// and gives its bytes too (the run's fence: Ctx.last).
-func (w *worker) readRecord(k Key) (*Record, []byte, error) {
-	return browseRecord(w.w, w.m.cfg.StateQueue, tagID(k, ciTagRecord))
+// readState browses the state queue for the records of request k and
+// gives the most advanced (nil: none; mostAdvanced says why there may be
+// more than one) with its bytes (the run's fence: Ctx.last), and whether
+// a record of the request is held by a unit of work (held: a live marker
+// of a request message, Record.Lock, none of whose records is there).
+// Every step of a run gets its record and puts the new one in one unit
+// of work, and a record is removed with its marker (Ctx.finish, Ctx.claim,
+// the stale records of another request message in Ctx.takeRecords), so a
+// marker whose record is not seen has one coming back. A record that
+// cannot be read fails it with errBadState; markers that cannot be read
+// are left to the records: held when there is none.
+func (w *worker) readState(k Key) (rec *Record, raw []byte, held bool, err error) {
+	recs, err := browseRecords(w.w, w.m.cfg.StateQueue, tagID(k, ciTagRecord))
+	if err != nil {
+		return nil, nil, false, err
+	}
+	best := mostAdvanced(recs)
+	live, err := browseRecords(w.w, w.m.cfg.StateQueue, tagID(k, ciTagLive))
+	if errors.Is(err, errBadState) {
+		return nil, nil, best == nil, nil
+	}
+	if err != nil {
+		return nil, nil, false, err
+	}
+	held = heldIn(recs, live)
+	if best == nil {
+		return nil, nil, held, nil
+	}
+	return best.rec, best.raw, held, nil
 }
 
-// browseRecord browses queue for the records (or markers) with CorrelID
-// correl and gives the most advanced (moreAdvanced) with its bytes; nil
-// when there is none. There is one, but for a while after a manager killed
-// inside the commit that created a request's state, once its member
-// carries that commit out after another manager took the request and
-// created its own: then the other manager's, which has run since, is the
-// one to resume from (and its next step removes the stale one:
-// writeRecord). One that cannot be read (corrupt, or of a newer version)
-// fails it with errBadState.
-func browseRecord(h *handles, queue string, correl [24]byte) (*Record, []byte, error) {
-	all, err := browseRecords(h, queue, correl)
-	if err != nil {
-		return nil, nil, err
+// heldIn reports whether one of live markers has no record among recs
+// (Record.Lock; a marker of version 1, lock zero, is any record's: the
+// request message that resumed its record took the record's lock).
+func heldIn(recs, live []browsed) bool {
+	for _, m := range live {
+		if !slices.ContainsFunc(recs, func(r browsed) bool { return m.rec.Lock == 0 || r.rec.Lock == m.rec.Lock }) {
+			return true
+		}
 	}
+	return false
+}
+
+// mostAdvanced is the most advanced (moreAdvanced) of records all; nil if
+// none. A request has one record, but for a while after a manager killed
+// inside the commit that created its state, once its member carries that
+// commit out after another manager took the request and created its own:
+// then the other manager's, which has run since, is the one to resume
+// from (and its next step removes the stale one: writeRecord); or when
+// two request messages with its id created it (Ctx.claim).
+func mostAdvanced(all []browsed) *browsed {
 	var best *browsed
 	for i := range all {
 		if best == nil || moreAdvanced(all[i].rec, best.rec) {
 			best = &all[i]
 		}
 	}
-	if best == nil {
-		return nil, nil, nil
-	}
-	return best.rec, best.raw, nil
+	return best
 }
 
 // browsed is a record (or marker) on the state queue: decoded, its bytes,
@@ -861,24 +885,6 @@ func browseRecords(h *handles, queue string, correl [24]byte) ([]browsed, error)
 		}
 		all = append(all, browsed{rec: rec, raw: m.Body, msgID: m.MsgID})
 	}
-}
-
-// present reports whether queue holds a message with CorrelID correl
-// (browsing), whatever its bytes.
-func present(h *handles, queue string, correl [24]byte) (bool, error) {
-	q, err := h.open(queue, optBrows)
-	if err != nil {
-		return false, err
-	}
-	cur, err := q.Browse()
-	if err != nil {
-		return false, err
-	}
-	_, err = cur.Next(mq.GetOptions{CorrelID: &correl})
-	if errors.Is(err, mq.ErrNoMessage) {
-		return false, nil
-	}
-	return err == nil, err
 }
 
 // moreAdvanced reports whether record a is further on than record b of

@@ -64,6 +64,9 @@ func Serve(ctx context.Context, conn *mq.Conn, queue string, h Handler) error {
 // call's, the body saying why in text: the request's Call returns a
 // *CallFailedError at once instead of waiting for its timeout), and the
 // call is moved to opt.PoisonQueue or BOQNAME. It was never performed. A
+// call that queue cannot take for good (it does not exist) is removed,
+// its failure reply saying so, as with neither queue: backed out, it
+// would be taken again first, for ever. A
 // failure reply the reply-to queue cannot take for good is left out; any
 // other failure of the two puts backs the call out and ends ServeWith.
 func ServeWith(ctx context.Context, conn *mq.Conn, queue string, h Handler, opt ServeOptions) error {
@@ -145,10 +148,16 @@ func poison(conn *mq.Conn, outs map[string]*mq.Queue, call *mq.Message, aside st
 	if aside != "" {
 		m := *call
 		m.Persistence = persistenceOf(call)
-		if err := putTo(conn, outs, aside, &m); err != nil {
+		switch err := putTo(conn, outs, aside, &m); {
+		case err == nil:
+			why += "; moved to " + aside
+		case undeliverable(err):
+			// For good (no such queue): as with no queue to move it to.
+			// Backed out, it would be taken again first, for ever.
+			why += fmt.Sprintf("; not moved to %s (%v): removed", aside, err)
+		default:
 			return fmt.Errorf("move the call to %s: %w", aside, err)
 		}
-		why += "; moved to " + aside
 	} else {
 		why += "; removed"
 	}

@@ -3,6 +3,7 @@ package request
 import (
 	"errors"
 	"fmt"
+	"slices"
 	"time"
 
 	"github.com/qmgr/qmgr/mq"
@@ -17,6 +18,13 @@ type sweeper struct {
 	m *Manager
 	s *session
 	h *handles
+	// unknown: the replies (MsgID) the last sweep found of no request in
+	// flight and no tombstone. A request that ends removes its marker
+	// and puts its tombstone in one unit of work, both out of sight
+	// while it commits: a reply is moved as UNKNOWN_REQUEST only when the
+	// next sweep finds it so too, by then with the tombstone if there is
+	// one (which says which request, and why).
+	unknown map[[24]byte]bool
 }
 
 // maxSweep bounds the messages one sweep looks at on each queue.
@@ -47,7 +55,31 @@ func (sw *sweeper) loop() error {
 // record; a tombstone only from managers of an earlier version, which put
 // them there (tombstone looks on the tombstone queue).
 type state struct {
-	live, rec, tomb *Record
+	live, rec, tomb *Record   // a marker, the most advanced record (moreAdvanced), a tombstone
+	lives, recs     []*Record // every marker and record
+	unread          bool      // a marker or record that cannot be read
+}
+
+// held reports whether a record of the request may be out of sight: held
+// by a step that replaces it (or by a dead manager's step), as a marker
+// whose lock no record has says (worker.readState), or not readable. Its
+// replies wait.
+func (st state) held() bool {
+	if st.unread {
+		return true
+	}
+	for _, m := range st.lives {
+		if !slices.ContainsFunc(st.recs, func(r *Record) bool { return m.Lock == 0 || r.Lock == m.Lock }) {
+			return true
+		}
+	}
+	return false
+}
+
+// pending reports whether a record of the request, any (a request has two
+// for a while: mostAdvanced), awaits call c.
+func (st state) pending(c CallID) bool {
+	return slices.ContainsFunc(st.recs, func(r *Record) bool { return pending(r, c) })
 }
 
 // sweep runs once and returns how many messages it moved.
@@ -57,11 +89,13 @@ type state struct {
 // unit of work that consumes the reply (and updates the record) commits;
 // and a call id never becomes pending again once it is not. So the sweeper
 // reads the replies first and the state queue after: a reply whose call
-// is not pending in a record read after it was seen is a stray for good.
-// The record is briefly invisible while its holder replaces it (got and
-// put in one unit of work): the live marker, which stays from the
-// request's first commit to its end, tells that case (live, no record:
-// look again next time) from a request that is over (no marker).
+// is pending in no record read after it was seen is a stray for good (a
+// request has two records for a while: mostAdvanced; the stale one may
+// have no call pending). A record is briefly invisible while its holder
+// replaces it (got and put in one unit of work): the live marker, which
+// stays from the request's first commit to its end, tells that case (a
+// marker, no record of its lock: look again next time) from a request
+// that is over (no marker).
 func (sw *sweeper) sweep() (int, error) {
 	cfg := &sw.m.cfg
 	rq, err := sw.h.open(cfg.ReplyQueue, optBrows)
@@ -88,6 +122,8 @@ func (sw *sweeper) sweep() (int, error) {
 		return 0, err
 	}
 	moved := 0
+	unknown := map[[24]byte]bool{}
+	defer func() { sw.unknown = unknown }()
 	for _, m := range replies {
 		c, err := ParseCallID(m.CorrelID)
 		var reason Reason
@@ -97,10 +133,10 @@ func (sw *sweeper) sweep() (int, error) {
 		} else {
 			st := states[c.Key]
 			switch {
-			case st.live != nil && st.rec == nil:
-				continue // its record is being replaced: next time
+			case st.live != nil && (st.rec == nil || st.held()):
+				continue // a record of it is being replaced: next time
 			case st.live != nil:
-				if pending(st.rec, c) {
+				if st.pending(c) {
 					continue
 				}
 				reqID = st.rec.RequestID
@@ -122,6 +158,9 @@ func (sw *sweeper) sweep() (int, error) {
 				if tomb != nil {
 					reqID = tomb.RequestID
 					reason = endReason(tomb, c)
+				} else if !sw.unknown[m.MsgID] {
+					unknown[m.MsgID] = true
+					continue // maybe its request's end, committing: next time
 				}
 			}
 		}
@@ -205,24 +244,42 @@ func (sw *sweeper) states() (map[Key]state, error) {
 		if err != nil {
 			return nil, err
 		}
-		rec, err := ParseRecord(m.Body)
-		if err != nil {
-			continue // not ours: DISPLAY REQUESTS shows nothing of it either
-		}
 		var k Key
 		copy(k[:], m.CorrelID[:ciKeyLen])
+		rec, err := ParseRecord(m.Body)
+		if err != nil {
+			if m.Format == FormatLive || m.Format == FormatState {
+				// A marker or record this code cannot read (a newer
+				// manager's, whose request is in flight; or corrupt,
+				// until a take quarantines it): in flight all the same,
+				// its replies and cancels wait. Taken for none, they
+				// would be moved away from a request that awaits them.
+				st := out[k]
+				st.live, st.unread = unreadable, true
+				out[k] = st
+			}
+			continue
+		}
 		st := out[k]
 		switch m.Format {
 		case FormatLive:
 			st.live = rec
+			st.lives = append(st.lives, rec)
 		case FormatState:
-			st.rec = rec
+			if st.rec == nil || moreAdvanced(rec, st.rec) {
+				st.rec = rec
+			}
+			st.recs = append(st.recs, rec)
 		case FormatTombstone:
 			st.tomb = rec
 		}
 		out[k] = st
 	}
 }
+
+// unreadable stands for the live marker of a request whose marker or
+// record on the state queue cannot be read (states).
+var unreadable = &Record{}
 
 func browseAll(q *mq.Queue) ([]*mq.Message, error) {
 	cur, err := q.Browse()
