@@ -3,6 +3,9 @@ package mqsc
 import (
 	"errors"
 	"fmt"
+	"path/filepath"
+	"strconv"
+	"strings"
 
 	"github.com/qmgr/qmgr/defs"
 	"github.com/qmgr/qmgr/group"
@@ -125,9 +128,109 @@ var cfstructTable = table[cfstructObj]{
 			s.Descr = a.Value
 			return nil
 		}},
+		{name: "OFFLOAD", show: func(s *cfstructObj) any {
+			if s.Offloads() {
+				return defs.OffloadSMDS
+			}
+			return defs.OffloadNone
+		}, set: func(s *cfstructObj, a Attr) error {
+			v, err := parseEnum(a, defs.OffloadSMDS, defs.OffloadNone)
+			if err != nil {
+				return err
+			}
+			s.Offload = v
+			if v == defs.OffloadNone {
+				s.Offload = ""
+			}
+			return nil
+		}},
+		{name: "OFFLDSZ", show: func(s *cfstructObj) any { return showBytes(s.OffloadSize()) }, set: func(s *cfstructObj, a Attr) error {
+			n, err := parseBytes(a, 1, defs.MaxOffldSz)
+			if err != nil {
+				return err
+			}
+			s.OffldSz = n
+			return nil
+		}},
+		offldRule(0, false), offldRule(0, true),
+		offldRule(1, false), offldRule(1, true),
+		offldRule(2, false), offldRule(2, true),
+		{name: "DSDIR", show: func(s *cfstructObj) any { return s.DSDir }, set: func(s *cfstructObj, a Attr) error {
+			if a.Value != "" && !filepath.IsAbs(a.Value) {
+				return fmt.Errorf("%w: DSDIR(%s) is not an absolute path", ErrValue, a.Value)
+			}
+			s.DSDir = a.Value
+			return nil
+		}},
 		{name: "CRDATE", show: func(s *cfstructObj) any { return mqDay(s.Created) }},
 		{name: "CRTIME", show: func(s *cfstructObj) any { return mqTime(s.Created) }},
 	},
+}
+
+// offldRule is the attribute OFFLDnTH (size false) or OFFLDnSZ of rule i.
+func offldRule(i int, size bool) attr[cfstructObj] {
+	name := fmt.Sprintf("OFFLD%dTH", i+1)
+	if size {
+		name = fmt.Sprintf("OFFLD%dSZ", i+1)
+	}
+	return attr[cfstructObj]{name: name, show: func(s *cfstructObj) any {
+		r := s.Rules()[i]
+		if size {
+			return showBytes(r.Sz)
+		}
+		return int64(r.Th)
+	}, set: func(s *cfstructObj, a Attr) error {
+		rules := s.Rules()
+		if size {
+			n, err := parseBytes(a, 0, defs.MaxOffldRuleSz)
+			if err != nil {
+				return err
+			}
+			rules[i].Sz = n
+		} else {
+			n, err := parseIntAs[int](a, 0, 100)
+			if err != nil {
+				return err
+			}
+			rules[i].Th = n
+		}
+		s.OffldRules = &rules
+		return nil
+	}}
+}
+
+// parseBytes parses a size in bytes, optionally with a K or M suffix (units
+// of 1024 and 1048576 bytes, as MQ's OFFLDSZ(64K)), in lo..hi bytes.
+func parseBytes(a Attr, lo, hi int64) (int, error) {
+	v, unit := a.Value, int64(1)
+	switch {
+	case strings.HasSuffix(v, "K"):
+		v, unit = strings.TrimSuffix(v, "K"), 1<<10
+	case strings.HasSuffix(v, "M"):
+		v, unit = strings.TrimSuffix(v, "M"), 1<<20
+	}
+	n, err := strconv.ParseInt(v, 10, 64)
+	if err != nil || a.Quoted || n < 0 || n > hi/unit+1 {
+		if err == nil && !a.Quoted && n >= 0 {
+			return 0, fmt.Errorf("%w: %s(%s) not in %s..%s", ErrValue, a.Key, a.Value, showBytes(int(lo)), showBytes(int(hi)))
+		}
+		return 0, fmt.Errorf("%w: %s(%s) is not a size in bytes (a number, optionally followed by K or M)", ErrValue, a.Key, a.Value)
+	}
+	if n *= unit; n < lo || n > hi {
+		return 0, fmt.Errorf("%w: %s(%s) not in %s..%s", ErrValue, a.Key, a.Value, showBytes(int(lo)), showBytes(int(hi)))
+	}
+	return int(n), nil
+}
+
+// showBytes shows a size as MQ does: in K or M when a whole number of them.
+func showBytes(n int) string {
+	switch {
+	case n >= 1<<20 && n%(1<<20) == 0:
+		return strconv.Itoa(n>>20) + "M"
+	case n%(1<<10) == 0:
+		return strconv.Itoa(n>>10) + "K"
+	}
+	return strconv.Itoa(n)
 }
 
 func displayStructs(env Env, c Command) ([]Result, error) {
