@@ -159,7 +159,13 @@ func (h *Queue) putRecord(lm *lockfree.Message, uow uint64, flags uint8) plog.Re
 // work. Outside syncpoint the record must be durable before the message
 // is visible, so the log comes first; a put that then fails is undone in
 // the log by a get of its key.
-func (h *Queue) putPersistent(lm *lockfree.Message, opt PutOptions) error {
+//
+// body is what the log records as the message's body: lm.Body, or, for an
+// offloaded message, the body written to its data set (the log holds it
+// too, so that a structure recovered after the loss of the CF gets it back
+// from the log: docs/design/smds.md section 9 plans a log record that
+// refers to a synced run instead).
+func (h *Queue) putPersistent(lm *lockfree.Message, opt PutOptions, body []byte) error {
 	c := h.c
 	key, err := c.newKey()
 	if err != nil {
@@ -180,7 +186,7 @@ func (h *Queue) putPersistent(lm *lockfree.Message, opt PutOptions) error {
 		uow, err := c.uowKey()
 		if err == nil {
 			r := h.putRecord(lm, uow, 0)
-			_, err = h.logOp(&r, lm.Body)
+			_, err = h.logOp(&r, body)
 		}
 		if err != nil {
 			c.doomUOW(err)
@@ -188,7 +194,7 @@ func (h *Queue) putPersistent(lm *lockfree.Message, opt PutOptions) error {
 		}
 		return nil
 	}
-	return h.putDecided(lm, key)
+	return h.putDecided(lm, key, body)
 }
 
 // putDecided puts persistent message lm outside syncpoint once its record
@@ -197,7 +203,7 @@ func (h *Queue) putPersistent(lm *lockfree.Message, opt PutOptions) error {
 // (PutLone: a full queue refuses it before anything is logged), and made
 // visible once decided; a recoverer that finds the connection dead in
 // between does the same with the decision it finds (RepairDecided).
-func (h *Queue) putDecided(lm *lockfree.Message, key uint64) error {
+func (h *Queue) putDecided(lm *lockfree.Message, key uint64, body []byte) error {
 	c := h.c
 	op := "put " + h.def.Name
 	l, err := c.logger()
@@ -214,7 +220,7 @@ func (h *Queue) putDecided(lm *lockfree.Message, key uint64) error {
 		return wrap(op, err)
 	}
 	r := h.putRecord(lm, key, plog.FlagCommitted)
-	end, err := c.decide(op, &r, lm.Body, undecided{key: key, undo: func() { h.o.BackoutLone(&p) }}, false, h.logOp, putPoints)
+	end, err := c.decide(op, &r, body, undecided{key: key, undo: func() { h.o.BackoutLone(&p) }}, false, h.logOp, putPoints)
 	if err != nil {
 		return err
 	}
@@ -318,15 +324,25 @@ func (h *Queue) getMarked(opt GetOptions, dst *lockfree.Message) error {
 	*dst = v.Msg
 	// The view's properties are its own storage, reused by the next get.
 	dst.Properties = append([]byte(nil), v.Msg.Properties...)
-	n := 0
-	for _, b := range v.Body {
-		n += len(b)
+	if dst.Offload != nil {
+		// Read while the message is still claimed: its run is freed with
+		// its entry. A run that cannot be read leaves the message where
+		// it was.
+		if err := h.readOffloaded(dst); err != nil {
+			v.Return()
+			return err
+		}
+	} else {
+		n := 0
+		for _, b := range v.Body {
+			n += len(b)
+		}
+		body := make([]byte, 0, n)
+		for _, b := range v.Body {
+			body = append(body, b...)
+		}
+		dst.Body = body
 	}
-	body := make([]byte, 0, n)
-	for _, b := range v.Body {
-		body = append(body, b...)
-	}
-	dst.Body = body
 	if dst.Key == 0 {
 		return v.Release()
 	}

@@ -1,0 +1,392 @@
+package mq
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"sync"
+
+	"github.com/qmgr/qmgr/defs"
+	"github.com/qmgr/qmgr/group"
+	"github.com/qmgr/qmgr/lockfree"
+	"github.com/qmgr/qmgr/smds"
+)
+
+// Shared message data sets (issue 19, docs/design/smds.md): a structure
+// defined OFFLOAD(SMDS) keeps the bodies its offload rules pick in a data
+// set of the putting connection's member (one per member and structure,
+// <structure>.M<member's peer slot>.smds in the structure's DSDIR, by
+// default <data directory>/smds), and its CF entry holds a reference to
+// the body (lockfree.Message.Offload). Any process reads any member's data
+// set, through the process's read cache, and whoever frees the entry (a
+// get committed, a view released, a repair) frees the run through the
+// structure's offload-free hook, set on every structure the process
+// attaches (group.OffloadFree).
+//
+// A data set is named by its member's peer slot rather than its name so
+// that any process can find it from the reference alone (the reference's
+// data set number is the slot), whether or not the member is running or
+// its peer record still exists.
+//
+// Each process keeps its data sets open (offloadSets) with a few
+// registered owners each, taken by one put or free at a time: an owner
+// is one process's, and a process killed while it used one is repaired by
+// the next process that opens the data set or repairs its dead owners
+// (repairDataSets).
+
+// SMDSCacheBytes is the size of each process's read cache of data-set
+// bodies (--smds-cache); set it before the first connection uses a data
+// set. 0: no cache.
+var SMDSCacheBytes int64 = 64 << 20
+
+// smdsGeometry shapes the data sets this process creates (zero: smds's
+// defaults, 128 MiB extents); tests make them small.
+var smdsGeometry struct{ blockSize, extentBlocks, maxExtents int }
+
+// dsKey names a data set of a structure of a group (by its CF directory).
+type dsKey struct {
+	cfDir, structure string
+	num              uint16
+}
+
+// dataSet is an open data set and this process's idle owners in it.
+type dataSet struct {
+	d    *smds.DataSet
+	mu   sync.Mutex
+	idle []*smds.Owner
+}
+
+// offloadSets are this process's open data sets.
+var offloadSets struct {
+	mu    sync.Mutex
+	sets  map[dsKey]*dataSet
+	dirs  map[[2]string]string // (CF directory, structure) -> data set directory
+	cache *smds.Cache
+	cerr  error
+}
+
+func init() {
+	group.OffloadFree = freeOffloaded
+}
+
+// dsMember is the member part of the file name of data set num.
+func dsMember(num uint16) string { return fmt.Sprintf("M%d", num) }
+
+// dataSetDir is where structure def's data sets are: its DSDIR, or smds
+// under the group's data directory.
+func dataSetDir(cfg group.Config, def defs.CFStruct) string {
+	if def.DSDir != "" {
+		return def.DSDir
+	}
+	return filepath.Join(cfg.DataDir, "smds")
+}
+
+// rememberDir records structure def's data set directory for this
+// process's frees (which know only the structure's name).
+func rememberDir(cfg group.Config, def defs.CFStruct) string {
+	dir := dataSetDir(cfg, def)
+	offloadSets.mu.Lock()
+	if offloadSets.dirs == nil {
+		offloadSets.dirs = map[[2]string]string{}
+	}
+	offloadSets.dirs[[2]string{cfg.CFDir, def.Name}] = dir
+	offloadSets.mu.Unlock()
+	return dir
+}
+
+// dirOf is structure name's data set directory, read from the shared
+// definitions the first time this process needs it.
+func dirOf(g *group.Group, name string) (string, error) {
+	cfg := g.Config()
+	offloadSets.mu.Lock()
+	dir, ok := offloadSets.dirs[[2]string{cfg.CFDir, name}]
+	offloadSets.mu.Unlock()
+	if ok {
+		return dir, nil
+	}
+	repo, err := defs.Open(cfg.DataDir, false)
+	if err != nil {
+		return "", err
+	}
+	defer repo.Close()
+	var def defs.CFStruct
+	if err := repo.View(func(tx *defs.Tx) error { var err error; def, err = tx.Struct(name); return err }); err != nil {
+		return "", fmt.Errorf("data set directory of structure %s: %w", name, err)
+	}
+	return rememberDir(cfg, def), nil
+}
+
+// processCache is this process's read cache (nil when SMDSCacheBytes is 0).
+func processCache() (*smds.Cache, error) {
+	offloadSets.mu.Lock()
+	defer offloadSets.mu.Unlock()
+	if offloadSets.cache == nil && offloadSets.cerr == nil && SMDSCacheBytes > 0 {
+		offloadSets.cache, offloadSets.cerr = smds.NewCache(SMDSCacheBytes)
+	}
+	return offloadSets.cache, offloadSets.cerr
+}
+
+// SMDSCacheMetrics are this process's read cache's metrics (zero without
+// one).
+func SMDSCacheMetrics() smds.CacheMetrics {
+	offloadSets.mu.Lock()
+	c := offloadSets.cache
+	offloadSets.mu.Unlock()
+	if c == nil {
+		return smds.CacheMetrics{}
+	}
+	return c.Metrics()
+}
+
+// openDataSet returns data set num of structure name (attached as s), open
+// in this process, opening or creating it the first time. A space map that
+// is missing or of another epoch of the structure (it was recovered) is
+// rebuilt from the references the structure holds, and the data set's dead
+// owners are repaired, with the structure as the Resolver.
+func openDataSet(g *group.Group, name string, s *lockfree.Structure, dir string, num uint16) (*dataSet, error) {
+	cfg := g.Config()
+	k := dsKey{cfg.CFDir, name, num}
+	offloadSets.mu.Lock()
+	ds, ok := offloadSets.sets[k]
+	offloadSets.mu.Unlock()
+	if ok {
+		return ds, nil
+	}
+	cache, err := processCache()
+	if err != nil {
+		return nil, err
+	}
+	o := smds.Options{Dir: dir, MapDir: cfg.CFDir, Structure: name, Member: dsMember(num), Number: num,
+		Epoch: uint64(s.Mapping().Header().Created.UnixNano()), Cache: cache,
+		BlockSize: smdsGeometry.blockSize, ExtentBlocks: smdsGeometry.extentBlocks, MaxExtents: smdsGeometry.maxExtents}
+	d, err := smds.Open(o)
+	switch {
+	case errors.Is(err, smds.ErrNotFound):
+		if err := os.MkdirAll(dir, 0o700); err != nil {
+			return nil, fmt.Errorf("data set directory: %w", err)
+		}
+		d, err = smds.Create(o)
+		if errors.Is(err, smds.ErrExist) { // created concurrently
+			d, err = smds.Open(o)
+		}
+	case errors.Is(err, smds.ErrNeedRebuild):
+		var refs []smds.Ref
+		if refs, err = structureRefs(s, num); err == nil {
+			d, _, err = smds.Rebuild(o, refs)
+		}
+	}
+	if err != nil {
+		return nil, err
+	}
+	if _, err := d.RepairDead(resolverOf(s, num)); err != nil {
+		d.Close()
+		return nil, err
+	}
+	offloadSets.mu.Lock()
+	defer offloadSets.mu.Unlock()
+	if offloadSets.sets == nil {
+		offloadSets.sets = map[dsKey]*dataSet{}
+	}
+	if prev, ok := offloadSets.sets[k]; ok { // opened concurrently
+		d.Close()
+		return prev, nil
+	}
+	ds = &dataSet{d: d}
+	offloadSets.sets[k] = ds
+	return ds, nil
+}
+
+// structureRefs are the references structure s holds to data set num.
+func structureRefs(s *lockfree.Structure, num uint16) ([]smds.Ref, error) {
+	var out []smds.Ref
+	for _, b := range s.OffloadRefs(num) {
+		r, err := smds.DecodeRef(b)
+		if err != nil {
+			return nil, fmt.Errorf("structure %s: %w", s.Name(), err)
+		}
+		out = append(out, r)
+	}
+	return out, nil
+}
+
+// resolverOf answers a data set's repair: does structure s still hold
+// reference r? (Read once per repair: the set is taken when the repair
+// first asks.)
+func resolverOf(s *lockfree.Structure, num uint16) smds.Resolver {
+	var set map[smds.Ref]bool
+	return func(r smds.Ref) bool {
+		if set == nil {
+			set = map[smds.Ref]bool{}
+			refs, _ := structureRefs(s, num) // a reference that does not decode names no run
+			for _, x := range refs {
+				set[x] = true
+			}
+		}
+		return set[r]
+	}
+}
+
+// owner takes an idle owner of this process in the data set, registering
+// one when there is none; done gives it back.
+func (ds *dataSet) owner() (*smds.Owner, error) {
+	ds.mu.Lock()
+	if n := len(ds.idle); n > 0 {
+		o := ds.idle[n-1]
+		ds.idle = ds.idle[:n-1]
+		ds.mu.Unlock()
+		return o, nil
+	}
+	ds.mu.Unlock()
+	return ds.d.Register()
+}
+
+func (ds *dataSet) done(o *smds.Owner) {
+	ds.mu.Lock()
+	ds.idle = append(ds.idle, o)
+	ds.mu.Unlock()
+}
+
+// freeOffloaded frees the run of an offloaded message of structure name
+// (attached as s) whose entry is being freed: the hook every structure a
+// process attaches calls (lockfree.Structure.SetOffloadFree). A run
+// already freed (a repair or a process killed after freeing it) counts as
+// freed.
+func freeOffloaded(g *group.Group, name string, s *lockfree.Structure, b []byte) error {
+	r, err := smds.DecodeRef(b)
+	if err != nil {
+		return fmt.Errorf("structure %s: %w", name, err)
+	}
+	dir, err := dirOf(g, name)
+	if err != nil {
+		return err
+	}
+	ds, err := openDataSet(g, name, s, dir, r.DataSet)
+	if err != nil {
+		return err
+	}
+	o, err := ds.owner()
+	if err != nil {
+		return err
+	}
+	defer ds.done(o)
+	if err := o.Free(r); err != nil && !errors.Is(err, smds.ErrStale) {
+		return err
+	}
+	return nil
+}
+
+// offloadPolicy is what a put needs to know of its structure's offload
+// rules.
+type offloadPolicy struct {
+	def    defs.CFStruct
+	maxVar int // the longest variable part the structure holds
+}
+
+// offloads reports whether a body of n bytes (with v bytes of names and
+// properties) goes to a data set: never when it fits in the entry, always
+// when the structure could not hold it, and at OFFLDSZ and above.
+// (The fill rules, OFFLDnTH/OFFLDnSZ, wait for the structure's element
+// fill estimate: docs/design/smds.md section 8.)
+func (p *offloadPolicy) offloads(n, v int) bool {
+	if !p.def.Offloads() || n+v <= lockfree.InlineMax {
+		return false
+	}
+	return n >= p.def.OffloadSize() || n+v > p.maxVar
+}
+
+// policy is the offload policy of h's structure.
+func (h *Queue) policy() *offloadPolicy {
+	def, ok := h.c.structs[h.def.CFStruct]
+	if !ok || !def.Offloads() {
+		return nil
+	}
+	p := h.s.Params()
+	return &offloadPolicy{def: def, maxVar: max(p.Elements*p.ElementSize, lockfree.InlineMax)}
+}
+
+// offloadPut writes lm's body to the connection's member's data set for
+// h's structure and makes lm an offloaded message referring to it. The
+// run is the caller's until published: it calls published with whether
+// the CF put succeeded (Published, or Free when it did not).
+func (h *Queue) offloadPut(lm *lockfree.Message) (published func(ok bool), err error) {
+	c := h.c
+	def := c.structs[h.def.CFStruct]
+	dir := rememberDir(c.g.Config(), def)
+	ds, err := openDataSet(c.g, h.def.CFStruct, h.s, dir, uint16(c.peer.Slot))
+	if err != nil {
+		return nil, err
+	}
+	o, err := ds.owner()
+	if err != nil {
+		return nil, err
+	}
+	r, err := o.Put(lm.Body, false)
+	if err != nil {
+		ds.done(o)
+		return nil, err
+	}
+	r.DataSet = uint16(c.peer.Slot)
+	ref := make([]byte, smds.RefSize)
+	r.Encode(ref)
+	lm.Offload, lm.OffloadLen, lm.Body = ref, len(lm.Body), nil
+	return func(ok bool) {
+		defer ds.done(o)
+		if !ok {
+			// A put that failed may still have left the message in the
+			// CF (a persistent put under syncpoint whose log record
+			// failed stays in the unit of work, to be backed out): free
+			// the run only when no entry refers to it.
+			ok = holdsRef(h.s, r)
+		}
+		if ok {
+			o.Published()
+			return
+		}
+		o.Free(r) // a failure leaves it to the data set's repair (this owner's descriptor names it) and checker
+	}, nil
+}
+
+// holdsRef reports whether structure s holds reference r.
+func holdsRef(s *lockfree.Structure, r smds.Ref) bool {
+	refs, _ := structureRefs(s, r.DataSet)
+	for _, x := range refs {
+		if x == r {
+			return true
+		}
+	}
+	return false
+}
+
+// readOffloaded reads the body of offloaded message lm (of h's structure)
+// from its data set into lm.Body, checking its checksum: the cache first.
+func (h *Queue) readOffloaded(lm *lockfree.Message) error {
+	if lm.Offload == nil {
+		return nil
+	}
+	r, err := smds.DecodeRef(lm.Offload)
+	if err != nil {
+		return fmt.Errorf("message in structure %s: %w", h.def.CFStruct, err)
+	}
+	c := h.c
+	if def, ok := c.structs[h.def.CFStruct]; ok {
+		rememberDir(c.g.Config(), def)
+	}
+	dir, err := dirOf(c.g, h.def.CFStruct)
+	if err != nil {
+		return err
+	}
+	ds, err := openDataSet(c.g, h.def.CFStruct, h.s, dir, r.DataSet)
+	if err != nil {
+		return err
+	}
+	body, err := ds.d.Read(r, nil)
+	if err != nil {
+		return err
+	}
+	if len(body) != lm.OffloadLen {
+		return fmt.Errorf("message in structure %s: data set %d returned %d bytes for a body of %d", h.def.CFStruct, r.DataSet, len(body), lm.OffloadLen)
+	}
+	lm.Body, lm.Offload, lm.OffloadLen = body, nil, 0
+	return nil
+}
