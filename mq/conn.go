@@ -782,6 +782,7 @@ func (h *Queue) Get(opt GetOptions) (*Message, error) {
 			if err := h.loggedGet(&lm); err != nil {
 				return nil, wrap("get "+h.def.Name, fmt.Errorf("the get is in the unit of work, which can only be backed out: %w", err))
 			}
+			cpOffloadClaimed.Hit()
 			if err := h.readOffloaded(&lm); err != nil {
 				return nil, wrap("get "+h.def.Name, fmt.Errorf("the message is in the unit of work (a backout gives it back): %w", err))
 			}

@@ -3,10 +3,14 @@ package mq
 import (
 	"errors"
 	"fmt"
+	"io/fs"
 	"os"
 	"path/filepath"
+	"strconv"
+	"strings"
 	"sync"
 
+	"github.com/qmgr/qmgr/crashpoint"
 	"github.com/qmgr/qmgr/defs"
 	"github.com/qmgr/qmgr/group"
 	"github.com/qmgr/qmgr/lockfree"
@@ -276,6 +280,135 @@ func freeOffloaded(g *group.Group, name string, s *lockfree.Structure, b []byte)
 	return nil
 }
 
+// Crash points of offloaded messages (besides smds's and lockfree's).
+var (
+	cpOffloadPublished = crashpoint.New("mq.offload.published") // the CF put of an offloaded message done, its run not yet marked published
+	cpOffloadClaimed   = crashpoint.New("mq.offload.claimed")   // an offloaded message claimed by a get, its body not yet read
+)
+
+// dataSetNums are the numbers of the data sets of structure name found in
+// dir (<name>.M<n>.smds).
+func dataSetNums(dir, name string) ([]uint16, error) {
+	ents, err := os.ReadDir(dir)
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	var out []uint16
+	for _, e := range ents {
+		rest, ok := strings.CutPrefix(e.Name(), name+".M")
+		if !ok {
+			continue
+		}
+		num, ok := strings.CutSuffix(rest, ".smds")
+		if !ok {
+			continue
+		}
+		if n, err := strconv.ParseUint(num, 10, 16); err == nil {
+			out = append(out, uint16(n))
+		}
+	}
+	return out, nil
+}
+
+// RepairDataSets repairs the owners of dead processes in every data set of
+// structure name (attached as s), with the structure as the Resolver: a
+// run a dead process was putting is kept if an entry refers to it and
+// freed if not, a free it left half done is finished. A member runs it
+// after repairing a dead connection's owner in the structure (the CF's
+// repair first: it frees the runs of the entries it frees). It returns how
+// many owners it repaired.
+func RepairDataSets(g *group.Group, name string, s *lockfree.Structure) (int, error) {
+	dir, err := dirOf(g, name)
+	if err != nil {
+		return 0, err
+	}
+	nums, err := dataSetNums(dir, name)
+	if err != nil {
+		return 0, err
+	}
+	total := 0
+	var errs []error
+	for _, num := range nums {
+		ds, err := openDataSet(g, name, s, dir, num)
+		if err != nil {
+			errs = append(errs, err)
+			continue
+		}
+		n, err := ds.d.RepairDead(resolverOf(s, num))
+		total += n
+		if err != nil {
+			errs = append(errs, fmt.Errorf("data set %s: %w", ds.d.Path(), err))
+		}
+	}
+	return total, errors.Join(errs...)
+}
+
+// DataSetCheck is what the checker found in one data set.
+type DataSetCheck struct {
+	Num    uint16
+	Report *smds.CheckReport
+	Stats  smds.Stats
+}
+
+// CheckDataSets checks structure name and every data set of it: the CF's
+// checker, then each data set's against the references the CF holds to
+// it (every reference names a used run, no two overlap, every used run is
+// referenced or in flight). With quiescent, nothing may be in flight. The
+// error says what is wrong (nil: all is well).
+func CheckDataSets(g *group.Group, name string, quiescent bool) ([]DataSetCheck, error) {
+	s, err := g.Structure(name, false)
+	if err != nil {
+		return nil, err
+	}
+	r := s.Check(lockfree.CheckOptions{Quiescent: quiescent})
+	if !r.OK() {
+		return nil, fmt.Errorf("structure %s: %v", name, r)
+	}
+	byDS := map[uint16][]smds.Ref{}
+	for _, b := range r.Offloaded {
+		ref, err := smds.DecodeRef(b)
+		if err != nil {
+			return nil, fmt.Errorf("structure %s: %w", name, err)
+		}
+		byDS[ref.DataSet] = append(byDS[ref.DataSet], ref)
+	}
+	dir, err := dirOf(g, name)
+	if err != nil {
+		return nil, err
+	}
+	nums, err := dataSetNums(dir, name)
+	if err != nil {
+		return nil, err
+	}
+	var out []DataSetCheck
+	var errs []error
+	for _, num := range nums {
+		ds, err := openDataSet(g, name, s, dir, num)
+		if err != nil {
+			errs = append(errs, err)
+			continue
+		}
+		refs := byDS[num]
+		delete(byDS, num)
+		cr := ds.d.Check(refs, smds.CheckOptions{Quiescent: quiescent})
+		if !cr.OK() {
+			errs = append(errs, fmt.Errorf("data set %s: %v", ds.d.Path(), cr))
+		}
+		st, err := ds.d.Stats()
+		if err != nil {
+			errs = append(errs, err)
+		}
+		out = append(out, DataSetCheck{Num: num, Report: cr, Stats: st})
+	}
+	for num, refs := range byDS {
+		errs = append(errs, fmt.Errorf("structure %s: %d references to data set %d, which is not in %s", name, len(refs), num, dir))
+	}
+	return out, errors.Join(errs...)
+}
+
 // offloadPolicy is what a put needs to know of its structure's offload
 // rules.
 type offloadPolicy struct {
@@ -340,6 +473,7 @@ func (h *Queue) offloadPut(lm *lockfree.Message) (published func(ok bool), err e
 			ok = holdsRef(h.s, r)
 		}
 		if ok {
+			cpOffloadPublished.Hit()
 			o.Published()
 			return
 		}

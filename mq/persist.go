@@ -325,6 +325,7 @@ func (h *Queue) getMarked(opt GetOptions, dst *lockfree.Message) error {
 	// The view's properties are its own storage, reused by the next get.
 	dst.Properties = append([]byte(nil), v.Msg.Properties...)
 	if dst.Offload != nil {
+		cpOffloadClaimed.Hit()
 		// Read while the message is still claimed: its run is freed with
 		// its entry. A run that cannot be read leaves the message where
 		// it was.
