@@ -474,6 +474,7 @@ func (c *Conn) Disconnect() error {
 		errs = append(errs, o.Close())
 	}
 	c.endUOW(true)
+	errs = append(errs, closeIdleOwners()) // after the owners' close: it frees the runs of what it backs out
 	errs = append(errs, c.closeLog())
 	errs = append(errs, c.admin.Close())
 	if !c.shared {

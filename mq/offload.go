@@ -251,6 +251,32 @@ func (ds *dataSet) done(o *smds.Owner) {
 	ds.mu.Unlock()
 }
 
+// closeIdleOwners closes this process's idle owners in every data set it
+// has open (a connection's Disconnect: a process that ends leaves no
+// owner for a repair to find). Owners in use by other connections'
+// operations are not idle and stay; the next operation registers again.
+func closeIdleOwners() error {
+	offloadSets.mu.Lock()
+	sets := make([]*dataSet, 0, len(offloadSets.sets))
+	for _, ds := range offloadSets.sets {
+		sets = append(sets, ds)
+	}
+	offloadSets.mu.Unlock()
+	var errs []error
+	for _, ds := range sets {
+		ds.mu.Lock()
+		idle := ds.idle
+		ds.idle = nil
+		ds.mu.Unlock()
+		for _, o := range idle {
+			if err := o.Close(); err != nil {
+				errs = append(errs, fmt.Errorf("data set %s: %w", ds.d.Path(), err))
+			}
+		}
+	}
+	return errors.Join(errs...)
+}
+
 // freeOffloaded frees the run of an offloaded message of structure name
 // (attached as s) whose entry is being freed: the hook every structure a
 // process attaches calls (lockfree.Structure.SetOffloadFree). A run

@@ -29,7 +29,7 @@ import (
 // held views i, j, ... by one ReleaseViews), "commit".
 func TestMain(m *testing.M) {
 	for role, fn := range map[string]func(){"app": testApp, "orphan": testOrphan, "adminowner": testAdminOwner,
-		"fencer": testFencer, "recoverer": testRecoverer, "member": testMember,
+		"fencer": testFencer, "recoverer": testRecoverer, "member": testMember, "offproducer": testOffProducer,
 		"cmdserve": func() { testCmdServer(os.Getenv("QM_TEST_CMDSERVE")) }} {
 		testproc.Register(role, func([]string) int { fn(); return 0 })
 	}
