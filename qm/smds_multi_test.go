@@ -208,3 +208,60 @@ func TestOffloadDeepQueue(t *testing.T) {
 		t.Fatalf("data set still holds %d runs", ck[0].Stats.Runs)
 	}
 }
+
+// TestOffloadOwnerKilled: messages put through member QM2 have their
+// bodies in QM2's data set; QM2 is SIGKILLed while this process (through
+// QM1) reads and frees them: the rest come intact, exactly once and in
+// order from the dead member's data set, its space is freed by the
+// survivor, and both checkers are clean.
+func TestOffloadOwnerKilled(t *testing.T) {
+	cfg := testConfig(t, "QM1")
+	m := startMember(t, cfg)
+	mustExec(t, m, "DEFINE CFSTRUCT(OFF) SIZE(24) OFFLOAD(SMDS) OFFLDSZ(32K)")
+	mustExec(t, m, "DEFINE QLOCAL(Q) CFSTRUCT(OFF) MAXMSGL(8388608)")
+	qm2 := testproc.Command(t, "member")
+	qm2.Env = append(qm2.Env, "G="+cfg.Group.Name, "D="+cfg.Group.DataDir, "CF="+cfg.Group.CFDir, "QM_TEST_MEMBER=QM2")
+	out, _ := qm2.StdoutPipe()
+	if err := qm2.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { qm2.Process.Kill(); qm2.Wait() })
+	if l, _ := bufio.NewReader(out).ReadString('\n'); l != "active\n" {
+		t.Fatalf("member QM2: %q", l)
+	}
+	const n = 30
+	p := startProducer(t, cfg, "QM2", "Q", 1, n)
+	if p.Scan(); p.Text() != "done" {
+		t.Fatalf("producer: %q", p.Text())
+	}
+	peer, ok, err := m.g.FindPeer("QM2")
+	if err != nil || !ok {
+		t.Fatalf("QM2's peer slot: %v", err)
+	}
+	c := connect(t, cfg, "QM1")
+	defer c.Disconnect()
+	h, err := c.Open("Q", mq.OpenOptions{Input: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	next := map[int]int{1: 0}
+	consumeInOrder(t, h, n/3, next)
+	qm2.Process.Kill()
+	qm2.Wait()
+	consumeInOrder(t, h, n-n/3, next)
+	if _, err := h.Get(mq.GetOptions{}); !errors.Is(err, mq.ErrNoMessage) {
+		t.Fatalf("more messages than were put: %v", err)
+	}
+	found := false
+	for _, ck := range checkClean(t, m) {
+		if ck.Num == uint16(peer.Slot) {
+			found = true
+		}
+		if ck.Stats.Runs != 0 {
+			t.Fatalf("data set %d still holds %d runs", ck.Num, ck.Stats.Runs)
+		}
+	}
+	if !found {
+		t.Fatalf("no data set of QM2 (slot %d)", peer.Slot)
+	}
+}
