@@ -435,6 +435,40 @@ func CheckDataSets(g *group.Group, name string, quiescent bool) ([]DataSetCheck,
 	return out, errors.Join(errs...)
 }
 
+// DataSetStatus is one data set of a structure (DISPLAY CFSTATUS
+// TYPE(SMDS)): its number (its member's peer slot), the space map's
+// figures, or why they could not be read.
+type DataSetStatus struct {
+	Num   uint16
+	Stats smds.Stats
+	Err   error
+}
+
+// DataSetStatuses are the data sets of structure def, found in its data
+// set directory.
+func DataSetStatuses(g *group.Group, def defs.CFStruct) ([]DataSetStatus, error) {
+	dir := rememberDir(g.Config(), def)
+	nums, err := dataSetNums(dir, def.Name)
+	if err != nil || len(nums) == 0 {
+		return nil, err
+	}
+	s, err := g.Structure(def.Name, false)
+	if err != nil {
+		return nil, err
+	}
+	var out []DataSetStatus
+	for _, num := range nums {
+		st := DataSetStatus{Num: num}
+		ds, err := openDataSet(g, def.Name, s, dir, num)
+		if err == nil {
+			st.Stats, err = ds.d.Stats()
+		}
+		st.Err = err
+		out = append(out, st)
+	}
+	return out, nil
+}
+
 // offloadPolicy is what a put needs to know of its structure's offload
 // rules.
 type offloadPolicy struct {

@@ -9,6 +9,8 @@ import (
 
 	"github.com/qmgr/qmgr/defs"
 	"github.com/qmgr/qmgr/group"
+	"github.com/qmgr/qmgr/mq"
+	"github.com/qmgr/qmgr/smds"
 )
 
 func defineStruct(env Env, c Command) ([]Result, error) {
@@ -346,13 +348,86 @@ var cfbackupTable = table[cfbackupObj]{
 	},
 }
 
+// cfsmdsObj is a data set of a structure (DISPLAY CFSTATUS TYPE(SMDS)),
+// with this member's read cache.
+type cfsmdsObj struct {
+	name, qmgr string
+	st         mq.DataSetStatus
+	cache      smds.CacheMetrics
+}
+
+// smdsAttr is a figure of a data set whose space map could be read.
+func smdsAttr(name string, v func(s *smds.Stats) int64) attr[cfsmdsObj] {
+	return attr[cfsmdsObj]{name: name, show: func(o *cfsmdsObj) any {
+		if o.st.Err != nil {
+			return nil
+		}
+		return v(&o.st.Stats)
+	}}
+}
+
+// A structure without data sets shows no rows (displayCFStatus reports a
+// structure that does not exist).
+var cfsmdsTable = table[cfsmdsObj]{
+	typ: "CFSTATUS", header: "AMQ8113I: Display CF status details.", defaultAll: true,
+	attrs: []attr[cfsmdsObj]{
+		{name: "CFSTRUCT", ident: true, show: func(o *cfsmdsObj) any { return o.name }},
+		{name: "TYPE", ident: true, show: func(o *cfsmdsObj) any { return "SMDS" }},
+		{name: "DSNUM", ident: true, show: func(o *cfsmdsObj) any { return int64(o.st.Num) }},
+		{name: "QMNAME", show: func(o *cfsmdsObj) any { return o.qmgr }},
+		{name: "STATUS", show: func(o *cfsmdsObj) any {
+			if o.st.Err != nil {
+				return "FAILED"
+			}
+			return "ACTIVE"
+		}},
+		{name: "REASON", show: func(o *cfsmdsObj) any {
+			if o.st.Err == nil {
+				return nil
+			}
+			return o.st.Err.Error()
+		}},
+		smdsAttr("DSSIZE", func(s *smds.Stats) int64 { return s.FileBytes }),
+		smdsAttr("DSBLOCK", func(s *smds.Stats) int64 { return int64(s.BlockSize) }),
+		smdsAttr("TOTBLKS", func(s *smds.Stats) int64 { return int64(s.Blocks) }),
+		smdsAttr("USEDBLKS", func(s *smds.Stats) int64 { return int64(s.UsedBlocks) }),
+		smdsAttr("FREEBLKS", func(s *smds.Stats) int64 { return int64(s.FreeBlocks) }),
+		smdsAttr("RUNS", func(s *smds.Stats) int64 { return int64(s.Runs) }),
+		smdsAttr("OWNERS", func(s *smds.Stats) int64 { return int64(s.Owners) }),
+		{name: "CACHEHIT", show: func(o *cfsmdsObj) any { return int64(o.cache.Hits) }},
+		{name: "CACHEMISS", show: func(o *cfsmdsObj) any { return int64(o.cache.Misses) }},
+		{name: "CACHEEVICT", show: func(o *cfsmdsObj) any { return int64(o.cache.Evictions) }},
+		{name: "CACHESIZE", show: func(o *cfsmdsObj) any { return o.cache.Bytes }},
+	},
+}
+
+// smdsStatus lists the data sets of structures cs.
+func smdsStatus(env Env, cs []defs.CFStruct) ([]cfsmdsObj, error) {
+	cache := mq.SMDSCacheMetrics()
+	var out []cfsmdsObj
+	for _, def := range cs {
+		sts, err := mq.DataSetStatuses(env.Group(), def)
+		if err != nil {
+			return out, fmt.Errorf("data sets of CFSTRUCT(%s): %w", def.Name, err)
+		}
+		for _, st := range sts {
+			o := cfsmdsObj{name: def.Name, st: st, cache: cache}
+			if p, err := env.Group().Peer(int(st.Num)); err == nil {
+				o.qmgr = p.Name
+			}
+			out = append(out, o)
+		}
+	}
+	return out, nil
+}
+
 // displayCFStatus shows the structures' status (TYPE(SUMMARY), the
 // default) or their backups (TYPE(BACKUP)).
 func displayCFStatus(env Env, c Command) ([]Result, error) {
 	typ := "SUMMARY"
 	for _, a := range c.Attrs {
-		if a.Key != "TYPE" || (a.Value != "SUMMARY" && a.Value != "BACKUP") {
-			return nil, fmt.Errorf("%w: DISPLAY CFSTATUS takes TYPE(SUMMARY|BACKUP), not %s(%s)", ErrSyntax, a.Key, a.Value)
+		if a.Key != "TYPE" || (a.Value != "SUMMARY" && a.Value != "BACKUP" && a.Value != "SMDS") {
+			return nil, fmt.Errorf("%w: DISPLAY CFSTATUS takes TYPE(SUMMARY|BACKUP|SMDS), not %s(%s)", ErrSyntax, a.Key, a.Value)
 		}
 		typ = a.Value
 	}
@@ -361,6 +436,18 @@ func displayCFStatus(env Env, c Command) ([]Result, error) {
 		var cs []defs.CFStruct
 		err := env.Repo().View(func(tx *defs.Tx) error { var err error; cs, err = tx.Structs(c.Name); return err })
 		return cs, err
+	}
+	if typ == "SMDS" {
+		return display(c, &cfsmdsTable, func() ([]cfsmdsObj, error) {
+			cs, err := structs()
+			if err != nil {
+				return nil, err
+			}
+			if len(cs) == 0 && !strings.HasSuffix(c.Name, "*") {
+				return nil, notFoundAs("CFSTRUCT")(c.Name)
+			}
+			return smdsStatus(env, cs)
+		})
 	}
 	if typ == "BACKUP" {
 		return display(c, &cfbackupTable, func() ([]cfbackupObj, error) {

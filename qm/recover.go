@@ -333,7 +333,7 @@ func (m *Member) recoverConn(t lockfree.OwnerTag, id procid.ID, revoke bool) (ms
 			// A failure here leaks nothing for good: the next repair of
 			// the data set's dead owners (any recovery, any process that
 			// opens it) does it.
-			m.log.Error("recover connection: repair its shared message data sets", "slot", t.Slot(), "structure", n, "err", err)
+			m.log.Warn("recover connection: repair its shared message data sets", "slot", t.Slot(), "structure", n, "err", err)
 		}
 		testHookStructureFixed(n)
 	}

@@ -159,6 +159,13 @@ func TestOffloadMultiProcess(t *testing.T) {
 	if _, err := h.Get(mq.GetOptions{}); !errors.Is(err, mq.ErrNoMessage) {
 		t.Fatalf("more messages than were put: %v", err)
 	}
+	// The gets after the browse found the bodies in this process's cache
+	// (the member's: it runs in this process).
+	r := mustExec(t, m, "DISPLAY CFSTATUS(OFF) TYPE(SMDS)")
+	t.Logf("%s", r.Text)
+	if !strings.Contains(r.Text, "QMNAME(QM1)") || !strings.Contains(r.Text, "RUNS(0)") || strings.Contains(r.Text, "CACHEHIT(0)") {
+		t.Fatalf("DISPLAY CFSTATUS TYPE(SMDS) after the gets:\n%s", r.Text)
+	}
 	for _, ck := range checkClean(t, m) {
 		if ck.Stats.Runs != 0 {
 			t.Fatalf("data set %d still holds %d runs", ck.Num, ck.Stats.Runs)
