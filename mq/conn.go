@@ -673,20 +673,19 @@ func (h *Queue) Put(m *Message, opt PutOptions) error {
 			return err
 		}
 	}
-	body := lm.Body
 	var published func(bool)
 	if pol := h.policy(); pol != nil && pol.offloads(len(lm.Body), len(lm.Properties)+len(lm.ReplyToQ)+len(lm.ReplyToQMgr)) {
 		if len(lm.Body)+len(lm.Properties) > h.def.MaxMsgL {
 			return &Error{Op: "put " + h.def.Name, Reason: RCMsgTooBigForQ, Err: fmt.Errorf("message of %d bytes, MAXMSGL of %s is %d", len(lm.Body)+len(lm.Properties), h.def.Name, h.def.MaxMsgL)}
 		}
 		var err error
-		if published, err = h.offloadPut(&lm); err != nil {
+		if published, err = h.offloadPut(&lm, lm.Persistent); err != nil {
 			return wrap("put "+h.def.Name, fmt.Errorf("writing the body to its data set: %w", err))
 		}
 	}
 	var err error
 	if lm.Persistent {
-		err = h.putPersistent(&lm, opt, body)
+		err = h.putPersistent(&lm, opt)
 	} else if err = h.o.Put(h.q, &lm, lockfree.PutOptions{Syncpoint: opt.Syncpoint}); err != nil {
 		err = wrap("put "+h.def.Name, err)
 	}

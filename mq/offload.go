@@ -52,6 +52,7 @@ var smdsGeometry struct{ blockSize, extentBlocks, maxExtents int }
 type dsKey struct {
 	cfDir, structure string
 	num              uint16
+	epoch            uint64 // the structure's creation time: a recovered structure's data sets have new maps
 }
 
 // dataSet is an open data set and this process's idle owners in it.
@@ -150,7 +151,8 @@ func SMDSCacheMetrics() smds.CacheMetrics {
 // owners are repaired, with the structure as the Resolver.
 func openDataSet(g *group.Group, name string, s *lockfree.Structure, dir string, num uint16) (*dataSet, error) {
 	cfg := g.Config()
-	k := dsKey{cfg.CFDir, name, num}
+	epoch := uint64(s.Mapping().Header().Created.UnixNano())
+	k := dsKey{cfg.CFDir, name, num, epoch}
 	offloadSets.mu.Lock()
 	ds, ok := offloadSets.sets[k]
 	offloadSets.mu.Unlock()
@@ -162,7 +164,7 @@ func openDataSet(g *group.Group, name string, s *lockfree.Structure, dir string,
 		return nil, err
 	}
 	o := smds.Options{Dir: dir, MapDir: cfg.CFDir, Structure: name, Member: dsMember(num), Number: num,
-		Epoch: uint64(s.Mapping().Header().Created.UnixNano()), Cache: cache,
+		Epoch: epoch, Cache: cache,
 		BlockSize: smdsGeometry.blockSize, ExtentBlocks: smdsGeometry.extentBlocks, MaxExtents: smdsGeometry.maxExtents}
 	d, err := smds.Open(o)
 	switch {
@@ -199,6 +201,59 @@ func openDataSet(g *group.Group, name string, s *lockfree.Structure, dir string,
 	ds = &dataSet{d: d}
 	offloadSets.sets[k] = ds
 	return ds, nil
+}
+
+// RebuildDataSets rebuilds the space map of every data set of structure
+// name (attached as s, just recovered and not yet in service: nobody
+// allocates or frees) from the references its entries hold, checking
+// each run's header on disk: what no entry refers to (bodies of messages
+// lost with the CF, or got since) is free again. It returns the
+// references rejected (their runs damaged or lost: those messages' gets
+// fail with the data set's error) as errors, one a message.
+func RebuildDataSets(g *group.Group, name string, s *lockfree.Structure) (kept int, rejected []error, err error) {
+	dir, err := dirOf(g, name)
+	if errors.Is(err, defs.ErrNotFound) {
+		return 0, nil, nil // a structure being defined: it has no data sets yet
+	}
+	if err != nil {
+		return 0, nil, err
+	}
+	nums, err := dataSetNums(dir, name)
+	if err != nil {
+		return 0, nil, err
+	}
+	cfg := g.Config()
+	epoch := uint64(s.Mapping().Header().Created.UnixNano())
+	cache, err := processCache()
+	if err != nil {
+		return 0, nil, err
+	}
+	for _, num := range nums {
+		refs, err := structureRefs(s, num)
+		if err != nil {
+			return kept, rejected, err
+		}
+		o := smds.Options{Dir: dir, MapDir: cfg.CFDir, Structure: name, Member: dsMember(num), Number: num, Epoch: epoch, Cache: cache}
+		d, res, err := smds.Rebuild(o, refs)
+		if err != nil {
+			return kept, rejected, fmt.Errorf("rebuild data set %d of structure %s: %w", num, name, err)
+		}
+		kept += res.Kept
+		for i, rj := range res.Rejected {
+			rejected = append(rejected, fmt.Errorf("data set %s: %v: %w", d.Path(), refs[i], rj))
+		}
+		k := dsKey{cfg.CFDir, name, num, epoch}
+		offloadSets.mu.Lock()
+		if offloadSets.sets == nil {
+			offloadSets.sets = map[dsKey]*dataSet{}
+		}
+		if prev, ok := offloadSets.sets[k]; ok {
+			prev.d.Close()
+		}
+		offloadSets.sets[k] = &dataSet{d: d}
+		offloadSets.mu.Unlock()
+	}
+	return kept, rejected, nil
 }
 
 // structureRefs are the references structure s holds to data set num.
@@ -348,6 +403,9 @@ func dataSetNums(dir, name string) ([]uint16, error) {
 // many owners it repaired.
 func RepairDataSets(g *group.Group, name string, s *lockfree.Structure) (int, error) {
 	dir, err := dirOf(g, name)
+	if errors.Is(err, defs.ErrNotFound) {
+		return 0, nil // a structure being defined (or deleted): no data sets
+	}
 	if err != nil {
 		return 0, err
 	}
@@ -499,10 +557,11 @@ func (h *Queue) policy() *offloadPolicy {
 }
 
 // offloadPut writes lm's body to the connection's member's data set for
-// h's structure and makes lm an offloaded message referring to it. The
+// h's structure (synced with sync: a persistent message's record refers
+// to it) and makes lm an offloaded message referring to it. The
 // run is the caller's until published: it calls published with whether
 // the CF put succeeded (Published, or Free when it did not).
-func (h *Queue) offloadPut(lm *lockfree.Message) (published func(ok bool), err error) {
+func (h *Queue) offloadPut(lm *lockfree.Message, sync bool) (published func(ok bool), err error) {
 	c := h.c
 	def := c.structs[h.def.CFStruct]
 	dir := rememberDir(c.g.Config(), def)
@@ -514,7 +573,7 @@ func (h *Queue) offloadPut(lm *lockfree.Message) (published func(ok bool), err e
 	if err != nil {
 		return nil, err
 	}
-	r, err := o.Put(lm.Body, false)
+	r, err := o.Put(lm.Body, sync)
 	if err != nil {
 		ds.done(o)
 		return nil, err

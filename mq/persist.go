@@ -160,12 +160,11 @@ func (h *Queue) putRecord(lm *lockfree.Message, uow uint64, flags uint8) plog.Re
 // is visible, so the log comes first; a put that then fails is undone in
 // the log by a get of its key.
 //
-// body is what the log records as the message's body: lm.Body, or, for an
-// offloaded message, the body written to its data set (the log holds it
-// too, so that a structure recovered after the loss of the CF gets it back
-// from the log: docs/design/smds.md section 9 plans a log record that
-// refers to a synced run instead).
-func (h *Queue) putPersistent(lm *lockfree.Message, opt PutOptions, body []byte) error {
+// An offloaded message (lm.Offload) is logged by reference: its record
+// carries the reference (plog.FlagOffloaded), its run having been written
+// and synced first, so a replayed record never names unwritten data; the
+// body is written to disk once (docs/design/smds.md, section 9).
+func (h *Queue) putPersistent(lm *lockfree.Message, opt PutOptions) error {
 	c := h.c
 	key, err := c.newKey()
 	if err != nil {
@@ -186,7 +185,7 @@ func (h *Queue) putPersistent(lm *lockfree.Message, opt PutOptions, body []byte)
 		uow, err := c.uowKey()
 		if err == nil {
 			r := h.putRecord(lm, uow, 0)
-			_, err = h.logOp(&r, body)
+			_, err = h.logOp(&r, logBody(lm, &r))
 		}
 		if err != nil {
 			c.doomUOW(err)
@@ -194,7 +193,17 @@ func (h *Queue) putPersistent(lm *lockfree.Message, opt PutOptions, body []byte)
 		}
 		return nil
 	}
-	return h.putDecided(lm, key, body)
+	return h.putDecided(lm, key)
+}
+
+// logBody is what the put record r of lm logs as its body: the body, or
+// the reference of an offloaded one (flagged in r).
+func logBody(lm *lockfree.Message, r *plog.Record) []byte {
+	if lm.Offload != nil {
+		r.Flags |= plog.FlagOffloaded
+		return lm.Offload
+	}
+	return lm.Body
 }
 
 // putDecided puts persistent message lm outside syncpoint once its record
@@ -203,7 +212,7 @@ func (h *Queue) putPersistent(lm *lockfree.Message, opt PutOptions, body []byte)
 // (PutLone: a full queue refuses it before anything is logged), and made
 // visible once decided; a recoverer that finds the connection dead in
 // between does the same with the decision it finds (RepairDecided).
-func (h *Queue) putDecided(lm *lockfree.Message, key uint64, body []byte) error {
+func (h *Queue) putDecided(lm *lockfree.Message, key uint64) error {
 	c := h.c
 	op := "put " + h.def.Name
 	l, err := c.logger()
@@ -220,7 +229,7 @@ func (h *Queue) putDecided(lm *lockfree.Message, key uint64, body []byte) error 
 		return wrap(op, err)
 	}
 	r := h.putRecord(lm, key, plog.FlagCommitted)
-	end, err := c.decide(op, &r, body, undecided{key: key, undo: func() { h.o.BackoutLone(&p) }}, false, h.logOp, putPoints)
+	end, err := c.decide(op, &r, logBody(lm, &r), undecided{key: key, undo: func() { h.o.BackoutLone(&p) }}, false, h.logOp, putPoints)
 	if err != nil {
 		return err
 	}

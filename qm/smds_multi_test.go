@@ -272,3 +272,84 @@ func TestOffloadOwnerKilled(t *testing.T) {
 		t.Fatalf("no data set of QM2 (slot %d)", peer.Slot)
 	}
 }
+
+// TestOffloadPersistentRecovery: persistent offloaded messages survive the
+// loss of their CF structure: those in the backup (which refers to their
+// runs) and those only in the logs (put records that refer to runs synced
+// first) come back in order and intact, though their bodies together are
+// several times what the structure's data elements hold; a non-persistent
+// one is gone and its run freed by the rebuild of the data set's map; a
+// message got before the loss stays got. Then draining empties the data
+// set and both checkers are clean.
+func TestOffloadPersistentRecovery(t *testing.T) {
+	cfg := testConfig(t, "QM1")
+	logs := logTo(t, &cfg)
+	m := startMember(t, cfg)
+	mustExec(t, m, "DEFINE CFSTRUCT(OFF) SIZE(24) OFFLOAD(SMDS) OFFLDSZ(16K)")
+	mustExec(t, m, "DEFINE QLOCAL(Q) CFSTRUCT(OFF) MAXMSGL(8388608)")
+	c := connect(t, cfg, "QM1")
+	defer c.Disconnect()
+	h, err := c.Open("Q", mq.OpenOptions{Input: true, Output: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	put := func(id, size int, p mq.Persistence, sync bool) {
+		t.Helper()
+		if err := h.Put(&mq.Message{Body: bigBody(id, size), Persistence: p}, mq.PutOptions{Syncpoint: sync}); err != nil {
+			t.Fatalf("put %d: %v", id, err)
+		}
+	}
+	put(1, 1<<10, mq.Persistent, false)
+	put(2, 100<<10, mq.Persistent, false)
+	put(3, 1<<20, mq.NotPersistent, false)
+	put(4, 2<<20, mq.Persistent, true)
+	if err := c.Commit(); err != nil {
+		t.Fatal(err)
+	}
+	mustExec(t, m, "BACKUP CFSTRUCT(OFF)")
+	want := []int{2, 4}
+	for id := 5; id < 17; id++ { // 12 MiB: more than the structure's elements hold
+		put(id, 1<<20, mq.Persistent, id >= 15) // the last two under syncpoint
+		want = append(want, id)
+	}
+	if err := c.Commit(); err != nil {
+		t.Fatal(err)
+	}
+	put(99, 1<<20, mq.Persistent, true) // uncommitted when the structure is lost
+	if msg, err := h.Get(mq.GetOptions{}); err != nil || len(msg.Body) != 1<<10 {
+		t.Fatalf("get of message 1: %v", err)
+	}
+	s, err := m.g.Structure("OFF", false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s.Fail()
+	mustExec(t, m, "RECOVER CFSTRUCT(OFF)")
+	c.Backout()
+	c2 := connect(t, cfg, "QM1")
+	defer c2.Disconnect()
+	h2, err := c2.Open("Q", mq.OpenOptions{Input: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	checks := checkClean(t, m)
+	if len(checks) != 1 || checks[0].Stats.Runs != len(want) {
+		t.Fatalf("after the recovery, want %d runs: %+v\n%s", len(want), checks, logs())
+	}
+	for _, id := range want {
+		msg, err := h2.Get(mq.GetOptions{})
+		if err != nil {
+			t.Fatalf("get message %d after the recovery: %v\n%s", id, err, logs())
+		}
+		if got, ok := checkBigBody(msg.Body); !ok || got != id {
+			t.Fatalf("after the recovery: message %d (intact %v), want %d", got, ok, id)
+		}
+	}
+	if msg, err := h2.Get(mq.GetOptions{}); !errors.Is(err, mq.ErrNoMessage) {
+		id, _ := checkBigBody(msg.Body)
+		t.Fatalf("after the recovery, message %d too: %v", id, err)
+	}
+	if ck := checkClean(t, m); ck[0].Stats.Runs != 0 {
+		t.Fatalf("drained, the data set still holds %d runs", ck[0].Stats.Runs)
+	}
+}
