@@ -4,11 +4,14 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"math"
 	"os"
 	"path/filepath"
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
+	"time"
 
 	"github.com/qmgr/qmgr/crashpoint"
 	"github.com/qmgr/qmgr/defs"
@@ -531,29 +534,80 @@ func DataSetStatuses(g *group.Group, def defs.CFStruct) ([]DataSetStatus, error)
 // rules.
 type offloadPolicy struct {
 	def    defs.CFStruct
-	maxVar int // the longest variable part the structure holds
+	rules  [3]defs.OffloadRule
+	minSz  int            // the smallest body a fill rule offloads
+	maxVar int            // the longest variable part the structure holds
+	fill   func() float64 // the structure's data elements used, in percent (an estimate)
 }
 
 // offloads reports whether a body of n bytes (with v bytes of names and
 // properties) goes to a data set: never when it fits in the entry, always
-// when the structure could not hold it, and at OFFLDSZ and above.
-// (The fill rules, OFFLDnTH/OFFLDnSZ, wait for the structure's element
-// fill estimate: docs/design/smds.md section 8.)
+// when the structure could not hold it, at OFFLDSZ and above, and, once
+// the structure's data elements are at least OFFLDnTH% used, at OFFLDnSZ
+// and above (docs/design/smds.md, section 8).
 func (p *offloadPolicy) offloads(n, v int) bool {
 	if !p.def.Offloads() || n+v <= lockfree.InlineMax {
 		return false
 	}
-	return n >= p.def.OffloadSize() || n+v > p.maxVar
+	if n >= p.def.OffloadSize() || n+v > p.maxVar {
+		return true
+	}
+	if n < p.minSz {
+		return false
+	}
+	f := p.fill()
+	for _, r := range p.rules {
+		if f >= float64(r.Th) && n >= r.Sz {
+			return true
+		}
+	}
+	return false
 }
 
-// policy is the offload policy of h's structure.
+// fillEvery is how often a process samples a structure's element fill for
+// the offload rules (a few thousand loads: lockfree.Structure.Fill).
+const fillEvery = 20 * time.Millisecond
+
+// fillCache is a structure's element fill as this process last sampled it.
+type fillCache struct {
+	at   atomic.Int64  // Unix ns of the sample
+	fill atomic.Uint64 // math.Float64bits of the percentage
+}
+
+var fills sync.Map // *lockfree.Structure -> *fillCache
+
+// elementFill is structure s's data elements used, in percent, sampled at
+// most every fillEvery by this process.
+func elementFill(s *lockfree.Structure) float64 {
+	v, ok := fills.Load(s)
+	if !ok {
+		v, _ = fills.LoadOrStore(s, &fillCache{})
+	}
+	fc := v.(*fillCache)
+	now := time.Now().UnixNano()
+	if at := fc.at.Load(); now-at > int64(fillEvery) && fc.at.CompareAndSwap(at, now) {
+		_, el := s.Fill(4096)
+		fc.fill.Store(math.Float64bits(el * 100))
+	}
+	return math.Float64frombits(fc.fill.Load())
+}
+
+// policy is the offload policy of h's structure (nil: it does not offload).
 func (h *Queue) policy() *offloadPolicy {
 	def, ok := h.c.structs[h.def.CFStruct]
 	if !ok || !def.Offloads() {
 		return nil
 	}
 	p := h.s.Params()
-	return &offloadPolicy{def: def, maxVar: max(p.Elements*p.ElementSize, lockfree.InlineMax)}
+	pol := &offloadPolicy{def: def, rules: def.Rules(), minSz: math.MaxInt, maxVar: max(p.Elements*p.ElementSize, lockfree.InlineMax)}
+	for _, r := range pol.rules {
+		if r.Th <= 100 {
+			pol.minSz = min(pol.minSz, r.Sz)
+		}
+	}
+	s := h.s
+	pol.fill = func() float64 { return elementFill(s) }
+	return pol
 }
 
 // offloadPut writes lm's body to the connection's member's data set for

@@ -8,7 +8,9 @@ import (
 	"os"
 	"path/filepath"
 	"testing"
+	"time"
 
+	"github.com/qmgr/qmgr/internal/mqconn"
 	"github.com/qmgr/qmgr/mq"
 )
 
@@ -112,4 +114,56 @@ func TestOffloadPutGet(t *testing.T) {
 	if _, err := os.Stat(filepath.Join(g.DataDir, "smds", fmt.Sprintf("OFF.M%d.smds", slot))); err != nil {
 		t.Fatalf("the data set is not in the data directory: %v", err)
 	}
+}
+
+// TestOffloadFillRule: with the default fill rules, a 8 KiB body stays
+// in the CF while the structure's data elements are mostly free, and goes
+// to the data set once they are more than 80% used.
+func TestOffloadFillRule(t *testing.T) {
+	mq.SmallDataSets()
+	g := member(t, "DEFINE CFSTRUCT(OFF) SIZE(24) OFFLOAD(SMDS) OFFLDSZ(1M)", "DEFINE QLOCAL(Q) CFSTRUCT(OFF) MAXDEPTH(100000)")
+	c := connect(t, g)
+	q := open(t, c, "Q")
+	slot := c.Member().Slot
+	runs := func() int {
+		t.Helper()
+		st, err := mq.CheckOffload(c, "OFF", slot)
+		if err != nil {
+			return -1 // no data set yet
+		}
+		return st[0].Runs
+	}
+	put(t, q, &mq.Message{Body: offloadBody(0, 8<<10)})
+	if n := runs(); n > 0 {
+		t.Fatalf("an 8 KiB body went to the data set of a nearly empty structure (%d runs)", n)
+	}
+	// 2 KiB bodies (below every rule's size but the 90% one) up to 85%.
+	for i := 0; ; i++ {
+		put(t, q, &mq.Message{Body: offloadBody(i, 2<<10)})
+		if i%100 == 0 {
+			r := lockfreeFill(t, c)
+			if r >= 0.85 {
+				break
+			}
+			if i > 100000 {
+				t.Fatal("the structure does not fill")
+			}
+		}
+	}
+	time.Sleep(50 * time.Millisecond) // the putter's sample of the fill is renewed
+	put(t, q, &mq.Message{Body: offloadBody(1, 8<<10)})
+	if n := runs(); n != 1 {
+		t.Fatalf("at 85%% full, an 8 KiB body was not offloaded (%d runs)", n)
+	}
+}
+
+// lockfreeFill is structure OFF's data elements used (a fraction).
+func lockfreeFill(t *testing.T, c *mq.Conn) float64 {
+	t.Helper()
+	s, err := mqconn.Of(c).Group.Structure("OFF", false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, el := s.Fill(4096)
+	return el
 }
