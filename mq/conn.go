@@ -783,7 +783,7 @@ func (h *Queue) Get(opt GetOptions) (*Message, error) {
 				return nil, wrap("get "+h.def.Name, fmt.Errorf("the get is in the unit of work, which can only be backed out: %w", err))
 			}
 			cpOffloadClaimed.Hit()
-			if err := h.readOffloaded(&lm); err != nil {
+			if err := h.readOffloaded(&lm, false); err != nil {
 				return nil, wrap("get "+h.def.Name, fmt.Errorf("the message is in the unit of work (a backout gives it back): %w", err))
 			}
 		}
@@ -933,7 +933,7 @@ func (h *Queue) GetViewsInto(opt GetOptions, vs []View) (int, error) {
 			// The body from its data set (or the cache): a copy, valid as
 			// long as the view's pieces.
 			m := lv.Msg
-			if rerr := h.readOffloaded(&m); rerr != nil {
+			if rerr := h.readOffloaded(&m, true); rerr != nil {
 				v.Pieces = nil
 				if err == nil {
 					err = rerr
@@ -1048,7 +1048,7 @@ func (b *BrowseCursor) Next(opt GetOptions) (*Message, error) {
 		if err := b.h.o.BrowseNext(b.cur, lockfree.GetOptions{MsgID: opt.MsgID, CorrelID: opt.CorrelID}, &lm); err != nil {
 			return nil, wrap("browse "+b.h.def.Name, err)
 		}
-		if err := b.h.readOffloaded(&lm); errors.Is(err, smds.ErrStale) {
+		if err := b.h.readOffloaded(&lm, true); errors.Is(err, smds.ErrStale) {
 			continue // got and freed since the browse copied its entry: gone
 		} else if err != nil {
 			return nil, wrap("browse "+b.h.def.Name, err)

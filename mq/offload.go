@@ -667,7 +667,9 @@ func holdsRef(s *lockfree.Structure, r smds.Ref) bool {
 
 // readOffloaded reads the body of offloaded message lm (of h's structure)
 // from its data set into lm.Body, checking its checksum: the cache first.
-func (h *Queue) readOffloaded(lm *lockfree.Message) error {
+// A body read from the file is cached for a browse or a view (it may be
+// read again), not for a get (its run is freed next).
+func (h *Queue) readOffloaded(lm *lockfree.Message, keep bool) error {
 	if lm.Offload == nil {
 		return nil
 	}
@@ -687,7 +689,11 @@ func (h *Queue) readOffloaded(lm *lockfree.Message) error {
 	if err != nil {
 		return err
 	}
-	body, err := ds.d.Read(r, nil)
+	read := ds.d.ReadNoFill
+	if keep {
+		read = ds.d.Read
+	}
+	body, err := read(r, nil)
 	if err != nil {
 		return err
 	}

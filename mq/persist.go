@@ -338,7 +338,7 @@ func (h *Queue) getMarked(opt GetOptions, dst *lockfree.Message) error {
 		// Read while the message is still claimed: its run is freed with
 		// its entry. A run that cannot be read leaves the message where
 		// it was.
-		if err := h.readOffloaded(dst); err != nil {
+		if err := h.readOffloaded(dst, false); err != nil {
 			v.Return()
 			return err
 		}
