@@ -34,3 +34,30 @@ func CheckOffload(c *Conn, name string, slots ...int) ([]smds.Stats, error) {
 	}
 	return out, nil
 }
+
+// LeakRun writes a run of n bytes into c's member's data set of
+// structure name and marks it published without any CF entry referring
+// to it: a leak for the checker to find.
+func LeakRun(c *Conn, name string, n int) error {
+	s, err := c.g.Structure(name, false)
+	if err != nil {
+		return err
+	}
+	dir, err := dirOf(c.g, name)
+	if err != nil {
+		return err
+	}
+	ds, err := openDataSet(c.g, name, s, dir, uint16(c.peer.Slot))
+	if err != nil {
+		return err
+	}
+	o, err := ds.owner()
+	if err != nil {
+		return err
+	}
+	defer ds.done(o)
+	if _, err := o.Put(make([]byte, n), false); err != nil {
+		return err
+	}
+	return o.Published()
+}

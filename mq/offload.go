@@ -105,8 +105,10 @@ func rememberDir(cfg group.Config, def defs.CFStruct) string {
 
 // dirOf is structure name's data set directory, read from the shared
 // definitions the first time this process needs it.
-func dirOf(g *group.Group, name string) (string, error) {
-	cfg := g.Config()
+func dirOf(g *group.Group, name string) (string, error) { return dirIn(g.Config(), name) }
+
+// dirIn is dirOf for a group of configuration cfg.
+func dirIn(cfg group.Config, name string) (string, error) {
 	offloadSets.mu.Lock()
 	dir, ok := offloadSets.dirs[[2]string{cfg.CFDir, name}]
 	offloadSets.mu.Unlock()
@@ -153,7 +155,11 @@ func SMDSCacheMetrics() smds.CacheMetrics {
 // rebuilt from the references the structure holds, and the data set's dead
 // owners are repaired, with the structure as the Resolver.
 func openDataSet(g *group.Group, name string, s *lockfree.Structure, dir string, num uint16) (*dataSet, error) {
-	cfg := g.Config()
+	return openDataSetIn(g.Config(), name, s, dir, num)
+}
+
+// openDataSetIn is openDataSet for a group of configuration cfg.
+func openDataSetIn(cfg group.Config, name string, s *lockfree.Structure, dir string, num uint16) (*dataSet, error) {
 	epoch := uint64(s.Mapping().Header().Created.UnixNano())
 	k := dsKey{cfg.CFDir, name, num, epoch}
 	offloadSets.mu.Lock()
@@ -454,15 +460,26 @@ func CheckDataSets(g *group.Group, name string, quiescent bool) ([]DataSetCheck,
 	if !r.OK() {
 		return nil, fmt.Errorf("structure %s: %v", name, r)
 	}
+	return CheckDataSetsOf(g.Config(), name, s, r.Offloaded, quiescent)
+}
+
+// CheckDataSetsOf checks every data set of structure name (attached as s)
+// of a group of configuration cfg against refs, the references the CF's
+// checker found (lockfree.CheckReport.Offloaded). The error says what is
+// wrong (nil: all is well).
+func CheckDataSetsOf(cfg group.Config, name string, s *lockfree.Structure, refs [][]byte, quiescent bool) ([]DataSetCheck, error) {
 	byDS := map[uint16][]smds.Ref{}
-	for _, b := range r.Offloaded {
+	for _, b := range refs {
 		ref, err := smds.DecodeRef(b)
 		if err != nil {
 			return nil, fmt.Errorf("structure %s: %w", name, err)
 		}
 		byDS[ref.DataSet] = append(byDS[ref.DataSet], ref)
 	}
-	dir, err := dirOf(g, name)
+	dir, err := dirIn(cfg, name)
+	if err != nil && len(byDS) == 0 {
+		return nil, nil // no definitions to find its data sets by, and no reference to one
+	}
 	if err != nil {
 		return nil, err
 	}
@@ -473,7 +490,7 @@ func CheckDataSets(g *group.Group, name string, quiescent bool) ([]DataSetCheck,
 	var out []DataSetCheck
 	var errs []error
 	for _, num := range nums {
-		ds, err := openDataSet(g, name, s, dir, num)
+		ds, err := openDataSetIn(cfg, name, s, dir, num)
 		if err != nil {
 			errs = append(errs, err)
 			continue

@@ -7,6 +7,7 @@ import (
 	"math/rand"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -166,4 +167,24 @@ func lockfreeFill(t *testing.T, c *mq.Conn) float64 {
 	}
 	_, el := s.Fill(4096)
 	return el
+}
+
+// TestOffloadCheckerFindsLeak: a run no CF entry refers to is reported by
+// the combined checker (as qmgr check runs it), naming the run.
+func TestOffloadCheckerFindsLeak(t *testing.T) {
+	mq.SmallDataSets()
+	g := member(t, "DEFINE CFSTRUCT(OFF) SIZE(24) OFFLOAD(SMDS) OFFLDSZ(16K)", "DEFINE QLOCAL(Q) CFSTRUCT(OFF)")
+	c := connect(t, g)
+	q := open(t, c, "Q")
+	put(t, q, &mq.Message{Body: offloadBody(1, 100<<10)})
+	if _, err := mq.CheckOffload(c, "OFF", c.Member().Slot); err != nil {
+		t.Fatal(err)
+	}
+	if err := mq.LeakRun(c, "OFF", 50<<10); err != nil {
+		t.Fatal(err)
+	}
+	_, err := mq.CheckOffload(c, "OFF", c.Member().Slot)
+	if err == nil || !strings.Contains(err.Error(), "leaked: run of 13 blocks") {
+		t.Fatalf("checker after a leak: %v", err)
+	}
 }
