@@ -13,6 +13,7 @@ import (
 
 	"github.com/qmgr/qmgr/internal/mqconn"
 	"github.com/qmgr/qmgr/mq"
+	"github.com/qmgr/qmgr/smds"
 )
 
 // offloadBody is a body of n bytes that names its message i.
@@ -186,5 +187,51 @@ func TestOffloadCheckerFindsLeak(t *testing.T) {
 	_, err := mq.CheckOffload(c, "OFF", c.Member().Slot)
 	if err == nil || !strings.Contains(err.Error(), "leaked: run of 13 blocks") {
 		t.Fatalf("checker after a leak: %v", err)
+	}
+}
+
+// TestOffloadDamagedBody: a body damaged on disk is detected by its
+// checksum: its get fails with smds.ErrDamaged naming the data set file,
+// and leaves it on the queue; the other messages are got as usual.
+func TestOffloadDamagedBody(t *testing.T) {
+	mq.SmallDataSets()
+	g := member(t, "DEFINE CFSTRUCT(OFF) SIZE(24) OFFLOAD(SMDS) OFFLDSZ(16K)", "DEFINE QLOCAL(Q) CFSTRUCT(OFF)")
+	c := connect(t, g)
+	q := open(t, c, "Q")
+	var ids [3][24]byte
+	for i := range ids {
+		m := &mq.Message{Body: offloadBody(i, 100<<10)}
+		put(t, q, m)
+		ids[i] = m.MsgID
+	}
+	path := filepath.Join(g.DataDir, "smds", fmt.Sprintf("OFF.M%d.smds", c.Member().Slot))
+	data, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	at := bytes.Index(data, []byte("msg 000001 "))
+	if at < 0 {
+		t.Fatal("message 1's body is not in the data set file")
+	}
+	f, err := os.OpenFile(path, os.O_WRONLY, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := f.WriteAt([]byte{data[at+5000] ^ 0xff}, int64(at+5000)); err != nil {
+		t.Fatal(err)
+	}
+	f.Close()
+	if m, err := q.Get(mq.GetOptions{}); err != nil || !bytes.Equal(m.Body, offloadBody(0, 100<<10)) {
+		t.Fatalf("get of message 0: %v", err)
+	}
+	_, err = q.Get(mq.GetOptions{})
+	if !errors.Is(err, smds.ErrDamaged) || !strings.Contains(err.Error(), path) {
+		t.Fatalf("get of the damaged message 1: %v, want smds.ErrDamaged naming %s", err, path)
+	}
+	if m, err := q.Get(mq.GetOptions{MsgID: &ids[2]}); err != nil || !bytes.Equal(m.Body, offloadBody(2, 100<<10)) {
+		t.Fatalf("get of message 2 by id: %v", err)
+	}
+	if _, err := q.Get(mq.GetOptions{MsgID: &ids[1]}); !errors.Is(err, smds.ErrDamaged) {
+		t.Fatalf("the damaged message is no longer there: %v", err)
 	}
 }
