@@ -107,8 +107,8 @@ type CFStruct struct {
 	// elements are at least Th% used, bodies of at least Sz bytes are
 	// offloaded too. nil: DefaultOffloadRules.
 	OffldRules *[3]OffloadRule `json:"OFFLDRULES,omitempty"`
-	// DSDir is DSDIR: the directory of the structure's data sets. "": the
-	// member's data directory.
+	// DSDir is DSDIR: the directory of the structure's data sets. "":
+	// smds under the group's data directory. Fixed at creation.
 	DSDir   string    `json:"DSDIR,omitempty"`
 	Created time.Time `json:"-"`
 	Altered time.Time `json:"-"`

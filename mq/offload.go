@@ -667,7 +667,13 @@ func (h *Queue) offloadPut(lm *lockfree.Message, sync bool) (published func(ok b
 			o.Published()
 			return
 		}
-		o.Free(r) // a failure leaves it to the data set's repair (this owner's descriptor names it) and checker
+		// A failure leaves it to the data set's repair (this owner's
+		// descriptor names it) and checker. ErrStale: whoever freed the
+		// entry (a backout of the put) freed the run too; the descriptor
+		// naming it is cleared.
+		if err := o.Free(r); errors.Is(err, smds.ErrStale) {
+			o.Published()
+		}
 	}, nil
 }
 

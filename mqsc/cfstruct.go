@@ -161,6 +161,11 @@ var cfstructTable = table[cfstructObj]{
 			if a.Value != "" && !filepath.IsAbs(a.Value) {
 				return fmt.Errorf("%w: DSDIR(%s) is not an absolute path", ErrValue, a.Value)
 			}
+			if s.old != nil && a.Value != s.old.DSDir {
+				// Its data sets are found there by number: another
+				// directory would hide them (and share their space maps).
+				return fmt.Errorf("%w: DSDIR of CFSTRUCT(%s) is fixed at creation (%q)", ErrValue, s.Name, s.old.DSDir)
+			}
 			s.DSDir = a.Value
 			return nil
 		}},
