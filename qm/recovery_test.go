@@ -89,10 +89,14 @@ func testApp() {
 			err = c.Commit()
 		case "backout":
 			err = c.Backout()
-		case "bigput", "bigputsp": // bigput Q id n: a body of n bytes made by bigBody
+		case "bigput", "bigputsp", "bigpput", "bigpputsp": // bigput Q id n: a body of n bytes made by bigBody (pput: persistent)
 			id, _ := strconv.Atoi(f[2])
 			n, _ := strconv.Atoi(f[3])
-			err = hs[f[1]].Put(&mq.Message{Body: bigBody(id, n)}, mq.PutOptions{Syncpoint: f[0] == "bigputsp"})
+			p := mq.NotPersistent
+			if strings.HasPrefix(f[0], "bigpput") {
+				p = mq.Persistent
+			}
+			err = hs[f[1]].Put(&mq.Message{Body: bigBody(id, n), Persistence: p}, mq.PutOptions{Syncpoint: strings.HasSuffix(f[0], "sp")})
 		case "biggetnow", "biggetsp":
 			var m *mq.Message
 			if m, err = hs[f[1]].Get(mq.GetOptions{Syncpoint: f[0] == "biggetsp"}); err == nil {

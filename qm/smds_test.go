@@ -24,26 +24,45 @@ func TestOffloadCrashPoints(t *testing.T) {
 	mustExec(t, m, "DEFINE CFSTRUCT(OFF) SIZE(24) OFFLOAD(SMDS) OFFLDSZ(4K)")
 	mustExec(t, m, "DEFINE QLOCAL(Q) CFSTRUCT(OFF) MAXMSGL(4194304)")
 	const size = 100 << 10 // 25 blocks: tails to mark and free
-	rounds := []struct{ point, script string }{
-		{"smds.alloc.claimed", "bigput Q"},
-		{"smds.alloc.written", "bigput Q"},
-		{"smds.alloc.marking", "bigput Q"},
-		{"smds.alloc.used", "bigput Q"},
-		{"lockfree.put.filled", "bigput Q"},
-		{"lockfree.put.linked", "bigputsp Q"},
-		{"mq.offload.published", "bigput Q"},
-		{"mq.offload.published", "bigputsp Q"},
-		{"lockfree.commit.put", "bigputsp Q;commit"},
-		{"lockfree.backout.put", "bigputsp Q;backout"},
-		{"mq.offload.claimed", "biggetnow Q"},
-		{"mq.offload.claimed", "biggetsp Q"},
-		{"lockfree.get.claimed", "biggetnow Q"},
-		{"smds.free.marked", "biggetnow Q"},
-		{"smds.free.tail", "biggetnow Q"},
-		{"lockfree.commit.get", "biggetsp Q;commit"},
-		{"smds.free.marked", "biggetsp Q;commit"},
-		{"smds.free.tail", "biggetsp Q;commit"},
-		{"lockfree.backout.get", "biggetsp Q;backout"},
+	rounds := []struct {
+		point, script string
+		pers          bool // the messages to get are persistent
+	}{
+		{"smds.alloc.claimed", "bigput Q", false},
+		{"smds.alloc.written", "bigput Q", false},
+		{"smds.alloc.marking", "bigput Q", false},
+		{"smds.alloc.used", "bigput Q", false},
+		{"lockfree.put.filled", "bigput Q", false},
+		{"lockfree.put.linked", "bigputsp Q", false},
+		{"mq.offload.published", "bigput Q", false},
+		{"mq.offload.published", "bigputsp Q", false},
+		{"lockfree.commit.put", "bigputsp Q;commit", false},
+		{"lockfree.backout.put", "bigputsp Q;backout", false},
+		{"mq.offload.claimed", "biggetnow Q", false},
+		{"mq.offload.claimed", "biggetsp Q", false},
+		{"lockfree.get.claimed", "biggetnow Q", false},
+		{"smds.free.marked", "biggetnow Q", false},
+		{"smds.free.tail", "biggetnow Q", false},
+		{"lockfree.commit.get", "biggetsp Q;commit", false},
+		{"smds.free.marked", "biggetsp Q;commit", false},
+		{"smds.free.tail", "biggetsp Q;commit", false},
+		{"lockfree.backout.get", "biggetsp Q;backout", false},
+		// Persistent: the run synced, then the record that refers to it.
+		{"smds.alloc.written", "bigpput Q", true},
+		{"mq.put.appended", "bigpput Q", true},
+		{"mq.put.durable", "bigpput Q", true},
+		{"mq.put.decided", "bigpput Q", true},
+		{"mq.offload.published", "bigpput Q", true},
+		{"mq.commit.appended", "bigpputsp Q;commit", true},
+		{"mq.commit.durable", "bigpputsp Q;commit", true},
+		{"mq.commit.decided", "bigpputsp Q;commit", true},
+		{"mq.offload.claimed", "biggetnow Q", true},
+		{"mq.get.appended", "biggetnow Q", true},
+		{"mq.get.durable", "biggetnow Q", true},
+		{"mq.get.decided", "biggetnow Q", true},
+		{"smds.free.marked", "biggetnow Q", true},
+		{"mq.commit.durable", "biggetsp Q;commit", true},
+		{"smds.free.tail", "biggetsp Q;commit", true},
 	}
 	c := connect(t, cfg, "QM1")
 	defer c.Disconnect()
@@ -54,9 +73,18 @@ func TestOffloadCrashPoints(t *testing.T) {
 	id := 0
 	for _, r := range rounds {
 		// Something to get.
+		p := mq.NotPersistent
+		if r.pers {
+			p = mq.Persistent
+			for depth(t, m) > 0 && !persistentHead(t, h) {
+				if _, err := h.Get(mq.GetOptions{}); err != nil {
+					t.Fatal(err)
+				}
+			}
+		}
 		for depth(t, m) < 2 {
 			id++
-			if err := h.Put(&mq.Message{Body: bigBody(id, size)}, mq.PutOptions{}); err != nil {
+			if err := h.Put(&mq.Message{Body: bigBody(id, size), Persistence: p}, mq.PutOptions{}); err != nil {
 				t.Fatal(err)
 			}
 		}
@@ -113,6 +141,52 @@ func TestOffloadCrashPoints(t *testing.T) {
 			}
 		}
 	}
+	// The structure lost and recovered: the persistent messages left come
+	// back from the logs referring to their runs, the maps are rebuilt.
+	for range 3 {
+		id++
+		if err := h.Put(&mq.Message{Body: bigBody(id, size), Persistence: mq.Persistent}, mq.PutOptions{}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	var kept []int
+	b, err := h.Browse()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for {
+		msg, err := b.Next(mq.GetOptions{})
+		if errors.Is(err, mq.ErrNoMessage) {
+			break
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		if msg.Persistent {
+			id, _ := checkBigBody(msg.Body)
+			kept = append(kept, id)
+		}
+	}
+	if len(kept) == 0 {
+		t.Fatal("no persistent message left to recover")
+	}
+	t.Logf("recovering %d persistent messages: %v", len(kept), kept)
+	s, err := m.g.Structure("OFF", false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s.Fail()
+	mustExec(t, m, "RECOVER CFSTRUCT(OFF)")
+	c.Disconnect()
+	c = connect(t, cfg, "QM1")
+	defer c.Disconnect()
+	if h, err = c.Open("Q", mq.OpenOptions{Input: true, Output: true, Browse: true}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := mq.CheckDataSets(m.g, "OFF", true); err != nil {
+		t.Fatalf("after the structure's recovery: %v\n%s", err, logs())
+	}
+	var got []int
 	for {
 		msg, err := h.Get(mq.GetOptions{})
 		if errors.Is(err, mq.ErrNoMessage) {
@@ -121,9 +195,14 @@ func TestOffloadCrashPoints(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if _, ok := checkBigBody(msg.Body); !ok {
+		id, ok := checkBigBody(msg.Body)
+		if !ok {
 			t.Fatalf("drain: a damaged body of %d bytes", len(msg.Body))
 		}
+		got = append(got, id)
+	}
+	if fmt.Sprint(got) != fmt.Sprint(kept) {
+		t.Fatalf("after the structure's recovery: messages %v, want the persistent ones %v", got, kept)
 	}
 	if l := logs(); strings.Contains(l, "level=ERROR") {
 		t.Fatalf("the member logged errors:\n%s", l)
@@ -146,4 +225,18 @@ func depth(t *testing.T, m *Member) int64 {
 		t.Fatal(err)
 	}
 	return d
+}
+
+// persistentHead reports whether the first message of h is persistent.
+func persistentHead(t *testing.T, h *mq.Queue) bool {
+	t.Helper()
+	b, err := h.Browse()
+	if err != nil {
+		t.Fatal(err)
+	}
+	msg, err := b.Next(mq.GetOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return msg.Persistent
 }
