@@ -18,6 +18,7 @@ import (
 	"github.com/qmgr/qmgr/group"
 	"github.com/qmgr/qmgr/lockfree"
 	"github.com/qmgr/qmgr/smds"
+	"golang.org/x/sys/unix"
 )
 
 // Shared message data sets (issue 19, docs/design/smds.md): a structure
@@ -176,7 +177,18 @@ func openDataSetIn(cfg group.Config, name string, s *lockfree.Structure, dir str
 		Epoch: epoch, Cache: cache,
 		BlockSize: smdsGeometry.blockSize, ExtentBlocks: smdsGeometry.extentBlocks, MaxExtents: smdsGeometry.maxExtents}
 	d, err := smds.Open(o)
+	if err != nil {
+		// Created, or its map rebuilt, by one process at a time: another
+		// may be between linking a new data set and writing its map.
+		unlock, lerr := lockDataSet(cfg.CFDir, name, num)
+		if lerr != nil {
+			return nil, lerr
+		}
+		defer unlock()
+		d, err = smds.Open(o)
+	}
 	switch {
+	case err == nil:
 	case errors.Is(err, smds.ErrNotFound):
 		if err := os.MkdirAll(dir, 0o700); err != nil {
 			return nil, fmt.Errorf("data set directory: %w", err)
@@ -243,7 +255,12 @@ func RebuildDataSets(g *group.Group, name string, s *lockfree.Structure) (kept i
 			return kept, rejected, err
 		}
 		o := smds.Options{Dir: dir, MapDir: cfg.CFDir, Structure: name, Member: dsMember(num), Number: num, Epoch: epoch, Cache: cache}
+		unlock, err := lockDataSet(cfg.CFDir, name, num)
+		if err != nil {
+			return kept, rejected, err
+		}
 		d, res, err := smds.Rebuild(o, refs)
+		unlock()
 		if err != nil {
 			return kept, rejected, fmt.Errorf("rebuild data set %d of structure %s: %w", num, name, err)
 		}
@@ -263,6 +280,28 @@ func RebuildDataSets(g *group.Group, name string, s *lockfree.Structure) (kept i
 		offloadSets.mu.Unlock()
 	}
 	return kept, rejected, nil
+}
+
+// lockDataSet takes the lock that makes creating or rebuilding data set
+// num of structure name one process's job (flock on a hidden file beside
+// the space maps; released when the process ends). It returns the unlock.
+func lockDataSet(cfDir, name string, num uint16) (func(), error) {
+	path := filepath.Join(cfDir, fmt.Sprintf(".%s.%s.smlock", name, dsMember(num)))
+	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE, 0o600)
+	if err != nil {
+		return nil, fmt.Errorf("data set lock: %w", err)
+	}
+	for {
+		err = unix.Flock(int(f.Fd()), unix.LOCK_EX)
+		if !errors.Is(err, unix.EINTR) {
+			break
+		}
+	}
+	if err != nil {
+		f.Close()
+		return nil, fmt.Errorf("data set lock %s: %w", path, err)
+	}
+	return func() { unix.Flock(int(f.Fd()), unix.LOCK_UN); f.Close() }, nil
 }
 
 // structureRefs are the references structure s holds to data set num.
