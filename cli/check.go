@@ -6,6 +6,7 @@ import (
 
 	"github.com/qmgr/qmgr/internal/progress"
 	"github.com/qmgr/qmgr/lockfree"
+	"github.com/qmgr/qmgr/mq"
 	"github.com/qmgr/qmgr/shm"
 )
 
@@ -50,6 +51,21 @@ func cmdCheck(args []string, _ io.Reader, out, errOut io.Writer) error {
 		bar.Done()
 		fmt.Fprintf(out, "%s: %v\n", n, r)
 		problems += len(r.Problems)
+		if n != shm.AdminStructure {
+			// Its shared message data sets, against the references the
+			// CF's checker found.
+			checks, err := mq.CheckDataSetsOf(cfg, n, s, r.Offloaded, false)
+			found := 0
+			for _, ck := range checks {
+				fmt.Fprintf(out, "%s: data set %d: %v\n", n, ck.Num, ck.Report)
+				found += len(ck.Report.Problems)
+			}
+			if err != nil && found == 0 {
+				fmt.Fprintf(out, "%s: data sets: %v\n", n, err)
+				found++
+			}
+			problems += found
+		}
 		if *fail && len(r.Problems) > 0 && n != shm.AdminStructure && s.Fail() {
 			fmt.Fprintf(out, "%s: taken out of service; the members recover it\n", n)
 		}

@@ -2,25 +2,35 @@ package cli
 
 import (
 	"flag"
+	"fmt"
 	"io"
 
 	"github.com/qmgr/qmgr/group"
+	"github.com/qmgr/qmgr/mq"
 )
 
 // groupFlags are the flags every group command takes (group.Config's
 // flags, with the command line's defaults).
 type groupFlags struct {
 	cfg group.Config
+	// smdsCacheMiB is --smds-cache: the process's read cache of bodies
+	// read from shared message data sets (mq.SMDSCacheBytes), in MiB.
+	smdsCacheMiB int64
 }
 
 // register registers the group's flags on fs.
 func (g *groupFlags) register(fs *flag.FlagSet) {
 	g.cfg = group.Config{Name: "QSG1", AppSize: 256 << 20, AppElementSize: 256}
 	g.cfg.RegisterFlags(fs)
+	fs.Int64Var(&g.smdsCacheMiB, "smds-cache", mq.SMDSCacheBytes>>20, "MiB of this process's read cache of message bodies read from shared message data sets (0: none)")
 }
 
 // config is the configuration the flags gave, with the defaults applied.
 func (g *groupFlags) config() (group.Config, error) {
+	if g.smdsCacheMiB < 0 || g.smdsCacheMiB > 1<<20 {
+		return group.Config{}, fmt.Errorf("--smds-cache %d: 0 to 1048576 MiB", g.smdsCacheMiB)
+	}
+	mq.SMDSCacheBytes = g.smdsCacheMiB << 20
 	c := g.cfg.WithDefaults()
 	return c, c.Validate()
 }

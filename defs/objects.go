@@ -2,6 +2,7 @@ package defs
 
 import (
 	"fmt"
+	"path/filepath"
 	"strings"
 	"time"
 )
@@ -93,9 +94,65 @@ type CFStruct struct {
 	// NoRecAuto is RECAUTO(NO): a member that finds the structure failed
 	// leaves it failed until RECOVER CFSTRUCT (default RECAUTO(YES):
 	// members recover it by themselves).
-	NoRecAuto bool      `json:"NORECAUTO,omitempty"`
-	Created   time.Time `json:"-"`
-	Altered   time.Time `json:"-"`
+	NoRecAuto bool `json:"NORECAUTO,omitempty"`
+	// Offload is OFFLOAD(SMDS): message bodies the offload rules pick go
+	// to the putting member's shared message data set for the structure,
+	// and the CF entry holds a reference to them (docs/design/smds.md).
+	// "" (the default, also OFFLOAD(NONE)): every body stays in the CF.
+	Offload string `json:"OFFLOAD,omitempty"`
+	// OffldSz is OFFLDSZ: with OFFLOAD(SMDS), bodies of at least this many
+	// bytes are offloaded. 0: DefaultOffldSz.
+	OffldSz int `json:"OFFLDSZ,omitempty"`
+	// OffldRules are OFFLDnTH/OFFLDnSZ: when the structure's data
+	// elements are at least Th% used, bodies of at least Sz bytes are
+	// offloaded too. nil: DefaultOffloadRules.
+	OffldRules *[3]OffloadRule `json:"OFFLDRULES,omitempty"`
+	// DSDir is DSDIR: the directory of the structure's data sets. "":
+	// smds under the group's data directory. Fixed at creation.
+	DSDir   string    `json:"DSDIR,omitempty"`
+	Created time.Time `json:"-"`
+	Altered time.Time `json:"-"`
+}
+
+// OffloadRule is one of a structure's fill rules (OFFLDnTH, OFFLDnSZ):
+// once the structure's data elements are at least Th percent used, a body
+// of at least Sz bytes is offloaded. Sz = MaxOffldRuleSz turns the rule off.
+type OffloadRule struct {
+	Th int `json:"TH"` // percent, 0..100
+	Sz int `json:"SZ"` // bytes, 0..MaxOffldRuleSz
+}
+
+// Offload values and defaults, after IBM MQ's.
+const (
+	OffloadSMDS    = "SMDS"
+	OffloadNone    = "NONE"
+	DefaultOffldSz = 64 << 10
+	MaxOffldSz     = 1 << 30
+	MaxOffldRuleSz = 64 << 10
+	MaxDSDirLen    = 1024
+)
+
+// DefaultOffloadRules are the fill rules of a structure that sets none:
+// 32 KiB bodies from 70% full, 4 KiB from 80%, every body from 90%.
+var DefaultOffloadRules = [3]OffloadRule{{70, 32 << 10}, {80, 4 << 10}, {90, 0}}
+
+// Offloads reports whether the structure is OFFLOAD(SMDS).
+func (c CFStruct) Offloads() bool { return c.Offload == OffloadSMDS }
+
+// OffloadSize is the effective OFFLDSZ.
+func (c CFStruct) OffloadSize() int {
+	if c.OffldSz == 0 {
+		return DefaultOffldSz
+	}
+	return c.OffldSz
+}
+
+// Rules is the effective OFFLDnTH/OFFLDnSZ.
+func (c CFStruct) Rules() [3]OffloadRule {
+	if c.OffldRules == nil {
+		return DefaultOffloadRules
+	}
+	return *c.OffldRules
 }
 
 // MinStructMiB is the smallest SIZE of a structure: every (connection,
@@ -115,6 +172,24 @@ func (c CFStruct) Validate() error {
 		return fmt.Errorf("%w: ELEMSIZE(%d): 64 bytes to 1 MiB, a multiple of 64", ErrBadValue, c.ElemSize)
 	case len(c.Descr) > 64:
 		return fmt.Errorf("%w: DESCR longer than 64 characters", ErrBadValue)
+	case c.Offload != "" && c.Offload != OffloadSMDS && c.Offload != OffloadNone:
+		return fmt.Errorf("%w: OFFLOAD(%s) is not SMDS or NONE", ErrBadValue, c.Offload)
+	case c.OffldSz < 0 || c.OffldSz > MaxOffldSz:
+		return fmt.Errorf("%w: OFFLDSZ(%d): 1 byte to 1 GiB", ErrBadValue, c.OffldSz)
+	case len(c.DSDir) > MaxDSDirLen:
+		return fmt.Errorf("%w: DSDIR longer than %d bytes", ErrBadValue, MaxDSDirLen)
+	case c.DSDir != "" && !filepath.IsAbs(c.DSDir):
+		return fmt.Errorf("%w: DSDIR(%s) is not an absolute path", ErrBadValue, c.DSDir)
+	}
+	if c.OffldRules != nil {
+		for i, r := range c.OffldRules {
+			switch {
+			case r.Th < 0 || r.Th > 100:
+				return fmt.Errorf("%w: OFFLD%dTH(%d) not in 0..100 percent", ErrBadValue, i+1, r.Th)
+			case r.Sz < 0 || r.Sz > MaxOffldRuleSz:
+				return fmt.Errorf("%w: OFFLD%dSZ(%d) not in 0..64K bytes", ErrBadValue, i+1, r.Sz)
+			}
+		}
 	}
 	return nil
 }

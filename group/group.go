@@ -300,8 +300,19 @@ func (g *Group) structure(name string, create bool, size uint64, elemSize int) (
 		prev.Fail()
 	}
 	g.apps[name] = s
+	if f := OffloadFree; f != nil {
+		s.SetOffloadFree(func(ref []byte) error { return f(g, name, s, ref) })
+	}
 	return s, created, nil
 }
+
+// OffloadFree, when set (package mq sets it), frees the data-set run of an
+// offloaded message of application structure name (attached as s) when
+// its entry is freed: it is installed as the offload-free hook of every
+// application structure a Group attaches (lockfree.Structure.SetOffloadFree),
+// so that whoever frees an entry (a get, a commit, a repair of a dead
+// connection by its member) frees its run.
+var OffloadFree func(g *Group, name string, s *lockfree.Structure, ref []byte) error
 
 // Depth is the depth of queue q in application structure structure.
 func (g *Group) Depth(structure, q string) (int64, error) {

@@ -34,6 +34,10 @@ type CheckReport struct {
 	Owners   struct{ Active, Repairing int }
 	Queues   int
 	Messages int // linked entries (putu, avail, held)
+	// Offloaded are the linked entries whose bodies are in shared message
+	// data sets, with their references (Message.Offload): what the data
+	// sets' checkers (smds.DataSet.Check) compare their used runs with.
+	Offloaded [][]byte
 }
 
 // OK reports whether no invariant is broken.
@@ -470,6 +474,13 @@ func (c *checker) elementChains() {
 		eo := s.entryOff(e)
 		dr := s.load(eo + enDataRef)
 		varLen := int(dr >> 32)
+		if want, off := entryVarLen(s, eo); varLen != want {
+			c.bad("entry %d (%s): variable part of %d bytes, its names, properties and body (offloaded %v) take %d", e, stateName(ei.kind), varLen, off, want)
+		} else if off && ei.kind != stDead {
+			if ref := s.offloadRef(eo); ref != nil {
+				c.r.Offloaded = append(c.r.Offloaded, ref)
+			}
+		}
 		if uint32(dr) == 0 {
 			if varLen > InlineMax {
 				c.bad("entry %d: inline data of %d bytes", e, varLen)
@@ -481,6 +492,19 @@ func (c *checker) elementChains() {
 			c.bad("entry %d: chain of %d elements, %d bytes need %d", e, n, varLen, want)
 		}
 	}
+}
+
+// entryVarLen is the length the variable part of entry eo must have: its
+// reply-to names and properties, then its body or, offloaded (off), the
+// reference to its body.
+func entryVarLen(s *Structure, eo uint64) (n int, off bool) {
+	qw := s.load(eo + enQueue)
+	rl := s.mem.Bytes(eo+enReplyLen, 2)
+	n = int(rl[0]) + int(rl[1]) + int(s.load(eo+enBackout)>>32)
+	if off = (qw>>24)&efOffloaded != 0; off {
+		return n + OffloadRefSize, true
+	}
+	return n + int(qw>>32), false
 }
 
 // elementChain walks entry e's chain from element el, up to one element

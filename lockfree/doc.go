@@ -153,7 +153,10 @@
 // Entry (256 bytes): table "Entry fields".
 //
 // The variable part is reply-to queue name, reply-to queue manager name,
-// properties, body, in that order; inline when it fits in 120 bytes,
+// properties, body, in that order; for an offloaded message (flag
+// efOffloaded, layout version 9) the OffloadRefSize-byte reference to its
+// body in a shared message data set (package smds) comes first and the
+// body is not in the CF (docs/design/smds.md, section 7); inline when it fits in 120 bytes,
 // otherwise chained over data elements (next links in the element link
 // array, index+1, 0 ends).
 //

@@ -14,6 +14,7 @@ var (
 	ErrCorrupt         = errors.New("lockfree: structure corrupt")
 	ErrQueueFull       = errors.New("lockfree: queue full")
 	ErrMsgTooLong      = errors.New("lockfree: message too long")
+	ErrBadMessage      = errors.New("lockfree: malformed message")
 	ErrNoMessage       = errors.New("lockfree: no message available")
 	ErrStructureFull   = errors.New("lockfree: structure full")
 	ErrNoOwnerSlot     = errors.New("lockfree: no free owner slot")

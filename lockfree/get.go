@@ -40,7 +40,9 @@ const (
 	claimDead                  // avail -> dead(o): non-syncpoint get, consumed at once
 	claimView                  // avail -> view(o): view outside syncpoint, removed on release
 	// claimAuto: a persistent message as claimView (its get must be made
-	// durable before it is removed), any other as claimDead. The taker
+	// durable before it is removed), and an offloaded one (its run is
+	// freed with its entry, so it stays claimed until its body was read
+	// from its data set), any other as claimDead. The taker
 	// learns which from claimed.mode.
 	claimAuto
 )
@@ -110,9 +112,12 @@ func (o *Owner) Get(q QueueID, opt GetOptions, dst *Message) (err error) {
 }
 
 // GetOrView gets the next message outside syncpoint like Get, except a
-// persistent one: that one is claimed as a view in v (viewed true), to be
-// removed by Release once its get is durable, or given back by Return. A
-// non-persistent one is copied into dst and removed at once, as by Get.
+// persistent or offloaded one: that one is claimed as a view in v (viewed
+// true), to be removed by Release once its get is durable or its body was
+// read from its data set, or given back by Return. Any other is copied
+// into dst and removed at once, as by Get. (Get outside syncpoint of an
+// offloaded message frees its run before it returns: its caller gets the
+// reference to a freed run.)
 func (o *Owner) GetOrView(q QueueID, opt GetOptions, dst *Message, v *View) (viewed bool, err error) {
 	defer shm.EndGuard(shm.BeginGuard(), &err)
 	if err := o.begin(); err != nil {
@@ -207,6 +212,7 @@ func (o *Owner) holdInUOW(c claimed) {
 func (o *Owner) freeEntry(e, g uint32) {
 	s := o.s
 	eo := s.entryOff(e)
+	s.freeOffload(eo)
 	o.walkElems(e, s.load(eo+enDataRef), func(el uint32, w uint64) {
 		s.store(s.elemWordOff(el), mkWord(nextGen(wGen(w)), ekOwned, uint32(o.tag)))
 		o.cacheElem(el)

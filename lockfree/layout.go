@@ -10,7 +10,7 @@ import (
 
 // LayoutVersion is the version of the data-area layout below. It is stored in
 // the shm header; bump it whenever any offset or encoding here changes.
-const LayoutVersion = 8
+const LayoutVersion = 9
 
 // Fixed sizes. Every record is a multiple of the 64-byte cache line so that
 // words written by different processes on hot paths never share a line.
@@ -340,7 +340,7 @@ const (
 //	     0     8  enCtl       state word
 //	     8     8  enPos       position in its sublog
 //	    16     8  enPutter    putter: owner tag << 32 | unit-of-work seq
-//	    24     8  enQueue     queue(16) | priority(8) << 16 | flags(8) << 24 | body length << 32
+//	    24     8  enQueue     queue(16) | priority(8) << 16 | flags(8) << 24 | body length << 32 (flags: 1 persistent, 2 offloaded)
 //	    32     8  enPutTime   put time, Unix ns
 //	    40     8  enExpiry    expiry, Unix ns (0: none)
 //	    48     8  enBackout   backout count(32) | properties length << 32
@@ -355,7 +355,7 @@ const (
 	enCtl      = 0  // state word (gen | state | owner tag): CAS for every transition, stores by the sole owner of an alloc or dead entry
 	enPos      = 8  // position in its sublog (stored before the slot CAS that links the entry)
 	enPutter   = 16 // owner tag << 32 | unit of work: read by getters for the ordering rule
-	enQueue    = 24 // u16 queue, u8 priority, u8 flags, u32 body length
+	enQueue    = 24 // u16 queue, u8 priority, u8 flags (efPersistent, efOffloaded), u32 body length (offloaded: in its data set)
 	enPutTime  = 32
 	enExpiry   = 40 // read by getters (expired messages are removed, never returned)
 	enBackout  = 48 // u32 backout count, u32 properties length

@@ -24,6 +24,14 @@ type Message struct {
 	// Key identifies a persistent message to the recovery logs (the
 	// persistence layer assigns it; 0: none). Stored and returned as is.
 	Key uint64
+	// Offload, when not nil, is the encoded reference (OffloadRefSize
+	// bytes, opaque here: package smds) of a body kept in a shared message
+	// data set instead of the CF; Body is then empty and OffloadLen is the
+	// body's length. A get, browse or view returns them as put; freeing the
+	// entry calls the structure's offload-free hook with the reference
+	// (SetOffloadFree).
+	Offload    []byte
+	OffloadLen int
 	// Token, on a get, browse or view, names the entry that holds the
 	// message: (entry index + 1) << genBits | the entry's gen. It stays
 	// the same while the message is on its queue (a backout gives the
@@ -35,7 +43,12 @@ type Message struct {
 // Entry flag bits (byte 3 of the enQueue word).
 const (
 	efPersistent = 1 << 0
+	efOffloaded  = 1 << 1 // the variable part starts with an OffloadRefSize-byte reference; no body in the CF
 )
+
+// OffloadRefSize is the size of an offloaded message's reference
+// (smds.RefSize).
+const OffloadRefSize = 32
 
 // putterStamp identifies the unit of work a put belongs to, for the getters'
 // ordering rule (see claimSublog): owner tag << 32 | uow seq (31 bits) for a
@@ -52,7 +65,33 @@ func (o *Owner) putterStamp(sync bool) uint64 {
 // varLayout is where the variable part of an entry goes: reply-to queue,
 // reply-to queue manager, properties, body, in that order.
 func (m *Message) varLen() int {
+	if m.Offload != nil {
+		return OffloadRefSize + len(m.ReplyToQ) + len(m.ReplyToQMgr) + len(m.Properties)
+	}
 	return len(m.ReplyToQ) + len(m.ReplyToQMgr) + len(m.Properties) + len(m.Body)
+}
+
+// bodyLen is the length of m's body, wherever it is.
+func (m *Message) bodyLen() int {
+	if m.Offload != nil {
+		return m.OffloadLen
+	}
+	return len(m.Body)
+}
+
+// checkOffload checks an offloaded message before its put.
+func (m *Message) checkOffload() error {
+	switch {
+	case m.Offload == nil:
+		return nil
+	case len(m.Offload) != OffloadRefSize:
+		return fmt.Errorf("%w: offload reference of %d bytes, want %d", ErrBadMessage, len(m.Offload), OffloadRefSize)
+	case len(m.Body) != 0:
+		return fmt.Errorf("%w: an offloaded message has its body in its data set, not in Body", ErrBadMessage)
+	case m.OffloadLen < 0 || m.OffloadLen > 1<<32-1:
+		return fmt.Errorf("%w: offloaded body of %d bytes", ErrBadMessage, m.OffloadLen)
+	}
+	return nil
 }
 
 // fillEntry writes m into entry e (alloc(o), gen g), allocating and tagging
@@ -67,8 +106,13 @@ func (o *Owner) fillEntry(e uint32, q uint32, m *Message, putTime int64, sync bo
 	if m.Persistent {
 		flags |= efPersistent
 	}
+	body := m.Body
+	if m.Offload != nil {
+		flags |= efOffloaded
+		body = m.Offload // first in the variable part, see varLen
+	}
 	s.storeOwned(eo+enPutter, o.putterStamp(sync))
-	s.storeOwned(eo+enQueue, uint64(q)&0xffff|uint64(m.Priority)<<16|flags<<24|uint64(len(m.Body))<<32)
+	s.storeOwned(eo+enQueue, uint64(q)&0xffff|uint64(m.Priority)<<16|flags<<24|uint64(m.bodyLen())<<32)
 	s.storeOwned(eo+enPutTime, uint64(putTime))
 	s.storeOwned(eo+enExpiry, uint64(m.Expiry))
 	s.storeOwned(eo+enKey, m.Key)
@@ -90,10 +134,16 @@ func (o *Owner) fillEntry(e uint32, q uint32, m *Message, putTime int64, sync bo
 	n := m.varLen()
 	if n <= InlineMax {
 		b := s.mem.Bytes(eo+enInline, InlineMax)
-		k := copy(b, m.ReplyToQ)
+		k := 0
+		if m.Offload != nil {
+			k = copy(b, m.Offload)
+		}
+		k += copy(b[k:], m.ReplyToQ)
 		k += copy(b[k:], m.ReplyToQMgr)
 		k += copy(b[k:], m.Properties)
-		copy(b[k:], m.Body)
+		if m.Offload == nil {
+			copy(b[k:], body)
+		}
 		s.storeOwned(eo+enDataRef, uint64(n)<<32)
 		return nil
 	}
@@ -113,10 +163,15 @@ func (o *Owner) fillEntry(e uint32, q uint32, m *Message, putTime int64, sync bo
 		s.setElemNext(el, next)
 	}
 	w := chunkWriter{s: s, els: els, es: es}
+	if m.Offload != nil {
+		w.writeB(m.Offload)
+	}
 	w.write(m.ReplyToQ)
 	w.write(m.ReplyToQMgr)
 	w.writeB(m.Properties)
-	w.writeB(m.Body)
+	if m.Offload == nil {
+		w.writeB(body)
+	}
 	s.storeOwned(eo+enDataRef, uint64(n)<<32|uint64(els[0]+1))
 	return nil
 }
@@ -200,10 +255,15 @@ func (o *Owner) walkElems(e uint32, dr uint64, f func(el uint32, w uint64)) {
 }
 
 // entryMeta decodes the fixed fields of an entry into m (body excluded).
-func (s *Structure) entryMeta(eo uint64, m *Message) (varLen int, bodyLen int, propsLen int, rq, rqm int) {
+//
+// For an offloaded message (off), bodyLen is its body's length in its data
+// set and the variable part holds the reference, not the body: inCF is the
+// number of body bytes the variable part holds (bodyLen, or 0 when off).
+func (s *Structure) entryMeta(eo uint64, m *Message) (varLen int, bodyLen int, propsLen int, rq, rqm int, off bool) {
 	qw := s.load(eo + enQueue)
 	m.Priority = int(qw>>16) & 0xff
 	m.Persistent = (qw>>24)&efPersistent != 0
+	off = (qw>>24)&efOffloaded != 0
 	bodyLen = int(qw >> 32)
 	m.PutTime = int64(s.load(eo + enPutTime))
 	m.Expiry = int64(s.load(eo + enExpiry))
@@ -259,8 +319,12 @@ func (s *Structure) chunks(eo uint64, f func([]byte) bool) {
 // reads an entry that is being freed; the browser then revalidates.
 func (o *Owner) readEntry(eo uint64, m *Message) bool {
 	s := o.s
-	varLen, bodyLen, propsLen, rq, rqm := s.entryMeta(eo, m)
-	if varLen != rq+rqm+propsLen+bodyLen || uint64(varLen) > s.maxVar() {
+	varLen, bodyLen, propsLen, rq, rqm, off := s.entryMeta(eo, m)
+	lead, inCF := 0, bodyLen
+	if off {
+		lead, inCF = OffloadRefSize, 0
+	}
+	if varLen != lead+rq+rqm+propsLen+inCF || uint64(varLen) > s.maxVar() {
 		return false
 	}
 	if varLen > cap(o.scratch) {
@@ -271,11 +335,37 @@ func (o *Owner) readEntry(eo uint64, m *Message) bool {
 	if len(buf) != varLen {
 		return false
 	}
+	m.Offload, m.OffloadLen = nil, 0
+	if off {
+		m.Offload = append(make([]byte, 0, OffloadRefSize), buf[:lead]...)
+		m.OffloadLen = bodyLen
+		buf = buf[lead:]
+	}
 	m.ReplyToQ = string(buf[:rq])
 	m.ReplyToQMgr = string(buf[rq : rq+rqm])
 	m.Properties = append(m.Properties[:0], buf[rq+rqm:rq+rqm+propsLen]...)
 	m.Body = append(m.Body[:0], buf[rq+rqm+propsLen:]...)
 	return true
+}
+
+// offloadRef returns a copy of the reference of the offloaded message in
+// entry eo (nil when it is not offloaded or its lengths do not add up).
+func (s *Structure) offloadRef(eo uint64) []byte {
+	if (s.load(eo+enQueue)>>24)&efOffloaded == 0 {
+		return nil
+	}
+	if n := s.load(eo+enDataRef) >> 32; n < OffloadRefSize || n > s.maxVar() {
+		return nil
+	}
+	ref := make([]byte, 0, OffloadRefSize)
+	s.chunks(eo, func(b []byte) bool {
+		ref = append(ref, b[:min(len(b), OffloadRefSize-len(ref))]...)
+		return len(ref) < OffloadRefSize
+	})
+	if len(ref) != OffloadRefSize {
+		return nil
+	}
+	return ref
 }
 
 // maxVar is the longest variable part the structure can hold.

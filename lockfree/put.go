@@ -107,7 +107,10 @@ func (o *Owner) putOne(pq putTarget, m *Message, opt PutOptions, run *linkRun) e
 	if m.Priority < 0 || m.Priority >= Priorities {
 		return fmt.Errorf("%w: %d", ErrBadPriority, m.Priority)
 	}
-	if n := len(m.Body) + len(m.Properties); n > pq.maxMsgL {
+	if err := m.checkOffload(); err != nil {
+		return err
+	}
+	if n := m.bodyLen() + len(m.Properties); n > pq.maxMsgL {
 		return fmt.Errorf("%w: %d bytes, queue %s takes at most %d", ErrMsgTooLong, n, s.queueName(qi), pq.maxMsgL)
 	}
 	if uint64(m.varLen()) > s.maxVar() {

@@ -555,6 +555,16 @@ func (rp *repairer) finishHeld(h heldEntry, do, isLone bool) {
 // data, cached elements and segments.
 func (rp *repairer) freeHeld() {
 	s, t, rep := rp.s, rp.t, rp.rep
+	// Offloaded messages of dead entries: their runs first, while the
+	// references are still in their elements (entries never linked, still
+	// alloc, are left to the data set's repair: no reference to them was
+	// published).
+	for e, g := range rp.dead {
+		eo := s.entryOff(e)
+		if w := s.load(eo + enCtl); w == mkWord(g, stDead, uint32(t)) {
+			s.freeOffload(eo)
+		}
+	}
 	for e := uint32(0); rp.sweep && e < uint32(s.p.Elements); e++ {
 		off := s.elemWordOff(e)
 		w := s.load(off)

@@ -98,7 +98,7 @@ func (o *Owner) tryClaim(r ref, w uint64, q uint32, mode claimMode) (claimMode, 
 		// The flags are immutable while the entry is linked with the gen
 		// of w: if it was freed and reused since, the CAS below fails.
 		mode = claimDead
-		if (s.load(eo+enQueue)>>24)&efPersistent != 0 {
+		if (s.load(eo+enQueue)>>24)&(efPersistent|efOffloaded) != 0 {
 			mode = claimView
 		}
 	}

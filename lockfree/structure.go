@@ -27,6 +27,94 @@ type Structure struct {
 	// stallLimit bounds how long a fence or a repair waits for a live
 	// owner's operation in flight (ns; 0: for ever). Process-local.
 	stallLimit atomic.Int64
+
+	// offloadFree frees the data-set run of an offloaded message when its
+	// entry is freed (SetOffloadFree). Process-local.
+	offloadFree atomic.Pointer[func(ref []byte) error]
+	// offloadFreeErrs counts runs offloadFree failed to free (left to the
+	// data set's checker); lastOffloadErr is the last such error.
+	offloadFreeErrs atomic.Int64
+	lastOffloadErr  atomic.Pointer[error]
+}
+
+// SetOffloadFree sets the function that frees the data-set run of an
+// offloaded message (its reference, Message.Offload) when the message's
+// entry is freed: by a commit, a get outside syncpoint, an expiry, the
+// release of a view, or the repair of a dead owner. It is called while
+// the entry is still dead(owner), so a process killed during it leaves
+// the entry to its repair, which calls it again: it must treat a run
+// already freed as freed (success). nil: offloaded runs are not freed
+// (the data set's checker reports them).
+func (s *Structure) SetOffloadFree(f func(ref []byte) error) {
+	if f == nil {
+		s.offloadFree.Store(nil)
+		return
+	}
+	s.offloadFree.Store(&f)
+}
+
+// OffloadFreeErrors is how many offloaded runs could not be freed, and the
+// last error.
+func (s *Structure) OffloadFreeErrors() (int64, error) {
+	var err error
+	if p := s.lastOffloadErr.Load(); p != nil {
+		err = *p
+	}
+	return s.offloadFreeErrs.Load(), err
+}
+
+// freeOffload frees the run of the offloaded message in dead entry eo, if
+// it is one.
+func (s *Structure) freeOffload(eo uint64) {
+	ref := s.offloadRef(eo)
+	if ref == nil {
+		return
+	}
+	f := s.offloadFree.Load()
+	var err error
+	if f == nil {
+		err = fmt.Errorf("structure %s: no offload hook to free an offloaded message's run", s.Name())
+	} else {
+		err = (*f)(ref)
+	}
+	if err != nil {
+		s.offloadFreeErrs.Add(1)
+		s.lastOffloadErr.Store(&err)
+	}
+}
+
+// OffloadRefs returns the references of the offloaded messages whose
+// entries still need their bodies and whose reference starts with the
+// 2-byte little-endian data set number ds: linked (uncommitted puts,
+// available, held, views), being freed (dead: their free frees the run),
+// and being filled by a live owner. The data set's repair and checker use
+// them as a set. Walked without stopping anyone: a reference read from an
+// entry that changes meanwhile may be missing or stale, so the checker
+// compares several walks.
+func (s *Structure) OffloadRefs(ds uint16) [][]byte {
+	var out [][]byte
+	for e := uint32(0); e < uint32(s.p.Entries); e++ {
+		eo := s.entryOff(e)
+		w := s.load(eo + enCtl)
+		switch wKind(w) {
+		case stPutU, stAvail, stHeld, stView, stDead:
+		case stAlloc:
+			if !s.holderAlive(OwnerTag(wVal(w))) {
+				continue
+			}
+		default:
+			continue
+		}
+		ref := s.offloadRef(eo)
+		if ref == nil || uint16(ref[0])|uint16(ref[1])<<8 != ds {
+			continue
+		}
+		if s.load(eo+enCtl) != w {
+			continue // changed while read
+		}
+		out = append(out, ref)
+	}
+	return out
 }
 
 // SetStallLimit bounds how long Fence, Revoke and repairs wait for a live

@@ -112,9 +112,13 @@ func (o *Owner) fillView(v *View, c claimed, syncpoint bool) error {
 	clear(v.Body)
 	*v = View{o: o, c: c, syncpoint: syncpoint, Body: v.Body[:0], Msg: Message{Properties: v.Msg.Properties[:0]}}
 	eo := s.entryOff(c.idx)
-	varLen, bodyLen, propsLen, rq, rqm := s.entryMeta(eo, &v.Msg)
-	skip := rq + rqm + propsLen
-	if varLen != skip+bodyLen || uint64(varLen) > s.maxVar() {
+	varLen, bodyLen, propsLen, rq, rqm, off := s.entryMeta(eo, &v.Msg)
+	lead, inCF := 0, bodyLen
+	if off {
+		lead, inCF = OffloadRefSize, 0
+	}
+	skip := lead + rq + rqm + propsLen
+	if varLen != skip+inCF || uint64(varLen) > s.maxVar() {
 		v.Msg.Properties = v.Msg.Properties[:0]
 		return errCorrupt(s, "entry %d of queue %d has inconsistent lengths", c.idx, c.q)
 	}
@@ -141,11 +145,16 @@ func (o *Owner) fillView(v *View, c claimed, syncpoint bool) error {
 		}
 		return true
 	})
-	if body := v.Len(); len(head) != rq+rqm+propsLen || body != bodyLen {
+	if body := v.Len(); len(head) != lead+rq+rqm+propsLen || body != inCF {
 		clear(v.Body)
 		v.Body = v.Body[:0]
 		v.Msg.Properties = v.Msg.Properties[:0]
 		return errCorrupt(s, "entry %d of queue %d: its data elements hold %d of its %d bytes", c.idx, c.q, len(head)+body, varLen)
+	}
+	if off {
+		v.Msg.Offload = append(make([]byte, 0, OffloadRefSize), head[:lead]...)
+		v.Msg.OffloadLen = bodyLen
+		head = head[lead:]
 	}
 	if rq > 0 {
 		v.Msg.ReplyToQ = string(head[:rq])

@@ -1,9 +1,11 @@
 package mq
 
 import (
+	"errors"
 	"time"
 
 	"github.com/qmgr/qmgr/lockfree"
+	"github.com/qmgr/qmgr/smds"
 )
 
 // BrowseOptions are the options of BrowseCursor.NextWith beyond the match
@@ -37,9 +39,16 @@ func (b *BrowseCursor) NextWith(opt GetOptions, bo BrowseOptions) (*Message, err
 	if bo.Interrupt != nil {
 		lbo.Interrupt = &bo.Interrupt.in
 	}
-	var lm lockfree.Message
-	if err := b.h.o.BrowseNextWith(b.cur, lockfree.GetOptions{MsgID: opt.MsgID, CorrelID: opt.CorrelID}, lbo, &lm); err != nil {
-		return nil, wrap("browse "+b.h.def.Name, err)
+	for {
+		var lm lockfree.Message
+		if err := b.h.o.BrowseNextWith(b.cur, lockfree.GetOptions{MsgID: opt.MsgID, CorrelID: opt.CorrelID}, lbo, &lm); err != nil {
+			return nil, wrap("browse "+b.h.def.Name, err)
+		}
+		if err := b.h.readOffloaded(&lm, true); errors.Is(err, smds.ErrStale) {
+			continue // got and freed since the browse copied its entry: gone
+		} else if err != nil {
+			return nil, wrap("browse "+b.h.def.Name, err)
+		}
+		return fromLockfree(&lm, b.h.def.CFStruct), nil
 	}
-	return fromLockfree(&lm, b.h.def.CFStruct), nil
 }

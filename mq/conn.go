@@ -18,6 +18,7 @@ import (
 	"github.com/qmgr/qmgr/lockfree"
 	"github.com/qmgr/qmgr/recovery/plog"
 	"github.com/qmgr/qmgr/shm"
+	"github.com/qmgr/qmgr/smds"
 	"github.com/qmgr/qmgr/xmit"
 )
 
@@ -53,6 +54,7 @@ type Conn struct {
 	defsVer uint64
 	queues  map[string]defs.Queue
 	remotes map[string]defs.QRemote
+	structs map[string]defs.CFStruct // the structures' definitions (their offload rules)
 	qmgr    defs.QMgr
 	closed  bool
 	// broken: a commit could neither be decided nor its abort recorded
@@ -212,7 +214,15 @@ func (c *Conn) refresh() error {
 	queues := map[string]defs.Queue{}
 	remotes := map[string]defs.QRemote{}
 	var qm defs.QMgr
+	structs := map[string]defs.CFStruct{}
 	err = c.repo.View(func(tx *defs.Tx) error {
+		cs, err := tx.Structs("*")
+		for _, d := range cs {
+			structs[d.Name] = d
+		}
+		if err != nil {
+			return err
+		}
 		qs, err := tx.Queues("*")
 		for _, q := range qs {
 			queues[q.Name] = q
@@ -233,7 +243,7 @@ func (c *Conn) refresh() error {
 	if err != nil {
 		return err
 	}
-	c.queues, c.remotes, c.qmgr, c.defsVer = queues, remotes, qm, v
+	c.queues, c.remotes, c.qmgr, c.structs, c.defsVer = queues, remotes, qm, structs, v
 	return nil
 }
 
@@ -466,6 +476,7 @@ func (c *Conn) Disconnect() error {
 		errs = append(errs, o.Close())
 	}
 	c.endUOW(true)
+	errs = append(errs, closeIdleOwners()) // after the owners' close: it frees the runs of what it backs out
 	errs = append(errs, c.closeLog())
 	errs = append(errs, c.admin.Close())
 	if !c.shared {
@@ -667,12 +678,27 @@ func (h *Queue) Put(m *Message, opt PutOptions) error {
 			return err
 		}
 	}
-	if lm.Persistent {
-		if err := h.putPersistent(&lm, opt); err != nil {
-			return err
+	var published func(bool)
+	if pol := h.policy(); pol != nil && pol.offloads(len(lm.Body), len(lm.Properties)+len(lm.ReplyToQ)+len(lm.ReplyToQMgr)) {
+		if len(lm.Body)+len(lm.Properties) > h.def.MaxMsgL {
+			return &Error{Op: "put " + h.def.Name, Reason: RCMsgTooBigForQ, Err: fmt.Errorf("message of %d bytes, MAXMSGL of %s is %d", len(lm.Body)+len(lm.Properties), h.def.Name, h.def.MaxMsgL)}
 		}
-	} else if err := h.o.Put(h.q, &lm, lockfree.PutOptions{Syncpoint: opt.Syncpoint}); err != nil {
-		return wrap("put "+h.def.Name, err)
+		var err error
+		if published, err = h.offloadPut(&lm, lm.Persistent); err != nil {
+			return wrap("put "+h.def.Name, fmt.Errorf("writing the body to its data set: %w", err))
+		}
+	}
+	var err error
+	if lm.Persistent {
+		err = h.putPersistent(&lm, opt)
+	} else if err = h.o.Put(h.q, &lm, lockfree.PutOptions{Syncpoint: opt.Syncpoint}); err != nil {
+		err = wrap("put "+h.def.Name, err)
+	}
+	if published != nil {
+		published(err == nil)
+	}
+	if err != nil {
+		return err
 	}
 	if h.remote != nil {
 		m.MsgID = h.origID
@@ -761,6 +787,10 @@ func (h *Queue) Get(opt GetOptions) (*Message, error) {
 			if err := h.loggedGet(&lm); err != nil {
 				return nil, wrap("get "+h.def.Name, fmt.Errorf("the get is in the unit of work, which can only be backed out: %w", err))
 			}
+			cpOffloadClaimed.Hit()
+			if err := h.readOffloaded(&lm, false); err != nil {
+				return nil, wrap("get "+h.def.Name, fmt.Errorf("the message is in the unit of work (a backout gives it back): %w", err))
+			}
 		}
 		m := fromLockfree(&lm, h.def.CFStruct)
 		if h.def.BOThresh > 0 && m.BackoutCount >= h.def.BOThresh && h.c.requeue(h, m, opt.Syncpoint) {
@@ -795,7 +825,13 @@ type View struct {
 }
 
 // Len is the body's length.
-func (v *View) Len() int { return v.lv.Len() }
+func (v *View) Len() int {
+	n := 0
+	for _, p := range v.Pieces {
+		n += len(p)
+	}
+	return n
+}
 
 // Head copies the body's first len(dst) bytes (or fewer, when shorter)
 // into dst and returns them; it does not copy when the first piece holds
@@ -898,6 +934,19 @@ func (h *Queue) GetViewsInto(opt GetOptions, vs []View) (int, error) {
 			v.Expiry = time.Unix(0, lv.Msg.Expiry)
 		}
 		v.ReplyToQ, v.ReplyToQMgr, v.Properties = lv.Msg.ReplyToQ, lv.Msg.ReplyToQMgr, lv.Msg.Properties
+		if lv.Msg.Offload != nil {
+			// The body from its data set (or the cache): a copy, valid as
+			// long as the view's pieces.
+			m := lv.Msg
+			if rerr := h.readOffloaded(&m, true); rerr != nil {
+				v.Pieces = nil
+				if err == nil {
+					err = rerr
+				}
+			} else {
+				v.Pieces = append(v.Pieces[:0:0], m.Body)
+			}
+		}
 		if lv.Msg.Persistent {
 			v.Persistence = Persistent
 			if !opt.Syncpoint {
@@ -1020,11 +1069,18 @@ func (b *BrowseCursor) Next(opt GetOptions) (*Message, error) {
 	if err := b.h.check("browse", true); err != nil {
 		return nil, err
 	}
-	var lm lockfree.Message
-	if err := b.h.o.BrowseNext(b.cur, lockfree.GetOptions{MsgID: opt.MsgID, CorrelID: opt.CorrelID}, &lm); err != nil {
-		return nil, wrap("browse "+b.h.def.Name, err)
+	for {
+		var lm lockfree.Message
+		if err := b.h.o.BrowseNext(b.cur, lockfree.GetOptions{MsgID: opt.MsgID, CorrelID: opt.CorrelID}, &lm); err != nil {
+			return nil, wrap("browse "+b.h.def.Name, err)
+		}
+		if err := b.h.readOffloaded(&lm, true); errors.Is(err, smds.ErrStale) {
+			continue // got and freed since the browse copied its entry: gone
+		} else if err != nil {
+			return nil, wrap("browse "+b.h.def.Name, err)
+		}
+		return fromLockfree(&lm, b.h.def.CFStruct), nil
 	}
-	return fromLockfree(&lm, b.h.def.CFStruct), nil
 }
 
 // wrapXmit turns lm, bound for the remote queue h was opened as, into the

@@ -159,6 +159,11 @@ func (h *Queue) putRecord(lm *lockfree.Message, uow uint64, flags uint8) plog.Re
 // work. Outside syncpoint the record must be durable before the message
 // is visible, so the log comes first; a put that then fails is undone in
 // the log by a get of its key.
+//
+// An offloaded message (lm.Offload) is logged by reference: its record
+// carries the reference (plog.FlagOffloaded), its run having been written
+// and synced first, so a replayed record never names unwritten data; the
+// body is written to disk once (docs/design/smds.md, section 9).
 func (h *Queue) putPersistent(lm *lockfree.Message, opt PutOptions) error {
 	c := h.c
 	key, err := c.newKey()
@@ -180,7 +185,7 @@ func (h *Queue) putPersistent(lm *lockfree.Message, opt PutOptions) error {
 		uow, err := c.uowKey()
 		if err == nil {
 			r := h.putRecord(lm, uow, 0)
-			_, err = h.logOp(&r, lm.Body)
+			_, err = h.logOp(&r, logBody(lm, &r))
 		}
 		if err != nil {
 			c.doomUOW(err)
@@ -189,6 +194,16 @@ func (h *Queue) putPersistent(lm *lockfree.Message, opt PutOptions) error {
 		return nil
 	}
 	return h.putDecided(lm, key)
+}
+
+// logBody is what the put record r of lm logs as its body: the body, or
+// the reference of an offloaded one (flagged in r).
+func logBody(lm *lockfree.Message, r *plog.Record) []byte {
+	if lm.Offload != nil {
+		r.Flags |= plog.FlagOffloaded
+		return lm.Offload
+	}
+	return lm.Body
 }
 
 // putDecided puts persistent message lm outside syncpoint once its record
@@ -214,7 +229,7 @@ func (h *Queue) putDecided(lm *lockfree.Message, key uint64) error {
 		return wrap(op, err)
 	}
 	r := h.putRecord(lm, key, plog.FlagCommitted)
-	end, err := c.decide(op, &r, lm.Body, undecided{key: key, undo: func() { h.o.BackoutLone(&p) }}, false, h.logOp, putPoints)
+	end, err := c.decide(op, &r, logBody(lm, &r), undecided{key: key, undo: func() { h.o.BackoutLone(&p) }}, false, h.logOp, putPoints)
 	if err != nil {
 		return err
 	}
@@ -318,15 +333,26 @@ func (h *Queue) getMarked(opt GetOptions, dst *lockfree.Message) error {
 	*dst = v.Msg
 	// The view's properties are its own storage, reused by the next get.
 	dst.Properties = append([]byte(nil), v.Msg.Properties...)
-	n := 0
-	for _, b := range v.Body {
-		n += len(b)
+	if dst.Offload != nil {
+		cpOffloadClaimed.Hit()
+		// Read while the message is still claimed: its run is freed with
+		// its entry. A run that cannot be read leaves the message where
+		// it was.
+		if err := h.readOffloaded(dst, false); err != nil {
+			v.Return()
+			return err
+		}
+	} else {
+		n := 0
+		for _, b := range v.Body {
+			n += len(b)
+		}
+		body := make([]byte, 0, n)
+		for _, b := range v.Body {
+			body = append(body, b...)
+		}
+		dst.Body = body
 	}
-	body := make([]byte, 0, n)
-	for _, b := range v.Body {
-		body = append(body, b...)
-	}
-	dst.Body = body
 	if dst.Key == 0 {
 		return v.Release()
 	}

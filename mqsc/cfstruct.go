@@ -3,9 +3,14 @@ package mqsc
 import (
 	"errors"
 	"fmt"
+	"path/filepath"
+	"strconv"
+	"strings"
 
 	"github.com/qmgr/qmgr/defs"
 	"github.com/qmgr/qmgr/group"
+	"github.com/qmgr/qmgr/mq"
+	"github.com/qmgr/qmgr/smds"
 )
 
 func defineStruct(env Env, c Command) ([]Result, error) {
@@ -125,9 +130,114 @@ var cfstructTable = table[cfstructObj]{
 			s.Descr = a.Value
 			return nil
 		}},
+		{name: "OFFLOAD", show: func(s *cfstructObj) any {
+			if s.Offloads() {
+				return defs.OffloadSMDS
+			}
+			return defs.OffloadNone
+		}, set: func(s *cfstructObj, a Attr) error {
+			v, err := parseEnum(a, defs.OffloadSMDS, defs.OffloadNone)
+			if err != nil {
+				return err
+			}
+			s.Offload = v
+			if v == defs.OffloadNone {
+				s.Offload = ""
+			}
+			return nil
+		}},
+		{name: "OFFLDSZ", show: func(s *cfstructObj) any { return showBytes(s.OffloadSize()) }, set: func(s *cfstructObj, a Attr) error {
+			n, err := parseBytes(a, 1, defs.MaxOffldSz)
+			if err != nil {
+				return err
+			}
+			s.OffldSz = n
+			return nil
+		}},
+		offldRule(0, false), offldRule(0, true),
+		offldRule(1, false), offldRule(1, true),
+		offldRule(2, false), offldRule(2, true),
+		{name: "DSDIR", show: func(s *cfstructObj) any { return s.DSDir }, set: func(s *cfstructObj, a Attr) error {
+			if a.Value != "" && !filepath.IsAbs(a.Value) {
+				return fmt.Errorf("%w: DSDIR(%s) is not an absolute path", ErrValue, a.Value)
+			}
+			if s.old != nil && a.Value != s.old.DSDir {
+				// Its data sets are found there by number: another
+				// directory would hide them (and share their space maps).
+				return fmt.Errorf("%w: DSDIR of CFSTRUCT(%s) is fixed at creation (%q)", ErrValue, s.Name, s.old.DSDir)
+			}
+			s.DSDir = a.Value
+			return nil
+		}},
 		{name: "CRDATE", show: func(s *cfstructObj) any { return mqDay(s.Created) }},
 		{name: "CRTIME", show: func(s *cfstructObj) any { return mqTime(s.Created) }},
 	},
+}
+
+// offldRule is the attribute OFFLDnTH (size false) or OFFLDnSZ of rule i.
+func offldRule(i int, size bool) attr[cfstructObj] {
+	name := fmt.Sprintf("OFFLD%dTH", i+1)
+	if size {
+		name = fmt.Sprintf("OFFLD%dSZ", i+1)
+	}
+	return attr[cfstructObj]{name: name, show: func(s *cfstructObj) any {
+		r := s.Rules()[i]
+		if size {
+			return showBytes(r.Sz)
+		}
+		return int64(r.Th)
+	}, set: func(s *cfstructObj, a Attr) error {
+		rules := s.Rules()
+		if size {
+			n, err := parseBytes(a, 0, defs.MaxOffldRuleSz)
+			if err != nil {
+				return err
+			}
+			rules[i].Sz = n
+		} else {
+			n, err := parseIntAs[int](a, 0, 100)
+			if err != nil {
+				return err
+			}
+			rules[i].Th = n
+		}
+		s.OffldRules = &rules
+		return nil
+	}}
+}
+
+// parseBytes parses a size in bytes, optionally with a K or M suffix (units
+// of 1024 and 1048576 bytes, as MQ's OFFLDSZ(64K)), in lo..hi bytes.
+func parseBytes(a Attr, lo, hi int64) (int, error) {
+	v, unit := a.Value, int64(1)
+	switch {
+	case strings.HasSuffix(v, "K"):
+		v, unit = strings.TrimSuffix(v, "K"), 1<<10
+	case strings.HasSuffix(v, "M"):
+		v, unit = strings.TrimSuffix(v, "M"), 1<<20
+	}
+	n, err := strconv.ParseInt(v, 10, 64)
+	if err != nil || a.Quoted || n < 0 || n > hi/unit+1 {
+		if err == nil && !a.Quoted && n >= 0 {
+			return 0, fmt.Errorf("%w: %s(%s) not in %s..%s", ErrValue, a.Key, a.Value, showBytes(int(lo)), showBytes(int(hi)))
+		}
+		return 0, fmt.Errorf("%w: %s(%s) is not a size in bytes (a number, optionally followed by K or M)", ErrValue, a.Key, a.Value)
+	}
+	if n *= unit; n < lo || n > hi {
+		return 0, fmt.Errorf("%w: %s(%s) not in %s..%s", ErrValue, a.Key, a.Value, showBytes(int(lo)), showBytes(int(hi)))
+	}
+	return int(n), nil
+}
+
+// showBytes shows a size as MQ does: in K or M when a whole number of them.
+func showBytes(n int) string {
+	switch {
+	case n >= 1<<20 && n%(1<<20) == 0:
+		return strconv.Itoa(n>>20) + "M"
+	case n%(1<<10) == 0:
+		return strconv.Itoa(n>>10) + "K"
+	}
+	return strconv.Itoa(n)
 }
 
 func displayStructs(env Env, c Command) ([]Result, error) {
@@ -243,13 +353,86 @@ var cfbackupTable = table[cfbackupObj]{
 	},
 }
 
+// cfsmdsObj is a data set of a structure (DISPLAY CFSTATUS TYPE(SMDS)),
+// with this member's read cache.
+type cfsmdsObj struct {
+	name, qmgr string
+	st         mq.DataSetStatus
+	cache      smds.CacheMetrics
+}
+
+// smdsAttr is a figure of a data set whose space map could be read.
+func smdsAttr(name string, v func(s *smds.Stats) int64) attr[cfsmdsObj] {
+	return attr[cfsmdsObj]{name: name, show: func(o *cfsmdsObj) any {
+		if o.st.Err != nil {
+			return nil
+		}
+		return v(&o.st.Stats)
+	}}
+}
+
+// A structure without data sets shows no rows (displayCFStatus reports a
+// structure that does not exist).
+var cfsmdsTable = table[cfsmdsObj]{
+	typ: "CFSTATUS", header: "AMQ8113I: Display CF status details.", defaultAll: true,
+	attrs: []attr[cfsmdsObj]{
+		{name: "CFSTRUCT", ident: true, show: func(o *cfsmdsObj) any { return o.name }},
+		{name: "TYPE", ident: true, show: func(o *cfsmdsObj) any { return "SMDS" }},
+		{name: "DSNUM", ident: true, show: func(o *cfsmdsObj) any { return int64(o.st.Num) }},
+		{name: "QMNAME", show: func(o *cfsmdsObj) any { return o.qmgr }},
+		{name: "STATUS", show: func(o *cfsmdsObj) any {
+			if o.st.Err != nil {
+				return "FAILED"
+			}
+			return "ACTIVE"
+		}},
+		{name: "REASON", show: func(o *cfsmdsObj) any {
+			if o.st.Err == nil {
+				return nil
+			}
+			return o.st.Err.Error()
+		}},
+		smdsAttr("DSSIZE", func(s *smds.Stats) int64 { return s.FileBytes }),
+		smdsAttr("DSBLOCK", func(s *smds.Stats) int64 { return int64(s.BlockSize) }),
+		smdsAttr("TOTBLKS", func(s *smds.Stats) int64 { return int64(s.Blocks) }),
+		smdsAttr("USEDBLKS", func(s *smds.Stats) int64 { return int64(s.UsedBlocks) }),
+		smdsAttr("FREEBLKS", func(s *smds.Stats) int64 { return int64(s.FreeBlocks) }),
+		smdsAttr("RUNS", func(s *smds.Stats) int64 { return int64(s.Runs) }),
+		smdsAttr("OWNERS", func(s *smds.Stats) int64 { return int64(s.Owners) }),
+		{name: "CACHEHIT", show: func(o *cfsmdsObj) any { return int64(o.cache.Hits) }},
+		{name: "CACHEMISS", show: func(o *cfsmdsObj) any { return int64(o.cache.Misses) }},
+		{name: "CACHEEVICT", show: func(o *cfsmdsObj) any { return int64(o.cache.Evictions) }},
+		{name: "CACHESIZE", show: func(o *cfsmdsObj) any { return o.cache.Bytes }},
+	},
+}
+
+// smdsStatus lists the data sets of structures cs.
+func smdsStatus(env Env, cs []defs.CFStruct) ([]cfsmdsObj, error) {
+	cache := mq.SMDSCacheMetrics()
+	var out []cfsmdsObj
+	for _, def := range cs {
+		sts, err := mq.DataSetStatuses(env.Group(), def)
+		if err != nil {
+			return out, fmt.Errorf("data sets of CFSTRUCT(%s): %w", def.Name, err)
+		}
+		for _, st := range sts {
+			o := cfsmdsObj{name: def.Name, st: st, cache: cache}
+			if p, err := env.Group().Peer(int(st.Num)); err == nil {
+				o.qmgr = p.Name
+			}
+			out = append(out, o)
+		}
+	}
+	return out, nil
+}
+
 // displayCFStatus shows the structures' status (TYPE(SUMMARY), the
 // default) or their backups (TYPE(BACKUP)).
 func displayCFStatus(env Env, c Command) ([]Result, error) {
 	typ := "SUMMARY"
 	for _, a := range c.Attrs {
-		if a.Key != "TYPE" || (a.Value != "SUMMARY" && a.Value != "BACKUP") {
-			return nil, fmt.Errorf("%w: DISPLAY CFSTATUS takes TYPE(SUMMARY|BACKUP), not %s(%s)", ErrSyntax, a.Key, a.Value)
+		if a.Key != "TYPE" || (a.Value != "SUMMARY" && a.Value != "BACKUP" && a.Value != "SMDS") {
+			return nil, fmt.Errorf("%w: DISPLAY CFSTATUS takes TYPE(SUMMARY|BACKUP|SMDS), not %s(%s)", ErrSyntax, a.Key, a.Value)
 		}
 		typ = a.Value
 	}
@@ -258,6 +441,18 @@ func displayCFStatus(env Env, c Command) ([]Result, error) {
 		var cs []defs.CFStruct
 		err := env.Repo().View(func(tx *defs.Tx) error { var err error; cs, err = tx.Structs(c.Name); return err })
 		return cs, err
+	}
+	if typ == "SMDS" {
+		return display(c, &cfsmdsTable, func() ([]cfsmdsObj, error) {
+			cs, err := structs()
+			if err != nil {
+				return nil, err
+			}
+			if len(cs) == 0 && !strings.HasSuffix(c.Name, "*") {
+				return nil, notFoundAs("CFSTRUCT")(c.Name)
+			}
+			return smdsStatus(env, cs)
+		})
 	}
 	if typ == "BACKUP" {
 		return display(c, &cfbackupTable, func() ([]cfbackupObj, error) {

@@ -127,6 +127,12 @@ func (m *Member) backupStructure(name, trigger string, logArgs ...any) (_ backup
 				MsgID: lm.MsgID, CorrelID: lm.CorrelID, Format: lm.Format, Priority: uint8(lm.Priority), PutTime: lm.PutTime,
 				Expiry: lm.Expiry, BackoutCount: lm.BackoutCount, ReplyToQ: lm.ReplyToQ, ReplyToQMgr: lm.ReplyToQMgr,
 				Properties: lm.Properties, Body: lm.Body}
+			if lm.Offload != nil {
+				// Its body stays in its data set (synced before its put
+				// record was logged): the backup refers to it.
+				r.Flags |= plog.FlagOffloaded
+				r.Body = lm.Offload
+			}
 			if err := bw.Add(&r); err != nil {
 				bw.Abort()
 				return backup.Info{}, err

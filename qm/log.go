@@ -11,11 +11,13 @@ import (
 	"github.com/qmgr/qmgr/defs"
 	"github.com/qmgr/qmgr/group"
 	"github.com/qmgr/qmgr/lockfree"
+	"github.com/qmgr/qmgr/mq"
 	"github.com/qmgr/qmgr/recovery/backup"
 	"github.com/qmgr/qmgr/recovery/logbuf"
 	"github.com/qmgr/qmgr/recovery/plog"
 	"github.com/qmgr/qmgr/recovery/replay"
 	"github.com/qmgr/qmgr/recovery/rlog"
+	"github.com/qmgr/qmgr/smds"
 	"github.com/qmgr/qmgr/vfs"
 )
 
@@ -108,6 +110,19 @@ func (m *Member) recoverInto(name string) (replayStats, error) {
 	st, err := m.replayInto(name)
 	if err != nil {
 		return st, err
+	}
+	// The data sets' space maps of the recovered structure, from the
+	// references its entries hold now (replayed records refer to synced
+	// runs): before anyone allocates or frees.
+	kept, rejected, err := mq.RebuildDataSets(m.g, name, o.Structure())
+	if err != nil {
+		return st, err
+	}
+	for _, rj := range rejected {
+		m.log.Error("recovered message whose body in its shared message data set is damaged or lost: its gets fail", "structure", name, "err", rj)
+	}
+	if kept > 0 || len(rejected) > 0 {
+		m.log.Info("shared message data sets rebuilt", "structure", name, "bodies_kept", kept, "bodies_lost", len(rejected))
 	}
 	o.Structure().PutInService()
 	o.SetRecoverer(false)
@@ -213,6 +228,14 @@ func (m *Member) replayInto(name string) (st replayStats, err error) {
 		lm := lockfree.Message{MsgID: r.MsgID, CorrelID: r.CorrelID, Format: r.Format, Priority: int(r.Priority),
 			Persistent: true, Expiry: r.Expiry, PutTime: r.PutTime, BackoutCount: r.BackoutCount, ReplyToQ: r.ReplyToQ,
 			ReplyToQMgr: r.ReplyToQMgr, Properties: r.Properties, Body: r.Body, Key: r.Key}
+		if r.Flags&plog.FlagOffloaded != 0 {
+			// Its body is in a data set: the entry refers to it again.
+			ref, err := smds.DecodeRef(r.Body)
+			if err != nil {
+				return st, fmt.Errorf("put back message %d of queue %s: %w", r.Key, r.Queue, err)
+			}
+			lm.Offload, lm.OffloadLen, lm.Body = r.Body, int(ref.Len), nil
+		}
 		if err := o.Put(q, &lm, lockfree.PutOptions{}); err != nil {
 			return st, fmt.Errorf("put back message %d of queue %s: %w", r.Key, r.Queue, err)
 		}

@@ -9,6 +9,7 @@ import (
 	"github.com/qmgr/qmgr/defs"
 	"github.com/qmgr/qmgr/group"
 	"github.com/qmgr/qmgr/lockfree"
+	"github.com/qmgr/qmgr/mq"
 	"github.com/qmgr/qmgr/procid"
 	"github.com/qmgr/qmgr/shm"
 )
@@ -325,6 +326,14 @@ func (m *Member) recoverConn(t lockfree.OwnerTag, id procid.ID, revoke bool) (ms
 				m.log.Error("recover connection", "slot", t.Slot(), "structure", n, "err", err)
 			}
 			complete = false
+		} else if _, err := mq.RepairDataSets(m.g, n, s); err != nil {
+			// The CF is repaired (it freed the runs of the entries it
+			// freed); what the dead process left half done in the
+			// structure's data sets is repaired with the CF as the judge.
+			// A failure here leaks nothing for good: the next repair of
+			// the data set's dead owners (any recovery, any process that
+			// opens it) does it.
+			m.log.Warn("recover connection: repair its shared message data sets", "slot", t.Slot(), "structure", n, "err", err)
 		}
 		testHookStructureFixed(n)
 	}

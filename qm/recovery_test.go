@@ -2,6 +2,7 @@ package qm
 
 import (
 	"bufio"
+	"bytes"
 	"errors"
 	"fmt"
 	"io"
@@ -28,7 +29,7 @@ import (
 // held views i, j, ... by one ReleaseViews), "commit".
 func TestMain(m *testing.M) {
 	for role, fn := range map[string]func(){"app": testApp, "orphan": testOrphan, "adminowner": testAdminOwner,
-		"fencer": testFencer, "recoverer": testRecoverer, "member": testMember,
+		"fencer": testFencer, "recoverer": testRecoverer, "member": testMember, "offproducer": testOffProducer,
 		"cmdserve": func() { testCmdServer(os.Getenv("QM_TEST_CMDSERVE")) }} {
 		testproc.Register(role, func([]string) int { fn(); return 0 })
 	}
@@ -86,6 +87,26 @@ func testApp() {
 			err = c.ReleaseViews(batch)
 		case "commit":
 			err = c.Commit()
+		case "backout":
+			err = c.Backout()
+		case "bigput", "bigputsp", "bigpput", "bigpputsp": // bigput Q id n: a body of n bytes made by bigBody (pput: persistent)
+			id, _ := strconv.Atoi(f[2])
+			n, _ := strconv.Atoi(f[3])
+			p := mq.NotPersistent
+			if strings.HasPrefix(f[0], "bigpput") {
+				p = mq.Persistent
+			}
+			err = hs[f[1]].Put(&mq.Message{Body: bigBody(id, n), Persistence: p}, mq.PutOptions{Syncpoint: strings.HasSuffix(f[0], "sp")})
+		case "biggetnow", "biggetsp":
+			var m *mq.Message
+			if m, err = hs[f[1]].Get(mq.GetOptions{Syncpoint: f[0] == "biggetsp"}); err == nil {
+				if id, ok := checkBigBody(m.Body); ok {
+					fmt.Println("got", id)
+				} else {
+					fmt.Println("got a damaged body")
+				}
+				continue
+			}
 		}
 		fmt.Printf("reason %d %v\n", mq.ReasonOf(err), err)
 	}
@@ -171,6 +192,29 @@ type testProc struct {
 	in   io.WriteCloser
 	out  *bufio.Scanner
 	slot int // the connection's admin slot
+}
+
+// bigBody is a body of n bytes (at least 20) naming message id, whose
+// bytes checkBigBody checks.
+func bigBody(id, n int) []byte {
+	b := make([]byte, n)
+	copy(b, fmt.Sprintf("%08d:%010d|", id, n))
+	for i := 20; i < n; i++ {
+		b[i] = byte(i*31 + id)
+	}
+	return b
+}
+
+// checkBigBody returns the id of body b if it is what bigBody made.
+func checkBigBody(b []byte) (int, bool) {
+	if len(b) < 20 {
+		return 0, false
+	}
+	var id, n int
+	if _, err := fmt.Sscanf(string(b[:20]), "%08d:%010d|", &id, &n); err != nil || n != len(b) {
+		return 0, false
+	}
+	return id, bytes.Equal(b, bigBody(id, n))
 }
 
 // startApp starts an application process connected through member qm;

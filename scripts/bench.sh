@@ -11,6 +11,9 @@
 #   scripts/bench.sh requests request managers (package request): a request
 #                             calling three servers, per recovery mode, against
 #                             plain request/reply; a manager's takeover
+#   scripts/bench.sh smds     messages whose bodies go to shared message data
+#                             sets, against the same through the CF with large
+#                             elements and against raw file write + read
 #   scripts/bench.sh amqp     AMQP 0-9-1 through amqp091-go, against RabbitMQ
 #                             too when rabbitmq-server is installed (the
 #                             script starts and stops its own instance on
@@ -21,7 +24,8 @@
 # BENCH_ARGS_CHANNEL to the channel program (e.g. "-rounds 1 -kills 5"),
 # BENCH_ARGS_PERSIST to the persistence program (e.g. "-n 50000 -rounds 1"),
 # BENCH_ARGS_AMQP to the AMQP program (e.g. "-rounds 5 -duration 5s"),
-# BENCH_ARGS_REQUESTS to the request program (e.g. "-n 5000 -kills 9").
+# BENCH_ARGS_REQUESTS to the request program (e.g. "-n 5000 -kills 9"),
+# BENCH_ARGS_SMDS to the data set program (e.g. "-rounds 1 -mib 64").
 set -euo pipefail
 cd "$(dirname "$0")/.."
 area=${1:-all}
@@ -56,6 +60,12 @@ run_persist() {
   go build -o "$bin/persistbench" ./perf/persistbench
   # shellcheck disable=SC2086
   "$bin/persistbench" ${BENCH_ARGS_PERSIST:-}
+}
+
+run_smds() {
+  go build -o "$bin/smdsbench" ./perf/smdsbench
+  # shellcheck disable=SC2086
+  "$bin/smdsbench" ${BENCH_ARGS_SMDS:-}
 }
 
 run_requests() {
@@ -161,6 +171,7 @@ case "$area" in
   persist) run_persist ;;
   amqp) run_amqp ;;
   requests) run_requests ;;
-  all) run_cf; run_group; run_channel; run_persist; run_requests; run_amqp ;;
-  *) echo "unknown area $area (known: cf, group, channel, persist, requests, amqp)" >&2; exit 2 ;;
+  smds) run_smds ;;
+  all) run_cf; run_group; run_channel; run_persist; run_requests; run_smds; run_amqp ;;
+  *) echo "unknown area $area (known: cf, group, channel, persist, requests, smds, amqp)" >&2; exit 2 ;;
 esac

@@ -506,6 +506,10 @@ func Remove(dir, name string) error {
 }
 
 // List returns the names of the structures in dir, sorted.
+//
+// The space maps of shared message data sets (package smds), which live
+// beside the structures because they share their lifetime, are not
+// structures: names ending in SpaceMapSuffix are left out.
 func List(dir string) ([]string, error) {
 	ents, err := os.ReadDir(dir)
 	if err != nil {
@@ -513,12 +517,16 @@ func List(dir string) ([]string, error) {
 	}
 	var out []string
 	for _, e := range ents {
-		if ValidName(e.Name()) && e.Type().IsRegular() {
+		if ValidName(e.Name()) && e.Type().IsRegular() && !strings.HasSuffix(e.Name(), SpaceMapSuffix) {
 			out = append(out, e.Name())
 		}
 	}
 	return out, nil
 }
+
+// SpaceMapSuffix ends the file names of the space maps of shared message
+// data sets (<structure>.<member>.smap, package smds) in a CF directory.
+const SpaceMapSuffix = ".smap"
 
 // cleanStaleTemps removes temporaries of name left by creators that died.
 func cleanStaleTemps(dir, name string) {

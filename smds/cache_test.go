@@ -166,3 +166,32 @@ func TestCacheNeverStaleRandomized(t *testing.T) {
 		t.Fatalf("the test did not exercise reuse (%d) or the caches (hits %d, %d)", reuses, ma.Hits, mb.Hits)
 	}
 }
+
+// TestReadNoFill: ReadNoFill serves a cached body from the cache, and on
+// a miss reads the file without caching what it read.
+func TestReadNoFill(t *testing.T) {
+	a, b, ca, _ := twoHandles(t, testOpts(t.TempDir()))
+	ob := mustRegister(t, b)
+	defer ob.Close()
+	x, y := put(t, ob, body(1, 20000)), put(t, ob, body(2, 30000))
+	if got, err := a.ReadNoFill(x, nil); err != nil || !bytes.Equal(got, body(1, 20000)) {
+		t.Fatalf("ReadNoFill of x: %v", err)
+	}
+	ca.Wait()
+	if _, err := a.Read(x, nil); err != nil {
+		t.Fatal(err)
+	}
+	if m := ca.Metrics(); m.Hits != 0 {
+		t.Fatalf("ReadNoFill cached x: %+v", m)
+	}
+	if _, err := a.Read(y, nil); err != nil { // cached
+		t.Fatal(err)
+	}
+	ca.Wait()
+	if got, err := a.ReadNoFill(y, nil); err != nil || !bytes.Equal(got, body(2, 30000)) {
+		t.Fatalf("ReadNoFill of y: %v", err)
+	}
+	if m := ca.Metrics(); m.Hits != 1 {
+		t.Fatalf("ReadNoFill of a cached body was not a hit: %+v", m)
+	}
+}

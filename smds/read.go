@@ -37,6 +37,21 @@ func (d *DataSet) Read(r Ref, dst []byte) ([]byte, error) {
 	return body, nil
 }
 
+// ReadNoFill is Read without filling the cache on a miss: for a body read
+// once before its run is freed (a destructive get), which would only push
+// bodies still wanted out of the cache.
+func (d *DataSet) ReadNoFill(r Ref, dst []byte) ([]byte, error) {
+	if d.closed.Load() {
+		return nil, ErrClosed
+	}
+	if d.cache != nil {
+		if v, ok := d.cache.get(d.cacheKey(r)); ok {
+			return append(dst[:0], v...), nil
+		}
+	}
+	return d.readDisk(r, dst)
+}
+
 // ReadUncached is Read without the cache (neither looked up nor filled).
 func (d *DataSet) ReadUncached(r Ref, dst []byte) ([]byte, error) {
 	if d.closed.Load() {

@@ -14,7 +14,9 @@
 //
 // The record type is the rlog record type. Every payload starts with the
 // unit of work (u64 key, 0 for none) and a flags byte (bit 0: committed
-// by itself, a put or get outside syncpoint: no commit record follows).
+// by itself, a put or get outside syncpoint: no commit record follows;
+// bit 1, puts only: offloaded, the body is the 32-byte reference to the
+// body in a shared message data set, written and synced first).
 // Strings are a u8 length then the bytes; byte strings a u32 length then
 // the bytes; integers little-endian.
 //

@@ -40,6 +40,15 @@ func (t Type) String() string {
 // FlagCommitted marks a put or get outside syncpoint.
 const FlagCommitted = 1
 
+// FlagOffloaded marks a put whose body is in a shared message data set
+// (package smds): the record's body is the body's encoded reference
+// (smds.RefSize bytes), whose run was written and synced before the
+// record was handed to the log (docs/design/smds.md, section 9).
+const FlagOffloaded = 2
+
+// OffloadRefSize is the size of an offloaded put's body (smds.RefSize).
+const OffloadRefSize = 32
+
 // Record is one decoded record. Put fills every field, Get the unit of
 // work, flags, structure, queue and key, Commit and Backout the unit of
 // work only.
@@ -180,7 +189,7 @@ func Decode(t Type, payload []byte) (Record, error) {
 	d := decoder{b: payload}
 	r.UOW = d.u64("unit of work")
 	r.Flags = d.u8("flags")
-	if r.Flags&^FlagCommitted != 0 && d.err == nil {
+	if (r.Flags&^(FlagCommitted|FlagOffloaded) != 0 || r.Flags&FlagOffloaded != 0 && t != TypePut) && d.err == nil {
 		return r, fmt.Errorf("%w: %v: flags %#x", ErrBadRecord, t, r.Flags)
 	}
 	switch t {
@@ -201,6 +210,9 @@ func Decode(t Type, payload []byte) (Record, error) {
 		r.Body = d.bytes("body")
 		if d.err == nil && r.Priority > 9 {
 			d.err = fmt.Errorf("%w: put: priority %d", ErrBadRecord, r.Priority)
+		}
+		if d.err == nil && r.Flags&FlagOffloaded != 0 && len(r.Body) != OffloadRefSize {
+			d.err = fmt.Errorf("%w: put: offloaded, with a reference of %d bytes, want %d", ErrBadRecord, len(r.Body), OffloadRefSize)
 		}
 	case TypeGet:
 		r.Structure = d.str("structure")

@@ -1,6 +1,7 @@
 package plog
 
 import (
+	"bytes"
 	"errors"
 	"reflect"
 	"testing"
@@ -70,4 +71,25 @@ func FuzzDecode(f *testing.F) {
 			t.Fatalf("re-encoded differently:\n%x\n%x", again, b)
 		}
 	})
+}
+
+// TestOffloadedPut: a put flagged offloaded carries a reference of
+// OffloadRefSize bytes as its body; any other size, or the flag on
+// another type, is a bad record.
+func TestOffloadedPut(t *testing.T) {
+	ref := make([]byte, OffloadRefSize)
+	ref[16] = 1
+	r := Record{Type: TypePut, Flags: FlagCommitted | FlagOffloaded, Structure: "S", Queue: "Q", Key: 7, Body: ref}
+	got, err := Decode(TypePut, Append(nil, &r))
+	if err != nil || got.Flags != r.Flags || !bytes.Equal(got.Body, ref) {
+		t.Fatalf("offloaded put: %+v %v", got, err)
+	}
+	r.Body = ref[:20]
+	if _, err := Decode(TypePut, Append(nil, &r)); !errors.Is(err, ErrBadRecord) {
+		t.Fatalf("offloaded put with a %d-byte reference: %v", len(r.Body), err)
+	}
+	g := Record{Type: TypeGet, Flags: FlagOffloaded, Structure: "S", Queue: "Q", Key: 7}
+	if _, err := Decode(TypeGet, Append(nil, &g)); !errors.Is(err, ErrBadRecord) {
+		t.Fatalf("get flagged offloaded: %v", err)
+	}
 }

@@ -1,0 +1,63 @@
+package mq
+
+import (
+	"fmt"
+
+	"github.com/qmgr/qmgr/smds"
+)
+
+// SmallDataSets makes the data sets this process creates small (1 MiB
+// extents of 4 KiB blocks, at most 64 of them), so tests do not allocate
+// 128 MiB extents.
+func SmallDataSets() {
+	smdsGeometry.blockSize, smdsGeometry.extentBlocks, smdsGeometry.maxExtents = 4096, 1024, 64
+}
+
+// CheckOffload is CheckDataSets (quiescent) through c's group, with the
+// statistics of the data sets of the given peer slots.
+func CheckOffload(c *Conn, name string, slots ...int) ([]smds.Stats, error) {
+	checks, err := CheckDataSets(c.g, name, true)
+	if err != nil {
+		return nil, err
+	}
+	var out []smds.Stats
+	for _, slot := range slots {
+		found := false
+		for _, ck := range checks {
+			if ck.Num == uint16(slot) {
+				out, found = append(out, ck.Stats), true
+			}
+		}
+		if !found {
+			return nil, fmt.Errorf("no data set of slot %d", slot)
+		}
+	}
+	return out, nil
+}
+
+// LeakRun writes a run of n bytes into c's member's data set of
+// structure name and marks it published without any CF entry referring
+// to it: a leak for the checker to find.
+func LeakRun(c *Conn, name string, n int) error {
+	s, err := c.g.Structure(name, false)
+	if err != nil {
+		return err
+	}
+	dir, err := dirOf(c.g, name)
+	if err != nil {
+		return err
+	}
+	ds, err := openDataSet(c.g, name, s, dir, uint16(c.peer.Slot))
+	if err != nil {
+		return err
+	}
+	o, err := ds.owner()
+	if err != nil {
+		return err
+	}
+	defer ds.done(o)
+	if _, err := o.Put(make([]byte, n), false); err != nil {
+		return err
+	}
+	return o.Published()
+}
