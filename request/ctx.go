@@ -67,7 +67,11 @@ func (c *Ctx) RequestID() ID { return c.req.ID }
 func (c *Ctx) Mode() Mode { return c.rec.Mode }
 
 // Attempt is the attempt running (restartable: 1 to Config.MaxAttempts);
-// for the other modes, how many times the request was taken.
+// for the other modes, how many times the request was taken. A resumed
+// recoverable request replays its journal with a higher Attempt: what its
+// calls and replies send before the end of the journal must not depend on
+// it (replay compares their bytes: ErrNondeterministic); log it, or save
+// it (Save) and use what Load gives back.
 func (c *Ctx) Attempt() int { return int(c.attempt) }
 
 // Replaying reports whether the program is replaying its journal: what it

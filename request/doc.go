@@ -196,8 +196,9 @@
 // than its journal at some point gets ErrNondeterministic: another kind of
 // step, a call to another queue, or a call or reply with other bytes than
 // the ones it sent the first time (the journal keeps their hash,
-// Entry.Hash): a reply that depends on the time or on chance must come
-// from a value saved before (Save, Load). One that returns before the end
+// Entry.Hash): a reply that depends on the time, on chance or on
+// Ctx.Attempt (higher in a resumed request) must come from a value saved
+// before (Save, Load). One that returns before the end
 // of its journal fails with it. A recoverable
 // request keeps its whole journal; a restartable one keeps it only up to
 // its final reply (its restart point); a non-recoverable one none. So
