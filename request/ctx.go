@@ -544,19 +544,32 @@ func (c *Ctx) claim() error {
 	if err != nil {
 		return c.fail(err)
 	}
+	// The record first: got, it fences the withdrawal. Not there as this
+	// run created it, the request was taken over (this run's lock lost
+	// since its create) and another run goes on with the same marker,
+	// which must stay.
 	for _, tag := range []uint32{ciTagRecord, ciTagLive} {
 		all, err := browseRecords(c.w.w, cfg.StateQueue, tagID(c.key, tag))
 		if err != nil {
 			return c.fail(err)
 		}
+		got := false
 		for _, r := range all {
 			if !bytes.Equal(r.raw, c.last) {
 				continue // another's; or ours, replaced by another's step
 			}
 			id := r.msgID
-			if _, err := q.Get(mq.GetOptions{Syncpoint: true, MsgID: &id}); err != nil && !errors.Is(err, mq.ErrNoMessage) {
+			if _, err := q.Get(mq.GetOptions{Syncpoint: true, MsgID: &id}); err == nil {
+				got = true
+			} else if !errors.Is(err, mq.ErrNoMessage) {
 				return c.fail(fmt.Errorf("request: withdraw the state of %s: %w", c.req.ID, err))
 			}
+		}
+		if tag == ciTagRecord && !got {
+			if err := c.w.w.c.Backout(); err != nil {
+				return c.fail(err)
+			}
+			return c.fail(fmt.Errorf("%w: the state record of %s changed before its claim", ErrTakenOver, c.req.ID))
 		}
 	}
 	if err := c.w.w.c.Commit(); err != nil {
