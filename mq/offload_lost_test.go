@@ -1,0 +1,137 @@
+package mq_test
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/qmgr/qmgr/group"
+	"github.com/qmgr/qmgr/mq"
+)
+
+// damageBody flips one byte in the body of message i (offloadBody) in
+// the data set file of slot and returns the file's path.
+func damageBody(t *testing.T, g group.Config, slot, i int) string {
+	t.Helper()
+	path := filepath.Join(g.DataDir, "smds", fmt.Sprintf("OFF.M%d.smds", slot))
+	data, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	at := bytes.Index(data, []byte(fmt.Sprintf("msg %06d ", i)))
+	if at < 0 {
+		t.Fatalf("message %d's body is not in the data set file", i)
+	}
+	f, err := os.OpenFile(path, os.O_WRONLY, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	if _, err := f.WriteAt([]byte{data[at+5000] ^ 0xff}, int64(at+5000)); err != nil {
+		t.Fatal(err)
+	}
+	return path
+}
+
+// wantLostReport gets the next message of dlq and checks it is the report
+// of message id of queue dest whose body was lost in data set path: the
+// original header, a DLH with RCMsgBodyLost, and a body naming the data
+// set and the offset; never the damaged bytes.
+func wantLostReport(t *testing.T, dlq *mq.Queue, id [24]byte, dest, path string, persistent bool) {
+	t.Helper()
+	m, err := dlq.Get(mq.GetOptions{})
+	if err != nil {
+		t.Fatalf("get of the report of a lost body from the dead-letter queue: %v", err)
+	}
+	if m.MsgID != id || m.Format != mq.FormatDeadLetter || m.Persistent != persistent {
+		t.Fatalf("report: id %x format %q persistent %v, want %x %q %v", m.MsgID, m.Format, m.Persistent, id, mq.FormatDeadLetter, persistent)
+	}
+	d, rest, err := mq.ParseDLH(m.Body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if d.Reason != mq.RCMsgBodyLost || d.DestQ != dest {
+		t.Fatalf("report's DLH: %+v, want reason %v, queue %s", d, mq.RCMsgBodyLost, dest)
+	}
+	if s := string(rest); !strings.Contains(s, path) || !strings.Contains(s, "offset") || len(rest) > 4096 {
+		t.Fatalf("report's body %q does not name the data set %s and the offset", s, path)
+	}
+}
+
+// TestOffloadDamagedBodyDeadLettered: with a dead-letter queue, a message
+// whose offloaded body is damaged does not block its queue: a get moves
+// it to the dead-letter queue (a DLH with RCMsgBodyLost and a body naming
+// the data set and offset, no damaged bytes) in the getter's unit of work
+// and goes on to the next message, outside and under syncpoint,
+// persistent or not; with BOQNAME it goes there instead. Healthy messages
+// are all got, in order, and the damaged runs are freed.
+func TestOffloadDamagedBodyDeadLettered(t *testing.T) {
+	mq.SmallDataSets()
+	g := member(t, "DEFINE CFSTRUCT(OFF) SIZE(24) OFFLOAD(SMDS) OFFLDSZ(16K)", "DEFINE QLOCAL(Q) CFSTRUCT(OFF)",
+		"DEFINE QLOCAL(DLQ)", "ALTER QMGR DEADQ(DLQ)", "DEFINE QLOCAL(BQ)", "DEFINE QLOCAL(Q2) CFSTRUCT(OFF) BOQNAME(BQ)")
+	c := connect(t, g)
+	q, q2, dlq, bq := open(t, c, "Q"), open(t, c, "Q2"), open(t, c, "DLQ"), open(t, c, "BQ")
+	var ids [8][24]byte
+	for i := range ids {
+		m := &mq.Message{Body: offloadBody(i, 100<<10), Persistence: mq.NotPersistent}
+		if i == 2 || i == 6 {
+			m.Persistence = mq.Persistent
+		}
+		to := q
+		if i == 7 {
+			to = q2
+		}
+		put(t, to, m)
+		ids[i] = m.MsgID
+	}
+	slot := c.Member().Slot
+	var path string
+	for _, i := range []int{1, 2, 5, 7} {
+		path = damageBody(t, g, slot, i)
+	}
+	// Outside syncpoint: 0, then 3 (1 and 2 moved).
+	for _, want := range []int{0, 3} {
+		m, err := q.Get(mq.GetOptions{})
+		if err != nil || !bytes.Equal(m.Body, offloadBody(want, 100<<10)) {
+			t.Fatalf("get outside syncpoint, want message %d: %v", want, err)
+		}
+	}
+	wantLostReport(t, dlq, ids[1], "Q", path, false)
+	wantLostReport(t, dlq, ids[2], "Q", path, true)
+	// Under syncpoint: 4, then 6 (5 moved), in the unit of work.
+	for _, want := range []int{4, 6} {
+		m, err := q.Get(mq.GetOptions{Syncpoint: true})
+		if err != nil || !bytes.Equal(m.Body, offloadBody(want, 100<<10)) {
+			t.Fatalf("get under syncpoint, want message %d: %v", want, err)
+		}
+	}
+	if _, err := dlq.Get(mq.GetOptions{}); !errors.Is(err, mq.ErrNoMessage) {
+		t.Fatalf("the report of message 5 is visible before the commit: %v", err)
+	}
+	if err := c.Commit(); err != nil {
+		t.Fatal(err)
+	}
+	wantLostReport(t, dlq, ids[5], "Q", path, false)
+	if _, err := q.Get(mq.GetOptions{}); !errors.Is(err, mq.ErrNoMessage) {
+		t.Fatalf("Q after the gets: %v", err)
+	}
+	// BOQNAME first.
+	if _, err := q2.Get(mq.GetOptions{}); !errors.Is(err, mq.ErrNoMessage) {
+		t.Fatalf("Q2's damaged message: %v, want it moved and no message", err)
+	}
+	wantLostReport(t, bq, ids[7], "Q2", path, false)
+	if _, err := dlq.Get(mq.GetOptions{}); !errors.Is(err, mq.ErrNoMessage) {
+		t.Fatalf("DLQ: %v, want empty", err)
+	}
+	st, err := mq.CheckOffload(c, "OFF", slot)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st[0].Runs != 0 {
+		t.Fatalf("the data set still holds %d runs", st[0].Runs)
+	}
+}
