@@ -767,7 +767,18 @@ func (i *Interrupter) lf() *lockfree.Interrupter {
 // Get gets the next message. A message whose backout count reached the
 // queue's BOTHRESH is not returned: it is requeued to BOQNAME (or, failing
 // that, to the dead-letter queue with a DLH) in the same unit of work, and
-// the next message is got instead.
+// the next message is got instead. Nor is a message whose offloaded body
+// is damaged or lost in its data set (bodyLost): its report (its header, a
+// DLH with RCMsgBodyLost and a line naming the data set, the offset and
+// the error; never the damaged bytes) goes to BOQNAME or else the
+// dead-letter queue, in the unit of work under syncpoint, the message is
+// removed with its run, an error is logged (slog's default logger), and
+// the next message is got. With neither queue the get fails with the
+// data set's error and the message stays.
+//
+// Outside syncpoint the report is put first and the message removed
+// next: a process killed in between leaves the message, whose next get
+// reports it again (a report twice, never a message lost).
 func (h *Queue) Get(opt GetOptions) (*Message, error) {
 	if err := h.check("get", h.opts.Input); err != nil {
 		return nil, err
@@ -779,6 +790,9 @@ func (h *Queue) Get(opt GetOptions) (*Message, error) {
 			err = h.o.Get(h.q, lockfree.GetOptions{Syncpoint: true, Wait: opt.Wait, MsgID: opt.MsgID, CorrelID: opt.CorrelID, Interrupt: opt.Interrupt.lf()}, &lm)
 		} else {
 			err = h.getMarked(opt, &lm)
+			if errors.Is(err, errBodyMoved) {
+				continue
+			}
 		}
 		if err != nil {
 			return nil, wrap("get "+h.def.Name, err)
@@ -789,6 +803,12 @@ func (h *Queue) Get(opt GetOptions) (*Message, error) {
 			}
 			cpOffloadClaimed.Hit()
 			if err := h.readOffloaded(&lm, false); err != nil {
+				if bodyLost(err) {
+					// Its report joins the unit of work with the get.
+					if err = h.c.deadLetterLost(h, &lm, err, true); err == nil {
+						continue
+					}
+				}
 				return nil, wrap("get "+h.def.Name, fmt.Errorf("the message is in the unit of work (a backout gives it back): %w", err))
 			}
 		}

@@ -337,8 +337,22 @@ func (h *Queue) getMarked(opt GetOptions, dst *lockfree.Message) error {
 		cpOffloadClaimed.Hit()
 		// Read while the message is still claimed: its run is freed with
 		// its entry. A run that cannot be read leaves the message where
-		// it was.
+		// it was, unless its body is lost: then the message is moved
+		// (its report put, then the message removed) and Get goes on.
 		if err := h.readOffloaded(dst, false); err != nil {
+			if bodyLost(err) {
+				if err = h.c.deadLetterLost(h, dst, err, false); err == nil {
+					if dst.Key == 0 {
+						err = v.Release()
+					} else {
+						err = h.getDecided(v)
+					}
+					if err != nil {
+						return fmt.Errorf("the report of a message whose body was lost was put, but removing the message failed (its next get reports it again): %w", err)
+					}
+					return errBodyMoved
+				}
+			}
 			v.Return()
 			return err
 		}
