@@ -313,6 +313,7 @@ func (m *Member) createLocked(c defs.CFStruct, cause string) (*lockfree.Structur
 		m.log.Info("structure recovered", "event", "structure_recovered", "structure", c.Name, "cause", cause,
 			"messages", st.restored, "backup", st.backup.Path, "backup_messages", st.backup.Messages, "backup_places", st.backup.Places,
 			"from_lrsn", st.from, "records", st.records, "units", st.units, "dropped", st.dropped, "logs", st.logs,
+			"bodies_kept", st.bodiesKept, "bodies_lost", st.bodiesLost,
 			"replay_took", st.took.Round(time.Millisecond), "took", time.Since(t0).Round(time.Millisecond))
 	}
 	return s, nil

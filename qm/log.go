@@ -119,11 +119,12 @@ func (m *Member) recoverInto(name string) (replayStats, error) {
 		return st, err
 	}
 	for _, rj := range rejected {
-		m.log.Error("recovered message whose body in its shared message data set is damaged or lost: its gets fail", "structure", name, "err", rj)
+		m.log.Error("recovered message whose body in its shared message data set is damaged or lost: its first get moves it to its queue's BOQNAME or the dead-letter queue (with neither, its gets fail)", "structure", name, "err", rj)
 	}
 	if kept > 0 || len(rejected) > 0 {
 		m.log.Info("shared message data sets rebuilt", "structure", name, "bodies_kept", kept, "bodies_lost", len(rejected))
 	}
+	st.bodiesKept, st.bodiesLost = kept, len(rejected)
 	o.Structure().PutInService()
 	o.SetRecoverer(false)
 	return st, nil
@@ -140,6 +141,10 @@ type replayStats struct {
 	logs     int           // members' logs read
 	restored int           // persistent messages put back
 	took     time.Duration // the replay
+	// Offloaded bodies whose runs the rebuild of the data sets' maps kept,
+	// and those it could not (damaged or missing: their messages are
+	// moved off their queues by their first gets, mq.Queue.Get).
+	bodiesKept, bodiesLost int
 }
 
 // abortedUOWs is what a replay treats as aborted: the units of work

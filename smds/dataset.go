@@ -142,7 +142,7 @@ func Create(o Options) (*DataSet, error) {
 	if p.Owners > maxOwners {
 		return nil, fmt.Errorf("%w: %d owner slots", ErrParams, p.Owners)
 	}
-	if err := writeMap(smPath, p, 1, uint64(time.Now().UnixNano()), nil); err != nil {
+	if err := writeMap(smPath, p, 1, uint64(time.Now().UnixNano()), nil, nil); err != nil {
 		return nil, err
 	}
 	return Open(o)
@@ -372,8 +372,14 @@ func syncDir(dir string) {
 // writeMap builds a complete space map for p with ext extents in use,
 // the allocation sequence starting at seq and the runs of refs (already
 // checked: in range, disjoint) marked used, under a temporary name, then
-// renames it over path in one step.
-func writeMap(path string, p mapParams, ext int, seq uint64, refs []Ref) error {
+// renames it over path in one step. The head block of each of lost (runs
+// that references still name but that are not held: Rebuild's rejected),
+// when in the map (even beyond the extents in use: a truncated data set
+// grown again) and in no run of refs, is left free at the gen after the
+// reference's: a run allocated there later has another gen, so freeing
+// the lost reference (its message moved off its queue) is ErrStale and
+// never frees the new run, and reading it is ErrStale too.
+func writeMap(path string, p mapParams, ext int, seq uint64, refs, lost []Ref) error {
 	l := computeMapLayout(p)
 	tmp, f, err := tempFile(path)
 	if err != nil {
@@ -398,6 +404,15 @@ func writeMap(path string, p mapParams, ext int, seq uint64, refs []Ref) error {
 				atomic.StoreUint64(mem.U64(l.words+uint64(r.Head+uint32(i))*8), mkWord(0, bkTail, r.Head))
 			}
 			atomic.StoreUint64(mem.U64(l.words+uint64(r.Head)*8), mkWord(r.Gen, bkHead, uint32(n)))
+		}
+		for _, r := range lost {
+			if r.Gen > genMask || uint64(r.Head) >= p.totalBlocks() { // beyond the extents in use too: a grow keeps the words
+				continue
+			}
+			off := l.words + uint64(r.Head)*8
+			if w := atomic.LoadUint64(mem.U64(off)); wKind(w) == bkFree {
+				atomic.StoreUint64(mem.U64(off), mkWord((r.Gen+1)&genMask, bkFree, 0))
+			}
 		}
 		return nil
 	})
@@ -494,7 +509,11 @@ func Rebuild(o Options, refs []Ref) (*DataSet, RebuildResult, error) {
 	if p.Owners == 0 {
 		p.Owners = DefaultOwners
 	}
-	if err := writeMap(smPath, p, ext, seq, kept); err != nil {
+	var lost []Ref
+	for i := range res.Rejected {
+		lost = append(lost, refs[i])
+	}
+	if err := writeMap(smPath, p, ext, seq, kept, lost); err != nil {
 		return nil, res, err
 	}
 	res.Kept = len(kept)
