@@ -28,6 +28,13 @@ func TestMain(m *testing.M) {
 		}
 		return 0
 	})
+	testproc.Register("swapper", func([]string) int {
+		if err := swapperMain(); err != nil {
+			fmt.Fprintln(os.Stderr, "swapper:", err)
+			return 3
+		}
+		return 0
+	})
 	testproc.Main(m)
 }
 
