@@ -135,3 +135,36 @@ func TestOffloadDamagedBodyDeadLettered(t *testing.T) {
 		t.Fatalf("the data set still holds %d runs", st[0].Runs)
 	}
 }
+
+// TestOffloadTruncatedDataSetDeadLettered: a data set truncated in the
+// middle of a body: that message's get moves it to the dead-letter queue
+// (smds.ErrTruncated) and returns the next one, held in the CF.
+func TestOffloadTruncatedDataSetDeadLettered(t *testing.T) {
+	mq.SmallDataSets()
+	g := member(t, "DEFINE CFSTRUCT(OFF) SIZE(24) OFFLOAD(SMDS) OFFLDSZ(16K)", "DEFINE QLOCAL(Q) CFSTRUCT(OFF)",
+		"DEFINE QLOCAL(DLQ)", "ALTER QMGR DEADQ(DLQ)")
+	c := connect(t, g)
+	q, dlq := open(t, c, "Q"), open(t, c, "DLQ")
+	big := &mq.Message{Body: offloadBody(1, 100<<10)}
+	put(t, q, big)
+	put(t, q, &mq.Message{Body: []byte("small")})
+	path := filepath.Join(g.DataDir, "smds", fmt.Sprintf("OFF.M%d.smds", c.Member().Slot))
+	data, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	at := bytes.Index(data, []byte("msg 000001 "))
+	if at < 0 {
+		t.Fatal("message 1's body is not in the data set file")
+	}
+	if err := os.Truncate(path, int64(at+1000)); err != nil {
+		t.Fatal(err)
+	}
+	if m, err := q.Get(mq.GetOptions{}); err != nil || string(m.Body) != "small" {
+		t.Fatalf("get after the truncation: %v, want the small message", err)
+	}
+	wantLostReport(t, dlq, big.MsgID, "Q", path, false)
+	if _, err := dlq.Get(mq.GetOptions{}); !errors.Is(err, mq.ErrNoMessage) {
+		t.Fatalf("DLQ: %v, want empty", err)
+	}
+}
