@@ -38,11 +38,15 @@
 // A sender gets up to BATCHSZ messages from the transmission queue in its
 // unit of work as zero-copy views (their bodies stay in the mapping and go
 // to the socket in one vectored write; adjacent data elements are one
-// piece), records the batch in the shared sync queue (SyncQueue,
+// piece; a body offloaded to a shared message data set is one piece of the
+// data set's mapping, its checksum checked before the get returns it, so a
+// damaged body backs the batch out instead of being sent), records the batch in the shared sync queue (SyncQueue,
 // outside the unit of work: batch id and the transmission queue's message
 // ids), sends the messages and END_BATCH, and on CONFIRM commits the gets
 // together with the removal of the record. The receiver puts the batch's
-// messages and replaces its own sync record (the last batch id) in one
+// messages (a large body straight from its frame buffer: to its member's
+// data set when the target queue's structure offloads it; see
+// docs/design/smds.md 11a) and replaces its own sync record (the last batch id) in one
 // unit of work, commits, and confirms. It opens the queues a batch puts
 // to as the batch needs them and closes them before it commits, so that
 // between batches it holds no queue open: DELETE QLOCAL of one is not

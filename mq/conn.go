@@ -955,16 +955,15 @@ func (h *Queue) GetViewsInto(opt GetOptions, vs []View) (int, error) {
 		}
 		v.ReplyToQ, v.ReplyToQMgr, v.Properties = lv.Msg.ReplyToQ, lv.Msg.ReplyToQMgr, lv.Msg.Properties
 		if lv.Msg.Offload != nil {
-			// The body from its data set (or the cache): a copy, valid as
-			// long as the view's pieces.
-			m := lv.Msg
-			if rerr := h.readOffloaded(&m, true); rerr != nil {
+			// The body from its data set's mapping, checked: no copy,
+			// valid as long as the view's pieces (viewOffloaded).
+			if body, rerr := h.viewOffloaded(&lv.Msg); rerr != nil {
 				v.Pieces = nil
 				if err == nil {
 					err = rerr
 				}
 			} else {
-				v.Pieces = append(v.Pieces[:0:0], m.Body)
+				v.Pieces = append(v.Pieces[:0:0], body)
 			}
 		}
 		if lv.Msg.Persistent {

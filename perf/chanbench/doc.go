@@ -13,6 +13,13 @@
 //	                                             sides (CFSTRUCT LARGE, ELEMSIZE(-large-element-size))
 //	channel.send.1MiB.ratio              ratio   median over the rounds of channel.send.1MiB.bytes /
 //	                                             baseline.tcp.bytes
+//	channel.send.1MiB, .mb               msgs/s, MB/s  1 MiB messages through the queues in LARGE (as
+//	                                             channel.send.1MiB.bytes), measured in alternating rounds with:
+//	channel.send.1MiB.offload, .offload.mb  msgs/s, MB/s  the same through a transmission queue and target
+//	                                             in a structure with OFFLOAD(SMDS) OFFLDSZ(64K) on both sides
+//	                                             (CFSTRUCT OFF): the sender sends each body from its data set's
+//	                                             mapping, the receiver writes it to its own data set (-offload)
+//	channel.send.1MiB.offload.ratio      ratio   median over the rounds of offloaded / not offloaded
 //	channel.send.<size>.cpu              us/msg  processor time of both groups' members and channel
 //	                                             initiators per message moved (least of the rounds)
 //	failover.channel.p50.ms, .p99.ms, .max.ms    from SIGKILL of the member running the channel
@@ -24,7 +31,7 @@
 //	                                             one more prefaulted mapping before its death shows)
 //
 //	go run ./perf/chanbench [-n64 n] [-n4k n] [-n1m n] [-rounds r] [-kills k] [-batchsz n] [-app-size MiB]
-//	                        [-app-element-size bytes] [-large-element-size bytes] [-large-size MiB] [-keep]
+//	                        [-app-element-size bytes] [-large-element-size bytes] [-large-size MiB] [-offload=false] [-keep]
 //
 // Throughput figures are the best of the rounds. Each round measures the
 // baseline, then the channel; a ratio is the median of the rounds' ratios,

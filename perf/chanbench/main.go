@@ -36,6 +36,7 @@ func main() {
 	flag.Uint64Var(&o.appMiB, "app-size", 256, "MiB of each side's application structure (failover takes longer with larger ones: repair scans the structure)")
 	flag.BoolVar(&o.keep, "keep", false, "keep the member logs (their directory is printed)")
 	flag.IntVar(&o.elemSize, "app-element-size", 256, "bytes per data element of both sides' application structures")
+	flag.BoolVar(&o.offload, "offload", true, "also measure the 1 MiB messages through a transmission queue (and target) in a structure with OFFLOAD(SMDS) OFFLDSZ(64K), against -large-element-size's in the same rounds")
 	flag.IntVar(&o.largeElem, "large-element-size", 1024, "ELEMSIZE of the structure (CFSTRUCT LARGE, on both sides) the 1 MiB messages go through; 0: through the application structure like the others")
 	flag.Parse()
 	if err := run(o); err != nil {
@@ -46,7 +47,7 @@ func main() {
 
 type options struct {
 	n64, n4k, n1m, rounds, kills, batch int
-	keep                                bool
+	keep, offload                       bool
 	appMiB, largeMiB                    uint64
 	elemSize, largeElem                 int
 }
@@ -56,23 +57,31 @@ type options struct {
 // RQM, in structure on both sides.
 type route struct {
 	rq, xq, channel, target, structure string
+	offload                            bool // the structure has OFFLOAD(SMDS) OFFLDSZ(64K)
 }
 
 // benchKey is the secret (AUTHKEY) of the benchmark's channels.
 const benchKey = "chanbench-channel-secret-0123456789"
 
 var (
-	small = route{"RQ", "XQ", "TO.R", "TARGET", "APPL1"}
+	small = route{"RQ", "XQ", "TO.R", "TARGET", "APPL1", false}
 	// large: 1 MiB messages, in a structure of large elements (CFSTRUCT
 	// ELEMSIZE), as a deployment that moves large messages would have.
-	large = route{"RQL", "XQL", "TO.RL", "TARGETL", "LARGE"}
+	large = route{"RQL", "XQL", "TO.RL", "TARGETL", "LARGE", false}
+	// offl: 1 MiB messages whose bodies go to shared message data sets
+	// on both sides (the sender sends them from its data set's mapping,
+	// the receiver writes them to its own).
+	offl = route{"RQO", "XQO", "TO.RO", "TARGETO", "OFF", true}
 )
 
 // define defines r on both sides (its structure first, with elements of
 // elemSize bytes, unless it is the application structure).
 func (b *bench) define(r route, batch, elemSize int, sizeMiB uint64) error {
 	var sdef []string
-	if r.structure != "APPL1" {
+	switch {
+	case r.offload:
+		sdef = []string{fmt.Sprintf("DEFINE CFSTRUCT(%s) SIZE(%d) OFFLOAD(SMDS) OFFLDSZ(64K)", r.structure, sizeMiB)}
+	case r.structure != "APPL1":
 		sdef = []string{fmt.Sprintf("DEFINE CFSTRUCT(%s) SIZE(%d) ELEMSIZE(%d)", r.structure, sizeMiB, elemSize)}
 	}
 	for _, c := range append(sdef,
@@ -212,6 +221,35 @@ func run(o options) error {
 		return err
 	}
 	b.cpuFigure("channel.send.1MiB.cpu")
+	if o.offload {
+		if err := b.define(offl, o.batch, 0, 64); err != nil {
+			return err
+		}
+		// The same messages through the data sets and through the CF
+		// (big, as above), in alternating rounds of the same run.
+		var cs, offs, ocpu, rs []float64
+		for r := 0; r < o.rounds; r++ {
+			vc, err := b.transfer(big, 1<<20, o.n1m)
+			if err != nil {
+				return fmt.Errorf("channel.send.1MiB: %w", err)
+			}
+			vo, err := b.transfer(offl, 1<<20, o.n1m)
+			if err != nil {
+				return fmt.Errorf("channel.send.1MiB.offload: %w", err)
+			}
+			cs, offs, rs = append(cs, vc), append(offs, vo), append(rs, vo/vc)
+			ocpu = append(ocpu, b.cpu[len(b.cpu)-1])
+		}
+		b.cpu = ocpu
+		slices.Sort(rs)
+		mb := func(v float64) float64 { return v * (1 << 20) / 1e6 }
+		benchgroup.Emit("channel.send.1MiB", slices.Max(cs), "msgs/s")
+		benchgroup.Emit("channel.send.1MiB.mb", mb(slices.Max(cs)), "MB/s")
+		benchgroup.Emit("channel.send.1MiB.offload", slices.Max(offs), "msgs/s")
+		benchgroup.Emit("channel.send.1MiB.offload.mb", mb(slices.Max(offs)), "MB/s")
+		benchgroup.Emit("channel.send.1MiB.offload.ratio", rs[len(rs)/2], "ratio")
+		b.cpuFigure("channel.send.1MiB.offload.cpu")
+	}
 	return nil
 }
 
