@@ -672,6 +672,13 @@ func (h *Queue) policy() *offloadPolicy {
 // run is the caller's until published: it calls published with whether
 // the CF put succeeded (Published, or Free when it did not).
 func (h *Queue) offloadPut(lm *lockfree.Message, sync bool) (published func(ok bool), err error) {
+	// A handle of a structure that failed (or was recovered since: its
+	// file is gone) would allocate from a space map its recovery replaced,
+	// whose free blocks may hold bodies of messages put since: its write
+	// would overwrite them. Its CF put would fail anyway.
+	if err := h.s.Current(); err != nil {
+		return nil, err
+	}
 	c := h.c
 	def := c.structs[h.def.CFStruct]
 	dir := rememberDir(c.g.Config(), def)
