@@ -16,6 +16,7 @@ import (
 	"github.com/qmgr/qmgr/crashpoint"
 	"github.com/qmgr/qmgr/defs"
 	"github.com/qmgr/qmgr/group"
+	"github.com/qmgr/qmgr/internal/ownedfs"
 	"github.com/qmgr/qmgr/lockfree"
 	"github.com/qmgr/qmgr/smds"
 	"golang.org/x/sys/unix"
@@ -287,7 +288,7 @@ func RebuildDataSets(g *group.Group, name string, s *lockfree.Structure) (kept i
 // the space maps; released when the process ends). It returns the unlock.
 func lockDataSet(cfDir, name string, num uint16) (func(), error) {
 	path := filepath.Join(cfDir, fmt.Sprintf(".%s.%s.smlock", name, dsMember(num)))
-	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE, 0o600)
+	f, _, err := ownedfs.OpenOrCreate(path, os.O_RDWR) // no symbolic link, FIFO or file open to others
 	if err != nil {
 		return nil, fmt.Errorf("data set lock: %w", err)
 	}
