@@ -1,6 +1,8 @@
 package qm
 
 import (
+	"os"
+	"path/filepath"
 	"testing"
 
 	"github.com/qmgr/qmgr/mq"
@@ -58,5 +60,62 @@ func TestOffloadStaleHandleAfterRecovery(t *testing.T) {
 	}
 	if id, ok := checkBigBody(msg.Body); !ok || id != 2 {
 		t.Fatalf("got message %d (intact %v), want 2", id, ok)
+	}
+}
+
+// TestOffloadStaleBrowseDoesNotRebuild: a browse through a handle still
+// mapping a structure that failed reads entries of the old structure; the
+// first use of their data set in this process must not rebuild the data
+// set's space map from the old structure's references (its map is of the
+// recovered structure's epoch, not the old one's): that rebuild would
+// replace the map every process of the recovered structure allocates
+// from, freeing the runs of messages put since the recovery.
+func TestOffloadStaleBrowseDoesNotRebuild(t *testing.T) {
+	cfg := testConfig(t, "QM1")
+	logs := logTo(t, &cfg)
+	m := startMember(t, cfg)
+	mustExec(t, m, "DEFINE CFSTRUCT(OFF) SIZE(24) OFFLOAD(SMDS) OFFLDSZ(16K)")
+	mustExec(t, m, "DEFINE QLOCAL(Q) CFSTRUCT(OFF) MAXMSGL(8388608)")
+	c := connect(t, cfg, "QM1")
+	defer c.Disconnect()
+	h, err := c.Open("Q", mq.OpenOptions{Input: true, Browse: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Another process puts offloaded messages: this one never opened the
+	// data set before the structure fails.
+	out := startProducer(t, cfg, "QM1", "Q", 1, 5)
+	if out.Scan(); out.Text() != "done" {
+		t.Fatalf("producer: %q", out.Text())
+	}
+	s, err := m.g.Structure("OFF", false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s.Fail()
+	mustExec(t, m, "RECOVER CFSTRUCT(OFF)")
+	mapPath := filepath.Join(cfg.Group.CFDir, "OFF.M0.smap")
+	before, err := os.Stat(mapPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := h.Browse()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := 0; i < 5; i++ {
+		msg, err := b.Next(mq.GetOptions{})
+		if err != nil {
+			t.Logf("stale browse %d: %v", i, err)
+			break
+		}
+		t.Logf("stale browse %d: %d bytes", i, len(msg.Body))
+	}
+	after, err := os.Stat(mapPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !os.SameFile(before, after) {
+		t.Fatalf("a browse through the failed structure's handle replaced the recovered structure's space map %s (rebuilt it from the old structure's references)\n%s", mapPath, logs())
 	}
 }
