@@ -199,10 +199,8 @@ func openDataSetIn(cfg group.Config, name string, s *lockfree.Structure, dir str
 			d, err = smds.Open(o)
 		}
 	case errors.Is(err, smds.ErrNeedRebuild):
-		var refs []smds.Ref
-		if refs, err = structureRefs(s, num); err == nil {
-			d, _, err = smds.Rebuild(o, refs)
-		}
+		refs, _ := structureRefs(s, num) // a reference that does not decode names no run
+		d, _, err = smds.Rebuild(o, refs)
 	}
 	if err != nil {
 		return nil, err
@@ -251,10 +249,8 @@ func RebuildDataSets(g *group.Group, name string, s *lockfree.Structure) (kept i
 		return 0, nil, err
 	}
 	for _, num := range nums {
-		refs, err := structureRefs(s, num)
-		if err != nil {
-			return kept, rejected, err
-		}
+		refs, bad := structureRefs(s, num) // lost messages, as the rejected
+		rejected = append(rejected, bad...)
 		o := smds.Options{Dir: dir, MapDir: cfg.CFDir, Structure: name, Member: dsMember(num), Number: num, Epoch: epoch, Cache: cache}
 		unlock, err := lockDataSet(cfg.CFDir, name, num)
 		if err != nil {
@@ -305,17 +301,21 @@ func lockDataSet(cfDir, name string, num uint16) (func(), error) {
 	return func() { unix.Flock(int(f.Fd()), unix.LOCK_UN); f.Close() }, nil
 }
 
-// structureRefs are the references structure s holds to data set num.
-func structureRefs(s *lockfree.Structure, num uint16) ([]smds.Ref, error) {
-	var out []smds.Ref
+// structureRefs are the references structure s holds to data set num,
+// and an error for each entry of it whose reference does not decode (a
+// damaged entry: it names no run, and its message's get fails). One such
+// entry must not hide the others: a repair's resolver or a rebuild that
+// saw none would free the runs they name.
+func structureRefs(s *lockfree.Structure, num uint16) (out []smds.Ref, bad []error) {
 	for _, b := range s.OffloadRefs(num) {
 		r, err := smds.DecodeRef(b)
 		if err != nil {
-			return nil, fmt.Errorf("structure %s: %w", s.Name(), err)
+			bad = append(bad, fmt.Errorf("structure %s: %w", s.Name(), err))
+			continue
 		}
 		out = append(out, r)
 	}
-	return out, nil
+	return out, bad
 }
 
 // resolverOf answers a data set's repair: does structure s still hold
