@@ -128,8 +128,7 @@ func TestFaultOnOffloadRefs(t *testing.T) {
 	if err := os.Truncate(s.Mapping().Path(), 0); err != nil {
 		t.Fatal(err)
 	}
-	refs := s.OffloadRefs(7)
-	var err error
+	refs, err := s.OffloadRefs(7)
 	if !errors.Is(err, shm.ErrFault) {
 		t.Fatalf("OffloadRefs on a truncated structure: %x, %v", refs, err)
 	}

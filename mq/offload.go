@@ -199,8 +199,10 @@ func openDataSetIn(cfg group.Config, name string, s *lockfree.Structure, dir str
 			d, err = smds.Open(o)
 		}
 	case errors.Is(err, smds.ErrNeedRebuild):
-		refs, _ := structureRefs(s, num) // a reference that does not decode names no run
-		d, _, err = smds.Rebuild(o, refs)
+		var refs []smds.Ref
+		if refs, _, err = structureRefs(s, num); err == nil { // a reference that does not decode names no run
+			d, _, err = smds.Rebuild(o, refs)
+		}
 	}
 	if err != nil {
 		return nil, err
@@ -249,8 +251,11 @@ func RebuildDataSets(g *group.Group, name string, s *lockfree.Structure) (kept i
 		return 0, nil, err
 	}
 	for _, num := range nums {
-		refs, bad := structureRefs(s, num) // lost messages, as the rejected
-		rejected = append(rejected, bad...)
+		refs, bad, err := structureRefs(s, num)
+		if err != nil {
+			return kept, rejected, err
+		}
+		rejected = append(rejected, bad...) // lost messages, as the rejected
 		o := smds.Options{Dir: dir, MapDir: cfg.CFDir, Structure: name, Member: dsMember(num), Number: num, Epoch: epoch, Cache: cache}
 		unlock, err := lockDataSet(cfg.CFDir, name, num)
 		if err != nil {
@@ -305,9 +310,14 @@ func lockDataSet(cfDir, name string, num uint16) (func(), error) {
 // and an error for each entry of it whose reference does not decode (a
 // damaged entry: it names no run, and its message's get fails). One such
 // entry must not hide the others: a repair's resolver or a rebuild that
-// saw none would free the runs they name.
-func structureRefs(s *lockfree.Structure, num uint16) (out []smds.Ref, bad []error) {
-	for _, b := range s.OffloadRefs(num) {
+// saw none would free the runs they name. err: the structure could not
+// be read (its file truncated under the mapping): nothing is known.
+func structureRefs(s *lockfree.Structure, num uint16) (out []smds.Ref, bad []error, err error) {
+	raw, err := s.OffloadRefs(num)
+	if err != nil {
+		return nil, nil, fmt.Errorf("references of structure %s to data set %d: %w", s.Name(), num, err)
+	}
+	for _, b := range raw {
 		r, err := smds.DecodeRef(b)
 		if err != nil {
 			bad = append(bad, fmt.Errorf("structure %s: %w", s.Name(), err))
@@ -315,23 +325,26 @@ func structureRefs(s *lockfree.Structure, num uint16) (out []smds.Ref, bad []err
 		}
 		out = append(out, r)
 	}
-	return out, bad
+	return out, bad, nil
 }
 
 // resolverOf answers a data set's repair: does structure s still hold
 // reference r? (Read once per repair: the set is taken when the repair
-// first asks.)
+// first asks.) A structure that cannot be read holds every reference: a
+// run kept is a leak the checker reports, a run freed a message lost.
 func resolverOf(s *lockfree.Structure, num uint16) smds.Resolver {
 	var set map[smds.Ref]bool
+	var failed bool
 	return func(r smds.Ref) bool {
 		if set == nil {
 			set = map[smds.Ref]bool{}
-			refs, _ := structureRefs(s, num) // a reference that does not decode names no run
+			refs, _, err := structureRefs(s, num) // a reference that does not decode names no run
+			failed = err != nil
 			for _, x := range refs {
 				set[x] = true
 			}
 		}
-		return set[r]
+		return failed || set[r]
 	}
 }
 
@@ -726,7 +739,10 @@ func (h *Queue) offloadPut(lm *lockfree.Message, sync bool) (published func(ok b
 
 // holdsRef reports whether structure s holds reference r.
 func holdsRef(s *lockfree.Structure, r smds.Ref) bool {
-	refs, _ := structureRefs(s, r.DataSet)
+	refs, _, err := structureRefs(s, r.DataSet)
+	if err != nil {
+		return true // unknown: kept (a leak the checker reports), not freed under an entry
+	}
 	for _, x := range refs {
 		if x == r {
 			return true

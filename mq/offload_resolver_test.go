@@ -46,8 +46,8 @@ func TestResolverWithUndecodableRef(t *testing.T) {
 	if !holdsRef(s, good) {
 		t.Error("holdsRef says the structure does not hold a reference it holds (another entry's reference is damaged): a failed put would free its run")
 	}
-	refs, errs := structureRefs(s, 3)
-	if len(refs) != 1 || refs[0] != good || len(errs) != 1 {
-		t.Errorf("structureRefs = %v, %v: want the one good reference, and the damaged one as an error (a rebuild of the data set fails for good)", refs, errs)
+	refs, errs, err := structureRefs(s, 3)
+	if err != nil || len(refs) != 1 || refs[0] != good || len(errs) != 1 {
+		t.Errorf("structureRefs = %v, %v: %v: want the one good reference, and the damaged one as an error (a rebuild of the data set fails for good)", refs, errs, err)
 	}
 }
