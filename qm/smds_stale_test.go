@@ -119,3 +119,38 @@ func TestOffloadStaleBrowseDoesNotRebuild(t *testing.T) {
 		t.Fatalf("a browse through the failed structure's handle replaced the recovered structure's space map %s (rebuilt it from the old structure's references)\n%s", mapPath, logs())
 	}
 }
+
+// TestOffloadNoRebuildOutOfService: a process that first opens a data set
+// while its structure is out of service (being recovered: its entries
+// not all replayed yet; here, failed) must not rebuild the data set's
+// space map from it: the recovery rebuilds the map from the recovered
+// entries before the structure is back in service, and a process that
+// kept a map it built itself would allocate from it afterwards, in space
+// the recovery's map gives to others. Here a DISPLAY CFSTATUS
+// TYPE(SMDS) finds the map missing while the structure is failed.
+func TestOffloadNoRebuildOutOfService(t *testing.T) {
+	cfg := testConfig(t, "QM1")
+	m := startMember(t, cfg)
+	mustExec(t, m, "DEFINE CFSTRUCT(OFF) SIZE(24) OFFLOAD(SMDS) OFFLDSZ(16K)")
+	mustExec(t, m, "DEFINE QLOCAL(Q) CFSTRUCT(OFF) MAXMSGL(8388608)")
+	// Another process puts offloaded messages: this one never opened the
+	// data set.
+	out := startProducer(t, cfg, "QM1", "Q", 1, 5)
+	if out.Scan(); out.Text() != "done" {
+		t.Fatalf("producer: %q", out.Text())
+	}
+	s, err := m.g.Structure("OFF", false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s.Fail()
+	mapPath := filepath.Join(cfg.Group.CFDir, "OFF.M0.smap")
+	if err := os.Remove(mapPath); err != nil {
+		t.Fatal(err)
+	}
+	r := m.Exec("DISPLAY CFSTATUS(OFF) TYPE(SMDS)")
+	t.Logf("DISPLAY while the structure is failed: OK %v, %v", r.OK, r.Error)
+	if _, err := os.Stat(mapPath); err == nil {
+		t.Fatalf("the space map %s was rebuilt while its structure was out of service", mapPath)
+	}
+}
