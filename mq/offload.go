@@ -199,6 +199,13 @@ func openDataSetIn(cfg group.Config, name string, s *lockfree.Structure, dir str
 			d, err = smds.Open(o)
 		}
 	case errors.Is(err, smds.ErrNeedRebuild):
+		// Only from a structure in service: one being recovered holds
+		// only part of its entries yet, and its recovery rebuilds the map
+		// (RebuildDataSets) before it is back; a map built here would be
+		// kept by this process and allocated from after that.
+		if cerr := s.Current(); cerr != nil {
+			return nil, fmt.Errorf("%w (its structure %s is out of service: its recovery rebuilds the map)", err, name)
+		}
 		var refs []smds.Ref
 		if refs, _, err = structureRefs(s, num); err == nil { // a reference that does not decode names no run
 			d, _, err = smds.Rebuild(o, refs)
