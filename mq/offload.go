@@ -456,7 +456,8 @@ func dataSetNums(dir, name string) ([]uint16, error) {
 		if !ok {
 			continue
 		}
-		if n, err := strconv.ParseUint(num, 10, 16); err == nil {
+		// Only the names dsMember makes: M07 is not data set 7's file.
+		if n, err := strconv.ParseUint(num, 10, 16); err == nil && dsMember(uint16(n)) == "M"+num {
 			out = append(out, uint16(n))
 		}
 	}
