@@ -114,3 +114,22 @@ func TestFaultOnCommitDecision(t *testing.T) {
 	}
 	o.EndLogged()
 }
+
+// TestFaultOnOffloadRefs: listing a structure's offloaded references (a
+// data set's repair and rebuild) on a structure file truncated under the
+// mapping fails with shm.ErrFault instead of killing the process.
+func TestFaultOnOffloadRefs(t *testing.T) {
+	s := newStructure(t, smallParams)
+	o := register(t, s)
+	q := mustQueue(t, o, "Q", QueueAttrs{})
+	if err := o.Put(q, &Message{Offload: offloadRefFor(7, 1), OffloadLen: 1 << 20}, PutOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Truncate(s.Mapping().Path(), 0); err != nil {
+		t.Fatal(err)
+	}
+	refs, err := s.OffloadRefs(7)
+	if !errors.Is(err, shm.ErrFault) {
+		t.Fatalf("OffloadRefs on a truncated structure: %x, %v", refs, err)
+	}
+}

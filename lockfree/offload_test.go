@@ -60,8 +60,8 @@ func TestOffloadedEntries(t *testing.T) {
 			t.Fatalf("put %d: %v", i, err)
 		}
 	}
-	if refs := s.OffloadRefs(7); len(refs) != 2 || !bytes.Equal(refs[0], msgs[0].Offload) && !bytes.Equal(refs[1], msgs[0].Offload) {
-		t.Fatalf("OffloadRefs(7) = %x", refs)
+	if refs, err := s.OffloadRefs(7); err != nil || len(refs) != 2 || !bytes.Equal(refs[0], msgs[0].Offload) && !bytes.Equal(refs[1], msgs[0].Offload) {
+		t.Fatalf("OffloadRefs(7) = %x, %v", refs, err)
 	}
 	if r := s.Check(CheckOptions{Quiescent: true}); !r.OK() || len(r.Offloaded) != 3 {
 		t.Fatalf("check: %d offloaded, want 3: %v", len(r.Offloaded), r)
@@ -91,8 +91,8 @@ func TestOffloadedEntries(t *testing.T) {
 			t.Fatalf("get %d freed %x, want %x", i, got, want.Offload)
 		}
 	}
-	if refs := s.OffloadRefs(7); len(refs) != 0 {
-		t.Fatalf("OffloadRefs(7) after the gets = %x", refs)
+	if refs, err := s.OffloadRefs(7); err != nil || len(refs) != 0 {
+		t.Fatalf("OffloadRefs(7) after the gets = %x, %v", refs, err)
 	}
 	checkOK(t, s)
 

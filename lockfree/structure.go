@@ -90,31 +90,38 @@ func (s *Structure) freeOffload(eo uint64) {
 // and being filled by a live owner. The data set's repair and checker use
 // them as a set. Walked without stopping anyone: a reference read from an
 // entry that changes meanwhile may be missing or stale, so the checker
-// compares several walks.
-func (s *Structure) OffloadRefs(ds uint16) [][]byte {
-	var out [][]byte
-	for e := uint32(0); e < uint32(s.p.Entries); e++ {
-		eo := s.entryOff(e)
-		w := s.load(eo + enCtl)
-		switch wKind(w) {
-		case stPutU, stAvail, stHeld, stView, stDead:
-		case stAlloc:
-			if !s.holderAlive(OwnerTag(wVal(w))) {
+// compares several walks. A structure file truncated under the mapping
+// fails it with shm.ErrFault (the caller must not take that for "no
+// reference").
+func (s *Structure) OffloadRefs(ds uint16) (out [][]byte, err error) {
+	err = shm.Guard(func() error {
+		for e := uint32(0); e < uint32(s.p.Entries); e++ {
+			eo := s.entryOff(e)
+			w := s.load(eo + enCtl)
+			switch wKind(w) {
+			case stPutU, stAvail, stHeld, stView, stDead:
+			case stAlloc:
+				if !s.holderAlive(OwnerTag(wVal(w))) {
+					continue
+				}
+			default:
 				continue
 			}
-		default:
-			continue
+			ref := s.offloadRef(eo)
+			if ref == nil || uint16(ref[0])|uint16(ref[1])<<8 != ds {
+				continue
+			}
+			if s.load(eo+enCtl) != w {
+				continue // changed while read
+			}
+			out = append(out, ref)
 		}
-		ref := s.offloadRef(eo)
-		if ref == nil || uint16(ref[0])|uint16(ref[1])<<8 != ds {
-			continue
-		}
-		if s.load(eo+enCtl) != w {
-			continue // changed while read
-		}
-		out = append(out, ref)
+		return nil
+	})
+	if err != nil {
+		return nil, err
 	}
-	return out
+	return out, nil
 }
 
 // SetStallLimit bounds how long Fence, Revoke and repairs wait for a live

@@ -16,6 +16,7 @@ import (
 	"github.com/qmgr/qmgr/crashpoint"
 	"github.com/qmgr/qmgr/defs"
 	"github.com/qmgr/qmgr/group"
+	"github.com/qmgr/qmgr/internal/ownedfs"
 	"github.com/qmgr/qmgr/lockfree"
 	"github.com/qmgr/qmgr/smds"
 	"golang.org/x/sys/unix"
@@ -198,8 +199,15 @@ func openDataSetIn(cfg group.Config, name string, s *lockfree.Structure, dir str
 			d, err = smds.Open(o)
 		}
 	case errors.Is(err, smds.ErrNeedRebuild):
+		// Only from a structure in service: one being recovered holds
+		// only part of its entries yet, and its recovery rebuilds the map
+		// (RebuildDataSets) before it is back; a map built here would be
+		// kept by this process and allocated from after that.
+		if cerr := s.Current(); cerr != nil {
+			return nil, fmt.Errorf("%w (its structure %s is out of service: its recovery rebuilds the map)", err, name)
+		}
 		var refs []smds.Ref
-		if refs, err = structureRefs(s, num); err == nil {
+		if refs, _, err = structureRefs(s, num); err == nil { // a reference that does not decode names no run
 			d, _, err = smds.Rebuild(o, refs)
 		}
 	}
@@ -250,10 +258,11 @@ func RebuildDataSets(g *group.Group, name string, s *lockfree.Structure) (kept i
 		return 0, nil, err
 	}
 	for _, num := range nums {
-		refs, err := structureRefs(s, num)
+		refs, bad, err := structureRefs(s, num)
 		if err != nil {
 			return kept, rejected, err
 		}
+		rejected = append(rejected, bad...) // lost messages, as the rejected
 		o := smds.Options{Dir: dir, MapDir: cfg.CFDir, Structure: name, Member: dsMember(num), Number: num, Epoch: epoch, Cache: cache}
 		unlock, err := lockDataSet(cfg.CFDir, name, num)
 		if err != nil {
@@ -287,7 +296,7 @@ func RebuildDataSets(g *group.Group, name string, s *lockfree.Structure) (kept i
 // the space maps; released when the process ends). It returns the unlock.
 func lockDataSet(cfDir, name string, num uint16) (func(), error) {
 	path := filepath.Join(cfDir, fmt.Sprintf(".%s.%s.smlock", name, dsMember(num)))
-	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE, 0o600)
+	f, _, err := ownedfs.OpenOrCreate(path, os.O_RDWR) // no symbolic link, FIFO or file open to others
 	if err != nil {
 		return nil, fmt.Errorf("data set lock: %w", err)
 	}
@@ -304,33 +313,45 @@ func lockDataSet(cfDir, name string, num uint16) (func(), error) {
 	return func() { unix.Flock(int(f.Fd()), unix.LOCK_UN); f.Close() }, nil
 }
 
-// structureRefs are the references structure s holds to data set num.
-func structureRefs(s *lockfree.Structure, num uint16) ([]smds.Ref, error) {
-	var out []smds.Ref
-	for _, b := range s.OffloadRefs(num) {
+// structureRefs are the references structure s holds to data set num,
+// and an error for each entry of it whose reference does not decode (a
+// damaged entry: it names no run, and its message's get fails). One such
+// entry must not hide the others: a repair's resolver or a rebuild that
+// saw none would free the runs they name. err: the structure could not
+// be read (its file truncated under the mapping): nothing is known.
+func structureRefs(s *lockfree.Structure, num uint16) (out []smds.Ref, bad []error, err error) {
+	raw, err := s.OffloadRefs(num)
+	if err != nil {
+		return nil, nil, fmt.Errorf("references of structure %s to data set %d: %w", s.Name(), num, err)
+	}
+	for _, b := range raw {
 		r, err := smds.DecodeRef(b)
 		if err != nil {
-			return nil, fmt.Errorf("structure %s: %w", s.Name(), err)
+			bad = append(bad, fmt.Errorf("structure %s: %w", s.Name(), err))
+			continue
 		}
 		out = append(out, r)
 	}
-	return out, nil
+	return out, bad, nil
 }
 
 // resolverOf answers a data set's repair: does structure s still hold
 // reference r? (Read once per repair: the set is taken when the repair
-// first asks.)
+// first asks.) A structure that cannot be read holds every reference: a
+// run kept is a leak the checker reports, a run freed a message lost.
 func resolverOf(s *lockfree.Structure, num uint16) smds.Resolver {
 	var set map[smds.Ref]bool
+	var failed bool
 	return func(r smds.Ref) bool {
 		if set == nil {
 			set = map[smds.Ref]bool{}
-			refs, _ := structureRefs(s, num) // a reference that does not decode names no run
+			refs, _, err := structureRefs(s, num) // a reference that does not decode names no run
+			failed = err != nil
 			for _, x := range refs {
 				set[x] = true
 			}
 		}
-		return set[r]
+		return failed || set[r]
 	}
 }
 
@@ -435,7 +456,8 @@ func dataSetNums(dir, name string) ([]uint16, error) {
 		if !ok {
 			continue
 		}
-		if n, err := strconv.ParseUint(num, 10, 16); err == nil {
+		// Only the names dsMember makes: M07 is not data set 7's file.
+		if n, err := strconv.ParseUint(num, 10, 16); err == nil && dsMember(uint16(n)) == "M"+num {
 			out = append(out, uint16(n))
 		}
 	}
@@ -672,6 +694,13 @@ func (h *Queue) policy() *offloadPolicy {
 // run is the caller's until published: it calls published with whether
 // the CF put succeeded (Published, or Free when it did not).
 func (h *Queue) offloadPut(lm *lockfree.Message, sync bool) (published func(ok bool), err error) {
+	// A handle of a structure that failed (or was recovered since: its
+	// file is gone) would allocate from a space map its recovery replaced,
+	// whose free blocks may hold bodies of messages put since: its write
+	// would overwrite them. Its CF put would fail anyway.
+	if err := h.s.Current(); err != nil {
+		return nil, err
+	}
 	c := h.c
 	def := c.structs[h.def.CFStruct]
 	dir := rememberDir(c.g.Config(), def)
@@ -718,7 +747,10 @@ func (h *Queue) offloadPut(lm *lockfree.Message, sync bool) (published func(ok b
 
 // holdsRef reports whether structure s holds reference r.
 func holdsRef(s *lockfree.Structure, r smds.Ref) bool {
-	refs, _ := structureRefs(s, r.DataSet)
+	refs, _, err := structureRefs(s, r.DataSet)
+	if err != nil {
+		return true // unknown: kept (a leak the checker reports), not freed under an entry
+	}
 	for _, x := range refs {
 		if x == r {
 			return true
