@@ -17,6 +17,7 @@ import (
 	"github.com/qmgr/qmgr/group"
 	"github.com/qmgr/qmgr/internal/histogram"
 	"github.com/qmgr/qmgr/lockfree"
+	"github.com/qmgr/qmgr/mq"
 )
 
 // collector computes every metric at scrape time from what exists
@@ -294,6 +295,12 @@ func (c *collector) collectChannels(e emitter) error {
 // collectMember emits what the member counted itself: recoveries, its
 // log, its backups, its child processes.
 func (c *collector) collectMember(e emitter) {
+	cm := mq.SMDSCacheMetrics()
+	e.counter(smdsCacheHits, float64(cm.Hits))
+	e.counter(smdsCacheMisses, float64(cm.Misses))
+	e.counter(smdsCacheEvicts, float64(cm.Evictions))
+	e.gauge(smdsCacheBytes, float64(cm.Bytes))
+	e.gauge(smdsCacheMax, float64(cm.MaxBytes))
 	st := c.src.Stats()
 	e.counter(memberPeerRecoveries, float64(st.PeerRecoveries))
 	e.histogram(memberPeerRecoveryD, st.PeerRecoverySeconds)

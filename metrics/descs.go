@@ -98,6 +98,15 @@ var (
 	amqpBlocked    = desc("qmgr_amqp_publishers_blocked", "1 while flow control holds this member's AMQP publishers (connection.blocked).")
 	amqpAge        = desc("qmgr_amqp_figures_age_seconds", "How old the listener's AMQP figures are.")
 
+	// The member process's read cache of offloaded bodies (shared message
+	// data sets; applications and the member's child processes have their
+	// own).
+	smdsCacheHits   = desc("qmgr_smds_cache_hits_total", "Reads of offloaded bodies this member process found in its read cache.")
+	smdsCacheMisses = desc("qmgr_smds_cache_misses_total", "Reads of offloaded bodies this member process did not find in its read cache.")
+	smdsCacheEvicts = desc("qmgr_smds_cache_evictions_total", "Bodies evicted from this member process's read cache.")
+	smdsCacheBytes  = desc("qmgr_smds_cache_bytes", "Bytes of bodies this member process's read cache holds.")
+	smdsCacheMax    = desc("qmgr_smds_cache_max_bytes", "The size of this member process's read cache (--smds-cache; 0: none).")
+
 	// The collector itself.
 	scrapeErrors = desc("qmgr_scrape_errors", "Parts of this scrape that could not be read, by part (structures, queues, peers, channels, repository, chinit, amqp; member when it has stopped): 1 when the part failed.", "part")
 )
@@ -119,5 +128,6 @@ var allDescs = []*prometheus.Desc{
 	chanState, chanOwner, chanMsgs, chanBatch, chanInDoubt, chanRetries,
 	chanSentBytes, chanRecvBytes, chanBatches, chanMessages, chanTakeovers, chanFiguresAge,
 	amqpConns, amqpChannels, amqpConsumers, amqpGroupConns, amqpPublished, amqpDelivered, amqpRefused, amqpBlocked, amqpAge,
+	smdsCacheHits, smdsCacheMisses, smdsCacheEvicts, smdsCacheBytes, smdsCacheMax,
 	scrapeErrors,
 }
