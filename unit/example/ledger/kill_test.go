@@ -1,0 +1,315 @@
+package ledger_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"os/exec"
+	"os/signal"
+	"path/filepath"
+	"sort"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/cespare/xxhash/v2"
+
+	"github.com/qmgr/qmgr/group"
+	"github.com/qmgr/qmgr/internal/mqconn"
+	"github.com/qmgr/qmgr/lockfree"
+	"github.com/qmgr/qmgr/mq"
+	"github.com/qmgr/qmgr/qm"
+	"github.com/qmgr/qmgr/unit/example/ledger"
+	"github.com/qmgr/qmgr/unit/logrec"
+	"github.com/qmgr/qmgr/unit/role"
+)
+
+// TestMain runs a ledger replica instead of the tests when the test
+// binary is started as one (a member's STARTCMD, or a test's child).
+func TestMain(m *testing.M) {
+	if os.Getenv("LEDGER_REPLICA") == "1" {
+		ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM)
+		err := ledger.RunFromEnv(ctx)
+		stop()
+		if err != nil {
+			fmt.Fprintln(os.Stderr, "ledger replica:", err)
+			os.Exit(1)
+		}
+		os.Exit(0)
+	}
+	os.Exit(m.Run())
+}
+
+func startMember(t *testing.T, mqsc ...string) (*qm.Member, group.Config) {
+	t.Helper()
+	dir := t.TempDir()
+	cfg := qm.Config{Group: group.Config{Name: "T", DataDir: dir + "/data", CFDir: dir + "/cf", AppSize: 32 << 20, AdminSize: 8 << 20},
+		Name: "QM1", HeartbeatInterval: 20 * time.Millisecond, HeartbeatTimeout: time.Second,
+		Logger: slog.New(slog.NewTextHandler(io.Discard, nil))}
+	if os.Getenv("LEDGER_TEST_LOG") != "" {
+		cfg.Logger = slog.New(slog.NewTextHandler(os.Stderr, nil))
+	}
+	m, err := qm.Start(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	go m.Run(ctx)
+	t.Cleanup(func() { cancel(); m.Stop() })
+	for _, c := range mqsc {
+		if r := m.Exec(c); !r.OK {
+			t.Fatalf("%s: %s", c, r.Error)
+		}
+	}
+	return m, cfg.Group
+}
+
+// replica is a ledger replica process started by the test, as a member
+// would start it.
+type replica struct {
+	cmd   *exec.Cmd
+	state string
+	done  chan error
+}
+
+func startReplica(t *testing.T, g group.Config, pos int) *replica {
+	t.Helper()
+	r := &replica{state: filepath.Join(t.TempDir(), "state"), done: make(chan error, 1)}
+	r.cmd = exec.Command(os.Args[0], "-test.run=^$")
+	r.cmd.Env = append(os.Environ(), "LEDGER_REPLICA=1", "QMGR_GROUP="+g.Name, "QMGR_DATA="+g.DataDir, "QMGR_CF_DIR="+g.CFDir,
+		"QMGR_QMGR=QM1", "QMGR_UNIT=LEDGER", fmt.Sprintf("QMGR_UNIT_POS=%d", pos), "LEDGER_STATE_FILE="+r.state)
+	r.cmd.Stderr = os.Stderr
+	r.cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
+	if err := r.cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	go func() { r.done <- r.cmd.Wait() }()
+	t.Cleanup(func() { r.cmd.Process.Kill(); <-r.done; r.done <- nil })
+	return r
+}
+
+func roleOf(t *testing.T, s *lockfree.Structure) *role.Role {
+	t.Helper()
+	buf := make([]byte, s.StatusSize())
+	if _, err := s.ReadStatus(0, buf); err != nil {
+		t.Fatal(err)
+	}
+	r, err := role.Decode(buf)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return r
+}
+
+func appliedOf(t *testing.T, s *lockfree.Structure, k int) uint64 {
+	t.Helper()
+	buf := make([]byte, s.StatusSize())
+	if _, err := s.ReadStatus(1+k, buf); err != nil {
+		t.Fatal(err)
+	}
+	p, err := role.DecodeProgress(buf)
+	if err != nil {
+		return 0
+	}
+	return p.Applied
+}
+
+func waitFor(t *testing.T, what string, exited <-chan error, cond func() bool) {
+	t.Helper()
+	for t0 := time.Now(); !cond(); time.Sleep(5 * time.Millisecond) {
+		select {
+		case err := <-exited:
+			t.Fatalf("waiting for %s: a replica exited: %v", what, err)
+		default:
+		}
+		if time.Since(t0) > 15*time.Second {
+			t.Fatalf("timed out waiting for %s", what)
+		}
+	}
+}
+
+// TestPrimaryKilled: a ledger unit of two replica processes fed transfers
+// at a steady rate; the primary is SIGKILLed under load. The member's
+// pidfd watcher sees it die, recovers its connection (its unit of work
+// backed out) and makes the death transition: the secondary, already the
+// sender, is promoted at a new epoch, applies the rest of the log and
+// takes input. Every transfer is confirmed exactly once, the
+// confirmations' sequence numbers run 1..n in order, the survivor's state
+// is the reference's (the transfers applied in LSN order with the logged
+// time and random id the confirmations carry), and the checker is clean.
+func TestPrimaryKilled(t *testing.T) {
+	const n = 2000
+	_, g := startMember(t, "DEFINE QLOCAL(IN) MAXDEPTH(100000)", "DEFINE QLOCAL(CONFIRM) MAXDEPTH(100000)",
+		"DEFINE SERVICE(LEDGER) STARTCMD('/bin/true') INPUT(IN) REPLICAS(2)")
+	opts := mq.ConnectOptions{Group: g.Name, QMgr: "QM1", DataDir: g.DataDir, CFDir: g.CFDir}
+	c, err := mq.Connect(opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Disconnect()
+	_, s, err := mqconn.Of(c).OwnerIn("APPL1")
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	exited := make(chan error, 2)
+	watchExit := func(r *replica) {
+		go func() {
+			err := <-r.done
+			r.done <- err
+			if err != nil {
+				exited <- err
+			}
+		}()
+	}
+	r0 := startReplica(t, g, 0)
+	waitFor(t, "the primary", r0.done, func() bool { r := roleOf(t, s); return r.Primary == 0 && r.Pos[0].State == role.Active })
+	r1 := startReplica(t, g, 1)
+	watchExit(r1)
+	waitFor(t, "the secondary to take the sender role", exited, func() bool { return roleOf(t, s).Sender == 1 })
+	epoch := roleOf(t, s).Epoch
+
+	// The producer: n transfers with known ids, 20 per commit, at a
+	// steady rate, in its own goroutine while the primary is killed.
+	prod, err := mq.Connect(opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer prod.Disconnect()
+	in, err := prod.Open("IN", mq.OpenOptions{Output: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	accounts := []string{"a", "b", "c", "d", "e"}
+	transfers := make([]ledger.Transfer, n)
+	for i := range transfers {
+		transfers[i] = ledger.Transfer{ID: int64(i), From: accounts[i%5], To: accounts[(i/5+1+i)%5], Amount: int64(1 + i*7%400)}
+	}
+	var wg sync.WaitGroup
+	var perr error
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		for i, tr := range transfers {
+			body := fmt.Appendf(nil, "%d %s %s %d", tr.ID, tr.From, tr.To, tr.Amount)
+			if perr = in.Put(&mq.Message{Body: body}, mq.PutOptions{Syncpoint: true}); perr != nil {
+				return
+			}
+			if i%20 == 19 || i == n-1 {
+				if perr = prod.Commit(); perr != nil {
+					return
+				}
+				time.Sleep(2 * time.Millisecond)
+			}
+		}
+	}()
+
+	// SIGKILL the primary once it is busy.
+	waitFor(t, "the primary to process some input", exited, func() bool { return appliedOf(t, s, 0) >= n/4 })
+	if err := r0.cmd.Process.Signal(syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	killedAt := appliedOf(t, s, 0)
+	waitFor(t, "the member to promote the secondary", exited, func() bool {
+		r := roleOf(t, s)
+		return r.Primary == 1 && r.Sender == 1 && r.Pos[0].State == role.Vacant
+	})
+	if r := roleOf(t, s); r.Epoch <= epoch || r.Pos[0].Restarts != 1 {
+		t.Fatalf("after the death: epoch %d (was %d), restarts of position 0 %d", r.Epoch, epoch, r.Pos[0].Restarts)
+	}
+	wg.Wait()
+	if perr != nil {
+		t.Fatal(perr)
+	}
+
+	// Every confirmation once, in sequence.
+	confirm, err := c.Open("CONFIRM", mq.OpenOptions{Input: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	source := xxhash.Sum64String("LEDGER")
+	var got []ledger.Confirmation
+	seen := map[uint64]bool{}
+	deadline := time.Now().Add(20 * time.Second)
+	for len(got) <= n && time.Now().Before(deadline) {
+		wait := time.Until(deadline)
+		if len(got) == n {
+			wait = 300 * time.Millisecond // nothing more may come
+		}
+		m, err := confirm.Get(mq.GetOptions{Wait: wait})
+		if errors.Is(err, mq.ErrNoMessage) {
+			break
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		id, err := logrec.ParseOutputID(m.MsgID)
+		if err != nil {
+			t.Fatalf("confirmation %d: MsgID: %v", len(got), err)
+		}
+		if id.Source != source || id.Gen != 1 || id.Seq != uint64(len(got)+1) {
+			t.Fatalf("confirmation %d: output id %+v, want source %x generation 1 sequence %d", len(got), id, source, len(got)+1)
+		}
+		cf, err := ledger.ParseConfirmation(m.Body)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if seen[cf.ID] {
+			t.Fatalf("transfer %d confirmed twice", cf.ID)
+		}
+		seen[cf.ID] = true
+		got = append(got, cf)
+	}
+	if len(got) != n {
+		t.Fatalf("%d confirmations of %d transfers", len(got), n)
+	}
+	t.Logf("primary killed at applied %d; epochs seen in confirmations from %d to %d", killedAt, got[0].Epoch, got[n-1].Epoch)
+
+	// The survivor's state: stop it, read what it wrote.
+	time.Sleep(100 * time.Millisecond) // let it see the last LSN_out
+	if err := r1.cmd.Process.Signal(syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case err := <-exited:
+		t.Fatalf("the survivor failed: %v", err)
+	case err := <-r1.done:
+		r1.done <- err
+		if err != nil {
+			t.Fatalf("the survivor failed: %v", err)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("the survivor did not stop")
+	}
+	state, err := os.ReadFile(r1.state)
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	// The reference: the transfers in LSN order with the logged choices.
+	sort.Slice(got, func(i, j int) bool { return got[i].LSN < got[j].LSN })
+	ref := ledger.New()
+	for i, cf := range got {
+		if cf.LSN != uint64(i+1) {
+			t.Fatalf("LSNs not 1..%d: %d at %d", n, cf.LSN, i)
+		}
+		if ok := ref.Apply(transfers[cf.ID], cf.Now, cf.RID); ok != cf.OK {
+			t.Fatalf("transfer %d: confirmed ok=%v, the reference says %v", cf.ID, cf.OK, ok)
+		}
+	}
+	if string(state) != ref.Digest() {
+		t.Fatalf("the survivor's state differs from the reference:\nsurvivor  %s\nreference %s", state, ref.Digest())
+	}
+
+	// The checker: the structure and the role record.
+	if r := s.Check(lockfree.CheckOptions{}); !r.OK() {
+		t.Fatalf("checker: %s", r)
+	}
+	if err := roleOf(t, s).Check(); err != nil {
+		t.Fatalf("role record: %v", err)
+	}
+}
