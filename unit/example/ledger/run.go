@@ -13,7 +13,7 @@ import (
 
 // RunFromEnv runs a ledger replica configured from the environment a
 // member gives the replicas it starts (QMGR_GROUP, QMGR_DATA, QMGR_CF_DIR,
-// QMGR_QMGR, QMGR_UNIT, QMGR_UNIT_POS) until ctx ends. With
+// QMGR_QMGR, QMGR_UNIT, QMGR_UNIT_POS, QMGR_UNIT_CLAIM) until ctx ends. With
 // LEDGER_STATE_FILE set, the state is written there when the replica
 // stops without error (tests compare it with a reference).
 func RunFromEnv(ctx context.Context) error {
@@ -26,6 +26,11 @@ func RunFromEnv(ctx context.Context) error {
 		Service:  os.Getenv("QMGR_UNIT"),
 		Position: pos,
 		Poll:     20 * time.Millisecond,
+	}
+	if c := os.Getenv("QMGR_UNIT_CLAIM"); c != "" {
+		if cfg.Claim, err = strconv.ParseUint(c, 10, 64); err != nil {
+			return fmt.Errorf("ledger: QMGR_UNIT_CLAIM: %w", err)
+		}
 	}
 	l := New()
 	if err := unit.RunWith(ctx, cfg, l); err != nil {
