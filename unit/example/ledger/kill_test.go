@@ -31,7 +31,10 @@ import (
 // TestMain runs a ledger replica instead of the tests when the test
 // binary is started as one (a member's STARTCMD, or a test's child).
 func TestMain(m *testing.M) {
-	if os.Getenv("LEDGER_REPLICA") == "1" {
+	if os.Getenv("LEDGER_REPLICA") == "1" || len(os.Args) > 1 && os.Args[1] == "ledger-replica" {
+		if d := os.Getenv("LEDGER_STATE_DIR"); d != "" && os.Getenv("LEDGER_STATE_FILE") == "" {
+			os.Setenv("LEDGER_STATE_FILE", filepath.Join(d, fmt.Sprintf("state-%s-%d", os.Getenv("QMGR_UNIT_POS"), os.Getpid())))
+		}
 		ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM)
 		err := ledger.RunFromEnv(ctx)
 		stop()
@@ -44,11 +47,13 @@ func TestMain(m *testing.M) {
 	os.Exit(m.Run())
 }
 
-func startMember(t *testing.T, mqsc ...string) (*qm.Member, group.Config) {
+// startMember starts a member in this process; byHand: it starts no
+// replicas (the test does).
+func startMember(t *testing.T, byHand bool, mqsc ...string) (*qm.Member, group.Config) {
 	t.Helper()
 	dir := t.TempDir()
 	cfg := qm.Config{Group: group.Config{Name: "T", DataDir: dir + "/data", CFDir: dir + "/cf", AppSize: 32 << 20, AdminSize: 8 << 20},
-		Name: "QM1", HeartbeatInterval: 20 * time.Millisecond, HeartbeatTimeout: time.Second,
+		Name: "QM1", HeartbeatInterval: 20 * time.Millisecond, HeartbeatTimeout: time.Second, UnitsByHand: byHand,
 		Logger: slog.New(slog.NewTextHandler(io.Discard, nil))}
 	if os.Getenv("LEDGER_TEST_LOG") != "" {
 		cfg.Logger = slog.New(slog.NewTextHandler(os.Stderr, nil))
@@ -121,10 +126,12 @@ func appliedOf(t *testing.T, s *lockfree.Structure, k int) uint64 {
 func waitFor(t *testing.T, what string, exited <-chan error, cond func() bool) {
 	t.Helper()
 	for t0 := time.Now(); !cond(); time.Sleep(5 * time.Millisecond) {
-		select {
-		case err := <-exited:
-			t.Fatalf("waiting for %s: a replica exited: %v", what, err)
-		default:
+		if exited != nil {
+			select {
+			case err := <-exited:
+				t.Fatalf("waiting for %s: a replica exited: %v", what, err)
+			default:
+			}
 		}
 		if time.Since(t0) > 15*time.Second {
 			t.Fatalf("timed out waiting for %s", what)
@@ -143,7 +150,7 @@ func waitFor(t *testing.T, what string, exited <-chan error, cond func() bool) {
 // time and random id the confirmations carry), and the checker is clean.
 func TestPrimaryKilled(t *testing.T) {
 	const n = 2000
-	_, g := startMember(t, "DEFINE QLOCAL(IN) MAXDEPTH(100000)", "DEFINE QLOCAL(CONFIRM) MAXDEPTH(100000)",
+	_, g := startMember(t, true, "DEFINE QLOCAL(IN) MAXDEPTH(100000)", "DEFINE QLOCAL(CONFIRM) MAXDEPTH(100000)",
 		"DEFINE SERVICE(LEDGER) STARTCMD('/bin/true') INPUT(IN) REPLICAS(2)")
 	opts := mq.ConnectOptions{Group: g.Name, QMgr: "QM1", DataDir: g.DataDir, CFDir: g.CFDir}
 	c, err := mq.Connect(opts)
