@@ -1,6 +1,7 @@
 package ledger_test
 
 import (
+	"encoding/json"
 	"errors"
 	"fmt"
 	"os"
@@ -143,7 +144,7 @@ func TestSupervised(t *testing.T) {
 	}
 	states := t.TempDir()
 	t.Setenv("LEDGER_STATE_DIR", states)
-	_, g := startMember(t, false, "DEFINE QLOCAL(IN) MAXDEPTH(100000)", "DEFINE QLOCAL(CONFIRM) MAXDEPTH(100000)",
+	m, g := startMember(t, false, "DEFINE QLOCAL(IN) MAXDEPTH(100000)", "DEFINE QLOCAL(CONFIRM) MAXDEPTH(100000)",
 		fmt.Sprintf("DEFINE SERVICE(LEDGER) STARTCMD('%s') STARTARG('ledger-replica') INPUT(IN) REPLICAS(2)", bin))
 	opts := mq.ConnectOptions{Group: g.Name, QMgr: "QM1", DataDir: g.DataDir, CFDir: g.CFDir}
 	c, err := mq.Connect(opts)
@@ -189,13 +190,40 @@ func TestSupervised(t *testing.T) {
 
 	got := confirmations(t, c, n)
 	ref := reference(t, got, transfers)
+
+	// DISPLAY SVSTATUS: the survivor is primary and sender on QM1, has
+	// logged and processed every transfer and sent them all.
+	survivor := roleOf(t, s).Pos[sender].Pid
+	want := map[string]any{"SERVICE": "LEDGER", "POSITION": float64(sender), "ROLE": "PRIMARY", "SENDER": "YES", "QMNAME": "QM1",
+		"PID": float64(survivor), "LOGGED": float64(n), "PROCESSED": float64(n), "SENT": float64(n), "RESENDQ": float64(0),
+		"STATUS": "RUNNING", "UNITSTATE": "RUNNING"}
+	waitFor(t, "SVSTATUS to show the survivor done", nil, func() bool {
+		resp := m.Exec("DISPLAY SVSTATUS(LEDGER)")
+		if !resp.OK {
+			t.Fatalf("DISPLAY SVSTATUS: %s", resp.Error)
+		}
+		for _, raw := range resp.Objects {
+			var o map[string]any
+			if err := json.Unmarshal(raw, &o); err != nil {
+				t.Fatal(err)
+			}
+			if o["POSITION"] != float64(sender) {
+				continue
+			}
+			for k, v := range want {
+				if o[k] != v {
+					return false
+				}
+			}
+			return true
+		}
+		return false
+	})
 	if err := roleOf(t, s).Check(); err != nil {
 		t.Fatalf("role record: %v", err)
 	}
 
 	// The survivor's state: SIGTERM makes it write it and stop.
-	time.Sleep(100 * time.Millisecond) // let it see the last LSN_out
-	survivor := roleOf(t, s).Pos[sender].Pid
 	if err := syscall.Kill(int(survivor), syscall.SIGTERM); err != nil {
 		t.Fatal(err)
 	}
