@@ -73,6 +73,10 @@ func unitApplied(s *lockfree.Structure, svc defs.Service, r *role.Role) (a [role
 	return a
 }
 
+// testHookUnitBeforeCAS runs between a transition's computation and its
+// compare-and-swap (tests: two members acting on one death at once).
+var testHookUnitBeforeCAS = func(svc string, ev role.Event) {}
+
 // Supervision timing.
 const (
 	unitSweepEvery  = time.Second            // a pass without a kick
@@ -233,6 +237,7 @@ func (m *Member) superviseUnit(svc defs.Service, members []uint8, live map[uint8
 		if err != nil {
 			return fmt.Errorf("%v of position %d: %w", ev.Kind, ev.Pos, err)
 		}
+		testHookUnitBeforeCAS(svc.Name, ev)
 		err = o.CompareAndSwapStatus(svc.StatusBase, before, after)
 		if errors.Is(err, lockfree.ErrStatusChanged) {
 			continue // read it again: another member or a replica changed it
