@@ -2,7 +2,6 @@ package ledger_test
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -10,13 +9,9 @@ import (
 	"os/exec"
 	"os/signal"
 	"path/filepath"
-	"sort"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
-
-	"github.com/cespare/xxhash/v2"
 
 	"github.com/qmgr/qmgr/group"
 	"github.com/qmgr/qmgr/internal/mqconn"
@@ -24,7 +19,6 @@ import (
 	"github.com/qmgr/qmgr/mq"
 	"github.com/qmgr/qmgr/qm"
 	"github.com/qmgr/qmgr/unit/example/ledger"
-	"github.com/qmgr/qmgr/unit/logrec"
 	"github.com/qmgr/qmgr/unit/role"
 )
 
@@ -148,7 +142,18 @@ func waitFor(t *testing.T, what string, exited <-chan error, cond func() bool) {
 // confirmations' sequence numbers run 1..n in order, the survivor's state
 // is the reference's (the transfers applied in LSN order with the logged
 // time and random id the confirmations carry), and the checker is clean.
-func TestPrimaryKilled(t *testing.T) {
+func TestPrimaryKilled(t *testing.T) { killOne(t, 0) }
+
+// TestSenderKilled: the same with the sender (the secondary) SIGKILLed:
+// the primary becomes the sender at a new epoch and sends, from its resend
+// queue, what the dead sender had not committed; every transfer is still
+// confirmed once and in order.
+func TestSenderKilled(t *testing.T) { killOne(t, 1) }
+
+// killOne runs the unit with replicas started by the test and SIGKILLs
+// position victim (0: the primary, 1: the secondary and sender) once
+// under load.
+func killOne(t *testing.T, victim uint8) {
 	const n = 2000
 	_, g := startMember(t, true, "DEFINE QLOCAL(IN) MAXDEPTH(100000)", "DEFINE QLOCAL(CONFIRM) MAXDEPTH(100000)",
 		"DEFINE SERVICE(LEDGER) STARTCMD('/bin/true') INPUT(IN) REPLICAS(2)")
@@ -163,153 +168,67 @@ func TestPrimaryKilled(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	exited := make(chan error, 2)
-	watchExit := func(r *replica) {
-		go func() {
-			err := <-r.done
-			r.done <- err
-			if err != nil {
-				exited <- err
-			}
-		}()
-	}
-	r0 := startReplica(t, g, 0)
-	waitFor(t, "the primary", r0.done, func() bool { r := roleOf(t, s); return r.Primary == 0 && r.Pos[0].State == role.Active })
-	r1 := startReplica(t, g, 1)
-	watchExit(r1)
+	// exited reports a failure of the replica that must not stop: the
+	// survivor (the victim's SIGKILL is expected).
+	exited := make(chan error, 1)
+	survivor := 1 - victim
+	reps := []*replica{startReplica(t, g, 0)}
+	waitFor(t, "the primary", reps[0].done, func() bool { r := roleOf(t, s); return r.Primary == 0 && r.Pos[0].State == role.Active })
+	reps = append(reps, startReplica(t, g, 1))
+	go func(r *replica) {
+		err := <-r.done
+		r.done <- err
+		if err != nil {
+			exited <- err
+		}
+	}(reps[survivor])
 	waitFor(t, "the secondary to take the sender role", exited, func() bool { return roleOf(t, s).Sender == 1 })
 	epoch := roleOf(t, s).Epoch
 
-	// The producer: n transfers with known ids, 20 per commit, at a
-	// steady rate, in its own goroutine while the primary is killed.
-	prod, err := mq.Connect(opts)
-	if err != nil {
+	transfers, wait := produce(t, opts, n)
+	// SIGKILL the victim once it is busy.
+	waitFor(t, "the victim to process some input", exited, func() bool { return appliedOf(t, s, int(victim)) >= n/4 })
+	if err := reps[victim].cmd.Process.Signal(syscall.SIGKILL); err != nil {
 		t.Fatal(err)
 	}
-	defer prod.Disconnect()
-	in, err := prod.Open("IN", mq.OpenOptions{Output: true})
-	if err != nil {
-		t.Fatal(err)
-	}
-	accounts := []string{"a", "b", "c", "d", "e"}
-	transfers := make([]ledger.Transfer, n)
-	for i := range transfers {
-		transfers[i] = ledger.Transfer{ID: int64(i), From: accounts[i%5], To: accounts[(i/5+1+i)%5], Amount: int64(1 + i*7%400)}
-	}
-	var wg sync.WaitGroup
-	var perr error
-	wg.Add(1)
-	go func() {
-		defer wg.Done()
-		for i, tr := range transfers {
-			body := fmt.Appendf(nil, "%d %s %s %d", tr.ID, tr.From, tr.To, tr.Amount)
-			if perr = in.Put(&mq.Message{Body: body}, mq.PutOptions{Syncpoint: true}); perr != nil {
-				return
-			}
-			if i%20 == 19 || i == n-1 {
-				if perr = prod.Commit(); perr != nil {
-					return
-				}
-				time.Sleep(2 * time.Millisecond)
-			}
-		}
-	}()
-
-	// SIGKILL the primary once it is busy.
-	waitFor(t, "the primary to process some input", exited, func() bool { return appliedOf(t, s, 0) >= n/4 })
-	if err := r0.cmd.Process.Signal(syscall.SIGKILL); err != nil {
-		t.Fatal(err)
-	}
-	killedAt := appliedOf(t, s, 0)
-	waitFor(t, "the member to promote the secondary", exited, func() bool {
+	killedAt := appliedOf(t, s, int(victim))
+	waitFor(t, "the member to make the death transition", exited, func() bool {
 		r := roleOf(t, s)
-		return r.Primary == 1 && r.Sender == 1 && r.Pos[0].State == role.Vacant
+		return r.Primary == survivor && r.Sender == survivor && r.Pos[victim].State == role.Vacant
 	})
-	if r := roleOf(t, s); r.Epoch <= epoch || r.Pos[0].Restarts != 1 {
-		t.Fatalf("after the death: epoch %d (was %d), restarts of position 0 %d", r.Epoch, epoch, r.Pos[0].Restarts)
+	if r := roleOf(t, s); r.Epoch <= epoch || r.Pos[victim].Restarts != 1 {
+		t.Fatalf("after the death: epoch %d (was %d), restarts of position %d %d", r.Epoch, epoch, victim, r.Pos[victim].Restarts)
 	}
-	wg.Wait()
-	if perr != nil {
-		t.Fatal(perr)
-	}
-
-	// Every confirmation once, in sequence.
-	confirm, err := c.Open("CONFIRM", mq.OpenOptions{Input: true})
-	if err != nil {
+	if err := wait(); err != nil {
 		t.Fatal(err)
 	}
-	source := xxhash.Sum64String("LEDGER")
-	var got []ledger.Confirmation
-	seen := map[uint64]bool{}
-	deadline := time.Now().Add(20 * time.Second)
-	for len(got) <= n && time.Now().Before(deadline) {
-		wait := time.Until(deadline)
-		if len(got) == n {
-			wait = 300 * time.Millisecond // nothing more may come
-		}
-		m, err := confirm.Get(mq.GetOptions{Wait: wait})
-		if errors.Is(err, mq.ErrNoMessage) {
-			break
-		}
-		if err != nil {
-			t.Fatal(err)
-		}
-		id, err := logrec.ParseOutputID(m.MsgID)
-		if err != nil {
-			t.Fatalf("confirmation %d: MsgID: %v", len(got), err)
-		}
-		if id.Source != source || id.Gen != 1 || id.Seq != uint64(len(got)+1) {
-			t.Fatalf("confirmation %d: output id %+v, want source %x generation 1 sequence %d", len(got), id, source, len(got)+1)
-		}
-		cf, err := ledger.ParseConfirmation(m.Body)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if seen[cf.ID] {
-			t.Fatalf("transfer %d confirmed twice", cf.ID)
-		}
-		seen[cf.ID] = true
-		got = append(got, cf)
-	}
-	if len(got) != n {
-		t.Fatalf("%d confirmations of %d transfers", len(got), n)
-	}
-	t.Logf("primary killed at applied %d; epochs seen in confirmations from %d to %d", killedAt, got[0].Epoch, got[n-1].Epoch)
+	got := confirmations(t, c, n)
+	t.Logf("position %d killed at applied %d; epochs seen in confirmations from %d to %d", victim, killedAt, got[0].Epoch, got[n-1].Epoch)
+	ref := reference(t, got, transfers)
 
 	// The survivor's state: stop it, read what it wrote.
 	time.Sleep(100 * time.Millisecond) // let it see the last LSN_out
-	if err := r1.cmd.Process.Signal(syscall.SIGTERM); err != nil {
+	r := reps[survivor]
+	if err := r.cmd.Process.Signal(syscall.SIGTERM); err != nil {
 		t.Fatal(err)
 	}
 	select {
 	case err := <-exited:
 		t.Fatalf("the survivor failed: %v", err)
-	case err := <-r1.done:
-		r1.done <- err
+	case err := <-r.done:
+		r.done <- err
 		if err != nil {
 			t.Fatalf("the survivor failed: %v", err)
 		}
 	case <-time.After(10 * time.Second):
 		t.Fatal("the survivor did not stop")
 	}
-	state, err := os.ReadFile(r1.state)
+	state, err := os.ReadFile(r.state)
 	if err != nil {
 		t.Fatal(err)
 	}
-
-	// The reference: the transfers in LSN order with the logged choices.
-	sort.Slice(got, func(i, j int) bool { return got[i].LSN < got[j].LSN })
-	ref := ledger.New()
-	for i, cf := range got {
-		if cf.LSN != uint64(i+1) {
-			t.Fatalf("LSNs not 1..%d: %d at %d", n, cf.LSN, i)
-		}
-		if ok := ref.Apply(transfers[cf.ID], cf.Now, cf.RID); ok != cf.OK {
-			t.Fatalf("transfer %d: confirmed ok=%v, the reference says %v", cf.ID, cf.OK, ok)
-		}
-	}
-	if string(state) != ref.Digest() {
-		t.Fatalf("the survivor's state differs from the reference:\nsurvivor  %s\nreference %s", state, ref.Digest())
+	if string(state) != ref {
+		t.Fatalf("the survivor's state differs from the reference:\nsurvivor  %s\nreference %s", state, ref)
 	}
 
 	// The checker: the structure and the role record.
