@@ -1,9 +1,12 @@
 package ledger_test
 
 import (
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
+	"log/slog"
 	"os"
 	"path/filepath"
 	"sort"
@@ -17,6 +20,7 @@ import (
 	"github.com/qmgr/qmgr/internal/mqconn"
 	"github.com/qmgr/qmgr/lockfree"
 	"github.com/qmgr/qmgr/mq"
+	"github.com/qmgr/qmgr/qm"
 	"github.com/qmgr/qmgr/unit/example/ledger"
 	"github.com/qmgr/qmgr/unit/logrec"
 	"github.com/qmgr/qmgr/unit/role"
@@ -235,5 +239,62 @@ func TestSupervised(t *testing.T) {
 	}
 	if r := s.Check(lockfree.CheckOptions{}); !r.OK() {
 		t.Fatalf("checker: %s", r)
+	}
+}
+
+// TestSupervisedSpread: with two members, the replicas of a service are
+// spread over them (role.Place: the member hosting fewest positions of
+// the unit claims first), and DISPLAY SVSTATUS names each replica's
+// member.
+func TestSupervisedSpread(t *testing.T) {
+	bin, err := filepath.Abs(os.Args[0])
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Setenv("LEDGER_STATE_DIR", t.TempDir())
+	m1, g := startMember(t, false, "DEFINE QLOCAL(IN) MAXDEPTH(100000)", "DEFINE QLOCAL(CONFIRM) MAXDEPTH(100000)")
+	cfg2 := qm.Config{Group: g, Name: "QM2", HeartbeatInterval: 20 * time.Millisecond, HeartbeatTimeout: time.Second,
+		Logger: slog.New(slog.NewTextHandler(io.Discard, nil))}
+	m2, err := qm.Start(cfg2)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	go m2.Run(ctx)
+	t.Cleanup(func() { cancel(); m2.Stop() })
+	if r := m1.Exec(fmt.Sprintf("DEFINE SERVICE(LEDGER) STARTCMD('%s') STARTARG('ledger-replica') INPUT(IN) REPLICAS(2)", bin)); !r.OK {
+		t.Fatal(r.Error)
+	}
+	c, err := mq.Connect(mq.ConnectOptions{Group: g.Name, QMgr: "QM1", DataDir: g.DataDir, CFDir: g.CFDir})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Disconnect()
+	_, s, err := mqconn.Of(c).OwnerIn("APPL1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var r *role.Role
+	waitFor(t, "both replicas active", nil, func() bool {
+		r = roleOf(t, s)
+		return r.Pos[0].State == role.Active && r.Pos[1].State == role.Active
+	})
+	if r.Pos[0].Peer == r.Pos[1].Peer {
+		t.Fatalf("both replicas on peer slot %d", r.Pos[0].Peer)
+	}
+	resp := m2.Exec("DISPLAY SVSTATUS(LEDGER) QMNAME")
+	if !resp.OK {
+		t.Fatal(resp.Error)
+	}
+	names := map[string]bool{}
+	for _, raw := range resp.Objects {
+		var o map[string]any
+		if err := json.Unmarshal(raw, &o); err != nil {
+			t.Fatal(err)
+		}
+		names[fmt.Sprint(o["QMNAME"])] = true
+	}
+	if !names["QM1"] || !names["QM2"] {
+		t.Fatalf("SVSTATUS names members %v, want QM1 and QM2", names)
 	}
 }
