@@ -8,6 +8,7 @@
 //	QREMOTE         DEFINE, ALTER, DELETE, DISPLAY                 qremote.go
 //	CFSTRUCT        DEFINE, ALTER, DISPLAY, BACKUP, RECOVER        cfstruct.go
 //	CFSTATUS        DISPLAY [TYPE(SUMMARY|BACKUP)]                 cfstruct.go
+//	SVSTATUS        DISPLAY (each replica: role, member, pid, LSNs) svstatus.go
 //	CHANNEL         DEFINE, ALTER, DELETE, DISPLAY, START, STOP,   channel.go
 //	                RESET [SEQNUM(n)], RESOLVE ACTION(COMMIT|BACKOUT)
 //	CHSTATUS        DISPLAY                                        channel.go

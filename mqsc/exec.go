@@ -83,6 +83,8 @@ func Execute(env Env, c Command) ([]Result, error) {
 		return defineStruct(env, c)
 	case "DISPLAY CFSTRUCT":
 		return displayStructs(env, c)
+	case "DISPLAY SVSTATUS":
+		return displaySvStatus(env, c)
 	case "DISPLAY CFSTATUS":
 		return displayCFStatus(env, c)
 	case "BACKUP CFSTRUCT":

@@ -217,8 +217,9 @@ func startGoldenMember(t *testing.T, dir string) *qm.Member {
 	cfg := qm.Config{
 		Group: group.Config{Name: "T", DataDir: dir + "/data", CFDir: dir + "/cf", AppSize: 32 << 20, AdminSize: 8 << 20},
 		Name:  "QM1", HeartbeatInterval: 20 * time.Millisecond, HeartbeatTimeout: 10 * time.Second,
-		Logger:  slog.New(slog.NewTextHandler(io.Discard, nil)),
-		Version: "v9.9.9-golden", // DISPLAY GROUP VERSION, the same in every build
+		UnitsByHand: true, // the scripts' services run nothing (STARTCMD('/bin/l'))
+		Logger:      slog.New(slog.NewTextHandler(io.Discard, nil)),
+		Version:     "v9.9.9-golden", // DISPLAY GROUP VERSION, the same in every build
 	}
 	m, err := qm.Start(cfg)
 	if err != nil {

@@ -114,7 +114,7 @@ func ParseOne(text string) (Command, error) {
 	c.Type = canonType(obj.word)
 	switch c.Type {
 	case "QLOCAL", "QREMOTE", "QSTATUS", "CFSTRUCT", "CFSTATUS", "CONN", "CHANNEL", "CHSTATUS",
-		"AMQPUSER", "AMQPPERM", "EXCHANGE", "BINDING", "REQUESTS", "REQUEST", "SERVICE":
+		"AMQPUSER", "AMQPPERM", "EXCHANGE", "BINDING", "REQUESTS", "REQUEST", "SERVICE", "SVSTATUS":
 		if !obj.hasValue {
 			if c.Type == "CONN" || c.Type == "REQUESTS" {
 				c.Name = "*"

@@ -49,6 +49,12 @@ type Config struct {
 	// Name is the member's name (required): 1 to 48 of A-Z a-z 0-9 . _ %,
 	// not starting with a dot (it also names the member's files).
 	Name string
+	// UnitsByHand: the member starts no replica of a recovery unit and
+	// leaves starting entries alone, for replicas started by hand
+	// (unit.RunWith in tests, which claim their positions themselves); it
+	// still makes the death transition of a registered replica whose
+	// connection is recovered.
+	UnitsByHand bool
 	// Port and GenericPort are the member's inbound ports (used by the
 	// channel initiator; 0 for none).
 	Port, GenericPort int
@@ -218,6 +224,8 @@ type Member struct {
 	// The member's child processes (child.go), supervised from when the
 	// member is active.
 	chinit, amqp *childService
+	// units supervises the replicas of recovery units (units.go).
+	units unitSupervisor
 	// stragglers: live connections of finished members, and when they
 	// were first seen (run loop only).
 	stragglers map[lockfree.OwnerTag]time.Time
@@ -318,6 +326,7 @@ func Start(cfg Config) (*Member, error) {
 	m := &Member{cfg: cfg, log: cfg.Logger.With("qmgr", cfg.Name), self: procid.Self(), apps: map[string]*lockfree.Owner{}, leftFailed: map[string]bool{}, retryRecover: map[string]time.Time{},
 		cmdConns: map[net.Conn]struct{}{}, peerW: map[int]peerKey{}, connW: map[int]connKey{}, seen: map[int]hbSeen{}, foreignSeen: map[lockfree.OwnerTag]bool{},
 		busy: map[string]bool{}, stop: make(chan struct{}), done: make(chan struct{}), stats: newMemberStats()}
+	m.units.kick = make(chan struct{}, 1)
 	m.chinit = newChildService("channel initiator", cfg.ChinitCommand, m.log, m.stopping.Load)
 	m.amqp = newChildService("AMQP listener", cfg.AMQPCommand, m.log, m.stopping.Load)
 	bi := buildinfo.Read()

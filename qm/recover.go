@@ -347,6 +347,11 @@ func (m *Member) recoverConn(t lockfree.OwnerTag, id procid.ID, revoke bool) (ms
 		return figs, false
 	}
 	m.stats.connRecoveries.Add(1)
+	// A replica of a recovery unit whose connection this was has died: its
+	// unit of work is resolved and its admin slot repaired, so the
+	// supervisor can vacate its position and hand its roles on (design
+	// 6.1's fencing).
+	m.kickUnits()
 	m.log.Info("recovered a connection", "event", "connection_recovered", "slot", t.Slot(), "pid", id.Pid, "outcome", outcomeName(out),
 		"revoked", info.Alive && revoke, "messages_committed", figs.committed, "messages_backed_out", figs.backedOut,
 		"took", time.Since(t0).Round(time.Microsecond))

@@ -22,6 +22,7 @@ func (m *Member) Run(ctx context.Context) error {
 	lastExpiry := time.Now()
 	deaths := make(chan []any, 1)
 	go m.waitDeaths(deaths)
+	go m.superviseUnits()
 	m.tick()
 	var lastBackupCheck, lastUOWCheck time.Time
 	for {
@@ -428,6 +429,7 @@ func (m *Member) shutdown() error {
 	for _, c := range []*childService{m.chinit, m.amqp} {
 		children.Go(func() { c.close(syscall.SIGTERM, m.cfg.StopGrace+5*time.Second) })
 	}
+	children.Go(m.stopUnitKids)
 	children.Wait()
 	if m.cmdL != nil {
 		m.cmdL.Close()

@@ -34,6 +34,10 @@ type ReplicaConfig struct {
 	// looks at its role again (default 100 ms).
 	Poll   time.Duration
 	Logger *slog.Logger
+	// Claim is the claim id the member that started the replica made its
+	// position starting with (QMGR_UNIT_CLAIM); 0: the replica claims the
+	// position itself (tests, a replica started by hand).
+	Claim uint64
 }
 
 // replica is one running replica. Not safe for concurrent use: its
@@ -261,13 +265,16 @@ func (r *replica) resendInputs() int {
 // while the log still holds the generation from LSN 1, replays it from
 // there instead of a snapshot (none is built yet).
 func (r *replica) register() error {
-	var claim [8]byte
-	for binary.LittleEndian.Uint64(claim[:]) == 0 {
-		rand.Read(claim[:])
-	}
-	id := binary.LittleEndian.Uint64(claim[:])
-	if _, err := r.transition(role.Event{Kind: role.EvClaim, Pos: r.pos, Claim: id}); err != nil {
-		return err
+	id := r.cfg.Claim
+	if id == 0 {
+		var claim [8]byte
+		for binary.LittleEndian.Uint64(claim[:]) == 0 {
+			rand.Read(claim[:])
+		}
+		id = binary.LittleEndian.Uint64(claim[:])
+		if _, err := r.transition(role.Event{Kind: role.EvClaim, Pos: r.pos, Claim: id}); err != nil {
+			return err
+		}
 	}
 	if err := r.readRole(); err != nil {
 		return err
@@ -287,11 +294,46 @@ func (r *replica) register() error {
 		// the DEADQ); here it must be empty.
 		return r.publish()
 	}
-	// Joining: the log must hold this generation from LSN 1.
+	// Joining: the log must hold this generation from LSN 1 (no snapshot
+	// transfer yet). Checked before the replica is restored, so that a
+	// replica that cannot catch up never becomes active (the primary's
+	// trim counts it at LSN 0 from its registration on: the log cannot
+	// lose its head after this check).
+	if err := r.checkLogFromStart(); err != nil {
+		return err
+	}
 	if _, err := r.transition(role.Event{Kind: role.EvRestored, Pos: r.pos, Tag: r.tag, SnapLSN: 0}); err != nil {
 		return err
 	}
 	return r.publish()
+}
+
+// checkLogFromStart fails with ErrLogGap unless a joiner can replay the
+// generation's log from LSN 1: its first message starts there, or it is
+// empty and the primary has applied nothing.
+func (r *replica) checkLogFromStart() error {
+	cur, err := r.logq.Browse()
+	if err != nil {
+		return err
+	}
+	m, err := cur.Next(mq.GetOptions{})
+	if errors.Is(err, mq.ErrNoMessage) {
+		if p := r.progress(r.rec.Primary); r.rec.Primary != role.None && p != nil && p.Tag == r.rec.Pos[r.rec.Primary].Tag && p.Applied > 0 {
+			return fmt.Errorf("%w: the log is trimmed to the primary's LSN %d and a joiner cannot receive a snapshot yet", ErrLogGap, p.Applied)
+		}
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	lm, err := logrec.DecodeLog(m.Body)
+	if err != nil {
+		return fmt.Errorf("log message %x: %w", m.CorrelID, err)
+	}
+	if lm.Gen != r.gen || lm.FirstLSN > 1 {
+		return fmt.Errorf("%w: the log starts at generation %d LSN %d and a joiner cannot receive a snapshot yet", ErrLogGap, lm.Gen, lm.FirstLSN)
+	}
+	return nil
 }
 
 // newCtx makes the context of input lsn.

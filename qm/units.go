@@ -1,0 +1,387 @@
+package qm
+
+import (
+	crand "crypto/rand"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"os"
+	"os/exec"
+	"strings"
+	"sync"
+	"syscall"
+	"time"
+
+	"github.com/qmgr/qmgr/crashpoint"
+	"github.com/qmgr/qmgr/defs"
+	"github.com/qmgr/qmgr/lockfree"
+	"github.com/qmgr/qmgr/unit/role"
+)
+
+// Recovery units (docs/design/recovery-units.md, section 6): the member's
+// part, run by one goroutine per member (superviseUnits) under cmdMu (the
+// member's owners in application structures are admin work's).
+//
+// Deaths. A replica's death is noticed as any application's is, through
+// the pidfd watcher and the recovery of its connection: recoverConn kicks
+// the supervisor once it has resolved the connection's unit of work and
+// repaired its admin slot last. The supervisor then finds every position
+// whose W tag no longer holds its admin slot (recovered, by this member
+// or any other) and makes its death transition by compare-and-swap of the
+// unit's role record (role.Next EvDeath). Two members acting on one death
+// cannot both win: the second reads the entry vacant, or naming another
+// tag, and does nothing. The same pass, run every unitSweepEvery too, is
+// the sweep of design 6.2: a recoverer that died between the repair and
+// the CAS leaves the entry to the next pass of any member.
+//
+// Supervision. For each vacant position of a running unit, the member
+// role.Place chooses claims it at once, the others after unitClaimDelay
+// (the chosen one may be gone); the claim (vacant -> starting, with this
+// member's slot and incarnation and a random claim id) is a CAS, and the
+// winner starts STARTCMD with STARTARG as its child (Pdeathsig SIGKILL)
+// and the environment of design 2 (QMGR_UNIT_CLAIM the claim id). A
+// child that ends before it registers, or that could not be started, has
+// its starting entry vacated by its member; a starting entry of a member
+// that is gone is vacated by any member. Claims of a position back off
+// 100 ms doubling to 5 s.
+
+// maxRoleTries bounds the compare-and-swap retries of one transition: the
+// record changes only on role events, so a loop this long means something
+// rewrites it endlessly.
+const maxRoleTries = 1000
+
+// Crash points of supervision (design 11): a member claimed a position,
+// started its replica, made a replica's death transition.
+var (
+	cpUnitClaimed = crashpoint.New("unit.member.claimed")
+	cpUnitSpawned = crashpoint.New("unit.member.spawned")
+	cpUnitRoleCAS = crashpoint.New("unit.member.rolecas")
+)
+
+// unitApplied is each position's applied LSN, from its progress record
+// when that names the position's current tag (else 0).
+func unitApplied(s *lockfree.Structure, svc defs.Service, r *role.Role) (a [role.MaxReplicas]uint64) {
+	buf := make([]byte, s.StatusSize())
+	for k := 0; k < role.MaxReplicas; k++ {
+		if _, err := s.ReadStatus(svc.StatusBase+1+k, buf); err != nil {
+			continue
+		}
+		if p, err := role.DecodeProgress(buf); err == nil && p.Tag == r.Pos[k].Tag {
+			a[k] = p.Applied
+		}
+	}
+	return a
+}
+
+// testHookUnitBeforeCAS runs between a transition's computation and its
+// compare-and-swap (tests: two members acting on one death at once).
+var testHookUnitBeforeCAS = func(svc string, ev role.Event) {}
+
+// Supervision timing.
+const (
+	unitSweepEvery  = time.Second            // a pass without a kick
+	unitClaimDelay  = time.Second            // a member Place did not choose claims after this
+	unitBackoffMin  = 100 * time.Millisecond // between claims of one position
+	unitBackoffMax  = 5 * time.Second
+	unitStableFor   = 10 * time.Second // an active replica this old resets its position's backoff
+	unitStopTimeout = 5 * time.Second  // SIGTERM to SIGKILL of a replica when the member stops
+)
+
+// unitPos names a position of a unit.
+type unitPos struct {
+	svc string
+	pos uint8
+}
+
+// unitKid is a replica process this member started.
+type unitKid struct {
+	at     unitPos
+	claim  uint64
+	cmd    *exec.Cmd
+	exited chan struct{} // closed once Wait returned
+}
+
+// unitSupervisor is the member's state of supervision. kick is made by
+// Start; the maps other than kids belong to the superviseUnits goroutine.
+type unitSupervisor struct {
+	kick chan struct{} // buffered 1: a pass is wanted (a connection recovered, a child ended)
+
+	mu   sync.Mutex          // guards kids
+	kids map[uint64]*unitKid // by claim id
+
+	vacantSince map[unitPos]time.Time
+	notBefore   map[unitPos]time.Time
+	backoff     map[unitPos]time.Duration
+}
+
+// kickUnits asks the supervisor for a pass, without waiting.
+func (m *Member) kickUnits() {
+	select {
+	case m.units.kick <- struct{}{}:
+	default:
+	}
+}
+
+// superviseUnits runs the supervisor until the member stops, then stops
+// the replicas it started.
+func (m *Member) superviseUnits() {
+	m.units.vacantSince = map[unitPos]time.Time{}
+	m.units.notBefore = map[unitPos]time.Time{}
+	m.units.backoff = map[unitPos]time.Duration{}
+	t := time.NewTicker(unitSweepEvery)
+	defer t.Stop()
+	for {
+		select {
+		case <-m.stop:
+			return
+		case <-m.units.kick:
+		case <-t.C:
+		}
+		if m.stopping.Load() {
+			return
+		}
+		m.cmdMu.Lock()
+		var err error
+		if !m.stopping.Load() {
+			err = m.unitsPass()
+		}
+		m.cmdMu.Unlock()
+		if err != nil {
+			m.log.Error("supervise recovery units", "err", err)
+		}
+	}
+}
+
+// stopUnitKids stops the replicas this member started: SIGTERM, then
+// SIGKILL after unitStopTimeout.
+func (m *Member) stopUnitKids() {
+	m.units.mu.Lock()
+	kids := make([]*unitKid, 0, len(m.units.kids))
+	for _, k := range m.units.kids {
+		kids = append(kids, k)
+	}
+	m.units.mu.Unlock()
+	for _, k := range kids {
+		k.cmd.Process.Signal(syscall.SIGTERM)
+	}
+	for _, k := range kids {
+		select {
+		case <-k.exited:
+		case <-time.After(unitStopTimeout):
+			k.cmd.Process.Kill()
+			<-k.exited
+		}
+	}
+}
+
+// unitsPass makes the deaths and claims every service needs. Called with
+// cmdMu held.
+func (m *Member) unitsPass() error {
+	var svcs []defs.Service
+	if err := m.repo.View(func(tx *defs.Tx) error { var err error; svcs, err = tx.Services("*"); return err }); err != nil {
+		return fmt.Errorf("list services: %w", err)
+	}
+	peers, err := m.g.Peers()
+	if err != nil {
+		return fmt.Errorf("read the peer table: %w", err)
+	}
+	var members []uint8
+	live := map[uint8]uint64{} // peer slot -> incarnation of the running members
+	for _, p := range peers {
+		if p.State.Running() && p.Slot < 256 {
+			members = append(members, uint8(p.Slot))
+			live[uint8(p.Slot)] = p.Incarnation
+		}
+	}
+	var errs []error
+	for _, svc := range svcs {
+		if err := m.superviseUnit(svc, members, live); err != nil {
+			errs = append(errs, fmt.Errorf("SERVICE(%s): %w", svc.Name, err))
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// superviseUnit makes one transition at a time on svc's role record until
+// none is wanted.
+func (m *Member) superviseUnit(svc defs.Service, members []uint8, live map[uint8]uint64) error {
+	o, s, err := m.ownerIn(svc.CFStruct)
+	if err != nil {
+		return fmt.Errorf("structure %s: %w", svc.CFStruct, err)
+	}
+	if o == nil {
+		return fmt.Errorf("structure %s: the member has no owner in it", svc.CFStruct)
+	}
+	before := make([]byte, s.StatusSize())
+	for try := 0; try < maxRoleTries; try++ {
+		if _, err := s.ReadStatus(svc.StatusBase, before); err != nil {
+			return fmt.Errorf("read the role record: %w", err)
+		}
+		r, err := role.Decode(before)
+		if err != nil {
+			return fmt.Errorf("decode the role record: %w", err)
+		}
+		ev, ok := m.unitEvent(svc, r, members, live)
+		if !ok {
+			return nil
+		}
+		if ev.Kind == role.EvDeath {
+			ev.Applied = unitApplied(s, svc, r)
+		}
+		ev.Now = time.Now().UnixNano()
+		n, eff, err := role.Next(r, ev)
+		if err != nil {
+			return fmt.Errorf("%v of position %d: %w", ev.Kind, ev.Pos, err)
+		}
+		after, err := n.Encode()
+		if err != nil {
+			return fmt.Errorf("%v of position %d: %w", ev.Kind, ev.Pos, err)
+		}
+		testHookUnitBeforeCAS(svc.Name, ev)
+		err = o.CompareAndSwapStatus(svc.StatusBase, before, after)
+		if errors.Is(err, lockfree.ErrStatusChanged) {
+			continue // read it again: another member or a replica changed it
+		}
+		if err != nil {
+			return fmt.Errorf("%v of position %d: %w", ev.Kind, ev.Pos, err)
+		}
+		at := unitPos{svc.Name, ev.Pos}
+		switch ev.Kind {
+		case role.EvDeath:
+			cpUnitRoleCAS.Hit()
+			m.log.Info("unit replica exited", "event", "unit_replica_exited", "unit", svc.Name, "pos", ev.Pos, "pid", r.Pos[ev.Pos].Pid,
+				"state", r.Pos[ev.Pos].State.String(), "epoch", n.Epoch, "primary", int(n.Primary), "sender", int(n.Sender))
+			if eff&role.EffPromoted != 0 {
+				m.log.Info("unit primary promoted", "event", "unit_promoted", "unit", svc.Name, "from", ev.Pos, "to", int(n.Primary), "epoch", n.Epoch)
+			}
+		case role.EvClaim:
+			cpUnitClaimed.Hit()
+			delete(m.units.vacantSince, at)
+			b := min(max(2*m.units.backoff[at], unitBackoffMin), unitBackoffMax)
+			m.units.backoff[at], m.units.notBefore[at] = b, time.Now().Add(b)
+			if err := m.startReplica(svc, ev.Pos, ev.Claim); err != nil {
+				// Its starting entry is vacated by the next pass (no child
+				// of that claim).
+				m.log.Error("start a unit replica", "unit", svc.Name, "pos", ev.Pos, "err", err)
+				m.kickUnits()
+			}
+		}
+	}
+	return fmt.Errorf("the role record keeps changing")
+}
+
+// unitEvent is the transition r needs first, if any: a death (a
+// registered replica whose connection is recovered, a starting entry
+// whose member is gone or whose child of this member is gone), else a
+// claim of a vacant position by this member.
+func (m *Member) unitEvent(svc defs.Service, r *role.Role, members []uint8, live map[uint8]uint64) (role.Event, bool) {
+	admin := m.g.Admin()
+	now := time.Now()
+	for k := uint8(0); k < role.MaxReplicas; k++ {
+		e := r.Pos[k]
+		at := unitPos{svc.Name, k}
+		switch e.State {
+		case role.Vacant:
+			continue
+		case role.Starting:
+			if m.cfg.UnitsByHand {
+				continue
+			}
+			inc, running := live[e.Peer]
+			mine := int(e.Peer) == m.slot && e.Incarnation == m.inc
+			if mine {
+				m.units.mu.Lock()
+				_, alive := m.units.kids[e.Since]
+				m.units.mu.Unlock()
+				if alive {
+					continue
+				}
+			} else if running && inc == e.Incarnation {
+				continue // the other member's child may still register
+			}
+			return role.Event{Kind: role.EvDeath, Pos: k, Claim: e.Since, Reason: role.ExitDied}, true
+		default:
+			if e.Tag == 0 {
+				continue
+			}
+			if info, ok := admin.Owner(lockfree.OwnerTag(e.Tag).Slot()); ok && uint32(info.Tag) == e.Tag {
+				if e.State == role.Active && now.Sub(time.Unix(0, int64(e.Since))) > unitStableFor {
+					delete(m.units.backoff, at)
+				}
+				continue // its connection lives, or is being recovered
+			}
+			return role.Event{Kind: role.EvDeath, Pos: k, Tag: e.Tag, Reason: role.ExitDied}, true
+		}
+	}
+	if r.State != role.Running || m.stopping.Load() || m.cfg.UnitsByHand {
+		return role.Event{}, false
+	}
+	for k := uint8(0); k < r.Replicas; k++ {
+		at := unitPos{svc.Name, k}
+		if r.Pos[k].State != role.Vacant {
+			delete(m.units.vacantSince, at)
+			continue
+		}
+		since, ok := m.units.vacantSince[at]
+		if !ok {
+			since = now
+			m.units.vacantSince[at] = now
+		}
+		if now.Before(m.units.notBefore[at]) {
+			continue
+		}
+		peer, ok := role.Place(r, k, members)
+		if !ok || int(peer) != m.slot && now.Sub(since) < unitClaimDelay {
+			continue
+		}
+		var b [8]byte
+		var claim uint64
+		for claim == 0 {
+			crand.Read(b[:])
+			claim = binary.LittleEndian.Uint64(b[:])
+		}
+		return role.Event{Kind: role.EvClaim, Pos: k, Peer: uint8(m.slot), Incarnation: m.inc, Claim: claim}, true
+	}
+	return role.Event{}, false
+}
+
+// startReplica starts svc's replica for position pos under claim: its
+// STARTCMD, STARTARG split on blanks, as a child of the member.
+func (m *Member) startReplica(svc defs.Service, pos uint8, claim uint64) error {
+	gc := m.g.Config()
+	cmd := exec.Command(svc.StartCmd, strings.Fields(svc.StartArg)...)
+	cmd.Env = append(os.Environ(), "QMGR_GROUP="+gc.Name, "QMGR_CF_DIR="+gc.CFDir, "QMGR_DATA="+gc.DataDir, "QMGR_QMGR="+m.cfg.Name,
+		"QMGR_UNIT="+svc.Name, fmt.Sprintf("QMGR_UNIT_POS=%d", pos), fmt.Sprintf("QMGR_UNIT_CLAIM=%d", claim))
+	cmd.Stdout, cmd.Stderr = os.Stderr, os.Stderr
+	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
+	// Started and recorded under mu, with stopping checked there: a
+	// member stopping (stopping is set before stopUnitKids takes mu) never
+	// leaves a replica it started behind.
+	m.units.mu.Lock()
+	if m.stopping.Load() {
+		m.units.mu.Unlock()
+		return fmt.Errorf("start %s: the member is stopping", svc.StartCmd)
+	}
+	if err := cmd.Start(); err != nil {
+		m.units.mu.Unlock()
+		return fmt.Errorf("start %s: %w", svc.StartCmd, err)
+	}
+	k := &unitKid{at: unitPos{svc.Name, pos}, claim: claim, cmd: cmd, exited: make(chan struct{})}
+	if m.units.kids == nil {
+		m.units.kids = map[uint64]*unitKid{}
+	}
+	m.units.kids[claim] = k
+	m.units.mu.Unlock()
+	cpUnitSpawned.Hit()
+	m.log.Info("unit replica started", "event", "unit_replica_started", "unit", svc.Name, "pos", pos, "pid", cmd.Process.Pid)
+	go func() {
+		err := cmd.Wait()
+		m.units.mu.Lock()
+		delete(m.units.kids, claim)
+		m.units.mu.Unlock()
+		close(k.exited)
+		m.log.Info("unit replica process ended", "unit", svc.Name, "pos", pos, "pid", cmd.Process.Pid, "err", err)
+		m.kickUnits()
+	}()
+	return nil
+}

@@ -1,0 +1,45 @@
+package ledger
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"strconv"
+	"time"
+
+	"github.com/qmgr/qmgr/mq"
+	"github.com/qmgr/qmgr/unit"
+)
+
+// RunFromEnv runs a ledger replica configured from the environment a
+// member gives the replicas it starts (QMGR_GROUP, QMGR_DATA, QMGR_CF_DIR,
+// QMGR_QMGR, QMGR_UNIT, QMGR_UNIT_POS, QMGR_UNIT_CLAIM) until ctx ends. With
+// LEDGER_STATE_FILE set, the state is written there when the replica
+// stops without error (tests compare it with a reference).
+func RunFromEnv(ctx context.Context) error {
+	pos, err := strconv.Atoi(os.Getenv("QMGR_UNIT_POS"))
+	if err != nil {
+		return fmt.Errorf("ledger: QMGR_UNIT_POS: %w", err)
+	}
+	cfg := unit.ReplicaConfig{
+		Connect:  mq.ConnectOptions{Group: os.Getenv("QMGR_GROUP"), QMgr: os.Getenv("QMGR_QMGR"), DataDir: os.Getenv("QMGR_DATA"), CFDir: os.Getenv("QMGR_CF_DIR")},
+		Service:  os.Getenv("QMGR_UNIT"),
+		Position: pos,
+		Poll:     20 * time.Millisecond,
+	}
+	if c := os.Getenv("QMGR_UNIT_CLAIM"); c != "" {
+		if cfg.Claim, err = strconv.ParseUint(c, 10, 64); err != nil {
+			return fmt.Errorf("ledger: QMGR_UNIT_CLAIM: %w", err)
+		}
+	}
+	l := New()
+	if err := unit.RunWith(ctx, cfg, l); err != nil {
+		return err
+	}
+	if f := os.Getenv("LEDGER_STATE_FILE"); f != "" {
+		if err := os.WriteFile(f, []byte(l.Digest()), 0o600); err != nil {
+			return fmt.Errorf("ledger: write the state: %w", err)
+		}
+	}
+	return nil
+}
