@@ -36,8 +36,16 @@ func testOffProducer() {
 	}
 	p, _ := strconv.Atoi(os.Getenv("QM_TEST_PRODUCER"))
 	n, _ := strconv.Atoi(os.Getenv("QM_TEST_N"))
+	sizes := offSizes
+	if v := os.Getenv("QM_TEST_SIZES"); v != "" { // the sizes to cycle through instead
+		sizes = nil
+		for _, f := range strings.Split(v, ",") {
+			k, _ := strconv.Atoi(f)
+			sizes = append(sizes, k)
+		}
+	}
 	for i := 0; i < n; i++ {
-		m := &mq.Message{Body: bigBody(p*100000+i, offSizes[i%len(offSizes)]), Persistence: mq.NotPersistent}
+		m := &mq.Message{Body: bigBody(p*100000+i, sizes[i%len(sizes)]), Persistence: mq.NotPersistent}
 		if i%3 == 0 {
 			m.Persistence = mq.Persistent
 		}
@@ -49,12 +57,14 @@ func testOffProducer() {
 	fmt.Println("done")
 }
 
-// startProducer starts producer p of n messages to q through member qm.
-func startProducer(t *testing.T, cfg Config, qm, q string, p, n int) *bufio.Scanner {
+// startProducer starts producer p of n messages to q through member qm
+// (env: more of its environment, e.g. QM_TEST_SIZES).
+func startProducer(t *testing.T, cfg Config, qm, q string, p, n int, env ...string) *bufio.Scanner {
 	t.Helper()
 	cmd := testproc.Command(t, "offproducer")
 	cmd.Env = append(cmd.Env, "G="+cfg.Group.Name, "QM="+qm, "D="+cfg.Group.DataDir, "CF="+cfg.Group.CFDir,
 		"QM_TEST_Q="+q, "QM_TEST_PRODUCER="+strconv.Itoa(p), "QM_TEST_N="+strconv.Itoa(n))
+	cmd.Env = append(cmd.Env, env...)
 	out, _ := cmd.StdoutPipe()
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
@@ -351,5 +361,49 @@ func TestOffloadPersistentRecovery(t *testing.T) {
 	}
 	if ck := checkClean(t, m); ck[0].Stats.Runs != 0 {
 		t.Fatalf("drained, the data set still holds %d runs", ck[0].Stats.Runs)
+	}
+}
+
+// TestOffloadLargestBodies: a producer process puts bodies of 1 KiB to
+// 64 MiB (two of 64 MiB, one of them persistent) through a data set; this
+// process browses them, then gets them: exactly once, in order, intact;
+// then the data set is empty and both checkers are clean.
+func TestOffloadLargestBodies(t *testing.T) {
+	cfg := testConfig(t, "QM1")
+	m := startMember(t, cfg)
+	mustExec(t, m, "DEFINE CFSTRUCT(OFF) SIZE(24) OFFLOAD(SMDS) OFFLDSZ(32K)")
+	mustExec(t, m, "DEFINE QLOCAL(Q) CFSTRUCT(OFF) MAXMSGL(104857600)")
+	const n = 4 // 64 MiB persistent (i%3 == 0 is persistent: the first and the last), 1 KiB, 100 B, 64 MiB
+	out := startProducer(t, cfg, "QM1", "Q", 1, n, "QM_TEST_SIZES="+strconv.Itoa(64<<20)+",1024,100,"+strconv.Itoa(64<<20))
+	if out.Scan(); out.Text() != "done" {
+		t.Fatalf("producer: %q", out.Text())
+	}
+	c := connect(t, cfg, "QM1")
+	defer c.Disconnect()
+	h, err := c.Open("Q", mq.OpenOptions{Input: true, Browse: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := h.Browse()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for k := 0; k < n; k++ {
+		msg, err := b.Next(mq.GetOptions{})
+		if err != nil {
+			t.Fatalf("browse %d: %v", k, err)
+		}
+		if id, ok := checkBigBody(msg.Body); !ok || id != 100000+k {
+			t.Fatalf("browse %d: message %d of %d bytes (intact %v)", k, id, len(msg.Body), ok)
+		}
+	}
+	consumeInOrder(t, h, n, map[int]int{1: 0})
+	if _, err := h.Get(mq.GetOptions{}); !errors.Is(err, mq.ErrNoMessage) {
+		t.Fatalf("more messages than were put: %v", err)
+	}
+	for _, ck := range checkClean(t, m) {
+		if ck.Stats.Runs != 0 {
+			t.Fatalf("data set %d still holds %d runs", ck.Num, ck.Stats.Runs)
+		}
 	}
 }
