@@ -268,6 +268,16 @@ func TestReplayReturnsEarly(t *testing.T) {
 		}
 		return ctx.FinalReply([]byte("done"))
 	}
+	e.wantNondeterministicOnResume(prog)
+}
+
+// wantNondeterministicOnResume runs a recoverable request of prog on RM1
+// until it waits for its call (step "waiting", one call pending), abandons
+// it there (RM1 stops), and checks that RM2, resuming it, ends it with one
+// FormatFailed reply saying ErrNondeterministic.
+func (e *env) wantNondeterministicOnResume(prog request.Program) {
+	t := e.t
+	t.Helper()
 	cfg := request.Config{Name: "RM1", Workers: 1, CancelCheck: 20 * time.Millisecond, SweepInterval: 50 * time.Millisecond, ReconnectWait: 20 * time.Millisecond, Program: prog}
 	m1 := e.reviewManager("QM1", cfg)
 	id := e.put(request.ModeRecoverable, "ok")
@@ -544,18 +554,19 @@ func TestReplaySendsADifferentBody(t *testing.T) {
 		}
 		return ctx.FinalReply([]byte("done"))
 	}
-	cfg := request.Config{Name: "RM1", Workers: 1, CancelCheck: 20 * time.Millisecond, SweepInterval: 50 * time.Millisecond, ReconnectWait: 20 * time.Millisecond, Program: prog}
-	m1 := e.reviewManager("QM1", cfg)
-	id := e.put(request.ModeRecoverable, "ok")
-	e.waitRecord(10*time.Second, "the request to wait for its call", func(r *request.Record) bool { return r.RequestID == id && r.Step == "waiting" && len(r.Pending) == 1 })
-	ctx, cancel := context.WithCancel(context.Background())
-	cancel()
-	m1.Stop(ctx) // abandons the request: it goes back to the input queue
-	cfg.Name = "RM2"
-	e.reviewManager("QM1", cfg)
-	f := e.reviewWaitGone(id)
-	if len(f.finals) != 1 || !strings.HasPrefix(f.finals[0], request.FormatFailed+":") || !strings.Contains(f.finals[0], request.ErrNondeterministic.Error()) {
-		t.Errorf("final replies %q, want one %s saying %q", f.finals, request.FormatFailed, request.ErrNondeterministic)
+	e.wantNondeterministicOnResume(prog)
+}
+
+// holdFirst is a test hook that holds the first run to reach it (closing
+// held) until release is closed, and lets every later one through (not
+// sync.Once: the others would wait too).
+func holdFirst(held, release chan struct{}) func(request.ID) {
+	var first atomic.Bool
+	return func(request.ID) {
+		if first.CompareAndSwap(false, true) {
+			close(held)
+			<-release
+		}
 	}
 }
 
@@ -571,13 +582,7 @@ func TestCreateAfterTheLockWasLost(t *testing.T) {
 		t.Fatal(err)
 	}
 	held, release := make(chan struct{}), make(chan struct{})
-	var first atomic.Bool
-	defer request.SetTestHookBeforeCreate(func(request.ID) {
-		if first.CompareAndSwap(false, true) { // the first run alone (not sync.Once: the others would wait too)
-			close(held)
-			<-release
-		}
-	})()
+	defer request.SetTestHookBeforeCreate(holdFirst(held, release))()
 	lateSave := make(chan error, 1)
 	releaseTaker := make(chan struct{})
 	var runs atomic.Int32
@@ -628,13 +633,7 @@ func TestCreateAfterTheLockWasLost(t *testing.T) {
 func TestLateReplyWhileTheRequestIsRemoved(t *testing.T) {
 	e := newEnv(t)
 	held, release := make(chan struct{}), make(chan struct{})
-	var first atomic.Bool
-	defer request.SetTestHookBeforeFinishCommit(func(request.ID) {
-		if first.CompareAndSwap(false, true) {
-			close(held)
-			<-release
-		}
-	})()
+	defer request.SetTestHookBeforeFinishCommit(holdFirst(held, release))()
 	e.reviewManager("QM1", request.Config{
 		Name: "RMX", Workers: 1, CancelCheck: 20 * time.Millisecond, SweepInterval: 50 * time.Millisecond, ReconnectWait: 20 * time.Millisecond,
 		Program: func(ctx *request.Ctx, req *request.Request) error {
