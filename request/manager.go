@@ -581,14 +581,20 @@ func (w *worker) moveAside(msg *mq.Message, why Reason) error {
 		return err
 	}
 	h := UnexpectedHeader{Reason: why, RequestID: ID(msg.MsgID), CorrelID: msg.CorrelID, OrigQ: w.m.cfg.Input, Time: time.Now(), OrigFormat: msg.Format}
-	p := mq.NotPersistent
-	if msg.Persistent {
-		p = mq.Persistent
-	}
-	if err := umq.Put(&mq.Message{CorrelID: msg.CorrelID, Format: FormatUnexpected, Body: h.Encode(msg.Body), ReplyToQ: msg.ReplyToQ, ReplyToQMgr: msg.ReplyToQMgr, Persistence: p}, mq.PutOptions{Syncpoint: true}); err != nil {
+	if err := putUnexpected(umq, msg, h); err != nil {
 		return err
 	}
 	return w.l.c.Commit()
+}
+
+// putUnexpected puts m behind header h on umq, the Unexpected Message
+// Queue, under syncpoint: its CorrelID, reply-to and persistence kept.
+func putUnexpected(umq *mq.Queue, m *mq.Message, h UnexpectedHeader) error {
+	p := mq.NotPersistent
+	if m.Persistent {
+		p = mq.Persistent
+	}
+	return umq.Put(&mq.Message{CorrelID: m.CorrelID, Format: FormatUnexpected, Body: h.Encode(m.Body), ReplyToQ: m.ReplyToQ, ReplyToQMgr: m.ReplyToQMgr, Persistence: p}, mq.PutOptions{Syncpoint: true})
 }
 
 // otherLock reports whether record r (or marker) is another request
@@ -635,12 +641,7 @@ func (w *worker) quarantine(msg *mq.Message, k Key, why error) error {
 	now := time.Now()
 	move := func(m *mq.Message, from string) error {
 		h := UnexpectedHeader{Reason: ReasonBadState, RequestID: id, CorrelID: m.CorrelID, OrigQ: from, Time: now, OrigFormat: m.Format}
-		p := mq.NotPersistent
-		if m.Persistent {
-			p = mq.Persistent
-		}
-		um := &mq.Message{CorrelID: m.CorrelID, Format: FormatUnexpected, Body: h.Encode(m.Body), ReplyToQ: m.ReplyToQ, ReplyToQMgr: m.ReplyToQMgr, Persistence: p}
-		if err := umq.Put(um, mq.PutOptions{Syncpoint: true}); err != nil {
+		if err := putUnexpected(umq, m, h); err != nil {
 			return fmt.Errorf("request: move %s of %s to %s: %w", m.Format, id, cfg.UnexpectedQueue, err)
 		}
 		return nil
