@@ -521,11 +521,19 @@ func (c *Consumer) drain() int {
 			shm.FutexWake(b.u32(hSpaceFutex), 1<<30)
 		}
 	}
+	if took > 0 && afterTake != nil {
+		afterTake()
+	}
 	if len(c.recs) > 0 {
 		c.hand()
 	}
 	return took
 }
+
+// afterTake, when set (by tests, before the consumer starts), runs after
+// a pass has freed the space it took and before it hands the records to
+// the log.
+var afterTake func()
 
 // hand hands the records taken to the log, each after the ring's
 // previous record (AppendAfter). A record of a ring whose producer has
