@@ -76,6 +76,18 @@ type taken struct {
 	from, to int    // its payload in scratch
 	start    uint64 // ring position of its first piece
 	end      uint64 // ring position after its last piece
+	ring0    ringSeen
+}
+
+// ringSeen is what a pass loaded of a ring's producer words right after
+// its head, before it freed what it took: the failure acknowledgement, the
+// resume position and the owner the records it took were published under.
+// Loaded later, they could be a new producer's, which claims the ring as
+// soon as the old one's Release sees its records taken, and whose claim
+// stores its head as the resume position: the old producer's last records
+// would be dropped as failed work.
+type ringSeen struct {
+	ack, resume, owner uint64
 }
 
 // entry is a record handed to the log: once its ticket is durable, the
@@ -454,6 +466,11 @@ func (c *Consumer) drain() int {
 		if head == tail {
 			continue
 		}
+		// After the head (a producer stores rResumeAt, then rFailAck,
+		// then publishes): the acknowledgement its records follow.
+		seen := ringSeen{ack: atomic.LoadUint64(b.u64(rh + rFailAck))}
+		seen.resume = atomic.LoadUint64(b.u64(rh + rResumeAt))
+		seen.owner = atomic.LoadUint64(b.u64(rh + rOwner))
 		data := b.data(i)
 		start := tail
 		for tail < head {
@@ -503,12 +520,12 @@ func (c *Consumer) drain() int {
 				from := len(c.scratch)
 				c.scratch = append(c.scratch, c.partial[i]...)
 				c.scratch = append(c.scratch, payload...)
-				c.recs = append(c.recs, taken{ring: i, typ: c.ptype[i], from: from, to: len(c.scratch), start: c.pstart[i], end: tail + size})
+				c.recs = append(c.recs, taken{ring: i, typ: c.ptype[i], from: from, to: len(c.scratch), start: c.pstart[i], end: tail + size, ring0: seen})
 				c.partial[i] = nil
 			default:
 				from := len(c.scratch)
 				c.scratch = append(c.scratch, payload...)
-				c.recs = append(c.recs, taken{ring: i, typ: typ, from: from, to: len(c.scratch), start: tail, end: tail + size})
+				c.recs = append(c.recs, taken{ring: i, typ: typ, from: from, to: len(c.scratch), start: tail, end: tail + size, ring0: seen})
 			}
 			tail += size
 		}
@@ -547,12 +564,11 @@ func (c *Consumer) hand() {
 	var queued []entry
 	for _, r := range c.recs {
 		rh := b.ring(r.ring)
-		ack := atomic.LoadUint64(b.u64(rh + rFailAck))
-		resume := atomic.LoadUint64(b.u64(rh + rResumeAt))
-		if atomic.LoadUint64(b.u64(rh+rFailed)) != ack || r.start < resume || refused[r.ring] != nil {
+		ack, own := r.ring0.ack, r.ring0.owner
+		if atomic.LoadUint64(b.u64(rh+rFailed)) != ack || r.start < r.ring0.resume || refused[r.ring] != nil {
 			continue // failed work: its producer learns of the failure
 		}
-		if own := atomic.LoadUint64(b.u64(rh + rOwner)); ack != c.ackSeen[r.ring] || own != c.owner[r.ring] {
+		if ack != c.ackSeen[r.ring] || own != c.owner[r.ring] {
 			// The producer acknowledged a failure and published this
 			// after, or the ring has a new producer: new work, after no
 			// earlier record.

@@ -96,7 +96,11 @@
 // moment, the consumer drops what the ring holds: the rest of the failed
 // work, which must not be logged (a commit record after a put record of
 // the same unit of work that failed). Records after the acknowledgement
-// are new work, logged.
+// are new work, logged. The consumer loads a ring's acknowledgement right
+// after its head, before it frees what it took: a new producer may claim
+// the ring as soon as the old one's Release sees its records taken, and a
+// claim acknowledges too (with its head), which must not make the
+// consumer drop the old producer's last records.
 //
 // While the log refuses records (a full disk, syncs failing: the log
 // retries by itself), the consumer sets the failed word and publishes the
