@@ -1,0 +1,165 @@
+package qm
+
+import (
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+
+	"github.com/qmgr/qmgr/mq"
+	"github.com/qmgr/qmgr/procid"
+)
+
+// The space map's retired word (smds/layout.go, mhRetired): set by a
+// rebuild on the map it replaces, before the new one is in place.
+const mapRetiredOffset = 256
+
+// mapRetired reports whether the space map open as f (the file a rebuild
+// replaces: f keeps it after the rename) is retired.
+func mapRetired(t *testing.T, f *os.File) bool {
+	t.Helper()
+	var b [8]byte
+	if _, err := f.ReadAt(b[:], mapRetiredOffset); err != nil {
+		t.Fatal(err)
+	}
+	return binary.LittleEndian.Uint64(b[:]) != 0
+}
+
+// stopAt sends cmd to app, which stops at the crash point it was started
+// with (action stop), and waits until it is stopped.
+func stopAt(t *testing.T, app *testProc, cmd string) {
+	t.Helper()
+	fmt.Fprintln(app.in, cmd)
+	id, err := procid.Of(app.cmd.Process.Pid)
+	if err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, "the application stops in "+cmd, func() bool { return procid.Stopped(id) })
+}
+
+// getAll gets every message of q (no wait) and returns their bigBody
+// ids; a damaged body or a get that fails is fatal.
+func getAll(t *testing.T, c *mq.Conn, q string, logs func() string) []int {
+	t.Helper()
+	h, err := c.Open(q, mq.OpenOptions{Input: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer h.Close()
+	var ids []int
+	for {
+		msg, err := h.Get(mq.GetOptions{})
+		if errors.Is(err, mq.ErrNoMessage) {
+			return ids
+		}
+		if err != nil {
+			t.Fatalf("get after %v: %v (two live messages' bodies in the same blocks of the data set)\n%s", ids, err, logs())
+		}
+		id, ok := checkBigBody(msg.Body)
+		if !ok {
+			t.Fatalf("get after %v: a damaged body of %d bytes\n%s", ids, len(msg.Body), logs())
+		}
+		ids = append(ids, id)
+	}
+}
+
+// TestOffloadPutAcrossStructureRecovery: an application's offloaded put
+// passes its check that the structure is current and claims blocks in
+// the data set's space map; then the structure fails and is recovered,
+// which rebuilds the map (a new epoch). The stopped put must not write its
+// body into blocks the new map gives to a message put after the
+// recovery: it fails (its structure failed) without writing, and the
+// recovery's rebuild does not replace the map while it could still write.
+// The application is stopped (SIGSTOP, crash point smds.alloc.claimed)
+// after its first block is claimed; it goes on once the recovery retired
+// the old map, or, if the recovery does not wait for it, once a message
+// was put into the new map's first free run (the one it claimed).
+func TestOffloadPutAcrossStructureRecovery(t *testing.T) {
+	cfg := testConfig(t, "QM1")
+	logs := logTo(t, &cfg)
+	m := startMember(t, cfg)
+	mustExec(t, m, "DEFINE CFSTRUCT(OFF) SIZE(24) OFFLOAD(SMDS) OFFLDSZ(16K)")
+	mustExec(t, m, "DEFINE QLOCAL(Q) CFSTRUCT(OFF)")
+	c := connect(t, cfg, "QM1")
+	defer c.Disconnect()
+	h, err := c.Open("Q", mq.OpenOptions{Output: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	const size = 100 << 10
+	// Message 1, persistent: the recovery keeps its run, so the first free
+	// run of both maps is the one after it.
+	if err := h.Put(&mq.Message{Body: bigBody(1, size), Persistence: mq.Persistent}, mq.PutOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	app := startApp(t, cfg, "QM1", "QMGR_CRASHPOINT=smds.alloc.claimed:1:stop")
+	if r := app.do("open Q"); r != "reason 0 <nil>" {
+		t.Fatal(r)
+	}
+	stopAt(t, app, fmt.Sprintf("bigput Q 2 %d", size))
+	oldMap, err := os.Open(filepath.Join(cfg.Group.CFDir, fmt.Sprintf("OFF.M%d.smap", c.Member().Slot)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer oldMap.Close()
+
+	s, err := m.g.Structure("OFF", false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s.Fail()
+	recovered := make(chan Response, 1)
+	go func() { recovered <- m.Exec("RECOVER CFSTRUCT(OFF)") }()
+	var rec *Response
+	eventually(t, "the recovery ends or retires the old space map", func() bool {
+		select {
+		case r := <-recovered:
+			rec = &r
+			return true
+		default:
+			return mapRetired(t, oldMap)
+		}
+	})
+	c2 := connect(t, cfg, "QM1")
+	defer c2.Disconnect()
+	put3 := func() { // once the structure is recovered
+		h2, err := c2.Open("Q", mq.OpenOptions{Output: true})
+		if err != nil {
+			t.Fatalf("open Q after the recovery: %v\n%s", err, logs())
+		}
+		if err := h2.Put(&mq.Message{Body: bigBody(3, size)}, mq.PutOptions{}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	var answer string
+	if rec != nil {
+		// Recovered while the put could still write: message 3 takes the
+		// new map's first free run, then the stopped put goes on.
+		put3()
+		app.cmd.Process.Signal(syscall.SIGCONT)
+		answer = app.line()
+	} else {
+		app.cmd.Process.Signal(syscall.SIGCONT)
+		answer = app.line()
+		r := <-recovered
+		rec = &r
+		if !rec.OK {
+			t.Fatalf("RECOVER: %s\n%s", rec.Error, logs())
+		}
+		put3()
+	}
+	if !rec.OK {
+		t.Fatalf("RECOVER: %s\n%s", rec.Error, logs())
+	}
+	if strings.HasPrefix(answer, "reason 0 ") {
+		t.Fatalf("the put through the failed structure answered %q, want a failure", answer)
+	}
+	if got := fmt.Sprint(getAll(t, c2, "Q", logs)); got != "[1 3]" {
+		t.Fatalf("Q holds messages %s, want [1 3]\n%s", got, logs())
+	}
+	checkClean(t, m)
+}
