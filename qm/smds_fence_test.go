@@ -163,3 +163,89 @@ func TestOffloadPutAcrossStructureRecovery(t *testing.T) {
 	}
 	checkClean(t, m)
 }
+
+// TestOffloadPutAcrossInServiceRebuild: a space map rebuilt while its
+// structure is in service (here its header was damaged, so the next
+// process to open the data set rebuilds it from the structure's
+// references) while another process, which mapped the old map, is in the
+// middle of an offloaded put: it claimed blocks in the old map and has not
+// written yet. Its write must not land in blocks the new map gives to
+// another message: the rebuild retires the old map and waits for puts
+// that passed the fence, and the stopped put, finding the map retired,
+// puts again through the new map. Both messages are intact, each in its
+// own run.
+func TestOffloadPutAcrossInServiceRebuild(t *testing.T) {
+	cfg := testConfig(t, "QM1")
+	logs := logTo(t, &cfg)
+	m := startMember(t, cfg)
+	mustExec(t, m, "DEFINE CFSTRUCT(OFF) SIZE(24) OFFLOAD(SMDS) OFFLDSZ(16K)")
+	mustExec(t, m, "DEFINE QLOCAL(Q) CFSTRUCT(OFF)")
+	const size = 100 << 10 // a run of 26 blocks
+	// The first put claims 26 blocks (hits 1..26); the second stops after
+	// its first block.
+	app := startApp(t, cfg, "QM1", "QMGR_CRASHPOINT=smds.alloc.claimed:27:stop")
+	if r := app.do("open Q"); r != "reason 0 <nil>" {
+		t.Fatal(r)
+	}
+	if r := app.do(fmt.Sprintf("bigput Q 1 %d", size)); r != "reason 0 <nil>" {
+		t.Fatal(r)
+	}
+	stopAt(t, app, fmt.Sprintf("bigput Q 2 %d", size))
+	c := connect(t, cfg, "QM1") // opens no data set until it gets
+	defer c.Disconnect()
+	mapPath := filepath.Join(cfg.Group.CFDir, fmt.Sprintf("OFF.M%d.smap", c.Member().Slot))
+	oldMap, err := os.OpenFile(mapPath, os.O_RDWR, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer oldMap.Close()
+	// Damage the map header's creation time: its checksum fails, and the
+	// next process to open the data set rebuilds the map (in service).
+	var b [1]byte
+	if _, err := oldMap.ReadAt(b[:], 48); err != nil {
+		t.Fatal(err)
+	}
+	b[0] ^= 0xff
+	if _, err := oldMap.WriteAt(b[:], 48); err != nil {
+		t.Fatal(err)
+	}
+
+	app2 := startApp(t, cfg, "QM1")
+	if r := app2.do("open Q"); r != "reason 0 <nil>" {
+		t.Fatal(r)
+	}
+	fmt.Fprintf(app2.in, "bigput Q 3 %d\n", size)
+	answered := make(chan string, 1)
+	go func() { answered <- app2.line() }()
+	var answer2 string
+	eventually(t, "the rebuilding put ends or retires the old space map", func() bool {
+		select {
+		case answer2 = <-answered:
+			return true
+		default:
+			return mapRetired(t, oldMap)
+		}
+	})
+	var answer string
+	if answer2 != "" {
+		// Rebuilt while the stopped put could still write: message 3 took
+		// the new map's first free run, the one the stopped put claimed.
+		app.cmd.Process.Signal(syscall.SIGCONT)
+		answer = app.line()
+	} else {
+		app.cmd.Process.Signal(syscall.SIGCONT)
+		answer = app.line()
+		answer2 = <-answered
+	}
+	if answer2 != "reason 0 <nil>" {
+		t.Fatalf("the put that rebuilt the map: %s\n%s", answer2, logs())
+	}
+	if answer != "reason 0 <nil>" {
+		t.Fatalf("the put stopped in the old map: %s\n%s", answer, logs())
+	}
+	ids := getAll(t, c, "Q", logs)
+	if got := fmt.Sprint(ids); got != "[1 2 3]" && got != "[1 3 2]" {
+		t.Fatalf("Q holds messages %s, want 1, 2 and 3\n%s", got, logs())
+	}
+	checkClean(t, m)
+}
