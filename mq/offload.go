@@ -697,7 +697,9 @@ func (h *Queue) offloadPut(lm *lockfree.Message, sync bool) (published func(ok b
 	// A handle of a structure that failed (or was recovered since: its
 	// file is gone) would allocate from a space map its recovery replaced,
 	// whose free blocks may hold bodies of messages put since: its write
-	// would overwrite them. Its CF put would fail anyway.
+	// would overwrite them. Its CF put would fail anyway. This check is
+	// not the guard (the structure may fail right after it): the space
+	// map's fence is (smds.ErrRetired below); it saves the I/O.
 	if err := h.s.Current(); err != nil {
 		return nil, err
 	}
@@ -715,6 +717,15 @@ func (h *Queue) offloadPut(lm *lockfree.Message, sync bool) (published func(ok b
 	r, err := o.Put(lm.Body, sync)
 	if err != nil {
 		ds.done(o)
+		if errors.Is(err, smds.ErrRetired) {
+			// The structure failed (or was recovered) after the check
+			// above, and its recovery's rebuild retired the space map
+			// this process had: the put wrote nothing, and fails as its
+			// CF put would (docs/design/smds.md, section 6a).
+			if cerr := h.s.Current(); cerr != nil {
+				return nil, cerr
+			}
+		}
 		return nil, err
 	}
 	r.DataSet = uint16(c.peer.Slot)

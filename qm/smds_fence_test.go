@@ -12,18 +12,16 @@ import (
 
 	"github.com/qmgr/qmgr/mq"
 	"github.com/qmgr/qmgr/procid"
+	"github.com/qmgr/qmgr/smds"
 )
 
-// The space map's retired word (smds/layout.go, mhRetired): set by a
-// rebuild on the map it replaces, before the new one is in place.
-const mapRetiredOffset = 256
-
 // mapRetired reports whether the space map open as f (the file a rebuild
-// replaces: f keeps it after the rename) is retired.
+// replaces: f keeps it after the rename) is retired: its retired word is
+// set by a rebuild before the new map is in place.
 func mapRetired(t *testing.T, f *os.File) bool {
 	t.Helper()
 	var b [8]byte
-	if _, err := f.ReadAt(b[:], mapRetiredOffset); err != nil {
+	if _, err := f.ReadAt(b[:], smds.MapRetiredOffset); err != nil {
 		t.Fatal(err)
 	}
 	return binary.LittleEndian.Uint64(b[:]) != 0

@@ -17,7 +17,11 @@ var (
 	cpAllocUsed    = crashpoint.New("smds.alloc.used")    // after the head is marked used, before the caller publishes
 	cpFreeMarked   = crashpoint.New("smds.free.marked")   // after the head is marked freeing
 	cpFreeTail     = crashpoint.New("smds.free.tail")     // after each tail block freed
+	cpAllocFence   = crashpoint.New("smds.alloc.fence")   // after the run is claimed, before the retired word is checked
 )
+
+// testHookFence runs where cpAllocFence is hit (tests hold a Put there).
+var testHookFence = func() {}
 
 // Put writes body into a new run of the data set and returns its
 // reference; with sync the body is on disk (fdatasync) when Put returns.
@@ -42,10 +46,27 @@ func (o *Owner) Put(body []byte, sync bool) (r Ref, err error) {
 	err = guard(func() error {
 		var err error
 		head, gen, err = o.claim(n)
-		if err == nil {
-			seq = atomic.AddUint64(d.u64(mhSeq), 1)
+		if err != nil {
+			return err
 		}
-		return err
+		cpAllocFence.Hit()
+		testHookFence()
+		// The fence (docs/design/smds.md, section 6a). The descriptor
+		// says alloc, claimed since before the first block was claimed;
+		// the retired word is loaded after it (both sequentially
+		// consistent): either this load sees a retirer's store, or the
+		// retirer's later load of the descriptor sees this allocation and
+		// waits until it is written (phase used) or given up. So a map
+		// replaced under this process is never written through: the new
+		// map may give these blocks to another message.
+		if d.Retired() {
+			if err := d.resolve(o.slot, o.tag, nil); err != nil {
+				return err
+			}
+			return newErr("put", d.mapPath, mhRetired, ErrRetired, "the space map was replaced while this process had it open")
+		}
+		seq = atomic.AddUint64(d.u64(mhSeq), 1)
+		return nil
 	})
 	if err != nil {
 		return r, err

@@ -244,7 +244,28 @@ func (d *DataSet) attachMap(smPath string, epoch uint64) error {
 	}
 	p.Structure, p.Member = g.Structure, g.Member
 	d.mapPath, d.p, d.l, d.mf, d.mm, d.mem = smPath, p, l, mf, mm, shm.MemOf(mm)
+	if d.Retired() {
+		// Being replaced (a rebuild retired it and has not renamed the new
+		// map into place yet, or died before it did): never allocate from
+		// it. The caller rebuilds, or waits for the rebuilder's lock.
+		d.mm.Unmap()
+		mf.Close()
+		return newErr("open", smPath, mhRetired, ErrNeedRebuild, "space map retired: a rebuild is replacing it")
+	}
 	return nil
+}
+
+// Retired reports whether the data set's space map was retired: a rebuild
+// replaced it (or is replacing it) with a new map at its path, which this
+// handle does not see. Puts through it fail with ErrRetired; reopen the
+// data set. A map that faults (truncated under its mapping) counts as
+// retired.
+func (d *DataSet) Retired() bool {
+	var v uint64
+	if err := guard(func() error { v = d.load(mhRetired); return nil }); err != nil {
+		return true
+	}
+	return v != 0
 }
 
 // checkSize fails with ErrTruncated when the data set file is shorter
@@ -420,11 +441,82 @@ func writeMap(path string, p mapParams, ext int, seq uint64, refs, lost []Ref) e
 	if err != nil {
 		return fail(wrapErr("create", path, -1, ErrNoSpace, err))
 	}
+	if err := retireMap(path); err != nil {
+		return fail(err)
+	}
 	if err := os.Rename(tmp, path); err != nil {
 		return fail(osErr("create", path, err))
 	}
 	f.Close()
 	return nil
+}
+
+// retireWait is how long retireMap sleeps between two looks at the
+// allocations in flight in a map it retired.
+const retireWait = time.Millisecond
+
+// retireMap fences the space map at path, which a new map is about to
+// replace (docs/design/smds.md, section 6a): it sets the map's retired
+// word, then waits until no live process's owner is between claiming
+// blocks in it and writing them (descriptor alloc, claimed). After it
+// returns, nobody writes a body through the old map: a Put that had not
+// checked the fence yet sees it and fails with ErrRetired without
+// writing, one that had is written (its run is free in the new map, which
+// is built from the CF's references: nobody refers to it). A process
+// that died in its claim writes no more. A live one stopped in its claim
+// (SIGSTOP, a write stuck on a dead disk) holds the replacement until it
+// goes on: the replacement cannot tell it from one about to write.
+//
+// No map at path, a file too short for a header or without the map
+// magic: nothing to fence (no process maps a map there). The owner slots
+// are found with the header's owner count even when the rest of the
+// header is damaged (the checksum covers it, but a damaged header is
+// what a rebuild replaces): bounded by the file's size.
+func retireMap(path string) error {
+	f, err := ownedfs.Open(path, os.O_RDWR)
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil
+	}
+	if err != nil {
+		return osErr("retire", path, err)
+	}
+	defer f.Close()
+	st, err := f.Stat()
+	if err != nil {
+		return osErr("retire", path, err)
+	}
+	hdr := make([]byte, mhChecksum+8)
+	if n, _ := f.ReadAt(hdr, 0); n < len(hdr) || st.Size() < mapHeaderSize || string(hdr[mhMagic:mhMagic+8]) != mapMagic {
+		return nil
+	}
+	owners := uint64(binary.LittleEndian.Uint32(hdr[mhOwners:]))
+	owners = min(owners, maxOwners, (uint64(st.Size())-mapHeaderSize)/ownerSize)
+	size := mapHeaderSize + owners*ownerSize
+	mm, err := mmap.MapRegion(f, int(size), mmap.RDWR, 0, 0)
+	if err != nil {
+		return wrapErr("retire", path, -1, ErrFault, err)
+	}
+	defer mm.Unmap()
+	old := &DataSet{mapPath: path, mem: shm.MemOf(mm), l: mapLayout{owners: mapHeaderSize}, p: mapParams{Owners: int(owners)}}
+	return guard(func() error {
+		old.cas(mhRetired, 0, uint64(max(time.Now().UnixNano(), 1)))
+		for {
+			busy := false
+			for slot := 0; slot < int(owners) && !busy; slot++ {
+				off := old.ownerOff(slot)
+				op := old.load(off + owOp)
+				if uint8(op) != opAlloc || uint8(op>>8) != phClaimed {
+					continue
+				}
+				w, id := old.slotProcess(slot)
+				busy = osState(w) != osFree && processAlive(id)
+			}
+			if !busy {
+				return nil
+			}
+			time.Sleep(retireWait)
+		}
+	})
 }
 
 // RebuildResult says what Rebuild did with each reference it was given.
@@ -441,10 +533,15 @@ type RebuildResult struct {
 // or overlaps an earlier one is rejected (its message is reported lost)
 // and its space is not held. Everything else is free.
 //
-// Rebuild must run alone: no process may allocate or free in the data set
-// until it returns (the structure is being recovered, or its member has
-// not started using it). Processes that still map the old space map must
-// reopen the data set.
+// Rebuilds of one data set must not run at once (callers serialise them:
+// mq takes a lock file). Before the new map is renamed into place the old
+// one is retired (retireMap): Puts of processes that still map it fail
+// with ErrRetired instead of writing into blocks the new map may give to
+// another message, and Rebuild waits for the Puts that passed the fence
+// to finish writing. Such processes reopen the data set. Frees through a
+// retired map change only that map: a run the new map holds and a process
+// frees through the old map is leaked in the new one (the checker reports
+// it), never given twice.
 func Rebuild(o Options, refs []Ref) (*DataSet, RebuildResult, error) {
 	res := RebuildResult{Rejected: map[int]error{}}
 	dsPath, smPath, err := o.paths()

@@ -27,6 +27,7 @@ var (
 	ErrFault        = errors.New("smds: memory fault on mapping")
 	ErrNeedRebuild  = errors.New("smds: space map missing or stale, rebuild it from the CF")
 	ErrOwnerRevoked = errors.New("smds: owner slot taken by a repairer")
+	ErrRetired      = errors.New("smds: space map retired (replaced by a rebuild): reopen the data set")
 	ErrIO           = errors.New("smds: i/o error")
 )
 

@@ -49,6 +49,7 @@ func FuzzDecodeMapHeader(f *testing.F) {
 	bad := bytes.Clone(good)
 	bad[mhOwners] = 0
 	f.Add(bad)
+	f.Add(oldMapHeader(good)) // layout version 1: ErrVersion
 	f.Fuzz(func(t *testing.T, b []byte) {
 		p, err := decodeMapHeader(b)
 		if err != nil {

@@ -8,9 +8,17 @@ import (
 	"github.com/cespare/xxhash/v2"
 )
 
-// LayoutVersion is the version of the data set file, run header, space
-// map and reference layouts below. Bump it whenever any of them changes.
+// LayoutVersion is the version of the data set file, run header and
+// reference layouts below (what lives on disk and in the CF). Bump it
+// whenever any of them changes.
 const LayoutVersion = 1
+
+// MapLayoutVersion is the version of the space map layout (its header,
+// owner slots and block words): the map lives in tmpfs beside the CF and
+// is rebuilt from the CF's references, so a map of another version is
+// rebuilt (Open: ErrNeedRebuild) and the data set file is kept. Bump it
+// whenever the space map layout changes. 2: the retired word (mhRetired).
+const MapLayoutVersion = 2
 
 // Sizes and limits.
 const (
@@ -195,13 +203,13 @@ func decodeDSHeader(b []byte) (Geometry, error) {
 }
 
 // Space map header (page 0 of the space map file, mapHeaderSize bytes).
-// The fixed part [0,56) is written once by the map's creator before the
+// The fixed part [0,64) is written once by the map's creator before the
 // file is linked into place; the words after the checksum are shared,
 // each on its own cache line:
 //
 //	offset  size  constant         field
 //	     0     8  mhMagic          magic "QMGRSMP1"
-//	     8     4  mhVersion        LayoutVersion
+//	     8     4  mhVersion        MapLayoutVersion
 //	    12     4  mhBlockSize      as the data set header
 //	    16     4  mhExtentBlocks   as the data set header
 //	    20     4  mhMaxExtents     as the data set header
@@ -216,7 +224,9 @@ func decodeDSHeader(b []byte) (Geometry, error) {
 //	   128     8  mhSeq            allocation sequence counter
 //	   136    56  -                unused
 //	   192     8  mhHand           allocation sweep hand
-//	   200  3896  -                unused
+//	   200    56  -                unused
+//	   256     8  mhRetired        0: in service; else retired (Unix ns of the retirement): a map replaces it, allocate from that one
+//	   264  3832  -                unused
 const (
 	mhMagic        = 0
 	mhVersion      = 8
@@ -242,7 +252,25 @@ const (
 	// by an allocator after a claim, loaded at the next; a hint only, any
 	// value is safe (it is taken modulo the blocks in use).
 	mhHand = 3 * line
+	// mhRetired: the fence of a map being replaced (docs/design/smds.md,
+	// section 6a). 0 while the map is in service. Stored once, 0 -> the
+	// time in ns (CAS, never back to 0), by whoever replaces the map at its
+	// path (writeMap: a Rebuild, in service or in a structure's recovery,
+	// or a Create over a map left behind) before the new map is renamed
+	// into place and before it waits for the allocations in flight.
+	// Loaded by every Put after its blocks are claimed (its descriptor
+	// says alloc, claimed) and before it writes (sequentially consistent
+	// atomics, so either the Put sees the fence or the retirer sees the
+	// descriptor and waits until it moves on), and by Open (a retired map
+	// is ErrNeedRebuild: being replaced).
+	mhRetired = 4 * line
 )
+
+// MapRetiredOffset is where the retired word is in a space map file
+// (mhRetired, 8 bytes little-endian, 0 while the map is in service): for
+// tools and tests that watch a map being replaced through a descriptor of
+// its file.
+const MapRetiredOffset = mhRetired
 
 // mapParams is what a space map header fixes.
 type mapParams struct {
@@ -272,7 +300,7 @@ func encodeMapHeader(p mapParams) []byte {
 	b := make([]byte, mhChecksum+8)
 	copy(b[mhMagic:], mapMagic)
 	le := binary.LittleEndian
-	le.PutUint32(b[mhVersion:], LayoutVersion)
+	le.PutUint32(b[mhVersion:], MapLayoutVersion)
 	le.PutUint32(b[mhBlockSize:], uint32(p.BlockSize))
 	le.PutUint32(b[mhExtentBlocks:], uint32(p.ExtentBlocks))
 	le.PutUint32(b[mhMaxExtents:], uint32(p.MaxExtents))
@@ -299,8 +327,8 @@ func decodeMapHeader(b []byte) (mapParams, error) {
 	if xxhash.Sum64(b[:mhChecksum]) != le.Uint64(b[mhChecksum:]) {
 		return p, fmt.Errorf("%w: space map header checksum mismatch", ErrCorrupt)
 	}
-	if v := le.Uint32(b[mhVersion:]); v != LayoutVersion {
-		return p, fmt.Errorf("%w: space map has layout version %d, this binary uses %d", ErrVersion, v, LayoutVersion)
+	if v := le.Uint32(b[mhVersion:]); v != MapLayoutVersion {
+		return p, fmt.Errorf("%w: space map has layout version %d, this binary uses %d", ErrVersion, v, MapLayoutVersion)
 	}
 	p.ID = le.Uint64(b[mhDataSet:])
 	p.BlockSize = int(le.Uint32(b[mhBlockSize:]))

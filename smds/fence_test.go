@@ -1,0 +1,109 @@
+package smds
+
+import (
+	"bytes"
+	"encoding/binary"
+	"errors"
+	"runtime"
+	"testing"
+
+	"github.com/cespare/xxhash/v2"
+)
+
+// TestRebuildFencesOldMap: a Put through a handle whose space map a
+// rebuild replaces (another process's handle: it keeps the old map
+// mapped) claims its blocks in the old map and is held before it checks
+// the fence; the rebuild retires the old map and waits for it. Released,
+// the Put fails with ErrRetired without writing; the rebuild then puts
+// the new map in place, whose puts take the blocks the held Put had
+// claimed, and every body reads back intact. The old handle's Puts fail
+// from then on, and an Open of a retired map is ErrNeedRebuild.
+func TestRebuildFencesOldMap(t *testing.T) {
+	dir := t.TempDir()
+	opts := testOpts(dir)
+	d := mustCreate(t, opts)
+	defer d.Close()
+	o := mustRegister(t, d)
+	kept := put(t, o, body(1, 10000))
+
+	held, release := make(chan struct{}), make(chan struct{})
+	testHookFence = func() { testHookFence = func() {}; close(held); <-release }
+	defer func() { testHookFence = func() {} }()
+	type result struct {
+		r   Ref
+		err error
+	}
+	putDone := make(chan result, 1)
+	go func() { r, err := o.Put(body(2, 10000), false); putDone <- result{r, err} }()
+	<-held
+	type rebuilt struct {
+		d   *DataSet
+		err error
+	}
+	rebuildDone := make(chan rebuilt, 1)
+	go func() { nd, _, err := Rebuild(opts, []Ref{kept}); rebuildDone <- rebuilt{nd, err} }()
+	for !d.Retired() {
+		select {
+		case rb := <-rebuildDone:
+			t.Fatalf("the rebuild replaced the map (%v) while a Put could still write through the old one", rb.err)
+		default:
+			runtime.Gosched()
+		}
+	}
+	close(release)
+	if res := <-putDone; !errors.Is(res.err, ErrRetired) {
+		t.Fatalf("Put through the retired map: %v, %v; want ErrRetired", res.r, res.err)
+	}
+	rb := <-rebuildDone
+	if rb.err != nil {
+		t.Fatal(rb.err)
+	}
+	nd := rb.d
+	defer nd.Close()
+	no := mustRegister(t, nd)
+	defer no.Close()
+	fresh := put(t, no, body(3, 10000))
+	if fresh.Head != kept.Head+uint32(nd.g.blocksFor(10000)) {
+		t.Fatalf("the new map put block %d, want %d (the run the fenced Put had claimed)", fresh.Head, kept.Head+uint32(nd.g.blocksFor(10000)))
+	}
+	for _, r := range []Ref{kept, fresh} {
+		if b, err := nd.Read(r, nil); err != nil || !verifyBody(b) {
+			t.Fatalf("read %v: %v", r, err)
+		}
+	}
+	if _, err := o.Put(body(4, 100), false); !errors.Is(err, ErrRetired) {
+		t.Fatalf("a later Put through the retired map: %v, want ErrRetired", err)
+	}
+	checkClean(t, nd, []Ref{kept, fresh})
+
+	// A map retired at its path (a rebuild that died before its rename)
+	// is not opened for allocation.
+	if err := retireMap(nd.MapPath()); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := Open(opts); !errors.Is(err, ErrNeedRebuild) {
+		t.Fatalf("open of a retired map: %v, want ErrNeedRebuild", err)
+	}
+}
+
+// TestMapOfOldLayoutRebuilt: a space map of layout version 1 (no retired
+// word) is ErrVersion to the decoder, so Open asks for a rebuild and the
+// data set file (LayoutVersion, unchanged) is kept.
+func TestMapOfOldLayoutRebuilt(t *testing.T) {
+	b := encodeMapHeader(mapParams{Geometry: seedGeometry(), Owners: 16, Epoch: 7})
+	v1 := oldMapHeader(b)
+	if _, err := decodeMapHeader(v1); !errors.Is(err, ErrVersion) {
+		t.Fatalf("decode of a version 1 map header: %v, want ErrVersion", err)
+	}
+	if _, err := decodeMapHeader(b); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// oldMapHeader is b as a map of layout version 1 would have it.
+func oldMapHeader(b []byte) []byte {
+	v1 := bytes.Clone(b)
+	binary.LittleEndian.PutUint32(v1[mhVersion:], 1)
+	binary.LittleEndian.PutUint64(v1[mhChecksum:], xxhash.Sum64(v1[:mhChecksum]))
+	return v1
+}
