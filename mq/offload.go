@@ -63,6 +63,7 @@ type dsKey struct {
 // dataSet is an open data set and this process's idle owners in it.
 type dataSet struct {
 	d    *smds.DataSet
+	key  dsKey
 	mu   sync.Mutex
 	idle []*smds.Owner
 }
@@ -227,9 +228,29 @@ func openDataSetIn(cfg group.Config, name string, s *lockfree.Structure, dir str
 		d.Close()
 		return prev, nil
 	}
-	ds = &dataSet{d: d}
+	ds = &dataSet{d: d, key: k}
 	offloadSets.sets[k] = ds
 	return ds, nil
+}
+
+// forgetDataSet drops ds from this process's open data sets (its space
+// map was retired: another process rebuilt it, and the next open maps the
+// new one) and closes its idle owners. The data set stays mapped: views
+// and reads through it may be in progress (a process keeps its data sets
+// mapped until it ends).
+func forgetDataSet(ds *dataSet) {
+	offloadSets.mu.Lock()
+	if offloadSets.sets[ds.key] == ds {
+		delete(offloadSets.sets, ds.key)
+	}
+	offloadSets.mu.Unlock()
+	ds.mu.Lock()
+	idle := ds.idle
+	ds.idle = nil
+	ds.mu.Unlock()
+	for _, o := range idle {
+		o.Close()
+	}
 }
 
 // RebuildDataSets rebuilds the space map of every data set of structure
@@ -285,7 +306,7 @@ func RebuildDataSets(g *group.Group, name string, s *lockfree.Structure) (kept i
 		if prev, ok := offloadSets.sets[k]; ok {
 			prev.d.Close()
 		}
-		offloadSets.sets[k] = &dataSet{d: d}
+		offloadSets.sets[k] = &dataSet{d: d, key: k}
 		offloadSets.mu.Unlock()
 	}
 	return kept, rejected, nil
@@ -706,27 +727,40 @@ func (h *Queue) offloadPut(lm *lockfree.Message, sync bool) (published func(ok b
 	c := h.c
 	def := c.structs[h.def.CFStruct]
 	dir := rememberDir(c.g.Config(), def)
-	ds, err := openDataSet(c.g, h.def.CFStruct, h.s, dir, uint16(c.peer.Slot))
-	if err != nil {
-		return nil, err
-	}
-	o, err := ds.owner()
-	if err != nil {
-		return nil, err
-	}
-	r, err := o.Put(lm.Body, sync)
-	if err != nil {
-		ds.done(o)
-		if errors.Is(err, smds.ErrRetired) {
-			// The structure failed (or was recovered) after the check
-			// above, and its recovery's rebuild retired the space map
-			// this process had: the put wrote nothing, and fails as its
-			// CF put would (docs/design/smds.md, section 6a).
-			if cerr := h.s.Current(); cerr != nil {
-				return nil, cerr
-			}
+	var ds *dataSet
+	var o *smds.Owner
+	var r smds.Ref
+	for attempt := 1; ; attempt++ {
+		ds, err = openDataSet(c.g, h.def.CFStruct, h.s, dir, uint16(c.peer.Slot))
+		if err != nil {
+			return nil, err
 		}
-		return nil, err
+		if o, err = ds.owner(); err != nil {
+			return nil, err
+		}
+		if r, err = o.Put(lm.Body, sync); err == nil {
+			break
+		}
+		if !errors.Is(err, smds.ErrRetired) {
+			ds.done(o)
+			return nil, err
+		}
+		// The space map this process had was retired (replaced by a
+		// rebuild) after it opened the data set: the put wrote nothing
+		// (docs/design/smds.md, section 6a). Its owner is of no use.
+		o.Close()
+		forgetDataSet(ds)
+		// The structure failed (or was recovered) after the check above,
+		// and its recovery's rebuild retired the map: the put fails as
+		// its CF put would.
+		if cerr := h.s.Current(); cerr != nil {
+			return nil, cerr
+		}
+		// Rebuilt in service by another process: put again through the
+		// new map (the open waits for the rebuilder's lock).
+		if attempt == 3 {
+			return nil, err
+		}
 	}
 	r.DataSet = uint16(c.peer.Slot)
 	ref := make([]byte, smds.RefSize)
