@@ -173,15 +173,35 @@ func TestOffloadPutAcrossStructureRecovery(t *testing.T) {
 // puts again through the new map. Both messages are intact, each in its
 // own run.
 func TestOffloadPutAcrossInServiceRebuild(t *testing.T) {
+	// The first put claims 26 blocks (hits 1..26); the second stops after
+	// its first block.
+	inServiceRebuild(t, "smds.alloc.claimed:27:stop")
+}
+
+// TestOffloadPublishAcrossInServiceRebuild: as
+// TestOffloadPutAcrossInServiceRebuild, the putting process stopped once
+// its body is written and its run marked used in the old map, before its
+// CF put (crash point smds.alloc.used). The rebuild must not give that run
+// to another message: its reference gets into the CF when the put goes
+// on, after the rebuild may have read the CF's references.
+func TestOffloadPublishAcrossInServiceRebuild(t *testing.T) {
+	inServiceRebuild(t, "smds.alloc.used:2:stop")
+}
+
+// inServiceRebuild: an application puts message 1 (100 KiB, a run of 26
+// blocks) and is stopped at point (QMGR_CRASHPOINT) in its put of message
+// 2; the space map's header is damaged, and a second application's put of
+// message 3 rebuilds it; then the first goes on. Both puts succeed, and
+// messages 1, 2 and 3 are got intact.
+func inServiceRebuild(t *testing.T, point string) {
+	t.Helper()
 	cfg := testConfig(t, "QM1")
 	logs := logTo(t, &cfg)
 	m := startMember(t, cfg)
 	mustExec(t, m, "DEFINE CFSTRUCT(OFF) SIZE(24) OFFLOAD(SMDS) OFFLDSZ(16K)")
 	mustExec(t, m, "DEFINE QLOCAL(Q) CFSTRUCT(OFF)")
 	const size = 100 << 10 // a run of 26 blocks
-	// The first put claims 26 blocks (hits 1..26); the second stops after
-	// its first block.
-	app := startApp(t, cfg, "QM1", "QMGR_CRASHPOINT=smds.alloc.claimed:27:stop")
+	app := startApp(t, cfg, "QM1", "QMGR_CRASHPOINT="+point)
 	if r := app.do("open Q"); r != "reason 0 <nil>" {
 		t.Fatal(r)
 	}
@@ -226,8 +246,8 @@ func TestOffloadPutAcrossInServiceRebuild(t *testing.T) {
 	})
 	var answer string
 	if answer2 != "" {
-		// Rebuilt while the stopped put could still write: message 3 took
-		// the new map's first free run, the one the stopped put claimed.
+		// Rebuilt while the stopped put could still write or publish:
+		// message 3 took the new map's first free run, the stopped put's.
 		app.cmd.Process.Signal(syscall.SIGCONT)
 		answer = app.line()
 	} else {
