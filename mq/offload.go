@@ -207,10 +207,13 @@ func openDataSetIn(cfg group.Config, name string, s *lockfree.Structure, dir str
 		if cerr := s.Current(); cerr != nil {
 			return nil, fmt.Errorf("%w (its structure %s is out of service: its recovery rebuilds the map)", err, name)
 		}
-		var refs []smds.Ref
-		if refs, _, err = structureRefs(s, num); err == nil { // a reference that does not decode names no run
-			d, _, err = smds.Rebuild(o, refs)
-		}
+		// Processes may be in the middle of puts through the old map: it
+		// is retired first, the references read after (RebuildFrom; see
+		// docs/design/smds.md, section 6a).
+		d, _, err = smds.RebuildFrom(o, func() ([]smds.Ref, error) {
+			refs, _, err := structureRefs(s, num) // a reference that does not decode names no run
+			return refs, err
+		})
 	}
 	if err != nil {
 		return nil, err

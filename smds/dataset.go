@@ -441,7 +441,7 @@ func writeMap(path string, p mapParams, ext int, seq uint64, refs, lost []Ref) e
 	if err != nil {
 		return fail(wrapErr("create", path, -1, ErrNoSpace, err))
 	}
-	if err := retireMap(path); err != nil {
+	if _, err := retireMap(path, false); err != nil {
 		return fail(err)
 	}
 	if err := os.Rename(tmp, path); err != nil {
@@ -458,7 +458,13 @@ const retireWait = time.Millisecond
 // retireMap fences the space map at path, which a new map is about to
 // replace (docs/design/smds.md, section 6a): it sets the map's retired
 // word, then waits until no live process's owner is between claiming
-// blocks in it and writing them (descriptor alloc, claimed). After it
+// blocks in it and writing them (descriptor alloc, claimed). With
+// inFlight it then returns the descriptors of the live owners whose runs
+// are written and used in the old map but maybe not yet published in the
+// CF (alloc, used): an in-service rebuild keeps those runs used, since
+// their references may get into the CF after it read the references
+// (callers read them after retireMap returns: a put whose descriptor was
+// cleared before that published its reference before). After it
 // returns, nobody writes a body through the old map: a Put that had not
 // checked the fence yet sees it and fails with ErrRetired without
 // writing, one that had is written (its run is free in the new map, which
@@ -472,33 +478,34 @@ const retireWait = time.Millisecond
 // are found with the header's owner count even when the rest of the
 // header is damaged (the checksum covers it, but a damaged header is
 // what a rebuild replaces): bounded by the file's size.
-func retireMap(path string) error {
+func retireMap(path string, inFlight bool) ([]desc, error) {
 	f, err := ownedfs.Open(path, os.O_RDWR)
 	if errors.Is(err, fs.ErrNotExist) {
-		return nil
+		return nil, nil
 	}
 	if err != nil {
-		return osErr("retire", path, err)
+		return nil, osErr("retire", path, err)
 	}
 	defer f.Close()
 	st, err := f.Stat()
 	if err != nil {
-		return osErr("retire", path, err)
+		return nil, osErr("retire", path, err)
 	}
 	hdr := make([]byte, mhChecksum+8)
 	if n, _ := f.ReadAt(hdr, 0); n < len(hdr) || st.Size() < mapHeaderSize || string(hdr[mhMagic:mhMagic+8]) != mapMagic {
-		return nil
+		return nil, nil
 	}
 	owners := uint64(binary.LittleEndian.Uint32(hdr[mhOwners:]))
 	owners = min(owners, maxOwners, (uint64(st.Size())-mapHeaderSize)/ownerSize)
 	size := mapHeaderSize + owners*ownerSize
 	mm, err := mmap.MapRegion(f, int(size), mmap.RDWR, 0, 0)
 	if err != nil {
-		return wrapErr("retire", path, -1, ErrFault, err)
+		return nil, wrapErr("retire", path, -1, ErrFault, err)
 	}
 	defer mm.Unmap()
 	old := &DataSet{mapPath: path, mem: shm.MemOf(mm), l: mapLayout{owners: mapHeaderSize}, p: mapParams{Owners: int(owners)}}
-	return guard(func() error {
+	var used []desc
+	err = guard(func() error {
 		old.cas(mhRetired, 0, uint64(max(time.Now().UnixNano(), 1)))
 		for {
 			busy := false
@@ -512,17 +519,30 @@ func retireMap(path string) error {
 				busy = osState(w) != osFree && processAlive(id)
 			}
 			if !busy {
-				return nil
+				break
 			}
 			time.Sleep(retireWait)
 		}
+		for slot := 0; slot < int(owners) && inFlight; slot++ {
+			off := old.ownerOff(slot)
+			dd := old.readDesc(off)
+			if dd.op != opAlloc || dd.phase != phUsed {
+				continue
+			}
+			if w, id := old.slotProcess(slot); osState(w) != osFree && processAlive(id) {
+				used = append(used, dd)
+			}
+		}
+		return nil
 	})
+	return used, err
 }
 
 // RebuildResult says what Rebuild did with each reference it was given.
 type RebuildResult struct {
 	Kept     int           // references whose runs the new map holds used
 	Rejected map[int]error // by index in refs: the reference's run is damaged, missing (a truncated data set), out of range or used by an earlier reference
+	InFlight int           // RebuildFrom: runs of puts in flight through the old map (written, maybe not yet published) kept used besides the references
 }
 
 // Rebuild builds a new space map for the existing data set from refs, the
@@ -543,6 +563,23 @@ type RebuildResult struct {
 // frees through the old map is leaked in the new one (the checker reports
 // it), never given twice.
 func Rebuild(o Options, refs []Ref) (*DataSet, RebuildResult, error) {
+	return rebuild(o, func() ([]Ref, error) { return refs, nil }, false)
+}
+
+// RebuildFrom is Rebuild for a map replaced while its structure is in
+// service (processes may be in the middle of puts through the old map):
+// it retires the old map first and waits for the puts that passed its
+// fence to be written, then calls refs for the references the CF holds
+// (Rejected indexes what it returned), and keeps used, besides them, the
+// runs that live processes' puts wrote through the old map and may not
+// have published yet (their references may get into the CF after refs
+// read it; one that never does is a leak the checker reports, never space
+// given twice). docs/design/smds.md, section 6a.
+func RebuildFrom(o Options, refs func() ([]Ref, error)) (*DataSet, RebuildResult, error) {
+	return rebuild(o, refs, true)
+}
+
+func rebuild(o Options, getRefs func() ([]Ref, error), inFlight bool) (*DataSet, RebuildResult, error) {
 	res := RebuildResult{Rejected: map[int]error{}}
 	dsPath, smPath, err := o.paths()
 	if err != nil {
@@ -564,6 +601,16 @@ func Rebuild(o Options, refs []Ref) (*DataSet, RebuildResult, error) {
 		if err := allocate(d.f, dsHeaderSize+g.extentBytes()); err != nil {
 			return nil, res, wrapErr("rebuild", dsPath, -1, ErrNoSpace, err)
 		}
+	}
+	var flying []desc
+	if inFlight {
+		if flying, err = retireMap(smPath, true); err != nil {
+			return nil, res, err
+		}
+	}
+	refs, err := getRefs()
+	if err != nil {
+		return nil, res, err
 	}
 	used := map[uint32]int{} // block -> index of the reference holding it
 	var kept []Ref
@@ -602,6 +649,30 @@ func Rebuild(o Options, refs []Ref) (*DataSet, RebuildResult, error) {
 		kept = append(kept, r)
 		seq = max(seq, r.Seq+1)
 	}
+	// Runs of puts in flight: kept when their run header is the
+	// descriptor's and no reference holds their blocks (one that does is
+	// the same run, published since: kept already).
+	for _, dd := range flying {
+		r := dd.ref(o.Number)
+		n := g.blocksFor(int(r.Len))
+		if dd.blocks != uint32(n) || r.Gen > genMask || int(r.Head)/g.ExtentBlocks >= ext || int(r.Head)%g.ExtentBlocks+n > g.ExtentBlocks {
+			continue
+		}
+		clash := false
+		for b := r.Head; b < r.Head+uint32(n) && !clash; b++ {
+			_, clash = used[b]
+		}
+		off := g.trailerOff(r.Head, int(r.Len))
+		if k, _ := d.f.ReadAt(hdr[:], off); clash || k < runHdrSize || d.checkHeader(hdr[:], r, off, "rebuild") != nil {
+			continue
+		}
+		for b := r.Head; b < r.Head+uint32(n); b++ {
+			used[b] = -1
+		}
+		kept = append(kept, r)
+		seq = max(seq, r.Seq+1)
+		res.InFlight++
+	}
 	p := mapParams{Geometry: g, Owners: o.Owners, Epoch: o.Epoch}
 	if p.Owners == 0 {
 		p.Owners = DefaultOwners
@@ -613,7 +684,7 @@ func Rebuild(o Options, refs []Ref) (*DataSet, RebuildResult, error) {
 	if err := writeMap(smPath, p, ext, seq, kept, lost); err != nil {
 		return nil, res, err
 	}
-	res.Kept = len(kept)
+	res.Kept = len(kept) - res.InFlight
 	nd, err := Open(o)
 	return nd, res, err
 }
