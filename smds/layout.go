@@ -260,9 +260,10 @@ const (
 	// into place and before it waits for the allocations in flight.
 	// Loaded by every Put after its blocks are claimed (its descriptor
 	// says alloc, claimed) and before it writes (sequentially consistent
-	// atomics, so either the Put sees the fence or the retirer sees the
-	// descriptor and waits until it moves on), and by Open (a retired map
-	// is ErrNeedRebuild: being replaced).
+	// atomics, so either the Put sees the fence or the retirer, which
+	// loads the descriptors after its store, sees the Put and waits until
+	// it moves on), by Open (a retired map is ErrNeedRebuild: being
+	// replaced) and by DataSet.Retired. Freeing does not load it.
 	mhRetired = 4 * line
 )
 
@@ -381,8 +382,12 @@ const (
 	// the owner is in the middle of. The owner (or its repairer) stores
 	// the fields, then the op word, so a reader that loads the op word
 	// first (sequentially consistent) sees fields at least as new; the op
-	// word is cleared when the operation is over. Read by the repairer and
-	// the checker.
+	// word is cleared when the operation is over. Read by the repairer,
+	// the checker, and a retirer of the map (retireMap), which loads the op
+	// word after its store of mhRetired: it waits while a live owner's is
+	// alloc, claimed (the allocator stored it before its claim and loads
+	// mhRetired after: the fence), and RebuildFrom keeps the runs of live
+	// owners' alloc, used descriptors.
 	owOp       = 16
 	owHead     = 24
 	owBlocks   = 32
