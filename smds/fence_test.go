@@ -154,3 +154,33 @@ func TestRebuildFromKeepsPutsInFlight(t *testing.T) {
 		}
 	}
 }
+
+// TestLateFreeAfterRebuildIsStale: a run whose CF entry was being removed
+// when the map was rebuilt (not among the references: the rebuild frees
+// its blocks) is freed late, through the new map, by whoever removes the
+// entry (a repair's free hook). Meanwhile the new map gave its head block
+// to a new run of the same length. The late free must be ErrStale, not
+// free the new run under its message (the next put would write over it).
+func TestLateFreeAfterRebuildIsStale(t *testing.T) {
+	dir := t.TempDir()
+	opts := testOpts(dir)
+	d := mustCreate(t, opts)
+	defer d.Close()
+	o := mustRegister(t, d)
+	dying := put(t, o, body(1, 10000))
+	nd, _, err := Rebuild(opts, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer nd.Close()
+	no := mustRegister(t, nd)
+	defer no.Close()
+	fresh := put(t, no, body(2, 10000))
+	if fresh.Head != dying.Head {
+		t.Fatalf("the new run is at block %d, want %d (the freed run's)", fresh.Head, dying.Head)
+	}
+	if err := no.Free(dying); !errors.Is(err, ErrStale) {
+		t.Fatalf("late free of %v through the new map: %v, want ErrStale (the new run %v is live)", dying, err, fresh)
+	}
+	checkClean(t, nd, []Ref{fresh})
+}
