@@ -400,7 +400,24 @@ func syncDir(dir string) {
 // reference's: a run allocated there later has another gen, so freeing
 // the lost reference (its message moved off its queue) is ErrStale and
 // never frees the new run, and reading it is ErrStale too.
+//
+// The map at path, if any, is retired first (retireMap: no process
+// writes through it once this returns). When it is a map of the same data
+// set and geometry (its header's checksum aside: a damaged header is what
+// a rebuild replaces), every block of its extents in use starts in the new
+// map at the gen after the one it has there (free blocks, and the tails
+// of refs' runs; heads take their reference's gen), so that a reference to
+// a run of the old map that the new one does not hold (its CF entry was
+// being removed when the references were read: its free comes later,
+// through the new map) names a gen the new map never gives that block
+// again: freeing it is ErrStale, never a free of a new run at the same
+// head (gens wrap at 2^24 frees of one block).
 func writeMap(path string, p mapParams, ext int, seq uint64, refs, lost []Ref) error {
+	if _, err := retireMap(path, false); err != nil {
+		return err
+	}
+	prev := openPrevMap(path, p)
+	defer prev.close()
 	l := computeMapLayout(p)
 	tmp, f, err := tempFile(path)
 	if err != nil {
@@ -419,10 +436,16 @@ func writeMap(path string, p mapParams, ext int, seq uint64, refs, lost []Ref) e
 		copy(m, encodeMapHeader(p))
 		atomic.StoreUint64(mem.U64(mhExtents), uint64(ext))
 		atomic.StoreUint64(mem.U64(mhSeq), seq)
+		if err := prev.carry(func(b uint32, gen uint32) {
+			atomic.StoreUint64(mem.U64(l.words+uint64(b)*8), mkWord(gen+1, bkFree, 0))
+		}); err != nil {
+			return err
+		}
 		for _, r := range refs {
 			n := p.blocksFor(int(r.Len))
 			for i := 1; i < n; i++ {
-				atomic.StoreUint64(mem.U64(l.words+uint64(r.Head+uint32(i))*8), mkWord(0, bkTail, r.Head))
+				off := l.words + uint64(r.Head+uint32(i))*8
+				atomic.StoreUint64(mem.U64(off), mkWord(wGen(atomic.LoadUint64(mem.U64(off))), bkTail, r.Head))
 			}
 			atomic.StoreUint64(mem.U64(l.words+uint64(r.Head)*8), mkWord(r.Gen, bkHead, uint32(n)))
 		}
@@ -431,7 +454,7 @@ func writeMap(path string, p mapParams, ext int, seq uint64, refs, lost []Ref) e
 				continue
 			}
 			off := l.words + uint64(r.Head)*8
-			if w := atomic.LoadUint64(mem.U64(off)); wKind(w) == bkFree {
+			if w := atomic.LoadUint64(mem.U64(off)); wKind(w) == bkFree && wGen(w) < (r.Gen+1)&genMask {
 				atomic.StoreUint64(mem.U64(off), mkWord((r.Gen+1)&genMask, bkFree, 0))
 			}
 		}
@@ -441,14 +464,81 @@ func writeMap(path string, p mapParams, ext int, seq uint64, refs, lost []Ref) e
 	if err != nil {
 		return fail(wrapErr("create", path, -1, ErrNoSpace, err))
 	}
-	if _, err := retireMap(path, false); err != nil {
-		return fail(err)
-	}
 	if err := os.Rename(tmp, path); err != nil {
 		return fail(osErr("create", path, err))
 	}
 	f.Close()
 	return nil
+}
+
+// prevMap is the block words of the map a writeMap replaces, mapped
+// read-only (nil: none usable).
+type prevMap struct {
+	mm     mmap.MMap
+	mem    shm.Mem
+	words  uint64 // offset of block 0's word
+	blocks uint32 // blocks of its extents in use
+}
+
+// openPrevMap maps the words of the space map at path when it describes
+// the data set p does (same id and geometry, layout version 1 or this
+// one: the words did not change) and is long enough; nil otherwise.
+func openPrevMap(path string, p mapParams) *prevMap {
+	f, err := ownedfs.Open(path, os.O_RDONLY)
+	if err != nil {
+		return nil
+	}
+	defer f.Close()
+	hdr := make([]byte, mhChecksum+8)
+	if n, _ := f.ReadAt(hdr, 0); n < len(hdr) || string(hdr[mhMagic:mhMagic+8]) != mapMagic {
+		return nil
+	}
+	le := binary.LittleEndian
+	v := le.Uint32(hdr[mhVersion:])
+	owners := int(le.Uint32(hdr[mhOwners:]))
+	if (v != 1 && v != MapLayoutVersion) || le.Uint64(hdr[mhDataSet:]) != p.ID || int(le.Uint32(hdr[mhBlockSize:])) != p.BlockSize ||
+		int(le.Uint32(hdr[mhExtentBlocks:])) != p.ExtentBlocks || int(le.Uint32(hdr[mhMaxExtents:])) != p.MaxExtents || owners < 1 || owners > maxOwners {
+		return nil
+	}
+	op := mapParams{Geometry: p.Geometry, Owners: owners}
+	l := computeMapLayout(op)
+	if st, err := f.Stat(); err != nil || uint64(st.Size()) < l.size {
+		return nil
+	}
+	mm, err := mmap.MapRegion(f, int(l.size), mmap.RDONLY, 0, 0)
+	if err != nil {
+		return nil
+	}
+	pm := &prevMap{mm: mm, mem: shm.MemOf(mm), words: l.words}
+	if err := guard(func() error {
+		ext := min(atomic.LoadUint64(pm.mem.U64(mhExtents)), uint64(p.MaxExtents))
+		pm.blocks = uint32(ext * uint64(p.ExtentBlocks))
+		return nil
+	}); err != nil {
+		mm.Unmap()
+		return nil
+	}
+	return pm
+}
+
+// carry calls set with every block of the previous map's extents in use
+// and its gen there.
+func (pm *prevMap) carry(set func(b, gen uint32)) error {
+	if pm == nil {
+		return nil
+	}
+	return guard(func() error {
+		for b := uint32(0); b < pm.blocks; b++ {
+			set(b, wGen(atomic.LoadUint64(pm.mem.U64(pm.words+uint64(b)*8))))
+		}
+		return nil
+	})
+}
+
+func (pm *prevMap) close() {
+	if pm != nil {
+		pm.mm.Unmap()
+	}
 }
 
 // retireWait is how long retireMap sleeps between two looks at the
