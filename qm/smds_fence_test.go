@@ -267,3 +267,68 @@ func inServiceRebuild(t *testing.T, point string) {
 	}
 	checkClean(t, m)
 }
+
+// TestOffloadFreeAfterInServiceRebuild: this process opened the data set
+// (its puts of messages 1 and 2), then another process rebuilt its space
+// map in service (the header damaged) and put message 3. This process's
+// gets free their runs: through the new map, not the old one it still
+// has open (a free there is lost to the new map, which keeps the run used
+// for nobody), and its checker checks the new map. All three come back
+// intact and both checkers are clean.
+func TestOffloadFreeAfterInServiceRebuild(t *testing.T) {
+	cfg := testConfig(t, "QM1")
+	logs := logTo(t, &cfg)
+	m := startMember(t, cfg)
+	mustExec(t, m, "DEFINE CFSTRUCT(OFF) SIZE(24) OFFLOAD(SMDS) OFFLDSZ(16K)")
+	mustExec(t, m, "DEFINE QLOCAL(Q) CFSTRUCT(OFF)")
+	const size = 100 << 10
+	c := connect(t, cfg, "QM1")
+	defer c.Disconnect()
+	h, err := c.Open("Q", mq.OpenOptions{Output: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for id := 1; id <= 2; id++ {
+		if err := h.Put(&mq.Message{Body: bigBody(id, size)}, mq.PutOptions{}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	mapFile, err := os.OpenFile(filepath.Join(cfg.Group.CFDir, fmt.Sprintf("OFF.M%d.smap", c.Member().Slot)), os.O_RDWR, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer mapFile.Close()
+	var b [1]byte
+	if _, err := mapFile.ReadAt(b[:], 48); err != nil {
+		t.Fatal(err)
+	}
+	b[0] ^= 0xff
+	if _, err := mapFile.WriteAt(b[:], 48); err != nil {
+		t.Fatal(err)
+	}
+	app := startApp(t, cfg, "QM1")
+	if r := app.do("open Q"); r != "reason 0 <nil>" {
+		t.Fatal(r)
+	}
+	if r := app.do(fmt.Sprintf("bigput Q 3 %d", size)); r != "reason 0 <nil>" {
+		t.Fatalf("the put that rebuilt the map: %s\n%s", r, logs())
+	}
+	if !mapRetired(t, mapFile) {
+		t.Fatal("the put through a damaged map did not rebuild it")
+	}
+	if got := fmt.Sprint(getAll(t, c, "Q", logs)); got != "[1 2 3]" {
+		t.Fatalf("Q holds messages %s, want [1 2 3]\n%s", got, logs())
+	}
+	checkClean(t, m)
+	// The map in place, as a process opening the data set now sees it:
+	// empty.
+	d, err := smds.Open(smds.Options{Dir: filepath.Join(cfg.Group.DataDir, "smds"), MapDir: cfg.Group.CFDir,
+		Structure: "OFF", Member: fmt.Sprintf("M%d", c.Member().Slot), Number: uint16(c.Member().Slot)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer d.Close()
+	if r := d.Check(nil, smds.CheckOptions{Quiescent: true}); !r.OK() || r.Runs != 0 {
+		t.Fatalf("the space map in place after every message was got: %v", r)
+	}
+}
