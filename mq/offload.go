@@ -168,6 +168,17 @@ func openDataSetIn(cfg group.Config, name string, s *lockfree.Structure, dir str
 	offloadSets.mu.Lock()
 	ds, ok := offloadSets.sets[k]
 	offloadSets.mu.Unlock()
+	if ok && ds.d.Retired() && s.Current() == nil {
+		// Another process rebuilt the space map while the structure is in
+		// service (docs/design/smds.md, section 6a): frees, repairs and
+		// checks go to the new map (a free there of a run it does not hold
+		// is ErrStale: the rebuild carried the old map's gens over); puts
+		// through the old one would fail. A structure that failed keeps
+		// its handles: its recovery replaced the map (another epoch's key),
+		// its puts meet the fence and its frees change only the old map.
+		forgetDataSet(ds)
+		ok = false
+	}
 	if ok {
 		return ds, nil
 	}
