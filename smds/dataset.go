@@ -681,6 +681,14 @@ func rebuild(o Options, getRefs func() ([]Ref, error), inFlight bool) (*DataSet,
 	}
 	defer d.f.Close()
 	g := d.g
+	var flying []desc
+	if inFlight {
+		// Before the file's size is taken: a put in flight may have grown
+		// it for its run.
+		if flying, err = retireMap(smPath, true); err != nil {
+			return nil, res, err
+		}
+	}
 	st, err := d.f.Stat()
 	if err != nil {
 		return nil, res, osErr("rebuild", dsPath, err)
@@ -690,12 +698,6 @@ func rebuild(o Options, getRefs func() ([]Ref, error), inFlight bool) (*DataSet,
 	if st.Size() < dsHeaderSize+g.extentBytes() {
 		if err := allocate(d.f, dsHeaderSize+g.extentBytes()); err != nil {
 			return nil, res, wrapErr("rebuild", dsPath, -1, ErrNoSpace, err)
-		}
-	}
-	var flying []desc
-	if inFlight {
-		if flying, err = retireMap(smPath, true); err != nil {
-			return nil, res, err
 		}
 	}
 	refs, err := getRefs()
