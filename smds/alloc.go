@@ -32,6 +32,10 @@ var testHookFence = func() {}
 // so that a Repair after this process died asks its Resolver whether the
 // CF got the reference, and frees the run if not. A caller that cannot
 // publish frees the run (Free).
+//
+// A Put through a map retired by a rebuild (Retired) fails with
+// ErrRetired and writes nothing: the blocks it claimed may be another
+// message's in the new map. Reopen the data set.
 func (o *Owner) Put(body []byte, sync bool) (r Ref, err error) {
 	if err := o.checkAlive(); err != nil {
 		return r, err
