@@ -61,3 +61,24 @@ func LeakRun(c *Conn, name string, n int) error {
 	}
 	return o.Published()
 }
+
+// RemoveExpired is a member's expiry scan (qm's expiryScan) of queue q
+// through c's owner in its structure: it removes q's expired messages.
+func RemoveExpired(c *Conn, q string) (int, error) {
+	h, err := c.Open(q, OpenOptions{Browse: true})
+	if err != nil {
+		return 0, err
+	}
+	defer h.Close()
+	return h.o.RemoveExpired(h.q)
+}
+
+// OffloadFreeErrors is how many offloaded runs c's process failed to free
+// in structure name, and the last error.
+func OffloadFreeErrors(c *Conn, name string) (int64, error) {
+	s, err := c.g.Structure(name, false)
+	if err != nil {
+		return 0, err
+	}
+	return s.OffloadFreeErrors()
+}

@@ -8,6 +8,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/qmgr/qmgr/group"
 	"github.com/qmgr/qmgr/mq"
@@ -255,5 +256,106 @@ func TestOffloadDamagedViewsDeadLettered(t *testing.T) {
 	}
 	if st[0].Runs != 0 {
 		t.Fatalf("the data set still holds %d runs", st[0].Runs)
+	}
+}
+
+// TestOffloadBrowseLostBody: a browse passes a message whose offloaded
+// body is lost (damaged, or past the end of a truncated data set): Next
+// and NextWith return the healthy messages in order, then no message,
+// never an error (a browser that retries would fail on it for ever); the
+// lost ones stay on the queue for a get to move.
+func TestOffloadBrowseLostBody(t *testing.T) {
+	mq.SmallDataSets()
+	g := member(t, "DEFINE CFSTRUCT(OFF) SIZE(24) OFFLOAD(SMDS) OFFLDSZ(16K)", "DEFINE QLOCAL(Q) CFSTRUCT(OFF)",
+		"DEFINE QLOCAL(DLQ)", "ALTER QMGR DEADQ(DLQ)")
+	c := connect(t, g)
+	q, dlq := open(t, c, "Q"), open(t, c, "DLQ")
+	var ids [5][24]byte
+	for i := range ids {
+		m := &mq.Message{Body: offloadBody(i, 100<<10)}
+		put(t, q, m)
+		ids[i] = m.MsgID
+	}
+	slot := c.Member().Slot
+	path := damageBody(t, g, slot, 1)
+	damageBody(t, g, slot, 3)
+	for _, with := range []bool{false, true} {
+		b, err := q.Browse()
+		if err != nil {
+			t.Fatal(err)
+		}
+		var got []int
+		for range 10 {
+			var m *mq.Message
+			if with {
+				m, err = b.NextWith(mq.GetOptions{}, mq.BrowseOptions{})
+			} else {
+				m, err = b.Next(mq.GetOptions{})
+			}
+			if errors.Is(err, mq.ErrNoMessage) {
+				break
+			}
+			if err != nil {
+				t.Fatalf("browse (NextWith %v) after messages %v, 1 and 3 damaged: %v", with, got, err)
+			}
+			i := -1
+			for k := range ids {
+				if ids[k] == m.MsgID {
+					i = k
+				}
+			}
+			if i < 0 || !bytes.Equal(m.Body, offloadBody(i, 100<<10)) {
+				t.Fatalf("browse (NextWith %v): message %d not the one put", with, i)
+			}
+			got = append(got, i)
+		}
+		if fmt.Sprint(got) != "[0 2 4]" {
+			t.Fatalf("browse (NextWith %v): messages %v, want [0 2 4]", with, got)
+		}
+	}
+	// A get moves them.
+	for _, want := range []int{0, 2, 4} {
+		if m, err := q.Get(mq.GetOptions{}); err != nil || !bytes.Equal(m.Body, offloadBody(want, 100<<10)) {
+			t.Fatalf("get, want message %d: %v", want, err)
+		}
+	}
+	wantLostReport(t, dlq, ids[1], "Q", path, false)
+	wantLostReport(t, dlq, ids[3], "Q", path, false)
+}
+
+// TestOffloadExpiredLostBodyFreed: the expiry scan removes an expired
+// message whose offloaded body is damaged and frees its run (the free is
+// the space map's alone, it never reads the body), like any other expired
+// message's.
+func TestOffloadExpiredLostBodyFreed(t *testing.T) {
+	mq.SmallDataSets()
+	g := member(t, "DEFINE CFSTRUCT(OFF) SIZE(24) OFFLOAD(SMDS) OFFLDSZ(16K)", "DEFINE QLOCAL(Q) CFSTRUCT(OFF)")
+	c := connect(t, g)
+	q := open(t, c, "Q")
+	exp := time.Now().Add(300 * time.Millisecond)
+	for i := range 3 {
+		m := &mq.Message{Body: offloadBody(i, 100<<10), Expiry: exp}
+		if i == 1 {
+			m.Persistence = mq.Persistent
+		}
+		put(t, q, m)
+	}
+	slot := c.Member().Slot
+	damageBody(t, g, slot, 0)
+	damageBody(t, g, slot, 1)
+	time.Sleep(time.Until(exp) + 1100*time.Millisecond) // past the expiry, with the scan's coarse clock
+	n, err := mq.RemoveExpired(c, "Q")
+	if err != nil || n != 3 {
+		t.Fatalf("expiry scan: %d removed, %v; want 3", n, err)
+	}
+	st, err := mq.CheckOffload(c, "OFF", slot)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st[0].Runs != 0 {
+		t.Fatalf("the data set holds %d runs after the expiry scan removed every message", st[0].Runs)
+	}
+	if n, err := mq.OffloadFreeErrors(c, "OFF"); err != nil || n != 0 {
+		t.Fatalf("failed frees: %d, %v", n, err)
 	}
 }
