@@ -18,7 +18,6 @@ import (
 	"github.com/qmgr/qmgr/lockfree"
 	"github.com/qmgr/qmgr/recovery/plog"
 	"github.com/qmgr/qmgr/shm"
-	"github.com/qmgr/qmgr/smds"
 	"github.com/qmgr/qmgr/xmit"
 )
 
@@ -1159,8 +1158,8 @@ func (b *BrowseCursor) Next(opt GetOptions) (*Message, error) {
 		if err := b.h.o.BrowseNext(b.cur, lockfree.GetOptions{MsgID: opt.MsgID, CorrelID: opt.CorrelID}, &lm); err != nil {
 			return nil, wrap("browse "+b.h.def.Name, err)
 		}
-		if err := b.h.readOffloaded(&lm, true); errors.Is(err, smds.ErrStale) {
-			continue // got and freed since the browse copied its entry: gone
+		if skip, err := b.readBody(&lm); skip {
+			continue
 		} else if err != nil {
 			return nil, wrap("browse "+b.h.def.Name, err)
 		}
