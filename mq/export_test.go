@@ -72,13 +72,3 @@ func RemoveExpired(c *Conn, q string) (int, error) {
 	defer h.Close()
 	return h.o.RemoveExpired(h.q)
 }
-
-// OffloadFreeErrors is how many offloaded runs c's process failed to free
-// in structure name, and the last error.
-func OffloadFreeErrors(c *Conn, name string) (int64, error) {
-	s, err := c.g.Structure(name, false)
-	if err != nil {
-		return 0, err
-	}
-	return s.OffloadFreeErrors()
-}

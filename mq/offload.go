@@ -77,7 +77,7 @@ var offloadSets struct {
 }
 
 func init() {
-	group.OffloadFree = freeOffloaded
+	group.OffloadFree = freeOffloadedCounted
 }
 
 // dsMember is the member part of the file name of data set num.

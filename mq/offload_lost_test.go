@@ -355,7 +355,7 @@ func TestOffloadExpiredLostBodyFreed(t *testing.T) {
 	if st[0].Runs != 0 {
 		t.Fatalf("the data set holds %d runs after the expiry scan removed every message", st[0].Runs)
 	}
-	if n, err := mq.OffloadFreeErrors(c, "OFF"); err != nil || n != 0 {
-		t.Fatalf("failed frees: %d, %v", n, err)
+	if fe := mq.OffloadFreeErrors(c.Group(), "OFF"); fe.Count != 0 {
+		t.Fatalf("failed frees: %d, the last %v", fe.Count, fe.Last)
 	}
 }
