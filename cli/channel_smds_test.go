@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"path/filepath"
 	"strconv"
 	"testing"
 	"time"
@@ -210,5 +211,106 @@ func TestChannelOffloadedSenderKilled(t *testing.T) {
 				t.Fatalf("the crash point was never reached: %v", err)
 			}
 		})
+	}
+}
+
+// TestChannelOffloadedLostBody: a message on the transmission queue whose
+// offloaded body is damaged in the sender's data set does not wedge the
+// channel: the sender's batch moves it to the dead-letter queue (a DLH
+// with RCMsgBodyLost naming XQ) and carries the others, which arrive
+// exactly once, in order and intact; both sides' checkers are clean and
+// their data sets empty.
+func TestChannelOffloadedLostBody(t *testing.T) {
+	if testing.Short() {
+		t.Skip("multi-process")
+	}
+	const n, lost = 11, 6 // message 6: 1 MiB, offloaded
+	g, r := offloadedChannel(t, 4)
+	g.mqsc("DEFINE QLOCAL(DLQ)")
+	g.mqsc("ALTER QMGR DEADQ(DLQ)")
+	putOffChan(t, g, "QM1", 0, n)
+	// Damage message 6's body in whichever of the sender's data sets
+	// holds it.
+	want := offChanBody(lost, offChanSizes[lost%len(offChanSizes)])
+	files, err := filepath.Glob(filepath.Join(g.cfg.DataDir, "smds", "OFF.M*.smds"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	damaged := ""
+	for _, path := range files {
+		data, err := os.ReadFile(path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		at := bytes.Index(data, want[8:72])
+		if at < 0 {
+			continue
+		}
+		f, err := os.OpenFile(path, os.O_WRONLY, 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		_, err = f.WriteAt([]byte{data[at+5000] ^ 0xff}, int64(at+5000))
+		f.Close()
+		if err != nil {
+			t.Fatal(err)
+		}
+		damaged = path
+	}
+	if damaged == "" {
+		t.Fatal("message 6's body is in no data set of the sender")
+	}
+	g.mqsc("START CHANNEL(TO.R)")
+	waitFor(t, "the healthy messages at the remote side", 90*time.Second, func() bool {
+		return r.offDepth("TARGET") >= n-1 && g.offDepth("XQ") == 0
+	})
+	time.Sleep(200 * time.Millisecond) // nothing more arrives
+	c := r.connect("RQM")
+	q, err := c.Open("TARGET", mq.OpenOptions{Input: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := 0
+	for i := 0; i < n; i++ {
+		if i == lost {
+			continue
+		}
+		m, err := q.Get(mq.GetOptions{})
+		if err != nil {
+			t.Fatalf("get of message %d: %v", i, err)
+		}
+		if !bytes.Equal(m.Body, offChanBody(i, offChanSizes[i%len(offChanSizes)])) {
+			t.Fatalf("message %d expected, got %d bytes, number %d", i, len(m.Body), binary.BigEndian.Uint64(m.Body))
+		}
+		got++
+	}
+	if _, err := q.Get(mq.GetOptions{}); !errors.Is(err, mq.ErrNoMessage) {
+		t.Fatalf("TARGET after the %d healthy messages: %v, want no more", got, err)
+	}
+	c.Disconnect()
+	s := g.connect("QM1")
+	dq, err := s.Open("DLQ", mq.OpenOptions{Input: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	m, err := dq.Get(mq.GetOptions{})
+	if err != nil {
+		t.Fatalf("the lost message's report: %v", err)
+	}
+	d, text, err := mq.ParseDLH(m.Body)
+	if err != nil || d.Reason != mq.RCMsgBodyLost || d.DestQ != "XQ" || !bytes.Contains(text, []byte(damaged)) {
+		t.Fatalf("report: %+v %q %v, want RCMsgBodyLost for XQ naming %s", d, text, err, damaged)
+	}
+	if _, err := dq.Get(mq.GetOptions{}); !errors.Is(err, mq.ErrNoMessage) {
+		t.Fatalf("DLQ after the report: %v, want no more", err)
+	}
+	s.Disconnect()
+	for _, gr := range []*testGroup{g, r} {
+		if code, out, errs := gr.run("", "check"); code != 0 {
+			t.Fatalf("check: %s %s", out, errs)
+		}
+		if runs := gr.offRuns(t); runs != 0 {
+			t.Fatalf("%d runs left in a data set with every message got", runs)
+		}
 	}
 }

@@ -135,6 +135,9 @@ func (c *collector) collectStructures(e emitter, now time.Time, note func(string
 		e.counter(structFailures, float64(st.StructureFailures[name]), name)
 		e.counter(structRecoveries, float64(st.StructureRecoveries[name]), name)
 		note("repository", c.collectBackups(e, name))
+		if cs.Offloads() {
+			e.counter(smdsFreeErrors, float64(mq.OffloadFreeErrors(c.src.Group().Config(), name).Count), name)
+		}
 		s, err := g.Structure(name, false)
 		if err != nil {
 			e.stateSet(structState, structStates, "MISSING", name)

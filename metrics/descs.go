@@ -106,6 +106,7 @@ var (
 	smdsCacheEvicts = desc("qmgr_smds_cache_evictions_total", "Bodies evicted from this member process's read cache.")
 	smdsCacheBytes  = desc("qmgr_smds_cache_bytes", "Bytes of bodies this member process's read cache holds.")
 	smdsCacheMax    = desc("qmgr_smds_cache_max_bytes", "The size of this member process's read cache (--smds-cache; 0: none).")
+	smdsFreeErrors  = desc("qmgr_smds_free_errors_total", "Runs of offloaded messages of the structure this member process failed to free (each stays used: a leak the data set's checker reports; the log names the error).", "structure")
 
 	// The collector itself.
 	scrapeErrors = desc("qmgr_scrape_errors", "Parts of this scrape that could not be read, by part (structures, queues, peers, channels, repository, chinit, amqp; member when it has stopped): 1 when the part failed.", "part")
@@ -128,6 +129,6 @@ var allDescs = []*prometheus.Desc{
 	chanState, chanOwner, chanMsgs, chanBatch, chanInDoubt, chanRetries,
 	chanSentBytes, chanRecvBytes, chanBatches, chanMessages, chanTakeovers, chanFiguresAge,
 	amqpConns, amqpChannels, amqpConsumers, amqpGroupConns, amqpPublished, amqpDelivered, amqpRefused, amqpBlocked, amqpAge,
-	smdsCacheHits, smdsCacheMisses, smdsCacheEvicts, smdsCacheBytes, smdsCacheMax,
+	smdsCacheHits, smdsCacheMisses, smdsCacheEvicts, smdsCacheBytes, smdsCacheMax, smdsFreeErrors,
 	scrapeErrors,
 }

@@ -1,11 +1,9 @@
 package mq
 
 import (
-	"errors"
 	"time"
 
 	"github.com/qmgr/qmgr/lockfree"
-	"github.com/qmgr/qmgr/smds"
 )
 
 // BrowseOptions are the options of BrowseCursor.NextWith beyond the match
@@ -44,8 +42,8 @@ func (b *BrowseCursor) NextWith(opt GetOptions, bo BrowseOptions) (*Message, err
 		if err := b.h.o.BrowseNextWith(b.cur, lockfree.GetOptions{MsgID: opt.MsgID, CorrelID: opt.CorrelID}, lbo, &lm); err != nil {
 			return nil, wrap("browse "+b.h.def.Name, err)
 		}
-		if err := b.h.readOffloaded(&lm, true); errors.Is(err, smds.ErrStale) {
-			continue // got and freed since the browse copied its entry: gone
+		if skip, err := b.readBody(&lm); skip {
+			continue
 		} else if err != nil {
 			return nil, wrap("browse "+b.h.def.Name, err)
 		}

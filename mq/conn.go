@@ -18,7 +18,6 @@ import (
 	"github.com/qmgr/qmgr/lockfree"
 	"github.com/qmgr/qmgr/recovery/plog"
 	"github.com/qmgr/qmgr/shm"
-	"github.com/qmgr/qmgr/smds"
 	"github.com/qmgr/qmgr/xmit"
 )
 
@@ -938,13 +937,35 @@ func (h *Queue) GetViewInto(opt GetOptions, v *View) error {
 // each, in one scan of the queue (only the first may wait). It returns how
 // many it got; ErrNoMessage only when it got none. On an error the views
 // it got stay in the unit of work (under syncpoint), to be backed out.
+//
+// A message whose offloaded body is lost (bodyLost) is moved as Get moves
+// it (deadLetterLost: under syncpoint its report and its removal join the
+// unit of work; outside it the report is put and the message removed at
+// once) and is no view: vs[:n] are the others, in order, and when every
+// message of the scan was lost the next ones are got. Without BOQNAME or
+// DEADQ to take its report, the get fails as before and the message stays.
 func (h *Queue) GetViewsInto(opt GetOptions, vs []View) (int, error) {
 	if err := h.check("get", h.opts.Input); err != nil {
 		return 0, err
 	}
-	n, err := h.o.GetViewsAt(h.q, lockfree.GetOptions{Syncpoint: opt.Syncpoint, Wait: opt.Wait, MsgID: opt.MsgID, CorrelID: opt.CorrelID, Interrupt: opt.Interrupt.lf()},
+	for {
+		n, moved, err := h.getViews(opt, vs)
+		if n == 0 && moved > 0 && err == nil {
+			continue // every message of the scan lost and moved: the next ones
+		}
+		if err != nil {
+			return n, wrap("get "+h.def.Name, err)
+		}
+		return n, nil
+	}
+}
+
+// getViews is one scan of GetViewsInto: the views it got (vs[:n], lost
+// bodies' messages moved and left out) and how many it moved.
+func (h *Queue) getViews(opt GetOptions, vs []View) (n, moved int, err error) {
+	got, err := h.o.GetViewsAt(h.q, lockfree.GetOptions{Syncpoint: opt.Syncpoint, Wait: opt.Wait, MsgID: opt.MsgID, CorrelID: opt.CorrelID, Interrupt: opt.Interrupt.lf()},
 		len(vs), func(i int) *lockfree.View { return &vs[i].lv })
-	for i := range vs[:n] {
+	for i := range vs[:got] {
 		v := &vs[i]
 		lv := &v.lv
 		v.MsgID, v.CorrelID, v.Format, v.Priority = lv.Msg.MsgID, lv.Msg.CorrelID, trimFormat(lv.Msg.Format), lv.Msg.Priority
@@ -954,19 +975,9 @@ func (h *Queue) GetViewsInto(opt GetOptions, vs []View) (int, error) {
 			v.Expiry = time.Unix(0, lv.Msg.Expiry)
 		}
 		v.ReplyToQ, v.ReplyToQMgr, v.Properties = lv.Msg.ReplyToQ, lv.Msg.ReplyToQMgr, lv.Msg.Properties
-		if lv.Msg.Offload != nil {
-			// The body from its data set's mapping, checked: no copy,
-			// valid as long as the view's pieces (viewOffloaded).
-			if body, rerr := h.viewOffloaded(&lv.Msg); rerr != nil {
-				v.Pieces = nil
-				if err == nil {
-					err = rerr
-				}
-			} else {
-				v.Pieces = append(v.Pieces[:0:0], body)
-			}
-		}
 		if lv.Msg.Persistent {
+			// Under syncpoint the get is logged first, as Get does: a
+			// lost body's message is then moved in the unit of work.
 			v.Persistence = Persistent
 			if !opt.Syncpoint {
 				v.logAtRelease = true
@@ -974,11 +985,65 @@ func (h *Queue) GetViewsInto(opt GetOptions, vs []View) (int, error) {
 				err = fmt.Errorf("the get is in the unit of work, which can only be backed out: %w", lerr)
 			}
 		}
+		keep := true
+		if lv.Msg.Offload != nil {
+			// The body from its data set's mapping, checked: no copy,
+			// valid as long as the view's pieces (viewOffloaded).
+			if body, rerr := h.viewOffloaded(&lv.Msg); rerr != nil {
+				v.Pieces = nil
+				if bodyLost(rerr) {
+					var ok bool
+					if ok, rerr = h.moveLostView(v, opt.Syncpoint, rerr); ok {
+						moved++
+						continue // ended, not a view: the next one takes its place
+					}
+					keep = !lv.Ended()
+				}
+				if err == nil {
+					err = rerr
+				}
+			} else {
+				v.Pieces = append(v.Pieces[:0:0], body)
+			}
+		}
+		if keep {
+			if i != n {
+				vs[n], vs[i] = vs[i], vs[n] // storage swapped, not shared
+			}
+			n++
+		}
+	}
+	return n, moved, err
+}
+
+// moveLostView moves the message of view v, whose offloaded body is lost
+// (cause), as Get does: under syncpoint (its get already logged, when
+// persistent) its report is put in the unit of work, which removes it at
+// the commit; outside it the report is put, then the message removed. ok:
+// it was moved and v ended. Otherwise err says why; v has ended only when
+// its report was put but its removal failed (its next get reports it
+// again).
+func (h *Queue) moveLostView(v *View, syncpoint bool, cause error) (ok bool, err error) {
+	lv := &v.lv
+	if syncpoint {
+		if err := h.c.deadLetterLost(h, &lv.Msg, cause, true); err != nil {
+			return false, err
+		}
+		lv.Release() // a syncpoint view: ended, its message the unit of work's
+		return true, nil
+	}
+	if err := h.c.deadLetterLost(h, &lv.Msg, cause, false); err != nil {
+		return false, err
+	}
+	if lv.Msg.Key == 0 {
+		err = lv.Release()
+	} else {
+		err = h.getDecided(lv)
 	}
 	if err != nil {
-		return n, wrap("get "+h.def.Name, err)
+		return false, fmt.Errorf("the report of a message whose body was lost was put, but removing the message failed (its next get reports it again): %w", err)
 	}
-	return n, nil
+	return true, nil
 }
 
 // tokenOf is lm's Message.Token, lm got or browsed from a queue of
@@ -1093,8 +1158,8 @@ func (b *BrowseCursor) Next(opt GetOptions) (*Message, error) {
 		if err := b.h.o.BrowseNext(b.cur, lockfree.GetOptions{MsgID: opt.MsgID, CorrelID: opt.CorrelID}, &lm); err != nil {
 			return nil, wrap("browse "+b.h.def.Name, err)
 		}
-		if err := b.h.readOffloaded(&lm, true); errors.Is(err, smds.ErrStale) {
-			continue // got and freed since the browse copied its entry: gone
+		if skip, err := b.readBody(&lm); skip {
+			continue
 		} else if err != nil {
 			return nil, wrap("browse "+b.h.def.Name, err)
 		}

@@ -61,3 +61,14 @@ func LeakRun(c *Conn, name string, n int) error {
 	}
 	return o.Published()
 }
+
+// RemoveExpired is a member's expiry scan (qm's expiryScan) of queue q
+// through c's owner in its structure: it removes q's expired messages.
+func RemoveExpired(c *Conn, q string) (int, error) {
+	h, err := c.Open(q, OpenOptions{Browse: true})
+	if err != nil {
+		return 0, err
+	}
+	defer h.Close()
+	return h.o.RemoveExpired(h.q)
+}

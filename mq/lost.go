@@ -70,3 +70,26 @@ func (c *Conn) deadLetterLost(from *Queue, lm *lockfree.Message, cause error, sy
 	}
 	return fmt.Errorf("%w (moving it failed: %w; it stays)", cause, errors.Join(tried...))
 }
+
+// readBody reads the offloaded body of browsed message lm (readOffloaded,
+// cached). skip: the browse passes the message. A run reused since
+// (smds.ErrStale) is a message got since: gone. Any other lost body
+// (bodyLost: damaged, truncated; or read while a get freed the run and a
+// put wrote it again) is passed with a warning: a browse holds nothing, so
+// it cannot move the message (the next get does, or it was got), and
+// failing on it would leave a browser that stops at an error, or browses
+// again from the start, stuck at it for ever.
+func (b *BrowseCursor) readBody(lm *lockfree.Message) (skip bool, err error) {
+	err = b.h.readOffloaded(lm, true)
+	switch {
+	case err == nil:
+		return false, nil
+	case errors.Is(err, smds.ErrStale):
+		return true, nil // got and freed since the browse copied its entry: gone
+	case bodyLost(err):
+		slog.Default().Warn("mq: browse passes a message whose offloaded body is damaged or lost (a get moves it)",
+			"queue", b.h.def.Name, "msgid", fmt.Sprintf("%x", lm.MsgID), "err", err)
+		return true, nil
+	}
+	return false, err
+}

@@ -78,7 +78,7 @@ var offloadSets struct {
 }
 
 func init() {
-	group.OffloadFree = freeOffloaded
+	group.OffloadFree = freeOffloadedCounted
 }
 
 // dsMember is the member part of the file name of data set num.
@@ -273,44 +273,64 @@ func forgetDataSet(ds *dataSet) {
 // each run's header on disk: what no entry refers to (bodies of messages
 // lost with the CF, or got since) is free again. It returns the
 // references rejected (their runs damaged or lost: those messages' gets
-// fail with the data set's error) as errors, one a message.
-func RebuildDataSets(g *group.Group, name string, s *lockfree.Structure) (kept int, rejected []error, err error) {
+// move them, Queue.Get) as errors, one a message.
+//
+// A data set whose file is not a usable data set of the structure (its
+// header unreadable, naming another structure or member, or truncated
+// below it: replaceUnusable) does not fail the others: it is moved aside,
+// an empty one takes its place (its map fencing every reference to it),
+// its references are rejected, and it is returned in unusable, for the
+// caller to log. Any other failure (an I/O error, a layout version this
+// binary does not read) fails the rebuild, as before.
+func RebuildDataSets(g *group.Group, name string, s *lockfree.Structure) (kept int, rejected []error, unusable []UnusableDataSet, err error) {
 	dir, err := dirOf(g, name)
 	if errors.Is(err, defs.ErrNotFound) {
-		return 0, nil, nil // a structure being defined: it has no data sets yet
+		return 0, nil, nil, nil // a structure being defined: it has no data sets yet
 	}
 	if err != nil {
-		return 0, nil, err
+		return 0, nil, nil, err
 	}
 	nums, err := dataSetNums(dir, name)
 	if err != nil {
-		return 0, nil, err
+		return 0, nil, nil, err
 	}
 	cfg := g.Config()
 	epoch := uint64(s.Mapping().Header().Created.UnixNano())
 	cache, err := processCache()
 	if err != nil {
-		return 0, nil, err
+		return 0, nil, nil, err
 	}
 	for _, num := range nums {
 		refs, bad, err := structureRefs(s, num)
 		if err != nil {
-			return kept, rejected, err
+			return kept, rejected, unusable, err
 		}
 		rejected = append(rejected, bad...) // lost messages, as the rejected
 		o := smds.Options{Dir: dir, MapDir: cfg.CFDir, Structure: name, Member: dsMember(num), Number: num, Epoch: epoch, Cache: cache}
 		unlock, err := lockDataSet(cfg.CFDir, name, num)
 		if err != nil {
-			return kept, rejected, err
+			return kept, rejected, unusable, err
 		}
 		d, res, err := smds.Rebuild(o, refs)
+		var u *UnusableDataSet
+		if err != nil && unusableFile(err, o) {
+			u = &UnusableDataSet{Num: num, Err: err, Lost: len(refs)}
+			d, res, err = replaceUnusable(o, refs, u)
+		}
 		unlock()
 		if err != nil {
-			return kept, rejected, fmt.Errorf("rebuild data set %d of structure %s: %w", num, name, err)
+			return kept, rejected, unusable, fmt.Errorf("rebuild data set %d of structure %s: %w", num, name, err)
 		}
-		kept += res.Kept
-		for i, rj := range res.Rejected {
-			rejected = append(rejected, fmt.Errorf("data set %s: %v: %w", d.Path(), refs[i], rj))
+		if u != nil {
+			unusable = append(unusable, *u)
+			for _, r := range refs {
+				rejected = append(rejected, fmt.Errorf("data set %s unusable (moved to %s): %v: %w", u.Path, u.MovedTo, r, u.Err))
+			}
+		} else {
+			kept += res.Kept
+			for i, rj := range res.Rejected {
+				rejected = append(rejected, fmt.Errorf("data set %s: %v: %w", d.Path(), refs[i], rj))
+			}
 		}
 		k := dsKey{cfg.CFDir, name, num, epoch}
 		offloadSets.mu.Lock()
@@ -323,7 +343,7 @@ func RebuildDataSets(g *group.Group, name string, s *lockfree.Structure) (kept i
 		offloadSets.sets[k] = &dataSet{d: d, key: k}
 		offloadSets.mu.Unlock()
 	}
-	return kept, rejected, nil
+	return kept, rejected, unusable, nil
 }
 
 // lockDataSet takes the lock that makes creating or rebuilding data set

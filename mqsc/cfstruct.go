@@ -354,11 +354,12 @@ var cfbackupTable = table[cfbackupObj]{
 }
 
 // cfsmdsObj is a data set of a structure (DISPLAY CFSTATUS TYPE(SMDS)),
-// with this member's read cache.
+// with this member's read cache and failed frees of the structure's runs.
 type cfsmdsObj struct {
 	name, qmgr string
 	st         mq.DataSetStatus
 	cache      smds.CacheMetrics
+	free       mq.FreeErrors
 }
 
 // smdsAttr is a figure of a data set whose space map could be read.
@@ -403,6 +404,16 @@ var cfsmdsTable = table[cfsmdsObj]{
 		{name: "CACHEMISS", show: func(o *cfsmdsObj) any { return int64(o.cache.Misses) }},
 		{name: "CACHEEVICT", show: func(o *cfsmdsObj) any { return int64(o.cache.Evictions) }},
 		{name: "CACHESIZE", show: func(o *cfsmdsObj) any { return o.cache.Bytes }},
+		// This process's failed frees of the structure's runs (every
+		// data set's; a run whose free failed stays used) and the last
+		// error.
+		{name: "FREEERRS", show: func(o *cfsmdsObj) any { return o.free.Count }},
+		{name: "FREEERR", show: func(o *cfsmdsObj) any {
+			if o.free.Last == nil {
+				return nil
+			}
+			return o.free.Last.Error()
+		}},
 	},
 }
 
@@ -416,7 +427,7 @@ func smdsStatus(env Env, cs []defs.CFStruct) ([]cfsmdsObj, error) {
 			return out, fmt.Errorf("data sets of CFSTRUCT(%s): %w", def.Name, err)
 		}
 		for _, st := range sts {
-			o := cfsmdsObj{name: def.Name, st: st, cache: cache}
+			o := cfsmdsObj{name: def.Name, st: st, cache: cache, free: mq.OffloadFreeErrors(env.Group().Config(), def.Name)}
 			if p, err := env.Group().Peer(int(st.Num)); err == nil {
 				o.qmgr = p.Name
 			}

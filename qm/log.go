@@ -114,9 +114,13 @@ func (m *Member) recoverInto(name string) (replayStats, error) {
 	// The data sets' space maps of the recovered structure, from the
 	// references its entries hold now (replayed records refer to synced
 	// runs): before anyone allocates or frees.
-	kept, rejected, err := mq.RebuildDataSets(m.g, name, o.Structure())
+	kept, rejected, unusable, err := mq.RebuildDataSets(m.g, name, o.Structure())
 	if err != nil {
 		return st, err
+	}
+	for _, u := range unusable {
+		m.log.Error("shared message data set unusable: moved aside and replaced by an empty one; the bodies it held are lost (their messages are moved off their queues by their first gets)",
+			"structure", name, "data_set", u.Num, "path", u.Path, "moved_to", u.MovedTo, "bodies_lost", u.Lost, "err", u.Err)
 	}
 	for _, rj := range rejected {
 		m.log.Error("recovered message whose body in its shared message data set is damaged or lost: its first get moves it to its queue's BOQNAME or the dead-letter queue (with neither, its gets fail)", "structure", name, "err", rj)
