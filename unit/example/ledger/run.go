@@ -15,7 +15,9 @@ import (
 // member gives the replicas it starts (QMGR_GROUP, QMGR_DATA, QMGR_CF_DIR,
 // QMGR_QMGR, QMGR_UNIT, QMGR_UNIT_POS, QMGR_UNIT_CLAIM) until ctx ends. With
 // LEDGER_STATE_FILE set, the state is written there when the replica
-// stops without error (tests compare it with a reference).
+// stops without error (tests compare it with a reference); with
+// LEDGER_CHUNK_SIZE set, a donor's snapshot chunks carry at most that
+// many bytes (tests: a transfer of many chunks).
 func RunFromEnv(ctx context.Context) error {
 	pos, err := strconv.Atoi(os.Getenv("QMGR_UNIT_POS"))
 	if err != nil {
@@ -30,6 +32,11 @@ func RunFromEnv(ctx context.Context) error {
 	if c := os.Getenv("QMGR_UNIT_CLAIM"); c != "" {
 		if cfg.Claim, err = strconv.ParseUint(c, 10, 64); err != nil {
 			return fmt.Errorf("ledger: QMGR_UNIT_CLAIM: %w", err)
+		}
+	}
+	if c := os.Getenv("LEDGER_CHUNK_SIZE"); c != "" {
+		if cfg.ChunkSize, err = strconv.Atoi(c); err != nil {
+			return fmt.Errorf("ledger: LEDGER_CHUNK_SIZE: %w", err)
 		}
 	}
 	l := New()
