@@ -111,6 +111,19 @@ func TestSnapshotJoinerKilled(t *testing.T) {
 	transferScenario(t, 2, "unit.transfer.got:3", "")
 }
 
+// TestSnapshotDonorKilled: three replicas; the secondary that is not the
+// sender is SIGKILLed once the log is trimmed, and its replacement's donor
+// (the sender: no other secondary is left) is SIGKILLed after its fifth
+// chunk (crash point unit.transfer.chunk). The primary becomes the sender,
+// the joiner, its donor gone, removes the chunks and fails stop; the
+// member starts both positions again and they join by snapshots from the
+// primary. Then the primary is SIGKILLed and a restored replica carries on:
+// every confirmation once and in order, the state the reference's, no
+// hold, no chunk, the checker clean.
+func TestSnapshotDonorKilled(t *testing.T) {
+	transferScenario(t, 3, "unit.transfer.chunk:5", "")
+}
+
 // transferScenario runs the unit with replicas supervised by the member
 // (REPLICAS(replicas)), the crash point cp armed (with a once-file) in
 // every replica, SIGKILLs the secondary that is not the sender (the sender
