@@ -124,12 +124,19 @@ func TestSnapshotDonorKilled(t *testing.T) {
 	transferScenario(t, 3, "unit.transfer.chunk:5", "")
 }
 
+// TestSnapshotJoinChain: TestSnapshotJoin with three replicas in a CHAIN:
+// the replica restored from a snapshot is appended to the chain and, the
+// chain's last, takes the sender role by hand-over (design 6.3: CHAIN
+// always); when the primary is then SIGKILLed, the chain's first is
+// promoted and the restored replica stays the sender.
+func TestSnapshotJoinChain(t *testing.T) { transferScenario(t, 3, "", "TOPOLOGY(CHAIN)") }
+
 // transferScenario runs the unit with replicas supervised by the member
-// (REPLICAS(replicas)), the crash point cp armed (with a once-file) in
+// (REPLICAS(replicas) and attrs), the crash point cp armed (with a once-file) in
 // every replica, SIGKILLs the secondary that is not the sender (the sender
 // when there is none) once the log is trimmed, waits for its replacement
 // to join by snapshot, SIGKILLs the primary, and checks the result.
-func transferScenario(t *testing.T, replicas int, cp string, _ string) {
+func transferScenario(t *testing.T, replicas int, cp string, attrs string) {
 	const n = 3000
 	bin, err := filepath.Abs(os.Args[0])
 	if err != nil {
@@ -144,7 +151,7 @@ func transferScenario(t *testing.T, replicas int, cp string, _ string) {
 		t.Setenv(crashpoint.OnceVar, once)
 	}
 	m, g := startMember(t, false, "DEFINE QLOCAL(IN) MAXDEPTH(100000)", "DEFINE QLOCAL(CONFIRM) MAXDEPTH(100000)",
-		fmt.Sprintf("DEFINE SERVICE(LEDGER) STARTCMD('%s') STARTARG('ledger-replica') INPUT(IN) REPLICAS(%d)", bin, replicas))
+		fmt.Sprintf("DEFINE SERVICE(LEDGER) STARTCMD('%s') STARTARG('ledger-replica') INPUT(IN) REPLICAS(%d) %s", bin, replicas, attrs))
 	_ = m
 	opts := mq.ConnectOptions{Group: g.Name, QMgr: "QM1", DataDir: g.DataDir, CFDir: g.CFDir}
 	c, err := mq.Connect(opts)
@@ -204,7 +211,7 @@ func transferScenario(t *testing.T, replicas int, cp string, _ string) {
 		}
 		return true
 	})
-	if replicas == 2 {
+	if replicas == 2 || r1.Chain[len(r1.Chain)-1] == victim && !r1.Fanout {
 		waitFor(t, "the restored replica to take the sender role", nil, func() bool { return roleOf(t, s).Sender == victim })
 	}
 
