@@ -719,11 +719,17 @@ func (r *replica) secondary(ctx context.Context) error {
 	return nil
 }
 
-// maybeHandOver takes the sender role from a primary acting as sender
-// once this replica has applied everything OUT says is sent (its resend
-// queue then holds every output above LSN_out).
+// maybeHandOver takes the sender role once this replica has applied
+// everything OUT says is sent (its resend queue then holds every output
+// above LSN_out: a restored joiner's came in its snapshot, 14.1), when
+// design 6.3 gives it the role: FANOUT, from a primary acting as sender;
+// CHAIN, whenever it is the chain's last (a replica restored since the
+// sender took the role is appended behind it).
 func (r *replica) maybeHandOver() error {
-	if r.rec.Sender != r.rec.Primary {
+	if r.rec.Fanout && r.rec.Sender != r.rec.Primary {
+		return nil
+	}
+	if !r.rec.Fanout && (len(r.rec.Chain) == 0 || r.rec.Chain[len(r.rec.Chain)-1] != r.pos) {
 		return nil
 	}
 	m, err := r.state.Browse()
