@@ -481,9 +481,12 @@ func (r *replica) primaryBatch(ctx context.Context) error {
 
 // trim gets, in the caller's unit of work, the log messages every
 // secondary has applied and every donor's hold lets go (design 5.1: T =
-// min of the active secondaries' applied LSNs and the holds; a joiner
-// counts at its snapshot LSN, 0 until restored, so no trim passes it
-// while it may still replay the log from LSN 1).
+// min of the active secondaries' applied LSNs and the holds). A joiner
+// waiting for a snapshot (its progress says so) counts only through its
+// donor's hold: the log above the snapshot's LSN s is kept, since before
+// the donor set hold = s no trim passed the donor's applied LSN, which s
+// is. Any other joiner counts at its snapshot LSN, 0 until restored, so
+// no trim passes it while it may replay the log from LSN 1.
 func (r *replica) trim() error {
 	t := r.applied
 	if r.hold != 0 {
@@ -494,6 +497,9 @@ func (r *replica) trim() error {
 		switch {
 		case k == r.pos || e.State == role.Vacant || e.State == role.Starting:
 		case e.State == role.Joining:
+			if p := r.progress(k); p != nil && p.Tag == e.Tag && p.Role == role.SeenJoiner {
+				continue // through its donor's hold
+			}
 			t = min(t, e.SnapLSN)
 		default:
 			a := uint64(0)
