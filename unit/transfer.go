@@ -397,53 +397,10 @@ func (r *replica) join() (uint64, error) {
 		}
 	}
 
-	var (
-		head    []byte // the stream until the framework state and resend section are whole
-		fw      *logrec.Framework
-		resend  []logrec.Resend
-		h       = xxhash.New()
-		off     uint64
-		lsn     uint64
-		pw      *io.PipeWriter
-		restore chan error
-	)
-	defer func() {
-		if pw != nil {
-			pw.CloseWithError(errors.New("snapshot transfer ended"))
-			<-restore
-		}
-	}()
-	feed := func(b []byte) error {
-		if pw == nil {
-			head = append(head, b...)
-			f, n, err := logrec.DecodeFramework(head)
-			if errors.Is(err, logrec.ErrTruncated) {
-				return nil
-			}
-			if err != nil {
-				return err
-			}
-			rs, m, err := logrec.DecodeResend(head[n:])
-			if errors.Is(err, logrec.ErrTruncated) {
-				return nil
-			}
-			if err != nil {
-				return err
-			}
-			fw, resend = f, rs
-			var pr *io.PipeReader
-			pr, pw = io.Pipe()
-			restore = make(chan error, 1)
-			go func() {
-				err := r.h.Restore(pr)
-				io.Copy(io.Discard, pr) // what Restore left: the writer must not block
-				restore <- err
-			}()
-			b, head = head[n+m:], nil
-		}
-		_, err := pw.Write(b)
-		return err
-	}
+	rs := newRestorer(r.h)
+	defer rs.abort()
+	h := xxhash.New()
+	var off, lsn uint64
 	for idx := uint32(0); ; idx++ {
 		m, err := q.Get(mq.GetOptions{CorrelID: &cid, Wait: r.cfg.Poll, Interrupt: &r.stop})
 		if errors.Is(err, mq.ErrNoMessage) {
@@ -468,7 +425,7 @@ func (r *replica) join() (uint64, error) {
 		}
 		h.Write(c.Data)
 		off += uint64(len(c.Data))
-		if err := feed(c.Data); err != nil {
+		if err := rs.feed(c.Data); err != nil {
 			return abort(fmt.Errorf("snapshot at LSN %d: %w", lsn, err))
 		}
 		r.chunks = idx + 1
@@ -484,24 +441,90 @@ func (r *replica) join() (uint64, error) {
 		}
 		break
 	}
-	if pw == nil {
-		return 0, fmt.Errorf("%w: snapshot at LSN %d ends inside its framework state or resend section", logrec.ErrCorrupt, lsn)
+	if err := rs.finish(r, lsn); err != nil {
+		return 0, fmt.Errorf("snapshot at LSN %d: %w", lsn, err)
 	}
-	pw.Close()
-	err = <-restore
-	pw = nil
+	return lsn, nil
+}
+
+// restorer takes a snapshot stream piece by piece: the framework state and
+// the resend section, whole, then the handler's bytes through a pipe into
+// Restore, which runs in a goroutine of its own.
+type restorer struct {
+	h       Handler
+	head    []byte // the stream until the framework state and resend section are whole
+	fw      *logrec.Framework
+	resend  []logrec.Resend
+	pw      *io.PipeWriter
+	restore chan error
+}
+
+func newRestorer(h Handler) *restorer { return &restorer{h: h} }
+
+// feed takes the next bytes of the stream.
+func (s *restorer) feed(b []byte) error {
+	if s.pw == nil {
+		s.head = append(s.head, b...)
+		f, n, err := logrec.DecodeFramework(s.head)
+		if errors.Is(err, logrec.ErrTruncated) {
+			return nil
+		}
+		if err != nil {
+			return err
+		}
+		rs, m, err := logrec.DecodeResend(s.head[n:])
+		if errors.Is(err, logrec.ErrTruncated) {
+			return nil
+		}
+		if err != nil {
+			return err
+		}
+		s.fw, s.resend = f, rs
+		pr, pw := io.Pipe()
+		s.pw, s.restore = pw, make(chan error, 1)
+		go func() {
+			err := s.h.Restore(pr)
+			io.Copy(io.Discard, pr) // what Restore left: the writer must not block
+			s.restore <- err
+		}()
+		b, s.head = s.head[n+m:], nil
+	}
+	_, err := s.pw.Write(b)
+	return err
+}
+
+// abort ends a restore that will not finish.
+func (s *restorer) abort() {
+	if s.pw != nil {
+		s.pw.CloseWithError(errors.New("snapshot transfer ended"))
+		<-s.restore
+		s.pw = nil
+	}
+}
+
+// finish ends the stream of the snapshot at lsn, waits for Restore and
+// gives r the state: applied = lsn, the destination table, the resend
+// queue.
+func (s *restorer) finish(r *replica, lsn uint64) error {
+	if s.pw == nil {
+		return fmt.Errorf("%w: the stream ends inside its framework state or resend section", logrec.ErrCorrupt)
+	}
+	s.pw.Close()
+	err := <-s.restore
+	s.pw = nil
 	if err != nil {
-		return 0, fmt.Errorf("handler restore at LSN %d: %w", lsn, err)
+		return fmt.Errorf("handler restore: %w", err)
 	}
+	fw := s.fw
 	if fw.Gen != r.gen || fw.LSN != lsn {
-		return 0, fmt.Errorf("%w: snapshot of generation %d at LSN %d, chunks of LSN %d, this replica's generation %d", logrec.ErrCorrupt, fw.Gen, fw.LSN, lsn, r.gen)
+		return fmt.Errorf("%w: framework state of generation %d at LSN %d, chunks of LSN %d, this replica's generation %d", logrec.ErrCorrupt, fw.Gen, fw.LSN, lsn, r.gen)
 	}
 	r.applied = lsn
 	for _, d := range fw.Dests {
 		r.dseq[d.Name] = d.Next
 	}
 	r.resend = r.resend[:0]
-	for _, e := range resend {
+	for _, e := range s.resend {
 		m := mq.Message{MsgID: e.MsgID, CorrelID: e.CorrelID, Format: e.Format, Priority: int(e.Priority), Persistence: mq.Persistence(e.Persistence),
 			ReplyToQ: e.ReplyToQ, ReplyToQMgr: e.ReplyToQMgr, Properties: e.Properties, Body: e.Body}
 		if e.Priority == logrec.PriorityDefault {
@@ -513,5 +536,5 @@ func (r *replica) join() (uint64, error) {
 		r.resend = append(r.resend, output{lsn: e.LSN, dest: e.Dest, seq: e.Seq, msg: m})
 	}
 	sort.SliceStable(r.resend, func(i, j int) bool { return r.resend[i].lsn < r.resend[j].lsn })
-	return lsn, nil
+	return nil
 }
