@@ -15,9 +15,9 @@ import (
 // member gives the replicas it starts (QMGR_GROUP, QMGR_DATA, QMGR_CF_DIR,
 // QMGR_QMGR, QMGR_UNIT, QMGR_UNIT_POS, QMGR_UNIT_CLAIM) until ctx ends. With
 // LEDGER_STATE_FILE set, the state is written there (whole, by rename)
-// when the replica stops without error (tests compare it with a reference); with
-// LEDGER_CHUNK_SIZE set, a donor's snapshot chunks carry at most that
-// many bytes (tests: a transfer of many chunks).
+// when the replica stops without error (tests compare it with a
+// reference); with LEDGER_CHUNK_SIZE set, a donor's snapshot chunks carry
+// at most that many bytes (tests: a transfer of many chunks).
 func RunFromEnv(ctx context.Context) error {
 	pos, err := strconv.Atoi(os.Getenv("QMGR_UNIT_POS"))
 	if err != nil {
