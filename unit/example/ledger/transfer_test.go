@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"strings"
 	"syscall"
 	"testing"
 
@@ -111,6 +112,17 @@ func TestSnapshotJoinerKilled(t *testing.T) {
 	transferScenario(t, 2, "unit.transfer.got:3", "")
 }
 
+// TestSnapshotJoinerHung: the joiner stops (SIGSTOP) after its third
+// chunk (unit.transfer.got:3:stop) while alive: its donor, the primary,
+// gives the transfer up once it has restored nothing for
+// LEDGER_TRANSFER_STALL (its chunks removed, its hold cleared) and goes on
+// taking input instead of waiting for ever. The test then kills the hung
+// joiner, as the member's heartbeat kill will; another joins.
+func TestSnapshotJoinerHung(t *testing.T) {
+	t.Setenv("LEDGER_TRANSFER_STALL", "500ms")
+	transferScenario(t, 2, "unit.transfer.got:3:stop", "")
+}
+
 // TestSnapshotDonorKilled: three replicas; the secondary that is not the
 // sender is SIGKILLed once the log is trimmed, and its replacement's donor
 // (the sender: no other secondary is left) is SIGKILLed after its fifth
@@ -186,11 +198,29 @@ func transferScenario(t *testing.T, replicas int, cp string, attrs string) {
 	if err := syscall.Kill(int(killed), syscall.SIGKILL); err != nil {
 		t.Fatal(err)
 	}
+	hung := uint32(0)
+	if strings.HasSuffix(cp, ":stop") {
+		waitFor(t, "the joiner to stop", nil, func() bool { _, err := os.Stat(once); return err == nil })
+		hung = roleOf(t, s).Pos[victim].Pid
+		if roleOf(t, s).Pos[victim].State != role.Joining || hung == killed {
+			t.Fatalf("the stopped process %d is not position %d's joiner: %+v", hung, victim, roleOf(t, s).Pos[victim])
+		}
+		applied := appliedOf(t, s, int(primary))
+		waitFor(t, "the donor to give the stalled transfer up", nil, func() bool { return holdOf(t, s, int(primary)) == 0 && snapChunks(t, c) == 0 })
+		if p := roleOf(t, s).Pos[victim]; p.Pid != hung || p.State != role.Joining {
+			t.Fatalf("position %d changed while its joiner was stopped: %+v", victim, p)
+		}
+		waitFor(t, "the primary to take input again", nil, func() bool { return appliedOf(t, s, int(primary)) > applied || applied == n })
+		// The member's heartbeat kill is not built: the test stands in.
+		if err := syscall.Kill(int(hung), syscall.SIGKILL); err != nil {
+			t.Fatal(err)
+		}
+	}
 	var r1 *role.Role
 	waitFor(t, "the replacement to join by snapshot and to be restored", nil, func() bool {
 		r1 = roleOf(t, s)
 		p := r1.Pos[victim]
-		return p.State == role.Active && p.Pid != killed && p.SnapLSN > 0
+		return p.State == role.Active && p.Pid != killed && p.Pid != hung && p.SnapLSN > 0
 	})
 	joiner := r1.Pos[victim].Pid
 	chunks := uint32(0)
