@@ -41,6 +41,12 @@ type ReplicaConfig struct {
 	// ChunkSize is the most snapshot bytes a donor puts in one chunk
 	// (default and most: logrec.MaxChunkData; tests make it small).
 	ChunkSize int
+	// TransferStall is how long a snapshot transfer may make no progress
+	// (default 10 s): a donor whose joiner restores nothing for that long
+	// gives the transfer up (its chunks removed, its hold cleared) and
+	// goes on with its own work; a joiner that receives nothing for twice
+	// that fails stop.
+	TransferStall time.Duration
 }
 
 // replica is one running replica. Not safe for concurrent use: its
@@ -72,11 +78,12 @@ type replica struct {
 	pending pendingOut       // what the unit of work in progress sent
 	cur     *mq.BrowseCursor // the log browse of a secondary (nil: never one)
 
-	snap     *mq.Queue // SYSTEM.UNIT.<n>.SNAP, opened at the first transfer
-	donating *donation // the transfer this replica gives (nil: none)
-	hold     uint64    // the log is kept above it for a joiner (0: none)
-	joining  bool      // receiving a snapshot
-	chunks   uint32    // joiner: chunks restored
+	snap     *mq.Queue       // SYSTEM.UNIT.<n>.SNAP, opened at the first transfer
+	donating *donation       // the transfer this replica gives (nil: none)
+	hold     uint64          // the log is kept above it for a joiner (0: none)
+	joining  bool            // receiving a snapshot
+	chunks   uint32          // joiner: chunks restored
+	givenUp  map[uint32]bool // W tags of joiners whose transfer stalled: not served again
 }
 
 // RunWith runs a replica of cfg.Service in cfg.Position until ctx ends
@@ -88,6 +95,9 @@ func RunWith(ctx context.Context, cfg ReplicaConfig, h Handler) (err error) {
 	}
 	if cfg.Poll <= 0 {
 		cfg.Poll = 100 * time.Millisecond
+	}
+	if cfg.TransferStall <= 0 {
+		cfg.TransferStall = 10 * time.Second
 	}
 	if cfg.ChunkSize <= 0 || cfg.ChunkSize > logrec.MaxChunkData {
 		cfg.ChunkSize = logrec.MaxChunkData

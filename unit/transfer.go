@@ -67,8 +67,10 @@ var ErrDonorGone = errors.New("unit: the snapshot donor is gone")
 type donation struct {
 	joiner uint8
 	tag    uint32
-	lsn    uint64   // s: the LSN the snapshot stands at
-	cid    [24]byte // the chunks' CorrelID
+	lsn    uint64    // s: the LSN the snapshot stands at
+	cid    [24]byte  // the chunks' CorrelID
+	chunks uint32    // the joiner's restored count as last seen
+	moved  time.Time // when it last changed
 }
 
 // snapQueue opens SYSTEM.UNIT.<n>.SNAP once.
@@ -112,7 +114,22 @@ func (r *replica) serveJoiners() error {
 			r.log.Info("snapshot joiner gone: hold cleared", "joiner", d.joiner, "lsn", d.lsn)
 			r.donating, r.hold = nil, 0
 		default:
-			if p := r.joinerProgress(d.joiner, d.tag); p != nil && p.Role != role.SeenJoiner && p.Applied >= d.lsn {
+			p := r.joinerProgress(d.joiner, d.tag)
+			if p != nil && p.Role != role.SeenJoiner && p.Applied >= d.lsn {
+				r.donating, r.hold = nil, 0
+				break
+			}
+			if p != nil && p.Chunks != d.chunks {
+				d.chunks, d.moved = p.Chunks, time.Now()
+			}
+			if time.Since(d.moved) > r.cfg.TransferStall {
+				// Streamed, but the joiner restores nothing (hung): the hold
+				// must not keep the log for it for ever.
+				if err := r.removeChunks(d.cid); err != nil {
+					return err
+				}
+				r.log.Info("snapshot joiner restored nothing: chunks removed, hold cleared", "joiner", d.joiner, "lsn", d.lsn)
+				r.giveUp(d.tag)
 				r.donating, r.hold = nil, 0
 			}
 		}
@@ -128,12 +145,20 @@ func (r *replica) serveJoiners() error {
 		if e.State != role.Joining || e.Donor != r.pos {
 			continue
 		}
-		if p := r.joinerProgress(k, e.Tag); p == nil || p.Role != role.SeenJoiner {
-			continue // not announced (yet): it may replay the log from LSN 1
+		if p := r.joinerProgress(k, e.Tag); p == nil || p.Role != role.SeenJoiner || r.givenUp[e.Tag] {
+			continue // not announced (yet): it may replay the log from LSN 1; or stalled once
 		}
 		return r.donate(k, e.Tag)
 	}
 	return nil
+}
+
+// giveUp marks the joiner with W tag tag as not to be served again.
+func (r *replica) giveUp(tag uint32) {
+	if r.givenUp == nil {
+		r.givenUp = map[uint32]bool{}
+	}
+	r.givenUp[tag] = true
 }
 
 // donate streams this replica's state to joiner k (W tag tag).
@@ -142,7 +167,7 @@ func (r *replica) donate(k uint8, tag uint32) error {
 	if err != nil {
 		return err
 	}
-	d := &donation{joiner: k, tag: tag, lsn: r.applied,
+	d := &donation{joiner: k, tag: tag, lsn: r.applied, moved: time.Now(),
 		cid: logrec.Transfer{Gen: uint32(r.gen), Epoch: r.rec.Epoch, Joiner: k, JoinerTag: tag}.CorrelID()}
 	r.donating, r.hold = d, d.lsn
 	if err := r.publish(); err != nil {
@@ -198,24 +223,36 @@ func (r *replica) donate(k uint8, tag uint32) error {
 // xferAhead ahead of what the joiner has restored; ok is false when the
 // joiner left (the donation is then ended: chunks removed, hold cleared).
 func (r *replica) awaitJoiner(d *donation, idx uint32) (ok bool, err error) {
+	giveUp := func(why string) (bool, error) {
+		r.c.Backout()
+		if err := r.removeChunks(d.cid); err != nil {
+			return false, err
+		}
+		r.log.Info(why+": chunks removed, hold cleared", "joiner", d.joiner, "lsn", d.lsn)
+		r.donating, r.hold = nil, 0
+		return false, r.publish()
+	}
 	for try := 0; ; try++ {
 		if try%8 == 0 || idx >= xferAhead {
 			if err := r.readRole(); err != nil {
 				return false, err
 			}
 			if !r.joinerHere(d.joiner, d.tag) {
-				r.c.Backout()
-				if err := r.removeChunks(d.cid); err != nil {
-					return false, err
-				}
-				r.log.Info("snapshot joiner gone during the transfer: chunks removed, hold cleared", "joiner", d.joiner, "lsn", d.lsn)
-				r.donating, r.hold = nil, 0
-				return false, r.publish()
+				return giveUp("snapshot joiner gone during the transfer")
 			}
 		}
 		p := r.joinerProgress(d.joiner, d.tag)
 		if idx < xferAhead || p != nil && p.Chunks+xferAhead > idx {
 			return true, nil
+		}
+		if p != nil && p.Chunks != d.chunks {
+			d.chunks, d.moved = p.Chunks, time.Now()
+		}
+		if time.Since(d.moved) > r.cfg.TransferStall {
+			// A joiner alive but restoring nothing (hung): the donor's own
+			// work must not wait for it; it is not served again.
+			r.giveUp(d.tag)
+			return giveUp(fmt.Sprintf("snapshot joiner restored nothing for %v", r.cfg.TransferStall))
 		}
 		if try == 0 {
 			// What is put must be visible before waiting for the joiner.
@@ -401,15 +438,20 @@ func (r *replica) join() (uint64, error) {
 	defer rs.abort()
 	h := xxhash.New()
 	var off, lsn uint64
+	last := time.Now()
 	for idx := uint32(0); ; idx++ {
 		m, err := q.Get(mq.GetOptions{CorrelID: &cid, Wait: r.cfg.Poll, Interrupt: &r.stop})
 		if errors.Is(err, mq.ErrNoMessage) {
 			if err := stillJoining(); err != nil {
 				return abort(err)
 			}
+			if time.Since(last) > 2*r.cfg.TransferStall {
+				return abort(fmt.Errorf("%w: no snapshot chunk for %v: the donor gave the transfer up", ErrDonorGone, time.Since(last).Round(time.Millisecond)))
+			}
 			idx--
 			continue
 		}
+		last = time.Now()
 		if err != nil {
 			return 0, fmt.Errorf("snapshot chunk %d: %w", idx, err)
 		}

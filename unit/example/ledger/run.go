@@ -17,7 +17,8 @@ import (
 // LEDGER_STATE_FILE set, the state is written there (whole, by rename)
 // when the replica stops without error (tests compare it with a
 // reference); with LEDGER_CHUNK_SIZE set, a donor's snapshot chunks carry
-// at most that many bytes (tests: a transfer of many chunks).
+// at most that many bytes (tests: a transfer of many chunks), and
+// LEDGER_TRANSFER_STALL sets ReplicaConfig.TransferStall.
 func RunFromEnv(ctx context.Context) error {
 	pos, err := strconv.Atoi(os.Getenv("QMGR_UNIT_POS"))
 	if err != nil {
@@ -37,6 +38,11 @@ func RunFromEnv(ctx context.Context) error {
 	if c := os.Getenv("LEDGER_CHUNK_SIZE"); c != "" {
 		if cfg.ChunkSize, err = strconv.Atoi(c); err != nil {
 			return fmt.Errorf("ledger: LEDGER_CHUNK_SIZE: %w", err)
+		}
+	}
+	if d := os.Getenv("LEDGER_TRANSFER_STALL"); d != "" {
+		if cfg.TransferStall, err = time.ParseDuration(d); err != nil {
+			return fmt.Errorf("ledger: LEDGER_TRANSFER_STALL: %w", err)
 		}
 	}
 	l := New()
