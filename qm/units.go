@@ -15,6 +15,8 @@ import (
 	"github.com/qmgr/qmgr/crashpoint"
 	"github.com/qmgr/qmgr/defs"
 	"github.com/qmgr/qmgr/lockfree"
+	"github.com/qmgr/qmgr/mq"
+	"github.com/qmgr/qmgr/unit/logrec"
 	"github.com/qmgr/qmgr/unit/role"
 )
 
@@ -112,6 +114,9 @@ type unitSupervisor struct {
 	vacantSince map[unitPos]time.Time
 	notBefore   map[unitPos]time.Time
 	backoff     map[unitPos]time.Duration
+
+	conn        *mq.Conn  // the supervisor's own connection, for the chunk sweep (nil: none yet)
+	chunksSwept time.Time // the last sweep of snapshot chunks
 }
 
 // kickUnits asks the supervisor for a pass, without waiting.
@@ -130,6 +135,11 @@ func (m *Member) superviseUnits() {
 	m.units.backoff = map[unitPos]time.Duration{}
 	t := time.NewTicker(unitSweepEvery)
 	defer t.Stop()
+	defer func() {
+		if m.units.conn != nil {
+			m.units.conn.Disconnect()
+		}
+	}()
 	for {
 		select {
 		case <-m.stop:
@@ -199,7 +209,96 @@ func (m *Member) unitsPass() error {
 			errs = append(errs, fmt.Errorf("SERVICE(%s): %w", svc.Name, err))
 		}
 	}
+	if time.Since(m.units.chunksSwept) >= unitSweepEvery {
+		m.units.chunksSwept = time.Now()
+		for _, svc := range svcs {
+			if err := m.sweepUnitChunks(svc); err != nil {
+				errs = append(errs, fmt.Errorf("SERVICE(%s): sweep snapshot chunks: %w", svc.Name, err))
+				if m.units.conn != nil {
+					m.units.conn.Disconnect()
+					m.units.conn = nil
+				}
+				break
+			}
+		}
+	}
 	return errors.Join(errs...)
+}
+
+// sweepUnitChunks removes from svc's SNAP queue the chunks of transfers
+// no joining entry names (design 6.3): a donor and its joiner that both
+// died leave their committed chunks; each removes them when it sees the
+// other gone, nobody when both are. The chunks are browsed first and the
+// role record read after: a donor puts a chunk only after it saw its
+// joiner joining, so a chunk seen whose joiner the later record does not
+// show joining under its tag belongs to a transfer that is over. The
+// resting snapshot's chunks, and messages that are not chunks, stay.
+func (m *Member) sweepUnitChunks(svc defs.Service) error {
+	if m.units.conn == nil {
+		c, err := m.Connect()
+		if err != nil {
+			return err
+		}
+		m.units.conn = c
+	}
+	q, err := m.units.conn.Open(defs.UnitQueue(svc.Name, defs.UnitSnap), mq.OpenOptions{Input: true, Browse: true})
+	if err != nil {
+		return err
+	}
+	defer q.Close()
+	cur, err := q.Browse()
+	if err != nil {
+		return err
+	}
+	seen := map[[24]byte]logrec.Transfer{}
+	for {
+		msg, err := cur.Next(mq.GetOptions{})
+		if errors.Is(err, mq.ErrNoMessage) {
+			break
+		}
+		if err != nil {
+			return err
+		}
+		if t, err := logrec.ParseTransfer(msg.CorrelID); err == nil && t.Joiner != logrec.RestingJoiner {
+			seen[msg.CorrelID] = t
+		}
+	}
+	if len(seen) == 0 {
+		return nil
+	}
+	o, s, err := m.ownerIn(svc.CFStruct)
+	if err != nil {
+		return err
+	}
+	if o == nil {
+		return fmt.Errorf("structure %s: the member has no owner in it", svc.CFStruct)
+	}
+	buf := make([]byte, s.StatusSize())
+	if _, err := s.ReadStatus(svc.StatusBase, buf); err != nil {
+		return fmt.Errorf("read the role record: %w", err)
+	}
+	r, err := role.Decode(buf)
+	if err != nil {
+		return fmt.Errorf("decode the role record: %w", err)
+	}
+	for cid, t := range seen {
+		if t.Joiner < role.MaxReplicas && r.Pos[t.Joiner].State == role.Joining && r.Pos[t.Joiner].Tag == t.JoinerTag {
+			continue
+		}
+		n := 0
+		for {
+			_, err := q.Get(mq.GetOptions{CorrelID: &cid})
+			if errors.Is(err, mq.ErrNoMessage) {
+				break
+			}
+			if err != nil {
+				return err
+			}
+			n++
+		}
+		m.log.Info("unit snapshot chunks swept", "unit", svc.Name, "joiner", t.Joiner, "joiner_tag", t.JoinerTag, "chunks", n)
+	}
+	return nil
 }
 
 // superviseUnit makes one transition at a time on svc's role record until

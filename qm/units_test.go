@@ -1,12 +1,15 @@
 package qm
 
 import (
+	"errors"
 	"strings"
 	"sync"
 	"testing"
 	"time"
 
 	"github.com/qmgr/qmgr/internal/mqconn"
+	"github.com/qmgr/qmgr/mq"
+	"github.com/qmgr/qmgr/unit/logrec"
 	"github.com/qmgr/qmgr/unit/role"
 )
 
@@ -130,5 +133,97 @@ func TestUnitDeathOnce(t *testing.T) {
 	}
 	if err := got.Check(); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// TestUnitSweepsOrphanChunks: the supervisor removes from a unit's SNAP
+// queue the chunks of transfers no joining entry names (a donor and its
+// joiner both dead leave them), and leaves those of a live transfer, the
+// resting snapshot's and messages that are not chunks.
+func TestUnitSweepsOrphanChunks(t *testing.T) {
+	cfg := testConfig(t, "QM1")
+	cfg.UnitsByHand = true
+	m := startMember(t, cfg)
+	mustExec(t, m, "DEFINE QLOCAL(IN)")
+	mustExec(t, m, "DEFINE SERVICE(LEDGER) STARTCMD('/bin/true') INPUT(IN) REPLICAS(3)")
+
+	// Position 0 the primary, position 1 a joiner (both connections live,
+	// so no death is made).
+	p0, p1 := connect(t, cfg, "QM1"), connect(t, cfg, "QM1")
+	defer p0.Disconnect()
+	defer p1.Disconnect()
+	o, s, err := mqconn.Of(p0).OwnerIn("APPL1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	before := make([]byte, s.StatusSize())
+	if _, err := s.ReadStatus(0, before); err != nil {
+		t.Fatal(err)
+	}
+	r, err := role.Decode(before)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tag0, tag1 := uint32(p0.Tag()), uint32(p1.Tag())
+	for _, ev := range []role.Event{
+		{Kind: role.EvClaim, Pos: 0, Claim: 1},
+		{Kind: role.EvRegister, Pos: 0, Claim: 1, Tag: tag0, Pid: 1},
+		{Kind: role.EvClaim, Pos: 1, Claim: 2},
+		{Kind: role.EvRegister, Pos: 1, Claim: 2, Tag: tag1, Pid: 2},
+	} {
+		ev.Now = time.Now().UnixNano()
+		if r, _, err = role.Next(r, ev); err != nil {
+			t.Fatalf("%v: %v", ev.Kind, err)
+		}
+	}
+	after, err := r.Encode()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := o.CompareAndSwapStatus(0, before, after); err != nil {
+		t.Fatal(err)
+	}
+
+	snap, err := p0.Open("SYSTEM.UNIT.LEDGER.SNAP", mq.OpenOptions{Output: true, Browse: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	live := logrec.Transfer{Gen: 1, Epoch: 1, Joiner: 1, JoinerTag: tag1}.CorrelID()
+	resting := logrec.Transfer{Gen: 1, Epoch: 1, Joiner: logrec.RestingJoiner}.CorrelID()
+	other := [24]byte{'X'}
+	stale := [][24]byte{
+		logrec.Transfer{Gen: 1, Epoch: 1, Joiner: 1, JoinerTag: tag1 + 1}.CorrelID(), // an earlier joiner of position 1
+		logrec.Transfer{Gen: 1, Epoch: 1, Joiner: 2, JoinerTag: 7}.CorrelID(),        // position 2 is vacant
+		logrec.Transfer{Gen: 1, Epoch: 1, Joiner: 0, JoinerTag: tag0}.CorrelID(),     // position 0 is active
+	}
+	for _, cid := range append([][24]byte{live, resting, other}, stale...) {
+		for i := 0; i < 3; i++ {
+			if err := snap.Put(&mq.Message{CorrelID: cid, Body: []byte("chunk")}, mq.PutOptions{}); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	count := func() map[[24]byte]int {
+		cur, err := snap.Browse()
+		if err != nil {
+			t.Fatal(err)
+		}
+		n := map[[24]byte]int{}
+		for {
+			m, err := cur.Next(mq.GetOptions{})
+			if errors.Is(err, mq.ErrNoMessage) {
+				return n
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			n[m.CorrelID]++
+		}
+	}
+	m.kickUnits()
+	var left map[[24]byte]int
+	eventually(t, "the stale chunks swept", func() bool { left = count(); return len(left) == 3 })
+	if left[live] != 3 || left[resting] != 3 || left[other] != 3 {
+		t.Fatalf("after the sweep: %d chunks of the live transfer, %d of the resting snapshot, %d others; want 3 each", left[live], left[resting], left[other])
 	}
 }

@@ -38,6 +38,15 @@ type ReplicaConfig struct {
 	// position starting with (QMGR_UNIT_CLAIM); 0: the replica claims the
 	// position itself (tests, a replica started by hand).
 	Claim uint64
+	// ChunkSize is the most snapshot bytes a donor puts in one chunk
+	// (default and most: logrec.MaxChunkData; tests make it small).
+	ChunkSize int
+	// TransferStall is how long a snapshot transfer may make no progress
+	// (default 10 s): a donor whose joiner restores nothing for that long
+	// gives the transfer up (its chunks removed, its hold cleared) and
+	// goes on with its own work; a joiner that receives nothing for twice
+	// that fails stop.
+	TransferStall time.Duration
 }
 
 // replica is one running replica. Not safe for concurrent use: its
@@ -68,6 +77,13 @@ type replica struct {
 	outputs uint64
 	pending pendingOut       // what the unit of work in progress sent
 	cur     *mq.BrowseCursor // the log browse of a secondary (nil: never one)
+
+	snap     *mq.Queue       // SYSTEM.UNIT.<n>.SNAP, opened at the first transfer
+	donating *donation       // the transfer this replica gives (nil: none)
+	hold     uint64          // the log is kept above it for a joiner (0: none)
+	joining  bool            // receiving a snapshot
+	chunks   uint32          // joiner: chunks restored
+	givenUp  map[uint32]bool // W tags of joiners whose transfer stalled: not served again
 }
 
 // RunWith runs a replica of cfg.Service in cfg.Position until ctx ends
@@ -79,6 +95,12 @@ func RunWith(ctx context.Context, cfg ReplicaConfig, h Handler) (err error) {
 	}
 	if cfg.Poll <= 0 {
 		cfg.Poll = 100 * time.Millisecond
+	}
+	if cfg.TransferStall <= 0 {
+		cfg.TransferStall = 10 * time.Second
+	}
+	if cfg.ChunkSize <= 0 || cfg.ChunkSize > logrec.MaxChunkData {
+		cfg.ChunkSize = logrec.MaxChunkData
 	}
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))
@@ -117,7 +139,9 @@ func RunWith(ctx context.Context, cfg ReplicaConfig, h Handler) (err error) {
 				r.cur = nil
 				r.log.Info("promoted to primary", "epoch", r.rec.Epoch, "applied", r.applied)
 			}
-			err = r.primaryBatch(ctx)
+			if err = r.serveJoiners(); err == nil {
+				err = r.primaryBatch(ctx)
+			}
 		} else {
 			err = r.secondary(ctx)
 		}
@@ -240,9 +264,16 @@ func (r *replica) publish() error {
 	case r.rec.Sender == r.pos:
 		seen = role.SeenSender
 	}
+	if r.joining {
+		seen = role.SeenJoiner
+	}
 	p := role.Progress{Position: r.pos, Role: seen, Tag: r.tag, Epoch: r.rec.Epoch, Received: r.applied, Applied: r.applied,
 		LSNOut: r.lsnOut, ResendInputs: uint64(r.resendInputs()), Heartbeat: time.Now().UnixNano(),
-		Inputs: r.inputs, Outputs: r.outputs, XferJoiner: role.None}
+		Inputs: r.inputs, Outputs: r.outputs, XferJoiner: role.None, Hold: r.hold, Chunks: r.chunks}
+	if d := r.donating; d != nil {
+		p.Flags |= role.FlagDonorBusy
+		p.XferJoiner, p.XferTag = d.joiner, d.tag
+	}
 	b, err := p.Encode()
 	if err != nil {
 		return err
@@ -261,9 +292,9 @@ func (r *replica) resendInputs() int {
 }
 
 // register claims the position and registers in it: the first replica
-// of a generation becomes primary and sender; a later one joins and,
-// while the log still holds the generation from LSN 1, replays it from
-// there instead of a snapshot (none is built yet).
+// of a generation becomes primary and sender; a later one joins: while
+// the log still holds the generation from LSN 1 it replays it from there,
+// else it receives a snapshot from its donor (transfer.go).
 func (r *replica) register() error {
 	id := r.cfg.Claim
 	if id == 0 {
@@ -294,16 +325,28 @@ func (r *replica) register() error {
 		// the DEADQ); here it must be empty.
 		return r.publish()
 	}
-	// Joining: the log must hold this generation from LSN 1 (no snapshot
-	// transfer yet). Checked before the replica is restored, so that a
-	// replica that cannot catch up never becomes active (the primary's
-	// trim counts it at LSN 0 from its registration on: the log cannot
-	// lose its head after this check).
-	if err := r.checkLogFromStart(); err != nil {
+	// Joining: while the log holds this generation from LSN 1, replay it
+	// from there (the primary's trim counts a joiner at LSN 0 from its
+	// registration on: the log cannot lose its head after this check,
+	// unless a trim that read the role record before the registration
+	// races it; the first browse then finds the gap and the replica fails
+	// stop). Otherwise a snapshot from the donor.
+	snapLSN := uint64(0)
+	if err := r.checkLogFromStart(); errors.Is(err, ErrLogGap) {
+		r.log.Info("the log is trimmed: joining by snapshot", "donor", int(r.rec.Pos[r.pos].Donor), "why", err)
+		if snapLSN, err = r.join(); err != nil {
+			return err
+		}
+	} else if err != nil {
 		return err
 	}
-	if _, err := r.transition(role.Event{Kind: role.EvRestored, Pos: r.pos, Tag: r.tag, SnapLSN: 0}); err != nil {
+	if _, err := r.transition(role.Event{Kind: role.EvRestored, Pos: r.pos, Tag: r.tag, SnapLSN: snapLSN}); err != nil {
 		return err
+	}
+	r.joining = false
+	if snapLSN > 0 {
+		cpXferRestored.Hit()
+		r.log.Info("restored from a snapshot", "lsn", snapLSN, "chunks", r.chunks)
 	}
 	return r.publish()
 }
@@ -319,7 +362,7 @@ func (r *replica) checkLogFromStart() error {
 	m, err := cur.Next(mq.GetOptions{})
 	if errors.Is(err, mq.ErrNoMessage) {
 		if p := r.progress(r.rec.Primary); r.rec.Primary != role.None && p != nil && p.Tag == r.rec.Pos[r.rec.Primary].Tag && p.Applied > 0 {
-			return fmt.Errorf("%w: the log is trimmed to the primary's LSN %d and a joiner cannot receive a snapshot yet", ErrLogGap, p.Applied)
+			return fmt.Errorf("%w: the log is trimmed to the primary's LSN %d", ErrLogGap, p.Applied)
 		}
 		return nil
 	}
@@ -331,7 +374,7 @@ func (r *replica) checkLogFromStart() error {
 		return fmt.Errorf("log message %x: %w", m.CorrelID, err)
 	}
 	if lm.Gen != r.gen || lm.FirstLSN > 1 {
-		return fmt.Errorf("%w: the log starts at generation %d LSN %d and a joiner cannot receive a snapshot yet", ErrLogGap, lm.Gen, lm.FirstLSN)
+		return fmt.Errorf("%w: the log starts at generation %d LSN %d", ErrLogGap, lm.Gen, lm.FirstLSN)
 	}
 	return nil
 }
@@ -447,19 +490,34 @@ func (r *replica) primaryBatch(ctx context.Context) error {
 }
 
 // trim gets, in the caller's unit of work, the log messages every
-// secondary has applied.
+// secondary has applied and every donor's hold lets go (design 5.1: T =
+// min of the active secondaries' applied LSNs and the holds). A joiner
+// waiting for a snapshot (its progress says so) counts only through its
+// donor's hold: the log above the snapshot's LSN s is kept, since before
+// the donor set hold = s no trim passed the donor's applied LSN, which s
+// is. Any other joiner counts at its snapshot LSN, 0 until restored, so
+// no trim passes it while it may replay the log from LSN 1.
 func (r *replica) trim() error {
 	t := r.applied
+	if r.hold != 0 {
+		t = min(t, r.hold)
+	}
 	for k := uint8(0); k < role.MaxReplicas; k++ {
 		e := r.rec.Pos[k]
 		switch {
 		case k == r.pos || e.State == role.Vacant || e.State == role.Starting:
 		case e.State == role.Joining:
+			if p := r.progress(k); p != nil && p.Tag == e.Tag && p.Role == role.SeenJoiner {
+				continue // through its donor's hold
+			}
 			t = min(t, e.SnapLSN)
 		default:
 			a := uint64(0)
 			if p := r.progress(k); p != nil && p.Tag == e.Tag {
 				a = p.Applied
+				if p.Hold != 0 {
+					a = min(a, p.Hold)
+				}
 			}
 			t = min(t, a)
 		}
@@ -670,15 +728,24 @@ func (r *replica) secondary(ctx context.Context) error {
 		if err := r.publish(); err != nil {
 			return err
 		}
+		if err := r.serveJoiners(); err != nil {
+			return err
+		}
 	}
 	return nil
 }
 
-// maybeHandOver takes the sender role from a primary acting as sender
-// once this replica has applied everything OUT says is sent (its resend
-// queue then holds every output above LSN_out).
+// maybeHandOver takes the sender role once this replica has applied
+// everything OUT says is sent (its resend queue then holds every output
+// above LSN_out: a restored joiner's came in its snapshot, 14.1), when
+// design 6.3 gives it the role: FANOUT, from a primary acting as sender;
+// CHAIN, whenever it is the chain's last (a replica restored since the
+// sender took the role is appended behind it).
 func (r *replica) maybeHandOver() error {
-	if r.rec.Sender != r.rec.Primary {
+	if r.rec.Fanout && r.rec.Sender != r.rec.Primary {
+		return nil
+	}
+	if !r.rec.Fanout && (len(r.rec.Chain) == 0 || r.rec.Chain[len(r.rec.Chain)-1] != r.pos) {
 		return nil
 	}
 	m, err := r.state.Browse()
@@ -701,6 +768,7 @@ func (r *replica) maybeHandOver() error {
 	}
 	if err == nil {
 		r.lsnOut = out.LSNOut
+		cpXferHandOver.Hit()
 		r.log.Info("took the sender role", "epoch", r.rec.Epoch, "lsn_out", out.LSNOut)
 	}
 	return err

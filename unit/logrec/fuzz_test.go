@@ -113,3 +113,27 @@ func FuzzFrameworkState(f *testing.F) {
 		}
 	})
 }
+
+func FuzzResendSection(f *testing.F) {
+	b, err := EncodeResend(sampleResend())
+	if err != nil {
+		f.Fatal(err)
+	}
+	f.Add(append(b, "handler"...))
+	f.Add(b[:len(b)-3])
+	empty, _ := EncodeResend(nil)
+	f.Add(empty)
+	f.Fuzz(func(t *testing.T, b []byte) {
+		rs, n, err := DecodeResend(b)
+		if err != nil {
+			return
+		}
+		if n < rsHeaderSize || n > len(b) {
+			t.Fatalf("took %d of %d bytes", n, len(b))
+		}
+		again, err := EncodeResend(rs)
+		if err != nil || !bytes.Equal(again, b[:n]) {
+			t.Fatalf("round trip: %v", err)
+		}
+	})
+}

@@ -6,21 +6,23 @@ const Version = 1
 
 // Sizes and limits.
 const (
-	logHeaderSize  = 64
-	idSize         = 24 // MsgID and CorrelID
-	recHeaderSize  = 8
-	inputFixedSize = 216
-	inputRefSize   = 80
-	choicesFixed   = 8
-	checkSize      = 24
-	choiceHdrSize  = 5
-	outSize        = 64
-	chunkHdrSize   = 48
-	fsHeaderSize   = 40
-	destSize       = 56
-	sourceSize     = 24
-	nameLen        = 48 // queue and queue manager names, NUL padded
-	formatLen      = 8
+	logHeaderSize   = 64
+	idSize          = 24 // MsgID and CorrelID
+	recHeaderSize   = 8
+	inputFixedSize  = 216
+	inputRefSize    = 80
+	choicesFixed    = 8
+	checkSize       = 24
+	choiceHdrSize   = 5
+	outSize         = 64
+	chunkHdrSize    = 48
+	fsHeaderSize    = 40
+	destSize        = 56
+	sourceSize      = 24
+	rsHeaderSize    = 16
+	resendFixedSize = 240
+	nameLen         = 48 // queue and queue manager names, NUL padded
+	formatLen       = 8
 
 	// MaxInputsPerMessage is the most inputs one log message carries.
 	MaxInputsPerMessage = 64
@@ -341,4 +343,60 @@ const (
 	srID   = 0
 	srGen  = 8
 	srNext = 16
+)
+
+// Resend section header (rsHeaderSize bytes), after the framework state
+// in a snapshot stream and before the handler's bytes (design 14.1): the
+// donor's resend queue above its LSN_out, so that a restored joiner holds
+// every output a sender may still have to put. Then rsCount resend
+// entries:
+//
+//	offset  size  constant   field
+//	     0     4  rsMagic    "RURS"
+//	     4     1  rsVersion  Version
+//	     5     3  -          zero
+//	     8     4  rsCount    resend entries that follow
+//	    12     4  -          zero
+//	    16     *  rsEntries  the entries, in LSN order (each LSN's outputs in send order)
+const (
+	rsMagic   = 0
+	rsVersion = 4
+	rsCount   = 8
+	rsEntries = 16
+)
+
+// Resend entry (resendFixedSize bytes, then the properties and the body):
+// one output of the resend queue as the handler sent it, numbered:
+//
+//	offset  size  constant        field
+//	     0     8  reLSN           the LSN whose input made the output
+//	     8     8  reSeq           per-destination sequence number, from 1
+//	    16    48  reDest          destination as given to Send, NUL padded
+//	    64    24  reMsgID         the output's MsgID (its identity)
+//	    88    24  reCorrelID      its CorrelID
+//	   112     8  reFormat        its Format, NUL padded
+//	   120     1  rePriority      its priority (0..9, 0xff: the queue's default)
+//	   121     1  rePersistence   mq.Persistence (0 as the queue's default, 1 persistent, 2 not)
+//	   122     6  -               zero
+//	   128     8  reExpiry        expiry, Unix ns (0: never)
+//	   136    48  reReplyToQ      reply-to queue, NUL padded
+//	   184    48  reReplyToQMgr   reply-to queue manager, NUL padded
+//	   232     4  rePropsLen      length of the properties
+//	   236     4  reBodyLen       length of the body
+//	   240     *  reData          properties, then body
+const (
+	reLSN         = 0
+	reSeq         = 8
+	reDest        = 16
+	reMsgID       = 64
+	reCorrelID    = 88
+	reFormat      = 112
+	rePriority    = 120
+	rePersistence = 121
+	reExpiry      = 128
+	reReplyToQ    = 136
+	reReplyToQMgr = 184
+	rePropsLen    = 232
+	reBodyLen     = 236
+	reData        = 240
 )

@@ -25,5 +25,7 @@ func TestLayoutTables(t *testing.T) {
 		layouttable.Layout{File: "layout.go", Title: "Framework state header", Prefix: "fs", SizeName: "fsHeaderSize"},
 		layouttable.Layout{File: "layout.go", Title: "Destination entry", Prefix: "de", SizeName: "destSize"},
 		layouttable.Layout{File: "layout.go", Title: "Source entry", Prefix: "sr", SizeName: "sourceSize"},
+		layouttable.Layout{File: "layout.go", Title: "Resend section header", Prefix: "rs", SizeName: "rsHeaderSize"},
+		layouttable.Layout{File: "layout.go", Title: "Resend entry", Prefix: "re", SizeName: "resendFixedSize"},
 	)
 }

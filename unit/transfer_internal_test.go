@@ -1,0 +1,111 @@
+package unit
+
+import (
+	"encoding/json"
+	"errors"
+	"io"
+	"reflect"
+	"testing"
+	"time"
+
+	"github.com/qmgr/qmgr/mq"
+	"github.com/qmgr/qmgr/unit/logrec"
+)
+
+// counts is a small handler whose state is a map.
+type counts struct{ M map[string]int }
+
+func (c *counts) Handle(*Ctx, *Input) error  { return nil }
+func (c *counts) Snapshot(w io.Writer) error { return json.NewEncoder(w).Encode(c) }
+func (c *counts) Restore(r io.Reader) error  { return json.NewDecoder(r).Decode(c) }
+func newCounts(m map[string]int) *counts     { return &counts{M: m} }
+func (c *counts) equal(o *counts) bool       { return reflect.DeepEqual(c.M, o.M) }
+func donorForTest(h Handler) *replica {
+	return &replica{h: h, gen: 3, applied: 42, lsnOut: 40, dseq: map[string]uint64{}}
+}
+func joinerForTest(h Handler, gen uint64) *replica {
+	return &replica{h: h, gen: gen, dseq: map[string]uint64{}}
+}
+
+// TestSnapshotStreamRoundTrip: the stream a donor writes (framework state,
+// resend section, handler snapshot), fed to a joiner's restorer in small
+// pieces, gives the joiner the donor's applied LSN, destination table,
+// resend queue above the donor's LSN_out (every field of each output kept:
+// priority as the queue's default, persistence, expiry, properties) and
+// handler state. A stream cut short, one of another generation and a
+// corrupt resend section are refused.
+func TestSnapshotStreamRoundTrip(t *testing.T) {
+	donor := donorForTest(newCounts(map[string]int{"a": 1, "b": -7}))
+	donor.dseq = map[string]uint64{"CONFIRM": 10, "AUDIT": 3}
+	exp := time.Unix(0, 1_700_000_000_123_456_789)
+	donor.resend = []output{
+		{lsn: 40, dest: "CONFIRM", seq: 7, msg: mq.Message{Body: []byte("sent already")}},
+		{lsn: 41, dest: "CONFIRM", seq: 8, msg: mq.Message{MsgID: logrec.OutputID{Source: 9, Gen: 3, Seq: 8}.MsgID(), Format: "MQSTR",
+			Priority: mq.PriorityAsQDef, Persistence: mq.Persistent, ReplyToQ: "R", Properties: []byte("k=v"), Body: []byte("41")}},
+		{lsn: 41, dest: "AUDIT", seq: 2, msg: mq.Message{CorrelID: [24]byte{7}, Priority: 3, Persistence: mq.NotPersistent, Expiry: exp, Body: []byte("a41")}},
+		{lsn: 42, dest: "CONFIRM", seq: 9, msg: mq.Message{Body: []byte("42")}},
+	}
+	stream, err := donor.snapshotStream()
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	h := newCounts(nil)
+	j := joinerForTest(h, 3)
+	rs := newRestorer(h)
+	for off := 0; off < len(stream); off += 7 {
+		if err := rs.feed(stream[off:min(off+7, len(stream))]); err != nil {
+			t.Fatalf("feed at %d: %v", off, err)
+		}
+	}
+	if err := rs.finish(j, 42); err != nil {
+		t.Fatal(err)
+	}
+	if j.applied != 42 || !reflect.DeepEqual(j.dseq, donor.dseq) || !h.equal(donor.h.(*counts)) {
+		t.Fatalf("restored applied %d dseq %v state %v; the donor's %d %v %v", j.applied, j.dseq, h.M, donor.applied, donor.dseq, donor.h.(*counts).M)
+	}
+	want := donor.resend[1:]
+	if len(j.resend) != len(want) {
+		t.Fatalf("resend queue of %d outputs, want %d", len(j.resend), len(want))
+	}
+	for i := range want {
+		g, w := j.resend[i], want[i]
+		if !g.msg.Expiry.Equal(w.msg.Expiry) {
+			t.Fatalf("output %d: expiry %v, want %v", i, g.msg.Expiry, w.msg.Expiry)
+		}
+		g.msg.Expiry, w.msg.Expiry = time.Time{}, time.Time{}
+		if !reflect.DeepEqual(g, w) {
+			t.Fatalf("output %d:\n got %+v\nwant %+v", i, g, w)
+		}
+	}
+
+	// Cut short: inside the tables, and inside the handler's bytes.
+	for _, cut := range []int{30, len(stream) - 3} {
+		h := newCounts(nil)
+		rs := newRestorer(h)
+		if err := rs.feed(stream[:cut]); err != nil {
+			t.Fatal(err)
+		}
+		if err := rs.finish(joinerForTest(h, 3), 42); err == nil {
+			t.Fatalf("a stream cut at %d of %d bytes restored", cut, len(stream))
+		}
+	}
+	// Another generation.
+	rs = newRestorer(newCounts(nil))
+	rs.feed(stream)
+	if err := rs.finish(joinerForTest(newCounts(nil), 4), 42); !errors.Is(err, logrec.ErrCorrupt) {
+		t.Fatalf("a snapshot of generation 3 restored into generation 4: %v", err)
+	}
+	// A corrupt resend section: its magic.
+	fw, n, err := logrec.DecodeFramework(stream)
+	if err != nil || fw.LSN != 42 {
+		t.Fatal(fw, err)
+	}
+	bad := append([]byte(nil), stream...)
+	bad[n] = 'X'
+	rs = newRestorer(newCounts(nil))
+	if err := rs.feed(bad); !errors.Is(err, logrec.ErrBadMagic) {
+		t.Fatalf("a corrupt resend section: %v", err)
+	}
+	rs.abort()
+}
