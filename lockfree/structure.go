@@ -108,6 +108,7 @@ func (s *Structure) OffloadRefs(ds uint16) (out [][]byte, err error) {
 				continue
 			}
 			ref := s.offloadRef(eo)
+			testHookOffloadRefRead(e)
 			if ref == nil || uint16(ref[0])|uint16(ref[1])<<8 != ds {
 				continue
 			}
@@ -123,6 +124,11 @@ func (s *Structure) OffloadRefs(ds uint16) (out [][]byte, err error) {
 	}
 	return out, nil
 }
+
+// testHookOffloadRefRead runs in OffloadRefs after an entry's reference
+// is read and before its control word is loaded again (tests change the
+// entry there).
+var testHookOffloadRefRead = func(uint32) {}
 
 // SetStallLimit bounds how long Fence, Revoke and repairs wait for a live
 // owner's operation in flight to end before they fail with a
