@@ -177,7 +177,7 @@ func openDataSet(dsPath string, o Options) (*DataSet, error) {
 		return nil, osErr("open", dsPath, err)
 	}
 	hdr := make([]byte, dsHeaderSize)
-	n, _ := f.ReadAt(hdr, 0)
+	n, _ := readDSHeader(f, hdr)
 	g, err := decodeDSHeader(hdr[:n])
 	if err != nil {
 		f.Close()
@@ -191,6 +191,10 @@ func openDataSet(dsPath string, o Options) (*DataSet, error) {
 	d.pads.New = func() any { b := make([]byte, g.BlockSize); return &b }
 	return d, nil
 }
+
+// readDSHeader reads a data set file's header page (a variable: tests
+// make it fail as a disk does).
+var readDSHeader = func(f *os.File, b []byte) (int, error) { return f.ReadAt(b, 0) }
 
 // sentinelOf is the sentinel of this package an error of a decoder wraps.
 func sentinelOf(err error) error {

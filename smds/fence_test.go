@@ -4,7 +4,9 @@ import (
 	"bytes"
 	"encoding/binary"
 	"errors"
+	"os"
 	"runtime"
+	"syscall"
 	"testing"
 
 	"github.com/cespare/xxhash/v2"
@@ -183,4 +185,38 @@ func TestLateFreeAfterRebuildIsStale(t *testing.T) {
 		t.Fatalf("late free of %v through the new map: %v, want ErrStale (the new run %v is live)", dying, err, fresh)
 	}
 	checkClean(t, nd, []Ref{fresh})
+}
+
+// TestHeaderReadErrorIsIO: a data set file whose header page cannot be
+// read (EIO from the disk) is an I/O error, not a file cut short: mq's
+// structure recovery (RebuildDataSets, unusableFile) moves a data set
+// whose open fails with ErrTruncated, ErrBadMagic, ErrCorrupt or
+// ErrDamaged aside as unusable and counts every body in it lost, and must
+// fail instead on an I/O error (docs/design/smds.md, 11a: "not an I/O
+// error ... which still fail it").
+func TestHeaderReadErrorIsIO(t *testing.T) {
+	dir := t.TempDir()
+	opts := testOpts(dir)
+	d := mustCreate(t, opts)
+	o := mustRegister(t, d)
+	kept := put(t, o, body(1, 10000))
+	o.Close()
+	d.Close()
+	readDSHeader = func(*os.File, []byte) (int, error) { return 0, syscall.EIO }
+	defer func() { readDSHeader = func(f *os.File, b []byte) (int, error) { return f.ReadAt(b, 0) } }()
+	for name, open := range map[string]func() error{
+		"Open":    func() error { nd, err := Open(opts); closeIf(nd); return err },
+		"Rebuild": func() error { nd, _, err := Rebuild(opts, []Ref{kept}); closeIf(nd); return err },
+	} {
+		err := open()
+		if !errors.Is(err, ErrIO) || errors.Is(err, ErrTruncated) || errors.Is(err, ErrBadMagic) || errors.Is(err, ErrCorrupt) || errors.Is(err, ErrDamaged) {
+			t.Errorf("%s with the header read failing with EIO: %v; want ErrIO (a truncated or corrupt header makes the recovery move the data set aside, its bodies lost)", name, err)
+		}
+	}
+}
+
+func closeIf(d *DataSet) {
+	if d != nil {
+		d.Close()
+	}
 }
