@@ -6,6 +6,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"io"
 	"io/fs"
 	"os"
 	"path/filepath"
@@ -177,7 +178,14 @@ func openDataSet(dsPath string, o Options) (*DataSet, error) {
 		return nil, osErr("open", dsPath, err)
 	}
 	hdr := make([]byte, dsHeaderSize)
-	n, _ := readDSHeader(f, hdr)
+	n, rerr := readDSHeader(f, hdr)
+	if rerr != nil && !errors.Is(rerr, io.EOF) {
+		// A disk error, not a file cut short: the caller must not take
+		// the file for unusable (mq moves such a file aside, its bodies
+		// lost).
+		f.Close()
+		return nil, wrapErr("open", dsPath, 0, ErrIO, rerr)
+	}
 	g, err := decodeDSHeader(hdr[:n])
 	if err != nil {
 		f.Close()
