@@ -72,3 +72,14 @@ func RemoveExpired(c *Conn, q string) (int, error) {
 	defer h.Close()
 	return h.o.RemoveExpired(h.q)
 }
+
+// ForgetDataSets drops every data set this process has open, as a new
+// process starts with none (their mappings stay until the process ends).
+func ForgetDataSets() {
+	offloadSets.mu.Lock()
+	sets := offloadSets.sets
+	offloadSets.mu.Unlock()
+	for _, ds := range sets {
+		forgetDataSet(ds)
+	}
+}
