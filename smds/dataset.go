@@ -40,6 +40,14 @@ type Options struct {
 	ExtentBlocks int // blocks per extent: DefaultExtentBlocks
 	MaxExtents   int // most extents: DefaultMaxExtents
 	Owners       int // owner slots of the space map: DefaultOwners
+
+	// Create only: references that a structure still holds to a data set
+	// file of this name that is gone (lost, removed). The new map starts
+	// the head block of each at the gen after the reference's (as Rebuild
+	// does for the references it rejects), so a run allocated there has
+	// another gen: freeing such a reference (its message moved as lost)
+	// is ErrStale, never a free of a new run at the same head.
+	Lost []Ref
 }
 
 func (o Options) paths() (ds, sm string, err error) {
@@ -143,7 +151,7 @@ func Create(o Options) (*DataSet, error) {
 	if p.Owners > maxOwners {
 		return nil, fmt.Errorf("%w: %d owner slots", ErrParams, p.Owners)
 	}
-	if err := writeMap(smPath, p, 1, uint64(time.Now().UnixNano()), nil, nil); err != nil {
+	if err := writeMap(smPath, p, 1, uint64(time.Now().UnixNano()), nil, o.Lost); err != nil {
 		return nil, err
 	}
 	return Open(o)
