@@ -220,3 +220,46 @@ func closeIf(d *DataSet) {
 		d.Close()
 	}
 }
+
+// TestRebuildRefusesOldLayoutMapInUse: a space map of layout version 1 has
+// no retired word, and a process of an older binary (an application
+// linked with an older qmgr) that maps it never loads one: retiring it
+// fences nothing, and once a new map is renamed into place that process
+// goes on allocating from the old one, the same blocks as the new map's
+// puts. So a map of another layout version is not replaced while a live
+// process has an owner in it: Open asks for a rebuild (ErrNeedRebuild),
+// and RebuildFrom must fail (the caller retries once those processes end)
+// rather than put a second allocator of the same blocks in place.
+func TestRebuildRefusesOldLayoutMapInUse(t *testing.T) {
+	dir := t.TempDir()
+	opts := testOpts(dir)
+	d := mustCreate(t, opts)
+	defer d.Close()
+	o := mustRegister(t, d) // this process stands for the older binary's
+	defer o.Close()
+	kept := put(t, o, body(1, 10000))
+	f, err := os.OpenFile(d.MapPath(), os.O_RDWR, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	hdr := make([]byte, mhChecksum+8)
+	if _, err := f.ReadAt(hdr, 0); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := f.WriteAt(oldMapHeader(hdr), 0); err != nil {
+		t.Fatal(err)
+	}
+	f.Close()
+	if nd, err := Open(opts); !errors.Is(err, ErrNeedRebuild) {
+		closeIf(nd)
+		t.Fatalf("open of a version 1 map: %v, want ErrNeedRebuild", err)
+	}
+	nd, _, err := RebuildFrom(opts, func() ([]Ref, error) { return []Ref{kept}, nil })
+	if err == nil {
+		nd.Close()
+		t.Fatal("RebuildFrom replaced a space map of layout version 1 that a live process has an owner in (it never checks the retired word: two allocators of the same blocks)")
+	}
+	if !errors.Is(err, ErrVersion) {
+		t.Fatalf("RebuildFrom of a version 1 map in use: %v, want ErrVersion", err)
+	}
+}
