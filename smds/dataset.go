@@ -16,6 +16,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/cespare/xxhash/v2"
 	mmap "github.com/edsrzf/mmap-go"
 	"golang.org/x/sys/unix"
 
@@ -614,8 +615,23 @@ func retireMap(path string, inFlight bool) ([]desc, error) {
 	}
 	defer mm.Unmap()
 	old := &DataSet{mapPath: path, mem: shm.MemOf(mm), l: mapLayout{owners: mapHeaderSize}, p: mapParams{Owners: int(owners)}}
+	le := binary.LittleEndian
+	other := le.Uint32(hdr[mhVersion:]) != MapLayoutVersion && xxhash.Sum64(hdr[:mhChecksum]) == le.Uint64(hdr[mhChecksum:])
 	var used []desc
 	err = guard(func() error {
+		if other {
+			// A sound map of another layout version (1: before the
+			// retired word): its processes never load the fence, so
+			// replacing it while one lives puts a second allocator of the
+			// same blocks in place. Refused until they end.
+			for slot := 0; slot < int(owners); slot++ {
+				if w, id := old.slotProcess(slot); osState(w) != osFree && processAlive(id) {
+					return newErr("retire", path, mhVersion, ErrVersion,
+						"space map of layout version %d is in use by live process %d, which does not check the retired word (version %d): end it before the map is rebuilt",
+						le.Uint32(hdr[mhVersion:]), id.Pid, MapLayoutVersion)
+				}
+			}
+		}
 		old.cas(mhRetired, 0, uint64(max(time.Now().UnixNano(), 1)))
 		for {
 			busy := false
