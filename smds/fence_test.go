@@ -262,4 +262,18 @@ func TestRebuildRefusesOldLayoutMapInUse(t *testing.T) {
 	if !errors.Is(err, ErrVersion) {
 		t.Fatalf("RebuildFrom of a version 1 map in use: %v, want ErrVersion", err)
 	}
+	// Once no live process has an owner in it, it is rebuilt (the data
+	// set file kept).
+	o.Close()
+	nd, res, err := RebuildFrom(opts, func() ([]Ref, error) { return []Ref{kept}, nil })
+	if err != nil {
+		t.Fatalf("RebuildFrom of a version 1 map nobody uses: %v", err)
+	}
+	defer nd.Close()
+	if res.Kept != 1 {
+		t.Fatalf("RebuildFrom of a version 1 map: %+v, want the reference kept", res)
+	}
+	if b, err := nd.Read(kept, nil); err != nil || !verifyBody(b) {
+		t.Fatalf("read %v after the rebuild: %v", kept, err)
+	}
 }
