@@ -167,3 +167,46 @@ func TestOffloadedEntries(t *testing.T) {
 		}
 	}
 }
+
+// TestOffloadRefsEntryChangingWhileRead: OffloadRefs is the set of
+// references an in-service space-map rebuild (smds.RebuildFrom, through
+// mq's structureRefs) keeps, and a data set repair's Resolver: a reference
+// it leaves out is a run the new map gives to the next put while its
+// message is still on its queue (two live bodies in the same blocks), or
+// a run a repair frees under its message. A message got (avail -> held)
+// while the walk reads its entry is still live and must be listed.
+func TestOffloadRefsEntryChangingWhileRead(t *testing.T) {
+	s := newStructure(t, smallParams)
+	var fr freedRefs
+	s.SetOffloadFree(fr.hook)
+	o := register(t, s)
+	o2 := register(t, s)
+	q := mustQueue(t, o, "Q", QueueAttrs{})
+	m0 := Message{Offload: offloadRefFor(7, 1), OffloadLen: 1 << 20}
+	if err := o.Put(q, &m0, PutOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	fired := false
+	testHookOffloadRefRead = func(uint32) {
+		if fired {
+			return
+		}
+		fired = true
+		var m Message
+		if err := o2.Get(q, GetOptions{Syncpoint: true}, &m); err != nil {
+			t.Errorf("get in the walk: %v", err)
+		}
+	}
+	defer func() { testHookOffloadRefRead = func(uint32) {} }()
+	refs, err := s.OffloadRefs(7)
+	testHookOffloadRefRead = func(uint32) {}
+	if err != nil || len(refs) != 1 || !bytes.Equal(refs[0], m0.Offload) {
+		t.Fatalf("OffloadRefs(7) while its message was got under syncpoint = %x, %v; want [%x] (the message is live: held in a unit of work)", refs, err, m0.Offload)
+	}
+	if err := o2.Backout(); err != nil {
+		t.Fatal(err)
+	}
+	if got := fr.take(); len(got) != 0 {
+		t.Fatalf("a backout freed %x", got)
+	}
+}

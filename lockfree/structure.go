@@ -88,31 +88,23 @@ func (s *Structure) freeOffload(eo uint64) {
 // 2-byte little-endian data set number ds: linked (uncommitted puts,
 // available, held, views), being freed (dead: their free frees the run),
 // and being filled by a live owner. The data set's repair and checker use
-// them as a set. Walked without stopping anyone: a reference read from an
-// entry that changes meanwhile may be missing or stale, so the checker
-// compares several walks. A structure file truncated under the mapping
+// them as a set, and an in-service rebuild of a space map keeps exactly
+// these runs. Walked without stopping anyone: an entry that changes while
+// its reference is read is read again (a message got, committed or backed
+// out meanwhile is never left out while it still needs its body); a
+// message put after its entry was passed is not listed (the rebuild's
+// fence keeps its run: smds section 6a). A structure file truncated under the mapping
 // fails it with shm.ErrFault (the caller must not take that for "no
 // reference").
 func (s *Structure) OffloadRefs(ds uint16) (out [][]byte, err error) {
 	err = shm.Guard(func() error {
 		for e := uint32(0); e < uint32(s.p.Entries); e++ {
-			eo := s.entryOff(e)
-			w := s.load(eo + enCtl)
-			switch wKind(w) {
-			case stPutU, stAvail, stHeld, stView, stDead:
-			case stAlloc:
-				if !s.holderAlive(OwnerTag(wVal(w))) {
-					continue
-				}
-			default:
-				continue
+			ref, err := s.offloadRefStable(e)
+			if err != nil {
+				return err
 			}
-			ref := s.offloadRef(eo)
 			if ref == nil || uint16(ref[0])|uint16(ref[1])<<8 != ds {
 				continue
-			}
-			if s.load(eo+enCtl) != w {
-				continue // changed while read
 			}
 			out = append(out, ref)
 		}
@@ -123,6 +115,43 @@ func (s *Structure) OffloadRefs(ds uint16) (out [][]byte, err error) {
 	}
 	return out, nil
 }
+
+// offloadRefsRereads bounds how many times OffloadRefs reads again an
+// entry that changed while it read its reference.
+const offloadRefsRereads = 1 << 16
+
+// offloadRefStable is the offloaded reference of entry e when it still
+// needs its body (see OffloadRefs), nil when it does not, read while its
+// control word stays the same: an entry that changes while read (a get
+// claiming it, a commit, a backout) is read again, never left out, since
+// a live message left out of the set is a run given to another message
+// (an in-service space-map rebuild) or freed under it (a repair).
+func (s *Structure) offloadRefStable(e uint32) ([]byte, error) {
+	eo := s.entryOff(e)
+	for try := 0; try < offloadRefsRereads; try++ {
+		w := s.load(eo + enCtl)
+		switch wKind(w) {
+		case stPutU, stAvail, stHeld, stView, stDead:
+		case stAlloc:
+			if !s.holderAlive(OwnerTag(wVal(w))) {
+				return nil, nil
+			}
+		default:
+			return nil, nil
+		}
+		ref := s.offloadRef(eo)
+		testHookOffloadRefRead(e)
+		if s.load(eo+enCtl) == w {
+			return ref, nil
+		}
+	}
+	return nil, fmt.Errorf("structure %s: entry %d changed on each of %d reads of its offloaded reference", s.Name(), e, offloadRefsRereads)
+}
+
+// testHookOffloadRefRead runs in OffloadRefs after an entry's reference
+// is read and before its control word is loaded again (tests change the
+// entry there).
+var testHookOffloadRefRead = func(uint32) {}
 
 // SetStallLimit bounds how long Fence, Revoke and repairs wait for a live
 // owner's operation in flight to end before they fail with a

@@ -112,3 +112,14 @@ func HoldOwners(c *Conn, name string) (int, func() error, error) {
 		return nil
 	}, nil
 }
+
+// ForgetDataSets drops every data set this process has open, as a new
+// process starts with none (their mappings stay until the process ends).
+func ForgetDataSets() {
+	offloadSets.mu.Lock()
+	sets := offloadSets.sets
+	offloadSets.mu.Unlock()
+	for _, ds := range sets {
+		forgetDataSet(ds)
+	}
+}

@@ -206,6 +206,15 @@ func openDataSetIn(cfg group.Config, name string, s *lockfree.Structure, dir str
 		if err := os.MkdirAll(dir, 0o700); err != nil {
 			return nil, fmt.Errorf("data set directory: %w", err)
 		}
+		// References the structure still holds to a data set file that
+		// is gone: their messages' bodies are lost, and the new map must
+		// not give a run the head, gen and length of one of them (its
+		// removal would free that run under its new message).
+		lost, _, rerr := structureRefs(s, num)
+		if rerr != nil {
+			return nil, fmt.Errorf("create data set %d of structure %s: %w", num, name, rerr)
+		}
+		o.Lost = lost
 		d, err = smds.Create(o)
 		if errors.Is(err, smds.ErrExist) { // created concurrently
 			d, err = smds.Open(o)

@@ -6,6 +6,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"io"
 	"io/fs"
 	"os"
 	"path/filepath"
@@ -15,6 +16,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/cespare/xxhash/v2"
 	mmap "github.com/edsrzf/mmap-go"
 	"golang.org/x/sys/unix"
 
@@ -39,6 +41,14 @@ type Options struct {
 	ExtentBlocks int // blocks per extent: DefaultExtentBlocks
 	MaxExtents   int // most extents: DefaultMaxExtents
 	Owners       int // owner slots of the space map: DefaultOwners
+
+	// Create only: references that a structure still holds to a data set
+	// file of this name that is gone (lost, removed). The new map starts
+	// the head block of each at the gen after the reference's (as Rebuild
+	// does for the references it rejects), so a run allocated there has
+	// another gen: freeing such a reference (its message moved as lost)
+	// is ErrStale, never a free of a new run at the same head.
+	Lost []Ref
 }
 
 func (o Options) paths() (ds, sm string, err error) {
@@ -142,7 +152,7 @@ func Create(o Options) (*DataSet, error) {
 	if p.Owners > maxOwners {
 		return nil, fmt.Errorf("%w: %d owner slots", ErrParams, p.Owners)
 	}
-	if err := writeMap(smPath, p, 1, uint64(time.Now().UnixNano()), nil, nil); err != nil {
+	if err := writeMap(smPath, p, 1, uint64(time.Now().UnixNano()), nil, o.Lost); err != nil {
 		return nil, err
 	}
 	return Open(o)
@@ -177,7 +187,14 @@ func openDataSet(dsPath string, o Options) (*DataSet, error) {
 		return nil, osErr("open", dsPath, err)
 	}
 	hdr := make([]byte, dsHeaderSize)
-	n, _ := f.ReadAt(hdr, 0)
+	n, rerr := readDSHeader(f, hdr)
+	if rerr != nil && !errors.Is(rerr, io.EOF) {
+		// A disk error, not a file cut short: the caller must not take
+		// the file for unusable (mq moves such a file aside, its bodies
+		// lost).
+		f.Close()
+		return nil, wrapErr("open", dsPath, 0, ErrIO, rerr)
+	}
 	g, err := decodeDSHeader(hdr[:n])
 	if err != nil {
 		f.Close()
@@ -191,6 +208,10 @@ func openDataSet(dsPath string, o Options) (*DataSet, error) {
 	d.pads.New = func() any { b := make([]byte, g.BlockSize); return &b }
 	return d, nil
 }
+
+// readDSHeader reads a data set file's header page (a variable: tests
+// make it fail as a disk does).
+var readDSHeader = func(f *os.File, b []byte) (int, error) { return f.ReadAt(b, 0) }
 
 // sentinelOf is the sentinel of this package an error of a decoder wraps.
 func sentinelOf(err error) error {
@@ -594,8 +615,23 @@ func retireMap(path string, inFlight bool) ([]desc, error) {
 	}
 	defer mm.Unmap()
 	old := &DataSet{mapPath: path, mem: shm.MemOf(mm), l: mapLayout{owners: mapHeaderSize}, p: mapParams{Owners: int(owners)}}
+	le := binary.LittleEndian
+	other := le.Uint32(hdr[mhVersion:]) != MapLayoutVersion && xxhash.Sum64(hdr[:mhChecksum]) == le.Uint64(hdr[mhChecksum:])
 	var used []desc
 	err = guard(func() error {
+		if other {
+			// A sound map of another layout version (1: before the
+			// retired word): its processes never load the fence, so
+			// replacing it while one lives puts a second allocator of the
+			// same blocks in place. Refused until they end.
+			for slot := 0; slot < int(owners); slot++ {
+				if w, id := old.slotProcess(slot); osState(w) != osFree && processAlive(id) {
+					return newErr("retire", path, mhVersion, ErrVersion,
+						"space map of layout version %d is in use by live process %d, which does not check the retired word (version %d): end it before the map is rebuilt",
+						le.Uint32(hdr[mhVersion:]), id.Pid, MapLayoutVersion)
+				}
+			}
+		}
 		old.cas(mhRetired, 0, uint64(max(time.Now().UnixNano(), 1)))
 		for {
 			busy := false

@@ -4,7 +4,9 @@ import (
 	"bytes"
 	"encoding/binary"
 	"errors"
+	"os"
 	"runtime"
+	"syscall"
 	"testing"
 
 	"github.com/cespare/xxhash/v2"
@@ -183,4 +185,95 @@ func TestLateFreeAfterRebuildIsStale(t *testing.T) {
 		t.Fatalf("late free of %v through the new map: %v, want ErrStale (the new run %v is live)", dying, err, fresh)
 	}
 	checkClean(t, nd, []Ref{fresh})
+}
+
+// TestHeaderReadErrorIsIO: a data set file whose header page cannot be
+// read (EIO from the disk) is an I/O error, not a file cut short: mq's
+// structure recovery (RebuildDataSets, unusableFile) moves a data set
+// whose open fails with ErrTruncated, ErrBadMagic, ErrCorrupt or
+// ErrDamaged aside as unusable and counts every body in it lost, and must
+// fail instead on an I/O error (docs/design/smds.md, 11a: "not an I/O
+// error ... which still fail it").
+func TestHeaderReadErrorIsIO(t *testing.T) {
+	dir := t.TempDir()
+	opts := testOpts(dir)
+	d := mustCreate(t, opts)
+	o := mustRegister(t, d)
+	kept := put(t, o, body(1, 10000))
+	o.Close()
+	d.Close()
+	readDSHeader = func(*os.File, []byte) (int, error) { return 0, syscall.EIO }
+	defer func() { readDSHeader = func(f *os.File, b []byte) (int, error) { return f.ReadAt(b, 0) } }()
+	for name, open := range map[string]func() error{
+		"Open":    func() error { nd, err := Open(opts); closeIf(nd); return err },
+		"Rebuild": func() error { nd, _, err := Rebuild(opts, []Ref{kept}); closeIf(nd); return err },
+	} {
+		err := open()
+		if !errors.Is(err, ErrIO) || errors.Is(err, ErrTruncated) || errors.Is(err, ErrBadMagic) || errors.Is(err, ErrCorrupt) || errors.Is(err, ErrDamaged) {
+			t.Errorf("%s with the header read failing with EIO: %v; want ErrIO (a truncated or corrupt header makes the recovery move the data set aside, its bodies lost)", name, err)
+		}
+	}
+}
+
+func closeIf(d *DataSet) {
+	if d != nil {
+		d.Close()
+	}
+}
+
+// TestRebuildRefusesOldLayoutMapInUse: a space map of layout version 1 has
+// no retired word, and a process of an older binary (an application
+// linked with an older qmgr) that maps it never loads one: retiring it
+// fences nothing, and once a new map is renamed into place that process
+// goes on allocating from the old one, the same blocks as the new map's
+// puts. So a map of another layout version is not replaced while a live
+// process has an owner in it: Open asks for a rebuild (ErrNeedRebuild),
+// and RebuildFrom must fail (the caller retries once those processes end)
+// rather than put a second allocator of the same blocks in place.
+func TestRebuildRefusesOldLayoutMapInUse(t *testing.T) {
+	dir := t.TempDir()
+	opts := testOpts(dir)
+	d := mustCreate(t, opts)
+	defer d.Close()
+	o := mustRegister(t, d) // this process stands for the older binary's
+	defer o.Close()
+	kept := put(t, o, body(1, 10000))
+	f, err := os.OpenFile(d.MapPath(), os.O_RDWR, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	hdr := make([]byte, mhChecksum+8)
+	if _, err := f.ReadAt(hdr, 0); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := f.WriteAt(oldMapHeader(hdr), 0); err != nil {
+		t.Fatal(err)
+	}
+	f.Close()
+	if nd, err := Open(opts); !errors.Is(err, ErrNeedRebuild) {
+		closeIf(nd)
+		t.Fatalf("open of a version 1 map: %v, want ErrNeedRebuild", err)
+	}
+	nd, _, err := RebuildFrom(opts, func() ([]Ref, error) { return []Ref{kept}, nil })
+	if err == nil {
+		nd.Close()
+		t.Fatal("RebuildFrom replaced a space map of layout version 1 that a live process has an owner in (it never checks the retired word: two allocators of the same blocks)")
+	}
+	if !errors.Is(err, ErrVersion) {
+		t.Fatalf("RebuildFrom of a version 1 map in use: %v, want ErrVersion", err)
+	}
+	// Once no live process has an owner in it, it is rebuilt (the data
+	// set file kept).
+	o.Close()
+	nd, res, err := RebuildFrom(opts, func() ([]Ref, error) { return []Ref{kept}, nil })
+	if err != nil {
+		t.Fatalf("RebuildFrom of a version 1 map nobody uses: %v", err)
+	}
+	defer nd.Close()
+	if res.Kept != 1 {
+		t.Fatalf("RebuildFrom of a version 1 map: %+v, want the reference kept", res)
+	}
+	if b, err := nd.Read(kept, nil); err != nil || !verifyBody(b) {
+		t.Fatalf("read %v after the rebuild: %v", kept, err)
+	}
 }
