@@ -33,11 +33,17 @@ type ledger struct {
 	Balances map[string]int64
 	Applied  int
 	Stamps   uint64 // folds every time, random id and choice: replicas agree only if they replayed them
+	// hold, when set, is called before each input (a test holds the
+	// replica there).
+	hold func(lsn uint64)
 }
 
 func newLedger() *ledger { return &ledger{Balances: map[string]int64{}} }
 
 func (l *ledger) Handle(ctx *unit.Ctx, in *unit.Input) error {
+	if l.hold != nil {
+		l.hold(in.LSN)
+	}
 	var id, amount int64
 	var from, to string
 	if _, err := fmt.Sscanf(string(in.Body), "%d %s %s %d", &id, &from, &to, &amount); err != nil {
@@ -131,6 +137,32 @@ func waitFor(t *testing.T, what string, cond func() bool) {
 // (as the confirmations carry them).
 func TestLatePrimaryAndSender(t *testing.T) { runLedger(t, 2, 1500, 0) }
 
+// TestFlowControl: RESENDQ is the flow control (design 5.4). The
+// secondary (the sender) is held in its handler at LSN heldAt+1 while
+// 600 transfers arrive: the primary takes at most RESENDQ inputs beyond
+// the secondary's applied LSN (the trim bound), shows itself halted, and
+// the log never holds more than its MAXDEPTH (2 x RESENDQ + 64 messages;
+// the primary logs 2 inputs a message here, so without the halt it would
+// reach it). Released, the secondary catches up, the primary resumes and
+// every transfer is confirmed once, in order.
+func TestFlowControl(t *testing.T) {
+	const resendQ, heldAt = 50, 40
+	runLedgerWith(t, ledgerRun{replicas: 2, n: 600, batch: 2, resendQ: resendQ, holdSecondary: heldAt,
+		whileHeld: func(t *testing.T, watch *mq.Conn) {
+			waitFor(t, "the primary to halt", func() bool { return progressOf(t, watch, 0) >= heldAt+resendQ || haltedOf(t, watch, 0) })
+			time.Sleep(300 * time.Millisecond) // room to overrun, were there no halt
+			if a := progressOf(t, watch, 0); a > heldAt+resendQ {
+				t.Errorf("the primary applied %d inputs, the held secondary %d: more than RESENDQ(%d) beyond it", a, heldAt, resendQ)
+			}
+			if !haltedOf(t, watch, 0) {
+				t.Errorf("the primary's progress does not show it halted")
+			}
+			if d, max := logDepth(t, watch), int64(2*resendQ+64); d > max {
+				t.Errorf("the log holds %d messages, its MAXDEPTH is %d", d, max)
+			}
+		}})
+}
+
 // TestPromotion: the primary stops half way (its connection ends, its
 // unit of work in progress is backed out) and the test, standing in for
 // the member that recovers its connection, makes the death transition:
@@ -147,8 +179,31 @@ func TestLatePrimaryAlone(t *testing.T) { runLedger(t, 1, 500, 0) }
 // killAt > 0 the primary is stopped after killAt of them and its death
 // transition made.
 func runLedger(t *testing.T, replicas, n, killAt int) {
-	g := startMember(t, "DEFINE QLOCAL(IN) MAXDEPTH(100000)", "DEFINE QLOCAL(CONFIRM) MAXDEPTH(100000)",
-		fmt.Sprintf("DEFINE SERVICE(LEDGER) STARTCMD('/bin/true') INPUT(IN) REPLICAS(%d)", replicas))
+	runLedgerWith(t, ledgerRun{replicas: replicas, n: n, killAt: killAt})
+}
+
+// ledgerRun is what runLedgerWith runs.
+type ledgerRun struct {
+	replicas, n, killAt int
+	batch               int // the replicas' BatchSize (default 16)
+	resendQ             int // the service's RESENDQ (0: the default)
+	// holdSecondary > 0: the secondary's handler stops before input
+	// holdSecondary+1; whileHeld runs once all input is put, then the
+	// secondary is released.
+	holdSecondary int
+	whileHeld     func(t *testing.T, watch *mq.Conn)
+}
+
+func runLedgerWith(t *testing.T, lr ledgerRun) {
+	replicas, n, killAt := lr.replicas, lr.n, lr.killAt
+	if lr.batch == 0 {
+		lr.batch = 16
+	}
+	svc := fmt.Sprintf("DEFINE SERVICE(LEDGER) STARTCMD('/bin/true') INPUT(IN) REPLICAS(%d)", replicas)
+	if lr.resendQ > 0 {
+		svc += fmt.Sprintf(" RESENDQ(%d)", lr.resendQ)
+	}
+	g := startMember(t, "DEFINE QLOCAL(IN) MAXDEPTH(100000)", "DEFINE QLOCAL(CONFIRM) MAXDEPTH(100000)", svc)
 	opts := mq.ConnectOptions{Group: g.Name, QMgr: "QM1", DataDir: g.DataDir, CFDir: g.CFDir}
 	watch, err := mq.Connect(opts)
 	if err != nil {
@@ -159,6 +214,14 @@ func runLedger(t *testing.T, replicas, n, killAt int) {
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	handlers := []*ledger{newLedger(), newLedger()}
+	release := make(chan struct{})
+	if lr.holdSecondary > 0 {
+		handlers[1].hold = func(lsn uint64) {
+			if lsn == uint64(lr.holdSecondary)+1 {
+				<-release
+			}
+		}
+	}
 	errs := make([]error, 2)
 	var wg sync.WaitGroup
 	var stopped [2]chan struct{}
@@ -171,7 +234,7 @@ func runLedger(t *testing.T, replicas, n, killAt int) {
 		go func() {
 			defer wg.Done()
 			defer close(stopped[pos])
-			errs[pos] = unit.RunWith(rctx, unit.ReplicaConfig{Connect: opts, Service: "LEDGER", Position: pos, BatchSize: 16, Poll: 20 * time.Millisecond}, handlers[pos])
+			errs[pos] = unit.RunWith(rctx, unit.ReplicaConfig{Connect: opts, Service: "LEDGER", Position: pos, BatchSize: lr.batch, Poll: 20 * time.Millisecond}, handlers[pos])
 			if errs[pos] != nil {
 				cancel()
 			}
@@ -230,6 +293,10 @@ func runLedger(t *testing.T, replicas, n, killAt int) {
 	}
 	if err := prod.Commit(); err != nil {
 		t.Fatal(err)
+	}
+	if lr.holdSecondary > 0 {
+		lr.whileHeld(t, watch)
+		close(release)
 	}
 
 	cons, err := mq.Connect(opts)
@@ -419,6 +486,22 @@ func progressOf(t *testing.T, c *mq.Conn, k int) uint64 {
 		return 0
 	}
 	return p.Applied
+}
+
+// haltedOf reports whether position k's progress shows it halted by flow
+// control.
+func haltedOf(t *testing.T, c *mq.Conn, k int) bool {
+	t.Helper()
+	_, s, err := mqconn.Of(c).OwnerIn("APPL1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	buf := make([]byte, s.StatusSize())
+	if _, err := s.ReadStatus(1+k, buf); err != nil {
+		t.Fatal(err)
+	}
+	p, err := role.DecodeProgress(buf)
+	return err == nil && p.Flags&role.FlagHalted != 0
 }
 
 // dead makes position k's death transition, as the member that recovered
