@@ -84,6 +84,7 @@ type replica struct {
 	joining  bool            // receiving a snapshot
 	chunks   uint32          // joiner: chunks restored
 	givenUp  map[uint32]bool // W tags of joiners whose transfer stalled: not served again
+	halted   bool            // primary: halted by flow control (design 5.4)
 }
 
 // RunWith runs a replica of cfg.Service in cfg.Position until ctx ends
@@ -270,6 +271,10 @@ func (r *replica) publish() error {
 	p := role.Progress{Position: r.pos, Role: seen, Tag: r.tag, Epoch: r.rec.Epoch, Received: r.applied, Applied: r.applied,
 		LSNOut: r.lsnOut, ResendInputs: uint64(r.resendInputs()), Heartbeat: time.Now().UnixNano(),
 		Inputs: r.inputs, Outputs: r.outputs, XferJoiner: role.None, Hold: r.hold, Chunks: r.chunks}
+	if r.halted {
+		p.Flags |= role.FlagHalted
+	}
+	p.ResendBytes = uint64(r.resendBytes())
 	if d := r.donating; d != nil {
 		p.Flags |= role.FlagDonorBusy
 		p.XferJoiner, p.XferTag = d.joiner, d.tag
@@ -279,6 +284,16 @@ func (r *replica) publish() error {
 		return err
 	}
 	return r.o.UpdateStatus(r.svc.StatusBase+1+int(r.pos), func([]byte) []byte { return b })
+}
+
+// resendBytes is what the resend queue buffers: its outputs' bodies and
+// properties.
+func (r *replica) resendBytes() int {
+	n := 0
+	for i := range r.resend {
+		n += len(r.resend[i].msg.Body) + len(r.resend[i].msg.Properties)
+	}
+	return n
 }
 
 func (r *replica) resendInputs() int {
@@ -419,11 +434,15 @@ func inputOf(m *mq.Message, lsn uint64) *Input {
 // of inputs, process them, log them, send their outputs while it is the
 // sender, trim the log, commit, publish progress.
 func (r *replica) primaryBatch(ctx context.Context) error {
+	room, err := r.flowRoom()
+	if err != nil || room == 0 {
+		return err
+	}
 	epoch := r.rec.Epoch
 	var recs []logrec.Record
 	persistent := false
 	first := r.applied + 1
-	for len(recs) < r.cfg.BatchSize {
+	for len(recs) < min(r.cfg.BatchSize, room) {
 		opt := mq.GetOptions{Syncpoint: true}
 		if len(recs) == 0 {
 			opt.Wait, opt.Interrupt = r.cfg.Poll, &r.stop
@@ -489,16 +508,82 @@ func (r *replica) primaryBatch(ctx context.Context) error {
 	return r.publish()
 }
 
-// trim gets, in the caller's unit of work, the log messages every
-// secondary has applied and every donor's hold lets go (design 5.1: T =
-// min of the active secondaries' applied LSNs and the holds). A joiner
-// waiting for a snapshot (its progress says so) counts only through its
-// donor's hold: the log above the snapshot's LSN s is kept, since before
-// the donor set hold = s no trim passed the donor's applied LSN, which s
-// is. Any other joiner counts at its snapshot LSN, 0 until restored, so
-// no trim passes it while it may replay the log from LSN 1.
-func (r *replica) trim() error {
-	t := r.applied
+// flowRoom is the flow control of design 5.4: how many inputs the
+// primary may take now. The slowest replica it must keep the log for
+// (the trim bound T) and the sender's LSN_out may be at most RESENDQ
+// inputs behind it, and its resend queue may buffer at most RESENDMB MiB
+// of outputs. With no room it marks itself halted (published), waits up
+// to Poll for the laggard's progress record to change (WaitStatus: woken
+// by its publish) and returns 0; the caller's loop reads the role record,
+// serves joiners and comes back.
+func (r *replica) flowRoom() (int, error) {
+	t, lag, ver := r.trimBound()
+	behind := r.applied - t
+	if s := r.rec.Sender; s != r.pos && s != role.None {
+		if p, v := r.progressV(s); p != nil && p.Tag == r.rec.Pos[s].Tag && p.LSNOut < r.applied && r.applied-p.LSNOut > behind {
+			behind, lag, ver = r.applied-p.LSNOut, int(s), v
+		}
+	}
+	room := 0
+	if q := uint64(max(r.svc.ResendQ, 1)); behind < q {
+		room = int(q - behind)
+	}
+	if mb := r.svc.ResendMB; mb > 0 && r.resendBytes() >= mb<<20 {
+		room = 0
+	}
+	if room > 0 {
+		if r.halted {
+			r.halted = false
+			r.log.Info("unit_halted ended: the primary takes input again", "applied", r.applied, "trim_bound", t)
+		}
+		return room, nil
+	}
+	if !r.halted {
+		r.halted = true
+		r.log.Warn("unit_halted: the primary takes no input while a replica is RESENDQ inputs behind or the resend queue holds RESENDMB",
+			"applied", r.applied, "behind", behind, "laggard", lag, "resendq", r.svc.ResendQ, "resend_bytes", r.resendBytes())
+	}
+	if err := r.publish(); err != nil {
+		return 0, err
+	}
+	if lag < 0 {
+		time.Sleep(min(r.cfg.Poll, 10*time.Millisecond)) // the resend queue: it drains at the next LSN_out
+		r.dropSent()
+		return 0, nil
+	}
+	if _, err := r.s.WaitStatus(r.svc.StatusBase+1+lag, ver, r.cfg.Poll, nil); err != nil {
+		return 0, err
+	}
+	r.dropSent()
+	return 0, nil
+}
+
+// progressV reads position k's progress record and its version (nil:
+// never written).
+func (r *replica) progressV(k uint8) (*role.Progress, uint64) {
+	buf := make([]byte, r.s.StatusSize())
+	v, err := r.s.ReadStatus(r.svc.StatusBase+1+int(k), buf)
+	if err != nil {
+		return nil, v
+	}
+	p, err := role.DecodeProgress(buf)
+	if err != nil {
+		return nil, v
+	}
+	return p, v
+}
+
+// trimBound is T of design 5.1: the min of the active secondaries'
+// applied LSNs and of every donor's hold (this replica's too), with the
+// position that sets it (-1: this replica) and the version of its
+// progress record as read. A joiner waiting for a snapshot (its progress
+// says so) counts only through its donor's hold: the log above the
+// snapshot's LSN s is kept, since before the donor set hold = s no trim
+// passed the donor's applied LSN, which s is. Any other joiner counts at
+// its snapshot LSN, 0 until restored, so no trim passes it while it may
+// replay the log from LSN 1.
+func (r *replica) trimBound() (t uint64, lag int, ver uint64) {
+	t, lag = r.applied, -1
 	if r.hold != 0 {
 		t = min(t, r.hold)
 	}
@@ -507,21 +592,35 @@ func (r *replica) trim() error {
 		switch {
 		case k == r.pos || e.State == role.Vacant || e.State == role.Starting:
 		case e.State == role.Joining:
-			if p := r.progress(k); p != nil && p.Tag == e.Tag && p.Role == role.SeenJoiner {
+			p, v := r.progressV(k)
+			if p != nil && p.Tag == e.Tag && p.Role == role.SeenJoiner {
 				continue // through its donor's hold
 			}
-			t = min(t, e.SnapLSN)
+			if e.SnapLSN < t {
+				t, lag, ver = e.SnapLSN, int(k), v
+			}
 		default:
 			a := uint64(0)
-			if p := r.progress(k); p != nil && p.Tag == e.Tag {
+			p, v := r.progressV(k)
+			if p != nil && p.Tag == e.Tag {
 				a = p.Applied
 				if p.Hold != 0 {
 					a = min(a, p.Hold)
 				}
 			}
-			t = min(t, a)
+			if a < t {
+				t, lag, ver = a, int(k), v
+			}
 		}
 	}
+	return t, lag, ver
+}
+
+// trim gets, in the caller's unit of work, the log messages every
+// secondary has applied and every donor's hold lets go (design 5.1: T =
+// min of the active secondaries' applied LSNs and the holds; trimBound).
+func (r *replica) trim() error {
+	t, _, _ := r.trimBound()
 	cur, err := r.logq.Browse()
 	if err != nil {
 		return err
