@@ -400,18 +400,50 @@ func (r *replica) newCtx(lsn, epoch uint64, replay bool, choices []logrec.Choice
 }
 
 // apply runs the handler on in and keeps its outputs, numbered per
-// destination, in the resend queue.
+// destination, in the resend queue. A handler that fails (an error or a
+// panic) has its Sends dropped and the input becomes the input's one
+// output, to the input queue's BOQNAME as it came or else to the DEADQ
+// behind a dead-letter header (design 2); its state is what the handler
+// left. The primary makes that decision and logs it as the input's last
+// choice (FAILED: the queue, and the header's time), so every replica
+// puts the same output in its resend queue; a replica whose handler
+// fails where the primary's did not, or the other way round, diverged.
 func (r *replica) apply(c *Ctx, in *Input) error {
-	if err := r.h.Handle(c, in); err != nil {
-		// Step 5: a failing handler stops the replica; the design's
-		// BOQNAME output comes with the failure handling.
-		return fmt.Errorf("handler failed on input %d: %w", in.LSN, err)
-	}
+	herr := r.handle(c, in)
 	if c.diverged != nil {
 		return c.diverged
 	}
-	if c.replay && c.next != len(c.choices) {
-		return fmt.Errorf("%w: input %d used %d of the primary's %d choices", ErrDiverged, in.LSN, c.next, len(c.choices))
+	var failed *logrec.Failed
+	if c.replay {
+		n := len(c.choices)
+		if n > 0 && c.choices[n-1].Kind == logrec.ChoiceFailed {
+			f, err := logrec.DecodeFailed(c.choices[n-1].Data)
+			if err != nil {
+				return fmt.Errorf("input %d: %w", in.LSN, err)
+			}
+			failed, n = &f, n-1
+		}
+		switch {
+		case herr != nil && failed == nil:
+			return fmt.Errorf("%w: the handler failed on input %d, the primary's did not: %v", ErrDiverged, in.LSN, herr)
+		case herr == nil && failed != nil:
+			return fmt.Errorf("%w: the handler did not fail on input %d, the primary's did", ErrDiverged, in.LSN)
+		case c.next != n:
+			return fmt.Errorf("%w: input %d used %d of the primary's %d choices", ErrDiverged, in.LSN, c.next, n)
+		}
+	} else if herr != nil {
+		f, err := r.failedDest()
+		if err != nil {
+			return fmt.Errorf("handler failed on input %d: %w; %v", in.LSN, herr, err)
+		}
+		c.choices = append(c.choices, logrec.Choice{Kind: logrec.ChoiceFailed, Data: f.Encode()})
+		failed = &f
+	}
+	if failed != nil {
+		if !c.replay {
+			r.log.Warn("the handler failed: the input goes aside", "lsn", in.LSN, "queue", failed.Queue, "dlh", failed.DLH, "err", herr)
+		}
+		c.sends = []output{r.failedOutput(in, *failed)}
 	}
 	for _, o := range c.sends {
 		next := max(r.dseq[o.dest], 1) // numbered from 1
@@ -422,6 +454,64 @@ func (r *replica) apply(c *Ctx, in *Input) error {
 	r.applied = in.LSN
 	r.inputs++
 	return nil
+}
+
+// handle runs the handler; a panic is its error.
+func (r *replica) handle(c *Ctx, in *Input) (err error) {
+	defer func() {
+		if p := recover(); p != nil {
+			err = fmt.Errorf("handler panicked: %v", p)
+		}
+	}()
+	return r.h.Handle(c, in)
+}
+
+// failedDest is where the primary moves an input its handler failed on:
+// the input queue's BOQNAME, else the queue manager's DEADQ behind a
+// dead-letter header; with neither, an error (the replica fails stop and
+// the input stays on its queue).
+func (r *replica) failedDest() (logrec.Failed, error) {
+	var q defs.Queue
+	var m defs.QMgr
+	err := mqconn.Of(r.c).Defs.View(func(tx *defs.Tx) error {
+		var err error
+		if q, err = tx.Queue(r.svc.Input); err != nil {
+			return err
+		}
+		m, err = tx.QMgr()
+		return err
+	})
+	if err != nil {
+		return logrec.Failed{}, fmt.Errorf("read the input queue's BOQNAME and the DEADQ: %w", err)
+	}
+	f := logrec.Failed{Time: time.Now().UnixNano()}
+	switch {
+	case q.BOQName != "":
+		f.Queue = q.BOQName
+	case m.DeadQ != "":
+		f.Queue, f.DLH = m.DeadQ, true
+	default:
+		return f, fmt.Errorf("the input queue %s has no BOQNAME and the queue manager no DEADQ to move the input to", r.svc.Input)
+	}
+	if len(f.Queue) > logrec.MaxFailedQueue {
+		return f, fmt.Errorf("queue name %q too long", f.Queue)
+	}
+	return f, nil
+}
+
+// failedOutput is the output an input the handler failed on becomes.
+func (r *replica) failedOutput(in *Input, f logrec.Failed) output {
+	m := mq.Message{CorrelID: in.CorrelID, Format: in.Format, Priority: in.Priority, Persistence: mq.NotPersistent,
+		ReplyToQ: in.ReplyToQ, ReplyToQMgr: in.ReplyToQMgr,
+		Properties: append([]byte(nil), in.Properties...), Body: append([]byte(nil), in.Body...)}
+	if in.Persistent {
+		m.Persistence = mq.Persistent
+	}
+	if f.DLH {
+		m.Body = mq.DLH{Reason: mq.RCUnitHandlerFailed, DestQ: r.svc.Input, OrigFormat: in.Format, Time: time.Unix(0, f.Time)}.Encode(in.Body)
+		m.Format = mq.FormatDeadLetter
+	}
+	return output{lsn: in.LSN, dest: f.Queue, msg: m}
 }
 
 func inputOf(m *mq.Message, lsn uint64) *Input {
