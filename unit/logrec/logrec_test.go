@@ -157,7 +157,7 @@ func TestLogCorrelIDSorts(t *testing.T) {
 }
 
 func TestOutRoundTrip(t *testing.T) {
-	o := Out{Sender: 1, Epoch: 7, Gen: 2, LSNOut: 1000, Outputs: 1001, OutHash: 0xabc, Updated: 12345}
+	o := Out{Sender: 1, Epoch: 7, Gen: 2, LSNOut: 1000, Outputs: 1001, OutHash: 0xabc, Updated: 12345, Part: 2}
 	b := o.Encode()
 	got, err := DecodeOut(b)
 	if err != nil || got != o {
