@@ -36,6 +36,9 @@ type ledger struct {
 	// hold, when set, is called before each input (a test holds the
 	// replica there).
 	hold func(lsn uint64)
+	// extra, when set, gives a transfer an output before its
+	// confirmation (queue "": none).
+	extra func(id int64) (queue string, body []byte)
 }
 
 func newLedger() *ledger { return &ledger{Balances: map[string]int64{}} }
@@ -59,6 +62,11 @@ func (l *ledger) Handle(ctx *unit.Ctx, in *unit.Input) error {
 	}
 	l.Applied++
 	l.Stamps = l.Stamps*31 + uint64(now.UnixNano()) ^ rid + uint64(pick[0])
+	if l.extra != nil {
+		if q, b := l.extra(id); q != "" {
+			ctx.Send(q, &mq.Message{Body: b})
+		}
+	}
 	ctx.Send("CONFIRM", &mq.Message{Body: fmt.Appendf(nil, "%d %d %d %d %v %d", id, ctx.LSN(), now.UnixNano(), rid, ok, pick[0])})
 	return nil
 }
@@ -175,6 +183,26 @@ func TestPromotion(t *testing.T) { runLedger(t, 2, 1200, 600) }
 // is trimmed as it goes, and every output goes out once.
 func TestLatePrimaryAlone(t *testing.T) { runLedger(t, 1, 500, 0) }
 
+// TestFullAndUnknownDestinations: CONFIRM holds 20 messages and its
+// consumer starts only after all 600 transfers are put; every 40th
+// transfer also sends an output to a queue that does not exist, and
+// every 40th another one too long for its queue, each before its
+// confirmation. The sender retries the full queue (committing what it
+// put, OUT saying how far into an input's outputs it got), the primary
+// halts at RESENDQ, and once the consumer runs every transfer is
+// confirmed once, in order; the refused outputs are on the DEADQ, once
+// each, in order, behind a dead-letter header with the put's reason,
+// their MsgIDs the unit's outputs (their destinations' sequences).
+func TestFullAndUnknownDestinations(t *testing.T) {
+	runLedgerWith(t, ledgerRun{replicas: 2, n: 600, resendQ: 100, confirmDepth: 20, refusedOutputs: true})
+}
+
+// TestFullDestinationPrimarySender: the same with REPLICAS(1): the
+// primary is the sender and retries between its batches.
+func TestFullDestinationPrimarySender(t *testing.T) {
+	runLedgerWith(t, ledgerRun{replicas: 1, n: 600, resendQ: 100, confirmDepth: 20, refusedOutputs: true})
+}
+
 // runLedger runs a unit of replicas replicas fed n transfers; with
 // killAt > 0 the primary is stopped after killAt of them and its death
 // transition made.
@@ -192,6 +220,13 @@ type ledgerRun struct {
 	// secondary is released.
 	holdSecondary int
 	whileHeld     func(t *testing.T, watch *mq.Conn)
+	// confirmDepth > 0: CONFIRM's MAXDEPTH, and its consumer starts
+	// 500 ms after the last transfer is put.
+	confirmDepth int
+	// refusedOutputs: transfers id%40 == 3 send an output to NOWHERE (not
+	// defined), id%40 == 5 one too long for SMALL (MAXMSGL 16), before
+	// their confirmation; both must reach the DEADQ (DLQ).
+	refusedOutputs bool
 }
 
 func runLedgerWith(t *testing.T, lr ledgerRun) {
@@ -203,7 +238,12 @@ func runLedgerWith(t *testing.T, lr ledgerRun) {
 	if lr.resendQ > 0 {
 		svc += fmt.Sprintf(" RESENDQ(%d)", lr.resendQ)
 	}
-	g := startMember(t, "DEFINE QLOCAL(IN) MAXDEPTH(100000)", "DEFINE QLOCAL(CONFIRM) MAXDEPTH(100000)", svc)
+	confirmDef := "DEFINE QLOCAL(CONFIRM) MAXDEPTH(100000)"
+	if lr.confirmDepth > 0 {
+		confirmDef = fmt.Sprintf("DEFINE QLOCAL(CONFIRM) MAXDEPTH(%d)", lr.confirmDepth)
+	}
+	g := startMember(t, "DEFINE QLOCAL(IN) MAXDEPTH(100000)", confirmDef, svc,
+		"DEFINE QLOCAL(DLQ) MAXDEPTH(100000)", "ALTER QMGR DEADQ(DLQ)", "DEFINE QLOCAL(SMALL) MAXMSGL(16)")
 	opts := mq.ConnectOptions{Group: g.Name, QMgr: "QM1", DataDir: g.DataDir, CFDir: g.CFDir}
 	watch, err := mq.Connect(opts)
 	if err != nil {
@@ -214,6 +254,11 @@ func runLedgerWith(t *testing.T, lr ledgerRun) {
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	handlers := []*ledger{newLedger(), newLedger()}
+	if lr.refusedOutputs {
+		for _, h := range handlers {
+			h.extra = refusedOutput
+		}
+	}
 	release := make(chan struct{})
 	if lr.holdSecondary > 0 {
 		handlers[1].hold = func(lsn uint64) {
@@ -297,6 +342,9 @@ func runLedgerWith(t *testing.T, lr ledgerRun) {
 	if lr.holdSecondary > 0 {
 		lr.whileHeld(t, watch)
 		close(release)
+	}
+	if lr.confirmDepth > 0 {
+		time.Sleep(500 * time.Millisecond)
 	}
 
 	cons, err := mq.Connect(opts)
@@ -394,12 +442,66 @@ func runLedgerWith(t *testing.T, lr ledgerRun) {
 			t.Fatalf("replica %d's state differs from the reference:\nreplica   %s\nreference %s", k, d, ref.digest())
 		}
 	}
+	if lr.refusedOutputs {
+		checkDeadLetters(t, watch, n)
+	}
 	// The log holds at most what the secondary had not applied when the
 	// primary last trimmed.
 	if replicas == 1 {
 		if d := logDepth(t, watch); d > 1 {
 			t.Fatalf("the log of a unit without secondaries holds %d messages", d)
 		}
+	}
+}
+
+// refusedOutput is the extra output of TestFullAndUnknownDestinations.
+func refusedOutput(id int64) (string, []byte) {
+	switch id % 40 {
+	case 3:
+		return "NOWHERE", fmt.Appendf(nil, "nowhere %d", id)
+	case 5:
+		return "SMALL", fmt.Appendf(nil, "too long for SMALL: transfer %d", id)
+	}
+	return "", nil
+}
+
+// checkDeadLetters checks that the DEADQ holds the refused outputs of n
+// transfers, once each, in order, behind a dead-letter header with the
+// put's reason and each output's identity.
+func checkDeadLetters(t *testing.T, c *mq.Conn, n int) {
+	t.Helper()
+	dlq, err := c.Open("DLQ", mq.OpenOptions{Input: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer dlq.Close()
+	seq := map[string]uint64{}
+	for id := int64(0); id < int64(n); id++ {
+		q, want := refusedOutput(id)
+		if q == "" {
+			continue
+		}
+		m, err := dlq.Get(mq.GetOptions{Wait: 2 * time.Second})
+		if err != nil {
+			t.Fatalf("DEADQ: the refused output of transfer %d: %v", id, err)
+		}
+		d, body, err := mq.ParseDLH(m.Body)
+		if err != nil {
+			t.Fatalf("DEADQ: transfer %d: %v", id, err)
+		}
+		reason := mq.RCUnknownObjectName
+		if q == "SMALL" {
+			reason = mq.RCMsgTooBigForQ
+		}
+		seq[q]++
+		oid, err := logrec.ParseOutputID(m.MsgID)
+		if d.Reason != reason || d.DestQ != q || string(body) != string(want) || m.Format != mq.FormatDeadLetter || err != nil || oid.Seq != seq[q] {
+			t.Fatalf("DEADQ: transfer %d: header %+v, format %q, body %q, output id %+v (%v); want reason %v, %s, %q, sequence %d",
+				id, d, m.Format, body, oid, err, reason, q, want, seq[q])
+		}
+	}
+	if m, err := dlq.Get(mq.GetOptions{}); err == nil {
+		t.Fatalf("DEADQ: one more message: %q", m.Body)
 	}
 }
 
