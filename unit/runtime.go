@@ -85,6 +85,9 @@ type replica struct {
 	chunks   uint32          // joiner: chunks restored
 	givenUp  map[uint32]bool // W tags of joiners whose transfer stalled: not served again
 	halted   bool            // primary: halted by flow control (design 5.4)
+
+	sendBackoff time.Duration // after a send that stopped at a full destination (0: none)
+	sendRetry   time.Time     // not before then
 }
 
 // RunWith runs a replica of cfg.Service in cfg.Position until ctx ends
@@ -524,6 +527,14 @@ func inputOf(m *mq.Message, lsn uint64) *Input {
 // of inputs, process them, log them, send their outputs while it is the
 // sender, trim the log, commit, publish progress.
 func (r *replica) primaryBatch(ctx context.Context) error {
+	if r.rec.Sender == r.pos && r.sendBackoff > 0 && r.sendDue() {
+		// A send stopped at a full destination: try again on its own
+		// (a batch with input tries too).
+		if err := r.sendAlone(); err != nil {
+			return err
+		}
+		r.dropSent()
+	}
 	room, err := r.flowRoom()
 	if err != nil || room == 0 {
 		return err
@@ -535,7 +546,7 @@ func (r *replica) primaryBatch(ctx context.Context) error {
 	for len(recs) < min(r.cfg.BatchSize, room) {
 		opt := mq.GetOptions{Syncpoint: true}
 		if len(recs) == 0 {
-			opt.Wait, opt.Interrupt = r.cfg.Poll, &r.stop
+			opt.Wait, opt.Interrupt = r.sendWait(r.cfg.Poll), &r.stop
 		}
 		m, err := r.in.Get(opt)
 		if errors.Is(err, mq.ErrNoMessage) {
@@ -609,6 +620,9 @@ func (r *replica) primaryBatch(ctx context.Context) error {
 func (r *replica) flowRoom() (int, error) {
 	t, lag, ver := r.trimBound()
 	behind := r.applied - t
+	if r.rec.Sender == r.pos && r.applied-r.lsnOut > behind {
+		behind, lag = r.applied-r.lsnOut, -1 // its own outputs blocked: it retries them
+	}
 	if s := r.rec.Sender; s != r.pos && s != role.None {
 		if p, v := r.progressV(s); p != nil && p.Tag == r.rec.Pos[s].Tag && p.LSNOut < r.applied && r.applied-p.LSNOut > behind {
 			behind, lag, ver = r.applied-p.LSNOut, int(s), v
@@ -740,12 +754,37 @@ func (r *replica) trim() error {
 type pendingOut struct {
 	lsnOut, outputs uint64
 	ok              bool
+	blocked         bool // it stopped at a full destination
 }
+
+// errBlocked: an output cannot be put now (its destination is full, or
+// it was refused and the DEADQ cannot take it either); the send stops
+// before it and is tried again later.
+var errBlocked = errors.New("unit: output blocked")
+
+// Backoff of a sender whose destination is full (design 5.4: mq has no
+// wait for room).
+const (
+	sendBackoffMin = time.Millisecond
+	sendBackoffMax = 50 * time.Millisecond
+)
 
 // send puts, in the caller's unit of work, the outputs above OUT's LSN_out
 // up to this replica's applied LSN, and replaces OUT. OUT, got under
 // syncpoint, serialises senders: whoever holds it sends what is above its
 // LSN_out, so an output is put once whichever replica puts it.
+//
+// An output whose destination is full (or the CF structure) stops the
+// send before it: OUT then says what was put, to the output (LSN_out the
+// LSN before its, Part the outputs of its LSN put before it), the caller
+// commits that, and the send is tried again after a backoff (1 ms
+// doubling to 50 ms; pending.blocked). An output refused for good (its
+// queue unknown, the message too long for it, a remote queue's route
+// unknown, the object not a queue it can put to) goes to the DEADQ
+// instead, behind a dead-letter header with the put's reason, its
+// destination, and its MsgID the output's identity (unit, generation,
+// the destination's sequence): it counts as sent, so LSN_out and the
+// sequences go on as if it had been put.
 func (r *replica) send() error {
 	m, err := r.state.Get(mq.GetOptions{Syncpoint: true, Wait: 10 * time.Second, CorrelID: &logrec.OutCorrelID})
 	if err != nil {
@@ -755,32 +794,104 @@ func (r *replica) send() error {
 	if err != nil {
 		return fmt.Errorf("OUT record: %w", err)
 	}
-	if out.LSNOut > r.applied {
+	if out.LSNOut >= r.applied {
 		// Another sender is ahead of this replica: nothing to put.
 		return r.putOut(out)
 	}
 	n := uint64(0)
+	lsnOut, part, blocked := r.applied, uint64(0), false
+	idx, last := uint64(0), uint64(0) // o's index among its LSN's outputs
 	for i := range r.resend {
 		o := &r.resend[i]
-		if o.lsn <= out.LSNOut || o.lsn > r.applied {
+		if o.lsn != last {
+			idx, last = 0, o.lsn
+		} else {
+			idx++
+		}
+		if o.lsn <= out.LSNOut || o.lsn > r.applied || o.lsn == out.LSNOut+1 && idx < out.Part {
 			continue
 		}
-		q, err := r.dest(o.dest)
+		err := r.putOutput(o)
+		if errors.Is(err, errBlocked) {
+			lsnOut, part, blocked = o.lsn-1, idx, true
+			if r.sendBackoff == 0 {
+				r.log.Warn("an output cannot be put: the sender retries", "lsn", o.lsn, "dest", o.dest, "seq", o.seq, "err", err)
+			}
+			break
+		}
 		if err != nil {
 			return err
-		}
-		msg := o.msg
-		if err := q.Put(&msg, mq.PutOptions{Syncpoint: true}); err != nil {
-			return fmt.Errorf("output %d to %s (LSN %d): %w", o.seq, o.dest, o.lsn, err)
 		}
 		n++
 	}
 	if out.Sender != r.pos {
 		out.Sender, out.Epoch = r.pos, r.rec.Epoch
 	}
-	out.Gen, out.LSNOut, out.Outputs = r.gen, r.applied, out.Outputs+n
-	r.pending = pendingOut{lsnOut: r.applied, outputs: n, ok: true}
+	out.Gen, out.LSNOut, out.Part, out.Outputs = r.gen, lsnOut, part, out.Outputs+n
+	r.pending = pendingOut{lsnOut: lsnOut, outputs: n, ok: true, blocked: blocked}
 	return r.putOut(out)
+}
+
+// putOutput puts o in the caller's unit of work, or its dead letter.
+func (r *replica) putOutput(o *output) error {
+	q, err := r.dest(o.dest)
+	if err == nil {
+		msg := o.msg
+		if err = q.Put(&msg, mq.PutOptions{Syncpoint: true}); err == nil {
+			return nil
+		}
+	}
+	switch mq.ReasonOf(err) {
+	case mq.RCQFull, mq.RCStorageMediumFull:
+		return fmt.Errorf("%w: output %d to %s (LSN %d): %w", errBlocked, o.seq, o.dest, o.lsn, err)
+	case mq.RCUnknownObjectName, mq.RCMsgTooBigForQ, mq.RCUnknownRemoteQMgr, mq.RCUnknownXmitQ, mq.RCNotValidForType:
+		return r.deadLetter(o, err)
+	}
+	return fmt.Errorf("output %d to %s (LSN %d): %w", o.seq, o.dest, o.lsn, err)
+}
+
+// deadLetter puts o, refused by its destination for cause, on the queue
+// manager's DEADQ behind a dead-letter header. No DEADQ, or one that
+// cannot take it now: errBlocked (the output waits, nothing is lost).
+func (r *replica) deadLetter(o *output, cause error) error {
+	var m defs.QMgr
+	if err := mqconn.Of(r.c).Defs.View(func(tx *defs.Tx) error { var err error; m, err = tx.QMgr(); return err }); err != nil {
+		return fmt.Errorf("output %d to %s (LSN %d): %w; read the DEADQ: %v", o.seq, o.dest, o.lsn, cause, err)
+	}
+	if m.DeadQ == "" {
+		return fmt.Errorf("%w: output %d to %s (LSN %d): %w, and the queue manager has no DEADQ", errBlocked, o.seq, o.dest, o.lsn, cause)
+	}
+	d := o.msg
+	d.Body = mq.DLH{Reason: mq.ReasonOf(cause), DestQ: o.dest, DestQMgr: r.c.QMgr(), OrigFormat: o.msg.Format, Time: time.Now()}.Encode(o.msg.Body)
+	d.Format = mq.FormatDeadLetter
+	q, err := r.dest(m.DeadQ)
+	if err == nil {
+		err = q.Put(&d, mq.PutOptions{Syncpoint: true})
+	}
+	switch rc := mq.ReasonOf(err); {
+	case err == nil:
+		r.log.Warn("unit output refused by its destination: moved to the DEADQ", "lsn", o.lsn, "dest", o.dest, "seq", o.seq,
+			"deadq", m.DeadQ, "reason", mq.ReasonOf(cause))
+		return nil
+	case rc == mq.RCQFull || rc == mq.RCStorageMediumFull || rc == mq.RCUnknownObjectName || rc == mq.RCMsgTooBigForQ:
+		return fmt.Errorf("%w: output %d to %s (LSN %d): %w; the DEADQ %s: %w", errBlocked, o.seq, o.dest, o.lsn, cause, m.DeadQ, err)
+	default:
+		return fmt.Errorf("output %d to %s (LSN %d), to the DEADQ %s: %w", o.seq, o.dest, o.lsn, m.DeadQ, err)
+	}
+}
+
+// sendDue reports whether this sender has outputs to put and its backoff
+// after a blocked send has passed.
+func (r *replica) sendDue() bool {
+	return r.applied > r.lsnOut && !time.Now().Before(r.sendRetry)
+}
+
+// sendWait bounds a wait by when a blocked send is tried again.
+func (r *replica) sendWait(d time.Duration) time.Duration {
+	if r.rec.Sender == r.pos && r.applied > r.lsnOut && r.sendBackoff > 0 {
+		return max(min(d, time.Until(r.sendRetry)), time.Millisecond)
+	}
+	return d
 }
 
 func (r *replica) putOut(out logrec.Out) error {
@@ -789,11 +900,20 @@ func (r *replica) putOut(out logrec.Out) error {
 		mq.PutOptions{Syncpoint: true})
 }
 
-// committedSend records what the committed unit of work sent.
+// committedSend records what the committed unit of work sent, and sets
+// the backoff of a send that stopped at a full destination.
 func (r *replica) committedSend() {
 	if r.pending.ok {
 		r.lsnOut = max(r.lsnOut, r.pending.lsnOut)
 		r.outputs += r.pending.outputs
+		switch {
+		case r.pending.blocked:
+			r.sendBackoff = min(max(2*r.sendBackoff, sendBackoffMin), sendBackoffMax)
+			r.sendRetry = time.Now().Add(r.sendBackoff)
+		case r.sendBackoff > 0:
+			r.log.Info("the blocked outputs are put: the sender goes on", "lsn_out", r.lsnOut)
+			r.sendBackoff, r.sendRetry = 0, time.Time{}
+		}
 	}
 	r.pending = pendingOut{}
 }
@@ -890,7 +1010,7 @@ func (r *replica) secondary(ctx context.Context) error {
 		}
 	}
 	for ctx.Err() == nil {
-		if _, err := r.follow(r.cfg.Poll); err != nil {
+		if _, err := r.follow(r.sendWait(r.cfg.Poll)); err != nil {
 			return err
 		}
 		if err := r.readRole(); err != nil {
@@ -904,14 +1024,10 @@ func (r *replica) secondary(ctx context.Context) error {
 				return err
 			}
 		}
-		if r.rec.Sender == r.pos && r.applied > r.lsnOut {
-			if err := r.send(); err != nil {
+		if r.rec.Sender == r.pos && r.sendDue() {
+			if err := r.sendAlone(); err != nil {
 				return err
 			}
-			if err := r.c.Commit(); err != nil {
-				return fmt.Errorf("commit of the outputs up to LSN %d: %w", r.applied, err)
-			}
-			r.committedSend()
 		}
 		r.dropSent()
 		if err := r.publish(); err != nil {
@@ -921,6 +1037,18 @@ func (r *replica) secondary(ctx context.Context) error {
 			return err
 		}
 	}
+	return nil
+}
+
+// sendAlone is a unit of work of its own that sends.
+func (r *replica) sendAlone() error {
+	if err := r.send(); err != nil {
+		return err
+	}
+	if err := r.c.Commit(); err != nil {
+		return fmt.Errorf("commit of the outputs up to LSN %d: %w", r.pending.lsnOut, err)
+	}
+	r.committedSend()
 	return nil
 }
 
