@@ -183,24 +183,26 @@ func TestPromotion(t *testing.T) { runLedger(t, 2, 1200, 600) }
 // is trimmed as it goes, and every output goes out once.
 func TestLatePrimaryAlone(t *testing.T) { runLedger(t, 1, 500, 0) }
 
-// TestFullAndUnknownDestinations: CONFIRM holds 20 messages and its
+// TestFullAndUnknownDestinations: CONFIRM holds 43 messages and its
 // consumer starts only after all 600 transfers are put; every 40th
 // transfer also sends an output to a queue that does not exist, and
 // every 40th another one too long for its queue, each before its
 // confirmation. The sender retries the full queue (committing what it
-// put, OUT saying how far into an input's outputs it got), the primary
+// put, OUT saying how far into an input's outputs it got: the 44th
+// transfer's refused output is put, its confirmation is not, so the
+// retries must not put the first again), the primary
 // halts at RESENDQ, and once the consumer runs every transfer is
 // confirmed once, in order; the refused outputs are on the DEADQ, once
 // each, in order, behind a dead-letter header with the put's reason,
 // their MsgIDs the unit's outputs (their destinations' sequences).
 func TestFullAndUnknownDestinations(t *testing.T) {
-	runLedgerWith(t, ledgerRun{replicas: 2, n: 600, resendQ: 100, confirmDepth: 20, refusedOutputs: true})
+	runLedgerWith(t, ledgerRun{replicas: 2, n: 600, resendQ: 100, confirmDepth: 43, refusedOutputs: true})
 }
 
 // TestFullDestinationPrimarySender: the same with REPLICAS(1): the
 // primary is the sender and retries between its batches.
 func TestFullDestinationPrimarySender(t *testing.T) {
-	runLedgerWith(t, ledgerRun{replicas: 1, n: 600, resendQ: 100, confirmDepth: 20, refusedOutputs: true})
+	runLedgerWith(t, ledgerRun{replicas: 1, n: 600, resendQ: 100, confirmDepth: 43, refusedOutputs: true})
 }
 
 // runLedger runs a unit of replicas replicas fed n transfers; with
