@@ -11,6 +11,8 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/qmgr/qmgr/shm"
 )
 
 // Conn is one client connection: the handshake, the frames, the channels.
@@ -317,10 +319,10 @@ func (c *Conn) write(f func(b []byte) ([]byte, error)) error {
 	err := w.err
 	if err == nil {
 		var b []byte
-		if b, err = f(w.buf[:0]); err == nil {
+		if b, err = guardedAppend(f, w.buf[:0]); err == nil {
 			w.buf = b
 			_, err = w.bw.Write(b)
-		} else {
+		} else if !errors.Is(err, shm.ErrFault) {
 			err = ConnectionException(ReplyInternalError, nil, "%v", err)
 		}
 	}
@@ -388,8 +390,14 @@ func (c *Conn) writeVectored(f func(b []byte) ([]byte, error), body net.Buffers)
 		}
 		w.buf = b
 		if err = w.bw.Flush(); err == nil {
-			vecs := append(net.Buffers{b}, body...)
-			_, err = vecs.WriteTo(w.nc)
+			// The body's pieces are views of shared mappings: over TLS
+			// they are copied in user space, and fault on a file
+			// truncated under them (plain TCP's writev returns EFAULT).
+			err = shm.Guard(func() error {
+				vecs := append(net.Buffers{b}, body...)
+				_, err := vecs.WriteTo(w.nc)
+				return err
+			})
 		}
 	}
 	if err != nil && w.err == nil {
@@ -397,6 +405,18 @@ func (c *Conn) writeVectored(f func(b []byte) ([]byte, error), body net.Buffers)
 	}
 	c.lastWrite.Store(time.Now().UnixNano())
 	return err
+}
+
+// guardedAppend runs f, which may copy a delivery's body from a shared
+// mapping into b: a fault (the file truncated under the mapping) is
+// shm.ErrFault, and the connection ends.
+func guardedAppend(f func(b []byte) ([]byte, error), b []byte) (out []byte, err error) {
+	err = shm.Guard(func() error {
+		var ferr error
+		out, ferr = f(b)
+		return ferr
+	})
+	return out, err
 }
 
 func isException(err error) bool {

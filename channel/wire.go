@@ -7,6 +7,8 @@ import (
 	"fmt"
 	"io"
 	"net"
+
+	"github.com/qmgr/qmgr/shm"
 )
 
 // Frame types.
@@ -511,14 +513,21 @@ func (w *Writer) Flush() error {
 		w.bufs = append(w.bufs, w.hdr[w.mark:])
 		w.size += len(w.hdr) - w.mark
 	}
-	var err error
-	switch len(w.bufs) {
-	case 0:
-	case 1:
-		_, err = w.w.Write(w.bufs[0])
-	default:
-		_, err = w.bufs.WriteTo(w.w)
-	}
+	// Bodies are slices of shared mappings: a writer that copies them in
+	// user space (crypto/tls) faults on a file truncated under them, which
+	// the guard turns into shm.ErrFault (plain TCP's writev returns
+	// EFAULT). The connection is closed after any error.
+	err := shm.Guard(func() error {
+		var err error
+		switch len(w.bufs) {
+		case 0:
+		case 1:
+			_, err = w.w.Write(w.bufs[0])
+		default:
+			_, err = w.bufs.WriteTo(w.w)
+		}
+		return err
+	})
 	clear(w.bufs)
 	w.bufs, w.hdr, w.mark, w.size = w.bufs[:0], w.hdr[:0], 0, 0
 	return err

@@ -9,6 +9,7 @@ import (
 	"github.com/qmgr/qmgr/lockfree"
 	"github.com/qmgr/qmgr/recovery/logbuf"
 	"github.com/qmgr/qmgr/shm"
+	"github.com/qmgr/qmgr/smds"
 )
 
 // Reason is an MQ reason code (the MQRC_* values of IBM MQ).
@@ -148,7 +149,7 @@ func reasonFor(err error) Reason {
 		return RCQMgrNotAvailable
 	case errors.Is(err, logbuf.ErrConsumerGone):
 		return RCConnectionBroken
-	case errors.Is(err, logbuf.ErrLogFailed), errors.Is(err, logbuf.ErrNoRing):
+	case errors.Is(err, logbuf.ErrLogFailed), errors.Is(err, logbuf.ErrNoRing), errors.Is(err, smds.ErrNoOwnerSlot):
 		return RCResourceProblem
 	}
 	return RCUnexpectedError

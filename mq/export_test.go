@@ -1,6 +1,7 @@
 package mq
 
 import (
+	"errors"
 	"fmt"
 
 	"github.com/qmgr/qmgr/smds"
@@ -71,4 +72,43 @@ func RemoveExpired(c *Conn, q string) (int, error) {
 	}
 	defer h.Close()
 	return h.o.RemoveExpired(h.q)
+}
+
+// HoldOwners takes every owner slot of c's member's data set of structure
+// name that it can (this process's idle owners, then new registrations
+// until the map has none left) and returns how many, and a func that
+// gives them back.
+func HoldOwners(c *Conn, name string) (int, func() error, error) {
+	s, err := c.g.Structure(name, false)
+	if err != nil {
+		return 0, nil, err
+	}
+	dir, err := dirOf(c.g, name)
+	if err != nil {
+		return 0, nil, err
+	}
+	ds, err := openDataSet(c.g, name, s, dir, uint16(c.peer.Slot))
+	if err != nil {
+		return 0, nil, err
+	}
+	ds.mu.Lock()
+	held := ds.idle
+	ds.idle = nil
+	ds.mu.Unlock()
+	for {
+		o, err := ds.d.Register()
+		if errors.Is(err, smds.ErrNoOwnerSlot) {
+			break
+		}
+		if err != nil {
+			return 0, nil, err
+		}
+		held = append(held, o)
+	}
+	return len(held), func() error {
+		for _, o := range held {
+			ds.done(o)
+		}
+		return nil
+	}, nil
 }

@@ -187,7 +187,7 @@ func openDataSetIn(cfg group.Config, name string, s *lockfree.Structure, dir str
 		return nil, err
 	}
 	o := smds.Options{Dir: dir, MapDir: cfg.CFDir, Structure: name, Member: dsMember(num), Number: num,
-		Epoch: epoch, Cache: cache,
+		Epoch: epoch, Cache: cache, Owners: dataSetOwners,
 		BlockSize: smdsGeometry.blockSize, ExtentBlocks: smdsGeometry.extentBlocks, MaxExtents: smdsGeometry.maxExtents}
 	d, err := smds.Open(o)
 	if err != nil {
@@ -306,7 +306,7 @@ func RebuildDataSets(g *group.Group, name string, s *lockfree.Structure) (kept i
 			return kept, rejected, unusable, err
 		}
 		rejected = append(rejected, bad...) // lost messages, as the rejected
-		o := smds.Options{Dir: dir, MapDir: cfg.CFDir, Structure: name, Member: dsMember(num), Number: num, Epoch: epoch, Cache: cache}
+		o := smds.Options{Dir: dir, MapDir: cfg.CFDir, Structure: name, Member: dsMember(num), Number: num, Epoch: epoch, Cache: cache, Owners: dataSetOwners}
 		unlock, err := lockDataSet(cfg.CFDir, name, num)
 		if err != nil {
 			return kept, rejected, unusable, err
@@ -409,6 +409,16 @@ func resolverOf(s *lockfree.Structure, num uint16) smds.Resolver {
 		return failed || set[r]
 	}
 }
+
+// dataSetOwners is the owner slots of the space maps this process creates
+// or rebuilds: one for every connection of the group, each of which may
+// hold an owner in a data set at once (a put into its member's, a free of
+// a run of any), plus one per member for the repairs it makes. Owners sit
+// idle in a process while it is connected (dataSet.idle), so a map with
+// fewer slots than connections refuses puts when there are many
+// processes. Maps made with fewer (smds.DefaultOwners) keep theirs until
+// rebuilt. A put that finds none free fails with MQRC 2102.
+const dataSetOwners = group.MaxConnections + group.PeerSlots
 
 // owner takes an idle owner of this process in the data set, registering
 // one when there is none; done gives it back.

@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/qmgr/qmgr/group"
 	"github.com/qmgr/qmgr/internal/mqconn"
 	"github.com/qmgr/qmgr/mq"
 	"github.com/qmgr/qmgr/smds"
@@ -233,5 +234,42 @@ func TestOffloadDamagedBody(t *testing.T) {
 	}
 	if _, err := q.Get(mq.GetOptions{MsgID: &ids[1]}); !errors.Is(err, smds.ErrDamaged) {
 		t.Fatalf("the damaged message is no longer there: %v", err)
+	}
+}
+
+// TestOffloadOwnerSlots: a data set's map has an owner slot for every
+// connection the group allows (each may be putting or freeing in it at
+// once), and a put that finds none free fails with MQRC 2102 (a resource
+// problem, try again), not 2195, and works once slots are given back.
+func TestOffloadOwnerSlots(t *testing.T) {
+	mq.SmallDataSets()
+	g := member(t, "DEFINE CFSTRUCT(OFF) SIZE(24) OFFLOAD(SMDS) OFFLDSZ(16K)", "DEFINE QLOCAL(Q) CFSTRUCT(OFF) MAXMSGL(8388608)")
+	c := connect(t, g)
+	q := open(t, c, "Q")
+	put(t, q, &mq.Message{Body: offloadBody(1, 64<<10)})
+	n, release, err := mq.HoldOwners(c, "OFF")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n < group.MaxConnections {
+		t.Fatalf("the data set has %d owner slots; the group allows %d connections", n, group.MaxConnections)
+	}
+	err = q.Put(&mq.Message{Body: offloadBody(2, 64<<10)}, mq.PutOptions{})
+	var me *mq.Error
+	if !errors.As(err, &me) || me.Reason != mq.RCResourceProblem {
+		t.Fatalf("put with every owner slot taken: %v, want MQRC %d", err, mq.RCResourceProblem)
+	}
+	if err := release(); err != nil {
+		t.Fatal(err)
+	}
+	put(t, q, &mq.Message{Body: offloadBody(3, 64<<10)})
+	for _, want := range []int{1, 3} {
+		m, err := q.Get(mq.GetOptions{})
+		if err != nil || !bytes.Equal(m.Body, offloadBody(want, 64<<10)) {
+			t.Fatalf("get: %v", err)
+		}
+	}
+	if _, err := mq.CheckOffload(c, "OFF", c.Member().Slot); err != nil {
+		t.Fatal(err)
 	}
 }

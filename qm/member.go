@@ -55,6 +55,13 @@ type Config struct {
 	// still makes the death transition of a registered replica whose
 	// connection is recovered.
 	UnitsByHand bool
+	// UnitHeartbeatTimeout is how long a replica of a recovery unit that
+	// this member started may go without publishing its progress record
+	// (every replica publishes it at least every poll, 100 ms, while it
+	// runs) before the member counts it hung and kills it (SIGKILL); its
+	// death then goes as any other. A replica that has not registered
+	// counts from its start. Default 10s; at least 1s.
+	UnitHeartbeatTimeout time.Duration
 	// Port and GenericPort are the member's inbound ports (used by the
 	// channel initiator; 0 for none).
 	Port, GenericPort int
@@ -135,6 +142,9 @@ func (c Config) withDefaults() Config {
 	if c.HeartbeatTimeout == 0 {
 		c.HeartbeatTimeout = 10 * time.Second
 	}
+	if c.UnitHeartbeatTimeout == 0 {
+		c.UnitHeartbeatTimeout = 10 * time.Second
+	}
 	if c.ExpiryInterval == 0 {
 		c.ExpiryInterval = 5 * time.Second
 	}
@@ -186,6 +196,8 @@ func (c Config) Validate() error {
 		return fmt.Errorf("%w: structure wait %v", ErrConfig, c.StructureWait)
 	case c.HeartbeatInterval < 0:
 		return fmt.Errorf("%w: heartbeat interval %v is negative", ErrConfig, c.HeartbeatInterval)
+	case c.UnitHeartbeatTimeout < time.Second:
+		return fmt.Errorf("%w: unit heartbeat timeout %v is below 1s", ErrConfig, c.UnitHeartbeatTimeout)
 	case c.HeartbeatTimeout < 5*c.HeartbeatInterval:
 		return fmt.Errorf("%w: heartbeat timeout %v must be at least five heartbeat intervals (%v)", ErrConfig, c.HeartbeatTimeout, c.HeartbeatInterval)
 	}

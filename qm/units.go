@@ -63,16 +63,26 @@ var (
 // unitApplied is each position's applied LSN, from its progress record
 // when that names the position's current tag (else 0).
 func unitApplied(s *lockfree.Structure, svc defs.Service, r *role.Role) (a [role.MaxReplicas]uint64) {
-	buf := make([]byte, s.StatusSize())
-	for k := 0; k < role.MaxReplicas; k++ {
-		if _, err := s.ReadStatus(svc.StatusBase+1+k, buf); err != nil {
-			continue
-		}
-		if p, err := role.DecodeProgress(buf); err == nil && p.Tag == r.Pos[k].Tag {
+	for k := uint8(0); k < role.MaxReplicas; k++ {
+		if p := unitProgress(s, svc, k); p != nil && p.Tag == r.Pos[k].Tag {
 			a[k] = p.Applied
 		}
 	}
 	return a
+}
+
+// unitProgress is position k's progress record, nil when it does not read
+// or decode.
+func unitProgress(s *lockfree.Structure, svc defs.Service, k uint8) *role.Progress {
+	buf := make([]byte, s.StatusSize())
+	if _, err := s.ReadStatus(svc.StatusBase+1+int(k), buf); err != nil {
+		return nil
+	}
+	p, err := role.DecodeProgress(buf)
+	if err != nil {
+		return nil
+	}
+	return p
 }
 
 // testHookUnitBeforeCAS runs between a transition's computation and its
@@ -101,6 +111,13 @@ type unitKid struct {
 	claim  uint64
 	cmd    *exec.Cmd
 	exited chan struct{} // closed once Wait returned
+
+	// The heartbeat last seen in the replica's progress record, and when
+	// (this member's clock) it was first seen: judged by the supervisor
+	// goroutine only (judgeHeartbeats). beatAt starts at the start.
+	beat   int64
+	beatAt time.Time
+	killed bool // hung, and sent SIGKILL
 }
 
 // unitSupervisor is the member's state of supervision. kick is made by
@@ -320,6 +337,9 @@ func (m *Member) superviseUnit(svc defs.Service, members []uint8, live map[uint8
 		if err != nil {
 			return fmt.Errorf("decode the role record: %w", err)
 		}
+		if try == 0 {
+			m.judgeHeartbeats(svc, s, r)
+		}
 		ev, ok := m.unitEvent(svc, r, members, live)
 		if !ok {
 			return nil
@@ -442,6 +462,44 @@ func (m *Member) unitEvent(svc defs.Service, r *role.Role, members []uint8, live
 		return role.Event{Kind: role.EvClaim, Pos: k, Peer: uint8(m.slot), Incarnation: m.inc, Claim: claim}, true
 	}
 	return role.Event{}, false
+}
+
+// judgeHeartbeats kills (SIGKILL) each replica of svc this member started
+// whose heartbeat has not moved for UnitHeartbeatTimeout (design 6.2): a
+// replica stopped (SIGSTOP) or stuck holds its role, its inputs and, as a
+// donor or a joiner, a transfer, and nobody else can tell it from a slow
+// one; its death then goes as any other (its connection recovered, the
+// death transition). A replica counts from its start until its progress
+// record names its tag; the heartbeat is compared with the last one seen,
+// not with this member's clock.
+func (m *Member) judgeHeartbeats(svc defs.Service, s *lockfree.Structure, r *role.Role) {
+	now := time.Now()
+	var hung []*unitKid
+	m.units.mu.Lock()
+	for _, k := range m.units.kids {
+		if k.at.svc != svc.Name || k.killed || int(k.at.pos) >= role.MaxReplicas {
+			continue
+		}
+		if k.beatAt.IsZero() {
+			k.beatAt = now
+		}
+		e := r.Pos[k.at.pos]
+		if e.State != role.Starting && e.State != role.Vacant && e.Pid == uint32(k.cmd.Process.Pid) {
+			if p := unitProgress(s, svc, k.at.pos); p != nil && p.Tag == e.Tag && p.Heartbeat != k.beat {
+				k.beat, k.beatAt = p.Heartbeat, now
+			}
+		}
+		if now.Sub(k.beatAt) > m.cfg.UnitHeartbeatTimeout {
+			k.killed = true
+			hung = append(hung, k)
+		}
+	}
+	m.units.mu.Unlock()
+	for _, k := range hung {
+		m.log.Warn("unit replica hung; killing it", "event", "unit_replica_hung", "unit", svc.Name, "pos", k.at.pos,
+			"pid", k.cmd.Process.Pid, "silent", now.Sub(k.beatAt).Round(time.Millisecond), "limit", m.cfg.UnitHeartbeatTimeout)
+		k.cmd.Process.Kill() // a child not yet waited for: its pid is still ours
+	}
 }
 
 // startReplica starts svc's replica for position pos under claim: its

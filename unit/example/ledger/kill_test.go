@@ -45,10 +45,18 @@ func TestMain(m *testing.M) {
 // replicas (the test does).
 func startMember(t *testing.T, byHand bool, mqsc ...string) (*qm.Member, group.Config) {
 	t.Helper()
+	return startMemberWith(t, func(c *qm.Config) { c.UnitsByHand = byHand }, mqsc...)
+}
+
+// startMemberWith is startMember with the member's configuration changed
+// by tweak first.
+func startMemberWith(t *testing.T, tweak func(*qm.Config), mqsc ...string) (*qm.Member, group.Config) {
+	t.Helper()
 	dir := t.TempDir()
 	cfg := qm.Config{Group: group.Config{Name: "T", DataDir: dir + "/data", CFDir: dir + "/cf", AppSize: 32 << 20, AdminSize: 8 << 20},
-		Name: "QM1", HeartbeatInterval: 20 * time.Millisecond, HeartbeatTimeout: time.Second, UnitsByHand: byHand,
+		Name: "QM1", HeartbeatInterval: 20 * time.Millisecond, HeartbeatTimeout: time.Second,
 		Logger: slog.New(slog.NewTextHandler(io.Discard, nil))}
+	tweak(&cfg)
 	if os.Getenv("LEDGER_TEST_LOG") != "" {
 		cfg.Logger = slog.New(slog.NewTextHandler(os.Stderr, nil))
 	}

@@ -141,7 +141,16 @@ func reference(t *testing.T, got []ledger.Confirmation, transfers []ledger.Trans
 // log is trimmed) and takes the sender role from the primary by
 // hand-over. Every transfer is confirmed exactly once and in order, the
 // survivor's state is the reference's, and the checker is clean.
-func TestSupervised(t *testing.T) {
+func TestSupervised(t *testing.T) { supervised(t, syscall.SIGKILL) }
+
+// TestSupervisedHung is TestSupervised with the primary stopped (SIGSTOP)
+// instead of killed: alive, holding its connection and its role, it is
+// noticed by nothing but its heartbeat. Its member kills it once its
+// progress record has not moved for UnitHeartbeatTimeout, and the rest
+// goes as for a death.
+func TestSupervisedHung(t *testing.T) { supervised(t, syscall.SIGSTOP) }
+
+func supervised(t *testing.T, sig syscall.Signal) {
 	const n = 2000
 	bin, err := filepath.Abs(os.Args[0])
 	if err != nil {
@@ -149,7 +158,8 @@ func TestSupervised(t *testing.T) {
 	}
 	states := t.TempDir()
 	t.Setenv("LEDGER_STATE_DIR", states)
-	m, g := startMember(t, false, "DEFINE QLOCAL(IN) MAXDEPTH(100000)", "DEFINE QLOCAL(CONFIRM) MAXDEPTH(100000)",
+	m, g := startMemberWith(t, func(c *qm.Config) { c.UnitHeartbeatTimeout = 2 * time.Second },
+		"DEFINE QLOCAL(IN) MAXDEPTH(100000)", "DEFINE QLOCAL(CONFIRM) MAXDEPTH(100000)",
 		fmt.Sprintf("DEFINE SERVICE(LEDGER) STARTCMD('%s') STARTARG('ledger-replica') INPUT(IN) REPLICAS(2)", bin))
 	opts := mq.ConnectOptions{Group: g.Name, QMgr: "QM1", DataDir: g.DataDir, CFDir: g.CFDir}
 	c, err := mq.Connect(opts)
@@ -172,7 +182,7 @@ func TestSupervised(t *testing.T) {
 
 	transfers, wait := produce(t, opts, n)
 	waitFor(t, "the primary to process some input", nil, func() bool { return appliedOf(t, s, int(primary)) >= n/4 })
-	if err := syscall.Kill(int(killed), syscall.SIGKILL); err != nil {
+	if err := syscall.Kill(int(killed), sig); err != nil {
 		t.Fatal(err)
 	}
 	waitFor(t, "the member to promote the secondary", nil, func() bool {
