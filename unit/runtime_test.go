@@ -205,6 +205,18 @@ func TestFullDestinationPrimarySender(t *testing.T) {
 	runLedgerWith(t, ledgerRun{replicas: 1, n: 600, resendQ: 100, confirmDepth: 43, refusedOutputs: true})
 }
 
+// TestSenderStoppedIdle: the sender (the secondary, held at LSN 100) is
+// stopped once the primary has processed every transfer, and its death
+// made: the primary becomes the sender with outputs above LSN_out and no
+// input to come, and must send them all the same.
+func TestSenderStoppedIdle(t *testing.T) {
+	const n = 300
+	runLedgerWith(t, ledgerRun{replicas: 2, n: n, holdSecondary: 100, stopSender: true,
+		whileHeld: func(t *testing.T, watch *mq.Conn) {
+			waitFor(t, "the primary to process every transfer", func() bool { return progressOf(t, watch, 0) == n })
+		}})
+}
+
 // runLedger runs a unit of replicas replicas fed n transfers; with
 // killAt > 0 the primary is stopped after killAt of them and its death
 // transition made.
@@ -222,6 +234,10 @@ type ledgerRun struct {
 	// secondary is released.
 	holdSecondary int
 	whileHeld     func(t *testing.T, watch *mq.Conn)
+	// stopSender: once whileHeld returns, the held secondary (the
+	// sender) is stopped as it is released and its death made: the
+	// primary becomes the sender with no more input to come.
+	stopSender bool
 	// confirmDepth > 0: CONFIRM's MAXDEPTH, and its consumer starts
 	// 500 ms after the last transfer is put.
 	confirmDepth int
@@ -343,7 +359,15 @@ func runLedgerWith(t *testing.T, lr ledgerRun) {
 	}
 	if lr.holdSecondary > 0 {
 		lr.whileHeld(t, watch)
+		if lr.stopSender {
+			stop[1]()
+		}
 		close(release)
+		if lr.stopSender {
+			<-stopped[1]
+			dead(t, watch, 1)
+			sender = 0
+		}
 	}
 	if lr.confirmDepth > 0 {
 		time.Sleep(500 * time.Millisecond)
@@ -437,7 +461,7 @@ func runLedgerWith(t *testing.T, lr ledgerRun) {
 		ref.Stamps = ref.Stamps*31 + uint64(c.at) ^ c.rid + uint64(c.pick)
 	}
 	for k := 0; k < replicas; k++ {
-		if k == 0 && killAt > 0 {
+		if k == 0 && killAt > 0 || k == 1 && lr.stopSender {
 			continue // stopped half way
 		}
 		if d := handlers[k].digest(); d != ref.digest() {
