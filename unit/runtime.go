@@ -527,9 +527,10 @@ func inputOf(m *mq.Message, lsn uint64) *Input {
 // of inputs, process them, log them, send their outputs while it is the
 // sender, trim the log, commit, publish progress.
 func (r *replica) primaryBatch(ctx context.Context) error {
-	if r.rec.Sender == r.pos && r.sendBackoff > 0 && r.sendDue() {
-		// A send stopped at a full destination: try again on its own
-		// (a batch with input tries too).
+	if r.rec.Sender == r.pos && r.sendDue() {
+		// Outputs not sent yet (a send stopped at a full destination, or
+		// a promoted primary's predecessor's): send them on their own,
+		// input or not (a batch with input tries too).
 		if err := r.sendAlone(); err != nil {
 			return err
 		}
@@ -794,7 +795,7 @@ func (r *replica) send() error {
 	if err != nil {
 		return fmt.Errorf("OUT record: %w", err)
 	}
-	if out.LSNOut >= r.applied {
+	if out.LSNOut > r.applied {
 		// Another sender is ahead of this replica: nothing to put.
 		return r.putOut(out)
 	}
