@@ -43,6 +43,7 @@ const (
 	RCResourceProblem         Reason = 2102 // the member's recovery log failed, or has no ring free for the connection
 	RCCallInterrupted         Reason = 2549 // a waiting get was ended by its Interrupter
 	RCMsgBodyLost             Reason = 6101 // qmgr's own (no MQ equivalent): a message's offloaded body is damaged or lost in its shared message data set (the DLH reason of its report)
+	RCUnitHandlerFailed       Reason = 6102 // qmgr's own: a recovery unit's handler failed on the input (the DLH reason when the unit moves it to the dead-letter queue)
 )
 
 var reasonNames = map[Reason]string{
@@ -55,7 +56,7 @@ var reasonNames = map[Reason]string{
 	RCNotValidForType: "option not valid for object type", RCUnknownXmitQ: "unknown transmission queue",
 	RCXmitQUsageError: "transmission queue usage error", RCUnknownRemoteQMgr: "unknown remote queue manager",
 	RCResourceProblem: "resource problem (recovery log)", RCCallInterrupted: "call interrupted",
-	RCMsgBodyLost: "message body lost or damaged",
+	RCMsgBodyLost: "message body lost or damaged", RCUnitHandlerFailed: "unit handler failed",
 }
 
 func (r Reason) String() string {

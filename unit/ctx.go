@@ -33,7 +33,10 @@ var (
 type Handler interface {
 	// Handle processes one input. It reads no clock, randomness,
 	// environment, file or queue directly: each such choice goes through
-	// ctx. Its outputs go through ctx.Send. An error drops its Sends.
+	// ctx. Its outputs go through ctx.Send. An error (or a panic) drops
+	// its Sends, and the input goes to the input queue's BOQNAME, else to
+	// the DEADQ behind a dead-letter header; the state is what Handle
+	// left.
 	Handle(ctx *Ctx, in *Input) error
 	// Snapshot writes the whole state; called between inputs.
 	Snapshot(w io.Writer) error

@@ -12,19 +12,24 @@
 // the secondaries), and sends its outputs through Ctx.Send, never by
 // putting them itself. Snapshot and Restore move its whole state.
 //
-// What is built (build steps 1-5 of the design's section 13): the
-// records (packages unit/logrec and unit/role), and RunWith, a replica
-// that registers in its position, runs as primary with LOGGING(LATE)
-// (inputs got, processed, logged and, while it is the sender, their
-// outputs put, in one unit of work per batch) or as a secondary that
-// browses the log (stopping at uncommitted messages), replays it with the
-// logged choices, takes the sender role by hand-over once it is caught up
+// What is built (the design's section 14 says step by step): the records
+// (packages unit/logrec and unit/role), and RunWith, a replica that
+// registers in its position, runs as primary with LOGGING(LATE) (inputs
+// got, processed, logged and, while it is the sender, their outputs put,
+// in one unit of work per batch) or as a secondary that browses the log,
+// replays it with the logged choices, takes the sender role by hand-over
 // and puts the outputs exactly once: every output's MsgID carries the
 // unit's source id, generation and a per-destination sequence number, and
 // the OUT record, replaced under syncpoint with the outputs, says up to
-// which LSN they are committed. A joiner replays the log from LSN 1 when
-// the log still holds it (no snapshot transfer yet). Not yet built:
-// supervision by members, promotion after a death, snapshot transfer,
-// EARLY and INDEPENDENT logging, CHAIN gating, flow control, divergence
-// checks (see the design's build order).
+// which output they are committed. A promoted secondary applies the rest
+// of the log before it takes input; a joiner replays the log from LSN 1
+// or receives a snapshot from a donor. Flow control: the primary takes no
+// input while a replica or the sender's LSN_out is RESENDQ inputs behind
+// it, or its resend queue holds RESENDMB MiB. A full destination is
+// retried with backoff; an output refused for good goes to the queue
+// manager's DEADQ behind a dead-letter header. An input the handler fails
+// on goes to the input queue's BOQNAME (else the DEADQ), decided by the
+// primary and logged, the same on every replica. Not yet built: EARLY and
+// INDEPENDENT logging, CHAIN gating, divergence checks, the resting
+// snapshot.
 package unit

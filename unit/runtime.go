@@ -84,6 +84,10 @@ type replica struct {
 	joining  bool            // receiving a snapshot
 	chunks   uint32          // joiner: chunks restored
 	givenUp  map[uint32]bool // W tags of joiners whose transfer stalled: not served again
+	halted   bool            // primary: halted by flow control (design 5.4)
+
+	sendBackoff time.Duration // after a send that stopped at a full destination (0: none)
+	sendRetry   time.Time     // not before then
 }
 
 // RunWith runs a replica of cfg.Service in cfg.Position until ctx ends
@@ -270,6 +274,10 @@ func (r *replica) publish() error {
 	p := role.Progress{Position: r.pos, Role: seen, Tag: r.tag, Epoch: r.rec.Epoch, Received: r.applied, Applied: r.applied,
 		LSNOut: r.lsnOut, ResendInputs: uint64(r.resendInputs()), Heartbeat: time.Now().UnixNano(),
 		Inputs: r.inputs, Outputs: r.outputs, XferJoiner: role.None, Hold: r.hold, Chunks: r.chunks}
+	if r.halted {
+		p.Flags |= role.FlagHalted
+	}
+	p.ResendBytes = uint64(r.resendBytes())
 	if d := r.donating; d != nil {
 		p.Flags |= role.FlagDonorBusy
 		p.XferJoiner, p.XferTag = d.joiner, d.tag
@@ -279,6 +287,16 @@ func (r *replica) publish() error {
 		return err
 	}
 	return r.o.UpdateStatus(r.svc.StatusBase+1+int(r.pos), func([]byte) []byte { return b })
+}
+
+// resendBytes is what the resend queue buffers: its outputs' bodies and
+// properties.
+func (r *replica) resendBytes() int {
+	n := 0
+	for i := range r.resend {
+		n += len(r.resend[i].msg.Body) + len(r.resend[i].msg.Properties)
+	}
+	return n
 }
 
 func (r *replica) resendInputs() int {
@@ -385,18 +403,50 @@ func (r *replica) newCtx(lsn, epoch uint64, replay bool, choices []logrec.Choice
 }
 
 // apply runs the handler on in and keeps its outputs, numbered per
-// destination, in the resend queue.
+// destination, in the resend queue. A handler that fails (an error or a
+// panic) has its Sends dropped and the input becomes the input's one
+// output, to the input queue's BOQNAME as it came or else to the DEADQ
+// behind a dead-letter header (design 2); its state is what the handler
+// left. The primary makes that decision and logs it as the input's last
+// choice (FAILED: the queue, and the header's time), so every replica
+// puts the same output in its resend queue; a replica whose handler
+// fails where the primary's did not, or the other way round, diverged.
 func (r *replica) apply(c *Ctx, in *Input) error {
-	if err := r.h.Handle(c, in); err != nil {
-		// Step 5: a failing handler stops the replica; the design's
-		// BOQNAME output comes with the failure handling.
-		return fmt.Errorf("handler failed on input %d: %w", in.LSN, err)
-	}
+	herr := r.handle(c, in)
 	if c.diverged != nil {
 		return c.diverged
 	}
-	if c.replay && c.next != len(c.choices) {
-		return fmt.Errorf("%w: input %d used %d of the primary's %d choices", ErrDiverged, in.LSN, c.next, len(c.choices))
+	var failed *logrec.Failed
+	if c.replay {
+		n := len(c.choices)
+		if n > 0 && c.choices[n-1].Kind == logrec.ChoiceFailed {
+			f, err := logrec.DecodeFailed(c.choices[n-1].Data)
+			if err != nil {
+				return fmt.Errorf("input %d: %w", in.LSN, err)
+			}
+			failed, n = &f, n-1
+		}
+		switch {
+		case herr != nil && failed == nil:
+			return fmt.Errorf("%w: the handler failed on input %d, the primary's did not: %v", ErrDiverged, in.LSN, herr)
+		case herr == nil && failed != nil:
+			return fmt.Errorf("%w: the handler did not fail on input %d, the primary's did", ErrDiverged, in.LSN)
+		case c.next != n:
+			return fmt.Errorf("%w: input %d used %d of the primary's %d choices", ErrDiverged, in.LSN, c.next, n)
+		}
+	} else if herr != nil {
+		f, err := r.failedDest()
+		if err != nil {
+			return fmt.Errorf("handler failed on input %d: %w; %v", in.LSN, herr, err)
+		}
+		c.choices = append(c.choices, logrec.Choice{Kind: logrec.ChoiceFailed, Data: f.Encode()})
+		failed = &f
+	}
+	if failed != nil {
+		if !c.replay {
+			r.log.Warn("the handler failed: the input goes aside", "lsn", in.LSN, "queue", failed.Queue, "dlh", failed.DLH, "err", herr)
+		}
+		c.sends = []output{r.failedOutput(in, *failed)}
 	}
 	for _, o := range c.sends {
 		next := max(r.dseq[o.dest], 1) // numbered from 1
@@ -409,6 +459,64 @@ func (r *replica) apply(c *Ctx, in *Input) error {
 	return nil
 }
 
+// handle runs the handler; a panic is its error.
+func (r *replica) handle(c *Ctx, in *Input) (err error) {
+	defer func() {
+		if p := recover(); p != nil {
+			err = fmt.Errorf("handler panicked: %v", p)
+		}
+	}()
+	return r.h.Handle(c, in)
+}
+
+// failedDest is where the primary moves an input its handler failed on:
+// the input queue's BOQNAME, else the queue manager's DEADQ behind a
+// dead-letter header; with neither, an error (the replica fails stop and
+// the input stays on its queue).
+func (r *replica) failedDest() (logrec.Failed, error) {
+	var q defs.Queue
+	var m defs.QMgr
+	err := mqconn.Of(r.c).Defs.View(func(tx *defs.Tx) error {
+		var err error
+		if q, err = tx.Queue(r.svc.Input); err != nil {
+			return err
+		}
+		m, err = tx.QMgr()
+		return err
+	})
+	if err != nil {
+		return logrec.Failed{}, fmt.Errorf("read the input queue's BOQNAME and the DEADQ: %w", err)
+	}
+	f := logrec.Failed{Time: time.Now().UnixNano()}
+	switch {
+	case q.BOQName != "":
+		f.Queue = q.BOQName
+	case m.DeadQ != "":
+		f.Queue, f.DLH = m.DeadQ, true
+	default:
+		return f, fmt.Errorf("the input queue %s has no BOQNAME and the queue manager no DEADQ to move the input to", r.svc.Input)
+	}
+	if len(f.Queue) > logrec.MaxFailedQueue {
+		return f, fmt.Errorf("queue name %q too long", f.Queue)
+	}
+	return f, nil
+}
+
+// failedOutput is the output an input the handler failed on becomes.
+func (r *replica) failedOutput(in *Input, f logrec.Failed) output {
+	m := mq.Message{CorrelID: in.CorrelID, Format: in.Format, Priority: in.Priority, Persistence: mq.NotPersistent,
+		ReplyToQ: in.ReplyToQ, ReplyToQMgr: in.ReplyToQMgr,
+		Properties: append([]byte(nil), in.Properties...), Body: append([]byte(nil), in.Body...)}
+	if in.Persistent {
+		m.Persistence = mq.Persistent
+	}
+	if f.DLH {
+		m.Body = mq.DLH{Reason: mq.RCUnitHandlerFailed, DestQ: r.svc.Input, OrigFormat: in.Format, Time: time.Unix(0, f.Time)}.Encode(in.Body)
+		m.Format = mq.FormatDeadLetter
+	}
+	return output{lsn: in.LSN, dest: f.Queue, msg: m}
+}
+
 func inputOf(m *mq.Message, lsn uint64) *Input {
 	return &Input{LSN: lsn, MsgID: m.MsgID, CorrelID: m.CorrelID, Format: m.Format, Priority: m.Priority,
 		Persistent: m.Persistent, PutTime: m.PutTime, ReplyToQ: m.ReplyToQ, ReplyToQMgr: m.ReplyToQMgr,
@@ -419,14 +527,27 @@ func inputOf(m *mq.Message, lsn uint64) *Input {
 // of inputs, process them, log them, send their outputs while it is the
 // sender, trim the log, commit, publish progress.
 func (r *replica) primaryBatch(ctx context.Context) error {
+	if r.rec.Sender == r.pos && r.sendDue() {
+		// Outputs not sent yet (a send stopped at a full destination, or
+		// a promoted primary's predecessor's): send them on their own,
+		// input or not (a batch with input tries too).
+		if err := r.sendAlone(); err != nil {
+			return err
+		}
+		r.dropSent()
+	}
+	room, err := r.flowRoom()
+	if err != nil || room == 0 {
+		return err
+	}
 	epoch := r.rec.Epoch
 	var recs []logrec.Record
 	persistent := false
 	first := r.applied + 1
-	for len(recs) < r.cfg.BatchSize {
+	for len(recs) < min(r.cfg.BatchSize, room) {
 		opt := mq.GetOptions{Syncpoint: true}
 		if len(recs) == 0 {
-			opt.Wait, opt.Interrupt = r.cfg.Poll, &r.stop
+			opt.Wait, opt.Interrupt = r.sendWait(r.cfg.Poll), &r.stop
 		}
 		m, err := r.in.Get(opt)
 		if errors.Is(err, mq.ErrNoMessage) {
@@ -489,16 +610,85 @@ func (r *replica) primaryBatch(ctx context.Context) error {
 	return r.publish()
 }
 
-// trim gets, in the caller's unit of work, the log messages every
-// secondary has applied and every donor's hold lets go (design 5.1: T =
-// min of the active secondaries' applied LSNs and the holds). A joiner
-// waiting for a snapshot (its progress says so) counts only through its
-// donor's hold: the log above the snapshot's LSN s is kept, since before
-// the donor set hold = s no trim passed the donor's applied LSN, which s
-// is. Any other joiner counts at its snapshot LSN, 0 until restored, so
-// no trim passes it while it may replay the log from LSN 1.
-func (r *replica) trim() error {
-	t := r.applied
+// flowRoom is the flow control of design 5.4: how many inputs the
+// primary may take now. The slowest replica it must keep the log for
+// (the trim bound T) and the sender's LSN_out may be at most RESENDQ
+// inputs behind it, and its resend queue may buffer at most RESENDMB MiB
+// of outputs. With no room it marks itself halted (published), waits up
+// to Poll for the laggard's progress record to change (WaitStatus: woken
+// by its publish) and returns 0; the caller's loop reads the role record,
+// serves joiners and comes back.
+func (r *replica) flowRoom() (int, error) {
+	t, lag, ver := r.trimBound()
+	behind := r.applied - t
+	if r.rec.Sender == r.pos && r.applied-r.lsnOut > behind {
+		behind, lag = r.applied-r.lsnOut, -1 // its own outputs blocked: it retries them
+	}
+	if s := r.rec.Sender; s != r.pos && s != role.None {
+		if p, v := r.progressV(s); p != nil && p.Tag == r.rec.Pos[s].Tag && p.LSNOut < r.applied && r.applied-p.LSNOut > behind {
+			behind, lag, ver = r.applied-p.LSNOut, int(s), v
+		}
+	}
+	room := 0
+	if q := uint64(max(r.svc.ResendQ, 1)); behind < q {
+		room = int(q - behind)
+	}
+	if mb := r.svc.ResendMB; mb > 0 && r.resendBytes() >= mb<<20 {
+		room = 0
+	}
+	if room > 0 {
+		if r.halted {
+			r.halted = false
+			r.log.Info("unit_halted ended: the primary takes input again", "applied", r.applied, "trim_bound", t)
+		}
+		return room, nil
+	}
+	if !r.halted {
+		r.halted = true
+		r.log.Warn("unit_halted: the primary takes no input while a replica is RESENDQ inputs behind or the resend queue holds RESENDMB",
+			"applied", r.applied, "behind", behind, "laggard", lag, "resendq", r.svc.ResendQ, "resend_bytes", r.resendBytes())
+	}
+	if err := r.publish(); err != nil {
+		return 0, err
+	}
+	if lag < 0 {
+		time.Sleep(min(r.cfg.Poll, 10*time.Millisecond)) // the resend queue: it drains at the next LSN_out
+		r.dropSent()
+		return 0, nil
+	}
+	if _, err := r.s.WaitStatus(r.svc.StatusBase+1+lag, ver, r.cfg.Poll, nil); err != nil {
+		return 0, err
+	}
+	r.dropSent()
+	return 0, nil
+}
+
+// progressV reads position k's progress record and its version (nil:
+// never written).
+func (r *replica) progressV(k uint8) (*role.Progress, uint64) {
+	buf := make([]byte, r.s.StatusSize())
+	v, err := r.s.ReadStatus(r.svc.StatusBase+1+int(k), buf)
+	if err != nil {
+		return nil, v
+	}
+	p, err := role.DecodeProgress(buf)
+	if err != nil {
+		return nil, v
+	}
+	return p, v
+}
+
+// trimBound is T of design 5.1: the min of the active secondaries'
+// applied LSNs and of every donor's hold (this replica's too), with the
+// position that sets it (-1: this replica) and the version of its
+// progress record as read. A joiner waiting for a snapshot (its progress
+// says so) counts only through its donor's hold: the log above the
+// snapshot's LSN s is kept, since before the donor set hold = s no trim
+// passed the donor's applied LSN, which s is. Any other joiner counts at
+// its snapshot LSN, 0 until restored, so no trim passes it while it may
+// replay the log from LSN 1.
+func (r *replica) trimBound() (t uint64, lag int, ver uint64) {
+	t, lag = r.applied, -1
 	if r.hold != 0 {
 		t = min(t, r.hold)
 	}
@@ -507,21 +697,35 @@ func (r *replica) trim() error {
 		switch {
 		case k == r.pos || e.State == role.Vacant || e.State == role.Starting:
 		case e.State == role.Joining:
-			if p := r.progress(k); p != nil && p.Tag == e.Tag && p.Role == role.SeenJoiner {
+			p, v := r.progressV(k)
+			if p != nil && p.Tag == e.Tag && p.Role == role.SeenJoiner {
 				continue // through its donor's hold
 			}
-			t = min(t, e.SnapLSN)
+			if e.SnapLSN < t {
+				t, lag, ver = e.SnapLSN, int(k), v
+			}
 		default:
 			a := uint64(0)
-			if p := r.progress(k); p != nil && p.Tag == e.Tag {
+			p, v := r.progressV(k)
+			if p != nil && p.Tag == e.Tag {
 				a = p.Applied
 				if p.Hold != 0 {
 					a = min(a, p.Hold)
 				}
 			}
-			t = min(t, a)
+			if a < t {
+				t, lag, ver = a, int(k), v
+			}
 		}
 	}
+	return t, lag, ver
+}
+
+// trim gets, in the caller's unit of work, the log messages every
+// secondary has applied and every donor's hold lets go (design 5.1: T =
+// min of the active secondaries' applied LSNs and the holds; trimBound).
+func (r *replica) trim() error {
+	t, _, _ := r.trimBound()
 	cur, err := r.logq.Browse()
 	if err != nil {
 		return err
@@ -551,12 +755,37 @@ func (r *replica) trim() error {
 type pendingOut struct {
 	lsnOut, outputs uint64
 	ok              bool
+	blocked         bool // it stopped at a full destination
 }
+
+// errBlocked: an output cannot be put now (its destination is full, or
+// it was refused and the DEADQ cannot take it either); the send stops
+// before it and is tried again later.
+var errBlocked = errors.New("unit: output blocked")
+
+// Backoff of a sender whose destination is full (design 5.4: mq has no
+// wait for room).
+const (
+	sendBackoffMin = time.Millisecond
+	sendBackoffMax = 50 * time.Millisecond
+)
 
 // send puts, in the caller's unit of work, the outputs above OUT's LSN_out
 // up to this replica's applied LSN, and replaces OUT. OUT, got under
 // syncpoint, serialises senders: whoever holds it sends what is above its
 // LSN_out, so an output is put once whichever replica puts it.
+//
+// An output whose destination is full (or the CF structure) stops the
+// send before it: OUT then says what was put, to the output (LSN_out the
+// LSN before its, Part the outputs of its LSN put before it), the caller
+// commits that, and the send is tried again after a backoff (1 ms
+// doubling to 50 ms; pending.blocked). An output refused for good (its
+// queue unknown, the message too long for it, a remote queue's route
+// unknown, the object not a queue it can put to) goes to the DEADQ
+// instead, behind a dead-letter header with the put's reason, its
+// destination, and its MsgID the output's identity (unit, generation,
+// the destination's sequence): it counts as sent, so LSN_out and the
+// sequences go on as if it had been put.
 func (r *replica) send() error {
 	m, err := r.state.Get(mq.GetOptions{Syncpoint: true, Wait: 10 * time.Second, CorrelID: &logrec.OutCorrelID})
 	if err != nil {
@@ -571,27 +800,99 @@ func (r *replica) send() error {
 		return r.putOut(out)
 	}
 	n := uint64(0)
+	lsnOut, part, blocked := r.applied, uint64(0), false
+	idx, last := uint64(0), uint64(0) // o's index among its LSN's outputs
 	for i := range r.resend {
 		o := &r.resend[i]
-		if o.lsn <= out.LSNOut || o.lsn > r.applied {
+		if o.lsn != last {
+			idx, last = 0, o.lsn
+		} else {
+			idx++
+		}
+		if o.lsn <= out.LSNOut || o.lsn > r.applied || o.lsn == out.LSNOut+1 && idx < out.Part {
 			continue
 		}
-		q, err := r.dest(o.dest)
+		err := r.putOutput(o)
+		if errors.Is(err, errBlocked) {
+			lsnOut, part, blocked = o.lsn-1, idx, true
+			if r.sendBackoff == 0 {
+				r.log.Warn("an output cannot be put: the sender retries", "lsn", o.lsn, "dest", o.dest, "seq", o.seq, "err", err)
+			}
+			break
+		}
 		if err != nil {
 			return err
-		}
-		msg := o.msg
-		if err := q.Put(&msg, mq.PutOptions{Syncpoint: true}); err != nil {
-			return fmt.Errorf("output %d to %s (LSN %d): %w", o.seq, o.dest, o.lsn, err)
 		}
 		n++
 	}
 	if out.Sender != r.pos {
 		out.Sender, out.Epoch = r.pos, r.rec.Epoch
 	}
-	out.Gen, out.LSNOut, out.Outputs = r.gen, r.applied, out.Outputs+n
-	r.pending = pendingOut{lsnOut: r.applied, outputs: n, ok: true}
+	out.Gen, out.LSNOut, out.Part, out.Outputs = r.gen, lsnOut, part, out.Outputs+n
+	r.pending = pendingOut{lsnOut: lsnOut, outputs: n, ok: true, blocked: blocked}
 	return r.putOut(out)
+}
+
+// putOutput puts o in the caller's unit of work, or its dead letter.
+func (r *replica) putOutput(o *output) error {
+	q, err := r.dest(o.dest)
+	if err == nil {
+		msg := o.msg
+		if err = q.Put(&msg, mq.PutOptions{Syncpoint: true}); err == nil {
+			return nil
+		}
+	}
+	switch mq.ReasonOf(err) {
+	case mq.RCQFull, mq.RCStorageMediumFull:
+		return fmt.Errorf("%w: output %d to %s (LSN %d): %w", errBlocked, o.seq, o.dest, o.lsn, err)
+	case mq.RCUnknownObjectName, mq.RCMsgTooBigForQ, mq.RCUnknownRemoteQMgr, mq.RCUnknownXmitQ, mq.RCNotValidForType:
+		return r.deadLetter(o, err)
+	}
+	return fmt.Errorf("output %d to %s (LSN %d): %w", o.seq, o.dest, o.lsn, err)
+}
+
+// deadLetter puts o, refused by its destination for cause, on the queue
+// manager's DEADQ behind a dead-letter header. No DEADQ, or one that
+// cannot take it now: errBlocked (the output waits, nothing is lost).
+func (r *replica) deadLetter(o *output, cause error) error {
+	var m defs.QMgr
+	if err := mqconn.Of(r.c).Defs.View(func(tx *defs.Tx) error { var err error; m, err = tx.QMgr(); return err }); err != nil {
+		return fmt.Errorf("output %d to %s (LSN %d): %w; read the DEADQ: %v", o.seq, o.dest, o.lsn, cause, err)
+	}
+	if m.DeadQ == "" {
+		return fmt.Errorf("%w: output %d to %s (LSN %d): %w, and the queue manager has no DEADQ", errBlocked, o.seq, o.dest, o.lsn, cause)
+	}
+	d := o.msg
+	d.Body = mq.DLH{Reason: mq.ReasonOf(cause), DestQ: o.dest, DestQMgr: r.c.QMgr(), OrigFormat: o.msg.Format, Time: time.Now()}.Encode(o.msg.Body)
+	d.Format = mq.FormatDeadLetter
+	q, err := r.dest(m.DeadQ)
+	if err == nil {
+		err = q.Put(&d, mq.PutOptions{Syncpoint: true})
+	}
+	switch rc := mq.ReasonOf(err); {
+	case err == nil:
+		r.log.Warn("unit output refused by its destination: moved to the DEADQ", "lsn", o.lsn, "dest", o.dest, "seq", o.seq,
+			"deadq", m.DeadQ, "reason", mq.ReasonOf(cause))
+		return nil
+	case rc == mq.RCQFull || rc == mq.RCStorageMediumFull || rc == mq.RCUnknownObjectName || rc == mq.RCMsgTooBigForQ:
+		return fmt.Errorf("%w: output %d to %s (LSN %d): %w; the DEADQ %s: %w", errBlocked, o.seq, o.dest, o.lsn, cause, m.DeadQ, err)
+	default:
+		return fmt.Errorf("output %d to %s (LSN %d), to the DEADQ %s: %w", o.seq, o.dest, o.lsn, m.DeadQ, err)
+	}
+}
+
+// sendDue reports whether this sender has outputs to put and its backoff
+// after a blocked send has passed.
+func (r *replica) sendDue() bool {
+	return r.applied > r.lsnOut && !time.Now().Before(r.sendRetry)
+}
+
+// sendWait bounds a wait by when a blocked send is tried again.
+func (r *replica) sendWait(d time.Duration) time.Duration {
+	if r.rec.Sender == r.pos && r.applied > r.lsnOut && r.sendBackoff > 0 {
+		return max(min(d, time.Until(r.sendRetry)), time.Millisecond)
+	}
+	return d
 }
 
 func (r *replica) putOut(out logrec.Out) error {
@@ -600,11 +901,20 @@ func (r *replica) putOut(out logrec.Out) error {
 		mq.PutOptions{Syncpoint: true})
 }
 
-// committedSend records what the committed unit of work sent.
+// committedSend records what the committed unit of work sent, and sets
+// the backoff of a send that stopped at a full destination.
 func (r *replica) committedSend() {
 	if r.pending.ok {
 		r.lsnOut = max(r.lsnOut, r.pending.lsnOut)
 		r.outputs += r.pending.outputs
+		switch {
+		case r.pending.blocked:
+			r.sendBackoff = min(max(2*r.sendBackoff, sendBackoffMin), sendBackoffMax)
+			r.sendRetry = time.Now().Add(r.sendBackoff)
+		case r.sendBackoff > 0:
+			r.log.Info("the blocked outputs are put: the sender goes on", "lsn_out", r.lsnOut)
+			r.sendBackoff, r.sendRetry = 0, time.Time{}
+		}
 	}
 	r.pending = pendingOut{}
 }
@@ -701,7 +1011,7 @@ func (r *replica) secondary(ctx context.Context) error {
 		}
 	}
 	for ctx.Err() == nil {
-		if _, err := r.follow(r.cfg.Poll); err != nil {
+		if _, err := r.follow(r.sendWait(r.cfg.Poll)); err != nil {
 			return err
 		}
 		if err := r.readRole(); err != nil {
@@ -715,14 +1025,10 @@ func (r *replica) secondary(ctx context.Context) error {
 				return err
 			}
 		}
-		if r.rec.Sender == r.pos && r.applied > r.lsnOut {
-			if err := r.send(); err != nil {
+		if r.rec.Sender == r.pos && r.sendDue() {
+			if err := r.sendAlone(); err != nil {
 				return err
 			}
-			if err := r.c.Commit(); err != nil {
-				return fmt.Errorf("commit of the outputs up to LSN %d: %w", r.applied, err)
-			}
-			r.committedSend()
 		}
 		r.dropSent()
 		if err := r.publish(); err != nil {
@@ -732,6 +1038,18 @@ func (r *replica) secondary(ctx context.Context) error {
 			return err
 		}
 	}
+	return nil
+}
+
+// sendAlone is a unit of work of its own that sends.
+func (r *replica) sendAlone() error {
+	if err := r.send(); err != nil {
+		return err
+	}
+	if err := r.c.Commit(); err != nil {
+		return fmt.Errorf("commit of the outputs up to LSN %d: %w", r.pending.lsnOut, err)
+	}
+	r.committedSend()
 	return nil
 }
 

@@ -33,11 +33,20 @@ type ledger struct {
 	Balances map[string]int64
 	Applied  int
 	Stamps   uint64 // folds every time, random id and choice: replicas agree only if they replayed them
+	// hold, when set, is called before each input (a test holds the
+	// replica there).
+	hold func(lsn uint64)
+	// extra, when set, gives a transfer an output before its
+	// confirmation (queue "": none).
+	extra func(id int64) (queue string, body []byte)
 }
 
 func newLedger() *ledger { return &ledger{Balances: map[string]int64{}} }
 
 func (l *ledger) Handle(ctx *unit.Ctx, in *unit.Input) error {
+	if l.hold != nil {
+		l.hold(in.LSN)
+	}
 	var id, amount int64
 	var from, to string
 	if _, err := fmt.Sscanf(string(in.Body), "%d %s %s %d", &id, &from, &to, &amount); err != nil {
@@ -53,6 +62,11 @@ func (l *ledger) Handle(ctx *unit.Ctx, in *unit.Input) error {
 	}
 	l.Applied++
 	l.Stamps = l.Stamps*31 + uint64(now.UnixNano()) ^ rid + uint64(pick[0])
+	if l.extra != nil {
+		if q, b := l.extra(id); q != "" {
+			ctx.Send(q, &mq.Message{Body: b})
+		}
+	}
 	ctx.Send("CONFIRM", &mq.Message{Body: fmt.Appendf(nil, "%d %d %d %d %v %d", id, ctx.LSN(), now.UnixNano(), rid, ok, pick[0])})
 	return nil
 }
@@ -131,6 +145,32 @@ func waitFor(t *testing.T, what string, cond func() bool) {
 // (as the confirmations carry them).
 func TestLatePrimaryAndSender(t *testing.T) { runLedger(t, 2, 1500, 0) }
 
+// TestFlowControl: RESENDQ is the flow control (design 5.4). The
+// secondary (the sender) is held in its handler at LSN heldAt+1 while
+// 600 transfers arrive: the primary takes at most RESENDQ inputs beyond
+// the secondary's applied LSN (the trim bound), shows itself halted, and
+// the log never holds more than its MAXDEPTH (2 x RESENDQ + 64 messages;
+// the primary logs 2 inputs a message here, so without the halt it would
+// reach it). Released, the secondary catches up, the primary resumes and
+// every transfer is confirmed once, in order.
+func TestFlowControl(t *testing.T) {
+	const resendQ, heldAt = 50, 40
+	runLedgerWith(t, ledgerRun{replicas: 2, n: 600, batch: 2, resendQ: resendQ, holdSecondary: heldAt,
+		whileHeld: func(t *testing.T, watch *mq.Conn) {
+			waitFor(t, "the primary to halt", func() bool { return progressOf(t, watch, 0) >= heldAt+resendQ || haltedOf(t, watch, 0) })
+			time.Sleep(300 * time.Millisecond) // room to overrun, were there no halt
+			if a := progressOf(t, watch, 0); a > heldAt+resendQ {
+				t.Errorf("the primary applied %d inputs, the held secondary %d: more than RESENDQ(%d) beyond it", a, heldAt, resendQ)
+			}
+			if !haltedOf(t, watch, 0) {
+				t.Errorf("the primary's progress does not show it halted")
+			}
+			if d, max := logDepth(t, watch), int64(2*resendQ+64); d > max {
+				t.Errorf("the log holds %d messages, its MAXDEPTH is %d", d, max)
+			}
+		}})
+}
+
 // TestPromotion: the primary stops half way (its connection ends, its
 // unit of work in progress is backed out) and the test, standing in for
 // the member that recovers its connection, makes the death transition:
@@ -143,12 +183,85 @@ func TestPromotion(t *testing.T) { runLedger(t, 2, 1200, 600) }
 // is trimmed as it goes, and every output goes out once.
 func TestLatePrimaryAlone(t *testing.T) { runLedger(t, 1, 500, 0) }
 
+// TestFullAndUnknownDestinations: CONFIRM holds 43 messages and its
+// consumer starts only after all 600 transfers are put; every 40th
+// transfer also sends an output to a queue that does not exist, and
+// every 40th another one too long for its queue, each before its
+// confirmation. The sender retries the full queue (committing what it
+// put, OUT saying how far into an input's outputs it got: the 44th
+// transfer's refused output is put, its confirmation is not, so the
+// retries must not put the first again), the primary
+// halts at RESENDQ, and once the consumer runs every transfer is
+// confirmed once, in order; the refused outputs are on the DEADQ, once
+// each, in order, behind a dead-letter header with the put's reason,
+// their MsgIDs the unit's outputs (their destinations' sequences).
+func TestFullAndUnknownDestinations(t *testing.T) {
+	runLedgerWith(t, ledgerRun{replicas: 2, n: 600, resendQ: 100, confirmDepth: 43, refusedOutputs: true})
+}
+
+// TestFullDestinationPrimarySender: the same with REPLICAS(1): the
+// primary is the sender and retries between its batches.
+func TestFullDestinationPrimarySender(t *testing.T) {
+	runLedgerWith(t, ledgerRun{replicas: 1, n: 600, resendQ: 100, confirmDepth: 43, refusedOutputs: true})
+}
+
+// TestSenderStoppedIdle: the sender (the secondary, held at LSN 100) is
+// stopped once the primary has processed every transfer, and its death
+// made: the primary becomes the sender with outputs above LSN_out and no
+// input to come, and must send them all the same.
+func TestSenderStoppedIdle(t *testing.T) {
+	const n = 300
+	runLedgerWith(t, ledgerRun{replicas: 2, n: n, holdSecondary: 100, stopSender: true,
+		whileHeld: func(t *testing.T, watch *mq.Conn) {
+			waitFor(t, "the primary to process every transfer", func() bool { return progressOf(t, watch, 0) == n })
+		}})
+}
+
 // runLedger runs a unit of replicas replicas fed n transfers; with
 // killAt > 0 the primary is stopped after killAt of them and its death
 // transition made.
 func runLedger(t *testing.T, replicas, n, killAt int) {
-	g := startMember(t, "DEFINE QLOCAL(IN) MAXDEPTH(100000)", "DEFINE QLOCAL(CONFIRM) MAXDEPTH(100000)",
-		fmt.Sprintf("DEFINE SERVICE(LEDGER) STARTCMD('/bin/true') INPUT(IN) REPLICAS(%d)", replicas))
+	runLedgerWith(t, ledgerRun{replicas: replicas, n: n, killAt: killAt})
+}
+
+// ledgerRun is what runLedgerWith runs.
+type ledgerRun struct {
+	replicas, n, killAt int
+	batch               int // the replicas' BatchSize (default 16)
+	resendQ             int // the service's RESENDQ (0: the default)
+	// holdSecondary > 0: the secondary's handler stops before input
+	// holdSecondary+1; whileHeld runs once all input is put, then the
+	// secondary is released.
+	holdSecondary int
+	whileHeld     func(t *testing.T, watch *mq.Conn)
+	// stopSender: once whileHeld returns, the held secondary (the
+	// sender) is stopped as it is released and its death made: the
+	// primary becomes the sender with no more input to come.
+	stopSender bool
+	// confirmDepth > 0: CONFIRM's MAXDEPTH, and its consumer starts
+	// 500 ms after the last transfer is put.
+	confirmDepth int
+	// refusedOutputs: transfers id%40 == 3 send an output to NOWHERE (not
+	// defined), id%40 == 5 one too long for SMALL (MAXMSGL 16), before
+	// their confirmation; both must reach the DEADQ (DLQ).
+	refusedOutputs bool
+}
+
+func runLedgerWith(t *testing.T, lr ledgerRun) {
+	replicas, n, killAt := lr.replicas, lr.n, lr.killAt
+	if lr.batch == 0 {
+		lr.batch = 16
+	}
+	svc := fmt.Sprintf("DEFINE SERVICE(LEDGER) STARTCMD('/bin/true') INPUT(IN) REPLICAS(%d)", replicas)
+	if lr.resendQ > 0 {
+		svc += fmt.Sprintf(" RESENDQ(%d)", lr.resendQ)
+	}
+	confirmDef := "DEFINE QLOCAL(CONFIRM) MAXDEPTH(100000)"
+	if lr.confirmDepth > 0 {
+		confirmDef = fmt.Sprintf("DEFINE QLOCAL(CONFIRM) MAXDEPTH(%d)", lr.confirmDepth)
+	}
+	g := startMember(t, "DEFINE QLOCAL(IN) MAXDEPTH(100000)", confirmDef, svc,
+		"DEFINE QLOCAL(DLQ) MAXDEPTH(100000)", "ALTER QMGR DEADQ(DLQ)", "DEFINE QLOCAL(SMALL) MAXMSGL(16)")
 	opts := mq.ConnectOptions{Group: g.Name, QMgr: "QM1", DataDir: g.DataDir, CFDir: g.CFDir}
 	watch, err := mq.Connect(opts)
 	if err != nil {
@@ -159,6 +272,19 @@ func runLedger(t *testing.T, replicas, n, killAt int) {
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	handlers := []*ledger{newLedger(), newLedger()}
+	if lr.refusedOutputs {
+		for _, h := range handlers {
+			h.extra = refusedOutput
+		}
+	}
+	release := make(chan struct{})
+	if lr.holdSecondary > 0 {
+		handlers[1].hold = func(lsn uint64) {
+			if lsn == uint64(lr.holdSecondary)+1 {
+				<-release
+			}
+		}
+	}
 	errs := make([]error, 2)
 	var wg sync.WaitGroup
 	var stopped [2]chan struct{}
@@ -171,7 +297,7 @@ func runLedger(t *testing.T, replicas, n, killAt int) {
 		go func() {
 			defer wg.Done()
 			defer close(stopped[pos])
-			errs[pos] = unit.RunWith(rctx, unit.ReplicaConfig{Connect: opts, Service: "LEDGER", Position: pos, BatchSize: 16, Poll: 20 * time.Millisecond}, handlers[pos])
+			errs[pos] = unit.RunWith(rctx, unit.ReplicaConfig{Connect: opts, Service: "LEDGER", Position: pos, BatchSize: lr.batch, Poll: 20 * time.Millisecond}, handlers[pos])
 			if errs[pos] != nil {
 				cancel()
 			}
@@ -230,6 +356,21 @@ func runLedger(t *testing.T, replicas, n, killAt int) {
 	}
 	if err := prod.Commit(); err != nil {
 		t.Fatal(err)
+	}
+	if lr.holdSecondary > 0 {
+		lr.whileHeld(t, watch)
+		if lr.stopSender {
+			stop[1]()
+		}
+		close(release)
+		if lr.stopSender {
+			<-stopped[1]
+			dead(t, watch, 1)
+			sender = 0
+		}
+	}
+	if lr.confirmDepth > 0 {
+		time.Sleep(500 * time.Millisecond)
 	}
 
 	cons, err := mq.Connect(opts)
@@ -320,12 +461,15 @@ func runLedger(t *testing.T, replicas, n, killAt int) {
 		ref.Stamps = ref.Stamps*31 + uint64(c.at) ^ c.rid + uint64(c.pick)
 	}
 	for k := 0; k < replicas; k++ {
-		if k == 0 && killAt > 0 {
+		if k == 0 && killAt > 0 || k == 1 && lr.stopSender {
 			continue // stopped half way
 		}
 		if d := handlers[k].digest(); d != ref.digest() {
 			t.Fatalf("replica %d's state differs from the reference:\nreplica   %s\nreference %s", k, d, ref.digest())
 		}
+	}
+	if lr.refusedOutputs {
+		checkDeadLetters(t, watch, n)
 	}
 	// The log holds at most what the secondary had not applied when the
 	// primary last trimmed.
@@ -333,6 +477,57 @@ func runLedger(t *testing.T, replicas, n, killAt int) {
 		if d := logDepth(t, watch); d > 1 {
 			t.Fatalf("the log of a unit without secondaries holds %d messages", d)
 		}
+	}
+}
+
+// refusedOutput is the extra output of TestFullAndUnknownDestinations.
+func refusedOutput(id int64) (string, []byte) {
+	switch id % 40 {
+	case 3:
+		return "NOWHERE", fmt.Appendf(nil, "nowhere %d", id)
+	case 5:
+		return "SMALL", fmt.Appendf(nil, "too long for SMALL: transfer %d", id)
+	}
+	return "", nil
+}
+
+// checkDeadLetters checks that the DEADQ holds the refused outputs of n
+// transfers, once each, in order, behind a dead-letter header with the
+// put's reason and each output's identity.
+func checkDeadLetters(t *testing.T, c *mq.Conn, n int) {
+	t.Helper()
+	dlq, err := c.Open("DLQ", mq.OpenOptions{Input: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer dlq.Close()
+	seq := map[string]uint64{}
+	for id := int64(0); id < int64(n); id++ {
+		q, want := refusedOutput(id)
+		if q == "" {
+			continue
+		}
+		m, err := dlq.Get(mq.GetOptions{Wait: 2 * time.Second})
+		if err != nil {
+			t.Fatalf("DEADQ: the refused output of transfer %d: %v", id, err)
+		}
+		d, body, err := mq.ParseDLH(m.Body)
+		if err != nil {
+			t.Fatalf("DEADQ: transfer %d: %v", id, err)
+		}
+		reason := mq.RCUnknownObjectName
+		if q == "SMALL" {
+			reason = mq.RCMsgTooBigForQ
+		}
+		seq[q]++
+		oid, err := logrec.ParseOutputID(m.MsgID)
+		if d.Reason != reason || d.DestQ != q || string(body) != string(want) || m.Format != mq.FormatDeadLetter || err != nil || oid.Seq != seq[q] {
+			t.Fatalf("DEADQ: transfer %d: header %+v, format %q, body %q, output id %+v (%v); want reason %v, %s, %q, sequence %d",
+				id, d, m.Format, body, oid, err, reason, q, want, seq[q])
+		}
+	}
+	if m, err := dlq.Get(mq.GetOptions{}); err == nil {
+		t.Fatalf("DEADQ: one more message: %q", m.Body)
 	}
 }
 
@@ -419,6 +614,22 @@ func progressOf(t *testing.T, c *mq.Conn, k int) uint64 {
 		return 0
 	}
 	return p.Applied
+}
+
+// haltedOf reports whether position k's progress shows it halted by flow
+// control.
+func haltedOf(t *testing.T, c *mq.Conn, k int) bool {
+	t.Helper()
+	_, s, err := mqconn.Of(c).OwnerIn("APPL1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	buf := make([]byte, s.StatusSize())
+	if _, err := s.ReadStatus(1+k, buf); err != nil {
+		t.Fatal(err)
+	}
+	p, err := role.DecodeProgress(buf)
+	return err == nil && p.Flags&role.FlagHalted != 0
 }
 
 // dead makes position k's death transition, as the member that recovered

@@ -217,7 +217,7 @@ const (
 //	    32     8  otOutputs     outputs committed in all
 //	    40     8  otOutHash     output hash at LSN_out
 //	    48     8  otUpdated     Unix ns of the replace
-//	    56     8  -             zero
+//	    56     8  otPart        outputs of LSN LSN_out+1 committed (a send stopped inside it by a full queue)
 const (
 	otMagic   = 0
 	otVersion = 4
@@ -228,6 +228,7 @@ const (
 	otOutputs = 32
 	otOutHash = 40
 	otUpdated = 48
+	otPart    = 56
 )
 
 // Output MsgID (idSize bytes, big-endian), set by the sender on every

@@ -44,7 +44,48 @@ const (
 	ChoiceTime  ChoiceKind = 1 // Ctx.Now: 8 bytes, Unix ns
 	ChoiceSeed  ChoiceKind = 2 // Ctx.Rand: the 16-byte seed of the input's generator
 	ChoiceBytes ChoiceKind = 3 // Ctx.Choose: any bytes
+	// ChoiceFailed is the framework's, not the handler's: the handler
+	// failed on the input and the input went aside (Failed, its bytes).
+	// It is the input's last choice; a replica whose handler does not
+	// fail where the primary's did, or fails where it did not, diverged.
+	ChoiceFailed ChoiceKind = 4
 )
+
+// Failed is the decision logged with a FAILED choice: where the input a
+// handler failed on goes, the same in every replica. Bytes: time (8,
+// Unix ns, little-endian: the dead-letter header's), flags (1: bit 0
+// behind a dead-letter header), the queue's name (the rest, at most
+// MaxFailedQueue bytes).
+type Failed struct {
+	Time  int64
+	DLH   bool   // behind a dead-letter header (to the DEADQ); else as it came (to BOQNAME)
+	Queue string // the queue it is put to
+}
+
+// MaxFailedQueue bounds a FAILED choice's queue name (a queue name's
+// length).
+const MaxFailedQueue = 48
+
+// Encode renders f as a FAILED choice's bytes.
+func (f Failed) Encode() []byte {
+	b := le.AppendUint64(nil, uint64(f.Time))
+	fl := byte(0)
+	if f.DLH {
+		fl = 1
+	}
+	return append(append(b, fl), f.Queue...)
+}
+
+// DecodeFailed reads a FAILED choice's bytes.
+func DecodeFailed(b []byte) (Failed, error) {
+	if len(b) < 10 || len(b) > 9+MaxFailedQueue {
+		return Failed{}, fmt.Errorf("%w: FAILED choice of %d bytes", ErrCorrupt, len(b))
+	}
+	if b[8]&^1 != 0 {
+		return Failed{}, fmt.Errorf("%w: FAILED choice flags %#x", ErrCorrupt, b[8])
+	}
+	return Failed{Time: int64(le.Uint64(b)), DLH: b[8] == 1, Queue: string(b[9:])}, nil
+}
 
 func (k ChoiceKind) String() string {
 	switch k {
@@ -54,6 +95,8 @@ func (k ChoiceKind) String() string {
 		return "SEED"
 	case ChoiceBytes:
 		return "BYTES"
+	case ChoiceFailed:
+		return "FAILED"
 	}
 	return fmt.Sprintf("ChoiceKind(%d)", uint8(k))
 }
@@ -76,6 +119,10 @@ func validChoice(c Choice) error {
 			return fmt.Errorf("SEED choice of %d bytes, want 16", len(c.Data))
 		}
 	case ChoiceBytes:
+	case ChoiceFailed:
+		if _, err := DecodeFailed(c.Data); err != nil {
+			return err
+		}
 	default:
 		return fmt.Errorf("choice kind %d", c.Kind)
 	}

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"errors"
 	"reflect"
+	"strings"
 	"testing"
 )
 
@@ -29,6 +30,7 @@ func sampleInput(lsn uint64, choices bool) *Input {
 			{Kind: ChoiceSeed, Data: bytes.Repeat([]byte{0xab}, 16)},
 			{Kind: ChoiceBytes, Data: []byte("chosen")},
 			{Kind: ChoiceBytes},
+			{Kind: ChoiceFailed, Data: Failed{Time: 1_700_000_000_000_000_001, DLH: true, Queue: "SYSTEM.DEAD.LETTER.QUEUE"}.Encode()},
 		}
 	}
 	return in
@@ -155,7 +157,7 @@ func TestLogCorrelIDSorts(t *testing.T) {
 }
 
 func TestOutRoundTrip(t *testing.T) {
-	o := Out{Sender: 1, Epoch: 7, Gen: 2, LSNOut: 1000, Outputs: 1001, OutHash: 0xabc, Updated: 12345}
+	o := Out{Sender: 1, Epoch: 7, Gen: 2, LSNOut: 1000, Outputs: 1001, OutHash: 0xabc, Updated: 12345, Part: 2}
 	b := o.Encode()
 	got, err := DecodeOut(b)
 	if err != nil || got != o {
@@ -317,4 +319,23 @@ func mustResend(t *testing.T, rs []Resend) []byte {
 		t.Fatal(err)
 	}
 	return b
+}
+
+// TestFailedChoice: a FAILED choice's bytes round-trip, and bytes that are
+// not one are refused, never a panic.
+func TestFailedChoice(t *testing.T) {
+	for _, f := range []Failed{{Time: 5, Queue: "IN.BO"}, {Time: -1, DLH: true, Queue: strings.Repeat("Q", MaxFailedQueue)}} {
+		g, err := DecodeFailed(f.Encode())
+		if err != nil || g != f {
+			t.Fatalf("%+v: decoded %+v, %v", f, g, err)
+		}
+	}
+	for _, b := range [][]byte{nil, make([]byte, 9), append(make([]byte, 8), 2, 'Q'), make([]byte, 10+MaxFailedQueue)} {
+		if _, err := DecodeFailed(b); !errors.Is(err, ErrCorrupt) {
+			t.Fatalf("%x: %v", b, err)
+		}
+		if err := validChoice(Choice{Kind: ChoiceFailed, Data: b}); err == nil {
+			t.Fatalf("%x: a valid FAILED choice", b)
+		}
+	}
 }

@@ -16,6 +16,10 @@ type Out struct {
 	Outputs uint64 // outputs committed in all
 	OutHash uint64 // output hash at LSNOut
 	Updated int64  // Unix ns
+	// Part is how many outputs of LSN LSNOut+1, in the order the handler
+	// sent them, are committed too: a send that met a full destination
+	// stopped there (its next output goes first in the next send).
+	Part uint64
 }
 
 // OutCorrelID is the CorrelID of the OUT message on SYSTEM.UNIT.<n>.STATE.
@@ -33,6 +37,7 @@ func (o *Out) Encode() []byte {
 	le.PutUint64(b[otOutputs:], o.Outputs)
 	le.PutUint64(b[otOutHash:], o.OutHash)
 	le.PutUint64(b[otUpdated:], uint64(o.Updated))
+	le.PutUint64(b[otPart:], o.Part)
 	return b
 }
 
@@ -48,7 +53,7 @@ func DecodeOut(b []byte) (Out, error) {
 	if b[otVersion] != Version {
 		return o, fmt.Errorf("%w: OUT record version %d, this binary reads %d", ErrVersion, b[otVersion], Version)
 	}
-	if !zero(b[otSender+1:otEpoch]) || !zero(b[otUpdated+8:]) {
+	if !zero(b[otSender+1 : otEpoch]) {
 		return o, fmt.Errorf("%w: OUT record: reserved bytes not zero", ErrCorrupt)
 	}
 	o = Out{
@@ -59,6 +64,7 @@ func DecodeOut(b []byte) (Out, error) {
 		Outputs: le.Uint64(b[otOutputs:]),
 		OutHash: le.Uint64(b[otOutHash:]),
 		Updated: int64(le.Uint64(b[otUpdated:])),
+		Part:    le.Uint64(b[otPart:]),
 	}
 	return o, nil
 }
