@@ -40,6 +40,7 @@ var commands = []command{
 	{demo.GroupWorkerName, "", worker(demo.GroupWorker)},
 	{demo.CFWorkerName, "", worker(demo.CFWorker)},
 	{demo.RequestWorkerName, "", worker(demo.RequestWorker)},
+	{demo.UnitWorkerName, "", worker(demo.UnitWorker)},
 }
 
 // noStdin adapts a command that reads neither stdin nor writes to stderr

@@ -14,6 +14,9 @@
 #   scripts/bench.sh smds     messages whose bodies go to shared message data
 #                             sets, against the same through the CF with large
 #                             elements and against raw file write + read
+#   scripts/bench.sh units    a recovery unit (the example ledger, REPLICAS(2)):
+#                             throughput against a plain consumer doing the
+#                             same work; failover after SIGKILLs of the primary
 #   scripts/bench.sh amqp     AMQP 0-9-1 through amqp091-go, against RabbitMQ
 #                             too when rabbitmq-server is installed (the
 #                             script starts and stops its own instance on
@@ -25,7 +28,8 @@
 # BENCH_ARGS_PERSIST to the persistence program (e.g. "-n 50000 -rounds 1"),
 # BENCH_ARGS_AMQP to the AMQP program (e.g. "-rounds 5 -duration 5s"),
 # BENCH_ARGS_REQUESTS to the request program (e.g. "-n 5000 -kills 9"),
-# BENCH_ARGS_SMDS to the data set program (e.g. "-rounds 1 -mib 64").
+# BENCH_ARGS_SMDS to the data set program (e.g. "-rounds 1 -mib 64"),
+# BENCH_ARGS_UNITS to the recovery unit program (e.g. "-n 50000 -kills 9").
 set -euo pipefail
 cd "$(dirname "$0")/.."
 area=${1:-all}
@@ -60,6 +64,12 @@ run_persist() {
   go build -o "$bin/persistbench" ./perf/persistbench
   # shellcheck disable=SC2086
   "$bin/persistbench" ${BENCH_ARGS_PERSIST:-}
+}
+
+run_units() {
+  go build -o "$bin/unitbench" ./perf/unitbench
+  # shellcheck disable=SC2086
+  "$bin/unitbench" ${BENCH_ARGS_UNITS:-}
 }
 
 run_smds() {
@@ -172,6 +182,7 @@ case "$area" in
   amqp) run_amqp ;;
   requests) run_requests ;;
   smds) run_smds ;;
-  all) run_cf; run_group; run_channel; run_persist; run_requests; run_smds; run_amqp ;;
-  *) echo "unknown area $area (known: cf, group, channel, persist, requests, smds, amqp)" >&2; exit 2 ;;
+  units) run_units ;;
+  all) run_cf; run_group; run_channel; run_persist; run_requests; run_units; run_smds; run_amqp ;;
+  *) echo "unknown area $area (known: cf, group, channel, persist, requests, units, smds, amqp)" >&2; exit 2 ;;
 esac

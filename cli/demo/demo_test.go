@@ -15,7 +15,7 @@ import (
 // that binary is the test binary, so it dispatches qmgr's commands here.
 func TestMain(m *testing.M) {
 	testproc.RegisterCommand(func(args []string) int { return cli.Main(args, os.Stdout, os.Stderr) },
-		"start", "chinit", demo.CFWorkerName, demo.GroupWorkerName, demo.RequestWorkerName)
+		"start", "chinit", demo.CFWorkerName, demo.GroupWorkerName, demo.RequestWorkerName, demo.UnitWorkerName)
 	testproc.Main(m)
 }
 

@@ -17,6 +17,14 @@
 //     manager, the servers and a member are SIGKILLed; it prints what
 //     became of each trip and checks each mode's promise. Its processes
 //     run as RequestWorkerName (RequestWorker).
+//   - The recovery units' demo (units.go, --part units): a group of two
+//     whose members run the example ledger unit (unit/example/ledger) as
+//     a service of two replicas (this binary as UnitWorkerName, through
+//     UnitWorker); the primary replica is SIGKILLed under load, the
+//     secondary promoted and a replacement joins; it checks every
+//     transfer confirmed exactly once and in order, both replicas'
+//     balances against a reference rebuilt from the confirmations' logged
+//     choices, and the checker.
 //   - The coupling-facility demo (cf.go, RunCF): no members, one structure;
 //     producer and consumer processes (CFWorker), a consumer SIGKILLed in
 //     its unit of work and repaired from shared memory alone.

@@ -94,10 +94,13 @@ func GroupCommand(args []string, out io.Writer) error {
 	fs.IntVar(&c.Batch, "batch", 50, "messages per unit of work")
 	fs.IntVar(&c.Rate, "rate", 50_000, "messages per second from all producers (0: unpaced)")
 	fs.StringVar(&c.Dir, "dir", "", "directory for the group (default: a temporary one, removed afterwards)")
-	part := fs.String("part", "all", "which part: group (members and applications), channel (a shared channel), amqp (AMQP clients), requests (request managers and their recovery modes), or all")
+	part := fs.String("part", "all", "which part: group (members and applications), channel (a shared channel), amqp (AMQP clients), requests (request managers and their recovery modes), units (a recovery unit through a SIGKILL), or all")
 	var rc RequestsConfig
 	fs.IntVar(&rc.PerMode, "trips", 8, "requests part: trips of each recovery mode")
 	fs.DurationVar(&rc.CallDelay, "call-delay", 150*time.Millisecond, "requests part: how long a travel server takes per call")
+	var uc UnitsConfig
+	fs.IntVar(&uc.Transfers, "transfers", 3000, "units part: transfers through the ledger unit")
+	fs.IntVar(&uc.Rate, "transfer-rate", 1000, "units part: transfers a second")
 	chMsgs := fs.Int("channel-messages", 200_000, "messages through the shared channel")
 	amqpMsgs := fs.Int("amqp-messages", 20_000, "messages through AMQP")
 	if err := fs.Parse(args); err != nil {
@@ -115,10 +118,13 @@ func GroupCommand(args []string, out io.Writer) error {
 	if err := rc.Validate(); err != nil {
 		return err
 	}
+	if err := uc.Validate(); err != nil {
+		return err
+	}
 	switch *part {
-	case "all", "group", "channel", "amqp", "requests":
+	case "all", "group", "channel", "amqp", "requests", "units":
 	default:
-		return fmt.Errorf("demo: --part %q: group, channel, amqp, requests or all", *part)
+		return fmt.Errorf("demo: --part %q: group, channel, amqp, requests, units or all", *part)
 	}
 	if *part == "all" || *part == "group" {
 		if err := RunGroup(c, out); err != nil {
@@ -149,7 +155,17 @@ func GroupCommand(args []string, out io.Writer) error {
 			return err
 		}
 		rc.Dir = dir
-		return RunRequests(rc, out)
+		if err := RunRequests(rc, out); err != nil {
+			return err
+		}
+	}
+	if *part == "all" || *part == "units" {
+		dir, err := partDir(c.Dir, "units")
+		if err != nil {
+			return err
+		}
+		uc.Dir = dir
+		return RunUnits(uc, out)
 	}
 	return nil
 }
