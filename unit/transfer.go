@@ -42,13 +42,15 @@ import (
 
 // Crash points of the transfer (design 11): the joiner announced itself,
 // the donor put a chunk, the donor committed the last chunk, the joiner
-// got a chunk, the joiner is restored, a restored joiner took the sender
-// role.
+// got a chunk, the joiner got and checked the whole stream (before the
+// handler's Restore ends and before it becomes active), the joiner is
+// restored, a restored joiner took the sender role.
 var (
 	cpXferRegistered = crashpoint.New("unit.transfer.registered")
 	cpXferChunk      = crashpoint.New("unit.transfer.chunk")
 	cpXferLast       = crashpoint.New("unit.transfer.last")
 	cpXferGot        = crashpoint.New("unit.transfer.got")
+	cpXferReceived   = crashpoint.New("unit.transfer.received")
 	cpXferRestored   = crashpoint.New("unit.transfer.restored")
 	cpXferHandOver   = crashpoint.New("unit.transfer.handover")
 )
@@ -481,6 +483,7 @@ func (r *replica) join() (uint64, error) {
 		if c.Total != off || c.Hash != h.Sum64() {
 			return abort(fmt.Errorf("%w: snapshot at LSN %d: %d bytes hashing %x, the donor sent %d hashing %x", logrec.ErrCorrupt, lsn, off, h.Sum64(), c.Total, c.Hash))
 		}
+		cpXferReceived.Hit()
 		break
 	}
 	if err := rs.finish(r, lsn); err != nil {

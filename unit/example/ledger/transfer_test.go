@@ -8,6 +8,7 @@ import (
 	"strings"
 	"syscall"
 	"testing"
+	"time"
 
 	"github.com/qmgr/qmgr/crashpoint"
 	"github.com/qmgr/qmgr/internal/mqconn"
@@ -295,4 +296,84 @@ func transferScenario(t *testing.T, replicas int, cp string, attrs string) {
 	if r := s.Check(lockfree.CheckOptions{}); !r.OK() {
 		t.Fatalf("checker: %s", r)
 	}
+}
+
+// TestSnapshotJoinerSlowRestore: the joiner gets and checks the whole
+// stream, then takes longer than LEDGER_TRANSFER_STALL to become active
+// (unit.transfer.received:1:sleep:3s stands in for a handler whose
+// Restore is slow, or a paused process). Its donor, the primary, sees no
+// chunk count change after the last chunk; it must not clear its hold
+// while that joiner may still become active at the snapshot's LSN s, or
+// the primary trims the log above s and the joiner, restored at s, can
+// never catch up (it fails stop at a gap, or sits at s with an empty log
+// and, promoted, would take input at LSN s+1 again). The joiner must
+// become active and apply everything, in the same process.
+func TestSnapshotJoinerSlowRestore(t *testing.T) {
+	const n = 3000
+	t.Setenv("LEDGER_TRANSFER_STALL", "300ms")
+	bin, err := filepath.Abs(os.Args[0])
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Setenv("LEDGER_STATE_DIR", t.TempDir())
+	t.Setenv("LEDGER_CHUNK_SIZE", "6")
+	once := filepath.Join(t.TempDir(), "crashpoint-once")
+	t.Setenv(crashpoint.EnvVar, "unit.transfer.received:1:sleep:3s")
+	t.Setenv(crashpoint.OnceVar, once)
+	_, g := startMember(t, false, "DEFINE QLOCAL(IN) MAXDEPTH(100000)", "DEFINE QLOCAL(CONFIRM) MAXDEPTH(100000)",
+		fmt.Sprintf("DEFINE SERVICE(LEDGER) STARTCMD('%s') STARTARG('ledger-replica') INPUT(IN) REPLICAS(2)", bin))
+	opts := mq.ConnectOptions{Group: g.Name, QMgr: "QM1", DataDir: g.DataDir, CFDir: g.CFDir}
+	c, err := mq.Connect(opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Disconnect()
+	_, s, err := mqconn.Of(c).OwnerIn("APPL1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var r0 *role.Role
+	waitFor(t, "both replicas active, the secondary the sender", nil, func() bool {
+		r0 = roleOf(t, s)
+		return r0.Pos[0].State == role.Active && r0.Pos[1].State == role.Active && r0.Sender != r0.Primary
+	})
+	primary, victim := r0.Primary, r0.Sender
+	killed := r0.Pos[victim].Pid
+	transfers, wait := produce(t, opts, n)
+	waitFor(t, "the primary to trim its log", nil, func() bool { return logHead(t, c) > 1 && appliedOf(t, s, int(primary)) >= n/5 })
+	if err := syscall.Kill(int(killed), syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "the joiner to get the whole stream", nil, func() bool { _, err := os.Stat(once); return err == nil })
+	slow := roleOf(t, s).Pos[victim]
+	if slow.State != role.Joining || slow.Pid == killed {
+		t.Fatalf("position %d is not joining after the crash point: %+v", victim, slow)
+	}
+	var snap uint64
+	for t0 := time.Now(); ; time.Sleep(5 * time.Millisecond) {
+		p := roleOf(t, s).Pos[victim]
+		if p.Pid != slow.Pid || p.Tag != slow.Tag {
+			t.Fatalf("the joiner (pid %d) that got the whole stream was not kept: position %d is now %+v (the donor's hold was cleared at log head %d, primary applied %d)",
+				slow.Pid, victim, p, logHead(t, c), appliedOf(t, s, int(primary)))
+		}
+		if p.State == role.Active {
+			snap = p.SnapLSN
+			if pr := progressOf(t, s, int(victim)); pr != nil && pr.Tag == slow.Tag && pr.Applied == n {
+				break
+			}
+		}
+		if time.Since(t0) > 25*time.Second {
+			t.Fatalf("the joiner (pid %d) restored at LSN %d did not catch up: applied %d, primary applied %d, log head %d",
+				slow.Pid, snap, appliedOf(t, s, int(victim)), appliedOf(t, s, int(primary)), logHead(t, c))
+		}
+	}
+	t.Logf("position %d restored at LSN %d after a slow restore, caught up to %d", victim, snap, n)
+	if err := wait(); err != nil {
+		t.Fatal(err)
+	}
+	got := confirmations(t, c, n)
+	reference(t, got, transfers)
+	waitFor(t, "every hold cleared, no chunk left", nil, func() bool {
+		return holdOf(t, s, 0) == 0 && holdOf(t, s, 1) == 0 && snapChunks(t, c) == 0
+	})
 }
