@@ -110,7 +110,7 @@ func (r *replica) serveJoiners() error {
 	if d := r.donating; d != nil {
 		switch {
 		case !r.joinerHere(d.joiner, d.tag):
-			if err := r.removeChunks(d.cid); err != nil {
+			if _, err := r.removeChunks(d.cid); err != nil {
 				return err
 			}
 			r.log.Info("snapshot joiner gone: hold cleared", "joiner", d.joiner, "lsn", d.lsn)
@@ -126,11 +126,23 @@ func (r *replica) serveJoiners() error {
 			}
 			if time.Since(d.moved) > r.cfg.TransferStall {
 				// Streamed, but the joiner restores nothing (hung): the hold
-				// must not keep the log for it for ever.
-				if err := r.removeChunks(d.cid); err != nil {
+				// must not keep the log for it for ever. Only if a chunk is
+				// removed here, though: the joiner gets the chunks in order
+				// and destructively, so it can then never finish. If it got
+				// them all it may still become active at d.lsn (its Restore
+				// is slow, or it was paused), and the trim counts it only
+				// through this hold until its progress shows it restored:
+				// the hold stays until then or until its entry is gone.
+				n, err := r.removeChunks(d.cid)
+				if err != nil {
 					return err
 				}
-				r.log.Info("snapshot joiner restored nothing: chunks removed, hold cleared", "joiner", d.joiner, "lsn", d.lsn)
+				if n == 0 {
+					r.log.Info("snapshot joiner got every chunk but is not restored yet: hold kept", "joiner", d.joiner, "lsn", d.lsn, "waited", time.Since(d.moved).Round(time.Millisecond))
+					d.moved = time.Now()
+					return nil
+				}
+				r.log.Info("snapshot joiner restored nothing: chunks removed, hold cleared", "joiner", d.joiner, "lsn", d.lsn, "removed", n)
 				r.giveUp(d.tag)
 				r.donating, r.hold = nil, 0
 			}
@@ -227,7 +239,7 @@ func (r *replica) donate(k uint8, tag uint32) error {
 func (r *replica) awaitJoiner(d *donation, idx uint32) (ok bool, err error) {
 	giveUp := func(why string) (bool, error) {
 		r.c.Backout()
-		if err := r.removeChunks(d.cid); err != nil {
+		if _, err := r.removeChunks(d.cid); err != nil {
 			return false, err
 		}
 		r.log.Info(why+": chunks removed, hold cleared", "joiner", d.joiner, "lsn", d.lsn)
@@ -310,19 +322,19 @@ func (r *replica) snapshotStream() ([]byte, error) {
 }
 
 // removeChunks gets every chunk of transfer cid, outside any unit of
-// work.
-func (r *replica) removeChunks(cid [24]byte) error {
+// work, and returns how many it got.
+func (r *replica) removeChunks(cid [24]byte) (int, error) {
 	q, err := r.snapQueue()
 	if err != nil {
-		return err
+		return 0, err
 	}
-	for {
+	for n := 0; ; n++ {
 		_, err := q.Get(mq.GetOptions{CorrelID: &cid})
 		if errors.Is(err, mq.ErrNoMessage) {
-			return nil
+			return n, nil
 		}
 		if err != nil {
-			return fmt.Errorf("remove snapshot chunks %x: %w", cid, err)
+			return n, fmt.Errorf("remove snapshot chunks %x: %w", cid, err)
 		}
 	}
 }
@@ -360,7 +372,7 @@ func (r *replica) sweepChunks() error {
 		stale[m.CorrelID] = true
 	}
 	for cid := range stale {
-		if err := r.removeChunks(cid); err != nil {
+		if _, err := r.removeChunks(cid); err != nil {
 			return err
 		}
 		r.log.Info("stale snapshot chunks removed", "transfer", fmt.Sprintf("%x", cid))
@@ -384,7 +396,7 @@ func (r *replica) join() (uint64, error) {
 	found := false
 	abort := func(err error) (uint64, error) {
 		if found {
-			if rerr := r.removeChunks(cid); rerr != nil {
+			if _, rerr := r.removeChunks(cid); rerr != nil {
 				err = errors.Join(err, rerr)
 			}
 		}
