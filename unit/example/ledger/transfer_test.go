@@ -377,3 +377,79 @@ func TestSnapshotJoinerSlowRestore(t *testing.T) {
 		return holdOf(t, s, 0) == 0 && holdOf(t, s, 1) == 0 && snapChunks(t, c) == 0
 	})
 }
+
+// TestSnapshotJoinerPausedBeforeChunks: the joiner stops (SIGSTOP) right
+// after it announced itself (unit.transfer.registered:1:stop), before it
+// found its transfer's chunks. Its donor, the primary, streams what it may
+// put ahead, gives the transfer up after LEDGER_TRANSFER_STALL (chunks
+// removed, hold cleared) and will not serve that joiner again. The joiner
+// is then resumed (SIGCONT): it finds no chunk and none will ever come, so
+// it must fail stop (ErrDonorGone) rather than wait for ever in its
+// position, and the member's next joiner joins by a new snapshot.
+func TestSnapshotJoinerPausedBeforeChunks(t *testing.T) {
+	const n = 3000
+	t.Setenv("LEDGER_TRANSFER_STALL", "300ms")
+	bin, err := filepath.Abs(os.Args[0])
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Setenv("LEDGER_STATE_DIR", t.TempDir())
+	t.Setenv("LEDGER_CHUNK_SIZE", "6")
+	once := filepath.Join(t.TempDir(), "crashpoint-once")
+	t.Setenv(crashpoint.EnvVar, "unit.transfer.registered:1:stop")
+	t.Setenv(crashpoint.OnceVar, once)
+	_, g := startMember(t, false, "DEFINE QLOCAL(IN) MAXDEPTH(100000)", "DEFINE QLOCAL(CONFIRM) MAXDEPTH(100000)",
+		fmt.Sprintf("DEFINE SERVICE(LEDGER) STARTCMD('%s') STARTARG('ledger-replica') INPUT(IN) REPLICAS(2)", bin))
+	opts := mq.ConnectOptions{Group: g.Name, QMgr: "QM1", DataDir: g.DataDir, CFDir: g.CFDir}
+	c, err := mq.Connect(opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Disconnect()
+	_, s, err := mqconn.Of(c).OwnerIn("APPL1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var r0 *role.Role
+	waitFor(t, "both replicas active, the secondary the sender", nil, func() bool {
+		r0 = roleOf(t, s)
+		return r0.Pos[0].State == role.Active && r0.Pos[1].State == role.Active && r0.Sender != r0.Primary
+	})
+	primary, victim := r0.Primary, r0.Sender
+	killed := r0.Pos[victim].Pid
+	transfers, wait := produce(t, opts, n)
+	waitFor(t, "the primary to trim its log", nil, func() bool { return logHead(t, c) > 1 && appliedOf(t, s, int(primary)) >= n/5 })
+	if err := syscall.Kill(int(killed), syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "the joiner to announce itself and stop", nil, func() bool { _, err := os.Stat(once); return err == nil })
+	paused := roleOf(t, s).Pos[victim]
+	if paused.State != role.Joining || paused.Pid == killed {
+		t.Fatalf("position %d is not joining after the crash point: %+v", victim, paused)
+	}
+	waitFor(t, "the donor to begin the transfer", nil, func() bool { return holdOf(t, s, int(primary)) != 0 })
+	waitFor(t, "the donor to give the stalled transfer up", nil, func() bool { return holdOf(t, s, int(primary)) == 0 && snapChunks(t, c) == 0 })
+	if err := syscall.Kill(int(paused.Pid), syscall.SIGCONT); err != nil {
+		t.Fatal(err)
+	}
+	defer syscall.Kill(int(paused.Pid), syscall.SIGKILL)
+	var r1 *role.Role
+	for t0 := time.Now(); ; time.Sleep(5 * time.Millisecond) {
+		r1 = roleOf(t, s)
+		if p := r1.Pos[victim]; p.State == role.Active && p.Pid != paused.Pid && p.SnapLSN > 0 {
+			break
+		}
+		if time.Since(t0) > 20*time.Second {
+			t.Fatalf("the resumed joiner (pid %d), given up by its donor, was not replaced: position %d is %+v, its progress %+v",
+				paused.Pid, victim, r1.Pos[victim], progressOf(t, s, int(victim)))
+		}
+	}
+	if err := wait(); err != nil {
+		t.Fatal(err)
+	}
+	got := confirmations(t, c, n)
+	reference(t, got, transfers)
+	waitFor(t, "every hold cleared, no chunk left", nil, func() bool {
+		return holdOf(t, s, 0) == 0 && holdOf(t, s, 1) == 0 && snapChunks(t, c) == 0
+	})
+}
