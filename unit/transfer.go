@@ -418,10 +418,24 @@ func (r *replica) join() (uint64, error) {
 		return nil
 	}
 	// The transfer's CorrelID: the donor's epoch is its own; the joiner
-	// finds it by its position and tag.
+	// finds it by its position and tag. A donor serves an announced
+	// joiner at its next batch boundary unless it is busy with another
+	// donation; one that shows no donation to another joiner and put no
+	// chunk for this one in twice TransferStall has given this joiner up
+	// (it was paused while its donor streamed) and will not serve it
+	// again: it fails stop, and its member starts another.
+	idle := time.Now()
 	for !found {
 		if err := stillJoining(); err != nil {
 			return abort(err)
+		}
+		if d := r.rec.Pos[r.pos].Donor; d < role.MaxReplicas {
+			if p := r.progress(d); p != nil && p.Tag == r.rec.Pos[d].Tag && p.Flags&role.FlagDonorBusy != 0 && (p.XferJoiner != r.pos || p.XferTag != r.tag) {
+				idle = time.Now() // busy with another joiner
+			}
+		}
+		if time.Since(idle) > 2*r.cfg.TransferStall {
+			return abort(fmt.Errorf("%w: no snapshot chunk for %v: the donor gave the transfer up or never began it", ErrDonorGone, time.Since(idle).Round(time.Millisecond)))
 		}
 		cur, err := q.Browse()
 		if err != nil {
