@@ -109,3 +109,29 @@ func TestSnapshotStreamRoundTrip(t *testing.T) {
 	}
 	rs.abort()
 }
+
+// TestSnapshotStreamLongFormat: a handler may Send an output whose Format
+// is longer than a message's 8 bytes (mq.Put keeps the first 8). A donor
+// holding such an output above its LSN_out must still write its snapshot
+// (else it fails stop, and so does every donor after it), and the joiner
+// must hold the output as the sender would put it.
+func TestSnapshotStreamLongFormat(t *testing.T) {
+	donor := donorForTest(newCounts(map[string]int{"a": 1}))
+	donor.resend = []output{{lsn: 41, dest: "CONFIRM", seq: 8, msg: mq.Message{Format: "MQSTRINGX", Body: []byte("41")}}}
+	stream, err := donor.snapshotStream()
+	if err != nil {
+		t.Fatalf("snapshot of a resend queue with a 9-byte Format: %v", err)
+	}
+	h := newCounts(nil)
+	j := joinerForTest(h, 3)
+	rs := newRestorer(h)
+	if err := rs.feed(stream); err != nil {
+		t.Fatal(err)
+	}
+	if err := rs.finish(j, 42); err != nil {
+		t.Fatal(err)
+	}
+	if len(j.resend) != 1 || j.resend[0].msg.Format != "MQSTRING" || string(j.resend[0].msg.Body) != "41" {
+		t.Fatalf("restored resend queue %+v, want the output with Format %q", j.resend, "MQSTRING")
+	}
+}
