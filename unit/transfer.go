@@ -55,6 +55,9 @@ var (
 	cpXferHandOver   = crashpoint.New("unit.transfer.handover")
 )
 
+// formatLen is a message's Format length (mq.Put keeps that many bytes).
+const formatLen = 8
+
 // Transfer flow control (design 6.3).
 const (
 	xferCommitEvery = 16 // chunks per unit of work of the donor
@@ -299,7 +302,12 @@ func (r *replica) snapshotStream() ([]byte, error) {
 			continue
 		}
 		m := &o.msg
-		e := logrec.Resend{LSN: o.lsn, Seq: o.seq, Dest: o.dest, MsgID: m.MsgID, CorrelID: m.CorrelID, Format: m.Format,
+		// The Format as mq.Put sends it: its first 8 bytes.
+		format := m.Format
+		if len(format) > formatLen {
+			format = format[:formatLen]
+		}
+		e := logrec.Resend{LSN: o.lsn, Seq: o.seq, Dest: o.dest, MsgID: m.MsgID, CorrelID: m.CorrelID, Format: format,
 			Persistence: uint8(m.Persistence), ReplyToQ: m.ReplyToQ, ReplyToQMgr: m.ReplyToQMgr, Properties: m.Properties, Body: m.Body}
 		e.Priority = uint8(m.Priority)
 		if m.Priority == mq.PriorityAsQDef {
