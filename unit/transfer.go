@@ -349,6 +349,7 @@ func (r *replica) removeChunks(cid [24]byte) (int, error) {
 
 // sweepChunks removes the chunks of transfers no joining entry names (a
 // donor and its joiner that both died), leaving the resting snapshot's.
+// It browses first and reads the role record after, as the member's sweep.
 func (r *replica) sweepChunks() error {
 	q, err := r.snapQueue()
 	if err != nil {
@@ -378,6 +379,25 @@ func (r *replica) sweepChunks() error {
 			}
 		}
 		stale[m.CorrelID] = true
+	}
+	if len(stale) == 0 {
+		return nil
+	}
+	// Judged by the role record as it is now, read after the browse: a
+	// chunk is put only after its donor saw its joiner joining, so a chunk
+	// browsed whose joiner this record does not show joining under its tag
+	// belongs to a transfer that is over (r.rec may predate a joiner that
+	// another donor serves).
+	if err := r.readRole(); err != nil {
+		return err
+	}
+	for cid := range stale {
+		t, _ := logrec.ParseTransfer(cid)
+		if t.Joiner < role.MaxReplicas {
+			if e := r.rec.Pos[t.Joiner]; e.State == role.Joining && e.Tag == t.JoinerTag {
+				delete(stale, cid)
+			}
+		}
 	}
 	for cid := range stale {
 		if _, err := r.removeChunks(cid); err != nil {
