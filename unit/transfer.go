@@ -41,13 +41,15 @@ import (
 // what is left of the chunks and fails stop; its member starts another.
 
 // Crash points of the transfer (design 11): the joiner announced itself,
-// the donor put a chunk, the donor committed the last chunk, the joiner
-// got a chunk, the joiner got and checked the whole stream (before the
-// handler's Restore ends and before it becomes active), the joiner is
-// restored, a restored joiner took the sender role.
+// the donor built its stream (the handler's Snapshot done), the donor put
+// a chunk, the donor committed the last chunk, the joiner got a chunk,
+// the joiner got and checked the whole stream (before the handler's
+// Restore ends and before it becomes active), the joiner is restored, a
+// restored joiner took the sender role.
 var (
 	cpXferRegistered = crashpoint.New("unit.transfer.registered")
 	cpXferChunk      = crashpoint.New("unit.transfer.chunk")
+	cpXferStream     = crashpoint.New("unit.transfer.stream")
 	cpXferLast       = crashpoint.New("unit.transfer.last")
 	cpXferGot        = crashpoint.New("unit.transfer.got")
 	cpXferReceived   = crashpoint.New("unit.transfer.received")
@@ -197,6 +199,7 @@ func (r *replica) donate(k uint8, tag uint32) error {
 	if err != nil {
 		return err
 	}
+	cpXferStream.Hit()
 	total, hash := uint64(len(stream)), xxhash.Sum64(stream)
 	r.log.Info("snapshot transfer", "joiner", k, "lsn", d.lsn, "bytes", total)
 	size := r.cfg.ChunkSize

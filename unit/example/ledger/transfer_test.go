@@ -453,3 +453,73 @@ func TestSnapshotJoinerPausedBeforeChunks(t *testing.T) {
 		return holdOf(t, s, 0) == 0 && holdOf(t, s, 1) == 0 && snapChunks(t, c) == 0
 	})
 }
+
+// TestSnapshotDonorSlowSnapshot: the donor takes longer than
+// LEDGER_TRANSFER_STALL to build its stream (unit.transfer.stream:1:sleep:1s
+// stands in for a handler Snapshot of a large state). The stall counts
+// from when the donor waits for its joiner, not from before the
+// snapshot: the first joiner must be served and restored, not given up
+// (and then fail stop, and its replacement too, for as long as the
+// Snapshot is slower than the stall).
+func TestSnapshotDonorSlowSnapshot(t *testing.T) {
+	const n = 3000
+	t.Setenv("LEDGER_TRANSFER_STALL", "300ms")
+	bin, err := filepath.Abs(os.Args[0])
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Setenv("LEDGER_STATE_DIR", t.TempDir())
+	t.Setenv("LEDGER_CHUNK_SIZE", "6")
+	once := filepath.Join(t.TempDir(), "crashpoint-once")
+	t.Setenv(crashpoint.EnvVar, "unit.transfer.stream:1:sleep:1s")
+	t.Setenv(crashpoint.OnceVar, once)
+	_, g := startMember(t, false, "DEFINE QLOCAL(IN) MAXDEPTH(100000)", "DEFINE QLOCAL(CONFIRM) MAXDEPTH(100000)",
+		fmt.Sprintf("DEFINE SERVICE(LEDGER) STARTCMD('%s') STARTARG('ledger-replica') INPUT(IN) REPLICAS(2)", bin))
+	opts := mq.ConnectOptions{Group: g.Name, QMgr: "QM1", DataDir: g.DataDir, CFDir: g.CFDir}
+	c, err := mq.Connect(opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Disconnect()
+	_, s, err := mqconn.Of(c).OwnerIn("APPL1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var r0 *role.Role
+	waitFor(t, "both replicas active, the secondary the sender", nil, func() bool {
+		r0 = roleOf(t, s)
+		return r0.Pos[0].State == role.Active && r0.Pos[1].State == role.Active && r0.Sender != r0.Primary
+	})
+	primary, victim := r0.Primary, r0.Sender
+	killed := r0.Pos[victim].Pid
+	transfers, wait := produce(t, opts, n)
+	waitFor(t, "the primary to trim its log", nil, func() bool { return logHead(t, c) > 1 && appliedOf(t, s, int(primary)) >= n/5 })
+	if err := syscall.Kill(int(killed), syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "the donor to build its stream", nil, func() bool { _, err := os.Stat(once); return err == nil })
+	first := roleOf(t, s).Pos[victim]
+	if first.State != role.Joining || first.Pid == killed {
+		t.Fatalf("position %d is not joining while its donor builds the stream: %+v", victim, first)
+	}
+	for t0 := time.Now(); ; time.Sleep(5 * time.Millisecond) {
+		p := roleOf(t, s).Pos[victim]
+		if p.Pid != first.Pid || p.Tag != first.Tag {
+			t.Fatalf("the joiner (pid %d) whose donor took 1 s to build its stream was given up: position %d is now %+v", first.Pid, victim, p)
+		}
+		if p.State == role.Active && p.SnapLSN > 0 {
+			break
+		}
+		if time.Since(t0) > 20*time.Second {
+			t.Fatalf("the joiner (pid %d) was not restored: %+v", first.Pid, p)
+		}
+	}
+	if err := wait(); err != nil {
+		t.Fatal(err)
+	}
+	got := confirmations(t, c, n)
+	reference(t, got, transfers)
+	waitFor(t, "every hold cleared, no chunk left", nil, func() bool {
+		return holdOf(t, s, 0) == 0 && holdOf(t, s, 1) == 0 && snapChunks(t, c) == 0
+	})
+}
