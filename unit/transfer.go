@@ -200,6 +200,10 @@ func (r *replica) donate(k uint8, tag uint32) error {
 		return err
 	}
 	cpXferStream.Hit()
+	// The stall counts from here: building the stream (the handler's
+	// Snapshot) may take as long as it takes, the joiner cannot restore
+	// before the chunks are put.
+	d.moved = time.Now()
 	total, hash := uint64(len(stream)), xxhash.Sum64(stream)
 	r.log.Info("snapshot transfer", "joiner", k, "lsn", d.lsn, "bytes", total)
 	size := r.cfg.ChunkSize
@@ -451,18 +455,19 @@ func (r *replica) join() (uint64, error) {
 	// The transfer's CorrelID: the donor's epoch is its own; the joiner
 	// finds it by its position and tag. A donor serves an announced
 	// joiner at its next batch boundary unless it is busy with another
-	// donation; one that shows no donation to another joiner and put no
-	// chunk for this one in twice TransferStall has given this joiner up
-	// (it was paused while its donor streamed) and will not serve it
-	// again: it fails stop, and its member starts another.
+	// donation; one that shows no donation at all (its progress without
+	// FlagDonorBusy) for twice TransferStall while no chunk for this
+	// joiner is found has given this joiner up (it was paused while its
+	// donor streamed) and will not serve it again: it fails stop, and its
+	// member starts another.
 	idle := time.Now()
 	for !found {
 		if err := stillJoining(); err != nil {
 			return abort(err)
 		}
 		if d := r.rec.Pos[r.pos].Donor; d < role.MaxReplicas {
-			if p := r.progress(d); p != nil && p.Tag == r.rec.Pos[d].Tag && p.Flags&role.FlagDonorBusy != 0 && (p.XferJoiner != r.pos || p.XferTag != r.tag) {
-				idle = time.Now() // busy with another joiner
+			if p := r.progress(d); p != nil && p.Tag == r.rec.Pos[d].Tag && p.Flags&role.FlagDonorBusy != 0 {
+				idle = time.Now() // busy: with another joiner, or building this one's stream
 			}
 		}
 		if time.Since(idle) > 2*r.cfg.TransferStall {
