@@ -5,6 +5,7 @@ import (
 	"errors"
 	"io"
 	"reflect"
+	"runtime"
 	"testing"
 	"time"
 
@@ -133,5 +134,38 @@ func TestSnapshotStreamLongFormat(t *testing.T) {
 	}
 	if len(j.resend) != 1 || j.resend[0].msg.Format != "MQSTRING" || string(j.resend[0].msg.Body) != "41" {
 		t.Fatalf("restored resend queue %+v, want the output with Format %q", j.resend, "MQSTRING")
+	}
+}
+
+// TestRestorerFeedLinear: a joiner feeds its restorer chunk by chunk; the
+// framework state and resend section are decoded once they are whole. A
+// resend section spread over many chunks must not be decoded again, its
+// bodies copied, at every chunk (quadratic in the section: a donor's
+// resend queue of 100 MB in 256 KiB chunks would copy some 20 GB).
+func TestRestorerFeedLinear(t *testing.T) {
+	donor := donorForTest(newCounts(map[string]int{"a": 1}))
+	body := make([]byte, 1024)
+	for i := 0; i < 400; i++ {
+		donor.resend = append(donor.resend, output{lsn: 41, dest: "CONFIRM", seq: uint64(i + 1), msg: mq.Message{Body: body}})
+	}
+	stream, err := donor.snapshotStream()
+	if err != nil {
+		t.Fatal(err)
+	}
+	h := newCounts(nil)
+	rs := newRestorer(h)
+	var before, after runtime.MemStats
+	runtime.ReadMemStats(&before)
+	for off := 0; off < len(stream); off += 4096 {
+		if err := rs.feed(stream[off:min(off+4096, len(stream))]); err != nil {
+			t.Fatalf("feed at %d: %v", off, err)
+		}
+	}
+	runtime.ReadMemStats(&after)
+	if err := rs.finish(joinerForTest(h, 3), 42); err != nil {
+		t.Fatal(err)
+	}
+	if got := after.TotalAlloc - before.TotalAlloc; got > 6*uint64(len(stream)) {
+		t.Fatalf("feeding a %d-byte stream in 4 KiB pieces allocated %d bytes (%.0f times the stream)", len(stream), got, float64(got)/float64(len(stream)))
 	}
 }
