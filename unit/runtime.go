@@ -42,10 +42,13 @@ type ReplicaConfig struct {
 	// (default and most: logrec.MaxChunkData; tests make it small).
 	ChunkSize int
 	// TransferStall is how long a snapshot transfer may make no progress
-	// (default 10 s): a donor whose joiner restores nothing for that long
-	// gives the transfer up (its chunks removed, its hold cleared) and
-	// goes on with its own work; a joiner that receives nothing for twice
-	// that fails stop.
+	// (default 10 s), counted from when the donor's stream is built: a
+	// donor whose joiner restores nothing for that long gives the
+	// transfer up (its chunks removed, its hold cleared) and goes on with
+	// its own work, unless the joiner already got every chunk (it may
+	// still become active at the snapshot's LSN: the hold stays); a
+	// joiner that receives nothing for twice that, its donor not busy
+	// with a donation, fails stop.
 	TransferStall time.Duration
 }
 
