@@ -501,30 +501,7 @@ func (r *replica) primaryBatch(ctx context.Context) error {
 // is. Any other joiner counts at its snapshot LSN, 0 until restored, so
 // no trim passes it while it may replay the log from LSN 1.
 func (r *replica) trim() error {
-	t := r.applied
-	if r.hold != 0 {
-		t = min(t, r.hold)
-	}
-	for k := uint8(0); k < role.MaxReplicas; k++ {
-		e := r.rec.Pos[k]
-		switch {
-		case k == r.pos || e.State == role.Vacant || e.State == role.Starting:
-		case e.State == role.Joining:
-			if p := r.progress(k); p != nil && p.Tag == e.Tag && p.Role == role.SeenJoiner {
-				continue // through its donor's hold
-			}
-			t = min(t, e.SnapLSN)
-		default:
-			a := uint64(0)
-			if p := r.progress(k); p != nil && p.Tag == e.Tag {
-				a = p.Applied
-				if p.Hold != 0 {
-					a = min(a, p.Hold)
-				}
-			}
-			t = min(t, a)
-		}
-	}
+	t := trimBound(r.rec, r.pos, r.applied, r.hold, r.progress)
 	cur, err := r.logq.Browse()
 	if err != nil {
 		return err
@@ -548,6 +525,37 @@ func (r *replica) trim() error {
 			return fmt.Errorf("trim: get log message %x: %w", m.CorrelID, err)
 		}
 	}
+}
+
+// trimBound is the LSN the log may be trimmed to (trim), for the primary
+// in position self with applied and hold, by the role record rec and the
+// progress records as progress reads them.
+func trimBound(rec *role.Role, self uint8, applied, hold uint64, progress func(uint8) *role.Progress) uint64 {
+	t := applied
+	if hold != 0 {
+		t = min(t, hold)
+	}
+	for k := uint8(0); k < role.MaxReplicas; k++ {
+		e := rec.Pos[k]
+		switch {
+		case k == self || e.State == role.Vacant || e.State == role.Starting:
+		case e.State == role.Joining:
+			if p := progress(k); p != nil && p.Tag == e.Tag && p.Role == role.SeenJoiner {
+				continue // through its donor's hold
+			}
+			t = min(t, e.SnapLSN)
+		default:
+			a := uint64(0)
+			if p := progress(k); p != nil && p.Tag == e.Tag {
+				a = p.Applied
+				if p.Hold != 0 {
+					a = min(a, p.Hold)
+				}
+			}
+			t = min(t, a)
+		}
+	}
+	return t
 }
 
 // pendingOut is what send put in the current unit of work.

@@ -11,6 +11,7 @@ import (
 
 	"github.com/qmgr/qmgr/mq"
 	"github.com/qmgr/qmgr/unit/logrec"
+	"github.com/qmgr/qmgr/unit/role"
 )
 
 // counts is a small handler whose state is a map.
@@ -167,5 +168,43 @@ func TestRestorerFeedLinear(t *testing.T) {
 	}
 	if got := after.TotalAlloc - before.TotalAlloc; got > 6*uint64(len(stream)) {
 		t.Fatalf("feeding a %d-byte stream in 4 KiB pieces allocated %d bytes (%.0f times the stream)", len(stream), got, float64(got)/float64(len(stream)))
+	}
+}
+
+// TestTrimBoundRacesRestore: the primary's trim reads the progress
+// records one after another while a joiner (position 0) restored at
+// s = 50 publishes that it is restored and its donor (position 1, a
+// secondary) then clears its hold. Whenever that happens between two of
+// the trim's reads, the bound must stay at or below s: the restored
+// joiner needs the log above s. The trim's role record is the one it read
+// before (position 0 joining).
+func TestTrimBoundRacesRestore(t *testing.T) {
+	rec := &role.Role{Primary: 2, Sender: 2, Fanout: true}
+	for k := range rec.Pos {
+		rec.Pos[k].Donor = role.None
+	}
+	rec.Pos[0] = role.Position{State: role.Joining, Donor: 1, Tag: 10}
+	rec.Pos[1] = role.Position{State: role.Active, Donor: role.None, Tag: 11}
+	rec.Pos[2] = role.Position{State: role.Active, Donor: role.None, Tag: 12}
+	before := map[uint8]*role.Progress{
+		0: {Position: 0, Role: role.SeenJoiner, Tag: 10},
+		1: {Position: 1, Role: role.SeenSecondary, Tag: 11, Applied: 90, Hold: 50},
+	}
+	after := map[uint8]*role.Progress{
+		0: {Position: 0, Role: role.SeenSecondary, Tag: 10, Applied: 50},
+		1: {Position: 1, Role: role.SeenSecondary, Tag: 11, Applied: 90},
+	}
+	for change := 0; change <= 2; change++ {
+		reads := 0
+		progress := func(k uint8) *role.Progress {
+			reads++
+			if reads > change {
+				return after[k]
+			}
+			return before[k]
+		}
+		if got := trimBound(rec, 2, 100, 0, progress); got > 50 {
+			t.Fatalf("the joiner restored and its donor's hold cleared after %d of the trim's reads: trimmed to %d, above the snapshot's LSN 50", change, got)
+		}
 	}
 }
