@@ -530,6 +530,14 @@ func (r *replica) trim() error {
 // trimBound is the LSN the log may be trimmed to (trim), for the primary
 // in position self with applied and hold, by the role record rec and the
 // progress records as progress reads them.
+//
+// The active positions (their applied LSNs and holds) are read before the
+// joining ones: a donor clears its hold only after its joiner's progress
+// shows it restored (or once the joiner can never finish, or is gone), so
+// a joiner whose progress, read later, still says JOINER was held by a
+// hold this bound saw; read the other way round, the joiner could restore
+// and its donor clear the hold between the two reads, and neither would
+// count.
 func trimBound(rec *role.Role, self uint8, applied, hold uint64, progress func(uint8) *role.Progress) uint64 {
 	t := applied
 	if hold != 0 {
@@ -537,23 +545,27 @@ func trimBound(rec *role.Role, self uint8, applied, hold uint64, progress func(u
 	}
 	for k := uint8(0); k < role.MaxReplicas; k++ {
 		e := rec.Pos[k]
-		switch {
-		case k == self || e.State == role.Vacant || e.State == role.Starting:
-		case e.State == role.Joining:
-			if p := progress(k); p != nil && p.Tag == e.Tag && p.Role == role.SeenJoiner {
-				continue // through its donor's hold
-			}
-			t = min(t, e.SnapLSN)
-		default:
-			a := uint64(0)
-			if p := progress(k); p != nil && p.Tag == e.Tag {
-				a = p.Applied
-				if p.Hold != 0 {
-					a = min(a, p.Hold)
-				}
-			}
-			t = min(t, a)
+		if k == self || e.State == role.Vacant || e.State == role.Starting || e.State == role.Joining {
+			continue
 		}
+		a := uint64(0)
+		if p := progress(k); p != nil && p.Tag == e.Tag {
+			a = p.Applied
+			if p.Hold != 0 {
+				a = min(a, p.Hold)
+			}
+		}
+		t = min(t, a)
+	}
+	for k := uint8(0); k < role.MaxReplicas; k++ {
+		e := rec.Pos[k]
+		if k == self || e.State != role.Joining {
+			continue
+		}
+		if p := progress(k); p != nil && p.Tag == e.Tag && p.Role == role.SeenJoiner {
+			continue // through its donor's hold
+		}
+		t = min(t, e.SnapLSN)
 	}
 	return t
 }
