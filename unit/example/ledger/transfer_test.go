@@ -523,3 +523,61 @@ func TestSnapshotDonorSlowSnapshot(t *testing.T) {
 		return holdOf(t, s, 0) == 0 && holdOf(t, s, 1) == 0 && snapChunks(t, c) == 0
 	})
 }
+
+// TestSnapshotJoinerKilledAfterHandOver: the restored joiner is SIGKILLed
+// right after it took the sender role by hand-over (crash point
+// unit.transfer.handover), before it sent anything or published its
+// progress as sender: the death gives the sender role back to the primary,
+// whose resend queue holds every output above LSN_out; the member starts
+// another joiner, which joins by a new snapshot. Every transfer is
+// confirmed exactly once and in order, no hold or chunk is left.
+func TestSnapshotJoinerKilledAfterHandOver(t *testing.T) {
+	const n = 3000
+	bin, err := filepath.Abs(os.Args[0])
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Setenv("LEDGER_STATE_DIR", t.TempDir())
+	t.Setenv("LEDGER_CHUNK_SIZE", "6")
+	once := filepath.Join(t.TempDir(), "crashpoint-once")
+	_, g := startMember(t, false, "DEFINE QLOCAL(IN) MAXDEPTH(100000)", "DEFINE QLOCAL(CONFIRM) MAXDEPTH(100000)",
+		fmt.Sprintf("DEFINE SERVICE(LEDGER) STARTCMD('%s') STARTARG('ledger-replica') INPUT(IN) REPLICAS(2)", bin))
+	opts := mq.ConnectOptions{Group: g.Name, QMgr: "QM1", DataDir: g.DataDir, CFDir: g.CFDir}
+	c, err := mq.Connect(opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Disconnect()
+	_, s, err := mqconn.Of(c).OwnerIn("APPL1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var r0 *role.Role
+	waitFor(t, "both replicas active, the secondary the sender", nil, func() bool {
+		r0 = roleOf(t, s)
+		return r0.Pos[0].State == role.Active && r0.Pos[1].State == role.Active && r0.Sender != r0.Primary
+	})
+	primary, victim := r0.Primary, r0.Sender
+	killed := r0.Pos[victim].Pid
+	transfers, wait := produce(t, opts, n)
+	waitFor(t, "the primary to trim its log", nil, func() bool { return logHead(t, c) > 1 && appliedOf(t, s, int(primary)) >= n/5 })
+	// The original secondary took the sender role at the start by the
+	// same hand-over: the crash point is armed only for the replicas the
+	// member starts from now on (they inherit this environment).
+	t.Setenv(crashpoint.EnvVar, "unit.transfer.handover:1")
+	t.Setenv(crashpoint.OnceVar, once)
+	if err := syscall.Kill(int(killed), syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "the restored joiner to take the sender role and die", nil, func() bool { _, err := os.Stat(once); return err == nil })
+	if err := wait(); err != nil {
+		t.Fatal(err)
+	}
+	got := confirmations(t, c, n)
+	reference(t, got, transfers)
+	waitFor(t, "both positions active, a restored replica the sender, no hold, no chunk", nil, func() bool {
+		r := roleOf(t, s)
+		return r.Pos[0].State == role.Active && r.Pos[1].State == role.Active && r.Pos[victim].SnapLSN > 0 && r.Sender == victim &&
+			holdOf(t, s, 0) == 0 && holdOf(t, s, 1) == 0 && snapChunks(t, c) == 0
+	})
+}
