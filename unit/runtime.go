@@ -42,10 +42,13 @@ type ReplicaConfig struct {
 	// (default and most: logrec.MaxChunkData; tests make it small).
 	ChunkSize int
 	// TransferStall is how long a snapshot transfer may make no progress
-	// (default 10 s): a donor whose joiner restores nothing for that long
-	// gives the transfer up (its chunks removed, its hold cleared) and
-	// goes on with its own work; a joiner that receives nothing for twice
-	// that fails stop.
+	// (default 10 s), counted from when the donor's stream is built: a
+	// donor whose joiner restores nothing for that long gives the
+	// transfer up (its chunks removed, its hold cleared) and goes on with
+	// its own work, unless the joiner already got every chunk (it may
+	// still become active at the snapshot's LSN: the hold stays); a
+	// joiner that receives nothing for twice that, its donor not busy
+	// with a donation, fails stop.
 	TransferStall time.Duration
 }
 
@@ -678,44 +681,66 @@ func (r *replica) progressV(k uint8) (*role.Progress, uint64) {
 	return p, v
 }
 
-// trimBound is T of design 5.1: the min of the active secondaries'
-// applied LSNs and of every donor's hold (this replica's too), with the
-// position that sets it (-1: this replica) and the version of its
-// progress record as read. A joiner waiting for a snapshot (its progress
-// says so) counts only through its donor's hold: the log above the
-// snapshot's LSN s is kept, since before the donor set hold = s no trim
-// passed the donor's applied LSN, which s is. Any other joiner counts at
-// its snapshot LSN, 0 until restored, so no trim passes it while it may
-// replay the log from LSN 1.
+// trimBound is T of design 5.1 for this replica (the primary): the
+// bound of trimBound below, read from the role record and the progress
+// records now.
 func (r *replica) trimBound() (t uint64, lag int, ver uint64) {
-	t, lag = r.applied, -1
-	if r.hold != 0 {
-		t = min(t, r.hold)
+	return trimBound(r.rec, r.pos, r.applied, r.hold, r.progressV)
+}
+
+// trimBound is the LSN the log may be trimmed to (trim) for the primary
+// in position self with applied and hold, by the role record rec and the
+// progress records as progress reads them (with their versions): the min
+// of the active secondaries' applied LSNs and of every donor's hold (the
+// primary's too), with the position that sets it (-1: the primary) and
+// the version of its progress record as read (flowRoom waits for it to
+// change). A joiner waiting for a snapshot (its progress says so) counts
+// only through its donor's hold: the log above the snapshot's LSN s is
+// kept, since before the donor set hold = s no trim passed the donor's
+// applied LSN, which s is. Any other joiner counts at its snapshot LSN, 0
+// until restored, so no trim passes it while it may replay the log from
+// LSN 1.
+//
+// The active positions (their applied LSNs and holds) are read before the
+// joining ones: a donor clears its hold only after its joiner's progress
+// shows it restored (or once the joiner can never finish, or is gone), so
+// a joiner whose progress, read later, still says JOINER was held by a
+// hold this bound saw; read the other way round, the joiner could restore
+// and its donor clear the hold between the two reads, and neither would
+// count.
+func trimBound(rec *role.Role, self uint8, applied, hold uint64, progress func(uint8) (*role.Progress, uint64)) (t uint64, lag int, ver uint64) {
+	t, lag = applied, -1
+	if hold != 0 {
+		t = min(t, hold)
 	}
 	for k := uint8(0); k < role.MaxReplicas; k++ {
-		e := r.rec.Pos[k]
-		switch {
-		case k == r.pos || e.State == role.Vacant || e.State == role.Starting:
-		case e.State == role.Joining:
-			p, v := r.progressV(k)
-			if p != nil && p.Tag == e.Tag && p.Role == role.SeenJoiner {
-				continue // through its donor's hold
+		e := rec.Pos[k]
+		if k == self || e.State == role.Vacant || e.State == role.Starting || e.State == role.Joining {
+			continue
+		}
+		a := uint64(0)
+		p, v := progress(k)
+		if p != nil && p.Tag == e.Tag {
+			a = p.Applied
+			if p.Hold != 0 {
+				a = min(a, p.Hold)
 			}
-			if e.SnapLSN < t {
-				t, lag, ver = e.SnapLSN, int(k), v
-			}
-		default:
-			a := uint64(0)
-			p, v := r.progressV(k)
-			if p != nil && p.Tag == e.Tag {
-				a = p.Applied
-				if p.Hold != 0 {
-					a = min(a, p.Hold)
-				}
-			}
-			if a < t {
-				t, lag, ver = a, int(k), v
-			}
+		}
+		if a < t {
+			t, lag, ver = a, int(k), v
+		}
+	}
+	for k := uint8(0); k < role.MaxReplicas; k++ {
+		e := rec.Pos[k]
+		if k == self || e.State != role.Joining {
+			continue
+		}
+		p, v := progress(k)
+		if p != nil && p.Tag == e.Tag && p.Role == role.SeenJoiner {
+			continue // through its donor's hold
+		}
+		if e.SnapLSN < t {
+			t, lag, ver = e.SnapLSN, int(k), v
 		}
 	}
 	return t, lag, ver

@@ -41,17 +41,24 @@ import (
 // what is left of the chunks and fails stop; its member starts another.
 
 // Crash points of the transfer (design 11): the joiner announced itself,
-// the donor put a chunk, the donor committed the last chunk, the joiner
-// got a chunk, the joiner is restored, a restored joiner took the sender
-// role.
+// the donor built its stream (the handler's Snapshot done), the donor put
+// a chunk, the donor committed the last chunk, the joiner got a chunk,
+// the joiner got and checked the whole stream (before the handler's
+// Restore ends and before it becomes active), the joiner is restored, a
+// restored joiner took the sender role.
 var (
 	cpXferRegistered = crashpoint.New("unit.transfer.registered")
 	cpXferChunk      = crashpoint.New("unit.transfer.chunk")
+	cpXferStream     = crashpoint.New("unit.transfer.stream")
 	cpXferLast       = crashpoint.New("unit.transfer.last")
 	cpXferGot        = crashpoint.New("unit.transfer.got")
+	cpXferReceived   = crashpoint.New("unit.transfer.received")
 	cpXferRestored   = crashpoint.New("unit.transfer.restored")
 	cpXferHandOver   = crashpoint.New("unit.transfer.handover")
 )
+
+// formatLen is a message's Format length (mq.Put keeps that many bytes).
+const formatLen = 8
 
 // Transfer flow control (design 6.3).
 const (
@@ -108,7 +115,7 @@ func (r *replica) serveJoiners() error {
 	if d := r.donating; d != nil {
 		switch {
 		case !r.joinerHere(d.joiner, d.tag):
-			if err := r.removeChunks(d.cid); err != nil {
+			if _, err := r.removeChunks(d.cid); err != nil {
 				return err
 			}
 			r.log.Info("snapshot joiner gone: hold cleared", "joiner", d.joiner, "lsn", d.lsn)
@@ -124,11 +131,23 @@ func (r *replica) serveJoiners() error {
 			}
 			if time.Since(d.moved) > r.cfg.TransferStall {
 				// Streamed, but the joiner restores nothing (hung): the hold
-				// must not keep the log for it for ever.
-				if err := r.removeChunks(d.cid); err != nil {
+				// must not keep the log for it for ever. Only if a chunk is
+				// removed here, though: the joiner gets the chunks in order
+				// and destructively, so it can then never finish. If it got
+				// them all it may still become active at d.lsn (its Restore
+				// is slow, or it was paused), and the trim counts it only
+				// through this hold until its progress shows it restored:
+				// the hold stays until then or until its entry is gone.
+				n, err := r.removeChunks(d.cid)
+				if err != nil {
 					return err
 				}
-				r.log.Info("snapshot joiner restored nothing: chunks removed, hold cleared", "joiner", d.joiner, "lsn", d.lsn)
+				if n == 0 {
+					r.log.Info("snapshot joiner got every chunk but is not restored yet: hold kept", "joiner", d.joiner, "lsn", d.lsn, "waited", time.Since(d.moved).Round(time.Millisecond))
+					d.moved = time.Now()
+					return nil
+				}
+				r.log.Info("snapshot joiner restored nothing: chunks removed, hold cleared", "joiner", d.joiner, "lsn", d.lsn, "removed", n)
 				r.giveUp(d.tag)
 				r.donating, r.hold = nil, 0
 			}
@@ -180,6 +199,11 @@ func (r *replica) donate(k uint8, tag uint32) error {
 	if err != nil {
 		return err
 	}
+	cpXferStream.Hit()
+	// The stall counts from here: building the stream (the handler's
+	// Snapshot) may take as long as it takes, the joiner cannot restore
+	// before the chunks are put.
+	d.moved = time.Now()
 	total, hash := uint64(len(stream)), xxhash.Sum64(stream)
 	r.log.Info("snapshot transfer", "joiner", k, "lsn", d.lsn, "bytes", total)
 	size := r.cfg.ChunkSize
@@ -225,7 +249,7 @@ func (r *replica) donate(k uint8, tag uint32) error {
 func (r *replica) awaitJoiner(d *donation, idx uint32) (ok bool, err error) {
 	giveUp := func(why string) (bool, error) {
 		r.c.Backout()
-		if err := r.removeChunks(d.cid); err != nil {
+		if _, err := r.removeChunks(d.cid); err != nil {
 			return false, err
 		}
 		r.log.Info(why+": chunks removed, hold cleared", "joiner", d.joiner, "lsn", d.lsn)
@@ -285,7 +309,12 @@ func (r *replica) snapshotStream() ([]byte, error) {
 			continue
 		}
 		m := &o.msg
-		e := logrec.Resend{LSN: o.lsn, Seq: o.seq, Dest: o.dest, MsgID: m.MsgID, CorrelID: m.CorrelID, Format: m.Format,
+		// The Format as mq.Put sends it: its first 8 bytes.
+		format := m.Format
+		if len(format) > formatLen {
+			format = format[:formatLen]
+		}
+		e := logrec.Resend{LSN: o.lsn, Seq: o.seq, Dest: o.dest, MsgID: m.MsgID, CorrelID: m.CorrelID, Format: format,
 			Persistence: uint8(m.Persistence), ReplyToQ: m.ReplyToQ, ReplyToQMgr: m.ReplyToQMgr, Properties: m.Properties, Body: m.Body}
 		e.Priority = uint8(m.Priority)
 		if m.Priority == mq.PriorityAsQDef {
@@ -308,25 +337,26 @@ func (r *replica) snapshotStream() ([]byte, error) {
 }
 
 // removeChunks gets every chunk of transfer cid, outside any unit of
-// work.
-func (r *replica) removeChunks(cid [24]byte) error {
+// work, and returns how many it got.
+func (r *replica) removeChunks(cid [24]byte) (int, error) {
 	q, err := r.snapQueue()
 	if err != nil {
-		return err
+		return 0, err
 	}
-	for {
+	for n := 0; ; n++ {
 		_, err := q.Get(mq.GetOptions{CorrelID: &cid})
 		if errors.Is(err, mq.ErrNoMessage) {
-			return nil
+			return n, nil
 		}
 		if err != nil {
-			return fmt.Errorf("remove snapshot chunks %x: %w", cid, err)
+			return n, fmt.Errorf("remove snapshot chunks %x: %w", cid, err)
 		}
 	}
 }
 
 // sweepChunks removes the chunks of transfers no joining entry names (a
 // donor and its joiner that both died), leaving the resting snapshot's.
+// It browses first and reads the role record after, as the member's sweep.
 func (r *replica) sweepChunks() error {
 	q, err := r.snapQueue()
 	if err != nil {
@@ -357,8 +387,27 @@ func (r *replica) sweepChunks() error {
 		}
 		stale[m.CorrelID] = true
 	}
+	if len(stale) == 0 {
+		return nil
+	}
+	// Judged by the role record as it is now, read after the browse: a
+	// chunk is put only after its donor saw its joiner joining, so a chunk
+	// browsed whose joiner this record does not show joining under its tag
+	// belongs to a transfer that is over (r.rec may predate a joiner that
+	// another donor serves).
+	if err := r.readRole(); err != nil {
+		return err
+	}
 	for cid := range stale {
-		if err := r.removeChunks(cid); err != nil {
+		t, _ := logrec.ParseTransfer(cid)
+		if t.Joiner < role.MaxReplicas {
+			if e := r.rec.Pos[t.Joiner]; e.State == role.Joining && e.Tag == t.JoinerTag {
+				delete(stale, cid)
+			}
+		}
+	}
+	for cid := range stale {
+		if _, err := r.removeChunks(cid); err != nil {
 			return err
 		}
 		r.log.Info("stale snapshot chunks removed", "transfer", fmt.Sprintf("%x", cid))
@@ -382,7 +431,7 @@ func (r *replica) join() (uint64, error) {
 	found := false
 	abort := func(err error) (uint64, error) {
 		if found {
-			if rerr := r.removeChunks(cid); rerr != nil {
+			if _, rerr := r.removeChunks(cid); rerr != nil {
 				err = errors.Join(err, rerr)
 			}
 		}
@@ -404,10 +453,25 @@ func (r *replica) join() (uint64, error) {
 		return nil
 	}
 	// The transfer's CorrelID: the donor's epoch is its own; the joiner
-	// finds it by its position and tag.
+	// finds it by its position and tag. A donor serves an announced
+	// joiner at its next batch boundary unless it is busy with another
+	// donation; one that shows no donation at all (its progress without
+	// FlagDonorBusy) for twice TransferStall while no chunk for this
+	// joiner is found has given this joiner up (it was paused while its
+	// donor streamed) and will not serve it again: it fails stop, and its
+	// member starts another.
+	idle := time.Now()
 	for !found {
 		if err := stillJoining(); err != nil {
 			return abort(err)
+		}
+		if d := r.rec.Pos[r.pos].Donor; d < role.MaxReplicas {
+			if p := r.progress(d); p != nil && p.Tag == r.rec.Pos[d].Tag && p.Flags&role.FlagDonorBusy != 0 {
+				idle = time.Now() // busy: with another joiner, or building this one's stream
+			}
+		}
+		if time.Since(idle) > 2*r.cfg.TransferStall {
+			return abort(fmt.Errorf("%w: no snapshot chunk for %v: the donor gave the transfer up or never began it", ErrDonorGone, time.Since(idle).Round(time.Millisecond)))
 		}
 		cur, err := q.Browse()
 		if err != nil {
@@ -481,6 +545,7 @@ func (r *replica) join() (uint64, error) {
 		if c.Total != off || c.Hash != h.Sum64() {
 			return abort(fmt.Errorf("%w: snapshot at LSN %d: %d bytes hashing %x, the donor sent %d hashing %x", logrec.ErrCorrupt, lsn, off, h.Sum64(), c.Total, c.Hash))
 		}
+		cpXferReceived.Hit()
 		break
 	}
 	if err := rs.finish(r, lsn); err != nil {

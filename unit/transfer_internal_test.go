@@ -5,11 +5,13 @@ import (
 	"errors"
 	"io"
 	"reflect"
+	"runtime"
 	"testing"
 	"time"
 
 	"github.com/qmgr/qmgr/mq"
 	"github.com/qmgr/qmgr/unit/logrec"
+	"github.com/qmgr/qmgr/unit/role"
 )
 
 // counts is a small handler whose state is a map.
@@ -108,4 +110,101 @@ func TestSnapshotStreamRoundTrip(t *testing.T) {
 		t.Fatalf("a corrupt resend section: %v", err)
 	}
 	rs.abort()
+}
+
+// TestSnapshotStreamLongFormat: a handler may Send an output whose Format
+// is longer than a message's 8 bytes (mq.Put keeps the first 8). A donor
+// holding such an output above its LSN_out must still write its snapshot
+// (else it fails stop, and so does every donor after it), and the joiner
+// must hold the output as the sender would put it.
+func TestSnapshotStreamLongFormat(t *testing.T) {
+	donor := donorForTest(newCounts(map[string]int{"a": 1}))
+	donor.resend = []output{{lsn: 41, dest: "CONFIRM", seq: 8, msg: mq.Message{Format: "MQSTRINGX", Body: []byte("41")}}}
+	stream, err := donor.snapshotStream()
+	if err != nil {
+		t.Fatalf("snapshot of a resend queue with a 9-byte Format: %v", err)
+	}
+	h := newCounts(nil)
+	j := joinerForTest(h, 3)
+	rs := newRestorer(h)
+	if err := rs.feed(stream); err != nil {
+		t.Fatal(err)
+	}
+	if err := rs.finish(j, 42); err != nil {
+		t.Fatal(err)
+	}
+	if len(j.resend) != 1 || j.resend[0].msg.Format != "MQSTRING" || string(j.resend[0].msg.Body) != "41" {
+		t.Fatalf("restored resend queue %+v, want the output with Format %q", j.resend, "MQSTRING")
+	}
+}
+
+// TestRestorerFeedLinear: a joiner feeds its restorer chunk by chunk; the
+// framework state and resend section are decoded once they are whole. A
+// resend section spread over many chunks must not be decoded again, its
+// bodies copied, at every chunk (quadratic in the section: a donor's
+// resend queue of 100 MB in 256 KiB chunks would copy some 20 GB).
+func TestRestorerFeedLinear(t *testing.T) {
+	donor := donorForTest(newCounts(map[string]int{"a": 1}))
+	body := make([]byte, 1024)
+	for i := 0; i < 400; i++ {
+		donor.resend = append(donor.resend, output{lsn: 41, dest: "CONFIRM", seq: uint64(i + 1), msg: mq.Message{Body: body}})
+	}
+	stream, err := donor.snapshotStream()
+	if err != nil {
+		t.Fatal(err)
+	}
+	h := newCounts(nil)
+	rs := newRestorer(h)
+	var before, after runtime.MemStats
+	runtime.ReadMemStats(&before)
+	for off := 0; off < len(stream); off += 4096 {
+		if err := rs.feed(stream[off:min(off+4096, len(stream))]); err != nil {
+			t.Fatalf("feed at %d: %v", off, err)
+		}
+	}
+	runtime.ReadMemStats(&after)
+	if err := rs.finish(joinerForTest(h, 3), 42); err != nil {
+		t.Fatal(err)
+	}
+	if got := after.TotalAlloc - before.TotalAlloc; got > 6*uint64(len(stream)) {
+		t.Fatalf("feeding a %d-byte stream in 4 KiB pieces allocated %d bytes (%.0f times the stream)", len(stream), got, float64(got)/float64(len(stream)))
+	}
+}
+
+// TestTrimBoundRacesRestore: the primary's trim reads the progress
+// records one after another while a joiner (position 0) restored at
+// s = 50 publishes that it is restored and its donor (position 1, a
+// secondary) then clears its hold. Whenever that happens between two of
+// the trim's reads, the bound must stay at or below s: the restored
+// joiner needs the log above s. The trim's role record is the one it read
+// before (position 0 joining).
+func TestTrimBoundRacesRestore(t *testing.T) {
+	rec := &role.Role{Primary: 2, Sender: 2, Fanout: true}
+	for k := range rec.Pos {
+		rec.Pos[k].Donor = role.None
+	}
+	rec.Pos[0] = role.Position{State: role.Joining, Donor: 1, Tag: 10}
+	rec.Pos[1] = role.Position{State: role.Active, Donor: role.None, Tag: 11}
+	rec.Pos[2] = role.Position{State: role.Active, Donor: role.None, Tag: 12}
+	before := map[uint8]*role.Progress{
+		0: {Position: 0, Role: role.SeenJoiner, Tag: 10},
+		1: {Position: 1, Role: role.SeenSecondary, Tag: 11, Applied: 90, Hold: 50},
+	}
+	after := map[uint8]*role.Progress{
+		0: {Position: 0, Role: role.SeenSecondary, Tag: 10, Applied: 50},
+		1: {Position: 1, Role: role.SeenSecondary, Tag: 11, Applied: 90},
+	}
+	for change := 0; change <= 2; change++ {
+		reads := 0
+		progress := func(k uint8) (*role.Progress, uint64) {
+			reads++
+			if reads > change {
+				return after[k], 0
+			}
+			return before[k], 0
+		}
+		if got, _, _ := trimBound(rec, 2, 100, 0, progress); got > 50 {
+			t.Fatalf("the joiner restored and its donor's hold cleared after %d of the trim's reads: trimmed to %d, above the snapshot's LSN 50", change, got)
+		}
+	}
 }

@@ -112,6 +112,21 @@ func DecodeResend(b []byte) ([]Resend, int, error) {
 	if n*resendFixedSize > uint64(r.left()) {
 		return nil, 0, fmt.Errorf("%w: resend section of %d entries needs at least %d bytes, %d remain", ErrTruncated, n, n*resendFixedSize, r.left())
 	}
+	// The whole section must be there before anything is decoded or
+	// copied: a reader that waits for more (a joiner, chunk by chunk)
+	// calls again with every chunk, and would otherwise copy what it
+	// already has each time.
+	end := uint64(r.off)
+	for i := uint64(0); i < n; i++ {
+		if end+resendFixedSize > uint64(len(b)) {
+			return nil, 0, fmt.Errorf("%w: resend section: entry %d of %d needs %d bytes at %d, %d remain", ErrTruncated, i, n, resendFixedSize, end, uint64(len(b))-min(end, uint64(len(b))))
+		}
+		f := b[end : end+resendFixedSize]
+		end += resendFixedSize + uint64(le.Uint32(f[rePropsLen:])) + uint64(le.Uint32(f[reBodyLen:]))
+	}
+	if end > uint64(len(b)) {
+		return nil, 0, fmt.Errorf("%w: resend section of %d entries needs %d bytes, %d remain", ErrTruncated, n, end, len(b))
+	}
 	var rs []Resend
 	if n > 0 {
 		rs = make([]Resend, n)

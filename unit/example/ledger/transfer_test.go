@@ -8,6 +8,7 @@ import (
 	"strings"
 	"syscall"
 	"testing"
+	"time"
 
 	"github.com/qmgr/qmgr/crashpoint"
 	"github.com/qmgr/qmgr/internal/mqconn"
@@ -295,4 +296,288 @@ func transferScenario(t *testing.T, replicas int, cp string, attrs string) {
 	if r := s.Check(lockfree.CheckOptions{}); !r.OK() {
 		t.Fatalf("checker: %s", r)
 	}
+}
+
+// TestSnapshotJoinerSlowRestore: the joiner gets and checks the whole
+// stream, then takes longer than LEDGER_TRANSFER_STALL to become active
+// (unit.transfer.received:1:sleep:3s stands in for a handler whose
+// Restore is slow, or a paused process). Its donor, the primary, sees no
+// chunk count change after the last chunk; it must not clear its hold
+// while that joiner may still become active at the snapshot's LSN s, or
+// the primary trims the log above s and the joiner, restored at s, can
+// never catch up (it fails stop at a gap, or sits at s with an empty log
+// and, promoted, would take input at LSN s+1 again). The joiner must
+// become active and apply everything, in the same process.
+func TestSnapshotJoinerSlowRestore(t *testing.T) {
+	const n = 3000
+	t.Setenv("LEDGER_TRANSFER_STALL", "300ms")
+	bin, err := filepath.Abs(os.Args[0])
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Setenv("LEDGER_STATE_DIR", t.TempDir())
+	t.Setenv("LEDGER_CHUNK_SIZE", "6")
+	once := filepath.Join(t.TempDir(), "crashpoint-once")
+	t.Setenv(crashpoint.EnvVar, "unit.transfer.received:1:sleep:3s")
+	t.Setenv(crashpoint.OnceVar, once)
+	_, g := startMember(t, false, "DEFINE QLOCAL(IN) MAXDEPTH(100000)", "DEFINE QLOCAL(CONFIRM) MAXDEPTH(100000)",
+		fmt.Sprintf("DEFINE SERVICE(LEDGER) STARTCMD('%s') STARTARG('ledger-replica') INPUT(IN) REPLICAS(2)", bin))
+	opts := mq.ConnectOptions{Group: g.Name, QMgr: "QM1", DataDir: g.DataDir, CFDir: g.CFDir}
+	c, err := mq.Connect(opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Disconnect()
+	_, s, err := mqconn.Of(c).OwnerIn("APPL1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var r0 *role.Role
+	waitFor(t, "both replicas active, the secondary the sender", nil, func() bool {
+		r0 = roleOf(t, s)
+		return r0.Pos[0].State == role.Active && r0.Pos[1].State == role.Active && r0.Sender != r0.Primary
+	})
+	primary, victim := r0.Primary, r0.Sender
+	killed := r0.Pos[victim].Pid
+	transfers, wait := produce(t, opts, n)
+	waitFor(t, "the primary to trim its log", nil, func() bool { return logHead(t, c) > 1 && appliedOf(t, s, int(primary)) >= n/5 })
+	if err := syscall.Kill(int(killed), syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "the joiner to get the whole stream", nil, func() bool { _, err := os.Stat(once); return err == nil })
+	slow := roleOf(t, s).Pos[victim]
+	if slow.State != role.Joining || slow.Pid == killed {
+		t.Fatalf("position %d is not joining after the crash point: %+v", victim, slow)
+	}
+	var snap uint64
+	for t0 := time.Now(); ; time.Sleep(5 * time.Millisecond) {
+		p := roleOf(t, s).Pos[victim]
+		if p.Pid != slow.Pid || p.Tag != slow.Tag {
+			t.Fatalf("the joiner (pid %d) that got the whole stream was not kept: position %d is now %+v (the donor's hold was cleared at log head %d, primary applied %d)",
+				slow.Pid, victim, p, logHead(t, c), appliedOf(t, s, int(primary)))
+		}
+		if p.State == role.Active {
+			snap = p.SnapLSN
+			if pr := progressOf(t, s, int(victim)); pr != nil && pr.Tag == slow.Tag && pr.Applied == n {
+				break
+			}
+		}
+		if time.Since(t0) > 25*time.Second {
+			t.Fatalf("the joiner (pid %d) restored at LSN %d did not catch up: applied %d, primary applied %d, log head %d",
+				slow.Pid, snap, appliedOf(t, s, int(victim)), appliedOf(t, s, int(primary)), logHead(t, c))
+		}
+	}
+	t.Logf("position %d restored at LSN %d after a slow restore, caught up to %d", victim, snap, n)
+	if err := wait(); err != nil {
+		t.Fatal(err)
+	}
+	got := confirmations(t, c, n)
+	reference(t, got, transfers)
+	waitFor(t, "every hold cleared, no chunk left", nil, func() bool {
+		return holdOf(t, s, 0) == 0 && holdOf(t, s, 1) == 0 && snapChunks(t, c) == 0
+	})
+}
+
+// TestSnapshotJoinerPausedBeforeChunks: the joiner stops (SIGSTOP) right
+// after it announced itself (unit.transfer.registered:1:stop), before it
+// found its transfer's chunks. Its donor, the primary, streams what it may
+// put ahead, gives the transfer up after LEDGER_TRANSFER_STALL (chunks
+// removed, hold cleared) and will not serve that joiner again. The joiner
+// is then resumed (SIGCONT): it finds no chunk and none will ever come, so
+// it must fail stop (ErrDonorGone) rather than wait for ever in its
+// position, and the member's next joiner joins by a new snapshot.
+func TestSnapshotJoinerPausedBeforeChunks(t *testing.T) {
+	const n = 3000
+	t.Setenv("LEDGER_TRANSFER_STALL", "300ms")
+	bin, err := filepath.Abs(os.Args[0])
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Setenv("LEDGER_STATE_DIR", t.TempDir())
+	t.Setenv("LEDGER_CHUNK_SIZE", "6")
+	once := filepath.Join(t.TempDir(), "crashpoint-once")
+	t.Setenv(crashpoint.EnvVar, "unit.transfer.registered:1:stop")
+	t.Setenv(crashpoint.OnceVar, once)
+	_, g := startMember(t, false, "DEFINE QLOCAL(IN) MAXDEPTH(100000)", "DEFINE QLOCAL(CONFIRM) MAXDEPTH(100000)",
+		fmt.Sprintf("DEFINE SERVICE(LEDGER) STARTCMD('%s') STARTARG('ledger-replica') INPUT(IN) REPLICAS(2)", bin))
+	opts := mq.ConnectOptions{Group: g.Name, QMgr: "QM1", DataDir: g.DataDir, CFDir: g.CFDir}
+	c, err := mq.Connect(opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Disconnect()
+	_, s, err := mqconn.Of(c).OwnerIn("APPL1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var r0 *role.Role
+	waitFor(t, "both replicas active, the secondary the sender", nil, func() bool {
+		r0 = roleOf(t, s)
+		return r0.Pos[0].State == role.Active && r0.Pos[1].State == role.Active && r0.Sender != r0.Primary
+	})
+	primary, victim := r0.Primary, r0.Sender
+	killed := r0.Pos[victim].Pid
+	transfers, wait := produce(t, opts, n)
+	waitFor(t, "the primary to trim its log", nil, func() bool { return logHead(t, c) > 1 && appliedOf(t, s, int(primary)) >= n/5 })
+	if err := syscall.Kill(int(killed), syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "the joiner to announce itself and stop", nil, func() bool { _, err := os.Stat(once); return err == nil })
+	paused := roleOf(t, s).Pos[victim]
+	if paused.State != role.Joining || paused.Pid == killed {
+		t.Fatalf("position %d is not joining after the crash point: %+v", victim, paused)
+	}
+	waitFor(t, "the donor to begin the transfer", nil, func() bool { return holdOf(t, s, int(primary)) != 0 })
+	waitFor(t, "the donor to give the stalled transfer up", nil, func() bool { return holdOf(t, s, int(primary)) == 0 && snapChunks(t, c) == 0 })
+	if err := syscall.Kill(int(paused.Pid), syscall.SIGCONT); err != nil {
+		t.Fatal(err)
+	}
+	defer syscall.Kill(int(paused.Pid), syscall.SIGKILL)
+	var r1 *role.Role
+	for t0 := time.Now(); ; time.Sleep(5 * time.Millisecond) {
+		r1 = roleOf(t, s)
+		if p := r1.Pos[victim]; p.State == role.Active && p.Pid != paused.Pid && p.SnapLSN > 0 {
+			break
+		}
+		if time.Since(t0) > 20*time.Second {
+			t.Fatalf("the resumed joiner (pid %d), given up by its donor, was not replaced: position %d is %+v, its progress %+v",
+				paused.Pid, victim, r1.Pos[victim], progressOf(t, s, int(victim)))
+		}
+	}
+	if err := wait(); err != nil {
+		t.Fatal(err)
+	}
+	got := confirmations(t, c, n)
+	reference(t, got, transfers)
+	waitFor(t, "every hold cleared, no chunk left", nil, func() bool {
+		return holdOf(t, s, 0) == 0 && holdOf(t, s, 1) == 0 && snapChunks(t, c) == 0
+	})
+}
+
+// TestSnapshotDonorSlowSnapshot: the donor takes longer than
+// LEDGER_TRANSFER_STALL to build its stream (unit.transfer.stream:1:sleep:1s
+// stands in for a handler Snapshot of a large state). The stall counts
+// from when the donor waits for its joiner, not from before the
+// snapshot: the first joiner must be served and restored, not given up
+// (and then fail stop, and its replacement too, for as long as the
+// Snapshot is slower than the stall).
+func TestSnapshotDonorSlowSnapshot(t *testing.T) {
+	const n = 3000
+	t.Setenv("LEDGER_TRANSFER_STALL", "300ms")
+	bin, err := filepath.Abs(os.Args[0])
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Setenv("LEDGER_STATE_DIR", t.TempDir())
+	t.Setenv("LEDGER_CHUNK_SIZE", "6")
+	once := filepath.Join(t.TempDir(), "crashpoint-once")
+	t.Setenv(crashpoint.EnvVar, "unit.transfer.stream:1:sleep:1s")
+	t.Setenv(crashpoint.OnceVar, once)
+	_, g := startMember(t, false, "DEFINE QLOCAL(IN) MAXDEPTH(100000)", "DEFINE QLOCAL(CONFIRM) MAXDEPTH(100000)",
+		fmt.Sprintf("DEFINE SERVICE(LEDGER) STARTCMD('%s') STARTARG('ledger-replica') INPUT(IN) REPLICAS(2)", bin))
+	opts := mq.ConnectOptions{Group: g.Name, QMgr: "QM1", DataDir: g.DataDir, CFDir: g.CFDir}
+	c, err := mq.Connect(opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Disconnect()
+	_, s, err := mqconn.Of(c).OwnerIn("APPL1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var r0 *role.Role
+	waitFor(t, "both replicas active, the secondary the sender", nil, func() bool {
+		r0 = roleOf(t, s)
+		return r0.Pos[0].State == role.Active && r0.Pos[1].State == role.Active && r0.Sender != r0.Primary
+	})
+	primary, victim := r0.Primary, r0.Sender
+	killed := r0.Pos[victim].Pid
+	transfers, wait := produce(t, opts, n)
+	waitFor(t, "the primary to trim its log", nil, func() bool { return logHead(t, c) > 1 && appliedOf(t, s, int(primary)) >= n/5 })
+	if err := syscall.Kill(int(killed), syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "the donor to build its stream", nil, func() bool { _, err := os.Stat(once); return err == nil })
+	first := roleOf(t, s).Pos[victim]
+	if first.State != role.Joining || first.Pid == killed {
+		t.Fatalf("position %d is not joining while its donor builds the stream: %+v", victim, first)
+	}
+	for t0 := time.Now(); ; time.Sleep(5 * time.Millisecond) {
+		p := roleOf(t, s).Pos[victim]
+		if p.Pid != first.Pid || p.Tag != first.Tag {
+			t.Fatalf("the joiner (pid %d) whose donor took 1 s to build its stream was given up: position %d is now %+v", first.Pid, victim, p)
+		}
+		if p.State == role.Active && p.SnapLSN > 0 {
+			break
+		}
+		if time.Since(t0) > 20*time.Second {
+			t.Fatalf("the joiner (pid %d) was not restored: %+v", first.Pid, p)
+		}
+	}
+	if err := wait(); err != nil {
+		t.Fatal(err)
+	}
+	got := confirmations(t, c, n)
+	reference(t, got, transfers)
+	waitFor(t, "every hold cleared, no chunk left", nil, func() bool {
+		return holdOf(t, s, 0) == 0 && holdOf(t, s, 1) == 0 && snapChunks(t, c) == 0
+	})
+}
+
+// TestSnapshotJoinerKilledAfterHandOver: the restored joiner is SIGKILLed
+// right after it took the sender role by hand-over (crash point
+// unit.transfer.handover), before it sent anything or published its
+// progress as sender: the death gives the sender role back to the primary,
+// whose resend queue holds every output above LSN_out; the member starts
+// another joiner, which joins by a new snapshot. Every transfer is
+// confirmed exactly once and in order, no hold or chunk is left.
+func TestSnapshotJoinerKilledAfterHandOver(t *testing.T) {
+	const n = 3000
+	bin, err := filepath.Abs(os.Args[0])
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Setenv("LEDGER_STATE_DIR", t.TempDir())
+	t.Setenv("LEDGER_CHUNK_SIZE", "6")
+	once := filepath.Join(t.TempDir(), "crashpoint-once")
+	_, g := startMember(t, false, "DEFINE QLOCAL(IN) MAXDEPTH(100000)", "DEFINE QLOCAL(CONFIRM) MAXDEPTH(100000)",
+		fmt.Sprintf("DEFINE SERVICE(LEDGER) STARTCMD('%s') STARTARG('ledger-replica') INPUT(IN) REPLICAS(2)", bin))
+	opts := mq.ConnectOptions{Group: g.Name, QMgr: "QM1", DataDir: g.DataDir, CFDir: g.CFDir}
+	c, err := mq.Connect(opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Disconnect()
+	_, s, err := mqconn.Of(c).OwnerIn("APPL1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var r0 *role.Role
+	waitFor(t, "both replicas active, the secondary the sender", nil, func() bool {
+		r0 = roleOf(t, s)
+		return r0.Pos[0].State == role.Active && r0.Pos[1].State == role.Active && r0.Sender != r0.Primary
+	})
+	primary, victim := r0.Primary, r0.Sender
+	killed := r0.Pos[victim].Pid
+	transfers, wait := produce(t, opts, n)
+	waitFor(t, "the primary to trim its log", nil, func() bool { return logHead(t, c) > 1 && appliedOf(t, s, int(primary)) >= n/5 })
+	// The original secondary took the sender role at the start by the
+	// same hand-over: the crash point is armed only for the replicas the
+	// member starts from now on (they inherit this environment).
+	t.Setenv(crashpoint.EnvVar, "unit.transfer.handover:1")
+	t.Setenv(crashpoint.OnceVar, once)
+	if err := syscall.Kill(int(killed), syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "the restored joiner to take the sender role and die", nil, func() bool { _, err := os.Stat(once); return err == nil })
+	if err := wait(); err != nil {
+		t.Fatal(err)
+	}
+	got := confirmations(t, c, n)
+	reference(t, got, transfers)
+	waitFor(t, "both positions active, a restored replica the sender, no hold, no chunk", nil, func() bool {
+		r := roleOf(t, s)
+		return r.Pos[0].State == role.Active && r.Pos[1].State == role.Active && r.Pos[victim].SnapLSN > 0 && r.Sender == victim &&
+			holdOf(t, s, 0) == 0 && holdOf(t, s, 1) == 0 && snapChunks(t, c) == 0
+	})
 }
