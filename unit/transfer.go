@@ -571,6 +571,14 @@ func newRestorer(h Handler) *restorer { return &restorer{h: h} }
 // feed takes the next bytes of the stream.
 func (s *restorer) feed(b []byte) error {
 	if s.pw == nil {
+		if len(s.head)+len(b) > cap(s.head) {
+			// Doubled, where append grows a large slice by a quarter:
+			// what the head's growth allocates stays twice its size,
+			// not five times.
+			grown := make([]byte, len(s.head), max(2*cap(s.head), len(s.head)+len(b), 4096))
+			copy(grown, s.head)
+			s.head = grown
+		}
 		s.head = append(s.head, b...)
 		f, n, err := logrec.DecodeFramework(s.head)
 		if errors.Is(err, logrec.ErrTruncated) {

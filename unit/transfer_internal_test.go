@@ -153,22 +153,30 @@ func TestRestorerFeedLinear(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	h := newCounts(nil)
-	rs := newRestorer(h)
-	var before, after runtime.MemStats
-	runtime.ReadMemStats(&before)
-	for off := 0; off < len(stream); off += 4096 {
-		if err := rs.feed(stream[off:min(off+4096, len(stream))]); err != nil {
-			t.Fatalf("feed at %d: %v", off, err)
+	// TotalAlloc counts every goroutine's allocations (the runtime's, and
+	// those of goroutines earlier tests left ending): the least of a few
+	// runs is the feed's own.
+	least := ^uint64(0)
+	for range 5 {
+		h := newCounts(nil)
+		rs := newRestorer(h)
+		var before, after runtime.MemStats
+		runtime.ReadMemStats(&before)
+		for off := 0; off < len(stream); off += 4096 {
+			if err := rs.feed(stream[off:min(off+4096, len(stream))]); err != nil {
+				t.Fatalf("feed at %d: %v", off, err)
+			}
 		}
+		runtime.ReadMemStats(&after)
+		if err := rs.finish(joinerForTest(h, 3), 42); err != nil {
+			t.Fatal(err)
+		}
+		least = min(least, after.TotalAlloc-before.TotalAlloc)
 	}
-	runtime.ReadMemStats(&after)
-	if err := rs.finish(joinerForTest(h, 3), 42); err != nil {
-		t.Fatal(err)
+	if least > 6*uint64(len(stream)) {
+		t.Fatalf("feeding a %d-byte stream in 4 KiB pieces allocated %d bytes (%.0f times the stream)", len(stream), least, float64(least)/float64(len(stream)))
 	}
-	if got := after.TotalAlloc - before.TotalAlloc; got > 6*uint64(len(stream)) {
-		t.Fatalf("feeding a %d-byte stream in 4 KiB pieces allocated %d bytes (%.0f times the stream)", len(stream), got, float64(got)/float64(len(stream)))
-	}
+	t.Logf("feeding a %d-byte stream in 4 KiB pieces allocated %d bytes (%.1f times the stream)", len(stream), least, float64(least)/float64(len(stream)))
 }
 
 // TestTrimBoundRacesRestore: the primary's trim reads the progress
