@@ -113,25 +113,18 @@ func TestViewAllocations(t *testing.T) {
 	c := connect(t, g)
 	q := open(t, c, "Q")
 	const runs = 200
+	// AllocsPerRun counts every goroutine's allocations, the member's
+	// (heartbeats, the unit supervisor's pass) too: the least of three
+	// measurements is the view's own.
 	measure := func(props []byte) float64 {
-		for i := 0; i < runs+1; i++ { // AllocsPerRun runs once more to warm up
-			put(t, q, &mq.Message{Body: bytes.Repeat([]byte("b"), 300), Properties: props})
-		}
-		var v mq.View
-		var failed error
-		n := testing.AllocsPerRun(runs, func() {
-			if err := q.GetViewInto(mq.GetOptions{}, &v); err != nil {
-				failed = err
-				return
+		least := -1.0
+		for range 3 {
+			n := measureOnce(t, q, runs, props)
+			if least < 0 || n < least {
+				least = n
 			}
-			if err := v.Release(); err != nil {
-				failed = err
-			}
-		})
-		if failed != nil {
-			t.Fatal(failed)
 		}
-		return n
+		return least
 	}
 	if n := measure(nil); n != 0 {
 		t.Errorf("a view of a message without properties: %v allocations, want 0", n)
@@ -139,6 +132,30 @@ func TestViewAllocations(t *testing.T) {
 	if n := measure([]byte("content-type=text/plain")); n != 0 {
 		t.Errorf("a view of a message with properties, into a reused View: %v allocations, want 0 (the properties' storage is reused)", n)
 	}
+}
+
+// measureOnce puts runs+1 messages with props and returns the allocations
+// per view of one of them into a reused View.
+func measureOnce(t *testing.T, q *mq.Queue, runs int, props []byte) float64 {
+	t.Helper()
+	for i := 0; i < runs+1; i++ { // AllocsPerRun runs once more to warm up
+		put(t, q, &mq.Message{Body: bytes.Repeat([]byte("b"), 300), Properties: props})
+	}
+	var v mq.View
+	var failed error
+	n := testing.AllocsPerRun(runs, func() {
+		if err := q.GetViewInto(mq.GetOptions{}, &v); err != nil {
+			failed = err
+			return
+		}
+		if err := v.Release(); err != nil {
+			failed = err
+		}
+	})
+	if failed != nil {
+		t.Fatal(failed)
+	}
+	return n
 }
 
 // TestGetsSkipExpired: an expired message is neither got nor viewed,
