@@ -36,6 +36,13 @@ type Options struct {
 	Epoch     uint64 // the CF structure's epoch (creation time): a space map of another epoch is stale (ErrNeedRebuild); 0 accepts any
 	Cache     *Cache // read cache shared by the data sets of this process; nil: none
 
+	// StallLimit bounds, for Create, Rebuild and RebuildFrom, how long
+	// replacing a space map waits for a live process between claiming
+	// blocks in the old map and writing them (section 6a of
+	// docs/design/smds.md): past it they fail with a *StalledError naming
+	// the process. 0: wait as long as the process lives.
+	StallLimit time.Duration
+
 	// Create and Rebuild only; zero takes the default.
 	BlockSize    int // bytes per block: DefaultBlockSize
 	ExtentBlocks int // blocks per extent: DefaultExtentBlocks
