@@ -84,7 +84,7 @@ func TestRebuildFencesOldMap(t *testing.T) {
 
 	// A map retired at its path (a rebuild that died before its rename)
 	// is not opened for allocation.
-	if _, err := retireMap(nd.MapPath(), false); err != nil {
+	if _, err := retireMap(nd.MapPath(), false, 0); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := Open(opts); !errors.Is(err, ErrNeedRebuild) {
