@@ -40,7 +40,7 @@ const (
 	RCUnknownXmitQ            Reason = 2196
 	RCUnknownRemoteQMgr       Reason = 2087
 	RCXmitQUsageError         Reason = 2091
-	RCResourceProblem         Reason = 2102 // the member's recovery log failed, or has no ring free for the connection
+	RCResourceProblem         Reason = 2102 // the member's recovery log failed, or has no ring free for the connection; a data set has no owner slot free, or its map's rebuild stalled on a stopped process
 	RCCallInterrupted         Reason = 2549 // a waiting get was ended by its Interrupter
 	RCMsgBodyLost             Reason = 6101 // qmgr's own (no MQ equivalent): a message's offloaded body is damaged or lost in its shared message data set (the DLH reason of its report)
 	RCUnitHandlerFailed       Reason = 6102 // qmgr's own: a recovery unit's handler failed on the input (the DLH reason when the unit moves it to the dead-letter queue)
@@ -149,7 +149,7 @@ func reasonFor(err error) Reason {
 		return RCQMgrNotAvailable
 	case errors.Is(err, logbuf.ErrConsumerGone):
 		return RCConnectionBroken
-	case errors.Is(err, logbuf.ErrLogFailed), errors.Is(err, logbuf.ErrNoRing), errors.Is(err, smds.ErrNoOwnerSlot):
+	case errors.Is(err, logbuf.ErrLogFailed), errors.Is(err, logbuf.ErrNoRing), errors.Is(err, smds.ErrNoOwnerSlot), errors.Is(err, smds.ErrStalled):
 		return RCResourceProblem
 	}
 	return RCUnexpectedError

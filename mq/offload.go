@@ -187,7 +187,7 @@ func openDataSetIn(cfg group.Config, name string, s *lockfree.Structure, dir str
 		return nil, err
 	}
 	o := smds.Options{Dir: dir, MapDir: cfg.CFDir, Structure: name, Member: dsMember(num), Number: num,
-		Epoch: epoch, Cache: cache, Owners: dataSetOwners,
+		Epoch: epoch, Cache: cache, Owners: dataSetOwners, StallLimit: DataSetStallLimit(),
 		BlockSize: smdsGeometry.blockSize, ExtentBlocks: smdsGeometry.extentBlocks, MaxExtents: smdsGeometry.maxExtents}
 	d, err := smds.Open(o)
 	if err != nil {
@@ -229,7 +229,10 @@ func openDataSetIn(cfg group.Config, name string, s *lockfree.Structure, dir str
 		}
 		// Processes may be in the middle of puts through the old map: it
 		// is retired first, the references read after (RebuildFrom; see
-		// docs/design/smds.md, section 6a).
+		// docs/design/smds.md, section 6a). One stopped in its claim holds
+		// the retirement: past DataSetStallLimit this open fails
+		// (smds.StalledError, a put's MQRC 2102) and releases the lock;
+		// the map stays retired, and the next open tries again.
 		d, _, err = smds.RebuildFrom(o, func() ([]smds.Ref, error) {
 			refs, _, err := structureRefs(s, num) // a reference that does not decode names no run
 			return refs, err
@@ -255,6 +258,27 @@ func openDataSetIn(cfg group.Config, name string, s *lockfree.Structure, dir str
 	offloadSets.sets[k] = ds
 	return ds, nil
 }
+
+// dataSetStallLimit is DataSetStallLimit's, in ns.
+var dataSetStallLimit atomic.Int64
+
+func init() { dataSetStallLimit.Store(int64(10 * time.Second)) }
+
+// DataSetStallLimit bounds how long this process, creating or rebuilding
+// a data set's space map while its structure is in service (the open of a
+// put, a get or a free: openDataSet), waits for a live process between
+// claiming blocks in the old map and writing them (docs/design/smds.md,
+// section 6a): past it the open fails with an *smds.StalledError (MQRC
+// 2102 for a put) instead of holding the data set's lock, and every
+// process that waits for it, for as long as that process stays stopped.
+// Default 10s (a member's default heartbeat timeout); a member sets its
+// HeartbeatTimeout (SetDataSetStallLimit). A structure's recovery has its
+// own (RebuildDataSets).
+func DataSetStallLimit() time.Duration { return time.Duration(dataSetStallLimit.Load()) }
+
+// SetDataSetStallLimit sets DataSetStallLimit (0: wait as long as the
+// process lives).
+func SetDataSetStallLimit(d time.Duration) { dataSetStallLimit.Store(int64(max(d, 0))) }
 
 // forgetDataSet drops ds from this process's open data sets (its space
 // map was retired: another process rebuilt it, and the next open maps the
@@ -291,7 +315,12 @@ func forgetDataSet(ds *dataSet) {
 // its references are rejected, and it is returned in unusable, for the
 // caller to log. Any other failure (an I/O error, a layout version this
 // binary does not read) fails the rebuild, as before.
-func RebuildDataSets(g *group.Group, name string, s *lockfree.Structure) (kept int, rejected []error, unusable []UnusableDataSet, err error) {
+//
+// Each map replaced is retired first, which waits for live processes
+// between claiming blocks in it and writing them (docs/design/smds.md,
+// section 6a); un bounds that wait and says what to do with a process
+// that stalls there (Unstall).
+func RebuildDataSets(g *group.Group, name string, s *lockfree.Structure, un Unstall) (kept int, rejected []error, unusable []UnusableDataSet, err error) {
 	dir, err := dirOf(g, name)
 	if errors.Is(err, defs.ErrNotFound) {
 		return 0, nil, nil, nil // a structure being defined: it has no data sets yet
@@ -315,16 +344,36 @@ func RebuildDataSets(g *group.Group, name string, s *lockfree.Structure) (kept i
 			return kept, rejected, unusable, err
 		}
 		rejected = append(rejected, bad...) // lost messages, as the rejected
-		o := smds.Options{Dir: dir, MapDir: cfg.CFDir, Structure: name, Member: dsMember(num), Number: num, Epoch: epoch, Cache: cache, Owners: dataSetOwners}
+		o := smds.Options{Dir: dir, MapDir: cfg.CFDir, Structure: name, Member: dsMember(num), Number: num, Epoch: epoch, Cache: cache, Owners: dataSetOwners,
+			StallLimit: un.Limit}
 		unlock, err := lockDataSet(cfg.CFDir, name, num)
 		if err != nil {
 			return kept, rejected, unusable, err
 		}
-		d, res, err := smds.Rebuild(o, refs)
+		var d *smds.DataSet
+		var res smds.RebuildResult
 		var u *UnusableDataSet
-		if err != nil && unusableFile(err, o) {
-			u = &UnusableDataSet{Num: num, Err: err, Lost: len(refs)}
-			d, res, err = replaceUnusable(o, refs, u)
+		for {
+			if u == nil {
+				d, res, err = smds.Rebuild(o, refs)
+				if err != nil && unusableFile(err, o) {
+					u = &UnusableDataSet{Num: num, Err: err, Lost: len(refs)}
+					d, res, err = replaceUnusable(o, refs, u)
+				}
+			} else {
+				// An unusable file moved aside and replaced before the
+				// map's replacement stalled (in replaceUnusable: the empty
+				// data set is in place, its map not yet or not rebuilt).
+				d, res, err = smds.Rebuild(o, refs)
+			}
+			var st *smds.StalledError
+			if !errors.As(err, &st) || un.Stalled == nil {
+				break
+			}
+			if serr := un.Stalled(st); serr != nil {
+				err = errors.Join(err, serr)
+				break
+			}
 		}
 		unlock()
 		if err != nil {
@@ -353,6 +402,22 @@ func RebuildDataSets(g *group.Group, name string, s *lockfree.Structure) (kept i
 		offloadSets.mu.Unlock()
 	}
 	return kept, rejected, unusable, nil
+}
+
+// Unstall bounds a structure recovery's wait, in RebuildDataSets, for a
+// live process between claiming blocks in a space map being replaced and
+// writing them: an application stopped there (SIGSTOP, a debugger) would
+// hold the recovery, and the data set's lock, for as long as it stays
+// stopped.
+type Unstall struct {
+	// Limit is how long a map's replacement waits for such a process
+	// (smds.Options.StallLimit); 0: as long as it lives.
+	Limit time.Duration
+	// Stalled is called with each stall past Limit: nil, the data set's
+	// rebuild is tried again (once the caller killed a stopped process, or
+	// to wait another Limit for one that runs); an error fails it. A nil
+	// Stalled fails it with the *smds.StalledError.
+	Stalled func(*smds.StalledError) error
 }
 
 // lockDataSet takes the lock that makes creating or rebuilding data set

@@ -7,6 +7,7 @@ import (
 
 	"github.com/qmgr/qmgr/lockfree"
 	"github.com/qmgr/qmgr/procid"
+	"github.com/qmgr/qmgr/smds"
 )
 
 // Stalled applications. An operation on shared memory takes microseconds,
@@ -64,11 +65,25 @@ func (m *Member) unstall(s *lockfree.Structure, f func() error) error {
 	}
 }
 
+// unstallDataSet answers a structure recovery's rebuild of a data set's
+// space map (mq.RebuildDataSets) that waited HeartbeatTimeout for a live
+// process between claiming blocks in the old map and writing them: the
+// same policy as unstall. A stopped process is killed (a dead one writes
+// no more) and the rebuild tries again; one that runs is waited for
+// again, as long as it lives: killing it could kill a process about to
+// go on, and its write is bounded by its disk.
+func (m *Member) unstallDataSet(st *smds.StalledError) error {
+	if !procid.Stopped(st.Process) {
+		return nil
+	}
+	return m.killStalled(st.Process, st.Waited, "space_map", st.Path)
+}
+
 // killStalled kills process id, which stalled in the middle of an
-// operation for waited.
-func (m *Member) killStalled(id procid.ID, waited time.Duration) error {
-	m.log.Warn("an application stalled in the middle of an operation on shared memory: killing it", "event", "application_killed", "pid", id.Pid,
-		"stalled", waited.Round(time.Millisecond), "limit", m.cfg.HeartbeatTimeout)
+// operation for waited; attrs say where.
+func (m *Member) killStalled(id procid.ID, waited time.Duration, attrs ...any) error {
+	m.log.Warn("an application stalled in the middle of an operation on shared memory: killing it", append([]any{"event", "application_killed", "pid", id.Pid,
+		"stalled", waited.Round(time.Millisecond), "limit", m.cfg.HeartbeatTimeout}, attrs...)...)
 	if err := procid.Signal(id, syscall.SIGKILL); err != nil && !errors.Is(err, procid.ErrGone) {
 		return err
 	}

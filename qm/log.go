@@ -114,7 +114,8 @@ func (m *Member) recoverInto(name string) (replayStats, error) {
 	// The data sets' space maps of the recovered structure, from the
 	// references its entries hold now (replayed records refer to synced
 	// runs): before anyone allocates or frees.
-	kept, rejected, unusable, err := mq.RebuildDataSets(m.g, name, o.Structure())
+	kept, rejected, unusable, err := mq.RebuildDataSets(m.g, name, o.Structure(),
+		mq.Unstall{Limit: m.cfg.HeartbeatTimeout, Stalled: m.unstallDataSet})
 	if err != nil {
 		return st, err
 	}

@@ -17,6 +17,7 @@ import (
 	"github.com/qmgr/qmgr/group"
 	"github.com/qmgr/qmgr/internal/buildinfo"
 	"github.com/qmgr/qmgr/lockfree"
+	"github.com/qmgr/qmgr/mq"
 	"github.com/qmgr/qmgr/mqsc"
 	"github.com/qmgr/qmgr/procid"
 	"github.com/qmgr/qmgr/recovery/logbuf"
@@ -342,6 +343,10 @@ func Start(cfg Config) (*Member, error) {
 	m.chinit = newChildService("channel initiator", cfg.ChinitCommand, m.log, m.stopping.Load)
 	m.amqp = newChildService("AMQP listener", cfg.AMQPCommand, m.log, m.stopping.Load)
 	bi := buildinfo.Read()
+	// An in-service rebuild of a data set's space map by this process
+	// waits as long for a stopped application as a recovery does
+	// (fence.go).
+	mq.SetDataSetStallLimit(cfg.HeartbeatTimeout)
 	m.log.Info("member starting", "event", "member_starting", "version", cfg.Version, "go", bi.Go, "revision", bi.Revision, "modified", bi.Modified, "pid", m.self.Pid)
 	var err error
 	if m.g, err = group.Open(cfg.Group, true); err != nil {

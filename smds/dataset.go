@@ -36,6 +36,13 @@ type Options struct {
 	Epoch     uint64 // the CF structure's epoch (creation time): a space map of another epoch is stale (ErrNeedRebuild); 0 accepts any
 	Cache     *Cache // read cache shared by the data sets of this process; nil: none
 
+	// StallLimit bounds, for Create, Rebuild and RebuildFrom, how long
+	// replacing a space map waits for a live process between claiming
+	// blocks in the old map and writing them (section 6a of
+	// docs/design/smds.md): past it they fail with a *StalledError naming
+	// the process. 0: wait as long as the process lives.
+	StallLimit time.Duration
+
 	// Create and Rebuild only; zero takes the default.
 	BlockSize    int // bytes per block: DefaultBlockSize
 	ExtentBlocks int // blocks per extent: DefaultExtentBlocks
@@ -152,7 +159,7 @@ func Create(o Options) (*DataSet, error) {
 	if p.Owners > maxOwners {
 		return nil, fmt.Errorf("%w: %d owner slots", ErrParams, p.Owners)
 	}
-	if err := writeMap(smPath, p, 1, uint64(time.Now().UnixNano()), nil, o.Lost); err != nil {
+	if err := writeMap(smPath, p, 1, uint64(time.Now().UnixNano()), nil, o.Lost, o.StallLimit); err != nil {
 		return nil, err
 	}
 	return Open(o)
@@ -432,9 +439,10 @@ func syncDir(dir string) {
 // being removed when the references were read: its free comes later,
 // through the new map) names a gen the new map never gives that block
 // again: freeing it is ErrStale, never a free of a new run at the same
-// head (gens wrap at 2^24 frees of one block).
-func writeMap(path string, p mapParams, ext int, seq uint64, refs, lost []Ref) error {
-	if _, err := retireMap(path, false); err != nil {
+// head (gens wrap at 2^24 frees of one block). limit bounds the wait of
+// the retirement (retireMap): past it, a *StalledError.
+func writeMap(path string, p mapParams, ext int, seq uint64, refs, lost []Ref, limit time.Duration) error {
+	if _, err := retireMap(path, false, limit); err != nil {
 		return err
 	}
 	prev := openPrevMap(path, p)
@@ -582,14 +590,20 @@ const retireWait = time.Millisecond
 // is built from the CF's references: nobody refers to it). A process
 // that died in its claim writes no more. A live one stopped in its claim
 // (SIGSTOP, a write stuck on a dead disk) holds the replacement until it
-// goes on: the replacement cannot tell it from one about to write.
+// goes on: the replacement cannot tell it from one about to write. So
+// with a limit (> 0) retireMap waits at most that long for it and then
+// fails with a *StalledError naming its process, the map left retired:
+// the caller may kill the process (only a stopped one: killing one that
+// runs would kill a process about to go on) and call again, which takes
+// the retirement up where it was (the retired word is set once; a dead
+// process's claim holds nothing).
 //
 // No map at path, a file too short for a header or without the map
 // magic: nothing to fence (no process maps a map there). The owner slots
 // are found with the header's owner count even when the rest of the
 // header is damaged (the checksum covers it, but a damaged header is
 // what a rebuild replaces): bounded by the file's size.
-func retireMap(path string, inFlight bool) ([]desc, error) {
+func retireMap(path string, inFlight bool, limit time.Duration) ([]desc, error) {
 	f, err := ownedfs.Open(path, os.O_RDWR)
 	if errors.Is(err, fs.ErrNotExist) {
 		return nil, nil
@@ -633,19 +647,26 @@ func retireMap(path string, inFlight bool) ([]desc, error) {
 			}
 		}
 		old.cas(mhRetired, 0, uint64(max(time.Now().UnixNano(), 1)))
+		t0 := time.Now()
 		for {
-			busy := false
-			for slot := 0; slot < int(owners) && !busy; slot++ {
+			busy := -1 // a slot whose live process is in its claim
+			var id procid.ID
+			for slot := 0; slot < int(owners) && busy < 0; slot++ {
 				off := old.ownerOff(slot)
 				op := old.load(off + owOp)
 				if uint8(op) != opAlloc || uint8(op>>8) != phClaimed {
 					continue
 				}
-				w, id := old.slotProcess(slot)
-				busy = osState(w) != osFree && processAlive(id)
+				var w uint64
+				if w, id = old.slotProcess(slot); osState(w) != osFree && processAlive(id) {
+					busy = slot
+				}
 			}
-			if !busy {
+			if busy < 0 {
 				break
+			}
+			if waited := time.Since(t0); limit > 0 && waited > limit {
+				return &StalledError{Path: path, Process: id, Slot: busy, Waited: waited}
 			}
 			time.Sleep(retireWait)
 		}
@@ -687,7 +708,10 @@ type RebuildResult struct {
 // to finish writing. Such processes reopen the data set. Frees through a
 // retired map change only that map: a run the new map holds and a process
 // frees through the old map is leaked in the new one (the checker reports
-// it), never given twice.
+// it), never given twice. A process stopped between its claim and its
+// write holds that wait: with o.StallLimit, Rebuild gives up after it
+// with a *StalledError (the old map stays retired; call again once the
+// process is gone or goes on).
 func Rebuild(o Options, refs []Ref) (*DataSet, RebuildResult, error) {
 	return rebuild(o, func() ([]Ref, error) { return refs, nil }, false)
 }
@@ -721,7 +745,7 @@ func rebuild(o Options, getRefs func() ([]Ref, error), inFlight bool) (*DataSet,
 	if inFlight {
 		// Before the file's size is taken: a put in flight may have grown
 		// it for its run.
-		if flying, err = retireMap(smPath, true); err != nil {
+		if flying, err = retireMap(smPath, true, o.StallLimit); err != nil {
 			return nil, res, err
 		}
 	}
@@ -809,7 +833,7 @@ func rebuild(o Options, getRefs func() ([]Ref, error), inFlight bool) (*DataSet,
 	for i := range res.Rejected {
 		lost = append(lost, refs[i])
 	}
-	if err := writeMap(smPath, p, ext, seq, kept, lost); err != nil {
+	if err := writeMap(smPath, p, ext, seq, kept, lost, o.StallLimit); err != nil {
 		return nil, res, err
 	}
 	res.Kept = len(kept) - res.InFlight

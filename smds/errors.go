@@ -3,6 +3,9 @@ package smds
 import (
 	"errors"
 	"fmt"
+	"time"
+
+	"github.com/qmgr/qmgr/procid"
 )
 
 // Sentinel errors. Every error of this package wraps exactly one of them;
@@ -29,7 +32,29 @@ var (
 	ErrOwnerRevoked = errors.New("smds: owner slot taken by a repairer")
 	ErrRetired      = errors.New("smds: space map retired (replaced by a rebuild): reopen the data set")
 	ErrIO           = errors.New("smds: i/o error")
+	ErrStalled      = errors.New("smds: a live process stalled between claiming blocks in the space map being replaced and writing them")
 )
+
+// StalledError is returned (wrapping ErrStalled) by Create, Rebuild and
+// RebuildFrom when replacing a space map waited longer than
+// Options.StallLimit for a live process that is between claiming blocks
+// in the old map and writing them (docs/design/smds.md, section 6a): it
+// is stopped (SIGSTOP, a debugger), starved, or its write is stuck. The
+// old map stays retired. The caller may kill Process (when it is stopped:
+// procid.Stopped) and call again: the retirement is taken up where it was
+// and a dead process holds nothing.
+type StalledError struct {
+	Path    string    // the space map being replaced
+	Process procid.ID // the live process of the owner (or of its repairer)
+	Slot    int       // its owner slot in the old map
+	Waited  time.Duration
+}
+
+func (e *StalledError) Error() string {
+	return fmt.Sprintf("retire %s: %v: process %v (owner slot %d), waited %v", e.Path, ErrStalled, e.Process, e.Slot, e.Waited.Round(time.Millisecond))
+}
+
+func (e *StalledError) Unwrap() error { return ErrStalled }
 
 // Error is the error type of this package: what was being done, to which
 // data set (its file), where in it, and which sentinel applies.

@@ -8,8 +8,12 @@ import (
 	"runtime"
 	"syscall"
 	"testing"
+	"time"
 
 	"github.com/cespare/xxhash/v2"
+
+	"github.com/qmgr/qmgr/crashpoint"
+	"github.com/qmgr/qmgr/procid"
 )
 
 // TestRebuildFencesOldMap: a Put through a handle whose space map a
@@ -80,7 +84,7 @@ func TestRebuildFencesOldMap(t *testing.T) {
 
 	// A map retired at its path (a rebuild that died before its rename)
 	// is not opened for allocation.
-	if _, err := retireMap(nd.MapPath(), false); err != nil {
+	if _, err := retireMap(nd.MapPath(), false, 0); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := Open(opts); !errors.Is(err, ErrNeedRebuild) {
@@ -276,4 +280,97 @@ func TestRebuildRefusesOldLayoutMapInUse(t *testing.T) {
 	if b, err := nd.Read(kept, nil); err != nil || !verifyBody(b) {
 		t.Fatalf("read %v after the rebuild: %v", kept, err)
 	}
+}
+
+// TestRebuildStallLimit: a live process stopped (SIGSTOP: crash point
+// smds.alloc.fence, action stop) between claiming blocks in the space map
+// and writing them holds the replacement of that map (retireMap cannot
+// tell it from one about to write). With Options.StallLimit, Rebuild and
+// RebuildFrom wait that long and then fail with a *StalledError naming
+// the process, the old map left retired, instead of waiting as long as
+// it stays stopped (a CF structure's recovery that never ends). Once the
+// process is killed, the same Rebuild goes on: the retirement is taken
+// up where it was and the dead process holds nothing; the references are
+// kept and the new map is clean.
+func TestRebuildStallLimit(t *testing.T) {
+	if testing.Short() {
+		t.Skip("multi-process")
+	}
+	dir := t.TempDir()
+	opts := crashOpts(dir)
+	d := mustCreate(t, opts)
+	o := mustRegister(t, d)
+	kept := put(t, o, body(1, 10000))
+	o.Close()
+	d.Close()
+	c, err := openTable(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.close()
+	child := spawn(t, dir, "putter", crashpoint.EnvVar+"=smds.alloc.fence:1:stop")
+	if err := child.Start(); err != nil {
+		t.Fatal(err)
+	}
+	id, err := procid.Of(child.Process.Pid)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for deadline := time.Now().Add(10 * time.Second); !procid.Stopped(id); time.Sleep(5 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatal("the putter did not stop at smds.alloc.fence within 10s")
+		}
+	}
+
+	const limit = 200 * time.Millisecond
+	opts.StallLimit = limit
+	for _, tc := range []struct {
+		name    string
+		rebuild func() (*DataSet, error)
+	}{
+		{"Rebuild", func() (*DataSet, error) { nd, _, err := Rebuild(opts, []Ref{kept}); return nd, err }},
+		{"RebuildFrom", func() (*DataSet, error) {
+			nd, _, err := RebuildFrom(opts, func() ([]Ref, error) { return []Ref{kept}, nil })
+			return nd, err
+		}},
+	} {
+		done := make(chan error, 1)
+		go func() { nd, err := tc.rebuild(); closeIf(nd); done <- err }()
+		var err error
+		select {
+		case err = <-done:
+		case <-time.After(10 * time.Second):
+			t.Fatalf("%s with a stall limit of %v still waiting after 10s for process %v, stopped between claiming blocks and writing them: the wait has no limit", tc.name, limit, id)
+		}
+		var st *StalledError
+		if !errors.As(err, &st) || !errors.Is(err, ErrStalled) {
+			t.Fatalf("%s while process %v is stopped in its claim: %v, want a *StalledError", tc.name, id, err)
+		}
+		if st.Process != id || st.Waited < limit {
+			t.Fatalf("%s: %v, want process %v after at least %v", tc.name, st, id, limit)
+		}
+		if nd, err := Open(opts); !errors.Is(err, ErrNeedRebuild) {
+			closeIf(nd)
+			t.Fatalf("open after %s stalled: %v, want ErrNeedRebuild (the old map stays retired)", tc.name, err)
+		}
+	}
+
+	if err := procid.Signal(id, syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	if err := child.Wait(); !killedBySIGKILL(err) {
+		t.Fatalf("putter: %v, want killed", err)
+	}
+	nd, res, err := Rebuild(opts, []Ref{kept})
+	if err != nil {
+		t.Fatalf("Rebuild after the stalled process was killed: %v", err)
+	}
+	defer nd.Close()
+	if res.Kept != 1 || len(res.Rejected) != 0 {
+		t.Fatalf("Rebuild after the kill: %+v, want the reference kept", res)
+	}
+	if b, err := nd.Read(kept, nil); err != nil || !verifyBody(b) {
+		t.Fatalf("read %v after the rebuild: %v", kept, err)
+	}
+	checkClean(t, nd, []Ref{kept})
 }
