@@ -202,6 +202,13 @@ func stopStart(t *testing.T, cp string) {
 		}
 		stopped = append(stopped, stateFile(t, states, int(k), r0.Pos[k].Pid))
 	}
+	if cp != "" {
+		// The primary was killed writing: it wrote no state.
+		file := filepath.Join(states, fmt.Sprintf("state-%d-%d", r0.Primary, r0.Pos[r0.Primary].Pid))
+		if _, err := os.Stat(file); !errors.Is(err, os.ErrNotExist) {
+			t.Fatalf("the primary was not killed writing the resting snapshot: its state %s: %v", file, err)
+		}
+	}
 	if len(stopped) == 2 && stopped[0] != stopped[1] {
 		t.Fatalf("the stopped replicas' states differ:\n%s\n%s", stopped[0], stopped[1])
 	}
@@ -229,6 +236,9 @@ func stopStart(t *testing.T, cp string) {
 		if msg.Persistence != mq.Persistent && !msg.Persistent {
 			t.Fatalf("SNAP message %d is not persistent", i)
 		}
+	}
+	if cp != "" && len(snap) < 20 {
+		t.Fatalf("resting snapshot of %d chunks: the crash point at the 20th is never hit", len(snap))
 	}
 	if !last {
 		t.Fatalf("resting: %d SNAP messages without the last chunk", len(snap))
