@@ -365,8 +365,14 @@ func (r *replica) register() error {
 	}
 	if r.rec.Primary == r.pos {
 		// A new generation: its log starts empty. What an older
-		// generation left there cannot be replayed (step 13 moves it to
-		// the DEADQ); here it must be empty.
+		// generation left there cannot be replayed: it goes to the DEADQ
+		// (lost.go).
+		if eff&role.EffStateLost != 0 {
+			if err := r.stateLost(); err != nil {
+				r.c.Backout()
+				return err
+			}
+		}
 		return r.publish()
 	}
 	// Joining: while the log holds this generation from LSN 1, replay it
@@ -794,8 +800,15 @@ func trimBound(rec *role.Role, self uint8, applied, hold uint64, progress func(u
 // trim gets, in the caller's unit of work, the log messages every
 // secondary has applied and every donor's hold lets go (design 5.1: T =
 // min of the active secondaries' applied LSNs and the holds; trimBound).
+//
+// Nor past LSN_out as this replica last saw it: an input whose outputs
+// are not sent stays in the log, so that if every replica dies it is
+// among the log messages the next generation moves to the DEADQ (lost.go)
+// rather than gone with the resend queues. Flow control keeps LSN_out
+// within RESENDQ inputs of the primary, so the log window does not grow.
 func (r *replica) trim() error {
 	t, _, _ := r.trimBound()
+	t = min(t, r.lsnOut)
 	cur, err := r.logq.Browse()
 	if err != nil {
 		return err
