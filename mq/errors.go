@@ -44,6 +44,7 @@ const (
 	RCCallInterrupted         Reason = 2549 // a waiting get was ended by its Interrupter
 	RCMsgBodyLost             Reason = 6101 // qmgr's own (no MQ equivalent): a message's offloaded body is damaged or lost in its shared message data set (the DLH reason of its report)
 	RCUnitHandlerFailed       Reason = 6102 // qmgr's own: a recovery unit's handler failed on the input (the DLH reason when the unit moves it to the dead-letter queue)
+	RCUnitStateLost           Reason = 6103 // qmgr's own: every replica of a recovery unit died with no resting snapshot; the DLH reason of its old generation's log messages on the dead-letter queue
 )
 
 var reasonNames = map[Reason]string{
@@ -57,6 +58,7 @@ var reasonNames = map[Reason]string{
 	RCXmitQUsageError: "transmission queue usage error", RCUnknownRemoteQMgr: "unknown remote queue manager",
 	RCResourceProblem: "resource problem (recovery log)", RCCallInterrupted: "call interrupted",
 	RCMsgBodyLost: "message body lost or damaged", RCUnitHandlerFailed: "unit handler failed",
+	RCUnitStateLost: "unit state lost",
 }
 
 func (r Reason) String() string {

@@ -15,7 +15,10 @@ import (
 // the last input it logged), PROCESSED its applied LSN, SENT the LSN_out
 // it last saw, RESENDQ the inputs whose outputs it holds unsent; the
 // progress values are shown only while the record is the current
-// replica's (its tag is the entry's).
+// replica's (its tag is the entry's). UNITSTATE is RUNNING, STOPPING or
+// STOPPED; RESTING(YES): stopped with a resting snapshot, which START
+// SERVICE restores (NO: a START begins a new generation unless the unit
+// never ran).
 
 // svstatusObj is one position of a unit.
 type svstatusObj struct {
@@ -60,6 +63,12 @@ var svstatusTable = table[svstatusObj]{
 		{name: "EPOCH", show: func(o *svstatusObj) any { return int64(o.r.Epoch) }},
 		{name: "GENERATION", show: func(o *svstatusObj) any { return int64(o.r.Gen) }},
 		{name: "UNITSTATE", show: func(o *svstatusObj) any { return svUnitState(o.r.State) }},
+		{name: "RESTING", show: func(o *svstatusObj) any {
+			if o.r.State == role.Resting {
+				return "YES"
+			}
+			return "NO"
+		}},
 	},
 }
 
@@ -112,7 +121,7 @@ func svUnitState(s role.UnitState) string {
 	case role.Stopped:
 		return "STOPPED"
 	case role.Resting:
-		return "RESTING"
+		return "STOPPED" // with a resting snapshot: RESTING(YES)
 	}
 	return fmt.Sprintf("UNKNOWN(%d)", s)
 }

@@ -318,6 +318,43 @@ func (m *Member) sweepUnitChunks(svc defs.Service) error {
 	return nil
 }
 
+// unitHasResting reports whether svc's SNAP queue holds generation gen's
+// complete resting snapshot (its last chunk committed: unit/rest.go).
+func (m *Member) unitHasResting(svc defs.Service, gen uint64) (bool, error) {
+	if m.units.conn == nil {
+		c, err := m.Connect()
+		if err != nil {
+			return false, err
+		}
+		m.units.conn = c
+	}
+	q, err := m.units.conn.Open(defs.UnitQueue(svc.Name, defs.UnitSnap), mq.OpenOptions{Browse: true})
+	if err != nil {
+		return false, err
+	}
+	defer q.Close()
+	cur, err := q.Browse()
+	if err != nil {
+		return false, err
+	}
+	for {
+		msg, err := cur.Next(mq.GetOptions{})
+		if errors.Is(err, mq.ErrNoMessage) {
+			return false, nil
+		}
+		if err != nil {
+			return false, err
+		}
+		t, err := logrec.ParseTransfer(msg.CorrelID)
+		if err != nil || t.Joiner != logrec.RestingJoiner || uint64(t.Gen) != gen {
+			continue
+		}
+		if c, err := logrec.DecodeChunk(msg.Body); err == nil && c.Last {
+			return true, nil
+		}
+	}
+}
+
 // superviseUnit makes one transition at a time on svc's role record until
 // none is wanted.
 func (m *Member) superviseUnit(svc defs.Service, members []uint8, live map[uint8]uint64) error {
@@ -366,6 +403,9 @@ func (m *Member) superviseUnit(svc defs.Service, members []uint8, live map[uint8
 		}
 		at := unitPos{svc.Name, ev.Pos}
 		switch ev.Kind {
+		case role.EvStopped:
+			m.log.Info("unit stopped", "event", "unit_stopped", "unit", svc.Name, "resting", ev.HaveResting, "generation", n.Gen)
+			return nil
 		case role.EvDeath:
 			cpUnitRoleCAS.Hit()
 			m.log.Info("unit replica exited", "event", "unit_replica_exited", "unit", svc.Name, "pos", ev.Pos, "pid", r.Pos[ev.Pos].Pid,
@@ -431,6 +471,22 @@ func (m *Member) unitEvent(svc defs.Service, r *role.Role, members []uint8, live
 			}
 			return role.Event{Kind: role.EvDeath, Pos: k, Tag: e.Tag, Reason: role.ExitDied}, true
 		}
+	}
+	if r.State == role.Stopping {
+		// STOP SERVICE: the replicas exit once the resting snapshot is
+		// written (unit/rest.go) and are not restarted; the last one gone,
+		// the unit is stopped, resting if its snapshot is complete.
+		for k := range r.Pos {
+			if r.Pos[k].State != role.Vacant {
+				return role.Event{}, false
+			}
+		}
+		have, err := m.unitHasResting(svc, r.Gen)
+		if err != nil {
+			m.log.Error("look for a unit's resting snapshot", "unit", svc.Name, "err", err)
+			return role.Event{}, false
+		}
+		return role.Event{Kind: role.EvStopped, HaveResting: have}, true
 	}
 	if r.State != role.Running || m.stopping.Load() || m.cfg.UnitsByHand {
 		return role.Event{}, false

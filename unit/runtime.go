@@ -88,6 +88,7 @@ type replica struct {
 	chunks   uint32          // joiner: chunks restored
 	givenUp  map[uint32]bool // W tags of joiners whose transfer stalled: not served again
 	halted   bool            // primary: halted by flow control (design 5.4)
+	resting  *[24]byte       // primary: the resting snapshot it restored, removed with its first batch (rest.go)
 
 	sendBackoff time.Duration // after a send that stopped at a full destination (0: none)
 	sendRetry   time.Time     // not before then
@@ -147,10 +148,17 @@ func RunWith(ctx context.Context, cfg ReplicaConfig, h Handler) (err error) {
 				r.log.Info("promoted to primary", "epoch", r.rec.Epoch, "applied", r.applied)
 			}
 			if err = r.serveJoiners(); err == nil {
-				err = r.primaryBatch(ctx)
+				if r.rec.State == role.Stopping {
+					err = r.rest()
+				} else {
+					err = r.primaryBatch(ctx)
+				}
 			}
 		} else {
 			err = r.secondary(ctx)
+		}
+		if errors.Is(err, errRested) {
+			return nil // STOP SERVICE: this replica's part is done (rest.go)
 		}
 		if errors.Is(err, mq.ErrInterrupted) && ctx.Err() != nil {
 			return nil
@@ -331,8 +339,18 @@ func (r *replica) register() error {
 	if err := r.readRole(); err != nil {
 		return err
 	}
+	// With no primary this replica may start the unit: from the resting
+	// snapshot STOP SERVICE left, if there is a complete one (rest.go).
+	var rcid [24]byte
+	have := false
+	if r.rec.Primary == role.None && r.rec.Gen > 0 {
+		var err error
+		if rcid, _, have, err = r.findResting(r.rec.Gen); err != nil {
+			return err
+		}
+	}
 	eff, err := r.transition(role.Event{Kind: role.EvRegister, Pos: r.pos, Claim: id, Tag: r.tag, Pid: uint32(os.Getpid()),
-		Applied: r.appliedAll()})
+		Applied: r.appliedAll(), HaveResting: have})
 	if err != nil {
 		return err
 	}
@@ -340,10 +358,21 @@ func (r *replica) register() error {
 	if eff&role.EffStateLost != 0 {
 		r.log.Warn("unit state lost: a new generation starts", "generation", r.gen)
 	}
+	if eff&role.EffRestoreResting != 0 {
+		if err := r.restoreResting(rcid); err != nil {
+			return err
+		}
+	}
 	if r.rec.Primary == r.pos {
 		// A new generation: its log starts empty. What an older
-		// generation left there cannot be replayed (step 13 moves it to
-		// the DEADQ); here it must be empty.
+		// generation left there cannot be replayed: it goes to the DEADQ
+		// (lost.go).
+		if eff&role.EffStateLost != 0 {
+			if err := r.stateLost(); err != nil {
+				r.c.Backout()
+				return err
+			}
+		}
 		return r.publish()
 	}
 	// Joining: while the log holds this generation from LSN 1, replay it
@@ -382,10 +411,28 @@ func (r *replica) checkLogFromStart() error {
 	}
 	m, err := cur.Next(mq.GetOptions{})
 	if errors.Is(err, mq.ErrNoMessage) {
-		if p := r.progress(r.rec.Primary); r.rec.Primary != role.None && p != nil && p.Tag == r.rec.Pos[r.rec.Primary].Tag && p.Applied > 0 {
-			return fmt.Errorf("%w: the log is trimmed to the primary's LSN %d", ErrLogGap, p.Applied)
+		// An empty log: the primary's applied LSN decides, once its
+		// progress record names it (a primary that restores a resting
+		// snapshot publishes after the restore: until then its record may
+		// be its predecessor's, before the stop).
+		for {
+			if r.rec.Primary == role.None {
+				return fmt.Errorf("%w: no primary", ErrLogGap)
+			}
+			if p := r.progress(r.rec.Primary); p != nil && p.Tag == r.rec.Pos[r.rec.Primary].Tag {
+				if p.Applied > 0 {
+					return fmt.Errorf("%w: the log is trimmed to the primary's LSN %d", ErrLogGap, p.Applied)
+				}
+				return nil
+			}
+			if r.stop.Interrupted() {
+				return mq.ErrInterrupted
+			}
+			time.Sleep(r.cfg.Poll / 4)
+			if err := r.readRole(); err != nil {
+				return err
+			}
 		}
-		return nil
 	}
 	if err != nil {
 		return err
@@ -603,6 +650,9 @@ func (r *replica) primaryBatch(ctx context.Context) error {
 	if err := r.trim(); err != nil {
 		return err
 	}
+	if err := r.removeResting(); err != nil {
+		return err
+	}
 	if err := r.c.Commit(); err != nil {
 		// The inputs are processed in memory but not logged: this state
 		// is ahead of the log, and the inputs come again. Fail-stop.
@@ -610,6 +660,7 @@ func (r *replica) primaryBatch(ctx context.Context) error {
 	}
 	r.committedSend()
 	r.dropSent()
+	r.resting = nil
 	return r.publish()
 }
 
@@ -749,8 +800,15 @@ func trimBound(rec *role.Role, self uint8, applied, hold uint64, progress func(u
 // trim gets, in the caller's unit of work, the log messages every
 // secondary has applied and every donor's hold lets go (design 5.1: T =
 // min of the active secondaries' applied LSNs and the holds; trimBound).
+//
+// Nor past LSN_out as this replica last saw it: an input whose outputs
+// are not sent stays in the log, so that if every replica dies it is
+// among the log messages the next generation moves to the DEADQ (lost.go)
+// rather than gone with the resend queues. Flow control keeps LSN_out
+// within RESENDQ inputs of the primary, so the log window does not grow.
 func (r *replica) trim() error {
 	t, _, _ := r.trimBound()
+	t = min(t, r.lsnOut)
 	cur, err := r.logq.Browse()
 	if err != nil {
 		return err
@@ -1060,6 +1118,13 @@ func (r *replica) secondary(ctx context.Context) error {
 			return err
 		}
 		if err := r.serveJoiners(); err != nil {
+			return err
+		}
+		if ok, err := r.secondaryRested(); err != nil || ok {
+			if ok {
+				r.log.Info("stopped: the resting snapshot stands at this replica's LSN", "lsn", r.applied)
+				return errRested
+			}
 			return err
 		}
 	}
