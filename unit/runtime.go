@@ -145,6 +145,21 @@ func RunWith(ctx context.Context, cfg ReplicaConfig, h Handler) (err error) {
 					return fmt.Errorf("unit %s position %d: %w", cfg.Service, cfg.Position, err)
 				}
 				r.cur = nil
+				// A resting snapshot of this generation is still on SNAP
+				// when the primary that restored it died before its first
+				// batch: this replica's state is that snapshot's (it
+				// joined from it) until this primary logs input, and then
+				// it is stale. The first batch removes it, as the restorer's
+				// would have; left there, it would be restored again when
+				// every replica dies (register), the inputs since lost.
+				cid, _, ok, err := r.findResting(r.gen)
+				if err != nil {
+					r.c.Backout()
+					return fmt.Errorf("unit %s position %d: promoted: %w", cfg.Service, cfg.Position, err)
+				}
+				if ok {
+					r.resting = &cid
+				}
 				r.log.Info("promoted to primary", "epoch", r.rec.Epoch, "applied", r.applied)
 			}
 			if err = r.serveJoiners(); err == nil {
