@@ -88,6 +88,7 @@ type replica struct {
 	chunks   uint32          // joiner: chunks restored
 	givenUp  map[uint32]bool // W tags of joiners whose transfer stalled: not served again
 	halted   bool            // primary: halted by flow control (design 5.4)
+	beatAt   time.Time       // when publish last wrote the progress record
 	resting  *[24]byte       // primary: the resting snapshot it restored, removed with its first batch (rest.go)
 
 	sendBackoff time.Duration // after a send that stopped at a full destination (0: none)
@@ -312,7 +313,21 @@ func (r *replica) publish() error {
 	if err != nil {
 		return err
 	}
-	return r.o.UpdateStatus(r.svc.StatusBase+1+int(r.pos), func([]byte) []byte { return b })
+	if err := r.o.UpdateStatus(r.svc.StatusBase+1+int(r.pos), func([]byte) []byte { return b }); err != nil {
+		return err
+	}
+	r.beatAt = time.Now()
+	return nil
+}
+
+// heartbeat publishes unless publish did within half a Poll: a long step
+// (a snapshot transfer) calls it as it goes, so the member's hung-replica
+// kill (UnitHeartbeatTimeout) does not take a busy replica for a hung one.
+func (r *replica) heartbeat() error {
+	if time.Since(r.beatAt) < r.cfg.Poll/2 {
+		return nil
+	}
+	return r.publish()
 }
 
 // resendBytes is what the resend queue buffers: its outputs' bodies and
