@@ -836,9 +836,13 @@ func trimBound(rec *role.Role, self uint8, applied, hold uint64, progress func(u
 // among the log messages the next generation moves to the DEADQ (lost.go)
 // rather than gone with the resend queues. Flow control keeps LSN_out
 // within RESENDQ inputs of the primary, so the log window does not grow.
-func (r *replica) trim() error {
+func (r *replica) trim() error { return r.trimSent(r.lsnOut) }
+
+// trimSent is trim bounded by sent, the LSN whose outputs are sent (as
+// committed, or as the caller's unit of work commits them).
+func (r *replica) trimSent(sent uint64) error {
 	t, _, _ := r.trimBound()
-	t = min(t, r.lsnOut)
+	t = min(t, sent)
 	cur, err := r.logq.Browse()
 	if err != nil {
 		return err
@@ -1162,9 +1166,18 @@ func (r *replica) secondary(ctx context.Context) error {
 }
 
 // sendAlone is a unit of work of its own that sends.
+//
+// A primary trims in it too, up to what the send completes (in the same
+// unit of work): otherwise inputs whose outputs it sends after its last
+// batch stay in the log for as long as no input comes.
 func (r *replica) sendAlone() error {
 	if err := r.send(); err != nil {
 		return err
+	}
+	if r.rec.Primary == r.pos && r.pending.ok {
+		if err := r.trimSent(max(r.lsnOut, r.pending.lsnOut)); err != nil {
+			return err
+		}
 	}
 	if err := r.c.Commit(); err != nil {
 		return fmt.Errorf("commit of the outputs up to LSN %d: %w", r.pending.lsnOut, err)
