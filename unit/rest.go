@@ -120,15 +120,18 @@ func (r *replica) outLSN() (uint64, bool, error) {
 // the others, then writes the resting snapshot (errRested).
 func (r *replica) rest() error {
 	if r.rec.Sender == r.pos && r.applied > r.lsnOut {
+		// Busy, not hung: a send blocked at a full destination is retried
+		// here for as long as the destination stays full, so this loop
+		// publishes (the heartbeat the member's hung-replica kill reads).
 		if !r.sendDue() {
 			time.Sleep(min(r.cfg.Poll, time.Until(r.sendRetry)))
-			return nil
+			return r.publish()
 		}
 		if err := r.sendAlone(); err != nil {
 			return err
 		}
 		r.dropSent()
-		return nil
+		return r.publish()
 	}
 	ready := true
 	for k := uint8(0); k < role.MaxReplicas && ready; k++ {

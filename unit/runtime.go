@@ -88,6 +88,7 @@ type replica struct {
 	chunks   uint32          // joiner: chunks restored
 	givenUp  map[uint32]bool // W tags of joiners whose transfer stalled: not served again
 	halted   bool            // primary: halted by flow control (design 5.4)
+	beatAt   time.Time       // when publish last wrote the progress record
 	resting  *[24]byte       // primary: the resting snapshot it restored, removed with its first batch (rest.go)
 
 	sendBackoff time.Duration // after a send that stopped at a full destination (0: none)
@@ -145,6 +146,21 @@ func RunWith(ctx context.Context, cfg ReplicaConfig, h Handler) (err error) {
 					return fmt.Errorf("unit %s position %d: %w", cfg.Service, cfg.Position, err)
 				}
 				r.cur = nil
+				// A resting snapshot of this generation is still on SNAP
+				// when the primary that restored it died before its first
+				// batch: this replica's state is that snapshot's (it
+				// joined from it) until this primary logs input, and then
+				// it is stale. The first batch removes it, as the restorer's
+				// would have; left there, it would be restored again when
+				// every replica dies (register), the inputs since lost.
+				cid, _, ok, err := r.findResting(r.gen)
+				if err != nil {
+					r.c.Backout()
+					return fmt.Errorf("unit %s position %d: promoted: %w", cfg.Service, cfg.Position, err)
+				}
+				if ok {
+					r.resting = &cid
+				}
 				r.log.Info("promoted to primary", "epoch", r.rec.Epoch, "applied", r.applied)
 			}
 			if err = r.serveJoiners(); err == nil {
@@ -297,7 +313,21 @@ func (r *replica) publish() error {
 	if err != nil {
 		return err
 	}
-	return r.o.UpdateStatus(r.svc.StatusBase+1+int(r.pos), func([]byte) []byte { return b })
+	if err := r.o.UpdateStatus(r.svc.StatusBase+1+int(r.pos), func([]byte) []byte { return b }); err != nil {
+		return err
+	}
+	r.beatAt = time.Now()
+	return nil
+}
+
+// heartbeat publishes unless publish did within half a Poll: a long step
+// (a snapshot transfer) calls it as it goes, so the member's hung-replica
+// kill (UnitHeartbeatTimeout) does not take a busy replica for a hung one.
+func (r *replica) heartbeat() error {
+	if time.Since(r.beatAt) < r.cfg.Poll/2 {
+		return nil
+	}
+	return r.publish()
 }
 
 // resendBytes is what the resend queue buffers: its outputs' bodies and
@@ -806,9 +836,13 @@ func trimBound(rec *role.Role, self uint8, applied, hold uint64, progress func(u
 // among the log messages the next generation moves to the DEADQ (lost.go)
 // rather than gone with the resend queues. Flow control keeps LSN_out
 // within RESENDQ inputs of the primary, so the log window does not grow.
-func (r *replica) trim() error {
+func (r *replica) trim() error { return r.trimSent(r.lsnOut) }
+
+// trimSent is trim bounded by sent, the LSN whose outputs are sent (as
+// committed, or as the caller's unit of work commits them).
+func (r *replica) trimSent(sent uint64) error {
 	t, _, _ := r.trimBound()
-	t = min(t, r.lsnOut)
+	t = min(t, sent)
 	cur, err := r.logq.Browse()
 	if err != nil {
 		return err
@@ -1132,9 +1166,18 @@ func (r *replica) secondary(ctx context.Context) error {
 }
 
 // sendAlone is a unit of work of its own that sends.
+//
+// A primary trims in it too, up to what the send completes (in the same
+// unit of work): otherwise inputs whose outputs it sends after its last
+// batch stay in the log for as long as no input comes.
 func (r *replica) sendAlone() error {
 	if err := r.send(); err != nil {
 		return err
+	}
+	if r.rec.Primary == r.pos && r.pending.ok {
+		if err := r.trimSent(max(r.lsnOut, r.pending.lsnOut)); err != nil {
+			return err
+		}
 	}
 	if err := r.c.Commit(); err != nil {
 		return fmt.Errorf("commit of the outputs up to LSN %d: %w", r.pending.lsnOut, err)

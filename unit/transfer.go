@@ -223,6 +223,9 @@ func (r *replica) donate(k uint8, tag uint32) error {
 		if ok, err := r.awaitJoiner(d, idx); err != nil || !ok {
 			return err
 		}
+		if err := r.heartbeat(); err != nil {
+			return err
+		}
 		b, err := c.Encode()
 		if err != nil {
 			return err
@@ -286,6 +289,9 @@ func (r *replica) awaitJoiner(d *donation, idx uint32) (ok bool, err error) {
 		}
 		if r.stop.Interrupted() {
 			return false, mq.ErrInterrupted
+		}
+		if err := r.heartbeat(); err != nil {
+			return false, err
 		}
 		time.Sleep(time.Millisecond)
 	}
