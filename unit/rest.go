@@ -236,6 +236,11 @@ func (r *replica) writeResting() error {
 		if c.Last {
 			break
 		}
+		// A large state takes long to write: the member must not take
+		// the writer for hung (its progress stays what it was).
+		if err := r.heartbeat(); err != nil {
+			return err
+		}
 	}
 	// Every replica has applied the whole log: it goes with the marker.
 	if err := r.trimAll(); err != nil {
