@@ -40,15 +40,7 @@ func CheckOffload(c *Conn, name string, slots ...int) ([]smds.Stats, error) {
 // structure name and marks it published without any CF entry referring
 // to it: a leak for the checker to find.
 func LeakRun(c *Conn, name string, n int) error {
-	s, err := c.g.Structure(name, false)
-	if err != nil {
-		return err
-	}
-	dir, err := dirOf(c.g, name)
-	if err != nil {
-		return err
-	}
-	ds, err := openDataSet(c.g, name, s, dir, uint16(c.peer.Slot))
+	ds, err := memberDataSet(c, name)
 	if err != nil {
 		return err
 	}
@@ -79,15 +71,7 @@ func RemoveExpired(c *Conn, q string) (int, error) {
 // until the map has none left) and returns how many, and a func that
 // gives them back.
 func HoldOwners(c *Conn, name string) (int, func() error, error) {
-	s, err := c.g.Structure(name, false)
-	if err != nil {
-		return 0, nil, err
-	}
-	dir, err := dirOf(c.g, name)
-	if err != nil {
-		return 0, nil, err
-	}
-	ds, err := openDataSet(c.g, name, s, dir, uint16(c.peer.Slot))
+	ds, err := memberDataSet(c, name)
 	if err != nil {
 		return 0, nil, err
 	}
@@ -122,4 +106,17 @@ func ForgetDataSets() {
 	for _, ds := range sets {
 		forgetDataSet(ds)
 	}
+}
+
+// memberDataSet opens c's member's data set of structure name.
+func memberDataSet(c *Conn, name string) (*dataSet, error) {
+	s, err := c.g.Structure(name, false)
+	if err != nil {
+		return nil, err
+	}
+	dir, err := dirOf(c.g, name)
+	if err != nil {
+		return nil, err
+	}
+	return openDataSet(c.g, name, s, dir, uint16(c.peer.Slot))
 }
