@@ -14,6 +14,7 @@ import (
 	"github.com/qmgr/qmgr/internal/mqconn"
 	"github.com/qmgr/qmgr/lockfree"
 	"github.com/qmgr/qmgr/mq"
+	"github.com/qmgr/qmgr/unit/example/ledger"
 	"github.com/qmgr/qmgr/unit/logrec"
 	"github.com/qmgr/qmgr/unit/role"
 )
@@ -311,36 +312,9 @@ func transferScenario(t *testing.T, replicas int, cp string, attrs string) {
 func TestSnapshotJoinerSlowRestore(t *testing.T) {
 	const n = 3000
 	t.Setenv("LEDGER_TRANSFER_STALL", "300ms")
-	bin, err := filepath.Abs(os.Args[0])
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Setenv("LEDGER_STATE_DIR", t.TempDir())
-	t.Setenv("LEDGER_CHUNK_SIZE", "6")
 	once := filepath.Join(t.TempDir(), "crashpoint-once")
-	t.Setenv(crashpoint.EnvVar, "unit.transfer.received:1:sleep:3s")
-	t.Setenv(crashpoint.OnceVar, once)
-	_, g := startMember(t, false, "DEFINE QLOCAL(IN) MAXDEPTH(100000)", "DEFINE QLOCAL(CONFIRM) MAXDEPTH(100000)",
-		fmt.Sprintf("DEFINE SERVICE(LEDGER) STARTCMD('%s') STARTARG('ledger-replica') INPUT(IN) REPLICAS(2)", bin))
-	opts := mq.ConnectOptions{Group: g.Name, QMgr: "QM1", DataDir: g.DataDir, CFDir: g.CFDir}
-	c, err := mq.Connect(opts)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Disconnect()
-	_, s, err := mqconn.Of(c).OwnerIn("APPL1")
-	if err != nil {
-		t.Fatal(err)
-	}
-	var r0 *role.Role
-	waitFor(t, "both replicas active, the secondary the sender", nil, func() bool {
-		r0 = roleOf(t, s)
-		return r0.Pos[0].State == role.Active && r0.Pos[1].State == role.Active && r0.Sender != r0.Primary
-	})
-	primary, victim := r0.Primary, r0.Sender
-	killed := r0.Pos[victim].Pid
-	transfers, wait := produce(t, opts, n)
-	waitFor(t, "the primary to trim its log", nil, func() bool { return logHead(t, c) > 1 && appliedOf(t, s, int(primary)) >= n/5 })
+	u := startTrimmed(t, n, "unit.transfer.received:1:sleep:3s", once)
+	c, s, primary, victim, killed, transfers, wait := u.c, u.s, u.primary, u.victim, u.killed, u.transfers, u.wait
 	if err := syscall.Kill(int(killed), syscall.SIGKILL); err != nil {
 		t.Fatal(err)
 	}
@@ -389,36 +363,9 @@ func TestSnapshotJoinerSlowRestore(t *testing.T) {
 func TestSnapshotJoinerPausedBeforeChunks(t *testing.T) {
 	const n = 3000
 	t.Setenv("LEDGER_TRANSFER_STALL", "300ms")
-	bin, err := filepath.Abs(os.Args[0])
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Setenv("LEDGER_STATE_DIR", t.TempDir())
-	t.Setenv("LEDGER_CHUNK_SIZE", "6")
 	once := filepath.Join(t.TempDir(), "crashpoint-once")
-	t.Setenv(crashpoint.EnvVar, "unit.transfer.registered:1:stop")
-	t.Setenv(crashpoint.OnceVar, once)
-	_, g := startMember(t, false, "DEFINE QLOCAL(IN) MAXDEPTH(100000)", "DEFINE QLOCAL(CONFIRM) MAXDEPTH(100000)",
-		fmt.Sprintf("DEFINE SERVICE(LEDGER) STARTCMD('%s') STARTARG('ledger-replica') INPUT(IN) REPLICAS(2)", bin))
-	opts := mq.ConnectOptions{Group: g.Name, QMgr: "QM1", DataDir: g.DataDir, CFDir: g.CFDir}
-	c, err := mq.Connect(opts)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Disconnect()
-	_, s, err := mqconn.Of(c).OwnerIn("APPL1")
-	if err != nil {
-		t.Fatal(err)
-	}
-	var r0 *role.Role
-	waitFor(t, "both replicas active, the secondary the sender", nil, func() bool {
-		r0 = roleOf(t, s)
-		return r0.Pos[0].State == role.Active && r0.Pos[1].State == role.Active && r0.Sender != r0.Primary
-	})
-	primary, victim := r0.Primary, r0.Sender
-	killed := r0.Pos[victim].Pid
-	transfers, wait := produce(t, opts, n)
-	waitFor(t, "the primary to trim its log", nil, func() bool { return logHead(t, c) > 1 && appliedOf(t, s, int(primary)) >= n/5 })
+	u := startTrimmed(t, n, "unit.transfer.registered:1:stop", once)
+	c, s, primary, victim, killed, transfers, wait := u.c, u.s, u.primary, u.victim, u.killed, u.transfers, u.wait
 	if err := syscall.Kill(int(killed), syscall.SIGKILL); err != nil {
 		t.Fatal(err)
 	}
@@ -464,36 +411,9 @@ func TestSnapshotJoinerPausedBeforeChunks(t *testing.T) {
 func TestSnapshotDonorSlowSnapshot(t *testing.T) {
 	const n = 3000
 	t.Setenv("LEDGER_TRANSFER_STALL", "300ms")
-	bin, err := filepath.Abs(os.Args[0])
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Setenv("LEDGER_STATE_DIR", t.TempDir())
-	t.Setenv("LEDGER_CHUNK_SIZE", "6")
 	once := filepath.Join(t.TempDir(), "crashpoint-once")
-	t.Setenv(crashpoint.EnvVar, "unit.transfer.stream:1:sleep:1s")
-	t.Setenv(crashpoint.OnceVar, once)
-	_, g := startMember(t, false, "DEFINE QLOCAL(IN) MAXDEPTH(100000)", "DEFINE QLOCAL(CONFIRM) MAXDEPTH(100000)",
-		fmt.Sprintf("DEFINE SERVICE(LEDGER) STARTCMD('%s') STARTARG('ledger-replica') INPUT(IN) REPLICAS(2)", bin))
-	opts := mq.ConnectOptions{Group: g.Name, QMgr: "QM1", DataDir: g.DataDir, CFDir: g.CFDir}
-	c, err := mq.Connect(opts)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Disconnect()
-	_, s, err := mqconn.Of(c).OwnerIn("APPL1")
-	if err != nil {
-		t.Fatal(err)
-	}
-	var r0 *role.Role
-	waitFor(t, "both replicas active, the secondary the sender", nil, func() bool {
-		r0 = roleOf(t, s)
-		return r0.Pos[0].State == role.Active && r0.Pos[1].State == role.Active && r0.Sender != r0.Primary
-	})
-	primary, victim := r0.Primary, r0.Sender
-	killed := r0.Pos[victim].Pid
-	transfers, wait := produce(t, opts, n)
-	waitFor(t, "the primary to trim its log", nil, func() bool { return logHead(t, c) > 1 && appliedOf(t, s, int(primary)) >= n/5 })
+	u := startTrimmed(t, n, "unit.transfer.stream:1:sleep:1s", once)
+	c, s, _, victim, killed, transfers, wait := u.c, u.s, u.primary, u.victim, u.killed, u.transfers, u.wait
 	if err := syscall.Kill(int(killed), syscall.SIGKILL); err != nil {
 		t.Fatal(err)
 	}
@@ -533,34 +453,9 @@ func TestSnapshotDonorSlowSnapshot(t *testing.T) {
 // confirmed exactly once and in order, no hold or chunk is left.
 func TestSnapshotJoinerKilledAfterHandOver(t *testing.T) {
 	const n = 3000
-	bin, err := filepath.Abs(os.Args[0])
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Setenv("LEDGER_STATE_DIR", t.TempDir())
-	t.Setenv("LEDGER_CHUNK_SIZE", "6")
 	once := filepath.Join(t.TempDir(), "crashpoint-once")
-	_, g := startMember(t, false, "DEFINE QLOCAL(IN) MAXDEPTH(100000)", "DEFINE QLOCAL(CONFIRM) MAXDEPTH(100000)",
-		fmt.Sprintf("DEFINE SERVICE(LEDGER) STARTCMD('%s') STARTARG('ledger-replica') INPUT(IN) REPLICAS(2)", bin))
-	opts := mq.ConnectOptions{Group: g.Name, QMgr: "QM1", DataDir: g.DataDir, CFDir: g.CFDir}
-	c, err := mq.Connect(opts)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Disconnect()
-	_, s, err := mqconn.Of(c).OwnerIn("APPL1")
-	if err != nil {
-		t.Fatal(err)
-	}
-	var r0 *role.Role
-	waitFor(t, "both replicas active, the secondary the sender", nil, func() bool {
-		r0 = roleOf(t, s)
-		return r0.Pos[0].State == role.Active && r0.Pos[1].State == role.Active && r0.Sender != r0.Primary
-	})
-	primary, victim := r0.Primary, r0.Sender
-	killed := r0.Pos[victim].Pid
-	transfers, wait := produce(t, opts, n)
-	waitFor(t, "the primary to trim its log", nil, func() bool { return logHead(t, c) > 1 && appliedOf(t, s, int(primary)) >= n/5 })
+	u := startTrimmed(t, n, "", once)
+	c, s, _, victim, killed, transfers, wait := u.c, u.s, u.primary, u.victim, u.killed, u.transfers, u.wait
 	// The original secondary took the sender role at the start by the
 	// same hand-over: the crash point is armed only for the replicas the
 	// member starts from now on (they inherit this environment).
@@ -580,4 +475,55 @@ func TestSnapshotJoinerKilledAfterHandOver(t *testing.T) {
 		return r.Pos[0].State == role.Active && r.Pos[1].State == role.Active && r.Pos[victim].SnapLSN > 0 && r.Sender == victim &&
 			holdOf(t, s, 0) == 0 && holdOf(t, s, 1) == 0 && snapChunks(t, c) == 0
 	})
+}
+
+// trimmedUnit is where the snapshot tests start from: a member-supervised
+// ledger unit of two replicas (chunks of 6 bytes), fed n transfers, whose
+// primary has trimmed its log, so that a replacement of the victim (the
+// secondary, the sender) must join by a snapshot.
+type trimmedUnit struct {
+	c               *mq.Conn
+	s               *lockfree.Structure
+	primary, victim uint8
+	killed          uint32 // the victim's pid, for the test to kill
+	transfers       []ledger.Transfer
+	wait            func() error
+}
+
+// startTrimmed starts a trimmedUnit, with crash point cp ("": none) armed
+// in every replica and its once file at once.
+func startTrimmed(t *testing.T, n int, cp, once string) *trimmedUnit {
+	t.Helper()
+	bin, err := filepath.Abs(os.Args[0])
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Setenv("LEDGER_STATE_DIR", t.TempDir())
+	t.Setenv("LEDGER_CHUNK_SIZE", "6")
+	if cp != "" {
+		t.Setenv(crashpoint.EnvVar, cp)
+		t.Setenv(crashpoint.OnceVar, once)
+	}
+	_, g := startMember(t, false, "DEFINE QLOCAL(IN) MAXDEPTH(100000)", "DEFINE QLOCAL(CONFIRM) MAXDEPTH(100000)",
+		fmt.Sprintf("DEFINE SERVICE(LEDGER) STARTCMD('%s') STARTARG('ledger-replica') INPUT(IN) REPLICAS(2)", bin))
+	opts := mq.ConnectOptions{Group: g.Name, QMgr: "QM1", DataDir: g.DataDir, CFDir: g.CFDir}
+	c, err := mq.Connect(opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { c.Disconnect() })
+	_, s, err := mqconn.Of(c).OwnerIn("APPL1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var r0 *role.Role
+	waitFor(t, "both replicas active, the secondary the sender", nil, func() bool {
+		r0 = roleOf(t, s)
+		return r0.Pos[0].State == role.Active && r0.Pos[1].State == role.Active && r0.Sender != r0.Primary
+	})
+	primary, victim := r0.Primary, r0.Sender
+	killed := r0.Pos[victim].Pid
+	transfers, wait := produce(t, opts, n)
+	waitFor(t, "the primary to trim its log", nil, func() bool { return logHead(t, c) > 1 && appliedOf(t, s, int(primary)) >= uint64(n/5) })
+	return &trimmedUnit{c: c, s: s, primary: primary, victim: victim, killed: killed, transfers: transfers, wait: wait}
 }
