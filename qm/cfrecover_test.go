@@ -212,3 +212,51 @@ func TestFailedRecoverCommandIsFinished(t *testing.T) {
 		t.Fatalf("after the recovery: %v", got)
 	}
 }
+
+// TestStaleMappingFailsOnlyItself: a member that still holds its owner in
+// the mapping of a structure's old file (removed by a recovery another
+// member ran), while its group has attached the recovered file since (any
+// Structure call re-attaches), finds the old mapping failed at its next
+// check. Failing it must fail only the old mapping: the recovered
+// structure stays in service for every process. (It failed the recovered
+// one, by name, and every get and open after the recovery reported the
+// structure failed until it was recovered again: TestOffloadRebuildBadDataSet
+// met it when QM2's check ran between the recovery and the test's gets.)
+func TestStaleMappingFailsOnlyItself(t *testing.T) {
+	testHookNoStructureChecks.Store(true)
+	defer testHookNoStructureChecks.Store(false)
+	cfg := testConfig(t, "QM1")
+	m := startMember(t, cfg)
+	twoStructures(t, m)
+	cfg2 := cfg
+	cfg2.Name = "QM2"
+	m2 := startMember(t, cfg2)
+	putOne(t, cfg, "QM1", "Q2", "before")
+	if _, _, err := m2.ownerIn("APP2"); err != nil { // QM2's owner in the file to be replaced
+		t.Fatal(err)
+	}
+	old, err := m.g.Structure("APP2", false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	old.Fail()
+	if r := m.Exec("RECOVER CFSTRUCT(APP2)"); !r.OK {
+		t.Fatalf("RECOVER CFSTRUCT(APP2): %s", r.Error)
+	}
+	if _, err := m2.g.Structure("APP2", false); err != nil { // QM2's group attaches the recovered file
+		t.Fatal(err)
+	}
+	m2.checkStructures() // finds its owner's old mapping failed
+	s, err := m.g.Structure("APP2", false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !s.InService() {
+		t.Fatal("the recovered structure was taken out of service by QM2's check of its old mapping")
+	}
+	c := connect(t, cfg, "QM1")
+	defer c.Disconnect()
+	if got := fmt.Sprint(browseBodies(t, c, "Q2")); got != "[before]" {
+		t.Fatalf("Q2 after the recovery and QM2's check: %s", got)
+	}
+}
