@@ -233,20 +233,22 @@ func (g *Group) CreateStructure(name string, size uint64, elemSize int) (*lockfr
 	return g.structure(name, true, size, elemSize)
 }
 
-// Failed takes structure name, whose file is gone or damaged, out of
-// service in this process and every other that maps it, and forgets the
-// mapping, so that the next Structure attaches the recovered one.
-func (g *Group) Failed(name string) {
+// Failed takes mapping s of structure name, found failed (its file is
+// gone or damaged), out of service in this process and every other that
+// maps the same file, and forgets it when it is the group's mapping of
+// name, so that the next Structure attaches the recovered one. It acts on
+// s only: a caller that found s failed may be late, and the group may map
+// a recovered file under the same name by now, which must stay in
+// service (failing by name failed the structure a survivor had just
+// recovered).
+func (g *Group) Failed(name string, s *lockfree.Structure) {
 	g.mu.Lock()
-	s, ok := g.apps[name]
-	if ok {
+	if cur, ok := g.apps[name]; ok && cur == s {
 		delete(g.apps, name)
 		g.ghosts = append(g.ghosts, s)
 	}
 	g.mu.Unlock()
-	if ok {
-		s.Fail()
-	}
+	s.Fail()
 }
 
 func (g *Group) structure(name string, create bool, size uint64, elemSize int) (*lockfree.Structure, bool, error) {
@@ -266,7 +268,7 @@ func (g *Group) structure(name string, create bool, size uint64, elemSize int) (
 		// Its file is gone or damaged (in service or not: a process that
 		// has not noticed yet): out of service, and a recovered one may be
 		// there.
-		g.Failed(name)
+		g.Failed(name, s)
 	}
 	// Create or attach without the lock: creating a large structure takes a
 	// while (its pages are populated) and others must not wait for it.

@@ -35,35 +35,45 @@ var ErrStructureFine = errors.New("qm: the structure is in service; nothing to r
 func (m *Member) checkStructures() {
 	abandoned := m.abandonedRecoveries()
 	m.mu.Lock()
-	var failed []string
+	found := map[string]*lockfree.Structure{} // name -> the mapping found failed
 	for name, o := range m.apps {
 		s := o.Structure()
 		if err := s.Mapping().Check(); err != nil {
 			m.log.Error("structure failed", "event", "structure_failed", "structure", name, "err", err)
-			failed = append(failed, name)
+			found[name] = s
 		} else if s.Failed() {
 			m.log.Error("structure failed", "event", "structure_failed", "structure", name, "err", "taken out of service (qmgr check --fail found it damaged)")
-			failed = append(failed, name)
+			found[name] = s
 		}
 	}
-	for _, name := range failed {
+	var failed []string
+	for name := range found {
 		delete(m.apps, name)
+		failed = append(failed, name)
 	}
+	// An abandoned recovery, and a recovery of ours that failed, are not
+	// failed here: the group may map a structure another member has
+	// recovered since, and the recovery (recoverLocked, under the
+	// structure's recovery lock) judges what it finds.
 	for _, name := range abandoned {
 		if !slices.Contains(failed, name) {
 			failed = append(failed, name)
 		}
 	}
 	for name, at := range m.retryRecover {
+		if time.Now().After(at) && !slices.Contains(failed, name) {
+			failed = append(failed, name)
+		}
 		if time.Now().After(at) {
 			delete(m.retryRecover, name)
-			failed = append(failed, name)
 		}
 	}
 	m.mu.Unlock()
 	for _, name := range failed {
 		m.stats.structureFailed(name)
-		m.g.Failed(name)
+		if s, ok := found[name]; ok {
+			m.g.Failed(name, s) // that mapping only: not a recovered file of the same name
+		}
 		var c defs.CFStruct
 		if err := m.repo.View(func(tx *defs.Tx) error { var err error; c, err = tx.Struct(name); return err }); err == nil && c.NoRecAuto {
 			m.leaveFailed(name, "found failed")
@@ -215,7 +225,8 @@ func (m *Member) structDef(name string) (defs.CFStruct, error) {
 // failed, or was left recovering by a recoverer that died or gave up.
 func (m *Member) recoverLocked(c defs.CFStruct) error {
 	name := c.Name
-	if s, err := m.g.Structure(name, false); err == nil && s.InService() && s.Mapping().Check() == nil {
+	s, err := m.g.Structure(name, false)
+	if err == nil && s.InService() && s.Mapping().Check() == nil {
 		return ErrStructureFine
 	} else if err == nil {
 		if st, rec := s.Service(); st == lockfree.Recovering {
@@ -227,7 +238,9 @@ func (m *Member) recoverLocked(c defs.CFStruct) error {
 	m.mu.Lock()
 	delete(m.apps, name)
 	m.mu.Unlock()
-	m.g.Failed(name)
+	if err == nil {
+		m.g.Failed(name, s) // under the recovery lock: no newer file can be there
+	}
 	if err := m.waitLoggedOps(); err != nil {
 		return err
 	}

@@ -231,7 +231,15 @@ func TestStaleMappingFailsOnlyItself(t *testing.T) {
 	cfg2 := cfg
 	cfg2.Name = "QM2"
 	m2 := startMember(t, cfg2)
-	putOne(t, cfg, "QM1", "Q2", "before")
+	pc := connect(t, cfg, "QM1")
+	defer pc.Disconnect()
+	ph, err := pc.Open("Q2", mq.OpenOptions{Output: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := ph.Put(&mq.Message{Body: []byte("before"), Persistence: mq.Persistent}, mq.PutOptions{}); err != nil {
+		t.Fatal(err)
+	}
 	if _, _, err := m2.ownerIn("APP2"); err != nil { // QM2's owner in the file to be replaced
 		t.Fatal(err)
 	}
