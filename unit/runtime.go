@@ -69,6 +69,11 @@ type replica struct {
 	in, logq, state *mq.Queue
 	dests           map[string]*mq.Queue
 	stop            mq.Interrupter
+	// wake is interrupted when the role record changes (roleWatch) and
+	// when ctx ends: it ends the waits a role change must end (the
+	// secondary's log browse, the primary's wait for input). Reset
+	// before each read of the role record.
+	wake mq.Interrupter
 
 	rec     *role.Role // the role record as last read
 	gen     uint64
@@ -123,15 +128,18 @@ func RunWith(ctx context.Context, cfg ReplicaConfig, h Handler) (err error) {
 		return fmt.Errorf("unit %s position %d: connect: %w", cfg.Service, cfg.Position, err)
 	}
 	defer r.c.Disconnect()
-	stopped := context.AfterFunc(ctx, r.stop.Interrupt)
+	stopped := context.AfterFunc(ctx, func() { r.stop.Interrupt(); r.wake.Interrupt() })
 	defer stopped()
 	if err := r.open(); err != nil {
 		return fmt.Errorf("unit %s position %d: %w", cfg.Service, cfg.Position, err)
 	}
+	w := r.watchRole()
+	defer w.stop(r)
 	if err := r.register(); err != nil {
 		return fmt.Errorf("unit %s position %d: register: %w", cfg.Service, cfg.Position, err)
 	}
 	for ctx.Err() == nil {
+		r.rearm()
 		if err := r.readRole(); err != nil {
 			return err
 		}
@@ -627,11 +635,11 @@ func (r *replica) primaryBatch(ctx context.Context) error {
 	for len(recs) < min(r.cfg.BatchSize, room) {
 		opt := mq.GetOptions{Syncpoint: true}
 		if len(recs) == 0 {
-			opt.Wait, opt.Interrupt = r.sendWait(r.cfg.Poll), &r.stop
+			opt.Wait, opt.Interrupt = r.sendWait(r.cfg.Poll), &r.wake
 		}
 		m, err := r.in.Get(opt)
-		if errors.Is(err, mq.ErrNoMessage) {
-			break
+		if errors.Is(err, mq.ErrNoMessage) || errors.Is(err, mq.ErrInterrupted) && !r.stop.Interrupted() {
+			break // none came, or the role record changed (watchRole)
 		}
 		if err != nil {
 			return err
@@ -1062,10 +1070,16 @@ func (r *replica) dest(name string) (*mq.Queue, error) {
 
 // follow reads the next log message (waiting up to wait) and applies its
 // inputs with the logged choices; ok is false when none came.
+//
+// A wait is ended by a change of the role record (watchRole) too: ok is
+// false then.
 func (r *replica) follow(wait time.Duration) (ok bool, err error) {
-	bo := mq.BrowseOptions{Wait: wait, StopAtUncommitted: true, Interrupt: &r.stop}
+	bo := mq.BrowseOptions{Wait: wait, StopAtUncommitted: true, Interrupt: &r.wake}
+	if wait == 0 {
+		bo.Interrupt = &r.stop // catch-up: reads to the log's end whatever the role record does
+	}
 	m, err := r.cur.NextWith(mq.GetOptions{}, bo)
-	if errors.Is(err, mq.ErrNoMessage) {
+	if errors.Is(err, mq.ErrNoMessage) || errors.Is(err, mq.ErrInterrupted) && !r.stop.Interrupted() {
 		return false, nil
 	}
 	if err != nil {
@@ -1128,9 +1142,7 @@ func (r *replica) secondary(ctx context.Context) error {
 		}
 	}
 	for ctx.Err() == nil {
-		if _, err := r.follow(r.sendWait(r.cfg.Poll)); err != nil {
-			return err
-		}
+		r.rearm()
 		if err := r.readRole(); err != nil {
 			return err
 		}
@@ -1159,6 +1171,9 @@ func (r *replica) secondary(ctx context.Context) error {
 				r.log.Info("stopped: the resting snapshot stands at this replica's LSN", "lsn", r.applied)
 				return errRested
 			}
+			return err
+		}
+		if _, err := r.follow(r.sendWait(r.cfg.Poll)); err != nil {
 			return err
 		}
 	}

@@ -179,6 +179,14 @@ func TestFlowControl(t *testing.T) {
 // confirmed once, in sequence, its state the reference's.
 func TestPromotion(t *testing.T) { runLedger(t, 2, 1200, 600) }
 
+// TestPromotionNotPolled: with a Poll longer than the test's deadline for
+// the confirmations, the secondary still acts on its promotion: the
+// change of the role record ends its wait on the log (roleWatch), which
+// no longer moves once the primary is gone.
+func TestPromotionNotPolled(t *testing.T) {
+	runLedgerWith(t, ledgerRun{replicas: 2, n: 1200, killAt: 600, poll: 10 * time.Minute})
+}
+
 // TestLatePrimaryAlone: REPLICAS(1): the primary is the sender, its log
 // is trimmed as it goes, and every output goes out once.
 func TestLatePrimaryAlone(t *testing.T) { runLedger(t, 1, 500, 0) }
@@ -245,12 +253,17 @@ type ledgerRun struct {
 	// defined), id%40 == 5 one too long for SMALL (MAXMSGL 16), before
 	// their confirmation; both must reach the DEADQ (DLQ).
 	refusedOutputs bool
+	// poll: the replicas' Poll (default 20 ms).
+	poll time.Duration
 }
 
 func runLedgerWith(t *testing.T, lr ledgerRun) {
 	replicas, n, killAt := lr.replicas, lr.n, lr.killAt
 	if lr.batch == 0 {
 		lr.batch = 16
+	}
+	if lr.poll == 0 {
+		lr.poll = 20 * time.Millisecond
 	}
 	svc := fmt.Sprintf("DEFINE SERVICE(LEDGER) STARTCMD('/bin/true') INPUT(IN) REPLICAS(%d)", replicas)
 	if lr.resendQ > 0 {
@@ -297,7 +310,7 @@ func runLedgerWith(t *testing.T, lr ledgerRun) {
 		go func() {
 			defer wg.Done()
 			defer close(stopped[pos])
-			errs[pos] = unit.RunWith(rctx, unit.ReplicaConfig{Connect: opts, Service: "LEDGER", Position: pos, BatchSize: lr.batch, Poll: 20 * time.Millisecond}, handlers[pos])
+			errs[pos] = unit.RunWith(rctx, unit.ReplicaConfig{Connect: opts, Service: "LEDGER", Position: pos, BatchSize: lr.batch, Poll: lr.poll}, handlers[pos])
 			if errs[pos] != nil {
 				cancel()
 			}
