@@ -660,6 +660,7 @@ func (r *replica) primaryBatch(ctx context.Context) error {
 		recs = append(recs, logrec.Record{Kind: logrec.KindInput, Input: lin})
 	}
 	if len(recs) == 0 {
+		r.dropSent() // what the sender sent since: SENT and RESENDQ stay current while idle
 		return r.publish() // idle: a heartbeat of sorts
 	}
 	lm := logrec.LogMessage{Epoch: epoch, Gen: r.gen, FirstLSN: first, LastLSN: r.applied, Completed: r.applied, Records: recs}
