@@ -45,7 +45,8 @@ func foldOutput(h uint64, o *output) uint64 {
 // foldOutputBytes is foldOutput of an output's destination, sequence
 // number and body.
 func foldOutputBytes(h uint64, dest string, seq uint64, body []byte) uint64 {
-	d := xxhash.New()
+	var d xxhash.Digest // on the stack: one per output, on the primary's hot path
+	d.Reset()
 	var b [16]byte
 	binary.LittleEndian.PutUint64(b[:8], h)
 	binary.LittleEndian.PutUint64(b[8:], seq)

@@ -11,6 +11,9 @@ func FuzzRoleRecord(f *testing.F) {
 	b, _ := r.Encode()
 	f.Add(b)
 	f.Add(b[:20])
+	r.Divergences, r.DivWindow, r.Diverged = 3, 250, true
+	d, _ := r.Encode()
+	f.Add(d)
 	f.Fuzz(func(t *testing.T, b []byte) {
 		r, err := Decode(b)
 		if err != nil {
