@@ -176,7 +176,7 @@ func TestDivergenceOutput(t *testing.T) {
 	waitLong(t, "the unit marked DIVERGED", 60*time.Second, func() bool { return roleOf(t, s).Diverged })
 	r := roleOf(t, s)
 	if r.Primary != primary || r.Divergences != role.DivergeLimit || r.Pos[secondary].Reason != role.ExitDiverged ||
-		r.Pos[secondary].Restarts != role.DivergeLimit || r.Pos[primary].Restarts != 0 {
+		r.Pos[secondary].Restarts < role.DivergeLimit || r.Pos[primary].Restarts != 0 {
 		t.Fatalf("role record after the divergences: primary %d (was %d), divergences %d, position %d reason %d restarts %d, primary restarts %d",
 			r.Primary, primary, r.Divergences, secondary, r.Pos[secondary].Reason, r.Pos[secondary].Restarts, r.Pos[primary].Restarts)
 	}
