@@ -14,10 +14,12 @@ import (
 // the last input it logged), PROCESSED its applied LSN, SENT the LSN_out
 // it last saw, RESENDQ the inputs whose outputs it holds unsent; the
 // progress values are shown only while the record is the current
-// replica's (its tag is the entry's). UNITSTATE is RUNNING, STOPPING or
-// STOPPED; RESTING(YES): stopped with a resting snapshot, which START
-// SERVICE restores (NO: a START begins a new generation unless the unit
-// never ran).
+// replica's (its tag is the entry's). UNITSTATE is RUNNING, STOPPING,
+// STOPPED, or DIVERGED: running, but its replicas diverged too often and
+// no secondary is started until STOP and START SERVICE (design 5.6).
+// RESTING(YES): stopped with a resting snapshot, which START SERVICE
+// restores (NO: a START begins a new generation unless the unit never
+// ran).
 
 // svstatusObj is one position of a unit.
 type svstatusObj struct {
@@ -61,7 +63,12 @@ var svstatusTable = table[svstatusObj]{
 		{name: "RESTARTS", show: func(o *svstatusObj) any { return int64(o.r.Pos[o.pos].Restarts) }},
 		{name: "EPOCH", show: func(o *svstatusObj) any { return int64(o.r.Epoch) }},
 		{name: "GENERATION", show: func(o *svstatusObj) any { return int64(o.r.Gen) }},
-		{name: "UNITSTATE", show: func(o *svstatusObj) any { return svUnitState(o.r.State) }},
+		{name: "UNITSTATE", show: func(o *svstatusObj) any {
+			if o.r.State == role.Running && o.r.Diverged {
+				return "DIVERGED" // running unreplicated (design 5.6) until STOP and START
+			}
+			return svUnitState(o.r.State)
+		}},
 		{name: "RESTING", show: func(o *svstatusObj) any {
 			if o.r.State == role.Resting {
 				return "YES"

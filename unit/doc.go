@@ -29,7 +29,13 @@
 // retried with backoff; an output refused for good goes to the queue
 // manager's DEADQ behind a dead-letter header. An input the handler fails
 // on goes to the input queue's BOQNAME (else the DEADQ), decided by the
-// primary and logged, the same on every replica. Not yet built: EARLY and
-// INDEPENDENT logging, CHAIN gating, divergence checks, the resting
-// snapshot.
+// primary and logged, the same on every replica. Divergence (a handler
+// that is not deterministic) is checked (diverge.go): every log message
+// carries the primary's output hash, every CHKINT inputs a CHECK record
+// its state hash, and a secondary whose own differ, or whose handler asks
+// for other choices, sets the diverged flag in its progress record, logs
+// unit_diverged and fails stop; its member replaces it, and the third
+// divergence within ten minutes marks the unit DIVERGED (no secondary
+// started until STOP and START SERVICE). Not yet built: EARLY and
+// INDEPENDENT logging, CHAIN gating, the resting snapshot.
 package unit

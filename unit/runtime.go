@@ -98,6 +98,13 @@ type replica struct {
 
 	sendBackoff time.Duration // after a send that stopped at a full destination (0: none)
 	sendRetry   time.Time     // not before then
+
+	// Divergence checks (diverge.go).
+	outHash     uint64 // framework state: the output hash at applied
+	checkLSN    uint64 // the LSN of this replica's last state hash
+	checkHash   uint64 // that hash
+	divergedLSN uint64 // where this replica diverged (0: it did not)
+	promoting   bool   // catching up after a promotion: a hash difference is reported, not fatal
 }
 
 // RunWith runs a replica of cfg.Service in cfg.Position until ctx ends
@@ -189,6 +196,7 @@ func RunWith(ctx context.Context, cfg ReplicaConfig, h Handler) (err error) {
 		}
 		if err != nil {
 			r.c.Backout()
+			r.failStopped(err)
 			return fmt.Errorf("unit %s position %d: %w", cfg.Service, cfg.Position, err)
 		}
 	}
@@ -308,7 +316,11 @@ func (r *replica) publish() error {
 	}
 	p := role.Progress{Position: r.pos, Role: seen, Tag: r.tag, Epoch: r.rec.Epoch, Received: r.applied, Applied: r.applied,
 		LSNOut: r.lsnOut, ResendInputs: uint64(r.resendInputs()), Heartbeat: time.Now().UnixNano(),
-		Inputs: r.inputs, Outputs: r.outputs, XferJoiner: role.None, Hold: r.hold, Chunks: r.chunks}
+		Inputs: r.inputs, Outputs: r.outputs, XferJoiner: role.None, Hold: r.hold, Chunks: r.chunks,
+		OutHash: r.outHash, CheckLSN: r.checkLSN, CheckHash: r.checkHash, DivergedLSN: r.divergedLSN}
+	if r.divergedLSN != 0 {
+		p.Flags |= role.FlagDiverged
+	}
 	if r.halted {
 		p.Flags |= role.FlagHalted
 	}
@@ -540,6 +552,7 @@ func (r *replica) apply(c *Ctx, in *Input) error {
 		next := max(r.dseq[o.dest], 1) // numbered from 1
 		o.seq, r.dseq[o.dest] = next, next+1
 		o.msg.MsgID = logrec.OutputID{Source: r.source, Gen: uint32(r.gen), Seq: o.seq}.MsgID()
+		r.outHash = foldOutput(r.outHash, &o)
 		r.resend = append(r.resend, o)
 	}
 	r.applied = in.LSN
@@ -658,12 +671,19 @@ func (r *replica) primaryBatch(ctx context.Context) error {
 			lin.Expiry = m.Expiry.UnixNano()
 		}
 		recs = append(recs, logrec.Record{Kind: logrec.KindInput, Input: lin})
+		if r.checkDue(lsn) {
+			ck, err := r.checkRecord()
+			if err != nil {
+				return err
+			}
+			recs = append(recs, ck)
+		}
 	}
 	if len(recs) == 0 {
 		r.dropSent() // what the sender sent since: SENT and RESENDQ stay current while idle
 		return r.publish() // idle: a heartbeat of sorts
 	}
-	lm := logrec.LogMessage{Epoch: epoch, Gen: r.gen, FirstLSN: first, LastLSN: r.applied, Completed: r.applied, Records: recs}
+	lm := logrec.LogMessage{Epoch: epoch, Gen: r.gen, FirstLSN: first, LastLSN: r.applied, Completed: r.applied, OutHash: r.outHash, Records: recs}
 	if persistent {
 		lm.Flags = logrec.FlagPersistent
 	}
@@ -1101,8 +1121,14 @@ func (r *replica) follow(wait time.Duration) (ok bool, err error) {
 	}
 	for i := range lm.Records {
 		rec := &lm.Records[i]
+		if rec.Kind == logrec.KindCheck {
+			if err := r.verifyCheck(rec); err != nil {
+				return false, err
+			}
+			continue
+		}
 		if rec.Kind != logrec.KindInput {
-			continue // CHECK: divergence checks come later
+			continue
 		}
 		in := rec.Input
 		c := r.newCtx(in.LSN, lm.Epoch, true, in.Choices)
@@ -1113,7 +1139,7 @@ func (r *replica) follow(wait time.Duration) (ok bool, err error) {
 			return false, err
 		}
 	}
-	return true, nil
+	return true, r.verifyOutHash(lm)
 }
 
 // catchUp applies what is left of the log before a promoted secondary
@@ -1121,6 +1147,8 @@ func (r *replica) follow(wait time.Duration) (ok bool, err error) {
 // the promotion (the death transition waits for the recovery of its
 // connection), so the log ends where it ends.
 func (r *replica) catchUp() error {
+	r.promoting = true
+	defer func() { r.promoting = false }()
 	for {
 		ok, err := r.follow(0)
 		if err != nil {

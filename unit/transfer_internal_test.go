@@ -39,6 +39,7 @@ func joinerForTest(h Handler, gen uint64) *replica {
 func TestSnapshotStreamRoundTrip(t *testing.T) {
 	donor := donorForTest(newCounts(map[string]int{"a": 1, "b": -7}))
 	donor.dseq = map[string]uint64{"CONFIRM": 10, "AUDIT": 3}
+	donor.outHash = 0x1234_5678_9abc_def0 // the output hash travels in the framework state (diverge.go)
 	exp := time.Unix(0, 1_700_000_000_123_456_789)
 	donor.resend = []output{
 		{lsn: 40, dest: "CONFIRM", seq: 7, msg: mq.Message{Body: []byte("sent already")}},
@@ -62,6 +63,9 @@ func TestSnapshotStreamRoundTrip(t *testing.T) {
 	}
 	if err := rs.finish(j, 42); err != nil {
 		t.Fatal(err)
+	}
+	if j.outHash != donor.outHash {
+		t.Fatalf("restored output hash %x, the donor's %x", j.outHash, donor.outHash)
 	}
 	if j.applied != 42 || !reflect.DeepEqual(j.dseq, donor.dseq) || !h.equal(donor.h.(*counts)) {
 		t.Fatalf("restored applied %d dseq %v state %v; the donor's %d %v %v", j.applied, j.dseq, h.M, donor.applied, donor.dseq, donor.h.(*counts).M)
