@@ -116,6 +116,8 @@ var (
 	unitEpoch      = desc("qmgr_unit_epoch", "The unit's epoch: it counts the changes of its primary or sender (each failover adds at least one).", "unit")
 	unitGeneration = desc("qmgr_unit_generation", "The unit's generation: it counts the starts from an empty state (a new one when every replica was lost at once).", "unit")
 	unitReplicas   = desc("qmgr_unit_replicas", "The unit's REPLICAS.", "unit")
+	unitDiverged   = desc("qmgr_unit_diverged", "1 while the unit is marked DIVERGED: its replicas diverged from the primary too often, and it runs unreplicated until STOP and START SERVICE.", "unit")
+	unitDivergence = desc("qmgr_unit_divergences", "Divergences of the unit's replicas counted in the current 10-minute window of its policy.", "unit")
 	unitRole       = desc("qmgr_unit_role", "1 for the role of the position (PRIMARY, SENDER, SECONDARY, JOINING, STARTING, EXITING, VACANT), 0 for the others.", "unit", "position", "role")
 	unitStatus     = desc("qmgr_unit_status", "1 for the status of the position's replica (STARTING, RUNNING, DIVERGED, HALTED: the primary held by flow control, EXITING), 0 for the others; absent for a vacant position.", "unit", "position", "status")
 	unitLogged     = desc("qmgr_unit_logged_lsn", "The last input the position's replica logged (the primary) or received (a secondary).", "unit", "position")
@@ -148,7 +150,7 @@ var allDescs = []*prometheus.Desc{
 	chanSentBytes, chanRecvBytes, chanBatches, chanMessages, chanTakeovers, chanFiguresAge,
 	amqpConns, amqpChannels, amqpConsumers, amqpGroupConns, amqpPublished, amqpDelivered, amqpRefused, amqpBlocked, amqpAge,
 	smdsCacheHits, smdsCacheMisses, smdsCacheEvicts, smdsCacheBytes, smdsCacheMax, smdsFreeErrors,
-	unitState, unitEpoch, unitGeneration, unitReplicas, unitRole, unitStatus, unitLogged, unitApplied, unitSent, unitResendIn,
+	unitState, unitEpoch, unitGeneration, unitReplicas, unitDiverged, unitDivergence, unitRole, unitStatus, unitLogged, unitApplied, unitSent, unitResendIn,
 	unitResendB, unitRestarts, unitBeatAge,
 	scrapeErrors,
 }

@@ -43,6 +43,8 @@ func emitUnit(e emitter, name string, recs role.Records, now time.Time) {
 	e.gauge(unitEpoch, float64(r.Epoch), name)
 	e.gauge(unitGeneration, float64(r.Gen), name)
 	e.gauge(unitReplicas, float64(r.Replicas), name)
+	e.gauge(unitDiverged, b2f(r.Diverged), name)
+	e.gauge(unitDivergence, float64(r.Divergences), name)
 	for k := uint8(0); k < role.MaxReplicas; k++ {
 		entry := r.Pos[k]
 		if k >= r.Replicas && entry.State == role.Vacant {

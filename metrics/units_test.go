@@ -10,11 +10,13 @@ import (
 
 	dto "github.com/prometheus/client_model/go"
 
+	"github.com/qmgr/qmgr/internal/mqconn"
 	"github.com/qmgr/qmgr/metrics"
 	"github.com/qmgr/qmgr/mq"
 	"github.com/qmgr/qmgr/qm"
 	"github.com/qmgr/qmgr/unit"
 	"github.com/qmgr/qmgr/unit/example/ledger"
+	"github.com/qmgr/qmgr/unit/role"
 )
 
 // TestUnitMetrics: a recovery unit's figures follow its role and progress
@@ -45,6 +47,9 @@ func TestUnitMetrics(t *testing.T) {
 	if v := value(t, mfs, "qmgr_unit_replicas", unitL); v != 2 {
 		t.Fatalf("qmgr_unit_replicas %v", v)
 	}
+	if d, n := value(t, mfs, "qmgr_unit_diverged", unitL), value(t, mfs, "qmgr_unit_divergences", unitL); d != 0 || n != 0 {
+		t.Fatalf("a new unit: diverged %v, divergences %v", d, n)
+	}
 	for k := 0; k < 2; k++ {
 		if v := value(t, mfs, "qmgr_unit_role", posL(k, "role", "VACANT")); v != 1 {
 			t.Fatalf("position %d before any replica: VACANT %v", k, v)
@@ -58,6 +63,18 @@ func TestUnitMetrics(t *testing.T) {
 	}
 
 	opts := mq.ConnectOptions{Group: cfg.Group.Name, QMgr: "QM1", DataDir: cfg.Group.DataDir, CFDir: cfg.Group.CFDir}
+	// Marked DIVERGED (as the policy marks it after three divergences),
+	// then cleared again.
+	markDiverged(t, opts, true)
+	mfs = scrape(t, h)
+	if d, n := value(t, mfs, "qmgr_unit_diverged", unitL), value(t, mfs, "qmgr_unit_divergences", unitL); d != 1 || n != 3 {
+		t.Fatalf("a unit marked DIVERGED: diverged %v, divergences %v", d, n)
+	}
+	if r := m.Exec("DISPLAY SVSTATUS(LEDGER) UNITSTATE"); !strings.Contains(r.Text, "UNITSTATE(DIVERGED)") {
+		t.Fatalf("SVSTATUS of a unit marked DIVERGED: %s %s", r.Text, r.Error)
+	}
+	markDiverged(t, opts, false)
+
 	ctx, cancel := context.WithCancel(context.Background())
 	var wg sync.WaitGroup
 	errs := make([]error, 2)
@@ -154,5 +171,40 @@ func TestUnitMetrics(t *testing.T) {
 		if !r.OK || !strings.Contains(r.Text, want) {
 			t.Fatalf("DISPLAY SVSTATUS does not show %s as the metrics do:\n%s %s", want, r.Text, r.Error)
 		}
+	}
+}
+
+// markDiverged sets or clears the DIVERGED mark (and three divergences)
+// in the role record of the unit in status slot 0 of APPL1.
+func markDiverged(t *testing.T, opts mq.ConnectOptions, on bool) {
+	t.Helper()
+	c, err := mq.Connect(opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Disconnect()
+	o, _, err := mqconn.Of(c).OwnerIn("APPL1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	err = o.UpdateStatus(0, func(cur []byte) []byte {
+		r, err := role.Decode(cur)
+		if err != nil {
+			t.Error(err)
+			return nil
+		}
+		r.Diverged, r.Divergences = on, 0
+		if on {
+			r.Divergences = 3
+		}
+		b, err := r.Encode()
+		if err != nil {
+			t.Error(err)
+			return nil
+		}
+		return b
+	})
+	if err != nil || t.Failed() {
+		t.Fatalf("mark the unit diverged=%v: %v", on, err)
 	}
 }
