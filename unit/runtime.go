@@ -680,7 +680,7 @@ func (r *replica) primaryBatch(ctx context.Context) error {
 		}
 	}
 	if len(recs) == 0 {
-		r.dropSent() // what the sender sent since: SENT and RESENDQ stay current while idle
+		r.dropSent()       // what the sender sent since: SENT and RESENDQ stay current while idle
 		return r.publish() // idle: a heartbeat of sorts
 	}
 	lm := logrec.LogMessage{Epoch: epoch, Gen: r.gen, FirstLSN: first, LastLSN: r.applied, Completed: r.applied, OutHash: r.outHash, Records: recs}
