@@ -8,6 +8,7 @@ package ledger
 
 import (
 	"bytes"
+	"encoding/binary"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -38,7 +39,14 @@ type Ledger struct {
 	// its confirmations carry time.Now() instead of ctx.Now(), NondetState
 	// its state keeps time.Now() (Clock), its outputs stay deterministic.
 	Nondet string `json:"-"`
+	// Pad is ballast, for measuring the transfer of a large state
+	// (perf/unitbench): deterministic bytes, set by an input "pad n"
+	// (no confirmation), written raw after the JSON by Snapshot.
+	Pad []byte `json:"-"`
 }
+
+// MaxPad bounds the ballast an input "pad n" may ask for.
+const MaxPad = 1 << 30
 
 // Nondeterministic modes of a Ledger (Nondet).
 const (
@@ -89,8 +97,16 @@ func (l *Ledger) Apply(t Transfer, now int64, rid uint64) bool {
 	return ok
 }
 
-// Handle applies one transfer and confirms it.
+// Handle applies one transfer and confirms it; an input "pad n" sets
+// the ballast (Pad) to n deterministic bytes instead.
 func (l *Ledger) Handle(ctx *unit.Ctx, in *unit.Input) error {
+	if n, ok, err := parsePad(in.Body); ok {
+		if err != nil {
+			return err
+		}
+		l.Pad = padBytes(n)
+		return nil
+	}
 	t, err := ParseTransfer(in.Body)
 	if err != nil {
 		return err
@@ -125,14 +141,32 @@ func ParseConfirmation(b []byte) (Confirmation, error) {
 	return c, nil
 }
 
-// Snapshot writes the whole state.
-func (l *Ledger) Snapshot(w io.Writer) error { return json.NewEncoder(w).Encode(l) }
+// Snapshot writes the whole state: the JSON of the ledger, a newline,
+// then the ballast's bytes.
+func (l *Ledger) Snapshot(w io.Writer) error {
+	if err := json.NewEncoder(w).Encode(l); err != nil {
+		return err
+	}
+	_, err := w.Write(l.Pad)
+	return err
+}
 
 // Restore reads a state Snapshot wrote.
 func (l *Ledger) Restore(r io.Reader) error {
 	n := New()
-	if err := json.NewDecoder(r).Decode(n); err != nil {
+	dec := json.NewDecoder(r)
+	if err := dec.Decode(n); err != nil {
 		return fmt.Errorf("ledger: restore: %w", err)
+	}
+	pad, err := io.ReadAll(io.LimitReader(io.MultiReader(dec.Buffered(), r), MaxPad+2))
+	if err != nil {
+		return fmt.Errorf("ledger: restore: the ballast: %w", err)
+	}
+	if pad = bytes.TrimPrefix(pad, []byte("\n")); len(pad) > MaxPad {
+		return fmt.Errorf("ledger: restore: ballast of more than %d bytes", MaxPad)
+	}
+	if len(pad) > 0 {
+		n.Pad = pad
 	}
 	if n.Balances == nil {
 		n.Balances = map[string]int64{}
@@ -147,4 +181,33 @@ func (l *Ledger) Digest() string {
 	var b bytes.Buffer
 	l.Snapshot(&b)
 	return b.String()
+}
+
+// parsePad reads an input "pad n": ok tells whether it is one.
+func parsePad(b []byte) (n int, ok bool, err error) {
+	rest, ok := bytes.CutPrefix(b, []byte("pad "))
+	if !ok {
+		return 0, false, nil
+	}
+	if _, err := fmt.Sscanf(string(rest), "%d", &n); err != nil || n < 0 || n > MaxPad {
+		return 0, true, fmt.Errorf("ledger: %q: want pad 0..%d", b, MaxPad)
+	}
+	return n, true, nil
+}
+
+// padBytes is n deterministic bytes (splitmix64 from a fixed seed).
+func padBytes(n int) []byte {
+	if n == 0 {
+		return nil
+	}
+	b := make([]byte, (n+7)&^7)
+	x := uint64(0x9e3779b97f4a7c15)
+	for i := 0; i < len(b); i += 8 {
+		x += 0x9e3779b97f4a7c15
+		z := x
+		z = (z ^ z>>30) * 0xbf58476d1ce4e5b9
+		z = (z ^ z>>27) * 0x94d049bb133111eb
+		binary.LittleEndian.PutUint64(b[i:], z^z>>31)
+	}
+	return b[:n]
 }
