@@ -268,8 +268,18 @@ func (r *replica) awaitJoiner(d *donation, idx uint32) (ok bool, err error) {
 				return giveUp("snapshot joiner gone during the transfer")
 			}
 		}
-		p := r.joinerProgress(d.joiner, d.tag)
-		if idx < xferAhead || p != nil && p.Chunks+xferAhead > idx {
+		p, ver := r.progressV(d.joiner)
+		if p != nil && p.Tag != d.tag {
+			p = nil
+		}
+		// Once it had to wait, the donor waits until the joiner has
+		// restored half the window: the window then moves by half, not
+		// by one chunk a wait.
+		slack := uint32(0)
+		if try > 0 {
+			slack = xferAhead / 2
+		}
+		if idx < xferAhead || p != nil && p.Chunks+xferAhead > idx+slack {
 			return true, nil
 		}
 		if p != nil && p.Chunks != d.chunks {
@@ -293,7 +303,12 @@ func (r *replica) awaitJoiner(d *donation, idx uint32) (ok bool, err error) {
 		if err := r.heartbeat(); err != nil {
 			return false, err
 		}
-		time.Sleep(time.Millisecond)
+		// Woken by the joiner's next publish (it publishes each chunk it
+		// restores); bounded so that the role record and the stall are
+		// looked at again.
+		if _, err := r.s.WaitStatus(r.svc.StatusBase+1+int(d.joiner), ver, min(r.cfg.Poll, 10*time.Millisecond), nil); err != nil {
+			return false, err
+		}
 	}
 }
 

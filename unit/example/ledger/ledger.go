@@ -10,6 +10,7 @@ import (
 	"bytes"
 	"encoding/binary"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"time"
@@ -43,6 +44,9 @@ type Ledger struct {
 	// (perf/unitbench): deterministic bytes, set by an input "pad n"
 	// (no confirmation), written raw after the JSON by Snapshot.
 	Pad []byte `json:"-"`
+	// PadLen is len(Pad), in the JSON: Restore reads the ballast into a
+	// buffer of that size at once.
+	PadLen int `json:",omitempty"`
 }
 
 // MaxPad bounds the ballast an input "pad n" may ask for.
@@ -104,7 +108,7 @@ func (l *Ledger) Handle(ctx *unit.Ctx, in *unit.Input) error {
 		if err != nil {
 			return err
 		}
-		l.Pad = padBytes(n)
+		l.Pad, l.PadLen = padBytes(n), n
 		return nil
 	}
 	t, err := ParseTransfer(in.Body)
@@ -158,15 +162,26 @@ func (l *Ledger) Restore(r io.Reader) error {
 	if err := dec.Decode(n); err != nil {
 		return fmt.Errorf("ledger: restore: %w", err)
 	}
-	pad, err := io.ReadAll(io.LimitReader(io.MultiReader(dec.Buffered(), r), MaxPad+2))
-	if err != nil {
-		return fmt.Errorf("ledger: restore: the ballast: %w", err)
+	// The newline Encode wrote, the ballast, and nothing more.
+	rest := io.MultiReader(dec.Buffered(), r)
+	var one [1]byte
+	if k, _ := io.ReadFull(rest, one[:]); k == 1 && one[0] != '\n' {
+		return fmt.Errorf("ledger: restore: %q after the JSON", one[0])
 	}
-	if pad = bytes.TrimPrefix(pad, []byte("\n")); len(pad) > MaxPad {
-		return fmt.Errorf("ledger: restore: ballast of more than %d bytes", MaxPad)
+	if n.PadLen < 0 || n.PadLen > MaxPad {
+		return fmt.Errorf("ledger: restore: ballast of %d bytes (at most %d)", n.PadLen, MaxPad)
 	}
-	if len(pad) > 0 {
-		n.Pad = pad
+	if n.PadLen > 0 {
+		// Sized at once up to 64 MiB: a PadLen the bytes do not back
+		// costs no more than that.
+		buf := bytes.NewBuffer(make([]byte, 0, min(n.PadLen, 64<<20)))
+		if _, err := io.CopyN(buf, rest, int64(n.PadLen)); err != nil {
+			return fmt.Errorf("ledger: restore: the ballast of %d bytes: %w", n.PadLen, err)
+		}
+		n.Pad = buf.Bytes()
+	}
+	if k, _ := io.ReadFull(rest, one[:]); k != 0 {
+		return errors.New("ledger: restore: bytes after the ballast")
 	}
 	if n.Balances == nil {
 		n.Balances = map[string]int64{}

@@ -12,7 +12,7 @@ func TestSnapshotWithPad(t *testing.T) {
 	l := New()
 	l.Apply(Transfer{ID: 1, From: "a", To: "b", Amount: 10}, 5, 7)
 	for _, n := range []int{0, 1, 13, 1 << 20} {
-		l.Pad = padBytes(n)
+		l.Pad, l.PadLen = padBytes(n), n
 		if len(l.Pad) != n {
 			t.Fatalf("padBytes(%d) gave %d bytes", n, len(l.Pad))
 		}
@@ -44,6 +44,11 @@ func TestSnapshotWithPad(t *testing.T) {
 	if _, ok, _ := parsePad([]byte("1 a b 10")); ok {
 		t.Fatal("a transfer parsed as a pad")
 	}
+	for _, bad := range []string{`{"Balances":{},"PadLen":4}` + "\nab", `{"Balances":{}}` + "\nx", `{"Balances":{},"PadLen":-1}`} {
+		if err := New().Restore(bytes.NewReader([]byte(bad))); err == nil {
+			t.Fatalf("restore of %q: no error", bad)
+		}
+	}
 }
 
 // FuzzRestore: Restore takes a snapshot from another replica (through the
@@ -54,7 +59,7 @@ func FuzzRestore(f *testing.F) {
 	var b bytes.Buffer
 	l.Snapshot(&b)
 	f.Add(b.Bytes())
-	l.Pad = padBytes(40)
+	l.Pad, l.PadLen = padBytes(40), 40
 	b.Reset()
 	l.Snapshot(&b)
 	f.Add(b.Bytes())
