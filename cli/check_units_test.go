@@ -27,17 +27,7 @@ import (
 // one of a process that has ended) is reported, naming the unit and the
 // position, and the check fails.
 func TestCheckUnits(t *testing.T) {
-	dir := t.TempDir()
-	cfg := qm.Config{Group: group.Config{Name: "CK", DataDir: dir + "/data", CFDir: dir + "/cf", AppSize: 32 << 20, AdminSize: 8 << 20},
-		Name: "QM1", HeartbeatInterval: 20 * time.Millisecond, HeartbeatTimeout: time.Second, UnitsByHand: true,
-		Logger: slog.New(slog.NewTextHandler(io.Discard, nil))}
-	m, err := qm.Start(cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	mctx, mcancel := context.WithCancel(context.Background())
-	go m.Run(mctx)
-	defer func() { mcancel(); m.Stop() }()
+	m, cfg := startInProcess(t, "CK")
 	for _, c := range []string{"DEFINE QLOCAL(IN)", "DEFINE QLOCAL(CONFIRM)", "DEFINE SERVICE(LEDGER) STARTCMD('/bin/true') INPUT(IN) REPLICAS(2)"} {
 		if r := m.Exec(c); !r.OK {
 			t.Fatalf("%s: %s", c, r.Error)
@@ -110,4 +100,22 @@ func TestCheckUnits(t *testing.T) {
 	if code == 0 || !strings.Contains(out, want) {
 		t.Fatalf("check with position 1's replica dead: exit %d, want a failure saying %q:\n%s", code, want, out)
 	}
+}
+
+// startInProcess starts member QM1 of group name in this process (units
+// left to the test: UnitsByHand), served until the test ends.
+func startInProcess(t *testing.T, name string) (*qm.Member, qm.Config) {
+	t.Helper()
+	dir := t.TempDir()
+	cfg := qm.Config{Group: group.Config{Name: name, DataDir: dir + "/data", CFDir: dir + "/cf", AppSize: 32 << 20, AdminSize: 8 << 20},
+		Name: "QM1", HeartbeatInterval: 20 * time.Millisecond, HeartbeatTimeout: time.Second, UnitsByHand: true,
+		Logger: slog.New(slog.NewTextHandler(io.Discard, nil))}
+	m, err := qm.Start(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	go m.Run(ctx)
+	t.Cleanup(func() { cancel(); m.Stop() })
+	return m, cfg
 }
