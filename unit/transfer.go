@@ -304,6 +304,7 @@ func (r *replica) snapshotStream() ([]byte, error) {
 	for name, next := range r.dseq {
 		fw.Dests = append(fw.Dests, logrec.Dest{Name: name, Next: next})
 	}
+	fw.Sources = r.sourceTable()
 	fw.Sort()
 	b, err := fw.Encode()
 	if err != nil {
@@ -624,8 +625,8 @@ func (s *restorer) abort() {
 }
 
 // finish ends the stream of the snapshot at lsn, waits for Restore and
-// gives r the state: applied = lsn, the destination table, the resend
-// queue.
+// gives r the state: applied = lsn, the destination and source tables,
+// the resend queue.
 func (s *restorer) finish(r *replica, lsn uint64) error {
 	if s.pw == nil {
 		return fmt.Errorf("%w: the stream ends inside its framework state or resend section", logrec.ErrCorrupt)
@@ -644,6 +645,7 @@ func (s *restorer) finish(r *replica, lsn uint64) error {
 	for _, d := range fw.Dests {
 		r.dseq[d.Name] = d.Next
 	}
+	r.setSourceTable(fw.Sources)
 	r.resend = r.resend[:0]
 	for _, e := range s.resend {
 		m := mq.Message{MsgID: e.MsgID, CorrelID: e.CorrelID, Format: e.Format, Priority: int(e.Priority), Persistence: mq.Persistence(e.Persistence),

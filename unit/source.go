@@ -1,0 +1,207 @@
+package unit
+
+import (
+	"errors"
+	"fmt"
+	"maps"
+
+	"github.com/qmgr/qmgr/defs"
+	"github.com/qmgr/qmgr/mq"
+	"github.com/qmgr/qmgr/unit/logrec"
+)
+
+// Inputs from another unit (design 5.4, first bullet; 3.5 output
+// identity). Every output of a unit carries in its MsgID the unit's
+// source id (xxhash64 of its name), its generation and a sequence number
+// per destination, from 1. A unit receiving such inputs keeps, per
+// (source id, generation), the next sequence number it expects: the
+// *source table*, framework state like the destinations' sequence
+// numbers, so it travels in every snapshot (transfer.go) and every
+// replica, advancing it as it applies each logged input, agrees with the
+// primary and with any new primary.
+//
+// The primary, getting an input whose MsgID is a unit's output:
+//   - seq below the next expected: a duplicate, got in the batch's unit
+//     of work and dropped, nothing logged;
+//   - seq above it: early, got and put on SYSTEM.UNIT.<n>.EARLY (same
+//     MsgID, INDXTYPE(MSGID)) in the same unit of work, nothing logged;
+//     a copy of a message already there is dropped instead;
+//   - seq equal: processed and logged with its source (the log's INPUT
+//     record carries source id, generation and seq); then the source's
+//     next seq is got from EARLY by MsgID, in the same batch if it is
+//     there, and so on.
+//
+// EARLY holds only messages above their source's next expected seq, or
+// equal to it while the primary has not yet looked (release): the move of
+// the message before it and the get from EARLY happen in units of work
+// that also log and commit the processing, so a new primary finds EARLY
+// and the table as they were committed. It looks once for every source
+// in the table before it takes input.
+
+// srcState is the replica's part in inputs from other units.
+type srcState struct {
+	src     map[srcKey]uint64 // framework state: the next seq expected per source (absent: 1)
+	early   *mq.Queue         // SYSTEM.UNIT.<n>.EARLY, opened when first used
+	release map[srcKey]bool   // primary: sources whose next may be on EARLY (nil: not primary yet)
+	// Counters for the log and tests: inputs dropped as duplicates, moved
+	// to EARLY, got back from EARLY (primary only; not state).
+	dups, moved, released uint64
+}
+
+// srcKey names one source of inputs: a unit in one of its generations.
+type srcKey struct {
+	id  uint64
+	gen uint32
+}
+
+// expected is the next sequence number expected from k (from 1).
+func (r *replica) expected(k srcKey) uint64 { return max(r.src[k], 1) }
+
+// srcApplied advances the source table past an applied input (every
+// replica, in LSN order: the table is framework state).
+func (r *replica) srcApplied(s logrec.Source) {
+	if s.ID != 0 {
+		if r.src == nil {
+			r.src = map[srcKey]uint64{}
+		}
+		r.src[srcKey{s.ID, s.Gen}] = s.Seq + 1
+	}
+}
+
+// sourceOf is the unit output identity m carries, if it carries one.
+func sourceOf(m *mq.Message) (logrec.Source, bool) {
+	if !logrec.IsOutputID(m.MsgID) {
+		return logrec.Source{}, false
+	}
+	id, err := logrec.ParseOutputID(m.MsgID)
+	if err != nil {
+		return logrec.Source{}, false // not one of ours after all: a plain input
+	}
+	return logrec.Source{ID: id.Source, Gen: id.Gen, Seq: id.Seq}, true
+}
+
+// nextInput gets, in the caller's unit of work, the next input for the
+// primary to process: a message on EARLY that is now its source's next,
+// else the next message of the input queue (opt says how to wait for
+// it). A duplicate or an early message from the input queue is dealt
+// with here (dropped, or moved to EARLY) and nextInput returns nil with
+// no error: the caller counts it against its batch and asks again. An
+// input to process from a unit comes with its source, and its source is
+// marked for the EARLY lookup that follows it.
+func (r *replica) nextInput(opt mq.GetOptions) (*mq.Message, logrec.Source, error) {
+	if r.release == nil {
+		// First input as primary: any source may have its next on EARLY.
+		r.release = map[srcKey]bool{}
+		for k := range maps.Keys(r.src) {
+			r.release[k] = true
+		}
+	}
+	for k := range r.release {
+		m, err := r.fromEarly(k)
+		if err != nil {
+			return nil, logrec.Source{}, err
+		}
+		if m != nil {
+			return m, logrec.Source{ID: k.id, Gen: k.gen, Seq: r.expected(k)}, nil
+		}
+		delete(r.release, k)
+	}
+	m, err := r.in.Get(opt)
+	if err != nil {
+		return nil, logrec.Source{}, err
+	}
+	s, ok := sourceOf(m)
+	if !ok {
+		return m, logrec.Source{}, nil
+	}
+	k := srcKey{s.ID, s.Gen}
+	switch next := r.expected(k); {
+	case s.Seq < next:
+		r.dups++
+		r.log.Debug("unit input: a duplicate dropped", "source", s.ID, "gen", s.Gen, "seq", s.Seq, "expected", next)
+		return nil, logrec.Source{}, nil
+	case s.Seq > next:
+		return nil, logrec.Source{}, r.toEarly(m, s, next)
+	}
+	r.release[k] = true
+	return m, s, nil
+}
+
+// fromEarly gets k's next expected message from EARLY (nil: not there).
+func (r *replica) fromEarly(k srcKey) (*mq.Message, error) {
+	if err := r.openEarly(); err != nil {
+		return nil, err
+	}
+	id := logrec.OutputID{Source: k.id, Gen: k.gen, Seq: r.expected(k)}.MsgID()
+	m, err := r.early.Get(mq.GetOptions{Syncpoint: true, MsgID: &id})
+	if errors.Is(err, mq.ErrNoMessage) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("get source %x generation %d seq %d from EARLY: %w", k.id, k.gen, r.expected(k), err)
+	}
+	r.released++
+	return m, nil
+}
+
+// toEarly puts m, an input from a unit that came before its source's
+// next expected seq, on EARLY in the caller's unit of work, unless a copy
+// is there already (a duplicate: dropped). EARLY full (or the structure):
+// an error, the replica fails stop and the batch is backed out (left:
+// EARLY's MAXDEPTH bounds how far ahead a source may run).
+func (r *replica) toEarly(m *mq.Message, s logrec.Source, next uint64) error {
+	if err := r.openEarly(); err != nil {
+		return err
+	}
+	cur, err := r.early.Browse()
+	if err != nil {
+		return err
+	}
+	if _, err := cur.Next(mq.GetOptions{MsgID: &m.MsgID}); err == nil {
+		r.dups++
+		r.log.Debug("unit input: a duplicate of an early input dropped", "source", s.ID, "gen", s.Gen, "seq", s.Seq)
+		return nil
+	} else if !errors.Is(err, mq.ErrNoMessage) {
+		return fmt.Errorf("browse EARLY: %w", err)
+	}
+	e := *m
+	e.Persistence = mq.NotPersistent
+	if m.Persistent {
+		e.Persistence = mq.Persistent
+	}
+	if err := r.early.Put(&e, mq.PutOptions{Syncpoint: true}); err != nil {
+		return fmt.Errorf("move source %x generation %d seq %d (expected %d) to EARLY: %w", s.ID, s.Gen, s.Seq, next, err)
+	}
+	r.moved++
+	r.log.Debug("unit input: early, moved to EARLY", "source", s.ID, "gen", s.Gen, "seq", s.Seq, "expected", next)
+	return nil
+}
+
+func (r *replica) openEarly() error {
+	if r.early != nil {
+		return nil
+	}
+	q, err := r.c.Open(defs.UnitQueue(r.svc.Name, defs.UnitEarly), mq.OpenOptions{Input: true, Output: true, Browse: true})
+	if err != nil {
+		return fmt.Errorf("open EARLY: %w", err)
+	}
+	r.early = q
+	return nil
+}
+
+// sourceTable is the source table as the framework state carries it.
+func (r *replica) sourceTable() []logrec.SourceState {
+	t := make([]logrec.SourceState, 0, len(r.src))
+	for k, next := range r.src {
+		t = append(t, logrec.SourceState{ID: k.id, Gen: k.gen, Next: next})
+	}
+	return t
+}
+
+// setSourceTable makes the framework state's table this replica's.
+func (r *replica) setSourceTable(t []logrec.SourceState) {
+	r.src = make(map[srcKey]uint64, len(t))
+	for _, s := range t {
+		r.src[srcKey{s.ID, s.Gen}] = s.Next
+	}
+}
