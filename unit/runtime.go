@@ -664,6 +664,9 @@ func (r *replica) primaryBatch(ctx context.Context) error {
 		if taken > 0 {
 			// Only duplicates dropped or early inputs moved: nothing
 			// logged, nothing processed.
+			if err := r.flushEarly(); err != nil {
+				return err
+			}
 			if err := r.c.Commit(); err != nil {
 				return fmt.Errorf("commit of duplicate or early inputs: %w", err)
 			}
@@ -697,6 +700,9 @@ func (r *replica) primaryBatch(ctx context.Context) error {
 		return err
 	}
 	if err := r.removeResting(); err != nil {
+		return err
+	}
+	if err := r.flushEarly(); err != nil {
 		return err
 	}
 	if err := r.c.Commit(); err != nil {

@@ -25,7 +25,10 @@ import (
 //     of work and dropped, nothing logged;
 //   - seq above it: early, got and put on SYSTEM.UNIT.<n>.EARLY (same
 //     MsgID, INDXTYPE(MSGID)) in the same unit of work, nothing logged;
-//     a copy of a message already there is dropped instead;
+//     a copy of a message already there is dropped instead. The put waits
+//     for the end of the batch (flushEarly): a message the batch itself
+//     releases is taken back from memory, since a get does not see its
+//     own unit of work's put;
 //   - seq equal: processed and logged with its source (the log's INPUT
 //     record carries source id, generation and seq); then the source's
 //     next seq is got from EARLY by MsgID, in the same batch if it is
@@ -43,6 +46,11 @@ type srcState struct {
 	src     map[srcKey]uint64 // framework state: the next seq expected per source (absent: 1)
 	early   *mq.Queue         // SYSTEM.UNIT.<n>.EARLY, opened when first used
 	release map[srcKey]bool   // primary: sources whose next may be on EARLY (nil: not primary yet)
+	// earlyBatch holds the early inputs got in the batch's unit of work
+	// until flushEarly puts them on EARLY before the commit: one the
+	// batch releases is taken from here (a get does not see the unit of
+	// work's own put), and a second copy is found here.
+	earlyBatch map[[24]byte]*mq.Message
 	// Counters for the log and tests: inputs dropped as duplicates, moved
 	// to EARLY, got back from EARLY (primary only; not state).
 	dups, moved, released uint64
@@ -127,12 +135,17 @@ func (r *replica) nextInput(opt mq.GetOptions) (*mq.Message, logrec.Source, erro
 	return m, s, nil
 }
 
-// fromEarly gets k's next expected message from EARLY (nil: not there).
+// fromEarly gets k's next expected message from EARLY, or from what this
+// batch moved aside (nil: in neither).
 func (r *replica) fromEarly(k srcKey) (*mq.Message, error) {
+	id := logrec.OutputID{Source: k.id, Gen: k.gen, Seq: r.expected(k)}.MsgID()
+	if m, ok := r.earlyBatch[id]; ok {
+		delete(r.earlyBatch, id)
+		return m, nil
+	}
 	if err := r.openEarly(); err != nil {
 		return nil, err
 	}
-	id := logrec.OutputID{Source: k.id, Gen: k.gen, Seq: r.expected(k)}.MsgID()
 	m, err := r.early.Get(mq.GetOptions{Syncpoint: true, MsgID: &id})
 	if errors.Is(err, mq.ErrNoMessage) {
 		return nil, nil
@@ -144,11 +157,9 @@ func (r *replica) fromEarly(k srcKey) (*mq.Message, error) {
 	return m, nil
 }
 
-// toEarly puts m, an input from a unit that came before its source's
-// next expected seq, on EARLY in the caller's unit of work, unless a copy
-// is there already (a duplicate: dropped). EARLY full (or the structure):
-// an error, the replica fails stop and the batch is backed out (left:
-// EARLY's MAXDEPTH bounds how far ahead a source may run).
+// toEarly sets m aside, an input from a unit that came before its
+// source's next expected seq, for flushEarly to put on EARLY, unless a
+// copy is there or set aside already (a duplicate: dropped).
 func (r *replica) toEarly(m *mq.Message, s logrec.Source, next uint64) error {
 	if err := r.openEarly(); err != nil {
 		return err
@@ -157,23 +168,41 @@ func (r *replica) toEarly(m *mq.Message, s logrec.Source, next uint64) error {
 	if err != nil {
 		return err
 	}
-	if _, err := cur.Next(mq.GetOptions{MsgID: &m.MsgID}); err == nil {
+	_, err = cur.Next(mq.GetOptions{MsgID: &m.MsgID})
+	if err != nil && !errors.Is(err, mq.ErrNoMessage) {
+		return fmt.Errorf("browse EARLY: %w", err)
+	}
+	if _, ok := r.earlyBatch[m.MsgID]; ok || err == nil {
 		r.dups++
 		r.log.Debug("unit input: a duplicate of an early input dropped", "source", s.ID, "gen", s.Gen, "seq", s.Seq)
 		return nil
-	} else if !errors.Is(err, mq.ErrNoMessage) {
-		return fmt.Errorf("browse EARLY: %w", err)
 	}
-	e := *m
-	e.Persistence = mq.NotPersistent
-	if m.Persistent {
-		e.Persistence = mq.Persistent
+	if r.earlyBatch == nil {
+		r.earlyBatch = map[[24]byte]*mq.Message{}
 	}
-	if err := r.early.Put(&e, mq.PutOptions{Syncpoint: true}); err != nil {
-		return fmt.Errorf("move source %x generation %d seq %d (expected %d) to EARLY: %w", s.ID, s.Gen, s.Seq, next, err)
-	}
-	r.moved++
+	r.earlyBatch[m.MsgID] = m
 	r.log.Debug("unit input: early, moved to EARLY", "source", s.ID, "gen", s.Gen, "seq", s.Seq, "expected", next)
+	return nil
+}
+
+// flushEarly puts the early inputs the batch set aside and did not
+// release on EARLY, in the caller's unit of work (the one that got them),
+// before its commit. EARLY full (or the structure): an error, the replica
+// fails stop and the batch is backed out (left: EARLY's MAXDEPTH bounds
+// how far ahead of its next expected seq a source may run).
+func (r *replica) flushEarly() error {
+	for id, m := range r.earlyBatch {
+		e := *m
+		e.Persistence = mq.NotPersistent
+		if m.Persistent {
+			e.Persistence = mq.Persistent
+		}
+		if err := r.early.Put(&e, mq.PutOptions{Syncpoint: true}); err != nil {
+			return fmt.Errorf("move an early input (MsgID %x) to EARLY: %w", id, err)
+		}
+		r.moved++
+		delete(r.earlyBatch, id)
+	}
 	return nil
 }
 
