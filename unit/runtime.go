@@ -536,7 +536,9 @@ func (r *replica) apply(c *Ctx, in *Input) error {
 		o.msg.MsgID = logrec.OutputID{Source: r.source, Gen: uint32(r.gen), Seq: o.seq}.MsgID()
 		r.resend = append(r.resend, o)
 	}
-	r.srcApplied(in.Source)
+	if err := r.srcApplied(in.Source); err != nil {
+		return err
+	}
 	r.applied = in.LSN
 	r.inputs++
 	return nil

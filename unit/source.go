@@ -66,14 +66,22 @@ type srcKey struct {
 func (r *replica) expected(k srcKey) uint64 { return max(r.src[k], 1) }
 
 // srcApplied advances the source table past an applied input (every
-// replica, in LSN order: the table is framework state).
-func (r *replica) srcApplied(s logrec.Source) {
-	if s.ID != 0 {
-		if r.src == nil {
-			r.src = map[srcKey]uint64{}
-		}
-		r.src[srcKey{s.ID, s.Gen}] = s.Seq + 1
+// replica, in LSN order: the table is framework state). The input must be
+// its source's next: the primary processes only that one, so a replica
+// whose table expects another has diverged from the primary.
+func (r *replica) srcApplied(s logrec.Source) error {
+	if s.ID == 0 {
+		return nil
 	}
+	k := srcKey{s.ID, s.Gen}
+	if next := r.expected(k); s.Seq != next {
+		return fmt.Errorf("%w: input from source %x generation %d seq %d, this replica's source table expects %d", ErrDiverged, s.ID, s.Gen, s.Seq, next)
+	}
+	if r.src == nil {
+		r.src = map[srcKey]uint64{}
+	}
+	r.src[k] = s.Seq + 1
+	return nil
 }
 
 // sourceOf is the unit output identity m carries, if it carries one.

@@ -192,8 +192,14 @@ func (e *env) kill(base, k int) {
 // writes.
 func (e *env) stopPrimary(base int) *audit.Audit {
 	e.t.Helper()
-	r := e.role(base)
-	pos, pid := r.Primary, r.Pos[r.Primary].Pid
+	return e.stop(base, int(e.role(base).Primary))
+}
+
+// stop SIGTERMs position pos of the unit and returns the audit state its
+// replica writes.
+func (e *env) stop(base, pos int) *audit.Audit {
+	e.t.Helper()
+	pid := e.role(base).Pos[pos].Pid
 	if err := syscall.Kill(int(pid), syscall.SIGTERM); err != nil {
 		e.t.Fatal(err)
 	}
