@@ -3,6 +3,7 @@ package audit_test
 import (
 	"fmt"
 	"reflect"
+	"syscall"
 	"testing"
 
 	"github.com/cespare/xxhash/v2"
@@ -10,6 +11,7 @@ import (
 	"github.com/qmgr/qmgr/mq"
 	"github.com/qmgr/qmgr/unit/example/audit"
 	"github.com/qmgr/qmgr/unit/logrec"
+	"github.com/qmgr/qmgr/unit/role"
 )
 
 // TestEarlyAndDuplicates feeds an AUDIT unit (two supervised replica
@@ -31,44 +33,8 @@ func TestEarlyAndDuplicates(t *testing.T) {
 	base := e.base("AUDIT")
 	e.running(base)
 
-	up := xxhash.Sum64String("UP")
-	q, err := e.c.Open("CONFIRM", mq.OpenOptions{Output: true})
-	if err != nil {
-		t.Fatal(err)
-	}
-	// put puts UP's outputs seqs of generation gen (confirmations of
-	// transfers gen*1000+seq) in one unit of work, so that the primary
-	// takes them in one batch; gen 0: plain messages, no unit's identity.
-	put := func(gen uint32, seqs ...uint64) {
-		t.Helper()
-		for _, seq := range seqs {
-			m := &mq.Message{Body: fmt.Appendf(nil, "%d %d 1 0 0 true", uint64(gen)*1000+seq, seq)}
-			if gen != 0 {
-				m.MsgID = logrec.OutputID{Source: up, Gen: gen, Seq: seq}.MsgID()
-			}
-			if err := q.Put(m, mq.PutOptions{Syncpoint: true}); err != nil {
-				t.Fatal(err)
-			}
-		}
-		if err := e.c.Commit(); err != nil {
-			t.Fatal(err)
-		}
-	}
-	// settle waits until the primary has applied lsn and CONFIRM is
-	// empty (what came after the last applied input was dropped or moved),
-	// then checks EARLY.
-	settle := func(lsn uint64, early map[string][]uint64) {
-		t.Helper()
-		waitFor(t, fmt.Sprintf("the primary to apply LSN %d and CONFIRM to empty", lsn), func() bool {
-			return e.primaryApplied(base) >= lsn && depth(t, e, "CONFIRM") == 0
-		})
-		if a := e.primaryApplied(base); a != lsn {
-			t.Fatalf("the primary applied LSN %d, want %d: a duplicate or early input was processed", a, lsn)
-		}
-		if got := e.early("AUDIT"); !reflect.DeepEqual(got, early) {
-			t.Fatalf("EARLY holds %v, want %v", got, early)
-		}
-	}
+	f := newFeeder(t, e, base)
+	put, settle, up := f.put, f.settle, f.up
 	g1, g2 := audit.SourceKey(up, 1), audit.SourceKey(up, 2)
 
 	put(1, 1, 2, 2, 1, 5, 4, 5, 7) // 1, 2 processed; 2 and 1 again dropped; 5, 4, 7 wait, 5's copy dropped
@@ -125,5 +91,104 @@ func depth(t *testing.T, e *env, name string) int {
 			return n
 		}
 		n++
+	}
+}
+
+// feeder puts inputs crafted as the outputs of a unit UP on CONFIRM, the
+// input of the unit whose role record is at base.
+type feeder struct {
+	t    *testing.T
+	e    *env
+	base int
+	up   uint64 // UP's source id
+	q    *mq.Queue
+}
+
+func newFeeder(t *testing.T, e *env, base int) *feeder {
+	t.Helper()
+	q, err := e.c.Open("CONFIRM", mq.OpenOptions{Output: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return &feeder{t: t, e: e, base: base, up: xxhash.Sum64String("UP"), q: q}
+}
+
+// put puts UP's outputs seqs of generation gen (confirmations of
+// transfers gen*1000+seq) in one unit of work, so that the primary takes
+// them in one batch; gen 0: plain messages, no unit's identity.
+func (f *feeder) put(gen uint32, seqs ...uint64) {
+	f.t.Helper()
+	for _, seq := range seqs {
+		m := &mq.Message{Body: fmt.Appendf(nil, "%d %d 1 0 0 true", uint64(gen)*1000+seq, seq)}
+		if gen != 0 {
+			m.MsgID = logrec.OutputID{Source: f.up, Gen: gen, Seq: seq}.MsgID()
+		}
+		if err := f.q.Put(m, mq.PutOptions{Syncpoint: true}); err != nil {
+			f.t.Fatal(err)
+		}
+	}
+	if err := f.e.c.Commit(); err != nil {
+		f.t.Fatal(err)
+	}
+}
+
+// settle waits until the primary has applied lsn and CONFIRM is empty
+// (what came after the last applied input was dropped or moved), then
+// checks that it applied no more and that EARLY holds early.
+func (f *feeder) settle(lsn uint64, early map[string][]uint64) {
+	f.t.Helper()
+	waitFor(f.t, fmt.Sprintf("the primary to apply LSN %d and CONFIRM to empty", lsn), func() bool {
+		return f.e.primaryApplied(f.base) >= lsn && depth(f.t, f.e, "CONFIRM") == 0
+	})
+	if a := f.e.primaryApplied(f.base); a != lsn {
+		f.t.Fatalf("the primary applied LSN %d, want %d: a duplicate or early input was processed", a, lsn)
+	}
+	if got := f.e.early("AUDIT"); !reflect.DeepEqual(got, early) {
+		f.t.Fatalf("EARLY holds %v, want %v", got, early)
+	}
+}
+
+// TestDownstreamStateLost: every replica of AUDIT SIGKILLed at once while
+// its EARLY queue holds an input of UP: its state is lost, source table
+// included, and generation 2 starts empty while UP goes on numbering
+// where it was (its generation has not changed). A unit whose state was
+// lost cannot know where each source stands, so generation 2 takes an
+// unknown source's first input as its start (no input of UP could be
+// dropped as a duplicate or held on EARLY for ever); from then on the
+// source is tracked as before, and the input held on EARLY since
+// generation 1 is released in its turn.
+func TestDownstreamStateLost(t *testing.T) {
+	e := start(t, "DEFINE QLOCAL(CONFIRM) MAXDEPTH(1000)", "DEFINE QLOCAL(DLQ) MAXDEPTH(1000)", "ALTER QMGR DEADQ(DLQ)")
+	e.service("AUDIT", "audit-replica", "CONFIRM")
+	base := e.base("AUDIT")
+	e.running(base)
+	f := newFeeder(t, e, base)
+	g1 := audit.SourceKey(f.up, 1)
+	f.put(1, 1, 2, 3, 9)
+	f.settle(3, map[string][]uint64{g1: {9}})
+	waitFor(t, "both replicas at LSN 3", func() bool { return e.progress(base, 0).Applied == 3 && e.progress(base, 1).Applied == 3 })
+
+	r := e.role(base)
+	for k := range 2 {
+		if err := syscall.Kill(int(r.Pos[k].Pid), syscall.SIGKILL); err != nil {
+			t.Fatal(err)
+		}
+	}
+	waitFor(t, "generation 2 running", func() bool { return e.role(base).Gen == 2 && e.role(base).Primary != role.None })
+	e.running(base)
+	f.put(1, 4, 5, 6, 7, 8) // 4 starts UP in generation 2; 8 releases 9
+	f.settle(6, map[string][]uint64{})
+	f.put(1, 5, 10) // a duplicate, and the next
+	f.settle(7, map[string][]uint64{})
+
+	a := e.stopPrimary(base)
+	want := audit.New()
+	want.Count, want.Accepted, want.OutOfOrder = 7, 7, 1 // the audit's state was lost too: UP's first input in it is 4
+	want.Last = map[string]uint64{g1: 10}
+	for seq := 4; seq <= 10; seq++ {
+		want.Seen[fmt.Sprint(1000+seq)] = 1
+	}
+	if a.Digest() != want.Digest() {
+		t.Fatalf("the audit's state:\n got  %s\n want %s", a.Digest(), want.Digest())
 	}
 }
