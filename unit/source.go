@@ -34,6 +34,9 @@ import (
 //     next seq is got from EARLY by MsgID, in the same batch if it is
 //     there, and so on.
 //
+// A generation that began from a lost state (2 on) takes an unknown
+// source's first input as its start, whatever its seq (adopts).
+//
 // EARLY holds only messages above their source's next expected seq, or
 // equal to it while the primary has not yet looked (release): the move of
 // the message before it and the get from EARLY happen in units of work
@@ -65,6 +68,18 @@ type srcKey struct {
 // expected is the next sequence number expected from k (from 1).
 func (r *replica) expected(k srcKey) uint64 { return max(r.src[k], 1) }
 
+// adopts reports whether an input from k is taken as k's start whatever
+// its seq: k is not in the table and this generation began from a lost
+// state (generation 2 on: every replica died, the table with them). Its
+// sources went on numbering where they were; expecting 1 would hold every
+// input of theirs on EARLY for ever. In generation 1 an unknown source
+// starts at 1 (design 3.5): a unit must exist before its sources' first
+// output to it.
+func (r *replica) adopts(k srcKey) bool {
+	_, known := r.src[k]
+	return !known && r.gen > 1
+}
+
 // srcApplied advances the source table past an applied input (every
 // replica, in LSN order: the table is framework state). The input must be
 // its source's next: the primary processes only that one, so a replica
@@ -74,7 +89,7 @@ func (r *replica) srcApplied(s logrec.Source) error {
 		return nil
 	}
 	k := srcKey{s.ID, s.Gen}
-	if next := r.expected(k); s.Seq != next {
+	if next := r.expected(k); s.Seq != next && !r.adopts(k) {
 		return fmt.Errorf("%w: input from source %x generation %d seq %d, this replica's source table expects %d", ErrDiverged, s.ID, s.Gen, s.Seq, next)
 	}
 	if r.src == nil {
@@ -132,6 +147,8 @@ func (r *replica) nextInput(opt mq.GetOptions) (*mq.Message, logrec.Source, erro
 	}
 	k := srcKey{s.ID, s.Gen}
 	switch next := r.expected(k); {
+	case s.Seq != next && r.adopts(k):
+		r.log.Info("unit input: a source unknown since the state was lost starts here", "source", s.ID, "gen", s.Gen, "seq", s.Seq)
 	case s.Seq < next:
 		r.dups++
 		r.log.Debug("unit input: a duplicate dropped", "source", s.ID, "gen", s.Gen, "seq", s.Seq, "expected", next)
