@@ -3,7 +3,6 @@ package unit
 import (
 	"errors"
 	"fmt"
-	"maps"
 
 	"github.com/qmgr/qmgr/defs"
 	"github.com/qmgr/qmgr/mq"
@@ -42,7 +41,12 @@ import (
 // the message before it and the get from EARLY happen in units of work
 // that also log and commit the processing, so a new primary finds EARLY
 // and the table as they were committed. It looks once for every source
-// in the table before it takes input.
+// in the table before it takes input. (After a lost state EARLY may also
+// keep messages below an adopted source's start: left there.)
+//
+// A source's seq that never arrives (its output dead-lettered as refused
+// by this unit's input queue, or expired on the way) holds every later
+// input of that source on EARLY: nothing here gives up on a gap.
 
 // srcState is the replica's part in inputs from other units.
 type srcState struct {
@@ -54,8 +58,9 @@ type srcState struct {
 	// batch releases is taken from here (a get does not see the unit of
 	// work's own put), and a second copy is found here.
 	earlyBatch map[[24]byte]*mq.Message
-	// Counters for the log and tests: inputs dropped as duplicates, moved
-	// to EARLY, got back from EARLY (primary only; not state).
+	// Counters for the log: inputs dropped as duplicates, moved to EARLY,
+	// got back from EARLY (this primary's; not state). All are rare in a
+	// group (design 5.4), so each is logged.
 	dups, moved, released uint64
 }
 
@@ -123,7 +128,7 @@ func (r *replica) nextInput(opt mq.GetOptions) (*mq.Message, logrec.Source, erro
 	if r.release == nil {
 		// First input as primary: any source may have its next on EARLY.
 		r.release = map[srcKey]bool{}
-		for k := range maps.Keys(r.src) {
+		for k := range r.src {
 			r.release[k] = true
 		}
 	}
@@ -151,7 +156,7 @@ func (r *replica) nextInput(opt mq.GetOptions) (*mq.Message, logrec.Source, erro
 		r.log.Info("unit input: a source unknown since the state was lost starts here", "source", s.ID, "gen", s.Gen, "seq", s.Seq)
 	case s.Seq < next:
 		r.dups++
-		r.log.Debug("unit input: a duplicate dropped", "source", s.ID, "gen", s.Gen, "seq", s.Seq, "expected", next)
+		r.log.Info("unit input: a duplicate dropped", "source", s.ID, "gen", s.Gen, "seq", s.Seq, "expected", next, "dropped", r.dups)
 		return nil, logrec.Source{}, nil
 	case s.Seq > next:
 		return nil, logrec.Source{}, r.toEarly(m, s, next)
@@ -179,6 +184,7 @@ func (r *replica) fromEarly(k srcKey) (*mq.Message, error) {
 		return nil, fmt.Errorf("get source %x generation %d seq %d from EARLY: %w", k.id, k.gen, r.expected(k), err)
 	}
 	r.released++
+	r.log.Info("unit input: released from EARLY", "source", k.id, "gen", k.gen, "seq", r.expected(k), "released", r.released)
 	return m, nil
 }
 
@@ -199,14 +205,14 @@ func (r *replica) toEarly(m *mq.Message, s logrec.Source, next uint64) error {
 	}
 	if _, ok := r.earlyBatch[m.MsgID]; ok || err == nil {
 		r.dups++
-		r.log.Debug("unit input: a duplicate of an early input dropped", "source", s.ID, "gen", s.Gen, "seq", s.Seq)
+		r.log.Info("unit input: a duplicate of an early input dropped", "source", s.ID, "gen", s.Gen, "seq", s.Seq, "dropped", r.dups)
 		return nil
 	}
 	if r.earlyBatch == nil {
 		r.earlyBatch = map[[24]byte]*mq.Message{}
 	}
 	r.earlyBatch[m.MsgID] = m
-	r.log.Debug("unit input: early, moved to EARLY", "source", s.ID, "gen", s.Gen, "seq", s.Seq, "expected", next)
+	r.log.Info("unit input: early, moved to EARLY", "source", s.ID, "gen", s.Gen, "seq", s.Seq, "expected", next, "moved", r.moved+uint64(len(r.earlyBatch)))
 	return nil
 }
 
