@@ -1,6 +1,7 @@
 package audit_test
 
 import (
+	"errors"
 	"fmt"
 	"sync"
 	"testing"
@@ -8,8 +9,10 @@ import (
 
 	"github.com/cespare/xxhash/v2"
 
+	"github.com/qmgr/qmgr/defs"
 	"github.com/qmgr/qmgr/mq"
 	"github.com/qmgr/qmgr/unit/example/audit"
+	"github.com/qmgr/qmgr/unit/role"
 )
 
 // TestTwoUnits: the ledger's confirmations are the input of a second
@@ -21,7 +24,17 @@ import (
 // counts every transfer's confirmation exactly once, in the ledger's
 // sequence 1..n of generation 1, in both its replicas, and nothing is
 // left on its EARLY queue or on CONFIRM.
-func TestTwoUnits(t *testing.T) {
+func TestTwoUnits(t *testing.T) { twoUnits(t, false) }
+
+// TestTwoUnitsDisorderlyRoute is TestTwoUnits with a route between the
+// units that reorders and duplicates: while the transfers flow, the test
+// takes a confirmation off CONFIRM now and then and puts it back twice a
+// little later, so that those behind it arrive early (and wait on EARLY)
+// and its second copy is a duplicate. AUDIT still applies each
+// confirmation once and in sequence, through both kills.
+func TestTwoUnitsDisorderlyRoute(t *testing.T) { twoUnits(t, true) }
+
+func twoUnits(t *testing.T, disorder bool) {
 	const n = 2000
 	e := start(t, "DEFINE QLOCAL(IN) MAXDEPTH(100000)", "DEFINE QLOCAL(CONFIRM) MAXDEPTH(100000)")
 	e.service("LEDGER", "ledger-replica", "IN")
@@ -31,6 +44,10 @@ func TestTwoUnits(t *testing.T) {
 	e.running(ab)
 
 	wait := produce(t, e.opts, n)
+	var stopRoute func() routeStats
+	if disorder {
+		stopRoute = disorderly(t, e)
+	}
 	waitFor(t, "the ledger's sender to send some", func() bool { return e.progress(lb, int(lr.Sender)).LSNOut >= n/4 })
 	e.kill(lb, int(lr.Sender))
 	waitFor(t, "AUDIT's primary to apply some", func() bool { return e.primaryApplied(ab) >= n/2 })
@@ -38,6 +55,19 @@ func TestTwoUnits(t *testing.T) {
 	e.running(ab)
 	if err := wait(); err != nil {
 		t.Fatal(err)
+	}
+	if disorder {
+		// Once the ledger has sent every confirmation, the route puts
+		// back what it holds and stops.
+		waitFor(t, "the ledger to send every confirmation", func() bool {
+			r := e.role(lb)
+			return r.Sender != role.None && e.progress(lb, int(r.Sender)).LSNOut >= n
+		})
+		s := stopRoute()
+		if s.taken == 0 || s.earlySeen == 0 {
+			t.Fatalf("the route took %d confirmations aside and saw EARLY in use %d times: it did nothing", s.taken, s.earlySeen)
+		}
+		t.Logf("the route took %d confirmations aside and put each back twice; EARLY seen in use %d times", s.taken, s.earlySeen)
 	}
 	waitFor(t, fmt.Sprintf("AUDIT's primary to apply %d", n), func() bool { return e.primaryApplied(ab) >= n && depth(t, e, "CONFIRM") == 0 })
 	if a := e.primaryApplied(ab); a != n {
@@ -102,4 +132,75 @@ func produce(t *testing.T, opts mq.ConnectOptions, n int) (wait func() error) {
 		}
 	})
 	return func() error { wg.Wait(); return perr }
+}
+
+// routeStats says what disorderly did.
+type routeStats struct{ taken, earlySeen int }
+
+// disorderly is a route that reorders and duplicates: until stopped it
+// takes a confirmation off CONFIRM every few milliseconds, holds it while
+// others pass, and puts it back twice (its MsgID kept); it also looks at
+// AUDIT's EARLY queue. stop puts back what it holds and returns what it
+// did.
+func disorderly(t *testing.T, e *env) (stop func() routeStats) {
+	t.Helper()
+	c, err := mq.Connect(e.opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { c.Disconnect() })
+	q, err := c.Open("CONFIRM", mq.OpenOptions{Input: true, Output: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	early, err := c.Open(defs.UnitQueue("AUDIT", defs.UnitEarly), mq.OpenOptions{Browse: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var st routeStats
+	var rerr error
+	done := make(chan struct{})
+	var wg sync.WaitGroup
+	putBack := func(m *mq.Message) {
+		for range 2 {
+			cp := *m
+			if err := q.Put(&cp, mq.PutOptions{}); err != nil && rerr == nil {
+				rerr = fmt.Errorf("route: put back: %w", err)
+			}
+		}
+	}
+	wg.Go(func() {
+		for {
+			select {
+			case <-done:
+				return
+			default:
+			}
+			m, err := q.Get(mq.GetOptions{Wait: 5 * time.Millisecond})
+			if errors.Is(err, mq.ErrNoMessage) {
+				continue
+			}
+			if err != nil {
+				rerr = fmt.Errorf("route: get: %w", err)
+				return
+			}
+			st.taken++
+			time.Sleep(3 * time.Millisecond) // others pass it
+			if cur, err := early.Browse(); err == nil {
+				if _, err := cur.Next(mq.GetOptions{}); err == nil {
+					st.earlySeen++
+				}
+			}
+			putBack(m)
+			time.Sleep(2 * time.Millisecond)
+		}
+	})
+	return func() routeStats {
+		close(done)
+		wg.Wait()
+		if rerr != nil {
+			t.Fatal(rerr)
+		}
+		return st
+	}
 }
