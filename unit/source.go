@@ -51,13 +51,18 @@ import (
 // srcState is the replica's part in inputs from other units.
 type srcState struct {
 	src     map[srcKey]uint64 // framework state: the next seq expected per source (absent: 1)
-	early   *mq.Queue         // SYSTEM.UNIT.<n>.EARLY, opened when first used
+	early   *mq.Queue         // SYSTEM.UNIT.<n>.EARLY, opened with release
 	release map[srcKey]bool   // primary: sources whose next may be on EARLY (nil: not primary yet)
 	// earlyBatch holds the early inputs got in the batch's unit of work
 	// until flushEarly puts them on EARLY before the commit: one the
 	// batch releases is taken from here (a get does not see the unit of
 	// work's own put), and a second copy is found here.
 	earlyBatch map[[24]byte]*mq.Message
+	// onEarly is how many messages EARLY holds as this primary's
+	// committed units of work left it (counted by a browse when it became
+	// primary; it alone puts and gets there): at 0, the usual case, no
+	// input costs a look on EARLY.
+	onEarly int
 	// Counters for the log: inputs dropped as duplicates, moved to EARLY,
 	// got back from EARLY (this primary's; not state). All are rare in a
 	// group (design 5.4), so each is logged.
@@ -127,6 +132,9 @@ func sourceOf(m *mq.Message) (logrec.Source, bool) {
 func (r *replica) nextInput(opt mq.GetOptions) (*mq.Message, logrec.Source, error) {
 	if r.release == nil {
 		// First input as primary: any source may have its next on EARLY.
+		if err := r.countEarly(); err != nil {
+			return nil, logrec.Source{}, err
+		}
 		r.release = map[srcKey]bool{}
 		for k := range r.src {
 			r.release[k] = true
@@ -173,8 +181,8 @@ func (r *replica) fromEarly(k srcKey) (*mq.Message, error) {
 		delete(r.earlyBatch, id)
 		return m, nil
 	}
-	if err := r.openEarly(); err != nil {
-		return nil, err
+	if r.onEarly == 0 {
+		return nil, nil
 	}
 	m, err := r.early.Get(mq.GetOptions{Syncpoint: true, MsgID: &id})
 	if errors.Is(err, mq.ErrNoMessage) {
@@ -183,6 +191,7 @@ func (r *replica) fromEarly(k srcKey) (*mq.Message, error) {
 	if err != nil {
 		return nil, fmt.Errorf("get source %x generation %d seq %d from EARLY: %w", k.id, k.gen, r.expected(k), err)
 	}
+	r.onEarly--
 	r.released++
 	r.log.Info("unit input: released from EARLY", "source", k.id, "gen", k.gen, "seq", r.expected(k), "released", r.released)
 	return m, nil
@@ -192,18 +201,19 @@ func (r *replica) fromEarly(k srcKey) (*mq.Message, error) {
 // source's next expected seq, for flushEarly to put on EARLY, unless a
 // copy is there or set aside already (a duplicate: dropped).
 func (r *replica) toEarly(m *mq.Message, s logrec.Source, next uint64) error {
-	if err := r.openEarly(); err != nil {
-		return err
+	there := false
+	if r.onEarly > 0 {
+		cur, err := r.early.Browse()
+		if err != nil {
+			return err
+		}
+		_, err = cur.Next(mq.GetOptions{MsgID: &m.MsgID})
+		if err != nil && !errors.Is(err, mq.ErrNoMessage) {
+			return fmt.Errorf("browse EARLY: %w", err)
+		}
+		there = err == nil
 	}
-	cur, err := r.early.Browse()
-	if err != nil {
-		return err
-	}
-	_, err = cur.Next(mq.GetOptions{MsgID: &m.MsgID})
-	if err != nil && !errors.Is(err, mq.ErrNoMessage) {
-		return fmt.Errorf("browse EARLY: %w", err)
-	}
-	if _, ok := r.earlyBatch[m.MsgID]; ok || err == nil {
+	if _, ok := r.earlyBatch[m.MsgID]; ok || there {
 		r.dups++
 		r.log.Info("unit input: a duplicate of an early input dropped", "source", s.ID, "gen", s.Gen, "seq", s.Seq, "dropped", r.dups)
 		return nil
@@ -231,22 +241,34 @@ func (r *replica) flushEarly() error {
 		if err := r.early.Put(&e, mq.PutOptions{Syncpoint: true}); err != nil {
 			return fmt.Errorf("move an early input (MsgID %x) to EARLY: %w", id, err)
 		}
+		r.onEarly++
 		r.moved++
 		delete(r.earlyBatch, id)
 	}
 	return nil
 }
 
-func (r *replica) openEarly() error {
-	if r.early != nil {
-		return nil
-	}
+// countEarly opens EARLY and counts what it holds (onEarly).
+func (r *replica) countEarly() error {
 	q, err := r.c.Open(defs.UnitQueue(r.svc.Name, defs.UnitEarly), mq.OpenOptions{Input: true, Output: true, Browse: true})
 	if err != nil {
 		return fmt.Errorf("open EARLY: %w", err)
 	}
-	r.early = q
-	return nil
+	r.early, r.onEarly = q, 0
+	cur, err := q.Browse()
+	if err != nil {
+		return fmt.Errorf("browse EARLY: %w", err)
+	}
+	for {
+		_, err := cur.Next(mq.GetOptions{})
+		if errors.Is(err, mq.ErrNoMessage) {
+			return nil
+		}
+		if err != nil {
+			return fmt.Errorf("browse EARLY: %w", err)
+		}
+		r.onEarly++
+	}
 }
 
 // sourceTable is the source table as the framework state carries it.
