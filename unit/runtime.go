@@ -69,6 +69,11 @@ type replica struct {
 	in, logq, state *mq.Queue
 	dests           map[string]*mq.Queue
 	stop            mq.Interrupter
+	// wake is interrupted when the role record changes (roleWatch) and
+	// when ctx ends: it ends the waits a role change must end (the
+	// secondary's log browse, the primary's wait for input). Reset
+	// before each read of the role record.
+	wake mq.Interrupter
 
 	rec     *role.Role // the role record as last read
 	gen     uint64
@@ -95,6 +100,13 @@ type replica struct {
 
 	sendBackoff time.Duration // after a send that stopped at a full destination (0: none)
 	sendRetry   time.Time     // not before then
+
+	// Divergence checks (diverge.go).
+	outHash     uint64 // framework state: the output hash at applied
+	checkLSN    uint64 // the LSN of this replica's last state hash
+	checkHash   uint64 // that hash
+	divergedLSN uint64 // where this replica diverged (0: it did not)
+	promoting   bool   // catching up after a promotion: a hash difference is reported, not fatal
 }
 
 // RunWith runs a replica of cfg.Service in cfg.Position until ctx ends
@@ -125,15 +137,18 @@ func RunWith(ctx context.Context, cfg ReplicaConfig, h Handler) (err error) {
 		return fmt.Errorf("unit %s position %d: connect: %w", cfg.Service, cfg.Position, err)
 	}
 	defer r.c.Disconnect()
-	stopped := context.AfterFunc(ctx, r.stop.Interrupt)
+	stopped := context.AfterFunc(ctx, func() { r.stop.Interrupt(); r.wake.Interrupt() })
 	defer stopped()
 	if err := r.open(); err != nil {
 		return fmt.Errorf("unit %s position %d: %w", cfg.Service, cfg.Position, err)
 	}
+	w := r.watchRole()
+	defer w.stop(r)
 	if err := r.register(); err != nil {
 		return fmt.Errorf("unit %s position %d: register: %w", cfg.Service, cfg.Position, err)
 	}
 	for ctx.Err() == nil {
+		r.rearm()
 		if err := r.readRole(); err != nil {
 			return err
 		}
@@ -183,6 +198,7 @@ func RunWith(ctx context.Context, cfg ReplicaConfig, h Handler) (err error) {
 		}
 		if err != nil {
 			r.c.Backout()
+			r.failStopped(err)
 			return fmt.Errorf("unit %s position %d: %w", cfg.Service, cfg.Position, err)
 		}
 	}
@@ -302,7 +318,11 @@ func (r *replica) publish() error {
 	}
 	p := role.Progress{Position: r.pos, Role: seen, Tag: r.tag, Epoch: r.rec.Epoch, Received: r.applied, Applied: r.applied,
 		LSNOut: r.lsnOut, ResendInputs: uint64(r.resendInputs()), Heartbeat: time.Now().UnixNano(),
-		Inputs: r.inputs, Outputs: r.outputs, XferJoiner: role.None, Hold: r.hold, Chunks: r.chunks}
+		Inputs: r.inputs, Outputs: r.outputs, XferJoiner: role.None, Hold: r.hold, Chunks: r.chunks,
+		OutHash: r.outHash, CheckLSN: r.checkLSN, CheckHash: r.checkHash, DivergedLSN: r.divergedLSN}
+	if r.divergedLSN != 0 {
+		p.Flags |= role.FlagDiverged
+	}
 	if r.halted {
 		p.Flags |= role.FlagHalted
 	}
@@ -534,6 +554,7 @@ func (r *replica) apply(c *Ctx, in *Input) error {
 		next := max(r.dseq[o.dest], 1) // numbered from 1
 		o.seq, r.dseq[o.dest] = next, next+1
 		o.msg.MsgID = logrec.OutputID{Source: r.source, Gen: uint32(r.gen), Seq: o.seq}.MsgID()
+		r.outHash = foldOutput(r.outHash, &o)
 		r.resend = append(r.resend, o)
 	}
 	if err := r.srcApplied(in.Source); err != nil {
@@ -633,11 +654,11 @@ func (r *replica) primaryBatch(ctx context.Context) error {
 	for lim := min(r.cfg.BatchSize, room); len(recs) < lim && taken < lim; {
 		opt := mq.GetOptions{Syncpoint: true}
 		if len(recs) == 0 && taken == 0 {
-			opt.Wait, opt.Interrupt = r.sendWait(r.cfg.Poll), &r.stop
+			opt.Wait, opt.Interrupt = r.sendWait(r.cfg.Poll), &r.wake
 		}
 		m, src, err := r.nextInput(opt)
-		if errors.Is(err, mq.ErrNoMessage) {
-			break
+		if errors.Is(err, mq.ErrNoMessage) || errors.Is(err, mq.ErrInterrupted) && !r.stop.Interrupted() {
+			break // none came, or the role record changed (watchRole)
 		}
 		if err != nil {
 			return err
@@ -661,6 +682,13 @@ func (r *replica) primaryBatch(ctx context.Context) error {
 			lin.Expiry = m.Expiry.UnixNano()
 		}
 		recs = append(recs, logrec.Record{Kind: logrec.KindInput, Input: lin})
+		if r.checkDue(lsn) {
+			ck, err := r.checkRecord()
+			if err != nil {
+				return err
+			}
+			recs = append(recs, ck)
+		}
 	}
 	if len(recs) == 0 {
 		if taken > 0 {
@@ -673,9 +701,10 @@ func (r *replica) primaryBatch(ctx context.Context) error {
 				return fmt.Errorf("commit of duplicate or early inputs: %w", err)
 			}
 		}
+		r.dropSent()       // what the sender sent since: SENT and RESENDQ stay current while idle
 		return r.publish() // idle: a heartbeat of sorts
 	}
-	lm := logrec.LogMessage{Epoch: epoch, Gen: r.gen, FirstLSN: first, LastLSN: r.applied, Completed: r.applied, Records: recs}
+	lm := logrec.LogMessage{Epoch: epoch, Gen: r.gen, FirstLSN: first, LastLSN: r.applied, Completed: r.applied, OutHash: r.outHash, Records: recs}
 	if persistent {
 		lm.Flags = logrec.FlagPersistent
 	}
@@ -1086,10 +1115,16 @@ func (r *replica) dest(name string) (*mq.Queue, error) {
 
 // follow reads the next log message (waiting up to wait) and applies its
 // inputs with the logged choices; ok is false when none came.
+//
+// A wait is ended by a change of the role record (watchRole) too: ok is
+// false then.
 func (r *replica) follow(wait time.Duration) (ok bool, err error) {
-	bo := mq.BrowseOptions{Wait: wait, StopAtUncommitted: true, Interrupt: &r.stop}
+	bo := mq.BrowseOptions{Wait: wait, StopAtUncommitted: true, Interrupt: &r.wake}
+	if wait == 0 {
+		bo.Interrupt = &r.stop // catch-up: reads to the log's end whatever the role record does
+	}
 	m, err := r.cur.NextWith(mq.GetOptions{}, bo)
-	if errors.Is(err, mq.ErrNoMessage) {
+	if errors.Is(err, mq.ErrNoMessage) || errors.Is(err, mq.ErrInterrupted) && !r.stop.Interrupted() {
 		return false, nil
 	}
 	if err != nil {
@@ -1110,8 +1145,14 @@ func (r *replica) follow(wait time.Duration) (ok bool, err error) {
 	}
 	for i := range lm.Records {
 		rec := &lm.Records[i]
+		if rec.Kind == logrec.KindCheck {
+			if err := r.verifyCheck(rec); err != nil {
+				return false, err
+			}
+			continue
+		}
 		if rec.Kind != logrec.KindInput {
-			continue // CHECK: divergence checks come later
+			continue
 		}
 		in := rec.Input
 		c := r.newCtx(in.LSN, lm.Epoch, true, in.Choices)
@@ -1122,7 +1163,7 @@ func (r *replica) follow(wait time.Duration) (ok bool, err error) {
 			return false, err
 		}
 	}
-	return true, nil
+	return true, r.verifyOutHash(lm)
 }
 
 // catchUp applies what is left of the log before a promoted secondary
@@ -1130,6 +1171,8 @@ func (r *replica) follow(wait time.Duration) (ok bool, err error) {
 // the promotion (the death transition waits for the recovery of its
 // connection), so the log ends where it ends.
 func (r *replica) catchUp() error {
+	r.promoting = true
+	defer func() { r.promoting = false }()
 	for {
 		ok, err := r.follow(0)
 		if err != nil {
@@ -1152,9 +1195,7 @@ func (r *replica) secondary(ctx context.Context) error {
 		}
 	}
 	for ctx.Err() == nil {
-		if _, err := r.follow(r.sendWait(r.cfg.Poll)); err != nil {
-			return err
-		}
+		r.rearm()
 		if err := r.readRole(); err != nil {
 			return err
 		}
@@ -1183,6 +1224,9 @@ func (r *replica) secondary(ctx context.Context) error {
 				r.log.Info("stopped: the resting snapshot stands at this replica's LSN", "lsn", r.applied)
 				return errRested
 			}
+			return err
+		}
+		if _, err := r.follow(r.sendWait(r.cfg.Poll)); err != nil {
 			return err
 		}
 	}

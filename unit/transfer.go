@@ -300,12 +300,7 @@ func (r *replica) awaitJoiner(d *donation, idx uint32) (ok bool, err error) {
 // snapshotStream is the state at r.applied: the framework state, the
 // resend section and the handler's snapshot.
 func (r *replica) snapshotStream() ([]byte, error) {
-	fw := logrec.Framework{LSN: r.applied, Gen: r.gen}
-	for name, next := range r.dseq {
-		fw.Dests = append(fw.Dests, logrec.Dest{Name: name, Next: next})
-	}
-	fw.Sources = r.sourceTable()
-	fw.Sort()
+	fw := r.framework()
 	b, err := fw.Encode()
 	if err != nil {
 		return nil, err
@@ -641,7 +636,7 @@ func (s *restorer) finish(r *replica, lsn uint64) error {
 	if fw.Gen != r.gen || fw.LSN != lsn {
 		return fmt.Errorf("%w: framework state of generation %d at LSN %d, chunks of LSN %d, this replica's generation %d", logrec.ErrCorrupt, fw.Gen, fw.LSN, lsn, r.gen)
 	}
-	r.applied = lsn
+	r.applied, r.outHash = lsn, fw.OutHash
 	for _, d := range fw.Dests {
 		r.dseq[d.Name] = d.Next
 	}

@@ -11,6 +11,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"time"
 
 	"github.com/qmgr/qmgr/mq"
 	"github.com/qmgr/qmgr/unit"
@@ -29,7 +30,21 @@ type Ledger struct {
 	// Stamps folds every transfer's time and random id: replicas agree
 	// only if they replayed the primary's choices.
 	Stamps uint64
+	// Clock is the clock as read directly (time.Now) by a ledger in
+	// nondeterministic mode Nondet "state": replicas never agree on it.
+	Clock int64 `json:",omitempty"`
+	// Nondet makes the handler break the rules on purpose, to show that
+	// divergence is caught (design 5.6; not state): "" none, NondetOutput
+	// its confirmations carry time.Now() instead of ctx.Now(), NondetState
+	// its state keeps time.Now() (Clock), its outputs stay deterministic.
+	Nondet string `json:"-"`
 }
+
+// Nondeterministic modes of a Ledger (Nondet).
+const (
+	NondetOutput = "output"
+	NondetState  = "state"
+)
 
 // New is an empty ledger.
 func New() *Ledger { return &Ledger{Balances: map[string]int64{}} }
@@ -82,6 +97,12 @@ func (l *Ledger) Handle(ctx *unit.Ctx, in *unit.Input) error {
 	}
 	now := ctx.Now().UnixNano()
 	rid := ctx.Rand().Uint64()
+	switch l.Nondet {
+	case NondetOutput:
+		now = time.Now().UnixNano() // wrong on purpose: the clock read directly
+	case NondetState:
+		l.Clock = time.Now().UnixNano() // wrong on purpose
+	}
 	ok := l.Apply(t, now, rid)
 	ctx.Send(Confirm, &mq.Message{Body: fmt.Appendf(nil, "%d %d %d %d %d %v", t.ID, ctx.LSN(), ctx.Epoch(), now, rid, ok)})
 	return nil
@@ -116,6 +137,7 @@ func (l *Ledger) Restore(r io.Reader) error {
 	if n.Balances == nil {
 		n.Balances = map[string]int64{}
 	}
+	n.Nondet = l.Nondet
 	*l = *n
 	return nil
 }
