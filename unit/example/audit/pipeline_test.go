@@ -10,6 +10,7 @@ import (
 	"github.com/cespare/xxhash/v2"
 
 	"github.com/qmgr/qmgr/defs"
+	"github.com/qmgr/qmgr/lockfree"
 	"github.com/qmgr/qmgr/mq"
 	"github.com/qmgr/qmgr/unit/example/audit"
 	"github.com/qmgr/qmgr/unit/role"
@@ -75,6 +76,16 @@ func twoUnits(t *testing.T, disorder bool) {
 	}
 	if got := e.early("AUDIT"); len(got) != 0 {
 		t.Fatalf("AUDIT's EARLY holds %v", got)
+	}
+
+	// The structure and both role records pass their checks.
+	if r := e.s.Check(lockfree.CheckOptions{}); !r.OK() {
+		t.Fatalf("checker: %s", r)
+	}
+	for _, b := range []int{lb, ab} {
+		if err := e.role(b).Check(); err != nil {
+			t.Fatalf("role record at slot %d: %v", b, err)
+		}
 	}
 
 	// The secondary's state, then the primary's: the same.
