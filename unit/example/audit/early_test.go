@@ -228,3 +228,40 @@ func TestEarlyStopStart(t *testing.T) {
 		t.Fatalf("the audit's state:\n got  %s\n want %s", a.Digest(), want.Digest())
 	}
 }
+
+// TestEarlyBehindLowerPriority: the only reordering inside a group is by
+// priority, a source's output of lower priority passed by its later ones
+// of higher priority. UP's seq 1 is put at priority 1, then 2..200 at
+// priority 5 (one unit of work), and AUDIT's EARLY holds at most 20: the
+// primary gets 2 first, and looks for 1 on the input queue by MsgID
+// rather than move 2..200 to EARLY (more than a batch: it would overflow
+// EARLY). Every input is applied once, in sequence, and EARLY is never
+// needed.
+func TestEarlyBehindLowerPriority(t *testing.T) {
+	e := start(t, "DEFINE QLOCAL(CONFIRM) MAXDEPTH(1000)")
+	e.service("AUDIT", "audit-replica", "CONFIRM")
+	e.exec("ALTER QLOCAL(SYSTEM.UNIT.AUDIT.EARLY) MAXDEPTH(20)")
+	base := e.base("AUDIT")
+	e.running(base)
+	f := newFeeder(t, e, base)
+	g1 := audit.SourceKey(f.up, 1)
+	m := &mq.Message{Priority: 1, MsgID: logrec.OutputID{Source: f.up, Gen: 1, Seq: 1}.MsgID(), Body: []byte("1001 1 1 0 0 true")}
+	if err := f.q.Put(m, mq.PutOptions{Syncpoint: true}); err != nil {
+		t.Fatal(err)
+	}
+	for seq := uint64(2); seq <= 200; seq++ {
+		m := &mq.Message{Priority: 5, MsgID: logrec.OutputID{Source: f.up, Gen: 1, Seq: seq}.MsgID(), Body: fmt.Appendf(nil, "%d %d 1 0 0 true", 1000+seq, seq)}
+		if err := f.q.Put(m, mq.PutOptions{Syncpoint: true}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := e.c.Commit(); err != nil {
+		t.Fatal(err)
+	}
+	f.settle(200, map[string][]uint64{})
+
+	a := e.stopPrimary(base)
+	if a.Count != 200 || a.OutOfOrder != 0 || a.Last[g1] != 200 || len(a.Seen) != 200 {
+		t.Fatalf("the audit counted %d inputs, %d out of order, last %v, %d transfers; want 200 in sequence", a.Count, a.OutOfOrder, a.Last, len(a.Seen))
+	}
+}
