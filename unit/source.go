@@ -27,7 +27,9 @@ import (
 //     a copy of a message already there is dropped instead. The put waits
 //     for the end of the batch (flushEarly): a message the batch itself
 //     releases is taken back from memory, since a get does not see its
-//     own unit of work's put;
+//     own unit of work's put. The missing seq is then looked for on the
+//     input queue by MsgID, once per gap (pull): a lower priority may have
+//     put it behind;
 //   - seq equal: processed and logged with its source (the log's INPUT
 //     record carries source id, generation and seq); then the source's
 //     next seq is got from EARLY by MsgID, in the same batch if it is
@@ -63,6 +65,9 @@ type srcState struct {
 	// primary; it alone puts and gets there): at 0, the usual case, no
 	// input costs a look on EARLY.
 	onEarly int
+	// pulled is, per source, the seq pull last looked for on the input
+	// queue (primary only).
+	pulled map[srcKey]uint64
 	// Counters for the log: inputs dropped as duplicates, moved to EARLY,
 	// got back from EARLY (this primary's; not state). All are rare in a
 	// group (design 5.4), so each is logged.
@@ -167,10 +172,42 @@ func (r *replica) nextInput(opt mq.GetOptions) (*mq.Message, logrec.Source, erro
 		r.log.Info("unit input: a duplicate dropped", "source", s.ID, "gen", s.Gen, "seq", s.Seq, "expected", next, "dropped", r.dups)
 		return nil, logrec.Source{}, nil
 	case s.Seq > next:
-		return nil, logrec.Source{}, r.toEarly(m, s, next)
+		if err := r.toEarly(m, s, next); err != nil {
+			return nil, logrec.Source{}, err
+		}
+		return r.pull(k, next)
 	}
 	r.release[k] = true
 	return m, s, nil
+}
+
+// pull looks for k's next expected seq on the input queue by MsgID, once
+// per seq, after an early input of k: inside a group the one reordering
+// is by priority, and the missing input is then on the queue behind
+// those of higher priority that passed it. Found, it is got to be
+// processed now, before the early ones pile up on EARLY (and overflow
+// it: TestEarlyBehindLowerPriority). Not found, it is still on its way
+// and comes in its turn. A get by MsgID on a queue not indexed by it
+// scans the queue, hence once per gap.
+func (r *replica) pull(k srcKey, next uint64) (*mq.Message, logrec.Source, error) {
+	if r.pulled[k] == next {
+		return nil, logrec.Source{}, nil
+	}
+	if r.pulled == nil {
+		r.pulled = map[srcKey]uint64{}
+	}
+	r.pulled[k] = next
+	id := logrec.OutputID{Source: k.id, Gen: k.gen, Seq: next}.MsgID()
+	m, err := r.in.Get(mq.GetOptions{Syncpoint: true, MsgID: &id})
+	if errors.Is(err, mq.ErrNoMessage) {
+		return nil, logrec.Source{}, nil
+	}
+	if err != nil {
+		return nil, logrec.Source{}, fmt.Errorf("get source %x generation %d seq %d from the input queue: %w", k.id, k.gen, next, err)
+	}
+	r.log.Info("unit input: the next of a source taken from behind its early inputs", "source", k.id, "gen", k.gen, "seq", next)
+	r.release[k] = true
+	return m, logrec.Source{ID: k.id, Gen: k.gen, Seq: next}, nil
 }
 
 // fromEarly gets k's next expected message from EARLY, or from what this
