@@ -63,6 +63,7 @@ func (r *replica) framework() logrec.Framework {
 	for name, next := range r.dseq {
 		fw.Dests = append(fw.Dests, logrec.Dest{Name: name, Next: next})
 	}
+	fw.Sources = r.sourceTable() // source.go
 	fw.Sort()
 	return fw
 }

@@ -36,6 +36,14 @@
 // for other choices, sets the diverged flag in its progress record, logs
 // unit_diverged and fails stop; its member replaces it, and the third
 // divergence within ten minutes marks the unit DIVERGED (no secondary
-// started until STOP and START SERVICE). Not yet built: EARLY and
-// INDEPENDENT logging, CHAIN gating, the resting snapshot.
+// started until STOP and START SERVICE). An input from another unit (its
+// MsgID that unit's output identity) reaches Handle once and in its
+// source's sequence, with Input.Source set: the primary keeps a source
+// table, per source unit and generation the next sequence number
+// expected (framework state, in every snapshot), drops a duplicate
+// unlogged, moves an early input to the unit's EARLY queue and takes it
+// back when its turn comes (source.go). STOP SERVICE leaves a resting
+// snapshot that START SERVICE restores; when every replica dies the next
+// generation starts empty. Not yet built: EARLY and INDEPENDENT logging,
+// CHAIN gating.
 package unit

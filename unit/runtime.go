@@ -96,6 +96,8 @@ type replica struct {
 	beatAt   time.Time       // when publish last wrote the progress record
 	resting  *[24]byte       // primary: the resting snapshot it restored, removed with its first batch (rest.go)
 
+	srcState // inputs from other units: source table, EARLY (source.go)
+
 	sendBackoff time.Duration // after a send that stopped at a full destination (0: none)
 	sendRetry   time.Time     // not before then
 
@@ -555,6 +557,9 @@ func (r *replica) apply(c *Ctx, in *Input) error {
 		r.outHash = foldOutput(r.outHash, &o)
 		r.resend = append(r.resend, o)
 	}
+	if err := r.srcApplied(in.Source); err != nil {
+		return err
+	}
 	r.applied = in.LSN
 	r.inputs++
 	return nil
@@ -645,28 +650,34 @@ func (r *replica) primaryBatch(ctx context.Context) error {
 	var recs []logrec.Record
 	persistent := false
 	first := r.applied + 1
-	for len(recs) < min(r.cfg.BatchSize, room) {
+	taken := 0 // duplicates dropped and early inputs moved aside (source.go)
+	for lim := min(r.cfg.BatchSize, room); len(recs) < lim && taken < lim; {
 		opt := mq.GetOptions{Syncpoint: true}
-		if len(recs) == 0 {
+		if len(recs) == 0 && taken == 0 {
 			opt.Wait, opt.Interrupt = r.sendWait(r.cfg.Poll), &r.wake
 		}
-		m, err := r.in.Get(opt)
+		m, src, err := r.nextInput(opt)
 		if errors.Is(err, mq.ErrNoMessage) || errors.Is(err, mq.ErrInterrupted) && !r.stop.Interrupted() {
 			break // none came, or the role record changed (watchRole)
 		}
 		if err != nil {
 			return err
 		}
+		if m == nil {
+			taken++
+			continue
+		}
 		lsn := r.applied + 1
 		c := r.newCtx(lsn, epoch, false, nil)
 		in := inputOf(m, lsn)
+		in.Source = src
 		if err := r.apply(c, in); err != nil {
 			return err
 		}
 		persistent = persistent || m.Persistent
 		lin := &logrec.Input{LSN: lsn, MsgID: m.MsgID, CorrelID: m.CorrelID, Format: m.Format, Priority: uint8(m.Priority),
 			Persistent: m.Persistent, PutTime: m.PutTime.UnixNano(), ReplyToQ: m.ReplyToQ, ReplyToQMgr: m.ReplyToQMgr,
-			Properties: m.Properties, Body: m.Body, Choices: c.choices}
+			Properties: m.Properties, Body: m.Body, Choices: c.choices, Source: src}
 		if !m.Expiry.IsZero() {
 			lin.Expiry = m.Expiry.UnixNano()
 		}
@@ -680,6 +691,16 @@ func (r *replica) primaryBatch(ctx context.Context) error {
 		}
 	}
 	if len(recs) == 0 {
+		if taken > 0 {
+			// Only duplicates dropped or early inputs moved: nothing
+			// logged, nothing processed.
+			if err := r.flushEarly(); err != nil {
+				return err
+			}
+			if err := r.c.Commit(); err != nil {
+				return fmt.Errorf("commit of duplicate or early inputs: %w", err)
+			}
+		}
 		r.dropSent()       // what the sender sent since: SENT and RESENDQ stay current while idle
 		return r.publish() // idle: a heartbeat of sorts
 	}
@@ -710,6 +731,9 @@ func (r *replica) primaryBatch(ctx context.Context) error {
 		return err
 	}
 	if err := r.removeResting(); err != nil {
+		return err
+	}
+	if err := r.flushEarly(); err != nil {
 		return err
 	}
 	if err := r.c.Commit(); err != nil {
@@ -1134,7 +1158,7 @@ func (r *replica) follow(wait time.Duration) (ok bool, err error) {
 		c := r.newCtx(in.LSN, lm.Epoch, true, in.Choices)
 		input := &Input{LSN: in.LSN, MsgID: in.MsgID, CorrelID: in.CorrelID, Format: in.Format, Priority: int(in.Priority),
 			Persistent: in.Persistent, PutTime: time.Unix(0, in.PutTime), ReplyToQ: in.ReplyToQ, ReplyToQMgr: in.ReplyToQMgr,
-			Properties: in.Properties, Body: in.Body}
+			Properties: in.Properties, Body: in.Body, Source: in.Source}
 		if err := r.apply(c, input); err != nil {
 			return false, err
 		}

@@ -635,8 +635,8 @@ func (s *restorer) abort() {
 }
 
 // finish ends the stream of the snapshot at lsn, waits for Restore and
-// gives r the state: applied = lsn, the destination table, the resend
-// queue.
+// gives r the state: applied = lsn, the destination and source tables,
+// the resend queue.
 func (s *restorer) finish(r *replica, lsn uint64) error {
 	if s.pw == nil {
 		return fmt.Errorf("%w: the stream ends inside its framework state or resend section", logrec.ErrCorrupt)
@@ -655,6 +655,7 @@ func (s *restorer) finish(r *replica, lsn uint64) error {
 	for _, d := range fw.Dests {
 		r.dseq[d.Name] = d.Next
 	}
+	r.setSourceTable(fw.Sources)
 	r.resend = r.resend[:0]
 	for _, e := range s.resend {
 		m := mq.Message{MsgID: e.MsgID, CorrelID: e.CorrelID, Format: e.Format, Priority: int(e.Priority), Persistence: mq.Persistence(e.Persistence),
