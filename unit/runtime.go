@@ -495,7 +495,7 @@ func (r *replica) checkLogFromStart() error {
 	if err != nil {
 		return fmt.Errorf("log message %x: %w", m.CorrelID, err)
 	}
-	if lm.Gen != r.gen || lm.FirstLSN > 1 {
+	if lm.Gen != r.gen || lm.FirstLSN != 1 { // 0: CHOICES alone (EARLY), their inputs trimmed
 		return fmt.Errorf("%w: the log starts at generation %d LSN %d", ErrLogGap, lm.Gen, lm.FirstLSN)
 	}
 	return nil

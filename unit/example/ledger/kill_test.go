@@ -161,10 +161,13 @@ func TestSenderKilled(t *testing.T) { killOne(t, 1) }
 // killOne runs the unit with replicas started by the test and SIGKILLs
 // position victim (0: the primary, 1: the secondary and sender) once
 // under load.
-func killOne(t *testing.T, victim uint8) {
+func killOne(t *testing.T, victim uint8) { killOneWith(t, victim, "") }
+
+// killOneWith is killOne with attrs added to the DEFINE SERVICE.
+func killOneWith(t *testing.T, victim uint8, attrs string) {
 	const n = 2000
 	_, g := startMember(t, true, "DEFINE QLOCAL(IN) MAXDEPTH(100000)", "DEFINE QLOCAL(CONFIRM) MAXDEPTH(100000)",
-		"DEFINE SERVICE(LEDGER) STARTCMD('/bin/true') INPUT(IN) REPLICAS(2)")
+		"DEFINE SERVICE(LEDGER) STARTCMD('/bin/true') INPUT(IN) REPLICAS(2) "+attrs)
 	opts := mq.ConnectOptions{Group: g.Name, QMgr: "QM1", DataDir: g.DataDir, CFDir: g.CFDir}
 	c, err := mq.Connect(opts)
 	if err != nil {

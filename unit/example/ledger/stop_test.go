@@ -117,7 +117,10 @@ func stateFile(t *testing.T, dir string, k int, pid uint32) string {
 	return string(state)
 }
 
-func stopStart(t *testing.T, cp string) {
+func stopStart(t *testing.T, cp string) { stopStartWith(t, cp, "") }
+
+// stopStartWith is stopStart with attrs added to the DEFINE SERVICE.
+func stopStartWith(t *testing.T, cp, attrs string) {
 	const n = 2000
 	bin, err := filepath.Abs(os.Args[0])
 	if err != nil {
@@ -130,7 +133,7 @@ func stopStart(t *testing.T, cp string) {
 		t.Setenv(crashpoint.OnceVar, filepath.Join(t.TempDir(), "crashpoint-once"))
 	}
 	m, g := startMember(t, false, "DEFINE QLOCAL(IN) MAXDEPTH(100000)", "DEFINE QLOCAL(CONFIRM) MAXDEPTH(100000)",
-		fmt.Sprintf("DEFINE SERVICE(LEDGER) STARTCMD('%s') STARTARG('ledger-replica') INPUT(IN) REPLICAS(2)", bin))
+		fmt.Sprintf("DEFINE SERVICE(LEDGER) STARTCMD('%s') STARTARG('ledger-replica') INPUT(IN) REPLICAS(2) %s", bin, attrs))
 	opts := mq.ConnectOptions{Group: g.Name, QMgr: "QM1", DataDir: g.DataDir, CFDir: g.CFDir}
 	c, err := mq.Connect(opts)
 	if err != nil {

@@ -1,0 +1,56 @@
+package ledger_test
+
+import (
+	"syscall"
+	"testing"
+)
+
+// The real-process scenarios with LOGGING(EARLY) (design 5.1, claim 3;
+// unit/early.go): the primary logs each batch's inputs before it
+// processes them, and their choices with its next batch. The ledger
+// makes two choices per input (ctx.Now, ctx.Rand), so every input waits
+// for its CHOICES record on the secondaries. The assertions are the LATE
+// scenarios': every transfer confirmed exactly once, the confirmations'
+// sequence numbers 1..n in order, the survivors' states the reference's
+// (the transfers applied in LSN order with the logged time and random id
+// each confirmation carries), the checker clean.
+
+const early = "LOGGING(EARLY)"
+
+// TestEarlyPrimaryKilled: the primary SIGKILLed under load, between any
+// two steps: most often after logging a batch's inputs and before
+// logging their choices. The promoted secondary makes those choices
+// itself and logs them; nobody saw the dead primary's.
+func TestEarlyPrimaryKilled(t *testing.T) { killOneWith(t, 0, early) }
+
+// TestEarlySenderKilled: the sender (the secondary) SIGKILLed under
+// load; the primary becomes the sender and sends, with the choices it
+// logs, what the dead sender had not committed.
+func TestEarlySenderKilled(t *testing.T) { killOneWith(t, 1, early) }
+
+// TestEarlySupervised: member-supervised replicas, the primary SIGKILLed;
+// its replacement joins (by the log or a snapshot from the promoted
+// primary, which logs its choices before it donates) and takes the
+// sender role.
+func TestEarlySupervised(t *testing.T) { supervisedWith(t, syscall.SIGKILL, early) }
+
+// TestEarlySnapshotJoin: the transfer scenario: a joiner restored from a
+// snapshot under load (the donor a primary with choices to log first),
+// the hand-over, then the primary killed and the restored replica
+// promoted.
+func TestEarlySnapshotJoin(t *testing.T) { transferScenario(t, 2, "", early) }
+
+// TestEarlyStopStart: STOP SERVICE under load (the primary logs its last
+// choices before it waits for the others and writes the resting
+// snapshot), START: nothing lost or duplicated across the restart.
+func TestEarlyStopStart(t *testing.T) { stopStartWith(t, "", early) }
+
+// TestEarlyNoDivergenceDeterministic: CHKINT(10): the CHECK records
+// travel with the CHOICES of their input, the output hash stands at
+// completed-through; the deterministic ledger never trips them and both
+// replicas agree on the state hash at LSN 1000.
+func TestEarlyNoDivergenceDeterministic(t *testing.T) { noDivergence(t, early) }
+
+// TestEarlyDivergenceState: a ledger keeping the clock in its state is
+// caught at a CHECK, as with LATE.
+func TestEarlyDivergenceState(t *testing.T) { divergenceState(t, early) }
