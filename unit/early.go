@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/qmgr/qmgr/crashpoint"
 	"github.com/qmgr/qmgr/mq"
 	"github.com/qmgr/qmgr/unit/logrec"
 	"github.com/qmgr/qmgr/unit/role"
@@ -38,6 +39,11 @@ import (
 // (STOP SERVICE) it logs them first (earlySettle), so that every snapshot
 // stands at an LSN whose choices are logged: a replica restored from it
 // and then promoted must be able to give its choices to the others.
+
+// cpEarlyProcessed: an EARLY primary has processed a batch whose inputs
+// are logged and whose choices are not (a death there leaves its
+// successor choices to make).
+var cpEarlyProcessed = crashpoint.New("unit.early.processed")
 
 // earlyInput is a logged input a secondary has read and not applied.
 type earlyInput struct {
@@ -246,6 +252,9 @@ func (r *replica) earlyPrimaryBatch(ctx context.Context) error {
 		}
 	}
 	r.el.ahead = nil
+	if len(ins) > 0 {
+		cpEarlyProcessed.Hit()
+	}
 	return r.publish()
 }
 

@@ -21,12 +21,12 @@ const early = "LOGGING(EARLY)"
 // two steps: most often after logging a batch's inputs and before
 // logging their choices. The promoted secondary makes those choices
 // itself and logs them; nobody saw the dead primary's.
-func TestEarlyPrimaryKilled(t *testing.T) { killOneWith(t, 0, early) }
+func TestEarlyPrimaryKilled(t *testing.T) { killOneWith(t, 0, early, "") }
 
 // TestEarlySenderKilled: the sender (the secondary) SIGKILLed under
 // load; the primary becomes the sender and sends, with the choices it
 // logs, what the dead sender had not committed.
-func TestEarlySenderKilled(t *testing.T) { killOneWith(t, 1, early) }
+func TestEarlySenderKilled(t *testing.T) { killOneWith(t, 1, early, "") }
 
 // TestEarlySupervised: member-supervised replicas, the primary SIGKILLed;
 // its replacement joins (by the log or a snapshot from the promoted
@@ -54,3 +54,13 @@ func TestEarlyNoDivergenceDeterministic(t *testing.T) { noDivergence(t, early) }
 // TestEarlyDivergenceState: a ledger keeping the clock in its state is
 // caught at a CHECK, as with LATE.
 func TestEarlyDivergenceState(t *testing.T) { divergenceState(t, early) }
+
+// TestEarlyPrimaryKilledChoicesUnlogged: the primary dies (crash point
+// unit.early.processed, its 20th batch with input) after processing a
+// batch whose inputs it logged and whose choices it had not: the
+// promoted secondary finds those inputs at the log's end without their
+// choices, processes them making the choices itself, and logs them; the
+// confirmations carry its choices, and its state is the reference's.
+func TestEarlyPrimaryKilledChoicesUnlogged(t *testing.T) {
+	killOneWith(t, 0, early, "unit.early.processed:20")
+}
