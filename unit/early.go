@@ -62,6 +62,8 @@ type earlyLog struct {
 	// Primary: what it processed since its last commit.
 	unlogged   []logrec.Record // CHOICES and CHECK records, in LSN order
 	persistent bool            // one of those inputs is persistent
+	logged     uint64          // the completed-through LSN of its last commit
+	primed     bool            // logged is set (at its first step as primary)
 	// ahead is the source table as the batch being got leaves it (the
 	// inputs got are processed only after the commit): nextInput judges
 	// duplicates and early inputs by it (source.go, expectedNext).
@@ -107,12 +109,17 @@ func (r *replica) earlySettle() error {
 	if !r.earlyLogging() || r.rec.Primary != r.pos {
 		return nil
 	}
+	if !r.el.primed {
+		// What it applied as a secondary (or restored) has its choices
+		// logged; what it adopts below has not.
+		r.el.logged, r.el.primed = r.applied, true
+	}
 	if len(r.el.pending) > 0 {
 		if err := r.earlyAdopt(); err != nil {
 			return err
 		}
 	}
-	if len(r.el.unlogged) == 0 || r.rec.State != role.Stopping && !r.joinerWaiting() {
+	if !r.choicesOwed() || r.rec.State != role.Stopping && !r.joinerWaiting() {
 		return nil
 	}
 	if err := r.earlyCommit(r.rec.Epoch, nil, false); err != nil {
@@ -120,6 +127,10 @@ func (r *replica) earlySettle() error {
 	}
 	return r.publish()
 }
+
+// choicesOwed reports whether this primary has processed inputs whose
+// completed-through LSN (and choices) it has not logged.
+func (r *replica) choicesOwed() bool { return r.applied > r.el.logged }
 
 // joinerWaiting reports whether a joiner names this replica its donor
 // and no donation runs yet.
@@ -185,7 +196,7 @@ func (r *replica) earlyPrimaryBatch(ctx context.Context) error {
 	if err := r.earlySettle(); err != nil { // a promoted primary's inheritance
 		return err
 	}
-	if len(r.el.unlogged) == 0 && r.rec.Sender == r.pos && r.sendDue() {
+	if !r.choicesOwed() && r.rec.Sender == r.pos && r.sendDue() {
 		// Only with every choice logged: an output goes out with (or
 		// after) the choices it came from.
 		if err := r.sendAlone(); err != nil {
@@ -194,7 +205,7 @@ func (r *replica) earlyPrimaryBatch(ctx context.Context) error {
 		r.dropSent()
 	}
 	var room int
-	if len(r.el.unlogged) == 0 {
+	if !r.choicesOwed() {
 		var err error
 		if room, err = r.flowRoom(); err != nil || room == 0 {
 			return err
@@ -209,7 +220,7 @@ func (r *replica) earlyPrimaryBatch(ctx context.Context) error {
 	taken := 0 // duplicates dropped and early inputs moved aside (source.go)
 	for lim := min(r.cfg.BatchSize, room); len(ins) < lim && taken < lim; {
 		opt := mq.GetOptions{Syncpoint: true}
-		if len(ins) == 0 && taken == 0 && len(r.el.unlogged) == 0 {
+		if len(ins) == 0 && taken == 0 && !r.choicesOwed() {
 			opt.Wait, opt.Interrupt = r.sendWait(r.cfg.Poll), &r.wake
 		}
 		m, src, err := r.nextInput(opt)
@@ -238,7 +249,7 @@ func (r *replica) earlyPrimaryBatch(ctx context.Context) error {
 		ins = append(ins, logrec.Record{Kind: logrec.KindInputEarly, Input: lin})
 		persistent = persistent || m.Persistent
 	}
-	if len(ins) == 0 && len(r.el.unlogged) == 0 && taken == 0 {
+	if len(ins) == 0 && !r.choicesOwed() && taken == 0 {
 		r.dropSent()
 		return r.publish() // idle
 	}
@@ -264,6 +275,11 @@ func (r *replica) earlyPrimaryBatch(ctx context.Context) error {
 // and commits.
 func (r *replica) earlyCommit(epoch uint64, ins []logrec.Record, persistent bool) error {
 	recs := append(r.el.unlogged[:len(r.el.unlogged):len(r.el.unlogged)], ins...)
+	if len(recs) == 0 && r.choicesOwed() {
+		// Inputs processed with no choice at all: an empty CHOICES record
+		// carries the completed-through LSN.
+		recs = []logrec.Record{{Kind: logrec.KindChoices, LSN: r.applied}}
+	}
 	if len(recs) == 0 {
 		// Only duplicates dropped or early inputs moved.
 		if err := r.flushEarly(); err != nil {
@@ -321,7 +337,7 @@ func (r *replica) earlyCommit(epoch uint64, ins []logrec.Record, persistent bool
 		// this state is ahead of the log. Fail-stop.
 		return fmt.Errorf("commit of LSNs %d..%d with the choices through %d: %w", first, last, r.applied, err)
 	}
-	r.el.unlogged, r.el.persistent = nil, false
+	r.el.unlogged, r.el.persistent, r.el.logged = nil, false, r.applied
 	r.committedSend()
 	r.dropSent()
 	r.resting = nil
