@@ -64,3 +64,8 @@ func TestEarlyDivergenceState(t *testing.T) { divergenceState(t, early) }
 func TestEarlyPrimaryKilledChoicesUnlogged(t *testing.T) {
 	killOneWith(t, 0, early, "unit.early.processed:20")
 }
+
+// TestEarlySnapshotJoinChain: TestSnapshotJoinChain (three replicas in a
+// CHAIN, a joiner restored by snapshot, hand-over, the primary killed)
+// with LOGGING(EARLY).
+func TestEarlySnapshotJoinChain(t *testing.T) { transferScenario(t, 3, "", "TOPOLOGY(CHAIN) "+early) }
