@@ -132,14 +132,20 @@ func (r *replica) earlySettle() error {
 // completed-through LSN (and choices) it has not logged.
 func (r *replica) choicesOwed() bool { return r.applied > r.el.logged }
 
-// joinerWaiting reports whether a joiner names this replica its donor
-// and no donation runs yet.
+// joinerWaiting reports whether serveJoiners is about to donate: no
+// donation runs, and a joiner naming this replica its donor has
+// announced that it wants a snapshot (one replaying the log from LSN 1
+// needs none) and was not given up.
 func (r *replica) joinerWaiting() bool {
 	if r.donating != nil {
 		return false
 	}
 	for k := uint8(0); k < role.MaxReplicas; k++ {
-		if e := r.rec.Pos[k]; e.State == role.Joining && e.Donor == r.pos {
+		e := r.rec.Pos[k]
+		if e.State != role.Joining || e.Donor != r.pos || r.givenUp[e.Tag] {
+			continue
+		}
+		if p := r.joinerProgress(k, e.Tag); p != nil && p.Role == role.SeenJoiner {
 			return true
 		}
 	}

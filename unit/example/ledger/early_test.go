@@ -69,3 +69,14 @@ func TestEarlyPrimaryKilledChoicesUnlogged(t *testing.T) {
 // CHAIN, a joiner restored by snapshot, hand-over, the primary killed)
 // with LOGGING(EARLY).
 func TestEarlySnapshotJoinChain(t *testing.T) { transferScenario(t, 3, "", "TOPOLOGY(CHAIN) "+early) }
+
+// TestEarlyStopWhileChoicesOwed: STOP SERVICE reaches the primary right
+// after it processed a batch whose choices it has not logged (stopped
+// there by the crash point unit.early.processed:30:stop, continued once
+// STOP is made): it logs them before it waits for the secondary to
+// apply its LSN and writes the resting snapshot (without that, the
+// secondary could never reach it and the stop would hang). Then as
+// TestStopStart.
+func TestEarlyStopWhileChoicesOwed(t *testing.T) {
+	stopStartRun(t, "", early, "unit.early.processed:30:stop")
+}
