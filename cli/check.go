@@ -108,7 +108,13 @@ func checkUnits(out io.Writer, repo *defs.Repo, name string, s *lockfree.Structu
 		fmt.Fprintf(out, "%s: services: %v\n", name, err)
 		return 1
 	}
-	alive := func(e role.Position) bool { return procid.Alive(procid.ID{Pid: int(e.Pid), Start: e.StartTime}) }
+	alive := func(e role.Position) bool {
+		if e.StartTime == 0 { // a record of a replica that did not say (built before it did): the pid alone
+			_, err := procid.Of(int(e.Pid))
+			return e.Pid != 0 && !errors.Is(err, procid.ErrGone)
+		}
+		return procid.Alive(procid.ID{Pid: int(e.Pid), Start: e.StartTime})
+	}
 	problems := 0
 	for _, svc := range svcs {
 		if svc.CFStruct != name {
