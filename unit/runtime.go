@@ -18,6 +18,7 @@ import (
 	"github.com/qmgr/qmgr/internal/mqconn"
 	"github.com/qmgr/qmgr/lockfree"
 	"github.com/qmgr/qmgr/mq"
+	"github.com/qmgr/qmgr/procid"
 	"github.com/qmgr/qmgr/unit/logrec"
 	"github.com/qmgr/qmgr/unit/role"
 )
@@ -403,7 +404,7 @@ func (r *replica) register() error {
 			return err
 		}
 	}
-	eff, err := r.transition(role.Event{Kind: role.EvRegister, Pos: r.pos, Claim: id, Tag: r.tag, Pid: uint32(os.Getpid()),
+	eff, err := r.transition(role.Event{Kind: role.EvRegister, Pos: r.pos, Claim: id, Tag: r.tag, Pid: uint32(os.Getpid()), StartTime: procid.Self().Start,
 		Applied: r.appliedAll(), HaveResting: have})
 	if err != nil {
 		return err
