@@ -220,10 +220,36 @@ func (r *replica) earlyPrimaryBatch(ctx context.Context) error {
 		room, _, _, _ = r.flowBound() // choices to log: no wait for room
 	}
 	epoch := r.rec.Epoch
+	ins, persistent, taken, err := r.earlyGather(room)
+	if err != nil {
+		return err
+	}
+	if len(ins) == 0 && !r.choicesOwed() && taken == 0 {
+		r.dropSent()
+		return r.publish() // idle
+	}
+	if err := r.earlyCommit(epoch, ins, persistent); err != nil {
+		return err
+	}
+	// Logged: now processed. The choices wait for the next commit.
+	for _, rec := range ins {
+		if err := r.earlyProcess(epoch, rec.Input); err != nil {
+			return err
+		}
+	}
+	r.el.ahead = nil
+	if len(ins) > 0 {
+		cpEarlyProcessed.Hit()
+	}
+	return r.publish()
+}
+
+// earlyGather gets, in the caller's unit of work, up to room inputs (and
+// the batch size) as INPUT_EARLY records numbered from applied + 1; it
+// waits for the first only when no choice is owed. taken counts the
+// duplicates dropped and early inputs moved aside (source.go).
+func (r *replica) earlyGather(room int) (ins []logrec.Record, persistent bool, taken int, err error) {
 	first := r.applied + 1
-	var ins []logrec.Record
-	persistent := false
-	taken := 0 // duplicates dropped and early inputs moved aside (source.go)
 	for lim := min(r.cfg.BatchSize, room); len(ins) < lim && taken < lim; {
 		opt := mq.GetOptions{Syncpoint: true}
 		if len(ins) == 0 && taken == 0 && !r.choicesOwed() {
@@ -231,10 +257,10 @@ func (r *replica) earlyPrimaryBatch(ctx context.Context) error {
 		}
 		m, src, err := r.nextInput(opt)
 		if errors.Is(err, mq.ErrNoMessage) || errors.Is(err, mq.ErrInterrupted) && !r.stop.Interrupted() {
-			break
+			break // none came, or the role record changed (watchRole)
 		}
 		if err != nil {
-			return err
+			return nil, false, 0, err
 		}
 		if m == nil {
 			taken++
@@ -255,24 +281,7 @@ func (r *replica) earlyPrimaryBatch(ctx context.Context) error {
 		ins = append(ins, logrec.Record{Kind: logrec.KindInputEarly, Input: lin})
 		persistent = persistent || m.Persistent
 	}
-	if len(ins) == 0 && !r.choicesOwed() && taken == 0 {
-		r.dropSent()
-		return r.publish() // idle
-	}
-	if err := r.earlyCommit(epoch, ins, persistent); err != nil {
-		return err
-	}
-	// Logged: now processed. The choices wait for the next commit.
-	for _, rec := range ins {
-		if err := r.earlyProcess(epoch, rec.Input); err != nil {
-			return err
-		}
-	}
-	r.el.ahead = nil
-	if len(ins) > 0 {
-		cpEarlyProcessed.Hit()
-	}
-	return r.publish()
+	return ins, persistent, taken, nil
 }
 
 // earlyCommit puts, in the caller's unit of work (holding the gets of
@@ -296,26 +305,9 @@ func (r *replica) earlyCommit(epoch uint64, ins []logrec.Record, persistent bool
 		}
 		return nil
 	}
-	first, last := r.applied+1, uint64(0)
-	lm := logrec.LogMessage{Epoch: epoch, Gen: r.gen, Completed: r.applied, OutHash: r.outHash, Records: recs}
-	if len(ins) > 0 {
-		last = first + uint64(len(ins)) - 1
-		lm.FirstLSN, lm.LastLSN = first, last
-	}
-	persistent = persistent || r.el.persistent
-	if persistent {
-		lm.Flags = logrec.FlagPersistent
-	}
-	body, err := lm.Encode()
+	first, last, err := r.earlyPut(epoch, recs, len(ins), persistent || r.el.persistent)
 	if err != nil {
 		return err
-	}
-	msg := &mq.Message{CorrelID: logrec.LogCorrelID(epoch, first), Format: "MQRULOG", Priority: 5, Body: body, Persistence: mq.NotPersistent}
-	if persistent {
-		msg.Persistence = mq.Persistent
-	}
-	if err := r.logq.Put(msg, mq.PutOptions{Syncpoint: true}); err != nil {
-		return fmt.Errorf("log LSNs %d..%d with the choices through %d: %w", first, last, r.applied, err)
 	}
 	if err := r.readRole(); err != nil {
 		return err
@@ -350,6 +342,31 @@ func (r *replica) earlyCommit(epoch uint64, ins []logrec.Record, persistent bool
 	return nil
 }
 
+// earlyPut puts, in the caller's unit of work, the log message of recs,
+// whose last n are the INPUT_EARLY records of LSNs first..last (0, 0
+// none): completed-through is applied, with the output hash there. A
+// message without inputs has the CorrelID of the next one with inputs
+// (design 14 item 49).
+func (r *replica) earlyPut(epoch uint64, recs []logrec.Record, n int, persistent bool) (first, last uint64, err error) {
+	first = r.applied + 1
+	lm := logrec.LogMessage{Epoch: epoch, Gen: r.gen, Completed: r.applied, OutHash: r.outHash, Records: recs}
+	if n > 0 {
+		last = first + uint64(n) - 1
+		lm.FirstLSN, lm.LastLSN = first, last
+	}
+	msg := &mq.Message{CorrelID: logrec.LogCorrelID(epoch, first), Format: "MQRULOG", Priority: 5, Persistence: mq.NotPersistent}
+	if persistent {
+		lm.Flags, msg.Persistence = logrec.FlagPersistent, mq.Persistent
+	}
+	if msg.Body, err = lm.Encode(); err != nil {
+		return first, last, err
+	}
+	if err := r.logq.Put(msg, mq.PutOptions{Syncpoint: true}); err != nil {
+		return first, last, fmt.Errorf("log LSNs %d..%d with the choices through %d: %w", first, last, r.applied, err)
+	}
+	return first, last, nil
+}
+
 // earlyFollow takes one log message of an EARLY unit into a secondary:
 // its inputs join pending, its choices and checks are kept for them, and
 // every pending input its completed-through LSN covers is applied with
@@ -360,6 +377,25 @@ func (r *replica) earlyFollow(lm *logrec.LogMessage) error {
 	if lm.LastLSN != 0 && lm.LastLSN <= r.applied {
 		return nil // applied already (a message seen again, or below a snapshot)
 	}
+	if err := r.earlyRead(lm); err != nil {
+		return err
+	}
+	r.el.completed = max(r.el.completed, lm.Completed)
+	if err := r.earlyApplyReady(); err != nil {
+		return err
+	}
+	if lm.Completed != 0 && lm.Completed == r.applied && lm.OutHash != r.outHash {
+		return r.diverged("output hash", lm.Completed, lm.OutHash, r.outHash,
+			fmt.Sprintf("the outputs up to LSN %d hash %016x, the primary's %016x", lm.Completed, r.outHash, lm.OutHash))
+	}
+	return nil
+}
+
+// earlyRead takes a log message's records into memory: its inputs above
+// what this replica received join pending, the choices and checks of
+// inputs not applied are kept for them (a CHECK of the LSN it stands at
+// is checked now).
+func (r *replica) earlyRead(lm *logrec.LogMessage) error {
 	recv := r.applied + uint64(len(r.el.pending))
 	for i := range lm.Records {
 		rec := &lm.Records[i]
@@ -399,14 +435,6 @@ func (r *replica) earlyFollow(lm *logrec.LogMessage) error {
 		default:
 			return fmt.Errorf("%w: a %v record in the log of a LOGGING(EARLY) unit", ErrConfig, rec.Kind)
 		}
-	}
-	r.el.completed = max(r.el.completed, lm.Completed)
-	if err := r.earlyApplyReady(); err != nil {
-		return err
-	}
-	if lm.Completed != 0 && lm.Completed == r.applied && lm.OutHash != r.outHash {
-		return r.diverged("output hash", lm.Completed, lm.OutHash, r.outHash,
-			fmt.Sprintf("the outputs up to LSN %d hash %016x, the primary's %016x", lm.Completed, r.outHash, lm.OutHash))
 	}
 	return nil
 }
