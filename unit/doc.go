@@ -44,6 +44,12 @@
 // unlogged, moves an early input to the unit's EARLY queue and takes it
 // back when its turn comes (source.go). STOP SERVICE leaves a resting
 // snapshot that START SERVICE restores; when every replica dies the next
-// generation starts empty. Not yet built: EARLY and INDEPENDENT logging,
-// CHAIN gating.
+// generation starts empty. With LOGGING(EARLY) (early.go) the primary
+// logs each batch's inputs in the unit of work that gets them and
+// processes them after its commit, logging their choices with its next
+// batch (or alone when no input comes); a secondary applies an input once
+// a log message's completed-through LSN covers it, with its logged
+// choices, and a promoted primary makes and logs the choices its
+// predecessor had not logged. Not yet built: INDEPENDENT logging, CHAIN
+// gating.
 package unit

@@ -99,6 +99,8 @@ type replica struct {
 
 	srcState // inputs from other units: source table, EARLY (source.go)
 
+	el earlyLog // LOGGING(EARLY): inputs read ahead, choices not logged yet (early.go)
+
 	sendBackoff time.Duration // after a send that stopped at a full destination (0: none)
 	sendRetry   time.Time     // not before then
 
@@ -181,7 +183,7 @@ func RunWith(ctx context.Context, cfg ReplicaConfig, h Handler) (err error) {
 				}
 				r.log.Info("promoted to primary", "epoch", r.rec.Epoch, "applied", r.applied)
 			}
-			if err = r.serveJoiners(); err == nil {
+			if err = r.serveJoinersSettled(); err == nil { // EARLY: its choices logged first (early.go)
 				if r.rec.State == role.Stopping {
 					err = r.rest()
 				} else {
@@ -214,8 +216,8 @@ func (r *replica) open() error {
 	if r.cfg.Position >= r.svc.Replicas {
 		return fmt.Errorf("%w: position %d, REPLICAS(%d)", ErrConfig, r.cfg.Position, r.svc.Replicas)
 	}
-	if r.svc.Logging != "LATE" {
-		return fmt.Errorf("%w: LOGGING(%s) is not built yet (only LATE)", ErrConfig, r.svc.Logging)
+	if r.svc.Logging != "LATE" && r.svc.Logging != "EARLY" {
+		return fmt.Errorf("%w: LOGGING(%s) is not built yet (only LATE and EARLY)", ErrConfig, r.svc.Logging)
 	}
 	var err error
 	if r.o, r.s, err = p.OwnerIn(r.svc.CFStruct); err != nil {
@@ -494,7 +496,7 @@ func (r *replica) checkLogFromStart() error {
 	if err != nil {
 		return fmt.Errorf("log message %x: %w", m.CorrelID, err)
 	}
-	if lm.Gen != r.gen || lm.FirstLSN > 1 {
+	if lm.Gen != r.gen || lm.FirstLSN != 1 { // 0: CHOICES alone (EARLY), their inputs trimmed
 		return fmt.Errorf("%w: the log starts at generation %d LSN %d", ErrLogGap, lm.Gen, lm.FirstLSN)
 	}
 	return nil
@@ -634,6 +636,9 @@ func inputOf(m *mq.Message, lsn uint64) *Input {
 // of inputs, process them, log them, send their outputs while it is the
 // sender, trim the log, commit, publish progress.
 func (r *replica) primaryBatch(ctx context.Context) error {
+	if r.earlyLogging() {
+		return r.earlyPrimaryBatch(ctx) // early.go
+	}
 	if r.rec.Sender == r.pos && r.sendDue() {
 		// Outputs not sent yet (a send stopped at a full destination, or
 		// a promoted primary's predecessor's): send them on their own,
@@ -757,27 +762,11 @@ func (r *replica) primaryBatch(ctx context.Context) error {
 // by its publish) and returns 0; the caller's loop reads the role record,
 // serves joiners and comes back.
 func (r *replica) flowRoom() (int, error) {
-	t, lag, ver := r.trimBound()
-	behind := r.applied - t
-	if r.rec.Sender == r.pos && r.applied-r.lsnOut > behind {
-		behind, lag = r.applied-r.lsnOut, -1 // its own outputs blocked: it retries them
-	}
-	if s := r.rec.Sender; s != r.pos && s != role.None {
-		if p, v := r.progressV(s); p != nil && p.Tag == r.rec.Pos[s].Tag && p.LSNOut < r.applied && r.applied-p.LSNOut > behind {
-			behind, lag, ver = r.applied-p.LSNOut, int(s), v
-		}
-	}
-	room := 0
-	if q := uint64(max(r.svc.ResendQ, 1)); behind < q {
-		room = int(q - behind)
-	}
-	if mb := r.svc.ResendMB; mb > 0 && r.resendBytes() >= mb<<20 {
-		room = 0
-	}
+	room, behind, lag, ver := r.flowBound()
 	if room > 0 {
 		if r.halted {
 			r.halted = false
-			r.log.Info("unit_halted ended: the primary takes input again", "applied", r.applied, "trim_bound", t)
+			r.log.Info("unit_halted ended: the primary takes input again", "applied", r.applied, "behind", behind)
 		}
 		return room, nil
 	}
@@ -799,6 +788,30 @@ func (r *replica) flowRoom() (int, error) {
 	}
 	r.dropSent()
 	return 0, nil
+}
+
+// flowBound is flowRoom's measure, without its waits: the room, how far
+// behind the laggard is, which it is (-1: this replica's own unsent
+// outputs) and its progress record's version.
+func (r *replica) flowBound() (room int, behind uint64, lag int, ver uint64) {
+	t := uint64(0)
+	t, lag, ver = r.trimBound()
+	behind = r.applied - t
+	if r.rec.Sender == r.pos && r.applied-r.lsnOut > behind {
+		behind, lag = r.applied-r.lsnOut, -1 // its own outputs blocked: it retries them
+	}
+	if s := r.rec.Sender; s != r.pos && s != role.None {
+		if p, v := r.progressV(s); p != nil && p.Tag == r.rec.Pos[s].Tag && p.LSNOut < r.applied && r.applied-p.LSNOut > behind {
+			behind, lag, ver = r.applied-p.LSNOut, int(s), v
+		}
+	}
+	if q := uint64(max(r.svc.ResendQ, 1)); behind < q {
+		room = int(q - behind)
+	}
+	if mb := r.svc.ResendMB; mb > 0 && r.resendBytes() >= mb<<20 {
+		room = 0
+	}
+	return room, behind, lag, ver
 }
 
 // progressV reads position k's progress record and its version (nil:
@@ -1137,6 +1150,9 @@ func (r *replica) follow(wait time.Duration) (ok bool, err error) {
 	}
 	if lm.Gen != r.gen {
 		return false, fmt.Errorf("%w: log message of generation %d, this replica's is %d", ErrLogGap, lm.Gen, r.gen)
+	}
+	if r.earlyLogging() {
+		return true, r.earlyFollow(lm) // early.go
 	}
 	if lm.LastLSN != 0 && lm.LastLSN <= r.applied {
 		return true, nil // applied already (a message seen again)

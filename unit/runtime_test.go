@@ -255,6 +255,8 @@ type ledgerRun struct {
 	refusedOutputs bool
 	// poll: the replicas' Poll (default 20 ms).
 	poll time.Duration
+	// logging: the service's LOGGING (default LATE).
+	logging string
 }
 
 func runLedgerWith(t *testing.T, lr ledgerRun) {
@@ -268,6 +270,9 @@ func runLedgerWith(t *testing.T, lr ledgerRun) {
 	svc := fmt.Sprintf("DEFINE SERVICE(LEDGER) STARTCMD('/bin/true') INPUT(IN) REPLICAS(%d)", replicas)
 	if lr.resendQ > 0 {
 		svc += fmt.Sprintf(" RESENDQ(%d)", lr.resendQ)
+	}
+	if lr.logging != "" {
+		svc += " LOGGING(" + lr.logging + ")"
 	}
 	confirmDef := "DEFINE QLOCAL(CONFIRM) MAXDEPTH(100000)"
 	if lr.confirmDepth > 0 {

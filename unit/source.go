@@ -80,7 +80,8 @@ type srcKey struct {
 	gen uint32
 }
 
-// expected is the next sequence number expected from k (from 1).
+// expected is the next sequence number expected from k (from 1), as the
+// inputs applied leave it; the primary takes by expectedNext (early.go).
 func (r *replica) expected(k srcKey) uint64 { return max(r.src[k], 1) }
 
 // adopts reports whether an input from k is taken as k's start whatever
@@ -151,7 +152,7 @@ func (r *replica) nextInput(opt mq.GetOptions) (*mq.Message, logrec.Source, erro
 			return nil, logrec.Source{}, err
 		}
 		if m != nil {
-			return m, logrec.Source{ID: k.id, Gen: k.gen, Seq: r.expected(k)}, nil
+			return m, logrec.Source{ID: k.id, Gen: k.gen, Seq: r.expectedNext(k)}, nil
 		}
 		delete(r.release, k)
 	}
@@ -164,8 +165,8 @@ func (r *replica) nextInput(opt mq.GetOptions) (*mq.Message, logrec.Source, erro
 		return m, logrec.Source{}, nil
 	}
 	k := srcKey{s.ID, s.Gen}
-	switch next := r.expected(k); {
-	case s.Seq != next && r.adopts(k):
+	switch next := r.expectedNext(k); {
+	case s.Seq != next && r.adoptsNext(k):
 		r.log.Info("unit input: a source unknown since the state was lost starts here", "source", s.ID, "gen", s.Gen, "seq", s.Seq)
 	case s.Seq < next:
 		r.dups++
@@ -213,7 +214,7 @@ func (r *replica) pull(k srcKey, next uint64) (*mq.Message, logrec.Source, error
 // fromEarly gets k's next expected message from EARLY, or from what this
 // batch moved aside (nil: in neither).
 func (r *replica) fromEarly(k srcKey) (*mq.Message, error) {
-	id := logrec.OutputID{Source: k.id, Gen: k.gen, Seq: r.expected(k)}.MsgID()
+	id := logrec.OutputID{Source: k.id, Gen: k.gen, Seq: r.expectedNext(k)}.MsgID()
 	if m, ok := r.earlyBatch[id]; ok {
 		delete(r.earlyBatch, id)
 		return m, nil
@@ -226,11 +227,11 @@ func (r *replica) fromEarly(k srcKey) (*mq.Message, error) {
 		return nil, nil
 	}
 	if err != nil {
-		return nil, fmt.Errorf("get source %x generation %d seq %d from EARLY: %w", k.id, k.gen, r.expected(k), err)
+		return nil, fmt.Errorf("get source %x generation %d seq %d from EARLY: %w", k.id, k.gen, r.expectedNext(k), err)
 	}
 	r.onEarly--
 	r.released++
-	r.log.Info("unit input: released from EARLY", "source", k.id, "gen", k.gen, "seq", r.expected(k), "released", r.released)
+	r.log.Info("unit input: released from EARLY", "source", k.id, "gen", k.gen, "seq", r.expectedNext(k), "released", r.released)
 	return m, nil
 }
 

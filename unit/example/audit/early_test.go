@@ -27,8 +27,13 @@ import (
 // joined, and that one (its table from a snapshot or the log) drops the
 // duplicates that follow. Each input from UP reaches the handler once and
 // in sequence: the audit's state says so.
-func TestEarlyAndDuplicates(t *testing.T) {
+func TestEarlyAndDuplicates(t *testing.T) { earlyAndDuplicates(t, "") }
+
+// earlyAndDuplicates is TestEarlyAndDuplicates with attrs added to the
+// DEFINE SERVICE.
+func earlyAndDuplicates(t *testing.T, attrs string) {
 	e := start(t, "DEFINE QLOCAL(CONFIRM) MAXDEPTH(1000)")
+	e.attrs = attrs
 	e.service("AUDIT", "audit-replica", "CONFIRM")
 	base := e.base("AUDIT")
 	e.running(base)

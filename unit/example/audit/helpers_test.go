@@ -63,6 +63,7 @@ type env struct {
 	s      *lockfree.Structure
 	states string // AUDIT_STATE_DIR
 	bin    string // this test binary
+	attrs  string // added to every DEFINE SERVICE of service
 }
 
 // start starts a member supervising the replicas it starts itself
@@ -112,7 +113,7 @@ func (e *env) exec(mqsc ...string) {
 // service defines a supervised unit of two replicas of this binary.
 func (e *env) service(name, arg, input string) {
 	e.t.Helper()
-	e.exec(fmt.Sprintf("DEFINE SERVICE(%s) STARTCMD('%s') STARTARG('%s') INPUT(%s) REPLICAS(2)", name, e.bin, arg, input))
+	e.exec(fmt.Sprintf("DEFINE SERVICE(%s) STARTCMD('%s') STARTARG('%s') INPUT(%s) REPLICAS(2) %s", name, e.bin, arg, input, e.attrs))
 }
 
 // base is the unit's first status slot (its role record).

@@ -35,9 +35,13 @@ func TestTwoUnits(t *testing.T) { twoUnits(t, false) }
 // confirmation once and in sequence, through both kills.
 func TestTwoUnitsDisorderlyRoute(t *testing.T) { twoUnits(t, true) }
 
-func twoUnits(t *testing.T, disorder bool) {
+func twoUnits(t *testing.T, disorder bool) { twoUnitsWith(t, disorder, "") }
+
+// twoUnitsWith is twoUnits with attrs added to both DEFINE SERVICEs.
+func twoUnitsWith(t *testing.T, disorder bool, attrs string) {
 	const n = 2000
 	e := start(t, "DEFINE QLOCAL(IN) MAXDEPTH(100000)", "DEFINE QLOCAL(CONFIRM) MAXDEPTH(100000)")
+	e.attrs = attrs
 	e.service("LEDGER", "ledger-replica", "IN")
 	e.service("AUDIT", "audit-replica", "CONFIRM")
 	lb, ab := e.base("LEDGER"), e.base("AUDIT")

@@ -242,10 +242,14 @@ func TestDivergenceOutput(t *testing.T) {
 // multiple of 20 the secondary reaches) does not: the secondary fails
 // stop there with its diverged flag set, SVSTATUS or the member's
 // unit_diverged event show it, and its exit is recorded as diverged.
-func TestDivergenceState(t *testing.T) {
+func TestDivergenceState(t *testing.T) { divergenceState(t, "") }
+
+// divergenceState is TestDivergenceState with attrs added to the DEFINE
+// SERVICE.
+func divergenceState(t *testing.T, attrs string) {
 	const chkint = 20
 	t.Setenv("LEDGER_NONDET", "state")
-	_, logs, opts, _, s := startDivergeMember(t, fmt.Sprintf("CHKINT(%d)", chkint))
+	_, logs, opts, _, s := startDivergeMember(t, fmt.Sprintf("CHKINT(%d) %s", chkint, attrs))
 	r0 := roleOf(t, s)
 	secondary := r0.ActiveSecondaries()[0]
 	stop := steady(t, opts, 3*time.Millisecond)
@@ -269,9 +273,13 @@ func TestDivergenceState(t *testing.T) {
 // (no restart, no diverged flag, no unit_diverged event), every transfer
 // is confirmed once, and both progress records show the same state hash
 // at LSN 1000 and the same output hash, so the checks did run.
-func TestNoDivergenceDeterministic(t *testing.T) {
+func TestNoDivergenceDeterministic(t *testing.T) { noDivergence(t, "") }
+
+// noDivergence is TestNoDivergenceDeterministic with attrs added to the
+// DEFINE SERVICE.
+func noDivergence(t *testing.T, attrs string) {
 	const n = 1000
-	m, logs, opts, c, s := startDivergeMember(t, "CHKINT(10)")
+	m, logs, opts, c, s := startDivergeMember(t, "CHKINT(10) "+attrs)
 	r0 := roleOf(t, s)
 	transfers, wait := produce(t, opts, n)
 	if err := wait(); err != nil {

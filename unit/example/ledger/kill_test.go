@@ -13,6 +13,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/qmgr/qmgr/crashpoint"
 	"github.com/qmgr/qmgr/group"
 	"github.com/qmgr/qmgr/internal/mqconn"
 	"github.com/qmgr/qmgr/lockfree"
@@ -161,10 +162,18 @@ func TestSenderKilled(t *testing.T) { killOne(t, 1) }
 // killOne runs the unit with replicas started by the test and SIGKILLs
 // position victim (0: the primary, 1: the secondary and sender) once
 // under load.
-func killOne(t *testing.T, victim uint8) {
+func killOne(t *testing.T, victim uint8) { killOneWith(t, victim, "", "") }
+
+// killOneWith is killOne with attrs added to the DEFINE SERVICE; with a
+// crash point cp the victim is not signalled by the test but dies there.
+func killOneWith(t *testing.T, victim uint8, attrs, cp string) {
 	const n = 2000
+	if cp != "" {
+		t.Setenv(crashpoint.EnvVar, cp)
+		t.Setenv(crashpoint.OnceVar, filepath.Join(t.TempDir(), "crashpoint-once"))
+	}
 	_, g := startMember(t, true, "DEFINE QLOCAL(IN) MAXDEPTH(100000)", "DEFINE QLOCAL(CONFIRM) MAXDEPTH(100000)",
-		"DEFINE SERVICE(LEDGER) STARTCMD('/bin/true') INPUT(IN) REPLICAS(2)")
+		"DEFINE SERVICE(LEDGER) STARTCMD('/bin/true') INPUT(IN) REPLICAS(2) "+attrs)
 	opts := mq.ConnectOptions{Group: g.Name, QMgr: "QM1", DataDir: g.DataDir, CFDir: g.CFDir}
 	c, err := mq.Connect(opts)
 	if err != nil {
@@ -195,9 +204,20 @@ func killOne(t *testing.T, victim uint8) {
 
 	transfers, wait := produce(t, opts, n)
 	// SIGKILL the victim once it is busy.
-	waitFor(t, "the victim to process some input", exited, func() bool { return appliedOf(t, s, int(victim)) >= n/4 })
-	if err := reps[victim].cmd.Process.Signal(syscall.SIGKILL); err != nil {
-		t.Fatal(err)
+	if cp == "" {
+		waitFor(t, "the victim to process some input", exited, func() bool { return appliedOf(t, s, int(victim)) >= n/4 })
+		if err := reps[victim].cmd.Process.Signal(syscall.SIGKILL); err != nil {
+			t.Fatal(err)
+		}
+	} else {
+		select {
+		case err := <-reps[victim].done:
+			reps[victim].done <- err
+		case err := <-exited:
+			t.Fatalf("the survivor failed: %v", err)
+		case <-time.After(15 * time.Second):
+			t.Fatalf("position %d did not reach the crash point %s", victim, cp)
+		}
 	}
 	killedAt := appliedOf(t, s, int(victim))
 	waitFor(t, "the member to make the death transition", exited, func() bool {

@@ -1,12 +1,14 @@
 package ledger_test
 
 import (
+	"bytes"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -64,6 +66,20 @@ func putTransfers(prod *mq.Conn, in *mq.Queue, transfers []ledger.Transfer, lo, 
 }
 
 // browseAll returns the messages on queue name.
+// procState is the state letter of process pid (/proc/pid/stat), "" if
+// it cannot be read.
+func procState(pid int) string {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return ""
+	}
+	i := bytes.LastIndexByte(b, ')')
+	if i < 0 || i+2 >= len(b) {
+		return ""
+	}
+	return string(b[i+2])
+}
+
 func browseAll(t *testing.T, c *mq.Conn, name string) []*mq.Message {
 	t.Helper()
 	q, err := c.Open(name, mq.OpenOptions{Browse: true})
@@ -117,7 +133,15 @@ func stateFile(t *testing.T, dir string, k int, pid uint32) string {
 	return string(state)
 }
 
-func stopStart(t *testing.T, cp string) {
+func stopStart(t *testing.T, cp string) { stopStartWith(t, cp, "") }
+
+// stopStartWith is stopStart with attrs added to the DEFINE SERVICE.
+func stopStartWith(t *testing.T, cp, attrs string) { stopStartRun(t, cp, attrs, "") }
+
+// stopStartRun is stopStartWith; with a crash point pause (a ':stop' one,
+// armed instead of cp) STOP SERVICE is made while the primary is stopped
+// there (SIGSTOP), and it is then continued.
+func stopStartRun(t *testing.T, cp, attrs, pause string) {
 	const n = 2000
 	bin, err := filepath.Abs(os.Args[0])
 	if err != nil {
@@ -125,12 +149,12 @@ func stopStart(t *testing.T, cp string) {
 	}
 	states := t.TempDir()
 	t.Setenv("LEDGER_STATE_DIR", states)
-	if cp != "" {
-		t.Setenv(crashpoint.EnvVar, cp)
+	if cp != "" || pause != "" {
+		t.Setenv(crashpoint.EnvVar, cp+pause)
 		t.Setenv(crashpoint.OnceVar, filepath.Join(t.TempDir(), "crashpoint-once"))
 	}
 	m, g := startMember(t, false, "DEFINE QLOCAL(IN) MAXDEPTH(100000)", "DEFINE QLOCAL(CONFIRM) MAXDEPTH(100000)",
-		fmt.Sprintf("DEFINE SERVICE(LEDGER) STARTCMD('%s') STARTARG('ledger-replica') INPUT(IN) REPLICAS(2)", bin))
+		fmt.Sprintf("DEFINE SERVICE(LEDGER) STARTCMD('%s') STARTARG('ledger-replica') INPUT(IN) REPLICAS(2) %s", bin, attrs))
 	opts := mq.ConnectOptions{Group: g.Name, QMgr: "QM1", DataDir: g.DataDir, CFDir: g.CFDir}
 	c, err := mq.Connect(opts)
 	if err != nil {
@@ -171,9 +195,19 @@ func stopStart(t *testing.T, cp string) {
 	wg.Go(func() { perr = putTransfers(prod, in, transfers, 0, n/2, 5*time.Millisecond) })
 
 	// STOP under load: the producer goes on putting.
-	waitFor(t, "the primary to process some input", nil, func() bool { return appliedOf(t, s, int(r0.Primary)) >= n/8 })
+	pid := int(r0.Pos[r0.Primary].Pid)
+	if pause == "" {
+		waitFor(t, "the primary to process some input", nil, func() bool { return appliedOf(t, s, int(r0.Primary)) >= n/8 })
+	} else {
+		waitFor(t, "the primary to stop at "+pause, nil, func() bool { return procState(pid) == "T" })
+	}
 	if resp := m.Exec("STOP SERVICE(LEDGER)"); !resp.OK {
 		t.Fatalf("STOP SERVICE: %s", resp.Error)
+	}
+	if pause != "" {
+		if err := syscall.Kill(pid, syscall.SIGCONT); err != nil {
+			t.Fatal(err)
+		}
 	}
 	waitFor(t, "the unit to rest", nil, func() bool { return roleOf(t, s).State == role.Resting })
 	wg.Wait()

@@ -150,7 +150,10 @@ func TestSupervised(t *testing.T) { supervised(t, syscall.SIGKILL) }
 // goes as for a death.
 func TestSupervisedHung(t *testing.T) { supervised(t, syscall.SIGSTOP) }
 
-func supervised(t *testing.T, sig syscall.Signal) {
+func supervised(t *testing.T, sig syscall.Signal) { supervisedWith(t, sig, "") }
+
+// supervisedWith is supervised with attrs added to the DEFINE SERVICE.
+func supervisedWith(t *testing.T, sig syscall.Signal, attrs string) {
 	const n = 2000
 	bin, err := filepath.Abs(os.Args[0])
 	if err != nil {
@@ -160,7 +163,7 @@ func supervised(t *testing.T, sig syscall.Signal) {
 	t.Setenv("LEDGER_STATE_DIR", states)
 	m, g := startMemberWith(t, func(c *qm.Config) { c.UnitHeartbeatTimeout = 2 * time.Second },
 		"DEFINE QLOCAL(IN) MAXDEPTH(100000)", "DEFINE QLOCAL(CONFIRM) MAXDEPTH(100000)",
-		fmt.Sprintf("DEFINE SERVICE(LEDGER) STARTCMD('%s') STARTARG('ledger-replica') INPUT(IN) REPLICAS(2)", bin))
+		fmt.Sprintf("DEFINE SERVICE(LEDGER) STARTCMD('%s') STARTARG('ledger-replica') INPUT(IN) REPLICAS(2) %s", bin, attrs))
 	opts := mq.ConnectOptions{Group: g.Name, QMgr: "QM1", DataDir: g.DataDir, CFDir: g.CFDir}
 	c, err := mq.Connect(opts)
 	if err != nil {
