@@ -78,8 +78,9 @@ type replica struct {
 	lsnOut  uint64            // the last LSN_out seen (committed, for the sender)
 	inputs  uint64
 	outputs uint64
-	pending pendingOut       // what the unit of work in progress sent
-	cur     *mq.BrowseCursor // the log browse of a secondary (nil: never one)
+	pending pendingOut         // what the unit of work in progress sent
+	cur     *mq.BrowseCursor   // the log browse of a secondary (nil: never one)
+	held    *logrec.LogMessage // browsed, not yet applied: the CHAIN gate holds it (chain.go)
 
 	snap     *mq.Queue       // SYSTEM.UNIT.<n>.SNAP, opened at the first transfer
 	donating *donation       // the transfer this replica gives (nil: none)
@@ -298,7 +299,7 @@ func (r *replica) publish() error {
 	if r.joining {
 		seen = role.SeenJoiner
 	}
-	p := role.Progress{Position: r.pos, Role: seen, Tag: r.tag, Epoch: r.rec.Epoch, Received: r.applied, Applied: r.applied,
+	p := role.Progress{Position: r.pos, Role: seen, Tag: r.tag, Epoch: r.rec.Epoch, Received: r.received(), Applied: r.applied,
 		LSNOut: r.lsnOut, ResendInputs: uint64(r.resendInputs()), Heartbeat: time.Now().UnixNano(),
 		Inputs: r.inputs, Outputs: r.outputs, XferJoiner: role.None, Hold: r.hold, Chunks: r.chunks}
 	if r.halted {
@@ -1063,17 +1064,12 @@ func (r *replica) dest(name string) (*mq.Queue, error) {
 // follow reads the next log message (waiting up to wait) and applies its
 // inputs with the logged choices; ok is false when none came.
 func (r *replica) follow(wait time.Duration) (ok bool, err error) {
-	bo := mq.BrowseOptions{Wait: wait, StopAtUncommitted: true, Interrupt: &r.stop}
-	m, err := r.cur.NextWith(mq.GetOptions{}, bo)
+	lm, err := r.nextLog(wait) // CHAIN: gated by the predecessor (chain.go)
 	if errors.Is(err, mq.ErrNoMessage) {
 		return false, nil
 	}
 	if err != nil {
 		return false, err
-	}
-	lm, err := logrec.DecodeLog(m.Body)
-	if err != nil {
-		return false, fmt.Errorf("log message %x: %w", m.CorrelID, err)
 	}
 	if lm.Gen != r.gen {
 		return false, fmt.Errorf("%w: log message of generation %d, this replica's is %d", ErrLogGap, lm.Gen, r.gen)
