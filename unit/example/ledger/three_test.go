@@ -98,7 +98,8 @@ func (u *unitRun) kill(t *testing.T, k uint8) uint32 {
 // finish waits for the producer, checks the confirmations (each transfer
 // once, output ids 1..n in order) against the reference, waits until the
 // unit has settled again (every position active, no hold, every replica
-// at LSN n and the sender's LSN_out n), stops the unit (STOP SERVICE:
+// at LSN n with its resend queue trimmed to nothing, the sender's LSN_out
+// n, the log trimmed to nothing), stops the unit (STOP SERVICE:
 // every replica writes its state and exits) and compares each replica's
 // state with the reference, then checks the role record and the
 // structure. It returns the role record as settled before the stop.
@@ -111,20 +112,34 @@ func (u *unitRun) finish(t *testing.T, transfers []ledger.Transfer, wait func() 
 	got := confirmations(t, u.c, n)
 	ref := reference(t, got, transfers)
 	var r *role.Role
-	waitFor(t, "every position active and at LSN n, the sender's LSN_out n, no hold", nil, func() bool {
+	var seen string // what the last look found, for the failure
+	settled := func() bool {
 		r = roleOf(t, u.s)
-		if !u.settledRoles(r) {
-			return false
-		}
+		seen = fmt.Sprintf("primary %d sender %d chain %v", r.Primary, r.Sender, r.Chain)
+		ok := u.settledRoles(r)
 		for k := 0; k < u.replicas; k++ {
 			p := progressOf(t, u.s, k)
-			if p == nil || p.Tag != r.Pos[k].Tag || p.Applied != uint64(n) || p.Hold != 0 {
-				return false
+			if p == nil || p.Tag != r.Pos[k].Tag {
+				seen += fmt.Sprintf("; position %d %v, no progress of its own", k, r.Pos[k].State)
+				ok = false
+				continue
 			}
+			seen += fmt.Sprintf("; position %d %v applied %d LSN_out %d resend %d inputs %d bytes hold %d",
+				k, r.Pos[k].State, p.Applied, p.LSNOut, p.ResendInputs, p.ResendBytes, p.Hold)
+			ok = ok && p.Applied == uint64(n) && p.Hold == 0 && p.ResendInputs == 0 && p.ResendBytes == 0 &&
+				(uint8(k) != r.Sender || p.LSNOut == uint64(n))
 		}
-		ps := progressOf(t, u.s, int(r.Sender))
-		return ps.LSNOut == uint64(n)
-	})
+		if h := logHead(t, u.c); h != 0 {
+			seen += fmt.Sprintf("; the log holds LSN %d on", h)
+			ok = false
+		}
+		return ok
+	}
+	for t0 := time.Now(); !settled(); time.Sleep(5 * time.Millisecond) {
+		if time.Since(t0) > 15*time.Second {
+			t.Fatalf("timed out waiting for every position active and at LSN n with an empty resend queue, the sender's LSN_out n, no hold, an empty log: %s", seen)
+		}
+	}
 	if err := r.Check(); err != nil {
 		t.Fatalf("role record: %v", err)
 	}
