@@ -94,6 +94,7 @@ type replica struct {
 
 	sendBackoff time.Duration // after a send that stopped at a full destination (0: none)
 	sendRetry   time.Time     // not before then
+	idleTrimmed uint64        // primary: the bound of its last idle trim (idle.go)
 }
 
 // RunWith runs a replica of cfg.Service in cfg.Position until ctx ends
@@ -653,7 +654,7 @@ func (r *replica) primaryBatch(ctx context.Context) error {
 		recs = append(recs, logrec.Record{Kind: logrec.KindInput, Input: lin})
 	}
 	if len(recs) == 0 {
-		return r.publish() // idle: a heartbeat of sorts
+		return r.idle() // a heartbeat, and the trim of what was sent since (idle.go)
 	}
 	lm := logrec.LogMessage{Epoch: epoch, Gen: r.gen, FirstLSN: first, LastLSN: r.applied, Completed: r.applied, Records: recs}
 	if persistent {
