@@ -29,7 +29,12 @@
 // retried with backoff; an output refused for good goes to the queue
 // manager's DEADQ behind a dead-letter header. An input the handler fails
 // on goes to the input queue's BOQNAME (else the DEADQ), decided by the
-// primary and logged, the same on every replica. Not yet built: EARLY and
-// INDEPENDENT logging, CHAIN gating, divergence checks, the resting
-// snapshot.
+// primary and logged, the same on every replica. With three or four
+// replicas, TOPOLOGY(FANOUT) lets every secondary read the log as it
+// comes and a dead primary is replaced by the most advanced secondary;
+// TOPOLOGY(CHAIN) gates each secondary at its predecessor's applied LSN
+// (chain.go), so the chain's last, the sender, is never ahead of any
+// other, and a dead primary is replaced by the chain's first. STOP
+// SERVICE leaves a resting snapshot that START SERVICE restores. Not yet
+// built: EARLY and INDEPENDENT logging, divergence checks.
 package unit
