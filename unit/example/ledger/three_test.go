@@ -375,15 +375,18 @@ func twoOfThree(t *testing.T, attrs string, n int, rng *rand.Rand) {
 // resumed (SIGCONT): still the same process, it rolls forward by reading
 // on in the shared log (the trim kept everything above its applied LSN)
 // and ends with the reference's state like the others.
-func TestFanoutPromotesMostAdvanced(t *testing.T) {
-	const n = 3000
+func TestFanoutPromotesMostAdvanced(t *testing.T) { fanoutMostAdvanced(t, 3000, 1, 4) }
+
+// fanoutMostAdvanced stops the lowest secondary once the primary has
+// applied num/den of the n transfers.
+func fanoutMostAdvanced(t *testing.T, n, num, den int) {
 	u := startUnit(t, 3, "TOPOLOGY(FANOUT)")
 	r0 := roleOf(t, u.s)
 	secs := r0.ActiveSecondaries()
 	lag, lead := secs[0], secs[1]
 	lagPid := r0.Pos[lag].Pid
 	transfers, wait := produce(t, u.opts, n)
-	waitFor(t, "the primary to process some input", nil, func() bool { return appliedOf(t, u.s, int(r0.Primary)) >= n/4 })
+	waitFor(t, "the primary to process some input", nil, func() bool { return appliedOf(t, u.s, int(r0.Primary)) >= uint64(n*num/den) })
 	if err := syscall.Kill(int(lagPid), syscall.SIGSTOP); err != nil {
 		t.Fatal(err)
 	}
@@ -435,9 +438,11 @@ func TestThreeReplicasTorture(t *testing.T) {
 	rng := rand.New(rand.NewPCG(seed, 3))
 	for i, t0 := 0, time.Now(); time.Since(t0) < d; i++ {
 		topo := []string{"TOPOLOGY(CHAIN)", "TOPOLOGY(FANOUT)"}[rng.IntN(2)]
-		switch rng.IntN(3) {
+		switch rng.IntN(4) {
 		case 0:
 			t.Run(fmt.Sprintf("%d-interior", i), func(t *testing.T) { chainInteriorKilled(t, 3000, rng.IntN(8)+1, 10) })
+		case 1:
+			t.Run(fmt.Sprintf("%d-mostadvanced", i), func(t *testing.T) { fanoutMostAdvanced(t, 3000, rng.IntN(6)+1, 10) })
 		default:
 			t.Run(fmt.Sprintf("%d-twoofthree-%s", i, topo), func(t *testing.T) { twoOfThree(t, topo, 3000, rng) })
 		}
