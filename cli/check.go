@@ -1,8 +1,13 @@
 package cli
 
 import (
+	"errors"
 	"fmt"
 	"io"
+
+	"github.com/qmgr/qmgr/defs"
+	"github.com/qmgr/qmgr/procid"
+	"github.com/qmgr/qmgr/unit/role"
 
 	"github.com/qmgr/qmgr/internal/progress"
 	"github.com/qmgr/qmgr/lockfree"
@@ -38,7 +43,20 @@ func cmdCheck(args []string, _ io.Reader, out, errOut io.Writer) error {
 	if len(names) == 0 {
 		return fmt.Errorf("check: no structures in %s", c.Dir)
 	}
+	// The recovery units' records are checked in their structures,
+	// against the services defined in the group's repository (none when
+	// no member has created it yet). Read only: the check never waits for
+	// a member's definition change, and one that cannot read the
+	// repository still checks every structure.
 	problems := 0
+	repo, err := defs.OpenReadOnly(cfg.DataDir)
+	if err != nil && !errors.Is(err, defs.ErrNotFound) {
+		fmt.Fprintf(out, "the group's definitions: %v (the recovery units' records are not checked)\n", err)
+		problems++
+	}
+	if repo != nil {
+		defer repo.Close()
+	}
 	for _, n := range names {
 		s, err := lockfree.Attach(c.Dir, n)
 		if err != nil {
@@ -65,6 +83,7 @@ func cmdCheck(args []string, _ io.Reader, out, errOut io.Writer) error {
 				found++
 			}
 			problems += found
+			problems += checkUnits(out, repo, n, s)
 		}
 		if *fail && len(r.Problems) > 0 && n != shm.AdminStructure && s.Fail() {
 			fmt.Fprintf(out, "%s: taken out of service; the members recover it\n", n)
@@ -75,4 +94,47 @@ func cmdCheck(args []string, _ io.Reader, out, errOut io.Writer) error {
 		return checkError{problems}
 	}
 	return nil
+}
+
+// checkUnits checks the records of the recovery units whose structure is
+// s (named name), prints each unit's result and returns the problems
+// found.
+func checkUnits(out io.Writer, repo *defs.Repo, name string, s *lockfree.Structure) int {
+	if repo == nil {
+		return 0
+	}
+	var svcs []defs.Service
+	if err := repo.View(func(tx *defs.Tx) error { var err error; svcs, err = tx.Services("*"); return err }); err != nil {
+		fmt.Fprintf(out, "%s: services: %v\n", name, err)
+		return 1
+	}
+	alive := func(e role.Position) bool {
+		if e.StartTime == 0 { // a record of a replica that did not say (built before it did): the pid alone
+			_, err := procid.Of(int(e.Pid))
+			return e.Pid != 0 && !errors.Is(err, procid.ErrGone)
+		}
+		return procid.Alive(procid.ID{Pid: int(e.Pid), Start: e.StartTime})
+	}
+	problems := 0
+	for _, svc := range svcs {
+		if svc.CFStruct != name {
+			continue
+		}
+		recs, err := role.Read(s, svc.StatusBase)
+		var found []string
+		if err != nil {
+			found = []string{err.Error()}
+		} else {
+			found = role.CheckRecords(recs, alive)
+		}
+		if len(found) == 0 {
+			fmt.Fprintf(out, "%s: SERVICE(%s): ok\n", name, svc.Name)
+			continue
+		}
+		for _, p := range found {
+			fmt.Fprintf(out, "%s: SERVICE(%s): %s\n", name, svc.Name, p)
+		}
+		problems += len(found)
+	}
+	return problems
 }

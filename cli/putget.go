@@ -150,6 +150,7 @@ func cmdGet(args []string, _ io.Reader, out, errOut io.Writer) error {
 	fs.BoolVar(&syncpoint, "syncpoint", false, "get in units of work")
 	fs.IntVar(&every, "commit-every", 1, "with --syncpoint: commit after this many messages")
 	props := fs.Bool("props", false, "before each body, a line '# {...}' with its AMQP exchange, routing key and properties (JSON), when it has them")
+	headers := fs.Bool("headers", false, "a message with a dead-letter header (format MQDEAD) or an Unexpected Message Queue header (MQRUMQH): a line '# {...}' with the header (JSON), then the original body")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -210,7 +211,11 @@ func cmdGet(args []string, _ io.Reader, out, errOut io.Writer) error {
 		if *props {
 			writeAMQPProps(w, m.Properties)
 		}
-		w.Write(m.Body)
+		body := m.Body
+		if *headers {
+			body = writeHeader(w, m)
+		}
+		w.Write(body)
 		w.WriteByte('\n')
 		n++
 		bar.Add(1)

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"sort"
 	"sync"
 
@@ -148,6 +149,11 @@ type Group struct {
 	mu     sync.Mutex
 	apps   map[string]*lockfree.Structure
 	ghosts []*lockfree.Structure // failed structures still mapped (owners may use them until they notice): closed by Close
+	// failedIDs holds, per structure name, the creation times (shm
+	// Header.Created, Unix ns) of the files found failed: a file of that
+	// name carrying one of them is a copy of a failed file put in its
+	// place, not a recovered structure (Failed, structure). Under mu.
+	failedIDs map[string][]int64
 }
 
 // AdminParams are the admin structure's parameters.
@@ -237,18 +243,38 @@ func (g *Group) CreateStructure(name string, size uint64, elemSize int) (*lockfr
 // gone or damaged), out of service in this process and every other that
 // maps the same file, and forgets it when it is the group's mapping of
 // name, so that the next Structure attaches the recovered one. It acts on
-// s only: a caller that found s failed may be late, and the group may map
-// a recovered file under the same name by now, which must stay in
-// service (failing by name failed the structure a survivor had just
-// recovered).
+// s, and on a copy of s's file put in its place (same bytes, so the same
+// creation time: whatever s's file received after the copy is missing
+// from it, so it is failed too, now or when attached). A recovered file of
+// the same name, which the group may map by now, stays in service: a
+// caller that found s failed may be late (failing by name failed the
+// structure a survivor had just recovered).
 func (g *Group) Failed(name string, s *lockfree.Structure) {
+	id := s.Mapping().Header().Created.UnixNano()
 	g.mu.Lock()
-	if cur, ok := g.apps[name]; ok && cur == s {
+	if g.failedIDs == nil {
+		g.failedIDs = map[string][]int64{}
+	}
+	if !slices.Contains(g.failedIDs[name], id) {
+		g.failedIDs[name] = append(g.failedIDs[name], id)
+	}
+	cur, ok := g.apps[name]
+	copied := ok && cur != s && cur.Mapping().Header().Created.UnixNano() == id
+	if ok && (cur == s || copied) {
 		delete(g.apps, name)
-		g.ghosts = append(g.ghosts, s)
+		g.ghosts = append(g.ghosts, cur)
 	}
 	g.mu.Unlock()
 	s.Fail()
+	if copied {
+		cur.Fail()
+	}
+}
+
+// copyOfFailed reports whether s, just attached as structure name, is a
+// copy of a file of that name found failed (Failed). Under mu.
+func (g *Group) copyOfFailed(name string, s *lockfree.Structure) bool {
+	return slices.Contains(g.failedIDs[name], s.Mapping().Header().Created.UnixNano())
 }
 
 func (g *Group) structure(name string, create bool, size uint64, elemSize int) (*lockfree.Structure, bool, error) {
@@ -300,6 +326,9 @@ func (g *Group) structure(name string, create bool, size uint64, elemSize int) (
 		// ended after: it maps the failed one. Ours is current.
 		g.ghosts = append(g.ghosts, prev)
 		prev.Fail()
+	}
+	if g.copyOfFailed(name, s) {
+		s.Fail() // a failed file's copy: recovered like the failed file
 	}
 	g.apps[name] = s
 	if f := OffloadFree; f != nil {

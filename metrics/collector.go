@@ -66,7 +66,8 @@ func (c *collector) collect(ch chan<- prometheus.Metric) {
 	c.collectMember(e)
 	note("chinit", c.collectChinit(e, now))
 	note("amqp", c.collectAMQP(e, now))
-	for _, part := range []string{"repository", "structures", "queues", "peers", "channels", "chinit", "amqp"} {
+	note("units", c.collectUnits(e, now))
+	for _, part := range []string{"repository", "structures", "queues", "peers", "channels", "chinit", "amqp", "units"} {
 		e.gauge(scrapeErrors, b2f(failed[part]), part)
 	}
 }

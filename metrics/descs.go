@@ -108,8 +108,28 @@ var (
 	smdsCacheMax    = desc("qmgr_smds_cache_max_bytes", "The size of this member process's read cache (--smds-cache; 0: none).")
 	smdsFreeErrors  = desc("qmgr_smds_free_errors_total", "Runs of offloaded messages of the structure this member process failed to free (each stays used: a leak the data set's checker reports; the log names the error).", "structure")
 
+	// Recovery units (SERVICE objects), from their role and progress
+	// records in the CF (the same from every member); the names are
+	// DISPLAY SVSTATUS's. Position figures are those of the replica in
+	// the position now (absent while it has published none).
+	unitState      = desc("qmgr_unit_state", "1 for the unit's state (RUNNING, STOPPING, STOPPED, RESTING: stopped with a resting snapshot), 0 for the others.", "unit", "state")
+	unitEpoch      = desc("qmgr_unit_epoch", "The unit's epoch: it counts the changes of its primary or sender (each failover adds at least one).", "unit")
+	unitGeneration = desc("qmgr_unit_generation", "The unit's generation: it counts the starts from an empty state (a new one when every replica was lost at once).", "unit")
+	unitReplicas   = desc("qmgr_unit_replicas", "The unit's REPLICAS.", "unit")
+	unitDiverged   = desc("qmgr_unit_diverged", "1 while the unit is marked DIVERGED: its replicas diverged from the primary too often, and it runs unreplicated until STOP and START SERVICE.", "unit")
+	unitDivergence = desc("qmgr_unit_divergences", "Divergences of the unit's replicas counted in the current 10-minute window of its policy.", "unit")
+	unitRole       = desc("qmgr_unit_role", "1 for the role of the position (PRIMARY, SENDER, SECONDARY, JOINING, STARTING, EXITING, VACANT), 0 for the others.", "unit", "position", "role")
+	unitStatus     = desc("qmgr_unit_status", "1 for the status of the position's replica (STARTING, RUNNING, DIVERGED, HALTED: the primary held by flow control, EXITING), 0 for the others; absent for a vacant position.", "unit", "position", "status")
+	unitLogged     = desc("qmgr_unit_logged_lsn", "The last input the position's replica logged (the primary) or received (a secondary).", "unit", "position")
+	unitApplied    = desc("qmgr_unit_applied_lsn", "The last input the position's replica processed.", "unit", "position")
+	unitSent       = desc("qmgr_unit_sent_lsn", "LSN_out as the position's replica last saw it: every output of the inputs up to it is committed to its destination.", "unit", "position")
+	unitResendIn   = desc("qmgr_unit_resend_inputs", "Inputs whose outputs the position's replica holds unsent in its resend queue.", "unit", "position")
+	unitResendB    = desc("qmgr_unit_resend_bytes", "Bytes of outputs the position's replica holds unsent in its resend queue.", "unit", "position")
+	unitRestarts   = desc("qmgr_unit_restarts_total", "Replicas of the position that ended (died or exited) since the unit was defined.", "unit", "position")
+	unitBeatAge    = desc("qmgr_unit_heartbeat_age_seconds", "Age of the position's replica's last published progress (this member's clock).", "unit", "position")
+
 	// The collector itself.
-	scrapeErrors = desc("qmgr_scrape_errors", "Parts of this scrape that could not be read, by part (structures, queues, peers, channels, repository, chinit, amqp; member when it has stopped): 1 when the part failed.", "part")
+	scrapeErrors = desc("qmgr_scrape_errors", "Parts of this scrape that could not be read, by part (structures, queues, peers, channels, repository, chinit, amqp, units; member when it has stopped): 1 when the part failed.", "part")
 )
 
 func desc(name, help string, labels ...string) *prometheus.Desc {
@@ -130,5 +150,7 @@ var allDescs = []*prometheus.Desc{
 	chanSentBytes, chanRecvBytes, chanBatches, chanMessages, chanTakeovers, chanFiguresAge,
 	amqpConns, amqpChannels, amqpConsumers, amqpGroupConns, amqpPublished, amqpDelivered, amqpRefused, amqpBlocked, amqpAge,
 	smdsCacheHits, smdsCacheMisses, smdsCacheEvicts, smdsCacheBytes, smdsCacheMax, smdsFreeErrors,
+	unitState, unitEpoch, unitGeneration, unitReplicas, unitDiverged, unitDivergence, unitRole, unitStatus, unitLogged, unitApplied, unitSent, unitResendIn,
+	unitResendB, unitRestarts, unitBeatAge,
 	scrapeErrors,
 }

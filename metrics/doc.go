@@ -77,8 +77,11 @@
 //     second to a file the collector reads at scrape time (package
 //     amqp/stats), exported only when they are the running listener's and
 //     recent.
+//   - Recovery units (qmgr_unit_*): each SERVICE's role record and its
+//     positions' progress records, read from the unit's structure at
+//     scrape time (unit/role.Read), with DISPLAY SVSTATUS's names.
 //
-// Queue, structure, peer and channel status figures are the group's:
+// Queue, structure, peer, channel status and unit figures are the group's:
 // every member exports the same values (aggregate them with max, not
 // sum); member, log, backup, channel count (qmgr_channel_*_total) and
 // AMQP figures are the member's own (sum channel counts over members).

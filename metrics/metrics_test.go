@@ -27,10 +27,20 @@ import (
 // served until the test ends.
 func startMember(t *testing.T, name string) (*qm.Member, qm.Config) {
 	t.Helper()
+	return startMemberWith(t, name, nil)
+}
+
+// startMemberWith is startMember with tweak applied to the configuration
+// (nil: none).
+func startMemberWith(t *testing.T, name string, tweak func(*qm.Config)) (*qm.Member, qm.Config) {
+	t.Helper()
 	dir := t.TempDir()
 	cfg := qm.Config{Group: group.Config{Name: "MG", DataDir: dir + "/data", CFDir: dir + "/cf", AppSize: 32 << 20, AdminSize: 8 << 20},
 		Name: name, HeartbeatInterval: 20 * time.Millisecond, HeartbeatTimeout: time.Second,
 		Logger: slog.New(slog.NewTextHandler(io.Discard, nil))}
+	if tweak != nil {
+		tweak(&cfg)
+	}
 	m, err := qm.Start(cfg)
 	if err != nil {
 		t.Fatal(err)

@@ -381,8 +381,15 @@ func (m *Member) superviseUnit(svc defs.Service, members []uint8, live map[uint8
 		if !ok {
 			return nil
 		}
+		var dp *role.Progress // the dead replica's progress record, when it is still its own
 		if ev.Kind == role.EvDeath {
 			ev.Applied = unitApplied(s, svc, r)
+			if p := unitProgress(s, svc, ev.Pos); ev.Tag != 0 && p != nil && p.Tag == ev.Tag {
+				dp = p
+				if p.Flags&role.FlagDiverged != 0 {
+					ev.Reason = role.ExitDiverged // the replica said so before it failed stop
+				}
+			}
 		}
 		ev.Now = time.Now().UnixNano()
 		n, eff, err := role.Next(r, ev)
@@ -412,6 +419,9 @@ func (m *Member) superviseUnit(svc defs.Service, members []uint8, live map[uint8
 				"state", r.Pos[ev.Pos].State.String(), "epoch", n.Epoch, "primary", int(n.Primary), "sender", int(n.Sender))
 			if eff&role.EffPromoted != 0 {
 				m.log.Info("unit primary promoted", "event", "unit_promoted", "unit", svc.Name, "from", ev.Pos, "to", int(n.Primary), "epoch", n.Epoch)
+			}
+			if ev.Reason == role.ExitDiverged {
+				m.unitDiverged(svc, ev.Pos, dp, n, eff)
 			}
 		case role.EvClaim:
 			cpUnitClaimed.Hit()
@@ -488,7 +498,7 @@ func (m *Member) unitEvent(svc defs.Service, r *role.Role, members []uint8, live
 		}
 		return role.Event{Kind: role.EvStopped, HaveResting: have}, true
 	}
-	if r.State != role.Running || m.stopping.Load() || m.cfg.UnitsByHand {
+	if r.State != role.Running || m.stopping.Load() || m.cfg.UnitsByHand || unitUnreplicated(r) {
 		return role.Event{}, false
 	}
 	for k := uint8(0); k < r.Replicas; k++ {

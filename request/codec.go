@@ -266,7 +266,7 @@ func (r Reason) String() string {
 
 // UnexpectedHeader is the header in front of a message moved to the
 // Unexpected Message Queue (Format FormatUnexpected; layout: the table
-// above uhSize). Browse the queue (qmgr get --browse) to see them.
+// above uhSize). Browse the queue (qmgr get --browse --headers) to see them.
 type UnexpectedHeader struct {
 	Reason     Reason
 	RequestID  ID       // zero when not known

@@ -16,7 +16,8 @@
 #                             elements and against raw file write + read
 #   scripts/bench.sh units    a recovery unit (the example ledger, REPLICAS(2)):
 #                             throughput against a plain consumer doing the
-#                             same work; failover after SIGKILLs of the primary
+#                             same work; failover after SIGKILLs of the primary;
+#                             a 64 MiB state transferred to a new secondary
 #   scripts/bench.sh amqp     AMQP 0-9-1 through amqp091-go, against RabbitMQ
 #                             too when rabbitmq-server is installed (the
 #                             script starts and stops its own instance on

@@ -37,7 +37,13 @@ import (
 func (r *replica) nextLog(wait time.Duration) (*logrec.LogMessage, error) {
 	deadline := time.Now().Add(wait)
 	if r.held == nil {
-		bo := mq.BrowseOptions{Wait: wait, StopAtUncommitted: true, Interrupt: &r.stop}
+		// As follow waited before the gate: a change of the role record
+		// ends the wait (wake, interrupted by the role watch), except in
+		// a catch-up (wait 0), which reads to the log's end.
+		bo := mq.BrowseOptions{Wait: wait, StopAtUncommitted: true, Interrupt: &r.wake}
+		if wait == 0 {
+			bo.Interrupt = &r.stop
+		}
 		m, err := r.cur.NextWith(mq.GetOptions{}, bo)
 		if err != nil {
 			return nil, err
@@ -55,8 +61,8 @@ func (r *replica) nextLog(wait time.Duration) (*logrec.LogMessage, error) {
 			return lm, nil
 		}
 		d := time.Until(deadline)
-		if d <= 0 || r.stop.Interrupted() {
-			return nil, mq.ErrNoMessage
+		if d <= 0 || r.stop.Interrupted() || r.wake.Interrupted() {
+			return nil, mq.ErrNoMessage // the caller reads the role record again
 		}
 		if _, err := r.s.WaitStatus(r.svc.StatusBase+1+int(pred), ver, d, nil); err != nil {
 			return nil, err

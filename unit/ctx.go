@@ -57,6 +57,12 @@ type Input struct {
 	ReplyToQMgr string
 	Properties  []byte
 	Body        []byte
+	// Source is, for an input another unit sent, that unit's id (xxhash64
+	// of its name), generation and the input's sequence number among the
+	// outputs it sent to this unit's input queue (the output identity in
+	// MsgID, design 3.5); zero for any other input. Inputs from one source
+	// reach Handle once each and in sequence (source.go).
+	Source logrec.Source
 }
 
 // output is one message a handler sent, numbered for its destination.

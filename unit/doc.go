@@ -29,12 +29,26 @@
 // retried with backoff; an output refused for good goes to the queue
 // manager's DEADQ behind a dead-letter header. An input the handler fails
 // on goes to the input queue's BOQNAME (else the DEADQ), decided by the
-// primary and logged, the same on every replica. With three or four
-// replicas, TOPOLOGY(FANOUT) lets every secondary read the log as it
-// comes and a dead primary is replaced by the most advanced secondary;
+// primary and logged, the same on every replica. Divergence (a handler
+// that is not deterministic) is checked (diverge.go): every log message
+// carries the primary's output hash, every CHKINT inputs a CHECK record
+// its state hash, and a secondary whose own differ, or whose handler asks
+// for other choices, sets the diverged flag in its progress record, logs
+// unit_diverged and fails stop; its member replaces it, and the third
+// divergence within ten minutes marks the unit DIVERGED (no secondary
+// started until STOP and START SERVICE). An input from another unit (its
+// MsgID that unit's output identity) reaches Handle once and in its
+// source's sequence, with Input.Source set: the primary keeps a source
+// table, per source unit and generation the next sequence number
+// expected (framework state, in every snapshot), drops a duplicate
+// unlogged, moves an early input to the unit's EARLY queue and takes it
+// back when its turn comes (source.go). With three or four replicas,
+// TOPOLOGY(FANOUT) lets every secondary read the log as it comes and a
+// dead primary is replaced by the most advanced secondary;
 // TOPOLOGY(CHAIN) gates each secondary at its predecessor's applied LSN
 // (chain.go), so the chain's last, the sender, is never ahead of any
 // other, and a dead primary is replaced by the chain's first. STOP
-// SERVICE leaves a resting snapshot that START SERVICE restores. Not yet
-// built: EARLY and INDEPENDENT logging, divergence checks.
+// SERVICE leaves a resting snapshot that START SERVICE restores; when
+// every replica dies the next generation starts empty. Not yet built:
+// EARLY and INDEPENDENT logging.
 package unit

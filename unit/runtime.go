@@ -18,6 +18,7 @@ import (
 	"github.com/qmgr/qmgr/internal/mqconn"
 	"github.com/qmgr/qmgr/lockfree"
 	"github.com/qmgr/qmgr/mq"
+	"github.com/qmgr/qmgr/procid"
 	"github.com/qmgr/qmgr/unit/logrec"
 	"github.com/qmgr/qmgr/unit/role"
 )
@@ -69,6 +70,11 @@ type replica struct {
 	in, logq, state *mq.Queue
 	dests           map[string]*mq.Queue
 	stop            mq.Interrupter
+	// wake is interrupted when the role record changes (roleWatch) and
+	// when ctx ends: it ends the waits a role change must end (the
+	// secondary's log browse, the primary's wait for input). Reset
+	// before each read of the role record.
+	wake mq.Interrupter
 
 	rec     *role.Role // the role record as last read
 	gen     uint64
@@ -92,9 +98,18 @@ type replica struct {
 	beatAt   time.Time       // when publish last wrote the progress record
 	resting  *[24]byte       // primary: the resting snapshot it restored, removed with its first batch (rest.go)
 
+	srcState // inputs from other units: source table, EARLY (source.go)
+
 	sendBackoff time.Duration // after a send that stopped at a full destination (0: none)
 	sendRetry   time.Time     // not before then
 	idleTrimmed uint64        // primary: the bound of its last idle trim (idle.go)
+
+	// Divergence checks (diverge.go).
+	outHash     uint64 // framework state: the output hash at applied
+	checkLSN    uint64 // the LSN of this replica's last state hash
+	checkHash   uint64 // that hash
+	divergedLSN uint64 // where this replica diverged (0: it did not)
+	promoting   bool   // catching up after a promotion: a hash difference is reported, not fatal
 }
 
 // RunWith runs a replica of cfg.Service in cfg.Position until ctx ends
@@ -125,15 +140,18 @@ func RunWith(ctx context.Context, cfg ReplicaConfig, h Handler) (err error) {
 		return fmt.Errorf("unit %s position %d: connect: %w", cfg.Service, cfg.Position, err)
 	}
 	defer r.c.Disconnect()
-	stopped := context.AfterFunc(ctx, r.stop.Interrupt)
+	stopped := context.AfterFunc(ctx, func() { r.stop.Interrupt(); r.wake.Interrupt() })
 	defer stopped()
 	if err := r.open(); err != nil {
 		return fmt.Errorf("unit %s position %d: %w", cfg.Service, cfg.Position, err)
 	}
+	w := r.watchRole()
+	defer w.stop(r)
 	if err := r.register(); err != nil {
 		return fmt.Errorf("unit %s position %d: register: %w", cfg.Service, cfg.Position, err)
 	}
 	for ctx.Err() == nil {
+		r.rearm()
 		if err := r.readRole(); err != nil {
 			return err
 		}
@@ -183,6 +201,7 @@ func RunWith(ctx context.Context, cfg ReplicaConfig, h Handler) (err error) {
 		}
 		if err != nil {
 			r.c.Backout()
+			r.failStopped(err)
 			return fmt.Errorf("unit %s position %d: %w", cfg.Service, cfg.Position, err)
 		}
 	}
@@ -302,7 +321,11 @@ func (r *replica) publish() error {
 	}
 	p := role.Progress{Position: r.pos, Role: seen, Tag: r.tag, Epoch: r.rec.Epoch, Received: r.received(), Applied: r.applied,
 		LSNOut: r.lsnOut, ResendInputs: uint64(r.resendInputs()), Heartbeat: time.Now().UnixNano(),
-		Inputs: r.inputs, Outputs: r.outputs, XferJoiner: role.None, Hold: r.hold, Chunks: r.chunks}
+		Inputs: r.inputs, Outputs: r.outputs, XferJoiner: role.None, Hold: r.hold, Chunks: r.chunks,
+		OutHash: r.outHash, CheckLSN: r.checkLSN, CheckHash: r.checkHash, DivergedLSN: r.divergedLSN}
+	if r.divergedLSN != 0 {
+		p.Flags |= role.FlagDiverged
+	}
 	if r.halted {
 		p.Flags |= role.FlagHalted
 	}
@@ -381,7 +404,7 @@ func (r *replica) register() error {
 			return err
 		}
 	}
-	eff, err := r.transition(role.Event{Kind: role.EvRegister, Pos: r.pos, Claim: id, Tag: r.tag, Pid: uint32(os.Getpid()),
+	eff, err := r.transition(role.Event{Kind: role.EvRegister, Pos: r.pos, Claim: id, Tag: r.tag, Pid: uint32(os.Getpid()), StartTime: procid.Self().Start,
 		Applied: r.appliedAll(), HaveResting: have})
 	if err != nil {
 		return err
@@ -534,7 +557,11 @@ func (r *replica) apply(c *Ctx, in *Input) error {
 		next := max(r.dseq[o.dest], 1) // numbered from 1
 		o.seq, r.dseq[o.dest] = next, next+1
 		o.msg.MsgID = logrec.OutputID{Source: r.source, Gen: uint32(r.gen), Seq: o.seq}.MsgID()
+		r.outHash = foldOutput(r.outHash, &o)
 		r.resend = append(r.resend, o)
+	}
+	if err := r.srcApplied(in.Source); err != nil {
+		return err
 	}
 	r.applied = in.LSN
 	r.inputs++
@@ -626,37 +653,63 @@ func (r *replica) primaryBatch(ctx context.Context) error {
 	var recs []logrec.Record
 	persistent := false
 	first := r.applied + 1
-	for len(recs) < min(r.cfg.BatchSize, room) {
+	taken := 0 // duplicates dropped and early inputs moved aside (source.go)
+	for lim := min(r.cfg.BatchSize, room); len(recs) < lim && taken < lim; {
 		opt := mq.GetOptions{Syncpoint: true}
-		if len(recs) == 0 {
-			opt.Wait, opt.Interrupt = r.sendWait(r.cfg.Poll), &r.stop
+		if len(recs) == 0 && taken == 0 {
+			opt.Wait, opt.Interrupt = r.sendWait(r.cfg.Poll), &r.wake
 		}
-		m, err := r.in.Get(opt)
-		if errors.Is(err, mq.ErrNoMessage) {
-			break
+		m, src, err := r.nextInput(opt)
+		if errors.Is(err, mq.ErrNoMessage) || errors.Is(err, mq.ErrInterrupted) && !r.stop.Interrupted() {
+			break // none came, or the role record changed (watchRole)
 		}
 		if err != nil {
 			return err
 		}
+		if m == nil {
+			taken++
+			continue
+		}
 		lsn := r.applied + 1
 		c := r.newCtx(lsn, epoch, false, nil)
 		in := inputOf(m, lsn)
+		in.Source = src
 		if err := r.apply(c, in); err != nil {
 			return err
 		}
 		persistent = persistent || m.Persistent
 		lin := &logrec.Input{LSN: lsn, MsgID: m.MsgID, CorrelID: m.CorrelID, Format: m.Format, Priority: uint8(m.Priority),
 			Persistent: m.Persistent, PutTime: m.PutTime.UnixNano(), ReplyToQ: m.ReplyToQ, ReplyToQMgr: m.ReplyToQMgr,
-			Properties: m.Properties, Body: m.Body, Choices: c.choices}
+			Properties: m.Properties, Body: m.Body, Choices: c.choices, Source: src}
 		if !m.Expiry.IsZero() {
 			lin.Expiry = m.Expiry.UnixNano()
 		}
 		recs = append(recs, logrec.Record{Kind: logrec.KindInput, Input: lin})
+		if r.checkDue(lsn) {
+			ck, err := r.checkRecord()
+			if err != nil {
+				return err
+			}
+			recs = append(recs, ck)
+		}
 	}
 	if len(recs) == 0 {
-		return r.idle() // a heartbeat, and the trim of what was sent since (idle.go)
+		if taken > 0 {
+			// Only duplicates dropped or early inputs moved: nothing
+			// logged, nothing processed.
+			if err := r.flushEarly(); err != nil {
+				return err
+			}
+			if err := r.c.Commit(); err != nil {
+				return fmt.Errorf("commit of duplicate or early inputs: %w", err)
+			}
+		}
+		// Idle: a heartbeat; what the sender sent since dropped from the
+		// resend queue (SENT and RESENDQ stay current) and trimmed from
+		// the log (idle.go).
+		return r.idle()
 	}
-	lm := logrec.LogMessage{Epoch: epoch, Gen: r.gen, FirstLSN: first, LastLSN: r.applied, Completed: r.applied, Records: recs}
+	lm := logrec.LogMessage{Epoch: epoch, Gen: r.gen, FirstLSN: first, LastLSN: r.applied, Completed: r.applied, OutHash: r.outHash, Records: recs}
 	if persistent {
 		lm.Flags = logrec.FlagPersistent
 	}
@@ -683,6 +736,9 @@ func (r *replica) primaryBatch(ctx context.Context) error {
 		return err
 	}
 	if err := r.removeResting(); err != nil {
+		return err
+	}
+	if err := r.flushEarly(); err != nil {
 		return err
 	}
 	if err := r.c.Commit(); err != nil {
@@ -1064,9 +1120,12 @@ func (r *replica) dest(name string) (*mq.Queue, error) {
 
 // follow reads the next log message (waiting up to wait) and applies its
 // inputs with the logged choices; ok is false when none came.
+//
+// A wait is ended by a change of the role record (watchRole) too: ok is
+// false then.
 func (r *replica) follow(wait time.Duration) (ok bool, err error) {
 	lm, err := r.nextLog(wait) // CHAIN: gated by the predecessor (chain.go)
-	if errors.Is(err, mq.ErrNoMessage) {
+	if errors.Is(err, mq.ErrNoMessage) || errors.Is(err, mq.ErrInterrupted) && !r.stop.Interrupted() {
 		return false, nil
 	}
 	if err != nil {
@@ -1083,19 +1142,25 @@ func (r *replica) follow(wait time.Duration) (ok bool, err error) {
 	}
 	for i := range lm.Records {
 		rec := &lm.Records[i]
+		if rec.Kind == logrec.KindCheck {
+			if err := r.verifyCheck(rec); err != nil {
+				return false, err
+			}
+			continue
+		}
 		if rec.Kind != logrec.KindInput {
-			continue // CHECK: divergence checks come later
+			continue
 		}
 		in := rec.Input
 		c := r.newCtx(in.LSN, lm.Epoch, true, in.Choices)
 		input := &Input{LSN: in.LSN, MsgID: in.MsgID, CorrelID: in.CorrelID, Format: in.Format, Priority: int(in.Priority),
 			Persistent: in.Persistent, PutTime: time.Unix(0, in.PutTime), ReplyToQ: in.ReplyToQ, ReplyToQMgr: in.ReplyToQMgr,
-			Properties: in.Properties, Body: in.Body}
+			Properties: in.Properties, Body: in.Body, Source: in.Source}
 		if err := r.apply(c, input); err != nil {
 			return false, err
 		}
 	}
-	return true, nil
+	return true, r.verifyOutHash(lm)
 }
 
 // catchUp applies what is left of the log before a promoted secondary
@@ -1103,6 +1168,8 @@ func (r *replica) follow(wait time.Duration) (ok bool, err error) {
 // the promotion (the death transition waits for the recovery of its
 // connection), so the log ends where it ends.
 func (r *replica) catchUp() error {
+	r.promoting = true
+	defer func() { r.promoting = false }()
 	for {
 		ok, err := r.follow(0)
 		if err != nil {
@@ -1125,9 +1192,7 @@ func (r *replica) secondary(ctx context.Context) error {
 		}
 	}
 	for ctx.Err() == nil {
-		if _, err := r.follow(r.sendWait(r.cfg.Poll)); err != nil {
-			return err
-		}
+		r.rearm()
 		if err := r.readRole(); err != nil {
 			return err
 		}
@@ -1156,6 +1221,9 @@ func (r *replica) secondary(ctx context.Context) error {
 				r.log.Info("stopped: the resting snapshot stands at this replica's LSN", "lsn", r.applied)
 				return errRested
 			}
+			return err
+		}
+		if _, err := r.follow(r.sendWait(r.cfg.Poll)); err != nil {
 			return err
 		}
 	}

@@ -179,6 +179,14 @@ func TestFlowControl(t *testing.T) {
 // confirmed once, in sequence, its state the reference's.
 func TestPromotion(t *testing.T) { runLedger(t, 2, 1200, 600) }
 
+// TestPromotionNotPolled: with a Poll longer than the test's deadline for
+// the confirmations, the secondary still acts on its promotion: the
+// change of the role record ends its wait on the log (roleWatch), which
+// no longer moves once the primary is gone.
+func TestPromotionNotPolled(t *testing.T) {
+	runLedgerWith(t, ledgerRun{replicas: 2, n: 1200, killAt: 600, poll: 10 * time.Minute})
+}
+
 // TestLatePrimaryAlone: REPLICAS(1): the primary is the sender, its log
 // is trimmed as it goes, and every output goes out once.
 func TestLatePrimaryAlone(t *testing.T) { runLedger(t, 1, 500, 0) }
@@ -245,12 +253,17 @@ type ledgerRun struct {
 	// defined), id%40 == 5 one too long for SMALL (MAXMSGL 16), before
 	// their confirmation; both must reach the DEADQ (DLQ).
 	refusedOutputs bool
+	// poll: the replicas' Poll (default 20 ms).
+	poll time.Duration
 }
 
 func runLedgerWith(t *testing.T, lr ledgerRun) {
 	replicas, n, killAt := lr.replicas, lr.n, lr.killAt
 	if lr.batch == 0 {
 		lr.batch = 16
+	}
+	if lr.poll == 0 {
+		lr.poll = 20 * time.Millisecond
 	}
 	svc := fmt.Sprintf("DEFINE SERVICE(LEDGER) STARTCMD('/bin/true') INPUT(IN) REPLICAS(%d)", replicas)
 	if lr.resendQ > 0 {
@@ -297,7 +310,7 @@ func runLedgerWith(t *testing.T, lr ledgerRun) {
 		go func() {
 			defer wg.Done()
 			defer close(stopped[pos])
-			errs[pos] = unit.RunWith(rctx, unit.ReplicaConfig{Connect: opts, Service: "LEDGER", Position: pos, BatchSize: lr.batch, Poll: 20 * time.Millisecond}, handlers[pos])
+			errs[pos] = unit.RunWith(rctx, unit.ReplicaConfig{Connect: opts, Service: "LEDGER", Position: pos, BatchSize: lr.batch, Poll: lr.poll}, handlers[pos])
 			if errs[pos] != nil {
 				cancel()
 			}
@@ -430,6 +443,14 @@ func runLedgerWith(t *testing.T, lr ledgerRun) {
 	}
 	if r := roleOf(t, watch); r.Primary != primary || r.Sender != sender {
 		t.Fatalf("roles: primary %d sender %d", r.Primary, r.Sender)
+	}
+	if primary != sender {
+		// An idle primary drops from its resend queue what the sender
+		// sent, and says so (DISPLAY SVSTATUS, the metrics).
+		waitFor(t, "the idle primary's progress to show every output sent", func() bool {
+			p := progressRec(t, watch, int(primary))
+			return p != nil && p.LSNOut == uint64(n) && p.ResendInputs == 0
+		})
 	}
 	// Let the primary see the last LSN_out, then stop both.
 	time.Sleep(100 * time.Millisecond)
@@ -598,8 +619,8 @@ func TestRunPlain(t *testing.T) {
 	}
 }
 
-// progressOf is position k's applied LSN.
-func progressOf(t *testing.T, c *mq.Conn, k int) uint64 {
+// progressRec is position k's progress record (nil: none decodes).
+func progressRec(t *testing.T, c *mq.Conn, k int) *role.Progress {
 	t.Helper()
 	_, s, err := mqconn.Of(c).OwnerIn("APPL1")
 	if err != nil {
@@ -611,25 +632,26 @@ func progressOf(t *testing.T, c *mq.Conn, k int) uint64 {
 	}
 	p, err := role.DecodeProgress(buf)
 	if err != nil {
-		return 0
+		return nil
 	}
-	return p.Applied
+	return p
+}
+
+// progressOf is position k's applied LSN.
+func progressOf(t *testing.T, c *mq.Conn, k int) uint64 {
+	t.Helper()
+	if p := progressRec(t, c, k); p != nil {
+		return p.Applied
+	}
+	return 0
 }
 
 // haltedOf reports whether position k's progress shows it halted by flow
 // control.
 func haltedOf(t *testing.T, c *mq.Conn, k int) bool {
 	t.Helper()
-	_, s, err := mqconn.Of(c).OwnerIn("APPL1")
-	if err != nil {
-		t.Fatal(err)
-	}
-	buf := make([]byte, s.StatusSize())
-	if _, err := s.ReadStatus(1+k, buf); err != nil {
-		t.Fatal(err)
-	}
-	p, err := role.DecodeProgress(buf)
-	return err == nil && p.Flags&role.FlagHalted != 0
+	p := progressRec(t, c, k)
+	return p != nil && p.Flags&role.FlagHalted != 0
 }
 
 // dead makes position k's death transition, as the member that recovered

@@ -268,8 +268,18 @@ func (r *replica) awaitJoiner(d *donation, idx uint32) (ok bool, err error) {
 				return giveUp("snapshot joiner gone during the transfer")
 			}
 		}
-		p := r.joinerProgress(d.joiner, d.tag)
-		if idx < xferAhead || p != nil && p.Chunks+xferAhead > idx {
+		p, ver := r.progressV(d.joiner)
+		if p != nil && p.Tag != d.tag {
+			p = nil
+		}
+		// Once it had to wait, the donor waits until the joiner has
+		// restored half the window: the window then moves by half, not
+		// by one chunk a wait.
+		slack := uint32(0)
+		if try > 0 {
+			slack = xferAhead / 2
+		}
+		if idx < xferAhead || p != nil && p.Chunks+xferAhead > idx+slack {
 			return true, nil
 		}
 		if p != nil && p.Chunks != d.chunks {
@@ -293,18 +303,19 @@ func (r *replica) awaitJoiner(d *donation, idx uint32) (ok bool, err error) {
 		if err := r.heartbeat(); err != nil {
 			return false, err
 		}
-		time.Sleep(time.Millisecond)
+		// Woken by the joiner's next publish (it publishes each chunk it
+		// restores); bounded so that the role record and the stall are
+		// looked at again.
+		if _, err := r.s.WaitStatus(r.svc.StatusBase+1+int(d.joiner), ver, min(r.cfg.Poll, 10*time.Millisecond), nil); err != nil {
+			return false, err
+		}
 	}
 }
 
 // snapshotStream is the state at r.applied: the framework state, the
 // resend section and the handler's snapshot.
 func (r *replica) snapshotStream() ([]byte, error) {
-	fw := logrec.Framework{LSN: r.applied, Gen: r.gen}
-	for name, next := range r.dseq {
-		fw.Dests = append(fw.Dests, logrec.Dest{Name: name, Next: next})
-	}
-	fw.Sort()
+	fw := r.framework()
 	b, err := fw.Encode()
 	if err != nil {
 		return nil, err
@@ -624,8 +635,8 @@ func (s *restorer) abort() {
 }
 
 // finish ends the stream of the snapshot at lsn, waits for Restore and
-// gives r the state: applied = lsn, the destination table, the resend
-// queue.
+// gives r the state: applied = lsn, the destination and source tables,
+// the resend queue.
 func (s *restorer) finish(r *replica, lsn uint64) error {
 	if s.pw == nil {
 		return fmt.Errorf("%w: the stream ends inside its framework state or resend section", logrec.ErrCorrupt)
@@ -640,10 +651,11 @@ func (s *restorer) finish(r *replica, lsn uint64) error {
 	if fw.Gen != r.gen || fw.LSN != lsn {
 		return fmt.Errorf("%w: framework state of generation %d at LSN %d, chunks of LSN %d, this replica's generation %d", logrec.ErrCorrupt, fw.Gen, fw.LSN, lsn, r.gen)
 	}
-	r.applied = lsn
+	r.applied, r.outHash = lsn, fw.OutHash
 	for _, d := range fw.Dests {
 		r.dseq[d.Name] = d.Next
 	}
+	r.setSourceTable(fw.Sources)
 	r.resend = r.resend[:0]
 	for _, e := range s.resend {
 		m := mq.Message{MsgID: e.MsgID, CorrelID: e.CorrelID, Format: e.Format, Priority: int(e.Priority), Persistence: mq.Persistence(e.Persistence),

@@ -17,8 +17,17 @@
 //	                                     of the new epoch (Ctx.Epoch: the promoted secondary's
 //	                                     own work, not the sender draining older outputs)
 //	units.failover.max         ms        the worst of those kills
+//	units.state.transfer.MBps  MB/s      a state of -transfer-mb MiB (the ledger's ballast, an
+//	                                     input "pad n") given to a new secondary: the secondary
+//	                                     SIGKILLed, its replacement timed from its first sight
+//	                                     JOINING to its first sight active in DISPLAY SVSTATUS
+//	                                     (polled): the donor's Snapshot, the chunks through the
+//	                                     CF, the joiner's Restore
+//	units.baseline.chunks.MBps MB/s      the same bytes put and got back by this one process as
+//	                                     messages of the transfer's chunk size, 16 a unit of work
+//	units.state.transfer.ratio ratio     transfer / baseline
 //
-//	go run ./perf/unitbench [-n transfers] [-rounds r] [-kills k] [-failover-rate r]
+//	go run ./perf/unitbench [-n transfers] [-rounds r] [-kills k] [-failover-rate r] [-transfer-mb m]
 //
 // Each round measures plain then the ledger. Before each kill both
 // replicas run (the previous kill's replacement has joined). At the end
@@ -51,6 +60,7 @@ import (
 	"github.com/qmgr/qmgr/qm"
 	"github.com/qmgr/qmgr/unit"
 	"github.com/qmgr/qmgr/unit/example/ledger"
+	"github.com/qmgr/qmgr/unit/logrec"
 )
 
 // The queues: the unit's input, the plain consumer's input; both send
@@ -66,12 +76,13 @@ func main() {
 	rounds := flag.Int("rounds", 3, "runs per throughput figure")
 	kills := flag.Int("kills", 5, "SIGKILLs of the primary for the failover figures")
 	frate := flag.Int("failover-rate", 2000, "at most this many transfers a second during the kills")
+	xferMiB := flag.Int("transfer-mb", 64, "MiB of ballast in the ledger's state for the state transfer figure (0: not measured)")
 	flag.Parse()
-	if *n < 100 || *rounds < 1 || *kills < 1 || *frate < 10 {
-		fmt.Fprintln(os.Stderr, "unitbench: -n at least 100; -rounds, -kills positive; -failover-rate at least 10")
+	if *n < 100 || *rounds < 1 || *kills < 1 || *frate < 10 || *xferMiB < 0 || *xferMiB > ledger.MaxPad>>20 {
+		fmt.Fprintln(os.Stderr, "unitbench: -n at least 100; -rounds, -kills positive; -failover-rate at least 10; -transfer-mb 0..1024")
 		os.Exit(2)
 	}
-	if err := run(*n, *rounds, *kills, *frate); err != nil {
+	if err := run(*n, *rounds, *kills, *frate, *xferMiB); err != nil {
 		fmt.Fprintln(os.Stderr, "unitbench:", err)
 		os.Exit(1)
 	}
@@ -96,7 +107,7 @@ func (b *bench) count() int { b.mu.Lock(); defer b.mu.Unlock(); return len(b.arr
 
 func (b *bench) at(i int) arrival { b.mu.Lock(); defer b.mu.Unlock(); return b.arrivals[i] }
 
-func run(n, rounds, kills, frate int) error {
+func run(n, rounds, kills, frate, transferMiB int) error {
 	dir, err := os.MkdirTemp("", "qmgr-unitbench-")
 	if err != nil {
 		return err
@@ -203,6 +214,22 @@ func run(n, rounds, kills, frate int) error {
 	emit("units.failover.p50", times[len(times)/2], "ms")
 	emit("units.failover.max", times[len(times)-1], "ms")
 
+	// State transfer to a new secondary, against the same bytes put and
+	// got as chunks by one process.
+	if transferMiB > 0 {
+		xfer, err := b.transfer(transferMiB << 20)
+		if err != nil {
+			return fmt.Errorf("units.state.transfer: %w", err)
+		}
+		base, err := b.chunkBaseline(transferMiB << 20)
+		if err != nil {
+			return fmt.Errorf("units.baseline.chunks: %w", err)
+		}
+		emit("units.state.transfer.MBps", xfer, "MB/s")
+		emit("units.baseline.chunks.MBps", base, "MB/s")
+		emit("units.state.transfer.ratio", xfer/base, "ratio")
+	}
+
 	// Every transfer confirmed (a count: more would be a duplicate).
 	if err := waitFor(30*time.Second, func() bool { return b.count() >= b.put }); err != nil {
 		return fmt.Errorf("%d confirmations of %d transfers", b.count(), b.put)
@@ -212,6 +239,137 @@ func run(n, rounds, kills, frate int) error {
 		return fmt.Errorf("%d confirmations of %d transfers", c, b.put)
 	}
 	return nil
+}
+
+// transfer gives the ledger a state of about size bytes (an input "pad
+// size": every replica holds the same ballast), SIGKILLs its secondary
+// and returns MB/s (10^6 bytes) of the state over the time its
+// replacement was JOINING (from its first sight in DISPLAY SVSTATUS,
+// polled, to its first sight active): the donor's Snapshot, the chunks
+// through the CF and the joiner's Restore.
+func (b *bench) transfer(size int) (float64, error) {
+	c, err := b.Connect("QM1")
+	if err != nil {
+		return 0, err
+	}
+	defer c.Disconnect()
+	q, err := c.Open(unitIn, mq.OpenOptions{Output: true})
+	if err != nil {
+		return 0, err
+	}
+	if err := q.Put(&mq.Message{Body: fmt.Appendf(nil, "pad %d", size)}, mq.PutOptions{}); err != nil {
+		return 0, err
+	}
+	// Transfers after it, confirmed: every replica has applied the pad.
+	n, err := b.produce(unitIn, 100, 10, 0, nil)
+	b.put += n
+	if err != nil {
+		return 0, err
+	}
+	if err := waitFor(time.Minute, func() bool { return b.count() >= b.put }); err != nil {
+		return 0, fmt.Errorf("%d confirmations of %d transfers after the pad", b.count(), b.put)
+	}
+	if _, err := b.waitBoth(30 * time.Second); err != nil {
+		return 0, err
+	}
+	victim, err := b.secondary()
+	if err != nil {
+		return 0, err
+	}
+	if err := syscall.Kill(victim.Pid, syscall.SIGKILL); err != nil {
+		return 0, fmt.Errorf("SIGKILL pid %d: %w", victim.Pid, err)
+	}
+	var joining, active time.Time
+	err = waitFor(2*time.Minute, func() bool {
+		p, ok := b.position(victim.Position)
+		switch {
+		case !ok || p.Pid == victim.Pid || p.Pid == 0:
+		case p.Role == "JOINING":
+			if joining.IsZero() {
+				joining = time.Now()
+			}
+		case p.Role == "SENDER" || p.Role == "SECONDARY":
+			active = time.Now()
+			return true
+		}
+		return false
+	})
+	if err != nil {
+		return 0, fmt.Errorf("the replacement of position %d not active within 2 minutes (member log %s)", victim.Position, b.LogPath("QM1"))
+	}
+	if joining.IsZero() {
+		return 0, fmt.Errorf("the replacement of position %d was never seen joining: the transfer was too quick to time; use a larger -transfer-mb", victim.Position)
+	}
+	fmt.Fprintf(os.Stderr, "# state transfer: %d bytes to position %d in %.1f ms\n", size, victim.Position, float64(active.Sub(joining).Microseconds())/1000)
+	return float64(size) / 1e6 / active.Sub(joining).Seconds(), nil
+}
+
+// chunkBaseline puts size bytes as messages of the transfer's chunk size
+// on a queue of the unit's structure and gets them back, 16 a unit of
+// work each way (as the donor commits), in this one process, and returns
+// MB/s (10^6 bytes).
+func (b *bench) chunkBaseline(size int) (float64, error) {
+	if err := b.MQSC("QM1", "DEFINE QLOCAL(XFER.BASE) MAXDEPTH(100000)"); err != nil {
+		return 0, err
+	}
+	c, err := b.Connect("QM1")
+	if err != nil {
+		return 0, err
+	}
+	defer c.Disconnect()
+	q, err := c.Open("XFER.BASE", mq.OpenOptions{Input: true, Output: true})
+	if err != nil {
+		return 0, err
+	}
+	chunk := make([]byte, logrec.MaxChunkData)
+	t0 := time.Now()
+	for done := 0; done < size; {
+		k := 0
+		for ; k < 16 && done < size; k++ {
+			n := min(len(chunk), size-done)
+			if err := q.Put(&mq.Message{Body: chunk[:n]}, mq.PutOptions{Syncpoint: true}); err != nil {
+				return 0, err
+			}
+			done += n
+		}
+		if err := c.Commit(); err != nil {
+			return 0, err
+		}
+		for range k {
+			if _, err := q.Get(mq.GetOptions{Syncpoint: true}); err != nil {
+				return 0, err
+			}
+		}
+		if err := c.Commit(); err != nil {
+			return 0, err
+		}
+	}
+	return float64(size) / 1e6 / time.Since(t0).Seconds(), nil
+}
+
+// secondary is the running position that is not the primary.
+func (b *bench) secondary() (svPos, error) {
+	for k := 0; k < 2; k++ {
+		if p, ok := b.position(k); ok && p.Role != "PRIMARY" && p.Status == "RUNNING" && p.Pid != 0 {
+			return p, nil
+		}
+	}
+	return svPos{}, errors.New("no running secondary")
+}
+
+// position is position k of DISPLAY SVSTATUS(LEDGER).
+func (b *bench) position(k int) (svPos, bool) {
+	resp, err := qm.Command(b.Cfg, "QM1", "DISPLAY SVSTATUS(LEDGER)")
+	if err != nil || !resp.OK {
+		return svPos{}, false
+	}
+	for _, raw := range resp.Objects {
+		var p svPos
+		if json.Unmarshal(raw, &p) == nil && p.Position == k {
+			return p, true
+		}
+	}
+	return svPos{}, false
 }
 
 // startPlain starts the plain consumer of plainIn.

@@ -18,5 +18,6 @@
 //
 // Decoders take bytes other processes wrote in shared memory: they check
 // every field and return errors wrapping the package's sentinels, never
-// panic (fuzzed). The package does no I/O.
+// panic (fuzzed). The package does no I/O of its own: Read takes the
+// slots through the caller's StatusReader.
 package role

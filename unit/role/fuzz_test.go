@@ -11,6 +11,9 @@ func FuzzRoleRecord(f *testing.F) {
 	b, _ := r.Encode()
 	f.Add(b)
 	f.Add(b[:20])
+	r.Divergences, r.DivWindow, r.Diverged = 3, 250, true
+	d, _ := r.Encode()
+	f.Add(d)
 	f.Fuzz(func(t *testing.T, b []byte) {
 		r, err := Decode(b)
 		if err != nil {
@@ -87,6 +90,11 @@ func FuzzTransitions(f *testing.F) {
 				ev.Kind, ev.Tag, ev.LSNOut = EvHandOver, uint32(tags[k]), uint64(arg%5)
 			case 5, 6:
 				ev.Kind, ev.Tag, ev.Claim, ev.Reason = EvDeath, uint32(tags[k]), claims[k], ExitDied
+				if op%9 == 6 {
+					// A divergence: counted by the policy, minutes apart
+					// by arg.
+					ev.Reason, ev.Now = ExitDiverged, int64(next)*int64(arg%16)*60e9
+				}
 			case 7:
 				ev.Kind = EvStop
 				if arg&1 != 0 {

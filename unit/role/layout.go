@@ -32,7 +32,8 @@ const (
 //	    24     1  rlPrimary    primary position (None: none)
 //	    25     1  rlSender     sender position (None: none)
 //	    26     4  rlChain      active secondaries in logging order, None-terminated (fan-out: join order)
-//	    30     2  -            zero
+//	    30     1  rlDiverge    bits 0-1: divergences in the current window (0..DivergeLimit); bit 7: DIVERGED; others zero
+//	    31     1  rlDivWindow  the minute (Unix minutes mod 256) the current window of divergences began
 //	    32    24  rlName       unit name, NUL padded
 //	    56     8  rlUpdated    Unix ns of the last change
 //	    64   192  rlPositions  MaxReplicas position entries of posSize bytes
@@ -47,6 +48,8 @@ const (
 	rlPrimary   = 24
 	rlSender    = 25
 	rlChain     = 26
+	rlDiverge   = 30
+	rlDivWindow = 31
 	rlName      = 32
 	rlUpdated   = 56
 	rlPositions = 64

@@ -68,6 +68,7 @@ const (
 	EffRestoreResting                    // the new primary restores the resting snapshot
 	EffPromoted                          // a new primary
 	EffSenderChanged                     // a new sender
+	EffDiverged                          // this divergence marked the unit DIVERGED (policy.go)
 )
 
 // Next returns the record after ev, computed from r (which it does not
@@ -176,10 +177,13 @@ func Next(r *Role, ev Event) (*Role, Effect, error) {
 				return stale("tag %d, the event's %d", p.Tag, ev.Tag)
 			}
 		}
-		if ev.Reason == ExitNone || ev.Reason > ExitFailStop {
+		if ev.Reason == ExitNone || ev.Reason > ExitDiverged {
 			return notAllowed("exit reason %d", ev.Reason)
 		}
 		eff = death(n, ev)
+		if ev.Reason == ExitDiverged && countDivergence(n, ev.Now) {
+			eff |= EffDiverged
+		}
 
 	case EvStop:
 		if r.State != Running {
@@ -204,6 +208,7 @@ func Next(r *Role, ev Event) (*Role, Effect, error) {
 			return notAllowed("unit %d, not stopped", r.State)
 		}
 		n.State = Running
+		n.Divergences, n.DivWindow, n.Diverged = 0, 0, false // an operator acted
 	default:
 		return notAllowed("unknown event")
 	}

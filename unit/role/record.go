@@ -65,7 +65,18 @@ const (
 	ExitNone       ExitReason = 0
 	ExitDied       ExitReason = 1 // its process died (noticed by the recoverer or the sweep)
 	ExitMemberDied ExitReason = 2 // starting, its member died before it registered
-	ExitFailStop   ExitReason = 3 // it left on its own (fail-stop, divergence)
+	ExitFailStop   ExitReason = 3 // it left on its own (fail-stop)
+	ExitDiverged   ExitReason = 4 // it failed stop because it diverged from the primary (its progress record's flag)
+)
+
+// The divergence policy (design 5.6): DivergeLimit divergences of a
+// unit's replicas within DivergeWindow minutes mark it DIVERGED: its
+// members start no secondary for it (it runs unreplicated) until START
+// SERVICE clears the mark.
+const (
+	DivergeLimit  = 3
+	DivergeWindow = 10 // minutes
+	divergedBit   = 0x80
 )
 
 // Position is one entry of the role record.
@@ -94,9 +105,15 @@ type Role struct {
 	Primary  uint8   // None: none
 	Sender   uint8   // None: none
 	Chain    []uint8 // active secondaries in logging order (fan-out: join order)
-	Name     string
-	Updated  int64
-	Pos      [MaxReplicas]Position
+	// Divergences counts the divergences of the window that began at the
+	// minute DivWindow (Unix minutes mod 256); Diverged: DivergeLimit of
+	// them came within DivergeWindow minutes (the unit runs unreplicated).
+	Divergences uint8
+	DivWindow   uint8
+	Diverged    bool
+	Name        string
+	Updated     int64
+	Pos         [MaxReplicas]Position
 }
 
 const roleMagic = "RURL"
@@ -154,6 +171,11 @@ func (r *Role) Encode() ([]byte, error) {
 		b[rlChain+i] = None
 	}
 	copy(b[rlChain:], r.Chain)
+	b[rlDiverge] = r.Divergences
+	if r.Diverged {
+		b[rlDiverge] |= divergedBit
+	}
+	b[rlDivWindow] = r.DivWindow
 	copy(b[rlName:rlName+nameLen], r.Name)
 	le.PutUint64(b[rlUpdated:], uint64(r.Updated))
 	for k := range r.Pos {
@@ -195,8 +217,8 @@ func Decode(b []byte) (*Role, error) {
 	if b[rlVersion] != Version {
 		return nil, fmt.Errorf("%w: role record version %d, this binary reads %d", ErrVersion, b[rlVersion], Version)
 	}
-	if !zero(b[rlChain+chainLen : rlName]) {
-		return nil, fmt.Errorf("%w: role record: reserved bytes not zero", ErrCorrupt)
+	if b[rlDiverge]&^(divergedBit|3) != 0 {
+		return nil, fmt.Errorf("%w: role record: divergence byte %#x", ErrCorrupt, b[rlDiverge])
 	}
 	cfg := b[rlConfig]
 	if cfg&^7 != 0 {
@@ -212,6 +234,10 @@ func Decode(b []byte) (*Role, error) {
 		Primary:  b[rlPrimary],
 		Sender:   b[rlSender],
 		Updated:  int64(le.Uint64(b[rlUpdated:])),
+
+		Divergences: b[rlDiverge] &^ divergedBit,
+		Diverged:    b[rlDiverge]&divergedBit != 0,
+		DivWindow:   b[rlDivWindow],
 	}
 	chain := b[rlChain : rlChain+chainLen]
 	n := bytes.IndexByte(chain, None)
@@ -301,6 +327,8 @@ func (r *Role) Check() error {
 		return bad("%d replicas", r.Replicas)
 	case len(r.Chain) > chainLen:
 		return bad("chain of %d", len(r.Chain))
+	case r.Divergences > DivergeLimit:
+		return bad("%d divergences", r.Divergences)
 	}
 	active := 0
 	for k := range r.Pos {
@@ -308,7 +336,7 @@ func (r *Role) Check() error {
 		if p.State > Exiting {
 			return bad("position %d state %d", k, p.State)
 		}
-		if p.Reason > ExitFailStop {
+		if p.Reason > ExitDiverged {
 			return bad("position %d exit reason %d", k, p.Reason)
 		}
 		if k >= int(r.Replicas) && p.State != Vacant {

@@ -214,12 +214,15 @@ func TestDecodeRefusesBrokenRecords(t *testing.T) {
 	r = join(t, r, 0)
 	b, _ := r.Encode()
 	cases := map[string]func(b []byte){
-		"magic":           func(b []byte) { b[0] = 0 },
-		"primary vacant":  func(b []byte) { b[rlPrimary] = 1 },
-		"sender none":     func(b []byte) { b[rlSender] = None },
-		"chain":           func(b []byte) { b[rlChain] = 0 },
-		"beyond R":        func(b []byte) { b[rlPositions+3*posSize+peState] = byte(Starting) },
-		"reserved":        func(b []byte) { b[30] = 1 },
+		"magic":          func(b []byte) { b[0] = 0 },
+		"primary vacant": func(b []byte) { b[rlPrimary] = 1 },
+		"sender none":    func(b []byte) { b[rlSender] = None },
+		"chain":          func(b []byte) { b[rlChain] = 0 },
+		"beyond R":       func(b []byte) { b[rlPositions+3*posSize+peState] = byte(Starting) },
+		// Byte 30 was reserved until it became rlDiverge (divergence
+		// policy): its bits 2-6 are still reserved.
+		"reserved":        func(b []byte) { b[rlDiverge] = 0x04 },
+		"reserved bit 6":  func(b []byte) { b[rlDiverge] = 0x40 },
 		"name":            func(b []byte) { b[rlName] = 0 },
 		"vacant with pid": func(b []byte) { b[rlPositions+posSize+pePid] = 1 },
 	}

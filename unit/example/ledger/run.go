@@ -3,6 +3,7 @@ package ledger
 import (
 	"context"
 	"fmt"
+	"log/slog"
 	"os"
 	"strconv"
 	"time"
@@ -18,7 +19,11 @@ import (
 // when the replica stops without error (tests compare it with a
 // reference); with LEDGER_CHUNK_SIZE set, a donor's snapshot chunks carry
 // at most that many bytes (tests: a transfer of many chunks), and
-// LEDGER_TRANSFER_STALL sets ReplicaConfig.TransferStall.
+// LEDGER_TRANSFER_STALL sets ReplicaConfig.TransferStall. LEDGER_NONDET
+// ("output" or "state") makes the handler nondeterministic on purpose
+// (Ledger.Nondet: tests of divergence). The replica logs warnings and
+// errors (unit_diverged among them) to stderr, which its member passes
+// on.
 func RunFromEnv(ctx context.Context) error {
 	pos, err := strconv.Atoi(os.Getenv("QMGR_UNIT_POS"))
 	if err != nil {
@@ -29,6 +34,7 @@ func RunFromEnv(ctx context.Context) error {
 		Service:  os.Getenv("QMGR_UNIT"),
 		Position: pos,
 		Poll:     20 * time.Millisecond,
+		Logger:   slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn})),
 	}
 	if c := os.Getenv("QMGR_UNIT_CLAIM"); c != "" {
 		if cfg.Claim, err = strconv.ParseUint(c, 10, 64); err != nil {
@@ -46,6 +52,11 @@ func RunFromEnv(ctx context.Context) error {
 		}
 	}
 	l := New()
+	switch l.Nondet = os.Getenv("LEDGER_NONDET"); l.Nondet {
+	case "", NondetOutput, NondetState:
+	default:
+		return fmt.Errorf("ledger: LEDGER_NONDET=%q: want %q or %q", l.Nondet, NondetOutput, NondetState)
+	}
 	if err := unit.RunWith(ctx, cfg, l); err != nil {
 		return err
 	}
