@@ -118,6 +118,7 @@ func (o *Owner) BrowseNextWith(cur *BrowseCursor, opt GetOptions, bo BrowseOptio
 		}
 		defer in.leave()
 	}
+	s.markBrowseWait(cur.q) // before the waiter bit: every wake of q wakes every browser
 	o.setWaiting(cur.q, true)
 	defer func() {
 		if !o.revoked {

@@ -261,7 +261,8 @@ const (
 //	   160     8  qExpiredBytes  their body bytes
 //	   168    24  -          unused
 //	   192     4  qFutex     futex word (u32 wake sequence)
-//	   196    60  -          unused
+//	   196     4  qBrowseWait  1 once a browse has waited on the queue (u32; 0 at create)
+//	   200    56  -          unused
 //	   256     *  qBitmaps   waiter bitmap (one bit per owner slot), then touched bitmap (owners whose cells count for this queue)
 const (
 	// qState: inc(16)<<48 | state(8)<<40 | owner tag(32). Changed by CAS
@@ -301,6 +302,16 @@ const (
 	// visible while some waiter bit is set, then FUTEX_WAKE; a waiter reads it
 	// after setting its bit and before its last look, and sleeps on it.
 	qFutex = 3 * line
+	// qBrowseWait: u32, 0 when the queue is created; atomic store of 1 by a
+	// browse that is about to wait (before it sets its waiter bit), never
+	// cleared while the queue lives; read by producers after they saw a
+	// waiter bit (wake). Set, every wake of the queue wakes every waiter
+	// instead of as many as messages became visible: a browsed message
+	// is for every browser, not for one (a recovery unit's secondaries
+	// all browse its log). Written before the waiter bit, so a producer
+	// that sees the bit sees the mark (sequentially consistent atomics).
+	// A stale mark costs spare wake-ups, never a lost one.
+	qBrowseWait = 3*line + 4
 	// qBitmaps: the waiter bitmap (one bit per owner slot; atomic OR/AND by
 	// the waiting owner, AND by Repair; read by producers after making a
 	// message visible), then the touched bitmap (atomic OR by an owner before

@@ -210,6 +210,7 @@ func (o *Owner) CreateQueue(name string, a QueueAttrs) (id QueueID, err error) {
 		clear(nb[len(name):])
 		s.store(off+qNameLen, uint64(len(name)))
 		s.store(off+qPrioMask, 0)
+		atomic.StoreUint32(s.mem.U32(off+qBrowseWait), 0)
 		s.resetCounters(q)
 		for p := 0; p < Priorities; p++ {
 			sl := s.sublogOff(q, p)

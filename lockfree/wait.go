@@ -1,6 +1,7 @@
 package lockfree
 
 import (
+	"math"
 	"sync/atomic"
 
 	"github.com/qmgr/qmgr/shm"
@@ -29,17 +30,29 @@ func (o *Owner) setWaiting(q uint32, on bool) {
 	}
 }
 
-// wake wakes up to n waiters of q if there are any.
+// wake wakes up to n waiters of q if there are any; every waiter once a
+// browse has waited on q (qBrowseWait).
 func (s *Structure) wake(q uint32, n int) {
 	base := s.queueOff(q) + qBitmaps
 	words := uint64(s.p.Owners+63) / 64
 	for i := uint64(0); i < words; i++ {
 		if s.load(base+i*8) != 0 {
+			if atomic.LoadUint32(s.mem.U32(s.queueOff(q)+qBrowseWait)) != 0 {
+				n = math.MaxInt32
+			}
 			fw := s.futexWord(q)
 			atomic.AddUint32(fw, 1)
 			shm.FutexWake(fw, n)
 			return
 		}
+	}
+}
+
+// markBrowseWait records that a browse waits on q (qBrowseWait); called
+// before the browser sets its waiter bit.
+func (s *Structure) markBrowseWait(q uint32) {
+	if w := s.mem.U32(s.queueOff(q) + qBrowseWait); atomic.LoadUint32(w) == 0 {
+		atomic.StoreUint32(w, 1)
 	}
 }
 

@@ -42,14 +42,19 @@
 // table, per source unit and generation the next sequence number
 // expected (framework state, in every snapshot), drops a duplicate
 // unlogged, moves an early input to the unit's EARLY queue and takes it
-// back when its turn comes (source.go). STOP SERVICE leaves a resting
-// snapshot that START SERVICE restores; when every replica dies the next
-// generation starts empty. With LOGGING(EARLY) (early.go) the primary
-// logs each batch's inputs in the unit of work that gets them and
-// processes them after its commit, logging their choices with its next
-// batch (or alone when no input comes); a secondary applies an input once
-// a log message's completed-through LSN covers it, with its logged
-// choices, and a promoted primary makes and logs the choices its
-// predecessor had not logged. Not yet built: INDEPENDENT logging, CHAIN
-// gating.
+// back when its turn comes (source.go). With three or four replicas,
+// TOPOLOGY(FANOUT) lets every secondary read the log as it comes and a
+// dead primary is replaced by the most advanced secondary;
+// TOPOLOGY(CHAIN) gates each secondary at its predecessor's applied LSN
+// (chain.go), so the chain's last, the sender, is never ahead of any
+// other, and a dead primary is replaced by the chain's first. STOP
+// SERVICE leaves a resting snapshot that START SERVICE restores; when
+// every replica dies the next generation starts empty. With
+// LOGGING(EARLY) (early.go) the primary logs each batch's inputs in the
+// unit of work that gets them and processes them after its commit,
+// logging their choices with its next batch (or alone when no input
+// comes); a secondary applies an input once a log message's
+// completed-through LSN covers it, with its logged choices, and a
+// promoted primary makes and logs the choices its predecessor had not
+// logged. Not yet built: INDEPENDENT logging.
 package unit

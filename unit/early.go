@@ -225,8 +225,7 @@ func (r *replica) earlyPrimaryBatch(ctx context.Context) error {
 		return err
 	}
 	if len(ins) == 0 && !r.choicesOwed() && taken == 0 {
-		r.dropSent()
-		return r.publish() // idle
+		return r.idle() // every choice logged: drop what was sent, trim (idle.go)
 	}
 	if err := r.earlyCommit(epoch, ins, persistent); err != nil {
 		return err

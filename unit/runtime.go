@@ -84,8 +84,9 @@ type replica struct {
 	lsnOut  uint64            // the last LSN_out seen (committed, for the sender)
 	inputs  uint64
 	outputs uint64
-	pending pendingOut       // what the unit of work in progress sent
-	cur     *mq.BrowseCursor // the log browse of a secondary (nil: never one)
+	pending pendingOut         // what the unit of work in progress sent
+	cur     *mq.BrowseCursor   // the log browse of a secondary (nil: never one)
+	held    *logrec.LogMessage // browsed, not yet applied: the CHAIN gate holds it (chain.go)
 
 	snap     *mq.Queue       // SYSTEM.UNIT.<n>.SNAP, opened at the first transfer
 	donating *donation       // the transfer this replica gives (nil: none)
@@ -103,6 +104,7 @@ type replica struct {
 
 	sendBackoff time.Duration // after a send that stopped at a full destination (0: none)
 	sendRetry   time.Time     // not before then
+	idleTrimmed uint64        // primary: the bound of its last idle trim (idle.go)
 
 	// Divergence checks (diverge.go).
 	outHash     uint64 // framework state: the output hash at applied
@@ -319,7 +321,7 @@ func (r *replica) publish() error {
 	if r.joining {
 		seen = role.SeenJoiner
 	}
-	p := role.Progress{Position: r.pos, Role: seen, Tag: r.tag, Epoch: r.rec.Epoch, Received: r.applied, Applied: r.applied,
+	p := role.Progress{Position: r.pos, Role: seen, Tag: r.tag, Epoch: r.rec.Epoch, Received: r.received(), Applied: r.applied,
 		LSNOut: r.lsnOut, ResendInputs: uint64(r.resendInputs()), Heartbeat: time.Now().UnixNano(),
 		Inputs: r.inputs, Outputs: r.outputs, XferJoiner: role.None, Hold: r.hold, Chunks: r.chunks,
 		OutHash: r.outHash, CheckLSN: r.checkLSN, CheckHash: r.checkHash, DivergedLSN: r.divergedLSN}
@@ -707,8 +709,10 @@ func (r *replica) primaryBatch(ctx context.Context) error {
 				return fmt.Errorf("commit of duplicate or early inputs: %w", err)
 			}
 		}
-		r.dropSent()       // what the sender sent since: SENT and RESENDQ stay current while idle
-		return r.publish() // idle: a heartbeat of sorts
+		// Idle: a heartbeat; what the sender sent since dropped from the
+		// resend queue (SENT and RESENDQ stay current) and trimmed from
+		// the log (idle.go).
+		return r.idle()
 	}
 	lm := logrec.LogMessage{Epoch: epoch, Gen: r.gen, FirstLSN: first, LastLSN: r.applied, Completed: r.applied, OutHash: r.outHash, Records: recs}
 	if persistent {
@@ -1133,20 +1137,12 @@ func (r *replica) dest(name string) (*mq.Queue, error) {
 // A wait is ended by a change of the role record (watchRole) too: ok is
 // false then.
 func (r *replica) follow(wait time.Duration) (ok bool, err error) {
-	bo := mq.BrowseOptions{Wait: wait, StopAtUncommitted: true, Interrupt: &r.wake}
-	if wait == 0 {
-		bo.Interrupt = &r.stop // catch-up: reads to the log's end whatever the role record does
-	}
-	m, err := r.cur.NextWith(mq.GetOptions{}, bo)
+	lm, err := r.nextLog(wait) // CHAIN: gated by the predecessor (chain.go)
 	if errors.Is(err, mq.ErrNoMessage) || errors.Is(err, mq.ErrInterrupted) && !r.stop.Interrupted() {
 		return false, nil
 	}
 	if err != nil {
 		return false, err
-	}
-	lm, err := logrec.DecodeLog(m.Body)
-	if err != nil {
-		return false, fmt.Errorf("log message %x: %w", m.CorrelID, err)
 	}
 	if lm.Gen != r.gen {
 		return false, fmt.Errorf("%w: log message of generation %d, this replica's is %d", ErrLogGap, lm.Gen, r.gen)
