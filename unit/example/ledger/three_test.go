@@ -6,6 +6,7 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"syscall"
 	"testing"
 	"time"
@@ -423,18 +424,26 @@ func fanoutMostAdvanced(t *testing.T, n, num, den int) {
 
 // TestThreeReplicasTorture repeats the scenarios above with random
 // topologies, victims and moments for UNIT_TORTURE (a duration, e.g.
-// 10m); skipped without it.
+// 10m); 8 s without it (CI's short run), skipped under -short.
+// UNIT_TORTURE_SEED repeats a run's choices (its log names the seed).
 func TestThreeReplicasTorture(t *testing.T) {
-	v := os.Getenv("UNIT_TORTURE")
-	if v == "" {
-		t.Skip("UNIT_TORTURE=<duration> runs it")
-	}
-	d, err := time.ParseDuration(v)
-	if err != nil {
-		t.Fatalf("UNIT_TORTURE: %v", err)
+	d := 8 * time.Second // the short run of CI
+	if v := os.Getenv("UNIT_TORTURE"); v != "" {
+		var err error
+		if d, err = time.ParseDuration(v); err != nil {
+			t.Fatalf("UNIT_TORTURE: %v", err)
+		}
+	} else if testing.Short() {
+		t.Skip("-short: UNIT_TORTURE=<duration> runs it")
 	}
 	seed := uint64(time.Now().UnixNano())
-	t.Logf("seed %d", seed)
+	if v := os.Getenv("UNIT_TORTURE_SEED"); v != "" {
+		var err error
+		if seed, err = strconv.ParseUint(v, 10, 64); err != nil {
+			t.Fatalf("UNIT_TORTURE_SEED: %v", err)
+		}
+	}
+	t.Logf("seed %d (UNIT_TORTURE_SEED=%d repeats the same choices)", seed, seed)
 	rng := rand.New(rand.NewPCG(seed, 3))
 	for i, t0 := 0, time.Now(); time.Since(t0) < d; i++ {
 		topo := []string{"TOPOLOGY(CHAIN)", "TOPOLOGY(FANOUT)"}[rng.IntN(2)]
