@@ -101,6 +101,7 @@ func GroupCommand(args []string, out io.Writer) error {
 	var uc UnitsConfig
 	fs.IntVar(&uc.Transfers, "transfers", 3000, "units part: transfers through the ledger unit")
 	fs.IntVar(&uc.Rate, "transfer-rate", 1000, "units part: transfers a second")
+	fs.BoolVar(&uc.KillMember, "kill-member", false, "units part: SIGKILL the member hosting the primary replica (which dies with it) instead of the replica alone")
 	chMsgs := fs.Int("channel-messages", 200_000, "messages through the shared channel")
 	amqpMsgs := fs.Int("amqp-messages", 20_000, "messages through AMQP")
 	if err := fs.Parse(args); err != nil {

@@ -40,6 +40,11 @@ type UnitsConfig struct {
 	Dir       string // where the group lives; default a new temporary directory, removed at the end
 	Transfers int    // transfers put; default 3000
 	Rate      int    // transfers a second; default 1000
+	// KillMember SIGKILLs the member hosting the primary replica instead
+	// of the replica alone: the replica dies with it (Pdeathsig), and the
+	// other member recovers the dead one and supervises the unit alone.
+	// Default false.
+	KillMember bool
 }
 
 // WithDefaults is c with the defaults documented on its fields applied.
@@ -200,6 +205,18 @@ func RunUnits(c UnitsConfig, out io.Writer) error {
 	primary := primaryOf(sv)
 	other := 1 - primary
 	epoch0 := sv[primary].Epoch
+	// The members the applications go through: with KillMember, both
+	// through the member that survives (a member's death breaks the
+	// connections made through it).
+	via, prodVia, consVia := "QM1", "QM1", "QM2"
+	victimMember := sv[primary].QMName
+	if c.KillMember {
+		if sv[other].QMName == victimMember {
+			return fmt.Errorf("demo: both replicas on %s: the member kill would kill both (SVSTATUS %+v)", victimMember, sv)
+		}
+		via = sv[other].QMName
+		prodVia, consVia = via, via
+	}
 	describe := func(p svPos) string {
 		r := strings.ToLower(p.Role)
 		if p.Sender == "YES" && p.Role == "PRIMARY" {
@@ -209,7 +226,7 @@ func RunUnits(c UnitsConfig, out io.Writer) error {
 	}
 	fmt.Fprintf(out, "  replicas running at epoch %d: %s; %s\n", epoch0, describe(sv[primary]), describe(sv[other]))
 
-	opts := mq.ConnectOptions{Group: cfg.Name, QMgr: "QM1", DataDir: cfg.DataDir, CFDir: cfg.CFDir}
+	opts := mq.ConnectOptions{Group: cfg.Name, QMgr: prodVia, DataDir: cfg.DataDir, CFDir: cfg.CFDir}
 	// The confirmations, as they come.
 	var (
 		mu       sync.Mutex
@@ -219,7 +236,7 @@ func RunUnits(c UnitsConfig, out io.Writer) error {
 		collDone = make(chan struct{})
 	)
 	count := func() int { mu.Lock(); defer mu.Unlock(); return len(got) }
-	conn, err := mq.Connect(mq.ConnectOptions{Group: cfg.Name, QMgr: "QM2", DataDir: cfg.DataDir, CFDir: cfg.CFDir})
+	conn, err := mq.Connect(mq.ConnectOptions{Group: cfg.Name, QMgr: consVia, DataDir: cfg.DataDir, CFDir: cfg.CFDir})
 	if err != nil {
 		return err
 	}
@@ -309,7 +326,7 @@ func RunUnits(c UnitsConfig, out io.Writer) error {
 	if waitUntil(time.Minute, func() bool { return count() >= c.Transfers/3 }) != nil {
 		return fmt.Errorf("demo: %d of %d transfers confirmed in a minute (logs in %s)", count(), c.Transfers, dir)
 	}
-	if sv, err = svStatus(cfg, "QM1"); err != nil {
+	if sv, err = svStatus(cfg, via); err != nil {
 		return err
 	}
 	if p := primaryOf(sv); p != primary {
@@ -317,18 +334,24 @@ func RunUnits(c UnitsConfig, out io.Writer) error {
 	}
 	victim := sv[primary]
 	tKill := time.Now()
-	if err := syscall.Kill(victim.Pid, syscall.SIGKILL); err != nil {
-		return fmt.Errorf("demo: SIGKILL the primary (pid %d): %w", victim.Pid, err)
+	if c.KillMember {
+		members.Kill(victimMember)
+		fmt.Fprintf(out, "  %.1fs: SIGKILL member %s, which hosts the primary, position %d (pid %d, dead with its member), having logged %d and applied %d transfers\n",
+			tKill.Sub(t0).Seconds(), victimMember, primary, victim.Pid, victim.Logged, victim.Processed)
+	} else {
+		if err := syscall.Kill(victim.Pid, syscall.SIGKILL); err != nil {
+			return fmt.Errorf("demo: SIGKILL the primary (pid %d): %w", victim.Pid, err)
+		}
+		fmt.Fprintf(out, "  %.1fs: SIGKILL the primary, position %d (pid %d on %s), having logged %d and applied %d transfers\n",
+			tKill.Sub(t0).Seconds(), primary, victim.Pid, victim.QMName, victim.Logged, victim.Processed)
 	}
-	fmt.Fprintf(out, "  %.1fs: SIGKILL the primary, position %d (pid %d on %s), having logged %d and applied %d transfers\n",
-		tKill.Sub(t0).Seconds(), primary, victim.Pid, victim.QMName, victim.Logged, victim.Processed)
 
 	// What the members do about it, from SVSTATUS.
 	var promoted, replaced, joined bool
 	var replacement svPos
 	since := func() string { return fmt.Sprintf("+%dms", time.Since(tKill).Milliseconds()) }
 	if err := waitUntil(30*time.Second, func() bool {
-		s, err := svStatus(cfg, "QM1")
+		s, err := svStatus(cfg, via)
 		if err != nil {
 			return false
 		}
@@ -448,7 +471,7 @@ func RunUnits(c UnitsConfig, out io.Writer) error {
 	// The replicas' states: both, once they have processed everything,
 	// stopped by SIGTERM (they write their state and exit).
 	if err := waitUntil(20*time.Second, func() bool {
-		s, err := svStatus(cfg, "QM1")
+		s, err := svStatus(cfg, via)
 		if err != nil {
 			return false
 		}
@@ -491,6 +514,9 @@ func RunUnits(c UnitsConfig, out io.Writer) error {
 	// Stop the members in order, then the checker.
 	conn.Disconnect()
 	for _, n := range []string{"QM1", "QM2"} {
+		if c.KillMember && n == victimMember {
+			continue // killed, and recovered by the other
+		}
 		if err := members.StopMember(n, 20*time.Second); err != nil {
 			return fmt.Errorf("demo: %w", err)
 		}
