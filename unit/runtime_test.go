@@ -278,7 +278,11 @@ func runLedgerWith(t *testing.T, lr ledgerRun) {
 	if lr.confirmDepth > 0 {
 		confirmDef = fmt.Sprintf("DEFINE QLOCAL(CONFIRM) MAXDEPTH(%d)", lr.confirmDepth)
 	}
-	g := startMember(t, "DEFINE QLOCAL(IN) MAXDEPTH(100000)", confirmDef, svc,
+	inDef := "DEFINE QLOCAL(IN) MAXDEPTH(100000)"
+	if lr.logging == "INDEPENDENT" {
+		inDef += " INDXTYPE(MSGID)" // DEFINE SERVICE requires it
+	}
+	g := startMember(t, inDef, confirmDef, svc,
 		"DEFINE QLOCAL(DLQ) MAXDEPTH(100000)", "ALTER QMGR DEADQ(DLQ)", "DEFINE QLOCAL(SMALL) MAXMSGL(16)")
 	opts := mq.ConnectOptions{Group: g.Name, QMgr: "QM1", DataDir: g.DataDir, CFDir: g.CFDir}
 	watch, err := mq.Connect(opts)

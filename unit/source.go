@@ -156,7 +156,7 @@ func (r *replica) nextInput(opt mq.GetOptions) (*mq.Message, logrec.Source, erro
 		}
 		delete(r.release, k)
 	}
-	m, err := r.in.Get(opt)
+	m, err := r.takeInput(opt) // INDEPENDENT: a view (independent.go)
 	if err != nil {
 		return nil, logrec.Source{}, err
 	}
@@ -171,9 +171,12 @@ func (r *replica) nextInput(opt mq.GetOptions) (*mq.Message, logrec.Source, erro
 	case s.Seq < next:
 		r.dups++
 		r.log.Info("unit input: a duplicate dropped", "source", s.ID, "gen", s.Gen, "seq", s.Seq, "expected", next, "dropped", r.dups)
-		return nil, logrec.Source{}, nil
+		return nil, logrec.Source{}, r.dropTaken()
 	case s.Seq > next:
 		if err := r.toEarly(m, s, next); err != nil {
+			return nil, logrec.Source{}, err
+		}
+		if err := r.dropTaken(); err != nil {
 			return nil, logrec.Source{}, err
 		}
 		return r.pull(k, next)

@@ -1,0 +1,83 @@
+package unit_test
+
+import (
+	"errors"
+	"testing"
+	"time"
+
+	"github.com/qmgr/qmgr/mq"
+)
+
+// The in-process scenarios of runtime_test.go with LOGGING(INDEPENDENT)
+// (independent.go): EARLY's, with each input taken as a view and logged
+// by reference; the secondary reads it in place on the input queue. The
+// same assertions: every transfer confirmed once, sequence numbers 1..n
+// in order, every replica's state the reference's.
+
+func TestIndependentPrimaryAndSender(t *testing.T) {
+	runLedgerWith(t, ledgerRun{replicas: 2, n: 1500, logging: "INDEPENDENT"})
+}
+
+// TestIndependentPromotion: the primary stops half way (its connection
+// ends, its views go back); the promoted secondary takes again the
+// inputs the log names, processes those whose choices were not logged,
+// and takes new input after them.
+func TestIndependentPromotion(t *testing.T) {
+	runLedgerWith(t, ledgerRun{replicas: 2, n: 1200, killAt: 600, logging: "INDEPENDENT"})
+}
+
+func TestIndependentPrimaryAlone(t *testing.T) {
+	runLedgerWith(t, ledgerRun{replicas: 1, n: 500, logging: "INDEPENDENT"})
+}
+
+func TestIndependentFullAndUnknownDestinations(t *testing.T) {
+	runLedgerWith(t, ledgerRun{replicas: 2, n: 600, resendQ: 100, confirmDepth: 43, refusedOutputs: true, logging: "INDEPENDENT"})
+}
+
+// TestIndependentInputKeptUntilApplied (claim 26): the secondary is held
+// before input 41; the primary halts at RESENDQ beyond it. Every input
+// above 40 must still be on the input queue (held by the primary, found
+// by a browse that includes held messages), and the input queue's depth
+// must count them: an input leaves its queue only once every replica has
+// applied it. The trim that removed an input with the primary's own
+// commit, or at any trim, fails here (and the held secondary, released,
+// would not find its input).
+func TestIndependentInputKeptUntilApplied(t *testing.T) {
+	const n, resendQ, heldAt = 600, 50, 40
+	runLedgerWith(t, ledgerRun{replicas: 2, n: n, batch: 2, resendQ: resendQ, holdSecondary: heldAt, logging: "INDEPENDENT",
+		whileHeld: func(t *testing.T, watch *mq.Conn) {
+			waitFor(t, "the primary to halt", func() bool { return progressOf(t, watch, 0) >= heldAt+resendQ || haltedOf(t, watch, 0) })
+			time.Sleep(100 * time.Millisecond) // a trim would come with the idle primary's next poll
+			q, err := watch.Open("IN", mq.OpenOptions{Browse: true})
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer q.Close()
+			count := func(held bool) int {
+				cur, err := q.Browse()
+				if err != nil {
+					t.Fatal(err)
+				}
+				k := 0
+				for {
+					_, err := cur.NextWith(mq.GetOptions{}, mq.BrowseOptions{IncludeHeld: held})
+					if errors.Is(err, mq.ErrNoMessage) {
+						return k
+					}
+					if err != nil {
+						t.Fatal(err)
+					}
+					k++
+				}
+			}
+			applied := int(progressOf(t, watch, 0))
+			all, avail := count(true), count(false)
+			t.Logf("primary applied %d, secondary held at %d: %d inputs on IN, %d of them available", applied, heldAt, all, avail)
+			if all != n-heldAt {
+				t.Errorf("%d inputs on the input queue, want the %d above the secondary's LSN %d", all, n-heldAt, heldAt)
+			}
+			if held := all - avail; held < applied-heldAt {
+				t.Errorf("the primary holds %d inputs, applied %d: %d are applied by it and not by the secondary", held, applied, applied-heldAt)
+			}
+		}})
+}
