@@ -9,6 +9,8 @@ import (
 	"os/exec"
 	"os/signal"
 	"path/filepath"
+	"slices"
+	"strings"
 	"syscall"
 	"testing"
 	"time"
@@ -68,12 +70,28 @@ func startMemberWith(t *testing.T, tweak func(*qm.Config), mqsc ...string) (*qm.
 	ctx, cancel := context.WithCancel(context.Background())
 	go m.Run(ctx)
 	t.Cleanup(func() { cancel(); m.Stop() })
-	for _, c := range mqsc {
+	for _, c := range indexedInput(mqsc) {
 		if r := m.Exec(c); !r.OK {
 			t.Fatalf("%s: %s", c, r.Error)
 		}
 	}
 	return m, cfg.Group
+}
+
+// indexedInput adds INDXTYPE(MSGID) to the definition of the input queue
+// IN when a SERVICE of mqsc has LOGGING(INDEPENDENT), which requires it:
+// the scenarios parametrised by the service's attributes run unchanged.
+func indexedInput(mqsc []string) []string {
+	if !slices.ContainsFunc(mqsc, func(c string) bool { return strings.Contains(c, "LOGGING(INDEPENDENT)") }) {
+		return mqsc
+	}
+	out := slices.Clone(mqsc)
+	for i, c := range out {
+		if strings.HasPrefix(c, "DEFINE QLOCAL(IN)") && !strings.Contains(c, "INDXTYPE") {
+			out[i] = c + " INDXTYPE(MSGID)"
+		}
+	}
+	return out
 }
 
 // replica is a ledger replica process started by the test, as a member
