@@ -20,3 +20,24 @@ func TestLoggingEarlyDisorderlyRoute(t *testing.T) { twoUnitsWith(t, true, "LOGG
 // LOGGING(EARLY): one batch holds seq 1, 2, a duplicate of each, and
 // early ones.
 func TestLoggingEarlyAndDuplicates(t *testing.T) { earlyAndDuplicates(t, "LOGGING(EARLY)") }
+
+// The same with LOGGING(INDEPENDENT) (unit/independent.go): a duplicate or
+// an early input taken as a view joins the batch's unit of work (dropped,
+// or moved to EARLY, with its commit); an input released from EARLY is
+// logged in full (INPUT_EARLY), the others by reference.
+
+// TestLoggingIndependentTwoUnits: TestTwoUnits with both units
+// LOGGING(INDEPENDENT).
+func TestLoggingIndependentTwoUnits(t *testing.T) { twoUnitsWith(t, false, "LOGGING(INDEPENDENT)") }
+
+// TestLoggingIndependentDisorderlyRoute: TestTwoUnitsDisorderlyRoute with
+// both units LOGGING(INDEPENDENT).
+func TestLoggingIndependentDisorderlyRoute(t *testing.T) {
+	twoUnitsWith(t, true, "LOGGING(INDEPENDENT)")
+}
+
+// TestLoggingIndependentAndDuplicates: TestEarlyAndDuplicates with AUDIT
+// LOGGING(INDEPENDENT).
+func TestLoggingIndependentAndDuplicates(t *testing.T) {
+	earlyAndDuplicates(t, "LOGGING(INDEPENDENT)")
+}
