@@ -81,3 +81,13 @@ func TestIndependentInputKeptUntilApplied(t *testing.T) {
 			}
 		}})
 }
+
+// TestIndependentReusedMsgID: every transfer carries the same MsgID. The
+// secondary finds each input by MsgID among the held ones and must look
+// past those whose length or hash differ; the primary stops half way and
+// the promoted one takes the logged inputs again by MsgID, length and
+// hash. A read in place that took the first message with the MsgID fails
+// here.
+func TestIndependentReusedMsgID(t *testing.T) {
+	runLedgerWith(t, ledgerRun{replicas: 2, n: 1200, killAt: 600, logging: "INDEPENDENT", sameMsgID: true})
+}

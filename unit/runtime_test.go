@@ -257,6 +257,10 @@ type ledgerRun struct {
 	poll time.Duration
 	// logging: the service's LOGGING (default LATE).
 	logging string
+	// sameMsgID: every transfer is put with one MsgID (INDEPENDENT's
+	// secondaries and promoted primary tell the inputs apart by length
+	// and hash).
+	sameMsgID bool
 }
 
 func runLedgerWith(t *testing.T, lr ledgerRun) {
@@ -352,7 +356,11 @@ func runLedgerWith(t *testing.T, lr ledgerRun) {
 	for i := 0; i < n; i++ {
 		body := fmt.Sprintf("%d %s %s %d", i, accounts[i%4], accounts[(i/4+1+i)%4], 1+i*7%300)
 		transfers[int64(i)] = body
-		if err := in.Put(&mq.Message{Body: []byte(body)}, mq.PutOptions{Syncpoint: true}); err != nil {
+		msg := &mq.Message{Body: []byte(body)}
+		if lr.sameMsgID {
+			msg.MsgID = [24]byte{'S', 'A', 'M', 'E'}
+		}
+		if err := in.Put(msg, mq.PutOptions{Syncpoint: true}); err != nil {
 			t.Fatal(err)
 		}
 		if i%50 == 49 {
