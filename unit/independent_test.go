@@ -91,3 +91,11 @@ func TestIndependentInputKeptUntilApplied(t *testing.T) {
 func TestIndependentReusedMsgID(t *testing.T) {
 	runLedgerWith(t, ledgerRun{replicas: 2, n: 1200, killAt: 600, logging: "INDEPENDENT", sameMsgID: true})
 }
+
+// TestIndependentPersistentPromotion: TestIndependentPromotion with
+// persistent transfers: a persistent view's get is logged when the trim
+// adopts it (View.Adopt) and made durable by the trim's commit; the
+// stopped primary's views go back with its connection.
+func TestIndependentPersistentPromotion(t *testing.T) {
+	runLedgerWith(t, ledgerRun{replicas: 2, n: 1200, killAt: 600, logging: "INDEPENDENT", persistent: true})
+}

@@ -261,6 +261,8 @@ type ledgerRun struct {
 	// secondaries and promoted primary tell the inputs apart by length
 	// and hash).
 	sameMsgID bool
+	// persistent: the transfers are persistent (IN is DEFPSIST(YES)).
+	persistent bool
 }
 
 func runLedgerWith(t *testing.T, lr ledgerRun) {
@@ -285,6 +287,9 @@ func runLedgerWith(t *testing.T, lr ledgerRun) {
 	inDef := "DEFINE QLOCAL(IN) MAXDEPTH(100000)"
 	if lr.logging == "INDEPENDENT" {
 		inDef += " INDXTYPE(MSGID)" // DEFINE SERVICE requires it
+	}
+	if lr.persistent {
+		inDef += " DEFPSIST(YES)"
 	}
 	g := startMember(t, inDef, confirmDef, svc,
 		"DEFINE QLOCAL(DLQ) MAXDEPTH(100000)", "ALTER QMGR DEADQ(DLQ)", "DEFINE QLOCAL(SMALL) MAXMSGL(16)")
