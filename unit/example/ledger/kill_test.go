@@ -251,6 +251,9 @@ func killOneWith(t *testing.T, victim uint8, attrs, cp string) {
 	got := confirmations(t, c, n)
 	t.Logf("position %d killed at applied %d; epochs seen in confirmations from %d to %d", victim, killedAt, got[0].Epoch, got[n-1].Epoch)
 	ref := reference(t, got, transfers)
+	// Every input leaves IN once applied (INDEPENDENT: by the idle
+	// primary's trim, the survivor alone being T).
+	waitFor(t, "IN to empty, held inputs included", exited, func() bool { return heldToo(t, c, "IN") == 0 })
 
 	// The survivor's state: stop it, read what it wrote.
 	time.Sleep(100 * time.Millisecond) // let it see the last LSN_out

@@ -93,7 +93,7 @@ func allReplicasKilled(t *testing.T, attrs string) {
 	for deadline := time.Now().Add(20 * time.Second); time.Now().Before(deadline); {
 		msg, err := confirm.Get(mq.GetOptions{Wait: time.Second})
 		if errors.Is(err, mq.ErrNoMessage) {
-			if len(browseAll(t, c, "IN")) == 0 {
+			if heldToo(t, c, "IN") == 0 {
 				break
 			}
 			continue
