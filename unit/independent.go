@@ -39,9 +39,10 @@ import (
 //     the old log names to the DEADQ with the log (lost.go), as LATE's
 //     logged inputs go there: none is processed a second time.
 
-// Crash points of LOGGING(INDEPENDENT): a batch's inputs taken as views
-// and their INPUT_REF records put, the unit of work not committed; a
-// trim's views adopted, its unit of work not committed.
+// Crash points of LOGGING(INDEPENDENT): a batch's inputs taken as views,
+// before the unit of work that logs them puts anything (they go back
+// unlogged with the connection); a trim's views adopted, its unit of work
+// not committed (backed out: the inputs and their log messages stay).
 var (
 	cpIndepTaken   = crashpoint.New("unit.indep.taken")
 	cpIndepAdopted = crashpoint.New("unit.indep.adopted")

@@ -136,6 +136,7 @@ func sourceOf(m *mq.Message) (logrec.Source, bool) {
 // input to process from a unit comes with its source, and its source is
 // marked for the EARLY lookup that follows it.
 func (r *replica) nextInput(opt mq.GetOptions) (*mq.Message, logrec.Source, error) {
+	r.il.got = nil // set by takeInput only: an input from EARLY is no view
 	if r.release == nil {
 		// First input as primary: any source may have its next on EARLY.
 		if err := r.countEarly(); err != nil {
