@@ -38,6 +38,11 @@ import (
 //   - every replica dead: the next generation's primary moves the inputs
 //     the old log names to the DEADQ with the log (lost.go), as LATE's
 //     logged inputs go there: none is processed a second time.
+//
+// The unit must be its input queue's only consumer: between a dead
+// primary's recovery and its successor's indepRetake the inputs it held
+// are available to any getter, and one taken then is an input the log
+// names and nobody can read again (the successor fails stop: ErrLogGap).
 
 // Crash points of LOGGING(INDEPENDENT): a batch's inputs taken as views,
 // before the unit of work that logs them puts anything (they go back
@@ -245,8 +250,8 @@ func (r *replica) takeRef(ref *logrec.InputRef, others *[]*mq.View) (*mq.View, e
 	for {
 		v, err := r.in.GetView(mq.GetOptions{MsgID: &ref.MsgID})
 		if errors.Is(err, mq.ErrNoMessage) {
-			return nil, fmt.Errorf("%w: input LSN %d (MsgID %x, %d bytes) is not on the input queue %s", ErrLogGap,
-				ref.LSN, ref.MsgID, ref.BodyLen, r.svc.Input)
+			return nil, fmt.Errorf("%w: input LSN %d (MsgID %x, %d bytes) is not on the input queue %s (does another application get from it?)",
+				ErrLogGap, ref.LSN, ref.MsgID, ref.BodyLen, r.svc.Input)
 		}
 		if err != nil {
 			return nil, fmt.Errorf("take input LSN %d from %s: %w", ref.LSN, r.svc.Input, err)

@@ -30,11 +30,13 @@ func TestLoggingEarlyAndDuplicates(t *testing.T) { earlyAndDuplicates(t, "LOGGIN
 // LOGGING(INDEPENDENT).
 func TestLoggingIndependentTwoUnits(t *testing.T) { twoUnitsWith(t, false, "LOGGING(INDEPENDENT)") }
 
-// TestLoggingIndependentDisorderlyRoute: TestTwoUnitsDisorderlyRoute with
-// both units LOGGING(INDEPENDENT).
-func TestLoggingIndependentDisorderlyRoute(t *testing.T) {
-	twoUnitsWith(t, true, "LOGGING(INDEPENDENT)")
-}
+// No TestLoggingIndependentDisorderlyRoute: its route is a second
+// consumer of AUDIT's input queue (it gets confirmations from CONFIRM and
+// puts them back twice), which LOGGING(INDEPENDENT) does not allow. When
+// AUDIT's primary is killed its held inputs go back to CONFIRM until the
+// promoted primary takes them again; the route may get one first, and the
+// promoted primary, not finding an input its log names, fails stop (seen
+// once in 20 runs; design 14.64).
 
 // TestLoggingIndependentAndDuplicates: TestEarlyAndDuplicates with AUDIT
 // LOGGING(INDEPENDENT).
