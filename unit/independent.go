@@ -21,7 +21,8 @@ import (
 //     syncpoint (held there, not removed) and logs an INPUT_REF record:
 //     its MsgID, body length and xxhash64 of the body. An input it gets
 //     under syncpoint instead (from EARLY, or pulled by MsgID: inputs from
-//     other units, source.go) is logged in full, as INPUT_EARLY.
+//     other units, source.go), and one with an expiry (takeInput), is
+//     logged in full, as INPUT_EARLY.
 //   - a secondary reads each referenced input in place: it browses the
 //     input queue by MsgID with held messages included and takes the
 //     first whose length and hash match (a reused MsgID: it looks
@@ -72,6 +73,12 @@ func (r *replica) indepLogging() bool { return r.svc.Logging == "INDEPENDENT" }
 // takeInput gets the next message of the input queue for nextInput:
 // under the caller's syncpoint, or with INDEPENDENT as a view outside it
 // (kept in il.got, a copy of the message returned).
+//
+// An input with an expiry is adopted into the caller's unit of work at
+// once instead (il.got stays nil: it is logged in full, as EARLY logs it,
+// and leaves the queue with the batch): held until every replica applied
+// it, it could expire first, and a browse does not return an expired
+// message, so a secondary would not find it.
 func (r *replica) takeInput(opt mq.GetOptions) (*mq.Message, error) {
 	r.il.got = nil
 	if !r.indepLogging() {
@@ -81,6 +88,12 @@ func (r *replica) takeInput(opt mq.GetOptions) (*mq.Message, error) {
 	v, err := r.in.GetView(opt)
 	if err != nil {
 		return nil, err
+	}
+	if !v.Expiry.IsZero() {
+		if err := v.Adopt(); err != nil {
+			return nil, fmt.Errorf("adopt input MsgID %x (it expires) into the batch: %w", v.MsgID, err)
+		}
+		return viewMessage(v), nil
 	}
 	r.il.got = v
 	return viewMessage(v), nil

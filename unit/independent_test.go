@@ -112,3 +112,18 @@ func TestIndependentReusedMsgID(t *testing.T) {
 func TestIndependentPersistentPromotion(t *testing.T) {
 	runLedgerWith(t, ledgerRun{replicas: 2, n: 1200, killAt: 600, logging: "INDEPENDENT", persistent: true})
 }
+
+// TestIndependentExpiringInputs: every transfer expires 300 ms after it
+// is put, and the secondary is held at LSN 40 for longer than that, with
+// every transfer taken and logged by the primary meanwhile. Such inputs
+// are logged in full (takeInput adopts them into the batch): logged by
+// reference, they expire on the queue before the secondary reads them
+// (a browse skips expired messages) and it fails stop.
+func TestIndependentExpiringInputs(t *testing.T) {
+	const n, heldAt = 300, 40
+	runLedgerWith(t, ledgerRun{replicas: 2, n: n, holdSecondary: heldAt, logging: "INDEPENDENT", expiry: 300 * time.Millisecond,
+		whileHeld: func(t *testing.T, watch *mq.Conn) {
+			waitFor(t, "the primary to take every transfer", func() bool { return progressOf(t, watch, 0) >= n })
+			time.Sleep(400 * time.Millisecond) // every transfer expired
+		}})
+}

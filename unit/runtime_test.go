@@ -263,6 +263,8 @@ type ledgerRun struct {
 	sameMsgID bool
 	// persistent: the transfers are persistent (IN is DEFPSIST(YES)).
 	persistent bool
+	// expiry > 0: every transfer expires that long after it is put.
+	expiry time.Duration
 }
 
 func runLedgerWith(t *testing.T, lr ledgerRun) {
@@ -364,6 +366,9 @@ func runLedgerWith(t *testing.T, lr ledgerRun) {
 		msg := &mq.Message{Body: []byte(body)}
 		if lr.sameMsgID {
 			msg.MsgID = [24]byte{'S', 'A', 'M', 'E'}
+		}
+		if lr.expiry > 0 {
+			msg.Expiry = time.Now().Add(lr.expiry)
 		}
 		if err := in.Put(msg, mq.PutOptions{Syncpoint: true}); err != nil {
 			t.Fatal(err)
