@@ -83,3 +83,20 @@ func TestIndependentAllReplicasKilled(t *testing.T) { allReplicasKilled(t, indep
 func TestIndependentFanoutTwoOfThree(t *testing.T) {
 	twoOfThree(t, "TOPOLOGY(FANOUT) "+indep, 3000, nil)
 }
+
+// TestIndependentNoDivergenceDeterministic: CHKINT(10) with INDEPENDENT:
+// the CHECK records travel with their inputs' CHOICES, the inputs are
+// read in place; both replicas agree on the state hash at LSN 1000.
+func TestIndependentNoDivergenceDeterministic(t *testing.T) { noDivergence(t, indep) }
+
+// TestIndependentDivergenceState: a ledger keeping the clock in its state
+// is caught at a CHECK, as with LATE and EARLY.
+func TestIndependentDivergenceState(t *testing.T) { divergenceState(t, indep) }
+
+// TestIndependentStopWhileChoicesOwed: TestEarlyStopWhileChoicesOwed
+// with INDEPENDENT: STOP SERVICE reaches the primary owing a batch's
+// choices (stopped at unit.early.processed:30:stop); it logs them, writes
+// the resting snapshot and removes every input it holds.
+func TestIndependentStopWhileChoicesOwed(t *testing.T) {
+	stopStartRun(t, "", indep, "unit.early.processed:30:stop")
+}
