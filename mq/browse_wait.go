@@ -23,6 +23,12 @@ type BrowseOptions struct {
 	// Interrupt, when set, ends the wait from another goroutine: the
 	// browse fails with RCCallInterrupted (errors.Is ErrInterrupted).
 	Interrupt *Interrupter
+	// IncludeHeld makes the browse also return messages another get holds
+	// and has not removed: got under syncpoint and not committed, or got
+	// outside syncpoint as a view and not released. A recovery unit's
+	// secondary under LOGGING(INDEPENDENT) reads its input in place on the
+	// input queue while the primary holds it as a view.
+	IncludeHeld bool
 }
 
 // NextWith is Next with the options of bo. When it finds no message the
@@ -39,7 +45,7 @@ func (b *BrowseCursor) NextWith(opt GetOptions, bo BrowseOptions) (*Message, err
 	}
 	for {
 		var lm lockfree.Message
-		if err := b.h.o.BrowseNextWith(b.cur, lockfree.GetOptions{MsgID: opt.MsgID, CorrelID: opt.CorrelID}, lbo, &lm); err != nil {
+		if err := b.h.o.BrowseNextWith(b.cur, lockfree.GetOptions{MsgID: opt.MsgID, CorrelID: opt.CorrelID, IncludeHeld: bo.IncludeHeld}, lbo, &lm); err != nil {
 			return nil, wrap("browse "+b.h.def.Name, err)
 		}
 		if skip, err := b.readBody(&lm); skip {

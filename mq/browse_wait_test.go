@@ -70,3 +70,49 @@ func TestAppStructureStatusSlots(t *testing.T) {
 		t.Fatalf("%d status slots, want %d", n, group.AppStatusSlots)
 	}
 }
+
+// TestBrowseIncludeHeld: a browse by MsgID with IncludeHeld finds a
+// message another connection holds as a view outside syncpoint, and one
+// adopted into its unit of work, where a plain browse does not; after
+// the commit removes it neither finds it. (LOGGING(INDEPENDENT): the
+// secondaries read the input the primary holds.)
+func TestBrowseIncludeHeld(t *testing.T) {
+	g := member(t, "DEFINE QLOCAL(IN) INDXTYPE(MSGID)")
+	p, rd := connect(t, g), connect(t, g)
+	qp, qr := open(t, p, "IN"), open(t, rd, "IN")
+	id := [24]byte{'R', 'E', 'F'}
+	put(t, qp, &mq.Message{MsgID: id, Body: []byte("held")})
+	v, err := qp.GetView(mq.GetOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	look := func(held bool) error {
+		cur, err := qr.Browse()
+		if err != nil {
+			t.Fatal(err)
+		}
+		m, err := cur.NextWith(mq.GetOptions{MsgID: &id}, mq.BrowseOptions{IncludeHeld: held})
+		if err == nil && string(m.Body) != "held" {
+			t.Fatalf("browsed %q", m.Body)
+		}
+		return err
+	}
+	if err := look(false); !errors.Is(err, mq.ErrNoMessage) {
+		t.Fatalf("a plain browse of a held view: %v", err)
+	}
+	if err := look(true); err != nil {
+		t.Fatalf("IncludeHeld, a view: %v", err)
+	}
+	if err := v.Adopt(); err != nil {
+		t.Fatal(err)
+	}
+	if err := look(true); err != nil {
+		t.Fatalf("IncludeHeld, adopted: %v", err)
+	}
+	if err := p.Commit(); err != nil {
+		t.Fatal(err)
+	}
+	if err := look(true); !errors.Is(err, mq.ErrNoMessage) {
+		t.Fatalf("IncludeHeld after the commit: %v", err)
+	}
+}

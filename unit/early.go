@@ -71,7 +71,8 @@ type earlyLog struct {
 }
 
 // earlyLogging reports whether the unit runs with LOGGING(EARLY).
-func (r *replica) earlyLogging() bool { return r.svc.Logging == "EARLY" }
+// INDEPENDENT is EARLY with inputs logged by reference (independent.go).
+func (r *replica) earlyLogging() bool { return r.svc.Logging == "EARLY" || r.indepLogging() }
 
 // expectedNext is the next sequence number the primary is to take from
 // source k: the source table's, or past the inputs of k an EARLY batch
@@ -220,19 +221,23 @@ func (r *replica) earlyPrimaryBatch(ctx context.Context) error {
 		room, _, _, _ = r.flowBound() // choices to log: no wait for room
 	}
 	epoch := r.rec.Epoch
-	ins, persistent, taken, err := r.earlyGather(room)
+	ins, inputs, views, persistent, taken, err := r.earlyGather(room)
 	if err != nil {
 		return err
 	}
 	if len(ins) == 0 && !r.choicesOwed() && taken == 0 {
 		return r.idle() // every choice logged: drop what was sent, trim (idle.go)
 	}
+	if len(views) > 0 {
+		cpIndepTaken.Hit()
+	}
 	if err := r.earlyCommit(epoch, ins, persistent); err != nil {
 		return err
 	}
+	r.indepHold(ins, views) // INDEPENDENT: held until the trim (independent.go)
 	// Logged: now processed. The choices wait for the next commit.
-	for _, rec := range ins {
-		if err := r.earlyProcess(epoch, rec.Input); err != nil {
+	for _, in := range inputs {
+		if err := r.earlyProcess(epoch, in); err != nil {
 			return err
 		}
 	}
@@ -246,8 +251,10 @@ func (r *replica) earlyPrimaryBatch(ctx context.Context) error {
 // earlyGather gets, in the caller's unit of work, up to room inputs (and
 // the batch size) as INPUT_EARLY records numbered from applied + 1; it
 // waits for the first only when no choice is owed. taken counts the
-// duplicates dropped and early inputs moved aside (source.go).
-func (r *replica) earlyGather(room int) (ins []logrec.Record, persistent bool, taken int, err error) {
+// duplicates dropped and early inputs moved aside (source.go). inputs are
+// the inputs got, in order; with INDEPENDENT, an input taken as a view
+// (views[i] not nil) is logged as an INPUT_REF record (independent.go).
+func (r *replica) earlyGather(room int) (ins []logrec.Record, inputs []*logrec.Input, views []*mq.View, persistent bool, taken int, err error) {
 	first := r.applied + 1
 	for lim := min(r.cfg.BatchSize, room); len(ins) < lim && taken < lim; {
 		opt := mq.GetOptions{Syncpoint: true}
@@ -259,7 +266,7 @@ func (r *replica) earlyGather(room int) (ins []logrec.Record, persistent bool, t
 			break // none came, or the role record changed (watchRole)
 		}
 		if err != nil {
-			return nil, false, 0, err
+			return nil, nil, nil, false, 0, err
 		}
 		if m == nil {
 			taken++
@@ -277,10 +284,11 @@ func (r *replica) earlyGather(room int) (ins []logrec.Record, persistent bool, t
 		if !m.Expiry.IsZero() {
 			lin.Expiry = m.Expiry.UnixNano()
 		}
-		ins = append(ins, logrec.Record{Kind: logrec.KindInputEarly, Input: lin})
+		ins, inputs, views = append(ins, inputRecord(lin, r.il.got)), append(inputs, lin), append(views, r.il.got)
+		r.il.got = nil
 		persistent = persistent || m.Persistent
 	}
-	return ins, persistent, taken, nil
+	return ins, inputs, views, persistent, taken, nil
 }
 
 // earlyCommit puts, in the caller's unit of work (holding the gets of
@@ -399,11 +407,18 @@ func (r *replica) earlyRead(lm *logrec.LogMessage) error {
 	for i := range lm.Records {
 		rec := &lm.Records[i]
 		switch rec.Kind {
-		case logrec.KindInputEarly:
-			switch lsn := rec.Input.LSN; {
+		case logrec.KindInputEarly, logrec.KindInputRef:
+			switch lsn := inputLSN(rec); {
 			case lsn <= recv: // read already
 			case lsn == recv+1:
-				r.el.pending = append(r.el.pending, earlyInput{epoch: lm.Epoch, in: rec.Input})
+				in := rec.Input
+				if rec.Kind == logrec.KindInputRef { // INDEPENDENT: on the input queue
+					var err error
+					if in, err = r.readInPlace(rec.Ref); err != nil {
+						return err
+					}
+				}
+				r.el.pending = append(r.el.pending, earlyInput{epoch: lm.Epoch, in: in})
 				recv++
 			default:
 				return fmt.Errorf("%w: next input is LSN %d, this replica received %d", ErrLogGap, lsn, recv)
@@ -460,4 +475,12 @@ func (r *replica) earlyApplyReady() error {
 		r.el.pending = nil
 	}
 	return nil
+}
+
+// inputLSN is the LSN of an INPUT_EARLY or INPUT_REF record.
+func inputLSN(rec *logrec.Record) uint64 {
+	if rec.Kind == logrec.KindInputRef {
+		return rec.Ref.LSN
+	}
+	return rec.Input.LSN
 }

@@ -36,7 +36,7 @@ func (r *replica) stateLost() error {
 	}
 	logName := defs.UnitQueue(r.svc.Name, defs.UnitLog)
 	var dq *mq.Queue
-	moved, inputs := 0, 0
+	moved, inputs, lostIns := 0, 0, 0
 	lcur, err := r.logq.Browse()
 	if err != nil {
 		return err
@@ -77,6 +77,15 @@ func (r *replica) stateLost() error {
 		}
 		if err := dq.Put(&d, mq.PutOptions{Syncpoint: true}); err != nil {
 			return fmt.Errorf("state lost: put log message %x on the DEADQ %s: %w", m.CorrelID, qm.DeadQ, err)
+		}
+		if lm, err := logrec.DecodeLog(got.Body); err == nil && r.indepLogging() {
+			// INDEPENDENT: the inputs it names, still on the input queue,
+			// go too (independent.go).
+			n, err := r.lostInputs(lm, dq)
+			if err != nil {
+				return err
+			}
+			lostIns += n
 		}
 		moved++
 		if moved%lostCommitEvery == 0 {
@@ -126,6 +135,6 @@ func (r *replica) stateLost() error {
 		return fmt.Errorf("state lost: commit: %w", err)
 	}
 	r.log.Warn("unit state lost: the old generation's log moved to the DEADQ", "event", "unit_state_lost", "generation", r.gen,
-		"log_messages", moved, "inputs", inputs, "deadq", qm.DeadQ)
+		"log_messages", moved, "inputs", inputs, "inputs_moved", lostIns, "deadq", qm.DeadQ)
 	return nil
 }

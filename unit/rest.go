@@ -242,8 +242,12 @@ func (r *replica) writeResting() error {
 			return err
 		}
 	}
-	// Every replica has applied the whole log: it goes with the marker.
+	// Every replica has applied the whole log: it goes with the marker,
+	// and with it (INDEPENDENT) every input this primary holds.
 	if err := r.trimAll(); err != nil {
+		return err
+	}
+	if err := r.indepAdopt(r.applied); err != nil {
 		return err
 	}
 	if err := r.c.Commit(); err != nil {

@@ -101,6 +101,7 @@ type replica struct {
 	srcState // inputs from other units: source table, EARLY (source.go)
 
 	el earlyLog // LOGGING(EARLY): inputs read ahead, choices not logged yet (early.go)
+	il indepLog // LOGGING(INDEPENDENT): the inputs the primary holds as views (independent.go)
 
 	sendBackoff time.Duration // after a send that stopped at a full destination (0: none)
 	sendRetry   time.Time     // not before then
@@ -168,6 +169,11 @@ func RunWith(ctx context.Context, cfg ReplicaConfig, h Handler) (err error) {
 					return fmt.Errorf("unit %s position %d: %w", cfg.Service, cfg.Position, err)
 				}
 				r.cur = nil
+				// INDEPENDENT: the inputs the log names, held again.
+				if err := r.indepRetake(); err != nil {
+					r.c.Backout()
+					return fmt.Errorf("unit %s position %d: %w", cfg.Service, cfg.Position, err)
+				}
 				// A resting snapshot of this generation is still on SNAP
 				// when the primary that restored it died before its first
 				// batch: this replica's state is that snapshot's (it
@@ -218,8 +224,8 @@ func (r *replica) open() error {
 	if r.cfg.Position >= r.svc.Replicas {
 		return fmt.Errorf("%w: position %d, REPLICAS(%d)", ErrConfig, r.cfg.Position, r.svc.Replicas)
 	}
-	if r.svc.Logging != "LATE" && r.svc.Logging != "EARLY" {
-		return fmt.Errorf("%w: LOGGING(%s) is not built yet (only LATE and EARLY)", ErrConfig, r.svc.Logging)
+	if r.svc.Logging != "LATE" && r.svc.Logging != "EARLY" && r.svc.Logging != "INDEPENDENT" {
+		return fmt.Errorf("%w: LOGGING(%s) is not LATE, EARLY or INDEPENDENT", ErrConfig, r.svc.Logging)
 	}
 	var err error
 	if r.o, r.s, err = p.OwnerIn(r.svc.CFStruct); err != nil {
@@ -227,7 +233,8 @@ func (r *replica) open() error {
 	}
 	r.tag = uint32(r.c.Tag())
 	r.source = xxhash.Sum64String(r.svc.Name)
-	if r.in, err = r.c.Open(r.svc.Input, mq.OpenOptions{Input: true}); err != nil {
+	// INDEPENDENT: the secondaries read their inputs in place (browse).
+	if r.in, err = r.c.Open(r.svc.Input, mq.OpenOptions{Input: true, Browse: r.indepLogging()}); err != nil {
 		return err
 	}
 	if r.logq, err = r.c.Open(defs.UnitQueue(r.svc.Name, defs.UnitLog), mq.OpenOptions{Input: true, Output: true, Browse: true}); err != nil {
@@ -918,10 +925,11 @@ func (r *replica) trimSent(sent uint64) error {
 	if err != nil {
 		return err
 	}
+	upTo := uint64(0) // the last input the trimmed messages log
 	for {
 		m, err := cur.Next(mq.GetOptions{})
 		if errors.Is(err, mq.ErrNoMessage) {
-			return nil
+			break
 		}
 		if err != nil {
 			return err
@@ -931,12 +939,16 @@ func (r *replica) trimSent(sent uint64) error {
 			return fmt.Errorf("trim: log message %x: %w", m.CorrelID, err)
 		}
 		if lm.LastLSN > t {
-			return nil
+			break
 		}
 		if _, err := r.logq.Get(mq.GetOptions{Syncpoint: true, CorrelID: &m.CorrelID}); err != nil {
 			return fmt.Errorf("trim: get log message %x: %w", m.CorrelID, err)
 		}
+		upTo = max(upTo, lm.LastLSN)
 	}
+	// INDEPENDENT: the inputs leave their queue with their log messages,
+	// in this unit of work (independent.go).
+	return r.indepAdopt(upTo)
 }
 
 // pendingOut is what send put in the current unit of work.

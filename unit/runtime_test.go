@@ -257,6 +257,14 @@ type ledgerRun struct {
 	poll time.Duration
 	// logging: the service's LOGGING (default LATE).
 	logging string
+	// sameMsgID: every transfer is put with one MsgID (INDEPENDENT's
+	// secondaries and promoted primary tell the inputs apart by length
+	// and hash).
+	sameMsgID bool
+	// persistent: the transfers are persistent (IN is DEFPSIST(YES)).
+	persistent bool
+	// expiry > 0: every transfer expires that long after it is put.
+	expiry time.Duration
 }
 
 func runLedgerWith(t *testing.T, lr ledgerRun) {
@@ -278,7 +286,14 @@ func runLedgerWith(t *testing.T, lr ledgerRun) {
 	if lr.confirmDepth > 0 {
 		confirmDef = fmt.Sprintf("DEFINE QLOCAL(CONFIRM) MAXDEPTH(%d)", lr.confirmDepth)
 	}
-	g := startMember(t, "DEFINE QLOCAL(IN) MAXDEPTH(100000)", confirmDef, svc,
+	inDef := "DEFINE QLOCAL(IN) MAXDEPTH(100000)"
+	if lr.logging == "INDEPENDENT" {
+		inDef += " INDXTYPE(MSGID)" // DEFINE SERVICE requires it
+	}
+	if lr.persistent {
+		inDef += " DEFPSIST(YES)"
+	}
+	g := startMember(t, inDef, confirmDef, svc,
 		"DEFINE QLOCAL(DLQ) MAXDEPTH(100000)", "ALTER QMGR DEADQ(DLQ)", "DEFINE QLOCAL(SMALL) MAXMSGL(16)")
 	opts := mq.ConnectOptions{Group: g.Name, QMgr: "QM1", DataDir: g.DataDir, CFDir: g.CFDir}
 	watch, err := mq.Connect(opts)
@@ -348,7 +363,14 @@ func runLedgerWith(t *testing.T, lr ledgerRun) {
 	for i := 0; i < n; i++ {
 		body := fmt.Sprintf("%d %s %s %d", i, accounts[i%4], accounts[(i/4+1+i)%4], 1+i*7%300)
 		transfers[int64(i)] = body
-		if err := in.Put(&mq.Message{Body: []byte(body)}, mq.PutOptions{Syncpoint: true}); err != nil {
+		msg := &mq.Message{Body: []byte(body)}
+		if lr.sameMsgID {
+			msg.MsgID = [24]byte{'S', 'A', 'M', 'E'}
+		}
+		if lr.expiry > 0 {
+			msg.Expiry = time.Now().Add(lr.expiry)
+		}
+		if err := in.Put(msg, mq.PutOptions{Syncpoint: true}); err != nil {
 			t.Fatal(err)
 		}
 		if i%50 == 49 {

@@ -136,6 +136,7 @@ func sourceOf(m *mq.Message) (logrec.Source, bool) {
 // input to process from a unit comes with its source, and its source is
 // marked for the EARLY lookup that follows it.
 func (r *replica) nextInput(opt mq.GetOptions) (*mq.Message, logrec.Source, error) {
+	r.il.got = nil // set by takeInput only: an input from EARLY is no view
 	if r.release == nil {
 		// First input as primary: any source may have its next on EARLY.
 		if err := r.countEarly(); err != nil {
@@ -156,7 +157,7 @@ func (r *replica) nextInput(opt mq.GetOptions) (*mq.Message, logrec.Source, erro
 		}
 		delete(r.release, k)
 	}
-	m, err := r.in.Get(opt)
+	m, err := r.takeInput(opt) // INDEPENDENT: a view (independent.go)
 	if err != nil {
 		return nil, logrec.Source{}, err
 	}
@@ -171,9 +172,12 @@ func (r *replica) nextInput(opt mq.GetOptions) (*mq.Message, logrec.Source, erro
 	case s.Seq < next:
 		r.dups++
 		r.log.Info("unit input: a duplicate dropped", "source", s.ID, "gen", s.Gen, "seq", s.Seq, "expected", next, "dropped", r.dups)
-		return nil, logrec.Source{}, nil
+		return nil, logrec.Source{}, r.dropTaken()
 	case s.Seq > next:
 		if err := r.toEarly(m, s, next); err != nil {
+			return nil, logrec.Source{}, err
+		}
+		if err := r.dropTaken(); err != nil {
 			return nil, logrec.Source{}, err
 		}
 		return r.pull(k, next)

@@ -27,7 +27,7 @@
 //	                                     messages of the transfer's chunk size, 16 a unit of work
 //	units.state.transfer.ratio ratio     transfer / baseline
 //
-//	go run ./perf/unitbench [-n transfers] [-rounds r] [-kills k] [-failover-rate r] [-transfer-mb m] [-logging LATE|EARLY]
+//	go run ./perf/unitbench [-n transfers] [-rounds r] [-kills k] [-failover-rate r] [-transfer-mb m] [-logging LATE|EARLY|INDEPENDENT]
 //
 // -logging sets the ledger unit's LOGGING (default LATE): the ledger
 // figures are then of that mode (design 12's units.throughput.ledger.early).
@@ -80,10 +80,10 @@ func main() {
 	kills := flag.Int("kills", 5, "SIGKILLs of the primary for the failover figures")
 	frate := flag.Int("failover-rate", 2000, "at most this many transfers a second during the kills")
 	xferMiB := flag.Int("transfer-mb", 64, "MiB of ballast in the ledger's state for the state transfer figure (0: not measured)")
-	flag.StringVar(&logging, "logging", "LATE", "the ledger unit's LOGGING: LATE or EARLY")
+	flag.StringVar(&logging, "logging", "LATE", "the ledger unit's LOGGING: LATE, EARLY or INDEPENDENT")
 	flag.Parse()
-	if *n < 100 || *rounds < 1 || *kills < 1 || *frate < 10 || *xferMiB < 0 || *xferMiB > ledger.MaxPad>>20 || logging != "LATE" && logging != "EARLY" {
-		fmt.Fprintln(os.Stderr, "unitbench: -n at least 100; -rounds, -kills positive; -failover-rate at least 10; -transfer-mb 0..1024; -logging LATE or EARLY")
+	if *n < 100 || *rounds < 1 || *kills < 1 || *frate < 10 || *xferMiB < 0 || *xferMiB > ledger.MaxPad>>20 || logging != "LATE" && logging != "EARLY" && logging != "INDEPENDENT" {
+		fmt.Fprintln(os.Stderr, "unitbench: -n at least 100; -rounds, -kills positive; -failover-rate at least 10; -transfer-mb 0..1024; -logging LATE, EARLY or INDEPENDENT")
 		os.Exit(2)
 	}
 	if err := run(*n, *rounds, *kills, *frate, *xferMiB); err != nil {
@@ -96,6 +96,15 @@ var emit = benchgroup.Emit
 
 // logging is the ledger unit's LOGGING (-logging).
 var logging = "LATE"
+
+// inIndex is what the unit's input queue's definition needs for logging:
+// INDEPENDENT requires INDXTYPE(MSGID).
+func inIndex() string {
+	if logging == "INDEPENDENT" {
+		return " INDXTYPE(MSGID)"
+	}
+	return ""
+}
 
 // arrival is one confirmation got: when, and the epoch it carries.
 type arrival struct {
@@ -133,7 +142,7 @@ func run(n, rounds, kills, frate, transferMiB int) error {
 		return err
 	}
 	for _, line := range []string{
-		"DEFINE QLOCAL(" + unitIn + ") MAXDEPTH(1000000)", "DEFINE QLOCAL(" + plainIn + ") MAXDEPTH(1000000)",
+		"DEFINE QLOCAL(" + unitIn + ") MAXDEPTH(1000000)" + inIndex(), "DEFINE QLOCAL(" + plainIn + ") MAXDEPTH(1000000)",
 		"DEFINE QLOCAL(" + ledger.Confirm + ") MAXDEPTH(1000000)",
 		fmt.Sprintf("DEFINE SERVICE(LEDGER) STARTCMD('%s') STARTARG('app replica') INPUT(%s) REPLICAS(2) LOGGING(%s)", b.Exe, unitIn, logging),
 	} {

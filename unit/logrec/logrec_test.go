@@ -55,7 +55,18 @@ func sampleLogs() []*LogMessage {
 		Records: []Record{{Kind: KindInputRef, Ref: &InputRef{LSN: 1, MsgID: [24]byte{5}, PutTime: 77, BodyLen: 40, BodyHash: 0xdead}}}}
 	choicesOnly := &LogMessage{Epoch: 4, Gen: 2, Completed: 1,
 		Records: []Record{{Kind: KindChoices, LSN: 1}}}
-	return []*LogMessage{late, early, ref, choicesOnly}
+	// LOGGING(INDEPENDENT): the previous batch's choices and a check, an
+	// input by reference, one from a unit logged in full (got from EARLY),
+	// another by reference.
+	indep := &LogMessage{Epoch: 5, Gen: 2, FirstLSN: 8, LastLSN: 10, Completed: 7, OutHash: 0x77,
+		Records: []Record{
+			{Kind: KindChoices, LSN: 7, Choices: []Choice{{Kind: ChoiceSeed, Data: make([]byte, 16)}}},
+			{Kind: KindCheck, LSN: 7, CheckHash: 5, CheckLen: 64},
+			{Kind: KindInputRef, Ref: &InputRef{LSN: 8, MsgID: [24]byte{8}, PutTime: 78, BodyLen: 12, BodyHash: 0xbeef}},
+			{Kind: KindInputEarly, Input: sampleInput(9, false)},
+			{Kind: KindInputRef, Ref: &InputRef{LSN: 10, Source: Source{ID: 3, Gen: 1, Seq: 4}, MsgID: [24]byte{10}, BodyLen: 1, BodyHash: 1}},
+		}}
+	return []*LogMessage{late, early, ref, choicesOnly, indep}
 }
 
 func TestLogRoundTrip(t *testing.T) {

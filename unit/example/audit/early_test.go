@@ -78,7 +78,10 @@ func earlyAndDuplicates(t *testing.T, attrs string) {
 	}
 }
 
-// depth is the number of messages on queue name, by browsing it.
+// depth is the number of messages on queue name, by browsing it, held
+// ones included (LOGGING(INDEPENDENT): an input stays on its queue, held
+// by the primary, until every replica applied it; a duplicate or early
+// input goes with its batch's commit).
 func depth(t *testing.T, e *env, name string) int {
 	t.Helper()
 	q, err := e.c.Open(name, mq.OpenOptions{Browse: true})
@@ -92,7 +95,7 @@ func depth(t *testing.T, e *env, name string) int {
 	}
 	n := 0
 	for {
-		if _, err := cur.Next(mq.GetOptions{}); err != nil {
+		if _, err := cur.NextWith(mq.GetOptions{}, mq.BrowseOptions{IncludeHeld: true}); err != nil {
 			return n
 		}
 		n++

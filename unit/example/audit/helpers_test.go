@@ -11,6 +11,7 @@ import (
 	"os/signal"
 	"path/filepath"
 	"sort"
+	"strings"
 	"syscall"
 	"testing"
 	"time"
@@ -110,9 +111,14 @@ func (e *env) exec(mqsc ...string) {
 	}
 }
 
-// service defines a supervised unit of two replicas of this binary.
+// service defines a supervised unit of two replicas of this binary
+// (LOGGING(INDEPENDENT): its input queue indexed by MsgID first, as
+// DEFINE SERVICE requires).
 func (e *env) service(name, arg, input string) {
 	e.t.Helper()
+	if strings.Contains(e.attrs, "LOGGING(INDEPENDENT)") {
+		e.exec(fmt.Sprintf("ALTER QLOCAL(%s) INDXTYPE(MSGID)", input))
+	}
 	e.exec(fmt.Sprintf("DEFINE SERVICE(%s) STARTCMD('%s') STARTARG('%s') INPUT(%s) REPLICAS(2) %s", name, e.bin, arg, input, e.attrs))
 }
 

@@ -9,6 +9,8 @@ import (
 	"os/exec"
 	"os/signal"
 	"path/filepath"
+	"slices"
+	"strings"
 	"syscall"
 	"testing"
 	"time"
@@ -68,12 +70,28 @@ func startMemberWith(t *testing.T, tweak func(*qm.Config), mqsc ...string) (*qm.
 	ctx, cancel := context.WithCancel(context.Background())
 	go m.Run(ctx)
 	t.Cleanup(func() { cancel(); m.Stop() })
-	for _, c := range mqsc {
+	for _, c := range indexedInput(mqsc) {
 		if r := m.Exec(c); !r.OK {
 			t.Fatalf("%s: %s", c, r.Error)
 		}
 	}
 	return m, cfg.Group
+}
+
+// indexedInput adds INDXTYPE(MSGID) to the definition of the input queue
+// IN when a SERVICE of mqsc has LOGGING(INDEPENDENT), which requires it:
+// the scenarios parametrised by the service's attributes run unchanged.
+func indexedInput(mqsc []string) []string {
+	if !slices.ContainsFunc(mqsc, func(c string) bool { return strings.Contains(c, "LOGGING(INDEPENDENT)") }) {
+		return mqsc
+	}
+	out := slices.Clone(mqsc)
+	for i, c := range out {
+		if strings.HasPrefix(c, "DEFINE QLOCAL(IN)") && !strings.Contains(c, "INDXTYPE") {
+			out[i] = c + " INDXTYPE(MSGID)"
+		}
+	}
+	return out
 }
 
 // replica is a ledger replica process started by the test, as a member
@@ -233,6 +251,9 @@ func killOneWith(t *testing.T, victim uint8, attrs, cp string) {
 	got := confirmations(t, c, n)
 	t.Logf("position %d killed at applied %d; epochs seen in confirmations from %d to %d", victim, killedAt, got[0].Epoch, got[n-1].Epoch)
 	ref := reference(t, got, transfers)
+	// Every input leaves IN once applied (INDEPENDENT: by the idle
+	// primary's trim, the survivor alone being T).
+	waitFor(t, "IN to empty, held inputs included", exited, func() bool { return heldToo(t, c, "IN") == 0 })
 
 	// The survivor's state: stop it, read what it wrote.
 	time.Sleep(100 * time.Millisecond) // let it see the last LSN_out

@@ -29,7 +29,16 @@ import (
 // confirmed in generation 2 (never silently dropped); each generation's
 // confirmations run 1..k in order, once each; generation 2 confirms no
 // transfer generation 1 took; the checker is clean.
-func TestAllReplicasKilled(t *testing.T) {
+func TestAllReplicasKilled(t *testing.T) { allReplicasKilled(t, "") }
+
+// allReplicasKilled is TestAllReplicasKilled with attrs added to the
+// DEFINE SERVICE. With LOGGING(INDEPENDENT) the dead-lettered log
+// messages name their inputs by reference, and the inputs themselves go
+// to the DEADQ too, from IN (behind a header with DestQ IN): a transfer a
+// reference names (by the hash of its body) counts as dead-lettered only
+// if its input is on the DEADQ, and generation 2 must not have confirmed
+// it (its input taken as new: processed twice, its outputs maybe twice).
+func allReplicasKilled(t *testing.T, attrs string) {
 	const n = 600
 	bin, err := filepath.Abs(os.Args[0])
 	if err != nil {
@@ -38,7 +47,7 @@ func TestAllReplicasKilled(t *testing.T) {
 	t.Setenv("LEDGER_STATE_DIR", t.TempDir())
 	m, g := startMember(t, false, "DEFINE QLOCAL(IN) MAXDEPTH(100000)", "DEFINE QLOCAL(CONFIRM) MAXDEPTH(100)",
 		"DEFINE QLOCAL(DLQ) MAXDEPTH(100000)", "ALTER QMGR DEADQ(DLQ)",
-		fmt.Sprintf("DEFINE SERVICE(LEDGER) STARTCMD('%s') STARTARG('ledger-replica') INPUT(IN) REPLICAS(2)", bin))
+		fmt.Sprintf("DEFINE SERVICE(LEDGER) STARTCMD('%s') STARTARG('ledger-replica') INPUT(IN) REPLICAS(2) %s", bin, attrs))
 	_ = m
 	opts := mq.ConnectOptions{Group: g.Name, QMgr: "QM1", DataDir: g.DataDir, CFDir: g.CFDir}
 	c, err := mq.Connect(opts)
@@ -84,7 +93,7 @@ func TestAllReplicasKilled(t *testing.T) {
 	for deadline := time.Now().Add(20 * time.Second); time.Now().Before(deadline); {
 		msg, err := confirm.Get(mq.GetOptions{Wait: time.Second})
 		if errors.Is(err, mq.ErrNoMessage) {
-			if len(browseAll(t, c, "IN")) == 0 {
+			if heldToo(t, c, "IN") == 0 {
 				break
 			}
 			continue
@@ -112,8 +121,21 @@ func TestAllReplicasKilled(t *testing.T) {
 	// The DEADQ: generation 1's log messages behind a "unit state lost"
 	// header; their inputs were got from IN by generation 1.
 	unsent := 0
+	byHash := map[uint64]int64{} // INDEPENDENT: a transfer by its body's hash
+	for _, tr := range transfers {
+		byHash[xxhash.Sum64(fmt.Appendf(nil, "%d %s %s %d", tr.ID, tr.From, tr.To, tr.Amount))] = tr.ID
+	}
+	refs, inputs := map[int64]bool{}, map[int64]bool{}
 	for i, msg := range browseAll(t, c, "DLQ") {
 		d, body, err := mq.ParseDLH(msg.Body)
+		if err == nil && d.Reason == mq.RCUnitStateLost && d.DestQ == "IN" {
+			id, ok := byHash[xxhash.Sum64(body)]
+			if !ok || inputs[id] {
+				t.Fatalf("DLQ message %d: input %q unknown or twice", i, body)
+			}
+			inputs[id] = true
+			continue
+		}
 		if err != nil || d.Reason != mq.RCUnitStateLost || d.DestQ != "SYSTEM.UNIT.LEDGER.LOG" || d.OrigFormat != "MQRULOG" {
 			t.Fatalf("DLQ message %d: header %+v (%v)", i, d, err)
 		}
@@ -122,12 +144,20 @@ func TestAllReplicasKilled(t *testing.T) {
 			t.Fatalf("DLQ message %d: log message of generation %d (%v)", i, lm.Gen, err)
 		}
 		for _, rec := range lm.Records {
-			if rec.Kind != logrec.KindInput {
-				continue
-			}
 			var tr ledger.Transfer
-			if _, err := fmt.Sscanf(string(rec.Input.Body), "%d %s %s %d", &tr.ID, &tr.From, &tr.To, &tr.Amount); err != nil {
-				t.Fatalf("DLQ message %d: input %q: %v", i, rec.Input.Body, err)
+			switch rec.Kind {
+			case logrec.KindInput, logrec.KindInputEarly:
+				if _, err := fmt.Sscanf(string(rec.Input.Body), "%d %s %s %d", &tr.ID, &tr.From, &tr.To, &tr.Amount); err != nil {
+					t.Fatalf("DLQ message %d: input %q: %v", i, rec.Input.Body, err)
+				}
+			case logrec.KindInputRef:
+				id, ok := byHash[rec.Ref.BodyHash]
+				if !ok {
+					t.Fatalf("DLQ message %d: a reference to no transfer: %+v", i, rec.Ref)
+				}
+				tr.ID, refs[id] = id, true
+			default:
+				continue
 			}
 			switch w := where[uint64(tr.ID)]; w {
 			case "confirmed in generation 1":
@@ -137,6 +167,16 @@ func TestAllReplicasKilled(t *testing.T) {
 			default:
 				t.Fatalf("transfer %d dead-lettered from generation 1's log and %s", tr.ID, w)
 			}
+		}
+	}
+	for id := range refs {
+		if !inputs[id] {
+			t.Fatalf("transfer %d: its log message dead-lettered, its input not", id)
+		}
+	}
+	for id := range inputs {
+		if !refs[id] {
+			t.Fatalf("transfer %d: its input dead-lettered, no dead-lettered log message names it", id)
 		}
 	}
 	for i := range transfers {

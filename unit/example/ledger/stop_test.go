@@ -104,6 +104,32 @@ func browseAll(t *testing.T, c *mq.Conn, name string) []*mq.Message {
 	}
 }
 
+// heldToo counts the messages on queue name, held ones included (got
+// under syncpoint and not committed, or held as views): with
+// LOGGING(INDEPENDENT) the primary holds each input on IN until every
+// replica has applied it, and the trim removes it.
+func heldToo(t *testing.T, c *mq.Conn, name string) int {
+	t.Helper()
+	q, err := c.Open(name, mq.OpenOptions{Browse: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer q.Close()
+	cur, err := q.Browse()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for n := 0; ; n++ {
+		_, err := cur.NextWith(mq.GetOptions{}, mq.BrowseOptions{IncludeHeld: true})
+		if errors.Is(err, mq.ErrNoMessage) {
+			return n
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
 // svstatus returns DISPLAY SVSTATUS(LEDGER)'s objects.
 func svstatus(t *testing.T, m *qm.Member) []map[string]any {
 	t.Helper()
