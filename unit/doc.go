@@ -58,8 +58,9 @@
 // promoted primary makes and logs the choices its predecessor had not
 // logged. LOGGING(INDEPENDENT) (independent.go) is EARLY with the inputs
 // left on the input queue: the primary takes each as a view outside
-// syncpoint and logs a reference to it (MsgID, length, hash of the body);
-// a secondary reads it in place (a browse that includes held messages);
+// syncpoint and logs a reference to it (MsgID, length, a hash of its
+// headers and body); a secondary reads it in place (a browse that
+// includes held messages);
 // the trim adopts the views into the unit of work that removes their log
 // messages, so an input leaves its queue only once every replica has
 // applied it; a promoted primary takes again, as views, the inputs the

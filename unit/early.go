@@ -278,12 +278,7 @@ func (r *replica) earlyGather(room int) (ins []logrec.Record, inputs []*logrec.I
 			}
 			r.el.ahead[srcKey{src.ID, src.Gen}] = src.Seq + 1
 		}
-		lin := &logrec.Input{LSN: first + uint64(len(ins)), MsgID: m.MsgID, CorrelID: m.CorrelID, Format: m.Format,
-			Priority: uint8(m.Priority), Persistent: m.Persistent, PutTime: m.PutTime.UnixNano(), ReplyToQ: m.ReplyToQ,
-			ReplyToQMgr: m.ReplyToQMgr, Properties: m.Properties, Body: m.Body, Source: src}
-		if !m.Expiry.IsZero() {
-			lin.Expiry = m.Expiry.UnixNano()
-		}
+		lin := messageInput(m, first+uint64(len(ins)), src)
 		ins, inputs, views = append(ins, inputRecord(lin, r.il.got)), append(inputs, lin), append(views, r.il.got)
 		r.il.got = nil
 		persistent = persistent || m.Persistent

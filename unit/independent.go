@@ -5,8 +5,6 @@ import (
 	"fmt"
 	"time"
 
-	"github.com/cespare/xxhash/v2"
-
 	"github.com/qmgr/qmgr/crashpoint"
 	"github.com/qmgr/qmgr/mq"
 	"github.com/qmgr/qmgr/unit/logrec"
@@ -19,7 +17,9 @@ import (
 //
 //   - the primary takes each input from the input queue as a view outside
 //     syncpoint (held there, not removed) and logs an INPUT_REF record:
-//     its MsgID, body length and xxhash64 of the body. An input it gets
+//     its MsgID, body length and logrec.Input.Hash (headers and body: two
+//     messages of one MsgID that differ in anything the handler is given
+//     are told apart). An input it gets
 //     under syncpoint instead (from EARLY, or pulled by MsgID: inputs from
 //     other units, source.go), and one with an expiry (takeInput), is
 //     logged in full, as INPUT_EARLY.
@@ -130,7 +130,7 @@ func inputRecord(in *logrec.Input, v *mq.View) logrec.Record {
 		return logrec.Record{Kind: logrec.KindInputEarly, Input: in}
 	}
 	return logrec.Record{Kind: logrec.KindInputRef, Ref: &logrec.InputRef{LSN: in.LSN, Source: in.Source, MsgID: in.MsgID,
-		PutTime: in.PutTime, BodyLen: uint32(len(in.Body)), BodyHash: xxhash.Sum64(in.Body)}}
+		PutTime: in.PutTime, BodyLen: uint32(len(in.Body)), Hash: in.Hash()}}
 }
 
 // indepHold keeps the views of a committed batch (views[i] is nil for an
@@ -178,18 +178,31 @@ func (r *replica) readInPlace(ref *logrec.InputRef) (*logrec.Input, error) {
 		if err != nil {
 			return nil, fmt.Errorf("read input LSN %d on %s: %w", ref.LSN, r.svc.Input, err)
 		}
-		if uint32(len(m.Body)) == ref.BodyLen && xxhash.Sum64(m.Body) == ref.BodyHash {
-			return refInput(ref, m), nil
+		if in, ok := refMatch(ref, m); ok {
+			return in, nil
 		}
-		// Another message with this MsgID: look further.
+		// Another message with this MsgID (another body, or the same
+		// body with other headers: a retry with another CorrelID, say):
+		// look further.
 	}
 }
 
-// refInput is the logged input ref names, read as m.
-func refInput(ref *logrec.InputRef, m *mq.Message) *logrec.Input {
-	in := &logrec.Input{LSN: ref.LSN, MsgID: m.MsgID, CorrelID: m.CorrelID, Format: m.Format, Priority: uint8(m.Priority),
+// refMatch reports whether m is the input ref names (its length and
+// logrec.Input.Hash, headers included), and returns it as that input.
+func refMatch(ref *logrec.InputRef, m *mq.Message) (*logrec.Input, bool) {
+	if uint32(len(m.Body)) != ref.BodyLen {
+		return nil, false
+	}
+	in := messageInput(m, ref.LSN, ref.Source)
+	return in, in.Hash() == ref.Hash
+}
+
+// messageInput is message m as the log records input lsn from source src
+// (its choices, for an INPUT record, added by the caller).
+func messageInput(m *mq.Message, lsn uint64, src logrec.Source) *logrec.Input {
+	in := &logrec.Input{LSN: lsn, MsgID: m.MsgID, CorrelID: m.CorrelID, Format: m.Format, Priority: uint8(m.Priority),
 		Persistent: m.Persistent, PutTime: m.PutTime.UnixNano(), ReplyToQ: m.ReplyToQ, ReplyToQMgr: m.ReplyToQMgr,
-		Properties: m.Properties, Body: m.Body, Source: ref.Source}
+		Properties: m.Properties, Body: m.Body, Source: src}
 	if !m.Expiry.IsZero() {
 		in.Expiry = m.Expiry.UnixNano()
 	}
@@ -207,11 +220,11 @@ func (r *replica) indepRetake() error {
 		return nil
 	}
 	var others []*mq.View // same MsgID, another message: given back at the end
-	defer func() {
-		for _, v := range others {
-			v.Requeue()
-		}
-	}()
+	defer func() { requeueAll(others) }()
+	held := make(map[uint64]bool, len(r.il.views))
+	for _, h := range r.il.views {
+		held[h.lsn] = true
+	}
 	cur, err := r.logq.Browse()
 	if err != nil {
 		return err
@@ -230,12 +243,13 @@ func (r *replica) indepRetake() error {
 			return fmt.Errorf("promoted: log message %x: %w", m.CorrelID, err)
 		}
 		for i := range lm.Records {
-			if ref := lm.Records[i].Ref; lm.Records[i].Kind == logrec.KindInputRef && !r.holds(ref.LSN) {
+			if ref := lm.Records[i].Ref; lm.Records[i].Kind == logrec.KindInputRef && !held[ref.LSN] {
 				v, err := r.takeRef(ref, &others)
 				if err != nil {
 					return fmt.Errorf("promoted: %w", err)
 				}
 				r.il.views = append(r.il.views, heldInput{lsn: ref.LSN, v: v})
+				held[ref.LSN] = true
 				n++
 			}
 		}
@@ -246,20 +260,19 @@ func (r *replica) indepRetake() error {
 	return nil
 }
 
-// holds reports whether this primary holds the view of input lsn.
-func (r *replica) holds(lsn uint64) bool {
-	for _, h := range r.il.views {
-		if h.lsn == lsn {
-			return true
+// takeRef takes input ref as a view outside syncpoint: the first message
+// with its MsgID whose length and hash match, among those an earlier
+// takeRef set aside in others first (a later input of the MsgID, ahead of
+// an earlier one by its priority, is met first), then on the queue; the
+// others it meets are added to others, still held (the caller gives them
+// back).
+func (r *replica) takeRef(ref *logrec.InputRef, others *[]*mq.View) (*mq.View, error) {
+	for i, v := range *others {
+		if _, ok := refMatch(ref, viewMessage(v)); ok {
+			*others = append((*others)[:i], (*others)[i+1:]...)
+			return v, nil
 		}
 	}
-	return false
-}
-
-// takeRef takes input ref as a view outside syncpoint: the first message
-// with its MsgID whose length and hash match; the others it met are
-// added to others, still held (the caller gives them back).
-func (r *replica) takeRef(ref *logrec.InputRef, others *[]*mq.View) (*mq.View, error) {
 	for {
 		v, err := r.in.GetView(mq.GetOptions{MsgID: &ref.MsgID})
 		if errors.Is(err, mq.ErrNoMessage) {
@@ -269,20 +282,20 @@ func (r *replica) takeRef(ref *logrec.InputRef, others *[]*mq.View) (*mq.View, e
 		if err != nil {
 			return nil, fmt.Errorf("take input LSN %d from %s: %w", ref.LSN, r.svc.Input, err)
 		}
-		if uint32(v.Len()) == ref.BodyLen && viewHash(v) == ref.BodyHash {
-			return v, nil
+		if uint32(v.Len()) == ref.BodyLen {
+			if _, ok := refMatch(ref, viewMessage(v)); ok {
+				return v, nil
+			}
 		}
 		*others = append(*others, v)
 	}
 }
 
-// viewHash is xxhash64 of a view's body.
-func viewHash(v *mq.View) uint64 {
-	d := xxhash.New()
-	for _, p := range v.Pieces {
-		d.Write(p)
+// requeueAll gives back the views takeRef set aside.
+func requeueAll(vs []*mq.View) {
+	for _, v := range vs {
+		v.Requeue()
 	}
-	return d.Sum64()
 }
 
 // lostInputs moves the inputs an old generation's log message lm names
@@ -290,21 +303,16 @@ func viewHash(v *mq.View) uint64 {
 // (stateLost): they were logged, some of their outputs maybe sent, and
 // the state that processed them is gone; taken as new input they would be
 // processed a second time. An input not found (it cannot be: trim removes
-// inputs with their log messages) is reported and passed over.
-func (r *replica) lostInputs(lm *logrec.LogMessage, dq *mq.Queue) (int, error) {
-	var others []*mq.View
-	defer func() {
-		for _, v := range others {
-			v.Requeue()
-		}
-	}()
+// inputs with their log messages) is reported and passed over. others is
+// stateLost's, across every log message (takeRef).
+func (r *replica) lostInputs(lm *logrec.LogMessage, dq *mq.Queue, others *[]*mq.View) (int, error) {
 	n := 0
 	for i := range lm.Records {
 		ref := lm.Records[i].Ref
 		if lm.Records[i].Kind != logrec.KindInputRef {
 			continue
 		}
-		v, err := r.takeRef(ref, &others)
+		v, err := r.takeRef(ref, others)
 		if errors.Is(err, ErrLogGap) {
 			r.log.Warn("unit state lost: a logged input is not on the input queue", "lsn", ref.LSN, "msgid", fmt.Sprintf("%x", ref.MsgID))
 			continue

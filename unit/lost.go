@@ -36,6 +36,8 @@ func (r *replica) stateLost() error {
 	}
 	logName := defs.UnitQueue(r.svc.Name, defs.UnitLog)
 	var dq *mq.Queue
+	var others []*mq.View // lostInputs: messages of a logged MsgID not (yet) named, given back at the end
+	defer func() { requeueAll(others) }()
 	moved, inputs, lostIns := 0, 0, 0
 	lcur, err := r.logq.Browse()
 	if err != nil {
@@ -78,15 +80,19 @@ func (r *replica) stateLost() error {
 		if err := dq.Put(&d, mq.PutOptions{Syncpoint: true}); err != nil {
 			return fmt.Errorf("state lost: put log message %x on the DEADQ %s: %w", m.CorrelID, qm.DeadQ, err)
 		}
-		if lm, err := logrec.DecodeLog(got.Body); err == nil && r.indepLogging() {
-			// INDEPENDENT: the inputs it names, still on the input queue,
-			// go too (independent.go).
-			n, err := r.lostInputs(lm, dq)
-			if err != nil {
-				return err
-			}
-			lostIns += n
+		// The inputs it names by reference (LOGGING(INDEPENDENT) when it
+		// was written, whatever the unit's LOGGING now), still on the
+		// input queue, go too (independent.go).
+		lm, err := logrec.DecodeLog(got.Body)
+		if err != nil {
+			return fmt.Errorf("state lost: log message %x does not decode, so the inputs it may name on %s cannot be moved (get it off %s by hand to go on): %w",
+				got.CorrelID, r.svc.Input, logName, err)
 		}
+		n, err := r.lostInputs(lm, dq, &others)
+		if err != nil {
+			return err
+		}
+		lostIns += n
 		moved++
 		if moved%lostCommitEvery == 0 {
 			if err := r.c.Commit(); err != nil {

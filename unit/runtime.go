@@ -690,12 +690,8 @@ func (r *replica) primaryBatch(ctx context.Context) error {
 			return err
 		}
 		persistent = persistent || m.Persistent
-		lin := &logrec.Input{LSN: lsn, MsgID: m.MsgID, CorrelID: m.CorrelID, Format: m.Format, Priority: uint8(m.Priority),
-			Persistent: m.Persistent, PutTime: m.PutTime.UnixNano(), ReplyToQ: m.ReplyToQ, ReplyToQMgr: m.ReplyToQMgr,
-			Properties: m.Properties, Body: m.Body, Choices: c.choices, Source: src}
-		if !m.Expiry.IsZero() {
-			lin.Expiry = m.Expiry.UnixNano()
-		}
+		lin := messageInput(m, lsn, src)
+		lin.Choices = c.choices
 		recs = append(recs, logrec.Record{Kind: logrec.KindInput, Input: lin})
 		if r.checkDue(lsn) {
 			ck, err := r.checkRecord()

@@ -154,16 +154,16 @@ const (
 //	    56     8  rfPutTime    its put time, Unix ns
 //	    64     4  rfBodyLen    its body's length
 //	    68     4  -            zero
-//	    72     8  rfBodyHash   xxhash64 of its body
+//	    72     8  rfHash       Input.Hash: xxhash64 of its headers and body
 const (
-	rfLSN      = 0
-	rfSrcID    = 8
-	rfSrcGen   = 16
-	rfSrcSeq   = 24
-	rfMsgID    = 32
-	rfPutTime  = 56
-	rfBodyLen  = 64
-	rfBodyHash = 72
+	rfLSN     = 0
+	rfSrcID   = 8
+	rfSrcGen  = 16
+	rfSrcSeq  = 24
+	rfMsgID   = 32
+	rfPutTime = 56
+	rfBodyLen = 64
+	rfHash    = 72
 )
 
 // CHOICES record body (choicesFixed bytes, then a choices list):

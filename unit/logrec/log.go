@@ -1,7 +1,10 @@
 package logrec
 
 import (
+	"encoding/binary"
 	"fmt"
+
+	"github.com/cespare/xxhash/v2"
 )
 
 // Kind is the kind of a log record.
@@ -155,14 +158,43 @@ type Input struct {
 	Choices     []Choice // INPUT only
 }
 
+// Hash is xxhash64 of what a handler is given of input in: its MsgID,
+// CorrelID, Format, Priority, Persistent, Expiry, PutTime, ReplyToQ,
+// ReplyToQMgr, Properties and Body, each variable field after its length
+// (not LSN, Source or Choices: the log's, not the message's). An
+// INPUT_REF names its input by its MsgID and this hash: two messages of
+// one MsgID with equal hashes give the handler the same input, so either
+// may stand for the other; two that differ in any of these fields (a
+// producer's retry with another CorrelID, say) are told apart.
+func (in *Input) Hash() uint64 {
+	d := xxhash.New()
+	var f [8 + 8 + 2]byte
+	d.Write(in.MsgID[:])
+	d.Write(in.CorrelID[:])
+	binary.LittleEndian.PutUint64(f[0:], uint64(in.Expiry))
+	binary.LittleEndian.PutUint64(f[8:], uint64(in.PutTime))
+	f[16] = in.Priority
+	if in.Persistent {
+		f[17] = 1
+	}
+	d.Write(f[:])
+	for _, v := range [][]byte{[]byte(in.Format), []byte(in.ReplyToQ), []byte(in.ReplyToQMgr), in.Properties, in.Body} {
+		var n [4]byte
+		binary.LittleEndian.PutUint32(n[:], uint32(len(v)))
+		d.Write(n[:])
+		d.Write(v)
+	}
+	return d.Sum64()
+}
+
 // InputRef is an input logged by reference (INPUT_REF).
 type InputRef struct {
-	LSN      uint64
-	Source   Source
-	MsgID    [24]byte
-	PutTime  int64
-	BodyLen  uint32
-	BodyHash uint64
+	LSN     uint64
+	Source  Source
+	MsgID   [24]byte
+	PutTime int64
+	BodyLen uint32
+	Hash    uint64 // Input.Hash of the input as the primary took it
 }
 
 // Record is one record of a log message. Kind says which fields are
@@ -530,7 +562,7 @@ func appendRef(b []byte, ref *InputRef) []byte {
 	copy(f[rfMsgID:], ref.MsgID[:])
 	le.PutUint64(f[rfPutTime:], uint64(ref.PutTime))
 	le.PutUint32(f[rfBodyLen:], ref.BodyLen)
-	le.PutUint64(f[rfBodyHash:], ref.BodyHash)
+	le.PutUint64(f[rfHash:], ref.Hash)
 	return append(b, f...)
 }
 
@@ -540,14 +572,14 @@ func decodeRef(r *reader) (*InputRef, error) {
 		return nil, r.err
 	}
 	ref := &InputRef{
-		LSN:      le.Uint64(f[rfLSN:]),
-		Source:   Source{ID: le.Uint64(f[rfSrcID:]), Gen: le.Uint32(f[rfSrcGen:]), Seq: le.Uint64(f[rfSrcSeq:])},
-		PutTime:  int64(le.Uint64(f[rfPutTime:])),
-		BodyLen:  le.Uint32(f[rfBodyLen:]),
-		BodyHash: le.Uint64(f[rfBodyHash:]),
+		LSN:     le.Uint64(f[rfLSN:]),
+		Source:  Source{ID: le.Uint64(f[rfSrcID:]), Gen: le.Uint32(f[rfSrcGen:]), Seq: le.Uint64(f[rfSrcSeq:])},
+		PutTime: int64(le.Uint64(f[rfPutTime:])),
+		BodyLen: le.Uint32(f[rfBodyLen:]),
+		Hash:    le.Uint64(f[rfHash:]),
 	}
 	copy(ref.MsgID[:], f[rfMsgID:])
-	if !zero(f[rfSrcGen+4:rfSrcSeq]) || !zero(f[rfBodyLen+4:rfBodyHash]) {
+	if !zero(f[rfSrcGen+4:rfSrcSeq]) || !zero(f[rfBodyLen+4:rfHash]) {
 		return nil, fmt.Errorf("%w: INPUT_REF LSN %d: reserved bytes not zero", ErrCorrupt, ref.LSN)
 	}
 	if !validSource(ref.Source) || ref.LSN == 0 {

@@ -52,7 +52,7 @@ func sampleLogs() []*LogMessage {
 			{Kind: KindInputEarly, Input: sampleInput(14, false)},
 		}}
 	ref := &LogMessage{Epoch: 4, Gen: 2, FirstLSN: 1, LastLSN: 1, Completed: 0,
-		Records: []Record{{Kind: KindInputRef, Ref: &InputRef{LSN: 1, MsgID: [24]byte{5}, PutTime: 77, BodyLen: 40, BodyHash: 0xdead}}}}
+		Records: []Record{{Kind: KindInputRef, Ref: &InputRef{LSN: 1, MsgID: [24]byte{5}, PutTime: 77, BodyLen: 40, Hash: 0xdead}}}}
 	choicesOnly := &LogMessage{Epoch: 4, Gen: 2, Completed: 1,
 		Records: []Record{{Kind: KindChoices, LSN: 1}}}
 	// LOGGING(INDEPENDENT): the previous batch's choices and a check, an
@@ -62,9 +62,9 @@ func sampleLogs() []*LogMessage {
 		Records: []Record{
 			{Kind: KindChoices, LSN: 7, Choices: []Choice{{Kind: ChoiceSeed, Data: make([]byte, 16)}}},
 			{Kind: KindCheck, LSN: 7, CheckHash: 5, CheckLen: 64},
-			{Kind: KindInputRef, Ref: &InputRef{LSN: 8, MsgID: [24]byte{8}, PutTime: 78, BodyLen: 12, BodyHash: 0xbeef}},
+			{Kind: KindInputRef, Ref: &InputRef{LSN: 8, MsgID: [24]byte{8}, PutTime: 78, BodyLen: 12, Hash: 0xbeef}},
 			{Kind: KindInputEarly, Input: sampleInput(9, false)},
-			{Kind: KindInputRef, Ref: &InputRef{LSN: 10, Source: Source{ID: 3, Gen: 1, Seq: 4}, MsgID: [24]byte{10}, BodyLen: 1, BodyHash: 1}},
+			{Kind: KindInputRef, Ref: &InputRef{LSN: 10, Source: Source{ID: 3, Gen: 1, Seq: 4}, MsgID: [24]byte{10}, BodyLen: 1, Hash: 1}},
 		}}
 	return []*LogMessage{late, early, ref, choicesOnly, indep}
 }

@@ -121,19 +121,26 @@ func allReplicasKilled(t *testing.T, attrs string) {
 	// The DEADQ: generation 1's log messages behind a "unit state lost"
 	// header; their inputs were got from IN by generation 1.
 	unsent := 0
-	byHash := map[uint64]int64{} // INDEPENDENT: a transfer by its body's hash
+	byHash := map[uint64]int64{} // a transfer by its body's hash
 	for _, tr := range transfers {
 		byHash[xxhash.Sum64(fmt.Appendf(nil, "%d %s %s %d", tr.ID, tr.From, tr.To, tr.Amount))] = tr.ID
 	}
 	refs, inputs := map[int64]bool{}, map[int64]bool{}
-	for i, msg := range browseAll(t, c, "DLQ") {
+	byMsgID := map[[24]byte]int64{} // INDEPENDENT: a dead-lettered input by its MsgID
+	dlq := browseAll(t, c, "DLQ")
+	for i, msg := range dlq {
 		d, body, err := mq.ParseDLH(msg.Body)
 		if err == nil && d.Reason == mq.RCUnitStateLost && d.DestQ == "IN" {
 			id, ok := byHash[xxhash.Sum64(body)]
 			if !ok || inputs[id] {
 				t.Fatalf("DLQ message %d: input %q unknown or twice", i, body)
 			}
-			inputs[id] = true
+			inputs[id], byMsgID[msg.MsgID] = true, id
+		}
+	}
+	for i, msg := range dlq {
+		d, body, err := mq.ParseDLH(msg.Body)
+		if err == nil && d.Reason == mq.RCUnitStateLost && d.DestQ == "IN" {
 			continue
 		}
 		if err != nil || d.Reason != mq.RCUnitStateLost || d.DestQ != "SYSTEM.UNIT.LEDGER.LOG" || d.OrigFormat != "MQRULOG" {
@@ -151,9 +158,9 @@ func allReplicasKilled(t *testing.T, attrs string) {
 					t.Fatalf("DLQ message %d: input %q: %v", i, rec.Input.Body, err)
 				}
 			case logrec.KindInputRef:
-				id, ok := byHash[rec.Ref.BodyHash]
+				id, ok := byMsgID[rec.Ref.MsgID]
 				if !ok {
-					t.Fatalf("DLQ message %d: a reference to no transfer: %+v", i, rec.Ref)
+					t.Fatalf("DLQ message %d: a reference to no dead-lettered input: %+v", i, rec.Ref)
 				}
 				tr.ID, refs[id] = id, true
 			default:
