@@ -446,7 +446,8 @@ func TestThreeReplicasTorture(t *testing.T) {
 	t.Logf("seed %d (UNIT_TORTURE_SEED=%d repeats the same choices)", seed, seed)
 	rng := rand.New(rand.NewPCG(seed, 3))
 	for i, t0 := 0, time.Now(); time.Since(t0) < d; i++ {
-		topo := []string{"TOPOLOGY(CHAIN)", "TOPOLOGY(FANOUT)"}[rng.IntN(2)]
+		topo := []string{"TOPOLOGY(CHAIN)", "TOPOLOGY(FANOUT)"}[rng.IntN(2)] + " " +
+			[]string{"LOGGING(LATE)", "LOGGING(EARLY)", indep}[rng.IntN(3)]
 		switch rng.IntN(4) {
 		case 0:
 			t.Run(fmt.Sprintf("%d-interior", i), func(t *testing.T) { chainInteriorKilled(t, 3000, rng.IntN(8)+1, 10) })
