@@ -268,6 +268,9 @@ func (r *replica) indepRetake() error {
 // back).
 func (r *replica) takeRef(ref *logrec.InputRef, others *[]*mq.View) (*mq.View, error) {
 	for i, v := range *others {
+		if v.MsgID != ref.MsgID || uint32(v.Len()) != ref.BodyLen {
+			continue // cheap checks first: viewMessage copies the body
+		}
 		if _, ok := refMatch(ref, viewMessage(v)); ok {
 			*others = append((*others)[:i], (*others)[i+1:]...)
 			return v, nil

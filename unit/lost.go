@@ -85,14 +85,18 @@ func (r *replica) stateLost() error {
 		// input queue, go too (independent.go).
 		lm, err := logrec.DecodeLog(got.Body)
 		if err != nil {
-			return fmt.Errorf("state lost: log message %x does not decode, so the inputs it may name on %s cannot be moved (get it off %s by hand to go on): %w",
-				got.CorrelID, r.svc.Input, logName, err)
+			// Not one this binary wrote (damaged, or put by someone else):
+			// moved like the others, the inputs it may name left where they
+			// are. Failing here would keep the unit down for good.
+			r.log.Error("unit state lost: an old log message does not decode; inputs it may name by reference stay on the input queue",
+				"correlid", fmt.Sprintf("%x", got.CorrelID), "input", r.svc.Input, "err", err)
+		} else {
+			n, err := r.lostInputs(lm, dq, &others)
+			if err != nil {
+				return err
+			}
+			lostIns += n
 		}
-		n, err := r.lostInputs(lm, dq, &others)
-		if err != nil {
-			return err
-		}
-		lostIns += n
 		moved++
 		if moved%lostCommitEvery == 0 {
 			if err := r.c.Commit(); err != nil {
