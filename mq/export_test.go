@@ -120,3 +120,12 @@ func memberDataSet(c *Conn, name string) (*dataSet, error) {
 	}
 	return openDataSet(c.g, name, s, dir, uint16(c.peer.Slot))
 }
+
+// WaitSMDSCache waits until this process's read cache has applied every
+// set made so far: ristretto applies sets asynchronously, so a read
+// right after the one that filled the cache may miss.
+func WaitSMDSCache() {
+	if c, _ := processCache(); c != nil {
+		c.Wait()
+	}
+}

@@ -94,6 +94,7 @@ func TestOffloadCacheNoStaleAcrossProcesses(t *testing.T) {
 	}
 	hits := mq.SMDSCacheMetrics().Hits
 	browse(1, 7)
+	mq.WaitSMDSCache() // the first browse's sets applied: the second must hit
 	browse(1, 7)
 	if mq.SMDSCacheMetrics().Hits <= hits {
 		t.Fatal("the second browse of message 1 did not hit the cache: the test proves nothing")
