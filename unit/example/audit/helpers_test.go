@@ -71,6 +71,9 @@ type env struct {
 // (STARTCMD this test binary), then runs mqsc.
 func start(t *testing.T, mqsc ...string) *env {
 	t.Helper()
+	if testing.Short() {
+		t.Skip("-short: starts replica processes")
+	}
 	bin, err := filepath.Abs(os.Args[0])
 	if err != nil {
 		t.Fatal(err)

@@ -55,6 +55,9 @@ func startMember(t *testing.T, byHand bool, mqsc ...string) (*qm.Member, group.C
 // by tweak first.
 func startMemberWith(t *testing.T, tweak func(*qm.Config), mqsc ...string) (*qm.Member, group.Config) {
 	t.Helper()
+	if testing.Short() {
+		t.Skip("-short: starts replica processes")
+	}
 	dir := t.TempDir()
 	cfg := qm.Config{Group: group.Config{Name: "T", DataDir: dir + "/data", CFDir: dir + "/cf", AppSize: 32 << 20, AdminSize: 8 << 20},
 		Name: "QM1", HeartbeatInterval: 20 * time.Millisecond, HeartbeatTimeout: time.Second,
