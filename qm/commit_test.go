@@ -464,6 +464,9 @@ func TestAbandonedCommitIsResolved(t *testing.T) {
 // became of its record, and a rebuild brought it back; and a decided one
 // killed before it reached the CF was undone there and kept in the log).
 func TestLoneOpCrashKeepsCFAndLogAgreeing(t *testing.T) {
+	if testing.Short() {
+		t.Skip("-short: a child process killed at each crash point")
+	}
 	for _, tc := range []struct {
 		point string
 		cmds  []string // the last is killed at point
@@ -511,6 +514,9 @@ func TestLoneOpCrashKeepsCFAndLogAgreeing(t *testing.T) {
 // in the CF after the member recovered the connection (which the checker
 // passes) and in a rebuild of the structure from the log alike.
 func TestReleaseViewsCrashKeepsCFAndLogAgreeing(t *testing.T) {
+	if testing.Short() {
+		t.Skip("-short: a child process killed at each crash point")
+	}
 	cmds := []string{"pputnow P y", "pputnow P z", "views P 3", "release 0 2"}
 	for _, tc := range []struct{ point, want string }{
 		{"lockfree.adopt.held:1", "[g0 y z]"},
@@ -557,6 +563,9 @@ func TestReleaseViewsCrashKeepsCFAndLogAgreeing(t *testing.T) {
 // the commit is decided, removed after), pass the checker, and agree with
 // their rebuilds from the log.
 func TestReleaseViewsAcrossStructuresCrash(t *testing.T) {
+	if testing.Short() {
+		t.Skip("-short: a child process killed at each crash point")
+	}
 	for _, tc := range []struct{ point, want string }{
 		{"lockfree.adopt.counted:2", "[g0] [h0]"},
 		{"mq.commit.durable", "[g0] [h0]"},
