@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/qmgr/qmgr/mq"
+	"github.com/qmgr/qmgr/qm"
 	"github.com/qmgr/qmgr/unit"
 )
 
@@ -37,6 +38,7 @@ func (h *hdrRec) Restore(r io.Reader) error  { return json.NewDecoder(r).Decode(
 
 type reuseUnit struct {
 	t       *testing.T
+	m       *qm.Member
 	opts    mq.ConnectOptions
 	watch   *mq.Conn
 	prod    *mq.Conn
@@ -51,27 +53,16 @@ type reuseUnit struct {
 func startReuse(t *testing.T, hs []*hdrRec) *reuseUnit { return startReuseWith(t, hs, "") }
 
 func startReuseWith(t *testing.T, hs []*hdrRec, attrs string) *reuseUnit {
-	g := startMember(t, "DEFINE QLOCAL(IN) MAXDEPTH(100000) INDXTYPE(MSGID)", "DEFINE QLOCAL(CONFIRM) MAXDEPTH(100000)",
+	m, g := startMemberM(t, "DEFINE QLOCAL(IN) MAXDEPTH(100000) INDXTYPE(MSGID)", "DEFINE QLOCAL(CONFIRM) MAXDEPTH(100000)",
 		"DEFINE SERVICE(LEDGER) STARTCMD('/bin/true') INPUT(IN) REPLICAS(2) LOGGING(INDEPENDENT)"+attrs,
 		"DEFINE QLOCAL(DLQ) MAXDEPTH(100000)", "ALTER QMGR DEADQ(DLQ)")
-	u := &reuseUnit{t: t, hs: hs, errs: make([]error, 2), stop: make([]context.CancelFunc, 2), stopped: make([]chan struct{}, 2)}
+	u := &reuseUnit{t: t, m: m, hs: hs, errs: make([]error, 2), stop: make([]context.CancelFunc, 2), stopped: make([]chan struct{}, 2)}
 	u.opts = mq.ConnectOptions{Group: g.Name, QMgr: "QM1", DataDir: g.DataDir, CFDir: g.CFDir}
 	var err error
 	if u.watch, err = mq.Connect(u.opts); err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { u.watch.Disconnect() })
-	run := func(pos int) {
-		u.wg.Add(1)
-		u.stopped[pos] = make(chan struct{})
-		var rctx context.Context
-		rctx, u.stop[pos] = context.WithCancel(context.Background())
-		go func() {
-			defer u.wg.Done()
-			defer close(u.stopped[pos])
-			u.errs[pos] = unit.RunWith(rctx, unit.ReplicaConfig{Connect: u.opts, Service: "LEDGER", Position: pos, BatchSize: 16, Poll: 20 * time.Millisecond}, hs[pos])
-		}()
-	}
 	t.Cleanup(func() {
 		for _, s := range u.stop {
 			if s != nil {
@@ -80,9 +71,9 @@ func startReuseWith(t *testing.T, hs []*hdrRec, attrs string) *reuseUnit {
 		}
 		u.wg.Wait()
 	})
-	run(0)
+	u.run(0, hs[0])
 	waitFor(t, "the primary", func() bool { return roleOf(t, u.watch).Primary == 0 })
-	run(1)
+	u.run(1, hs[1])
 	waitFor(t, "the secondary to take the sender role", func() bool { return roleOf(t, u.watch).Sender == 1 })
 	if u.prod, err = mq.Connect(u.opts); err != nil {
 		t.Fatal(err)
@@ -92,6 +83,37 @@ func startReuseWith(t *testing.T, hs []*hdrRec, attrs string) *reuseUnit {
 		t.Fatal(err)
 	}
 	return u
+}
+
+// run starts the replica in position pos with handler h (stopped by
+// u.stop[pos], u.stopped[pos] closed when it returned u.errs[pos]).
+func (u *reuseUnit) run(pos int, h *hdrRec) {
+	u.wg.Add(1)
+	u.stopped[pos] = make(chan struct{})
+	var rctx context.Context
+	rctx, u.stop[pos] = context.WithCancel(context.Background())
+	go func() {
+		defer u.wg.Done()
+		defer close(u.stopped[pos])
+		u.errs[pos] = unit.RunWith(rctx, unit.ReplicaConfig{Connect: u.opts, Service: "LEDGER", Position: pos, BatchSize: 16, Poll: 20 * time.Millisecond}, h)
+	}()
+}
+
+// exec runs an MQSC command on the member.
+func (u *reuseUnit) exec(c string) {
+	if r := u.m.Exec(c); !r.OK {
+		u.t.Fatalf("%s: %s", c, r.Error)
+	}
+}
+
+// secondaryHeldAt1 is the handlers of a primary and of a secondary whose
+// Handle of LSN 1 waits until release is closed.
+func secondaryHeldAt1(release chan struct{}) []*hdrRec {
+	return []*hdrRec{{}, {hold: func(lsn uint64) {
+		if lsn == 1 {
+			<-release
+		}
+	}}}
 }
 
 func (u *reuseUnit) put(m *mq.Message) {
@@ -141,11 +163,7 @@ func (u *reuseUnit) confirmations(want int) []string {
 // ErrLogGap, the promoted primary fails stop.
 func TestIndependentRetakePriorityInversion(t *testing.T) {
 	release := make(chan struct{})
-	hs := []*hdrRec{{}, {hold: func(lsn uint64) {
-		if lsn == 1 {
-			<-release
-		}
-	}}}
+	hs := secondaryHeldAt1(release)
 	u := startReuse(t, hs)
 	id := [24]byte{'S', 'A', 'M', 'E'}
 	u.put(&mq.Message{MsgID: id, Priority: 0, Body: []byte("first, priority 0")})
@@ -211,11 +229,7 @@ func TestIndependentReadInPlaceOtherHeaders(t *testing.T) {
 // taken as new input: C1 is processed twice, C2 never.
 func TestIndependentRetakeOtherHeaders(t *testing.T) {
 	release := make(chan struct{})
-	hs := []*hdrRec{{}, {hold: func(lsn uint64) {
-		if lsn == 1 {
-			<-release
-		}
-	}}}
+	hs := secondaryHeldAt1(release)
 	u := startReuseWith(t, hs, " RESENDQ(1)")
 	id := [24]byte{'S', 'A', 'M', 'E'}
 	u.put(&mq.Message{MsgID: id, CorrelID: [24]byte{'C', '1'}, Priority: 0, Body: []byte("X")})

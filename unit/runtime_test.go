@@ -89,6 +89,14 @@ func (l *ledger) digest() string {
 
 func startMember(t *testing.T, mqsc ...string) group.Config {
 	t.Helper()
+	_, g := startMemberM(t, mqsc...)
+	return g
+}
+
+// startMemberM is startMember returning the member too (for commands
+// after the start).
+func startMemberM(t *testing.T, mqsc ...string) (*qm.Member, group.Config) {
+	t.Helper()
 	dir := t.TempDir()
 	cfg := qm.Config{Group: group.Config{Name: "T", DataDir: dir + "/data", CFDir: dir + "/cf", AppSize: 32 << 20, AdminSize: 8 << 20},
 		Name: "QM1", HeartbeatInterval: 20 * time.Millisecond, HeartbeatTimeout: time.Second, UnitsByHand: true,
@@ -105,7 +113,7 @@ func startMember(t *testing.T, mqsc ...string) group.Config {
 			t.Fatalf("%s: %s", c, r.Error)
 		}
 	}
-	return cfg.Group
+	return m, cfg.Group
 }
 
 // roleOf reads the unit's role record (status slot 0 of APPL1: the first
