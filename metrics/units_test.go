@@ -156,6 +156,11 @@ func TestUnitMetrics(t *testing.T) {
 		}
 		return true
 	})
+	// A scrape is not a snapshot: it reads the queues before the units,
+	// so the scrape that first shows LSN_out 100 may have read CONFIRM's
+	// depth before the sender's commit. The sender publishes its LSN_out
+	// after that commit, so a scrape begun after seeing it sees all 100.
+	mfs = scrape(t, h)
 	if v := value(t, mfs, "qmgr_unit_logged_lsn", posL(0)); v != 100 {
 		t.Fatalf("the primary's logged LSN %v", v)
 	}
