@@ -387,6 +387,11 @@ func (c *consumer) cancelByServer() {
 	}
 }
 
+// consumerFinishing, when set (tests only), runs in finish once the
+// consumer has left its channel's table, before it gives back its
+// connection.
+var consumerFinishing func()
+
 // finish closes the consumer's connection: whatever it still holds goes
 // back to the queue, redelivered.
 func (c *consumer) finish() {
@@ -408,6 +413,9 @@ func (c *consumer) finish() {
 	}
 	delete(h.live, c)
 	h.mu.Unlock()
+	if consumerFinishing != nil {
+		consumerFinishing()
+	}
 	h.s.b.removeConsumer(c)
 	c.carryOut(ops)
 	c.release() // acked before the end: removed, not given back
