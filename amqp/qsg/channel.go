@@ -37,6 +37,11 @@ type chanHandler struct {
 	// under it, so the client sees tags in order.
 	sendMu sync.Mutex
 
+	// running counts the consumers whose finish has not returned: a
+	// consumer that ends on its own leaves live before it gives back its
+	// group connection, and Close waits for it too.
+	running sync.WaitGroup
+
 	mu        sync.Mutex
 	nextTag   uint64 // the last delivery tag given
 	unacked   map[uint64]*delivery
@@ -388,6 +393,7 @@ func (h *chanHandler) Close() {
 	for _, c := range cs {
 		c.stop(true)
 	}
+	h.running.Wait() // and those that had ended on their own
 	for _, d := range own {
 		requeue(d.view)
 	}

@@ -108,6 +108,7 @@ func (h *chanHandler) newConsumer(m *amqp.BasicConsume, tag string, limit int) (
 		h.s.b.disconnect(h.s, conn)
 		return nil, asException(m, err)
 	}
+	h.running.Add(1) // done when its finish returns
 	return &consumer{h: h, tag: tag, queue: m.Queue, noAck: m.NoAck, excl: m.Exclusive, limit: limit, conn: conn, q: q,
 		kick: make(chan struct{}, 1), done: make(chan struct{})}, nil
 }
@@ -396,6 +397,7 @@ var consumerFinishing func()
 // back to the queue, redelivered.
 func (c *consumer) finish() {
 	h := c.h
+	defer h.running.Done()
 	h.mu.Lock()
 	ops := c.ops // posted after the goroutine's last look: carried out below
 	c.ops = nil
