@@ -47,5 +47,9 @@ func TestCloseWaitsForFinishingConsumer(t *testing.T) {
 	case <-time.After(500 * time.Millisecond):
 	}
 	close(release)
-	<-closed
+	select {
+	case <-closed:
+	case <-time.After(10 * time.Second):
+		t.Fatal("the broker's Close did not return once the consumer finished")
+	}
 }
