@@ -84,3 +84,31 @@ func TestSlowStopIsNotRevoked(t *testing.T) {
 		t.Fatalf("check: %d\n%s%s", code, out, errs)
 	}
 }
+
+// TestStopRightAfterStart: `qmgr stop` finds a member as soon as the CF
+// shows it active, which is before its Start has returned (a crash point
+// holds it there for 2 s). The member must stop in order all the same:
+// exit 0 and log its stop, not die of the SIGTERM's default action
+// because it had not yet asked for the signal.
+func TestStopRightAfterStart(t *testing.T) {
+	if testing.Short() {
+		t.Skip("multi-process")
+	}
+	g := newTestGroup(t)
+	os.Setenv(crashpoint.EnvVar, "qm.start.active:1:sleep:2s")
+	g.start("QM1") // returns once the CF shows it active
+	os.Unsetenv(crashpoint.EnvVar)
+	if code, out, errs := g.run("", "stop", "--name", "QM1"); code != 0 {
+		t.Fatalf("stop QM1: %d %s %s", code, out, errs)
+	}
+	if err := g.member("QM1").Wait(); err != nil {
+		t.Fatalf("QM1 after a stop asked for while it started: %v", err)
+	}
+	b, _ := os.ReadFile(filepath.Join(g.dir, "QM1.log"))
+	if !strings.Contains(string(b), `msg=stopped`) || strings.Contains(string(b), "level=ERROR") {
+		t.Fatalf("QM1's log of its stop:\n%s", b)
+	}
+	if code, out, errs := g.run("", "check"); code != 0 {
+		t.Fatalf("check: %d\n%s%s", code, out, errs)
+	}
+}

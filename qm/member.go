@@ -35,6 +35,9 @@ var (
 	// An orderly stop, before the member closes its log and its owners
 	// (tests make it slow: a log that takes seconds to sync).
 	cpStopClosing = crashpoint.New("qm.stop.closing")
+	// The end of Start: the member is active in the CF (a stop may be
+	// asked for from here on) and Start has not returned yet.
+	cpStartActive = crashpoint.New("qm.start.active")
 )
 
 // Sentinel errors.
@@ -449,6 +452,7 @@ func Start(cfg Config) (*Member, error) {
 	m.amqp.run()
 	m.log.Info("member active", "event", "member_active", "group", m.g.Config().Name, "slot", slot, "incarnation", m.inc, "pid", m.self.Pid,
 		"version", m.cfg.Version, "cf", m.g.Config().CFDir, "data", m.g.Config().DataDir)
+	cpStartActive.Hit()
 	return m, nil
 }
 
