@@ -99,14 +99,18 @@ func cmdStart(args []string, out io.Writer) error {
 		return fmt.Errorf("start: %w", err)
 	}
 	defer srv.close()
+	// Asked for before Start: the CF shows the member starting, then
+	// active, before Start returns, and `qmgr stop` (or systemd) may
+	// signal it from then on. A signal during Start ends the member in
+	// order once Start is done (Run sees ctx ended).
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
+	defer stop()
 	m, err := qm.Start(c)
 	if err != nil {
 		return err
 	}
 	metrics.Register(hc.Registry, m)
 	srv.setMember(m)
-	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
-	defer stop()
 	notify(c.Logger, sdnotify.Ready+"\nSTATUS=member "+c.Name+" of group "+c.Group.Name+" active")
 	go func() {
 		<-ctx.Done()

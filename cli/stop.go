@@ -7,8 +7,12 @@ import (
 	"time"
 
 	"github.com/qmgr/qmgr/group"
+	"github.com/qmgr/qmgr/procid"
 	"github.com/qmgr/qmgr/qm"
 )
+
+// ErrNotStoppedInOrder: the member asked to stop ended some other way.
+var ErrNotStoppedInOrder = errors.New("cli: member did not stop in order")
 
 // cmdStop asks a member to stop in order and waits until it has.
 func cmdStop(args []string, out io.Writer) error {
@@ -44,6 +48,11 @@ func cmdStop(args []string, out io.Writer) error {
 		if err == nil && (cur.Incarnation != p.Incarnation || !cur.State.Running()) {
 			fmt.Fprintf(out, "member %s stopped (%s)\n", name, cur.State)
 			return nil
+		}
+		if err == nil && cur.Process == p.Process && !procid.Alive(p.Process) {
+			// Its record still says running: it ended without stopping in
+			// order (killed meanwhile); a peer's recovery takes it over.
+			return fmt.Errorf("stop: %w: %s's process %d ended before it had stopped in order (a peer recovers its work)", ErrNotStoppedInOrder, name, p.Process.Pid)
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
