@@ -6,6 +6,7 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -110,5 +111,77 @@ func TestStopRightAfterStart(t *testing.T) {
 	}
 	if code, out, errs := g.run("", "check"); code != 0 {
 		t.Fatalf("check: %d\n%s%s", code, out, errs)
+	}
+}
+
+// TestStopOfAKilledMemberFails: a member asked to stop is SIGKILLed
+// while it stops (a crash point holds it in its stop). qmgr stop must
+// not report it stopped: the peer's recovery marks it failed, then
+// recovered, and the stop fails with ErrNotStoppedInOrder.
+func TestStopOfAKilledMemberFails(t *testing.T) {
+	if testing.Short() {
+		t.Skip("multi-process")
+	}
+	g := newTestGroup(t)
+	g.start("QM1")
+	os.Setenv(crashpoint.EnvVar, "qm.stop.closing:1:sleep:10s")
+	g.start("QM2")
+	os.Unsetenv(crashpoint.EnvVar)
+	type result struct {
+		code      int
+		out, errs string
+	}
+	res := make(chan result, 1)
+	go func() {
+		code, out, errs := g.run("", "stop", "--name", "QM2")
+		res <- result{code, out, errs}
+	}()
+	waitLog(t, filepath.Join(g.dir, "QM2.log"), "msg=stopping")
+	g.kill("QM2")
+	select {
+	case r := <-res:
+		if r.code == 0 || !strings.Contains(r.errs, "did not stop in order") {
+			t.Fatalf("stop of a member killed while it stopped: %d %q %q", r.code, r.out, r.errs)
+		}
+	case <-time.After(20 * time.Second):
+		t.Fatal("qmgr stop did not return after its member was killed")
+	}
+}
+
+// TestSecondSignalWhileStartingEndsIt: a member signalled while it
+// starts (held at Start's end by a crash point) says it will stop once
+// active; a second signal ends it at once, by the signal.
+func TestSecondSignalWhileStartingEndsIt(t *testing.T) {
+	if testing.Short() {
+		t.Skip("multi-process")
+	}
+	g := newTestGroup(t)
+	os.Setenv(crashpoint.EnvVar, "qm.start.active:1:sleep:10s")
+	m := g.start("QM1")
+	os.Unsetenv(crashpoint.EnvVar)
+	log := filepath.Join(g.dir, "QM1.log")
+	m.Process.Signal(syscall.SIGTERM)
+	waitLog(t, log, "stop asked for while the member starts")
+	m.Process.Signal(syscall.SIGTERM)
+	err := m.Wait()
+	if err == nil || !strings.Contains(err.Error(), "signal: terminated") {
+		t.Fatalf("QM1 after a second SIGTERM while it started: %v", err)
+	}
+	waitLog(t, log, "second signal while the member starts")
+}
+
+// waitLog waits until the file at path holds what (10 s at most).
+func waitLog(t *testing.T, path, what string) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		b, _ := os.ReadFile(path)
+		if strings.Contains(string(b), what) {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%s does not say %q:\n%s", path, what, b)
+		}
+		time.Sleep(10 * time.Millisecond)
 	}
 }
