@@ -8,6 +8,7 @@ import (
 	"os"
 	"os/signal"
 	"strconv"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -101,11 +102,11 @@ func cmdStart(args []string, out io.Writer) error {
 	defer srv.close()
 	// Asked for before Start: the CF shows the member starting, then
 	// active, before Start returns, and `qmgr stop` (or systemd) may
-	// signal it from then on. A signal during Start ends the member in
-	// order once Start is done (Run sees ctx ended).
-	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
+	// signal it from then on.
+	ctx, started, stop := memberSignals(c.Logger.With("qmgr", c.Name))
 	defer stop()
 	m, err := qm.Start(c)
+	started()
 	if err != nil {
 		return err
 	}
@@ -117,6 +118,51 @@ func cmdStart(args []string, out io.Writer) error {
 		notify(c.Logger, sdnotify.Stopping+"\nSTATUS=member "+c.Name+" stopping")
 	}()
 	return m.Run(ctx)
+}
+
+// memberSignals handles a member's SIGINT and SIGTERM: the first ends
+// ctx, so the member stops in order (once it is active, if it comes
+// while it starts: Start takes no context, and may wait minutes for a
+// structure). A second one while it starts ends the process at once, by
+// the signal's default action, as if it had not been asked for (a peer
+// recovers what it began). Call started when Start returns, stop at the
+// end.
+func memberSignals(log *slog.Logger) (ctx context.Context, started, stop func()) {
+	sigs := make(chan os.Signal, 2)
+	signal.Notify(sigs, syscall.SIGINT, syscall.SIGTERM)
+	ctx, cancel := context.WithCancel(context.Background())
+	var starting atomic.Bool
+	starting.Store(true)
+	done := make(chan struct{})
+	go func() {
+		for n := 0; ; n++ {
+			var sig os.Signal
+			select {
+			case sig = <-sigs:
+			case <-done:
+				return
+			}
+			switch {
+			case n == 0 && starting.Load():
+				log.Warn("stop asked for while the member starts: it stops in order once active; signal again to end it now", "signal", sig.String())
+				cancel()
+			case n == 0:
+				cancel()
+			case starting.Load():
+				log.Warn("second signal while the member starts: it ends now, a peer recovers it", "signal", sig.String())
+				signal.Reset(sig)
+				syscall.Kill(os.Getpid(), sig.(syscall.Signal))
+				return
+			}
+		}
+	}()
+	started = func() { starting.Store(false) }
+	stop = func() {
+		signal.Stop(sigs)
+		close(done)
+		cancel()
+	}
+	return ctx, started, stop
 }
 
 // httpTokenEnv holds the HTTP token when --http-token is not given (an

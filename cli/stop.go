@@ -44,17 +44,37 @@ func cmdStop(args []string, out io.Writer) error {
 	}
 	deadline := time.Now().Add(wait)
 	for time.Now().Before(deadline) {
+		// Looked at before the record is read: a process found dead
+		// writes no more, so the record read after is its last word.
+		dead := !procid.Alive(p.Process)
 		cur, err := g.Peer(p.Slot)
-		if err == nil && (cur.Incarnation != p.Incarnation || !cur.State.Running()) {
-			fmt.Fprintf(out, "member %s stopped (%s)\n", name, cur.State)
-			return nil
-		}
-		if err == nil && cur.Process == p.Process && !procid.Alive(p.Process) {
-			// Its record still says running: it ended without stopping in
-			// order (killed meanwhile); a peer's recovery takes it over.
-			return fmt.Errorf("stop: %w: %s's process %d ended before it had stopped in order (a peer recovers its work)", ErrNotStoppedInOrder, name, p.Process.Pid)
+		if err == nil {
+			if done, err := stopOutcome(name, p, cur, dead, out); done {
+				return err
+			}
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
 	return fmt.Errorf("stop: %s did not stop within %v", name, wait)
+}
+
+// stopOutcome says whether the stop of p (its record when signalled) has
+// ended, given its record cur (read after its process was found dead, if
+// dead), and how: stopped in order (nil), or ended
+// some other way (ErrNotStoppedInOrder: killed meanwhile, or died, and a
+// peer recovers or recovered it).
+func stopOutcome(name string, p, cur group.Peer, dead bool, out io.Writer) (bool, error) {
+	switch {
+	case cur.Incarnation != p.Incarnation:
+		fmt.Fprintf(out, "member %s ended; it has started again since (incarnation %d, %s)\n", name, cur.Incarnation, cur.State)
+		return true, nil
+	case cur.State == group.PeerStopped:
+		fmt.Fprintf(out, "member %s stopped (%s)\n", name, cur.State)
+		return true, nil
+	case !cur.State.Running():
+		return true, fmt.Errorf("stop: %w: %s is %s (its process %d ended some other way; a peer recovers its work)", ErrNotStoppedInOrder, name, cur.State, p.Process.Pid)
+	case dead && cur.Process == p.Process:
+		return true, fmt.Errorf("stop: %w: %s's process %d ended and its record still says %s (a peer recovers its work)", ErrNotStoppedInOrder, name, p.Process.Pid, cur.State)
+	}
+	return false, nil
 }

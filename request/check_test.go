@@ -119,13 +119,14 @@ func (e *env) checkStructures() {
 	// step leaves nothing else to wait for) may still hold owners its
 	// member has not repaired yet: the checker would report them. Wait
 	// for the repair; one that never comes is reported below.
-	deadline := time.Now().Add(30 * time.Second)
+	const repairWait = 30 * time.Second
+	deadline := time.Now().Add(repairWait)
 	for len(e.deadOwners()) > 0 && time.Now().Before(deadline) {
-		time.Sleep(5 * time.Millisecond)
+		time.Sleep(50 * time.Millisecond)
 	}
 	var out, errb bytes.Buffer
 	if code := cli.Main(e.cfg.Args("check"), &out, &errb); code != 0 {
-		e.t.Errorf("qmgr check: exit %d\n%s%s", code, out.String(), errb.String())
+		e.t.Errorf("qmgr check (after waiting up to %v for the owners of killed processes to be repaired): exit %d\n%s%s", repairWait, code, out.String(), errb.String())
 	}
 }
 
