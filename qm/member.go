@@ -30,6 +30,9 @@ import (
 var (
 	cpRecoverClaimed = crashpoint.New("qm.recover.claimed")
 	cpRecoverConn    = crashpoint.New("qm.recover.conn")
+	// The start of a dead connection's recovery, before anything is
+	// fenced (tests make it slow: a member busy elsewhere).
+	cpRecoverConnStart = crashpoint.New("qm.recover.conn.start")
 	// A structure's recovery, after each message put back from the logs.
 	cpReplayPut = crashpoint.New("qm.recover.replay")
 	// An orderly stop, before the member closes its log and its owners

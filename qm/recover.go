@@ -259,6 +259,7 @@ func (m *Member) PeerRecoveries() []PeerRecovery {
 func (m *Member) recoverConn(t lockfree.OwnerTag, id procid.ID, revoke bool) (msgFigures, bool) {
 	var figs msgFigures
 	t0 := time.Now()
+	cpRecoverConnStart.Hit()
 	admin := m.g.Admin()
 	info, ok := admin.Owner(t.Slot())
 	if !ok || info.Tag != t {
