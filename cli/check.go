@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"time"
 
 	"github.com/qmgr/qmgr/defs"
 	"github.com/qmgr/qmgr/procid"
@@ -27,6 +28,7 @@ func cmdCheck(args []string, _ io.Reader, out, errOut io.Writer) error {
 	var gf groupFlags
 	fs := newFlags("check", out)
 	gf.register(fs)
+	settle := fs.Duration("settle", 5*time.Second, "how long to wait for the members to repair the owners of processes that have just died before reporting them unrepaired (0: no wait)")
 	fail := fs.Bool("fail", false, "take an application structure that fails the check out of service: the members recover it from its backup and the logs (the check is exact on a quiet structure only)")
 	if err := fs.Parse(args); err != nil {
 		return err
@@ -57,12 +59,16 @@ func cmdCheck(args []string, _ io.Reader, out, errOut io.Writer) error {
 	if repo != nil {
 		defer repo.Close()
 	}
+	settled := time.Now().Add(*settle) // one wait for all the structures
 	for _, n := range names {
 		s, err := lockfree.Attach(c.Dir, n)
 		if err != nil {
 			fmt.Fprintf(out, "%s: cannot attach: %v\n", n, err)
 			problems++
 			continue
+		}
+		if left := settleDeadOwners(s, settled); left > 0 {
+			fmt.Fprintf(out, "%s: %d owners of dead processes still unrepaired after waiting %v for their members\n", n, left, *settle)
 		}
 		bar := progress.Stderr(errOut, "check "+n, lockfree.CheckPhases, "phases")
 		r := s.Check(lockfree.CheckOptions{Progress: func(done, _ int) { bar.Set(int64(done)) }})
@@ -94,6 +100,26 @@ func cmdCheck(args []string, _ io.Reader, out, errOut io.Writer) error {
 		return checkError{problems}
 	}
 	return nil
+}
+
+// settleDeadOwners waits until no owner of s is active with its process
+// dead, or until the deadline, and returns how many are left. A member
+// repairs such an owner as soon as its pidfd says the process died, so
+// a check run at that moment would report what is about to be put right;
+// one left after the wait is reported by the check itself.
+func settleDeadOwners(s *lockfree.Structure, deadline time.Time) int {
+	for {
+		dead := 0
+		for _, o := range s.Owners() {
+			if o.State == "active" && !o.Alive {
+				dead++
+			}
+		}
+		if dead == 0 || !time.Now().Before(deadline) {
+			return dead
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
 }
 
 // checkUnits checks the records of the recovery units whose structure is

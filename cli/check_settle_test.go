@@ -3,6 +3,7 @@ package cli
 import (
 	"bufio"
 	"os"
+	"strings"
 	"syscall"
 	"testing"
 
@@ -40,5 +41,36 @@ func TestCheckRightAfterAKill(t *testing.T) {
 	app.Wait()
 	if code, out, errs := g.run("", "check"); code != 0 {
 		t.Fatalf("check right after the kill: %d\n%s%s", code, out, errs)
+	}
+}
+
+// TestCheckReportsAnUnrepairedOwner: the wait of TestCheckRightAfterAKill
+// is bounded: an owner of a dead process that its member does not repair
+// within --settle (its recovery held 30 s here) is reported.
+func TestCheckReportsAnUnrepairedOwner(t *testing.T) {
+	if testing.Short() {
+		t.Skip("multi-process")
+	}
+	g := newTestGroup(t)
+	os.Setenv(crashpoint.EnvVar, "qm.recover.conn.start:1:sleep:30s")
+	g.start("QM1")
+	os.Unsetenv(crashpoint.EnvVar)
+	g.mqsc("DEFINE QLOCAL(Q)")
+	if code, _, errs := g.run("", "put", "--name", "QM1", "--queue", "Q", "--count", "1"); code != 0 {
+		t.Fatalf("put: %s", errs)
+	}
+	app := g.role("app-hold", g.cfg.Name, g.cfg.DataDir, g.cfg.CFDir, "QM1", "Q", "1")
+	outp, _ := app.StdoutPipe()
+	if err := app.Start(); err != nil {
+		t.Fatal(err)
+	}
+	if line, _ := bufio.NewReader(outp).ReadString('\n'); line != "held\n" {
+		t.Fatalf("application: %q", line)
+	}
+	app.Process.Signal(syscall.SIGKILL)
+	app.Wait()
+	code, out, errs := g.run("", "check", "--settle", "300ms")
+	if code == 0 || !strings.Contains(out, "is dead and the owner was not repaired") || !strings.Contains(out, "still unrepaired after waiting 300ms") {
+		t.Fatalf("check of an owner left unrepaired: %d\n%s%s", code, out, errs)
 	}
 }

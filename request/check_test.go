@@ -115,50 +115,10 @@ func (e *env) leftovers() []string {
 // quiescent walk) and fails on any broken invariant.
 func (e *env) checkStructures() {
 	e.t.Helper()
-	// A process killed just before (a crash point at a request's last
-	// step leaves nothing else to wait for) may still hold owners its
-	// member has not repaired yet: the checker would report them. Wait
-	// for the repair; one that never comes is reported below.
-	const repairWait = 30 * time.Second
-	deadline := time.Now().Add(repairWait)
-	for len(e.deadOwners()) > 0 && time.Now().Before(deadline) {
-		time.Sleep(50 * time.Millisecond)
-	}
 	var out, errb bytes.Buffer
 	if code := cli.Main(e.cfg.Args("check"), &out, &errb); code != 0 {
-		e.t.Errorf("qmgr check (after waiting up to %v for the owners of killed processes to be repaired): exit %d\n%s%s", repairWait, code, out.String(), errb.String())
+		e.t.Errorf("qmgr check: exit %d\n%s%s", code, out.String(), errb.String())
 	}
-}
-
-// deadOwners lists the owners, in the admin structure and every
-// application structure, whose process is dead and which no member has
-// taken for repair yet.
-func (e *env) deadOwners() []lockfree.OwnerTag {
-	e.t.Helper()
-	g, err := group.Open(e.cfg, false)
-	if err != nil {
-		e.t.Fatal(err)
-	}
-	defer g.Close()
-	names, err := g.Structures()
-	if err != nil {
-		e.t.Fatal(err)
-	}
-	var dead []lockfree.OwnerTag
-	for _, n := range append(names, shm.AdminStructure) {
-		s := g.Admin()
-		if n != shm.AdminStructure {
-			if s, err = g.Structure(n, false); err != nil {
-				continue // being rebuilt: the checker says so
-			}
-		}
-		for _, o := range s.Owners() {
-			if o.State == "active" && !o.Alive {
-				dead = append(dead, o.Tag)
-			}
-		}
-	}
-	return dead
 }
 
 // checkQuiescent stops every member in order and runs the checker on
