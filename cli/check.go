@@ -67,8 +67,9 @@ func cmdCheck(args []string, _ io.Reader, out, errOut io.Writer) error {
 			problems++
 			continue
 		}
+		t0 := time.Now()
 		if left := settleDeadOwners(s, settled); left > 0 {
-			fmt.Fprintf(out, "%s: %d owners of dead processes still unrepaired after waiting %v for their members\n", n, left, *settle)
+			fmt.Fprintf(out, "%s: %d owners of dead processes unrepaired after waiting %v for their members\n", n, left, time.Since(t0).Round(time.Millisecond))
 		}
 		bar := progress.Stderr(errOut, "check "+n, lockfree.CheckPhases, "phases")
 		r := s.Check(lockfree.CheckOptions{Progress: func(done, _ int) { bar.Set(int64(done)) }})
@@ -102,20 +103,26 @@ func cmdCheck(args []string, _ io.Reader, out, errOut io.Writer) error {
 	return nil
 }
 
-// settleDeadOwners waits until no owner of s is active with its process
-// dead, or until the deadline, and returns how many are left. A member
-// repairs such an owner as soon as its pidfd says the process died, so
-// a check run at that moment would report what is about to be put right;
-// one left after the wait is reported by the check itself.
+// settleDeadOwners waits until no owner of s is held by a dead process
+// (active with its process dead, or being repaired by a repairer that
+// died), or until the deadline, and returns how many are left. A member
+// repairs such an owner as soon as its pidfd says the process died (and
+// takes over a dead repairer's repair at its next look), so a check run
+// at that moment would report what is about to be put right; one left
+// after the wait is reported by the check itself. A structure whose
+// mapping faults is left to the check, which reports it.
 func settleDeadOwners(s *lockfree.Structure, deadline time.Time) int {
 	for {
 		dead := 0
-		for _, o := range s.Owners() {
-			if o.State == "active" && !o.Alive {
-				dead++
+		err := shm.Guard(func() error {
+			for _, o := range s.Owners() {
+				if (o.State == "active" || o.State == "repairing") && !o.Alive {
+					dead++
+				}
 			}
-		}
-		if dead == 0 || !time.Now().Before(deadline) {
+			return nil
+		})
+		if err != nil || dead == 0 || !time.Now().Before(deadline) {
 			return dead
 		}
 		time.Sleep(20 * time.Millisecond)

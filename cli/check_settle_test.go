@@ -70,7 +70,7 @@ func TestCheckReportsAnUnrepairedOwner(t *testing.T) {
 	app.Process.Signal(syscall.SIGKILL)
 	app.Wait()
 	code, out, errs := g.run("", "check", "--settle", "300ms")
-	if code == 0 || !strings.Contains(out, "is dead and the owner was not repaired") || !strings.Contains(out, "still unrepaired after waiting 300ms") {
+	if code == 0 || !strings.Contains(out, "is dead and the owner was not repaired") || !strings.Contains(out, "owners of dead processes unrepaired after waiting") {
 		t.Fatalf("check of an owner left unrepaired: %d\n%s%s", code, out, errs)
 	}
 }

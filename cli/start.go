@@ -150,9 +150,14 @@ func memberSignals(log *slog.Logger) (ctx context.Context, started, stop func())
 				cancel()
 			case starting.Load():
 				log.Warn("second signal while the member starts: it ends now, a peer recovers it", "signal", sig.String())
+				signo := sig.(syscall.Signal)
 				signal.Reset(sig)
-				syscall.Kill(os.Getpid(), sig.(syscall.Signal))
-				return
+				syscall.Kill(os.Getpid(), signo)
+				// A signal ignored when the process started (SIGINT of a
+				// job a script puts in the background) is ignored again
+				// once reset: exit as a shell reports a death by it.
+				time.Sleep(100 * time.Millisecond)
+				os.Exit(128 + int(signo))
 			}
 		}
 	}()

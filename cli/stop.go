@@ -65,6 +65,13 @@ func cmdStop(args []string, out io.Writer) error {
 // peer recovers or recovered it).
 func stopOutcome(name string, p, cur group.Peer, dead bool, out io.Writer) (bool, error) {
 	switch {
+	case cur.State == group.PeerEmpty || cur.Name != p.Name:
+		// The slot was emptied (or is another member's): nothing says
+		// how the member ended, only whether its process did.
+		if dead {
+			return true, fmt.Errorf("stop: %w: %s's process %d ended and its record is gone", ErrNotStoppedInOrder, name, p.Process.Pid)
+		}
+		return false, nil
 	case cur.Incarnation != p.Incarnation:
 		fmt.Fprintf(out, "member %s ended; it has started again since (incarnation %d, %s)\n", name, cur.Incarnation, cur.State)
 		return true, nil

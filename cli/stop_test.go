@@ -3,6 +3,7 @@ package cli
 import (
 	"fmt"
 	"os"
+	"os/signal"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -150,24 +151,44 @@ func TestStopOfAKilledMemberFails(t *testing.T) {
 
 // TestSecondSignalWhileStartingEndsIt: a member signalled while it
 // starts (held at Start's end by a crash point) says it will stop once
-// active; a second signal ends it at once, by the signal.
+// active; a second signal ends it at once: by the signal (SIGTERM), or,
+// for a SIGINT the member was started ignoring (a job a script puts in
+// the background), by exit status 130, as a shell reports it.
 func TestSecondSignalWhileStartingEndsIt(t *testing.T) {
 	if testing.Short() {
 		t.Skip("multi-process")
 	}
-	g := newTestGroup(t)
-	os.Setenv(crashpoint.EnvVar, "qm.start.active:1:sleep:10s")
-	m := g.start("QM1")
-	os.Unsetenv(crashpoint.EnvVar)
-	log := filepath.Join(g.dir, "QM1.log")
-	m.Process.Signal(syscall.SIGTERM)
-	waitLog(t, log, "stop asked for while the member starts")
-	m.Process.Signal(syscall.SIGTERM)
-	err := m.Wait()
-	if err == nil || !strings.Contains(err.Error(), "signal: terminated") {
-		t.Fatalf("QM1 after a second SIGTERM while it started: %v", err)
+	for _, tc := range []struct {
+		name    string
+		sig     syscall.Signal
+		ignored bool
+		want    string
+	}{
+		{"SIGTERM", syscall.SIGTERM, false, "signal: terminated"},
+		{"ignored SIGINT", syscall.SIGINT, true, "exit status 130"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			g := newTestGroup(t)
+			os.Setenv(crashpoint.EnvVar, "qm.start.active:1:sleep:10s")
+			if tc.ignored {
+				signal.Ignore(tc.sig) // inherited by the member across exec
+			}
+			m := g.start("QM1")
+			if tc.ignored {
+				signal.Reset(tc.sig)
+			}
+			os.Unsetenv(crashpoint.EnvVar)
+			log := filepath.Join(g.dir, "QM1.log")
+			m.Process.Signal(tc.sig)
+			waitLog(t, log, "stop asked for while the member starts")
+			m.Process.Signal(tc.sig)
+			err := m.Wait()
+			if err == nil || !strings.Contains(err.Error(), tc.want) {
+				t.Fatalf("QM1 after a second %v while it started: %v, want %s", tc.sig, err, tc.want)
+			}
+			waitLog(t, log, "second signal while the member starts")
+		})
 	}
-	waitLog(t, log, "second signal while the member starts")
 }
 
 // waitLog waits until the file at path holds what (10 s at most).
