@@ -54,14 +54,14 @@ func TestCheckCommand(t *testing.T) {
 		t.Fatalf("output: %s", out.String())
 	}
 	// An owner whose process died without closing is a broken invariant
-	// until it is repaired.
+	// until it is repaired (no member here to repair it: no settle wait).
 	cmd := testproc.Command(t, "dead-owner")
 	cmd.Env = append(cmd.Env, "CLI_TEST_REGISTER="+dir)
 	if err := cmd.Run(); err != nil {
 		t.Fatal(err)
 	}
 	out.Reset()
-	if code := Main([]string{"check", "-cf-dir", dir}, &out, &errOut); code != 1 || !strings.Contains(out.String(), "is dead and the owner was not repaired") {
+	if code := Main([]string{"check", "-cf-dir", dir, "-settle", "0"}, &out, &errOut); code != 1 || !strings.Contains(out.String(), "is dead and the owner was not repaired") {
 		t.Fatalf("dead owner: exit %d\n%s", code, out.String())
 	}
 	if _, err := s.RepairDead(); err != nil {
