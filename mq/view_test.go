@@ -19,10 +19,17 @@ import (
 // the queues of mqsc and returns the group's configuration.
 func member(t testing.TB, mqsc ...string) group.Config {
 	t.Helper()
+	return memberWith(t, func(*qm.Config) {}, mqsc...)
+}
+
+// memberWith is member with its configuration changed by opt first.
+func memberWith(t testing.TB, opt func(*qm.Config), mqsc ...string) group.Config {
+	t.Helper()
 	dir := t.TempDir()
 	cfg := qm.Config{Group: group.Config{Name: "T", DataDir: dir + "/data", CFDir: dir + "/cf", AppSize: 32 << 20, AdminSize: 8 << 20},
 		Name: "QM1", HeartbeatInterval: 20 * time.Millisecond, HeartbeatTimeout: time.Second,
 		Logger: slog.New(slog.NewTextHandler(io.Discard, nil))}
+	opt(&cfg)
 	m, err := qm.Start(cfg)
 	if err != nil {
 		t.Fatal(err)
