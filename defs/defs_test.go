@@ -15,6 +15,7 @@ import (
 
 func TestMain(m *testing.M) {
 	testproc.Register("saver", func([]string) int { return saverChild() })
+	testproc.Register("opener", func([]string) int { return openerChild() })
 	testproc.Main(m)
 }
 

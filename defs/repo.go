@@ -11,7 +11,7 @@ import (
 	"strings"
 	"time"
 
-	_ "modernc.org/sqlite" // the database/sql driver "sqlite"
+	"modernc.org/sqlite" // the database/sql driver "sqlite"
 
 	"github.com/qmgr/qmgr/internal/ownedfs"
 	"github.com/qmgr/qmgr/vfs"
@@ -102,7 +102,37 @@ func permErr(path string, err error) error {
 	return fmt.Errorf("defs: %s: %w", path, err)
 }
 
+// initBusyWait bounds how long init retries a schema creation that
+// SQLite refused with SQLITE_BUSY without waiting (as busy_timeout does).
+const initBusyWait = 10 * time.Second
+
+// init creates the schema if it is missing and checks its version. Members
+// started together all run it at once, and SQLite does not call the busy
+// handler where waiting could deadlock (a connection promoting its read
+// lock to a write lock while another process writes, as CREATE TABLE IF
+// NOT EXISTS in autocommit does; the switch of a new file to WAL): such a
+// SQLITE_BUSY is retried, after a short pause, for up to initBusyWait.
 func (r *Repo) init() error {
+	deadline := time.Now().Add(initBusyWait)
+	for pause := time.Millisecond; ; pause = min(2*pause, 50*time.Millisecond) {
+		err := r.initOnce()
+		if err == nil || !isBusy(err) || time.Now().After(deadline) {
+			return err
+		}
+		time.Sleep(pause)
+	}
+}
+
+// isBusy reports whether err is SQLite's SQLITE_BUSY (any extended code).
+func isBusy(err error) bool {
+	var se *sqlite.Error
+	return errors.As(err, &se) && se.Code()&0xff == sqliteBusy
+}
+
+// sqliteBusy is SQLITE_BUSY, the primary result code.
+const sqliteBusy = 5
+
+func (r *Repo) initOnce() error {
 	_, err := r.db.Exec(`
 CREATE TABLE IF NOT EXISTS objects (
   type TEXT NOT NULL, name TEXT NOT NULL, def TEXT NOT NULL,
