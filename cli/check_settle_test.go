@@ -1,13 +1,10 @@
 package cli
 
 import (
-	"bufio"
-	"os"
+	"strconv"
 	"strings"
 	"syscall"
 	"testing"
-
-	"github.com/qmgr/qmgr/crashpoint"
 )
 
 // TestCheckRightAfterAKill: qmgr check run the moment an application is
@@ -21,24 +18,7 @@ func TestCheckRightAfterAKill(t *testing.T) {
 	if testing.Short() {
 		t.Skip("multi-process")
 	}
-	g := newTestGroup(t)
-	os.Setenv(crashpoint.EnvVar, "qm.recover.conn.start:1:sleep:2s")
-	g.start("QM1")
-	os.Unsetenv(crashpoint.EnvVar)
-	g.mqsc("DEFINE QLOCAL(Q)")
-	if code, _, errs := g.run("", "put", "--name", "QM1", "--queue", "Q", "--count", "2"); code != 0 {
-		t.Fatalf("put: %s", errs)
-	}
-	app := g.role("app-hold", g.cfg.Name, g.cfg.DataDir, g.cfg.CFDir, "QM1", "Q", "2")
-	outp, _ := app.StdoutPipe()
-	if err := app.Start(); err != nil {
-		t.Fatal(err)
-	}
-	if line, _ := bufio.NewReader(outp).ReadString('\n'); line != "held\n" {
-		t.Fatalf("application: %q", line)
-	}
-	app.Process.Signal(syscall.SIGKILL)
-	app.Wait()
+	g := holderKilled(t, "2s", 2)
 	if code, out, errs := g.run("", "check"); code != 0 {
 		t.Fatalf("check right after the kill: %d\n%s%s", code, out, errs)
 	}
@@ -51,26 +31,27 @@ func TestCheckReportsAnUnrepairedOwner(t *testing.T) {
 	if testing.Short() {
 		t.Skip("multi-process")
 	}
-	g := newTestGroup(t)
-	os.Setenv(crashpoint.EnvVar, "qm.recover.conn.start:1:sleep:30s")
-	g.start("QM1")
-	os.Unsetenv(crashpoint.EnvVar)
-	g.mqsc("DEFINE QLOCAL(Q)")
-	if code, _, errs := g.run("", "put", "--name", "QM1", "--queue", "Q", "--count", "1"); code != 0 {
-		t.Fatalf("put: %s", errs)
-	}
-	app := g.role("app-hold", g.cfg.Name, g.cfg.DataDir, g.cfg.CFDir, "QM1", "Q", "1")
-	outp, _ := app.StdoutPipe()
-	if err := app.Start(); err != nil {
-		t.Fatal(err)
-	}
-	if line, _ := bufio.NewReader(outp).ReadString('\n'); line != "held\n" {
-		t.Fatalf("application: %q", line)
-	}
-	app.Process.Signal(syscall.SIGKILL)
-	app.Wait()
+	g := holderKilled(t, "30s", 1)
 	code, out, errs := g.run("", "check", "--settle", "300ms")
 	if code == 0 || !strings.Contains(out, "is dead and the owner was not repaired") || !strings.Contains(out, "owners of dead processes unrepaired after waiting") {
 		t.Fatalf("check of an owner left unrepaired: %d\n%s%s", code, out, errs)
 	}
+}
+
+// holderKilled starts a member whose recovery of a dead connection starts
+// recoverDelay late (a crash point), puts n messages on Q, has an
+// application get them under syncpoint and SIGKILLs it: its owners are
+// those of a dead process, not yet repaired.
+func holderKilled(t *testing.T, recoverDelay string, n int) *testGroup {
+	t.Helper()
+	g := newTestGroup(t)
+	g.startAt("QM1", "qm.recover.conn.start:1:sleep:"+recoverDelay)
+	g.mqsc("DEFINE QLOCAL(Q)")
+	if code, _, errs := g.run("", "put", "--name", "QM1", "--queue", "Q", "--count", strconv.Itoa(n)); code != 0 {
+		t.Fatalf("put: %s", errs)
+	}
+	app := g.startHolder("QM1", n)
+	app.Process.Signal(syscall.SIGKILL)
+	app.Wait()
+	return g
 }

@@ -19,6 +19,7 @@ import (
 	"time"
 
 	"github.com/qmgr/qmgr/cli/demo"
+	"github.com/qmgr/qmgr/crashpoint"
 	"github.com/qmgr/qmgr/group"
 	"github.com/qmgr/qmgr/internal/groupproc"
 	"github.com/qmgr/qmgr/internal/testproc"
@@ -78,6 +79,34 @@ func (g *testGroup) cmd(args ...string) *testproc.Proc { return testproc.Command
 // role is a child process of the test in role with args.
 func (g *testGroup) role(role string, args ...string) *testproc.Proc {
 	return testproc.Command(g.t, role, args...)
+}
+
+// startAt starts member name with crash point spec (crashpoint.EnvVar,
+// e.g. "qm.recover.claimed:1" or "qm.stop.closing:1:sleep:5s") and waits
+// until it is active; the members started after it have none.
+func (g *testGroup) startAt(name, spec string) *groupproc.Member {
+	g.t.Helper()
+	os.Setenv(crashpoint.EnvVar, spec)
+	defer os.Unsetenv(crashpoint.EnvVar)
+	return g.start(name)
+}
+
+// startHolder starts an application child (role app-hold) that gets n
+// messages of queue Q under syncpoint through member via, and returns it
+// once it says it holds them. The caller ends it.
+func (g *testGroup) startHolder(via string, n int) *testproc.Proc {
+	g.t.Helper()
+	app := g.role("app-hold", g.cfg.Name, g.cfg.DataDir, g.cfg.CFDir, via, "Q", strconv.Itoa(n))
+	outp, _ := app.StdoutPipe()
+	if err := app.Start(); err != nil {
+		g.t.Fatal(err)
+	}
+	if line, _ := bufio.NewReader(outp).ReadString('\n'); line != "held\n" {
+		app.Process.Kill()
+		app.Wait()
+		g.t.Fatalf("application: %q", line)
+	}
+	return app
 }
 
 // start starts member name and waits until it is active.
@@ -333,14 +362,7 @@ func TestMemberKilledHoldingUOW(t *testing.T) {
 	c2.Disconnect()
 
 	// Now the application dies and its member lives.
-	app := g.role("app-hold", g.cfg.Name, g.cfg.DataDir, g.cfg.CFDir, "QM1", "Q", "2")
-	outp, _ := app.StdoutPipe()
-	if err := app.Start(); err != nil {
-		t.Fatal(err)
-	}
-	if line, _ := bufio.NewReader(outp).ReadString('\n'); line != "held\n" {
-		t.Fatalf("application: %q", line)
-	}
+	app := g.startHolder("QM1", 2)
 	app.Process.Signal(syscall.SIGKILL)
 	app.Wait()
 	t0 = time.Now()
@@ -621,9 +643,7 @@ func TestRecovererDies(t *testing.T) {
 		t.Run(point, func(t *testing.T) {
 			g := newTestGroup(t)
 			// QM1 dies at the crash point the first time it recovers a peer.
-			os.Setenv("QMGR_CRASHPOINT", point+":1")
-			g.start("QM1")
-			os.Unsetenv("QMGR_CRASHPOINT")
+			g.startAt("QM1", point+":1")
 			g.start("QM2")
 			g.mqsc("DEFINE QLOCAL(Q)")
 			c := g.connect("QM1")
@@ -632,15 +652,8 @@ func TestRecovererDies(t *testing.T) {
 				q.Put(&mq.Message{Body: []byte(fmt.Sprint(i))}, mq.PutOptions{})
 			}
 			c.Disconnect()
-			app := g.role("app-hold", g.cfg.Name, g.cfg.DataDir, g.cfg.CFDir, "QM2", "Q", "2")
-			outp, _ := app.StdoutPipe()
-			if err := app.Start(); err != nil {
-				t.Fatal(err)
-			}
+			app := g.startHolder("QM2", 2)
 			defer func() { app.Process.Kill(); app.Wait() }()
-			if line, _ := bufio.NewReader(outp).ReadString('\n'); line != "held\n" {
-				t.Fatalf("application: %q", line)
-			}
 			g.kill("QM2")
 			// QM1 notices, claims the recovery and dies at the crash point.
 			died := make(chan error, 1)
@@ -749,15 +762,8 @@ func TestHungMemberIsFenced(t *testing.T) {
 	defer c.Disconnect()
 	q, _ := c.Open("Q", mq.OpenOptions{Input: true, Output: true})
 	q.Put(&mq.Message{Body: []byte("m")}, mq.PutOptions{})
-	app := g.role("app-hold", g.cfg.Name, g.cfg.DataDir, g.cfg.CFDir, "QM2", "Q", "1")
-	outp, _ := app.StdoutPipe()
-	if err := app.Start(); err != nil {
-		t.Fatal(err)
-	}
+	app := g.startHolder("QM2", 1)
 	defer func() { app.Process.Kill(); app.Wait() }()
-	if line, _ := bufio.NewReader(outp).ReadString('\n'); line != "held\n" {
-		t.Fatalf("application: %q", line)
-	}
 	t0 := time.Now()
 	qm2.Process.Signal(syscall.SIGSTOP)
 	// The heartbeat timeout of the test members is 2 s.

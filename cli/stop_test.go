@@ -26,9 +26,7 @@ func TestSlowStopIsNotRevoked(t *testing.T) {
 	}
 	g := newTestGroup(t)
 	g.start("QM1")
-	os.Setenv(crashpoint.EnvVar, "qm.stop.closing:1:sleep:5s")
-	g.start("QM2")
-	os.Unsetenv(crashpoint.EnvVar)
+	g.startAt("QM2", "qm.stop.closing:1:sleep:5s")
 	g.mqsc("DEFINE QLOCAL(Q)")
 	pid := g.member("QM2").Process.Pid
 	var wg sync.WaitGroup
@@ -61,9 +59,7 @@ func TestSlowStopIsNotRevoked(t *testing.T) {
 	if stopCode != 0 {
 		t.Fatalf("stop QM2: %d %s %s", stopCode, stopOut, stopErr)
 	}
-	if err := g.member("QM2").Wait(); err != nil {
-		t.Fatalf("QM2 after its stop: %v", err)
-	}
+	g.wantStoppedInOrder("QM2")
 	code, out, errs := g.run("", "get", "--name", "QM1", "--queue", "Q")
 	if code != 0 {
 		t.Fatalf("get: %s", errs)
@@ -77,10 +73,6 @@ func TestSlowStopIsNotRevoked(t *testing.T) {
 		if strings.Contains(l, "recovered a connection") && strings.Contains(l, fmt.Sprintf("pid=%d ", pid)) {
 			t.Fatalf("QM1 recovered an owner of QM2 while it stopped in order:\n%s", l)
 		}
-	}
-	b, _ = os.ReadFile(filepath.Join(g.dir, "QM2.log"))
-	if !strings.Contains(string(b), `msg=stopped`) || strings.Contains(string(b), "level=ERROR") {
-		t.Fatalf("QM2's log of its stop:\n%s", b)
 	}
 	if code, out, errs := g.run("", "check"); code != 0 {
 		t.Fatalf("check: %d\n%s%s", code, out, errs)
@@ -97,19 +89,11 @@ func TestStopRightAfterStart(t *testing.T) {
 		t.Skip("multi-process")
 	}
 	g := newTestGroup(t)
-	os.Setenv(crashpoint.EnvVar, "qm.start.active:1:sleep:2s")
-	g.start("QM1") // returns once the CF shows it active
-	os.Unsetenv(crashpoint.EnvVar)
+	g.startAt("QM1", "qm.start.active:1:sleep:2s") // returns once the CF shows it active
 	if code, out, errs := g.run("", "stop", "--name", "QM1"); code != 0 {
 		t.Fatalf("stop QM1: %d %s %s", code, out, errs)
 	}
-	if err := g.member("QM1").Wait(); err != nil {
-		t.Fatalf("QM1 after a stop asked for while it started: %v", err)
-	}
-	b, _ := os.ReadFile(filepath.Join(g.dir, "QM1.log"))
-	if !strings.Contains(string(b), `msg=stopped`) || strings.Contains(string(b), "level=ERROR") {
-		t.Fatalf("QM1's log of its stop:\n%s", b)
-	}
+	g.wantStoppedInOrder("QM1")
 	if code, out, errs := g.run("", "check"); code != 0 {
 		t.Fatalf("check: %d\n%s%s", code, out, errs)
 	}
@@ -125,9 +109,7 @@ func TestStopOfAKilledMemberFails(t *testing.T) {
 	}
 	g := newTestGroup(t)
 	g.start("QM1")
-	os.Setenv(crashpoint.EnvVar, "qm.stop.closing:1:sleep:10s")
-	g.start("QM2")
-	os.Unsetenv(crashpoint.EnvVar)
+	g.startAt("QM2", "qm.stop.closing:1:sleep:10s")
 	type result struct {
 		code      int
 		out, errs string
@@ -188,6 +170,19 @@ func TestSecondSignalWhileStartingEndsIt(t *testing.T) {
 			}
 			waitLog(t, log, "second signal while the member starts")
 		})
+	}
+}
+
+// wantStoppedInOrder waits for member name's process, asked to stop, and
+// fails unless it exited 0 with its stop logged and no error.
+func (g *testGroup) wantStoppedInOrder(name string) {
+	g.t.Helper()
+	if err := g.member(name).Wait(); err != nil {
+		g.t.Fatalf("%s after its stop: %v", name, err)
+	}
+	b, _ := os.ReadFile(filepath.Join(g.dir, name+".log"))
+	if !strings.Contains(string(b), `msg=stopped`) || strings.Contains(string(b), "level=ERROR") {
+		g.t.Fatalf("%s's log of its stop:\n%s", name, b)
 	}
 }
 
