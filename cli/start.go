@@ -143,10 +143,10 @@ func memberSignals(log *slog.Logger) (ctx context.Context, started, stop func())
 				return
 			}
 			switch {
-			case n == 0 && starting.Load():
-				log.Warn("stop asked for while the member starts: it stops in order once active; signal again to end it now", "signal", sig.String())
-				cancel()
 			case n == 0:
+				if starting.Load() {
+					log.Warn("stop asked for while the member starts: it stops in order once active; signal again to end it now", "signal", sig.String())
+				}
 				cancel()
 			case starting.Load():
 				log.Warn("second signal while the member starts: it ends now, a peer recovers it", "signal", sig.String())

@@ -60,9 +60,9 @@ func cmdStop(args []string, out io.Writer) error {
 
 // stopOutcome says whether the stop of p (its record when signalled) has
 // ended, given its record cur (read after its process was found dead, if
-// dead), and how: stopped in order (nil), or ended
-// some other way (ErrNotStoppedInOrder: killed meanwhile, or died, and a
-// peer recovers or recovered it).
+// dead), and how: stopped in order (nil), or ended some other way
+// (ErrNotStoppedInOrder: killed meanwhile, or died, and a peer recovers
+// or recovered it).
 func stopOutcome(name string, p, cur group.Peer, dead bool, out io.Writer) (bool, error) {
 	switch {
 	case cur.State == group.PeerEmpty || cur.Name != p.Name:
